@@ -1,0 +1,33 @@
+# Two entry points (see README): `make serve` and `make test`. Both install into .venv.
+PY ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: serve demo test lint typecheck unit install
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip uv
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/opentse demo --data ./opentse-data --transactions 10 --export ./opentse-data/demo-export.tar
+	$(VENV)/bin/opentse serve --data ./opentse-data
+
+demo: $(STAMP)
+	$(VENV)/bin/opentse demo --data ./opentse-data --transactions 10 --export ./opentse-data/demo-export.tar
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q -n 2
+
+test: lint typecheck unit

@@ -1,0 +1,31 @@
+"""The ``opentse`` console script: a thin shell over the command-group modules.
+
+Each group lives in its own module exposing ``register(app)``; no business logic here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="opentse",
+    help="opentse: open software TSE (BSI TR-03151), TSE service and register tools. "
+    "Not BSI-certified.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# Command-group modules, each with ``register(app: typer.Typer) -> None``.
+GROUP_MODULES: list[str] = []
+
+
+def build_app() -> typer.Typer:
+    for name in GROUP_MODULES:
+        importlib.import_module(name).register(app)
+    return app
+
+
+def main() -> None:
+    build_app()()

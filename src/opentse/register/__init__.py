@@ -1,0 +1,1 @@
+"""opentse.register"""
