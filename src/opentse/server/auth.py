@@ -1,0 +1,143 @@
+"""API authentication: API key + secret -> signed JWT access and refresh tokens.
+
+fiskaly ``authenticateApi``: ``{"api_key","api_secret"}`` or ``{"refresh_token"}``
+returns ``access_token`` (a JWT sent as ``Authorization: Bearer``), its expiry,
+a refresh token and ``access_token_claims {env, organization_id}``; bad credentials
+answer 401 ``E_UNAUTHORIZED``. Our tokens are HS256 JWTs signed with a key derived
+(HKDF) from the installation secret, so they survive restarts and are worthless on any
+other installation. API secrets are stored only as slow hashes (crypto.secrets).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from opentse.server.problems import ApiError
+from opentse.server.service_store import ServiceStore
+
+ALGORITHM = "HS256"
+ISSUER = "opentse"
+
+
+def derive_key(secret: bytes, label: str) -> bytes:
+    """A 32-byte key for one purpose, derived from the installation secret."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label.encode()).derive(secret)
+
+
+def seal(key: bytes, plaintext: str, aad: str) -> bytes:
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext.encode(), aad.encode())
+
+
+def unseal(key: bytes, blob: bytes, aad: str) -> str:
+    return AESGCM(key).decrypt(blob[:12], blob[12:], aad.encode()).decode()
+
+
+def new_api_credentials() -> tuple[str, str]:
+    """(api_key, api_secret): the key is an identifier, the secret 256 random bits."""
+    return "key_" + secrets.token_hex(16), secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the organization every resource lookup is scoped to."""
+
+    organization_id: str
+    env: str
+    api_key: str
+
+
+class TokenService:
+    def __init__(
+        self,
+        store: ServiceStore,
+        secret: bytes,
+        *,
+        access_ttl: int = 86400,
+        refresh_ttl: int = 172800,
+    ) -> None:
+        self._store = store
+        self._key = derive_key(secret, "opentse/server/jwt/v1")
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    def login(self, body: dict[str, Any], now: int) -> dict[str, Any]:
+        """The authenticateApi response for API credentials or a refresh token."""
+        from opentse.crypto.secrets import verify_secret
+
+        if "refresh_token" in body:
+            claims = self._decode(str(body["refresh_token"]), "refresh", now)
+            key = self._store.get_api_key(str(claims.get("sub", "")))
+        else:
+            key = self._store.get_api_key(str(body.get("api_key", "")))
+            if key is not None and not verify_secret(
+                str(body.get("api_secret", "")), key.secret_hash
+            ):
+                key = None
+        if key is None or key.disabled:
+            raise ApiError(401, "E_UNAUTHORIZED", "invalid credentials")
+        base = {"sub": key.api_key, "org": key.organization_id, "env": key.env, "iss": ISSUER}
+        access = self._encode({**base, "typ": "access"}, now, self.access_ttl)
+        refresh = self._encode({**base, "typ": "refresh"}, now, self.refresh_ttl)
+        return {
+            "access_token": access,
+            "access_token_claims": {"env": key.env, "organization_id": key.organization_id},
+            "access_token_expires_in": self.access_ttl,
+            "access_token_expires_at": now + self.access_ttl,
+            "refresh_token": refresh,
+            "refresh_token_expires_in": self.refresh_ttl,
+            "refresh_token_expires_at": now + self.refresh_ttl,
+        }
+
+    def authenticate(self, authorization: str | None, now: int) -> Principal:
+        """The principal of a ``Bearer`` access token; 401 otherwise."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise ApiError(401, "E_UNAUTHORIZED", "missing bearer token")
+        claims = self._decode(authorization[7:].strip(), "access", now)
+        return Principal(str(claims["org"]), str(claims["env"]), str(claims["sub"]))
+
+    def _encode(self, claims: dict[str, Any], now: int, ttl: int) -> str:
+        payload = {**claims, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}
+        return jwt.encode(payload, self._key, algorithm=ALGORITHM)
+
+    def _decode(self, token: str, typ: str, now: int) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub"], "verify_exp": False},
+            )
+        except jwt.PyJWTError:
+            raise ApiError(401, "E_UNAUTHORIZED", "invalid token") from None
+        # expiry checked against the injected clock, not the wall clock
+        if claims.get("typ") != typ or int(claims["exp"]) <= now:
+            raise ApiError(401, "E_UNAUTHORIZED", "invalid or expired token")
+        if not all(isinstance(claims.get(k), str) for k in ("sub", "org", "env")):
+            raise ApiError(401, "E_UNAUTHORIZED", "invalid token")
+        return claims
+
+
+def create_api_key(store: ServiceStore, *, org_name: str, env: str, now: int) -> dict[str, str]:
+    """Create (or reuse) the organization ``org_name`` and a new key for it.
+
+    Returns ``{"api_key", "api_secret", "organization_id"}``; the secret is shown once.
+    """
+    from opentse.crypto.secrets import hash_secret
+
+    org_id = store.find_organization(org_name, env)
+    if org_id is None:
+        org_id = str(uuid.uuid4())
+        store.create_organization(org_id, org_name, env, now)
+    api_key, api_secret = new_api_credentials()
+    store.add_api_key(api_key, hash_secret(api_secret), org_id, env, now)
+    return {"api_key": api_key, "api_secret": api_secret, "organization_id": org_id}

@@ -1,0 +1,279 @@
+"""Everything a request handler needs, built once per app from injected config.
+
+No module-level mutable state (architecture habit 8): ``create_app`` builds one
+``ServerContext`` and hands it to every route through ``app.state``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from opentse.engine.ports import Clock
+from opentse.errors import OpenTSEError
+from opentse.server.auth import Principal, TokenService
+from opentse.server.problems import ApiError, from_opentse_error
+from opentse.server.schemas import COMPONENTS
+from opentse.server.service_store import Page, ServiceStore
+from opentse.server.validation import validate
+
+API_VERSION = "2.1.35"  # the fiskaly SIGN DE contract version these routes implement
+MAX_BODY = 1024 * 1024  # fiskaly: "The size limit of request bodies is 1 MB" -> 413
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    env: str = "TEST"
+    access_ttl: int = 86400
+    refresh_ttl: int = 172800
+    max_body: int = MAX_BODY
+    max_running_exports: int = 10  # fiskaly v2.1.30: 10 PENDING/WORKING per TSS
+    export_workers: int = 2
+    retry_after_export: int = 5
+    admin_session_seconds: int = 900
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ServerContext:
+    """The installation's engine and stores plus the service's own tables."""
+
+    def __init__(self, installation: Any, config: ServerConfig, clock: Clock | None = None) -> None:
+        self.installation = installation
+        self.config = config
+        self.service = installation.service
+        self.store = installation.store
+        self.clock: Clock = clock or installation.service.clock
+        self.svc = ServiceStore(db_path_of(installation, config.data_dir))
+        self.tokens = TokenService(
+            self.svc,
+            installation.secret,
+            access_ttl=config.access_ttl,
+            refresh_ttl=config.refresh_ttl,
+        )
+        from opentse.server.auth import derive_key
+
+        self.puk_key = derive_key(installation.secret, "opentse/server/puk-seal/v1")
+        self.exports: Any = None  # set by create_app (ExportManager)
+
+    def now(self) -> int:
+        return self.clock.now()
+
+    def close(self) -> None:
+        if self.exports is not None:
+            self.exports.shutdown()
+        self.svc.close()
+
+
+def db_path_of(installation: Any, data_dir: Path) -> Path:
+    """The SQLite file of the engine store (service tables live beside its tables)."""
+    for holder in (installation.store, installation):
+        for attr in ("db_path", "path", "database", "_path"):
+            value = getattr(holder, attr, None)
+            if isinstance(value, (str, Path)):
+                return Path(value)
+    return Path(data_dir) / "opentse.sqlite3"
+
+
+# request plumbing ---------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One parsed, authenticated request as a handler sees it."""
+
+    ctx: ServerContext
+    principal: Principal | None
+    path: dict[str, str]
+    query: Mapping[str, str]
+    query_multi: list[tuple[str, str]]
+    body: Any
+
+
+Handler = Callable[[Call], "tuple[int, Any] | Response"]
+
+
+def endpoint(
+    handler: Handler,
+    *,
+    body_schema: str | None = None,
+    auth: bool = True,
+    body_required: bool = False,
+) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a blocking handler: size limit, JSON parsing, schema, auth, threadpool."""
+
+    async def run(request: Request) -> Response:
+        ctx: ServerContext = request.app.state.ctx
+        body: Any = None
+        if request.method in ("PUT", "PATCH", "POST"):
+            raw = await read_limited(request, ctx.config.max_body)
+            if raw.strip():
+                try:
+                    body = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    raise ApiError(
+                        400, "E_FAILED_SCHEMA_VALIDATION", "body is not valid JSON"
+                    ) from None
+            elif body_required:
+                raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is required")
+            if body_schema is not None:
+                validate({} if body is None else body, {"$ref": f"#/{body_schema}"}, COMPONENTS)
+        principal = None
+        if auth:
+            principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
+        call = Call(
+            ctx,
+            principal,
+            dict(request.path_params),
+            request.query_params,
+            list(request.query_params.multi_items()),
+            body,
+        )
+        result = await run_in_threadpool(_invoke, handler, call)
+        if isinstance(result, Response):
+            return result
+        status, payload = result
+        return JSONResponse(payload, status_code=status)
+
+    return run
+
+
+def _invoke(handler: Handler, call: Call) -> tuple[int, Any] | Response:
+    try:
+        return handler(call)
+    except OpenTSEError as exc:
+        raise from_opentse_error(exc) from None
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ApiError(413, "E_REQUEST_TOO_LARGE", "request body exceeds 1 MB")
+        except ValueError:
+            raise ApiError(400, "E_BAD_REQUEST", "bad Content-Length") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "E_REQUEST_TOO_LARGE", "request body exceeds 1 MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route: the OpenAPI document and the router are both built from these."""
+
+    method: str
+    path: str  # below /api/v2, Starlette syntax: /tss/{tss_id}
+    operation_id: str  # fiskaly's operationId
+    handler: Handler
+    summary: str
+    tag: str
+    body_schema: str | None = None
+    body_required: bool = False
+    response: str | None = None  # component name of the 200 body
+    response_media: str = "application/json"
+    errors: tuple[int, ...] = (400, 401, 404)
+    query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    auth: bool = True
+
+
+# small parsers shared by the routes -----------------------------------------------------
+
+
+def parse_uuid(value: str, what: str) -> str:
+    """fiskaly v2.0.4: received UUIDs are converted to lower case."""
+    try:
+        return str(uuid.UUID(value)).lower() if len(value) == 36 else _bad_uuid(what)
+    except ValueError:
+        return _bad_uuid(what)
+
+
+def _bad_uuid(what: str) -> str:
+    raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", f"params/{what} must be a UUID")
+
+
+def parse_int(q: Mapping[str, str], name: str, default: int | None, lo: int, hi: int) -> int | None:
+    value = q.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ApiError(
+            400, "E_FAILED_SCHEMA_VALIDATION", f"querystring/{name} must be an integer"
+        ) from None
+    if not lo <= number <= hi:
+        raise ApiError(
+            400, "E_FAILED_SCHEMA_VALIDATION", f"querystring/{name} must be in {lo}..{hi}"
+        )
+    return number
+
+
+def parse_page(call: Call, order_fields: tuple[str, ...]) -> Page:
+    q = call.query
+    limit = parse_int(q, "limit", 100, 1, 100)
+    offset = parse_int(q, "offset", 0, 0, 2**53 - 1)
+    order_by = q.get("order_by")
+    if order_by is not None and order_by not in order_fields:
+        raise ApiError(
+            400,
+            "E_FAILED_SCHEMA_VALIDATION",
+            f"querystring/order_by must be one of {', '.join(order_fields)}",
+        )
+    order = q.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "querystring/order must be asc or desc")
+    assert limit is not None and offset is not None
+    return Page(limit, offset, order_by, order)
+
+
+def parse_states(call: Call, allowed: list[str]) -> list[str]:
+    """``states``, ``states[]`` and ``states[0]`` (fiskaly: ``states%5B0%5D=...``)."""
+    values = [
+        v
+        for k, v in call.query_multi
+        if k == "states" or (k.startswith("states[") and k.endswith("]"))
+    ]
+    for v in values:
+        if v not in allowed:
+            raise ApiError(
+                400,
+                "E_FAILED_SCHEMA_VALIDATION",
+                f"querystring/states must be of {', '.join(allowed)}",
+            )
+    return values
+
+
+def envelope(call: Call, type_name: str, data: list[Any], count: int) -> dict[str, Any]:
+    return {
+        "data": data,
+        "count": count,
+        "_type": type_name,
+        "_env": call.principal.env if call.principal else call.ctx.config.env,
+        "_version": API_VERSION,
+    }
+
+
+def merge_metadata(old: Mapping[str, str], new: Mapping[str, str] | None) -> dict[str, str]:
+    """fiskaly: new metadata is merged into the existing; at most 40 keys."""
+    merged = dict(old)
+    if new:
+        merged.update(new)
+    if len(merged) > 40:
+        raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "metadata may hold at most 40 keys")
+    if any(len(k) > 40 for k in merged):
+        raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "metadata keys are at most 40 characters")
+    return merged

@@ -1,0 +1,204 @@
+"""LAN mode: the TSE service on a back-office machine, reached by the registers.
+
+POS vendors' LAN-TSE set-up guides (Loco-Soft's LAN-TSE connector) ask the operator for
+the machine's IP address, port 4433 and an API token. ``opentse serve --lan`` therefore
+listens on 0.0.0.0:4433 with TLS, using a self-signed server certificate made once and
+kept in the data folder; its SHA-256 fingerprint is shown and written, together with
+address, port and API credentials, to ``LAN-TSE-Session.txt`` for the operator to copy
+into the register's settings. ``connection_test`` is what ``opentse lan test`` runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+LAN_PORT = 4433
+SESSION_FILE = "LAN-TSE-Session.txt"
+CERT_FILE = "lan-tls-cert.pem"
+KEY_FILE = "lan-tls-key.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    fingerprint: str  # "AA:BB:..." SHA-256 of the DER certificate
+
+
+def fingerprint_of(cert_der: bytes) -> str:
+    digest = hashlib.sha256(cert_der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def normalize_fingerprint(text: str) -> str:
+    cleaned = text.strip().upper().removeprefix("SHA256:").replace(":", "").replace(" ", "")
+    return ":".join(cleaned[i : i + 2] for i in range(0, len(cleaned), 2))
+
+
+def ensure_certificate(
+    data_dir: Path, addresses: list[str], now: dt.datetime | None = None
+) -> TlsFiles:
+    """Load the LAN server certificate, or make one (P-256, 10 years) the first time."""
+    cert_path, key_path = data_dir / CERT_FILE, data_dir / KEY_FILE
+    if not (cert_path.exists() and key_path.exists()):
+        now = now or dt.datetime.now(dt.UTC)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opentse LAN TSE")])
+        alt: list[x509.GeneralName] = [
+            x509.DNSName("localhost"),
+            x509.DNSName(socket.gethostname()),
+        ]
+        for address in addresses:
+            try:
+                alt.append(x509.IPAddress(ipaddress.ip_address(address)))
+            except ValueError:
+                continue
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key_bytes = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key_bytes)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return TlsFiles(
+        cert_path, key_path, fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
+    )
+
+
+def machine_addresses() -> list[str]:
+    """This machine's IPv4 addresses as a register on the LAN would dial them."""
+    found: list[str] = []
+    try:
+        # no packet is sent: connecting a UDP socket only picks the outgoing interface
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))
+            found.append(s.getsockname()[0])
+    except OSError:
+        pass
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            address = str(info[4][0])
+            if address not in found:
+                found.append(address)
+    except OSError:
+        pass
+    return [a for a in found if not a.startswith("127.")] or ["127.0.0.1"]
+
+
+def write_session_file(
+    data_dir: Path,
+    *,
+    address: str,
+    port: int,
+    api_key: str | None,
+    api_secret: str | None,
+    fingerprint: str,
+) -> Path:
+    """LAN-TSE-Session.txt: what the operator types into the register (0600: has a secret)."""
+    lines = [
+        "opentse LAN TSE session (not BSI-certified)",
+        f"URL:                 https://{address}:{port}/api/v2",
+        f"IP address:          {address}",
+        f"Port:                {port}",
+        f"API key:             {api_key or '(existing key, see your records)'}",
+        f"API secret:          {api_secret or '(shown only when the key was created)'}",
+        f"TLS SHA-256:         {fingerprint}",
+        "",
+        f"Test: opentse lan test --url https://{address}:{port} --api-key ... --api-secret ..."
+        f" --fingerprint {fingerprint}",
+        "",
+    ]
+    path = data_dir / SESSION_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines))
+    return path
+
+
+def _ssl_context(url: str, insecure: bool, fingerprint: str | None) -> ssl.SSLContext | bool:
+    if urlsplit(url).scheme != "https":
+        return True
+    if fingerprint is None:
+        return not insecure
+    parts = urlsplit(url)
+    pem = ssl.get_server_certificate((parts.hostname or "127.0.0.1", parts.port or 443), timeout=10)
+    got = fingerprint_of(ssl.PEM_cert_to_DER_cert(pem))
+    if got != normalize_fingerprint(fingerprint):
+        raise ssl.SSLError(f"server certificate fingerprint {got} does not match")
+    context = ssl.create_default_context(cadata=pem)
+    context.check_hostname = False  # pinned by fingerprint instead of by name
+    return context
+
+
+def connection_test(
+    url: str,
+    api_key: str,
+    api_secret: str,
+    *,
+    insecure: bool = False,
+    fingerprint: str | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Authenticate, list the TSS, and time the round trips (the register's check)."""
+    base = url.rstrip("/")
+    if not base.endswith("/api/v2"):
+        base += "/api/v2"
+    verify = _ssl_context(base, insecure, fingerprint)
+    with httpx.Client(base_url=base, verify=verify, timeout=timeout) as client:
+        t0 = time.perf_counter()
+        auth = client.post("/auth", json={"api_key": api_key, "api_secret": api_secret})
+        t1 = time.perf_counter()
+        if auth.status_code != 200:
+            return {"ok": False, "step": "auth", "status": auth.status_code, "body": auth.json()}
+        token = auth.json()["access_token"]
+        t2 = time.perf_counter()
+        listing = client.get("/tss", headers={"Authorization": f"Bearer {token}"})
+        t3 = time.perf_counter()
+        if listing.status_code != 200:
+            return {
+                "ok": False,
+                "step": "list",
+                "status": listing.status_code,
+                "body": listing.json(),
+            }
+        return {
+            "ok": True,
+            "url": base,
+            "organization_id": auth.json().get("access_token_claims", {}).get("organization_id"),
+            "tss_count": listing.json()["count"],
+            "tss": [{"id": t["_id"], "state": t["state"]} for t in listing.json()["data"]],
+            "auth_ms": round((t1 - t0) * 1000, 2),
+            "round_trip_ms": round((t3 - t2) * 1000, 2),
+        }

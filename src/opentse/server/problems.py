@@ -1,0 +1,105 @@
+"""fiskaly-style error bodies: ``{"status_code", "error", "code", "message"}``.
+
+fiskaly SIGN DE v2, "Errors and Status Codes": 4xx bodies carry a stable ``code``
+(``E_...``) a client can branch on; 5xx are temporary and may be retried. Every error
+the server returns goes through :func:`problem_response`; a catch-all maps anything
+unexpected to a 500 body that names no internals (tests assert it never happens).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from opentse.errors import OpenTSEError
+
+log = logging.getLogger("opentse.server")
+
+
+class ApiError(Exception):
+    """An error with the HTTP status and fiskaly code it is answered with."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"status_code": status, "error": reason(status), "code": code, "message": message}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# Engine codes whose fiskaly name differs; (status, fiskaly code).
+_ENGINE_TO_FISKALY: dict[str, tuple[int, str]] = {
+    "E_TSE_NOT_FOUND": (404, "E_TSS_NOT_FOUND"),
+    "E_TSE_NOT_INITIALIZED": (400, "E_TSS_NOT_INITIALIZED"),
+    "E_NOT_INITIALIZED": (400, "E_TSS_NOT_INITIALIZED"),
+    "E_TSE_DISABLED": (400, "E_TSS_DISABLED"),
+    "E_DISABLED": (400, "E_TSS_DISABLED"),
+    "E_SE_DISABLED": (400, "E_TSS_DISABLED"),
+    "E_TSE_DEFECTIVE": (423, "E_TSS_DEFECTIVE"),
+    "E_PIN_BLOCKED": (423, "E_ADMIN_PIN_BLOCKED"),
+    "E_ADMIN_PIN_BLOCKED": (423, "E_ADMIN_PIN_BLOCKED"),
+    "E_CLIENT_LIMIT": (403, "E_CLIENT_LIMIT_REACHED"),
+    "E_CLIENT_LIMIT_REACHED": (403, "E_CLIENT_LIMIT_REACHED"),
+    "E_TX_LIMIT": (400, "E_TX_LIMIT_REACHED"),
+    "E_TOO_MANY_TRANSACTIONS": (400, "E_TX_LIMIT_REACHED"),
+    "E_TX_LIMIT_REACHED": (400, "E_TX_LIMIT_REACHED"),
+    "E_CLIENT_NOT_REGISTERED": (400, "E_CLIENT_DEREGISTERED"),
+    "E_CLIENT_DEREGISTERED": (400, "E_CLIENT_DEREGISTERED"),
+    "E_NOT_AUTHENTICATED": (401, "E_UNAUTHORIZED"),
+    "E_ADMIN_NOT_AUTHENTICATED": (401, "E_UNAUTHORIZED"),
+}
+
+
+def from_opentse_error(exc: OpenTSEError) -> ApiError:
+    """Map an engine/store error onto the fiskaly status and code."""
+    mapped = _ENGINE_TO_FISKALY.get(exc.code)
+    if mapped is not None:
+        return ApiError(mapped[0], mapped[1], exc.message)
+    status = exc.http_status if 400 <= exc.http_status < 600 else 500
+    if status >= 500 and exc.code not in ("E_STORAGE",):
+        log.error("engine error %s: %s", exc.code, exc.message)
+        return ApiError(500, "E_INTERNAL", "internal error")
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return ApiError(status, exc.code, exc.message, headers)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return problem_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """Catch-all: never leak internals, always a fiskaly-shaped 500 body."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(500, "E_INTERNAL", "internal error")
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (unknown route, wrong method) in fiskaly shape."""
+    status = int(getattr(exc, "status_code", 500))
+    code = {404: "E_NOT_FOUND", 405: "E_METHOD_NOT_ALLOWED"}.get(status, "E_HTTP")
+    headers = getattr(exc, "headers", None)
+    return problem_response(status, code, str(getattr(exc, "detail", reason(status))), headers)

@@ -1,0 +1,511 @@
+"""The service's own tables (migration 0002_service.sql) in the engine's SQLite file.
+
+Organizations and API keys, TSS ownership and metadata, the client UUID <-> serial
+number mapping, the transaction index (UUID -> number, revision, state) and exports.
+The transaction index is a cache of what the signed logs already say: the log of each
+revision carries ``ref = "tx:<uuid>:<rev>"`` and the data to rebuild the response, so
+a crash between the engine's commit and the index update loses nothing.
+
+One connection per thread (sqlite3 objects are not shared across threads); WAL mode
+so readers never block the engine's writers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    api_key: str
+    secret_hash: str
+    organization_id: str
+    env: str
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TssRow:
+    tss_id: str
+    organization_id: str
+    env: str
+    metadata: dict[str, str]
+    puk_sealed: bytes | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRow:
+    client_id: str
+    tss_id: str
+    organization_id: str
+    serial_number: str
+    state: str
+    metadata: dict[str, str]
+    time_creation: int
+    time_update: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxRow:
+    tss_id: str
+    tx_id: str
+    organization_id: str
+    number: int
+    client_id: str
+    latest_revision: int
+    state: str
+    process_type: str
+    time_start: int
+    time_end: int | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    export_id: str
+    tss_id: str
+    organization_id: str
+    state: str
+    params: dict[str, Any]
+    exception: str | None
+    time_request: int
+    time_start: int | None
+    time_end: int | None
+    time_error: int | None
+    file_path: str | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """limit/offset/order_by/order of a list request (already validated)."""
+
+    limit: int = 100
+    offset: int = 0
+    order_by: str | None = None
+    order: str = "asc"
+
+
+def _meta(text: str) -> dict[str, str]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+class ServiceStore:
+    def __init__(self, db_path: Path) -> None:
+        self._path = Path(db_path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        from opentse.storage import migrations
+
+        conn = self._conn()
+        migrations.apply(conn, "sqlite")
+        conn.commit()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.ProgrammingError):
+                    conn.close()  # may belong to a thread that already ended
+            self._all.clear()
+
+    # organizations and API keys -------------------------------------------------
+    def create_organization(self, org_id: str, name: str, env: str, now: int) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO svc_organizations(id, name, env, created_at) VALUES (?,?,?,?)",
+                (org_id, name, env, now),
+            )
+
+    def find_organization(self, name: str, env: str) -> str | None:
+        row = (
+            self._conn()
+            .execute("SELECT id FROM svc_organizations WHERE name=? AND env=?", (name, env))
+            .fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def add_api_key(self, api_key: str, secret_hash: str, org_id: str, env: str, now: int) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO svc_api_keys(api_key, secret_hash, organization_id, env, created_at)"
+                " VALUES (?,?,?,?,?)",
+                (api_key, secret_hash, org_id, env, now),
+            )
+
+    def get_api_key(self, api_key: str) -> ApiKey | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT api_key, secret_hash, organization_id, env, disabled"
+                " FROM svc_api_keys WHERE api_key=?",
+                (api_key,),
+            )
+            .fetchone()
+        )
+        return ApiKey(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    def count_api_keys(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM svc_api_keys").fetchone()[0])
+
+    # TSS ---------------------------------------------------------------------------
+    def add_tss(
+        self,
+        tss_id: str,
+        org_id: str,
+        env: str,
+        metadata: dict[str, str],
+        puk_sealed: bytes | None,
+        now: int,
+    ) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO svc_tss(tss_id, organization_id, env, metadata, puk_sealed,"
+                " created_at) VALUES (?,?,?,?,?,?)",
+                (tss_id, org_id, env, json.dumps(metadata), puk_sealed, now),
+            )
+
+    def get_tss(self, tss_id: str) -> TssRow | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT tss_id, organization_id, env, metadata, puk_sealed, created_at"
+                " FROM svc_tss WHERE tss_id=?",
+                (tss_id,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return TssRow(row[0], row[1], row[2], _meta(row[3]), row[4], row[5])
+
+    def list_tss_ids(self, org_id: str) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT tss_id FROM svc_tss WHERE organization_id=? ORDER BY created_at, tss_id",
+            (org_id,),
+        )
+        return [r[0] for r in rows]
+
+    def set_tss_metadata(self, tss_id: str, metadata: dict[str, str]) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE svc_tss SET metadata=? WHERE tss_id=?", (json.dumps(metadata), tss_id)
+            )
+
+    def drop_puk(self, tss_id: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE svc_tss SET puk_sealed=NULL WHERE tss_id=?", (tss_id,))
+
+    # clients -----------------------------------------------------------------------
+    _CLIENT_COLS = (
+        "client_id, tss_id, organization_id, serial_number, state, metadata,"
+        " time_creation, time_update"
+    )
+
+    def _client(self, row: Sequence[Any]) -> ClientRow:
+        return ClientRow(row[0], row[1], row[2], row[3], row[4], _meta(row[5]), row[6], row[7])
+
+    def add_client(self, row: ClientRow) -> None:
+        with self._tx() as c:
+            c.execute(
+                f"INSERT INTO svc_clients({self._CLIENT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    row.client_id,
+                    row.tss_id,
+                    row.organization_id,
+                    row.serial_number,
+                    row.state,
+                    json.dumps(row.metadata),
+                    row.time_creation,
+                    row.time_update,
+                ),
+            )
+
+    def get_client(self, client_id: str) -> ClientRow | None:
+        row = (
+            self._conn()
+            .execute(f"SELECT {self._CLIENT_COLS} FROM svc_clients WHERE client_id=?", (client_id,))
+            .fetchone()
+        )
+        return self._client(row) if row else None
+
+    def client_by_serial(self, tss_id: str, serial: str) -> ClientRow | None:
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {self._CLIENT_COLS} FROM svc_clients WHERE tss_id=? AND serial_number=?",
+                (tss_id, serial),
+            )
+            .fetchone()
+        )
+        return self._client(row) if row else None
+
+    def update_client(self, client_id: str, state: str, metadata: dict[str, str], now: int) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE svc_clients SET state=?, metadata=?, time_update=? WHERE client_id=?",
+                (state, json.dumps(metadata), now, client_id),
+            )
+
+    def list_clients(
+        self,
+        org_id: str,
+        tss_id: str | None,
+        page: Page,
+        serial: str | None = None,
+        state: str | None = None,
+    ) -> tuple[list[ClientRow], int]:
+        where = ["organization_id=?"]
+        args: list[Any] = [org_id]
+        if tss_id is not None:
+            where.append("tss_id=?")
+            args.append(tss_id)
+        if serial is not None:
+            where.append("serial_number=?")
+            args.append(serial)
+        if state is not None:
+            where.append("state=?")
+            args.append(state)
+        order = {"serial_number": "serial_number", "time_creation": "time_creation"}.get(
+            page.order_by or "", "time_creation"
+        )
+        return self._page(
+            f"SELECT {self._CLIENT_COLS} FROM svc_clients", where, args, order, page, self._client
+        )
+
+    # transactions -----------------------------------------------------------------
+    _TX_COLS = (
+        "tss_id, tx_id, organization_id, number, client_id, latest_revision, state,"
+        " process_type, time_start, time_end, metadata"
+    )
+
+    def _txrow(self, r: Sequence[Any]) -> TxRow:
+        return TxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], _meta(r[10]))
+
+    def get_tx(self, tss_id: str, tx_id: str) -> TxRow | None:
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {self._TX_COLS} FROM svc_transactions WHERE tss_id=? AND tx_id=?",
+                (tss_id, tx_id),
+            )
+            .fetchone()
+        )
+        return self._txrow(row) if row else None
+
+    def get_tx_by_number(self, tss_id: str, number: int) -> TxRow | None:
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {self._TX_COLS} FROM svc_transactions WHERE tss_id=? AND number=?",
+                (tss_id, number),
+            )
+            .fetchone()
+        )
+        return self._txrow(row) if row else None
+
+    def upsert_tx(self, row: TxRow) -> None:
+        """Insert or advance the index; never moves a revision backwards."""
+        with self._tx() as c:
+            c.execute(
+                f"INSERT INTO svc_transactions({self._TX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(tss_id, tx_id) DO UPDATE SET"
+                " latest_revision=excluded.latest_revision, state=excluded.state,"
+                " client_id=excluded.client_id, process_type=excluded.process_type,"
+                " time_end=excluded.time_end, metadata=excluded.metadata"
+                " WHERE excluded.latest_revision > svc_transactions.latest_revision",
+                (
+                    row.tss_id,
+                    row.tx_id,
+                    row.organization_id,
+                    row.number,
+                    row.client_id,
+                    row.latest_revision,
+                    row.state,
+                    row.process_type,
+                    row.time_start,
+                    row.time_end,
+                    json.dumps(row.metadata),
+                ),
+            )
+
+    def set_tx_metadata(self, tss_id: str, tx_id: str, metadata: dict[str, str]) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE svc_transactions SET metadata=? WHERE tss_id=? AND tx_id=?",
+                (json.dumps(metadata), tss_id, tx_id),
+            )
+
+    def list_txs(
+        self,
+        org_id: str,
+        page: Page,
+        tss_id: str | None = None,
+        client_id: str | None = None,
+        states: Sequence[str] = (),
+    ) -> tuple[list[TxRow], int]:
+        where = ["organization_id=?"]
+        args: list[Any] = [org_id]
+        if tss_id is not None:
+            where.append("tss_id=?")
+            args.append(tss_id)
+        if client_id is not None:
+            where.append("client_id=?")
+            args.append(client_id)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(states)
+        order = {
+            "number": "number",
+            "state": "state",
+            "time_start": "time_start",
+            "time_end": "time_end",
+        }.get(page.order_by or "", "time_start")
+        return self._page(
+            f"SELECT {self._TX_COLS} FROM svc_transactions", where, args, order, page, self._txrow
+        )
+
+    # exports ----------------------------------------------------------------------
+    _EXP_COLS = (
+        "export_id, tss_id, organization_id, state, params, exception, time_request,"
+        " time_start, time_end, time_error, file_path, metadata"
+    )
+
+    def _exp(self, r: Sequence[Any]) -> ExportRow:
+        return ExportRow(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            json.loads(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            _meta(r[11]),
+        )
+
+    def add_export(self, row: ExportRow, max_running: int) -> bool:
+        """Insert a PENDING export unless ``max_running`` are already running (atomic)."""
+        with self._tx() as c:
+            running = c.execute(
+                "SELECT count(*) FROM svc_exports"
+                " WHERE tss_id=? AND state IN ('PENDING','WORKING')",
+                (row.tss_id,),
+            ).fetchone()[0]
+            if running >= max_running:
+                return False
+            c.execute(
+                f"INSERT INTO svc_exports({self._EXP_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.export_id,
+                    row.tss_id,
+                    row.organization_id,
+                    row.state,
+                    json.dumps(row.params),
+                    row.exception,
+                    row.time_request,
+                    row.time_start,
+                    row.time_end,
+                    row.time_error,
+                    row.file_path,
+                    json.dumps(row.metadata),
+                ),
+            )
+        return True
+
+    def get_export(self, export_id: str) -> ExportRow | None:
+        row = (
+            self._conn()
+            .execute(f"SELECT {self._EXP_COLS} FROM svc_exports WHERE export_id=?", (export_id,))
+            .fetchone()
+        )
+        return self._exp(row) if row else None
+
+    def update_export(
+        self, export_id: str, *, only_from: Sequence[str] = (), **fields: Any
+    ) -> bool:
+        """Set columns; with ``only_from`` only while the state is one of those (atomic)."""
+        if "metadata" in fields:
+            fields["metadata"] = json.dumps(fields["metadata"])
+        sets = ", ".join(f"{k}=?" for k in fields)
+        sql = f"UPDATE svc_exports SET {sets} WHERE export_id=?"
+        args: list[Any] = [*fields.values(), export_id]
+        if only_from:
+            sql += f" AND state IN ({','.join('?' * len(only_from))})"
+            args.extend(only_from)
+        with self._tx() as c:
+            return c.execute(sql, args).rowcount == 1
+
+    def running_exports(self) -> list[ExportRow]:
+        rows = self._conn().execute(
+            f"SELECT {self._EXP_COLS} FROM svc_exports WHERE state IN ('PENDING','WORKING')"
+            " ORDER BY time_request"
+        )
+        return [self._exp(r) for r in rows]
+
+    def list_exports(
+        self, org_id: str, page: Page, tss_id: str | None = None, states: Sequence[str] = ()
+    ) -> tuple[list[ExportRow], int]:
+        where = ["organization_id=?"]
+        args: list[Any] = [org_id]
+        if tss_id is not None:
+            where.append("tss_id=?")
+            args.append(tss_id)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(states)
+        cols = ("state", "time_request", "time_start", "time_end", "time_error")
+        order = page.order_by if page.order_by in cols else "time_request"
+        return self._page(
+            f"SELECT {self._EXP_COLS} FROM svc_exports", where, args, order, page, self._exp
+        )
+
+    # helpers ------------------------------------------------------------------------
+    def _page(
+        self, select: str, where: list[str], args: list[Any], order: str, page: Page, conv: Any
+    ) -> tuple[list[Any], int]:
+        clause = " WHERE " + " AND ".join(where)
+        direction = "DESC" if page.order == "desc" else "ASC"
+        conn = self._conn()
+        total = conn.execute(f"SELECT count(*) FROM ({select}{clause})", args).fetchone()[0]
+        rows = conn.execute(
+            f"{select}{clause} ORDER BY {order} {direction}, rowid {direction} LIMIT ? OFFSET ?",
+            [*args, page.limit, page.offset],
+        ).fetchall()
+        return [conv(r) for r in rows], int(total)
