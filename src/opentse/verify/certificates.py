@@ -1,0 +1,165 @@
+"""Certificates: file names vs key hashes, the chain to a root, validity at log time.
+
+Digest tr03151.md / testdata README: TSE certificates are named ``<SHA-256 of the
+public key point, hex>_X509.<ext>`` in either case, and the archive carries the
+issuing CA certificates. CA certificates are not always named that way (fiskaly's
+test CA is not), so a CA name that differs is only noted; a TSE certificate whose
+name differs is an error (the case of ``faulty/inconsistent_certificates.tar``).
+
+Chain: each TSE certificate is followed issuer by issuer (name match plus a verified
+signature) to a self-signed root. ``ok``: every chain reaches a root found in the
+archive, or one of the ``--trust`` roots when given; ``untrusted``: a chain stops at a
+certificate whose issuer is missing, or at a root not in ``--trust``; ``broken``: a
+certificate's signature does not verify under its named issuer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from opentse.verify.archive import CertEntry, LoadedExport
+from opentse.verify.counters import logs_by_serial
+from opentse.verify.findings import Finding, error, info, warning
+
+_MAX_DEPTH = 8
+
+
+@dataclass(slots=True)
+class CertificateResult:
+    count: int = 0
+    name_mismatches: list[str] = field(default_factory=list)
+    chain: str = "ok"
+    findings: list[Finding] = field(default_factory=list)
+
+
+def load_trust_roots(data: bytes) -> list[x509.Certificate]:
+    """Roots from a PEM bundle or one DER certificate (``--trust ROOT.pem``)."""
+    if b"-----BEGIN" in data:
+        return list(x509.load_pem_x509_certificates(data))
+    return [x509.load_der_x509_certificate(data)]
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _chain_status(
+    leaf: CertEntry,
+    pool: Sequence[x509.Certificate],
+    trust: Sequence[x509.Certificate] | None,
+    findings: list[Finding],
+) -> str:
+    assert leaf.certificate is not None
+    cert = leaf.certificate
+    candidates = [*pool, *(trust or [])]
+    for _ in range(_MAX_DEPTH):
+        if cert.issuer == cert.subject and _issued_by(cert, cert):
+            if trust is not None and cert not in trust:
+                findings.append(
+                    warning(
+                        "W_CHAIN_UNTRUSTED",
+                        f"chain ends at root {cert.subject.rfc4514_string()!r}, which is "
+                        "not one of the --trust roots",
+                        leaf.file,
+                    )
+                )
+                return "untrusted"
+            return "ok"
+        if trust is not None and cert in trust:
+            return "ok"
+        named = [c for c in candidates if c.subject == cert.issuer and c != cert]
+        if not named:
+            findings.append(
+                warning(
+                    "W_CHAIN_INCOMPLETE",
+                    f"issuer {cert.issuer.rfc4514_string()!r} is neither in the export "
+                    "nor a --trust root",
+                    leaf.file,
+                )
+            )
+            return "untrusted"
+        issuer = next((c for c in named if _issued_by(cert, c)), None)
+        if issuer is None:
+            findings.append(
+                error(
+                    "E_CHAIN_BROKEN",
+                    f"the signature of {cert.subject.rfc4514_string()!r} does not verify "
+                    f"under its issuer {cert.issuer.rfc4514_string()!r}",
+                    leaf.file,
+                )
+            )
+            return "broken"
+        cert = issuer
+    findings.append(error("E_CHAIN_BROKEN", "certificate chain is too long", leaf.file))
+    return "broken"
+
+
+def _validity(entry: CertEntry, export: LoadedExport, findings: list[Finding]) -> None:
+    """Every log of the certificate's serial must lie inside its validity period."""
+    cert = entry.certificate
+    if cert is None or entry.key_hash is None:
+        return
+    start: datetime = cert.not_valid_before_utc
+    end: datetime = cert.not_valid_after_utc
+    for log in logs_by_serial(export).get(entry.key_hash, []):
+        if log.message is None:
+            continue
+        at = log.message.log_time.as_datetime()
+        if not start <= at <= end:
+            findings.append(
+                error(
+                    "E_CERT_NOT_VALID",
+                    f"logged at {at.isoformat()}, outside the certificate's validity "
+                    f"{start.isoformat()} .. {end.isoformat()} ({entry.file})",
+                    log.file,
+                )
+            )
+
+
+def check_certificates(
+    export: LoadedExport, trust: Sequence[x509.Certificate] | None = None
+) -> CertificateResult:
+    result = CertificateResult(count=len(export.certificates))
+    serials = set(logs_by_serial(export))
+    for entry in export.certificates:
+        if entry.certificate is None or entry.key_hash is None:
+            continue
+        if entry.name_hash is not None and entry.name_hash != entry.key_hash:
+            if entry.is_ca and entry.key_hash not in serials:
+                result.findings.append(
+                    info(
+                        "I_CA_CERT_NAME",
+                        f"CA certificate file name is not the SHA-256 of its key "
+                        f"({entry.key_hash})",
+                        entry.file,
+                    )
+                )
+            else:
+                result.name_mismatches.append(entry.file)
+                result.findings.append(
+                    error(
+                        "E_CERT_NAME_MISMATCH",
+                        f"file name says key hash {entry.name_hash} but the SHA-256 of the "
+                        f"certificate's public key is {entry.key_hash}",
+                        entry.file,
+                    )
+                )
+    pool = [c.certificate for c in export.certificates if c.certificate is not None]
+    leaves = [c for c in export.certificates if c.key_hash in serials and c.certificate]
+    statuses = [_chain_status(leaf, pool, trust, result.findings) for leaf in leaves]
+    for leaf in leaves:
+        _validity(leaf, export, result.findings)
+    if "broken" in statuses:
+        result.chain = "broken"
+    elif "untrusted" in statuses or not leaves:
+        result.chain = "untrusted"
+    return result

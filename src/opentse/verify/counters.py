@@ -1,0 +1,94 @@
+"""Signature counter sequence per serial number (digest tr03151.md, "Counters and time").
+
+The counter is +1 for every signature of any log type, the first log has 1. So within
+one serial every number between the first and the last must be present exactly once;
+an export may start above 1 (filtered or incremental exports), which is only noted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from opentse.verify.archive import LogEntry, LoadedExport
+from opentse.verify.findings import Finding, error, info, warning
+
+
+@dataclass(slots=True)
+class SerialSummary:
+    first_counter: int
+    last_counter: int
+    count: int
+    missing_ranges: list[list[int]] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "first_counter": self.first_counter,
+            "last_counter": self.last_counter,
+            "count": self.count,
+            "missing_ranges": [list(r) for r in self.missing_ranges],
+            "duplicates": list(self.duplicates),
+        }
+
+
+def logs_by_serial(export: LoadedExport) -> dict[str, list[LogEntry]]:
+    """Decoded logs per serial (hex), sorted by signature counter."""
+    groups: dict[str, list[LogEntry]] = defaultdict(list)
+    for entry in export.logs:
+        if entry.message is not None:
+            groups[entry.message.serial_number.hex()].append(entry)
+    for entries in groups.values():
+        entries.sort(key=lambda e: (e.message.signature_counter if e.message else 0, e.file))
+    return dict(groups)
+
+
+def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list[Finding]]:
+    findings: list[Finding] = []
+    summaries: dict[str, SerialSummary] = {}
+    for serial, entries in logs_by_serial(export).items():
+        counters = [e.message.signature_counter for e in entries if e.message]
+        seen = Counter(counters)
+        unique = sorted(seen)
+        summary = SerialSummary(unique[0], unique[-1], len(counters))
+        for before, after in zip(unique, unique[1:], strict=False):
+            if after > before + 1:
+                summary.missing_ranges.append([before + 1, after - 1])
+                span = (
+                    f"{before + 1}" if after == before + 2 else f"{before + 1} to {after - 1}"
+                )
+                file = next(e.file for e in entries if e.message and e.message.signature_counter == after)
+                findings.append(
+                    error(
+                        "E_COUNTER_GAP",
+                        f"serial {serial[:16]}...: signature counter(s) {span} missing "
+                        f"({after - before - 1} log(s))",
+                        file,
+                    )
+                )
+        for counter in unique:
+            if seen[counter] > 1:
+                summary.duplicates.append(counter)
+                same = [e for e in entries if e.message and e.message.signature_counter == counter]
+                identical = len({e.data for e in same}) == 1
+                make = warning if identical else error
+                findings.append(
+                    make(
+                        "E_COUNTER_DUPLICATE" if not identical else "W_LOG_REPEATED",
+                        f"signature counter {counter} occurs {seen[counter]} times"
+                        + (" (identical copies)" if identical else ": "
+                           + ", ".join(e.file for e in same)),
+                        same[-1].file,
+                    )
+                )
+        if summary.first_counter > 1:
+            findings.append(
+                info(
+                    "I_EXPORT_STARTS_LATER",
+                    f"serial {serial[:16]}...: the export starts at signature counter "
+                    f"{summary.first_counter}, not 1 (a partial or incremental export)",
+                    entries[0].file,
+                )
+            )
+        summaries[serial] = summary
+    return summaries, findings

@@ -1,0 +1,81 @@
+"""File names vs log contents, and info.csv (digest tr03151.md, "TAR export").
+
+A log's name repeats what is inside it (time format and time, counter, type,
+transaction number, Start/Update/Finish, client, system operation). Renaming or
+swapping files does not touch the signature, so this check is what catches it.
+"""
+
+from __future__ import annotations
+
+from opentse.tr03151.logmessage import LogMessage, SystemLogData, TransactionLogData
+from opentse.verify.archive import LogEntry, LoadedExport
+from opentse.verify.findings import Finding, error, warning
+
+
+def _name_differences(entry: LogEntry, msg: LogMessage) -> list[str]:
+    name = entry.name
+    assert name is not None
+    diffs: list[str] = []
+    if name.time_format is not msg.log_time.format:
+        diffs.append(
+            f"time format {name.time_format.tar_prefix} in the name, "
+            f"{msg.log_time.format.tar_prefix} in the log"
+        )
+    elif name.unix_time() != msg.log_time.unix:
+        diffs.append(f"time {name.time_text} in the name, {msg.log_time.tar_time()} in the log")
+    if name.signature_counter != msg.signature_counter:
+        diffs.append(
+            f"signature counter {name.signature_counter} in the name, "
+            f"{msg.signature_counter} in the log"
+        )
+    if name.log_type is not msg.log_type:
+        diffs.append(f"type Log-{name.log_type.value} in the name, Log-{msg.log_type.value} in the log")
+        return diffs
+    data = msg.certified
+    if isinstance(data, TransactionLogData):
+        if name.transaction_number != data.transaction_number:
+            diffs.append(
+                f"transaction {name.transaction_number} in the name, "
+                f"{data.transaction_number} in the log"
+            )
+        if name.operation.lower() != data.operation_type.lower():
+            diffs.append(f"{name.operation} in the name, {data.operation_type} in the log")
+        if name.client_id != data.client_id:
+            diffs.append(f"client {name.client_id!r} in the name, {data.client_id!r} in the log")
+    elif isinstance(data, SystemLogData) and name.operation.lower() != data.operation_type.lower():
+        diffs.append(f"operation {name.operation} in the name, {data.operation_type} in the log")
+    return diffs
+
+
+def check_names(export: LoadedExport) -> list[Finding]:
+    findings: list[Finding] = []
+    for entry in export.logs:
+        if entry.name is None:
+            findings.append(
+                warning("W_NAME_FORMAT", "log file name does not follow TR-03151 5.1.2", entry.file)
+            )
+            continue
+        if entry.message is None:
+            continue
+        diffs = _name_differences(entry, entry.message)
+        if diffs:
+            findings.append(
+                error("E_NAME_MISMATCH", "file name does not match the log: " + "; ".join(diffs),
+                      entry.file)
+            )
+    return findings
+
+
+def check_info(export: LoadedExport) -> list[Finding]:
+    """info.csv must be present and readable (reading errors come from the loader)."""
+    findings: list[Finding] = []
+    if not export.info_files:
+        findings.append(error("E_INFO_MISSING", "the export has no info.csv"))
+    elif export.info is not None:
+        missing = [k for k in ("description", "manufacturer", "version") if k not in export.info]
+        if missing:
+            findings.append(
+                warning("W_INFO_INCOMPLETE", "info.csv lacks " + ", ".join(missing),
+                        export.info_files[0])
+            )
+    return findings

@@ -1,0 +1,125 @@
+"""Run every export check and build the report (the JSON object of ``verify --json``).
+
+Each check lives in its own module and returns findings instead of raising; this
+module only wires them together and shapes the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from opentse.verify.archive import LoadedExport, load_exports
+from opentse.verify.certificates import CertificateResult, check_certificates
+from opentse.verify.counters import SerialSummary, check_counters
+from opentse.verify.findings import Finding, Severity
+from opentse.verify.names import check_info, check_names
+from opentse.verify.signatures import SignatureResult, check_signatures
+from opentse.verify.times import check_times
+from opentse.verify.transactions import TransactionResult, check_transactions
+
+_SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """The outcome of verifying one or more archives together."""
+
+    export: LoadedExport
+    signatures: SignatureResult
+    serials: dict[str, SerialSummary]
+    transactions: TransactionResult
+    certificates: CertificateResult
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity is Severity.ERROR for f in self.findings)
+
+    @property
+    def log_messages(self) -> int:
+        return len(self.export.logs)
+
+    def by_severity(self, severity: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity is severity]
+
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the object documented for ``opentse verify --json``."""
+        return {
+            "ok": self.ok,
+            "log_messages": self.log_messages,
+            "valid_signatures": len(self.signatures.valid),
+            "invalid_signatures": sorted(self.signatures.invalid),
+            "parse_errors": sorted(self.export.parse_errors),
+            "serial_numbers": {s: v.to_json() for s, v in sorted(self.serials.items())},
+            "transactions": {
+                "started": self.transactions.started,
+                "finished": self.transactions.finished,
+                "open": sorted(self.transactions.open),
+            },
+            "certificates": {
+                "count": self.certificates.count,
+                "name_mismatches": sorted(self.certificates.name_mismatches),
+                "chain": self.certificates.chain,
+            },
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def count_logs(paths: Iterable[Path]) -> int:
+    """Cheap pre-count for a progress bar: ``.log`` members across the archives."""
+    import tarfile
+
+    total = 0
+    for path in paths:
+        try:
+            with tarfile.open(path) as tar:
+                total += sum(1 for m in tar if m.name.lower().endswith(".log"))
+        except (OSError, tarfile.TarError):
+            continue
+    return total
+
+
+def verify_loaded(
+    export: LoadedExport,
+    *,
+    trust: Sequence[x509.Certificate] | None = None,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """All checks over an already loaded export."""
+    signatures = check_signatures(export, workers=workers, progress=progress)
+    serials, counter_findings = check_counters(export)
+    transactions = check_transactions(export)
+    certificates = check_certificates(export, trust)
+    findings = [
+        *export.findings,
+        *check_info(export),
+        *signatures.findings,
+        *certificates.findings,
+        *counter_findings,
+        *transactions.findings,
+        *check_times(export),
+        *check_names(export),
+    ]
+    findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
+    return VerifyReport(export, signatures, serials, transactions, certificates, findings)
+
+
+def verify_exports(
+    paths: Iterable[Path | str],
+    *,
+    trust: Sequence[x509.Certificate] | None = None,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Read and verify one or more TAR exports as one pool of logs.
+
+    Raises ``UnreadableExportError`` only when an input is not a TAR archive at all.
+    """
+    export = load_exports(Path(p) for p in paths)
+    return verify_loaded(export, trust=trust, workers=workers, progress=progress)

@@ -1,0 +1,155 @@
+"""Transactions per serial: numbering, start/update/finish sequence, clients.
+
+TR-03151 (digest "Counters and time"): the first transaction is 1, a failed start
+still consumes its number (so a gap is suspicious, not proof); one transaction is
+Start, any Updates, one Finish, all from the same client. A transaction may have
+been started in an earlier export, so a missing Start is an error only when this
+export starts at signature counter 1.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from opentse.tr03151.logmessage import TransactionLogData
+from opentse.verify.archive import LogEntry, LoadedExport
+from opentse.verify.counters import logs_by_serial
+from opentse.verify.findings import Finding, error, warning
+
+
+@dataclass(slots=True)
+class TransactionRow:
+    """One transaction as the HTML report lists it."""
+
+    serial: str
+    number: int
+    client_id: str
+    client_file: str
+    start: LogEntry | None = None
+    updates: list[LogEntry] = field(default_factory=list)
+    finish: LogEntry | None = None
+    process_type: str = ""
+
+    @property
+    def state(self) -> str:
+        if self.finish is not None:
+            return "finished" if self.start is not None else "finished (no start)"
+        return "open" if self.start is not None else "updated (no start)"
+
+
+@dataclass(slots=True)
+class TransactionResult:
+    started: int = 0
+    finished: int = 0
+    open: list[int] = field(default_factory=list)
+    rows: list[TransactionRow] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _kind(operation: str) -> str:
+    """start/update/finish for v2 (StartTransaction) and v3 (startTransaction) names."""
+    return operation.lower().removesuffix("transaction")
+
+
+def check_transactions(export: LoadedExport) -> TransactionResult:
+    result = TransactionResult()
+    for serial, entries in logs_by_serial(export).items():
+        complete = bool(entries) and entries[0].message is not None and (
+            entries[0].message.signature_counter == 1
+        )
+        rows: dict[int, TransactionRow] = {}
+        for entry in entries:
+            msg = entry.message
+            if msg is None or not isinstance(msg.certified, TransactionLogData):
+                continue
+            data = msg.certified
+            row = rows.setdefault(
+                data.transaction_number,
+                TransactionRow(serial, data.transaction_number, data.client_id, entry.file),
+            )
+            kind = _kind(data.operation_type)
+            if data.process_type:
+                row.process_type = data.process_type
+            if kind == "start":
+                if row.start is not None:
+                    result.findings.append(
+                        error(
+                            "E_TX_DUPLICATE",
+                            f"transaction {row.number} started twice (also {row.start.file})",
+                            entry.file,
+                        )
+                    )
+                    continue
+                row.start = entry
+            elif kind == "update":
+                if row.finish is not None:
+                    result.findings.append(
+                        error("E_TX_AFTER_FINISH", f"update of finished transaction {row.number}",
+                              entry.file)
+                    )
+                row.updates.append(entry)
+            elif kind == "finish":
+                if row.finish is not None:
+                    result.findings.append(
+                        error(
+                            "E_TX_DUPLICATE",
+                            f"transaction {row.number} finished twice (also {row.finish.file})",
+                            entry.file,
+                        )
+                    )
+                    continue
+                row.finish = entry
+            else:
+                result.findings.append(
+                    error("E_TX_OPERATION", f"unknown operation {data.operation_type!r}",
+                          entry.file)
+                )
+                continue
+            if data.client_id != row.client_id:
+                # certified TSEs accept it (fiskaly export 685e1812: table moved to
+                # another till), so it is worth a warning, not an error
+                result.findings.append(
+                    warning(
+                        "W_TX_CLIENT_MISMATCH",
+                        f"transaction {row.number}: client {data.client_id!r} here but "
+                        f"{row.client_id!r} in {row.client_file}",
+                        entry.file,
+                    )
+                )
+        for number in sorted(rows):
+            row = rows[number]
+            result.rows.append(row)
+            if row.start is not None:
+                result.started += 1
+            if row.finish is not None:
+                result.finished += 1
+            if row.start is None:
+                file = (row.updates[0] if row.updates else row.finish or row.start).file  # type: ignore[union-attr]
+                make = error if complete else warning
+                result.findings.append(
+                    make(
+                        "E_TX_NO_START" if complete else "W_TX_NO_START",
+                        f"transaction {number} has no Start log in this export"
+                        + ("" if complete else " (it may have started in an earlier export)"),
+                        file,
+                    )
+                )
+            elif row.finish is None:
+                result.open.append(number)
+                result.findings.append(
+                    warning("W_TX_OPEN", f"transaction {number} is still open at the end "
+                            "of the export", row.start.file)
+                )
+        numbers = sorted(rows)
+        for before, after in zip(numbers, numbers[1:], strict=False):
+            if after > before + 1:
+                result.findings.append(
+                    warning(
+                        "W_TX_GAP",
+                        f"transaction numbers {before + 1}..{after - 1} do not occur "
+                        "(failed starts consume numbers; filtered exports skip them)",
+                        (rows[after].start or rows[after].finish or rows[after].updates[0]).file,  # type: ignore[union-attr]
+                    )
+                )
+    return result
