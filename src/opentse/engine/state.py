@@ -41,6 +41,7 @@ class UserState:
     max_retries: int = 5
     blocked: bool = True  # blocked until a PIN is set with the PUK (fiskaly semantics)
     logged_in_until: int | None = None  # unix seconds; None = logged out
+    puk_retries_left: int = 10  # a wrong PUK counts down too (engine/users.py)
 
 
 @dataclass

@@ -1,0 +1,476 @@
+"""TSEService: the I/O driver around the pure engine (store, keys, clock).
+
+Each SE API call is one ``store.run_locked`` whose function loads the state, runs
+one engine step, appends the signed logs and saves the state, all committed
+together (engine/ports.py durability rule). Errors an engine step wants raised
+*after* its logs are committed (wrong PIN, expired certificate) come back in
+``Outcome.error`` and are raised here after the commit.
+
+Time (TR-03151: "nothing may be signed until updateTime after power loss"): a
+software TSE's power loss is a process start, so whether the time is set is kept in
+this object's memory, never trusted from the store. With ``auto_time`` the service
+sets the time from its clock (an UpdateTime log) before the first signing operation
+after start; without it callers must call ``update_time`` as admin or timeadmin.
+
+Slow secret hashing (scrypt) happens between locked steps, never inside one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+import string
+import threading
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from opentse.crypto import keys
+from opentse.crypto import secrets as secret_hash
+from opentse.crypto.ca import LocalCA
+from opentse.engine import export as export_mod
+from opentse.engine import rules, tse, users
+from opentse.engine.keyring import Keyring
+from opentse.engine.ports import Clock, LockedTSE, LogFilter, StoredLog, TSERecord, TSEStore
+from opentse.engine.results import (
+    AuthResult,
+    CreatedTSE,
+    ExportSummary,
+    SignResult,
+    SystemLogResult,
+    TSEInfo,
+)
+from opentse.engine.signing import Outcome, TSEContext
+from opentse.engine.state import Lifecycle, TSEState
+from opentse.errors import NotFoundError, OpenTSEError, ProtocolError
+from opentse.tr03151 import codec
+from opentse.tr03151.logmessage import TransactionLogData
+from opentse.tr03151.logtime import TimeFormat
+from opentse.tr03151.oids import LogType
+
+R = TypeVar("R")
+Step = Callable[[TSEContext, TSEState, int], Outcome[R]]
+
+CERTIFICATE_DAYS = 365 * 5
+_TSE_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_PUK_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_puk(length: int = 16) -> str:
+    return "".join(secrets.choice(_PUK_ALPHABET) for _ in range(length))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Replay:
+    log: StoredLog
+
+
+class TSEService:
+    """The SE API of every TSE in one store. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        store: TSEStore,
+        keyring: Keyring,
+        clock: Clock,
+        *,
+        auto_time: bool = True,
+        ca: LocalCA | None = None,
+        certificate_days: int = CERTIFICATE_DAYS,
+    ) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.clock = clock
+        self.auto_time = auto_time
+        self.ca = ca
+        self.certificate_days = certificate_days
+        self._contexts: dict[str, TSEContext] = {}
+        self._time_set: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def context(self, tse_id: str) -> TSEContext:
+        """Record + signer + certificate expiry, built once per TSE and process."""
+        with self._lock:
+            ctx = self._contexts.get(tse_id)
+        if ctx is not None:
+            return ctx
+        record = self.store.get_record(tse_id)
+        not_after: int | None = None
+        if record.certificate_chain:
+            cert = x509.load_der_x509_certificate(record.certificate_chain[0])
+            not_after = int(cert.not_valid_after_utc.timestamp())
+        ctx = TSEContext.build(record, self.keyring.signer(record), not_after)
+        with self._lock:
+            return self._contexts.setdefault(tse_id, ctx)
+
+    def _prepare(self, tse_id: str, state: TSEState) -> TSEState:
+        time_set = tse_id in self._time_set
+        if state.time_set != time_set:
+            state = dataclasses.replace(state, time_set=time_set)
+        return state
+
+    def _run(self, tse_id: str, step: Step[R], *, signs: bool = True, ref: str | None = None) -> R:
+        """One locked engine step (plus the automatic UpdateTime before it)."""
+        ctx = self.context(tse_id)
+
+        def fn(locked: LockedTSE) -> Outcome[R] | _Replay:
+            if ref is not None:
+                found = locked.find_ref(ref)
+                if found is not None:
+                    return _Replay(found)
+            loaded = locked.load()
+            state = self._prepare(tse_id, loaded)
+            now = self.clock.now()
+            logs: list[StoredLog] = []
+            if (
+                signs
+                and self.auto_time
+                and not state.time_set
+                and state.lifecycle in rules.ALLOWED[rules.Op.UPDATE_TIME]
+            ):
+                timed = tse.update_time(ctx, state, now)
+                state = timed.state
+                logs.extend(timed.logs)
+            out = step(ctx, state, now)
+            logs.extend(out.logs)
+            if logs:
+                locked.append(logs)
+            if out.state is not loaded:
+                locked.save(out.state)
+            return out
+
+        out = self.store.run_locked(tse_id, fn)
+        if isinstance(out, _Replay):
+            return self._replay(tse_id, out.log)  # type: ignore[return-value]
+        if out.state.time_set:
+            with self._lock:
+                self._time_set.add(tse_id)
+        if out.error is not None:
+            raise out.error
+        return out.result
+
+    def _replay(self, tse_id: str, log: StoredLog) -> SignResult:
+        """An idempotent retry: rebuild the result from the stored log, sign nothing."""
+        msg = codec.decode_log_message(log.message)
+        data = msg.certified
+        if not isinstance(data, TransactionLogData):
+            raise ProtocolError("ref names a non-transaction log", code="E_REF_CONFLICT")
+        start_time = log.log_time
+        if data.operation_type != "StartTransaction":
+            n = data.transaction_number
+            flt = LogFilter(
+                start_transaction_number=n,
+                end_transaction_number=n,
+                log_types=(LogType.TRANSACTION,),
+            )
+            for first in self.store.iter_logs(tse_id, flt):
+                start_time = first.log_time
+                break
+        rec = self.context(tse_id).record
+        return SignResult(
+            tse_id=tse_id,
+            operation=data.operation_type,
+            transaction_number=data.transaction_number,
+            signature_counter=log.signature_counter,
+            signature=msg.signature_value,
+            log_time=log.log_time,
+            start_time=start_time,
+            time_format=rec.time_format,
+            serial_number=rec.serial_number,
+            public_key_point=rec.public_key_point,
+            algorithm=rec.signature_algorithm,
+            client_id=data.client_id,
+            process_type=data.process_type,
+            process_data=data.process_data,
+            filename=log.filename,
+            ref=log.ref,
+            replayed=True,
+        )
+
+    def is_time_set(self, tse_id: str) -> bool:
+        return tse_id in self._time_set
+
+    # -- TSE management ---------------------------------------------------------
+
+    def create_tse(
+        self,
+        tse_id: str,
+        *,
+        curve: str = "P-256",
+        time_format: str = "unixTime",
+        description: str = "",
+        owner: str = "",
+        admin_puk: str | None = None,
+        timeadmin_puk: str | None = None,
+        algorithm: str | None = None,
+        private_key: ec.EllipticCurvePrivateKey | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> CreatedTSE:
+        """A new TSE in state CREATED: key pair (encrypted at rest), certificate from
+        the local CA (if any), PUKs for admin and timeadmin returned once."""
+        if _TSE_ID.fullmatch(tse_id) is None:
+            raise ProtocolError(
+                "TSE id must be 1-100 characters of A-Z a-z 0-9 . _ : -", code="E_TSS_ID_INVALID"
+            )
+        if curve not in keys.CURVES:
+            raise ProtocolError(
+                f"unsupported curve {curve!r}; use one of {', '.join(keys.CURVES)}",
+                code="E_CURVE_INVALID",
+            )
+        try:
+            fmt = TimeFormat(time_format)
+        except ValueError:
+            raise ProtocolError(
+                f"unknown time format {time_format!r}", code="E_TIME_FORMAT_INVALID"
+            ) from None
+        admin_puk = admin_puk or generate_puk()
+        timeadmin_puk = timeadmin_puk or generate_puk()
+        for puk in (admin_puk, timeadmin_puk):
+            rules.check_new_secret(puk, kind="puk", minimum=rules.MIN_PUK)
+        now = self.clock.now()
+        key = private_key or keys.generate_private_key(curve)
+        point = keys.public_key_point(key)
+        serial = keys.serial_number(point)
+        alg = algorithm or keys.default_algorithm(curve)
+        chain: tuple[bytes, ...] = ()
+        if self.ca is not None:
+            cert = self.ca.issue_tse_certificate(
+                key.public_key(), serial.hex(), now, self.certificate_days
+            )
+            chain = (cert, *self.ca.chain())
+        record = TSERecord(
+            tse_id=tse_id,
+            serial_number=serial,
+            curve=curve,
+            signature_algorithm=alg,
+            time_format=fmt.value,
+            public_key_point=point,
+            encrypted_private_key=self.keyring.encrypt(key),
+            certificate_chain=chain,
+            created_at=now,
+            owner=owner,
+            extra=dict(extra or {}),
+        )
+        state = TSEState(
+            tse_id=tse_id,
+            description=description,
+            created_at=now,
+            users=users.new_users(
+                secret_hash.hash_secret(admin_puk), secret_hash.hash_secret(timeadmin_puk)
+            ),
+        )
+        self.store.create_tse(record, state)
+        self.keyring.add(tse_id, keys.PlainSigner(key, alg))
+        return CreatedTSE(record, state, admin_puk, timeadmin_puk)
+
+    def get(self, tse_id: str) -> TSEInfo:
+        record = self.store.get_record(tse_id)
+        return TSEInfo(record, self._prepare(tse_id, self.store.get_state(tse_id)))
+
+    def list(self, owner: str | None = None) -> list[TSEInfo]:
+        return [
+            TSEInfo(r, self._prepare(r.tse_id, self.store.get_state(r.tse_id)))
+            for r in self.store.list_tses(owner)
+        ]
+
+    def set_state(self, tse_id: str, target: Lifecycle | str) -> TSEInfo:
+        """fiskaly PATCH /tss {state}: the lifecycle table decides (rules.py)."""
+        try:
+            target = Lifecycle(target)
+        except ValueError:
+            raise ProtocolError(
+                f"unknown TSS state {target!r}", code="E_ILLEGAL_TSS_STATE_CHANGE"
+            ) from None
+        signs = target in (Lifecycle.INITIALIZED, Lifecycle.DISABLED)
+        self._run(tse_id, lambda c, s, n: tse.set_lifecycle(c, s, n, target), signs=signs)
+        return self.get(tse_id)
+
+    def initialize(self, tse_id: str, description: str | None = None) -> SystemLogResult:
+        return self._run(tse_id, lambda c, s, n: tse.initialize(c, s, n, description))
+
+    def disable(self, tse_id: str) -> SystemLogResult:
+        return self._run(tse_id, lambda c, s, n: tse.disable(c, s, n))
+
+    def configure(
+        self,
+        tse_id: str,
+        *,
+        description: str | None = None,
+        max_clients: int | None = None,
+        max_open_transactions: int | None = None,
+    ) -> SystemLogResult | None:
+        """Audit-logged configuration change (admin login required when signing)."""
+        return self._run(
+            tse_id,
+            lambda c, s, n: tse.configure(
+                c,
+                s,
+                n,
+                description=description,
+                max_clients=max_clients,
+                max_open_transactions=max_open_transactions,
+            ),
+        )
+
+    def self_test(self, tse_id: str) -> SystemLogResult:
+        ctx = self.context(tse_id)
+        from opentse.tr03151.signature import verify_signature  # local: only here
+
+        probe = b"opentse self test"
+        verify_signature(
+            ctx.record.public_key_point,
+            ctx.algorithm_oid,
+            probe,
+            ctx.signer.sign(probe),
+            ctx.record.curve,
+        )
+        return self._run(tse_id, lambda c, s, n: tse.self_test(c, s, n))
+
+    # -- users ------------------------------------------------------------------
+
+    def set_admin_pin(
+        self, tse_id: str, admin_puk: str, new_admin_pin: str, *, user_id: str = users.ADMIN
+    ) -> AuthResult:
+        """unblockUser (fiskaly PATCH /admin): set, change or unblock a PIN with the PUK."""
+        rules.check_new_secret(new_admin_pin, kind="pin", minimum=rules.MIN_PIN)
+        checked = self._run(tse_id, lambda c, s, n: users.begin_check(s, user_id, "puk"))
+        ok = secret_hash.verify_secret(admin_puk, checked)
+        new_hash = secret_hash.hash_secret(new_admin_pin) if ok else None
+        return self._run(
+            tse_id,
+            lambda c, s, n: users.finish_unblock(c, s, n, user_id, ok, checked, new_hash),
+        )
+
+    def authenticate(self, tse_id: str, pin: str, *, user_id: str = users.ADMIN) -> AuthResult:
+        """authenticateUser: counter down and committed, check, then log the attempt;
+        a wrong PIN raises E_PIN_INVALID (or E_<ROLE>_PIN_BLOCKED) after the commit."""
+        checked = self._run(tse_id, lambda c, s, n: users.begin_check(s, user_id, "pin"))
+        ok = isinstance(pin, str) and secret_hash.verify_secret(pin, checked)
+        return self._run(
+            tse_id, lambda c, s, n: users.finish_authenticate(c, s, n, user_id, ok, checked)
+        )
+
+    def logout(self, tse_id: str, *, user_id: str = users.ADMIN) -> SystemLogResult | None:
+        return self._run(tse_id, lambda c, s, n: users.logout(c, s, n, user_id))
+
+    def update_time(self, tse_id: str, *, user_id: str = users.ADMIN) -> SystemLogResult:
+        """updateTime from the service clock, as a logged-in admin or timeadmin."""
+        return self._run(
+            tse_id, lambda c, s, n: tse.update_time(c, s, n, user_id=user_id), signs=False
+        )
+
+    # -- clients ----------------------------------------------------------------
+
+    def register_client(self, tse_id: str, client_id: str) -> SystemLogResult:
+        return self._run(tse_id, lambda c, s, n: tse.register_client(c, s, n, client_id))
+
+    def deregister_client(self, tse_id: str, client_id: str) -> SystemLogResult:
+        return self._run(tse_id, lambda c, s, n: tse.deregister_client(c, s, n, client_id))
+
+    # -- transactions -----------------------------------------------------------
+
+    def start_transaction(
+        self,
+        tse_id: str,
+        client_id: str,
+        process_data: bytes = b"",
+        process_type: str = "",
+        *,
+        ref: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> SignResult:
+        """startTransaction. ``ref``: idempotency key; a retry with the same ref returns
+        the stored result (``replayed=True``) and signs nothing."""
+        return self._run(
+            tse_id,
+            lambda c, s, n: tse.start_transaction(
+                c, s, n, client_id, process_data, process_type, ref=ref, extra=extra
+            ),
+            ref=ref,
+        )
+
+    def update_transaction(
+        self,
+        tse_id: str,
+        client_id: str,
+        number: int,
+        process_data: bytes = b"",
+        process_type: str = "",
+        *,
+        ref: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> SignResult:
+        return self._run(
+            tse_id,
+            lambda c, s, n: tse.update_transaction(
+                c, s, n, client_id, number, process_data, process_type, ref=ref, extra=extra
+            ),
+            ref=ref,
+        )
+
+    def finish_transaction(
+        self,
+        tse_id: str,
+        client_id: str,
+        number: int,
+        process_data: bytes = b"",
+        process_type: str = "",
+        *,
+        ref: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> SignResult:
+        return self._run(
+            tse_id,
+            lambda c, s, n: tse.finish_transaction(
+                c, s, n, client_id, number, process_data, process_type, ref=ref, extra=extra
+            ),
+            ref=ref,
+        )
+
+    # -- export -----------------------------------------------------------------
+
+    def export(
+        self,
+        tse_id: str,
+        out: IO[bytes],
+        flt: export_mod.ExportFilter | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        log_export: bool = True,
+    ) -> ExportSummary:
+        """exportData to ``out`` (a TAR), streamed; then the exportData system log."""
+        flt = flt or export_mod.ExportFilter()
+        record = self.store.get_record(tse_id)
+        rules.check_allowed(rules.Op.EXPORT, self.store.get_state(tse_id).lifecycle)
+        summary = export_mod.write_export(self.store, record, out, flt, progress=progress)
+        if not log_export:
+            return summary
+        up_to = summary.last_signature_counter if flt.is_unfiltered() else None
+        try:
+            log = self._run(
+                tse_id,
+                lambda c, s, n: tse.export_log(c, s, n, description=flt.describe(), up_to=up_to),
+            )
+        except OpenTSEError as exc:
+            if exc.code != "E_CERTIFICATE_EXPIRED":
+                raise
+            log = None
+        return dataclasses.replace(summary, export_log=log)
+
+    def logs(self, tse_id: str, flt: LogFilter | None = None) -> Iterator[StoredLog]:
+        return self.store.iter_logs(tse_id, flt)
+
+    def find_ref(self, tse_id: str, ref: str) -> SignResult | None:
+        log = self.store.find_ref(tse_id, ref)
+        return None if log is None else self._replay(tse_id, log)
+
+    def require(self, tse_id: str) -> TSERecord:
+        try:
+            return self.store.get_record(tse_id)
+        except NotFoundError:
+            raise NotFoundError(f"TSS {tse_id!r} not found", code="E_TSS_NOT_FOUND") from None
