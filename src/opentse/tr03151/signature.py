@@ -77,15 +77,13 @@ def coordinate_size(key: ec.EllipticCurvePublicKey) -> int:
     return (key.curve.key_size + 7) // 8
 
 
-def public_key_from_point(point: bytes, curve: str | None = None) -> ec.EllipticCurvePublicKey:
-    """Public key from an encoded point (uncompressed 04||X||Y, compressed accepted).
+def candidate_keys(point: bytes, curve: str | None = None) -> list[ec.EllipticCurvePublicKey]:
+    """Every key of a TR-03116-5 curve (or of ``curve``) on which ``point`` lies.
 
-    Without ``curve``, every curve of the matching size is tried; the point must lie
-    on exactly one (a random point lies on another curve with negligible chance).
+    An uncompressed point lies on one curve only (a random point fitting a second
+    curve equation has negligible chance); a compressed point's X usually fits both
+    curves of its size (P-384 and brainpoolP384r1 ...), hence a list.
     """
-    key = _KEY_CACHE.get((point, curve))
-    if key is not None:
-        return key
     if curve is not None:
         names = [curve_name(curve)]
     else:
@@ -97,18 +95,34 @@ def public_key_from_point(point: bytes, curve: str | None = None) -> ec.Elliptic
             raise FormatError(
                 f"no supported curve has {size}-byte coordinates", code="E_PUBLIC_KEY_FORMAT"
             )
+    keys: list[ec.EllipticCurvePublicKey] = []
     for name in names:
         try:
-            key = ec.EllipticCurvePublicKey.from_encoded_point(CURVES[name][0](), point)
+            keys.append(ec.EllipticCurvePublicKey.from_encoded_point(CURVES[name][0](), point))
         except ValueError:
             continue
+    if not keys:
+        raise VerificationError(
+            f"public key point lies on none of {', '.join(names)}", code="E_PUBLIC_KEY_INVALID"
+        )
+    return keys
+
+
+def public_key_from_point(point: bytes, curve: str | None = None) -> ec.EllipticCurvePublicKey:
+    """Public key from an encoded point (uncompressed 04||X||Y; compressed accepted).
+
+    Without ``curve``, every TR-03116-5 curve of the point's size is tried and the first
+    that fits is returned (for compressed points pass ``curve``, see candidate_keys).
+    Raises FormatError for impossible sizes, VerificationError when no curve fits.
+    """
+    cache_key = (point, curve)
+    key = _KEY_CACHE.get(cache_key)
+    if key is None:
+        key = candidate_keys(point, curve)[0]
         if len(_KEY_CACHE) > 1024:
             _KEY_CACHE.clear()
-        _KEY_CACHE[(point, curve)] = key
-        return key
-    raise VerificationError(
-        f"public key point lies on none of {', '.join(names)}", code="E_PUBLIC_KEY_INVALID"
-    )
+        _KEY_CACHE[cache_key] = key
+    return key
 
 
 def plain_to_der(signature: bytes) -> bytes:
@@ -192,7 +206,16 @@ def verify_signature(
     E_ALGORITHM_UNSUPPORTED / E_PUBLIC_KEY_INVALID for what cannot be checked at all.
     """
     try:
-        key = public_key_from_point(public_key_point, curve)
+        if curve is None and public_key_point[:1] in (b"\x02", b"\x03"):
+            keys = candidate_keys(public_key_point)
+        else:
+            keys = [public_key_from_point(public_key_point, curve)]
     except FormatError as exc:
         raise VerificationError(exc.message, code="E_PUBLIC_KEY_INVALID") from None
-    verify_with_public_key(key, algorithm_oid, data, signature)
+    for key in keys[:-1]:
+        try:
+            verify_with_public_key(key, algorithm_oid, data, signature)
+            return
+        except VerificationError:
+            continue
+    verify_with_public_key(keys[-1], algorithm_oid, data, signature)

@@ -69,7 +69,13 @@ def _fail(message: str) -> FormatError:
 
 def _printable(number: int, text: str, what: str, *, allow_empty: bool = False) -> bytes:
     if (not text and not allow_empty) or len(text) > MAX_TEXT or not der.is_printable(text):
-        code = "E_USER_ID_FORMAT" if what == "userId" else "E_CLIENT_ID_FORMAT" if what == "clientId" else None
+        code = (
+            "E_USER_ID_FORMAT"
+            if what == "userId"
+            else "E_CLIENT_ID_FORMAT"
+            if what == "clientId"
+            else None
+        )
         raise FormatError(
             f"{what} must be 1..{MAX_TEXT} PrintableString characters",
             code=code or "E_SYSTEM_DATA_FORMAT",
@@ -134,9 +140,7 @@ def authenticate_user(user_id: str, role: int | str, result: bool) -> bytes:
     ``role`` is "admin" (0) or "timeAdmin" (1) as the spec numbers them, or a number.
     """
     return (
-        _printable(1, user_id, "userId")
-        + _enum(2, role, ROLES, "role")
-        + der.boolean(result, 0x83)
+        _printable(1, user_id, "userId") + _enum(2, role, ROLES, "role") + der.boolean(result, 0x83)
     )
 
 
@@ -214,7 +218,8 @@ def audit_data(event: str, changes: Mapping[str, str]) -> bytes:
     (DER; the pairs are sorted by key so equal changes give equal bytes).
     """
     pairs = b"".join(
-        der.sequence(der.utf8_string(key), der.utf8_string(value)) for key, value in sorted(changes.items())
+        der.sequence(der.utf8_string(key), der.utf8_string(value))
+        for key, value in sorted(changes.items())
     )
     return der.sequence(der.utf8_string(event), der.sequence(pairs))
 
@@ -224,7 +229,11 @@ def parse_audit_data(data: bytes) -> tuple[str, dict[str, str]]:
     try:
         outer = der.read_single(data)
         items = outer.children() if outer.tag == der.TAG_SEQUENCE else []
-        if len(items) != 2 or items[0].tag != der.TAG_UTF8_STRING or items[1].tag != der.TAG_SEQUENCE:
+        if (
+            len(items) != 2
+            or items[0].tag != der.TAG_UTF8_STRING
+            or items[1].tag != der.TAG_SEQUENCE
+        ):
             raise ValueError("not SEQUENCE { UTF8String, SEQUENCE }")
         changes: dict[str, str] = {}
         for pair in items[1].children():
