@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 # Command-group modules, each with ``register(app: typer.Typer) -> None``.
-GROUP_MODULES: list[str] = []
+GROUP_MODULES: list[str] = ["opentse.cli.verify"]
 
 
 def build_app() -> typer.Typer:
