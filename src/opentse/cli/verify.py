@@ -1,0 +1,218 @@
+"""``opentse verify`` (TSE TAR exports of any vendor) and ``opentse verify-receipt``.
+
+Exit status of ``verify``: 0 no finding is an error, 1 errors found, 2 an input could
+not be read at all. ``verify-receipt``: 0 verified, 1 not verified, 2 no input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from opentse.errors import OpenTSEError
+from opentse.formats.qr import QRPayload
+from opentse.verify.archive import load_exports
+from opentse.verify.certificates import load_trust_roots
+from opentse.verify.findings import Severity
+from opentse.verify.html import write_html
+from opentse.verify.qrimage import read_qr_texts
+from opentse.verify.receipt import ReceiptResult, verify_receipt
+from opentse.verify.report import VerifyReport, verify_loaded
+from opentse.verify.signatures import PARALLEL_THRESHOLD
+
+_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def _print_report(console: Console, report: VerifyReport) -> None:
+    data = report.to_json()
+    table = Table(title="TSE export", show_header=False)
+    table.add_row("Log messages", str(data["log_messages"]))
+    table.add_row("Valid signatures", str(data["valid_signatures"]))
+    table.add_row("Invalid signatures", str(len(data["invalid_signatures"])))
+    table.add_row("Unreadable files", str(len(data["parse_errors"])))
+    tx = data["transactions"]
+    table.add_row(
+        "Transactions started/finished/open",
+        f"{tx['started']}/{tx['finished']}/{len(tx['open'])}",
+    )
+    certs = data["certificates"]
+    table.add_row("Certificates", f"{certs['count']} (chain {certs['chain']})")
+    for serial, s in data["serial_numbers"].items():
+        gaps = ", ".join(f"{a}..{b}" for a, b in s["missing_ranges"]) or "none"
+        table.add_row(
+            f"Serial {serial[:16]}...",
+            f"counters {s['first_counter']}..{s['last_counter']} ({s['count']} logs), "
+            f"missing: {gaps}",
+        )
+    console.print(table)
+    for finding in report.findings:
+        where = f" [dim]{finding.file}[/dim]" if finding.file else ""
+        style = _STYLE[finding.severity]
+        console.print(
+            f"[{style}]{finding.severity.value:7}[/{style}] {finding.code}: "
+            f"{finding.message}{where}",
+            highlight=False,
+            markup=True,
+        )
+    verdict = "[green]OK: no errors[/green]" if report.ok else "[red]NOT OK: errors found[/red]"
+    console.print(verdict)
+
+
+def verify_command(
+    exports: Annotated[list[Path], typer.Argument(help="TR-03151 TAR export(s).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write an HTML report to this file.")
+    ] = None,
+    trust: Annotated[
+        Path | None, typer.Option("--trust", help="Trusted root certificate(s), PEM or DER.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Processes for signatures (default: all cores).")
+    ] = None,
+) -> None:
+    """Verify TSE TAR exports of any vendor: signatures, certificates, counters,
+    transactions, times, file names. Several archives are checked as one sequence."""
+    err = Console(stderr=True)
+    roots = None
+    if trust is not None:
+        try:
+            roots = load_trust_roots(trust.read_bytes())
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]cannot read --trust {trust}: {exc}[/red]")
+            raise typer.Exit(2) from None
+    try:
+        export = load_exports(exports)
+    except (OSError, OpenTSEError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    total = sum(1 for log in export.logs if log.message is not None)
+    if total > PARALLEL_THRESHOLD and err.is_terminal:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("verifying signatures", total=total)
+            report = verify_loaded(
+                export, trust=roots, workers=workers, progress=lambda n: bar.advance(task, n)
+            )
+    else:
+        report = verify_loaded(export, trust=roots, workers=workers)
+    if html is not None:
+        write_html(report, html)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        _print_report(Console(), report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _receipt_json(result: ReceiptResult) -> dict[str, object]:
+    payload = result.payload
+    return {
+        "ok": result.ok,
+        "fields": _fields(payload) if payload else None,
+        "curve": result.curve,
+        "serial_number": result.serial_number,
+        "findings": [
+            {**f.to_json(), "fields": list(f.fields)} for f in result.findings
+        ],
+    }
+
+
+def _fields(payload: QRPayload) -> dict[str, str | int]:
+    return {
+        "version": payload.version,
+        "clientId": payload.client_id,
+        "processType": payload.process_type,
+        "processData": payload.process_data,
+        "transactionNumber": payload.transaction_number,
+        "signatureCounter": payload.signature_counter,
+        "startTime": payload.start_time.isoformat(),
+        "logTime": payload.log_time.isoformat(),
+        "signatureAlgorithm": payload.signature_algorithm,
+        "logTimeFormat": payload.time_format.value,
+        "signature": payload.signature.hex(),
+        "publicKey": payload.public_key.hex(),
+    }
+
+
+_WORDS = {
+    "version": "QR code version",
+    "clientId": "Register serial number (client id)",
+    "processType": "Process type",
+    "processData": "Process data",
+    "transactionNumber": "TSE transaction number",
+    "signatureCounter": "Signature counter",
+    "startTime": "Transaction start",
+    "logTime": "Transaction end (Finish log time)",
+    "signatureAlgorithm": "Signature algorithm",
+    "logTimeFormat": "TSE time format",
+    "signature": "Signature (hex)",
+    "publicKey": "TSE public key (hex)",
+}
+
+
+def _print_receipt(console: Console, result: ReceiptResult) -> None:
+    if result.payload is not None:
+        table = Table(title="Receipt", show_header=False)
+        for key, value in _fields(result.payload).items():
+            table.add_row(_WORDS[key], str(value))
+        if result.serial_number:
+            table.add_row("TSE serial number (SHA-256 of the key)", result.serial_number)
+        if result.curve:
+            table.add_row("Curve", result.curve)
+        console.print(table)
+    for finding in result.findings:
+        style = _STYLE[finding.severity]
+        console.print(f"[{style}]{finding.severity.value}[/{style}] {finding.code}: {finding.message}",
+                      highlight=False)
+    console.print(
+        "[green]VERIFIED[/green]" if result.ok else "[red]NOT VERIFIED[/red]", highlight=False
+    )
+
+
+def verify_receipt_command(
+    payload: Annotated[
+        str | None, typer.Argument(help='The QR code text, "V0;...".', show_default=False)
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="A photo or scan of the receipt's QR code.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Verify a receipt from its QR code: rebuild the signed Finish log, check the
+    signature with the embedded public key, show the fields in words."""
+    err = Console(stderr=True)
+    if (payload is None) == (image is None):
+        err.print("[red]give either the QR text or --image[/red]")
+        raise typer.Exit(2)
+    if image is not None:
+        try:
+            payload = read_qr_texts(image)[0]
+        except OpenTSEError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    assert payload is not None
+    result = verify_receipt(payload)
+    if as_json:
+        sys.stdout.write(json.dumps(_receipt_json(result), indent=2) + "\n")
+    else:
+        _print_receipt(Console(), result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify_command)
+    app.command("verify-receipt")(verify_receipt_command)
