@@ -18,6 +18,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from opentse.errors import StorageError
@@ -48,14 +49,15 @@ _DIALECTS = {
 }
 
 
-def load(dialect: str) -> list[Migration]:
+def load(dialect: str, source: Traversable | None = None) -> list[Migration]:
     """All migration files of ``dialect`` in version order.
 
-    Raises StorageError when two files share a number (two teams picked the same one).
+    ``source`` replaces the packaged folder (tests). Raises StorageError when two
+    files share a number (two teams picked the same one).
     """
     if dialect not in _DIALECTS:
         raise StorageError(f"unknown SQL dialect {dialect!r}", code="E_STORAGE_DIALECT")
-    folder = resources.files(__name__).joinpath(dialect)
+    folder = resources.files(__name__).joinpath(dialect) if source is None else source
     found: dict[int, Migration] = {}
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)
@@ -101,10 +103,14 @@ def applied_versions(connection: Any) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
-def apply(connection: Any, dialect: str) -> list[int]:
-    """Apply every migration not yet recorded; return the versions applied now."""
+def apply(connection: Any, dialect: str, source: Traversable | None = None) -> list[int]:
+    """Apply every migration not yet recorded; return the versions applied now.
+
+    Each file runs in its own transaction: a failing file leaves the earlier ones
+    applied and itself not at all (StorageError, code E_STORAGE_MIGRATION).
+    """
     dialect_info = _DIALECTS.get(dialect)
-    migrations = load(dialect)
+    migrations = load(dialect, source)
     assert dialect_info is not None  # load() rejected unknown dialects
     try:
         connection.execute(
