@@ -238,3 +238,38 @@ def test_reader_size_cap_and_damaged_input() -> None:
         with pytest.raises(FormatError) as info:
             list(iter_members(io.BytesIO(bad)))
         assert info.value.code == "E_TAR_FORMAT"
+
+
+class Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def test_memory_does_not_grow_with_member_count(tmp_path: Path) -> None:
+    import tracemalloc
+
+    n = 3000
+    t = LogTime(TimeFormat.UNIX, MTIME)
+    names = [log_filename(LogType.AUDIT, t, i) for i in range(n)]
+    path = tmp_path / "many.tar"
+    with path.open("wb") as fh, TarWriter(fh) as file_writer:
+        for name in names:
+            file_writer.add(name, b"m" * 300, MTIME)
+    tracemalloc.start()
+    try:
+        writer = TarWriter(Discard())  # type: ignore[arg-type]
+        for name in names:
+            writer.add(name, b"m" * 300, MTIME)
+        writer.close()
+        _, write_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        count = 0
+        for member in iter_members(path):
+            count += len(member.data) == 300
+        _, read_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == n
+    # tarfile alone keeps every TarInfo: about 1.5 MB for 3000 members
+    assert write_peak < 1_000_000
+    assert read_peak < 1_000_000
