@@ -1,0 +1,106 @@
+"""The Starlette application: ``create_app(installation, config)``.
+
+Everything is built from the injected installation and config; nothing lives at module
+level. Routes come from the ``OPERATIONS`` tables of the route modules, so the
+router and the OpenAPI document (``/api/v2/openapi.json``) cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from opentse.engine.ports import Clock
+from opentse.server import routes_client, routes_export, routes_tss, routes_tx
+from opentse.server.context import Operation, ServerConfig, ServerContext, endpoint
+from opentse.server.openapi import build_document
+from opentse.server.problems import (
+    ApiError,
+    api_error_handler,
+    http_exception_handler,
+    unexpected_error_handler,
+)
+from opentse.server.routes_export import ExportManager
+from opentse.server.schemas import COMPONENTS, list_schema
+
+OPERATIONS: list[Operation] = [
+    *routes_tss.OPERATIONS,
+    *routes_client.OPERATIONS,
+    *routes_tx.OPERATIONS,
+    *routes_export.OPERATIONS,
+]
+
+
+def components() -> dict[str, Any]:
+    return {
+        **COMPONENTS,
+        "TssList": list_schema("Tss", "TSS_LIST"),
+        "ClientList": list_schema("Client", "CLIENT_LIST"),
+        "TransactionList": list_schema("Transaction", "TRANSACTION_LIST"),
+        "ExportList": list_schema("Export", "EXPORT_LIST"),
+    }
+
+
+def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None = None) -> Starlette:
+    """The /api/v2 application over one installation (its engine and store)."""
+    ctx = ServerContext(installation, config, clock)
+    ctx.exports = ExportManager(ctx, config.export_workers)
+    document = build_document(OPERATIONS, components())
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    routes = [
+        Route("/api/v2/openapi.json", openapi, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ]
+    by_path: dict[str, dict[str, Operation]] = {}
+    for op in OPERATIONS:
+        by_path.setdefault(op.path, {})[op.method] = op
+    for path, ops in by_path.items():
+        routes.append(Route("/api/v2" + path, _dispatch(ops), methods=list(ops)))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx.exports.resume()
+        try:
+            yield
+        finally:
+            ctx.close()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: api_error_handler,
+            HTTPException: http_exception_handler,
+            Exception: unexpected_error_handler,
+        },
+    )
+    app.state.ctx = ctx
+    return app
+
+
+def _dispatch(ops: dict[str, Operation]) -> Any:
+    handlers = {
+        method: endpoint(
+            op.handler, body_schema=op.body_schema, auth=op.auth, body_required=op.body_required
+        )
+        for method, op in ops.items()
+    }
+
+    async def run(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return run

@@ -1,0 +1,360 @@
+"""TSS, admin PIN and API authentication routes (fiskaly SIGN DE v2).
+
+fiskaly "Changes in TSS handling": createTss returns the PUK; PATCH moves CREATED ->
+UNINITIALIZED -> INITIALIZED -> DISABLED (and UNINITIALIZED -> DISABLED), anything
+else is 400 ``E_ILLEGAL_TSS_STATE_CHANGE``; INITIALIZED and DISABLED need an admin
+login; the admin PIN is blocked until set with the PUK (changeAdminPin), and five
+wrong PINs block it again (423 ``E_ADMIN_PIN_BLOCKED``). A TSS of another
+organization answers 404 exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from opentse.engine.results import TSEInfo
+from opentse.engine.state import Lifecycle
+from opentse.errors import NotFoundError, OpenTSEError
+from opentse.server.auth import seal, unseal
+from opentse.server.context import (
+    API_VERSION,
+    Call,
+    Operation,
+    envelope,
+    merge_metadata,
+    parse_page,
+    parse_states,
+    parse_uuid,
+)
+from opentse.server.problems import ApiError
+from opentse.server.schemas import TSS_STATES
+from opentse.server.service_store import TssRow
+
+
+def owned_tss(call: Call, raw_id: str) -> tuple[str, TssRow]:
+    """The caller's TSS or 404 ``E_TSS_NOT_FOUND`` (also for other organizations')."""
+    tss_id = parse_uuid(raw_id, "tss_id")
+    row = call.ctx.svc.get_tss(tss_id)
+    assert call.principal is not None
+    if row is None or row.organization_id != call.principal.organization_id:
+        raise ApiError(404, "E_TSS_NOT_FOUND", f"TSS {tss_id} not found")
+    return tss_id, row
+
+
+def tss_body(call: Call, info: TSEInfo, row: TssRow, *, puk: str | None = None) -> dict[str, Any]:
+    rec, st = info.record, info.state
+    body: dict[str, Any] = {
+        "certificate": base64.b64encode(rec.certificate_chain[0]).decode()
+        if rec.certificate_chain
+        else "",
+        "serial_number": rec.serial_number.hex(),
+        "public_key": base64.b64encode(rec.public_key_point).decode(),
+        "signature_algorithm": rec.signature_algorithm,
+        "signature_timestamp_format": rec.time_format,
+        "transaction_data_encoding": "UTF-8",
+        "max_number_registered_clients": st.max_clients,
+        "max_number_active_transactions": st.max_open_transactions,
+        "supported_update_variants": "SIGNED",
+        "metadata": row.metadata,
+        "description": st.description,
+        "state": st.lifecycle.value,
+        "signature_counter": str(st.signature_counter),
+        "transaction_counter": str(st.transaction_counter),
+        "number_registered_clients": sum(1 for c in st.clients.values() if c.registered),
+        "number_active_transactions": len(st.open_transactions),
+        "time_creation": st.created_at or rec.created_at,
+        "_id": rec.tse_id,
+        "_type": "TSS",
+        "_env": row.env,
+        "_version": API_VERSION,
+    }
+    for name, value in (
+        ("time_uninit", st.uninitialized_at),
+        ("time_init", st.initialized_at),
+        ("time_disable", st.disabled_at),
+    ):
+        if value is not None:
+            body[name] = value
+    if puk is not None:
+        body["admin_puk"] = puk
+    return body
+
+
+def _info(call: Call, tss_id: str) -> TSEInfo:
+    try:
+        info: TSEInfo = call.ctx.service.get(tss_id)
+    except NotFoundError:
+        raise ApiError(404, "E_TSS_NOT_FOUND", f"TSS {tss_id} not found") from None
+    return info
+
+
+def create_tss(call: Call) -> tuple[int, Any]:
+    """PUT /tss/{tss_id}: idempotent while CREATED (the PUK is shown until deployment)."""
+    assert call.principal is not None
+    ctx = call.ctx
+    tss_id = parse_uuid(call.path["tss_id"], "tss_id")
+    body = call.body or {}
+    row = ctx.svc.get_tss(tss_id)
+    if row is None:
+        created = ctx.service.create_tse(tss_id, owner=call.principal.organization_id)
+        sealed = seal(ctx.puk_key, created.admin_puk, tss_id)
+        ctx.svc.add_tss(
+            tss_id,
+            call.principal.organization_id,
+            call.principal.env,
+            merge_metadata({}, body.get("metadata")),
+            sealed,
+            ctx.now(),
+        )
+        row = ctx.svc.get_tss(tss_id)
+        assert row is not None
+        return 200, tss_body(call, _info(call, tss_id), row, puk=created.admin_puk)
+    info = _info(call, tss_id)
+    if (
+        row.organization_id != call.principal.organization_id
+        or info.state.lifecycle is not Lifecycle.CREATED
+        or row.puk_sealed is None
+    ):
+        raise ApiError(409, "E_TSS_CONFLICT", f"TSS {tss_id} already exists")
+    if body.get("metadata"):
+        ctx.svc.set_tss_metadata(tss_id, merge_metadata(row.metadata, body["metadata"]))
+        row = ctx.svc.get_tss(tss_id)
+        assert row is not None
+    puk = unseal(ctx.puk_key, row.puk_sealed, tss_id)  # type: ignore[arg-type]
+    return 200, tss_body(call, info, row, puk=puk)
+
+
+def retrieve_tss(call: Call) -> tuple[int, Any]:
+    tss_id, row = owned_tss(call, call.path["tss_id"])
+    return 200, tss_body(call, _info(call, tss_id), row)
+
+
+def list_tss(call: Call) -> tuple[int, Any]:
+    assert call.principal is not None
+    page = parse_page(call, ("description", "state", "time_creation", "time_init", "time_disable"))
+    states = set(parse_states(call, TSS_STATES))
+    items: list[dict[str, Any]] = []
+    for tss_id in call.ctx.svc.list_tss_ids(call.principal.organization_id):
+        row = call.ctx.svc.get_tss(tss_id)
+        try:
+            info = call.ctx.service.get(tss_id)
+        except NotFoundError:
+            continue
+        if row is None or (states and info.state.lifecycle.value not in states):
+            continue
+        items.append(tss_body(call, info, row))
+    key = page.order_by or "time_creation"
+    blank: Any = "" if key in ("description", "state") else 0
+    items.sort(key=lambda b: (key not in b, b.get(key, blank)))
+    if page.order == "desc":
+        items.reverse()
+    return 200, envelope(
+        call, "TSS_LIST", items[page.offset : page.offset + page.limit], len(items)
+    )
+
+
+def update_tss(call: Call) -> tuple[int, Any]:
+    """PATCH /tss/{tss_id}: state change (plus description / metadata)."""
+    ctx = call.ctx
+    tss_id, row = owned_tss(call, call.path["tss_id"])
+    body = call.body
+    target = Lifecycle(body["state"])
+    info = _info(call, tss_id)
+    current = info.state.lifecycle
+    if "metadata" in body:
+        ctx.svc.set_tss_metadata(tss_id, merge_metadata(row.metadata, body["metadata"]))
+    if target is current:
+        pass  # metadata-only update with the same state (fiskaly v2.1.22)
+    elif target is Lifecycle.INITIALIZED and current is Lifecycle.UNINITIALIZED:
+        ctx.service.initialize(tss_id, body.get("description"))
+    else:
+        ctx.service.set_state(tss_id, target)
+    if target is not Lifecycle.CREATED and row.puk_sealed is not None:
+        ctx.svc.drop_puk(tss_id)  # fiskaly: the PUK is invisible once the TSS left CREATED
+    row2 = ctx.svc.get_tss(tss_id)
+    assert row2 is not None
+    return 200, tss_body(call, _info(call, tss_id), row2)
+
+
+def change_admin_pin(call: Call) -> tuple[int, Any]:
+    tss_id, _ = owned_tss(call, call.path["tss_id"])
+    _admin_state_check(call, tss_id)
+    call.ctx.service.set_admin_pin(tss_id, call.body["admin_puk"], call.body["new_admin_pin"])
+    return 200, {}
+
+
+def authenticate_admin(call: Call) -> tuple[int, Any]:
+    tss_id, _ = owned_tss(call, call.path["tss_id"])
+    _admin_state_check(call, tss_id)
+    try:
+        call.ctx.service.authenticate(tss_id, call.body["admin_pin"])
+    except OpenTSEError as exc:
+        if exc.code == "E_ADMIN_PIN_BLOCKED":
+            raise ApiError(
+                423, "E_ADMIN_PIN_BLOCKED", "the admin PIN is blocked; set a new one with the PUK"
+            ) from None
+        raise
+    return 200, {}
+
+
+def logout_admin(call: Call) -> tuple[int, Any]:
+    tss_id, _ = owned_tss(call, call.path["tss_id"])
+    if _info(call, tss_id).state.lifecycle in (Lifecycle.UNINITIALIZED, Lifecycle.INITIALIZED):
+        call.ctx.service.logout(tss_id)
+    return 200, {}
+
+
+def _admin_state_check(call: Call, tss_id: str) -> None:
+    """Admin operations exist from UNINITIALIZED on (fiskaly changeAdminPin)."""
+    lifecycle = _info(call, tss_id).state.lifecycle
+    if lifecycle is Lifecycle.CREATED:
+        raise ApiError(400, "E_TSS_NOT_INITIALIZED", "deploy the TSS first (state UNINITIALIZED)")
+    if lifecycle is Lifecycle.DISABLED:
+        raise ApiError(400, "E_TSS_DISABLED", "the TSS is disabled")
+    if lifecycle is Lifecycle.DEFECTIVE:
+        raise ApiError(423, "E_TSS_DEFECTIVE", "the TSS is defective")
+
+
+def retrieve_tss_metadata(call: Call) -> tuple[int, Any]:
+    _, row = owned_tss(call, call.path["tss_id"])
+    return 200, row.metadata
+
+
+def update_tss_metadata(call: Call) -> tuple[int, Any]:
+    tss_id, row = owned_tss(call, call.path["tss_id"])
+    merged = merge_metadata(row.metadata, call.body or {})
+    call.ctx.svc.set_tss_metadata(tss_id, merged)
+    return 200, merged
+
+
+def authenticate_api(call: Call) -> tuple[int, Any]:
+    return 200, call.ctx.tokens.login(call.body, call.ctx.now())
+
+
+_LIST_QUERY = (
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+    ("offset", {"type": "integer", "minimum": 0}),
+    ("order", {"type": "string", "enum": ["asc", "desc"]}),
+)
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/auth",
+        "authenticateApi",
+        authenticate_api,
+        "Authenticate API",
+        "Authentication",
+        body_schema="AuthRequest",
+        body_required=True,
+        response="AuthResponse",
+        auth=False,
+        errors=(400, 401),
+    ),
+    Operation(
+        "POST",
+        "/tss/{tss_id}/admin/auth",
+        "authenticateAdmin",
+        authenticate_admin,
+        "Authenticate admin",
+        "Authentication",
+        body_schema="AdminAuthRequest",
+        body_required=True,
+        response="EmptyObject",
+        errors=(400, 401, 404, 423),
+    ),
+    Operation(
+        "POST",
+        "/tss/{tss_id}/admin/logout",
+        "logoutAdmin",
+        logout_admin,
+        "Log out admin",
+        "Authentication",
+        body_schema="EmptyObject",
+        response="EmptyObject",
+        errors=(404,),
+    ),
+    Operation(
+        "PUT",
+        "/tss/{tss_id}",
+        "createTss",
+        create_tss,
+        "Create a TSS",
+        "Technical Security System",
+        body_schema="CreateTssRequest",
+        response="Tss",
+        errors=(400, 404, 409),
+    ),
+    Operation(
+        "GET",
+        "/tss/{tss_id}",
+        "retrieveTss",
+        retrieve_tss,
+        "Retrieve a TSS",
+        "Technical Security System",
+        response="Tss",
+    ),
+    Operation(
+        "PATCH",
+        "/tss/{tss_id}",
+        "updateTss",
+        update_tss,
+        "Update a TSS",
+        "Technical Security System",
+        body_schema="UpdateTssRequest",
+        body_required=True,
+        response="Tss",
+        errors=(400, 401, 404, 423),
+    ),
+    Operation(
+        "PATCH",
+        "/tss/{tss_id}/admin",
+        "changeAdminPin",
+        change_admin_pin,
+        "Change or unblock the admin PIN",
+        "Technical Security System",
+        body_schema="ChangeAdminPinRequest",
+        body_required=True,
+        response="EmptyObject",
+        errors=(400, 401, 404, 423),
+    ),
+    Operation(
+        "GET",
+        "/tss",
+        "listTss",
+        list_tss,
+        "List TSS",
+        "Technical Security System",
+        response="TssList",
+        query=(
+            *_LIST_QUERY,
+            (
+                "order_by",
+                {
+                    "type": "string",
+                    "enum": ["description", "state", "time_creation", "time_init", "time_disable"],
+                },
+            ),
+        ),
+    ),
+    Operation(
+        "GET",
+        "/tss/{tss_id}/metadata",
+        "retrieveTssMetadata",
+        retrieve_tss_metadata,
+        "Retrieve metadata of a TSS",
+        "Technical Security System",
+        response="Metadata",
+    ),
+    Operation(
+        "PATCH",
+        "/tss/{tss_id}/metadata",
+        "updateTssMetadata",
+        update_tss_metadata,
+        "Update metadata of a TSS",
+        "Technical Security System",
+        body_schema="Metadata",
+        response="Metadata",
+    ),
+]

@@ -1,0 +1,445 @@
+"""Transaction routes: upsertTransaction with revisions, retrieve, lists.
+
+fiskaly upsertTransaction: ``PUT /tss/{tss_id}/tx/{tx_id}?tx_revision=N``; revision 1
+starts (state ACTIVE), every later call increments the revision; ACTIVE signs an
+update, FINISHED or CANCELLED the Finish log. The API is idempotent ("you can send
+the same request several times safely ... only one transaction will be started"):
+each revision is signed with ``ref = "tx:<uuid>:<rev>"``, stored atomically with the
+log, so a repeated revision returns the stored log and never signs twice, even across
+a crash between the engine's commit and our index update (``_recover``). A revision
+beyond the next one is 400 ``E_TX_UPSERT``. ``schema.standard_v1`` is mapped to the
+raw processType/processData (DSFinV-K Anhang I) and both are returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from typing import Any
+
+from opentse.engine.results import SignResult
+from opentse.errors import FormatError, NotFoundError
+from opentse.server.context import (
+    API_VERSION,
+    Call,
+    Operation,
+    envelope,
+    merge_metadata,
+    parse_int,
+    parse_page,
+    parse_states,
+    parse_uuid,
+)
+from opentse.server.problems import ApiError
+from opentse.server.routes_client import owned_client
+from opentse.server.routes_tss import owned_tss
+from opentse.server.schemas import TX_STATES
+from opentse.server.service_store import TssRow, TxRow
+
+MAX_REVISION = 9007199254740991
+OPERATION_NAMES = {
+    "StartTransaction": "Start",
+    "UpdateTransaction": "Update",
+    "FinishTransaction": "Finish",
+}
+# A cancellation without data: DSFinV-K BON_TYP AVBelegabbruch (receipt aborted).
+CANCEL_PROCESS_TYPE = "Kassenbeleg-V1"
+CANCEL_PROCESS_DATA = "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^"
+
+
+def tx_ref(tx_id: str, revision: int) -> str:
+    return f"tx:{tx_id}:{revision}"
+
+
+def derive_raw(schema: dict[str, Any] | None) -> tuple[str, bytes, dict[str, Any]]:
+    """(processType, processData, response schema) of a request's ``schema``."""
+    from opentse.formats import processdata
+
+    if not schema:
+        return "", b"", {}
+    try:
+        if "raw" in schema:
+            raw = schema["raw"]
+            data = base64.b64decode(raw["process_data"], validate=True)
+            return raw["process_type"], data, {"raw": dict(raw)}
+        std = schema["standard_v1"]
+        if "receipt" in std:
+            ptype, text = processdata.from_fiskaly_receipt(std["receipt"])
+        elif "order" in std:
+            ptype, text = processdata.from_fiskaly_order(std["order"])
+        else:
+            other = std.get("other") or {}
+            ptype, text = (
+                "SonstigerVorgang",
+                json.dumps(other, separators=(",", ":")) if other else "",
+            )
+    except (FormatError, binascii.Error, ValueError) as exc:
+        raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", f"body/schema: {exc}") from None
+    data = text.encode("utf-8")
+    raw_out = {"process_type": ptype, "process_data": base64.b64encode(data).decode()}
+    return ptype, data, {"standard_v1": std, "raw": raw_out}
+
+
+def _qr(result: SignResult, client_serial: str) -> str | None:
+    from opentse.formats.qr import build_qr_payload
+
+    try:
+        return build_qr_payload(
+            client_id=client_serial,
+            process_type=result.process_type,
+            process_data=result.process_data.decode("utf-8"),
+            transaction_number=result.transaction_number,
+            signature_counter=result.signature_counter,
+            start_time=dt.datetime.fromtimestamp(result.start_time, dt.UTC),
+            log_time=dt.datetime.fromtimestamp(result.log_time, dt.UTC),
+            signature_algorithm=result.algorithm,
+            time_format=result.time_format,
+            signature=result.signature,
+            public_key=result.public_key_point,
+        )
+    except (FormatError, UnicodeDecodeError, ValueError):
+        return None  # processData a QR code cannot carry (';' or binary): no QR, as documented
+
+
+def tx_body(
+    result: SignResult, extra: dict[str, Any], row: TxRow | None, tss_id: str, env: str
+) -> dict[str, Any]:
+    state = str(extra.get("state", "ACTIVE"))
+    body: dict[str, Any] = {
+        "number": result.transaction_number,
+        "time_start": result.start_time,
+        "client_serial_number": result.client_id,
+        "tss_serial_number": result.serial_number.hex(),
+        "state": state,
+        "client_id": extra.get("client", ""),
+        "schema": extra.get("schema") or {},
+        "revision": int(extra.get("rev", 1)),
+        "latest_revision": max(int(extra.get("rev", 1)), row.latest_revision if row else 0),
+        "tss_id": tss_id,
+        "metadata": row.metadata if row else {},
+        "log": {
+            "operation": OPERATION_NAMES.get(result.operation, result.operation),
+            "timestamp": result.log_time,
+            "timestamp_format": result.time_format,
+        },
+        "signature": {
+            "value": base64.b64encode(result.signature).decode(),
+            "algorithm": result.algorithm,
+            "counter": str(result.signature_counter),
+            "public_key": base64.b64encode(result.public_key_point).decode(),
+        },
+        "_type": "TRANSACTION",
+        "_id": extra.get("tx", ""),
+        "_env": env,
+        "_version": API_VERSION,
+    }
+    if state in ("FINISHED", "CANCELLED"):
+        body["time_end"] = result.log_time
+        qr = _qr(result, result.client_id)
+        if qr is not None:
+            body["qr_code_data"] = qr
+    return body
+
+
+def stored_revision(
+    call: Call, tss: TssRow, tss_id: str, tx_id: str, revision: int, row: TxRow | None
+) -> dict[str, Any] | None:
+    """The response of an already signed revision, rebuilt from its log (or None)."""
+    log = call.ctx.store.find_ref(tss_id, tx_ref(tx_id, revision))
+    if log is None:
+        return None
+    result = call.ctx.service.find_ref(tss_id, tx_ref(tx_id, revision))
+    return tx_body(result, dict(log.extra or {}), row, tss_id, tss.env)
+
+
+def _recover(call: Call, tss_id: str, tx_id: str, row: TxRow | None, org: str) -> TxRow | None:
+    """Bring the index up to the logs: revisions signed but not indexed (crash, race)."""
+    latest = row.latest_revision if row else 0
+    found: tuple[SignResult, dict[str, Any]] | None = None
+    while True:
+        log = call.ctx.store.find_ref(tss_id, tx_ref(tx_id, latest + 1))
+        if log is None:
+            break
+        latest += 1
+        found = (call.ctx.service.find_ref(tss_id, tx_ref(tx_id, latest)), dict(log.extra or {}))
+    if found is None:
+        return row
+    result, extra = found
+    state = str(extra.get("state", "ACTIVE"))
+    new = TxRow(
+        tss_id,
+        tx_id,
+        org,
+        result.transaction_number,
+        str(extra.get("client", "")),
+        latest,
+        state,
+        result.process_type or (row.process_type if row else ""),
+        result.start_time,
+        result.log_time if state != "ACTIVE" else None,
+        row.metadata if row else {},
+    )
+    call.ctx.svc.upsert_tx(new)
+    return call.ctx.svc.get_tx(tss_id, tx_id)
+
+
+def upsert_transaction(call: Call) -> tuple[int, Any]:
+    assert call.principal is not None
+    ctx = call.ctx
+    tss_id, tss = owned_tss(call, call.path["tss_id"])
+    tx_id = _tx_id_for_upsert(call, tss_id)
+    body = call.body
+    org = call.principal.organization_id
+    row = _recover(call, tss_id, tx_id, ctx.svc.get_tx(tss_id, tx_id), org)
+    latest = row.latest_revision if row else 0
+    revision = parse_int(call.query, "tx_revision", latest + 1, 1, MAX_REVISION)
+    assert revision is not None
+    if revision <= latest:
+        replay = stored_revision(call, tss, tss_id, tx_id, revision, row)
+        if replay is None:
+            raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
+        return 200, replay
+    if revision > latest + 1:
+        raise ApiError(400, "E_TX_UPSERT", f"revision {latest + 1} is next, not {revision}")
+    client = ctx.svc.get_client(parse_uuid(body["client_id"], "client_id"))
+    if client is None or client.tss_id != tss_id:
+        raise ApiError(400, "E_CLIENT_NOT_FOUND", f"client {body['client_id']} not found")
+    if client.state != "REGISTERED":
+        raise ApiError(400, "E_CLIENT_DEREGISTERED", f"client {client.client_id} is deregistered")
+    target = body["state"]
+    ptype, data, schema_out = derive_raw(body.get("schema"))
+    if row is not None and row.state != "ACTIVE":
+        raise ApiError(400, "E_TX_UPSERT", f"transaction {tx_id} is already {row.state}")
+    if row is not None and ptype and row.process_type and ptype != row.process_type:
+        raise ApiError(
+            409, "E_TX_ILLEGAL_TYPE_CHANGE", f"process type is {row.process_type}, not {ptype}"
+        )
+    if target == "CANCELLED" and not ptype:
+        ptype, data = CANCEL_PROCESS_TYPE, CANCEL_PROCESS_DATA.encode()
+        schema_out = {
+            "raw": {"process_type": ptype, "process_data": base64.b64encode(data).decode()}
+        }
+    elif target == "FINISHED" and not ptype:
+        if row is None or not row.process_type:
+            raise ApiError(409, "E_TX_NO_TYPE_DEFINED", "finishing needs a schema (process type)")
+        ptype = row.process_type
+    metadata = merge_metadata(row.metadata if row else {}, body.get("metadata"))
+    extra = {
+        "tx": tx_id,
+        "rev": revision,
+        "state": target,
+        "client": client.client_id,
+        "schema": schema_out,
+    }
+    ref = tx_ref(tx_id, revision)
+    svc = ctx.service
+    serial = client.serial_number
+    if row is None:
+        if target == "ACTIVE":
+            result = svc.start_transaction(tss_id, serial, data, ptype, ref=ref, extra=extra)
+        else:  # started and ended in one call: an empty Start, then the Finish
+            start_extra = {"tx": tx_id, "rev": 0, "state": "ACTIVE", "client": client.client_id}
+            first = svc.start_transaction(
+                tss_id, serial, b"", "", ref=f"{ref}:start", extra=start_extra
+            )
+            result = svc.finish_transaction(
+                tss_id, serial, first.transaction_number, data, ptype, ref=ref, extra=extra
+            )
+    else:
+        op = svc.update_transaction if target == "ACTIVE" else svc.finish_transaction
+        result = op(tss_id, serial, row.number, data, ptype, ref=ref, extra=extra)
+    new_row = TxRow(
+        tss_id,
+        tx_id,
+        org,
+        result.transaction_number,
+        client.client_id,
+        revision,
+        target,
+        ptype or (row.process_type if row else ""),
+        result.start_time,
+        result.log_time if target != "ACTIVE" else None,
+        metadata,
+    )
+    ctx.svc.upsert_tx(new_row)
+    current = ctx.svc.get_tx(tss_id, tx_id)
+    if result.replayed:  # a concurrent identical request won the race: answer as it did
+        stored = ctx.store.find_ref(tss_id, ref)
+        extra = dict(stored.extra or {}) if stored is not None else extra
+    return 200, tx_body(result, extra, current, tss_id, tss.env)
+
+
+def _tx_id_for_upsert(call: Call, tss_id: str) -> str:
+    raw = call.path["tx_id_or_number"]
+    if raw.isdigit():
+        row = call.ctx.svc.get_tx_by_number(tss_id, int(raw))
+        if row is None:
+            raise ApiError(404, "E_TX_NOT_FOUND", f"transaction {raw} not found")
+        return row.tx_id
+    return parse_uuid(raw, "tx_id_or_number")
+
+
+def _find_tx(call: Call, tss_id: str) -> TxRow:
+    raw = call.path["tx_id_or_number"]
+    if raw.isdigit() and len(raw) < 17:
+        row = call.ctx.svc.get_tx_by_number(tss_id, int(raw))
+    else:
+        tx_id = parse_uuid(raw, "tx_id_or_number")
+        assert call.principal is not None
+        row = _recover(
+            call, tss_id, tx_id, call.ctx.svc.get_tx(tss_id, tx_id), call.principal.organization_id
+        )
+    if row is None:
+        raise ApiError(404, "E_TX_NOT_FOUND", f"transaction {raw} not found")
+    return row
+
+
+def retrieve_transaction(call: Call) -> tuple[int, Any]:
+    tss_id, tss = owned_tss(call, call.path["tss_id"])
+    row = _find_tx(call, tss_id)
+    revision = parse_int(call.query, "tx_revision", row.latest_revision, 1, MAX_REVISION)
+    assert revision is not None
+    body = (
+        stored_revision(call, tss, tss_id, row.tx_id, revision, row)
+        if revision <= row.latest_revision
+        else None
+    )
+    if body is None:
+        raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
+    return 200, body
+
+
+def _list(call: Call, tss_id: str | None, client_id: str | None) -> tuple[int, Any]:
+    assert call.principal is not None
+    page = parse_page(call, ("number", "state", "time_start", "time_end"))
+    states = parse_states(call, TX_STATES)
+    rows, total = call.ctx.svc.list_txs(
+        call.principal.organization_id, page, tss_id, client_id, states
+    )
+    data = []
+    for r in rows:
+        tss = call.ctx.svc.get_tss(r.tss_id)
+        try:
+            body = (
+                stored_revision(call, tss, r.tss_id, r.tx_id, r.latest_revision, r) if tss else None
+            )
+        except NotFoundError:
+            body = None
+        if body is not None:
+            data.append(body)
+    return 200, envelope(call, "TRANSACTION_LIST", data, total)
+
+
+def list_transactions(call: Call) -> tuple[int, Any]:
+    tss_id, _ = owned_tss(call, call.path["tss_id"])
+    return _list(call, tss_id, None)
+
+
+def list_all_transactions(call: Call) -> tuple[int, Any]:
+    return _list(call, None, None)
+
+
+def list_client_transactions(call: Call) -> tuple[int, Any]:
+    tss_id, _ = owned_tss(call, call.path["tss_id"])
+    client = owned_client(call, tss_id, call.path["client_id"])
+    return _list(call, tss_id, client.client_id)
+
+
+def retrieve_transaction_metadata(call: Call) -> tuple[int, Any]:
+    tss_id, _ = owned_tss(call, call.path["tss_id"])
+    return 200, _find_tx(call, tss_id).metadata
+
+
+def update_transaction_metadata(call: Call) -> tuple[int, Any]:
+    tss_id, _ = owned_tss(call, call.path["tss_id"])
+    row = _find_tx(call, tss_id)
+    merged = merge_metadata(row.metadata, call.body or {})
+    call.ctx.svc.set_tx_metadata(tss_id, row.tx_id, merged)
+    return 200, merged
+
+
+_REV = ("tx_revision", {"type": "integer", "minimum": 1, "maximum": MAX_REVISION})
+_LIST_QUERY = (
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+    ("offset", {"type": "integer", "minimum": 0}),
+    ("order", {"type": "string", "enum": ["asc", "desc"]}),
+    ("order_by", {"type": "string", "enum": ["number", "state", "time_start", "time_end"]}),
+)
+_TX = "/tss/{tss_id}/tx/{tx_id_or_number}"
+
+OPERATIONS = [
+    Operation(
+        "PUT",
+        _TX,
+        "upsertTransaction",
+        upsert_transaction,
+        "Start, update or finish a transaction",
+        "Transactions",
+        body_schema="TxRequest",
+        body_required=True,
+        response="Transaction",
+        errors=(400, 401, 404, 409),
+        query=(_REV,),
+    ),
+    Operation(
+        "GET",
+        _TX,
+        "retrieveTransaction",
+        retrieve_transaction,
+        "Retrieve a transaction",
+        "Transactions",
+        response="Transaction",
+        query=(_REV,),
+    ),
+    Operation(
+        "GET",
+        "/tss/{tss_id}/tx",
+        "listTransactions",
+        list_transactions,
+        "List transactions of a TSS",
+        "Transactions",
+        response="TransactionList",
+        query=_LIST_QUERY,
+    ),
+    Operation(
+        "GET",
+        "/tx",
+        "listAllTransactions",
+        list_all_transactions,
+        "List all transactions",
+        "Transactions",
+        response="TransactionList",
+        query=_LIST_QUERY,
+    ),
+    Operation(
+        "GET",
+        "/tss/{tss_id}/client/{client_id}/tx",
+        "listClientTransactions",
+        list_client_transactions,
+        "List transactions of a client",
+        "Clients",
+        response="TransactionList",
+        query=_LIST_QUERY,
+    ),
+    Operation(
+        "GET",
+        _TX + "/metadata",
+        "retrieveTransactionMetadata",
+        retrieve_transaction_metadata,
+        "Retrieve metadata of a transaction",
+        "Transactions",
+        response="Metadata",
+    ),
+    Operation(
+        "PATCH",
+        _TX + "/metadata",
+        "updateTransactionMetadata",
+        update_transaction_metadata,
+        "Update metadata of a transaction",
+        "Transactions",
+        body_schema="Metadata",
+        response="Metadata",
+    ),
+]

@@ -1,0 +1,95 @@
+"""Fixtures: an installation in a tmp folder and an in-process app over it."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from opentse.server.app import create_app
+from opentse.server.auth import create_api_key
+from opentse.server.context import ServerConfig
+from opentse.testing.clock import FrozenClock
+
+
+@dataclass
+class _LocalInstallation:
+    """Stand-in with the attributes of ``opentse.installation.Installation``."""
+
+    store: Any
+    service: Any
+    secret: bytes
+    ca: Any
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_installation(data_dir: Path, clock: Any) -> Any:
+    try:
+        from opentse.installation import Installation
+    except ImportError:
+        from opentse.crypto.ca import LocalCA
+        from opentse.engine.keyring import Keyring
+        from opentse.engine.service import TSEService
+        from opentse.storage.sqlite import SQLiteStore
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_bytes(32)
+        store = SQLiteStore(data_dir / "opentse.sqlite3")
+        ca = LocalCA.create(secret, clock.now())
+        service = TSEService(store, Keyring(secret), clock, ca=ca)
+        return _LocalInstallation(store, service, secret, ca)
+    return Installation.open(data_dir, clock=clock)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(1_700_000_000)
+
+
+class AppClient(httpx.Client):
+    ctx: Any
+
+
+@pytest.fixture
+def app_client(tmp_path: Path, clock: FrozenClock) -> Iterator[AppClient]:
+    """The app served by uvicorn in a thread on a free 127.0.0.1 port."""
+    inst = open_installation(tmp_path / "data", clock)
+    app = create_app(inst, ServerConfig(data_dir=tmp_path / "data"), clock=clock)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    with AppClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        client.ctx = app.state.ctx
+        yield client
+    server.should_exit = True
+    thread.join(timeout=20)
+    inst.close()
+
+
+def new_key(client: AppClient, org: str = "shop") -> dict[str, str]:
+    ctx = client.ctx
+    return create_api_key(ctx.svc, org_name=org, env="TEST", now=ctx.now())
+
+
+def login(client: httpx.Client, key: dict[str, str]) -> dict[str, str]:
+    r = client.post(
+        "/api/v2/auth", json={"api_key": key["api_key"], "api_secret": key["api_secret"]}
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}

@@ -1,0 +1,67 @@
+"""The fiskaly flow in-process (fast feedback); the real-process test is test_e2e."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from server_support import AppClient, login, new_key
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def setup_tss(client: AppClient, h: dict[str, str]) -> tuple[str, str]:
+    tss = _uuid()
+    r = client.put(f"/api/v2/tss/{tss}", json={}, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["state"] == "CREATED" and len(body["admin_puk"]) >= 10
+    puk = body["admin_puk"]
+    r = client.patch(f"/api/v2/tss/{tss}", json={"state": "UNINITIALIZED"}, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.patch(
+        f"/api/v2/tss/{tss}/admin", json={"admin_puk": puk, "new_admin_pin": "123456"}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    r = client.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "123456"}, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.patch(f"/api/v2/tss/{tss}", json={"state": "INITIALIZED"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "INITIALIZED"
+    cid = _uuid()
+    r = client.put(f"/api/v2/tss/{tss}/client/{cid}", json={"serial_number": "KASSE-1"}, headers=h)
+    assert r.status_code == 200, r.text
+    return tss, cid
+
+
+def test_receipt_flow(app_client: AppClient) -> None:
+    h = login(app_client, new_key(app_client))
+    tss, cid = setup_tss(app_client, h)
+    tx = _uuid()
+    r = app_client.put(
+        f"/api/v2/tss/{tss}/tx/{tx}?tx_revision=1",
+        json={"state": "ACTIVE", "client_id": cid},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["log"]["operation"] == "Start"
+    receipt = {
+        "receipt_type": "RECEIPT",
+        "amounts_per_vat_rate": [{"vat_rate": "NORMAL", "amount": "21.42"}],
+        "amounts_per_payment_type": [{"payment_type": "NON_CASH", "amount": "21.42"}],
+    }
+    body = {"state": "FINISHED", "client_id": cid, "schema": {"standard_v1": {"receipt": receipt}}}
+    r = app_client.put(f"/api/v2/tss/{tss}/tx/{tx}?tx_revision=2", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["state"] == "FINISHED" and out["revision"] == 2 and out["number"] == 1
+    raw = out["schema"]["raw"]
+    assert raw["process_type"] == "Kassenbeleg-V1"
+    assert base64.b64decode(raw["process_data"]) == b"Beleg^21.42_0.00_0.00_0.00_0.00^21.42:Unbar"
+    assert out["qr_code_data"].startswith("V0;KASSE-1;Kassenbeleg-V1;Beleg^21.42")
+    again = app_client.put(f"/api/v2/tss/{tss}/tx/{tx}?tx_revision=2", json=body, headers=h)
+    assert again.json()["signature"] == out["signature"]
+    got = app_client.get(f"/api/v2/tss/{tss}/tx/1", headers=h).json()
+    assert got["signature"] == out["signature"] and got["latest_revision"] == 2
