@@ -11,7 +11,6 @@ import subprocess
 import tarfile
 import threading
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
@@ -19,6 +18,7 @@ from opentse.errors import FormatError
 from opentse.formats.tar import (
     BLOCK,
     RECORD,
+    Sink,
     TarMember,
     TarWriter,
     iter_members,
@@ -53,7 +53,7 @@ def _members() -> list[tuple[str, bytes]]:
     ]
 
 
-def _write(out: BinaryIO) -> None:
+def _write(out: Sink) -> None:
     with TarWriter(out) as writer:
         for name, data in _members():
             writer.add(name, data, MTIME)
@@ -106,7 +106,7 @@ class WriteOnly:
 
 def test_writer_needs_only_write() -> None:
     sink = WriteOnly()
-    _write(sink)  # type: ignore[arg-type]
+    _write(sink)
     raw = b"".join(sink.chunks)
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
         assert len(tar.getnames()) == len(_members())
@@ -257,7 +257,7 @@ def test_memory_does_not_grow_with_member_count(tmp_path: Path) -> None:
             file_writer.add(name, b"m" * 300, MTIME)
     tracemalloc.start()
     try:
-        writer = TarWriter(Discard())  # type: ignore[arg-type]
+        writer = TarWriter(Discard())
         for name in names:
             writer.add(name, b"m" * 300, MTIME)
         writer.close()

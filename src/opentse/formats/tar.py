@@ -39,7 +39,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -274,11 +274,19 @@ def _check_name(name: str) -> str:
     return name
 
 
+class Sink(Protocol):
+    """Anything with ``write(bytes)``: a file, a pipe, a socket wrapper, a response body."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 class TarWriter:
     """Streams a TR-03151 TAR to ``fileobj`` (needs only ``write``; pipes and sockets
-    work). Memory use does not depend on the size of the archive."""
+    work). Memory use does not depend on the size of the archive. Leaving a ``with``
+    block by an exception writes no end-of-archive blocks, so a broken export is
+    recognisably truncated."""
 
-    def __init__(self, fileobj: BinaryIO) -> None:
+    def __init__(self, fileobj: Sink) -> None:
         self._out = fileobj
         self._written = 0
         self._closed = False
