@@ -358,8 +358,10 @@ class TSEService:
     def logout(self, tse_id: str, *, user_id: str = users.ADMIN) -> SystemLogResult | None:
         return self._run(tse_id, lambda c, s, n: users.logout(c, s, n, user_id))
 
-    def update_time(self, tse_id: str, *, user_id: str = users.ADMIN) -> SystemLogResult:
-        """updateTime from the service clock, as a logged-in admin or timeadmin."""
+    def update_time(self, tse_id: str, *, user_id: str | None = None) -> SystemLogResult:
+        """updateTime from the service clock. With ``auto_time=False`` call it once
+        after start without ``user_id`` (start-up sync); later changes need a
+        logged-in admin or timeadmin (``user_id`` names which)."""
         return self._run(
             tse_id, lambda c, s, n: tse.update_time(c, s, n, user_id=user_id), signs=False
         )

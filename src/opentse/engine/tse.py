@@ -129,14 +129,20 @@ def update_time(
     ctx: TSEContext, state: TSEState, now: int, *, user_id: str | None = None
 ) -> Outcome[SystemLogResult]:
     """updateTime: sets the TSE time to ``now`` and writes an UpdateTime log (the only
-    log whose time may be earlier than the one before it). ``user_id`` None is the
-    service's own time synchronisation at start-up; otherwise admin or timeadmin
-    must be logged in (TR-03151 roles)."""
+    log whose time may be earlier than the one before it).
+
+    ``user_id`` None is the start-up synchronisation from the service's trusted clock
+    (a real SMAERS syncs with its host the same way): allowed without login only
+    while the time is not set, since authenticateUser itself needs a time to sign
+    its log. Changing a set time needs admin or timeadmin logged in (TR-03151 roles).
+    """
     rules.check_allowed(Op.UPDATE_TIME, state.lifecycle)
     if user_id is not None:
         if user_id not in (ADMIN, TIMEADMIN):
             raise ProtocolError(f"user {user_id!r} may not set the time", code="E_FORBIDDEN")
         require_login(state, now, user_id)
+    elif state.time_set:
+        require_login(state, now, ADMIN, TIMEADMIN)
     before = (
         LogTime(ctx.time_format, next_log_time(now, state.last_log_time))
         if state.time_set
