@@ -1,0 +1,51 @@
+"""PDF receipts (fpdf2): the text layout on an 80 mm wide page with the QR code below.
+
+The QR payload is also stored as the document's subject, so a program that reads the
+PDF gets the exact Anhang I text without decoding the image.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import tzinfo
+
+from fpdf import FPDF
+
+from opentse.register.receipt import Receipt
+from opentse.register.render_qr import render_qr_png
+from opentse.register.render_text import render_text
+
+PAGE_WIDTH_MM = 80.0
+MARGIN_MM = 4.0
+LINE_MM = 3.6
+FONT_SIZE_PT = 7.6  # Courier at 7.6 pt: 48 columns fit in 72 mm
+QR_MM = 44.0
+
+
+def _latin1(text: str) -> str:
+    """fpdf2's core fonts speak cp1252/latin-1; anything else becomes '?'."""
+    return text.encode("latin-1", errors="replace").decode("latin-1")
+
+
+def render_pdf(receipt: Receipt, *, tz: tzinfo | None = None) -> bytes:
+    """PDF bytes of the 48-column text receipt plus the QR code image when signed."""
+    lines = render_text(receipt, width=48, tz=tz).split("\n")
+    payload = receipt.qr_payload
+    height = 2 * MARGIN_MM + LINE_MM * len(lines) + (QR_MM + 4 if payload else 0)
+    pdf = FPDF(unit="mm", format=(PAGE_WIDTH_MM, max(height, 60.0)))
+    pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
+    pdf.set_auto_page_break(False)
+    pdf.set_creator("opentse")
+    pdf.set_title(_latin1(f"Beleg {receipt.receipt_number}".strip()))
+    if payload is not None:
+        pdf.set_subject(payload)
+    pdf.add_page()
+    pdf.set_font("Courier", size=FONT_SIZE_PT)
+    for line in lines:
+        pdf.cell(PAGE_WIDTH_MM - 2 * MARGIN_MM, LINE_MM, _latin1(line))
+        pdf.ln(LINE_MM)
+    if payload is not None:
+        image = io.BytesIO(render_qr_png(payload, scale=4, border=2))
+        x = (PAGE_WIDTH_MM - QR_MM) / 2
+        pdf.image(image, x=x, y=pdf.get_y() + 2, w=QR_MM, h=QR_MM)
+    return bytes(pdf.output())
