@@ -134,3 +134,16 @@ def test_wrong_secret_and_tampering_refused_without_key_material() -> None:
     assert fmt.value.code == "E_KEY_FORMAT"
     with pytest.raises(FormatError):
         keys.decrypt_private_key(b"", SECRET)
+
+
+@pytest.mark.parametrize("curve", keys.CURVES)
+def test_signatures_verify_with_the_project_verifier(curve: str) -> None:
+    """Contract check against tr03151.signature (the code exports are verified with)."""
+    signature = pytest.importorskip("opentse.tr03151.signature")
+    key = keys.generate_private_key(curve)
+    signer = keys.PlainSigner(key, keys.default_algorithm(curve))
+    data = b"signed part"
+    sig = signer.sign(data)
+    signature.verify_signature(signer.public_key_point, signer.algorithm_oid, data, sig, curve)
+    with pytest.raises(OpenTSEError):
+        signature.verify_signature(signer.public_key_point, signer.algorithm_oid, b"x", sig, curve)
