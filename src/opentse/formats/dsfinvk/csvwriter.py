@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import BinaryIO
+from typing import IO
 
 from opentse.errors import FormatError
 from opentse.formats.dsfinvk.tables import (
@@ -127,7 +127,7 @@ def encode_record(fields: Iterable[str]) -> bytes:
 class CsvWriter:
     """Streams one table: the header row at once, then one record per ``write``."""
 
-    def __init__(self, stream: BinaryIO, table: Table) -> None:
+    def __init__(self, stream: IO[bytes], table: Table) -> None:
         self.stream = stream
         self.table = table
         self.rows = 0

@@ -1,0 +1,843 @@
+"""Check a DSFinV-K export the way an auditor's tool reads it.
+
+``check_export(path)`` reads index.xml, checks every CSV file against it (header,
+dialect, types, lengths, decimal comma, no grouping, value lists), then the rules
+across files: keys unique and referenced keys present; every receipt has lines,
+VAT amounts and (where it must) payments; lines = receipt totals = closing totals;
+VAT rates valid for key and date; and every TSE signature verifies against tse.csv
+with processData REBUILT from the CSV rows (Kassenbeleg-V1 from transactions,
+transactions_vat and datapayment; Bestellung-V1 from lines), with the Finish log's
+signed bytes built as the receipt verification of DSFinV-K Anhang I describes
+(serial = SHA-256 of the public key, algorithm OID, counter, log time).
+Nothing raises for bad content: everything becomes a Finding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from opentse.errors import FormatError, OpenTSEError
+from opentse.formats import processdata as pd
+from opentse.formats.dsfinvk import tables as T
+from opentse.formats.dsfinvk.csvwriter import (
+    parse_date,
+    parse_number,
+    parse_timestamp,
+    read_records,
+)
+from opentse.formats.dsfinvk.export import gdpdu_dtd
+from opentse.formats.dsfinvk.indexxml import (
+    DECIMAL_SYMBOL,
+    DTD_NAME,
+    INDEX_NAME,
+    read_index_xml,
+)
+from opentse.formats.dsfinvk.model import CLOSING_BON_TYPES, PAID_BON_TYPES
+from opentse.formats.dsfinvk.tables import ColumnType, Table
+from opentse.tr03151 import oids
+from opentse.tr03151.codec import encode_signed_part
+from opentse.tr03151.logmessage import FINISH, LogMessage, TransactionLogData
+from opentse.tr03151.logtime import LogTime, TimeFormat
+from opentse.tr03151.signature import verify_signature
+
+ZERO = Decimal("0")
+CENT = Decimal("0.01")
+
+Row = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: stable ``code``, where (file, CSV line, column) and what."""
+
+    code: str
+    file: str
+    message: str
+    line: int | None = None
+    column: str | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        where += f" {self.column}" if self.column else ""
+        return f"{self.severity} {self.code} {where}: {self.message}"
+
+
+class _Source:
+    """The files of an export: a folder or a ZIP."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        if path.is_file():
+            self.zip = zipfile.ZipFile(path)
+            names = self.zip.namelist()
+            self.prefix = ""
+            if INDEX_NAME not in names:  # an export folder zipped with its folder name
+                nested = [n for n in names if n.endswith("/" + INDEX_NAME)]
+                if len(nested) == 1:
+                    self.prefix = nested[0][: -len(INDEX_NAME)]
+
+    def read(self, name: str) -> bytes | None:
+        if self.zip is not None:
+            try:
+                return self.zip.read(self.prefix + name)
+            except KeyError:
+                return None
+        file = self.path / name
+        return file.read_bytes() if file.is_file() else None
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+
+def check_export(path: Path | str) -> list[Finding]:
+    """All findings of the export at ``path`` (folder or ZIP); empty means it passed."""
+    path = Path(path)
+    if not path.exists():
+        return [Finding("E_EXPORT_MISSING", str(path), "no such file or folder")]
+    try:
+        source = _Source(path)
+    except zipfile.BadZipFile:
+        return [Finding("E_EXPORT_ZIP", str(path), "neither a folder nor a ZIP file")]
+    try:
+        checker = _Checker(source)
+        checker.run()
+        return checker.findings
+    finally:
+        source.close()
+
+
+def _closing(row: Row) -> tuple[str, str, str]:
+    return (row["Z_KASSE_ID"], row["Z_ERSTELLUNG"], row["Z_NR"])
+
+
+def _bon(row: Row) -> tuple[str, str, str, str]:
+    return (*_closing(row), row["BON_ID"])
+
+
+class _Checker:
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+        self.findings: list[Finding] = []
+        self.rows: dict[str, list[tuple[int, Row]]] = {}
+        self.tables: dict[str, Table] = {}
+
+    def add(
+        self,
+        code: str,
+        file: str,
+        message: str,
+        line: int | None = None,
+        column: str | None = None,
+        severity: str = "error",
+    ) -> None:
+        self.findings.append(Finding(code, file, message, line, column, severity))
+
+    def get(self, file: str) -> list[tuple[int, Row]]:
+        return self.rows.get(file, [])
+
+    # --- files and index.xml ---------------------------------------------------------
+
+    def run(self) -> None:
+        data = self.source.read(INDEX_NAME)
+        if data is None:
+            self.add("E_INDEX_MISSING", INDEX_NAME, "the export has no index.xml")
+            return
+        dtd = self.source.read(DTD_NAME)
+        if dtd is None:
+            self.add("E_DTD_MISSING", DTD_NAME, "the DTD named by index.xml is missing")
+        else:
+            if dtd != gdpdu_dtd():
+                self.add(
+                    "W_DTD_DIFFERS",
+                    DTD_NAME,
+                    "differs from the GDPdU DTD we ship",
+                    severity="warning",
+                )
+        try:
+            index = read_index_xml(data)
+        except FormatError as exc:
+            self.add(exc.code, INDEX_NAME, exc.message)
+            return
+        if index.doctype_system != DTD_NAME:
+            self.add(
+                "E_INDEX_DOCTYPE",
+                INDEX_NAME,
+                f"DOCTYPE names {index.doctype_system!r}, not {DTD_NAME}",
+            )
+        declared = {t.file: t for t in index.tables}
+        for official in T.TABLES:
+            table = declared.get(official.file)
+            if table is None:
+                self.add("E_TABLE_MISSING", INDEX_NAME, f"{official.file} is not declared")
+                continue
+            self._compare_table(official, table)
+            dialect = index.dialects[table.file]
+            if dialect.decimal_symbol != DECIMAL_SYMBOL:
+                self.add(
+                    "E_INDEX_DIALECT",
+                    INDEX_NAME,
+                    f"{table.file}: DecimalSymbol {dialect.decimal_symbol!r}",
+                )
+            if (dialect.column_delimiter, dialect.record_delimiter, dialect.text_encapsulator) != (
+                ";",
+                "\r\n",
+                '"',
+            ) or not dialect.utf8:
+                self.add(
+                    "E_INDEX_DIALECT",
+                    INDEX_NAME,
+                    f"{table.file}: not the DSFinV-K dialect (UTF8, ';', CR LF, '\"')",
+                )
+            self.tables[table.file] = table
+            self._read_table(table)
+        for file in declared:
+            if file not in T.TABLE_BY_FILE:
+                self.add(
+                    "W_TABLE_EXTRA",
+                    INDEX_NAME,
+                    f"{file} is not a DSFinV-K table",
+                    severity="warning",
+                )
+        self._check_keys()
+        self._check_receipts()
+        self._check_closings()
+        self._check_vat_rates()
+        self._check_signatures()
+
+    def _compare_table(self, official: Table, table: Table) -> None:
+        want = official.columns
+        if official.file == "tse.csv":
+            extra = len(table.columns) - len(want)
+            want = T.tse_table(2 + max(extra, 0)).columns
+        if tuple(c.name for c in table.columns) != tuple(c.name for c in want):
+            self.add(
+                "E_INDEX_COLUMNS", INDEX_NAME, f"{table.file}: columns differ from DSFinV-K 2.4"
+            )
+            return
+        for mine, theirs in zip(table.columns, want, strict=True):
+            if (mine.type, mine.max_length, mine.accuracy) != (
+                theirs.type,
+                theirs.max_length,
+                theirs.accuracy,
+            ):
+                self.add(
+                    "E_INDEX_TYPE",
+                    INDEX_NAME,
+                    f"{table.file} {mine.name}: type/length/accuracy differ from DSFinV-K",
+                    column=mine.name,
+                )
+
+    def _read_table(self, table: Table) -> None:
+        data = self.source.read(table.file)
+        if data is None:
+            self.add("E_CSV_MISSING", table.file, "declared in index.xml but missing")
+            return
+        rows: list[tuple[int, Row]] = []
+        names = table.column_names
+        try:
+            records = list(read_records(data, table.file))
+        except FormatError as exc:
+            self.add(exc.code, table.file, exc.message)
+            return
+        if not records:
+            self.add("E_CSV_HEADER", table.file, "no header row")
+            return
+        if tuple(records[0][1]) != names:
+            self.add("E_CSV_HEADER", table.file, "header row differs from index.xml", 1)
+            return
+        for line, fields in records[1:]:
+            if len(fields) != len(names):
+                self.add(
+                    "E_CSV_FIELDS", table.file, f"{len(fields)} fields, {len(names)} columns", line
+                )
+                continue
+            row = dict(zip(names, fields, strict=True))
+            for column in table.columns:
+                self._check_field(table, column, row[column.name], line)
+            rows.append((line, row))
+        self.rows[table.file] = rows
+
+    def _check_field(self, table: Table, column: T.Column, value: str, line: int) -> None:
+        file, name = table.file, column.name
+        if value == "":
+            return
+        if column.type is ColumnType.NUMERIC:
+            try:
+                parse_number(value, column.accuracy)
+            except FormatError as exc:
+                self.add(exc.code, file, exc.message, line, name)
+            return
+        if column.max_length is not None and len(value) > column.max_length:
+            self.add(
+                "E_CSV_LENGTH",
+                file,
+                f"{len(value)} characters, at most {column.max_length}",
+                line,
+                name,
+            )
+        values = T.VALUE_LISTS.get((file, name))
+        if values is not None and value not in values:
+            self.add("E_CSV_VALUE", file, f"{value!r} is not a valid {name}", line, name)
+        if name in T.BOOLEAN_COLUMNS.get(file, frozenset()) and value not in ("0", "1"):
+            self.add("E_CSV_BOOLEAN", file, f"{value!r} is not 0 or 1", line, name)
+        try:
+            if name in T.TIMESTAMP_COLUMNS:
+                parse_timestamp(value)
+            elif name in T.DATE_COLUMNS:
+                parse_date(value)
+        except FormatError as exc:
+            self.add(exc.code, file, exc.message, line, name)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def num(self, file: str, line: int, row: Row, column: str) -> Decimal:
+        """A numeric field as Decimal (0 when empty or unreadable; already reported)."""
+        text = row.get(column, "")
+        if not text:
+            return ZERO
+        try:
+            return parse_number(text, 5)
+        except FormatError:
+            return ZERO
+
+    # --- keys ------------------------------------------------------------------------
+
+    def _check_keys(self) -> None:
+        keysets: dict[str, set[tuple[str, ...]]] = {}
+        for file, table in self.tables.items():
+            seen: set[tuple[str, ...]] = set()
+            for line, row in self.get(file):
+                key = tuple(row[c] for c in table.primary_key)
+                if key in seen:
+                    self.add("E_KEY_DUPLICATE", file, f"primary key {key} twice", line)
+                seen.add(key)
+            keysets[table.name] = seen
+        by_name = {t.name: t for t in self.tables.values()}
+        for file, table in self.tables.items():
+            for fk in table.foreign_keys:
+                target = by_name.get(fk.references)
+                if target is None:
+                    continue
+                index = [
+                    target.primary_key.index(c) for c in fk.ref_columns if c in target.primary_key
+                ]
+                if len(index) != len(fk.ref_columns):
+                    continue
+                present = {tuple(k[i] for i in index) for k in keysets[fk.references]}
+                for line, row in self.get(file):
+                    values = tuple(row[c] for c in fk.columns)
+                    if "" in values:
+                        continue
+                    if values not in present:
+                        self.add(
+                            "E_KEY_MISSING",
+                            file,
+                            f"{'/'.join(fk.columns)} {values} not in {target.file}",
+                            line,
+                        )
+
+    # --- receipts --------------------------------------------------------------------
+
+    def _check_receipts(self) -> None:
+        lines: dict[tuple[str, ...], int] = defaultdict(int)
+        line_vat: dict[tuple[str, ...], list[Decimal]] = defaultdict(lambda: [ZERO] * 3)
+        line_vat_by_key: dict[tuple[str, ...], list[Decimal]] = defaultdict(lambda: [ZERO] * 3)
+        lines_with_vat: set[tuple[str, ...]] = set()
+        rates = self._rates()
+        for _line, row in self.get("lines.csv"):
+            lines[_bon(row)] += 1
+        for line, row in self.get("lines_vat.csv"):
+            f = "lines_vat.csv"
+            g, n, v = (self.num(f, line, row, c) for c in ("POS_BRUTTO", "POS_NETTO", "POS_UST"))
+            if g != n + v:
+                self.add("E_VAT_SUM", f, f"POS_BRUTTO {g} != POS_NETTO {n} + POS_UST {v}", line)
+            rate = rates.get((*_closing(row), row["UST_SCHLUESSEL"]))
+            if rate is not None and abs(v - (g * rate / (100 + rate))) > CENT:
+                self.add(
+                    "E_VAT_AMOUNT",
+                    f,
+                    f"POS_UST {v} is not {rate} % of POS_BRUTTO {g}",
+                    line,
+                    "POS_UST",
+                )
+            lines_with_vat.add((*_bon(row), row["POS_ZEILE"]))
+            for target, key in (
+                (line_vat, _bon(row)),
+                (line_vat_by_key, (*_bon(row), row["UST_SCHLUESSEL"])),
+            ):
+                target[key][0] += g
+                target[key][1] += n
+                target[key][2] += v
+        for line, row in self.get("lines.csv"):
+            if (*_bon(row), row["POS_ZEILE"]) not in lines_with_vat:
+                self.add(
+                    "E_LINE_NO_VAT",
+                    "lines.csv",
+                    f"line {row['POS_ZEILE']} of {row['BON_ID']} has no lines_vat row",
+                    line,
+                )
+        tx_vat: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
+        for line, row in self.get("transactions_vat.csv"):
+            f = "transactions_vat.csv"
+            g, n, v = (self.num(f, line, row, c) for c in ("BON_BRUTTO", "BON_NETTO", "BON_UST"))
+            if g != n + v:
+                self.add("E_VAT_SUM", f, f"BON_BRUTTO {g} != BON_NETTO {n} + BON_UST {v}", line)
+            if [g, n, v] != line_vat_by_key.get((*_bon(row), row["UST_SCHLUESSEL"]), [ZERO] * 3):
+                self.add(
+                    "E_SUM_LINES",
+                    f,
+                    f"{row['BON_ID']} key {row['UST_SCHLUESSEL']}: not the sum of its "
+                    "lines_vat rows",
+                    line,
+                )
+            tx_vat[_bon(row)] += g
+        paid: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
+        for line, row in self.get("datapayment.csv"):
+            paid[_bon(row)] += self.num("datapayment.csv", line, row, "BASISWAEH_BETRAG")
+        has_tse = {_bon(row) for _line, row in self.get("transactions_tse.csv")}
+        f = "transactions.csv"
+        for line, row in self.get(f):
+            bon = _bon(row)
+            total = self.num(f, line, row, "UMS_BRUTTO")
+            if lines[bon] == 0:
+                self.add("E_RECEIPT_NO_LINES", f, f"{row['BON_ID']} has no lines", line)
+            if line_vat[bon][0] != total:
+                self.add(
+                    "E_SUM_LINES",
+                    f,
+                    f"{row['BON_ID']}: UMS_BRUTTO {total} != sum of lines {line_vat[bon][0]}",
+                    line,
+                    "UMS_BRUTTO",
+                )
+            if tx_vat[bon] != total:
+                self.add(
+                    "E_SUM_VAT",
+                    f,
+                    f"{row['BON_ID']}: UMS_BRUTTO {total} != transactions_vat {tx_vat[bon]}",
+                    line,
+                    "UMS_BRUTTO",
+                )
+            if bon in paid and paid[bon] != total:
+                self.add(
+                    "E_SUM_PAYMENTS",
+                    f,
+                    f"{row['BON_ID']}: payments {paid[bon]} != UMS_BRUTTO {total}",
+                    line,
+                )
+            if bon not in paid and row["BON_TYP"] in PAID_BON_TYPES and total != 0:
+                self.add("E_RECEIPT_NO_PAYMENT", f, f"{row['BON_ID']} has no payments", line)
+            if bon not in has_tse:
+                self.add(
+                    "E_RECEIPT_NO_TSE", f, f"{row['BON_ID']} has no transactions_tse row", line
+                )
+
+    # --- closing totals --------------------------------------------------------------
+
+    def _check_closings(self) -> None:
+        counted = {
+            _bon(row)
+            for _l, row in self.get("transactions.csv")
+            if row["BON_TYP"] in CLOSING_BON_TYPES
+        }
+        line_info = {
+            (*_bon(row), row["POS_ZEILE"]): (row["GV_TYP"], row["GV_NAME"], row["AGENTUR_ID"])
+            for _l, row in self.get("lines.csv")
+        }
+        cases: dict[tuple[str, ...], list[Decimal]] = defaultdict(lambda: [ZERO] * 3)
+        for line, row in self.get("lines_vat.csv"):
+            if _bon(row) not in counted:
+                continue
+            info = line_info.get((*_bon(row), row["POS_ZEILE"]))
+            if info is None:
+                continue
+            key = (*_closing(row), *info, row["UST_SCHLUESSEL"])
+            for i, c in enumerate(("POS_BRUTTO", "POS_NETTO", "POS_UST")):
+                cases[key][i] += self.num("lines_vat.csv", line, row, c)
+        self._compare_totals(
+            "businesscases.csv",
+            cases,
+            lambda r: (
+                *_closing(r),
+                r["GV_TYP"],
+                r["GV_NAME"],
+                r["AGENTUR_ID"],
+                r["UST_SCHLUESSEL"],
+            ),
+            ("Z_UMS_BRUTTO", "Z_UMS_NETTO", "Z_UST"),
+        )
+        pays: dict[tuple[str, ...], list[Decimal]] = defaultdict(lambda: [ZERO])
+        cash: dict[tuple[str, ...], list[Decimal]] = defaultdict(lambda: [ZERO])
+        all_pay: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
+        all_cash: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
+        base = {_closing(r): r["KASSE_BASISWAEH_CODE"] for _l, r in self.get("cashregister.csv")}
+        for line, row in self.get("datapayment.csv"):
+            if _bon(row) not in counted:
+                continue
+            amount = self.num("datapayment.csv", line, row, "BASISWAEH_BETRAG")
+            pays[(*_closing(row), row["ZAHLART_TYP"], row["ZAHLART_NAME"])][0] += amount
+            all_pay[_closing(row)] += amount
+            if row["ZAHLART_TYP"] == "Bar":
+                all_cash[_closing(row)] += amount
+                currency = row["ZAHLWAEH_CODE"]
+                if currency != base.get(_closing(row), "EUR"):
+                    amount = self.num("datapayment.csv", line, row, "ZAHLWAEH_BETRAG")
+                cash[(*_closing(row), currency)][0] += amount
+        self._compare_totals(
+            "payment.csv",
+            pays,
+            lambda r: (*_closing(r), r["ZAHLART_TYP"], r["ZAHLART_NAME"]),
+            ("Z_ZAHLART_BETRAG",),
+        )
+        self._compare_totals(
+            "cash_per_currency.csv",
+            cash,
+            lambda r: (*_closing(r), r["ZAHLART_WAEH"]),
+            ("ZAHLART_BETRAG_WAEH",),
+        )
+        bon_ids = {_bon(r) for _l, r in self.get("transactions.csv")}
+        f = "cashpointclosing.csv"
+        for line, row in self.get(f):
+            zkey = _closing(row)
+            for column, want in (
+                ("Z_SE_ZAHLUNGEN", all_pay[zkey]),
+                ("Z_SE_BARZAHLUNGEN", all_cash[zkey]),
+            ):
+                got = self.num(f, line, row, column)
+                if got != want:
+                    self.add(
+                        "E_SUM_CLOSING",
+                        f,
+                        f"{column} {got} != sum of payments {want}",
+                        line,
+                        column,
+                    )
+            for column in ("Z_START_ID", "Z_ENDE_ID"):
+                if row[column] and (*zkey, row[column]) not in bon_ids:
+                    self.add(
+                        "E_KEY_MISSING", f, f"{column} {row[column]} is no receipt", line, column
+                    )
+
+    def _compare_totals(
+        self,
+        file: str,
+        want: dict[tuple[str, ...], list[Decimal]],
+        key_of: Callable[[Row], tuple[str, ...]],
+        columns: tuple[str, ...],
+    ) -> None:
+        have: dict[tuple[str, ...], tuple[int, list[Decimal]]] = {}
+        for line, row in self.get(file):
+            have[key_of(row)] = (line, [self.num(file, line, row, c) for c in columns])
+        for key, amounts in want.items():
+            if key not in have:
+                if any(amounts):
+                    self.add("E_SUM_CLOSING", file, f"no row for {key[3:]} ({amounts[0]})")
+                continue
+            line, got = have.pop(key)
+            if got != amounts:
+                self.add(
+                    "E_SUM_CLOSING",
+                    file,
+                    f"{key[3:]}: {got} != sum of the single records {amounts}",
+                    line,
+                )
+        for key, (line, got) in have.items():
+            if any(got):
+                self.add("E_SUM_CLOSING", file, f"{key[3:]}: {got} has no single records", line)
+
+    # --- VAT rates -------------------------------------------------------------------
+
+    def _rates(self) -> dict[tuple[str, str, str, str], Decimal]:
+        out = {}
+        for line, row in self.get("vat.csv"):
+            out[(*_closing(row), row["UST_SCHLUESSEL"])] = self.num(
+                "vat.csv", line, row, "UST_SATZ"
+            )
+        return out
+
+    def _check_vat_rates(self) -> None:
+        rates = self._rates()
+        for line, row in self.get("vat.csv"):
+            key = int(row["UST_SCHLUESSEL"] or 0)
+            if key < T.FIRST_INDIVIDUAL_VAT_KEY and not any(p.key == key for p in T.VAT_PERIODS):
+                self.add("E_VAT_KEY", "vat.csv", f"{key} is no VAT key of Anlage 2", line)
+        ends: dict[tuple[str, ...], datetime] = {}
+        for _l, row in self.get("transactions.csv"):
+            try:
+                ends[_bon(row)] = parse_timestamp(row["BON_ENDE"])
+            except FormatError:
+                continue
+        for line, row in self.get("transactions_vat.csv"):
+            key_text = row["UST_SCHLUESSEL"]
+            rate = rates.get((*_closing(row), key_text))
+            end = ends.get(_bon(row))
+            if rate is None or end is None or not key_text.isdigit():
+                continue
+            key = int(key_text)
+            if key >= T.FIRST_INDIVIDUAL_VAT_KEY:
+                continue
+            valid = T.vat_rate(key, end.date())
+            if valid is None:
+                self.add(
+                    "E_VAT_KEY_DATE",
+                    "transactions_vat.csv",
+                    f"VAT key {key} is not valid on {end.date()}",
+                    line,
+                    "UST_SCHLUESSEL",
+                )
+            elif valid != rate:
+                self.add(
+                    "E_VAT_RATE",
+                    "transactions_vat.csv",
+                    f"VAT key {key} has {valid} % on {end.date()}, vat.csv says {rate} %",
+                    line,
+                    "UST_SCHLUESSEL",
+                )
+
+    # --- TSE signatures --------------------------------------------------------------
+
+    def _check_signatures(self) -> None:
+        tses = {}
+        for line, row in self.get("tse.csv"):
+            tse = self._read_tse(line, row)
+            if tse is not None:
+                tses[(*_closing(row), row["TSE_ID"])] = tse
+        registers = {_closing(r): r["KASSE_SERIENNR"] for _l, r in self.get("cashregister.csv")}
+        terminals = {
+            (*_closing(r), r["TERMINAL_ID"]): r["TERMINAL_SERIENNR"]
+            for _l, r in self.get("slaves.csv")
+        }
+        receipts = {_bon(r): r for _l, r in self.get("transactions.csv")}
+        vat_rows: dict[tuple[str, ...], list[tuple[int, Row]]] = defaultdict(list)
+        for item in self.get("transactions_vat.csv"):
+            vat_rows[_bon(item[1])].append(item)
+        pay_rows: dict[tuple[str, ...], list[tuple[int, Row]]] = defaultdict(list)
+        for item in self.get("datapayment.csv"):
+            pay_rows[_bon(item[1])].append(item)
+        line_rows: dict[tuple[str, ...], list[tuple[int, Row]]] = defaultdict(list)
+        for item in self.get("lines.csv"):
+            line_rows[_bon(item[1])].append(item)
+        f = "transactions_tse.csv"
+        for line, row in self.get(f):
+            if not row["TSE_TA_SIG"]:
+                if not row["TSE_TA_FEHLER"]:
+                    self.add(
+                        "E_TSE_NO_SIGNATURE",
+                        f,
+                        f"{row['BON_ID']}: neither a signature nor TSE_TA_FEHLER",
+                        line,
+                    )
+                continue
+            tse = tses.get((*_closing(row), row["TSE_ID"]))
+            receipt = receipts.get(_bon(row))
+            if tse is None or receipt is None:
+                continue  # reported as a missing key
+            process_type = row["TSE_TA_VORGANGSART"]
+            rebuilt = self._rebuild(
+                process_type,
+                receipt,
+                vat_rows[_bon(row)],
+                pay_rows[_bon(row)],
+                line_rows[_bon(row)],
+                line,
+            )
+            written = row["TSE_VORGANGSDATEN"]
+            if rebuilt is not None and written and written != rebuilt:
+                self.add(
+                    "E_PROCESSDATA_MISMATCH",
+                    f,
+                    f"{row['BON_ID']}: TSE_VORGANGSDATEN {written!r} but the rows give {rebuilt!r}",
+                    line,
+                    "TSE_VORGANGSDATEN",
+                )
+            process_data = rebuilt if rebuilt is not None else written
+            if process_data is None or (rebuilt is None and not written):
+                self.add(
+                    "E_PROCESSDATA_UNKNOWN",
+                    f,
+                    f"{row['BON_ID']}: processData of {process_type!r} cannot be rebuilt",
+                    line,
+                )
+                continue
+            clients = []
+            terminal = terminals.get((*_closing(row), receipt["TERMINAL_ID"]))
+            if terminal:
+                clients.append(terminal)
+            clients.append(registers.get(_closing(row), ""))
+            error = self._verify(tse, row, process_data, clients)
+            if error is not None:
+                self.add("E_SIGNATURE_INVALID", f, f"{row['BON_ID']}: {error}", line, "TSE_TA_SIG")
+
+    def _read_tse(self, line: int, row: Row) -> tuple[bytes, str, str, str] | None:
+        """(public key point, algorithm OID, time format, encoding) of a tse.csv row."""
+        f = "tse.csv"
+        try:
+            key = base64.b64decode(row["TSE_PUBLIC_KEY"], validate=True)
+        except binascii.Error:
+            self.add("E_TSE_KEY", f, "TSE_PUBLIC_KEY is not base64", line, "TSE_PUBLIC_KEY")
+            return None
+        if key[:1] == b"\x30":  # SubjectPublicKeyInfo instead of the point
+            try:
+                spki = serialization.load_der_public_key(key)
+            except ValueError:
+                spki = None
+            if not isinstance(spki, ec.EllipticCurvePublicKey):
+                self.add("E_TSE_KEY", f, "TSE_PUBLIC_KEY is no EC key", line)
+                return None
+            key = spki.public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+            )
+        if hashlib.sha256(key).hexdigest() != row["TSE_SERIAL"].lower():
+            self.add(
+                "E_TSE_SERIAL",
+                f,
+                "TSE_SERIAL is not the SHA-256 of TSE_PUBLIC_KEY",
+                line,
+                "TSE_SERIAL",
+            )
+        cert_text = "".join(v for k, v in row.items() if k.startswith("TSE_ZERTIFIKAT_"))
+        if cert_text:
+            try:
+                cert = x509.load_der_x509_certificate(base64.b64decode(cert_text, validate=True))
+                cert_key = cert.public_key()
+                if (
+                    not isinstance(cert_key, ec.EllipticCurvePublicKey)
+                    or cert_key.public_bytes(
+                        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+                    )
+                    != key
+                ):
+                    self.add(
+                        "E_TSE_CERTIFICATE", f, "the certificate's key is not TSE_PUBLIC_KEY", line
+                    )
+            except (ValueError, binascii.Error):
+                self.add(
+                    "E_TSE_CERTIFICATE", f, "TSE_ZERTIFIKAT_* is no base64 DER certificate", line
+                )
+        try:
+            alg = oids.algorithm_oid(row["TSE_SIG_ALGO"])
+        except ValueError:
+            self.add("E_TSE_ALGORITHM", f, f"unknown TSE_SIG_ALGO {row['TSE_SIG_ALGO']!r}", line)
+            return None
+        return key, alg, row["TSE_ZEITFORMAT"], row["TSE_PD_ENCODING"]
+
+    def _rebuild(
+        self,
+        process_type: str,
+        receipt: Row,
+        vat_rows: Iterable[tuple[int, Row]],
+        pay_rows: Iterable[tuple[int, Row]],
+        line_rows: Iterable[tuple[int, Row]],
+        line: int,
+    ) -> str | None:
+        """processData as an auditor rebuilds it from the CSV rows (None: cannot)."""
+        try:
+            if process_type == pd.PROCESS_TYPE_KASSENBELEG:
+                gross: dict[int, Decimal] = defaultdict(lambda: ZERO)
+                for ln, r in vat_rows:
+                    slot = T.vat_slot(int(r["UST_SCHLUESSEL"] or 0))
+                    if slot is None:
+                        self.add(
+                            "E_PROCESSDATA_VAT_KEY",
+                            "transactions_vat.csv",
+                            f"key {r['UST_SCHLUESSEL']} has no processData slot",
+                            ln,
+                        )
+                        return None
+                    gross[slot] += self.num("transactions_vat.csv", ln, r, "BON_BRUTTO")
+                payments = []
+                base = "EUR"
+                for ln, r in pay_rows:
+                    if r["ZAHLART_TYP"] == "Keine":
+                        continue
+                    kind = "Bar" if r["ZAHLART_TYP"] == "Bar" else "Unbar"
+                    currency = r["ZAHLWAEH_CODE"] or base
+                    column = "BASISWAEH_BETRAG" if currency == base else "ZAHLWAEH_BETRAG"
+                    amount = self.num("datapayment.csv", ln, r, column)
+                    payments.append(pd.Payment(amount, kind, currency))
+                return pd.build_kassenbeleg(receipt["BON_TYP"], dict(gross), payments)
+            if process_type == pd.PROCESS_TYPE_BESTELLUNG:
+                order = [
+                    pd.OrderLine(
+                        pd.format_quantity(self.num("lines.csv", ln, r, "MENGE")),
+                        r["ARTIKELTEXT"],
+                        self.num("lines.csv", ln, r, "STK_BR"),
+                    )
+                    for ln, r in line_rows
+                ]
+                return pd.build_bestellung(order)
+        except FormatError as exc:
+            self.add(
+                exc.code,
+                "transactions_tse.csv",
+                f"{receipt['BON_ID']}: processData cannot be rebuilt: {exc.message}",
+                line,
+            )
+            return None
+        return None
+
+    def _verify(
+        self, tse: tuple[bytes, str, str, str], row: Row, process_data: str, clients: list[str]
+    ) -> str | None:
+        """None if the signature verifies for one of the client ids, else why not."""
+        point, alg, time_format, encoding = tse
+        try:
+            signature = base64.b64decode(row["TSE_TA_SIG"], validate=True)
+            end = parse_timestamp(row["TSE_TA_ENDE"])
+            number = int(row["TSE_TANR"])
+            counter = int(row["TSE_TA_SIGZ"])
+            log_time = _log_time(time_format, end)
+            data = process_data.encode("ascii" if encoding == "ASCII" else "utf-8")
+        except (ValueError, binascii.Error, FormatError, UnicodeEncodeError) as exc:
+            return f"TSE fields unreadable ({exc})"
+        serial = hashlib.sha256(point).digest()
+        last = "no client id"
+        for client in clients:
+            message = LogMessage(
+                certified=TransactionLogData(
+                    FINISH, client, data, row["TSE_TA_VORGANGSART"], number
+                ),
+                serial_number=serial,
+                signature_algorithm=alg,
+                signature_counter=counter,
+                log_time=log_time,
+            )
+            try:
+                verify_signature(point, alg, encode_signed_part(message), signature)
+                return None
+            except OpenTSEError as exc:
+                last = exc.message
+        return last
+
+
+def _log_time(time_format: str, end: datetime) -> LogTime:
+    """The Finish log's logTime in the TSE's format (DSFinV-K 4.7 TSE_ZEITFORMAT)."""
+    unix = int(end.timestamp())
+    if time_format == "unixTime":
+        return LogTime(TimeFormat.UNIX, unix)
+    t = end.astimezone(UTC)
+    if time_format == "utcTimeWithSeconds":
+        return LogTime(TimeFormat.UTC, unix)
+    if time_format == "utcTime":
+        return LogTime(TimeFormat.UTC, unix - t.second, t.strftime("%y%m%d%H%MZ"))
+    if time_format == "generalizedTime":
+        return LogTime(TimeFormat.GENERALIZED, unix)
+    if time_format == "generalizedTimeWithMilliseconds":
+        text = t.strftime("%Y%m%d%H%M%S") + f".{t.microsecond // 1000:03d}Z"
+        return LogTime(TimeFormat.GENERALIZED, unix, text)
+    raise ValueError(f"unknown TSE_ZEITFORMAT {time_format!r}")
