@@ -18,7 +18,12 @@ app = typer.Typer(
 )
 
 # Command-group modules, each with ``register(app: typer.Typer) -> None``.
-GROUP_MODULES: list[str] = ["opentse.cli.verify"]
+GROUP_MODULES: list[str] = [
+    "opentse.cli.verify",
+    "opentse.cli.serve",
+    "opentse.cli.apikey",
+    "opentse.cli.lan",
+]
 
 
 def build_app() -> typer.Typer:

@@ -202,3 +202,40 @@ def connection_test(
             "auth_ms": round((t1 - t0) * 1000, 2),
             "round_trip_ms": round((t3 - t2) * 1000, 2),
         }
+
+
+def _read_session(path: Path) -> tuple[str | None, str | None]:
+    key = secret = None
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition(":")
+            value = value.strip()
+            if name.strip() == "API key" and value.startswith("key_"):
+                key = value
+            elif name.strip() == "API secret" and not value.startswith("("):
+                secret = value
+    return key, secret
+
+
+def prepare_session(
+    ctx: Any, data_dir: Path, address: str, port: int, fingerprint: str, env: str = "TEST"
+) -> Path:
+    """Create the LAN API key if none exists and (re)write LAN-TSE-Session.txt.
+
+    The secret exists only in this file (0600) and as a slow hash; on later starts
+    the key and secret already written there are kept.
+    """
+    from opentse.server.auth import create_api_key
+
+    key, secret = _read_session(data_dir / SESSION_FILE)
+    if ctx.svc.count_api_keys() == 0:
+        created = create_api_key(ctx.svc, org_name="lan", env=env, now=ctx.now())
+        key, secret = created["api_key"], created["api_secret"]
+    return write_session_file(
+        data_dir,
+        address=address,
+        port=port,
+        api_key=key,
+        api_secret=secret,
+        fingerprint=fingerprint,
+    )

@@ -1,0 +1,66 @@
+"""``opentse serve``: the fiskaly-compatible TSE service over HTTP(S).
+
+``--lan`` is the back-office set-up POS vendors describe (Loco-Soft's LAN-TSE
+connector): all interfaces, port 4433, TLS with a self-signed certificate made once,
+an API key created if none exists, and ``LAN-TSE-Session.txt`` in the data folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
+
+
+def serve_command(
+    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Data folder of the installation."),
+    host: str | None = typer.Option(
+        None, "--host", help="Address to listen on (default 127.0.0.1; --lan: 0.0.0.0)."
+    ),
+    port: int | None = typer.Option(None, "--port", help="Port (default 8000; --lan: 4433)."),
+    tls: bool | None = typer.Option(
+        None, "--tls/--no-tls", help="HTTPS with the LAN certificate (default: on with --lan)."
+    ),
+    lan: bool = typer.Option(
+        False, "--lan", help="LAN TSE mode: 0.0.0.0:4433, TLS, API key, session file."
+    ),
+    env: str = typer.Option(
+        "TEST", "--env", help="Environment name of keys created here (TEST or LIVE)."
+    ),
+) -> None:
+    """Run the /api/v2 service (fiskaly SIGN DE v2 compatible). Not BSI-certified."""
+    import uvicorn
+
+    from opentse.server import lan as lanmod
+    from opentse.server.app import create_app
+    from opentse.server.context import ServerConfig
+    from opentse.server.installation_compat import open_installation
+
+    host = host or ("0.0.0.0" if lan else "127.0.0.1")
+    port = port if port is not None else (lanmod.LAN_PORT if lan else 8000)
+    use_tls = lan if tls is None else tls
+    inst = open_installation(data)
+    app = create_app(inst, ServerConfig(data_dir=data, env=env))
+    ssl: dict[str, str] = {}
+    scheme = "http"
+    if use_tls:
+        addresses = lanmod.machine_addresses()
+        files = lanmod.ensure_certificate(data, addresses)
+        ssl = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
+        scheme = "https"
+        typer.echo(f"TLS certificate SHA-256 fingerprint: {files.fingerprint}")
+        if lan:
+            address = addresses[0] if host == "0.0.0.0" else host
+            session = lanmod.prepare_session(
+                app.state.ctx, data, address, port, files.fingerprint, env
+            )
+            typer.echo(f"LAN session written to {session}")
+    typer.echo(f"opentse serving {scheme}://{host}:{port}/api/v2 (data: {data})", err=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", **ssl)  # type: ignore[arg-type]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
