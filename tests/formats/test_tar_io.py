@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opentse.errors import FormatError
 from opentse.formats.tar import (
@@ -273,3 +275,50 @@ def test_memory_does_not_grow_with_member_count(tmp_path: Path) -> None:
     # tarfile alone keeps every TarInfo: about 1.5 MB for 3000 members
     assert write_peak < 1_000_000
     assert read_peak < 1_000_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=300).filter(lambda s: "\x00" not in s),
+            st.binary(max_size=2000),
+            st.integers(min_value=0, max_value=2**33 - 1),
+        ),
+        max_size=8,
+    )
+)
+def test_any_members_round_trip_through_stdlib_tarfile(
+    entries: list[tuple[str, bytes, int]],
+) -> None:
+    """Client ids become names through log_filename; whatever they hold, stdlib tarfile
+    reads back exactly what was written, and so does our reader."""
+    t = LogTime(TimeFormat.UNIX, MTIME)
+    members = [
+        (
+            log_filename(
+                LogType.TRANSACTION,
+                t,
+                i,
+                operation="Finish",
+                transaction_number=i,
+                client_id=client,
+            ),
+            data,
+            mtime,
+        )
+        for i, (client, data, mtime) in enumerate(entries)
+    ]
+    buf = io.BytesIO()
+    with TarWriter(buf) as writer:
+        for name, data, mtime in members:
+            writer.add(name, data, mtime)
+    raw = buf.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        got = []
+        for info in tar.getmembers():
+            fh = tar.extractfile(info)
+            assert fh is not None and info.isreg()
+            got.append((info.name, fh.read(), info.mtime))
+    assert got == members
+    assert [(m.name, m.data, m.mtime) for m in iter_members(io.BytesIO(raw))] == members
