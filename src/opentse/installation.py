@@ -1,0 +1,136 @@
+"""One opentse installation: a data folder with the installation secret, the local CA
+and the database, wired into a TSEService (the glue CLI, server and register use).
+
+Layout of ``data_dir`` (created 0700 if missing):
+- ``installation.key``: the secret that encrypts every private key (crypto/
+  installation_secret.py; ``OPENTSE_SECRET_FILE`` puts it elsewhere);
+- ``ca.json``: the local CA, its keys encrypted with the secret, created once;
+- ``opentse.db``: the SQLite store, unless ``database_url`` names another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from opentse.crypto import installation_secret
+from opentse.crypto.ca import LocalCA
+from opentse.engine.keyring import Keyring
+from opentse.engine.ports import Clock, TSEStore
+from opentse.engine.service import TSEService
+from opentse.errors import ProtocolError
+from opentse.testing.clock import SystemClock
+
+CA_FILE = "ca.json"
+DB_FILE = "opentse.db"
+
+
+def _load_or_create_ca(path: Path, secret: bytes, now: int) -> LocalCA:
+    """Create the CA exactly once, even when two processes start together: the new
+    file is written aside and hard-linked into place (fails if one exists)."""
+    if path.exists():
+        return LocalCA.from_bytes(path.read_bytes(), secret)
+    ca = LocalCA.create(secret, now)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(ca.to_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return LocalCA.from_bytes(path.read_bytes(), secret)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return ca
+
+
+def open_store(data_dir: Path, database_url: str | None) -> TSEStore:
+    """``None`` or ``sqlite:///path`` -> SQLiteStore; ``postgresql://...`` ->
+    ``opentse.storage.postgres.PostgresStore`` when that adapter is installed."""
+    if database_url is None or database_url.startswith("sqlite:"):
+        from opentse.storage.sqlite import SQLiteStore
+
+        path = data_dir / DB_FILE
+        if database_url is not None:
+            rest = database_url.removeprefix("sqlite:").removeprefix("//")
+            if not rest.startswith("/"):
+                raise ProtocolError("use sqlite:///path/to/file.db", code="E_DATABASE_URL")
+            path = Path(rest)
+        return SQLiteStore(path)
+    if database_url.startswith(("postgres://", "postgresql://")):
+        try:
+            module: Any = importlib.import_module("opentse.storage.postgres")
+        except ImportError:
+            raise ProtocolError(
+                "PostgreSQL storage is not available in this build", code="E_DATABASE_URL"
+            ) from None
+        store: TSEStore = module.PostgresStore(database_url)
+        return store
+    raise ProtocolError(
+        "database URL must start with sqlite:/// or postgresql://", code="E_DATABASE_URL"
+    )
+
+
+class Installation:
+    """``Installation.open(data_dir)`` gives ``.store``, ``.service``, ``.secret``,
+    ``.ca``, ``.keyring``, ``.data_dir``; close it (or use ``with``)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        secret: bytes,
+        ca: LocalCA,
+        store: TSEStore,
+        service: TSEService,
+        keyring: Keyring,
+    ) -> None:
+        self.data_dir = data_dir
+        self.secret = secret
+        self.ca = ca
+        self.store = store
+        self.service = service
+        self.keyring = keyring
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"Installation({str(self.data_dir)!r})"
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path | str,
+        *,
+        database_url: str | None = None,
+        clock: Clock | None = None,
+        auto_time: bool = True,
+    ) -> Installation:
+        data_dir = Path(data_dir).expanduser()
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        clock = clock or SystemClock()
+        secret = installation_secret.load_or_create(installation_secret.resolve_path(data_dir))
+        ca = _load_or_create_ca(data_dir / CA_FILE, secret, clock.now())
+        store = open_store(data_dir, database_url or os.environ.get("OPENTSE_DATABASE_URL"))
+        keyring = Keyring(secret)
+        service = TSEService(store, keyring, clock, auto_time=auto_time, ca=ca)
+        return cls(data_dir, secret, ca, store, service, keyring)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Installation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
