@@ -131,8 +131,15 @@ _times = st.datetimes(
     sig=st.binary(min_size=1, max_size=132),
 )
 def test_build_parse_round_trip(
-    client: str, ptype: str, pdata: str, txn: int, ctr: int,
-    times: list[datetime], alg: str, fmt: TimeFormat, sig: bytes,
+    client: str,
+    ptype: str,
+    pdata: str,
+    txn: int,
+    ctr: int,
+    times: list[datetime],
+    alg: str,
+    fmt: TimeFormat,
+    sig: bytes,
 ) -> None:
     payload = QRPayload(client, ptype, pdata, txn, ctr, times[0], times[1], alg, fmt, sig, POINT)
     assert parse_qr_payload(payload.to_text()) == payload

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def _later(value: str, seconds: int) -> str:
 
 # One alteration per field. startTime is not signed: the only detectable change is
 # one that puts it after the Finish log's time.
-ALTER = {
+ALTER: dict[str, Callable[[str, list[str]], str]] = {
     "version": lambda v, p: "V1",
     "clientId": lambda v, p: v + "X",
     "processType": lambda v, p: "Bestellung-V1",
@@ -130,7 +131,7 @@ def test_own_receipt_rebuild_equals_core_encoder(curve: str, fmt: TimeFormat) ->
 def test_qr_image_round_trip(tmp_path: Path) -> None:
     """segno writes the PNG, zxing-cpp reads it back, the CLI verifies it."""
     png = tmp_path / "receipt.png"
-    segno.make(VECTORS[0], error="m").save(png, scale=4, border=4)
+    segno.make(VECTORS[0], error="m").save(str(png), scale=4, border=4)
     assert read_qr_texts(png) == [VECTORS[0]]
     result = CliRunner().invoke(build_app(), ["verify-receipt", "--image", str(png), "--json"])
     assert result.exit_code == 0, result.output

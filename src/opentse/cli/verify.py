@@ -125,9 +125,7 @@ def _receipt_json(result: ReceiptResult) -> dict[str, object]:
         "fields": _fields(payload) if payload else None,
         "curve": result.curve,
         "serial_number": result.serial_number,
-        "findings": [
-            {**f.to_json(), "fields": list(f.fields)} for f in result.findings
-        ],
+        "findings": [{**f.to_json(), "fields": list(f.fields)} for f in result.findings],
     }
 
 
@@ -176,8 +174,10 @@ def _print_receipt(console: Console, result: ReceiptResult) -> None:
         console.print(table)
     for finding in result.findings:
         style = _STYLE[finding.severity]
-        console.print(f"[{style}]{finding.severity.value}[/{style}] {finding.code}: {finding.message}",
-                      highlight=False)
+        console.print(
+            f"[{style}]{finding.severity.value}[/{style}] {finding.code}: {finding.message}",
+            highlight=False,
+        )
     console.print(
         "[green]VERIFIED[/green]" if result.ok else "[red]NOT VERIFIED[/red]", highlight=False
     )

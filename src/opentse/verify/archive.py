@@ -61,7 +61,7 @@ class CertEntry:
         try:
             bc = self.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
         except x509.ExtensionNotFound:
-            return self.certificate.subject == self.certificate.issuer
+            return False
         return bool(bc.value.ca)
 
 
@@ -146,7 +146,9 @@ def add_member(export: LoadedExport, label: str, base: str, data: bytes) -> None
             export.findings.append(error("E_INFO_FORMAT", f"info.csv unreadable: {exc}", label))
     else:
         export.findings.append(
-            warning("W_UNKNOWN_MEMBER", "member is neither a log, a certificate nor info.csv", label)
+            warning(
+                "W_UNKNOWN_MEMBER", "member is neither a log, a certificate nor info.csv", label
+            )
         )
 
 

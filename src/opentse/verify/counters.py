@@ -7,10 +7,11 @@ an export may start above 1 (filtered or incremental exports), which is only not
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from opentse.verify.archive import LogEntry, LoadedExport
+from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.findings import Finding, error, info, warning
 
 
@@ -51,13 +52,13 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
         seen = Counter(counters)
         unique = sorted(seen)
         summary = SerialSummary(unique[0], unique[-1], len(counters))
-        for before, after in zip(unique, unique[1:], strict=False):
+        for before, after in itertools.pairwise(unique):
             if after > before + 1:
                 summary.missing_ranges.append([before + 1, after - 1])
-                span = (
-                    f"{before + 1}" if after == before + 2 else f"{before + 1} to {after - 1}"
+                span = f"{before + 1}" if after == before + 2 else f"{before + 1} to {after - 1}"
+                file = next(
+                    e.file for e in entries if e.message and e.message.signature_counter == after
                 )
-                file = next(e.file for e in entries if e.message and e.message.signature_counter == after)
                 findings.append(
                     error(
                         "E_COUNTER_GAP",
@@ -76,8 +77,11 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                     make(
                         "E_COUNTER_DUPLICATE" if not identical else "W_LOG_REPEATED",
                         f"signature counter {counter} occurs {seen[counter]} times"
-                        + (" (identical copies)" if identical else ": "
-                           + ", ".join(e.file for e in same)),
+                        + (
+                            " (identical copies)"
+                            if identical
+                            else ": " + ", ".join(e.file for e in same)
+                        ),
                         same[-1].file,
                     )
                 )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """error: the export/receipt is not what a TSE must produce; warning: suspicious or
     incomplete; info: worth knowing (e.g. an export that starts above counter 1)."""
 

@@ -38,8 +38,9 @@ class Timeline:
     duplicates: list[int]
 
 
-def _timeline(serial: str, first: int, last: int, count: int, missing: list[list[int]],
-              duplicates: list[int]) -> Timeline:
+def _timeline(
+    serial: str, first: int, last: int, count: int, missing: list[list[int]], duplicates: list[int]
+) -> Timeline:
     span = max(last - first + 1, 1)
 
     def x(counter: int) -> float:
@@ -51,9 +52,7 @@ def _timeline(serial: str, first: int, last: int, count: int, missing: list[list
         segments.append(Segment(x(start), max(x(lo) - x(start), 1.0), f"{start}..{lo - 1}", False))
         segments.append(Segment(x(lo), max(x(hi + 1) - x(lo), 2.0), f"missing {lo}..{hi}", True))
         start = hi + 1
-    segments.append(
-        Segment(x(start), max(x(last + 1) - x(start), 1.0), f"{start}..{last}", False)
-    )
+    segments.append(Segment(x(start), max(x(last + 1) - x(start), 1.0), f"{start}..{last}", False))
     return Timeline(serial, first, last, count, segments, duplicates)
 
 
@@ -73,7 +72,8 @@ def _row(row: TransactionRow) -> dict[str, str]:
         "start": when(row.start),
         "finish": when(row.finish),
         "counters": " / ".join(
-            c for c in (counter(row.start), *(counter(u) for u in row.updates), counter(row.finish))
+            c
+            for c in (counter(row.start), *(counter(u) for u in row.updates), counter(row.finish))
             if c
         ),
         "updates": str(len(row.updates)),

@@ -8,7 +8,7 @@ swapping files does not touch the signature, so this check is what catches it.
 from __future__ import annotations
 
 from opentse.tr03151.logmessage import LogMessage, SystemLogData, TransactionLogData
-from opentse.verify.archive import LogEntry, LoadedExport
+from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.findings import Finding, error, warning
 
 
@@ -29,7 +29,9 @@ def _name_differences(entry: LogEntry, msg: LogMessage) -> list[str]:
             f"{msg.signature_counter} in the log"
         )
     if name.log_type is not msg.log_type:
-        diffs.append(f"type Log-{name.log_type.value} in the name, Log-{msg.log_type.value} in the log")
+        diffs.append(
+            f"type Log-{name.log_type.value} in the name, Log-{msg.log_type.value} in the log"
+        )
         return diffs
     data = msg.certified
     if isinstance(data, TransactionLogData):
@@ -60,8 +62,11 @@ def check_names(export: LoadedExport) -> list[Finding]:
         diffs = _name_differences(entry, entry.message)
         if diffs:
             findings.append(
-                error("E_NAME_MISMATCH", "file name does not match the log: " + "; ".join(diffs),
-                      entry.file)
+                error(
+                    "E_NAME_MISMATCH",
+                    "file name does not match the log: " + "; ".join(diffs),
+                    entry.file,
+                )
             )
     return findings
 
@@ -75,7 +80,10 @@ def check_info(export: LoadedExport) -> list[Finding]:
         missing = [k for k in ("description", "manufacturer", "version") if k not in export.info]
         if missing:
             findings.append(
-                warning("W_INFO_INCOMPLETE", "info.csv lacks " + ", ".join(missing),
-                        export.info_files[0])
+                warning(
+                    "W_INFO_INCOMPLETE",
+                    "info.csv lacks " + ", ".join(missing),
+                    export.info_files[0],
+                )
             )
     return findings

@@ -21,7 +21,7 @@ def read_qr_texts(path: Path) -> list[str]:
             image.load()
             barcodes = zxingcpp.read_barcodes(
                 image.convert("L"),
-                formats=zxingcpp.BarcodeFormat.QRCode,
+                formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
                 text_mode=zxingcpp.TextMode.Plain,
             )
     except (OSError, UnidentifiedImageError) as exc:

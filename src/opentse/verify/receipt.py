@@ -219,4 +219,3 @@ def verify_receipt(text: str) -> ReceiptResult:
         finding = error(exc.code, exc.message, fields=(exc.field,))
         return ReceiptResult(text, None, (finding,))
     return verify_receipt_payload(payload, text)
-

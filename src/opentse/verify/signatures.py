@@ -155,7 +155,9 @@ def check_signatures(
             continue
         files.append(entry.file)
         tasks.append((point, msg.signature_algorithm, msg.signed_data, msg.signature_value))
-    for file, ok in zip(files, verify_tasks(tasks, workers=workers, progress=progress), strict=True):
+    for file, ok in zip(
+        files, verify_tasks(tasks, workers=workers, progress=progress), strict=True
+    ):
         if ok:
             result.valid.append(file)
         else:

@@ -102,8 +102,11 @@ def build_export(
             certified: TransactionLogData | SystemLogData
             if txn:
                 certified = TransactionLogData(
-                    operation, CLIENT, PROCESS_DATA if operation != START else b"",
-                    PROCESS_TYPE, txn,
+                    operation,
+                    CLIENT,
+                    PROCESS_DATA if operation != START else b"",
+                    PROCESS_TYPE,
+                    txn,
                 )
                 transactions = txn
             else:

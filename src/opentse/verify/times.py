@@ -5,7 +5,7 @@ and a TSE keeps one time format for its whole life."""
 from __future__ import annotations
 
 from opentse.tr03151.logmessage import SystemLogData
-from opentse.verify.archive import LogEntry, LoadedExport
+from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.counters import logs_by_serial
 from opentse.verify.findings import Finding, error
 

@@ -9,11 +9,11 @@ export starts at signature counter 1.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
 from dataclasses import dataclass, field
 
 from opentse.tr03151.logmessage import TransactionLogData
-from opentse.verify.archive import LogEntry, LoadedExport
+from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.counters import logs_by_serial
 from opentse.verify.findings import Finding, error, warning
 
@@ -55,8 +55,10 @@ def _kind(operation: str) -> str:
 def check_transactions(export: LoadedExport) -> TransactionResult:
     result = TransactionResult()
     for serial, entries in logs_by_serial(export).items():
-        complete = bool(entries) and entries[0].message is not None and (
-            entries[0].message.signature_counter == 1
+        complete = (
+            bool(entries)
+            and entries[0].message is not None
+            and (entries[0].message.signature_counter == 1)
         )
         rows: dict[int, TransactionRow] = {}
         for entry in entries:
@@ -85,8 +87,11 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
             elif kind == "update":
                 if row.finish is not None:
                     result.findings.append(
-                        error("E_TX_AFTER_FINISH", f"update of finished transaction {row.number}",
-                              entry.file)
+                        error(
+                            "E_TX_AFTER_FINISH",
+                            f"update of finished transaction {row.number}",
+                            entry.file,
+                        )
                     )
                 row.updates.append(entry)
             elif kind == "finish":
@@ -102,8 +107,9 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                 row.finish = entry
             else:
                 result.findings.append(
-                    error("E_TX_OPERATION", f"unknown operation {data.operation_type!r}",
-                          entry.file)
+                    error(
+                        "E_TX_OPERATION", f"unknown operation {data.operation_type!r}", entry.file
+                    )
                 )
                 continue
             if data.client_id != row.client_id:
@@ -138,11 +144,14 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
             elif row.finish is None:
                 result.open.append(number)
                 result.findings.append(
-                    warning("W_TX_OPEN", f"transaction {number} is still open at the end "
-                            "of the export", row.start.file)
+                    warning(
+                        "W_TX_OPEN",
+                        f"transaction {number} is still open at the end of the export",
+                        row.start.file,
+                    )
                 )
         numbers = sorted(rows)
-        for before, after in zip(numbers, numbers[1:], strict=False):
+        for before, after in itertools.pairwise(numbers):
             if after > before + 1:
                 result.findings.append(
                     warning(

@@ -1,0 +1,97 @@
+"""``opentse verify``: exit codes, the --json shape, the HTML report, --trust."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+from verify_data import vendor_export
+
+from opentse.cli.main import build_app
+
+GOOD = "dtrust/54312d72-d3ed-413c-9d32-7f457576e4c8.tar"
+FAULTY = "faulty/ThreeMissingAreasOfSignatureCounter.tar"
+D_TRUST_ROOT = "34E9DBDEA9FADF71A3BF5402FC47590739E508EB2031758514D897CB7DB99CD2_X509.crt"
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(), ["verify", *args])
+    return result.exit_code, result.stdout
+
+
+def test_exit_codes() -> None:
+    assert _run(str(vendor_export(GOOD)))[0] == 0
+    assert _run(str(vendor_export(FAULTY)))[0] == 1
+
+
+def test_unreadable_input_exits_2(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is not a tar archive" * 40)
+    assert _run(str(junk))[0] == 2
+    assert _run(str(tmp_path / "absent.tar"))[0] == 2
+
+
+def test_json_shape() -> None:
+    code, out = _run(str(vendor_export(FAULTY)), "--json")
+    assert code == 1
+    body = json.loads(out)
+    assert list(body) == [
+        "ok",
+        "log_messages",
+        "valid_signatures",
+        "invalid_signatures",
+        "parse_errors",
+        "serial_numbers",
+        "transactions",
+        "certificates",
+        "findings",
+    ]
+    assert body["ok"] is False
+    (serial,) = body["serial_numbers"].values()
+    assert list(serial) == [
+        "first_counter",
+        "last_counter",
+        "count",
+        "missing_ranges",
+        "duplicates",
+    ]
+    assert list(body["transactions"]) == ["started", "finished", "open"]
+    assert list(body["certificates"]) == ["count", "name_mismatches", "chain"]
+    assert body["certificates"]["chain"] in ("ok", "untrusted", "broken")
+    for finding in body["findings"]:
+        assert list(finding) == ["severity", "code", "message", "file"]
+        assert finding["severity"] in ("error", "warning", "info")
+
+
+def test_html_report(tmp_path: Path) -> None:
+    html = tmp_path / "report.html"
+    code, out = _run(str(vendor_export(FAULTY)), "--html", str(html))
+    assert code == 1 and "NOT OK" in out
+    page = html.read_text(encoding="utf-8")
+    assert page.index('id="summary"') < page.index('id="timeline"') < page.index('id="findings"')
+    assert "<svg" in page and "missing 7..9" in page and "missing 43..45" in page
+    assert "<td>41</td>" in page  # log messages in the summary
+    assert 'id="transactions"' in page and "1a69a823-8302-4dc3-bf93-22d608c40085" in page
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_trust_roots(tmp_path: Path) -> None:
+    import tarfile
+
+    with tarfile.open(vendor_export(GOOD)) as tar:
+        root = tar.extractfile(D_TRUST_ROOT).read()  # type: ignore[union-attr]
+    trusted = tmp_path / "root.pem"
+    trusted.write_bytes(root)
+    code, out = _run(str(vendor_export(GOOD)), "--json", "--trust", str(trusted))
+    assert code == 0 and json.loads(out)["certificates"]["chain"] == "ok"
+    # a different root: the D-Trust chain is then untrusted (a warning, exit 0)
+    with tarfile.open(vendor_export("fiskaly/TSSProtokoll_GF_2021-09-28_11_07_59.tar")) as tar:
+        other = next(m for m in tar.getmembers() if m.name.endswith(".pem"))
+        trusted.write_bytes(tar.extractfile(other).read())  # type: ignore[union-attr]
+    code, out = _run(str(vendor_export(GOOD)), "--json", "--trust", str(trusted))
+    body = json.loads(out)
+    assert body["certificates"]["chain"] == "untrusted"
+    assert any(f["code"] == "W_CHAIN_UNTRUSTED" for f in body["findings"])
+    trusted.write_bytes(b"garbage")
+    assert _run(str(vendor_export(GOOD)), "--trust", str(trusted))[0] == 2

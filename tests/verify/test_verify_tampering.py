@@ -1,0 +1,170 @@
+"""Tampered copies of a vendor export (built in tmp with stdlib tarfile): every
+alteration is reported, naming the file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from verify_data import vendor_export
+
+from opentse.verify.report import verify_exports
+
+ARCHIVE = "fiskaly/TSSProtokoll_WB_2021-09-27_12_09_56.tar"
+START_2 = (
+    "Unixt_1632729230_Sig-28_Log-Tra_No-2_Start_Client-db7b4694-4be9-471e-9373-de4ce44f43e7.log"
+)
+FINISH_2 = (
+    "Unixt_1632729231_Sig-29_Log-Tra_No-2_Finish_Client-db7b4694-4be9-471e-9373-de4ce44f43e7.log"
+)
+TSE_CERT = "a62431499ff4bd736f330e69ebdb9f251947bf260a1ea8ad6a8c3ccb588997a0_X509.der"
+Members = dict[str, bytes]
+
+
+def _members() -> Members:
+    with tarfile.open(vendor_export(ARCHIVE)) as tar:
+        return {
+            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+
+
+def _write(path: Path, members: Members) -> Path:
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _tampered(tmp_path: Path, change: Callable[[Members], object]) -> dict[str, Any]:
+    members = _members()
+    change(members)
+    return verify_exports([_write(tmp_path / "tampered.tar", members)]).to_json()
+
+
+def test_untouched_copy_is_clean(tmp_path: Path) -> None:
+    report = _tampered(tmp_path, lambda m: None)
+    assert report["ok"] is True and report["valid_signatures"] == 10
+
+
+def test_every_single_byte_flip_of_a_log_is_caught(tmp_path: Path) -> None:
+    original = _members()
+    data = original[FINISH_2]
+    for position in range(len(data)):
+        members = dict(original)
+        changed = bytearray(data)
+        changed[position] ^= 0xFF
+        members[FINISH_2] = bytes(changed)
+        report = verify_exports([_write(tmp_path / f"f{position}.tar", members)]).to_json()
+        named = [
+            f for f in report["findings"] if f["severity"] == "error" and f["file"] == FINISH_2
+        ]
+        assert report["ok"] is False, position
+        assert named, position
+        assert report["valid_signatures"] == 9, position
+
+
+def test_flipped_signature_byte_is_an_invalid_signature(tmp_path: Path) -> None:
+    def flip(m: Members) -> None:
+        m[FINISH_2] = m[FINISH_2][:-1] + bytes([m[FINISH_2][-1] ^ 0x01])
+
+    report = _tampered(tmp_path, flip)
+    assert report["invalid_signatures"] == [FINISH_2]
+    assert report["parse_errors"] == []
+    (finding,) = [f for f in report["findings"] if f["code"] == "E_SIGNATURE_INVALID"]
+    assert finding["file"] == FINISH_2
+
+
+def test_dropped_log_is_a_missing_counter(tmp_path: Path) -> None:
+    report = _tampered(tmp_path, lambda m: m.pop(FINISH_2))
+    (serial,) = report["serial_numbers"].values()
+    assert serial["missing_ranges"] == [[29, 29]]
+    (gap,) = [f for f in report["findings"] if f["code"] == "E_COUNTER_GAP"]
+    assert "29" in gap["message"] and "Sig-30_" in gap["file"]
+    assert report["transactions"]["open"] == [2]
+    assert report["ok"] is False
+
+
+def test_swapped_names_are_reported_for_both_files(tmp_path: Path) -> None:
+    def swap(m: Members) -> None:
+        m[START_2], m[FINISH_2] = m[FINISH_2], m[START_2]
+
+    report = _tampered(tmp_path, swap)
+    assert report["valid_signatures"] == 10  # the logs themselves are intact
+    mismatches = {
+        f["file"]: f["message"] for f in report["findings"] if f["code"] == "E_NAME_MISMATCH"
+    }
+    assert set(mismatches) == {START_2, FINISH_2}
+    assert "signature counter 28 in the name, 29 in the log" in mismatches[START_2]
+    assert "StartTransaction in the name, FinishTransaction in the log" in mismatches[START_2]
+
+
+def _key_cert(
+    subject: str, issuer: str, public: ec.EllipticCurvePublicKey, signer: ec.EllipticCurvePrivateKey
+) -> bytes:
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(public)
+        .serial_number(1)
+        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2030, 1, 1, tzinfo=UTC))
+        .sign(signer, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_certificate_replaced_by_another_key(tmp_path: Path) -> None:
+    other = ec.generate_private_key(ec.SECP256R1())
+
+    def replace(m: Members) -> None:
+        m[TSE_CERT] = _key_cert("impostor", "impostor", other.public_key(), other)
+
+    report = _tampered(tmp_path, replace)
+    assert report["certificates"]["name_mismatches"] == [TSE_CERT]
+    assert report["valid_signatures"] == 0
+    codes = {f["code"] for f in report["findings"]}
+    assert {"E_CERT_NAME_MISMATCH", "E_NO_CERTIFICATE"} <= codes
+    (missing,) = [f for f in report["findings"] if f["code"] == "E_NO_CERTIFICATE"]
+    assert "a62431499ff4bd73" in missing["message"] and "10 log(s)" in missing["message"]
+
+
+def test_certificate_reissued_by_a_forger_breaks_the_chain(tmp_path: Path) -> None:
+    """Same TSE key and issuer name, but signed by someone else's key."""
+    forger = ec.generate_private_key(ec.SECP384R1())
+    original = x509.load_der_x509_certificate(_members()[TSE_CERT])
+    public = original.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    issuer = original.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    forged = x509.load_der_x509_certificate(_key_cert("forged", str(issuer), public, forger))
+    forged_der = (
+        x509.CertificateBuilder()
+        .subject_name(forged.subject)
+        .issuer_name(original.issuer)
+        .public_key(public)
+        .serial_number(2)
+        .not_valid_before(forged.not_valid_before_utc)
+        .not_valid_after(forged.not_valid_after_utc)
+        .sign(forger, hashes.SHA384())
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+    report = _tampered(tmp_path, lambda m: m.__setitem__(TSE_CERT, forged_der))
+    assert report["valid_signatures"] == 10  # the key is still the TSE's
+    assert report["certificates"]["chain"] == "broken"
+    (broken,) = [f for f in report["findings"] if f["code"] == "E_CHAIN_BROKEN"]
+    assert broken["file"] == TSE_CERT
+    assert hashlib.sha256(b"").hexdigest() not in broken["message"]
