@@ -185,11 +185,11 @@ class Element:
     ``raw`` is the element exactly as it stands in the input."""
 
     __slots__ = (
+        "_data",
         "constructed",
         "content",
         "end",
         "indefinite",
-        "raw",
         "start",
         "tag",
         "tag_class",
@@ -203,7 +203,7 @@ class Element:
         constructed: bool,
         tag_number: int,
         content: bytes,
-        raw: bytes,
+        data: bytes,
         start: int,
         end: int,
         indefinite: bool,
@@ -213,10 +213,14 @@ class Element:
         self.constructed = constructed
         self.tag_number = tag_number
         self.content = content
-        self.raw = raw
-        self.start = start
+        self._data = data
+        self.start = start  # offsets into the buffer the element was read from
         self.end = end
         self.indefinite = indefinite
+
+    @property
+    def raw(self) -> bytes:
+        return self._data[self.start : self.end]
 
     def __repr__(self) -> str:
         return (
@@ -286,7 +290,7 @@ def read_element(data: bytes, offset: int = 0, depth: int = 0) -> tuple[Element,
                 constructed,
                 number,
                 content,
-                data[offset:content_end],
+                data,
                 offset,
                 content_end,
                 False,
@@ -306,9 +310,7 @@ def read_element(data: bytes, offset: int = 0, depth: int = 0) -> tuple[Element,
         content = data[content_start:pos]
         end = pos + 2
         return (
-            Element(
-                first, tag_class, constructed, number, content, data[offset:end], offset, end, True
-            ),
+            Element(first, tag_class, constructed, number, content, data, offset, end, True),
             end,
         )
     if first_len == 0xFF:
@@ -330,7 +332,7 @@ def read_element(data: bytes, offset: int = 0, depth: int = 0) -> tuple[Element,
             constructed,
             number,
             data[pos:content_end],
-            data[offset:content_end],
+            data,
             offset,
             content_end,
             False,
@@ -371,8 +373,21 @@ def decode_boolean(content: bytes) -> bool:
     return content != b"\x00"
 
 
+_OID_CACHE: dict[bytes, str] = {}
+
+
 def decode_oid(content: bytes) -> str:
-    """Dotted form of OBJECT IDENTIFIER content octets."""
+    """Dotted form of OBJECT IDENTIFIER content octets (cached: log OIDs repeat)."""
+    cached = _OID_CACHE.get(content)
+    if cached is not None:
+        return cached
+    dotted = _decode_oid(content)
+    if len(_OID_CACHE) < 256:
+        _OID_CACHE[content] = dotted
+    return dotted
+
+
+def _decode_oid(content: bytes) -> str:
     if not content or content[-1] & 0x80:
         raise _error("malformed OBJECT IDENTIFIER")
     arcs: list[int] = []
