@@ -14,22 +14,90 @@ KEY = ["Z_KASSE_ID", "Z_ERSTELLUNG", "Z_NR"]
 # Written from DSFinV-K 2.4 (3.2.1 Bonkopf, 3.1.1 Bonpos, 4.7 Stamm_TSE,
 # 3.2.6 TSE_Transaktionen, 4.1 Stamm_Abschluss), not from tables.py.
 OFFICIAL = {
-    "transactions.csv": KEY
-    + "BON_ID BON_NR BON_TYP BON_NAME TERMINAL_ID BON_STORNO BON_START BON_ENDE BEDIENER_ID "
-    "BEDIENER_NAME UMS_BRUTTO KUNDE_NAME KUNDE_ID KUNDE_TYP KUNDE_STRASSE KUNDE_PLZ KUNDE_ORT "
-    "KUNDE_LAND KUNDE_USTID BON_NOTIZ".split(),
-    "lines.csv": KEY
-    + "BON_ID POS_ZEILE GUTSCHEIN_NR ARTIKELTEXT POS_TERMINAL_ID GV_TYP GV_NAME INHAUS P_STORNO "
-    "AGENTUR_ID ART_NR GTIN WARENGR_ID WARENGR MENGE FAKTOR EINHEIT STK_BR".split(),
-    "tse.csv": KEY
-    + "TSE_ID TSE_SERIAL TSE_SIG_ALGO TSE_ZEITFORMAT TSE_PD_ENCODING TSE_PUBLIC_KEY "
-    "TSE_ZERTIFIKAT_I TSE_ZERTIFIKAT_II".split(),
-    "transactions_tse.csv": KEY
-    + "BON_ID TSE_ID TSE_TANR TSE_TA_START TSE_TA_ENDE TSE_TA_VORGANGSART TSE_TA_SIGZ "
-    "TSE_TA_SIG TSE_TA_FEHLER TSE_VORGANGSDATEN".split(),
-    "cashpointclosing.csv": KEY
-    + "Z_BUCHUNGSTAG TAXONOMIE_VERSION Z_START_ID Z_ENDE_ID NAME STRASSE PLZ ORT LAND STNR USTID "
-    "Z_SE_ZAHLUNGEN Z_SE_BARZAHLUNGEN".split(),
+    "transactions.csv": [
+        *KEY,
+        "BON_ID",
+        "BON_NR",
+        "BON_TYP",
+        "BON_NAME",
+        "TERMINAL_ID",
+        "BON_STORNO",
+        "BON_START",
+        "BON_ENDE",
+        "BEDIENER_ID",
+        "BEDIENER_NAME",
+        "UMS_BRUTTO",
+        "KUNDE_NAME",
+        "KUNDE_ID",
+        "KUNDE_TYP",
+        "KUNDE_STRASSE",
+        "KUNDE_PLZ",
+        "KUNDE_ORT",
+        "KUNDE_LAND",
+        "KUNDE_USTID",
+        "BON_NOTIZ",
+    ],
+    "lines.csv": [
+        *KEY,
+        "BON_ID",
+        "POS_ZEILE",
+        "GUTSCHEIN_NR",
+        "ARTIKELTEXT",
+        "POS_TERMINAL_ID",
+        "GV_TYP",
+        "GV_NAME",
+        "INHAUS",
+        "P_STORNO",
+        "AGENTUR_ID",
+        "ART_NR",
+        "GTIN",
+        "WARENGR_ID",
+        "WARENGR",
+        "MENGE",
+        "FAKTOR",
+        "EINHEIT",
+        "STK_BR",
+    ],
+    "tse.csv": [
+        *KEY,
+        "TSE_ID",
+        "TSE_SERIAL",
+        "TSE_SIG_ALGO",
+        "TSE_ZEITFORMAT",
+        "TSE_PD_ENCODING",
+        "TSE_PUBLIC_KEY",
+        "TSE_ZERTIFIKAT_I",
+        "TSE_ZERTIFIKAT_II",
+    ],
+    "transactions_tse.csv": [
+        *KEY,
+        "BON_ID",
+        "TSE_ID",
+        "TSE_TANR",
+        "TSE_TA_START",
+        "TSE_TA_ENDE",
+        "TSE_TA_VORGANGSART",
+        "TSE_TA_SIGZ",
+        "TSE_TA_SIG",
+        "TSE_TA_FEHLER",
+        "TSE_VORGANGSDATEN",
+    ],
+    "cashpointclosing.csv": [
+        *KEY,
+        "Z_BUCHUNGSTAG",
+        "TAXONOMIE_VERSION",
+        "Z_START_ID",
+        "Z_ENDE_ID",
+        "NAME",
+        "STRASSE",
+        "PLZ",
+        "ORT",
+        "LAND",
+        "STNR",
+        "USTID",
+        "Z_SE_ZAHLUNGEN",
+        "Z_SE_BARZAHLUNGEN",
+    ],
     "transactions_vat.csv": [
         *KEY,
         "BON_ID",
@@ -38,17 +106,40 @@ OFFICIAL = {
         "BON_NETTO",
         "BON_UST",
     ],
-    "datapayment.csv": KEY
-    + "BON_ID ZAHLART_TYP ZAHLART_NAME ZAHLWAEH_CODE ZAHLWAEH_BETRAG BASISWAEH_BETRAG".split(),
+    "datapayment.csv": [
+        *KEY,
+        "BON_ID",
+        "ZAHLART_TYP",
+        "ZAHLART_NAME",
+        "ZAHLWAEH_CODE",
+        "ZAHLWAEH_BETRAG",
+        "BASISWAEH_BETRAG",
+    ],
     "payment.csv": [*KEY, "ZAHLART_TYP", "ZAHLART_NAME", "Z_ZAHLART_BETRAG"],
 }
 
-FILES = (
-    "cashpointclosing.csv location.csv cashregister.csv slaves.csv pa.csv tse.csv vat.csv "
-    "businesscases.csv payment.csv cash_per_currency.csv transactions.csv transactions_vat.csv "
-    "allocation_groups.csv datapayment.csv references.csv transactions_tse.csv lines.csv "
-    "lines_vat.csv itemamounts.csv subitems.csv"
-).split()
+FILES = [
+    "cashpointclosing.csv",
+    "location.csv",
+    "cashregister.csv",
+    "slaves.csv",
+    "pa.csv",
+    "tse.csv",
+    "vat.csv",
+    "businesscases.csv",
+    "payment.csv",
+    "cash_per_currency.csv",
+    "transactions.csv",
+    "transactions_vat.csv",
+    "allocation_groups.csv",
+    "datapayment.csv",
+    "references.csv",
+    "transactions_tse.csv",
+    "lines.csv",
+    "lines_vat.csv",
+    "itemamounts.csv",
+    "subitems.csv",
+]
 
 
 @pytest.mark.parametrize("file", sorted(OFFICIAL))
