@@ -359,3 +359,30 @@ def test_fuzz_truncations_and_bit_flips(certified: TransactionLogData, data: st.
     flipped = bytearray(full)
     flipped[position] ^= 1 << bit
     _only_format_errors(bytes(flipped))
+
+
+def _ber_chunks(value: bytes, sizes: list[int]) -> bytes:
+    """processData as D-Trust writes it: [2] constructed, indefinite, OCTET STRING parts."""
+    parts, rest = [], value
+    for size in sizes:
+        parts.append(der.octet_string(rest[:size]))
+        rest = rest[size:]
+    parts.append(der.octet_string(rest))
+    return b"\xa2\x80" + b"".join(parts) + b"\x00\x00"
+
+
+@settings(max_examples=100, deadline=None)
+@given(transactions, st.lists(st.integers(0, 50), max_size=4), st.binary(min_size=1, max_size=64))
+def test_ber_process_data_kept_verbatim(
+    certified: TransactionLogData, sizes: list[int], signature: bytes
+) -> None:
+    """Replacing the DER processData by a BER indefinite form: the decoder joins the
+    value but keeps the covered bytes exactly as written (no re-encoding)."""
+    der_signed = encode_signed_part(_tx(certified=certified))
+    der_pd = der.context(2, certified.process_data)
+    assert der_signed.count(der_pd) >= 1
+    ber_signed = der_signed.replace(der_pd, _ber_chunks(certified.process_data, sizes), 1)
+    decoded = decode_log_message(bytearray(assemble(ber_signed, signature)))
+    assert decoded.signed_data == ber_signed
+    assert decoded.certified == certified
+    assert encode_signed_part(decoded) == der_signed
