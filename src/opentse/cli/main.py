@@ -23,6 +23,10 @@ GROUP_MODULES: list[str] = [
     "opentse.cli.serve",
     "opentse.cli.apikey",
     "opentse.cli.lan",
+    "opentse.cli.tse",
+    "opentse.cli.client",
+    "opentse.cli.export",
+    "opentse.cli.demo",
 ]
 
 

@@ -1,0 +1,134 @@
+"""Shared CLI plumbing: --data/--json options, opening the installation, printing
+results as rich tables or JSON, and turning OpenTSEError into ``error E_CODE: msg``
+(red, on stderr) with exit code 1 instead of a traceback."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from opentse.engine.results import TSEInfo
+from opentse.errors import OpenTSEError
+
+DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
+
+DATA_OPTION: Any = typer.Option(DEFAULT_DATA, "--data", help="Data folder of the installation.")
+JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(exc: OpenTSEError) -> NoReturn:
+    err_console.print(f"[red]error {exc.code}: {exc.message}[/red]", highlight=False)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Map OpenTSEError to the one-line error and exit 1."""
+    try:
+        yield
+    except OpenTSEError as exc:
+        fail(exc)
+
+
+@contextlib.contextmanager
+def installation(data: Path) -> Iterator[Any]:
+    """Open the installation in ``data`` for one command, errors mapped, closed after."""
+    from opentse.installation import Installation
+
+    with cli_errors():
+        inst = Installation.open(data)
+        try:
+            yield inst
+        finally:
+            inst.close()
+
+
+def echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    console.print(t)
+
+
+def pairs(title: str, data: Mapping[str, Any]) -> None:
+    table(title, ("field", "value"), [(k, v) for k, v in data.items()])
+
+
+def iso(unix: int | None) -> str | None:
+    return None if unix is None else datetime.fromtimestamp(unix, tz=UTC).isoformat()
+
+
+def parse_date(text: str | None, *, end: bool = False) -> int | None:
+    """ISO 8601 date or date-time (UTC if no offset) or unix seconds -> unix seconds.
+    A bare date as an end bound means the end of that day (ranges are inclusive)."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 date: {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    value = int(dt.timestamp())
+    if end and len(text) == 10:
+        value += 86399
+    return value
+
+
+def tse_json(info: TSEInfo) -> dict[str, Any]:
+    """A TSE as shown by ``tse show --json`` (no secrets)."""
+    r, s = info.record, info.state
+    return {
+        "id": r.tse_id,
+        "state": s.lifecycle.value,
+        "description": s.description,
+        "serial_number": r.serial_number.hex(),
+        "public_key": base64.b64encode(r.public_key_point).decode(),
+        "curve": r.curve,
+        "signature_algorithm": r.signature_algorithm,
+        "time_format": r.time_format,
+        "signature_counter": s.signature_counter,
+        "transaction_counter": s.transaction_counter,
+        "registered_clients": sorted(c.client_id for c in s.clients.values() if c.registered),
+        "open_transactions": len(s.open_transactions),
+        "max_clients": s.max_clients,
+        "max_open_transactions": s.max_open_transactions,
+        "certificates": len(r.certificate_chain),
+        "time_creation": iso(r.created_at),
+        "time_init": iso(s.initialized_at),
+        "time_disable": iso(s.disabled_at),
+    }
+
+
+def admin_session(service: Any, tse_id: str, pin: str, puk: str | None) -> None:
+    """Make sure the admin is logged in: CREATED -> UNINITIALIZED, set the PIN with
+    the PUK when given (first use or blocked PIN), then authenticate."""
+    from opentse.engine.state import Lifecycle
+
+    state = service.get(tse_id).state
+    if state.lifecycle is Lifecycle.CREATED:
+        service.set_state(tse_id, Lifecycle.UNINITIALIZED)
+    if puk is not None:
+        service.set_admin_pin(tse_id, puk, pin)
+    service.authenticate(tse_id, pin)

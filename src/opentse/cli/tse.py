@@ -1,0 +1,148 @@
+"""``opentse tse create|list|show|initialize|disable``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from opentse.cli.common import (
+    DATA_OPTION,
+    JSON_OPTION,
+    admin_session,
+    console,
+    echo_json,
+    installation,
+    pairs,
+    table,
+    tse_json,
+)
+
+tse_app = typer.Typer(help="Create and manage software TSEs.", no_args_is_help=True)
+
+PIN_OPTION: Any = typer.Option(
+    ...,
+    "--pin",
+    envvar="OPENTSE_ADMIN_PIN",
+    prompt=True,
+    hide_input=True,
+    help="Admin PIN (min 6 characters).",
+)
+PUK_OPTION: Any = typer.Option(
+    None,
+    "--puk",
+    envvar="OPENTSE_ADMIN_PUK",
+    help="Admin PUK: sets the PIN first (needed on first use and to unblock).",
+)
+
+
+@tse_app.command("create")
+def create_command(
+    tse_id: str = typer.Argument(..., help="Id of the new TSE (e.g. a UUID)."),
+    curve: str = typer.Option(
+        "P-256", "--curve", help="P-256, P-384, brainpoolP256r1, brainpoolP384r1."
+    ),
+    time_format: str = typer.Option(
+        "unixTime", "--time-format", help="unixTime, utcTime, generalizedTime."
+    ),
+    description: str = typer.Option("", "--description"),
+    data: Path = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a TSE (state CREATED). The PUKs are printed once: keep them."""
+    with installation(data) as inst:
+        created = inst.service.create_tse(
+            tse_id, curve=curve, time_format=time_format, description=description
+        )
+        info = inst.service.get(tse_id)
+    out = {**tse_json(info), "admin_puk": created.admin_puk, "timeadmin_puk": created.timeadmin_puk}
+    if as_json:
+        echo_json(out)
+        return
+    pairs(f"TSE {tse_id}", out)
+    console.print("[yellow]The PUKs are shown only now: store them safely.[/yellow]")
+
+
+@tse_app.command("list")
+def list_command(data: Path = DATA_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """List the TSEs of this installation."""
+    with installation(data) as inst:
+        infos = [tse_json(i) for i in inst.service.list()]
+    if as_json:
+        echo_json(infos)
+        return
+    table(
+        "TSEs",
+        ("id", "state", "curve", "signatures", "transactions", "serial"),
+        [
+            (
+                i["id"],
+                i["state"],
+                i["curve"],
+                i["signature_counter"],
+                i["transaction_counter"],
+                i["serial_number"][:16] + "...",
+            )
+            for i in infos
+        ],
+    )
+
+
+@tse_app.command("show")
+def show_command(
+    tse_id: str = typer.Argument(...), data: Path = DATA_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Show one TSE."""
+    with installation(data) as inst:
+        out = tse_json(inst.service.get(tse_id))
+    if as_json:
+        echo_json(out)
+    else:
+        pairs(f"TSE {tse_id}", out)
+
+
+@tse_app.command("initialize")
+def initialize_command(
+    tse_id: str = typer.Argument(...),
+    pin: str = PIN_OPTION,
+    puk: str | None = PUK_OPTION,
+    description: str | None = typer.Option(None, "--description"),
+    data: Path = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Initialize a TSE as admin (sets the PIN first when --puk is given)."""
+    with installation(data) as inst:
+        admin_session(inst.service, tse_id, pin, puk)
+        log = inst.service.initialize(tse_id, description)
+        inst.service.logout(tse_id)
+        out = {
+            **tse_json(inst.service.get(tse_id)),
+            "signature_counter_initialize": log.signature_counter,
+        }
+    if as_json:
+        echo_json(out)
+    else:
+        console.print(f"TSE {tse_id} initialized (signature counter {log.signature_counter}).")
+
+
+@tse_app.command("disable")
+def disable_command(
+    tse_id: str = typer.Argument(...),
+    pin: str = PIN_OPTION,
+    data: Path = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Disable a TSE for good (exports keep working)."""
+    with installation(data) as inst:
+        admin_session(inst.service, tse_id, pin, None)
+        inst.service.disable(tse_id)
+        out = tse_json(inst.service.get(tse_id))
+    if as_json:
+        echo_json(out)
+    else:
+        console.print(f"TSE {tse_id} disabled.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tse_app, name="tse")
