@@ -76,6 +76,7 @@ def finish_signed_data(
     serial: bytes,
     counter: int,
     unix: int,
+    time_format: str = "unixTime",
 ) -> bytes:
     """TR-03151 v2 Finish log, every element before signatureValue (tr03151.md)."""
     return b"".join(
@@ -90,9 +91,20 @@ def finish_signed_data(
             tlv(0x04, serial),
             tlv(0x30, der_oid(ECDSA_SHA256_OID)),
             der_int(counter),
-            der_int(unix),
+            log_time(unix, time_format),
         ]
     )
+
+
+def log_time(unix: int, time_format: str) -> bytes:
+    """logTime as INTEGER, UTCTime or GeneralizedTime (TR-03151 5.1)."""
+    t = datetime.fromtimestamp(unix, UTC)
+    if time_format == "utcTimeWithSeconds":
+        return tlv(0x17, t.strftime("%y%m%d%H%M%SZ").encode())
+    if time_format == "generalizedTime":
+        return tlv(0x18, t.strftime("%Y%m%d%H%M%SZ").encode())
+    assert time_format == "unixTime"
+    return der_int(unix)
 
 
 def kassenbeleg(bon_typ: str, lines: tuple[Line, ...], payments: tuple[Payment, ...]) -> str:
@@ -105,7 +117,8 @@ def kassenbeleg(bon_typ: str, lines: tuple[Line, ...], payments: tuple[Payment, 
     sums: dict[tuple[str, str], Decimal] = {}
     for p in payments:
         kind = "Bar" if p.type == "Bar" else "Unbar"
-        sums[(kind, p.currency)] = sums.get((kind, p.currency), Decimal("0.00")) + p.amount
+        value = p.amount if p.currency == "EUR" else (p.foreign_amount or Decimal("0.00"))
+        sums[(kind, p.currency)] = sums.get((kind, p.currency), Decimal("0.00")) + value
     pays = "_".join(
         f"{amount:.2f}:{kind}" + ("" if cur == "EUR" else f":{cur}")
         for (kind, cur), amount in sums.items()
@@ -122,6 +135,7 @@ class FakeTSE:
     )
     counter: int = 0
     txn: int = 0
+    time_format: str = "unixTime"
 
     @property
     def point(self) -> bytes:
@@ -147,7 +161,7 @@ class FakeTSE:
         return cert.public_bytes(serialization.Encoding.DER)
 
     def info(self, tse_id: int = 1) -> TseInfo:
-        return TseInfo(tse_id, self.point, self.certificate())
+        return TseInfo(tse_id, self.point, self.certificate(), time_format=self.time_format)
 
     def sign(
         self,
@@ -169,6 +183,7 @@ class FakeTSE:
             hashlib.sha256(self.point).digest(),
             self.counter,
             int(end_utc.timestamp()),
+            self.time_format,
         )
         r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")

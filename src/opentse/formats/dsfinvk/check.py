@@ -332,8 +332,8 @@ class _Checker:
         for file, table in self.tables.items():
             for fk in table.foreign_keys:
                 target = by_name.get(fk.references)
-                if target is None:
-                    continue
+                if target is None or target.file not in self.rows:
+                    continue  # the referenced file is missing or unreadable: reported
                 index = [
                     target.primary_key.index(c) for c in fk.ref_columns if c in target.primary_key
                 ]
