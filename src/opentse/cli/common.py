@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opentse.engine.results import TSEInfo
@@ -30,7 +31,9 @@ err_console = Console(stderr=True)
 
 
 def fail(exc: OpenTSEError) -> NoReturn:
-    err_console.print(f"[red]error {exc.code}: {exc.message}[/red]", highlight=False)
+    err_console.print(
+        f"[red]error {exc.code}: {escape(exc.message)}[/red]", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(1)
 
 

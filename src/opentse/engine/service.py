@@ -447,6 +447,7 @@ class TSEService:
     ) -> ExportSummary:
         """exportData to ``out`` (a TAR), streamed; then the exportData system log."""
         flt = flt or export_mod.ExportFilter()
+        flt.validate()
         record = self.store.get_record(tse_id)
         rules.check_allowed(rules.Op.EXPORT, self.store.get_state(tse_id).lifecycle)
         summary = export_mod.write_export(self.store, record, out, flt, progress=progress)

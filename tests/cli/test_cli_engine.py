@@ -1,0 +1,112 @@
+"""CLI: demo, tse, client and export commands through typer's CliRunner on a temp
+data folder; --json output parsed, the export read back with stdlib tarfile."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.tr03151 import codec
+
+APP = build_app()
+
+
+def run(*args: str, ok: bool = True) -> Any:
+    result = CliRunner().invoke(APP, list(args))
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def run_json(*args: str) -> Any:
+    return json.loads(run(*args, "--json").stdout)
+
+
+@pytest.fixture(autouse=True)
+def _secret_in_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENTSE_SECRET_FILE", raising=False)
+    monkeypatch.delenv("OPENTSE_DATABASE_URL", raising=False)
+
+
+def test_demo_creates_then_continues(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    tar_path = tmp_path / "demo.tar"
+    first = run_json("demo", "--data", data, "--transactions", "5", "--export", str(tar_path))
+    assert first["created"] and len(first["admin_puk"]) >= 10 and len(first["admin_pin"]) >= 6
+    kinds = [r["kind"] for r in first["receipts"]]
+    assert {"cash", "card", "update", "mixed", "cancelled"} == set(kinds)
+    assert [r["number"] for r in first["receipts"]] == [1, 2, 3, 4, 5]
+    assert first["receipts"][4]["process_data"].startswith("AVBelegabbruch^")
+    assert first["qr_code_data"].startswith("V0;DEMO-KASSE-1;Kassenbeleg-V1;")
+    with tarfile.open(tar_path) as tf:
+        names = tf.getnames()
+        logs = [tf.extractfile(n).read() for n in names if n.endswith(".log")]  # type: ignore[union-attr]
+    assert "info.csv" in names and first["export"]["records"] == len(logs)
+    counters = sorted(codec.decode_log_message(m).signature_counter for m in logs)
+    assert counters == list(range(1, len(logs) + 1))
+    second = run_json("demo", "--data", data, "--transactions", "2")
+    assert not second["created"] and "admin_puk" not in second
+    assert second["tse_id"] == first["tse_id"]
+    assert [r["number"] for r in second["receipts"]] == [6, 7]
+
+
+def test_tse_client_export_commands(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    created = run_json("tse", "create", "kasse-1", "--curve", "brainpoolP256r1", "--data", data)
+    assert created["state"] == "CREATED" and created["curve"] == "brainpoolP256r1"
+    puk = created["admin_puk"]
+    listed = run_json("tse", "list", "--data", data)
+    assert [t["id"] for t in listed] == ["kasse-1"]
+    init = run_json("tse", "initialize", "kasse-1", "--pin", "246810", "--puk", puk, "--data", data)
+    assert init["state"] == "INITIALIZED"
+    reg = run_json(
+        "client", "register", "POS 1", "--tss", "kasse-1", "--pin", "246810", "--data", data
+    )
+    assert reg["state"] == "REGISTERED"
+    clients = run_json("client", "list", "--tss", "kasse-1", "--data", data)
+    assert [c["client_id"] for c in clients] == ["POS 1"]
+    shown = run_json("tse", "show", "kasse-1", "--data", data)
+    assert shown["registered_clients"] == ["POS 1"] and shown["certificates"] == 3
+    out = tmp_path / "x.tar"
+    summary = run_json("export", str(out), "--tss", "kasse-1", "--from-sig", "2", "--data", data)
+    assert summary["first_signature_counter"] == 2 and out.exists()
+    assert summary["records"] == shown["signature_counter"] - 1
+    # human output with progress bar works too
+    assert "Export" in run("export", str(out), "--tss", "kasse-1", "--data", data).stdout
+    dereg = run_json(
+        "client", "deregister", "POS 1", "--tss", "kasse-1", "--pin", "246810", "--data", data
+    )
+    assert dereg["state"] == "DEREGISTERED"
+    disabled = run_json("tse", "disable", "kasse-1", "--pin", "246810", "--data", data)
+    assert disabled["state"] == "DISABLED"
+
+
+def test_errors_are_one_red_line_and_exit_1(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    result = run("tse", "show", "missing", "--data", data, ok=False)
+    assert result.exit_code == 1
+    assert "error E_TSE_NOT_FOUND:" in result.stderr and "Traceback" not in result.output
+    run("tse", "create", "t1", "--data", data)
+    result = run(
+        "export",
+        str(tmp_path / "x.tar"),
+        "--tss",
+        "t1",
+        "--tx",
+        "1",
+        "--from-date",
+        "2024-01-01",
+        "--data",
+        data,
+        ok=False,
+    )
+    assert result.exit_code == 1 and "E_PARAMETER_MISMATCH" in result.stderr
+    assert not (tmp_path / "x.tar").exists()
+    result = run("tse", "initialize", "t1", "--pin", "123456", "--data", data, ok=False)
+    assert "error E_ADMIN_PIN_BLOCKED:" in result.stderr
