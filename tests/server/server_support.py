@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,3 +94,27 @@ def login(client: httpx.Client, key: dict[str, str]) -> dict[str, str]:
     )
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def setup_tss(client: httpx.Client, h: dict[str, str]) -> tuple[str, str]:
+    tss = str(uuid.uuid4())
+    r = client.put(f"/api/v2/tss/{tss}", json={}, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["state"] == "CREATED" and len(body["admin_puk"]) >= 10
+    puk = body["admin_puk"]
+    r = client.patch(f"/api/v2/tss/{tss}", json={"state": "UNINITIALIZED"}, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.patch(
+        f"/api/v2/tss/{tss}/admin", json={"admin_puk": puk, "new_admin_pin": "123456"}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    r = client.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "123456"}, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.patch(f"/api/v2/tss/{tss}", json={"state": "INITIALIZED"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "INITIALIZED"
+    cid = str(uuid.uuid4())
+    r = client.put(f"/api/v2/tss/{tss}/client/{cid}", json={"serial_number": "KASSE-1"}, headers=h)
+    assert r.status_code == 200, r.text
+    return tss, cid

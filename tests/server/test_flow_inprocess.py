@@ -5,35 +5,11 @@ from __future__ import annotations
 import base64
 import uuid
 
-from server_support import AppClient, login, new_key
+from server_support import AppClient, login, new_key, setup_tss
 
 
 def _uuid() -> str:
     return str(uuid.uuid4())
-
-
-def setup_tss(client: AppClient, h: dict[str, str]) -> tuple[str, str]:
-    tss = _uuid()
-    r = client.put(f"/api/v2/tss/{tss}", json={}, headers=h)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["state"] == "CREATED" and len(body["admin_puk"]) >= 10
-    puk = body["admin_puk"]
-    r = client.patch(f"/api/v2/tss/{tss}", json={"state": "UNINITIALIZED"}, headers=h)
-    assert r.status_code == 200, r.text
-    r = client.patch(
-        f"/api/v2/tss/{tss}/admin", json={"admin_puk": puk, "new_admin_pin": "123456"}, headers=h
-    )
-    assert r.status_code == 200, r.text
-    r = client.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "123456"}, headers=h)
-    assert r.status_code == 200, r.text
-    r = client.patch(f"/api/v2/tss/{tss}", json={"state": "INITIALIZED"}, headers=h)
-    assert r.status_code == 200, r.text
-    assert r.json()["state"] == "INITIALIZED"
-    cid = _uuid()
-    r = client.put(f"/api/v2/tss/{tss}/client/{cid}", json={"serial_number": "KASSE-1"}, headers=h)
-    assert r.status_code == 200, r.text
-    return tss, cid
 
 
 def test_receipt_flow(app_client: AppClient) -> None:

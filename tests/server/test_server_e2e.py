@@ -44,8 +44,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     out = subprocess.run(
         [*OPENTSE, "apikey", "create", "--data", str(data), "--org", "shop", "--json"],
-        capture_output=True, text=True, check=True, env=env, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=120,
+    )
     key = json.loads(out.stdout)
     other = json.loads(
         subprocess.run(
@@ -55,13 +59,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             check=True,
             env=env,
             timeout=120,
-        ).stdout  # fmt: skip
+        ).stdout
     )
     port = _free_port()
     proc = subprocess.Popen(
         [*OPENTSE, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -210,8 +216,17 @@ def test_pos_flow(server: dict[str, Any], tmp_path: Path) -> None:
             json={"state": "ACTIVE", "client_id": c2},
         )
     )
-    ofin = _ok(pos.put(f"/tss/{tss}/tx/{otx}", params={"tx_revision": 2},
-                       json={"state": "FINISHED", "client_id": c2, "schema": {"standard_v1": {"order": order}}}))  # fmt: skip
+    ofin = _ok(
+        pos.put(
+            f"/tss/{tss}/tx/{otx}",
+            params={"tx_revision": 2},
+            json={
+                "state": "FINISHED",
+                "client_id": c2,
+                "schema": {"standard_v1": {"order": order}},
+            },
+        )
+    )
     assert ofin["schema"]["raw"]["process_type"] == "Bestellung-V1"
 
     # a cancelled transaction
@@ -234,16 +249,30 @@ def test_pos_flow(server: dict[str, Any], tmp_path: Path) -> None:
     assert base64.b64decode(cancelled["schema"]["raw"]["process_data"]).startswith(
         b"AVBelegabbruch^"
     )
-    _error(pos.put(f"/tss/{tss}/tx/{ctx_}", params={"tx_revision": 3}, json={"state": "ACTIVE", "client_id": c1}),
-           400, "E_TX_UPSERT")  # fmt: skip
+    _error(
+        pos.put(
+            f"/tss/{tss}/tx/{ctx_}",
+            params={"tx_revision": 3},
+            json={"state": "ACTIVE", "client_id": c1},
+        ),
+        400,
+        "E_TX_UPSERT",
+    )
 
     # a deregistered client cannot sign
     assert (
         _ok(pos.patch(f"/tss/{tss}/client/{c2}", json={"state": "DEREGISTERED"}))["state"]
         == "DEREGISTERED"
     )
-    _error(pos.put(f"/tss/{tss}/tx/{_uuid()}", params={"tx_revision": 1}, json={"state": "ACTIVE", "client_id": c2}),
-           400, "E_CLIENT_DEREGISTERED")  # fmt: skip
+    _error(
+        pos.put(
+            f"/tss/{tss}/tx/{_uuid()}",
+            params={"tx_revision": 1},
+            json={"state": "ACTIVE", "client_id": c2},
+        ),
+        400,
+        "E_CLIENT_DEREGISTERED",
+    )
 
     listing = _ok(pos.get(f"/tss/{tss}/tx", params={"states[]": "FINISHED"}))
     assert listing["_type"] == "TRANSACTION_LIST" and listing["count"] == 2
