@@ -27,7 +27,7 @@ payments = st.builds(
     currency=st.sampled_from(["EUR", "USD", "CHF"]),
 )
 texts = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"),
     max_size=40,
 )
 quantities = st.decimals(

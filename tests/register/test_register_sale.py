@@ -56,7 +56,7 @@ def test_split_gross() -> None:
 @pytest.mark.parametrize(
     ("call", "code"),
     [
-        (lambda: to_decimal(1.5), "E_AMOUNT_FORMAT"),
+        (lambda: to_decimal(1.5), "E_AMOUNT_FORMAT"),  # type: ignore[arg-type]
         (lambda: to_decimal("abc"), "E_AMOUNT_FORMAT"),
         (lambda: require_cents(D("0.001")), "E_AMOUNT_PRECISION"),
         (lambda: Sale().add_line("Kaffee", 1, "2.505", 1), "E_AMOUNT_PRECISION"),

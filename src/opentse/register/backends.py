@@ -1,0 +1,167 @@
+"""Where the register's signatures come from: the small interface both backends share.
+
+The register needs only four things of a TSE: is it usable, start a transaction, finish
+it with processType/processData, and which of this client's transactions are still
+open (after a crash). Every call carries an idempotency ``ref`` so a retried call
+after a lost answer returns the stored result and never signs twice.
+
+``EmbeddedBackend`` drives a :class:`~opentse.engine.service.TSEService` in the same
+process (SQLite store). A remote backend (fiskaly-compatible HTTP) implements the same
+protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from opentse.errors import OpenTSEError, StateError
+from opentse.register.receipt import TseSignature
+
+if TYPE_CHECKING:
+    from opentse.engine.results import SignResult
+    from opentse.engine.service import TSEService
+
+
+class TSEUnavailable(StateError):
+    """The TSE cannot sign right now (not reachable, not initialized, client unknown)."""
+
+    code = "E_TSE_UNAVAILABLE"
+    http_status = 503
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A finished, signed transaction as the register needs it for the receipt."""
+
+    tse_id: str
+    transaction_number: int
+    signature_counter: int
+    start_time: datetime
+    log_time: datetime
+    signature: bytes
+    public_key: bytes
+    serial_number: str  # hex SHA-256 of the public key
+    algorithm: str
+    time_format: str
+    client_id: str
+    process_type: str
+    process_data: str
+    replayed: bool = False
+
+    def to_tse_signature(self, first_order_start: datetime | None = None) -> TseSignature:
+        return TseSignature(
+            transaction_number=self.transaction_number,
+            signature_counter=self.signature_counter,
+            start_time=self.start_time,
+            end_time=self.log_time,
+            signature=self.signature,
+            public_key=self.public_key,
+            serial_number=self.serial_number,
+            signature_algorithm=self.algorithm,
+            time_format=self.time_format,
+            client_id=self.client_id,
+            process_type=self.process_type,
+            process_data=self.process_data,
+            first_order_start=first_order_start,
+        )
+
+
+@dataclass(frozen=True)
+class Started:
+    transaction_number: int
+    start_time: datetime
+
+
+@dataclass(frozen=True)
+class OpenTransaction:
+    """A transaction the TSE still holds open for this client."""
+
+    transaction_number: int
+    process_type: str
+
+
+class Backend(Protocol):
+    """What the Register calls; implementations raise on any failure."""
+
+    tse_id: str
+
+    def check(self, client_id: str) -> None:
+        """Raise :class:`TSEUnavailable` unless the TSE can sign for ``client_id``."""
+
+    def start(self, client_id: str, process_type: str, *, ref: str) -> Started: ...
+
+    def finish(
+        self, client_id: str, number: int, process_type: str, process_data: str, *, ref: str
+    ) -> Signed: ...
+
+    def open_transactions(self, client_id: str) -> list[OpenTransaction]: ...
+
+    def serial_number(self) -> str: ...
+
+
+def _utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def signed_from_result(result: SignResult) -> Signed:
+    """Convert the engine's SignResult (unix seconds, bytes) to :class:`Signed`."""
+    return Signed(
+        tse_id=result.tse_id,
+        transaction_number=result.transaction_number,
+        signature_counter=result.signature_counter,
+        start_time=_utc(result.start_time),
+        log_time=_utc(result.log_time),
+        signature=result.signature,
+        public_key=result.public_key_point,
+        serial_number=result.serial_number.hex(),
+        algorithm=result.algorithm,
+        time_format=result.time_format,
+        client_id=result.client_id,
+        process_type=result.process_type,
+        process_data=result.process_data.decode("utf-8"),
+        replayed=result.replayed,
+    )
+
+
+class EmbeddedBackend:
+    """The TSE in this process: a TSEService and the id of one of its TSEs."""
+
+    def __init__(self, service: TSEService, tse_id: str) -> None:
+        self.service = service
+        self.tse_id = tse_id
+
+    def check(self, client_id: str) -> None:
+        try:
+            info = self.service.get(self.tse_id)
+        except OpenTSEError as exc:
+            raise TSEUnavailable(f"TSE {self.tse_id} not usable: {exc.code}") from exc
+        if info.state.lifecycle.value != "INITIALIZED":
+            raise TSEUnavailable(f"TSE {self.tse_id} is {info.state.lifecycle.value}")
+        client = info.state.clients.get(client_id)
+        if client is None or not client.registered:
+            raise TSEUnavailable(f"client {client_id} is not registered at TSE {self.tse_id}")
+
+    def start(self, client_id: str, process_type: str, *, ref: str) -> Started:
+        result = self.service.start_transaction(self.tse_id, client_id, b"", process_type, ref=ref)
+        return Started(result.transaction_number, _utc(result.log_time))
+
+    def finish(
+        self, client_id: str, number: int, process_type: str, process_data: str, *, ref: str
+    ) -> Signed:
+        result = self.service.finish_transaction(
+            self.tse_id, client_id, number, process_data.encode("utf-8"), process_type, ref=ref
+        )
+        return signed_from_result(result)
+
+    def open_transactions(self, client_id: str) -> list[OpenTransaction]:
+        state = self.service.get(self.tse_id).state
+        return [
+            OpenTransaction(number, tx.process_type)
+            for number, tx in sorted(state.open_transactions.items())
+            if tx.client_id == client_id
+        ]
+
+    def serial_number(self) -> str:
+        return self.service.get(self.tse_id).record.serial_number.hex()

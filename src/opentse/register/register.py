@@ -1,0 +1,328 @@
+"""The Register facade: book a sale, sign it, print the receipt -- and never block.
+
+Order of work for every sale: validate and derive the processData first (a bad sale
+is the cashier's error and raises), then ask the TSE to start and finish the
+transaction. Any failure of the TSE -- an exception or a call that takes longer than
+``timeout`` seconds -- does not stop the sale: the receipt is issued marked "TSE
+ausgefallen" without transaction number, and the journal (outage.py) records the
+failure durably. Nothing is signed later; Germany has no re-signing.
+
+Every TSE call carries an idempotency ref derived from the receipt's own id, so a
+backend that retries after a lost answer gets the stored signature back. On
+(re)connect, transactions the TSE still holds open for this register -- left by a
+crash or a timed-out call -- are finished as aborted (``AVBelegabbruch``) and noted
+in the journal.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from opentse.formats import processdata as pd
+from opentse.register.backends import Backend, Signed, TSEUnavailable
+from opentse.register.outage import Light, OutageLog, RegisterStatus
+from opentse.register.receipt import Receipt, Seller
+from opentse.register.render_text import render_text
+from opentse.register.sale import CashBookEntry, Sale
+
+T = TypeVar("T")
+
+#: processData used to close a dangling transaction, by its processType.
+ABORT_PROCESS_DATA: dict[str, str] = {
+    pd.PROCESS_TYPE_KASSENBELEG: "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^",
+    pd.PROCESS_TYPE_BESTELLUNG: "",
+    pd.PROCESS_TYPE_SONSTIGER: "",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    """Who prints the receipts and how. ``client_id`` is the register's serial number
+    as registered at the TSE (§6 Nr. 6); ``not_certified`` adds the notice line."""
+
+    seller: Seller
+    client_id: str
+    not_certified: bool = True
+    qr_only: bool = False
+    footer: tuple[str, ...] = ()
+    timeout: float = 5.0
+    text_width: int = 48
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    """Outcome of one booking: the receipt always, the signature when there was one."""
+
+    receipt: Receipt
+    signed: Signed | None
+    receipt_ref: str
+    status: RegisterStatus
+    error: str | None = None
+    text_width: int = 48
+
+    @property
+    def tse_failed(self) -> bool:
+        return self.signed is None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape ``opentse pos sell --json`` prints."""
+        signed = self.signed
+        return {
+            "receipt_ref": self.receipt_ref,
+            "receipt_number": self.receipt.receipt_number,
+            "tse_failed": self.tse_failed,
+            "transaction_number": None if signed is None else signed.transaction_number,
+            "signature_counter": None if signed is None else signed.signature_counter,
+            "qr_code_data": self.receipt.qr_payload,
+            "process_type": None if signed is None else signed.process_type,
+            "process_data": None if signed is None else signed.process_data,
+            "total": str(self.receipt.total),
+            "status": self.status.light.value,
+            "consecutive_failures": self.status.consecutive_failures,
+            "error": self.error,
+            "receipt_text": render_text(self.receipt, width=self.text_width),
+        }
+
+
+@dataclass
+class _Outcome:
+    signed: Signed | None = None
+    error: str | None = None
+    started: list[int] = field(default_factory=list)
+
+
+class Register:
+    """One register (one TSE client) over one backend, with its own journal."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: RegisterConfig,
+        journal: OutageLog,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.journal = journal
+        self.clock = clock
+        self._tse_serial = ""
+
+    # --- TSE calls with a deadline -----------------------------------------------------
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in a daemon thread; past ``timeout`` give up (it may finish later,
+        which is why a timed-out transaction is looked for on reconnect)."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:
+                box["error"] = exc
+
+        worker = threading.Thread(target=run, name="opentse-register-tse", daemon=True)
+        worker.start()
+        worker.join(self.config.timeout)
+        if worker.is_alive():
+            raise TimeoutError(f"TSE did not answer within {self.config.timeout:g} s")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]  # type: ignore[no-any-return]
+
+    # --- connection and recovery -------------------------------------------------------
+
+    def connect(self) -> RegisterStatus:
+        """Check the TSE at start: unusable -> red; usable -> finish dangling
+        transactions and report the current light."""
+        client = self.config.client_id
+        try:
+            self._call(lambda: self.backend.check(client))
+            self._tse_serial = self._call(self.backend.serial_number)
+        except Exception as exc:
+            self.journal.record_unreachable(at=self.clock(), reason=_reason(exc))
+            return self.journal.status()
+        self.recover()
+        status = self.journal.status()
+        if status.light is Light.RED:
+            # reachable again: the start outage ends; unsigned receipts stay documented
+            self.journal.record_success(at=self.clock())
+            status = self.journal.status()
+        return status
+
+    def recover(self) -> list[int]:
+        """Finish every transaction the TSE holds open for this register as aborted.
+
+        Returns the numbers finished. Failures are left for the next reconnect.
+        """
+        client, tse_id = self.config.client_id, self.backend.tse_id
+        finished: list[int] = []
+        try:
+            open_txs = self._call(lambda: self.backend.open_transactions(client))
+        except Exception:
+            return finished
+        for tx in open_txs:
+            number = tx.transaction_number
+            self.journal.record_dangling(
+                tse_id=tse_id, client_id=client, transaction_number=number, at=self.clock()
+            )
+            ptype = tx.process_type or pd.PROCESS_TYPE_KASSENBELEG
+            data = ABORT_PROCESS_DATA.get(ptype, "")
+            try:
+                self._call(functools.partial(self._finish_open, number, ptype, data))
+            except Exception:
+                continue
+            self.journal.resolve_dangling(
+                tse_id=tse_id,
+                transaction_number=number,
+                at=self.clock(),
+                resolution=f"finished as aborted ({ptype})",
+            )
+            finished.append(number)
+        return finished
+
+    def _finish_open(self, number: int, process_type: str, process_data: str) -> Signed:
+        client = self.config.client_id
+        return self.backend.finish(
+            client, number, process_type, process_data, ref=f"recover:{client}:{number}"
+        )
+
+    def status(self) -> RegisterStatus:
+        return self.journal.status()
+
+    def daily_record(self, day: date | None = None, note: str = "") -> None:
+        """Write today's journal record (works without any TSE)."""
+        now = self.clock()
+        self.journal.write_daily_record(day or now.date(), at=now, note=note)
+
+    # --- signing -------------------------------------------------------------------------
+
+    def _sign(self, process_type: str, process_data: str, ref: str) -> _Outcome:
+        client = self.config.client_id
+        outcome = _Outcome()
+        try:
+            started = self._call(
+                lambda: self.backend.start(client, process_type, ref=f"{ref}:start")
+            )
+            outcome.started.append(started.transaction_number)
+            outcome.signed = self._call(
+                lambda: self.backend.finish(
+                    client,
+                    started.transaction_number,
+                    process_type,
+                    process_data,
+                    ref=f"{ref}:finish",
+                )
+            )
+        except Exception as exc:
+            outcome.error = _reason(exc)
+            for number in outcome.started:
+                self.journal.record_dangling(
+                    tse_id=self.backend.tse_id,
+                    client_id=client,
+                    transaction_number=number,
+                    at=self.clock(),
+                )
+        return outcome
+
+    def _book(
+        self,
+        sale: Sale,
+        process_type: str,
+        process_data: str,
+        *,
+        first_order_start: datetime | None = None,
+    ) -> SaleResult:
+        ref = str(uuid.uuid4())
+        number = str(self.journal.next_number("receipt"))
+        started_at = self.clock()
+        outcome = self._sign(process_type, process_data, ref)
+        ended_at = self.clock()
+        if outcome.signed is None:
+            self.journal.record_failure(
+                at=ended_at,
+                reason=outcome.error or "unknown",
+                receipt_ref=ref,
+                receipt_number=number,
+                bon_typ=sale.bon_typ,
+                total=sale.total,
+            )
+        else:
+            self.journal.record_success(at=ended_at)
+            self._tse_serial = outcome.signed.serial_number
+        receipt = Receipt.from_sale(
+            sale,
+            seller=self.config.seller,
+            register_serial=self.config.client_id,
+            issued_at=ended_at,
+            tse=None
+            if outcome.signed is None
+            else outcome.signed.to_tse_signature(first_order_start),
+            tse_serial=self._tse_serial,
+            start_time=started_at,
+            end_time=ended_at,
+            not_certified=self.config.not_certified,
+            qr_only=self.config.qr_only and outcome.signed is not None,
+            receipt_number=number,
+            footer=self.config.footer,
+        )
+        return SaleResult(
+            receipt,
+            outcome.signed,
+            ref,
+            self.journal.status(),
+            outcome.error,
+            self.config.text_width,
+        )
+
+    def sell(self, sale: Sale, *, first_order_start: datetime | None = None) -> SaleResult:
+        """Sign a sale (Beleg, training, storno, abort ...) as Kassenbeleg-V1.
+
+        ``first_order_start``: start of the first Bestellung-V1 of this bill, printed as
+        TSE-Erstbestellung (DSFinV-K 2.7 relief for restaurants).
+        """
+        data = sale.process_data()  # raises for the cashier's errors, before any TSE call
+        return self._book(sale, sale.process_type, data, first_order_start=first_order_start)
+
+    def order(self, sale: Sale) -> SaleResult:
+        """Sign a restaurant order as Bestellung-V1 (its start time is kept on the result
+        for the final receipt's TSE-Erstbestellung)."""
+        return self._book(sale, pd.PROCESS_TYPE_BESTELLUNG, sale.order_process_data())
+
+    def book(self, entry: CashBookEntry) -> tuple[Signed | None, RegisterStatus]:
+        """Sign a cash-book entry (SonstigerVorgang); never raises for TSE failures."""
+        ref = str(uuid.uuid4())
+        number = str(self.journal.next_number("receipt"))
+        outcome = self._sign(entry.process_type, entry.process_data(), ref)
+        now = self.clock()
+        if outcome.signed is None:
+            self.journal.record_failure(
+                at=now,
+                reason=outcome.error or "unknown",
+                receipt_ref=ref,
+                receipt_number=number,
+                bon_typ=entry.gv_typ,
+                total=entry.amount,
+            )
+        else:
+            self.journal.record_success(at=now)
+        return outcome.signed, self.journal.status()
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason for the journal: the error code if ours, else the type and text."""
+    code = getattr(exc, "code", None)
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TSEUnavailable) or isinstance(code, str):
+        return text
+    return f"{type(exc).__name__}: {text}"
