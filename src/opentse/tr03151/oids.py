@@ -50,14 +50,15 @@ SIGNATURE_ALGORITHMS: dict[str, tuple[str, str]] = {
     "ecdsa-plain-SHA3-256": (f"{_ECDSA_PLAIN}.9", "sha3_256"),
     "ecdsa-plain-SHA3-384": (f"{_ECDSA_PLAIN}.10", "sha3_384"),
     "ecdsa-plain-SHA3-512": (f"{_ECDSA_PLAIN}.11", "sha3_512"),
-    "ecsdsa-plain-SHA224": (f"{_ECSDSA_PLAIN}.2", "sha224"),
-    "ecsdsa-plain-SHA256": (f"{_ECSDSA_PLAIN}.3", "sha256"),
-    "ecsdsa-plain-SHA384": (f"{_ECSDSA_PLAIN}.4", "sha384"),
-    "ecsdsa-plain-SHA512": (f"{_ECSDSA_PLAIN}.5", "sha512"),
-    "ecsdsa-plain-SHA3-224": (f"{_ECSDSA_PLAIN}.8", "sha3_224"),
-    "ecsdsa-plain-SHA3-256": (f"{_ECSDSA_PLAIN}.9", "sha3_256"),
-    "ecsdsa-plain-SHA3-384": (f"{_ECSDSA_PLAIN}.10", "sha3_384"),
-    "ecsdsa-plain-SHA3-512": (f"{_ECSDSA_PLAIN}.11", "sha3_512"),
+    # TR-03111 v2.10 5.2.1.3 numbers the ECSDSA OIDs 1..8 (unlike ECDSA's 2..5, 8..11)
+    "ecsdsa-plain-SHA224": (f"{_ECSDSA_PLAIN}.1", "sha224"),
+    "ecsdsa-plain-SHA256": (f"{_ECSDSA_PLAIN}.2", "sha256"),
+    "ecsdsa-plain-SHA384": (f"{_ECSDSA_PLAIN}.3", "sha384"),
+    "ecsdsa-plain-SHA512": (f"{_ECSDSA_PLAIN}.4", "sha512"),
+    "ecsdsa-plain-SHA3-224": (f"{_ECSDSA_PLAIN}.5", "sha3_224"),
+    "ecsdsa-plain-SHA3-256": (f"{_ECSDSA_PLAIN}.6", "sha3_256"),
+    "ecsdsa-plain-SHA3-384": (f"{_ECSDSA_PLAIN}.7", "sha3_384"),
+    "ecsdsa-plain-SHA3-512": (f"{_ECSDSA_PLAIN}.8", "sha3_512"),
 }
 ALGORITHM_BY_OID: dict[str, str] = {oid: name for name, (oid, _) in SIGNATURE_ALGORITHMS.items()}
 
