@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -60,9 +61,28 @@ def _not_found(tse_id: str) -> NotFoundError:
 
 
 def _storage_error(doing: str, exc: BaseException) -> StorageError:
-    text = str(exc)
-    code = "E_STORAGE_BUSY" if "locked" in text or "busy" in text else "E_STORAGE"
-    return StorageError(f"SQLite failed while {doing}: {text}", code=code)
+    code = "E_STORAGE_BUSY" if _is_busy(exc) else "E_STORAGE"
+    return StorageError(f"SQLite failed while {doing}: {exc}", code=code)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _configure(conn: sqlite3.Connection, writer: bool, timeout: float) -> None:
+    """Per-connection settings; the writer's are what makes a COMMIT durable."""
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if writer:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StorageError(f"WAL journal not available ({mode})", code="E_STORAGE")
+        conn.execute("PRAGMA synchronous = FULL")
+    else:
+        conn.execute("PRAGMA query_only = ON")
 
 
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
@@ -97,7 +117,7 @@ class SQLiteStore:
         self._max_batch = max_batch
         self._write = self._connect(writer=True)
         try:
-            migrations.apply(self._write, "sqlite")
+            self._retry_busy(lambda: migrations.apply(self._write, "sqlite"))
         except BaseException:
             self._write.close()
             raise
@@ -124,15 +144,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _storage_error(f"opening {self._path}", exc) from exc
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            if writer:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StorageError(f"{self._path}: WAL journal not available ({mode})")
-                conn.execute("PRAGMA synchronous = FULL")
-            else:
-                conn.execute("PRAGMA query_only = ON")
+            self._retry_busy(lambda: _configure(conn, writer, self._timeout))
         except sqlite3.Error as exc:
             conn.close()
             raise _storage_error(f"configuring {self._path}", exc) from exc
@@ -140,6 +152,20 @@ class SQLiteStore:
             conn.close()
             raise
         return conn
+
+    def _retry_busy(self, action: Callable[[], T]) -> T:
+        """Retry ``action`` while SQLite reports a lock that its busy handler does not
+        wait for (WAL recovery after a crash, a journal-mode check during recovery)."""
+        deadline = time.monotonic() + self._timeout
+        delay = 0.002
+        while True:
+            try:
+                return action()
+            except (sqlite3.OperationalError, StorageError) as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _borrow(self) -> sqlite3.Connection:
         with self._readers_lock:
@@ -219,7 +245,7 @@ class SQLiteStore:
         """Run ``batch`` in one transaction; release every waiter after COMMIT."""
         conn = self._write
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.Error as exc:
             for request in batch:
                 request.error = _storage_error("locking the database", exc)
