@@ -136,6 +136,7 @@ class FakeTSE:
     counter: int = 0
     txn: int = 0
     time_format: str = "unixTime"
+    _certificate: bytes | None = None
 
     @property
     def point(self) -> bytes:
@@ -144,6 +145,11 @@ class FakeTSE:
         )
 
     def certificate(self) -> bytes:
+        if self._certificate is None:
+            self._certificate = self._make_certificate()
+        return self._certificate
+
+    def _make_certificate(self) -> bytes:
         name = x509.Name(
             [x509.NameAttribute(NameOID.COMMON_NAME, hashlib.sha256(self.point).hexdigest())]
         )

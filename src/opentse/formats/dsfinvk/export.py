@@ -12,6 +12,7 @@ import base64
 import math
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import IO
@@ -20,7 +21,7 @@ from opentse.errors import FormatError
 from opentse.formats.dsfinvk import tables as T
 from opentse.formats.dsfinvk.csvwriter import CsvWriter, Value
 from opentse.formats.dsfinvk.indexxml import DTD_NAME, INDEX_NAME, DataSupplier, build_index_xml
-from opentse.formats.dsfinvk.model import Closing, closing_totals, validate_closing
+from opentse.formats.dsfinvk.model import ZERO, Closing, closing_totals, validate_closing
 from opentse.formats.dsfinvk.tables import VAT_DESCRIPTIONS, Table, certificate_column
 
 Row = dict[str, Value]
@@ -200,16 +201,25 @@ def _transactions(c: Closing) -> Iterator[Row]:
 
 
 def _datapayment(c: Closing) -> Iterator[Row]:
+    """One row per payment type, name and currency of a receipt (the table's key):
+    several payments of the same kind are added up in first-seen order, as the
+    processData payments are (DSFinV-K Anhang I: "entsprechend zu akkumulieren")."""
     for r in c.receipts:
+        sums: dict[tuple[str, str, str], tuple[Decimal, Decimal | None]] = {}
         for p in r.payments:
+            base, foreign = sums.get((p.type, p.name, p.currency), (ZERO, None))
+            if p.foreign_amount is not None:
+                foreign = (foreign or ZERO) + p.foreign_amount
+            sums[(p.type, p.name, p.currency)] = (base + p.amount, foreign)
+        for (typ, name, currency), (base, foreign) in sums.items():
             yield {
                 **_key(c),
                 "BON_ID": r.bon_id,
-                "ZAHLART_TYP": p.type,
-                "ZAHLART_NAME": p.name,
-                "ZAHLWAEH_CODE": p.currency,
-                "ZAHLWAEH_BETRAG": p.foreign_amount,
-                "BASISWAEH_BETRAG": p.amount,
+                "ZAHLART_TYP": typ,
+                "ZAHLART_NAME": name,
+                "ZAHLWAEH_CODE": currency,
+                "ZAHLWAEH_BETRAG": foreign,
+                "BASISWAEH_BETRAG": base,
             }
 
 
