@@ -111,7 +111,7 @@ certified = st.one_of(
     st.builds(AuditLogData, st.binary(max_size=100)),
 )
 times = st.one_of(
-    st.builds(LogTime, st.just(TimeFormat.UNIX), st.integers(0, 2**40)),
+    st.builds(LogTime, st.just(TimeFormat.UNIX), st.integers(0, 2**37)),
     st.builds(LogTime, st.just(TimeFormat.UTC), st.integers(0, 2**31 - 1)),
     st.builds(LogTime, st.just(TimeFormat.GENERALIZED), st.integers(0, 2**34)),
 )

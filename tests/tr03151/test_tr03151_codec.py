@@ -139,6 +139,7 @@ def test_optional_fields_and_full_message() -> None:
         ({"signature_algorithm": "ecdsa-plain-SHA256"}, "E_ALGORITHM_FORMAT"),
         ({"log_time": LogTime(TimeFormat.UTC, 2524608000)}, "E_LOG_TIME_FORMAT"),
         ({"log_time": LogTime(TimeFormat.UNIX, -1)}, "E_LOG_TIME_FORMAT"),
+        ({"log_time": LogTime(TimeFormat.UNIX, 253402300800)}, "E_LOG_TIME_FORMAT"),
         ({"log_time": LogTime(TimeFormat.UTC, 0, "700101000001Z")}, "E_LOG_TIME_FORMAT"),
     ],
 )
@@ -282,6 +283,18 @@ def test_fiskaly_style_missing_process_type_reads_as_empty() -> None:
             TAIL,
         ),
         b"\x30\x80" * 300,
+        _message(
+            der.integer(2),
+            der.oid("0.4.0.127.0.7.3.7.1.2"),
+            der.context(0, b"x"),
+            TAIL.replace(der.integer(1700000000), der.integer(2**64)),
+        ),
+        _message(
+            der.integer(2),
+            der.oid("0.4.0.127.0.7.3.7.1.2"),
+            der.context(0, b"x"),
+            TAIL.replace(der.integer(1700000000), der.integer(-1)),
+        ),
     ],
 )
 def test_decoder_rejects_with_log_format(data: bytes) -> None:

@@ -22,7 +22,7 @@ UTC_RANGE = (calendar.timegm((1950, 1, 1, 0, 0, 0)), calendar.timegm((2049, 12, 
 GEN_RANGE = (calendar.timegm((1000, 1, 1, 0, 0, 0)), calendar.timegm((9999, 12, 31, 23, 59, 59)))
 
 log_times = st.one_of(
-    st.builds(LogTime, st.just(TimeFormat.UNIX), st.integers(0, 2**48)),
+    st.builds(LogTime, st.just(TimeFormat.UNIX), st.integers(0, 253402300799)),
     st.builds(LogTime, st.just(TimeFormat.UTC), st.integers(*UTC_RANGE)),
     st.builds(LogTime, st.just(TimeFormat.GENERALIZED), st.integers(*GEN_RANGE)),
 )

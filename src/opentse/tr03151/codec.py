@@ -54,6 +54,7 @@ MAX_CLIENT_ID = 100  # not fixed by the TR; generous (fiskaly ids are ~40 charac
 MAX_SYSTEM_DATA = 1_000_000
 
 _VERSION = 2
+_MAX_UNIX = 253402300799  # 9999-12-31T23:59:59Z
 _V2 = der.integer(2)
 _TX_PREFIX = _V2 + der.oid(TRANSACTION_LOG_OID)
 _SYS_PREFIX = _V2 + der.oid(SYSTEM_LOG_OID)
@@ -131,8 +132,8 @@ def encode_log_time(log_time: LogTime) -> bytes:
     fmt = log_time.format
     unix = log_time.unix
     if fmt is TimeFormat.UNIX:
-        if unix < 0:
-            raise _fail("unixTime must not be negative", "E_LOG_TIME_FORMAT")
+        if not 0 <= unix <= _MAX_UNIX:
+            raise _fail("unixTime must lie in 1970..9999", "E_LOG_TIME_FORMAT")
         return der.integer(unix)
     try:
         if fmt is TimeFormat.UTC:
@@ -263,7 +264,10 @@ def _text(element: der.Element, what: str) -> str:
 def _decode_log_time(element: der.Element) -> LogTime:
     tag = element.tag
     if tag == der.TAG_INTEGER:
-        return LogTime(TimeFormat.UNIX, der.decode_integer(element.content))
+        unix = der.decode_integer(element.content)
+        if not 0 <= unix <= _MAX_UNIX:  # keeps LogTime.as_datetime() from overflowing
+            raise _bad(f"unixTime {unix} is outside 1970..9999")
+        return LogTime(TimeFormat.UNIX, unix)
     if tag == der.TAG_UTC_TIME:
         unix = der.decode_utc_time(element.content)
         text = element.content.decode("ascii")
