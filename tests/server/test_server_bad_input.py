@@ -76,7 +76,7 @@ def test_body_over_one_megabyte(ready: tuple[AppClient, dict[str, str], str, str
 
 
 def test_unknown_and_invalid_ids(ready: tuple[AppClient, dict[str, str], str, str]) -> None:
-    c, h, tss, cid = ready
+    c, h, tss, _cid = ready
     _problem(c.get(f"/api/v2/tss/{uuid.uuid4()}", headers=h), 404, "E_TSS_NOT_FOUND")
     _problem(c.get("/api/v2/tss/not-a-uuid", headers=h), 400, "E_FAILED_SCHEMA_VALIDATION")
     _problem(
