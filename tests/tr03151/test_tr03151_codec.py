@@ -295,6 +295,12 @@ def test_fiskaly_style_missing_process_type_reads_as_empty() -> None:
             der.context(0, b"x"),
             TAIL.replace(der.integer(1700000000), der.integer(-1)),
         ),
+        _message(
+            der.integer(2),
+            der.oid("0.4.0.127.0.7.3.7.1.2"),
+            der.context(0, b"x"),
+            TAIL.replace(der.integer(1700000000), der.tlv(0x18, b"99991231235959-0100")),
+        ),
     ],
 )
 def test_decoder_rejects_with_log_format(data: bytes) -> None:

@@ -55,6 +55,7 @@ MAX_SYSTEM_DATA = 1_000_000
 
 _VERSION = 2
 _MAX_UNIX = 253402300799  # 9999-12-31T23:59:59Z
+_MIN_UNIX = -62135596800  # 0001-01-01T00:00:00Z
 _V2 = der.integer(2)
 _TX_PREFIX = _V2 + der.oid(TRANSACTION_LOG_OID)
 _SYS_PREFIX = _V2 + der.oid(SYSTEM_LOG_OID)
@@ -269,16 +270,23 @@ def _decode_log_time(element: der.Element) -> LogTime:
             raise _bad(f"unixTime {unix} is outside 1970..9999")
         return LogTime(TimeFormat.UNIX, unix)
     if tag == der.TAG_UTC_TIME:
-        unix = der.decode_utc_time(element.content)
+        unix = _in_range(der.decode_utc_time(element.content))
         text = element.content.decode("ascii")
         canonical = _canonical(der.utc_time_text, unix)
         return LogTime(TimeFormat.UTC, unix, None if text == canonical else text)
     if tag == der.TAG_GENERALIZED_TIME:
-        unix = der.decode_generalized_time(element.content)
+        unix = _in_range(der.decode_generalized_time(element.content))
         text = element.content.decode("ascii")
         canonical = _canonical(der.generalized_time_text, unix)
         return LogTime(TimeFormat.GENERALIZED, unix, None if text == canonical else text)
     raise _bad(f"logTime has unexpected tag 0x{tag:02x}")
+
+
+def _in_range(unix: int) -> int:
+    """A time zone offset may push a time outside 0001..9999, which datetime refuses."""
+    if not _MIN_UNIX <= unix <= _MAX_UNIX:
+        raise _bad("logTime lies outside the years 1..9999")
+    return unix
 
 
 def _canonical(render: Callable[[int], str], unix: int) -> str | None:
