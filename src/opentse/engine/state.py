@@ -83,11 +83,15 @@ class TSEState:
     version: int = 0  # bumped by every commit; lets stores cache state safely
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        # Same result as dataclasses.asdict (every nested value is a scalar), but
+        # without its deep copies: stores call this on every commit (bench_engine).
+        data = dict(vars(self))
         data["lifecycle"] = self.lifecycle.value
-        for user in data["users"].values():
-            user["role"] = user["role"].value
-        data["open_transactions"] = {str(k): v for k, v in data["open_transactions"].items()}
+        data["users"] = {k: {**vars(u), "role": u.role.value} for k, u in self.users.items()}
+        data["clients"] = {k: dict(vars(c)) for k, c in self.clients.items()}
+        data["open_transactions"] = {
+            str(k): dict(vars(t)) for k, t in self.open_transactions.items()
+        }
         return data
 
     @classmethod
