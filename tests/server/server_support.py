@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +19,9 @@ from opentse.server.context import ServerConfig
 from opentse.testing.clock import FrozenClock
 
 
-@dataclass
-class _LocalInstallation:
-    """Stand-in with the attributes of ``opentse.installation.Installation``."""
-
-    store: Any
-    service: Any
-    secret: bytes
-    ca: Any
-
-    def close(self) -> None:
-        self.store.close()
-
-
 def open_installation(data_dir: Path, clock: Any) -> Any:
-    try:
-        from opentse.installation import Installation
-    except ImportError:
-        from opentse.crypto.ca import LocalCA
-        from opentse.engine.keyring import Keyring
-        from opentse.engine.service import TSEService
-        from opentse.storage.sqlite import SQLiteStore
+    from opentse.installation import Installation
 
-        data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_bytes(32)
-        store = SQLiteStore(data_dir / "opentse.sqlite3")
-        ca = LocalCA.create(secret, clock.now())
-        service = TSEService(store, Keyring(secret), clock, ca=ca)
-        return _LocalInstallation(store, service, secret, ca)
     return Installation.open(data_dir, clock=clock)
 
 
