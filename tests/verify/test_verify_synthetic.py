@@ -3,15 +3,19 @@ signature path (used above PARALLEL_THRESHOLD logs) agrees with the serial one."
 
 from __future__ import annotations
 
-from dataclasses import replace
+import gzip
+import io
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from opentse.formats.tar import iter_members
 from opentse.tr03151.logtime import TimeFormat
-from opentse.verify.archive import load_exports
+from opentse.verify.archive import collect_members, decode_members
 from opentse.verify.report import verify_exports, verify_loaded
 from opentse.verify.synthetic import build_export
+from opentse.verify.tarscan import read_members
 
 
 @pytest.mark.parametrize(
@@ -35,14 +39,38 @@ def test_own_exports_verify(tmp_path: Path, curve: str, fmt: TimeFormat) -> None
 
 def test_parallel_equals_serial(tmp_path: Path) -> None:
     export = build_export(tmp_path / "big.tar", 2500)
-    loaded = load_exports([export.path])
-    victim = loaded.logs[1234]
-    assert victim.message is not None
-    victim.message = replace(victim.message, signature_value=bytes(64))  # one bad signature
+    sources, members = collect_members([export.path])
+    logs = [i for i, m in enumerate(members) if m[1].endswith(".log")]
+    label, name, data = members[logs[1234]]
+    members[logs[1234]] = (label, name, data[:-1] + bytes([data[-1] ^ 1]))  # bad signature
     ticks: list[int] = []
-    parallel = verify_loaded(loaded, workers=2, progress=ticks.append).to_json()
-    serial = verify_loaded(loaded, workers=1).to_json()
-    assert parallel == serial
-    assert parallel["invalid_signatures"] == [victim.file]
-    assert parallel["valid_signatures"] == 2499
+    parallel = verify_loaded(decode_members(sources, members, workers=2, progress=ticks.append))
+    serial = verify_loaded(decode_members(sources, members, workers=1))
+    assert parallel.to_json() == serial.to_json()
+    assert parallel.to_json()["invalid_signatures"] == [label]
+    assert parallel.to_json()["valid_signatures"] == 2499
     assert sum(ticks) == 2500
+    assert [e.message for e in parallel.export.logs] == [e.message for e in serial.export.logs]
+
+
+def test_fast_scan_agrees_with_tarfile_reader(tmp_path: Path) -> None:
+    """The verifier's ustar scan and the project's tarfile-based reader see the same
+    members, also with pax long names and ./ prefixes (vendor archives)."""
+    export = build_export(tmp_path / "e.tar", 30)
+    with tarfile.open(export.path) as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+    long_name = "Unixt_1_Sig-99_Log-Tra_No-9_Start_Client-" + "x" * 120 + ".log"
+    other = tmp_path / "pax.tar"
+    with tarfile.open(other, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in [*members, (long_name, b"0"), ("./dir/info.csv", b"a")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    for path in (export.path, other):
+        fast = read_members(path)
+        reference = [(m.name, m.data) for m in iter_members(path)]
+        assert fast == reference
+    assert read_members(other)[-2][0] == long_name
+    gz = tmp_path / "e.tar.gz"
+    gz.write_bytes(gzip.compress(export.path.read_bytes()))
+    assert read_members(gz) == read_members(export.path)  # falls back to tarfile

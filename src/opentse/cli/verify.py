@@ -18,14 +18,14 @@ from rich.table import Table
 
 from opentse.errors import OpenTSEError
 from opentse.formats.qr import QRPayload
-from opentse.verify.archive import load_exports
+from opentse.verify.archive import collect_members, decode_members
 from opentse.verify.certificates import load_trust_roots
 from opentse.verify.findings import Severity
 from opentse.verify.html import write_html
+from opentse.verify.logcheck import PARALLEL_THRESHOLD
 from opentse.verify.qrimage import read_qr_texts
 from opentse.verify.receipt import ReceiptResult, verify_receipt
 from opentse.verify.report import VerifyReport, verify_loaded
-from opentse.verify.signatures import PARALLEL_THRESHOLD
 
 _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -89,11 +89,11 @@ def verify_command(
             err.print(f"[red]cannot read --trust {trust}: {exc}[/red]")
             raise typer.Exit(2) from None
     try:
-        export = load_exports(exports)
+        sources, members = collect_members(exports)
     except (OSError, OpenTSEError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    total = sum(1 for log in export.logs if log.message is not None)
+    total = sum(1 for _, name, _ in members if name.lower().endswith(".log"))
     if total > PARALLEL_THRESHOLD and err.is_terminal:
         with Progress(
             "[progress.description]{task.description}",
@@ -103,12 +103,13 @@ def verify_command(
             console=err,
             transient=True,
         ) as bar:
-            task = bar.add_task("verifying signatures", total=total)
-            report = verify_loaded(
-                export, trust=roots, workers=workers, progress=lambda n: bar.advance(task, n)
+            task = bar.add_task("verifying logs", total=total)
+            export = decode_members(
+                sources, members, workers=workers, progress=lambda n: bar.advance(task, n)
             )
     else:
-        report = verify_loaded(export, trust=roots, workers=workers)
+        export = decode_members(sources, members, workers=workers)
+    report = verify_loaded(export, trust=roots)
     if html is not None:
         write_html(report, html)
     if as_json:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from opentse.errors import OpenTSEError
-from opentse.formats.tar import ParsedLogName, iter_members, parse_info_csv, parse_log_filename
-from opentse.tr03151.codec import decode_log_message
+from opentse.formats.tar import ParsedLogName, parse_info_csv
 from opentse.tr03151.logmessage import LogMessage
 from opentse.verify.findings import Finding, error, warning
+from opentse.verify.logcheck import Progress, check_logs
+from opentse.verify.tarscan import read_members
 
 _CERT_NAME = re.compile(r"(?i)^([0-9a-f]+)_x509\.(cer|der|crt|pem)$")
 
@@ -41,6 +42,7 @@ class LogEntry:
     data: bytes
     message: LogMessage | None
     name: ParsedLogName | None
+    signature_ok: bool | None = None  # None: no certificate holds its key / undecodable
 
 
 @dataclass(slots=True)
@@ -113,58 +115,81 @@ def load_certificate(file: str, data: bytes) -> CertEntry:
     return CertEntry(file, data, cert, point, key_hash, name_hash)
 
 
-def decode_log(file: str, data: bytes) -> tuple[LogMessage | None, str | None]:
-    """Decode one log with the core reader; the error text instead of raising."""
-    try:
-        return decode_log_message(data), None
-    except (OpenTSEError, ValueError) as exc:
-        return None, str(exc)
+Member = tuple[str, str, bytes]  # (label for findings, file name, data)
 
 
-def add_member(export: LoadedExport, label: str, base: str, data: bytes) -> None:
-    """Classify one member by its file name and add it to the export."""
-    base = base.rsplit("/", 1)[-1]
-    lower = base.lower()
-    if lower.endswith(".log"):
-        message, problem = decode_log(label, data)
-        export.logs.append(LogEntry(label, data, message, parse_log_filename(base)))
-        if problem is not None:
-            export.parse_errors.append(label)
-            export.findings.append(error("E_LOG_FORMAT", f"cannot decode: {problem}", label))
-    elif _CERT_NAME.match(base) or lower.endswith((".cer", ".der", ".crt", ".pem")):
-        entry = load_certificate(label, data)
-        export.certificates.append(entry)
-        if entry.certificate is None:
-            export.parse_errors.append(label)
-            export.findings.append(error("E_CERT_FORMAT", "not a DER or PEM certificate", label))
-    elif lower == "info.csv":
-        export.info_files.append(label)
-        try:
-            export.info = parse_info_csv(data)
-        except (OpenTSEError, ValueError, UnicodeDecodeError) as exc:
-            export.parse_errors.append(label)
-            export.findings.append(error("E_INFO_FORMAT", f"info.csv unreadable: {exc}", label))
-    else:
-        export.findings.append(
-            warning(
-                "W_UNKNOWN_MEMBER", "member is neither a log, a certificate nor info.csv", label
-            )
-        )
-
-
-def load_exports(paths: Iterable[Path]) -> LoadedExport:
-    """Read every archive; raises UnreadableExportError only when a file is no TAR."""
+def collect_members(paths: Iterable[Path]) -> tuple[list[str], list[Member]]:
+    """Every regular file of every archive; UnreadableExportError if one is no TAR."""
     sources = [Path(p) for p in paths]
-    export = LoadedExport([str(p) for p in sources])
     several = len(sources) > 1
+    members: list[Member] = []
     for source in sources:
         try:
-            members = list(iter_members(source))
+            items = read_members(source)
         except (OSError, OpenTSEError, ValueError, EOFError) as exc:
             raise UnreadableExportError(f"{source}: not a readable TAR archive ({exc})") from exc
-        for member in members:
-            base = _normalise(member.name)
-            if not base or base.endswith("/"):
-                continue
-            add_member(export, member_label(source, base, several), base, member.data)
+        for name, data in items:
+            base = _normalise(name)
+            if base and not base.endswith("/"):
+                members.append((member_label(source, base, several), base.rsplit("/", 1)[-1], data))
+    return [str(p) for p in sources], members
+
+
+def decode_members(
+    sources: list[str],
+    members: Sequence[Member],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> LoadedExport:
+    """Classify members; certificates first, so every log is verified as it is decoded."""
+    export = LoadedExport(sources)
+    logs: list[Member] = []
+    for label, base, data in members:
+        lower = base.lower()
+        if lower.endswith(".log"):
+            logs.append((label, base, data))
+        elif _CERT_NAME.match(base) or lower.endswith((".cer", ".der", ".crt", ".pem")):
+            entry = load_certificate(label, data)
+            export.certificates.append(entry)
+            if entry.certificate is None:
+                export.parse_errors.append(label)
+                export.findings.append(
+                    error("E_CERT_FORMAT", "not a DER or PEM certificate", label)
+                )
+        elif lower == "info.csv":
+            export.info_files.append(label)
+            try:
+                export.info = parse_info_csv(data)
+            except (OpenTSEError, ValueError, UnicodeDecodeError) as exc:
+                export.parse_errors.append(label)
+                export.findings.append(error("E_INFO_FORMAT", f"info.csv unreadable: {exc}", label))
+        else:
+            export.findings.append(
+                warning(
+                    "W_UNKNOWN_MEMBER", "member is neither a log, a certificate nor info.csv", label
+                )
+            )
+    points = {
+        bytes.fromhex(c.key_hash): c.point for c in export.certificates if c.key_hash and c.point
+    }
+    results = check_logs(
+        [(base, data) for _, base, data in logs], points, workers=workers, progress=progress
+    )
+    for (label, _, data), result in zip(logs, results, strict=True):
+        export.logs.append(LogEntry(label, data, result.message, result.name, result.signature_ok))
+        if result.problem is not None:
+            export.parse_errors.append(label)
+            export.findings.append(error("E_LOG_FORMAT", f"cannot decode: {result.problem}", label))
     return export
+
+
+def load_exports(
+    paths: Iterable[Path], *, workers: int | None = None, progress: Progress | None = None
+) -> LoadedExport:
+    """Read, decode and signature-check every archive as one pool of logs.
+
+    Raises UnreadableExportError only when an input is not a TAR archive at all.
+    """
+    sources, members = collect_members(paths)
+    return decode_members(sources, members, workers=workers, progress=progress)

@@ -70,29 +70,11 @@ class VerifyReport:
         }
 
 
-def count_logs(paths: Iterable[Path]) -> int:
-    """Cheap pre-count for a progress bar: ``.log`` members across the archives."""
-    import tarfile
-
-    total = 0
-    for path in paths:
-        try:
-            with tarfile.open(path) as tar:
-                total += sum(1 for m in tar if m.name.lower().endswith(".log"))
-        except (OSError, tarfile.TarError):
-            continue
-    return total
-
-
 def verify_loaded(
-    export: LoadedExport,
-    *,
-    trust: Sequence[x509.Certificate] | None = None,
-    workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    export: LoadedExport, *, trust: Sequence[x509.Certificate] | None = None
 ) -> VerifyReport:
-    """All checks over an already loaded export."""
-    signatures = check_signatures(export, workers=workers, progress=progress)
+    """All checks over an already loaded (decoded, signature-checked) export."""
+    signatures = check_signatures(export)
     serials, counter_findings = check_counters(export)
     transactions = check_transactions(export)
     certificates = check_certificates(export, trust)
@@ -121,5 +103,5 @@ def verify_exports(
 
     Raises ``UnreadableExportError`` only when an input is not a TAR archive at all.
     """
-    export = load_exports(Path(p) for p in paths)
-    return verify_loaded(export, trust=trust, workers=workers, progress=progress)
+    export = load_exports((Path(p) for p in paths), workers=workers, progress=progress)
+    return verify_loaded(export, trust=trust)

@@ -1,0 +1,110 @@
+"""Benchmark: verified logs/s of ``opentse verify`` vs raw ``cryptography`` verifies/s.
+
+Builds a synthetic-but-valid export of ours (default 10^5 logs, P-256, keys from
+``cryptography``, logs from the core encoder) in a temporary folder, then measures in
+the same run:
+
+- raw: ``EllipticCurvePublicKey.verify`` over the same signed data, one process
+  (the ceiling of one core);
+- verify: the whole verifier (TAR read, decode, all checks, signatures) with 1
+  worker and with every core; ``per_core`` = logs/s divided by the workers used.
+
+Prints one JSON object. Usage: ``.venv/bin/python bench/bench_verify.py [--logs N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from opentse.tr03151.signature import public_key_from_point
+from opentse.verify.archive import load_exports
+from opentse.verify.report import verify_exports, verify_loaded
+from opentse.verify.synthetic import build_export
+
+
+def raw_rate(path: Path, sample: int) -> float:
+    """Raw verifies/s of cryptography on this export's own signed data (one core)."""
+    export = load_exports([path])
+    msgs = [log.message for log in export.logs if log.message is not None][:sample]
+    point = next(c.point for c in export.certificates if c.point is not None)
+    key = public_key_from_point(point, None)
+    size = (key.curve.key_size + 7) // 8
+    pairs = [
+        (
+            m.signed_data or b"",
+            encode_dss_signature(
+                int.from_bytes(m.signature_value[:size], "big"),
+                int.from_bytes(m.signature_value[size:], "big"),
+            ),
+        )
+        for m in msgs
+    ]
+    alg = ec.ECDSA(hashes.SHA256())
+    start = time.perf_counter()
+    for data, der in pairs:
+        key.verify(der, data, alg)
+    return len(pairs) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logs", type=int, default=100_000)
+    parser.add_argument("--raw-sample", type=int, default=20_000)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "export.tar"
+        t0 = time.perf_counter()
+        build_export(path, args.logs)
+        build_s = time.perf_counter() - t0
+
+        raw = raw_rate(path, min(args.raw_sample, args.logs))
+
+        runs: dict[str, dict[str, float]] = {}
+        for workers in sorted({1, cores}):
+            t0 = time.perf_counter()
+            report = verify_exports([path], workers=workers)
+            wall = time.perf_counter() - t0
+            assert report.ok and len(report.signatures.valid) == args.logs
+            t0 = time.perf_counter()
+            loaded = load_exports([path], workers=workers)
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            verify_loaded(loaded)
+            checks = time.perf_counter() - t0
+            rate = args.logs / wall
+            runs[f"workers_{workers}"] = {
+                "seconds": round(wall, 3),
+                "logs_per_s": round(rate),
+                "per_core_logs_per_s": round(rate / workers),
+                "per_core_vs_raw": round(rate / workers / raw, 3),
+                "read_decode_verify_seconds": round(load_s, 3),
+                "other_checks_seconds": round(checks, 3),
+            }
+    print(
+        json.dumps(
+            {
+                "logs": args.logs,
+                "curve": "P-256",
+                "algorithm": "ecdsa-plain-SHA256",
+                "cores": cores,
+                "build_seconds": round(build_s, 1),
+                "raw_cryptography_verifies_per_s_one_core": round(raw),
+                "verify": runs,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
