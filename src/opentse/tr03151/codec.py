@@ -90,6 +90,8 @@ def _algorithm_tlv(algorithm_oid: str) -> bytes:
             raise _fail(
                 f"signature algorithm {algorithm_oid!r} is not a dotted OID", "E_ALGORITHM_FORMAT"
             ) from None
+        if len(_ALGORITHMS) >= _CACHE_LIMIT:
+            _ALGORITHMS.clear()
         _ALGORITHMS[algorithm_oid] = cached
     return cached
 
