@@ -548,15 +548,21 @@ class _LockedView:
                 refs.add(log.ref)
         params = [log_params(log) for log in logs]
         conn = self._conn
-        conn.execute("SAVEPOINT append")
-        try:
-            conn.executemany(_INSERT_LOG, params)
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK TO append")
-                conn.execute("RELEASE append")
-            raise _append_error(exc) from exc
-        conn.execute("RELEASE append")
+        if len(params) == 1:  # one statement is atomic by itself
+            try:
+                conn.execute(_INSERT_LOG, params[0])
+            except sqlite3.Error as exc:
+                raise _append_error(exc) from exc
+        else:
+            conn.execute("SAVEPOINT append")
+            try:
+                conn.executemany(_INSERT_LOG, params)
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO append")
+                    conn.execute("RELEASE append")
+                raise _append_error(exc) from exc
+            conn.execute("RELEASE append")
         self._counter = expected - 1
 
     def find_ref(self, ref: str) -> StoredLog | None:

@@ -32,6 +32,17 @@ def _json_copy(value: Any, what: str) -> Any:
         ) from exc
 
 
+def _out(log: StoredLog) -> StoredLog:
+    """A log as handed out: its ``extra`` copied, so readers cannot change the store."""
+    if log.extra is None:
+        return log
+    return replace(log, extra=_json_copy(log.extra, "log extra"))
+
+
+def _maybe(log: StoredLog | None) -> StoredLog | None:
+    return None if log is None else _out(log)
+
+
 def matches(log: StoredLog, flt: LogFilter | None) -> bool:
     """Plain LogFilter semantics: every given bound applies (AND, inclusive)."""
     if flt is None:
@@ -157,7 +168,7 @@ class MemoryStore:
     def iter_logs(self, tse_id: str, flt: LogFilter | None = None) -> Iterator[StoredLog]:
         logs = self._entry(tse_id).logs
         end = len(logs)  # a snapshot: logs are only ever appended
-        return (logs[i] for i in range(end) if matches(logs[i], flt))
+        return (_out(logs[i]) for i in range(end) if matches(logs[i], flt))
 
     def count_logs(self, tse_id: str, flt: LogFilter | None = None) -> int:
         return sum(1 for _ in self.iter_logs(tse_id, flt))
@@ -168,12 +179,12 @@ class MemoryStore:
             return None
         index = signature_counter - entry.logs[0].signature_counter
         if 0 <= index < len(entry.logs):
-            return entry.logs[index]
+            return _out(entry.logs[index])
         return None
 
     def find_ref(self, tse_id: str, ref: str) -> StoredLog | None:
         entry = self._tses.get(tse_id)
-        return None if entry is None else entry.refs.get(ref)
+        return None if entry is None else _maybe(entry.refs.get(ref))
 
     def close(self) -> None:
         self._closed = True
@@ -244,7 +255,7 @@ class _MemoryView:
 
     def find_ref(self, ref: str) -> StoredLog | None:
         self._check_open()
-        return self._pending_refs.get(ref) or self._entry.refs.get(ref)
+        return _maybe(self._pending_refs.get(ref) or self._entry.refs.get(ref))
 
     def finish(self) -> None:
         """After ``fn``: appended logs require the state saved with their counter."""

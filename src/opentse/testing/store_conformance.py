@@ -540,6 +540,24 @@ class StoreConformance:
         loaded = store.run_locked("t", lambda locked: locked.load().to_dict())
         assert loaded == full.to_dict()
 
+    def test_returned_objects_do_not_alias_stored_data(self, store: TSEStore) -> None:
+        store.create_tse(make_record("t"), _full_state("t"))
+        append_and_save(store, "t", 1, extra={"k": [1]})
+        state = store.get_state("t")
+        state.description = "changed by a reader"
+        state.users["admin"].retries_left = 0
+        record = store.get_record("t")
+        record.extra["note"] = "changed"
+        log = store.get_log("t", 1)
+        assert log is not None and log.extra is not None
+        log.extra["k"].append(2)
+        again = store.get_state("t")
+        assert again.description == "Kasse 1"
+        assert again.users["admin"].retries_left == 3
+        assert store.get_record("t").extra["note"] == "synthetic"
+        stored = store.get_log("t", 1)
+        assert stored is not None and stored.extra == {"k": [1]}
+
     def test_state_given_at_creation_is_kept(self, store: TSEStore) -> None:
         full = _full_state("t")
         store.create_tse(make_record("t"), full)
