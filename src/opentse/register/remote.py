@@ -1,0 +1,255 @@
+"""The remote backend: any fiskaly SIGN DE v2-compatible service (opentse serve, fiskaly).
+
+* Authentication: ``POST /api/v2/auth`` with API key and secret; the access token is
+  renewed with the refresh token shortly before it expires, and once more on a 401.
+* Retries: transport errors, 429 and 5xx are retried with exponential backoff
+  (``Retry-After`` honoured). Retrying is safe because every call names its revision:
+  fiskaly's upsertTransaction is idempotent ("you can send the same request several
+  times safely ... only one transaction will be started"), so a retry after a lost
+  answer returns the stored signature instead of signing twice.
+* Transaction ids are UUIDv5 of the register's receipt ref, so even a restarted
+  register asks for the same transaction again rather than starting a new one.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from opentse.errors import OpenTSEError
+from opentse.register.backends import OpenTransaction, Signed, Started, TSEUnavailable
+
+#: Namespace of the transaction ids this register derives from its receipt refs.
+TX_NAMESPACE = uuid.UUID("6f0e6a34-5d7e-4d55-9a1d-6f70656e7473")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class RemoteError(OpenTSEError):
+    """The service answered with an error body (``code`` as the service sent it)."""
+
+
+def _utc(seconds: int | float) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+def tx_id_for(ref: str) -> str:
+    """The transaction UUID of a receipt ref (``<ref>:start`` and ``<ref>:finish`` agree)."""
+    base = ref.rsplit(":", 1)[0] if ref.endswith((":start", ":finish")) else ref
+    return str(uuid.uuid5(TX_NAMESPACE, base))
+
+
+def signed_from_body(body: dict[str, Any]) -> Signed:
+    """A finished transaction response -> :class:`Signed`."""
+    raw = (body.get("schema") or {}).get("raw") or {}
+    return Signed(
+        tse_id=str(body["tss_id"]),
+        transaction_number=int(body["number"]),
+        signature_counter=int(body["signature"]["counter"]),
+        start_time=_utc(body["time_start"]),
+        log_time=_utc(body["log"]["timestamp"]),
+        signature=base64.b64decode(body["signature"]["value"]),
+        public_key=base64.b64decode(body["signature"]["public_key"]),
+        serial_number=str(body["tss_serial_number"]),
+        algorithm=str(body["signature"]["algorithm"]),
+        time_format=str(body["log"]["timestamp_format"]),
+        client_id=str(body["client_serial_number"]),
+        process_type=str(raw.get("process_type", "")),
+        process_data=base64.b64decode(raw.get("process_data", "")).decode("utf-8"),
+    )
+
+
+class RemoteBackend:
+    """One TSS and one client of a fiskaly-compatible service."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        api_secret: str,
+        tss_id: str,
+        client_uuid: str,
+        *,
+        timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.tse_id = tss_id
+        self.client_uuid = client_uuid
+        self._credentials = {"api_key": api_key, "api_secret": api_secret}
+        self._retries = retries
+        self._backoff = backoff
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/api/v2", timeout=timeout, transport=transport
+        )
+        self._access: str | None = None
+        self._refresh: str | None = None
+        self._renew_at = 0.0
+        self.requests = 0  # HTTP requests sent (for tests and diagnostics)
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"RemoteBackend({str(self._http.base_url)!r}, tss={self.tse_id})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- HTTP plumbing ---------------------------------------------------------------
+
+    def _login(self) -> None:
+        body: dict[str, str] = (
+            {"refresh_token": self._refresh} if self._refresh else self._credentials
+        )
+        response = self._send("POST", "/auth", json=body, auth=False)
+        if response.status_code == 401 and "refresh_token" in body:
+            response = self._send("POST", "/auth", json=self._credentials, auth=False)
+        data = self._check(response)
+        self._access = str(data["access_token"])
+        self._refresh = str(data.get("refresh_token") or "") or None
+        lifetime = float(data.get("access_token_expires_in", 300))
+        self._renew_at = time.monotonic() + max(lifetime - 30, lifetime / 2)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        auth: bool = True,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._access}"} if auth else {}
+        self.requests += 1
+        return self._http.request(method, path, json=json, params=params, headers=headers)
+
+    @staticmethod
+    def _check(response: httpx.Response) -> dict[str, Any]:
+        if response.status_code < 400:
+            data = response.json()
+            return data if isinstance(data, dict) else {"data": data}
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        code = str(body.get("code") or f"E_HTTP_{response.status_code}")
+        message = str(body.get("message") or response.reason_phrase)
+        raise RemoteError(message, code=code, http_status=response.status_code)
+
+    def _request(
+        self, method: str, path: str, *, json: Any = None, params: Any = None
+    ) -> dict[str, Any]:
+        """One API call with token handling and retries; raises RemoteError or
+        TSEUnavailable (after the retries are spent)."""
+        reauthenticated = False
+        last: str = ""
+        attempt = 0
+        while attempt <= self._retries:
+            try:
+                if self._access is None or time.monotonic() >= self._renew_at:
+                    self._login()
+                response = self._send(method, path, json=json, params=params)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                self._pause(attempt, None)
+                attempt += 1
+                continue
+            except RemoteError as exc:  # the login itself failed
+                if exc.http_status not in RETRY_STATUSES:
+                    raise
+                last = f"HTTP {exc.http_status}"
+                self._pause(attempt, None)
+                attempt += 1
+                continue
+            if response.status_code == 401 and not reauthenticated:
+                self._access, reauthenticated = None, True
+                continue
+            if response.status_code in RETRY_STATUSES:
+                last = f"HTTP {response.status_code}"
+                self._pause(attempt, response.headers.get("Retry-After"))
+                attempt += 1
+                continue
+            return self._check(response)
+        raise TSEUnavailable(f"TSE service not reachable ({last})")
+
+    def _pause(self, attempt: int, retry_after: str | None) -> None:
+        if attempt >= self._retries:
+            return
+        delay = self._backoff * (2**attempt)
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), 30.0))
+        self._sleep(delay)
+
+    # --- Backend protocol ----------------------------------------------------------------
+
+    def check(self, client_id: str) -> None:
+        try:
+            tss = self._request("GET", f"/tss/{self.tse_id}")
+            client = self._request("GET", f"/tss/{self.tse_id}/client/{self.client_uuid}")
+        except RemoteError as exc:
+            raise TSEUnavailable(f"TSS or client not usable: {exc.code}") from exc
+        if tss.get("state") != "INITIALIZED":
+            raise TSEUnavailable(f"TSS {self.tse_id} is {tss.get('state')}")
+        if client.get("state") != "REGISTERED":
+            raise TSEUnavailable(f"client {self.client_uuid} is {client.get('state')}")
+        if client.get("serial_number") != client_id:
+            raise TSEUnavailable(
+                f"client {self.client_uuid} has serial number {client.get('serial_number')!r},"
+                f" not {client_id!r}"
+            )
+
+    def serial_number(self) -> str:
+        return str(self._request("GET", f"/tss/{self.tse_id}")["serial_number"])
+
+    def _upsert(self, tx: str, revision: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request(
+            "PUT",
+            f"/tss/{self.tse_id}/tx/{tx}",
+            params={"tx_revision": revision},
+            json={"client_id": self.client_uuid, **body},
+        )
+
+    def start(self, client_id: str, process_type: str, *, ref: str) -> Started:
+        raw = {"process_type": process_type, "process_data": ""}
+        body = self._upsert(tx_id_for(ref), 1, {"state": "ACTIVE", "schema": {"raw": raw}})
+        return Started(int(body["number"]), _utc(body["time_start"]))
+
+    def finish(
+        self, client_id: str, number: int, process_type: str, process_data: str, *, ref: str
+    ) -> Signed:
+        data = base64.b64encode(process_data.encode("utf-8")).decode("ascii")
+        request = {
+            "state": "FINISHED",
+            "schema": {"raw": {"process_type": process_type, "process_data": data}},
+        }
+        if ref.endswith(":finish"):
+            return signed_from_body(self._upsert(tx_id_for(ref), 2, request))
+        # a transaction found open on reconnect: finish the revision after its latest
+        current = self._request("GET", f"/tss/{self.tse_id}/tx/{number}")
+        if current.get("state") != "ACTIVE":
+            return signed_from_body(current)
+        revision = int(current["latest_revision"]) + 1
+        return signed_from_body(self._upsert(str(current["_id"]), revision, request))
+
+    def open_transactions(self, client_id: str) -> list[OpenTransaction]:
+        found: list[OpenTransaction] = []
+        offset = 0
+        while True:
+            page = self._request(
+                "GET",
+                f"/tss/{self.tse_id}/client/{self.client_uuid}/tx",
+                params={"states": "ACTIVE", "limit": 100, "offset": offset},
+            )
+            items = page.get("data") or []
+            for item in items:
+                raw = (item.get("schema") or {}).get("raw") or {}
+                found.append(OpenTransaction(int(item["number"]), str(raw.get("process_type", ""))))
+            offset += len(items)
+            if not items or offset >= int(page.get("count", offset)):
+                return sorted(found, key=lambda t: t.transaction_number)

@@ -1,0 +1,321 @@
+"""The Register over a real ``opentse serve`` process (RemoteBackend, httpx).
+
+Normal sales whose QR codes verify and whose processData equals the service's own
+standard_v1 derivation; the server killed mid-sale (receipt still issued and marked,
+outage logged, yellow with the right count); the server back (dangling transaction
+finished, green again); a lost response retried without a second signature, checked
+in the TAR export. Faults are injected in the HTTP transport, around the real one.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opentse.register.outage import Light, OutageLog
+from opentse.register.receipt import Seller
+from opentse.register.register import Register, RegisterConfig
+from opentse.register.remote import RemoteBackend
+from opentse.register.sale import Sale
+from opentse.tr03151 import codec
+from opentse.tr03151.logmessage import TransactionLogData
+from opentse.verify.receipt import verify_receipt
+
+OPENTSE = str(Path(sys.executable).parent / "opentse")
+SELLER = Seller("Bäckerei Korn", ("Mühlweg 3", "01067 Dresden"))
+SERIAL = "KASSE-7"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``opentse serve`` as a child process that can be killed and started again."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [OPENTSE, "serve", "--data", str(self.data), "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.base + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.proc.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=20)
+
+
+class FaultTransport(httpx.BaseTransport):
+    """The real transport plus a hook that sees each request and its response."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.after: Callable[[httpx.Request, httpx.Response], None] | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if self.after is not None:
+            response.read()
+            self.after(request, response)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    data = tmp_path_factory.mktemp("register-remote") / "data"
+    out = subprocess.run(
+        [OPENTSE, "apikey", "create", "--data", str(data), "--org", "shop", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    key = json.loads(out.stdout)
+    srv = Server(data)
+    srv.start()
+    try:
+        yield {"server": srv, "key": key}
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.proc.terminate()
+            srv.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def api(server: dict[str, Any]) -> Iterator[httpx.Client]:
+    key = server["key"]
+    with httpx.Client(base_url=server["server"].base + "/api/v2", timeout=30) as client:
+        body = {"api_key": key["api_key"], "api_secret": key["api_secret"]}
+        r = client.post("/auth", json=body)
+        assert r.status_code == 200, r.text
+        client.headers["Authorization"] = "Bearer " + r.json()["access_token"]
+        yield client
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[Callable[[], None]]]:
+    closers: list[Callable[[], None]] = []
+    yield closers
+    for close in closers:
+        close()
+
+
+def _ok(r: httpx.Response) -> Any:
+    assert r.status_code == 200, f"{r.request.method} {r.request.url}: {r.text}"
+    return r.json()
+
+
+def _new_tss(api: httpx.Client) -> tuple[str, str]:
+    tss, client = str(uuid.uuid4()), str(uuid.uuid4())
+    puk = _ok(api.put(f"/tss/{tss}", json={}))["admin_puk"]
+    _ok(api.patch(f"/tss/{tss}", json={"state": "UNINITIALIZED"}))
+    _ok(api.patch(f"/tss/{tss}/admin", json={"admin_puk": puk, "new_admin_pin": "246810"}))
+    _ok(api.post(f"/tss/{tss}/admin/auth", json={"admin_pin": "246810"}))
+    _ok(api.patch(f"/tss/{tss}", json={"state": "INITIALIZED"}))
+    _ok(api.put(f"/tss/{tss}/client/{client}", json={"serial_number": SERIAL}))
+    return tss, client
+
+
+def _register(
+    server: dict[str, Any],
+    tss: str,
+    client: str,
+    tmp_path: Path,
+    transport: FaultTransport,
+    cleanup: list[Callable[[], None]],
+) -> tuple[Register, RemoteBackend]:
+    key = server["key"]
+    backend = RemoteBackend(
+        server["server"].base,
+        key["api_key"],
+        key["api_secret"],
+        tss,
+        client,
+        timeout=5,
+        retries=2,
+        backoff=0.05,
+        transport=transport,
+    )
+    config = RegisterConfig(SELLER, SERIAL, timeout=20)
+    journal = OutageLog(tmp_path / "journal.db")
+    cleanup += [backend.close, journal.close]
+    return Register(backend, config, journal), backend
+
+
+def _card_sale() -> Sale:
+    sale = Sale()
+    sale.add_line("Brot", 1, "21.42", 1)
+    sale.add_payment("card", "21.42")
+    return sale
+
+
+def _export_finishes(api: httpx.Client, tss: str) -> list[tuple[int, str, bytes, int]]:
+    """(transaction number, processType, processData, signature counter) of every
+    Finish log in a fresh TAR export of the TSS."""
+    exp = str(uuid.uuid4())
+    _ok(api.put(f"/tss/{tss}/export/{exp}"))
+    deadline = time.monotonic() + 60
+    while _ok(api.get(f"/tss/{tss}/export/{exp}"))["state"] != "COMPLETED":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    tar_bytes = api.get(f"/tss/{tss}/export/{exp}/file").content
+    finishes = []
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        for member in tar.getmembers():
+            if not member.name.endswith(".log"):
+                continue
+            fileobj = tar.extractfile(member)
+            assert fileobj is not None
+            msg = codec.decode_log_message(fileobj.read())
+            tx = msg.certified
+            if isinstance(tx, TransactionLogData) and tx.operation_type == "FinishTransaction":
+                finishes.append(
+                    (tx.transaction_number, tx.process_type, tx.process_data, msg.signature_counter)
+                )
+    return finishes
+
+
+def test_sale_signed_remotely_matches_fiskaly_derivation(
+    server: dict[str, Any],
+    api: httpx.Client,
+    tmp_path: Path,
+    cleanup: list[Callable[[], None]],
+) -> None:
+    tss, client = _new_tss(api)
+    register, _ = _register(server, tss, client, tmp_path, FaultTransport(), cleanup)
+    assert register.connect().light is Light.GREEN
+    result = register.sell(_card_sale())
+    assert not result.tse_failed and result.signed is not None
+    assert result.signed.process_data == "Beleg^21.42_0.00_0.00_0.00_0.00^21.42:Unbar"
+    assert verify_receipt(result.to_json()["qr_code_data"]).ok
+    # the service's own standard_v1 mapping of the same sale gives the same string
+    receipt = {
+        "receipt_type": "RECEIPT",
+        "amounts_per_vat_rate": [{"vat_rate": "NORMAL", "amount": "21.42"}],
+        "amounts_per_payment_type": [{"payment_type": "NON_CASH", "amount": "21.42"}],
+    }
+    tx = str(uuid.uuid4())
+    body = _ok(
+        api.put(
+            f"/tss/{tss}/tx/{tx}",
+            params={"tx_revision": 1},
+            json={
+                "state": "FINISHED",
+                "client_id": client,
+                "schema": {"standard_v1": {"receipt": receipt}},
+            },
+        )
+    )
+    raw = base64.b64decode(body["schema"]["raw"]["process_data"]).decode()
+    assert raw == result.signed.process_data
+
+
+def test_server_killed_mid_sale_then_back(
+    server: dict[str, Any],
+    api: httpx.Client,
+    tmp_path: Path,
+    cleanup: list[Callable[[], None]],
+) -> None:
+    tss, client = _new_tss(api)
+    srv: Server = server["server"]
+    transport = FaultTransport()
+    register, _ = _register(server, tss, client, tmp_path, transport, cleanup)
+    assert register.connect().light is Light.GREEN
+    assert not register.sell(_card_sale()).tse_failed
+
+    def kill_after_start(request: httpx.Request, response: httpx.Response) -> None:
+        if request.method == "PUT" and request.url.params.get("tx_revision") == "1":
+            transport.after = None
+            srv.kill()  # the Start was signed; the Finish will find nobody
+
+    transport.after = kill_after_start
+    try:
+        first = register.sell(_card_sale())
+        assert first.tse_failed and first.receipt.transaction_number is None
+        assert first.status.light is Light.YELLOW and first.status.consecutive_failures == 1
+        assert "TSE ausgefallen" in first.to_json()["receipt_text"]
+        second = register.sell(_card_sale())
+        assert second.tse_failed and second.status.consecutive_failures == 2
+        assert len(register.journal.dangling()) == 1
+        outage = register.journal.outages()[-1]
+        assert outage.ended_at is None and len(outage.receipt_refs) == 2
+        assert "not reachable" in outage.reason
+    finally:
+        srv.start()
+    register.connect()  # reconnect: the transaction left open by the kill is finished
+    dangling = register.journal.dangling()
+    assert dangling[0].resolved_at is not None
+    back = register.sell(_card_sale())
+    assert not back.tse_failed and back.status.light is Light.GREEN
+    assert register.journal.outages()[-1].ended_at is not None
+    open_txs = _ok(api.get(f"/tss/{tss}/client/{client}/tx", params={"states": "ACTIVE"}))
+    assert open_txs["count"] == 0
+    finishes = {n: (t, d) for n, t, d, _ in _export_finishes(api, tss)}
+    assert finishes[dangling[0].transaction_number] == (
+        "Kassenbeleg-V1",
+        b"AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^",
+    )
+
+
+def test_lost_response_is_retried_without_second_signature(
+    server: dict[str, Any],
+    api: httpx.Client,
+    tmp_path: Path,
+    cleanup: list[Callable[[], None]],
+) -> None:
+    tss, client = _new_tss(api)
+    transport = FaultTransport()
+    register, backend = _register(server, tss, client, tmp_path, transport, cleanup)
+    register.connect()
+    lost: list[int] = []
+
+    def lose_finish_answer(request: httpx.Request, response: httpx.Response) -> None:
+        if request.method == "PUT" and request.url.params.get("tx_revision") == "2" and not lost:
+            lost.append(int(response.json()["signature"]["counter"]))
+            raise httpx.ReadTimeout("answer lost", request=request)
+
+    transport.after = lose_finish_answer
+    result = register.sell(_card_sale())
+    assert lost, "the fault was not injected"
+    assert not result.tse_failed and result.signed is not None
+    assert result.signed.signature_counter == lost[0]  # the stored signature came back
+    finishes = [f for f in _export_finishes(api, tss) if f[0] == result.signed.transaction_number]
+    assert len(finishes) == 1
+    assert finishes[0][3] == lost[0]
+    assert backend.requests >= 4  # auth + start + lost finish + retried finish
