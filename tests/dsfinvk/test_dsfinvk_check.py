@@ -277,3 +277,19 @@ def test_export_created_in_another_offset(tmp_path: Path) -> None:
     closing = demo_day()
     summer = replace(closing, created=datetime(2026, 11, 20, 22, 0, tzinfo=BERLIN))
     assert check_export(write_export([summer], tmp_path / "e")) == []
+
+
+def test_mandatory_fields(export: Path) -> None:
+    edit(export, "cashpointclosing.csv", lambda b: b.replace(b";1234567890;", b";;"))
+    edit(
+        export,
+        "transactions.csv",
+        lambda b: b.replace(b";1;Erika;", b";;Erika;"),
+    )
+    edit(export, "transactions_tse.csv", lambda b: b.replace(b";TSE ausgefallen;", b";;"))
+    found = {(f.code, f.file, f.column) for f in check_export(export)}
+    assert ("E_CSV_MANDATORY", "cashpointclosing.csv", None) in found  # STNR or USTID
+    assert ("E_CSV_MANDATORY", "transactions.csv", "BEDIENER_ID") in found
+    # the outage receipt without its failure text now lacks every TSE field
+    assert ("E_CSV_MANDATORY", "transactions_tse.csv", "TSE_TA_SIG") in found
+    assert ("E_TSE_NO_SIGNATURE", "transactions_tse.csv", None) in found

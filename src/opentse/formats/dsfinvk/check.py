@@ -270,8 +270,21 @@ class _Checker:
             row = dict(zip(names, fields, strict=True))
             for column in table.columns:
                 self._check_field(table, column, row[column.name], line)
+            self._check_mandatory(table.file, row, line)
             rows.append((line, row))
         self.rows[table.file] = rows
+
+    def _check_mandatory(self, file: str, row: Row, line: int) -> None:
+        """Anhang G: mandatory fields filled (TSE fields unless a failure is reported)."""
+        needed = set(T.MANDATORY_COLUMNS.get(file, frozenset())) | set(T.Z_KEY)
+        if file == "transactions_tse.csv" and not row.get("TSE_TA_FEHLER"):
+            needed |= T.TSE_TRANSACTION_COLUMNS
+        for name in sorted(needed):
+            if not row.get(name):
+                self.add("E_CSV_MANDATORY", file, f"{name} must not be empty", line, name)
+        group = T.ONE_OF_COLUMNS.get(file)
+        if group is not None and not any(row.get(name) for name in group):
+            self.add("E_CSV_MANDATORY", file, f"one of {' / '.join(group)} is needed", line)
 
     def _check_field(self, table: Table, column: T.Column, value: str, line: int) -> None:
         file, name = table.file, column.name

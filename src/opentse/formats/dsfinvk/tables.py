@@ -723,3 +723,80 @@ def vat_slot(key: int) -> int | None:
     if 1 <= base <= 8:
         return min(base, 5)
     return None
+
+
+# --- mandatory fields (DSFinV-K 2.4 Anhang G, "Pflichtfeld") --------------------------
+
+#: Columns that must not be empty (besides the closing key, which is always needed).
+#: TSE transaction fields are mandatory unless TSE_TA_FEHLER reports a failure.
+MANDATORY_COLUMNS: dict[str, frozenset[str]] = {
+    "cashpointclosing.csv": frozenset(
+        [
+            "TAXONOMIE_VERSION",
+            "Z_START_ID",
+            "Z_ENDE_ID",
+            "NAME",
+            "STRASSE",
+            "PLZ",
+            "ORT",
+            "LAND",
+            "Z_SE_ZAHLUNGEN",
+            "Z_SE_BARZAHLUNGEN",
+        ]
+    ),
+    "location.csv": frozenset(["LOC_NAME", "LOC_STRASSE", "LOC_PLZ", "LOC_ORT", "LOC_LAND"]),
+    "cashregister.csv": frozenset({"KASSE_SERIENNR", "KASSE_BASISWAEH_CODE"}),
+    "slaves.csv": frozenset({"TERMINAL_ID", "TERMINAL_SERIENNR"}),
+    "pa.csv": frozenset(
+        [
+            "AGENTUR_ID",
+            "AGENTUR_NAME",
+            "AGENTUR_STRASSE",
+            "AGENTUR_PLZ",
+            "AGENTUR_ORT",
+            "AGENTUR_LAND",
+        ]
+    ),
+    "tse.csv": frozenset(
+        [
+            "TSE_ID",
+            "TSE_SERIAL",
+            "TSE_SIG_ALGO",
+            "TSE_ZEITFORMAT",
+            "TSE_PD_ENCODING",
+            "TSE_PUBLIC_KEY",
+            "TSE_ZERTIFIKAT_I",
+        ]
+    ),
+    "vat.csv": frozenset({"UST_SCHLUESSEL", "UST_SATZ", "UST_BESCHR"}),
+    "businesscases.csv": frozenset(
+        {"GV_TYP", "UST_SCHLUESSEL", "Z_UMS_BRUTTO", "Z_UMS_NETTO", "Z_UST"}
+    ),
+    "payment.csv": frozenset({"ZAHLART_TYP", "Z_ZAHLART_BETRAG"}),
+    "cash_per_currency.csv": frozenset({"ZAHLART_WAEH", "ZAHLART_BETRAG_WAEH"}),
+    "transactions.csv": frozenset(
+        ["BON_ID", "BON_NR", "BON_TYP", "BON_START", "BON_ENDE", "BEDIENER_ID", "UMS_BRUTTO"]
+    ),
+    "datapayment.csv": frozenset({"BON_ID", "ZAHLART_TYP", "ZAHLWAEH_CODE", "BASISWAEH_BETRAG"}),
+    "lines.csv": frozenset({"BON_ID", "POS_ZEILE", "ARTIKELTEXT", "GV_TYP"}),
+    "itemamounts.csv": frozenset({"BON_ID", "POS_ZEILE", "UST_SCHLUESSEL"}),
+    "subitems.csv": frozenset(
+        {"BON_ID", "POS_ZEILE", "ZI_ART_NR", "ZI_MENGE", "ZI_UST_SCHLUESSEL"}
+    ),
+    "transactions_tse.csv": frozenset({"BON_ID", "TSE_ID", "TSE_TA_VORGANGSART"}),
+    "transactions_vat.csv": frozenset(
+        {"BON_ID", "UST_SCHLUESSEL", "BON_BRUTTO", "BON_NETTO", "BON_UST"}
+    ),
+    "lines_vat.csv": frozenset({"BON_ID", "POS_ZEILE", "UST_SCHLUESSEL"}),
+    "allocation_groups.csv": frozenset({"BON_ID"}),
+    "references.csv": frozenset({"BON_ID", "REF_TYP", "REF_BON_ID"}),
+}
+#: transactions_tse.csv columns needed unless TSE_TA_FEHLER is filled.
+TSE_TRANSACTION_COLUMNS = frozenset(
+    ["TSE_TANR", "TSE_TA_START", "TSE_TA_ENDE", "TSE_TA_SIGZ", "TSE_TA_SIG"]
+)
+#: At least one of each group must be filled (Anhang G: Steuernummer or USt-IdNr.).
+ONE_OF_COLUMNS: dict[str, tuple[str, str]] = {
+    "cashpointclosing.csv": ("STNR", "USTID"),
+    "pa.csv": ("AGENTUR_STNR", "AGENTUR_USTID"),
+}
