@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,15 @@ def test_fast_scan_agrees_with_tarfile_reader(tmp_path: Path) -> None:
     gz = tmp_path / "e.tar.gz"
     gz.write_bytes(gzip.compress(export.path.read_bytes()))
     assert read_members(gz) == read_members(export.path)  # falls back to tarfile
+
+
+def test_logs_outside_certificate_validity(tmp_path: Path) -> None:
+    """The synthetic certificate is valid from 2000: logs of 1999 are reported once."""
+    export = build_export(
+        tmp_path / "old.tar", 12, start=datetime(1999, 12, 31, 23, 59, 55, tzinfo=UTC)
+    )
+    report = verify_exports([export.path]).to_json()
+    (finding,) = [f for f in report["findings"] if f["code"] == "E_CERT_NOT_VALID"]
+    assert finding["message"].startswith("4 log(s) lie outside the validity of the certificate")
+    assert "Sig-1_" in finding["file"]
+    assert report["ok"] is False and report["valid_signatures"] == 12

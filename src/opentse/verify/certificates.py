@@ -57,7 +57,9 @@ def _chain_status(
     pool: Sequence[x509.Certificate],
     trust: Sequence[x509.Certificate] | None,
     findings: list[Finding],
+    chain: list[x509.Certificate],
 ) -> str:
+    """Follow issuers from ``leaf``; the issuers found are appended to ``chain``."""
     assert leaf.certificate is not None
     cert = leaf.certificate
     candidates = [*pool, *(trust or [])]
@@ -99,28 +101,38 @@ def _chain_status(
             )
             return "broken"
         cert = issuer
+        chain.append(issuer)
     findings.append(error("E_CHAIN_BROKEN", "certificate chain is too long", leaf.file))
     return "broken"
 
 
-def _validity(entry: CertEntry, export: LoadedExport, findings: list[Finding]) -> None:
-    """Every log of the certificate's serial must lie inside its validity period."""
-    cert = entry.certificate
-    if cert is None or entry.key_hash is None:
-        return
-    start: datetime = cert.not_valid_before_utc
-    end: datetime = cert.not_valid_after_utc
-    for log in logs_by_serial(export).get(entry.key_hash, []):
-        if log.message is None:
-            continue
-        at = log.message.log_time.as_datetime()
-        if not start <= at <= end:
+def _validity(
+    entry: CertEntry,
+    chain: Sequence[x509.Certificate],
+    export: LoadedExport,
+    findings: list[Finding],
+) -> None:
+    """Every log of the certificate's serial must lie inside the validity period of the
+    certificate and of each issuer above it (one finding per certificate)."""
+    logs = [log for log in logs_by_serial(export).get(entry.key_hash or "", []) if log.message]
+    assert entry.certificate is not None
+    for cert in (entry.certificate, *chain):
+        start: datetime = cert.not_valid_before_utc
+        end: datetime = cert.not_valid_after_utc
+        outside = [
+            log
+            for log in logs
+            if log.message and not start <= log.message.log_time.as_datetime() <= end
+        ]
+        if outside:
+            what = "certificate" if cert is entry.certificate else "issuer certificate"
             findings.append(
                 error(
                     "E_CERT_NOT_VALID",
-                    f"logged at {at.isoformat()}, outside the certificate's validity "
-                    f"{start.isoformat()} .. {end.isoformat()} ({entry.file})",
-                    log.file,
+                    f"{len(outside)} log(s) lie outside the validity of the {what} "
+                    f"{cert.subject.rfc4514_string()!r} ({start.isoformat()} .. "
+                    f"{end.isoformat()}), e.g. this one",
+                    outside[0].file,
                 )
             )
 
@@ -157,9 +169,11 @@ def check_certificates(
                 )
     pool = [c.certificate for c in export.certificates if c.certificate is not None]
     leaves = [c for c in export.certificates if c.key_hash in serials and c.certificate]
-    statuses = [_chain_status(leaf, pool, trust, result.findings) for leaf in leaves]
+    statuses: list[str] = []
     for leaf in leaves:
-        _validity(leaf, export, result.findings)
+        chain: list[x509.Certificate] = []
+        statuses.append(_chain_status(leaf, pool, trust, result.findings, chain))
+        _validity(leaf, chain, export, result.findings)
     if "broken" in statuses:
         result.chain = "broken"
     elif "untrusted" in statuses or not leaves:
