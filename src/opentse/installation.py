@@ -116,7 +116,12 @@ class Installation:
         clock = clock or SystemClock()
         secret = installation_secret.load_or_create(installation_secret.resolve_path(data_dir))
         ca = _load_or_create_ca(data_dir / CA_FILE, secret, clock.now())
-        store = open_store(data_dir, database_url or os.environ.get("OPENTSE_DATABASE_URL"))
+        database_url = (
+            database_url
+            or os.environ.get("OPENTSE_DATABASE")
+            or os.environ.get("OPENTSE_DATABASE_URL")
+        )
+        store = open_store(data_dir, database_url)
         keyring = Keyring(secret)
         service = TSEService(store, keyring, clock, auto_time=auto_time, ca=ca)
         return cls(data_dir, secret, ca, store, service, keyring)

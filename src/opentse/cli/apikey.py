@@ -18,18 +18,20 @@ def create_command(
     org: str = typer.Option("default", "--org", help="Organization name (created if new)."),
     env: str = typer.Option("TEST", "--env", help="TEST or LIVE."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    database: str | None = typer.Option(
+        None, "--database", envvar="OPENTSE_DATABASE", help="postgresql://... (as for serve)."
+    ),
 ) -> None:
     """Create an API key; prints api_key, api_secret (only now) and organization_id."""
+    from opentse.installation import Installation
     from opentse.server.auth import create_api_key
-    from opentse.server.context import db_path_of
-    from opentse.server.installation_compat import open_installation
-    from opentse.server.service_store import ServiceStore
+    from opentse.storage.pg_service import open_service_store
 
     if env not in ("TEST", "LIVE"):
         raise typer.BadParameter("env must be TEST or LIVE")
-    inst = open_installation(data)
+    inst = Installation.open(data, database_url=database)
     try:
-        store = ServiceStore(db_path_of(inst, data))
+        store = open_service_store(inst, data)
         try:
             created = create_api_key(store, org_name=org, env=env, now=inst.service.clock.now())
         finally:

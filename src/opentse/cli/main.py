@@ -23,6 +23,7 @@ GROUP_MODULES: list[str] = [
     "opentse.cli.serve",
     "opentse.cli.apikey",
     "opentse.cli.lan",
+    "opentse.cli.migrate",
     "opentse.cli.tse",
     "opentse.cli.client",
     "opentse.cli.export",

@@ -30,19 +30,25 @@ def serve_command(
     env: str = typer.Option(
         "TEST", "--env", help="Environment name of keys created here (TEST or LIVE)."
     ),
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        envvar="OPENTSE_DATABASE",
+        help="postgresql://... or sqlite:///file (default: SQLite in the data folder).",
+    ),
 ) -> None:
     """Run the /api/v2 service (fiskaly SIGN DE v2 compatible). Not BSI-certified."""
     import uvicorn
 
+    from opentse.installation import Installation
     from opentse.server import lan as lanmod
     from opentse.server.app import create_app
     from opentse.server.context import ServerConfig
-    from opentse.server.installation_compat import open_installation
 
     host = host or ("0.0.0.0" if lan else "127.0.0.1")
     port = port if port is not None else (lanmod.LAN_PORT if lan else 8000)
     use_tls = lan if tls is None else tls
-    inst = open_installation(data)
+    inst = Installation.open(data, database_url=database)
     app = create_app(inst, ServerConfig(data_dir=data, env=env))
     ssl: dict[str, str] = {}
     scheme = "http"

@@ -22,7 +22,7 @@ from opentse.errors import OpenTSEError
 from opentse.server.auth import Principal, TokenService
 from opentse.server.problems import ApiError, from_opentse_error
 from opentse.server.schemas import COMPONENTS
-from opentse.server.service_store import Page, ServiceStore
+from opentse.server.service_store import Page
 from opentse.server.validation import validate
 
 API_VERSION = "2.1.35"  # the fiskaly SIGN DE contract version these routes implement
@@ -52,7 +52,9 @@ class ServerContext:
         self.service = installation.service
         self.store = installation.store
         self.clock: Clock = clock or installation.service.clock
-        self.svc = ServiceStore(db_path_of(installation, config.data_dir))
+        from opentse.storage.pg_service import open_service_store
+
+        self.svc = open_service_store(installation, config.data_dir)
         self.tokens = TokenService(
             self.svc,
             installation.secret,

@@ -1,0 +1,86 @@
+"""``opentse migrate``: apply the numbered schema migrations to either backend.
+
+Stores migrate themselves when they open; this command lets an operator do it once,
+before starting several API nodes, and shows what was applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from opentse.cli.serve import DEFAULT_DATA
+
+
+def migrate_command(
+    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Data folder (for SQLite)."),
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        envvar="OPENTSE_DATABASE",
+        help="postgresql://... or sqlite:///file (default: SQLite in the data folder).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create or upgrade the database schema (engine and service tables)."""
+    from opentse.errors import OpenTSEError
+
+    try:
+        dialect, applied, current = run_migrations(data, database)
+    except OpenTSEError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps({"dialect": dialect, "applied": applied, "current": current}))
+        return
+    if applied:
+        typer.echo(f"{dialect}: applied {', '.join(f'{v:04d}' for v in applied)}")
+    else:
+        typer.echo(f"{dialect}: up to date")
+    typer.echo(f"schema version {current:04d}")
+
+
+def run_migrations(data: Path, database: str | None) -> tuple[str, list[int], int]:
+    """(dialect, versions applied now, highest version applied) for a database."""
+    import sqlite3
+
+    from opentse.errors import ProtocolError
+    from opentse.installation import DB_FILE
+    from opentse.storage import migrations
+    from opentse.storage.postgres import is_postgres_url
+
+    database = database or os.environ.get("OPENTSE_DATABASE_URL")
+    if is_postgres_url(database):
+        import psycopg
+
+        from opentse.storage.postgres import migrate
+
+        assert database is not None
+        applied = migrate(database)
+        with psycopg.connect(database, autocommit=True) as pg:
+            current = max(migrations.applied_versions(pg), default=0)
+        return "postgresql", applied, current
+    if database is None:
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = data / DB_FILE
+    elif database.startswith("sqlite:///"):
+        path = Path(database.removeprefix("sqlite://"))
+    else:
+        raise ProtocolError(
+            "database URL must start with sqlite:/// or postgresql://", code="E_DATABASE_URL"
+        )
+    lite = sqlite3.connect(path, isolation_level=None)
+    try:
+        lite.execute("PRAGMA journal_mode = WAL")
+        applied = migrations.apply(lite, "sqlite")
+        current = max(migrations.applied_versions(lite), default=0)
+    finally:
+        lite.close()
+    return "sqlite", applied, current
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate_command)

@@ -1,0 +1,149 @@
+"""The HTTP service's own tables (``server/service_store.py``) on PostgreSQL.
+
+``PgServiceStore`` reuses every query of ``ServiceStore`` unchanged and swaps its
+connection handling: statements borrow a connection from a small psycopg pool
+(autocommit), ``_tx`` holds one connection for a transaction. The SQL is SQLite
+flavoured; ``translate`` maps the few differences (``?`` placeholders, ``BEGIN
+IMMEDIATE``, an alias for the derived table of ``_page``). ``rowid`` ordering works
+because migration ``postgresql/0002_service.sql`` gives every table a ``rowid``
+identity column.
+
+``open_service_store(installation, data_dir)`` picks the right one for the engine
+store of an installation, so the server and ``opentse apikey`` need one call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from opentse.errors import StorageError
+from opentse.server.service_store import ServiceStore
+from opentse.storage.postgres import PostgresStore, migrate
+
+_STRING = re.compile(r"('(?:[^']|'')*')")
+_DERIVED = re.compile(r"^(SELECT count\(\*\) FROM \(.*\))$", re.DOTALL | re.IGNORECASE)
+
+
+def translate(sql: str) -> str:
+    """SQLite-flavoured SQL of ServiceStore -> PostgreSQL (outside string literals)."""
+    if sql.strip().upper() == "BEGIN IMMEDIATE":
+        return "BEGIN"
+    parts = _STRING.split(sql)
+    for index in range(0, len(parts), 2):  # even parts are outside '...'
+        parts[index] = parts[index].replace("%", "%%").replace("?", "%s")
+    out = "".join(parts)
+    if _DERIVED.match(out):
+        out += " AS page"  # PostgreSQL < 16 needs an alias for a subquery in FROM
+    return out
+
+
+class _Result:
+    """A finished statement's rows, detached from its (returned) connection."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._rows)
+
+
+class _Conn:
+    """The sqlite3.Connection subset ServiceStore uses, on a pool or one connection."""
+
+    def __init__(self, pool: ConnectionPool, held: psycopg.Connection[Any] | None = None):
+        self._pool = pool
+        self._held = held
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
+        try:
+            if self._held is not None:
+                return _run(self._held, sql, params)
+            with self._pool.connection() as conn:
+                return _run(conn, sql, params)
+        except psycopg.Error as exc:
+            raise _translate_error(exc) from exc
+
+    def commit(self) -> None:
+        """Autocommit: nothing to do (ServiceStore calls it after migrating)."""
+
+
+def _run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> _Result:
+    cursor = conn.execute(translate(sql), tuple(params) if params else None)
+    rows = cursor.fetchall() if cursor.description is not None else []
+    return _Result(rows, cursor.rowcount)
+
+
+def _translate_error(exc: psycopg.Error) -> Exception:
+    """Integrity errors keep their meaning for callers that catch sqlite3's."""
+    import sqlite3
+
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        return sqlite3.IntegrityError(str(exc))
+    return StorageError(f"PostgreSQL failed in the service store: {exc}", code="E_STORAGE")
+
+
+class PgServiceStore(ServiceStore):
+    """``ServiceStore`` on PostgreSQL; the schema is applied by ``migrate``."""
+
+    def __init__(self, url: str, *, pool_max: int = 4, apply_migrations: bool = True) -> None:
+        if apply_migrations:
+            migrate(url)
+        self._pg_pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(2, pool_max),
+            kwargs={"autocommit": True},
+            timeout=30.0,
+            open=False,
+            name="opentse-service",
+        )
+        self._pg_pool.open(wait=True, timeout=30.0)
+        self._lock = threading.Lock()
+        self._all = []
+        self._closed = False
+
+    def _conn(self) -> Any:
+        if self._closed:
+            raise StorageError("the service store is closed", code="E_STORE_CLOSED")
+        return _Conn(self._pg_pool)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        if self._closed:
+            raise StorageError("the service store is closed", code="E_STORE_CLOSED")
+        with self._pg_pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    yield _Conn(self._pg_pool, conn)
+            except psycopg.Error as exc:  # the COMMIT itself failed
+                raise _translate_error(exc) from exc
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pg_pool.close()
+
+
+def open_service_store(installation: Any, data_dir: Path) -> ServiceStore:
+    """The service store beside an installation's engine store (same database)."""
+    store = getattr(installation, "store", None)
+    if isinstance(store, PostgresStore):
+        return PgServiceStore(store.url)
+    from opentse.server.context import db_path_of
+
+    return ServiceStore(db_path_of(installation, data_dir))
