@@ -43,7 +43,7 @@ from opentse.engine.results import (
     SystemLogResult,
     TSEInfo,
 )
-from opentse.engine.signing import Outcome, TSEContext
+from opentse.engine.signing import Outcome, TSEContext, evolve
 from opentse.engine.state import Lifecycle, TSEState
 from opentse.errors import NotFoundError, OpenTSEError, ProtocolError
 from opentse.tr03151 import codec
@@ -111,7 +111,7 @@ class TSEService:
     def _prepare(self, tse_id: str, state: TSEState) -> TSEState:
         time_set = tse_id in self._time_set
         if state.time_set != time_set:
-            state = dataclasses.replace(state, time_set=time_set)
+            state = evolve(state, time_set=time_set)
         return state
 
     def _run(self, tse_id: str, step: Step[R], *, signs: bool = True, ref: str | None = None) -> R:

@@ -9,9 +9,8 @@ that steps back is clamped to the last log time.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from opentse.engine.ports import StoredLog, TSERecord
 from opentse.engine.results import SystemLogResult
@@ -31,6 +30,16 @@ from opentse.tr03151.oids import algorithm_oid
 from opentse.tr03151.signer import Signer
 
 R = TypeVar("R")
+S = TypeVar("S")
+
+
+def evolve(obj: S, **changes: Any) -> S:
+    """A shallow copy of a (non-slotted) dataclass instance with ``changes`` applied:
+    ``dataclasses.replace`` without re-running ``__init__`` (it dominated the hot path)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +171,7 @@ def sign_system(
     counter = state.signature_counter + 1
     t = next_log_time(now, state.last_log_time) if log_time is None else log_time
     signed = sign_log(ctx, counter, t, certified)
-    new_state = dataclasses.replace(state, signature_counter=counter, last_log_time=t)
+    new_state = evolve(state, signature_counter=counter, last_log_time=t)
     operation = certified.operation_type if isinstance(certified, SystemLogData) else ""
     result = SystemLogResult(ctx.record.tse_id, operation, counter, t, signed.log.filename)
     return new_state, result, (signed.log,)

@@ -17,13 +17,12 @@ ErrorNoTransaction (``E_TX_NOT_FOUND``), by another client ErrorParameterMismatc
 
 from __future__ import annotations
 
-import dataclasses
-
 from opentse.engine import rules
 from opentse.engine.results import SignResult, SystemLogResult
 from opentse.engine.signing import (
     Outcome,
     TSEContext,
+    evolve,
     expiry_error,
     next_log_time,
     sign_log,
@@ -75,7 +74,7 @@ def set_lifecycle(
         return Outcome(state, (), None)  # idempotent PATCH of the current state
     rules.check_transition(state.lifecycle, target)
     if target is Lifecycle.UNINITIALIZED:
-        new = dataclasses.replace(state, lifecycle=target, uninitialized_at=now)
+        new = evolve(state, lifecycle=target, uninitialized_at=now)
         return Outcome(new, (), None)
     if target is Lifecycle.INITIALIZED:
         return initialize(ctx, state, now)  # type: ignore[return-value]
@@ -94,7 +93,7 @@ def initialize(
     state, log, logs = sign_system(
         ctx, state, now, SystemLogData(Op.INITIALIZE.value, sysdata.initialize(desc))
     )
-    state = dataclasses.replace(
+    state = evolve(
         state, lifecycle=Lifecycle.INITIALIZED, initialized_at=log.log_time, description=desc
     )
     return Outcome(state, logs, log, expiry_error(ctx, log.log_time))
@@ -110,16 +109,14 @@ def disable(ctx: TSEContext, state: TSEState, now: int) -> Outcome[SystemLogResu
     log_time = next_log_time(now, state.last_log_time)
     data = sysdata.disable_secure_element(LogTime(ctx.time_format, log_time))
     state, log, logs = sign_system(ctx, state, now, SystemLogData(Op.DISABLE.value, data))
-    users = {uid: dataclasses.replace(u, logged_in_until=None) for uid, u in state.users.items()}
-    state = dataclasses.replace(
-        state, lifecycle=Lifecycle.DISABLED, disabled_at=log.log_time, users=users
-    )
+    users = {uid: evolve(u, logged_in_until=None) for uid, u in state.users.items()}
+    state = evolve(state, lifecycle=Lifecycle.DISABLED, disabled_at=log.log_time, users=users)
     return Outcome(state, logs, log)
 
 
 def mark_defective(state: TSEState) -> TSEState:
     """A TSE whose key cannot be used any more (fiskaly DEFECTIVE); signs nothing."""
-    return dataclasses.replace(state, lifecycle=Lifecycle.DEFECTIVE)
+    return evolve(state, lifecycle=Lifecycle.DEFECTIVE)
 
 
 # --- time ------------------------------------------------------------------------
@@ -149,7 +146,7 @@ def update_time(
         else None  # no time before: after start-up ("power loss")
     )
     data = sysdata.update_time(before, LogTime(ctx.time_format, now))
-    state = dataclasses.replace(state, time_set=True)
+    state = evolve(state, time_set=True)
     state, log, logs = sign_system(
         ctx, state, now, SystemLogData(Op.UPDATE_TIME.value, data), log_time=now
     )
@@ -181,7 +178,7 @@ def register_client(
     state, log, logs = sign_system(ctx, state, now, SystemLogData(Op.REGISTER_CLIENT.value, data))
     clients = dict(state.clients)
     clients[client_id] = ClientState(client_id, True, log.log_time, None)
-    state = dataclasses.replace(state, clients=clients)
+    state = evolve(state, clients=clients)
     return Outcome(state, logs, log, expiry_error(ctx, log.log_time))
 
 
@@ -213,8 +210,8 @@ def deregister_client(
     data = sysdata.deregister_client(client_id)
     state, log, logs = sign_system(ctx, state, now, SystemLogData(Op.DEREGISTER_CLIENT.value, data))
     clients = dict(state.clients)
-    clients[client_id] = dataclasses.replace(client, registered=False, deregistered_at=log.log_time)
-    state = dataclasses.replace(state, clients=clients)
+    clients[client_id] = evolve(client, registered=False, deregistered_at=log.log_time)
+    state = evolve(state, clients=clients)
     return Outcome(state, logs, log, expiry_error(ctx, log.log_time))
 
 
@@ -292,7 +289,7 @@ def start_transaction(
     )
     open_txs = dict(state.open_transactions)
     open_txs[number] = OpenTransaction(number, client_id, log_time, log_time, process_type)
-    state = dataclasses.replace(
+    state = evolve(
         state,
         signature_counter=counter,
         last_log_time=log_time,
@@ -392,10 +389,8 @@ def _continue(
     if target == FINISHED:
         del open_txs[number]
     else:
-        open_txs[number] = dataclasses.replace(
-            tx, last_signed_at=log_time, process_type=process_type
-        )
-    state = dataclasses.replace(
+        open_txs[number] = evolve(tx, last_signed_at=log_time, process_type=process_type)
+    state = evolve(
         state, signature_counter=counter, last_log_time=log_time, open_transactions=open_txs
     )
     return Outcome(state, logs, result, expiry_error(ctx, log_time))  # type: ignore[arg-type]
@@ -425,7 +420,7 @@ def export_log(
     data = sysdata.export_data(description)
     state, log, logs = sign_system(ctx, state, now, SystemLogData(Op.EXPORT.value, data))
     if up_to is not None and up_to > state.exported_up_to:
-        state = dataclasses.replace(state, exported_up_to=up_to)
+        state = evolve(state, exported_up_to=up_to)
     return Outcome(state, logs, log, expiry_error(ctx, log.log_time))  # type: ignore[arg-type]
 
 
@@ -470,5 +465,5 @@ def configure(
     require_login(state, now, ADMIN)
     data = sysdata.audit_data("configure", {k: str(v) for k, v in changes.items()})
     state, log, logs = sign_system(ctx, state, now, AuditLogData(data))
-    state = dataclasses.replace(state, **changes)  # type: ignore[arg-type]
+    state = evolve(state, **changes)  # type: ignore[arg-type]
     return Outcome(state, logs, log, expiry_error(ctx, log.log_time))  # type: ignore[arg-type]

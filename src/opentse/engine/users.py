@@ -19,11 +19,9 @@ TSE means replacing it. fiskaly: the admin PIN starts blocked until set with the
 
 from __future__ import annotations
 
-import dataclasses
-
 from opentse.engine import rules
 from opentse.engine.results import AuthResult, SystemLogResult
-from opentse.engine.signing import Outcome, TSEContext, expiry_error, sign_system
+from opentse.engine.signing import Outcome, TSEContext, evolve, expiry_error, sign_system
 from opentse.engine.state import Role, TSEState, UserState
 from opentse.errors import AuthenticationError, NotFoundError, OpenTSEError
 from opentse.tr03151 import sysdata
@@ -63,8 +61,8 @@ def _user(state: TSEState, user_id: str) -> UserState:
 
 def _with_user(state: TSEState, user: UserState, **changes: object) -> TSEState:
     users = dict(state.users)
-    users[user.user_id] = dataclasses.replace(user, **changes)  # type: ignore[arg-type]
-    return dataclasses.replace(state, users=users)
+    users[user.user_id] = evolve(user, **changes)  # type: ignore[arg-type]
+    return evolve(state, users=users)
 
 
 def puk_retries(user: UserState) -> int:
