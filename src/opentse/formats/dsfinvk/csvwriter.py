@@ -38,6 +38,7 @@ Value = str | int | Decimal | bool | datetime | date | None
 
 _NUMBER = re.compile(r"-?\d+(?:,(\d+))?")
 _NEEDS_QUOTES = re.compile(r'[;"\r\n]')
+_UNQUOTED = re.compile(r'[^;\r\n"]*')
 
 
 def _err(code: str, table: Table | str, column: str, message: str) -> FormatError:
@@ -77,6 +78,15 @@ def format_value(table: Table, column: Column, value: Value) -> str:
     table and column when the value does not fit the declared type or length."""
     if value is None:
         return ""
+    if type(value) is str and column.type is not ColumnType.NUMERIC:  # the common case
+        if column.max_length is not None and len(value) > column.max_length:
+            raise _err(
+                "E_DSFINVK_LENGTH",
+                table,
+                column.name,
+                f"{len(value)} characters, at most {column.max_length} allowed",
+            )
+        return value
     if column.type is ColumnType.NUMERIC:
         if isinstance(value, bool) or not isinstance(value, int | Decimal):
             raise _err("E_DSFINVK_TYPE", table, column.name, "needs an int or Decimal")
@@ -170,15 +180,38 @@ def read_records(data: bytes, file: str = "csv") -> Iterator[tuple[int, list[str
     if text.startswith("\ufeff"):
         raise FormatError(f"{file}: starts with a byte order mark", code="E_CSV_DIALECT")
     pos, line, n = 0, 1, len(text)
-    fields: list[str] = []
     while pos < n:
-        if text[pos] == QUOTE:
+        end = text.find(RECORD_END, pos)
+        quote_at = text.find(QUOTE, pos, end if end >= 0 else n)
+        if end >= 0 and quote_at < 0:  # fast path: a record without quotes
+            record = text[pos:end]
+            if "\r" in record or "\n" in record:
+                raise _dialect(file, line, "bare CR or LF (records end in CR LF)")
+            yield line, record.split(DELIMITER)
+            pos, line = end + 2, line + 1
+            continue
+        fields, pos, span = _quoted_record(text, pos, file, line)
+        yield line, fields
+        line += span
+
+
+def _dialect(file: str, line: int, message: str) -> FormatError:
+    return FormatError(f"{file} line {line}: {message}", code="E_CSV_DIALECT")
+
+
+def _quoted_record(text: str, pos: int, file: str, line: int) -> tuple[list[str], int, int]:
+    """Read one record that holds quotes; returns fields, next position, lines used."""
+    n = len(text)
+    fields: list[str] = []
+    span = 1
+    while True:
+        if pos < n and text[pos] == QUOTE:
             end = pos + 1
             parts: list[str] = []
             while True:
                 q = text.find(QUOTE, end)
                 if q < 0:
-                    raise FormatError(f"{file} line {line}: unclosed quote", code="E_CSV_DIALECT")
+                    raise _dialect(file, line, "unclosed quote")
                 parts.append(text[end:q])
                 if text.startswith(QUOTE * 2, q):
                     parts.append(QUOTE)
@@ -188,38 +221,24 @@ def read_records(data: bytes, file: str = "csv") -> Iterator[tuple[int, list[str
                 break
             value = "".join(parts)
             if pos < n and text[pos] not in (DELIMITER, "\r"):
-                raise FormatError(
-                    f"{file} line {line}: text after a closing quote", code="E_CSV_DIALECT"
-                )
-            line_span = value.count("\n")
+                raise _dialect(file, line, "text after a closing quote")
+            span += value.count("\n")
         else:
-            m = re.compile(r'[^;\r\n"]*').match(text, pos)
+            m = _UNQUOTED.match(text, pos)
             assert m is not None
             value = m.group(0)
             pos = m.end()
             if pos < n and text[pos] == QUOTE:
-                raise FormatError(
-                    f"{file} line {line}: quote inside an unquoted field", code="E_CSV_DIALECT"
-                )
-            line_span = 0
+                raise _dialect(file, line, "quote inside an unquoted field")
         fields.append(value)
         if pos >= n:
-            raise FormatError(
-                f"{file} line {line}: last record not ended by CR LF", code="E_CSV_DIALECT"
-            )
+            raise _dialect(file, line, "last record not ended by CR LF")
         if text[pos] == DELIMITER:
             pos += 1
-            line += line_span
             continue
         if text.startswith(RECORD_END, pos):
-            yield line, fields
-            fields = []
-            pos += 2
-            line += line_span + 1
-            continue
-        raise FormatError(
-            f"{file} line {line}: bare CR or LF (records end in CR LF)", code="E_CSV_DIALECT"
-        )
+            return fields, pos + 2, span
+        raise _dialect(file, line, "bare CR or LF (records end in CR LF)")
 
 
 def parse_number(text: str, accuracy: int) -> Decimal:
