@@ -532,8 +532,7 @@ class _LockedView:
         if not logs:
             return
         expected = self._counter + 1
-        refs: set[str] = set()
-        for log in logs:
+        for log in logs:  # checked in this order by every store: counters, refs, data
             if log.tse_id != self._tse_id:
                 raise StorageError("log belongs to another TSE", code="E_TSE_MISMATCH")
             if log.signature_counter != expected:
@@ -542,10 +541,9 @@ class _LockedView:
                     code="E_COUNTER_GAP",
                 )
             expected += 1
-            if log.ref is not None:
-                if log.ref in refs:
-                    raise ConflictError(f"duplicate ref {log.ref!r}", code="E_DUPLICATE_REF")
-                refs.add(log.ref)
+        refs = [log.ref for log in logs if log.ref is not None]
+        if len(set(refs)) != len(refs):
+            raise ConflictError("the same ref twice in one append", code="E_DUPLICATE_REF")
         params = [log_params(log) for log in logs]
         conn = self._conn
         if len(params) == 1:  # one statement is atomic by itself

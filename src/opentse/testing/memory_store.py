@@ -231,9 +231,7 @@ class _MemoryView:
         """All or none: counters continue the stored ones by +1, refs are new."""
         self._check_open()
         expected = self._counter + 1
-        copies: list[StoredLog] = []
-        refs: dict[str, StoredLog] = {}
-        for log in logs:
+        for log in logs:  # checked in this order by every store: counters, refs, data
             if log.tse_id != self._entry.record.tse_id:
                 raise StorageError("log belongs to another TSE", code="E_TSE_MISMATCH")
             if log.signature_counter != expected:
@@ -242,15 +240,21 @@ class _MemoryView:
                     code="E_COUNTER_GAP",
                 )
             expected += 1
-            extra = None if log.extra is None else _json_copy(log.extra, "log extra")
-            copy = replace(log, message=bytes(log.message), extra=extra)
-            if log.ref is not None:
-                if log.ref in refs or log.ref in self._pending_refs or log.ref in self._entry.refs:
-                    raise ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
-                refs[log.ref] = copy
-            copies.append(copy)
+        refs = [log.ref for log in logs if log.ref is not None]
+        if len(set(refs)) != len(refs):
+            raise ConflictError("the same ref twice in one append", code="E_DUPLICATE_REF")
+        copies = [
+            replace(
+                log,
+                message=bytes(log.message),
+                extra=None if log.extra is None else _json_copy(log.extra, "log extra"),
+            )
+            for log in logs
+        ]
+        if any(r in self._pending_refs or r in self._entry.refs for r in refs):
+            raise ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
         self._pending.extend(copies)
-        self._pending_refs.update(refs)
+        self._pending_refs.update((log.ref, log) for log in copies if log.ref is not None)
         self._counter = expected - 1
 
     def find_ref(self, ref: str) -> StoredLog | None:
