@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("opentse.server.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,15 @@ class ServiceStore:
 
         conn = self._conn()
         migrations.apply(conn, "sqlite")
-        conn.commit()
+        # transaction index rows not yet written: (tss_id, tx_id) -> row, and by number
+        self._pending: dict[tuple[str, str], TxRow] = {}
+        self._pending_numbers: dict[tuple[str, int], TxRow] = {}
+        self._queue: queue.SimpleQueue[TxRow | None] = queue.SimpleQueue()
+        self._idle = threading.Condition(self._lock)
+        self._writer = threading.Thread(
+            target=self._write_loop, name="opentse-svc-index", daemon=True
+        )
+        self._writer.start()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -136,6 +148,8 @@ class ServiceStore:
         conn.execute("COMMIT")
 
     def close(self) -> None:
+        self._queue.put(None)
+        self._writer.join(timeout=30)
         with self._lock:
             for conn in self._all:
                 with contextlib.suppress(sqlite3.ProgrammingError):
@@ -316,6 +330,10 @@ class ServiceStore:
         return TxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], _meta(r[10]))
 
     def get_tx(self, tss_id: str, tx_id: str) -> TxRow | None:
+        with self._lock:
+            pending = self._pending.get((tss_id, tx_id))
+        if pending is not None:
+            return pending
         row = (
             self._conn()
             .execute(
@@ -327,6 +345,10 @@ class ServiceStore:
         return self._txrow(row) if row else None
 
     def get_tx_by_number(self, tss_id: str, number: int) -> TxRow | None:
+        with self._lock:
+            pending = self._pending_numbers.get((tss_id, number))
+        if pending is not None:
+            return pending
         row = (
             self._conn()
             .execute(
@@ -338,31 +360,79 @@ class ServiceStore:
         return self._txrow(row) if row else None
 
     def upsert_tx(self, row: TxRow) -> None:
-        """Insert or advance the index; never moves a revision backwards."""
-        with self._tx() as c:
-            c.execute(
-                f"INSERT INTO svc_transactions({self._TX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(tss_id, tx_id) DO UPDATE SET"
-                " latest_revision=excluded.latest_revision, state=excluded.state,"
-                " client_id=excluded.client_id, process_type=excluded.process_type,"
-                " time_end=excluded.time_end, metadata=excluded.metadata"
-                " WHERE excluded.latest_revision > svc_transactions.latest_revision",
-                (
-                    row.tss_id,
-                    row.tx_id,
-                    row.organization_id,
-                    row.number,
-                    row.client_id,
-                    row.latest_revision,
-                    row.state,
-                    row.process_type,
-                    row.time_start,
-                    row.time_end,
-                    json.dumps(row.metadata),
-                ),
-            )
+        """Record ``row`` in the index: visible to this process at once, written to the
+        database by one background writer in batches (group commit). The index is a
+        cache of the signed logs (their refs), so a row lost in a crash is rebuilt."""
+        key = (row.tss_id, row.tx_id)
+        with self._lock:
+            old = self._pending.get(key)
+            if old is None or row.latest_revision > old.latest_revision:
+                self._pending[key] = row
+                self._pending_numbers[(row.tss_id, row.number)] = row
+        self._queue.put(row)
+
+    def flush(self) -> None:
+        """Wait until every index row handed to ``upsert_tx`` is in the database."""
+        with self._idle:
+            self._idle.wait_for(lambda: not self._pending, timeout=30)
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < 512:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                with self._tx() as c:
+                    for row in batch:
+                        self._upsert(c, row)
+            except sqlite3.Error:
+                log.exception("transaction index write failed (rebuilt from the logs on demand)")
+            with self._idle:
+                for row in batch:
+                    key = (row.tss_id, row.tx_id)
+                    if self._pending.get(key) is row:
+                        del self._pending[key]
+                        self._pending_numbers.pop((row.tss_id, row.number), None)
+                self._idle.notify_all()
+            if stop:
+                return
+
+    def _upsert(self, c: sqlite3.Connection, row: TxRow) -> None:
+        c.execute(
+            f"INSERT INTO svc_transactions({self._TX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(tss_id, tx_id) DO UPDATE SET"
+            " latest_revision=excluded.latest_revision, state=excluded.state,"
+            " client_id=excluded.client_id, process_type=excluded.process_type,"
+            " time_end=excluded.time_end, metadata=excluded.metadata"
+            " WHERE excluded.latest_revision > svc_transactions.latest_revision",
+            (
+                row.tss_id,
+                row.tx_id,
+                row.organization_id,
+                row.number,
+                row.client_id,
+                row.latest_revision,
+                row.state,
+                row.process_type,
+                row.time_start,
+                row.time_end,
+                json.dumps(row.metadata),
+            ),
+        )
 
     def set_tx_metadata(self, tss_id: str, tx_id: str, metadata: dict[str, str]) -> None:
+        self.flush()
         with self._tx() as c:
             c.execute(
                 "UPDATE svc_transactions SET metadata=? WHERE tss_id=? AND tx_id=?",
@@ -377,6 +447,7 @@ class ServiceStore:
         client_id: str | None = None,
         states: Sequence[str] = (),
     ) -> tuple[list[TxRow], int]:
+        self.flush()
         where = ["organization_id=?"]
         args: list[Any] = [org_id]
         if tss_id is not None:
