@@ -110,3 +110,30 @@ def test_errors_are_one_red_line_and_exit_1(tmp_path: Path) -> None:
     assert not (tmp_path / "x.tar").exists()
     result = run("tse", "initialize", "t1", "--pin", "123456", "--data", data, ok=False)
     assert "error E_ADMIN_PIN_BLOCKED:" in result.stderr
+
+
+def test_console_script_runs_demo(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "opentse"
+    if not exe.exists():
+        pytest.skip("console script not installed in this environment")
+    proc = subprocess.run(
+        [str(exe), "demo", "--data", str(tmp_path / "d"), "--transactions", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["receipts"][0]["number"] == 1
+    bad = subprocess.run(
+        [str(exe), "tse", "show", "nope", "--data", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 1 and bad.stderr.startswith("error E_TSE_NOT_FOUND:")
+    assert "Traceback" not in bad.stderr
