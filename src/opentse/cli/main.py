@@ -28,6 +28,7 @@ GROUP_MODULES: list[str] = [
     "opentse.cli.client",
     "opentse.cli.export",
     "opentse.cli.demo",
+    "opentse.cli.pos",
 ]
 
 

@@ -204,6 +204,12 @@ class RemoteBackend:
                 f" not {client_id!r}"
             )
 
+    def client_serial(self) -> str:
+        """The register serial number the service holds for this client."""
+        return str(
+            self._request("GET", f"/tss/{self.tse_id}/client/{self.client_uuid}")["serial_number"]
+        )
+
     def serial_number(self) -> str:
         return str(self._request("GET", f"/tss/{self.tse_id}")["serial_number"])
 

@@ -1,0 +1,311 @@
+"""``opentse pos sell|status|daily``: a terminal register for integration tests and
+small shops, over the embedded TSE (``--data``) or a fiskaly-compatible service
+(``--url --api-key --api-secret``).
+
+``--client`` is the register's serial number for ``--data`` (the id registered at the
+TSE) and the client UUID for ``--url`` (the serial number is read from the service).
+A TSE failure never fails the command: the receipt is printed "TSE ausgefallen" and
+the journal (``--journal``, default ``~/.opentse/pos/<client>.db``) records it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from opentse.cli.common import cli_errors, console, echo_json, err_console, table
+from opentse.errors import ProtocolError
+
+pos_app = typer.Typer(help="A terminal register: sell, status, daily record.", no_args_is_help=True)
+
+DATA_OPTION: Any = typer.Option(None, "--data", help="Data folder of an embedded TSE.")
+URL_OPTION: Any = typer.Option(None, "--url", help="Base URL of a fiskaly-compatible service.")
+KEY_OPTION: Any = typer.Option(None, "--api-key", envvar="OPENTSE_API_KEY", help="API key.")
+SECRET_OPTION: Any = typer.Option(
+    None, "--api-secret", envvar="OPENTSE_API_SECRET", help="API secret (or env var)."
+)
+TSS_OPTION: Any = typer.Option(..., "--tss", help="TSS / TSE id.")
+CLIENT_OPTION: Any = typer.Option(
+    ..., "--client", help="Register serial (--data) or client UUID (--url)."
+)
+JOURNAL_OPTION: Any = typer.Option(None, "--journal", help="The register's journal file.")
+JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON.")
+
+PAYMENT_NAMES = {
+    "bar": "cash",
+    "cash": "cash",
+    "karte": "card",
+    "card": "card",
+    "ec": "card",
+    "kreditkarte": "credit_card",
+    "credit_card": "credit_card",
+    "unbar": "other",
+    "other": "other",
+    "gutschein": "voucher",
+    "voucher": "voucher",
+}
+BON_TYPES = {"beleg": "Beleg", "training": "AVTraining", "rechnung": "AVRechnung"}
+
+
+def _journal_path(journal: Path | None, client: str) -> Path:
+    if journal is not None:
+        return journal
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", client) or "register"
+    return Path.home() / ".opentse" / "pos" / f"{safe}.db"
+
+
+@contextlib.contextmanager
+def _register(
+    data: Path | None,
+    url: str | None,
+    api_key: str | None,
+    api_secret: str | None,
+    tss: str,
+    client: str,
+    journal: Path | None,
+    **config: Any,
+) -> Iterator[Any]:
+    """A connected-on-demand Register over the chosen backend; everything closed after."""
+    from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Seller
+    from opentse.register.remote import RemoteBackend
+
+    if (data is None) == (url is None):
+        raise ProtocolError("give either --data DIR or --url URL", code="E_POS_BACKEND")
+    seller = Seller(config.pop("seller_name"), tuple(config.pop("seller_address")))
+    with contextlib.ExitStack() as stack:
+        backend: Any
+        serial = client
+        if data is not None:
+            from opentse.installation import Installation
+
+            inst = Installation.open(data)
+            stack.callback(inst.close)
+            backend = EmbeddedBackend(inst.service, tss)
+        else:
+            if not api_key or not api_secret:
+                raise ProtocolError("--url needs --api-key and --api-secret", code="E_POS_AUTH")
+            backend = RemoteBackend(url or "", api_key, api_secret, tss, client)
+            stack.callback(backend.close)
+            with contextlib.suppress(Exception):  # unreachable: the journal shows red
+                serial = backend.client_serial()
+        log = OutageLog(_journal_path(journal, client))
+        stack.callback(log.close)
+        yield Register(backend, RegisterConfig(seller, serial, **config), log)
+
+
+def _line(spec: str) -> tuple[str, str, str, int]:
+    """``Text:quantity:unit price:VAT key`` (the text may contain ':')."""
+    parts = spec.rsplit(":", 3)
+    if len(parts) != 4 or not parts[3].isdigit():
+        raise ProtocolError(f"--line {spec!r}: use TEXT:QTY:PRICE:VATKEY", code="E_POS_LINE")
+    return parts[0], parts[1], parts[2], int(parts[3])
+
+
+def _discount(spec: str) -> tuple[str, str, int]:
+    """``Text:amount:VAT key``."""
+    parts = spec.rsplit(":", 2)
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise ProtocolError(f"--discount {spec!r}: use TEXT:AMOUNT:VATKEY", code="E_POS_LINE")
+    return parts[0], parts[1], int(parts[2])
+
+
+def _payment(spec: str) -> tuple[str, str]:
+    method, _, amount = spec.partition(":")
+    if method.lower() not in PAYMENT_NAMES or not amount:
+        names = ", ".join(sorted(PAYMENT_NAMES))
+        raise ProtocolError(f"--pay {spec!r}: use METHOD:AMOUNT ({names})", code="E_POS_PAY")
+    return PAYMENT_NAMES[method.lower()], amount
+
+
+def _write_outputs(result: Any, qr: Path | None, pdf: Path | None, escpos: Path | None) -> None:
+    from opentse.register import render_escpos, render_pdf, render_qr_png, render_qr_svg
+
+    payload = result.receipt.qr_payload
+    if qr is not None:
+        if payload is None:
+            err_console.print("no QR code: the receipt is not signed (TSE ausgefallen)")
+        elif qr.suffix.lower() == ".svg":
+            qr.write_text(render_qr_svg(payload), encoding="utf-8")
+        else:
+            qr.write_bytes(render_qr_png(payload))
+    if pdf is not None:
+        pdf.write_bytes(render_pdf(result.receipt))
+    if escpos is not None:
+        escpos.write_bytes(render_escpos(result.receipt, width=result.text_width))
+
+
+@pos_app.command("sell")
+def sell_command(
+    tss: str = TSS_OPTION,
+    client: str = CLIENT_OPTION,
+    line: list[str] = typer.Option(..., "--line", help="TEXT:QTY:PRICE:VATKEY (repeat)."),
+    pay: list[str] = typer.Option([], "--pay", help="METHOD:AMOUNT, e.g. bar:5.00 (repeat)."),
+    discount: list[str] = typer.Option([], "--discount", help="TEXT:AMOUNT:VATKEY (repeat)."),
+    kind: str = typer.Option("beleg", "--type", help="beleg, training or rechnung."),
+    data: Path | None = DATA_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+    api_secret: str | None = SECRET_OPTION,
+    journal: Path | None = JOURNAL_OPTION,
+    seller_name: str = typer.Option("opentse Testkasse", "--seller-name"),
+    seller_address: list[str] = typer.Option(
+        ["Musterstraße 1", "12345 Musterstadt"], "--seller-address", help="Address line (repeat)."
+    ),
+    width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
+    qr_only: bool = typer.Option(False, "--qr-only", help="TSE data only in the QR code."),
+    certified: bool = typer.Option(
+        False, "--certified", help="The TSE is certified: omit the not-certified line."
+    ),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the TSE."),
+    as_json: bool = JSON_OPTION,
+    qr: Path | None = typer.Option(None, "--qr", help="Write the QR code (.png or .svg)."),
+    pdf: Path | None = typer.Option(None, "--pdf", help="Write the receipt as PDF."),
+    escpos: Path | None = typer.Option(None, "--escpos", help="Write ESC/POS printer bytes."),
+) -> None:
+    """Book and sign one sale, print the receipt (a TSE failure still prints it)."""
+    from opentse.register import Sale
+
+    with cli_errors():
+        if kind.lower() not in BON_TYPES:
+            raise ProtocolError(f"--type must be one of {', '.join(BON_TYPES)}", code="E_POS_TYPE")
+        if width not in (32, 48):
+            raise ProtocolError("--width must be 32 or 48", code="E_POS_WIDTH")
+        sale = Sale(BON_TYPES[kind.lower()])
+        for spec in line:
+            text, quantity, price, key = _line(spec)
+            sale.add_line(text, quantity, price, key)
+        for spec in discount:
+            text, amount, key = _discount(spec)
+            sale.add_discount(text, amount, key)
+        for spec in pay:
+            method, amount = _payment(spec)
+            sale.add_payment(method, amount)
+        sale.validate()
+        options = {
+            "seller_name": seller_name,
+            "seller_address": seller_address,
+            "not_certified": not certified,
+            "qr_only": qr_only,
+            "timeout": timeout,
+            "text_width": width,
+        }
+        with _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg:
+            reg.connect()
+            result = reg.sell(sale)
+            _write_outputs(result, qr, pdf, escpos)
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        typer.echo(result.to_json()["receipt_text"])
+    if result.tse_failed:
+        err_console.print(f"[yellow]TSE ausgefallen: {result.error}[/yellow]", highlight=False)
+        if result.status.consecutive_failures > 2:
+            err_console.print(f"[yellow]{result.status.message}[/yellow]", highlight=False)
+
+
+@pos_app.command("status")
+def status_command(
+    tss: str = TSS_OPTION,
+    client: str = CLIENT_OPTION,
+    data: Path | None = DATA_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+    api_secret: str | None = SECRET_OPTION,
+    journal: Path | None = JOURNAL_OPTION,
+    check: bool = typer.Option(True, "--check/--no-check", help="Contact the TSE first."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The traffic light and the outage journal (contacting the TSE recovers dangling
+    transactions and ends a start-up outage)."""
+    options = {"seller_name": "-", "seller_address": ["-"]}
+    with (
+        cli_errors(),
+        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+    ):
+        status = reg.connect() if check else reg.status()
+        outages = reg.journal.outages()
+        dangling = reg.journal.dangling()
+        daily = reg.journal.daily_records()
+    out = {
+        "status": status.light.value,
+        "consecutive_failures": status.consecutive_failures,
+        "message": status.message,
+        "outages": [
+            {
+                "started_at": o.started_at.isoformat(),
+                "ended_at": None if o.ended_at is None else o.ended_at.isoformat(),
+                "kind": o.kind,
+                "reason": o.reason,
+                "unsigned_receipts": list(o.receipt_refs),
+            }
+            for o in outages
+        ],
+        "dangling_transactions": [
+            {
+                "transaction_number": d.transaction_number,
+                "found_at": d.found_at.isoformat(),
+                "resolved_at": None if d.resolved_at is None else d.resolved_at.isoformat(),
+                "resolution": d.resolution,
+            }
+            for d in dangling
+        ],
+        "daily_records": [
+            {"day": day, "status": light, "unsigned_receipts": n, "note": note}
+            for day, light, n, note in daily
+        ],
+    }
+    if as_json:
+        echo_json(out)
+        return
+    colour = {"green": "green", "yellow": "yellow", "red": "red"}[status.light.value]
+    console.print(
+        f"[{colour}]● {status.light.value.upper()}[/{colour}] {status.message}"
+        f" (unsigned receipts in this outage: {status.consecutive_failures})",
+        highlight=False,
+    )
+    table(
+        "Outages",
+        ("started", "ended", "kind", "reason", "unsigned receipts"),
+        [
+            (o["started_at"], o["ended_at"], o["kind"], o["reason"], len(o["unsigned_receipts"]))
+            for o in out["outages"]
+        ],
+    )
+    if dangling:
+        table(
+            "Transactions left open",
+            ("number", "found", "resolved", "resolution"),
+            [(d.transaction_number, d.found_at, d.resolved_at, d.resolution) for d in dangling],
+        )
+
+
+@pos_app.command("daily")
+def daily_command(
+    tss: str = TSS_OPTION,
+    client: str = CLIENT_OPTION,
+    data: Path | None = DATA_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+    api_secret: str | None = SECRET_OPTION,
+    journal: Path | None = JOURNAL_OPTION,
+    note: str = typer.Option("", "--note", help="A note for the day's record."),
+) -> None:
+    """Write today's journal record (works while no TSE is connected)."""
+    options = {"seller_name": "-", "seller_address": ["-"]}
+    with (
+        cli_errors(),
+        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+    ):
+        reg.daily_record(note=note)
+        records = reg.journal.daily_records()
+    day, light, count, _ = records[-1]
+    console.print(f"Daily record {day}: status {light}, unsigned receipts {count}.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pos_app, name="pos")

@@ -1,0 +1,93 @@
+"""``opentse pos sell|status|daily`` through typer's CliRunner on an embedded TSE."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.installation import Installation
+from opentse.testing import ready_tse
+from opentse.verify.receipt import verify_receipt
+
+APP = build_app()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(APP, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    with Installation.open(folder) as inst:
+        ready_tse(inst.service, "tse-pos", client_id="POS-1", logout=True)
+    return folder
+
+
+def test_sell_json_qr_pdf_and_status(data: Path, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.db"
+    qr, pdf = tmp_path / "qr.png", tmp_path / "receipt.pdf"
+    code, out = run(
+        "pos", "sell", "--data", str(data), "--tss", "tse-pos", "--client", "POS-1",
+        "--journal", str(journal), "--line", "Kaffee:2:2.50:1", "--line", "Brezel:1:0.90:2",
+        "--pay", "bar:10.00", "--json", "--qr", str(qr), "--pdf", str(pdf),
+    )  # fmt: skip
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["tse_failed"] is False
+    assert body["process_data"] == "Beleg^5.00_0.90_0.00_0.00_0.00^5.90:Bar"
+    assert isinstance(body["transaction_number"], int) and body["signature_counter"] > 0
+    assert verify_receipt(body["qr_code_data"]).ok
+    assert "Rückgeld" in body["receipt_text"] and "4,10" in body["receipt_text"]
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.read_bytes())))
+    assert decoded[0].text == body["qr_code_data"]
+    assert pdf.read_bytes().startswith(b"%PDF")
+    code, out = run(
+        "pos", "status", "--data", str(data), "--tss", "tse-pos", "--client", "POS-1",
+        "--journal", str(journal), "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out)["status"] == "green"
+
+
+def test_sell_while_tse_missing_prints_marked_receipt(data: Path, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.db"
+    args = ["--data", str(data), "--tss", "no-such-tse", "--client", "POS-1"]
+    args += ["--journal", str(journal)]
+    for _ in range(3):
+        code, out = run(
+            "pos", "sell", *args, "--line", "Tee:1:1.80:1", "--pay", "karte:1.80", "--width", "32"
+        )
+        assert code == 0, out
+        assert "TSE ausgefallen" in out and "TSE-Transaktion" not in out
+    code, out = run("pos", "status", *args, "--json", "--no-check")
+    status = json.loads(out)
+    assert status["status"] == "red" and status["consecutive_failures"] == 3
+    assert "Support" in status["message"]
+    assert len(status["outages"][0]["unsigned_receipts"]) == 3
+    code, out = run("pos", "daily", *args, "--note", "Kasse ohne TSE")
+    assert code == 0 and "unsigned receipts 3" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code_text"),
+    [
+        (["--line", "Kaffee:2:2.505:1", "--pay", "bar:10"], "E_AMOUNT_PRECISION"),
+        (["--line", "Kaffee:2:2.50:1", "--pay", "bar:1.00"], "E_PAYMENT_SHORT"),
+        (["--line", "Kaffee:2:2.50", "--pay", "bar:5"], "E_POS_LINE"),
+        (["--line", "Kaffee:1:2.50:1", "--pay", "scheck:5"], "E_POS_PAY"),
+    ],
+)
+def test_cashier_errors_exit_1(data: Path, tmp_path: Path, args: list[str], code_text: str) -> None:
+    base = ["pos", "sell", "--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    code, out = run(*base, "--journal", str(tmp_path / "j.db"), *args)
+    assert code == 1
+    assert code_text in out
