@@ -32,6 +32,7 @@ def run_json(*args: str) -> Any:
 def _secret_in_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENTSE_SECRET_FILE", raising=False)
     monkeypatch.delenv("OPENTSE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("OPENTSE_DATABASE", raising=False)
 
 
 def test_demo_creates_then_continues(tmp_path: Path) -> None:

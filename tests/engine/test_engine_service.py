@@ -249,3 +249,16 @@ def test_threads_keep_counters_gapless(tmp_path: Path) -> None:
         assert store.get_state("t1").open_transactions == {}
     finally:
         store.close()
+
+
+def test_refused_call_after_restart_signs_no_update_time(store: TSEStore) -> None:
+    svc = make(store)
+    ready = ready_tse(svc, "t1")
+    n = store.count_logs("t1")
+    svc2 = make(store)  # restart: time not set in this process
+    expect("E_CLIENT_NOT_FOUND", svc2.start_transaction, "t1", "nobody", b"", "")
+    expect("E_TX_NOT_FOUND", svc2.finish_transaction, "t1", ready.client_id, 99, b"", "")
+    assert store.count_logs("t1") == n and not svc2.is_time_set("t1")
+    svc2.start_transaction("t1", ready.client_id, b"", "")
+    ops = [log.operation for log in store.iter_logs("t1")][n:]
+    assert ops == ["updateTime", "StartTransaction"] and svc2.is_time_set("t1")

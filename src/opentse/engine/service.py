@@ -9,8 +9,10 @@ together (engine/ports.py durability rule). Errors an engine step wants raised
 Time (TR-03151: "nothing may be signed until updateTime after power loss"): a
 software TSE's power loss is a process start, so whether the time is set is kept in
 this object's memory, never trusted from the store. With ``auto_time`` the service
-sets the time from its clock (an UpdateTime log) before the first signing operation
-after start; without it callers must call ``update_time`` as admin or timeadmin.
+sets the time from its clock (an UpdateTime log) when the first operation after
+start needs it: the pure step raises E_TIME_NOT_SET, the service signs UpdateTime
+and runs the step again, all in one commit. Without ``auto_time`` callers call
+``update_time`` once after start.
 
 Slow secret hashing (scrypt) happens between locked steps, never inside one.
 """
@@ -45,7 +47,7 @@ from opentse.engine.results import (
 )
 from opentse.engine.signing import Outcome, TSEContext, evolve
 from opentse.engine.state import Lifecycle, TSEState
-from opentse.errors import NotFoundError, OpenTSEError, ProtocolError
+from opentse.errors import NotFoundError, OpenTSEError, ProtocolError, StateError
 from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import TransactionLogData
 from opentse.tr03151.logtime import TimeFormat
@@ -127,16 +129,17 @@ class TSEService:
             state = self._prepare(tse_id, loaded)
             now = self.clock.now()
             logs: list[StoredLog] = []
-            if (
-                signs
-                and self.auto_time
-                and not state.time_set
-                and state.lifecycle in rules.ALLOWED[rules.Op.UPDATE_TIME]
-            ):
+            try:
+                out = step(ctx, state, now)
+            except StateError as exc:
+                # Set the time only when a step needs it (so a refused call after
+                # start-up signs nothing either), then run the pure step again.
+                if exc.code != "E_TIME_NOT_SET" or not (signs and self.auto_time):
+                    raise
                 timed = tse.update_time(ctx, state, now)
                 state = timed.state
                 logs.extend(timed.logs)
-            out = step(ctx, state, now)
+                out = step(ctx, state, now)
             logs.extend(out.logs)
             if logs:
                 locked.append(logs)
