@@ -267,3 +267,26 @@ def test_concurrent_registers_share_one_tse(service: TSEService, tmp_path: Path)
     assert counters == list(range(1, len(counters) + 1))
     for j in journals:
         j.close()
+
+
+def test_training_storno_and_abort_are_signed_and_verify(
+    service: TSEService, journal: OutageLog
+) -> None:
+    register = make_register(service, journal)
+    register.connect()
+    training = Sale("AVTraining")
+    training.add_line("Kaffee", 1, "2.40", 1)
+    training.add_payment("cash", "2.40")
+    original = coffee()
+    aborted = coffee().aborted()
+    expected = {
+        "AVTraining": "AVTraining^2.40_0.00_0.00_0.00_0.00^2.40:Bar",
+        "AVBelegstorno": "AVBelegstorno^-4.80_0.00_0.00_0.00_0.00^-4.80:Bar",
+        "AVBelegabbruch": "AVBelegabbruch^4.80_0.00_0.00_0.00_0.00^",
+    }
+    for sale in (training, original.storno(), aborted):
+        result = register.sell(sale)
+        assert result.signed is not None
+        assert result.signed.process_data == expected[sale.bon_typ]
+        assert verify_receipt(result.to_json()["qr_code_data"]).ok
+    assert "TRAININGSBELEG" in render_text(register.sell(training).receipt)
