@@ -19,6 +19,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from starlette.responses import Response
+
 from opentse.engine.results import SignResult
 from opentse.errors import FormatError, NotFoundError
 from opentse.server.context import (
@@ -311,6 +313,21 @@ def retrieve_transaction(call: Call) -> tuple[int, Any]:
     return 200, body
 
 
+def retrieve_transaction_log(call: Call) -> Response:
+    """The signed log message (DER) of a revision (fiskaly: deprecated, kept for clients)."""
+    tss_id, _ = owned_tss(call, call.path["tss_id"])
+    row = _find_tx(call, tss_id)
+    revision = parse_int(call.query, "tx_revision", row.latest_revision, 1, MAX_REVISION)
+    log = call.ctx.store.find_ref(tss_id, tx_ref(row.tx_id, revision or 1))
+    if log is None or (revision or 1) > row.latest_revision:
+        raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
+    return Response(
+        log.message,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{log.filename}"'},
+    )
+
+
 def _list(call: Call, tss_id: str | None, client_id: str | None) -> tuple[int, Any]:
     assert call.principal is not None
     page = parse_page(call, ("number", "state", "time_start", "time_end"))
@@ -391,6 +408,16 @@ OPERATIONS = [
         "Retrieve a transaction",
         "Transactions",
         response="Transaction",
+        query=(_REV,),
+    ),
+    Operation(
+        "GET",
+        _TX + "/log",
+        "retrieveTransactionLog",
+        retrieve_transaction_log,
+        "Retrieve the signed log message of a transaction (deprecated)",
+        "Transactions",
+        response_media="application/octet-stream",
         query=(_REV,),
     ),
     Operation(

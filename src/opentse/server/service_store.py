@@ -110,10 +110,7 @@ class ServiceStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        from opentse.storage import migrations
-
-        conn = self._conn()
-        migrations.apply(conn, "sqlite")
+        self._migrate()
         # transaction index rows not yet written: (tss_id, tx_id) -> row, and by number
         self._pending: dict[tuple[str, str], TxRow] = {}
         self._pending_numbers: dict[tuple[str, int], TxRow] = {}
@@ -123,6 +120,12 @@ class ServiceStore:
             target=self._write_loop, name="opentse-svc-index", daemon=True
         )
         self._writer.start()
+
+    def _migrate(self) -> None:
+        """Apply the schema (PostgreSQL twin: storage/pg_service.py overrides this)."""
+        from opentse.storage import migrations
+
+        migrations.apply(self._conn(), "sqlite")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -137,15 +140,23 @@ class ServiceStore:
         return conn
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction; ``durable`` ones are synced to disk at commit (keys,
+        organizations); index rows are not, they can be rebuilt from the logs."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        if durable:
+            conn.execute("PRAGMA synchronous=FULL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:
         self._queue.put(None)
@@ -393,7 +404,7 @@ class ServiceStore:
                     break
                 batch.append(item)
             try:
-                with self._tx() as c:
+                with self._tx(durable=False) as c:
                     for row in batch:
                         self._upsert(c, row)
             except sqlite3.Error:
