@@ -82,6 +82,7 @@ def test_sigkill_never_loses_skips_or_repeats_a_counter(tmp_path: Path) -> None:
         for writer in writers:
             counters, errors = writer.kill()
             assert writer.proc.returncode == -signal.SIGKILL, errors.decode()
+            assert b"Traceback" not in errors, errors.decode()  # no worker thread died
             printed.extend(counters)
             time.sleep(rng.uniform(0.0, 0.1))
         rounds += 1
