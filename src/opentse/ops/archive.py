@@ -1,0 +1,308 @@
+"""The export archive: every export kept with its SHA-256, the verifier's result and
+its retention date; reminders when exports are overdue; release of stored logs.
+
+Retention (§147 Abs. 3, 4 AO, GoBD Rz. 113): ten years, counted from the end of the
+calendar year the export was made in, so ``retain_until`` is 31 December of year+10.
+
+Deletion (TR-03153 1.1.0, 3.x "Löschen von Protokolldaten": stored data may be
+deleted only after it was exported and the export checked): the stores have no delete
+operation, so ``release_logs`` *marks* instead: it records ``released_up_to`` (the last
+signature counter of a verified, archived, unfiltered export) in ``ops_log_release``;
+the engine itself keeps ``exported_up_to`` in the TSE state. Nothing is physically
+removed; a store that learns to delete may drop logs up to that mark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opentse.engine import export as export_mod
+from opentse.errors import NotFoundError, StateError
+from opentse.ops import protocol
+from opentse.ops.store import DEFAULT_REMINDER_DAYS, OpsContext, dumps
+
+RETENTION_YEARS = 10
+DAY = 86400
+REMINDER_SETTING = "archive.reminder_days"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedExport:
+    id: str
+    tse_id: str
+    path: str
+    sha256: str
+    size: int
+    records: int
+    first_counter: int | None
+    last_counter: int | None
+    verified_ok: bool
+    verification: dict[str, Any]
+    created_at: int
+    retain_until: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tse_id": self.tse_id,
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "records": self.records,
+            "first_counter": self.first_counter,
+            "last_counter": self.last_counter,
+            "verified_ok": self.verified_ok,
+            "verification": self.verification,
+            "created_at": self.created_at,
+            "retain_until": self.retain_until,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    tse_id: str
+    last_export_at: int | None
+    days_since: float
+    message: str
+
+
+def retain_until(created_at: int, years: int = RETENTION_YEARS) -> int:
+    """End of the calendar year ``years`` after the export's year (UTC)."""
+    year = datetime.fromtimestamp(created_at, tz=UTC).year + years
+    return int(datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verification_summary(path: Path) -> dict[str, Any]:
+    """Run the verifier (opentse.verify) over one TAR and keep the essentials."""
+    from opentse.verify.report import verify_exports
+
+    report = verify_exports([path], workers=1)
+    data = report.to_json()
+    return {
+        "ok": report.ok,
+        "log_messages": data["log_messages"],
+        "valid_signatures": data["valid_signatures"],
+        "invalid_signatures": len(data["invalid_signatures"]),
+        "parse_errors": len(data["parse_errors"]),
+        "errors": [f["code"] for f in data["findings"] if f["severity"] == "error"],
+        "warnings": [f["code"] for f in data["findings"] if f["severity"] == "warning"],
+    }
+
+
+def archive_dir(ctx: OpsContext, tse_id: str) -> Path:
+    path = ctx.data_dir / "archive" / tse_id
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFile:
+    """A finished export file in the archive folder, not yet hashed or recorded."""
+
+    id: str
+    tse_id: str
+    path: Path
+    records: int
+    first_counter: int | None
+    last_counter: int | None
+    created_at: int
+
+
+def write_export_file(
+    ctx: OpsContext, tse_id: str, *, without_signature: bool = False
+) -> ExportFile:
+    """Export the whole TSE into ``<data>/archive/<tse>/<time>_<id>.tar``.
+
+    ``without_signature``: a defective TSE cannot sign its exportData log; its logs
+    are written straight from the store (the same TAR layout) and nothing is signed.
+    """
+    record = ctx.service.require(tse_id)
+    now = ctx.now()
+    stamp = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+    export_id = str(uuid.uuid4())
+    path = archive_dir(ctx, tse_id) / f"{stamp}_{export_id[:8]}.tar"
+    with open(path, "wb") as fh:
+        if without_signature:
+            summary = export_mod.write_export(ctx.store, record, fh, export_mod.ExportFilter())
+        else:
+            summary = ctx.service.export(tse_id, fh)
+        fh.flush()
+    return ExportFile(
+        export_id, tse_id, path, summary.records, summary.first_signature_counter,
+        summary.last_signature_counter, now,
+    )  # fmt: skip
+
+
+def store_export(
+    ctx: OpsContext,
+    file: ExportFile,
+    verification: dict[str, Any],
+    *,
+    actor: str = "",
+    protocol_kind: str = protocol.EXPORT_ARCHIVED,
+    without_signature: bool = False,
+) -> ArchivedExport:
+    """Hash the file and record it with its verification result and retention date."""
+    item = ArchivedExport(
+        file.id, file.tse_id, str(file.path), sha256_file(file.path), file.path.stat().st_size,
+        file.records, file.first_counter, file.last_counter, bool(verification["ok"]),
+        verification, file.created_at, retain_until(file.created_at),
+    )  # fmt: skip
+    with ctx.db.tx() as c:
+        c.execute(
+            "INSERT INTO ops_exports(id, tse_id, path, sha256, size, records, first_counter,"
+            " last_counter, verified_ok, verification, created_at, retain_until)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                item.id, item.tse_id, item.path, item.sha256, item.size, item.records,
+                item.first_counter, item.last_counter, int(item.verified_ok),
+                dumps(item.verification), item.created_at, item.retain_until,
+            ),
+        )  # fmt: skip
+        protocol.append(
+            c, ctx.now(), protocol_kind, tse_id=file.tse_id, actor=actor,
+            details={"export_id": item.id, "sha256": item.sha256, "records": item.records,
+                     "verified_ok": item.verified_ok, "retain_until": item.retain_until,
+                     "without_signature": without_signature},
+        )  # fmt: skip
+    return item
+
+
+def archive_export(
+    ctx: OpsContext, tse_id: str, *, without_signature: bool = False, actor: str = ""
+) -> ArchivedExport:
+    """Export the whole TSE, verify the file with the verifier, hash and record it."""
+    file = write_export_file(ctx, tse_id, without_signature=without_signature)
+    verification = verification_summary(file.path)
+    return store_export(ctx, file, verification, actor=actor, without_signature=without_signature)
+
+
+_COLS = (
+    "id, tse_id, path, sha256, size, records, first_counter, last_counter, verified_ok,"
+    " verification, created_at, retain_until"
+)
+
+
+def _row(r: tuple[Any, ...]) -> ArchivedExport:
+    import json
+
+    return ArchivedExport(
+        r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), r[6], r[7], bool(r[8]),
+        json.loads(r[9]), int(r[10]), int(r[11]),
+    )  # fmt: skip
+
+
+def exports(ctx: OpsContext, tse_id: str | None = None) -> list[ArchivedExport]:
+    sql = f"SELECT {_COLS} FROM ops_exports"
+    args: tuple[str, ...] = ()
+    if tse_id is not None:
+        sql += " WHERE tse_id=?"
+        args = (tse_id,)
+    return [_row(r) for r in ctx.db.rows(sql + " ORDER BY created_at, id", args)]
+
+
+def get_export(ctx: OpsContext, export_id: str) -> ArchivedExport:
+    row = ctx.db.one(f"SELECT {_COLS} FROM ops_exports WHERE id=?", (export_id,))
+    if row is None:
+        raise NotFoundError(f"archived export {export_id!r} not found", code="E_ARCHIVE_NOT_FOUND")
+    return _row(row)
+
+
+def check_integrity(item: ArchivedExport) -> bool:
+    """The file is still there and still has the recorded SHA-256."""
+    path = Path(item.path)
+    return path.exists() and sha256_file(path) == item.sha256
+
+
+def reminder_days(ctx: OpsContext) -> int:
+    return int(ctx.db.setting(REMINDER_SETTING, str(DEFAULT_REMINDER_DAYS)))
+
+
+def set_reminder_days(ctx: OpsContext, days: int) -> None:
+    if days < 1:
+        raise StateError("reminder interval must be at least one day", code="E_ARCHIVE_DAYS")
+    ctx.db.set_setting(REMINDER_SETTING, str(days))
+
+
+def due_reminders(
+    last_exports: dict[str, int | None], started: dict[str, int], now: int, days: int
+) -> list[Reminder]:
+    """Pure: TSEs whose last archived export (or, without one, their start) lies more
+    than ``days`` days back."""
+    found: list[Reminder] = []
+    for tse_id, started_at in sorted(started.items()):
+        last = last_exports.get(tse_id)
+        since = (now - (last if last is not None else started_at)) / DAY
+        if since > days:
+            what = "no export yet" if last is None else f"last export {since:.0f} days ago"
+            found.append(
+                Reminder(tse_id, last, since, f"TSE {tse_id}: {what}; take and archive an export")
+            )
+    return found
+
+
+def reminders(ctx: OpsContext, days: int | None = None) -> list[Reminder]:
+    """Reminders for every TSE still in use (INITIALIZED)."""
+    days = reminder_days(ctx) if days is None else days
+    last: dict[str, int | None] = {}
+    for item in exports(ctx):
+        last[item.tse_id] = max(item.created_at, last.get(item.tse_id) or 0)
+    started = {
+        i.record.tse_id: i.state.initialized_at or i.record.created_at
+        for i in ctx.service.list()
+        if i.state.lifecycle.value == "INITIALIZED"
+    }
+    return due_reminders(last, started, ctx.now(), days)
+
+
+def released_up_to(ctx: OpsContext, tse_id: str) -> int:
+    row = ctx.db.one("SELECT released_up_to FROM ops_log_release WHERE tse_id=?", (tse_id,))
+    return int(row[0]) if row else 0
+
+
+def release_logs(ctx: OpsContext, tse_id: str, *, actor: str = "") -> int:
+    """Mark the logs covered by the newest verified archived export as deletable.
+
+    Refused (``E_ARCHIVE_NOT_VERIFIED``) when no verified export exists or the newest
+    export failed verification: deletion only after a verified export (TR-03153).
+    """
+    items = exports(ctx, tse_id)
+    if not items:
+        raise StateError(
+            f"TSE {tse_id}: no archived export; logs may only be released after a verified export",
+            code="E_ARCHIVE_NOT_VERIFIED",
+        )
+    newest = items[-1]
+    if not newest.verified_ok or not check_integrity(newest) or newest.last_counter is None:
+        raise StateError(
+            f"TSE {tse_id}: the newest archived export is not verified (or changed on disk);"
+            " logs stay",
+            code="E_ARCHIVE_NOT_VERIFIED",
+        )
+    up_to = int(newest.last_counter)
+    now = ctx.now()
+    with ctx.db.tx() as c:
+        c.execute("DELETE FROM ops_log_release WHERE tse_id=?", (tse_id,))
+        c.execute(
+            "INSERT INTO ops_log_release(tse_id, released_up_to, export_id, released_at)"
+            " VALUES (?,?,?,?)",
+            (tse_id, up_to, newest.id, now),
+        )
+        protocol.append(
+            c, now, protocol.LOGS_RELEASED, tse_id=tse_id, actor=actor,
+            details={"released_up_to": up_to, "export_id": newest.id, "sha256": newest.sha256},
+        )  # fmt: skip
+    return up_to

@@ -1,0 +1,228 @@
+"""Moving a TSE to a new host (Loco-Soft's steps for a LAN TSE that changes machine).
+
+1. The data folder is copied to the new host and ``opentse serve`` started there.
+2. ``move_tse`` rotates the organization's API credentials: a new key/secret is
+   created and every old key of that organization is disabled in the same database
+   transaction, so a copy of the data left on the old host (or a register still
+   configured with the old secret) can no longer log in.
+3. The registers' new connection data (URL, port, path, key, secret, TLS
+   fingerprint) is written to ``TSE-Connection-<tse>.txt`` (0600) and returned once;
+   an existing ``LAN-TSE-Session.txt`` is rewritten with the new credentials.
+4. ``connection_test`` runs what ``opentse lan test`` runs against the new URL and
+   writes the result to the protocol; only a passing test completes the move.
+
+Access tokens already issued stay valid until they expire (the server checks the
+key's ``disabled`` flag at login, not on every token).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentse.errors import ProtocolError, StateError
+from opentse.ops import protocol, sites
+from opentse.ops.store import OpsContext
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionData:
+    """What a register needs to reach the TSE at its new place."""
+
+    tse_id: str
+    url: str  # base URL including the path, e.g. https://192.168.1.20:4433/api/v2
+    host: str
+    port: int
+    path: str
+    api_key: str
+    api_secret: str  # shown once, never stored in clear
+    organization_id: str
+    tls_fingerprint: str | None
+    registers: tuple[str, ...]
+    file: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tse_id": self.tse_id,
+            "url": self.url,
+            "host": self.host,
+            "port": self.port,
+            "path": self.path,
+            "api_key": self.api_key,
+            "api_secret": self.api_secret,
+            "organization_id": self.organization_id,
+            "tls_fingerprint": self.tls_fingerprint,
+            "registers": list(self.registers),
+            "file": self.file,
+        }
+
+
+def organization_of(ctx: OpsContext, tse_id: str, org_id: str | None = None) -> str:
+    """The service organization whose keys reach ``tse_id``."""
+    row = ctx.svc.get_tss(tse_id)
+    if row is not None:
+        if org_id is not None and org_id != row.organization_id:
+            raise ProtocolError(
+                "the TSE belongs to another organization", code="E_MOVE_ORG_MISMATCH"
+            )
+        return row.organization_id
+    if org_id is None:
+        raise StateError(
+            f"TSE {tse_id!r} is not served over the API; name the organization (--org)",
+            code="E_MOVE_NO_ORGANIZATION",
+        )
+    return org_id
+
+
+def rotate_api_keys(
+    ctx: OpsContext, org_id: str, *, tse_id: str = "", actor: str = ""
+) -> tuple[str, str]:
+    """Create a new key for ``org_id`` and disable all its old ones, atomically.
+
+    Returns ``(api_key, api_secret)``; the secret exists only in the return value and
+    as a slow hash.
+    """
+    from opentse.crypto.secrets import hash_secret
+    from opentse.server.auth import new_api_credentials
+
+    old = ctx.db.rows(
+        "SELECT api_key, env FROM svc_api_keys WHERE organization_id=? AND disabled=0"
+        " ORDER BY created_at",
+        (org_id,),
+    )
+    env_row = ctx.db.one("SELECT env FROM svc_organizations WHERE id=?", (org_id,))
+    if env_row is None:
+        raise StateError(f"organization {org_id!r} not found", code="E_MOVE_NO_ORGANIZATION")
+    api_key, api_secret = new_api_credentials()
+    hashed = hash_secret(api_secret)  # slow: outside the transaction
+    now = ctx.now()
+    with ctx.db.tx() as c:
+        c.execute(
+            "INSERT INTO svc_api_keys(api_key, secret_hash, organization_id, env, created_at)"
+            " VALUES (?,?,?,?,?)",
+            (api_key, hashed, org_id, env_row[0], now),
+        )
+        for key, _env in old:
+            c.execute("UPDATE svc_api_keys SET disabled=1 WHERE api_key=?", (key,))
+        protocol.append(
+            c, now, protocol.API_KEY_ROTATED, tse_id=tse_id, actor=actor,
+            details={"organization_id": org_id, "api_key_new": api_key,
+                     "api_key_old": [k for k, _ in old]},
+        )  # fmt: skip
+    return api_key, api_secret
+
+
+def build_url(host: str, port: int, path: str = "/api/v2", tls: bool = False) -> str:
+    if not host or any(ch in host for ch in "/ ?#@"):
+        raise ProtocolError(f"not a host name or address: {host!r}", code="E_MOVE_HOST")
+    if not (0 < port < 65536):
+        raise ProtocolError(f"port out of range: {port}", code="E_MOVE_PORT")
+    shown = f"[{host}]" if ":" in host else host
+    path = "/" + path.strip("/") if path.strip("/") else ""
+    return f"{'https' if tls else 'http'}://{shown}:{port}{path}"
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def move_tse(
+    ctx: OpsContext,
+    tse_id: str,
+    *,
+    host: str,
+    port: int,
+    path: str = "/api/v2",
+    tls: bool = False,
+    tls_fingerprint: str | None = None,
+    org_id: str | None = None,
+    actor: str = "",
+) -> ConnectionData:
+    """Steps 2 and 3 above; run ``connection_test`` afterwards (step 4)."""
+    ctx.service.require(tse_id)
+    url = build_url(host, port, path, tls)
+    org = organization_of(ctx, tse_id, org_id)
+    protocol.record(
+        ctx.db, ctx.now(), protocol.MOVE_STARTED, tse_id=tse_id, actor=actor,
+        details={"new_url": url, "organization_id": org},
+    )  # fmt: skip
+    api_key, api_secret = rotate_api_keys(ctx, org, tse_id=tse_id, actor=actor)
+    regs = tuple(r.register_id for r in sites.registers(ctx, tse_id=tse_id))
+    if not regs:  # no site model: the clients registered in the TSE
+        state = ctx.service.get(tse_id).state
+        regs = tuple(sorted(c.client_id for c in state.clients.values() if c.registered))
+    if sites.find_tse(ctx, tse_id) is not None:
+        sites.update_tse(ctx, tse_id, connection_url=url)
+    lines = [
+        "opentse TSE connection data (not BSI-certified): enter in every register below",
+        f"TSE:                 {tse_id}",
+        f"URL:                 {url}",
+        f"Host:                {host}",
+        f"Port:                {port}",
+        f"Path:                {path}",
+        f"API key:             {api_key}",
+        f"API secret:          {api_secret}",
+        f"Organization:        {org}",
+        f"TLS SHA-256:         {(tls_fingerprint or '') if tls else '(no TLS)'}",
+        f"Registers:           {', '.join(regs) or '(none)'}",
+        "",
+        f"Test: opentse lan test --url {url} --api-key {api_key} --api-secret ...",
+        "",
+    ]
+    file = ctx.data_dir / f"TSE-Connection-{tse_id}.txt"
+    _write_private(file, "\n".join(lines))
+    session = ctx.data_dir / "LAN-TSE-Session.txt"
+    if session.exists():
+        from opentse.server.lan import write_session_file
+
+        write_session_file(
+            ctx.data_dir, address=host, port=port, api_key=api_key, api_secret=api_secret,
+            fingerprint=tls_fingerprint or "",
+        )  # fmt: skip
+    protocol.record(
+        ctx.db, ctx.now(), protocol.CONNECTION_DATA, tse_id=tse_id, actor=actor,
+        details={"url": url, "registers": list(regs), "api_key": api_key,
+                 "tls_fingerprint": tls_fingerprint or ""},
+    )  # fmt: skip
+    return ConnectionData(
+        tse_id, url, host, port, path, api_key, api_secret, org, tls_fingerprint, regs, str(file)
+    )
+
+
+def connection_test(
+    ctx: OpsContext,
+    data: ConnectionData,
+    *,
+    insecure: bool = False,
+    actor: str = "",
+) -> dict[str, Any]:
+    """``opentse lan test`` against the new place; the result goes to the protocol and
+    a passing test that sees the TSE completes the move."""
+    from opentse.server.lan import connection_test as lan_test
+
+    try:
+        result = lan_test(
+            data.url, data.api_key, data.api_secret, insecure=insecure,
+            fingerprint=data.tls_fingerprint if data.url.startswith("https") else None,
+        )  # fmt: skip
+    except Exception as exc:  # refused, TLS failure ...: a failed test, recorded
+        result = {"ok": False, "step": "connect", "error": f"{type(exc).__name__}: {exc}"}
+    seen = [t.get("id") for t in result.get("tss", [])] if result.get("ok") else []
+    served = ctx.svc.get_tss(data.tse_id) is not None
+    if result.get("ok") and served and data.tse_id not in seen:
+        result = {**result, "ok": False, "step": "tss", "error": "the TSE is not listed"}
+    details = {k: result[k] for k in ("ok", "step", "error", "round_trip_ms") if k in result}
+    protocol.record(
+        ctx.db, ctx.now(), protocol.CONNECTION_TEST, tse_id=data.tse_id, actor=actor,
+        details={**details, "url": data.url},
+    )  # fmt: skip
+    if result.get("ok"):
+        protocol.record(
+            ctx.db, ctx.now(), protocol.MOVE_DONE, tse_id=data.tse_id, actor=actor,
+            details={"url": data.url},
+        )  # fmt: skip
+    return result

@@ -1,0 +1,481 @@
+"""Organization -> locations (physical addresses) -> TSEs -> registers.
+
+The law wants one TSE per physical location (AEAO zu §146a, Nr. 1.6 / the BMF's
+"Kassensicherungsverordnung" FAQ: a TSE serves the registers of one place of
+business). A branch at the *same* address may use the main site's TSE only after
+an explicit confirmation, which is recorded (Loco-Soft's multi-site rules). Giving
+a register of one location another location's TSE is refused with
+``E_SITE_CROSS_LOCATION``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+
+from opentse.errors import ConflictError, NotFoundError, ProtocolError, StateError
+from opentse.ops import protocol
+from opentse.ops.store import DEFAULT_CAPACITY, OpsContext
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+    tax_number: str
+    svc_org_id: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    id: str
+    org_id: str
+    name: str
+    street: str
+    postal_code: str
+    city: str
+    country: str
+    address_key: str
+    created_at: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.street}, {self.postal_code} {self.city}, {self.country}"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteTSE:
+    tse_id: str
+    location_id: str
+    capacity: int
+    hardware_version: str
+    software_version: str
+    interface_type: str
+    connection_url: str
+    status: str
+    replaced_by: str | None
+    assigned_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    tse_id: str
+    location_id: str
+    confirmed_by: str
+    confirmation: str
+    confirmed_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRow:
+    register_id: str
+    location_id: str
+    tse_id: str | None
+    model: str
+    hardware_version: str
+    software_version: str
+    created_at: int
+    assigned_at: int | None
+
+
+_ABBREV = ((r"strasse\b", "str"), (r"str\.", "str"), (r"\bstr\b", "str"))
+
+
+def address_key(street: str, postal_code: str, city: str, country: str = "DE") -> str:
+    """A comparison key for "the same physical address": case, accents, spacing,
+    punctuation and the Straße/Str. spelling do not matter."""
+
+    def norm(text: str) -> str:
+        text = text.strip().lower().replace("ß", "ss")
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+        for pattern, repl in _ABBREV:
+            text = re.sub(pattern, repl, text)
+        return re.sub(r"[^a-z0-9]", "", text)
+
+    return "|".join(norm(p) for p in (street, postal_code, city, country or "DE"))
+
+
+def _required(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ProtocolError(f"{what} is required", code="E_SITE_FIELD_REQUIRED")
+    return value.strip()
+
+
+# --- organizations and locations ---------------------------------------------------
+
+
+def create_organization(
+    ctx: OpsContext,
+    name: str,
+    *,
+    tax_number: str = "",
+    svc_org_id: str | None = None,
+    actor: str = "",
+    org_id: str | None = None,
+) -> Organization:
+    org = Organization(
+        org_id or str(uuid.uuid4()), _required(name, "name"), tax_number, svc_org_id, ctx.now()
+    )
+    with ctx.db.tx() as c:
+        c.execute(
+            "INSERT INTO ops_organizations(id, name, tax_number, svc_org_id, created_at)"
+            " VALUES (?,?,?,?,?)",
+            (org.id, org.name, org.tax_number, org.svc_org_id, org.created_at),
+        )
+        protocol.append(
+            c, org.created_at, protocol.ORG_CREATED, org_id=org.id, actor=actor,
+            details={"name": org.name},
+        )  # fmt: skip
+    return org
+
+
+def get_organization(ctx: OpsContext, org_id: str) -> Organization:
+    row = ctx.db.one(
+        "SELECT id, name, tax_number, svc_org_id, created_at FROM ops_organizations WHERE id=?",
+        (org_id,),
+    )
+    if row is None:
+        raise NotFoundError(f"organization {org_id!r} not found", code="E_SITE_ORG_NOT_FOUND")
+    return Organization(*row)
+
+
+def organizations(ctx: OpsContext) -> list[Organization]:
+    return [
+        Organization(*r)
+        for r in ctx.db.rows(
+            "SELECT id, name, tax_number, svc_org_id, created_at FROM ops_organizations"
+            " ORDER BY created_at, id"
+        )
+    ]
+
+
+_LOC_COLS = "id, org_id, name, street, postal_code, city, country, address_key, created_at"
+
+
+def create_location(
+    ctx: OpsContext,
+    org_id: str,
+    name: str,
+    *,
+    street: str,
+    postal_code: str,
+    city: str,
+    country: str = "DE",
+    actor: str = "",
+) -> Location:
+    get_organization(ctx, org_id)
+    loc = Location(
+        str(uuid.uuid4()),
+        org_id,
+        _required(name, "name"),
+        _required(street, "street"),
+        _required(postal_code, "postal code"),
+        _required(city, "city"),
+        country or "DE",
+        address_key(street, postal_code, city, country),
+        ctx.now(),
+    )
+    with ctx.db.tx() as c:
+        c.execute(
+            f"INSERT INTO ops_locations({_LOC_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                loc.id, loc.org_id, loc.name, loc.street, loc.postal_code, loc.city,
+                loc.country, loc.address_key, loc.created_at,
+            ),
+        )  # fmt: skip
+        protocol.append(
+            c, loc.created_at, protocol.LOCATION_CREATED, org_id=org_id, location_id=loc.id,
+            actor=actor, details={"name": loc.name, "address": loc.address},
+        )  # fmt: skip
+    return loc
+
+
+def get_location(ctx: OpsContext, location_id: str) -> Location:
+    row = ctx.db.one(f"SELECT {_LOC_COLS} FROM ops_locations WHERE id=?", (location_id,))
+    if row is None:
+        raise NotFoundError(f"location {location_id!r} not found", code="E_SITE_LOCATION_NOT_FOUND")
+    return Location(*row)
+
+
+def locations(ctx: OpsContext, org_id: str | None = None) -> list[Location]:
+    sql = f"SELECT {_LOC_COLS} FROM ops_locations"
+    args: tuple[str, ...] = ()
+    if org_id is not None:
+        sql += " WHERE org_id=?"
+        args = (org_id,)
+    return [Location(*r) for r in ctx.db.rows(sql + " ORDER BY created_at, id", args)]
+
+
+# --- TSEs --------------------------------------------------------------------------
+
+_TSE_COLS = (
+    "tse_id, location_id, capacity, hardware_version, software_version, interface_type,"
+    " connection_url, status, replaced_by, assigned_at"
+)
+
+
+def assign_tse(
+    ctx: OpsContext,
+    tse_id: str,
+    location_id: str,
+    *,
+    capacity: int = DEFAULT_CAPACITY,
+    hardware_version: str = "",
+    software_version: str = "",
+    interface_type: str = "",
+    connection_url: str = "",
+    actor: str = "",
+) -> SiteTSE:
+    """Place an existing engine TSE at its (one) home location."""
+    ctx.service.require(tse_id)
+    loc = get_location(ctx, location_id)
+    if capacity < 1:
+        raise ProtocolError("capacity must be at least 1 signature", code="E_SITE_CAPACITY")
+    if find_tse(ctx, tse_id) is not None:
+        raise ConflictError(
+            f"TSE {tse_id!r} already belongs to a location", code="E_SITE_TSE_ASSIGNED"
+        )
+    if not software_version:
+        from opentse import __version__
+
+        software_version = f"opentse {__version__}"
+    row = SiteTSE(
+        tse_id, location_id, capacity, hardware_version or "software TSE (no hardware)",
+        software_version, interface_type or "HTTP (fiskaly SIGN DE v2 API)", connection_url,
+        "active", None, ctx.now(),
+    )  # fmt: skip
+    with ctx.db.tx() as c:
+        c.execute(
+            f"INSERT INTO ops_tses({_TSE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                row.tse_id, row.location_id, row.capacity, row.hardware_version,
+                row.software_version, row.interface_type, row.connection_url, row.status,
+                row.replaced_by, row.assigned_at,
+            ),
+        )  # fmt: skip
+        protocol.append(
+            c, row.assigned_at, protocol.TSE_ASSIGNED, org_id=loc.org_id,
+            location_id=location_id, tse_id=tse_id, actor=actor,
+            details={"capacity": capacity, "interface_type": row.interface_type},
+        )  # fmt: skip
+    return row
+
+
+def find_tse(ctx: OpsContext, tse_id: str) -> SiteTSE | None:
+    row = ctx.db.one(f"SELECT {_TSE_COLS} FROM ops_tses WHERE tse_id=?", (tse_id,))
+    return SiteTSE(*row) if row else None
+
+
+def get_tse(ctx: OpsContext, tse_id: str) -> SiteTSE:
+    found = find_tse(ctx, tse_id)
+    if found is None:
+        raise NotFoundError(
+            f"TSE {tse_id!r} is not assigned to a location", code="E_SITE_TSE_UNASSIGNED"
+        )
+    return found
+
+
+def site_tses(ctx: OpsContext, location_id: str | None = None) -> list[SiteTSE]:
+    sql = f"SELECT {_TSE_COLS} FROM ops_tses"
+    args: tuple[str, ...] = ()
+    if location_id is not None:
+        sql += " WHERE location_id=?"
+        args = (location_id,)
+    return [SiteTSE(*r) for r in ctx.db.rows(sql + " ORDER BY assigned_at, tse_id", args)]
+
+
+def update_tse(ctx: OpsContext, tse_id: str, **fields: object) -> SiteTSE:
+    """Change descriptive columns (connection_url, status, replaced_by ...)."""
+    allowed = {
+        "connection_url", "status", "replaced_by", "hardware_version", "software_version",
+        "interface_type", "capacity",
+    }  # fmt: skip
+    bad = set(fields) - allowed
+    if bad:
+        raise ProtocolError(f"unknown TSE fields {sorted(bad)}", code="E_SITE_FIELD")
+    get_tse(ctx, tse_id)
+    if fields:
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with ctx.db.tx() as c:
+            c.execute(f"UPDATE ops_tses SET {sets} WHERE tse_id=?", (*fields.values(), tse_id))
+    return get_tse(ctx, tse_id)
+
+
+def share_tse(
+    ctx: OpsContext,
+    tse_id: str,
+    location_id: str,
+    *,
+    confirmed_by: str,
+    confirmation: str,
+) -> Share:
+    """Let a second location at the same address use ``tse_id``: only with a named
+    person's explicit confirmation, which is stored and written to the protocol."""
+    home = get_location(ctx, get_tse(ctx, tse_id).location_id)
+    other = get_location(ctx, location_id)
+    if other.id == home.id:
+        raise ProtocolError("the TSE already belongs to this location", code="E_SITE_SHARE_SELF")
+    if other.address_key != home.address_key:
+        raise StateError(
+            f"location {other.name!r} ({other.address}) is not at the TSE's address "
+            f"({home.address}): one TSE per physical location",
+            code="E_SITE_ADDRESS_MISMATCH",
+        )
+    share = Share(
+        tse_id,
+        location_id,
+        _required(confirmed_by, "the confirming person"),
+        _confirmation(confirmation),
+        ctx.now(),
+    )
+    with ctx.db.tx() as c:
+        c.execute(
+            "INSERT INTO ops_tse_shares(tse_id, location_id, confirmed_by, confirmation,"
+            " confirmed_at) VALUES (?,?,?,?,?)",
+            (tse_id, location_id, share.confirmed_by, share.confirmation, share.confirmed_at),
+        )
+        protocol.append(
+            c, share.confirmed_at, protocol.TSE_SHARED, org_id=other.org_id,
+            location_id=location_id, tse_id=tse_id, actor=share.confirmed_by,
+            details={"home_location": home.id, "confirmation": share.confirmation,
+                     "address": home.address},
+        )  # fmt: skip
+    return share
+
+
+def _confirmation(text: str) -> str:
+    if not isinstance(text, str) or len(text.strip()) < 10:
+        raise ProtocolError(
+            "sharing a TSE needs an explicit written confirmation (at least 10 characters)",
+            code="E_SITE_CONFIRMATION_REQUIRED",
+        )
+    return text.strip()
+
+
+def shares(ctx: OpsContext, tse_id: str | None = None) -> list[Share]:
+    sql = "SELECT tse_id, location_id, confirmed_by, confirmation, confirmed_at FROM ops_tse_shares"
+    args: tuple[str, ...] = ()
+    if tse_id is not None:
+        sql += " WHERE tse_id=?"
+        args = (tse_id,)
+    return [Share(*r) for r in ctx.db.rows(sql + " ORDER BY confirmed_at", args)]
+
+
+def may_serve(ctx: OpsContext, tse_id: str, location_id: str) -> bool:
+    """True when ``tse_id`` belongs to ``location_id`` or is shared with it."""
+    tse = get_tse(ctx, tse_id)
+    if tse.location_id == location_id:
+        return True
+    return any(s.location_id == location_id for s in shares(ctx, tse_id))
+
+
+# --- registers -----------------------------------------------------------------------
+
+_REG_COLS = (
+    "register_id, location_id, tse_id, model, hardware_version, software_version,"
+    " created_at, assigned_at"
+)
+
+
+def add_register(
+    ctx: OpsContext,
+    register_id: str,
+    location_id: str,
+    *,
+    model: str = "",
+    hardware_version: str = "",
+    software_version: str = "",
+) -> RegisterRow:
+    """A register (its client id / serial number as written into the TSE logs)."""
+    from opentse.engine import rules
+
+    rules.check_client_id(register_id)
+    get_location(ctx, location_id)
+    if find_register(ctx, register_id) is not None:
+        raise ConflictError(f"register {register_id!r} exists", code="E_SITE_REGISTER_EXISTS")
+    row = RegisterRow(
+        register_id, location_id, None, model, hardware_version, software_version, ctx.now(), None
+    )
+    with ctx.db.tx() as c:
+        c.execute(
+            f"INSERT INTO ops_registers({_REG_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                row.register_id, row.location_id, row.tse_id, row.model,
+                row.hardware_version, row.software_version, row.created_at, row.assigned_at,
+            ),
+        )  # fmt: skip
+    return row
+
+
+def find_register(ctx: OpsContext, register_id: str) -> RegisterRow | None:
+    row = ctx.db.one(f"SELECT {_REG_COLS} FROM ops_registers WHERE register_id=?", (register_id,))
+    return RegisterRow(*row) if row else None
+
+
+def get_register(ctx: OpsContext, register_id: str) -> RegisterRow:
+    found = find_register(ctx, register_id)
+    if found is None:
+        raise NotFoundError(f"register {register_id!r} not found", code="E_SITE_REGISTER_NOT_FOUND")
+    return found
+
+
+def registers(
+    ctx: OpsContext, *, location_id: str | None = None, tse_id: str | None = None
+) -> list[RegisterRow]:
+    where: list[str] = []
+    args: list[str] = []
+    if location_id is not None:
+        where.append("location_id=?")
+        args.append(location_id)
+    if tse_id is not None:
+        where.append("tse_id=?")
+        args.append(tse_id)
+    sql = f"SELECT {_REG_COLS} FROM ops_registers"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return [RegisterRow(*r) for r in ctx.db.rows(sql + " ORDER BY created_at, register_id", args)]
+
+
+def check_assignment(ctx: OpsContext, register_id: str, tse_id: str) -> RegisterRow:
+    """Raise unless ``register_id`` may use ``tse_id`` (same location or confirmed share)."""
+    reg = get_register(ctx, register_id)
+    tse = get_tse(ctx, tse_id)
+    if tse.status != "active":
+        raise StateError(
+            f"TSE {tse_id!r} is {tse.status}; assign registers to an active TSE",
+            code="E_SITE_TSE_INACTIVE",
+        )
+    if not may_serve(ctx, tse_id, reg.location_id):
+        home = get_location(ctx, tse.location_id)
+        mine = get_location(ctx, reg.location_id)
+        raise StateError(
+            f"register {register_id!r} belongs to location {mine.name!r}, TSE {tse_id!r} to "
+            f"location {home.name!r}: a register may only use its own location's TSE "
+            "(or one shared with it after a recorded confirmation)",
+            code="E_SITE_CROSS_LOCATION",
+        )
+    return reg
+
+
+def assign_register(
+    ctx: OpsContext, register_id: str, tse_id: str, *, actor: str = "", protocol_kind: str = ""
+) -> RegisterRow:
+    """Point a register at a TSE after ``check_assignment``; written to the protocol."""
+    reg = check_assignment(ctx, register_id, tse_id)
+    now = ctx.now()
+    loc = get_location(ctx, reg.location_id)
+    with ctx.db.tx() as c:
+        c.execute(
+            "UPDATE ops_registers SET tse_id=?, assigned_at=? WHERE register_id=?",
+            (tse_id, now, register_id),
+        )
+        protocol.append(
+            c, now, protocol_kind or protocol.REGISTER_ASSIGNED, org_id=loc.org_id,
+            location_id=loc.id, tse_id=tse_id, register_id=register_id, actor=actor,
+            details={"previous_tse": reg.tse_id or ""},
+        )  # fmt: skip
+    return get_register(ctx, register_id)
