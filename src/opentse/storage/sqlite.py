@@ -83,6 +83,7 @@ def _configure(conn: sqlite3.Connection, writer: bool, timeout: float) -> None:
         if str(mode).lower() != "wal":
             raise StorageError(f"WAL journal not available ({mode})", code="E_STORAGE")
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA fullfsync = ON")  # macOS: flush the drive cache too
     else:
         conn.execute("PRAGMA query_only = ON")
 
@@ -519,7 +520,8 @@ class _LockedView:
         """Persist ``state`` (with ``version`` bumped, set on the object too).
 
         Its signature_counter must be the last stored one (TR-03151: the counter
-        counts every signature; state and logs never disagree).
+        counts every signature; state and logs never disagree). The writer keeps this
+        very object as its cached state: change it after ``save`` only to save again.
         """
         self._check_open()
         if state.tse_id != self._tse_id:
