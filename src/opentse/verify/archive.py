@@ -79,6 +79,8 @@ class LoadedExport:
     info_files: list[str] = field(default_factory=list)
     parse_errors: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # decoded logs per serial (hex) in counter order; computed once by the checks
+    by_serial: dict[str, list[LogEntry]] | None = None
 
 
 def member_label(source: Path, name: str, several: bool) -> str:

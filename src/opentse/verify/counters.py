@@ -34,14 +34,18 @@ class SerialSummary:
 
 
 def logs_by_serial(export: LoadedExport) -> dict[str, list[LogEntry]]:
-    """Decoded logs per serial (hex), sorted by signature counter."""
+    """Decoded logs per serial (hex), sorted by signature counter (cached on the export:
+    the checks run after loading, and do not change the logs)."""
+    if export.by_serial is not None:
+        return export.by_serial
     groups: dict[str, list[LogEntry]] = defaultdict(list)
     for entry in export.logs:
         if entry.message is not None:
             groups[entry.message.serial_number.hex()].append(entry)
     for entries in groups.values():
         entries.sort(key=lambda e: (e.message.signature_counter if e.message else 0, e.file))
-    return dict(groups)
+    export.by_serial = dict(groups)
+    return export.by_serial
 
 
 def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list[Finding]]:

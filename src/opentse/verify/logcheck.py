@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -50,7 +50,7 @@ Progress = Callable[[int], None]
 Points = dict[bytes, bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogResult:
     """What one log yields. ``signature_ok`` is None when no certificate holds the key
     (or the log could not be decoded); ``problem`` is the decoder's complaint."""
@@ -109,23 +109,51 @@ class SignatureChecker:
 _CHECKER = SignatureChecker()
 
 
-def check_log(name: str, data: bytes, points: Points) -> LogResult:
-    """Decode one log member, parse its name, verify it if its key is known."""
+# (point, algorithm OID, signed data, signature): all a worker needs, cheap to pickle
+Task = tuple[bytes, str, bytes, bytes]
+
+
+def decode_log(name: str, data: bytes, points: Points) -> tuple[LogResult, Task | None]:
+    """Decode one log member and parse its name; the signature task if its key is
+    known (``signature_ok`` of the result is filled in by whoever runs the task)."""
     parsed = parse_log_filename(name)
     try:
         msg = decode_log_message(data)
     except (OpenTSEError, ValueError) as exc:
-        return LogResult(None, parsed, str(exc), None)
+        return LogResult(None, parsed, str(exc), None), None
     point = points.get(msg.serial_number)
     if point is None or msg.signed_data is None:
-        return LogResult(msg, parsed, None, None)
-    ok = _CHECKER.verify(point, msg.signature_algorithm, msg.signed_data, msg.signature_value)
-    return LogResult(msg, parsed, None, ok)
+        return LogResult(msg, parsed, None, None), None
+    task = (point, msg.signature_algorithm, msg.signed_data, msg.signature_value)
+    return LogResult(msg, parsed, None, None), task
 
 
-def check_chunk(items: Sequence[tuple[str, bytes]], points: Points) -> list[LogResult]:
-    """A chunk in this process (also the worker entry point)."""
-    return [check_log(name, data, points) for name, data in items]
+def verify_chunk(tasks: Sequence[Task]) -> list[bool]:
+    """Signature checks of one chunk (the worker entry point)."""
+    return [_CHECKER.verify(*task) for task in tasks]
+
+
+def _decode_chunk(
+    items: Sequence[tuple[str, bytes]], points: Points
+) -> tuple[list[LogResult], list[int], list[Task]]:
+    results: list[LogResult] = []
+    positions: list[int] = []
+    tasks: list[Task] = []
+    for name, data in items:
+        result, task = decode_log(name, data, points)
+        if task is not None:
+            positions.append(len(results))
+            tasks.append(task)
+        results.append(result)
+    return results, positions, tasks
+
+
+def _with_signatures(
+    results: list[LogResult], positions: list[int], oks: list[bool]
+) -> list[LogResult]:
+    for position, ok in zip(positions, oks, strict=True):
+        results[position].signature_ok = ok
+    return results
 
 
 def check_logs(
@@ -135,21 +163,30 @@ def check_logs(
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> list[LogResult]:
-    """Every log, on every core when there are many; results keep the input order."""
+    """Every log; results keep the input order and do not depend on ``workers``.
+
+    With several workers this process decodes chunk after chunk while the workers
+    verify the chunks already decoded: only bytes cross the process boundary
+    (pickling decoded log objects would cost more than decoding them again).
+    """
     if workers is None:
         workers = (os.cpu_count() or 1) if len(items) > PARALLEL_THRESHOLD else 1
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    results: list[LogResult] = []
+    out: list[LogResult] = []
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
-            results.extend(check_chunk(chunk, points))
+            results, positions, tasks = _decode_chunk(chunk, points)
+            out.extend(_with_signatures(results, positions, verify_chunk(tasks)))
             if progress is not None:
                 progress(len(chunk))
-        return results
+        return out
+    pending: list[tuple[list[LogResult], list[int], Future[list[bool]]]] = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(check_chunk, chunk, points) for chunk in chunks]
-        for chunk, future in zip(chunks, futures, strict=True):
-            results.extend(future.result())
+        for chunk in chunks:
+            results, positions, tasks = _decode_chunk(chunk, points)
+            pending.append((results, positions, pool.submit(verify_chunk, tasks)))
+        for results, positions, future in pending:
+            out.extend(_with_signatures(results, positions, future.result()))
             if progress is not None:
-                progress(len(chunk))
-    return results
+                progress(len(results))
+    return out
