@@ -3,6 +3,7 @@ dialect, wrong VAT rates, missing files and keys."""
 
 from __future__ import annotations
 
+import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,10 +13,14 @@ from pathlib import Path
 
 import pytest
 from dsfinvk_support import BERLIN, DayBuilder, FakeTSE, demo_day
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opentse.formats.dsfinvk.check import Finding, check_export
 from opentse.formats.dsfinvk.export import write_export
 from opentse.formats.dsfinvk.model import Line, Payment, VatAmount, VatRate
+
+CLOSING = demo_day()
 
 
 @pytest.fixture
@@ -293,3 +298,23 @@ def test_mandatory_fields(export: Path) -> None:
     # the outage receipt without its failure text now lacks every TSE field
     assert ("E_CSV_MANDATORY", "transactions_tse.csv", "TSE_TA_SIG") in found
     assert ("E_TSE_NO_SIGNATURE", "transactions_tse.csv", None) in found
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data())
+def test_damaged_exports_give_findings_not_exceptions(data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_export([CLOSING], Path(tmp) / "e")
+        names = sorted(p.name for p in folder.iterdir())
+        for _ in range(data.draw(st.integers(1, 3))):
+            path = folder / data.draw(st.sampled_from(names))
+            raw = path.read_bytes()
+            start = data.draw(st.integers(0, len(raw)))
+            length = data.draw(st.integers(0, 40))
+            junk = data.draw(
+                st.binary(max_size=20)
+                | st.text(';",.\r\n0123456789ABZ-', max_size=20).map(str.encode)
+            )
+            path.write_bytes(raw[:start] + junk + raw[start + length :])
+        findings = check_export(folder)
+        assert all(isinstance(f, Finding) and f.code for f in findings)

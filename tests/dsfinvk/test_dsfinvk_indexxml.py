@@ -90,3 +90,5 @@ def test_reader_refuses_entities_and_garbage() -> None:
         read_index_xml(b"<DataSet><Media>")
     with pytest.raises(FormatError):
         read_index_xml(b"<Other/>")
+    with pytest.raises(FormatError):  # found by the damage test: unknown encoding name
+        read_index_xml(b'<?xml version="1.0" encoding="TF-8"?><DataSet/>')

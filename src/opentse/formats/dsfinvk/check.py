@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -97,6 +98,10 @@ class _Source:
                 return self.zip.read(self.prefix + name)
             except KeyError:
                 return None
+            except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+                raise FormatError(
+                    f"{name}: cannot be read from the ZIP ({exc})", code="E_EXPORT_ZIP"
+                ) from None
         file = self.path / name
         return file.read_bytes() if file.is_file() else None
 
@@ -116,7 +121,10 @@ def check_export(path: Path | str) -> list[Finding]:
         return [Finding("E_EXPORT_ZIP", str(path), "neither a folder nor a ZIP file")]
     try:
         checker = _Checker(source)
-        checker.run()
+        try:
+            checker.run()
+        except FormatError as exc:  # a file of the ZIP cannot be read at all
+            checker.add(exc.code, str(path), exc.message)
         return checker.findings
     finally:
         source.close()
@@ -186,7 +194,8 @@ class _Checker:
             if table is None:
                 self.add("E_TABLE_MISSING", INDEX_NAME, f"{official.file} is not declared")
                 continue
-            self._compare_table(official, table)
+            if not self._compare_table(official, table):
+                continue
             dialect = index.dialects[table.file]
             if dialect.decimal_symbol != DECIMAL_SYMBOL:
                 self.add(
@@ -220,7 +229,9 @@ class _Checker:
         self._check_vat_rates()
         self._check_signatures()
 
-    def _compare_table(self, official: Table, table: Table) -> None:
+    def _compare_table(self, official: Table, table: Table) -> bool:
+        """False when the declared columns are not the official ones (the file is then
+        not read: cross-file rules need the official columns)."""
         want = official.columns
         if official.file == "tse.csv":
             extra = len(table.columns) - len(want)
@@ -229,7 +240,7 @@ class _Checker:
             self.add(
                 "E_INDEX_COLUMNS", INDEX_NAME, f"{table.file}: columns differ from DSFinV-K 2.4"
             )
-            return
+            return False
         for mine, theirs in zip(table.columns, want, strict=True):
             if (mine.type, mine.max_length, mine.accuracy) != (
                 theirs.type,
@@ -242,6 +253,7 @@ class _Checker:
                     f"{table.file} {mine.name}: type/length/accuracy differ from DSFinV-K",
                     column=mine.name,
                 )
+        return True
 
     def _read_table(self, table: Table) -> None:
         data = self.source.read(table.file)
@@ -586,7 +598,7 @@ class _Checker:
     def _check_vat_rates(self) -> None:
         rates = self._rates()
         for line, row in self.get("vat.csv"):
-            key = int(row["UST_SCHLUESSEL"] or 0)
+            key = _int(row["UST_SCHLUESSEL"])
             if key < T.FIRST_INDIVIDUAL_VAT_KEY and not any(p.key == key for p in T.VAT_PERIODS):
                 self.add("E_VAT_KEY", "vat.csv", f"{key} is no VAT key of Anlage 2", line)
         ends: dict[tuple[str, ...], datetime] = {}
@@ -763,7 +775,7 @@ class _Checker:
             if process_type == pd.PROCESS_TYPE_KASSENBELEG:
                 gross: dict[int, Decimal] = defaultdict(lambda: ZERO)
                 for ln, r in vat_rows:
-                    slot = T.vat_slot(int(r["UST_SCHLUESSEL"] or 0))
+                    slot = T.vat_slot(_int(r["UST_SCHLUESSEL"]))
                     if slot is None:
                         self.add(
                             "E_PROCESSDATA_VAT_KEY",
@@ -836,6 +848,11 @@ class _Checker:
             except OpenTSEError as exc:
                 last = exc.message
         return last
+
+
+def _int(text: str) -> int:
+    """A Numeric key field as int; 0 when empty or not an integer (reported elsewhere)."""
+    return int(text) if text.isdigit() else 0
 
 
 def _log_time(time_format: str, end: datetime) -> LogTime:

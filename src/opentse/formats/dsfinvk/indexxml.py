@@ -263,7 +263,7 @@ def read_index_xml(data: bytes) -> IndexXml:
     match = _DOCTYPE.search(data[:4096])
     try:
         root = ET.fromstring(data)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: bad encoding name
         raise _bad(f"not well-formed XML ({exc})") from None
     if root.tag != "DataSet":
         raise _bad(f"root element is {root.tag}, not DataSet")
