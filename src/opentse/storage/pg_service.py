@@ -2,7 +2,8 @@
 
 ``PgServiceStore`` reuses every query of ``ServiceStore`` unchanged and swaps its
 connection handling: statements borrow a connection from a small psycopg pool
-(autocommit), ``_tx`` holds one connection for a transaction. The SQL is SQLite
+(autocommit), ``_tx`` holds one connection for a transaction; psycopg errors are
+raised as the matching ``sqlite3`` classes, which ServiceStore already handles. The SQL is SQLite
 flavoured; ``translate`` maps the few differences (``?`` placeholders, ``BEGIN
 IMMEDIATE``, an alias for the derived table of ``_page``). ``rowid`` ordering works
 because migration ``postgresql/0002_service.sql`` gives every table a ``rowid``
@@ -14,8 +15,9 @@ store of an installation, so the server and ``opentse apikey`` need one call.
 
 from __future__ import annotations
 
+import os
 import re
-import threading
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,6 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from opentse.errors import StorageError
 from opentse.server.service_store import ServiceStore
 from opentse.storage.postgres import PostgresStore, migrate
 
@@ -88,13 +89,14 @@ def _run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> _Res
     return _Result(rows, cursor.rowcount)
 
 
-def _translate_error(exc: psycopg.Error) -> Exception:
-    """Integrity errors keep their meaning for callers that catch sqlite3's."""
-    import sqlite3
-
-    if isinstance(exc, psycopg.errors.IntegrityError):
-        return sqlite3.IntegrityError(str(exc))
-    return StorageError(f"PostgreSQL failed in the service store: {exc}", code="E_STORAGE")
+def _translate_error(exc: psycopg.Error) -> sqlite3.Error:
+    """psycopg errors as the sqlite3 classes ServiceStore and its callers handle."""
+    text = f"PostgreSQL: {str(exc).strip()}"
+    if isinstance(exc, psycopg.IntegrityError):
+        return sqlite3.IntegrityError(text)
+    if isinstance(exc, psycopg.OperationalError):
+        return sqlite3.OperationalError(text)
+    return sqlite3.DatabaseError(text)
 
 
 class PgServiceStore(ServiceStore):
@@ -113,30 +115,42 @@ class PgServiceStore(ServiceStore):
             name="opentse-service",
         )
         self._pg_pool.open(wait=True, timeout=30.0)
-        self._lock = threading.Lock()
-        self._all = []
-        self._closed = False
+        self._pg_closed = False
+        try:
+            super().__init__(Path(os.devnull))  # no file: every query goes to the pool
+        except BaseException:
+            self._pg_pool.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Done in ``__init__`` (``storage.postgres.migrate``, PostgreSQL dialect)."""
 
     def _conn(self) -> Any:
-        if self._closed:
-            raise StorageError("the service store is closed", code="E_STORE_CLOSED")
+        if self._pg_closed:
+            raise sqlite3.ProgrammingError("the service store is closed")
         return _Conn(self._pg_pool)
 
     @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        if self._closed:
-            raise StorageError("the service store is closed", code="E_STORE_CLOSED")
-        with self._pg_pool.connection() as conn:
-            try:
-                with conn.transaction():
-                    yield _Conn(self._pg_pool, conn)
-            except psycopg.Error as exc:  # the COMMIT itself failed
-                raise _translate_error(exc) from exc
+    def _tx(self, *, durable: bool = False) -> Iterator[Any]:
+        """One transaction on one connection; not ``durable`` ones (index rows, which
+        the logs can rebuild) commit without waiting for the disk."""
+        if self._pg_closed:
+            raise sqlite3.ProgrammingError("the service store is closed")
+        try:
+            with self._pg_pool.connection() as conn, conn.transaction():
+                if not durable:
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                yield _Conn(self._pg_pool, conn)
+        except psycopg.Error as exc:  # BEGIN or COMMIT failed
+            raise _translate_error(exc) from exc
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._pg_pool.close()
+        """Drain the base class's index writer, then close the pool. Idempotent."""
+        if self._pg_closed:
+            return
+        super().close()
+        self._pg_closed = True
+        self._pg_pool.close()
 
 
 def open_service_store(installation: Any, data_dir: Path) -> ServiceStore:
