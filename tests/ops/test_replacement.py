@@ -1,0 +1,131 @@
+"""Replacing a full TSE and a defective one: every step, in order, in the protocol."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import PIN, ready_tse, sell
+
+from opentse.errors import OpenTSEError
+from opentse.ops import archive, lifetime, protocol, replacement, sites, status
+from opentse.ops.store import OpsContext
+
+STEPS = [
+    protocol.REPLACE_STARTED,
+    protocol.PIN_CHANGED,
+    protocol.TSE_ASSIGNED,
+    protocol.REPLACE_NEW_TSE,
+    protocol.REPLACE_REGISTER_MOVED,
+    protocol.REPLACE_REGISTER_MOVED,
+    protocol.REPLACE_OLD_EXPORTED,
+    protocol.REPLACE_EXPORT_VERIFIED,
+    protocol.REPLACE_EXPORT_ARCHIVED,
+    protocol.REPLACE_OLD_DISABLED,
+]
+
+
+def _site(ops: OpsContext, capacity: int) -> sites.Location:
+    org = sites.create_organization(ops, "Bäckerei Korn")
+    loc = sites.create_location(
+        ops, org.id, "Laden", street="Ringstraße 4", postal_code="50667", city="Köln"
+    )
+    ready_tse(ops, "old", "K1", "K2")
+    sites.assign_tse(ops, "old", loc.id, capacity=capacity)
+    for reg in ("K1", "K2"):
+        sites.add_register(ops, reg, loc.id)
+        sites.assign_register(ops, reg, "old")
+    return loc
+
+
+def _replace_steps(ops: OpsContext) -> list[str]:
+    start = next(e.seq for e in protocol.entries(ops.db) if e.kind == protocol.REPLACE_STARTED)
+    return [e.kind for e in protocol.entries(ops.db) if e.seq >= start]
+
+
+def test_replace_full_tse(ops: OpsContext) -> None:
+    loc = _site(ops, capacity=20)
+    while ops.service.get("old").state.signature_counter < 20:
+        sell(ops, "old", "K1")
+    (st,) = status.all_status(ops, "old")
+    assert [(w.kind, w.level) for w in st.warnings] == [(lifetime.CAPACITY, "critical")]
+    with pytest.raises(OpenTSEError) as exc:
+        replacement.replace_tse(ops, "old", "new", new_admin_pin="654321")
+    assert exc.value.code == "E_REPLACE_PIN_REQUIRED"
+
+    done = replacement.replace_tse(
+        ops, "old", "new", new_admin_pin="654321", old_admin_pin=PIN, reason="capacity"
+    )
+    assert _replace_steps(ops) == [
+        *STEPS, protocol.REPLACE_FINAL_EXPORT, protocol.REPLACE_DONE
+    ]  # fmt: skip
+    old = ops.service.get("old").state
+    assert old.lifecycle.value == "DISABLED"
+    # the archived export was verified before the disable, the final one covers it all
+    assert done.export.verified_ok and done.final_export is not None
+    assert done.final_export.verified_ok
+    assert done.export.last_counter is not None
+    assert done.final_export.last_counter == old.signature_counter > done.export.last_counter
+    with tarfile.open(done.final_export.path) as tar:
+        names = tar.getnames()
+    assert any("Disable" in n or "disable" in n.lower() for n in names), names
+    assert [e.id for e in archive.exports(ops, "old")] == [done.export.id, done.final_export.id]
+    verified = protocol.entries(ops.db, kinds=(protocol.REPLACE_EXPORT_VERIFIED,))[0]
+    assert verified.details["ok"] is True and verified.details["export_id"] == done.export.id
+    disabled = protocol.entries(ops.db, kinds=(protocol.REPLACE_OLD_DISABLED,))[0]
+    assert disabled.details["signed"] is True and disabled.seq > verified.seq
+    # registers moved, the new TSE signs for them at the same location
+    assert {r.register_id: r.tse_id for r in sites.registers(ops)} == {"K1": "new", "K2": "new"}
+    assert sites.get_tse(ops, "new").location_id == loc.id
+    assert sites.get_tse(ops, "old").status == "replaced"
+    assert sites.get_tse(ops, "old").replaced_by == "new"
+    sell(ops, "new", "K2")
+    new = ops.service.get("new").state
+    assert new.lifecycle.value == "INITIALIZED" and new.transaction_counter == 1
+    with pytest.raises(OpenTSEError):
+        sell(ops, "old", "K1")
+    assert done.admin_puk and Path(done.export.path).exists()
+
+
+def test_replace_defective_tse_without_its_signature(ops: OpsContext) -> None:
+    _site(ops, capacity=1000)
+    sell(ops, "old", "K1", 2)
+    before = ops.service.get("old").state.signature_counter
+    done = replacement.replace_tse(
+        ops, "old", "new", new_admin_pin="654321", defective=True, reason="hardware fault"
+    )
+    assert _replace_steps(ops) == [*STEPS, protocol.REPLACE_DONE]
+    old = ops.service.get("old").state
+    assert old.lifecycle.value == "DEFECTIVE"
+    assert old.signature_counter == before  # the old TSE signed nothing more
+    assert done.export.verified_ok and done.final_export is None
+    assert done.export.last_counter == before
+    disabled = protocol.entries(ops.db, kinds=(protocol.REPLACE_OLD_DISABLED,))[0]
+    assert disabled.details == {"signed": False, "state": "DEFECTIVE"}
+    assert sites.get_tse(ops, "old").status == "defective"
+    sell(ops, "new", "K1")
+
+
+def test_no_disable_when_export_does_not_verify(
+    ops: OpsContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _site(ops, capacity=1000)
+    real = archive.verification_summary
+
+    def tampering(path: Path) -> dict[str, object]:
+        with tarfile.open(path) as tar:
+            last = tar.getmembers()[-1]  # a log message: flip a byte of its signature
+        data = bytearray(path.read_bytes())
+        data[last.offset_data + last.size - 5] ^= 0xFF
+        path.write_bytes(bytes(data))
+        return real(path)
+
+    monkeypatch.setattr(archive, "verification_summary", tampering)
+    with pytest.raises(OpenTSEError) as exc:
+        replacement.replace_tse(ops, "old", "new", new_admin_pin="654321", old_admin_pin=PIN)
+    assert exc.value.code == "E_REPLACE_EXPORT_NOT_VERIFIED"
+    assert ops.service.get("old").state.lifecycle.value == "INITIALIZED"
+    kinds = _replace_steps(ops)
+    assert protocol.REPLACE_OLD_DISABLED not in kinds
+    assert kinds[-1] == protocol.REPLACE_EXPORT_ARCHIVED
