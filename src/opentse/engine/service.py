@@ -20,9 +20,6 @@ Slow secret hashing (scrypt) happens between locked steps, never inside one.
 from __future__ import annotations
 
 import dataclasses
-import re
-import secrets
-import string
 import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
@@ -30,11 +27,10 @@ from typing import IO, Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from opentse.crypto import keys
 from opentse.crypto import secrets as secret_hash
 from opentse.crypto.ca import LocalCA
 from opentse.engine import export as export_mod
-from opentse.engine import rules, tse, users
+from opentse.engine import provision, rules, tse, users
 from opentse.engine.keyring import Keyring
 from opentse.engine.ports import Clock, LockedTSE, LogFilter, StoredLog, TSERecord, TSEStore
 from opentse.engine.results import (
@@ -50,19 +46,13 @@ from opentse.engine.state import Lifecycle, TSEState
 from opentse.errors import NotFoundError, OpenTSEError, ProtocolError, StateError
 from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import TransactionLogData
-from opentse.tr03151.logtime import TimeFormat
 from opentse.tr03151.oids import LogType
 
 R = TypeVar("R")
 Step = Callable[[TSEContext, TSEState, int], Outcome[R]]
 
 CERTIFICATE_DAYS = 365 * 5
-_TSE_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
-_PUK_ALPHABET = string.ascii_letters + string.digits
-
-
-def generate_puk(length: int = 16) -> str:
-    return "".join(secrets.choice(_PUK_ALPHABET) for _ in range(length))
+generate_puk = provision.generate_puk  # kept importable from here
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -216,60 +206,25 @@ class TSEService:
     ) -> CreatedTSE:
         """A new TSE in state CREATED: key pair (encrypted at rest), certificate from
         the local CA (if any), PUKs for admin and timeadmin returned once."""
-        if _TSE_ID.fullmatch(tse_id) is None:
-            raise ProtocolError(
-                "TSE id must be 1-100 characters of A-Z a-z 0-9 . _ : -", code="E_TSS_ID_INVALID"
-            )
-        if curve not in keys.CURVES:
-            raise ProtocolError(
-                f"unsupported curve {curve!r}; use one of {', '.join(keys.CURVES)}",
-                code="E_CURVE_INVALID",
-            )
-        try:
-            fmt = TimeFormat(time_format)
-        except ValueError:
-            raise ProtocolError(
-                f"unknown time format {time_format!r}", code="E_TIME_FORMAT_INVALID"
-            ) from None
-        admin_puk = admin_puk or generate_puk()
-        timeadmin_puk = timeadmin_puk or generate_puk()
-        for puk in (admin_puk, timeadmin_puk):
-            rules.check_new_secret(puk, kind="puk", minimum=rules.MIN_PUK)
-        now = self.clock.now()
-        key = private_key or keys.generate_private_key(curve)
-        point = keys.public_key_point(key)
-        serial = keys.serial_number(point)
-        alg = algorithm or keys.default_algorithm(curve)
-        chain: tuple[bytes, ...] = ()
-        if self.ca is not None:
-            cert = self.ca.issue_tse_certificate(
-                key.public_key(), serial.hex(), now, self.certificate_days
-            )
-            chain = (cert, *self.ca.chain())
-        record = TSERecord(
-            tse_id=tse_id,
-            serial_number=serial,
+        created, signer = provision.new_tse(
+            tse_id,
             curve=curve,
-            signature_algorithm=alg,
-            time_format=fmt.value,
-            public_key_point=point,
-            encrypted_private_key=self.keyring.encrypt(key),
-            certificate_chain=chain,
-            created_at=now,
-            owner=owner,
-            extra=dict(extra or {}),
-        )
-        state = TSEState(
-            tse_id=tse_id,
+            time_format=time_format,
             description=description,
-            created_at=now,
-            users=users.new_users(
-                secret_hash.hash_secret(admin_puk), secret_hash.hash_secret(timeadmin_puk)
-            ),
+            owner=owner,
+            admin_puk=admin_puk,
+            timeadmin_puk=timeadmin_puk,
+            algorithm=algorithm,
+            private_key=private_key,
+            extra=extra,
+            now=self.clock.now(),
+            ca=self.ca,
+            certificate_days=self.certificate_days,
+            encrypt=self.keyring.encrypt,
         )
-        self.store.create_tse(record, state)
-        self.keyring.add(tse_id, keys.PlainSigner(key, alg))
-        return CreatedTSE(record, state, admin_puk, timeadmin_puk)
+        self.store.create_tse(created.record, created.state)
+        self.keyring.add(tse_id, signer)
+        return created
 
     def get(self, tse_id: str) -> TSEInfo:
         record = self.store.get_record(tse_id)

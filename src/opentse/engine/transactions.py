@@ -1,0 +1,234 @@
+"""Transactions (TR-03151 1.0.1 SE API start/update/finishTransaction), pure.
+
+startTransaction numbers from ``transaction_counter + 1``; all checks run before
+numbering, so a refused start consumes no number; a start whose log was stored keeps
+its number even if ErrorCertificateExpired is raised afterwards. A transaction is
+open from Start until Finish (``TX_TRANSITIONS``); update/finish of an unknown or
+finished one is ErrorNoTransaction (``E_TX_NOT_FOUND``), by another client
+ErrorParameterMismatch (``E_TX_CLIENT_MISMATCH``). Limits: fiskaly's 2000 open
+transactions (``E_TX_LIMIT_REACHED``), the codec's processData size, processType a
+PrintableString of at most 100 characters.
+"""
+
+from __future__ import annotations
+
+from opentse.engine import rules
+from opentse.engine.results import SignResult
+from opentse.engine.signing import (
+    Outcome,
+    TSEContext,
+    evolve,
+    expiry_error,
+    next_log_time,
+    sign_log,
+)
+from opentse.engine.state import ClientState, OpenTransaction, TSEState
+from opentse.errors import NotFoundError, ProtocolError, StateError
+from opentse.tr03151 import codec
+from opentse.tr03151.logmessage import FINISH, START, UPDATE, TransactionLogData
+
+Op = rules.Op
+
+# Transaction states: None (not started / finished) -> ACTIVE -> FINISHED.
+ACTIVE = "ACTIVE"
+FINISHED = "FINISHED"
+TX_TRANSITIONS: dict[tuple[str | None, str], str] = {
+    (None, START): ACTIVE,
+    (ACTIVE, UPDATE): ACTIVE,
+    (ACTIVE, FINISH): FINISHED,
+}
+
+MAX_PROCESS_DATA: int = int(getattr(codec, "MAX_PROCESS_DATA", rules.DEFAULT_MAX_PROCESS_DATA))
+
+
+def can_sign(state: TSEState, op: Op) -> None:
+    rules.check_allowed(op, state.lifecycle)
+    if not state.time_set:
+        raise rules.time_not_set()
+
+
+def registered_client(state: TSEState, client_id: str) -> ClientState:
+    client = state.clients.get(client_id)
+    if client is None:
+        raise NotFoundError(f"client {client_id!r} is not registered", code="E_CLIENT_NOT_FOUND")
+    if not client.registered:
+        raise StateError(f"client {client_id!r} is deregistered", code="E_CLIENT_DEREGISTERED")
+    return client
+
+
+def _check_tx_input(client_id: str, process_data: bytes, process_type: str) -> None:
+    rules.check_client_id(client_id)
+    rules.check_process_type(process_type)
+    rules.check_process_data(process_data, MAX_PROCESS_DATA)
+
+
+def _sign_tx(
+    ctx: TSEContext,
+    state: TSEState,
+    now: int,
+    operation: str,
+    number: int,
+    start_time: int | None,
+    client_id: str,
+    process_data: bytes,
+    process_type: str,
+    ref: str | None,
+    extra: dict[str, object] | None,
+) -> tuple[int, int, SignResult, tuple[object, ...]]:
+    counter = state.signature_counter + 1
+    log_time = next_log_time(now, state.last_log_time)
+    certified = TransactionLogData(operation, client_id, bytes(process_data), process_type, number)
+    signed = sign_log(ctx, counter, log_time, certified, ref=ref, extra=extra)
+    rec = ctx.record
+    result = SignResult(
+        tse_id=rec.tse_id,
+        operation=operation,
+        transaction_number=number,
+        signature_counter=counter,
+        signature=signed.signature,
+        log_time=log_time,
+        start_time=log_time if start_time is None else start_time,
+        time_format=rec.time_format,
+        serial_number=rec.serial_number,
+        public_key_point=rec.public_key_point,
+        algorithm=rec.signature_algorithm,
+        client_id=client_id,
+        process_type=process_type,
+        process_data=bytes(process_data),
+        filename=signed.log.filename,
+        ref=ref,
+    )
+    return counter, log_time, result, (signed.log,)
+
+
+def start_transaction(
+    ctx: TSEContext,
+    state: TSEState,
+    now: int,
+    client_id: str,
+    process_data: bytes,
+    process_type: str,
+    *,
+    ref: str | None = None,
+    extra: dict[str, object] | None = None,
+) -> Outcome[SignResult]:
+    """startTransaction(clientId, processData, processType) -> transactionNumber ..."""
+    _check_tx_input(client_id, process_data, process_type)
+    can_sign(state, Op.START)
+    registered_client(state, client_id)
+    if len(state.open_transactions) >= state.max_open_transactions:
+        raise ProtocolError(
+            f"{len(state.open_transactions)} transactions are open, the maximum",
+            code="E_TX_LIMIT_REACHED",
+        )
+    number = state.transaction_counter + 1
+    counter, log_time, result, logs = _sign_tx(
+        ctx, state, now, START, number, None, client_id, process_data, process_type, ref, extra
+    )
+    open_txs = dict(state.open_transactions)
+    open_txs[number] = OpenTransaction(number, client_id, log_time, log_time, process_type)
+    state = evolve(
+        state,
+        signature_counter=counter,
+        last_log_time=log_time,
+        transaction_counter=number,
+        open_transactions=open_txs,
+    )
+    return Outcome(state, logs, result, expiry_error(ctx, log_time))  # type: ignore[arg-type]
+
+
+def _open_tx(state: TSEState, client_id: str, number: int) -> OpenTransaction:
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise ProtocolError("transaction number must be a positive integer", code="E_TX_NUMBER")
+    tx = state.open_transactions.get(number)
+    if tx is None:
+        why = (
+            "is already finished" if number <= state.transaction_counter else "has not been started"
+        )
+        raise NotFoundError(
+            f"transaction {number} {why}", code="E_TX_NOT_FOUND", se_error="ErrorNoTransaction"
+        )
+    if tx.client_id != client_id:
+        raise ProtocolError(
+            f"transaction {number} belongs to another client",
+            code="E_TX_CLIENT_MISMATCH",
+            se_error="ErrorParameterMismatch",
+        )
+    return tx
+
+
+def update_transaction(
+    ctx: TSEContext,
+    state: TSEState,
+    now: int,
+    client_id: str,
+    number: int,
+    process_data: bytes,
+    process_type: str,
+    *,
+    ref: str | None = None,
+    extra: dict[str, object] | None = None,
+) -> Outcome[SignResult]:
+    """updateTransaction (variant SIGNED: every update is signed and logged)."""
+    return _continue(
+        ctx, state, now, UPDATE, client_id, number, process_data, process_type, ref, extra
+    )
+
+
+def finish_transaction(
+    ctx: TSEContext,
+    state: TSEState,
+    now: int,
+    client_id: str,
+    number: int,
+    process_data: bytes,
+    process_type: str,
+    *,
+    ref: str | None = None,
+    extra: dict[str, object] | None = None,
+) -> Outcome[SignResult]:
+    """finishTransaction; a cancellation is a Finish whose processData says so (the
+    service layer builds it, e.g. Kassenbeleg-V1 ``AVBelegabbruch``)."""
+    return _continue(
+        ctx, state, now, FINISH, client_id, number, process_data, process_type, ref, extra
+    )
+
+
+def _continue(
+    ctx: TSEContext,
+    state: TSEState,
+    now: int,
+    operation: str,
+    client_id: str,
+    number: int,
+    process_data: bytes,
+    process_type: str,
+    ref: str | None,
+    extra: dict[str, object] | None,
+) -> Outcome[SignResult]:
+    _check_tx_input(client_id, process_data, process_type)
+    can_sign(state, Op.UPDATE if operation == UPDATE else Op.FINISH)
+    tx = _open_tx(state, client_id, number)
+    target = TX_TRANSITIONS[(ACTIVE, operation)]
+    counter, log_time, result, logs = _sign_tx(
+        ctx,
+        state,
+        now,
+        operation,
+        number,
+        tx.started_at,
+        client_id,
+        process_data,
+        process_type,
+        ref,
+        extra,
+    )
+    open_txs = dict(state.open_transactions)
+    if target == FINISHED:
+        del open_txs[number]
+    else:
+        open_txs[number] = evolve(tx, last_signed_at=log_time, process_type=process_type)
+    state = evolve(
+        state, signature_counter=counter, last_log_time=log_time, open_transactions=open_txs
+    )
+    return Outcome(state, logs, result, expiry_error(ctx, log_time))  # type: ignore[arg-type]
