@@ -391,3 +391,12 @@ def test_curves_and_time_formats(build: Any, curve: str, time_format: str) -> No
     prefix = {"unixTime": "Unixt_", "utcTime": "Utc_", "generalizedTime": "Gent_"}[time_format]
     assert r.filename.startswith(prefix)
     d.verify_all()
+
+
+def test_lifecycle_diagram_is_generated_from_the_table() -> None:
+    text = rules.lifecycle_diagram()
+    assert text.startswith("stateDiagram-v2\n")
+    for src, dst in rules.LIFECYCLE_TRANSITIONS:
+        assert f"    {src.value} --> {dst.value}" in text
+    arrows = [line for line in text.splitlines() if "-->" in line and "[*]" not in line]
+    assert len(arrows) == len(rules.LIFECYCLE_TRANSITIONS)

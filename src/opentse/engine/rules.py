@@ -176,3 +176,21 @@ def time_not_set() -> OpenTSEError:
         code="E_TIME_NOT_SET",
         se_error="ErrorTimeNotSet",
     )
+
+
+def lifecycle_diagram() -> str:
+    """The lifecycle table as a Mermaid state diagram (docs are generated from it)."""
+    labels = {
+        (L.CREATED, L.UNINITIALIZED): "PATCH state",
+        (L.UNINITIALIZED, L.INITIALIZED): "initialize (admin)",
+        (L.INITIALIZED, L.DISABLED): "disableSecureElement (admin)",
+        (L.UNINITIALIZED, L.DISABLED): "disableSecureElement (admin)",
+    }
+    order = list(Lifecycle)
+    lines = ["stateDiagram-v2", f"    [*] --> {L.CREATED.value}"]
+    for src, dst in sorted(
+        LIFECYCLE_TRANSITIONS, key=lambda t: (order.index(t[0]), order.index(t[1]))
+    ):
+        lines.append(f"    {src.value} --> {dst.value}: {labels.get((src, dst), '')}".rstrip(": "))
+    lines.append(f"    {L.DISABLED.value} --> [*]")
+    return "\n".join(lines) + "\n"
