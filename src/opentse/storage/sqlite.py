@@ -84,6 +84,7 @@ def _configure(conn: sqlite3.Connection, writer: bool, timeout: float) -> None:
             raise StorageError(f"WAL journal not available ({mode})", code="E_STORAGE")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA fullfsync = ON")  # macOS: flush the drive cache too
+        conn.execute("PRAGMA journal_size_limit = 67108864")  # WAL shrinks back to 64 MiB
     else:
         conn.execute("PRAGMA query_only = ON")
 

@@ -522,6 +522,43 @@ class StoreConformance:
         assert state.signature_counter == len(logs)
         assert state.description == logs[-1].ref
 
+    def test_readers_see_only_whole_commits_while_writers_run(self, store: TSEStore) -> None:
+        store.create_tse(make_record("t"), TSEState("t"))
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def writer(index: int) -> None:
+            for _ in range(30):
+                append_and_save(store, "t", 1 + index % 2)
+
+        def reader() -> None:
+            last = 0
+            try:
+                while not stop.is_set():
+                    state = store.get_state("t")
+                    assert state.signature_counter >= last  # never goes back
+                    last = state.signature_counter
+                    first = max(last - 3, 1)
+                    window = LogFilter(start_signature_counter=first)
+                    counters = [log.signature_counter for log in store.iter_logs("t", window)]
+                    # state and logs commit together: every log up to `last` is there
+                    assert counters[: last - first + 1] == list(range(first, last + 1))
+                    assert store.count_logs("t") >= last
+            except BaseException as exc:
+                failures.append(exc)
+
+        readers = [threading.Thread(target=reader) for _ in range(3)]
+        for thread in readers:
+            thread.start()
+        try:
+            _run_threads(4, writer)
+        finally:
+            stop.set()
+            for thread in readers:
+                thread.join(timeout=60)
+        assert failures == []
+        assert store.get_state("t").signature_counter == 4 * 30 + 2 * 30
+
     # -- state --------------------------------------------------------------------
 
     def test_state_round_trip(self, store: TSEStore) -> None:
