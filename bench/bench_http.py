@@ -50,6 +50,15 @@ def percentile(values: list[float], p: float) -> float:
     return round(ordered[k] * 1000, 3)
 
 
+def process_cpu(pid: int) -> float:
+    """User+system CPU seconds of a process (Linux /proc), 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def raw_sign_rate(seconds: float = 2.0) -> float:
     from opentse.crypto import keys
 
@@ -70,26 +79,43 @@ def setup(base: str, key: dict[str, str], clients: int) -> tuple[dict[str, str],
         tss = str(uuid.uuid4())
         puk = c.put(f"/tss/{tss}", json={}, headers=h).json()["admin_puk"]
         c.patch(f"/tss/{tss}", json={"state": "UNINITIALIZED"}, headers=h).raise_for_status()
-        c.patch(f"/tss/{tss}/admin", json={"admin_puk": puk, "new_admin_pin": "123456"}, headers=h).raise_for_status()
+        c.patch(
+            f"/tss/{tss}/admin", json={"admin_puk": puk, "new_admin_pin": "123456"}, headers=h
+        ).raise_for_status()
         c.post(f"/tss/{tss}/admin/auth", json={"admin_pin": "123456"}, headers=h).raise_for_status()
         c.patch(f"/tss/{tss}", json={"state": "INITIALIZED"}, headers=h).raise_for_status()
         ids = []
         for i in range(clients):
             cid = str(uuid.uuid4())
-            c.put(f"/tss/{tss}/client/{cid}", json={"serial_number": f"BENCH-{i}"}, headers=h).raise_for_status()
+            c.put(
+                f"/tss/{tss}/client/{cid}", json={"serial_number": f"BENCH-{i}"}, headers=h
+            ).raise_for_status()
             ids.append(cid)
         return h, tss, ids
 
 
 async def worker(
-    client: httpx.AsyncClient, tss: str, cid: str, stop: float, req_lat: list[float], tx_lat: list[float]
+    client: httpx.AsyncClient,
+    tss: str,
+    cid: str,
+    stop: float,
+    req_lat: list[float],
+    tx_lat: list[float],
 ) -> int:
     done = 0
-    finish = {"state": "FINISHED", "client_id": cid, "schema": {"standard_v1": {"receipt": RECEIPT}}}
+    finish = {
+        "state": "FINISHED",
+        "client_id": cid,
+        "schema": {"standard_v1": {"receipt": RECEIPT}},
+    }
     while time.perf_counter() < stop:
         tx = str(uuid.uuid4())
         t0 = time.perf_counter()
-        r1 = await client.put(f"/tss/{tss}/tx/{tx}", params={"tx_revision": 1}, json={"state": "ACTIVE", "client_id": cid})
+        r1 = await client.put(
+            f"/tss/{tss}/tx/{tx}",
+            params={"tx_revision": 1},
+            json={"state": "ACTIVE", "client_id": cid},
+        )
         t1 = time.perf_counter()
         r2 = await client.put(f"/tss/{tss}/tx/{tx}", params={"tx_revision": 2}, json=finish)
         t2 = time.perf_counter()
@@ -101,11 +127,17 @@ async def worker(
     return done
 
 
-async def load(base: str, headers: dict[str, str], tss: str, ids: list[str], seconds: float, warmup: float) -> dict[str, Any]:
+async def load(
+    base: str, headers: dict[str, str], tss: str, ids: list[str], seconds: float, warmup: float
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=len(ids) + 4, max_keepalive_connections=len(ids) + 4)
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, timeout=60, limits=limits
+    ) as client:
         scratch: list[float] = []
-        await asyncio.gather(*(worker(client, tss, cid, time.perf_counter() + warmup, scratch, []) for cid in ids))
+        await asyncio.gather(
+            *(worker(client, tss, cid, time.perf_counter() + warmup, scratch, []) for cid in ids)
+        )
         req_lat: list[float] = []
         tx_lat: list[float] = []
         t0 = time.perf_counter()
@@ -119,8 +151,11 @@ async def load(base: str, headers: dict[str, str], tss: str, ids: list[str], sec
         "elapsed_s": round(elapsed, 3),
         "finished_tx_per_s": round(finished / elapsed, 1),
         "requests_per_s": round(2 * finished / elapsed, 1),
-        "request_latency_ms": {"p50": percentile(req_lat, 50), "p99": percentile(req_lat, 99),
-                               "mean": round(statistics.fmean(req_lat) * 1000, 3) if req_lat else 0.0},
+        "request_latency_ms": {
+            "p50": percentile(req_lat, 50),
+            "p99": percentile(req_lat, 99),
+            "mean": round(statistics.fmean(req_lat) * 1000, 3) if req_lat else 0.0,
+        },
         "transaction_latency_ms": {"p50": percentile(tx_lat, 50), "p99": percentile(tx_lat, 99)},
     }
 
@@ -136,13 +171,20 @@ def main() -> None:
         data = args.data or Path(tmp) / "data"
         env = {**os.environ}
         key = json.loads(
-            subprocess.run([OPENTSE, "apikey", "create", "--data", str(data), "--json"],
-                           capture_output=True, text=True, check=True, env=env).stdout
+            subprocess.run(
+                [OPENTSE, "apikey", "create", "--data", str(data), "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            ).stdout
         )
         port = free_port()
         proc = subprocess.Popen(
             [OPENTSE, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         base = f"http://127.0.0.1:{port}/api/v2"
         try:
@@ -157,7 +199,11 @@ def main() -> None:
                     raise SystemExit("server did not start")
                 time.sleep(0.1)
             headers, tss, ids = setup(base, key, args.clients)
+            server_cpu0, client_cpu0 = process_cpu(proc.pid), time.process_time()
             result = asyncio.run(load(base, headers, tss, ids, args.seconds, args.warmup))
+            result["server_cpu_s"] = round(process_cpu(proc.pid) - server_cpu0, 2)
+            result["client_cpu_s"] = round(time.process_time() - client_cpu0, 2)
+            result["load_average"] = os.getloadavg()[0]
         finally:
             proc.terminate()
             proc.wait(timeout=30)

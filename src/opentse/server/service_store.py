@@ -18,6 +18,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ class ServiceStore:
         self._pending_numbers: dict[tuple[str, int], TxRow] = {}
         self._queue: queue.SimpleQueue[TxRow | None] = queue.SimpleQueue()
         self._idle = threading.Condition(self._lock)
+        self.gather_seconds = 0.05
         self._writer = threading.Thread(
             target=self._write_loop, name="opentse-svc-index", daemon=True
         )
@@ -392,9 +394,12 @@ class ServiceStore:
             first = self._queue.get()
             if first is None:
                 return
+            # gather for a moment: few, larger write transactions keep the engine's
+            # writer (same SQLite file, same write lock) from waiting on ours
+            time.sleep(self.gather_seconds)
             batch = [first]
             stop = False
-            while len(batch) < 512:
+            while len(batch) < 4096:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
