@@ -262,3 +262,22 @@ def test_refused_call_after_restart_signs_no_update_time(store: TSEStore) -> Non
     svc2.start_transaction("t1", ready.client_id, b"", "")
     ops = [log.operation for log in store.iter_logs("t1")][n:]
     assert ops == ["updateTime", "StartTransaction"] and svc2.is_time_set("t1")
+
+
+def test_se_api_queries(store: TSEStore, ca: LocalCA) -> None:
+    svc = make(store, ca)
+    ready = ready_tse(svc, "t1")
+    r = svc.start_transaction("t1", ready.client_id, b"q", "T")
+    last = codec.decode_log_message(svc.read_log_message("t1"))
+    assert last.signature_counter == r.signature_counter and last.signature_value == r.signature
+    assert codec.decode_log_message(svc.read_log_message("t1", 1)).signature_counter == 1
+    expect("E_LOG_NOT_FOUND", svc.read_log_message, "t1", 999)
+    chain = svc.export_certificates("t1")
+    assert len(chain) == 3 and chain[1:] == ca.chain()
+    assert svc.limits("t1") == {
+        "max_number_clients": 199,
+        "current_number_clients": 1,
+        "max_number_transactions": 2000,
+        "current_number_transactions": 1,
+    }
+    assert svc.supported_update_variants() == ("SIGNED",)

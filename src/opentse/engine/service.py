@@ -426,6 +426,35 @@ class TSEService:
     def logs(self, tse_id: str, flt: LogFilter | None = None) -> Iterator[StoredLog]:
         return self.store.iter_logs(tse_id, flt)
 
+    # -- SE API queries (sign nothing) -------------------------------------------
+
+    def read_log_message(self, tse_id: str, signature_counter: int | None = None) -> bytes:
+        """readLogMessage: the last log message (or the one with this counter)."""
+        counter = signature_counter or self.store.get_state(tse_id).signature_counter
+        log = self.store.get_log(tse_id, counter) if counter else None
+        if log is None:
+            raise NotFoundError("no such log message", code="E_LOG_NOT_FOUND")
+        return log.message
+
+    def export_certificates(self, tse_id: str) -> tuple[bytes, ...]:
+        """exportCertificates: the TSE certificate first, then its CA chain (DER)."""
+        return self.store.get_record(tse_id).certificate_chain
+
+    def limits(self, tse_id: str) -> dict[str, int]:
+        """getMax/CurrentNumberOfClients and ...Transactions (SE API) in one call."""
+        state = self.store.get_state(tse_id)
+        return {
+            "max_number_clients": state.max_clients,
+            "current_number_clients": sum(1 for c in state.clients.values() if c.registered),
+            "max_number_transactions": state.max_open_transactions,
+            "current_number_transactions": len(state.open_transactions),
+        }
+
+    @staticmethod
+    def supported_update_variants() -> tuple[str, ...]:
+        """getSupportedTransactionUpdateVariants: every update is signed and logged."""
+        return ("SIGNED",)
+
     def find_ref(self, tse_id: str, ref: str) -> SignResult | None:
         log = self.store.find_ref(tse_id, ref)
         return None if log is None else self._replay(tse_id, log)
