@@ -8,6 +8,7 @@ of the verifier has something to look at.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,6 +78,56 @@ def _operations(count: int) -> list[tuple[str, int]]:
     return ops[:count]
 
 
+@dataclass(frozen=True, slots=True)
+class LogSpec:
+    """One log to sign: its certifiedData, counter and time (unix seconds)."""
+
+    certified: TransactionLogData | SystemLogData
+    counter: int
+    unix: int
+    time_format: TimeFormat = TimeFormat.UNIX
+
+
+class SyntheticTSE:
+    """A key, its self-signed certificate and a signer: enough to write exports."""
+
+    def __init__(self, curve: str = "P-256") -> None:
+        key = generate_private_key(curve)
+        self.signer = PlainSigner(key, default_algorithm(curve))
+        self.point = public_key_point(key)
+        self.serial = serial_number(self.point)
+        self.certificate = self_signed_certificate(key, self.serial.hex())
+
+    def log(self, spec: LogSpec) -> tuple[str, bytes]:
+        """(TAR member name, signed DER log message) for one spec."""
+        log_time = LogTime(spec.time_format, spec.unix)
+        msg = LogMessage(
+            spec.certified, self.serial, self.signer.algorithm_oid, spec.counter, log_time
+        )
+        signed = encode_signed_part(msg)
+        data = assemble(signed, self.signer.sign(signed))
+        tx = spec.certified if isinstance(spec.certified, TransactionLogData) else None
+        name = log_filename(
+            msg.log_type,
+            log_time,
+            spec.counter,
+            operation=spec.certified.operation_type,
+            transaction_number=tx.transaction_number if tx else None,
+            client_id=tx.client_id if tx else None,
+        )
+        return name, data
+
+    def write(self, path: Path, specs: Iterable[LogSpec], *, info: bool = True) -> None:
+        """A TAR with info.csv (unless ``info`` is False), the certificate and the logs."""
+        with path.open("wb") as out, TarWriter(out) as tar:
+            if info:
+                tar.add("info.csv", info_csv("synthetic", "opentse", "0.1.0"), 0)
+            tar.add(certificate_filename(self.certificate), self.certificate, 0)
+            for spec in specs:
+                name, data = self.log(spec)
+                tar.add(name, data, spec.unix)
+
+
 def build_export(
     path: Path,
     count: int,
@@ -86,41 +137,18 @@ def build_export(
     start: datetime = datetime(2024, 1, 1, 8, 0, tzinfo=UTC),
 ) -> SyntheticExport:
     """Write a valid export of ``count`` logs (counters 1..count) to ``path``."""
-    key = generate_private_key(curve)
-    signer = PlainSigner(key, default_algorithm(curve))
-    point = public_key_point(key)
-    serial = serial_number(point)
-    cert = self_signed_certificate(key, serial.hex())
+    tse = SyntheticTSE(curve)
+    specs: list[LogSpec] = []
     transactions = 0
-    with path.open("wb") as out, TarWriter(out) as tar:
-        mtime = int(start.timestamp())
-        tar.add("info.csv", info_csv("synthetic", "opentse", "0.1.0"), mtime)
-        tar.add(certificate_filename(cert), cert, mtime)
-        for counter, (operation, txn) in enumerate(_operations(count), start=1):
-            when = start + timedelta(seconds=counter)
-            log_time = LogTime(time_format, int(when.timestamp()))
-            certified: TransactionLogData | SystemLogData
-            if txn:
-                certified = TransactionLogData(
-                    operation,
-                    CLIENT,
-                    PROCESS_DATA if operation != START else b"",
-                    PROCESS_TYPE,
-                    txn,
-                )
-                transactions = txn
-            else:
-                certified = SystemLogData(operation, b"")
-            msg = LogMessage(certified, serial, signer.algorithm_oid, counter, log_time)
-            signed = encode_signed_part(msg)
-            data = assemble(signed, signer.sign(signed))
-            name = log_filename(
-                msg.log_type,
-                log_time,
-                counter,
-                operation=operation,
-                transaction_number=txn or None,
-                client_id=CLIENT if txn else None,
-            )
-            tar.add(name, data, int(when.timestamp()))
-    return SyntheticExport(path, count, transactions, serial.hex(), point)
+    for counter, (operation, txn) in enumerate(_operations(count), start=1):
+        unix = int((start + timedelta(seconds=counter)).timestamp())
+        certified: TransactionLogData | SystemLogData
+        if txn:
+            data = PROCESS_DATA if operation != START else b""
+            certified = TransactionLogData(operation, CLIENT, data, PROCESS_TYPE, txn)
+            transactions = txn
+        else:
+            certified = SystemLogData(operation, b"")
+        specs.append(LogSpec(certified, counter, unix, time_format))
+    tse.write(path, specs)
+    return SyntheticExport(path, count, transactions, tse.serial.hex(), tse.point)
