@@ -324,3 +324,16 @@ def test_damaged_exports_give_findings_not_exceptions(pristine: Path, data: st.D
             path.write_bytes(raw[:start] + junk + raw[start + length :])
         findings = check_export(folder)
         assert all(isinstance(f, Finding) and f.code for f in findings)
+
+
+def test_corrupted_zip_member_is_a_finding(tmp_path: Path) -> None:
+    out = write_export([CLOSING], tmp_path / "e.zip")
+    with zipfile.ZipFile(out) as archive:
+        info = archive.getinfo("lines.csv")
+    raw = bytearray(out.read_bytes())
+    # flip bytes inside the compressed data of lines.csv (after its local header)
+    at = info.header_offset + 30 + len(info.filename) + 5
+    raw[at : at + 4] = bytes(b ^ 0xFF for b in raw[at : at + 4])
+    out.write_bytes(bytes(raw))
+    found = check_export(out)
+    assert ("E_EXPORT_ZIP", str(out)) in {(f.code, f.file) for f in found}

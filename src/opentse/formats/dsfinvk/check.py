@@ -58,6 +58,7 @@ ZERO = Decimal("0")
 CENT = Decimal("0.01")
 
 Row = dict[str, str]
+MAX_FILE_SIZE = 2**31  # one CSV file of an export; guards against ZIP bombs
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +84,10 @@ class _Source:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.zip: zipfile.ZipFile | None = None
+        self.prefix = ""
         if path.is_file():
             self.zip = zipfile.ZipFile(path)
             names = self.zip.namelist()
-            self.prefix = ""
             if INDEX_NAME not in names:  # an export folder zipped with its folder name
                 nested = [n for n in names if n.endswith("/" + INDEX_NAME)]
                 if len(nested) == 1:
@@ -95,9 +96,13 @@ class _Source:
     def read(self, name: str) -> bytes | None:
         if self.zip is not None:
             try:
-                return self.zip.read(self.prefix + name)
+                info = self.zip.getinfo(self.prefix + name)
             except KeyError:
                 return None
+            if info.file_size > MAX_FILE_SIZE:
+                raise FormatError(f"{name}: larger than {MAX_FILE_SIZE} bytes", code="E_EXPORT_ZIP")
+            try:
+                return self.zip.read(info)
             except (zipfile.BadZipFile, zlib.error, OSError) as exc:
                 raise FormatError(
                     f"{name}: cannot be read from the ZIP ({exc})", code="E_EXPORT_ZIP"
