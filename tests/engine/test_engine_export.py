@@ -181,3 +181,21 @@ def test_export_logs_itself_afterwards_and_reports_progress(svc: Any) -> None:
     assert svc.store.get_state("t1").exported_up_to == n
     assert svc.store.count_logs("t1") == n + 1
     assert summary.bytes_written % 512 == 0
+
+
+def test_export_is_a_snapshot_while_signing_goes_on(svc: Any) -> None:
+    """Logs signed while the archive is written are not in it; count == written."""
+    n = svc.store.count_logs("t1")
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(total)
+        if done == 0:  # after counting, before streaming: sign two more logs
+            svc.start_transaction("t1", "C1", b"", "")
+            svc.self_test("t1")
+
+    buf = io.BytesIO()
+    summary = svc.export("t1", buf, log_export=False, progress=progress)
+    assert summary.records == n == seen[0] == seen[-1]
+    assert summary.last_signature_counter == n
+    assert svc.store.count_logs("t1") == n + 2

@@ -131,6 +131,12 @@ def _clip(lo: int | None, hi: int | None, span: tuple[int, int]) -> tuple[int, i
 def plan(store: TSEStore, tse_id: str, flt: ExportFilter) -> Selection:
     """Decide what an export contains and count it, without holding it in memory."""
     flt.validate()
+    # Logs are append-only and numbered: bounding every query by the counter at the
+    # start makes count and stream agree while signing goes on (a snapshot).
+    upper = store.get_state(tse_id).signature_counter
+    end_counter = (
+        upper if flt.end_signature_counter is None else min(upper, flt.end_signature_counter)
+    )
     numbers = flt.tx_range()
     if numbers is None:
         base = LogFilter(
@@ -138,7 +144,7 @@ def plan(store: TSEStore, tse_id: str, flt: ExportFilter) -> Selection:
             start_time=flt.start_date,
             end_time=flt.end_date,
             start_signature_counter=flt.start_signature_counter,
-            end_signature_counter=flt.end_signature_counter,
+            end_signature_counter=end_counter,
         )
         return Selection(store.count_logs(tse_id, base), lambda: store.iter_logs(tse_id, base))
     tx_filter = LogFilter(
@@ -146,7 +152,7 @@ def plan(store: TSEStore, tse_id: str, flt: ExportFilter) -> Selection:
         start_transaction_number=numbers[0],
         end_transaction_number=numbers[1],
         start_signature_counter=flt.start_signature_counter,
-        end_signature_counter=flt.end_signature_counter,
+        end_signature_counter=end_counter,
         log_types=(LogType.TRANSACTION,),
     )
     tx_count = 0
@@ -158,7 +164,7 @@ def plan(store: TSEStore, tse_id: str, flt: ExportFilter) -> Selection:
         tx_count += 1
     if tx_count == 0:
         return Selection(0, lambda: iter(()))
-    slo, shi = _clip(flt.start_signature_counter, flt.end_signature_counter, (lo, hi))
+    slo, shi = _clip(flt.start_signature_counter, end_counter, (lo, hi))
     sys_filter = LogFilter(
         start_signature_counter=slo,
         end_signature_counter=shi,
