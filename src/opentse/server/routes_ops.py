@@ -1,0 +1,112 @@
+"""Operations endpoints: ``GET /metrics`` (Prometheus), ``GET /health``, and the
+authenticated ``GET /api/v2/ops/status`` and ``GET /api/v2/ops/warnings``.
+
+``install(app, ctx)`` adds the routes in front of the app's own (so this richer
+``/health`` answers) and a small ASGI middleware that counts failed API calls per
+TSS for the metrics. The ops endpoints are scoped like the rest of the API: an
+organization sees only its own TSS.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opentse.ops import archive, metrics, status
+from opentse.ops.store import OpsContext
+
+_TSS_PATH = re.compile(r"^/api/v2/tss/([^/]+)")
+
+
+class FailureMiddleware:
+    """Counts responses >= 400 on ``/api/v2/tss/{id}...`` per TSS and status."""
+
+    def __init__(self, app: ASGIApp, counter: metrics.FailureCounter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        match = _TSS_PATH.match(scope.get("path", ""))
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        tss_id = match.group(1)
+
+        async def counting(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                self.counter.add(tss_id, int(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, counting)
+
+
+def _last_exports(ops: OpsContext) -> dict[str, int]:
+    last: dict[str, int] = {}
+    for item in archive.exports(ops):
+        last[item.tse_id] = max(last.get(item.tse_id, 0), item.created_at)
+    return last
+
+
+def install(app: Starlette, ctx: Any) -> OpsContext:
+    """Wire the ops routes and the failure counter into ``app`` (server/app.py)."""
+    ops = OpsContext(ctx.installation, ctx.svc, clock=ctx.clock, owns=False, owns_svc=False)
+    counter = metrics.FailureCounter()
+
+    def owned(principal_org: str) -> list[status.TSEStatus]:
+        ids = set(ctx.svc.list_tss_ids(principal_org))
+        return [s for s in status.all_status(ops) if s.info.record.tse_id in ids]
+
+    async def metrics_endpoint(request: Request) -> Response:
+        def build() -> str:
+            return metrics.render(status.all_status(ops), counter.snapshot(), _last_exports(ops))
+
+        text = await run_in_threadpool(build)
+        return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
+
+    async def health(request: Request) -> Response:
+        def check() -> dict[str, Any]:
+            statuses = status.all_status(ops)
+            return {
+                "status": "ok",
+                "time": ops.now(),
+                "tss_count": len(statuses),
+                "warnings": sum(len(s.warnings) for s in statuses),
+                "export_reminders": len(archive.reminders(ops)),
+            }
+
+        try:
+            body = await run_in_threadpool(check)
+        except Exception as exc:  # the store is unreachable: not healthy
+            return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
+        return JSONResponse(body)
+
+    async def ops_status(request: Request) -> Response:
+        principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
+        rows = await run_in_threadpool(owned, principal.organization_id)
+        return JSONResponse({"data": [r.to_json() for r in rows], "count": len(rows)})
+
+    async def ops_warnings(request: Request) -> Response:
+        principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
+        rows = await run_in_threadpool(owned, principal.organization_id)
+        data = [w.to_json() for r in rows for w in r.warnings]
+        return JSONResponse({"data": data, "count": len(data)})
+
+    app.router.routes[0:0] = [
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/api/v2/ops/status", ops_status, methods=["GET"]),
+        Route("/api/v2/ops/warnings", ops_warnings, methods=["GET"]),
+    ]
+    app.add_middleware(FailureMiddleware, counter=counter)
+    app.state.ops = ops
+    return ops
