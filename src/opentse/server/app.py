@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from opentse.engine.ports import Clock
-from opentse.server import routes_client, routes_export, routes_tss, routes_tx
+from opentse.server import routes_client, routes_export, routes_ops, routes_tss, routes_tx
 from opentse.server.context import Operation, ServerConfig, ServerContext, endpoint
 from opentse.server.openapi import build_document
 from opentse.server.problems import (
@@ -88,6 +88,7 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
         },
     )
     app.state.ctx = ctx
+    routes_ops.install(app, ctx)  # /metrics, /health, /api/v2/ops/*
     return app
 
 
