@@ -22,7 +22,7 @@ from dsfinvk_support import CLIENT_ID, FakeTSE, demo_day, finish_signed_data
 from opentse.errors import FormatError
 from opentse.formats.dsfinvk import tables as T
 from opentse.formats.dsfinvk.check import check_export
-from opentse.formats.dsfinvk.export import gdpdu_dtd, write_export
+from opentse.formats.dsfinvk.export import gdpdu_dtd, write_export, write_zip
 from opentse.formats.dsfinvk.model import Payment
 
 
@@ -194,3 +194,14 @@ def test_too_long_value_fails_with_table_and_column(tmp_path: Path) -> None:
 def test_client_id_is_the_register_serial(demo: Path) -> None:
     (register,) = read_csv(demo, "cashregister.csv")
     assert register["KASSE_SERIENNR"] == CLIENT_ID
+
+
+def test_zip_into_a_stream_and_published_index_layout(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    write_zip([demo_day()], buffer, keys=False)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        index = archive.read("index.xml")
+        assert len(archive.namelist()) == 22
+    assert b"VariablePrimaryKey" not in index and b"ForeignKey" not in index
+    (tmp_path / "s.zip").write_bytes(buffer.getvalue())
+    assert check_export(tmp_path / "s.zip") == []

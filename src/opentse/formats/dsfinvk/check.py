@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -218,6 +218,10 @@ class _Checker:
                     INDEX_NAME,
                     f"{table.file}: not the DSFinV-K dialect (UTF8, ';', CR LF, '\"')",
                 )
+            # keys as DSFinV-K defines them (the published index.xml declares none)
+            table = replace(
+                table, primary_key=official.primary_key, foreign_keys=official.foreign_keys
+            )
             self.tables[table.file] = table
             self._read_table(table)
         for file in declared:

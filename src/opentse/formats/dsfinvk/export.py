@@ -406,17 +406,9 @@ def write_table(stream: IO[bytes], table: Table, closings: Sequence[Closing]) ->
     return writer.rows
 
 
-def write_export(
-    closings: Sequence[Closing],
-    out: Path,
-    *,
-    as_zip: bool | None = None,
-    supplier: DataSupplier | None = None,
-    keys: bool = True,
-) -> Path:
-    """Write the export to ``out``: a ZIP when ``as_zip`` (default: name ends in .zip),
-    else a folder (created; must be empty). FormatError E_DSFINVK_MODEL / _LENGTH /
-    _DECIMALS ... on input that cannot be exported as the spec demands."""
+def _prepare(
+    closings: Sequence[Closing], supplier: DataSupplier | None, keys: bool
+) -> tuple[tuple[Table, ...], bytes]:
     if not closings:
         raise FormatError("nothing to export: no closing", code="E_DSFINVK_EMPTY")
     for closing in closings:
@@ -425,23 +417,51 @@ def write_export(
     if supplier is None:
         company = closings[0].company
         supplier = DataSupplier(company.name, company.city, "DSFinV-K 2.4 export by opentse")
-    index = build_index_xml(tables, supplier)
+    return tables, build_index_xml(tables, supplier, keys=keys)
+
+
+def write_zip(
+    closings: Sequence[Closing],
+    stream: IO[bytes],
+    *,
+    supplier: DataSupplier | None = None,
+    keys: bool = True,
+) -> None:
+    """Write the export as a ZIP into ``stream`` (a file, or a response body)."""
+    tables, index = _prepare(closings, supplier, keys)
+    with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(INDEX_NAME, index)
+        archive.writestr(DTD_NAME, gdpdu_dtd())
+        for table in tables:
+            with archive.open(table.file, "w") as member:
+                write_table(member, table, closings)
+
+
+def write_export(
+    closings: Sequence[Closing],
+    out: Path,
+    *,
+    as_zip: bool | None = None,
+    supplier: DataSupplier | None = None,
+    keys: bool = True,
+) -> Path:
+    """Write the export to ``out``: a ZIP when ``as_zip`` (default: name ends in .zip,
+    written to ``<out>.part`` and renamed), else a folder (created; must be empty).
+    FormatError E_DSFINVK_MODEL / _LENGTH / _DECIMALS ... on input that cannot be
+    exported as the spec demands; nothing is left behind then."""
     if as_zip is None:
         as_zip = out.suffix.lower() == ".zip"
     if as_zip:
         tmp = out.with_name(out.name + ".part")
         try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(INDEX_NAME, index)
-                archive.writestr(DTD_NAME, gdpdu_dtd())
-                for table in tables:
-                    with archive.open(table.file, "w") as stream:
-                        write_table(stream, table, closings)
+            with tmp.open("wb") as stream:
+                write_zip(closings, stream, supplier=supplier, keys=keys)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         tmp.replace(out)
         return out
+    tables, index = _prepare(closings, supplier, keys)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise FormatError(f"{out} is not empty", code="E_DSFINVK_TARGET")
