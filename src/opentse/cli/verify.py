@@ -33,6 +33,8 @@ _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cya
 def _print_report(console: Console, report: VerifyReport) -> None:
     data = report.to_json()
     table = Table(title="TSE export", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
     table.add_row("Log messages", str(data["log_messages"]))
     table.add_row("Valid signatures", str(data["valid_signatures"]))
     table.add_row("Invalid signatures", str(len(data["invalid_signatures"])))
@@ -66,7 +68,9 @@ def _print_report(console: Console, report: VerifyReport) -> None:
 
 
 def verify_command(
-    exports: Annotated[list[Path], typer.Argument(help="TR-03151 TAR export(s).")],
+    exports: Annotated[
+        list[Path], typer.Argument(help="TR-03151 TAR export(s).", metavar="EXPORT.tar...")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Write an HTML report to this file.")
@@ -75,7 +79,10 @@ def verify_command(
         Path | None, typer.Option("--trust", help="Trusted root certificate(s), PEM or DER.")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Processes for signatures (default: all cores).")
+        int | None,
+        typer.Option(
+            "--workers", help="Signature processes (default: every core above 2000 logs)."
+        ),
     ] = None,
 ) -> None:
     """Verify TSE TAR exports of any vendor: signatures, certificates, counters,
@@ -166,6 +173,8 @@ _WORDS = {
 def _print_receipt(console: Console, result: ReceiptResult) -> None:
     if result.payload is not None:
         table = Table(title="Receipt", show_header=False)
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
         for key, value in _fields(result.payload).items():
             table.add_row(_WORDS[key], str(value))
         if result.serial_number:
@@ -186,7 +195,8 @@ def _print_receipt(console: Console, result: ReceiptResult) -> None:
 
 def verify_receipt_command(
     payload: Annotated[
-        str | None, typer.Argument(help='The QR code text, "V0;...".', show_default=False)
+        str | None,
+        typer.Argument(help='The QR code text, "V0;...".', show_default=False, metavar="QR_TEXT"),
     ] = None,
     image: Annotated[
         Path | None, typer.Option("--image", help="A photo or scan of the receipt's QR code.")
