@@ -181,12 +181,22 @@ def check_logs(
                 progress(len(chunk))
         return out
     pending: list[tuple[list[LogResult], list[int], Future[list[bool]]]] = []
+
+    def collect(block: bool) -> None:
+        """Take finished chunks in order (all of them when ``block``)."""
+        while pending:
+            results, positions, future = pending[0]
+            if not block and not future.done():
+                return
+            out.extend(_with_signatures(results, positions, future.result()))
+            pending.pop(0)
+            if progress is not None:
+                progress(len(results))
+
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for chunk in chunks:
             results, positions, tasks = _decode_chunk(chunk, points)
             pending.append((results, positions, pool.submit(verify_chunk, tasks)))
-        for results, positions, future in pending:
-            out.extend(_with_signatures(results, positions, future.result()))
-            if progress is not None:
-                progress(len(results))
+            collect(block=False)
+        collect(block=True)
     return out
