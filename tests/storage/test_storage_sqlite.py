@@ -81,7 +81,7 @@ def test_pragmas_and_schema(db: Path) -> None:
         assert write.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     raw = _raw(db)
     names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
-    assert {"tses", "logs", "schema_migrations", "logs_ref", "logs_time"} <= names
+    assert {"tses", "tse_states", "tse_counters", "logs", "logs_ref", "logs_counter"} <= names
     assert raw.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()[
         0
     ] == (
@@ -104,7 +104,9 @@ def test_database_rejects_counter_gaps_even_without_the_store(db: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError):
             raw.execute(insert, (counter,))
     raw.execute(insert, (3,))
-    last = raw.execute("SELECT last_signature_counter FROM tses WHERE tse_id = 't'").fetchone()
+    last = raw.execute(
+        "SELECT last_signature_counter FROM tse_counters WHERE tse_id = 't'"
+    ).fetchone()
     assert last[0] == 3
     raw.close()
 

@@ -55,6 +55,10 @@ _IDLE_READERS = 8
 _CACHE_SIZE = 1024  # TSEState objects kept by the writer
 _GATHER_SECONDS = 0.0005  # see SQLiteStore._gather
 
+_HEAD = (  # what run_locked needs before fn: the state's version and the last counter
+    "SELECT s.version, c.last_signature_counter FROM tse_states AS s"
+    " JOIN tse_counters AS c ON c.tse_id = s.tse_id WHERE s.tse_id = ?"
+)
 _INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 
 
@@ -329,30 +333,34 @@ class SQLiteStore:
     def create_tse(self, record: TSERecord, state: TSEState) -> None:
         if state.tse_id != record.tse_id:
             raise StorageError("state.tse_id differs from record.tse_id", code="E_TSE_MISMATCH")
-        params = (*record_params(record), state_to_json(state), state.version)
-        params += (state.signature_counter,)
+        params = record_params(record)
+        state_json = state_to_json(state)
 
         def op(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    f"INSERT INTO tses ({RECORD_COLUMNS}, state, version, last_signature_counter)"
-                    f" VALUES ({', '.join('?' * 14)})",
-                    params,
+                    f"INSERT INTO tses ({RECORD_COLUMNS}) VALUES ({', '.join('?' * 11)})", params
                 )
             except sqlite3.IntegrityError as exc:
                 what = "serial number" if "serial_number" in str(exc) else "id"
                 raise ConflictError(
                     f"a TSE with this {what} exists ({record.tse_id!r})", code="E_TSE_CONFLICT"
                 ) from exc
+            conn.execute(
+                "INSERT INTO tse_states (tse_id, version, state) VALUES (?, ?, ?)",
+                (record.tse_id, state.version, state_json),
+            )
+            conn.execute(
+                "INSERT INTO tse_counters (tse_id, last_signature_counter) VALUES (?, ?)",
+                (record.tse_id, state.signature_counter),
+            )
             self._forget(record.tse_id)
 
         self._submit(op)
 
     def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
         def op(conn: sqlite3.Connection) -> object:
-            row = conn.execute(
-                "SELECT version, last_signature_counter FROM tses WHERE tse_id = ?", (tse_id,)
-            ).fetchone()
+            row = conn.execute(_HEAD, (tse_id,)).fetchone()
             if row is None:
                 raise _not_found(tse_id)
             view = _LockedView(self, conn, tse_id, int(row[0]), int(row[1]))
@@ -382,7 +390,7 @@ class SQLiteStore:
     def get_state(self, tse_id: str) -> TSEState:
         with self._reading("reading a TSE state") as conn:
             row = conn.execute(
-                "SELECT state, version FROM tses WHERE tse_id = ?", (tse_id,)
+                "SELECT state, version FROM tse_states WHERE tse_id = ?", (tse_id,)
             ).fetchone()
         if row is None:
             raise _not_found(tse_id)
@@ -511,7 +519,7 @@ class _LockedView:
         if cached is not None:
             return cached
         row = self._conn.execute(
-            "SELECT state, version FROM tses WHERE tse_id = ?", (self._tse_id,)
+            "SELECT state, version FROM tse_states WHERE tse_id = ?", (self._tse_id,)
         ).fetchone()
         state = state_from_json(row[0], int(row[1]))
         self._store._remember(self._tse_id, state.version, state)
@@ -537,7 +545,7 @@ class _LockedView:
         state.version = version
         text = state_to_json(state)
         self._conn.execute(
-            "UPDATE tses SET state = ?, version = ? WHERE tse_id = ?",
+            "UPDATE tse_states SET state = ?, version = ? WHERE tse_id = ?",
             (text, version, self._tse_id),
         )
         self._saved = True
