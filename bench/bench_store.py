@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -89,12 +90,24 @@ def _run(store: SQLiteStore, threads: int, seconds: float, tse_id: str) -> dict[
     }
 
 
+def _fsync_ms(folder: str) -> float:
+    """One fsync on this disk right now: the floor under every durable commit."""
+    with tempfile.NamedTemporaryFile(dir=folder) as fh:
+        started = time.perf_counter()
+        for _ in range(20):
+            fh.write(b"x" * 100)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return (time.perf_counter() - started) / 20 * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--dir", default=None, help="where the database goes (default: tmp)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+        fsync_before = _fsync_ms(folder)
         store = SQLiteStore(Path(folder) / "bench.db")
         try:
             one = _run(store, 1, args.seconds, "one")
@@ -104,6 +117,7 @@ def main() -> None:
             read_s = time.monotonic() - started
         finally:
             store.close()
+        fsync_after = _fsync_ms(folder)
     print(
         json.dumps(
             {
@@ -112,6 +126,7 @@ def main() -> None:
                 "append_1_thread": one,
                 "append_16_threads": sixteen,
                 "iter_logs_per_s": round(streamed / max(read_s, 1e-9), 1),
+                "fsync_ms_before_after": [round(fsync_before, 2), round(fsync_after, 2)],
             },
             indent=2,
         )
