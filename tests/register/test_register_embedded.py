@@ -151,7 +151,9 @@ def test_blocked_tse_times_out_then_dangling_transaction_is_finished(
         time.sleep(0.05)
     dangling = sorted(service.get("tse-1").state.open_transactions)
     assert len(dangling) == 1
-    status = register.connect()  # reconnect: recovery finishes the open transaction
+    assert register.status().light is Light.YELLOW  # yellow until a signing works again
+    back = register.sell(coffee())  # the TSE is back: the outage ends, recovery runs
+    assert not back.tse_failed and back.status.light is Light.GREEN
     assert service.get("tse-1").state.open_transactions == {}
     finished = [t for t in transaction_logs(service) if t[0] == dangling[0]]
     assert finished[-1][1:] == (
@@ -162,9 +164,8 @@ def test_blocked_tse_times_out_then_dangling_transaction_is_finished(
     recorded = journal.dangling()
     assert [d.transaction_number for d in recorded] == dangling
     assert recorded[0].resolved_at is not None
-    assert status.light is Light.YELLOW  # still yellow until the next signing works
-    assert not register.sell(coffee()).tse_failed
-    assert register.status().light is Light.GREEN
+    assert register.connect().light is Light.GREEN
+    assert [d.transaction_number for d in journal.dangling()] == dangling  # nothing new
 
 
 def test_crash_after_start_is_recovered_on_connect(service: TSEService, journal: OutageLog) -> None:
@@ -290,3 +291,33 @@ def test_training_storno_and_abort_are_signed_and_verify(
         assert result.signed.process_data == expected[sale.bon_typ]
         assert verify_receipt(result.to_json()["qr_code_data"]).ok
     assert "TRAININGSBELEG" in render_text(register.sell(training).receipt)
+
+
+def test_recovery_uses_the_journal_refs(service: TSEService, journal: OutageLog) -> None:
+    """A Finish that reached the TSE although the register never got the answer is
+    answered from the TSE's store (no second signature); a journal entry for a
+    transaction the TSE does not hold open is closed as such."""
+    data = "Beleg^4.80_0.00_0.00_0.00_0.00^4.80:Bar"
+    number = service.start_transaction(
+        "tse-1", CLIENT, b"", "Kassenbeleg-V1", ref="lost-1:start"
+    ).transaction_number
+    service.finish_transaction(
+        "tse-1", CLIENT, number, data.encode(), "Kassenbeleg-V1", ref="lost-1:finish"
+    )
+    at = datetime.now(UTC)
+    for n, ref in ((number, "lost-1"), (4711, "")):
+        journal.record_dangling(
+            tse_id="tse-1",
+            client_id=CLIENT,
+            transaction_number=n,
+            at=at,
+            receipt_ref=ref,
+            process_type="Kassenbeleg-V1",
+        )
+    before = len(transaction_logs(service))
+    register = make_register(service, journal)
+    assert register.connect().light is Light.GREEN
+    assert len(transaction_logs(service)) == before  # nothing was signed again
+    resolutions = {d.transaction_number: d.resolution for d in journal.dangling()}
+    assert resolutions[number] == "had been signed by its own Finish (Kassenbeleg-V1)"
+    assert (resolutions[4711] or "").startswith("not open at the TSE")

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS dangling_transactions (
     found_at TEXT NOT NULL,
     resolved_at TEXT,
     resolution TEXT,
+    receipt_ref TEXT NOT NULL DEFAULT '',   -- the receipt whose Start was signed
+    process_type TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (tse_id, transaction_number)
 );
 CREATE TABLE IF NOT EXISTS daily_records (
@@ -107,6 +109,8 @@ class DanglingTransaction:
     found_at: datetime
     resolved_at: datetime | None
     resolution: str | None
+    receipt_ref: str = ""
+    process_type: str = ""
 
 
 def _iso(value: datetime) -> str:
@@ -231,12 +235,20 @@ class OutageLog:
         return self.outage(current[0])
 
     def record_dangling(
-        self, *, tse_id: str, client_id: str, transaction_number: int, at: datetime
+        self,
+        *,
+        tse_id: str,
+        client_id: str,
+        transaction_number: int,
+        at: datetime,
+        receipt_ref: str = "",
+        process_type: str = "",
     ) -> None:
+        """A transaction the TSE may still hold open (first record wins)."""
         self._write(
             "INSERT OR IGNORE INTO dangling_transactions (tse_id, client_id, "
-            "transaction_number, found_at) VALUES (?, ?, ?, ?)",
-            (tse_id, client_id, transaction_number, _iso(at)),
+            "transaction_number, found_at, receipt_ref, process_type) VALUES (?, ?, ?, ?, ?, ?)",
+            (tse_id, client_id, transaction_number, _iso(at), receipt_ref, process_type),
         )
 
     def resolve_dangling(
@@ -325,14 +337,19 @@ class OutageLog:
 
     def dangling(self) -> list[DanglingTransaction]:
         rows = self._read(
-            "SELECT tse_id, client_id, transaction_number, found_at, resolved_at, resolution "
-            "FROM dangling_transactions ORDER BY found_at, transaction_number"
+            "SELECT tse_id, client_id, transaction_number, found_at, resolved_at, resolution, "
+            "receipt_ref, process_type FROM dangling_transactions "
+            "ORDER BY found_at, transaction_number"
         )
         result = []
         for r in rows:
             found = _dt(r[3])
             assert found is not None
-            result.append(DanglingTransaction(r[0], r[1], int(r[2]), found, _dt(r[4]), r[5]))
+            result.append(
+                DanglingTransaction(
+                    r[0], r[1], int(r[2]), found, _dt(r[4]), r[5], str(r[6]), str(r[7])
+                )
+            )
         return result
 
     def daily_records(self) -> list[tuple[str, str, int, str]]:

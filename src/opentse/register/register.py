@@ -9,9 +9,11 @@ failure durably. Nothing is signed later; Germany has no re-signing.
 
 Every TSE call carries an idempotency ref derived from the receipt's own id, so a
 backend that retries after a lost answer gets the stored signature back. On
-(re)connect, transactions the TSE still holds open for this register -- left by a
-crash or a timed-out call -- are finished as aborted (``AVBelegabbruch``) and noted
-in the journal.
+(re)connect, and at the first successful signing after an outage, transactions the
+TSE still holds open for this register -- left by a crash or a timed-out call -- are
+finished as aborted (``AVBelegabbruch``) and noted in the journal. One Register
+serves one client (one till) at a time: it assumes no other open transaction of
+its client is legitimately in progress.
 """
 
 from __future__ import annotations
@@ -161,40 +163,70 @@ class Register:
         return status
 
     def recover(self) -> list[int]:
-        """Finish every transaction the TSE holds open for this register as aborted.
+        """Finish every transaction left open for this register as aborted.
 
-        Returns the numbers finished. Failures are left for the next reconnect.
+        Candidates are what the TSE lists as open for this client plus what the journal
+        knows started without a Finish. A journal entry carries its receipt ref, so the
+        Finish reuses that receipt's own finish ref: if the original Finish did reach
+        the TSE, the TSE answers with the stored signature instead of signing again
+        (the journal then says so), and a remote service finds the transaction by its
+        id even if it lost its index. Returns the numbers finished; failures stay for
+        the next reconnect.
         """
         client, tse_id = self.config.client_id, self.backend.tse_id
-        finished: list[int] = []
         try:
-            open_txs = self._call(lambda: self.backend.open_transactions(client))
+            listed = self._call(lambda: self.backend.open_transactions(client))
         except Exception:
-            return finished
-        for tx in open_txs:
-            number = tx.transaction_number
+            return []
+        known = {
+            d.transaction_number: d
+            for d in self.journal.dangling()
+            if d.tse_id == tse_id and d.client_id == client and d.resolved_at is None
+        }
+        candidates: dict[int, tuple[str, str]] = {
+            n: (d.process_type, d.receipt_ref) for n, d in known.items()
+        }
+        for tx in listed:
+            ref = known[tx.transaction_number].receipt_ref if tx.transaction_number in known else ""
+            candidates[tx.transaction_number] = (tx.process_type, ref)
+        open_numbers = {tx.transaction_number for tx in listed}
+        finished: list[int] = []
+        for number, (process_type, receipt_ref) in sorted(candidates.items()):
+            ptype = process_type or pd.PROCESS_TYPE_KASSENBELEG
             self.journal.record_dangling(
-                tse_id=tse_id, client_id=client, transaction_number=number, at=self.clock()
-            )
-            ptype = tx.process_type or pd.PROCESS_TYPE_KASSENBELEG
-            data = ABORT_PROCESS_DATA.get(ptype, "")
-            try:
-                self._call(functools.partial(self._finish_open, number, ptype, data))
-            except Exception:
-                continue
-            self.journal.resolve_dangling(
                 tse_id=tse_id,
+                client_id=client,
                 transaction_number=number,
                 at=self.clock(),
-                resolution=f"finished as aborted ({ptype})",
+                receipt_ref=receipt_ref,
+                process_type=ptype,
             )
+            data = ABORT_PROCESS_DATA.get(ptype, "")
+            ref = f"{receipt_ref}:finish" if receipt_ref else f"recover:{client}:{number}"
+            try:
+                signed = self._call(functools.partial(self._finish_open, number, ptype, data, ref))
+            except Exception as exc:
+                if number not in open_numbers and _is_not_found(exc):
+                    self._resolve(number, f"not open at the TSE ({_reason(exc)})")
+                continue
+            if signed.process_data == data:
+                self._resolve(number, f"finished as aborted ({ptype})")
+            else:
+                self._resolve(number, f"had been signed by its own Finish ({ptype})")
             finished.append(number)
         return finished
 
-    def _finish_open(self, number: int, process_type: str, process_data: str) -> Signed:
-        client = self.config.client_id
+    def _resolve(self, number: int, resolution: str) -> None:
+        self.journal.resolve_dangling(
+            tse_id=self.backend.tse_id,
+            transaction_number=number,
+            at=self.clock(),
+            resolution=resolution,
+        )
+
+    def _finish_open(self, number: int, process_type: str, process_data: str, ref: str) -> Signed:
         return self.backend.finish(
-            client, number, process_type, process_data, ref=f"recover:{client}:{number}"
+            self.config.client_id, number, process_type, process_data, ref=ref
         )
 
     def status(self) -> RegisterStatus:
@@ -232,8 +264,16 @@ class Register:
                     client_id=client,
                     transaction_number=number,
                     at=self.clock(),
+                    receipt_ref=ref,
+                    process_type=process_type,
                 )
         return outcome
+
+    def _signed_again(self, at: datetime) -> None:
+        """A signing worked: end the open outage; if there was one, the TSE is back, so
+        finish what the outage left open (a late-completing Start, a lost Finish)."""
+        if self.journal.record_success(at=at) is not None:
+            self.recover()
 
     def _book(
         self,
@@ -258,7 +298,7 @@ class Register:
                 total=sale.total,
             )
         else:
-            self.journal.record_success(at=ended_at)
+            self._signed_again(ended_at)
             self._tse_serial = outcome.signed.serial_number
         receipt = Receipt.from_sale(
             sale,
@@ -315,8 +355,14 @@ class Register:
                 total=entry.amount,
             )
         else:
-            self.journal.record_success(at=now)
+            self._signed_again(now)
         return outcome.signed, self.journal.status()
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    """The TSE says the transaction is not open (unknown, or closed already)."""
+    code = str(getattr(exc, "code", ""))
+    return code in ("E_TX_NOT_FOUND", "E_TX_UPSERT", "E_TX_REVISION_NOT_FOUND")
 
 
 def _reason(exc: BaseException) -> str:
