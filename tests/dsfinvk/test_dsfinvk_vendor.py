@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives import serialization
 
 from opentse.formats import processdata as pd
 from opentse.formats.dsfinvk.check import check_export
-from opentse.formats.dsfinvk.export import write_export
+from opentse.formats.dsfinvk.export import export_tables, gdpdu_dtd, write_export, write_table
+from opentse.formats.dsfinvk.indexxml import build_index_xml
 from opentse.formats.dsfinvk.model import (
     CashRegister,
     Closing,
@@ -25,6 +26,7 @@ from opentse.formats.dsfinvk.model import (
     Location,
     Payment,
     Receipt,
+    Terminal,
     TseInfo,
     TseTransaction,
     VatAmount,
@@ -107,11 +109,16 @@ def _closing_from_archive(path: Path) -> tuple[Closing, int]:
     }[first.log_time.format]
     tse = TseInfo(1, point, cert_der, algorithm_name(first.signature_algorithm), time_format)
     receipts: list[Receipt] = []
+    terminals: dict[str, Terminal] = {}
     for msg in finishes:
         data = msg.certified
         assert isinstance(data, TransactionLogData)
+        terminal = ""
         if data.client_id != client:
-            continue
+            terminal = f"T{len(terminals) + 1}"
+            terminal = terminals.setdefault(
+                data.client_id, Terminal(terminal, data.client_id)
+            ).terminal_id
         text = data.process_data.decode("utf-8")
         end = msg.log_time.as_datetime()
         start = starts.get(data.transaction_number, end)
@@ -150,7 +157,20 @@ def _closing_from_archive(path: Path) -> tuple[Closing, int]:
             text,
         )
         n = len(receipts) + 1
-        receipts.append(Receipt(f"R{n}", n, bon_typ, start, end, "1", lines, payments, transaction))
+        receipts.append(
+            Receipt(
+                f"R{n}",
+                n,
+                bon_typ,
+                start,
+                end,
+                "1",
+                lines,
+                payments,
+                transaction,
+                terminal_id=terminal,
+            )
+        )
     day = receipts[-1].end
     closing = Closing(
         client,
@@ -162,6 +182,7 @@ def _closing_from_archive(path: Path) -> tuple[Closing, int]:
         (tse,),
         tuple(VatRate(k, r) for k, r in RATES.items()),
         tuple(receipts),
+        terminals=tuple(terminals.values()),
     )
     return closing, len(receipts)
 
@@ -183,3 +204,30 @@ def test_real_tse_signatures_verify_from_the_csv_files(archive: str, tmp_path: P
     (out / "transactions_tse.csv").write_bytes(b"\r\n".join(lines))
     found = [(f.code, f.line) for f in check_export(out)]
     assert found == [("E_SIGNATURE_INVALID", 2)]
+
+
+def test_dtrust_signatures_with_ber_process_data(tmp_path: Path) -> None:
+    """D-Trust signs processData BER-encoded (indefinite length) and P-384/SHA-384; its
+    receipts also pay more than the gross total (tips outside the VAT slots), so the
+    export is written without the model check and must show only that difference."""
+    path = TESTDATA / "dtrust/54312d72-d3ed-413c-9d32-7f457576e4c8.tar"
+    if not path.is_file():
+        pytest.skip(f"vendor test data not found at {path} (shared/testdata beside the repo)")
+    closing, n = _closing_from_archive(path)
+    assert n == 6 and len(closing.terminals) >= 3
+    out = tmp_path / "e"
+    out.mkdir()
+    tables = export_tables([closing])
+    (out / "index.xml").write_bytes(build_index_xml(tables))
+    (out / "gdpdu-01-09-2004.dtd").write_bytes(gdpdu_dtd())
+    for table in tables:
+        with (out / table.file).open("wb") as stream:
+            write_table(stream, table, [closing])
+    assert {f.code for f in check_export(out)} == {"E_SUM_PAYMENTS"}
+    # and the signatures really are checked: a changed counter is found
+    lines = (out / "transactions_tse.csv").read_bytes().split(b"\r\n")
+    fields = lines[1].split(b";")
+    fields[9] = str(int(fields[9]) + 1).encode()
+    lines[1] = b";".join(fields)
+    (out / "transactions_tse.csv").write_bytes(b"\r\n".join(lines))
+    assert "E_SIGNATURE_INVALID" in {f.code for f in check_export(out)}

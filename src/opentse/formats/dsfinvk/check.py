@@ -48,7 +48,7 @@ from opentse.formats.dsfinvk.indexxml import (
 )
 from opentse.formats.dsfinvk.model import CLOSING_BON_TYPES, PAID_BON_TYPES
 from opentse.formats.dsfinvk.tables import ColumnType, Table
-from opentse.tr03151 import oids
+from opentse.tr03151 import der, oids
 from opentse.tr03151.codec import encode_signed_part
 from opentse.tr03151.logmessage import FINISH, LogMessage, TransactionLogData
 from opentse.tr03151.logtime import LogTime, TimeFormat
@@ -852,11 +852,25 @@ class _Checker:
                 log_time=log_time,
             )
             try:
-                verify_signature(point, alg, encode_signed_part(message), signature)
-                return None
+                signed = encode_signed_part(message)
             except OpenTSEError as exc:
-                last = exc.message
+                return exc.message
+            for variant in (signed, _ber_process_data(signed, data)):
+                try:
+                    verify_signature(point, alg, variant, signature)
+                    return None
+                except OpenTSEError as exc:
+                    last = exc.message
         return last
+
+
+def _ber_process_data(signed: bytes, data: bytes) -> bytes:
+    """The same Finish log with processData as BER constructed indefinite length
+    (``a2 80 04 LL <data> 00 00``), as D-Trust TSEs sign it (tr03151.md): an auditor
+    cannot know the encoding from the CSV files, so both are tried."""
+    definite = der.context(2, data)
+    ber = b"\xa2\x80" + der.octet_string(data) + b"\x00\x00"
+    return signed.replace(definite, ber, 1)
 
 
 def _int(text: str) -> int:
