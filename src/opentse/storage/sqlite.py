@@ -378,20 +378,33 @@ class SQLiteStore:
 
     # -- TSEStore: reads ---------------------------------------------------------
 
+    def _fetch(self, doing: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        """All rows of a short query on a pooled read connection (retried while busy)."""
+
+        def attempt() -> list[Any]:
+            with self._reading(doing) as conn:
+                return conn.execute(sql, params).fetchall()
+
+        return self._retry_busy(attempt)
+
+    def _fetch_one(self, doing: str, sql: str, params: Sequence[Any]) -> Any:
+        rows = self._fetch(doing, sql, params)
+        return rows[0] if rows else None
+
     def get_record(self, tse_id: str) -> TSERecord:
-        with self._reading("reading a TSE") as conn:
-            row = conn.execute(
-                f"SELECT {RECORD_COLUMNS} FROM tses WHERE tse_id = ?", (tse_id,)
-            ).fetchone()
+        row = self._fetch_one(
+            "reading a TSE", f"SELECT {RECORD_COLUMNS} FROM tses WHERE tse_id = ?", (tse_id,)
+        )
         if row is None:
             raise _not_found(tse_id)
         return record_from_row(row)
 
     def get_state(self, tse_id: str) -> TSEState:
-        with self._reading("reading a TSE state") as conn:
-            row = conn.execute(
-                "SELECT state, version FROM tse_states WHERE tse_id = ?", (tse_id,)
-            ).fetchone()
+        row = self._fetch_one(
+            "reading a TSE state",
+            "SELECT state, version FROM tse_states WHERE tse_id = ?",
+            (tse_id,),
+        )
         if row is None:
             raise _not_found(tse_id)
         return state_from_json(row[0], int(row[1]))
@@ -403,15 +416,13 @@ class SQLiteStore:
         if owner is not None:
             sql += " WHERE owner = ?"
             params = (owner,)
-        with self._reading("listing TSEs") as conn:
-            rows = conn.execute(sql + " ORDER BY created_at, tse_id", params).fetchall()
+        rows = self._fetch("listing TSEs", sql + " ORDER BY created_at, tse_id", params)
         return [record_from_row(row) for row in rows]
 
     def _require_tse(self, tse_id: str) -> None:
-        with self._reading("reading a TSE") as conn:
-            row = conn.execute("SELECT 1 FROM tses WHERE tse_id = ?", (tse_id,)).fetchone()
-        if row is None:
-            raise _not_found(tse_id)
+        if self._fetch_one("reading a TSE", "SELECT 1 FROM tses WHERE tse_id = ?", (tse_id,)):
+            return
+        raise _not_found(tse_id)
 
     def iter_logs(self, tse_id: str, flt: LogFilter | None = None) -> Iterator[StoredLog]:
         """Logs in counter order from one read snapshot, ``_FETCH`` rows at a time.
@@ -425,7 +436,7 @@ class SQLiteStore:
 
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[StoredLog]:
         with self._reading("reading logs") as conn:
-            cursor = conn.execute(sql, params)
+            cursor = self._retry_busy(lambda: conn.execute(sql, params))
             try:
                 while rows := cursor.fetchmany(_FETCH):
                     for row in rows:
@@ -436,25 +447,23 @@ class SQLiteStore:
     def count_logs(self, tse_id: str, flt: LogFilter | None = None) -> int:
         self._require_tse(tse_id)
         where, params = filter_sql(flt)
-        with self._reading("counting logs") as conn:
-            row = conn.execute(
-                f"SELECT COUNT(*) FROM logs WHERE tse_id = ?{where}", [tse_id, *params]
-            ).fetchone()
-        return int(row[0])
+        sql = f"SELECT COUNT(*) FROM logs WHERE tse_id = ?{where}"
+        return int(self._fetch_one("counting logs", sql, [tse_id, *params])[0])
 
     def get_log(self, tse_id: str, signature_counter: int) -> StoredLog | None:
-        with self._reading("reading a log") as conn:
-            row = conn.execute(
-                f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = ? AND signature_counter = ?",
-                (tse_id, signature_counter),
-            ).fetchone()
+        row = self._fetch_one(
+            "reading a log",
+            f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = ? AND signature_counter = ?",
+            (tse_id, signature_counter),
+        )
         return None if row is None else log_from_row(row)
 
     def find_ref(self, tse_id: str, ref: str) -> StoredLog | None:
-        with self._reading("reading a log") as conn:
-            row = conn.execute(
-                f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = ? AND ref = ?", (tse_id, ref)
-            ).fetchone()
+        row = self._fetch_one(
+            "reading a log",
+            f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = ? AND ref = ?",
+            (tse_id, ref),
+        )
         return None if row is None else log_from_row(row)
 
     # -- lifecycle ---------------------------------------------------------------
