@@ -205,3 +205,11 @@ def test_zip_into_a_stream_and_published_index_layout(tmp_path: Path) -> None:
     assert b"VariablePrimaryKey" not in index and b"ForeignKey" not in index
     (tmp_path / "s.zip").write_bytes(buffer.getvalue())
     assert check_export(tmp_path / "s.zip") == []
+
+
+def test_written_headers_are_the_official_column_lists(demo: Path) -> None:
+    from test_dsfinvk_tables import OFFICIAL
+
+    for file, columns in OFFICIAL.items():
+        header = (demo / file).read_bytes().split(b"\r\n", 1)[0].decode()
+        assert header.split(";") == columns, file
