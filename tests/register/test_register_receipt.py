@@ -27,10 +27,10 @@ from opentse.register.receipt import (
     Seller,
     TseSignature,
 )
-from opentse.register.render_escpos import qr_commands, render_escpos
+from opentse.register.render_escpos import auto_module_size, qr_commands, render_escpos
 from opentse.register.render_image import render_receipt_png
 from opentse.register.render_pdf import render_pdf
-from opentse.register.render_qr import render_qr_png, render_qr_svg
+from opentse.register.render_qr import make_qr, render_qr_png, render_qr_svg
 from opentse.register.render_text import render_text
 from opentse.register.sale import Sale
 from opentse.verify.receipt import verify_receipt
@@ -226,7 +226,7 @@ def test_text_receipt_rendering_is_saved_and_its_qr_decodes() -> None:
 
 
 def test_escpos_bytes() -> None:
-    data = render_escpos(_signed(_sale()), width=48)
+    data = render_escpos(_signed(_sale()), width=48, module_size=4)
     assert data.startswith(b"\x1b@\x1bt\x13")
     assert data.endswith(b"\x1dVB\x00")
     assert "Hauptstraße".encode("cp858") in data
@@ -237,6 +237,13 @@ def test_escpos_bytes() -> None:
     assert b"\x1d(k" + bytes([size & 0xFF, size >> 8]) + b"1P0" + payload in data
     assert b"\x1d(k\x03\x001E1" in data  # error correction M
     assert b"\x1d(k\x03\x001Q0" in data  # print
+    # the QR code fits the paper: 58 mm paper has 384 dots, 80 mm 576
+    for width, dots in ((32, 384), (48, 576)):
+        size = auto_module_size(VECTOR, dots)
+        modules = make_qr(VECTOR).symbol_size(border=4)[0]
+        assert size * modules <= dots
+        assert (size + 1) * modules > dots or size == 6
+        assert b"\x1d(k\x03\x001C" + bytes([size]) in render_escpos(_signed(_sale()), width=width)
     unsigned = render_escpos(_failed(_sale()))
     assert b"\x1d(k" not in unsigned
     assert b"TSE ausgefallen" in unsigned

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from opentse.register.receipt import Receipt
-from opentse.register.render_qr import DEFAULT_ERROR, ERROR_LEVELS
+from opentse.register.render_qr import DEFAULT_ERROR, ERROR_LEVELS, make_qr
 from opentse.register.render_text import render_text
 
 ESC = b"\x1b"
@@ -22,6 +22,16 @@ ALIGN_LEFT = ESC + b"a\x00"
 ALIGN_CENTER = ESC + b"a\x01"
 CUT = GS + b"V" + bytes([66, 0])
 _QR_STORE_MAX = 7089  # the largest model-2 symbol in numeric mode; bytes are fewer
+#: Printable dots per line at 203 dpi: 58 mm paper (32 columns), 80 mm (48 columns).
+PAPER_DOTS = {32: 384, 48: 576}
+MAX_MODULE_DOTS = 6
+
+
+def auto_module_size(payload: str, paper_dots: int, error: str = DEFAULT_ERROR) -> int:
+    """The largest module size (dots, at most 6) at which the symbol and its 4-module
+    quiet zone fit the paper: a QR code wider than the paper is not printed at all."""
+    modules = make_qr(payload, error).symbol_size(border=4)[0]
+    return max(1, min(MAX_MODULE_DOTS, paper_dots // modules))
 
 
 def _qr_function(fn: int, data: bytes) -> bytes:
@@ -50,15 +60,17 @@ def qr_commands(payload: str, *, module_size: int = 4, error: str = DEFAULT_ERRO
 
 
 def render_escpos(
-    receipt: Receipt, *, width: int = 48, tz: tzinfo | None = None, module_size: int = 4
+    receipt: Receipt, *, width: int = 48, tz: tzinfo | None = None, module_size: int | None = None
 ) -> bytes:
-    """Printer-ready bytes: text, the QR code (when signed), feed and cut."""
+    """Printer-ready bytes: text, the QR code (when signed), feed and cut. The QR module
+    size defaults to the largest that fits the paper of ``width`` columns."""
     text = render_text(receipt, width=width, tz=tz)
     body = text.replace("\n", "\r\n").encode("cp858", errors="replace") + b"\r\n"
     parts = [INIT, CODEPAGE_PC858, ALIGN_LEFT, body]
     payload = receipt.qr_payload
     if payload is not None:
-        parts += [b"\r\n", ALIGN_CENTER, qr_commands(payload, module_size=module_size)]
+        size = module_size or auto_module_size(payload, PAPER_DOTS.get(width, 384))
+        parts += [b"\r\n", ALIGN_CENTER, qr_commands(payload, module_size=size)]
         parts += [ALIGN_LEFT]
     parts += [b"\r\n" * 4, CUT]
     return b"".join(parts)
