@@ -337,3 +337,22 @@ def test_corrupted_zip_member_is_a_finding(tmp_path: Path) -> None:
     out.write_bytes(bytes(raw))
     found = check_export(out)
     assert ("E_EXPORT_ZIP", str(out)) in {(f.code, f.file) for f in found}
+
+
+def test_reference_date_as_date_or_time_stamp(export: Path) -> None:
+    edit(
+        export,
+        "references.csv",
+        lambda b: b.replace(
+            b";;KASSE-0001;1;B00002", b";2026-11-20T23:00:00+01:00;KASSE-0001;1;B00002"
+        ),
+    )
+    assert check_export(export) == []
+    edit(
+        export,
+        "references.csv",
+        lambda b: b.replace(b";2026-11-20T23:00:00+01:00;", b";2026-11-20;"),
+    )
+    assert check_export(export) == []
+    edit(export, "references.csv", lambda b: b.replace(b";2026-11-20;", b";20.11.2026;"))
+    assert [f.code for f in check_export(export)] == ["E_CSV_DATE"]

@@ -333,8 +333,10 @@ class _Checker:
         try:
             if name in T.TIMESTAMP_COLUMNS:
                 parse_timestamp(value)
-            elif name in T.DATE_COLUMNS:
+            elif name in T.DATE_COLUMNS and "T" not in value:
                 parse_date(value)
+            elif name in T.DATE_COLUMNS:  # a closing's time stamp is accepted as its date
+                parse_timestamp(value)
         except FormatError as exc:
             self.add(exc.code, file, exc.message, line, name)
 
