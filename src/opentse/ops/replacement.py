@@ -2,7 +2,8 @@
 
 The order follows the procedure documentation's replacement process:
 1. a new TSE is set up beside the old one (same location, curve and time format);
-2. every register of the old TSE is registered with the new one and moved to it;
+2. every register of the old TSE is registered with the new one and moved to it
+   (recorded sharing confirmations of the old TSE carry over: same address);
 3. the old TSE is fully exported, the export verified with the verifier and archived
    (hash, result, retention date); a failed verification stops here, nothing is
    disabled;
@@ -84,8 +85,11 @@ def _set_up_new(
 
 
 def _move_register(ctx: OpsContext, old_id: str, new_id: str, client: str, actor: str) -> None:
+    known = sites.find_register(ctx, client) is not None
+    if known:
+        sites.check_assignment(ctx, client, new_id)  # before the TSE registers it
     ctx.service.register_client(new_id, client)
-    if sites.find_register(ctx, client) is not None:
+    if known:
         sites.assign_register(
             ctx, client, new_id, actor=actor, protocol_kind=protocol.REPLACE_REGISTER_MOVED
         )
@@ -174,6 +178,11 @@ def replace_tse(
         hardware_version=site.hardware_version, interface_type=site.interface_type,
         connection_url=site.connection_url, actor=actor,
     )  # fmt: skip
+    for share in sites.shares(ctx, old_tse_id):  # same address: the confirmation carries over
+        sites.share_tse(
+            ctx, new_tse_id, share.location_id, confirmed_by=share.confirmed_by,
+            confirmation=f"{share.confirmation} (carried over from TSE {old_tse_id})",
+        )  # fmt: skip
     new_serial = ctx.service.get(new_tse_id).record.serial_number.hex()
     protocol.record(
         ctx.db, ctx.now(), protocol.REPLACE_NEW_TSE, location_id=loc.id, tse_id=new_tse_id,

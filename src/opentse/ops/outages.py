@@ -1,0 +1,76 @@
+"""The outage log the procedure documentation lists: TSE outages recorded here
+(``record_outage``) plus, optionally, the registers' own outage journals
+(``opentse.register.outage.OutageLog`` files), merged in time order."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from opentse.errors import ProtocolError
+from opentse.ops import protocol
+from opentse.ops.store import OpsContext
+
+
+@dataclass(frozen=True, slots=True)
+class OutageRow:
+    source: str  # "ops" or the journal file name
+    tse_id: str
+    register_id: str
+    started_at: int
+    ended_at: int | None
+    reason: str
+    receipts: int = 0
+
+
+def record_outage(
+    ctx: OpsContext,
+    *,
+    started_at: int,
+    ended_at: int | None,
+    reason: str,
+    tse_id: str = "",
+    register_id: str = "",
+    actor: str = "",
+) -> OutageRow:
+    if ended_at is not None and ended_at < started_at:
+        raise ProtocolError("an outage cannot end before it starts", code="E_OUTAGE_TIMES")
+    row = OutageRow("ops", tse_id, register_id, started_at, ended_at, reason.strip())
+    with ctx.db.tx() as c:
+        c.execute(
+            "INSERT INTO ops_outages(id, tse_id, register_id, started_at, ended_at, reason)"
+            " VALUES (?,?,?,?,?,?)",
+            (str(uuid.uuid4()), tse_id, register_id, started_at, ended_at, row.reason),
+        )
+        protocol.append(
+            c, ctx.now(), protocol.OUTAGE_RECORDED, tse_id=tse_id, register_id=register_id,
+            actor=actor, details={"started_at": started_at, "ended_at": ended_at,
+                                  "reason": row.reason},
+        )  # fmt: skip
+    return row
+
+
+def outages(ctx: OpsContext, journals: tuple[Path, ...] = ()) -> list[OutageRow]:
+    rows = [
+        OutageRow("ops", r[0], r[1], int(r[2]), r[3], r[4])
+        for r in ctx.db.rows(
+            "SELECT tse_id, register_id, started_at, ended_at, reason FROM ops_outages"
+        )
+    ]
+    for path in journals:
+        from opentse.register.outage import OutageLog
+
+        log = OutageLog(path)
+        try:
+            for o in log.outages():
+                rows.append(
+                    OutageRow(
+                        path.name, "", "", int(o.started_at.timestamp()),
+                        int(o.ended_at.timestamp()) if o.ended_at else None,
+                        f"{o.kind}: {o.reason}", len(o.receipt_refs),
+                    )
+                )  # fmt: skip
+        finally:
+            log.close()
+    return sorted(rows, key=lambda r: (r.started_at, r.source))

@@ -1,0 +1,225 @@
+"""The procedure documentation (Verfahrensdokumentation, GoBD Rz. 151 ff.) of the
+TSE set-up, generated from live data as Markdown (``render_markdown``) and PDF
+(``render_pdf``, fpdf2).
+
+Content, as POS vendors' TSE guides list it: organization and locations (with
+recorded TSE sharing), every TSE (hardware/software version, interface type,
+connection URL/port/path, certificate and serial numbers, set-up date, capacity),
+every register, PIN/PUK changes (time and role, never the values), the protocol of
+set-up, moves and replacements, the processes for use, replacement, export for audits
+and outages, the outage log and the export archive. Marked as not certified.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from opentse import NOT_CERTIFIED_NOTICE
+from opentse.engine.ports import LogFilter
+from opentse.ops import archive, outages, protocol, sites
+from opentse.ops.store import DEFAULT_CAPACITY, OpsContext
+from opentse.tr03151.oids import LogType
+
+SECTIONS = (
+    "Hinweis: nicht zertifiziert",
+    "1. Unternehmen und Standorte",
+    "2. Technische Sicherheitseinrichtungen (TSE)",
+    "3. Kassen (Aufzeichnungssysteme)",
+    "4. PIN- und PUK-Änderungen",
+    "5. Protokoll: Einrichtung, Umzug, Austausch",
+    "6. Prozesse",
+    "6.1 Nutzung der TSE",
+    "6.2 Austausch der TSE",
+    "6.3 Export für Prüfungen (Kassen-Nachschau, Außenprüfung)",
+    "6.4 Ausfall der TSE",
+    "7. Ausfallprotokoll",
+    "8. Archiv der Exporte",
+)
+_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+
+
+def _dt(value: int | None) -> str:
+    if value is None:
+        return "-"
+    return datetime.fromtimestamp(int(value), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _date(value: int | None) -> str:
+    return "-" if value is None else datetime.fromtimestamp(int(value), tz=UTC).strftime("%Y-%m-%d")
+
+
+def _md(value: object) -> str:
+    """A value safe inside a Markdown table cell."""
+    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def _details(details: dict[str, Any]) -> str:
+    text = json.dumps(details, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+@dataclass
+class ProcedureData:
+    generated: str
+    notice: str
+    org: sites.Organization | None
+    orgs: list[sites.Organization]
+    locations: list[sites.Location]
+    location_names: dict[str, str]
+    shares: list[sites.Share]
+    tses: list[dict[str, Any]]
+    registers: list[sites.RegisterRow]
+    credential_changes: list[dict[str, Any]]
+    protocol: list[protocol.Entry]
+    outages: list[outages.OutageRow]
+    exports: list[archive.ArchivedExport]
+    reminder_days: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, Any]:
+    info = ctx.service.get(tse_id)
+    site = sites.find_tse(ctx, tse_id)
+    rec, st = info.record, info.state
+    row: dict[str, Any] = {
+        "tse_id": tse_id,
+        "location": names.get(site.location_id, site.location_id) if site else "-",
+        "state": st.lifecycle.value,
+        "ops_status": site.status if site else "",
+        "serial": rec.serial_number.hex(),
+        "hardware_version": site.hardware_version if site else "software TSE (no hardware)",
+        "software_version": site.software_version if site else "opentse",
+        "interface_type": site.interface_type if site else "embedded / HTTP",
+        "url": (site.connection_url if site else "") or "-",
+        "algorithm": rec.signature_algorithm,
+        "curve": rec.curve,
+        "time_format": rec.time_format,
+        "set_up": _dt(st.initialized_at),
+        "disabled": _dt(st.disabled_at),
+        "signatures": st.signature_counter,
+        "capacity": site.capacity if site else DEFAULT_CAPACITY,
+        "replaced_by": site.replaced_by if site else None,
+        "cert_serial": "-",
+        "cert_subject": "-",
+        "cert_issuer": "-",
+        "cert_from": "-",
+        "cert_until": "-",
+    }
+    parts = urlsplit(row["url"]) if row["url"] != "-" else None
+    row["host"] = (parts.hostname if parts else None) or "-"
+    row["port"] = str(parts.port) if parts and parts.port else "-"
+    row["path"] = (parts.path if parts else "") or "-"
+    if rec.certificate_chain:
+        cert = x509.load_der_x509_certificate(rec.certificate_chain[0])
+        row.update(
+            cert_serial=format(cert.serial_number, "x"),
+            cert_subject=cert.subject.rfc4514_string(),
+            cert_issuer=cert.issuer.rfc4514_string(),
+            cert_from=_dt(int(cert.not_valid_before_utc.timestamp())),
+            cert_until=_dt(int(cert.not_valid_after_utc.timestamp())),
+        )
+    return row
+
+
+def _credential_changes(ctx: OpsContext, tse_ids: list[str]) -> list[dict[str, Any]]:
+    """PIN/PUK changes from the protocol and the TSEs' own unblockUser logs."""
+    found: list[dict[str, Any]] = []
+    wanted = set(tse_ids)
+    for e in protocol.entries(ctx.db, kinds=(protocol.PIN_CHANGED, protocol.PUK_CHANGED)):
+        if e.tse_id in wanted:
+            what = "PIN" if e.kind == protocol.PIN_CHANGED else "PUK"
+            role = e.details.get("pin_role") or e.details.get("puk_role") or "admin"
+            found.append({"at": e.at, "tse_id": e.tse_id, "what": f"{what} ({role})",
+                          "source": f"Protokoll Nr. {e.seq}"})  # fmt: skip
+    for tse_id in tse_ids:
+        flt = LogFilter(log_types=(LogType.SYSTEM,))
+        for log in ctx.service.logs(tse_id, flt):
+            if log.operation == "unblockUser":
+                found.append(
+                    {
+                        "at": log.log_time,
+                        "tse_id": tse_id,
+                        "what": "PIN gesetzt/entsperrt mit PUK (unblockUser)",
+                        "source": f"TSE-Log, Signaturzähler {log.signature_counter}",
+                    }
+                )
+    return sorted(found, key=lambda c: (c["at"], c["tse_id"]))
+
+
+def collect(
+    ctx: OpsContext, org_id: str | None = None, journals: tuple[Path, ...] = ()
+) -> ProcedureData:
+    """Everything the document shows, read now from the installation."""
+    org = sites.get_organization(ctx, org_id) if org_id else None
+    orgs = [org] if org else sites.organizations(ctx)
+    locs = [loc for o in orgs for loc in sites.locations(ctx, o.id)]
+    loc_ids = {loc.id for loc in locs}
+    names = {loc.id: f"{loc.name} ({loc.address})" for loc in locs}
+    if org is None:
+        tse_ids = [i.record.tse_id for i in ctx.service.list()]
+    else:
+        tse_ids = [t.tse_id for t in sites.site_tses(ctx) if t.location_id in loc_ids]
+    regs = [r for r in sites.registers(ctx) if org is None or r.location_id in loc_ids]
+    entries = [
+        e for e in protocol.entries(ctx.db)
+        if org is None or e.org_id == org.id or e.location_id in loc_ids or e.tse_id in tse_ids
+    ]  # fmt: skip
+    return ProcedureData(
+        generated=_dt(ctx.now()),
+        notice=NOT_CERTIFIED_NOTICE,
+        org=org,
+        orgs=orgs,
+        locations=locs,
+        location_names=names,
+        shares=[s for s in sites.shares(ctx) if s.tse_id in tse_ids],
+        tses=[_tse_row(ctx, t, names) for t in tse_ids],
+        registers=regs,
+        credential_changes=_credential_changes(ctx, tse_ids),
+        protocol=entries,
+        outages=[
+            o
+            for o in outages.outages(ctx, journals)
+            if org is None or not o.tse_id or o.tse_id in tse_ids
+        ],
+        exports=[x for x in archive.exports(ctx) if x.tse_id in tse_ids],
+        reminder_days=archive.reminder_days(ctx),
+    )
+
+
+def render_markdown(data: ProcedureData) -> str:
+    env = Environment(
+        loader=PackageLoader("opentse.ops", "templates"),
+        autoescape=False,  # Markdown, not HTML; table cells go through |md
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(dt=_dt, date=_date, md=_md, details=_details)
+    return env.get_template("procedure.md.j2").render(**vars(data))
+
+
+def render_pdf(markdown: str, out: Path) -> Path:
+    """Lay out the Markdown (headings, quotes, bullets, tables, paragraphs) as PDF."""
+    from opentse.ops.pdf import markdown_to_pdf
+
+    out.write_bytes(markdown_to_pdf(markdown))
+    return out
+
+
+def write(ctx: OpsContext, out: Path, org_id: str | None = None,
+          journals: tuple[Path, ...] = ()) -> Path:  # fmt: skip
+    """``OUT.md`` or ``OUT.pdf`` by suffix."""
+    text = render_markdown(collect(ctx, org_id, journals))
+    if out.suffix.lower() == ".pdf":
+        return render_pdf(text, out)
+    out.write_text(text, encoding="utf-8")
+    return out

@@ -1,0 +1,150 @@
+"""The procedure documentation from live data: every section, the facts, no secrets;
+rendered to PDF and from there to PNG (artifacts/ops/)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import ready_tse, sell
+from PIL import Image, ImageDraw, ImageFont
+
+from opentse import NOT_CERTIFIED_NOTICE
+from opentse.ops import archive, outages, procedure, protocol, replacement, sites
+from opentse.ops.store import OpsContext
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "ops"
+SECRET_PIN = "Pin-Geheim-4711"
+
+
+def _scenario(ops: OpsContext, tmp_path: Path) -> tuple[Path, str]:
+    org = sites.create_organization(ops, "Café Sonne GmbH", tax_number="12/345/67890")
+    main = sites.create_location(
+        ops, org.id, "Hauptgeschäft", street="Hauptstraße 1", postal_code="10115", city="Berlin"
+    )
+    bar = sites.create_location(
+        ops, org.id, "Bar 1. OG", street="Hauptstr. 1", postal_code="10115", city="Berlin"
+    )
+    ready_tse(ops, "tse-main", "KASSE-1", "KASSE-2", pin=SECRET_PIN)
+    sites.assign_tse(
+        ops, "tse-main", main.id, capacity=1000,
+        connection_url="https://192.168.1.20:4433/api/v2", interface_type="LAN (HTTPS, TLS)",
+    )  # fmt: skip
+    sites.share_tse(
+        ops, "tse-main", bar.id, confirmed_by="A. Wirt",
+        confirmation="Die Bar im 1. OG gehört zur selben Betriebsstätte.",
+    )  # fmt: skip
+    sites.add_register(ops, "KASSE-1", main.id, model="opentse pos", software_version="0.1.0")
+    sites.add_register(ops, "KASSE-2", bar.id, model="Tablet-Kasse", hardware_version="A7")
+    sites.assign_register(ops, "KASSE-1", "tse-main")
+    sites.assign_register(ops, "KASSE-2", "tse-main")
+    sell(ops, "tse-main", "KASSE-1", 3)
+    protocol.record_credential_change(ops.db, ops.now(), "tse-main", what="puk", actor="A. Wirt")
+    outages.record_outage(
+        ops, started_at=ops.now() - 7200, ended_at=ops.now() - 3600,
+        reason="Stromausfall im Back-Office", tse_id="tse-main",
+    )  # fmt: skip
+    # a register's own outage journal (opentse.register) is merged in
+    from opentse.register.outage import OutageLog
+
+    journal = tmp_path / "register-outages.db"
+    log = OutageLog(journal)
+    log.record_unreachable(at=datetime(2025, 10, 1, 9, 0, tzinfo=UTC), reason="WLAN gestört")
+    log.close()
+    done = replacement.replace_tse(
+        ops, "tse-main", "tse-main-2", new_admin_pin=SECRET_PIN, old_admin_pin=SECRET_PIN,
+        reason="Zertifikat läuft ab", actor="A. Wirt",
+    )  # fmt: skip
+    return journal, done.export.sha256
+
+
+def _png_from_pdf(pdf: Path, out_prefix: Path) -> list[Path]:
+    """pdftoppm (poppler-utils) when installed, otherwise Pillow draws the text."""
+    if shutil.which("pdftoppm"):
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", "70", str(pdf), str(out_prefix)], check=True, timeout=120
+        )
+        return sorted(out_prefix.parent.glob(out_prefix.name + "-*.png"))
+    return []
+
+
+def _png_from_text(text: str, out: Path) -> Path:
+    font = ImageFont.load_default()
+    lines = text.splitlines()[:400]
+    img = Image.new("RGB", (1400, 14 * len(lines) + 20), "white")
+    draw = ImageDraw.Draw(img)
+    for n, line in enumerate(lines):
+        draw.text((10, 10 + 14 * n), line, fill="black", font=font)
+    img.save(out)
+    return out
+
+
+def test_procedure_document(ops: OpsContext, tmp_path: Path) -> None:
+    journal, sha = _scenario(ops, tmp_path)
+    data = procedure.collect(ops, journals=(journal,))
+    md = procedure.render_markdown(data)
+    for heading in procedure.SECTIONS:
+        assert f"# {heading}\n" in md, heading
+    old = ops.service.get("tse-main")
+    new = ops.service.get("tse-main-2")
+    for fact in (
+        NOT_CERTIFIED_NOTICE,
+        "Café Sonne GmbH",
+        "Hauptstraße 1, 10115 Berlin",
+        "Die Bar im 1. OG gehört zur selben Betriebsstätte.",
+        old.record.serial_number.hex(),
+        new.record.serial_number.hex(),
+        "https://192.168.1.20:4433/api/v2",
+        "192.168.1.20 / 4433 / /api/v2",
+        "LAN (HTTPS, TLS)",
+        "opentse 0.1.0",
+        "KASSE-1",
+        "Tablet-Kasse",
+        "PUK (admin)",
+        "PIN gesetzt/entsperrt mit PUK (unblockUser)",
+        "Stromausfall im Back-Office",
+        "WLAN gestört",
+        sha,
+        protocol.REPLACE_EXPORT_VERIFIED,
+        protocol.REPLACE_OLD_DISABLED,
+    ):
+        assert fact in md, fact
+    cert_serial = procedure._tse_row(ops, "tse-main", {})["cert_serial"]
+    assert cert_serial != "-" and f"`{cert_serial}`" in md
+    assert "Inbetriebnahme (Initialisierung) | 2025-" in md
+    assert SECRET_PIN not in md  # PIN changes are documented, values never
+
+    # an organization filter still shows its TSEs; an unknown one is an error
+    assert "tse-main-2" in procedure.render_markdown(procedure.collect(ops, data.orgs[0].id))
+    with pytest.raises(Exception, match="E_SITE_ORG_NOT_FOUND"):
+        procedure.collect(ops, "nope")
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    md_path = procedure.write(ops, ARTIFACTS / "procedure.md", journals=(journal,))
+    pdf_path = procedure.write(ops, ARTIFACTS / "procedure.pdf", journals=(journal,))
+    assert md_path.read_text(encoding="utf-8") == md.replace(data.generated, data.generated)
+    assert pdf_path.read_bytes().startswith(b"%PDF-")
+    if shutil.which("pdftotext"):
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(pdf_path), "-"], capture_output=True, text=True,
+            check=True, timeout=60,
+        ).stdout  # fmt: skip
+        squashed = " ".join(text.split())
+        for heading in procedure.SECTIONS:
+            assert " ".join(heading.split()) in squashed, heading
+        assert SECRET_PIN not in text
+    for old_png in ARTIFACTS.glob("procedure-*.png"):
+        old_png.unlink()
+    pages = _png_from_pdf(pdf_path, ARTIFACTS / "procedure")
+    if not pages:  # no poppler: render the Markdown text instead (said in the report)
+        pages = [_png_from_text(md, ARTIFACTS / "procedure-text.png")]
+    assert pages
+    for page in pages:
+        with Image.open(page) as img:
+            assert img.width > 300 and img.height > 300
+            gray = img.convert("L")
+            assert gray.getextrema()[0] < 100  # there is dark text on the page
+    assert archive.exports(ops, "tse-main")
