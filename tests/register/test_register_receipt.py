@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import re
+import struct
 import zlib
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -262,7 +263,36 @@ def test_pdf_contains_payload_and_qr_image() -> None:
         if _inflatable(m.group(1))
     )
     assert rb"Keine zertifizierte TSE \(opentse\)" in texts  # PDF string escapes
+    assert _pdf_qr_text(pdf) == VECTOR
     assert render_pdf(_failed(_sale())).startswith(b"%PDF")
+
+
+def _pdf_qr_text(pdf: bytes) -> str:
+    """Decode the QR image inside the PDF: fpdf2 stores 1-bit images as CCITT G4, which
+    Pillow reads once wrapped in a minimal TIFF; zxing-cpp then reads the symbol."""
+    found = re.search(
+        rb"/DecodeParms <<(.*?)>>\s*/Filter /CCITTFaxDecode\s*/Height (\d+)\s*/Length (\d+)"
+        rb"\s*/Subtype /Image\s*/Type /XObject\s*/Width (\d+)\s*>>\s*stream\r?\n",
+        pdf,
+        re.S,
+    )
+    assert found is not None, "no CCITT image in the PDF"
+    height, length, width = int(found.group(2)), int(found.group(3)), int(found.group(4))
+    data = pdf[found.end() : found.end() + length]
+    photometric = 0 if b"/BlackIs1 true" in found.group(1) else 1
+    tags = [
+        (256, 3, width), (257, 3, height), (258, 3, 1), (259, 3, 4), (262, 3, photometric),
+        (273, 4, 8 + 2 + 8 * 12 + 4), (278, 3, height), (279, 4, len(data)),
+    ]  # fmt: skip
+    tiff = bytearray(b"II*\x00" + struct.pack("<IH", 8, len(tags)))
+    for tag, kind, value in tags:
+        packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        tiff += struct.pack("<HHI", tag, kind, 1) + packed
+    tiff += struct.pack("<I", 0) + data
+    image = Image.open(io.BytesIO(bytes(tiff)))
+    results = zxingcpp.read_barcodes(image.convert("L"))
+    assert len(results) == 1
+    return str(results[0].text)
 
 
 def _inflatable(data: bytes) -> bool:
