@@ -351,7 +351,9 @@ def test_reference_date_as_date_or_time_stamp(export: Path) -> None:
     edit(
         export,
         "references.csv",
-        lambda b: b.replace(b";2026-11-20T23:00:00+01:00;", b";2026-11-20;"),
+        lambda b: b.replace(
+            b"Transaktion;;2026-11-20T23:00:00+01:00;", b"Transaktion;;2026-11-20;"
+        ),
     )
     assert check_export(export) == []
     edit(export, "references.csv", lambda b: b.replace(b";2026-11-20;", b";20.11.2026;"))
