@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from dsfinvk_support import CLIENT_ID, FakeTSE, demo_day, finish_signed_data
+from dsfinvk_support import CLIENT_ID, DayBuilder, FakeTSE, demo_day, finish_signed_data, line
 
 from opentse.errors import FormatError
 from opentse.formats.dsfinvk import tables as T
@@ -213,3 +213,21 @@ def test_written_headers_are_the_official_column_lists(demo: Path) -> None:
     for file, columns in OFFICIAL.items():
         header = (demo / file).read_bytes().split(b"\r\n", 1)[0].decode()
         assert header.split(";") == columns, file
+
+
+def test_long_order_is_verified_from_the_lines(tmp_path: Path) -> None:
+    """Bestellung-V1 longer than TSE_VORGANGSDATEN's 1000 characters: the column stays
+    empty and the checker rebuilds the signed order from lines.csv."""
+    tse = FakeTSE()
+    day = DayBuilder(tse)
+    lines = [line(i, f"Gericht Nr. {i} mit Beilage", 1, "12.50") for i in range(1, 41)]
+    order = "\r".join(f'1;"{ln.text}";12.50' for ln in lines)
+    assert len(order) > 1000
+    receipt = day.add(lines, [], "AVBestellung")
+    start, end = receipt.start, receipt.end
+    signed = tse.sign("Bestellung-V1", order, start, end)
+    day.receipts[-1] = replace(receipt, tse=signed)
+    out = write_export([day.closing()], tmp_path / "e")
+    (row,) = read_csv(out, "transactions_tse.csv")
+    assert row["TSE_TA_VORGANGSART"] == "Bestellung-V1" and row["TSE_VORGANGSDATEN"] == ""
+    assert check_export(out) == []

@@ -25,6 +25,7 @@ from opentse.formats.dsfinvk.model import ZERO, Closing, closing_totals, validat
 from opentse.formats.dsfinvk.tables import VAT_DESCRIPTIONS, Table, certificate_column
 
 Row = dict[str, Value]
+_VORGANGSDATEN_MAX = 1000
 RowSource = Callable[[Closing], Iterator[Row]]
 
 
@@ -304,7 +305,11 @@ def _transactions_tse(c: Closing) -> Iterator[Row]:
             "TSE_TA_SIGZ": t.signature_counter,
             "TSE_TA_SIG": base64.b64encode(t.signature).decode("ascii") if t.signature else "",
             "TSE_TA_FEHLER": t.error,
-            "TSE_VORGANGSDATEN": t.process_data,
+            # optional column of at most 1000 characters: a longer processData is left
+            # out (Kassenbeleg-V1 and Bestellung-V1 are rebuilt from the rows anyway)
+            "TSE_VORGANGSDATEN": t.process_data
+            if len(t.process_data) <= _VORGANGSDATEN_MAX
+            else "",
         }
 
 
