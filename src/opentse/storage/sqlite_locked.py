@@ -1,0 +1,192 @@
+"""What ``fn`` sees inside ``SQLiteStore.run_locked``, and the writer's state cache.
+
+Runs on the writer thread, on the write connection, inside the request's savepoint.
+Enforces the counter rule (TR-03151: the signature counter is +1 for every
+signature, never skipped or repeated) before SQL does it again in the schema's
+trigger: appended logs continue the stored counter, the saved state carries it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from opentse.engine.ports import StoredLog
+from opentse.engine.state import TSEState
+from opentse.errors import ConflictError, OpenTSEError, StorageError
+from opentse.storage.rows import (
+    LOG_COLUMNS,
+    log_from_row,
+    log_params,
+    state_from_json,
+    state_to_json,
+)
+from opentse.storage.sqlite_writer import storage_error
+
+INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+
+
+class StateCache:
+    """TSEState objects by TSE, valid for one ``version`` (LRU, writer thread only).
+
+    ``load`` returns the cached object when the stored version still matches, so
+    nothing is parsed when no one else wrote; another process writing the same
+    file bumps the version and so invalidates the entry.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[int, TSEState]] = OrderedDict()
+
+    def get(self, tse_id: str, version: int) -> TSEState | None:
+        entry = self._entries.get(tse_id)
+        if entry is None or entry[0] != version:
+            return None
+        self._entries.move_to_end(tse_id)
+        return entry[1]
+
+    def put(self, tse_id: str, version: int, state: TSEState) -> None:
+        self._entries[tse_id] = (version, state)
+        self._entries.move_to_end(tse_id)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop(self, tse_id: str) -> None:
+        self._entries.pop(tse_id, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class LockedView:
+    """``engine.ports.LockedTSE`` for one TSE on the writer connection."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        cache: StateCache,
+        tse_id: str,
+        version: int,
+        counter: int,
+    ) -> None:
+        self._conn = conn
+        self._cache = cache
+        self._tse_id = tse_id
+        self._version = version  # committed (or earlier in this batch) before fn
+        self._counter = counter  # last stored signature counter, including appends
+        self._saved_counter = counter  # signature_counter of the state as saved
+        self._loaded = False
+        self._saved = False
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StorageError("LockedTSE used after run_locked returned", code="E_STORE_CLOSED")
+
+    def load(self) -> TSEState:
+        """The current state; the writer's cached object when nobody wrote since."""
+        self._check_open()
+        version = self._version + 1 if self._saved else self._version
+        cached = self._cache.get(self._tse_id, version)
+        self._loaded = True
+        if cached is not None:
+            return cached
+        row = self._conn.execute(
+            "SELECT state, version FROM tse_states WHERE tse_id = ?", (self._tse_id,)
+        ).fetchone()
+        state = state_from_json(row[0], int(row[1]))
+        self._cache.put(self._tse_id, state.version, state)
+        return state
+
+    def save(self, state: TSEState) -> None:
+        """Persist ``state`` (with ``version`` bumped, set on the object too).
+
+        Its signature_counter must be the last stored one (TR-03151: the counter
+        counts every signature; state and logs never disagree). The writer keeps this
+        very object as its cached state: change it after ``save`` only to save again.
+        """
+        self._check_open()
+        if state.tse_id != self._tse_id:
+            raise StorageError("state belongs to another TSE", code="E_TSE_MISMATCH")
+        if state.signature_counter != self._counter:
+            raise StorageError(
+                f"state.signature_counter {state.signature_counter} differs from the last "
+                f"stored counter {self._counter}",
+                code="E_COUNTER_GAP",
+            )
+        version = self._version + 1
+        state.version = version
+        text = state_to_json(state)
+        self._conn.execute(
+            "UPDATE tse_states SET state = ?, version = ? WHERE tse_id = ?",
+            (text, version, self._tse_id),
+        )
+        self._saved = True
+        self._saved_counter = state.signature_counter
+        self._cache.put(self._tse_id, version, state)
+
+    def append(self, logs: Sequence[StoredLog]) -> None:
+        """Store ``logs`` (all or none): counters must continue the stored ones by +1."""
+        self._check_open()
+        if not logs:
+            return
+        expected = self._counter + 1
+        for log in logs:  # checked in this order by every store: counters, refs, data
+            if log.tse_id != self._tse_id:
+                raise StorageError("log belongs to another TSE", code="E_TSE_MISMATCH")
+            if log.signature_counter != expected:
+                raise StorageError(
+                    f"signature counter {log.signature_counter} does not follow {expected - 1}",
+                    code="E_COUNTER_GAP",
+                )
+            expected += 1
+        refs = [log.ref for log in logs if log.ref is not None]
+        if len(set(refs)) != len(refs):
+            raise ConflictError("the same ref twice in one append", code="E_DUPLICATE_REF")
+        params = [log_params(log) for log in logs]
+        conn = self._conn
+        if len(params) == 1:  # one statement is atomic by itself
+            try:
+                conn.execute(INSERT_LOG, params[0])
+            except sqlite3.Error as exc:
+                raise append_error(exc) from exc
+        else:
+            conn.execute("SAVEPOINT append")
+            try:
+                conn.executemany(INSERT_LOG, params)
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO append")
+                    conn.execute("RELEASE append")
+                raise append_error(exc) from exc
+            conn.execute("RELEASE append")
+        self._counter = expected - 1
+
+    def find_ref(self, ref: str) -> StoredLog | None:
+        self._check_open()
+        row = self._conn.execute(
+            f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = ? AND ref = ?", (self._tse_id, ref)
+        ).fetchone()
+        return None if row is None else log_from_row(row)
+
+    def finish(self) -> None:
+        """After ``fn``: appended logs require the state saved with their counter."""
+        if self._saved_counter != self._counter:
+            raise StorageError(
+                f"logs up to counter {self._counter} appended but the state was saved "
+                f"with {self._saved_counter}",
+                code="E_COUNTER_GAP",
+            )
+        if self._loaded and not self._saved:
+            self._cache.drop(self._tse_id)  # fn may have changed the loaded object
+
+
+def append_error(exc: sqlite3.Error) -> OpenTSEError:
+    """The stable error for a rejected log INSERT (ref clash or counter trigger)."""
+    text = str(exc)
+    if "logs.ref" in text:
+        return ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
+    if "E_COUNTER_GAP" in text or "logs.signature_counter" in text:
+        return StorageError(f"signature counter rejected: {text}", code="E_COUNTER_GAP")
+    return storage_error("appending logs", exc)
