@@ -5,6 +5,18 @@ The register side (its bookkeeping store and ``pos close``) fills these; the clo
 totals (businesscases, payment, cash_per_currency, Z_SE_*) are derived here from the
 receipts, so they cannot disagree with the single records (DSFinV-K 2.4, 5: "Die
 Summen des Kassenabschlusses ergeben sich aus den Einzelaufzeichnungen").
+
+What the register must keep so that an auditor can verify its signatures from the
+export alone:
+- ``CashRegister.serial_number`` (or ``Terminal.serial_number`` for a receipt whose
+  ``terminal_id`` names a terminal) is the TSE client id of the transaction;
+- each receipt's lines' VAT amounts per key and its payments in the order they were
+  signed (``Payment.amount`` in the base currency, ``foreign_amount`` in ``currency``)
+  rebuild the Kassenbeleg-V1 that was signed; Bestellung-V1 is rebuilt from the lines
+  (MENGE, ARTIKELTEXT, STK_BR); any other processType (SonstigerVorgang) is verified
+  from ``TseTransaction.process_data`` only, so keep it;
+- ``TseTransaction.end`` is the Finish log's time, ``signature_counter`` and
+  ``signature`` are the Finish log's.
 """
 
 from __future__ import annotations
