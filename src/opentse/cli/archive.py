@@ -1,0 +1,116 @@
+"""``opentse archive export|list|remind|release``: the export archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from opentse.cli.common import DATA_OPTION, JSON_OPTION, console, echo_json, iso, table
+from opentse.cli.ops_common import DATABASE_OPTION, ops_context
+
+archive_app = typer.Typer(
+    help="Export archive: SHA-256, verification, 10-year retention, reminders.",
+    no_args_is_help=True,
+)
+
+
+@archive_app.command("export")
+def export_command(
+    tse_id: str = typer.Argument(...),
+    defective: bool = typer.Option(
+        False, "--without-signature", help="Defective TSE: export from the store, sign nothing."
+    ),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Export a TSE completely, verify the file and keep it in the archive."""
+    from opentse.ops import archive
+
+    with ops_context(data, database) as ctx:
+        item = archive.archive_export(ctx, tse_id, without_signature=defective)
+    if as_json:
+        echo_json(item.to_json())
+    else:
+        ok = "verified" if item.verified_ok else "NOT VERIFIED"
+        console.print(
+            f"{item.path}\nsha256 {item.sha256}\n{ok}, keep until {iso(item.retain_until)}"
+        )
+    if not item.verified_ok:
+        raise typer.Exit(1)
+
+
+@archive_app.command("list")
+def list_command(
+    tse_id: str | None = typer.Argument(None),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Archived exports with hash, verification result and retention date."""
+    from opentse.ops import archive
+
+    with ops_context(data, database) as ctx:
+        items = archive.exports(ctx, tse_id)
+        intact = {i.id: archive.check_integrity(i) for i in items}
+    if as_json:
+        echo_json([{**i.to_json(), "file_intact": intact[i.id]} for i in items])
+        return
+    table("Archive", ("time", "tse", "records", "sha256", "verified", "intact", "keep until"),
+          [(iso(i.created_at), i.tse_id, i.records, i.sha256[:16] + "...", i.verified_ok,
+            intact[i.id], iso(i.retain_until)) for i in items])  # fmt: skip
+
+
+@archive_app.command("remind")
+def remind_command(
+    days: int | None = typer.Option(None, "--days", help="Remind after N days (this run)."),
+    set_days: int | None = typer.Option(None, "--set-days", help="Store N as the default."),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """TSEs without an archived export for N days (default 30). Exit 2 when any."""
+    from opentse.ops import archive
+
+    with ops_context(data, database) as ctx:
+        if set_days is not None:
+            archive.set_reminder_days(ctx, set_days)
+        found = archive.reminders(ctx, days)
+        used = days if days is not None else archive.reminder_days(ctx)
+    if as_json:
+        rows = [
+            {
+                "tse_id": r.tse_id,
+                "last_export_at": r.last_export_at,
+                "days_since": round(r.days_since, 2),
+                "message": r.message,
+            }
+            for r in found
+        ]
+        echo_json({"days": used, "reminders": rows})
+    else:
+        for r in found:
+            console.print(f"[yellow]{r.message}[/yellow]")
+        if not found:
+            console.print(f"every TSE in use has an archived export from the last {used} days")
+    if found:
+        raise typer.Exit(2)
+
+
+@archive_app.command("release")
+def release_command(
+    tse_id: str = typer.Argument(...),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+) -> None:
+    """Mark stored logs as deletable up to the newest verified archived export."""
+    from opentse.ops import archive
+
+    with ops_context(data, database) as ctx:
+        up_to = archive.release_logs(ctx, tse_id)
+    console.print(f"logs of {tse_id} up to signature counter {up_to} released")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(archive_app, name="archive")

@@ -1,0 +1,174 @@
+"""``opentse site ...``: organization -> locations -> TSEs -> registers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from opentse.cli.common import DATA_OPTION, JSON_OPTION, console, echo_json, iso, table
+from opentse.cli.ops_common import DATABASE_OPTION, ops_context
+
+site_app = typer.Typer(
+    help="Sites: organizations, locations, their TSEs and registers.", no_args_is_help=True
+)
+
+
+@site_app.command("org-create")
+def org_create(
+    name: str = typer.Argument(..., help="Legal name of the organization."),
+    tax_number: str = typer.Option("", "--tax-number"),
+    svc_org: str | None = typer.Option(None, "--svc-org", help="API organization id, if any."),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create an organization (legal entity)."""
+    from opentse.ops import sites
+
+    with ops_context(data, database) as ctx:
+        org = sites.create_organization(ctx, name, tax_number=tax_number, svc_org_id=svc_org)
+    echo_json(vars_of(org)) if as_json else console.print(f"organization {org.id} created")
+
+
+@site_app.command("create")
+def create(
+    org_id: str = typer.Argument(..., help="Organization id."),
+    name: str = typer.Argument(..., help="Name of the location (shop, branch ...)."),
+    street: str = typer.Option(..., "--street"),
+    postal_code: str = typer.Option(..., "--postal-code"),
+    city: str = typer.Option(..., "--city"),
+    country: str = typer.Option("DE", "--country"),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a location (one physical address)."""
+    from opentse.ops import sites
+
+    with ops_context(data, database) as ctx:
+        loc = sites.create_location(
+            ctx, org_id, name, street=street, postal_code=postal_code, city=city, country=country
+        )
+    echo_json(vars_of(loc)) if as_json else console.print(f"location {loc.id} created")
+
+
+@site_app.command("list")
+def list_command(
+    data: Path = DATA_OPTION, database: str | None = DATABASE_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Organizations, locations, TSEs, shares and registers."""
+    from opentse.ops import sites
+
+    with ops_context(data, database) as ctx:
+        out = {
+            "organizations": [vars_of(o) for o in sites.organizations(ctx)],
+            "locations": [vars_of(loc) for loc in sites.locations(ctx)],
+            "tses": [vars_of(t) for t in sites.site_tses(ctx)],
+            "shares": [vars_of(s) for s in sites.shares(ctx)],
+            "registers": [vars_of(r) for r in sites.registers(ctx)],
+        }
+    if as_json:
+        echo_json(out)
+        return
+    table("Locations", ("id", "organization", "name", "address"),
+          [(x["id"], x["org_id"], x["name"], f"{x['street']}, {x['postal_code']} {x['city']}")
+           for x in out["locations"]])  # fmt: skip
+    table("TSEs", ("tse", "location", "status", "capacity", "url"),
+          [(x["tse_id"], x["location_id"], x["status"], x["capacity"], x["connection_url"])
+           for x in out["tses"]])  # fmt: skip
+    table("Registers", ("register", "location", "tse", "assigned"),
+          [(x["register_id"], x["location_id"], x["tse_id"], iso(x["assigned_at"]))
+           for x in out["registers"]])  # fmt: skip
+
+
+@site_app.command("assign-tse")
+def assign_tse(
+    tse_id: str = typer.Argument(...),
+    location_id: str = typer.Argument(...),
+    capacity: int = typer.Option(20_000_000, "--capacity", help="Signatures the TSE can make."),
+    hardware_version: str = typer.Option("", "--hardware-version"),
+    software_version: str = typer.Option("", "--software-version"),
+    interface_type: str = typer.Option("", "--interface"),
+    url: str = typer.Option("", "--url", help="Connection URL the registers use."),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Place a TSE at its location."""
+    from opentse.ops import sites
+
+    with ops_context(data, database) as ctx:
+        row = sites.assign_tse(
+            ctx, tse_id, location_id, capacity=capacity, hardware_version=hardware_version,
+            software_version=software_version, interface_type=interface_type,
+            connection_url=url,
+        )  # fmt: skip
+    echo_json(vars_of(row)) if as_json else console.print(f"TSE {tse_id} at {location_id}")
+
+
+@site_app.command("share")
+def share(
+    tse_id: str = typer.Argument(...),
+    location_id: str = typer.Argument(..., help="The other location at the same address."),
+    confirmed_by: str = typer.Option(..., "--confirmed-by", help="Who confirms."),
+    confirmation: str = typer.Option(..., "--confirmation", help="The written confirmation."),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Share a TSE with a location at the same address (confirmation recorded)."""
+    from opentse.ops import sites
+
+    with ops_context(data, database) as ctx:
+        row = sites.share_tse(
+            ctx, tse_id, location_id, confirmed_by=confirmed_by, confirmation=confirmation
+        )
+    echo_json(vars_of(row)) if as_json else console.print(f"TSE {tse_id} shared, recorded")
+
+
+@site_app.command("add-register")
+def add_register(
+    register_id: str = typer.Argument(..., help="Client id / serial number of the register."),
+    location_id: str = typer.Argument(...),
+    model: str = typer.Option("", "--model"),
+    hardware_version: str = typer.Option("", "--hardware-version"),
+    software_version: str = typer.Option("", "--software-version"),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Record a register at a location."""
+    from opentse.ops import sites
+
+    with ops_context(data, database) as ctx:
+        row = sites.add_register(
+            ctx, register_id, location_id, model=model, hardware_version=hardware_version,
+            software_version=software_version,
+        )  # fmt: skip
+    echo_json(vars_of(row)) if as_json else console.print(f"register {register_id} recorded")
+
+
+@site_app.command("assign")
+def assign(
+    register_id: str = typer.Argument(...),
+    tse_id: str = typer.Argument(...),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Assign a register to a TSE of its location (refused across locations)."""
+    from opentse.ops import sites
+
+    with ops_context(data, database) as ctx:
+        row = sites.assign_register(ctx, register_id, tse_id)
+    echo_json(vars_of(row)) if as_json else console.print(f"register {register_id} -> {tse_id}")
+
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(site_app, name="site")

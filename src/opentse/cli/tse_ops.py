@@ -1,0 +1,169 @@
+"""``opentse tse move|replace|status|protocol``: operations on TSEs.
+
+These commands join helper C's ``opentse tse`` group (cli/tse.py) through
+``register``, which adds them to that Typer group without editing it; a name C
+already uses is skipped, never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from opentse.cli.common import DATA_OPTION, JSON_OPTION, console, echo_json, iso, table
+from opentse.cli.ops_common import DATABASE_OPTION, ops_context
+
+
+def move_command(
+    tse_id: str = typer.Argument(...),
+    host: str = typer.Option(..., "--host", help="New host name or IP address."),
+    port: int = typer.Option(4433, "--port"),
+    path: str = typer.Option("/api/v2", "--path"),
+    tls: bool = typer.Option(False, "--tls/--no-tls", help="The new host serves HTTPS."),
+    fingerprint: str | None = typer.Option(None, "--fingerprint", help="TLS SHA-256 to pin."),
+    org: str | None = typer.Option(None, "--org", help="API organization id (if not served)."),
+    test: bool = typer.Option(True, "--test/--no-test", help="Run the connection test after."),
+    insecure: bool = typer.Option(False, "--insecure", help="Do not check the TLS certificate."),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move a TSE to a new host: rotate the API secret (old one stops working), write
+    the registers' new connection data, then run the connection test (lan test)."""
+    from opentse.ops import moving
+
+    with ops_context(data, database) as ctx:
+        conn = moving.move_tse(
+            ctx, tse_id, host=host, port=port, path=path, tls=tls, tls_fingerprint=fingerprint,
+            org_id=org,
+        )  # fmt: skip
+        result: dict[str, Any] | None = None
+        if test:
+            result = moving.connection_test(ctx, conn, insecure=insecure)
+    out = {**conn.to_json(), "connection_test": result}
+    if as_json:
+        echo_json(out)
+    else:
+        for key, value in conn.to_json().items():
+            typer.echo(f"{key}: {value}")
+        typer.echo("The API secret is shown only now; enter it in every register.")
+        if result is not None:
+            typer.echo("connection test: " + json.dumps(result))
+    if result is not None and not result.get("ok"):
+        raise typer.Exit(1)
+
+
+def replace_command(
+    old_tse_id: str = typer.Argument(...),
+    new_tse_id: str = typer.Argument(...),
+    new_pin: str = typer.Option(
+        ...,
+        "--new-pin",
+        envvar="OPENTSE_NEW_ADMIN_PIN",
+        prompt=True,
+        hide_input=True,
+        help="Admin PIN for the new TSE.",
+    ),
+    old_pin: str | None = typer.Option(
+        None, "--old-pin", envvar="OPENTSE_ADMIN_PIN", help="Admin PIN of the old TSE."
+    ),
+    defective: bool = typer.Option(False, "--defective", help="The old TSE cannot sign."),
+    reason: str = typer.Option("", "--reason"),
+    actor: str = typer.Option("", "--by", help="Who carries out the replacement."),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Replace a TSE: new one beside it, registers moved, old one exported, verified,
+    archived, then disabled; every step in the protocol."""
+    from opentse.ops import replacement
+
+    with ops_context(data, database) as ctx:
+        done = replacement.replace_tse(
+            ctx, old_tse_id, new_tse_id, new_admin_pin=new_pin, old_admin_pin=old_pin,
+            defective=defective, reason=reason, actor=actor,
+        )  # fmt: skip
+    if as_json:
+        echo_json(done.to_json())
+        return
+    console.print(f"TSE {old_tse_id} replaced by {new_tse_id}; registers: {list(done.registers)}")
+    console.print(f"export archived: {done.export.path} (sha256 {done.export.sha256})")
+    console.print(f"new admin PUK: {done.admin_puk}  timeadmin PUK: {done.timeadmin_puk}")
+    console.print("[yellow]The PUKs are shown only now: store them safely.[/yellow]")
+
+
+def status_command(
+    tse_id: str | None = typer.Argument(None),
+    announce: bool = typer.Option(
+        False, "--announce", help="Print only warnings not yet announced today, and mark them."
+    ),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Capacity, certificate expiry and warnings (from 15 days before, daily)."""
+    from opentse.ops import status
+
+    with ops_context(data, database) as ctx:
+        rows = status.all_status(ctx, tse_id)
+        due = status.announce(ctx, rows) if announce else None
+    if as_json:
+        out: dict[str, Any] = {"tses": [r.to_json() for r in rows]}
+        if due is not None:
+            out["announced"] = [w.to_json() for w in due]
+        echo_json(out)
+        return
+    table("TSE status", ("tse", "state", "signatures", "remaining", "days to expiry"),
+          [(r.info.record.tse_id, r.info.state.lifecycle.value, r.info.state.signature_counter,
+            r.life.remaining_signatures,
+            None if r.life.days_to_expiry is None else round(r.life.days_to_expiry, 1))
+           for r in rows])  # fmt: skip
+    warnings = due if due is not None else [w for r in rows for w in r.warnings]
+    for w in warnings:
+        console.print(f"[red]{w.level}: {w.message}[/red]")
+
+
+def protocol_command(
+    tse_id: str | None = typer.Argument(None),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The archive protocol (set-up, moves, replacements, PIN/PUK changes)."""
+    from opentse.ops import protocol
+
+    with ops_context(data, database) as ctx:
+        entries = protocol.entries(ctx.db, tse_id=tse_id)
+    if as_json:
+        echo_json([{**{k: getattr(e, k) for k in e.__slots__}} for e in entries])
+        return
+    table("Protocol", ("seq", "time", "kind", "tse", "register", "by", "details"),
+          [(e.seq, iso(e.at), e.kind, e.tse_id, e.register_id, e.actor,
+            json.dumps(e.details, ensure_ascii=False)) for e in entries])  # fmt: skip
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "move": move_command,
+    "replace": replace_command,
+    "status": status_command,
+    "protocol": protocol_command,
+}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to C's ``tse`` group (or a group of our own if it is absent)."""
+    try:
+        from opentse.cli.tse import tse_app
+    except ImportError:
+        tse_app = typer.Typer(help="Create and manage software TSEs.", no_args_is_help=True)
+        app.add_typer(tse_app, name="tse")
+    taken = {
+        c.name or (c.callback.__name__ if c.callback else "") for c in tse_app.registered_commands
+    }
+    for name, fn in COMMANDS.items():
+        if name not in taken:
+            tse_app.command(name)(fn)
