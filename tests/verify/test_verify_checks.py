@@ -139,3 +139,13 @@ def test_unreadable_members_are_parse_errors(tse: SyntheticTSE, tmp_path: Path) 
     assert codes(report, "W_UNKNOWN_MEMBER")[0]["file"] == "notes.txt"
     assert codes(report, "E_INFO_FORMAT")
     assert report["log_messages"] == 2 and report["valid_signatures"] == 1
+
+
+def test_info_csv_checked_per_archive(tse: SyntheticTSE, tmp_path: Path) -> None:
+    first, second = tmp_path / "a.tar", tmp_path / "b.tar"
+    tse.write(first, [sys_log("UpdateTime", 1, T0)])
+    tse.write(second, [sys_log("SelfTest", 2, T0 + 1)], info=False)
+    report = verify_exports([first, second]).to_json()
+    (missing,) = codes(report, "E_INFO_MISSING")
+    assert missing["file"] == "b.tar"
+    assert report["valid_signatures"] == 2

@@ -7,6 +7,8 @@ swapping files does not touch the signature, so this check is what catches it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from opentse.tr03151.logmessage import LogMessage, SystemLogData, TransactionLogData
 from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.findings import Finding, error, warning
@@ -74,9 +76,14 @@ def check_names(export: LoadedExport) -> list[Finding]:
 def check_info(export: LoadedExport) -> list[Finding]:
     """info.csv must be present and readable (reading errors come from the loader)."""
     findings: list[Finding] = []
-    if not export.info_files:
+    if len(export.sources) > 1:  # labels are "<archive>:<member>": one info.csv each
+        for source in export.sources:
+            archive = Path(source).name
+            if not any(f.startswith(f"{archive}:") for f in export.info_files):
+                findings.append(error("E_INFO_MISSING", "this archive has no info.csv", archive))
+    elif not export.info_files:
         findings.append(error("E_INFO_MISSING", "the export has no info.csv"))
-    elif export.info is not None:
+    if export.info is not None:
         missing = [k for k in ("description", "manufacturer", "version") if k not in export.info]
         if missing:
             findings.append(
