@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -118,26 +119,30 @@ def test_export_filters_limits_and_cancel(app_client: AppClient) -> None:
     assert bad.status_code == 400 and bad.json()["code"] == "E_PARAMETER_MISMATCH"
     # more than 10 running: E_TOO_MANY_EXPORTS (the pool is paused so they stay PENDING)
     ctx = app_client.ctx
-    ctx.exports._pool.submit(time.sleep, 1.5)
-    ctx.exports._pool.submit(time.sleep, 1.5)
-    codes = [
-        app_client.put(f"/api/v2/tss/{tss}/export/{uuid.uuid4()}", headers=h).status_code
-        for _ in range(11)
-    ]
-    assert codes[:10] == [200] * 10 and codes[10] == 409
-    running = app_client.get(
-        f"/api/v2/tss/{tss}/export", params={"states[]": "PENDING"}, headers=h
-    ).json()
-    target = running["data"][-1]["_id"]
-    cancelled = app_client.delete(f"/api/v2/tss/{tss}/export/{target}", headers=h)
-    assert cancelled.status_code == 200 and cancelled.json()["state"] == "CANCELLED"
-    again = app_client.delete(f"/api/v2/tss/{tss}/export/{target}", headers=h)
-    assert again.status_code == 400 and again.json()["code"] == "E_CANCEL_EXPORT"
-    early = app_client.get(f"/api/v2/tss/{tss}/export/{target}/file", headers=h)
-    assert early.status_code == 404 and early.json()["code"] == "E_EXPORT_NOT_COMPLETED"
-    assert int(early.headers["retry-after"]) > 0
-    # signing goes on while exports run
-    _tx(base, h, tss, cid)
+    gate = threading.Event()
+    ctx.exports._pool.submit(gate.wait, 60)
+    ctx.exports._pool.submit(gate.wait, 60)
+    try:
+        codes = [
+            app_client.put(f"/api/v2/tss/{tss}/export/{uuid.uuid4()}", headers=h).status_code
+            for _ in range(11)
+        ]
+        assert codes[:10] == [200] * 10 and codes[10] == 409
+        running = app_client.get(
+            f"/api/v2/tss/{tss}/export", params={"states[]": "PENDING"}, headers=h
+        ).json()
+        target = running["data"][-1]["_id"]
+        cancelled = app_client.delete(f"/api/v2/tss/{tss}/export/{target}", headers=h)
+        assert cancelled.status_code == 200 and cancelled.json()["state"] == "CANCELLED"
+        again = app_client.delete(f"/api/v2/tss/{tss}/export/{target}", headers=h)
+        assert again.status_code == 400 and again.json()["code"] == "E_CANCEL_EXPORT"
+        early = app_client.get(f"/api/v2/tss/{tss}/export/{target}/file", headers=h)
+        assert early.status_code == 404 and early.json()["code"] == "E_EXPORT_NOT_COMPLETED"
+        assert int(early.headers["retry-after"]) > 0
+        # signing goes on while exports wait and run
+        _tx(base, h, tss, cid)
+    finally:
+        gate.set()
 
 
 def test_export_needs_initialized_tss(app_client: AppClient) -> None:

@@ -65,7 +65,10 @@ def serve_command(
             )
             typer.echo(f"LAN session written to {session}")
     typer.echo(f"opentse serving {scheme}://{host}:{port}/api/v2 (data: {data})", err=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", **ssl)  # type: ignore[arg-type]
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", **ssl)  # type: ignore[arg-type]
+    finally:
+        inst.close()
 
 
 def register(app: typer.Typer) -> None:

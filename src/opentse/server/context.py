@@ -114,9 +114,14 @@ def endpoint(
 
     async def run(request: Request) -> Response:
         ctx: ServerContext = request.app.state.ctx
-        body: Any = None
+        raw = b""
         if request.method in ("PUT", "PATCH", "POST"):
             raw = await read_limited(request, ctx.config.max_body)
+        principal = None
+        if auth:  # before looking at the body: strangers learn nothing about the schema
+            principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
+        body: Any = None
+        if request.method in ("PUT", "PATCH", "POST"):
             if raw.strip():
                 try:
                     body = json.loads(raw)
@@ -128,9 +133,6 @@ def endpoint(
                 raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is required")
             if body_schema is not None:
                 validate({} if body is None else body, {"$ref": f"#/{body_schema}"}, COMPONENTS)
-        principal = None
-        if auth:
-            principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
         call = Call(
             ctx,
             principal,

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentse.errors import ConflictError
+
 log = logging.getLogger("opentse.server.store")
 
 
@@ -160,6 +162,15 @@ class ServiceStore:
             if durable:
                 conn.execute("PRAGMA synchronous=NORMAL")
 
+    @staticmethod
+    @contextmanager
+    def _conflict(code: str, message: str, status: int = 409) -> Iterator[None]:
+        """A unique-key race (two creates of one id at once) is a 4xx, not a crash."""
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise ConflictError(message, code=code, http_status=status) from None
+
     def close(self) -> None:
         self._queue.put(None)
         self._writer.join(timeout=30)
@@ -218,7 +229,7 @@ class ServiceStore:
         puk_sealed: bytes | None,
         now: int,
     ) -> None:
-        with self._tx() as c:
+        with self._conflict("E_TSS_CONFLICT", "TSS exists"), self._tx() as c:
             c.execute(
                 "INSERT INTO svc_tss(tss_id, organization_id, env, metadata, puk_sealed,"
                 " created_at) VALUES (?,?,?,?,?,?)",
@@ -266,7 +277,10 @@ class ServiceStore:
         return ClientRow(row[0], row[1], row[2], row[3], row[4], _meta(row[5]), row[6], row[7])
 
     def add_client(self, row: ClientRow) -> None:
-        with self._tx() as c:
+        with (
+            self._conflict("E_CLIENT_CONFLICT", "client id or serial number exists"),
+            self._tx() as c,
+        ):
             c.execute(
                 f"INSERT INTO svc_clients({self._CLIENT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
                 (
@@ -509,7 +523,7 @@ class ServiceStore:
 
     def add_export(self, row: ExportRow, max_running: int) -> bool:
         """Insert a PENDING export unless ``max_running`` are already running (atomic)."""
-        with self._tx() as c:
+        with self._conflict("E_DUPLICATE_EXPORT", "export exists", 400), self._tx() as c:
             running = c.execute(
                 "SELECT count(*) FROM svc_exports"
                 " WHERE tss_id=? AND state IN ('PENDING','WORKING')",
