@@ -92,3 +92,10 @@ def test_reader_refuses_entities_and_garbage() -> None:
         read_index_xml(b"<Other/>")
     with pytest.raises(FormatError):  # found by the damage test: unknown encoding name
         read_index_xml(b'<?xml version="1.0" encoding="TF-8"?><DataSet/>')
+
+
+def test_reader_accepts_a_byte_order_mark_and_no_keys() -> None:
+    index = read_index_xml(b"\xef\xbb\xbf" + build_index_xml(T.TABLES, keys=False))
+    assert index.doctype_system == "gdpdu-01-09-2004.dtd"
+    assert [t.column_names for t in index.tables] == [t.column_names for t in T.TABLES]
+    assert all(t.primary_key == () for t in index.tables)
