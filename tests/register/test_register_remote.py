@@ -319,3 +319,28 @@ def test_lost_response_is_retried_without_second_signature(
     assert len(finishes) == 1
     assert finishes[0][3] == lost[0]
     assert backend.requests >= 4  # auth + start + lost finish + retried finish
+
+
+def test_pos_cli_sells_through_the_service(
+    server: dict[str, Any], api: httpx.Client, tmp_path: Path
+) -> None:
+    tss, client = _new_tss(api)
+    key = server["key"]
+    env = {**os.environ, "OPENTSE_API_KEY": key["api_key"]}
+    env["OPENTSE_API_SECRET"] = key["api_secret"]
+    out = subprocess.run(
+        [OPENTSE, "pos", "sell", "--url", server["server"].base, "--tss", tss, "--client", client,
+         "--journal", str(tmp_path / "j.db"), "--line", "Kaffee:2:2.50:1", "--pay", "bar:5.00",
+         "--json", "--certified"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["tse_failed"] is False
+    assert body["process_data"] == "Beleg^5.00_0.00_0.00_0.00_0.00^5.00:Bar"
+    assert verify_receipt(body["qr_code_data"]).ok
+    assert f"Kassen-Seriennummer: {SERIAL}" in body["receipt_text"]
+    assert "Keine zertifizierte TSE" not in body["receipt_text"]
