@@ -199,3 +199,41 @@ def test_export_is_a_snapshot_while_signing_goes_on(svc: Any) -> None:
     assert summary.records == n == seen[0] == seen[-1]
     assert summary.last_signature_counter == n
     assert svc.store.count_logs("t1") == n + 2
+
+
+def _independent_reader() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "independent" / "asn1_reader.py"
+    if not path.exists():
+        pytest.skip("tests/independent/asn1_reader.py not available")
+    spec = importlib.util.spec_from_file_location("asn1_reader_for_engine", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_read_by_independent_asn1_reader(svc: Any) -> None:
+    """Every log in the TAR read by asn1crypto (no opentse code) and its signature
+    checked by cryptography over the signed bytes that reader found."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    reader = _independent_reader()
+    record = svc.store.get_record("t1")
+    public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), record.public_key_point)
+    _, data = export(svc)
+    logs = {k: v for k, v in data.items() if k.endswith(".log")}
+    assert logs
+    for name, der in logs.items():
+        fields = reader.read(der)
+        assert fields["version"] == 2 and fields["serialNumber"] == record.serial_number
+        assert f"_Sig-{fields['signatureCounter']}_" in name
+        sig = fields["signatureValue"]
+        half = len(sig) // 2
+        dss = encode_dss_signature(
+            int.from_bytes(sig[:half], "big"), int.from_bytes(sig[half:], "big")
+        )
+        public.verify(dss, fields["signedData"], ec.ECDSA(hashes.SHA256()))
