@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any
 
 from opentse.errors import FormatError
 
@@ -59,7 +59,6 @@ BON_TYPES: tuple[str, ...] = (
     "AVRechnung",
 )
 
-PaymentKind = Literal["Bar", "Unbar"]
 PAYMENT_KINDS: tuple[str, ...] = ("Bar", "Unbar")
 SLOTS = 5
 BESTELLUNG_SEPARATOR = "\r"
