@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from opentse.errors import ConflictError
 from opentse.server.service_store import ClientRow, ExportRow, Page, ServiceStore, TxRow
 from opentse.storage.pg_service import PgServiceStore, translate
 from opentse.storage.pg_testing import server_url, temporary_schema
 
 _SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
+# ServiceStore turns some integrity errors into ConflictError; either is fine here
+_DUPLICATE = (sqlite3.IntegrityError, ConflictError)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -57,7 +60,7 @@ def test_organizations_and_keys(svc: ServiceStore) -> None:
     assert (key.organization_id, key.secret_hash, key.disabled) == ("org-1", "hash$x", False)
     assert svc.get_api_key("nope") is None
     assert svc.count_api_keys() == 1
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(_DUPLICATE):
         svc.add_api_key("key-1", "hash$y", "org-1", "TEST", 12)
     assert svc.count_api_keys() == 1
 
@@ -76,7 +79,7 @@ def test_tss_clients_and_pages(svc: ServiceStore) -> None:
         svc.add_client(
             ClientRow(f"c{n}", "tss-a", "org", f"KASSE-{n}", "REGISTERED", {}, 100 - n % 2, 100)
         )
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(_DUPLICATE):
         svc.add_client(ClientRow("cx", "tss-a", "org", "KASSE-1", "REGISTERED", {}, 1, 1))
     found = svc.client_by_serial("tss-a", "KASSE-3")
     assert found is not None and found.client_id == "c3"

@@ -9,6 +9,12 @@ when several processes on several machines sign for the same TSE:
   TSE queue on that lock in any process; writers of different TSEs never meet.
   A process that dies (SIGKILL) closes its socket and PostgreSQL rolls its
   transaction back at once, releasing the lock.
+* Group commit: callers of one TSE in one process queue in memory; the first one
+  leads and runs up to ``max_batch`` queued ``fn`` in ONE transaction (a savepoint
+  each, so a failing ``fn`` loses only its own work), commits once, releases them
+  all, and hands the lead to the next waiter. One row-lock round and one WAL flush
+  serve many callers of a hot TSE; at most one connection per TSE per process waits
+  on the row lock.
 * Counters: ``append`` checks that logs follow the stored counter by +1 (TR-03151:
   one per signature); the schema's trigger checks it again and advances
   ``last_signature_counter``; the state must be saved with that counter.
@@ -31,7 +37,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -39,14 +45,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from opentse.engine.ports import LockedTSE, LogFilter, StoredLog, TSERecord
 from opentse.engine.state import TSEState
-from opentse.errors import ConflictError, NotFoundError, OpenTSEError, StorageError
+from opentse.errors import ConflictError, NotFoundError, StorageError
 from opentse.storage import migrations
+from opentse.storage.pg_locked import LockedView, TxState
 from opentse.storage.rows import (
     LOG_COLUMNS,
     RECORD_COLUMNS,
     filter_sql,
     log_from_row,
-    log_params,
     record_from_row,
     record_params,
     state_from_json,
@@ -60,7 +66,6 @@ _CACHE_SIZE = 4096  # TSEState objects kept per process
 _DEFAULT_POOL_MAX = 10
 _MIGRATION_LOCK = 151_03151  # first key of pg_advisory_lock(int, int); second: schema
 
-_INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
 _INSERT_TSE = (
     f"INSERT INTO tses ({RECORD_COLUMNS}, state, version, last_signature_counter)"
     f" VALUES ({', '.join(['%s'] * 14)})"
@@ -122,7 +127,8 @@ class PostgresStore:
     """``engine.ports.TSEStore`` on PostgreSQL (see the module docstring).
 
     ``url`` is a libpq URI (``postgresql://user@host:5432/db?options=...``);
-    ``pool_max`` defaults to ``OPENTSE_PG_POOL_MAX`` or 10 connections per process.
+    ``pool_max`` defaults to ``OPENTSE_PG_POOL_MAX`` or 10 connections per process;
+    ``max_batch=1`` turns group commit off.
     """
 
     def __init__(
@@ -133,6 +139,7 @@ class PostgresStore:
         pool_max: int | None = None,
         timeout: float = 30.0,
         apply_migrations: bool = True,
+        max_batch: int = 64,
     ) -> None:
         if not is_postgres_url(url):
             raise StorageError("PostgresStore needs a postgresql:// URL", code="E_DATABASE_URL")
@@ -157,6 +164,9 @@ class PostgresStore:
             self._pool.close()
             raise _storage_error("connecting", exc) from exc
         self._closed = False
+        self._max_batch = max(1, max_batch)
+        self._groups_lock = threading.Lock()
+        self._groups: dict[str, list[_Request]] = {}  # tse_id -> queued requests
         self._local = threading.local()
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[int, TSEState]] = OrderedDict()
@@ -244,33 +254,88 @@ class PostgresStore:
             )
         self._local.busy = True
         try:
-            return self._run_locked(tse_id, fn)
+            return cast(T, self._queue_and_wait(tse_id, fn))
         finally:
             self._local.busy = False
 
-    def _run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
+    def _queue_and_wait(self, tse_id: str, fn: Callable[[LockedTSE], object]) -> object:
+        """Join the TSE's queue in this process; the first caller leads: it runs a
+        batch of queued requests in one transaction, then hands the lead on."""
         self._count("requests")
-        view: _LockedView | None = None
-        with self._connection("running a TSE operation") as conn:
-            try:
-                with conn.transaction():
-                    row = conn.execute(_LOCK_TSE, (self._cached_version(tse_id), tse_id)).fetchone()
-                    if row is None:
-                        raise _not_found(tse_id)
-                    view = _LockedView(self, conn, tse_id, int(row[0]), int(row[1]), row[2])
+        request = _Request(fn)
+        with self._groups_lock:
+            pending = self._groups.get(tse_id)
+            if pending is None:
+                pending = self._groups[tse_id] = []
+                request.lead = True
+            pending.append(request)
+        if not request.lead:
+            request.wake.wait()
+        if not request.finished:
+            self._lead(tse_id, request)
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _lead(self, tse_id: str, me: _Request) -> None:
+        with self._groups_lock:
+            pending = self._groups[tse_id]
+            batch = pending[: self._max_batch]
+            del pending[: len(batch)]
+        try:
+            self._run_batch(tse_id, batch)
+        finally:
+            with self._groups_lock:
+                for request in batch:
+                    request.finished = True
+                pending = self._groups[tse_id]
+                if pending:
+                    pending[0].wake.set()  # not finished: it leads the next batch
+                else:
+                    del self._groups[tse_id]
+            for request in batch:
+                if request is not me:
+                    request.wake.set()
+
+    def _run_batch(self, tse_id: str, batch: list[_Request]) -> None:
+        """Run the requests' fn in ONE transaction on the row-locked TSE, each in a
+        savepoint when there are several; results count only after the COMMIT."""
+        grouped = len(batch) > 1
+        try:
+            with self._connection("running a TSE operation") as conn, conn.transaction():
+                row = conn.execute(_LOCK_TSE, (self._cached_version(tse_id), tse_id)).fetchone()
+                if row is None:
+                    raise _not_found(tse_id)
+                tx = TxState(int(row[0]), int(row[1]), row[2])
+                for request in batch:
+                    view = LockedView(self, conn, tse_id, tx)
                     try:
-                        result = fn(view)
-                        view.finish()
+                        if grouped:
+                            with conn.transaction():  # a failing fn loses only its own work
+                                request.result = request.fn(view)
+                                view.finish()
+                        else:
+                            request.result = request.fn(view)
+                            view.finish()
+                    except BaseException as exc:
+                        if not grouped:
+                            raise
+                        request.result, request.error = None, exc
+                        tx = view.failed()
+                    else:
+                        tx = view.succeeded()
                     finally:
                         view.closed = True
-                # leaving the block committed (synchronous_commit = on): durable now
-            except BaseException:
-                self._forget(tse_id)
-                raise
+            # leaving the block committed (synchronous_commit = on): durable now
+        except BaseException as exc:
+            self._forget(tse_id)
+            for request in batch:
+                if request.error is None:
+                    request.result, request.error = None, exc
+            return
         self._count("commits")
-        if view.saved is not None:
-            self._remember(tse_id, view.saved.version, view.saved)
-        return result
+        if tx.saved is not None:
+            self._remember(tse_id, tx.saved.version, tx.saved)
 
     # -- TSEStore: reads ---------------------------------------------------------
 
@@ -378,151 +443,20 @@ class PostgresStore:
         self.close()
 
 
+class _Request:
+    """One caller's ``fn`` waiting in its TSE's queue (see ``_queue_and_wait``)."""
+
+    __slots__ = ("error", "finished", "fn", "lead", "result", "wake")
+
+    def __init__(self, fn: Callable[[LockedTSE], object]) -> None:
+        self.fn = fn
+        self.wake = threading.Event()
+        self.lead = False
+        self.finished = False
+        self.result: object = None
+        self.error: BaseException | None = None
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     """Per pooled connection: a COMMIT returns only once it is durable."""
     conn.execute("SET synchronous_commit = on")
-
-
-class _LockedView:
-    """What ``fn`` sees inside ``run_locked``: one row-locked TSE in one transaction."""
-
-    def __init__(
-        self,
-        store: PostgresStore,
-        conn: psycopg.Connection[Any],
-        tse_id: str,
-        version: int,
-        counter: int,
-        state_text: str | None,
-    ) -> None:
-        self._store = store
-        self._conn = conn
-        self._tse_id = tse_id
-        self._version = version  # committed before fn
-        self._state_text = state_text  # None: the cache holds this version
-        self._counter = counter  # last stored signature counter, including appends
-        self._saved_counter = counter  # signature_counter of the state as saved
-        self._current: TSEState | None = None
-        self.saved: TSEState | None = None
-        self.closed = False
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise StorageError("LockedTSE used after run_locked returned", code="E_STORE_CLOSED")
-
-    def load(self) -> TSEState:
-        """The current state: the last one saved or loaded in this fn, the cached
-        object when nobody wrote since, else parsed from the locked row."""
-        self._check_open()
-        if self._current is not None:
-            return self._current
-        state = None
-        if self._state_text is None:
-            state = self._store._take(self._tse_id, self._version)
-        if state is None:
-            text = self._state_text
-            if text is None:  # the cache lost the entry since the lock query
-                text = self._execute(
-                    "reading a TSE state", "SELECT state FROM tses WHERE tse_id = %s"
-                )[0]
-            state = state_from_json(text, self._version)
-            self._store._count("state_parsed")
-        self._current = state
-        return state
-
-    def _execute(self, doing: str, sql: str) -> tuple[Any, ...]:
-        try:
-            row: tuple[Any, ...] | None = self._conn.execute(sql, (self._tse_id,)).fetchone()
-        except psycopg.Error as exc:
-            raise _storage_error(doing, exc) from exc
-        assert row is not None  # the row is locked: it cannot vanish
-        return row
-
-    def save(self, state: TSEState) -> None:
-        """Persist ``state`` (with ``version`` bumped, set on the object too).
-
-        Its signature_counter must be the last stored one (TR-03151: the counter
-        counts every signature; state and logs never disagree).
-        """
-        self._check_open()
-        if state.tse_id != self._tse_id:
-            raise StorageError("state belongs to another TSE", code="E_TSE_MISMATCH")
-        if state.signature_counter != self._counter:
-            raise StorageError(
-                f"state.signature_counter {state.signature_counter} differs from the last "
-                f"stored counter {self._counter}",
-                code="E_COUNTER_GAP",
-            )
-        version = self._version + 1
-        text = state_to_json(state)
-        try:
-            self._conn.execute(
-                "UPDATE tses SET state = %s, version = %s WHERE tse_id = %s",
-                (text, version, self._tse_id),
-            )
-        except psycopg.Error as exc:
-            raise _storage_error("saving a TSE state", exc) from exc
-        state.version = version
-        self._saved_counter = state.signature_counter
-        self._current = state
-        self.saved = state
-
-    def append(self, logs: Sequence[StoredLog]) -> None:
-        """Store ``logs`` (all or none): counters must continue the stored ones by +1."""
-        self._check_open()
-        if not logs:
-            return
-        expected = self._counter + 1
-        refs: set[str] = set()
-        for log in logs:
-            if log.tse_id != self._tse_id:
-                raise StorageError("log belongs to another TSE", code="E_TSE_MISMATCH")
-            if log.signature_counter != expected:
-                raise StorageError(
-                    f"signature counter {log.signature_counter} does not follow {expected - 1}",
-                    code="E_COUNTER_GAP",
-                )
-            expected += 1
-            if log.ref is not None:
-                if log.ref in refs:
-                    raise ConflictError(f"duplicate ref {log.ref!r}", code="E_DUPLICATE_REF")
-                refs.add(log.ref)
-        params = [log_params(log) for log in logs]  # StorageError before writing anything
-        try:
-            with self._conn.transaction(), self._conn.cursor() as cursor:  # a savepoint
-                if len(params) == 1:
-                    cursor.execute(_INSERT_LOG, params[0])
-                else:
-                    cursor.executemany(_INSERT_LOG, params)
-        except psycopg.Error as exc:
-            raise _append_error(exc) from exc
-        self._counter = expected - 1
-
-    def find_ref(self, ref: str) -> StoredLog | None:
-        self._check_open()
-        try:
-            row = self._conn.execute(
-                f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = %s AND ref = %s",
-                (self._tse_id, ref),
-            ).fetchone()
-        except psycopg.Error as exc:
-            raise _storage_error("reading a log", exc) from exc
-        return None if row is None else log_from_row(row)
-
-    def finish(self) -> None:
-        """After ``fn``: appended logs require the state saved with their counter."""
-        if self._saved_counter != self._counter:
-            raise StorageError(
-                f"logs up to counter {self._counter} appended but the state was saved "
-                f"with {self._saved_counter}",
-                code="E_COUNTER_GAP",
-            )
-
-
-def _append_error(exc: psycopg.Error) -> OpenTSEError:
-    constraint = exc.diag.constraint_name or ""
-    if isinstance(exc, pg_errors.UniqueViolation) and "ref" in constraint:
-        return ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
-    if isinstance(exc, pg_errors.UniqueViolation | pg_errors.CheckViolation):
-        return StorageError(f"signature counter rejected: {exc}", code="E_COUNTER_GAP")
-    return _storage_error("appending logs", exc)

@@ -1,0 +1,209 @@
+"""What ``fn`` sees inside ``PostgresStore.run_locked``: one row-locked TSE.
+
+Several callers' ``fn`` may run one after another in ONE transaction (group
+commit); ``TxState`` is what each hands on to the next: the version and counter
+reached so far and the state object valid for that version. A failing ``fn``
+rolls back to its savepoint and the next one continues from the state before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from opentse.engine.ports import StoredLog
+from opentse.engine.state import TSEState
+from opentse.errors import ConflictError, OpenTSEError, StorageError
+from opentse.storage.rows import (
+    LOG_COLUMNS,
+    log_from_row,
+    log_params,
+    state_from_json,
+    state_to_json,
+)
+
+if TYPE_CHECKING:
+    from opentse.storage.postgres import PostgresStore
+
+INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
+
+
+@dataclass(frozen=True, slots=True)
+class TxState:
+    """The TSE inside the open transaction, between two callers' ``fn``.
+
+    ``text``: the state JSON of ``version`` when the lock query returned it.
+    ``current``: a parsed state of ``version`` nobody has mutated, or None.
+    ``saved``: the last state saved and not touched since (cached after COMMIT).
+    """
+
+    version: int
+    counter: int
+    text: str | None = None
+    current: TSEState | None = None
+    saved: TSEState | None = None
+
+
+class LockedView:
+    """``engine.ports.LockedTSE`` for one caller inside the locked transaction."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        conn: psycopg.Connection[Any],
+        tse_id: str,
+        tx: TxState,
+    ) -> None:
+        self._store = store
+        self._conn = conn
+        self._tse_id = tse_id
+        self._tx = tx
+        self._counter = tx.counter  # last stored signature counter, including appends
+        self._saved_counter = tx.counter  # signature_counter of the state as saved
+        self._current = tx.current
+        self._loaded = False
+        self._saved: TSEState | None = None
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StorageError("LockedTSE used after run_locked returned", code="E_STORE_CLOSED")
+
+    def load(self) -> TSEState:
+        """The current state: the last one saved or loaded here, the cached object
+        when nobody wrote since, else parsed from the locked row."""
+        self._check_open()
+        self._loaded = True
+        if self._current is not None:
+            return self._current
+        state = None
+        if self._tx.text is None:
+            state = self._store._take(self._tse_id, self._tx.version)
+        if state is None:
+            text = self._tx.text
+            if text is None:  # not sent with the lock and not (any more) cached
+                text = self._select_state()
+            state = state_from_json(text, self._tx.version)
+            self._store._count("state_parsed")
+        self._current = state
+        return state
+
+    def _select_state(self) -> str:
+        try:
+            row = self._conn.execute(
+                "SELECT state FROM tses WHERE tse_id = %s", (self._tse_id,)
+            ).fetchone()
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL failed while reading a TSE state: {exc}") from exc
+        assert row is not None  # the row is locked: it cannot vanish
+        return str(row[0])
+
+    def save(self, state: TSEState) -> None:
+        """Persist ``state`` (with ``version`` bumped, set on the object too).
+
+        Its signature_counter must be the last stored one (TR-03151: the counter
+        counts every signature; state and logs never disagree).
+        """
+        self._check_open()
+        if state.tse_id != self._tse_id:
+            raise StorageError("state belongs to another TSE", code="E_TSE_MISMATCH")
+        if state.signature_counter != self._counter:
+            raise StorageError(
+                f"state.signature_counter {state.signature_counter} differs from the last "
+                f"stored counter {self._counter}",
+                code="E_COUNTER_GAP",
+            )
+        version = self._tx.version + 1
+        text = state_to_json(state)
+        try:
+            self._conn.execute(
+                "UPDATE tses SET state = %s, version = %s WHERE tse_id = %s",
+                (text, version, self._tse_id),
+            )
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL failed while saving a TSE state: {exc}") from exc
+        state.version = version
+        self._saved_counter = state.signature_counter
+        self._current = state
+        self._saved = state
+
+    def append(self, logs: Sequence[StoredLog]) -> None:
+        """Store ``logs`` (all or none): counters must continue the stored ones by +1."""
+        self._check_open()
+        if not logs:
+            return
+        expected = self._counter + 1
+        refs: set[str] = set()
+        for log in logs:
+            if log.tse_id != self._tse_id:
+                raise StorageError("log belongs to another TSE", code="E_TSE_MISMATCH")
+            if log.signature_counter != expected:
+                raise StorageError(
+                    f"signature counter {log.signature_counter} does not follow {expected - 1}",
+                    code="E_COUNTER_GAP",
+                )
+            expected += 1
+            if log.ref is not None:
+                if log.ref in refs:
+                    raise ConflictError(f"duplicate ref {log.ref!r}", code="E_DUPLICATE_REF")
+                refs.add(log.ref)
+        params = [log_params(log) for log in logs]  # StorageError before writing anything
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cursor:  # a savepoint
+                if len(params) == 1:
+                    cursor.execute(INSERT_LOG, params[0])
+                else:
+                    cursor.executemany(INSERT_LOG, params)
+        except psycopg.Error as exc:
+            raise append_error(exc) from exc
+        self._counter = expected - 1
+
+    def find_ref(self, ref: str) -> StoredLog | None:
+        self._check_open()
+        try:
+            row = self._conn.execute(
+                f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = %s AND ref = %s",
+                (self._tse_id, ref),
+            ).fetchone()
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL failed while reading a log: {exc}") from exc
+        return None if row is None else log_from_row(row)
+
+    def finish(self) -> None:
+        """After ``fn``: appended logs require the state saved with their counter."""
+        if self._saved_counter != self._counter:
+            raise StorageError(
+                f"logs up to counter {self._counter} appended but the state was saved "
+                f"with {self._saved_counter}",
+                code="E_COUNTER_GAP",
+            )
+
+    def succeeded(self) -> TxState:
+        """What the next ``fn`` in this transaction starts from after this one."""
+        if self._saved is not None:
+            saved = self._saved
+            return TxState(saved.version, self._counter, None, saved, saved)
+        if self._loaded:  # fn may have changed the object it loaded without saving
+            return TxState(self._tx.version, self._tx.counter, self._tx.text)
+        return self._tx
+
+    def failed(self) -> TxState:
+        """After a rollback to this fn's savepoint: the state before it (objects it
+        may have touched are dropped)."""
+        tx = self._tx
+        if self._loaded or self._saved is not None:
+            return TxState(tx.version, tx.counter, tx.text)
+        return tx
+
+
+def append_error(exc: psycopg.Error) -> OpenTSEError:
+    constraint = exc.diag.constraint_name or ""
+    if isinstance(exc, pg_errors.UniqueViolation) and "ref" in constraint:
+        return ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
+    if isinstance(exc, pg_errors.UniqueViolation | pg_errors.CheckViolation):
+        return StorageError(f"signature counter rejected: {exc}", code="E_COUNTER_GAP")
+    return StorageError(f"PostgreSQL failed while appending logs: {exc}")
