@@ -68,7 +68,16 @@ ALTER: dict[str, Callable[[str, list[str]], str]] = {
     "publicKey": lambda v, p: _flip_b64(v),
 }
 # fields whose alteration is pinned to exactly that field (not "one of the signed ones")
-PRECISE = {"version", "startTime", "signatureAlgorithm", "logTimeFormat", "publicKey"}
+PRECISE = {
+    "version",
+    "startTime",
+    "signatureAlgorithm",
+    "logTimeFormat",
+    "publicKey",
+    "transactionNumber",
+    "signatureCounter",
+    "logTime",
+}
 
 
 @needs_vectors

@@ -10,19 +10,19 @@ encoder with the signer would happily confirm the encoder's own mistakes. Layout
 (plain r||s, DER as a fallback; the curve follows from the point).
 
 A wrong signature cannot say which field was altered; the finding then lists every
-signed field, and where one of the enumerable fields (time format, algorithm) would
-have made it verify, names exactly that one.
+signed field, and where another value of one field makes it verify (the other time
+formats and algorithms; numbers and logTime off by one or two) names exactly that one.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from opentse.errors import OpenTSEError
-from opentse.formats.qr import QRFormatError, QRPayload, parse_qr_payload
+from opentse.formats.qr import QRFormatError, QRPayload, format_qr_time, parse_qr_payload
 from opentse.tr03151.logtime import TimeFormat
 from opentse.tr03151.oids import SIGNATURE_ALGORITHMS
 from opentse.tr03151.signature import public_key_from_point, verify_signature
@@ -151,27 +151,39 @@ def _verifies(payload: QRPayload, **overrides: object) -> bytes | None:
     return None
 
 
-def _diagnose(payload: QRPayload) -> list[Finding]:
-    """Name the field when another value of an enumerable field makes it verify."""
-    found: list[Finding] = []
+_NEAR = (-2, -1, 1, 2)  # typing slips in hand-copied receipts
+
+
+def _candidates(payload: QRPayload) -> Iterator[tuple[str, str, QRPayload, dict[str, object]]]:
+    """(field, value that would verify, payload, overrides) to try when it fails."""
     for fmt in TimeFormat:
-        if fmt is not payload.time_format and _verifies(payload, time_format=fmt):
-            found.append(
-                error(
-                    "E_RECEIPT_FIELD",
-                    f"logTimeFormat says {payload.time_format.value} but the signature "
-                    f"verifies with {fmt.value}",
-                    fields=("logTimeFormat",),
-                )
-            )
+        if fmt is not payload.time_format:
+            yield "logTimeFormat", fmt.value, payload, {"time_format": fmt}
     for alg in SIGNATURE_ALGORITHMS:
-        if alg != payload.signature_algorithm and _verifies(payload, algorithm=alg):
+        if alg != payload.signature_algorithm:
+            yield "signatureAlgorithm", alg, payload, {"algorithm": alg}
+    for delta in _NEAR:
+        txn = payload.transaction_number + delta
+        if txn > 0:
+            yield "transactionNumber", str(txn), replace(payload, transaction_number=txn), {}
+        counter = payload.signature_counter + delta
+        if counter > 0:
+            yield "signatureCounter", str(counter), replace(payload, signature_counter=counter), {}
+        when = payload.log_time + timedelta(seconds=delta)
+        yield "logTime", format_qr_time(when), replace(payload, log_time=when), {}
+
+
+def _diagnose(payload: QRPayload) -> list[Finding]:
+    """Name the field when another value of it makes the signature verify: the other
+    time formats and algorithms, and neighbours of the numbers and of logTime."""
+    found: list[Finding] = []
+    for name, value, candidate, overrides in _candidates(payload):
+        if _verifies(candidate, **overrides):
             found.append(
                 error(
                     "E_RECEIPT_FIELD",
-                    f"signatureAlgorithm says {payload.signature_algorithm} but the "
-                    f"signature verifies with {alg}",
-                    fields=("signatureAlgorithm",),
+                    f"{name} is wrong: the signature verifies with {name} = {value}",
+                    fields=(name,),
                 )
             )
     return found
