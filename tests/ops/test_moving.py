@@ -1,0 +1,135 @@
+"""Moving a TSE to a new host, as Loco-Soft's steps describe it, against real
+``opentse serve`` processes on 127.0.0.1: the data folder moves, the API secret is
+rotated (the old one is refused afterwards, the new one works), the registers get
+the new connection data and ``opentse lan test`` passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from http_support import login, setup_tss
+
+from opentse.ops import protocol
+from opentse.ops.store import OpsContext
+
+OPENTSE = str(Path(sys.executable).parent / "opentse")
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [OPENTSE, *args], capture_output=True, text=True, check=check, env=ENV, timeout=120
+    )
+
+
+@contextmanager
+def serve(data: Path) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [OPENTSE, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                raise AssertionError("server did not start: " + out)
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_move_tse_to_new_host(tmp_path: Path) -> None:
+    old_data, new_data = tmp_path / "old-host", tmp_path / "new-host"
+    key = json.loads(_run("apikey", "create", "--data", str(old_data), "--json").stdout)
+    with serve(old_data) as base, httpx.Client(base_url=base, timeout=30) as client:
+        tss = setup_tss(client, login(client, key["api_key"], key["api_secret"]))
+    shutil.copytree(old_data, new_data)  # the data folder goes to the new machine
+
+    with serve(new_data) as base, httpx.Client(base_url=base, timeout=30) as client:
+        port = int(base.rsplit(":", 1)[1])
+        moved = _run(
+            "tse", "move", tss, "--data", str(new_data), "--host", "127.0.0.1",
+            "--port", str(port), "--no-tls", "--json",
+        )  # fmt: skip
+        conn = json.loads(moved.stdout)
+        assert conn["connection_test"]["ok"] is True, conn
+        assert conn["url"] == f"http://127.0.0.1:{port}/api/v2"
+        assert conn["registers"] == ["KASSE-1"]
+        assert conn["api_key"] != key["api_key"] and conn["api_secret"] != key["api_secret"]
+
+        # the old secret stops working, the new one works
+        old_auth = client.post(
+            "/api/v2/auth", json={"api_key": key["api_key"], "api_secret": key["api_secret"]}
+        )
+        assert old_auth.status_code == 401 and old_auth.json()["code"] == "E_UNAUTHORIZED"
+        h = login(client, conn["api_key"], conn["api_secret"])
+        r = client.get(f"/api/v2/tss/{tss}", headers=h)
+        assert r.status_code == 200 and r.json()["state"] == "INITIALIZED"
+
+        # the register's connection test, as an operator runs it
+        ok = _run(
+            "lan", "test", "--url", f"http://127.0.0.1:{port}", "--api-key", conn["api_key"],
+            "--api-secret", conn["api_secret"],
+        )  # fmt: skip
+        result = json.loads(ok.stdout)
+        assert result["ok"] is True and result["tss_count"] == 1
+        assert result["tss"][0]["id"] == tss
+        refused = _run(
+            "lan", "test", "--url", f"http://127.0.0.1:{port}", "--api-key", key["api_key"],
+            "--api-secret", key["api_secret"], check=False,
+        )  # fmt: skip
+        assert refused.returncode == 1 and json.loads(refused.stdout)["step"] == "auth"
+
+    # the registers' connection data file (0600, has the secret) and the protocol
+    file = Path(conn["file"])
+    assert file.parent == new_data and stat.S_IMODE(file.stat().st_mode) == 0o600
+    text = file.read_text(encoding="utf-8")
+    assert conn["api_secret"] in text and f"Port:                {port}" in text
+    with OpsContext.open(new_data) as ops:
+        entries = protocol.entries(ops.db, tse_id=tss)
+        assert [e.kind for e in entries] == [
+            protocol.MOVE_STARTED,
+            protocol.API_KEY_ROTATED,
+            protocol.CONNECTION_DATA,
+            protocol.CONNECTION_TEST,
+            protocol.MOVE_DONE,
+        ]
+        rotated = entries[1].details
+        assert rotated["api_key_old"] == [key["api_key"]]
+        assert rotated["api_key_new"] == conn["api_key"]
+        assert all(conn["api_secret"] not in json.dumps(e.details) for e in entries)
+        assert entries[3].details["ok"] is True
