@@ -208,3 +208,21 @@ def test_receipts_rebuilt_from_vendor_finish_logs_verify(archive: str) -> None:
         assert result.signed_data == msg.signed_data
         checked += 1
     assert checked >= 5
+
+
+@needs_vectors
+def test_qr_read_from_a_photo_like_image(tmp_path: Path) -> None:
+    """Rotated, on a grey background, JPEG-compressed: still read."""
+    from PIL import Image
+
+    png = tmp_path / "qr.png"
+    segno.make(VECTORS[1], error="m").save(str(png), scale=5, border=4)
+    with Image.open(png) as qr:
+        code = qr.convert("L").rotate(17, expand=True, fillcolor=200)
+    photo = Image.new("L", (code.width + 200, code.height + 150), 170)
+    photo.paste(code, (120, 60))
+    jpg = tmp_path / "photo.jpg"
+    photo.save(jpg, quality=60)
+    (text, *_) = read_qr_texts(jpg)
+    assert text == VECTORS[1]
+    assert verify_receipt(text).ok
