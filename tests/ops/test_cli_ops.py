@@ -1,0 +1,68 @@
+"""The ops commands through the real CLI app (typer's runner, one installation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+
+runner = CliRunner()
+APP = build_app()
+
+
+def run(data: Path, *args: str, code: int = 0) -> str:
+    result = runner.invoke(APP, [*args, "--data", str(data)], catch_exceptions=False)
+    assert result.exit_code == code, (args, result.output)
+    return result.output
+
+
+def test_site_tse_archive_docs_commands(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    created = json.loads(run(data, "tse", "create", "t1", "--json"))
+    run(data, "tse", "initialize", "t1", "--pin", "123456", "--puk", created["admin_puk"])
+    org = json.loads(run(data, "site", "org-create", "Kiosk Ost", "--json"))["id"]
+    loc_args = ("--street", "Ostweg 2", "--postal-code", "04109", "--city", "Leipzig")
+    a = json.loads(run(data, "site", "create", org, "Kiosk", *loc_args, "--json"))["id"]
+    other = (
+        "--street", "Westweg 9", "--postal-code", "04109", "--city", "Leipzig",
+    )  # fmt: skip
+    b = json.loads(run(data, "site", "create", org, "Stand", *other, "--json"))["id"]
+    run(data, "site", "assign-tse", "t1", a, "--capacity", "1000", "--url", "http://10.0.0.5:8000")
+    run(data, "site", "add-register", "K1", a, "--model", "Kasse A")
+    run(data, "site", "add-register", "K2", b)
+    assert json.loads(run(data, "site", "assign", "K1", "t1", "--json"))["tse_id"] == "t1"
+    result = runner.invoke(APP, ["site", "assign", "K2", "t1", "--data", str(data)])
+    assert result.exit_code == 1
+    assert "E_SITE_CROSS_LOCATION" in result.output
+    result = runner.invoke(
+        APP,
+        ["site", "share", "t1", b, "--confirmed-by", "X", "--confirmation",
+         "gleiche Adresse? nein", "--data", str(data)],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "E_SITE_ADDRESS_MISMATCH" in result.output
+    listing = json.loads(run(data, "site", "list", "--json"))
+    assert [r["tse_id"] for r in listing["registers"]] == ["t1", None]
+
+    status = json.loads(run(data, "tse", "status", "t1", "--json"))
+    (row,) = status["tses"]
+    assert row["capacity"] == 1000 and row["warnings"] == []
+    run(data, "archive", "remind", "--days", "0", code=2)  # no export yet
+    item = json.loads(run(data, "archive", "export", "t1", "--json"))
+    assert item["verified_ok"] is True and len(item["sha256"]) == 64
+    (listed,) = json.loads(run(data, "archive", "list", "--json"))
+    assert listed["file_intact"] is True and listed["id"] == item["id"]
+    assert json.loads(run(data, "archive", "remind", "--json"))["reminders"] == []
+    assert "released" in run(data, "archive", "release", "t1")
+
+    out_md, out_pdf = tmp_path / "vd.md", tmp_path / "vd.pdf"
+    run(data, "docs", "procedure", str(out_md), "--org", org)
+    run(data, "docs", "procedure", str(out_pdf))
+    text = out_md.read_text(encoding="utf-8")
+    assert "## 8. Archiv der Exporte" in text and item["sha256"] in text
+    assert "http://10.0.0.5:8000" in text
+    assert out_pdf.read_bytes()[:5] == b"%PDF-"
+    kinds = [e["kind"] for e in json.loads(run(data, "tse", "protocol", "t1", "--json"))]
+    assert kinds == ["tse.assigned", "register.assigned", "archive.export", "archive.logs_released"]
