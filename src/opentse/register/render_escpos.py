@@ -30,7 +30,7 @@ MAX_MODULE_DOTS = 6
 def auto_module_size(payload: str, paper_dots: int, error: str = DEFAULT_ERROR) -> int:
     """The largest module size (dots, at most 6) at which the symbol and its 4-module
     quiet zone fit the paper: a QR code wider than the paper is not printed at all."""
-    modules = make_qr(payload, error).symbol_size(border=4)[0]
+    modules = int(make_qr(payload, error).symbol_size(border=4)[0])
     return max(1, min(MAX_MODULE_DOTS, paper_dots // modules))
 
 
