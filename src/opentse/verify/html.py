@@ -17,6 +17,7 @@ from opentse.verify.report import VerifyReport
 from opentse.verify.transactions import TransactionRow
 
 MAX_TRANSACTION_ROWS = 5000
+MAX_FINDINGS_PER_SEVERITY = 2000
 _WIDTH = 900.0
 
 
@@ -112,6 +113,7 @@ def render_html(report: VerifyReport) -> str:
         groups=groups,
         rows=rows,
         total_rows=len(report.transactions.rows),
+        max_findings=MAX_FINDINGS_PER_SEVERITY,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
 
