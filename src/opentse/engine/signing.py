@@ -26,7 +26,7 @@ from opentse.tr03151.logmessage import (
     TransactionLogData,
 )
 from opentse.tr03151.logtime import LogTime, TimeFormat
-from opentse.tr03151.oids import algorithm_oid
+from opentse.tr03151.oids import LogType, algorithm_oid
 from opentse.tr03151.signer import Signer
 
 R = TypeVar("R")
@@ -116,15 +116,18 @@ def sign_log(
     tx_number: int | None = None
     client_id: str | None = None
     if isinstance(certified, TransactionLogData):
+        log_type = LogType.TRANSACTION
         operation = certified.operation_type
         tx_number = certified.transaction_number
         client_id = certified.client_id
     elif isinstance(certified, SystemLogData):
+        log_type = LogType.SYSTEM
         operation = certified.operation_type
     else:
+        log_type = LogType.AUDIT
         operation = ""
     filename = tar.log_filename(
-        msg.log_type,
+        log_type,
         msg.log_time,
         counter,
         operation=operation,
@@ -134,7 +137,7 @@ def sign_log(
     stored = StoredLog(
         tse_id=ctx.record.tse_id,
         signature_counter=counter,
-        log_type=msg.log_type,
+        log_type=log_type,
         operation=operation,
         log_time=log_time,
         filename=filename,

@@ -22,7 +22,7 @@ from opentse.engine.signing import (
     next_log_time,
     sign_log,
 )
-from opentse.engine.state import ClientState, OpenTransaction, TSEState
+from opentse.engine.state import ClientState, Lifecycle, OpenTransaction, TSEState
 from opentse.errors import NotFoundError, ProtocolError, StateError
 from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import FINISH, START, UPDATE, TransactionLogData
@@ -42,6 +42,8 @@ MAX_PROCESS_DATA: int = int(getattr(codec, "MAX_PROCESS_DATA", rules.DEFAULT_MAX
 
 
 def can_sign(state: TSEState, op: Op) -> None:
+    if state.time_set and state.lifecycle is Lifecycle.INITIALIZED:
+        return  # the hot path: enum hashing in the table lookup costs microseconds
     rules.check_allowed(op, state.lifecycle)
     if not state.time_set:
         raise rules.time_not_set()
