@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -153,7 +153,7 @@ class Received:
     finished: int = 0
     failovers: int = 0
 
-    def add(self, tss: str, body: dict[str, object]) -> None:
+    def add(self, tss: str, body: dict[str, Any]) -> None:
         sig = body["signature"]
         assert isinstance(sig, dict)
         key = (tss, int(sig["counter"]))
@@ -164,7 +164,7 @@ class Received:
                 self.conflicts.append(f"{key}: two different signatures for one counter")
 
 
-def _receipt() -> dict[str, object]:
+def _receipt() -> dict[str, Any]:
     return {
         "standard_v1": {
             "receipt": {
@@ -190,7 +190,7 @@ def _pos_worker(
     rng = random.Random(index)
     clients = [httpx.Client(base_url=n.base, timeout=30) for n in nodes]
 
-    def put(tss: str, tx: str, rev: int, body: dict[str, object]) -> dict[str, object]:
+    def put(tss: str, tx: str, rev: int, body: dict[str, Any]) -> dict[str, Any]:
         last = ""
         for _attempt in range(20):
             live = [i for i, ok in enumerate(alive) if ok] or [0]
@@ -209,7 +209,7 @@ def _pos_worker(
                 time.sleep(0.05)
                 continue
             assert r.status_code == 200, r.text
-            result: dict[str, object] = r.json()
+            result: dict[str, Any] = r.json()
             return result
         raise AssertionError(f"no node answered {tx} rev {rev}: {last}")
 
