@@ -187,10 +187,12 @@ def test_unreachable_tse_at_start_is_red_and_journal_survives_restart(
     assert status.light is Light.RED and status.consecutive_failures == 0
     result = register.sell(coffee())
     assert result.tse_failed and result.status.light is Light.RED
+    today = datetime.now(UTC).date().isoformat()
+    assert journal.daily_records() == [(today, "red", 0, "automatisch")]  # written at start
     register.daily_record(date(2020, 1, 2), note="ohne TSE")
-    assert journal.daily_records() == [("2020-01-02", "red", 0, "ohne TSE")]
-    register.daily_record(datetime.now(UTC).date())
-    assert journal.daily_records()[-1][2] == 1  # today's unsigned receipt is counted
+    assert journal.daily_records()[0] == ("2020-01-02", "red", 0, "ohne TSE")
+    register.daily_record(note="Abschluss")
+    assert journal.daily_records()[-1] == (today, "red", 1, "Abschluss")  # upserted, counted
     journal.close()
     reopened = OutageLog(tmp_path / "register" / "journal.db")
     assert reopened.status().light is Light.RED

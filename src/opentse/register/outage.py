@@ -275,6 +275,9 @@ class OutageLog:
             (day.isoformat(), _iso(at), status.light.value, int(unsigned), note),
         )
 
+    def has_daily_record(self, day: date) -> bool:
+        return bool(self._read("SELECT 1 FROM daily_records WHERE day = ?", (day.isoformat(),)))
+
     def next_number(self, name: str = "receipt") -> int:
         """A durable, gapless counter (receipt numbers)."""
         with self._lock:

@@ -153,8 +153,10 @@ class Register:
             self._tse_serial = self._call(self.backend.serial_number)
         except Exception as exc:
             self.journal.record_unreachable(at=self.clock(), reason=_reason(exc))
+            self._ensure_daily_record()
             return self.journal.status()
         self.recover()
+        self._ensure_daily_record()
         status = self.journal.status()
         if status.light is Light.RED:
             # reachable again: the start outage ends; unsigned receipts stay documented
@@ -233,9 +235,15 @@ class Register:
         return self.journal.status()
 
     def daily_record(self, day: date | None = None, note: str = "") -> None:
-        """Write today's journal record (works without any TSE)."""
+        """Write (or update) the day's journal record; works without any TSE."""
         now = self.clock()
-        self.journal.write_daily_record(day or now.date(), at=now, note=note)
+        self.journal.write_daily_record(day or now.astimezone(UTC).date(), at=now, note=note)
+
+    def _ensure_daily_record(self) -> None:
+        """The first event of a (UTC) day writes that day's record, TSE or not."""
+        now = self.clock()
+        if not self.journal.has_daily_record(now.astimezone(UTC).date()):
+            self.daily_record(note="automatisch")
 
     # --- signing -------------------------------------------------------------------------
 
@@ -283,6 +291,7 @@ class Register:
         *,
         first_order_start: datetime | None = None,
     ) -> SaleResult:
+        self._ensure_daily_record()
         ref = str(uuid.uuid4())
         number = str(self.journal.next_number("receipt"))
         started_at = self.clock()
@@ -341,6 +350,7 @@ class Register:
 
     def book(self, entry: CashBookEntry) -> tuple[Signed | None, RegisterStatus]:
         """Sign a cash-book entry (SonstigerVorgang); never raises for TSE failures."""
+        self._ensure_daily_record()
         ref = str(uuid.uuid4())
         number = str(self.journal.next_number("receipt"))
         outcome = self._sign(entry.process_type, entry.process_data(), ref)
