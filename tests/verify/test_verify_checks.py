@@ -149,3 +149,74 @@ def test_info_csv_checked_per_archive(tse: SyntheticTSE, tmp_path: Path) -> None
     (missing,) = codes(report, "E_INFO_MISSING")
     assert missing["file"] == "b.tar"
     assert report["valid_signatures"] == 2
+
+
+def test_version_3_logs_and_ber_process_data(tse: SyntheticTSE, tmp_path: Path) -> None:
+    """TR-03151-1 v1.1 logs (lower-case operation names, the new system-log layout)
+    and BER indefinite processData, signed over the bytes as they stand."""
+    from opentse.formats.tar import log_filename
+    from opentse.tr03151 import der
+    from opentse.tr03151.logtime import LogTime
+    from opentse.tr03151.oids import LogType
+
+    def signed_log(version: int, oid: str, certified: bytes, counter: int) -> bytes:
+        signed = (
+            der.integer(version)
+            + der.oid(oid)
+            + certified
+            + der.octet_string(tse.serial)
+            + der.sequence(der.oid(tse.signer.algorithm_oid))
+            + der.integer(counter)
+            + der.integer(T0 + counter)
+        )
+        return der.sequence(signed, der.octet_string(tse.signer.sign(signed)))
+
+    ber_pd = bytes.fromhex("a280") + der.octet_string(b"Beleg^1.00") + b"\x00\x00"
+    logs = {
+        1: signed_log(
+            3,
+            "0.4.0.127.0.7.3.7.1.2",
+            der.context(0, b"updateTime") + der.context(1, b"tse") + der.boolean(True, 0x82),
+            1,
+        ),
+        2: signed_log(
+            3,
+            "0.4.0.127.0.7.3.7.1.1",
+            der.context(0, b"startTransaction")
+            + der.context(1, b"K1")
+            + der.context(2, b"")
+            + der.context(3, b"Kassenbeleg-V1")
+            + der.integer(1, 0x85),
+            2,
+        ),
+        3: signed_log(
+            2,
+            "0.4.0.127.0.7.3.7.1.1",
+            der.context(0, b"FinishTransaction")
+            + der.context(1, b"K1")
+            + ber_pd
+            + der.context(3, b"Kassenbeleg-V1")
+            + der.integer(1, 0x85),
+            3,
+        ),
+    }
+    path = tmp_path / "v3.tar"
+    tse.write(path, [])
+    extra: dict[str, bytes] = {}
+    for counter, data in logs.items():
+        op = {1: "updateTime", 2: "StartTransaction", 3: "FinishTransaction"}[counter]
+        kind = LogType.SYSTEM if counter == 1 else LogType.TRANSACTION
+        name = log_filename(
+            kind,
+            LogTime(TimeFormat.UNIX, T0 + counter),
+            counter,
+            operation=op,
+            transaction_number=None if counter == 1 else 1,
+            client_id=None if counter == 1 else "K1",
+        )
+        extra[name] = data
+    report = verify_exports([_rewrite(path, extra)]).to_json()
+    assert report["ok"] is True, report["findings"]
+    assert report["findings"] == []
+    assert report["valid_signatures"] == 3
+    assert report["transactions"] == {"started": 1, "finished": 1, "open": []}
