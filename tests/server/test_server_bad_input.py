@@ -195,3 +195,25 @@ def test_admin_pin_blocks_after_five_failures(app_client: AppClient) -> None:
         400,
         "E_ILLEGAL_TSS_STATE_CHANGE",
     )
+
+
+def test_odd_numbers_in_paths_and_queries(
+    ready: tuple[AppClient, dict[str, str], str, str],
+) -> None:
+    c, h, tss, cid = ready
+    for path in ("²", "12345678901234567890", "-1", "1.5"):
+        r = c.get(f"/api/v2/tss/{tss}/tx/{path}", headers=h)
+        assert r.status_code in (400, 404), r.text
+        r = c.put(
+            f"/api/v2/tss/{tss}/tx/{path}", json={"state": "ACTIVE", "client_id": cid}, headers=h
+        )
+        assert r.status_code in (400, 404), r.text
+    for value in ("²", "1e3", "-5", "99999999999999999999"):
+        r = c.put(
+            f"/api/v2/tss/{tss}/export/{uuid.uuid4()}",
+            params={"transaction_number": value},
+            headers=h,
+        )
+        assert r.status_code == 400, r.text
+        r = c.get(f"/api/v2/tss/{tss}/tx", params={"limit": value}, headers=h)
+        assert r.status_code == 400, r.text

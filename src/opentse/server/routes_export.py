@@ -188,7 +188,7 @@ def _filter_from_query(call: Call, tss_id: str) -> dict[str, Any]:
         value = q.get(name)
         if value is None or value == "":
             continue
-        if not value.isdigit() or len(value) > 16:
+        if not (value.isascii() and value.isdigit()) or len(value) > 16:
             raise ApiError(
                 400, "E_FAILED_SCHEMA_VALIDATION", f"querystring/{name} must be a number"
             )

@@ -275,7 +275,7 @@ def upsert_transaction(call: Call) -> tuple[int, Any]:
 
 def _tx_id_for_upsert(call: Call, tss_id: str) -> str:
     raw = call.path["tx_id_or_number"]
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit() and len(raw) < 17:
         row = call.ctx.svc.get_tx_by_number(tss_id, int(raw))
         if row is None:
             raise ApiError(404, "E_TX_NOT_FOUND", f"transaction {raw} not found")
@@ -285,7 +285,7 @@ def _tx_id_for_upsert(call: Call, tss_id: str) -> str:
 
 def _find_tx(call: Call, tss_id: str) -> TxRow:
     raw = call.path["tx_id_or_number"]
-    if raw.isdigit() and len(raw) < 17:
+    if raw.isascii() and raw.isdigit() and len(raw) < 17:
         row = call.ctx.svc.get_tx_by_number(tss_id, int(raw))
     else:
         tx_id = parse_uuid(raw, "tx_id_or_number")
