@@ -57,12 +57,18 @@ def test_site_tse_archive_docs_commands(tmp_path: Path) -> None:
     assert json.loads(run(data, "archive", "remind", "--json"))["reminders"] == []
     assert "released" in run(data, "archive", "release", "t1")
 
+    run(data, "tse", "outage", "--start", "2025-10-01T08:00:00", "--end", "2025-10-01T09:30",
+        "--reason", "Router defekt", "--tse", "t1")  # fmt: skip
     out_md, out_pdf = tmp_path / "vd.md", tmp_path / "vd.pdf"
     run(data, "docs", "procedure", str(out_md), "--org", org)
     run(data, "docs", "procedure", str(out_pdf))
     text = out_md.read_text(encoding="utf-8")
     assert "## 8. Archiv der Exporte" in text and item["sha256"] in text
     assert "http://10.0.0.5:8000" in text
+    assert "| 2025-10-01 08:00:00 UTC | 2025-10-01 09:30:00 UTC | t1 |  | Router defekt |" in text
     assert out_pdf.read_bytes()[:5] == b"%PDF-"
     kinds = [e["kind"] for e in json.loads(run(data, "tse", "protocol", "t1", "--json"))]
-    assert kinds == ["tse.assigned", "register.assigned", "archive.export", "archive.logs_released"]
+    assert kinds == [
+        "tse.assigned", "register.assigned", "archive.export", "archive.logs_released",
+        "outage.recorded",
+    ]  # fmt: skip

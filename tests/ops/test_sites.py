@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import ready_tse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opentse.errors import OpenTSEError
 from opentse.ops import protocol, sites
@@ -105,3 +107,16 @@ def test_protocol_refuses_secret_values(ops: OpsContext) -> None:
     entry = protocol.entries(ops.db)[-1]
     assert entry.seq == seq and entry.kind == protocol.PUK_CHANGED
     assert entry.details == {"puk_role": "admin"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    street=st.text(alphabet="abcdefghijklmnopqrstuvwxyzäöü0123456789 ", min_size=1, max_size=30),
+    number=st.integers(1, 999),
+    city=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=20),
+)
+def test_address_key_is_case_and_space_insensitive(street: str, number: int, city: str) -> None:
+    a = sites.address_key(f"{street} {number}", "12345", city)
+    b = sites.address_key(f"  {street.upper()}  {number} ", "12345", f" {city.title()} ")
+    assert a == b
+    assert a != sites.address_key(f"{street} {number + 1000}", "12345", city)

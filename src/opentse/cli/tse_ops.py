@@ -146,11 +146,36 @@ def protocol_command(
             json.dumps(e.details, ensure_ascii=False)) for e in entries])  # fmt: skip
 
 
+def outage_command(
+    start: str = typer.Option(..., "--start", help="ISO 8601 time or unix seconds."),
+    end: str | None = typer.Option(None, "--end", help="Omit while it lasts."),
+    reason: str = typer.Option(..., "--reason"),
+    tse_id: str = typer.Option("", "--tse"),
+    register_id: str = typer.Option("", "--register"),
+    actor: str = typer.Option("", "--by"),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+) -> None:
+    """Record a TSE outage for the outage log of the procedure documentation."""
+    from opentse.cli.common import parse_date
+    from opentse.ops import outages
+
+    started = parse_date(start)
+    assert started is not None
+    with ops_context(data, database) as ctx:
+        outages.record_outage(
+            ctx, started_at=started, ended_at=parse_date(end), reason=reason, tse_id=tse_id,
+            register_id=register_id, actor=actor,
+        )  # fmt: skip
+    console.print("outage recorded")
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "move": move_command,
     "replace": replace_command,
     "status": status_command,
     "protocol": protocol_command,
+    "outage": outage_command,
 }
 
 

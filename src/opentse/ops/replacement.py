@@ -168,7 +168,8 @@ def replace_tse(
         ctx.db, ctx.now(), protocol.REPLACE_STARTED, org_id=loc.org_id, location_id=loc.id,
         tse_id=old_tse_id, actor=actor,
         details={"new_tse": new_tse_id, "defective": defective, "reason": reason,
-                 "signatures": state.signature_counter, "capacity": site.capacity},
+                 "signatures": state.signature_counter, "capacity": site.capacity,
+                 "open_transactions": len(state.open_transactions)},
     )  # fmt: skip
     if defective:
         mark_defective(ctx, old_tse_id)

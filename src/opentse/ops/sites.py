@@ -231,7 +231,7 @@ def assign_tse(
     actor: str = "",
 ) -> SiteTSE:
     """Place an existing engine TSE at its (one) home location."""
-    ctx.service.require(tse_id)
+    info = ctx.service.get(ctx.service.require(tse_id).tse_id)
     loc = get_location(ctx, location_id)
     if capacity < 1:
         raise ProtocolError("capacity must be at least 1 signature", code="E_SITE_CAPACITY")
@@ -260,7 +260,10 @@ def assign_tse(
         protocol.append(
             c, row.assigned_at, protocol.TSE_ASSIGNED, org_id=loc.org_id,
             location_id=location_id, tse_id=tse_id, actor=actor,
-            details={"capacity": capacity, "interface_type": row.interface_type},
+            details={"capacity": capacity, "interface_type": row.interface_type,
+                     "serial_number": info.record.serial_number.hex(),
+                     "state": info.state.lifecycle.value,
+                     "initialized_at": info.state.initialized_at},
         )  # fmt: skip
     return row
 
