@@ -122,6 +122,13 @@ class Installation:
             or os.environ.get("OPENTSE_DATABASE_URL")
         )
         store = open_store(data_dir, database_url)
+        check = getattr(store, "check_installation", None)  # shared databases (PostgreSQL)
+        if check is not None:
+            try:
+                check(secret, ca.chain())
+            except BaseException:
+                store.close()
+                raise
         keyring = Keyring(secret)
         service = TSEService(store, keyring, clock, auto_time=auto_time, ca=ca)
         return cls(data_dir, secret, ca, store, service, keyring)

@@ -286,7 +286,31 @@ def test_installation_opens_postgres_from_url_and_env(
         assert isinstance(inst.store, PostgresStore)
         inst.store.create_tse(make_record("t"), TSEState("t"))
     monkeypatch.setenv("OPENTSE_DATABASE", pg_url)
-    with Installation.open(tmp_path / "b") as inst:
+    with Installation.open(tmp_path / "a") as inst:
         assert isinstance(inst.store, PostgresStore)
         assert [r.tse_id for r in inst.store.list_tses()] == ["t"]
-    assert not (tmp_path / "b" / "opentse.db").exists()
+    assert not (tmp_path / "a" / "opentse.db").exists()
+
+
+def test_a_node_with_another_secret_or_ca_is_refused(pg_url: str, tmp_path: Path) -> None:
+    import shutil
+
+    from opentse.errors import ProtocolError
+    from opentse.installation import CA_FILE, Installation
+
+    with Installation.open(tmp_path / "first", database_url=pg_url) as first:
+        first.store.create_tse(make_record("t"), TSEState("t"))
+    # a copy of the data folder (secret + CA) is the same installation: accepted
+    shutil.copytree(tmp_path / "first", tmp_path / "copy")
+    with Installation.open(tmp_path / "copy", database_url=pg_url) as copy:
+        assert [r.tse_id for r in copy.store.list_tses()] == ["t"]
+    # a fresh data folder has its own secret: refused before it can create a TSE
+    with pytest.raises(ProtocolError) as exc_info:
+        Installation.open(tmp_path / "fresh", database_url=pg_url)
+    assert exc_info.value.code == "E_INSTALLATION_MISMATCH"
+    assert "installation.key" in str(exc_info.value)
+    # same secret, other CA: refused too
+    (tmp_path / "copy" / CA_FILE).unlink()
+    with pytest.raises(ProtocolError) as exc_info:
+        Installation.open(tmp_path / "copy", database_url=pg_url)
+    assert "ca.json" in str(exc_info.value)

@@ -31,6 +31,8 @@ when several processes on several machines sign for the same TSE:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import os
 import threading
@@ -45,7 +47,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from opentse.engine.ports import LockedTSE, LogFilter, StoredLog, TSERecord
 from opentse.engine.state import TSEState
-from opentse.errors import ConflictError, NotFoundError, StorageError
+from opentse.errors import ConflictError, NotFoundError, ProtocolError, StorageError
 from opentse.storage import migrations
 from opentse.storage.pg_locked import LockedView, TxState
 from opentse.storage.rows import (
@@ -76,6 +78,8 @@ _LOCK_TSE = (
     " CASE WHEN version = %s THEN NULL ELSE state END"
     " FROM tses WHERE tse_id = %s FOR UPDATE"
 )
+
+_SECRET_CHECK_LABEL = b"opentse/installation-check/v1"
 
 _cursor_names = itertools.count(1)
 
@@ -420,6 +424,38 @@ class PostgresStore:
             (tse_id, ref),
         )
         return None if row is None else log_from_row(row)
+
+    # -- one installation per database ------------------------------------------
+
+    def check_installation(self, secret: bytes, ca_certificates: Sequence[bytes]) -> None:
+        """Record (first node) or compare (every later node) the installation secret
+        and CA this database belongs to; ProtocolError E_INSTALLATION_MISMATCH if this
+        node's differ (see migration 0900). Reveals nothing about the secret."""
+        secret_check = hmac.new(secret, _SECRET_CHECK_LABEL, hashlib.sha256).hexdigest()
+        ca_check = hashlib.sha256(b"".join(ca_certificates)).hexdigest()
+        with self._connection("checking the installation") as conn:
+            conn.execute(
+                "INSERT INTO installation_check (id, secret_check, ca_check, created_at)"
+                " VALUES (1, %s, %s, extract(epoch from now())::bigint)"
+                " ON CONFLICT (id) DO NOTHING",
+                (secret_check, ca_check),
+            )
+            row = conn.execute(
+                "SELECT secret_check, ca_check FROM installation_check WHERE id = 1"
+            ).fetchone()
+        assert row is not None
+        if not hmac.compare_digest(str(row[0]), secret_check):
+            raise ProtocolError(
+                "this node's installation secret differs from the one this database was "
+                "set up with: give every node the same installation.key (and ca.json)",
+                code="E_INSTALLATION_MISMATCH",
+            )
+        if row[1] != ca_check:
+            raise ProtocolError(
+                "this node's local CA (ca.json) differs from the one this database was "
+                "set up with: give every node the same ca.json",
+                code="E_INSTALLATION_MISMATCH",
+            )
 
     # -- lifecycle ---------------------------------------------------------------
 
