@@ -7,7 +7,9 @@ the same run:
 - raw: ``EllipticCurvePublicKey.verify`` over the same signed data, one process
   (the ceiling of one core);
 - verify: the whole verifier (TAR read, decode, all checks, signatures) with 1
-  worker and with every core; ``per_core`` = logs/s divided by the workers used.
+  worker and with every core; ``per_core`` = logs/s divided by the workers used;
+  ``per_cpu`` = logs per CPU second (this process and its workers), which does not
+  depend on what else the (shared) machine is doing.
 
 Prints one JSON object. Usage: ``.venv/bin/python bench/bench_verify.py [--logs N]``.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -31,8 +34,9 @@ from opentse.verify.report import verify_loaded
 from opentse.verify.synthetic import build_export
 
 
-def raw_rate(path: Path, sample: int) -> float:
-    """Raw verifies/s of cryptography on this export's own signed data (one core)."""
+def raw_rate(path: Path, sample: int) -> tuple[float, float]:
+    """Raw verifies per wall second and per CPU second of cryptography on this
+    export's own signed data (one process)."""
     export = load_exports([path])
     msgs = [log.message for log in export.logs if log.message is not None][:sample]
     point = next(c.point for c in export.certificates if c.point is not None)
@@ -50,9 +54,17 @@ def raw_rate(path: Path, sample: int) -> float:
     ]
     alg = ec.ECDSA(hashes.SHA256())
     start = time.perf_counter()
+    cpu = time.process_time()
     for data, der in pairs:
         key.verify(der, data, alg)
-    return len(pairs) / (time.perf_counter() - start)
+    return len(pairs) / (time.perf_counter() - start), len(pairs) / (time.process_time() - cpu)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the worker pool)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -71,16 +83,19 @@ def main() -> None:
         for workers in sorted({1, cores}):
             # raw rate right before and after the run: the machine is shared, so the
             # ratio compares like with like
-            raw_before = raw_rate(path, sample)
+            raw_before, raw_cpu_before = raw_rate(path, sample)
+            cpu0 = cpu_seconds()
             t0 = time.perf_counter()
             loaded = load_exports([path], workers=workers)
             load_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             report = verify_loaded(loaded)
             checks = time.perf_counter() - t0
-            raw_after = raw_rate(path, sample)
+            cpu = cpu_seconds() - cpu0
+            raw_after, raw_cpu_after = raw_rate(path, sample)
             assert report.ok and len(report.signatures.valid) == args.logs
             raw = (raw_before + raw_after) / 2
+            raw_cpu = (raw_cpu_before + raw_cpu_after) / 2
             wall = load_s + checks
             rate = args.logs / wall
             runs[f"workers_{workers}"] = {
@@ -89,6 +104,10 @@ def main() -> None:
                 "per_core_logs_per_s": round(rate / workers),
                 "raw_cryptography_verifies_per_s_one_core": round(raw),
                 "per_core_vs_raw": round(rate / workers / raw, 3),
+                # load-independent: logs per CPU second vs raw verifies per CPU second
+                "logs_per_cpu_s": round(args.logs / cpu),
+                "raw_verifies_per_cpu_s": round(raw_cpu),
+                "per_cpu_vs_raw": round(args.logs / cpu / raw_cpu, 3),
                 "read_decode_verify_seconds": round(load_s, 3),
                 "other_checks_seconds": round(checks, 3),
             }
