@@ -72,6 +72,46 @@ def raw_sign_rate(seconds: float = 2.0) -> float:
     return round(n / (time.perf_counter() - t0), 1)
 
 
+def engine_rate(clients: int, seconds: float = 3.0) -> float:
+    """Finished transactions/s of the TSE service in-process (no HTTP), same store."""
+    import threading
+
+    from opentse.installation import Installation
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inst = Installation.open(Path(tmp))
+        try:
+            svc = inst.service
+            created = svc.create_tse("bench")
+            svc.set_state("bench", "UNINITIALIZED")
+            svc.set_admin_pin("bench", created.admin_puk, "123456")
+            svc.authenticate("bench", "123456")
+            svc.initialize("bench")
+            for i in range(clients):
+                svc.register_client("bench", f"C{i}")
+            data = b"Beleg^21.42_0.00_0.00_0.00_0.00^21.42:Unbar"
+            counts = [0] * clients
+            stop = time.perf_counter() + seconds
+
+            def run(i: int) -> None:
+                while time.perf_counter() < stop:
+                    r = svc.start_transaction("bench", f"C{i}", b"", "")
+                    svc.finish_transaction(
+                        "bench", f"C{i}", r.transaction_number, data, "Kassenbeleg-V1"
+                    )
+                    counts[i] += 1
+
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return round(sum(counts) / (time.perf_counter() - t0), 1)
+        finally:
+            inst.close()
+
+
 def setup(base: str, key: dict[str, str], clients: int) -> tuple[dict[str, str], str, list[str]]:
     with httpx.Client(base_url=base, timeout=60) as c:
         token = c.post("/auth", json={"api_key": key["api_key"], "api_secret": key["api_secret"]})
@@ -213,6 +253,7 @@ def main() -> None:
         "clients": args.clients,
         "cpus": os.cpu_count(),
         **result,
+        "engine_finished_tx_per_s": engine_rate(args.clients),
         "raw_sign_per_s": raw_sign_rate(),
     }
     print(json.dumps(result, indent=2))
