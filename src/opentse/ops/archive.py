@@ -211,7 +211,10 @@ def exports(ctx: OpsContext, tse_id: str | None = None) -> list[ArchivedExport]:
     if tse_id is not None:
         sql += " WHERE tse_id=?"
         args = (tse_id,)
-    return [_row(r) for r in ctx.db.rows(sql + " ORDER BY created_at, id", args)]
+    return [
+        _row(r)
+        for r in ctx.db.rows(sql + " ORDER BY created_at, COALESCE(last_counter, 0), id", args)
+    ]
 
 
 def get_export(ctx: OpsContext, export_id: str) -> ArchivedExport:
