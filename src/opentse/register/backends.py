@@ -75,6 +75,16 @@ class Started:
 
 
 @dataclass(frozen=True)
+class TseDescription:
+    """What an export needs to know of a TSE (DSFinV-K tse.csv)."""
+
+    public_key: bytes
+    certificate: bytes  # DER; empty when the TSE has none
+    algorithm: str
+    time_format: str
+
+
+@dataclass(frozen=True)
 class OpenTransaction:
     """A transaction the TSE still holds open for this client."""
 
@@ -99,6 +109,8 @@ class Backend(Protocol):
     def open_transactions(self, client_id: str) -> list[OpenTransaction]: ...
 
     def serial_number(self) -> str: ...
+
+    def describe(self) -> TseDescription: ...
 
 
 def _utc(seconds: int) -> datetime:
@@ -165,3 +177,13 @@ class EmbeddedBackend:
 
     def serial_number(self) -> str:
         return self.service.get(self.tse_id).record.serial_number.hex()
+
+    def describe(self) -> TseDescription:
+        record = self.service.get(self.tse_id).record
+        chain = record.certificate_chain
+        return TseDescription(
+            record.public_key_point,
+            chain[0] if chain else b"",
+            record.signature_algorithm,
+            record.time_format,
+        )

@@ -14,12 +14,17 @@ the rounding rest, so the export's per-key sums equal the printed receipt to the
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from opentse.formats.dsfinvk import model
+from opentse.register.backends import Signed
 from opentse.register.money import ZERO, split_gross
-from opentse.register.register import SaleResult
 from opentse.register.sale import Sale
+
+if TYPE_CHECKING:
+    from opentse.register.register import SaleResult
 
 
 def dsfinvk_lines(sale: Sale) -> tuple[model.Line, ...]:
@@ -66,20 +71,23 @@ def dsfinvk_payments(sale: Sale) -> tuple[model.Payment, ...]:
     return tuple(payments)
 
 
-def dsfinvk_receipt(
+def to_dsfinvk_receipt(
     sale: Sale,
-    result: SaleResult,
+    signed: Signed | None,
     *,
+    bon_id: str,
     bon_nr: int,
+    start: datetime,
+    end: datetime,
+    error: str = "",
     tse_id: int = 1,
     operator_id: str = "1",
 ) -> model.Receipt:
-    """The DSFinV-K receipt (Vorgang) of a booked sale and its signing result."""
-    signed = result.signed
-    receipt = result.receipt
+    """The DSFinV-K receipt (Vorgang) of a booked sale and what the TSE signed for it
+    (``signed`` None: the TSE failed, ``error`` says why -> TSE_TA_FEHLER)."""
     if signed is None:
         tse = model.TseTransaction(
-            tse_id, None, None, None, sale.process_type, None, b"", "", error=result.error or ""
+            tse_id, None, None, None, sale.process_type, None, b"", "", error=error or "TSE"
         )
     else:
         tse = model.TseTransaction(
@@ -93,14 +101,36 @@ def dsfinvk_receipt(
             signed.process_data,
         )
     return model.Receipt(
-        bon_id=result.receipt_ref,
+        bon_id=bon_id,
         bon_nr=bon_nr,
         bon_typ=sale.bon_typ,
-        start=receipt.started_at,
-        end=receipt.ended_at,
+        start=start,
+        end=end,
         operator_id=operator_id,
         lines=dsfinvk_lines(sale),
         payments=() if sale.bon_typ == "AVBelegabbruch" else dsfinvk_payments(sale),
         tse=tse,
         storno=sale.bon_typ == "AVBelegstorno",
+    )
+
+
+def dsfinvk_receipt(
+    sale: Sale,
+    result: SaleResult,
+    *,
+    bon_nr: int,
+    tse_id: int = 1,
+    operator_id: str = "1",
+) -> model.Receipt:
+    """:func:`to_dsfinvk_receipt` for a :class:`SaleResult` fresh from the Register."""
+    return to_dsfinvk_receipt(
+        sale,
+        result.signed,
+        bon_id=result.receipt_ref,
+        bon_nr=bon_nr,
+        start=result.receipt.started_at,
+        end=result.receipt.ended_at,
+        error=result.error or "",
+        tse_id=tse_id,
+        operator_id=operator_id,
     )

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from opentse.formats import processdata as pd
 from opentse.register.backends import Backend, Signed, TSEUnavailable
+from opentse.register.books import Books
 from opentse.register.outage import Light, OutageLog, RegisterStatus
 from opentse.register.receipt import Receipt, Seller
 from opentse.register.render_text import render_text
@@ -113,11 +114,13 @@ class Register:
         journal: OutageLog,
         *,
         clock: Callable[[], datetime] = utc_now,
+        books: Books | None = None,
     ) -> None:
         self.backend = backend
         self.config = config
         self.journal = journal
         self.clock = clock
+        self.books = books
         self._tse_serial = ""
 
     # --- TSE calls with a deadline -----------------------------------------------------
@@ -151,6 +154,8 @@ class Register:
         try:
             self._call(lambda: self.backend.check(client))
             self._tse_serial = self._call(self.backend.serial_number)
+            if self.books is not None:
+                self.books.remember_tse(self.backend.tse_id, self._call(self.backend.describe))
         except Exception as exc:
             self.journal.record_unreachable(at=self.clock(), reason=_reason(exc))
             self._ensure_daily_record()
@@ -325,7 +330,7 @@ class Register:
             receipt_number=number,
             footer=self.config.footer,
         )
-        return SaleResult(
+        result = SaleResult(
             receipt,
             outcome.signed,
             ref,
@@ -333,6 +338,9 @@ class Register:
             outcome.error,
             self.config.text_width,
         )
+        if self.books is not None:
+            self.books.record(sale, result, tse_id=self.backend.tse_id)
+        return result
 
     def sell(self, sale: Sale, *, first_order_start: datetime | None = None) -> SaleResult:
         """Sign a sale (Beleg, training, storno, abort ...) as Kassenbeleg-V1.

@@ -21,9 +21,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from opentse.errors import OpenTSEError
-from opentse.register.backends import OpenTransaction, Signed, Started, TSEUnavailable
+from opentse.register.backends import (
+    OpenTransaction,
+    Signed,
+    Started,
+    TseDescription,
+    TSEUnavailable,
+)
 
 #: Namespace of the transaction ids this register derives from its receipt refs.
 TX_NAMESPACE = uuid.UUID("6f0e6a34-5d7e-4d55-9a1d-6f70656e7473")
@@ -212,6 +220,24 @@ class RemoteBackend:
 
     def serial_number(self) -> str:
         return str(self._request("GET", f"/tss/{self.tse_id}")["serial_number"])
+
+    def describe(self) -> TseDescription:
+        """Public key, certificate (base64 DER or PEM, as services differ), algorithm
+        and time format from the TSS resource."""
+        body = self._request("GET", f"/tss/{self.tse_id}")
+        cert_text = str(body.get("certificate") or "")
+        if cert_text.startswith("-----BEGIN"):
+            cert = x509.load_pem_x509_certificate(cert_text.encode()).public_bytes(
+                serialization.Encoding.DER
+            )
+        else:
+            cert = base64.b64decode(cert_text) if cert_text else b""
+        return TseDescription(
+            base64.b64decode(body["public_key"]),
+            cert,
+            str(body.get("signature_algorithm", "ecdsa-plain-SHA256")),
+            str(body.get("signature_timestamp_format", "unixTime")),
+        )
 
     def _upsert(self, tx: str, revision: int, body: dict[str, Any]) -> dict[str, Any]:
         return self._request(
