@@ -89,6 +89,9 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
     )
     app.state.ctx = ctx
     routes_ops.install(app, ctx)  # /metrics, /health, /api/v2/ops/*
+    from opentse.dashboard.routes import mount_dashboard
+
+    mount_dashboard(app)  # /dashboard: server-rendered pages; / redirects there
     return app
 
 

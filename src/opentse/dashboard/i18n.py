@@ -1,0 +1,310 @@
+"""German and English texts of the dashboard.
+
+Shop owners and tax advisers read German; integrators often English. The language
+comes from ``?lang=`` (remembered in a cookie), else from ``Accept-Language``, else
+German. Every key has both languages, so a missing text is a test failure, not a
+blank spot on a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LANGUAGES = ("de", "en")
+DEFAULT = "de"
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # (German, English)
+    "app": ("opentse Übersicht", "opentse dashboard"),
+    "skip": ("Zum Inhalt springen", "Skip to content"),
+    "not_certified": (
+        "opentse ist keine BSI-zertifizierte TSE.",
+        "opentse is not a BSI-certified TSE.",
+    ),
+    "nav_tse": ("TSEs", "TSEs"),
+    "nav_tx": ("Transaktionen", "Transactions"),
+    "nav_exports": ("Exporte", "Exports"),
+    "nav_verify": ("Prüfen", "Verify"),
+    "nav_outages": ("Ausfälle", "Outages"),
+    "nav_warnings": ("Warnungen", "Warnings"),
+    "switch_lang": ("English", "Deutsch"),
+    "logout": ("Abmelden", "Log out"),
+    "org": ("Organisation", "Organization"),
+    # login
+    "login_title": ("Anmelden", "Log in"),
+    "login_intro": (
+        "Melden Sie sich mit dem API-Schlüssel und dem Secret Ihrer Organisation an.",
+        "Log in with your organization's API key and secret.",
+    ),
+    "api_key": ("API-Schlüssel", "API key"),
+    "api_secret": ("API-Secret", "API secret"),
+    "login_button": ("Anmelden", "Log in"),
+    "login_failed": ("Anmeldung fehlgeschlagen.", "Login failed."),
+    "csrf_failed": (
+        "Das Formular ist abgelaufen. Bitte erneut versuchen.",
+        "The form has expired. Please try again.",
+    ),
+    # TSE list
+    "tse_list_title": ("Technische Sicherheitseinrichtungen", "Technical security systems"),
+    "no_tse": (
+        "Noch keine TSE. Legen Sie eine über die API an (PUT /api/v2/tss/{id}).",
+        "No TSE yet. Create one through the API (PUT /api/v2/tss/{id}).",
+    ),
+    "status": ("Ampel", "Status"),
+    "state": ("Zustand", "State"),
+    "description": ("Bezeichnung", "Description"),
+    "serial": ("Seriennummer", "Serial number"),
+    "signatures": ("Signaturen", "Signatures"),
+    "transactions": ("Transaktionen", "Transactions"),
+    "open_tx": ("Offene Transaktionen", "Open transactions"),
+    "registers_n": ("Kassen", "Registers"),
+    "capacity": ("Kapazität", "Capacity"),
+    "expiry": ("Zertifikatslaufzeit", "Certificate lifetime"),
+    "used_of": ("{used} von {total} verbraucht", "{used} of {total} used"),
+    "days_left": ("noch {days} Tage", "{days} days left"),
+    "no_cert": ("kein Zertifikat", "no certificate"),
+    "light_green": ("grün", "green"),
+    "light_yellow": ("gelb", "yellow"),
+    "light_red": ("rot", "red"),
+    "legend": ("Legende", "Legend"),
+    "legend_green": (
+        "Grün: initialisiert, letzte Signatur in Ordnung, keine Warnung.",
+        "Green: initialized, last signing fine, no warning.",
+    ),
+    "legend_yellow": (
+        "Gelb: Warnung (Kapazität oder Zertifikat bald erschöpft, Export überfällig)"
+        " oder kürzlich fehlgeschlagene Aufrufe.",
+        "Yellow: warning (capacity or certificate running out, export overdue)"
+        " or recent failed calls.",
+    ),
+    "legend_red": (
+        "Rot: außer Betrieb, defekt, nicht initialisiert oder Kapazität/Zertifikat erschöpft.",
+        "Red: disabled, defective, not initialized, or capacity/certificate exhausted.",
+    ),
+    "reason_not_init": ("nicht initialisiert", "not initialized"),
+    "reason_disabled": ("außer Betrieb", "disabled"),
+    "reason_defective": ("defekt", "defective"),
+    "reason_failures": (
+        "{n} fehlgeschlagene Aufrufe in der letzten Stunde",
+        "{n} failed calls in the last hour",
+    ),
+    "reason_export": ("Export überfällig", "export overdue"),
+    "w_capacity_warning": (
+        "Kapazität in etwa {days} Tagen erschöpft; Ersatz bestellen",
+        "capacity used up in about {days} days; order a replacement",
+    ),
+    "w_capacity_critical": (
+        "Kapazität erschöpft; TSE jetzt ersetzen",
+        "capacity used up; replace the TSE now",
+    ),
+    "w_certificate_expiry_warning": (
+        "Zertifikat läuft in {days} Tagen ab; TSE vorher ersetzen",
+        "certificate expires in {days} days; replace the TSE before then",
+    ),
+    "w_certificate_expiry_critical": (
+        "Zertifikat abgelaufen; die TSE kann nicht mehr signieren",
+        "certificate expired; the TSE cannot sign any more",
+    ),
+    "w_export": (
+        "seit {days} Tagen kein archivierter Export; Export erstellen und archivieren",
+        "no archived export for {days} days; take and archive an export",
+    ),
+    "reason_ok": ("letzte Signatur in Ordnung", "last signing fine"),
+    "details": ("Details", "Details"),
+    # TSE detail
+    "tse_title": ("TSE {serial}", "TSE {serial}"),
+    "overview": ("Überblick", "Overview"),
+    "registers": ("Kassen (Clients)", "Registers (clients)"),
+    "no_registers": ("Keine Kassen registriert.", "No registers registered."),
+    "client_id": ("Client-ID", "Client id"),
+    "created": ("Angelegt", "Created"),
+    "initialized": ("Initialisiert", "Initialized"),
+    "certificate": ("Zertifikat", "Certificate"),
+    "subject": ("Inhaber", "Subject"),
+    "issuer": ("Aussteller", "Issuer"),
+    "valid_from": ("Gültig ab", "Valid from"),
+    "valid_until": ("Gültig bis", "Valid until"),
+    "cert_serial": ("Zertifikats-Seriennummer", "Certificate serial number"),
+    "algorithm": ("Signaturalgorithmus", "Signature algorithm"),
+    "time_format": ("Zeitformat", "Time format"),
+    "public_key": ("Öffentlicher Schlüssel", "Public key"),
+    "protocol": ("Einrichtungsprotokoll", "Set-up protocol"),
+    "no_protocol": (
+        "Keine Protokolleinträge (opentse site / tse replace schreiben sie).",
+        "No protocol entries (opentse site / tse replace write them).",
+    ),
+    "when": ("Zeitpunkt", "Time"),
+    "event": ("Ereignis", "Event"),
+    "actor": ("Durch", "By"),
+    "tse_exports": ("Exporte dieser TSE", "Exports of this TSE"),
+    "show_tx": ("Transaktionen dieser TSE", "Transactions of this TSE"),
+    # search
+    "search_title": ("Transaktionen suchen", "Search transactions"),
+    "tse": ("TSE", "TSE"),
+    "all": ("alle", "all"),
+    "number": ("Nummer", "Number"),
+    "register": ("Kasse", "Register"),
+    "date_from": ("Datum von (UTC)", "Date from (UTC)"),
+    "date_to": ("Datum bis (UTC)", "Date to (UTC)"),
+    "amount": ("Betrag (EUR)", "Amount (EUR)"),
+    "search": ("Suchen", "Search"),
+    "results": ("{n} Treffer", "{n} results"),
+    "more_results": (
+        "Nur die ersten {n} Treffer werden gezeigt; bitte Suche eingrenzen.",
+        "Only the first {n} results are shown; please narrow the search.",
+    ),
+    "no_results": ("Keine Transaktion gefunden.", "No transaction found."),
+    "start": ("Beginn", "Start"),
+    "end": ("Ende", "End"),
+    "type": ("Vorgangsart", "Process type"),
+    "revision": ("Revision", "Revision"),
+    "open": ("öffnen", "open"),
+    "bad_amount": ("Ungültiger Betrag.", "Invalid amount."),
+    "bad_date": ("Ungültiges Datum.", "Invalid date."),
+    "bad_number": ("Ungültige Nummer.", "Invalid number."),
+    # transaction
+    "tx_title": ("Transaktion {n}", "Transaction {n}"),
+    "receipt": ("Beleg", "Receipt"),
+    "receipt_note": (
+        "Aus dem signierten Abschluss-Log rekonstruiert (Summen je Steuersatz, Zahlarten).",
+        "Rebuilt from the signed Finish log (totals per VAT rate, payments).",
+    ),
+    "no_receipt": (
+        "Kein Beleg: die Transaktion ist nicht abgeschlossen.",
+        "No receipt: the transaction is not finished.",
+    ),
+    "process_data": ("Vorgangsdaten", "Process data"),
+    "qr_code": ("QR-Code", "QR code"),
+    "open_qr": ("QR-Code öffnen", "Open QR code"),
+    "no_qr": (
+        "Für diese Transaktion gibt es keinen QR-Code.",
+        "There is no QR code for this transaction.",
+    ),
+    "qr_text": ("Inhalt des QR-Codes", "QR code content"),
+    "logs": ("Log-Nachrichten", "Log messages"),
+    "file": ("Datei", "File"),
+    "operation": ("Operation", "Operation"),
+    "counter": ("Signaturzähler", "Signature counter"),
+    "log_time": ("Log-Zeit", "Log time"),
+    "signature": ("Signatur", "Signature"),
+    "download_log": ("Log herunterladen", "Download log"),
+    "back_tx": ("Zurück zur Transaktion", "Back to the transaction"),
+    "qr_check": ("Prüfung des QR-Codes", "QR code check"),
+    # exports
+    "exports_title": ("Exporte", "Exports"),
+    "new_export": ("Neuer Export", "New export"),
+    "export_filters": (
+        "Ohne Filter wird alles exportiert. Nummern- und Datumsfilter schließen sich aus.",
+        "Without filters everything is exported. Number and date filters exclude each other.",
+    ),
+    "start_tx": ("Transaktion von", "Transaction from"),
+    "end_tx": ("Transaktion bis", "Transaction to"),
+    "start_date": ("Von Datum (UTC)", "From date (UTC)"),
+    "end_date": ("Bis Datum (UTC)", "To date (UTC)"),
+    "start_export": ("Export starten", "Start export"),
+    "no_exports": ("Noch keine Exporte.", "No exports yet."),
+    "requested": ("Angefordert", "Requested"),
+    "finished": ("Fertig", "Finished"),
+    "export_title": ("Export {id}", "Export {id}"),
+    "progress": ("Fortschritt", "Progress"),
+    "export_running": (
+        "Der Export läuft. Diese Seite aktualisiert sich selbst.",
+        "The export is running. This page refreshes itself.",
+    ),
+    "reload": ("Neu laden", "Reload"),
+    "download": ("TAR herunterladen", "Download TAR"),
+    "verification": ("Prüfergebnis", "Verification result"),
+    "verified_ok": (
+        "Export geprüft: alle Signaturen gültig, keine Fehler.",
+        "Export verified: all signatures valid, no errors.",
+    ),
+    "verified_bad": ("Export fehlerhaft.", "Export has errors."),
+    "log_messages": ("Log-Nachrichten", "Log messages"),
+    "valid_signatures": ("Gültige Signaturen", "Valid signatures"),
+    "invalid_signatures": ("Ungültige Signaturen", "Invalid signatures"),
+    "findings": ("Befunde", "Findings"),
+    "no_findings": ("Keine Befunde.", "No findings."),
+    "severity": ("Schwere", "Severity"),
+    "code": ("Code", "Code"),
+    "message": ("Meldung", "Message"),
+    "error": ("Fehler", "Error"),
+    "export_error": ("Export fehlgeschlagen: {code}", "Export failed: {code}"),
+    # verify upload
+    "verify_title": ("Export oder Beleg prüfen", "Verify an export or a receipt"),
+    "verify_intro": (
+        "Laden Sie einen TAR-Export (bis {tar_mb} MB) oder ein Foto eines Beleg-QR-Codes"
+        " (PNG/JPEG, bis {img_mb} MB) hoch, oder fügen Sie den Text eines QR-Codes ein.",
+        "Upload a TAR export (up to {tar_mb} MB) or a photo of a receipt QR code"
+        " (PNG/JPEG, up to {img_mb} MB), or paste the text of a QR code.",
+    ),
+    "upload_file": ("Datei (TAR, PNG oder JPEG)", "File (TAR, PNG or JPEG)"),
+    "or_qr_text": ("oder QR-Text", "or QR text"),
+    "verify_button": ("Prüfen", "Verify"),
+    "too_large": ("Die Datei ist zu groß.", "The file is too large."),
+    "nothing_uploaded": (
+        "Bitte eine Datei oder einen QR-Text angeben.",
+        "Please give a file or QR text.",
+    ),
+    "unknown_file": (
+        "Unbekanntes Dateiformat: erwartet TAR, PNG oder JPEG.",
+        "Unknown file type: expected TAR, PNG or JPEG.",
+    ),
+    "receipt_ok": ("Beleg gültig: die Signatur passt.", "Receipt valid: the signature verifies."),
+    "receipt_bad": ("Beleg ungültig.", "Receipt invalid."),
+    "result_for": ("Ergebnis für {name}", "Result for {name}"),
+    # outages, warnings
+    "outages_title": ("Ausfallprotokoll", "Outage log"),
+    "no_outages": (
+        "Keine Ausfälle erfasst. Ausfälle der TSE oder der Kasse erscheinen hier,"
+        " sobald sie protokolliert werden.",
+        "No outages recorded. Outages of the TSE or the register appear here once logged.",
+    ),
+    "source": ("Quelle", "Source"),
+    "reason": ("Grund", "Reason"),
+    "ongoing": ("andauernd", "ongoing"),
+    "receipts": ("Belege", "Receipts"),
+    "warnings_title": ("Warnungen", "Warnings"),
+    "no_warnings": ("Keine Warnungen.", "No warnings."),
+    "kind": ("Art", "Kind"),
+    "level": ("Stufe", "Level"),
+    # errors
+    "not_found": ("Nicht gefunden.", "Not found."),
+    "error_title": ("Fehler {status}", "Error {status}"),
+    "yes": ("ja", "yes"),
+    "no": ("nein", "no"),
+}
+
+
+def pick_language(query: str | None, cookie: str | None, accept: str | None) -> str:
+    """``?lang=`` beats the cookie beats the best ``Accept-Language`` match."""
+    for explicit in (query, cookie):
+        if explicit in LANGUAGES:
+            return explicit
+    best: tuple[float, str] | None = None
+    for part in (accept or "").split(","):
+        pieces = part.strip().split(";")
+        tag = pieces[0].strip().lower().split("-")[0]
+        if tag not in LANGUAGES:
+            continue
+        quality = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0 and (best is None or quality > best[0]):
+            best = (quality, tag)
+    return best[1] if best else DEFAULT
+
+
+def translator(lang: str) -> Callable[..., str]:
+    """``t(key, **values)``: the text in ``lang`` with ``{name}`` placeholders filled."""
+    index = LANGUAGES.index(lang if lang in LANGUAGES else DEFAULT)
+
+    def t(key: str, **values: object) -> str:
+        text = TEXTS[key][index]
+        return text.format(**values) if values else text
+
+    return t

@@ -1,0 +1,118 @@
+"""The receipt and QR code of a finished transaction, as the register would print it.
+
+The API stores no line items, only what the TSE signed: for a Kassenbeleg-V1 the gross
+sums per VAT slot and the payments (DSFinV-K Anhang I). The receipt is rebuilt from
+those with the register's own renderer (register.render_text), so the dashboard shows
+the same TSE block and the same QR text as a printed receipt. Other process types
+(orders, SonstigerVorgang) get the TSE block under their raw process data.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from opentse.engine.results import SignResult
+from opentse.errors import OpenTSEError
+from opentse.server.service_store import TssRow
+
+SLOT_VAT_KEYS = (1, 2, 3, 4, 5)  # Kassenbeleg-V1 slot n carries DSFinV-K VAT key n
+PAYMENT_LABELS = {"Bar": "Bar", "Unbar": "Unbar"}
+
+
+def _dt(unix: int) -> datetime:
+    return datetime.fromtimestamp(unix, UTC)
+
+
+def tse_signature(result: SignResult) -> Any:
+    from opentse.register.receipt import TseSignature
+
+    return TseSignature(
+        transaction_number=result.transaction_number,
+        signature_counter=result.signature_counter,
+        start_time=_dt(result.start_time),
+        end_time=_dt(result.log_time),
+        signature=result.signature,
+        public_key=result.public_key_point,
+        serial_number=result.serial_number.hex(),
+        signature_algorithm=result.algorithm,
+        time_format=result.time_format,
+        client_id=result.client_id,
+        process_type=result.process_type,
+        process_data=result.process_data.decode("utf-8", "replace"),
+    )
+
+
+def qr_text_of(result: SignResult) -> str | None:
+    """The receipt QR text, or None when processData cannot be carried (';', binary)."""
+    try:
+        text: str = tse_signature(result).qr_payload()
+    except (OpenTSEError, ValueError, UnicodeDecodeError):
+        return None
+    return text
+
+
+def receipt_for(ctx: Any, org_name: str, tss: TssRow, result: SignResult) -> tuple[str, str | None]:
+    """(receipt text, QR text) of a signed Finish log."""
+    from opentse.formats.processdata import parse_kassenbeleg
+    from opentse.register.money import split_gross, vat_rate
+    from opentse.register.receipt import (
+        NOT_CERTIFIED_TEXT,
+        Receipt,
+        ReceiptPayment,
+        Seller,
+        TaxLine,
+    )
+    from opentse.register.render_text import render_text, tse_fields
+
+    qr = qr_text_of(result)
+    sig = tse_signature(result)
+    address = tss.metadata.get("address") or tss.metadata.get("location") or "-"
+    seller = Seller(org_name or "opentse", (address,))
+    if result.process_type == "Kassenbeleg-V1":
+        try:
+            kb = parse_kassenbeleg(result.process_data.decode("utf-8"))
+            taxes = []
+            for key, gross in zip(SLOT_VAT_KEYS, kb.gross, strict=True):
+                if gross:
+                    net, tax = split_gross(gross, key)
+                    taxes.append(TaxLine(key, vat_rate(key).percent, net, tax, gross))
+            receipt = Receipt(
+                seller=seller,
+                register_serial=result.client_id,
+                issued_at=_dt(result.log_time),
+                lines=(),
+                taxes=tuple(taxes),
+                total=kb.total,
+                payments=tuple(
+                    ReceiptPayment(PAYMENT_LABELS.get(p.kind, p.kind), p.amount, p.currency)
+                    for p in kb.payments
+                ),
+                bon_typ=kb.bon_typ,
+                receipt_number=str(result.transaction_number),
+                tse=sig,
+                not_certified=True,
+            )
+            return render_text(receipt, 48), qr
+        except (OpenTSEError, UnicodeDecodeError, ValueError):
+            pass  # fall through to the raw layout
+    bare = Receipt(
+        seller=seller,
+        register_serial=result.client_id,
+        issued_at=_dt(result.log_time),
+        lines=(),
+        taxes=(),
+        total=Decimal("0.00"),
+        tse=sig,
+        not_certified=True,
+    )
+    out = io.StringIO()
+    out.write(f"{seller.name}\n{'-' * 48}\n")
+    out.write(f"{result.process_type}\n{result.process_data.decode('utf-8', 'replace')}\n")
+    out.write(f"{'-' * 48}\nKassen-Seriennummer: {result.client_id}\n")
+    for label, value in tse_fields(bare):
+        out.write(f"{label}: {value}\n")
+    out.write(NOT_CERTIFIED_TEXT + "\n")
+    return out.getvalue().rstrip("\n"), qr

@@ -1,0 +1,499 @@
+"""The dashboard's routes: server-rendered pages under ``/dashboard``.
+
+``mount_dashboard(app)`` adds a Starlette ``Mount`` to the API application and a
+redirect from ``/``. Pages read the same services as the API (engine service,
+service store, ops context, verifier) in the thread pool; exports are triggered
+through the API's own handler (``routes_export.trigger_export``) so they run in the
+same background worker. Other organizations' TSEs, transactions and exports answer
+404, as in the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from opentse.dashboard import i18n, uploads, views
+from opentse.dashboard.session import COOKIE, LANG_COOKIE, Session, SessionCodec
+from opentse.errors import OpenTSEError
+from opentse.server.auth import Principal, derive_key
+from opentse.server.problems import ApiError
+
+BASE = "/dashboard"
+HERE = Path(__file__).parent
+TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+class NotFound(Exception):
+    """Missing or another organization's: the page answers 404."""
+
+
+class PageError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Page:
+    """One request as a page handler sees it."""
+
+    def __init__(self, dash: Dashboard, request: Request, session: Session, lang: str) -> None:
+        self.dash = dash
+        self.request = request
+        self.session = session
+        self.lang = lang
+        self.t = i18n.translator(lang)
+        self.org = session.organization_id
+        self.env = "TEST"
+        self.org_name = ""
+        self.set_session: Session | None = None
+
+    @property
+    def csrf(self) -> str:
+        return self.dash.codec.csrf_token(self.set_session or self.session)
+
+    def render(self, template: str, code: int = 200, **values: Any) -> HTMLResponse:
+        other = "en" if self.lang == "de" else "de"
+        query = dict(self.request.query_params)
+        query["lang"] = other
+        html = self.dash.templates.get_template(template).render(
+            t=self.t,
+            lang=self.lang,
+            base=BASE,
+            csrf=self.csrf,
+            logged_in=bool(self.org),
+            org_name=self.org_name,
+            path=self.request.url.path,
+            switch_url=self.request.url.path + "?" + urlencode(query),
+            **values,
+        )
+        return HTMLResponse(html, status_code=code)
+
+    def principal(self) -> Principal:
+        return Principal(self.org, self.env, self.session.api_key)
+
+
+Handler = Callable[[Page], Awaitable[Response]]
+
+
+class Dashboard:
+    def __init__(self, app: Starlette) -> None:
+        self.ctx = app.state.ctx
+        self.ops = app.state.ops
+        key = derive_key(self.ctx.installation.secret, "opentse/dashboard/session/v1")
+        self.codec = SessionCodec(key)
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+            autoescape=jinja2.select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.templates.filters["ts"] = _ts
+        self.templates.filters["day"] = _day
+        self.templates.filters["num"] = _num
+        self.watch = views.FailureWatch()
+        self.counter = _failure_counter(app)
+        self.verified: dict[str, dict[str, Any]] = {}
+
+    # plumbing ------------------------------------------------------------------------
+
+    def page(self, handler: Handler, *, login: bool = True) -> Callable[[Request], Any]:
+        async def run(request: Request) -> Response:
+            now = self.ctx.now()
+            loaded = self.codec.load(request.cookies.get(COOKIE), now)
+            session = loaded or self.codec.anonymous()
+            lang = i18n.pick_language(
+                request.query_params.get("lang"),
+                request.cookies.get(LANG_COOKIE),
+                request.headers.get("accept-language"),
+            )
+            page = Page(self, request, session, lang)
+            if loaded is None:
+                page.set_session = session
+            if session.logged_in:
+                key = await run_in_threadpool(self.ctx.svc.get_api_key, session.api_key)
+                if key is None or key.disabled or key.organization_id != session.organization_id:
+                    page.session = session = self.codec.anonymous()
+                    page.set_session = session
+                    page.org = ""
+                else:
+                    page.env = key.env
+                    page.org_name = await run_in_threadpool(self.org_name, page.org)
+            try:
+                if login and not page.org:
+                    response: Response = RedirectResponse(f"{BASE}/login", status_code=303)
+                else:
+                    response = await handler(page)
+            except NotFound:
+                response = page.render("error.html", 404, status=404, message=page.t("not_found"))
+            except PageError as exc:
+                response = page.render("error.html", exc.status, status=exc.status,
+                                       message=exc.message)  # fmt: skip
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            if page.set_session is not None:
+                response.set_cookie(
+                    COOKIE,
+                    self.codec.dump(page.set_session),
+                    httponly=True,
+                    samesite="strict",
+                    path=BASE,
+                    secure=request.url.scheme == "https",
+                )
+            if request.query_params.get("lang") in i18n.LANGUAGES:
+                response.set_cookie(
+                    LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", path=BASE
+                )
+            return response
+
+        return run
+
+    async def form(self, page: Page, **limits: int) -> FormData:
+        form = await page.request.form(**limits)
+        if not self.codec.check_csrf(page.session, _text(form, "csrf")):
+            raise PageError(403, page.t("csrf_failed"))
+        return form
+
+    def org_name(self, org: str) -> str:
+        row = self.ops.db.one("SELECT name FROM svc_organizations WHERE id=?", (org,))
+        return str(row[0]) if row else ""
+
+    def refresh_failures(self) -> None:
+        if self.counter is not None:
+            self.watch.update(self.counter.snapshot())
+
+    # pages ---------------------------------------------------------------------------
+
+    async def home(self, page: Page) -> Response:
+        target = "/tss" if page.org else "/login"
+        return RedirectResponse(BASE + target, status_code=303)
+
+    async def login(self, page: Page) -> Response:
+        if page.request.method == "GET":
+            if page.org:
+                return RedirectResponse(f"{BASE}/tss", status_code=303)
+            return page.render("login.html", error="")
+        form = await self.form(page)
+        body = {"api_key": _text(form, "api_key"), "api_secret": _text(form, "api_secret")}
+        try:
+            tokens = await run_in_threadpool(self.ctx.tokens.login, body, self.ctx.now())
+        except ApiError:
+            return page.render("login.html", 401, error=page.t("login_failed"))
+        claims = tokens["access_token_claims"]
+        page.set_session = self.codec.login(
+            claims["organization_id"], body["api_key"], self.ctx.now()
+        )
+        return RedirectResponse(f"{BASE}/tss", status_code=303)
+
+    async def logout(self, page: Page) -> Response:
+        await self.form(page)
+        page.set_session = self.codec.anonymous()
+        return RedirectResponse(f"{BASE}/login", status_code=303)
+
+    async def tse_list(self, page: Page) -> Response:
+        def load() -> list[views.TseRow]:
+            self.refresh_failures()
+            return views.tse_rows(self.ctx, self.ops, page.org, self.watch)
+
+        rows = await run_in_threadpool(load)
+        return page.render("tse_list.html", rows=rows)
+
+    async def tse_detail(self, page: Page) -> Response:
+        tss_id = str(page.request.path_params["tss_id"])
+
+        def load() -> views.TseDetail | None:
+            self.refresh_failures()
+            return views.tse_detail(self.ctx, self.ops, page.org, tss_id, self.watch)
+
+        detail = await run_in_threadpool(load)
+        if detail is None:
+            raise NotFound()
+        return page.render("tse_detail.html", d=detail)
+
+    async def tx_search(self, page: Page) -> Response:
+        q = page.request.query_params
+        errors: list[str] = []
+        query = views.TxQuery()
+        values = {k: q.get(k, "").strip() for k in ("tss", "number", "register", "from", "to",
+                                                   "amount", "state")}  # fmt: skip
+        try:
+            number = int(values["number"]) if values["number"] else None
+            if number is not None and not 0 < number < 2**53:
+                raise ValueError
+        except ValueError:
+            number = None
+            errors.append(page.t("bad_number"))
+        try:
+            date_from = views.parse_date(values["from"])
+            date_to = views.parse_date(values["to"], end=True)
+        except ValueError:
+            date_from = date_to = None
+            errors.append(page.t("bad_date"))
+        try:
+            amount = views.parse_amount(values["amount"])
+        except ValueError:
+            amount = None
+            errors.append(page.t("bad_amount"))
+        state = values["state"] if values["state"] in TX_STATES else ""
+        tss_ids = await run_in_threadpool(self.ctx.svc.list_tss_ids, page.org)
+        tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
+        query = views.TxQuery(tss, number, values["register"], date_from, date_to, amount, state)
+        hits, more = await run_in_threadpool(views.search, self.ctx, page.org, query)
+        return page.render(
+            "transactions.html",
+            values=values,
+            tss_ids=tss_ids,
+            states=TX_STATES,
+            hits=hits,
+            more=more,
+            limit=views.SEARCH_LIMIT,
+            errors=errors,
+        )
+
+    def _tx(self, page: Page) -> views.TxDetail:
+        p = page.request.path_params
+        detail = views.tx_detail(
+            self.ctx, page.org, str(p["tss_id"]), int(p["number"]), page.org_name
+        )
+        if detail is None:
+            raise NotFound()
+        return detail
+
+    async def tx_detail(self, page: Page) -> Response:
+        detail = await run_in_threadpool(self._tx, page)
+        svg = uploads.qr_svg(detail.qr_text, scale=3) if detail.qr_text else ""
+        return page.render("transaction.html", d=detail, qr_svg=svg)
+
+    async def tx_qr(self, page: Page) -> Response:
+        detail = await run_in_threadpool(self._tx, page)
+        if not detail.qr_text:
+            raise NotFound()
+        check = await run_in_threadpool(uploads.check_receipt_text, detail.qr_text)
+        svg = uploads.qr_svg(detail.qr_text, scale=6)
+        return page.render("qr.html", d=detail, qr_svg=svg, check=check)
+
+    async def tx_log(self, page: Page) -> Response:
+        p = page.request.path_params
+        log = await run_in_threadpool(
+            views.find_log, self.ctx, page.org, str(p["tss_id"]), int(p["number"]),
+            int(p["counter"]),
+        )  # fmt: skip
+        if log is None:
+            raise NotFound()
+        name = Path(log.filename).name
+        return Response(
+            log.message,
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def exports(self, page: Page) -> Response:
+        error = ""
+        status = 200
+        if page.request.method == "POST":
+            form = await self.form(page)
+            try:
+                export_id = await run_in_threadpool(self._trigger, page, form)
+            except (ApiError, OpenTSEError, ValueError) as exc:
+                error = getattr(exc, "message", None) or str(exc)
+                status = int(getattr(exc, "status", 400) or 400)
+            else:
+                return RedirectResponse(f"{BASE}/exports/{export_id}", status_code=303)
+
+        def load() -> tuple[list[Any], list[views.TseRow], dict[str, list[Any]]]:
+            from opentse.server.service_store import Page as ListPage
+
+            rows, _ = self.ctx.svc.list_exports(page.org, ListPage(limit=100, order="desc"))
+            tses = views.tse_rows(self.ctx, self.ops, page.org, self.watch)
+            clients = {
+                t.tss_id: self.ctx.svc.list_clients(page.org, t.tss_id, ListPage(limit=100))[0]
+                for t in tses
+            }
+            return rows, tses, clients
+
+        rows, tses, clients = await run_in_threadpool(load)
+        serials = {t.tss_id: t.serial for t in tses}
+        return page.render(
+            "exports.html", status, rows=rows, tses=tses, clients=clients, serials=serials,
+            error=error,
+        )  # fmt: skip
+
+    def _trigger(self, page: Page, form: FormData) -> str:
+        from opentse.server.context import Call
+        from opentse.server.routes_export import trigger_export
+
+        query: dict[str, str] = {}
+        for name in ("start_transaction_number", "end_transaction_number"):
+            value = _text(form, name).strip()
+            if value:
+                query[name] = value
+        for name, end in (("start_date", False), ("end_date", True)):
+            when = views.parse_date(_text(form, name).strip(), end=end)
+            if when is not None:
+                query[name] = str(when - 1 if end else when)
+        client = _text(form, "client_id").strip()
+        if client:
+            query["client_id"] = client
+        export_id = str(uuid.uuid4())
+        path = {"tss_id": _text(form, "tss_id").strip(), "export_id": export_id}
+        call = Call(self.ctx, page.principal(), path, query, list(query.items()), None)
+        trigger_export(call)
+        return export_id
+
+    def _export(self, page: Page) -> Any:
+        raw = str(page.request.path_params["export_id"])
+        try:
+            export_id = str(uuid.UUID(raw))
+        except ValueError:
+            raise NotFound() from None
+        row = self.ctx.svc.get_export(export_id)
+        if row is None or row.organization_id != page.org:
+            raise NotFound()
+        return row
+
+    async def export_detail(self, page: Page) -> Response:
+        row = await run_in_threadpool(self._export, page)
+        report = None
+        if row.state == "COMPLETED" and row.file_path and Path(row.file_path).exists():
+            report = self.verified.get(row.export_id)
+            if report is None:
+                report = await run_in_threadpool(uploads.verify_tar, Path(row.file_path))
+                if len(self.verified) > 200:
+                    self.verified.clear()
+                self.verified[row.export_id] = report
+        return page.render("export.html", row=row, report=report)
+
+    async def export_file(self, page: Page) -> Response:
+        row = await run_in_threadpool(self._export, page)
+        if row.state != "COMPLETED" or not row.file_path or not Path(row.file_path).exists():
+            raise NotFound()
+        return FileResponse(
+            row.file_path, media_type="application/x-tar", filename=f"export_{row.export_id}.tar"
+        )
+
+    async def verify(self, page: Page) -> Response:
+        limits = {"tar_mb": uploads.MAX_TAR // 2**20, "img_mb": uploads.MAX_IMAGE // 2**20}
+        if page.request.method == "GET":
+            return page.render("verify.html", result=None, error="", **limits)
+        declared = page.request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > uploads.MAX_TAR + 65536:
+            return page.render("verify.html", 413, result=None, error=page.t("too_large"),
+                               **limits)  # fmt: skip
+        form = await self.form(page, max_files=1, max_fields=5)
+        try:
+            result = await uploads.handle(form, self.ctx.config.data_dir)
+        except uploads.UploadError as exc:
+            return page.render("verify.html", exc.status, result=None, error=page.t(exc.key),
+                               **limits)  # fmt: skip
+        return page.render("verify.html", result=result, error="", **limits)
+
+    async def outage_log(self, page: Page) -> Response:
+        def load() -> tuple[list[Any], dict[str, str]]:
+            tses = views.tse_rows(self.ctx, self.ops, page.org, self.watch)
+            serials = {t.tss_id: t.serial for t in tses}
+            return views.outage_rows(self.ops, set(serials)), serials
+
+        rows, serials = await run_in_threadpool(load)
+        return page.render("outages.html", rows=rows, serials=serials)
+
+    async def warnings(self, page: Page) -> Response:
+        def load() -> list[views.WarningView]:
+            self.refresh_failures()
+            tses = views.tse_rows(self.ctx, self.ops, page.org, self.watch)
+            return views.warning_rows(tses, self.ops, self.watch)
+
+        rows = await run_in_threadpool(load)
+        return page.render("warnings.html", rows=rows)
+
+    def routes(self) -> list[Any]:
+        p = self.page
+        tx = "/tss/{tss_id}/tx/{number:int}"
+        return [
+            Route("/", p(self.home, login=False), methods=["GET"]),
+            Route("/login", p(self.login, login=False), methods=["GET", "POST"]),
+            Route("/logout", p(self.logout, login=False), methods=["POST"]),
+            Route("/tss", p(self.tse_list), methods=["GET"]),
+            Route("/tss/{tss_id}", p(self.tse_detail), methods=["GET"]),
+            Route("/tx", p(self.tx_search), methods=["GET"]),
+            Route(tx, p(self.tx_detail), methods=["GET"]),
+            Route(tx + "/qr", p(self.tx_qr), methods=["GET"]),
+            Route(tx + "/log/{counter:int}", p(self.tx_log), methods=["GET"]),
+            Route("/exports", p(self.exports), methods=["GET", "POST"]),
+            Route("/exports/{export_id}", p(self.export_detail), methods=["GET"]),
+            Route("/exports/{export_id}/file", p(self.export_file), methods=["GET"]),
+            Route("/verify", p(self.verify), methods=["GET", "POST"]),
+            Route("/outages", p(self.outage_log), methods=["GET"]),
+            Route("/warnings", p(self.warnings), methods=["GET"]),
+            Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        ]
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _failure_counter(app: Starlette) -> Any:
+    """The API's failure counter (ops.metrics.FailureCounter), found on the middleware
+    routes_ops installed; None when the ops routes are not there."""
+    for middleware in getattr(app, "user_middleware", []):
+        counter = getattr(middleware, "kwargs", {}).get("counter")
+        if counter is not None and hasattr(counter, "snapshot"):
+            return counter
+    return None
+
+
+def _ts(unix: int | None) -> str:
+    from datetime import UTC, datetime
+
+    if unix is None:
+        return "-"
+    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _day(unix: int | None) -> str:
+    from datetime import UTC, datetime
+
+    if unix is None:
+        return "-"
+    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%d")
+
+
+def _num(value: int | float) -> str:
+    return f"{value:,}".replace(",", "\u202f")
+
+
+def mount_dashboard(app: Starlette) -> None:
+    """Serve the dashboard under ``/dashboard`` and send ``/`` there."""
+    dash = Dashboard(app)
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse(f"{BASE}/", status_code=307)
+
+    app.router.routes.append(Mount(BASE, routes=dash.routes()))
+    app.router.routes.append(Route("/", root, methods=["GET"]))
+    app.state.dashboard = dash

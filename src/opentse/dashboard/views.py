@@ -1,0 +1,518 @@
+"""What the dashboard pages show, gathered from the same services the API uses.
+
+Every function takes the server context (engine service, service store) or the ops
+context and the caller's organization, and returns plain dataclasses the templates
+lay out. Ownership is checked here: another organization's TSE or transaction is
+``None`` (the route answers 404, like the API).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from cryptography import x509
+
+from opentse.engine.ports import LogFilter
+from opentse.engine.results import SignResult, TSEInfo
+from opentse.errors import OpenTSEError
+from opentse.ops import archive, lifetime, outages, protocol, status
+from opentse.ops.store import OpsContext
+from opentse.server.service_store import Page, TssRow, TxRow
+from opentse.tr03151.oids import LogType
+
+GREEN, YELLOW, RED = "green", "yellow", "red"
+RECENT_FAILURE_SECONDS = 3600
+SEARCH_LIMIT = 50
+SEARCH_SCAN = 5000
+
+
+# --- TSE list and detail -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    key: str  # i18n key
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TseRow:
+    tss_id: str
+    serial: str
+    description: str
+    state: str
+    light: str
+    reasons: tuple[Reason, ...]
+    signatures: int
+    transactions: int
+    open_transactions: int
+    registers: int
+    capacity: int
+    remaining: int
+    not_before: int | None
+    not_after: int | None
+    days_to_expiry: float | None
+    warnings: tuple[lifetime.Warning, ...]
+
+    @property
+    def validity_days(self) -> float:
+        if self.not_before is None or self.not_after is None:
+            return 0.0
+        return max((self.not_after - self.not_before) / lifetime.DAY, 1.0)
+
+
+class FailureWatch:
+    """When the API's failure counter (ops.metrics) grew for each TSE, so the traffic
+    light can show *recent* failures from a counter that only ever grows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}
+        self._events: dict[str, list[tuple[float, int]]] = {}
+
+    def update(self, snapshot: dict[tuple[str, str], int]) -> None:
+        totals: dict[str, int] = {}
+        for (tse_id, _status), count in snapshot.items():
+            totals[tse_id] = totals.get(tse_id, 0) + count
+        now = time.monotonic()
+        with self._lock:
+            for tse_id, total in totals.items():
+                grown = total - self._seen.get(tse_id, 0)
+                if grown > 0:
+                    self._events.setdefault(tse_id, []).append((now, grown))
+                self._seen[tse_id] = total
+
+    def recent(self, tse_id: str) -> int:
+        """Failed API calls on this TSE noticed within the last hour."""
+        cutoff = time.monotonic() - RECENT_FAILURE_SECONDS
+        with self._lock:
+            events = [e for e in self._events.get(tse_id, []) if e[0] >= cutoff]
+            self._events[tse_id] = events
+            return sum(n for _, n in events)
+
+
+def owned_tss(ctx: Any, org: str, tss_id: str) -> TssRow | None:
+    row: TssRow | None = ctx.svc.get_tss(tss_id.lower())
+    return row if row is not None and row.organization_id == org else None
+
+
+def cert_times(info: TSEInfo) -> tuple[int | None, int | None]:
+    if not info.record.certificate_chain:
+        return None, None
+    cert = x509.load_der_x509_certificate(info.record.certificate_chain[0])
+    return int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())
+
+
+def _light(st: status.TSEStatus, overdue: bool, failures: int) -> tuple[str, tuple[Reason, ...]]:
+    """Red: not usable; yellow: usable with a warning; green: fine (legend on the page)."""
+    state = st.info.state.lifecycle.value
+    if state in ("CREATED", "UNINITIALIZED"):
+        return RED, (Reason("reason_not_init"),)
+    if state == "DISABLED":
+        return RED, (Reason("reason_disabled"),)
+    if state == "DEFECTIVE":
+        return RED, (Reason("reason_defective"),)
+    reasons = [Reason("w_" + w.kind + "_" + w.level, _warn_values(w)) for w in st.warnings]
+    if any(w.level == "critical" for w in st.warnings):
+        return RED, tuple(reasons)
+    if overdue:
+        reasons.append(Reason("reason_export"))
+    if failures:
+        reasons.append(Reason("reason_failures", {"n": failures}))
+    if reasons:
+        return YELLOW, tuple(reasons)
+    return GREEN, (Reason("reason_ok"),)
+
+
+def _warn_values(w: lifetime.Warning) -> dict[str, Any]:
+    return {"days": f"{w.days_left:.1f}"}
+
+
+def tse_rows(
+    ctx: Any, ops: OpsContext, org: str, watch: FailureWatch, tss_id: str | None = None
+) -> list[TseRow]:
+    ids = ctx.svc.list_tss_ids(org)
+    if tss_id is not None:
+        ids = [i for i in ids if i == tss_id]
+    overdue = {r.tse_id for r in archive.reminders(ops)}
+    now = ops.now()
+    rows: list[TseRow] = []
+    for tid in ids:
+        svc_row = ctx.svc.get_tss(tid)
+        try:
+            info = ctx.service.get(tid)
+        except OpenTSEError:
+            continue
+        st = status.status_of(ops, info, now)
+        light, reasons = _light(st, tid in overdue, watch.recent(tid))
+        s = info.state
+        not_before, not_after = cert_times(info)
+        rows.append(
+            TseRow(
+                tss_id=tid,
+                serial=info.record.serial_number.hex(),
+                description=s.description or (svc_row.metadata.get("name", "") if svc_row else ""),
+                state=s.lifecycle.value,
+                light=light,
+                reasons=reasons,
+                signatures=s.signature_counter,
+                transactions=s.transaction_counter,
+                open_transactions=len(s.open_transactions),
+                registers=sum(1 for c in s.clients.values() if c.registered),
+                capacity=st.facts.capacity,
+                remaining=st.life.remaining_signatures,
+                not_before=not_before,
+                not_after=not_after,
+                days_to_expiry=st.life.days_to_expiry,
+                warnings=st.warnings,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class CertInfo:
+    subject: str
+    issuer: str
+    not_before: int
+    not_after: int
+    serial: str
+
+
+def certificate_of(info: TSEInfo) -> CertInfo | None:
+    if not info.record.certificate_chain:
+        return None
+    cert = x509.load_der_x509_certificate(info.record.certificate_chain[0])
+    return CertInfo(
+        cert.subject.rfc4514_string(),
+        cert.issuer.rfc4514_string(),
+        int(cert.not_valid_before_utc.timestamp()),
+        int(cert.not_valid_after_utc.timestamp()),
+        format(cert.serial_number, "x"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TseDetail:
+    row: TseRow
+    info: TSEInfo
+    clients: list[Any]
+    certificate: CertInfo | None
+    protocol: list[protocol.Entry]
+    exports: list[Any]
+    public_key: str
+
+
+def tse_detail(
+    ctx: Any, ops: OpsContext, org: str, tss_id: str, watch: FailureWatch
+) -> TseDetail | None:
+    if owned_tss(ctx, org, tss_id) is None:
+        return None
+    rows = tse_rows(ctx, ops, org, watch, tss_id.lower())
+    if not rows:
+        return None
+    row = rows[0]
+    info = ctx.service.get(row.tss_id)
+    clients, _ = ctx.svc.list_clients(org, row.tss_id, Page(limit=100))
+    exports, _ = ctx.svc.list_exports(org, Page(limit=20, order="desc"), row.tss_id)
+    return TseDetail(
+        row,
+        info,
+        clients,
+        certificate_of(info),
+        protocol.entries(ops.db, tse_id=row.tss_id),
+        exports,
+        base64.b64encode(info.record.public_key_point).decode(),
+    )
+
+
+# --- transactions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TxQuery:
+    tss_id: str | None = None
+    number: int | None = None
+    register: str = ""
+    date_from: int | None = None  # unix, inclusive
+    date_to: int | None = None  # unix, exclusive (start of the day after)
+    amount: Decimal | None = None
+    state: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return self == TxQuery()
+
+
+@dataclass(frozen=True, slots=True)
+class TxHit:
+    row: TxRow
+    tse_serial: str
+    register: str
+    amount: Decimal | None
+
+
+def parse_date(text: str, *, end: bool = False) -> int | None:
+    """A ``YYYY-MM-DD`` date as unix seconds (UTC), the day after for ``end``."""
+    if not text:
+        return None
+    day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    return int(day.timestamp()) + (86400 if end else 0)
+
+
+def parse_amount(text: str) -> Decimal | None:
+    if not text:
+        return None
+    try:
+        value = Decimal(text.replace(",", ".").strip())
+    except InvalidOperation:
+        raise ValueError(text) from None
+    if not value.is_finite():
+        raise ValueError(text)
+    return value.quantize(Decimal("0.01"))
+
+
+def amount_of(result: SignResult | None) -> Decimal | None:
+    """The gross total of a Kassenbeleg-V1 (None for orders and other types)."""
+    if result is None or result.process_type != "Kassenbeleg-V1":
+        return None
+    from opentse.formats.processdata import parse_kassenbeleg
+
+    try:
+        return parse_kassenbeleg(result.process_data.decode("utf-8")).total
+    except (OpenTSEError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def tx_ref(tx_id: str, revision: int) -> str:
+    from opentse.server.routes_tx import tx_ref as api_ref
+
+    return api_ref(tx_id, revision)
+
+
+def latest_result(ctx: Any, row: TxRow) -> SignResult | None:
+    try:
+        result: SignResult | None = ctx.service.find_ref(
+            row.tss_id, tx_ref(row.tx_id, row.latest_revision)
+        )
+    except OpenTSEError:
+        return None
+    return result
+
+
+def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
+    """Matching transactions, newest first; True when more than SEARCH_LIMIT matched."""
+    tss_ids = ctx.svc.list_tss_ids(org)
+    if q.tss_id is not None:
+        tss_ids = [t for t in tss_ids if t == q.tss_id]
+    clients: dict[str, str] = {}
+    serials: dict[str, str] = {}
+    for tid in tss_ids:
+        found, _ = ctx.svc.list_clients(org, tid, Page(limit=100))
+        clients.update({c.client_id: c.serial_number for c in found})
+        try:
+            serials[tid] = ctx.service.get(tid).record.serial_number.hex()
+        except OpenTSEError:
+            serials[tid] = ""
+    wanted_clients = None
+    if q.register:
+        wanted_clients = {cid for cid, s in clients.items() if q.register in (cid, s)}
+    candidates: list[TxRow] = []
+    if q.number is not None:
+        for tid in tss_ids:
+            row = ctx.svc.get_tx_by_number(tid, q.number)
+            if row is not None and row.organization_id == org:
+                candidates.append(row)
+    else:
+        only_client = (
+            next(iter(wanted_clients)) if wanted_clients and len(wanted_clients) == 1 else None
+        )
+        states = [q.state] if q.state else []
+        offset = 0
+        while offset < SEARCH_SCAN:
+            page = Page(limit=100, offset=offset, order_by="time_start", order="desc")
+            rows, total = ctx.svc.list_txs(org, page, q.tss_id, only_client, states)
+            candidates.extend(rows)
+            offset += len(rows)
+            if not rows or offset >= total:
+                break
+    hits: list[TxHit] = []
+    more = False
+    for row in candidates:
+        if row.tss_id not in serials:
+            continue
+        if wanted_clients is not None and row.client_id not in wanted_clients:
+            continue
+        if q.state and row.state != q.state:
+            continue
+        if q.date_from is not None and row.time_start < q.date_from:
+            continue
+        if q.date_to is not None and row.time_start >= q.date_to:
+            continue
+        amount = None
+        if q.amount is not None or len(hits) < SEARCH_LIMIT:
+            amount = amount_of(latest_result(ctx, row))
+        if q.amount is not None and amount != q.amount:
+            continue
+        if len(hits) >= SEARCH_LIMIT:
+            more = True
+            break
+        hits.append(TxHit(row, serials[row.tss_id], clients.get(row.client_id, ""), amount))
+    return hits, more
+
+
+@dataclass(frozen=True, slots=True)
+class LogView:
+    filename: str
+    operation: str
+    counter: int
+    log_time: int
+    client_id: str
+    process_type: str
+    process_data: str
+    transaction_number: int | None
+    signature: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxDetail:
+    row: TxRow
+    tse_serial: str
+    register: str
+    result: SignResult | None
+    amount: Decimal | None
+    receipt_text: str
+    qr_text: str | None
+    logs: list[LogView]
+
+
+def decode_logs(ctx: Any, tss_id: str, number: int) -> list[LogView]:
+    from opentse.tr03151.codec import decode_log_message
+    from opentse.tr03151.logmessage import TransactionLogData
+
+    flt = LogFilter(
+        start_transaction_number=number,
+        end_transaction_number=number,
+        log_types=(LogType.TRANSACTION,),
+    )
+    views: list[LogView] = []
+    for log in list(ctx.service.logs(tss_id, flt)):
+        if log.transaction_number != number:
+            continue
+        try:
+            msg = decode_log_message(log.message)
+        except OpenTSEError:
+            continue
+        data = msg.certified
+        if not isinstance(data, TransactionLogData):
+            continue
+        views.append(
+            LogView(
+                filename=log.filename,
+                operation=data.operation_type,
+                counter=msg.signature_counter,
+                log_time=msg.log_time.unix,
+                client_id=data.client_id,
+                process_type=data.process_type,
+                process_data=data.process_data.decode("utf-8", "replace"),
+                transaction_number=data.transaction_number,
+                signature=base64.b64encode(msg.signature_value).decode(),
+                size=len(log.message),
+            )
+        )
+    return views
+
+
+def tx_detail(ctx: Any, org: str, tss_id: str, number: int, org_name: str = "") -> TxDetail | None:
+    tss = owned_tss(ctx, org, tss_id)
+    if tss is None:
+        return None
+    row = ctx.svc.get_tx_by_number(tss.tss_id, number)
+    if row is None or row.organization_id != org:
+        return None
+    client = ctx.svc.get_client(row.client_id)
+    register = client.serial_number if client else ""
+    result = latest_result(ctx, row)
+    info = ctx.service.get(tss.tss_id)
+    receipt_text, qr_text = "", None
+    if result is not None and row.state in ("FINISHED", "CANCELLED"):
+        from opentse.dashboard.receipts import receipt_for
+
+        receipt_text, qr_text = receipt_for(ctx, org_name, tss, result)
+    return TxDetail(
+        row,
+        info.record.serial_number.hex(),
+        register,
+        result,
+        amount_of(result),
+        receipt_text,
+        qr_text,
+        decode_logs(ctx, tss.tss_id, number),
+    )
+
+
+def find_log(ctx: Any, org: str, tss_id: str, number: int, counter: int) -> Any | None:
+    """The stored log of one transaction (by its signature counter), owned by ``org``."""
+    tss = owned_tss(ctx, org, tss_id)
+    if tss is None:
+        return None
+    log = ctx.store.get_log(tss.tss_id, counter)
+    if log is None or log.transaction_number != number:
+        return None
+    return log
+
+
+# --- outages and warnings -------------------------------------------------------------
+
+
+def outage_rows(ops: OpsContext, org_tss: set[str]) -> list[outages.OutageRow]:
+    return [r for r in outages.outages(ops) if r.tse_id in org_tss]
+
+
+@dataclass(frozen=True, slots=True)
+class WarningView:
+    tss_id: str
+    serial: str
+    kind: str
+    level: str
+    key: str
+    values: dict[str, Any]
+
+
+def warning_rows(rows: list[TseRow], ops: OpsContext, watch: FailureWatch) -> list[WarningView]:
+    by_id = {r.tss_id: r for r in rows}
+    found: list[WarningView] = []
+    for r in rows:
+        for w in r.warnings:
+            found.append(
+                WarningView(
+                    r.tss_id, r.serial, w.kind, w.level, f"w_{w.kind}_{w.level}", _warn_values(w)
+                )
+            )
+        failures = watch.recent(r.tss_id)
+        if failures:
+            found.append(
+                WarningView(
+                    r.tss_id, r.serial, "failures", "warning", "reason_failures", {"n": failures}
+                )
+            )
+    for rem in archive.reminders(ops):
+        if rem.tse_id in by_id:
+            found.append(
+                WarningView(
+                    rem.tse_id,
+                    by_id[rem.tse_id].serial,
+                    "export",
+                    "warning",
+                    "w_export",
+                    {"days": f"{rem.days_since:.0f}"},
+                )
+            )
+    return found
