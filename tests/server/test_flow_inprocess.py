@@ -126,3 +126,22 @@ def test_revisions_types_metadata_and_log(app_client: AppClient) -> None:
         ]["put"]["operationId"]
         == "upsertTransaction"
     )
+
+
+def test_service_row_lost_after_create_is_healed(app_client: AppClient) -> None:
+    """A crash between the engine's commit and the service row: the record heals it."""
+    import sqlite3
+
+    key = new_key(app_client)
+    h = login(app_client, key)
+    tss = str(uuid.uuid4())
+    created = app_client.put(f"/api/v2/tss/{tss}", json={}, headers=h).json()
+    db = sqlite3.connect(app_client.ctx.store._path)
+    with db:
+        db.execute("DELETE FROM svc_tss WHERE tss_id = ?", (tss,))
+    db.close()
+    assert app_client.ctx.svc.get_tss(tss) is None
+    again = app_client.put(f"/api/v2/tss/{tss}", json={}, headers=h).json()
+    assert again["admin_puk"] == created["admin_puk"] and again["_env"] == "TEST"
+    other = login(app_client, new_key(app_client, org="someone-else"))
+    assert app_client.get(f"/api/v2/tss/{tss}", headers=other).status_code == 404

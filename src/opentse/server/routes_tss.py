@@ -11,11 +11,13 @@ organization answers 404 exactly like one that does not exist.
 from __future__ import annotations
 
 import base64
+import contextlib
 from typing import Any
 
+from opentse.engine.provision import generate_puk
 from opentse.engine.results import TSEInfo
 from opentse.engine.state import Lifecycle
-from opentse.errors import NotFoundError, OpenTSEError
+from opentse.errors import ConflictError, NotFoundError, OpenTSEError
 from opentse.server.auth import seal, unseal
 from opentse.server.context import (
     API_VERSION,
@@ -35,11 +37,29 @@ from opentse.server.service_store import TssRow
 def owned_tss(call: Call, raw_id: str) -> tuple[str, TssRow]:
     """The caller's TSS or 404 ``E_TSS_NOT_FOUND`` (also for other organizations')."""
     tss_id = parse_uuid(raw_id, "tss_id")
-    row = call.ctx.svc.get_tss(tss_id)
+    row = call.ctx.svc.get_tss(tss_id) or _heal(call, tss_id)
     assert call.principal is not None
     if row is None or row.organization_id != call.principal.organization_id:
         raise ApiError(404, "E_TSS_NOT_FOUND", f"TSS {tss_id} not found")
     return tss_id, row
+
+
+def _heal(call: Call, tss_id: str) -> TssRow | None:
+    """Rebuild a missing service row from the TSE record (a crash right after the
+    engine created the TSE): the record carries the owner, env and the sealed PUK."""
+    try:
+        info = call.ctx.service.get(tss_id)
+    except NotFoundError:
+        return None
+    rec = info.record
+    if not rec.owner:
+        return None
+    sealed = rec.extra.get("svc_puk_sealed")
+    puk = base64.b64decode(sealed) if sealed and info.state.lifecycle is Lifecycle.CREATED else None
+    env = str(rec.extra.get("svc_env", call.principal.env if call.principal else "TEST"))
+    with contextlib.suppress(ConflictError):  # healed concurrently
+        call.ctx.svc.add_tss(tss_id, rec.owner, env, {}, puk, rec.created_at)
+    return call.ctx.svc.get_tss(tss_id)
 
 
 def tss_body(call: Call, info: TSEInfo, row: TssRow, *, puk: str | None = None) -> dict[str, Any]:
@@ -95,21 +115,25 @@ def create_tss(call: Call) -> tuple[int, Any]:
     ctx = call.ctx
     tss_id = parse_uuid(call.path["tss_id"], "tss_id")
     body = call.body or {}
-    row = ctx.svc.get_tss(tss_id)
+    row = ctx.svc.get_tss(tss_id) or _heal(call, tss_id)
     if row is None:
-        created = ctx.service.create_tse(tss_id, owner=call.principal.organization_id)
-        sealed = seal(ctx.puk_key, created.admin_puk, tss_id)
-        ctx.svc.add_tss(
-            tss_id,
-            call.principal.organization_id,
-            call.principal.env,
-            merge_metadata({}, body.get("metadata")),
-            sealed,
-            ctx.now(),
-        )
-        row = ctx.svc.get_tss(tss_id)
-        assert row is not None
-        return 200, tss_body(call, _info(call, tss_id), row, puk=created.admin_puk)
+        org = call.principal.organization_id
+        metadata = merge_metadata({}, body.get("metadata"))
+        puk = generate_puk()
+        sealed = seal(ctx.puk_key, puk, tss_id)
+        extra = {"svc_env": call.principal.env, "svc_puk_sealed": base64.b64encode(sealed).decode()}
+        try:
+            ctx.service.create_tse(tss_id, owner=org, admin_puk=puk, extra=extra)
+        except ConflictError:
+            row = _heal(call, tss_id)  # a concurrent create of the same id won
+            if row is None:
+                raise ApiError(409, "E_TSS_CONFLICT", f"TSS {tss_id} already exists") from None
+        else:
+            with contextlib.suppress(ConflictError):  # healed meanwhile by a reader
+                ctx.svc.add_tss(tss_id, org, call.principal.env, metadata, sealed, ctx.now())
+            row = ctx.svc.get_tss(tss_id)
+            assert row is not None
+            return 200, tss_body(call, _info(call, tss_id), row, puk=puk)
     info = _info(call, tss_id)
     if (
         row.organization_id != call.principal.organization_id
