@@ -91,3 +91,31 @@ def test_cashier_errors_exit_1(data: Path, tmp_path: Path, args: list[str], code
     code, out = run(*base, "--journal", str(tmp_path / "j.db"), *args)
     assert code == 1
     assert code_text in out
+
+
+def test_close_writes_a_checked_dsfinvk_export(data: Path, tmp_path: Path) -> None:
+    base = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db")]
+    for pay in ("bar:10.00", "karte:5.90"):
+        code, out = run(
+            "pos", "sell", *base, "--line", "Kaffee:2:2.50:1", "--line", "Brezel:1:0.90:2",
+            "--pay", pay,
+        )  # fmt: skip
+        assert code == 0, out
+    export = tmp_path / "export"
+    code, out = run(
+        "pos", "close", *base, "--out", str(export), "--company", "Café Test GmbH",
+        "--street", "Hauptstr. 1", "--postal-code", "12345", "--city", "Musterstadt",
+        "--tax-number", "123/456/78901", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["z_nr"] == 1 and summary["receipts"] == 2
+    assert summary["total"] == "11.80" and summary["cash"] == "5.90"
+    assert summary["check_errors"] == []
+    assert (export / "index.xml").is_file() and (export / "transactions_tse.csv").is_file()
+    code, out = run(
+        "pos", "close", *base, "--out", str(tmp_path / "again"), "--company", "C",
+        "--street", "S", "--postal-code", "1", "--city", "X",
+    )  # fmt: skip
+    assert code == 1 and "E_NOTHING_TO_CLOSE" in out

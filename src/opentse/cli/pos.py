@@ -1,4 +1,4 @@
-"""``opentse pos sell|status|daily``: a terminal register for integration tests and
+"""``opentse pos sell|status|daily|close``: a terminal register for integration tests and
 small shops, over the embedded TSE (``--data``) or a fiskaly-compatible service
 (``--url --api-key --api-secret``).
 
@@ -21,7 +21,9 @@ import typer
 from opentse.cli.common import cli_errors, console, echo_json, err_console, table
 from opentse.errors import ProtocolError
 
-pos_app = typer.Typer(help="A terminal register: sell, status, daily record.", no_args_is_help=True)
+pos_app = typer.Typer(
+    help="A terminal register: sell, status, daily record, closing.", no_args_is_help=True
+)
 
 DATA_OPTION: Any = typer.Option(None, "--data", help="Data folder of an embedded TSE.")
 URL_OPTION: Any = typer.Option(None, "--url", help="Base URL of a fiskaly-compatible service.")
@@ -72,6 +74,7 @@ def _register(
 ) -> Iterator[Any]:
     """A connected-on-demand Register over the chosen backend; everything closed after."""
     from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Seller
+    from opentse.register.books import Books
     from opentse.register.remote import RemoteBackend
 
     if (data is None) == (url is None):
@@ -93,9 +96,12 @@ def _register(
             stack.callback(backend.close)
             with contextlib.suppress(Exception):  # unreachable: the journal shows red
                 serial = backend.client_serial()
-        log = OutageLog(_journal_path(journal, client))
+        path = _journal_path(journal, client)
+        log = OutageLog(path)
         stack.callback(log.close)
-        yield Register(backend, RegisterConfig(seller, serial, **config), log)
+        books = Books(path)
+        stack.callback(books.close_file)
+        yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
 
 
 def _line(spec: str) -> tuple[str, str, str, int]:
@@ -305,6 +311,71 @@ def daily_command(
         records = reg.journal.daily_records()
     day, light, count, _ = records[-1]
     console.print(f"Daily record {day}: status {light}, unsigned receipts {count}.")
+
+
+@pos_app.command("close")
+def close_command(
+    tss: str = TSS_OPTION,
+    client: str = CLIENT_OPTION,
+    out: Path = typer.Option(..., "--out", help="Export folder or .zip to write."),
+    company: str = typer.Option(..., "--company", help="Company name (Unternehmen)."),
+    street: str = typer.Option(..., "--street", help="Street and number."),
+    postal_code: str = typer.Option(..., "--postal-code"),
+    city: str = typer.Option(..., "--city"),
+    tax_number: str = typer.Option("", "--tax-number", help="Steuernummer."),
+    vat_id: str = typer.Option("", "--vat-id", help="USt-IdNr."),
+    location_name: str = typer.Option("", "--location", help="Location name (default: company)."),
+    data: Path | None = DATA_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+    api_secret: str | None = SECRET_OPTION,
+    journal: Path | None = JOURNAL_OPTION,
+    check: bool = typer.Option(True, "--check/--no-check", help="Run the DSFinV-K checker."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Kassenabschluss: close every receipt since the last closing and write the
+    DSFinV-K export (then check it: every signature is rebuilt from the tables)."""
+    from opentse.formats.dsfinvk.check import check_export
+    from opentse.formats.dsfinvk.export import write_export
+    from opentse.formats.dsfinvk.model import CashRegister, Company, Location, closing_totals
+
+    options = {"seller_name": company, "seller_address": [street, f"{postal_code} {city}"]}
+    with (
+        cli_errors(),
+        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+    ):
+        serial = reg.config.client_id
+        closing = reg.books.close(
+            z_kasse_id=serial,
+            company=Company(company, street, postal_code, city, tax_number=tax_number,
+                            vat_id=vat_id),
+            location=Location(location_name or company, street, postal_code, city),
+            register=CashRegister(serial),
+        )  # fmt: skip
+        path = write_export([closing], out)
+    findings = [f for f in check_export(path) if f.severity == "error"] if check else []
+    totals = closing_totals(closing)
+    summary = {
+        "z_nr": closing.z_nr,
+        "z_kasse_id": closing.z_kasse_id,
+        "receipts": len(closing.receipts),
+        "total": str(totals.all_payments),
+        "cash": str(totals.cash_payments),
+        "export": str(path),
+        "check_errors": [str(f) for f in findings],
+    }
+    if as_json:
+        echo_json(summary)
+    else:
+        console.print(
+            f"Kassenabschluss {closing.z_nr}: {len(closing.receipts)} receipts, total "
+            f"{totals.all_payments} EUR (cash {totals.cash_payments}) -> {path}",
+            highlight=False,
+        )
+        for finding in findings:
+            err_console.print(f"[red]{finding}[/red]", highlight=False)
+    if findings:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
