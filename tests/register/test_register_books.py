@@ -5,6 +5,7 @@ verifies every signature from the export."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,15 @@ from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
 from opentse.formats.dsfinvk.model import CashRegister, Company, Location, closing_totals
 from opentse.installation import Installation
-from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Sale, Seller
+from opentse.register import (
+    CashBookEntry,
+    EmbeddedBackend,
+    OutageLog,
+    Register,
+    RegisterConfig,
+    Sale,
+    Seller,
+)
 from opentse.register.books import Books, sale_from_json, sale_to_json
 from opentse.testing import ADMIN_PIN, ready_tse
 
@@ -116,3 +125,31 @@ def test_sale_json_round_trip() -> None:
         again = sale_from_json(sale_to_json(sale))
         assert again == sale
         assert again.process_data() == sale.process_data()
+
+
+def test_cash_book_entries_are_in_the_closing(installation: Installation, tmp_path: Path) -> None:
+    books = Books(tmp_path / "register.db")
+    journal = OutageLog(tmp_path / "register.db")
+    register = Register(
+        EmbeddedBackend(installation.service, "tse-b"),
+        RegisterConfig(Seller("Kiosk", ("Weg 1", "12345 Ort")), CLIENT),
+        journal,
+        books=books,
+    )
+    register.connect()
+    signed, _ = register.book(CashBookEntry("Einzahlung", Decimal("50.00"), "Wechselgeld"))
+    assert signed is not None and signed.process_type == "SonstigerVorgang"
+    register.book(CashBookEntry("Privatentnahme", Decimal("-20.00"), "Inhaber"))
+    register.sell(sales()[1])  # cash sale: 4.50 kept
+    closing = books.close(
+        z_kasse_id=CLIENT, company=COMPANY, location=LOCATION, register=CashRegister(CLIENT)
+    )
+    path = write_export([closing], tmp_path / "z")
+    assert [str(f) for f in check_export(path) if f.severity == "error"] == []
+    totals = closing_totals(closing)
+    assert totals.cash_payments == Decimal("34.50")
+    cases = {(c.gv_typ, c.key): c.gross for c in totals.business_cases}
+    assert cases[("Privatentnahme", 5)] == Decimal("-20.00")
+    assert cases[("Einzahlung", 5)] == Decimal("50.00")
+    books.close_file()
+    journal.close()

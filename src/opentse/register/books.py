@@ -169,20 +169,43 @@ class Books:
 
     def record(self, sale: Sale, result: SaleResult, *, tse_id: str) -> None:
         """Keep one booked Vorgang (its receipt number is its BON_NR)."""
-        signed = result.signed
+        self.record_raw(
+            sale,
+            bon_nr=int(result.receipt.receipt_number),
+            bon_id=result.receipt_ref,
+            tse_id=tse_id,
+            start=result.receipt.started_at,
+            end=result.receipt.ended_at,
+            signed=result.signed,
+            error=result.error or "",
+        )
+
+    def record_raw(
+        self,
+        sale: Sale,
+        *,
+        bon_nr: int,
+        bon_id: str,
+        tse_id: str,
+        start: datetime,
+        end: datetime,
+        signed: Signed | None,
+        error: str = "",
+    ) -> None:
+        """Keep one Vorgang given by its parts (cash-book entries come this way)."""
         with self._lock:
             self._db.execute(
                 "INSERT INTO books_receipts (bon_nr, bon_id, tse_id, started_at, ended_at, "
                 "sale, signed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    int(result.receipt.receipt_number),
-                    result.receipt_ref,
+                    bon_nr,
+                    bon_id,
                     tse_id,
-                    result.receipt.started_at.isoformat(),
-                    result.receipt.ended_at.isoformat(),
+                    start.isoformat(),
+                    end.isoformat(),
                     sale_to_json(sale),
                     None if signed is None else signed_to_json(signed),
-                    result.error or "",
+                    error,
                 ),
             )
 

@@ -361,8 +361,20 @@ class Register:
         self._ensure_daily_record()
         ref = str(uuid.uuid4())
         number = str(self.journal.next_number("receipt"))
+        started_at = self.clock()
         outcome = self._sign(entry.process_type, entry.process_data(), ref)
         now = self.clock()
+        if self.books is not None:
+            self.books.record_raw(
+                entry.as_sale(),
+                bon_nr=int(number),
+                bon_id=ref,
+                tse_id=self.backend.tse_id,
+                start=started_at if outcome.signed is None else outcome.signed.start_time,
+                end=now if outcome.signed is None else outcome.signed.log_time,
+                signed=outcome.signed,
+                error=outcome.error or "",
+            )
         if outcome.signed is None:
             self.journal.record_failure(
                 at=now,

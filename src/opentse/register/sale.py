@@ -390,6 +390,17 @@ class CashBookEntry:
     def process_type(self) -> str:
         return pd.PROCESS_TYPE_SONSTIGER
 
+    def as_sale(self) -> Sale:
+        """The entry as a DSFinV-K Vorgang: BON_TYP Beleg, one line of its GV_TYP on the
+        non-taxable key 5, paid with its own amount (books and export; the signed
+        processData stays the SonstigerVorgang one)."""
+        if self.currency != "EUR":
+            raise _reject("E_CURRENCY", "cash-book entries in the books must be in EUR")
+        sale = Sale("Beleg")
+        sale.add_line(self.text or self.gv_typ, 1, self.amount, self.vat_key, gv_typ=self.gv_typ)
+        sale.add_payment(self.method, self.amount)
+        return sale
+
     def process_data(self) -> str:
         kind = "Bar" if self.method == "cash" else "Unbar"
         payment = pd.Payment(self.amount, kind, self.currency).render()
