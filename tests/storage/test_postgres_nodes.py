@@ -152,7 +152,7 @@ def test_the_database_itself_refuses_counter_gaps(store: PostgresStore, pg_url: 
         conn.execute(sql, (6,))
         row = conn.execute("SELECT last_signature_counter FROM tses WHERE tse_id='t'").fetchone()
         assert row == (6,)
-        with pytest.raises(psycopg.errors.CheckViolation):
+        with pytest.raises(psycopg.errors.IntegrityError):  # repeat: primary key
             conn.execute(sql, (6,))
     with pytest.raises(StorageError) as exc_info:
         append_and_save(store, "t", 1)  # the state still says 5: store and trigger refuse

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 
 from opentse.engine.ports import StoredLog
 from opentse.engine.state import TSEState
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
     from opentse.storage.postgres import PostgresStore
 
 INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
+# One log (the usual append): a duplicate ref is skipped, not an error, so the
+# transaction stays usable without a savepoint round trip (the counter trigger runs
+# AFTER INSERT, so a skipped row advances nothing).
+INSERT_ONE_LOG = (
+    INSERT_LOG + " ON CONFLICT (tse_id, ref) WHERE ref IS NOT NULL DO NOTHING"
+    " RETURNING signature_counter"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,7 @@ class LockedView:
         self._current = tx.current
         self._loaded = False
         self._saved: TSEState | None = None
+        self._pending: tuple[str, int] | None = None  # (state JSON, version) to write
         self.closed = False
 
     def _check_open(self) -> None:
@@ -118,18 +127,22 @@ class LockedView:
                 code="E_COUNTER_GAP",
             )
         version = self._tx.version + 1
-        text = state_to_json(state)
-        try:
-            self._conn.execute(
-                "UPDATE tses SET state = %s, version = %s WHERE tse_id = %s",
-                (text, version, self._tse_id),
-            )
-        except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL failed while saving a TSE state: {exc}") from exc
+        text = state_to_json(state)  # StorageError now if not JSON-safe
         state.version = version
         self._saved_counter = state.signature_counter
         self._current = state
         self._saved = state
+        self._pending = (text, version)
+
+    def pending_update(self) -> sql.Composed | None:
+        """The UPDATE of the last ``save``, sent with the next COMMIT or RELEASE
+        (one round trip less per operation); None when nothing was saved."""
+        if self._pending is None:
+            return None
+        text, version = self._pending
+        return sql.SQL("UPDATE tses SET state = {}, version = {} WHERE tse_id = {}").format(
+            sql.Literal(text), sql.Literal(version), sql.Literal(self._tse_id)
+        )
 
     def append(self, logs: Sequence[StoredLog]) -> None:
         """Store ``logs`` (all or none): counters must continue the stored ones by +1."""
@@ -153,10 +166,12 @@ class LockedView:
                 refs.add(log.ref)
         params = [log_params(log) for log in logs]  # StorageError before writing anything
         try:
-            with self._conn.transaction(), self._conn.cursor() as cursor:  # a savepoint
-                if len(params) == 1:
-                    cursor.execute(INSERT_LOG, params[0])
-                else:
+            if len(params) == 1:
+                inserted = self._conn.execute(INSERT_ONE_LOG, params[0]).fetchone()
+                if inserted is None:
+                    raise ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
+            else:
+                with self._conn.transaction(), self._conn.cursor() as cursor:  # a savepoint
                     cursor.executemany(INSERT_LOG, params)
         except psycopg.Error as exc:
             raise append_error(exc) from exc

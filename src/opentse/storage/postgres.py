@@ -38,11 +38,13 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from opentse.engine.ports import LockedTSE, LogFilter, StoredLog, TSERecord
@@ -74,9 +76,9 @@ _INSERT_TSE = (
 )
 # The lock query: the state text only when the caller's cached version is stale.
 _LOCK_TSE = (
-    "SELECT version, last_signature_counter,"
-    " CASE WHEN version = %s THEN NULL ELSE state END"
-    " FROM tses WHERE tse_id = %s FOR UPDATE"
+    "BEGIN; SELECT version, last_signature_counter,"
+    " CASE WHEN version = {cached} THEN NULL ELSE state END"
+    " FROM tses WHERE tse_id = {tse_id} FOR UPDATE"
 )
 
 _SECRET_CHECK_LABEL = b"opentse/installation-check/v1"
@@ -303,34 +305,46 @@ class PostgresStore:
 
     def _run_batch(self, tse_id: str, batch: list[_Request]) -> None:
         """Run the requests' fn in ONE transaction on the row-locked TSE, each in a
-        savepoint when there are several; results count only after the COMMIT."""
+        savepoint when there are several; results count only after the COMMIT.
+
+        Round trips of a lone request: BEGIN + lock, its statements (one INSERT per
+        log), then the state UPDATE + COMMIT in one message.
+        """
         grouped = len(batch) > 1
         try:
-            with self._connection("running a TSE operation") as conn, conn.transaction():
-                row = conn.execute(_LOCK_TSE, (self._cached_version(tse_id), tse_id)).fetchone()
-                if row is None:
-                    raise _not_found(tse_id)
-                tx = TxState(int(row[0]), int(row[1]), row[2])
-                for request in batch:
-                    view = LockedView(self, conn, tse_id, tx)
-                    try:
-                        if grouped:
-                            with conn.transaction():  # a failing fn loses only its own work
+            with self._connection("running a TSE operation") as conn:
+                try:
+                    tx = self._begin_locked(conn, tse_id)
+                    final: sql.SQL | sql.Composed = sql.SQL("COMMIT")
+                    for request in batch:
+                        view = LockedView(self, conn, tse_id, tx)
+                        try:
+                            if grouped:
+                                with conn.transaction():  # a failing fn loses only its own work
+                                    request.result = request.fn(view)
+                                    view.finish()
+                                    update = view.pending_update()
+                                    if update is not None:
+                                        conn.execute(update)
+                            else:
                                 request.result = request.fn(view)
                                 view.finish()
+                                update = view.pending_update()
+                                if update is not None:
+                                    final = sql.SQL("; ").join([update, final])
+                        except BaseException as exc:
+                            if not grouped:
+                                raise
+                            request.result, request.error = None, exc
+                            tx = view.failed()
                         else:
-                            request.result = request.fn(view)
-                            view.finish()
-                    except BaseException as exc:
-                        if not grouped:
-                            raise
-                        request.result, request.error = None, exc
-                        tx = view.failed()
-                    else:
-                        tx = view.succeeded()
-                    finally:
-                        view.closed = True
-            # leaving the block committed (synchronous_commit = on): durable now
+                            tx = view.succeeded()
+                        finally:
+                            view.closed = True
+                    conn.execute(final)  # synchronous_commit = on: durable when it returns
+                except BaseException:
+                    _rollback_quietly(conn)
+                    raise
         except BaseException as exc:
             self._forget(tse_id)
             for request in batch:
@@ -340,6 +354,19 @@ class PostgresStore:
         self._count("commits")
         if tx.saved is not None:
             self._remember(tse_id, tx.saved.version, tx.saved)
+
+    def _begin_locked(self, conn: psycopg.Connection[Any], tse_id: str) -> TxState:
+        """BEGIN and lock the TSE's row in one round trip (a simple-protocol query
+        with quoted literals); the state text comes only if our cache is stale."""
+        query = sql.SQL(_LOCK_TSE).format(
+            cached=sql.Literal(self._cached_version(tse_id)), tse_id=sql.Literal(tse_id)
+        )
+        cursor = conn.execute(query)
+        cursor.nextset()
+        row = cursor.fetchone()
+        if row is None:
+            raise _not_found(tse_id)
+        return TxState(int(row[0]), int(row[1]), row[2])
 
     # -- TSEStore: reads ---------------------------------------------------------
 
@@ -491,6 +518,13 @@ class _Request:
         self.finished = False
         self.result: object = None
         self.error: BaseException | None = None
+
+
+def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction; the error that got us here is the one to report."""
+    if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

@@ -53,8 +53,10 @@ CREATE INDEX logs_client ON logs (tse_id, client_id, signature_counter)
     WHERE client_id IS NOT NULL;
 
 -- One trigger does both checks of the SQLite pair: refuse a counter that does not
--- follow the stored one, then advance it. The UPDATE also row-locks the TSE, so a
--- writer that forgot SELECT ... FOR UPDATE is still serialised.
+-- follow the stored one, else advance it. It runs AFTER the row is in, so a row an
+-- ``INSERT ... ON CONFLICT DO NOTHING`` skips (a duplicate ref) changes nothing.
+-- The UPDATE also row-locks the TSE, so a writer that forgot SELECT ... FOR UPDATE
+-- is still serialised.
 CREATE FUNCTION opentse_logs_counter() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     last_counter BIGINT;
@@ -66,9 +68,9 @@ BEGIN
         RAISE EXCEPTION 'E_COUNTER_GAP: signature counter does not follow the last one'
             USING ERRCODE = 'check_violation';
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER logs_counter_consecutive BEFORE INSERT ON logs
+CREATE TRIGGER logs_counter_consecutive AFTER INSERT ON logs
 FOR EACH ROW EXECUTE FUNCTION opentse_logs_counter();
