@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
+	./scripts/ensure-chromium
 	$(VENV)/bin/pytest -q -n 2
 
 test: lint typecheck unit

@@ -293,7 +293,7 @@ class Dashboard:
         if not detail.qr_text:
             raise NotFound()
         check = await run_in_threadpool(uploads.check_receipt_text, detail.qr_text)
-        svg = uploads.qr_svg(detail.qr_text, scale=6)
+        svg = uploads.qr_svg(detail.qr_text, scale=8)
         return page.render("qr.html", d=detail, qr_svg=svg, check=check)
 
     async def tx_log(self, page: Page) -> Response:

@@ -47,12 +47,16 @@ def qr_svg(text: str, *, scale: int = 4) -> str:
     QR settings (error level M, never boosted)."""
     from opentse.register.render_qr import make_qr
 
+    qr = make_qr(text)
     buffer = io.BytesIO()
-    make_qr(text).save(
+    qr.save(
         buffer, kind="svg", scale=scale, border=4, xmldecl=False, svgns=True,
         title="QR", svgclass="qr", lineclass=None, omitsize=False,
     )  # fmt: skip
-    return buffer.getvalue().decode("utf-8")
+    svg = buffer.getvalue().decode("utf-8")
+    size = qr.symbol_size(scale=scale, border=4)
+    # a viewBox lets CSS scale the symbol without cropping it
+    return svg.replace("<svg ", f'<svg viewBox="0 0 {size[0]} {size[1]}" ', 1)
 
 
 def _findings(items: Any) -> list[dict[str, str]]:
