@@ -14,6 +14,9 @@ TSE still holds open for this register -- left by a crash or a timed-out call --
 finished as aborted (``AVBelegabbruch``) and noted in the journal. One Register
 serves one client (one till) at a time: it assumes no other open transaction of
 its client is legitimately in progress.
+
+With ``books`` (books.py) every Vorgang -- signed or not -- is also kept for the
+Kassenabschluss and the DSFinV-K export.
 """
 
 from __future__ import annotations
