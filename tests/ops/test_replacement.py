@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import tarfile
 from pathlib import Path
 
@@ -107,21 +108,22 @@ def test_replace_defective_tse_without_its_signature(ops: OpsContext) -> None:
     sell(ops, "new", "K1")
 
 
-def test_no_disable_when_export_does_not_verify(
-    ops: OpsContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_disable_when_export_does_not_verify(ops: OpsContext) -> None:
+    """A stored log damaged on disk: the real export carries it, the verifier finds
+    the broken signature, and the old TSE is not disabled."""
     _site(ops, capacity=1000)
-    real = archive.verification_summary
-
-    def tampering(path: Path) -> dict[str, object]:
-        with tarfile.open(path) as tar:
-            last = tar.getmembers()[-1]  # a log message: flip a byte of its signature
-        data = bytearray(path.read_bytes())
-        data[last.offset_data + last.size - 5] ^= 0xFF
-        path.write_bytes(bytes(data))
-        return real(path)
-
-    monkeypatch.setattr(archive, "verification_summary", tampering)
+    sell(ops, "old", "K1", 2)
+    with sqlite3.connect(ops.data_dir / "opentse.db") as db:
+        (counter, message) = db.execute(
+            "SELECT signature_counter, message FROM logs WHERE tse_id='old' AND log_type='Tra'"
+            " ORDER BY signature_counter DESC LIMIT 1"
+        ).fetchone()
+        damaged = bytearray(message)
+        damaged[-3] ^= 0xFF  # inside the signature value
+        db.execute(
+            "UPDATE logs SET message=? WHERE tse_id='old' AND signature_counter=?",
+            (bytes(damaged), counter),
+        )
     with pytest.raises(OpenTSEError) as exc:
         replacement.replace_tse(ops, "old", "new", new_admin_pin="654321", old_admin_pin=PIN)
     assert exc.value.code == "E_REPLACE_EXPORT_NOT_VERIFIED"
@@ -129,3 +131,7 @@ def test_no_disable_when_export_does_not_verify(
     kinds = _replace_steps(ops)
     assert protocol.REPLACE_OLD_DISABLED not in kinds
     assert kinds[-1] == protocol.REPLACE_EXPORT_ARCHIVED
+    verified = protocol.entries(ops.db, kinds=(protocol.REPLACE_EXPORT_VERIFIED,))[0]
+    assert verified.details["ok"] is False and verified.details["invalid_signatures"] == 1
+    (item,) = archive.exports(ops, "old")
+    assert not item.verified_ok  # archived with its (failed) result all the same
