@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class ServerConfig:
     max_running_exports: int = 10  # fiskaly v2.1.30: 10 PENDING/WORKING per TSS
     export_workers: int = 2
     retry_after_export: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)  # settings of add-on routes (ops)
 
 
 class ServerContext:
