@@ -281,6 +281,7 @@ def test_two_nodes_same_tses_survive_sigkill(pg_url: str, tmp_path: Path) -> Non
         assert received.conflicts == []
         assert finished_before_kill > 0
         assert received.finished > finished_before_kill  # node 0 carried on alone
+        _check_api_on_survivor(nodes[0], headers, tss_clients[0][0], tmp_path)
     finally:
         for node in nodes:
             if node.process.poll() is None:
@@ -298,6 +299,35 @@ def test_two_nodes_same_tses_survive_sigkill(pg_url: str, tmp_path: Path) -> Non
         )
 
     _check_exports(data, pg_url, tss_clients, received, tmp_path)
+
+
+def _check_api_on_survivor(node: Node, headers: dict[str, str], tss: str, tmp: Path) -> None:
+    """The service tables on PostgreSQL: lists, paging and a background export."""
+    with httpx.Client(base_url=node.base, timeout=30, headers=headers) as c:
+        r = c.get(f"/api/v2/tss/{tss}/tx", params={"limit": 3, "order": "desc"})
+        assert r.status_code == 200, r.text
+        listed = r.json()
+        assert listed["count"] > 3 and len(listed["data"]) == 3
+        some = listed["data"][0]
+        r = c.get(f"/api/v2/tss/{tss}/tx/{some['_id']}")
+        assert r.status_code == 200 and r.json()["signature"] == some["signature"]
+        export_id = str(uuid.uuid4())
+        r = c.put(f"/api/v2/tss/{tss}/export/{export_id}")
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 60
+        while (state := c.get(f"/api/v2/tss/{tss}/export/{export_id}").json()["state"]) in (
+            "PENDING",
+            "WORKING",
+        ):
+            assert time.monotonic() < deadline, "export did not finish"
+            time.sleep(0.1)
+        assert state == "COMPLETED"
+        r = c.get(f"/api/v2/tss/{tss}/export/{export_id}/file")
+        assert r.status_code == 200
+    path = tmp / "api-export.tar"
+    path.write_bytes(r.content)
+    report = verify_exports([path])
+    assert report.ok and len(report.signatures.valid) == report.log_messages > 0
 
 
 def _check_exports(
