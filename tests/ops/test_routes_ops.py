@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,9 @@ from opentse.testing.clock import FrozenClock
 DAY = 86400
 
 
-@pytest.fixture
-def served(tmp_path: Path, clock: FrozenClock) -> Iterator[tuple[httpx.Client, Any]]:
-    from opentse.installation import Installation
-
-    inst = Installation.open(tmp_path / "data", clock=clock)
-    app = create_app(inst, ServerConfig(data_dir=tmp_path / "data"), clock=clock)
+@contextmanager
+def _serving(app: Any) -> Iterator[httpx.Client]:
+    """``app`` under uvicorn in a thread on a free 127.0.0.1 port."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     )
@@ -39,11 +37,22 @@ def served(tmp_path: Path, clock: FrozenClock) -> Iterator[tuple[httpx.Client, A
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        yield client, app
-    server.should_exit = True
-    thread.join(timeout=20)
-    inst.close()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture
+def served(tmp_path: Path, clock: FrozenClock) -> Iterator[tuple[httpx.Client, Any]]:
+    from opentse.installation import Installation
+
+    with Installation.open(tmp_path / "data", clock=clock) as inst:
+        app = create_app(inst, ServerConfig(data_dir=tmp_path / "data"), clock=clock)
+        with _serving(app) as client:
+            yield client, app
 
 
 def test_metrics_health_and_ops_api(served: tuple[httpx.Client, Any], clock: FrozenClock) -> None:
@@ -111,3 +120,19 @@ def test_label_escaping_parses() -> None:
     assert fams["x_total"] == [({"tse_id": 'a\\"b\\\\c\\nd'}, 3.0)]
     with pytest.raises(AssertionError):
         parse_prometheus('x_total{tse_id="a"b"} 1\n')
+
+
+def test_metrics_token(tmp_path: Path, clock: FrozenClock) -> None:
+    from opentse.installation import Installation
+
+    with Installation.open(tmp_path / "data", clock=clock) as inst:
+        config = ServerConfig(data_dir=tmp_path / "data", extra={"metrics_token": "s3cret-token"})
+        with _serving(create_app(inst, config, clock=clock)) as client:
+            assert client.get("/metrics").status_code == 401
+            wrong = {"Authorization": "Bearer nope"}
+            assert client.get("/metrics", headers=wrong).status_code == 401
+            ok = client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
+            assert ok.status_code == 200
+            assert parse_prometheus(ok.text) == {}  # no TSE yet: families only
+            assert "# TYPE opentse_tse_signatures_total counter" in ok.text
+            assert client.get("/health").json()["status"] == "ok"  # health stays open

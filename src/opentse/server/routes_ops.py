@@ -4,11 +4,14 @@ authenticated ``GET /api/v2/ops/status`` and ``GET /api/v2/ops/warnings``.
 ``install(app, ctx)`` adds the routes in front of the app's own (so this richer
 ``/health`` answers) and a small ASGI middleware that counts failed API calls per
 TSS for the metrics. The ops endpoints are scoped like the rest of the API: an
-organization sees only its own TSS.
+organization sees only its own TSS. ``/metrics`` is open unless a metrics token is
+configured (``metrics_token``).
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 import re
 from typing import Any
 
@@ -50,6 +53,20 @@ class FailureMiddleware:
         await self.app(scope, receive, counting)
 
 
+def metrics_token(ctx: Any) -> str | None:
+    """``ServerConfig.extra["metrics_token"]`` or ``OPENTSE_METRICS_TOKEN``: when set,
+    ``/metrics`` wants ``Authorization: Bearer <token>`` (Prometheus
+    ``authorization: {credentials: ...}``)."""
+    value = ctx.config.extra.get("metrics_token") or os.environ.get("OPENTSE_METRICS_TOKEN")
+    return str(value) if value else None
+
+
+def _bearer_matches(request: Request, token: str) -> bool:
+    header = request.headers.get("authorization", "")
+    given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
 def _last_exports(ops: OpsContext) -> dict[str, int]:
     last: dict[str, int] = {}
     for item in archive.exports(ops):
@@ -66,7 +83,12 @@ def install(app: Starlette, ctx: Any) -> OpsContext:
         ids = set(ctx.svc.list_tss_ids(principal_org))
         return [s for s in status.all_status(ops) if s.info.record.tse_id in ids]
 
+    token = metrics_token(ctx)
+
     async def metrics_endpoint(request: Request) -> Response:
+        if token is not None and not _bearer_matches(request, token):
+            return PlainTextResponse("unauthorized\n", status_code=401)
+
         def build() -> str:
             return metrics.render(status.all_status(ops), counter.snapshot(), _last_exports(ops))
 
