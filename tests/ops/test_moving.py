@@ -81,6 +81,11 @@ def test_move_tse_to_new_host(tmp_path: Path) -> None:
 
     with serve(new_data) as base, httpx.Client(base_url=base, timeout=30) as client:
         port = int(base.rsplit(":", 1)[1])
+        before = client.post(
+            "/api/v2/auth", json={"api_key": key["api_key"], "api_secret": key["api_secret"]}
+        )
+        assert before.status_code == 200  # the old key works at the new place until the move
+        old_refresh = before.json()["refresh_token"]
         moved = _run(
             "tse", "move", tss, "--data", str(new_data), "--host", "127.0.0.1",
             "--port", str(port), "--no-tls", "--json",
@@ -96,6 +101,8 @@ def test_move_tse_to_new_host(tmp_path: Path) -> None:
             "/api/v2/auth", json={"api_key": key["api_key"], "api_secret": key["api_secret"]}
         )
         assert old_auth.status_code == 401 and old_auth.json()["code"] == "E_UNAUTHORIZED"
+        refreshed = client.post("/api/v2/auth", json={"refresh_token": old_refresh})
+        assert refreshed.status_code == 401  # nor can a session of the old key be renewed
         h = login(client, conn["api_key"], conn["api_secret"])
         r = client.get(f"/api/v2/tss/{tss}", headers=h)
         assert r.status_code == 200 and r.json()["state"] == "INITIALIZED"
