@@ -14,7 +14,8 @@ restarts and concurrent clients. How:
 * Counters (``sqlite_locked``): ``append`` checks that logs follow the stored
   counter consecutively, the schema's trigger checks it again, and the state must
   be saved with the last appended counter before ``fn`` returns (TR-03151: +1 for
-  every signature).
+  every signature). The state row of each TSE is written once per transaction,
+  just before COMMIT (``BatchStates``), not once per request.
 * Reads use a small pool of separate read connections (a WAL reader sees the last
   commit and never blocks the writer); ``iter_logs`` streams with ``fetchmany``.
 """
@@ -43,7 +44,7 @@ from opentse.storage.rows import (
     state_from_json,
     state_to_json,
 )
-from opentse.storage.sqlite_locked import LockedView, StateCache
+from opentse.storage.sqlite_locked import BatchStates, LockedView, StateCache
 from opentse.storage.sqlite_writer import GroupCommitWriter, is_busy, storage_error
 
 T = TypeVar("T")
@@ -99,12 +100,19 @@ class SQLiteStore:
         self._idle: list[sqlite3.Connection] = []
         self._readers: set[sqlite3.Connection] = set()
         self._cache = StateCache()
+        self._batch = BatchStates()
         self._writer = GroupCommitWriter(
             self._write,
             retry=self._retry_busy,
-            on_rollback=self._cache.clear,
+            before_commit=self._batch.flush,
+            on_rollback=self._forget_batch,
             max_batch=max_batch,
         )
+
+    def _forget_batch(self) -> None:
+        """The transaction was lost: cached and unwritten states may be ahead of it."""
+        self._batch.clear()
+        self._cache.clear()
 
     # -- connections -------------------------------------------------------------
 
@@ -200,15 +208,20 @@ class SQLiteStore:
 
     def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
         def op(conn: sqlite3.Connection) -> object:
-            row = conn.execute(_HEAD, (tse_id,)).fetchone()
-            if row is None:
-                raise _not_found(tse_id)
-            view = LockedView(conn, self._cache, tse_id, int(row[0]), int(row[1]))
+            saved = self._batch.get(tse_id)
+            if saved is None:
+                row = conn.execute(_HEAD, (tse_id,)).fetchone()
+                if row is None:
+                    raise _not_found(tse_id)
+                version, counter = int(row[0]), int(row[1])
+            else:  # an earlier request of this transaction saved it: no query needed
+                version, counter = saved.version, saved.counter
+            view = LockedView(conn, self._cache, self._batch, tse_id, version, counter)
             try:
                 result = fn(view)
                 view.finish()
             except BaseException:
-                self._cache.drop(tse_id)
+                view.undo()
                 raise
             finally:
                 view.closed = True

@@ -1,30 +1,42 @@
-"""What ``fn`` sees inside ``SQLiteStore.run_locked``, and the writer's state cache.
+"""What ``fn`` sees inside ``SQLiteStore.run_locked``, and the writer's state caches.
 
 Runs on the writer thread, on the write connection, inside the request's savepoint.
 Enforces the counter rule (TR-03151: the signature counter is +1 for every
 signature, never skipped or repeated) before SQL does it again in the schema's
 trigger: appended logs continue the stored counter, the saved state carries it.
+
+State rows are written once per group commit, not once per request
+(``BatchStates``): serialising the state JSON cost more than the signature when
+every request wrote it. ``save`` keeps a plain-dict snapshot instead (checked to be
+JSON-safe, so a bad state still fails only its own request); the last snapshot of
+each TSE is written just before COMMIT, in the same transaction as the logs, so
+readers and other processes still never see logs without their state.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from opentse.engine.ports import StoredLog
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, OpenTSEError, StorageError
 from opentse.storage.rows import (
     LOG_COLUMNS,
+    dump_json,
     log_from_row,
     log_params,
     state_from_json,
-    state_to_json,
 )
 from opentse.storage.sqlite_writer import storage_error
 
 INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+UPDATE_STATE = "UPDATE tse_states SET state = ?, version = ? WHERE tse_id = ?"
+_SCALARS = (str, int, bool, type(None))
 
 
 class StateCache:
@@ -59,6 +71,73 @@ class StateCache:
         self._entries.clear()
 
 
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A state saved during the running transaction but not yet written."""
+
+    version: int
+    counter: int  # its signature_counter: the TSE's last stored counter after it
+    data: dict[str, Any]  # TSEState.to_dict() at save time (never aliased by fn)
+
+    def rebuild(self) -> TSEState:
+        """A fresh object from the snapshot (fn may have changed the saved one)."""
+        state = TSEState.from_dict(self.data)
+        state.version = self.version
+        return state
+
+
+class BatchStates:
+    """Unwritten saves of the running transaction, by TSE (writer thread only).
+
+    ``flush`` writes the newest one of each TSE before COMMIT; ``clear`` forgets
+    them when the transaction ends either way.
+    """
+
+    def __init__(self) -> None:
+        self._saved: dict[str, Saved] = {}
+
+    def get(self, tse_id: str) -> Saved | None:
+        return self._saved.get(tse_id)
+
+    def put(self, tse_id: str, saved: Saved | None) -> None:
+        if saved is None:
+            self._saved.pop(tse_id, None)
+        else:
+            self._saved[tse_id] = saved
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self._saved:
+            conn.executemany(
+                UPDATE_STATE,
+                [
+                    (dump_json(saved.data, "TSE state"), saved.version, tse_id)
+                    for tse_id, saved in self._saved.items()
+                ],
+            )
+        self._saved.clear()
+
+    def clear(self) -> None:
+        self._saved.clear()
+
+
+def check_json_safe(data: dict[str, Any]) -> None:
+    """Raise E_STORAGE_DATA unless ``data`` (a ``to_dict`` result: scalars and nested
+    dicts of them) serialises as JSON: what ``json.dumps`` would refuse at write
+    time, found at ``save`` so that only the request that saved it fails."""
+    for key, value in data.items():
+        if isinstance(value, _SCALARS) and isinstance(key, str):
+            continue
+        if isinstance(value, float) and math.isfinite(value) and isinstance(key, str):
+            continue
+        if isinstance(value, dict) and isinstance(key, str):
+            check_json_safe(value)
+            continue
+        raise StorageError(
+            f"TSE state is not JSON-serialisable: {key!r} holds {type(value).__name__}",
+            code="E_STORAGE_DATA",
+        )
+
+
 class LockedView:
     """``engine.ports.LockedTSE`` for one TSE on the writer connection."""
 
@@ -66,12 +145,15 @@ class LockedView:
         self,
         conn: sqlite3.Connection,
         cache: StateCache,
+        batch: BatchStates,
         tse_id: str,
         version: int,
         counter: int,
     ) -> None:
         self._conn = conn
         self._cache = cache
+        self._batch = batch
+        self._before = batch.get(tse_id)  # what a failure of this request goes back to
         self._tse_id = tse_id
         self._version = version  # committed (or earlier in this batch) before fn
         self._counter = counter  # last stored signature counter, including appends
@@ -92,6 +174,11 @@ class LockedView:
         self._loaded = True
         if cached is not None:
             return cached
+        pending = self._batch.get(self._tse_id)
+        if pending is not None:  # saved earlier in this transaction, not yet written
+            state = pending.rebuild()
+            self._cache.put(self._tse_id, state.version, state)
+            return state
         row = self._conn.execute(
             "SELECT state, version FROM tse_states WHERE tse_id = ?", (self._tse_id,)
         ).fetchone()
@@ -100,7 +187,10 @@ class LockedView:
         return state
 
     def save(self, state: TSEState) -> None:
-        """Persist ``state`` (with ``version`` bumped, set on the object too).
+        """Persist ``state`` with this request (``version`` bumped, on the object too).
+
+        The row is written at the end of the group commit (``BatchStates``); until
+        then ``load`` serves this object or, after a failure, a rebuilt snapshot.
 
         Its signature_counter must be the last stored one (TR-03151: the counter
         counts every signature; state and logs never disagree). The writer keeps this
@@ -115,13 +205,12 @@ class LockedView:
                 f"stored counter {self._counter}",
                 code="E_COUNTER_GAP",
             )
+        data = state.to_dict()
+        check_json_safe(data)
         version = self._version + 1
         state.version = version
-        text = state_to_json(state)
-        self._conn.execute(
-            "UPDATE tse_states SET state = ?, version = ? WHERE tse_id = ?",
-            (text, version, self._tse_id),
-        )
+        data["version"] = version
+        self._batch.put(self._tse_id, Saved(version, self._counter, data))
         self._saved = True
         self._saved_counter = state.signature_counter
         self._cache.put(self._tse_id, version, state)
@@ -179,7 +268,19 @@ class LockedView:
                 code="E_COUNTER_GAP",
             )
         if self._loaded and not self._saved:
-            self._cache.drop(self._tse_id)  # fn may have changed the loaded object
+            self._forget_changes()  # fn may have changed the loaded object
+
+    def undo(self) -> None:
+        """After ``fn`` failed (its savepoint is rolled back): back to the state before."""
+        self._batch.put(self._tse_id, self._before)
+        self._forget_changes()
+
+    def _forget_changes(self) -> None:
+        before = self._before
+        if before is None:
+            self._cache.drop(self._tse_id)  # the stored row is the state before
+        else:
+            self._cache.put(self._tse_id, before.version, before.rebuild())
 
 
 def append_error(exc: sqlite3.Error) -> OpenTSEError:
