@@ -266,20 +266,23 @@ def _text(element: der.Element, what: str) -> str:
 
 
 def _decode_log_time(element: der.Element) -> LogTime:
-    tag = element.tag
+    return _log_time(element.tag, element.content)
+
+
+def _log_time(tag: int, content: bytes) -> LogTime:
     if tag == der.TAG_INTEGER:
-        unix = der.decode_integer(element.content)
+        unix = der.decode_integer(content)
         if not 0 <= unix <= _MAX_UNIX:  # keeps LogTime.as_datetime() from overflowing
             raise _bad(f"unixTime {unix} is outside 1970..9999")
         return LogTime(TimeFormat.UNIX, unix)
     if tag == der.TAG_UTC_TIME:
-        unix = _in_range(der.decode_utc_time(element.content))
-        text = element.content.decode("ascii")
+        unix = _in_range(der.decode_utc_time(content))
+        text = content.decode("ascii")
         canonical = _canonical(der.utc_time_text, unix)
         return LogTime(TimeFormat.UTC, unix, None if text == canonical else text)
     if tag == der.TAG_GENERALIZED_TIME:
-        unix = _in_range(der.decode_generalized_time(element.content))
-        text = element.content.decode("ascii")
+        unix = _in_range(der.decode_generalized_time(content))
+        text = content.decode("ascii")
         canonical = _canonical(der.generalized_time_text, unix)
         return LogTime(TimeFormat.GENERALIZED, unix, None if text == canonical else text)
     raise _bad(f"logTime has unexpected tag 0x{tag:02x}")
@@ -426,3 +429,4 @@ def _decode(data: bytes) -> LogMessage:
         version=version,
         signed_data=signed,
     )
+

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from opentse.errors import OpenTSEError
-from opentse.formats.tar import ParsedLogName, parse_info_csv
+from opentse.formats.tar import ParsedLogName, parse_info_csv, parse_log_filename
+from opentse.tr03151.fastdecode import LogFields, to_message
 from opentse.tr03151.logmessage import LogMessage
 from opentse.verify.findings import Finding, error, warning
 from opentse.verify.logcheck import Progress, check_logs
@@ -34,15 +35,41 @@ class UnreadableExportError(OpenTSEError):
     code = "E_EXPORT_UNREADABLE"
 
 
-@dataclass(slots=True)
 class LogEntry:
-    """One ``.log`` member; ``message`` is None when it could not be decoded."""
+    """One ``.log`` member. ``fields`` is None when it could not be decoded; the
+    LogMessage and the parsed file name are built on first use (an export has 10^5+
+    logs and most checks need neither)."""
 
-    file: str
-    data: bytes
-    message: LogMessage | None
-    name: ParsedLogName | None
-    signature_ok: bool | None = None  # None: no certificate holds its key / undecodable
+    __slots__ = ("_message", "_name", "base_name", "data", "fields", "file", "signature_ok")
+
+    def __init__(
+        self,
+        file: str,
+        base_name: str,  # the member's file name without archive label or directories
+        data: bytes,
+        fields: LogFields | None,
+        signature_ok: bool | None = None,  # None: no certificate holds its key
+    ) -> None:
+        self.file = file
+        self.base_name = base_name
+        self.data = data
+        self.fields = fields
+        self.signature_ok = signature_ok
+        self._message: LogMessage | None = None
+        self._name: ParsedLogName | bool | None = False  # False: not parsed yet
+
+    @property
+    def message(self) -> LogMessage | None:
+        if self._message is None and self.fields is not None:
+            self._message = to_message(self.fields)
+        return self._message
+
+    @property
+    def name(self) -> ParsedLogName | None:
+        if self._name is False:
+            self._name = parse_log_filename(self.base_name)
+        assert self._name is not True
+        return self._name
 
 
 @dataclass(slots=True)
@@ -175,14 +202,13 @@ def decode_members(
     points = {
         bytes.fromhex(c.key_hash): c.point for c in export.certificates if c.key_hash and c.point
     }
-    results = check_logs(
-        [(base, data) for _, base, data in logs], points, workers=workers, progress=progress
-    )
-    for (label, _, data), result in zip(logs, results, strict=True):
-        export.logs.append(LogEntry(label, data, result.message, result.name, result.signature_ok))
-        if result.problem is not None:
+    results = check_logs([data for _, _, data in logs], points, workers=workers, progress=progress)
+    append = export.logs.append
+    for (label, base, data), (fields, problem, ok) in zip(logs, results, strict=True):
+        append(LogEntry(label, base, data, fields, ok))
+        if problem is not None:
             export.parse_errors.append(label)
-            export.findings.append(error("E_LOG_FORMAT", f"cannot decode: {result.problem}", label))
+            export.findings.append(error("E_LOG_FORMAT", f"cannot decode: {problem}", label))
     return export
 
 

@@ -114,16 +114,13 @@ def _validity(
 ) -> None:
     """Every log of the certificate's serial must lie inside the validity period of the
     certificate and of each issuer above it (one finding per certificate)."""
-    logs = [log for log in logs_by_serial(export).get(entry.key_hash or "", []) if log.message]
+    logs = logs_by_serial(export).get(entry.key_hash or "", [])
     assert entry.certificate is not None
     for cert in (entry.certificate, *chain):
         start: datetime = cert.not_valid_before_utc
         end: datetime = cert.not_valid_after_utc
-        outside = [
-            log
-            for log in logs
-            if log.message and not start <= log.message.log_time.as_datetime() <= end
-        ]
+        low, high = start.timestamp(), end.timestamp()
+        outside = [log for log in logs if log.fields and not low <= log.fields.unix <= high]
         if outside:
             what = "certificate" if cert is entry.certificate else "issuer certificate"
             findings.append(

@@ -8,6 +8,7 @@ an export may start above 1 (filtered or incremental exports), which is only not
 from __future__ import annotations
 
 import itertools
+import operator
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -38,13 +39,15 @@ def logs_by_serial(export: LoadedExport) -> dict[str, list[LogEntry]]:
     the checks run after loading, and do not change the logs)."""
     if export.by_serial is not None:
         return export.by_serial
-    groups: dict[str, list[LogEntry]] = defaultdict(list)
+    groups: dict[bytes, list[LogEntry]] = defaultdict(list)
     for entry in export.logs:
-        if entry.message is not None:
-            groups[entry.message.serial_number.hex()].append(entry)
+        if entry.fields is not None:
+            groups[entry.fields.serial_number].append(entry)
     for entries in groups.values():
-        entries.sort(key=lambda e: (e.message.signature_counter if e.message else 0, e.file))
-    export.by_serial = dict(groups)
+        counters = [e.fields.signature_counter for e in entries if e.fields]
+        if not all(map(operator.lt, counters, counters[1:])):  # archives are mostly in order
+            entries.sort(key=lambda e: (e.fields.signature_counter if e.fields else 0, e.file))
+    export.by_serial = {serial.hex(): entries for serial, entries in groups.items()}
     return export.by_serial
 
 
@@ -52,7 +55,7 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
     findings: list[Finding] = []
     summaries: dict[str, SerialSummary] = {}
     for serial, entries in logs_by_serial(export).items():
-        counters = [e.message.signature_counter for e in entries if e.message]
+        counters = [e.fields.signature_counter for e in entries if e.fields]
         seen = Counter(counters)
         unique = sorted(seen)
         summary = SerialSummary(unique[0], unique[-1], len(counters))
@@ -61,7 +64,7 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                 summary.missing_ranges.append([before + 1, after - 1])
                 span = f"{before + 1}" if after == before + 2 else f"{before + 1} to {after - 1}"
                 file = next(
-                    e.file for e in entries if e.message and e.message.signature_counter == after
+                    e.file for e in entries if e.fields and e.fields.signature_counter == after
                 )
                 findings.append(
                     error(
@@ -74,7 +77,7 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
         for counter in unique:
             if seen[counter] > 1:
                 summary.duplicates.append(counter)
-                same = [e for e in entries if e.message and e.message.signature_counter == counter]
+                same = [e for e in entries if e.fields and e.fields.signature_counter == counter]
                 identical = len({e.data for e in same}) == 1
                 make = warning if identical else error
                 findings.append(

@@ -14,91 +14,115 @@ exactly as stored (D-Trust's BER processData included).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from opentse.errors import OpenTSEError
-from opentse.formats.tar import ParsedLogName, parse_log_filename
-from opentse.tr03151.codec import decode_log_message
-from opentse.tr03151.logmessage import LogMessage
+from opentse.tr03151.fastdecode import LogFields, decode_log_fields
 from opentse.tr03151.oids import ALGORITHM_BY_OID, hash_name
 from opentse.tr03151.signature import public_key_from_point, verify_signature
 
 PARALLEL_THRESHOLD = 2000
-CHUNK = 1000
+CHUNK = 2000
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha224": hashes.SHA224,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-    "sha3_224": hashes.SHA3_224,
-    "sha3_256": hashes.SHA3_256,
-    "sha3_384": hashes.SHA3_384,
-    "sha3_512": hashes.SHA3_512,
+# hash name -> (hashlib constructor, cryptography algorithm): the digest is computed
+# with hashlib and handed over as Prehashed (about 1 us less per log than letting
+# cryptography hash; same OpenSSL underneath)
+_HASHES: dict[str, tuple[Callable[[bytes], hashlib._Hash], hashes.HashAlgorithm]] = {
+    "sha224": (hashlib.sha224, hashes.SHA224()),
+    "sha256": (hashlib.sha256, hashes.SHA256()),
+    "sha384": (hashlib.sha384, hashes.SHA384()),
+    "sha512": (hashlib.sha512, hashes.SHA512()),
+    "sha3_224": (hashlib.sha3_224, hashes.SHA3_224()),
+    "sha3_256": (hashlib.sha3_256, hashes.SHA3_256()),
+    "sha3_384": (hashlib.sha3_384, hashes.SHA3_384()),
+    "sha3_512": (hashlib.sha3_512, hashes.SHA3_512()),
 }
 
 Progress = Callable[[int], None]
 # serial number (raw 32 bytes) -> public key point of the certificate holding it
 Points = dict[bytes, bytes]
+# what one log yields: decoded fields (None: undecodable), the decoder's complaint,
+# signature verdict (None: no certificate holds the key, or undecodable)
+LogResult = tuple[LogFields | None, str | None, bool | None]
 
 
-@dataclass(slots=True)
-class LogResult:
-    """What one log yields. ``signature_ok`` is None when no certificate holds the key
-    (or the log could not be decoded); ``problem`` is the decoder's complaint."""
+def _der_heads(size: int) -> tuple[list[bytes], list[bytes]]:
+    """DER prefixes of ``SEQUENCE { INTEGER r, INTEGER s }`` for r, s of ``size``
+    octets without a leading zero octet, by whether their top bit is set."""
+    heads = []
+    for r_high in (0, 1):
+        for s_high in (0, 1):
+            total = 4 + 2 * size + r_high + s_high
+            head = bytes((0x30, total)) if total < 128 else bytes((0x30, 0x81, total))
+            heads.append(head + bytes((0x02, size + r_high)) + b"\0" * r_high)
+    mids = [bytes((0x02, size)), bytes((0x02, size + 1, 0))]
+    return heads, mids
 
-    message: LogMessage | None
-    name: ParsedLogName | None
-    problem: str | None
-    signature_ok: bool | None
+
+class _Verifier:
+    """One key and algorithm, ready: plain r||s -> DER, digest -> Prehashed verify."""
+
+    __slots__ = ("digest", "heads", "key", "mids", "prehashed", "size")
+
+    def __init__(self, key: ec.EllipticCurvePublicKey, hash_name: str) -> None:
+        self.key = key
+        self.size = (key.curve.key_size + 7) // 8
+        self.digest, algorithm = _HASHES[hash_name]
+        self.prehashed = ec.ECDSA(Prehashed(algorithm))
+        self.heads, self.mids = _der_heads(self.size)
+
+    def verify(self, data: bytes, signature: bytes) -> bool:
+        size = self.size
+        if len(signature) != 2 * size or not signature[0] or not signature[size]:
+            return False  # odd lengths, leading zero octets: the general path decides
+        r_high = signature[0] >> 7
+        s_high = signature[size] >> 7
+        der = (
+            self.heads[2 * r_high + s_high]
+            + signature[:size]
+            + self.mids[s_high]
+            + signature[size:]
+        )
+        try:
+            self.key.verify(der, self.digest(data).digest(), self.prehashed)
+        except InvalidSignature:
+            return False
+        return True
 
 
 class SignatureChecker:
-    """Caches key objects and hash instances; one per process."""
+    """Caches one ready verifier per (key, algorithm); one per process."""
 
     def __init__(self) -> None:
-        self._keys: dict[bytes, tuple[ec.EllipticCurvePublicKey, int] | None] = {}
-        self._algs: dict[str, ec.ECDSA | None] = {}
+        self._verifiers: dict[tuple[bytes, str], _Verifier | None] = {}
 
-    def _key(self, point: bytes) -> tuple[ec.EllipticCurvePublicKey, int] | None:
-        if point not in self._keys:
+    def _verifier(self, point: bytes, oid: str) -> _Verifier | None:
+        verifier: _Verifier | None = None
+        if ALGORITHM_BY_OID.get(oid, "").startswith("ecdsa-plain-"):
             try:
-                key = public_key_from_point(point, None)
-                self._keys[point] = (key, (key.curve.key_size + 7) // 8)
-            except (OpenTSEError, ValueError):
-                self._keys[point] = None
-        return self._keys[point]
-
-    def _alg(self, oid: str) -> ec.ECDSA | None:
-        if oid not in self._algs:
-            name = ALGORITHM_BY_OID.get(oid, "")
-            if name.startswith("ecdsa-plain-"):
-                self._algs[oid] = ec.ECDSA(_HASHES[hash_name(oid)]())
-            else:
-                self._algs[oid] = None
-        return self._algs[oid]
+                verifier = _Verifier(public_key_from_point(point, None), hash_name(oid))
+            except (OpenTSEError, ValueError, KeyError):
+                verifier = None
+        self._verifiers[point, oid] = verifier
+        return verifier
 
     def verify(self, point: bytes, oid: str, data: bytes, signature: bytes) -> bool:
-        key = self._key(point)
-        alg = self._alg(oid)
-        if key is not None and alg is not None and len(signature) == 2 * key[1]:
-            size = key[1]
-            der = encode_dss_signature(
-                int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-            )
-            try:
-                key[0].verify(der, data, alg)
-                return True
-            except InvalidSignature:
-                pass
+        try:
+            verifier = self._verifiers[point, oid]
+        except KeyError:
+            verifier = self._verifier(point, oid)
+        if verifier is not None and verifier.verify(data, signature):
+            return True
+        # anything unusual (DER signatures, ECSDSA, leading zeros, a failure): the
+        # core's verify_signature is the authority
         try:
             verify_signature(point, oid, data, signature)
         except (OpenTSEError, ValueError):
@@ -113,38 +137,33 @@ _CHECKER = SignatureChecker()
 Task = tuple[bytes, str, bytes, bytes]
 
 
-def decode_log(name: str, data: bytes, points: Points) -> tuple[LogResult, Task | None]:
-    """Decode one log member and parse its name; the signature task if its key is
-    known (``signature_ok`` of the result is filled in by whoever runs the task)."""
-    parsed = parse_log_filename(name)
-    try:
-        msg = decode_log_message(data)
-    except (OpenTSEError, ValueError) as exc:
-        return LogResult(None, parsed, str(exc), None), None
-    point = points.get(msg.serial_number)
-    if point is None or msg.signed_data is None:
-        return LogResult(msg, parsed, None, None), None
-    task = (point, msg.signature_algorithm, msg.signed_data, msg.signature_value)
-    return LogResult(msg, parsed, None, None), task
-
-
 def verify_chunk(tasks: Sequence[Task]) -> list[bool]:
     """Signature checks of one chunk (the worker entry point)."""
-    return [_CHECKER.verify(*task) for task in tasks]
+    verify = _CHECKER.verify
+    return [verify(*task) for task in tasks]
 
 
 def _decode_chunk(
-    items: Sequence[tuple[str, bytes]], points: Points
+    items: Sequence[bytes], points: Points
 ) -> tuple[list[LogResult], list[int], list[Task]]:
+    """Decode every log; the signature task of each log whose key is known."""
     results: list[LogResult] = []
     positions: list[int] = []
     tasks: list[Task] = []
-    for name, data in items:
-        result, task = decode_log(name, data, points)
-        if task is not None:
+    get = points.get
+    for data in items:
+        try:
+            fields = decode_log_fields(data)
+        except (OpenTSEError, ValueError) as exc:
+            results.append((None, str(exc), None))
+            continue
+        point = get(fields.serial_number)
+        if point is not None:
             positions.append(len(results))
-            tasks.append(task)
-        results.append(result)
+            tasks.append(
+                (point, fields.signature_algorithm, fields.signed_data, fields.signature_value)
+            )
+        results.append((fields, None, None))
     return results, positions, tasks
 
 
@@ -152,12 +171,43 @@ def _with_signatures(
     results: list[LogResult], positions: list[int], oks: list[bool]
 ) -> list[LogResult]:
     for position, ok in zip(positions, oks, strict=True):
-        results[position].signature_ok = ok
+        results[position] = (results[position][0], None, ok)
     return results
 
 
+def _single(items: Sequence[bytes], points: Points, progress: Progress | None) -> list[LogResult]:
+    """Decode and verify in this process, without building task lists."""
+    out: list[LogResult] = []
+    get = points.get
+    verify = _CHECKER.verify
+    for begin in range(0, len(items), CHUNK):
+        for data in items[begin : begin + CHUNK]:
+            try:
+                fields = decode_log_fields(data)
+            except (OpenTSEError, ValueError) as exc:
+                out.append((None, str(exc), None))
+                continue
+            point = get(fields.serial_number)
+            if point is None:
+                out.append((fields, None, None))
+            else:
+                ok = verify(
+                    point, fields.signature_algorithm, fields.signed_data, fields.signature_value
+                )
+                out.append((fields, None, ok))
+        if progress is not None:
+            progress(min(CHUNK, len(items) - begin))
+    return out
+
+
+def default_workers(count: int) -> int:
+    """One process for small exports (a pool costs more than it saves), every core
+    for large ones."""
+    return (os.cpu_count() or 1) if count > PARALLEL_THRESHOLD else 1
+
+
 def check_logs(
-    items: Sequence[tuple[str, bytes]],
+    items: Sequence[bytes],
     points: Points,
     *,
     workers: int | None = None,
@@ -167,19 +217,13 @@ def check_logs(
 
     With several workers this process decodes chunk after chunk while the workers
     verify the chunks already decoded: only bytes cross the process boundary
-    (pickling decoded log objects would cost more than decoding them again).
+    (pickling decoded logs would cost more than decoding them).
     """
     if workers is None:
-        workers = (os.cpu_count() or 1) if len(items) > PARALLEL_THRESHOLD else 1
-    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+        workers = default_workers(len(items))
+    if workers <= 1 or len(items) <= CHUNK:
+        return _single(items, points, progress)
     out: list[LogResult] = []
-    if workers <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            results, positions, tasks = _decode_chunk(chunk, points)
-            out.extend(_with_signatures(results, positions, verify_chunk(tasks)))
-            if progress is not None:
-                progress(len(chunk))
-        return out
     pending: list[tuple[list[LogResult], list[int], Future[list[bool]]]] = []
 
     def collect(block: bool) -> None:
@@ -194,8 +238,8 @@ def check_logs(
                 progress(len(results))
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for chunk in chunks:
-            results, positions, tasks = _decode_chunk(chunk, points)
+        for begin in range(0, len(items), CHUNK):
+            results, positions, tasks = _decode_chunk(items[begin : begin + CHUNK], points)
             pending.append((results, positions, pool.submit(verify_chunk, tasks)))
             collect(block=False)
         collect(block=True)

@@ -7,9 +7,19 @@ swapping files does not touch the signature, so this check is what catches it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from opentse.tr03151.logmessage import LogMessage, SystemLogData, TransactionLogData
+from opentse.tr03151.fastdecode import SYSTEM, TRANSACTION, LogFields
+from opentse.tr03151.logmessage import (
+    FINISH,
+    START,
+    UPDATE,
+    LogMessage,
+    SystemLogData,
+    TransactionLogData,
+)
+from opentse.tr03151.logtime import TimeFormat
 from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.findings import Finding, error, warning
 
@@ -51,9 +61,35 @@ def _name_differences(entry: LogEntry, msg: LogMessage) -> list[str]:
     return diffs
 
 
+# Names our fast comparison may take literally: no "_" (which separates the name's
+# parts and starts the optional _Fc- suffix) and nothing log_filename would escape.
+_PLAIN = re.compile(r"[A-Za-z0-9 '()+,\-.:=?]+")
+_TX_PARTS = {START: "Start", UPDATE: "Update", FINISH: "Finish"}
+
+
+def _expected_name(fields: LogFields) -> str | None:
+    """The name a unixTime log is written under (formats.tar.log_filename), when the
+    name can be compared as a string; None sends the log to the field-wise check."""
+    if fields.time_format is not TimeFormat.UNIX or fields.signature_counter < 0:
+        return None
+    head = f"Unixt_{fields.unix}_Sig-{fields.signature_counter}_Log-"
+    if fields.kind == TRANSACTION:
+        part = _TX_PARTS.get(fields.operation_type)
+        if part is None or fields.transaction_number < 0 or not _PLAIN.fullmatch(fields.client_id):
+            return None
+        return f"{head}Tra_No-{fields.transaction_number}_{part}_Client-{fields.client_id}.log"
+    if fields.kind == SYSTEM and _PLAIN.fullmatch(fields.operation_type):
+        return f"{head}Sys_{fields.operation_type}.log"
+    return None
+
+
 def check_names(export: LoadedExport) -> list[Finding]:
     findings: list[Finding] = []
     for entry in export.logs:
+        # the common case: the name is exactly what the log's fields make (it then
+        # parses back to those fields, so the field-wise check could find nothing)
+        if entry.fields is not None and entry.base_name == _expected_name(entry.fields):
+            continue
         if entry.name is None:
             findings.append(
                 warning("W_NAME_FORMAT", "log file name does not follow TR-03151 5.1.2", entry.file)

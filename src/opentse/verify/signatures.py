@@ -26,10 +26,10 @@ def check_signatures(export: LoadedExport) -> SignatureResult:
     result = SignatureResult()
     missing: dict[str, list[str]] = {}
     for entry in export.logs:
-        if entry.message is None:
+        if entry.fields is None:
             continue
         if entry.signature_ok is None:
-            missing.setdefault(entry.message.serial_number.hex(), []).append(entry.file)
+            missing.setdefault(entry.fields.serial_number.hex(), []).append(entry.file)
             result.unverifiable.append(entry.file)
         elif entry.signature_ok:
             result.valid.append(entry.file)

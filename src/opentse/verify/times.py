@@ -4,18 +4,20 @@ and a TSE keeps one time format for its whole life."""
 
 from __future__ import annotations
 
-from opentse.tr03151.logmessage import SystemLogData
+from datetime import UTC, datetime
+
+from opentse.tr03151.fastdecode import SYSTEM
 from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.counters import logs_by_serial
 from opentse.verify.findings import Finding, error
 
 
 def _is_update_time(entry: LogEntry) -> bool:
-    msg = entry.message
+    fields = entry.fields
     return (
-        msg is not None
-        and isinstance(msg.certified, SystemLogData)
-        and msg.certified.operation_type.lower() == "updatetime"
+        fields is not None
+        and fields.kind == SYSTEM
+        and fields.operation_type.lower() == "updatetime"
     )
 
 
@@ -24,25 +26,30 @@ def check_times(export: LoadedExport) -> list[Finding]:
     for serial, entries in logs_by_serial(export).items():
         formats: dict[str, str] = {}
         previous: LogEntry | None = None
+        before = 0
         for entry in entries:
-            msg = entry.message
-            if msg is None:
+            fields = entry.fields
+            if fields is None:
                 continue
-            formats.setdefault(msg.log_time.format.value, entry.file)
-            if previous is not None and previous.message is not None:
-                before = previous.message.log_time.unix
-                now = msg.log_time.unix
-                if now < before and not (_is_update_time(entry) or _is_update_time(previous)):
-                    findings.append(
-                        error(
-                            "E_TIME_BACKWARDS",
-                            f"log time {msg.log_time.as_datetime().isoformat()} is "
-                            f"{before - now} s before the previous log's "
-                            f"({previous.file}) without an updateTime in between",
-                            entry.file,
-                        )
+            if fields.time_format.value not in formats:
+                formats[fields.time_format.value] = entry.file
+            now = fields.unix
+            if (
+                previous is not None
+                and now < before
+                and not (_is_update_time(entry) or _is_update_time(previous))
+            ):
+                findings.append(
+                    error(
+                        "E_TIME_BACKWARDS",
+                        f"log time {datetime.fromtimestamp(now, tz=UTC).isoformat()} is "
+                        f"{before - now} s before the previous log's "
+                        f"({previous.file}) without an updateTime in between",
+                        entry.file,
                     )
+                )
             previous = entry
+            before = now
         if len(formats) > 1:
             listed = ", ".join(f"{fmt} (e.g. {file})" for fmt, file in formats.items())
             findings.append(

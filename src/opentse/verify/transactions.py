@@ -12,7 +12,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from opentse.tr03151.logmessage import TransactionLogData
+from opentse.tr03151.fastdecode import TRANSACTION
+from opentse.tr03151.logmessage import FINISH, START, UPDATE
 from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.counters import logs_by_serial
 from opentse.verify.findings import Finding, error, warning
@@ -47,6 +48,9 @@ class TransactionResult:
     findings: list[Finding] = field(default_factory=list)
 
 
+_KINDS = {START: "start", UPDATE: "update", FINISH: "finish"}  # the decoder's spellings
+
+
 def _kind(operation: str) -> str:
     """start/update/finish for v2 (StartTransaction) and v3 (startTransaction) names."""
     return operation.lower().removesuffix("transaction")
@@ -57,20 +61,20 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
     for serial, entries in logs_by_serial(export).items():
         complete = (
             bool(entries)
-            and entries[0].message is not None
-            and (entries[0].message.signature_counter == 1)
+            and entries[0].fields is not None
+            and (entries[0].fields.signature_counter == 1)
         )
         rows: dict[int, TransactionRow] = {}
         for entry in entries:
-            msg = entry.message
-            if msg is None or not isinstance(msg.certified, TransactionLogData):
+            data = entry.fields
+            if data is None or data.kind != TRANSACTION:
                 continue
-            data = msg.certified
-            row = rows.setdefault(
-                data.transaction_number,
-                TransactionRow(serial, data.transaction_number, data.client_id, entry.file),
-            )
-            kind = _kind(data.operation_type)
+            row = rows.get(data.transaction_number)
+            if row is None:
+                row = rows[data.transaction_number] = TransactionRow(
+                    serial, data.transaction_number, data.client_id, entry.file
+                )
+            kind = _KINDS.get(data.operation_type) or _kind(data.operation_type)
             if data.process_type:
                 row.process_type = data.process_type
             if kind == "start":
@@ -158,7 +162,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                         "W_TX_GAP",
                         f"transaction numbers {before + 1}..{after - 1} do not occur "
                         "(failed starts consume numbers; filtered exports skip them)",
-                        (rows[after].start or rows[after].finish or rows[after].updates[0]).file,  # type: ignore[union-attr]
+                        (rows[after].start or rows[after].finish or rows[after].updates[0]).file,
                     )
                 )
     return result
