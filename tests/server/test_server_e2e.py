@@ -9,6 +9,7 @@ codec and its signature checked against the TSS public key, and then the verifie
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -115,11 +116,15 @@ def _error(r: httpx.Response, status: int, code: str) -> None:
 
 
 def test_pos_flow(server: dict[str, Any], tmp_path: Path) -> None:
+    with contextlib.closing(_client(server, server["key"])) as pos:
+        _pos_flow(pos, server, tmp_path)
+
+
+def _pos_flow(pos: httpx.Client, server: dict[str, Any], tmp_path: Path) -> None:
     from opentse.tr03151.codec import decode_log_message
     from opentse.tr03151.oids import algorithm_oid
     from opentse.tr03151.signature import verify_signature
 
-    pos = _client(server, server["key"])
     _error(
         pos.post("/auth", json={"api_key": server["key"]["api_key"], "api_secret": "wrong"}),
         401,
@@ -320,12 +325,17 @@ def test_pos_flow(server: dict[str, Any], tmp_path: Path) -> None:
     report = verify_exports([path])
     assert report.ok, [f for f in report.findings if f.severity.name == "ERROR"]
     assert report.log_messages == len([n for n in names if n.endswith(".log")])
-    pos.close()
 
 
 def test_tenant_isolation(server: dict[str, Any]) -> None:
-    a = _client(server, server["key"])
-    b = _client(server, server["other"])
+    with (
+        contextlib.closing(_client(server, server["key"])) as a,
+        contextlib.closing(_client(server, server["other"])) as b,
+    ):
+        _isolation(a, b)
+
+
+def _isolation(a: httpx.Client, b: httpx.Client) -> None:
     tss = _uuid()
     _ok(a.put(f"/tss/{tss}"))
     for method, path in (
@@ -349,5 +359,3 @@ def test_tenant_isolation(server: dict[str, Any]) -> None:
     assert all(t["_id"] != tss for t in _ok(b.get("/tss"))["data"])
     assert _ok(b.get("/tx"))["count"] == 0 and _ok(b.get("/client"))["count"] == 0
     assert any(t["_id"] == tss for t in _ok(a.get("/tss"))["data"])
-    a.close()
-    b.close()

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from opentse.crypto.secrets import hash_secret, verify_secret
 from opentse.server.problems import ApiError
 from opentse.server.service_store import ServiceStore
 
@@ -71,8 +72,6 @@ class TokenService:
 
     def login(self, body: dict[str, Any], now: int) -> dict[str, Any]:
         """The authenticateApi response for API credentials or a refresh token."""
-        from opentse.crypto.secrets import verify_secret
-
         if "refresh_token" in body:
             claims = self._decode(str(body["refresh_token"]), "refresh", now)
             key = self._store.get_api_key(str(claims.get("sub", "")))
@@ -132,8 +131,6 @@ def create_api_key(store: ServiceStore, *, org_name: str, env: str, now: int) ->
 
     Returns ``{"api_key", "api_secret", "organization_id"}``; the secret is shown once.
     """
-    from opentse.crypto.secrets import hash_secret
-
     org_id = store.find_organization(org_name, env)
     if org_id is None:
         org_id = str(uuid.uuid4())

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from opentse.engine.ports import Clock
 from opentse.errors import OpenTSEError
-from opentse.server.auth import Principal, TokenService
+from opentse.server.auth import Principal, TokenService, derive_key
 from opentse.server.problems import ApiError, from_opentse_error
 from opentse.server.schemas import COMPONENTS
 from opentse.server.service_store import Page
@@ -60,8 +60,6 @@ class ServerContext:
             access_ttl=config.access_ttl,
             refresh_ttl=config.refresh_ttl,
         )
-        from opentse.server.auth import derive_key
-
         self.puk_key = derive_key(installation.secret, "opentse/server/puk-seal/v1")
         self.exports: Any = None  # set by create_app (ExportManager)
 

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from opentse.server.auth import create_api_key
+
 LAN_PORT = 4433
 SESSION_FILE = "LAN-TSE-Session.txt"
 CERT_FILE = "lan-tls-cert.pem"
@@ -225,8 +227,6 @@ def prepare_session(
     The secret exists only in this file (0600) and as a slow hash; on later starts
     the key and secret already written there are kept.
     """
-    from opentse.server.auth import create_api_key
-
     key, secret = _read_session(data_dir / SESSION_FILE)
     if ctx.svc.count_api_keys() == 0:
         created = create_api_key(ctx.svc, org_name="lan", env=env, now=ctx.now())

@@ -23,6 +23,8 @@ from starlette.responses import Response
 
 from opentse.engine.results import SignResult
 from opentse.errors import FormatError, NotFoundError
+from opentse.formats import processdata
+from opentse.formats.qr import build_qr_payload
 from opentse.server.context import (
     API_VERSION,
     Call,
@@ -57,8 +59,6 @@ def tx_ref(tx_id: str, revision: int) -> str:
 
 def derive_raw(schema: dict[str, Any] | None) -> tuple[str, bytes, dict[str, Any]]:
     """(processType, processData, response schema) of a request's ``schema``."""
-    from opentse.formats import processdata
-
     if not schema:
         return "", b"", {}
     try:
@@ -85,8 +85,6 @@ def derive_raw(schema: dict[str, Any] | None) -> tuple[str, bytes, dict[str, Any
 
 
 def _qr(result: SignResult, client_serial: str) -> str | None:
-    from opentse.formats.qr import build_qr_payload
-
     try:
         return build_qr_payload(
             client_id=client_serial,
