@@ -106,16 +106,15 @@ def test_close_writes_a_checked_dsfinvk_export(data: Path, tmp_path: Path) -> No
     code, out = run(
         "pos", "close", *base, "--out", str(export), "--company", "Café Test GmbH",
         "--street", "Hauptstr. 1", "--postal-code", "12345", "--city", "Musterstadt",
-        "--tax-number", "123/456/78901", "--json",
+        "--tax-number", "123/456/78901", "--counted-cash", "5.90", "--json",
     )  # fmt: skip
     assert code == 0, out
     summary = json.loads(out)
     assert summary["z_nr"] == 1 and summary["receipts"] == 2
-    assert summary["total"] == "11.80" and summary["cash"] == "5.90"
+    assert summary["total"] == "11.80" and summary["cash_payments"] == "5.90"
     assert summary["check_errors"] == []
     assert (export / "index.xml").is_file() and (export / "transactions_tse.csv").is_file()
     code, out = run(
-        "pos", "close", *base, "--out", str(tmp_path / "again"), "--company", "C",
-        "--street", "S", "--postal-code", "1", "--city", "X",
-    )  # fmt: skip
+        "pos", "close", *base, "--out", str(tmp_path / "again"), "--counted-cash", "5.90"
+    )  # the master data are kept; nothing new and no cash difference
     assert code == 1 and "E_NOTHING_TO_CLOSE" in out

@@ -33,6 +33,7 @@ GROUP_MODULES: list[str] = [
     "opentse.cli.export",
     "opentse.cli.demo",
     "opentse.cli.pos",
+    "opentse.cli.dsfinvk",
 ]
 
 

@@ -5,7 +5,9 @@ small shops, over the embedded TSE (``--data``) or a fiskaly-compatible service
 ``--client`` is the register's serial number for ``--data`` (the id registered at the
 TSE) and the client UUID for ``--url`` (the serial number is read from the service).
 A TSE failure never fails the command: the receipt is printed "TSE ausgefallen" and
-the journal (``--journal``, default ``~/.opentse/pos/<client>.db``) records it.
+the journal (``--journal``, default ``<data>/pos/<client>.db`` with ``--data``, else
+``~/.opentse/pos/<client>.db``) records it; the same file keeps the books (every
+Vorgang, the closings) that ``pos close`` and ``opentse dsfinvk export`` read.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from opentse.cli.common import cli_errors, console, echo_json, err_console, tabl
 from opentse.errors import ProtocolError
 
 pos_app = typer.Typer(
-    help="A terminal register: sell, status, daily record, closing.", no_args_is_help=True
+    help="A terminal register: sell, storno, cash in/out, status, daily record, closing "
+    "(Z report).",
+    no_args_is_help=True,
 )
 
 DATA_OPTION: Any = typer.Option(None, "--data", help="Data folder of an embedded TSE.")
@@ -54,11 +58,14 @@ PAYMENT_NAMES = {
 BON_TYPES = {"beleg": "Beleg", "training": "AVTraining", "rechnung": "AVRechnung"}
 
 
-def _journal_path(journal: Path | None, client: str) -> Path:
+def journal_path(journal: Path | None, client: str, data: Path | None = None) -> Path:
+    """The register's own file (journal and books): ``--journal``, else
+    ``<data>/pos/<client>.db`` beside an embedded TSE, else ``~/.opentse/pos/<client>.db``."""
     if journal is not None:
         return journal
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", client) or "register"
-    return Path.home() / ".opentse" / "pos" / f"{safe}.db"
+    folder = Path.home() / ".opentse" if data is None else data
+    return folder / "pos" / f"{safe}.db"
 
 
 @contextlib.contextmanager
@@ -96,7 +103,7 @@ def _register(
             stack.callback(backend.close)
             with contextlib.suppress(Exception):  # unreachable: the journal shows red
                 serial = backend.client_serial()
-        path = _journal_path(journal, client)
+        path = journal_path(journal, client, data)
         log = OutageLog(path)
         stack.callback(log.close)
         books = Books(path)
@@ -104,12 +111,21 @@ def _register(
         yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
 
 
-def _line(spec: str) -> tuple[str, str, str, int]:
-    """``Text:quantity:unit price:VAT key`` (the text may contain ':')."""
+def _line(spec: str) -> tuple[str, str, str, int, str]:
+    """``Text:quantity:unit price:VAT key[:GV_TYP]`` (the text may contain ':');
+    GV_TYP defaults to Umsatz (e.g. ``Pfand:1:-0.25:1:PfandRueckzahlung``)."""
+    from opentse.register.sale import GV_TYPES
+
+    gv_typ = "Umsatz"
+    head, _, last = spec.rpartition(":")
+    if last in GV_TYPES:
+        spec, gv_typ = head, last
     parts = spec.rsplit(":", 3)
     if len(parts) != 4 or not parts[3].isdigit():
-        raise ProtocolError(f"--line {spec!r}: use TEXT:QTY:PRICE:VATKEY", code="E_POS_LINE")
-    return parts[0], parts[1], parts[2], int(parts[3])
+        raise ProtocolError(
+            f"--line {spec!r}: use TEXT:QTY:PRICE:VATKEY[:GV_TYP]", code="E_POS_LINE"
+        )
+    return parts[0], parts[1], parts[2], int(parts[3]), gv_typ
 
 
 def _discount(spec: str) -> tuple[str, str, int]:
@@ -149,7 +165,12 @@ def _write_outputs(result: Any, qr: Path | None, pdf: Path | None, escpos: Path 
 def sell_command(
     tss: str = TSS_OPTION,
     client: str = CLIENT_OPTION,
-    line: list[str] = typer.Option(..., "--line", help="TEXT:QTY:PRICE:VATKEY (repeat)."),
+    line: list[str] = typer.Option(
+        ..., "--line", help="TEXT:QTY:PRICE:VATKEY[:GV_TYP] (repeat; GV_TYP default Umsatz)."
+    ),
+    tip: str | None = typer.Option(
+        None, "--tip", help="Tip for the staff (TrinkgeldAN, VAT key 5), e.g. 2.00."
+    ),
     pay: list[str] = typer.Option([], "--pay", help="METHOD:AMOUNT, e.g. bar:5.00 (repeat)."),
     discount: list[str] = typer.Option([], "--discount", help="TEXT:AMOUNT:VATKEY (repeat)."),
     kind: str = typer.Option("beleg", "--type", help="beleg, training or rechnung."),
@@ -183,8 +204,10 @@ def sell_command(
             raise ProtocolError("--width must be 32 or 48", code="E_POS_WIDTH")
         sale = Sale(BON_TYPES[kind.lower()])
         for spec in line:
-            text, quantity, price, key = _line(spec)
-            sale.add_line(text, quantity, price, key)
+            text, quantity, price, key, gv_typ = _line(spec)
+            sale.add_line(text, quantity, price, key, gv_typ=gv_typ)
+        if tip is not None:
+            sale.add_line("Trinkgeld", 1, tip, 5, gv_typ="TrinkgeldAN")
         for spec in discount:
             text, amount, key = _discount(spec)
             sale.add_discount(text, amount, key)
@@ -313,15 +336,154 @@ def daily_command(
     console.print(f"Daily record {day}: status {light}, unsigned receipts {count}.")
 
 
+def _sell_and_print(reg: Any, sale: Any, as_json: bool, extra: dict[str, Any]) -> Any:
+    result = reg.sell(sale)
+    if as_json:
+        echo_json({**result.to_json(), **extra})
+    else:
+        typer.echo(result.to_json()["receipt_text"])
+    if result.tse_failed:
+        err_console.print(f"[yellow]TSE ausgefallen: {result.error}[/yellow]", highlight=False)
+    return result
+
+
+@pos_app.command("storno")
+def storno_command(
+    receipt: str = typer.Argument(..., help="BON_ID (receipt_ref) or number of the receipt."),
+    tss: str = TSS_OPTION,
+    client: str = CLIENT_OPTION,
+    data: Path | None = DATA_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+    api_secret: str | None = SECRET_OPTION,
+    journal: Path | None = JOURNAL_OPTION,
+    seller_name: str = typer.Option("opentse Testkasse", "--seller-name"),
+    seller_address: list[str] = typer.Option(
+        ["Musterstraße 1", "12345 Musterstadt"], "--seller-address", help="Address line (repeat)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated)
+    and keep the reference to the original (DSFinV-K references.csv)."""
+    options = {"seller_name": seller_name, "seller_address": seller_address}
+    with (
+        cli_errors(),
+        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+    ):
+        original = reg.books.find_bon_id(receipt)
+        sale = reg.books.sale(original)
+        if sale.bon_typ not in ("Beleg", "AVRechnung"):
+            raise ProtocolError(
+                f"receipt {receipt} is a {sale.bon_typ}: only sales can be cancelled",
+                code="E_POS_STORNO",
+            )
+        reg.connect()
+        result = _sell_and_print(reg, sale.storno(), as_json, {"references": original})
+        reg.books.add_reference(result.receipt_ref, original)
+
+
+@pos_app.command("cash")
+def cash_command(
+    kind: str = typer.Option(
+        ...,
+        "--type",
+        help="Einzahlung, Auszahlung, Privateinlage, Privatentnahme, "
+        "Geldtransit, Lohnzahlung, Anfangsbestand, TrinkgeldAN.",
+    ),
+    amount: str = typer.Option(..., "--amount", help="Signed: + into the drawer, - out."),
+    text: str = typer.Option("", "--text", help="What it is for."),
+    tss: str = TSS_OPTION,
+    client: str = CLIENT_OPTION,
+    data: Path | None = DATA_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+    api_secret: str | None = SECRET_OPTION,
+    journal: Path | None = JOURNAL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Book a cash movement without sale (signed as SonstigerVorgang)."""
+    from opentse.register.money import require_cents
+    from opentse.register.sale import CashBookEntry
+
+    options = {"seller_name": "-", "seller_address": ["-"]}
+    with (
+        cli_errors(),
+        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+    ):
+        entry = CashBookEntry(kind, require_cents(amount), text)
+        reg.connect()
+        signed, status = reg.book(entry)
+    out = {
+        "gv_typ": entry.gv_typ,
+        "amount": str(entry.amount),
+        "tse_failed": signed is None,
+        "transaction_number": None if signed is None else signed.transaction_number,
+        "process_data": None if signed is None else signed.process_data,
+        "status": status.light.value,
+    }
+    if as_json:
+        echo_json(out)
+    else:
+        state = (
+            "TSE ausgefallen" if signed is None else f"TSE-Transaktion {signed.transaction_number}"
+        )
+        console.print(f"{entry.gv_typ} {entry.amount} EUR booked ({state}).", highlight=False)
+
+
+def _master(
+    books: Any,
+    serial: str,
+    tss: str,
+    company: str | None,
+    street: str | None,
+    postal_code: str | None,
+    city: str | None,
+    tax_number: str,
+    vat_id: str,
+    location_name: str,
+) -> Any:
+    """Master data from the options, else as kept by the last closing."""
+    from opentse import __version__
+    from opentse.formats.dsfinvk.model import CashRegister, Company, Location
+    from opentse.register.books import MasterData
+
+    given = (company, street, postal_code, city)
+    if all(v is None for v in given):
+        kept = books.master()
+        if kept is None:
+            raise ProtocolError(
+                "the first closing needs --company, --street, --postal-code and --city",
+                code="E_POS_MASTER_DATA",
+            )
+        return kept
+    if any(v is None for v in given):
+        raise ProtocolError(
+            "give all of --company, --street, --postal-code, --city", code="E_POS_MASTER_DATA"
+        )
+    if not tax_number and not vat_id:  # DSFinV-K 2.4, Anhang G: STNR or USTID
+        raise ProtocolError("give --tax-number or --vat-id", code="E_POS_MASTER_DATA")
+    name, st, plz, ort = (str(v) for v in given)
+    return MasterData(
+        Company(name, st, plz, ort, tax_number=tax_number, vat_id=vat_id),
+        Location(location_name or name, st, plz, ort, vat_id=vat_id),
+        CashRegister(serial, software_version=__version__),
+        tss,
+    )
+
+
 @pos_app.command("close")
 def close_command(
     tss: str = TSS_OPTION,
     client: str = CLIENT_OPTION,
-    out: Path = typer.Option(..., "--out", help="Export folder or .zip to write."),
-    company: str = typer.Option(..., "--company", help="Company name (Unternehmen)."),
-    street: str = typer.Option(..., "--street", help="Street and number."),
-    postal_code: str = typer.Option(..., "--postal-code"),
-    city: str = typer.Option(..., "--city"),
+    counted_cash: str = typer.Option(
+        ..., "--counted-cash", help="Cash counted in the drawer now (EUR), e.g. 123.45."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Also write this closing's export."),
+    pdf: Path | None = typer.Option(None, "--pdf", help="Write the Z report as PDF."),
+    company: str | None = typer.Option(None, "--company", help="Company name (Unternehmen)."),
+    street: str | None = typer.Option(None, "--street", help="Street and number."),
+    postal_code: str | None = typer.Option(None, "--postal-code"),
+    city: str | None = typer.Option(None, "--city"),
     tax_number: str = typer.Option("", "--tax-number", help="Steuernummer."),
     vat_id: str = typer.Option("", "--vat-id", help="USt-IdNr."),
     location_name: str = typer.Option("", "--location", help="Location name (default: company)."),
@@ -330,48 +492,57 @@ def close_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
-    check: bool = typer.Option(True, "--check/--no-check", help="Run the DSFinV-K checker."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Check the --out export."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Kassenabschluss: close every receipt since the last closing and write the
-    DSFinV-K export (then check it: every signature is rebuilt from the tables)."""
+    """Kassenabschluss (Z report): close every receipt since the last closing with the
+    counted cash; a difference to the expected cash is booked as DifferenzSollIst."""
     from opentse.formats.dsfinvk.check import check_export
     from opentse.formats.dsfinvk.export import write_export
-    from opentse.formats.dsfinvk.model import CashRegister, Company, Location, closing_totals
+    from opentse.formats.dsfinvk.model import closing_totals
+    from opentse.register.money import require_cents
+    from opentse.register.sale import CashBookEntry
+    from opentse.register.zreport import build_zreport, render_pdf, render_text
 
-    options = {"seller_name": company, "seller_address": [street, f"{postal_code} {city}"]}
-    with (
-        cli_errors(),
-        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
-    ):
-        serial = reg.config.client_id
-        closing = reg.books.close(
-            z_kasse_id=serial,
-            company=Company(company, street, postal_code, city, tax_number=tax_number,
-                            vat_id=vat_id),
-            location=Location(location_name or company, street, postal_code, city),
-            register=CashRegister(serial),
-        )  # fmt: skip
-        path = write_export([closing], out)
-    findings = [f for f in check_export(path) if f.severity == "error"] if check else []
-    totals = closing_totals(closing)
-    summary = {
-        "z_nr": closing.z_nr,
-        "z_kasse_id": closing.z_kasse_id,
-        "receipts": len(closing.receipts),
-        "total": str(totals.all_payments),
-        "cash": str(totals.cash_payments),
-        "export": str(path),
-        "check_errors": [str(f) for f in findings],
-    }
+    findings: list[Any] = []
+    with cli_errors():
+        counted = require_cents(counted_cash, "--counted-cash")
+        options = {"seller_name": company or "-", "seller_address": [street or "-"]}
+        with _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg:
+            books, serial = reg.books, reg.config.client_id
+            master = _master(books, serial, tss, company, street, postal_code, city,
+                             tax_number, vat_id, location_name)  # fmt: skip
+            opening = books.last_counted_cash()
+            expected = (
+                opening
+                + closing_totals(books.preview(z_kasse_id=serial, master=master)).cash_payments
+            )
+            if counted != expected:
+                reg.connect()
+                reg.book(CashBookEntry("DifferenzSollIst", counted - expected, "Kassendifferenz"))
+            closing = books.close(
+                z_kasse_id=serial,
+                company=master.company,
+                location=master.location,
+                register=master.register,
+                counted_cash=counted,
+                opening_cash=opening,
+            )
+            books.set_master(master)
+            report = build_zreport(books.closed_day(closing.z_nr))
+        if pdf is not None:
+            pdf.write_bytes(render_pdf(report))
+        path = None if out is None else write_export([closing], out)
+        if path is not None and check:
+            findings = [f for f in check_export(path) if f.severity == "error"]
+    summary = {**report.to_json(), "export": None if path is None else str(path)}
+    summary["check_errors"] = [str(f) for f in findings]
     if as_json:
         echo_json(summary)
     else:
-        console.print(
-            f"Kassenabschluss {closing.z_nr}: {len(closing.receipts)} receipts, total "
-            f"{totals.all_payments} EUR (cash {totals.cash_payments}) -> {path}",
-            highlight=False,
-        )
+        typer.echo(render_text(report))
+        if path is not None:
+            console.print(f"DSFinV-K export -> {path}", highlight=False)
         for finding in findings:
             err_console.print(f"[red]{finding}[/red]", highlight=False)
     if findings:

@@ -1,4 +1,4 @@
-"""The register's books: every booked Vorgang with what the TSE signed, until a closing.
+"""The register's books: every booked Vorgang with what the TSE signed, and its closings.
 
 DSFinV-K 2.4 (chapter 5) builds the Kassenabschluss from the single records, so the
 books keep exactly those: the sale as booked (lines, payments, business cases), the
@@ -20,7 +20,8 @@ import dataclasses
 import json
 import sqlite3
 import threading
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,21 @@ CREATE TABLE IF NOT EXISTS books_closings (
     z_nr INTEGER PRIMARY KEY,
     created_at TEXT NOT NULL,
     receipts INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS books_references (
+    bon_id TEXT NOT NULL,
+    ref_bon_id TEXT NOT NULL,
+    ref_type TEXT NOT NULL,
+    PRIMARY KEY (bon_id, ref_bon_id)
+);
+CREATE TABLE IF NOT EXISTS books_master (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS books_closing_data (
+    z_nr INTEGER PRIMARY KEY,
+    business_day TEXT NOT NULL,
+    data TEXT NOT NULL
 );
 """
 
@@ -131,6 +147,61 @@ def signed_from_json(text: str) -> Signed:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class MasterData:
+    """Who keeps the books: company (Unternehmen), location (Standort), the register
+    (KASSE_SERIENNR = its TSE client id) and the TSE it signs with."""
+
+    company: model.Company
+    location: model.Location
+    register: model.CashRegister
+    tse_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosedDay:
+    """A closing as the books remember it (for the Z report and later exports)."""
+
+    closing: model.Closing
+    opening_cash: Decimal
+    counted_cash: Decimal | None
+
+
+def _master_to_json(master: MasterData) -> dict[str, Any]:
+    return {
+        "company": dataclasses.asdict(master.company),
+        "location": dataclasses.asdict(master.location),
+        "register": dataclasses.asdict(master.register),
+        "tse_id": master.tse_id,
+    }
+
+
+def _master_from_json(d: dict[str, Any]) -> MasterData:
+    return MasterData(
+        model.Company(**d["company"]),
+        model.Location(**d["location"]),
+        model.CashRegister(**d["register"]),
+        d.get("tse_id", ""),
+    )
+
+
+def _tse_to_json(t: model.TseInfo) -> list[Any]:
+    cert = base64.b64encode(t.certificate).decode()
+    return [t.tse_id, base64.b64encode(t.public_key).decode(), cert, t.signature_algorithm,
+            t.time_format]  # fmt: skip
+
+
+def _tse_from_json(v: list[Any]) -> model.TseInfo:
+    return model.TseInfo(int(v[0]), base64.b64decode(v[1]), base64.b64decode(v[2]), v[3], v[4])
+
+
+def _money(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+_RECEIPT_COLUMNS = "bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, error"
+
+
 class Books:
     """Bookkeeping store of one register (one DSFinV-K cash register)."""
 
@@ -150,6 +221,26 @@ class Books:
     def close_file(self) -> None:
         with self._lock:
             self._db.close()
+
+    # --- master data -----------------------------------------------------------------
+
+    def set_master(self, master: MasterData) -> None:
+        """Keep company, location and register; later closings use them by default."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO books_master (name, value) VALUES ('master', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (json.dumps(_master_to_json(master), ensure_ascii=False),),
+            )
+
+    def master(self) -> MasterData | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM books_master WHERE name = 'master'"
+            ).fetchone()
+        return None if row is None else _master_from_json(json.loads(row[0]))
+
+    # --- booking ---------------------------------------------------------------------
 
     def remember_tse(self, tse_id: str, description: TseDescription) -> None:
         with self._lock:
@@ -209,12 +300,84 @@ class Books:
                 ),
             )
 
+    def add_reference(self, bon_id: str, ref_bon_id: str, ref_type: str = "Transaktion") -> None:
+        """``bon_id`` points at ``ref_bon_id`` (a cancellation at its original;
+        DSFinV-K 3.2.5 Bon_Referenzen). Both must be in the books."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT COUNT(*) FROM books_receipts WHERE bon_id IN (?, ?)", (bon_id, ref_bon_id)
+            ).fetchone()[0]
+            if found != 2:
+                raise ProtocolError(
+                    f"reference {bon_id} -> {ref_bon_id}: receipt not in the books",
+                    code="E_BOOKS_REFERENCE",
+                )
+            self._db.execute(
+                "INSERT OR IGNORE INTO books_references (bon_id, ref_bon_id, ref_type) "
+                "VALUES (?, ?, ?)",
+                (bon_id, ref_bon_id, ref_type),
+            )
+
+    def sale(self, bon_id: str) -> Sale:
+        """The booked sale of receipt ``bon_id`` (e.g. to cancel it)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sale FROM books_receipts WHERE bon_id = ?", (bon_id,)
+            ).fetchone()
+        if row is None:
+            raise ProtocolError(f"no receipt {bon_id!r} in the books", code="E_BOOKS_NO_RECEIPT")
+        return sale_from_json(row[0])
+
+    def find_bon_id(self, text: str) -> str:
+        """A receipt's BON_ID from its BON_ID or its receipt number (BON_NR)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT bon_id FROM books_receipts WHERE bon_id = ? OR CAST(bon_nr AS TEXT) = ?",
+                (text, text),
+            ).fetchone()
+        if row is None:
+            raise ProtocolError(f"no receipt {text!r} in the books", code="E_BOOKS_NO_RECEIPT")
+        return str(row[0])
+
+    # --- state -----------------------------------------------------------------------
+
     def open_count(self) -> int:
         with self._lock:
             row = self._db.execute(
                 "SELECT COUNT(*) FROM books_receipts WHERE z_nr IS NULL"
             ).fetchone()
         return int(row[0])
+
+    def open_days(self) -> list[date]:
+        """UTC days of the receipts not closed yet (for E_DSFINVK_NOT_CLOSED)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT ended_at FROM books_receipts WHERE z_nr IS NULL"
+            ).fetchall()
+        return sorted({datetime.fromisoformat(r[0]).astimezone(UTC).date() for r in rows})
+
+    def last_counted_cash(self) -> Decimal:
+        """The cash counted at the last closing: the float the next day starts with."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM books_closing_data ORDER BY z_nr DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return model.ZERO
+        return _money(json.loads(row[0]).get("counted_cash")) or model.ZERO
+
+    def preview(
+        self, *, z_kasse_id: str, master: MasterData, created: datetime | None = None
+    ) -> model.Closing:
+        """The closing ``close`` would make now (nothing is written): for the expected
+        cash before the count is booked."""
+        created = created or datetime.now(UTC)
+        with self._lock:
+            rows = self._open_rows()
+            z_nr = self._next_z_nr()
+            return self._build(z_kasse_id, z_nr, created, master, rows, self._tse_infos(rows))
+
+    # --- closings --------------------------------------------------------------------
 
     def close(
         self,
@@ -224,46 +387,142 @@ class Books:
         location: model.Location,
         register: model.CashRegister,
         created: datetime | None = None,
+        counted_cash: Decimal | None = None,
+        opening_cash: Decimal | None = None,
+        business_day: date | None = None,
     ) -> model.Closing:
         """The next Kassenabschluss over every receipt not closed yet (Z_NR counts up);
-        the receipts are marked closed in the same transaction."""
+        the receipts are marked closed and the closing is kept (so it can be exported
+        again) in the same transaction."""
         created = created or datetime.now(UTC)
+        master = MasterData(company, location, register)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                closing = self._close_locked(z_kasse_id, company, location, register, created)
+                rows = self._open_rows()
+                if not rows:
+                    raise ProtocolError(
+                        "no receipts since the last closing", code="E_NOTHING_TO_CLOSE"
+                    )
+                tses = self._tse_infos(rows)
+                z_nr = self._next_z_nr()
+                day = business_day or created.astimezone(UTC).date()
+                closing = self._build(z_kasse_id, z_nr, created, master, rows, tses, day)
+                data = {
+                    "z_kasse_id": z_kasse_id,
+                    "created": created.isoformat(),
+                    "master": _master_to_json(master),
+                    "tses": {k: _tse_to_json(v) for k, v in tses.items()},
+                    "vat_rates": [[v.key, str(v.rate), v.description] for v in closing.vat_rates],
+                    "opening_cash": None if opening_cash is None else str(opening_cash),
+                    "counted_cash": None if counted_cash is None else str(counted_cash),
+                }
+                self._db.execute(
+                    "INSERT INTO books_closings (z_nr, created_at, receipts) VALUES (?, ?, ?)",
+                    (z_nr, created.isoformat(), len(rows)),
+                )
+                self._db.execute(
+                    "INSERT INTO books_closing_data (z_nr, business_day, data) VALUES (?, ?, ?)",
+                    (z_nr, day.isoformat(), json.dumps(data, ensure_ascii=False)),
+                )
+                self._db.execute("UPDATE books_receipts SET z_nr = ? WHERE z_nr IS NULL", (z_nr,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return closing
 
-    def _close_locked(
-        self,
-        z_kasse_id: str,
-        company: model.Company,
-        location: model.Location,
-        register: model.CashRegister,
-        created: datetime,
-    ) -> model.Closing:
-        rows = self._db.execute(
-            "SELECT bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, error "
-            "FROM books_receipts WHERE z_nr IS NULL ORDER BY bon_nr"
-        ).fetchall()
-        if not rows:
-            raise ProtocolError("no receipts since the last closing", code="E_NOTHING_TO_CLOSE")
+    def closed_days(self, first: date | None = None, last: date | None = None) -> list[ClosedDay]:
+        """The closings whose business day lies in [first, last] (inclusive), by Z_NR."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT z_nr, business_day, data FROM books_closing_data ORDER BY z_nr"
+            ).fetchall()
+            out = []
+            for z_nr, day_text, data_text in rows:
+                day = date.fromisoformat(day_text)
+                if (first is not None and day < first) or (last is not None and day > last):
+                    continue
+                out.append(self._closed_day(int(z_nr), day, json.loads(data_text)))
+        return out
+
+    def closed_day(self, z_nr: int) -> ClosedDay:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT business_day, data FROM books_closing_data WHERE z_nr = ?", (z_nr,)
+            ).fetchone()
+            if row is None:
+                raise ProtocolError(f"no closing {z_nr} in the books", code="E_BOOKS_NO_CLOSING")
+            return self._closed_day(z_nr, date.fromisoformat(row[0]), json.loads(row[1]))
+
+    # --- internals (lock held) -------------------------------------------------------
+
+    def _open_rows(self) -> list[tuple[Any, ...]]:
+        return list(
+            self._db.execute(
+                f"SELECT {_RECEIPT_COLUMNS} FROM books_receipts WHERE z_nr IS NULL ORDER BY bon_nr"
+            )
+        )
+
+    def _next_z_nr(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(z_nr), 0) + 1 FROM books_closings").fetchone()
+        return int(row[0])
+
+    def _tse_infos(self, rows: Iterable[tuple[Any, ...]]) -> dict[str, model.TseInfo]:
+        """TSE_ID 1, 2 ... in order of first use, for the TSEs described so far."""
         known = {
             r[0]: TseDescription(bytes(r[1]), bytes(r[2]), r[3], r[4])
             for r in self._db.execute(
                 "SELECT tse_id, public_key, certificate, algorithm, time_format FROM books_tses"
             )
         }
-        numbers: dict[str, int] = {}
+        out: dict[str, model.TseInfo] = {}
+        for row in rows:
+            tse_id = row[2]
+            if tse_id in known and tse_id not in out:
+                d = known[tse_id]
+                out[tse_id] = model.TseInfo(
+                    len(out) + 1, d.public_key, d.certificate, d.algorithm, d.time_format
+                )
+        return out
+
+    def _references(self, bon_id: str, z_nr: int, created: datetime) -> tuple[model.Reference, ...]:
+        refs = []
+        for ref_bon_id, ref_type, ref_z_nr, ref_end in self._db.execute(
+            "SELECT r.ref_bon_id, r.ref_type, o.z_nr, o.ended_at FROM books_references r "
+            "JOIN books_receipts o ON o.bon_id = r.ref_bon_id WHERE r.bon_id = ? "
+            "ORDER BY r.ref_bon_id",
+            (bon_id,),
+        ):
+            target = z_nr if ref_z_nr is None else int(ref_z_nr)
+            when = created
+            if target != z_nr:
+                found = self._db.execute(
+                    "SELECT created_at FROM books_closings WHERE z_nr = ?", (target,)
+                ).fetchone()
+                when = (
+                    datetime.fromisoformat(found[0]) if found else datetime.fromisoformat(ref_end)
+                )
+            refs.append(
+                model.Reference(ref_type, ref_bon_id, ref_z_nr=target, ref_date=when.date())
+            )
+        return tuple(refs)
+
+    def _build(
+        self,
+        z_kasse_id: str,
+        z_nr: int,
+        created: datetime,
+        master: MasterData,
+        rows: Iterable[tuple[Any, ...]],
+        tses: dict[str, model.TseInfo],
+        business_day: date | None = None,
+        vat_rates: tuple[model.VatRate, ...] | None = None,
+    ) -> model.Closing:
         receipts = []
         for bon_nr, bon_id, tse_id, start, end, sale_text, signed_text, error in rows:
             signed = None if signed_text is None else signed_from_json(signed_text)
-            if tse_id in known and tse_id not in numbers:
-                numbers[tse_id] = len(numbers) + 1
+            info = tses.get(tse_id)
             receipt = to_dsfinvk_receipt(
                 sale_from_json(sale_text),
                 signed,
@@ -272,39 +531,49 @@ class Books:
                 start=datetime.fromisoformat(start),
                 end=datetime.fromisoformat(end),
                 error=error,
-                tse_id=numbers.get(tse_id, 0),
+                tse_id=0 if info is None else info.tse_id,
             )
-            if tse_id not in numbers:  # a TSE never described (never reached): no TSE row
-                receipt = dataclasses.replace(receipt, tse=None)
+            refs = tuple(
+                dataclasses.replace(r, ref_z_kasse_id=z_kasse_id)
+                for r in self._references(bon_id, z_nr, created)
+            )
+            receipt = dataclasses.replace(
+                receipt, references=refs, tse=None if info is None else receipt.tse
+            )  # a TSE never described (never reached): no TSE row
             receipts.append(receipt)
-        z_nr = int(
-            self._db.execute("SELECT COALESCE(MAX(z_nr), 0) + 1 FROM books_closings").fetchone()[0]
-        )
-        self._db.execute(
-            "INSERT INTO books_closings (z_nr, created_at, receipts) VALUES (?, ?, ?)",
-            (z_nr, created.isoformat(), len(rows)),
-        )
-        self._db.execute("UPDATE books_receipts SET z_nr = ? WHERE z_nr IS NULL", (z_nr,))
-        tses = tuple(
-            model.TseInfo(
-                number,
-                known[tse_id].public_key,
-                known[tse_id].certificate,
-                known[tse_id].algorithm,
-                known[tse_id].time_format,
-            )
-            for tse_id, number in numbers.items()
-        )
         return model.Closing(
             z_kasse_id=z_kasse_id,
             created=created,
             z_nr=z_nr,
-            company=company,
-            location=location,
-            register=register,
-            tses=tses,
-            vat_rates=tuple(
-                model.VatRate(k, v.percent, v.description) for k, v in VAT_TABLE.items()
-            ),
+            company=master.company,
+            location=master.location,
+            register=master.register,
+            tses=tuple(tses.values()),
+            vat_rates=vat_rates
+            or tuple(model.VatRate(k, v.percent, v.description) for k, v in VAT_TABLE.items()),
             receipts=tuple(receipts),
+            business_day=business_day,
+        )
+
+    def _closed_day(self, z_nr: int, day: date, data: dict[str, Any]) -> ClosedDay:
+        rows = list(
+            self._db.execute(
+                f"SELECT {_RECEIPT_COLUMNS} FROM books_receipts WHERE z_nr = ? ORDER BY bon_nr",
+                (z_nr,),
+            )
+        )
+        tses = {k: _tse_from_json(v) for k, v in data["tses"].items()}
+        rates = tuple(model.VatRate(int(k), Decimal(r), d) for k, r, d in data["vat_rates"])
+        closing = self._build(
+            data["z_kasse_id"],
+            z_nr,
+            datetime.fromisoformat(data["created"]),
+            _master_from_json(data["master"]),
+            rows,
+            tses,
+            day,
+            rates,
+        )
+        return ClosedDay(
+            closing, _money(data["opening_cash"]) or model.ZERO, _money(data["counted_cash"])
         )
