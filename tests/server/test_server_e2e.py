@@ -90,8 +90,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=20)
+        output = ""
         if proc.stdout is not None:
+            output = proc.stdout.read().decode(errors="replace")
             proc.stdout.close()
+        sys.stderr.write(output)  # shown by pytest when a test failed
+        assert "Traceback" not in output, "the server logged an unexpected error"
 
 
 def _client(server: dict[str, Any], key: dict[str, str]) -> httpx.Client:
