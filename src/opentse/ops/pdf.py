@@ -58,7 +58,13 @@ def _table(doc: _Doc, rows: list[list[str]]) -> None:
     size = 8 if columns <= 3 else 6.5
     doc.set_font(doc.family, "", size)
     heading = FontFace(emphasis="BOLD", fill_color=(225, 225, 225))
+    # width by content: long columns (details, hashes) get more room, capped
+    weights = tuple(
+        min(max((len(_plain(r[i])) for r in rows if i < len(r)), default=1), 60) + 6
+        for i in range(columns)
+    )
     with doc.table(
+        col_widths=weights,
         first_row_as_headings=True, headings_style=heading, line_height=size * 0.5,
         text_align="LEFT", padding=0.8,
     ) as table:  # fmt: skip
