@@ -1,0 +1,63 @@
+"""``opentse migrate`` on both backends (PostgreSQL part skips without a server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.storage import migrations
+from opentse.storage.pg_testing import server_url, temporary_schema
+
+_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
+
+
+def _migrate(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(), ["migrate", *args], env={"OPENTSE_DATABASE": ""})
+    return result.exit_code, result.output
+
+
+def test_migrate_sqlite_data_folder_then_up_to_date(tmp_path: Path) -> None:
+    code, out = _migrate("--data", str(tmp_path / "d"), "--json")
+    assert code == 0, out
+    first = json.loads(out)
+    expected = [m.version for m in migrations.load("sqlite")]
+    assert first == {"dialect": "sqlite", "applied": expected, "current": expected[-1]}
+    code, out = _migrate("--data", str(tmp_path / "d"))
+    assert code == 0 and "up to date" in out
+    with sqlite3.connect(tmp_path / "d" / "opentse.db") as conn:
+        assert migrations.applied_versions(conn) == set(expected)
+
+
+def test_migrate_sqlite_url_and_bad_url(tmp_path: Path) -> None:
+    code, out = _migrate("--database", f"sqlite:///{tmp_path}/x.db")
+    assert code == 0 and "applied" in out
+    assert (tmp_path / "x.db").exists()
+    code, out = _migrate("--database", "mysql://nope")
+    assert code == 2 and "E_DATABASE_URL" in out
+
+
+def test_migrate_postgresql() -> None:
+    if _SERVER is None:
+        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
+    expected = [m.version for m in migrations.load("postgresql")]
+    with temporary_schema(_SERVER) as url:
+        code, out = _migrate("--database", url, "--json")
+        assert code == 0, out
+        assert json.loads(out) == {
+            "dialect": "postgresql",
+            "applied": expected,
+            "current": expected[-1],
+        }
+        code, out = _migrate("--database", url, "--json")
+        assert json.loads(out)["applied"] == []
+
+
+def test_migrate_unreachable_postgresql_fails_cleanly() -> None:
+    code, out = _migrate("--database", "postgresql://nobody@127.0.0.1:1/none")
+    assert code == 2 and "E_STORAGE_UNAVAILABLE" in out
