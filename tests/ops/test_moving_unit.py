@@ -1,0 +1,66 @@
+"""Moving without servers: LAN session file rewritten, failed connection test does
+not complete the move, organizations and hosts checked."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from conftest import ready_tse
+
+from opentse.errors import OpenTSEError
+from opentse.ops import moving, protocol
+from opentse.ops.store import OpsContext
+from opentse.server import lan
+from opentse.server.auth import create_api_key
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends
+
+
+def test_move_rewrites_lan_session_and_needs_a_passing_test(ops: OpsContext) -> None:
+    ready_tse(ops, "t1", "K1")
+    key = create_api_key(ops.svc, org_name="lan", env="TEST", now=ops.now())
+    ops.svc.add_tss("t1", key["organization_id"], "TEST", {}, None, ops.now())
+    lan.write_session_file(
+        ops.data_dir, address="10.0.0.1", port=4433, api_key=key["api_key"],
+        api_secret=key["api_secret"], fingerprint="AA:BB",
+    )  # fmt: skip
+    port = _closed_port()
+    conn = moving.move_tse(
+        ops, "t1", host="127.0.0.1", port=port, tls=True, tls_fingerprint="CC:DD"
+    )
+    assert conn.url == f"https://127.0.0.1:{port}/api/v2" and conn.registers == ("K1",)
+    old = ops.svc.get_api_key(key["api_key"])
+    assert old is not None and old.disabled
+    new = ops.svc.get_api_key(conn.api_key)
+    assert new is not None and not new.disabled
+    session = (ops.data_dir / lan.SESSION_FILE).read_text(encoding="utf-8")
+    assert conn.api_key in session and conn.api_secret in session
+    assert key["api_secret"] not in session and "CC:DD" in session
+    assert lan._read_session(ops.data_dir / lan.SESSION_FILE) == (conn.api_key, conn.api_secret)
+
+    result = moving.connection_test(ops, conn)  # nothing listens there
+    assert result["ok"] is False and result["step"] == "connect"
+    kinds = [e.kind for e in protocol.entries(ops.db, tse_id="t1")]
+    assert kinds[-1] == protocol.CONNECTION_TEST and protocol.MOVE_DONE not in kinds
+
+
+def test_move_checks_organization_and_host(ops: OpsContext) -> None:
+    ready_tse(ops, "t1")
+    with pytest.raises(OpenTSEError) as exc:
+        moving.move_tse(ops, "t1", host="127.0.0.1", port=8000)
+    assert exc.value.code == "E_MOVE_NO_ORGANIZATION"
+    key = create_api_key(ops.svc, org_name="shop", env="TEST", now=ops.now())
+    with pytest.raises(OpenTSEError) as exc:
+        moving.move_tse(ops, "t1", host="bad host/x", port=8000, org_id=key["organization_id"])
+    assert exc.value.code == "E_MOVE_HOST"
+    with pytest.raises(OpenTSEError) as exc:
+        moving.move_tse(ops, "t1", host="127.0.0.1", port=70000, org_id=key["organization_id"])
+    assert exc.value.code == "E_MOVE_PORT"
+    conn = moving.move_tse(ops, "t1", host="::1", port=8000, org_id=key["organization_id"])
+    assert conn.url == "http://[::1]:8000/api/v2" and conn.organization_id == key["organization_id"]
+    assert ops.svc.get_api_key(key["api_key"]).disabled  # type: ignore[union-attr]
