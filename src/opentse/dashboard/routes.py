@@ -175,6 +175,7 @@ class Dashboard:
     async def form(self, page: Page, **limits: int) -> FormData:
         form = await page.request.form(**limits)
         if not self.codec.check_csrf(page.session, _text(form, "csrf")):
+            await form.close()
             raise PageError(403, page.t("csrf_failed"))
         return form
 
@@ -409,6 +410,8 @@ class Dashboard:
         except uploads.UploadError as exc:
             return page.render("verify.html", exc.status, result=None, error=page.t(exc.key),
                                **limits)  # fmt: skip
+        finally:
+            await form.close()  # the spooled upload
         return page.render("verify.html", result=result, error="", **limits)
 
     async def outage_log(self, page: Page) -> Response:

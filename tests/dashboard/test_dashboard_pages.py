@@ -1,0 +1,326 @@
+"""The dashboard's pages over HTTP (uvicorn in a thread over a real installation):
+login and sessions, CSRF, tenant isolation, search filters, uploads and limits."""
+
+from __future__ import annotations
+
+import re
+import string
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opentse.dashboard import i18n, uploads
+from opentse.dashboard.session import COOKIE, SESSION_SECONDS, Session, SessionCodec
+from opentse.server.app import create_app
+from opentse.server.auth import create_api_key
+from opentse.server.context import ServerConfig
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real installation served by uvicorn on a free 127.0.0.1 port (in a thread)."""
+    from opentse.installation import Installation
+
+    data = tmp_path_factory.mktemp("pages") / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as api:
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            other = create_api_key(ctx.svc, org_name="other", env="TEST", now=ctx.now())
+            h = api_login(api, key)
+            tss, cid = setup_tss(api, h, "KASSE-01")
+            tss2, cid2 = setup_tss(api, h, "KASSE-02")
+            receipts = [sell(api, h, tss, cid, a) for a in ("1.00", "2.50", "2.50")]
+            receipts.append(sell(api, h, tss2, cid2, "2.50", cash=False))
+        yield {
+            "app": app, "base": base, "key": key, "other": other, "tss": tss, "tss2": tss2,
+            "receipts": receipts, "data": data,
+        }  # fmt: skip
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        inst.close()
+
+
+class Browsers:
+    """httpx clients of one test (each with its own cookies), closed afterwards."""
+
+    def __init__(self, shop: dict[str, Any]) -> None:
+        self.shop = shop
+        self.open: list[httpx.Client] = []
+
+    def anon(self) -> httpx.Client:
+        client = httpx.Client(base_url=self.shop["base"], timeout=30)
+        self.open.append(client)
+        return client
+
+    def login(self, key: dict[str, str]) -> httpx.Client:
+        client = self.anon()
+        r = dashboard_login(client, key)
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard/tss"
+        return client
+
+
+@pytest.fixture
+def web(shop: dict[str, Any]) -> Iterator[Browsers]:
+    browsers = Browsers(shop)
+    yield browsers
+    for client in browsers.open:
+        client.close()
+
+
+# --- i18n and sessions (pure) -----------------------------------------------------------
+
+
+def _fields(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def test_every_text_has_both_languages_with_the_same_placeholders() -> None:
+    for key, (de, en) in i18n.TEXTS.items():
+        assert de.strip() and en.strip(), key
+        assert _fields(de) == _fields(en), key
+
+
+def test_templates_use_only_known_texts() -> None:
+    folder = Path(i18n.__file__).parent / "templates"
+    used = set()
+    for path in folder.glob("*.html"):
+        used |= set(re.findall(r"""(?<![\w.])t\(\s*["']([a-z_]+)["']\s*[,)]""", path.read_text()))
+    assert used and used <= set(i18n.TEXTS), used - set(i18n.TEXTS)
+
+
+@pytest.mark.parametrize(
+    ("query", "cookie", "accept", "expected"),
+    [
+        (None, None, None, "de"),
+        (None, None, "en-US,en;q=0.9", "en"),
+        (None, None, "fr-FR, en;q=0.5, de;q=0.8", "de"),
+        (None, None, "de;q=0, en;q=0.1", "en"),
+        (None, "en", "de-DE", "en"),
+        ("de", "en", "en", "de"),
+        ("xx", None, "en", "en"),
+    ],
+)
+def test_language_choice(query: str | None, cookie: str | None, accept: str | None,
+                         expected: str) -> None:  # fmt: skip
+    assert i18n.pick_language(query, cookie, accept) == expected
+
+
+texts = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=60)
+
+
+@settings(max_examples=100, deadline=None)
+@given(org=texts, key=texts, now=st.integers(0, 2**40), flip=st.integers(0, 10_000))
+def test_session_cookie_round_trip_and_tampering(org: str, key: str, now: int, flip: int) -> None:
+    codec = SessionCodec(b"k" * 32)
+    session = codec.login(org or "o", key, now)
+    value = codec.dump(session)
+    assert codec.load(value, now) == session
+    pos = flip % len(value)
+    forged = value[:pos] + ("A" if value[pos] != "A" else "B") + value[pos + 1 :]
+    assert codec.load(forged, now) is None
+    assert SessionCodec(b"x" * 32).load(value, now) is None  # another installation
+    expired = codec.load(value, now + SESSION_SECONDS)
+    assert expired is not None and not expired.logged_in
+
+
+def test_csrf_token_is_bound_to_the_session() -> None:
+    codec = SessionCodec(b"k" * 32)
+    a, b = codec.anonymous(), codec.anonymous()
+    assert codec.check_csrf(a, codec.csrf_token(a))
+    assert not codec.check_csrf(b, codec.csrf_token(a))
+    assert not codec.check_csrf(a, "") and not codec.check_csrf(Session("n"), None)
+
+
+def test_upload_kind_is_sniffed_from_content() -> None:
+    from opentse.register.render_qr import render_qr_png
+
+    assert uploads.kind_of(render_qr_png("V0;x")) == "png"
+    assert uploads.kind_of(b"\xff\xd8\xff\xe0rest") == "jpeg"
+    assert uploads.kind_of(b"\0" * 257 + b"ustar\x0000") == "tar"
+    assert uploads.kind_of(b"PK\x03\x04 zip") is None
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+def test_login_sets_a_strict_http_only_cookie_and_security_headers(
+    shop: dict[str, Any], web: Browsers
+) -> None:
+    client = web.anon()
+    page = client.get("/dashboard/login")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    r = client.post(
+        "/dashboard/login",
+        data={"csrf": csrf_of(page.text), "api_key": shop["key"]["api_key"],
+              "api_secret": shop["key"]["api_secret"]},
+    )  # fmt: skip
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+    assert client.get("/dashboard/tss").status_code == 200
+
+
+def test_wrong_secret_and_missing_csrf_are_refused(shop: dict[str, Any], web: Browsers) -> None:
+    client = web.anon()
+    page = client.get("/dashboard/login", headers={"accept-language": "en"})
+    r = client.post(
+        "/dashboard/login",
+        data={"csrf": csrf_of(page.text), "api_key": shop["key"]["api_key"], "api_secret": "x"},
+        headers={"accept-language": "en"},
+    )
+    assert r.status_code == 401 and "Login failed." in r.text
+    r = client.post(
+        "/dashboard/login",
+        data={"api_key": shop["key"]["api_key"], "api_secret": shop["key"]["api_secret"]},
+    )
+    assert r.status_code == 403
+    assert client.get("/dashboard/tss").headers["location"] == "/dashboard/login"
+
+
+def test_forged_cookie_and_disabled_key_log_out(shop: dict[str, Any], web: Browsers) -> None:
+    client = web.anon()
+    client.cookies.set(COOKIE, "eyJuIjoieCJ9.forged", domain="127.0.0.1", path="/dashboard")
+    assert client.get("/dashboard/tss").status_code == 303
+    ctx = shop["app"].state.ctx
+    spare = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+    client = web.login(spare)
+    assert client.get("/dashboard/tss").status_code == 200
+    with shop["app"].state.ops.db.tx() as c:
+        c.execute("UPDATE svc_api_keys SET disabled=1 WHERE api_key=?", (spare["api_key"],))
+    assert client.get("/dashboard/tss").headers["location"] == "/dashboard/login"
+
+
+def test_other_organizations_see_nothing_of_the_shop(shop: dict[str, Any], web: Browsers) -> None:
+    owner = web.login(shop["key"])
+    tss, number = shop["tss"], shop["receipts"][0]["number"]
+    r = owner.get("/dashboard/exports")
+    r = owner.post("/dashboard/exports", data={"csrf": csrf_of(r.text), "tss_id": tss})
+    export_url = r.headers["location"]
+    urls = [
+        f"/dashboard/tss/{tss}",
+        f"/dashboard/tss/{tss}/tx/{number}",
+        f"/dashboard/tss/{tss}/tx/{number}/qr",
+        f"/dashboard/tss/{tss}/tx/{number}/log/1",
+        export_url,
+        export_url + "/file",
+    ]
+    for url in urls[:3]:
+        assert owner.get(url).status_code == 200, url
+    stranger = web.login(shop["other"])
+    for url in urls:
+        assert stranger.get(url).status_code == 404, url
+    listing = stranger.get("/dashboard/tss")
+    assert tss not in listing.text and 'p class="empty"' in listing.text
+    found = stranger.get("/dashboard/tx", params={"tss": tss, "number": str(number)})
+    assert f"/tss/{tss}/tx/" not in found.text and '<table class="txs">' not in found.text
+    assert shop["tss"] not in stranger.get("/dashboard/exports").text
+    page = stranger.get("/dashboard/exports")
+    r = stranger.post("/dashboard/exports", data={"csrf": csrf_of(page.text), "tss_id": tss})
+    assert r.status_code == 404 and "E_TSS_NOT_FOUND" not in r.headers.get("location", "")
+
+
+def _numbers(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'/tx/(\d+)">', html)]
+
+
+def test_search_filters(shop: dict[str, Any], web: Browsers) -> None:
+    client = web.login(shop["key"])
+    r = shop["receipts"]
+    tss, tss2 = shop["tss"], shop["tss2"]
+
+    def search(**params: str) -> list[int]:
+        page = client.get("/dashboard/tx", params=params)
+        assert page.status_code == 200
+        return sorted(_numbers(page.text))
+
+    assert search(amount="2,50") == sorted([r[1]["number"], r[2]["number"], r[3]["number"]])
+    assert search(amount="2.50", tss=tss) == sorted([r[1]["number"], r[2]["number"]])
+    assert search(register="KASSE-02") == [r[3]["number"]]
+    assert search(number=str(r[0]["number"]), tss=tss) == [r[0]["number"]]
+    assert search(state="ACTIVE") == []
+    assert len(search(state="FINISHED")) == 4
+    assert search(tss=tss2) == [r[3]["number"]]
+    assert search(**{"from": "2001-01-01", "to": "2001-12-31"}) == []
+    page = client.get("/dashboard/tx", params={"amount": "abc", "from": "31.12.2020"},
+                      headers={"accept-language": "en"})  # fmt: skip
+    assert "Invalid amount." in page.text and "Invalid date." in page.text
+
+
+def test_verify_uploads(
+    shop: dict[str, Any], web: Browsers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentse.register.render_qr import render_qr_png
+
+    client = web.login(shop["key"])
+    qr = shop["receipts"][0]["qr_code_data"]
+    en = {"accept-language": "en"}
+
+    def post(files: Any = None, text: str = "", headers: dict[str, str] | None = None) -> Any:
+        page = client.get("/dashboard/verify")
+        return client.post(
+            "/dashboard/verify",
+            data={"csrf": csrf_of(page.text), "qr_text": text},
+            files=files,
+            headers={**en, **(headers or {})},
+        )
+
+    ok = post(files={"file": ("photo.png", render_qr_png(qr), "image/png")})
+    assert ok.status_code == 200 and "Receipt valid: the signature verifies." in ok.text
+    fields = qr.split(";")
+    fields[5] = str(int(fields[5]) + 7)  # signatureCounter: signed, so the check fails
+    tampered = ";".join(fields)
+    bad = post(text=tampered)
+    assert "Receipt invalid." in bad.text and "E_RECEIPT" in bad.text
+    assert post(files={"file": ("x.zip", b"PK\x03\x04" + b"0" * 600, "application/zip")}
+                ).status_code == 415  # fmt: skip
+    assert post().status_code == 400
+    empty_tar = post(files={"file": ("e.tar", b"\0" * 257 + b"ustar\x0000" + b"\0" * 300,
+                                     "application/x-tar")})  # fmt: skip
+    assert empty_tar.status_code == 200 and "Export has errors." in empty_tar.text
+    tar_head = b"\0" * 257 + b"ustar\x0000" + b"\0" * 250
+    monkeypatch.setattr(uploads, "MAX_TAR", 4096)  # small limits, same code paths
+    big = post(files={"file": ("big.tar", tar_head + b"\0" * 8192, "application/x-tar")})
+    assert big.status_code == 413 and "The file is too large." in big.text  # while copying
+    huge = post(files={"file": ("huge.tar", tar_head + b"\0" * 100_000, "application/x-tar")})
+    assert huge.status_code == 413 and "The file is too large." in huge.text  # by its length
+
+
+def test_logout_needs_csrf_and_ends_the_session(shop: dict[str, Any], web: Browsers) -> None:
+    client = web.login(shop["key"])
+    assert client.post("/dashboard/logout").status_code == 403
+    page = client.get("/dashboard/tss")
+    r = client.post("/dashboard/logout", data={"csrf": csrf_of(page.text)})
+    assert r.status_code == 303
+    assert client.get("/dashboard/tss").headers["location"] == "/dashboard/login"
+
+
+def test_root_redirects_and_static_files_are_local(shop: dict[str, Any], web: Browsers) -> None:
+    client = web.anon()
+    assert client.get("/").headers["location"] == "/dashboard/"
+    css = client.get("/dashboard/static/dashboard.css")
+    assert css.status_code == 200 and "http" not in css.text
+    page = client.get("/dashboard/login")
+    assert not re.search(r'(src|href)="https?://', page.text)
