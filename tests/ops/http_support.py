@@ -25,13 +25,14 @@ def setup_tss(client: httpx.Client, h: dict[str, str], serial: str = "KASSE-1") 
     r = client.put(f"/api/v2/tss/{tss}", json={}, headers=h)
     assert r.status_code == 200, r.text
     puk = r.json()["admin_puk"]
-    for method, path, body in (
+    steps: tuple[tuple[str, str, dict[str, str]], ...] = (
         ("PATCH", "", {"state": "UNINITIALIZED"}),
         ("PATCH", "/admin", {"admin_puk": puk, "new_admin_pin": "123456"}),
         ("POST", "/admin/auth", {"admin_pin": "123456"}),
         ("PATCH", "", {"state": "INITIALIZED"}),
-    ):
-        r = client.request(method, f"/api/v2/tss/{tss}{path}", json=body, headers=h)
+    )
+    for method, path, step in steps:
+        r = client.request(method, f"/api/v2/tss/{tss}{path}", json=step, headers=h)
         assert r.status_code == 200, r.text
     cid = str(uuid.uuid4())
     r = client.put(f"/api/v2/tss/{tss}/client/{cid}", json={"serial_number": serial}, headers=h)
