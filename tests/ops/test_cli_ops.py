@@ -72,3 +72,15 @@ def test_site_tse_archive_docs_commands(tmp_path: Path) -> None:
         "tse.assigned", "register.assigned", "archive.export", "archive.logs_released",
         "outage.recorded",
     ]  # fmt: skip
+
+    replaced = json.loads(
+        run(data, "tse", "replace", "t1", "t2", "--new-pin", "654321", "--old-pin", "123456",
+            "--reason", "Test", "--by", "Tester", "--json")
+    )  # fmt: skip
+    assert replaced["registers"] == ["K1"] and replaced["export"]["verified_ok"] is True
+    assert replaced["final_export"]["verified_ok"] is True and len(replaced["admin_puk"]) >= 10
+    rows = {r["tse_id"]: r for r in json.loads(run(data, "tse", "status", "--json"))["tses"]}
+    assert rows["t1"]["state"] == "DISABLED" and rows["t1"]["ops_status"] == "replaced"
+    assert rows["t2"]["state"] == "INITIALIZED" and rows["t2"]["location_id"] == a
+    kinds = [e["kind"] for e in json.loads(run(data, "tse", "protocol", "t1", "--json"))]
+    assert kinds[-1] == "replace.done" and "replace.old_disabled" in kinds
