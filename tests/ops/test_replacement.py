@@ -54,6 +54,18 @@ def test_replace_full_tse(ops: OpsContext) -> None:
     with pytest.raises(OpenTSEError) as exc:
         replacement.replace_tse(ops, "old", "new", new_admin_pin="654321")
     assert exc.value.code == "E_REPLACE_PIN_REQUIRED"
+    # a wrong old PIN, a taken id or a too short new PIN stop it before the first step
+    for new_id, new_pin, old_pin, code in (
+        ("new", "654321", "wrong-pin", "E_PIN_INVALID"),
+        ("old", "654321", PIN, "E_REPLACE_NEW_EXISTS"),
+        ("new", "123", PIN, "E_PIN_INVALID_FORMAT"),
+    ):
+        with pytest.raises(OpenTSEError) as exc:
+            replacement.replace_tse(
+                ops, "old", new_id, new_admin_pin=new_pin, old_admin_pin=old_pin
+            )
+        assert exc.value.code == code
+    assert protocol.entries(ops.db, prefix="replace.") == []
 
     done = replacement.replace_tse(
         ops, "old", "new", new_admin_pin="654321", old_admin_pin=PIN, reason="capacity"

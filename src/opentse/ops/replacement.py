@@ -26,7 +26,7 @@ from typing import Any
 from opentse.engine import tse as tse_steps
 from opentse.engine.ports import LockedTSE
 from opentse.engine.state import Lifecycle
-from opentse.errors import OpenTSEError, StateError
+from opentse.errors import ConflictError, NotFoundError, OpenTSEError, StateError
 from opentse.ops import archive, protocol, sites
 from opentse.ops.store import OpsContext
 
@@ -141,6 +141,24 @@ def _export_verify_archive(
     return item
 
 
+def _preflight(
+    ctx: OpsContext, old_id: str, new_id: str, new_pin: str, old_pin: str | None
+) -> None:
+    """Fail before the first step: the new id is free, the new PIN acceptable and the
+    old admin PIN right (a replacement must not stop halfway for a typo)."""
+    from opentse.engine import rules
+
+    try:
+        ctx.store.get_record(new_id)
+    except NotFoundError:
+        pass
+    else:
+        raise ConflictError(f"TSE {new_id!r} exists already", code="E_REPLACE_NEW_EXISTS")
+    rules.check_new_secret(new_pin, kind="pin", minimum=rules.MIN_PIN)
+    if old_pin is not None:
+        ctx.service.authenticate(old_id, old_pin)
+
+
 def replace_tse(
     ctx: OpsContext,
     old_tse_id: str,
@@ -163,6 +181,7 @@ def replace_tse(
             "the old TSE's admin PIN is needed to disable it (or mark it defective)",
             code="E_REPLACE_PIN_REQUIRED",
         )
+    _preflight(ctx, old_tse_id, new_tse_id, new_admin_pin, None if defective else old_admin_pin)
     loc = sites.get_location(ctx, site.location_id)
     protocol.record(
         ctx.db, ctx.now(), protocol.REPLACE_STARTED, org_id=loc.org_id, location_id=loc.id,

@@ -231,7 +231,8 @@ def assign_tse(
     actor: str = "",
 ) -> SiteTSE:
     """Place an existing engine TSE at its (one) home location."""
-    info = ctx.service.get(ctx.service.require(tse_id).tse_id)
+    ctx.service.require(tse_id)
+    info = ctx.service.get(tse_id)
     loc = get_location(ctx, location_id)
     if capacity < 1:
         raise ProtocolError("capacity must be at least 1 signature", code="E_SITE_CAPACITY")
