@@ -9,12 +9,12 @@ when several processes on several machines sign for the same TSE:
   TSE queue on that lock in any process; writers of different TSEs never meet.
   A process that dies (SIGKILL) closes its socket and PostgreSQL rolls its
   transaction back at once, releasing the lock.
-* Group commit: callers of one TSE in one process queue in memory; the first one
-  leads and runs up to ``max_batch`` queued ``fn`` in ONE transaction (a savepoint
-  each, so a failing ``fn`` loses only its own work), commits once, releases them
-  all, and hands the lead to the next waiter. One row-lock round and one WAL flush
-  serve many callers of a hot TSE; at most one connection per TSE per process waits
-  on the row lock.
+* Group commit (``pg_group.py``): callers of one TSE in one process queue in
+  memory; the first one leads and runs up to ``max_batch`` queued ``fn`` in ONE
+  transaction (a savepoint each, so a failing ``fn`` loses only its own work),
+  commits once, releases them all, and hands the lead to the next waiter. One
+  row-lock round and one WAL flush serve many callers of a hot TSE; at most one
+  connection per TSE per process waits on the row lock.
 * Counters: ``append`` checks that logs follow the stored counter by +1 (TR-03151:
   one per signature); the schema's trigger checks it again and advances
   ``last_signature_counter``; the state must be saved with that counter.
@@ -51,6 +51,7 @@ from opentse.engine.ports import LockedTSE, LogFilter, StoredLog, TSERecord
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, NotFoundError, ProtocolError, StorageError
 from opentse.storage import migrations
+from opentse.storage.pg_group import GroupQueue, Request
 from opentse.storage.pg_locked import LockedView, TxState
 from opentse.storage.rows import (
     LOG_COLUMNS,
@@ -170,9 +171,7 @@ class PostgresStore:
             self._pool.close()
             raise _storage_error("connecting", exc) from exc
         self._closed = False
-        self._max_batch = max(1, max_batch)
-        self._groups_lock = threading.Lock()
-        self._groups: dict[str, list[_Request]] = {}  # tse_id -> queued requests
+        self._queue = GroupQueue(self._run_batch, max_batch)
         self._local = threading.local()
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[int, TSEState]] = OrderedDict()
@@ -260,50 +259,12 @@ class PostgresStore:
             )
         self._local.busy = True
         try:
-            return cast(T, self._queue_and_wait(tse_id, fn))
+            self._count("requests")
+            return cast(T, self._queue.submit(tse_id, fn))
         finally:
             self._local.busy = False
 
-    def _queue_and_wait(self, tse_id: str, fn: Callable[[LockedTSE], object]) -> object:
-        """Join the TSE's queue in this process; the first caller leads: it runs a
-        batch of queued requests in one transaction, then hands the lead on."""
-        self._count("requests")
-        request = _Request(fn)
-        with self._groups_lock:
-            pending = self._groups.get(tse_id)
-            if pending is None:
-                pending = self._groups[tse_id] = []
-                request.lead = True
-            pending.append(request)
-        if not request.lead:
-            request.wake.wait()
-        if not request.finished:
-            self._lead(tse_id, request)
-        if request.error is not None:
-            raise request.error
-        return request.result
-
-    def _lead(self, tse_id: str, me: _Request) -> None:
-        with self._groups_lock:
-            pending = self._groups[tse_id]
-            batch = pending[: self._max_batch]
-            del pending[: len(batch)]
-        try:
-            self._run_batch(tse_id, batch)
-        finally:
-            with self._groups_lock:
-                for request in batch:
-                    request.finished = True
-                pending = self._groups[tse_id]
-                if pending:
-                    pending[0].wake.set()  # not finished: it leads the next batch
-                else:
-                    del self._groups[tse_id]
-            for request in batch:
-                if request is not me:
-                    request.wake.set()
-
-    def _run_batch(self, tse_id: str, batch: list[_Request]) -> None:
+    def _run_batch(self, tse_id: str, batch: list[Request]) -> None:
         """Run the requests' fn in ONE transaction on the row-locked TSE, each in a
         savepoint when there are several; results count only after the COMMIT.
 
@@ -504,20 +465,6 @@ class PostgresStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Request:
-    """One caller's ``fn`` waiting in its TSE's queue (see ``_queue_and_wait``)."""
-
-    __slots__ = ("error", "finished", "fn", "lead", "result", "wake")
-
-    def __init__(self, fn: Callable[[LockedTSE], object]) -> None:
-        self.fn = fn
-        self.wake = threading.Event()
-        self.lead = False
-        self.finished = False
-        self.result: object = None
-        self.error: BaseException | None = None
 
 
 def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
