@@ -324,3 +324,45 @@ def test_root_redirects_and_static_files_are_local(shop: dict[str, Any], web: Br
     assert css.status_code == 200 and "http" not in css.text
     page = client.get("/dashboard/login")
     assert not re.search(r'(src|href)="https?://', page.text)
+
+
+def _lights(html: str) -> dict[str, str]:
+    rows = re.findall(r'<tr class="row-(\w+)">.*?href="/dashboard/tss/([0-9a-f-]+)"', html, re.S)
+    return {tss: light for light, tss in rows}
+
+
+def test_traffic_light_warnings_and_outages(shop: dict[str, Any], web: Browsers) -> None:
+    from opentse.ops.outages import record_outage
+
+    en = {"accept-language": "en"}
+    api = web.anon()
+    h = api_login(api, shop["key"])
+    fresh = "0b1c5a3e-0000-4000-8000-00000000f00d"
+    assert api.put(f"/api/v2/tss/{fresh}", json={}, headers=h).status_code == 200
+    # a POS error on the second TSS: revision 3 of a transaction that never started
+    bad = api.put(
+        f"/api/v2/tss/{shop['tss2']}/tx/0b1c5a3e-0000-4000-8000-00000000beef",
+        params={"tx_revision": 3},
+        json={"state": "ACTIVE", "client_id": shop["tss2"]},
+        headers=h,
+    )
+    assert bad.status_code == 400
+    ops = shop["app"].state.ops
+    record_outage(ops, started_at=ops.now() - 600, ended_at=None, reason="USB TSE unplugged",
+                  tse_id=shop["tss"])  # fmt: skip
+
+    owner = web.login(shop["key"])
+    listing = owner.get("/dashboard/tss", headers=en).text
+    lights = _lights(listing)
+    assert lights[fresh] == "red" and "not initialized" in listing
+    assert lights[shop["tss2"]] == "yellow" and "1 failed calls in the last hour" in listing
+    assert lights[shop["tss"]] == "green"
+    warnings = owner.get("/dashboard/warnings", headers=en).text
+    assert "1 failed calls in the last hour" in warnings
+    outages = owner.get("/dashboard/outages", headers=en).text
+    assert "USB TSE unplugged" in outages and "ongoing" in outages
+    detail = owner.get(f"/dashboard/tss/{shop['tss']}", headers=en).text
+    assert "initialize" in detail.lower() and "registerClient" in detail  # signed set-up
+    stranger = web.login(shop["other"])
+    assert "USB TSE unplugged" not in stranger.get("/dashboard/outages").text
+    assert "failed calls" not in stranger.get("/dashboard/warnings", headers=en).text

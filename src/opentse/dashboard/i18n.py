@@ -133,6 +133,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Keine Protokolleinträge (opentse site / tse replace schreiben sie).",
         "No protocol entries (opentse site / tse replace write them).",
     ),
+    "system_events": (
+        "Von der TSE signierte Systemereignisse (die ersten 50)",
+        "System events signed by the TSE (the first 50)",
+    ),
+    "no_system_events": ("Keine Systemereignisse.", "No system events."),
     "when": ("Zeitpunkt", "Time"),
     "event": ("Ereignis", "Event"),
     "actor": ("Durch", "By"),

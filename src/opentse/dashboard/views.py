@@ -199,6 +199,14 @@ def certificate_of(info: TSEInfo) -> CertInfo | None:
 
 
 @dataclass(frozen=True, slots=True)
+class SystemEvent:
+    filename: str
+    operation: str
+    counter: int
+    log_time: int
+
+
+@dataclass(frozen=True, slots=True)
 class TseDetail:
     row: TseRow
     info: TSEInfo
@@ -207,6 +215,34 @@ class TseDetail:
     protocol: list[protocol.Entry]
     exports: list[Any]
     public_key: str
+    system_events: list[SystemEvent]
+
+
+SYSTEM_EVENTS_SHOWN = 50
+
+
+def system_events(ctx: Any, tss_id: str) -> list[SystemEvent]:
+    """The TSE's first signed system logs (initialize, updateTime, registerClient ...):
+    the set-up as the TSE itself recorded it, independent of the ops protocol."""
+    from opentse.tr03151.codec import decode_log_message
+
+    found: list[SystemEvent] = []
+    stream = ctx.service.logs(tss_id, LogFilter(log_types=(LogType.SYSTEM,)))
+    try:
+        for log in stream:
+            try:
+                certified = decode_log_message(log.message).certified
+            except OpenTSEError:
+                certified = None
+            operation = getattr(certified, "operation_type", "") or log.operation
+            found.append(SystemEvent(log.filename, operation, log.signature_counter, log.log_time))
+            if len(found) >= SYSTEM_EVENTS_SHOWN:
+                break
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    return found
 
 
 def tse_detail(
@@ -229,6 +265,7 @@ def tse_detail(
         protocol.entries(ops.db, tse_id=row.tss_id),
         exports,
         base64.b64encode(info.record.public_key_point).decode(),
+        system_events(ctx, row.tss_id),
     )
 
 
