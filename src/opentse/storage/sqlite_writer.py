@@ -22,7 +22,7 @@ from opentse.errors import StorageError
 Op = Callable[[sqlite3.Connection], object]
 Retry = Callable[[Callable[[], Any]], Any]
 
-GATHER_SECONDS = 0.0005  # see GroupCommitWriter._gather
+GATHER_SECONDS = 0.0005  # see GroupCommitWriter._collect
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -132,45 +132,58 @@ class GroupCommitWriter:
             self._thread.join()
 
     def _loop(self) -> None:
+        expected = 0  # callers of the last shared commit: they will be back soon
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self._max_batch:
+            batch, stop = self._collect(expected)
+            if batch:
                 try:
-                    item = self._queue.get_nowait()
-                except Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            try:
-                self._run_batch(batch)
-            except BaseException as exc:  # a bug here must not leave callers waiting
-                self._on_rollback()
-                rollback_quietly(self._conn)
-                for request in batch:
-                    if not request.finished:
-                        request.error = StorageError(f"store writer failed: {exc!r}")
-                        request.finish()
+                    self._run_batch(batch)
+                except BaseException as exc:  # a bug here must not leave callers waiting
+                    self._on_rollback()
+                    rollback_quietly(self._conn)
+                    for request in batch:
+                        if not request.finished:
+                            request.error = StorageError(f"store writer failed: {exc!r}")
+                            request.finish()
             if stop:
                 return
-            if len(batch) > 1:
-                self._gather(len(batch))
+            expected = len(batch) if len(batch) > 1 else 0
 
-    def _gather(self, expected: int) -> None:
-        """After a shared commit, give its callers a moment to queue their next call.
+    def _collect(self, expected: int) -> tuple[list[_Request], bool]:
+        """The next batch (and whether ``close`` was queued): block for a first
+        request, take every queued one, then wait up to ``GATHER_SECONDS`` while
+        fewer than ``expected`` have come.
 
-        Without this the writer starts the next transaction with whoever queued
+        Without the wait the writer starts the next transaction with whoever queued
         during the fsync, and concurrent callers split into two alternating halves
-        (half the calls per fsync). A lone caller never waits: batches of one skip it.
+        (half the calls per fsync). A lone caller never waits (``expected`` is 0
+        after a batch of one). The wait blocks in ``SimpleQueue.get``: no polling,
+        so the callers it waits for get the GIL.
         """
-        deadline = time.monotonic() + GATHER_SECONDS
-        while self._queue.qsize() < expected and time.monotonic() < deadline:
-            time.sleep(GATHER_SECONDS / 10)
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        deadline = 0.0
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                if len(batch) >= expected:
+                    break
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + GATHER_SECONDS
+                elif now >= deadline:
+                    break
+                try:
+                    item = self._queue.get(timeout=deadline - now)
+                except Empty:
+                    break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def _run_batch(self, batch: list[_Request]) -> None:
         """Run ``batch`` in one transaction; release every waiter after COMMIT."""
