@@ -48,6 +48,13 @@ def test_translate_placeholders_outside_literals() -> None:
     )
     assert translate("SELECT '100%' || ?") == "SELECT '100%' || %s"
     assert translate("SELECT 5 % ?") == "SELECT 5 %% %s"
+    assert translate("SELECT 5 % 2", with_params=False) == "SELECT 5 % 2"
+
+
+def test_percent_signs_reach_the_database_unchanged(svc: ServiceStore) -> None:
+    svc.create_organization("org-%", "100% shop", "TEST", 1)
+    assert svc.find_organization("100% shop", "TEST") == "org-%"
+    assert svc._conn().execute("SELECT 7 % 4").fetchone()[0] == 3
 
 
 def test_organizations_and_keys(svc: ServiceStore) -> None:

@@ -33,13 +33,18 @@ _STRING = re.compile(r"('(?:[^']|'')*')")
 _DERIVED = re.compile(r"^(SELECT count\(\*\) FROM \(.*\))$", re.DOTALL | re.IGNORECASE)
 
 
-def translate(sql: str) -> str:
-    """SQLite-flavoured SQL of ServiceStore -> PostgreSQL (outside string literals)."""
+def translate(sql: str, with_params: bool = True) -> str:
+    """SQLite-flavoured SQL of ServiceStore -> PostgreSQL (outside string literals).
+
+    ``%`` is doubled only when parameters follow (psycopg interpolates only then).
+    """
     if sql.strip().upper() == "BEGIN IMMEDIATE":
         return "BEGIN"
     parts = _STRING.split(sql)
     for index in range(0, len(parts), 2):  # even parts are outside '...'
-        parts[index] = parts[index].replace("%", "%%").replace("?", "%s")
+        if with_params:
+            parts[index] = parts[index].replace("%", "%%")
+        parts[index] = parts[index].replace("?", "%s")
     out = "".join(parts)
     if _DERIVED.match(out):
         out += " AS page"  # PostgreSQL < 16 needs an alias for a subquery in FROM
@@ -84,7 +89,7 @@ class _Conn:
 
 
 def _run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> _Result:
-    cursor = conn.execute(translate(sql), tuple(params) if params else None)
+    cursor = conn.execute(translate(sql, bool(params)), tuple(params) if params else None)
     rows = cursor.fetchall() if cursor.description is not None else []
     return _Result(rows, cursor.rowcount)
 
@@ -102,7 +107,7 @@ def _translate_error(exc: psycopg.Error) -> sqlite3.Error:
 class PgServiceStore(ServiceStore):
     """``ServiceStore`` on PostgreSQL; the schema is applied by ``migrate``."""
 
-    def __init__(self, url: str, *, pool_max: int = 4, apply_migrations: bool = True) -> None:
+    def __init__(self, url: str, *, pool_max: int = 6, apply_migrations: bool = True) -> None:
         if apply_migrations:
             migrate(url)
         self._pg_pool = ConnectionPool(
