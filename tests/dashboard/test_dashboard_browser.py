@@ -199,6 +199,7 @@ def test_shop_owner_flow(
     expect(results).to_have_count(1)
     wanted = pos["receipts"][1]
     expect(results.first.locator("td").first).to_have_text(str(wanted["number"]))
+    expect(results.first.locator("td").last).to_have_text("12,50")
     b.shot("04-search")
 
     results.first.get_by_role("link").click()

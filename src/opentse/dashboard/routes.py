@@ -115,6 +115,7 @@ class Dashboard:
         self.templates.filters["ts"] = _ts
         self.templates.filters["day"] = _day
         self.templates.filters["num"] = _num
+        self.templates.filters["money"] = _money
         self.watch = views.FailureWatch()
         self.counter = _failure_counter(app)
         self.verified: dict[str, dict[str, Any]] = {}
@@ -260,14 +261,15 @@ class Dashboard:
             amount = None
             errors.append(page.t("bad_amount"))
         state = values["state"] if values["state"] in TX_STATES else ""
-        tss_ids = await run_in_threadpool(self.ctx.svc.list_tss_ids, page.org)
+        choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
+        tss_ids = [tss_id for tss_id, _ in choices]
         tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
         query = views.TxQuery(tss, number, values["register"], date_from, date_to, amount, state)
         hits, more = await run_in_threadpool(views.search, self.ctx, page.org, query)
         return page.render(
             "transactions.html",
             values=values,
-            tss_ids=tss_ids,
+            choices=choices,
             states=TX_STATES,
             hits=hits,
             more=more,
@@ -488,6 +490,14 @@ def _day(unix: int | None) -> str:
 
 def _num(value: int | float) -> str:
     return f"{value:,}".replace(",", "\u202f")
+
+
+def _money(value: Any, lang: str) -> str:
+    """2 decimals; German decimal comma."""
+    if value is None:
+        return ""
+    text = f"{value:.2f}"
+    return text.replace(".", ",") if lang == "de" else text
 
 
 def mount_dashboard(app: Starlette) -> None:

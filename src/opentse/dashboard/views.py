@@ -102,6 +102,17 @@ def owned_tss(ctx: Any, org: str, tss_id: str) -> TssRow | None:
     return row if row is not None and row.organization_id == org else None
 
 
+def tss_choices(ctx: Any, org: str) -> list[tuple[str, str]]:
+    """(TSS id, serial number) of the organization's TSEs, for select boxes."""
+    found: list[tuple[str, str]] = []
+    for tss_id in ctx.svc.list_tss_ids(org):
+        try:
+            found.append((tss_id, ctx.service.get(tss_id).record.serial_number.hex()))
+        except OpenTSEError:
+            continue
+    return found
+
+
 def cert_times(info: TSEInfo) -> tuple[int | None, int | None]:
     if not info.record.certificate_chain:
         return None, None
