@@ -59,7 +59,15 @@ class LogFields(NamedTuple):
     additional_internal_data: bytes | None
 
 
-_KINDS = {der.oid_content(oid): kind for oid, kind in _OIDS.items()}
+# version TLV + certifiedDataType TLV -> (version, kind), for the two kinds read here
+_HEADS = {
+    der.integer(version) + der.oid(oid): (version, kind)
+    for oid, kind in _OIDS.items()
+    if kind != AUDIT
+    for version in (2, 3)
+}
+assert all(len(head) == 14 for head in _HEADS)
+_OPERATIONS: dict[bytes, str] = {}  # raw transaction operationType -> v2 spelling
 _ALGORITHMS: dict[bytes, str] = {}  # algorithm SEQUENCE content -> dotted OID
 _UNIX = TimeFormat.UNIX
 _new = tuple.__new__
@@ -74,6 +82,16 @@ def _long(data: bytes, pos: int) -> tuple[int, int]:
     if start > len(data):
         raise ValueError("truncated")
     return start, start + int.from_bytes(data[pos + 2 : start], "big")
+
+
+def _operation(raw: bytes) -> str:
+    """Transaction operation names of either version in the v2 spelling (as the
+    general reader does); cached, a TSE writes three of them."""
+    text = raw.decode("utf-8")
+    operation = _TX_NAMES.get(text.lower(), text)
+    if len(_OPERATIONS) < 64:
+        _OPERATIONS[raw] = operation
+    return operation
 
 
 def _algorithm(content: bytes) -> str | None:
@@ -99,40 +117,33 @@ def _fast(data: bytes) -> LogFields | None:
         return None
     size = data[1]
     if size < 0x80:
-        pos, stop = 2, 2 + size
+        first, stop = 2, 2 + size
     else:
-        pos, stop = _long(data, 0)
+        first, stop = _long(data, 0)
     if stop != end:
         return None
-    first = pos
-    # version INTEGER 2 or 3, one content octet
-    if data[pos] != der.TAG_INTEGER or data[pos + 1] != 1:
+    # version INTEGER 2|3 and certifiedDataType OID, 14 octets for the two log types
+    head = _HEADS.get(data[first : first + 14])
+    if head is None:
         return None
-    version = data[pos + 2]
-    if version != 2 and version != 3:
-        return None
-    # certifiedDataType OID
-    pos += 3
-    if data[pos] != der.TAG_OID or data[pos + 1] >= 0x80:
-        return None
-    start = pos + 2
-    pos = start + data[pos + 1]
-    kind = _KINDS.get(data[start:pos])
-    if kind is None or kind == AUDIT:
-        return None
-    # certifiedData: context-specific elements
-    fields: list[tuple[int, int, int]] = []
+    version, kind = head
+    pos = first + 14
+    # certifiedData: primitive context-specific elements in ascending order
+    values: list[bytes | None] = [None, None, None, None, None, None, None]
+    last = -1
     tag = data[pos]
     while tag & 0xC0 == 0x80:
-        if tag & 0x1F == 0x1F:
+        number = tag - 0x80
+        if not last < number <= 6:  # constructed, high or repeated numbers: general
             return None
+        last = number
         size = data[pos + 1]
         if size < 0x80:
             start = pos + 2
             pos = start + size
         else:
             start, pos = _long(data, pos)
-        fields.append((tag, start, pos))
+        values[number] = data[start:pos]
         tag = data[pos]
     # serialNumber OCTET STRING
     if tag != der.TAG_OCTET_STRING:
@@ -180,32 +191,23 @@ def _fast(data: bytes) -> LogFields | None:
         log_time = _log_time(tag, data[start:time_end])
         time_format, unix, time_text = log_time.format, log_time.unix, log_time.text
     # signatureValue OCTET STRING, the last element
-    pos = time_end
-    if data[pos] != der.TAG_OCTET_STRING:
+    if data[time_end] != der.TAG_OCTET_STRING:
         return None
-    size = data[pos + 1]
+    size = data[time_end + 1]
     if size < 0x80:
-        start = pos + 2
+        start = time_end + 2
         pos = start + size
     else:
-        start, pos = _long(data, pos)
+        start, pos = _long(data, time_end)
     if pos != end:
         return None
-    signature = data[start:pos]
-    signed = data[first:time_end]
+    op, client, process_data, process_type, external, number_bytes, internal = values
+    if op is None:
+        return None
     if kind == TRANSACTION:
-        values: list[bytes | None] = [None, None, None, None, None, None, None]
-        last = -1
-        for tag, start, stop in fields:
-            number = tag - 0x80  # primitive [0]..[6], ascending
-            if not last < number <= 6:
-                return None
-            last = number
-            values[number] = data[start:stop]
-        op, client, process_data, process_type, external, number_bytes, internal = values
-        if op is None or client is None or not number_bytes:
+        if client is None or not number_bytes:
             return None
-        operation = op.decode("utf-8")
+        operation = _OPERATIONS.get(op) or _operation(op)
         return _new(
             LogFields,
             (
@@ -217,9 +219,9 @@ def _fast(data: bytes) -> LogFields | None:
                 time_format,
                 unix,
                 time_text,
-                signature,
-                signed,
-                _TX_NAMES.get(operation.lower(), operation),
+                data[start:pos],
+                data[first:time_end],
+                operation,
                 client.decode("utf-8"),
                 b"" if process_data is None else process_data,
                 "" if process_type is None else process_type.decode("utf-8"),
@@ -228,25 +230,12 @@ def _fast(data: bytes) -> LogFields | None:
                 internal,
             ),
         )
-    # system log: [0] operationType first, primitive
-    if not fields or fields[0][0] != 0x80:
+    # system log: [0] operationType, then v2: [1] systemOperationData,
+    # [2] additionalInternalData; v3: the event elements after eventType, raw
+    if version != 2:
+        return None  # v3 event elements may be constructed: the general reader
+    if last > 2:
         return None
-    operation = data[fields[0][1] : fields[0][2]].decode("utf-8")
-    system_data = b""
-    system_internal: bytes | None = None
-    if version != 2:  # v3: the event elements after eventType, raw
-        system_data = data[fields[0][2] : fields[-1][2]]
-    else:
-        last = 0
-        for tag, start, stop in fields[1:]:
-            number = tag - 0x80  # primitive [1], [2], ascending
-            if not last < number <= 2:
-                return None
-            last = number
-            if number == 1:
-                system_data = data[start:stop]
-            else:
-                system_internal = data[start:stop]
     return _new(
         LogFields,
         (
@@ -258,15 +247,15 @@ def _fast(data: bytes) -> LogFields | None:
             time_format,
             unix,
             time_text,
-            signature,
-            signed,
-            operation,
+            data[start:pos],
+            data[first:time_end],
+            op.decode("utf-8"),
             "",
-            system_data,
+            client or b"",
             "",
             0,
             None,
-            system_internal,
+            process_data,
         ),
     )
 

@@ -19,11 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from opentse.errors import OpenTSEError
-from opentse.formats.tar import ParsedLogName, parse_info_csv, parse_log_filename
-from opentse.tr03151.fastdecode import LogFields, to_message
-from opentse.tr03151.logmessage import LogMessage
+from opentse.formats.tar import parse_info_csv
 from opentse.verify.findings import Finding, error, warning
-from opentse.verify.logcheck import Progress, check_logs
+from opentse.verify.logcheck import LogEntry as LogEntry  # re-exported: the checks' type
+from opentse.verify.logcheck import Member, Progress, check_logs
 from opentse.verify.tarscan import read_members
 
 _CERT_NAME = re.compile(r"(?i)^([0-9a-f]+)_x509\.(cer|der|crt|pem)$")
@@ -33,43 +32,6 @@ class UnreadableExportError(OpenTSEError):
     """The input is not a TAR archive at all (CLI exit status 2)."""
 
     code = "E_EXPORT_UNREADABLE"
-
-
-class LogEntry:
-    """One ``.log`` member. ``fields`` is None when it could not be decoded; the
-    LogMessage and the parsed file name are built on first use (an export has 10^5+
-    logs and most checks need neither)."""
-
-    __slots__ = ("_message", "_name", "base_name", "data", "fields", "file", "signature_ok")
-
-    def __init__(
-        self,
-        file: str,
-        base_name: str,  # the member's file name without archive label or directories
-        data: bytes,
-        fields: LogFields | None,
-        signature_ok: bool | None = None,  # None: no certificate holds its key
-    ) -> None:
-        self.file = file
-        self.base_name = base_name
-        self.data = data
-        self.fields = fields
-        self.signature_ok = signature_ok
-        self._message: LogMessage | None = None
-        self._name: ParsedLogName | bool | None = False  # False: not parsed yet
-
-    @property
-    def message(self) -> LogMessage | None:
-        if self._message is None and self.fields is not None:
-            self._message = to_message(self.fields)
-        return self._message
-
-    @property
-    def name(self) -> ParsedLogName | None:
-        if self._name is False:
-            self._name = parse_log_filename(self.base_name)
-        assert self._name is not True
-        return self._name
 
 
 @dataclass(slots=True)
@@ -144,9 +106,6 @@ def load_certificate(file: str, data: bytes) -> CertEntry:
     return CertEntry(file, data, cert, point, key_hash, name_hash)
 
 
-Member = tuple[str, str, bytes]  # (label for findings, file name, data)
-
-
 def collect_members(paths: Iterable[Path]) -> tuple[list[str], list[Member]]:
     """Every regular file of every archive; UnreadableExportError if one is no TAR."""
     sources = [Path(p) for p in paths]
@@ -157,10 +116,12 @@ def collect_members(paths: Iterable[Path]) -> tuple[list[str], list[Member]]:
             items = read_members(source)
         except (OSError, OpenTSEError, ValueError, EOFError) as exc:
             raise UnreadableExportError(f"{source}: not a readable TAR archive ({exc})") from exc
+        append = members.append
         for name, data in items:
-            base = _normalise(name)
+            base = _normalise(name) if name.startswith(("./", "/")) else name
             if base and not base.endswith("/"):
-                members.append((member_label(source, base, several), base.rsplit("/", 1)[-1], data))
+                short = base.rsplit("/", 1)[-1] if "/" in base else base
+                append((member_label(source, base, several) if several else base, short, data))
     return [str(p) for p in sources], members
 
 
@@ -202,13 +163,11 @@ def decode_members(
     points = {
         bytes.fromhex(c.key_hash): c.point for c in export.certificates if c.key_hash and c.point
     }
-    results = check_logs([data for _, _, data in logs], points, workers=workers, progress=progress)
-    append = export.logs.append
-    for (label, base, data), (fields, problem, ok) in zip(logs, results, strict=True):
-        append(LogEntry(label, base, data, fields, ok))
-        if problem is not None:
-            export.parse_errors.append(label)
-            export.findings.append(error("E_LOG_FORMAT", f"cannot decode: {problem}", label))
+    export.logs = check_logs(logs, points, workers=workers, progress=progress)
+    for log in export.logs:
+        if log.problem is not None:
+            export.parse_errors.append(log.file)
+            export.findings.append(error("E_LOG_FORMAT", f"cannot decode: {log.problem}", log.file))
     return export
 
 

@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from opentse.errors import OpenTSEError
-from opentse.tr03151.fastdecode import LogFields, decode_log_fields
+from opentse.formats.tar import ParsedLogName, parse_log_filename
+from opentse.tr03151.fastdecode import LogFields, decode_log_fields, to_message
+from opentse.tr03151.logmessage import LogMessage
 from opentse.tr03151.oids import ALGORITHM_BY_OID, hash_name
 from opentse.tr03151.signature import public_key_from_point, verify_signature
 
@@ -49,9 +51,6 @@ _HASHES: dict[str, tuple[Callable[[bytes], hashlib._Hash], hashes.HashAlgorithm]
 Progress = Callable[[int], None]
 # serial number (raw 32 bytes) -> public key point of the certificate holding it
 Points = dict[bytes, bytes]
-# what one log yields: decoded fields (None: undecodable), the decoder's complaint,
-# signature verdict (None: no certificate holds the key, or undecodable)
-LogResult = tuple[LogFields | None, str | None, bool | None]
 
 
 def _der_heads(size: int) -> tuple[list[bytes], list[bytes]]:
@@ -133,6 +132,55 @@ class SignatureChecker:
 _CHECKER = SignatureChecker()
 
 
+class LogEntry:
+    """One ``.log`` member. ``fields`` is None when it could not be decoded
+    (``problem`` says why); the LogMessage and the parsed file name are built on first
+    use (an export has 10^5+ logs and most checks need neither)."""
+
+    __slots__ = (
+        "_message",
+        "_name",
+        "base_name",
+        "data",
+        "fields",
+        "file",
+        "problem",
+        "signature_ok",
+    )
+
+    def __init__(
+        self,
+        file: str,  # the label findings use
+        base_name: str,  # the member's file name without archive label or directories
+        data: bytes,
+        fields: LogFields | None,
+        signature_ok: bool | None = None,  # None: no certificate holds its key
+        problem: str | None = None,
+    ) -> None:
+        self.file = file
+        self.base_name = base_name
+        self.data = data
+        self.fields = fields
+        self.signature_ok = signature_ok
+        self.problem = problem
+        self._message: LogMessage | None = None
+        self._name: ParsedLogName | bool | None = False  # False: not parsed yet
+
+    @property
+    def message(self) -> LogMessage | None:
+        if self._message is None and self.fields is not None:
+            self._message = to_message(self.fields)
+        return self._message
+
+    @property
+    def name(self) -> ParsedLogName | None:
+        if self._name is False:
+            self._name = parse_log_filename(self.base_name)
+        assert self._name is not True
+        return self._name
+
+
+Member = tuple[str, str, bytes]  # (label for findings, file name, data)
 # (point, algorithm OID, signed data, signature): all a worker needs, cheap to pickle
 Task = tuple[bytes, str, bytes, bytes]
 
@@ -144,60 +192,35 @@ def verify_chunk(tasks: Sequence[Task]) -> list[bool]:
 
 
 def _decode_chunk(
-    items: Sequence[bytes], points: Points
-) -> tuple[list[LogResult], list[int], list[Task]]:
-    """Decode every log; the signature task of each log whose key is known."""
-    results: list[LogResult] = []
-    positions: list[int] = []
+    members: Sequence[Member], points: Points, verify: bool
+) -> tuple[list[LogEntry], list[Task]]:
+    """Decode every log; verify each whose key is known (``verify``), or return the
+    tasks for a worker, in the order of the entries they belong to."""
+    entries: list[LogEntry] = []
     tasks: list[Task] = []
+    append = entries.append
     get = points.get
-    for data in items:
+    check = _CHECKER.verify
+    for label, base, data in members:
         try:
             fields = decode_log_fields(data)
         except (OpenTSEError, ValueError) as exc:
-            results.append((None, str(exc), None))
+            append(LogEntry(label, base, data, None, None, str(exc)))
             continue
         point = get(fields.serial_number)
-        if point is not None:
-            positions.append(len(results))
+        if point is None:
+            append(LogEntry(label, base, data, fields))
+        elif verify:
+            ok = check(
+                point, fields.signature_algorithm, fields.signed_data, fields.signature_value
+            )
+            append(LogEntry(label, base, data, fields, ok))
+        else:
+            append(LogEntry(label, base, data, fields, False))  # set from the task
             tasks.append(
                 (point, fields.signature_algorithm, fields.signed_data, fields.signature_value)
             )
-        results.append((fields, None, None))
-    return results, positions, tasks
-
-
-def _with_signatures(
-    results: list[LogResult], positions: list[int], oks: list[bool]
-) -> list[LogResult]:
-    for position, ok in zip(positions, oks, strict=True):
-        results[position] = (results[position][0], None, ok)
-    return results
-
-
-def _single(items: Sequence[bytes], points: Points, progress: Progress | None) -> list[LogResult]:
-    """Decode and verify in this process, without building task lists."""
-    out: list[LogResult] = []
-    get = points.get
-    verify = _CHECKER.verify
-    for begin in range(0, len(items), CHUNK):
-        for data in items[begin : begin + CHUNK]:
-            try:
-                fields = decode_log_fields(data)
-            except (OpenTSEError, ValueError) as exc:
-                out.append((None, str(exc), None))
-                continue
-            point = get(fields.serial_number)
-            if point is None:
-                out.append((fields, None, None))
-            else:
-                ok = verify(
-                    point, fields.signature_algorithm, fields.signed_data, fields.signature_value
-                )
-                out.append((fields, None, ok))
-        if progress is not None:
-            progress(min(CHUNK, len(items) - begin))
-    return out
+    return entries, tasks
 
 
 def default_workers(count: int) -> int:
@@ -207,40 +230,49 @@ def default_workers(count: int) -> int:
 
 
 def check_logs(
-    items: Sequence[bytes],
+    members: Sequence[Member],
     points: Points,
     *,
     workers: int | None = None,
     progress: Progress | None = None,
-) -> list[LogResult]:
-    """Every log; results keep the input order and do not depend on ``workers``.
+) -> list[LogEntry]:
+    """Every log; entries keep the input order and do not depend on ``workers``.
 
     With several workers this process decodes chunk after chunk while the workers
     verify the chunks already decoded: only bytes cross the process boundary
     (pickling decoded logs would cost more than decoding them).
     """
     if workers is None:
-        workers = default_workers(len(items))
-    if workers <= 1 or len(items) <= CHUNK:
-        return _single(items, points, progress)
-    out: list[LogResult] = []
-    pending: list[tuple[list[LogResult], list[int], Future[list[bool]]]] = []
+        workers = default_workers(len(members))
+    out: list[LogEntry] = []
+    if workers <= 1 or len(members) <= CHUNK:
+        for begin in range(0, len(members), CHUNK):
+            entries, _ = _decode_chunk(members[begin : begin + CHUNK], points, True)
+            out += entries
+            if progress is not None:
+                progress(len(entries))
+        return out
+    pending: list[tuple[list[LogEntry], Future[list[bool]]]] = []
 
     def collect(block: bool) -> None:
         """Take finished chunks in order (all of them when ``block``)."""
         while pending:
-            results, positions, future = pending[0]
+            entries, future = pending[0]
             if not block and not future.done():
                 return
-            out.extend(_with_signatures(results, positions, future.result()))
+            oks = iter(future.result())
+            for entry in entries:
+                if entry.signature_ok is False:  # a task was sent for it
+                    entry.signature_ok = next(oks)
+            out.extend(entries)
             pending.pop(0)
             if progress is not None:
-                progress(len(results))
+                progress(len(entries))
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for begin in range(0, len(items), CHUNK):
-            results, positions, tasks = _decode_chunk(items[begin : begin + CHUNK], points)
-            pending.append((results, positions, pool.submit(verify_chunk, tasks)))
+        for begin in range(0, len(members), CHUNK):
+            entries, tasks = _decode_chunk(members[begin : begin + CHUNK], points, False)
+            pending.append((entries, pool.submit(verify_chunk, tasks)))
             collect(block=False)
         collect(block=True)
     return out

@@ -11,7 +11,9 @@ archives, links, devices, sparse files, unsafe names, bad checksums) to
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
+from zlib import adler32
 
 from opentse.formats.tar import iter_members
 
@@ -20,10 +22,6 @@ BLOCK = 512
 
 class _Fallback(Exception):
     """Something this scanner does not handle: use the full reader."""
-
-
-def _field(header: bytes, start: int, end: int) -> bytes:
-    return header[start:end].split(b"\0", 1)[0]
 
 
 def _octal(raw: bytes) -> int:
@@ -54,50 +52,66 @@ def _pax_path(data: bytes) -> str | None:
 def _safe(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
-    if not name or name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/"):
+    if not name or name.startswith(("/", "\\")):
+        raise _Fallback
+    if ".." in name and ".." in name.replace("\\", "/").split("/"):
         raise _Fallback
     return name
 
 
+# name, size, checksum, type flag, magic ("ustar"), prefix: the fields read here
+_HEADER = struct.Struct("100s24x12s12x8sc100x5s83x155s12x")
+_HALF = BLOCK // 2  # 256 octets sum to at most 65280: below Adler-32's modulus
+
+
+def _checksum(data: bytes, pos: int) -> int:
+    """Sum of the header's 512 octets (POSIX ustar chksum), via two Adler-32 A sums
+    (one C call each instead of a Python-level sum over 512 octets)."""
+    return (adler32(data[pos : pos + _HALF], 0) & 0xFFFF) + (
+        adler32(data[pos + _HALF : pos + BLOCK], 0) & 0xFFFF
+    )
+
+
 def _scan(data: bytes) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
+    append = out.append
     pos = 0
     total = len(data)
     next_name: str | None = None
+    unpack = _HEADER.unpack_from
     while pos + BLOCK <= total:
-        header = data[pos : pos + BLOCK]
-        if header[0] == 0:
-            if header.count(0) == BLOCK:
+        raw_name, raw_size, raw_sum, kind, magic, raw_prefix = unpack(data, pos)
+        if raw_name[0] == 0:
+            if data.count(0, pos, pos + BLOCK) == BLOCK:
                 return out
             raise _Fallback
-        if _octal(header[148:156]) != sum(header) - sum(header[148:156]) + 8 * 32:
+        # the checksum field itself counts as eight spaces
+        if _octal(raw_sum) != _checksum(data, pos) - sum(raw_sum) + 8 * 32:
             raise _Fallback
-        size = _octal(header[124:136])
-        kind = header[156:157]
-        body = data[pos + BLOCK : pos + BLOCK + size]
+        size = _octal(raw_size)
+        start = pos + BLOCK
+        body = data[start : start + size]
         if len(body) != size:
             raise _Fallback
-        pos += BLOCK + (size + BLOCK - 1) // BLOCK * BLOCK
-        if kind == b"x":
-            next_name = _pax_path(body)
-            continue
-        if kind == b"L":
-            next_name = body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            continue
-        if kind == b"5":
+        pos = start + (size + BLOCK - 1) // BLOCK * BLOCK
+        if kind == b"0" or kind == b"\0":
+            name = next_name
+            if name is None:
+                name = raw_name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                if magic == b"ustar":
+                    prefix = raw_prefix.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                    if prefix:
+                        name = f"{prefix}/{name}"
             next_name = None
-            continue
-        if kind not in (b"0", b"\0"):
+            append((_safe(name), body))
+        elif kind == b"x":
+            next_name = _pax_path(body)
+        elif kind == b"L":
+            next_name = body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        elif kind == b"5":
+            next_name = None
+        else:
             raise _Fallback
-        name = next_name
-        if name is None:
-            name = _field(header, 0, 100).decode("utf-8", "surrogateescape")
-            if header[257:262] == b"ustar":
-                prefix = _field(header, 345, 500).decode("utf-8", "surrogateescape")
-                if prefix:
-                    name = f"{prefix}/{name}"
-        next_name = None
-        out.append((_safe(name), body))
     raise _Fallback  # no end-of-archive blocks: maybe truncated, let tarfile judge
 
 
