@@ -499,10 +499,8 @@ def close_command(
     counted cash; a difference to the expected cash is booked as DifferenzSollIst."""
     from opentse.formats.dsfinvk.check import check_export
     from opentse.formats.dsfinvk.export import write_export
-    from opentse.formats.dsfinvk.model import closing_totals
     from opentse.register.money import require_cents
-    from opentse.register.sale import CashBookEntry
-    from opentse.register.zreport import build_zreport, render_pdf, render_text
+    from opentse.register.zreport import build_zreport, close_day, render_pdf, render_text
 
     findings: list[Any] = []
     with cli_errors():
@@ -512,24 +510,10 @@ def close_command(
             books, serial = reg.books, reg.config.client_id
             master = _master(books, serial, tss, company, street, postal_code, city,
                              tax_number, vat_id, location_name)  # fmt: skip
-            opening = books.last_counted_cash()
-            expected = (
-                opening
-                + closing_totals(books.preview(z_kasse_id=serial, master=master)).cash_payments
-            )
-            if counted != expected:
-                reg.connect()
-                reg.book(CashBookEntry("DifferenzSollIst", counted - expected, "Kassendifferenz"))
-            closing = books.close(
-                z_kasse_id=serial,
-                company=master.company,
-                location=master.location,
-                register=master.register,
-                counted_cash=counted,
-                opening_cash=opening,
-            )
-            books.set_master(master)
-            report = build_zreport(books.closed_day(closing.z_nr))
+            reg.connect()  # a cash difference is booked and signed
+            day = close_day(reg, books, master, counted)
+            closing = day.closing
+            report = build_zreport(day)
         if pdf is not None:
             pdf.write_bytes(render_pdf(report))
         path = None if out is None else write_export([closing], out)

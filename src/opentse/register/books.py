@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from opentse.errors import ProtocolError, StorageError
 from opentse.formats.dsfinvk import model
 from opentse.register.backends import Signed, TseDescription
-from opentse.register.dsfinvk_bridge import to_dsfinvk_receipt
+from opentse.register.dsfinvk_bridge import rate_on, to_dsfinvk_receipt
 from opentse.register.money import VAT_TABLE
 from opentse.register.sale import Sale, SaleLine, SalePayment
 
@@ -550,7 +550,10 @@ class Books:
             register=master.register,
             tses=tuple(tses.values()),
             vat_rates=vat_rates
-            or tuple(model.VatRate(k, v.percent, v.description) for k, v in VAT_TABLE.items()),
+            or tuple(
+                model.VatRate(k, rate_on(k, business_day or created.date()), v.description)
+                for k, v in VAT_TABLE.items()
+            ),
             receipts=tuple(receipts),
             business_day=business_day,
         )

@@ -7,38 +7,64 @@ must be derived from the same sale the register signed: lines with their VAT spl
 and the Finish log's number, times, counter and signature (formats/dsfinvk/model.py
 lists what it needs).
 
-Net amounts: the receipt prints net and tax per VAT key computed from the key's gross
-(money.split_gross); line nets are split per line and the last line of each key takes
-the rounding rest, so the export's per-key sums equal the printed receipt to the cent.
+Net amounts: net and tax per VAT key are computed from the key's gross at the rate in
+force on the receipt's day (:func:`rate_on`; DSFinV-K Anlage 2 -- key 3, the
+farmers' average rate of §24 UStG, fell from 10.7 % to 7.8 % between 2022 and 2026);
+line nets are split per line and the last line of each key takes the rounding rest,
+so the export's per-key sums are the key's net to the cent. (money.VAT_TABLE, which
+the printed receipt uses, still has the pre-2022 10.7 % for key 3: for keys 1, 2 and
+4-8 the receipt and the export agree to the cent.)
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from opentse.formats.dsfinvk import model
+from opentse.formats.dsfinvk.tables import vat_rate as vat_rate_on
 from opentse.register.backends import Signed
-from opentse.register.money import ZERO, split_gross
+from opentse.register.money import ZERO, round_cents, split_gross, vat_rate
 from opentse.register.sale import Sale
 
 if TYPE_CHECKING:
     from opentse.register.register import SaleResult
 
 
-def dsfinvk_lines(sale: Sale) -> tuple[model.Line, ...]:
-    """Bonpos + Bonpos_USt of a sale; per-key nets add up to the receipt's."""
-    totals = sale.totals_by_vat_key()
+def rate_on(key: int, on: date | None) -> Decimal:
+    """The VAT rate of a DSFinV-K key on a day (formats.dsfinvk.tables.VAT_PERIODS);
+    the register's own table when the day is unknown or the key has no period then."""
+    rate = None if on is None else vat_rate_on(key, on)
+    return vat_rate(key).percent if rate is None else rate
+
+
+def _net(gross: Decimal, rate: Decimal) -> Decimal:
+    """Net of a gross amount, rounded half up; VAT is the rest (net + VAT == gross)."""
+    return round_cents(gross * Decimal(100) / (Decimal(100) + rate))
+
+
+def dsfinvk_lines(sale: Sale, on: date | None = None) -> tuple[model.Line, ...]:
+    """Bonpos + Bonpos_USt of a sale at the rates of day ``on``; per-key nets add up
+    to the key's net (of the key's gross, as the receipt prints it)."""
+    if on is None:
+        totals = {k: t.net for k, t in sale.totals_by_vat_key().items()}
+    else:
+        gross_of: dict[int, Decimal] = {}
+        for line in sale.lines:
+            gross_of[line.vat_key] = gross_of.get(line.vat_key, ZERO) + line.gross
+        totals = {k: _net(g, rate_on(k, on)) for k, g in gross_of.items()}
     last_of_key = {line.vat_key: i for i, line in enumerate(sale.lines)}
     net_so_far: dict[int, Decimal] = {}
     lines: list[model.Line] = []
     for i, line in enumerate(sale.lines):
         gross = line.gross
         if last_of_key[line.vat_key] == i:
-            net = totals[line.vat_key].net - net_so_far.get(line.vat_key, ZERO)
-        else:
+            net = totals[line.vat_key] - net_so_far.get(line.vat_key, ZERO)
+        elif on is None:
             net, _ = split_gross(gross, line.vat_key)
+        else:
+            net = _net(gross, rate_on(line.vat_key, on))
         net_so_far[line.vat_key] = net_so_far.get(line.vat_key, ZERO) + net
         lines.append(
             model.Line(
@@ -55,7 +81,8 @@ def dsfinvk_lines(sale: Sale) -> tuple[model.Line, ...]:
 
 def dsfinvk_payments(sale: Sale) -> tuple[model.Payment, ...]:
     """Bonkopf_Zahlarten in signing order; change is a negative EUR cash payment, so
-    the payments add up to the total as DSFinV-K demands."""
+    the payments add up to the total as DSFinV-K demands. Zero payments are left out,
+    as the signed processData leaves them out."""
     payments = [
         model.Payment(
             type=p.zahlart_typ,
@@ -65,6 +92,7 @@ def dsfinvk_payments(sale: Sale) -> tuple[model.Payment, ...]:
             foreign_amount=None if p.currency == "EUR" else p.amount,
         )
         for p in sale.payments
+        if p.amount != 0  # as Kassenbeleg-V1: a 0.00 payment is not signed
     ]
     if sale.change > 0:
         payments.append(model.Payment(type="Bar", amount=-sale.change, name="Rückgeld"))
@@ -107,7 +135,7 @@ def to_dsfinvk_receipt(
         start=start,
         end=end,
         operator_id=operator_id,
-        lines=dsfinvk_lines(sale),
+        lines=dsfinvk_lines(sale, end.date()),
         payments=() if sale.bon_typ == "AVBelegabbruch" else dsfinvk_payments(sale),
         tse=tse,
         storno=sale.bon_typ == "AVBelegstorno",

@@ -13,7 +13,8 @@ this (``pos close``):
   GV_TYP ``DifferenzSollIst`` before the closing, so the exported cash total
   (Z_SE_BARZAHLUNGEN) is exactly Ist - float.
 
-Pure: builds from a :class:`~opentse.register.books.ClosedDay`; rendering only.
+:func:`close_day` does this over a Register and its books; everything else here is
+pure (builds from a :class:`~opentse.register.books.ClosedDay`, renders).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fpdf import FPDF
 
@@ -31,8 +32,12 @@ from opentse.formats.dsfinvk.model import (
     BusinessCaseTotal,
     closing_totals,
 )
-from opentse.register.books import ClosedDay
-from opentse.register.money import format_money
+from opentse.register.books import Books, ClosedDay, MasterData
+from opentse.register.money import format_money, require_cents
+from opentse.register.sale import CashBookEntry
+
+if TYPE_CHECKING:
+    from opentse.register.register import Register
 
 DIFFERENCE_GV_TYP = "DifferenzSollIst"
 
@@ -119,6 +124,37 @@ class ZReport:
             "counted_cash": None if self.counted_cash is None else str(self.counted_cash),
             "difference": str(self.difference),
         }
+
+
+def close_day(
+    register: Register,
+    books: Books,
+    master: MasterData,
+    counted_cash: Decimal | str,
+    *,
+    created: datetime | None = None,
+) -> ClosedDay:
+    """Kassenabschluss with the counted cash: book the difference to the expected cash
+    as a signed DifferenzSollIst Vorgang (a TSE failure still books it, marked), then
+    close every open receipt (Z_NR + 1). ``E_AMOUNT_PRECISION`` for more than cents."""
+    counted = require_cents(counted_cash, "counted cash")
+    z_kasse_id = register.config.client_id
+    opening = books.last_counted_cash()
+    preview = books.preview(z_kasse_id=z_kasse_id, master=master)
+    expected = opening + closing_totals(preview).cash_payments
+    if counted != expected:
+        register.book(CashBookEntry(DIFFERENCE_GV_TYP, counted - expected, "Kassendifferenz"))
+    closing = books.close(
+        z_kasse_id=z_kasse_id,
+        company=master.company,
+        location=master.location,
+        register=master.register,
+        created=created,
+        counted_cash=counted,
+        opening_cash=opening,
+    )
+    books.set_master(master)
+    return books.closed_day(closing.z_nr)
 
 
 def build_zreport(day: ClosedDay) -> ZReport:
