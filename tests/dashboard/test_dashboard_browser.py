@@ -244,8 +244,12 @@ def test_shop_owner_flow(
     with tarfile.open(tar_path) as archive:
         names = archive.getnames()
     assert "info.csv" in names and sum(n.endswith(".log") for n in names) >= 10
+    import hashlib
+
     from opentse.verify.report import verify_exports
 
+    digest = hashlib.sha256(tar_path.read_bytes()).hexdigest()
+    expect(page.get_by_text(digest)).to_be_visible()  # the page names the file we got
     report = verify_exports([tar_path], workers=1)
     assert report.ok and report.log_messages == len([n for n in names if n.endswith(".log")])
 

@@ -228,6 +228,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "valid_signatures": ("Gültige Signaturen", "Valid signatures"),
     "invalid_signatures": ("Ungültige Signaturen", "Invalid signatures"),
     "findings": ("Befunde", "Findings"),
+    "size": ("Größe", "Size"),
     "no_findings": ("Keine Befunde.", "No findings."),
     "severity": ("Schwere", "Severity"),
     "code": ("Code", "Code"),

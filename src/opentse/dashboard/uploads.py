@@ -99,9 +99,13 @@ def verify_tar(path: Path) -> dict[str, Any]:
             "findings": [{"severity": "error", "code": exc.code, "message": str(exc), "file": ""}],
         }
     data = report.to_json()
+    from opentse.ops.archive import sha256_file
+
     return {
         "kind": "tar",
         "ok": report.ok,
+        "sha256": sha256_file(path),
+        "size": path.stat().st_size,
         "log_messages": data["log_messages"],
         "valid_signatures": data["valid_signatures"],
         "invalid_signatures": len(data["invalid_signatures"]),
