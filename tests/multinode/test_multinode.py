@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +42,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
 
 _SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 _CLI = "from opentse.cli.main import main; main()"
-LOAD_SECONDS = 8.0
-KILL_AFTER = 3.0
+KILL_AFTER_FINISHED = 30  # transactions finished at both nodes before the SIGKILL
+KILL_AFTER_AT_MOST = 20.0  # seconds (cold nodes need a moment for their first requests)
+AFTER_KILL_SECONDS = 4.0
 THREADS = 6
 TSS_COUNT = 2
 
@@ -152,6 +154,7 @@ class Received:
     conflicts: list[str] = field(default_factory=list)
     finished: int = 0
     failovers: int = 0
+    answered_by: Counter[int] = field(default_factory=Counter)  # node index -> 200s
 
     def add(self, tss: str, body: dict[str, Any]) -> None:
         sig = body["signature"]
@@ -209,6 +212,8 @@ def _pos_worker(
                 time.sleep(0.05)
                 continue
             assert r.status_code == 200, r.text
+            with received.lock:
+                received.answered_by[i] += 1
             result: dict[str, Any] = r.json()
             return result
         raise AssertionError(f"no node answered {tx} rev {rev}: {last}")
@@ -267,12 +272,15 @@ def test_two_nodes_same_tses_survive_sigkill(pg_url: str, tmp_path: Path) -> Non
         ]
         for w in workers:
             w.start()
-        time.sleep(KILL_AFTER)
+        deadline = time.monotonic() + KILL_AFTER_AT_MOST
+        while received.finished < KILL_AFTER_FINISHED and time.monotonic() < deadline:
+            time.sleep(0.05)
         finished_before_kill = received.finished
+        assert received.answered_by[0] > 0 and received.answered_by[1] > 0  # both served
         nodes[1].process.send_signal(signal.SIGKILL)  # in the middle of requests
         nodes[1].process.wait(timeout=10)
         alive[1] = False
-        time.sleep(LOAD_SECONDS - KILL_AFTER)
+        time.sleep(AFTER_KILL_SECONDS)
         stop.set()
         for w in workers:
             w.join(timeout=60)
