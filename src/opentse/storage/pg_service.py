@@ -143,8 +143,8 @@ class PgServiceStore(ServiceStore):
             raise sqlite3.ProgrammingError("the service store is closed")
         try:
             with self._pg_pool.connection() as conn, conn.transaction():
-                if not durable:
-                    conn.execute("SET LOCAL synchronous_commit = off")
+                setting = "on" if durable else "off"  # explicit: not the server default
+                conn.execute(f"SET LOCAL synchronous_commit = {setting}")
                 yield _Conn(self._pg_pool, conn)
         except psycopg.Error as exc:  # BEGIN or COMMIT failed
             raise _translate_error(exc) from exc
