@@ -14,86 +14,32 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from opentse.dashboard import i18n, uploads, views
-from opentse.dashboard.session import COOKIE, LANG_COOKIE, Session, SessionCodec
+from opentse.dashboard import i18n, transactions, uploads, views
+from opentse.dashboard.pages import (
+    BASE,
+    HERE,
+    SECURITY_HEADERS,
+    NotFound,
+    Page,
+    PageError,
+    form_text,
+    make_templates,
+)
+from opentse.dashboard.session import COOKIE, LANG_COOKIE, SessionCodec
 from opentse.errors import OpenTSEError
-from opentse.server.auth import Principal, derive_key
+from opentse.server.auth import derive_key
 from opentse.server.problems import ApiError
 
-BASE = "/dashboard"
-HERE = Path(__file__).parent
 TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
-        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-
-
-class NotFound(Exception):
-    """Missing or another organization's: the page answers 404."""
-
-
-class PageError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class Page:
-    """One request as a page handler sees it."""
-
-    def __init__(self, dash: Dashboard, request: Request, session: Session, lang: str) -> None:
-        self.dash = dash
-        self.request = request
-        self.session = session
-        self.lang = lang
-        self.t = i18n.translator(lang)
-        self.org = session.organization_id
-        self.env = "TEST"
-        self.org_name = ""
-        self.set_session: Session | None = None
-
-    @property
-    def csrf(self) -> str:
-        return self.dash.codec.csrf_token(self.set_session or self.session)
-
-    def render(self, template: str, code: int = 200, **values: Any) -> HTMLResponse:
-        other = "en" if self.lang == "de" else "de"
-        query = dict(self.request.query_params)
-        query["lang"] = other
-        html = self.dash.templates.get_template(template).render(
-            t=self.t,
-            lang=self.lang,
-            base=BASE,
-            csrf=self.csrf,
-            logged_in=bool(self.org),
-            org_name=self.org_name,
-            path=self.request.url.path,
-            switch_url=self.request.url.path + "?" + urlencode(query),
-            **values,
-        )
-        return HTMLResponse(html, status_code=code)
-
-    def principal(self) -> Principal:
-        return Principal(self.org, self.env, self.session.api_key)
 
 
 Handler = Callable[[Page], Awaitable[Response]]
@@ -105,17 +51,7 @@ class Dashboard:
         self.ops = app.state.ops
         key = derive_key(self.ctx.installation.secret, "opentse/dashboard/session/v1")
         self.codec = SessionCodec(key)
-        self.templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-            autoescape=jinja2.select_autoescape(["html"]),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined,
-        )
-        self.templates.filters["ts"] = _ts
-        self.templates.filters["day"] = _day
-        self.templates.filters["num"] = _num
-        self.templates.filters["money"] = _money
+        self.templates = make_templates()
         self.watch = views.FailureWatch()
         self.counter = _failure_counter(app)
         self.verified: dict[str, dict[str, Any]] = {}
@@ -132,7 +68,7 @@ class Dashboard:
                 request.cookies.get(LANG_COOKIE),
                 request.headers.get("accept-language"),
             )
-            page = Page(self, request, session, lang)
+            page = Page(self.templates, self.codec, request, session, lang)
             if loaded is None:
                 page.set_session = session
             if session.logged_in:
@@ -175,7 +111,7 @@ class Dashboard:
 
     async def form(self, page: Page, **limits: int) -> FormData:
         form = await page.request.form(**limits)
-        if not self.codec.check_csrf(page.session, _text(form, "csrf")):
+        if not self.codec.check_csrf(page.session, form_text(form, "csrf")):
             await form.close()
             raise PageError(403, page.t("csrf_failed"))
         return form
@@ -200,7 +136,7 @@ class Dashboard:
                 return RedirectResponse(f"{BASE}/tss", status_code=303)
             return page.render("login.html", error="")
         form = await self.form(page)
-        body = {"api_key": _text(form, "api_key"), "api_secret": _text(form, "api_secret")}
+        body = {"api_key": form_text(form, "api_key"), "api_secret": form_text(form, "api_secret")}
         try:
             tokens = await run_in_threadpool(self.ctx.tokens.login, body, self.ctx.now())
         except ApiError:
@@ -239,7 +175,6 @@ class Dashboard:
     async def tx_search(self, page: Page) -> Response:
         q = page.request.query_params
         errors: list[str] = []
-        query = views.TxQuery()
         values = {k: q.get(k, "").strip() for k in ("tss", "number", "register", "from", "to",
                                                    "amount", "state")}  # fmt: skip
         try:
@@ -250,13 +185,13 @@ class Dashboard:
             number = None
             errors.append(page.t("bad_number"))
         try:
-            date_from = views.parse_date(values["from"])
-            date_to = views.parse_date(values["to"], end=True)
+            date_from = transactions.parse_date(values["from"])
+            date_to = transactions.parse_date(values["to"], end=True)
         except ValueError:
             date_from = date_to = None
             errors.append(page.t("bad_date"))
         try:
-            amount = views.parse_amount(values["amount"])
+            amount = transactions.parse_amount(values["amount"])
         except ValueError:
             amount = None
             errors.append(page.t("bad_amount"))
@@ -264,8 +199,10 @@ class Dashboard:
         choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
         tss_ids = [tss_id for tss_id, _ in choices]
         tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
-        query = views.TxQuery(tss, number, values["register"], date_from, date_to, amount, state)
-        hits, more = await run_in_threadpool(views.search, self.ctx, page.org, query)
+        query = transactions.TxQuery(
+            tss, number, values["register"], date_from, date_to, amount, state
+        )
+        hits, more = await run_in_threadpool(transactions.search, self.ctx, page.org, query)
         return page.render(
             "transactions.html",
             values=values,
@@ -273,13 +210,13 @@ class Dashboard:
             states=TX_STATES,
             hits=hits,
             more=more,
-            limit=views.SEARCH_LIMIT,
+            limit=transactions.SEARCH_LIMIT,
             errors=errors,
         )
 
-    def _tx(self, page: Page) -> views.TxDetail:
+    def _tx(self, page: Page) -> transactions.TxDetail:
         p = page.request.path_params
-        detail = views.tx_detail(
+        detail = transactions.tx_detail(
             self.ctx, page.org, str(p["tss_id"]), int(p["number"]), page.org_name
         )
         if detail is None:
@@ -302,7 +239,7 @@ class Dashboard:
     async def tx_log(self, page: Page) -> Response:
         p = page.request.path_params
         log = await run_in_threadpool(
-            views.find_log, self.ctx, page.org, str(p["tss_id"]), int(p["number"]),
+            transactions.find_log, self.ctx, page.org, str(p["tss_id"]), int(p["number"]),
             int(p["counter"]),
         )  # fmt: skip
         if log is None:
@@ -351,18 +288,18 @@ class Dashboard:
 
         query: dict[str, str] = {}
         for name in ("start_transaction_number", "end_transaction_number"):
-            value = _text(form, name).strip()
+            value = form_text(form, name).strip()
             if value:
                 query[name] = value
         for name, end in (("start_date", False), ("end_date", True)):
-            when = views.parse_date(_text(form, name).strip(), end=end)
+            when = transactions.parse_date(form_text(form, name).strip(), end=end)
             if when is not None:
                 query[name] = str(when - 1 if end else when)
-        client = _text(form, "client_id").strip()
+        client = form_text(form, "client_id").strip()
         if client:
             query["client_id"] = client
         export_id = str(uuid.uuid4())
-        path = {"tss_id": _text(form, "tss_id").strip(), "export_id": export_id}
+        path = {"tss_id": form_text(form, "tss_id").strip(), "export_id": export_id}
         call = Call(self.ctx, page.principal(), path, query, list(query.items()), None)
         trigger_export(call)
         return export_id
@@ -457,11 +394,6 @@ class Dashboard:
         ]
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 def _failure_counter(app: Starlette) -> Any:
     """The API's failure counter (ops.metrics.FailureCounter), found on the middleware
     routes_ops installed; None when the ops routes are not there."""
@@ -470,34 +402,6 @@ def _failure_counter(app: Starlette) -> Any:
         if counter is not None and hasattr(counter, "snapshot"):
             return counter
     return None
-
-
-def _ts(unix: int | None) -> str:
-    from datetime import UTC, datetime
-
-    if unix is None:
-        return "-"
-    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _day(unix: int | None) -> str:
-    from datetime import UTC, datetime
-
-    if unix is None:
-        return "-"
-    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%d")
-
-
-def _num(value: int | float) -> str:
-    return f"{value:,}".replace(",", "\u202f")
-
-
-def _money(value: Any, lang: str) -> str:
-    """2 decimals; German decimal comma."""
-    if value is None:
-        return ""
-    text = f"{value:.2f}"
-    return text.replace(".", ",") if lang == "de" else text
 
 
 def mount_dashboard(app: Starlette) -> None:

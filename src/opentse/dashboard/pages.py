@@ -1,0 +1,135 @@
+"""Page plumbing of the dashboard: the per-request ``Page`` (language, session, CSRF
+token, rendering), the Jinja2 environment with its filters, and the security
+headers every page carries (a strict CSP: no inline script or style, nothing from
+other hosts)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from opentse.dashboard import i18n
+from opentse.dashboard.session import Session, SessionCodec
+from opentse.server.auth import Principal
+
+BASE = "/dashboard"
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+class NotFound(Exception):
+    """Missing or another organization's: the page answers 404."""
+
+
+class PageError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Page:
+    """One request as a page handler sees it."""
+
+    def __init__(
+        self,
+        templates: jinja2.Environment,
+        codec: SessionCodec,
+        request: Request,
+        session: Session,
+        lang: str,
+    ) -> None:
+        self.templates = templates
+        self.codec = codec
+        self.request = request
+        self.session = session
+        self.lang = lang
+        self.t = i18n.translator(lang)
+        self.org = session.organization_id
+        self.env = "TEST"
+        self.org_name = ""
+        self.set_session: Session | None = None
+
+    @property
+    def csrf(self) -> str:
+        return self.codec.csrf_token(self.set_session or self.session)
+
+    def render(self, template: str, code: int = 200, **values: Any) -> HTMLResponse:
+        other = "en" if self.lang == "de" else "de"
+        query = dict(self.request.query_params)
+        query["lang"] = other
+        html = self.templates.get_template(template).render(
+            t=self.t,
+            lang=self.lang,
+            base=BASE,
+            csrf=self.csrf,
+            logged_in=bool(self.org),
+            org_name=self.org_name,
+            path=self.request.url.path,
+            switch_url=self.request.url.path + "?" + urlencode(query),
+            **values,
+        )
+        return HTMLResponse(html, status_code=code)
+
+    def principal(self) -> Principal:
+        return Principal(self.org, self.env, self.session.api_key)
+
+
+def form_text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _ts(unix: int | None) -> str:
+    if unix is None:
+        return "-"
+    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _day(unix: int | None) -> str:
+    if unix is None:
+        return "-"
+    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%d")
+
+
+def _num(value: int | float) -> str:
+    return f"{value:,}".replace(",", "\u202f")
+
+
+def _money(value: Any, lang: str) -> str:
+    """2 decimals; German decimal comma."""
+    if value is None:
+        return ""
+    text = f"{value:.2f}"
+    return text.replace(".", ",") if lang == "de" else text
+
+
+def make_templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["ts"] = _ts
+    env.filters["day"] = _day
+    env.filters["num"] = _num
+    env.filters["money"] = _money
+    return env
