@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -117,7 +118,9 @@ class ExportManager:
         ):
             return
         final = self._dir / f"{export_id}.tar"
-        partial = self._dir / f"{export_id}.tar.part"
+        # per process: a node resuming this export (several API nodes, one shared
+        # exports folder) writes its own file; the final rename stays atomic
+        partial = self._dir / f"{export_id}.tar.{socket.gethostname()}.{os.getpid()}.part"
         try:
             flt = ExportFilter(**row.params)
             with open(partial, "wb") as fh:
