@@ -306,7 +306,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_export([CLOSING], tmp_path_factory.mktemp("pristine") / "e")
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_damaged_exports_give_findings_not_exceptions(pristine: Path, data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as tmp:

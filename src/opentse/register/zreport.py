@@ -223,10 +223,10 @@ def render_text(report: ZReport, *, width: int = 48, tz: tzinfo | None = None) -
     for typ, count, gross in report.receipts_by_type:
         mark = "" if typ in counted else " (zählt nicht)"
         out.append(row(f"  {typ} x{count}{mark}", gross))
-    out += [rule, "Geschäftsvorfälle (GV_TYP / USt-Schlüssel)"]
+    out += [rule, "Geschäftsvorfälle (GV_TYP [USt-Schlüssel])"]
     for b in report.business_cases:
         out.append(row(f"  {b.gv_typ} {b.gv_name} [{b.key}]".replace("  [", " ["), b.gross))
-    out += [rule, "Umsatzsteuer (Schlüssel, Satz: brutto / netto / USt)"]
+    out += [rule, "Umsatzsteuer je Schlüssel (brutto, netto, USt)"]
     for v in report.vat:
         out.append(row(f"  {v.key} {v.rate:g} % brutto", v.gross))
         out.append(row("      netto", v.net))
@@ -247,7 +247,7 @@ def render_text(report: ZReport, *, width: int = 48, tz: tzinfo | None = None) -
         row("Differenz (DifferenzSollIst)", report.difference),
         rule,
     ]
-    return "\n".join(out) + "\n"
+    return "\n".join(line[:width] for line in out) + "\n"
 
 
 def render_pdf(report: ZReport, *, tz: tzinfo | None = None) -> bytes:
