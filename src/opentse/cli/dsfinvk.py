@@ -23,9 +23,7 @@ dsfinvk_app = typer.Typer(
 )
 
 #: Findings that mean "this is no readable export at all" (exit code 2).
-UNREADABLE = frozenset(
-    {"E_EXPORT_MISSING", "E_EXPORT_ZIP", "E_INDEX_MISSING", "E_INDEX_XML", "E_INDEX_DOCTYPE"}
-)
+UNREADABLE = frozenset({"E_EXPORT_MISSING", "E_EXPORT_ZIP", "E_INDEX_MISSING", "E_INDEX_XML"})
 
 
 def _day(text: str | None, option: str) -> date | None:
