@@ -2,12 +2,14 @@
 
 Starts a real server process on a free loopback port with a temporary data folder
 (SQLite store), sets up one TSS with one client per worker, then runs N concurrent
-POS workers (httpx async), each doing what a register does per receipt: PUT revision
-1 (ACTIVE, Start log) and PUT revision 2 (FINISHED with a standard_v1 receipt,
+POS workers (raw asyncio HTTP/1.1 keep-alive connections: the generator shares the
+CPUs with the server, so it must be cheap), each doing what a register does per
+receipt: PUT revision 1 (ACTIVE, Start log) and PUT revision 2 (FINISHED with a standard_v1 receipt,
 Finish log). Beside it, the raw signing rate of the TSE key (ECDSA P-256 plain) in
-this process. Prints JSON.
+this process. Server CPU seconds are read from /proc for the measured window only, so
+``server_cpu_ms_per_finished_tx`` means something on a loaded machine. Prints JSON.
 
-    .venv/bin/python bench/bench_http.py --clients 16 --seconds 10
+    .venv/bin/python bench/bench_http.py --clients 1,16,64 --seconds 10
 """
 
 from __future__ import annotations
@@ -134,8 +136,51 @@ def setup(base: str, key: dict[str, str], clients: int) -> tuple[dict[str, str],
         return h, tss, ids
 
 
+class RawConnection:
+    """One HTTP/1.1 keep-alive connection on plain asyncio streams.
+
+    The load generator must cost less CPU than the server it measures (on 2 cores
+    they share the CPUs): a request is a pre-formatted bytes template, a response is
+    read by Content-Length. Anything but 200 is an error.
+    """
+
+    def __init__(self, host: str, port: int, prefix: str, token: str) -> None:
+        self.host, self.port, self.prefix = host, port, prefix
+        self.auth = f"Authorization: Bearer {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def put(self, path: str, body: bytes) -> bytes:
+        assert self.reader is not None and self.writer is not None
+        head = (
+            f"PUT {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}\r\n{self.auth}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        payload = await self.reader.readexactly(length)
+        if status_line.split(b" ", 2)[1] != b"200":
+            raise RuntimeError(f"request failed: {status_line!r} {payload[:300]!r}")
+        return payload
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
 async def worker(
-    client: httpx.AsyncClient,
+    conn: RawConnection,
     tss: str,
     cid: str,
     stop: float,
@@ -143,24 +188,17 @@ async def worker(
     tx_lat: list[float],
 ) -> int:
     done = 0
-    finish = {
-        "state": "FINISHED",
-        "client_id": cid,
-        "schema": {"standard_v1": {"receipt": RECEIPT}},
-    }
+    active = json.dumps({"state": "ACTIVE", "client_id": cid}).encode()
+    finish = json.dumps(
+        {"state": "FINISHED", "client_id": cid, "schema": {"standard_v1": {"receipt": RECEIPT}}}
+    ).encode()
     while time.perf_counter() < stop:
         tx = str(uuid.uuid4())
         t0 = time.perf_counter()
-        r1 = await client.put(
-            f"/tss/{tss}/tx/{tx}",
-            params={"tx_revision": 1},
-            json={"state": "ACTIVE", "client_id": cid},
-        )
+        await conn.put(f"/tss/{tss}/tx/{tx}?tx_revision=1", active)
         t1 = time.perf_counter()
-        r2 = await client.put(f"/tss/{tss}/tx/{tx}", params={"tx_revision": 2}, json=finish)
+        await conn.put(f"/tss/{tss}/tx/{tx}?tx_revision=2", finish)
         t2 = time.perf_counter()
-        if r1.status_code != 200 or r2.status_code != 200:
-            raise RuntimeError(f"request failed: {r1.status_code} {r2.status_code} {r2.text}")
         req_lat.extend((t1 - t0, t2 - t1))
         tx_lat.append(t2 - t0)
         done += 1
@@ -168,23 +206,39 @@ async def worker(
 
 
 async def load(
-    base: str, headers: dict[str, str], tss: str, ids: list[str], seconds: float, warmup: float
+    port: int,
+    token: str,
+    tss: str,
+    ids: list[str],
+    seconds: float,
+    warmup: float,
+    server_pid: int,
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=len(ids) + 4, max_keepalive_connections=len(ids) + 4)
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, timeout=60, limits=limits
-    ) as client:
+    conns = [RawConnection("127.0.0.1", port, "/api/v2", token) for _ in ids]
+    await asyncio.gather(*(c.open() for c in conns))
+    try:
         scratch: list[float] = []
         await asyncio.gather(
-            *(worker(client, tss, cid, time.perf_counter() + warmup, scratch, []) for cid in ids)
+            *(
+                worker(c, tss, cid, time.perf_counter() + warmup, scratch, [])
+                for c, cid in zip(conns, ids, strict=True)
+            )
         )
         req_lat: list[float] = []
         tx_lat: list[float] = []
+        server_cpu0, client_cpu0 = process_cpu(server_pid), time.process_time()
         t0 = time.perf_counter()
         counts = await asyncio.gather(
-            *(worker(client, tss, cid, t0 + seconds, req_lat, tx_lat) for cid in ids)
+            *(
+                worker(c, tss, cid, t0 + seconds, req_lat, tx_lat)
+                for c, cid in zip(conns, ids, strict=True)
+            )
         )
         elapsed = time.perf_counter() - t0
+        server_cpu = process_cpu(server_pid) - server_cpu0
+        client_cpu = time.process_time() - client_cpu0
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
     finished = sum(counts)
     return {
         "finished_transactions": finished,
@@ -197,16 +251,31 @@ async def load(
             "mean": round(statistics.fmean(req_lat) * 1000, 3) if req_lat else 0.0,
         },
         "transaction_latency_ms": {"p50": percentile(tx_lat, 50), "p99": percentile(tx_lat, 99)},
+        "server_cpu_s": round(server_cpu, 3),
+        "server_cpu_ms_per_finished_tx": round(1000 * server_cpu / finished, 3) if finished else 0,
+        "client_cpu_s": round(client_cpu, 3),
+        "load_average": os.getloadavg()[0],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=16, help="concurrent POS workers")
+    parser.add_argument(
+        "--clients", default="16", help="concurrent POS workers, e.g. 16 or 1,16,64"
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--data", type=Path, default=None, help="data folder (default: a temp dir)")
+    parser.add_argument("--no-engine", action="store_true", help="skip the in-process engine rate")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        help="py-spy profile of the server: SVG, or collapsed stacks for *.txt",
+    )
     args = parser.parse_args()
+    counts = [int(c) for c in str(args.clients).split(",")]
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
         env = {**os.environ}
@@ -227,6 +296,7 @@ def main() -> None:
             env=env,
         )
         base = f"http://127.0.0.1:{port}/api/v2"
+        spy: subprocess.Popen[bytes] | None = None
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -238,24 +308,44 @@ def main() -> None:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit("server did not start")
                 time.sleep(0.1)
-            headers, tss, ids = setup(base, key, args.clients)
-            server_cpu0, client_cpu0 = process_cpu(proc.pid), time.process_time()
-            result = asyncio.run(load(base, headers, tss, ids, args.seconds, args.warmup))
-            result["server_cpu_s"] = round(process_cpu(proc.pid) - server_cpu0, 2)
-            result["client_cpu_s"] = round(time.process_time() - client_cpu0, 2)
-            result["load_average"] = os.getloadavg()[0]
+            headers, tss, ids = setup(base, key, max(counts))
+            token = headers["Authorization"][7:]
+            if args.py_spy is not None:
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "-p",
+                        str(proc.pid),
+                        "-o",
+                        str(args.py_spy),
+                        "--nonblocking",
+                        "--format",
+                        "raw" if args.py_spy.suffix == ".txt" else "flamegraph",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            for n in counts:
+                run = asyncio.run(
+                    load(port, token, tss, ids[:n], args.seconds, args.warmup, proc.pid)
+                )
+                runs.append({"clients": n, **run})
         finally:
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(timeout=60)
             proc.terminate()
             proc.wait(timeout=30)
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "http",
         "store": "sqlite",
-        "clients": args.clients,
         "cpus": os.cpu_count(),
-        **result,
-        "engine_finished_tx_per_s": engine_rate(args.clients),
+        "runs": runs,
         "raw_sign_per_s": raw_sign_rate(),
     }
+    if not args.no_engine:
+        result["engine_finished_tx_per_s"] = engine_rate(max(counts))
     print(json.dumps(result, indent=2))
 
 
