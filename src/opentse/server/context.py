@@ -6,14 +6,15 @@ No module-level mutable state (architecture habit 8): ``create_app`` builds one
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -39,6 +40,10 @@ class ServerConfig:
     max_running_exports: int = 10  # fiskaly v2.1.30: 10 PENDING/WORKING per TSS
     export_workers: int = 2
     retry_after_export: int = 5
+    # threads running blocking handlers: each waits on the engine's group commit, so
+    # enough of them lets every concurrent request join the same commit (anyio's
+    # default limiter of 40 would hold the rest back for a whole commit round)
+    handler_threads: int = 128
     extra: dict[str, Any] = field(default_factory=dict)  # settings of add-on routes (ops)
 
 
@@ -62,6 +67,9 @@ class ServerContext:
         )
         self.puk_key = derive_key(installation.secret, "opentse/server/puk-seal/v1")
         self.exports: Any = None  # set by create_app (ExportManager)
+        self.executor = ThreadPoolExecutor(
+            max_workers=config.handler_threads, thread_name_prefix="opentse-handler"
+        )
 
     def now(self) -> int:
         return self.clock.now()
@@ -69,6 +77,7 @@ class ServerContext:
     def close(self) -> None:
         if self.exports is not None:
             self.exports.shutdown()
+        self.executor.shutdown(wait=True)
         self.svc.close()
 
 
@@ -138,7 +147,9 @@ def endpoint(
             list(request.query_params.multi_items()),
             body,
         )
-        result = await run_in_threadpool(_invoke, handler, call)
+        result = await asyncio.get_running_loop().run_in_executor(
+            ctx.executor, _invoke, handler, call
+        )
         if isinstance(result, Response):
             return result
         status, payload = result
