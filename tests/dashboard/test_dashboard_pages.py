@@ -366,3 +366,29 @@ def test_traffic_light_warnings_and_outages(shop: dict[str, Any], web: Browsers)
     stranger = web.login(shop["other"])
     assert "USB TSE unplugged" not in stranger.get("/dashboard/outages").text
     assert "failed calls" not in stranger.get("/dashboard/warnings", headers=en).text
+
+
+def test_a_last_log_that_does_not_verify_turns_the_light_red(
+    shop: dict[str, Any], web: Browsers
+) -> None:
+    api = web.anon()
+    h = api_login(api, shop["key"])
+    tss, cid = setup_tss(api, h, "KASSE-09")
+    sold = sell(api, h, tss, cid, "4.20")
+    owner = web.login(shop["key"])
+    en = {"accept-language": "en"}
+    before = owner.get("/dashboard/tss", headers=en).text
+    assert _lights(before)[tss] == "green"
+    assert f"last signature (counter {sold['signature']['counter']}) checked and valid" in before
+    counter = int(sold["signature"]["counter"])
+    with shop["app"].state.ops.db.tx() as c:  # bit rot in the stored Finish log
+        (message,) = c.execute(
+            "SELECT message FROM logs WHERE tse_id=? AND signature_counter=?", (tss, counter)
+        ).fetchone()
+        damaged = bytes(message[:-5]) + bytes([message[-5] ^ 0x01]) + bytes(message[-4:])
+        c.execute(
+            "UPDATE logs SET message=? WHERE tse_id=? AND signature_counter=?",
+            (damaged, tss, counter),
+        )
+    after = owner.get("/dashboard/tss", headers=en).text
+    assert _lights(after)[tss] == "red" and "the last signature does not verify" in after

@@ -109,7 +109,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "seit {days} Tagen kein archivierter Export; Export erstellen und archivieren",
         "no archived export for {days} days; take and archive an export",
     ),
-    "reason_ok": ("letzte Signatur in Ordnung", "last signing fine"),
+    "reason_ok": (
+        "letzte Signatur (Zähler {n}) geprüft und gültig",
+        "last signature (counter {n}) checked and valid",
+    ),
+    "reason_last_bad": (
+        "die letzte Signatur ist ungültig: TSE als defekt behandeln",
+        "the last signature does not verify: treat the TSE as defective",
+    ),
     "details": ("Details", "Details"),
     # TSE detail
     "tse_title": ("TSE {serial}", "TSE {serial}"),

@@ -116,7 +116,34 @@ def cert_times(info: TSEInfo) -> tuple[int | None, int | None]:
     return int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())
 
 
-def _light(st: status.TSEStatus, overdue: bool, failures: int) -> tuple[str, tuple[Reason, ...]]:
+def last_signature_ok(ctx: Any, info: TSEInfo) -> bool | None:
+    """Does the TSE's last log message verify with its public key? None: nothing signed.
+
+    "Last signing fine" is checked, not assumed: the stored DER is decoded and its
+    signature verified over the exact signed bytes (TR-03151 signature check)."""
+    from opentse.tr03151.codec import decode_log_message
+    from opentse.tr03151.signature import verify_signature
+
+    if info.state.signature_counter == 0:
+        return None
+    try:
+        message = decode_log_message(ctx.service.read_log_message(info.record.tse_id))
+        if message.serial_number != info.record.serial_number or message.signed_data is None:
+            return False
+        verify_signature(
+            info.record.public_key_point,
+            message.signature_algorithm,
+            message.signed_data,
+            message.signature_value,
+        )
+    except (OpenTSEError, ValueError):
+        return False
+    return True
+
+
+def _light(
+    st: status.TSEStatus, overdue: bool, failures: int, last_ok: bool | None = True
+) -> tuple[str, tuple[Reason, ...]]:
     """Red: not usable; yellow: usable with a warning; green: fine (legend on the page)."""
     state = st.info.state.lifecycle.value
     if state in ("CREATED", "UNINITIALIZED"):
@@ -125,6 +152,8 @@ def _light(st: status.TSEStatus, overdue: bool, failures: int) -> tuple[str, tup
         return RED, (Reason("reason_disabled"),)
     if state == "DEFECTIVE":
         return RED, (Reason("reason_defective"),)
+    if last_ok is False:
+        return RED, (Reason("reason_last_bad"),)
     reasons = [Reason("w_" + w.kind + "_" + w.level, _warn_values(w)) for w in st.warnings]
     if any(w.level == "critical" for w in st.warnings):
         return RED, tuple(reasons)
@@ -134,7 +163,7 @@ def _light(st: status.TSEStatus, overdue: bool, failures: int) -> tuple[str, tup
         reasons.append(Reason("reason_failures", {"n": failures}))
     if reasons:
         return YELLOW, tuple(reasons)
-    return GREEN, (Reason("reason_ok"),)
+    return GREEN, (Reason("reason_ok", {"n": st.info.state.signature_counter}),)
 
 
 def _warn_values(w: lifetime.Warning) -> dict[str, Any]:
@@ -157,7 +186,10 @@ def tse_rows(
         except OpenTSEError:
             continue
         st = status.status_of(ops, info, now)
-        light, reasons = _light(st, tid in overdue, watch.recent(tid))
+        last_ok = (
+            last_signature_ok(ctx, info) if info.state.lifecycle.value == "INITIALIZED" else None
+        )
+        light, reasons = _light(st, tid in overdue, watch.recent(tid), last_ok)
         s = info.state
         not_before, not_after = cert_times(info)
         rows.append(
