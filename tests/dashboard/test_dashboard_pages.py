@@ -392,3 +392,56 @@ def test_a_last_log_that_does_not_verify_turns_the_light_red(
         )
     after = owner.get("/dashboard/tss", headers=en).text
     assert _lights(after)[tss] == "red" and "the last signature does not verify" in after
+
+
+@settings(max_examples=100, deadline=None)
+@given(cents=st.integers(0, 10**12), comma=st.booleans())
+def test_amounts_parse_with_comma_or_point(cents: int, comma: bool) -> None:
+    from decimal import Decimal
+
+    from opentse.dashboard.transactions import parse_amount
+
+    text = f"{cents // 100}.{cents % 100:02d}"
+    assert parse_amount(text.replace(".", ",") if comma else text) == Decimal(cents) / 100
+    for bad in ("1.2.3", "abc", "NaN", "Infinity"):
+        with pytest.raises(ValueError):
+            parse_amount(bad)
+
+
+@settings(max_examples=100, deadline=None)
+@given(day=st.dates())
+def test_dates_cover_the_whole_utc_day(day: Any) -> None:
+    from datetime import UTC, datetime
+
+    from opentse.dashboard.transactions import parse_date
+
+    start = parse_date(day.isoformat())
+    end = parse_date(day.isoformat(), end=True)
+    assert start == int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    assert end is not None and start is not None and end - start == 86400
+
+
+def test_export_filters_from_the_form(shop: dict[str, Any], web: Browsers) -> None:
+    owner = web.login(shop["key"])
+    en = {"accept-language": "en"}
+    page = owner.get("/dashboard/exports")
+    r = owner.post(
+        "/dashboard/exports",
+        data={"csrf": csrf_of(page.text), "tss_id": shop["tss"],
+              "start_transaction_number": "2", "end_transaction_number": "3"},
+    )  # fmt: skip
+    assert r.status_code == 303
+    row = shop["app"].state.ctx.svc.get_export(r.headers["location"].rsplit("/", 1)[1])
+    assert row.params == {"start_transaction_number": 2, "end_transaction_number": 3}
+    both = owner.post(
+        "/dashboard/exports",
+        data={"csrf": csrf_of(page.text), "tss_id": shop["tss"],
+              "start_transaction_number": "2", "start_date": "2020-01-01"},
+        headers=en,
+    )  # fmt: skip
+    assert both.status_code == 400 and "exclude each other" in both.text
+    bad_date = owner.post(
+        "/dashboard/exports",
+        data={"csrf": csrf_of(page.text), "tss_id": shop["tss"], "end_date": "tomorrow"},
+    )
+    assert bad_date.status_code == 400
