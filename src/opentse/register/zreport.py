@@ -228,7 +228,7 @@ def render_text(report: ZReport, *, width: int = 48, tz: tzinfo | None = None) -
         out.append(row(f"  {b.gv_typ} {b.gv_name} [{b.key}]".replace("  [", " ["), b.gross))
     out += [rule, "Umsatzsteuer je Schlüssel (brutto, netto, USt)"]
     for v in report.vat:
-        out.append(row(f"  {v.key} {v.rate:g} % brutto", v.gross))
+        out.append(row(f"  {v.key} {_percent(v.rate)} % brutto", v.gross))
         out.append(row("      netto", v.net))
         out.append(row("      USt", v.vat))
     out += [rule, "Zahlarten"]
@@ -263,3 +263,9 @@ def render_pdf(report: ZReport, *, tz: tzinfo | None = None) -> bytes:
         pdf.cell(0, 4.2, line.encode("latin-1", errors="replace").decode("latin-1"))
         pdf.ln(4.2)
     return bytes(pdf.output())
+
+
+def _percent(rate: Decimal) -> str:
+    """19, 7, 5,5 (German notation, no trailing zeros)."""
+    text = f"{rate.normalize():f}" if rate else "0"
+    return text.replace(".", ",")
