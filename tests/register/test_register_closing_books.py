@@ -190,3 +190,19 @@ def test_select_closings_refuses_open_days_and_empty_ranges(till: Till) -> None:
     with pytest.raises(ProtocolError) as backwards:
         select_closings(till.books, today, date(2020, 1, 1))
     assert backwards.value.code == "E_DSFINVK_DATE"
+
+
+def test_restaurant_order_is_exported_as_avbestellung(till: Till, tmp_path: Path) -> None:
+    order = Sale()
+    order.add_line('Schnitzel "Wiener Art"', 2, "14.50", 1)
+    order.add_line("Apfelschorle", 1, "3.20", 1)
+    signed = till.register.order(order).signed
+    assert signed is not None and signed.process_type == "Bestellung-V1"
+    final = sale(('Schnitzel "Wiener Art"', "29.00", 1), ("Apfelschorle", "3.20", 1))
+    till.register.sell(final)
+    day = close_day(till.register, till.books, MASTER, "32.20")
+    kinds = [r.bon_typ for r in day.closing.receipts]
+    assert kinds == ["AVBestellung", "Beleg"]
+    assert build_zreport(day).total == Decimal("32.20")  # the order is no business case
+    path = write_export([day.closing], tmp_path / "order.zip")
+    assert [f for f in check_export(path) if f.severity == "error"] == []

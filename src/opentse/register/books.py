@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentse.errors import ProtocolError, StorageError
 from opentse.formats.dsfinvk import model
+from opentse.formats.processdata import PROCESS_TYPE_BESTELLUNG
 from opentse.register.backends import Signed, TseDescription
 from opentse.register.dsfinvk_bridge import rate_on, to_dsfinvk_receipt
 from opentse.register.money import VAT_TABLE
@@ -259,7 +260,12 @@ class Books:
             )
 
     def record(self, sale: Sale, result: SaleResult, *, tse_id: str) -> None:
-        """Keep one booked Vorgang (its receipt number is its BON_NR)."""
+        """Keep one booked Vorgang (its receipt number is its BON_NR). A restaurant
+        order signed as Bestellung-V1 is kept as BON_TYP AVBestellung without payments:
+        the final receipt is the business case (DSFinV-K 2.4, Anhang C)."""
+        signed = result.signed
+        if signed is not None and signed.process_type == PROCESS_TYPE_BESTELLUNG:
+            sale = Sale("AVBestellung", list(sale.lines), [])
         self.record_raw(
             sale,
             bon_nr=int(result.receipt.receipt_number),
