@@ -131,7 +131,7 @@ def _usage(path: tuple[str, ...], command: Any) -> str:
         if param.param_type_name != "argument" or getattr(param, "hidden", False):
             continue
         name = str(param.metavar or param.name or "").upper()
-        name += "..." if param.nargs == -1 else ""
+        name += "..." if param.nargs == -1 and not name.endswith("...") else ""
         pieces.append(name if param.required else f"[{name}]")
     if _is_group(command):
         pieces.append("COMMAND [ARGS]...")
