@@ -83,12 +83,6 @@ def test_atheris_short_run(name: str, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("crash-*"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: formats/qr.py parse_qr_payload accepts year 0024 but QRPayload.to_text() "
-    "cannot print it back (strftime %Y does not pad years before 1000 on glibc) "
-    "and raises QRFormatError; found by fuzz/fuzz_qr.py",
-)
 def test_qr_payload_with_year_before_1000_prints_back() -> None:
     from fuzz.seeds import qr_seeds
 

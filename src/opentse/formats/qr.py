@@ -100,7 +100,12 @@ def format_qr_time(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("QR times must be timezone-aware")
     utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # f-string, not strftime: glibc's %Y does not pad years before 1000 to four digits,
+    # so a payload the parser accepts (year 0024) would not print back
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def build_qr_payload(
