@@ -69,6 +69,10 @@ def test_demo_business_day_closes_exports_and_checks(data: Path, tmp_path: Path)
     code, out = run("pos", "storno", str(cake["receipt_ref"]), *base, "--json")
     assert code == 0, out
     storno = json.loads(out)
+    code, out = run("pos", "storno", str(cake["receipt_ref"]), *base)
+    assert code == 1 and "E_POS_STORNO" in out and "cancelled already" in out
+    code, out = run("pos", "storno", str(storno["receipt_ref"]), *base)
+    assert code == 1 and "E_POS_STORNO" in out  # a cancellation is not cancelled again
     assert storno["process_data"] == "AVBelegstorno^0.00_-6.20_0.00_0.00_0.00^-6.20:Bar"
     training = sell("--type", "training", "--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50")
     assert str(training["process_data"]).startswith("AVTraining^")

@@ -377,6 +377,11 @@ def storno_command(
                 f"receipt {receipt} is a {sale.bon_typ}: only sales can be cancelled",
                 code="E_POS_STORNO",
             )
+        done = reg.books.referenced_by(original)
+        if done:
+            raise ProtocolError(
+                f"receipt {receipt} was cancelled already (by {done[0]})", code="E_POS_STORNO"
+            )
         reg.connect()
         result = _sell_and_print(reg, sale.storno(), as_json, {"references": original})
         reg.books.add_reference(result.receipt_ref, original)

@@ -324,6 +324,15 @@ class Books:
                 (bon_id, ref_bon_id, ref_type),
             )
 
+    def referenced_by(self, bon_id: str) -> list[str]:
+        """The receipts that point at ``bon_id`` (e.g. its cancellation)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT bon_id FROM books_references WHERE ref_bon_id = ? ORDER BY bon_id",
+                (bon_id,),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def sale(self, bon_id: str) -> Sale:
         """The booked sale of receipt ``bon_id`` (e.g. to cancel it)."""
         with self._lock:
