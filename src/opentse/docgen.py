@@ -99,15 +99,22 @@ def _param_line(param: Any) -> str:
             if not param.is_flag or param.secondary_opts:
                 facts.append(f"default {'on' if default else 'off'}")
         elif isinstance(default, list | tuple):
-            facts.append("default " + ", ".join(f"`{v}`" for v in default))
+            facts.append("default " + ", ".join(f"`{_portable(str(v))}`" for v in default))
         else:
-            facts.append(f"default `{default}`")
+            facts.append(f"default `{_portable(str(default))}`")
     if param.envvar:
         envvars = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)
         facts.append("env " + ", ".join(f"`{e}`" for e in envvars))
     help_text = " ".join((param.help or "").split())
     detail = f" ({'; '.join(facts)})" if facts else ""
     return f"- {names}{detail}{': ' + help_text if help_text else ''}"
+
+
+def _portable(text: str) -> str:
+    """A default computed from this machine (home folder) must not make the page
+    differ between machines."""
+    home = str(Path.home())
+    return text.replace(home, "~") if home not in ("", "/") else text
 
 
 def _type_name(param: Any) -> str:
@@ -205,7 +212,9 @@ def http_routes() -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
                 document = _served_document(app)
                 routes = sorted(set(_walk_routes(app.routes, "")), key=lambda r: (r[1], r[0]))
             finally:
-                app.state.ctx.close()
+                ctx = getattr(app.state, "ctx", None)
+                if ctx is not None:
+                    ctx.close()
     return document, routes
 
 

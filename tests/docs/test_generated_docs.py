@@ -128,3 +128,13 @@ def test_state_diagrams_follow_the_tables() -> None:
 def test_main_rejects_unknown_page(capsys: pytest.CaptureFixture[str]) -> None:
     assert docgen.main(["nope"]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_helpers() -> None:
+    assert docgen._openapi_path("/tss/{tss_id}/tx/{number:int}/log/{c:int}") == (
+        "/tss/{tss_id}/tx/{number}/log/{c}"
+    )
+    assert docgen._anchor("`opentse pos sell`") == "opentse-pos-sell"
+    assert docgen._portable(str(Path.home() / "x")) == "~/x"
+    diagram = docgen.transaction_diagram()
+    assert diagram.startswith("stateDiagram-v2\n") and "FINISHED --> [*]" in diagram
