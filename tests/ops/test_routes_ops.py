@@ -80,7 +80,12 @@ def test_metrics_health_and_ops_api(served: tuple[httpx.Client, Any], clock: Fro
     body = r.json()
     assert body["status"] == "ok" and body["tss_count"] == 1 and body["warnings"] == 1
 
-    r = client.get("/metrics")
+    # closed without a token; an API access token shows that organization's TSEs only
+    assert client.get("/metrics").status_code == 401
+    h_other = login(client, other["api_key"], other["api_secret"])
+    r = client.get("/metrics", headers=h_other)
+    assert r.status_code == 200 and tss not in r.text
+    r = client.get("/metrics", headers=h)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     fams = parse_prometheus(r.text)

@@ -134,11 +134,6 @@ def test_every_operation_with_another_organizations_ids_is_404(
         ok(a.post(f"/tss/{world['tss']}/admin/auth", json={"admin_pin": PIN}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: GET /metrics answers without any token and names every organization's "
-    "TSS ids with their signature counters (server/routes_ops.py)",
-)
 def test_metrics_do_not_name_tss_without_authentication(
     live: LiveServer, world: dict[str, Any]
 ) -> None:

@@ -4,8 +4,8 @@ authenticated ``GET /api/v2/ops/status`` and ``GET /api/v2/ops/warnings``.
 ``install(app, ctx)`` adds the routes in front of the app's own (so this richer
 ``/health`` answers) and a small ASGI middleware that counts failed API calls per
 TSS for the metrics. The ops endpoints are scoped like the rest of the API: an
-organization sees only its own TSS. ``/metrics`` is open unless a metrics token is
-configured (``metrics_token``).
+organization sees only its own TSS. ``/metrics`` wants the operator's metrics token
+(``metrics_token``: every TSE) or an API access token (that organization's TSEs).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opentse.ops import archive, metrics, status
 from opentse.ops.store import OpsContext
+from opentse.server.problems import ApiError
 
 _TSS_PATH = re.compile(r"^/api/v2/tss/([^/]+)")
 
@@ -86,11 +87,31 @@ def install(app: Starlette, ctx: Any) -> OpsContext:
     token = metrics_token(ctx)
 
     async def metrics_endpoint(request: Request) -> Response:
-        if token is not None and not _bearer_matches(request, token):
-            return PlainTextResponse("unauthorized\n", status_code=401)
+        # Closed by default: TSS ids and counters are an organization's business. The
+        # operator's metrics token shows every TSE; an organization's API access token
+        # shows only its own; anything else is refused.
+        org: str | None = None
+        if token is None or not _bearer_matches(request, token):
+            try:
+                principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
+            except ApiError:
+                return PlainTextResponse(
+                    "unauthorized: send the metrics token (OPENTSE_METRICS_TOKEN) or an API "
+                    "access token as 'Authorization: Bearer ...'\n",
+                    status_code=401,
+                )
+            org = principal.organization_id
 
         def build() -> str:
-            return metrics.render(status.all_status(ops), counter.snapshot(), _last_exports(ops))
+            if org is None:
+                return metrics.render(
+                    status.all_status(ops), counter.snapshot(), _last_exports(ops)
+                )
+            mine = owned(org)
+            ids = {st.info.record.tse_id for st in mine}
+            failures = {k: v for k, v in counter.snapshot().items() if k[0] in ids}
+            exports = {k: v for k, v in _last_exports(ops).items() if k in ids}
+            return metrics.render(mine, failures, exports)
 
         text = await run_in_threadpool(build)
         return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
