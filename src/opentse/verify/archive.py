@@ -8,9 +8,11 @@ cannot be read becomes a parse error and a finding, so the other checks still ru
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,10 +137,14 @@ def decode_members(
     """Classify members; certificates first, so every log is verified as it is decoded."""
     export = LoadedExport(sources)
     logs: list[Member] = []
-    for label, base, data in members:
+    for member in members:
+        label, base, data = member
+        if base.endswith(".log"):
+            logs.append(member)
+            continue
         lower = base.lower()
         if lower.endswith(".log"):
-            logs.append((label, base, data))
+            logs.append(member)
         elif _CERT_NAME.match(base) or lower.endswith((".cer", ".der", ".crt", ".pem")):
             entry = load_certificate(label, data)
             export.certificates.append(entry)
@@ -178,5 +184,19 @@ def load_exports(
 
     Raises UnreadableExportError only when an input is not a TAR archive at all.
     """
-    sources, members = collect_members(paths)
-    return decode_members(sources, members, workers=workers, progress=progress)
+    with bulk():
+        sources, members = collect_members(paths)
+        return decode_members(sources, members, workers=workers, progress=progress)
+
+
+@contextmanager
+def bulk() -> Iterator[None]:
+    """Pause the cyclic garbage collector while 10^5+ objects are made that form no
+    cycles: its generation scans would otherwise cost ~10% of a verification run."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from opentse.errors import OpenTSEError
 from opentse.formats.tar import ParsedLogName, parse_log_filename
@@ -79,22 +79,30 @@ class _Verifier:
         self.heads, self.mids = _der_heads(self.size)
 
     def verify(self, data: bytes, signature: bytes) -> bool:
-        size = self.size
-        if len(signature) != 2 * size or not signature[0] or not signature[size]:
-            return False  # odd lengths, leading zero octets: the general path decides
-        r_high = signature[0] >> 7
-        s_high = signature[size] >> 7
-        der = (
-            self.heads[2 * r_high + s_high]
-            + signature[:size]
-            + self.mids[s_high]
-            + signature[size:]
-        )
+        if len(signature) != 2 * self.size:
+            return False  # odd lengths (DER signatures?): the general path decides
         try:
-            self.key.verify(der, self.digest(data).digest(), self.prehashed)
+            self.key.verify(self.der(signature), self.digest(data).digest(), self.prehashed)
         except InvalidSignature:
             return False
         return True
+
+    def der(self, signature: bytes) -> bytes:
+        """Plain r||s (two ``size``-octet halves) as DER ``SEQUENCE { r, s }``."""
+        size = self.size
+        if signature[0] and signature[size]:
+            r_high = signature[0] >> 7
+            s_high = signature[size] >> 7
+            return (
+                self.heads[2 * r_high + s_high]
+                + signature[:size]
+                + self.mids[s_high]
+                + signature[size:]
+            )
+        # r or s shorter than the curve (1 in 128 logs): minimal DER the slow way
+        return encode_dss_signature(
+            int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        )
 
 
 class SignatureChecker:

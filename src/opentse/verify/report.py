@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography import x509
 
-from opentse.verify.archive import LoadedExport, load_exports
+from opentse.verify.archive import LoadedExport, bulk, load_exports
 from opentse.verify.certificates import CertificateResult, check_certificates
 from opentse.verify.counters import SerialSummary, check_counters
 from opentse.verify.findings import Finding, Severity
@@ -74,6 +74,11 @@ def verify_loaded(
     export: LoadedExport, *, trust: Sequence[x509.Certificate] | None = None
 ) -> VerifyReport:
     """All checks over an already loaded (decoded, signature-checked) export."""
+    with bulk():
+        return _verify_loaded(export, trust)
+
+
+def _verify_loaded(export: LoadedExport, trust: Sequence[x509.Certificate] | None) -> VerifyReport:
     signatures = check_signatures(export)
     serials, counter_findings = check_counters(export)
     transactions = check_transactions(export)

@@ -59,6 +59,8 @@ def _safe(name: str) -> str:
     return name
 
 
+_UNUSUAL = "./\\"  # first characters _safe has to look at
+
 # name, size, checksum, type flag, magic ("ustar"), prefix: the fields read here
 _HEADER = struct.Struct("100s24x12s12x8sc100x5s83x155s12x")
 _HALF = BLOCK // 2  # 256 octets sum to at most 65280: below Adler-32's modulus
@@ -98,12 +100,13 @@ def _scan(data: bytes) -> list[tuple[str, bytes]]:
             name = next_name
             if name is None:
                 name = raw_name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                if magic == b"ustar":
+                if raw_prefix[0] and magic == b"ustar":
                     prefix = raw_prefix.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                    if prefix:
-                        name = f"{prefix}/{name}"
+                    name = f"{prefix}/{name}"
             next_name = None
-            append((_safe(name), body))
+            if not name or name[0] in _UNUSUAL or ".." in name:
+                name = _safe(name)
+            append((name, body))
         elif kind == b"x":
             next_name = _pax_path(body)
         elif kind == b"L":

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from opentse.tr03151.fastdecode import SYSTEM
+from opentse.tr03151.logtime import TimeFormat
 from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.counters import logs_by_serial
 from opentse.verify.findings import Finding, error
@@ -24,15 +25,15 @@ def _is_update_time(entry: LogEntry) -> bool:
 def check_times(export: LoadedExport) -> list[Finding]:
     findings: list[Finding] = []
     for serial, entries in logs_by_serial(export).items():
-        formats: dict[str, str] = {}
+        formats: dict[TimeFormat, str] = {}
         previous: LogEntry | None = None
         before = 0
         for entry in entries:
             fields = entry.fields
             if fields is None:
                 continue
-            if fields.time_format.value not in formats:
-                formats[fields.time_format.value] = entry.file
+            if fields.time_format not in formats:
+                formats[fields.time_format] = entry.file
             now = fields.unix
             if (
                 previous is not None
@@ -51,7 +52,7 @@ def check_times(export: LoadedExport) -> list[Finding]:
             previous = entry
             before = now
         if len(formats) > 1:
-            listed = ", ".join(f"{fmt} (e.g. {file})" for fmt, file in formats.items())
+            listed = ", ".join(f"{fmt.value} (e.g. {file})" for fmt, file in formats.items())
             findings.append(
                 error(
                     "E_TIME_FORMAT_MIXED",
