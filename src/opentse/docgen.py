@@ -369,6 +369,22 @@ def allowed_table() -> list[str]:
     return out
 
 
+def _states_outside_the_table() -> list[str]:
+    """Lifecycle states no PATCH transition reaches (e.g. DEFECTIVE), with the
+    ``Lifecycle`` docstring that says what they are."""
+    from opentse.engine.rules import LIFECYCLE_TRANSITIONS
+    from opentse.engine.state import Lifecycle
+
+    reached = {state for pair in LIFECYCLE_TRANSITIONS for state in pair}
+    outside = [state.value for state in Lifecycle if state not in reached]
+    if not outside:
+        return []
+    names = ", ".join(f"`{name}`" for name in outside)
+    about = " ".join((inspect.getdoc(Lifecycle) or "").split())
+    text = f'Not in the table: {names}. From the code: "{about}"' if about else names
+    return [text, ""]
+
+
 def render_states() -> str:
     """docs/state-diagrams.md from ``engine.rules`` and ``engine.transactions``."""
     from opentse.engine.rules import lifecycle_diagram
@@ -393,6 +409,7 @@ def render_states() -> str:
                 lifecycle_diagram().rstrip("\n"),
                 "```",
                 "",
+                *_states_outside_the_table(),
                 "## Operations per lifecycle state",
                 "",
                 "`ALLOWED`: where an SE API operation may run (TR-03151: ErrorSeApiNotInitialized",
