@@ -7,10 +7,12 @@ No module-level mutable state (architecture habit 8): ``create_app`` builds one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,9 +69,7 @@ class ServerContext:
         )
         self.puk_key = derive_key(installation.secret, "opentse/server/puk-seal/v1")
         self.exports: Any = None  # set by create_app (ExportManager)
-        self.executor = ThreadPoolExecutor(
-            max_workers=config.handler_threads, thread_name_prefix="opentse-handler"
-        )
+        self.executor = HandlerPool(config.handler_threads)
 
     def now(self) -> int:
         return self.clock.now()
@@ -77,8 +77,71 @@ class ServerContext:
     def close(self) -> None:
         if self.exports is not None:
             self.exports.shutdown()
-        self.executor.shutdown(wait=True)
+        self.executor.shutdown()
         self.svc.close()
+
+
+class HandlerPool:
+    """Threads for the blocking handlers, resolving asyncio futures directly.
+
+    ``loop.run_in_executor`` chains a concurrent.futures.Future to an asyncio one
+    (two futures, a lock, two callbacks per request); here the worker hands the result
+    to the loop with one ``call_soon_threadsafe``. Threads start on demand up to
+    ``size`` and stay; ``shutdown`` stops them after the queued work is done.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((loop, future, fn, args))
+        with self._lock:
+            if self._idle == 0 and len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._work, name=f"opentse-handler-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                self._idle += 1
+                thread.start()
+            self._idle -= 1  # claimed by this item until a worker takes the next one
+        return await future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            loop, future, fn, args = item
+            try:
+                result, error = fn(*args), None
+            except BaseException as exc:
+                result, error = None, exc
+            with self._lock:
+                self._idle += 1
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, future, result, error)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads.clear()
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def db_path_of(installation: Any, data_dir: Path) -> Path:
@@ -147,9 +210,7 @@ def endpoint(
             list(request.query_params.multi_items()),
             body,
         )
-        result = await asyncio.get_running_loop().run_in_executor(
-            ctx.executor, _invoke, handler, call
-        )
+        result = await ctx.executor.run(_invoke, handler, call)
         if isinstance(result, Response):
             return result
         status, payload = result
