@@ -445,3 +445,17 @@ def test_export_filters_from_the_form(shop: dict[str, Any], web: Browsers) -> No
         data={"csrf": csrf_of(page.text), "tss_id": shop["tss"], "end_date": "tomorrow"},
     )
     assert bad_date.status_code == 400
+
+
+def test_export_checks_run_in_the_background(tmp_path: Path) -> None:
+    checks = uploads.ExportChecks()
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar archive at all" * 100)
+    first = checks.result("e1", junk, wait=0)
+    deadline = time.monotonic() + 30
+    report = first
+    while report is None:
+        assert time.monotonic() < deadline
+        report = checks.result("e1", junk, wait=0.5)
+    assert report["ok"] is False and report["findings"][0]["severity"] == "error"
+    assert checks.result("e1", junk, wait=0) is report  # kept, not run again

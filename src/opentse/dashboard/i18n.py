@@ -224,6 +224,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The export is running. This page refreshes itself.",
     ),
     "reload": ("Neu laden", "Reload"),
+    "verifying": (
+        "Der Export ist fertig und wird geprüft. Diese Seite aktualisiert sich selbst.",
+        "The export is finished and being verified. This page refreshes itself.",
+    ),
     "download": ("TAR herunterladen", "Download TAR"),
     "verification": ("Prüfergebnis", "Verification result"),
     "verified_ok": (

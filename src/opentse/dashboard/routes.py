@@ -54,7 +54,7 @@ class Dashboard:
         self.templates = make_templates()
         self.watch = views.FailureWatch()
         self.counter = _failure_counter(app)
-        self.verified: dict[str, dict[str, Any]] = {}
+        self.checks = uploads.ExportChecks()
 
     # plumbing ------------------------------------------------------------------------
 
@@ -318,14 +318,11 @@ class Dashboard:
     async def export_detail(self, page: Page) -> Response:
         row = await run_in_threadpool(self._export, page)
         report = None
+        verifying = False
         if row.state == "COMPLETED" and row.file_path and Path(row.file_path).exists():
-            report = self.verified.get(row.export_id)
-            if report is None:
-                report = await run_in_threadpool(uploads.verify_tar, Path(row.file_path))
-                if len(self.verified) > 200:
-                    self.verified.clear()
-                self.verified[row.export_id] = report
-        return page.render("export.html", row=row, report=report)
+            report = await run_in_threadpool(self.checks.result, row.export_id, Path(row.file_path))
+            verifying = report is None
+        return page.render("export.html", row=row, report=report, verifying=verifying)
 
     async def export_file(self, page: Page) -> Response:
         row = await run_in_threadpool(self._export, page)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,48 @@ async def handle(form: FormData, data_dir: Path) -> dict[str, Any]:
         raise UploadError(400, "nothing_uploaded")
     result["name"] = name or "QR"
     return result
+
+
+class ExportChecks:
+    """Verification of finished exports in the background (a daemon thread each), so
+    a large archive never holds a page request; results are kept per export id."""
+
+    MAX_KEPT = 200
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[str, dict[str, Any]] = {}
+        self._running: dict[str, threading.Event] = {}
+
+    def result(self, export_id: str, path: Path, wait: float = 2.0) -> dict[str, Any] | None:
+        """The report, or None while it is still being computed (after ``wait`` s)."""
+        with self._lock:
+            if export_id in self._done:
+                return self._done[export_id]
+            event = self._running.get(export_id)
+            if event is None:
+                event = self._running[export_id] = threading.Event()
+                threading.Thread(
+                    target=self._run, args=(export_id, path, event), daemon=True,
+                    name="opentse-dashboard-verify",
+                ).start()  # fmt: skip
+        event.wait(wait)
+        with self._lock:
+            return self._done.get(export_id)
+
+    def _run(self, export_id: str, path: Path, event: threading.Event) -> None:
+        try:
+            report = verify_tar(path)
+        except Exception as exc:  # reported on the page, never lost in a thread
+            report = {
+                "kind": "tar", "ok": False, "log_messages": 0, "valid_signatures": 0,
+                "invalid_signatures": 0,
+                "findings": [{"severity": "error", "code": "E_VERIFY_FAILED",
+                              "message": f"{type(exc).__name__}: {exc}", "file": ""}],
+            }  # fmt: skip
+        with self._lock:
+            if len(self._done) >= self.MAX_KEPT:
+                self._done.clear()
+            self._done[export_id] = report
+            self._running.pop(export_id, None)
+        event.set()
