@@ -459,3 +459,24 @@ def test_export_checks_run_in_the_background(tmp_path: Path) -> None:
         report = checks.result("e1", junk, wait=0.5)
     assert report["ok"] is False and report["findings"][0]["severity"] == "error"
     assert checks.result("e1", junk, wait=0) is report  # kept, not run again
+
+
+def test_more_registers_than_one_store_page(shop: dict[str, Any], web: Browsers) -> None:
+    import uuid
+
+    api = web.anon()
+    h = api_login(api, shop["key"])
+    tss, _ = setup_tss(api, h, "R-000")
+    last = ""
+    for i in range(1, 121):
+        last = str(uuid.uuid4())
+        r = api.put(f"/api/v2/tss/{tss}/client/{last}", json={"serial_number": f"R-{i:03d}"},
+                    headers=h)  # fmt: skip
+        assert r.status_code == 200, r.text
+    sold = sell(api, h, tss, last, "1.23")
+    owner = web.login(shop["key"])
+    detail = owner.get(f"/dashboard/tss/{tss}").text
+    assert all(f">R-{i:03d}</a>" in detail for i in range(121))
+    assert _numbers(owner.get("/dashboard/tx", params={"register": "R-120"}).text) == [
+        sold["number"]
+    ]

@@ -269,10 +269,7 @@ class Dashboard:
 
             rows, _ = self.ctx.svc.list_exports(page.org, ListPage(limit=100, order="desc"))
             tses = views.tse_rows(self.ctx, self.ops, page.org, self.watch)
-            clients = {
-                t.tss_id: self.ctx.svc.list_clients(page.org, t.tss_id, ListPage(limit=100))[0]
-                for t in tses
-            }
+            clients = {t.tss_id: views.all_clients(self.ctx, page.org, t.tss_id) for t in tses}
             return rows, tses, clients
 
         rows, tses, clients = await run_in_threadpool(load)

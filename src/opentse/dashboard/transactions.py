@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from opentse.dashboard.views import owned_tss
+from opentse.dashboard.views import all_clients, owned_tss
 from opentse.engine.ports import LogFilter
 from opentse.engine.results import SignResult
 from opentse.errors import OpenTSEError
@@ -104,7 +104,7 @@ def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
     clients: dict[str, str] = {}
     serials: dict[str, str] = {}
     for tid in tss_ids:
-        found, _ = ctx.svc.list_clients(org, tid, Page(limit=100))
+        found = all_clients(ctx, org, tid)
         clients.update({c.client_id: c.serial_number for c in found})
         try:
             serials[tid] = ctx.service.get(tid).record.serial_number.hex()

@@ -98,6 +98,16 @@ def owned_tss(ctx: Any, org: str, tss_id: str) -> TssRow | None:
     return row if row is not None and row.organization_id == org else None
 
 
+def all_clients(ctx: Any, org: str, tss_id: str) -> list[Any]:
+    """Every client (register) of a TSS, page by page (the store pages by 100)."""
+    found: list[Any] = []
+    while True:
+        rows, total = ctx.svc.list_clients(org, tss_id, Page(limit=100, offset=len(found)))
+        found.extend(rows)
+        if not rows or len(found) >= total:
+            return found
+
+
 def tss_choices(ctx: Any, org: str) -> list[tuple[str, str]]:
     """(TSS id, serial number) of the organization's TSEs, for select boxes."""
     found: list[tuple[str, str]] = []
@@ -294,7 +304,7 @@ def tse_detail(
         return None
     row = rows[0]
     info = ctx.service.get(row.tss_id)
-    clients, _ = ctx.svc.list_clients(org, row.tss_id, Page(limit=100))
+    clients = all_clients(ctx, org, row.tss_id)
     exports, _ = ctx.svc.list_exports(org, Page(limit=20, order="desc"), row.tss_id)
     return TseDetail(
         row,
