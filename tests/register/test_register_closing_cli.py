@@ -87,6 +87,11 @@ def test_demo_business_day_closes_exports_and_checks(data: Path, tmp_path: Path)
     code, out = run("pos", "sell", *base, "--line", "Tee:1:1.80:1", "--pay", "karte:1.80")
     assert code == 0 and "TSE ausgefallen" in out
     assert run("client", "register", CLIENT, *admin)[0] == 0
+    # the TSE cannot be reached at all (a TSE service that is down), same books
+    remote = ["--url", "http://127.0.0.1:9", "--api-key", "k", "--api-secret", "s"]
+    remote += ["--tss", TSS, "--client", CLIENT, "--journal", str(data / "pos" / f"{CLIENT}.db")]
+    code, out = run("pos", "sell", *remote, "--line", "Eis:1:1.80:1", "--pay", "karte:1.80")
+    assert code == 0 and "TSE ausgefallen" in out and "not reachable" in out
 
     # expected cash 5.90 + 6.20 - 6.20 - 0.50 + 100 - 20 = 85.40; 85.00 counted
     pdf = tmp_path / "z1.pdf"
@@ -107,11 +112,12 @@ def test_demo_business_day_closes_exports_and_checks(data: Path, tmp_path: Path)
 
     closing = rows(export, "cashpointclosing.csv")[0]
     assert closing["Z_NR"] == "1" and num(closing["Z_SE_BARZAHLUNGEN"]) == Decimal("85.00")
-    assert num(closing["Z_SE_ZAHLUNGEN"]) == Decimal("100.94")
+    assert num(closing["Z_SE_ZAHLUNGEN"]) == Decimal("102.74")
     tse_rows = rows(export, "transactions_tse.csv")
     failed = [r for r in tse_rows if r["TSE_TA_FEHLER"]]
-    assert len(failed) == 1 and failed[0]["TSE_TA_SIG"] == "" and failed[0]["TSE_TANR"] == ""
-    assert sum(1 for r in tse_rows if r["TSE_TA_SIG"]) == len(tse_rows) - 1 == 9
+    assert len(failed) == 2 and {r["TSE_TA_SIG"] + r["TSE_TANR"] for r in failed} == {""}
+    assert "not reachable" in failed[1]["TSE_TA_FEHLER"]
+    assert sum(1 for r in tse_rows if r["TSE_TA_SIG"]) == len(tse_rows) - 2 == 9
     types = {r["BON_ID"]: r["BON_TYP"] for r in rows(export, "transactions.csv")}
     assert types[str(storno["receipt_ref"])] == "AVBelegstorno"
     assert types[str(training["receipt_ref"])] == "AVTraining"
