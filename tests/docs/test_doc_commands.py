@@ -44,14 +44,17 @@ def check(root: Any, mention: str) -> str | None:
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
+@pytest.fixture(scope="module")
+def root() -> Any:
+    return docgen._click_root()
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_named_commands_exist(page: Path) -> None:
-    root = docgen._click_root()
+def test_named_commands_exist(page: Path, root: Any) -> None:
     problems = [p for m in mentions(page.read_text(encoding="utf-8")) if (p := check(root, m))]
     assert not problems, f"{page.relative_to(ROOT)}: {problems}"
 
 
-def test_the_checker_notices_a_wrong_command() -> None:
-    root = docgen._click_root()
+def test_the_checker_notices_a_wrong_command(root: Any) -> None:
     assert check(root, "opentse pos sell|refund") is not None
     assert check(root, "opentse tse create --data DIR") is None
