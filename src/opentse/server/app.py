@@ -52,6 +52,7 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
     """The /api/v2 application over one installation (its engine and store)."""
     ctx = ServerContext(installation, config, clock)
     ctx.exports = ExportManager(ctx, config.export_workers)
+    routes_tx.rebuild_index(ctx)  # index rows a crash lost (GET by number, lists)
     document = build_document(OPERATIONS, components())
 
     async def openapi(request: Request) -> Response:

@@ -21,14 +21,16 @@ from typing import Any
 
 from starlette.responses import Response
 
+from opentse.engine.ports import LogFilter
 from opentse.engine.results import SignResult
-from opentse.errors import FormatError, NotFoundError
+from opentse.errors import FormatError, NotFoundError, OpenTSEError
 from opentse.formats import processdata
 from opentse.formats.qr import build_qr_payload
 from opentse.server.context import (
     API_VERSION,
     Call,
     Operation,
+    ServerContext,
     envelope,
     merge_metadata,
     parse_int,
@@ -155,15 +157,21 @@ def stored_revision(
 
 
 def _recover(call: Call, tss_id: str, tx_id: str, row: TxRow | None, org: str) -> TxRow | None:
+    return recover_row(call.ctx, tss_id, tx_id, row, org)
+
+
+def recover_row(
+    ctx: ServerContext, tss_id: str, tx_id: str, row: TxRow | None, org: str
+) -> TxRow | None:
     """Bring the index up to the logs: revisions signed but not indexed (crash, race)."""
     latest = row.latest_revision if row else 0
     found: tuple[SignResult, dict[str, Any]] | None = None
     while True:
-        log = call.ctx.store.find_ref(tss_id, tx_ref(tx_id, latest + 1))
+        log = ctx.store.find_ref(tss_id, tx_ref(tx_id, latest + 1))
         if log is None:
             break
         latest += 1
-        found = (call.ctx.service.find_ref(tss_id, tx_ref(tx_id, latest)), dict(log.extra or {}))
+        found = (ctx.service.find_ref(tss_id, tx_ref(tx_id, latest)), dict(log.extra or {}))
     if found is None:
         return row
     result, extra = found
@@ -181,8 +189,45 @@ def _recover(call: Call, tss_id: str, tx_id: str, row: TxRow | None, org: str) -
         result.log_time if state != "ACTIVE" else None,
         row.metadata if row else {},
     )
-    call.ctx.svc.upsert_tx(new)
-    return call.ctx.svc.get_tx(tss_id, tx_id)
+    ctx.svc.upsert_tx(new)
+    return ctx.svc.get_tx(tss_id, tx_id)
+
+
+INDEX_MARK_SLACK = 5  # seconds: clock granularity and small steps of the service clock
+
+
+def rebuild_index(ctx: ServerContext) -> int:
+    """At startup: index rows a crash (kill -9) lost before the background writer
+    stored them, so GET by number and the lists see every signed revision again.
+
+    Only logs from the durable mark on are read (``ServiceStore`` keeps it: every
+    request that began signing before it has its row in the database); without a
+    mark, all logs once. Returns the number of transactions repaired.
+    """
+    mark = ctx.svc.index_mark()
+    since = None if mark is None else mark - INDEX_MARK_SLACK
+    repaired = 0
+    newest: int | None = None
+    for tss_id, org in ctx.svc.all_tss():
+        latest: dict[str, int] = {}
+        try:
+            logs = ctx.store.iter_logs(tss_id, LogFilter(start_time=since))
+            for log in logs:
+                newest = log.log_time if newest is None else max(newest, log.log_time)
+                parts = (log.ref or "").split(":")
+                if len(parts) == 3 and parts[0] == "tx" and parts[2].isdigit():
+                    latest[parts[1]] = max(latest.get(parts[1], 0), int(parts[2]))
+        except NotFoundError:
+            continue  # a service row whose TSE is gone (healed elsewhere)
+        for tx_id, revision in latest.items():
+            row = ctx.svc.get_tx(tss_id, tx_id)
+            if row is None or row.latest_revision < revision:
+                recover_row(ctx, tss_id, tx_id, row, org)
+                repaired += 1
+    ctx.svc.flush()
+    if newest is not None and (mark is None or newest > mark):
+        ctx.svc.set_index_mark(newest)
+    return repaired
 
 
 def upsert_transaction(call: Call) -> tuple[int, Any]:
@@ -234,13 +279,58 @@ def upsert_transaction(call: Call) -> tuple[int, Any]:
         "schema": schema_out,
     }
     ref = tx_ref(tx_id, revision)
+    token = ctx.svc.begin_signing(ctx.now())
+    indexed = False
+    try:
+        result = _sign(ctx, tss_id, client.serial_number, row, target, data, ptype, ref, extra)
+        new_row = TxRow(
+            tss_id,
+            tx_id,
+            org,
+            result.transaction_number,
+            client.client_id,
+            revision,
+            target,
+            ptype or (row.process_type if row else ""),
+            result.start_time,
+            result.log_time if target != "ACTIVE" else None,
+            metadata,
+        )
+        ctx.svc.upsert_tx(new_row)
+        indexed = True
+    except OpenTSEError:
+        indexed = True  # the engine refused: nothing was signed, nothing to index
+        raise
+    finally:
+        if indexed:  # else: signed but not queued; keep the mark from passing this request
+            ctx.svc.end_signing(token)
+    current = ctx.svc.get_tx(tss_id, tx_id)
+    if result.replayed:  # a concurrent identical request won the race: answer as it did
+        stored = ctx.store.find_ref(tss_id, ref)
+        extra = dict(stored.extra or {}) if stored is not None else extra
+    return 200, tx_body(result, extra, current, tss_id, tss.env)
+
+
+def _sign(
+    ctx: ServerContext,
+    tss_id: str,
+    serial: str,
+    row: TxRow | None,
+    target: str,
+    data: bytes,
+    ptype: str,
+    ref: str,
+    extra: dict[str, Any],
+) -> SignResult:
+    """The engine call(s) of one revision: Start, Update or Finish (or Start+Finish)."""
     svc = ctx.service
-    serial = client.serial_number
+    tx_id = str(extra["tx"])
+    result: SignResult
     if row is None:
         if target == "ACTIVE":
             result = svc.start_transaction(tss_id, serial, data, ptype, ref=ref, extra=extra)
         else:  # started and ended in one call: an empty Start, then the Finish
-            start_extra = {"tx": tx_id, "rev": 0, "state": "ACTIVE", "client": client.client_id}
+            start_extra = {"tx": tx_id, "rev": 0, "state": "ACTIVE", "client": extra["client"]}
             first = svc.start_transaction(
                 tss_id, serial, b"", "", ref=f"{ref}:start", extra=start_extra
             )
@@ -250,25 +340,7 @@ def upsert_transaction(call: Call) -> tuple[int, Any]:
     else:
         op = svc.update_transaction if target == "ACTIVE" else svc.finish_transaction
         result = op(tss_id, serial, row.number, data, ptype, ref=ref, extra=extra)
-    new_row = TxRow(
-        tss_id,
-        tx_id,
-        org,
-        result.transaction_number,
-        client.client_id,
-        revision,
-        target,
-        ptype or (row.process_type if row else ""),
-        result.start_time,
-        result.log_time if target != "ACTIVE" else None,
-        metadata,
-    )
-    ctx.svc.upsert_tx(new_row)
-    current = ctx.svc.get_tx(tss_id, tx_id)
-    if result.replayed:  # a concurrent identical request won the race: answer as it did
-        stored = ctx.store.find_ref(tss_id, ref)
-        extra = dict(stored.extra or {}) if stored is not None else extra
-    return 200, tx_body(result, extra, current, tss_id, tss.env)
+    return result
 
 
 def _tx_id_for_upsert(call: Call, tss_id: str) -> str:

@@ -120,6 +120,12 @@ class ServiceStore:
         self._queue: queue.SimpleQueue[TxRow | None] = queue.SimpleQueue()
         self._idle = threading.Condition(self._lock)
         self.gather_seconds = 0.05
+        # requests between their engine call and their index row being queued: token ->
+        # service time at begin; the writer's durable mark never passes the oldest
+        self._inflight: dict[int, int] = {}
+        self._inflight_seq = 0
+        self._latest_begin: int | None = None
+        self.node_id = "local"  # one mark per service node (PostgreSQL: shared tables)
         self._writer = threading.Thread(
             target=self._write_loop, name="opentse-svc-index", daemon=True
         )
@@ -398,6 +404,52 @@ class ServiceStore:
                 self._pending_numbers[(row.tss_id, row.number)] = row
         self._queue.put(row)
 
+    def begin_signing(self, now: int) -> int:
+        """A request is about to sign a transaction revision at service time ``now``;
+        returns the token for :meth:`end_signing` (after its ``upsert_tx``)."""
+        with self._lock:
+            self._inflight_seq += 1
+            self._inflight[self._inflight_seq] = now
+            if self._latest_begin is None or now > self._latest_begin:
+                self._latest_begin = now
+            return self._inflight_seq
+
+    def end_signing(self, token: int) -> None:
+        with self._lock:
+            self._inflight.pop(token, None)
+
+    def _mark_now(self) -> int | None:
+        """The durable mark a batch drained from here on may record: no request that
+        began signing before it is still without a queued row (caller holds no lock)."""
+        with self._lock:
+            if self._inflight:
+                return min(self._inflight.values())
+            return self._latest_begin
+
+    def index_mark(self) -> int | None:
+        row = (
+            self._conn()
+            .execute("SELECT mark FROM svc_index_mark WHERE node=?", (self.node_id,))
+            .fetchone()
+        )
+        return int(row[0]) if row else None
+
+    def set_index_mark(self, mark: int) -> None:
+        with self._tx(durable=False) as c:
+            self._write_mark(c, mark)
+
+    def _write_mark(self, c: Any, mark: int) -> None:
+        c.execute(
+            "INSERT INTO svc_index_mark(node, mark) VALUES (?,?)"
+            " ON CONFLICT(node) DO UPDATE SET mark=excluded.mark",
+            (self.node_id, mark),
+        )
+
+    def all_tss(self) -> list[tuple[str, str]]:
+        """(tss_id, organization_id) of every TSS, for the startup index rebuild."""
+        rows = self._conn().execute("SELECT tss_id, organization_id FROM svc_tss")
+        return [(r[0], r[1]) for r in rows]
+
     def flush(self) -> None:
         """Wait until every index row handed to ``upsert_tx`` is in the database."""
         with self._idle:
@@ -411,6 +463,9 @@ class ServiceStore:
             # gather for a moment: few, larger write transactions keep the engine's
             # writer (same SQLite file, same write lock) from waiting on ours
             time.sleep(self.gather_seconds)
+            # the mark is taken before draining: a request no longer in flight now has
+            # queued its row already (end_signing follows upsert_tx), so it is drained
+            mark = self._mark_now()
             batch = [first]
             stop = False
             while len(batch) < 4096:
@@ -426,6 +481,8 @@ class ServiceStore:
                 with self._tx(durable=False) as c:
                     for row in batch:
                         self._upsert(c, row)
+                    if mark is not None and len(batch) < 4096:  # a full batch left rows
+                        self._write_mark(c, mark)
             except sqlite3.Error:
                 log.exception("transaction index write failed (rebuilt from the logs on demand)")
             with self._idle:
