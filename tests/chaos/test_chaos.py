@@ -1,6 +1,6 @@
 """CI version of the crash test (tests/chaos/chaos.py): 10 SIGKILLs of a real
 ``opentse serve`` on SQLite under POS load, then zero lost or duplicated signatures.
-With PostgreSQL reachable, also two nodes on one database with 4 kills.
+With PostgreSQL reachable, also two nodes on one database with 3 kills.
 ``OPENTSE_CHAOS_KILLS`` raises the count (the long run: see docs/proof.md)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_sigkill_postgres_two_nodes_no_signature_lost(tmp_path: Path) -> None:
 
     if server_url(os.environ.get("OPENTSE_TEST_DATABASE")) is None:
         pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    kills = max(4, KILLS // 2)
+    kills = max(3, KILLS // 3)
     with _postgres_schema(os.environ.get("OPENTSE_TEST_DATABASE")) as url:
         result = run(tmp_path, kills=kills, database=url, nodes=2, workers=4, seed=kills)
     print(result.to_json())
