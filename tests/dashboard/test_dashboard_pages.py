@@ -326,6 +326,11 @@ def test_root_redirects_and_static_files_are_local(shop: dict[str, Any], web: Br
     assert not re.search(r'(src|href)="https?://', page.text)
 
 
+def _client_id(api: httpx.Client, h: dict[str, str], tss: str) -> str:
+    clients = api.get(f"/api/v2/tss/{tss}/client", headers=h).json()["data"]
+    return str(clients[0]["_id"])
+
+
 def _lights(html: str) -> dict[str, str]:
     rows = re.findall(r'<tr class="row-(\w+)">.*?href="/dashboard/tss/([0-9a-f-]+)"', html, re.S)
     return {tss: light for light, tss in rows}
@@ -363,6 +368,18 @@ def test_traffic_light_warnings_and_outages(shop: dict[str, Any], web: Browsers)
     assert "USB TSE unplugged" in outages and "ongoing" in outages
     detail = owner.get(f"/dashboard/tss/{shop['tss']}", headers=en).text
     assert "initialize" in detail.lower() and "registerClient" in detail  # signed set-up
+    created = owner.get(f"/dashboard/tss/{fresh}", headers=en)
+    assert created.status_code == 200 and "CREATED" in created.text
+    open_tx = api.put(
+        f"/api/v2/tss/{shop['tss']}/tx/0b1c5a3e-0000-4000-8000-0000000aC71e".lower(),
+        params={"tx_revision": 1},
+        json={"state": "ACTIVE", "client_id": _client_id(api, h, shop["tss"])},
+        headers=h,
+    ).json()
+    active = owner.get(f"/dashboard/tss/{shop['tss']}/tx/{open_tx['number']}", headers=en).text
+    assert "No receipt: the transaction is not finished." in active
+    assert "There is no QR code for this transaction." in active and "StartTransaction" in active
+    assert owner.get(f"/dashboard/tss/{shop['tss']}/tx/{open_tx['number']}/qr").status_code == 404
     stranger = web.login(shop["other"])
     assert "USB TSE unplugged" not in stranger.get("/dashboard/outages").text
     assert "failed calls" not in stranger.get("/dashboard/warnings", headers=en).text
