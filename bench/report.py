@@ -94,6 +94,16 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
         list(by_setup.items()),
         ("raw P-256 sign/s ÷ 2", half),
     )
+    legend_x = WIDTH - 300
+    for i, (clients, colour) in enumerate(COLOURS.items()):
+        x = legend_x + i * 95
+        draw.rectangle((x, 54, x + 14, 68), fill=colour)
+        draw.text(
+            (x + 20, 53),
+            f"{clients} client{'s' if clients > 1 else ''}",
+            fill="black",
+            font=_font(13),
+        )
     curves = [
         (name, [("sign", r["sign_per_s"], SIGN), ("verify", r["verify_per_s"], VERIFY)])
         for name, r in raw.items()
