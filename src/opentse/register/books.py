@@ -15,7 +15,6 @@ closings are complete.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import sqlite3
@@ -30,9 +29,23 @@ from opentse.errors import ProtocolError, StorageError
 from opentse.formats.dsfinvk import model
 from opentse.formats.processdata import PROCESS_TYPE_BESTELLUNG
 from opentse.register.backends import Signed, TseDescription
+from opentse.register.books_json import (
+    MasterData,
+    master_from_json,
+    master_to_json,
+    money_or_none,
+    sale_from_json,
+    sale_to_json,
+    signed_from_json,
+    signed_to_json,
+    tse_from_json,
+    tse_to_json,
+)
 from opentse.register.dsfinvk_bridge import rate_on, to_dsfinvk_receipt
 from opentse.register.money import VAT_TABLE
-from opentse.register.sale import Sale, SaleLine, SalePayment
+from opentse.register.sale import Sale
+
+__all__ = ["Books", "ClosedDay", "MasterData", "sale_from_json", "sale_to_json"]
 
 if TYPE_CHECKING:
     from opentse.register.register import SaleResult
@@ -79,86 +92,6 @@ CREATE TABLE IF NOT EXISTS books_closing_data (
 """
 
 
-def sale_to_json(sale: Sale) -> str:
-    lines = [
-        [ln.text, str(ln.quantity), str(ln.unit_price), ln.vat_key, ln.gv_typ, str(ln.discount)]
-        for ln in sale.lines
-    ]
-    payments = [
-        [p.method, str(p.amount), p.currency, None if p.amount_eur is None else str(p.amount_eur),
-         p.name]
-        for p in sale.payments
-    ]  # fmt: skip
-    data = {"bon_typ": sale.bon_typ, "lines": lines, "payments": payments}
-    return json.dumps(data, ensure_ascii=False)
-
-
-def sale_from_json(text: str) -> Sale:
-    data = json.loads(text)
-    return Sale(
-        data["bon_typ"],
-        [
-            SaleLine(t, Decimal(q), Decimal(p), int(k), g, Decimal(d))
-            for t, q, p, k, g, d in data["lines"]
-        ],
-        [
-            SalePayment(m, Decimal(a), c, None if e is None else Decimal(e), n)
-            for m, a, c, e, n in data["payments"]
-        ],
-    )
-
-
-def signed_to_json(signed: Signed) -> str:
-    return json.dumps(
-        {
-            "tse_id": signed.tse_id,
-            "number": signed.transaction_number,
-            "counter": signed.signature_counter,
-            "start": signed.start_time.isoformat(),
-            "end": signed.log_time.isoformat(),
-            "signature": base64.b64encode(signed.signature).decode(),
-            "public_key": base64.b64encode(signed.public_key).decode(),
-            "serial": signed.serial_number,
-            "algorithm": signed.algorithm,
-            "time_format": signed.time_format,
-            "client_id": signed.client_id,
-            "process_type": signed.process_type,
-            "process_data": signed.process_data,
-        },
-        ensure_ascii=False,
-    )
-
-
-def signed_from_json(text: str) -> Signed:
-    d: dict[str, Any] = json.loads(text)
-    return Signed(
-        d["tse_id"],
-        int(d["number"]),
-        int(d["counter"]),
-        datetime.fromisoformat(d["start"]),
-        datetime.fromisoformat(d["end"]),
-        base64.b64decode(d["signature"]),
-        base64.b64decode(d["public_key"]),
-        d["serial"],
-        d["algorithm"],
-        d["time_format"],
-        d["client_id"],
-        d["process_type"],
-        d["process_data"],
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class MasterData:
-    """Who keeps the books: company (Unternehmen), location (Standort), the register
-    (KASSE_SERIENNR = its TSE client id) and the TSE it signs with."""
-
-    company: model.Company
-    location: model.Location
-    register: model.CashRegister
-    tse_id: str = ""
-
-
 @dataclasses.dataclass(frozen=True)
 class ClosedDay:
     """A closing as the books remember it (for the Z report and later exports)."""
@@ -166,38 +99,6 @@ class ClosedDay:
     closing: model.Closing
     opening_cash: Decimal
     counted_cash: Decimal | None
-
-
-def _master_to_json(master: MasterData) -> dict[str, Any]:
-    return {
-        "company": dataclasses.asdict(master.company),
-        "location": dataclasses.asdict(master.location),
-        "register": dataclasses.asdict(master.register),
-        "tse_id": master.tse_id,
-    }
-
-
-def _master_from_json(d: dict[str, Any]) -> MasterData:
-    return MasterData(
-        model.Company(**d["company"]),
-        model.Location(**d["location"]),
-        model.CashRegister(**d["register"]),
-        d.get("tse_id", ""),
-    )
-
-
-def _tse_to_json(t: model.TseInfo) -> list[Any]:
-    cert = base64.b64encode(t.certificate).decode()
-    return [t.tse_id, base64.b64encode(t.public_key).decode(), cert, t.signature_algorithm,
-            t.time_format]  # fmt: skip
-
-
-def _tse_from_json(v: list[Any]) -> model.TseInfo:
-    return model.TseInfo(int(v[0]), base64.b64decode(v[1]), base64.b64decode(v[2]), v[3], v[4])
-
-
-def _money(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
 
 
 _RECEIPT_COLUMNS = "bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, error"
@@ -231,7 +132,7 @@ class Books:
             self._db.execute(
                 "INSERT INTO books_master (name, value) VALUES ('master', ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                (json.dumps(_master_to_json(master), ensure_ascii=False),),
+                (json.dumps(master_to_json(master), ensure_ascii=False),),
             )
 
     def master(self) -> MasterData | None:
@@ -239,7 +140,7 @@ class Books:
             row = self._db.execute(
                 "SELECT value FROM books_master WHERE name = 'master'"
             ).fetchone()
-        return None if row is None else _master_from_json(json.loads(row[0]))
+        return None if row is None else master_from_json(json.loads(row[0]))
 
     # --- booking ---------------------------------------------------------------------
 
@@ -379,7 +280,7 @@ class Books:
             ).fetchone()
         if row is None:
             return model.ZERO
-        return _money(json.loads(row[0]).get("counted_cash")) or model.ZERO
+        return money_or_none(json.loads(row[0]).get("counted_cash")) or model.ZERO
 
     def preview(
         self, *, z_kasse_id: str, master: MasterData, created: datetime | None = None
@@ -426,8 +327,8 @@ class Books:
                 data = {
                     "z_kasse_id": z_kasse_id,
                     "created": created.isoformat(),
-                    "master": _master_to_json(master),
-                    "tses": {k: _tse_to_json(v) for k, v in tses.items()},
+                    "master": master_to_json(master),
+                    "tses": {k: tse_to_json(v) for k, v in tses.items()},
                     "vat_rates": [[v.key, str(v.rate), v.description] for v in closing.vat_rates],
                     "opening_cash": None if opening_cash is None else str(opening_cash),
                     "counted_cash": None if counted_cash is None else str(counted_cash),
@@ -580,18 +481,20 @@ class Books:
                 (z_nr,),
             )
         )
-        tses = {k: _tse_from_json(v) for k, v in data["tses"].items()}
+        tses = {k: tse_from_json(v) for k, v in data["tses"].items()}
         rates = tuple(model.VatRate(int(k), Decimal(r), d) for k, r, d in data["vat_rates"])
         closing = self._build(
             data["z_kasse_id"],
             z_nr,
             datetime.fromisoformat(data["created"]),
-            _master_from_json(data["master"]),
+            master_from_json(data["master"]),
             rows,
             tses,
             day,
             rates,
         )
         return ClosedDay(
-            closing, _money(data["opening_cash"]) or model.ZERO, _money(data["counted_cash"])
+            closing,
+            money_or_none(data["opening_cash"]) or model.ZERO,
+            money_or_none(data["counted_cash"]),
         )
