@@ -68,7 +68,8 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
     by_path: dict[str, dict[str, Operation]] = {}
     for op in OPERATIONS:
         by_path.setdefault(op.path, {})[op.method] = op
-    for path, ops in by_path.items():
+    # the register's hot route first: Starlette tries routes in order (regex each)
+    for path, ops in sorted(by_path.items(), key=lambda item: item[0] != routes_tx.HOT_PATH):
         routes.append(Route("/api/v2" + path, _dispatch(ops), methods=list(ops)))
 
     @asynccontextmanager

@@ -455,6 +455,7 @@ _LIST_QUERY = (
     ("order_by", {"type": "string", "enum": ["number", "state", "time_start", "time_end"]}),
 )
 _TX = "/tss/{tss_id}/tx/{tx_id_or_number}"
+HOT_PATH = _TX  # upsertTransaction: two calls per receipt
 
 OPERATIONS = [
     Operation(
