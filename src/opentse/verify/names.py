@@ -72,15 +72,34 @@ def _expected_name(fields: LogFields) -> str | None:
     name can be compared as a string; None sends the log to the field-wise check."""
     if fields.time_format is not TimeFormat.UNIX or fields.signature_counter < 0:
         return None
-    head = f"Unixt_{fields.unix}_Sig-{fields.signature_counter}_Log-"
     if fields.kind == TRANSACTION:
         part = _TX_PARTS.get(fields.operation_type)
-        if part is None or fields.transaction_number < 0 or not _PLAIN.fullmatch(fields.client_id):
+        client = fields.client_id
+        plain = _PLAIN_CACHE.get(client)
+        if plain is None:
+            plain = _plain(client)
+        if part is None or fields.transaction_number < 0 or not plain:
             return None
-        return f"{head}Tra_No-{fields.transaction_number}_{part}_Client-{fields.client_id}.log"
+        return (
+            f"Unixt_{fields.unix}_Sig-{fields.signature_counter}_Log-Tra_No-"
+            f"{fields.transaction_number}_{part}_Client-{client}.log"
+        )
     if fields.kind == SYSTEM and _PLAIN.fullmatch(fields.operation_type):
-        return f"{head}Sys_{fields.operation_type}.log"
+        return (
+            f"Unixt_{fields.unix}_Sig-{fields.signature_counter}_Log-Sys_"
+            f"{fields.operation_type}.log"
+        )
     return None
+
+
+_PLAIN_CACHE: dict[str, bool] = {}
+
+
+def _plain(text: str) -> bool:
+    plain = _PLAIN.fullmatch(text) is not None
+    if len(_PLAIN_CACHE) < 4096:
+        _PLAIN_CACHE[text] = plain
+    return plain
 
 
 def check_names(export: LoadedExport) -> list[Finding]:

@@ -24,18 +24,6 @@ class _Fallback(Exception):
     """Something this scanner does not handle: use the full reader."""
 
 
-def _octal(raw: bytes) -> int:
-    text = raw.strip(b" \0")
-    if not text:
-        return 0
-    if raw[:1] in (b"\x80", b"\xff"):  # base-256 sizes: leave them to tarfile
-        raise _Fallback
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise _Fallback from None
-
-
 def _pax_path(data: bytes) -> str | None:
     path: str | None = None
     pos = 0
@@ -88,9 +76,10 @@ def _scan(data: bytes) -> list[tuple[str, bytes]]:
                 return out
             raise _Fallback
         # the checksum field itself counts as eight spaces
-        if _octal(raw_sum) != _checksum(data, pos) - sum(raw_sum) + 8 * 32:
+        # octal numbers; anything else (base-256 sizes) is a ValueError: tarfile then
+        if int(raw_sum.strip(b" \0") or b"0", 8) != _checksum(data, pos) - sum(raw_sum) + 256:
             raise _Fallback
-        size = _octal(raw_size)
+        size = int(raw_size.strip(b" \0") or b"0", 8)
         start = pos + BLOCK
         body = data[start : start + size]
         if len(body) != size:
