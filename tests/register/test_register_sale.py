@@ -36,7 +36,7 @@ def test_vat_table_rates() -> None:
     assert {k: v.percent for k, v in VAT_TABLE.items()} == {
         1: D("19"),
         2: D("7"),
-        3: D("10.7"),
+        3: D("7.8"),
         4: D("5.5"),
         5: D("0"),
         6: D("0"),

@@ -92,11 +92,13 @@ class VatRate:
         return self.key if self.key <= 5 else 5
 
 
-#: DSFinV-K 2.4 VAT keys (Stammdaten ``vat.csv``): the rates valid since 2021.
+#: DSFinV-K 2.4 VAT keys (Stammdaten ``vat.csv``): the rates in force now (key 3 is the
+#: §24 average rate: 7.8 % since 2025-01-01). Exports use the rate in force on the day
+#: of each receipt (``formats.dsfinvk.tables.VAT_PERIODS``).
 VAT_TABLE: Mapping[int, VatRate] = {
     1: VatRate(1, Decimal("19"), "Regelsteuersatz", "A"),
     2: VatRate(2, Decimal("7"), "Ermäßigter Steuersatz", "B"),
-    3: VatRate(3, Decimal("10.7"), "Durchschnittsatz §24(1) Nr. 3 UStG", "C"),
+    3: VatRate(3, Decimal("7.8"), "Durchschnittsatz §24(1) Nr. 3 UStG", "C"),
     4: VatRate(4, Decimal("5.5"), "Durchschnittsatz §24(1) Nr. 1 UStG", "D"),
     5: VatRate(5, Decimal("0"), "Nicht steuerbar", "E"),
     6: VatRate(6, Decimal("0"), "Umsatzsteuerfrei", "F"),

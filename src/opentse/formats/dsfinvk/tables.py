@@ -669,12 +669,15 @@ VAT_PERIODS: tuple[VatPeriod, ...] = (
     VatPeriod(2, Decimal("7.00"), _EARLY, date(2020, 6, 30)),
     VatPeriod(2, Decimal("5.00"), *_CUT_2020),
     VatPeriod(2, Decimal("7.00"), date(2021, 1, 1), _FAR),
-    # §24 Abs. 1 Nr. 3 UStG (average rate for farmers' other sales)
+    # §24 Abs. 1 Nr. 3 UStG (average rate for farmers' other sales): 9.5 % for 2022,
+    # 9 % from 2023, 8.4 % from 2024-12-06 (Jahressteuergesetz 2024, the day after its
+    # promulgation) and 7.8 % from 2025-01-01; the historic keys 33/43 below start on
+    # the same days
     VatPeriod(3, Decimal("10.70"), _EARLY, date(2021, 12, 31)),
     VatPeriod(3, Decimal("9.50"), date(2022, 1, 1), date(2022, 12, 31)),
-    VatPeriod(3, Decimal("9.00"), date(2023, 1, 1), date(2024, 12, 31)),
-    VatPeriod(3, Decimal("8.40"), date(2025, 1, 1), date(2025, 12, 31)),
-    VatPeriod(3, Decimal("7.80"), date(2026, 1, 1), _FAR),
+    VatPeriod(3, Decimal("9.00"), date(2023, 1, 1), date(2024, 12, 5)),
+    VatPeriod(3, Decimal("8.40"), date(2024, 12, 6), date(2024, 12, 31)),
+    VatPeriod(3, Decimal("7.80"), date(2025, 1, 1), _FAR),
     VatPeriod(4, Decimal("5.50"), _EARLY, _FAR),
     VatPeriod(5, Decimal("0.00"), _EARLY, _FAR),
     VatPeriod(6, Decimal("0.00"), _EARLY, _FAR),
