@@ -429,4 +429,3 @@ def _decode(data: bytes) -> LogMessage:
         version=version,
         signed_data=signed,
     )
-

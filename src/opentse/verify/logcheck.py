@@ -1,9 +1,11 @@
-"""Per-log work of the verifier: decode, parse the file name, check the signature.
+"""Per-log work of the verifier: decode (``tr03151.fastdecode``), check the signature.
 
 This is the hot loop (the target is >= 90% of raw ``cryptography`` verify throughput
-per core), so it keeps one key object per serial and hands plain r||s to OpenSSL as
-DER directly; anything unusual (DER signatures, ECSDSA, odd lengths) goes to the
-core's ``verify_signature``, which is the authority. Above ``PARALLEL_THRESHOLD``
+per core; docs/performance.md, "Verifier"), so it keeps one ready verifier per key
+and algorithm, hands plain r||s to OpenSSL as DER built by table and the digest as
+``Prehashed``; anything unusual (DER signatures, ECSDSA, odd lengths) goes to the
+core's ``verify_signature``, which is the authority. :class:`LogEntry` builds the
+LogMessage and the parsed file name only when asked. Above ``PARALLEL_THRESHOLD``
 logs the work runs in chunks on every core (``ProcessPoolExecutor``); the results are
 the same either way.
 
