@@ -271,7 +271,7 @@ def main() -> None:
         "--py-spy",
         type=Path,
         default=None,
-        help="py-spy profile of the server: SVG, or collapsed stacks for *.txt",
+        help="py-spy profile of the server (GIL samples): SVG, or collapsed stacks for *.txt",
     )
     args = parser.parse_args()
     counts = [int(c) for c in str(args.clients).split(",")]
@@ -320,6 +320,7 @@ def main() -> None:
                         "-o",
                         str(args.py_spy),
                         "--nonblocking",
+                        "--gil",
                         "--format",
                         "raw" if args.py_spy.suffix == ".txt" else "flamegraph",
                     ],
