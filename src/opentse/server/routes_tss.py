@@ -44,6 +44,19 @@ def owned_tss(call: Call, raw_id: str) -> tuple[str, TssRow]:
     return tss_id, row
 
 
+def owned_tss_owner(call: Call, raw_id: str) -> tuple[str, TssRow]:
+    """``owned_tss`` for signing: ownership and env from a cache (they never change);
+    the row's metadata and PUK must not be read from it. Misses take the full path."""
+    tss_id = parse_uuid(raw_id, "tss_id")
+    row = call.ctx.svc.get_tss_owner(tss_id)
+    if row is None:
+        return owned_tss(call, raw_id)
+    assert call.principal is not None
+    if row.organization_id != call.principal.organization_id:
+        raise ApiError(404, "E_TSS_NOT_FOUND", f"TSS {tss_id} not found")
+    return tss_id, row
+
+
 def _heal(call: Call, tss_id: str) -> TssRow | None:
     """Rebuild a missing service row from the TSE record (a crash right after the
     engine created the TSE): the record carries the owner, env and the sealed PUK."""

@@ -40,7 +40,7 @@ from opentse.server.context import (
 )
 from opentse.server.problems import ApiError
 from opentse.server.routes_client import owned_client
-from opentse.server.routes_tss import owned_tss
+from opentse.server.routes_tss import owned_tss, owned_tss_owner
 from opentse.server.schemas import TX_STATES
 from opentse.server.service_store import TssRow, TxRow
 
@@ -233,7 +233,7 @@ def rebuild_index(ctx: ServerContext) -> int:
 def upsert_transaction(call: Call) -> tuple[int, Any]:
     assert call.principal is not None
     ctx = call.ctx
-    tss_id, tss = owned_tss(call, call.path["tss_id"])
+    tss_id, tss = owned_tss_owner(call, call.path["tss_id"])  # only tss.env is read
     tx_id = _tx_id_for_upsert(call, tss_id)
     body = call.body
     org = call.principal.organization_id

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import sqlite3
 import threading
 import time
@@ -125,7 +126,10 @@ class ServiceStore:
         self._inflight: dict[int, int] = {}
         self._inflight_seq = 0
         self._latest_begin: int | None = None
-        self.node_id = "local"  # one mark per service node (PostgreSQL: shared tables)
+        self._owners: dict[str, TssRow] = {}  # tss_id -> row; owner and env are fixed
+        # one mark per service node (PostgreSQL: tables shared by several hosts); a
+        # host without its own mark scans all logs once
+        self.node_id = socket.gethostname() or "local"
         self._writer = threading.Thread(
             target=self._write_loop, name="opentse-svc-index", daemon=True
         )
@@ -255,6 +259,16 @@ class ServiceStore:
         if row is None:
             return None
         return TssRow(row[0], row[1], row[2], _meta(row[3]), row[4], row[5])
+
+    def get_tss_owner(self, tss_id: str) -> TssRow | None:
+        """``get_tss`` for the hot path, cached: only ``organization_id`` and ``env`` may
+        be read from the result (they never change; metadata and PUK may be stale)."""
+        row = self._owners.get(tss_id)
+        if row is None:
+            row = self.get_tss(tss_id)
+            if row is not None:
+                self._owners[tss_id] = row
+        return row
 
     def list_tss_ids(self, org_id: str) -> list[str]:
         rows = self._conn().execute(
