@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-
 from server_support import login, setup_tss
 
 OPENTSE = str(Path(sys.executable).parent / "opentse")
@@ -120,3 +119,28 @@ def test_index_rows_survive_kill_9(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_index_mark_never_passes_a_request_still_signing(tmp_path: Path) -> None:
+    from opentse.server.service_store import ServiceStore, TxRow
+
+    store = ServiceStore(tmp_path / "svc.sqlite3")
+    try:
+
+        def row(tx: str, number: int) -> TxRow:
+            return TxRow("tss", tx, "org", number, "c", 1, "ACTIVE", "", 100, None, {})
+
+        assert store.index_mark() is None
+        slow = store.begin_signing(100)  # signed, row not queued yet
+        fast = store.begin_signing(200)
+        store.upsert_tx(row("b", 2))
+        store.end_signing(fast)
+        store.flush()
+        assert store.index_mark() == 100  # "a" may still be missing: not past 100
+        store.upsert_tx(row("a", 1))
+        store.end_signing(slow)
+        store.flush()
+        assert store.index_mark() == 200
+        assert store.get_tx_by_number("tss", 1) is not None
+    finally:
+        store.close()
