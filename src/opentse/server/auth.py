@@ -27,6 +27,10 @@ from opentse.server.service_store import ServiceStore
 ALGORITHM = "HS256"
 ISSUER = "opentse"
 TOKEN_CACHE_SIZE = 4096  # verified access tokens kept (one per POS session is typical)
+# A disabled API key (rotated when a TSE moves host) must stop working for tokens it
+# already issued too, not only at the next login: its state is re-read at most this
+# many seconds apart per key (on every node).
+KEY_RECHECK_SECONDS = 5
 
 
 def derive_key(secret: bytes, label: str) -> bytes:
@@ -74,6 +78,7 @@ class TokenService:
         # a token verified once needs only its expiry checked again (against ``now``);
         # every request used to pay ~0.2 ms of HMAC + base64 + JSON for the same answer
         self._verified: dict[str, tuple[Principal, int]] = {}
+        self._key_checked: dict[str, int] = {}  # api_key -> when last seen active
 
     def login(self, body: dict[str, Any], now: int) -> dict[str, Any]:
         """The authenticateApi response for API credentials or a refresh token."""
@@ -108,15 +113,31 @@ class TokenService:
         token = authorization[7:].strip()
         hit = self._verified.get(token)
         if hit is not None:
-            if hit[1] > now:
-                return hit[0]
-            raise ApiError(401, "E_UNAUTHORIZED", "invalid or expired token")
+            if hit[1] <= now:
+                raise ApiError(401, "E_UNAUTHORIZED", "invalid or expired token")
+            self._ensure_key_active(hit[0].api_key, now)
+            return hit[0]
         claims = self._decode(token, "access", now)
         principal = Principal(str(claims["org"]), str(claims["env"]), str(claims["sub"]))
+        self._ensure_key_active(principal.api_key, now)
         if len(self._verified) >= TOKEN_CACHE_SIZE:
             self._verified.clear()  # simple bound; tokens re-verify on the next request
         self._verified[token] = (principal, int(claims["exp"]))
         return principal
+
+    def _ensure_key_active(self, api_key: str, now: int) -> None:
+        """401 once the key that issued the token is disabled or gone (checked at most
+        every KEY_RECHECK_SECONDS per key, so the hot path stays a dict lookup)."""
+        checked = self._key_checked.get(api_key)
+        if checked is not None and now - checked < KEY_RECHECK_SECONDS:
+            return
+        key = self._store.get_api_key(api_key)
+        if key is None or key.disabled:
+            self._key_checked.pop(api_key, None)
+            raise ApiError(401, "E_UNAUTHORIZED", "invalid or expired token")
+        if len(self._key_checked) >= TOKEN_CACHE_SIZE:
+            self._key_checked.clear()
+        self._key_checked[api_key] = now
 
     def _encode(self, claims: dict[str, Any], now: int, ttl: int) -> str:
         payload = {**claims, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}
