@@ -108,11 +108,6 @@ def test_hostile_json_never_a_500(live: LiveServer, tss: dict[str, Any], name: s
     assert httpx.get(live.origin + "/health", timeout=30).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: deeply nested JSON raises RecursionError in json.loads, which "
-    "server/context.py endpoint() does not catch (only ValueError): 500 instead of 400",
-)
 @pytest.mark.parametrize("name", sorted(NESTED))
 def test_deeply_nested_json_is_400(live: LiveServer, tss: dict[str, Any], name: str) -> None:
     for method, path in _paths(tss):
@@ -120,12 +115,6 @@ def test_deeply_nested_json_is_400(live: LiveServer, tss: dict[str, Any], name: 
         assert r.status_code == 400, (path, r.status_code, r.text[:300])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a lone surrogate (\\ud800) in a metadata value is accepted and stored; "
-    "every later response that shows the metadata fails with UnicodeEncodeError (500), "
-    "so one request poisons the resource for good (server/context.py, routes_*.py)",
-)
 def test_lone_surrogate_in_metadata_is_refused(live: LiveServer) -> None:
     token = live.token(live.new_key("surrogate"))
     with live.client(token) as c:
@@ -203,12 +192,6 @@ def test_reader_refuses_unsafe_members(name: str, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.tar"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: verify/tarscan.py (the verifier's fast reader) does not hand drive-letter "
-    "names like C:\\temp\\x.log to formats.tar.iter_members, which refuses them "
-    "(E_TAR_UNSAFE_MEMBER): the verifier reads such an archive as if it were fine",
-)
 def test_verifier_refuses_windows_drive_names(tmp_path: Path) -> None:
     blob = _tar(_reg("C:\\temp\\" + LOG))
     with pytest.raises(FormatError):
@@ -218,7 +201,7 @@ def test_verifier_refuses_windows_drive_names(tmp_path: Path) -> None:
     try:
         report = verify_exports([path])
     except UnreadableExportError as exc:
-        assert exc.code == "E_TAR_UNSAFE_MEMBER"
+        assert "E_TAR_UNSAFE_MEMBER" in str(exc)
     else:
         assert "E_TAR_UNSAFE_MEMBER" in {f.code for f in report.findings}
 

@@ -195,7 +195,9 @@ def endpoint(
             if raw.strip():
                 try:
                     body = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
+                    if b"\\u" in raw:  # an escaped lone surrogate cannot be stored or shown
+                        orjson.dumps(body)
+                except (ValueError, UnicodeDecodeError, RecursionError, orjson.JSONEncodeError):
                     raise ApiError(
                         400, "E_FAILED_SCHEMA_VALIDATION", "body is not valid JSON"
                     ) from None

@@ -40,8 +40,8 @@ def _pax_path(data: bytes) -> str | None:
 def _safe(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
-    if not name or name.startswith(("/", "\\")):
-        raise _Fallback
+    if not name or name.startswith(("/", "\\")) or name[1:2] == ":":
+        raise _Fallback  # absolute, or a drive letter (C:...): iter_members decides
     if ".." in name and ".." in name.replace("\\", "/").split("/"):
         raise _Fallback
     return name
@@ -93,7 +93,7 @@ def _scan(data: bytes) -> list[tuple[str, bytes]]:
                     prefix = raw_prefix.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
                     name = f"{prefix}/{name}"
             next_name = None
-            if not name or name[0] in _UNUSUAL or ".." in name:
+            if not name or name[0] in _UNUSUAL or ".." in name or name[1:2] == ":":
                 name = _safe(name)
             append((name, body))
         elif kind == b"x":
