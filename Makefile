@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 serve: $(STAMP)
-	$(VENV)/bin/opentse demo --data ./opentse-data --transactions 10 --export ./opentse-data/demo-export.tar
-	$(VENV)/bin/opentse serve --data ./opentse-data
+	./scripts/serve-demo
 
 demo: $(STAMP)
 	$(VENV)/bin/opentse demo --data ./opentse-data --transactions 10 --export ./opentse-data/demo-export.tar
