@@ -161,7 +161,7 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"({exp.get('export_ratio_to_raw_sign', '')} × the raw signing rate); "
             f"verify with {exp['verify_workers']} workers: {exp['verify_logs_per_s']:.0f} logs/s "
             f"({exp.get('verify_ratio_to_raw_verify_all_cores', '')} × raw verify/s × cores), "
-            f"verified ok: {exp['verify_ok']}. {exp['note']}.",
+            f"verified ok: {exp['verify_ok']}. {exp['note'][:1].upper()}{exp['note'][1:]}.",
         ]
     if result.get("postgres") != "ran":
         lines += ["", f"PostgreSQL: {result.get('postgres')}."]
