@@ -141,12 +141,6 @@ def test_metrics_do_not_name_tss_without_authentication(
     assert r.status_code in (401, 404) or world["tss"] not in r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: PUT /tss/{id} with another organization's TSS id answers 409 "
-    "E_TSS_CONFLICT 'already exists' instead of 404, so ids of other organizations "
-    "can be confirmed (server/routes_tss.py create_tss)",
-)
 def test_create_tss_with_a_foreign_id_does_not_confirm_it(
     live: LiveServer, world: dict[str, Any]
 ) -> None:

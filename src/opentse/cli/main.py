@@ -37,9 +37,17 @@ GROUP_MODULES: list[str] = [
 ]
 
 
+_registered = False
+
+
 def build_app() -> typer.Typer:
-    for name in GROUP_MODULES:
-        importlib.import_module(name).register(app)
+    """Register every command group once (callers such as docgen and tests may call
+    this repeatedly; the groups must not be added again)."""
+    global _registered
+    if not _registered:
+        for name in GROUP_MODULES:
+            importlib.import_module(name).register(app)
+        _registered = True
     return app
 
 

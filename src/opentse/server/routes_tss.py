@@ -147,12 +147,12 @@ def create_tss(call: Call) -> tuple[int, Any]:
             row = ctx.svc.get_tss(tss_id)
             assert row is not None
             return 200, tss_body(call, _info(call, tss_id), row, puk=puk)
+    if row.organization_id != call.principal.organization_id:
+        # another organization's TSS: answer as for every other route on it (404), so a
+        # create never confirms that somebody else holds the id
+        raise ApiError(404, "E_TSS_NOT_FOUND", f"TSS {tss_id} not found")
     info = _info(call, tss_id)
-    if (
-        row.organization_id != call.principal.organization_id
-        or info.state.lifecycle is not Lifecycle.CREATED
-        or row.puk_sealed is None
-    ):
+    if info.state.lifecycle is not Lifecycle.CREATED or row.puk_sealed is None:
         raise ApiError(409, "E_TSS_CONFLICT", f"TSS {tss_id} already exists")
     if body.get("metadata"):
         ctx.svc.set_tss_metadata(tss_id, merge_metadata(row.metadata, body["metadata"]))
