@@ -23,6 +23,7 @@ from decimal import Decimal
 
 from opentse.errors import ProtocolError
 from opentse.formats import processdata as pd
+from opentse.formats.dsfinvk.tables import GV_TYP
 from opentse.register.money import (
     ZERO,
     VatRate,
@@ -33,34 +34,8 @@ from opentse.register.money import (
     vat_rate,
 )
 
-#: DSFinV-K GV_TYP value list (business-case types).
-GV_TYPES: tuple[str, ...] = (
-    "Umsatz",
-    "Pfand",
-    "PfandRueckzahlung",
-    "Rabatt",
-    "Aufschlag",
-    "ZuschussEcht",
-    "ZuschussUnecht",
-    "TrinkgeldAG",
-    "TrinkgeldAN",
-    "EinzweckgutscheinKauf",
-    "EinzweckgutscheinEinloesung",
-    "MehrzweckgutscheinKauf",
-    "MehrzweckgutscheinEinloesung",
-    "Forderungsentstehung",
-    "Forderungsaufloesung",
-    "Anzahlungseinstellung",
-    "Anzahlungsaufloesung",
-    "Anfangsbestand",
-    "Privatentnahme",
-    "Privateinlage",
-    "Geldtransit",
-    "Lohnzahlung",
-    "Einzahlung",
-    "Auszahlung",
-    "DifferenzSollIst",
-)
+#: DSFinV-K GV_TYP value list (business-case types): the format library's, one source.
+GV_TYPES: tuple[str, ...] = GV_TYP
 
 #: Cash-book types and the sign their amount must have (+1 into the drawer, -1 out,
 #: 0 either way).
