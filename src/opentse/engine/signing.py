@@ -66,6 +66,12 @@ class TSEContext:
             )
         return cls(record, signer, TimeFormat(record.time_format), oid, certificate_not_after)
 
+    def with_signer(self, signer: Signer) -> TSEContext:
+        """The same context signing with ``signer`` (engine/deferred.py)."""
+        return TSEContext(
+            self.record, signer, self.time_format, self.algorithm_oid, self.certificate_not_after
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[R]):

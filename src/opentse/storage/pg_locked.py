@@ -111,7 +111,7 @@ class LockedView:
         assert row is not None  # the row is locked: it cannot vanish
         return str(row[0])
 
-    def save(self, state: TSEState) -> None:
+    def save(self, state: TSEState, *, frozen: bool = False) -> None:
         """Persist ``state`` (with ``version`` bumped, set on the object too).
 
         Its signature_counter must be the last stored one (TR-03151: the counter

@@ -22,6 +22,7 @@ restarts and concurrent clients. How:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -44,7 +45,7 @@ from opentse.storage.rows import (
     state_from_json,
     state_to_json,
 )
-from opentse.storage.sqlite_locked import BatchStates, LockedView, StateCache
+from opentse.storage.sqlite_locked import BatchLogs, BatchStates, LockedView, StateCache
 from opentse.storage.sqlite_writer import GroupCommitWriter, is_busy, storage_error
 
 T = TypeVar("T")
@@ -101,16 +102,24 @@ class SQLiteStore:
         self._readers: set[sqlite3.Connection] = set()
         self._cache = StateCache()
         self._batch = BatchStates()
+        self._deferred = BatchLogs(signers=max(1, min(3, (os.cpu_count() or 1) - 1)))
         self._writer = GroupCommitWriter(
             self._write,
             retry=self._retry_busy,
-            before_commit=self._batch.flush,
+            before_commit=self._before_commit,
             on_rollback=self._forget_batch,
             max_batch=max_batch,
         )
 
+    def _before_commit(self, conn: sqlite3.Connection) -> None:
+        """Logs with deferred signatures first (the counter trigger checks them),
+        then each TSE's newest state."""
+        self._deferred.write(conn)
+        self._batch.flush(conn)
+
     def _forget_batch(self) -> None:
         """The transaction was lost: cached and unwritten states may be ahead of it."""
+        self._deferred.clear()
         self._batch.clear()
         self._cache.clear()
 
@@ -216,7 +225,16 @@ class SQLiteStore:
                 version, counter = int(row[0]), int(row[1])
             else:  # an earlier request of this transaction saved it: no query needed
                 version, counter = saved.version, saved.counter
-            view = LockedView(conn, self._cache, self._batch, tse_id, version, counter)
+            view = LockedView(
+                conn,
+                self._cache,
+                self._batch,
+                tse_id,
+                version,
+                counter,
+                self._deferred,
+                self._writer.ensure_savepoint,
+            )
             try:
                 result = fn(view)
                 view.finish()
@@ -227,7 +245,7 @@ class SQLiteStore:
                 view.closed = True
             return result
 
-        return cast(T, self._writer.submit(op))
+        return cast(T, self._writer.submit(op, lazy_savepoint=True))
 
     # -- TSEStore: reads ---------------------------------------------------------
 
@@ -329,6 +347,7 @@ class SQLiteStore:
     def close(self) -> None:
         """Finish queued writes, stop the writer, close every connection. Idempotent."""
         self._writer.close()
+        self._deferred.close()
         with self._readers_lock:
             if self._closed:
                 return

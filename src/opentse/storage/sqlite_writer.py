@@ -49,10 +49,12 @@ class _Request:
     ``threading.Event`` (its Condition cost more than the INSERT per request).
     """
 
-    __slots__ = ("_waiting", "error", "finished", "op", "result")
+    __slots__ = ("_waiting", "error", "finished", "lazy", "op", "result", "savepoint")
 
-    def __init__(self, op: Op) -> None:
+    def __init__(self, op: Op, lazy: bool = False) -> None:
         self.op = op
+        self.lazy = lazy  # its SAVEPOINT is opened by ensure_savepoint, if at all
+        self.savepoint = False
         self.result: object = None
         self.error: BaseException | None = None
         self.finished = False
@@ -96,6 +98,7 @@ class GroupCommitWriter:
         self._queue: SimpleQueue[_Request | None] = SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self._current: _Request | None = None
         self.stats = {"requests": 0, "commits": 0}
         self._thread = threading.Thread(
             target=self._loop, name="opentse-sqlite-writer", daemon=True
@@ -105,13 +108,19 @@ class GroupCommitWriter:
     def in_writer_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    def submit(self, op: Op) -> object:
-        """Run ``op`` in the next batch; return its result after the COMMIT."""
+    def submit(self, op: Op, *, lazy_savepoint: bool = False) -> object:
+        """Run ``op`` in the next batch; return its result after the COMMIT.
+
+        Each op runs inside its own SAVEPOINT, so a failing op loses only its own
+        changes. With ``lazy_savepoint`` the op promises to call ``ensure_savepoint``
+        before its first change to the database; one that only reads (or changes
+        nothing, the usual ``run_locked`` with deferred logs) then costs no
+        SAVEPOINT/RELEASE pair (two statements, about a fifth of a request)."""
         if self.in_writer_thread():
             raise StorageError(
                 "run_locked/create_tse called from inside run_locked", code="E_STORE_REENTRANT"
             )
-        request = _Request(op)
+        request = _Request(op, lazy_savepoint)
         with self._lock:
             if self._closed:
                 raise StorageError("the store is closed", code="E_STORE_CLOSED")
@@ -120,6 +129,13 @@ class GroupCommitWriter:
         if request.error is not None:
             raise request.error
         return request.result
+
+    def ensure_savepoint(self) -> None:
+        """Open the running lazy request's SAVEPOINT now (writer thread, inside an op)."""
+        request = self._current
+        if request is not None and not request.savepoint:
+            self._conn.execute("SAVEPOINT request")
+            request.savepoint = True
 
     def close(self) -> None:
         """Finish the queued requests, then stop the thread. Idempotent."""
@@ -198,7 +214,10 @@ class GroupCommitWriter:
         succeeded: list[_Request] = []
         for index, request in enumerate(batch):
             self.stats["requests"] += 1
-            conn.execute("SAVEPOINT request")
+            if not request.lazy:
+                conn.execute("SAVEPOINT request")
+                request.savepoint = True
+            self._current = request
             try:
                 request.result = request.op(conn)
             except BaseException as exc:
@@ -218,11 +237,15 @@ class GroupCommitWriter:
                     if index + 1 < len(batch):
                         self._run_batch(batch[index + 1 :])
                     return
-                conn.execute("ROLLBACK TO request")
-                conn.execute("RELEASE request")
+                if request.savepoint:
+                    conn.execute("ROLLBACK TO request")
+                    conn.execute("RELEASE request")
             else:
-                conn.execute("RELEASE request")
+                if request.savepoint:
+                    conn.execute("RELEASE request")
                 succeeded.append(request)
+            finally:
+                self._current = None
         try:
             self._before_commit(conn)
             conn.execute("COMMIT")

@@ -213,7 +213,7 @@ class _MemoryView:
         state.version = self._entry.version + (1 if self._state_json is not None else 0)
         return state
 
-    def save(self, state: TSEState) -> None:
+    def save(self, state: TSEState, *, frozen: bool = False) -> None:
         self._check_open()
         if state.tse_id != self._entry.record.tse_id:
             raise StorageError("state belongs to another TSE", code="E_TSE_MISMATCH")
