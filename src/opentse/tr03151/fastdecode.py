@@ -106,47 +106,113 @@ def _algorithm(content: bytes) -> str | None:
     return dotted
 
 
+def _text(raw: bytes) -> str:
+    """UTF-8 text of a clientId or processType; cached (a TSE writes few of them), so
+    equal texts are one object and compare by identity later."""
+    text = raw.decode("utf-8")
+    if len(_TEXTS) < 4096:
+        _TEXTS[raw] = text
+    return text
+
+
+_TEXTS: dict[bytes, str] = {}
+
+
 def _fast(data: bytes) -> LogFields | None:
     """The common layout; None (or any exception) means: ask the general reader.
 
-    Elements are read with short-form lengths inline; a length running past the end
-    makes a later index fail or leaves ``pos`` != ``end``, both of which fall back.
+    Elements are read with short-form lengths inline, unrolled in the order the
+    schema gives them; a length running past the end makes a later index fail or
+    leaves ``pos`` != ``end``, both of which fall back. Any context-specific element
+    left over (out of order, repeated, constructed, high tag number) falls back too.
     """
     end = len(data)
-    if data[0] != der.TAG_SEQUENCE:
+    if data[0] != 0x30:
         return None
     size = data[1]
     if size < 0x80:
-        first, stop = 2, 2 + size
+        first = 2
+        if size + 2 != end:
+            return None
     else:
         first, stop = _long(data, 0)
-    if stop != end:
-        return None
+        if stop != end:
+            return None
     # version INTEGER 2|3 and certifiedDataType OID, 14 octets for the two log types
     head = _HEADS.get(data[first : first + 14])
     if head is None:
         return None
     version, kind = head
     pos = first + 14
-    # certifiedData: primitive context-specific elements in ascending order
-    values: list[bytes | None] = [None, None, None, None, None, None, None]
-    last = -1
+    # certifiedData: primitive context-specific elements [0]..[6] in ascending order
+    op = client = process_data = process_type = external = number_bytes = internal = None
     tag = data[pos]
-    while tag & 0xC0 == 0x80:
-        number = tag - 0x80
-        if not last < number <= 6:  # constructed, high or repeated numbers: general
-            return None
-        last = number
+    if tag == 0x80:
         size = data[pos + 1]
         if size < 0x80:
             start = pos + 2
             pos = start + size
         else:
             start, pos = _long(data, pos)
-        values[number] = data[start:pos]
+        op = data[start:pos]
         tag = data[pos]
-    # serialNumber OCTET STRING
-    if tag != der.TAG_OCTET_STRING:
+    if tag == 0x81:
+        size = data[pos + 1]
+        if size < 0x80:
+            start = pos + 2
+            pos = start + size
+        else:
+            start, pos = _long(data, pos)
+        client = data[start:pos]
+        tag = data[pos]
+    if tag == 0x82:
+        size = data[pos + 1]
+        if size < 0x80:
+            start = pos + 2
+            pos = start + size
+        else:
+            start, pos = _long(data, pos)
+        process_data = data[start:pos]
+        tag = data[pos]
+    if tag == 0x83:
+        size = data[pos + 1]
+        if size < 0x80:
+            start = pos + 2
+            pos = start + size
+        else:
+            start, pos = _long(data, pos)
+        process_type = data[start:pos]
+        tag = data[pos]
+    if tag == 0x84:
+        size = data[pos + 1]
+        if size < 0x80:
+            start = pos + 2
+            pos = start + size
+        else:
+            start, pos = _long(data, pos)
+        external = data[start:pos]
+        tag = data[pos]
+    if tag == 0x85:
+        size = data[pos + 1]
+        if size < 0x80:
+            start = pos + 2
+            pos = start + size
+        else:
+            start, pos = _long(data, pos)
+        number_bytes = data[start:pos]
+        tag = data[pos]
+    if tag == 0x86:
+        size = data[pos + 1]
+        if size < 0x80:
+            start = pos + 2
+            pos = start + size
+        else:
+            start, pos = _long(data, pos)
+        internal = data[start:pos]
+        tag = data[pos]
+    # serialNumber OCTET STRING (the next universal element: anything context-specific
+    # left over is for the general reader)
+    if tag != 0x04:
         return None
     size = data[pos + 1]
     if size < 0x80:
@@ -156,7 +222,7 @@ def _fast(data: bytes) -> LogFields | None:
         start, pos = _long(data, pos)
     serial = data[start:pos]
     # signatureAlgorithm SEQUENCE { OID }
-    if data[pos] != der.TAG_SEQUENCE or data[pos + 1] >= 0x80:
+    if data[pos] != 0x30 or data[pos + 1] >= 0x80:
         return None
     start = pos + 2
     pos = start + data[pos + 1]
@@ -165,10 +231,11 @@ def _fast(data: bytes) -> LogFields | None:
     if algorithm is None:
         return None
     # signatureCounter INTEGER
-    if data[pos] != der.TAG_INTEGER or not 0 < data[pos + 1] < 0x80:
+    size = data[pos + 1]
+    if data[pos] != 0x02 or not 0 < size < 0x80:
         return None
     start = pos + 2
-    pos = start + data[pos + 1]
+    pos = start + size
     counter = int.from_bytes(data[start:pos], "big", signed=True)
     # logTime: unixTime INTEGER, UTCTime or GeneralizedTime
     tag = data[pos]
@@ -180,7 +247,7 @@ def _fast(data: bytes) -> LogFields | None:
     if time_end > end:
         return None
     time_text: str | None = None
-    if tag == der.TAG_INTEGER:
+    if tag == 0x02:
         if size == 0:
             return None
         unix = int.from_bytes(data[start:time_end], "big", signed=True)
@@ -191,7 +258,7 @@ def _fast(data: bytes) -> LogFields | None:
         log_time = _log_time(tag, data[start:time_end])
         time_format, unix, time_text = log_time.format, log_time.unix, log_time.text
     # signatureValue OCTET STRING, the last element
-    if data[time_end] != der.TAG_OCTET_STRING:
+    if data[time_end] != 0x04:
         return None
     size = data[time_end + 1]
     if size < 0x80:
@@ -199,15 +266,11 @@ def _fast(data: bytes) -> LogFields | None:
         pos = start + size
     else:
         start, pos = _long(data, time_end)
-    if pos != end:
-        return None
-    op, client, process_data, process_type, external, number_bytes, internal = values
-    if op is None:
+    if pos != end or op is None:
         return None
     if kind == TRANSACTION:
         if client is None or not number_bytes:
             return None
-        operation = _OPERATIONS.get(op) or _operation(op)
         return _new(
             LogFields,
             (
@@ -221,10 +284,10 @@ def _fast(data: bytes) -> LogFields | None:
                 time_text,
                 data[start:pos],
                 data[first:time_end],
-                operation,
-                client.decode("utf-8"),
+                _OPERATIONS.get(op) or _operation(op),
+                _TEXTS.get(client) or _text(client),
                 b"" if process_data is None else process_data,
-                "" if process_type is None else process_type.decode("utf-8"),
+                "" if process_type is None else _TEXTS.get(process_type) or _text(process_type),
                 int.from_bytes(number_bytes, "big", signed=True),
                 external,
                 internal,
@@ -234,7 +297,9 @@ def _fast(data: bytes) -> LogFields | None:
     # [2] additionalInternalData; v3: the event elements after eventType, raw
     if version != 2:
         return None  # v3 event elements may be constructed: the general reader
-    if last > 2:
+    if process_type is not None or external is not None or number_bytes is not None:
+        return None
+    if internal is not None:
         return None
     return _new(
         LogFields,

@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 from zlib import adler32
 
-from opentse.formats.tar import iter_members
+from opentse.formats.tar import MAX_MEMBER_SIZE, iter_members
 
 BLOCK = 512
 
@@ -52,14 +52,17 @@ _UNUSUAL = "./\\"  # first characters _safe has to look at
 # name, size, checksum, type flag, magic ("ustar"), prefix: the fields read here
 _HEADER = struct.Struct("100s24x12s12x8sc100x5s83x155s12x")
 _HALF = BLOCK // 2  # 256 octets sum to at most 65280: below Adler-32's modulus
+_ADLER = 65521
 
 
-def _checksum(data: bytes, pos: int) -> int:
-    """Sum of the header's 512 octets (POSIX ustar chksum), via two Adler-32 A sums
-    (one C call each instead of a Python-level sum over 512 octets)."""
-    return (adler32(data[pos : pos + _HALF], 0) & 0xFFFF) + (
-        adler32(data[pos + _HALF : pos + BLOCK], 0) & 0xFFFF
-    )
+def _checksum(header: bytes) -> int:
+    """Sum of the header's 512 octets (POSIX ustar chksum) from Adler-32's A sum (one
+    C call instead of a Python-level sum). A is the sum modulo 65521: exact when every
+    octet is ASCII (the sum is then at most 512 * 127 = 65024); otherwise two halves
+    of at most 65280 each."""
+    if header.isascii():
+        return adler32(header, 0) & 0xFFFF
+    return (adler32(header[:_HALF], 0) & 0xFFFF) + (adler32(header[_HALF:], 0) & 0xFFFF)
 
 
 def _scan(data: bytes) -> list[tuple[str, bytes]]:
@@ -68,21 +71,25 @@ def _scan(data: bytes) -> list[tuple[str, bytes]]:
     pos = 0
     total = len(data)
     next_name: str | None = None
-    unpack = _HEADER.unpack_from
+    unpack = _HEADER.unpack
     while pos + BLOCK <= total:
-        raw_name, raw_size, raw_sum, kind, magic, raw_prefix = unpack(data, pos)
+        header = data[pos : pos + BLOCK]
+        raw_name, raw_size, raw_sum, kind, magic, raw_prefix = unpack(header)
         if raw_name[0] == 0:
-            if data.count(0, pos, pos + BLOCK) == BLOCK:
+            if header.count(0) == BLOCK:
                 return out
             raise _Fallback
-        # the checksum field itself counts as eight spaces
-        # octal numbers; anything else (base-256 sizes) is a ValueError: tarfile then
-        if int(raw_sum.strip(b" \0") or b"0", 8) != _checksum(data, pos) - sum(raw_sum) + 256:
+        # octal numbers; anything else (base-256 sizes) is a ValueError: tarfile then.
+        # The checksum field itself counts as eight spaces (8 * 32 = 256).
+        if int(raw_sum.strip(b" \0") or b"0", 8) != (
+            _checksum(header) - (adler32(raw_sum, 0) & 0xFFFF) + 256
+        ):
             raise _Fallback
         size = int(raw_size.strip(b" \0") or b"0", 8)
         start = pos + BLOCK
-        body = data[start : start + size]
-        if len(body) != size:
+        pos = start + size
+        body = data[start:pos]
+        if pos > total or size > MAX_MEMBER_SIZE:
             raise _Fallback
         pos = start + (size + BLOCK - 1) // BLOCK * BLOCK
         if kind == b"0" or kind == b"\0":
