@@ -32,6 +32,7 @@ def clock() -> FrozenClock:
 
 class AppClient(httpx.Client):
     ctx: Any
+    app: Any
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def app_client(tmp_path: Path, clock: FrozenClock) -> Iterator[AppClient]:
     port = server.servers[0].sockets[0].getsockname()[1]
     with AppClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         client.ctx = app.state.ctx
+        client.app = app
         yield client
     server.should_exit = True
     thread.join(timeout=20)

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
+
+
+def _speed_options() -> dict[str, str]:
+    """httptools and uvloop when installed (uvicorn's "auto" picks the same; named
+    here so a missing one is visible in the code, not only in the numbers)."""
+    import importlib.util
+
+    options = {}
+    if importlib.util.find_spec("httptools") is not None:
+        options["http"] = "httptools"
+    if importlib.util.find_spec("uvloop") is not None:
+        options["loop"] = "uvloop"
+    return options
 
 
 def serve_command(
@@ -64,9 +78,18 @@ def serve_command(
                 app.state.ctx, data, address, port, files.fingerprint, env
             )
             typer.echo(f"LAN session written to {session}")
+    options: dict[str, Any] = {**_speed_options(), **ssl}
     typer.echo(f"opentse serving {scheme}://{host}:{port}/api/v2 (data: {data})", err=False)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", **ssl)  # type: ignore[arg-type]
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,  # warning level shows none; skip building them per request
+            proxy_headers=False,  # nothing reads the client address
+            **options,
+        )
     finally:
         inst.close()
 

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from opentse.engine.ports import Clock
 from opentse.server import routes_client, routes_export, routes_ops, routes_tss, routes_tx
 from opentse.server.context import Operation, ServerConfig, ServerContext, endpoint
+from opentse.server.hotpath import ServerApp
 from opentse.server.openapi import build_document
 from opentse.server.problems import (
     ApiError,
@@ -80,7 +81,7 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
         finally:
             ctx.close()
 
-    app = Starlette(
+    app = ServerApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -90,6 +91,7 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
         },
     )
     app.state.ctx = ctx
+    app.hot_handler = routes_tx.upsert_transaction  # answered before the router (hotpath)
     routes_ops.install(app, ctx)  # /metrics, /health, /api/v2/ops/*
     from opentse.dashboard.routes import mount_dashboard
 

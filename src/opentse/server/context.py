@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import queue
+import re
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -276,8 +277,13 @@ class Operation:
 # small parsers shared by the routes -----------------------------------------------------
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def parse_uuid(value: str, what: str) -> str:
     """fiskaly v2.0.4: received UUIDs are converted to lower case."""
+    if _CANONICAL_UUID.fullmatch(value) is not None:
+        return value  # already what uuid.UUID would print
     try:
         return str(uuid.UUID(value)).lower() if len(value) == 36 else _bad_uuid(what)
     except ValueError:

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opentse.ops import archive, metrics, status
 from opentse.ops.store import OpsContext
+from opentse.server.hotpath import ServerApp
 from opentse.server.problems import ApiError
 
 _TSS_PATH = re.compile(r"^/api/v2/tss/([^/]+)")
@@ -151,5 +152,7 @@ def install(app: Starlette, ctx: Any) -> OpsContext:
         Route("/api/v2/ops/warnings", ops_warnings, methods=["GET"]),
     ]
     app.add_middleware(FailureMiddleware, counter=counter)
+    if isinstance(app, ServerApp):
+        app.failures = counter  # the hot route is answered before this middleware
     app.state.ops = ops
     return ops

@@ -127,6 +127,8 @@ class ServiceStore:
         self._inflight_seq = 0
         self._latest_begin: int | None = None
         self._owners: dict[str, TssRow] = {}  # tss_id -> row; owner and env are fixed
+        self._signing_clients: dict[str, ClientRow] = {}  # REGISTERED rows (hot path)
+        self._clients_changed = 0  # bumped by update_client: a read begun before is stale
         # one mark per service node (PostgreSQL: tables shared by several hosts); a
         # host without its own mark scans all logs once
         self.node_id = socket.gethostname() or "local"
@@ -323,6 +325,28 @@ class ServiceStore:
         )
         return self._client(row) if row else None
 
+    def get_client_for_signing(self, client_id: str) -> ClientRow | None:
+        """``get_client`` for upsertTransaction, REGISTERED rows served from memory.
+
+        Id, TSS and serial number of a client never change; its state does, through
+        ``update_client`` (which drops the row here). A change made elsewhere (another
+        node, the CLI) is still refused by the engine, whose TSE state knows every
+        client's registration (E_CLIENT_DEREGISTERED, the same answer). Metadata of
+        the returned row may be stale: only id, TSS, serial and state are read.
+        """
+        row = self._signing_clients.get(client_id)
+        if row is not None:
+            return row
+        seen = self._clients_changed
+        row = self.get_client(client_id)
+        if row is not None and row.state == "REGISTERED":
+            with self._lock:
+                if seen == self._clients_changed:
+                    if len(self._signing_clients) >= 65536:
+                        self._signing_clients.clear()
+                    self._signing_clients[client_id] = row
+        return row
+
     def client_by_serial(self, tss_id: str, serial: str) -> ClientRow | None:
         row = (
             self._conn()
@@ -335,11 +359,20 @@ class ServiceStore:
         return self._client(row) if row else None
 
     def update_client(self, client_id: str, state: str, metadata: dict[str, str], now: int) -> None:
-        with self._tx() as c:
-            c.execute(
-                "UPDATE svc_clients SET state=?, metadata=?, time_update=? WHERE client_id=?",
-                (state, json.dumps(metadata), now, client_id),
-            )
+        self._forget_client(client_id)
+        try:
+            with self._tx() as c:
+                c.execute(
+                    "UPDATE svc_clients SET state=?, metadata=?, time_update=? WHERE client_id=?",
+                    (state, json.dumps(metadata), now, client_id),
+                )
+        finally:  # again: a read that began during the write saw the old row
+            self._forget_client(client_id)
+
+    def _forget_client(self, client_id: str) -> None:
+        with self._lock:
+            self._clients_changed += 1
+            self._signing_clients.pop(client_id, None)
 
     def list_clients(
         self,

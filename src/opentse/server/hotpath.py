@@ -1,0 +1,194 @@
+"""The register's hot route, served before Starlette's middleware and router.
+
+A receipt is two ``PUT /api/v2/tss/{tss_id}/tx/{tx_id}`` calls (upsertTransaction);
+through Starlette's stack (error middleware, failure counter, exception middleware,
+router regexes, ``Request``, ``QueryParams``, ``JSONResponse``) each paid more Python
+time than its own handler. ``ServerApp.__call__`` recognises exactly that method and
+path shape and runs the same steps as ``context.endpoint`` directly on the ASGI
+messages: body size limit (413), bearer token (401), JSON (400), schema (400), the
+handler in the handler pool, an orjson body. Errors are the same fiskaly problem
+bodies (``problems.problem_response``) and are counted for ``/metrics`` like the
+``FailureMiddleware`` counts them. Every other request goes through Starlette.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from opentse.server.context import Call, ServerContext, _invoke
+from opentse.server.problems import ApiError, problem_response
+from opentse.server.schemas import COMPONENTS
+from opentse.server.validation import validate
+
+log = logging.getLogger("opentse.server")
+
+PREFIX = "/api/v2/tss/"
+_JSON_HEADERS = b"application/json"
+_SCHEMA_REF = {"$ref": "#/TxRequest"}
+_ORJSON_MAX_BRACKETS = 200  # fewer brackets cannot nest deeper than either parser allows
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+class Disconnected(Exception):
+    """The client went away before its body was complete: nothing to answer."""
+
+
+def hot_route(scope: Scope) -> tuple[str, str] | None:
+    """``(tss_id, tx_id_or_number)`` of ``PUT /api/v2/tss/{a}/tx/{b}``, else None.
+
+    Same segments Starlette's ``{name}`` convertor matches (non-empty, no ``/``) on
+    the decoded path, so every request this takes, the router would have given to
+    upsertTransaction too.
+    """
+    if scope["method"] != "PUT":
+        return None
+    path: str = scope["path"]
+    if not path.startswith(PREFIX) or scope.get("root_path"):
+        return None
+    parts = path[len(PREFIX) :].split("/")
+    if len(parts) != 3 or parts[1] != "tx" or not parts[0] or not parts[2]:
+        return None
+    return parts[0], parts[2]
+
+
+class ServerApp(Starlette):
+    """The Starlette application with upsertTransaction answered in front of it."""
+
+    hot_handler: Any = None  # routes_tx.upsert_transaction, set by create_app
+    failures: Any = None  # ops metrics.FailureCounter, set by routes_ops.install
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.hot_handler is not None:
+            ids = hot_route(scope)
+            if ids is not None:
+                await self._upsert(scope, receive, send, ids[0], ids[1])
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _upsert(self, scope: Scope, receive: Receive, send: Send, tss: str, tx: str) -> None:
+        ctx: ServerContext = self.state.ctx
+        try:
+            status, payload = await self._run(ctx, scope, receive, tss, tx)
+        except Disconnected:
+            return
+        except ApiError as exc:
+            await self._problem(scope, receive, send, tss, exc)
+            return
+        except Exception:  # as ServerErrorMiddleware: a fiskaly 500 that names nothing
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            response = problem_response(500, "E_INTERNAL", "internal error")
+            await response(scope, receive, send)  # not counted, as before (outside it)
+            return
+        body = orjson.dumps(payload)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", _JSON_HEADERS),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        if status >= 400 and self.failures is not None:
+            self.failures.add(tss, status)
+
+    async def _problem(
+        self, scope: Scope, receive: Receive, send: Send, tss: str, exc: ApiError
+    ) -> None:
+        response = problem_response(exc.status, exc.code, exc.message, exc.headers)
+        await response(scope, receive, send)
+        if self.failures is not None:
+            self.failures.add(tss, exc.status)
+
+    async def _run(
+        self, ctx: ServerContext, scope: Scope, receive: Receive, tss: str, tx: str
+    ) -> tuple[int, Any]:
+        """What ``context.endpoint`` does, in the same order (413, 401, 400, handler)."""
+        authorization: str | None = None
+        declared: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if authorization is None:
+                    authorization = value.decode("latin-1")
+            elif name == b"content-length" and declared is None:
+                declared = value
+        limit = ctx.config.max_body
+        if declared is not None:
+            try:
+                if int(declared.decode("latin-1")) > limit:
+                    raise ApiError(413, "E_REQUEST_TOO_LARGE", "request body exceeds 1 MB")
+            except ValueError:
+                raise ApiError(400, "E_BAD_REQUEST", "bad Content-Length") from None
+        raw = await _read_body(receive, limit)
+        principal = ctx.tokens.authenticate(authorization, ctx.now())
+        if not raw.strip():
+            raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is required")
+        body = _parse_json(raw)
+        validate({} if body is None else body, _SCHEMA_REF, COMPONENTS)
+        query, multi = _query(scope["query_string"])
+        call = Call(ctx, principal, {"tss_id": tss, "tx_id_or_number": tx}, query, multi, body)
+        result = await ctx.executor.run(_invoke, self.hot_handler, call)
+        if not isinstance(result, tuple):  # the handler answers JSON only
+            raise TypeError("upsertTransaction returned a Response")
+        return result
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "E_REQUEST_TOO_LARGE", "request body exceeds 1 MB")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _parse_json(raw: bytes) -> Any:
+    """``json.loads`` as ``endpoint`` does it; orjson first (same values for every
+    document it accepts), the stdlib for whatever orjson refuses (so NaN, huge
+    integers and bad input get exactly the old answers). Deeply nested documents
+    also go to the stdlib: its recursion limit, not orjson's, decides as before; and
+    numbers of 19+ digits (orjson reads integers beyond 64 bits as floats)."""
+    if (
+        raw.count(b"[") + raw.count(b"{") < _ORJSON_MAX_BRACKETS
+        and _LONG_NUMBER.search(raw) is None
+    ):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        body = json.loads(raw)
+        if b"\\u" in raw:  # an escaped lone surrogate cannot be stored or shown
+            orjson.dumps(body)
+    except (ValueError, UnicodeDecodeError, RecursionError, orjson.JSONEncodeError):
+        raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is not valid JSON") from None
+    return body
+
+
+def _query(raw: bytes) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Starlette's QueryParams for the usual ``tx_revision=N`` without building one."""
+    if raw.startswith(b"tx_revision=") and raw[12:].isdigit():
+        value = raw[12:].decode("ascii")
+        return {"tx_revision": value}, [("tx_revision", value)]
+    from starlette.datastructures import QueryParams
+
+    params = QueryParams(raw)
+    return dict(params), list(params.multi_items())
