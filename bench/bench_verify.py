@@ -94,7 +94,7 @@ def main() -> None:
             raw_before, raw_cpu_before = raw_rate(path, sample)
             cpu0 = cpu_seconds()
             t0 = time.perf_counter()
-            loaded = load_exports([path], workers=workers)
+            loaded = load_exports([path], workers=workers, settle=False)
             load_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             report = verify_loaded(loaded)

@@ -23,9 +23,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from opentse.errors import OpenTSEError
 from opentse.formats.tar import parse_info_csv
 from opentse.verify.findings import Finding, error, warning
+from opentse.verify.logcheck import (
+    CHUNK,
+    LogPipeline,
+    Points,
+    Progress,
+    check_logs,
+    default_workers,
+)
 from opentse.verify.logcheck import LogEntry as LogEntry  # re-exported: the checks' type
-from opentse.verify.logcheck import Member, Progress, check_logs
-from opentse.verify.tarscan import read_members
+from opentse.verify.tarscan import Member, Unusual, read_members, scan
 
 _CERT_NAME = re.compile(r"(?i)^([0-9a-f]+)_x509\.(cer|der|crt|pem)$")
 
@@ -72,6 +79,14 @@ class LoadedExport:
     findings: list[Finding] = field(default_factory=list)
     # decoded logs per serial (hex) in counter order; computed once by the checks
     by_serial: dict[str, list[LogEntry]] | None = None
+    # signatures still being checked in the background (load_exports(settle=False))
+    pending: LogPipeline | None = None
+
+    def settle(self) -> None:
+        """Wait until every log's ``signature_ok`` is known."""
+        if self.pending is not None:
+            pipeline, self.pending = self.pending, None
+            pipeline.settle()
 
 
 def member_label(source: Path, name: str, several: bool) -> str:
@@ -127,24 +142,19 @@ def collect_members(paths: Iterable[Path]) -> tuple[list[str], list[Member]]:
     return [str(p) for p in sources], members
 
 
-def decode_members(
-    sources: list[str],
-    members: Sequence[Member],
-    *,
-    workers: int | None = None,
-    progress: Progress | None = None,
-) -> LoadedExport:
-    """Classify members; certificates first, so every log is verified as it is decoded."""
-    export = LoadedExport(sources)
+def _sort_members(export: LoadedExport, members: Iterable[Member], points: Points) -> list[Member]:
+    """The logs among ``members``; certificates (their keys into ``points``), info.csv
+    and unknown members go into ``export`` as they come."""
     logs: list[Member] = []
+    append = logs.append
     for member in members:
         label, base, data = member
         if base.endswith(".log"):
-            logs.append(member)
+            append(member)
             continue
         lower = base.lower()
         if lower.endswith(".log"):
-            logs.append(member)
+            append(member)
         elif _CERT_NAME.match(base) or lower.endswith((".cer", ".der", ".crt", ".pem")):
             entry = load_certificate(label, data)
             export.certificates.append(entry)
@@ -153,6 +163,8 @@ def decode_members(
                 export.findings.append(
                     error("E_CERT_FORMAT", "not a DER or PEM certificate", label)
                 )
+            elif entry.key_hash and entry.point:
+                points[bytes.fromhex(entry.key_hash)] = entry.point
         elif lower == "info.csv":
             export.info_files.append(label)
             try:
@@ -166,27 +178,80 @@ def decode_members(
                     "W_UNKNOWN_MEMBER", "member is neither a log, a certificate nor info.csv", label
                 )
             )
-    points = {
-        bytes.fromhex(c.key_hash): c.point for c in export.certificates if c.key_hash and c.point
-    }
-    export.logs = check_logs(logs, points, workers=workers, progress=progress)
+    return logs
+
+
+def _log_problems(export: LoadedExport) -> None:
     for log in export.logs:
         if log.problem is not None:
             export.parse_errors.append(log.file)
             export.findings.append(error("E_LOG_FORMAT", f"cannot decode: {log.problem}", log.file))
+
+
+def decode_members(
+    sources: list[str],
+    members: Sequence[Member],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> LoadedExport:
+    """Classify members; certificates first, so every log is verified as it is decoded."""
+    export = LoadedExport(sources)
+    points: Points = {}
+    logs = _sort_members(export, members, points)
+    export.logs = check_logs(logs, points, workers=workers, progress=progress)
+    _log_problems(export)
+    return export
+
+
+def _stream(sources: list[Path], workers: int | None, progress: Progress | None) -> LoadedExport:
+    """Read and decode in one pass, the signatures checked by the workers meanwhile
+    (``export.pending`` until settled). Raises Unusual (or OSError) when an archive
+    needs the full reader."""
+    export = LoadedExport([str(p) for p in sources])
+    points: Points = {}
+    several = len(sources) > 1
+    if workers is None:  # about one log per KiB of archive
+        workers = default_workers(sum(p.stat().st_size for p in sources) // 1024)
+    with LogPipeline(points, workers, progress) as pipeline:
+        for source in sources:
+            data = source.read_bytes()
+            for batch in scan(data, f"{source.name}:" if several else "", CHUNK):
+                logs = _sort_members(export, batch, points)
+                if logs:
+                    pipeline.submit(logs)
+    export.logs = pipeline.entries
+    export.pending = pipeline
+    _log_problems(export)
     return export
 
 
 def load_exports(
-    paths: Iterable[Path], *, workers: int | None = None, progress: Progress | None = None
+    paths: Iterable[Path],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    settle: bool = True,
 ) -> LoadedExport:
     """Read, decode and signature-check every archive as one pool of logs.
 
-    Raises UnreadableExportError only when an input is not a TAR archive at all.
+    With ``settle=False`` it returns once every log is decoded, the signatures still
+    being checked by the worker threads (``verify_loaded`` runs the other checks
+    meanwhile, then calls ``export.settle()``). Raises UnreadableExportError only
+    when an input is not a TAR archive at all.
     """
+    sources = [Path(p) for p in paths]
     with bulk():
-        sources, members = collect_members(paths)
-        return decode_members(sources, members, workers=workers, progress=progress)
+        try:
+            export = _stream(sources, workers, progress)
+        except (Unusual, OSError):
+            pass  # compressed, links, odd headers, unreadable: the full reader decides
+        else:
+            if settle:
+                export.settle()
+            return export
+        names, members = collect_members(sources)
+        return decode_members(names, members, workers=workers, progress=progress)
 
 
 @contextmanager

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -34,6 +34,7 @@ from opentse.tr03151.logmessage import LogMessage
 from opentse.tr03151.oids import ALGORITHM_BY_OID, hash_name
 from opentse.tr03151.signature import public_key_from_point, verify_signature
 from opentse.verify.logshape import decode as decode_log_fields
+from opentse.verify.tarscan import Member
 
 PARALLEL_THRESHOLD = 2000
 CHUNK = 2000
@@ -115,7 +116,13 @@ class SignatureChecker:
     def __init__(self) -> None:
         self._verifiers: dict[tuple[bytes, str], _Verifier | None] = {}
 
-    def _verifier(self, point: bytes, oid: str) -> _Verifier | None:
+    def verifier(self, point: bytes, oid: str) -> _Verifier | None:
+        """The ready verifier of ``point`` and ``oid``; None when the general path
+        must decide (not plain ECDSA, or the key does not load)."""
+        try:
+            return self._verifiers[point, oid]
+        except KeyError:
+            pass
         verifier: _Verifier | None = None
         if ALGORITHM_BY_OID.get(oid, "").startswith("ecdsa-plain-"):
             try:
@@ -126,10 +133,7 @@ class SignatureChecker:
         return verifier
 
     def verify(self, point: bytes, oid: str, data: bytes, signature: bytes) -> bool:
-        try:
-            verifier = self._verifiers[point, oid]
-        except KeyError:
-            verifier = self._verifier(point, oid)
+        verifier = self.verifier(point, oid)
         if verifier is not None and verifier.verify(data, signature):
             return True
         # anything unusual (DER signatures, ECSDSA, leading zeros, a failure): the
@@ -192,36 +196,138 @@ class LogEntry:
         return self._name
 
 
-Member = tuple[str, str, bytes]  # (label for findings, file name, data)
-
-
-def _check_chunk(members: Sequence[Member], points: Points) -> list[LogEntry]:
-    """Decode every log and verify each whose key is known."""
+def _decode_chunk(members: Sequence[Member]) -> list[LogEntry]:
+    """Decode every log (``signature_ok`` stays None until ``_verify_chunk``)."""
     entries: list[LogEntry] = []
     append = entries.append
-    get = points.get
-    check = _CHECKER.verify
     for label, base, data in members:
         try:
             fields = decode_log_fields(data)
         except (OpenTSEError, ValueError) as exc:
             append(LogEntry(label, base, data, None, None, str(exc)))
             continue
-        point = get(fields.serial_number)
-        if point is None:
-            append(LogEntry(label, base, data, fields))
-        else:
-            ok = check(
-                point, fields.signature_algorithm, fields.signed_data, fields.signature_value
-            )
-            append(LogEntry(label, base, data, fields, ok))
+        append(LogEntry(label, base, data, fields))
     return entries
 
 
+def _verify_chunk(entries: Sequence[LogEntry], points: Points) -> None:
+    """Check the signature of every decoded entry whose key ``points`` holds.
+
+    The common case (plain r||s of a curve's size, both halves without a leading
+    zero octet) is inlined: DER by table, digest by hashlib, ``Prehashed`` verify.
+    Anything else, and every failure, goes through ``SignatureChecker.verify``.
+    """
+    check = _CHECKER.verify
+    get = points.get
+    serial: bytes | None = None
+    oid: str | None = None
+    point: bytes | None = None
+    verifier: _Verifier | None = None
+    for entry in entries:
+        fields = entry.fields
+        if fields is None:
+            continue
+        # shapes hand out one serial and algorithm object per TSE: compare identity
+        if fields.serial_number is not serial or fields.signature_algorithm is not oid:
+            serial = fields.serial_number
+            oid = fields.signature_algorithm
+            point = get(serial)
+            verifier = None if point is None else _CHECKER.verifier(point, oid)
+            if verifier is not None:
+                size = verifier.size
+                key_verify = verifier.key.verify
+                digest = verifier.digest
+                prehashed = verifier.prehashed
+                heads = verifier.heads
+                mids = verifier.mids
+        if point is None:
+            continue
+        signature = fields.signature_value
+        if verifier is not None and len(signature) == 2 * size:
+            r_top = signature[0]
+            s_top = signature[size]
+            if r_top and s_top:
+                r_top >>= 7
+                s_top >>= 7
+                try:
+                    key_verify(
+                        heads[2 * r_top + s_top]
+                        + signature[:size]
+                        + mids[s_top]
+                        + signature[size:],
+                        digest(fields.signed_data).digest(),
+                        prehashed,
+                    )
+                except InvalidSignature:
+                    pass
+                else:
+                    entry.signature_ok = True
+                    continue
+        entry.signature_ok = check(point, oid, fields.signed_data, signature)
+
+
 def default_workers(count: int) -> int:
-    """One process for small exports (a pool costs more than it saves), every core
+    """One thread for small exports (a pool costs more than it saves), every core
     for large ones."""
     return (os.cpu_count() or 1) if count > PARALLEL_THRESHOLD else 1
+
+
+class LogPipeline:
+    """Decodes logs as they are handed in (this thread) and verifies their
+    signatures on a pool of ``workers`` threads (inline when 1).
+
+    ``cryptography`` releases the GIL while OpenSSL verifies (~90% of a log's cost),
+    so threads run the signatures in parallel with no process start-up, no pickling
+    and no copies of the logs, while this thread reads on and, once everything is
+    decoded, runs the other checks; ``settle`` waits for the signatures. ``points``
+    may grow while logs are checked (a certificate later in the archive): ``settle``
+    verifies what was checked before its key came. Entries keep the input order.
+    """
+
+    def __init__(self, points: Points, workers: int, progress: Progress | None) -> None:
+        self.points = points
+        self.progress = progress
+        self.entries: list[LogEntry] = []
+        self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        self._pending: deque[tuple[int, Future[None]]] = deque()
+
+    def __enter__(self) -> LogPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.close()
+
+    def submit(self, members: Sequence[Member]) -> None:
+        entries = _decode_chunk(members)
+        self.entries += entries
+        if self._pool is None:
+            _verify_chunk(entries, self.points)
+            if self.progress is not None:
+                self.progress(len(entries))
+            return
+        self._pending.append((len(entries), self._pool.submit(_verify_chunk, entries, self.points)))
+
+    def settle(self) -> list[LogEntry]:
+        """Wait for every signature; the entries, each with its ``signature_ok``."""
+        try:
+            while self._pending:
+                count, future = self._pending.popleft()
+                future.result()
+                if self.progress is not None:
+                    self.progress(count)
+        finally:
+            self.close()
+        _verify_chunk(
+            [e for e in self.entries if e.signature_ok is None and e.fields is not None],
+            self.points,
+        )
+        return self.entries
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def check_logs(
@@ -231,28 +337,13 @@ def check_logs(
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> list[LogEntry]:
-    """Every log; entries keep the input order and do not depend on ``workers``.
-
-    With several workers, chunks are decoded and verified on a pool of threads:
-    ``cryptography`` releases the GIL while OpenSSL verifies (~95% of a log's cost),
-    so threads run the signatures in parallel with no process start-up, no pickling
-    and no copies of the logs.
-    """
+    """Every log, decoded and verified; entries keep the input order and do not
+    depend on ``workers``."""
     if workers is None:
         workers = default_workers(len(members))
-    check = partial(_check_chunk, points=points)
-    chunks = [members[begin : begin + CHUNK] for begin in range(0, len(members), CHUNK)]
-    out: list[LogEntry] = []
-    if workers <= 1 or len(chunks) <= 1:
-        results: Iterable[list[LogEntry]] = map(check, chunks)
-        for entries in results:
-            out += entries
-            if progress is not None:
-                progress(len(entries))
-        return out
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for entries in pool.map(check, chunks):
-            out += entries
-            if progress is not None:
-                progress(len(entries))
-    return out
+    if len(members) <= CHUNK:
+        workers = 1
+    with LogPipeline(points, workers, progress) as pipeline:
+        for begin in range(0, len(members), CHUNK):
+            pipeline.submit(members[begin : begin + CHUNK])
+        return pipeline.settle()

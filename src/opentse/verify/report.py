@@ -79,10 +79,17 @@ def verify_loaded(
 
 
 def _verify_loaded(export: LoadedExport, trust: Sequence[x509.Certificate] | None) -> VerifyReport:
+    # every check but the signatures' first: the worker threads may still be
+    # verifying (load_exports(settle=False)), and these need only decoded logs
+    try:
+        serials, counter_findings = check_counters(export)
+        transactions = check_transactions(export)
+        certificates = check_certificates(export, trust)
+        times = check_times(export)
+        names = check_names(export)
+    finally:
+        export.settle()
     signatures = check_signatures(export)
-    serials, counter_findings = check_counters(export)
-    transactions = check_transactions(export)
-    certificates = check_certificates(export, trust)
     findings = [
         *export.findings,
         *check_info(export),
@@ -90,8 +97,8 @@ def _verify_loaded(export: LoadedExport, trust: Sequence[x509.Certificate] | Non
         *certificates.findings,
         *counter_findings,
         *transactions.findings,
-        *check_times(export),
-        *check_names(export),
+        *times,
+        *names,
     ]
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
     return VerifyReport(export, signatures, serials, transactions, certificates, findings)
@@ -108,5 +115,7 @@ def verify_exports(
 
     Raises ``UnreadableExportError`` only when an input is not a TAR archive at all.
     """
-    export = load_exports((Path(p) for p in paths), workers=workers, progress=progress)
+    export = load_exports(
+        (Path(p) for p in paths), workers=workers, progress=progress, settle=False
+    )
     return verify_loaded(export, trust=trust)

@@ -12,6 +12,7 @@ archives, links, devices, sparse files, unsafe names, bad checksums) to
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from zlib import adler32
 
@@ -65,8 +66,27 @@ def _checksum(header: bytes) -> int:
     return (adler32(header[:_HALF], 0) & 0xFFFF) + (adler32(header[_HALF:], 0) & 0xFFFF)
 
 
-def _scan(data: bytes) -> list[tuple[str, bytes]]:
-    out: list[tuple[str, bytes]] = []
+# (label for findings, file name without directories, data)
+Member = tuple[str, str, bytes]
+
+
+class Unusual(Exception):
+    """``scan`` met something only the full reader handles (raised after the batches
+    before it were handed out: the caller starts over with ``read_members``)."""
+
+
+def scan(data: bytes, prefix: str = "", batch: int = 2000) -> Iterator[list[Member]]:
+    """The regular files of an in-memory ustar archive as (``prefix`` + name, file
+    name, data), ``batch`` at a time, in archive order; names without ``./``,
+    entries whose name ends in ``/`` skipped. Raises Unusual for anything else."""
+    try:
+        yield from _scan(data, prefix, batch)
+    except (_Fallback, ValueError, UnicodeError):
+        raise Unusual from None
+
+
+def _scan(data: bytes, prefix: str, batch: int) -> Iterator[list[Member]]:
+    out: list[Member] = []
     append = out.append
     pos = 0
     total = len(data)
@@ -77,7 +97,8 @@ def _scan(data: bytes) -> list[tuple[str, bytes]]:
         raw_name, raw_size, raw_sum, kind, magic, raw_prefix = unpack(header)
         if raw_name[0] == 0:
             if header.count(0) == BLOCK:
-                return out
+                yield out
+                return
             raise _Fallback
         # octal numbers; anything else (base-256 sizes) is a ValueError: tarfile then.
         # The checksum field itself counts as eight spaces (8 * 32 = 256).
@@ -88,21 +109,31 @@ def _scan(data: bytes) -> list[tuple[str, bytes]]:
         size = int(raw_size.strip(b" \0") or b"0", 8)
         start = pos + BLOCK
         pos = start + size
-        body = data[start:pos]
         if pos > total or size > MAX_MEMBER_SIZE:
             raise _Fallback
+        body = data[start:pos]
         pos = start + (size + BLOCK - 1) // BLOCK * BLOCK
         if kind == b"0" or kind == b"\0":
             name = next_name
             if name is None:
                 name = raw_name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
                 if raw_prefix[0] and magic == b"ustar":
-                    prefix = raw_prefix.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                    name = f"{prefix}/{name}"
+                    folder = raw_prefix.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                    name = f"{folder}/{name}"
             next_name = None
             if not name or name[0] in _UNUSUAL or ".." in name or name[1:2] == ":":
                 name = _safe(name)
-            append((name, body))
+            if "/" in name:
+                if name[-1] == "/":
+                    continue
+                short = name.rsplit("/", 1)[1]
+            else:
+                short = name
+            append((prefix + name if prefix else name, short, body))
+            if len(out) >= batch:
+                yield out
+                out = []
+                append = out.append
         elif kind == b"x":
             next_name = _pax_path(body)
         elif kind == b"L":
@@ -118,6 +149,6 @@ def read_members(path: Path) -> list[tuple[str, bytes]]:
     """(name without ``./``, data) of every regular file, in archive order."""
     data = path.read_bytes()
     try:
-        return _scan(data)
-    except (_Fallback, ValueError, UnicodeError):
+        return [(name, body) for batch in scan(data) for name, _, body in batch]
+    except Unusual:
         return [(m.name, m.data) for m in iter_members(path)]
