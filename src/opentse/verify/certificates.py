@@ -116,10 +116,14 @@ def _validity(
     certificate and of each issuer above it (one finding per certificate)."""
     logs = logs_by_serial(export).get(entry.key_hash or "", [])
     assert entry.certificate is not None
+    times = [log.fields.unix for log in logs if log.fields]
+    first, last = (min(times), max(times)) if times else (0, 0)
     for cert in (entry.certificate, *chain):
         start: datetime = cert.not_valid_before_utc
         end: datetime = cert.not_valid_after_utc
         low, high = start.timestamp(), end.timestamp()
+        if low <= first and last <= high:
+            continue  # every log inside: no need to look at each
         outside = [log for log in logs if log.fields and not low <= log.fields.unix <= high]
         if outside:
             what = "certificate" if cert is entry.certificate else "issuer certificate"

@@ -40,9 +40,15 @@ def logs_by_serial(export: LoadedExport) -> dict[str, list[LogEntry]]:
     if export.by_serial is not None:
         return export.by_serial
     groups: dict[bytes, list[LogEntry]] = defaultdict(list)
+    serial: bytes | None = None
+    group: list[LogEntry] = []
     for entry in export.logs:
-        if entry.fields is not None:
-            groups[entry.fields.serial_number].append(entry)
+        fields = entry.fields
+        if fields is not None:
+            if fields.serial_number is not serial:  # mostly one object for a whole run
+                serial = fields.serial_number
+                group = groups[serial]
+            group.append(entry)
     for entries in groups.values():
         counters = [e.fields.signature_counter for e in entries if e.fields]
         if not all(map(operator.lt, counters, counters[1:])):  # archives are mostly in order
@@ -59,7 +65,9 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
         seen = Counter(counters)
         unique = sorted(seen)
         summary = SerialSummary(unique[0], unique[-1], len(counters))
-        for before, after in itertools.pairwise(unique):
+        # the common case, no gap and no repeat, needs no look at each counter
+        gapless = unique[-1] - unique[0] + 1 == len(unique)
+        for before, after in () if gapless else itertools.pairwise(unique):
             if after > before + 1:
                 summary.missing_ranges.append([before + 1, after - 1])
                 span = f"{before + 1}" if after == before + 2 else f"{before + 1} to {after - 1}"
@@ -74,7 +82,7 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                         file,
                     )
                 )
-        for counter in unique:
+        for counter in () if len(unique) == len(counters) else unique:
             if seen[counter] > 1:
                 summary.duplicates.append(counter)
                 same = [e for e in entries if e.fields and e.fields.signature_counter == counter]

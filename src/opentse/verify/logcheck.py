@@ -163,6 +163,8 @@ class LogEntry:
         "problem",
         "signature_ok",
     )
+    _message: LogMessage | None
+    _name: ParsedLogName | None
 
     def __init__(
         self,
@@ -173,26 +175,31 @@ class LogEntry:
         signature_ok: bool | None = None,  # None: no certificate holds its key
         problem: str | None = None,
     ) -> None:
+        # _message and _name stay unset until asked for (one object per log: every
+        # store counts)
         self.file = file
         self.base_name = base_name
         self.data = data
         self.fields = fields
         self.signature_ok = signature_ok
         self.problem = problem
-        self._message: LogMessage | None = None
-        self._name: ParsedLogName | bool | None = False  # False: not parsed yet
 
     @property
     def message(self) -> LogMessage | None:
-        if self._message is None and self.fields is not None:
-            self._message = to_message(self.fields)
+        try:
+            return self._message
+        except AttributeError:
+            pass
+        self._message = None if self.fields is None else to_message(self.fields)
         return self._message
 
     @property
     def name(self) -> ParsedLogName | None:
-        if self._name is False:
-            self._name = parse_log_filename(self.base_name)
-        assert self._name is not True
+        try:
+            return self._name
+        except AttributeError:
+            pass
+        self._name = parse_log_filename(self.base_name)
         return self._name
 
 

@@ -141,7 +141,7 @@ def learn(data: bytes, fields: LogFields) -> None:
         fields.client_id,
         fields.process_type,
     )
-    if by_shape(data) != fields:  # never keep a shape that does not give its own log
+    if decode(data, learning=False) != fields:  # never keep a shape that does not give its own log
         del layout.shapes[key]
         return
     _count += 1
@@ -150,6 +150,20 @@ def learn(data: bytes, fields: LogFields) -> None:
 def by_shape(data: bytes) -> LogFields | None:
     """The fields of ``data`` by a learned shape, or None (no shape fits, or the time
     is out of range: the readers decide)."""
+    fields = decode(data, learning=False)
+    return fields if fields is not _MISSING else None
+
+
+_MISSING: LogFields = LogFields(*(None,) * len(LogFields._fields))  # type: ignore[arg-type]
+
+
+def decode(data: bytes, learning: bool = True) -> LogFields:
+    """The fields ``fastdecode.decode_log_fields`` returns for ``data`` (or its
+    FormatError), by a learned shape when one fits (else learning from it when
+    ``learning``, else returning ``_MISSING``). Runs once per log: kept in one
+    function."""
+    if type(data) is not bytes:
+        data = bytes(data)
     layouts = _LAYOUTS.get(len(data))
     if layouts:
         for cut_runs, cut_fields, first, time_end, shapes, _ in layouts:
@@ -159,7 +173,7 @@ def by_shape(data: bytes) -> LogFields | None:
             process, number, counter_octets, time_octets, signature = cut_fields(data)
             unix = _int(time_octets)
             if time_octets[0] & 0x80 or unix > _MAX_UNIX:
-                return None
+                break  # the readers decide
             counter = _int(counter_octets)
             if counter_octets[0] & 0x80:
                 counter -= 1 << 8 * len(counter_octets)
@@ -189,17 +203,8 @@ def by_shape(data: bytes) -> LogFields | None:
                     None,
                 ),
             )
-    return None
-
-
-def decode(data: bytes) -> LogFields:
-    """The fields ``fastdecode.decode_log_fields`` returns for ``data`` (or its
-    FormatError), by a learned shape when one fits."""
-    if type(data) is not bytes:
-        data = bytes(data)
-    fields = by_shape(data)
-    if fields is not None:
-        return fields
+    if not learning:
+        return _MISSING
     try:
         fast = _fast(data)
     except (FormatError, ValueError, IndexError, KeyError, OverflowError, TypeError):

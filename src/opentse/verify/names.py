@@ -70,36 +70,38 @@ _TX_PARTS = {START: "Start", UPDATE: "Update", FINISH: "Finish"}
 def _expected_name(fields: LogFields) -> str | None:
     """The name a unixTime log is written under (formats.tar.log_filename), when the
     name can be compared as a string; None sends the log to the field-wise check."""
-    if fields.time_format is not TimeFormat.UNIX or fields.signature_counter < 0:
+    # one unpacking instead of eight attribute lookups: this runs once per log
+    (kind, _, _, _, counter, time_format, unix, _, _, _, operation, client, _, _, number, _, _) = (
+        fields
+    )
+    if time_format is not _UNIX or counter < 0:
         return None
-    if fields.kind == TRANSACTION:
-        part = _TX_PARTS.get(fields.operation_type)
-        client = fields.client_id
-        plain = _PLAIN_CACHE.get(client)
-        if plain is None:
-            plain = _plain(client)
-        if part is None or fields.transaction_number < 0 or not plain:
+    if kind == TRANSACTION:
+        tail = _TAILS.get((operation, client), False)
+        if tail is False:
+            tail = _tail(operation, client)
+        if tail is None or number < 0:
             return None
-        return (
-            f"Unixt_{fields.unix}_Sig-{fields.signature_counter}_Log-Tra_No-"
-            f"{fields.transaction_number}_{part}_Client-{client}.log"
-        )
-    if fields.kind == SYSTEM and _PLAIN.fullmatch(fields.operation_type):
-        return (
-            f"Unixt_{fields.unix}_Sig-{fields.signature_counter}_Log-Sys_"
-            f"{fields.operation_type}.log"
-        )
+        return f"Unixt_{unix}_Sig-{counter}_Log-Tra_No-{number}{tail}"
+    if kind == SYSTEM and _PLAIN.fullmatch(operation):
+        return f"Unixt_{unix}_Sig-{counter}_Log-Sys_{operation}.log"
     return None
 
 
-_PLAIN_CACHE: dict[str, bool] = {}
+_UNIX = TimeFormat.UNIX
+# (operation, client id) -> the name's end after the transaction number, or None
+# when the client needs escaping (then the names are compared field by field)
+_TAILS: dict[tuple[str, str], str | None] = {}
 
 
-def _plain(text: str) -> bool:
-    plain = _PLAIN.fullmatch(text) is not None
-    if len(_PLAIN_CACHE) < 4096:
-        _PLAIN_CACHE[text] = plain
-    return plain
+def _tail(operation: str, client: str) -> str | None:
+    part = _TX_PARTS.get(operation)
+    tail = None
+    if part is not None and _PLAIN.fullmatch(client):
+        tail = f"_{part}_Client-{client}.log"
+    if len(_TAILS) < 4096:
+        _TAILS[operation, client] = tail
+    return tail
 
 
 def check_names(export: LoadedExport) -> list[Finding]:
@@ -107,7 +109,8 @@ def check_names(export: LoadedExport) -> list[Finding]:
     for entry in export.logs:
         # the common case: the name is exactly what the log's fields make (it then
         # parses back to those fields, so the field-wise check could find nothing)
-        if entry.fields is not None and entry.base_name == _expected_name(entry.fields):
+        fields = entry.fields
+        if fields is not None and entry.base_name == _expected_name(fields):
             continue
         if entry.name is None:
             findings.append(

@@ -53,16 +53,12 @@ _UNUSUAL = "./\\"  # first characters _safe has to look at
 # name, size, checksum, type flag, magic ("ustar"), prefix: the fields read here
 _HEADER = struct.Struct("100s24x12s12x8sc100x5s83x155s12x")
 _HALF = BLOCK // 2  # 256 octets sum to at most 65280: below Adler-32's modulus
-_ADLER = 65521
 
 
 def _checksum(header: bytes) -> int:
-    """Sum of the header's 512 octets (POSIX ustar chksum) from Adler-32's A sum (one
-    C call instead of a Python-level sum). A is the sum modulo 65521: exact when every
-    octet is ASCII (the sum is then at most 512 * 127 = 65024); otherwise two halves
-    of at most 65280 each."""
-    if header.isascii():
-        return adler32(header, 0) & 0xFFFF
+    """Sum of the header's 512 octets (POSIX ustar chksum) from Adler-32's A sums of
+    its halves (two C calls instead of a Python-level sum): each is the sum modulo
+    65521, exact for 256 octets (at most 65280)."""
     return (adler32(header[:_HALF], 0) & 0xFFFF) + (adler32(header[_HALF:], 0) & 0xFFFF)
 
 
@@ -100,10 +96,13 @@ def _scan(data: bytes, prefix: str, batch: int) -> Iterator[list[Member]]:
                 yield out
                 return
             raise _Fallback
-        # octal numbers; anything else (base-256 sizes) is a ValueError: tarfile then.
-        # The checksum field itself counts as eight spaces (8 * 32 = 256).
+        # the header's octets summed with the checksum field read as eight spaces
+        # (8 * 32 = 256); via Adler-32's A sum: exact for ASCII headers (at most
+        # 512 * 127 < 65521), else summed in two halves (see _checksum)
+        total_sum = adler32(header, 0) & 0xFFFF if header.isascii() else _checksum(header)
+        # octal numbers; anything else (base-256 sizes) is a ValueError: tarfile then
         if int(raw_sum.strip(b" \0") or b"0", 8) != (
-            _checksum(header) - (adler32(raw_sum, 0) & 0xFFFF) + 256
+            total_sum - (adler32(raw_sum, 0) & 0xFFFF) + 256
         ):
             raise _Fallback
         size = int(raw_size.strip(b" \0") or b"0", 8)
@@ -112,7 +111,7 @@ def _scan(data: bytes, prefix: str, batch: int) -> Iterator[list[Member]]:
         if pos > total or size > MAX_MEMBER_SIZE:
             raise _Fallback
         body = data[start:pos]
-        pos = start + (size + BLOCK - 1) // BLOCK * BLOCK
+        pos += -size % BLOCK
         if kind == b"0" or kind == b"\0":
             name = next_name
             if name is None:
