@@ -16,6 +16,7 @@ import uvicorn
 from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig
+from opentse.server.protocol import CoalescingHttpToolsProtocol
 from opentse.testing.clock import FrozenClock
 
 
@@ -40,7 +41,14 @@ def app_client(tmp_path: Path, clock: FrozenClock) -> Iterator[AppClient]:
     """The app served by uvicorn in a thread on a free 127.0.0.1 port."""
     inst = open_installation(tmp_path / "data", clock)
     app = create_app(inst, ServerConfig(data_dir=tmp_path / "data"), clock=clock)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        http=CoalescingHttpToolsProtocol,  # as `opentse serve` runs it
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

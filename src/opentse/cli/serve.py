@@ -16,14 +16,17 @@ import typer
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
 
 
-def _speed_options() -> dict[str, str]:
-    """httptools and uvloop when installed (uvicorn's "auto" picks the same; named
-    here so a missing one is visible in the code, not only in the numbers)."""
+def _speed_options() -> dict[str, Any]:
+    """httptools (with each response sent in one write, server/protocol.py) and
+    uvloop when installed; uvicorn's "auto" picks the same two, named here so a
+    missing one is visible in the code, not only in the numbers."""
     import importlib.util
 
-    options = {}
+    options: dict[str, Any] = {}
     if importlib.util.find_spec("httptools") is not None:
-        options["http"] = "httptools"
+        from opentse.server.protocol import CoalescingHttpToolsProtocol
+
+        options["http"] = CoalescingHttpToolsProtocol
     if importlib.util.find_spec("uvloop") is not None:
         options["loop"] = "uvloop"
     return options

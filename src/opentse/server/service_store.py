@@ -524,10 +524,22 @@ class ServiceStore:
                     stop = True
                     break
                 batch.append(item)
+            # parameters built before the write lock is taken, one row per transaction
+            # (its latest revision): the engine's writer waits on this lock
+            latest: dict[tuple[str, str], TxRow] = {}
+            for row in batch:
+                key = (row.tss_id, row.tx_id)
+                old = latest.get(key)
+                if old is None or row.latest_revision > old.latest_revision:
+                    latest[key] = row
+            params = [self._upsert_params(row) for row in latest.values()]
             try:
                 with self._tx(durable=False) as c:
-                    for row in batch:
-                        self._upsert(c, row)
+                    if isinstance(c, sqlite3.Connection):
+                        c.executemany(self._UPSERT_SQL, params)
+                    else:  # the PostgreSQL twin's connection runs one statement at a time
+                        for one in params:
+                            c.execute(self._UPSERT_SQL, one)
                     if mark is not None and len(batch) < 4096:  # a full batch left rows
                         self._write_mark(c, mark)
             except sqlite3.Error:
@@ -542,27 +554,29 @@ class ServiceStore:
             if stop:
                 return
 
-    def _upsert(self, c: sqlite3.Connection, row: TxRow) -> None:
-        c.execute(
-            f"INSERT INTO svc_transactions({self._TX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT(tss_id, tx_id) DO UPDATE SET"
-            " latest_revision=excluded.latest_revision, state=excluded.state,"
-            " client_id=excluded.client_id, process_type=excluded.process_type,"
-            " time_end=excluded.time_end, metadata=excluded.metadata"
-            " WHERE excluded.latest_revision > svc_transactions.latest_revision",
-            (
-                row.tss_id,
-                row.tx_id,
-                row.organization_id,
-                row.number,
-                row.client_id,
-                row.latest_revision,
-                row.state,
-                row.process_type,
-                row.time_start,
-                row.time_end,
-                json.dumps(row.metadata),
-            ),
+    _UPSERT_SQL = (
+        f"INSERT INTO svc_transactions({_TX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(tss_id, tx_id) DO UPDATE SET"
+        " latest_revision=excluded.latest_revision, state=excluded.state,"
+        " client_id=excluded.client_id, process_type=excluded.process_type,"
+        " time_end=excluded.time_end, metadata=excluded.metadata"
+        " WHERE excluded.latest_revision > svc_transactions.latest_revision"
+    )
+
+    @staticmethod
+    def _upsert_params(row: TxRow) -> tuple[Any, ...]:
+        return (
+            row.tss_id,
+            row.tx_id,
+            row.organization_id,
+            row.number,
+            row.client_id,
+            row.latest_revision,
+            row.state,
+            row.process_type,
+            row.time_start,
+            row.time_end,
+            json.dumps(row.metadata) if row.metadata else "{}",
         )
 
     def set_tx_metadata(self, tss_id: str, tx_id: str, metadata: dict[str, str]) -> None:
