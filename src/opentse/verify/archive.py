@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import mmap
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -204,6 +205,23 @@ def decode_members(
     return export
 
 
+@contextmanager
+def _mapped(source: Path) -> Iterator[bytes | mmap.mmap]:
+    """The archive's bytes, memory-mapped (no copy of a 10^8-octet file: the scan
+    copies out each member; members are independent ``bytes``), or read when it
+    cannot be mapped (empty, not a regular file)."""
+    with source.open("rb") as file:
+        try:
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            yield file.read()
+            return
+        try:
+            yield mapped
+        finally:
+            mapped.close()
+
+
 def _stream(sources: list[Path], workers: int | None, progress: Progress | None) -> LoadedExport:
     """Read and decode in one pass, the signatures checked by the workers meanwhile
     (``export.pending`` until settled). Raises Unusual (or OSError) when an archive
@@ -215,11 +233,11 @@ def _stream(sources: list[Path], workers: int | None, progress: Progress | None)
         workers = default_workers(sum(p.stat().st_size for p in sources) // 1024)
     with LogPipeline(points, workers, progress) as pipeline:
         for source in sources:
-            data = source.read_bytes()
-            for batch in scan(data, f"{source.name}:" if several else "", CHUNK):
-                logs = _sort_members(export, batch, points)
-                if logs:
-                    pipeline.submit(logs)
+            with _mapped(source) as data:
+                for batch in scan(data, f"{source.name}:" if several else "", CHUNK):
+                    logs = _sort_members(export, batch, points)
+                    if logs:
+                        pipeline.submit(logs)
     export.logs = pipeline.entries
     export.pending = pipeline
     _log_problems(export)

@@ -11,6 +11,7 @@ archives, links, devices, sparse files, unsafe names, bad checksums) to
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,7 @@ class Unusual(Exception):
     before it were handed out: the caller starts over with ``read_members``)."""
 
 
-def scan(data: bytes, prefix: str = "", batch: int = 2000) -> Iterator[list[Member]]:
+def scan(data: bytes | mmap.mmap, prefix: str = "", batch: int = 2000) -> Iterator[list[Member]]:
     """The regular files of an in-memory ustar archive as (``prefix`` + name, file
     name, data), ``batch`` at a time, in archive order; names without ``./``,
     entries whose name ends in ``/`` skipped. Raises Unusual for anything else."""
@@ -81,7 +82,7 @@ def scan(data: bytes, prefix: str = "", batch: int = 2000) -> Iterator[list[Memb
         raise Unusual from None
 
 
-def _scan(data: bytes, prefix: str, batch: int) -> Iterator[list[Member]]:
+def _scan(data: bytes | mmap.mmap, prefix: str, batch: int) -> Iterator[list[Member]]:
     out: list[Member] = []
     append = out.append
     pos = 0
