@@ -54,11 +54,36 @@ def percentile(values: list[float], p: float) -> float:
 
 def process_cpu(pid: int) -> float:
     """User+system CPU seconds of a process (Linux /proc), 0.0 elsewhere."""
+    user, system = process_cpu_split(pid)
+    return user + system
+
+
+def process_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (Linux /proc), zeros elsewhere."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
     except (OSError, ValueError, IndexError):
-        return 0.0
+        return 0.0, 0.0
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of every thread of a process (Linux):
+    each hand-off between the event loop, handler threads and the store's writer
+    costs one or two, so per request they show how much of the CPU is hand-offs."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that ended meanwhile
+    except OSError:
+        return 0
+    return total
 
 
 def raw_sign_rate(seconds: float = 2.0) -> float:
@@ -227,6 +252,7 @@ async def load(
         req_lat: list[float] = []
         tx_lat: list[float] = []
         server_cpu0, client_cpu0 = process_cpu(server_pid), time.process_time()
+        split0, switches0 = process_cpu_split(server_pid), context_switches(server_pid)
         t0 = time.perf_counter()
         counts = await asyncio.gather(
             *(
@@ -237,6 +263,7 @@ async def load(
         elapsed = time.perf_counter() - t0
         server_cpu = process_cpu(server_pid) - server_cpu0
         client_cpu = time.process_time() - client_cpu0
+        split1, switches1 = process_cpu_split(server_pid), context_switches(server_pid)
     finally:
         await asyncio.gather(*(c.close() for c in conns))
     finished = sum(counts)
@@ -253,6 +280,11 @@ async def load(
         "transaction_latency_ms": {"p50": percentile(tx_lat, 50), "p99": percentile(tx_lat, 99)},
         "server_cpu_s": round(server_cpu, 3),
         "server_cpu_ms_per_finished_tx": round(1000 * server_cpu / finished, 3) if finished else 0,
+        "server_user_s": round(split1[0] - split0[0], 3),
+        "server_system_s": round(split1[1] - split0[1], 3),
+        "server_context_switches_per_request": (
+            round((switches1 - switches0) / (2 * finished), 2) if finished else 0
+        ),
         "client_cpu_s": round(client_cpu, 3),
         "load_average": os.getloadavg()[0],
     }
