@@ -13,6 +13,7 @@ details are described in the message property of the error.").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -134,8 +135,285 @@ def _join(path: str, name: str) -> str:
 
 
 def validate(value: Any, schema: Schema, components: dict[str, Schema]) -> None:
-    """Validate a request body; raise the fiskaly 400 on the first violation."""
+    """Validate a request body; raise the fiskaly 400 on the first violation.
+
+    A ``{"$ref": ...}`` to a component (what every route passes) runs the compiled
+    form of that component (``compiled``); anything else is interpreted by ``check``.
+    """
     try:
-        check(value, schema, components)
+        ref = schema.get("$ref") if len(schema) == 1 else None
+        if isinstance(ref, str):
+            compiled(components, ref.rsplit("/", 1)[-1])(value, ROOT)
+        else:
+            check(value, schema, components)
     except SchemaViolation as exc:
         raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", f"body/{exc}") from None
+
+
+# compiled validators ---------------------------------------------------------------
+#
+# ``check`` walks the schema dictionaries on every call; the register's hot route paid
+# ~15 us per receipt body for it. ``compile_schema`` turns a schema into closures once,
+# testing the same rules in the same order with the same messages (a differential
+# property test holds it to ``check``). Paths are built only for an error: a path is
+# ``ROOT`` or ``(parent, name)`` / ``(parent, index)``, rendered like ``_join``.
+
+Path = Any  # ROOT, or (parent path, str property name | int item index)
+Validator = Callable[[Any, Path], None]
+ROOT: Path = None
+
+
+def render_path(path: Path) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, part = path
+        parts.append(part)
+    text = ""
+    for part in reversed(parts):
+        text = f"{text}[{part}]" if isinstance(part, int) else _join(text, part)
+    return text
+
+
+def _fail(path: Path, message: str) -> SchemaViolation:
+    return SchemaViolation(render_path(path), message)
+
+
+_CACHE: dict[tuple[int, str], Validator] = {}
+
+
+def compiled(components: dict[str, Schema], name: str) -> Validator:
+    """The validator of component ``name`` (built once per components mapping)."""
+    key = (id(components), name)
+    found = _CACHE.get(key)
+    if found is None:
+        found = compile_schema({"$ref": f"#/{name}"}, components)
+        _CACHE[key] = found
+    return found
+
+
+def compile_schema(schema: Schema, components: dict[str, Schema]) -> Validator:
+    """A validator raising the SchemaViolation ``check`` raises (None when valid)."""
+    return _Compiler(components).build(schema)
+
+
+class _Compiler:
+    def __init__(self, components: dict[str, Schema]) -> None:
+        self.components = components
+        self.refs: dict[str, Validator] = {}
+
+    def ref(self, name: str) -> Validator:
+        """Components compile once each; a reference is resolved when first called,
+        so recursive schemas compile too."""
+        done = self.refs.get(name)
+        if done is not None:
+            return done
+        target: list[Validator] = []
+
+        def late(value: Any, path: Path) -> None:
+            target[0](value, path)
+
+        self.refs[name] = late
+        target.append(self.build(self.components[name]))
+        self.refs[name] = target[0]
+        return target[0]
+
+    def build(self, schema: Schema) -> Validator:
+        if "$ref" in schema:
+            return self.ref(schema["$ref"].rsplit("/", 1)[-1])
+        typ = schema.get("type")
+        if "oneOf" not in schema and typ in ("string", "object", "array"):
+            return self._typed(schema, typ)  # one closure for the whole node
+        steps: list[Validator] = []
+        if "oneOf" in schema:
+            steps.append(self._one_of([self.build(o) for o in schema["oneOf"]]))
+        typ = schema.get("type")
+        if typ is not None:
+            steps.append(_type_step(typ))
+        if "enum" in schema:
+            steps.append(_enum_step(schema["enum"]))
+        kinds = (
+            _string_step(schema),
+            _number_step(schema),
+            self._array_step(schema),
+            self._object_step(schema),
+        )
+        steps.append(_by_kind(*kinds))
+        if len(steps) == 1:
+            return steps[0]
+
+        def run(value: Any, path: Path) -> None:
+            for step in steps:
+                step(value, path)
+
+        return run
+
+    def _typed(self, schema: Schema, typ: str) -> Validator:
+        """A node whose ``type`` settles which of ``check``'s kind checks apply: the
+        type test, the enum test and that kind's rules in one function."""
+        type_message = f"must be of type {typ}"
+        options = schema.get("enum")
+        enum_message = f"must be one of {', '.join(map(str, options))}" if options else ""
+        if typ == "string":
+            rules = _string_step(schema)
+
+            def string(value: Any, path: Path) -> None:
+                if not isinstance(value, str):
+                    raise _fail(path, type_message)
+                if options is not None and value not in options:
+                    raise _fail(path, enum_message)
+                if rules is not None:
+                    rules(value, path)
+
+            return string
+        kind_rules = self._object_step(schema) if typ == "object" else self._array_step(schema)
+        kind = dict if typ == "object" else list
+
+        def container(value: Any, path: Path) -> None:
+            if not isinstance(value, kind):
+                raise _fail(path, type_message)
+            if options is not None and value not in options:
+                raise _fail(path, enum_message)
+            if kind_rules is not None:
+                kind_rules(value, path)
+
+        return container
+
+    @staticmethod
+    def _one_of(options: list[Validator]) -> Validator:
+        def one_of(value: Any, path: Path) -> None:
+            matches = 0
+            first_error: SchemaViolation | None = None
+            for option in options:
+                try:
+                    option(value, path)
+                    matches += 1
+                except SchemaViolation as exc:
+                    first_error = first_error or exc
+            if matches != 1:
+                if matches == 0 and first_error is not None:
+                    raise first_error
+                raise _fail(path, "matches more than one alternative")
+
+        return one_of
+
+    def _array_step(self, schema: Schema) -> Validator | None:
+        lo, hi = schema.get("minItems"), schema.get("maxItems")
+        items = self.build(schema["items"]) if schema.get("items") is not None else None
+        if lo is None and hi is None and items is None:
+            return None
+
+        def array(value: list[Any], path: Path) -> None:
+            if lo is not None and len(value) < lo:
+                raise _fail(path, f"must have at least {lo} items")
+            if hi is not None and len(value) > hi:
+                raise _fail(path, f"must have at most {hi} items")
+            if items is not None:
+                for i, item in enumerate(value):
+                    items(item, (path, i))
+
+        return array
+
+    def _object_step(self, schema: Schema) -> Validator | None:
+        most, least = schema.get("maxProperties"), schema.get("minProperties")
+        required = tuple(schema.get("required", ()))
+        properties = {k: self.build(v) for k, v in schema.get("properties", {}).items()}
+        extra = schema.get("additionalProperties", True)
+        closed = extra is False
+        extra_check = self.build(extra) if isinstance(extra, dict) else None
+        limits = most is not None or least is not None or required or properties
+        if not limits and not closed and extra_check is None:
+            return None
+
+        def obj(value: dict[str, Any], path: Path) -> None:
+            if most is not None and len(value) > most:
+                raise _fail(path, f"must have at most {most} properties")
+            if least is not None and len(value) < least:
+                raise _fail(path, f"must have at least {least} properties")
+            for name in required:
+                if name not in value:
+                    raise _fail((path, name), "is required")
+            for name, item in value.items():
+                prop = properties.get(name)
+                if prop is not None:
+                    prop(item, (path, name))
+                elif closed:
+                    raise _fail((path, name), "is not allowed")
+                elif extra_check is not None:
+                    extra_check(item, (path, name))
+
+        return obj
+
+
+def _type_step(name: str) -> Validator:
+    message = f"must be of type {name}"
+
+    def typed(value: Any, path: Path) -> None:
+        if not _is_type(value, name):
+            raise _fail(path, message)
+
+    return typed
+
+
+def _enum_step(options: list[Any]) -> Validator:
+    message = f"must be one of {', '.join(map(str, options))}"
+
+    def enum(value: Any, path: Path) -> None:
+        if value not in options:
+            raise _fail(path, message)
+
+    return enum
+
+
+def _string_step(schema: Schema) -> Validator | None:
+    lo, hi, pattern = schema.get("minLength"), schema.get("maxLength"), schema.get("pattern")
+    if lo is None and hi is None and pattern is None:
+        return None
+    search = _regex(pattern).search if pattern is not None else None
+
+    def string(value: str, path: Path) -> None:
+        if lo is not None and len(value) < lo:
+            raise _fail(path, f"must have at least {lo} characters")
+        if hi is not None and len(value) > hi:
+            raise _fail(path, f"must have at most {hi} characters")
+        if search is not None and not search(value):
+            raise _fail(path, f"must match pattern {pattern}")
+
+    return string
+
+
+def _number_step(schema: Schema) -> Validator | None:
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    if lo is None and hi is None:
+        return None
+
+    def number(value: float, path: Path) -> None:
+        if lo is not None and value < lo:
+            raise _fail(path, f"must be >= {lo}")
+        if hi is not None and value > hi:
+            raise _fail(path, f"must be <= {hi}")
+
+    return number
+
+
+def _by_kind(
+    string: Validator | None,
+    number: Validator | None,
+    array: Validator | None,
+    obj: Validator | None,
+) -> Validator:
+    """``check``'s dispatch on the value's kind (bool is no number here)."""
+
+    def kind(value: Any, path: Path) -> None:
+        if isinstance(value, str):
+            if string is not None:
+                string(value, path)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if number is not None:
+                number(value, path)
+        elif isinstance(value, list):
+            if array is not None:
+                array(value, path)
+        elif isinstance(value, dict) and obj is not None:
+            obj(value, path)
+
+    return kind
