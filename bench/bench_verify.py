@@ -2,20 +2,24 @@
 
 Builds a synthetic-but-valid export of ours (default 10^5 logs, P-256, keys from
 ``cryptography``, logs from the core encoder) in a temporary folder, then measures in
-the same run:
+the same run, for 1 worker and for every core:
 
-- raw: ``EllipticCurvePublicKey.verify`` over the same signed data, one process
-  (the ceiling of one core);
-- verify: the whole verifier (TAR read, decode, all checks, signatures) with 1
-  worker and with every core; ``per_core`` = logs/s divided by the workers used;
-  ``per_cpu`` = logs per CPU second (this process and its workers), which does not
-  depend on what else the (shared) machine is doing.
+- raw: ``EllipticCurvePublicKey.verify`` over the same signed data, one thread (the
+  ceiling of one core), right before and right after each verifier run;
+- verify: ``opentse.verify.report.verify_exports`` (TAR read, decode, every check,
+  every signature; the path ``opentse verify`` and bench/run take) with that many
+  worker threads.
 
-The figure that counts is ``per_cpu_vs_raw`` (target >= 0.90): verified logs per CPU
-second of the whole verifier (this process plus its worker processes, reading,
-decoding, every check) divided by raw verifies per CPU second, measured right before
-and after each run. Wall-clock rates are printed too but swing with the machine's
-load. Prints one JSON object on stdout and a one-line summary on stderr. Usage:
+Two ratios per run, both against the raw rate of one core (issue #3's target is
+>= 0.90 for each):
+
+- ``per_cpu_vs_raw``: verified logs per CPU second of the whole process (all its
+  threads) / raw verifies per CPU second. Does not depend on what else the shared
+  machine is doing, so it is the figure to judge changes by.
+- ``per_core_vs_raw``: verified logs per wall second / workers / raw verifies per
+  wall second. Only meaningful on a quiet machine (see ``load_average``).
+
+Prints one JSON object on stdout and a one-line summary on stderr. Usage:
 ``.venv/bin/python bench/bench_verify.py [--logs N]``.
 """
 
@@ -36,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from opentse.tr03151.signature import public_key_from_point
 from opentse.verify.archive import load_exports
-from opentse.verify.report import verify_loaded
+from opentse.verify.report import verify_exports
 from opentse.verify.synthetic import build_export
 
 TARGET = 0.9
@@ -81,6 +85,7 @@ def main() -> None:
     parser.add_argument("--raw-sample", type=int, default=20_000)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "export.tar"
         t0 = time.perf_counter()
@@ -94,20 +99,17 @@ def main() -> None:
             raw_before, raw_cpu_before = raw_rate(path, sample)
             cpu0 = cpu_seconds()
             t0 = time.perf_counter()
-            loaded = load_exports([path], workers=workers, settle=False)
-            load_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            report = verify_loaded(loaded)
-            checks = time.perf_counter() - t0
+            report = verify_exports([path], workers=workers)
+            wall = time.perf_counter() - t0
             cpu = cpu_seconds() - cpu0
             raw_after, raw_cpu_after = raw_rate(path, sample)
             assert report.ok and len(report.signatures.valid) == args.logs
             raw = (raw_before + raw_after) / 2
             raw_cpu = (raw_cpu_before + raw_cpu_after) / 2
-            wall = load_s + checks
             rate = args.logs / wall
             runs[f"workers_{workers}"] = {
                 "seconds": round(wall, 3),
+                "cpu_seconds": round(cpu, 3),
                 "logs_per_s": round(rate),
                 "per_core_logs_per_s": round(rate / workers),
                 "raw_cryptography_verifies_per_s_one_core": round(raw),
@@ -116,19 +118,21 @@ def main() -> None:
                 "logs_per_cpu_s": round(args.logs / cpu),
                 "raw_verifies_per_cpu_s": round(raw_cpu),
                 "per_cpu_vs_raw": round(args.logs / cpu / raw_cpu, 3),
-                "read_decode_verify_seconds": round(load_s, 3),
-                "other_checks_seconds": round(checks, 3),
+                "non_signature_us_per_log": round((cpu / args.logs - 1 / raw_cpu) * 1e6, 2),
             }
-    ratios = {name: run["per_cpu_vs_raw"] for name, run in runs.items()}
+    per_cpu = {name: run["per_cpu_vs_raw"] for name, run in runs.items()}
+    per_core = {name: run["per_core_vs_raw"] for name, run in runs.items()}
     print(
         json.dumps(
             {
                 "logs": args.logs,
-                "per_cpu_vs_raw": ratios,
                 "target": TARGET,
+                "per_cpu_vs_raw": per_cpu,
+                "per_core_vs_raw": per_core,
                 "curve": "P-256",
                 "algorithm": "ecdsa-plain-SHA256",
                 "cores": cores,
+                "load_average_before": load_before,
                 "load_average": [round(x, 2) for x in os.getloadavg()],
                 "build_seconds": round(build_s, 1),
                 "verify": runs,
@@ -136,15 +140,15 @@ def main() -> None:
             indent=2,
         )
     )
-    summary = ", ".join(
-        f"{name.replace('_', ' ')}: {ratio:.0%} ({runs[name]['logs_per_cpu_s']} logs vs "
-        f"{runs[name]['raw_verifies_per_cpu_s']} raw verifies per CPU second)"
-        for name, ratio in ratios.items()
+    summary = "; ".join(
+        f"{name.replace('_', ' ')}: per CPU {per_cpu[name]:.0%} "
+        f"({runs[name]['logs_per_cpu_s']} logs vs {runs[name]['raw_verifies_per_cpu_s']} raw "
+        f"verifies per CPU second), per core {per_core[name]:.0%} "
+        f"({runs[name]['per_core_logs_per_s']} vs "
+        f"{runs[name]['raw_cryptography_verifies_per_s_one_core']} per second)"
+        for name in runs
     )
-    print(
-        f"verifier / raw cryptography per CPU second (target {TARGET:.0%}): {summary}",
-        file=sys.stderr,
-    )
+    print(f"verifier / raw cryptography (target {TARGET:.0%}): {summary}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +39,7 @@ from opentse.verify.logshape import decode as decode_log_fields
 from opentse.verify.tarscan import Member
 
 PARALLEL_THRESHOLD = 2000
+SWITCH_INTERVAL = 1e-4  # seconds, while worker threads verify (see LogPipeline)
 CHUNK = 2000
 
 # hash name -> (hashlib constructor, cryptography algorithm): the digest is computed
@@ -287,6 +290,29 @@ def default_workers(count: int) -> int:
     return (os.cpu_count() or 1) if count > PARALLEL_THRESHOLD else 1
 
 
+_switching = threading.Lock()
+_pipelines = 0  # alive with worker threads
+_saved_interval = 0.0
+
+
+def _short_switches(start: bool) -> None:
+    """A short GIL switch interval while any pipeline has worker threads: this thread
+    reads, decodes and checks in long pure-Python stretches, and a worker back from
+    OpenSSL, needing the GIL for ~1 us before its next verify, would otherwise wait
+    up to the default 5 ms for it (one core idle meanwhile)."""
+    global _pipelines, _saved_interval
+    with _switching:
+        if start:
+            if _pipelines == 0:
+                _saved_interval = sys.getswitchinterval()
+                sys.setswitchinterval(min(_saved_interval, SWITCH_INTERVAL))
+            _pipelines += 1
+        else:
+            _pipelines -= 1
+            if _pipelines == 0:
+                sys.setswitchinterval(_saved_interval)
+
+
 class LogPipeline:
     """Decodes logs as they are handed in (this thread) and verifies their
     signatures on a pool of ``workers`` threads (inline when 1).
@@ -304,6 +330,8 @@ class LogPipeline:
         self.progress = progress
         self.entries: list[LogEntry] = []
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        if self._pool is not None:
+            _short_switches(True)
         self._pending: deque[tuple[int, Future[None]]] = deque()
 
     def __enter__(self) -> LogPipeline:
@@ -343,6 +371,7 @@ class LogPipeline:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            _short_switches(False)
 
 
 def check_logs(
