@@ -104,14 +104,55 @@ def _tail(operation: str, client: str) -> str | None:
     return tail
 
 
+def _unexpected(logs: list[LogEntry]) -> list[LogEntry]:
+    """The entries whose name is not exactly the one their fields make. In the
+    common case the name is that (and then parses back to those fields, so the
+    field-wise check could find nothing); this loop runs once per log, so the
+    transaction case of ``_expected_name`` is inlined."""
+    out: list[LogEntry] = []
+    tails = _TAILS
+    for entry in logs:
+        fields = entry.fields
+        if fields is not None:
+            (
+                kind,
+                _,
+                _,
+                _,
+                counter,
+                time_format,
+                unix,
+                _,
+                _,
+                _,
+                operation,
+                client,
+                _,
+                _,
+                number,
+                _,
+                _,
+            ) = fields
+            if kind == TRANSACTION and time_format is _UNIX:
+                tail = tails.get((operation, client), False)
+                if tail is False:
+                    tail = _tail(operation, client)
+                if (
+                    tail is not None
+                    and counter >= 0
+                    and number >= 0
+                    and entry.base_name == f"Unixt_{unix}_Sig-{counter}_Log-Tra_No-{number}{tail}"
+                ):
+                    continue
+            elif entry.base_name == _expected_name(fields):
+                continue
+        out.append(entry)
+    return out
+
+
 def check_names(export: LoadedExport) -> list[Finding]:
     findings: list[Finding] = []
-    for entry in export.logs:
-        # the common case: the name is exactly what the log's fields make (it then
-        # parses back to those fields, so the field-wise check could find nothing)
-        fields = entry.fields
-        if fields is not None and entry.base_name == _expected_name(fields):
-            continue
+    for entry in _unexpected(export.logs):
         if entry.name is None:
             findings.append(
                 warning("W_NAME_FORMAT", "log file name does not follow TR-03151 5.1.2", entry.file)
