@@ -26,6 +26,7 @@ from opentse.engine.ports import Clock
 from opentse.errors import OpenTSEError
 from opentse.server.auth import Principal, TokenService, derive_key
 from opentse.server.problems import ApiError, from_opentse_error
+from opentse.server.qrtext import QRText
 from opentse.server.schemas import COMPONENTS
 from opentse.server.service_store import Page
 from opentse.server.validation import validate
@@ -72,6 +73,7 @@ class ServerContext:
         self.puk_key = derive_key(installation.secret, "opentse/server/puk-seal/v1")
         self.exports: Any = None  # set by create_app (ExportManager)
         self.executor = HandlerPool(config.handler_threads)
+        self.qr = QRText()  # qr_code_data of Finish responses
 
     def now(self) -> int:
         return self.clock.now()

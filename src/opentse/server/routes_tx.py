@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 from typing import Any
 
@@ -25,7 +24,6 @@ from opentse.engine.ports import LogFilter
 from opentse.engine.results import SignResult
 from opentse.errors import FormatError, NotFoundError, OpenTSEError
 from opentse.formats import processdata
-from opentse.formats.qr import build_qr_payload
 from opentse.server.context import (
     API_VERSION,
     Call,
@@ -39,6 +37,7 @@ from opentse.server.context import (
     parse_uuid,
 )
 from opentse.server.problems import ApiError
+from opentse.server.qrtext import QRText
 from opentse.server.routes_client import owned_client
 from opentse.server.routes_tss import owned_tss, owned_tss_owner
 from opentse.server.schemas import TX_STATES
@@ -86,27 +85,13 @@ def derive_raw(schema: dict[str, Any] | None) -> tuple[str, bytes, dict[str, Any
     return ptype, data, {"standard_v1": std, "raw": raw_out}
 
 
-def _qr(result: SignResult, client_serial: str) -> str | None:
-    try:
-        return build_qr_payload(
-            client_id=client_serial,
-            process_type=result.process_type,
-            process_data=result.process_data.decode("utf-8"),
-            transaction_number=result.transaction_number,
-            signature_counter=result.signature_counter,
-            start_time=dt.datetime.fromtimestamp(result.start_time, dt.UTC),
-            log_time=dt.datetime.fromtimestamp(result.log_time, dt.UTC),
-            signature_algorithm=result.algorithm,
-            time_format=result.time_format,
-            signature=result.signature,
-            public_key=result.public_key_point,
-        )
-    except (FormatError, UnicodeDecodeError, ValueError):
-        return None  # processData a QR code cannot carry (';' or binary): no QR, as documented
-
-
 def tx_body(
-    result: SignResult, extra: dict[str, Any], row: TxRow | None, tss_id: str, env: str
+    result: SignResult,
+    extra: dict[str, Any],
+    row: TxRow | None,
+    tss_id: str,
+    env: str,
+    qr_text: QRText,
 ) -> dict[str, Any]:
     state = str(extra.get("state", "ACTIVE"))
     body: dict[str, Any] = {
@@ -139,7 +124,7 @@ def tx_body(
     }
     if state in ("FINISHED", "CANCELLED"):
         body["time_end"] = result.log_time
-        qr = _qr(result, result.client_id)
+        qr = qr_text.text(result, result.client_id)
         if qr is not None:
             body["qr_code_data"] = qr
     return body
@@ -153,7 +138,7 @@ def stored_revision(
     if log is None:
         return None
     result = call.ctx.service.find_ref(tss_id, tx_ref(tx_id, revision))
-    return tx_body(result, dict(log.extra or {}), row, tss_id, tss.env)
+    return tx_body(result, dict(log.extra or {}), row, tss_id, tss.env, call.ctx.qr)
 
 
 def _recover(call: Call, tss_id: str, tx_id: str, row: TxRow | None, org: str) -> TxRow | None:
@@ -340,7 +325,7 @@ def _upsert(
     if result.replayed:  # a concurrent identical request won the race: answer as it did
         stored = ctx.store.find_ref(tss_id, ref)
         extra = dict(stored.extra or {}) if stored is not None else extra
-    return 200, tx_body(result, extra, current, tss_id, tss.env)
+    return 200, tx_body(result, extra, current, tss_id, tss.env, ctx.qr)
 
 
 def _answer_replay(
@@ -358,7 +343,7 @@ def _answer_replay(
     row = recover_row(ctx, tss_id, tx_id, ctx.svc.get_tx(tss_id, tx_id), org)
     stored = ctx.store.find_ref(tss_id, ref)
     extra = dict(stored.extra or {}) if stored is not None else {}
-    return tx_body(result, extra, row, tss_id, tss.env)
+    return tx_body(result, extra, row, tss_id, tss.env, ctx.qr)
 
 
 def _sign(
