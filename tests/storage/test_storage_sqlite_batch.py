@@ -1,6 +1,6 @@
 """SQLiteStore group commit: requests sharing one transaction stay independent.
 
-The state row is written once per transaction (``sqlite_locked.BatchStates``), so
+The state row is written once per transaction (``sqlite_batch.BatchStates``), so
 these tests force several requests into one batch (the first one holds the writer
 until the others are queued) and check that a failing or read-only request in the
 middle neither loses nor leaks state.
@@ -78,7 +78,8 @@ def _in_one_batch(store: SQLiteStore, fns: list[Callable[[LockedTSE], Any]]) -> 
     release.set()
     for t in [gate, *threads]:
         t.join(10)
-    assert store.stats["commits"] == commits + 2  # the gate's, then one for all of fns
+    # the gate's commit, then one for all of fns (the committer may merge the two)
+    assert store.stats["commits"] in (commits + 1, commits + 2)
     return results
 
 

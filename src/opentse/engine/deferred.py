@@ -57,21 +57,30 @@ class PendingLogs:
     any thread, but only one thread at a time per object (the store's writer hands
     each object to one thread)."""
 
-    __slots__ = ("_signer", "data", "error", "logs", "signatures")
+    __slots__ = ("_final", "_signer", "data", "error", "logs", "signatures")
 
-    def __init__(self, signer: Signer, logs: Sequence[StoredLog], data: Sequence[bytes]) -> None:
+    def __init__(
+        self, signer: Signer | None, logs: Sequence[StoredLog], data: Sequence[bytes]
+    ) -> None:
         if len(logs) != len(data):
             raise StateError(
                 f"{len(data)} signatures deferred for {len(logs)} logs", code="E_DEFERRED_SIGNING"
             )
         self._signer = signer
+        self._final = signer is None
         self.logs = tuple(logs)
         self.data = tuple(data)
-        self.signatures: tuple[bytes, ...] | None = None
+        self.signatures: tuple[bytes, ...] | None = () if signer is None else None
         self.error: BaseException | None = None
+
+    @classmethod
+    def signed(cls, logs: Sequence[StoredLog]) -> PendingLogs:
+        """Logs whose messages are final already (a plain ``append``)."""
+        return cls(None, logs, [b""] * len(logs))
 
     def resolve(self) -> tuple[bytes, ...]:
         if self.signatures is None:
+            assert self._signer is not None
             sign = self._signer.sign
             self.signatures = tuple(sign(d) for d in self.data)
         return self.signatures
@@ -85,16 +94,22 @@ class PendingLogs:
 
     def message(self, index: int) -> bytes:
         """The final DER message of ``logs[index]`` (after ``resolve``)."""
+        if self._final:
+            return self.logs[index].message
         signature = self.resolve()[index]
         placeholder = self.logs[index].message
         return placeholder[: len(placeholder) - len(signature)] + signature
 
     def final_logs(self) -> tuple[StoredLog, ...]:
+        if self._final:
+            return self.logs
         return tuple(
             dataclasses.replace(log, message=self.message(i)) for i, log in enumerate(self.logs)
         )
 
     def signature_of(self, counter: int) -> bytes | None:
+        if self._final:
+            return None
         for index, log in enumerate(self.logs):
             if log.signature_counter == counter:
                 return self.resolve()[index]

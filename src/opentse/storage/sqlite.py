@@ -45,8 +45,9 @@ from opentse.storage.rows import (
     state_from_json,
     state_to_json,
 )
-from opentse.storage.sqlite_locked import BatchLogs, BatchStates, LockedView, StateCache
-from opentse.storage.sqlite_writer import GroupCommitWriter, is_busy, storage_error
+from opentse.storage.sqlite_batch import Batch, BatchChain, SignerThreads
+from opentse.storage.sqlite_locked import LockedView, StateCache
+from opentse.storage.sqlite_writer import BatchHooks, GroupCommitWriter, is_busy, storage_error
 
 T = TypeVar("T")
 
@@ -57,6 +58,11 @@ _HEAD = (  # what run_locked needs before fn: the state's version and the last c
     "SELECT s.version, c.last_signature_counter FROM tse_states AS s"
     " JOIN tse_counters AS c ON c.tse_id = s.tse_id WHERE s.tse_id = ?"
 )
+
+
+def _write_batch(conn: sqlite3.Connection, batch: object) -> None:
+    assert isinstance(batch, Batch)
+    batch.write(conn)
 
 
 def _not_found(tse_id: str) -> NotFoundError:
@@ -101,26 +107,26 @@ class SQLiteStore:
         self._idle: list[sqlite3.Connection] = []
         self._readers: set[sqlite3.Connection] = set()
         self._cache = StateCache()
-        self._batch = BatchStates()
-        self._deferred = BatchLogs(signers=max(1, min(3, (os.cpu_count() or 1) - 1)))
+        self._signers = SignerThreads(max(1, min(3, (os.cpu_count() or 1) - 1)))
+        self._chain = BatchChain(self._signers)
+        self._sequencer_reads = self._connect(writer=False)
         self._writer = GroupCommitWriter(
             self._write,
+            self._sequencer_reads,
             retry=self._retry_busy,
-            before_commit=self._before_commit,
-            on_rollback=self._forget_batch,
+            hooks=BatchHooks(
+                start=self._chain.start,
+                hand_over=self._chain.hand_over,
+                write=_write_batch,
+                done=self._chain.done,  # type: ignore[arg-type]
+                reset=self._forget_batch,
+            ),
             max_batch=max_batch,
         )
 
-    def _before_commit(self, conn: sqlite3.Connection) -> None:
-        """Logs with deferred signatures first (the counter trigger checks them),
-        then each TSE's newest state."""
-        self._deferred.write(conn)
-        self._batch.flush(conn)
-
     def _forget_batch(self) -> None:
-        """The transaction was lost: cached and unwritten states may be ahead of it."""
-        self._deferred.clear()
-        self._batch.clear()
+        """A commit was lost: cached and unwritten states may be ahead of the file."""
+        self._chain.forget()
         self._cache.clear()
 
     # -- connections -------------------------------------------------------------
@@ -217,7 +223,7 @@ class SQLiteStore:
 
     def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
         def op(conn: sqlite3.Connection) -> object:
-            saved = self._batch.get(tse_id)
+            saved = self._chain.state(tse_id)
             if saved is None:
                 row = conn.execute(_HEAD, (tse_id,)).fetchone()
                 if row is None:
@@ -225,16 +231,7 @@ class SQLiteStore:
                 version, counter = int(row[0]), int(row[1])
             else:  # an earlier request of this transaction saved it: no query needed
                 version, counter = saved.version, saved.counter
-            view = LockedView(
-                conn,
-                self._cache,
-                self._batch,
-                tse_id,
-                version,
-                counter,
-                self._deferred,
-                self._writer.ensure_savepoint,
-            )
+            view = LockedView(conn, self._cache, self._chain, tse_id, version, counter)
             try:
                 result = fn(view)
                 view.finish()
@@ -245,7 +242,7 @@ class SQLiteStore:
                 view.closed = True
             return result
 
-        return cast(T, self._writer.submit(op, lazy_savepoint=True))
+        return cast(T, self._writer.submit(op, sequenced=True))
 
     # -- TSEStore: reads ---------------------------------------------------------
 
@@ -347,7 +344,8 @@ class SQLiteStore:
     def close(self) -> None:
         """Finish queued writes, stop the writer, close every connection. Idempotent."""
         self._writer.close()
-        self._deferred.close()
+        self._signers.close()
+        self._sequencer_reads.close()
         with self._readers_lock:
             if self._closed:
                 return

@@ -1,10 +1,27 @@
-"""Group commit for SQLite: one thread owns the write connection.
+"""Group commit for SQLite, pipelined: a writer thread sequences, a committer commits.
 
-Callers queue an ``op`` and wait. The writer takes every queued request, runs them
-one after another inside ONE ``BEGIN IMMEDIATE`` .. ``COMMIT`` with a SAVEPOINT each
-(a failing op loses only its own effects and gets its own exception), commits once
-and only then releases the waiters: one fsync serves many callers, and no caller
-hears "done" before its data is durable (ports.py, "Nothing lost").
+Callers queue an ``op`` and wait. Two kinds of requests:
+
+* **sequenced** (every ``run_locked``): the writer thread runs the op against
+  memory (the store's running batch, sqlite_batch.py) and its read connection,
+  without a database transaction, then hands the batch to the committer thread and
+  goes on with the next requests. The committer writes every batch handed to it so
+  far in ONE ``BEGIN IMMEDIATE`` .. ``COMMIT`` and only then releases their callers:
+  one fsync serves many callers, the fsync overlaps the next batch's engine work,
+  and no caller hears "done" before its data is durable (ports.py, "Nothing lost").
+* **plain** (``create_tse``): waits until the committer has written everything
+  handed before, then runs on the write connection inside a transaction, with a
+  SAVEPOINT each (a failing op loses only its own effects).
+
+A failed COMMIT fails its batches and every batch sequenced after them on top of
+their state (the writer's *epoch* ends); the writer drops its caches and starts a
+new epoch from the database. When the COMMIT failed because another process wrote
+the same TSE since the writer read it (the counter trigger or the state's version
+check refuses it), nothing of those requests was written or returned, so they are
+sequenced again from the new state; for ``EXCLUSIVE_SECONDS`` after such a conflict
+the writer sequences inside its own ``BEGIN IMMEDIATE`` (SQLite's write lock, as
+without pipelining), so two processes on one file take turns instead of
+overwriting each other's reads.
 """
 
 from __future__ import annotations
@@ -12,17 +29,24 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from _thread import LockType
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from opentse.errors import StorageError
+from opentse.errors import OpenTSEError, StorageError
 
 Op = Callable[[sqlite3.Connection], object]
 Retry = Callable[[Callable[[], Any]], Any]
 
-GATHER_SECONDS = 0.0005  # see GroupCommitWriter._collect
+MAX_RETRIES = 20
+EXCLUSIVE_SECONDS = 2.0
+# A COMMIT refused with one of these (or a request that found the file changed
+# between two of its reads, E_STORAGE_MOVED) met another process's writes.
+CONFLICT_CODES = frozenset(("E_COUNTER_GAP", "E_STORAGE_CONFLICT", "E_DUPLICATE_REF"))
+MOVED = "E_STORAGE_MOVED"
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -43,18 +67,15 @@ def rollback_quietly(conn: sqlite3.Connection) -> None:
 
 
 class _Request:
-    """One queued write: ``op`` runs on the writer connection inside a savepoint.
+    """One queued write. The caller waits on a plain lock that is released once:
+    cheaper than a ``threading.Event`` (its Condition cost more than the INSERT)."""
 
-    The caller waits on a plain lock that the writer releases once: cheaper than a
-    ``threading.Event`` (its Condition cost more than the INSERT per request).
-    """
+    __slots__ = ("_waiting", "error", "finished", "op", "result", "retries", "sequenced")
 
-    __slots__ = ("_waiting", "error", "finished", "lazy", "op", "result", "savepoint")
-
-    def __init__(self, op: Op, lazy: bool = False) -> None:
+    def __init__(self, op: Op, sequenced: bool) -> None:
         self.op = op
-        self.lazy = lazy  # its SAVEPOINT is opened by ensure_savepoint, if at all
-        self.savepoint = False
+        self.sequenced = sequenced
+        self.retries = 0
         self.result: object = None
         self.error: BaseException | None = None
         self.finished = False
@@ -62,7 +83,7 @@ class _Request:
         self._waiting.acquire()
 
     def finish(self) -> None:
-        """Release the caller (writer thread; once, later calls do nothing)."""
+        """Release the caller (once; later calls do nothing)."""
         if not self.finished:
             self.finished = True
             self._waiting.release()
@@ -71,56 +92,80 @@ class _Request:
         self._waiting.acquire()
 
 
-class GroupCommitWriter:
-    """Runs ops on ``conn`` in batched transactions on its own thread.
+@dataclass(slots=True)
+class _Handed:
+    epoch: int
+    batch: object  # the store's batch token
+    requests: list[_Request]
 
-    ``before_commit`` writes what the ops deferred to the end of the transaction
-    (one state row per TSE); if it fails, the whole batch fails like a failed
-    COMMIT. ``on_rollback`` is called (on the writer thread) whenever
-    committed-looking work is thrown away, so caches built during the batch can be
-    dropped.
+
+@dataclass(frozen=True, slots=True)
+class BatchHooks:
+    """What the writer needs from the store for sequenced requests.
+
+    ``start(epoch)`` (writer thread) opens a new running batch; ``hand_over()``
+    (writer) returns it for the committer, still visible to lookups; ``write(conn,
+    batch)`` (committer, inside the transaction) writes it; ``done(batch)``
+    (committer) after its COMMIT or rollback; ``reset()`` (writer) drops every cache
+    after a failed commit.
     """
+
+    start: Callable[[int], object]
+    hand_over: Callable[[], object]
+    write: Callable[[sqlite3.Connection, object], None]
+    done: Callable[[object], None]
+    reset: Callable[[], None]
+
+
+class GroupCommitWriter:
+    """The writer and committer threads around one write connection (module doc)."""
 
     def __init__(
         self,
         conn: sqlite3.Connection,
+        read_conn: sqlite3.Connection,
         *,
         retry: Retry,
-        on_rollback: Callable[[], None],
-        before_commit: Callable[[sqlite3.Connection], None] = lambda conn: None,
+        hooks: BatchHooks,
         max_batch: int = 256,
     ) -> None:
         self._conn = conn
+        self._read_conn = read_conn
         self._retry = retry
-        self._on_rollback = on_rollback
-        self._before_commit = before_commit
+        self._hooks = hooks
         self._max_batch = max_batch
         self._queue: SimpleQueue[_Request | None] = SimpleQueue()
+        self._handed: SimpleQueue[_Handed | LockType | None] = SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
-        self._current: _Request | None = None
+        self._epoch = 1
+        self._failed_epoch = 0  # written by the committer, read by the writer
+        self._doom: dict[int, BaseException | None] = {}  # failed epoch -> error (None: retry)
+        self._exclusive_until = 0.0  # monotonic; set by the committer after a conflict
         self.stats = {"requests": 0, "commits": 0}
+        self._committer = threading.Thread(
+            target=self._commit_loop, name="opentse-sqlite-committer", daemon=True
+        )
         self._thread = threading.Thread(
             target=self._loop, name="opentse-sqlite-writer", daemon=True
         )
+        self._committer.start()
         self._thread.start()
 
     def in_writer_thread(self) -> bool:
-        return threading.current_thread() is self._thread
+        current = threading.current_thread()
+        return current is self._thread or current is self._committer
 
-    def submit(self, op: Op, *, lazy_savepoint: bool = False) -> object:
-        """Run ``op`` in the next batch; return its result after the COMMIT.
+    def submit(self, op: Op, *, sequenced: bool = False) -> object:
+        """Run ``op``; return its result after the COMMIT that made it durable.
 
-        Each op runs inside its own SAVEPOINT, so a failing op loses only its own
-        changes. With ``lazy_savepoint`` the op promises to call ``ensure_savepoint``
-        before its first change to the database; one that only reads (or changes
-        nothing, the usual ``run_locked`` with deferred logs) then costs no
-        SAVEPOINT/RELEASE pair (two statements, about a fifth of a request)."""
+        A ``sequenced`` op runs on the writer's read connection outside any
+        transaction and must keep every change in the store's running batch."""
         if self.in_writer_thread():
             raise StorageError(
                 "run_locked/create_tse called from inside run_locked", code="E_STORE_REENTRANT"
             )
-        request = _Request(op, lazy_savepoint)
+        request = _Request(op, sequenced)
         with self._lock:
             if self._closed:
                 raise StorageError("the store is closed", code="E_STORE_CLOSED")
@@ -130,15 +175,8 @@ class GroupCommitWriter:
             raise request.error
         return request.result
 
-    def ensure_savepoint(self) -> None:
-        """Open the running lazy request's SAVEPOINT now (writer thread, inside an op)."""
-        request = self._current
-        if request is not None and not request.savepoint:
-            self._conn.execute("SAVEPOINT request")
-            request.savepoint = True
-
     def close(self) -> None:
-        """Finish the queued requests, then stop the thread. Idempotent."""
+        """Finish the queued requests, then stop both threads. Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -146,78 +184,161 @@ class GroupCommitWriter:
             self._queue.put(None)
         if not self.in_writer_thread():
             self._thread.join()
+            self._committer.join()
+
+    # -- writer thread -----------------------------------------------------------
 
     def _loop(self) -> None:
-        expected = 0  # callers of the last shared commit: they will be back soon
         while True:
-            batch, stop = self._collect(expected)
-            if batch:
-                try:
-                    self._run_batch(batch)
-                except BaseException as exc:  # a bug here must not leave callers waiting
-                    self._on_rollback()
-                    rollback_quietly(self._conn)
-                    for request in batch:
-                        if not request.finished:
-                            request.error = StorageError(f"store writer failed: {exc!r}")
-                            request.finish()
+            batch, stop = self._collect()
+            start = 0
+            while start < len(batch):
+                kind = batch[start].sequenced
+                end = start
+                while end < len(batch) and batch[end].sequenced == kind:
+                    end += 1
+                if not kind:
+                    run = self._run_plain
+                elif time.monotonic() < self._exclusive_until:
+                    run = self._sequence_exclusive
+                else:
+                    run = self._sequence
+                self._guarded(run, batch[start:end])
+                start = end
             if stop:
+                self._drain()
+                if self._requeued():
+                    continue  # retries queued while draining: sequence them first
+                self._handed.put(None)
                 return
-            expected = len(batch) if len(batch) > 1 else 0
 
-    def _collect(self, expected: int) -> tuple[list[_Request], bool]:
-        """The next batch (and whether ``close`` was queued): block for a first
-        request, take every queued one, then wait up to ``GATHER_SECONDS`` while
-        fewer than ``expected`` have come.
+    def _guarded(self, run: Callable[[list[_Request]], None], requests: list[_Request]) -> None:
+        try:
+            run(requests)
+        except BaseException as exc:  # a bug here must not leave callers waiting
+            self._hooks.reset()
+            rollback_quietly(self._conn)
+            for request in requests:
+                if not request.finished:
+                    request.error = StorageError(f"store writer failed: {exc!r}")
+                    request.finish()
 
-        Without the wait the writer starts the next transaction with whoever queued
-        during the fsync, and concurrent callers split into two alternating halves
-        (half the calls per fsync). A lone caller never waits (``expected`` is 0
-        after a batch of one). The wait blocks in ``SimpleQueue.get``: no polling,
-        so the callers it waits for get the GIL.
-        """
+    def _requeued(self) -> bool:
+        """After ``close``: put back the None and say whether retries are queued."""
+        try:
+            item = self._queue.get_nowait()
+        except Empty:
+            return False
+        self._queue.put(item)
+        self._queue.put(None)
+        return True
+
+    def _collect(self) -> tuple[list[_Request], bool]:
+        """Every queued request (blocking for the first one) and whether ``close``
+        was queued. No waiting for more: while the committer writes one batch, the
+        callers of the next one queue up by themselves."""
         first = self._queue.get()
         if first is None:
             return [], True
         batch = [first]
-        deadline = 0.0
         while len(batch) < self._max_batch:
             try:
                 item = self._queue.get_nowait()
             except Empty:
-                if len(batch) >= expected:
-                    break
-                now = time.monotonic()
-                if not deadline:
-                    deadline = now + GATHER_SECONDS
-                elif now >= deadline:
-                    break
-                try:
-                    item = self._queue.get(timeout=deadline - now)
-                except Empty:
-                    break
+                break
             if item is None:
                 return batch, True
             batch.append(item)
         return batch, False
 
-    def _run_batch(self, batch: list[_Request]) -> None:
-        """Run ``batch`` in one transaction; release every waiter after COMMIT."""
+    def _sequence(self, requests: list[_Request]) -> None:
+        if self._failed_epoch >= self._epoch:  # a commit failed: start from the database
+            self._hooks.reset()
+            self._epoch = self._failed_epoch + 1
+        self._hooks.start(self._epoch)
+        conn = self._read_conn
+        moved = []
+        for request in requests:
+            self.stats["requests"] += 1
+            try:
+                request.result = request.op(conn)
+            except BaseException as exc:
+                if isinstance(exc, OpenTSEError) and exc.code == MOVED:
+                    moved.append(request)
+                request.error = (
+                    storage_error("reading", exc) if isinstance(exc, sqlite3.Error) else exc
+                )
+        if moved:  # another process writes: sequence them again, under the write lock
+            self._exclusive_until = time.monotonic() + EXCLUSIVE_SECONDS
+            requests = [r for r in requests if r not in moved]
+            for request in moved:
+                self._again(request, None)
+        self._handed.put(_Handed(self._epoch, self._hooks.hand_over(), requests))
+
+    def _sequence_exclusive(self, requests: list[_Request]) -> None:
+        """Sequence and commit ``requests`` inside one write transaction of their own
+        (another process writes the same file: its commits cannot come between)."""
+        self._drain()
+        if self._failed_epoch >= self._epoch:
+            self._hooks.reset()
+            self._epoch = self._failed_epoch + 1
+        self._hooks.start(self._epoch)
         conn = self._conn
         try:
             self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.Error as exc:
-            for request in batch:
+            self._hooks.reset()
+            for request in requests:
+                request.error = storage_error("locking the database", exc)
+                request.finish()
+            return
+        for request in requests:
+            self.stats["requests"] += 1
+            try:
+                request.result = request.op(conn)
+            except BaseException as exc:
+                request.error = (
+                    storage_error("reading", exc) if isinstance(exc, sqlite3.Error) else exc
+                )
+        batch = self._hooks.hand_over()
+        try:
+            self._hooks.write(conn, batch)
+            conn.execute("COMMIT")
+            self.stats["commits"] += 1
+        except Exception as exc:
+            rollback_quietly(conn)
+            self._hooks.reset()
+            error = exc if isinstance(exc, OpenTSEError) else storage_error("committing", exc)
+            for request in requests:
+                if request.error is None:
+                    request.result = None
+                    request.error = error
+        self._hooks.done(batch)
+        for request in requests:
+            request.finish()
+
+    def _drain(self) -> None:
+        """Until the committer has finished everything handed to it before."""
+        barrier = threading.Lock()
+        barrier.acquire()
+        self._handed.put(barrier)
+        barrier.acquire()
+
+    def _run_plain(self, requests: list[_Request]) -> None:
+        """Plain requests in one transaction of their own; release after COMMIT."""
+        self._drain()
+        conn = self._conn
+        try:
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        except sqlite3.Error as exc:
+            for request in requests:
                 request.error = storage_error("locking the database", exc)
                 request.finish()
             return
         succeeded: list[_Request] = []
-        for index, request in enumerate(batch):
+        for index, request in enumerate(requests):
             self.stats["requests"] += 1
-            if not request.lazy:
-                conn.execute("SAVEPOINT request")
-                request.savepoint = True
-            self._current = request
+            conn.execute("SAVEPOINT request")
             try:
                 request.result = request.op(conn)
             except BaseException as exc:
@@ -227,36 +348,121 @@ class GroupCommitWriter:
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (disk full, I/O error):
                     # the requests before this one are lost; the rest get a new one.
-                    self._on_rollback()
+                    self._hooks.reset()
                     for earlier in succeeded:
                         earlier.result = None
                         earlier.error = storage_error("writing", exc)
                     request.finish()
                     for earlier in succeeded:
                         earlier.finish()
-                    if index + 1 < len(batch):
-                        self._run_batch(batch[index + 1 :])
+                    if index + 1 < len(requests):
+                        self._run_plain(requests[index + 1 :])
                     return
-                if request.savepoint:
-                    conn.execute("ROLLBACK TO request")
-                    conn.execute("RELEASE request")
+                conn.execute("ROLLBACK TO request")
+                conn.execute("RELEASE request")
             else:
-                if request.savepoint:
-                    conn.execute("RELEASE request")
+                conn.execute("RELEASE request")
                 succeeded.append(request)
-            finally:
-                self._current = None
         try:
-            self._before_commit(conn)
             conn.execute("COMMIT")
             self.stats["commits"] += 1
-        except (sqlite3.Error, StorageError) as exc:
-            self._on_rollback()
+        except sqlite3.Error as exc:
+            self._hooks.reset()
             rollback_quietly(conn)
             for request in succeeded:
                 request.result = None
-                request.error = (
-                    storage_error("committing", exc) if isinstance(exc, sqlite3.Error) else exc
-                )
-        for request in batch:
+                request.error = storage_error("committing", exc)
+        for request in requests:
             request.finish()
+
+    # -- committer thread ----------------------------------------------------------
+
+    def _commit_loop(self) -> None:
+        while True:
+            items = [self._handed.get()]
+            while True:
+                try:
+                    items.append(self._handed.get_nowait())
+                except Empty:
+                    break
+            handed: list[_Handed] = []
+            for item in items:
+                if isinstance(item, _Handed):
+                    handed.append(item)
+                    continue
+                self._commit_guarded(handed)
+                handed = []
+                if item is None:
+                    return
+                item.release()  # a barrier: everything before it is written
+            self._commit_guarded(handed)
+
+    def _commit_guarded(self, handed: list[_Handed]) -> None:
+        try:
+            self._commit(handed)
+        except BaseException as exc:  # a bug here must not leave callers waiting
+            rollback_quietly(self._conn)
+            self._failed_epoch = max([self._failed_epoch, *(h.epoch for h in handed)])
+            self._doom[self._failed_epoch] = StorageError(f"store committer failed: {exc!r}")
+            for item in handed:
+                self._hooks.done(item.batch)
+                for request in item.requests:
+                    if not request.finished:
+                        request.result = None
+                        request.error = StorageError(f"store committer failed: {exc!r}")
+                        request.finish()
+
+    def _commit(self, handed: list[_Handed]) -> None:
+        """Write every live batch of ``handed`` in one transaction, then release."""
+        live = [h for h in handed if h.epoch > self._failed_epoch]
+        doomed = [h for h in handed if h.epoch <= self._failed_epoch]
+        if any(r.error is None for h in live for r in h.requests):
+            self._write(live)
+            if live[0].epoch <= self._failed_epoch:  # this commit failed
+                doomed, live = live + doomed, []
+        for item in handed:
+            self._hooks.done(item.batch)
+        for item in doomed:
+            self._end_doomed(item)
+        for item in live:
+            for request in item.requests:
+                request.finish()
+
+    def _end_doomed(self, item: _Handed) -> None:
+        """A batch of a failed epoch: sequence it again after a conflict, else fail it
+        with the epoch's error. Nothing of it was written."""
+        error = self._doom.get(item.epoch)
+        for request in item.requests:
+            self._again(request, error)
+
+    def _again(self, request: _Request, error: BaseException | None) -> None:
+        """Queue ``request`` to be sequenced again (``error`` None), or fail it."""
+        request.result = None
+        if error is None and request.retries < MAX_RETRIES:
+            request.retries += 1
+            request.error = None
+            self._queue.put(request)
+            return
+        request.error = error or StorageError(
+            "the TSE was changed by another process again and again; nothing was written",
+            code="E_STORAGE_CONFLICT",
+        )
+        request.finish()
+
+    def _write(self, live: list[_Handed]) -> None:
+        conn = self._conn
+        try:
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            for item in live:
+                self._hooks.write(conn, item.batch)
+            conn.execute("COMMIT")
+            self.stats["commits"] += 1
+        except Exception as exc:
+            rollback_quietly(conn)
+            epoch = max(h.epoch for h in live)
+            error = exc if isinstance(exc, OpenTSEError) else storage_error("committing", exc)
+            conflict = isinstance(exc, OpenTSEError) and exc.code in CONFLICT_CODES
+            if conflict:
+                self._exclusive_until = time.monotonic() + EXCLUSIVE_SECONDS
+            self._doom[epoch] = None if conflict else error
+            self._failed_epoch = epoch
