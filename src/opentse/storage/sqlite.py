@@ -45,7 +45,7 @@ from opentse.storage.rows import (
     state_from_json,
     state_to_json,
 )
-from opentse.storage.sqlite_batch import Batch, BatchChain, SignerThreads
+from opentse.storage.sqlite_batch import BatchChain, SignerThreads, write_batches
 from opentse.storage.sqlite_locked import LockedView, StateCache
 from opentse.storage.sqlite_writer import BatchHooks, GroupCommitWriter, is_busy, storage_error
 
@@ -58,11 +58,6 @@ _HEAD = (  # what run_locked needs before fn: the state's version and the last c
     "SELECT s.version, c.last_signature_counter FROM tse_states AS s"
     " JOIN tse_counters AS c ON c.tse_id = s.tse_id WHERE s.tse_id = ?"
 )
-
-
-def _write_batch(conn: sqlite3.Connection, batch: object) -> None:
-    assert isinstance(batch, Batch)
-    batch.write(conn)
 
 
 def _not_found(tse_id: str) -> NotFoundError:
@@ -117,7 +112,7 @@ class SQLiteStore:
             hooks=BatchHooks(
                 start=self._chain.start,
                 hand_over=self._chain.hand_over,
-                write=_write_batch,
+                write=write_batches,
                 done=self._chain.done,  # type: ignore[arg-type]
                 reset=self._forget_batch,
             ),

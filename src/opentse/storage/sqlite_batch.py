@@ -92,6 +92,10 @@ class BatchStates:
             self._saved[tse_id] = saved
             self._base.setdefault(tse_id, base)
 
+    def items(self) -> list[tuple[str, Saved, int]]:
+        """(tse_id, newest save, version before the batch) of every saved TSE."""
+        return [(tse_id, saved, self._base[tse_id]) for tse_id, saved in self._saved.items()]
+
     def flush(self, conn: sqlite3.Connection) -> None:
         if not self._saved:
             return
@@ -117,16 +121,22 @@ class SignerThreads:
 
     def __init__(self, count: int) -> None:
         self._count = max(1, count)
-        self._queues: list[SimpleQueue[PendingLogs | LockType | None]] = []
+        self._queues: list[SimpleQueue[list[PendingLogs] | LockType | None]] = []
         self._threads: list[threading.Thread] = []
         self._next = 0
         self._lock = threading.Lock()
 
-    def put(self, pending: PendingLogs) -> None:
+    def put(self, pendings: list[PendingLogs]) -> None:
+        """Sign ``pendings`` (one hand-off per thread, not per request: every
+        hand-off may wake a thread, and waking costs more than it saves)."""
+        if not pendings:
+            return
         if not self._queues:
             self._start()
-        self._queues[self._next].put(pending)
-        self._next = (self._next + 1) % self._count
+        count = min(self._count, len(pendings))
+        for index in range(count):
+            self._queues[(self._next + index) % self._count].put(pendings[index::count])
+        self._next = (self._next + count) % self._count
 
     def wait(self) -> None:
         """Until everything put before is signed (any thread may call it)."""
@@ -153,7 +163,7 @@ class SignerThreads:
             if self._queues:
                 return
             for index in range(self._count):
-                queue: SimpleQueue[PendingLogs | LockType | None] = SimpleQueue()
+                queue: SimpleQueue[list[PendingLogs] | LockType | None] = SimpleQueue()
                 thread = threading.Thread(
                     target=_sign_forever, args=(queue,), name=f"opentse-signer-{index}", daemon=True
                 )
@@ -162,13 +172,14 @@ class SignerThreads:
                 self._queues.append(queue)
 
 
-def _sign_forever(queue: SimpleQueue[PendingLogs | LockType | None]) -> None:
+def _sign_forever(queue: SimpleQueue[list[PendingLogs] | LockType | None]) -> None:
     while True:
         item = queue.get()
         if item is None:
             return
-        if isinstance(item, PendingLogs):
-            item.try_resolve()
+        if isinstance(item, list):
+            for pending in item:
+                pending.try_resolve()
         else:
             item.release()
 
@@ -194,8 +205,10 @@ class BatchLogs:
         for index, log in enumerate(pending.logs):
             if log.ref is not None:
                 self._refs[(log.tse_id, log.ref)] = (pending, index)
-        if pending.signatures is None:
-            self._signers.put(pending)
+
+    def sign(self) -> None:
+        """Hand every unsigned entry to the signer threads (once, at hand-over)."""
+        self._signers.put([e.pending for e in self._entries if e.pending.signatures is None])
 
     def find(self, tse_id: str, ref: str) -> tuple[PendingLogs, int] | None:
         return self._refs.get((tse_id, ref))
@@ -239,10 +252,20 @@ class Batch:
     states: BatchStates = field(default_factory=BatchStates)
     epoch: int = 0
 
-    def write(self, conn: sqlite3.Connection) -> None:
-        """Logs first (the counter trigger checks them), then each TSE's state."""
-        self.logs.write(conn)
-        self.states.flush(conn)
+
+def write_batches(conn: sqlite3.Connection, batches: list[Batch]) -> None:
+    """Every batch's logs in order (the counter trigger checks them), then each TSE's
+    newest state once, checked against its version before the first batch."""
+    for batch in batches:
+        batch.logs.write(conn)
+    if len(batches) == 1:
+        batches[0].states.flush(conn)
+        return
+    merged = BatchStates()
+    for batch in batches:
+        for tse_id, saved, base in batch.states.items():
+            merged.put(tse_id, saved, base)
+    merged.flush(conn)
 
 
 class BatchChain:
@@ -261,6 +284,7 @@ class BatchChain:
     def hand_over(self) -> Batch:
         """The running batch goes to the committer; lookups keep seeing it."""
         batch = self.current
+        batch.logs.sign()
         self.inflight.append(batch)
         return batch
 
@@ -301,6 +325,8 @@ class BatchChain:
             return None
         pending, index = found
         self.signers.wait()  # never sign one PendingLogs on two threads
+        if pending.signatures is None and pending.error is None:
+            pending.try_resolve()  # of the running batch: not handed to the signers yet
         if pending.signatures is None:
             raise StorageError(f"signing failed: {pending.error!r}", code="E_SIGNING_FAILED")
         return pending.final_logs()[index]

@@ -105,14 +105,14 @@ class BatchHooks:
 
     ``start(epoch)`` (writer thread) opens a new running batch; ``hand_over()``
     (writer) returns it for the committer, still visible to lookups; ``write(conn,
-    batch)`` (committer, inside the transaction) writes it; ``done(batch)``
+    batches)`` (committer, inside the transaction) writes them; ``done(batch)``
     (committer) after its COMMIT or rollback; ``reset()`` (writer) drops every cache
     after a failed commit.
     """
 
     start: Callable[[int], object]
     hand_over: Callable[[], object]
-    write: Callable[[sqlite3.Connection, object], None]
+    write: Callable[[sqlite3.Connection, list[Any]], None]
     done: Callable[[object], None]
     reset: Callable[[], None]
 
@@ -302,7 +302,7 @@ class GroupCommitWriter:
                 )
         batch = self._hooks.hand_over()
         try:
-            self._hooks.write(conn, batch)
+            self._hooks.write(conn, [batch])
             conn.execute("COMMIT")
             self.stats["commits"] += 1
         except Exception as exc:
@@ -453,8 +453,7 @@ class GroupCommitWriter:
         conn = self._conn
         try:
             self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-            for item in live:
-                self._hooks.write(conn, item.batch)
+            self._hooks.write(conn, [item.batch for item in live])
             conn.execute("COMMIT")
             self.stats["commits"] += 1
         except Exception as exc:
