@@ -1,4 +1,5 @@
-"""Per-log work of the verifier: decode (``tr03151.fastdecode``), check the signature.
+"""Per-log work of the verifier: decode (``verify.logshape``, else
+``tr03151.fastdecode``), check the signature.
 
 This is the hot loop (the target is >= 90% of raw ``cryptography`` verify throughput
 per core; docs/performance.md, "Verifier"), so it keeps one ready verifier per key
@@ -6,8 +7,9 @@ and algorithm, hands plain r||s to OpenSSL as DER built by table and the digest 
 ``Prehashed``; anything unusual (DER signatures, ECSDSA, odd lengths) goes to the
 core's ``verify_signature``, which is the authority. :class:`LogEntry` builds the
 LogMessage and the parsed file name only when asked. Above ``PARALLEL_THRESHOLD``
-logs the work runs in chunks on every core (``ProcessPoolExecutor``); the results are
-the same either way.
+logs the signatures are checked in chunks on a pool of threads
+(:class:`LogPipeline`: ``cryptography`` releases the GIL in ``verify``); the results
+are the same either way.
 
 TR-03151: serialNumber = SHA-256 of the public key point, so the key is found by the
 serial, never by file names; the signature covers the decoder's ``signed_data``
@@ -333,6 +335,7 @@ class LogPipeline:
         if self._pool is not None:
             _short_switches(True)
         self._pending: deque[tuple[int, Future[None]]] = deque()
+        self._keys = -1  # len(points) at the first chunk (-1: none yet)
 
     def __enter__(self) -> LogPipeline:
         return self
@@ -342,6 +345,8 @@ class LogPipeline:
             self.close()
 
     def submit(self, members: Sequence[Member]) -> None:
+        if self._keys < 0:
+            self._keys = len(self.points)
         entries = _decode_chunk(members)
         self.entries += entries
         if self._pool is None:
@@ -361,10 +366,11 @@ class LogPipeline:
                     self.progress(count)
         finally:
             self.close()
-        _verify_chunk(
-            [e for e in self.entries if e.signature_ok is None and e.fields is not None],
-            self.points,
-        )
+        if len(self.points) != self._keys:  # a key came after the first chunk
+            _verify_chunk(
+                [e for e in self.entries if e.signature_ok is None and e.fields is not None],
+                self.points,
+            )
         return self.entries
 
     def close(self) -> None:
