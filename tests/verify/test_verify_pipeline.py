@@ -22,11 +22,12 @@ from opentse.verify.logcheck import CHUNK
 from opentse.verify.report import verify_exports, verify_loaded
 from opentse.verify.synthetic import build_export
 
-LOGS = CHUNK + 700  # more than one chunk: the worker threads take part
+LOGS = 2700  # several chunks: the worker threads take part
 
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, bytes]]:
+    assert LOGS > 4 * CHUNK
     path = tmp_path_factory.mktemp("pipeline") / "e.tar"
     build_export(path, LOGS)
     with tarfile.open(path) as tar:

@@ -42,7 +42,7 @@ from opentse.verify.tarscan import Member
 
 PARALLEL_THRESHOLD = 2000
 SWITCH_INTERVAL = 1e-4  # seconds, while worker threads verify (see LogPipeline)
-CHUNK = 2000
+CHUNK = 500  # logs per task: small, so the workers finish close together
 
 # hash name -> (hashlib constructor, cryptography algorithm): the digest is computed
 # with hashlib and handed over as Prehashed (about 1 us less per log than letting
