@@ -14,6 +14,7 @@ durably stored (the store resolves before COMMIT, the caller hears after it).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Sequence
 
 from opentse.engine.ports import StoredLog
@@ -57,7 +58,7 @@ class PendingLogs:
     any thread, but only one thread at a time per object (the store's writer hands
     each object to one thread)."""
 
-    __slots__ = ("_final", "_signer", "data", "error", "logs", "signatures")
+    __slots__ = ("_claim", "_final", "_signer", "data", "error", "logs", "signatures")
 
     def __init__(
         self, signer: Signer | None, logs: Sequence[StoredLog], data: Sequence[bytes]
@@ -72,6 +73,7 @@ class PendingLogs:
         self.data = tuple(data)
         self.signatures: tuple[bytes, ...] | None = () if signer is None else None
         self.error: BaseException | None = None
+        self._claim = threading.Lock()  # taken by the one thread that signs
 
     @classmethod
     def signed(cls, logs: Sequence[StoredLog]) -> PendingLogs:
@@ -86,7 +88,12 @@ class PendingLogs:
         return self.signatures
 
     def try_resolve(self) -> None:
-        """``resolve`` for a signing thread: a failure is kept in ``error``."""
+        """``resolve`` for one of several signing threads: only the first caller signs
+        (ECDSA signatures are randomised: two threads must never both sign one log);
+        a failure is kept in ``error``. Whoever reads ``signatures`` afterwards waits
+        for every thread it handed this object to."""
+        if not self._claim.acquire(blocking=False):
+            return
         try:
             self.resolve()
         except Exception as exc:

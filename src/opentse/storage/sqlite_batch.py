@@ -228,6 +228,9 @@ class BatchLogs:
         """Insert every entry once signed (committer thread, inside the transaction)."""
         if not self._entries:
             return
+        for entry in reversed(self._entries):  # sign beside the signer threads, from the end
+            if entry.pending.signatures is None:
+                entry.pending.try_resolve()
         self._signers.wait()
         rows = []
         for entry in self._entries:
