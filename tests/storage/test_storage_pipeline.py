@@ -1,0 +1,218 @@
+"""The pipelined SQLite store with deferred signatures, through the real engine.
+
+Signatures are made after the engine step, on other threads, while the writer
+sequences the next batch (engine/deferred.py, storage/sqlite_batch.py). These
+tests check what that must not change: every stored log's signature verifies
+(checked by ``cryptography`` on the stored DER, split by asn1crypto), the
+signature a caller got is the one stored, counters stay gapless under
+concurrency, a replayed ref returns the stored signature, and a failing signer
+stores nothing and leaves the TSE usable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from asn1crypto import parser as asn1_parser
+
+from opentse.crypto.keys import PlainSigner
+from opentse.engine.keyring import Keyring
+from opentse.engine.results import SignResult
+from opentse.engine.service import TSEService
+from opentse.errors import OpenTSEError
+from opentse.storage.sqlite import SQLiteStore
+from opentse.testing import TEST_SECRET, SystemClock, ready_tse
+from opentse.tr03151.oids import algorithm_oid
+from opentse.tr03151.signature import verify_signature
+from opentse.tr03151.signer import Signer
+
+ECDSA_SHA256 = algorithm_oid("ecdsa-plain-SHA256")
+PROCESS_DATA = b"Beleg^10.00_0.00_0.00_0.00_0.00^10.00:Bar"
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[TSEService]:
+    store = SQLiteStore(tmp_path / "pipeline.db")
+    svc = TSEService(store, Keyring(TEST_SECRET), SystemClock())
+    ready_tse(svc, "t", client_id="C1", logout=True)
+    yield svc
+    store.close()
+
+
+def _signature_and_signed_part(message: bytes) -> tuple[bytes, bytes]:
+    """Independent split of a stored LogMessage with asn1crypto's BER parser: the
+    signature covers every element but the last (TR-03151 5.1)."""
+    contents = asn1_parser.parse(message)[4]
+    parts = []
+    while contents:
+        size = asn1_parser.peek(contents)
+        parts.append(contents[:size])
+        contents = contents[size:]
+    signature = asn1_parser.parse(parts[-1])[4]
+    return signature, b"".join(parts[:-1])
+
+
+def _run_receipts(service: TSEService, threads: int, each: int) -> list[SignResult]:
+    results: list[SignResult] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            for _ in range(each):
+                start = service.start_transaction("t", "C1", b"", "")
+                finish = service.finish_transaction(
+                    "t", "C1", start.transaction_number, PROCESS_DATA, "Kassenbeleg-V1"
+                )
+                with lock:
+                    results.extend((start, finish))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(60)
+    assert errors == []
+    return results
+
+
+def test_concurrent_receipts_store_exactly_the_signatures_returned(service: TSEService) -> None:
+    results = _run_receipts(service, threads=12, each=15)
+    record = service.store.get_record("t")
+    logs = {log.signature_counter: log for log in service.store.iter_logs("t")}
+    assert sorted(logs) == list(range(1, len(logs) + 1))  # gapless, no repeats
+    assert len({r.signature_counter for r in results}) == len(results) == 360
+    for result in results:
+        signature, signed = _signature_and_signed_part(logs[result.signature_counter].message)
+        assert signature == result.signature  # what the caller got is what is stored
+        assert signature != bytes(len(signature))  # never the stand-in
+        verify_signature(record.public_key_point, ECDSA_SHA256, signed, signature)
+    assert {r.transaction_number for r in results} == set(range(1, 181))
+
+
+def test_replaying_a_ref_returns_the_stored_signature(service: TSEService) -> None:
+    barrier = threading.Barrier(6)
+    got: list[SignResult] = []
+    lock = threading.Lock()
+
+    def same_request() -> None:
+        barrier.wait()
+        result = service.start_transaction("t", "C1", b"", "", ref="tx-1:1")
+        with lock:
+            got.append(result)
+
+    workers = [threading.Thread(target=same_request) for _ in range(6)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(30)
+    assert len(got) == 6
+    assert len({(r.signature_counter, r.signature) for r in got}) == 1  # signed once
+    assert sum(not r.replayed for r in got) == 1
+    stored = service.store.find_ref("t", "tx-1:1")
+    assert stored is not None
+    assert _signature_and_signed_part(stored.message)[0] == got[0].signature
+
+
+class _BrokenAfter:
+    """The real key, failing from the ``n``-th signature on (a dying HSM, say)."""
+
+    def __init__(self, signer: Signer, n: int) -> None:
+        self._signer = signer
+        self._left = n
+        self.broken = True
+
+    @property
+    def algorithm_oid(self) -> str:
+        return self._signer.algorithm_oid
+
+    @property
+    def public_key_point(self) -> bytes:
+        return self._signer.public_key_point
+
+    def sign(self, data: bytes) -> bytes:
+        self._left -= 1
+        if self._left < 0 and self.broken:
+            raise RuntimeError("signing device gone")
+        return self._signer.sign(data)
+
+
+def test_a_failing_signature_stores_nothing_and_the_tse_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    store = SQLiteStore(path)
+    first = TSEService(store, Keyring(TEST_SECRET), SystemClock())
+    ready_tse(first, "t", client_id="C1", logout=True)
+    record = store.get_record("t")
+    real = first.keyring.signer(record)
+    assert isinstance(real, PlainSigner)
+    before = store.get_state("t").signature_counter
+
+    keyring = Keyring(TEST_SECRET)
+    broken = _BrokenAfter(real, 2)  # the new service signs UpdateTime first, then Start
+    keyring.add("t", broken)
+    service = TSEService(store, keyring, SystemClock())
+    started = service.start_transaction("t", "C1", b"", "")
+    with pytest.raises(OpenTSEError) as failed:
+        service.finish_transaction(
+            "t", "C1", started.transaction_number, PROCESS_DATA, "Kassenbeleg-V1"
+        )
+    assert failed.value.code == "E_SIGNING_FAILED"
+    assert store.get_state("t").signature_counter == started.signature_counter
+    assert store.count_logs("t") == started.signature_counter > before
+
+    broken.broken = False  # the device is back: the same transaction can be finished
+    finished = service.finish_transaction(
+        "t", "C1", started.transaction_number, PROCESS_DATA, "Kassenbeleg-V1"
+    )
+    assert finished.signature_counter == started.signature_counter + 1
+    counters = [log.signature_counter for log in store.iter_logs("t")]
+    assert counters == list(range(1, finished.signature_counter + 1))
+    store.close()
+
+
+def test_two_stores_on_one_file_with_the_engine_take_turns(tmp_path: Path) -> None:
+    """Two processes' stores (here: two objects) signing for one TSE: conflicts are
+    sequenced again, never returned and never stored twice."""
+    path = tmp_path / "two.db"
+    stores = [SQLiteStore(path), SQLiteStore(path)]
+    services = [TSEService(s, Keyring(TEST_SECRET), SystemClock()) for s in stores]
+    ready_tse(services[0], "t", client_id="C1", logout=True)
+    results: list[SignResult] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(service: TSEService) -> None:
+        try:
+            for _ in range(10):
+                start = service.start_transaction("t", "C1", b"", "")
+                finish = service.finish_transaction(
+                    "t", "C1", start.transaction_number, PROCESS_DATA, "Kassenbeleg-V1"
+                )
+                with lock:
+                    results.extend((start, finish))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(s,)) for s in services * 3]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(120)
+    try:
+        assert errors == []
+        logs = {log.signature_counter: log for log in stores[0].iter_logs("t")}
+        assert sorted(logs) == list(range(1, len(logs) + 1))
+        for result in results:
+            assert _signature_and_signed_part(logs[result.signature_counter].message)[0] == (
+                result.signature
+            )
+        numbers = [r.transaction_number for r in results if r.operation == "StartTransaction"]
+        assert len(numbers) == len(set(numbers)) == 60
+    finally:
+        for store in stores:
+            store.close()
