@@ -7,7 +7,9 @@ CPUs with the server, so it must be cheap), each doing what a register does per
 receipt: PUT revision 1 (ACTIVE, Start log) and PUT revision 2 (FINISHED with a standard_v1 receipt,
 Finish log). Beside it, the raw signing rate of the TSE key (ECDSA P-256 plain) in
 this process. Server CPU seconds are read from /proc for the measured window only, so
-``server_cpu_ms_per_finished_tx`` means something on a loaded machine. Prints JSON.
+``server_cpu_ms_per_finished_tx`` means something on a loaded machine; its user and
+system parts and the server's context switches per request show how much of it is
+thread hand-offs. Prints JSON.
 
     .venv/bin/python bench/bench_http.py --clients 1,16,64 --seconds 10
 """
@@ -290,6 +292,16 @@ async def load(
     }
 
 
+def run_loop(coro: Any) -> Any:
+    """``asyncio.run`` on uvloop when installed: the generator shares the two CPUs
+    with the server it measures, so its own loop should cost as little as it can."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -360,9 +372,7 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
             for n in counts:
-                run = asyncio.run(
-                    load(port, token, tss, ids[:n], args.seconds, args.warmup, proc.pid)
-                )
+                run = run_loop(load(port, token, tss, ids[:n], args.seconds, args.warmup, proc.pid))
                 runs.append({"clients": n, **run})
         finally:
             if spy is not None:
