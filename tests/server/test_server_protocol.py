@@ -28,6 +28,10 @@ class RecordingTransport(asyncio.Transport):
     def close(self) -> None:
         self.closed = True
 
+    def writelines(self, data: Any) -> None:
+        for item in data:
+            self.write(item)
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 1)}.get(name, default)
 
@@ -76,3 +80,15 @@ def test_body_chunks_are_not_held_and_close_flushes() -> None:
 
     real = asyncio.run(run())
     assert real.writes == [b"chunk-1", b"chunk-2", HEAD] and real.closed
+
+
+def test_writelines_keeps_the_order() -> None:
+    async def run() -> list[bytes]:
+        real = RecordingTransport()
+        t = CoalescingTransport(real, asyncio.get_running_loop())
+        t.write(HEAD)
+        t.writelines([b"a", b"b"])
+        await asyncio.sleep(0)
+        return real.writes
+
+    assert asyncio.run(run()) == [HEAD, b"a", b"b"]

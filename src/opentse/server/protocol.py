@@ -43,9 +43,21 @@ class CoalescingTransport:
         if head is not None and not self._transport.is_closing():
             self._transport.write(head)
 
+    def writelines(self, data: Any) -> None:
+        self.flush()
+        self._transport.writelines(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
         self.flush()
         self._transport.close()
+
+    def abort(self) -> None:
+        self._head = None
+        self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:  # everything else: the real transport
         return getattr(self._transport, name)
