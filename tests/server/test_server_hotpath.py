@@ -227,3 +227,16 @@ def test_hot_route_failures_are_counted_for_metrics(app_client: AppClient) -> No
     assert app_client.app.failures.snapshot()[(tss, "400")] == before + 1
     text = app_client.get("/metrics", headers=h).text
     assert "opentse_tse_failures_total" in text and tss in text
+
+
+def test_other_organizations_tss_is_not_found_on_the_hot_route(app_client: AppClient) -> None:
+    h, tss, cid = _ready(app_client)
+    tx = str(uuid.uuid4())
+    ok = _put(app_client, h, tss, tx, 1, {"state": "ACTIVE", "client_id": cid})
+    assert ok.status_code == 200, ok.text  # owner and client are cached now
+    stranger = login(app_client, new_key(app_client, org="other shop"))
+    for rev, state in ((1, "ACTIVE"), (2, "FINISHED"), (1, "FINISHED")):
+        r = _put(app_client, stranger, tss, tx, rev, {"state": state, "client_id": cid})
+        assert r.status_code == 404 and r.json()["code"] == "E_TSS_NOT_FOUND", r.text
+    got = app_client.get(f"/api/v2/tss/{tss}/tx/{tx}", headers=h)
+    assert got.status_code == 200 and got.json()["latest_revision"] == 1  # untouched
