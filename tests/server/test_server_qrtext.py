@@ -83,21 +83,21 @@ def test_qr_text_is_build_qr_payload(case: tuple[SignResult, str]) -> None:
 
 def test_a_usual_receipt_takes_the_quick_way() -> None:
     r = SignResult(
-        "t",
-        "FinishTransaction",
-        7,
-        15,
-        b"\x07" * 64,
-        1_700_000_100,
-        1_700_000_000,
-        "unixTime",
-        b"\x01" * 32,
-        GOOD_KEY,
-        "ecdsa-plain-SHA256",
-        "KASSE-1",
-        "Kassenbeleg-V1",
-        b"Beleg^21.42_0.00_0.00_0.00_0.00^21.42:Unbar",
-        "f",
+        tse_id="t",
+        operation="FinishTransaction",
+        transaction_number=7,
+        signature_counter=15,
+        signature=b"\x07" * 64,
+        log_time=1_700_000_100,
+        start_time=1_700_000_000,
+        time_format="unixTime",
+        serial_number=b"\x01" * 32,
+        public_key_point=GOOD_KEY,
+        algorithm="ecdsa-plain-SHA256",
+        client_id="KASSE-1",
+        process_type="Kassenbeleg-V1",
+        process_data=b"Beleg^21.42_0.00_0.00_0.00_0.00^21.42:Unbar",
+        filename="f",
     )
     builder = QRText()
     assert builder.text(r, "KASSE-1") == _reference(r, "KASSE-1")
