@@ -127,5 +127,5 @@ class PendingLogs:
         if isinstance(result, SignResult):
             signature = self.signature_of(result.signature_counter)
             if signature is not None:
-                return dataclasses.replace(result, signature=signature)
+                return result.with_signature(signature)
         return result
