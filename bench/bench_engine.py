@@ -2,7 +2,10 @@
 
 A finished transaction is two signatures (Start + Finish), so the ceiling is half
 the raw signing rate; the target is >= 60 % of that through TSEService + SQLiteStore
-(durable commits, group commit across threads). Prints one JSON object.
+(durable commits, pipelined group commit, signatures made beside the writer on
+other threads). ``ratio_vs_half_raw`` divides by one core's raw rate (the issue's
+reading); ``ratio_vs_half_raw_all_cores`` by the rate of one signing thread per
+core (the stricter one). Prints one JSON object.
 
     .venv/bin/python bench/bench_engine.py [--curve P-256] [--seconds 3] [--threads 1,16]
 
@@ -51,6 +54,29 @@ def raw_rate(curve: str, seconds: float) -> tuple[float, float]:
         now = time.perf_counter()
         if now >= deadline:
             return n / (now - start), n / max(time.process_time() - cpu, 1e-9)
+
+
+def raw_rate_all_cores(curve: str, seconds: float) -> float:
+    """Signatures/s with one thread per core: ``cryptography`` signs without the GIL,
+    so this is what one process can sign at most on this machine."""
+    signer = keys.PlainSigner(keys.generate_private_key(curve), keys.default_algorithm(curve))
+    cores = os.cpu_count() or 1
+    counts = [0] * cores
+    stop = time.perf_counter() + seconds
+
+    def sign(i: int) -> None:
+        while time.perf_counter() < stop:
+            for _ in range(50):
+                signer.sign(b"x" * 200)
+            counts[i] += 50
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=sign, args=(i,)) for i in range(cores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - start)
 
 
 def fsync_ms() -> float:
@@ -126,6 +152,7 @@ def main() -> None:
     parser.add_argument("--threads", default="1,16,32,64")
     args = parser.parse_args()
     raw, raw_cpu = raw_rate(args.curve, args.seconds)
+    raw_all = raw_rate_all_cores(args.curve, args.seconds)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "bench.db")
@@ -141,6 +168,7 @@ def main() -> None:
                 commits = max(1, store.stats["commits"] - before["commits"])
                 result["ops_per_commit"] = round(requests / commits, 1)
                 result["ratio_vs_half_raw"] = round(result["tx_per_s"] / (raw / 2), 3)
+                result["ratio_vs_half_raw_all_cores"] = round(result["tx_per_s"] / (raw_all / 2), 3)
                 # The same ratio in CPU time: what the wall ratio would be on an idle
                 # machine if CPU, not fsync, were the bound (2 signatures per tx).
                 result["cpu_ratio"] = round(2e6 / raw_cpu / result["cpu_us_per_tx"], 3)
@@ -157,6 +185,7 @@ def main() -> None:
                 "curve": args.curve,
                 "raw_signatures_per_s": round(raw, 1),
                 "raw_signatures_per_cpu_s": round(raw_cpu, 1),
+                "raw_signatures_per_s_all_cores": round(raw_all, 1),
                 "half_raw": round(raw / 2, 1),
                 "engine_only_tx_per_s": round(engine_only, 1),
                 "engine_only_ratio_vs_half_raw": round(engine_only / (raw / 2), 3),
