@@ -6,9 +6,11 @@ update, FINISHED or CANCELLED the Finish log. The API is idempotent ("you can se
 the same request several times safely ... only one transaction will be started"):
 each revision is signed with ``ref = "tx:<uuid>:<rev>"``, stored atomically with the
 log, so a repeated revision returns the stored log and never signs twice, even across
-a crash between the engine's commit and our index update (``_recover``). A revision
-beyond the next one is 400 ``E_TX_UPSERT``. ``schema.standard_v1`` is mapped to the
-raw processType/processData (DSFinV-K Anhang I) and both are returned.
+a crash between the engine's commit and our index update: the engine finds the ref
+itself (the quick path answers its replay), and refusals are decided again after
+reading the logs (``_recover``). A revision beyond the next one is 400
+``E_TX_UPSERT``. ``schema.standard_v1`` is mapped to the raw processType/processData
+(DSFinV-K Anhang I) and both are returned.
 """
 
 from __future__ import annotations
