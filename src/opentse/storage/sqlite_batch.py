@@ -37,7 +37,7 @@ INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 UPDATE_STATE = "UPDATE tse_states SET state = ?, version = ? WHERE tse_id = ? AND version = ?"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: one per request; frozen init costs ~7x
 class Saved:
     """A state saved in a batch but not yet written: a snapshot (``data``), or for a
     ``frozen`` save the object itself (nobody changes it)."""

@@ -18,7 +18,7 @@ FINISH = "FinishTransaction"
 TRANSACTION_OPERATIONS = (START, UPDATE, FINISH)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value: never changed; not frozen (7x cheaper init)
 class TransactionLogData:
     """certifiedData of a transaction log: [0] operationType .. [6] additionalInternalData."""
 
@@ -31,7 +31,7 @@ class TransactionLogData:
     additional_internal_data: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value: never changed; not frozen (7x cheaper init)
 class SystemLogData:
     """certifiedData of a system log: [0] operationType, [1] systemOperationData (a raw
     run of context-tagged TLVs), [2] additionalInternalData. Version 3 logs are mapped
@@ -42,7 +42,7 @@ class SystemLogData:
     additional_internal_data: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value: never changed; not frozen (7x cheaper init)
 class AuditLogData:
     """Audit logs have no certifiedData; seAuditData follows signatureAlgorithm."""
 
@@ -52,7 +52,7 @@ class AuditLogData:
 CertifiedData = TransactionLogData | SystemLogData | AuditLogData
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value: never changed; not frozen (7x cheaper init)
 class LogMessage:
     """One log message. ``signature_value`` is empty before signing; ``signed_data`` is set
     by the decoder (exact bytes covered by the signature) and by the signer."""
