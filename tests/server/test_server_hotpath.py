@@ -240,3 +240,25 @@ def test_other_organizations_tss_is_not_found_on_the_hot_route(app_client: AppCl
         assert r.status_code == 404 and r.json()["code"] == "E_TSS_NOT_FOUND", r.text
     got = app_client.get(f"/api/v2/tss/{tss}/tx/{tx}", headers=h)
     assert got.status_code == 200 and got.json()["latest_revision"] == 1  # untouched
+
+
+def test_retried_revisions_replay_with_the_index_in_place(app_client: AppClient) -> None:
+    h, tss, cid = _ready(app_client)
+    tx = str(uuid.uuid4())
+    active = {"state": "ACTIVE", "client_id": cid}
+    first = _put(app_client, h, tss, tx, 1, active)
+    again = _put(app_client, h, tss, tx, 1, active)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json()  # the same log, nothing signed again
+    finish = {
+        "state": "FINISHED",
+        "client_id": cid,
+        "schema": {"standard_v1": {"receipt": RECEIPT}},
+    }
+    done = _put(app_client, h, tss, tx, 2, finish)
+    counter = _counter(app_client, h, tss)
+    retry = _put(app_client, h, tss, tx, 1, active)  # revision 1 after the Finish
+    assert retry.status_code == 200 and retry.json()["signature"] == first.json()["signature"]
+    assert retry.json()["latest_revision"] == 2
+    assert _put(app_client, h, tss, tx, 2, finish).json() == done.json()
+    assert _counter(app_client, h, tss) == counter
