@@ -88,8 +88,7 @@ class TSEService:
 
     def context(self, tse_id: str) -> TSEContext:
         """Record + signer + certificate expiry, built once per TSE and process."""
-        with self._lock:
-            ctx = self._contexts.get(tse_id)
+        ctx = self._contexts.get(tse_id)  # one dict read is atomic; writes take the lock
         if ctx is not None:
             return ctx
         record = self.store.get_record(tse_id)

@@ -31,6 +31,7 @@ order, and refuses links, devices, FIFOs, sparse files, absolute names and ``..`
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import os
@@ -86,6 +87,7 @@ _CERT_NAME_RE = re.compile(r"(?P<hex>[0-9a-f]+)_x509\.(?P<ext>cer|der|crt|pem)",
 # --------------------------------------------------------------------------- names
 
 
+@functools.lru_cache(maxsize=4096)  # client ids repeat on every log of a register
 def _escape(text: str) -> str:
     return "".join(
         ch if ch in _NAME_SAFE else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in text

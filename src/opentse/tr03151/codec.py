@@ -66,6 +66,7 @@ _TX_NAMES = {op.lower(): op for op in (START, UPDATE, FINISH)}
 
 _ALGORITHMS: dict[str, bytes] = {}
 _CLIENT_IDS: dict[str, bytes] = {}
+_SERIAL_ALGORITHMS: dict[tuple[bytes, str], bytes] = {}
 _PROCESS_TYPES: dict[str, bytes] = {}
 _CACHE_LIMIT = 4096
 
@@ -161,12 +162,14 @@ def _tail(msg: LogMessage) -> list[bytes]:
     """serialNumber .. logTime for transaction and system logs."""
     if msg.signature_counter < 1:
         raise _fail("signatureCounter must be >= 1", "E_SIGNATURE_COUNTER_RANGE")
-    return [
-        der.octet_string(msg.serial_number),
-        _algorithm_tlv(msg.signature_algorithm),
-        der.integer(msg.signature_counter),
-        encode_log_time(msg.log_time),
-    ]
+    key = (msg.serial_number, msg.signature_algorithm)
+    fixed = _SERIAL_ALGORITHMS.get(key)  # the same for every log of a TSE
+    if fixed is None:
+        fixed = der.octet_string(msg.serial_number) + _algorithm_tlv(msg.signature_algorithm)
+        if len(_SERIAL_ALGORITHMS) >= _CACHE_LIMIT:
+            _SERIAL_ALGORITHMS.clear()
+        _SERIAL_ALGORITHMS[key] = fixed
+    return [fixed, der.integer(msg.signature_counter), encode_log_time(msg.log_time)]
 
 
 def encode_signed_part(msg: LogMessage) -> bytes:

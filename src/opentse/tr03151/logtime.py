@@ -16,7 +16,7 @@ class TimeFormat(str, Enum):
 
     @property
     def tar_prefix(self) -> str:
-        return {"unixTime": "Unixt", "utcTime": "Utc", "generalizedTime": "Gent"}[self.value]
+        return _TAR_PREFIXES[self]
 
     @classmethod
     def from_tar_prefix(cls, prefix: str) -> TimeFormat:
@@ -25,6 +25,13 @@ class TimeFormat(str, Enum):
             return table[prefix.lower()]
         except KeyError:
             raise ValueError(f"unknown time prefix {prefix!r}") from None
+
+
+_TAR_PREFIXES = {
+    TimeFormat.UNIX: "Unixt",
+    TimeFormat.UTC: "Utc",
+    TimeFormat.GENERALIZED: "Gent",
+}
 
 
 @dataclass(slots=True, unsafe_hash=True)  # a value: never changed; not frozen (7x cheaper init)
