@@ -4,6 +4,11 @@ Readers never trust member order (digest tr03151.md, "TAR export"): members are
 classified by name (case-insensitive, ``./`` stripped), logs decoded with the core's
 reader, certificates parsed as DER or PEM. Nothing here raises for bad content: what
 cannot be read becomes a parse error and a finding, so the other checks still run.
+
+``load_exports`` works in one pass: the archive is memory-mapped and scanned in
+batches (``tarscan.scan``), each batch decoded here while worker threads verify the
+batches before it (``logcheck.LogPipeline``); anything the scan does not handle
+starts over with the full reader (``collect_members``, the path the CLI takes).
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@
 most of its time there. TSE exports are plain ustar with small regular files, so this
 scanner walks the 512-byte headers itself (checksum verified, ustar prefix, pax
 ``path`` records and GNU long names understood) and hands anything else (compressed
-archives, links, devices, sparse files, unsafe names, bad checksums) to
-``iter_members``, which stays the authority on what a readable export is.
+archives, links, devices, sparse files, unsafe names, bad checksums, members over
+``MAX_MEMBER_SIZE``) to ``iter_members``, which stays the authority on what a
+readable export is. ``scan`` hands out batches as it goes (the verifier decodes and
+verifies them meanwhile) and raises ``Unusual`` where the full reader must decide.
 """
 
 from __future__ import annotations
