@@ -178,17 +178,19 @@ def _fail(path: Path, message: str) -> SchemaViolation:
     return SchemaViolation(render_path(path), message)
 
 
-_CACHE: dict[tuple[int, str], Validator] = {}
+# memo of compiled components: (id of the mapping, name) -> (the mapping, validator);
+# the mapping is kept and compared, so a new mapping at a reused id is compiled anew
+_CACHE: dict[tuple[int, str], tuple[dict[str, Schema], Validator]] = {}
 
 
 def compiled(components: dict[str, Schema], name: str) -> Validator:
     """The validator of component ``name`` (built once per components mapping)."""
     key = (id(components), name)
     found = _CACHE.get(key)
-    if found is None:
-        found = compile_schema({"$ref": f"#/{name}"}, components)
+    if found is None or found[0] is not components:
+        found = (components, compile_schema({"$ref": f"#/{name}"}, components))
         _CACHE[key] = found
-    return found
+    return found[1]
 
 
 def compile_schema(schema: Schema, components: dict[str, Schema]) -> Validator:
