@@ -13,9 +13,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from opentse.engine.state import TSEState
 from opentse.storage.pg_testing import server_url, temporary_schema
 from opentse.storage.postgres import PostgresStore
-from opentse.testing.store_conformance import StoreConformance
+from opentse.testing.store_conformance import StoreConformance, append_and_save, make_record
 
 pytestmark = pytest.mark.postgres
 
@@ -50,3 +51,24 @@ def test_schema_is_isolated(pg_url: str) -> None:
         with psycopg.connect(pg_url) as conn:
             schema = conn.execute("SELECT current_schema()").fetchone()
         assert schema is not None and schema[0].startswith("opentse_t_")
+
+
+@_SKIP
+def test_connections_cut_by_the_server_are_replaced(pg_url: str) -> None:
+    """A PostgreSQL restart (here: every connection of this store terminated) costs
+    the next request nothing: the pool checks a connection before handing it out."""
+    name = "opentse-cut-" + os.urandom(4).hex()
+    url = f"{pg_url}&application_name={name}"
+    with PostgresStore(url, pool_max=4) as store:
+        store.create_tse(make_record("t"), TSEState("t"))
+        assert append_and_save(store, "t", 2) == [1, 2]
+        assert _SERVER is not None
+        with psycopg.connect(_SERVER, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (name,),
+            ).fetchall()
+        assert cut, "the store had no connection to cut"
+        assert append_and_save(store, "t", 1) == [3]
+        assert store.get_state("t").signature_counter == 3

@@ -115,6 +115,7 @@ class PgServiceStore(ServiceStore):
             min_size=1,
             max_size=max(2, pool_max),
             kwargs={"autocommit": True},
+            check=ConnectionPool.check_connection,  # after a server restart: reconnect
             timeout=30.0,
             open=False,
             name="opentse-service",

@@ -161,6 +161,7 @@ class PostgresStore:
             max_size=max(2, pool_max),  # iter_logs plus a writer need two
             kwargs={"autocommit": True},
             configure=_configure,
+            check=ConnectionPool.check_connection,  # after a server restart: reconnect
             timeout=timeout,
             open=False,
             name="opentse",
