@@ -138,3 +138,39 @@ def test_console_script_runs_demo(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and bad.stderr.startswith("error E_TSE_NOT_FOUND:")
     assert "Traceback" not in bad.stderr
+
+
+def test_timeadmin_pin_and_update_time(tmp_path: Path) -> None:
+    """The timeadmin role from the CLI: its PIN set with its PUK, then updateTime
+    signed as that role; both are system logs in the export."""
+    data = str(tmp_path / "d")
+    created = run_json("tse", "create", "k", "--data", data)
+    run_json(
+        "tse", "initialize", "k", "--pin", "246810", "--puk", created["admin_puk"], "--data", data
+    )
+    wrong = run("tse", "update-time", "k", "--pin", "135790", "--data", data, ok=False)
+    assert wrong.exit_code != 0  # no timeadmin PIN yet: blocked until set with the PUK
+    pin = run_json(
+        "tse",
+        "set-pin",
+        "k",
+        "--user",
+        "timeadmin",
+        "--puk",
+        created["timeadmin_puk"],
+        "--pin",
+        "135790",
+        "--data",
+        data,
+    )
+    assert pin == {"tse_id": "k", "user": "timeadmin", "ok": True}
+    bad = run("tse", "update-time", "k", "--pin", "000000", "--data", data, ok=False)
+    assert bad.exit_code != 0
+    done = run_json("tse", "update-time", "k", "--pin", "135790", "--data", data)
+    assert done["user"] == "timeadmin" and done["signature_counter"] > 1
+    tar_path = tmp_path / "k.tar"
+    run("export", "--tss", "k", str(tar_path), "--data", data)
+    with tarfile.open(tar_path) as tf:
+        names = tf.getnames()
+    assert any(f"_Sig-{done['signature_counter']}_Log-Sys_updateTime" in n for n in names)
+    assert any("Log-Sys_unblockUser" in n for n in names)

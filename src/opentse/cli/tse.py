@@ -1,4 +1,4 @@
-"""``opentse tse create|list|show|initialize|disable``."""
+"""``opentse tse create|list|show|initialize|disable|set-pin|update-time``."""
 
 from __future__ import annotations
 
@@ -142,6 +142,73 @@ def disable_command(
         echo_json(out)
     else:
         console.print(f"TSE {tse_id} disabled.")
+
+
+ROLE_OPTION: Any = typer.Option(
+    "admin", "--user", help="Role: admin or timeadmin (TR-03151 users)."
+)
+
+
+@tse_app.command("set-pin")
+def set_pin_command(
+    tse_id: str = typer.Argument(...),
+    user: str = ROLE_OPTION,
+    puk: str = typer.Option(
+        ..., "--puk", prompt=True, hide_input=True, help="The role's PUK (printed by create)."
+    ),
+    pin: str = typer.Option(
+        ..., "--pin", prompt=True, hide_input=True, help="New PIN (min 6 characters)."
+    ),
+    data: Path = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Set, change or unblock a role's PIN with its PUK (unblockUser, logged)."""
+    with installation(data) as inst:
+        result = inst.service.set_admin_pin(tse_id, puk, pin, user_id=user)
+    out = {"tse_id": tse_id, "user": user, "ok": result.ok}
+    if as_json:
+        echo_json(out)
+    else:
+        console.print(f"PIN of {user} on TSE {tse_id} set.")
+
+
+@tse_app.command("update-time")
+def update_time_command(
+    tse_id: str = typer.Argument(...),
+    user: str = typer.Option(
+        "timeadmin", "--user", help="Role that sets the time: timeadmin or admin."
+    ),
+    pin: str = typer.Option(
+        ...,
+        "--pin",
+        envvar="OPENTSE_TIMEADMIN_PIN",
+        prompt=True,
+        hide_input=True,
+        help="PIN of that role.",
+    ),
+    data: Path = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Set the TSE time from this machine's clock (updateTime, logged) as that role."""
+    with installation(data) as inst:
+        inst.service.authenticate(tse_id, pin, user_id=user)
+        try:
+            log = inst.service.update_time(tse_id, user_id=user)
+        finally:
+            inst.service.logout(tse_id, user_id=user)
+    out = {
+        "tse_id": tse_id,
+        "user": user,
+        "log_time": log.log_time,
+        "signature_counter": log.signature_counter,
+    }
+    if as_json:
+        echo_json(out)
+    else:
+        console.print(
+            f"Time of TSE {tse_id} set to {log.log_time} (signature counter "
+            f"{log.signature_counter})."
+        )
 
 
 def register(app: typer.Typer) -> None:
