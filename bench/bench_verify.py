@@ -19,6 +19,10 @@ Two ratios per run, both against the raw rate of one core (issue #3's target is
 - ``per_core_vs_raw``: verified logs per wall second / workers / raw verifies per
   wall second. Only meaningful on a quiet machine (see ``load_average``).
 
+For context each run also measures raw verifies on as many threads as it has workers
+(``*_same_threads``): two threads verifying at once cost more CPU per verify than one,
+raw ``cryptography`` included, so part of the gap at 2 workers is not the verifier's.
+
 Prints one JSON object on stdout and a one-line summary on stderr. Usage:
 ``.venv/bin/python bench/bench_verify.py [--logs N]``.
 """
@@ -31,6 +35,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -47,11 +52,14 @@ from opentse.verify.synthetic import build_export
 TARGET = 0.9
 
 
-def raw_rate(path: Path, sample: int) -> tuple[float, float]:
-    """Raw verifies per wall second and per CPU second of cryptography on this
-    export's own signed data (one process)."""
-    export = load_exports([path])
-    msgs = [log.message for log in export.logs if log.message is not None][:sample]
+Pairs = list[tuple[bytes, bytes]]  # (signed data, DER signature)
+
+
+def raw_pairs(path: Path, sample: int) -> tuple[ec.EllipticCurvePublicKey, Pairs]:
+    """The key and up to ``sample`` (signed data, DER signature) pairs of this
+    export's own logs, for the raw rate."""
+    export = load_exports([path], workers=1)
+    msgs = [log.message for log in export.logs[:sample] if log.message is not None]
     point = next(c.point for c in export.certificates if c.point is not None)
     key = public_key_from_point(point, None)
     size = (key.curve.key_size + 7) // 8
@@ -65,11 +73,29 @@ def raw_rate(path: Path, sample: int) -> tuple[float, float]:
         )
         for m in msgs
     ]
+    return key, pairs
+
+
+def raw_rate(key: ec.EllipticCurvePublicKey, pairs: Pairs, threads: int = 1) -> tuple[float, float]:
+    """Raw ``cryptography`` verifies per wall second and per CPU second, on
+    ``threads`` threads (``verify`` releases the GIL)."""
     alg = ec.ECDSA(hashes.SHA256())
+
+    def run(part: Pairs) -> None:
+        for data, der in part:
+            key.verify(der, data, alg)
+
+    parts = [pairs[i::threads] for i in range(threads)]
     start = time.perf_counter()
     cpu = time.process_time()
-    for data, der in pairs:
-        key.verify(der, data, alg)
+    if threads == 1:
+        run(pairs)
+    else:
+        pool = [threading.Thread(target=run, args=(part,)) for part in parts]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
     return len(pairs) / (time.perf_counter() - start), len(pairs) / (time.process_time() - cpu)
 
 
@@ -95,21 +121,25 @@ def main() -> None:
         with ProcessPoolExecutor(max_workers=1) as builder:
             builder.submit(build_export, path, args.logs).result()
         build_s = time.perf_counter() - t0
-        sample = min(args.raw_sample, args.logs)
+        key, pairs = raw_pairs(path, min(args.raw_sample, args.logs))
         runs: dict[str, dict[str, float]] = {}
         for workers in sorted({1, cores}):
-            # raw rate right before and after the run: the machine is shared, so the
+            # raw rates right before and after the run: the machine is shared, so the
             # ratio compares like with like
-            raw_before, raw_cpu_before = raw_rate(path, sample)
+            raw_before, raw_cpu_before = raw_rate(key, pairs)
+            same_before = raw_rate(key, pairs, workers)
             cpu0 = cpu_seconds()
             t0 = time.perf_counter()
             report = verify_exports([path], workers=workers)
             wall = time.perf_counter() - t0
             cpu = cpu_seconds() - cpu0
-            raw_after, raw_cpu_after = raw_rate(path, sample)
+            raw_after, raw_cpu_after = raw_rate(key, pairs)
+            same_after = raw_rate(key, pairs, workers)
             assert report.ok and len(report.signatures.valid) == args.logs
             raw = (raw_before + raw_after) / 2
             raw_cpu = (raw_cpu_before + raw_cpu_after) / 2
+            same = (same_before[0] + same_after[0]) / 2
+            same_cpu = (same_before[1] + same_after[1]) / 2
             rate = args.logs / wall
             runs[f"workers_{workers}"] = {
                 "seconds": round(wall, 3),
@@ -123,6 +153,12 @@ def main() -> None:
                 "raw_verifies_per_cpu_s": round(raw_cpu),
                 "per_cpu_vs_raw": round(args.logs / cpu / raw_cpu, 3),
                 "non_signature_us_per_log": round((cpu / args.logs - 1 / raw_cpu) * 1e6, 2),
+                # raw verifies on as many threads as the verifier's workers (two threads
+                # verifying at once cost more CPU per verify than one, raw included)
+                "raw_verifies_per_s_same_threads": round(same),
+                "raw_verifies_per_cpu_s_same_threads": round(same_cpu),
+                "vs_raw_same_threads": round(rate / same, 3),
+                "per_cpu_vs_raw_same_threads": round(args.logs / cpu / same_cpu, 3),
             }
     per_cpu = {name: run["per_cpu_vs_raw"] for name, run in runs.items()}
     per_core = {name: run["per_core_vs_raw"] for name, run in runs.items()}
