@@ -205,10 +205,8 @@ class BatchLogs:
         for index, log in enumerate(pending.logs):
             if log.ref is not None:
                 self._refs[(log.tse_id, log.ref)] = (pending, index)
-
-    def sign(self) -> None:
-        """Hand every unsigned entry to the signer threads (once, at hand-over)."""
-        self._signers.put([e.pending for e in self._entries if e.pending.signatures is None])
+        if pending.signatures is None:  # signed while the writer goes on
+            self._signers.put([pending])
 
     def find(self, tse_id: str, ref: str) -> tuple[PendingLogs, int] | None:
         return self._refs.get((tse_id, ref))
@@ -287,7 +285,6 @@ class BatchChain:
     def hand_over(self) -> Batch:
         """The running batch goes to the committer; lookups keep seeing it."""
         batch = self.current
-        batch.logs.sign()
         self.inflight.append(batch)
         return batch
 
@@ -328,8 +325,6 @@ class BatchChain:
             return None
         pending, index = found
         self.signers.wait()  # never sign one PendingLogs on two threads
-        if pending.signatures is None and pending.error is None:
-            pending.try_resolve()  # of the running batch: not handed to the signers yet
         if pending.signatures is None:
             raise StorageError(f"signing failed: {pending.error!r}", code="E_SIGNING_FAILED")
         return pending.final_logs()[index]

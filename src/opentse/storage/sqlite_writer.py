@@ -92,6 +92,13 @@ class _Request:
         self._waiting.acquire()
 
 
+class _Kick:
+    """Put in the writer's queue by the committer when it has nothing to write."""
+
+
+KICK = _Kick()
+
+
 @dataclass(slots=True)
 class _Handed:
     epoch: int
@@ -134,7 +141,7 @@ class GroupCommitWriter:
         self._retry = retry
         self._hooks = hooks
         self._max_batch = max_batch
-        self._queue: SimpleQueue[_Request | None] = SimpleQueue()
+        self._queue: SimpleQueue[_Request | _Kick | None] = SimpleQueue()
         self._handed: SimpleQueue[_Handed | LockType | None] = SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -142,6 +149,8 @@ class GroupCommitWriter:
         self._failed_epoch = 0  # written by the committer, read by the writer
         self._doom: dict[int, BaseException | None] = {}  # failed epoch -> error (None: retry)
         self._exclusive_until = 0.0  # monotonic; set by the committer after a conflict
+        self._open: list[_Request] | None = None  # requests of the running, unhanded batch
+        self._committer_idle = True  # the committer waits for work (it says so by a KICK)
         self.stats = {"requests": 0, "commits": 0}
         self._committer = threading.Thread(
             target=self._commit_loop, name="opentse-sqlite-committer", daemon=True
@@ -205,6 +214,8 @@ class GroupCommitWriter:
                     run = self._sequence
                 self._guarded(run, batch[start:end])
                 start = end
+            if self._open is not None and self._committer_idle:
+                self._guarded(lambda _: self._hand(), [])
             if stop:
                 self._drain()
                 if self._requeued():
@@ -218,44 +229,59 @@ class GroupCommitWriter:
         except BaseException as exc:  # a bug here must not leave callers waiting
             self._hooks.reset()
             rollback_quietly(self._conn)
-            for request in requests:
+            opened, self._open = self._open or [], None
+            for request in [*requests, *opened]:
                 if not request.finished:
                     request.error = StorageError(f"store writer failed: {exc!r}")
                     request.finish()
 
     def _requeued(self) -> bool:
-        """After ``close``: put back the None and say whether retries are queued."""
-        try:
-            item = self._queue.get_nowait()
-        except Empty:
-            return False
-        self._queue.put(item)
-        self._queue.put(None)
-        return True
+        """After ``close``: whether retries were queued meanwhile (then they are
+        queued again, followed by the None)."""
+        retries = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                break
+            if isinstance(item, _Request):
+                retries.append(item)
+        for item in retries:
+            self._queue.put(item)
+        if retries:
+            self._queue.put(None)
+        return bool(retries)
 
     def _collect(self) -> tuple[list[_Request], bool]:
         """Every queued request (blocking for the first one) and whether ``close``
         was queued. No waiting for more: while the committer writes one batch, the
         callers of the next one queue up by themselves."""
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        batch = [first]
-        while len(batch) < self._max_batch:
+        batch: list[_Request] = []
+        item = self._queue.get()
+        while True:
+            if item is None:
+                return batch, True
+            if isinstance(item, _Request):
+                batch.append(item)
+                if len(batch) >= self._max_batch:
+                    break
             try:
                 item = self._queue.get_nowait()
             except Empty:
                 break
-            if item is None:
-                return batch, True
-            batch.append(item)
         return batch, False
 
     def _sequence(self, requests: list[_Request]) -> None:
+        """Run ``requests`` into the running batch; it is handed to the committer when
+        the committer has nothing to do (so batches are as large as the disk lets
+        them grow, and a lone caller is not kept waiting)."""
         if self._failed_epoch >= self._epoch:  # a commit failed: start from the database
+            self._hand()  # the open batch belongs to the failed epoch: the committer ends it
             self._hooks.reset()
             self._epoch = self._failed_epoch + 1
-        self._hooks.start(self._epoch)
+        if self._open is None:
+            self._hooks.start(self._epoch)
+            self._open = []
         conn = self._read_conn
         moved = []
         for request in requests:
@@ -273,7 +299,14 @@ class GroupCommitWriter:
             requests = [r for r in requests if r not in moved]
             for request in moved:
                 self._again(request, None)
-        self._handed.put(_Handed(self._epoch, self._hooks.hand_over(), requests))
+        self._open.extend(requests)
+
+    def _hand(self) -> None:
+        """The running batch goes to the committer (if there is one)."""
+        if self._open is not None:
+            requests, self._open = self._open, None
+            self._committer_idle = False
+            self._handed.put(_Handed(self._epoch, self._hooks.hand_over(), requests))
 
     def _sequence_exclusive(self, requests: list[_Request]) -> None:
         """Sequence and commit ``requests`` inside one write transaction of their own
@@ -319,6 +352,7 @@ class GroupCommitWriter:
 
     def _drain(self) -> None:
         """Until the committer has finished everything handed to it before."""
+        self._hand()
         barrier = threading.Lock()
         barrier.acquire()
         self._handed.put(barrier)
@@ -379,7 +413,13 @@ class GroupCommitWriter:
 
     def _commit_loop(self) -> None:
         while True:
-            items = [self._handed.get()]
+            try:
+                first = self._handed.get_nowait()
+            except Empty:  # nothing to write: ask the writer for its running batch
+                self._committer_idle = True
+                self._queue.put(KICK)
+                first = self._handed.get()
+            items = [first]
             while True:
                 try:
                     items.append(self._handed.get_nowait())
