@@ -24,7 +24,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -315,26 +315,44 @@ def _short_switches(start: bool) -> None:
                 sys.setswitchinterval(_saved_interval)
 
 
+class _Chunk:
+    """One chunk of logs on its way through a worker: decoded first (``decoded``
+    set), then its signatures checked (``done`` set)."""
+
+    __slots__ = ("decoded", "done", "entries", "error")
+
+    def __init__(self) -> None:
+        self.decoded = threading.Event()
+        self.done = threading.Event()
+        self.entries: list[LogEntry] = []
+        self.error: BaseException | None = None
+
+
 class LogPipeline:
-    """Decodes logs as they are handed in (this thread) and verifies their
-    signatures on a pool of ``workers`` threads (inline when 1).
+    """Decodes logs and verifies their signatures, inline when ``workers`` is 1,
+    else on a pool of ``workers`` threads while this thread reads on.
 
     ``cryptography`` releases the GIL while OpenSSL verifies (~90% of a log's cost),
     so threads run the signatures in parallel with no process start-up, no pickling
-    and no copies of the logs, while this thread reads on and, once everything is
-    decoded, runs the other checks; ``settle`` waits for the signatures. ``points``
-    may grow while logs are checked (a certificate later in the archive): ``settle``
-    verifies what was checked before its key came. Entries keep the input order.
+    and no copies of the logs. Each worker decodes its chunk and then verifies it:
+    every thread then holds the GIL only for a few microseconds between two
+    verifies, instead of one thread decoding for milliseconds while the others,
+    back from OpenSSL, wait for the GIL. ``entries`` waits for the decoding only
+    (the other checks run meanwhile); ``settle`` waits for the signatures.
+    ``points`` may grow while logs are checked (a certificate later in the
+    archive): ``settle`` verifies what was checked before its key came. Entries
+    keep the input order.
     """
 
     def __init__(self, points: Points, workers: int, progress: Progress | None) -> None:
         self.points = points
         self.progress = progress
-        self.entries: list[LogEntry] = []
+        self._entries: list[LogEntry] = []
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         if self._pool is not None:
             _short_switches(True)
-        self._pending: deque[tuple[int, Future[None]]] = deque()
+        self._chunks: deque[tuple[int, _Chunk]] = deque()
+        self._waiting: list[_Chunk] = []  # decoded by a worker, not yet in _entries
         self._keys = -1  # len(points) at the first chunk (-1: none yet)
 
     def __enter__(self) -> LogPipeline:
@@ -347,37 +365,72 @@ class LogPipeline:
     def submit(self, members: Sequence[Member]) -> None:
         if self._keys < 0:
             self._keys = len(self.points)
-        entries = _decode_chunk(members)
-        self.entries += entries
         if self._pool is None:
+            entries = _decode_chunk(members)
+            self._entries += entries
             _verify_chunk(entries, self.points)
             if self.progress is not None:
                 self.progress(len(entries))
             return
-        self._pending.append((len(entries), self._pool.submit(_verify_chunk, entries, self.points)))
+        chunk = _Chunk()
+        self._waiting.append(chunk)
+        self._chunks.append((len(members), chunk))
+        self._pool.submit(_decode_and_verify, members, self.points, chunk)
+
+    @property
+    def entries(self) -> list[LogEntry]:
+        """Every entry handed in so far, decoded (signatures may still be running)."""
+        for chunk in self._waiting:
+            chunk.decoded.wait()
+            if chunk.error is not None:
+                raise chunk.error
+            self._entries += chunk.entries
+        self._waiting = []
+        return self._entries
 
     def settle(self) -> list[LogEntry]:
         """Wait for every signature; the entries, each with its ``signature_ok``."""
         try:
-            while self._pending:
-                count, future = self._pending.popleft()
-                future.result()
+            entries = self.entries
+            while self._chunks:
+                count, chunk = self._chunks.popleft()
+                chunk.done.wait()
+                if chunk.error is not None:
+                    raise chunk.error
                 if self.progress is not None:
                     self.progress(count)
         finally:
             self.close()
         if len(self.points) != self._keys:  # a key came after the first chunk
             _verify_chunk(
-                [e for e in self.entries if e.signature_ok is None and e.fields is not None],
+                [e for e in entries if e.signature_ok is None and e.fields is not None],
                 self.points,
             )
-        return self.entries
+        return entries
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
             _short_switches(False)
+            for _, chunk in self._chunks:  # cancelled ones never ran: nobody may wait
+                chunk.decoded.set()
+                chunk.done.set()
+
+
+def _decode_and_verify(members: Sequence[Member], points: Points, chunk: _Chunk) -> None:
+    """A worker's chunk: decode (then tell the reader), verify."""
+    try:
+        try:
+            chunk.entries = _decode_chunk(members)
+        finally:
+            chunk.decoded.set()
+        _verify_chunk(chunk.entries, points)
+    except BaseException as exc:  # handed to whoever waits for this chunk
+        chunk.error = exc
+    finally:
+        chunk.decoded.set()
+        chunk.done.set()
 
 
 def check_logs(
