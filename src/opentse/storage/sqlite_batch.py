@@ -15,6 +15,7 @@ hears nothing before the COMMIT.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from _thread import LockType
@@ -33,7 +34,17 @@ from opentse.errors import ConflictError, OpenTSEError, StorageError
 from opentse.storage.rows import LOG_COLUMNS, dump_json
 from opentse.storage.sqlite_writer import storage_error
 
-INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+_COLUMNS = 11
+_ROWS_PER_INSERT = 256  # 2,816 parameters: far below SQLite's limit of 32,766
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_rows(count: int) -> str:
+    """One INSERT for ``count`` logs: one statement step, so the committer gives the
+    GIL away and takes it back once per batch instead of once per log (taking it
+    back can mean waiting for a busy thread's switch interval)."""
+    row = f"({', '.join('?' * _COLUMNS)})"
+    return f"INSERT INTO logs ({LOG_COLUMNS}) VALUES {', '.join([row] * count)}"
 UPDATE_STATE = "UPDATE tse_states SET state = ?, version = ? WHERE tse_id = ? AND version = ?"
 
 
@@ -230,16 +241,18 @@ class BatchLogs:
             if entry.pending.signatures is None:
                 entry.pending.try_resolve()
         self._signers.wait()
-        rows = []
+        values: list[Any] = []
         for entry in self._entries:
             pending = entry.pending
             if pending.signatures is None:
                 raise StorageError(f"signing failed: {pending.error!r}", code="E_SIGNING_FAILED")
             for index, params in enumerate(entry.params):
                 params[6] = pending.message(index)
-                rows.append(params)
+                values += params
         try:
-            conn.executemany(INSERT_LOG, rows)
+            for start in range(0, len(values), _ROWS_PER_INSERT * _COLUMNS):
+                part = values[start : start + _ROWS_PER_INSERT * _COLUMNS]
+                conn.execute(_insert_rows(len(part) // _COLUMNS), part)
         except sqlite3.Error as exc:
             raise append_error(exc) from exc
 
