@@ -1,7 +1,7 @@
-"""The pipelined SQLite store with deferred signatures, through the real engine.
+"""The pipelined SQLite store through the real engine.
 
-Signatures are made after the engine step, on other threads, while the writer
-sequences the next batch (engine/deferred.py, storage/sqlite_batch.py). These
+The writer thread sequences (and signs) the next batch while the committer thread
+commits the last one (storage/sqlite_writer.py, storage/sqlite_batch.py). These
 tests check what that must not change: every stored log's signature verifies
 (checked by ``cryptography`` on the stored DER, split by asn1crypto), the
 signature a caller got is the one stored, counters stay gapless under
@@ -22,7 +22,6 @@ from opentse.crypto.keys import PlainSigner
 from opentse.engine.keyring import Keyring
 from opentse.engine.results import SignResult
 from opentse.engine.service import TSEService
-from opentse.errors import OpenTSEError
 from opentse.storage.sqlite import SQLiteStore
 from opentse.testing import TEST_SECRET, SystemClock, ready_tse
 from opentse.tr03151.oids import algorithm_oid
@@ -90,7 +89,6 @@ def test_concurrent_receipts_store_exactly_the_signatures_returned(service: TSES
     for result in results:
         signature, signed = _signature_and_signed_part(logs[result.signature_counter].message)
         assert signature == result.signature  # what the caller got is what is stored
-        assert signature != bytes(len(signature))  # never the stand-in
         verify_signature(record.public_key_point, ECDSA_SHA256, signed, signature)
     assert {r.transaction_number for r in results} == set(range(1, 181))
 
@@ -157,11 +155,10 @@ def test_a_failing_signature_stores_nothing_and_the_tse_goes_on(tmp_path: Path) 
     keyring.add("t", broken)
     service = TSEService(store, keyring, SystemClock())
     started = service.start_transaction("t", "C1", b"", "")
-    with pytest.raises(OpenTSEError) as failed:
+    with pytest.raises(RuntimeError, match="signing device gone"):
         service.finish_transaction(
             "t", "C1", started.transaction_number, PROCESS_DATA, "Kassenbeleg-V1"
         )
-    assert failed.value.code == "E_SIGNING_FAILED"
     assert store.get_state("t").signature_counter == started.signature_counter
     assert store.count_logs("t") == started.signature_counter > before
 

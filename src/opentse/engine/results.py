@@ -37,29 +37,6 @@ class SignResult:
     ref: str | None = None
     replayed: bool = False  # True when an idempotent retry returned the stored log
 
-    def with_signature(self, signature: bytes) -> SignResult:
-        """This result with ``signature`` (engine/deferred.py); ``dataclasses.replace``
-        costs several times as much on the hot path."""
-        return SignResult(
-            self.tse_id,
-            self.operation,
-            self.transaction_number,
-            self.signature_counter,
-            signature,
-            self.log_time,
-            self.start_time,
-            self.time_format,
-            self.serial_number,
-            self.public_key_point,
-            self.algorithm,
-            self.client_id,
-            self.process_type,
-            self.process_data,
-            self.filename,
-            self.ref,
-            self.replayed,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class SystemLogResult:

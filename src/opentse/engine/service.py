@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,7 +31,6 @@ from opentse.crypto import secrets as secret_hash
 from opentse.crypto.ca import LocalCA
 from opentse.engine import export as export_mod
 from opentse.engine import provision, rules, tse, users
-from opentse.engine.deferred import DeferredSigner, PendingLogs
 from opentse.engine.keyring import Keyring
 from opentse.engine.ports import Clock, LockedTSE, LogFilter, StoredLog, TSERecord, TSEStore
 from opentse.engine.results import (
@@ -107,48 +106,32 @@ class TSEService:
         return state
 
     def _run(self, tse_id: str, step: Step[R], *, signs: bool = True, ref: str | None = None) -> R:
-        """One locked engine step (plus the automatic UpdateTime before it).
-
-        On a store whose locked view can ``append_deferred`` (SQLite's group commit)
-        the step runs with a ``DeferredSigner``: the store signs every request of a
-        batch together, on several cores, before it writes them (engine/deferred.py).
-        """
+        """One locked engine step (plus the automatic UpdateTime before it)."""
         ctx = self.context(tse_id)
-        pending: list[PendingLogs] = []
 
         def fn(locked: LockedTSE) -> Outcome[R] | _Replay:
             if ref is not None:
                 found = locked.find_ref(ref)
                 if found is not None:
                     return _Replay(found)
-            defer = getattr(locked, "append_deferred", None)
-            deferred = None if defer is None else DeferredSigner(ctx.signer)
-            step_ctx = ctx if deferred is None else ctx.with_signer(deferred)
             loaded = locked.load()
             state = self._prepare(tse_id, loaded)
             now = self.clock.now()
             logs: list[StoredLog] = []
             try:
-                out = step(step_ctx, state, now)
+                out = step(ctx, state, now)
             except StateError as exc:
                 # Set the time only when a step needs it (so a refused call after
                 # start-up signs nothing either), then run the pure step again.
                 if exc.code != "E_TIME_NOT_SET" or not (signs and self.auto_time):
                     raise
-                if deferred is not None:
-                    deferred.data.clear()  # nothing the refused step signed is kept
-                timed = tse.update_time(step_ctx, state, now)
+                timed = tse.update_time(ctx, state, now)
                 state = timed.state
                 logs.extend(timed.logs)
-                out = step(step_ctx, state, now)
+                out = step(ctx, state, now)
             logs.extend(out.logs)
             if logs:
-                if defer is not None and deferred is not None:
-                    batch = PendingLogs(ctx.signer, logs, deferred.data)
-                    defer(batch)
-                    pending[:] = [batch]
-                else:
-                    locked.append(logs)
+                locked.append(logs)
             if out.state is not loaded:
                 locked.save(out.state, frozen=True)  # engine steps never change a state
             return out
@@ -161,8 +144,6 @@ class TSEService:
                 self._time_set.add(tse_id)
         if out.error is not None:
             raise out.error
-        if pending:
-            return cast(R, pending[0].patch(out.result))
         return out.result
 
     def _replay(self, tse_id: str, log: StoredLog) -> SignResult:

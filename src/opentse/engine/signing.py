@@ -66,12 +66,6 @@ class TSEContext:
             )
         return cls(record, signer, TimeFormat(record.time_format), oid, certificate_not_after)
 
-    def with_signer(self, signer: Signer) -> TSEContext:
-        """The same context signing with ``signer`` (engine/deferred.py)."""
-        return TSEContext(
-            self.record, signer, self.time_format, self.algorithm_oid, self.certificate_not_after
-        )
-
 
 @dataclass(slots=True, eq=False)  # not frozen: built for every log, and frozen init costs ~7x
 class Outcome(Generic[R]):

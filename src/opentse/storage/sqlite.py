@@ -22,7 +22,6 @@ restarts and concurrent clients. How:
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -45,7 +44,7 @@ from opentse.storage.rows import (
     state_from_json,
     state_to_json,
 )
-from opentse.storage.sqlite_batch import BatchChain, SignerThreads, write_batches
+from opentse.storage.sqlite_batch import BatchChain, write_batches
 from opentse.storage.sqlite_locked import LockedView, StateCache
 from opentse.storage.sqlite_writer import BatchHooks, GroupCommitWriter, is_busy, storage_error
 
@@ -102,8 +101,7 @@ class SQLiteStore:
         self._idle: list[sqlite3.Connection] = []
         self._readers: set[sqlite3.Connection] = set()
         self._cache = StateCache()
-        self._signers = SignerThreads(max(1, min(3, (os.cpu_count() or 1) - 1)))
-        self._chain = BatchChain(self._signers)
+        self._chain = BatchChain()
         self._sequencer_reads = self._connect(writer=False)
         self._writer = GroupCommitWriter(
             self._write,
@@ -339,7 +337,6 @@ class SQLiteStore:
     def close(self) -> None:
         """Finish queued writes, stop the writer, close every connection. Idempotent."""
         self._writer.close()
-        self._signers.close()
         self._sequencer_reads.close()
         with self._readers_lock:
             if self._closed:

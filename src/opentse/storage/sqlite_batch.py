@@ -6,28 +6,20 @@ saved states (``BatchStates``) and appended logs (``BatchLogs``) stay in a
 (sqlite_writer.py). While a batch is being committed the writer already
 sequences the next one, so lookups (``BatchChain``) see the running batch first,
 then the batches handed to the committer, newest first, then the database.
-
-Logs arrive with deferred signatures (engine/deferred.py) and are handed to
-``SignerThreads`` at once: ``cryptography`` signs without the GIL, beside the
-writer's Python. The committer waits for them before the INSERT, and the caller
-hears nothing before the COMMIT.
 """
 
 from __future__ import annotations
 
 import functools
 import sqlite3
-import threading
-from _thread import LockType
 from collections import deque
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from queue import SimpleQueue
 from typing import Any
 
 import orjson
 
-from opentse.engine.deferred import PendingLogs
 from opentse.engine.ports import StoredLog
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, OpenTSEError, StorageError
@@ -45,6 +37,8 @@ def _insert_rows(count: int) -> str:
     back can mean waiting for a busy thread's switch interval)."""
     row = f"({', '.join('?' * _COLUMNS)})"
     return f"INSERT INTO logs ({LOG_COLUMNS}) VALUES {', '.join([row] * count)}"
+
+
 UPDATE_STATE = "UPDATE tse_states SET state = ?, version = ? WHERE tse_id = ? AND version = ?"
 
 
@@ -122,104 +116,28 @@ class BatchStates:
             )
 
 
-class SignerThreads:
-    """Threads that sign appended ``PendingLogs`` while the writer goes on.
-
-    Round robin over one queue per thread; ``wait`` puts a released-when-reached
-    lock into every queue, so it returns once everything queued before it is signed.
-    Started on first use; a failed signature is kept on its ``PendingLogs``.
-    """
-
-    def __init__(self, count: int) -> None:
-        self._count = max(1, count)
-        self._queues: list[SimpleQueue[list[PendingLogs] | LockType | None]] = []
-        self._threads: list[threading.Thread] = []
-        self._next = 0
-        self._lock = threading.Lock()
-
-    def put(self, pendings: list[PendingLogs]) -> None:
-        """Sign ``pendings`` (one hand-off per thread, not per request: every
-        hand-off may wake a thread, and waking costs more than it saves)."""
-        if not pendings:
-            return
-        if not self._queues:
-            self._start()
-        count = min(self._count, len(pendings))
-        for index in range(count):
-            self._queues[(self._next + index) % self._count].put(pendings[index::count])
-        self._next = (self._next + count) % self._count
-
-    def wait(self) -> None:
-        """Until everything put before is signed (any thread may call it)."""
-        barriers = []
-        for queue in list(self._queues):
-            barrier = threading.Lock()
-            barrier.acquire()
-            queue.put(barrier)
-            barriers.append(barrier)
-        for barrier in barriers:
-            barrier.acquire()
-
-    def close(self) -> None:
-        with self._lock:
-            queues, threads = self._queues, self._threads
-            self._queues, self._threads = [], []
-        for queue in queues:
-            queue.put(None)
-        for thread in threads:
-            thread.join()
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._queues:
-                return
-            for index in range(self._count):
-                queue: SimpleQueue[list[PendingLogs] | LockType | None] = SimpleQueue()
-                thread = threading.Thread(
-                    target=_sign_forever, args=(queue,), name=f"opentse-signer-{index}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
-                self._queues.append(queue)
-
-
-def _sign_forever(queue: SimpleQueue[list[PendingLogs] | LockType | None]) -> None:
-    while True:
-        item = queue.get()
-        if item is None:
-            return
-        if isinstance(item, list):
-            for pending in item:
-                pending.try_resolve()
-        else:
-            item.release()
-
-
 @dataclass(slots=True)
 class _Entry:
-    owner: object  # the LockedView that appended it (its undo drops it)
-    pending: PendingLogs
-    params: list[list[Any]]  # INSERT parameters, message (index 6) still a placeholder
+    owner: object  # the LockedView that appended them (its undo drops them)
+    logs: Sequence[StoredLog]
+    params: list[Any]  # INSERT parameters of every log, flat
 
 
 class BatchLogs:
     """Appended logs of one batch, in append order (= counter order per TSE)."""
 
-    def __init__(self, signers: SignerThreads) -> None:
-        self._signers = signers
+    def __init__(self) -> None:
         self._entries: list[_Entry] = []
-        self._refs: dict[tuple[str, str], tuple[PendingLogs, int]] = {}
+        self._refs: dict[tuple[str, str], StoredLog] = {}
 
-    def add(self, owner: object, pending: PendingLogs, params: list[list[Any]]) -> None:
-        """``params``: ``log_params`` of each log as lists (the message is set later)."""
-        self._entries.append(_Entry(owner, pending, params))
-        for index, log in enumerate(pending.logs):
+    def add(self, owner: object, logs: Sequence[StoredLog], params: list[Any]) -> None:
+        """``params``: ``log_params`` of every log, one flat list."""
+        self._entries.append(_Entry(owner, logs, params))
+        for log in logs:
             if log.ref is not None:
-                self._refs[(log.tse_id, log.ref)] = (pending, index)
-        if pending.signatures is None:  # signed while the writer goes on
-            self._signers.put([pending])
+                self._refs[(log.tse_id, log.ref)] = log
 
-    def find(self, tse_id: str, ref: str) -> tuple[PendingLogs, int] | None:
+    def find(self, tse_id: str, ref: str) -> StoredLog | None:
         return self._refs.get((tse_id, ref))
 
     def drop(self, owner: object) -> None:
@@ -228,27 +146,17 @@ class BatchLogs:
         if len(kept) != len(self._entries):
             self._entries = kept
             self._refs = {
-                key: found
-                for key, found in self._refs.items()
-                if any(found[0] is entry.pending for entry in kept)
+                (log.tse_id, log.ref): log
+                for entry in kept
+                for log in entry.logs
+                if log.ref is not None
             }
 
     def write(self, conn: sqlite3.Connection) -> None:
-        """Insert every entry once signed (committer thread, inside the transaction)."""
-        if not self._entries:
-            return
-        for entry in reversed(self._entries):  # sign beside the signer threads, from the end
-            if entry.pending.signatures is None:
-                entry.pending.try_resolve()
-        self._signers.wait()
+        """Insert every entry (committer thread, inside the transaction)."""
         values: list[Any] = []
         for entry in self._entries:
-            pending = entry.pending
-            if pending.signatures is None:
-                raise StorageError(f"signing failed: {pending.error!r}", code="E_SIGNING_FAILED")
-            for index, params in enumerate(entry.params):
-                params[6] = pending.message(index)
-                values += params
+            values += entry.params
         try:
             for start in range(0, len(values), _ROWS_PER_INSERT * _COLUMNS):
                 part = values[start : start + _ROWS_PER_INSERT * _COLUMNS]
@@ -286,13 +194,12 @@ class BatchChain:
     """The running batch and the ones handed to the committer (writer thread reads;
     the committer removes a batch only after its COMMIT or rollback)."""
 
-    def __init__(self, signers: SignerThreads) -> None:
-        self.signers = signers
-        self.current = Batch(BatchLogs(signers))
+    def __init__(self) -> None:
+        self.current = Batch(BatchLogs())
         self.inflight: deque[Batch] = deque()
 
     def start(self, epoch: int) -> Batch:
-        self.current = Batch(BatchLogs(self.signers), epoch=epoch)
+        self.current = Batch(BatchLogs(), epoch=epoch)
         return self.current
 
     def hand_over(self) -> Batch:
@@ -324,23 +231,13 @@ class BatchChain:
                 return saved
         return None
 
-    def ref(self, tse_id: str, ref: str) -> tuple[PendingLogs, int] | None:
+    def log_by_ref(self, tse_id: str, ref: str) -> StoredLog | None:
+        """An appended, not yet committed log by ref."""
         for batch in self._newest_first():
             found = batch.logs.find(tse_id, ref)
             if found is not None:
                 return found
         return None
-
-    def log_by_ref(self, tse_id: str, ref: str) -> StoredLog | None:
-        """An appended, not yet committed log by ref, once its signature is made."""
-        found = self.ref(tse_id, ref)
-        if found is None:
-            return None
-        pending, index = found
-        self.signers.wait()  # never sign one PendingLogs on two threads
-        if pending.signatures is None:
-            raise StorageError(f"signing failed: {pending.error!r}", code="E_SIGNING_FAILED")
-        return pending.final_logs()[index]
 
 
 def append_error(exc: sqlite3.Error) -> OpenTSEError:

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
-from opentse.engine.deferred import PendingLogs
 from opentse.engine.ports import StoredLog
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, StorageError
@@ -201,18 +200,8 @@ class LockedView:
     def append(self, logs: Sequence[StoredLog]) -> None:
         """Store ``logs`` (all or none): counters must continue the stored ones by +1."""
         self._check_open()
-        if logs:
-            self._append(PendingLogs.signed(logs))
-
-    def append_deferred(self, pending: PendingLogs) -> None:
-        """Like ``append``, for logs whose signatures are made while the batch waits
-        for its COMMIT (engine/deferred.py)."""
-        self._check_open()
-        if pending.logs:
-            self._append(pending)
-
-    def _append(self, pending: PendingLogs) -> None:
-        logs = pending.logs
+        if not logs:
+            return
         expected = self._counter + 1
         for log in logs:  # checked in this order by every store: counters, refs, data
             if log.tse_id != self._tse_id:
@@ -226,13 +215,15 @@ class LockedView:
         refs = [log.ref for log in logs if log.ref is not None]
         if len(set(refs)) != len(refs):
             raise ConflictError("the same ref twice in one append", code="E_DUPLICATE_REF")
-        params = [list(log_params(log)) for log in logs]  # checks extra is JSON-safe
+        params: list[Any] = []
+        for log in logs:
+            params += log_params(log)  # checks extra is JSON-safe
         for ref in refs:
-            if self._chain.ref(self._tse_id, ref) is not None or (
+            if self._chain.log_by_ref(self._tse_id, ref) is not None or (
                 ref not in self._absent_refs and self._stored_ref(ref) is not None
             ):
                 raise ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
-        self._batch.logs.add(self, pending, params)
+        self._batch.logs.add(self, logs, params)
         self._counter = expected - 1
 
     def find_ref(self, ref: str) -> StoredLog | None:
