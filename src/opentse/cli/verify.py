@@ -13,16 +13,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from opentse.errors import OpenTSEError
 from opentse.formats.qr import QRPayload
-from opentse.verify.archive import collect_members, decode_members
+from opentse.verify.archive import load_exports
 from opentse.verify.certificates import load_trust_roots
 from opentse.verify.findings import Severity
 from opentse.verify.html import write_html
-from opentse.verify.logcheck import PARALLEL_THRESHOLD
 from opentse.verify.qrimage import read_qr_texts
 from opentse.verify.receipt import ReceiptResult, verify_receipt
 from opentse.verify.report import VerifyReport, verify_loaded
@@ -81,7 +80,8 @@ def verify_command(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", help="Signature processes (default: every core above 2000 logs)."
+            "--workers",
+            help="Signature-checking threads (default: every core for large archives).",
         ),
     ] = None,
 ) -> None:
@@ -95,27 +95,26 @@ def verify_command(
         except (OSError, ValueError) as exc:
             err.print(f"[red]cannot read --trust {trust}: {exc}[/red]")
             raise typer.Exit(2) from None
+    big = sum(p.stat().st_size for p in exports if p.is_file()) > 2 * 1024 * 1024
     try:
-        sources, members = collect_members(exports)
+        if big and err.is_terminal:  # the one-pass reader, with a count of checked logs
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                TextColumn("{task.completed} logs"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("verifying logs", total=None)
+                export = load_exports(
+                    exports, workers=workers, progress=lambda n: bar.advance(task, n)
+                )
+        else:
+            export = load_exports(exports, workers=workers)
     except (OSError, OpenTSEError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    total = sum(1 for _, name, _ in members if name.lower().endswith(".log"))
-    if total > PARALLEL_THRESHOLD and err.is_terminal:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("verifying logs", total=total)
-            export = decode_members(
-                sources, members, workers=workers, progress=lambda n: bar.advance(task, n)
-            )
-    else:
-        export = decode_members(sources, members, workers=workers)
     report = verify_loaded(export, trust=roots)
     if html is not None:
         write_html(report, html)
