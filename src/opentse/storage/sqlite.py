@@ -5,17 +5,20 @@ message is durably stored, and counters never skip or repeat, across crashes,
 restarts and concurrent clients. How:
 
 * WAL journal with ``synchronous=FULL``: a COMMIT is on disk when it returns.
-* Group commit (``sqlite_writer``): one thread owns the write connection; it runs
-  every queued ``run_locked`` in ONE ``BEGIN IMMEDIATE`` .. ``COMMIT`` with a
-  SAVEPOINT each and releases the callers only after the COMMIT. One fsync serves
-  many callers: fsync, not signing, is what limits throughput.
-* ``BEGIN IMMEDIATE`` takes SQLite's write lock, so other processes on the same file
-  are excluded too; they wait up to ``busy_timeout``.
+* Pipelined group commit (``sqlite_writer``): a writer thread runs each
+  ``run_locked`` against memory (``sqlite_batch``: the running batch, the batches
+  being committed, then a read connection) and a committer thread writes a whole
+  batch in ONE ``BEGIN IMMEDIATE`` .. ``COMMIT``, releasing the callers only after
+  it. One fsync serves many callers, and the next batch is sequenced meanwhile.
+* Other processes on the same file: ``BEGIN IMMEDIATE`` takes SQLite's write lock
+  (they wait up to ``busy_timeout``); what they wrote between the writer's reads
+  and the COMMIT is caught by the counter trigger and the state's version check,
+  and those requests are sequenced again (nothing of them was written or returned).
 * Counters (``sqlite_locked``): ``append`` checks that logs follow the stored
   counter consecutively, the schema's trigger checks it again, and the state must
   be saved with the last appended counter before ``fn`` returns (TR-03151: +1 for
-  every signature). The state row of each TSE is written once per transaction,
-  just before COMMIT (``BatchStates``), not once per request.
+  every signature). The state row of each TSE is written once per commit, after
+  its logs (``BatchStates``), not once per request.
 * Reads use a small pool of separate read connections (a WAL reader sees the last
   commit and never blocks the writer); ``iter_logs`` streams with ``fetchmany``.
 """
