@@ -174,3 +174,23 @@ def test_timeadmin_pin_and_update_time(tmp_path: Path) -> None:
         names = tf.getnames()
     assert any(f"_Sig-{done['signature_counter']}_Log-Sys_updateTime" in n for n in names)
     assert any("Log-Sys_unblockUser" in n for n in names)
+
+
+def test_delete_stored_data_after_an_archived_export(tmp_path: Path) -> None:
+    """Refused before an export (ErrorUnexportedStoredData, exit code 1), then the
+    archived export's logs go and the newer ones stay."""
+    data = str(tmp_path / "d")
+    demo = run_json("demo", "--data", data, "--transactions", "2")
+    tse, pin = demo["tse_id"], demo["admin_pin"]
+    refused = run("tse", "delete-stored-data", tse, "--pin", pin, "--data", data, ok=False)
+    assert refused.exit_code == 1 and "E_UNEXPORTED_STORED_DATA" in refused.output
+    run("archive", "export", tse, "--data", data)
+    deleted = run_json("tse", "delete-stored-data", tse, "--pin", pin, "--data", data)
+    tar_path = tmp_path / "rest.tar"
+    run("export", "--tss", tse, str(tar_path), "--data", data)
+    with tarfile.open(tar_path) as tf:
+        logs = [tf.extractfile(n).read() for n in tf.getnames() if n.endswith(".log")]  # type: ignore[union-attr]
+    counters = sorted(codec.decode_log_message(m).signature_counter for m in logs)
+    assert deleted["logs_left"] == len(logs)
+    assert counters[0] > 1 and deleted["signature_counter"] in counters
+    assert counters == list(range(counters[0], counters[-1] + 1))

@@ -1,4 +1,4 @@
-"""``opentse tse create|list|show|initialize|disable|set-pin|update-time``."""
+"""``opentse tse create|list|show|initialize|disable|set-pin|update-time|delete-stored-data``."""
 
 from __future__ import annotations
 
@@ -208,6 +208,33 @@ def update_time_command(
         console.print(
             f"Time of TSE {tse_id} set to {log.log_time} (signature counter "
             f"{log.signature_counter})."
+        )
+
+
+@tse_app.command("delete-stored-data")
+def delete_stored_data_command(
+    tse_id: str = typer.Argument(...),
+    pin: str = PIN_OPTION,
+    data: Path = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Delete the logs covered by the newest complete export (deleteStoredData, as
+    admin; logged). Keep the export first: `opentse archive export` verifies and
+    keeps it for the 10-year retention."""
+    with installation(data) as inst:
+        admin_session(inst.service, tse_id, pin, None)
+        try:
+            log = inst.service.delete_stored_data(tse_id)
+        finally:
+            inst.service.logout(tse_id)
+        remaining = inst.store.count_logs(tse_id)
+    out = {"tse_id": tse_id, "signature_counter": log.signature_counter, "logs_left": remaining}
+    if as_json:
+        echo_json(out)
+    else:
+        console.print(
+            f"Exported logs of TSE {tse_id} deleted; {remaining} logs left "
+            f"(deleteStoredData is signature counter {log.signature_counter})."
         )
 
 

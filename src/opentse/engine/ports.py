@@ -85,6 +85,11 @@ class LockedTSE(Protocol):
 
     def find_ref(self, ref: str) -> StoredLog | None: ...
 
+    def delete_logs(self, up_to: int) -> None:
+        """Drop the stored logs with a signature counter up to ``up_to`` (with this
+        request; the counters go on where they were)."""
+        ...
+
 
 class TSEStore(Protocol):
     def create_tse(self, record: TSERecord, state: TSEState) -> None:

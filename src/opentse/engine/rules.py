@@ -38,6 +38,7 @@ class Op(StrEnum):
     SELF_TEST = "selfTest"
     CONFIGURE = "configure"  # audit-logged configuration changes
     EXPORT = "exportData"
+    DELETE_STORED_DATA = "deleteStoredData"
 
 
 LIFECYCLE_TRANSITIONS: frozenset[tuple[Lifecycle, Lifecycle]] = frozenset(
@@ -67,6 +68,8 @@ ALLOWED: dict[Op, frozenset[Lifecycle]] = {
     # fiskaly: exports only for INITIALIZED or DISABLED TSS; TR-03151: the export
     # still works after disableSecureElement.
     Op.EXPORT: frozenset({L.INITIALIZED, L.DISABLED}),
+    # signs a system log, so only while the TSE can sign
+    Op.DELETE_STORED_DATA: frozenset({L.INITIALIZED}),
 }
 
 # Limits (fiskaly SIGN DE v2 TSS fields; TR-03151 processType <= 100 characters).

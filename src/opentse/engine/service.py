@@ -130,6 +130,8 @@ class TSEService:
                 logs.extend(timed.logs)
                 out = step(ctx, state, now)
             logs.extend(out.logs)
+            if out.delete_up_to:
+                locked.delete_logs(out.delete_up_to)
             if logs:
                 locked.append(logs)
             if out.state is not loaded:
@@ -252,6 +254,10 @@ class TSEService:
 
     def disable(self, tse_id: str) -> SystemLogResult:
         return self._run(tse_id, lambda c, s, n: tse.disable(c, s, n))
+
+    def delete_stored_data(self, tse_id: str) -> SystemLogResult:
+        """deleteStoredData as the logged-in admin (see ``tse.delete_stored_data``)."""
+        return self._run(tse_id, lambda c, s, n: tse.delete_stored_data(c, s, n))
 
     def configure(
         self,

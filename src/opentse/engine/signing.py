@@ -79,6 +79,7 @@ class Outcome(Generic[R]):
     logs: tuple[StoredLog, ...]
     result: R
     error: OpenTSEError | None = None
+    delete_up_to: int = 0  # deleteStoredData: drop stored logs up to this counter first
 
 
 @dataclass(slots=True, eq=False)  # not frozen: built for every log, and frozen init costs ~7x

@@ -80,6 +80,7 @@ class TSEState:
     initialized_at: int | None = None
     disabled_at: int | None = None
     exported_up_to: int = 0  # highest signature counter covered by a verified export
+    deleted_up_to: int = 0  # logs up to this counter were dropped (deleteStoredData)
     version: int = 0  # bumped by every commit; lets stores cache state safely
 
     def to_dict(self) -> dict[str, Any]:

@@ -231,6 +231,27 @@ def export_log(
     return Outcome(state, logs, log, expiry_error(ctx, log.log_time))  # type: ignore[arg-type]
 
 
+def delete_stored_data(ctx: TSEContext, state: TSEState, now: int) -> Outcome[SystemLogResult]:
+    """deleteStoredData (TR-03151 SE API: "only exported data"): drops the stored logs
+    up to the last counter of the newest complete export (``exported_up_to``) and
+    signs a deleteStoredData system log naming that counter; what came after stays.
+    ErrorUnexportedStoredData when nothing exported is left to delete."""
+    can_sign(state, Op.DELETE_STORED_DATA)
+    require_login(state, now, ADMIN)
+    up_to = state.exported_up_to
+    if up_to <= state.deleted_up_to:
+        raise StateError(
+            "no exported data to delete: export the TSE completely first",
+            code="E_UNEXPORTED_STORED_DATA",
+            se_error="ErrorUnexportedStoredData",
+        )
+    data = sysdata.delete_stored_data(ADMIN, up_to)
+    certified = SystemLogData(Op.DELETE_STORED_DATA.value, data)
+    state, log, logs = sign_system(ctx, state, now, certified)
+    state = evolve(state, deleted_up_to=up_to)
+    return Outcome(state, logs, log, expiry_error(ctx, log.log_time), delete_up_to=up_to)
+
+
 def configure(
     ctx: TSEContext,
     state: TSEState,

@@ -5,11 +5,11 @@ Retention (§147 Abs. 3, 4 AO, GoBD Rz. 113): ten years, counted from the end of
 calendar year the export was made in, so ``retain_until`` is 31 December of year+10.
 
 Deletion (TR-03153 1.1.0, 3.x "Löschen von Protokolldaten": stored data may be
-deleted only after it was exported and the export checked): the stores have no delete
-operation, so ``release_logs`` *marks* instead: it records ``released_up_to`` (the last
-signature counter of a verified, archived, unfiltered export) in ``ops_log_release``;
-the engine itself keeps ``exported_up_to`` in the TSE state. Nothing is physically
-removed; a store that learns to delete may drop logs up to that mark.
+deleted only after it was exported and the export checked): ``release_logs`` records
+``released_up_to`` (the last signature counter of a verified, archived, unfiltered
+export) in ``ops_log_release``; the engine keeps ``exported_up_to`` in the TSE state,
+and the SE API's deleteStoredData (``opentse tse delete-stored-data``) drops the
+stored logs up to it.
 """
 
 from __future__ import annotations

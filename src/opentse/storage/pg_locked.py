@@ -177,6 +177,17 @@ class LockedView:
             raise append_error(exc) from exc
         self._counter = expected - 1
 
+    def delete_logs(self, up_to: int) -> None:
+        """deleteStoredData: in this request's transaction, before its appends."""
+        self._check_open()
+        try:
+            self._conn.execute(
+                "DELETE FROM logs WHERE tse_id = %s AND signature_counter <= %s",
+                (self._tse_id, up_to),
+            )
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL failed while deleting logs: {exc}") from exc
+
     def find_ref(self, ref: str) -> StoredLog | None:
         self._check_open()
         try:

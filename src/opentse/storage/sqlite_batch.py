@@ -129,6 +129,11 @@ class BatchLogs:
     def __init__(self) -> None:
         self._entries: list[_Entry] = []
         self._refs: dict[tuple[str, str], StoredLog] = {}
+        self._deletes: list[tuple[object, str, int]] = []  # (owner, tse_id, up_to)
+
+    def delete(self, owner: object, tse_id: str, up_to: int) -> None:
+        """deleteStoredData: drop the TSE's stored logs up to ``up_to`` first."""
+        self._deletes.append((owner, tse_id, up_to))
 
     def add(self, owner: object, logs: Sequence[StoredLog], params: list[Any]) -> None:
         """``params``: ``log_params`` of every log, one flat list."""
@@ -142,6 +147,7 @@ class BatchLogs:
 
     def drop(self, owner: object) -> None:
         """Forget what ``owner`` appended (its request failed)."""
+        self._deletes = [d for d in self._deletes if d[0] is not owner]
         kept = [entry for entry in self._entries if entry.owner is not owner]
         if len(kept) != len(self._entries):
             self._entries = kept
@@ -153,7 +159,12 @@ class BatchLogs:
             }
 
     def write(self, conn: sqlite3.Connection) -> None:
-        """Insert every entry (committer thread, inside the transaction)."""
+        """Insert every entry (committer thread, inside the transaction), after the
+        deletions of deleteStoredData (they cover only logs stored before)."""
+        for _, tse_id, up_to in self._deletes:
+            conn.execute(
+                "DELETE FROM logs WHERE tse_id = ? AND signature_counter <= ?", (tse_id, up_to)
+            )
         values: list[Any] = []
         for entry in self._entries:
             values += entry.params

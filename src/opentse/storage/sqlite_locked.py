@@ -226,6 +226,11 @@ class LockedView:
         self._batch.logs.add(self, logs, params)
         self._counter = expected - 1
 
+    def delete_logs(self, up_to: int) -> None:
+        """deleteStoredData: written with the batch, before its logs."""
+        self._check_open()
+        self._batch.logs.delete(self, self._tse_id, up_to)
+
     def find_ref(self, ref: str) -> StoredLog | None:
         self._check_open()
         found = self._chain.log_by_ref(self._tse_id, ref)

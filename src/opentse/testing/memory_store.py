@@ -200,6 +200,7 @@ class _MemoryView:
         self._pending: list[StoredLog] = []
         self._pending_refs: dict[str, StoredLog] = {}
         self._state_json: str | None = None
+        self._delete_up_to = 0
         self.closed = False
 
     def _check_open(self) -> None:
@@ -261,6 +262,10 @@ class _MemoryView:
         self._check_open()
         return _maybe(self._pending_refs.get(ref) or self._entry.refs.get(ref))
 
+    def delete_logs(self, up_to: int) -> None:
+        self._check_open()
+        self._delete_up_to = max(self._delete_up_to, up_to)
+
     def finish(self) -> None:
         """After ``fn``: appended logs require the state saved with their counter."""
         if self._saved_counter != self._counter:
@@ -272,6 +277,11 @@ class _MemoryView:
 
     def commit(self) -> None:
         entry = self._entry
+        if self._delete_up_to:
+            up_to = self._delete_up_to
+            entry.base_counter = max(entry.base_counter, min(up_to, entry.last_counter))
+            entry.logs = [log for log in entry.logs if log.signature_counter > up_to]
+            entry.refs = {r: log for r, log in entry.refs.items() if log.signature_counter > up_to}
         entry.logs.extend(self._pending)
         entry.refs.update(self._pending_refs)
         if self._state_json is not None:

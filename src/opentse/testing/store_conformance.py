@@ -324,6 +324,34 @@ class StoreConformance:
         assert _codes(exc_info) == "E_STORE_REENTRANT"
         assert append_and_save(store, "t") == [1]
 
+    def test_delete_logs_drops_only_up_to_and_counters_go_on(self, store: TSEStore) -> None:
+        """deleteStoredData: logs up to the mark go with the request's own append, in
+        one commit; later logs, refs beyond the mark and the counter stay."""
+        store.create_tse(make_record("t"), TSEState("t"))
+        append_and_save(store, "t", 3, ref=None)
+        append_and_save(store, "t", 1, ref="r4")
+
+        def fn(locked: LockedTSE) -> None:
+            state = locked.load()
+            locked.delete_logs(3)
+            locked.append([make_log("t", 5)])
+            state.signature_counter = 5
+            locked.save(state)
+
+        store.run_locked("t", fn)
+        assert [log.signature_counter for log in store.iter_logs("t")] == [4, 5]
+        assert store.get_log("t", 2) is None and store.get_log("t", 4) is not None
+        assert store.find_ref("t", "r4") is not None
+        assert append_and_save(store, "t", 1) == [6]
+
+        def fails(locked: LockedTSE) -> None:
+            locked.delete_logs(5)
+            raise RuntimeError("after deleting")
+
+        with pytest.raises(RuntimeError):
+            store.run_locked("t", fails)
+        assert [log.signature_counter for log in store.iter_logs("t")] == [4, 5, 6]
+
     # -- refs ---------------------------------------------------------------------
 
     def test_refs_are_unique_per_tse(self, store: TSEStore) -> None:
