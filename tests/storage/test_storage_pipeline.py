@@ -11,8 +11,9 @@ stores nothing and leaves the TSE usable.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,13 @@ from asn1crypto import parser as asn1_parser
 
 from opentse.crypto.keys import PlainSigner
 from opentse.engine.keyring import Keyring
+from opentse.engine.ports import LockedTSE
 from opentse.engine.results import SignResult
 from opentse.engine.service import TSEService
+from opentse.engine.state import TSEState
 from opentse.storage.sqlite import SQLiteStore
 from opentse.testing import TEST_SECRET, SystemClock, ready_tse
+from opentse.testing.store_conformance import append_and_save, make_log, make_record
 from opentse.tr03151.oids import algorithm_oid
 from opentse.tr03151.signature import verify_signature
 from opentse.tr03151.signer import Signer
@@ -193,3 +197,59 @@ def test_two_stores_on_one_file_with_the_engine_take_turns(tmp_path: Path) -> No
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_failed_commit_fails_its_batch_and_the_store_goes_on(tmp_path: Path) -> None:
+    """A COMMIT that fails (here: a state the JSON writer refuses, saved frozen, so
+    only the batch write finds out) fails the requests written with it, stores none
+    of their logs, and the next requests start again from the file."""
+    store = SQLiteStore(tmp_path / "fail.db")
+    store.create_tse(make_record("t"), TSEState("t"))
+    append_and_save(store, "t", 1)
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def bad(locked: LockedTSE) -> int:
+        state = locked.load()
+        counter = state.signature_counter + 1
+        locked.append([make_log("t", counter)])
+        broken = dataclasses.replace(state, signature_counter=counter)
+        broken.description = b"x"  # type: ignore[assignment]
+        locked.save(broken, frozen=True)
+        return counter
+
+    def call(fn: Callable[[LockedTSE], object]) -> None:
+        try:
+            result: object = store.run_locked("t", fn)
+        except Exception as exc:
+            result = exc
+        with lock:
+            outcomes.append(result)
+
+    fns: list[Callable[[LockedTSE], object]] = [append_one] * 6
+    fns.append(bad)
+    threads = [threading.Thread(target=call, args=(fn,)) for fn in fns]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        assert any(getattr(o, "code", "") == "E_STORAGE_DATA" for o in failed)
+        stored = [log.signature_counter for log in store.iter_logs("t")]
+        assert stored == list(range(1, len(stored) + 1))
+        assert len(stored) == 1 + sum(1 for o in outcomes if isinstance(o, int))
+        assert store.get_state("t").signature_counter == len(stored)
+        assert append_and_save(store, "t", 1) == [len(stored) + 1]
+        assert store.get_state("t").description == ""
+    finally:
+        store.close()
+
+
+def append_one(locked: LockedTSE) -> int:
+    state = locked.load()
+    counter = state.signature_counter + 1
+    locked.append([make_log("t", counter)])
+    state.signature_counter = counter
+    locked.save(state)
+    return counter

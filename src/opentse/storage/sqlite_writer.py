@@ -443,7 +443,8 @@ class GroupCommitWriter:
         except BaseException as exc:  # a bug here must not leave callers waiting
             rollback_quietly(self._conn)
             self._failed_epoch = max([self._failed_epoch, *(h.epoch for h in handed)])
-            self._doom[self._failed_epoch] = StorageError(f"store committer failed: {exc!r}")
+            for item in handed:
+                self._doom[item.epoch] = StorageError(f"store committer failed: {exc!r}")
             for item in handed:
                 self._hooks.done(item.batch)
                 for request in item.requests:
@@ -462,11 +463,11 @@ class GroupCommitWriter:
                 doomed, live = live + doomed, []
         for item in handed:
             self._hooks.done(item.batch)
-        for item in doomed:
-            self._end_doomed(item)
         for item in live:
             for request in item.requests:
                 request.finish()
+        for item in doomed:  # last: a request queued again must not be failed here too
+            self._end_doomed(item)
 
     def _end_doomed(self, item: _Handed) -> None:
         """A batch of a failed epoch: sequence it again after a conflict, else fail it
@@ -503,5 +504,6 @@ class GroupCommitWriter:
             conflict = isinstance(exc, OpenTSEError) and exc.code in CONFLICT_CODES
             if conflict:
                 self._exclusive_until = time.monotonic() + EXCLUSIVE_SECONDS
-            self._doom[epoch] = None if conflict else error
+            for item in live:
+                self._doom[item.epoch] = None if conflict else error
             self._failed_epoch = epoch
