@@ -255,22 +255,15 @@ class _Compiler:
         type_message = f"must be of type {typ}"
         options = schema.get("enum")
         enum_message = f"must be one of {', '.join(map(str, options))}" if options else ""
+        kind: type
         if typ == "string":
-            rules = _string_step(schema)
+            kind, kind_rules = str, _string_step(schema)
+        elif typ == "object":
+            kind, kind_rules = dict, self._object_step(schema)
+        else:
+            kind, kind_rules = list, self._array_step(schema)
 
-            def string(value: Any, path: Path) -> None:
-                if not isinstance(value, str):
-                    raise _fail(path, type_message)
-                if options is not None and value not in options:
-                    raise _fail(path, enum_message)
-                if rules is not None:
-                    rules(value, path)
-
-            return string
-        kind_rules = self._object_step(schema) if typ == "object" else self._array_step(schema)
-        kind = dict if typ == "object" else list
-
-        def container(value: Any, path: Path) -> None:
+        def typed(value: Any, path: Path) -> None:
             if not isinstance(value, kind):
                 raise _fail(path, type_message)
             if options is not None and value not in options:
@@ -278,7 +271,7 @@ class _Compiler:
             if kind_rules is not None:
                 kind_rules(value, path)
 
-        return container
+        return typed
 
     @staticmethod
     def _one_of(options: list[Validator]) -> Validator:
