@@ -83,6 +83,19 @@ def test_only_exported_logs_are_deleted(service: TSEService, tmp_path: Path) -> 
     assert first == mark + 1
 
 
+def test_a_late_retry_of_a_deleted_request_is_not_signed_again(service: TSEService) -> None:
+    first = service.start_transaction("t", "C1", b"", "", ref="tx-a:1")
+    service.export("t", io.BytesIO())
+    service.authenticate("t", ADMIN_PIN)
+    service.delete_stored_data("t")
+    counter = service.store.get_state("t").signature_counter
+    with pytest.raises(OpenTSEError) as exc_info:
+        service.start_transaction("t", "C1", b"", "", ref="tx-a:1")
+    assert exc_info.value.code == "E_REF_DELETED"
+    assert str(first.signature_counter) in str(exc_info.value)
+    assert service.store.get_state("t").signature_counter == counter
+
+
 def test_needs_the_admin(service: TSEService) -> None:
     service.export("t", io.BytesIO())
     with pytest.raises(OpenTSEError) as exc_info:

@@ -23,6 +23,7 @@ from opentse.storage.rows import (
     LOG_COLUMNS,
     log_from_row,
     log_params,
+    ref_deleted,
     state_from_json,
     state_to_json,
 )
@@ -182,6 +183,13 @@ class LockedView:
         self._check_open()
         try:
             self._conn.execute(
+                "INSERT INTO deleted_refs (tse_id, ref, signature_counter)"
+                " SELECT tse_id, ref, signature_counter FROM logs"
+                " WHERE tse_id = %s AND signature_counter <= %s AND ref IS NOT NULL"
+                " ON CONFLICT DO NOTHING",
+                (self._tse_id, up_to),
+            )
+            self._conn.execute(
                 "DELETE FROM logs WHERE tse_id = %s AND signature_counter <= %s",
                 (self._tse_id, up_to),
             )
@@ -195,8 +203,18 @@ class LockedView:
                 f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = %s AND ref = %s",
                 (self._tse_id, ref),
             ).fetchone()
+            gone = (
+                None
+                if row is not None
+                else self._conn.execute(
+                    "SELECT signature_counter FROM deleted_refs WHERE tse_id = %s AND ref = %s",
+                    (self._tse_id, ref),
+                ).fetchone()
+            )
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL failed while reading a log: {exc}") from exc
+        if gone is not None:
+            raise ref_deleted(ref, int(gone[0]))
         return None if row is None else log_from_row(row)
 
     def finish(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from opentse.engine.ports import LogFilter, StoredLog, TSERecord
 from opentse.engine.state import TSEState
-from opentse.errors import StorageError
+from opentse.errors import ConflictError, StorageError
 from opentse.tr03151.oids import LogType
 
 RECORD_COLUMNS = (
@@ -144,3 +144,13 @@ def filter_sql(flt: LogFilter | None, placeholder: str = "?") -> tuple[str, list
         else:
             clauses.append("1 = 0")
     return "".join(" AND " + c for c in clauses), params
+
+
+def ref_deleted(ref: str, signature_counter: int) -> ConflictError:
+    """A ref whose log deleteStoredData dropped: answered instead of "not found", so a
+    late retry of that request is not signed again as a new one."""
+    return ConflictError(
+        f"the request {ref!r} was signed (signature counter {signature_counter}); its "
+        "log was deleted after an export",
+        code="E_REF_DELETED",
+    )

@@ -163,6 +163,12 @@ class BatchLogs:
         deletions of deleteStoredData (they cover only logs stored before)."""
         for _, tse_id, up_to in self._deletes:
             conn.execute(
+                "INSERT OR IGNORE INTO deleted_refs (tse_id, ref, signature_counter)"
+                " SELECT tse_id, ref, signature_counter FROM logs"
+                " WHERE tse_id = ? AND signature_counter <= ? AND ref IS NOT NULL",
+                (tse_id, up_to),
+            )
+            conn.execute(
                 "DELETE FROM logs WHERE tse_id = ? AND signature_counter <= ?", (tse_id, up_to)
             )
         values: list[Any] = []

@@ -25,6 +25,7 @@ from opentse.storage.rows import (
     LOG_COLUMNS,
     log_from_row,
     log_params,
+    ref_deleted,
     state_from_json,
 )
 from opentse.storage.sqlite_batch import BatchChain, Saved
@@ -245,7 +246,15 @@ class LockedView:
         row = self._conn.execute(
             f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = ? AND ref = ?", (self._tse_id, ref)
         ).fetchone()
-        return None if row is None else log_from_row(row)
+        if row is not None:
+            return log_from_row(row)
+        gone = self._conn.execute(
+            "SELECT signature_counter FROM deleted_refs WHERE tse_id = ? AND ref = ?",
+            (self._tse_id, ref),
+        ).fetchone()
+        if gone is not None:
+            raise ref_deleted(ref, int(gone[0]))
+        return None
 
     def finish(self) -> None:
         """After ``fn``: appended logs require the state saved with their counter."""

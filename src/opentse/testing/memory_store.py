@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from opentse.engine.ports import LockedTSE, LogFilter, StoredLog, TSERecord
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, NotFoundError, StorageError
+from opentse.storage.rows import ref_deleted
 
 T = TypeVar("T")
 
@@ -71,6 +72,7 @@ class _Entry:
     version: int
     logs: list[StoredLog] = field(default_factory=list)  # in counter order
     refs: dict[str, StoredLog] = field(default_factory=dict)
+    deleted_refs: dict[str, int] = field(default_factory=dict)  # deleteStoredData
     base_counter: int = 0  # counter before the first stored log
 
     @property
@@ -260,7 +262,10 @@ class _MemoryView:
 
     def find_ref(self, ref: str) -> StoredLog | None:
         self._check_open()
-        return _maybe(self._pending_refs.get(ref) or self._entry.refs.get(ref))
+        found = self._pending_refs.get(ref) or self._entry.refs.get(ref)
+        if found is None and ref in self._entry.deleted_refs:
+            raise ref_deleted(ref, self._entry.deleted_refs[ref])
+        return _maybe(found)
 
     def delete_logs(self, up_to: int) -> None:
         self._check_open()
@@ -281,6 +286,11 @@ class _MemoryView:
             up_to = self._delete_up_to
             entry.base_counter = max(entry.base_counter, min(up_to, entry.last_counter))
             entry.logs = [log for log in entry.logs if log.signature_counter > up_to]
+            entry.deleted_refs.update(
+                (r, log.signature_counter)
+                for r, log in entry.refs.items()
+                if log.signature_counter <= up_to
+            )
             entry.refs = {r: log for r, log in entry.refs.items() if log.signature_counter > up_to}
         entry.logs.extend(self._pending)
         entry.refs.update(self._pending_refs)

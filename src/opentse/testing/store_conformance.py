@@ -328,7 +328,8 @@ class StoreConformance:
         """deleteStoredData: logs up to the mark go with the request's own append, in
         one commit; later logs, refs beyond the mark and the counter stay."""
         store.create_tse(make_record("t"), TSEState("t"))
-        append_and_save(store, "t", 3, ref=None)
+        append_and_save(store, "t", 1, ref="r1")
+        append_and_save(store, "t", 2, ref=None)
         append_and_save(store, "t", 1, ref="r4")
 
         def fn(locked: LockedTSE) -> None:
@@ -342,6 +343,10 @@ class StoreConformance:
         assert [log.signature_counter for log in store.iter_logs("t")] == [4, 5]
         assert store.get_log("t", 2) is None and store.get_log("t", 4) is not None
         assert store.find_ref("t", "r4") is not None
+        assert store.run_locked("t", lambda locked: locked.find_ref("r4")) is not None
+        with pytest.raises(ConflictError) as exc_info:  # signed once: never "not found"
+            store.run_locked("t", lambda locked: locked.find_ref("r1"))
+        assert _codes(exc_info) == "E_REF_DELETED"
         assert append_and_save(store, "t", 1) == [6]
 
         def fails(locked: LockedTSE) -> None:
