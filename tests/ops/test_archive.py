@@ -69,3 +69,16 @@ def test_release_only_after_verified_export(ops: OpsContext) -> None:
     assert archive.release_logs(ops, "t1") == good.last_counter
     assert archive.released_up_to(ops, "t1") == good.last_counter
     assert ops.service.get("t1").state.exported_up_to >= good.last_counter  # engine mark
+
+
+def test_reminder_boundaries() -> None:
+    """With 0 days a TSE without any export is due even in the second it started;
+    one exported this very second is not; otherwise due after more than ``days``."""
+    now = 1_800_000_000
+    started = {"new": now, "old": now - 3 * archive.DAY}
+    assert [r.tse_id for r in archive.due_reminders({}, started, now, 0)] == ["new", "old"]
+    exported = {"new": now, "old": now - 2 * archive.DAY}
+    assert [r.tse_id for r in archive.due_reminders(exported, started, now, 0)] == ["old"]
+    assert [r.tse_id for r in archive.due_reminders(exported, started, now, 2)] == []
+    assert [r.tse_id for r in archive.due_reminders({}, started, now, 3)] == []
+    assert [r.tse_id for r in archive.due_reminders({}, started, now, 2)] == ["old"]

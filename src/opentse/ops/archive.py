@@ -244,12 +244,13 @@ def due_reminders(
     last_exports: dict[str, int | None], started: dict[str, int], now: int, days: int
 ) -> list[Reminder]:
     """Pure: TSEs whose last archived export (or, without one, their start) lies more
-    than ``days`` days back."""
+    than ``days`` days back; with 0 days every TSE without an export, even one started
+    this very second."""
     found: list[Reminder] = []
     for tse_id, started_at in sorted(started.items()):
         last = last_exports.get(tse_id)
         since = (now - (last if last is not None else started_at)) / DAY
-        if since > days:
+        if since > days or (last is None and days == 0):
             what = "no export yet" if last is None else f"last export {since:.0f} days ago"
             found.append(
                 Reminder(tse_id, last, since, f"TSE {tse_id}: {what}; take and archive an export")
