@@ -30,7 +30,12 @@ from opentse.storage.rows import (
 )
 from opentse.storage.sqlite_batch import BatchChain, Saved
 
-MOVED = "E_STORAGE_MOVED"  # the writer sequences such a request again (sqlite_writer.py)
+MOVED = "E_STORAGE_MOVED"
+_FIND_REF = (
+    f"SELECT {LOG_COLUMNS}, NULL FROM logs WHERE tse_id = ? AND ref = ?"
+    f" UNION ALL SELECT {', '.join(['NULL'] * len(LOG_COLUMNS.split(',')))}, signature_counter"
+    " FROM deleted_refs WHERE tse_id = ? AND ref = ? LIMIT 1"
+)  # the writer sequences such a request again (sqlite_writer.py)
 _SCALARS = (str, int, bool, type(None))
 _PLAIN_OR_DICT = frozenset((*_SCALARS, dict))  # exact types json.dumps takes as they are
 _KEYS = frozenset((str,))
@@ -243,18 +248,14 @@ class LockedView:
         return log
 
     def _stored_ref(self, ref: str) -> StoredLog | None:
-        row = self._conn.execute(
-            f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = ? AND ref = ?", (self._tse_id, ref)
-        ).fetchone()
-        if row is not None:
-            return log_from_row(row)
-        gone = self._conn.execute(
-            "SELECT signature_counter FROM deleted_refs WHERE tse_id = ? AND ref = ?",
-            (self._tse_id, ref),
-        ).fetchone()
-        if gone is not None:
-            raise ref_deleted(ref, int(gone[0]))
-        return None
+        """The stored log of ``ref``; E_REF_DELETED if deleteStoredData dropped it (one
+        statement for both: this runs for every request with a ref)."""
+        row = self._conn.execute(_FIND_REF, (self._tse_id, ref, self._tse_id, ref)).fetchone()
+        if row is None:
+            return None
+        if row[0] is None:
+            raise ref_deleted(ref, int(row[-1]))
+        return log_from_row(row[:-1])
 
     def finish(self) -> None:
         """After ``fn``: appended logs require the state saved with their counter."""
