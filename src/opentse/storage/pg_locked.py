@@ -21,16 +21,19 @@ from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, OpenTSEError, StorageError
 from opentse.storage.rows import (
     LOG_COLUMNS,
-    log_from_row,
+    delete_logs_sql,
+    find_ref_sql,
     log_params,
-    ref_deleted,
     state_from_json,
     state_to_json,
+    stored_or_deleted,
 )
 
 if TYPE_CHECKING:
     from opentse.storage.postgres import PostgresStore
 
+_FIND_REF = find_ref_sql("%s")
+_DELETE_LOGS = delete_logs_sql("%s")
 INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
 # One log (the usual append): a duplicate ref is skipped, not an error, so the
 # transaction stays usable without a savepoint round trip (the counter trigger runs
@@ -182,40 +185,18 @@ class LockedView:
         """deleteStoredData: in this request's transaction, before its appends."""
         self._check_open()
         try:
-            self._conn.execute(
-                "INSERT INTO deleted_refs (tse_id, ref, signature_counter)"
-                " SELECT tse_id, ref, signature_counter FROM logs"
-                " WHERE tse_id = %s AND signature_counter <= %s AND ref IS NOT NULL"
-                " ON CONFLICT DO NOTHING",
-                (self._tse_id, up_to),
-            )
-            self._conn.execute(
-                "DELETE FROM logs WHERE tse_id = %s AND signature_counter <= %s",
-                (self._tse_id, up_to),
-            )
+            for statement in _DELETE_LOGS:
+                self._conn.execute(statement, (self._tse_id, up_to))
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL failed while deleting logs: {exc}") from exc
 
     def find_ref(self, ref: str) -> StoredLog | None:
         self._check_open()
         try:
-            row = self._conn.execute(
-                f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = %s AND ref = %s",
-                (self._tse_id, ref),
-            ).fetchone()
-            gone = (
-                None
-                if row is not None
-                else self._conn.execute(
-                    "SELECT signature_counter FROM deleted_refs WHERE tse_id = %s AND ref = %s",
-                    (self._tse_id, ref),
-                ).fetchone()
-            )
+            row = self._conn.execute(_FIND_REF, (self._tse_id, ref, self._tse_id, ref)).fetchone()
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL failed while reading a log: {exc}") from exc
-        if gone is not None:
-            raise ref_deleted(ref, int(gone[0]))
-        return None if row is None else log_from_row(row)
+        return stored_or_deleted(row, ref)
 
     def finish(self) -> None:
         """After ``fn``: appended logs require the state saved with their counter."""

@@ -154,3 +154,38 @@ def ref_deleted(ref: str, signature_counter: int) -> ConflictError:
         "log was deleted after an export",
         code="E_REF_DELETED",
     )
+
+
+def find_ref_sql(placeholder: str = "?") -> str:
+    """One statement for ``find_ref`` (it runs for every request with a ref): the log
+    with that ref, else a row of NULLs ending in the counter of a deleted one.
+    Parameters: tse_id, ref, tse_id, ref. Read the row with ``stored_or_deleted``."""
+    p = placeholder
+    nulls = ", ".join(["NULL"] * len(LOG_COLUMNS.split(",")))
+    return (
+        f"SELECT {LOG_COLUMNS}, NULL FROM logs WHERE tse_id = {p} AND ref = {p}"
+        f" UNION ALL SELECT {nulls}, signature_counter"
+        f" FROM deleted_refs WHERE tse_id = {p} AND ref = {p} LIMIT 1"
+    )
+
+
+def stored_or_deleted(row: Sequence[Any] | None, ref: str) -> StoredLog | None:
+    """A ``find_ref_sql`` row: the log, None, or E_REF_DELETED."""
+    if row is None:
+        return None
+    if row[0] is None:
+        raise ref_deleted(ref, int(row[-1]))
+    return log_from_row(row[:-1])
+
+
+def delete_logs_sql(placeholder: str = "?") -> tuple[str, str]:
+    """deleteStoredData's two statements, both with parameters (tse_id, up_to): keep
+    the refs of the logs that go (``deleted_refs``), then drop the logs."""
+    p = placeholder
+    return (
+        "INSERT INTO deleted_refs (tse_id, ref, signature_counter)"
+        " SELECT tse_id, ref, signature_counter FROM logs"
+        f" WHERE tse_id = {p} AND signature_counter <= {p} AND ref IS NOT NULL"
+        " ON CONFLICT DO NOTHING",
+        f"DELETE FROM logs WHERE tse_id = {p} AND signature_counter <= {p}",
+    )

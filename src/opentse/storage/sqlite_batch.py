@@ -23,9 +23,10 @@ import orjson
 from opentse.engine.ports import StoredLog
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, OpenTSEError, StorageError
-from opentse.storage.rows import LOG_COLUMNS, dump_json
+from opentse.storage.rows import LOG_COLUMNS, delete_logs_sql, dump_json
 from opentse.storage.sqlite_writer import storage_error
 
+_DELETE_LOGS = delete_logs_sql()
 _COLUMNS = 11
 _ROWS_PER_INSERT = 256  # 2,816 parameters: far below SQLite's limit of 32,766
 
@@ -162,15 +163,8 @@ class BatchLogs:
         """Insert every entry (committer thread, inside the transaction), after the
         deletions of deleteStoredData (they cover only logs stored before)."""
         for _, tse_id, up_to in self._deletes:
-            conn.execute(
-                "INSERT OR IGNORE INTO deleted_refs (tse_id, ref, signature_counter)"
-                " SELECT tse_id, ref, signature_counter FROM logs"
-                " WHERE tse_id = ? AND signature_counter <= ? AND ref IS NOT NULL",
-                (tse_id, up_to),
-            )
-            conn.execute(
-                "DELETE FROM logs WHERE tse_id = ? AND signature_counter <= ?", (tse_id, up_to)
-            )
+            for statement in _DELETE_LOGS:
+                conn.execute(statement, (tse_id, up_to))
         values: list[Any] = []
         for entry in self._entries:
             values += entry.params

@@ -22,20 +22,15 @@ from opentse.engine.ports import StoredLog
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, StorageError
 from opentse.storage.rows import (
-    LOG_COLUMNS,
-    log_from_row,
+    find_ref_sql,
     log_params,
-    ref_deleted,
     state_from_json,
+    stored_or_deleted,
 )
 from opentse.storage.sqlite_batch import BatchChain, Saved
 
-MOVED = "E_STORAGE_MOVED"
-_FIND_REF = (
-    f"SELECT {LOG_COLUMNS}, NULL FROM logs WHERE tse_id = ? AND ref = ?"
-    f" UNION ALL SELECT {', '.join(['NULL'] * len(LOG_COLUMNS.split(',')))}, signature_counter"
-    " FROM deleted_refs WHERE tse_id = ? AND ref = ? LIMIT 1"
-)  # the writer sequences such a request again (sqlite_writer.py)
+MOVED = "E_STORAGE_MOVED"  # the writer sequences such a request again (sqlite_writer.py)
+_FIND_REF = find_ref_sql()
 _SCALARS = (str, int, bool, type(None))
 _PLAIN_OR_DICT = frozenset((*_SCALARS, dict))  # exact types json.dumps takes as they are
 _KEYS = frozenset((str,))
@@ -251,11 +246,7 @@ class LockedView:
         """The stored log of ``ref``; E_REF_DELETED if deleteStoredData dropped it (one
         statement for both: this runs for every request with a ref)."""
         row = self._conn.execute(_FIND_REF, (self._tse_id, ref, self._tse_id, ref)).fetchone()
-        if row is None:
-            return None
-        if row[0] is None:
-            raise ref_deleted(ref, int(row[-1]))
-        return log_from_row(row[:-1])
+        return stored_or_deleted(row, ref)
 
     def finish(self) -> None:
         """After ``fn``: appended logs require the state saved with their counter."""
