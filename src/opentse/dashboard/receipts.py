@@ -27,22 +27,9 @@ def _dt(unix: int) -> datetime:
 
 
 def tse_signature(result: SignResult) -> Any:
-    from opentse.register.receipt import TseSignature
+    from opentse.register.backends import signed_from_result
 
-    return TseSignature(
-        transaction_number=result.transaction_number,
-        signature_counter=result.signature_counter,
-        start_time=_dt(result.start_time),
-        end_time=_dt(result.log_time),
-        signature=result.signature,
-        public_key=result.public_key_point,
-        serial_number=result.serial_number.hex(),
-        signature_algorithm=result.algorithm,
-        time_format=result.time_format,
-        client_id=result.client_id,
-        process_type=result.process_type,
-        process_data=result.process_data.decode("utf-8", "replace"),
-    )
+    return signed_from_result(result, errors="replace").to_tse_signature()
 
 
 def qr_text_of(result: SignResult) -> str | None:

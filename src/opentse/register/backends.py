@@ -117,8 +117,10 @@ def _utc(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def signed_from_result(result: SignResult) -> Signed:
-    """Convert the engine's SignResult (unix seconds, bytes) to :class:`Signed`."""
+def signed_from_result(result: SignResult, *, errors: str = "strict") -> Signed:
+    """Convert the engine's SignResult (unix seconds, bytes) to :class:`Signed`.
+    ``errors``: how processData that is not UTF-8 is decoded (``"replace"`` to show
+    any TSE's data; a register only signs text it made)."""
     return Signed(
         tse_id=result.tse_id,
         transaction_number=result.transaction_number,
@@ -132,7 +134,7 @@ def signed_from_result(result: SignResult) -> Signed:
         time_format=result.time_format,
         client_id=result.client_id,
         process_type=result.process_type,
-        process_data=result.process_data.decode("utf-8"),
+        process_data=result.process_data.decode("utf-8", errors),
         replayed=result.replayed,
     )
 
