@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -25,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opentse.errors import ProtocolError, StorageError
+from opentse.errors import ProtocolError
 from opentse.formats.dsfinvk import model
 from opentse.formats.processdata import PROCESS_TYPE_BESTELLUNG
 from opentse.register.backends import Signed, TseDescription
@@ -42,6 +41,7 @@ from opentse.register.books_json import (
     tse_to_json,
 )
 from opentse.register.dsfinvk_bridge import rate_on, to_dsfinvk_receipt
+from opentse.register.localdb import open_local_db
 from opentse.register.money import VAT_TABLE
 from opentse.register.sale import Sale
 
@@ -108,16 +108,7 @@ class Books:
     """Bookkeeping store of one register (one DSFinV-K cash register)."""
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the register books: {exc}") from exc
+        self._db = open_local_db(path, _SCHEMA, "register books", busy_timeout_ms=10000)
         self._lock = threading.Lock()
 
     def close_file(self) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from opentse.errors import StorageError
+from opentse.register.localdb import open_local_db
 
 RESTART_ADVICE = "Mehr als zwei Belege ohne TSE: TSE-Host neu starten oder den Support anrufen."
 ADVICE_AFTER = 2
@@ -127,15 +128,7 @@ class OutageLog:
     """The journal. ``path`` may be ``":memory:"`` for tests of the logic only."""
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the register journal: {exc}") from exc
+        self._db = open_local_db(path, _SCHEMA, "register journal")
         self._lock = threading.Lock()
 
     def close(self) -> None:
