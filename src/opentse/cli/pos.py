@@ -41,6 +41,10 @@ CLIENT_OPTION: Any = typer.Option(
 )
 JOURNAL_OPTION: Any = typer.Option(None, "--journal", help="The register's journal file.")
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON.")
+SELLER_NAME_OPTION: Any = typer.Option("opentse Testkasse", "--seller-name")
+SELLER_ADDRESS_OPTION: Any = typer.Option(
+    ["Musterstraße 1", "12345 Musterstadt"], "--seller-address", help="Address line (repeat)."
+)
 
 PAYMENT_NAMES = {
     "bar": "cash",
@@ -179,10 +183,8 @@ def sell_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
-    seller_name: str = typer.Option("opentse Testkasse", "--seller-name"),
-    seller_address: list[str] = typer.Option(
-        ["Musterstraße 1", "12345 Musterstadt"], "--seller-address", help="Address line (repeat)."
-    ),
+    seller_name: str = SELLER_NAME_OPTION,
+    seller_address: list[str] = SELLER_ADDRESS_OPTION,
     width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
     qr_only: bool = typer.Option(False, "--qr-only", help="TSE data only in the QR code."),
     certified: bool = typer.Option(
@@ -357,10 +359,8 @@ def storno_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
-    seller_name: str = typer.Option("opentse Testkasse", "--seller-name"),
-    seller_address: list[str] = typer.Option(
-        ["Musterstraße 1", "12345 Musterstadt"], "--seller-address", help="Address line (repeat)."
-    ),
+    seller_name: str = SELLER_NAME_OPTION,
+    seller_address: list[str] = SELLER_ADDRESS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated)
