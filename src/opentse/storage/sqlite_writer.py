@@ -275,14 +275,30 @@ class GroupCommitWriter:
         """Run ``requests`` into the running batch; it is handed to the committer when
         the committer has nothing to do (so batches are as large as the disk lets
         them grow, and a lone caller is not kept waiting)."""
-        if self._failed_epoch >= self._epoch:  # a commit failed: start from the database
-            self._hand()  # the open batch belongs to the failed epoch: the committer ends it
-            self._hooks.reset()
-            self._epoch = self._failed_epoch + 1
+        self._after_failure()
         if self._open is None:
             self._hooks.start(self._epoch)
             self._open = []
-        conn = self._read_conn
+        moved = self._run_ops(requests, self._read_conn)
+        if moved:  # another process writes: sequence them again, under the write lock
+            self._exclusive_until = time.monotonic() + EXCLUSIVE_SECONDS
+            requests = [r for r in requests if r not in moved]
+            for request in moved:
+                self._again(request, None)
+        self._open.extend(requests)
+
+    def _after_failure(self) -> None:
+        """After a failed commit: the open batch goes to the committer (it belongs to
+        the failed epoch, the committer ends it), the caches go, and a new epoch
+        starts from the database."""
+        if self._failed_epoch >= self._epoch:
+            self._hand()
+            self._hooks.reset()
+            self._epoch = self._failed_epoch + 1
+
+    def _run_ops(self, requests: list[_Request], conn: sqlite3.Connection) -> list[_Request]:
+        """Run each sequenced op on ``conn``, its error kept for its caller; returns
+        the requests that found the file changed between two of their reads."""
         moved = []
         for request in requests:
             self.stats["requests"] += 1
@@ -294,12 +310,7 @@ class GroupCommitWriter:
                 request.error = (
                     storage_error("reading", exc) if isinstance(exc, sqlite3.Error) else exc
                 )
-        if moved:  # another process writes: sequence them again, under the write lock
-            self._exclusive_until = time.monotonic() + EXCLUSIVE_SECONDS
-            requests = [r for r in requests if r not in moved]
-            for request in moved:
-                self._again(request, None)
-        self._open.extend(requests)
+        return moved
 
     def _hand(self) -> None:
         """The running batch goes to the committer (if there is one)."""
@@ -312,9 +323,7 @@ class GroupCommitWriter:
         """Sequence and commit ``requests`` inside one write transaction of their own
         (another process writes the same file: its commits cannot come between)."""
         self._drain()
-        if self._failed_epoch >= self._epoch:
-            self._hooks.reset()
-            self._epoch = self._failed_epoch + 1
+        self._after_failure()
         self._hooks.start(self._epoch)
         conn = self._conn
         try:
@@ -325,14 +334,7 @@ class GroupCommitWriter:
                 request.error = storage_error("locking the database", exc)
                 request.finish()
             return
-        for request in requests:
-            self.stats["requests"] += 1
-            try:
-                request.result = request.op(conn)
-            except BaseException as exc:
-                request.error = (
-                    storage_error("reading", exc) if isinstance(exc, sqlite3.Error) else exc
-                )
+        self._run_ops(requests, conn)  # nothing moves under the write lock
         batch = self._hooks.hand_over()
         try:
             self._hooks.write(conn, [batch])
