@@ -227,16 +227,17 @@ class BatchChain:
     def forget(self) -> None:
         self.inflight.clear()
 
-    def _newest_first(self) -> list[Batch]:
+    def _handed(self) -> list[Batch]:
+        """The batches at the committer, newest first."""
         batches = list(self.inflight)  # one C call: safe while the committer removes
         batches.reverse()
-        return [self.current, *batches]
+        return batches
 
     def state(self, tse_id: str) -> Saved | None:
         saved = self.current.states.get(tse_id)
         if saved is not None or not self.inflight:
             return saved
-        for batch in self._newest_first():
+        for batch in self._handed():
             saved = batch.states.get(tse_id)
             if saved is not None:
                 return saved
@@ -244,7 +245,10 @@ class BatchChain:
 
     def log_by_ref(self, tse_id: str, ref: str) -> StoredLog | None:
         """An appended, not yet committed log by ref."""
-        for batch in self._newest_first():
+        found = self.current.logs.find(tse_id, ref)
+        if found is not None or not self.inflight:
+            return found
+        for batch in self._handed():
             found = batch.logs.find(tse_id, ref)
             if found is not None:
                 return found
