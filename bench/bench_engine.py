@@ -24,6 +24,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,27 +57,33 @@ def raw_rate(curve: str, seconds: float) -> tuple[float, float]:
             return n / (now - start), n / max(time.process_time() - cpu, 1e-9)
 
 
-def raw_rate_all_cores(curve: str, seconds: float) -> float:
-    """Signatures/s with one thread per core: ``cryptography`` signs without the GIL,
-    so this is what one process can sign at most on this machine."""
-    signer = keys.PlainSigner(keys.generate_private_key(curve), keys.default_algorithm(curve))
+def rate_on_every_core(sign: Callable[[], object], seconds: float, burst: int = 50) -> float:
+    """Calls/s of ``sign`` with one thread per core: ``cryptography`` signs without
+    the GIL, so this is what one process can sign at most on this machine."""
     cores = os.cpu_count() or 1
     counts = [0] * cores
     stop = time.perf_counter() + seconds
 
-    def sign(i: int) -> None:
+    def run(i: int) -> None:
         while time.perf_counter() < stop:
-            for _ in range(50):
-                signer.sign(b"x" * 200)
-            counts[i] += 50
+            for _ in range(burst):
+                sign()
+            counts[i] += burst
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=sign, args=(i,)) for i in range(cores)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(cores)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     return sum(counts) / (time.perf_counter() - start)
+
+
+def raw_rate_all_cores(curve: str, seconds: float) -> float:
+    """The engine's signer (plain r||s) on every core."""
+    signer = keys.PlainSigner(keys.generate_private_key(curve), keys.default_algorithm(curve))
+    data = b"x" * 200
+    return rate_on_every_core(lambda: signer.sign(data), seconds)
 
 
 def fsync_ms() -> float:
