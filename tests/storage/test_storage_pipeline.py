@@ -218,17 +218,17 @@ def test_a_failed_commit_fails_its_batch_and_the_store_goes_on(tmp_path: Path) -
         locked.save(broken, frozen=True)
         return counter
 
-    def call(fn: Callable[[LockedTSE], object]) -> None:
+    def call(action: Callable[[], object]) -> None:
         try:
-            result: object = store.run_locked("t", fn)
+            result = action()
         except Exception as exc:
             result = exc
         with lock:
             outcomes.append(result)
 
-    fns: list[Callable[[LockedTSE], object]] = [append_one] * 6
-    fns.append(bad)
-    threads = [threading.Thread(target=call, args=(fn,)) for fn in fns]
+    actions: list[Callable[[], object]] = [lambda: append_and_save(store, "t")[0]] * 6
+    actions.append(lambda: store.run_locked("t", bad))
+    threads = [threading.Thread(target=call, args=(action,)) for action in actions]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -244,12 +244,3 @@ def test_a_failed_commit_fails_its_batch_and_the_store_goes_on(tmp_path: Path) -
         assert store.get_state("t").description == ""
     finally:
         store.close()
-
-
-def append_one(locked: LockedTSE) -> int:
-    state = locked.load()
-    counter = state.signature_counter + 1
-    locked.append([make_log("t", counter)])
-    state.signature_counter = counter
-    locked.save(state)
-    return counter
