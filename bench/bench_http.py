@@ -32,6 +32,8 @@ from typing import Any
 
 import httpx
 
+from opentse.testing.serving import wait_until_serving
+
 OPENTSE = str(Path(sys.executable).parent / "opentse")
 RECEIPT = {
     "receipt_type": "RECEIPT",
@@ -342,16 +344,8 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}/api/v2"
         spy: subprocess.Popen[bytes] | None = None
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("server did not start")
-                time.sleep(0.1)
+            if not wait_until_serving(f"http://127.0.0.1:{port}", proc):
+                raise SystemExit("server did not start")
             headers, tss, ids = setup(base, key, max(counts))
             token = headers["Authorization"][7:]
             if args.py_spy is not None:

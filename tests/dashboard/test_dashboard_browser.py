@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from dashboard_support import api_login, sell, setup_tss
+
+from opentse.testing.serving import wait_until_serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 OPENTSE = [str(Path(sys.executable).parent / "opentse")]
@@ -81,18 +82,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            output = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"opentse serve did not start: {output}")
-        time.sleep(0.1)
+    if not wait_until_serving(base, proc):
+        proc.kill()
+        output = proc.stdout.read().decode() if proc.stdout else ""
+        pytest.fail(f"opentse serve did not start: {output}")
     try:
         yield {"base": base, "key": key, "data": data}
     finally:

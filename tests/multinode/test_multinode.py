@@ -36,6 +36,7 @@ import pytest
 
 from opentse.installation import Installation
 from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.testing.serving import wait_until_serving
 from opentse.verify.report import verify_exports
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
@@ -112,15 +113,9 @@ def _start_nodes(count: int, data: Path, url: str, log_dir: Path) -> list[Node]:
 def _wait_ready(nodes: list[Node]) -> None:
     deadline = time.monotonic() + 60
     for node in nodes:
-        while True:
-            assert node.process.poll() is None, Path(node.log.name).read_text()
-            try:
-                if httpx.get(node.base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server node did not start"
-            time.sleep(0.1)
+        started = wait_until_serving(node.base, node.process, seconds=deadline - time.monotonic())
+        assert node.process.poll() is None, Path(node.log.name).read_text()
+        assert started, "server node did not start"
 
 
 def _setup_tss(client: httpx.Client, h: dict[str, str]) -> tuple[str, str]:

@@ -12,7 +12,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from http_support import login, setup_tss
 
 from opentse.ops import protocol
 from opentse.ops.store import OpsContext
+from opentse.testing.serving import wait_until_serving
 
 OPENTSE = str(Path(sys.executable).parent / "opentse")
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -47,19 +47,11 @@ def serve(data: Path) -> Iterator[str]:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise AssertionError("server did not start: " + out)
-            time.sleep(0.1)
+        if not wait_until_serving(base, proc):
+            proc.kill()
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError("server did not start: " + out)
         yield base
     finally:
         proc.terminate()

@@ -31,6 +31,7 @@ from opentse.register.receipt import Seller
 from opentse.register.register import Register, RegisterConfig
 from opentse.register.remote import RemoteBackend
 from opentse.register.sale import Sale
+from opentse.testing.serving import wait_until_serving
 from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import TransactionLogData
 from opentse.verify.receipt import verify_receipt
@@ -62,15 +63,7 @@ class Server:
             stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.base + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None and time.monotonic() < deadline, "no server"
-            time.sleep(0.1)
+        assert wait_until_serving(self.base, self.proc), "no server"
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from opentse.testing.serving import wait_until_serving
+
 OPENTSE = str(Path(sys.executable).parent / "opentse")
 PIN = "Pin-7hQ2xZ"  # distinctive, so a grep cannot hit it by accident
 
@@ -72,16 +74,8 @@ class LiveServer:
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.origin + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start: " + self.log_path.read_text()[-2000:])
-            time.sleep(0.1)
+        if not wait_until_serving(self.origin, self.process):
+            raise RuntimeError("server did not start: " + self.log_path.read_text()[-2000:])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

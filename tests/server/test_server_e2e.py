@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from opentse.testing.serving import wait_until_serving
+
 OPENTSE = [str(Path(sys.executable).parent / "opentse")]
 
 
@@ -70,17 +72,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("server did not start: " + proc.stdout.read().decode())  # type: ignore[union-attr]
-        time.sleep(0.1)
+    if not wait_until_serving(base, proc):
+        proc.kill()
+        raise AssertionError("server did not start: " + proc.stdout.read().decode())  # type: ignore[union-attr]
     try:
         yield {"base": base + "/api/v2", "key": key, "other": other, "data": data}
     finally:
