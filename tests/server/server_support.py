@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -39,8 +40,16 @@ class AppClient(httpx.Client):
 @pytest.fixture
 def app_client(tmp_path: Path, clock: FrozenClock) -> Iterator[AppClient]:
     """The app served by uvicorn in a thread on a free 127.0.0.1 port."""
-    inst = open_installation(tmp_path / "data", clock)
-    app = create_app(inst, ServerConfig(data_dir=tmp_path / "data"), clock=clock)
+    with serve_app(tmp_path / "data", clock) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def serve_app(data: Path, clock: Any, **settings: Any) -> Iterator[AppClient]:
+    """An installation in ``data`` served by uvicorn in a thread (``settings``: more
+    ServerConfig fields)."""
+    inst = open_installation(data, clock)
+    app = create_app(inst, ServerConfig(data_dir=data, **settings), clock=clock)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -57,13 +66,15 @@ def app_client(tmp_path: Path, clock: FrozenClock) -> Iterator[AppClient]:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    with AppClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        client.ctx = app.state.ctx
-        client.app = app
-        yield client
-    server.should_exit = True
-    thread.join(timeout=20)
-    inst.close()
+    try:
+        with AppClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            client.ctx = app.state.ctx
+            client.app = app
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        inst.close()
 
 
 def new_key(client: AppClient, org: str = "shop") -> dict[str, str]:

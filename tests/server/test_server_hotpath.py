@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
-from server_support import AppClient, login, new_key, setup_tss
+from server_support import AppClient, login, new_key, serve_app, setup_tss
 
 from opentse.server.hotpath import hot_route
+from opentse.testing.clock import FrozenClock
 
 RECEIPT = {
     "receipt_type": "RECEIPT",
@@ -262,3 +264,58 @@ def test_retried_revisions_replay_with_the_index_in_place(app_client: AppClient)
     assert retry.json()["latest_revision"] == 2
     assert _put(app_client, h, tss, tx, 2, finish).json() == done.json()
     assert _counter(app_client, h, tss) == counter
+
+
+VOLATILE = {"value", "public_key", "qr_code_data", "tss_serial_number", "client_serial_number"}
+
+
+def _normal(value: Any, ids: dict[str, str]) -> Any:
+    """A body with the run's own ids named by role and key-dependent fields gone."""
+    if isinstance(value, dict):
+        return {k: _normal(v, ids) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_normal(v, ids) for v in value]
+    if isinstance(value, str):
+        for real, name in ids.items():
+            value = value.replace(real, name)
+    return value
+
+
+def _register_story(client: AppClient) -> list[tuple[int, Any]]:
+    """What a register does (and gets wrong), answer by answer."""
+    h, tss, cid = _ready(client)
+    txs = [str(uuid.UUID(int=i + 1)) for i in range(4)]
+    ids = {tss: "<tss>", cid: "<client>"}
+    active = {"state": "ACTIVE", "client_id": cid}
+    done = {"state": "FINISHED", "client_id": cid, "schema": {"standard_v1": {"receipt": RECEIPT}}}
+    steps: list[tuple[str, int, dict[str, Any]]] = [
+        (txs[0], 1, active),
+        (txs[0], 2, active),  # an update
+        (txs[0], 3, done),
+        (txs[0], 3, done),  # the same revision again: the stored answer
+        (txs[0], 5, active),  # a revision skipped
+        (txs[0], 4, active),  # finished already
+        (txs[1], 1, done),  # started and finished in one call
+        (txs[2], 2, active),  # revision 2 of nothing
+        (txs[3], 1, {"state": "ACTIVE", "client_id": STRANGER}),
+        (txs[3], 1, {"state": "CANCELLED", "client_id": cid}),
+        ("2", 2, done),  # by number (the transaction of txs[1]... finished)
+    ]
+    answers = []
+    for tx, rev, body in steps:
+        r = _put(client, h, tss, tx, rev, body)
+        answers.append((r.status_code, _normal(r.json(), ids)))
+    return answers
+
+
+def test_event_loop_signing_answers_as_handler_threads(tmp_path: Path, clock: FrozenClock) -> None:
+    """The quick path awaiting the engine on the event loop (SQLite) and the same
+    path on a handler thread give the same answers, errors included."""
+    with serve_app(tmp_path / "loop", clock) as on_loop:
+        assert on_loop.ctx.loop_signing and on_loop.app.hot_async is not None
+        loop_answers = _register_story(on_loop)
+    with serve_app(tmp_path / "threads", clock, loop_signing=False) as on_threads:
+        assert not on_threads.ctx.loop_signing and on_threads.app.hot_async is None
+        thread_answers = _register_story(on_threads)
+    assert [a[0] for a in loop_answers] == [200, 200, 200, 200, 400, 400, 200, 400, 400, 200, 400]
+    assert loop_answers == thread_answers

@@ -11,6 +11,7 @@ stores nothing and leaves the TSE usable.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
@@ -21,12 +22,14 @@ from asn1crypto import parser as asn1_parser
 
 from opentse.crypto.keys import PlainSigner
 from opentse.engine.keyring import Keyring
-from opentse.engine.ports import LockedTSE
+from opentse.engine.ports import AsyncLockedStore, LockedTSE
 from opentse.engine.results import SignResult
 from opentse.engine.service import TSEService
 from opentse.engine.state import TSEState
+from opentse.errors import OpenTSEError
 from opentse.storage.sqlite import SQLiteStore
 from opentse.testing import TEST_SECRET, SystemClock, ready_tse
+from opentse.testing.memory_store import MemoryStore
 from opentse.testing.store_conformance import append_and_save, make_log, make_record
 from opentse.tr03151.oids import algorithm_oid
 from opentse.tr03151.signature import verify_signature
@@ -244,3 +247,73 @@ def test_a_failed_commit_fails_its_batch_and_the_store_goes_on(tmp_path: Path) -
         assert store.get_state("t").description == ""
     finally:
         store.close()
+
+
+async def _async_receipts(service: TSEService, tasks: int, each: int) -> list[SignResult]:
+    """``tasks`` registers on one event loop, awaiting the engine (no threads)."""
+
+    async def register() -> list[SignResult]:
+        mine = []
+        for _ in range(each):
+            start = await service.transaction_async("start", "t", "C1")
+            finish = await service.transaction_async(
+                "finish", "t", "C1", start.transaction_number, PROCESS_DATA, "Kassenbeleg-V1"
+            )
+            mine += [start, finish]
+        return mine
+
+    done = await asyncio.gather(*(register() for _ in range(tasks)))
+    return [r for mine in done for r in mine]
+
+
+def test_asyncio_callers_and_threads_share_gapless_counters(service: TSEService) -> None:
+    """Event-loop callers (the HTTP hot route) and blocking threads at once: one
+    sequence, each caller's signature the stored one, every one verifying."""
+    got: list[SignResult] = []
+    loop_thread = threading.Thread(
+        target=lambda: got.extend(asyncio.run(_async_receipts(service, tasks=16, each=10)))
+    )
+    loop_thread.start()
+    threaded = _run_receipts([service] * 4, each=10)
+    loop_thread.join(120)
+    assert len(got) == 320
+    results = got + threaded
+    record = service.store.get_record("t")
+    logs = {log.signature_counter: log for log in service.store.iter_logs("t")}
+    assert sorted(logs) == list(range(1, len(logs) + 1))
+    assert len({r.signature_counter for r in results}) == len(results) == 400
+    for result in results:
+        signature, signed = _signature_and_signed_part(logs[result.signature_counter].message)
+        assert signature == result.signature
+        verify_signature(record.public_key_point, ECDSA_SHA256, signed, signature)
+    assert {r.transaction_number for r in results} == set(range(1, 201))
+
+
+def test_asyncio_caller_gets_engine_errors_and_replays(service: TSEService) -> None:
+    async def scenario() -> tuple[SignResult, SignResult, str]:
+        first = await service.transaction_async("start", "t", "C1", ref="r:1")
+        again = await service.transaction_async("start", "t", "C1", ref="r:1")
+        try:
+            await service.transaction_async("finish", "t", "C1", 999_999, PROCESS_DATA, "X")
+        except OpenTSEError as exc:
+            return first, again, exc.code
+        raise AssertionError("finishing an unknown transaction was accepted")
+
+    before = service.store.get_state("t").signature_counter
+    first, again, code = asyncio.run(scenario())
+    assert code == "E_TX_NOT_FOUND"
+    assert again.replayed and not first.replayed
+    assert (again.signature_counter, again.signature) == (first.signature_counter, first.signature)
+    # one Start signed (plus the UpdateTime a new service signs first), nothing else
+    assert service.store.get_state("t").signature_counter == first.signature_counter
+    assert first.signature_counter - before in (1, 2)
+
+
+def test_asyncio_caller_on_a_store_without_loop_support(tmp_path: Path) -> None:
+    """The memory store has no ``run_locked_async``: the call runs on a thread."""
+    store = MemoryStore()
+    svc = TSEService(store, Keyring(TEST_SECRET), SystemClock())
+    ready_tse(svc, "t", client_id="C1", logout=True)
+    assert not isinstance(store, AsyncLockedStore)
+    result = asyncio.run(svc.transaction_async("start", "t", "C1"))
+    assert result.signature_counter == store.get_state("t").signature_counter

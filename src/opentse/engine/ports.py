@@ -12,9 +12,9 @@ after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from opentse.engine.state import TSEState
 from opentse.tr03151.oids import LogType
@@ -122,6 +122,16 @@ class TSEStore(Protocol):
     def find_ref(self, tse_id: str, ref: str) -> StoredLog | None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncLockedStore(Protocol):
+    """A store whose writer can answer an asyncio caller directly (SQLite's group
+    commit): the event loop awaits the commit instead of parking a thread on it."""
+
+    def run_locked_async(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> Awaitable[T]:
+        """``run_locked`` from the running event loop; the same guarantees."""
+        ...
 
 
 class Clock(Protocol):

@@ -19,10 +19,11 @@ Slow secret hashing (scrypt) happens between locked steps, never inside one.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,7 +33,15 @@ from opentse.crypto.ca import LocalCA
 from opentse.engine import export as export_mod
 from opentse.engine import provision, rules, tse, users
 from opentse.engine.keyring import Keyring
-from opentse.engine.ports import Clock, LockedTSE, LogFilter, StoredLog, TSERecord, TSEStore
+from opentse.engine.ports import (
+    AsyncLockedStore,
+    Clock,
+    LockedTSE,
+    LogFilter,
+    StoredLog,
+    TSERecord,
+    TSEStore,
+)
 from opentse.engine.results import (
     AuthResult,
     CreatedTSE,
@@ -107,6 +116,32 @@ class TSEService:
 
     def _run(self, tse_id: str, step: Step[R], *, signs: bool = True, ref: str | None = None) -> R:
         """One locked engine step (plus the automatic UpdateTime before it)."""
+        out = self.store.run_locked(tse_id, self._locked(tse_id, step, signs, ref))
+        if isinstance(out, _Replay):
+            return self._replay(tse_id, out.log)  # type: ignore[return-value]
+        return self._concluded(tse_id, out)
+
+    async def _run_async(
+        self, tse_id: str, step: Step[R], *, signs: bool = True, ref: str | None = None
+    ) -> R:
+        """``_run`` for a caller on the event loop: with a store that answers the
+        loop itself (SQLite) no thread waits for the commit; any other store runs
+        ``_run`` on a worker thread."""
+        store = self.store
+        if not isinstance(store, AsyncLockedStore):
+            return await asyncio.to_thread(self._run, tse_id, step, signs=signs, ref=ref)
+        if tse_id not in self._contexts:  # the first call reads the store and the key
+            await asyncio.to_thread(self.context, tse_id)
+        out = await store.run_locked_async(tse_id, self._locked(tse_id, step, signs, ref))
+        if isinstance(out, _Replay):  # reads the logs: not on the loop
+            return await asyncio.to_thread(self._replay, tse_id, out.log)  # type: ignore[arg-type]
+        return self._concluded(tse_id, out)
+
+    def _locked(
+        self, tse_id: str, step: Step[R], signs: bool, ref: str | None
+    ) -> Callable[[LockedTSE], Outcome[R] | _Replay]:
+        """The function ``run_locked`` runs for one step: replay check, load, step
+        (with UpdateTime first when the time is not set), append, save."""
         ctx = self.context(tse_id)
 
         def fn(locked: LockedTSE) -> Outcome[R] | _Replay:
@@ -138,10 +173,12 @@ class TSEService:
                 locked.save(out.state, frozen=True)  # engine steps never change a state
             return out
 
-        out = self.store.run_locked(tse_id, fn)
-        if isinstance(out, _Replay):
-            return self._replay(tse_id, out.log)  # type: ignore[return-value]
-        if out.state.time_set:
+        return fn
+
+    def _concluded(self, tse_id: str, out: Outcome[R]) -> R:
+        """After the commit: remember the time is set, raise the step's deferred
+        error, else its result."""
+        if out.state.time_set and tse_id not in self._time_set:
             with self._lock:
                 self._time_set.add(tse_id)
         if out.error is not None:
@@ -351,13 +388,8 @@ class TSEService:
     ) -> SignResult:
         """startTransaction. ``ref``: idempotency key; a retry with the same ref returns
         the stored result (``replayed=True``) and signs nothing."""
-        return self._run(
-            tse_id,
-            lambda c, s, n: tse.start_transaction(
-                c, s, n, client_id, process_data, process_type, ref=ref, extra=extra
-            ),
-            ref=ref,
-        )
+        step = _transaction_step("start", client_id, 0, process_data, process_type, ref, extra)
+        return self._run(tse_id, step, ref=ref)
 
     def update_transaction(
         self,
@@ -370,13 +402,10 @@ class TSEService:
         ref: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> SignResult:
-        return self._run(
-            tse_id,
-            lambda c, s, n: tse.update_transaction(
-                c, s, n, client_id, number, process_data, process_type, ref=ref, extra=extra
-            ),
-            ref=ref,
+        step = _transaction_step(
+            "update", client_id, number, process_data, process_type, ref, extra
         )
+        return self._run(tse_id, step, ref=ref)
 
     def finish_transaction(
         self,
@@ -389,13 +418,29 @@ class TSEService:
         ref: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> SignResult:
-        return self._run(
-            tse_id,
-            lambda c, s, n: tse.finish_transaction(
-                c, s, n, client_id, number, process_data, process_type, ref=ref, extra=extra
-            ),
-            ref=ref,
+        step = _transaction_step(
+            "finish", client_id, number, process_data, process_type, ref, extra
         )
+        return self._run(tse_id, step, ref=ref)
+
+    async def transaction_async(
+        self,
+        operation: TransactionOp,
+        tse_id: str,
+        client_id: str,
+        number: int = 0,
+        process_data: bytes = b"",
+        process_type: str = "",
+        *,
+        ref: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> SignResult:
+        """start/update/finish_transaction (``operation``) awaited on the event loop
+        (``number`` is ignored for a start): what an asyncio server calls."""
+        step = _transaction_step(
+            operation, client_id, number, process_data, process_type, ref, extra
+        )
+        return await self._run_async(tse_id, step, ref=ref)
 
     # -- export -----------------------------------------------------------------
 
@@ -469,3 +514,27 @@ class TSEService:
             return self.store.get_record(tse_id)
         except NotFoundError:
             raise NotFoundError(f"TSS {tse_id!r} not found", code="E_TSS_NOT_FOUND") from None
+
+
+TransactionOp = Literal["start", "update", "finish"]
+
+
+def _transaction_step(
+    operation: TransactionOp,
+    client_id: str,
+    number: int,
+    process_data: bytes,
+    process_type: str,
+    ref: str | None,
+    extra: dict[str, Any] | None,
+) -> Step[SignResult]:
+    """The pure engine step of one transaction call (shared by the blocking and the
+    asyncio entry points)."""
+    if operation == "start":
+        return lambda c, s, n: tse.start_transaction(
+            c, s, n, client_id, process_data, process_type, ref=ref, extra=extra
+        )
+    run = tse.update_transaction if operation == "update" else tse.finish_transaction
+    return lambda c, s, n: run(
+        c, s, n, client_id, number, process_data, process_type, ref=ref, extra=extra
+    )

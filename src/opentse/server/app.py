@@ -92,6 +92,9 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
     )
     app.state.ctx = ctx
     app.hot_handler = routes_tx.upsert_transaction  # answered before the router (hotpath)
+    if ctx.loop_signing:  # the quick path awaits the engine on the event loop
+        app.hot_async = routes_tx.upsert_transaction_async
+        app.hot_full = routes_tx.upsert_transaction_full
     routes_ops.install(app, ctx)  # /metrics, /health, /api/v2/ops/*
     from opentse.dashboard.routes import mount_dashboard
 

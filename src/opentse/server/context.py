@@ -22,13 +22,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from opentse.engine.ports import Clock
+from opentse.engine.ports import AsyncLockedStore, Clock
 from opentse.errors import OpenTSEError
 from opentse.server.auth import Principal, TokenService, derive_key
 from opentse.server.problems import ApiError, from_opentse_error
 from opentse.server.qrtext import QRText
 from opentse.server.schemas import COMPONENTS
-from opentse.server.service_store import Page
+from opentse.server.service_store import Page, ServiceStore
 from opentse.server.validation import validate
 
 API_VERSION = "2.1.35"  # the fiskaly SIGN DE contract version these routes implement
@@ -49,6 +49,9 @@ class ServerConfig:
     # enough of them lets every concurrent request join the same commit (anyio's
     # default limiter of 40 would hold the rest back for a whole commit round)
     handler_threads: int = 128
+    # upsertTransaction's quick path awaits the engine on the event loop where the
+    # stores allow it (ServerContext.loop_signing); False: always a handler thread
+    loop_signing: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # settings of add-on routes (ops)
 
 
@@ -73,6 +76,12 @@ class ServerContext:
         self.puk_key = derive_key(installation.secret, "opentse/server/puk-seal/v1")
         self.exports: Any = None  # set by create_app (ExportManager)
         self.executor = HandlerPool(config.handler_threads)
+        # The register's hot route awaits the engine on the event loop when the
+        # engine store answers the loop itself and the index reads are local
+        # (embedded SQLite); PostgreSQL's network reads stay off the loop.
+        self.loop_signing = config.loop_signing and (
+            isinstance(self.store, AsyncLockedStore) and type(self.svc) is ServiceStore
+        )
         self.qr = QRText()  # qr_code_data of Finish responses
 
     def now(self) -> int:

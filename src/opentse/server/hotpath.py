@@ -21,8 +21,9 @@ import orjson
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from opentse.errors import OpenTSEError
 from opentse.server.context import Call, ServerContext, _invoke
-from opentse.server.problems import ApiError, problem_response
+from opentse.server.problems import ApiError, from_opentse_error, problem_response
 from opentse.server.schemas import COMPONENTS
 from opentse.server.validation import validate
 
@@ -59,6 +60,10 @@ class ServerApp(Starlette):
     """The Starlette application with upsertTransaction answered in front of it."""
 
     hot_handler: Any = None  # routes_tx.upsert_transaction, set by create_app
+    # routes_tx.upsert_transaction_async / _full, set by create_app when the engine
+    # store answers the event loop itself (ServerContext.loop_signing)
+    hot_async: Any = None
+    hot_full: Any = None
     failures: Any = None  # ops metrics.FailureCounter, set by routes_ops.install
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,7 +138,16 @@ class ServerApp(Starlette):
         validate({} if body is None else body, _SCHEMA_REF, COMPONENTS)
         query, multi = _query(scope["query_string"])
         call = Call(ctx, principal, {"tss_id": tss, "tx_id_or_number": tx}, query, multi, body)
-        result = await ctx.executor.run(_invoke, self.hot_handler, call)
+        handler = self.hot_handler
+        if self.hot_async is not None:
+            try:
+                answer = await self.hot_async(call)
+            except OpenTSEError as exc:
+                raise from_opentse_error(exc) from None
+            if answer is not None:
+                return answer  # type: ignore[no-any-return]
+            handler = self.hot_full  # the quick path could not decide
+        result = await ctx.executor.run(_invoke, handler, call)
         if not isinstance(result, tuple):  # the handler answers JSON only
             raise TypeError("upsertTransaction returned a Response")
         return result

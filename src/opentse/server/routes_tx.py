@@ -15,15 +15,20 @@ reading the logs (``_recover``). A revision beyond the next one is 400
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
+from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import Response
 
 from opentse.engine.ports import LogFilter
 from opentse.engine.results import SignResult
+from opentse.engine.service import TransactionOp, TSEService
 from opentse.errors import FormatError, NotFoundError, OpenTSEError
 from opentse.formats import processdata
 from opentse.server.context import (
@@ -228,28 +233,139 @@ def upsert_transaction(call: Call) -> tuple[int, Any]:
     engine itself finds such a revision and replays it (``_answer_replay``). Whatever
     the quick path would refuse before signing, and a Start+Finish in one call, is
     decided again the full way (logs read first), so errors answer as before."""
+    quick = _quick_flow(call)
+    if quick is not None:
+        try:
+            return _drive(call.ctx, quick)
+        except (ApiError, _Recover):
+            pass  # nothing was signed: decide again with the logs read
+    return upsert_transaction_full(call)
+
+
+async def upsert_transaction_async(call: Call) -> tuple[int, Any] | None:
+    """The quick path of :func:`upsert_transaction` on the event loop, the engine
+    awaited instead of a handler thread parked on the commit (the reads before it
+    are the embedded store's: local, short, mostly from memory). None: the full
+    path must decide; run :func:`upsert_transaction_full` in the handler pool.
+    Engine errors propagate."""
+    quick = _quick_flow(call)
+    if quick is None:
+        return None
+    try:
+        return await _drive_async(call.ctx, quick)
+    except (ApiError, _Recover):
+        return None
+
+
+def upsert_transaction_full(call: Call) -> tuple[int, Any]:
+    """upsertTransaction the full way: the index row brought up to the logs first."""
+    assert call.principal is not None
+    tss_id, tss = owned_tss_owner(call, call.path["tss_id"])
+    tx_id = _tx_id_for_upsert(call, tss_id)
+    org = call.principal.organization_id
+    row = _recover(call, tss_id, tx_id, call.ctx.svc.get_tx(tss_id, tx_id), org)
+    return _drive(call.ctx, _upsert(call, tss, tss_id, tx_id, org, row, quick=False))
+
+
+def _quick_flow(call: Call) -> Flow | None:
+    """The quick path's flow for a transaction named by UUID, else None (numbers
+    take the full path: their row is read anyway)."""
     assert call.principal is not None
     ctx = call.ctx
     tss_id, tss = owned_tss_owner(call, call.path["tss_id"])  # only tss.env is read
-    raw_tx = call.path["tx_id_or_number"]
     tx_id = _tx_id_for_upsert(call, tss_id)
-    org = call.principal.organization_id
-    if len(raw_tx) == 36:  # a UUID (numbers take the full path: their row is read anyway)
-        if call.query.get("tx_revision") == "1" and call.body["state"] == "ACTIVE":
-            row = None  # the engine's ref check finds an existing revision 1
+    if len(call.path["tx_id_or_number"]) != 36:
+        return None
+    if call.query.get("tx_revision") == "1" and call.body["state"] == "ACTIVE":
+        row = None  # the engine's ref check finds an existing revision 1
+    else:
+        row = ctx.svc.get_tx(tss_id, tx_id)
+    return _upsert(call, tss, tss_id, tx_id, call.principal.organization_id, row, quick=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _SignCall:
+    """The engine call(s) one revision needs (``_sign``'s arguments)."""
+
+    tss_id: str
+    serial: str
+    row: TxRow | None
+    target: str
+    data: bytes
+    ptype: str
+    ref: str
+    extra: dict[str, Any]
+
+
+# An upsert's steps around its one engine call: yields what to sign, is sent the
+# result, returns the answer. Blocking and asyncio callers drive the same steps.
+Flow = Generator[_SignCall, SignResult, tuple[int, Any]]
+
+
+def _drive(ctx: ServerContext, flow: Flow) -> tuple[int, Any]:
+    """Run ``flow`` on this thread, the engine called blocking."""
+    try:
+        sign = next(flow)
+    except StopIteration as done:  # answered without signing (a stored revision)
+        return done.value  # type: ignore[no-any-return]
+    try:
+        result = _sign(ctx, sign)
+    except BaseException as exc:
+        flow.throw(exc)  # the flow re-raises it (after its own bookkeeping)
+        raise
+    return _resume(flow, result)
+
+
+async def _drive_async(ctx: ServerContext, flow: Flow) -> tuple[int, Any]:
+    """Run ``flow`` on the event loop, the engine awaited. A replayed result (the
+    revision existed) is answered from the stored logs: that part goes to the
+    handler pool, off the loop."""
+    try:
+        sign = next(flow)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    signing = asyncio.ensure_future(_sign_async(ctx, sign))
+    try:
+        # shielded: a cancelled request (server shutdown) still has its signature
+        # indexed once the commit answers, as a blocking handler thread would
+        result = await asyncio.shield(signing)
+    except asyncio.CancelledError:
+        signing.add_done_callback(lambda done: _conclude_abandoned(flow, done))
+        raise
+    except BaseException as exc:
+        flow.throw(exc)
+        raise
+    if result.replayed:
+        answer: tuple[int, Any] = await ctx.executor.run(_resume, flow, result)
+        return answer
+    return _resume(flow, result)
+
+
+def _conclude_abandoned(flow: Flow, signing: asyncio.Future[SignResult]) -> None:
+    """The rest of a cancelled request's flow (index row, signing mark); nobody
+    hears the answer."""
+    with contextlib.suppress(Exception):
+        if signing.cancelled():
+            flow.close()
+        elif signing.exception() is not None:
+            flow.throw(signing.exception())  # type: ignore[arg-type]
         else:
-            row = ctx.svc.get_tx(tss_id, tx_id)
-        try:
-            return _upsert(call, tss, tss_id, tx_id, org, row, quick=True)
-        except (ApiError, _Recover):
-            pass  # nothing was signed: decide again with the logs read
-    row = _recover(call, tss_id, tx_id, ctx.svc.get_tx(tss_id, tx_id), org)
-    return _upsert(call, tss, tss_id, tx_id, org, row, quick=False)
+            _resume(flow, signing.result())
+
+
+def _resume(flow: Flow, result: SignResult) -> tuple[int, Any]:
+    try:
+        flow.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise RuntimeError("an upsert flow signs once")
 
 
 def _upsert(
     call: Call, tss: TssRow, tss_id: str, tx_id: str, org: str, row: TxRow | None, *, quick: bool
-) -> tuple[int, Any]:
+) -> Flow:
+    """One revision's steps (``Flow``): checks, the engine call it yields, the index
+    row and the answer."""
     ctx = call.ctx
     body = call.body
     latest = row.latest_revision if row else 0
@@ -298,7 +414,7 @@ def _upsert(
     token = ctx.svc.begin_signing(ctx.now())
     indexed = False
     try:
-        result = _sign(ctx, tss_id, client.serial_number, row, target, data, ptype, ref, extra)
+        result = yield _SignCall(tss_id, client.serial_number, row, target, data, ptype, ref, extra)
         if result.replayed and quick:
             indexed = True  # nothing new signed; the recovery below indexes what was
             return 200, _answer_replay(ctx, tss, tss_id, tx_id, org, result, ref)
@@ -348,36 +464,47 @@ def _answer_replay(
     return tx_body(result, extra, row, tss_id, tss.env, ctx.qr)
 
 
-def _sign(
-    ctx: ServerContext,
-    tss_id: str,
-    serial: str,
-    row: TxRow | None,
-    target: str,
-    data: bytes,
-    ptype: str,
-    ref: str,
-    extra: dict[str, Any],
-) -> SignResult:
+def _sign(ctx: ServerContext, call: _SignCall) -> SignResult:
     """The engine call(s) of one revision: Start, Update or Finish (or Start+Finish)."""
-    svc = ctx.service
-    tx_id = str(extra["tx"])
-    result: SignResult
-    if row is None:
-        if target == "ACTIVE":
-            result = svc.start_transaction(tss_id, serial, data, ptype, ref=ref, extra=extra)
-        else:  # started and ended in one call: an empty Start, then the Finish
-            start_extra = {"tx": tx_id, "rev": 0, "state": "ACTIVE", "client": extra["client"]}
-            first = svc.start_transaction(
-                tss_id, serial, b"", "", ref=f"{ref}:start", extra=start_extra
+    svc: TSEService = ctx.service
+    tss_id, serial, ref, extra = call.tss_id, call.serial, call.ref, call.extra
+    if call.row is None:
+        if call.target == "ACTIVE":
+            return svc.start_transaction(
+                tss_id, serial, call.data, call.ptype, ref=ref, extra=extra
             )
-            result = svc.finish_transaction(
-                tss_id, serial, first.transaction_number, data, ptype, ref=ref, extra=extra
-            )
-    else:
-        op = svc.update_transaction if target == "ACTIVE" else svc.finish_transaction
-        result = op(tss_id, serial, row.number, data, ptype, ref=ref, extra=extra)
-    return result
+        start_ref, start_extra = _start_of_one_call(call)
+        first = svc.start_transaction(tss_id, serial, b"", "", ref=start_ref, extra=start_extra)
+        return svc.finish_transaction(
+            tss_id, serial, first.transaction_number, call.data, call.ptype, ref=ref, extra=extra
+        )
+    op = svc.update_transaction if call.target == "ACTIVE" else svc.finish_transaction
+    return op(tss_id, serial, call.row.number, call.data, call.ptype, ref=ref, extra=extra)
+
+
+async def _sign_async(ctx: ServerContext, call: _SignCall) -> SignResult:
+    """``_sign`` awaited on the event loop."""
+    service: TSEService = ctx.service
+    run = service.transaction_async
+    tss_id, serial, ref, extra = call.tss_id, call.serial, call.ref, call.extra
+    data, ptype = call.data, call.ptype
+    if call.row is None:
+        if call.target == "ACTIVE":
+            return await run("start", tss_id, serial, 0, data, ptype, ref=ref, extra=extra)
+        start_ref, start_extra = _start_of_one_call(call)
+        first = await run("start", tss_id, serial, 0, b"", "", ref=start_ref, extra=start_extra)
+        number = first.transaction_number
+        return await run("finish", tss_id, serial, number, data, ptype, ref=ref, extra=extra)
+    op: TransactionOp = "update" if call.target == "ACTIVE" else "finish"
+    return await run(op, tss_id, serial, call.row.number, data, ptype, ref=ref, extra=extra)
+
+
+def _start_of_one_call(call: _SignCall) -> tuple[str, dict[str, Any]]:
+    """Ref and extra of the empty Start before the Finish when one call starts and
+    ends a transaction."""
+    extra = call.extra
+    start_extra = {"tx": extra["tx"], "rev": 0, "state": "ACTIVE", "client": extra["client"]}
+    return f"{call.ref}:start", start_extra
 
 
 def _tx_id_for_upsert(call: Call, tss_id: str) -> str:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -218,6 +218,16 @@ class SQLiteStore:
         self._writer.submit(op)
 
     def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
+        return cast(T, self._writer.submit(self._locked_op(tse_id, fn), sequenced=True))
+
+    def run_locked_async(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> Awaitable[T]:
+        """``run_locked`` for a caller on the running event loop: the same op on the
+        same writer, its outcome delivered to the loop (no thread waits for it)."""
+        return cast("Awaitable[T]", self._writer.submit_async(self._locked_op(tse_id, fn)))
+
+    def _locked_op(
+        self, tse_id: str, fn: Callable[[LockedTSE], T]
+    ) -> Callable[[sqlite3.Connection], object]:
         def op(conn: sqlite3.Connection) -> object:
             saved = self._chain.state(tse_id)
             if saved is None:
@@ -238,7 +248,7 @@ class SQLiteStore:
                 view.closed = True
             return result
 
-        return cast(T, self._writer.submit(op, sequenced=True))
+        return op
 
     # -- TSEStore: reads ---------------------------------------------------------
 

@@ -26,9 +26,11 @@ overwriting each other's reads.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
+import weakref
 from _thread import LockType
 from collections.abc import Callable
 from contextlib import suppress
@@ -67,29 +69,92 @@ def rollback_quietly(conn: sqlite3.Connection) -> None:
 
 
 class _Request:
-    """One queued write. The caller waits on a plain lock that is released once:
-    cheaper than a ``threading.Event`` (its Condition cost more than the INSERT)."""
+    """One queued write. A blocking caller waits on a plain lock that is released
+    once: cheaper than a ``threading.Event`` (its Condition cost more than the
+    INSERT). An asyncio caller (``waker`` set) hears it through its loop's
+    :class:`LoopWaker` instead, without a thread of its own."""
 
-    __slots__ = ("_waiting", "error", "finished", "op", "result", "retries", "sequenced")
+    __slots__ = (
+        "_waiting",
+        "error",
+        "finished",
+        "future",
+        "op",
+        "result",
+        "retries",
+        "sequenced",
+        "waker",
+    )
 
-    def __init__(self, op: Op, sequenced: bool) -> None:
+    def __init__(
+        self,
+        op: Op,
+        sequenced: bool,
+        waker: LoopWaker | None = None,
+        future: asyncio.Future[Any] | None = None,
+    ) -> None:
         self.op = op
         self.sequenced = sequenced
         self.retries = 0
         self.result: object = None
         self.error: BaseException | None = None
         self.finished = False
+        self.waker = waker
+        self.future = future
         self._waiting = threading.Lock()
-        self._waiting.acquire()
+        if waker is None:
+            self._waiting.acquire()
 
     def finish(self) -> None:
         """Release the caller (once; later calls do nothing)."""
         if not self.finished:
             self.finished = True
-            self._waiting.release()
+            if self.waker is None:
+                self._waiting.release()
+            else:
+                self.waker.add(self)
 
     def wait(self) -> None:
         self._waiting.acquire()
+
+    def settle(self) -> None:
+        """On the caller's loop: hand the outcome to its future."""
+        future = self.future
+        if future is None or future.done():  # cancelled meanwhile: nobody listens
+            return
+        if self.error is not None:
+            future.set_exception(self.error)
+        else:
+            future.set_result(self.result)
+
+
+class LoopWaker:
+    """Finished asyncio requests of one event loop, handed over in bunches.
+
+    The committer releases a whole batch at once; one ``call_soon_threadsafe`` (one
+    wake-up of the loop) carries every request finished before the loop got to run,
+    instead of one thread hand-off per request."""
+
+    __slots__ = ("_lock", "_loop", "_ready")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[_Request] = []
+
+    def add(self, request: _Request) -> None:
+        with self._lock:
+            self._ready.append(request)
+            if len(self._ready) > 1:
+                return  # a wake-up is already on its way
+        with suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for request in ready:
+            request.settle()
 
 
 class _Kick:
@@ -152,6 +217,9 @@ class GroupCommitWriter:
         self._open: list[_Request] | None = None  # requests of the running, unhanded batch
         self._committer_idle = True  # the committer waits for work (it says so by a KICK)
         self.stats = {"requests": 0, "commits": 0}
+        self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = (
+            weakref.WeakKeyDictionary()
+        )
         self._committer = threading.Thread(
             target=self._commit_loop, name="opentse-sqlite-committer", daemon=True
         )
@@ -175,14 +243,28 @@ class GroupCommitWriter:
                 "run_locked/create_tse called from inside run_locked", code="E_STORE_REENTRANT"
             )
         request = _Request(op, sequenced)
-        with self._lock:
-            if self._closed:
-                raise StorageError("the store is closed", code="E_STORE_CLOSED")
-            self._queue.put(request)
+        self._enqueue(request)
         request.wait()
         if request.error is not None:
             raise request.error
         return request.result
+
+    def submit_async(self, op: Op) -> asyncio.Future[Any]:
+        """A sequenced ``op`` for a caller on the running event loop: the future
+        resolves after the COMMIT that made it durable, with no thread waiting."""
+        loop = asyncio.get_running_loop()
+        waker = self._wakers.get(loop)
+        if waker is None:
+            waker = self._wakers.setdefault(loop, LoopWaker(loop))
+        future: asyncio.Future[Any] = loop.create_future()
+        self._enqueue(_Request(op, True, waker, future))
+        return future
+
+    def _enqueue(self, request: _Request) -> None:
+        with self._lock:
+            if self._closed:
+                raise StorageError("the store is closed", code="E_STORE_CLOSED")
+            self._queue.put(request)
 
     def close(self) -> None:
         """Finish the queued requests, then stop both threads. Idempotent."""
