@@ -23,8 +23,10 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -37,6 +39,7 @@ from opentse.tr03151.fastdecode import LogFields, to_message
 from opentse.tr03151.logmessage import LogMessage
 from opentse.tr03151.oids import ALGORITHM_BY_OID, hash_name
 from opentse.tr03151.signature import public_key_from_point, verify_signature
+from opentse.verify import forked
 from opentse.verify.logshape import decode as decode_log_fields
 from opentse.verify.tarscan import Member
 
@@ -222,8 +225,22 @@ def _decode_chunk(members: Sequence[Member]) -> list[LogEntry]:
     return entries
 
 
+# (serial number, algorithm OID, signatureValue, signed data): what a signature
+# check needs of a log (LogFields 2, 3, 8 and 9)
+Item = tuple[bytes, str, bytes, bytes]
+_ITEM: Callable[[Any], Item] = itemgetter(2, 3, 8, 9)
+
+
 def _verify_chunk(entries: Sequence[LogEntry], points: Points) -> None:
-    """Check the signature of every decoded entry whose key ``points`` holds.
+    """Check the signature of every decoded entry whose key ``points`` holds."""
+    decoded = [entry for entry in entries if entry.fields is not None]
+    results = verify_items(map(_ITEM, [entry.fields for entry in decoded]), points)
+    for entry, ok in zip(decoded, results, strict=True):
+        entry.signature_ok = ok
+
+
+def verify_items(items: Iterable[Item], points: Points) -> list[bool | None]:
+    """Whether each item's signature verifies; None when ``points`` lacks its key.
 
     The common case (plain r||s of a curve's size, both halves without a leading
     zero octet) is inlined: DER by table, digest by hashlib, ``Prehashed`` verify.
@@ -237,12 +254,9 @@ def _verify_chunk(entries: Sequence[LogEntry], points: Points) -> None:
     point: bytes | None = None
     verifier: _Verifier | None = None
     double = 0  # 2 * the curve's size: the length of a plain r||s
-    for entry in entries:
-        fields = entry.fields
-        if fields is None:
-            continue
-        # one unpacking instead of four attribute lookups: this runs once per log
-        (_, _, serial, oid, _, _, _, _, signature, signed, _, _, _, _, _, _, _) = fields
+    results: list[bool | None] = []
+    append = results.append
+    for serial, oid, signature, signed in items:
         # shapes hand out one serial and algorithm object per TSE: compare identity
         if serial is not last_serial or oid is not last_oid:
             last_serial, last_oid = serial, oid
@@ -259,6 +273,7 @@ def _verify_chunk(entries: Sequence[LogEntry], points: Points) -> None:
             else:
                 double = 0
         if point is None:
+            append(None)
             continue
         if len(signature) == double:
             r_top = signature[0]
@@ -281,9 +296,10 @@ def _verify_chunk(entries: Sequence[LogEntry], points: Points) -> None:
                 except InvalidSignature:
                     pass
                 else:
-                    entry.signature_ok = True
+                    append(True)
                     continue
-        entry.signature_ok = check(point, oid, signed, signature)
+        append(check(point, oid, signed, signature))
+    return results
 
 
 def default_workers(count: int) -> int:
@@ -329,27 +345,45 @@ class _Chunk:
 
 
 class LogPipeline:
-    """Decodes logs and verifies their signatures, inline when ``workers`` is 1,
-    else on a pool of ``workers`` threads while this thread reads on.
+    """Decodes logs and verifies their signatures: inline when ``workers`` is 1,
+    else with ``workers - 1`` forked processes beside this one (Linux), or on a
+    pool of ``workers`` threads (elsewhere, or ``processes=False``).
 
-    ``cryptography`` releases the GIL while OpenSSL verifies (~90% of a log's cost),
-    so threads run the signatures in parallel with no process start-up, no pickling
-    and no copies of the logs. Each worker decodes its chunk and then verifies it:
-    every thread then holds the GIL only for a few microseconds between two
-    verifies, instead of one thread decoding for milliseconds while the others,
-    back from OpenSSL, wait for the GIL. ``entries`` waits for the decoding only
-    (the other checks run meanwhile); ``settle`` waits for the signatures.
-    ``points`` may grow while logs are checked (a certificate later in the
-    archive): ``settle`` verifies what was checked before its key came. Entries
-    keep the input order.
+    Processes (``verify.forked``): this process reads, decodes and runs the other
+    checks, which need every log anyway; it sends each chunk's signed data and
+    signatures to a child, or verifies the chunk itself when every child is busy
+    enough. No GIL is shared, so the children verify at the full rate of a core.
+
+    Threads: ``cryptography`` releases the GIL while OpenSSL verifies, so threads
+    verify in parallel; each worker decodes its chunk and then verifies it, so every
+    thread holds the GIL only for a few microseconds between two verifies. Each
+    hand-off of the GIL still costs (bench_verify: ~10 us per log besides the
+    signature, against ~6 us in one thread).
+
+    ``entries`` waits for the decoding only (the other checks run meanwhile);
+    ``settle`` waits for the signatures. ``points`` may grow while logs are checked
+    (a certificate later in the archive): ``settle`` verifies what was checked
+    before its key came. Entries keep the input order.
     """
 
-    def __init__(self, points: Points, workers: int, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        points: Points,
+        workers: int,
+        progress: Progress | None,
+        processes: bool | None = None,  # None: where forking is safe (Linux)
+    ) -> None:
         self.points = points
         self.progress = progress
         self._entries: list[LogEntry] = []
-        self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-        if self._pool is not None:
+        if processes is None:
+            processes = forked.available()
+        self._forked: forked.ForkedPool[_Sent] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        if workers > 1 and processes:
+            self._forked = forked.ForkedPool(workers - 1, _verify_payload)
+        elif workers > 1:
+            self._pool = ThreadPoolExecutor(max_workers=workers)
             _short_switches(True)
         self._chunks: deque[tuple[int, _Chunk]] = deque()
         self._waiting: list[_Chunk] = []  # decoded by a worker, not yet in _entries
@@ -368,6 +402,15 @@ class LogPipeline:
         if self._pool is None:
             entries = _decode_chunk(members)
             self._entries += entries
+            if self._forked is not None:
+                self._receive(wait=False)
+                decoded = [entry for entry in entries if entry.fields is not None]
+                points = self.points
+                if self._forked.send(
+                    lambda: (points, list(map(_ITEM, [entry.fields for entry in decoded]))),
+                    (len(entries), decoded),
+                ):
+                    return
             _verify_chunk(entries, self.points)
             if self.progress is not None:
                 self.progress(len(entries))
@@ -376,6 +419,18 @@ class LogPipeline:
         self._waiting.append(chunk)
         self._chunks.append((len(members), chunk))
         self._pool.submit(_decode_and_verify, members, self.points, chunk)
+
+    def _receive(self, wait: bool) -> None:
+        """Take the children's answers that have come (with ``wait``: at least one)."""
+        assert self._forked is not None
+        for (count, decoded), results in self._forked.results(wait):
+            if results is forked.LOST:
+                _verify_chunk(decoded, self.points)
+            else:
+                for entry, ok in zip(decoded, cast(list[bool | None], results), strict=True):
+                    entry.signature_ok = ok
+            if self.progress is not None:
+                self.progress(count)
 
     @property
     def entries(self) -> list[LogEntry]:
@@ -392,6 +447,8 @@ class LogPipeline:
         """Wait for every signature; the entries, each with its ``signature_ok``."""
         try:
             entries = self.entries
+            while self._forked is not None and self._forked.pending:
+                self._receive(wait=True)
             while self._chunks:
                 count, chunk = self._chunks.popleft()
                 chunk.done.wait()
@@ -409,6 +466,9 @@ class LogPipeline:
         return entries
 
     def close(self) -> None:
+        if self._forked is not None:
+            self._forked.close()
+            self._forked = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -416,6 +476,16 @@ class LogPipeline:
             for _, chunk in self._chunks:  # cancelled ones never ran: nobody may wait
                 chunk.decoded.set()
                 chunk.done.set()
+
+
+# what a child has of a chunk: (logs in it, the decoded ones, whose results come back)
+_Sent = tuple[int, list[LogEntry]]
+
+
+def _verify_payload(payload: tuple[Points, list[Item]]) -> list[bool | None]:
+    """A child's work (``verify.forked``): one chunk's signatures."""
+    points, items = payload
+    return verify_items(items, points)
 
 
 def _decode_and_verify(members: Sequence[Member], points: Points, chunk: _Chunk) -> None:

@@ -1,0 +1,106 @@
+"""Signatures on forked processes (``verify.forked``) and on threads give the entries
+of the one-process run, a child that dies loses no chunk, and no child outlives
+the run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from opentse.verify import forked
+from opentse.verify.archive import LoadedExport, _sort_members, collect_members, load_exports
+from opentse.verify.logcheck import CHUNK, LogPipeline, Points
+from opentse.verify.synthetic import build_export
+from opentse.verify.tarscan import Member
+
+pytestmark = pytest.mark.skipif(not forked.available(), reason="forks only on Linux")
+
+
+def _children() -> list[int]:
+    """Pids of this process's children that have not been reaped."""
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Member]]:
+    path = tmp_path_factory.mktemp("forked") / "e.tar"
+    build_export(path, 6 * CHUNK + 17)
+    _, members = collect_members([path])
+    return path, members
+
+
+def _run(
+    members: list[Member], workers: int, processes: bool | None
+) -> list[tuple[str, bool | None, bool]]:
+    points: Points = {}
+    logs = _sort_members(LoadedExport([]), members, points)
+    ticks: list[int] = []
+    with LogPipeline(points, workers, ticks.append, processes=processes) as pipeline:
+        for begin in range(0, len(logs), CHUNK):
+            batch = list(logs[begin : begin + CHUNK])
+            if begin == CHUNK:  # one bad signature, one undecodable log
+                label, base, data = batch[3]
+                batch[3] = (label, base, data[:-1] + bytes((data[-1] ^ 1,)))
+                label, base, data = batch[4]
+                batch[4] = (label, base, b"\x30\x03junk")
+            pipeline.submit(batch)
+        entries = pipeline.settle()
+    assert sum(ticks) == len(logs)
+    return [(e.file, e.signature_ok, e.problem is None) for e in entries]
+
+
+@pytest.mark.parametrize(("workers", "processes"), [(2, True), (3, True), (2, False)])
+def test_processes_and_threads_equal_one_process(
+    logs: tuple[Path, list[Member]], workers: int, processes: bool
+) -> None:
+    _, members = logs
+    expected = _run(members, 1, None)
+    assert expected.count((expected[CHUNK + 3][0], False, True)) == 1
+    assert sum(1 for _, ok, decoded in expected if ok is None and not decoded) == 1
+    assert _run(members, workers, processes) == expected
+    assert _children() == []
+
+
+def test_no_child_outlives_a_run(logs: tuple[Path, list[Member]]) -> None:
+    path, _ = logs
+    export = load_exports([path], workers=2, settle=False)
+    export.settle()
+    assert all(entry.signature_ok for entry in export.logs)
+    assert _children() == []
+
+
+def _work(payload: int) -> int:
+    if payload == 1:
+        os._exit(7)  # a child dying mid-run (OOM killer, a crash)
+    return payload * 10
+
+
+def test_a_dead_child_loses_no_chunk() -> None:
+    """Answers sent before the child died arrive; the chunks it held come back LOST;
+    with no child left, ``send`` refuses (the caller verifies itself)."""
+    pool: forked.ForkedPool[int] = forked.ForkedPool(1, _work)
+    try:
+        assert [pool.send(lambda n=n: n, n) for n in range(forked.AHEAD + 1)] == [  # type: ignore[misc]
+            *[True] * forked.AHEAD,
+            False,
+        ]
+        results: list[tuple[int, object]] = []
+        while pool.pending:
+            results += pool.results(wait=True)
+        assert results == [(0, 0)] + [(n, forked.LOST) for n in range(1, forked.AHEAD)]
+        assert not pool.send(lambda: 0, 0)
+    finally:
+        pool.close()
+    assert _children() == []
