@@ -8,6 +8,10 @@ reading); ``ratio_vs_half_raw_all_cores`` by the rate of one signing thread per
 core (the stricter one). Prints one JSON object.
 
     .venv/bin/python bench/bench_engine.py [--curve P-256] [--seconds 3] [--threads 1,16]
+        [--tasks 16,64]
+
+Registers run as threads (blocking calls) and as asyncio tasks on one event loop
+(``TSEService.transaction_async``, the way the HTTP server calls the engine).
 
 Per run: ``tx_per_s`` (wall clock), ``cpu_us_per_tx`` (process CPU time per finished
 transaction, all threads) and ``cpu_ratio`` (2 raw signatures' CPU time over that:
@@ -19,6 +23,7 @@ machine compare ``cpu_us_per_tx``; wall-clock rates vary several-fold.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import tempfile
@@ -152,11 +157,57 @@ def tx_rate(service: TSEService, tse_id: str, clients: list[str], seconds: float
     }
 
 
+def tx_rate_async(service: TSEService, tse_id: str, tasks: int, seconds: float) -> dict[str, Any]:
+    """As ``tx_rate`` with the registers as asyncio tasks on one event loop (how the
+    HTTP server calls the engine: ``TSEService.transaction_async``, the commit
+    awaited, no thread per caller)."""
+    latencies: list[float] = []
+
+    async def register(stop: float) -> None:
+        run = service.transaction_async
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            r = await run("start", tse_id, "C0")
+            await run("finish", tse_id, "C0", r.transaction_number, PROCESS_DATA, "Kassenbeleg-V1")
+            latencies.append(time.perf_counter() - began)
+
+    async def drive() -> None:
+        stop = time.perf_counter() + seconds
+        await asyncio.gather(*(register(stop) for _ in range(tasks)))
+
+    start = time.perf_counter()
+    cpu = time.process_time()
+    run_loop(drive())
+    elapsed = time.perf_counter() - start
+    cpu_used = time.process_time() - cpu
+    done = sorted(latencies)
+    n = max(1, len(done))
+    return {
+        "asyncio_tasks": tasks,
+        "transactions": len(done),
+        "tx_per_s": len(done) / elapsed,
+        "cpu_us_per_tx": round(cpu_used / n * 1e6, 1),
+        "latency_ms_p50": round(done[n // 2] * 1000, 2) if done else None,
+        "latency_ms_p99": round(done[min(n - 1, n * 99 // 100)] * 1000, 2) if done else None,
+    }
+
+
+def run_loop(coro: Any) -> None:
+    """On uvloop when installed (as ``opentse serve`` runs)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--curve", default="P-256")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--threads", default="1,16,32,64")
+    parser.add_argument("--tasks", default="16,64", help="asyncio registers per run ('' none)")
     args = parser.parse_args()
     raw, raw_cpu = raw_rate(args.curve, args.seconds)
     raw_all = raw_rate_all_cores(args.curve, args.seconds)
@@ -167,10 +218,15 @@ def main() -> None:
             service = TSEService(store, Keyring(TEST_SECRET), SystemClock())
             ready_tse(service, "bench", curve=args.curve, client_id="C0", logout=True)
             engine_only = engine_rate(service, "bench", args.seconds)
-            for threads in (int(t) for t in args.threads.split(",")):
-                clients = ["C0"] * threads  # several registers on one TSE share a client id
+            plan: list[tuple[str, int]] = [("threads", int(t)) for t in args.threads.split(",")]
+            plan += [("asyncio", int(t)) for t in args.tasks.split(",") if t]
+            for kind, count in plan:
                 before = dict(store.stats)
-                result = tx_rate(service, "bench", clients, args.seconds)
+                if kind == "threads":
+                    clients = ["C0"] * count  # several registers on one TSE share a client id
+                    result = tx_rate(service, "bench", clients, args.seconds)
+                else:
+                    result = tx_rate_async(service, "bench", count, args.seconds)
                 requests = store.stats["requests"] - before["requests"]
                 commits = max(1, store.stats["commits"] - before["commits"])
                 result["ops_per_commit"] = round(requests / commits, 1)

@@ -91,6 +91,9 @@ class TSEService:
         self._contexts: dict[str, TSEContext] = {}
         self._time_set: set[str] = set()
         self._lock = threading.Lock()
+        # checked once: a runtime Protocol check costs ~10 us, more than a request's
+        # own bookkeeping
+        self._async_store = store if isinstance(store, AsyncLockedStore) else None
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -127,8 +130,8 @@ class TSEService:
         """``_run`` for a caller on the event loop: with a store that answers the
         loop itself (SQLite) no thread waits for the commit; any other store runs
         ``_run`` on a worker thread."""
-        store = self.store
-        if not isinstance(store, AsyncLockedStore):
+        store = self._async_store
+        if store is None:
             return await asyncio.to_thread(self._run, tse_id, step, signs=signs, ref=ref)
         if tse_id not in self._contexts:  # the first call reads the store and the key
             await asyncio.to_thread(self.context, tse_id)
