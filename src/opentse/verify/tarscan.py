@@ -53,8 +53,10 @@ def _safe(name: str) -> str:
 
 _UNUSUAL = "./\\"  # first characters _safe has to look at
 
-# name, size, checksum, type flag, magic ("ustar"), prefix: the fields read here
-_HEADER = struct.Struct("100s24x12s12x8sc100x5s83x155s12x")
+# name, size, checksum, type flag, magic ("ustar"): the fields read here (the prefix
+# only when its first octet, header[_PREFIX], is set)
+_HEADER = struct.Struct("100s24x12s12x8sc100x5s")
+_PREFIX = 345
 _HALF = BLOCK // 2  # 256 octets sum to at most 65280: below Adler-32's modulus
 
 
@@ -63,6 +65,35 @@ def _checksum(header: bytes) -> int:
     its halves (two C calls instead of a Python-level sum): each is the sum modulo
     65521, exact for 256 octets (at most 65280)."""
     return (adler32(header[:_HALF], 0) & 0xFFFF) + (adler32(header[_HALF:], 0) & 0xFFFF)
+
+
+def _octal(field: bytes) -> int:
+    """A numeric header field: octal digits, NUL or space padded (anything else,
+    such as base-256 sizes, is a ValueError: tarfile then)."""
+    return int(field.strip(b" \0") or b"0", 8)
+
+
+# Field octets -> what they give, computed once per distinct field (sizes and
+# checksums repeat from member to member: a dict lookup instead of strip + int).
+# _SUMS holds what the header's octet sum must be: the stored checksum plus the
+# field's own octets, minus the eight spaces (8 * 32) it counts as.
+_SUMS: dict[bytes, int] = {}
+_SIZES: dict[bytes, int] = {}
+_CACHED = 4096  # entries per dict, then it starts over
+
+
+def _sum_of(field: bytes) -> int:
+    if len(_SUMS) >= _CACHED:
+        _SUMS.clear()
+    value = _SUMS[field] = _octal(field) + (adler32(field, 0) & 0xFFFF) - 256
+    return value
+
+
+def _size_of(field: bytes) -> int:
+    if len(_SIZES) >= _CACHED:
+        _SIZES.clear()
+    value = _SIZES[field] = _octal(field)
+    return value
 
 
 # (label for findings, file name without directories, data)
@@ -90,25 +121,30 @@ def _scan(data: bytes | mmap.mmap, prefix: str, batch: int) -> Iterator[list[Mem
     pos = 0
     total = len(data)
     next_name: str | None = None
-    unpack = _HEADER.unpack
+    unpack = _HEADER.unpack_from
+    sums = _SUMS
+    sizes = _SIZES
     while pos + BLOCK <= total:
         header = data[pos : pos + BLOCK]
-        raw_name, raw_size, raw_sum, kind, magic, raw_prefix = unpack(header)
+        raw_name, raw_size, raw_sum, kind, magic = unpack(header)
         if raw_name[0] == 0:
             if header.count(0) == BLOCK:
                 yield out
                 return
             raise _Fallback
-        # the header's octets summed with the checksum field read as eight spaces
-        # (8 * 32 = 256); via Adler-32's A sum: exact for ASCII headers (at most
-        # 512 * 127 < 65521), else summed in two halves (see _checksum)
-        total_sum = adler32(header, 0) & 0xFFFF if header.isascii() else _checksum(header)
-        # octal numbers; anything else (base-256 sizes) is a ValueError: tarfile then
-        if int(raw_sum.strip(b" \0") or b"0", 8) != (
-            total_sum - (adler32(raw_sum, 0) & 0xFFFF) + 256
-        ):
+        # the header's octets summed (Adler-32's A sum: exact for ASCII headers, at
+        # most 512 * 127 < 65521; else summed in two halves, see _checksum) must be
+        # what the checksum field says (see _SUMS)
+        try:
+            expected = sums[raw_sum]
+        except KeyError:
+            expected = _sum_of(raw_sum)
+        if expected != (adler32(header, 0) & 0xFFFF if header.isascii() else _checksum(header)):
             raise _Fallback
-        size = int(raw_size.strip(b" \0") or b"0", 8)
+        try:
+            size = sizes[raw_size]
+        except KeyError:
+            size = _size_of(raw_size)
         start = pos + BLOCK
         pos = start + size
         if pos > total or size > MAX_MEMBER_SIZE:
@@ -118,10 +154,10 @@ def _scan(data: bytes | mmap.mmap, prefix: str, batch: int) -> Iterator[list[Mem
         if kind == b"0" or kind == b"\0":
             name = next_name
             if name is None:
-                name = raw_name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                if raw_prefix[0] and magic == b"ustar":
-                    folder = raw_prefix.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                    name = f"{folder}/{name}"
+                name = raw_name.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+                if header[_PREFIX] and magic == b"ustar":
+                    folder = header[_PREFIX : _PREFIX + 155].partition(b"\0")[0]
+                    name = f"{folder.decode('utf-8', 'surrogateescape')}/{name}"
             next_name = None
             if not name or name[0] in _UNUSUAL or ".." in name or name[1:2] == ":":
                 name = _safe(name)
