@@ -5,10 +5,12 @@ the next export (starting above counter 1) verifies with our verifier."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +104,31 @@ def test_needs_the_admin(service: TSEService) -> None:
         service.delete_stored_data("t")
     assert exc_info.value.code != "E_UNEXPORTED_STORED_DATA"
     assert service.store.get_log("t", 1) is not None
+
+
+def test_refs_looked_up_together_answer_as_one_by_one(service: TSEService) -> None:
+    """Requests reaching the SQLite writer together have their refs looked up in one
+    query: a deleted ref, a stored one, a new one and a new one twice must still get
+    E_REF_DELETED, the stored result, one signature and one replay."""
+    gone = service.start_transaction("t", "C1", b"", "", ref="gone:1")
+    service.export("t", io.BytesIO())
+    service.authenticate("t", ADMIN_PIN)
+    service.delete_stored_data("t")
+    kept = service.start_transaction("t", "C1", b"", "", ref="kept:1")
+    before = service.store.get_state("t").signature_counter
+
+    async def together() -> list[Any]:
+        calls = [
+            service.transaction_async("start", "t", "C1", ref=ref)
+            for ref in ("gone:1", "kept:1", "new:1", "twice:1", "twice:1")
+        ]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    deleted, stored, new, twice_a, twice_b = asyncio.run(together())
+    assert isinstance(deleted, OpenTSEError) and deleted.code == "E_REF_DELETED"
+    assert str(gone.signature_counter) in str(deleted)
+    assert stored.replayed and stored.signature == kept.signature
+    assert not new.replayed
+    assert {twice_a.replayed, twice_b.replayed} == {False, True}
+    assert twice_a.signature == twice_b.signature
+    assert service.store.get_state("t").signature_counter == before + 2  # new, twice

@@ -106,9 +106,11 @@ class TSEStore(Protocol):
 
     def list_tses(self, owner: str | None = None) -> list[TSERecord]: ...
 
-    def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
+    def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T], *, ref: str | None = None) -> T:
         """Run ``fn`` with the TSE exclusively locked (across threads and processes);
-        commit durably, then return fn's result. If fn raises, nothing is kept."""
+        commit durably, then return fn's result. If fn raises, nothing is kept.
+        ``ref``: the idempotency key ``fn`` will look up, a hint a store may use to
+        look up several requests' refs at once (it changes no result)."""
         ...
 
     def iter_logs(self, tse_id: str, flt: LogFilter | None = None) -> Iterator[StoredLog]:
@@ -129,7 +131,9 @@ class AsyncLockedStore(Protocol):
     """A store whose writer can answer an asyncio caller directly (SQLite's group
     commit): the event loop awaits the commit instead of parking a thread on it."""
 
-    def run_locked_async(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> Awaitable[T]:
+    def run_locked_async(
+        self, tse_id: str, fn: Callable[[LockedTSE], T], *, ref: str | None = None
+    ) -> Awaitable[T]:
         """``run_locked`` from the running event loop; the same guarantees."""
         ...
 

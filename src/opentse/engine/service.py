@@ -119,7 +119,7 @@ class TSEService:
 
     def _run(self, tse_id: str, step: Step[R], *, signs: bool = True, ref: str | None = None) -> R:
         """One locked engine step (plus the automatic UpdateTime before it)."""
-        out = self.store.run_locked(tse_id, self._locked(tse_id, step, signs, ref))
+        out = self.store.run_locked(tse_id, self._locked(tse_id, step, signs, ref), ref=ref)
         if isinstance(out, _Replay):
             return self._replay(tse_id, out.log)  # type: ignore[return-value]
         return self._concluded(tse_id, out)
@@ -135,7 +135,8 @@ class TSEService:
             return await asyncio.to_thread(self._run, tse_id, step, signs=signs, ref=ref)
         if tse_id not in self._contexts:  # the first call reads the store and the key
             await asyncio.to_thread(self.context, tse_id)
-        out = await store.run_locked_async(tse_id, self._locked(tse_id, step, signs, ref))
+        fn = self._locked(tse_id, step, signs, ref)
+        out = await store.run_locked_async(tse_id, fn, ref=ref)
         if isinstance(out, _Replay):  # reads the logs: not on the loop
             return await asyncio.to_thread(self._replay, tse_id, out.log)  # type: ignore[arg-type]
         return self._concluded(tse_id, out)

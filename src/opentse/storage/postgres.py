@@ -253,7 +253,7 @@ class PostgresStore:
                 ) from None
             raise
 
-    def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
+    def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T], *, ref: str | None = None) -> T:
         if getattr(self._local, "busy", False):
             raise StorageError(
                 "run_locked/create_tse called from inside run_locked", code="E_STORE_REENTRANT"

@@ -7,6 +7,7 @@ with its own placeholder style.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -166,6 +167,18 @@ def find_ref_sql(placeholder: str = "?") -> str:
         f"SELECT {LOG_COLUMNS}, NULL FROM logs WHERE tse_id = {p} AND ref = {p}"
         f" UNION ALL SELECT {nulls}, signature_counter"
         f" FROM deleted_refs WHERE tse_id = {p} AND ref = {p} LIMIT 1"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def refs_present_sql(count: int, placeholder: str = "?") -> str:
+    """Which of ``count`` refs of one TSE are stored or deleted (a batched
+    ``find_ref_sql`` miss check). Parameters: tse_id, the refs, tse_id, the refs."""
+    p = placeholder
+    marks = ", ".join([p] * count)
+    return (
+        f"SELECT ref FROM logs WHERE tse_id = {p} AND ref IN ({marks})"
+        f" UNION ALL SELECT ref FROM deleted_refs WHERE tse_id = {p} AND ref IN ({marks})"
     )
 
 

@@ -44,6 +44,7 @@ from opentse.storage.rows import (
     log_from_row,
     record_from_row,
     record_params,
+    refs_present_sql,
     state_from_json,
     state_to_json,
 )
@@ -83,6 +84,9 @@ def _configure(conn: sqlite3.Connection, writer: bool, timeout: float) -> None:
         conn.execute("PRAGMA query_only = ON")
 
 
+_REFS_PER_QUERY = 200  # 2 x 200 + 2 parameters: far below SQLite's limit
+
+
 class SQLiteStore:
     """``engine.ports.TSEStore`` on one SQLite file (see the module docstring)."""
 
@@ -105,6 +109,7 @@ class SQLiteStore:
         self._readers: set[sqlite3.Connection] = set()
         self._cache = StateCache()
         self._chain = BatchChain()
+        self._absent_refs: set[tuple[str, str]] = set()  # writer thread: _prefetch_refs
         self._sequencer_reads = self._connect(writer=False)
         self._writer = GroupCommitWriter(
             self._write,
@@ -116,6 +121,7 @@ class SQLiteStore:
                 write=write_batches,
                 done=self._chain.done,  # type: ignore[arg-type]
                 reset=self._forget_batch,
+                prefetch=self._prefetch_refs,
             ),
             max_batch=max_batch,
         )
@@ -217,13 +223,37 @@ class SQLiteStore:
 
         self._writer.submit(op)
 
-    def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
-        return cast(T, self._writer.submit(self._locked_op(tse_id, fn), sequenced=True))
+    def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T], *, ref: str | None = None) -> T:
+        op = self._locked_op(tse_id, fn)
+        key = None if ref is None else (tse_id, ref)
+        return cast(T, self._writer.submit(op, sequenced=True, key=key))
 
-    def run_locked_async(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> Awaitable[T]:
+    def run_locked_async(
+        self, tse_id: str, fn: Callable[[LockedTSE], T], *, ref: str | None = None
+    ) -> Awaitable[T]:
         """``run_locked`` for a caller on the running event loop: the same op on the
         same writer, its outcome delivered to the loop (no thread waits for it)."""
-        return cast("Awaitable[T]", self._writer.submit_async(self._locked_op(tse_id, fn)))
+        op = self._locked_op(tse_id, fn)
+        key = None if ref is None else (tse_id, ref)
+        return cast("Awaitable[T]", self._writer.submit_async(op, key=key))
+
+    def _prefetch_refs(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
+        """Writer thread, before it runs a bunch of requests: which of their refs are
+        neither stored nor deleted, in one query per TSE instead of one per request
+        (``LockedView.find_ref`` skips its query for those). Valid for that bunch
+        only: another process may store one later (its COMMIT then fails and the
+        requests are sequenced again, with a fresh look)."""
+        absent = self._absent_refs
+        absent.clear()
+        by_tse: dict[str, list[str]] = {}
+        for tse_id, ref in keys:
+            by_tse.setdefault(tse_id, []).append(ref)
+        for tse_id, refs in by_tse.items():
+            for begin in range(0, len(refs), _REFS_PER_QUERY):
+                part = refs[begin : begin + _REFS_PER_QUERY]
+                sql = refs_present_sql(len(part))
+                found = {row[0] for row in conn.execute(sql, (tse_id, *part, tse_id, *part))}
+                absent.update((tse_id, ref) for ref in part if ref not in found)
 
     def _locked_op(
         self, tse_id: str, fn: Callable[[LockedTSE], T]
@@ -237,7 +267,9 @@ class SQLiteStore:
                 version, counter = int(row[0]), int(row[1])
             else:  # an earlier request of this transaction saved it: no query needed
                 version, counter = saved.version, saved.counter
-            view = LockedView(conn, self._cache, self._chain, tse_id, version, counter)
+            view = LockedView(
+                conn, self._cache, self._chain, tse_id, version, counter, self._absent_refs
+            )
             try:
                 result = fn(view)
                 view.finish()

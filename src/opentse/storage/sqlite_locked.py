@@ -121,8 +121,10 @@ class LockedView:
         tse_id: str,
         version: int,
         counter: int,
+        absent: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self._conn = conn
+        self._absent = absent  # (tse_id, ref) known neither stored nor deleted
         self._cache = cache
         self._chain = chain
         self._batch = chain.current
@@ -237,6 +239,9 @@ class LockedView:
         found = self._chain.log_by_ref(self._tse_id, ref)
         if found is not None:
             return found
+        if (self._tse_id, ref) in self._absent:  # looked up with its bunch (sqlite.py)
+            self._absent_refs.add(ref)
+            return None
         log = self._stored_ref(ref)
         if log is None:
             self._absent_refs.add(ref)

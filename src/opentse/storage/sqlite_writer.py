@@ -79,6 +79,7 @@ class _Request:
         "error",
         "finished",
         "future",
+        "key",
         "op",
         "result",
         "retries",
@@ -92,8 +93,10 @@ class _Request:
         sequenced: bool,
         waker: LoopWaker | None = None,
         future: asyncio.Future[Any] | None = None,
+        key: object = None,
     ) -> None:
         self.op = op
+        self.key = key  # what the op will look up (BatchHooks.prefetch), or None
         self.sequenced = sequenced
         self.retries = 0
         self.result: object = None
@@ -187,6 +190,9 @@ class BatchHooks:
     write: Callable[[sqlite3.Connection, list[Any]], None]
     done: Callable[[object], None]
     reset: Callable[[], None]
+    # (writer, read connection) before a bunch of sequenced requests runs: their
+    # keys, to look up together; called with [] after the bunch (forget them)
+    prefetch: Callable[[sqlite3.Connection, list[Any]], None] | None = None
 
 
 class GroupCommitWriter:
@@ -233,7 +239,7 @@ class GroupCommitWriter:
         current = threading.current_thread()
         return current is self._thread or current is self._committer
 
-    def submit(self, op: Op, *, sequenced: bool = False) -> object:
+    def submit(self, op: Op, *, sequenced: bool = False, key: object = None) -> object:
         """Run ``op``; return its result after the COMMIT that made it durable.
 
         A ``sequenced`` op runs on the writer's read connection outside any
@@ -242,14 +248,14 @@ class GroupCommitWriter:
             raise StorageError(
                 "run_locked/create_tse called from inside run_locked", code="E_STORE_REENTRANT"
             )
-        request = _Request(op, sequenced)
+        request = _Request(op, sequenced, key=key)
         self._enqueue(request)
         request.wait()
         if request.error is not None:
             raise request.error
         return request.result
 
-    def submit_async(self, op: Op) -> asyncio.Future[Any]:
+    def submit_async(self, op: Op, *, key: object = None) -> asyncio.Future[Any]:
         """A sequenced ``op`` for a caller on the running event loop: the future
         resolves after the COMMIT that made it durable, with no thread waiting."""
         loop = asyncio.get_running_loop()
@@ -257,7 +263,7 @@ class GroupCommitWriter:
         if waker is None:
             waker = self._wakers.setdefault(loop, LoopWaker(loop))
         future: asyncio.Future[Any] = loop.create_future()
-        self._enqueue(_Request(op, True, waker, future))
+        self._enqueue(_Request(op, True, waker, future, key))
         return future
 
     def _enqueue(self, request: _Request) -> None:
@@ -361,7 +367,7 @@ class GroupCommitWriter:
         if self._open is None:
             self._hooks.start(self._epoch)
             self._open = []
-        moved = self._run_ops(requests, self._read_conn)
+        moved = self._run_prefetched(requests)
         if moved:  # another process writes: sequence them again, under the write lock
             self._exclusive_until = time.monotonic() + EXCLUSIVE_SECONDS
             requests = [r for r in requests if r not in moved]
@@ -377,6 +383,22 @@ class GroupCommitWriter:
             self._hand()
             self._hooks.reset()
             self._epoch = self._failed_epoch + 1
+
+    def _run_prefetched(self, requests: list[_Request]) -> list[_Request]:
+        """``_run_ops`` on the read connection, the requests' keys looked up first
+        in one go (BatchHooks.prefetch), forgotten after."""
+        prefetch = self._hooks.prefetch
+        keys = [r.key for r in requests if r.key is not None]
+        if prefetch is None or len(keys) < 2:
+            return self._run_ops(requests, self._read_conn)
+        try:
+            prefetch(self._read_conn, keys)
+        except sqlite3.Error:
+            prefetch(self._read_conn, [])  # each request looks its key up alone
+        try:
+            return self._run_ops(requests, self._read_conn)
+        finally:
+            prefetch(self._read_conn, [])
 
     def _run_ops(self, requests: list[_Request], conn: sqlite3.Connection) -> list[_Request]:
         """Run each sequenced op on ``conn``, its error kept for its caller; returns

@@ -152,7 +152,7 @@ class MemoryStore:
         chosen.sort(key=lambda r: (r.created_at, r.tse_id))
         return [replace(r, extra=_json_copy(r.extra, "extra")) for r in chosen]
 
-    def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T]) -> T:
+    def run_locked(self, tse_id: str, fn: Callable[[LockedTSE], T], *, ref: str | None = None) -> T:
         self._acquire()
         try:
             entry = self._entry(tse_id)
