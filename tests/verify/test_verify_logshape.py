@@ -89,6 +89,10 @@ def test_values_of_the_variable_fields(fresh: None) -> None:
         _log(number=0x80),  # two octets: another length, another layout
         _log()[:-72] + b"\x02\x04\xff\xff\xff\xff" + _log()[-66:],  # negative time
         _log(counter=0x80),  # two octets: another length, another layout
+        # integers of 3, 4 and 8 octets (struct reads 1, 2, 4 and 8 itself)
+        _log(number=0x8000, counter=0x800000),
+        _log(number=2**62 + 3, counter=2**31 - 1),
+        _log(number=2**62 + 3, counter=2**31 - 1).replace(b"\x02\x04\x7f", b"\x02\x04\xff"),
         _log(unix=0),
         _log(unix=2**31 + 5),  # five octets
         _log(unix=253402300799),  # 9999-12-31T23:59:59Z

@@ -62,8 +62,10 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
     summaries: dict[str, SerialSummary] = {}
     for serial, entries in logs_by_serial(export).items():
         counters = [e.fields.signature_counter for e in entries if e.fields]
-        seen = Counter(counters)
-        unique = sorted(seen)
+        # mostly strictly increasing (by_serial sorted them): no repeat to count
+        increasing = all(map(operator.lt, counters, counters[1:]))
+        seen = Counter[int]() if increasing else Counter(counters)
+        unique = counters if increasing else sorted(seen)
         summary = SerialSummary(unique[0], unique[-1], len(counters))
         # the common case, no gap and no repeat, needs no look at each counter
         gapless = unique[-1] - unique[0] + 1 == len(unique)
@@ -82,7 +84,7 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                         file,
                     )
                 )
-        for counter in () if len(unique) == len(counters) else unique:
+        for counter in () if increasing else unique:
             if seen[counter] > 1:
                 summary.duplicates.append(counter)
                 same = [e for e in entries if e.fields and e.fields.signature_counter == counter]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from opentse.errors import FormatError
 from opentse.tr03151.codec import _MAX_UNIX
@@ -32,6 +32,7 @@ from opentse.tr03151.logtime import TimeFormat
 _UNIX = TimeFormat.UNIX
 _new = tuple.__new__
 _int = int.from_bytes
+_INTEGERS = {1: "b", 2: "h", 4: "i", 8: "q"}  # struct codes of signed big-endian
 MAX_SHAPES = 2048  # learning stops here (an export whose logs never repeat a layout)
 PER_LENGTH = 8
 
@@ -43,7 +44,7 @@ class Layout(NamedTuple):
     seen so far to what they mean."""
 
     runs: Callable[[bytes], tuple[bytes, ...]]
-    fields: Callable[[bytes], tuple[bytes, ...]]
+    fields: Callable[[bytes], tuple[Any, ...]]  # bytes, and int for integers
     first: int  # start of the signed data (the SEQUENCE content)
     time_end: int  # end of the signed data
     shapes: dict[tuple[bytes, ...], Shape]
@@ -108,12 +109,22 @@ def learn(data: bytes, fields: LogFields) -> None:
     # processData may be absent: a zero-length field where it would begin
     client_end = by_tag[0x81][1]
     process = by_tag.get(0x82, (client_end, client_end))
-    spans = [process, by_tag[0x85], counter[1:], time[1:], signature[1:]]
+    # (span, whether an INTEGER): transaction number, counter and unixTime are read
+    # as signed big-endian numbers by struct itself when of 1, 2, 4 or 8 octets
+    spans = [
+        (process, False),
+        (by_tag[0x85], True),
+        (counter[1:], True),
+        (time[1:], True),
+        (signature[1:], False),
+    ]
     runs_format = fields_format = ">"
     pos = 0
-    for start, end in spans:
-        runs_format += f"{start - pos}s{end - start}x"
-        fields_format += f"{start - pos}x{end - start}s"
+    for (start, end), integer in spans:
+        size = end - start
+        runs_format += f"{start - pos}s{size}x"
+        code = _INTEGERS.get(size) if integer else None
+        fields_format += f"{start - pos}x{code or f'{size}s'}"
         pos = end
     layouts = _LAYOUTS.setdefault(len(data), [])
     for layout in layouts:
@@ -170,16 +181,24 @@ def decode(data: bytes, learning: bool = True) -> LogFields:
             shape = shapes.get(cut_runs(data))
             if shape is None:
                 continue
-            process, number, counter_octets, time_octets, signature = cut_fields(data)
-            unix = _int(time_octets)
-            if time_octets[0] & 0x80 or unix > _MAX_UNIX:
+            # the integers come as int from struct, as octets when of another length
+            process, transaction, counter, unix, signature = cut_fields(data)
+            if type(unix) is bytes:
+                if unix[0] & 0x80:
+                    break  # negative: the readers decide
+                unix = _int(unix)
+            if unix < 0 or unix > _MAX_UNIX:
                 break  # the readers decide
-            counter = _int(counter_octets)
-            if counter_octets[0] & 0x80:
-                counter -= 1 << 8 * len(counter_octets)
-            transaction = _int(number)
-            if number[0] & 0x80:
-                transaction -= 1 << 8 * len(number)
+            if type(counter) is bytes:
+                octets = counter
+                counter = _int(octets)
+                if octets[0] & 0x80:
+                    counter -= 1 << 8 * len(octets)
+            if type(transaction) is bytes:
+                octets = transaction
+                transaction = _int(octets)
+                if octets[0] & 0x80:
+                    transaction -= 1 << 8 * len(octets)
             kind, version, serial, algorithm, operation, client, process_type = shape
             return _new(
                 LogFields,

@@ -145,7 +145,8 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                         entry.file,
                     )
                 )
-        for number in sorted(rows):
+        numbers = sorted(rows)
+        for number in numbers:
             row = rows[number]
             result.rows.append(row)
             if row.start is not None:
@@ -172,8 +173,9 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                         row.start.file,
                     )
                 )
-        numbers = sorted(rows)
-        for before, after in itertools.pairwise(numbers):
+        # no gap (the common case) needs no look at each pair
+        gapless = not numbers or numbers[-1] - numbers[0] + 1 == len(numbers)
+        for before, after in () if gapless else itertools.pairwise(numbers):
             if after > before + 1:
                 result.findings.append(
                     warning(
