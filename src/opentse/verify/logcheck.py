@@ -212,16 +212,28 @@ class LogEntry:
 
 
 def _decode_chunk(members: Sequence[Member]) -> list[LogEntry]:
-    """Decode every log (``signature_ok`` stays None until ``_verify_chunk``)."""
+    """Decode every log (``signature_ok`` stays None until ``_verify_chunk``).
+
+    The entries of decoded logs are made as ``LogEntry.__init__`` makes them, its
+    stores inlined (one Python call less per log: ~50 ns of ~5 us).
+    """
     entries: list[LogEntry] = []
     append = entries.append
+    new = object.__new__
     for label, base, data in members:
         try:
             fields = decode_log_fields(data)
         except (OpenTSEError, ValueError) as exc:
             append(LogEntry(label, base, data, None, None, str(exc)))
             continue
-        append(LogEntry(label, base, data, fields))
+        entry = new(LogEntry)
+        entry.file = label
+        entry.base_name = base
+        entry.data = data
+        entry.fields = fields
+        entry.signature_ok = None
+        entry.problem = None
+        append(entry)
     return entries
 
 
