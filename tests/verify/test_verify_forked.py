@@ -5,6 +5,7 @@ the run."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -87,20 +88,35 @@ def _work(payload: int) -> int:
     return payload * 10
 
 
+def _sent(pool: forked.ForkedPool[int]) -> None:
+    """Wait until the feeder has sent what was added."""
+    deadline = time.monotonic() + 10
+    while pool._backlog and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def test_a_dead_child_loses_no_chunk() -> None:
-    """Answers sent before the child died arrive; the chunks it held come back LOST;
-    with no child left, ``send`` refuses (the caller verifies itself)."""
-    pool: forked.ForkedPool[int] = forked.ForkedPool(1, _work)
+    """The chunk a child dies on comes back to the backlog for the caller; answers
+    are given once per token; the pool ends with no child left."""
+    answers: list[tuple[int, int]] = []
+    pool: forked.ForkedPool[int] = forked.ForkedPool(
+        1, _work, lambda token: token, lambda token, result: answers.append((token, result))
+    )
     try:
-        assert [pool.send(lambda n=n: n, n) for n in range(forked.AHEAD + 1)] == [  # type: ignore[misc]
-            *[True] * forked.AHEAD,
-            False,
-        ]
-        results: list[tuple[int, object]] = []
-        while pool.pending:
-            results += pool.results(wait=True)
-        assert results == [(0, 0)] + [(n, forked.LOST) for n in range(1, forked.AHEAD)]
-        assert not pool.send(lambda: 0, 0)
+        pool.add(0)
+        _sent(pool)
+        assert pool.wait()  # answered by the child
+        assert answers == [(0, 0)]
+        pool.add(1)
+        _sent(pool)
+        assert not pool.wait()  # back: the child died on it
+        assert pool.take() == 1
+        assert pool.take() is None
+        assert pool.wait()
+        pool.add(2)  # no child left: the caller takes everything
+        assert pool.take() == 2
+        assert pool.wait()
     finally:
         pool.close()
+    assert answers == [(0, 0)]
     assert _children() == []

@@ -3,17 +3,20 @@
 Worker *threads* share one GIL: while two of them verify and the reading thread
 scans, decodes and checks, every hand-off of the GIL costs a few microseconds per
 log (bench_verify: ~10 us of non-signature CPU per log with two threads against ~6
-with one). A forked child has an interpreter of its own: the reading process sends
-it a chunk's signed data and signatures (pickled, through a pipe) and gets one
-result per log back. The reading process verifies a chunk itself whenever every
-child already has ``AHEAD`` chunks, so every core stays busy and the queue a child
-still works through once the archive is read stays short.
+with one). A forked child has an interpreter of its own.
+
+The reading process adds each decoded chunk to a backlog. A feeder thread sends the
+oldest chunks to the children (their signed data and signatures, pickled, through
+a pipe; at most ``AHEAD`` per child) and takes their answers; the reading process
+decodes and checks meanwhile, and then verifies the newest chunks itself
+(``take``) until none is left. So every core stays busy whatever the archive's
+size, also while the reading process runs the checks, and at the end a child holds
+at most ``AHEAD`` chunks. The feeder needs the GIL only once per chunk.
 
 Fork, not spawn: a spawned interpreter spends ~0.3 s importing; forked before the
 archive is read, a child costs a few milliseconds and shares every loaded module.
 Only on Linux (macOS system libraries are not fork-safe); elsewhere the verifier
-uses threads. A child that dies loses nothing: its chunks come back as ``LOST``
-and the caller verifies them itself.
+uses threads. A chunk whose child dies goes back to the backlog.
 """
 
 from __future__ import annotations
@@ -25,17 +28,20 @@ import select
 import signal
 import struct
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 Token = TypeVar("Token")
 
-AHEAD = 3  # chunks a child may hold (running or queued) before the parent verifies
+AHEAD = 2  # chunks a child holds (running and queued): the next one is always there
 PIPE_SIZE = 1 << 20  # a few chunks fit: sending one never waits for the child
 _LENGTH = struct.Struct("<Q")
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-LOST = object()  # the result of a chunk whose child died before answering
+# parent ends of every live pool's pipes: a child forked later closes them, or a
+# child of an earlier pool would never see the end of its input
+_PARENT_FDS: set[int] = set()
 
 
 def available() -> bool:
@@ -72,125 +78,174 @@ class _Child(Generic[Token]):
 
     def __init__(self, pid: int, inbox: int, outbox: int) -> None:
         self.pid = pid
-        self.inbox = inbox  # the parent writes chunks here
-        self.outbox = outbox  # and reads results here (non-blocking)
+        self.inbox = inbox  # the feeder writes chunks here
+        self.outbox = outbox  # and reads answers here
         self.queue: deque[Token] = deque()
         self.received = bytearray()
 
 
-class ForkedPool(Generic[Token]):
-    """``count`` forked children, each running ``work`` on the payloads sent to it,
-    in order. The caller keeps a token per payload and gets (token, result) back."""
+def _fork(work: Callable[[Any], Any]) -> _Child[Any]:
+    import fcntl  # POSIX only: imported where fork is
 
-    def __init__(self, count: int, work: Callable[[Any], Any]) -> None:
+    inbox_read, inbox = os.pipe()
+    outbox, outbox_write = os.pipe()
+    # a smaller pipe only means the feeder may wait while sending
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(inbox, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        status = 1
+        try:
+            for fd in (*_PARENT_FDS, inbox, outbox):
+                os.close(fd)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _serve(inbox_read, outbox_write, work)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(inbox_read)
+    os.close(outbox_write)
+    _PARENT_FDS.update((inbox, outbox))
+    return _Child(pid, inbox, outbox)
+
+
+class ForkedPool(Generic[Token]):
+    """``count`` forked children running ``work`` on ``payload(token)`` for the
+    tokens ``add``-ed; ``done(token, result)`` is called (on the feeder thread) for
+    each answer. Tokens nobody has sent yet are handed out by ``take``."""
+
+    def __init__(
+        self,
+        count: int,
+        work: Callable[[Any], Any],
+        payload: Callable[[Token], object],
+        done: Callable[[Token, Any], None],
+    ) -> None:
+        self._payload = payload
+        self._done = done
         self._children: list[_Child[Token]] = []
+        self._backlog: deque[Token] = deque()
+        self._state = threading.Condition()
+        self._closed = False
+        self._error: BaseException | None = None
         try:
             for _ in range(count):
-                self._children.append(self._fork(work))
+                self._children.append(_fork(work))
         except BaseException:
-            self.close()
+            self._reap_all()
             raise
+        self._wake_read, self._wake = os.pipe()  # made after the forks: parent-only
+        self._feeder = threading.Thread(target=self._feed, name="opentse-verify-feeder")
+        self._feeder.daemon = True
+        self._feeder.start()
 
-    def _fork(self, work: Callable[[Any], Any]) -> _Child[Token]:
-        import fcntl  # POSIX only: imported where fork is
+    def add(self, token: Token) -> None:
+        with self._state:
+            self._backlog.append(token)
+            room = any(len(child.queue) < AHEAD for child in self._children)
+        if room:
+            os.write(self._wake, b"+")
 
-        inbox_read, inbox = os.pipe()
-        outbox, outbox_write = os.pipe()
-        # a smaller pipe only means the parent may wait while sending
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(inbox, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            status = 1
-            try:
-                # the write ends of the other children's inboxes must close here, or
-                # those children never see the end of their input
-                for other in self._children:
-                    os.close(other.inbox)
-                    os.close(other.outbox)
-                os.close(inbox)
-                os.close(outbox)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _serve(inbox_read, outbox_write, work)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(inbox_read)
-        os.close(outbox_write)
-        os.set_blocking(outbox, False)
-        return _Child(pid, inbox, outbox)
+    def take(self) -> Token | None:
+        """The newest token no child has been sent, or None."""
+        with self._state:
+            return self._backlog.pop() if self._backlog else None
 
-    @property
-    def pending(self) -> int:
-        """Chunks sent and not yet answered."""
-        return sum(len(child.queue) for child in self._children)
+    def wait(self) -> bool:
+        """Wait until every child has answered for what it holds (True) or a token
+        has come back to the backlog (False: ``take`` it); feeder errors raise."""
+        with self._state:
+            self._state.wait_for(
+                lambda: (
+                    self._error is not None
+                    or bool(self._backlog)
+                    or not any(child.queue for child in self._children)
+                )
+            )
+            if self._error is not None:
+                raise self._error
+            return not self._backlog
 
-    def send(self, make_payload: Callable[[], object], token: Token) -> bool:
-        """Send ``make_payload()`` to the child holding the fewest chunks, unless every
-        one holds ``AHEAD`` (False: the caller does the work itself)."""
-        if not self._children:
-            return False
-        child = min(self._children, key=lambda c: len(c.queue))
-        if len(child.queue) >= AHEAD:
-            return False
-        data = pickle.dumps(make_payload(), _PROTOCOL)
+    def _feed(self) -> None:
         try:
-            _write_all(child.inbox, _LENGTH.pack(len(data)) + data)
-        except OSError:  # the child is gone: its chunks come back LOST
-            return False
-        child.queue.append(token)
+            while self._feed_once():
+                pass
+        except BaseException as exc:  # handed to whoever waits
+            with self._state:
+                self._error = exc
+                self._state.notify_all()
+
+    def _feed_once(self) -> bool:
+        sends: list[tuple[_Child[Token], Token]] = []
+        with self._state:
+            if self._closed:
+                return False
+            for child in self._children:
+                while len(child.queue) < AHEAD and self._backlog:
+                    token = self._backlog.popleft()
+                    child.queue.append(token)
+                    sends.append((child, token))
+            children = list(self._children)
+        for child, token in sends:
+            data = pickle.dumps(self._payload(token), _PROTOCOL)
+            with contextlib.suppress(OSError):  # the child is gone: its EOF comes below
+                _write_all(child.inbox, _LENGTH.pack(len(data)) + data)
+        ready, _, _ = select.select([self._wake_read, *(c.outbox for c in children)], [], [])
+        if self._wake_read in ready:
+            os.read(self._wake_read, 4096)
+        for child in children:
+            if child.outbox in ready:
+                self._receive(child)
         return True
 
-    def results(self, wait: bool) -> list[tuple[Token, object]]:
-        """Answers that have arrived (with ``wait``: at least one, unless nothing is
-        pending), oldest first per child; a dead child's chunks with ``LOST``."""
-        out: list[tuple[Token, object]] = []
-        while True:
-            busy = [child for child in self._children if child.queue]
-            for child in busy:
-                self._receive(child, out)
-            if out or not wait or not any(child.queue for child in self._children):
-                return out
-            select.select([child.outbox for child in busy], [], [])
-
-    def _receive(self, child: _Child[Token], out: list[tuple[Token, object]]) -> None:
-        ended = False
-        while True:
-            try:
-                chunk = os.read(child.outbox, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:  # the child is gone: what it answered before still counts
-                ended = True
-                break
-            child.received += chunk
+    def _receive(self, child: _Child[Token]) -> None:
+        chunk = os.read(child.outbox, 1 << 16)
+        child.received += chunk
         received = child.received
         start = 0
+        answers = []
         while len(received) - start >= _LENGTH.size:
             (size,) = _LENGTH.unpack_from(received, start)
             end = start + _LENGTH.size + size
             if end > len(received):
                 break
-            out.append((child.queue.popleft(), pickle.loads(received[start + _LENGTH.size : end])))
+            answers.append(pickle.loads(received[start + _LENGTH.size : end]))
             start = end
         del received[:start]
-        if ended:
-            out.extend((token, LOST) for token in child.queue)
-            child.queue.clear()
-            self._children.remove(child)
+        for result in answers:
+            self._done(child.queue[0], result)
+            with self._state:
+                child.queue.popleft()
+                self._state.notify_all()
+        if not chunk:  # the child is gone: what it still held goes back to the backlog
+            with self._state:
+                self._backlog.extendleft(child.queue)
+                child.queue.clear()
+                self._children.remove(child)
+                self._state.notify_all()
             self._reap(child, kill=True)
 
     def close(self) -> None:
-        """End every child: those still working are killed (their answers are
-        not wanted any more)."""
+        """Stop the feeder and end every child (those still working are killed)."""
+        with self._state:
+            self._closed = True
+        if self._feeder.is_alive():
+            os.write(self._wake, b"!")
+            self._feeder.join()
+        self._reap_all()
+        os.close(self._wake_read)
+        os.close(self._wake)
+
+    def _reap_all(self) -> None:
         children, self._children = self._children, []
         for child in children:
             self._reap(child, kill=bool(child.queue))
 
     @staticmethod
     def _reap(child: _Child[Token], kill: bool) -> None:
-        os.close(child.inbox)  # EOF: an idle child ends its loop
-        os.close(child.outbox)
+        for fd in (child.inbox, child.outbox):
+            _PARENT_FDS.discard(fd)
+            os.close(fd)  # EOF: an idle child ends its loop
         if kill:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGKILL)

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -393,7 +393,7 @@ class LogPipeline:
         self._forked: forked.ForkedPool[_Sent] | None = None
         self._pool: ThreadPoolExecutor | None = None
         if workers > 1 and processes:
-            self._forked = forked.ForkedPool(workers - 1, _verify_payload)
+            self._forked = forked.ForkedPool(workers - 1, _verify_payload, _payload, self._answered)
         elif workers > 1:
             self._pool = ThreadPoolExecutor(max_workers=workers)
             _short_switches(True)
@@ -414,15 +414,10 @@ class LogPipeline:
         if self._pool is None:
             entries = _decode_chunk(members)
             self._entries += entries
-            if self._forked is not None:
-                self._receive(wait=False)
+            if self._forked is not None:  # verified by a child or in settle
                 decoded = [entry for entry in entries if entry.fields is not None]
-                points = self.points
-                if self._forked.send(
-                    lambda: (points, list(map(_ITEM, [entry.fields for entry in decoded]))),
-                    (len(entries), decoded),
-                ):
-                    return
+                self._forked.add((len(entries), decoded, dict(self.points)))
+                return
             _verify_chunk(entries, self.points)
             if self.progress is not None:
                 self.progress(len(entries))
@@ -432,17 +427,13 @@ class LogPipeline:
         self._chunks.append((len(members), chunk))
         self._pool.submit(_decode_and_verify, members, self.points, chunk)
 
-    def _receive(self, wait: bool) -> None:
-        """Take the children's answers that have come (with ``wait``: at least one)."""
-        assert self._forked is not None
-        for (count, decoded), results in self._forked.results(wait):
-            if results is forked.LOST:
-                _verify_chunk(decoded, self.points)
-            else:
-                for entry, ok in zip(decoded, cast(list[bool | None], results), strict=True):
-                    entry.signature_ok = ok
-            if self.progress is not None:
-                self.progress(count)
+    def _answered(self, sent: _Sent, results: list[bool | None]) -> None:
+        """A child's answer (on the feeder thread)."""
+        count, decoded, _ = sent
+        for entry, ok in zip(decoded, results, strict=True):
+            entry.signature_ok = ok
+        if self.progress is not None:
+            self.progress(count)
 
     @property
     def entries(self) -> list[LogEntry]:
@@ -459,8 +450,16 @@ class LogPipeline:
         """Wait for every signature; the entries, each with its ``signature_ok``."""
         try:
             entries = self.entries
-            while self._forked is not None and self._forked.pending:
-                self._receive(wait=True)
+            while self._forked is not None:  # the newest chunks; children take the oldest
+                sent = self._forked.take()
+                if sent is None:
+                    if self._forked.wait():
+                        break
+                    continue
+                count, decoded, _ = sent
+                _verify_chunk(decoded, self.points)
+                if self.progress is not None:
+                    self.progress(count)
             while self._chunks:
                 count, chunk = self._chunks.popleft()
                 chunk.done.wait()
@@ -490,8 +489,14 @@ class LogPipeline:
                 chunk.done.set()
 
 
-# what a child has of a chunk: (logs in it, the decoded ones, whose results come back)
-_Sent = tuple[int, list[LogEntry]]
+# a chunk for the children: (logs in it, the decoded ones, the keys known when it came)
+_Sent = tuple[int, list[LogEntry], Points]
+
+
+def _payload(sent: _Sent) -> tuple[Points, list[Item]]:
+    """What a child gets of a chunk (on the feeder thread: ``points`` is a copy)."""
+    _, decoded, points = sent
+    return points, list(map(_ITEM, [entry.fields for entry in decoded]))
 
 
 def _verify_payload(payload: tuple[Points, list[Item]]) -> list[bool | None]:
