@@ -22,9 +22,11 @@ import hashlib
 import os
 import sys
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import accumulate
 from operator import itemgetter
 from typing import Any
 
@@ -493,16 +495,49 @@ class LogPipeline:
 _Sent = tuple[int, list[LogEntry], Points]
 
 
-def _payload(sent: _Sent) -> tuple[Points, list[Item]]:
+# what a child gets of a chunk: the keys, then per log serial number and algorithm
+# (mostly one object each: pickle sends it once), and the signatures and the signed
+# data as two strings with their lengths (two C-level joins instead of pickling 10^3
+# small strings; ~0.2 us per log less for the parent and for the child)
+Payload = tuple[Points, tuple[bytes, ...], tuple[str, ...], bytes, bytes, bytes, bytes]
+
+
+def _payload(sent: _Sent) -> Payload:
     """What a child gets of a chunk (on the feeder thread: ``points`` is a copy)."""
     _, decoded, points = sent
-    return points, list(map(_ITEM, [entry.fields for entry in decoded]))
+    if not decoded:
+        return points, (), (), b"", b"", b"", b""
+    columns = list(zip(*[entry.fields for entry in decoded], strict=True))
+    signatures, signed = columns[8], columns[9]
+    return (
+        points,
+        columns[2],
+        columns[3],
+        array("I", map(len, signatures)).tobytes(),
+        b"".join(signatures),
+        array("I", map(len, signed)).tobytes(),
+        b"".join(signed),
+    )
 
 
-def _verify_payload(payload: tuple[Points, list[Item]]) -> list[bool | None]:
+def _cut(lengths: bytes, joined: bytes) -> list[bytes]:
+    ends = list(accumulate(array("I", lengths)))
+    return list(map(joined.__getitem__, map(slice, [0, *ends], ends)))
+
+
+def _verify_payload(payload: Payload) -> list[bool | None]:
     """A child's work (``verify.forked``): one chunk's signatures."""
-    points, items = payload
-    return verify_items(items, points)
+    points, serials, oids, signature_lengths, signatures, signed_lengths, signed = payload
+    return verify_items(
+        zip(
+            serials,
+            oids,
+            _cut(signature_lengths, signatures),
+            _cut(signed_lengths, signed),
+            strict=True,
+        ),
+        points,
+    )
 
 
 def _decode_and_verify(members: Sequence[Member], points: Points, chunk: _Chunk) -> None:
