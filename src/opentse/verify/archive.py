@@ -6,7 +6,7 @@ reader, certificates parsed as DER or PEM. Nothing here raises for bad content: 
 cannot be read becomes a parse error and a finding, so the other checks still run.
 
 ``load_exports`` works in one pass: the archive is memory-mapped and scanned in
-batches (``tarscan.scan``), each batch decoded here while worker threads verify the
+batches (``tarscan.scan``), each batch decoded here while the workers verify the
 batches before it (``logcheck.LogPipeline``); anything the scan does not handle
 starts over with the full reader (``collect_members``, the path the CLI takes).
 """
@@ -273,7 +273,7 @@ def load_exports(
     """Read, decode and signature-check every archive as one pool of logs.
 
     With ``settle=False`` it returns once every log is decoded, the signatures still
-    being checked by the worker threads (``verify_loaded`` runs the other checks
+    being checked by the workers (``verify_loaded`` runs the other checks
     meanwhile, then calls ``export.settle()``). Raises UnreadableExportError only
     when an input is not a TAR archive at all.
     """

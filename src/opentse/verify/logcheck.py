@@ -7,9 +7,8 @@ and algorithm, hands plain r||s to OpenSSL as DER built by table and the digest 
 ``Prehashed``; anything unusual (DER signatures, ECSDSA, odd lengths) goes to the
 core's ``verify_signature``, which is the authority. :class:`LogEntry` builds the
 LogMessage and the parsed file name only when asked. Above ``PARALLEL_THRESHOLD``
-logs the signatures are checked in chunks on a pool of threads
-(:class:`LogPipeline`: ``cryptography`` releases the GIL in ``verify``); the results
-are the same either way.
+logs the signatures are checked in chunks on every core (:class:`LogPipeline`:
+forked processes on Linux, threads elsewhere); the results are the same either way.
 
 TR-03151: serialNumber = SHA-256 of the public key point, so the key is found by the
 serial, never by file names; the signature covers the decoder's ``signed_data``
@@ -364,9 +363,10 @@ class LogPipeline:
     pool of ``workers`` threads (elsewhere, or ``processes=False``).
 
     Processes (``verify.forked``): this process reads, decodes and runs the other
-    checks, which need every log anyway; it sends each chunk's signed data and
-    signatures to a child, or verifies the chunk itself when every child is busy
-    enough. No GIL is shared, so the children verify at the full rate of a core.
+    checks, which need every log anyway; a feeder thread sends the oldest decoded
+    chunks' signed data and signatures to the children, and ``settle`` verifies
+    the newest ones here until none is left. No GIL is shared, so the children
+    verify at the full rate of a core.
 
     Threads: ``cryptography`` releases the GIL while OpenSSL verifies, so threads
     verify in parallel; each worker decodes its chunk and then verifies it, so every

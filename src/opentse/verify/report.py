@@ -79,7 +79,7 @@ def verify_loaded(
 
 
 def _verify_loaded(export: LoadedExport, trust: Sequence[x509.Certificate] | None) -> VerifyReport:
-    # every check but the signatures' first: the worker threads may still be
+    # every check but the signatures' first: the workers may still be
     # verifying (load_exports(settle=False)), and these need only decoded logs
     try:
         serials, counter_findings = check_counters(export)
