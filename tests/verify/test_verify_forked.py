@@ -120,3 +120,24 @@ def test_a_dead_child_loses_no_chunk() -> None:
         pool.close()
     assert answers == [(0, 0)]
     assert _children() == []
+
+
+def test_pinned_while_running_and_given_back() -> None:
+    """With a CPU for each, this thread runs on one CPU while the pool lives and on
+    all it had afterwards; the child on another one."""
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("one CPU: nothing is pinned")
+    pool: forked.ForkedPool[int] = forked.ForkedPool(1, _work, lambda t: t, lambda t, r: None)
+    try:
+        mine = os.sched_getaffinity(0)
+        (child,) = _children()
+        deadline = time.monotonic() + 10
+        while os.sched_getaffinity(child) == before and time.monotonic() < deadline:
+            time.sleep(0.001)  # the child pins itself first thing
+        theirs = os.sched_getaffinity(child)
+    finally:
+        pool.close()
+    assert len(mine) == 1 and len(theirs) == 1 and mine != theirs
+    assert mine | theirs <= before
+    assert os.sched_getaffinity(0) == before

@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 Token = TypeVar("Token")
 
 AHEAD = 2  # chunks a child holds (running and queued): the next one is always there
+PIN = True  # one CPU each for the reading process and every child (see _cpus)
 PIPE_SIZE = 1 << 20  # a few chunks fit: sending one never waits for the child
 _LENGTH = struct.Struct("<Q")
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -84,7 +85,21 @@ class _Child(Generic[Token]):
         self.received = bytearray()
 
 
-def _fork(work: Callable[[Any], Any]) -> _Child[Any]:
+def _cpus(count: int) -> list[int] | None:
+    """CPUs for the caller and each of ``count`` children, one each, when this
+    thread may run on that many (else None: nothing is pinned).
+
+    Pinned, the two processes keep their caches and the feeder never lands on the
+    child's CPU: on the 2-vCPU test machine 10^5 logs verified ~4% faster (ratio to
+    raw on two threads 0.86-0.95 against 0.84-0.90 free, three runs each).
+    """
+    if not PIN or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[: count + 1] if len(allowed) > count else None
+
+
+def _fork(work: Callable[[Any], Any], cpu: int | None) -> _Child[Any]:
     import fcntl  # POSIX only: imported where fork is
 
     inbox_read, inbox = os.pipe()
@@ -99,6 +114,8 @@ def _fork(work: Callable[[Any], Any]) -> _Child[Any]:
             for fd in (*_PARENT_FDS, inbox, outbox):
                 os.close(fd)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
             _serve(inbox_read, outbox_write, work)
             status = 0
         finally:
@@ -128,12 +145,20 @@ class ForkedPool(Generic[Token]):
         self._state = threading.Condition()
         self._closed = False
         self._error: BaseException | None = None
+        cpus = _cpus(count)
         try:
-            for _ in range(count):
-                self._children.append(_fork(work))
+            for index in range(count):
+                self._children.append(_fork(work, None if cpus is None else cpus[index + 1]))
         except BaseException:
             self._reap_all()
             raise
+        # this thread and the feeder (which inherits it) on a CPU of their own, until
+        # close() gives this thread back the CPUs it had
+        self._pinned: tuple[int, set[int]] | None = None
+        if cpus is not None:
+            thread = threading.get_native_id()
+            self._pinned = (thread, os.sched_getaffinity(0))
+            os.sched_setaffinity(thread, {cpus[0]})
         self._wake_read, self._wake = os.pipe()  # made after the forks: parent-only
         self._feeder = threading.Thread(target=self._feed, name="opentse-verify-feeder")
         self._feeder.daemon = True
@@ -235,6 +260,11 @@ class ForkedPool(Generic[Token]):
         self._reap_all()
         os.close(self._wake_read)
         os.close(self._wake)
+        if self._pinned is not None:
+            thread, cpus = self._pinned
+            self._pinned = None
+            with contextlib.suppress(OSError):  # that thread may have ended
+                os.sched_setaffinity(thread, cpus)
 
     def _reap_all(self) -> None:
         children, self._children = self._children, []
