@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,8 +79,6 @@ def test_pragmas_and_schema(db: Path) -> None:
         assert write.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert write.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert write.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
-        # checkpoints run on their own thread (storage/sqlite_checkpoint.py)
-        assert write.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     raw = _raw(db)
     names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
     assert {"tses", "tse_states", "tse_counters", "logs", "logs_ref", "logs_counter"} <= names
@@ -92,24 +89,6 @@ def test_pragmas_and_schema(db: Path) -> None:
         "core",
     )
     raw.close()
-
-
-def test_the_wal_is_checkpointed_off_the_commit_path(db: Path) -> None:
-    """No COMMIT checkpoints (autocheckpoint off); the checkpoint thread copies every
-    committed frame into the database file soon after, so the WAL does not grow."""
-    with SQLiteStore(db) as store:
-        store.create_tse(make_record("t"), TSEState("t"))
-        for _ in range(50):
-            append_and_save(store, "t", 20)
-        deadline = time.monotonic() + 10
-        while store._checkpointer.checkpoints < 2:  # one full round after the writes
-            assert time.monotonic() < deadline, "no checkpoint ran"
-            time.sleep(0.05)
-        # the database file itself (not only the WAL) holds the logs: a reader that
-        # ignores the WAL sees them (immutable=1 opens the main file alone)
-        main = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
-        assert main.execute("SELECT COUNT(*) FROM logs").fetchone()[0] == 1000
-        main.close()
 
 
 def test_database_rejects_counter_gaps_even_without_the_store(db: Path) -> None:

@@ -49,7 +49,6 @@ from opentse.storage.rows import (
     state_to_json,
 )
 from opentse.storage.sqlite_batch import BatchChain, write_batches
-from opentse.storage.sqlite_checkpoint import Checkpointer
 from opentse.storage.sqlite_locked import LockedView, StateCache
 from opentse.storage.sqlite_writer import BatchHooks, GroupCommitWriter, is_busy, storage_error
 
@@ -81,7 +80,6 @@ def _configure(conn: sqlite3.Connection, writer: bool, timeout: float) -> None:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA fullfsync = ON")  # macOS: flush the drive cache too
         conn.execute("PRAGMA journal_size_limit = 67108864")  # WAL shrinks back to 64 MiB
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # sqlite_checkpoint.py does it
     else:
         conn.execute("PRAGMA query_only = ON")
 
@@ -113,7 +111,6 @@ class SQLiteStore:
         self._chain = BatchChain()
         self._absent_refs: set[tuple[str, str]] = set()  # writer thread: _prefetch_refs
         self._sequencer_reads = self._connect(writer=False)
-        self._checkpointer = Checkpointer(path)
         self._writer = GroupCommitWriter(
             self._write,
             self._sequencer_reads,
@@ -385,7 +382,6 @@ class SQLiteStore:
     def close(self) -> None:
         """Finish queued writes, stop the writer, close every connection. Idempotent."""
         self._writer.close()
-        self._checkpointer.stop()
         self._sequencer_reads.close()
         with self._readers_lock:
             if self._closed:
