@@ -157,6 +157,9 @@ def markdown_table(result: dict[str, Any]) -> str:
     all_cores = raw.get("P-256", {}).get("sign_per_s_all_cores")
     if all_cores:
         lines += ["", f"P-256 with one signing thread per core: {all_cores:.0f} signatures/s."]
+    verify_all = raw.get("P-256", {}).get("verify_per_s_all_cores")
+    if verify_all:
+        lines[-1] += f" With one verifying thread per core: {verify_all:.0f} verifications/s."
     exp = result.get("export")
     if exp:
         lines += [
@@ -165,7 +168,9 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"{exp['export_logs_per_s']:.0f} logs/s "
             f"({exp.get('export_ratio_to_raw_sign', '')} × the raw signing rate); "
             f"verify with {exp['verify_workers']} workers: {exp['verify_logs_per_s']:.0f} logs/s "
-            f"({exp.get('verify_ratio_to_raw_verify_all_cores', '')} × raw verify/s × cores), "
+            f"({exp.get('verify_ratio_to_raw_verify_on_every_core', '')} × raw verify/s with "
+            f"one thread per core, {exp.get('verify_ratio_to_raw_verify_all_cores', '')} × "
+            "one core's raw verify/s × cores), "
             f"verified ok: {exp['verify_ok']}. {exp['note'][:1].upper()}{exp['note'][1:]}.",
         ]
     if result.get("postgres") != "ran":
