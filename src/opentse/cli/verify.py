@@ -81,7 +81,8 @@ def verify_command(
         int | None,
         typer.Option(
             "--workers",
-            help="Signature-checking threads (default: every core for large archives).",
+            help="Signature-checking workers (processes on Linux, threads elsewhere; "
+            "default: every core for large archives).",
         ),
     ] = None,
 ) -> None:
