@@ -126,10 +126,20 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
             (WIDTH // 2 + 10, 500, WIDTH - 20, HEIGHT - 20),
             f"Export and verify of {exp['export_logs']} logs",
             groups,
-            (f"raw verify/s x {cores} cores", raw["P-256"]["verify_per_s"] * cores),
+            _verify_line(raw["P-256"], cores),
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, optimize=True)
+
+
+def _verify_line(p256: dict[str, Any], cores: int) -> tuple[str, float]:
+    """The verifier's ceiling: raw verifies with one thread per core when the run
+    measured it (this VM's vCPUs do not add up to cores x one core), else the
+    one-core rate x cores."""
+    every = p256.get("verify_per_s_all_cores")
+    if every:
+        return f"raw verify/s, a thread per core ({cores})", float(every)
+    return f"raw verify/s x {cores} cores", float(p256["verify_per_s"]) * cores
 
 
 def markdown_table(result: dict[str, Any]) -> str:
