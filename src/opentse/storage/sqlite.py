@@ -50,7 +50,8 @@ from opentse.storage.rows import (
 )
 from opentse.storage.sqlite_batch import BatchChain, write_batches
 from opentse.storage.sqlite_locked import LockedView, StateCache
-from opentse.storage.sqlite_writer import BatchHooks, GroupCommitWriter, is_busy, storage_error
+from opentse.storage.sqlite_requests import is_busy, storage_error
+from opentse.storage.sqlite_writer import BatchHooks, GroupCommitWriter
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ from opentse.engine.ports import StoredLog
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, OpenTSEError, StorageError
 from opentse.storage.rows import LOG_COLUMNS, delete_logs_sql, dump_json
-from opentse.storage.sqlite_writer import storage_error
+from opentse.storage.sqlite_requests import storage_error
 
 _DELETE_LOGS = delete_logs_sql()
 _COLUMNS = 11

@@ -22,6 +22,9 @@ sequenced again from the new state; for ``EXCLUSIVE_SECONDS`` after such a confl
 the writer sequences inside its own ``BEGIN IMMEDIATE`` (SQLite's write lock, as
 without pipelining), so two processes on one file take turns instead of
 overwriting each other's reads.
+
+What a caller holds while it waits, and how an asyncio caller is woken, is in
+``sqlite_requests.py``.
 """
 
 from __future__ import annotations
@@ -33,14 +36,19 @@ import time
 import weakref
 from _thread import LockType
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any
 
 from opentse.errors import OpenTSEError, StorageError
+from opentse.storage.sqlite_requests import (
+    LoopWaker,
+    Op,
+    Request,
+    rollback_quietly,
+    storage_error,
+)
 
-Op = Callable[[sqlite3.Connection], object]
 Retry = Callable[[Callable[[], Any]], Any]
 
 MAX_RETRIES = 20
@@ -49,115 +57,6 @@ EXCLUSIVE_SECONDS = 2.0
 # between two of its reads, E_STORAGE_MOVED) met another process's writes.
 CONFLICT_CODES = frozenset(("E_COUNTER_GAP", "E_STORAGE_CONFLICT", "E_DUPLICATE_REF"))
 MOVED = "E_STORAGE_MOVED"
-
-
-def is_busy(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-def storage_error(doing: str, exc: BaseException) -> StorageError:
-    code = "E_STORAGE_BUSY" if is_busy(exc) else "E_STORAGE"
-    return StorageError(f"SQLite failed while {doing}: {exc}", code=code)
-
-
-def rollback_quietly(conn: sqlite3.Connection) -> None:
-    """End a failed transaction; the error that got us here is the one to report."""
-    if conn.in_transaction:
-        with suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-class _Request:
-    """One queued write. A blocking caller waits on a plain lock that is released
-    once: cheaper than a ``threading.Event`` (its Condition cost more than the
-    INSERT). An asyncio caller (``waker`` set) hears it through its loop's
-    :class:`LoopWaker` instead, without a thread of its own."""
-
-    __slots__ = (
-        "_waiting",
-        "error",
-        "finished",
-        "future",
-        "key",
-        "op",
-        "result",
-        "retries",
-        "sequenced",
-        "waker",
-    )
-
-    def __init__(
-        self,
-        op: Op,
-        sequenced: bool,
-        waker: LoopWaker | None = None,
-        future: asyncio.Future[Any] | None = None,
-        key: object = None,
-    ) -> None:
-        self.op = op
-        self.key = key  # what the op will look up (BatchHooks.prefetch), or None
-        self.sequenced = sequenced
-        self.retries = 0
-        self.result: object = None
-        self.error: BaseException | None = None
-        self.finished = False
-        self.waker = waker
-        self.future = future
-        self._waiting = threading.Lock()
-        if waker is None:
-            self._waiting.acquire()
-
-    def finish(self) -> None:
-        """Release the caller (once; later calls do nothing)."""
-        if not self.finished:
-            self.finished = True
-            if self.waker is None:
-                self._waiting.release()
-            else:
-                self.waker.add(self)
-
-    def wait(self) -> None:
-        self._waiting.acquire()
-
-    def settle(self) -> None:
-        """On the caller's loop: hand the outcome to its future."""
-        future = self.future
-        if future is None or future.done():  # cancelled meanwhile: nobody listens
-            return
-        if self.error is not None:
-            future.set_exception(self.error)
-        else:
-            future.set_result(self.result)
-
-
-class LoopWaker:
-    """Finished asyncio requests of one event loop, handed over in bunches.
-
-    The committer releases a whole batch at once; one ``call_soon_threadsafe`` (one
-    wake-up of the loop) carries every request finished before the loop got to run,
-    instead of one thread hand-off per request."""
-
-    __slots__ = ("_lock", "_loop", "_ready")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._ready: list[_Request] = []
-
-    def add(self, request: _Request) -> None:
-        with self._lock:
-            self._ready.append(request)
-            if len(self._ready) > 1:
-                return  # a wake-up is already on its way
-        with suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self._loop.call_soon_threadsafe(self._settle)
-
-    def _settle(self) -> None:
-        with self._lock:
-            ready, self._ready = self._ready, []
-        for request in ready:
-            request.settle()
 
 
 class _Kick:
@@ -171,7 +70,7 @@ KICK = _Kick()
 class _Handed:
     epoch: int
     batch: object  # the store's batch token
-    requests: list[_Request]
+    requests: list[Request]
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +111,7 @@ class GroupCommitWriter:
         self._retry = retry
         self._hooks = hooks
         self._max_batch = max_batch
-        self._queue: SimpleQueue[_Request | _Kick | None] = SimpleQueue()
+        self._queue: SimpleQueue[Request | _Kick | None] = SimpleQueue()
         self._handed: SimpleQueue[_Handed | LockType | None] = SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -220,7 +119,7 @@ class GroupCommitWriter:
         self._failed_epoch = 0  # written by the committer, read by the writer
         self._doom: dict[int, BaseException | None] = {}  # failed epoch -> error (None: retry)
         self._exclusive_until = 0.0  # monotonic; set by the committer after a conflict
-        self._open: list[_Request] | None = None  # requests of the running, unhanded batch
+        self._open: list[Request] | None = None  # requests of the running, unhanded batch
         self._committer_idle = True  # the committer waits for work (it says so by a KICK)
         self.stats = {"requests": 0, "commits": 0}
         self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = (
@@ -248,7 +147,7 @@ class GroupCommitWriter:
             raise StorageError(
                 "run_locked/create_tse called from inside run_locked", code="E_STORE_REENTRANT"
             )
-        request = _Request(op, sequenced, key=key)
+        request = Request(op, sequenced, key=key)
         self._enqueue(request)
         request.wait()
         if request.error is not None:
@@ -263,10 +162,10 @@ class GroupCommitWriter:
         if waker is None:
             waker = self._wakers.setdefault(loop, LoopWaker(loop))
         future: asyncio.Future[Any] = loop.create_future()
-        self._enqueue(_Request(op, True, waker, future, key))
+        self._enqueue(Request(op, True, waker, future, key))
         return future
 
-    def _enqueue(self, request: _Request) -> None:
+    def _enqueue(self, request: Request) -> None:
         with self._lock:
             if self._closed:
                 raise StorageError("the store is closed", code="E_STORE_CLOSED")
@@ -311,7 +210,7 @@ class GroupCommitWriter:
                 self._handed.put(None)
                 return
 
-    def _guarded(self, run: Callable[[list[_Request]], None], requests: list[_Request]) -> None:
+    def _guarded(self, run: Callable[[list[Request]], None], requests: list[Request]) -> None:
         try:
             run(requests)
         except BaseException as exc:  # a bug here must not leave callers waiting
@@ -332,7 +231,7 @@ class GroupCommitWriter:
                 item = self._queue.get_nowait()
             except Empty:
                 break
-            if isinstance(item, _Request):
+            if isinstance(item, Request):
                 retries.append(item)
         for item in retries:
             self._queue.put(item)
@@ -340,16 +239,16 @@ class GroupCommitWriter:
             self._queue.put(None)
         return bool(retries)
 
-    def _collect(self) -> tuple[list[_Request], bool]:
+    def _collect(self) -> tuple[list[Request], bool]:
         """Every queued request (blocking for the first one) and whether ``close``
         was queued. No waiting for more: while the committer writes one batch, the
         callers of the next one queue up by themselves."""
-        batch: list[_Request] = []
+        batch: list[Request] = []
         item = self._queue.get()
         while True:
             if item is None:
                 return batch, True
-            if isinstance(item, _Request):
+            if isinstance(item, Request):
                 batch.append(item)
                 if len(batch) >= self._max_batch:
                     break
@@ -359,7 +258,7 @@ class GroupCommitWriter:
                 break
         return batch, False
 
-    def _sequence(self, requests: list[_Request]) -> None:
+    def _sequence(self, requests: list[Request]) -> None:
         """Run ``requests`` into the running batch; it is handed to the committer when
         the committer has nothing to do (so batches are as large as the disk lets
         them grow, and a lone caller is not kept waiting)."""
@@ -384,7 +283,7 @@ class GroupCommitWriter:
             self._hooks.reset()
             self._epoch = self._failed_epoch + 1
 
-    def _run_prefetched(self, requests: list[_Request]) -> list[_Request]:
+    def _run_prefetched(self, requests: list[Request]) -> list[Request]:
         """``_run_ops`` on the read connection, the requests' keys looked up first
         in one go (BatchHooks.prefetch), forgotten after."""
         prefetch = self._hooks.prefetch
@@ -400,7 +299,7 @@ class GroupCommitWriter:
         finally:
             prefetch(self._read_conn, [])
 
-    def _run_ops(self, requests: list[_Request], conn: sqlite3.Connection) -> list[_Request]:
+    def _run_ops(self, requests: list[Request], conn: sqlite3.Connection) -> list[Request]:
         """Run each sequenced op on ``conn``, its error kept for its caller; returns
         the requests that found the file changed between two of their reads."""
         moved = []
@@ -423,7 +322,7 @@ class GroupCommitWriter:
             self._committer_idle = False
             self._handed.put(_Handed(self._epoch, self._hooks.hand_over(), requests))
 
-    def _sequence_exclusive(self, requests: list[_Request]) -> None:
+    def _sequence_exclusive(self, requests: list[Request]) -> None:
         """Sequence and commit ``requests`` inside one write transaction of their own
         (another process writes the same file: its commits cannot come between)."""
         self._drain()
@@ -464,7 +363,7 @@ class GroupCommitWriter:
         self._handed.put(barrier)
         barrier.acquire()
 
-    def _run_plain(self, requests: list[_Request]) -> None:
+    def _run_plain(self, requests: list[Request]) -> None:
         """Plain requests in one transaction of their own; release after COMMIT."""
         self._drain()
         conn = self._conn
@@ -475,7 +374,7 @@ class GroupCommitWriter:
                 request.error = storage_error("locking the database", exc)
                 request.finish()
             return
-        succeeded: list[_Request] = []
+        succeeded: list[Request] = []
         for index, request in enumerate(requests):
             self.stats["requests"] += 1
             conn.execute("SAVEPOINT request")
@@ -582,7 +481,7 @@ class GroupCommitWriter:
         for request in item.requests:
             self._again(request, error)
 
-    def _again(self, request: _Request, error: BaseException | None) -> None:
+    def _again(self, request: Request, error: BaseException | None) -> None:
         """Queue ``request`` to be sequenced again (``error`` None), or fail it."""
         request.result = None
         if error is None and request.retries < MAX_RETRIES:

@@ -1,0 +1,129 @@
+"""What callers of the SQLite group-commit writer hold while they wait.
+
+A blocking caller's :class:`Request` is released through a plain lock; an asyncio
+caller's through its loop's :class:`LoopWaker`, which hands a whole batch of
+finished requests to the loop in one wake-up. Also the small SQLite error helpers
+the writer, the batches and the store share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from opentse.errors import StorageError
+
+Op = Callable[[sqlite3.Connection], object]
+
+
+def is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def storage_error(doing: str, exc: BaseException) -> StorageError:
+    code = "E_STORAGE_BUSY" if is_busy(exc) else "E_STORAGE"
+    return StorageError(f"SQLite failed while {doing}: {exc}", code=code)
+
+
+def rollback_quietly(conn: sqlite3.Connection) -> None:
+    """End a failed transaction; the error that got us here is the one to report."""
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+class Request:
+    """One queued write. A blocking caller waits on a plain lock that is released
+    once: cheaper than a ``threading.Event`` (its Condition cost more than the
+    INSERT). An asyncio caller (``waker`` set) hears it through its loop's
+    :class:`LoopWaker` instead, without a thread of its own."""
+
+    __slots__ = (
+        "_waiting",
+        "error",
+        "finished",
+        "future",
+        "key",
+        "op",
+        "result",
+        "retries",
+        "sequenced",
+        "waker",
+    )
+
+    def __init__(
+        self,
+        op: Op,
+        sequenced: bool,
+        waker: LoopWaker | None = None,
+        future: asyncio.Future[Any] | None = None,
+        key: object = None,
+    ) -> None:
+        self.op = op
+        self.key = key  # what the op will look up (BatchHooks.prefetch), or None
+        self.sequenced = sequenced
+        self.retries = 0
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self.waker = waker
+        self.future = future
+        self._waiting = threading.Lock()
+        if waker is None:
+            self._waiting.acquire()
+
+    def finish(self) -> None:
+        """Release the caller (once; later calls do nothing)."""
+        if not self.finished:
+            self.finished = True
+            if self.waker is None:
+                self._waiting.release()
+            else:
+                self.waker.add(self)
+
+    def wait(self) -> None:
+        self._waiting.acquire()
+
+    def settle(self) -> None:
+        """On the caller's loop: hand the outcome to its future."""
+        future = self.future
+        if future is None or future.done():  # cancelled meanwhile: nobody listens
+            return
+        if self.error is not None:
+            future.set_exception(self.error)
+        else:
+            future.set_result(self.result)
+
+
+class LoopWaker:
+    """Finished asyncio requests of one event loop, handed over in bunches.
+
+    The committer releases a whole batch at once; one ``call_soon_threadsafe`` (one
+    wake-up of the loop) carries every request finished before the loop got to run,
+    instead of one thread hand-off per request."""
+
+    __slots__ = ("_lock", "_loop", "_ready")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[Request] = []
+
+    def add(self, request: Request) -> None:
+        with self._lock:
+            self._ready.append(request)
+            if len(self._ready) > 1:
+                return  # a wake-up is already on its way
+        with suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for request in ready:
+            request.settle()
