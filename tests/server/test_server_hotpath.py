@@ -1,4 +1,4 @@
-"""The hot route (server/hotpath.py) and the quick upsert path (routes_tx).
+"""The hot route (server/hotpath.py) and the quick upsert path (server/upsert.py).
 
 upsertTransaction is answered before Starlette's router and decides on the index row
 without reading the logs first. These tests hold it to the old behaviour: the same

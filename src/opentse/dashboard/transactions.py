@@ -81,7 +81,7 @@ def amount_of(result: SignResult | None) -> Decimal | None:
 
 
 def tx_ref(tx_id: str, revision: int) -> str:
-    from opentse.server.routes_tx import tx_ref as api_ref
+    from opentse.server.tx_index import tx_ref as api_ref
 
     return api_ref(tx_id, revision)
 

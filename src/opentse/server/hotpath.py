@@ -59,8 +59,8 @@ def hot_route(scope: Scope) -> tuple[str, str] | None:
 class ServerApp(Starlette):
     """The Starlette application with upsertTransaction answered in front of it."""
 
-    hot_handler: Any = None  # routes_tx.upsert_transaction, set by create_app
-    # routes_tx.upsert_transaction_async / _full, set by create_app when the engine
+    hot_handler: Any = None  # upsert.upsert_transaction, set by create_app
+    # upsert.upsert_transaction_async / _full, set by create_app when the engine
     # store answers the event loop itself (ServerContext.loop_signing)
     hot_async: Any = None
     hot_full: Any = None

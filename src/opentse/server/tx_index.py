@@ -1,0 +1,195 @@
+"""Transactions as the API answers them, rebuilt from their signed logs.
+
+Each signed revision carries ``ref = "tx:<uuid>:<rev>"`` and the request's
+``extra`` in its log, so the answer of any revision (``stored_revision``) and the
+transaction index row (``recover_row``, ``rebuild_index`` at start-up) can always
+be rebuilt from the logs; ``derive_raw`` maps ``schema.standard_v1`` to the raw
+processType/processData (DSFinV-K Anhang I).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from opentse.engine.ports import LogFilter
+from opentse.engine.results import SignResult
+from opentse.errors import FormatError, NotFoundError
+from opentse.formats import processdata
+from opentse.server.context import (
+    API_VERSION,
+    Call,
+    ServerContext,
+)
+from opentse.server.problems import ApiError
+from opentse.server.qrtext import QRText
+from opentse.server.service_store import TssRow, TxRow
+
+MAX_REVISION = 9007199254740991
+OPERATION_NAMES = {
+    "StartTransaction": "Start",
+    "UpdateTransaction": "Update",
+    "FinishTransaction": "Finish",
+}
+# A cancellation without data: DSFinV-K BON_TYP AVBelegabbruch (receipt aborted).
+CANCEL_PROCESS_TYPE = "Kassenbeleg-V1"
+CANCEL_PROCESS_DATA = "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^"
+
+
+def tx_ref(tx_id: str, revision: int) -> str:
+    return f"tx:{tx_id}:{revision}"
+
+
+def derive_raw(schema: dict[str, Any] | None) -> tuple[str, bytes, dict[str, Any]]:
+    """(processType, processData, response schema) of a request's ``schema``."""
+    if not schema:
+        return "", b"", {}
+    try:
+        if "raw" in schema:
+            raw = schema["raw"]
+            data = base64.b64decode(raw["process_data"], validate=True)
+            return raw["process_type"], data, {"raw": dict(raw)}
+        std = schema["standard_v1"]
+        if "receipt" in std:
+            ptype, text = processdata.from_fiskaly_receipt(std["receipt"])
+        elif "order" in std:
+            ptype, text = processdata.from_fiskaly_order(std["order"])
+        else:
+            other = std.get("other") or {}
+            ptype, text = (
+                "SonstigerVorgang",
+                json.dumps(other, separators=(",", ":")) if other else "",
+            )
+    except (FormatError, binascii.Error, ValueError) as exc:
+        raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", f"body/schema: {exc}") from None
+    data = text.encode("utf-8")
+    raw_out = {"process_type": ptype, "process_data": base64.b64encode(data).decode()}
+    return ptype, data, {"standard_v1": std, "raw": raw_out}
+
+
+def tx_body(
+    result: SignResult,
+    extra: dict[str, Any],
+    row: TxRow | None,
+    tss_id: str,
+    env: str,
+    qr_text: QRText,
+) -> dict[str, Any]:
+    state = str(extra.get("state", "ACTIVE"))
+    body: dict[str, Any] = {
+        "number": result.transaction_number,
+        "time_start": result.start_time,
+        "client_serial_number": result.client_id,
+        "tss_serial_number": result.serial_number.hex(),
+        "state": state,
+        "client_id": extra.get("client", ""),
+        "schema": extra.get("schema") or {},
+        "revision": int(extra.get("rev", 1)),
+        "latest_revision": max(int(extra.get("rev", 1)), row.latest_revision if row else 0),
+        "tss_id": tss_id,
+        "metadata": row.metadata if row else {},
+        "log": {
+            "operation": OPERATION_NAMES.get(result.operation, result.operation),
+            "timestamp": result.log_time,
+            "timestamp_format": result.time_format,
+        },
+        "signature": {
+            "value": base64.b64encode(result.signature).decode(),
+            "algorithm": result.algorithm,
+            "counter": str(result.signature_counter),
+            "public_key": base64.b64encode(result.public_key_point).decode(),
+        },
+        "_type": "TRANSACTION",
+        "_id": extra.get("tx", ""),
+        "_env": env,
+        "_version": API_VERSION,
+    }
+    if state in ("FINISHED", "CANCELLED"):
+        body["time_end"] = result.log_time
+        qr = qr_text.text(result, result.client_id)
+        if qr is not None:
+            body["qr_code_data"] = qr
+    return body
+
+
+def stored_revision(
+    call: Call, tss: TssRow, tss_id: str, tx_id: str, revision: int, row: TxRow | None
+) -> dict[str, Any] | None:
+    """The response of an already signed revision, rebuilt from its log (or None)."""
+    log = call.ctx.store.find_ref(tss_id, tx_ref(tx_id, revision))
+    if log is None:
+        return None
+    result = call.ctx.service.find_ref(tss_id, tx_ref(tx_id, revision))
+    return tx_body(result, dict(log.extra or {}), row, tss_id, tss.env, call.ctx.qr)
+
+
+def recover_row(
+    ctx: ServerContext, tss_id: str, tx_id: str, row: TxRow | None, org: str
+) -> TxRow | None:
+    """Bring the index up to the logs: revisions signed but not indexed (crash, race)."""
+    latest = row.latest_revision if row else 0
+    found: tuple[SignResult, dict[str, Any]] | None = None
+    while True:
+        log = ctx.store.find_ref(tss_id, tx_ref(tx_id, latest + 1))
+        if log is None:
+            break
+        latest += 1
+        found = (ctx.service.find_ref(tss_id, tx_ref(tx_id, latest)), dict(log.extra or {}))
+    if found is None:
+        return row
+    result, extra = found
+    state = str(extra.get("state", "ACTIVE"))
+    new = TxRow(
+        tss_id,
+        tx_id,
+        org,
+        result.transaction_number,
+        str(extra.get("client", "")),
+        latest,
+        state,
+        result.process_type or (row.process_type if row else ""),
+        result.start_time,
+        result.log_time if state != "ACTIVE" else None,
+        row.metadata if row else {},
+    )
+    ctx.svc.upsert_tx(new)
+    return ctx.svc.get_tx(tss_id, tx_id)
+
+
+INDEX_MARK_SLACK = 5  # seconds: clock granularity and small steps of the service clock
+
+
+def rebuild_index(ctx: ServerContext) -> int:
+    """At startup: index rows a crash (kill -9) lost before the background writer
+    stored them, so GET by number and the lists see every signed revision again.
+
+    Only logs from the durable mark on are read (``ServiceStore`` keeps it: every
+    request that began signing before it has its row in the database); without a
+    mark, all logs once. Returns the number of transactions repaired.
+    """
+    mark = ctx.svc.index_mark()
+    since = None if mark is None else mark - INDEX_MARK_SLACK
+    repaired = 0
+    newest: int | None = None
+    for tss_id, org in ctx.svc.all_tss():
+        latest: dict[str, int] = {}
+        try:
+            logs = ctx.store.iter_logs(tss_id, LogFilter(start_time=since))
+            for log in logs:
+                newest = log.log_time if newest is None else max(newest, log.log_time)
+                parts = (log.ref or "").split(":")
+                if len(parts) == 3 and parts[0] == "tx" and parts[2].isdigit():
+                    latest[parts[1]] = max(latest.get(parts[1], 0), int(parts[2]))
+        except NotFoundError:
+            continue  # a service row whose TSE is gone (healed elsewhere)
+        for tx_id, revision in latest.items():
+            row = ctx.svc.get_tx(tss_id, tx_id)
+            if row is None or row.latest_revision < revision:
+                recover_row(ctx, tss_id, tx_id, row, org)
+                repaired += 1
+    ctx.svc.flush()
+    if newest is not None and (mark is None or newest > mark):
+        ctx.svc.set_index_mark(newest)
+    return repaired

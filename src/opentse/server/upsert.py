@@ -1,0 +1,346 @@
+"""upsertTransaction: revisions, idempotency, the quick path and the full path.
+
+fiskaly upsertTransaction: ``PUT /tss/{tss_id}/tx/{tx_id}?tx_revision=N``; revision 1
+starts (state ACTIVE), every later call increments the revision; ACTIVE signs an
+update, FINISHED or CANCELLED the Finish log. The API is idempotent ("you can send
+the same request several times safely ... only one transaction will be started"):
+each revision is signed with ``ref = "tx:<uuid>:<rev>"``, stored atomically with the
+log, so a repeated revision returns the stored log and never signs twice, even across
+a crash between the engine's commit and our index update: the engine finds the ref
+itself (the quick path answers its replay), and refusals are decided again after
+reading the logs (``recover_row``). A revision beyond the next one is 400
+``E_TX_UPSERT``. ``schema.standard_v1`` is mapped to the raw processType/processData
+(DSFinV-K Anhang I) and both are returned.
+
+One revision's steps are a generator (``Flow``) that yields its engine call: the
+blocking driver runs it on a handler thread, the asyncio driver on the event loop
+with the engine awaited (embedded SQLite; server/hotpath.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from opentse.engine.results import SignResult
+from opentse.engine.service import TransactionOp, TSEService
+from opentse.errors import OpenTSEError
+from opentse.server.context import (
+    Call,
+    ServerContext,
+    merge_metadata,
+    parse_int,
+    parse_uuid,
+)
+from opentse.server.problems import ApiError
+from opentse.server.routes_tss import owned_tss_owner
+from opentse.server.service_store import TssRow, TxRow
+from opentse.server.tx_index import (
+    CANCEL_PROCESS_DATA,
+    CANCEL_PROCESS_TYPE,
+    MAX_REVISION,
+    derive_raw,
+    recover_row,
+    stored_revision,
+    tx_body,
+    tx_ref,
+)
+
+
+class _Recover(Exception):
+    """The quick path cannot decide without reading the logs first."""
+
+
+def upsert_transaction(call: Call) -> tuple[int, Any]:
+    """upsertTransaction. Quick path: the index row as it is (revision 1 given
+    explicitly with state ACTIVE: no row at all), without first reading the logs for
+    revisions the index may miss (``recover_row``): signing carries ``ref``, so the
+    engine itself finds such a revision and replays it (``_answer_replay``). Whatever
+    the quick path would refuse before signing, and a Start+Finish in one call, is
+    decided again the full way (logs read first), so errors answer as before."""
+    quick = _quick_flow(call)
+    if quick is not None:
+        try:
+            return _drive(call.ctx, quick)
+        except (ApiError, _Recover):
+            pass  # nothing was signed: decide again with the logs read
+    return upsert_transaction_full(call)
+
+
+async def upsert_transaction_async(call: Call) -> tuple[int, Any] | None:
+    """The quick path of :func:`upsert_transaction` on the event loop, the engine
+    awaited instead of a handler thread parked on the commit (the reads before it
+    are the embedded store's: local, short, mostly from memory). None: the full
+    path must decide; run :func:`upsert_transaction_full` in the handler pool.
+    Engine errors propagate."""
+    quick = _quick_flow(call)
+    if quick is None:
+        return None
+    try:
+        return await _drive_async(call.ctx, quick)
+    except (ApiError, _Recover):
+        return None
+
+
+def upsert_transaction_full(call: Call) -> tuple[int, Any]:
+    """upsertTransaction the full way: the index row brought up to the logs first."""
+    assert call.principal is not None
+    tss_id, tss = owned_tss_owner(call, call.path["tss_id"])
+    tx_id = _tx_id_for_upsert(call, tss_id)
+    org = call.principal.organization_id
+    row = recover_row(call.ctx, tss_id, tx_id, call.ctx.svc.get_tx(tss_id, tx_id), org)
+    return _drive(call.ctx, _upsert(call, tss, tss_id, tx_id, org, row, quick=False))
+
+
+def _quick_flow(call: Call) -> Flow | None:
+    """The quick path's flow for a transaction named by UUID, else None (numbers
+    take the full path: their row is read anyway)."""
+    assert call.principal is not None
+    ctx = call.ctx
+    tss_id, tss = owned_tss_owner(call, call.path["tss_id"])  # only tss.env is read
+    tx_id = _tx_id_for_upsert(call, tss_id)
+    if len(call.path["tx_id_or_number"]) != 36:
+        return None
+    if call.query.get("tx_revision") == "1" and call.body["state"] == "ACTIVE":
+        row = None  # the engine's ref check finds an existing revision 1
+    else:
+        row = ctx.svc.get_tx(tss_id, tx_id)
+    return _upsert(call, tss, tss_id, tx_id, call.principal.organization_id, row, quick=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _SignCall:
+    """The engine call(s) one revision needs (``_sign``'s arguments)."""
+
+    tss_id: str
+    serial: str
+    row: TxRow | None
+    target: str
+    data: bytes
+    ptype: str
+    ref: str
+    extra: dict[str, Any]
+
+
+# An upsert's steps around its one engine call: yields what to sign, is sent the
+# result, returns the answer. Blocking and asyncio callers drive the same steps.
+Flow = Generator[_SignCall, SignResult, tuple[int, Any]]
+
+
+def _drive(ctx: ServerContext, flow: Flow) -> tuple[int, Any]:
+    """Run ``flow`` on this thread, the engine called blocking."""
+    try:
+        sign = next(flow)
+    except StopIteration as done:  # answered without signing (a stored revision)
+        return done.value  # type: ignore[no-any-return]
+    try:
+        result = _sign(ctx, sign)
+    except BaseException as exc:
+        flow.throw(exc)  # the flow re-raises it (after its own bookkeeping)
+        raise
+    return _resume(flow, result)
+
+
+async def _drive_async(ctx: ServerContext, flow: Flow) -> tuple[int, Any]:
+    """Run ``flow`` on the event loop, the engine awaited. A replayed result (the
+    revision existed) is answered from the stored logs: that part goes to the
+    handler pool, off the loop."""
+    try:
+        sign = next(flow)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    signing = asyncio.ensure_future(_sign_async(ctx, sign))
+    try:
+        # shielded: a cancelled request (server shutdown) still has its signature
+        # indexed once the commit answers, as a blocking handler thread would
+        result = await asyncio.shield(signing)
+    except asyncio.CancelledError:
+        signing.add_done_callback(lambda done: _conclude_abandoned(flow, done))
+        raise
+    except BaseException as exc:
+        flow.throw(exc)
+        raise
+    if result.replayed:
+        answer: tuple[int, Any] = await ctx.executor.run(_resume, flow, result)
+        return answer
+    return _resume(flow, result)
+
+
+def _conclude_abandoned(flow: Flow, signing: asyncio.Future[SignResult]) -> None:
+    """The rest of a cancelled request's flow (index row, signing mark); nobody
+    hears the answer."""
+    with contextlib.suppress(Exception):
+        if signing.cancelled():
+            flow.close()
+        elif signing.exception() is not None:
+            flow.throw(signing.exception())  # type: ignore[arg-type]
+        else:
+            _resume(flow, signing.result())
+
+
+def _resume(flow: Flow, result: SignResult) -> tuple[int, Any]:
+    try:
+        flow.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise RuntimeError("an upsert flow signs once")
+
+
+def _upsert(
+    call: Call, tss: TssRow, tss_id: str, tx_id: str, org: str, row: TxRow | None, *, quick: bool
+) -> Flow:
+    """One revision's steps (``Flow``): checks, the engine call it yields, the index
+    row and the answer."""
+    ctx = call.ctx
+    body = call.body
+    latest = row.latest_revision if row else 0
+    revision = parse_int(call.query, "tx_revision", latest + 1, 1, MAX_REVISION)
+    assert revision is not None
+    if revision <= latest:
+        replay = stored_revision(call, tss, tss_id, tx_id, revision, row)
+        if replay is None:
+            raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
+        return 200, replay
+    if revision > latest + 1:
+        raise ApiError(400, "E_TX_UPSERT", f"revision {latest + 1} is next, not {revision}")
+    client = ctx.svc.get_client_for_signing(parse_uuid(body["client_id"], "client_id"))
+    if client is None or client.tss_id != tss_id:
+        raise ApiError(400, "E_CLIENT_NOT_FOUND", f"client {body['client_id']} not found")
+    if client.state != "REGISTERED":
+        raise ApiError(400, "E_CLIENT_DEREGISTERED", f"client {client.client_id} is deregistered")
+    target = body["state"]
+    ptype, data, schema_out = derive_raw(body.get("schema"))
+    if row is not None and row.state != "ACTIVE":
+        raise ApiError(400, "E_TX_UPSERT", f"transaction {tx_id} is already {row.state}")
+    if row is not None and ptype and row.process_type and ptype != row.process_type:
+        raise ApiError(
+            409, "E_TX_ILLEGAL_TYPE_CHANGE", f"process type is {row.process_type}, not {ptype}"
+        )
+    if target == "CANCELLED" and not ptype:
+        ptype, data = CANCEL_PROCESS_TYPE, CANCEL_PROCESS_DATA.encode()
+        schema_out = {
+            "raw": {"process_type": ptype, "process_data": base64.b64encode(data).decode()}
+        }
+    elif target == "FINISHED" and not ptype:
+        if row is None or not row.process_type:
+            raise ApiError(409, "E_TX_NO_TYPE_DEFINED", "finishing needs a schema (process type)")
+        ptype = row.process_type
+    metadata = merge_metadata(row.metadata if row else {}, body.get("metadata"))
+    if quick and row is None and target != "ACTIVE":
+        raise _Recover  # Start+Finish signs two logs: never on an index that may lag
+    extra = {
+        "tx": tx_id,
+        "rev": revision,
+        "state": target,
+        "client": client.client_id,
+        "schema": schema_out,
+    }
+    ref = tx_ref(tx_id, revision)
+    token = ctx.svc.begin_signing(ctx.now())
+    indexed = False
+    try:
+        result = yield _SignCall(tss_id, client.serial_number, row, target, data, ptype, ref, extra)
+        if result.replayed and quick:
+            indexed = True  # nothing new signed; the recovery below indexes what was
+            return 200, _answer_replay(ctx, tss, tss_id, tx_id, org, result, ref)
+        new_row = TxRow(
+            tss_id,
+            tx_id,
+            org,
+            result.transaction_number,
+            client.client_id,
+            revision,
+            target,
+            ptype or (row.process_type if row else ""),
+            result.start_time,
+            result.log_time if target != "ACTIVE" else None,
+            metadata,
+        )
+        ctx.svc.upsert_tx(new_row)
+        indexed = True
+    except OpenTSEError:
+        indexed = True  # the engine refused: nothing was signed, nothing to index
+        raise
+    finally:
+        if indexed:  # else: signed but not queued; keep the mark from passing this request
+            ctx.svc.end_signing(token)
+    current = ctx.svc.get_tx(tss_id, tx_id)
+    if result.replayed:  # a concurrent identical request won the race: answer as it did
+        stored = ctx.store.find_ref(tss_id, ref)
+        extra = dict(stored.extra or {}) if stored is not None else extra
+    return 200, tx_body(result, extra, current, tss_id, tss.env, ctx.qr)
+
+
+def _answer_replay(
+    ctx: ServerContext,
+    tss: TssRow,
+    tss_id: str,
+    tx_id: str,
+    org: str,
+    result: SignResult,
+    ref: str,
+) -> dict[str, Any]:
+    """The quick path signed nothing: this revision existed (the index was behind, or
+    a concurrent identical request won). Answer as the full path does for a stored
+    revision: the index brought up to the logs, the body from the stored log."""
+    row = recover_row(ctx, tss_id, tx_id, ctx.svc.get_tx(tss_id, tx_id), org)
+    stored = ctx.store.find_ref(tss_id, ref)
+    extra = dict(stored.extra or {}) if stored is not None else {}
+    return tx_body(result, extra, row, tss_id, tss.env, ctx.qr)
+
+
+def _sign(ctx: ServerContext, call: _SignCall) -> SignResult:
+    """The engine call(s) of one revision: Start, Update or Finish (or Start+Finish)."""
+    svc: TSEService = ctx.service
+    tss_id, serial, ref, extra = call.tss_id, call.serial, call.ref, call.extra
+    if call.row is None:
+        if call.target == "ACTIVE":
+            return svc.start_transaction(
+                tss_id, serial, call.data, call.ptype, ref=ref, extra=extra
+            )
+        start_ref, start_extra = _start_of_one_call(call)
+        first = svc.start_transaction(tss_id, serial, b"", "", ref=start_ref, extra=start_extra)
+        return svc.finish_transaction(
+            tss_id, serial, first.transaction_number, call.data, call.ptype, ref=ref, extra=extra
+        )
+    op = svc.update_transaction if call.target == "ACTIVE" else svc.finish_transaction
+    return op(tss_id, serial, call.row.number, call.data, call.ptype, ref=ref, extra=extra)
+
+
+async def _sign_async(ctx: ServerContext, call: _SignCall) -> SignResult:
+    """``_sign`` awaited on the event loop."""
+    service: TSEService = ctx.service
+    run = service.transaction_async
+    tss_id, serial, ref, extra = call.tss_id, call.serial, call.ref, call.extra
+    data, ptype = call.data, call.ptype
+    if call.row is None:
+        if call.target == "ACTIVE":
+            return await run("start", tss_id, serial, 0, data, ptype, ref=ref, extra=extra)
+        start_ref, start_extra = _start_of_one_call(call)
+        first = await run("start", tss_id, serial, 0, b"", "", ref=start_ref, extra=start_extra)
+        number = first.transaction_number
+        return await run("finish", tss_id, serial, number, data, ptype, ref=ref, extra=extra)
+    op: TransactionOp = "update" if call.target == "ACTIVE" else "finish"
+    return await run(op, tss_id, serial, call.row.number, data, ptype, ref=ref, extra=extra)
+
+
+def _start_of_one_call(call: _SignCall) -> tuple[str, dict[str, Any]]:
+    """Ref and extra of the empty Start before the Finish when one call starts and
+    ends a transaction."""
+    extra = call.extra
+    start_extra = {"tx": extra["tx"], "rev": 0, "state": "ACTIVE", "client": extra["client"]}
+    return f"{call.ref}:start", start_extra
+
+
+def _tx_id_for_upsert(call: Call, tss_id: str) -> str:
+    raw = call.path["tx_id_or_number"]
+    if raw.isascii() and raw.isdigit() and len(raw) < 17:
+        row = call.ctx.svc.get_tx_by_number(tss_id, int(raw))
+        if row is None:
+            raise ApiError(404, "E_TX_NOT_FOUND", f"transaction {raw} not found")
+        return row.tx_id
+    return parse_uuid(raw, "tx_id_or_number")
