@@ -18,7 +18,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from opentse.engine.ports import Clock
-from opentse.server import routes_client, routes_export, routes_ops, routes_tss, routes_tx
+from opentse.server import (
+    routes_client,
+    routes_export,
+    routes_ops,
+    routes_tss,
+    routes_tx,
+    tx_index,
+    upsert,
+)
 from opentse.server.context import Operation, ServerConfig, ServerContext, endpoint
 from opentse.server.hotpath import ServerApp
 from opentse.server.openapi import build_document
@@ -53,7 +61,7 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
     """The /api/v2 application over one installation (its engine and store)."""
     ctx = ServerContext(installation, config, clock)
     ctx.exports = ExportManager(ctx, config.export_workers)
-    routes_tx.rebuild_index(ctx)  # index rows a crash lost (GET by number, lists)
+    tx_index.rebuild_index(ctx)  # index rows a crash lost (GET by number, lists)
     document = build_document(OPERATIONS, components())
 
     async def openapi(request: Request) -> Response:
@@ -91,10 +99,10 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
         },
     )
     app.state.ctx = ctx
-    app.hot_handler = routes_tx.upsert_transaction  # answered before the router (hotpath)
+    app.hot_handler = upsert.upsert_transaction  # answered before the router (hotpath)
     if ctx.loop_signing:  # the quick path awaits the engine on the event loop
-        app.hot_async = routes_tx.upsert_transaction_async
-        app.hot_full = routes_tx.upsert_transaction_full
+        app.hot_async = upsert.upsert_transaction_async
+        app.hot_full = upsert.upsert_transaction_full
     routes_ops.install(app, ctx)  # /metrics, /health, /api/v2/ops/*
     from opentse.dashboard.routes import mount_dashboard
 

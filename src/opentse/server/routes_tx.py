@@ -23,28 +23,8 @@ from opentse.server.routes_client import owned_client
 from opentse.server.routes_tss import owned_tss
 from opentse.server.schemas import TX_STATES
 from opentse.server.service_store import TxRow
-from opentse.server.tx_index import (
-    MAX_REVISION,
-    rebuild_index,
-    recover_row,
-    stored_revision,
-    tx_ref,
-)
-from opentse.server.upsert import (
-    upsert_transaction,
-    upsert_transaction_async,
-    upsert_transaction_full,
-)
-
-__all__ = [
-    "HOT_PATH",
-    "OPERATIONS",
-    "rebuild_index",
-    "tx_ref",
-    "upsert_transaction",
-    "upsert_transaction_async",
-    "upsert_transaction_full",
-]
+from opentse.server.tx_index import MAX_REVISION, recover_row, stored_revision, tx_ref
+from opentse.server.upsert import upsert_transaction
 
 
 def _find_tx(call: Call, tss_id: str) -> TxRow:

@@ -100,11 +100,11 @@ def _quick_flow(call: Call) -> Flow | None:
     """The quick path's flow for a transaction named by UUID, else None (numbers
     take the full path: their row is read anyway)."""
     assert call.principal is not None
+    if len(call.path["tx_id_or_number"]) != 36:
+        return None  # before any read: the full path looks the number up once
     ctx = call.ctx
     tss_id, tss = owned_tss_owner(call, call.path["tss_id"])  # only tss.env is read
     tx_id = _tx_id_for_upsert(call, tss_id)
-    if len(call.path["tx_id_or_number"]) != 36:
-        return None
     if call.query.get("tx_revision") == "1" and call.body["state"] == "ACTIVE":
         row = None  # the engine's ref check finds an existing revision 1
     else:

@@ -110,7 +110,7 @@ class SQLiteStore:
         self._readers: set[sqlite3.Connection] = set()
         self._cache = StateCache()
         self._chain = BatchChain()
-        self._absent_refs: set[tuple[str, str]] = set()  # writer thread: _prefetch_refs
+        self._prefetched_absent: set[tuple[str, str]] = set()  # writer thread: _prefetch_refs
         self._sequencer_reads = self._connect(writer=False)
         self._writer = GroupCommitWriter(
             self._write,
@@ -244,7 +244,7 @@ class SQLiteStore:
         (``LockedView.find_ref`` skips its query for those). Valid for that bunch
         only: another process may store one later (its COMMIT then fails and the
         requests are sequenced again, with a fresh look)."""
-        absent = self._absent_refs
+        absent = self._prefetched_absent
         absent.clear()
         by_tse: dict[str, list[str]] = {}
         for tse_id, ref in keys:
@@ -269,7 +269,7 @@ class SQLiteStore:
             else:  # an earlier request of this transaction saved it: no query needed
                 version, counter = saved.version, saved.counter
             view = LockedView(
-                conn, self._cache, self._chain, tse_id, version, counter, self._absent_refs
+                conn, self._cache, self._chain, tse_id, version, counter, self._prefetched_absent
             )
             try:
                 result = fn(view)

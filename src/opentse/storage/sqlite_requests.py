@@ -73,8 +73,8 @@ class Request:
         self.finished = False
         self.waker = waker
         self.future = future
-        self._waiting = threading.Lock()
-        if waker is None:
+        if waker is None:  # an asyncio caller never waits on a lock
+            self._waiting = threading.Lock()
             self._waiting.acquire()
 
     def finish(self) -> None:
