@@ -206,3 +206,40 @@ def test_restaurant_order_is_exported_as_avbestellung(till: Till, tmp_path: Path
     assert build_zreport(day).total == Decimal("32.20")  # the order is no business case
     path = write_export([day.closing], tmp_path / "order.zip")
     assert [f for f in check_export(path) if f.severity == "error"] == []
+
+
+def test_plain_sale_order_the_tse_failed_to_sign_still_closes(
+    service: Any, till: Till, tmp_path: Path
+) -> None:
+    """An order booked as ``Sale()`` is an AVBestellung in the books even when its TSE
+    call fails (the closing once saw an unpaid Beleg: E_DSFINVK_MODEL at export)."""
+    unknown = Register(  # same books, journal and TSE; a client the TSE does not know
+        EmbeddedBackend(service, "tse-zb"),
+        RegisterConfig(Seller("Z", ("Weg 1", "12345 Ort")), "KASSE-NOT-REGISTERED"),
+        till.register.journal,
+        books=till.books,
+    )
+    order = Sale()
+    order.add_line("Schnitzel", 2, "14.50", 1)
+    ordered = unknown.order(order)
+    assert ordered.tse_failed and ordered.receipt.bon_typ == "AVBestellung"
+    assert "BESTELLUNG" in ordered.to_json()["receipt_text"]
+    assert till.books.sale(ordered.receipt_ref).bon_typ == "AVBestellung"
+    till.register.sell(sale(("Schnitzel", "29.00", 1)))
+    day = close_day(till.register, till.books, MASTER, "29.00")
+    assert [r.bon_typ for r in day.closing.receipts] == ["AVBestellung", "Beleg"]
+    assert build_zreport(day).total == Decimal("29.00")
+    path = write_export([day.closing], tmp_path / "failed-order.zip")
+    assert [f for f in check_export(path) if f.severity == "error"] == []
+
+
+def test_orders_with_payments_or_other_types_are_refused_before_signing(till: Till) -> None:
+    paid = sale(("Schnitzel", "14.50", 1))
+    training = Sale("AVTraining")
+    training.add_line("Schnitzel", 1, "14.50", 1)
+    before = till.books.open_count()
+    for order, code in ((paid, "E_ORDER_PAYMENT"), (training, "E_ORDER_BON_TYP")):
+        with pytest.raises(ProtocolError) as info:
+            till.register.order(order)
+        assert info.value.code == code
+    assert till.books.open_count() == before

@@ -356,8 +356,10 @@ class Register:
 
     def order(self, sale: Sale) -> SaleResult:
         """Sign a restaurant order as Bestellung-V1 (its start time is kept on the result
-        for the final receipt's TSE-Erstbestellung)."""
-        return self._book(sale, pd.PROCESS_TYPE_BESTELLUNG, sale.order_process_data())
+        for the final receipt's TSE-Erstbestellung). A plain ``Sale()`` is booked and
+        printed as AVBestellung (:meth:`Sale.as_order`), signed or not."""
+        order = sale.as_order()  # raises for the cashier's errors, before any TSE call
+        return self._book(order, pd.PROCESS_TYPE_BESTELLUNG, order.order_process_data())
 
     def book(self, entry: CashBookEntry) -> tuple[Signed | None, RegisterStatus]:
         """Sign a cash-book entry (SonstigerVorgang); never raises for TSE failures."""

@@ -309,6 +309,20 @@ class Sale:
             ],
         )
 
+    def as_order(self) -> Sale:
+        """This sale as a restaurant order (BON_TYP AVBestellung): its lines, no payments.
+
+        An order signed as Bestellung-V1 is no business case (DSFinV-K 2.4, Anhang C):
+        it is booked as AVBestellung whatever the TSE answered, so an order the TSE
+        failed to sign is not taken for an unpaid sale at the closing. Payments belong
+        on the final receipt: an order with payments is refused (``E_ORDER_PAYMENT``).
+        """
+        if self.payments:
+            raise _reject("E_ORDER_PAYMENT", "an order has no payments: pay the final receipt")
+        if self.bon_typ not in ("Beleg", "AVBestellung"):
+            raise _reject("E_ORDER_BON_TYP", f"a {self.bon_typ} cannot be booked as an order")
+        return Sale("AVBestellung", list(self.lines), [])
+
     def aborted(self) -> Sale:
         """This sale as an aborted receipt (AVBelegabbruch): lines kept, no payments."""
         return Sale("AVBelegabbruch", list(self.lines), [])
