@@ -109,17 +109,32 @@ def _normalise(name: str) -> str:
     return name.lstrip("/")
 
 
-def load_certificate(file: str, data: bytes) -> CertEntry:
-    """Parse a certificate file (DER or PEM) and hash its public key point."""
+def load_certificates(file: str, data: bytes) -> list[CertEntry]:
+    """Every certificate of a certificate file: one DER certificate, or each block of
+    a PEM file (a bundle such as the TSE certificate with its CA chain, in any order;
+    text between the blocks, as OpenSSL writes it, is skipped). One entry without a
+    certificate when the file cannot be read.
+
+    The file name (``<key hash>_X509.<ext>``) is the name of one certificate: the
+    bundled one whose key it names, else the first, which the name check then
+    reports; the others carry no name of their own."""
     match = _CERT_NAME.match(file.rsplit("/", 1)[-1].rsplit(":", 1)[-1])
     name_hash = match.group(1).lower() if match else None
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            cert = x509.load_pem_x509_certificate(data)
+        if data[:1] == b"\x30":  # DER: a SEQUENCE; PEM starts with text
+            certs = [x509.load_der_x509_certificate(data)]
         else:
-            cert = x509.load_der_x509_certificate(data)
+            certs = x509.load_pem_x509_certificates(data)
     except ValueError:
-        return CertEntry(file, data, None, None, None, name_hash)
+        return [CertEntry(file, data, None, None, None, name_hash)]
+    entries = [_cert_entry(file, data, cert) for cert in certs]
+    named = next((e for e in entries if e.key_hash == name_hash), entries[0])
+    named.name_hash = name_hash
+    return entries
+
+
+def _cert_entry(file: str, data: bytes, cert: x509.Certificate) -> CertEntry:
+    """The entry of one parsed certificate, its public key point hashed."""
     key = cert.public_key()
     point: bytes | None = None
     key_hash: str | None = None
@@ -128,7 +143,7 @@ def load_certificate(file: str, data: bytes) -> CertEntry:
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
         key_hash = hashlib.sha256(point).hexdigest()
-    return CertEntry(file, data, cert, point, key_hash, name_hash)
+    return CertEntry(file, data, cert, point, key_hash, None)
 
 
 def collect_members(paths: Iterable[Path]) -> tuple[list[str], list[Member]]:
@@ -164,15 +179,15 @@ def _sort_members(export: LoadedExport, members: Iterable[Member], points: Point
         if lower.endswith(".log"):
             append(member)
         elif _CERT_NAME.match(base) or lower.endswith((".cer", ".der", ".crt", ".pem")):
-            entry = load_certificate(label, data)
-            export.certificates.append(entry)
-            if entry.certificate is None:
-                export.parse_errors.append(label)
-                export.findings.append(
-                    error("E_CERT_FORMAT", "not a DER or PEM certificate", label)
-                )
-            elif entry.key_hash and entry.point:
-                points[bytes.fromhex(entry.key_hash)] = entry.point
+            for entry in load_certificates(label, data):
+                export.certificates.append(entry)
+                if entry.certificate is None:
+                    export.parse_errors.append(label)
+                    export.findings.append(
+                        error("E_CERT_FORMAT", "not a DER or PEM certificate", label)
+                    )
+                elif entry.key_hash and entry.point:
+                    points[bytes.fromhex(entry.key_hash)] = entry.point
         elif lower == "info.csv":
             export.info_files.append(label)
             try:

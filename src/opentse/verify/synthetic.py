@@ -93,6 +93,7 @@ class SyntheticTSE:
 
     def __init__(self, curve: str = "P-256") -> None:
         key = generate_private_key(curve)
+        self.key = key  # kept: a test may issue its own certificate for it
         self.signer = PlainSigner(key, default_algorithm(curve))
         self.point = public_key_point(key)
         self.serial = serial_number(self.point)
