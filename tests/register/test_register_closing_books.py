@@ -243,3 +243,38 @@ def test_orders_with_payments_or_other_types_are_refused_before_signing(till: Ti
             till.register.order(order)
         assert info.value.code == code
     assert till.books.open_count() == before
+
+
+def test_storno_and_its_reference_are_booked_in_one_transaction(
+    service: Any, till: Till, tmp_path: Path
+) -> None:
+    first = sale(("Brot", "3.20", 2))
+    original = till.register.sell(first)
+    logs = len(list(service.logs("tse-zb")))
+    with pytest.raises(ProtocolError) as unknown:
+        till.register.sell(first.storno(), references=("no-such-receipt",))
+    assert unknown.value.code == "E_BOOKS_REFERENCE"
+    assert len(list(service.logs("tse-zb"))) == logs  # refused before any TSE call
+    assert till.books.open_count() == 1
+    storno = till.register.sell(first.storno(), references=(original.receipt_ref,))
+    assert till.books.referenced_by(original.receipt_ref) == [storno.receipt_ref]
+    day = close_day(till.register, till.books, MASTER, "0.00")
+    (receipt,) = [r for r in day.closing.receipts if r.bon_id == storno.receipt_ref]
+    assert [r.ref_bon_id for r in receipt.references] == [original.receipt_ref]
+    path = write_export([day.closing], tmp_path / "storno.zip")
+    assert [f for f in check_export(path) if f.severity == "error"] == []
+
+
+def test_a_booking_whose_reference_fails_books_nothing() -> None:
+    books = Books(":memory:")
+    when = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    books.record_raw(sale(("Brot", "3.20", 2)), bon_nr=1, bon_id="a", tse_id="t",
+                     start=when, end=when, signed=None, error="TSE")  # fmt: skip
+    with pytest.raises(ProtocolError) as info:
+        books.record_raw(sale(("Brot", "3.20", 2)).storno(), bon_nr=2, bon_id="b", tse_id="t",
+                         start=when, end=when, signed=None, error="TSE",
+                         references=("a", "missing"))  # fmt: skip
+    assert info.value.code == "E_BOOKS_REFERENCE"
+    assert books.open_count() == 1 and books.referenced_by("a") == []  # rolled back, both
+    assert books.missing(["a", "b", "missing"]) == ["b", "missing"]
+    books.close_file()

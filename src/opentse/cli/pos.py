@@ -338,8 +338,10 @@ def daily_command(
     console.print(f"Daily record {day}: status {light}, unsigned receipts {count}.")
 
 
-def _sell_and_print(reg: Any, sale: Any, as_json: bool, extra: dict[str, Any]) -> Any:
-    result = reg.sell(sale)
+def _sell_and_print(
+    reg: Any, sale: Any, as_json: bool, extra: dict[str, Any], references: tuple[str, ...] = ()
+) -> Any:
+    result = reg.sell(sale, references=references)
     if as_json:
         echo_json({**result.to_json(), **extra})
     else:
@@ -383,8 +385,8 @@ def storno_command(
                 f"receipt {receipt} was cancelled already (by {done[0]})", code="E_POS_STORNO"
             )
         reg.connect()
-        result = _sell_and_print(reg, sale.storno(), as_json, {"references": original})
-        reg.books.add_reference(result.receipt_ref, original)
+        extra = {"references": original}  # booked with the storno, one books transaction
+        _sell_and_print(reg, sale.storno(), as_json, extra, references=(original,))
 
 
 @pos_app.command("cash")

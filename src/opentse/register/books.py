@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -151,10 +151,19 @@ class Books:
                 ),
             )
 
-    def record(self, sale: Sale, result: SaleResult, *, tse_id: str) -> None:
-        """Keep one booked Vorgang (its receipt number is its BON_NR). A restaurant
-        order signed as Bestellung-V1 is kept as BON_TYP AVBestellung without payments:
-        the final receipt is the business case (DSFinV-K 2.4, Anhang C)."""
+    def record(
+        self,
+        sale: Sale,
+        result: SaleResult,
+        *,
+        tse_id: str,
+        references: Sequence[str] = (),
+    ) -> None:
+        """Keep one booked Vorgang (its receipt number is its BON_NR) and the receipts
+        it points at (``references``, e.g. a cancellation's original), in one
+        transaction. A restaurant order signed as Bestellung-V1 is kept as BON_TYP
+        AVBestellung without payments: the final receipt is the business case
+        (DSFinV-K 2.4, Anhang C)."""
         signed = result.signed
         if signed is not None and signed.process_type == PROCESS_TYPE_BESTELLUNG:
             sale = Sale("AVBestellung", list(sale.lines), [])
@@ -167,6 +176,7 @@ class Books:
             end=result.receipt.ended_at,
             signed=result.signed,
             error=result.error or "",
+            references=references,
         )
 
     def record_raw(
@@ -180,41 +190,51 @@ class Books:
         end: datetime,
         signed: Signed | None,
         error: str = "",
+        references: Sequence[str] = (),
     ) -> None:
-        """Keep one Vorgang given by its parts (cash-book entries come this way)."""
+        """Keep one Vorgang given by its parts (cash-book entries come this way) with
+        its references (REF_TYP Transaktion) in the same transaction: a crash leaves
+        both or neither. A reference to a receipt not in the books books nothing."""
         with self._lock:
-            self._db.execute(
-                "INSERT INTO books_receipts (bon_nr, bon_id, tse_id, started_at, ended_at, "
-                "sale, signed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    bon_nr,
-                    bon_id,
-                    tse_id,
-                    start.isoformat(),
-                    end.isoformat(),
-                    sale_to_json(sale),
-                    None if signed is None else signed_to_json(signed),
-                    error,
-                ),
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO books_receipts (bon_nr, bon_id, tse_id, started_at, ended_at, "
+                    "sale, signed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        bon_nr,
+                        bon_id,
+                        tse_id,
+                        start.isoformat(),
+                        end.isoformat(),
+                        sale_to_json(sale),
+                        None if signed is None else signed_to_json(signed),
+                        error,
+                    ),
+                )
+                for ref_bon_id in references:
+                    self._insert_reference(bon_id, ref_bon_id, "Transaktion")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def add_reference(self, bon_id: str, ref_bon_id: str, ref_type: str = "Transaktion") -> None:
         """``bon_id`` points at ``ref_bon_id`` (a cancellation at its original;
-        DSFinV-K 3.2.5 Bon_Referenzen). Both must be in the books."""
+        DSFinV-K 3.2.5 Bon_Referenzen). Both must be in the books. A Vorgang booked
+        through the Register gets its references with :meth:`record` instead."""
         with self._lock:
-            found = self._db.execute(
-                "SELECT COUNT(*) FROM books_receipts WHERE bon_id IN (?, ?)", (bon_id, ref_bon_id)
-            ).fetchone()[0]
-            if found != 2:
-                raise ProtocolError(
-                    f"reference {bon_id} -> {ref_bon_id}: receipt not in the books",
-                    code="E_BOOKS_REFERENCE",
-                )
-            self._db.execute(
-                "INSERT OR IGNORE INTO books_references (bon_id, ref_bon_id, ref_type) "
-                "VALUES (?, ?, ?)",
-                (bon_id, ref_bon_id, ref_type),
-            )
+            self._insert_reference(bon_id, ref_bon_id, ref_type)
+
+    def missing(self, bon_ids: Iterable[str]) -> list[str]:
+        """Those of ``bon_ids`` not in the books (checked before signing a reference)."""
+        query = "SELECT 1 FROM books_receipts WHERE bon_id = ?"
+        with self._lock:
+            return [
+                b
+                for b in dict.fromkeys(bon_ids)
+                if self._db.execute(query, (b,)).fetchone() is None
+            ]
 
     def referenced_by(self, bon_id: str) -> list[str]:
         """The receipts that point at ``bon_id`` (e.g. its cancellation)."""
@@ -363,6 +383,21 @@ class Books:
             return self._closed_day(z_nr, date.fromisoformat(row[0]), json.loads(row[1]))
 
     # --- internals (lock held) -------------------------------------------------------
+
+    def _insert_reference(self, bon_id: str, ref_bon_id: str, ref_type: str) -> None:
+        found = self._db.execute(
+            "SELECT COUNT(*) FROM books_receipts WHERE bon_id IN (?, ?)", (bon_id, ref_bon_id)
+        ).fetchone()[0]
+        if found != 2:
+            raise ProtocolError(
+                f"reference {bon_id} -> {ref_bon_id}: receipt not in the books",
+                code="E_BOOKS_REFERENCE",
+            )
+        self._db.execute(
+            "INSERT OR IGNORE INTO books_references (bon_id, ref_bon_id, ref_type) "
+            "VALUES (?, ?, ?)",
+            (bon_id, ref_bon_id, ref_type),
+        )
 
     def _open_rows(self) -> list[tuple[Any, ...]]:
         return list(

@@ -24,11 +24,12 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from opentse.errors import ProtocolError
 from opentse.formats import processdata as pd
 from opentse.register.backends import Backend, Signed, TSEUnavailable
 from opentse.register.books import Books
@@ -298,6 +299,7 @@ class Register:
         process_data: str,
         *,
         first_order_start: datetime | None = None,
+        references: Sequence[str] = (),
     ) -> SaleResult:
         self._ensure_daily_record()
         ref = str(uuid.uuid4())
@@ -342,17 +344,39 @@ class Register:
             self.config.text_width,
         )
         if self.books is not None:
-            self.books.record(sale, result, tse_id=self.backend.tse_id)
+            self.books.record(sale, result, tse_id=self.backend.tse_id, references=references)
         return result
 
-    def sell(self, sale: Sale, *, first_order_start: datetime | None = None) -> SaleResult:
+    def sell(
+        self,
+        sale: Sale,
+        *,
+        first_order_start: datetime | None = None,
+        references: Sequence[str] = (),
+    ) -> SaleResult:
         """Sign a sale (Beleg, training, storno, abort ...) as Kassenbeleg-V1.
 
         ``first_order_start``: start of the first Bestellung-V1 of this bill, printed as
-        TSE-Erstbestellung (DSFinV-K 2.7 relief for restaurants).
+        TSE-Erstbestellung (DSFinV-K 2.7 relief for restaurants). ``references``: BON_IDs
+        this Vorgang points at (a cancellation's original; DSFinV-K references.csv),
+        booked in the same books transaction as the Vorgang itself; they must be in the
+        books already (``E_BOOKS_REFERENCE`` before any TSE call).
         """
         data = sale.process_data()  # raises for the cashier's errors, before any TSE call
-        return self._book(sale, sale.process_type, data, first_order_start=first_order_start)
+        if references:
+            missing = ["(no books)"] if self.books is None else self.books.missing(references)
+            if missing:
+                raise ProtocolError(
+                    f"reference to receipts not in the books: {', '.join(missing)}",
+                    code="E_BOOKS_REFERENCE",
+                )
+        return self._book(
+            sale,
+            sale.process_type,
+            data,
+            first_order_start=first_order_start,
+            references=references,
+        )
 
     def order(self, sale: Sale) -> SaleResult:
         """Sign a restaurant order as Bestellung-V1 (its start time is kept on the result
