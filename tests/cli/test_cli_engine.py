@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
-from opentse.tr03151 import codec
+from opentse.tr03151 import codec, sysdata
+from opentse.tr03151.logmessage import SystemLogData
 
 APP = build_app()
 
@@ -174,6 +175,78 @@ def test_timeadmin_pin_and_update_time(tmp_path: Path) -> None:
         names = tf.getnames()
     assert any(f"_Sig-{done['signature_counter']}_Log-Sys_updateTime" in n for n in names)
     assert any("Log-Sys_unblockUser" in n for n in names)
+
+
+def _system_logs(tar_path: Path) -> list[tuple[str, str | None, int | None]]:
+    """(operationType, userId, result) of every system log, in counter order; the
+    result is authenticateUser's boolean or unblockUser's enum (0 = ok)."""
+    with tarfile.open(tar_path) as tf:
+        messages = [
+            codec.decode_log_message(tf.extractfile(n).read())  # type: ignore[union-attr]
+            for n in tf.getnames()
+            if n.endswith(".log")
+        ]
+    out: list[tuple[str, str | None, int | None]] = []
+    for msg in sorted(messages, key=lambda m: m.signature_counter):
+        data = msg.certified
+        if not isinstance(data, SystemLogData):
+            continue
+        user = result = None
+        if data.operation_type in ("authenticateUser", "unblockUser"):
+            fields = sysdata.parse_system_operation_data(data.system_operation_data)
+            user = (sysdata.field(fields, 0x81) or b"").decode()
+            if data.operation_type == "authenticateUser":
+                result = int(sysdata.decode_bool(sysdata.field(fields, 0x83) or b""))
+            else:
+                result = sysdata.decode_enum(sysdata.field(fields, 0x82) or b"")
+        out.append((data.operation_type, user, result))
+    return out
+
+
+def test_timeadmin_pin_prompted_blocked_and_unblocked(tmp_path: Path) -> None:
+    """set-pin asks for the PUK and the new PIN (twice) without echoing them; five
+    wrong timeadmin PINs block updateTime, the PUK unblocks it; the admin may set the
+    time too. Every attempt is an authenticateUser log with its user and result."""
+    data = str(tmp_path / "d")
+    created = run_json("tse", "create", "k", "--data", data)
+    puk = created["timeadmin_puk"]
+    run("tse", "initialize", "k", "--pin", "246810", "--puk", created["admin_puk"], "--data", data)
+    argv = ["tse", "set-pin", "k", "--user", "timeadmin", "--data", data, "--json"]
+    typo = CliRunner().invoke(APP, argv, input=f"{puk}\n135790\n135791\n135790\n135790\n")
+    assert typo.exit_code == 0, typo.output
+    assert "do not match" in typo.output  # the mistyped repeat is asked again
+    assert json.loads(typo.stdout[typo.stdout.index("{") :])["ok"] is True
+    assert not any(secret in typo.output for secret in (puk, "135790", "135791"))
+    for left in (4, 3, 2, 1):
+        wrong = run("tse", "update-time", "k", "--pin", "000000", "--data", data, ok=False)
+        assert wrong.exit_code == 1 and f"{left} attempts left" in wrong.stderr
+    last = run("tse", "update-time", "k", "--pin", "000000", "--data", data, ok=False)
+    assert "E_TIMEADMIN_PIN_BLOCKED" in last.stderr
+    right = run("tse", "update-time", "k", "--pin", "135790", "--data", data, ok=False)
+    assert "E_TIMEADMIN_PIN_BLOCKED" in right.stderr  # blocked: the right PIN too
+    unblocked = run_json(
+        "tse", "set-pin", "k", "--user", "timeadmin", "--puk", puk, "--pin", "112233",
+        "--data", data,
+    )  # fmt: skip
+    assert unblocked["ok"] is True
+    by_timeadmin = run_json("tse", "update-time", "k", "--pin", "112233", "--data", data)
+    by_admin = run_json(
+        "tse", "update-time", "k", "--user", "admin", "--pin", "246810", "--data", data
+    )
+    assert (by_timeadmin["user"], by_admin["user"]) == ("timeadmin", "admin")
+    tar_path = tmp_path / "k.tar"
+    run("export", "--tss", "k", str(tar_path), "--data", data)
+    logs = _system_logs(tar_path)
+    assert [(u, r) for op, u, r in logs if op == "authenticateUser"] == [
+        ("admin", 1), *[("timeadmin", 0)] * 5, ("timeadmin", 1), ("admin", 1),
+    ]  # fmt: skip
+    assert [(u, r) for op, u, r in logs if op == "unblockUser"] == [
+        ("admin", 0), ("timeadmin", 0), ("timeadmin", 0),
+    ]  # fmt: skip
+    operations = [op for op, _, _ in logs]
+    for done in (by_timeadmin, by_admin):  # the counter each command printed is its log
+        assert operations[done["signature_counter"] - 1] == "updateTime"
+        assert operations[done["signature_counter"] - 2] == "authenticateUser"
 
 
 def test_delete_stored_data_after_an_archived_export(tmp_path: Path) -> None:

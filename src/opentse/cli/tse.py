@@ -157,7 +157,12 @@ def set_pin_command(
         ..., "--puk", prompt=True, hide_input=True, help="The role's PUK (printed by create)."
     ),
     pin: str = typer.Option(
-        ..., "--pin", prompt=True, hide_input=True, help="New PIN (min 6 characters)."
+        ...,
+        "--pin",
+        prompt="New PIN",
+        hide_input=True,
+        confirmation_prompt=True,  # typed blind: a typo would set a PIN nobody knows
+        help="New PIN (min 6 characters); asked twice when prompted.",
     ),
     data: Path = DATA_OPTION,
     as_json: bool = JSON_OPTION,
