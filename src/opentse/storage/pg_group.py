@@ -18,10 +18,11 @@ from typing import Any
 class Request:
     """One caller's ``fn`` waiting in its key's queue."""
 
-    __slots__ = ("error", "finished", "fn", "lead", "result", "wake")
+    __slots__ = ("error", "finished", "fn", "lead", "ref", "result", "wake")
 
-    def __init__(self, fn: Callable[[Any], object]) -> None:
+    def __init__(self, fn: Callable[[Any], object], ref: str | None = None) -> None:
         self.fn = fn
+        self.ref = ref  # the caller's idempotency key, if any (looked up per batch)
         self.wake = threading.Event()
         self.lead = False
         self.finished = False
@@ -41,9 +42,9 @@ class GroupQueue:
         self._queues: dict[str, list[Request]] = {}  # key -> queued requests; present
         # exactly while some thread leads (or has been woken to lead) for that key
 
-    def submit(self, key: str, fn: Callable[[Any], object]) -> object:
+    def submit(self, key: str, fn: Callable[[Any], object], ref: str | None = None) -> object:
         """Queue ``fn``; return its result (or raise its error) after its batch."""
-        request = Request(fn)
+        request = Request(fn, ref)
         with self._lock:
             pending = self._queues.get(key)
             if pending is None:

@@ -2,8 +2,15 @@
 
 Several callers' ``fn`` may run one after another in ONE transaction (group
 commit); ``TxState`` is what each hands on to the next: the version and counter
-reached so far and the state object valid for that version. A failing ``fn``
-rolls back to its savepoint and the next one continues from the state before it.
+reached so far and the state object valid for that version.
+
+Logs are not sent as ``fn`` appends them: they are staged (``StagedLogs``) and go
+to the database in one multi-row INSERT just before the COMMIT, with the last
+saved state's UPDATE. A failing ``fn`` drops only its own staged logs, so no
+savepoint is needed (one had cost three round trips per caller and made grouped
+batches slower than single ones). Lookups see the staged logs: a ref appended by
+an earlier caller of the batch is found, and the refs of the whole batch are
+looked up in the database in one query first (``PostgresStore._run_batch``).
 """
 
 from __future__ import annotations
@@ -33,22 +40,18 @@ if TYPE_CHECKING:
     from opentse.storage.postgres import PostgresStore
 
 _FIND_REF = find_ref_sql("%s")
+_ROW = "(" + ", ".join(["%s"] * 11) + ")"
+_INSERT_HEAD = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES "
+_ROWS_PER_INSERT = 200
 _DELETE_LOGS = delete_logs_sql("%s")
-INSERT_LOG = f"INSERT INTO logs ({LOG_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
-# One log (the usual append): a duplicate ref is skipped, not an error, so the
-# transaction stays usable without a savepoint round trip (the counter trigger runs
-# AFTER INSERT, so a skipped row advances nothing).
-INSERT_ONE_LOG = (
-    INSERT_LOG + " ON CONFLICT (tse_id, ref) WHERE ref IS NOT NULL DO NOTHING"
-    " RETURNING signature_counter"
-)
 
 
 @dataclass(frozen=True, slots=True)
 class TxState:
     """The TSE inside the open transaction, between two callers' ``fn``.
 
-    ``text``: the state JSON of ``version`` when the lock query returned it.
+    ``text``: the state JSON of ``version`` when the lock query returned it or a
+    caller of this transaction saved it (its UPDATE waits for the COMMIT).
     ``current``: a parsed state of ``version`` nobody has mutated, or None.
     ``saved``: the last state saved and not touched since (cached after COMMIT).
     """
@@ -60,6 +63,29 @@ class TxState:
     saved: TSEState | None = None
 
 
+class StagedLogs:
+    """The logs of a batch's callers that succeeded so far, not yet sent."""
+
+    __slots__ = ("by_ref", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.by_ref: dict[str, StoredLog] = {}
+
+    def flush(self, conn: psycopg.Connection[Any]) -> None:
+        """INSERT the staged rows (in counter order: the counter trigger checks
+        each against the one before), in as few statements as the size allows."""
+        rows = self.rows
+        try:
+            for begin in range(0, len(rows), _ROWS_PER_INSERT):
+                part = rows[begin : begin + _ROWS_PER_INSERT]
+                params = [value for row in part for value in row]
+                conn.execute(_INSERT_HEAD + ", ".join([_ROW] * len(part)), params)
+        except psycopg.Error as exc:
+            raise append_error(exc) from exc
+        rows.clear()
+
+
 class LockedView:
     """``engine.ports.LockedTSE`` for one caller inside the locked transaction."""
 
@@ -69,17 +95,25 @@ class LockedView:
         conn: psycopg.Connection[Any],
         tse_id: str,
         tx: TxState,
+        staged: StagedLogs | None = None,
+        absent: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         self._store = store
         self._conn = conn
         self._tse_id = tse_id
         self._tx = tx
+        self._staged = StagedLogs() if staged is None else staged
+        self._absent = absent  # refs the batch's lookup found neither stored nor deleted
+        self._mine: list[StoredLog] = []  # appended by this fn, staged if it succeeds
+        self._rows: list[tuple[Any, ...]] = []
+        self._checked: set[str] = set()  # refs this fn found absent itself
         self._counter = tx.counter  # last stored signature counter, including appends
         self._saved_counter = tx.counter  # signature_counter of the state as saved
         self._current = tx.current
         self._loaded = False
         self._saved: TSEState | None = None
         self._pending: tuple[str, int] | None = None  # (state JSON, version) to write
+        self._savepoint = False  # set before a deletion (delete_logs)
         self.closed = False
 
     def _check_open(self) -> None:
@@ -139,8 +173,8 @@ class LockedView:
         self._pending = (text, version)
 
     def pending_update(self) -> sql.Composed | None:
-        """The UPDATE of the last ``save``, sent with the next COMMIT or RELEASE
-        (one round trip less per operation); None when nothing was saved."""
+        """The UPDATE of the last ``save``, sent with the COMMIT (one round trip less);
+        None when nothing was saved."""
         if self._pending is None:
             return None
         text, version = self._pending
@@ -168,23 +202,33 @@ class LockedView:
                 if log.ref in refs:
                     raise ConflictError(f"duplicate ref {log.ref!r}", code="E_DUPLICATE_REF")
                 refs.add(log.ref)
-        params = [log_params(log) for log in logs]  # StorageError before writing anything
-        try:
-            if len(params) == 1:
-                inserted = self._conn.execute(INSERT_ONE_LOG, params[0]).fetchone()
-                if inserted is None:
-                    raise ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
-            else:
-                with self._conn.transaction(), self._conn.cursor() as cursor:  # a savepoint
-                    cursor.executemany(INSERT_LOG, params)
-        except psycopg.Error as exc:
-            raise append_error(exc) from exc
+        for ref in refs:
+            if ref in self._staged.by_ref or not self._is_absent(ref):
+                raise ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
+        rows = [log_params(log) for log in logs]  # StorageError before staging anything
+        self._mine.extend(logs)
+        self._rows.extend(rows)
         self._counter = expected - 1
 
+    def _is_absent(self, ref: str) -> bool:
+        """True when ``ref`` is neither stored nor deleted (the batch's lookup or
+        this fn's own said so, else one query)."""
+        if ref in self._absent or ref in self._checked:
+            return True
+        return self._query_ref(ref) is None
+
     def delete_logs(self, up_to: int) -> None:
-        """deleteStoredData: in this request's transaction, before its appends."""
+        """deleteStoredData: in this request's transaction, before its appends. The
+        staged logs of earlier callers go first, then a savepoint, so that a failing
+        ``fn`` takes its deletion back (``failed``)."""
         self._check_open()
+        if self._mine:
+            raise StorageError("delete_logs comes before appends", code="E_STORE_ORDER")
+        self._staged.flush(self._conn)
         try:
+            if not self._savepoint:
+                self._conn.execute("SAVEPOINT opentse_delete")
+                self._savepoint = True
             for statement in _DELETE_LOGS:
                 self._conn.execute(statement, (self._tse_id, up_to))
         except psycopg.Error as exc:
@@ -192,11 +236,25 @@ class LockedView:
 
     def find_ref(self, ref: str) -> StoredLog | None:
         self._check_open()
+        for log in self._mine:
+            if log.ref == ref:
+                return log
+        staged = self._staged.by_ref.get(ref)
+        if staged is not None:
+            return staged
+        if ref in self._absent or ref in self._checked:
+            return None
+        return self._query_ref(ref)
+
+    def _query_ref(self, ref: str) -> StoredLog | None:
         try:
             row = self._conn.execute(_FIND_REF, (self._tse_id, ref, self._tse_id, ref)).fetchone()
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL failed while reading a log: {exc}") from exc
-        return stored_or_deleted(row, ref)
+        found = stored_or_deleted(row, ref)
+        if found is None:
+            self._checked.add(ref)
+        return found
 
     def finish(self) -> None:
         """After ``fn``: appended logs require the state saved with their counter."""
@@ -208,17 +266,32 @@ class LockedView:
             )
 
     def succeeded(self) -> TxState:
-        """What the next ``fn`` in this transaction starts from after this one."""
+        """What the next ``fn`` in this transaction starts from after this one (its
+        logs join the batch's staged ones)."""
+        staged = self._staged
+        staged.rows.extend(self._rows)
+        for log in self._mine:
+            if log.ref is not None:
+                staged.by_ref[log.ref] = log
         if self._saved is not None:
             saved = self._saved
-            return TxState(saved.version, self._counter, None, saved, saved)
+            # its JSON too: the UPDATE waits for the COMMIT, so a caller after a
+            # failed one must parse this state, not read the row
+            text = None if self._pending is None else self._pending[0]
+            return TxState(saved.version, self._counter, text, saved, saved)
         if self._loaded:  # fn may have changed the object it loaded without saving
             return TxState(self._tx.version, self._tx.counter, self._tx.text)
         return self._tx
 
     def failed(self) -> TxState:
-        """After a rollback to this fn's savepoint: the state before it (objects it
-        may have touched are dropped)."""
+        """After ``fn`` raised: its staged logs are dropped, a deletion rolled back,
+        and the next one starts from the state before it (objects it may have
+        touched are dropped)."""
+        if self._savepoint:
+            try:
+                self._conn.execute("ROLLBACK TO SAVEPOINT opentse_delete")
+            except psycopg.Error as exc:
+                raise StorageError(f"PostgreSQL failed while rolling back: {exc}") from exc
         tx = self._tx
         if self._loaded or self._saved is not None:
             return TxState(tx.version, tx.counter, tx.text)

@@ -52,7 +52,7 @@ from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, NotFoundError, ProtocolError, StorageError
 from opentse.storage import migrations
 from opentse.storage.pg_group import GroupQueue, Request
-from opentse.storage.pg_locked import LockedView, TxState
+from opentse.storage.pg_locked import LockedView, StagedLogs, TxState
 from opentse.storage.rows import (
     LOG_COLUMNS,
     RECORD_COLUMNS,
@@ -80,6 +80,12 @@ _LOCK_TSE = (
     "BEGIN; SELECT version, last_signature_counter,"
     " CASE WHEN version = {cached} THEN NULL ELSE state END"
     " FROM tses WHERE tse_id = {tse_id} FOR UPDATE"
+)
+
+# which of a batch's refs are stored or deleted (rows.refs_present_sql with arrays)
+_REFS_PRESENT = (
+    "SELECT ref FROM logs WHERE tse_id = %s AND ref = ANY(%s)"
+    " UNION ALL SELECT ref FROM deleted_refs WHERE tse_id = %s AND ref = ANY(%s)"
 )
 
 _SECRET_CHECK_LABEL = b"opentse/installation-check/v1"
@@ -261,48 +267,47 @@ class PostgresStore:
         self._local.busy = True
         try:
             self._count("requests")
-            return cast(T, self._queue.submit(tse_id, fn))
+            return cast(T, self._queue.submit(tse_id, fn, ref))
         finally:
             self._local.busy = False
 
     def _run_batch(self, tse_id: str, batch: list[Request]) -> None:
-        """Run the requests' fn in ONE transaction on the row-locked TSE, each in a
-        savepoint when there are several; results count only after the COMMIT.
+        """Run the requests' fn in ONE transaction on the row-locked TSE; results
+        count only after the COMMIT. A failing fn loses only its own work
+        (pg_locked: its logs were only staged).
 
-        Round trips of a lone request: BEGIN + lock, its statements (one INSERT per
-        log), then the state UPDATE + COMMIT in one message.
+        Round trips: BEGIN + lock; the batch's refs looked up together (when
+        several have one); the staged logs in one INSERT; the last saved state's
+        UPDATE + COMMIT in one message. An fn's own queries come on top (a ref
+        lookup the batch's could not answer, a state not sent with the lock).
         """
         grouped = len(batch) > 1
         try:
             with self._connection("running a TSE operation") as conn:
                 try:
                     tx = self._begin_locked(conn, tse_id)
-                    final: sql.SQL | sql.Composed = sql.SQL("COMMIT")
+                    absent = self._absent_refs(conn, tse_id, batch)
+                    staged = StagedLogs()
+                    update: sql.Composed | None = None
                     for request in batch:
-                        view = LockedView(self, conn, tse_id, tx)
+                        view = LockedView(self, conn, tse_id, tx, staged, absent)
                         try:
-                            if grouped:
-                                with conn.transaction():  # a failing fn loses only its own work
-                                    request.result = request.fn(view)
-                                    view.finish()
-                                    update = view.pending_update()
-                                    if update is not None:
-                                        conn.execute(update)
-                            else:
-                                request.result = request.fn(view)
-                                view.finish()
-                                update = view.pending_update()
-                                if update is not None:
-                                    final = sql.SQL("; ").join([update, final])
+                            request.result = request.fn(view)
+                            view.finish()
                         except BaseException as exc:
                             if not grouped:
                                 raise
                             request.result, request.error = None, exc
                             tx = view.failed()
                         else:
+                            update = view.pending_update() or update
                             tx = view.succeeded()
                         finally:
                             view.closed = True
+                    staged.flush(conn)
+                    final: sql.SQL | sql.Composed = sql.SQL("COMMIT")
+                    if update is not None:
+                        final = sql.SQL("; ").join([update, final])
                     conn.execute(final)  # synchronous_commit = on: durable when it returns
                 except BaseException:
                     _rollback_quietly(conn)
@@ -316,6 +321,20 @@ class PostgresStore:
         self._count("commits")
         if tx.saved is not None:
             self._remember(tse_id, tx.saved.version, tx.saved)
+
+    @staticmethod
+    def _absent_refs(conn: psycopg.Connection[Any], tse_id: str, batch: list[Request]) -> set[str]:
+        """The batch's refs that are neither stored nor deleted, in one query (only
+        when at least two requests carry one: a lone one is looked up by its fn).
+        Valid inside this transaction: the TSE's row lock keeps other writers out."""
+        refs = list({r.ref for r in batch if r.ref is not None})
+        if len(refs) < 2:
+            return set()
+        try:
+            found = {row[0] for row in conn.execute(_REFS_PRESENT, (tse_id, refs, tse_id, refs))}
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL failed while reading refs: {exc}") from exc
+        return {ref for ref in refs if ref not in found}
 
     def _begin_locked(self, conn: psycopg.Connection[Any], tse_id: str) -> TxState:
         """BEGIN and lock the TSE's row in one round trip (a simple-protocol query
