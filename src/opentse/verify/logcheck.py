@@ -141,7 +141,9 @@ class SignatureChecker:
         self._verifiers[point, oid] = verifier
         return verifier
 
-    def verify(self, point: bytes, oid: str, data: bytes, signature: bytes) -> bool:
+    def verify(self, point: bytes, oid: str, data: bytes, signature: bytes) -> bool | None:
+        """Whether the signature verifies; None for an algorithm the core does not
+        know (it cannot be checked, which is not the same as wrong)."""
         verifier = self.verifier(point, oid)
         if verifier is not None and verifier.verify(data, signature):
             return True
@@ -149,7 +151,9 @@ class SignatureChecker:
         # core's verify_signature is the authority
         try:
             verify_signature(point, oid, data, signature)
-        except (OpenTSEError, ValueError):
+        except OpenTSEError as exc:
+            return None if exc.code == "E_ALGORITHM_UNSUPPORTED" else False
+        except ValueError:
             return False
         return True
 
@@ -253,7 +257,8 @@ def _verify_chunk(entries: Sequence[LogEntry], points: Points) -> None:
 
 
 def verify_items(items: Iterable[Item], points: Points) -> list[bool | None]:
-    """Whether each item's signature verifies; None when ``points`` lacks its key.
+    """Whether each item's signature verifies; None when ``points`` lacks its key or
+    the algorithm is not one the core knows.
 
     The common case (plain r||s of a curve's size, both halves without a leading
     zero octet) is inlined: DER by table, digest by hashlib, ``Prehashed`` verify.

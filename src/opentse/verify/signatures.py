@@ -3,13 +3,15 @@
 The checks themselves run while the logs are decoded (``logcheck``: each log against
 the certificate whose public-key hash equals its serial number, TR-03151); this module
 turns their outcome into the report's valid / invalid lists and findings, and names
-serials no certificate in the export holds.
+serials no certificate in the export holds and signature algorithms the core does not
+know (their logs cannot be checked: not the same as a wrong signature).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from opentse.tr03151.oids import ALGORITHM_BY_OID
 from opentse.verify.archive import LoadedExport
 from opentse.verify.findings import Finding, error
 
@@ -25,11 +27,16 @@ class SignatureResult:
 def check_signatures(export: LoadedExport) -> SignatureResult:
     result = SignatureResult()
     missing: dict[str, list[str]] = {}
+    unsupported: dict[str, list[str]] = {}
     for entry in export.logs:
         if entry.fields is None:
             continue
         if entry.signature_ok is None:
-            missing.setdefault(entry.fields.serial_number.hex(), []).append(entry.file)
+            oid = entry.fields.signature_algorithm
+            if oid in ALGORITHM_BY_OID:
+                missing.setdefault(entry.fields.serial_number.hex(), []).append(entry.file)
+            else:
+                unsupported.setdefault(oid, []).append(entry.file)
             result.unverifiable.append(entry.file)
         elif entry.signature_ok:
             result.valid.append(entry.file)
@@ -38,6 +45,15 @@ def check_signatures(export: LoadedExport) -> SignatureResult:
             result.findings.append(
                 error("E_SIGNATURE_INVALID", "signature does not verify over the log", entry.file)
             )
+    for oid, logs in unsupported.items():
+        result.findings.append(
+            error(
+                "E_ALGORITHM_UNSUPPORTED",
+                f"signature algorithm {oid} not supported (TR-03116-5 names ECDSA and "
+                f"ECSDSA in plain format): {len(logs)} log(s) cannot be verified",
+                logs[0],
+            )
+        )
     for serial, logs in missing.items():
         result.findings.append(
             error(
