@@ -26,6 +26,7 @@ from opentse.formats.dsfinvk.tables import vat_rate
 from opentse.installation import Installation
 from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Sale, Seller
 from opentse.register.books import Books, MasterData
+from opentse.register.shoptime import local_day, shop_zone
 from opentse.register.zreport import build_zreport, close_day, render_pdf, render_text
 from opentse.testing import ready_tse
 
@@ -104,7 +105,7 @@ def test_closing_exports_again_the_same_and_storno_refers_across_closings(
     assert (ref["Z_NR"], ref["BON_ID"], ref["REF_TYP"]) == ("2", storno.receipt_ref, "Transaktion")
     assert (ref["REF_Z_NR"], ref["REF_BON_ID"]) == ("1", original.receipt_ref)
     assert ref["REF_Z_KASSE_ID"] == CLIENT
-    assert ref["REF_DATUM"] == day1.closing.created.date().isoformat()
+    assert ref["REF_DATUM"] == local_day(day1.closing.created, shop_zone()).isoformat()
     with pytest.raises(ProtocolError) as info:
         till.books.add_reference(storno.receipt_ref, "no-such-receipt")
     assert info.value.code == "E_BOOKS_REFERENCE"
@@ -146,7 +147,7 @@ def test_vat_rate_in_force_and_zero_payments(till: Till, tmp_path: Path) -> None
     day = close_day(till.register, till.books, MASTER, "6.00")
     path = write_export([day.closing], tmp_path / "farm.zip")
     assert [f for f in check_export(path) if f.severity == "error"] == []
-    today = datetime.now(UTC).date()
+    today = datetime.now(shop_zone()).date()  # the shop's day
     rate = {r["UST_SCHLUESSEL"]: r["UST_SATZ"] for r in csv_rows(path, "vat.csv")}["3"]
     assert Decimal(rate.replace(",", ".")) == vat_rate(3, today)
     assert [r["ZAHLART_TYP"] for r in csv_rows(path, "datapayment.csv")] == ["Bar"]
@@ -177,7 +178,7 @@ def test_select_closings_refuses_open_days_and_empty_ranges(till: Till) -> None:
         select_closings(till.books, None, None)
     assert empty.value.code == "E_DSFINVK_EMPTY" and "nothing was closed" in empty.value.message
     till.register.sell(sale(("Tee", "1.80", 1)))
-    today = datetime.now(UTC).date()
+    today = datetime.now(shop_zone()).date()  # the shop's day
     with pytest.raises(ProtocolError) as still_open:
         select_closings(till.books, today, today)
     assert still_open.value.code == "E_DSFINVK_NOT_CLOSED"

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import zipfile
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
 from opentse.installation import Installation
+from opentse.register.shoptime import shop_zone
 from opentse.testing import ADMIN_PIN, ready_tse
 
 APP = build_app()
@@ -135,7 +136,7 @@ def test_demo_business_day_closes_exports_and_checks(data: Path, tmp_path: Path)
 
     # day two: the float carries over; an unclosed day is refused by name
     sell("--line", "Tee:1:1.80:1", "--pay", "bar:2.00")
-    today = datetime.now(UTC).date().isoformat()
+    today = datetime.now(shop_zone()).date().isoformat()  # the shop's day
     code, out = run("dsfinvk", "export", "--data", str(data), "--register", CLIENT,
                     str(tmp_path / "open.zip"))  # fmt: skip
     assert code == 1 and "E_DSFINVK_NOT_CLOSED" in out and today in out

@@ -24,6 +24,7 @@ from opentse.register.receipt import Seller
 from opentse.register.register import Register, RegisterConfig
 from opentse.register.render_text import render_text
 from opentse.register.sale import CashBookEntry, Sale
+from opentse.register.shoptime import shop_zone
 from opentse.storage.sqlite import SQLiteStore
 from opentse.testing import ADMIN_PIN, TEST_SECRET, FrozenClock, ready_tse
 from opentse.tr03151 import codec
@@ -187,7 +188,7 @@ def test_unreachable_tse_at_start_is_red_and_journal_survives_restart(
     assert status.light is Light.RED and status.consecutive_failures == 0
     result = register.sell(coffee())
     assert result.tse_failed and result.status.light is Light.RED
-    today = datetime.now(UTC).date().isoformat()
+    today = datetime.now(shop_zone()).date().isoformat()  # the shop's day
     assert journal.daily_records() == [(today, "red", 0, "automatisch")]  # written at start
     register.daily_record(date(2020, 1, 2), note="ohne TSE")
     assert journal.daily_records()[0] == ("2020-01-02", "red", 0, "ohne TSE")

@@ -45,6 +45,13 @@ SELLER_NAME_OPTION: Any = typer.Option("opentse Testkasse", "--seller-name")
 SELLER_ADDRESS_OPTION: Any = typer.Option(
     ["Musterstraße 1", "12345 Musterstadt"], "--seller-address", help="Address line (repeat)."
 )
+TIMEZONE_OPTION: Any = typer.Option(
+    None,
+    "--timezone",
+    envvar="OPENTSE_TIMEZONE",
+    help="The shop's time zone (IANA name): its local days and printed times; kept in "
+    "the register's books (default: as kept there, else Europe/Berlin).",
+)
 
 PAYMENT_NAMES = {
     "bar": "cash",
@@ -91,6 +98,7 @@ def _register(
     if (data is None) == (url is None):
         raise ProtocolError("give either --data DIR or --url URL", code="E_POS_BACKEND")
     seller = Seller(config.pop("seller_name"), tuple(config.pop("seller_address")))
+    timezone = config.pop("timezone", None)
     with contextlib.ExitStack() as stack:
         backend: Any
         serial = client
@@ -110,8 +118,9 @@ def _register(
         path = journal_path(journal, client, data)
         log = OutageLog(path)
         stack.callback(log.close)
-        books = Books(path)
+        books = Books(path, timezone=timezone)
         stack.callback(books.close_file)
+        config["timezone"] = books.timezone  # the shop's zone, as given or kept
         yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
 
 
@@ -183,6 +192,7 @@ def sell_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
+    timezone: str | None = TIMEZONE_OPTION,
     seller_name: str = SELLER_NAME_OPTION,
     seller_address: list[str] = SELLER_ADDRESS_OPTION,
     width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
@@ -224,6 +234,7 @@ def sell_command(
             "qr_only": qr_only,
             "timeout": timeout,
             "text_width": width,
+            "timezone": timezone,
         }
         with _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg:
             reg.connect()
@@ -248,12 +259,13 @@ def status_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
+    timezone: str | None = TIMEZONE_OPTION,
     check: bool = typer.Option(True, "--check/--no-check", help="Contact the TSE first."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The traffic light and the outage journal (contacting the TSE recovers dangling
     transactions and ends a start-up outage)."""
-    options = {"seller_name": "-", "seller_address": ["-"]}
+    options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
     with (
         cli_errors(),
         _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
@@ -324,10 +336,11 @@ def daily_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
+    timezone: str | None = TIMEZONE_OPTION,
     note: str = typer.Option("", "--note", help="A note for the day's record."),
 ) -> None:
     """Write today's journal record (works while no TSE is connected)."""
-    options = {"seller_name": "-", "seller_address": ["-"]}
+    options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
     with (
         cli_errors(),
         _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
@@ -361,13 +374,18 @@ def storno_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
+    timezone: str | None = TIMEZONE_OPTION,
     seller_name: str = SELLER_NAME_OPTION,
     seller_address: list[str] = SELLER_ADDRESS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated)
     and keep the reference to the original (DSFinV-K references.csv)."""
-    options = {"seller_name": seller_name, "seller_address": seller_address}
+    options = {
+        "seller_name": seller_name,
+        "seller_address": seller_address,
+        "timezone": timezone,
+    }
     with (
         cli_errors(),
         _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
@@ -406,13 +424,14 @@ def cash_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
+    timezone: str | None = TIMEZONE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Book a cash movement without sale (signed as SonstigerVorgang)."""
     from opentse.register.money import require_cents
     from opentse.register.sale import CashBookEntry
 
-    options = {"seller_name": "-", "seller_address": ["-"]}
+    options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
     with (
         cli_errors(),
         _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
@@ -499,6 +518,7 @@ def close_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
+    timezone: str | None = TIMEZONE_OPTION,
     check: bool = typer.Option(True, "--check/--no-check", help="Check the --out export."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -512,7 +532,11 @@ def close_command(
     findings: list[Any] = []
     with cli_errors():
         counted = require_cents(counted_cash, "--counted-cash")
-        options = {"seller_name": company or "-", "seller_address": [street or "-"]}
+        options = {
+            "seller_name": company or "-",
+            "seller_address": [street or "-"],
+            "timezone": timezone,
+        }
         with _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg:
             books, serial = reg.books, reg.config.client_id
             master = _master(books, serial, tss, company, street, postal_code, city,
@@ -521,8 +545,9 @@ def close_command(
             day = close_day(reg, books, master, counted)
             closing = day.closing
             report = build_zreport(day)
+            zone = reg.config.zone  # the Z report prints the receipts' local time
         if pdf is not None:
-            pdf.write_bytes(render_pdf(report))
+            pdf.write_bytes(render_pdf(report, tz=zone))
         path = None if out is None else write_export([closing], out)
         if path is not None and check:
             findings = [f for f in check_export(path) if f.severity == "error"]
@@ -531,7 +556,7 @@ def close_command(
     if as_json:
         echo_json(summary)
     else:
-        typer.echo(render_text(report))
+        typer.echo(render_text(report, tz=zone))
         if path is not None:
             console.print(f"DSFinV-K export -> {path}", highlight=False)
         for finding in findings:

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ from opentse.register.dsfinvk_bridge import rate_on, to_dsfinvk_receipt
 from opentse.register.localdb import open_local_db
 from opentse.register.money import VAT_TABLE
 from opentse.register.sale import Sale
+from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
 
 __all__ = ["Books", "ClosedDay", "MasterData", "sale_from_json", "sale_to_json"]
 
@@ -105,11 +106,27 @@ _RECEIPT_COLUMNS = "bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, 
 
 
 class Books:
-    """Bookkeeping store of one register (one DSFinV-K cash register)."""
+    """Bookkeeping store of one register (one DSFinV-K cash register).
 
-    def __init__(self, path: Path | str) -> None:
+    Days (open days, a closing's business day, the receipt's day for the VAT rate)
+    are the shop's local days in ``timezone`` (an IANA name; shoptime.py); stored
+    times stay UTC. A zone given is kept in the books, so a later reader without one
+    (``opentse dsfinvk export``) counts days the same way; default Europe/Berlin.
+    """
+
+    def __init__(self, path: Path | str, *, timezone: str | None = None) -> None:
         self._db = open_local_db(path, _SCHEMA, "register books", busy_timeout_ms=10000)
         self._lock = threading.Lock()
+        if timezone is not None:
+            shop_zone(timezone)  # E_TIMEZONE before it is kept
+            self._db.execute(
+                "INSERT INTO books_master (name, value) VALUES ('timezone', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (timezone,),
+            )
+        row = self._db.execute("SELECT value FROM books_master WHERE name = 'timezone'").fetchone()
+        self.timezone: str = DEFAULT_SHOP_TIMEZONE if row is None else str(row[0])
+        self.zone: tzinfo = shop_zone(self.timezone)
 
     def close_file(self) -> None:
         with self._lock:
@@ -276,12 +293,13 @@ class Books:
         return int(row[0])
 
     def open_days(self) -> list[date]:
-        """UTC days of the receipts not closed yet (for E_DSFINVK_NOT_CLOSED)."""
+        """The shop's (local) days of the receipts not closed yet (for
+        E_DSFINVK_NOT_CLOSED)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT ended_at FROM books_receipts WHERE z_nr IS NULL"
             ).fetchall()
-        return sorted({datetime.fromisoformat(r[0]).astimezone(UTC).date() for r in rows})
+        return sorted({local_day(datetime.fromisoformat(r[0]), self.zone) for r in rows})
 
     def last_counted_cash(self) -> Decimal:
         """The cash counted at the last closing: the float the next day starts with."""
@@ -320,7 +338,8 @@ class Books:
     ) -> model.Closing:
         """The next Kassenabschluss over every receipt not closed yet (Z_NR counts up);
         the receipts are marked closed and the closing is kept (so it can be exported
-        again) in the same transaction."""
+        again) in the same transaction. The business day (Z_BUCHUNGSTAG) is
+        ``business_day`` or the shop's local day of ``created``."""
         created = created or datetime.now(UTC)
         master = MasterData(company, location, register)
         with self._lock:
@@ -333,7 +352,7 @@ class Books:
                     )
                 tses = self._tse_infos(rows)
                 z_nr = self._next_z_nr()
-                day = business_day or created.astimezone(UTC).date()
+                day = business_day or local_day(created, self.zone)
                 closing = self._build(z_kasse_id, z_nr, created, master, rows, tses, day)
                 data = {
                     "z_kasse_id": z_kasse_id,
@@ -446,7 +465,9 @@ class Books:
                     datetime.fromisoformat(found[0]) if found else datetime.fromisoformat(ref_end)
                 )
             refs.append(
-                model.Reference(ref_type, ref_bon_id, ref_z_nr=target, ref_date=when.date())
+                model.Reference(
+                    ref_type, ref_bon_id, ref_z_nr=target, ref_date=local_day(when, self.zone)
+                )
             )
         return tuple(refs)
 
@@ -474,6 +495,7 @@ class Books:
                 end=datetime.fromisoformat(end),
                 error=error,
                 tse_id=0 if info is None else info.tse_id,
+                zone=self.zone,
             )
             refs = tuple(
                 dataclasses.replace(r, ref_z_kasse_id=z_kasse_id)
@@ -493,7 +515,9 @@ class Books:
             tses=tuple(tses.values()),
             vat_rates=vat_rates
             or tuple(
-                model.VatRate(k, rate_on(k, business_day or created.date()), v.description)
+                model.VatRate(
+                    k, rate_on(k, business_day or local_day(created, self.zone)), v.description
+                )
                 for k, v in VAT_TABLE.items()
             ),
             receipts=tuple(receipts),

@@ -18,7 +18,7 @@ the printed receipt uses, still has the pre-2022 10.7 % for key 3: for keys 1, 2
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from opentse.formats.dsfinvk.tables import vat_rate as vat_rate_on
 from opentse.register.backends import Signed
 from opentse.register.money import ZERO, round_cents, split_gross, vat_rate
 from opentse.register.sale import Sale
+from opentse.register.shoptime import local_day, local_time, shop_zone
 
 if TYPE_CHECKING:
     from opentse.register.register import SaleResult
@@ -110,9 +111,16 @@ def to_dsfinvk_receipt(
     error: str = "",
     tse_id: int = 1,
     operator_id: str = "1",
+    zone: tzinfo | None = None,
 ) -> model.Receipt:
     """The DSFinV-K receipt (Vorgang) of a booked sale and what the TSE signed for it
-    (``signed`` None: the TSE failed, ``error`` says why -> TSE_TA_FEHLER)."""
+    (``signed`` None: the TSE failed, ``error`` says why -> TSE_TA_FEHLER).
+
+    The receipt's day -- for the VAT rate in force -- is the shop's local day of its
+    end in ``zone`` (default Europe/Berlin); BON_START/BON_ENDE carry the same
+    instants with the shop's offset, so a reader takes the same day from them.
+    """
+    zone = zone or shop_zone()
     if signed is None:
         tse = model.TseTransaction(
             tse_id, None, None, None, sale.process_type, None, b"", "", error=error or "TSE"
@@ -132,10 +140,10 @@ def to_dsfinvk_receipt(
         bon_id=bon_id,
         bon_nr=bon_nr,
         bon_typ=sale.bon_typ,
-        start=start,
-        end=end,
+        start=local_time(start, zone),
+        end=local_time(end, zone),
         operator_id=operator_id,
-        lines=dsfinvk_lines(sale, end.date()),
+        lines=dsfinvk_lines(sale, local_day(end, zone)),
         payments=() if sale.bon_typ == "AVBelegabbruch" else dsfinvk_payments(sale),
         tse=tse,
         storno=sale.bon_typ == "AVBelegstorno",
@@ -149,6 +157,7 @@ def dsfinvk_receipt(
     bon_nr: int,
     tse_id: int = 1,
     operator_id: str = "1",
+    zone: tzinfo | None = None,
 ) -> model.Receipt:
     """:func:`to_dsfinvk_receipt` for a :class:`SaleResult` fresh from the Register."""
     return to_dsfinvk_receipt(
@@ -161,4 +170,5 @@ def dsfinvk_receipt(
         error=result.error or "",
         tse_id=tse_id,
         operator_id=operator_id,
+        zone=zone or result.zone,
     )

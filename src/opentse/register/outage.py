@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any
 
 from opentse.errors import StorageError
 from opentse.register.localdb import open_local_db
+from opentse.register.shoptime import day_bounds, shop_zone
 
 RESTART_ADVICE = "Mehr als zwei Belege ohne TSE: TSE-Host neu starten oder den Support anrufen."
 ADVICE_AFTER = 2
@@ -253,13 +254,20 @@ class OutageLog:
             (_iso(at), resolution, tse_id, transaction_number),
         )
 
-    def write_daily_record(self, day: date, *, at: datetime, note: str = "") -> None:
-        """One row per day with the light and the day's unsigned receipts (upsert)."""
+    def write_daily_record(
+        self, day: date, *, at: datetime, note: str = "", zone: tzinfo | None = None
+    ) -> None:
+        """One row per day with the light and the day's unsigned receipts (upsert).
+        ``day`` is a shop day in ``zone`` (default Europe/Berlin): the receipts counted
+        are those made between its local midnights (times are stored in UTC)."""
         status = self.status()
-        unsigned = self._read(
-            "SELECT COUNT(*) FROM unsigned_receipts WHERE substr(created_at, 1, 10) = ?",
-            (day.isoformat(),),
-        )[0][0]
+        start, end = day_bounds(day, zone or shop_zone())
+        last = end - timedelta(microseconds=1)  # a local day touches at most two UTC dates
+        rows = self._read(
+            "SELECT created_at FROM unsigned_receipts WHERE substr(created_at, 1, 10) IN (?, ?)",
+            (start.date().isoformat(), last.date().isoformat()),
+        )
+        unsigned = sum(1 for (created,) in rows if start <= datetime.fromisoformat(created) < end)
         self._write(
             "INSERT INTO daily_records (day, written_at, light, unsigned_receipts, note) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(day) DO UPDATE SET written_at = excluded."

@@ -26,7 +26,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, TypeVar
 
 from opentse.errors import ProtocolError
@@ -37,6 +37,7 @@ from opentse.register.outage import Light, OutageLog, RegisterStatus
 from opentse.register.receipt import Receipt, Seller
 from opentse.register.render_text import render_text
 from opentse.register.sale import CashBookEntry, Sale
+from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
 
 T = TypeVar("T")
 
@@ -55,7 +56,9 @@ def utc_now() -> datetime:
 @dataclass(frozen=True)
 class RegisterConfig:
     """Who prints the receipts and how. ``client_id`` is the register's serial number
-    as registered at the TSE (§6 Nr. 6); ``not_certified`` adds the notice line."""
+    as registered at the TSE (§6 Nr. 6); ``not_certified`` adds the notice line;
+    ``timezone`` (IANA name) is the shop's: receipts print its local time and the
+    journal's days are its calendar days (shoptime.py)."""
 
     seller: Seller
     client_id: str
@@ -64,6 +67,14 @@ class RegisterConfig:
     footer: tuple[str, ...] = ()
     timeout: float = 5.0
     text_width: int = 48
+    timezone: str = DEFAULT_SHOP_TIMEZONE
+
+    def __post_init__(self) -> None:
+        shop_zone(self.timezone)  # E_TIMEZONE for an unknown zone, at configuration
+
+    @property
+    def zone(self) -> tzinfo:
+        return shop_zone(self.timezone)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class SaleResult:
     status: RegisterStatus
     error: str | None = None
     text_width: int = 48
+    zone: tzinfo | None = None  # the shop's, for the receipt text (default Europe/Berlin)
 
     @property
     def tse_failed(self) -> bool:
@@ -97,7 +109,7 @@ class SaleResult:
             "status": self.status.light.value,
             "consecutive_failures": self.status.consecutive_failures,
             "error": self.error,
-            "receipt_text": render_text(self.receipt, width=self.text_width),
+            "receipt_text": render_text(self.receipt, width=self.text_width, tz=self.zone),
         }
 
 
@@ -244,14 +256,16 @@ class Register:
         return self.journal.status()
 
     def daily_record(self, day: date | None = None, note: str = "") -> None:
-        """Write (or update) the day's journal record; works without any TSE."""
-        now = self.clock()
-        self.journal.write_daily_record(day or now.astimezone(UTC).date(), at=now, note=note)
+        """Write (or update) the journal record of a shop day (default today, local);
+        works without any TSE."""
+        now, zone = self.clock(), self.config.zone
+        self.journal.write_daily_record(day or local_day(now, zone), at=now, note=note, zone=zone)
 
     def _ensure_daily_record(self) -> None:
-        """The first event of a (UTC) day writes that day's record, TSE or not."""
+        """The first event of a (local, shop calendar) day writes that day's record, TSE
+        or not."""
         now = self.clock()
-        if not self.journal.has_daily_record(now.astimezone(UTC).date()):
+        if not self.journal.has_daily_record(local_day(now, self.config.zone)):
             self.daily_record(note="automatisch")
 
     # --- signing -------------------------------------------------------------------------
@@ -342,6 +356,7 @@ class Register:
             self.journal.status(),
             outcome.error,
             self.config.text_width,
+            self.config.zone,
         )
         if self.books is not None:
             self.books.record(sale, result, tse_id=self.backend.tse_id, references=references)

@@ -3,17 +3,16 @@
 German labels as printed by common registers (fiskaly lists them for SIGN DE:
 TSE-Transaktion, TSE-Start, TSE-Stop, TSE-Seriennummer, TSE-Zeitformat,
 TSE-Hashalgorithmus, TSE-PublicKey). Amounts right-aligned, base64 values hard-wrapped.
-TSE times are printed exactly as logged (UTC, as in the QR code); the issue date in
-the shop's local time.
+TSE times are printed exactly as logged (UTC, as in the QR code); the issue date and
+the register's own times in the shop's local time (shoptime.py).
 """
 
 from __future__ import annotations
 
 import base64
 import textwrap
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from opentse.formats.qr import format_qr_time
 from opentse.register.money import format_money, format_quantity_de
@@ -24,16 +23,14 @@ from opentse.register.receipt import (
     Receipt,
     TaxLine,
 )
+from opentse.register.shoptime import shop_zone
 
 WIDTHS = (32, 48)
 
 
 def default_timezone() -> tzinfo:
-    """Europe/Berlin when the tz database is present, else UTC."""
-    try:
-        return ZoneInfo("Europe/Berlin")
-    except ZoneInfoNotFoundError:
-        return UTC
+    """The default shop zone, Europe/Berlin (never a silent UTC: tzdata is a dependency)."""
+    return shop_zone()
 
 
 def format_percent(percent: Decimal) -> str:

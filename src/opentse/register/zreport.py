@@ -35,6 +35,7 @@ from opentse.formats.dsfinvk.model import (
 from opentse.register.books import Books, ClosedDay, MasterData
 from opentse.register.money import format_money, require_cents
 from opentse.register.sale import CashBookEntry
+from opentse.register.shoptime import local_time, shop_zone
 
 if TYPE_CHECKING:
     from opentse.register.register import Register
@@ -199,13 +200,14 @@ def build_zreport(day: ClosedDay) -> ZReport:
 
 
 def render_text(report: ZReport, *, width: int = 48, tz: tzinfo | None = None) -> str:
-    """The Z report as fixed-width text (German labels, German money notation)."""
+    """The Z report as fixed-width text (German labels, German money notation); its
+    time in the shop's zone ``tz`` (default Europe/Berlin), as the receipts print it."""
 
     def row(label: str, amount: Decimal | None) -> str:
         value = "-" if amount is None else format_money(amount)
         return f"{label[: width - len(value) - 1]:<{width - len(value)}}{value}"
 
-    created = report.created.astimezone(tz).strftime("%d.%m.%Y %H:%M:%S")
+    created = local_time(report.created, tz or shop_zone()).strftime("%d.%m.%Y %H:%M:%S")
     rule = "-" * width
     out = [
         f"Z-BON / KASSENABSCHLUSS Nr. {report.z_nr}".center(width),

@@ -1,0 +1,56 @@
+"""The shop's local calendar: business days and printed times in the shop's time zone.
+
+Times are kept timezone-aware in UTC (the TSE logs UTC; the books and the journal
+store UTC). What a German shop calls a day is its local one: the day a receipt belongs
+to (the VAT rate in force, DSFinV-K Anlage 2), the business day of a closing
+(Z_BUCHUNGSTAG), the days the books still have open and the outage journal's daily
+record all follow the shop's zone -- a receipt at 00:30 in Berlin is on the new day,
+although it is 23:30 or 22:30 UTC of the old one. Receipts and the Z report print
+local time.
+
+The zone comes from the IANA database through :mod:`zoneinfo`; the ``tzdata``
+package is a dependency, so a machine without the system's zoneinfo files (a minimal
+Debian image) still finds Europe/Berlin instead of quietly counting in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from opentse.errors import ProtocolError
+
+#: The zone of a German shop (CET/CEST).
+DEFAULT_SHOP_TIMEZONE = "Europe/Berlin"
+
+
+def shop_zone(name: str | None = None) -> ZoneInfo:
+    """The IANA zone ``name`` (default Europe/Berlin), or ``E_TIMEZONE``."""
+    key = name or DEFAULT_SHOP_TIMEZONE
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ProtocolError(f"unknown time zone {key!r}", code="E_TIMEZONE") from exc
+
+
+def _aware(at: datetime) -> datetime:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ProtocolError("a point in time must be timezone-aware", code="E_TIMEZONE")
+    return at
+
+
+def local_day(at: datetime, zone: tzinfo) -> date:
+    """The shop's calendar day of an instant."""
+    return _aware(at).astimezone(zone).date()
+
+
+def local_time(at: datetime, zone: tzinfo) -> datetime:
+    """The same instant with the shop's offset (for printing and the export)."""
+    return _aware(at).astimezone(zone)
+
+
+def day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) of a local day in UTC (23, 24 or 25 hours long)."""
+    start = datetime.combine(day, time(), zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
+    return start, end
