@@ -27,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
+from opentse.formats.qr import build_qr_payload
 from opentse.formats.tar import TarWriter, certificate_filename, info_csv, log_filename
 from opentse.tr03151.codec import assemble, encode_signed_part
 from opentse.tr03151.logmessage import FINISH, START, LogMessage, SystemLogData, TransactionLogData
@@ -34,6 +35,7 @@ from opentse.tr03151.logtime import LogTime, TimeFormat
 from opentse.verify import forked
 from opentse.verify.archive import LoadedExport, _sort_members, collect_members
 from opentse.verify.logcheck import LogPipeline, Points
+from opentse.verify.receipt import verify_receipt
 from opentse.verify.report import verify_exports
 
 # group order n of each curve (FIPS 186-4 D.1.2, RFC 5639 3.4 and 3.6)
@@ -245,3 +247,43 @@ def test_ecsdsa_on_worker_processes_and_threads(tmp_path: Path, processes: bool)
     assert [ok for file, ok in expected if file == name] == [False]
     assert sum(1 for _, ok in expected if ok) == 4
     assert run(2) == expected
+
+
+@pytest.mark.parametrize(("curve", "hash_name", "name"), [
+    ("brainpoolP256r1", "sha256", "ecsdsa-plain-SHA256"),
+    ("brainpoolP384r1", "sha384", "ecsdsa-plain-SHA384"),
+])  # fmt: skip
+def test_ecsdsa_receipt_qr_code(curve: str, hash_name: str, name: str) -> None:
+    """A receipt whose Finish log is ECSDSA-signed verifies from its QR code alone;
+    one bit more in the signature does not."""
+    key = SchnorrKey(curve, hash_name)
+    log_time = LogTime(TimeFormat.UNIX, T0 + 60)
+    process_data = "Beleg^12.50_0.00_0.00_0.00_0.00^12.50:Bar"
+    msg = LogMessage(
+        TransactionLogData(FINISH, "Kasse 7", process_data.encode(), "Kassenbeleg-V1", 42),
+        hashlib.sha256(key.point).digest(),
+        ECSDSA_OID[hash_name],
+        1234,
+        log_time,
+    )
+    signature = key.sign(encode_signed_part(msg))
+
+    def qr(sig: bytes) -> str:
+        return build_qr_payload(
+            client_id="Kasse 7",
+            process_type="Kassenbeleg-V1",
+            process_data=process_data,
+            transaction_number=42,
+            signature_counter=1234,
+            start_time=datetime.fromtimestamp(T0, UTC),
+            log_time=log_time.as_datetime(),
+            signature_algorithm=name,
+            time_format=TimeFormat.UNIX,
+            signature=sig,
+            public_key=key.point,
+        )
+
+    assert verify_receipt(qr(signature)).ok
+    altered = signature[:-1] + bytes([signature[-1] ^ 1])
+    result = verify_receipt(qr(altered))
+    assert not result.ok and result.findings
