@@ -218,7 +218,9 @@ def main() -> None:
             service = TSEService(store, Keyring(TEST_SECRET), SystemClock())
             ready_tse(service, "bench", curve=args.curve, client_id="C0", logout=True)
             engine_only = engine_rate(service, "bench", args.seconds)
-            plan: list[tuple[str, int]] = [("threads", int(t)) for t in args.threads.split(",") if t]
+            plan: list[tuple[str, int]] = [
+                ("threads", int(t)) for t in args.threads.split(",") if t
+            ]
             plan += [("asyncio", int(t)) for t in args.tasks.split(",") if t]
             for kind, count in plan:
                 before = dict(store.stats)
