@@ -235,3 +235,19 @@ def test_pos_timezone_option(tmp_path: Path) -> None:
     books.close_file()
     code, out = run("pos", "daily", *base, "--timezone", "Mars/Olympus_Mons")
     assert code != 0 and "E_TIMEZONE" in out
+
+
+def test_register_prints_the_rate_of_the_receipts_local_day(shop: Shop) -> None:
+    """Through the Register (its zone, the TSE's end time): 23:30 on New Year's Eve in
+    Berlin prints key 3 at 8.4 %, 00:30 an hour later at 7.8 %."""
+    for local, percent, net in (
+        (datetime(2024, 12, 31, 23, 30, tzinfo=BERLIN), "8,4", "9,94"),
+        (datetime(2025, 1, 1, 0, 30, tzinfo=BERLIN), "7,8", "10,00"),
+    ):
+        shop.at(local)
+        result = shop.register.sell(paid("Kartoffeln", "10.78", 3))
+        assert result.signed is not None
+        (tax,) = result.receipt.taxes
+        assert tax.percent == Decimal(percent.replace(",", "."))
+        assert f"C {percent} %" in result.to_json()["receipt_text"]
+        assert f"{tax.net}".replace(".", ",") == net

@@ -8,12 +8,11 @@ and the Finish log's number, times, counter and signature (formats/dsfinvk/model
 lists what it needs).
 
 Net amounts: net and tax per VAT key are computed from the key's gross at the rate in
-force on the receipt's day (:func:`rate_on`; DSFinV-K Anlage 2 -- key 3, the
-farmers' average rate of §24 UStG, fell from 10.7 % to 7.8 % between 2022 and 2026);
-line nets are split per line and the last line of each key takes the rounding rest,
-so the export's per-key sums are the key's net to the cent. (money.VAT_TABLE, which
-the printed receipt uses, still has the pre-2022 10.7 % for key 3: for keys 1, 2 and
-4-8 the receipt and the export agree to the cent.)
+force on the receipt's (shop-local) day (:func:`rate_on`; DSFinV-K Anlage 2 -- key
+3, the farmers' average rate of §24 UStG, fell from 10.7 % to 7.8 % between 2022 and
+2026); line nets are split per line and the last line of each key takes the rounding
+rest, so the export's per-key sums are the key's net to the cent. The printed receipt
+takes the same rate of the same day (receipt.Receipt.from_sale), so the two agree.
 """
 
 from __future__ import annotations
@@ -23,9 +22,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from opentse.formats.dsfinvk import model
-from opentse.formats.dsfinvk.tables import vat_rate as vat_rate_on
 from opentse.register.backends import Signed
-from opentse.register.money import ZERO, round_cents, split_gross, vat_rate
+from opentse.register.money import ZERO, round_cents, split_gross, vat_percent_on
 from opentse.register.sale import Sale
 from opentse.register.shoptime import local_day, local_time, shop_zone
 
@@ -36,8 +34,7 @@ if TYPE_CHECKING:
 def rate_on(key: int, on: date | None) -> Decimal:
     """The VAT rate of a DSFinV-K key on a day (formats.dsfinvk.tables.VAT_PERIODS);
     the register's own table when the day is unknown or the key has no period then."""
-    rate = None if on is None else vat_rate_on(key, on)
-    return vat_rate(key).percent if rate is None else rate
+    return vat_percent_on(key, on)
 
 
 def _net(gross: Decimal, rate: Decimal) -> Decimal:

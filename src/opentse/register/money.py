@@ -5,16 +5,21 @@ price, net from gross) are rounded half up ("kaufmännisch"), as DSFinV-K expect
 the values it exports (money with two places, quantities with three).
 
 The VAT table is the DSFinV-K one (Anhang "UST_SCHLUESSEL"): keys 1-5 carry the five
-rates of Kassenbeleg-V1's slots, 6-8 are further 0 % cases that share slot 5.
+rates of Kassenbeleg-V1's slots, 6-8 are further 0 % cases that share slot 5. A key's
+rate changes over time (DSFinV-K Anlage 2: 16 %/5 % in the second half of 2020, the
+§24 average rate of key 3 year by year): :func:`vat_percent_on` gives the rate in
+force on a day, and the receipt, the books and the export all use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from opentse.errors import ProtocolError
+from opentse.formats.dsfinvk.tables import vat_rate as _period_rate
 
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
@@ -114,9 +119,17 @@ def vat_rate(key: int) -> VatRate:
     return VAT_TABLE[key]
 
 
-def split_gross(gross: Decimal, key: int) -> tuple[Decimal, Decimal]:
-    """(net, tax) of a gross amount at the key's rate; net rounded half up, tax = rest,
-    so net + tax == gross to the cent."""
-    rate = vat_rate(key).percent
+def vat_percent_on(key: int, on: date | None) -> Decimal:
+    """The key's rate in force on a (shop-local) day (formats.dsfinvk.tables
+    VAT_PERIODS); this table's current rate when the day is unknown or the key has no
+    period then."""
+    rate = None if on is None else _period_rate(key, on)
+    return vat_rate(key).percent if rate is None else rate
+
+
+def split_gross(gross: Decimal, key: int, on: date | None = None) -> tuple[Decimal, Decimal]:
+    """(net, tax) of a gross amount at the key's rate on day ``on`` (None: the current
+    rate); net rounded half up, tax = rest, so net + tax == gross to the cent."""
+    rate = vat_percent_on(key, on)
     net = round_cents(gross * Decimal(100) / (Decimal(100) + rate))
     return net, gross - net

@@ -16,13 +16,14 @@ opentse, which is not BSI-certified, says so on a line of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 
 from opentse.errors import ProtocolError
 from opentse.formats.qr import build_qr_payload
 from opentse.register.money import ZERO, vat_rate
 from opentse.register.sale import PAYMENT_METHODS, Sale
+from opentse.register.shoptime import local_day, shop_zone
 
 NOT_CERTIFIED_TEXT = "Keine zertifizierte TSE (opentse)"
 TSE_FAILED_TEXT = "TSE ausgefallen"
@@ -241,9 +242,15 @@ class Receipt:
         qr_only: bool = False,
         receipt_number: str = "",
         footer: tuple[str, ...] = (),
+        zone: tzinfo | None = None,
     ) -> Receipt:
-        """Lay a booked sale out as a receipt; without ``tse`` it is a TSE-failed one."""
-        totals = sale.totals_by_vat_key()
+        """Lay a booked sale out as a receipt; without ``tse`` it is a TSE-failed one.
+
+        Net and tax per rate (§6 Nr. 5) at the rates in force on the receipt's day: the
+        shop's local day (``zone``, default Europe/Berlin) of the transaction's end, the
+        day the books and the DSFinV-K export take, so all three agree to the cent."""
+        ended = tse.end_time if tse is not None else (end_time or issued_at)
+        totals = sale.totals_by_vat_key(local_day(_aware(ended, "end time"), zone or shop_zone()))
         payments = tuple(
             ReceiptPayment(
                 p.name or PAYMENT_LABELS.get(p.method, PAYMENT_METHODS[p.method]),

@@ -348,6 +348,7 @@ class Register:
             qr_only=self.config.qr_only and outcome.signed is not None,
             receipt_number=number,
             footer=self.config.footer,
+            zone=self.config.zone,
         )
         result = SaleResult(
             receipt,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal
 
 from opentse.errors import ProtocolError
@@ -31,6 +32,7 @@ from opentse.register.money import (
     require_quantity,
     round_cents,
     split_gross,
+    vat_percent_on,
     vat_rate,
 )
 
@@ -213,15 +215,17 @@ class Sale:
 
     # --- sums ----------------------------------------------------------------------------
 
-    def totals_by_vat_key(self) -> dict[int, VatTotal]:
-        """Gross, net and tax per VAT key used (ascending keys); net per key, not per line."""
+    def totals_by_vat_key(self, on: date | None = None) -> dict[int, VatTotal]:
+        """Gross, net and tax per VAT key used (ascending keys); net per key, not per line,
+        at the rates in force on the sale's day ``on`` (None: the current rates)."""
         gross: dict[int, Decimal] = {}
         for line in self.lines:
             gross[line.vat_key] = gross.get(line.vat_key, ZERO) + line.gross
         totals: dict[int, VatTotal] = {}
         for key in sorted(gross):
-            net, tax = split_gross(gross[key], key)
-            totals[key] = VatTotal(vat_rate(key), gross[key], net, tax)
+            net, tax = split_gross(gross[key], key, on)
+            rate = replace(vat_rate(key), percent=vat_percent_on(key, on))
+            totals[key] = VatTotal(rate, gross[key], net, tax)
         return totals
 
     @property
