@@ -10,7 +10,8 @@ the same TSE block and the same QR text as a printed receipt. Other process type
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+import os
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,14 @@ PAYMENT_LABELS = {"Bar": "Bar", "Unbar": "Unbar"}
 
 def _dt(unix: int) -> datetime:
     return datetime.fromtimestamp(unix, UTC)
+
+
+def receipt_day(result: SignResult) -> date:
+    """The shop-local day of a receipt (its Finish log), whose VAT rates apply
+    (zone: OPENTSE_TIMEZONE as for ``opentse pos``, default Europe/Berlin)."""
+    from opentse.register.shoptime import local_day, shop_zone
+
+    return local_day(_dt(result.log_time), shop_zone(os.environ.get("OPENTSE_TIMEZONE")))
 
 
 def tse_signature(result: SignResult) -> Any:
@@ -44,7 +53,7 @@ def qr_text_of(result: SignResult) -> str | None:
 def receipt_for(ctx: Any, org_name: str, tss: TssRow, result: SignResult) -> tuple[str, str | None]:
     """(receipt text, QR text) of a signed Finish log."""
     from opentse.formats.processdata import parse_kassenbeleg
-    from opentse.register.money import split_gross, vat_rate
+    from opentse.register.money import split_gross, vat_percent_on
     from opentse.register.receipt import (
         NOT_CERTIFIED_TEXT,
         Receipt,
@@ -62,10 +71,11 @@ def receipt_for(ctx: Any, org_name: str, tss: TssRow, result: SignResult) -> tup
         try:
             kb = parse_kassenbeleg(result.process_data.decode("utf-8"))
             taxes = []
+            day = receipt_day(result)  # the rate in force then, as the register printed it
             for key, gross in zip(SLOT_VAT_KEYS, kb.gross, strict=True):
                 if gross:
-                    net, tax = split_gross(gross, key)
-                    taxes.append(TaxLine(key, vat_rate(key).percent, net, tax, gross))
+                    net, tax = split_gross(gross, key, day)
+                    taxes.append(TaxLine(key, vat_percent_on(key, day), net, tax, gross))
             receipt = Receipt(
                 seller=seller,
                 register_serial=result.client_id,
