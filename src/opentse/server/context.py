@@ -45,6 +45,11 @@ class ServerConfig:
     max_running_exports: int = 10  # fiskaly v2.1.30: 10 PENDING/WORKING per TSS
     export_workers: int = 2
     retry_after_export: int = 5
+    # several nodes on one database: the node working on an export holds a lease of
+    # export_lease seconds, renewed every export_renew seconds; others take the
+    # export over only after it ran out (routes_export.ExportManager)
+    export_lease: float = 30.0
+    export_renew: float = 5.0
     # threads running blocking handlers: each waits on the engine's group commit, so
     # enough of them lets every concurrent request join the same commit (anyio's
     # default limiter of 40 would hold the rest back for a whole commit round)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -76,23 +77,59 @@ class _CancellableFile:
 
 
 class ExportManager:
-    """A small pool of worker threads; PENDING exports survive a restart."""
+    """A small pool of worker threads; unfinished exports survive a restart.
+
+    Several API nodes on one database: a node works on an export only while it
+    holds the export's lease (``svc_exports.lease_owner``/``lease_until``, claimed
+    atomically by ``ServiceStore.claim_export``). A heartbeat thread renews this
+    node's leases every ``export_renew`` seconds and picks up exports nobody holds a
+    live lease on: new ones left unqueued, and those of a node that died, once its
+    lease (``export_lease`` seconds) ran out. An export another live node works on is
+    left alone. A node that loses a lease (cancelled at another node, or taken over
+    after this node stalled) stops writing it.
+    """
 
     def __init__(self, ctx: ServerContext, workers: int) -> None:
         self._ctx = ctx
         self._dir = Path(ctx.config.data_dir) / "exports"
         self._dir.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opentse-export")
-        self._cancel: dict[str, threading.Event] = {}
+        self._cancel: dict[str, threading.Event] = {}  # queued or running here
+        self._working: set[str] = set()  # claimed by this node and being written
         self._lock = threading.Lock()
+        self._closed = False
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        # per process and manager: two processes on one host are two lease owners
+        self.owner = f"{ctx.svc.node_id}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.lease_seconds = ctx.config.export_lease
+        self.renew_seconds = ctx.config.export_renew
 
     def resume(self) -> None:
-        for row in self._ctx.svc.running_exports():
-            self._ctx.svc.update_export(row.export_id, state="PENDING")
-            self.submit(row.export_id)
+        """Start the heartbeat and queue every export free to claim (at start-up)."""
+        with self._lock:
+            if self._closed or self._heartbeat is not None:
+                return
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="opentse-export-lease", daemon=True
+            )
+        self._sweep()
+        self._heartbeat.start()
+
+    def trigger(self, row: ExportRow, max_running: int) -> bool:
+        """Store a new PENDING export reserved for this node and queue it; False when
+        ``max_running`` exports of its TSS are already PENDING or WORKING."""
+        if not self._ctx.svc.add_export(
+            row, max_running, owner=self.owner, lease_seconds=self.lease_seconds
+        ):
+            return False
+        self.submit(row.export_id)
+        return True
 
     def submit(self, export_id: str) -> None:
         with self._lock:
+            if self._closed or export_id in self._cancel:
+                return  # already queued or running here
             self._cancel[export_id] = threading.Event()
         self._pool.submit(self._run, export_id)
 
@@ -104,19 +141,60 @@ class ExportManager:
 
     def shutdown(self) -> None:
         with self._lock:
+            self._closed = True
             for event in self._cancel.values():
                 event.set()
+        self._stop.set()
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            self._heartbeat.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        try:  # hand unfinished exports back at once instead of letting leases run out
+            self._ctx.svc.release_export_leases(self.owner)
+        except Exception:
+            log.exception("releasing export leases failed (they expire on their own)")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.renew_seconds):
+            try:
+                self._renew()
+                self._sweep()
+            except Exception:
+                log.exception("export lease heartbeat failed")
+
+    def _renew(self) -> None:
+        with self._lock:
+            if not self._cancel:
+                return  # nothing queued or running here: no lease to renew
+            before = set(self._working)  # claimed before the renewal reads its answer
+        held = self._ctx.svc.renew_export_leases(self.owner, self.lease_seconds)
+        with self._lock:
+            lost = [self._cancel[i] for i in before - held if i in self._working]
+        for event in lost:
+            event.set()
+
+    def _sweep(self) -> None:
+        for export_id in self._ctx.svc.claimable_exports():
+            self.submit(export_id)
 
     def _run(self, export_id: str) -> None:
+        try:
+            self._work(export_id)
+        finally:
+            with self._lock:
+                self._cancel.pop(export_id, None)
+                self._working.discard(export_id)
+
+    def _work(self, export_id: str) -> None:
         svc = self._ctx.svc
-        row = svc.get_export(export_id)
         with self._lock:
             cancelled = self._cancel.get(export_id, threading.Event())
-        if row is None or not svc.update_export(
-            export_id, only_from=("PENDING",), state="WORKING", time_start=self._ctx.now()
-        ):
+        if cancelled.is_set():
             return
+        row = svc.claim_export(export_id, self.owner, self.lease_seconds, self._ctx.now())
+        if row is None:  # finished, cancelled, or another live node holds it
+            return
+        with self._lock:
+            self._working.add(export_id)
         final = self._dir / f"{export_id}.tar"
         # per process: a node resuming this export (several API nodes, one shared
         # exports folder) writes its own file; the final rename stays atomic
@@ -131,6 +209,8 @@ class ExportManager:
             svc.update_export(
                 export_id,
                 only_from=("WORKING",),
+                owner=self.owner,
+                lease_until=None,
                 state="COMPLETED",
                 time_end=self._ctx.now(),
                 file_path=str(final),
@@ -147,6 +227,8 @@ class ExportManager:
             svc.update_export(
                 export_id,
                 only_from=("WORKING",),
+                owner=self.owner,
+                lease_until=None,
                 state="ERROR",
                 exception=code,
                 time_error=self._ctx.now(),
@@ -157,13 +239,12 @@ class ExportManager:
             svc.update_export(
                 export_id,
                 only_from=("WORKING",),
+                owner=self.owner,
+                lease_until=None,
                 state="ERROR",
                 exception="E_INTERNAL",
                 time_error=self._ctx.now(),
             )
-        finally:
-            with self._lock:
-                self._cancel.pop(export_id, None)
 
 
 def export_body(row: ExportRow, env: str) -> dict[str, Any]:
@@ -253,9 +334,8 @@ def trigger_export(call: Call) -> tuple[int, Any]:
         None,
         merge_metadata({}, (call.body or {}).get("metadata")),
     )
-    if not ctx.svc.add_export(row, ctx.config.max_running_exports):
+    if not ctx.exports.trigger(row, ctx.config.max_running_exports):
         raise ApiError(409, "E_TOO_MANY_EXPORTS", "10 exports of this TSS are pending or working")
-    ctx.exports.submit(export_id)
     return 200, export_body(row, tss.env)
 
 

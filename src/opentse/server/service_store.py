@@ -91,6 +91,7 @@ class ExportRow:
     time_error: int | None
     file_path: str | None
     metadata: dict[str, str]
+    lease_owner: str | None = None  # the node working on it, or that last did
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,6 +623,7 @@ class ServiceStore:
         "export_id, tss_id, organization_id, state, params, exception, time_request,"
         " time_start, time_end, time_error, file_path, metadata"
     )
+    _EXP_READ = _EXP_COLS + ", lease_owner"
 
     def _exp(self, r: Sequence[Any]) -> ExportRow:
         return ExportRow(
@@ -637,10 +639,23 @@ class ServiceStore:
             r[9],
             r[10],
             _meta(r[11]),
+            r[12],
         )
 
-    def add_export(self, row: ExportRow, max_running: int) -> bool:
-        """Insert a PENDING export unless ``max_running`` are already running (atomic)."""
+    def add_export(
+        self,
+        row: ExportRow,
+        max_running: int,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+    ) -> bool:
+        """Insert a PENDING export unless ``max_running`` are already running (atomic).
+
+        ``owner``: the node that took the request reserves the export for itself (a
+        lease of ``lease_seconds``), so other nodes leave it to that node's queue.
+        """
+        until = "NULL" if owner is None else f"{self._NOW_MS} + {int(lease_seconds * 1000)}"
         with self._conflict("E_DUPLICATE_EXPORT", "export exists", 400), self._tx() as c:
             running = c.execute(
                 "SELECT count(*) FROM svc_exports"
@@ -650,7 +665,8 @@ class ServiceStore:
             if running >= max_running:
                 return False
             c.execute(
-                f"INSERT INTO svc_exports({self._EXP_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO svc_exports({self._EXP_COLS}, lease_owner, lease_until)"
+                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, {until})",
                 (
                     row.export_id,
                     row.tss_id,
@@ -664,6 +680,7 @@ class ServiceStore:
                     row.time_error,
                     row.file_path,
                     json.dumps(row.metadata),
+                    owner,
                 ),
             )
         return True
@@ -671,15 +688,21 @@ class ServiceStore:
     def get_export(self, export_id: str) -> ExportRow | None:
         row = (
             self._conn()
-            .execute(f"SELECT {self._EXP_COLS} FROM svc_exports WHERE export_id=?", (export_id,))
+            .execute(f"SELECT {self._EXP_READ} FROM svc_exports WHERE export_id=?", (export_id,))
             .fetchone()
         )
         return self._exp(row) if row else None
 
     def update_export(
-        self, export_id: str, *, only_from: Sequence[str] = (), **fields: Any
+        self,
+        export_id: str,
+        *,
+        only_from: Sequence[str] = (),
+        owner: str | None = None,
+        **fields: Any,
     ) -> bool:
-        """Set columns; with ``only_from`` only while the state is one of those (atomic)."""
+        """Set columns; with ``only_from`` only while the state is one of those, with
+        ``owner`` only while that node holds the export's lease (atomic)."""
         if "metadata" in fields:
             fields["metadata"] = json.dumps(fields["metadata"])
         sets = ", ".join(f"{k}=?" for k in fields)
@@ -688,15 +711,84 @@ class ServiceStore:
         if only_from:
             sql += f" AND state IN ({','.join('?' * len(only_from))})"
             args.extend(only_from)
+        if owner is not None:
+            sql += " AND lease_owner=?"
+            args.append(owner)
         with self._tx() as c:
             return c.execute(sql, args).rowcount == 1
 
     def running_exports(self) -> list[ExportRow]:
         rows = self._conn().execute(
-            f"SELECT {self._EXP_COLS} FROM svc_exports WHERE state IN ('PENDING','WORKING')"
+            f"SELECT {self._EXP_READ} FROM svc_exports WHERE state IN ('PENDING','WORKING')"
             " ORDER BY time_request"
         )
         return [self._exp(r) for r in rows]
+
+    # export leases (migration 0006): one node works on an export at a time ---------
+    # the database's clock in unix milliseconds, so nodes' clocks need not agree
+    # (PostgreSQL twin: pg_service.PgServiceStore overrides it)
+    _NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
+    def _lease_free(self) -> str:
+        return f"(lease_owner IS NULL OR lease_until IS NULL OR lease_until < {self._NOW_MS})"
+
+    def claim_export(
+        self, export_id: str, owner: str, lease_seconds: float, now: int
+    ) -> ExportRow | None:
+        """Make ``owner`` the one node working on the export: PENDING or WORKING, and
+        unclaimed, its lease expired (the node that held it died), or reserved by
+        ``owner`` itself and still PENDING. One conditional UPDATE; of two nodes
+        racing, the second's WHERE no longer matches (row lock), so exactly one wins.
+        Returns the row now WORKING (``time_start`` = ``now``), or None."""
+        with self._tx() as c:
+            claimed = c.execute(
+                f"UPDATE svc_exports SET state='WORKING', time_start=?, lease_owner=?,"
+                f" lease_until={self._NOW_MS} + ?"
+                f" WHERE export_id=? AND state IN ('PENDING','WORKING')"
+                f" AND ({self._lease_free()} OR (lease_owner=? AND state='PENDING'))",
+                (now, owner, int(lease_seconds * 1000), export_id, owner),
+            ).rowcount
+            if claimed != 1:
+                return None
+            row = c.execute(
+                f"SELECT {self._EXP_READ} FROM svc_exports WHERE export_id=?", (export_id,)
+            ).fetchone()
+        return self._exp(row) if row else None
+
+    def renew_export_leases(self, owner: str, lease_seconds: float) -> set[str]:
+        """Extend every lease ``owner`` holds (one statement per heartbeat); returns
+        the ids it still holds: an export missing here was cancelled or taken over."""
+        running = "state IN ('PENDING','WORKING')"
+        with self._tx(durable=False) as c:
+            c.execute(
+                f"UPDATE svc_exports SET lease_until={self._NOW_MS} + ?"
+                f" WHERE lease_owner=? AND {running}",
+                (int(lease_seconds * 1000), owner),
+            )
+            rows = c.execute(
+                f"SELECT export_id FROM svc_exports WHERE lease_owner=? AND {running}", (owner,)
+            ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def claimable_exports(self) -> list[str]:
+        """PENDING or WORKING exports nobody holds a live lease on, oldest first."""
+        rows = self._conn().execute(
+            "SELECT export_id FROM svc_exports WHERE state IN ('PENDING','WORKING')"
+            f" AND {self._lease_free()} ORDER BY time_request"
+        )
+        return [str(r[0]) for r in rows]
+
+    def release_export_leases(self, owner: str) -> int:
+        """A node stopping on purpose hands its unfinished exports back (PENDING,
+        unclaimed), so another node need not wait for the leases to run out."""
+        with self._tx() as c:
+            return int(
+                c.execute(
+                    "UPDATE svc_exports SET state='PENDING', lease_owner=NULL, lease_until=NULL"
+                    " WHERE lease_owner=? AND state IN ('PENDING','WORKING')",
+                    (owner,),
+                ).rowcount
+            )
 
     def list_exports(
         self, org_id: str, page: Page, tss_id: str | None = None, states: Sequence[str] = ()
@@ -712,7 +804,7 @@ class ServiceStore:
         cols = ("state", "time_request", "time_start", "time_end", "time_error")
         order = page.order_by if page.order_by in cols else "time_request"
         return self._page(
-            f"SELECT {self._EXP_COLS} FROM svc_exports", where, args, order, page, self._exp
+            f"SELECT {self._EXP_READ} FROM svc_exports", where, args, order, page, self._exp
         )
 
     # helpers ------------------------------------------------------------------------

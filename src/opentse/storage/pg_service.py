@@ -107,6 +107,9 @@ def _translate_error(exc: psycopg.Error) -> sqlite3.Error:
 class PgServiceStore(ServiceStore):
     """``ServiceStore`` on PostgreSQL; the schema is applied by ``migrate``."""
 
+    # export leases: the database server's clock, shared by every node (unix ms)
+    _NOW_MS = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+
     def __init__(self, url: str, *, pool_max: int = 6, apply_migrations: bool = True) -> None:
         if apply_migrations:
             migrate(url)
