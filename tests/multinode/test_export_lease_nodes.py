@@ -1,0 +1,213 @@
+"""Background exports on two API nodes sharing one PostgreSQL database.
+
+Node A is a separate process whose ExportManager claims an export and stalls while
+writing it (its partial file is a FIFO nobody reads, as on a hung disk) but keeps
+renewing its lease. Node B starts up meanwhile and must leave that export alone.
+Then A is killed with SIGKILL: once A's lease has run out, B takes the export over
+and completes it, and the TAR verifies.
+
+Skips only when no PostgreSQL server is reachable (``OPENTSE_TEST_DATABASE``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opentse.engine.state import Lifecycle
+from opentse.installation import Installation
+from opentse.server.context import ServerConfig, ServerContext
+from opentse.server.routes_export import ExportManager
+from opentse.server.service_store import ExportRow
+from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.verify.report import verify_exports
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+
+_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
+LEASE = 1.0  # seconds
+RENEW = 0.2
+
+# Node A: triggers the export as if a client had asked it, then stalls writing it.
+_NODE_A = f"""
+import os, socket, sys, time
+from pathlib import Path
+from opentse.installation import Installation
+from opentse.server.context import ServerConfig, ServerContext
+from opentse.server.routes_export import ExportManager
+from opentse.server.service_store import ExportRow
+
+data, url, tss, export_id = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+inst = Installation.open(data, database_url=url)
+config = ServerConfig(data_dir=data, export_lease={LEASE}, export_renew={RENEW})
+ctx = ServerContext(inst, config)
+ctx.exports = ExportManager(ctx, 1)
+ctx.exports.resume()
+part = data / "exports" / f"{{export_id}}.tar.{{socket.gethostname()}}.{{os.getpid()}}.part"
+os.mkfifo(part)  # opening it for writing blocks until a reader comes: none will
+row = ExportRow(export_id, tss, "org", "PENDING", {{}}, None, ctx.now(), None, None, None,
+                None, {{}})
+assert ctx.exports.trigger(row, 10)
+while (got := ctx.svc.get_export(export_id)) is None or got.state != "WORKING":
+    time.sleep(0.02)
+print(ctx.exports.owner, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if _SERVER is None:
+        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
+    with temporary_schema(_SERVER, prefix="opentse_lease_") as url:
+        yield url
+
+
+def _tse_with_receipts(data: Path, url: str, receipts: int) -> str:
+    with Installation.open(data, database_url=url) as inst:
+        service = inst.service
+        tse_id = str(uuid.uuid4())
+        created = service.create_tse(tse_id)
+        service.set_state(tse_id, Lifecycle.UNINITIALIZED)
+        service.set_admin_pin(tse_id, created.admin_puk, "123456")
+        service.authenticate(tse_id, "123456")
+        service.initialize(tse_id, "lease test")
+        service.register_client(tse_id, "KASSE-1")
+        for _ in range(receipts):
+            n = service.start_transaction(tse_id, "KASSE-1").transaction_number
+            service.finish_transaction(
+                tse_id, "KASSE-1", n, b"Beleg^1.00_0.00_0.00_0.00_0.00^1.00:Bar"
+            )
+        return tse_id
+
+
+def _read_line(process: subprocess.Popen[bytes], seconds: float) -> str:
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], seconds)
+    assert ready, "node A did not start working on the export"
+    return process.stdout.readline().decode().strip()
+
+
+def test_a_live_node_keeps_its_export_and_a_dead_ones_is_taken_over(
+    pg_url: str, tmp_path: Path
+) -> None:
+    data_a, data_b = tmp_path / "a", tmp_path / "b"
+    tss = _tse_with_receipts(data_a, pg_url, receipts=3)
+    shutil.copytree(data_a, data_b)  # one installation: same secret and CA
+    export_id = str(uuid.uuid4())
+    log = open(tmp_path / "node-a.log", "wb")  # noqa: SIM115 - closed below
+    node_a = subprocess.Popen(
+        [sys.executable, "-c", _NODE_A, str(data_a), pg_url, tss, export_id],
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    inst_b = ctx_b = None
+    try:
+        owner_a = _read_line(node_a, 60)
+        assert owner_a, (tmp_path / "node-a.log").read_text()
+        # node B starts while A works on the export (A stalls, but renews its lease)
+        inst_b = Installation.open(data_b, database_url=pg_url)
+        ctx_b = ServerContext(
+            inst_b, ServerConfig(data_dir=data_b, export_lease=LEASE, export_renew=RENEW)
+        )
+        ctx_b.exports = ExportManager(ctx_b, 1)
+        ctx_b.exports.resume()
+        started = ctx_b.svc.get_export(export_id)
+        assert started is not None and started.state == "WORKING"
+        time.sleep(3 * LEASE)  # many of B's heartbeats, three of A's lease terms
+        row = ctx_b.svc.get_export(export_id)
+        assert row is not None
+        assert (row.state, row.lease_owner, row.time_start) == (
+            "WORKING",
+            owner_a,
+            started.time_start,
+        )
+        assert list((data_b / "exports").iterdir()) == []  # B wrote nothing
+        # A dies without finishing: after its lease ran out, B takes over
+        node_a.send_signal(signal.SIGKILL)
+        node_a.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while (row := ctx_b.svc.get_export(export_id)) is not None and row.state in (
+            "PENDING",
+            "WORKING",
+        ):
+            assert time.monotonic() < deadline, "node B did not take the export over"
+            time.sleep(0.05)
+        assert row is not None and row.state == "COMPLETED", row
+        assert row.lease_owner == ctx_b.exports.owner != owner_a
+        assert row.file_path is not None and Path(row.file_path).parent == data_b / "exports"
+        report = verify_exports([Path(row.file_path)])
+        assert report.ok, [f.to_json() for f in report.findings]
+        # initialize, register, 3 x (start, finish) and more: every log signed and valid
+        assert len(report.signatures.valid) == report.log_messages >= 8
+    finally:
+        if node_a.poll() is None:
+            node_a.kill()
+            node_a.wait(timeout=30)
+        if node_a.stdout is not None:
+            node_a.stdout.close()
+        log.close()
+        if ctx_b is not None:
+            ctx_b.close()
+        if inst_b is not None:
+            inst_b.close()
+
+
+def _node(data: Path, url: str, lease: float) -> tuple[Installation, ServerContext]:
+    inst = Installation.open(data, database_url=url)
+    ctx = ServerContext(inst, ServerConfig(data_dir=data, export_lease=lease, export_renew=RENEW))
+    ctx.exports = ExportManager(ctx, 1)
+    return inst, ctx
+
+
+def test_a_node_stopping_on_purpose_hands_its_queued_export_over_at_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    data_a, data_b = tmp_path / "a", tmp_path / "b"
+    tss = _tse_with_receipts(data_a, pg_url, receipts=1)
+    shutil.copytree(data_a, data_b)
+    inst_a, ctx_a = _node(data_a, pg_url, lease=60.0)  # far longer than the test
+    inst_b, ctx_b = _node(data_b, pg_url, lease=60.0)
+    try:
+        ctx_a.exports.resume()
+        ctx_b.exports.resume()
+        gate = threading.Event()
+        ctx_a.exports._pool.submit(gate.wait, 30)  # A's only worker is busy
+        export_id = str(uuid.uuid4())
+        row = ExportRow(
+            export_id, tss, "org", "PENDING", {}, None, ctx_a.now(), None, None, None, None, {}
+        )
+        assert ctx_a.exports.trigger(row, 10)
+        time.sleep(4 * RENEW)  # B's heartbeats see A's reservation and leave it
+        queued = ctx_b.svc.get_export(export_id)
+        assert queued is not None and (queued.state, queued.lease_owner) == (
+            "PENDING",
+            ctx_a.exports.owner,
+        )
+        stopping = threading.Thread(target=ctx_a.exports.shutdown)
+        stopping.start()
+        gate.set()
+        stopping.join(timeout=30)
+        deadline = time.monotonic() + 20  # far less than A's 60 s lease
+        while (done := ctx_b.svc.get_export(export_id)) is not None and done.state != "COMPLETED":
+            assert time.monotonic() < deadline, f"B did not take the export: {done}"
+            time.sleep(0.05)
+        assert done is not None and done.lease_owner == ctx_b.exports.owner
+        assert done.file_path is not None
+        assert verify_exports([Path(done.file_path)]).ok
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+        inst_a.close()
+        inst_b.close()
