@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, tzinfo
@@ -24,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opentse.errors import ProtocolError
+from opentse.errors import ProtocolError, StorageError
 from opentse.formats.dsfinvk import model
 from opentse.formats.processdata import PROCESS_TYPE_BESTELLUNG
 from opentse.register.backends import Signed, TseDescription
@@ -40,7 +41,7 @@ from opentse.register.books_json import (
     tse_from_json,
     tse_to_json,
 )
-from opentse.register.dsfinvk_bridge import rate_on, to_dsfinvk_receipt
+from opentse.register.dsfinvk_bridge import default_process_type, rate_on, to_dsfinvk_receipt
 from opentse.register.localdb import open_local_db
 from opentse.register.money import VAT_TABLE
 from opentse.register.sale import Sale
@@ -68,7 +69,8 @@ CREATE TABLE IF NOT EXISTS books_receipts (
     sale TEXT NOT NULL,
     signed TEXT,
     error TEXT NOT NULL,
-    z_nr INTEGER
+    z_nr INTEGER,
+    process_type TEXT
 );
 CREATE TABLE IF NOT EXISTS books_closings (
     z_nr INTEGER PRIMARY KEY,
@@ -102,7 +104,33 @@ class ClosedDay:
     counted_cash: Decimal | None
 
 
-_RECEIPT_COLUMNS = "bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, error"
+_RECEIPT_COLUMNS = "bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, error, process_type"
+
+
+def _add_process_type_column(db: sqlite3.Connection) -> None:
+    """Books written before the intended processType was kept lack the column: add it
+    (NULL for their rows, which then default by BON_TYP -- dsfinvk_bridge.
+    default_process_type). Checked again inside the write lock, so two processes
+    opening the same old file do not both add it."""
+
+    def missing() -> bool:
+        columns = db.execute("PRAGMA table_info(books_receipts)").fetchall()
+        return "process_type" not in {str(c[1]) for c in columns}
+
+    if not missing():
+        return
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if missing():
+                db.execute("ALTER TABLE books_receipts ADD COLUMN process_type TEXT")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        db.close()
+        raise StorageError(f"cannot open the register books: {exc}") from exc
 
 
 class Books:
@@ -116,6 +144,7 @@ class Books:
 
     def __init__(self, path: Path | str, *, timezone: str | None = None) -> None:
         self._db = open_local_db(path, _SCHEMA, "register books", busy_timeout_ms=10000)
+        _add_process_type_column(self._db)
         self._lock = threading.Lock()
         if timezone is not None:
             shop_zone(timezone)  # E_TIMEZONE before it is kept
@@ -178,11 +207,13 @@ class Books:
     ) -> None:
         """Keep one booked Vorgang (its receipt number is its BON_NR) and the receipts
         it points at (``references``, e.g. a cancellation's original), in one
-        transaction. A restaurant order signed as Bestellung-V1 is kept as BON_TYP
+        transaction. A restaurant order (Bestellung-V1) is kept as BON_TYP
         AVBestellung without payments: the final receipt is the business case
-        (DSFinV-K 2.4, Anhang C)."""
+        (DSFinV-K 2.4, Anhang C). The processType kept is the one signed, or -- the
+        TSE failed -- the one the register meant to sign (TSE_TA_VORGANGSART)."""
         signed = result.signed
-        if signed is not None and signed.process_type == PROCESS_TYPE_BESTELLUNG:
+        process_type = result.process_type if signed is None else signed.process_type
+        if process_type == PROCESS_TYPE_BESTELLUNG:
             sale = Sale("AVBestellung", list(sale.lines), [])
         self.record_raw(
             sale,
@@ -194,6 +225,7 @@ class Books:
             signed=result.signed,
             error=result.error or "",
             references=references,
+            process_type=process_type,
         )
 
     def record_raw(
@@ -208,16 +240,23 @@ class Books:
         signed: Signed | None,
         error: str = "",
         references: Sequence[str] = (),
+        process_type: str | None = None,
     ) -> None:
         """Keep one Vorgang given by its parts (cash-book entries come this way) with
         its references (REF_TYP Transaktion) in the same transaction: a crash leaves
-        both or neither. A reference to a receipt not in the books books nothing."""
+        both or neither. A reference to a receipt not in the books books nothing.
+        ``process_type``: what was (or was to be) signed; default the signed one, else
+        by BON_TYP (:func:`~opentse.register.dsfinvk_bridge.default_process_type`)."""
+        if process_type is None:
+            process_type = (
+                default_process_type(sale.bon_typ) if signed is None else signed.process_type
+            )
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
                     "INSERT INTO books_receipts (bon_nr, bon_id, tse_id, started_at, ended_at, "
-                    "sale, signed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "sale, signed, error, process_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         bon_nr,
                         bon_id,
@@ -227,6 +266,7 @@ class Books:
                         sale_to_json(sale),
                         None if signed is None else signed_to_json(signed),
                         error,
+                        process_type,
                     ),
                 )
                 for ref_bon_id in references:
@@ -483,12 +523,13 @@ class Books:
         vat_rates: tuple[model.VatRate, ...] | None = None,
     ) -> model.Closing:
         receipts = []
-        for bon_nr, bon_id, tse_id, start, end, sale_text, signed_text, error in rows:
+        for bon_nr, bon_id, tse_id, start, end, sale_text, signed_text, error, ptype in rows:
             signed = None if signed_text is None else signed_from_json(signed_text)
             info = tses.get(tse_id)
             receipt = to_dsfinvk_receipt(
                 sale_from_json(sale_text),
                 signed,
+                process_type=ptype,  # NULL in books older than the column: by BON_TYP
                 bon_id=bon_id,
                 bon_nr=int(bon_nr),
                 start=datetime.fromisoformat(start),

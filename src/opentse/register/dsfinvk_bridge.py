@@ -21,6 +21,7 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from opentse.formats import processdata as pd
 from opentse.formats.dsfinvk import model
 from opentse.register.backends import Signed
 from opentse.register.money import ZERO, round_cents, split_gross, vat_percent_on
@@ -35,6 +36,15 @@ def rate_on(key: int, on: date | None) -> Decimal:
     """The VAT rate of a DSFinV-K key on a day (formats.dsfinvk.tables.VAT_PERIODS);
     the register's own table when the day is unknown or the key has no period then."""
     return vat_percent_on(key, on)
+
+
+def default_process_type(bon_typ: str) -> str:
+    """The processType a Vorgang of ``bon_typ`` is signed with when nothing else is
+    known (books written before the intended processType was kept): an order
+    (AVBestellung) as Bestellung-V1 (Register.order), everything else Kassenbeleg-V1."""
+    if bon_typ == "AVBestellung":
+        return pd.PROCESS_TYPE_BESTELLUNG
+    return pd.PROCESS_TYPE_KASSENBELEG
 
 
 def _net(gross: Decimal, rate: Decimal) -> Decimal:
@@ -109,9 +119,14 @@ def to_dsfinvk_receipt(
     tse_id: int = 1,
     operator_id: str = "1",
     zone: tzinfo | None = None,
+    process_type: str | None = None,
 ) -> model.Receipt:
     """The DSFinV-K receipt (Vorgang) of a booked sale and what the TSE signed for it
     (``signed`` None: the TSE failed, ``error`` says why -> TSE_TA_FEHLER).
+
+    TSE_TA_VORGANGSART is the processType of the Finish log when signed (it must
+    match the signed processData); unsigned, the one the register meant to sign
+    (``process_type``, e.g. Bestellung-V1 for an order), by BON_TYP when not given.
 
     The receipt's day -- for the VAT rate in force -- is the shop's local day of its
     end in ``zone`` (default Europe/Berlin); BON_START/BON_ENDE carry the same
@@ -119,8 +134,9 @@ def to_dsfinvk_receipt(
     """
     zone = zone or shop_zone()
     if signed is None:
+        intended = process_type or default_process_type(sale.bon_typ)
         tse = model.TseTransaction(
-            tse_id, None, None, None, sale.process_type, None, b"", "", error=error or "TSE"
+            tse_id, None, None, None, intended, None, b"", "", error=error or "TSE"
         )
     else:
         tse = model.TseTransaction(
@@ -168,4 +184,5 @@ def dsfinvk_receipt(
         tse_id=tse_id,
         operator_id=operator_id,
         zone=zone or result.zone,
+        process_type=result.process_type,
     )

@@ -88,6 +88,8 @@ class SaleResult:
     error: str | None = None
     text_width: int = 48
     zone: tzinfo | None = None  # the shop's, for the receipt text (default Europe/Berlin)
+    #: the processType signed, or meant to be signed when the TSE failed (books, export)
+    process_type: str = pd.PROCESS_TYPE_KASSENBELEG
 
     @property
     def tse_failed(self) -> bool:
@@ -358,6 +360,7 @@ class Register:
             outcome.error,
             self.config.text_width,
             self.config.zone,
+            process_type,
         )
         if self.books is not None:
             self.books.record(sale, result, tse_id=self.backend.tse_id, references=references)
@@ -419,6 +422,7 @@ class Register:
                 end=now if outcome.signed is None else outcome.signed.log_time,
                 signed=outcome.signed,
                 error=outcome.error or "",
+                process_type=entry.process_type,
             )
         if outcome.signed is None:
             self.journal.record_failure(
