@@ -28,7 +28,7 @@ import pytest
 from opentse.engine.state import Lifecycle
 from opentse.installation import Installation
 from opentse.server.context import ServerConfig, ServerContext
-from opentse.server.routes_export import ExportManager
+from opentse.server.export_jobs import ExportManager
 from opentse.server.service_store import ExportRow
 from opentse.storage.pg_testing import server_url, temporary_schema
 from opentse.verify.report import verify_exports
@@ -45,7 +45,7 @@ import os, socket, sys, time
 from pathlib import Path
 from opentse.installation import Installation
 from opentse.server.context import ServerConfig, ServerContext
-from opentse.server.routes_export import ExportManager
+from opentse.server.export_jobs import ExportManager
 from opentse.server.service_store import ExportRow
 
 data, url, tss, export_id = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
