@@ -237,8 +237,9 @@ def test_timeadmin_pin_prompted_blocked_and_unblocked(tmp_path: Path) -> None:
     tar_path = tmp_path / "k.tar"
     run("export", "--tss", "k", str(tar_path), "--data", data)
     logs = _system_logs(tar_path)
+    # five wrong PINs, then the right one refused by the block: logged as well
     assert [(u, r) for op, u, r in logs if op == "authenticateUser"] == [
-        ("admin", 1), *[("timeadmin", 0)] * 5, ("timeadmin", 1), ("admin", 1),
+        ("admin", 1), *[("timeadmin", 0)] * 6, ("timeadmin", 1), ("admin", 1),
     ]  # fmt: skip
     assert [(u, r) for op, u, r in logs if op == "unblockUser"] == [
         ("admin", 0), ("timeadmin", 0), ("timeadmin", 0),

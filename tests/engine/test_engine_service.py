@@ -128,8 +128,13 @@ def test_wrong_pin_is_logged_then_raised(store: TSEStore) -> None:
     for _ in range(3):
         expect("E_PIN_INVALID", svc.authenticate, "t1", "wrong-pin")
     expect("E_ADMIN_PIN_BLOCKED", svc.authenticate, "t1", "wrong-pin")
+    blocked_at = store.count_logs("t1")
     err = expect("E_ADMIN_PIN_BLOCKED", svc.authenticate, "t1", ADMIN_PIN)
     assert err.http_status == 423
+    # the refused attempt is logged too (TR-03151: every attempt is a system log)
+    assert store.count_logs("t1") == blocked_at + 1
+    assert list(store.iter_logs("t1"))[-1].operation == "authenticateUser"
+    assert store.get_state("t1").users["admin"].retries_left == 0
     expect("E_PUK_INVALID", svc.set_admin_pin, "t1", "wrong-puk-123", "654321")
     expect("E_PIN_INVALID_FORMAT", svc.set_admin_pin, "t1", ADMIN_PUK, "123")
     result = svc.set_admin_pin("t1", ADMIN_PUK, "654321")

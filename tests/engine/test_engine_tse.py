@@ -341,6 +341,54 @@ def test_wrong_pin_counts_down_logs_and_blocks(build: Any) -> None:
     d.verify_all()
 
 
+def _auth_fields(log: Any) -> Any:
+    msg = codec.decode_log_message(log.message)
+    assert isinstance(msg.certified, SystemLogData)
+    return msg.certified.operation_type, sysdata.parse_system_operation_data(
+        msg.certified.system_operation_data
+    )
+
+
+def test_attempts_on_a_blocked_pin_or_puk_are_logged_then_refused(build: Any) -> None:
+    """TR-03151: every authentication attempt, successful or not, is a system log;
+    one the block refuses checks nothing and counts nothing down."""
+    d = build.new()
+    d.run(tse.set_lifecycle(d.ctx, d.state, d.now, L.UNINITIALIZED))
+    d.run(tse.update_time(d.ctx, d.state, d.now))  # the admin PIN starts blocked (unset)
+    out = users.begin_attempt(d.ctx, d.state, d.now, "admin", "pin")
+    assert out.error is not None and out.error.code == "E_ADMIN_PIN_BLOCKED"
+    assert len(out.logs) == 1
+    operation, fields = _auth_fields(out.logs[0])
+    assert operation == "authenticateUser"
+    assert sysdata.decode_bool(sysdata.field(fields, 0x83) or b"") is False
+    assert out.state.users["admin"].retries_left == d.state.users["admin"].retries_left
+    with pytest.raises(OpenTSEError) as info:
+        d.run(out)
+    assert info.value.code == "E_ADMIN_PIN_BLOCKED"
+    # a PUK blocked by wrong guesses: the next attempt, the right PUK too, is logged
+    for _ in range(rules.PUK_RETRIES):
+        checked = d.run(users.begin_attempt(d.ctx, d.state, d.now, "admin", "puk"))
+        assert isinstance(checked, str)
+        wrong = users.finish_unblock(d.ctx, d.state, d.now, "admin", False, checked, None)
+        d.state = wrong.state
+        d.logs.extend(wrong.logs)
+    out = users.begin_attempt(d.ctx, d.state, d.now, "admin", "puk")
+    assert out.error is not None and out.error.code == "E_ADMIN_PUK_BLOCKED"
+    operation, fields = _auth_fields(out.logs[0])
+    assert operation == "unblockUser"
+    assert (
+        sysdata.decode_enum(sysdata.field(fields, 0x82) or b"")
+        == (sysdata.UNBLOCK_RESULTS["failed"])
+    )
+    d.state = out.state
+    d.logs.extend(out.logs)
+    d.verify_all()
+    # nothing to log where the TSE cannot sign or the user does not exist
+    expect("E_USER_NOT_FOUND", users.begin_attempt, d.ctx, d.state, d.now, "root", "pin")
+    unset = d.state.__class__(**{**d.state.__dict__, "time_set": False})
+    expect("E_TIME_NOT_SET", users.begin_attempt, d.ctx, unset, d.now, "admin", "pin")
+
+
 def test_success_resets_counter_and_session_expires(build: Any) -> None:
     d = _driver_in(build, L.UNINITIALIZED)
     checked = d.run(users.begin_check(d.state, "admin", "pin"))

@@ -73,10 +73,12 @@ def test_pin_then_puk_brute_force_blocks_and_every_attempt_is_logged(
     assert report.ok, [f.to_json() for f in report.findings]
     auth = _system_logs(path, "authenticateUser")
     results = [sysdata.decode_bool(sysdata.field(f, 0x83) or b"") for f in auth]
-    # one successful login during set-up, then exactly the five checked wrong PINs;
-    # attempts refused by the block are not checked and sign nothing
-    assert results == [True, False, False, False, False, False], results
+    # one successful login during set-up, the five checked wrong PINs, then the two
+    # attempts the block refused (the right PIN both times): TR-03151 logs every
+    # authentication attempt, also one that cannot succeed
+    assert results == [True] + [False] * 7, results
     unblock = _system_logs(path, "unblockUser")
     outcomes = [sysdata.decode_enum(sysdata.field(f, 0x82) or b"") for f in unblock]
     ok_, failed = sysdata.UNBLOCK_RESULTS["ok"], sysdata.UNBLOCK_RESULTS["failed"]
-    assert outcomes == [ok_] + [failed] * 10, outcomes
+    # set-up, ten wrong PUKs, and the right PUK refused by the PUK block
+    assert outcomes == [ok_] + [failed] * 11, outcomes

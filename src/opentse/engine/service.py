@@ -342,7 +342,7 @@ class TSEService:
     ) -> AuthResult:
         """unblockUser (fiskaly PATCH /admin): set, change or unblock a PIN with the PUK."""
         rules.check_new_secret(new_admin_pin, kind="pin", minimum=rules.MIN_PIN)
-        checked = self._run(tse_id, lambda c, s, n: users.begin_check(s, user_id, "puk"))
+        checked = self._run(tse_id, lambda c, s, n: users.begin_attempt(c, s, n, user_id, "puk"))
         ok = secret_hash.verify_secret(admin_puk, checked)
         new_hash = secret_hash.hash_secret(new_admin_pin) if ok else None
         return self._run(
@@ -353,7 +353,7 @@ class TSEService:
     def authenticate(self, tse_id: str, pin: str, *, user_id: str = users.ADMIN) -> AuthResult:
         """authenticateUser: counter down and committed, check, then log the attempt;
         a wrong PIN raises E_PIN_INVALID (or E_<ROLE>_PIN_BLOCKED) after the commit."""
-        checked = self._run(tse_id, lambda c, s, n: users.begin_check(s, user_id, "pin"))
+        checked = self._run(tse_id, lambda c, s, n: users.begin_attempt(c, s, n, user_id, "pin"))
         ok = isinstance(pin, str) and secret_hash.verify_secret(pin, checked)
         return self._run(
             tse_id, lambda c, s, n: users.finish_authenticate(c, s, n, user_id, ok, checked)

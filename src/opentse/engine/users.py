@@ -5,7 +5,8 @@ hashes between them, outside the TSE lock:
 
 1. ``begin_check``: count the retry counter down and let the service commit it
    BEFORE the secret is checked (a smartcard's rule: cutting the power after a
-   wrong guess must not save the guess). Blocked users are refused here.
+   wrong guess must not save the guess). Blocked users are refused here, their
+   attempt logged first (``begin_attempt``).
 2. the service verifies the secret against the hash ``begin_check`` returned;
 3. ``finish_authenticate`` / ``finish_unblock``: reset the counter on success, block
    at zero, and sign the AuthenticateUser / UnblockUser system log. TR-03151: every
@@ -121,6 +122,30 @@ def begin_check(state: TSEState, user_id: str, kind: str) -> Outcome[str]:
         )
     new_state = _with_user(state, user, puk_retries_left=left - 1)
     return Outcome(new_state, (), user.puk_hash)
+
+
+def begin_attempt(
+    ctx: TSEContext, state: TSEState, now: int, user_id: str, kind: str
+) -> Outcome[str]:
+    """Step 1 as the service runs it: ``begin_check``, except that an attempt on a
+    blocked PIN (``kind="pin"``) or PUK is logged before it is refused (an
+    AuthenticateUser log with authenticationResult FALSE, an UnblockUser log with
+    unblockResult failed). TR-03151: every authentication attempt, successful or
+    not, is a system log -- also one that cannot succeed."""
+    try:
+        return begin_check(state, user_id, kind)
+    except OpenTSEError as exc:
+        if not exc.code.endswith(("_PIN_BLOCKED", "_PUK_BLOCKED")):
+            raise  # nothing to log: the TSE cannot sign, or no such user
+        user = _user(state, user_id)
+        if kind == "pin":
+            data = sysdata.authenticate_user(user_id, _ROLE_NAMES[user.role], False)
+            operation = rules.Op.AUTHENTICATE
+        else:
+            data = sysdata.unblock_user(user_id, "failed")
+            operation = rules.Op.SET_PIN
+        state, _log, logs = sign_system(ctx, state, now, SystemLogData(operation.value, data))
+        return Outcome(state, logs, "", exc)
 
 
 def finish_authenticate(
