@@ -319,3 +319,29 @@ def test_event_loop_signing_answers_as_handler_threads(tmp_path: Path, clock: Fr
         thread_answers = _register_story(on_threads)
     assert [a[0] for a in loop_answers] == [200, 200, 200, 200, 400, 400, 200, 400, 400, 200, 400]
     assert loop_answers == thread_answers
+
+
+def test_index_lost_keeps_the_metadata_sent_with_the_revisions(app_client: AppClient) -> None:
+    """The metadata merged by each revision is kept with its log, so a crash that
+    lost the index rows (kill -9 before the background writer) loses none of it."""
+    h, tss, cid = _ready(app_client)
+    tx = str(uuid.uuid4())
+    first = _put(
+        app_client, h, tss, tx, 1, {"state": "ACTIVE", "client_id": cid, "metadata": {"a": "1"}}
+    )
+    assert first.status_code == 200, first.text
+    finish = {
+        "state": "FINISHED",
+        "client_id": cid,
+        "schema": {"standard_v1": {"receipt": RECEIPT}},
+        "metadata": {"b": "2"},
+    }
+    second = _put(app_client, h, tss, tx, 2, finish)
+    assert second.status_code == 200 and second.json()["metadata"] == {"a": "1", "b": "2"}
+    _lose_index(app_client)
+    got = app_client.get(f"/api/v2/tss/{tss}/tx/{tx}", headers=h)
+    assert got.status_code == 200, got.text
+    assert got.json()["metadata"] == {"a": "1", "b": "2"}
+    assert got.json()["state"] == "FINISHED" and got.json()["latest_revision"] == 2
+    meta = app_client.get(f"/api/v2/tss/{tss}/tx/{tx}/metadata", headers=h)
+    assert meta.status_code == 200 and meta.json() == {"a": "1", "b": "2"}

@@ -141,6 +141,13 @@ def recover_row(
         return row
     result, extra = found
     state = str(extra.get("state", "ACTIVE"))
+    # the metadata as of that revision travels in its log (upsert merged it into
+    # what the row had then): a row a crash lost gets it back, a lagging one keeps
+    # its own keys too
+    logged = extra.get("metadata")
+    metadata = dict(row.metadata) if row else {}
+    if isinstance(logged, dict):
+        metadata.update(logged)
     new = TxRow(
         tss_id,
         tx_id,
@@ -152,7 +159,7 @@ def recover_row(
         result.process_type or (row.process_type if row else ""),
         result.start_time,
         result.log_time if state != "ACTIVE" else None,
-        row.metadata if row else {},
+        metadata,
     )
     ctx.svc.upsert_tx(new)
     return ctx.svc.get_tx(tss_id, tx_id)

@@ -239,6 +239,8 @@ def _upsert(
         "client": client.client_id,
         "schema": schema_out,
     }
+    if metadata:  # durable with the log: an index row a crash lost gets it back
+        extra["metadata"] = metadata
     ref = tx_ref(tx_id, revision)
     token = ctx.svc.begin_signing(ctx.now())
     indexed = False
