@@ -169,6 +169,19 @@ def test_timeadmin_pin_and_update_time(tmp_path: Path) -> None:
     assert bad.exit_code != 0
     done = run_json("tse", "update-time", "k", "--pin", "135790", "--data", data)
     assert done["user"] == "timeadmin" and done["signature_counter"] > 1
+    # without --pin: the variable of the role that signs, never the other's
+    env = {"OPENTSE_TIMEADMIN_PIN": "000000", "OPENTSE_ADMIN_PIN": "246810"}
+    as_admin = CliRunner().invoke(
+        APP, ["tse", "update-time", "k", "--user", "admin", "--data", data, "--json"], env=env
+    )
+    assert as_admin.exit_code == 0, as_admin.output
+    assert json.loads(as_admin.stdout)["user"] == "admin"
+    env["OPENTSE_TIMEADMIN_PIN"] = "135790"
+    as_timeadmin = CliRunner().invoke(
+        APP, ["tse", "update-time", "k", "--data", data, "--json"], env=env
+    )
+    assert as_timeadmin.exit_code == 0, as_timeadmin.output
+    assert json.loads(as_timeadmin.stdout)["user"] == "timeadmin"
     tar_path = tmp_path / "k.tar"
     run("export", "--tss", "k", str(tar_path), "--data", data)
     with tarfile.open(tar_path) as tf:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -183,18 +184,19 @@ def update_time_command(
     user: str = typer.Option(
         "timeadmin", "--user", help="Role that sets the time: timeadmin or admin."
     ),
-    pin: str = typer.Option(
-        ...,
+    pin: str | None = typer.Option(
+        None,
         "--pin",
-        envvar="OPENTSE_TIMEADMIN_PIN",
-        prompt=True,
-        hide_input=True,
-        help="PIN of that role.",
+        help="PIN of that role (else OPENTSE_TIMEADMIN_PIN or OPENTSE_ADMIN_PIN, "
+        "whichever is that role's, else asked for).",
     ),
     data: Path = DATA_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Set the TSE time from this machine's clock (updateTime, logged) as that role."""
+    if pin is None:
+        variable = "OPENTSE_ADMIN_PIN" if user == "admin" else "OPENTSE_TIMEADMIN_PIN"
+        pin = os.environ.get(variable) or typer.prompt(f"{user} PIN", hide_input=True)
     with installation(data) as inst:
         inst.service.authenticate(tse_id, pin, user_id=user)
         try:
