@@ -1,9 +1,14 @@
 """Transactions for the dashboard: search (number, register, date, amount, state),
 one transaction with its receipt, QR text and decoded log messages.
 
-The search runs over the API's transaction index (service store); amounts are not
-indexed, so they are read from the signed Finish logs (Kassenbeleg-V1 totals) of
-at most ``SEARCH_SCAN`` candidates, newest first.
+The search is one query over the API's transaction index (service store): register,
+date, state and amount are conditions of that query, however old the match. The
+amount is the gross total of a finished Kassenbeleg-V1, kept in the index in cents
+(``amount_cents``, migration 0007) when its FINISHED revision is indexed or rebuilt
+from the logs. Rows written before that migration are backfilled, not scanned: every
+amount search first reads the Finish logs of at most ``SEARCH_SCAN`` finished receipts
+still without an amount (newest first) and stores their totals in the index, so old
+receipts become searchable too (all of them after a few searches in a big shop).
 """
 
 from __future__ import annotations
@@ -97,7 +102,10 @@ def latest_result(ctx: Any, row: TxRow) -> SignResult | None:
 
 
 def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
-    """Matching transactions, newest first; True when more than SEARCH_LIMIT matched."""
+    """Matching transactions, newest first; True when more than SEARCH_LIMIT matched.
+
+    Every filter is a condition of one index query (``ServiceStore.list_txs``), so a
+    match is found however many newer transactions there are."""
     tss_ids = ctx.svc.list_tss_ids(org)
     if q.tss_id is not None:
         tss_ids = [t for t in tss_ids if t == q.tss_id]
@@ -112,29 +120,32 @@ def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
             serials[tid] = ""
     wanted_clients = None
     if q.register:
-        wanted_clients = {cid for cid, s in clients.items() if q.register in (cid, s)}
+        wanted_clients = sorted(cid for cid, s in clients.items() if q.register in (cid, s))
+    cents = _cents(q.amount)
+    if cents is not None:
+        backfill_amounts(ctx, org, q.tss_id)
     candidates: list[TxRow] = []
     if q.number is not None:
         for tid in tss_ids:
             row = ctx.svc.get_tx_by_number(tid, q.number)
             if row is not None and row.organization_id == org:
                 candidates.append(row)
-    else:
-        only_client = (
-            next(iter(wanted_clients)) if wanted_clients and len(wanted_clients) == 1 else None
+    elif tss_ids:
+        page = Page(limit=SEARCH_LIMIT + 1, order_by="time_start", order="desc")
+        candidates, _total = ctx.svc.list_txs(
+            org,
+            page,
+            q.tss_id,
+            None,
+            [q.state] if q.state else [],
+            client_ids=wanted_clients,
+            time_from=q.date_from,
+            time_to=q.date_to,
+            amount_cents=cents,
         )
-        states = [q.state] if q.state else []
-        offset = 0
-        while offset < SEARCH_SCAN:
-            page = Page(limit=100, offset=offset, order_by="time_start", order="desc")
-            rows, total = ctx.svc.list_txs(org, page, q.tss_id, only_client, states)
-            candidates.extend(rows)
-            offset += len(rows)
-            if not rows or offset >= total:
-                break
     hits: list[TxHit] = []
     more = False
-    for row in candidates:
+    for row in candidates:  # a number's rows are checked here, the rest by the query
         if row.tss_id not in serials:
             continue
         if wanted_clients is not None and row.client_id not in wanted_clients:
@@ -145,16 +156,48 @@ def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
             continue
         if q.date_to is not None and row.time_start >= q.date_to:
             continue
-        amount = None
-        if q.amount is not None or len(hits) < SEARCH_LIMIT:
-            amount = amount_of(latest_result(ctx, row))
-        if q.amount is not None and amount != q.amount:
+        if cents is not None and row.amount_cents != cents:
             continue
         if len(hits) >= SEARCH_LIMIT:
             more = True
             break
-        hits.append(TxHit(row, serials[row.tss_id], clients.get(row.client_id, ""), amount))
+        hits.append(
+            TxHit(row, serials[row.tss_id], clients.get(row.client_id, ""), _amount(ctx, row))
+        )
     return hits, more
+
+
+def _cents(amount: Decimal | None) -> int | None:
+    """An amount searched for in cents (parse_amount quantized it to 0.01)."""
+    return None if amount is None else int(amount.scaleb(2))
+
+
+def _amount(ctx: Any, row: TxRow) -> Decimal | None:
+    """The amount shown: the index's, else (not a finished receipt, or not yet
+    backfilled) read from the latest log as before, for at most SEARCH_LIMIT hits."""
+    if row.amount_cents is not None:
+        return Decimal(row.amount_cents).scaleb(-2)
+    return amount_of(latest_result(ctx, row))
+
+
+def backfill_amounts(ctx: Any, org: str, tss_id: str | None) -> int:
+    """Give index rows written before migration 0007 their amount, from their Finish
+    logs: at most SEARCH_SCAN of them per call, newest first; returns how many were
+    filled. Each amount search calls this first, so a shop's old receipts all become
+    searchable after a few searches (rows whose processData has no readable total stay
+    without one and are read again, at most SEARCH_SCAN per search)."""
+    from opentse.server.tx_index import amount_cents
+
+    amounts: list[tuple[str, str, int]] = []
+    for row in ctx.svc.txs_missing_amount(org, tss_id, SEARCH_SCAN):
+        result = latest_result(ctx, row)
+        if result is None:
+            continue
+        cents = amount_cents(row.state, result.process_type, result.process_data)
+        if cents is not None:
+            amounts.append((row.tss_id, row.tx_id, cents))
+    ctx.svc.set_tx_amounts(amounts)
+    return len(amounts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,8 @@ class TxRow:
     time_start: int
     time_end: int | None
     metadata: dict[str, str]
+    # gross total of a FINISHED Kassenbeleg-V1 in cents (migration 0007), else None
+    amount_cents: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,11 +406,12 @@ class ServiceStore:
     # transactions -----------------------------------------------------------------
     _TX_COLS = (
         "tss_id, tx_id, organization_id, number, client_id, latest_revision, state,"
-        " process_type, time_start, time_end, metadata"
+        " process_type, time_start, time_end, metadata, amount_cents"
     )
 
     def _txrow(self, r: Sequence[Any]) -> TxRow:
-        return TxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], _meta(r[10]))
+        meta = _meta(r[10])
+        return TxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], meta, r[11])
 
     def get_tx(self, tss_id: str, tx_id: str) -> TxRow | None:
         with self._lock:
@@ -556,11 +559,12 @@ class ServiceStore:
                 return
 
     _UPSERT_SQL = (
-        f"INSERT INTO svc_transactions({_TX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        f"INSERT INTO svc_transactions({_TX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(tss_id, tx_id) DO UPDATE SET"
         " latest_revision=excluded.latest_revision, state=excluded.state,"
         " client_id=excluded.client_id, process_type=excluded.process_type,"
-        " time_end=excluded.time_end, metadata=excluded.metadata"
+        " time_end=excluded.time_end, metadata=excluded.metadata,"
+        " amount_cents=excluded.amount_cents"
         " WHERE excluded.latest_revision > svc_transactions.latest_revision"
     )
 
@@ -578,6 +582,7 @@ class ServiceStore:
             row.time_start,
             row.time_end,
             json.dumps(row.metadata) if row.metadata else "{}",
+            row.amount_cents,
         )
 
     def set_tx_metadata(self, tss_id: str, tx_id: str, metadata: dict[str, str]) -> None:
@@ -595,7 +600,15 @@ class ServiceStore:
         tss_id: str | None = None,
         client_id: str | None = None,
         states: Sequence[str] = (),
+        *,
+        client_ids: Sequence[str] | None = None,
+        time_from: int | None = None,
+        time_to: int | None = None,
+        amount_cents: int | None = None,
     ) -> tuple[list[TxRow], int]:
+        """A page of index rows. Keyword filters (the dashboard's search): any of
+        ``client_ids`` (empty: none match), ``time_from <= time_start < time_to``, an
+        exact ``amount_cents`` (indexed, migration 0007)."""
         self.flush()
         where = ["organization_id=?"]
         args: list[Any] = [org_id]
@@ -605,9 +618,23 @@ class ServiceStore:
         if client_id is not None:
             where.append("client_id=?")
             args.append(client_id)
+        if client_ids is not None:
+            where.append(
+                f"client_id IN ({','.join('?' * len(client_ids))})" if client_ids else "0=1"
+            )
+            args.extend(client_ids)
         if states:
             where.append(f"state IN ({','.join('?' * len(states))})")
             args.extend(states)
+        if time_from is not None:
+            where.append("time_start>=?")
+            args.append(time_from)
+        if time_to is not None:
+            where.append("time_start<?")
+            args.append(time_to)
+        if amount_cents is not None:
+            where.append("amount_cents=?")
+            args.append(amount_cents)
         order = {
             "number": "number",
             "state": "state",
@@ -617,6 +644,40 @@ class ServiceStore:
         return self._page(
             f"SELECT {self._TX_COLS} FROM svc_transactions", where, args, order, page, self._txrow
         )
+
+    # amounts of rows written before migration 0007 ---------------------------------
+    def txs_missing_amount(self, org_id: str, tss_id: str | None, limit: int) -> list[TxRow]:
+        """FINISHED Kassenbeleg-V1 rows without an amount (written before migration
+        0007, or their processData has no readable total), newest first. The literal
+        conditions match the partial index ``svc_transactions_amount_missing``."""
+        self.flush()
+        where = (
+            "organization_id=? AND amount_cents IS NULL AND state = 'FINISHED'"
+            " AND process_type = 'Kassenbeleg-V1'"
+        )
+        args: list[Any] = [org_id]
+        if tss_id is not None:
+            where += " AND tss_id=?"
+            args.append(tss_id)
+        rows = self._conn().execute(
+            f"SELECT {self._TX_COLS} FROM svc_transactions WHERE {where}"
+            " ORDER BY time_start DESC LIMIT ?",
+            [*args, limit],
+        )
+        return [self._txrow(r) for r in rows]
+
+    def set_tx_amounts(self, amounts: Sequence[tuple[str, str, int]]) -> None:
+        """Backfill ``(tss_id, tx_id, cents)`` of finished receipts; a FINISHED row
+        gets no later revision, so nothing the index writer does races with this."""
+        if not amounts:
+            return
+        with self._tx(durable=False) as c:
+            for tss_id, tx_id, cents in amounts:
+                c.execute(
+                    "UPDATE svc_transactions SET amount_cents=?"
+                    " WHERE tss_id=? AND tx_id=? AND state='FINISHED' AND amount_cents IS NULL",
+                    (cents, tss_id, tx_id),
+                )
 
     # exports ----------------------------------------------------------------------
     _EXP_COLS = (

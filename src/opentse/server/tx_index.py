@@ -42,6 +42,26 @@ def tx_ref(tx_id: str, revision: int) -> str:
     return f"tx:{tx_id}:{revision}"
 
 
+MAX_AMOUNT_CENTS = 10**15  # beyond any receipt; keeps the column inside 64 bits
+
+
+def amount_cents(state: str, process_type: str, process_data: bytes) -> int | None:
+    """The gross total (sum of the five BRUTTO sums, DSFinV-K Anhang I) of a FINISHED
+    Kassenbeleg-V1 in cents, for the index (``TxRow.amount_cents``); None for other
+    states (a cancellation's zero sums are no sale), orders, other process types and
+    processData without a readable total. Parsed once per finished transaction."""
+    if state != "FINISHED" or process_type != "Kassenbeleg-V1":
+        return None
+    try:
+        total = processdata.parse_kassenbeleg(process_data.decode("utf-8")).total
+    except (FormatError, UnicodeDecodeError, ValueError):
+        return None
+    cents = total.scaleb(2)
+    if cents != cents.to_integral_value() or abs(cents) >= MAX_AMOUNT_CENTS:
+        return None
+    return int(cents)
+
+
 def derive_raw(schema: dict[str, Any] | None) -> tuple[str, bytes, dict[str, Any]]:
     """(processType, processData, response schema) of a request's ``schema``."""
     if not schema:
@@ -160,6 +180,7 @@ def recover_row(
         result.start_time,
         result.log_time if state != "ACTIVE" else None,
         metadata,
+        amount_cents(state, result.process_type, result.process_data),
     )
     ctx.svc.upsert_tx(new)
     return ctx.svc.get_tx(tss_id, tx_id)

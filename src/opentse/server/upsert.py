@@ -43,6 +43,7 @@ from opentse.server.tx_index import (
     CANCEL_PROCESS_DATA,
     CANCEL_PROCESS_TYPE,
     MAX_REVISION,
+    amount_cents,
     derive_raw,
     recover_row,
     stored_revision,
@@ -261,6 +262,9 @@ def _upsert(
             result.start_time,
             result.log_time if target != "ACTIVE" else None,
             metadata,
+            # the total as signed (Finish log's processData): one parse per receipt,
+            # nothing for ACTIVE revisions
+            amount_cents(target, result.process_type, result.process_data),
         )
         ctx.svc.upsert_tx(new_row)
         indexed = True
