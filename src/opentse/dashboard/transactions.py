@@ -26,7 +26,9 @@ from opentse.errors import OpenTSEError
 from opentse.server.service_store import Page, TxRow
 from opentse.tr03151.oids import LogType
 
-SEARCH_LIMIT = 50
+SEARCH_LIMIT = 50  # hits shown; more: the page asks to narrow the search
+# finished receipts from before migration 0007 whose amount one amount search
+# backfills from their Finish logs (never a limit on what a search finds)
 SEARCH_SCAN = 5000
 
 

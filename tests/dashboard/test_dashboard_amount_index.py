@@ -1,0 +1,324 @@
+"""The dashboard's amount and date search is one index query (``amount_cents``,
+migration 0007), not a scan of the newest ``SEARCH_SCAN`` transactions: a receipt of
+21,42 EUR from a month ago is found however busy the shop was since.
+
+The newer transactions in front of it are index rows written through the real
+``ServiceStore`` (the search reads only the index, never their logs), so the test
+needs no thousands of signed receipts. The amount in the index is checked for each
+kind of transaction, after an index lost in a crash, for rows written before the
+migration (backfilled), and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from dashboard_support import api_login, dashboard_login, sell, setup_tss
+
+from opentse.dashboard import transactions
+from opentse.dashboard.transactions import SEARCH_LIMIT, SEARCH_SCAN, TxQuery
+from opentse.server.app import create_app
+from opentse.server.auth import create_api_key
+from opentse.server.context import ServerConfig
+from opentse.server.service_store import Page, ServiceStore, TxRow
+from opentse.server.tx_index import amount_cents, rebuild_index
+from opentse.storage.pg_service import PgServiceStore
+from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.testing.clock import FrozenClock
+
+START = 1_700_000_000  # 2023-11-14 22:13:20 UTC
+DAY = 86400
+
+
+class Shop:
+    """An installation served by uvicorn in a thread: API client, dashboard client."""
+
+    def __init__(self, app: Any, base: str, clock: FrozenClock) -> None:
+        self.app = app
+        self.ctx = app.state.ctx
+        self.clock = clock
+        self.api = httpx.Client(base_url=base, timeout=30)
+        self.web = httpx.Client(base_url=base, timeout=30)
+        self.key = create_api_key(self.ctx.svc, org_name="shop", env="TEST", now=self.ctx.now())
+        self.h = api_login(self.api, self.key)
+        self.tss, self.cid = setup_tss(self.api, self.h, "KASSE-01")
+        row = self.ctx.svc.get_tss(self.tss)
+        assert row is not None
+        self.org: str = row.organization_id
+        self.login()
+
+    def later(self, now: int) -> None:
+        """The clock moves on; tokens and the dashboard session are renewed."""
+        self.clock.set(now)
+        self.h = api_login(self.api, self.key)
+        self.login()
+
+    def login(self) -> None:
+        self.web.cookies.clear()
+        r = dashboard_login(self.web, self.key)
+        assert r.status_code == 303, r.text
+
+    def put(self, tx: str, revision: int, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.api.put(
+            f"/api/v2/tss/{self.tss}/tx/{tx}",
+            params={"tx_revision": revision},
+            json={"client_id": self.cid, **body},
+            headers=self.h,
+        )
+        assert r.status_code == 200, r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    def row(self, tx_id: str) -> TxRow:
+        self.ctx.svc.flush()
+        row = self.ctx.svc.get_tx(self.tss, tx_id)
+        assert row is not None
+        return row
+
+    def search(self, **params: str) -> tuple[list[int], str]:
+        page = self.web.get("/dashboard/tx", params=params, headers={"accept-language": "en"})
+        assert page.status_code == 200
+        return [int(n) for n in re.findall(r'/tx/(\d+)">', page.text)], page.text
+
+    def close(self) -> None:
+        self.api.close()
+        self.web.close()
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Shop]:
+    from opentse.installation import Installation
+
+    clock = FrozenClock(START)
+    data = tmp_path / "data"
+    inst = Installation.open(data, clock=clock)
+    app = create_app(inst, ServerConfig(data_dir=data), clock=clock)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    s = Shop(app, base, clock)
+    try:
+        yield s
+    finally:
+        s.close()
+        server.should_exit = True
+        thread.join(timeout=20)
+        inst.close()
+
+
+def _newer_receipts(shop: Shop, count: int, since: int) -> None:
+    """``count`` index rows of finished 1,00 EUR receipts, all newer than ``since``."""
+    for i in range(count):
+        keys = (shop.tss, str(uuid.uuid4()), shop.org)
+        t = since + 60 + i * 30
+        shop.ctx.svc.upsert_tx(
+            TxRow(
+                *keys, 10_000_000 + i, shop.cid, 2, "FINISHED", "Kassenbeleg-V1", t, t + 5, {}, 100
+            )
+        )
+    shop.ctx.svc.flush()
+
+
+def _explain(conn: sqlite3.Connection, sql: str) -> str:
+    return " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+
+
+def test_old_receipt_found_by_amount_and_date_behind_more_than_the_scan(shop: Shop) -> None:
+    old = sell(shop.api, shop.h, shop.tss, shop.cid, "21.42")
+    assert shop.row(old["_id"]).amount_cents == 2142
+    day = "2023-11-14"
+    shop.later(START + 30 * DAY)  # a month later; SEARCH_SCAN + 1 receipts sold since
+    _newer_receipts(shop, SEARCH_SCAN + 1, START + DAY)
+    recent = sell(shop.api, shop.h, shop.tss, shop.cid, "21.42")
+    both = sorted([old["number"], recent["number"]])
+    assert sorted(shop.search(amount="21,42")[0]) == both
+    assert sorted(shop.search(amount="21.42")[0]) == both
+    assert shop.search(amount="21,42", to=day)[0] == [old["number"]]
+    assert shop.search(**{"from": day, "to": day})[0] == [old["number"]]
+    assert shop.search(amount="21,42", register="KASSE-01", state="FINISHED", to=day)[0] == [
+        old["number"]
+    ]
+    assert shop.search(amount="21,42", register="KASSE-09")[0] == []
+    assert shop.search(amount="21,42", state="CANCELLED")[0] == []
+    assert shop.search(amount="21,4")[0] == []  # 21,40: exact amounts only
+    # many matches: the first SEARCH_LIMIT, newest first, and the note to narrow down
+    numbers, html = shop.search(amount="1,00")
+    assert len(numbers) == SEARCH_LIMIT and "Only the first" in html
+    assert numbers == sorted(numbers, reverse=True)
+
+    # the SQL path: the amount is a condition of the query, on its partial index
+    conn = shop.ctx.svc._conn()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        hits, more = transactions.search(
+            shop.ctx, shop.org, TxQuery(amount=transactions.parse_amount("21,42"))
+        )
+    finally:
+        conn.set_trace_callback(None)
+    assert [h.row.number for h in hits] == [recent["number"], old["number"]] and not more
+    assert [str(h.amount) for h in hits] == ["21.42", "21.42"]
+    queries = [s for s in statements if "amount_cents=" in s and "LIMIT" in s]
+    assert queries, statements
+    for sql in queries:
+        assert "svc_transactions_amount" in _explain(conn, sql), sql
+    backfill = [s for s in statements if "amount_cents IS NULL AND state" in s]
+    assert backfill and "svc_transactions_amount_missing" in _explain(conn, backfill[0])
+
+
+def test_only_finished_receipts_have_an_amount(shop: Shop) -> None:
+    receipt = sell(shop.api, shop.h, shop.tss, shop.cid, "21.42")
+    active = str(uuid.uuid4())
+    shop.put(active, 1, {"state": "ACTIVE"})
+    updated = {
+        "receipt_type": "RECEIPT",
+        "amounts_per_vat_rate": [{"vat_rate": "NORMAL", "amount": "3.00"}],
+        "amounts_per_payment_type": [{"payment_type": "CASH", "amount": "3.00"}],
+    }
+    shop.put(active, 2, {"state": "ACTIVE", "schema": {"standard_v1": {"receipt": updated}}})
+    order = str(uuid.uuid4())
+    items = {"line_items": [{"quantity": "1", "text": "Tee", "price_per_unit": "21.42"}]}
+    shop.put(order, 1, {"state": "ACTIVE", "schema": {"standard_v1": {"order": items}}})
+    shop.put(order, 2, {"state": "FINISHED", "schema": {"standard_v1": {"order": items}}})
+    cancelled = str(uuid.uuid4())
+    shop.put(cancelled, 1, {"state": "ACTIVE"})
+    shop.put(cancelled, 2, {"state": "CANCELLED"})
+    assert shop.row(receipt["_id"]).amount_cents == 2142
+    assert shop.row(active).amount_cents is None
+    assert shop.row(order).amount_cents is None
+    assert shop.row(cancelled).amount_cents is None  # AVBelegabbruch 0.00: no sale
+    assert shop.search(amount="21,42")[0] == [receipt["number"]]
+    assert shop.search(amount="0,00")[0] == []
+    assert shop.search(amount="3.00")[0] == []  # an ACTIVE revision is no receipt yet
+
+
+def test_amount_of_processdata() -> None:
+    data = b"Beleg^21.00_0.42_0.00_0.00_0.00^21.42:Bar"
+    assert amount_cents("FINISHED", "Kassenbeleg-V1", data) == 2142
+    assert amount_cents("FINISHED", "Kassenbeleg-V1", b"Beleg^-5.00_0.00_0.00_0.00_0.00^") == -500
+    assert amount_cents("ACTIVE", "Kassenbeleg-V1", data) is None
+    assert amount_cents("CANCELLED", "Kassenbeleg-V1", data) is None
+    assert amount_cents("FINISHED", "Bestellung-V1", data) is None
+    assert amount_cents("FINISHED", "Kassenbeleg-V1", b"Beleg^21,42^") is None
+    assert amount_cents("FINISHED", "Kassenbeleg-V1", b"\xff") is None
+
+
+def _lose_index(shop: Shop) -> None:
+    """What a kill -9 before the index writer ran leaves: logs without index rows."""
+    shop.ctx.svc.flush()
+    with sqlite3.connect(shop.ctx.svc._path) as conn:
+        conn.execute("DELETE FROM svc_transactions")
+
+
+def test_rows_rebuilt_after_a_lost_index_have_their_amount(shop: Shop) -> None:
+    receipt = sell(shop.api, shop.h, shop.tss, shop.cid, "21.42")
+    cancelled = str(uuid.uuid4())
+    shop.put(cancelled, 1, {"state": "ACTIVE"})
+    shop.put(cancelled, 2, {"state": "CANCELLED"})
+    _lose_index(shop)
+    assert shop.ctx.svc.get_tx(shop.tss, receipt["_id"]) is None
+    assert rebuild_index(shop.ctx) == 2  # as at start-up
+    assert shop.row(receipt["_id"]).amount_cents == 2142  # before any search backfills
+    assert shop.row(cancelled).amount_cents is None
+    assert shop.search(amount="21,42")[0] == [receipt["number"]]
+
+
+def test_rows_from_before_the_migration_are_backfilled(shop: Shop) -> None:
+    first = sell(shop.api, shop.h, shop.tss, shop.cid, "21.42")
+    second = sell(shop.api, shop.h, shop.tss, shop.cid, "5.00")
+    shop.ctx.svc.flush()
+    with sqlite3.connect(shop.ctx.svc._path) as conn:  # what migration 0007 leaves
+        conn.execute("UPDATE svc_transactions SET amount_cents=NULL")
+    assert shop.row(first["_id"]).amount_cents is None
+    numbers, html = shop.search(state="FINISHED")  # shown from the logs meanwhile
+    assert sorted(numbers) == sorted([first["number"], second["number"]]) and "21.42" in html
+    assert shop.search(amount="21,42")[0] == [first["number"]]
+    assert shop.row(first["_id"]).amount_cents == 2142
+    assert shop.row(second["_id"]).amount_cents == 500  # the whole batch, not just hits
+    missing = transactions.backfill_amounts(shop.ctx, shop.org, None)
+    assert missing == 0 and shop.ctx.svc.txs_missing_amount(shop.org, None, 10) == []
+
+
+# --- the service store on both databases ----------------------------------------------
+
+_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceStore]:
+    if request.param == "sqlite":
+        store = ServiceStore(tmp_path / "svc.db")
+        yield store
+        store.close()
+        return
+    if _SERVER is None:
+        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
+    with temporary_schema(_SERVER) as url:
+        pg = PgServiceStore(url)
+        yield pg
+        pg.close()
+
+
+def test_amount_column_and_filters(svc: ServiceStore) -> None:
+    def tx(n: int, state: str, cents: int | None, client: str = "c1", t: int = 0) -> TxRow:
+        return TxRow(
+            "t",
+            f"x{n}",
+            "org",
+            n,
+            client,
+            2,
+            state,
+            "Kassenbeleg-V1",
+            1000 + t,
+            1001 + t,
+            {},
+            cents,
+        )
+
+    svc.upsert_tx(tx(1, "ACTIVE", None))
+    svc.upsert_tx(tx(2, "FINISHED", 2142, t=10))
+    svc.upsert_tx(tx(3, "FINISHED", 2142, client="c2", t=20))
+    svc.upsert_tx(tx(4, "FINISHED", None, t=30))  # as written before migration 0007
+    svc.upsert_tx(
+        TxRow("t", "x1", "org", 1, "c1", 3, "FINISHED", "Kassenbeleg-V1", 1000, 1002, {}, 999)
+    )
+    svc.flush()
+    assert svc.get_tx("t", "x1") == TxRow(
+        "t", "x1", "org", 1, "c1", 3, "FINISHED", "Kassenbeleg-V1", 1000, 1002, {}, 999
+    )
+
+    def numbers(**kw: Any) -> list[int]:
+        rows, total = svc.list_txs("org", Page(order="desc"), **kw)
+        assert total == len(rows)
+        return [r.number for r in rows]
+
+    assert numbers(amount_cents=2142) == [3, 2]
+    assert numbers(amount_cents=2142, client_ids=["c1"]) == [2]
+    assert numbers(amount_cents=2142, client_ids=[]) == []
+    assert numbers(amount_cents=2142, time_from=1010, time_to=1020) == [2]
+    assert numbers(time_from=1020) == [4, 3]
+    assert numbers(amount_cents=999, states=["FINISHED"]) == [1]
+    assert [r.number for r in svc.txs_missing_amount("org", "t", 10)] == [4]
+    assert svc.txs_missing_amount("org", "other", 10) == []
+    svc.set_tx_amounts([("t", "x4", 700), ("t", "x2", 1)])  # x2 has one: kept
+    assert numbers(amount_cents=700) == [4] and numbers(amount_cents=1) == []
+    assert svc.txs_missing_amount("org", None, 10) == []
