@@ -82,7 +82,7 @@ class Shop:
 
     def row(self, tx_id: str) -> TxRow:
         self.ctx.svc.flush()
-        row = self.ctx.svc.get_tx(self.tss, tx_id)
+        row: TxRow | None = self.ctx.svc.get_tx(self.tss, tx_id)
         assert row is not None
         return row
 
