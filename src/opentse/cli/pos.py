@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -519,6 +520,12 @@ def close_command(
     api_secret: str | None = SECRET_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
+    business_day: str | None = typer.Option(
+        None,
+        "--business-day",
+        help="Business day of this closing (Z_BUCHUNGSTAG), YYYY-MM-DD; default: today "
+        "in the shop's zone. A shop closing after midnight names the evening's day.",
+    ),
     check: bool = typer.Option(True, "--check/--no-check", help="Check the --out export."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -532,6 +539,7 @@ def close_command(
     findings: list[Any] = []
     with cli_errors():
         counted = require_cents(counted_cash, "--counted-cash")
+        day_of_business = None if business_day is None else _parse_day(business_day)
         options = {
             "seller_name": company or "-",
             "seller_address": [street or "-"],
@@ -542,7 +550,7 @@ def close_command(
             master = _master(books, serial, tss, company, street, postal_code, city,
                              tax_number, vat_id, location_name)  # fmt: skip
             reg.connect()  # a cash difference is booked and signed
-            day = close_day(reg, books, master, counted)
+            day = close_day(reg, books, master, counted, business_day=day_of_business)
             closing = day.closing
             report = build_zreport(day)
             zone = reg.config.zone  # the Z report prints the receipts' local time
@@ -563,6 +571,15 @@ def close_command(
             err_console.print(f"[red]{finding}[/red]", highlight=False)
     if findings:
         raise typer.Exit(1)
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ProtocolError(
+            f"--business-day must be YYYY-MM-DD, not {text!r}", code="E_BUSINESS_DAY"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -105,6 +105,7 @@ class ClosedDay:
 
 
 _RECEIPT_COLUMNS = "bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, error, process_type"
+_ENDED_AT = 4  # its index in _RECEIPT_COLUMNS
 
 
 def _add_process_type_column(db: sqlite3.Connection) -> None:
@@ -392,7 +393,10 @@ class Books:
                     )
                 tses = self._tse_infos(rows)
                 z_nr = self._next_z_nr()
-                day = business_day or local_day(created, self.zone)
+                day = local_day(created, self.zone)
+                if business_day is not None:
+                    self._check_business_day(business_day, day, rows)
+                    day = business_day
                 closing = self._build(z_kasse_id, z_nr, created, master, rows, tses, day)
                 data = {
                     "z_kasse_id": z_kasse_id,
@@ -457,6 +461,36 @@ class Books:
             "VALUES (?, ?, ?)",
             (bon_id, ref_bon_id, ref_type),
         )
+
+    def check_business_day(self, business_day: date, created: datetime | None = None) -> None:
+        """``E_BUSINESS_DAY`` unless ``business_day`` suits a closing made at
+        ``created`` (now) over the receipts open now (see ``_check_business_day``);
+        a caller checks before it books anything for the closing."""
+        created = created or datetime.now(UTC)
+        with self._lock:
+            rows = self._open_rows()
+            if rows:
+                self._check_business_day(business_day, local_day(created, self.zone), rows)
+
+    def _check_business_day(
+        self, business_day: date, closing_day: date, rows: list[tuple[Any, ...]]
+    ) -> None:
+        """A business day given for a closing (a shop closing after midnight for the
+        evening before) lies between the local day of its first receipt and the day
+        the closing is made, and not before the previous closing's (Z_BUCHUNGSTAG
+        does not go back)."""
+        first = min(local_day(datetime.fromisoformat(str(r[_ENDED_AT])), self.zone) for r in rows)
+        row = self._db.execute("SELECT MAX(business_day) FROM books_closing_data").fetchone()
+        previous = date.fromisoformat(row[0]) if row and row[0] else None
+        if business_day > closing_day:
+            problem = f"is after the closing's own day {closing_day}"
+        elif business_day < first:
+            problem = f"is before the day of its first receipt ({first})"
+        elif previous is not None and business_day < previous:
+            problem = f"is before the previous closing's business day {previous}"
+        else:
+            return
+        raise ProtocolError(f"business day {business_day} {problem}", code="E_BUSINESS_DAY")
 
     def _open_rows(self) -> list[tuple[Any, ...]]:
         return list(

@@ -20,7 +20,7 @@ pure (builds from a :class:`~opentse.register.books.ClosedDay`, renders).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -134,11 +134,17 @@ def close_day(
     counted_cash: Decimal | str,
     *,
     created: datetime | None = None,
+    business_day: date | None = None,
 ) -> ClosedDay:
     """Kassenabschluss with the counted cash: book the difference to the expected cash
     as a signed DifferenzSollIst Vorgang (a TSE failure still books it, marked), then
-    close every open receipt (Z_NR + 1). ``E_AMOUNT_PRECISION`` for more than cents."""
+    close every open receipt (Z_NR + 1). ``E_AMOUNT_PRECISION`` for more than cents.
+    ``business_day`` (Z_BUCHUNGSTAG) defaults to the shop's day of the closing; a shop
+    closing after midnight names the evening's day (``E_BUSINESS_DAY`` outside the
+    days of its receipts)."""
     counted = require_cents(counted_cash, "counted cash")
+    if business_day is not None:  # before the difference is booked and signed
+        books.check_business_day(business_day, created)
     z_kasse_id = register.config.client_id
     opening = books.last_counted_cash()
     preview = books.preview(z_kasse_id=z_kasse_id, master=master)
@@ -153,6 +159,7 @@ def close_day(
         created=created,
         counted_cash=counted,
         opening_cash=opening,
+        business_day=business_day,
     )
     books.set_master(master)
     return books.closed_day(closing.z_nr)
