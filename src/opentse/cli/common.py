@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from opentse.engine.results import TSEInfo
-from opentse.errors import OpenTSEError
+from opentse.errors import OpenTSEError, ProtocolError
 
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
 
@@ -97,6 +97,14 @@ def parse_date(text: str | None, *, end: bool = False) -> int | None:
     if end and len(text) == 10:
         value += 86399
     return value
+
+
+def parse_day(text: str, option: str, code: str) -> date:
+    """A calendar day given as ``YYYY-MM-DD`` to ``option``; ``code`` otherwise."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ProtocolError(f"{option} {text!r}: use a date YYYY-MM-DD", code=code) from None
 
 
 def tse_json(info: TSEInfo) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from opentse.cli.common import cli_errors, console, echo_json, err_console
+from opentse.cli.common import cli_errors, console, echo_json, err_console, parse_day
 from opentse.errors import FormatError, ProtocolError
 
 dsfinvk_app = typer.Typer(
@@ -27,14 +27,7 @@ UNREADABLE = frozenset({"E_EXPORT_MISSING", "E_EXPORT_ZIP", "E_INDEX_MISSING", "
 
 
 def _day(text: str | None, option: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ProtocolError(
-            f"{option} {text!r}: use a date YYYY-MM-DD", code="E_DSFINVK_DATE"
-        ) from None
+    return None if text is None else parse_day(text, option, "E_DSFINVK_DATE")
 
 
 def select_closings(books: Any, first: date | None, last: date | None) -> list[Any]:

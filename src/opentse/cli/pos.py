@@ -15,13 +15,12 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from opentse.cli.common import cli_errors, console, echo_json, err_console, table
+from opentse.cli.common import cli_errors, console, echo_json, err_console, parse_day, table
 from opentse.errors import ProtocolError
 
 pos_app = typer.Typer(
@@ -539,7 +538,11 @@ def close_command(
     findings: list[Any] = []
     with cli_errors():
         counted = require_cents(counted_cash, "--counted-cash")
-        day_of_business = None if business_day is None else _parse_day(business_day)
+        day_of_business = (
+            None
+            if business_day is None
+            else parse_day(business_day, "--business-day", "E_BUSINESS_DAY")
+        )
         options = {
             "seller_name": company or "-",
             "seller_address": [street or "-"],
@@ -571,15 +574,6 @@ def close_command(
             err_console.print(f"[red]{finding}[/red]", highlight=False)
     if findings:
         raise typer.Exit(1)
-
-
-def _parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ProtocolError(
-            f"--business-day must be YYYY-MM-DD, not {text!r}", code="E_BUSINESS_DAY"
-        ) from None
 
 
 def register(app: typer.Typer) -> None:
