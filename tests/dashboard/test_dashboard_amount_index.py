@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from dashboard_support import api_login, dashboard_login, sell, setup_tss
 
 from opentse.dashboard import transactions
@@ -36,6 +33,7 @@ from opentse.server.tx_index import amount_cents, rebuild_index
 from opentse.storage.pg_service import PgServiceStore
 from opentse.storage.pg_testing import server_url, temporary_schema
 from opentse.testing.clock import FrozenClock
+from opentse.testing.serving import serving_in_thread
 
 START = 1_700_000_000  # 2023-11-14 22:13:20 UTC
 DAY = 86400
@@ -104,23 +102,14 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
     data = tmp_path / "data"
     inst = Installation.open(data, clock=clock)
     app = create_app(inst, ServerConfig(data_dir=data), clock=clock)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    s = Shop(app, base, clock)
     try:
-        yield s
+        with serving_in_thread(app) as base:
+            s = Shop(app, base, clock)
+            try:
+                yield s
+            finally:
+                s.close()
     finally:
-        s.close()
-        server.should_exit = True
-        thread.join(timeout=20)
         inst.close()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import string
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +21,7 @@ from opentse.dashboard.session import COOKIE, SESSION_SECONDS, Session, SessionC
 from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig
+from opentse.testing.serving import serving_in_thread
 
 
 @pytest.fixture(scope="module")
@@ -33,33 +32,22 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("pages") / "data"
     inst = Installation.open(data)
     app = create_app(inst, ServerConfig(data_dir=data))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     try:
-        with httpx.Client(base_url=base, timeout=30) as api:
-            ctx = app.state.ctx
-            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
-            other = create_api_key(ctx.svc, org_name="other", env="TEST", now=ctx.now())
-            h = api_login(api, key)
-            tss, cid = setup_tss(api, h, "KASSE-01")
-            tss2, cid2 = setup_tss(api, h, "KASSE-02")
-            receipts = [sell(api, h, tss, cid, a) for a in ("1.00", "2.50", "2.50")]
-            receipts.append(sell(api, h, tss2, cid2, "2.50", cash=False))
-        yield {
-            "app": app, "base": base, "key": key, "other": other, "tss": tss, "tss2": tss2,
-            "receipts": receipts, "data": data,
-        }  # fmt: skip
+        with serving_in_thread(app) as base:
+            with httpx.Client(base_url=base, timeout=30) as api:
+                ctx = app.state.ctx
+                key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+                other = create_api_key(ctx.svc, org_name="other", env="TEST", now=ctx.now())
+                h = api_login(api, key)
+                tss, cid = setup_tss(api, h, "KASSE-01")
+                tss2, cid2 = setup_tss(api, h, "KASSE-02")
+                receipts = [sell(api, h, tss, cid, a) for a in ("1.00", "2.50", "2.50")]
+                receipts.append(sell(api, h, tss2, cid2, "2.50", cash=False))
+            yield {
+                "app": app, "base": base, "key": key, "other": other, "tss": tss,
+                "tss2": tss2, "receipts": receipts, "data": data,
+            }  # fmt: skip
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         inst.close()
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from http_support import login, parse_prometheus, setup_tss
 
 from opentse.ops import lifetime, metrics, sites
@@ -20,6 +17,7 @@ from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig
 from opentse.testing.clock import FrozenClock
+from opentse.testing.serving import serving_in_thread
 
 DAY = 86400
 
@@ -27,22 +25,8 @@ DAY = 86400
 @contextmanager
 def _serving(app: Any) -> Iterator[httpx.Client]:
     """``app`` under uvicorn in a thread on a free 127.0.0.1 port."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serving_in_thread(app) as origin, httpx.Client(base_url=origin, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture

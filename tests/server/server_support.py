@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig
 from opentse.server.protocol import CoalescingHttpToolsProtocol
 from opentse.testing.clock import FrozenClock
+from opentse.testing.serving import serving_in_thread
 
 
 def open_installation(data_dir: Path, clock: Any) -> Any:
@@ -50,30 +48,16 @@ def serve_app(data: Path, clock: Any, **settings: Any) -> Iterator[AppClient]:
     ServerConfig fields)."""
     inst = open_installation(data, clock)
     app = create_app(inst, ServerConfig(data_dir=data, **settings), clock=clock)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="on",
-        http=CoalescingHttpToolsProtocol,  # as `opentse serve` runs it
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        with AppClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        # the HTTP protocol as `opentse serve` runs it
+        with (
+            serving_in_thread(app, http=CoalescingHttpToolsProtocol) as origin,
+            AppClient(base_url=origin, timeout=30) as client,
+        ):
             client.ctx = app.state.ctx
             client.app = app
             yield client
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         inst.close()
 
 

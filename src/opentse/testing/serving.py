@@ -1,9 +1,13 @@
-"""Waiting for a real ``opentse serve`` process (tests and benchmarks start them)."""
+"""Serving for tests and benchmarks: waiting for a real ``opentse serve`` process,
+or an app under uvicorn in a thread of this process."""
 
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -29,3 +33,27 @@ def wait_until_serving(
         if process.poll() is not None or time.monotonic() > deadline:
             return False
         time.sleep(0.1)
+
+
+@contextmanager
+def serving_in_thread(app: Any, **config: Any) -> Iterator[str]:
+    """``app`` under uvicorn in a daemon thread on a free 127.0.0.1 port, lifespan
+    on (``config``: more ``uvicorn.Config`` settings); yields its origin
+    ``http://127.0.0.1:PORT`` and stops the server after."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **config)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
