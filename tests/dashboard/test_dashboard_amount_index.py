@@ -30,8 +30,7 @@ from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig
 from opentse.server.service_store import Page, ServiceStore, TxRow
 from opentse.server.tx_index import amount_cents, rebuild_index
-from opentse.storage.pg_service import PgServiceStore
-from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.storage.pg_testing import server_url, service_stores
 from opentse.testing.clock import FrozenClock
 from opentse.testing.serving import serving_in_thread
 
@@ -253,17 +252,10 @@ _SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceStore]:
-    if request.param == "sqlite":
-        store = ServiceStore(tmp_path / "svc.db")
-        yield store
-        store.close()
-        return
-    if _SERVER is None:
+    if request.param == "postgresql" and _SERVER is None:
         pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with temporary_schema(_SERVER) as url:
-        pg = PgServiceStore(url)
-        yield pg
-        pg.close()
+    with service_stores(request.param, tmp_path, _SERVER) as (store,):
+        yield store
 
 
 def test_amount_column_and_filters(svc: ServiceStore) -> None:

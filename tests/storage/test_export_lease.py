@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from opentse.server.service_store import ExportRow, ServiceStore
-from opentse.storage.pg_service import PgServiceStore
-from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.storage.pg_testing import server_url, service_stores
 
 _SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 SHORT = 0.3  # seconds: a lease that runs out within the test
@@ -31,20 +30,10 @@ def _export(export_id: str, tss: str = "t") -> ExportRow:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServiceStore, ...]]:
     """Two service stores on one database: two API nodes."""
-    if request.param == "sqlite":
-        a, b = ServiceStore(tmp_path / "svc.db"), ServiceStore(tmp_path / "svc.db")
-        yield a, b
-        a.close()
-        b.close()
-        return
-    if _SERVER is None:
+    if request.param == "postgresql" and _SERVER is None:
         pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with temporary_schema(_SERVER) as url:
-        a = PgServiceStore(url)
-        b = PgServiceStore(url, apply_migrations=False)
+    with service_stores(request.param, tmp_path, _SERVER, nodes=2) as (a, b):
         yield a, b
-        a.close()
-        b.close()
 
 
 def _wait_claimable(store: ServiceStore, export_id: str) -> None:

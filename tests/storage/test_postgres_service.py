@@ -15,8 +15,8 @@ import pytest
 
 from opentse.errors import ConflictError
 from opentse.server.service_store import ClientRow, ExportRow, Page, ServiceStore, TxRow
-from opentse.storage.pg_service import PgServiceStore, translate
-from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.storage.pg_service import translate
+from opentse.storage.pg_testing import server_url, service_stores
 
 _SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 # ServiceStore turns some integrity errors into ConflictError; either is fine here
@@ -25,17 +25,10 @@ _DUPLICATE = (sqlite3.IntegrityError, ConflictError)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceStore]:
-    if request.param == "sqlite":
-        store = ServiceStore(tmp_path / "svc.db")
-        yield store
-        store.close()
-        return
-    if _SERVER is None:
+    if request.param == "postgresql" and _SERVER is None:
         pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with temporary_schema(_SERVER) as url:
-        pg = PgServiceStore(url)
-        yield pg
-        pg.close()
+    with service_stores(request.param, tmp_path, _SERVER) as (store,):
+        yield store
 
 
 def test_translate_placeholders_outside_literals() -> None:

@@ -13,6 +13,8 @@ import getpass
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -53,3 +55,33 @@ def temporary_schema(url: str, prefix: str = "opentse_t_") -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def service_stores(
+    kind: str, folder: Path, server: str | None, nodes: int = 1
+) -> Iterator[list[Any]]:
+    """``nodes`` HTTP service stores (``server.service_store``) on one fresh database,
+    as several API nodes share it: a SQLite file in ``folder`` (``kind`` "sqlite") or
+    a throw-away schema on the PostgreSQL ``server`` ("postgresql"; the first store
+    migrates it). Closed after."""
+    from opentse.server.service_store import ServiceStore
+    from opentse.storage.pg_service import PgServiceStore
+
+    if kind == "sqlite":
+        stores: list[Any] = [ServiceStore(folder / "svc.db") for _ in range(nodes)]
+        try:
+            yield stores
+        finally:
+            for store in stores:
+                store.close()
+        return
+    if server is None:
+        raise LookupError("no PostgreSQL server")
+    with temporary_schema(server) as url:
+        stores = [PgServiceStore(url, apply_migrations=n == 0) for n in range(nodes)]
+        try:
+            yield stores
+        finally:
+            for store in stores:
+                store.close()
