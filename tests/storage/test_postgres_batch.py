@@ -143,3 +143,17 @@ def test_a_failing_deletion_is_rolled_back_and_the_batch_goes_on(store: Postgres
     counters = [log.signature_counter for log in store.iter_logs("t")]
     assert counters == [2, 3, 4, 5]  # only the succeeding deletion (counter 1) happened
     assert store.get_state("t").signature_counter == 5
+
+
+def test_a_ref_appended_twice_by_one_caller_is_refused_for_that_caller(
+    store: PostgresStore,
+) -> None:
+    def twice(locked: LockedTSE) -> None:
+        state = locked.load()
+        locked.append([make_log("t", state.signature_counter + 1, ref="same")])
+        locked.append([make_log("t", state.signature_counter + 2, ref="same")])
+
+    outcomes = _one_batch(store, [_append("a"), twice, _append("b")])
+    assert isinstance(outcomes[1], ConflictError) and outcomes[1].code == "E_DUPLICATE_REF"
+    assert (outcomes[0], outcomes[2]) == (1, 2)  # the others of its batch are stored
+    assert [log.ref for log in store.iter_logs("t")] == ["a", "b"]

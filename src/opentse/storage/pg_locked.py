@@ -202,20 +202,13 @@ class LockedView:
                 if log.ref in refs:
                     raise ConflictError(f"duplicate ref {log.ref!r}", code="E_DUPLICATE_REF")
                 refs.add(log.ref)
-        for ref in refs:
-            if ref in self._staged.by_ref or not self._is_absent(ref):
+        for ref in refs:  # stored, deleted, staged by this batch or by this fn before
+            if self.find_ref(ref) is not None:
                 raise ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
         rows = [log_params(log) for log in logs]  # StorageError before staging anything
         self._mine.extend(logs)
         self._rows.extend(rows)
         self._counter = expected - 1
-
-    def _is_absent(self, ref: str) -> bool:
-        """True when ``ref`` is neither stored nor deleted (the batch's lookup or
-        this fn's own said so, else one query)."""
-        if ref in self._absent or ref in self._checked:
-            return True
-        return self._query_ref(ref) is None
 
     def delete_logs(self, up_to: int) -> None:
         """deleteStoredData: in this request's transaction, before its appends. The
