@@ -102,25 +102,36 @@ def _check_can_sign(state: TSEState, op: rules.Op) -> None:
         raise rules.time_not_set()
 
 
+def _blocked(user: UserState, kind: str) -> OpenTSEError | None:
+    """Why an attempt with the PIN (``kind="pin"``) or PUK cannot succeed, or None."""
+    if kind == "pin":
+        if user.blocked or user.pin_hash is None or user.retries_left <= 0:
+            return pin_blocked_error(user)
+        return None
+    if user.puk_hash is None or puk_retries(user) <= 0:
+        return AuthenticationError(
+            f"the {user.user_id} PUK is blocked after too many wrong attempts",
+            code=f"E_{user.user_id.upper()}_PUK_BLOCKED",
+            http_status=423,
+        )
+    return None
+
+
 def begin_check(state: TSEState, user_id: str, kind: str) -> Outcome[str]:
     """Step 1: count down the PIN (``kind="pin"``) or PUK retry counter; the result is
     the hash the service must check the secret against."""
     op = rules.Op.AUTHENTICATE if kind == "pin" else rules.Op.SET_PIN
     _check_can_sign(state, op)
     user = _user(state, user_id)
+    blocked = _blocked(user, kind)
+    if blocked is not None:
+        raise blocked
     if kind == "pin":
-        if user.blocked or user.pin_hash is None or user.retries_left <= 0:
-            raise pin_blocked_error(user)
+        assert user.pin_hash is not None  # _blocked refuses an unset PIN
         new_state = _with_user(state, user, retries_left=user.retries_left - 1)
         return Outcome(new_state, (), user.pin_hash)
-    left = puk_retries(user)
-    if user.puk_hash is None or left <= 0:
-        raise AuthenticationError(
-            f"the {user_id} PUK is blocked after too many wrong attempts",
-            code=f"E_{user_id.upper()}_PUK_BLOCKED",
-            http_status=423,
-        )
-    new_state = _with_user(state, user, puk_retries_left=left - 1)
+    assert user.puk_hash is not None  # and an unset PUK
+    new_state = _with_user(state, user, puk_retries_left=puk_retries(user) - 1)
     return Outcome(new_state, (), user.puk_hash)
 
 
@@ -131,21 +142,20 @@ def begin_attempt(
     blocked PIN (``kind="pin"``) or PUK is logged before it is refused (an
     AuthenticateUser log with authenticationResult FALSE, an UnblockUser log with
     unblockResult failed). TR-03151: every authentication attempt, successful or
-    not, is a system log -- also one that cannot succeed."""
-    try:
+    not, is a system log -- also one that cannot succeed. Where the TSE cannot sign
+    or the user does not exist, nothing is logged (``begin_check`` raises)."""
+    op = rules.Op.AUTHENTICATE if kind == "pin" else rules.Op.SET_PIN
+    _check_can_sign(state, op)
+    user = _user(state, user_id)
+    blocked = _blocked(user, kind)
+    if blocked is None:
         return begin_check(state, user_id, kind)
-    except OpenTSEError as exc:
-        if not exc.code.endswith(("_PIN_BLOCKED", "_PUK_BLOCKED")):
-            raise  # nothing to log: the TSE cannot sign, or no such user
-        user = _user(state, user_id)
-        if kind == "pin":
-            data = sysdata.authenticate_user(user_id, _ROLE_NAMES[user.role], False)
-            operation = rules.Op.AUTHENTICATE
-        else:
-            data = sysdata.unblock_user(user_id, "failed")
-            operation = rules.Op.SET_PIN
-        state, _log, logs = sign_system(ctx, state, now, SystemLogData(operation.value, data))
-        return Outcome(state, logs, "", exc)
+    if kind == "pin":
+        data = sysdata.authenticate_user(user_id, _ROLE_NAMES[user.role], False)
+    else:
+        data = sysdata.unblock_user(user_id, "failed")
+    state, _log, logs = sign_system(ctx, state, now, SystemLogData(op.value, data))
+    return Outcome(state, logs, "", blocked)
 
 
 def finish_authenticate(
