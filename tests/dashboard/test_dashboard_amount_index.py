@@ -11,7 +11,6 @@ migration (backfilled), and on PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import uuid
@@ -30,7 +29,6 @@ from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig
 from opentse.server.service_store import Page, ServiceStore, TxRow
 from opentse.server.tx_index import amount_cents, rebuild_index
-from opentse.storage.pg_testing import server_url, service_stores
 from opentse.testing.clock import FrozenClock
 from opentse.testing.serving import serving_in_thread
 
@@ -247,18 +245,8 @@ def test_rows_from_before_the_migration_are_backfilled(shop: Shop) -> None:
 
 # --- the service store on both databases ----------------------------------------------
 
-_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceStore]:
-    if request.param == "postgresql" and _SERVER is None:
-        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with service_stores(request.param, tmp_path, _SERVER) as (store,):
-        yield store
-
-
-def test_amount_column_and_filters(svc: ServiceStore) -> None:
+def test_amount_column_and_filters(service_store: ServiceStore) -> None:
     def tx(n: int, state: str, cents: int | None, client: str = "c1", t: int = 0) -> TxRow:
         return TxRow(
             "t",
@@ -275,20 +263,20 @@ def test_amount_column_and_filters(svc: ServiceStore) -> None:
             cents,
         )
 
-    svc.upsert_tx(tx(1, "ACTIVE", None))
-    svc.upsert_tx(tx(2, "FINISHED", 2142, t=10))
-    svc.upsert_tx(tx(3, "FINISHED", 2142, client="c2", t=20))
-    svc.upsert_tx(tx(4, "FINISHED", None, t=30))  # as written before migration 0007
-    svc.upsert_tx(
+    service_store.upsert_tx(tx(1, "ACTIVE", None))
+    service_store.upsert_tx(tx(2, "FINISHED", 2142, t=10))
+    service_store.upsert_tx(tx(3, "FINISHED", 2142, client="c2", t=20))
+    service_store.upsert_tx(tx(4, "FINISHED", None, t=30))  # as written before migration 0007
+    service_store.upsert_tx(
         TxRow("t", "x1", "org", 1, "c1", 3, "FINISHED", "Kassenbeleg-V1", 1000, 1002, {}, 999)
     )
-    svc.flush()
-    assert svc.get_tx("t", "x1") == TxRow(
+    service_store.flush()
+    assert service_store.get_tx("t", "x1") == TxRow(
         "t", "x1", "org", 1, "c1", 3, "FINISHED", "Kassenbeleg-V1", 1000, 1002, {}, 999
     )
 
     def numbers(**kw: Any) -> list[int]:
-        rows, total = svc.list_txs("org", Page(order="desc"), **kw)
+        rows, total = service_store.list_txs("org", Page(order="desc"), **kw)
         assert total == len(rows)
         return [r.number for r in rows]
 
@@ -298,8 +286,8 @@ def test_amount_column_and_filters(svc: ServiceStore) -> None:
     assert numbers(amount_cents=2142, time_from=1010, time_to=1020) == [2]
     assert numbers(time_from=1020) == [4, 3]
     assert numbers(amount_cents=999, states=["FINISHED"]) == [1]
-    assert [r.number for r in svc.txs_missing_amount("org", "t", 10)] == [4]
-    assert svc.txs_missing_amount("org", "other", 10) == []
-    svc.set_tx_amounts([("t", "x4", 700), ("t", "x2", 1)])  # x2 has one: kept
+    assert [r.number for r in service_store.txs_missing_amount("org", "t", 10)] == [4]
+    assert service_store.txs_missing_amount("org", "other", 10) == []
+    service_store.set_tx_amounts([("t", "x4", 700), ("t", "x2", 1)])  # x2 has one: kept
     assert numbers(amount_cents=700) == [4] and numbers(amount_cents=1) == []
-    assert svc.txs_missing_amount("org", None, 10) == []
+    assert service_store.txs_missing_amount("org", None, 10) == []

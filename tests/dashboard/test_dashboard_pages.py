@@ -413,19 +413,6 @@ def test_amounts_parse_with_comma_or_point(cents: int, comma: bool) -> None:
             parse_amount(bad)
 
 
-@settings(max_examples=100, deadline=None)
-@given(day=st.dates())
-def test_dates_cover_the_whole_utc_day(day: Any) -> None:
-    from datetime import UTC, datetime
-
-    from opentse.dashboard.transactions import parse_date
-
-    start = parse_date(day.isoformat())
-    end = parse_date(day.isoformat(), end=True)
-    assert start == int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
-    assert end is not None and start is not None and end - start == 86400
-
-
 def test_export_filters_from_the_form(shop: dict[str, Any], web: Browsers) -> None:
     owner = web.login(shop["key"])
     en = {"accept-language": "en"}
@@ -485,3 +472,64 @@ def test_more_registers_than_one_store_page(shop: dict[str, Any], web: Browsers)
     assert _numbers(owner.get("/dashboard/tx", params={"register": "R-120"}).text) == [
         sold["number"]
     ]
+
+
+def test_export_download_finds_the_file_in_this_nodes_shared_folder(
+    shop: dict[str, Any], web: Browsers
+) -> None:
+    """A file recorded by a node that mounts the shared exports folder elsewhere is
+    served from this node's folder by its unique name, as the API serves it."""
+    import uuid
+
+    owner = web.login(shop["key"])
+    api = web.anon()
+    h = api_login(api, shop["key"])
+    export_id = str(uuid.uuid4())
+    r = api.put(f"/api/v2/tss/{shop['tss']}/export/{export_id}", headers=h)
+    assert r.status_code == 200, r.text
+    svc = shop["app"].state.ctx.svc
+    deadline = time.monotonic() + 60
+    while (row := svc.get_export(export_id)).state != "COMPLETED":
+        assert time.monotonic() < deadline, row.state
+        time.sleep(0.05)
+    data = Path(row.file_path).read_bytes()
+    elsewhere = f"/mnt/other-node/exports/{Path(row.file_path).name}"
+    assert svc.update_export(export_id, file_path=elsewhere)
+    download = owner.get(f"/dashboard/exports/{export_id}/file")
+    assert download.status_code == 200 and download.content == data
+    assert svc.update_export(export_id, file_path=f"/mnt/other-node/exports/{export_id}.x.tar")
+    assert owner.get(f"/dashboard/exports/{export_id}/file").status_code == 404
+
+
+def test_export_checks_are_kept_on_disk_for_the_same_file(tmp_path: Path) -> None:
+    """A restart (a new ExportChecks on the same folder) shows the stored report of
+    an unchanged file instead of verifying it again; a changed file is verified."""
+    import os
+
+    from opentse.verify.synthetic import build_export
+
+    folder = tmp_path / "export-checks"
+    export = tmp_path / "e.tar"
+    build_export(export, 30)
+    export_id = "0b7a2c1e-5d4f-4a3b-9c8d-7e6f5a4b3c2d"
+
+    def report_of(checks: uploads.ExportChecks) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while (report := checks.result(export_id, export, wait=0.5)) is None:
+            assert time.monotonic() < deadline
+        return report
+
+    first = report_of(uploads.ExportChecks(folder))
+    assert first["ok"] is True and first["log_messages"] == 30
+    assert (folder / f"{export_id}.json").is_file()
+    # the same size and modification time: taken as the same file, not read again
+    info = export.stat()
+    export.write_bytes(b"\0" * info.st_size)
+    os.utime(export, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert report_of(uploads.ExportChecks(folder)) == first
+    # changed: verified again (and found to be no export any more)
+    os.utime(export, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    again = report_of(uploads.ExportChecks(folder))
+    assert again["ok"] is False
+    in_memory_only = uploads.ExportChecks().result(export_id, export, wait=30)
+    assert in_memory_only is not None and in_memory_only["ok"] is False

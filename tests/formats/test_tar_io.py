@@ -322,3 +322,39 @@ def test_any_members_round_trip_through_stdlib_tarfile(
             got.append((info.name, fh.read(), info.mtime))
     assert got == members
     assert [(m.name, m.data, m.mtime) for m in iter_members(io.BytesIO(raw))] == members
+
+
+def _three_members() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for i in range(3):
+            info = tarfile.TarInfo(f"f{i}.log")
+            info.size = 700
+            tar.addfile(info, io.BytesIO(b"x" * 700))
+    return buf.getvalue()  # each member: a header and two data blocks (1,536 octets)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("cut", [1536 * 2, 1536 * 2 + 100, 1536 * 3], ids=str)
+def test_reader_refuses_an_archive_cut_where_tarfile_sees_an_end(
+    compressed: bool, cut: int
+) -> None:
+    """Cut at a header, inside one or after the last member: stdlib tarfile lists
+    what is left as if complete (a copy stopped at a block boundary looks whole);
+    the reader says it is cut short. (Cut in a member's padding, tarfile's stream
+    mode notices by itself.)"""
+    raw = _three_members()[:cut]
+    blob = gzip.compress(raw) if compressed else raw
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r|*") as tar:
+        assert len([m for m in tar]) >= 2  # tarfile alone notices nothing
+    with pytest.raises(FormatError) as caught:
+        list(iter_members(io.BytesIO(blob)))
+    assert caught.value.code == "E_TAR_FORMAT" and "end-of-archive" in str(caught.value)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_reader_takes_one_or_two_end_blocks(compressed: bool) -> None:
+    raw = _three_members()
+    for end in (1536 * 3 + 512, len(raw)):
+        blob = gzip.compress(raw[:end]) if compressed else raw[:end]
+        assert [m.name for m in iter_members(io.BytesIO(blob))] == ["f0.log", "f1.log", "f2.log"]

@@ -11,7 +11,6 @@ Skips only when no PostgreSQL server is reachable (``OPENTSE_TEST_DATABASE``).
 
 from __future__ import annotations
 
-import os
 import select
 import shutil
 import signal
@@ -20,7 +19,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,12 +28,10 @@ from opentse.installation import Installation
 from opentse.server.context import ServerConfig, ServerContext
 from opentse.server.export_jobs import ExportManager
 from opentse.server.service_store import ExportRow
-from opentse.storage.pg_testing import server_url, temporary_schema
 from opentse.verify.report import verify_exports
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
-_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 LEASE = 1.0  # seconds
 RENEW = 0.2
 
@@ -54,7 +50,7 @@ config = ServerConfig(data_dir=data, export_lease={LEASE}, export_renew={RENEW})
 ctx = ServerContext(inst, config)
 ctx.exports = ExportManager(ctx, 1)
 ctx.exports.resume()
-part = data / "exports" / f"{{export_id}}.tar.{{socket.gethostname()}}.{{os.getpid()}}.part"
+part = ctx.exports.part_path(export_id)
 os.mkfifo(part)  # opening it for writing blocks until a reader comes: none will
 row = ExportRow(export_id, tss, "org", "PENDING", {{}}, None, ctx.now(), None, None, None,
                 None, {{}})
@@ -64,14 +60,6 @@ while (got := ctx.svc.get_export(export_id)) is None or got.state != "WORKING":
 print(ctx.exports.owner, flush=True)
 time.sleep(600)
 """
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    if _SERVER is None:
-        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with temporary_schema(_SERVER, prefix="opentse_lease_") as url:
-        yield url
 
 
 def _tse_with_receipts(data: Path, url: str, receipts: int) -> str:

@@ -26,7 +26,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -35,27 +34,17 @@ import httpx
 import pytest
 
 from opentse.installation import Installation
-from opentse.storage.pg_testing import server_url, temporary_schema
 from opentse.testing.serving import wait_until_serving
 from opentse.verify.report import verify_exports
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
 
-_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 _CLI = "from opentse.cli.main import main; main()"
 KILL_AFTER_FINISHED = 30  # transactions finished at both nodes before the SIGKILL
 KILL_AFTER_AT_MOST = 20.0  # seconds (cold nodes need a moment for their first requests)
 AFTER_KILL_SECONDS = 4.0
 THREADS = 6
 TSS_COUNT = 2
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    if _SERVER is None:
-        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with temporary_schema(_SERVER, prefix="opentse_mn_") as url:
-        yield url
 
 
 def _env(url: str) -> dict[str, str]:

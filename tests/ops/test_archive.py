@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import ready_tse, sell
 
+from conftest import ready_tse, sell
 from opentse.errors import OpenTSEError
 from opentse.ops import archive, protocol
 from opentse.ops.store import OpsContext

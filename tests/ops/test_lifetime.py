@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import PIN, ready_tse, sell
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import PIN, ready_tse, sell
 from opentse.ops import lifetime, sites, status
 from opentse.ops.store import DEFAULT_CAPACITY, OpsContext
 from opentse.testing.clock import FrozenClock

@@ -6,8 +6,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import ready_tse
 
+from conftest import ready_tse
 from opentse.errors import OpenTSEError
 from opentse.ops import moving, protocol
 from opentse.ops.store import OpsContext

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PIN, ready_tse, sell
 
+from conftest import PIN, ready_tse, sell
 from opentse.errors import OpenTSEError
 from opentse.ops import protocol, replacement, sites
 from opentse.ops.store import OpsContext

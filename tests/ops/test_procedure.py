@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import ready_tse, sell
 from PIL import Image, ImageDraw, ImageFont
 
+from conftest import ready_tse, sell
 from opentse import NOT_CERTIFIED_NOTICE
 from opentse.ops import archive, outages, procedure, protocol, replacement, sites
 from opentse.ops.store import OpsContext

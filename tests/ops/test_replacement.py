@@ -7,8 +7,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import PIN, ready_tse, sell
 
+from conftest import PIN, ready_tse, sell
 from opentse.errors import OpenTSEError
 from opentse.ops import archive, lifetime, protocol, replacement, sites, status
 from opentse.ops.store import OpsContext

@@ -4,10 +4,10 @@ cross-location assignments refused."""
 from __future__ import annotations
 
 import pytest
-from conftest import ready_tse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ready_tse
 from opentse.errors import OpenTSEError
 from opentse.ops import protocol, sites
 from opentse.ops.store import OpsContext

@@ -118,3 +118,27 @@ def test_close_writes_a_checked_dsfinvk_export(data: Path, tmp_path: Path) -> No
         "pos", "close", *base, "--out", str(tmp_path / "again"), "--counted-cash", "5.90"
     )  # the master data are kept; nothing new and no cash difference
     assert code == 1 and "E_NOTHING_TO_CLOSE" in out
+
+
+def test_status_lists_another_tills_open_transaction_and_leaves_it_open(
+    data: Path, tmp_path: Path
+) -> None:
+    """Two tills on one client id: ``pos status`` of one (which recovers) shows the
+    other's young open receipt instead of aborting it."""
+    with Installation.open(data) as inst:
+        started = inst.service.start_transaction("tse-pos", "POS-1", b"", "Kassenbeleg-V1")
+    args = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    args += ["--journal", str(tmp_path / "till-b.db")]
+    code, out = run("pos", "status", *args, "--json")
+    assert code == 0, out
+    listed = json.loads(out)["other_tills_open_transactions"]
+    assert [t["transaction_number"] for t in listed] == [started.transaction_number]
+    assert listed[0]["process_type"] == "Kassenbeleg-V1" and listed[0]["started_at"]
+    code, out = run("pos", "status", *args)
+    assert code == 0 and "other tills" in out
+    with Installation.open(data) as inst:
+        finished = inst.service.finish_transaction(
+            "tse-pos", "POS-1", started.transaction_number, b"Beleg^1.00_0_0_0_0^1.00:Bar",
+            "Kassenbeleg-V1",
+        )  # fmt: skip
+    assert finished.transaction_number == started.transaction_number

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,13 +24,11 @@ from opentse.engine.ports import LockedTSE
 from opentse.engine.state import TSEState
 from opentse.errors import StorageError
 from opentse.storage import migrations
-from opentse.storage.pg_testing import server_url, temporary_schema
 from opentse.storage.postgres import PostgresStore, migrate
 from opentse.testing.store_conformance import append_and_save, make_log, make_record
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
-_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 
 # A second "node": appends ``rounds`` logs to TSE "t", one run_locked each, and
 # prints the counters it got back as JSON.
@@ -60,14 +57,6 @@ def fn(locked):
     time.sleep(600)
 store.run_locked("t", fn)
 """
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    if _SERVER is None:
-        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with temporary_schema(_SERVER) as url:
-        yield url
 
 
 @pytest.fixture

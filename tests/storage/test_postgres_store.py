@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from opentse.engine.state import TSEState
-from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.storage.pg_testing import server_url
 from opentse.storage.postgres import PostgresStore
 from opentse.testing.store_conformance import StoreConformance, append_and_save, make_record
 
@@ -25,14 +25,6 @@ _SKIP = pytest.mark.skipif(
     _SERVER is None,
     reason="no PostgreSQL reachable (tried OPENTSE_TEST_DATABASE or 127.0.0.1:5432/test)",
 )
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    if _SERVER is None:
-        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with temporary_schema(_SERVER) as url:
-        yield url
 
 
 @_SKIP

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,15 +37,6 @@ from opentse.tr03151.signer import Signer
 
 ECDSA_SHA256 = algorithm_oid("ecdsa-plain-SHA256")
 PROCESS_DATA = b"Beleg^10.00_0.00_0.00_0.00_0.00^10.00:Bar"
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[TSEService]:
-    store = SQLiteStore(tmp_path / "pipeline.db")
-    svc = TSEService(store, Keyring(TEST_SECRET), SystemClock())
-    ready_tse(svc, "t", client_id="C1", logout=True)
-    yield svc
-    store.close()
 
 
 def _signature_and_signed_part(message: bytes) -> tuple[bytes, bytes]:

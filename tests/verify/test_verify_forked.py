@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from verify_data import unreaped_children
 
 from opentse.verify import forked
 from opentse.verify.archive import LoadedExport, _sort_members, collect_members, load_exports
@@ -17,21 +18,6 @@ from opentse.verify.synthetic import build_export
 from opentse.verify.tarscan import Member
 
 pytestmark = pytest.mark.skipif(not forked.available(), reason="forks only on Linux")
-
-
-def _children() -> list[int]:
-    """Pids of this process's children that have not been reaped."""
-    me = str(os.getpid())
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if stat.rsplit(")", 1)[1].split()[1] == me:
-                found.append(int(entry))
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -67,21 +53,21 @@ def test_processes_and_threads_equal_one_process(
     logs: tuple[Path, list[Member]], workers: int, processes: bool
 ) -> None:
     _, members = logs
-    others = _children()  # what earlier tests in this worker process left running
+    others = unreaped_children()  # what earlier tests in this worker process left running
     expected = _run(members, 1, None)
     assert expected.count((expected[CHUNK + 3][0], False, True)) == 1
     assert sum(1 for _, ok, decoded in expected if ok is None and not decoded) == 1
     assert _run(members, workers, processes) == expected
-    assert _children() == others
+    assert unreaped_children() == others
 
 
 def test_no_child_outlives_a_run(logs: tuple[Path, list[Member]]) -> None:
     path, _ = logs
-    others = _children()
+    others = unreaped_children()
     export = load_exports([path], workers=2, settle=False)
     export.settle()
     assert all(entry.signature_ok for entry in export.logs)
-    assert _children() == others
+    assert unreaped_children() == others
 
 
 def _work(payload: int) -> int:
@@ -101,7 +87,7 @@ def test_a_dead_child_loses_no_chunk() -> None:
     """The chunk a child dies on comes back to the backlog for the caller; answers
     are given once per token; the pool ends with no child left."""
     answers: list[tuple[int, int]] = []
-    others = _children()
+    others = unreaped_children()
     pool: forked.ForkedPool[int] = forked.ForkedPool(
         1, _work, lambda token: token, lambda token, result: answers.append((token, result))
     )
@@ -122,7 +108,7 @@ def test_a_dead_child_loses_no_chunk() -> None:
     finally:
         pool.close()
     assert answers == [(0, 0)]
-    assert _children() == others
+    assert unreaped_children() == others
 
 
 def test_pinned_while_running_and_given_back() -> None:
@@ -131,11 +117,11 @@ def test_pinned_while_running_and_given_back() -> None:
     before = os.sched_getaffinity(0)
     if len(before) < 2:
         pytest.skip("one CPU: nothing is pinned")
-    others = _children()
+    others = unreaped_children()
     pool: forked.ForkedPool[int] = forked.ForkedPool(1, _work, lambda t: t, lambda t, r: None)
     try:
         mine = os.sched_getaffinity(0)
-        (child,) = [pid for pid in _children() if pid not in others]
+        (child,) = [pid for pid in unreaped_children() if pid not in others]
         deadline = time.monotonic() + 10
         while os.sched_getaffinity(child) == before and time.monotonic() < deadline:
             time.sleep(0.001)  # the child pins itself first thing

@@ -1,17 +1,22 @@
 """The verifier's ustar scan (``verify.tarscan``) against the stdlib ``tarfile``:
 the same members for ustar (with prefix), GNU and pax archives with ASCII and
-non-ASCII names, and a changed header octet is never read past (the checksum,
-checked through cached field values, sends it to the full reader)."""
+non-ASCII names, also read from a file in windows smaller than its members, and a
+changed header octet is never read past (the checksum, checked through cached field
+values, sends it to the full reader)."""
 
 from __future__ import annotations
 
 import io
 import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opentse.verify import tarscan
+from opentse.verify.reading import ArchiveFile
 from opentse.verify.tarscan import Unusual, scan
 
 _NAME = st.text(alphabet=st.sampled_from("abcXYZ019_-.äé€"), min_size=1, max_size=40).filter(
@@ -91,3 +96,32 @@ def test_checksum_spellings(spelling: str) -> None:
         archive[148:156] = spelling.format(total + 1).encode()
         with pytest.raises(Unusual):
             _scanned(bytes(archive))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_MEMBERS, _FORMATS, st.sampled_from([1, 512, 700, 1024, 1536, 4096]), st.integers(0))
+def test_windows_read_what_memory_reads(
+    members: list[tuple[str, bytes]], fmt: int, window: int, cut: int
+) -> None:
+    """From a file, read ``window`` octets at a time (members and headers cut at every
+    place, members longer than a window), or cut short: what the scan of the same
+    octets in memory gives, Unusual where it is Unusual."""
+    try:
+        archive = _archive(members, fmt)
+    except ValueError:
+        return
+    saved = tarscan.WINDOW
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "a.tar"
+        try:
+            tarscan.WINDOW = window
+            path.write_bytes(archive)
+            with ArchiveFile(path) as file:
+                got = [(n, d) for batch in scan(file, batch=2) for n, _, d in batch]
+            assert got == _scanned(archive) == _reference(archive)
+            content = len(archive.rstrip(b"\0"))  # cut before the end-of-archive blocks
+            path.write_bytes(archive[: 1 + cut % (content - 1)])
+            with ArchiveFile(path) as file, pytest.raises(Unusual):
+                list(scan(file, batch=2))
+        finally:
+            tarscan.WINDOW = saved

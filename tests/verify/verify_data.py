@@ -1,7 +1,9 @@
-"""Shared fixtures of the verifier tests: the vendor exports and the spec's QR vectors."""
+"""Shared fixtures of the verifier tests: the vendor exports, the spec's QR vectors,
+and the child processes a verifier left behind."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -24,3 +26,19 @@ def qr_vectors() -> list[str]:
     if not SPEC.exists():
         return []
     return re.findall(r"^V0;.*$", SPEC.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def unreaped_children() -> set[int]:
+    """Pids of this process's children that have not been reaped (a forked verifier
+    worker must not outlive its run)."""
+    me = str(os.getpid())
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                found.add(int(entry))
+    return found

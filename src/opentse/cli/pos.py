@@ -273,6 +273,7 @@ def status_command(
         status = reg.connect() if check else reg.status()
         outages = reg.journal.outages()
         dangling = reg.journal.dangling()
+        foreign = reg.journal.foreign_open()
         daily = reg.journal.daily_records()
     out = {
         "status": status.light.value,
@@ -296,6 +297,17 @@ def status_command(
                 "resolution": d.resolution,
             }
             for d in dangling
+        ],
+        # open at the TSE for this client but started by another till (not aborted)
+        "other_tills_open_transactions": [
+            {
+                "transaction_number": f.transaction_number,
+                "process_type": f.process_type,
+                "started_at": None if f.started_at is None else f.started_at.isoformat(),
+                "first_seen_at": f.first_seen_at.isoformat(),
+                "last_seen_at": f.last_seen_at.isoformat(),
+            }
+            for f in foreign
         ],
         "daily_records": [
             {"day": day, "status": light, "unsigned_receipts": n, "note": note}
@@ -324,6 +336,15 @@ def status_command(
             "Transactions left open",
             ("number", "found", "resolved", "resolution"),
             [(d.transaction_number, d.found_at, d.resolved_at, d.resolution) for d in dangling],
+        )
+    if foreign:
+        table(
+            "Open transactions of other tills on this client (left alone)",
+            ("number", "process type", "started", "last seen"),
+            [
+                (f["transaction_number"], f["process_type"], f["started_at"], f["last_seen_at"])
+                for f in out["other_tills_open_transactions"]
+            ],
         )
 
 

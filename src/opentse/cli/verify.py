@@ -1,7 +1,9 @@
 """``opentse verify`` (TSE TAR exports of any vendor) and ``opentse verify-receipt``.
 
 Exit status of ``verify``: 0 no finding is an error, 1 errors found, 2 an input could
-not be read at all. ``verify-receipt``: 0 verified, 1 not verified, 2 no input.
+not be read at all (the message starts with its code: ``E_EXPORT_UNREADABLE`` not a
+TAR archive or one cut short, ``E_EXPORT_READ`` the file failed or changed while it
+was read). ``verify-receipt``: 0 verified, 1 not verified, 2 no input.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -87,7 +90,12 @@ def verify_command(
     ] = None,
 ) -> None:
     """Verify TSE TAR exports of any vendor: signatures, certificates, counters,
-    transactions, times, file names. Several archives are checked as one sequence."""
+    transactions, times, file names. Several archives are checked as one sequence.
+
+    Exit status: 0 no finding is an error, 1 errors found, 2 an input could not be
+    verified; its message starts with the code: E_EXPORT_UNREADABLE (not a TAR
+    archive, one cut short, or it cannot be opened) or E_EXPORT_READ (the file failed or changed
+    while it was read: a read error, a copy still being written or truncated)."""
     err = Console(stderr=True)
     roots = None
     if trust is not None:
@@ -114,7 +122,7 @@ def verify_command(
         else:
             export = load_exports(exports, workers=workers)
     except (OSError, OpenTSEError) as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     report = verify_loaded(export, trust=roots)
     if html is not None:

@@ -5,10 +5,13 @@ other hosts)."""
 
 from __future__ import annotations
 
+import functools
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.datastructures import FormData
@@ -17,6 +20,7 @@ from starlette.responses import HTMLResponse
 
 from opentse.dashboard import i18n
 from opentse.dashboard.session import Session, SessionCodec
+from opentse.register.shoptime import local_day, shop_zone
 from opentse.server.auth import Principal
 
 BASE = "/dashboard"
@@ -83,6 +87,7 @@ class Page:
             org_name=self.org_name,
             path=self.request.url.path,
             switch_url=self.request.url.path + "?" + urlencode(query),
+            zone=shop_zone_of_env().key,
             **values,
         )
         return HTMLResponse(html, status_code=code)
@@ -96,16 +101,31 @@ def form_text(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def shop_zone_of_env() -> ZoneInfo:
+    """The shop's time zone the dashboard shows and filters dates in: OPENTSE_TIMEZONE
+    as for ``opentse pos`` (default Europe/Berlin; an unknown name is E_TIMEZONE, which
+    the dashboard raises at start-up). A shop owner asking for "the 20th" means the
+    local day, as on the receipts and in the books, not the UTC one."""
+    return _zone(os.environ.get("OPENTSE_TIMEZONE") or None)
+
+
+@functools.lru_cache(maxsize=8)
+def _zone(name: str | None) -> ZoneInfo:
+    return shop_zone(name)
+
+
 def _ts(unix: int | None) -> str:
+    """Local time with its zone's abbreviation (CET/CEST): unambiguous for an auditor."""
     if unix is None:
         return "-"
-    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    at = datetime.fromtimestamp(int(unix), UTC).astimezone(shop_zone_of_env())
+    return at.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _day(unix: int | None) -> str:
     if unix is None:
         return "-"
-    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%d")
+    return local_day(datetime.fromtimestamp(int(unix), UTC), shop_zone_of_env()).isoformat()
 
 
 def _num(value: int | float) -> str:

@@ -10,7 +10,6 @@ the same TSE block and the same QR text as a printed receipt. Other process type
 from __future__ import annotations
 
 import io
-import os
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,10 +28,11 @@ def _dt(unix: int) -> datetime:
 
 def receipt_day(result: SignResult) -> date:
     """The shop-local day of a receipt (its Finish log), whose VAT rates apply
-    (zone: OPENTSE_TIMEZONE as for ``opentse pos``, default Europe/Berlin)."""
-    from opentse.register.shoptime import local_day, shop_zone
+    (the dashboard's zone, ``pages.shop_zone_of_env``)."""
+    from opentse.dashboard.pages import shop_zone_of_env
+    from opentse.register.shoptime import local_day
 
-    return local_day(_dt(result.log_time), shop_zone(os.environ.get("OPENTSE_TIMEZONE")))
+    return local_day(_dt(result.log_time), shop_zone_of_env())
 
 
 def tse_signature(result: SignResult) -> Any:

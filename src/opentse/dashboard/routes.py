@@ -33,6 +33,7 @@ from opentse.dashboard.pages import (
     PageError,
     form_text,
     make_templates,
+    shop_zone_of_env,
 )
 from opentse.dashboard.session import COOKIE, LANG_COOKIE, SessionCodec
 from opentse.errors import OpenTSEError
@@ -52,9 +53,11 @@ class Dashboard:
         key = derive_key(self.ctx.installation.secret, "opentse/dashboard/session/v1")
         self.codec = SessionCodec(key)
         self.templates = make_templates()
+        shop_zone_of_env()  # an unknown OPENTSE_TIMEZONE stops the start (E_TIMEZONE)
         self.watch = views.FailureWatch()
         self.counter = _failure_counter(app)
-        self.checks = uploads.ExportChecks()
+        # reports kept beside the data, so a restart does not verify every export again
+        self.checks = uploads.ExportChecks(Path(self.ctx.config.data_dir) / "export-checks")
 
     # plumbing ------------------------------------------------------------------------
 
@@ -312,21 +315,30 @@ class Dashboard:
             raise NotFound()
         return row
 
+    def _export_file(self, row: Any) -> Path | None:
+        """The export's recorded file as the API serves it (also where this node
+        mounts the shared exports folder), or None."""
+        from opentse.server.routes_export import export_file
+
+        return export_file(row, Path(self.ctx.config.data_dir))
+
     async def export_detail(self, page: Page) -> Response:
         row = await run_in_threadpool(self._export, page)
         report = None
         verifying = False
-        if row.state == "COMPLETED" and row.file_path and Path(row.file_path).exists():
-            report = await run_in_threadpool(self.checks.result, row.export_id, Path(row.file_path))
+        path = await run_in_threadpool(self._export_file, row)
+        if path is not None:
+            report = await run_in_threadpool(self.checks.result, row.export_id, path)
             verifying = report is None
         return page.render("export.html", row=row, report=report, verifying=verifying)
 
     async def export_file(self, page: Page) -> Response:
         row = await run_in_threadpool(self._export, page)
-        if row.state != "COMPLETED" or not row.file_path or not Path(row.file_path).exists():
+        path = await run_in_threadpool(self._export_file, row)
+        if path is None:
             raise NotFound()
         return FileResponse(
-            row.file_path, media_type="application/x-tar", filename=f"export_{row.export_id}.tar"
+            path, media_type="application/x-tar", filename=f"export_{row.export_id}.tar"
         )
 
     async def verify(self, page: Page) -> Response:

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from opentse.dashboard.pages import shop_zone_of_env
 from opentse.dashboard.views import all_clients, owned_tss
 from opentse.engine.ports import LogFilter
 from opentse.engine.results import SignResult
 from opentse.errors import OpenTSEError
+from opentse.register.shoptime import day_bounds
 from opentse.server.service_store import Page, TxRow
 from opentse.tr03151.oids import LogType
 
@@ -55,12 +57,17 @@ class TxHit:
     amount: Decimal | None
 
 
-def parse_date(text: str, *, end: bool = False) -> int | None:
-    """A ``YYYY-MM-DD`` date as unix seconds (UTC), the day after for ``end``."""
+def parse_date(text: str, *, end: bool = False, zone: tzinfo | None = None) -> int | None:
+    """A ``YYYY-MM-DD`` shop-local day (``zone``, default the dashboard's) as unix
+    seconds: its start, or for ``end`` the start of the day after (a local day is 23,
+    24 or 25 hours long). ValueError for no such day."""
     if not text:
         return None
-    day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-    return int(day.timestamp()) + (86400 if end else 0)
+    day = datetime.strptime(text, "%Y-%m-%d").date()
+    if not 1970 <= day.year <= 9998:  # a TSE log time is unix time; the day after exists
+        raise ValueError(text)
+    start, after = day_bounds(day, zone or shop_zone_of_env())
+    return int((after if end else start).timestamp())
 
 
 def parse_amount(text: str) -> Decimal | None:

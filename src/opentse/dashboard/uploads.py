@@ -9,6 +9,10 @@ results become plain dicts the templates show.
 from __future__ import annotations
 
 import io
+import json
+import logging
+import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -18,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from opentse.errors import OpenTSEError
+
+log = logging.getLogger(__name__)
 
 MAX_TAR = 200 * 2**20
 MAX_IMAGE = 10 * 2**20
@@ -182,11 +188,15 @@ async def handle(form: FormData, data_dir: Path) -> dict[str, Any]:
 
 class ExportChecks:
     """Verification of finished exports in the background (a daemon thread each), so
-    a large archive never holds a page request; results are kept per export id."""
+    a large archive never holds a page request; results are kept per export id, in
+    memory and, with ``folder``, on disk beside the file's size and modification
+    time: a restart (or another API node on the same data folder) shows the report
+    instead of verifying 10^6 logs again on a CPU that signs."""
 
     MAX_KEPT = 200
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
+        self._folder = folder
         self._lock = threading.Lock()
         self._done: dict[str, dict[str, Any]] = {}
         self._running: dict[str, threading.Event] = {}
@@ -194,6 +204,13 @@ class ExportChecks:
     def result(self, export_id: str, path: Path, wait: float = 2.0) -> dict[str, Any] | None:
         """The report, or None while it is still being computed (after ``wait`` s)."""
         with self._lock:
+            if export_id in self._done:
+                return self._done[export_id]
+        stored = self._load(export_id, path)
+        with self._lock:
+            if stored is not None:
+                self._keep(export_id, stored)
+                return stored
             if export_id in self._done:
                 return self._done[export_id]
             event = self._running.get(export_id)
@@ -208,6 +225,7 @@ class ExportChecks:
             return self._done.get(export_id)
 
     def _run(self, export_id: str, path: Path, event: threading.Event) -> None:
+        stamp = _stamp(path)
         try:
             report = verify_tar(path)
         except Exception as exc:  # reported on the page, never lost in a thread
@@ -217,9 +235,57 @@ class ExportChecks:
                 "findings": [{"severity": "error", "code": "E_VERIFY_FAILED",
                               "message": f"{type(exc).__name__}: {exc}", "file": ""}],
             }  # fmt: skip
+        else:
+            if stamp is not None and stamp == _stamp(path):  # not changed meanwhile
+                self._store(export_id, stamp, report)
         with self._lock:
-            if len(self._done) >= self.MAX_KEPT:
-                self._done.clear()
-            self._done[export_id] = report
+            self._keep(export_id, report)
             self._running.pop(export_id, None)
         event.set()
+
+    def _keep(self, export_id: str, report: dict[str, Any]) -> None:
+        if len(self._done) >= self.MAX_KEPT:
+            self._done.clear()
+        self._done[export_id] = report
+
+    def _file(self, export_id: str) -> Path | None:
+        if self._folder is None or not _SAFE_ID.fullmatch(export_id):
+            return None
+        return self._folder / f"{export_id}.json"
+
+    def _load(self, export_id: str, path: Path) -> dict[str, Any] | None:
+        """The stored report if it was made of this very file (size and mtime)."""
+        file = self._file(export_id)
+        if file is None:
+            return None
+        try:
+            saved = json.loads(file.read_text(encoding="utf-8"))
+            if saved["stamp"] != list(_stamp(path) or ()):
+                return None
+            report: dict[str, Any] = saved["report"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # none yet, or unreadable: verified again
+        return report
+
+    def _store(self, export_id: str, stamp: tuple[int, int], report: dict[str, Any]) -> None:
+        file = self._file(export_id)
+        if file is None:
+            return
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            part = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.part")
+            part.write_text(json.dumps({"stamp": list(stamp), "report": report}), "utf-8")
+            os.replace(part, file)
+        except (OSError, TypeError, ValueError):
+            log.warning("could not keep the check of export %s on disk", export_id)
+
+
+_SAFE_ID = re.compile(r"[0-9a-f-]{1,64}")
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns

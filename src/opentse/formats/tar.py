@@ -387,5 +387,15 @@ def _iter_fileobj(fileobj: BinaryIO, max_member_size: int) -> Iterator[TarMember
     try:
         with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
             yield from _iter_tar(tar, max_member_size)
+            # tarfile ends quietly where the data ends; an end-of-archive block read
+            # leaves the stream one block past the header it tried (POSIX ustar ends
+            # with zero blocks, every vendor's export has them): fewer octets there
+            # is a copy cut short, whose cut-off logs would otherwise go unnoticed
+            if tar.fileobj.tell() - tar.offset != BLOCK:
+                raise FormatError(
+                    "not a readable TAR archive: it ends without its end-of-archive"
+                    " blocks (cut short, a copy not finished?)",
+                    code="E_TAR_FORMAT",
+                )
     except (tarfile.TarError, EOFError) as exc:
         raise FormatError(f"not a readable TAR archive: {exc}", code="E_TAR_FORMAT") from None

@@ -86,10 +86,13 @@ class TseDescription:
 
 @dataclass(frozen=True)
 class OpenTransaction:
-    """A transaction the TSE still holds open for this client."""
+    """A transaction the TSE still holds open for this client. ``start_time`` is when
+    the TSE signed its Start (the TSE's clock; None when a service does not say):
+    recovery tells an abandoned transaction from another till's live one by it."""
 
     transaction_number: int
     process_type: str
+    start_time: datetime | None = None
 
 
 class Backend(Protocol):
@@ -107,6 +110,10 @@ class Backend(Protocol):
     ) -> Signed: ...
 
     def open_transactions(self, client_id: str) -> list[OpenTransaction]: ...
+
+    def started_number(self, client_id: str, ref: str) -> int | None:
+        """The number of the transaction a Start with idempotency ``ref`` began, or
+        None if that Start never reached the TSE (a lookup: nothing is signed)."""
 
     def serial_number(self) -> str: ...
 
@@ -172,10 +179,16 @@ class EmbeddedBackend:
     def open_transactions(self, client_id: str) -> list[OpenTransaction]:
         state = self.service.get(self.tse_id).state
         return [
-            OpenTransaction(number, tx.process_type)
+            OpenTransaction(number, tx.process_type, _utc(tx.started_at))
             for number, tx in sorted(state.open_transactions.items())
             if tx.client_id == client_id
         ]
+
+    def started_number(self, client_id: str, ref: str) -> int | None:
+        found = self.service.find_ref(self.tse_id, ref)
+        if found is None or found.client_id != client_id:
+            return None
+        return found.transaction_number
 
     def serial_number(self) -> str:
         return self.service.get(self.tse_id).record.serial_number.hex()

@@ -10,9 +10,12 @@ later. This module records exactly that, and derives the register's traffic ligh
 * red: the TSE could not be reached or was not usable when the register started.
 
 After more than two unsigned receipts the status carries :data:`RESTART_ADVICE`.
-A daily record is written even while no TSE is connected. Transactions the TSE
-still holds open after a crash ("dangling") are recorded and marked resolved when
-the register finishes them on reconnect.
+A daily record is written even while no TSE is connected. Every Start is noted
+before it is sent (``pending_starts``) and forgotten once its Finish is confirmed,
+so the register can tell its own transactions from another till's that shares its
+client id. Transactions the TSE still holds open after a crash ("dangling") are
+recorded and marked resolved when the register finishes them on reconnect; other
+tills' young open transactions are listed (``foreign_open``), not touched.
 """
 
 from __future__ import annotations
@@ -61,6 +64,23 @@ CREATE TABLE IF NOT EXISTS dangling_transactions (
     resolution TEXT,
     receipt_ref TEXT NOT NULL DEFAULT '',   -- the receipt whose Start was signed
     process_type TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (tse_id, transaction_number)
+);
+CREATE TABLE IF NOT EXISTS pending_starts (
+    receipt_ref TEXT PRIMARY KEY,         -- the Start's idempotency ref is <ref>:start
+    tse_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    process_type TEXT NOT NULL,
+    sent_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS foreign_open_transactions (
+    tse_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    transaction_number INTEGER NOT NULL,
+    process_type TEXT NOT NULL,
+    started_at TEXT,                      -- the TSE's Start time, when it said
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
     PRIMARY KEY (tse_id, transaction_number)
 );
 CREATE TABLE IF NOT EXISTS daily_records (
@@ -113,6 +133,33 @@ class DanglingTransaction:
     resolution: str | None
     receipt_ref: str = ""
     process_type: str = ""
+
+
+@dataclass(frozen=True)
+class PendingStart:
+    """A Start this register sent (written before sending) whose Finish has not
+    been confirmed: recovery asks the TSE by ref which transaction it began."""
+
+    receipt_ref: str
+    tse_id: str
+    client_id: str
+    process_type: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class ForeignOpen:
+    """An open transaction of this register's client that this journal never
+    started and that is too young to count as abandoned: another till's, left
+    alone at the last recovery (``started_at`` None: the TSE did not say)."""
+
+    tse_id: str
+    client_id: str
+    transaction_number: int
+    process_type: str
+    started_at: datetime | None
+    first_seen_at: datetime
+    last_seen_at: datetime
 
 
 def _iso(value: datetime) -> str:
@@ -253,6 +300,92 @@ class OutageLog:
             "WHERE tse_id = ? AND transaction_number = ?",
             (_iso(at), resolution, tse_id, transaction_number),
         )
+
+    def record_start(
+        self, *, tse_id: str, client_id: str, receipt_ref: str, process_type: str, at: datetime
+    ) -> None:
+        """Before a Start is sent: from now on a crash leaves a transaction this
+        journal can claim as its own (by ref) on recovery."""
+        self._write(
+            "INSERT OR IGNORE INTO pending_starts (receipt_ref, tse_id, client_id, "
+            "process_type, sent_at) VALUES (?, ?, ?, ?, ?)",
+            (receipt_ref, tse_id, client_id, process_type, _iso(at)),
+        )
+
+    def forget_start(self, receipt_ref: str) -> None:
+        """The Start's transaction is finished, or known as dangling, or never began."""
+        self._write("DELETE FROM pending_starts WHERE receipt_ref = ?", (receipt_ref,))
+
+    def pending_starts(self) -> list[PendingStart]:
+        rows = self._read(
+            "SELECT receipt_ref, tse_id, client_id, process_type, sent_at FROM pending_starts "
+            "ORDER BY sent_at, receipt_ref"
+        )
+        return [
+            PendingStart(str(r[0]), str(r[1]), str(r[2]), str(r[3]), datetime.fromisoformat(r[4]))
+            for r in rows
+        ]
+
+    def note_foreign_open(
+        self,
+        *,
+        tse_id: str,
+        client_id: str,
+        transactions: list[tuple[int, str, datetime | None]],
+        at: datetime,
+    ) -> None:
+        """Replace the client's list of open transactions left to other tills by
+        what recovery saw now: (number, processType, start time) each; one that was
+        seen before keeps its ``first_seen_at``."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                keep = [n for n, _, _ in transactions]
+                self._db.execute(
+                    "DELETE FROM foreign_open_transactions WHERE tse_id = ? AND client_id = ? "
+                    f"AND transaction_number NOT IN ({','.join('?' * len(keep))})",
+                    (tse_id, client_id, *keep),
+                )
+                for number, process_type, started in transactions:
+                    self._db.execute(
+                        "INSERT INTO foreign_open_transactions (tse_id, client_id, "
+                        "transaction_number, process_type, started_at, first_seen_at, "
+                        "last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tse_id, "
+                        "transaction_number) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+                        (
+                            tse_id,
+                            client_id,
+                            number,
+                            process_type,
+                            None if started is None else _iso(started),
+                            _iso(at),
+                            _iso(at),
+                        ),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def foreign_open(self) -> list[ForeignOpen]:
+        """Open transactions of this client that the last recovery left to other tills."""
+        rows = self._read(
+            "SELECT tse_id, client_id, transaction_number, process_type, started_at, "
+            "first_seen_at, last_seen_at FROM foreign_open_transactions "
+            "ORDER BY tse_id, transaction_number"
+        )
+        return [
+            ForeignOpen(
+                str(r[0]),
+                str(r[1]),
+                int(r[2]),
+                str(r[3]),
+                _dt(r[4]),
+                datetime.fromisoformat(r[5]),
+                datetime.fromisoformat(r[6]),
+            )
+            for r in rows
+        ]
 
     def write_daily_record(
         self, day: date, *, at: datetime, note: str = "", zone: tzinfo | None = None

@@ -9,11 +9,12 @@ failure durably. Nothing is signed later; Germany has no re-signing.
 
 Every TSE call carries an idempotency ref derived from the receipt's own id, so a
 backend that retries after a lost answer gets the stored signature back. On
-(re)connect, and at the first successful signing after an outage, transactions the
-TSE still holds open for this register -- left by a crash or a timed-out call -- are
-finished as aborted (``AVBelegabbruch``) and noted in the journal. One Register
-serves one client (one till) at a time: it assumes no other open transaction of
-its client is legitimately in progress.
+(re)connect, and at the first successful signing after an outage, transactions left
+open by a crash or a timed-out call are finished as aborted (``AVBelegabbruch``) and
+noted in the journal. Several tills may share one client id, so recovery claims only
+what this register's journal says it started, plus open transactions of the client
+older than ``RegisterConfig.abandoned_after`` (no live till holds a receipt open that
+long); younger ones belong to a till at work and are only listed in the journal.
 
 With ``books`` (books.py) every Vorgang -- signed or not -- is also kept for the
 Kassenabschluss and the DSFinV-K export.
@@ -21,32 +22,29 @@ Kassenabschluss and the DSFinV-K export.
 
 from __future__ import annotations
 
-import functools
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
 from opentse.errors import ProtocolError
 from opentse.formats import processdata as pd
-from opentse.register.backends import Backend, Signed, TSEUnavailable
+from opentse.register.backends import Backend, Signed
 from opentse.register.books import Books
 from opentse.register.outage import Light, OutageLog, RegisterStatus
 from opentse.register.receipt import Receipt, Seller
+from opentse.register.recovery import (
+    DEFAULT_ABANDONED_AFTER,
+    Recovery,
+    journal_reason,
+)
 from opentse.register.render_text import render_text
 from opentse.register.sale import CashBookEntry, Sale
 from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
 
 T = TypeVar("T")
-
-#: processData used to close a dangling transaction, by its processType.
-ABORT_PROCESS_DATA: dict[str, str] = {
-    pd.PROCESS_TYPE_KASSENBELEG: "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^",
-    pd.PROCESS_TYPE_BESTELLUNG: "",
-    pd.PROCESS_TYPE_SONSTIGER: "",
-}
 
 
 def utc_now() -> datetime:
@@ -58,7 +56,10 @@ class RegisterConfig:
     """Who prints the receipts and how. ``client_id`` is the register's serial number
     as registered at the TSE (§6 Nr. 6); ``not_certified`` adds the notice line;
     ``timezone`` (IANA name) is the shop's: receipts print its local time and the
-    journal's days are its calendar days (shoptime.py)."""
+    journal's days are its calendar days (shoptime.py). ``abandoned_after``: an open
+    transaction of this client that this register did not start is finished as
+    aborted on recovery only once the TSE's Start is that old (another till sharing
+    the client id may be in the middle of it before)."""
 
     seller: Seller
     client_id: str
@@ -68,9 +69,14 @@ class RegisterConfig:
     timeout: float = 5.0
     text_width: int = 48
     timezone: str = DEFAULT_SHOP_TIMEZONE
+    abandoned_after: timedelta = DEFAULT_ABANDONED_AFTER
 
     def __post_init__(self) -> None:
         shop_zone(self.timezone)  # E_TIMEZONE for an unknown zone, at configuration
+        if self.abandoned_after <= timedelta(0):
+            raise ProtocolError(
+                "abandoned_after must be a positive duration", code="E_REGISTER_CONFIG"
+            )
 
     @property
     def zone(self) -> tzinfo:
@@ -175,7 +181,7 @@ class Register:
             if self.books is not None:
                 self.books.remember_tse(self.backend.tse_id, self._call(self.backend.describe))
         except Exception as exc:
-            self.journal.record_unreachable(at=self.clock(), reason=_reason(exc))
+            self.journal.record_unreachable(at=self.clock(), reason=journal_reason(exc))
             self._ensure_daily_record()
             return self.journal.status()
         self.recover()
@@ -188,71 +194,10 @@ class Register:
         return status
 
     def recover(self) -> list[int]:
-        """Finish every transaction left open for this register as aborted.
-
-        Candidates are what the TSE lists as open for this client plus what the journal
-        knows started without a Finish. A journal entry carries its receipt ref, so the
-        Finish reuses that receipt's own finish ref: if the original Finish did reach
-        the TSE, the TSE answers with the stored signature instead of signing again
-        (the journal then says so), and a remote service finds the transaction by its
-        id even if it lost its index. Returns the numbers finished; failures stay for
-        the next reconnect.
-        """
-        client, tse_id = self.config.client_id, self.backend.tse_id
-        try:
-            listed = self._call(lambda: self.backend.open_transactions(client))
-        except Exception:
-            return []
-        known = {
-            d.transaction_number: d
-            for d in self.journal.dangling()
-            if d.tse_id == tse_id and d.client_id == client and d.resolved_at is None
-        }
-        candidates: dict[int, tuple[str, str]] = {
-            n: (d.process_type, d.receipt_ref) for n, d in known.items()
-        }
-        for tx in listed:
-            ref = known[tx.transaction_number].receipt_ref if tx.transaction_number in known else ""
-            candidates[tx.transaction_number] = (tx.process_type, ref)
-        open_numbers = {tx.transaction_number for tx in listed}
-        finished: list[int] = []
-        for number, (process_type, receipt_ref) in sorted(candidates.items()):
-            ptype = process_type or pd.PROCESS_TYPE_KASSENBELEG
-            self.journal.record_dangling(
-                tse_id=tse_id,
-                client_id=client,
-                transaction_number=number,
-                at=self.clock(),
-                receipt_ref=receipt_ref,
-                process_type=ptype,
-            )
-            data = ABORT_PROCESS_DATA.get(ptype, "")
-            ref = f"{receipt_ref}:finish" if receipt_ref else f"recover:{client}:{number}"
-            try:
-                signed = self._call(functools.partial(self._finish_open, number, ptype, data, ref))
-            except Exception as exc:
-                if number not in open_numbers and _is_not_found(exc):
-                    self._resolve(number, f"not open at the TSE ({_reason(exc)})")
-                continue
-            if signed.process_data == data:
-                self._resolve(number, f"finished as aborted ({ptype})")
-            else:
-                self._resolve(number, f"had been signed by its own Finish ({ptype})")
-            finished.append(number)
-        return finished
-
-    def _resolve(self, number: int, resolution: str) -> None:
-        self.journal.resolve_dangling(
-            tse_id=self.backend.tse_id,
-            transaction_number=number,
-            at=self.clock(),
-            resolution=resolution,
-        )
-
-    def _finish_open(self, number: int, process_type: str, process_data: str, ref: str) -> Signed:
-        return self.backend.finish(
-            self.config.client_id, number, process_type, process_data, ref=ref
-        )
+        """Finish as aborted what this register left open, and what nobody finished
+        (recovery.py: several tills may share one client id). Returns the numbers
+        finished; failures stay for the next reconnect."""
+        return Recovery(self.backend, self.config, self.journal, self.clock, self._call).run()
 
     def status(self) -> RegisterStatus:
         return self.journal.status()
@@ -273,8 +218,17 @@ class Register:
     # --- signing -------------------------------------------------------------------------
 
     def _sign(self, process_type: str, process_data: str, ref: str) -> _Outcome:
-        client = self.config.client_id
+        client, tse_id = self.config.client_id, self.backend.tse_id
         outcome = _Outcome()
+        # noted before sending, so a crash or timeout leaves a transaction this
+        # register can claim by ref on recovery (other tills may share the client id)
+        self.journal.record_start(
+            tse_id=tse_id,
+            client_id=client,
+            receipt_ref=ref,
+            process_type=process_type,
+            at=self.clock(),
+        )
         try:
             started = self._call(
                 lambda: self.backend.start(client, process_type, ref=f"{ref}:start")
@@ -290,16 +244,19 @@ class Register:
                 )
             )
         except Exception as exc:
-            outcome.error = _reason(exc)
+            outcome.error = journal_reason(exc)
             for number in outcome.started:
                 self.journal.record_dangling(
-                    tse_id=self.backend.tse_id,
+                    tse_id=tse_id,
                     client_id=client,
                     transaction_number=number,
                     at=self.clock(),
                     receipt_ref=ref,
                     process_type=process_type,
                 )
+            if not outcome.started:
+                return outcome  # a Start that may still arrive: recovery asks by ref
+        self.journal.forget_start(ref)
         return outcome
 
     def _signed_again(self, at: datetime) -> None:
@@ -436,18 +393,3 @@ class Register:
         else:
             self._signed_again(now)
         return outcome.signed, self.journal.status()
-
-
-def _is_not_found(exc: BaseException) -> bool:
-    """The TSE says the transaction is not open (unknown, or closed already)."""
-    code = str(getattr(exc, "code", ""))
-    return code in ("E_TX_NOT_FOUND", "E_TX_UPSERT", "E_TX_REVISION_NOT_FOUND")
-
-
-def _reason(exc: BaseException) -> str:
-    """A short reason for the journal: the error code if ours, else the type and text."""
-    code = getattr(exc, "code", None)
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, TSEUnavailable) or isinstance(code, str):
-        return text
-    return f"{type(exc).__name__}: {text}"

@@ -269,6 +269,17 @@ class RemoteBackend:
         revision = int(current["latest_revision"]) + 1
         return signed_from_body(self._upsert(str(current["_id"]), revision, request))
 
+    def started_number(self, client_id: str, ref: str) -> int | None:
+        """The transaction id is derived from the ref, so the service finds it even
+        if this register never got the Start's answer; 404: the Start never arrived."""
+        try:
+            body = self._request("GET", f"/tss/{self.tse_id}/tx/{tx_id_for(ref)}")
+        except RemoteError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+        return int(body["number"])
+
     def open_transactions(self, client_id: str) -> list[OpenTransaction]:
         found: list[OpenTransaction] = []
         offset = 0
@@ -281,7 +292,14 @@ class RemoteBackend:
             items = page.get("data") or []
             for item in items:
                 raw = (item.get("schema") or {}).get("raw") or {}
-                found.append(OpenTransaction(int(item["number"]), str(raw.get("process_type", ""))))
+                started = item.get("time_start")
+                found.append(
+                    OpenTransaction(
+                        int(item["number"]),
+                        str(raw.get("process_type", "")),
+                        None if started is None else _utc(started),
+                    )
+                )
             offset += len(items)
             if not items or offset >= int(page.get("count", offset)):
                 return sorted(found, key=lambda t: t.transaction_number)

@@ -1,17 +1,24 @@
 """The background worker of exports: a thread pool writing TAR files, with leases.
 
 fiskaly triggerExport answers at once with the export PENDING; this worker moves it
-to WORKING and COMPLETED (or ERROR) and writes ``<data>/exports/<id>.tar``. On
-several API nodes over one database each export is worked on by the one node that
+to WORKING and COMPLETED (or ERROR) and writes a TAR file into ``<data>/exports/``.
+On several API nodes over one database each export is worked on by the one node that
 holds its lease (migration 0006, ``ServiceStore.claim_export``).
+
+Files are never overwritten: each attempt writes ``<id>.<node>.part`` and renames it
+to a name of its own, ``<id>.<node>.<random>.tar``; the COMPLETED update records that
+name only while the writer still holds the lease (the database decides), and a writer
+whose update is refused deletes its file. So a node that stalled past its lease (GC
+pause, suspended VM) and comes back can neither replace nor publish a file while
+another node took the export over and published its own.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +30,12 @@ from opentse.server.context import ServerContext
 from opentse.server.service_store import ExportRow
 
 log = logging.getLogger("opentse.server.export")
+
+# an attempt's file: "<id>.<node>.part", "<id>.<node>.<random>.tar", and the files
+# of before: "<id>.tar.<host>.<pid>.part" and the final "<id>.tar" (kept if recorded)
+_ATTEMPT_FILE = re.compile(
+    r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\..+)?\.(part|tar)$"
+)
 
 
 class _Cancelled(Exception):
@@ -66,13 +79,49 @@ class ExportManager:
         self._cancel: dict[str, threading.Event] = {}  # queued or running here
         self._working: set[str] = set()  # claimed by this node and being written
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when a run ends
         self._closed = False
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         # per process and manager: two processes on one host are two lease owners
         self.owner = f"{ctx.svc.node_id}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._tag = re.sub(r"[^A-Za-z0-9_-]", "-", self.owner)  # in this node's file names
         self.lease_seconds = ctx.config.export_lease
         self.renew_seconds = ctx.config.export_renew
+
+    def part_path(self, export_id: str) -> Path:
+        """Where this node writes ``export_id`` until it is complete: a name no other
+        node (or manager in this process) uses; one attempt per export at a time."""
+        return self._dir / f"{export_id}.{self._tag}.part"
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or running on this node; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._cancel, timeout)
+
+    def remove_orphans(self) -> int:
+        """Delete the attempt files of exports that are over but did not record them
+        (a node died or lost its lease between writing and its update; part files and
+        unrecorded ``<id>.tar`` of the naming before). Files of PENDING or WORKING
+        exports stay: a live node may be writing them. An export that is over never
+        records another file, so this cannot race with a writer. Returns how many
+        files were deleted."""
+        files: dict[str, list[Path]] = {}
+        with os.scandir(self._dir) as entries:
+            for entry in entries:
+                match = _ATTEMPT_FILE.match(entry.name)
+                if match and entry.is_file(follow_symlinks=False):
+                    files.setdefault(match.group(1), []).append(Path(entry.path))
+        removed = 0
+        for export_id, (state, recorded) in self._ctx.svc.export_files(list(files)).items():
+            if state in ("PENDING", "WORKING"):
+                continue
+            keep = Path(recorded).name if recorded else None  # nodes may mount it elsewhere
+            for path in files[export_id]:
+                if path.name != keep:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def resume(self) -> None:
         """Start the heartbeat and queue every export free to claim (at start-up)."""
@@ -123,6 +172,11 @@ class ExportManager:
             log.exception("releasing export leases failed (they expire on their own)")
 
     def _beat(self) -> None:
+        try:  # in this thread, so a large exports folder does not delay start-up
+            if removed := self.remove_orphans():
+                log.info("removed %d orphaned export files", removed)
+        except Exception:
+            log.exception("removing orphaned export files failed")
         while not self._stop.wait(self.renew_seconds):
             try:
                 self._renew()
@@ -152,6 +206,7 @@ class ExportManager:
             with self._lock:
                 self._cancel.pop(export_id, None)
                 self._working.discard(export_id)
+                self._idle.notify_all()
 
     def _work(self, export_id: str) -> None:
         svc = self._ctx.svc
@@ -164,26 +219,24 @@ class ExportManager:
             return
         with self._lock:
             self._working.add(export_id)
-        final = self._dir / f"{export_id}.tar"
-        # per process: a node resuming this export (several API nodes, one shared
-        # exports folder) writes its own file; the final rename stays atomic
-        partial = self._dir / f"{export_id}.tar.{socket.gethostname()}.{os.getpid()}.part"
+        partial = self.part_path(export_id)
+        # this attempt's own name: no node ever overwrites a file another one recorded
+        final = self._dir / f"{export_id}.{self._tag}.{secrets.token_hex(4)}.tar"
         try:
             flt = ExportFilter(**row.params)
             with open(partial, "wb") as fh:
-                self._ctx.service.export(row.tss_id, _CancellableFile(fh, cancelled), flt)  # type: ignore[arg-type]
+                self._ctx.service.export(row.tss_id, _CancellableFile(fh, cancelled), flt)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(partial, final)
-            svc.update_export(
-                export_id,
-                only_from=("WORKING",),
-                owner=self.owner,
-                lease_until=None,
-                state="COMPLETED",
-                time_end=self._ctx.now(),
-                file_path=str(final),
-            )
+            try:
+                os.rename(partial, final)
+            except FileNotFoundError:
+                # another node's clean-up removed it: the export is over there (if
+                # not, this node's lease runs out and the export is taken up again)
+                log.warning("export %s: partial file gone, not completed here", export_id)
+                return
+            _sync_dir(self._dir)  # the name is on disk before the database names it
+            self._publish(export_id, final)
         except _Cancelled:
             partial.unlink(missing_ok=True)
         except OpenTSEError as exc:
@@ -193,24 +246,54 @@ class ExportManager:
                 if exc.code in ("E_TOO_MANY_RECORDS", "E_NO_DATA_AVAILABLE")
                 else "E_BAD_REQUEST"
             )
-            svc.update_export(
-                export_id,
-                only_from=("WORKING",),
-                owner=self.owner,
-                lease_until=None,
-                state="ERROR",
-                exception=code,
-                time_error=self._ctx.now(),
-            )
+            self._fail(export_id, code)
         except Exception:
             log.exception("export %s failed", export_id)
             partial.unlink(missing_ok=True)
-            svc.update_export(
+            final.unlink(missing_ok=True)  # renamed but not recorded
+            self._fail(export_id, "E_INTERNAL")
+
+    def _fail(self, export_id: str, code: str) -> None:
+        """The ERROR update (applied only while this node holds the lease)."""
+        self._ctx.svc.update_export(
+            export_id,
+            only_from=("WORKING",),
+            owner=self.owner,
+            lease_until=None,
+            state="ERROR",
+            exception=code,
+            time_error=self._ctx.now(),
+        )
+
+    def _publish(self, export_id: str, final: Path) -> None:
+        """Record ``final`` as the export's file with the COMPLETED update, which the
+        database applies only while this node holds the lease; refused (cancelled, or
+        another node took the export over), this attempt's file is deleted."""
+        try:
+            done = self._ctx.svc.update_export(
                 export_id,
                 only_from=("WORKING",),
                 owner=self.owner,
                 lease_until=None,
-                state="ERROR",
-                exception="E_INTERNAL",
-                time_error=self._ctx.now(),
+                state="COMPLETED",
+                time_end=self._ctx.now(),
+                file_path=str(final),
             )
+        except Exception:
+            # it may have committed before the error: keep the file (remove_orphans
+            # deletes it at a start-up if the export ended without it)
+            log.exception("export %s: recording the completed file failed", export_id)
+            return
+        if not done:
+            final.unlink(missing_ok=True)
+            log.warning(
+                "export %s: lease lost before completing; this node's file removed", export_id
+            )
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -170,16 +170,30 @@ def cancel_export(call: Call) -> tuple[int, Any]:
     return 200, export_body(updated, tss.env)
 
 
+def export_file(row: ExportRow, data_dir: Path) -> Path | None:
+    """The file the COMPLETED update recorded (export_jobs: the one attempt that still
+    held the lease), or None. Its name is unique, so a node that mounts the shared
+    exports folder elsewhere than the node that wrote it finds it there by name."""
+    if row.state != "COMPLETED" or row.file_path is None:
+        return None
+    recorded = Path(row.file_path)
+    if recorded.is_file():
+        return recorded
+    here = data_dir / "exports" / recorded.name
+    return here if here.is_file() else None
+
+
 def retrieve_export_file(call: Call) -> Response:
     tss_id, _ = owned_tss(call, call.path["tss_id"])
     row = _owned_export(call, tss_id)
-    if row.state != "COMPLETED" or row.file_path is None or not Path(row.file_path).exists():
+    path = export_file(row, Path(call.ctx.config.data_dir))
+    if path is None:
         retry = str(call.ctx.config.retry_after_export)
         raise ApiError(
             404, "E_EXPORT_NOT_COMPLETED", f"export is {row.state}", {"Retry-After": retry}
         )
     return FileResponse(
-        row.file_path,
+        path,
         media_type="application/x-tar",
         filename=f"export_{row.export_id}.tar",
     )

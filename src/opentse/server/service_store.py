@@ -111,6 +111,31 @@ def _meta(text: str) -> dict[str, str]:
     return value if isinstance(value, dict) else {}
 
 
+class _Where:
+    """The WHERE of a list query over one organization's rows: its conditions and
+    their parameters, in order."""
+
+    def __init__(self, org_id: str) -> None:
+        self.terms = ["organization_id=?"]
+        self.args: list[Any] = [org_id]
+
+    def add(self, term: str, *args: Any) -> None:
+        self.terms.append(term)
+        self.args.extend(args)
+
+    def equal(self, column: str, value: Any) -> None:
+        """``column = value``, unless ``value`` is None (no filter)."""
+        if value is not None:
+            self.add(f"{column}=?", value)
+
+    def among(self, column: str, values: Sequence[Any]) -> None:
+        """``column`` is one of ``values`` (none of an empty sequence)."""
+        if values:
+            self.add(f"{column} IN ({','.join('?' * len(values))})", *values)
+        else:
+            self.add("0=1")
+
+
 class ServiceStore:
     def __init__(self, db_path: Path) -> None:
         self._path = Path(db_path)
@@ -385,22 +410,15 @@ class ServiceStore:
         serial: str | None = None,
         state: str | None = None,
     ) -> tuple[list[ClientRow], int]:
-        where = ["organization_id=?"]
-        args: list[Any] = [org_id]
-        if tss_id is not None:
-            where.append("tss_id=?")
-            args.append(tss_id)
-        if serial is not None:
-            where.append("serial_number=?")
-            args.append(serial)
-        if state is not None:
-            where.append("state=?")
-            args.append(state)
+        where = _Where(org_id)
+        where.equal("tss_id", tss_id)
+        where.equal("serial_number", serial)
+        where.equal("state", state)
         order = {"serial_number": "serial_number", "time_creation": "time_creation"}.get(
             page.order_by or "", "time_creation"
         )
         return self._page(
-            f"SELECT {self._CLIENT_COLS} FROM svc_clients", where, args, order, page, self._client
+            f"SELECT {self._CLIENT_COLS} FROM svc_clients", where, order, page, self._client
         )
 
     # transactions -----------------------------------------------------------------
@@ -610,31 +628,18 @@ class ServiceStore:
         ``client_ids`` (empty: none match), ``time_from <= time_start < time_to``, an
         exact ``amount_cents`` (indexed, migration 0007)."""
         self.flush()
-        where = ["organization_id=?"]
-        args: list[Any] = [org_id]
-        if tss_id is not None:
-            where.append("tss_id=?")
-            args.append(tss_id)
-        if client_id is not None:
-            where.append("client_id=?")
-            args.append(client_id)
+        where = _Where(org_id)
+        where.equal("tss_id", tss_id)
+        where.equal("client_id", client_id)
         if client_ids is not None:
-            where.append(
-                f"client_id IN ({','.join('?' * len(client_ids))})" if client_ids else "0=1"
-            )
-            args.extend(client_ids)
+            where.among("client_id", client_ids)
         if states:
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            args.extend(states)
+            where.among("state", states)
         if time_from is not None:
-            where.append("time_start>=?")
-            args.append(time_from)
+            where.add("time_start>=?", time_from)
         if time_to is not None:
-            where.append("time_start<?")
-            args.append(time_to)
-        if amount_cents is not None:
-            where.append("amount_cents=?")
-            args.append(amount_cents)
+            where.add("time_start<?", time_to)
+        where.equal("amount_cents", amount_cents)
         order = {
             "number": "number",
             "state": "state",
@@ -642,7 +647,7 @@ class ServiceStore:
             "time_end": "time_end",
         }.get(page.order_by or "", "time_start")
         return self._page(
-            f"SELECT {self._TX_COLS} FROM svc_transactions", where, args, order, page, self._txrow
+            f"SELECT {self._TX_COLS} FROM svc_transactions", where, order, page, self._txrow
         )
 
     # amounts of rows written before migration 0007 ---------------------------------
@@ -778,6 +783,22 @@ class ServiceStore:
         with self._tx() as c:
             return c.execute(sql, args).rowcount == 1
 
+    def export_files(self, export_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """``(state, file_path)`` of each of ``export_ids`` that exists (the clean-up
+        of export files asks for all the folder holds at once)."""
+        found: dict[str, tuple[str, str | None]] = {}
+        conn = self._conn()
+        for start in range(0, len(export_ids), 500):
+            chunk = list(export_ids[start : start + 500])
+            rows = conn.execute(
+                "SELECT export_id, state, file_path FROM svc_exports"
+                f" WHERE export_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for r in rows:
+                found[str(r[0])] = (str(r[1]), r[2])
+        return found
+
     def running_exports(self) -> list[ExportRow]:
         rows = self._conn().execute(
             f"SELECT {self._EXP_READ} FROM svc_exports WHERE state IN ('PENDING','WORKING')"
@@ -854,25 +875,22 @@ class ServiceStore:
     def list_exports(
         self, org_id: str, page: Page, tss_id: str | None = None, states: Sequence[str] = ()
     ) -> tuple[list[ExportRow], int]:
-        where = ["organization_id=?"]
-        args: list[Any] = [org_id]
-        if tss_id is not None:
-            where.append("tss_id=?")
-            args.append(tss_id)
+        where = _Where(org_id)
+        where.equal("tss_id", tss_id)
         if states:
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            args.extend(states)
+            where.among("state", states)
         cols = ("state", "time_request", "time_start", "time_end", "time_error")
         order = page.order_by if page.order_by in cols else "time_request"
         return self._page(
-            f"SELECT {self._EXP_READ} FROM svc_exports", where, args, order, page, self._exp
+            f"SELECT {self._EXP_READ} FROM svc_exports", where, order, page, self._exp
         )
 
     # helpers ------------------------------------------------------------------------
     def _page(
-        self, select: str, where: list[str], args: list[Any], order: str, page: Page, conv: Any
+        self, select: str, where: _Where, order: str, page: Page, conv: Any
     ) -> tuple[list[Any], int]:
-        clause = " WHERE " + " AND ".join(where)
+        clause = " WHERE " + " AND ".join(where.terms)
+        args = where.args
         direction = "DESC" if page.order == "desc" else "ASC"
         conn = self._conn()
         total = conn.execute(f"SELECT count(*) FROM ({select}{clause})", args).fetchone()[0]

@@ -119,7 +119,7 @@ class BatchStates:
 
 @dataclass(slots=True)
 class _Entry:
-    owner: object  # the LockedView that appended them (its undo drops them)
+    owner: object  # the token of the LockedView that appended them (its undo drops them)
     logs: Sequence[StoredLog]
     params: list[Any]  # INSERT parameters of every log, flat
 

@@ -95,7 +95,9 @@ class Request:
         if future is None or future.done():  # cancelled meanwhile: nobody listens
             return
         if self.error is not None:
-            future.set_exception(self.error)
+            # handed on, not kept: the error's traceback holds this request
+            error, self.error = self.error, None
+            future.set_exception(error)
         else:
             future.set_result(self.result)
 

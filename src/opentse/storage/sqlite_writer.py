@@ -150,9 +150,15 @@ class GroupCommitWriter:
         request = Request(op, sequenced, key=key)
         self._enqueue(request)
         request.wait()
-        if request.error is not None:
-            raise request.error
-        return request.result
+        if request.error is None:
+            return request.result
+        # neither the request nor this frame keeps the error: its traceback holds
+        # both, and such a cycle waits for the cyclic GC
+        error, request.error = request.error, None
+        try:
+            raise error
+        finally:
+            del error
 
     def submit_async(self, op: Op, *, key: object = None) -> asyncio.Future[Any]:
         """A sequenced ``op`` for a caller on the running event loop: the future

@@ -57,3 +57,27 @@ def serving_in_thread(app: Any, **config: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@contextmanager
+def served_installation(
+    data: Any, clock: Any = None, *, org: str = "shop"
+) -> Iterator[tuple[Any, str, dict[str, str]]]:
+    """An installation in the folder ``data`` (created if new) served by the real
+    app under uvicorn in a thread, with ``clock`` for the TSEs and the API, and an
+    API key of organization ``org``: yields (app, origin, key with ``api_key``,
+    ``api_secret``, ``organization_id``); closed after."""
+    from opentse.installation import Installation
+    from opentse.server.app import create_app
+    from opentse.server.auth import create_api_key
+    from opentse.server.context import ServerConfig
+
+    inst = Installation.open(data, clock=clock)
+    try:
+        app = create_app(inst, ServerConfig(data_dir=data), clock=clock)
+        with serving_in_thread(app) as origin:
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name=org, env="TEST", now=ctx.now())
+            yield app, origin, key
+    finally:
+        inst.close()

@@ -5,17 +5,18 @@ classified by name (case-insensitive, ``./`` stripped), logs decoded with the co
 reader, certificates parsed as DER or PEM. Nothing here raises for bad content: what
 cannot be read becomes a parse error and a finding, so the other checks still run.
 
-``load_exports`` works in one pass: the archive is memory-mapped and scanned in
+``load_exports`` works in one pass: the archive is read in windows and scanned in
 batches (``tarscan.scan``), each batch decoded here while the workers verify the
 batches before it (``logcheck.LogPipeline``); anything the scan does not handle
-starts over with the full reader (``collect_members``, the path the CLI takes).
+starts over with the full reader (``collect_members``). A file that fails or
+changes while it is read is UnreadableExportError with code ``E_EXPORT_READ``
+(``verify.reading``: no memory map, so no SIGBUS when a file shrinks).
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-import mmap
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,15 +41,11 @@ from opentse.verify.logcheck import (
     default_workers,
 )
 from opentse.verify.logcheck import LogEntry as LogEntry  # re-exported: the checks' type
-from opentse.verify.tarscan import Member, Unusual, read_members, scan
+from opentse.verify.reading import ArchiveFile
+from opentse.verify.reading import UnreadableExportError as UnreadableExportError
+from opentse.verify.tarscan import Member, Truncated, Unusual, read_members, scan
 
 _CERT_NAME = re.compile(r"(?i)^([0-9a-f]+)_x509\.(cer|der|crt|pem)$")
-
-
-class UnreadableExportError(OpenTSEError):
-    """The input is not a TAR archive at all (CLI exit status 2)."""
-
-    code = "E_EXPORT_UNREADABLE"
 
 
 @dataclass(slots=True)
@@ -147,13 +144,16 @@ def _cert_entry(file: str, data: bytes, cert: x509.Certificate) -> CertEntry:
 
 
 def collect_members(paths: Iterable[Path]) -> tuple[list[str], list[Member]]:
-    """Every regular file of every archive; UnreadableExportError if one is no TAR."""
+    """Every regular file of every archive; UnreadableExportError if one is no TAR
+    (``E_EXPORT_UNREADABLE``) or failed or changed while read (``E_EXPORT_READ``)."""
     sources = [Path(p) for p in paths]
     several = len(sources) > 1
     members: list[Member] = []
     for source in sources:
         try:
             items = read_members(source)
+        except UnreadableExportError:
+            raise
         except (OSError, OpenTSEError, ValueError, EOFError) as exc:
             raise UnreadableExportError(f"{source}: not a readable TAR archive ({exc})") from exc
         append = members.append
@@ -227,36 +227,14 @@ def decode_members(
     return export
 
 
-_POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)
 _BASE = itemgetter(1)  # a member's file name
-
-
-@contextmanager
-def _mapped(source: Path) -> Iterator[bytes | mmap.mmap]:
-    """The archive's bytes, memory-mapped (no copy of a 10^8-octet file: the scan
-    copies out each member; members are independent ``bytes``), or read when it
-    cannot be mapped (empty, not a regular file)."""
-    with source.open("rb") as file:
-        try:
-            if _POPULATE:  # Linux: map every page at once (no page fault per page later)
-                mapped = mmap.mmap(
-                    file.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ
-                )
-            else:
-                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            yield file.read()
-            return
-        try:
-            yield mapped
-        finally:
-            mapped.close()
 
 
 def _stream(sources: list[Path], workers: int | None, progress: Progress | None) -> LoadedExport:
     """Read and decode in one pass, the signatures checked by the workers meanwhile
-    (``export.pending`` until settled). Raises Unusual (or OSError) when an archive
-    needs the full reader."""
+    (``export.pending`` until settled). Raises Unusual (or OSError, when a file
+    cannot be opened) when an archive needs the full reader, UnreadableExportError
+    when a file fails or changes while it is read."""
     export = LoadedExport([str(p) for p in sources])
     points: Points = {}
     several = len(sources) > 1
@@ -264,14 +242,23 @@ def _stream(sources: list[Path], workers: int | None, progress: Progress | None)
         workers = default_workers(sum(p.stat().st_size for p in sources) // 1024)
     with LogPipeline(points, workers, progress) as pipeline:
         for source in sources:
-            with _mapped(source) as data:
-                for batch in scan(data, f"{source.name}:" if several else "", CHUNK):
-                    # most batches hold nothing but logs: one C-level test instead of
-                    # sorting member by member
-                    if not all(map(str.endswith, map(_BASE, batch), repeat(".log"))):
-                        batch = _sort_members(export, batch, points)
-                    if batch:
-                        pipeline.submit(batch)
+            with ArchiveFile(source) as archive:
+                # windows of a regular file; a pipe or a /proc file read whole
+                data = archive if archive.size is not None else archive.read_all()
+                try:
+                    for batch in scan(data, f"{source.name}:" if several else "", CHUNK):
+                        # most batches hold nothing but logs: one C-level test instead
+                        # of sorting member by member
+                        if not all(map(str.endswith, map(_BASE, batch), repeat(".log"))):
+                            batch = _sort_members(export, batch, points)
+                        if batch:
+                            pipeline.submit(batch)
+                except Truncated as exc:  # the full reader would read it whole to say so
+                    raise UnreadableExportError(
+                        f"{source}: not a readable TAR archive ({exc}: cut short,"
+                        " a copy not finished?)"
+                    ) from None
+                archive.check_unchanged()  # the verdict is about what is there now
     export.logs = pipeline.entries
     export.pending = pipeline
     _log_problems(export)
@@ -289,15 +276,17 @@ def load_exports(
 
     With ``settle=False`` it returns once every log is decoded, the signatures still
     being checked by the workers (``verify_loaded`` runs the other checks
-    meanwhile, then calls ``export.settle()``). Raises UnreadableExportError only
-    when an input is not a TAR archive at all.
+    meanwhile, then calls ``export.settle()``). Raises UnreadableExportError when
+    an input is not a TAR archive at all (code ``E_EXPORT_UNREADABLE``) or when a
+    file fails or changes while it is read (``E_EXPORT_READ``: a read error, a file
+    truncated or still being written), never SIGBUS.
     """
     sources = [Path(p) for p in paths]
     with bulk():
         try:
             export = _stream(sources, workers, progress)
         except (Unusual, OSError):
-            pass  # compressed, links, odd headers, unreadable: the full reader decides
+            pass  # compressed, links, odd headers, cannot open: the full reader decides
         else:
             if settle:
                 export.settle()

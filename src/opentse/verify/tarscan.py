@@ -1,4 +1,4 @@
-"""A fast in-memory scan of plain ustar archives, for the verifier's hot path.
+"""A fast scan of plain ustar archives, for the verifier's hot path.
 
 ``opentse.formats.tar.iter_members`` streams through ``tarfile`` and costs about
 100 us per member, more than a signature check; an export of 10^5 logs would spend
@@ -7,25 +7,41 @@ scanner walks the 512-byte headers itself (checksum verified, ustar prefix, pax
 ``path`` records and GNU long names understood) and hands anything else (compressed
 archives, links, devices, sparse files, unsafe names, bad checksums, members over
 ``MAX_MEMBER_SIZE``) to ``iter_members``, which stays the authority on what a
-readable export is. ``scan`` hands out batches as it goes (the verifier decodes and
-verifies them meanwhile) and raises ``Unusual`` where the full reader must decide.
+readable export is, except for one thing: a plain archive whose octets end without the
+end-of-archive blocks is refused here (``Truncated``), where ``tarfile`` would
+silently verify what was left of it. ``scan`` hands out batches as it goes (the
+verifier decodes and verifies them meanwhile) and raises ``Unusual`` where the full
+reader must decide.
+
+An archive file is read in windows of ``WINDOW`` octets (``verify.reading``: plain
+reads, never a memory map, so a file that shrinks or fails while it is scanned is an
+error with a code, not SIGBUS); a member running past a window starts the next one.
 """
 
 from __future__ import annotations
 
-import mmap
+import io
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 from zlib import adler32
 
+from opentse.errors import FormatError
 from opentse.formats.tar import MAX_MEMBER_SIZE, iter_members
+from opentse.verify.reading import ArchiveFile
 
 BLOCK = 512
+# octets read at a time: small enough to stay in the caches while the scan slices
+# it, large enough that the reads cost nothing (~100 per 10^5 logs)
+WINDOW = 1 << 20
 
 
 class _Fallback(Exception):
     """Something this scanner does not handle: use the full reader."""
+
+
+class _Cut(Exception):
+    """The octets ended before the end-of-archive blocks."""
 
 
 def _pax_path(data: bytes) -> str | None:
@@ -105,26 +121,61 @@ class Unusual(Exception):
     before it were handed out: the caller starts over with ``read_members``)."""
 
 
-def scan(data: bytes | mmap.mmap, prefix: str = "", batch: int = 2000) -> Iterator[list[Member]]:
-    """The regular files of an in-memory ustar archive as (``prefix`` + name, file
-    name, data), ``batch`` at a time, in archive order; names without ``./``,
-    entries whose name ends in ``/`` skipped. Raises Unusual for anything else."""
+class Truncated(Unusual):
+    """The archive's octets end at a member's end, in its padding or inside a header,
+    without the end-of-archive blocks (POSIX ustar: two zero blocks; every vendor
+    export has them): a copy cut short. ``tarfile`` takes such an end of the data
+    for the end of the archive, and the logs cut off would go unnoticed, so
+    ``read_members`` refuses it. Also raised for a cut inside a member's data (its
+    header checked, its data not all there), so that the caller need not hand a
+    large archive to the full reader only to hear the same."""
+
+
+def scan(
+    source: bytes | ArchiveFile, prefix: str = "", batch: int = 2000
+) -> Iterator[list[Member]]:
+    """The regular files of a ustar archive (in memory, or an open file of known
+    size read window by window) as (``prefix`` + name, file name, data), ``batch``
+    at a time, in archive order; names without ``./``, entries whose name ends in
+    ``/`` skipped. Raises Unusual for anything else, UnreadableExportError when the
+    file fails or shrinks while it is read."""
     try:
-        yield from _scan(data, prefix, batch)
+        yield from _scan(source, prefix, batch)
+    except _Cut as cut:
+        raise Truncated(str(cut) or "the archive ends without its end-of-archive blocks") from None
     except (_Fallback, ValueError, UnicodeError):
         raise Unusual from None
 
 
-def _scan(data: bytes | mmap.mmap, prefix: str, batch: int) -> Iterator[list[Member]]:
+def _scan(source: bytes | ArchiveFile, prefix: str, batch: int) -> Iterator[list[Member]]:
     out: list[Member] = []
     append = out.append
+    if isinstance(source, ArchiveFile):
+        archive: ArchiveFile | None = source
+        assert source.size is not None
+        end = source.size
+        data = source.read_at(0, WINDOW)
+    else:
+        archive = None
+        data = source
+        end = len(data)
+    base = 0  # offset in the file of data[0]
     pos = 0
     total = len(data)
     next_name: str | None = None
     unpack = _HEADER.unpack_from
     sums = _SUMS
     sizes = _SIZES
-    while pos + BLOCK <= total:
+    while True:
+        if pos + BLOCK > total:
+            if base + total >= end:
+                break
+            assert archive is not None
+            base += pos  # the next window starts at the next header
+            data = archive.read_at(base, max(WINDOW, BLOCK))
+            pos = 0
+            total = len(data)
+            continue
         header = data[pos : pos + BLOCK]
         raw_name, raw_size, raw_sum, kind, magic = unpack(header)
         if raw_name[0] == 0:
@@ -148,7 +199,17 @@ def _scan(data: bytes | mmap.mmap, prefix: str, batch: int) -> Iterator[list[Mem
         start = pos + BLOCK
         pos = start + size
         if pos > total or size > MAX_MEMBER_SIZE:
-            raise _Fallback
+            if size > MAX_MEMBER_SIZE:
+                raise _Fallback
+            if base + total >= end:
+                # a checked header whose data the file does not hold
+                raise _Cut("the archive is truncated inside a member's data")
+            assert archive is not None  # the member runs past the window: the next
+            base += start - BLOCK  # one starts at its header, which is read again
+            data = archive.read_at(base, max(WINDOW, BLOCK + size))
+            pos = 0
+            total = len(data)
+            continue
         body = data[start:pos]
         pos += -size % BLOCK
         if kind == b"0" or kind == b"\0":
@@ -180,13 +241,22 @@ def _scan(data: bytes | mmap.mmap, prefix: str, batch: int) -> Iterator[list[Mem
             next_name = None
         else:
             raise _Fallback
-    raise _Fallback  # no end-of-archive blocks: maybe truncated, let tarfile judge
+    if base + pos == 0:
+        raise _Fallback  # empty, or shorter than a header: tarfile says what it is
+    raise _Cut  # no end-of-archive blocks: see Truncated
 
 
 def read_members(path: Path) -> list[tuple[str, bytes]]:
-    """(name without ``./``, data) of every regular file, in archive order."""
-    data = path.read_bytes()
+    """(name without ``./``, data) of every regular file, in archive order. The
+    file is read once (the full reader gets the same octets the scan had)."""
+    with ArchiveFile(path) as archive:
+        data = archive.read_all()
     try:
         return [(name, body) for batch in scan(data) for name, _, body in batch]
+    except Truncated as exc:
+        raise FormatError(
+            f"{exc} after {len(data)} octets: cut short (a copy not finished?)",
+            code="E_TAR_FORMAT",
+        ) from None
     except Unusual:
-        return [(m.name, m.data) for m in iter_members(path)]
+        return [(m.name, m.data) for m in iter_members(io.BytesIO(data))]

@@ -1,0 +1,195 @@
+"""Recovery of open transactions: what a register finishes as aborted on
+(re)connect and after an outage.
+
+Several tills may share one client id (fiskaly allows it, and the TSE cannot tell
+them apart), so a register does not simply abort every open transaction of its
+client: it claims what its journal says it started (a Start is noted before it is
+sent and forgotten once its Finish is confirmed) and, of the rest, only what has
+been open longer than ``RegisterConfig.abandoned_after``. Younger ones are another
+till's receipts in progress; they are listed for the operator
+(``OutageLog.foreign_open``). The rule is described in docs/register.md.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from opentse.formats import processdata as pd
+from opentse.register.backends import Backend, OpenTransaction, Signed, TSEUnavailable
+from opentse.register.outage import OutageLog
+
+if TYPE_CHECKING:
+    from opentse.register.register import RegisterConfig
+
+#: processData used to close a dangling transaction, by its processType.
+ABORT_PROCESS_DATA: dict[str, str] = {
+    pd.PROCESS_TYPE_KASSENBELEG: "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^",
+    pd.PROCESS_TYPE_BESTELLUNG: "",
+    pd.PROCESS_TYPE_SONSTIGER: "",
+}
+
+
+#: An open transaction of the client this register did not start counts as abandoned
+#: once its Start is this old: longer than any table stays open, shorter than the
+#: night between two business days, so the next morning's start clears yesterday.
+DEFAULT_ABANDONED_AFTER = timedelta(hours=6)
+
+
+class Recovery:
+    """One recovery run of a register: its backend, configuration, journal, clock
+    and ``call`` (runs a TSE call with the register's deadline)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: RegisterConfig,
+        journal: OutageLog,
+        clock: Callable[[], datetime],
+        call: Callable[[Callable[[], Any]], Any],
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.journal = journal
+        self.clock = clock
+        self._call = call
+
+    def run(self) -> list[int]:
+        """Finish as aborted what this register left open, and what nobody finished.
+
+        Candidates (several tills may share one client id, so not simply every open
+        transaction of the client):
+
+        * the journal's own: Starts it sent whose Finish was never confirmed (the
+          TSE is asked by the Start's ref which transaction each began) and dangling
+          transactions it recorded;
+        * open transactions of the client whose Start is older than
+          ``config.abandoned_after``: no live till holds a receipt open that long.
+
+        Younger open transactions it did not start are another till's work in
+        progress: left alone and listed in ``journal.foreign_open()``. A journal
+        entry carries its receipt ref, so the Finish reuses that receipt's own
+        finish ref: if the original Finish did reach the TSE, the TSE answers with
+        the stored signature instead of signing again (the journal then says so),
+        and a remote service finds the transaction by its id even if it lost its
+        index. Returns the numbers finished; failures stay for the next reconnect.
+        """
+        client, tse_id = self.config.client_id, self.backend.tse_id
+        try:
+            listed = self._call(lambda: self.backend.open_transactions(client))
+        except Exception:
+            return []
+        now = self.clock()
+        known = {
+            d.transaction_number: d
+            for d in self.journal.dangling()
+            if d.tse_id == tse_id and d.client_id == client and d.resolved_at is None
+        }
+        candidates: dict[int, tuple[str, str]] = {
+            n: (d.process_type, d.receipt_ref) for n, d in known.items()
+        }
+        claimed = self._claim_pending_starts(now)
+        for number, (process_type, receipt_ref) in claimed.items():
+            candidates.setdefault(number, (process_type, receipt_ref))
+        foreign: list[OpenTransaction] = []
+        for tx in listed:
+            if tx.transaction_number in candidates:
+                ref = candidates[tx.transaction_number][1]
+            elif self._abandoned(tx, now):
+                ref = ""
+            else:
+                foreign.append(tx)
+                continue
+            candidates[tx.transaction_number] = (tx.process_type, ref)
+        self.journal.note_foreign_open(
+            tse_id=tse_id,
+            client_id=client,
+            transactions=[(t.transaction_number, t.process_type, t.start_time) for t in foreign],
+            at=now,
+        )
+        open_numbers = {tx.transaction_number for tx in listed}
+        finished: list[int] = []
+        for number, (process_type, receipt_ref) in sorted(candidates.items()):
+            ptype = process_type or pd.PROCESS_TYPE_KASSENBELEG
+            self.journal.record_dangling(
+                tse_id=tse_id,
+                client_id=client,
+                transaction_number=number,
+                at=self.clock(),
+                receipt_ref=receipt_ref,
+                process_type=ptype,
+            )
+            if number in claimed:  # the dangling record now carries its ref
+                self.journal.forget_start(claimed[number][1])
+            data = ABORT_PROCESS_DATA.get(ptype, "")
+            ref = f"{receipt_ref}:finish" if receipt_ref else f"recover:{client}:{number}"
+            try:
+                signed = self._call(functools.partial(self._finish_open, number, ptype, data, ref))
+            except Exception as exc:
+                if number not in open_numbers and is_not_found(exc):
+                    self._resolve(number, f"not open at the TSE ({journal_reason(exc)})")
+                continue
+            if signed.process_data == data:
+                self._resolve(number, f"finished as aborted ({ptype})")
+            else:
+                self._resolve(number, f"had been signed by its own Finish ({ptype})")
+            finished.append(number)
+        return finished
+
+    def _claim_pending_starts(self, now: datetime) -> dict[int, tuple[str, str]]:
+        """Ask the TSE which transaction each unconfirmed Start of this register began:
+        number -> (processType, receipt ref). A Start the TSE never saw may still be
+        on its way (a timed-out call), so it is kept until ``abandoned_after``."""
+        client, tse_id = self.config.client_id, self.backend.tse_id
+        claimed: dict[int, tuple[str, str]] = {}
+        for pending in self.journal.pending_starts():
+            if pending.tse_id != tse_id or pending.client_id != client:
+                continue
+            ref = pending.receipt_ref
+            try:
+                number = self._call(
+                    functools.partial(self.backend.started_number, client, f"{ref}:start")
+                )
+            except Exception:
+                continue  # asked again at the next recovery
+            if number is not None:
+                claimed[number] = (pending.process_type, ref)
+            elif now - pending.sent_at >= self.config.abandoned_after:
+                self.journal.forget_start(ref)  # the Start never reached the TSE
+        return claimed
+
+    def _abandoned(self, tx: OpenTransaction, now: datetime) -> bool:
+        """Another till's open transaction counts as abandoned once its Start is
+        ``abandoned_after`` old; one whose start time the TSE does not report never
+        does (left to its till, listed for the operator)."""
+        return tx.start_time is not None and now - tx.start_time >= self.config.abandoned_after
+
+    def _resolve(self, number: int, resolution: str) -> None:
+        self.journal.resolve_dangling(
+            tse_id=self.backend.tse_id,
+            transaction_number=number,
+            at=self.clock(),
+            resolution=resolution,
+        )
+
+    def _finish_open(self, number: int, process_type: str, process_data: str, ref: str) -> Signed:
+        return self.backend.finish(
+            self.config.client_id, number, process_type, process_data, ref=ref
+        )
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """The TSE says the transaction is not open (unknown, or closed already)."""
+    code = str(getattr(exc, "code", ""))
+    return code in ("E_TX_NOT_FOUND", "E_TX_UPSERT", "E_TX_REVISION_NOT_FOUND")
+
+
+def journal_reason(exc: BaseException) -> str:
+    """A short reason for the journal: the error code if ours, else the type and text."""
+    code = getattr(exc, "code", None)
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TSEUnavailable) or isinstance(code, str):
+        return text
+    return f"{type(exc).__name__}: {text}"
