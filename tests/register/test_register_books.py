@@ -24,7 +24,8 @@ from opentse.register import (
     Sale,
     Seller,
 )
-from opentse.register.books import Books, sale_from_json, sale_to_json
+from opentse.register.books import Books
+from opentse.register.books_json import sale_from_json, sale_to_json
 from opentse.testing import ADMIN_PIN, ready_tse
 
 CLIENT = "KASSE-BOOKS"

@@ -4,8 +4,9 @@ DSFinV-K 2.4 (chapter 5) builds the Kassenabschluss from the single records, so 
 books keep exactly those: the sale as booked (lines, payments, business cases), the
 Finish log's data (or the TSE failure), and the description of each TSE used. A
 closing (``close``) takes every receipt not yet closed, numbers the closing (Z_NR)
-and hands back a :class:`~opentse.formats.dsfinvk.model.Closing` for the export. The
-books live in SQLite, in the register's own file (next to the outage journal).
+and hands back a :class:`~opentse.formats.dsfinvk.model.Closing` for the export
+(built by books_closing.py). The books live in SQLite, in the register's own file
+(next to the outage journal; layout in books_schema.py).
 
 A TSE is described (public key, certificate) when the register first reaches it. A
 receipt made before its TSE was ever reached has no TSE row in the export (the
@@ -15,20 +16,28 @@ closings are complete.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from opentse.errors import ProtocolError, StorageError
+from opentse.errors import ProtocolError
 from opentse.formats.dsfinvk import model
 from opentse.formats.processdata import PROCESS_TYPE_BESTELLUNG
 from opentse.register.backends import Signed, TseDescription
+from opentse.register.books_closing import (
+    ClosedDay,
+    build_closing,
+    check_business_day,
+    closed_day,
+    closing_record,
+    next_z_nr,
+    open_rows,
+    tse_infos,
+)
 from opentse.register.books_json import (
     MasterData,
     master_from_json,
@@ -36,102 +45,17 @@ from opentse.register.books_json import (
     money_or_none,
     sale_from_json,
     sale_to_json,
-    signed_from_json,
     signed_to_json,
-    tse_from_json,
-    tse_to_json,
 )
-from opentse.register.dsfinvk_bridge import default_process_type, rate_on, to_dsfinvk_receipt
-from opentse.register.localdb import open_local_db
-from opentse.register.money import VAT_TABLE
+from opentse.register.books_schema import open_books_db
+from opentse.register.dsfinvk_bridge import default_process_type
 from opentse.register.sale import Sale
 from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
 
-__all__ = ["Books", "ClosedDay", "MasterData", "sale_from_json", "sale_to_json"]
+__all__ = ["Books", "MasterData"]
 
 if TYPE_CHECKING:
     from opentse.register.register import SaleResult
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS books_tses (
-    tse_id TEXT PRIMARY KEY,
-    public_key BLOB NOT NULL,
-    certificate BLOB NOT NULL,
-    algorithm TEXT NOT NULL,
-    time_format TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS books_receipts (
-    bon_nr INTEGER PRIMARY KEY,
-    bon_id TEXT NOT NULL UNIQUE,
-    tse_id TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT NOT NULL,
-    sale TEXT NOT NULL,
-    signed TEXT,
-    error TEXT NOT NULL,
-    z_nr INTEGER,
-    process_type TEXT
-);
-CREATE TABLE IF NOT EXISTS books_closings (
-    z_nr INTEGER PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    receipts INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS books_references (
-    bon_id TEXT NOT NULL,
-    ref_bon_id TEXT NOT NULL,
-    ref_type TEXT NOT NULL,
-    PRIMARY KEY (bon_id, ref_bon_id)
-);
-CREATE TABLE IF NOT EXISTS books_master (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS books_closing_data (
-    z_nr INTEGER PRIMARY KEY,
-    business_day TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-"""
-
-
-@dataclasses.dataclass(frozen=True)
-class ClosedDay:
-    """A closing as the books remember it (for the Z report and later exports)."""
-
-    closing: model.Closing
-    opening_cash: Decimal
-    counted_cash: Decimal | None
-
-
-_RECEIPT_COLUMNS = "bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, error, process_type"
-_ENDED_AT = 4  # its index in _RECEIPT_COLUMNS
-
-
-def _add_process_type_column(db: sqlite3.Connection) -> None:
-    """Books written before the intended processType was kept lack the column: add it
-    (NULL for their rows, which then default by BON_TYP -- dsfinvk_bridge.
-    default_process_type). Checked again inside the write lock, so two processes
-    opening the same old file do not both add it."""
-
-    def missing() -> bool:
-        columns = db.execute("PRAGMA table_info(books_receipts)").fetchall()
-        return "process_type" not in {str(c[1]) for c in columns}
-
-    if not missing():
-        return
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if missing():
-                db.execute("ALTER TABLE books_receipts ADD COLUMN process_type TEXT")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-    except sqlite3.Error as exc:
-        db.close()
-        raise StorageError(f"cannot open the register books: {exc}") from exc
 
 
 class Books:
@@ -144,8 +68,7 @@ class Books:
     """
 
     def __init__(self, path: Path | str, *, timezone: str | None = None) -> None:
-        self._db = open_local_db(path, _SCHEMA, "register books", busy_timeout_ms=10000)
-        _add_process_type_column(self._db)
+        self._db = open_books_db(path)
         self._lock = threading.Lock()
         if timezone is not None:
             shop_zone(timezone)  # E_TIMEZONE before it is kept
@@ -359,9 +282,10 @@ class Books:
         cash before the count is booked."""
         created = created or datetime.now(UTC)
         with self._lock:
-            rows = self._open_rows()
-            z_nr = self._next_z_nr()
-            return self._build(z_kasse_id, z_nr, created, master, rows, self._tse_infos(rows))
+            rows = open_rows(self._db)
+            z_nr = next_z_nr(self._db)
+            tses = tse_infos(self._db, rows)
+            return build_closing(self._db, self.zone, z_kasse_id, z_nr, created, master, rows, tses)
 
     # --- closings --------------------------------------------------------------------
 
@@ -386,27 +310,21 @@ class Books:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                rows = self._open_rows()
+                rows = open_rows(self._db)
                 if not rows:
                     raise ProtocolError(
                         "no receipts since the last closing", code="E_NOTHING_TO_CLOSE"
                     )
-                tses = self._tse_infos(rows)
-                z_nr = self._next_z_nr()
+                tses = tse_infos(self._db, rows)
+                z_nr = next_z_nr(self._db)
                 day = local_day(created, self.zone)
                 if business_day is not None:
-                    self._check_business_day(business_day, day, rows)
+                    check_business_day(self._db, self.zone, business_day, day, rows)
                     day = business_day
-                closing = self._build(z_kasse_id, z_nr, created, master, rows, tses, day)
-                data = {
-                    "z_kasse_id": z_kasse_id,
-                    "created": created.isoformat(),
-                    "master": master_to_json(master),
-                    "tses": {k: tse_to_json(v) for k, v in tses.items()},
-                    "vat_rates": [[v.key, str(v.rate), v.description] for v in closing.vat_rates],
-                    "opening_cash": None if opening_cash is None else str(opening_cash),
-                    "counted_cash": None if counted_cash is None else str(counted_cash),
-                }
+                closing = build_closing(
+                    self._db, self.zone, z_kasse_id, z_nr, created, master, rows, tses, day
+                )
+                data = closing_record(closing, master, tses, opening_cash, counted_cash)
                 self._db.execute(
                     "INSERT INTO books_closings (z_nr, created_at, receipts) VALUES (?, ?, ?)",
                     (z_nr, created.isoformat(), len(rows)),
@@ -433,7 +351,7 @@ class Books:
                 day = date.fromisoformat(day_text)
                 if (first is not None and day < first) or (last is not None and day > last):
                     continue
-                out.append(self._closed_day(int(z_nr), day, json.loads(data_text)))
+                out.append(closed_day(self._db, self.zone, int(z_nr), day, json.loads(data_text)))
         return out
 
     def closed_day(self, z_nr: int) -> ClosedDay:
@@ -443,7 +361,22 @@ class Books:
             ).fetchone()
             if row is None:
                 raise ProtocolError(f"no closing {z_nr} in the books", code="E_BOOKS_NO_CLOSING")
-            return self._closed_day(z_nr, date.fromisoformat(row[0]), json.loads(row[1]))
+            return closed_day(
+                self._db, self.zone, z_nr, date.fromisoformat(row[0]), json.loads(row[1])
+            )
+
+    def check_business_day(self, business_day: date, created: datetime | None = None) -> None:
+        """``E_BUSINESS_DAY`` unless ``business_day`` suits a closing made at
+        ``created`` (now) over the receipts open now (the rule:
+        books_closing.check_business_day); a caller checks before it books anything
+        for the closing."""
+        created = created or datetime.now(UTC)
+        with self._lock:
+            rows = open_rows(self._db)
+            if rows:
+                check_business_day(
+                    self._db, self.zone, business_day, local_day(created, self.zone), rows
+                )
 
     # --- internals (lock held) -------------------------------------------------------
 
@@ -460,166 +393,4 @@ class Books:
             "INSERT OR IGNORE INTO books_references (bon_id, ref_bon_id, ref_type) "
             "VALUES (?, ?, ?)",
             (bon_id, ref_bon_id, ref_type),
-        )
-
-    def check_business_day(self, business_day: date, created: datetime | None = None) -> None:
-        """``E_BUSINESS_DAY`` unless ``business_day`` suits a closing made at
-        ``created`` (now) over the receipts open now (see ``_check_business_day``);
-        a caller checks before it books anything for the closing."""
-        created = created or datetime.now(UTC)
-        with self._lock:
-            rows = self._open_rows()
-            if rows:
-                self._check_business_day(business_day, local_day(created, self.zone), rows)
-
-    def _check_business_day(
-        self, business_day: date, closing_day: date, rows: list[tuple[Any, ...]]
-    ) -> None:
-        """A business day given for a closing (a shop closing after midnight for the
-        evening before) lies between the local day of its first receipt and the day
-        the closing is made, and not before the previous closing's (Z_BUCHUNGSTAG
-        does not go back)."""
-        first = min(local_day(datetime.fromisoformat(str(r[_ENDED_AT])), self.zone) for r in rows)
-        row = self._db.execute("SELECT MAX(business_day) FROM books_closing_data").fetchone()
-        previous = date.fromisoformat(row[0]) if row and row[0] else None
-        if business_day > closing_day:
-            problem = f"is after the closing's own day {closing_day}"
-        elif business_day < first:
-            problem = f"is before the day of its first receipt ({first})"
-        elif previous is not None and business_day < previous:
-            problem = f"is before the previous closing's business day {previous}"
-        else:
-            return
-        raise ProtocolError(f"business day {business_day} {problem}", code="E_BUSINESS_DAY")
-
-    def _open_rows(self) -> list[tuple[Any, ...]]:
-        return list(
-            self._db.execute(
-                f"SELECT {_RECEIPT_COLUMNS} FROM books_receipts WHERE z_nr IS NULL ORDER BY bon_nr"
-            )
-        )
-
-    def _next_z_nr(self) -> int:
-        row = self._db.execute("SELECT COALESCE(MAX(z_nr), 0) + 1 FROM books_closings").fetchone()
-        return int(row[0])
-
-    def _tse_infos(self, rows: Iterable[tuple[Any, ...]]) -> dict[str, model.TseInfo]:
-        """TSE_ID 1, 2 ... in order of first use, for the TSEs described so far."""
-        known = {
-            r[0]: TseDescription(bytes(r[1]), bytes(r[2]), r[3], r[4])
-            for r in self._db.execute(
-                "SELECT tse_id, public_key, certificate, algorithm, time_format FROM books_tses"
-            )
-        }
-        out: dict[str, model.TseInfo] = {}
-        for row in rows:
-            tse_id = row[2]
-            if tse_id in known and tse_id not in out:
-                d = known[tse_id]
-                out[tse_id] = model.TseInfo(
-                    len(out) + 1, d.public_key, d.certificate, d.algorithm, d.time_format
-                )
-        return out
-
-    def _references(self, bon_id: str, z_nr: int, created: datetime) -> tuple[model.Reference, ...]:
-        refs = []
-        for ref_bon_id, ref_type, ref_z_nr, ref_end in self._db.execute(
-            "SELECT r.ref_bon_id, r.ref_type, o.z_nr, o.ended_at FROM books_references r "
-            "JOIN books_receipts o ON o.bon_id = r.ref_bon_id WHERE r.bon_id = ? "
-            "ORDER BY r.ref_bon_id",
-            (bon_id,),
-        ):
-            target = z_nr if ref_z_nr is None else int(ref_z_nr)
-            when = created
-            if target != z_nr:
-                found = self._db.execute(
-                    "SELECT created_at FROM books_closings WHERE z_nr = ?", (target,)
-                ).fetchone()
-                when = (
-                    datetime.fromisoformat(found[0]) if found else datetime.fromisoformat(ref_end)
-                )
-            refs.append(
-                model.Reference(
-                    ref_type, ref_bon_id, ref_z_nr=target, ref_date=local_day(when, self.zone)
-                )
-            )
-        return tuple(refs)
-
-    def _build(
-        self,
-        z_kasse_id: str,
-        z_nr: int,
-        created: datetime,
-        master: MasterData,
-        rows: Iterable[tuple[Any, ...]],
-        tses: dict[str, model.TseInfo],
-        business_day: date | None = None,
-        vat_rates: tuple[model.VatRate, ...] | None = None,
-    ) -> model.Closing:
-        receipts = []
-        for bon_nr, bon_id, tse_id, start, end, sale_text, signed_text, error, ptype in rows:
-            signed = None if signed_text is None else signed_from_json(signed_text)
-            info = tses.get(tse_id)
-            receipt = to_dsfinvk_receipt(
-                sale_from_json(sale_text),
-                signed,
-                process_type=ptype,  # NULL in books older than the column: by BON_TYP
-                bon_id=bon_id,
-                bon_nr=int(bon_nr),
-                start=datetime.fromisoformat(start),
-                end=datetime.fromisoformat(end),
-                error=error,
-                tse_id=0 if info is None else info.tse_id,
-                zone=self.zone,
-            )
-            refs = tuple(
-                dataclasses.replace(r, ref_z_kasse_id=z_kasse_id)
-                for r in self._references(bon_id, z_nr, created)
-            )
-            receipt = dataclasses.replace(
-                receipt, references=refs, tse=None if info is None else receipt.tse
-            )  # a TSE never described (never reached): no TSE row
-            receipts.append(receipt)
-        return model.Closing(
-            z_kasse_id=z_kasse_id,
-            created=created,
-            z_nr=z_nr,
-            company=master.company,
-            location=master.location,
-            register=master.register,
-            tses=tuple(tses.values()),
-            vat_rates=vat_rates
-            or tuple(
-                model.VatRate(
-                    k, rate_on(k, business_day or local_day(created, self.zone)), v.description
-                )
-                for k, v in VAT_TABLE.items()
-            ),
-            receipts=tuple(receipts),
-            business_day=business_day,
-        )
-
-    def _closed_day(self, z_nr: int, day: date, data: dict[str, Any]) -> ClosedDay:
-        rows = list(
-            self._db.execute(
-                f"SELECT {_RECEIPT_COLUMNS} FROM books_receipts WHERE z_nr = ? ORDER BY bon_nr",
-                (z_nr,),
-            )
-        )
-        tses = {k: tse_from_json(v) for k, v in data["tses"].items()}
-        rates = tuple(model.VatRate(int(k), Decimal(r), d) for k, r, d in data["vat_rates"])
-        closing = self._build(
-            data["z_kasse_id"],
-            z_nr,
-            datetime.fromisoformat(data["created"]),
-            master_from_json(data["master"]),
-            rows,
-            tses,
-            day,
-            rates,
-        )
-        return ClosedDay(
-            closing,
-            money_or_none(data["opening_cash"]) or model.ZERO,
-            money_or_none(data["counted_cash"]),
         )

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from opentse.errors import StorageError
 
@@ -25,3 +30,53 @@ def open_local_db(
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open the {what}: {exc}") from exc
     return db
+
+
+def utc_text(value: datetime) -> str:
+    """A journal time as stored: ISO 8601 in UTC (naive times are refused, they
+    would be read back as some other zone's)."""
+    if value.tzinfo is None:
+        raise ValueError("journal times must be timezone-aware")
+    return value.astimezone(UTC).isoformat()
+
+
+def time_or_none(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class LocalStore:
+    """One connection to a till's file, shared by the register's threads under one
+    lock (a TSE call that timed out may still be writing from its own thread)."""
+
+    def __init__(self, path: Path | str, schema: str, what: str) -> None:
+        self._db = open_local_db(path, schema, what)
+        self._lock = threading.Lock()
+        self._what = what
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self._what} write failed: {exc}") from exc
+
+    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction under the lock: committed when the block ends,
+        rolled back when it raises."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise

@@ -14,7 +14,7 @@ this (``pos close``):
   (Z_SE_BARZAHLUNGEN) is exactly Ist - float.
 
 :func:`close_day` does this over a Register and its books; everything else here is
-pure (builds from a :class:`~opentse.register.books.ClosedDay`, renders).
+pure (builds from a :class:`~opentse.register.books_closing.ClosedDay`, renders).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from opentse.formats.dsfinvk.model import (
     BusinessCaseTotal,
     closing_totals,
 )
-from opentse.register.books import Books, ClosedDay, MasterData
+from opentse.register.books import Books, MasterData
+from opentse.register.books_closing import ClosedDay
 from opentse.register.money import format_money, require_cents
 from opentse.register.sale import CashBookEntry
 from opentse.register.shoptime import local_time, shop_zone
