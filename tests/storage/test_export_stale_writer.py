@@ -14,6 +14,12 @@ over ``exports/<id>.tar``, the path B had recorded; run with only the test seams
 bytes after A wakes up, the second finds A's ``<id>.tar`` left behind by a cancelled
 export, the third has no clean-up of orphaned part files, the fourth gets 404 where
 the folder is mounted elsewhere than at the node that wrote the file.
+
+A take-over, and the end of an export (cancelled here), remove the export's files of
+nodes that no longer hold its lease at once, not only at the next start-up; before
+that (``ExportManager.remove_stale_attempts``), A's part file stayed until A woke up,
+a dead node's until a node started, and a node whose fresh part file such a clean-up
+removed kept the export WORKING until its lease ran out.
 """
 
 from __future__ import annotations
@@ -217,6 +223,8 @@ def test_a_stalled_node_neither_replaces_nor_publishes_the_file_of_the_node_that
     b_bytes = r.content
     assert b_bytes == b_file.read_bytes()
     assert verify_exports([b_file]).ok
+    # B's take-over removed A's part file at once, while A still hangs in it
+    assert [p.name for p in n.exports.iterdir()] == [b_file.name]
     # A wakes up and finishes writing its (older) copy
     _a_wakes_up(n)
     a_bytes = bytes(n.engine_a.written)
@@ -233,6 +241,7 @@ def test_a_file_written_for_a_cancelled_export_is_removed_by_its_writer(nodes: N
     export_id = _a_stalls_writing(n)
     cancelled = n.client.delete(f"/api/v2/tss/{n.tss}/export/{export_id}")  # at node B
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "CANCELLED"
+    assert list(n.exports.iterdir()) == []  # A's part file went with the cancel
     _a_wakes_up(n)  # A never heard of it (no heartbeat) and finishes writing
     assert len(n.engine_a.written) > 1024
     row = n.ctx_b.svc.get_export(export_id)
@@ -271,11 +280,11 @@ def test_a_starting_node_removes_the_orphans_of_finished_exports_only(nodes: Nod
     for name, data in [*keep.items(), *((o, b"orphan") for o in orphans)]:
         if not (n.exports / name).exists():
             (n.exports / name).write_bytes(data)
-    a_part = n.a.part_path(export_id)
-    assert a_part.exists()  # A is still stalled in the middle of it
+    # A is still stalled in the middle of its part file, which B's take-over removed
+    assert not n.a.part_path(export_id).exists()
     # a node starting up (its heartbeat's first round does this)
     starting = ExportManager(n.ctx_b, 1)
-    assert starting.remove_orphans() == 4  # A's part file and the three orphans
+    assert starting.remove_orphans() == 3
     assert sorted(p.name for p in n.exports.iterdir()) == sorted(keep)
     # A wakes up to find its part file gone: it publishes nothing, changes nothing
     _a_wakes_up(n)
@@ -303,3 +312,116 @@ def test_a_node_mounting_the_shared_folder_elsewhere_serves_the_recorded_file(
         export_id, file_path=f"/mnt/other-node/exports/{export_id}.x.tar"
     )
     assert _download(n, export_id).status_code == 404
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_take_over_removes_that_exports_files_of_nodes_without_the_lease_only(
+    nodes: Nodes,
+) -> None:
+    """Files a dead node left of the export B takes over go when B takes it (before
+    the export is over); files of other exports, one WORKING at a live node, stay."""
+    n = nodes
+    export_id = _a_stalls_writing(n)
+    svc = n.ctx_b.svc
+    running = str(uuid.uuid4())
+    assert svc.add_export(
+        ExportRow(running, n.tss, n.org, "PENDING", {}, None, 1, None, None, None, None, {}), 10
+    )
+    assert svc.claim_export(running, "node-x", LEASE, now=2) is not None
+    others = [f"{running}.node-x.part", f"{running}.node-w.0a0b0c0d.tar"]
+    others.append(f"{uuid.uuid4()}.node-y.part")  # of an export nobody knows
+    stale = [f"{export_id}.node-z.0a0b0c0d.tar", f"{export_id}.tar.host.123.part"]
+    for name in [*others, *stale]:
+        (n.exports / name).write_bytes(b"x")
+    _expire_a_lease(n, export_id)
+    _wait_state(n, export_id, "COMPLETED")
+    done = n.ctx_b.svc.get_export(export_id)
+    assert done is not None and done.file_path is not None
+    assert done.lease_owner == n.ctx_b.exports.owner
+    assert _names(n.exports) == sorted([Path(done.file_path).name, *others])
+    assert verify_exports([Path(done.file_path)]).ok
+    _a_wakes_up(n)  # its part file is gone: it records nothing and leaves nothing
+    assert n.ctx_b.svc.get_export(export_id) == done
+    assert _names(n.exports) == sorted([Path(done.file_path).name, *others])
+
+
+class _SlowToPublish(ExportManager):
+    """Node A's worker, paused after renaming its finished file and before the
+    COMPLETED update that would record it (the real update runs when let go)."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        super().__init__(ctx, 1)
+        self.renamed = threading.Event()
+        self.go = threading.Event()
+        self.published: list[bool] = []
+
+    def _publish(self, export_id: str, final: Path) -> bool:
+        self.renamed.set()
+        assert self.go.wait(60), "node A was never let go"
+        done = super()._publish(export_id, final)
+        self.published.append(done)
+        return done
+
+
+def test_a_slow_node_whose_renamed_file_was_removed_on_take_over_records_nothing(
+    nodes: Nodes,
+) -> None:
+    """A finished and renamed its file but stalls before its COMPLETED update; B takes
+    over and deletes A's file. A's update must then be refused: no COMPLETED record
+    may name a deleted file."""
+    n = nodes
+    n.ctx_a.service = n.inst.service  # A writes at full speed this time
+    slow = _SlowToPublish(n.ctx_a)
+    n.a.shutdown()
+    n.ctx_a.exports = slow
+    try:
+        export_id = str(uuid.uuid4())
+        row = ExportRow(
+            export_id, n.tss, n.org, "PENDING", {}, None, A_NOW, None, None, None, None, {}
+        )
+        assert slow.trigger(row, 10)
+        assert slow.renamed.wait(30), "node A did not finish writing"
+        a_files = _names(n.exports)
+        assert len(a_files) == 1 and a_files[0].endswith(".tar"), a_files
+        _start_tx(n.client, n.tss, n.client_id)
+        _expire_a_lease(n, export_id)
+        _wait_state(n, export_id, "COMPLETED")
+        done = n.ctx_b.svc.get_export(export_id)
+        assert done is not None and done.file_path is not None
+        assert done.lease_owner == n.ctx_b.exports.owner
+        b_name = Path(done.file_path).name
+        assert _names(n.exports) == [b_name] != a_files  # A's file removed under it
+        slow.go.set()
+        assert slow.wait_idle(30)
+        assert slow.published == [False]  # refused: B holds the lease
+        assert n.ctx_b.svc.get_export(export_id) == done
+        assert _names(n.exports) == [b_name]
+        download = _download(n, export_id)
+        assert download.status_code == 200
+        assert download.content == (n.exports / b_name).read_bytes()
+        assert verify_exports([n.exports / b_name]).ok
+    finally:
+        slow.go.set()
+
+
+def test_a_node_whose_part_file_was_removed_while_it_held_the_lease_hands_it_back(
+    nodes: Nodes,
+) -> None:
+    """Another node's clean-up read the lease just before A took the export and
+    removed A's fresh part file: A cannot complete it and hands it back at once, so
+    it is written again well before A's lease (30 s) would run out."""
+    n = nodes
+    export_id = _a_stalls_writing(n)
+    n.a.part_path(export_id).unlink()
+    started = time.monotonic()
+    _a_wakes_up(n)
+    _wait_state(n, export_id, "COMPLETED")
+    assert time.monotonic() - started < LEASE / 2
+    done = n.ctx_b.svc.get_export(export_id)
+    assert done is not None and done.file_path is not None
+    assert done.lease_owner == n.ctx_b.exports.owner
+    assert _names(n.exports) == [Path(done.file_path).name]
+    assert verify_exports([Path(done.file_path)]).ok

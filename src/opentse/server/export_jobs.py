@@ -11,6 +11,11 @@ name only while the writer still holds the lease (the database decides), and a w
 whose update is refused deletes its file. So a node that stalled past its lease (GC
 pause, suspended VM) and comes back can neither replace nor publish a file while
 another node took the export over and published its own.
+
+A node that takes an export over from a node whose lease ran out, and a node that
+brings an export to its end, delete the export's attempt files of other nodes in the
+exports folder (``remove_stale_attempts``): a dead node's part file does not wait for
+the next start-up's ``remove_orphans``.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ class ExportManager:
         self._heartbeat: threading.Thread | None = None
         # per process and manager: two processes on one host are two lease owners
         self.owner = f"{ctx.svc.node_id}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._tag = re.sub(r"[^A-Za-z0-9_-]", "-", self.owner)  # in this node's file names
+        self._tag = _tag_of(self.owner)  # in this node's file names
         self.lease_seconds = ctx.config.export_lease
         self.renew_seconds = ctx.config.export_renew
 
@@ -121,6 +126,52 @@ class ExportManager:
                 if path.name != keep:
                     path.unlink(missing_ok=True)
                     removed += 1
+        return removed
+
+    def remove_stale_attempts(self, export_id: str) -> int:
+        """Delete the attempt files of ``export_id`` in this node's exports folder that
+        no attempt can still record: all but the recorded file once the export is over
+        (COMPLETED, ERROR, CANCELLED: final, nothing is recorded after), and while it is
+        PENDING or WORKING all but those of the lease's owner (the one node whose
+        COMPLETED update the database can still apply). Without an owner nothing is
+        deleted: any node may claim it at once.
+
+        A slow owner of before (its lease ran out, another node took over) whose file is
+        deleted under it finds its rename failing or its update refused, so it never
+        records a deleted file. Only the lease's owner at the time of the database read
+        is spared; a node that takes the export over between that read and the unlink
+        finds its part file gone and hands the export back (``_work``). Returns how many
+        files were deleted."""
+        row = self._ctx.svc.get_export(export_id)
+        if row is None:
+            return 0
+        if row.state in _RUNNING:
+            if row.lease_owner is None:
+                return 0
+            owner_tag = _tag_of(row.lease_owner)
+            recorded = None
+        else:
+            owner_tag = None
+            recorded = Path(row.file_path).name if row.file_path else None
+        removed = 0
+        with os.scandir(self._dir) as entries:
+            for entry in entries:
+                match = _ATTEMPT_FILE.match(entry.name)
+                if (
+                    match is None
+                    or match.group(1) != export_id
+                    or entry.name == recorded
+                    or (owner_tag is not None and _attempt_tag(entry.name) == owner_tag)
+                    or entry.is_dir(follow_symlinks=False)
+                ):
+                    continue
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue  # its writer (or another node's clean-up) was first
+                removed += 1
+        if removed:
+            log.info("export %s: removed %d stale attempt files", export_id, removed)
         return removed
 
     def resume(self) -> None:
@@ -214,11 +265,18 @@ class ExportManager:
             cancelled = self._cancel.get(export_id, threading.Event())
         if cancelled.is_set():
             return
+        before = svc.get_export(export_id)
         row = svc.claim_export(export_id, self.owner, self.lease_seconds, self._ctx.now())
         if row is None:  # finished, cancelled, or another live node holds it
             return
         with self._lock:
             self._working.add(export_id)
+        # started before: a node whose lease ran out (or that handed it back) may have
+        # left files; none without, and then no other node can have written any since
+        # (only this node's COMPLETED or ERROR update can apply until its lease is lost)
+        retry = before is None or before.time_start is not None
+        if retry:
+            self.tidy(export_id)
         partial = self.part_path(export_id)
         # this attempt's own name: no node ever overwrites a file another one recorded
         final = self._dir / f"{export_id}.{self._tag}.{secrets.token_hex(4)}.tar"
@@ -231,12 +289,15 @@ class ExportManager:
             try:
                 os.rename(partial, final)
             except FileNotFoundError:
-                # another node's clean-up removed it: the export is over there (if
-                # not, this node's lease runs out and the export is taken up again)
+                # another node's clean-up removed it: the export is over, or taken over
+                # from this node, or that node read the lease just before this node took
+                # it: then hand it back (PENDING, unclaimed) to be written again at once
                 log.warning("export %s: partial file gone, not completed here", export_id)
+                self._hand_back(export_id)
                 return
             _sync_dir(self._dir)  # the name is on disk before the database names it
-            self._publish(export_id, final)
+            if self._publish(export_id, final) and retry:
+                self.tidy(export_id)
         except _Cancelled:
             partial.unlink(missing_ok=True)
         except OpenTSEError as exc:
@@ -246,16 +307,41 @@ class ExportManager:
                 if exc.code in ("E_TOO_MANY_RECORDS", "E_NO_DATA_AVAILABLE")
                 else "E_BAD_REQUEST"
             )
-            self._fail(export_id, code)
+            if self._fail(export_id, code) and retry:
+                self.tidy(export_id)
         except Exception:
             log.exception("export %s failed", export_id)
             partial.unlink(missing_ok=True)
             final.unlink(missing_ok=True)  # renamed but not recorded
-            self._fail(export_id, "E_INTERNAL")
+            if self._fail(export_id, "E_INTERNAL") and retry:
+                self.tidy(export_id)
 
-    def _fail(self, export_id: str, code: str) -> None:
+    def tidy(self, export_id: str) -> None:
+        """``remove_stale_attempts``, whose failure never fails the export (or the
+        request that cancelled it): a file it leaves goes at a start-up."""
+        try:
+            self.remove_stale_attempts(export_id)
+        except Exception:
+            log.exception("export %s: removing stale attempt files failed", export_id)
+
+    def _hand_back(self, export_id: str) -> None:
+        """Give a WORKING export this node holds back (PENDING, unclaimed), as a node
+        stopping on purpose does; refused when it is over or not this node's."""
+        try:
+            self._ctx.svc.update_export(
+                export_id,
+                only_from=("WORKING",),
+                owner=self.owner,
+                state="PENDING",
+                lease_owner=None,
+                lease_until=None,
+            )
+        except Exception:
+            log.exception("export %s: handing back failed (the lease runs out)", export_id)
+
+    def _fail(self, export_id: str, code: str) -> bool:
         """The ERROR update (applied only while this node holds the lease)."""
-        self._ctx.svc.update_export(
+        return self._ctx.svc.update_export(
             export_id,
             only_from=("WORKING",),
             owner=self.owner,
@@ -265,10 +351,11 @@ class ExportManager:
             time_error=self._ctx.now(),
         )
 
-    def _publish(self, export_id: str, final: Path) -> None:
+    def _publish(self, export_id: str, final: Path) -> bool:
         """Record ``final`` as the export's file with the COMPLETED update, which the
         database applies only while this node holds the lease; refused (cancelled, or
-        another node took the export over), this attempt's file is deleted."""
+        another node took the export over), this attempt's file is deleted. True when
+        the update was applied."""
         try:
             done = self._ctx.svc.update_export(
                 export_id,
@@ -283,12 +370,32 @@ class ExportManager:
             # it may have committed before the error: keep the file (remove_orphans
             # deletes it at a start-up if the export ended without it)
             log.exception("export %s: recording the completed file failed", export_id)
-            return
+            return False
         if not done:
             final.unlink(missing_ok=True)
             log.warning(
                 "export %s: lease lost before completing; this node's file removed", export_id
             )
+        return done
+
+
+_RUNNING = ("PENDING", "WORKING")
+
+
+def _tag_of(owner: str) -> str:
+    """A lease owner as it appears in its attempt files' names (no dots)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", owner)
+
+
+def _attempt_tag(name: str) -> str | None:
+    """The writer's tag in ``<id>.<tag>.part`` or ``<id>.<tag>.<random>.tar``; None
+    for the names of before (``<id>.tar``, ``<id>.tar.<host>.<pid>.part``)."""
+    parts = name.split(".")
+    if len(parts) == 3 and parts[2] == "part" and parts[1] != "tar":
+        return parts[1]
+    if len(parts) == 4 and parts[3] == "tar":
+        return parts[1]
+    return None
 
 
 def _sync_dir(folder: Path) -> None:

@@ -165,6 +165,9 @@ def cancel_export(call: Call) -> tuple[int, Any]:
             f"export is {row.state}; only PENDING or WORKING can be cancelled",
         )
     call.ctx.exports.cancel(row.export_id)
+    # over: no attempt can record a file any more, so the part files of the nodes
+    # that were writing it (this one, or one that stalled or died) go at once
+    call.ctx.exports.tidy(row.export_id)
     updated = call.ctx.svc.get_export(row.export_id)
     assert updated is not None
     return 200, export_body(updated, tss.env)
