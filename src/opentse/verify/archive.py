@@ -7,16 +7,21 @@ cannot be read becomes a parse error and a finding, so the other checks still ru
 
 ``load_exports`` works in one pass: the archive is read in windows and scanned in
 batches (``tarscan.scan``), each batch decoded here while the workers verify the
-batches before it (``logcheck.LogPipeline``); anything the scan does not handle
-starts over with the full reader (``collect_members``). A file that fails or
-changes while it is read is UnreadableExportError with code ``E_EXPORT_READ``
-(``verify.reading``: no memory map, so no SIGBUS when a file shrinks).
+batches before it (``logcheck.LogPipeline``). An archive the scan does not handle
+(compressed, links, odd headers) is read by ``tarfile`` in stream mode instead,
+member by member into the same batches (``_full_batches``): memory is bounded by
+the decoded logs and one batch, never the archive (before 2026-11-21 such an
+archive was read whole into memory, and every member listed, ``collect_members``,
+which the tests keep as the reference). A file that fails or changes while it is
+read is UnreadableExportError with code ``E_EXPORT_READ`` (``verify.reading``: no
+memory map, so no SIGBUS when a file shrinks).
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from opentse.errors import OpenTSEError
-from opentse.formats.tar import parse_info_csv
+from opentse.formats.tar import iter_members, parse_info_csv
 from opentse.verify.findings import Finding, error, warning
 from opentse.verify.logcheck import (
     CHUNK,
@@ -230,34 +235,113 @@ def decode_members(
 _BASE = itemgetter(1)  # a member's file name
 
 
-def _stream(sources: list[Path], workers: int | None, progress: Progress | None) -> LoadedExport:
+def _not_tar(source: Path, exc: BaseException) -> UnreadableExportError:
+    return UnreadableExportError(f"{source}: not a readable TAR archive ({exc})")
+
+
+def _estimated_logs(sources: list[Path]) -> int:
+    """About one log per KiB of archive, what ``default_workers`` decides on (by
+    ``stat`` alone: the archive is opened once, when it is read). Files that
+    cannot be read count nothing here; a compressed archive counts its size."""
+    total = 0
+    for path in sources:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+    return total // 1024
+
+
+class _StartOver(Exception):
+    """The scan refused archive ``index`` after handing out batches of it: read
+    everything again, that archive with ``tarfile``."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+def _full_batches(source: Path, data: bytes | ArchiveFile, label: str) -> Iterator[list[Member]]:
+    """The regular files of an archive the scan refused, read by ``tarfile`` in
+    stream mode (``iter_members``: any compression, links and odd members refused
+    with its codes), ``CHUNK`` at a time, named as ``collect_members`` names them."""
+    stream = data.stream() if isinstance(data, ArchiveFile) else io.BytesIO(data)
+    members = iter_members(stream)
+    batch: list[Member] = []
+    append = batch.append
+    while True:
+        try:
+            member = next(members, None)
+        except UnreadableExportError:
+            raise
+        except (OSError, OpenTSEError, ValueError, EOFError) as exc:
+            raise _not_tar(source, exc) from exc
+        if member is None:
+            break
+        name = member.name
+        base = _normalise(name) if name.startswith(("./", "/")) else name
+        if base and not base.endswith("/"):
+            short = base.rsplit("/", 1)[-1] if "/" in base else base
+            append((label + base, short, member.data))
+            if len(batch) >= CHUNK:
+                yield batch
+                batch = []
+                append = batch.append
+    yield batch
+
+
+def _stream(
+    sources: list[Path],
+    workers: int | None,
+    progress: Progress | None,
+    full: set[int],
+) -> LoadedExport:
     """Read and decode in one pass, the signatures checked by the workers meanwhile
-    (``export.pending`` until settled). Raises Unusual (or OSError, when a file
-    cannot be opened) when an archive needs the full reader, UnreadableExportError
-    when a file fails or changes while it is read."""
+    (``export.pending`` until settled). Archives the scan refuses before handing
+    out a batch of them, and those in ``full``, are read by ``tarfile`` into the
+    same pipeline; raises _StartOver when the scan refuses one later, and
+    UnreadableExportError when an archive cannot be opened or read, is no TAR
+    archive, or fails or changes while it is read."""
     export = LoadedExport([str(p) for p in sources])
     points: Points = {}
     several = len(sources) > 1
-    if workers is None:  # about one log per KiB of archive
-        workers = default_workers(sum(p.stat().st_size for p in sources) // 1024)
+    if workers is None:
+        workers = default_workers(_estimated_logs(sources))
     with LogPipeline(points, workers, progress) as pipeline:
-        for source in sources:
-            with ArchiveFile(source) as archive:
+        for index, source in enumerate(sources):
+            label = f"{source.name}:" if several else ""
+            try:
+                archive = ArchiveFile(source)
+            except OSError as exc:
+                raise _not_tar(source, exc) from exc
+            with archive:
                 # windows of a regular file; a pipe or a /proc file read whole
                 data = archive if archive.size is not None else archive.read_all()
-                try:
-                    for batch in scan(data, f"{source.name}:" if several else "", CHUNK):
-                        # most batches hold nothing but logs: one C-level test instead
-                        # of sorting member by member
-                        if not all(map(str.endswith, map(_BASE, batch), repeat(".log"))):
-                            batch = _sort_members(export, batch, points)
-                        if batch:
-                            pipeline.submit(batch)
-                except Truncated as exc:  # the full reader would read it whole to say so
-                    raise UnreadableExportError(
-                        f"{source}: not a readable TAR archive ({exc}: cut short,"
-                        " a copy not finished?)"
-                    ) from None
+                batches = _full_batches(source, data, label) if index in full else None
+                if batches is None:
+                    handed_out = False
+                    try:
+                        for batch in scan(data, label, CHUNK):
+                            handed_out = True
+                            # most batches hold nothing but logs: one C-level test
+                            # instead of sorting member by member
+                            if not all(map(str.endswith, map(_BASE, batch), repeat(".log"))):
+                                batch = _sort_members(export, batch, points)
+                            if batch:
+                                pipeline.submit(batch)
+                    except Truncated as exc:  # tarfile would read it all to say so
+                        raise UnreadableExportError(
+                            f"{source}: not a readable TAR archive ({exc}: cut short,"
+                            " a copy not finished?)"
+                        ) from None
+                    except Unusual:
+                        if handed_out:
+                            raise _StartOver(index) from None
+                        batches = _full_batches(source, data, label)
+                for batch in batches or ():
+                    batch = _sort_members(export, batch, points)
+                    if batch:
+                        pipeline.submit(batch)
                 archive.check_unchanged()  # the verdict is about what is there now
     export.logs = pipeline.entries
     export.pending = pipeline
@@ -280,19 +364,22 @@ def load_exports(
     an input is not a TAR archive at all (code ``E_EXPORT_UNREADABLE``) or when a
     file fails or changes while it is read (``E_EXPORT_READ``: a read error, a file
     truncated or still being written), never SIGBUS.
+
+    Memory: the decoded logs, one window or batch, never a whole archive (also
+    compressed ones, or those with links, which ``tarfile`` reads as a stream).
     """
     sources = [Path(p) for p in paths]
+    full: set[int] = set()
     with bulk():
-        try:
-            export = _stream(sources, workers, progress)
-        except (Unusual, OSError):
-            pass  # compressed, links, odd headers, cannot open: the full reader decides
-        else:
+        while True:
+            try:
+                export = _stream(sources, workers, progress, full)
+            except _StartOver as again:  # rare: an odd member after the first batch
+                full.add(again.index)
+                continue
             if settle:
                 export.settle()
             return export
-        names, members = collect_members(sources)
-        return decode_members(names, members, workers=workers, progress=progress)
 
 
 @contextmanager

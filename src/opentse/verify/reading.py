@@ -13,20 +13,30 @@ The file's size and modification time are taken when it is opened: a read that
 ends before that size, or a size or time that differ once the scan is through
 (``check_unchanged``), mean the file changed under the verifier, whose verdict
 would then describe octets that are no longer there (or never were together).
+
+Archives the scan does not handle (compressed, links) are read front to back by
+``tarfile`` in stream mode through ``ArchiveFile.stream``: the same reads, the same
+errors, and never more of the file in memory than one buffer.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 from opentse.errors import OpenTSEError
 
 READ_FAILED = "E_EXPORT_READ"  # the file failed or changed while being read
 _READ_ALL = 1 << 20  # octets per read() where the size is not known
+_STREAM_BUFFER = 1 << 16  # octets per read for ``ArchiveFile.stream`` (tarfile takes 10 KiB)
 
 
 class UnreadableExportError(OpenTSEError):
@@ -122,6 +132,12 @@ class ArchiveFile:
         self.check_unchanged()
         return data
 
+    def stream(self) -> BinaryIO:
+        """The file from its start as a buffered stream (``tarfile`` mode ``r|*``),
+        read through ``read_at`` (``size`` must be known): a read error or a file
+        that shrinks is UnreadableExportError with code ``E_EXPORT_READ``."""
+        return io.BufferedReader(_Sequential(self), _STREAM_BUFFER)
+
     def check_unchanged(self) -> None:
         """Raise if a regular file's size or modification time is no longer what it
         was when opened (a file still being written, or replaced in place)."""
@@ -136,3 +152,22 @@ class ArchiveFile:
             raise self._changed(f"{size} octets when it was opened, now {info.st_size}")
         if info.st_mtime_ns != mtime:
             raise self._changed("it was modified")
+
+
+class _Sequential(io.RawIOBase):
+    """An ArchiveFile read front to back; the file descriptor stays the archive's."""
+
+    def __init__(self, archive: ArchiveFile) -> None:
+        super().__init__()
+        self._archive = archive
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._archive.read_at(self._offset, len(view))
+        view[: len(data)] = data
+        self._offset += len(data)
+        return len(data)

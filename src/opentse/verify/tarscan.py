@@ -118,7 +118,8 @@ Member = tuple[str, str, bytes]
 
 class Unusual(Exception):
     """``scan`` met something only the full reader handles (raised after the batches
-    before it were handed out: the caller starts over with ``read_members``)."""
+    before it were handed out: the verifier then reads that archive with
+    ``tarfile`` as a stream, starting over if batches of it were handed out)."""
 
 
 class Truncated(Unusual):
