@@ -6,6 +6,10 @@ renewing its lease. Node B starts up meanwhile and must leave that export alone.
 Then A is killed with SIGKILL: once A's lease has run out, B takes the export over
 and completes it, and the TAR verifies.
 
+Two nodes sharing the exports folder (mounted at different paths), on SQLite and
+PostgreSQL: node A dies in the middle of writing; B, taking the export over, removes
+A's part file (and other dead attempts of that export) at once.
+
 Skips only when no PostgreSQL server is reachable (``OPENTSE_TEST_DATABASE``).
 """
 
@@ -30,7 +34,7 @@ from opentse.server.export_jobs import ExportManager
 from opentse.server.service_store import ExportRow
 from opentse.verify.report import verify_exports
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.timeout(120)]
 
 LEASE = 1.0  # seconds
 RENEW = 0.2
@@ -87,6 +91,7 @@ def _read_line(process: subprocess.Popen[bytes], seconds: float) -> str:
     return process.stdout.readline().decode().strip()
 
 
+@pytest.mark.postgres
 def test_a_live_node_keeps_its_export_and_a_dead_ones_is_taken_over(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -159,6 +164,7 @@ def _node(data: Path, url: str, lease: float) -> tuple[Installation, ServerConte
     return inst, ctx
 
 
+@pytest.mark.postgres
 def test_a_node_stopping_on_purpose_hands_its_queued_export_over_at_once(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -199,3 +205,123 @@ def test_a_node_stopping_on_purpose_hands_its_queued_export_over_at_once(
         ctx_b.close()
         inst_a.close()
         inst_b.close()
+
+
+# Node A, sharing B's exports folder: a real export whose disk hangs after the first
+# chunk (flushed, so the part file holds it), as a node that is about to die does.
+_DYING_NODE_A = f"""
+import sys, time
+from pathlib import Path
+from opentse.installation import Installation
+from opentse.server.context import ServerConfig, ServerContext
+from opentse.server.export_jobs import ExportManager
+from opentse.server.service_store import ExportRow
+
+data, url, tss, export_id = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+inst = Installation.open(data, database_url=url)
+config = ServerConfig(data_dir=data, export_lease={LEASE}, export_renew={RENEW})
+ctx = ServerContext(inst, config)
+ctx.exports = ExportManager(ctx, 1)
+ctx.exports.resume()
+
+class Hanging:
+    def __init__(self, out):
+        self.out = out
+    def write(self, data):
+        n = self.out.write(data)
+        self.out.flush()
+        print(ctx.exports.owner, flush=True)
+        time.sleep(600)
+        return n
+    def flush(self):
+        self.out.flush()
+
+class Engine:
+    def export(self, tss_id, out, flt):
+        return inst.service.export(tss_id, Hanging(out), flt)
+
+ctx.service = Engine()
+row = ExportRow(export_id, tss, "org", "PENDING", {{}}, None, ctx.now(), None, None, None,
+                None, {{}})
+assert ctx.exports.trigger(row, 10)
+time.sleep(600)
+"""
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        (tmp_path / "db").mkdir()
+        return f"sqlite:///{tmp_path / 'db' / 'opentse.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def test_a_dead_nodes_part_file_in_the_shared_folder_goes_when_its_export_is_taken_over(
+    database: str, tmp_path: Path
+) -> None:
+    data_a, data_b = tmp_path / "a", tmp_path / "b"
+    tss = _tse_with_receipts(data_a, database, receipts=3)
+    shutil.copytree(data_a, data_b)
+    shared = data_a / "exports"
+    shared.mkdir(exist_ok=True)
+    shutil.rmtree(data_b / "exports", ignore_errors=True)
+    (data_b / "exports").symlink_to(shared)  # B mounts the share at another path
+    export_id = str(uuid.uuid4())
+    log = open(tmp_path / "node-a.log", "wb")  # noqa: SIM115 - closed below
+    node_a = subprocess.Popen(
+        [sys.executable, "-c", _DYING_NODE_A, str(data_a), database, tss, export_id],
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    inst_b = ctx_b = None
+    try:
+        owner_a = _read_line(node_a, 60)
+        assert owner_a, (tmp_path / "node-a.log").read_text()
+        inst_b = Installation.open(data_b, database_url=database)
+        ctx_b = ServerContext(
+            inst_b, ServerConfig(data_dir=data_b, export_lease=LEASE, export_renew=RENEW)
+        )
+        ctx_b.exports = ExportManager(ctx_b, 1)
+        a_part = next(shared.iterdir())
+        assert a_part.stat().st_size > 0 and a_part.name.endswith(".part")
+        # another attempt at it that died between its rename and its update, and
+        # files of exports B must not touch (one nobody knows, one of another node)
+        dead = shared / f"{export_id}.node-z-1-0a0b0c0d.0a0b0c0d.tar"
+        dead.write_bytes(b"dead")
+        others = {f"{uuid.uuid4()}.node-y-1-0a0b0c0d.part", f"{uuid.uuid4()}.tar"}
+        for name in others:
+            (shared / name).write_bytes(b"other")
+        ctx_b.exports.resume()
+        time.sleep(3 * LEASE)  # A is alive (renewing): B leaves its export and files
+        row = ctx_b.svc.get_export(export_id)
+        assert row is not None and (row.state, row.lease_owner) == ("WORKING", owner_a)
+        assert {p.name for p in shared.iterdir()} == {a_part.name, dead.name, *others}
+        node_a.send_signal(signal.SIGKILL)
+        node_a.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while (row := ctx_b.svc.get_export(export_id)) is not None and row.state in (
+            "PENDING",
+            "WORKING",
+        ):
+            assert time.monotonic() < deadline, "node B did not take the export over"
+            time.sleep(0.05)
+        assert row is not None and row.state == "COMPLETED", row
+        assert row.lease_owner == ctx_b.exports.owner != owner_a
+        assert row.file_path is not None
+        b_file = Path(row.file_path)
+        assert b_file.parent == data_b / "exports"
+        # no start-up needed: A's part file and the dead attempt went with the take-over
+        assert {p.name for p in shared.iterdir()} == {b_file.name, *others}
+        assert verify_exports([shared / b_file.name]).ok
+    finally:
+        if node_a.poll() is None:
+            node_a.kill()
+            node_a.wait(timeout=30)
+        if node_a.stdout is not None:
+            node_a.stdout.close()
+        log.close()
+        if ctx_b is not None:
+            ctx_b.close()
+        if inst_b is not None:
+            inst_b.close()
