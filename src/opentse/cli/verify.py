@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from opentse.errors import OpenTSEError
 from opentse.formats.qr import QRPayload
-from opentse.verify.archive import load_exports
+from opentse.verify.archive import LoadedExport, load_exports
 from opentse.verify.certificates import load_trust_roots
 from opentse.verify.findings import Severity
 from opentse.verify.html import write_html
@@ -30,6 +31,7 @@ from opentse.verify.receipt import ReceiptResult, verify_receipt
 from opentse.verify.report import VerifyReport, verify_loaded
 
 _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+REDRAW = 0.1  # seconds between two drawings of the progress bar (rich's default)
 
 
 def _print_report(console: Console, report: VerifyReport) -> None:
@@ -67,6 +69,34 @@ def _print_report(console: Console, report: VerifyReport) -> None:
         )
     verdict = "[green]OK: no errors[/green]" if report.ok else "[red]NOT OK: errors found[/red]"
     console.print(verdict)
+
+
+def _load_with_bar(exports: list[Path], workers: int | None, err: Console) -> LoadedExport:
+    """``load_exports`` with a progress bar drawn by whichever thread reports
+    progress (at most every ``REDRAW`` seconds), not by rich's refresh thread: the
+    verifier forks its worker process while loading (``verify.forked``), and a fork
+    while another thread runs may leave the child stuck on a lock that thread held
+    (Python 3.12+ warns). So no thread of ours runs at any fork."""
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TextColumn("{task.completed} logs"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        auto_refresh=False,
+    ) as bar:
+        task = bar.add_task("verifying logs", total=None)
+        drawn = [time.monotonic()]
+
+        def advance(count: int) -> None:
+            bar.advance(task, count)
+            now = time.monotonic()
+            if now - drawn[0] >= REDRAW:
+                drawn[0] = now
+                bar.refresh()
+
+        return load_exports(exports, workers=workers, progress=advance)
 
 
 def verify_command(
@@ -107,18 +137,7 @@ def verify_command(
     big = sum(p.stat().st_size for p in exports if p.is_file()) > 2 * 1024 * 1024
     try:
         if big and err.is_terminal:  # the one-pass reader, with a count of checked logs
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                TextColumn("{task.completed} logs"),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("verifying logs", total=None)
-                export = load_exports(
-                    exports, workers=workers, progress=lambda n: bar.advance(task, n)
-                )
+            export = _load_with_bar(exports, workers, err)
         else:
             export = load_exports(exports, workers=workers)
     except (OSError, OpenTSEError) as exc:

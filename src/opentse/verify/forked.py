@@ -15,8 +15,9 @@ at most ``AHEAD`` chunks. The feeder needs the GIL only once per chunk.
 
 Fork, not spawn: a spawned interpreter spends ~0.3 s importing; forked before the
 archive is read, a child costs a few milliseconds and shares every loaded module.
-Only on Linux (macOS system libraries are not fork-safe); elsewhere the verifier
-uses threads. A chunk whose child dies goes back to the backlog.
+Only on Linux (macOS system libraries are not fork-safe), and only while no other
+thread runs (``alone``); elsewhere the verifier uses threads. A chunk whose child
+dies goes back to the backlog.
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ _PARENT_FDS: set[int] = set()
 def available() -> bool:
     """Whether children can be forked safely here (Linux)."""
     return sys.platform == "linux" and hasattr(os, "fork")
+
+
+def alone() -> bool:
+    """Whether the calling thread is the only one: only then may it fork. A lock
+    another thread holds at the fork (a logging handler's, a buffered stream's, the
+    allocator's) stays held in the child for ever (Python 3.12+ warns). The
+    verifier's own threads start after its forks (the feeder; the CLI's progress bar
+    has no refresh thread), so this holds unless the caller runs threads of its own;
+    ``LogPipeline`` then uses worker threads."""
+    return threading.active_count() == 1
 
 
 def _write_all(fd: int, data: bytes) -> None:

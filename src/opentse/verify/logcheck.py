@@ -364,8 +364,9 @@ class _Chunk:
 
 class LogPipeline:
     """Decodes logs and verifies their signatures: inline when ``workers`` is 1,
-    else with ``workers - 1`` forked processes beside this one (Linux), or on a
-    pool of ``workers`` threads (elsewhere, or ``processes=False``).
+    else with ``workers - 1`` forked processes beside this one (Linux, when no other
+    thread runs: ``forked.alone``), or on a pool of ``workers`` threads (elsewhere,
+    or ``processes=False``).
 
     Processes (``verify.forked``): this process reads, decodes and runs the other
     checks, which need every log anyway; a feeder thread sends the oldest decoded
@@ -390,13 +391,13 @@ class LogPipeline:
         points: Points,
         workers: int,
         progress: Progress | None,
-        processes: bool | None = None,  # None: where forking is safe (Linux)
+        processes: bool | None = None,  # None: where forking is safe (Linux, no threads)
     ) -> None:
         self.points = points
         self.progress = progress
         self._entries: list[LogEntry] = []
         if processes is None:
-            processes = forked.available()
+            processes = forked.available() and forked.alone()
         self._forked: forked.ForkedPool[_Sent] | None = None
         self._pool: ThreadPoolExecutor | None = None
         if workers > 1 and processes:

@@ -1,0 +1,82 @@
+"""``opentse verify`` with its progress bar forks its worker process while no other
+thread runs: a fork in a multi-threaded process may deadlock the child (a lock
+held by another thread at the fork stays held in the child forever; Python 3.12+
+warns). Before: rich's refresh thread was running when the verifier forked. A
+caller running threads of its own gets worker threads instead of a fork."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.verify import forked
+from opentse.verify.logcheck import CHUNK
+from opentse.verify.report import verify_exports
+from opentse.verify.synthetic import build_export
+
+pytestmark = pytest.mark.skipif(not forked.available(), reason="forks only on Linux")
+
+# threads alive at each fork while _RECORDING is set (a hook cannot be unregistered:
+# it records nothing otherwise)
+_FORKS: list[list[str]] = []
+_RECORDING = threading.Event()
+
+
+def _before_fork() -> None:
+    if _RECORDING.is_set():
+        _FORKS.append([thread.name for thread in threading.enumerate()])
+
+
+if forked.available():
+    os.register_at_fork(before=_before_fork)
+
+
+def test_no_other_thread_runs_at_the_fork(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "e.tar"
+    build_export(path, 2500)
+    assert path.stat().st_size > 2 * 1024 * 1024  # the CLI shows its bar above 2 MB
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich: stderr is a terminal
+    assert threading.active_count() == 1, threading.enumerate()
+    _FORKS.clear()
+    _RECORDING.set()
+    try:
+        result = CliRunner().invoke(build_app(), ["verify", "--workers", "2", str(path)])
+    finally:
+        _RECORDING.clear()
+    assert result.exit_code == 0, result.output
+    assert "verifying logs" in result.stderr  # the bar was shown
+    assert "OK: no errors" in result.stdout
+    assert _FORKS == [["MainThread"]]  # one fork (two workers), no other thread
+    assert threading.active_count() == 1, threading.enumerate()
+
+
+def test_a_caller_with_threads_gets_worker_threads(tmp_path: Path) -> None:
+    """Called while a thread of the caller runs (a server, an application), the
+    verifier does not fork: worker threads, the same report."""
+    path = tmp_path / "e.tar"
+    build_export(path, 2 * CHUNK + 10)
+    expected = verify_exports([path], workers=1).to_json()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="the caller's")
+    other.start()
+    _FORKS.clear()
+    _RECORDING.set()
+    try:
+        report = verify_exports([path], workers=2).to_json()
+    finally:
+        _RECORDING.clear()
+        stop.set()
+        other.join()
+    assert _FORKS == []
+    assert report == expected and report["valid_signatures"] == 2 * CHUNK + 10
+    _RECORDING.set()
+    try:  # alone again: forked
+        assert verify_exports([path], workers=2).to_json() == expected
+    finally:
+        _RECORDING.clear()
+    assert _FORKS == [["MainThread"]]
