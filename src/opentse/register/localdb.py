@@ -57,10 +57,23 @@ class LocalStore:
         with self._lock:
             self._db.close()
 
-    def _write(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+    def _write(
+        self, sql: str, params: tuple[object, ...] = (), *, durable: bool = True
+    ) -> sqlite3.Cursor:
+        """One statement in its own transaction. ``durable=False`` commits without
+        waiting for the disk (``synchronous=NORMAL`` for this commit only): a crash
+        of the process keeps it, a power loss may lose it -- and, the WAL being
+        appended in order, only together with every later commit that was not
+        synced either; the next durable commit to the file syncs it too."""
         try:
             with self._lock:
-                return self._db.execute(sql, params)
+                if durable:
+                    return self._db.execute(sql, params)
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    return self._db.execute(sql, params)
+                finally:
+                    self._db.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise StorageError(f"{self._what} write failed: {exc}") from exc
 

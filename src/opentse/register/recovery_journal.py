@@ -145,9 +145,18 @@ class RecoveryJournal(LocalStore):
             (receipt_ref, tse_id, client_id, process_type, utc_text(at)),
         )
 
-    def forget_start(self, receipt_ref: str) -> None:
-        """The Start's transaction is finished, or known as dangling, or never began."""
-        self._write("DELETE FROM pending_starts WHERE receipt_ref = ?", (receipt_ref,))
+    def forget_start(self, receipt_ref: str, *, durable: bool = True) -> None:
+        """The Start's transaction is finished, or known as dangling, or never began.
+
+        ``durable=False`` (a sale's own confirmed Finish: one fsync less per sale)
+        is safe because a note that outlives its transaction is harmless: recovery
+        asks the TSE which transaction the Start began and finishes it with the
+        receipt's own finish ref, which the TSE answers with the stored signature
+        (nothing is signed; the journal says "had been signed by its own Finish"),
+        and a transaction no longer open is never aborted (recovery.py)."""
+        self._write(
+            "DELETE FROM pending_starts WHERE receipt_ref = ?", (receipt_ref,), durable=durable
+        )
 
     def pending_starts(self) -> list[PendingStart]:
         rows = self._read(

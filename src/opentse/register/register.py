@@ -256,7 +256,10 @@ class Register:
                 )
             if not outcome.started:
                 return outcome  # a Start that may still arrive: recovery asks by ref
-        self.journal.forget_start(ref)
+        # finished, or recorded as dangling (durably, above): a note that outlives a
+        # power loss is answered by recovery with the stored signature, so its
+        # removal need not wait for the disk (recovery_journal.forget_start)
+        self.journal.forget_start(ref, durable=False)
         return outcome
 
     def _signed_again(self, at: datetime) -> None:

@@ -1,0 +1,182 @@
+"""A sale's Start note is removed without waiting for the disk (one fsync less per
+sale). A power loss can then lose the removal: the journal comes back with a note of
+a Start whose transaction the TSE has finished. Simulated faithfully -- the journal
+file is copied with its WAL cut after the last commit that reached the disk, i.e.
+without the removal -- and recovered through the real Register against a real
+embedded TSE: nothing is signed, aborted or booked, the sale stays as signed."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from opentse.engine.service import TSEService
+from opentse.register import (
+    CashBookEntry,
+    EmbeddedBackend,
+    Light,
+    OutageLog,
+    Register,
+    RegisterConfig,
+    Sale,
+    Seller,
+    Signed,
+)
+from opentse.register.books import Books
+from opentse.testing import memory_service, ready_tse
+from opentse.tr03151 import codec
+from opentse.tr03151.logmessage import TransactionLogData
+
+NOW = 1_700_000_000
+TSE = "tse-1"
+CLIENT = "KASSE-1"
+SELLER = Seller("Café Muster", ("Musterstraße 1", "12345 Musterstadt"))
+WAL_HEADER, FRAME_HEADER = 32, 24
+
+
+def _cut_last_commit(wal: Path) -> None:
+    """Lose the WAL's last transaction, as a power loss before its fsync does: keep
+    the frames up to the commit before it (a commit frame's header says the database
+    size in pages; other frames say 0). Frames of an older WAL generation (salt
+    differs) are not part of the log."""
+    data = wal.read_bytes()
+    page_size = int.from_bytes(data[8:12], "big")
+    salt = data[16:24]
+    frame = FRAME_HEADER + page_size
+    commit_ends = []
+    offset = WAL_HEADER
+    while offset + frame <= len(data) and data[offset + 8 : offset + 16] == salt:
+        if int.from_bytes(data[offset + 4 : offset + 8], "big") != 0:
+            commit_ends.append(offset + frame)
+        offset += frame
+    assert len(commit_ends) >= 2, "no earlier commit to fall back to"
+    wal.write_bytes(data[: commit_ends[-2]])
+
+
+def _logs(service: TSEService) -> list[tuple[int, bytes]]:
+    return [(log.signature_counter, log.message) for log in service.store.iter_logs(TSE)]
+
+
+def _transaction_logs(service: TSEService, number: int) -> list[TransactionLogData]:
+    out = []
+    for log in service.store.iter_logs(TSE):
+        data = codec.decode_log_message(log.message).certified
+        if isinstance(data, TransactionLogData) and data.transaction_number == number:
+            out.append(data)
+    return out
+
+
+def _sell(register: Register) -> Signed | None:
+    sale = Sale()
+    sale.add_line("Kaffee", 2, "2.50", 1)
+    sale.add_payment("cash", "5.00")
+    return register.sell(sale).signed
+
+
+def _order(register: Register) -> Signed | None:
+    sale = Sale("AVBestellung")
+    sale.add_line("Tasse Kaffee", 2, "2.50", 1)
+    return register.order(sale).signed
+
+
+def _cash(register: Register) -> Signed | None:
+    signed, _ = register.book(CashBookEntry("Einzahlung", Decimal("50.00"), "Wechselgeld"))
+    return signed
+
+
+def _register(service: TSEService, journal: OutageLog, books: Books) -> Register:
+    return Register(
+        EmbeddedBackend(service, TSE),
+        RegisterConfig(SELLER, CLIENT),
+        journal,
+        clock=lambda: datetime.fromtimestamp(NOW, UTC),
+        books=books,
+    )
+
+
+@pytest.mark.parametrize(
+    ("book", "process_type"),
+    [(_sell, "Kassenbeleg-V1"), (_order, "Bestellung-V1"), (_cash, "SonstigerVorgang")],
+)
+def test_a_start_note_whose_removal_was_lost_signs_aborts_and_books_nothing(
+    tmp_path: Path, book: Callable[[Register], Signed | None], process_type: str
+) -> None:
+    service = memory_service(now=NOW)
+    ready_tse(service, TSE, client_id=CLIENT, logout=True)
+    journal_file = tmp_path / "till.db"
+    # the books in a file of their own: their commit does not sync the journal's WAL,
+    # so the power loss can take the removal alone
+    books_file = tmp_path / "books.db"
+    journal, books = OutageLog(journal_file), Books(books_file)
+    register = _register(service, journal, books)
+    assert register.connect().light is Light.GREEN
+    signed = book(register)
+    assert signed is not None and signed.process_type == process_type
+    number = signed.transaction_number
+    assert journal.pending_starts() == []
+    bon_id = books.find_bon_id("1")  # receipt number 1's BON_ID: the Start's ref
+
+    # the power fails after the removal's commit, before anything synced it
+    crashed = tmp_path / "after-power-loss"
+    crashed.mkdir()
+    shutil.copyfile(journal_file, crashed / "till.db")
+    shutil.copyfile(f"{journal_file}-wal", crashed / "till.db-wal")
+    _cut_last_commit(crashed / "till.db-wal")
+    journal.close()
+    books.close_file()
+
+    logs_before = _logs(service)
+    restored, books = OutageLog(crashed / "till.db"), Books(books_file)
+    [stale] = restored.pending_starts()  # the removal is lost, and nothing before it
+    assert (stale.receipt_ref, stale.process_type) == (bon_id, process_type)
+
+    restarted = _register(service, restored, books)
+    assert restarted.connect().light is Light.GREEN  # recovery runs here
+
+    # nothing signed: the TSE's logs are exactly those before the recovery, the
+    # transaction has its Start and its own Finish, and nothing is left open
+    assert _logs(service) == logs_before
+    start, finish = _transaction_logs(service, number)
+    assert (start.operation_type, finish.operation_type) == (
+        "StartTransaction",
+        "FinishTransaction",
+    )
+    assert finish.process_data == signed.process_data.encode()
+    assert finish.process_type == process_type
+    assert service.get(TSE).state.open_transactions == {}
+    # the journal documents what recovery found and that it was signed all along
+    assert restored.pending_starts() == []
+    [dangling] = restored.dangling()
+    assert (dangling.transaction_number, dangling.receipt_ref) == (number, bon_id)
+    assert dangling.resolution == f"had been signed by its own Finish ({process_type})"
+    # nothing booked: the books hold the one Vorgang, as signed
+    assert books.open_count() == 1 and books.find_bon_id("1") == bon_id
+    # the register carries on where the disk left it: the next receipt number and
+    # the TSE's next transaction, two signatures later
+    next_signed = _sell(restarted)
+    assert next_signed is not None
+    assert next_signed.transaction_number == number + 1
+    assert next_signed.signature_counter == signed.signature_counter + 2
+    assert books.find_bon_id("2") != bon_id and books.open_count() == 2
+    restored.close()
+    books.close_file()
+
+
+def test_only_the_removal_skips_the_wait_for_the_disk(tmp_path: Path) -> None:
+    """The removal commits with synchronous=NORMAL; the connection is back at FULL
+    right after, so every other journal write still waits for the disk (checked on
+    the connection itself: the setting is not visible otherwise)."""
+    journal = OutageLog(tmp_path / "till.db")
+    at = datetime.fromtimestamp(NOW, UTC)
+    journal.record_start(
+        tse_id=TSE, client_id=CLIENT, receipt_ref="r1", process_type="Kassenbeleg-V1", at=at
+    )
+    journal.forget_start("r1", durable=False)
+    assert journal.pending_starts() == []
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    journal.close()
