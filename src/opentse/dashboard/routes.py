@@ -10,6 +10,7 @@ same background worker. Other organizations' TSEs, transactions and exports answ
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,6 +43,8 @@ from opentse.server.problems import ApiError
 
 TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
 
+log = logging.getLogger(__name__)
+
 
 Handler = Callable[[Page], Awaitable[Response]]
 
@@ -58,6 +61,11 @@ class Dashboard:
         self.counter = _failure_counter(app)
         # reports kept beside the data, so a restart does not verify every export again
         self.checks = uploads.ExportChecks(Path(self.ctx.config.data_dir) / "export-checks")
+        try:  # those of exports that are gone (or never completed) go at start-up
+            if removed := self.checks.prune(self.ctx.svc.export_files):
+                log.info("removed %d export check reports of exports that are gone", removed)
+        except Exception:
+            log.exception("removing export check reports failed (they are never shown)")
 
     # plumbing ------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ import os
 import re
 import tempfile
 import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +196,7 @@ class ExportChecks:
     instead of verifying 10^6 logs again on a CPU that signs."""
 
     MAX_KEPT = 200
+    PART_SECONDS = 3600  # a report's temporary file older than this: its writer died
 
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
@@ -223,6 +226,57 @@ class ExportChecks:
         event.wait(wait)
         with self._lock:
             return self._done.get(export_id)
+
+    def forget(self, export_id: str) -> bool:
+        """Drop the report of an export that is gone, in memory and on disk; True when
+        a stored one was deleted."""
+        with self._lock:
+            self._done.pop(export_id, None)
+        file = self._file(export_id)
+        if file is None:
+            return False
+        try:
+            file.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def prune(
+        self,
+        exports: Callable[[Sequence[str]], Mapping[str, tuple[str, str | None]]],
+        now: float | None = None,
+    ) -> int:
+        """Delete the stored reports of exports that no longer exist or are not
+        COMPLETED (a report is made only of a completed export's file, and COMPLETED
+        is final, so none of these is ever shown again), and temporary files of
+        writes that died. ``exports``: ``ServiceStore.export_files`` (state and file
+        of each id that exists). Run at start-up; returns how many files went."""
+        if self._folder is None:
+            return 0
+        now = time.time() if now is None else now
+        reports: list[str] = []
+        removed = 0
+        try:
+            entries = list(os.scandir(self._folder))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".json") and _SAFE_ID.fullmatch(name[: -len(".json")]):
+                reports.append(name[: -len(".json")])
+            elif name.endswith(".part") and _SAFE_ID.fullmatch(name.split(".", 1)[0]):
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < now - self.PART_SECONDS:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # its writer finished meanwhile
+        known = exports(reports)
+        for export_id in reports:
+            state = known.get(export_id)
+            if (state is None or state[0] != "COMPLETED") and self.forget(export_id):
+                removed += 1
+        return removed
 
     def _run(self, export_id: str, path: Path, event: threading.Event) -> None:
         stamp = _stamp(path)
