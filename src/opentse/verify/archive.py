@@ -266,28 +266,29 @@ def _full_batches(source: Path, data: bytes | ArchiveFile, label: str) -> Iterat
     stream mode (``iter_members``: any compression, links and odd members refused
     with its codes), ``CHUNK`` at a time, named as ``collect_members`` names them."""
     stream = data.stream() if isinstance(data, ArchiveFile) else io.BytesIO(data)
-    members = iter_members(stream)
-    batch: list[Member] = []
-    append = batch.append
-    while True:
-        try:
-            member = next(members, None)
-        except UnreadableExportError:
-            raise
-        except (OSError, OpenTSEError, ValueError, EOFError) as exc:
-            raise _not_tar(source, exc) from exc
-        if member is None:
-            break
-        name = member.name
-        base = _normalise(name) if name.startswith(("./", "/")) else name
-        if base and not base.endswith("/"):
-            short = base.rsplit("/", 1)[-1] if "/" in base else base
-            append((label + base, short, member.data))
-            if len(batch) >= CHUNK:
-                yield batch
-                batch = []
-                append = batch.append
-    yield batch
+    with stream:
+        members = iter_members(stream)
+        batch: list[Member] = []
+        append = batch.append
+        while True:
+            try:
+                member = next(members, None)
+            except UnreadableExportError:
+                raise
+            except (OSError, OpenTSEError, ValueError, EOFError) as exc:
+                raise _not_tar(source, exc) from exc
+            if member is None:
+                break
+            name = member.name
+            base = _normalise(name) if name.startswith(("./", "/")) else name
+            if base and not base.endswith("/"):
+                short = base.rsplit("/", 1)[-1] if "/" in base else base
+                append((label + base, short, member.data))
+                if len(batch) >= CHUNK:
+                    yield batch
+                    batch = []
+                    append = batch.append
+        yield batch
 
 
 def _stream(
