@@ -36,8 +36,11 @@ from typing import IO, Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opentse.installation import Installation
+from opentse.server import export_jobs
 from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig, ServerContext
@@ -425,3 +428,22 @@ def test_a_node_whose_part_file_was_removed_while_it_held_the_lease_hands_it_bac
     assert done.lease_owner == n.ctx_b.exports.owner
     assert _names(n.exports) == [Path(done.file_path).name]
     assert verify_exports([Path(done.file_path)]).ok
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    node=st.text(max_size=30),
+    pid=st.integers(min_value=1, max_value=2**22),
+    rand=st.binary(min_size=4, max_size=4),
+)
+def test_an_attempt_files_name_tells_its_writer(node: str, pid: int, rand: bytes) -> None:
+    """The clean-up spares the lease owner's files by the tag in their names: every
+    name a writer uses carries its tag, and the names of before carry none."""
+    export_id = str(uuid.uuid4())
+    tag = export_jobs._tag_of(f"{node}:{pid}:{rand.hex()}")
+    for name in (f"{export_id}.{tag}.part", f"{export_id}.{tag}.{rand.hex()}.tar"):
+        match = export_jobs._ATTEMPT_FILE.match(name)
+        assert match is not None and match.group(1) == export_id
+        assert export_jobs._attempt_tag(name) == tag
+    for old in (f"{export_id}.tar", f"{export_id}.tar.{node or 'h'}.{pid}.part"):
+        assert export_jobs._attempt_tag(old) != tag
