@@ -5,9 +5,12 @@ verifies TSE_TA_SIG with the TSE's public key -- export and signature must agree
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
@@ -23,7 +26,7 @@ from opentse.formats.dsfinvk.model import (
 )
 from opentse.installation import Installation
 from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Sale, Seller
-from opentse.register.dsfinvk_bridge import dsfinvk_lines, dsfinvk_receipt
+from opentse.register.dsfinvk_bridge import dsfinvk_lines, dsfinvk_receipt, rate_on
 from opentse.register.money import VAT_TABLE
 from opentse.testing import ADMIN_PIN, ready_tse
 
@@ -127,3 +130,41 @@ def test_line_nets_add_up_to_the_printed_receipt() -> None:
         assert sum(v.net for v in vat) == total.net
         assert sum(v.vat for v in vat) == total.tax
         assert all(v.gross == v.net + v.vat for v in vat)
+
+
+def test_a_discount_after_lines_keeps_its_own_vat() -> None:
+    """The key's rounding rest no longer all lands on its last line: -0.50 at 19 %
+    after 1.00 and 1.66 carried -0.09 VAT (exact -0.0798; E_VAT_AMOUNT)."""
+    sale = Sale()
+    sale.add_line("A", 1, "1.00", 1)
+    sale.add_line("B", 1, "1.66", 1)
+    sale.add_discount("Rabatt", "0.50", 1)
+    (net, vat), *_ = ((v.net, v.vat) for v in dsfinvk_lines(sale)[-1].vat)
+    assert (net, vat) == (Decimal("-0.42"), Decimal("-0.08"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    day=st.one_of(st.none(), st.dates(min_value=date(2019, 1, 1), max_value=date(2027, 12, 31))),
+    lines=st.lists(
+        st.tuples(st.integers(min_value=-5_000, max_value=50_000), st.sampled_from([1, 2, 3, 4])),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_every_line_within_a_cent_of_its_vat_and_keys_add_up(
+    day: date | None, lines: list[tuple[int, int]]
+) -> None:
+    """Each Bonpos_USt row is within a cent of its own exact VAT (what the checker's
+    E_VAT_AMOUNT asks) and a key's rows add up to the receipt's net and tax."""
+    sale = Sale()
+    for n, (cents, key) in enumerate(lines):
+        sale.add_line(f"Posten {n}", 1, Decimal(cents) / 100, key)
+    out = [v for line in dsfinvk_lines(sale, day) for v in line.vat]
+    for v in out:
+        rate = rate_on(v.key, day)
+        assert v.gross == v.net + v.vat
+        assert abs(v.vat - v.gross * rate / (100 + rate)) <= Decimal("0.01"), v
+    for key, total in sale.totals_by_vat_key(day).items():
+        assert sum((v.net for v in out if v.key == key), Decimal("0.00")) == total.net
+        assert sum((v.vat for v in out if v.key == key), Decimal("0.00")) == total.tax
