@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from verify_data import with_global_header
 
 from opentse.verify.archive import UnreadableExportError, load_exports
 from opentse.verify.logcheck import CHUNK
@@ -98,29 +99,14 @@ def test_a_link_first_is_refused_before_the_rest_is_read(plain: Path, tmp_path: 
     assert peak < WINDOW + size / 10, (peak, size)
 
 
-def _pax_global(members: list[tuple[tarfile.TarInfo, bytes]], at: int) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for index, (member, data) in enumerate(members):
-            if index == at:
-                tar.pax_headers = {"comment": "an archive tool's note"}
-                header = tarfile.TarInfo.create_pax_global_header(tar.pax_headers)
-                tar.fileobj.write(header)  # type: ignore[union-attr]
-                tar.offset += len(header)
-            tar.addfile(member, io.BytesIO(data))
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("at", [0, 3 * CHUNK])
 def test_an_odd_member_the_full_reader_takes(plain: Path, tmp_path: Path, at: int) -> None:
     """A pax global header (type ``g``) first, and after the scan has handed out
     batches (the run starts over, that archive read by tarfile): the plain report."""
-    with tarfile.open(plain) as source:
-        members = [(m, source.extractfile(m).read()) for m in source]  # type: ignore[union-attr]
     path = tmp_path / "global.tar"
-    path.write_bytes(_pax_global(members, at))
-    with tarfile.open(path) as check:
-        assert len(check.getmembers()) == len(members)
+    path.write_bytes(with_global_header(plain, at))
+    with tarfile.open(path) as check, tarfile.open(plain) as source:
+        assert len(check.getmembers()) == len(source.getmembers())
     expected = verify_exports([plain], workers=1).to_json()
     for workers in (1, 2):
         assert verify_exports([path], workers=workers).to_json() == expected

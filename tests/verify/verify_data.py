@@ -1,10 +1,12 @@
 """Shared fixtures of the verifier tests: the vendor exports, the spec's QR vectors,
-and the child processes a verifier left behind."""
+the child processes a verifier left behind, and an archive the fast scan refuses."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,20 @@ def unreaped_children() -> set[int]:
             if stat.rsplit(")", 1)[1].split()[1] == me:
                 found.add(int(entry))
     return found
+
+
+def with_global_header(path: Path, at: int) -> bytes:
+    """The ustar archive at ``path`` with a pax global header (type ``g``, which
+    the verifier's scan leaves to tarfile, which reads it) before member ``at``."""
+    out = io.BytesIO()
+    with (
+        tarfile.open(path) as source,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        for index, member in enumerate(source):
+            if index == at:
+                header = tarfile.TarInfo.create_pax_global_header({"comment": "a tool's note"})
+                tar.fileobj.write(header)  # type: ignore[union-attr]
+                tar.offset += len(header)  # type: ignore[attr-defined]
+            tar.addfile(member, source.extractfile(member))
+    return out.getvalue()
