@@ -20,6 +20,7 @@ the next start-up's ``remove_orphans``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -145,14 +146,11 @@ class ExportManager:
         row = self._ctx.svc.get_export(export_id)
         if row is None:
             return 0
-        if row.state in _RUNNING:
-            if row.lease_owner is None:
-                return 0
-            owner_tag = _tag_of(row.lease_owner)
-            recorded = None
-        else:
-            owner_tag = None
-            recorded = Path(row.file_path).name if row.file_path else None
+        running = row.state in ("PENDING", "WORKING")
+        if running and row.lease_owner is None:
+            return 0
+        owner_tag = _tag_of(row.lease_owner) if running and row.lease_owner else None
+        recorded = Path(row.file_path).name if row.file_path and not running else None
         removed = 0
         with os.scandir(self._dir) as entries:
             for entry in entries:
@@ -165,11 +163,9 @@ class ExportManager:
                     or entry.is_dir(follow_symlinks=False)
                 ):
                     continue
-                try:
+                with contextlib.suppress(FileNotFoundError):  # its writer was first
                     os.unlink(entry.path)
-                except FileNotFoundError:
-                    continue  # its writer (or another node's clean-up) was first
-                removed += 1
+                    removed += 1
         if removed:
             log.info("export %s: removed %d stale attempt files", export_id, removed)
         return removed
@@ -377,9 +373,6 @@ class ExportManager:
                 "export %s: lease lost before completing; this node's file removed", export_id
             )
         return done
-
-
-_RUNNING = ("PENDING", "WORKING")
 
 
 def _tag_of(owner: str) -> str:
