@@ -3,7 +3,8 @@ sale). A power loss can then lose the removal: the journal comes back with a not
 a Start whose transaction the TSE has finished. Simulated faithfully -- the journal
 file is copied with its WAL cut after the last commit that reached the disk, i.e.
 without the removal -- and recovered through the real Register against a real
-embedded TSE: nothing is signed, aborted or booked, the sale stays as signed."""
+embedded TSE (and a real ``opentse serve`` over HTTP): nothing is signed, aborted or
+booked, the sale stays as signed."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from opentse.register import (
     Signed,
 )
 from opentse.register.books import Books
+from opentse.register.remote import RemoteBackend
 from opentse.testing import memory_service, ready_tse
 from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import TransactionLogData
@@ -56,6 +58,18 @@ def _cut_last_commit(wal: Path) -> None:
         offset += frame
     assert len(commit_ends) >= 2, "no earlier commit to fall back to"
     wal.write_bytes(data[: commit_ends[-2]])
+
+
+def _power_loss_after_last_commit(journal_file: Path) -> Path:
+    """The journal (still open: nothing checkpointed) as the disk has it when the
+    power fails after its last commit, before anything synced it: a copy of the
+    file and its WAL without that commit (the -shm index is rebuilt on open)."""
+    crashed = journal_file.parent / "after-power-loss"
+    crashed.mkdir()
+    shutil.copyfile(journal_file, crashed / journal_file.name)
+    shutil.copyfile(f"{journal_file}-wal", crashed / f"{journal_file.name}-wal")
+    _cut_last_commit(crashed / f"{journal_file.name}-wal")
+    return crashed / journal_file.name
 
 
 def _logs(service: TSEService) -> list[tuple[int, bytes]]:
@@ -121,17 +135,12 @@ def test_a_start_note_whose_removal_was_lost_signs_aborts_and_books_nothing(
     assert journal.pending_starts() == []
     bon_id = books.find_bon_id("1")  # receipt number 1's BON_ID: the Start's ref
 
-    # the power fails after the removal's commit, before anything synced it
-    crashed = tmp_path / "after-power-loss"
-    crashed.mkdir()
-    shutil.copyfile(journal_file, crashed / "till.db")
-    shutil.copyfile(f"{journal_file}-wal", crashed / "till.db-wal")
-    _cut_last_commit(crashed / "till.db-wal")
+    crashed = _power_loss_after_last_commit(journal_file)
     journal.close()
     books.close_file()
 
     logs_before = _logs(service)
-    restored, books = OutageLog(crashed / "till.db"), Books(books_file)
+    restored, books = OutageLog(crashed), Books(books_file)
     [stale] = restored.pending_starts()  # the removal is lost, and nothing before it
     assert (stale.receipt_ref, stale.process_type) == (bon_id, process_type)
 
@@ -180,3 +189,49 @@ def test_only_the_removal_skips_the_wait_for_the_disk(tmp_path: Path) -> None:
     assert journal.pending_starts() == []
     assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     journal.close()
+
+
+def test_the_same_over_http_signs_nothing(
+    tmp_path: Path, fiskaly_tss: Callable[[str], dict[str, str]]
+) -> None:
+    """A RemoteBackend (fiskaly SIGN DE v2 against ``opentse serve``): the stale note
+    is found by its transaction id, the Finish's revision is answered as stored, and
+    the TSE's next signature follows the sale's directly."""
+    served = fiskaly_tss(CLIENT)
+
+    def remote() -> RemoteBackend:
+        args = ("origin", "api_key", "api_secret", "tss", "client")
+        return RemoteBackend(*(served[a] for a in args), retries=0)
+
+    journal_file, backend = tmp_path / "till.db", remote()
+    journal = OutageLog(journal_file)
+    try:
+        register = Register(backend, RegisterConfig(SELLER, CLIENT), journal)
+        assert register.connect().light is Light.GREEN
+        sale = Sale()
+        sale.add_line("Kaffee", 2, "2.50", 1)
+        sale.add_payment("cash", "5.00")
+        sold = register.sell(sale)
+        assert sold.signed is not None and journal.pending_starts() == []
+        crashed = _power_loss_after_last_commit(journal_file)
+    finally:
+        journal.close()
+        backend.close()
+
+    restored, backend = OutageLog(crashed), remote()
+    try:
+        [stale] = restored.pending_starts()
+        assert stale.receipt_ref == sold.receipt_ref
+        restarted = Register(backend, RegisterConfig(SELLER, CLIENT), restored)
+        assert restarted.connect().light is Light.GREEN
+        assert restored.pending_starts() == [] and backend.open_transactions(CLIENT) == []
+        [dangling] = restored.dangling()
+        assert dangling.transaction_number == sold.signed.transaction_number
+        assert dangling.resolution == "had been signed by its own Finish (Kassenbeleg-V1)"
+        again = _sell(restarted)
+        assert again is not None
+        assert again.transaction_number == sold.signed.transaction_number + 1
+        assert again.signature_counter == sold.signed.signature_counter + 2
+    finally:
+        restored.close()
+        backend.close()

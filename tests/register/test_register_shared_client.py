@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -389,31 +387,8 @@ def test_recovery_claims_exactly_its_own_and_the_abandoned(
 
 
 @pytest.fixture
-def served(tmp_path: Path, tse_clock: FrozenClock) -> Iterator[dict[str, str]]:
-    from opentse.testing.serving import served_installation
-
-    with (
-        served_installation(tmp_path / "data", tse_clock) as (_, origin, key),
-        httpx.Client(base_url=origin, timeout=30) as api,
-    ):
-        credentials = {"api_key": key["api_key"], "api_secret": key["api_secret"]}
-        r = api.post("/api/v2/auth", json=credentials)
-        assert r.status_code == 200, r.text
-        api.headers["Authorization"] = "Bearer " + r.json()["access_token"]
-        tss, client = str(uuid.uuid4()), str(uuid.uuid4())
-
-        def ok(response: httpx.Response) -> Any:
-            assert response.status_code == 200, response.text
-            return response.json()
-
-        puk = ok(api.put(f"/api/v2/tss/{tss}", json={}))["admin_puk"]
-        ok(api.patch(f"/api/v2/tss/{tss}", json={"state": "UNINITIALIZED"}))
-        body = {"admin_puk": puk, "new_admin_pin": "246810"}
-        ok(api.patch(f"/api/v2/tss/{tss}/admin", json=body))
-        ok(api.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "246810"}))
-        ok(api.patch(f"/api/v2/tss/{tss}", json={"state": "INITIALIZED"}))
-        ok(api.put(f"/api/v2/tss/{tss}/client/{client}", json={"serial_number": CLIENT}))
-        yield {"origin": origin, "tss": tss, "client": client, **credentials}
+def served(fiskaly_tss: Callable[[str], dict[str, str]]) -> dict[str, str]:
+    return fiskaly_tss(CLIENT)
 
 
 def test_remote_tills_sharing_a_client(
