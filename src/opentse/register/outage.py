@@ -91,7 +91,9 @@ class Outage:
 
 
 class OutageLog(RecoveryJournal):
-    """The journal. ``path`` may be ``":memory:"`` for tests of the logic only."""
+    """The journal: outages, unsigned receipts, daily records and counters here,
+    the recovery tables inherited. ``path`` may be ``":memory:"`` for tests of the
+    logic only."""
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(path, _SCHEMA + RECOVERY_SCHEMA, "register journal")

@@ -87,9 +87,8 @@ class ForeignOpen:
 
 
 class RecoveryJournal(LocalStore):
-    """The recovery tables of the register journal (:class:`~opentse.register.
-    outage.OutageLog` adds the outages); the file's schema must include
-    :data:`RECOVERY_SCHEMA`."""
+    """The recovery tables of the register journal; ``OutageLog`` (outage.py) adds
+    the outages and opens the file with :data:`RECOVERY_SCHEMA` in its schema."""
 
     def record_dangling(
         self,
