@@ -10,6 +10,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opentse.crypto import keys
 from opentse.errors import FormatError, OpenTSEError
@@ -82,6 +84,25 @@ def test_short_r_or_s_is_zero_padded(curve: str) -> None:
             public.verify(encode_dss_signature(r, s), data, ec.ECDSA(hash_cls()))
             return
     pytest.fail("no signature with a short r or s in 3000 tries")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.sampled_from([32, 48]),
+    data=st.data(),
+)
+def test_der_to_plain_matches_the_der_encoder(size: int, data: st.DataObject) -> None:
+    """r and s from 1 to the largest value of the curve size (short ones, ones with a
+    high first bit and thus a 0x00 prefix in DER), encoded by cryptography's own DER
+    encoder: the slicing reads back exactly the integers, left-padded."""
+    value = st.one_of(
+        st.integers(1, 2**16),
+        st.integers(1, 2 ** (8 * size) - 1),
+        st.integers(2 ** (8 * size - 1), 2 ** (8 * size) - 1),
+    )
+    r, s = data.draw(value), data.draw(value)
+    plain = keys.der_to_plain(encode_dss_signature(r, s), size)
+    assert plain == r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
 def test_plain_signer_refuses_unknown_algorithm_and_curve() -> None:
