@@ -116,6 +116,10 @@ class LoopWaker:
         self._lock = threading.Lock()
         self._ready: list[Request] = []
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
     def add(self, request: Request) -> None:
         with self._lock:
             self._ready.append(request)

@@ -125,6 +125,7 @@ class GroupCommitWriter:
         self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = (
             weakref.WeakKeyDictionary()
         )
+        self._last_waker: LoopWaker | None = None
         self._committer = threading.Thread(
             target=self._commit_loop, name="opentse-sqlite-committer", daemon=True
         )
@@ -164,9 +165,12 @@ class GroupCommitWriter:
         """A sequenced ``op`` for a caller on the running event loop: the future
         resolves after the COMMIT that made it durable, with no thread waiting."""
         loop = asyncio.get_running_loop()
-        waker = self._wakers.get(loop)
-        if waker is None:
-            waker = self._wakers.setdefault(loop, LoopWaker(loop))
+        waker = self._last_waker  # a server has one loop: skip the weak lookup
+        if waker is None or waker.loop is not loop:
+            waker = self._wakers.get(loop)
+            if waker is None:
+                waker = self._wakers.setdefault(loop, LoopWaker(loop))
+            self._last_waker = waker
         future: asyncio.Future[Any] = loop.create_future()
         self._enqueue(Request(op, True, waker, future, key))
         return future
