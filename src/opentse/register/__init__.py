@@ -29,7 +29,7 @@ from opentse.register.receipt import (
     TaxLine,
     TseSignature,
 )
-from opentse.register.register import Register, RegisterConfig, SaleResult
+from opentse.register.register import Register, RegisterConfig
 from opentse.register.remote import RemoteBackend
 from opentse.register.render_escpos import render_escpos
 from opentse.register.render_image import render_receipt_png
@@ -37,6 +37,7 @@ from opentse.register.render_pdf import render_pdf
 from opentse.register.render_qr import render_qr_png, render_qr_svg
 from opentse.register.render_text import render_text
 from opentse.register.sale import CashBookEntry, Sale, SaleLine, SalePayment, VatTotal
+from opentse.register.sale_result import SaleResult
 
 __all__ = [
     "NOT_CERTIFIED_TEXT",

@@ -55,7 +55,7 @@ from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zon
 __all__ = ["Books", "MasterData"]
 
 if TYPE_CHECKING:
-    from opentse.register.register import SaleResult
+    from opentse.register.sale_result import SaleResult
 
 
 class Books:

@@ -32,7 +32,7 @@ from opentse.register.sale import Sale
 from opentse.register.shoptime import local_day, local_time, shop_zone
 
 if TYPE_CHECKING:
-    from opentse.register.register import SaleResult
+    from opentse.register.sale_result import SaleResult
 
 
 def rate_on(key: int, on: date | None) -> Decimal:

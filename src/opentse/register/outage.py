@@ -18,6 +18,8 @@ which this journal extends.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -25,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from opentse.register.localdb import time_or_none, utc_text
-from opentse.register.recovery_journal import RECOVERY_SCHEMA, RecoveryJournal
+from opentse.register.recovery_journal import RECOVERY_SCHEMA, RecoveryJournal, insert_start
 from opentse.register.shoptime import day_bounds, shop_zone
 
 RESTART_ADVICE = "Mehr als zwei Belege ohne TSE: TSE-Host neu starten oder den Support anrufen."
@@ -195,13 +197,27 @@ class OutageLog(RecoveryJournal):
     def next_number(self, name: str = "receipt") -> int:
         """A durable, gapless counter (receipt numbers)."""
         with self._immediate() as db:
-            db.execute(
-                "INSERT INTO counters (name, value) VALUES (?, 1) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + 1",
-                (name,),
-            )
-            value = db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0]
-        return int(value)
+            return _increment(db, name)
+
+    def record_sale_start(
+        self,
+        *,
+        tse_id: str,
+        client_id: str,
+        receipt_ref: str,
+        process_type: str,
+        at: datetime,
+        booking: Callable[[int], str] | None = None,
+    ) -> int:
+        """A sale about to be signed, in one commit (one wait for the disk): its
+        receipt number (the next ``receipt``, returned) and its Start note (recovery
+        _journal.record_start) with ``booking(number)``, the books entry recovery
+        books if the TSE signs the Finish and the books never get it."""
+        with self._immediate() as db:
+            number = _increment(db, "receipt")
+            text = None if booking is None else booking(number)
+            insert_start(db, tse_id, client_id, receipt_ref, process_type, at, text)
+        return number
 
     # --- queries -----------------------------------------------------------------------
 
@@ -252,3 +268,12 @@ class OutageLog(RecoveryJournal):
                 "SELECT day, light, unsigned_receipts, note FROM daily_records ORDER BY day"
             )
         ]
+
+
+def _increment(db: sqlite3.Connection, name: str) -> int:
+    db.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 1) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        (name,),
+    )
+    return int(db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0])

@@ -8,6 +8,11 @@ sent and forgotten once its Finish is confirmed) and, of the rest, only what has
 been open longer than ``RegisterConfig.abandoned_after``. Younger ones are another
 till's receipts in progress; they are listed for the operator
 (``OutageLog.foreign_open``). The rule is described in docs/register.md.
+
+A Start note of a sale carries its books entry (pending_booking.py): when the TSE
+answers the receipt's own finish ref with a stored Finish that the books lack (the
+till died between the TSE's signature and the books' commit), recovery books it.
+The note goes only once that is done, so a recovery that fails half-way is redone.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from opentse.errors import FormatError
 from opentse.formats import processdata as pd
 from opentse.register.backends import Backend, OpenTransaction, Signed, TSEUnavailable
 from opentse.register.outage import OutageLog
+from opentse.register.pending_booking import PendingBooking, book_recovered, matches
+from opentse.register.recovery_journal import PendingStart
 
 if TYPE_CHECKING:
+    from opentse.register.books import Books
     from opentse.register.register import RegisterConfig
 
 #: processData used to close a dangling transaction, by its processType.
@@ -49,12 +58,14 @@ class Recovery:
         journal: OutageLog,
         clock: Callable[[], datetime],
         call: Callable[[Callable[[], Any]], Any],
+        books: Books | None = None,
     ) -> None:
         self.backend = backend
         self.config = config
         self.journal = journal
         self.clock = clock
         self._call = call
+        self.books = books
 
     def run(self) -> list[int]:
         """Finish as aborted what this register left open, and what nobody finished.
@@ -91,8 +102,8 @@ class Recovery:
             n: (d.process_type, d.receipt_ref) for n, d in known.items()
         }
         claimed = self._claim_pending_starts(now)
-        for number, (process_type, receipt_ref) in claimed.items():
-            candidates.setdefault(number, (process_type, receipt_ref))
+        for number, pending in claimed.items():
+            candidates.setdefault(number, (pending.process_type, pending.receipt_ref))
         foreign: list[OpenTransaction] = []
         for tx in listed:
             if tx.transaction_number in candidates:
@@ -121,8 +132,6 @@ class Recovery:
                 receipt_ref=receipt_ref,
                 process_type=ptype,
             )
-            if number in claimed:  # the dangling record now carries its ref
-                self.journal.forget_start(claimed[number][1])
             data = ABORT_PROCESS_DATA.get(ptype, "")
             ref = f"{receipt_ref}:finish" if receipt_ref else f"recover:{client}:{number}"
             try:
@@ -130,20 +139,46 @@ class Recovery:
             except Exception as exc:
                 if number not in open_numbers and is_not_found(exc):
                     self._resolve(number, f"not open at the TSE ({journal_reason(exc)})")
+                    self._forget(claimed.get(number))
                 continue
             if signed.process_data == data:
                 self._resolve(number, f"finished as aborted ({ptype})")
             else:
-                self._resolve(number, f"had been signed by its own Finish ({ptype})")
+                try:
+                    booked = self._book(claimed.get(number), signed)
+                except Exception:
+                    continue  # note and dangling record stay: tried again next time
+                self._resolve(number, f"had been signed by its own Finish ({ptype}){booked}")
+            # the dangling record carries the ref (and the books the sale): the note goes
+            self._forget(claimed.get(number))
             finished.append(number)
         return finished
 
-    def _claim_pending_starts(self, now: datetime) -> dict[int, tuple[str, str]]:
+    def _book(self, pending: PendingStart | None, signed: Signed) -> str:
+        """Book a sale the TSE signed but the books lack, from its note's books entry
+        (pending_booking.py); what to add to the journal's resolution."""
+        if pending is None or pending.booking is None or self.books is None:
+            return ""
+        try:
+            booking = PendingBooking.from_json(pending.booking)
+        except FormatError as exc:
+            return f"; not booked: {exc}"
+        if not matches(booking, signed):  # not this sale's Finish: never booked as it
+            return "; not booked: its processData differs from the noted sale's"
+        if book_recovered(self.books, pending.receipt_ref, booking, signed):
+            return f"; booked by recovery as receipt {booking.bon_nr}"
+        return ""
+
+    def _forget(self, pending: PendingStart | None) -> None:
+        if pending is not None:
+            self.journal.forget_start(pending.receipt_ref)
+
+    def _claim_pending_starts(self, now: datetime) -> dict[int, PendingStart]:
         """Ask the TSE which transaction each unconfirmed Start of this register began:
-        number -> (processType, receipt ref). A Start the TSE never saw may still be
+        number -> its note. A Start the TSE never saw may still be
         on its way (a timed-out call), so it is kept until ``abandoned_after``."""
         client, tse_id = self.config.client_id, self.backend.tse_id
-        claimed: dict[int, tuple[str, str]] = {}
+        claimed: dict[int, PendingStart] = {}
         for pending in self.journal.pending_starts():
             if pending.tse_id != tse_id or pending.client_id != client:
                 continue
@@ -155,7 +190,7 @@ class Recovery:
             except Exception:
                 continue  # asked again at the next recovery
             if number is not None:
-                claimed[number] = (pending.process_type, ref)
+                claimed[number] = pending
             elif now - pending.sent_at >= self.config.abandoned_after:
                 self.journal.forget_start(ref)  # the Start never reached the TSE
         return claimed

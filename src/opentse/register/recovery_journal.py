@@ -6,12 +6,19 @@ sent whose Finish is not confirmed yet (``pending_starts``, noted *before* sendi
 the transactions it knows the TSE may still hold open (``dangling_transactions``,
 with how each was resolved) and the other tills' young open transactions the last
 recovery left alone (``foreign_open_transactions``, for the operator).
+
+A sale's note also carries its books entry (``booking``, pending_booking.py), written
+in the same commit as the note: recovery books a sale whose Finish the TSE holds
+from it. Journals written before that column existed get it when opened (NULL for
+their notes, which recovery then treats as it did before).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from sqlite3 import Connection
 
 from opentse.register.localdb import LocalStore, time_or_none, utc_text
 
@@ -32,7 +39,8 @@ CREATE TABLE IF NOT EXISTS pending_starts (
     tse_id TEXT NOT NULL,
     client_id TEXT NOT NULL,
     process_type TEXT NOT NULL,
-    sent_at TEXT NOT NULL
+    sent_at TEXT NOT NULL,
+    booking TEXT                          -- the sale's books entry (JSON), if any
 );
 CREATE TABLE IF NOT EXISTS foreign_open_transactions (
     tse_id TEXT NOT NULL,
@@ -69,6 +77,7 @@ class PendingStart:
     client_id: str
     process_type: str
     sent_at: datetime
+    booking: str | None = None  # PendingBooking JSON: the sale's books entry
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,24 @@ class ForeignOpen:
 class RecoveryJournal(LocalStore):
     """The recovery tables of the register journal; ``OutageLog`` (outage.py) adds
     the outages and opens the file with :data:`RECOVERY_SCHEMA` in its schema."""
+
+    def __init__(self, path: Path | str, schema: str, what: str) -> None:
+        super().__init__(path, schema, what)
+        self._add_booking_column()
+
+    def _add_booking_column(self) -> None:
+        """A journal from before the sale's books entry was kept with its note: add
+        the column (checked again under the write lock: two processes may open the
+        same old file)."""
+
+        def missing() -> bool:
+            columns = self._db.execute("PRAGMA table_info(pending_starts)").fetchall()
+            return "booking" not in {str(c[1]) for c in columns}
+
+        if missing():
+            with self._immediate() as db:
+                if missing():
+                    db.execute("ALTER TABLE pending_starts ADD COLUMN booking TEXT")
 
     def record_dangling(
         self,
@@ -134,15 +161,19 @@ class RecoveryJournal(LocalStore):
         return result
 
     def record_start(
-        self, *, tse_id: str, client_id: str, receipt_ref: str, process_type: str, at: datetime
+        self,
+        *,
+        tse_id: str,
+        client_id: str,
+        receipt_ref: str,
+        process_type: str,
+        at: datetime,
+        booking: str | None = None,
     ) -> None:
         """Before a Start is sent: from now on a crash leaves a transaction this
         journal can claim as its own (by ref) on recovery."""
-        self._write(
-            "INSERT OR IGNORE INTO pending_starts (receipt_ref, tse_id, client_id, "
-            "process_type, sent_at) VALUES (?, ?, ?, ?, ?)",
-            (receipt_ref, tse_id, client_id, process_type, utc_text(at)),
-        )
+        with self._immediate() as db:
+            insert_start(db, tse_id, client_id, receipt_ref, process_type, at, booking)
 
     def forget_start(self, receipt_ref: str, *, durable: bool = True) -> None:
         """The Start's transaction is finished, or known as dangling, or never began.
@@ -152,18 +183,22 @@ class RecoveryJournal(LocalStore):
         asks the TSE which transaction the Start began and finishes it with the
         receipt's own finish ref, which the TSE answers with the stored signature
         (nothing is signed; the journal says "had been signed by its own Finish"),
-        and a transaction no longer open is never aborted (recovery.py)."""
+        a transaction no longer open is never aborted (recovery.py), and the sale is
+        not booked again: the register removes the note only after its books commit
+        returned, and recovery books only what the books lack."""
         self._write(
             "DELETE FROM pending_starts WHERE receipt_ref = ?", (receipt_ref,), durable=durable
         )
 
     def pending_starts(self) -> list[PendingStart]:
         rows = self._read(
-            "SELECT receipt_ref, tse_id, client_id, process_type, sent_at FROM pending_starts "
-            "ORDER BY sent_at, receipt_ref"
+            "SELECT receipt_ref, tse_id, client_id, process_type, sent_at, booking "
+            "FROM pending_starts ORDER BY sent_at, receipt_ref"
         )
         return [
-            PendingStart(str(r[0]), str(r[1]), str(r[2]), str(r[3]), datetime.fromisoformat(r[4]))
+            PendingStart(
+                str(r[0]), str(r[1]), str(r[2]), str(r[3]), datetime.fromisoformat(r[4]), r[5]
+            )
             for r in rows
         ]
 
@@ -221,3 +256,21 @@ class RecoveryJournal(LocalStore):
             )
             for r in rows
         ]
+
+
+def insert_start(
+    db: Connection,
+    tse_id: str,
+    client_id: str,
+    receipt_ref: str,
+    process_type: str,
+    at: datetime,
+    booking: str | None,
+) -> None:
+    """The Start note, inside the caller's write transaction (the register's sale
+    takes its receipt number in the same commit: outage.OutageLog.record_sale_start)."""
+    db.execute(
+        "INSERT OR IGNORE INTO pending_starts (receipt_ref, tse_id, client_id, "
+        "process_type, sent_at, booking) VALUES (?, ?, ?, ?, ?, ?)",
+        (receipt_ref, tse_id, client_id, process_type, utc_text(at), booking),
+    )

@@ -17,7 +17,10 @@ older than ``RegisterConfig.abandoned_after`` (no live till holds a receipt open
 long); younger ones belong to a till at work and are only listed in the journal.
 
 With ``books`` (books.py) every Vorgang -- signed or not -- is also kept for the
-Kassenabschluss and the DSFinV-K export.
+Kassenabschluss and the DSFinV-K export. Its books entry is first written with the
+Start note and the receipt number, in one commit before the Start is sent, so a
+crash between the TSE's Finish and the books' commit loses nothing: recovery books
+the sale from the note (pending_booking.py). The note goes after the books commit.
 """
 
 from __future__ import annotations
@@ -34,14 +37,15 @@ from opentse.formats import processdata as pd
 from opentse.register.backends import Backend, Signed
 from opentse.register.books import Books
 from opentse.register.outage import Light, OutageLog, RegisterStatus
+from opentse.register.pending_booking import PendingBooking
 from opentse.register.receipt import Receipt, Seller
 from opentse.register.recovery import (
     DEFAULT_ABANDONED_AFTER,
     Recovery,
     journal_reason,
 )
-from opentse.register.render_text import render_text
 from opentse.register.sale import CashBookEntry, Sale
+from opentse.register.sale_result import SaleResult as SaleResult
 from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
 
 T = TypeVar("T")
@@ -83,49 +87,14 @@ class RegisterConfig:
         return shop_zone(self.timezone)
 
 
-@dataclass(frozen=True)
-class SaleResult:
-    """Outcome of one booking: the receipt always, the signature when there was one."""
-
-    receipt: Receipt
-    signed: Signed | None
-    receipt_ref: str
-    status: RegisterStatus
-    error: str | None = None
-    text_width: int = 48
-    zone: tzinfo | None = None  # the shop's, for the receipt text (default Europe/Berlin)
-    #: the processType signed, or meant to be signed when the TSE failed (books, export)
-    process_type: str = pd.PROCESS_TYPE_KASSENBELEG
-
-    @property
-    def tse_failed(self) -> bool:
-        return self.signed is None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON shape ``opentse pos sell --json`` prints."""
-        signed = self.signed
-        return {
-            "receipt_ref": self.receipt_ref,
-            "receipt_number": self.receipt.receipt_number,
-            "tse_failed": self.tse_failed,
-            "transaction_number": None if signed is None else signed.transaction_number,
-            "signature_counter": None if signed is None else signed.signature_counter,
-            "qr_code_data": self.receipt.qr_payload,
-            "process_type": None if signed is None else signed.process_type,
-            "process_data": None if signed is None else signed.process_data,
-            "total": str(self.receipt.total),
-            "status": self.status.light.value,
-            "consecutive_failures": self.status.consecutive_failures,
-            "error": self.error,
-            "receipt_text": render_text(self.receipt, width=self.text_width, tz=self.zone),
-        }
-
-
 @dataclass
 class _Outcome:
     signed: Signed | None = None
     error: str | None = None
     started: list[int] = field(default_factory=list)
+    #: no Start reached the TSE (it may still arrive): its note stays for recovery
+    keep_note: bool = False
+    outage_ended: bool = False
 
 
 class Register:
@@ -197,7 +166,9 @@ class Register:
         """Finish as aborted what this register left open, and what nobody finished
         (recovery.py: several tills may share one client id). Returns the numbers
         finished; failures stay for the next reconnect."""
-        return Recovery(self.backend, self.config, self.journal, self.clock, self._call).run()
+        return Recovery(
+            self.backend, self.config, self.journal, self.clock, self._call, self.books
+        ).run()
 
     def status(self) -> RegisterStatus:
         return self.journal.status()
@@ -217,18 +188,39 @@ class Register:
 
     # --- signing -------------------------------------------------------------------------
 
+    def _note(
+        self,
+        ref: str,
+        process_type: str,
+        process_data: str,
+        at: datetime,
+        sale: Sale | None,
+        references: Sequence[str] = (),
+    ) -> str:
+        """Before the Start is sent, in one commit: the receipt number, the Start
+        note (a crash or timeout leaves a transaction this register can claim by ref
+        on recovery; other tills may share the client id) and, with books, the
+        sale's books entry (recovery books it should the TSE hold the Finish and the
+        books not; pending_booking.py). Returns the receipt number."""
+        tse_id, refs = self.backend.tse_id, tuple(references)
+
+        def booking(number: int) -> str:
+            assert sale is not None
+            return PendingBooking(number, tse_id, sale, process_type, process_data, refs).to_json()
+
+        number = self.journal.record_sale_start(
+            tse_id=tse_id,
+            client_id=self.config.client_id,
+            receipt_ref=ref,
+            process_type=process_type,
+            at=at,
+            booking=None if self.books is None or sale is None else booking,
+        )
+        return str(number)
+
     def _sign(self, process_type: str, process_data: str, ref: str) -> _Outcome:
         client, tse_id = self.config.client_id, self.backend.tse_id
         outcome = _Outcome()
-        # noted before sending, so a crash or timeout leaves a transaction this
-        # register can claim by ref on recovery (other tills may share the client id)
-        self.journal.record_start(
-            tse_id=tse_id,
-            client_id=client,
-            receipt_ref=ref,
-            process_type=process_type,
-            at=self.clock(),
-        )
         try:
             started = self._call(
                 lambda: self.backend.start(client, process_type, ref=f"{ref}:start")
@@ -254,18 +246,21 @@ class Register:
                     receipt_ref=ref,
                     process_type=process_type,
                 )
-            if not outcome.started:
-                return outcome  # a Start that may still arrive: recovery asks by ref
-        # finished, or recorded as dangling (durably, above): a note that outlives a
-        # power loss is answered by recovery with the stored signature, so its
-        # removal need not wait for the disk (recovery_journal.forget_start)
-        self.journal.forget_start(ref, durable=False)
+            # a Start that may still arrive: recovery asks by ref
+            outcome.keep_note = not outcome.started
+        if outcome.signed is not None:
+            outcome.outage_ended = self.journal.record_success(at=self.clock()) is not None
+            self._tse_serial = outcome.signed.serial_number
         return outcome
 
-    def _signed_again(self, at: datetime) -> None:
-        """A signing worked: end the open outage; if there was one, the TSE is back, so
-        finish what the outage left open (a late-completing Start, a lost Finish)."""
-        if self.journal.record_success(at=at) is not None:
+    def _booked(self, ref: str, outcome: _Outcome) -> None:
+        """The sale is in the books (durably): its note goes, without waiting for the
+        disk -- a note a power loss brings back is answered by recovery with the
+        stored signature and finds the sale booked (recovery_journal.forget_start).
+        If the signing ended an outage, the TSE is back: finish what it left open."""
+        if not outcome.keep_note:
+            self.journal.forget_start(ref, durable=False)
+        if outcome.outage_ended:
             self.recover()
 
     def _book(
@@ -279,8 +274,11 @@ class Register:
     ) -> SaleResult:
         self._ensure_daily_record()
         ref = str(uuid.uuid4())
-        number = str(self.journal.next_number("receipt"))
         started_at = self.clock()
+        booked = sale  # as Books.record keeps it: an order without payments
+        if process_type == pd.PROCESS_TYPE_BESTELLUNG:
+            booked = Sale("AVBestellung", list(sale.lines), [])
+        number = self._note(ref, process_type, process_data, started_at, booked, references)
         outcome = self._sign(process_type, process_data, ref)
         ended_at = self.clock()
         if outcome.signed is None:
@@ -292,9 +290,6 @@ class Register:
                 bon_typ=sale.bon_typ,
                 total=sale.total,
             )
-        else:
-            self._signed_again(ended_at)
-            self._tse_serial = outcome.signed.serial_number
         receipt = Receipt.from_sale(
             sale,
             seller=self.config.seller,
@@ -324,6 +319,7 @@ class Register:
         )
         if self.books is not None:
             self.books.record(sale, result, tse_id=self.backend.tse_id, references=references)
+        self._booked(ref, outcome)
         return result
 
     def sell(
@@ -368,13 +364,15 @@ class Register:
         """Sign a cash-book entry (SonstigerVorgang); never raises for TSE failures."""
         self._ensure_daily_record()
         ref = str(uuid.uuid4())
-        number = str(self.journal.next_number("receipt"))
         started_at = self.clock()
-        outcome = self._sign(entry.process_type, entry.process_data(), ref)
+        data, sale = entry.process_data(), None if self.books is None else entry.as_sale()
+        number = self._note(ref, entry.process_type, data, started_at, sale)
+        outcome = self._sign(entry.process_type, data, ref)
         now = self.clock()
         if self.books is not None:
+            assert sale is not None
             self.books.record_raw(
-                entry.as_sale(),
+                sale,
                 bon_nr=int(number),
                 bon_id=ref,
                 tse_id=self.backend.tse_id,
@@ -393,6 +391,5 @@ class Register:
                 bon_typ=entry.gv_typ,
                 total=entry.amount,
             )
-        else:
-            self._signed_again(now)
+        self._booked(ref, outcome)
         return outcome.signed, self.journal.status()
