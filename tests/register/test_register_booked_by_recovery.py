@@ -39,6 +39,7 @@ from opentse.register import (
 )
 from opentse.register.books import Books, MasterData
 from opentse.register.pending_booking import PendingBooking
+from opentse.register.remote import RemoteBackend
 from opentse.register.zreport import close_day
 from opentse.testing import memory_service, ready_tse
 from opentse.tr03151 import codec
@@ -114,7 +115,11 @@ def _cash(register: Register) -> tuple[str, Signed | None]:
 
 
 def _register(
-    backend: EmbeddedBackend, journal: OutageLog, books: Books, *, frozen: bool = True
+    backend: EmbeddedBackend | RemoteBackend,
+    journal: OutageLog,
+    books: Books,
+    *,
+    frozen: bool = True,
 ) -> Register:
     """The till; ``frozen``: at the memory TSE's time, else at the real time (an
     installation's TSE runs on it)."""
@@ -354,3 +359,65 @@ def test_a_journal_from_before_the_books_entry_is_upgraded_and_recovered_as_befo
     assert books.open_count() == 0 and journal.pending_starts() == []
     journal.close()
     books.close_file()
+
+
+class CrashingRemote(RemoteBackend):
+    """The real fiskaly-compatible client; the till's files are copied right after
+    the service answered the Finish."""
+
+    def __init__(self, served: dict[str, str], files: list[Path], crashed: Path) -> None:
+        args = ("origin", "api_key", "api_secret", "tss", "client")
+        super().__init__(*(served[a] for a in args), retries=0)
+        self.files, self.crashed = files, crashed
+        self.armed = False
+
+    def finish(
+        self, client_id: str, number: int, process_type: str, process_data: str, *, ref: str
+    ) -> Signed:
+        signed = super().finish(client_id, number, process_type, process_data, ref=ref)
+        if self.armed:
+            self.armed = False
+            self.crashed.mkdir()
+            for file in self.files:
+                for suffix in ("", "-wal"):
+                    shutil.copyfile(f"{file}{suffix}", self.crashed / f"{file.name}{suffix}")
+        return signed
+
+
+def test_the_same_over_http_books_the_service_s_stored_signature(
+    tmp_path: Path, fiskaly_tss: Callable[[str], dict[str, str]]
+) -> None:
+    """Against ``opentse serve`` (fiskaly SIGN DE v2): the Finish's revision is
+    answered as stored and booked with the row the sale itself wrote."""
+    served = fiskaly_tss(CLIENT)
+    journal_file = tmp_path / "till.db"
+    backend = CrashingRemote(served, [journal_file], tmp_path / "crashed")
+    journal, books = OutageLog(journal_file), Books(journal_file)
+    try:
+        register = _register(backend, journal, books, frozen=False)
+        assert register.connect().light is Light.GREEN
+        backend.armed = True
+        bon_id, signed = _sell(register)
+        assert signed is not None and not backend.armed
+        normal = _row(journal_file, bon_id)
+    finally:
+        journal.close()
+        books.close_file()
+        backend.close()
+
+    crashed = tmp_path / "crashed" / journal_file.name
+    journal, books = OutageLog(crashed), Books(crashed)
+    backend = CrashingRemote(served, [], tmp_path / "unused")
+    try:
+        assert books.missing([bon_id]) == [bon_id]
+        assert _register(backend, journal, books, frozen=False).connect().light is Light.GREEN
+        assert _row(crashed, bon_id) == normal
+        assert journal.pending_starts() == [] and backend.open_transactions(CLIENT) == []
+        [dangling] = journal.dangling()
+        assert dangling.resolution == (
+            "had been signed by its own Finish (Kassenbeleg-V1); booked by recovery as receipt 1"
+        )
+    finally:
+        journal.close()
+        books.close_file()
+        backend.close()
