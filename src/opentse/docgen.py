@@ -303,6 +303,10 @@ def render_api(http: Http | None = None) -> str:
                 f"| {method.upper()} | `{path}` | `{op.get('operationId', '')}` "
                 f"| {_cell(op.get('summary', ''))} | {auth} |"
             )
+    differences = info.get("x-fiskaly-differences", [])
+    if differences:
+        out += ["", "## Differences from fiskaly", ""]
+        out += [f"- {line}" for line in differences]
     others = [r for r in routes if (r[0], _openapi_path(r[1])) not in documented]
     out += [
         "",

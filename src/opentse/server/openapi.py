@@ -12,9 +12,36 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentse.server.context import API_VERSION, Operation
-from opentse.server.schemas import COMPONENTS, ref
+from opentse.server.schemas import COMPONENTS, SHOW_DELETED, ref
 
 _PARAM = re.compile(r"{([a-z_]+)}")
+
+# What we do differently from fiskaly's v2.1.35 contract on purpose (published in the
+# document's info and in docs/api.md; tests/server/test_fiskaly_contract.py holds the
+# contract and names each of these)
+FISKALY_DIFFERENCES: tuple[str, ...] = (
+    "`bsi_certification_id` is never returned: opentse is not BSI-certified.",
+    "`signature_algorithm` and `signature.algorithm` are `ecdsa-plain-SHA384` for a TSE "
+    "on a 384-bit curve, and `signature_timestamp_format` and `log.timestamp_format` "
+    "are the TSE's configured format; fiskaly knows only `ecdsa-plain-SHA256` and "
+    "`unixTime` (our defaults).",
+    "`signature.counter` is always a string, as fiskaly's schema says (its middleware "
+    "sometimes sends a number).",
+    "`schema.dsfinvtw_v1` (taximeters, DSFinV-TW) is not supported: 400.",
+    "Client `serial_number` refuses `/` as well as `_` (DSFinV-K 2.3, which fiskaly's "
+    "text demands but its pattern lets through).",
+    "`raw.process_type` is at most 100 printable ASCII characters (TR-03151 processType); "
+    "`raw.process_data` must be padded standard base64.",
+    "Amounts, prices and quantities are at most 30 characters, admin PIN and PUK at most "
+    "100; triggerExport's `client_id` must be a UUID.",
+    "Exports: `time_expiration` and `estimated_time_of_completion` are never set (files "
+    "are kept until deleted); triggerExport answers 409 "
+    "`E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT` for a TSS that is not INITIALIZED or "
+    "DISABLED, never 423.",
+    "No TSS is ever DELETED or EVICTED: `show_deleted` is accepted and changes nothing, "
+    "cancelExport never answers 423, and logoutAdmin answers 200 on a DEFECTIVE TSS "
+    "(there is nothing to log out of).",
+)
 
 _PATH_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
     "tx_id_or_number": {
@@ -48,7 +75,10 @@ def _operation(op: Operation) -> dict[str, Any]:
     for name in _PARAM.findall(op.path):
         schema = _PATH_PARAM_SCHEMAS.get(name, {"type": "string", "format": "uuid"})
         params.append({"in": "path", "name": name, "required": True, "schema": schema})
-    for name, schema in op.query:
+    query = list(op.query)
+    if (op.response or "").endswith("List") and all(n != SHOW_DELETED[0] for n, _ in query):
+        query.append(SHOW_DELETED)  # every fiskaly list takes it; no TSS is DELETED here
+    for name, schema in query:
         params.append({"in": "query", "name": name, "required": False, "schema": schema})
     if op.response_media == "application/json":
         ok_schema = ref(op.response) if op.response else {"type": "object"}
@@ -93,7 +123,9 @@ def build_document(
             "title": "opentse TSE service (fiskaly SIGN DE v2 compatible)",
             "version": API_VERSION,
             "description": "An open software TSE service speaking the fiskaly SIGN DE v2 API. "
-            "Not BSI-certified.",
+            "Not BSI-certified.\n\nDifferences from fiskaly:\n\n"
+            + "\n".join(f"- {line}" for line in FISKALY_DIFFERENCES),
+            "x-fiskaly-differences": list(FISKALY_DIFFERENCES),
         },
         "servers": [{"url": "/"}],
         "paths": paths,

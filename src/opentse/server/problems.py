@@ -59,6 +59,7 @@ _ENGINE_TO_FISKALY: dict[str, tuple[int, str]] = {
     "E_DISABLED": (400, "E_TSS_DISABLED"),
     "E_SE_DISABLED": (400, "E_TSS_DISABLED"),
     "E_TSE_DEFECTIVE": (423, "E_TSS_DEFECTIVE"),
+    "E_TSS_DEFECTIVE": (423, "E_TSS_DEFECTIVE"),  # engine.rules.check_allowed's code
     "E_PIN_BLOCKED": (423, "E_ADMIN_PIN_BLOCKED"),
     "E_ADMIN_PIN_BLOCKED": (423, "E_ADMIN_PIN_BLOCKED"),
     "E_CLIENT_LIMIT": (403, "E_CLIENT_LIMIT_REACHED"),

@@ -30,7 +30,7 @@ from opentse.server.context import (
     parse_uuid,
 )
 from opentse.server.problems import ApiError
-from opentse.server.schemas import TSS_STATES
+from opentse.server.schemas import TSS_STATES, states_query
 from opentse.server.service_store import TssRow
 
 
@@ -373,6 +373,7 @@ OPERATIONS = [
                     "enum": ["description", "state", "time_creation", "time_init", "time_disable"],
                 },
             ),
+            states_query(TSS_STATES),
         ),
     ),
     Operation(

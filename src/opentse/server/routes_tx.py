@@ -21,7 +21,7 @@ from opentse.server.context import (
 from opentse.server.problems import ApiError
 from opentse.server.routes_client import owned_client
 from opentse.server.routes_tss import owned_tss
-from opentse.server.schemas import TX_STATES
+from opentse.server.schemas import TX_STATES, states_query
 from opentse.server.service_store import TxRow
 from opentse.server.tx_index import MAX_REVISION, recover_row, stored_revision, tx_ref
 from opentse.server.upsert import upsert_transaction
@@ -131,6 +131,7 @@ _LIST_QUERY = (
     ("offset", {"type": "integer", "minimum": 0}),
     ("order", {"type": "string", "enum": ["asc", "desc"]}),
     ("order_by", {"type": "string", "enum": ["number", "state", "time_start", "time_end"]}),
+    states_query(TX_STATES),
 )
 _TX = "/tss/{tss_id}/tx/{tx_id_or_number}"
 HOT_PATH = _TX  # upsertTransaction: two calls per receipt
@@ -146,7 +147,7 @@ OPERATIONS = [
         body_schema="TxRequest",
         body_required=True,
         response="Transaction",
-        errors=(400, 401, 404, 409),
+        errors=(400, 401, 404, 409, 423),
         query=(_REV,),
     ),
     Operation(

@@ -34,6 +34,18 @@ TSS_STATES = [
 TX_STATES = ["ACTIVE", "CANCELLED", "FINISHED"]
 EXPORT_STATES = ["CANCELLED", "PENDING", "WORKING", "COMPLETED", "ERROR"]
 CLIENT_STATES = ["REGISTERED", "DEREGISTERED"]
+EXPORT_EXCEPTIONS = [  # fiskaly ExportException: the codes an ERROR export may carry
+    "E_UNEXPECTED",
+    "E_ID_NOT_FOUND",
+    "E_BAD_REQUEST",
+    "E_INTERNAL",
+    "E_TRANSACTION_ID_NOT_FOUND",
+    "E_NO_DATA_AVAILABLE",
+    "E_TOO_MANY_RECORDS",
+    "E_ALREADY_PROCESSING",
+    "E_LOGS_NOT_DELETED",
+    "E_EXPORT_PROCESSING_TIMEOUT",
+]
 RECEIPT_TYPES = [
     "RECEIPT",
     "TRAINING",
@@ -78,7 +90,6 @@ COMPONENTS: dict[str, Schema] = {
                     "api_secret": {"type": "string", "minLength": 1, "maxLength": 200},
                 },
                 "required": ["api_key", "api_secret"],
-                "additionalProperties": False,
             },
             {
                 "type": "object",
@@ -86,7 +97,6 @@ COMPONENTS: dict[str, Schema] = {
                     "refresh_token": {"type": "string", "minLength": 1, "maxLength": 4000}
                 },
                 "required": ["refresh_token"],
-                "additionalProperties": False,
             },
         ]
     },
@@ -215,7 +225,17 @@ COMPONENTS: dict[str, Schema] = {
             "_env": ref("Env"),
             "_version": ref("Version"),
         },
-        "required": ["serial_number", "state", "tss_id", "_id", "_type", "_env", "_version"],
+        "required": [
+            "serial_number",
+            "state",
+            "tss_id",
+            "_id",
+            "_type",
+            "_env",
+            "_version",
+            "time_creation",
+            "time_update",
+        ],
     },
     "ReceiptV1": {
         "type": "object",
@@ -231,7 +251,6 @@ COMPONENTS: dict[str, Schema] = {
                         "amount": {"type": "string", "pattern": AMOUNT, "maxLength": 30},
                     },
                     "required": ["vat_rate", "amount"],
-                    "additionalProperties": False,
                 },
             },
             "amounts_per_payment_type": {
@@ -245,12 +264,10 @@ COMPONENTS: dict[str, Schema] = {
                         "currency_code": {"type": "string", "pattern": r"^[a-zA-Z]{3}$"},
                     },
                     "required": ["payment_type", "amount"],
-                    "additionalProperties": False,
                 },
             },
         },
         "required": ["receipt_type", "amounts_per_vat_rate"],
-        "additionalProperties": False,
     },
     "OrderV1": {
         "type": "object",
@@ -270,12 +287,10 @@ COMPONENTS: dict[str, Schema] = {
                         "price_per_unit": {"type": "string", "pattern": AMOUNT, "maxLength": 30},
                     },
                     "required": ["quantity", "text", "price_per_unit"],
-                    "additionalProperties": False,
                 },
             }
         },
         "required": ["line_items"],
-        "additionalProperties": False,
     },
     "StandardV1": {
         "type": "object",
@@ -295,7 +310,6 @@ COMPONENTS: dict[str, Schema] = {
             "process_data": {"type": "string", "pattern": r"^[A-Za-z0-9+/]*={0,2}$"},
         },
         "required": ["process_type", "process_data"],
-        "additionalProperties": False,
     },
     "TxSchema": {
         "type": "object",
@@ -379,7 +393,7 @@ COMPONENTS: dict[str, Schema] = {
         "type": "object",
         "properties": {
             "state": {"type": "string", "enum": EXPORT_STATES},
-            "exception": {"type": "string"},
+            "exception": {"type": "string", "enum": EXPORT_EXCEPTIONS},
             "time_request": ref("Timestamp"),
             "time_start": ref("Timestamp"),
             "time_end": ref("Timestamp"),
@@ -396,6 +410,14 @@ COMPONENTS: dict[str, Schema] = {
         "required": ["state", "time_request", "_type", "_id", "_env", "_version"],
     },
 }
+
+
+SHOW_DELETED: tuple[str, Schema] = ("show_deleted", {"type": "boolean"})  # accepted, no effect
+
+
+def states_query(states: list[str]) -> tuple[str, Schema]:
+    """fiskaly's ``states`` list filter (``states=A&states=B`` or ``states[0]=A``)."""
+    return "states", {"type": "array", "items": {"type": "string", "enum": states}}
 
 
 def list_schema(item: str, type_name: str) -> Schema:

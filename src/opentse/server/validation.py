@@ -33,7 +33,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 @lru_cache(maxsize=256)
 def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    """A schema pattern with JSON Schema's (ECMA-262) meaning, as fiskaly checks it:
+    ``\\d`` is ASCII only, and a final ``$`` ends the input (Python's ``$`` also
+    matches before a trailing newline, so "KASSE-1\\n" passed ``^...$``)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern, re.ASCII)
 
 
 class SchemaViolation(Exception):
