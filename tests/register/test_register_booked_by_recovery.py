@@ -108,6 +108,15 @@ def _order(register: Register) -> tuple[str, Signed | None]:
     return result.receipt_ref, result.signed
 
 
+def _storno(register: Register) -> tuple[str, Signed | None]:
+    """The cancellation of receipt 1 (the first ``_sell``), pointing at it."""
+    assert register.books is not None
+    original = register.books.find_bon_id("1")
+    storno = register.books.sale(original).storno()
+    result = register.sell(storno, references=[original])
+    return result.receipt_ref, result.signed
+
+
 def _cash(register: Register) -> tuple[str, Signed | None]:
     signed, _ = register.book(CashBookEntry("Einzahlung", Decimal("50.00"), "Wechselgeld"))
     bon_id = register.books.find_bon_id("2") if register.books is not None else ""
@@ -135,8 +144,11 @@ def _row(books_file: Path, bon_id: str) -> tuple[object, ...]:
             "process_type FROM books_receipts WHERE bon_id = ?",
             (bon_id,),
         ).fetchone()
+        references = db.execute(
+            "SELECT ref_bon_id, ref_type FROM books_references WHERE bon_id = ?", (bon_id,)
+        ).fetchall()
     assert row is not None, bon_id
-    return tuple(row)
+    return (*row, references)
 
 
 def _logs(service: TSEService) -> list[tuple[int, bytes]]:
@@ -164,7 +176,12 @@ def _csv(path: Path, name: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize("shared_file", [False, True], ids=["books-apart", "one-file"])
 @pytest.mark.parametrize(
     ("book", "process_type"),
-    [(_sell, "Kassenbeleg-V1"), (_order, "Bestellung-V1"), (_cash, "SonstigerVorgang")],
+    [
+        (_sell, "Kassenbeleg-V1"),
+        (_storno, "Kassenbeleg-V1"),
+        (_order, "Bestellung-V1"),
+        (_cash, "SonstigerVorgang"),
+    ],
 )
 def test_a_sale_lost_between_finish_and_books_is_booked_by_recovery(
     tmp_path: Path,
@@ -222,6 +239,8 @@ def _lose_and_recover(
     assert books.open_count() == 2 and books.find_bon_id("2") == bon_id
     assert f'"counter": {signed.signature_counter}' in str(recovered[6])
     assert f'"number": {signed.transaction_number}' in str(recovered[6])
+    if book is _storno:  # its reference to the original is booked with it
+        assert recovered[-1] == [(books.find_bon_id("1"), "Transaktion")]
     assert journal.pending_starts() == []
     [dangling] = journal.dangling()
     assert (dangling.transaction_number, dangling.receipt_ref) == (
@@ -294,69 +313,6 @@ def test_a_sale_whose_finish_never_reached_the_tse_is_not_booked_as_signed(
     assert books.open_count() == 1
     _, next_signed = _sell(restarted)  # receipt 3: number 2 went with the lost sale
     assert next_signed is not None and books.find_bon_id("3")
-    journal.close()
-    books.close_file()
-
-
-def _commits(wal: Path) -> int:
-    """Commit frames in the WAL's current generation (one per commit)."""
-    data = wal.read_bytes()
-    page_size, salt = int.from_bytes(data[8:12], "big"), data[16:24]
-    frame, offset, commits = 24 + page_size, 32, 0
-    while offset + frame <= len(data) and data[offset + 8 : offset + 16] == salt:
-        commits += int.from_bytes(data[offset + 4 : offset + 8], "big") != 0
-        offset += frame
-    return commits
-
-
-def test_a_signed_sale_writes_its_number_note_and_books_entry_in_one_commit(
-    tmp_path: Path,
-) -> None:
-    """The journal gets two commits per signed sale: the receipt number with the
-    Start note and its books entry (waits for the disk), and the note's removal
-    (does not)."""
-    service = memory_service(now=NOW)
-    ready_tse(service, TSE, client_id=CLIENT, logout=True)
-    journal_file = tmp_path / "till.db"
-    journal, books = OutageLog(journal_file), Books(tmp_path / "books.db")
-    register = _register(EmbeddedBackend(service, TSE), journal, books)
-    register.connect()
-    _sell(register)
-    before = _commits(Path(f"{journal_file}-wal"))
-    _sell(register)
-    assert _commits(Path(f"{journal_file}-wal")) - before == 2
-    journal.close()
-    books.close_file()
-
-
-def test_a_journal_from_before_the_books_entry_is_upgraded_and_recovered_as_before(
-    tmp_path: Path,
-) -> None:
-    """An old journal's pending_starts has no booking column: it is added on open,
-    the old note reads back without booking and recovery treats it as it did."""
-    journal_file = tmp_path / "old.db"
-    with sqlite3.connect(journal_file) as db:
-        db.execute(
-            "CREATE TABLE pending_starts (receipt_ref TEXT PRIMARY KEY, tse_id TEXT NOT NULL, "
-            "client_id TEXT NOT NULL, process_type TEXT NOT NULL, sent_at TEXT NOT NULL)"
-        )
-        db.execute(
-            "INSERT INTO pending_starts VALUES ('r1', ?, ?, 'Kassenbeleg-V1', ?)",
-            (TSE, CLIENT, datetime.fromtimestamp(NOW, UTC).isoformat()),
-        )
-    service = memory_service(now=NOW)
-    ready_tse(service, TSE, client_id=CLIENT, logout=True)
-    backend = EmbeddedBackend(service, TSE)
-    number = backend.start(CLIENT, "Kassenbeleg-V1", ref="r1:start").transaction_number
-    backend.finish(CLIENT, number, "Kassenbeleg-V1", "Beleg^2.50_0.00_0.00_0.00_0.00^2.50:Bar",
-                   ref="r1:finish")  # fmt: skip
-    journal, books = OutageLog(journal_file), Books(":memory:")
-    [note] = journal.pending_starts()
-    assert (note.receipt_ref, note.booking) == ("r1", None)
-    assert _register(backend, journal, books).connect().light is Light.GREEN
-    [dangling] = journal.dangling()
-    assert dangling.resolution == "had been signed by its own Finish (Kassenbeleg-V1)"
-    assert books.open_count() == 0 and journal.pending_starts() == []
     journal.close()
     books.close_file()
 
