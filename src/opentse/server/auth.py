@@ -79,6 +79,7 @@ class TokenService:
         # every request used to pay ~0.2 ms of HMAC + base64 + JSON for the same answer
         self._verified: dict[str, tuple[Principal, int]] = {}
         self._key_checked: dict[str, int] = {}  # api_key -> when last seen active
+        self._decoy_hash: str | None = None  # checked for unknown keys (see login)
 
     def login(self, body: dict[str, Any], now: int) -> dict[str, Any]:
         """The authenticateApi response for API credentials or a refresh token."""
@@ -87,9 +88,10 @@ class TokenService:
             key = self._store.get_api_key(str(claims.get("sub", "")))
         else:
             key = self._store.get_api_key(str(body.get("api_key", "")))
-            if key is not None and not verify_secret(
-                str(body.get("api_secret", "")), key.secret_hash
-            ):
+            # an unknown key pays for a secret check too: the answer's timing must not
+            # tell which API keys exist
+            stored = key.secret_hash if key is not None else self._decoy()
+            if not verify_secret(str(body.get("api_secret", "")), stored):
                 key = None
         if key is None or key.disabled:
             raise ApiError(401, "E_UNAUTHORIZED", "invalid credentials")
@@ -105,6 +107,12 @@ class TokenService:
             "refresh_token_expires_in": self.refresh_ttl,
             "refresh_token_expires_at": now + self.refresh_ttl,
         }
+
+    def _decoy(self) -> str:
+        """A hash of a random secret with the current parameters (made once)."""
+        if self._decoy_hash is None:
+            self._decoy_hash = hash_secret(secrets.token_urlsafe(32))
+        return self._decoy_hash
 
     def authenticate(self, authorization: str | None, now: int) -> Principal:
         """The principal of a ``Bearer`` access token; 401 otherwise."""

@@ -59,6 +59,10 @@ def create_client(call: Call) -> tuple[int, Any]:
     if existing is not None:
         if existing.tss_id == tss_id and existing.serial_number == serial:
             return 200, client_body(existing, tss.env)  # idempotent retry
+        if existing.organization_id != call.principal.organization_id:
+            # another organization's client: 404 as on every route on it (and as
+            # createTss does), so a create never confirms that somebody holds the id
+            raise ApiError(404, "E_CLIENT_NOT_FOUND", f"client {client_id} not found")
         raise ApiError(409, "E_CLIENT_CONFLICT", f"client {client_id} already exists")
     if ctx.svc.client_by_serial(tss_id, serial) is not None:
         raise ApiError(

@@ -112,7 +112,11 @@ def trigger_export(call: Call) -> tuple[int, Any]:
     export_id = parse_uuid(call.path["export_id"], "export_id")
     existing = ctx.svc.get_export(export_id)
     if existing is not None:
-        if existing.tss_id != tss_id or existing.organization_id != call.principal.organization_id:
+        if existing.organization_id != call.principal.organization_id:
+            # another organization's export: 404 as on every route on it, never
+            # "already exists" (that would confirm somebody holds the id)
+            raise ApiError(404, "E_EXPORT_NOT_FOUND", f"export {export_id} not found")
+        if existing.tss_id != tss_id:
             raise ApiError(400, "E_DUPLICATE_EXPORT", f"export {export_id} already exists")
         return 200, export_body(existing, tss.env)  # idempotent retry
     lifecycle = ctx.service.get(tss_id).state.lifecycle

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hmac
 import os
 import re
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,10 +32,50 @@ from opentse.server.problems import ApiError
 _TSS_PATH = re.compile(r"^/api/v2/tss/([^/]+)")
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+FAILURE_IDS_MAX = 4096  # (TSS id, status) pairs kept before ids of no TSS are dropped
+
+
+class TssFailureCounter:
+    """Failed API calls per (TSS id, status), the id taken from the request path.
+
+    Anybody can type that path (a 401 needs no token), so the counter must not grow
+    with whatever ids strangers send: only UUIDs are counted, and once ``limit``
+    pairs are held the ids that are no TSS (``known()``) are dropped; the limit
+    doubles only when the real TSSes alone fill it. Same ``add``/``snapshot`` as
+    ``ops.metrics.FailureCounter``.
+    """
+
+    def __init__(self, known: Callable[[], set[str]], limit: int = FAILURE_IDS_MAX) -> None:
+        self._known = known
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def add(self, tse_id: str, status: int) -> None:
+        tse_id = tse_id.lower()
+        if _CANONICAL_UUID.fullmatch(tse_id) is None:
+            return
+        key = (tse_id, str(status))
+        with self._lock:
+            if key not in self._counts and len(self._counts) >= self._limit:
+                known = self._known()
+                self._counts = {k: v for k, v in self._counts.items() if k[0] in known}
+                if tse_id not in known:
+                    return
+                if len(self._counts) >= self._limit:
+                    self._limit *= 2
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
+
 class FailureMiddleware:
     """Counts responses >= 400 on ``/api/v2/tss/{id}...`` per TSS and status."""
 
-    def __init__(self, app: ASGIApp, counter: metrics.FailureCounter) -> None:
+    def __init__(self, app: ASGIApp, counter: TssFailureCounter) -> None:
         self.app = app
         self.counter = counter
 
@@ -79,7 +121,12 @@ def _last_exports(ops: OpsContext) -> dict[str, int]:
 def install(app: Starlette, ctx: Any) -> OpsContext:
     """Wire the ops routes and the failure counter into ``app`` (server/app.py)."""
     ops = OpsContext(ctx.installation, ctx.svc, clock=ctx.clock, owns=False, owns_svc=False)
-    counter = metrics.FailureCounter()
+
+    def known_tss() -> set[str]:
+        return {tss_id for tss_id, _org in ctx.svc.all_tss()}
+
+    limit = int(ctx.config.extra.get("failure_ids_max", FAILURE_IDS_MAX))
+    counter = TssFailureCounter(known_tss, limit)
 
     def owned(principal_org: str) -> list[status.TSEStatus]:
         ids = set(ctx.svc.list_tss_ids(principal_org))
@@ -105,9 +152,11 @@ def install(app: Starlette, ctx: Any) -> OpsContext:
 
         def build() -> str:
             if org is None:
-                return metrics.render(
-                    status.all_status(ops), counter.snapshot(), _last_exports(ops)
-                )
+                every = status.all_status(ops)
+                ids = {st.info.record.tse_id for st in every}
+                # ids of no TSS (typed by anybody) not yet dropped by the counter
+                known = {k: v for k, v in counter.snapshot().items() if k[0] in ids}
+                return metrics.render(every, known, _last_exports(ops))
             mine = owned(org)
             ids = {st.info.record.tse_id for st in mine}
             failures = {k: v for k, v in counter.snapshot().items() if k[0] in ids}

@@ -1,0 +1,113 @@
+"""Gaps an adversarial review of the HTTP service found, each over a real served app.
+
+- /metrics: the failure counter takes the TSS id from the request path, which anybody
+  can type (no token needed for a 401): junk must neither grow it without bound nor
+  show up as a label in the operator's metrics.
+- /auth: an unknown API key must cost as much as a wrong secret, so the answer's
+  timing does not tell which keys exist.
+- createClient / triggerExport with an id another organization holds answer 404
+  like every other route on another organization's things (as createTss does), not
+  409 / 400 "already exists".
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+from server_support import login, new_key, serve_app, setup_tss
+
+from opentse.testing.clock import FrozenClock
+
+OPERATOR = "operator-metrics-token-1"
+
+
+def test_path_junk_does_not_grow_the_failure_counter_or_reach_metrics(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    extra = {"metrics_token": OPERATOR, "failure_ids_max": 20}
+    with serve_app(tmp_path / "data", clock, extra=extra) as cl:
+        h = login(cl, new_key(cl))
+        tss, _cid = setup_tss(cl, h)
+        junk = [str(uuid.uuid4()) for _ in range(60)]
+        for tss_id in junk:  # no token at all: 401, counted against that id before
+            assert cl.get(f"/api/v2/tss/{tss_id}").status_code == 401
+        for i in range(10):  # the hot route, with label-ish junk in the id
+            r = cl.put(f'/api/v2/tss/junk-{i}"x/tx/1', json={"state": "ACTIVE"})
+            assert r.status_code == 401
+        # failures of the real TSS still count, on both routes
+        r = cl.get(f"/api/v2/tss/{tss}/client/{uuid.uuid4()}", headers=h)
+        assert r.status_code == 404
+        r = cl.put(f"/api/v2/tss/{tss}/tx/{uuid.uuid4()}", json={"state": "ACTIVE"})
+        assert r.status_code == 401
+        for tss_id in junk[:30]:  # more junk after the real ones
+            assert cl.get(f"/api/v2/tss/{tss_id}/export").status_code == 401
+
+        counts = cl.app.failures.snapshot()
+        assert counts[(tss, "404")] == 1 and counts[(tss, "401")] == 1
+        assert len(counts) <= 20, len(counts)
+        assert not any("junk" in tid for tid, _ in counts)
+
+        text = cl.get("/metrics", headers={"Authorization": f"Bearer {OPERATOR}"}).text
+        assert f'opentse_tse_failures_total{{tse_id="{tss}",status="404"}} 1' in text
+        assert "junk" not in text
+        leaked = [tid for tid in junk if tid in text]
+        assert leaked == []
+
+
+def _median_auth_seconds(cl: object, body: dict[str, str], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        r = cl.post("/api/v2/auth", json=body)  # type: ignore[attr-defined]
+        times.append(time.perf_counter() - start)
+        assert r.status_code == 401 and r.json()["code"] == "E_UNAUTHORIZED"
+    return statistics.median(times)
+
+
+def test_unknown_api_key_costs_as_much_as_a_wrong_secret(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    with serve_app(tmp_path / "data", clock) as cl:
+        key = new_key(cl)
+        wrong = {"api_key": key["api_key"], "api_secret": "W" * 43}
+        unknown = {"api_key": "key_" + "0" * 32, "api_secret": "W" * 43}
+        _median_auth_seconds(cl, wrong, 2)  # warm up both paths
+        _median_auth_seconds(cl, unknown, 2)
+        known_s = _median_auth_seconds(cl, wrong, 7)
+        unknown_s = _median_auth_seconds(cl, unknown, 7)
+    # the scrypt check takes tens of ms; without it an unknown key answers in ~1-2 ms
+    assert unknown_s > known_s / 3, (unknown_s, known_s)
+
+
+def test_ids_of_another_organization_are_404_on_create(tmp_path: Path, clock: FrozenClock) -> None:
+    with serve_app(tmp_path / "data", clock) as cl:
+        ha = login(cl, new_key(cl, "org-a"))
+        hb = login(cl, new_key(cl, "org-b"))
+        tss_a, client_a = setup_tss(cl, ha)
+        tss_b, _client_b = setup_tss(cl, hb)
+        export_a = str(uuid.uuid4())
+        assert cl.put(f"/api/v2/tss/{tss_a}/export/{export_a}", headers=ha).status_code == 200
+
+        r = cl.put(
+            f"/api/v2/tss/{tss_b}/client/{client_a}", json={"serial_number": "B-1"}, headers=hb
+        )
+        assert (r.status_code, r.json()["code"]) == (404, "E_CLIENT_NOT_FOUND"), r.text
+        r = cl.put(f"/api/v2/tss/{tss_b}/export/{export_a}", headers=hb)
+        assert (r.status_code, r.json()["code"]) == (404, "E_EXPORT_NOT_FOUND"), r.text
+
+        # the owner still gets the conflicts fiskaly documents
+        r = cl.put(
+            f"/api/v2/tss/{tss_a}/client/{client_a}", json={"serial_number": "A-2"}, headers=ha
+        )
+        assert (r.status_code, r.json()["code"]) == (409, "E_CLIENT_CONFLICT"), r.text
+        tss_a2, _ = setup_tss(cl, ha)
+        r = cl.put(f"/api/v2/tss/{tss_a2}/export/{export_a}", headers=ha)
+        assert (r.status_code, r.json()["code"]) == (400, "E_DUPLICATE_EXPORT"), r.text
+        # and B's attempts changed nothing of A's
+        r = cl.get(f"/api/v2/tss/{tss_a}/client/{client_a}", headers=ha)
+        assert r.status_code == 200 and r.json()["serial_number"] == "KASSE-1"
+        r = cl.get(f"/api/v2/tss/{tss_a}/export/{export_a}", headers=ha)
+        assert r.status_code == 200 and r.json()["tss_id"] == tss_a
