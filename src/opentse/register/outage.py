@@ -210,9 +210,9 @@ class OutageLog(RecoveryJournal):
         booking: Callable[[int], str] | None = None,
     ) -> int:
         """A sale about to be signed, in one commit (one wait for the disk): its
-        receipt number (the next ``receipt``, returned) and its Start note (recovery
-        _journal.record_start) with ``booking(number)``, the books entry recovery
-        books if the TSE signs the Finish and the books never get it."""
+        receipt number (the next ``receipt``, returned) and its Start note (as
+        ``record_start``) with ``booking(number)``: the books entry recovery books
+        if the TSE signs the Finish and the books never get it."""
         with self._immediate() as db:
             number = _increment(db, "receipt")
             text = None if booking is None else booking(number)
