@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -222,13 +223,10 @@ def endpoint(
                 raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is required")
             if body_schema is not None:
                 validate({} if body is None else body, {"$ref": f"#/{body_schema}"}, COMPONENTS)
+        # fiskaly 2.0.50: leading question marks of a malformed query are ignored
+        query = QueryParams(request.scope["query_string"].lstrip(b"?"))
         call = Call(
-            ctx,
-            principal,
-            dict(request.path_params),
-            request.query_params,
-            list(request.query_params.multi_items()),
-            body,
+            ctx, principal, dict(request.path_params), query, list(query.multi_items()), body
         )
         result = await ctx.executor.run(_invoke, handler, call)
         if isinstance(result, Response):

@@ -185,7 +185,9 @@ def _parse_json(raw: bytes) -> Any:
 
 
 def _query(raw: bytes) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """Starlette's QueryParams for the usual ``tx_revision=N`` without building one."""
+    """Starlette's QueryParams for the usual ``tx_revision=N`` without building one
+    (leading question marks ignored, as fiskaly 2.0.50 does and ``context`` does)."""
+    raw = raw.lstrip(b"?")
     if raw.startswith(b"tx_revision=") and raw[12:].isdigit():
         value = raw[12:].decode("ascii")
         return {"tx_revision": value}, [("tx_revision", value)]

@@ -169,7 +169,7 @@ OPERATIONS = [
         body_schema="CreateClientRequest",
         body_required=True,
         response="Client",
-        errors=(400, 401, 403, 404, 409),
+        errors=(400, 401, 403, 404, 409, 423),
     ),
     Operation(
         "GET",
@@ -190,7 +190,7 @@ OPERATIONS = [
         body_schema="UpdateClientRequest",
         body_required=True,
         response="Client",
-        errors=(400, 401, 403, 404),
+        errors=(400, 401, 403, 404, 423),
     ),
     Operation(
         "GET",

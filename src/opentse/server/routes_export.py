@@ -32,7 +32,7 @@ from opentse.server.context import (
 from opentse.server.export_jobs import ExportManager as ExportManager  # app.py imports it here
 from opentse.server.problems import ApiError
 from opentse.server.routes_tss import owned_tss
-from opentse.server.schemas import EXPORT_STATES
+from opentse.server.schemas import EXPORT_STATES, states_query
 from opentse.server.service_store import ExportRow
 
 MAX_RECORDS = 1_000_000
@@ -206,11 +206,12 @@ def retrieve_export_file(call: Call) -> Response:
     )
 
 
+_ORDER_FIELDS = ("state", "time_request", "time_start", "time_end", "time_expiration", "time_error")
+
+
 def _list(call: Call, tss_id: str | None) -> tuple[int, Any]:
     assert call.principal is not None
-    page = parse_page(
-        call, ("state", "time_request", "time_start", "time_end", "time_expiration", "time_error")
-    )
+    page = parse_page(call, _ORDER_FIELDS)
     states = parse_states(call, EXPORT_STATES)
     rows, total = call.ctx.svc.list_exports(call.principal.organization_id, page, tss_id, states)
     return 200, envelope(
@@ -254,6 +255,8 @@ _LIST_QUERY = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
     ("offset", {"type": "integer", "minimum": 0}),
     ("order", {"type": "string", "enum": ["asc", "desc"]}),
+    ("order_by", {"type": "string", "enum": list(_ORDER_FIELDS)}),
+    states_query(EXPORT_STATES),
 )
 _EXP = "/tss/{tss_id}/export/{export_id}"
 
