@@ -228,7 +228,7 @@ class Dashboard:
     def _tx(self, page: Page) -> transactions.TxDetail:
         p = page.request.path_params
         detail = transactions.tx_detail(
-            self.ctx, page.org, str(p["tss_id"]), int(p["number"]), page.org_name
+            self.ctx, page.org, str(p["tss_id"]), _path_number(p["number"]), page.org_name
         )
         if detail is None:
             raise NotFound()
@@ -250,8 +250,8 @@ class Dashboard:
     async def tx_log(self, page: Page) -> Response:
         p = page.request.path_params
         log = await run_in_threadpool(
-            transactions.find_log, self.ctx, page.org, str(p["tss_id"]), int(p["number"]),
-            int(p["counter"]),
+            transactions.find_log, self.ctx, page.org, str(p["tss_id"]),
+            _path_number(p["number"]), _path_number(p["counter"]),
         )  # fmt: skip
         if log is None:
             raise NotFound()
@@ -408,8 +408,17 @@ class Dashboard:
         ]
 
 
+def _path_number(value: Any) -> int:
+    """A transaction number or signature counter from the path; one no 64-bit store
+    column can hold is no transaction (404, not an OverflowError's 500)."""
+    number = int(value)
+    if not 0 <= number < 2**63:
+        raise NotFound()
+    return number
+
+
 def _failure_counter(app: Starlette) -> Any:
-    """The API's failure counter (ops.metrics.FailureCounter), found on the middleware
+    """The API's failure counter (routes_ops.TssFailureCounter), found on the middleware
     routes_ops installed; None when the ops routes are not there."""
     for middleware in getattr(app, "user_middleware", []):
         counter = getattr(middleware, "kwargs", {}).get("counter")

@@ -70,6 +70,9 @@ def parse_date(text: str, *, end: bool = False, zone: tzinfo | None = None) -> i
     return int((after if end else start).timestamp())
 
 
+MAX_AMOUNT = Decimal(10) ** 15  # larger amounts match no receipt (and 1e999999 cannot round)
+
+
 def parse_amount(text: str) -> Decimal | None:
     if not text:
         return None
@@ -77,8 +80,8 @@ def parse_amount(text: str) -> Decimal | None:
         value = Decimal(text.replace(",", ".").strip())
     except InvalidOperation:
         raise ValueError(text) from None
-    if not value.is_finite():
-        raise ValueError(text)
+    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+        raise ValueError(text)  # also keeps quantize below the context's precision
     return value.quantize(Decimal("0.01"))
 
 

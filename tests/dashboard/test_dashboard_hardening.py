@@ -1,0 +1,49 @@
+"""Hostile input to the dashboard's pages answers a page (404 / 200 with the form's
+error), never a 500: found by an adversarial review over a served app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from dashboard_support import api_login, dashboard_login, sell, setup_tss
+
+from opentse.installation import Installation
+from opentse.server.app import create_app
+from opentse.server.auth import create_api_key
+from opentse.server.context import ServerConfig
+from opentse.testing.serving import serving_in_thread
+
+HUGE = "9" * 30  # beyond SQLite's 64-bit INTEGER
+
+
+def test_huge_numbers_and_amounts_are_not_a_500(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data))
+    try:
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as web:
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            h = api_login(web, key)
+            tss, cid = setup_tss(web, h)
+            number = sell(web, h, tss, cid, "1.00")["number"]
+            assert dashboard_login(web, key).status_code == 303
+            for url in (
+                f"/dashboard/tss/{tss}/tx/{HUGE}",
+                f"/dashboard/tss/{tss}/tx/{HUGE}/qr",
+                f"/dashboard/tss/{tss}/tx/{number}/log/{HUGE}",
+            ):
+                r = web.get(url, headers={"Connection": "close"})
+                assert r.status_code == 404, (url, r.status_code)
+            assert web.get(f"/dashboard/tss/{tss}/tx/{number}").status_code == 200
+            for amount in ("1e999999", "1" * 5000, "9" * 40):
+                r = web.get(
+                    "/dashboard/tx", params={"amount": amount}, headers={"Connection": "close"}
+                )
+                assert r.status_code == 200, (amount[:10], r.status_code)
+                assert 'role="alert"' in r.text, amount[:10]  # the form's "bad amount"
+            r = web.get("/dashboard/tx", params={"amount": "1,00"})
+            assert r.status_code == 200 and f"/tx/{number}" in r.text
+    finally:
+        inst.close()
