@@ -1,13 +1,15 @@
-"""Hostile input to the dashboard's pages answers a page (404 / 200 with the form's
-error), never a 500: found by an adversarial review over a served app."""
+"""Gaps an adversarial review found in the dashboard, over a served app: hostile
+input answers a page (404 / 200 with the form's error), never a 500; logout ends the
+session on the server, not only in the browser that logged out."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
-from dashboard_support import api_login, dashboard_login, sell, setup_tss
+from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
 
+from opentse.dashboard.session import COOKIE
 from opentse.installation import Installation
 from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
@@ -47,3 +49,33 @@ def test_huge_numbers_and_amounts_are_not_a_500(tmp_path: Path) -> None:
             assert r.status_code == 200 and f"/tx/{number}" in r.text
     finally:
         inst.close()
+
+
+def test_logout_ends_the_session_for_a_copied_cookie_too(tmp_path: Path) -> None:
+    """A stolen or kept copy of the session cookie stops working at logout, also
+    after a restart (before: valid until its 8 hours ran out)."""
+    data = tmp_path / "data"
+    copied = ""
+    for run in range(2):
+        inst = Installation.open(data)
+        app = create_app(inst, ServerConfig(data_dir=data))
+        try:
+            with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as web:
+                if run == 0:
+                    ctx = app.state.ctx
+                    key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+                    assert dashboard_login(web, key).status_code == 303
+                    copied = web.cookies[COOKIE]
+                    with httpx.Client(base_url=base, timeout=30) as second:
+                        other_cookie = dashboard_login(second, key).cookies[COOKIE]
+                    page = web.get("/dashboard/tss")
+                    assert page.status_code == 200
+                    r = web.post("/dashboard/logout", data={"csrf": csrf_of(page.text)})
+                    assert r.status_code == 303
+                    # another login of the same key keeps its session
+                    r = httpx.get(base + "/dashboard/tss", cookies={COOKIE: other_cookie})
+                    assert r.status_code == 200
+                r = httpx.get(base + "/dashboard/tss", cookies={COOKIE: copied})
+                assert (r.status_code, r.headers.get("location")) == (303, "/dashboard/login")
+        finally:
+            inst.close()

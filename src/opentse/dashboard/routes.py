@@ -36,12 +36,13 @@ from opentse.dashboard.pages import (
     make_templates,
     shop_zone_of_env,
 )
-from opentse.dashboard.session import COOKIE, LANG_COOKIE, SessionCodec
+from opentse.dashboard.session import COOKIE, LANG_COOKIE, Session, SessionCodec
 from opentse.errors import OpenTSEError
 from opentse.server.auth import derive_key
 from opentse.server.problems import ApiError
 
 TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
+LOGGED_OUT = "dashboard-logout:"  # ops_settings name prefix of ended sessions' nonces
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Dashboard:
             if loaded is None:
                 page.set_session = session
             if session.logged_in:
-                key = await run_in_threadpool(self.ctx.svc.get_api_key, session.api_key)
+                key = await run_in_threadpool(self.session_key, session)
                 if key is None or key.disabled or key.organization_id != session.organization_id:
                     page.session = session = self.codec.anonymous()
                     page.set_session = session
@@ -127,6 +128,30 @@ class Dashboard:
             raise PageError(403, page.t("csrf_failed"))
         return form
 
+    def session_key(self, session: Session) -> Any:
+        """The API key a logged-in session stands on; None once it logged out."""
+        ended = self.ops.db.one(
+            "SELECT 1 FROM ops_settings WHERE name=?", (LOGGED_OUT + session.nonce,)
+        )
+        return None if ended else self.ctx.svc.get_api_key(session.api_key)
+
+    def end_session(self, session: Session, now: int) -> None:
+        """Remember a logged-out session's nonce until the cookie would expire anyway
+        (the cookie is signed, not stored: a copy of it stays valid otherwise); every
+        node reads it from the shared ops_settings table. Expired entries go here."""
+        name = LOGGED_OUT + session.nonce
+        with self.ops.db.tx() as c:
+            # the expiry as 20 digits: compared as text, no cast of other settings
+            c.execute(
+                "DELETE FROM ops_settings WHERE name LIKE ? AND value <= ?",
+                (LOGGED_OUT + "%", f"{now:020d}"),
+            )
+            c.execute("DELETE FROM ops_settings WHERE name=?", (name,))
+            c.execute(
+                "INSERT INTO ops_settings(name, value) VALUES (?,?)",
+                (name, f"{session.expires:020d}"),
+            )
+
     def org_name(self, org: str) -> str:
         row = self.ops.db.one("SELECT name FROM svc_organizations WHERE id=?", (org,))
         return str(row[0]) if row else ""
@@ -160,6 +185,8 @@ class Dashboard:
 
     async def logout(self, page: Page) -> Response:
         await self.form(page)
+        if page.session.logged_in:
+            await run_in_threadpool(self.end_session, page.session, self.ctx.now())
         page.set_session = self.codec.anonymous()
         return RedirectResponse(f"{BASE}/login", status_code=303)
 
