@@ -237,3 +237,45 @@ def test_export_read_by_independent_asn1_reader(svc: Any) -> None:
             int.from_bytes(sig[:half], "big"), int.from_bytes(sig[half:], "big")
         )
         public.verify(dss, fields["signedData"], ec.ECDSA(hashes.SHA256()))
+
+
+def test_a_defective_tse_exports_its_data_and_signs_nothing(ca: LocalCA, tmp_path: Path) -> None:
+    """fiskaly: a DEFECTIVE TSS still exports (its journal must stay archivable); it
+    cannot sign, so there is no exportData log and no counter moves."""
+    from opentse.engine import tse as tse_steps
+    from opentse.engine.rules import Op
+    from opentse.engine.transactions import can_sign
+    from opentse.verify.report import verify_exports
+
+    store = SQLiteStore(tmp_path / "d.db")
+    try:
+        service = TSEService(store, Keyring(TEST_SECRET), FrozenClock(NOW), ca=ca)
+        ready_tse(service, "d1", client_id="C1")
+        started = service.start_transaction("d1", "C1", b"", "Kassenbeleg-V1")
+        service.finish_transaction(
+            "d1",
+            "C1",
+            started.transaction_number,
+            b"Beleg^1.00_0.00_0.00_0.00_0.00^1.00:Bar",
+            "Kassenbeleg-V1",
+        )
+        store.run_locked("d1", lambda t: t.save(tse_steps.mark_defective(t.load())))
+        before = store.get_state("d1")
+        out = tmp_path / "defective.tar"
+        with out.open("wb") as fh:
+            summary = service.export("d1", fh)
+        assert summary.export_log is None
+        assert summary.records == store.count_logs("d1") == before.signature_counter
+        after = store.get_state("d1")
+        assert after.signature_counter == before.signature_counter
+        assert after.exported_up_to == before.exported_up_to  # nothing logged the export
+        report = verify_exports([out], trust=[x509.load_der_x509_certificate(ca.chain()[1])])
+        assert report.ok, [f.to_json() for f in report.findings]
+        assert report.log_messages == before.signature_counter
+        logged = tse_steps.export_log(service.context("d1"), after, NOW, description="")
+        assert logged.logs == () and logged.state is after
+        with pytest.raises(OpenTSEError) as info:  # nothing signs, whatever the op table says
+            can_sign(after, Op.EXPORT)
+        assert info.value.code == "E_TSS_DEFECTIVE"
+    finally:
+        store.close()

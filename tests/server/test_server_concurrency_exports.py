@@ -151,3 +151,28 @@ def test_export_needs_initialized_tss(app_client: AppClient) -> None:
     app_client.put(f"/api/v2/tss/{tss}", json={}, headers=h)
     r = app_client.put(f"/api/v2/tss/{tss}/export/{uuid.uuid4()}", headers=h)
     assert r.status_code == 409 and r.json()["code"] == "E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT"
+
+
+def test_a_defective_tss_still_exports_its_data(app_client: AppClient) -> None:
+    """fiskaly: a DEFECTIVE TSS can still export; nothing is signed for it (no
+    exportData log, the signature counter stays), and the archive holds every log."""
+    from opentse.engine import tse as tse_steps
+
+    h = login(app_client, new_key(app_client))
+    tss, cid = setup_tss(app_client, h)
+    _tx(str(app_client.base_url), h, tss, cid)
+    app_client.ctx.store.run_locked(tss, lambda t: t.save(tse_steps.mark_defective(t.load())))
+    before = app_client.get(f"/api/v2/tss/{tss}", headers=h).json()
+    assert before["state"] == "DEFECTIVE"
+    exp = str(uuid.uuid4())
+    r = app_client.put(f"/api/v2/tss/{tss}/export/{exp}", headers=h)
+    assert r.status_code == 200, r.text
+    assert _wait_export(app_client, h, tss, exp)["state"] == "COMPLETED"
+    file = app_client.get(f"/api/v2/tss/{tss}/export/{exp}/file", headers=h)
+    assert file.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(file.content)) as archive:
+        logs = [m.name for m in archive.getmembers() if m.name.endswith(".log")]
+    after = app_client.get(f"/api/v2/tss/{tss}", headers=h).json()
+    assert after["signature_counter"] == before["signature_counter"]
+    assert len(logs) == int(before["signature_counter"])
+    assert not any("exportData" in name for name in logs)

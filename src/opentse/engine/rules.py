@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import NoReturn
 
 from opentse.engine.state import Lifecycle
 from opentse.errors import OpenTSEError, ProtocolError, StateError
@@ -65,9 +66,10 @@ ALLOWED: dict[Op, frozenset[Lifecycle]] = {
     Op.FINISH: frozenset({L.INITIALIZED}),
     Op.SELF_TEST: _ACTIVE,
     Op.CONFIGURE: _ACTIVE,
-    # fiskaly: exports only for INITIALIZED or DISABLED TSS; TR-03151: the export
-    # still works after disableSecureElement.
-    Op.EXPORT: frozenset({L.INITIALIZED, L.DISABLED}),
+    # TR-03151: the export still works after disableSecureElement; fiskaly: a
+    # DEFECTIVE TSS still exports its data (it cannot sign the exportData log,
+    # TSEService.export leaves it out), so a broken TSE's journal can be archived.
+    Op.EXPORT: frozenset({L.INITIALIZED, L.DISABLED, L.DEFECTIVE}),
     # signs a system log, so only while the TSE can sign
     Op.DELETE_STORED_DATA: frozenset({L.INITIALIZED}),
 }
@@ -96,6 +98,19 @@ def check_allowed(op: Op, lifecycle: Lifecycle) -> None:
     """Raise the SE API error for ``op`` in ``lifecycle`` unless the table allows it."""
     if lifecycle in ALLOWED[op]:
         return
+    refuse(op, lifecycle)
+
+
+def check_can_sign(op: Op, lifecycle: Lifecycle) -> None:
+    """``check_allowed`` for an ``op`` that signs a log: a DEFECTIVE TSE signs
+    nothing, also where the table lets it act (an export of its data)."""
+    if lifecycle is L.DEFECTIVE:
+        refuse(op, lifecycle)
+    check_allowed(op, lifecycle)
+
+
+def refuse(op: Op, lifecycle: Lifecycle) -> NoReturn:
+    """The SE API error for ``op`` in ``lifecycle``."""
     if lifecycle is L.DISABLED:
         raise StateError(
             f"the TSS is disabled; {op.value} is not possible (exports still work)",

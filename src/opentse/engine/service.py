@@ -457,7 +457,8 @@ class TSEService:
         progress: Callable[[int, int], None] | None = None,
         log_export: bool = True,
     ) -> ExportSummary:
-        """exportData to ``out`` (a TAR), streamed; then the exportData system log."""
+        """exportData to ``out`` (a TAR), streamed; then the exportData system log
+        (only while INITIALIZED: ``tse.export_log``)."""
         flt = flt or export_mod.ExportFilter()
         flt.validate()
         record = self.store.get_record(tse_id)

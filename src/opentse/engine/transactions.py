@@ -44,7 +44,7 @@ MAX_PROCESS_DATA: int = int(getattr(codec, "MAX_PROCESS_DATA", rules.DEFAULT_MAX
 def can_sign(state: TSEState, op: Op) -> None:
     if state.time_set and state.lifecycle is Lifecycle.INITIALIZED:
         return  # the hot path: enum hashing in the table lookup costs microseconds
-    rules.check_allowed(op, state.lifecycle)
+    rules.check_can_sign(op, state.lifecycle)
     if not state.time_set:
         raise rules.time_not_set()
 

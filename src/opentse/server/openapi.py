@@ -36,8 +36,9 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "100, API key and secret at most 200; triggerExport's `client_id` must be a UUID.",
     "Exports: `time_expiration` and `estimated_time_of_completion` are never set (files "
     "are kept until deleted); triggerExport answers 409 "
-    "`E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT` for a TSS that is not INITIALIZED or "
-    "DISABLED, never 423.",
+    "`E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT` for a TSS that is not INITIALIZED, "
+    "DISABLED or DEFECTIVE, never 423 (a DEFECTIVE TSS exports its data without an "
+    "exportData log: it cannot sign).",
     "No TSS is ever DELETED or EVICTED: `show_deleted` is accepted and changes nothing, "
     "cancelExport never answers 423, and logoutAdmin answers 200 on a DEFECTIVE TSS "
     "(there is nothing to log out of).",

@@ -120,7 +120,7 @@ def trigger_export(call: Call) -> tuple[int, Any]:
             raise ApiError(400, "E_DUPLICATE_EXPORT", f"export {export_id} already exists")
         return 200, export_body(existing, tss.env)  # idempotent retry
     lifecycle = ctx.service.get(tss_id).state.lifecycle
-    if lifecycle not in (Lifecycle.INITIALIZED, Lifecycle.DISABLED):
+    if lifecycle not in (Lifecycle.INITIALIZED, Lifecycle.DISABLED, Lifecycle.DEFECTIVE):
         raise ApiError(
             409, "E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT", f"the TSS is {lifecycle.value}"
         )
