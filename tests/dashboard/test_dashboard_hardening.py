@@ -79,3 +79,38 @@ def test_logout_ends_the_session_for_a_copied_cookie_too(tmp_path: Path) -> None
                 assert (r.status_code, r.headers.get("location")) == (303, "/dashboard/login")
         finally:
             inst.close()
+
+
+def test_forms_before_login_take_no_files_and_no_large_fields(tmp_path: Path) -> None:
+    """/dashboard/login and /logout parse their form before anybody is logged in (the
+    CSRF check needs it): a file part there was spooled to disk whatever its size,
+    and fields could be 1 MB each, 1000 of them."""
+    data = tmp_path / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data))
+    try:
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
+            csrf = csrf_of(web.get("/dashboard/login").text)
+            for path in ("/dashboard/login", "/dashboard/logout"):
+                r = web.post(
+                    path,
+                    data={"csrf": csrf},
+                    files={"file": ("big.bin", b"\0" * (4 * 2**20))},
+                    headers={"Connection": "close"},
+                )
+                assert r.status_code == 400, (path, r.status_code)
+                r = web.post(
+                    path,
+                    data={"csrf": csrf, "api_key": "k" * (200 * 1024)},
+                    headers={"Connection": "close"},
+                )
+                assert r.status_code == 400, (path, r.status_code)
+                many = {f"f{i}": "x" for i in range(100)}
+                r = web.post(path, data={"csrf": csrf, **many}, headers={"Connection": "close"})
+                assert r.status_code == 400, (path, r.status_code)
+            # the ordinary login form still works
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            assert dashboard_login(web, key).status_code == 303
+    finally:
+        inst.close()

@@ -42,6 +42,8 @@ from opentse.server.auth import derive_key
 from opentse.server.problems import ApiError
 
 TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
+FORM_FIELDS = 20  # the export form has 8
+FORM_FIELD_BYTES = 16 * 1024  # a pasted QR text is at most uploads.MAX_QR_TEXT
 LOGGED_OUT = "dashboard-logout:"  # ops_settings name prefix of ended sessions' nonces
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,11 @@ class Dashboard:
         return run
 
     async def form(self, page: Page, **limits: int) -> FormData:
+        """The CSRF-checked form. The login and logout forms are read before anybody is
+        logged in: by default no file (Starlette would spool one of any size to disk),
+        at most FORM_FIELDS fields of FORM_FIELD_BYTES each (else 400)."""
+        limits = {"max_files": 0, "max_fields": FORM_FIELDS, "max_part_size": FORM_FIELD_BYTES,
+                  **limits}  # fmt: skip
         form = await page.request.form(**limits)
         if not self.codec.check_csrf(page.session, form_text(form, "csrf")):
             await form.close()
