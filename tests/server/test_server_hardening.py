@@ -111,3 +111,23 @@ def test_ids_of_another_organization_are_404_on_create(tmp_path: Path, clock: Fr
         assert r.status_code == 200 and r.json()["serial_number"] == "KASSE-1"
         r = cl.get(f"/api/v2/tss/{tss_a}/export/{export_a}", headers=ha)
         assert r.status_code == 200 and r.json()["tss_id"] == tss_a
+
+
+def test_lan_session_file_is_private_even_when_it_existed_readable(tmp_path: Path) -> None:
+    """os.open's mode applies only to a new file: a session file restored from a
+    backup as 0644 got the API secret written into it world-readable."""
+    from opentse.server import lan
+
+    path = tmp_path / lan.SESSION_FILE
+    path.write_text("old\n")
+    path.chmod(0o644)
+    lan.write_session_file(
+        tmp_path,
+        address="127.0.0.1",
+        port=4433,
+        api_key="key_x",
+        api_secret="Lan-Secret-123",
+        fingerprint="AA",
+    )
+    assert "Lan-Secret-123" in path.read_text()
+    assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)

@@ -90,6 +90,7 @@ def ensure_certificate(
             serialization.NoEncryption(),
         )
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # the mode above applies to a new file only
         with os.fdopen(fd, "wb") as fh:
             fh.write(key_bytes)
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -144,6 +145,7 @@ def write_session_file(
     ]
     path = data_dir / SESSION_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed (e.g. restored 0644 from a backup)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines))
     return path
