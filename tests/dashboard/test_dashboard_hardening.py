@@ -4,6 +4,7 @@ session on the server, not only in the browser that logged out."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -112,5 +113,44 @@ def test_forms_before_login_take_no_files_and_no_large_fields(tmp_path: Path) ->
             ctx = app.state.ctx
             key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
             assert dashboard_login(web, key).status_code == 303
+    finally:
+        inst.close()
+
+
+def test_verify_upload_without_a_length_is_refused_before_it_is_stored(tmp_path: Path) -> None:
+    """The upload's size was checked against Content-Length only when one was sent;
+    a chunked body was spooled to disk by the form parser whatever its size before
+    the 200 MB check ran. Browsers always send the length."""
+    data = tmp_path / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data))
+    try:
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            assert dashboard_login(web, key).status_code == 303
+            csrf = csrf_of(web.get("/dashboard/verify").text)
+            boundary = "b0undary"
+            head = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                'filename="x.tar"\r\nContent-Type: application/x-tar\r\n\r\n'
+            ).encode()
+
+            def chunks() -> Iterator[bytes]:
+                yield head
+                for _ in range(8):
+                    yield b"\0" * 65536
+                yield f"\r\n--{boundary}--\r\n".encode()
+
+            r = web.post(
+                "/dashboard/verify",
+                content=chunks(),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+            assert r.status_code == 411, r.status_code
+            assert 'role="alert"' in r.text
+            r = web.post("/dashboard/verify", data={"csrf": csrf, "qr_text": "V0;x"})
+            assert r.status_code == 200  # an ordinary form post still works
     finally:
         inst.close()

@@ -258,6 +258,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "or_qr_text": ("oder QR-Text", "or QR text"),
     "verify_button": ("Prüfen", "Verify"),
     "too_large": ("Die Datei ist zu groß.", "The file is too large."),
+    "length_required": (
+        "Das Hochladen braucht die Größe vorab (Content-Length).",
+        "An upload needs its size up front (Content-Length).",
+    ),
     "nothing_uploaded": (
         "Bitte eine Datei oder einen QR-Text angeben.",
         "Please give a file or QR text.",

@@ -388,7 +388,10 @@ class Dashboard:
         if page.request.method == "GET":
             return page.render("verify.html", result=None, error="", **limits)
         declared = page.request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > uploads.MAX_TAR + 65536:
+        if not declared.isdigit():  # a chunked body: its size is known only once stored
+            return page.render("verify.html", 411, result=None, error=page.t("length_required"),
+                               **limits)  # fmt: skip
+        if int(declared) > uploads.MAX_TAR + 65536:
             return page.render("verify.html", 413, result=None, error=page.t("too_large"),
                                **limits)  # fmt: skip
         form = await self.form(page, max_files=1, max_fields=5)
