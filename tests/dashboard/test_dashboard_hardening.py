@@ -154,3 +154,35 @@ def test_verify_upload_without_a_length_is_refused_before_it_is_stored(tmp_path:
             assert r.status_code == 200  # an ordinary form post still works
     finally:
         inst.close()
+
+
+def test_session_cookie_is_secure_behind_a_tls_proxy(tmp_path: Path) -> None:
+    """opentse serve runs uvicorn with proxy_headers=False, so behind a TLS-terminating
+    proxy the app sees http and the session cookie went out without Secure. The
+    proxy's X-Forwarded-Proto can only add the flag (a forged one makes the sender's
+    own cookie stricter, nothing else)."""
+    data = tmp_path / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data))
+    try:
+        # as `opentse serve` runs it
+        with serving_in_thread(app, proxy_headers=False) as base:
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            proxied = {"X-Forwarded-Proto": "https"}
+            page = httpx.get(base + "/dashboard/login", headers=proxied)
+            assert "; secure" in page.headers["set-cookie"].lower()
+            cookie = page.headers["set-cookie"].split(";")[0]
+            r = httpx.post(
+                base + "/dashboard/login",
+                data={"csrf": csrf_of(page.text), "api_key": key["api_key"],
+                      "api_secret": key["api_secret"]},
+                headers={**proxied, "Cookie": cookie},
+            )  # fmt: skip
+            assert r.status_code == 303
+            assert "; secure" in r.headers["set-cookie"].lower()
+            # plain http without a proxy (127.0.0.1): no Secure, or the browser drops it
+            plain = httpx.get(base + "/dashboard/login")
+            assert "secure" not in plain.headers["set-cookie"].lower()
+    finally:
+        inst.close()

@@ -113,7 +113,7 @@ class Dashboard:
                     httponly=True,
                     samesite="strict",
                     path=BASE,
-                    secure=request.url.scheme == "https",
+                    secure=_over_https(request),
                 )
             if request.query_params.get("lang") in i18n.LANGUAGES:
                 response.set_cookie(
@@ -443,6 +443,16 @@ class Dashboard:
             Route("/warnings", p(self.warnings), methods=["GET"]),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
+
+
+def _over_https(request: Request) -> bool:
+    """The browser reached us over TLS: directly, or through a TLS-terminating proxy
+    that says so (opentse serve reads no proxy headers; trusting this one can only
+    make the sender's own cookie stricter)."""
+    if request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return forwarded.split(",")[0].strip().lower() == "https"
 
 
 def _path_number(value: Any) -> int:
