@@ -131,3 +131,36 @@ def test_lan_session_file_is_private_even_when_it_existed_readable(tmp_path: Pat
     )
     assert "Lan-Secret-123" in path.read_text()
     assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)
+
+
+def test_lan_tls_key_is_encrypted_with_the_installation_secret(tmp_path: Path) -> None:
+    """Every private key of an installation is encrypted at rest (docs/keys-and-
+    secrets.md); the LAN server's TLS key was plain PKCS#8 PEM beside the database.
+    A key written plain by an older version is encrypted at the next start."""
+    from cryptography.hazmat.primitives import serialization
+
+    from opentse.server import lan
+
+    secret = bytes(range(32))
+    files = lan.ensure_certificate(tmp_path, ["127.0.0.1"], secret=secret)
+    pem = files.key.read_bytes()
+    assert b"ENCRYPTED PRIVATE KEY" in pem
+    assert files.password
+    for wrong in (None, b"not-it"):
+        try:
+            serialization.load_pem_private_key(pem, wrong)
+        except (TypeError, ValueError):
+            pass
+        else:
+            raise AssertionError("the TLS key opened without its password")
+    key = serialization.load_pem_private_key(pem, files.password.encode())
+    plain = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    files.key.write_bytes(plain)  # as an older version left it
+    again = lan.ensure_certificate(tmp_path, ["127.0.0.1"], secret=secret)
+    assert again.fingerprint == files.fingerprint  # same certificate, same key
+    assert b"ENCRYPTED PRIVATE KEY" in again.key.read_bytes()
+    assert again.key.stat().st_mode & 0o077 == 0

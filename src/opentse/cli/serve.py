@@ -73,8 +73,10 @@ def serve_command(
     scheme = "http"
     if use_tls:
         addresses = lanmod.machine_addresses()
-        files = lanmod.ensure_certificate(data, addresses)
+        files = lanmod.ensure_certificate(data, addresses, secret=inst.secret)
         ssl = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
+        if files.password:
+            ssl["ssl_keyfile_password"] = files.password
         scheme = "https"
         typer.echo(f"TLS certificate SHA-256 fingerprint: {files.fingerprint}")
         if lan:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from opentse.server.auth import create_api_key
+from opentse.server.auth import create_api_key, derive_key
 
 LAN_PORT = 4433
 SESSION_FILE = "LAN-TSE-Session.txt"
@@ -41,6 +41,7 @@ class TlsFiles:
     cert: Path
     key: Path
     fingerprint: str  # "AA:BB:..." SHA-256 of the DER certificate
+    password: str | None = None  # of the encrypted key file (uvicorn ssl_keyfile_password)
 
 
 def fingerprint_of(cert_der: bytes) -> str:
@@ -53,11 +54,40 @@ def normalize_fingerprint(text: str) -> str:
     return ":".join(cleaned[i : i + 2] for i in range(0, len(cleaned), 2))
 
 
+def key_password(secret: bytes) -> str:
+    """The TLS key file's password, derived from the installation secret (so the key
+    is encrypted at rest like every other private key of the installation)."""
+    return derive_key(secret, "opentse/server/lan-tls-key/v1").hex()
+
+
+def _write_key(path: Path, key: Any, password: str | None) -> None:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above applies to a new file only
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_bytes)
+
+
 def ensure_certificate(
-    data_dir: Path, addresses: list[str], now: dt.datetime | None = None
+    data_dir: Path,
+    addresses: list[str],
+    now: dt.datetime | None = None,
+    *,
+    secret: bytes | None = None,
 ) -> TlsFiles:
-    """Load the LAN server certificate, or make one (P-256, 10 years) the first time."""
+    """Load the LAN server certificate, or make one (P-256, 10 years) the first time.
+
+    With the installation ``secret`` the key file is encrypted (a plain one from an
+    older version is encrypted now) and ``TlsFiles.password`` opens it."""
     cert_path, key_path = data_dir / CERT_FILE, data_dir / KEY_FILE
+    password = key_password(secret) if secret is not None else None
     if not (cert_path.exists() and key_path.exists()):
         now = now or dt.datetime.now(dt.UTC)
         key = ec.generate_private_key(ec.SECP256R1())
@@ -84,19 +114,17 @@ def ensure_certificate(
             .sign(key, hashes.SHA256())
         )
         data_dir.mkdir(parents=True, exist_ok=True)
-        key_bytes = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # the mode above applies to a new file only
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key_bytes)
+        _write_key(key_path, key, password)
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    elif password is not None and b"ENCRYPTED" not in key_path.read_bytes():
+        plain = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        _write_key(key_path, plain, password)
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     return TlsFiles(
-        cert_path, key_path, fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
+        cert_path,
+        key_path,
+        fingerprint_of(cert.public_bytes(serialization.Encoding.DER)),
+        password,
     )
 
 
