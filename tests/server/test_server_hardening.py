@@ -164,3 +164,25 @@ def test_lan_tls_key_is_encrypted_with_the_installation_secret(tmp_path: Path) -
     assert again.fingerprint == files.fingerprint  # same certificate, same key
     assert b"ENCRYPTED PRIVATE KEY" in again.key.read_bytes()
     assert again.key.stat().st_mode & 0o077 == 0
+
+
+def test_answers_with_tokens_or_the_puk_are_not_stored_by_caches(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """RFC 6749 5.1: a token response carries Cache-Control: no-store; the same for
+    createTss, whose answer holds the admin PUK."""
+    with serve_app(tmp_path / "data", clock) as cl:
+        key = new_key(cl)
+        r = cl.post(
+            "/api/v2/auth", json={"api_key": key["api_key"], "api_secret": key["api_secret"]}
+        )
+        assert r.status_code == 200 and "no-store" in r.headers.get("cache-control", "")
+        refresh = {"refresh_token": r.json()["refresh_token"]}
+        r = cl.post("/api/v2/auth", json=refresh)
+        assert r.status_code == 200 and "no-store" in r.headers.get("cache-control", "")
+        h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        tss = str(uuid.uuid4())
+        for _ in range(2):  # the create and its idempotent retry both show the PUK
+            r = cl.put(f"/api/v2/tss/{tss}", json={}, headers=h)
+            assert r.status_code == 200 and r.json()["admin_puk"]
+            assert "no-store" in r.headers.get("cache-control", "")

@@ -14,6 +14,8 @@ import base64
 import contextlib
 from typing import Any
 
+from starlette.responses import Response
+
 from opentse.engine.provision import generate_puk
 from opentse.engine.results import TSEInfo
 from opentse.engine.state import Lifecycle
@@ -22,6 +24,7 @@ from opentse.server.auth import seal, unseal
 from opentse.server.context import (
     API_VERSION,
     Call,
+    FastJSONResponse,
     Operation,
     envelope,
     merge_metadata,
@@ -122,7 +125,7 @@ def _info(call: Call, tss_id: str) -> TSEInfo:
     return info
 
 
-def create_tss(call: Call) -> tuple[int, Any]:
+def create_tss(call: Call) -> tuple[int, Any] | Response:
     """PUT /tss/{tss_id}: idempotent while CREATED (the PUK is shown until deployment)."""
     assert call.principal is not None
     ctx = call.ctx
@@ -146,7 +149,7 @@ def create_tss(call: Call) -> tuple[int, Any]:
                 ctx.svc.add_tss(tss_id, org, call.principal.env, metadata, sealed, ctx.now())
             row = ctx.svc.get_tss(tss_id)
             assert row is not None
-            return 200, tss_body(call, _info(call, tss_id), row, puk=puk)
+            return _secret_answer(tss_body(call, _info(call, tss_id), row, puk=puk))
     if row.organization_id != call.principal.organization_id:
         # another organization's TSS: answer as for every other route on it (404), so a
         # create never confirms that somebody else holds the id
@@ -159,7 +162,7 @@ def create_tss(call: Call) -> tuple[int, Any]:
         row = ctx.svc.get_tss(tss_id)
         assert row is not None
     puk = unseal(ctx.puk_key, row.puk_sealed, tss_id)  # type: ignore[arg-type]
-    return 200, tss_body(call, info, row, puk=puk)
+    return _secret_answer(tss_body(call, info, row, puk=puk))
 
 
 def retrieve_tss(call: Call) -> tuple[int, Any]:
@@ -265,8 +268,16 @@ def update_tss_metadata(call: Call) -> tuple[int, Any]:
     return 200, merged
 
 
-def authenticate_api(call: Call) -> tuple[int, Any]:
-    return 200, call.ctx.tokens.login(call.body, call.ctx.now())
+# RFC 6749 5.1: answers holding tokens (or, here, the admin PUK) are never cached
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _secret_answer(body: dict[str, Any]) -> Response:
+    return FastJSONResponse(body, headers=NO_STORE)
+
+
+def authenticate_api(call: Call) -> Response:
+    return _secret_answer(call.ctx.tokens.login(call.body, call.ctx.now()))
 
 
 _LIST_QUERY = (
