@@ -186,3 +186,44 @@ def test_session_cookie_is_secure_behind_a_tls_proxy(tmp_path: Path) -> None:
             assert "secure" not in plain.headers["set-cookie"].lower()
     finally:
         inst.close()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels (tiny file, one empty IDAT)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    idat = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_image_claiming_too_many_pixels_is_a_finding_not_a_500(tmp_path: Path) -> None:
+    """Pillow refuses images beyond its decompression-bomb limit with an error the
+    upload check did not expect (a 500), and decodes those just below it (~89-178
+    million pixels, hundreds of MB) with only a warning."""
+    data = tmp_path / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data))
+    try:
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            assert dashboard_login(web, key).status_code == 303
+            for width, height in ((100_000, 100_000), (10_000, 10_000)):
+                csrf = csrf_of(web.get("/dashboard/verify").text)
+                png = _png_header_only(width, height)
+                r = web.post(
+                    "/dashboard/verify",
+                    data={"csrf": csrf},
+                    files={"file": ("bomb.png", png, "image/png")},
+                    headers={"accept-language": "en", "Connection": "close"},
+                )
+                assert r.status_code == 200, (width, r.status_code)
+                assert "E_QR_IMAGE_TOO_LARGE" in r.text, width
+    finally:
+        inst.close()
