@@ -186,3 +186,36 @@ def test_answers_with_tokens_or_the_puk_are_not_stored_by_caches(
             r = cl.put(f"/api/v2/tss/{tss}", json={}, headers=h)
             assert r.status_code == 200 and r.json()["admin_puk"]
             assert "no-store" in r.headers.get("cache-control", "")
+
+
+def test_admin_pin_counter_holds_under_concurrency_and_across_a_restart(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """Not a gap the review found, but not covered before: wrong PINs sent at once
+    are all counted (no lost updates), and the count survives a restart."""
+    import concurrent.futures
+
+    import httpx
+
+    data = tmp_path / "data"
+    with serve_app(data, clock) as cl:
+        key = new_key(cl)
+        h = login(cl, key)
+        tss, _cid = setup_tss(cl, h)
+        assert cl.post(f"/api/v2/tss/{tss}/admin/logout", json={}, headers=h).status_code == 200
+        url = str(cl.base_url.join(f"/api/v2/tss/{tss}/admin/auth"))
+
+        def guess(i: int) -> int:
+            r = httpx.post(url, json={"admin_pin": f"wrong-{i}"}, headers=h, timeout=60)
+            return r.status_code
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            assert sorted(pool.map(guess, range(3))) == [401, 401, 401]
+    with serve_app(data, clock) as cl:  # restarted on the same data
+        h = login(cl, key)
+        r = cl.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "wrong-x"}, headers=h)
+        assert r.status_code == 401 and "1 attempts left" in r.json()["message"], r.text
+        r = cl.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "wrong-y"}, headers=h)
+        assert (r.status_code, r.json()["code"]) == (423, "E_ADMIN_PIN_BLOCKED")
+        r = cl.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "123456"}, headers=h)
+        assert r.status_code == 423  # the right PIN too, until the PUK sets a new one
