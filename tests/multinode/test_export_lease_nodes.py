@@ -15,6 +15,7 @@ Skips only when no PostgreSQL server is reachable (``OPENTSE_TEST_DATABASE``).
 
 from __future__ import annotations
 
+import contextlib
 import select
 import shutil
 import signal
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,16 +94,15 @@ def _read_line(process: subprocess.Popen[bytes], seconds: float) -> str:
 
 
 @pytest.mark.postgres
-def test_a_live_node_keeps_its_export_and_a_dead_ones_is_taken_over(
-    pg_url: str, tmp_path: Path
-) -> None:
-    data_a, data_b = tmp_path / "a", tmp_path / "b"
-    tss = _tse_with_receipts(data_a, pg_url, receipts=3)
-    shutil.copytree(data_a, data_b)  # one installation: same secret and CA
-    export_id = str(uuid.uuid4())
+@contextlib.contextmanager
+def _node_a_and_b(
+    tmp_path: Path, script: str, data_a: Path, data_b: Path, url: str, tss: str, export_id: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str, ServerContext]]:
+    """Node A (``script`` in a process of its own, working on ``export_id``), and once
+    A says who it is, node B in this process (not resumed yet); both ended after."""
     log = open(tmp_path / "node-a.log", "wb")  # noqa: SIM115 - closed below
     node_a = subprocess.Popen(
-        [sys.executable, "-c", _NODE_A, str(data_a), pg_url, tss, export_id],
+        [sys.executable, "-c", script, str(data_a), url, tss, export_id],
         stdout=subprocess.PIPE,
         stderr=log,
     )
@@ -109,12 +110,54 @@ def test_a_live_node_keeps_its_export_and_a_dead_ones_is_taken_over(
     try:
         owner_a = _read_line(node_a, 60)
         assert owner_a, (tmp_path / "node-a.log").read_text()
-        # node B starts while A works on the export (A stalls, but renews its lease)
-        inst_b = Installation.open(data_b, database_url=pg_url)
-        ctx_b = ServerContext(
-            inst_b, ServerConfig(data_dir=data_b, export_lease=LEASE, export_renew=RENEW)
-        )
-        ctx_b.exports = ExportManager(ctx_b, 1)
+        inst_b, ctx_b = _node(data_b, url, LEASE)
+        yield node_a, owner_a, ctx_b
+    finally:
+        if node_a.poll() is None:
+            node_a.kill()
+            node_a.wait(timeout=30)
+        if node_a.stdout is not None:
+            node_a.stdout.close()
+        log.close()
+        if ctx_b is not None:
+            ctx_b.close()
+        if inst_b is not None:
+            inst_b.close()
+
+
+def _taken_over_after_kill(
+    node_a: subprocess.Popen[bytes], owner_a: str, ctx_b: ServerContext, export_id: str
+) -> ExportRow:
+    """SIGKILL node A; node B takes the export over once A's lease ran out and
+    completes it: its row."""
+    node_a.send_signal(signal.SIGKILL)
+    node_a.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while (row := ctx_b.svc.get_export(export_id)) is not None and row.state in (
+        "PENDING",
+        "WORKING",
+    ):
+        assert time.monotonic() < deadline, "node B did not take the export over"
+        time.sleep(0.05)
+    assert row is not None and row.state == "COMPLETED", row
+    assert row.lease_owner == ctx_b.exports.owner != owner_a
+    assert row.file_path is not None
+    return row
+
+
+def test_a_live_node_keeps_its_export_and_a_dead_ones_is_taken_over(
+    pg_url: str, tmp_path: Path
+) -> None:
+    data_a, data_b = tmp_path / "a", tmp_path / "b"
+    tss = _tse_with_receipts(data_a, pg_url, receipts=3)
+    shutil.copytree(data_a, data_b)  # one installation: same secret and CA
+    export_id = str(uuid.uuid4())
+    # node B starts while A works on the export (A stalls, but renews its lease)
+    with _node_a_and_b(tmp_path, _NODE_A, data_a, data_b, pg_url, tss, export_id) as (
+        node_a,
+        owner_a,
+        ctx_b,
+    ):
         ctx_b.exports.resume()
         started = ctx_b.svc.get_export(export_id)
         assert started is not None and started.state == "WORKING"
@@ -128,33 +171,12 @@ def test_a_live_node_keeps_its_export_and_a_dead_ones_is_taken_over(
         )
         assert list((data_b / "exports").iterdir()) == []  # B wrote nothing
         # A dies without finishing: after its lease ran out, B takes over
-        node_a.send_signal(signal.SIGKILL)
-        node_a.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while (row := ctx_b.svc.get_export(export_id)) is not None and row.state in (
-            "PENDING",
-            "WORKING",
-        ):
-            assert time.monotonic() < deadline, "node B did not take the export over"
-            time.sleep(0.05)
-        assert row is not None and row.state == "COMPLETED", row
-        assert row.lease_owner == ctx_b.exports.owner != owner_a
+        row = _taken_over_after_kill(node_a, owner_a, ctx_b, export_id)
         assert row.file_path is not None and Path(row.file_path).parent == data_b / "exports"
         report = verify_exports([Path(row.file_path)])
         assert report.ok, [f.to_json() for f in report.findings]
         # initialize, register, 3 x (start, finish) and more: every log signed and valid
         assert len(report.signatures.valid) == report.log_messages >= 8
-    finally:
-        if node_a.poll() is None:
-            node_a.kill()
-            node_a.wait(timeout=30)
-        if node_a.stdout is not None:
-            node_a.stdout.close()
-        log.close()
-        if ctx_b is not None:
-            ctx_b.close()
-        if inst_b is not None:
-            inst_b.close()
 
 
 def _node(data: Path, url: str, lease: float) -> tuple[Installation, ServerContext]:
@@ -268,21 +290,11 @@ def test_a_dead_nodes_part_file_in_the_shared_folder_goes_when_its_export_is_tak
     shutil.rmtree(data_b / "exports", ignore_errors=True)
     (data_b / "exports").symlink_to(shared)  # B mounts the share at another path
     export_id = str(uuid.uuid4())
-    log = open(tmp_path / "node-a.log", "wb")  # noqa: SIM115 - closed below
-    node_a = subprocess.Popen(
-        [sys.executable, "-c", _DYING_NODE_A, str(data_a), database, tss, export_id],
-        stdout=subprocess.PIPE,
-        stderr=log,
-    )
-    inst_b = ctx_b = None
-    try:
-        owner_a = _read_line(node_a, 60)
-        assert owner_a, (tmp_path / "node-a.log").read_text()
-        inst_b = Installation.open(data_b, database_url=database)
-        ctx_b = ServerContext(
-            inst_b, ServerConfig(data_dir=data_b, export_lease=LEASE, export_renew=RENEW)
-        )
-        ctx_b.exports = ExportManager(ctx_b, 1)
+    with _node_a_and_b(tmp_path, _DYING_NODE_A, data_a, data_b, database, tss, export_id) as (
+        node_a,
+        owner_a,
+        ctx_b,
+    ):
         a_part = next(shared.iterdir())
         assert a_part.stat().st_size > 0 and a_part.name.endswith(".part")
         # another attempt at it that died between its rename and its update, and
@@ -297,31 +309,10 @@ def test_a_dead_nodes_part_file_in_the_shared_folder_goes_when_its_export_is_tak
         row = ctx_b.svc.get_export(export_id)
         assert row is not None and (row.state, row.lease_owner) == ("WORKING", owner_a)
         assert {p.name for p in shared.iterdir()} == {a_part.name, dead.name, *others}
-        node_a.send_signal(signal.SIGKILL)
-        node_a.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while (row := ctx_b.svc.get_export(export_id)) is not None and row.state in (
-            "PENDING",
-            "WORKING",
-        ):
-            assert time.monotonic() < deadline, "node B did not take the export over"
-            time.sleep(0.05)
-        assert row is not None and row.state == "COMPLETED", row
-        assert row.lease_owner == ctx_b.exports.owner != owner_a
+        row = _taken_over_after_kill(node_a, owner_a, ctx_b, export_id)
         assert row.file_path is not None
         b_file = Path(row.file_path)
         assert b_file.parent == data_b / "exports"
         # no start-up needed: A's part file and the dead attempt went with the take-over
         assert {p.name for p in shared.iterdir()} == {b_file.name, *others}
         assert verify_exports([shared / b_file.name]).ok
-    finally:
-        if node_a.poll() is None:
-            node_a.kill()
-            node_a.wait(timeout=30)
-        if node_a.stdout is not None:
-            node_a.stdout.close()
-        log.close()
-        if ctx_b is not None:
-            ctx_b.close()
-        if inst_b is not None:
-            inst_b.close()
