@@ -226,3 +226,40 @@ def test_qr_read_from_a_photo_like_image(tmp_path: Path) -> None:
     (text, *_) = read_qr_texts(jpg)
     assert text == VECTORS[1]
     assert verify_receipt(text).ok
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (8-bit grey, one IDAT)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), [(100_000, 100_000), (10_000, 10_000)])
+def test_cli_refuses_an_image_claiming_too_many_pixels(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    """Beyond Pillow's bomb limit (an error that is no OSError: a traceback before) and
+    just below it (decoded into hundreds of MB before): exit 2 with a clear message,
+    decided from the header alone."""
+    image = tmp_path / "huge.png"
+    image.write_bytes(_png_claiming(width, height))
+    with pytest.raises(Exception) as info:
+        read_qr_texts(image)
+    assert getattr(info.value, "code", None) == "E_QR_IMAGE_TOO_LARGE"
+    result = CliRunner().invoke(build_app(), ["verify-receipt", "--image", str(image)])
+    assert result.exit_code == 2, result.output
+    assert "million pixels" in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)

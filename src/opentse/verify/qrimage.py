@@ -3,6 +3,7 @@ and in Debian), so a receipt can be checked from a picture of it."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import zxingcpp
@@ -10,12 +11,38 @@ from PIL import Image, UnidentifiedImageError
 
 from opentse.errors import FormatError
 
+MAX_PIXELS = 50_000_000  # a 50 MP phone photo; decoding more costs too much memory
+
+
+def refuse_huge_image(path: Path) -> None:
+    """FormatError(E_QR_IMAGE_TOO_LARGE) for an image whose header claims more than
+    MAX_PIXELS, before anything is decoded: a 10 MB PNG can claim billions of pixels
+    (Pillow raises a DecompressionBombError, no OSError, above ~178 million and only
+    warns below that, after hundreds of MB). An unreadable file passes: the reader
+    says so in its own words."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        width, height = MAX_PIXELS + 1, 1
+    except Exception:
+        return
+    if width * height > MAX_PIXELS:
+        raise FormatError(
+            f"{path.name}: the image has more than {MAX_PIXELS // 10**6} million pixels",
+            code="E_QR_IMAGE_TOO_LARGE",
+        )
+
 
 def read_qr_texts(path: Path) -> list[str]:
     """Texts of every QR code in the image, receipt-looking ones (``V0;``) first.
 
-    Raises FormatError(E_QR_IMAGE) when the file is no image or holds no QR code.
+    Raises FormatError(E_QR_IMAGE) when the file is no image or holds no QR code,
+    E_QR_IMAGE_TOO_LARGE when it claims more than MAX_PIXELS.
     """
+    refuse_huge_image(path)
     try:
         with Image.open(path) as image:
             image.load()
