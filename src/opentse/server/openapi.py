@@ -39,6 +39,9 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "`E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT` for a TSS that is not INITIALIZED, "
     "DISABLED or DEFECTIVE, never 423 (a DEFECTIVE TSS exports its data without an "
     "exportData log: it cannot sign).",
+    "An id another organization already uses answers 404 (not found) on createTss, "
+    "createClient and triggerExport, never 409 or `E_DUPLICATE_EXPORT`: an answer "
+    "must not confirm that somebody else holds the id.",
     "No TSS is ever DELETED or EVICTED: `show_deleted` is accepted and changes nothing, "
     "cancelExport never answers 423, and logoutAdmin answers 200 on a DEFECTIVE TSS "
     "(there is nothing to log out of).",
