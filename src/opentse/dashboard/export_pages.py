@@ -1,0 +1,123 @@
+"""The dashboard's export pages: the list with its trigger form, one export with its
+check report, and the download of its TAR file.
+
+An export is triggered through the API's own handler (``routes_export.
+trigger_export``), so it runs in the same background worker and obeys the same
+rules as one asked for over the API; its file is the one the API serves. Another
+organization's export answers 404, as in the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from opentse.dashboard import transactions, uploads, views
+from opentse.dashboard.forms import read_form
+from opentse.dashboard.pages import BASE, NotFound, Page, form_text
+from opentse.errors import OpenTSEError
+from opentse.server.problems import ApiError
+
+
+class ExportPages:
+    """The handlers of ``/exports``; ``checks`` keeps each export's verification report."""
+
+    def __init__(
+        self, ctx: Any, ops: Any, watch: views.FailureWatch, checks: uploads.ExportChecks
+    ) -> None:
+        self.ctx = ctx
+        self.ops = ops
+        self.watch = watch
+        self.checks = checks
+
+    async def exports(self, page: Page) -> Response:
+        error = ""
+        status = 200
+        if page.request.method == "POST":
+            form = await read_form(page)
+            try:
+                export_id = await run_in_threadpool(self._trigger, page, form)
+            except (ApiError, OpenTSEError, ValueError) as exc:
+                error = getattr(exc, "message", None) or str(exc)
+                status = int(getattr(exc, "status", 400) or 400)
+            else:
+                return RedirectResponse(f"{BASE}/exports/{export_id}", status_code=303)
+
+        def load() -> tuple[list[Any], list[views.TseRow], dict[str, list[Any]]]:
+            from opentse.server.service_store import Page as ListPage
+
+            rows, _ = self.ctx.svc.list_exports(page.org, ListPage(limit=100, order="desc"))
+            tses = views.tse_rows(self.ctx, self.ops, page.org, self.watch)
+            clients = {t.tss_id: views.all_clients(self.ctx, page.org, t.tss_id) for t in tses}
+            return rows, tses, clients
+
+        rows, tses, clients = await run_in_threadpool(load)
+        serials = {t.tss_id: t.serial for t in tses}
+        return page.render(
+            "exports.html", status, rows=rows, tses=tses, clients=clients, serials=serials,
+            error=error,
+        )  # fmt: skip
+
+    def _trigger(self, page: Page, form: FormData) -> str:
+        from opentse.server.context import Call
+        from opentse.server.routes_export import trigger_export
+
+        query: dict[str, str] = {}
+        for name in ("start_transaction_number", "end_transaction_number"):
+            value = form_text(form, name).strip()
+            if value:
+                query[name] = value
+        for name, end in (("start_date", False), ("end_date", True)):
+            when = transactions.parse_date(form_text(form, name).strip(), end=end)
+            if when is not None:
+                query[name] = str(when - 1 if end else when)
+        client = form_text(form, "client_id").strip()
+        if client:
+            query["client_id"] = client
+        export_id = str(uuid.uuid4())
+        path = {"tss_id": form_text(form, "tss_id").strip(), "export_id": export_id}
+        call = Call(self.ctx, page.principal(), path, query, list(query.items()), None)
+        trigger_export(call)
+        return export_id
+
+    def _export(self, page: Page) -> Any:
+        raw = str(page.request.path_params["export_id"])
+        try:
+            export_id = str(uuid.UUID(raw))
+        except ValueError:
+            raise NotFound() from None
+        row = self.ctx.svc.get_export(export_id)
+        if row is None or row.organization_id != page.org:
+            raise NotFound()
+        return row
+
+    def _export_file(self, row: Any) -> Path | None:
+        """The export's recorded file as the API serves it (also where this node
+        mounts the shared exports folder), or None."""
+        from opentse.server.routes_export import export_file
+
+        return export_file(row, Path(self.ctx.config.data_dir))
+
+    async def export_detail(self, page: Page) -> Response:
+        row = await run_in_threadpool(self._export, page)
+        report = None
+        verifying = False
+        path = await run_in_threadpool(self._export_file, row)
+        if path is not None:
+            report = await run_in_threadpool(self.checks.result, row.export_id, path)
+            verifying = report is None
+        return page.render("export.html", row=row, report=report, verifying=verifying)
+
+    async def export_file(self, page: Page) -> Response:
+        row = await run_in_threadpool(self._export, page)
+        path = await run_in_threadpool(self._export_file, row)
+        if path is None:
+            raise NotFound()
+        return FileResponse(
+            path, media_type="application/x-tar", filename=f"export_{row.export_id}.tar"
+        )

@@ -1,0 +1,103 @@
+"""Logging in and out of the dashboard, and keeping a logged-out session out.
+
+The session cookie is signed, not stored (``session.SessionCodec``), so a copy of
+it would stay valid until it expires; logout therefore records the session's nonce
+in the shared ``ops_settings`` table, where every node and every restart sees it.
+The cookie's own attributes (HttpOnly, SameSite=Strict, Secure over TLS) are set
+here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from opentse.dashboard.forms import read_form
+from opentse.dashboard.pages import BASE, Page, form_text
+from opentse.dashboard.session import COOKIE, Session, SessionCodec
+from opentse.server.problems import ApiError
+
+LOGGED_OUT = "dashboard-logout:"  # ops_settings name prefix of ended sessions' nonces
+
+
+class Logins:
+    """The login and logout pages and the record of ended sessions."""
+
+    def __init__(self, ctx: Any, ops: Any, codec: SessionCodec) -> None:
+        self.ctx = ctx
+        self.ops = ops
+        self.codec = codec
+
+    def session_key(self, session: Session) -> Any:
+        """The API key a logged-in session stands on; None once it logged out."""
+        ended = self.ops.db.one(
+            "SELECT 1 FROM ops_settings WHERE name=?", (LOGGED_OUT + session.nonce,)
+        )
+        return None if ended else self.ctx.svc.get_api_key(session.api_key)
+
+    def end_session(self, session: Session, now: int) -> None:
+        """Remember a logged-out session's nonce until the cookie would expire anyway
+        (the cookie is signed, not stored: a copy of it stays valid otherwise); every
+        node reads it from the shared ops_settings table. Expired entries go here."""
+        name = LOGGED_OUT + session.nonce
+        with self.ops.db.tx() as c:
+            # the expiry as 20 digits: compared as text, no cast of other settings
+            c.execute(
+                "DELETE FROM ops_settings WHERE name LIKE ? AND value <= ?",
+                (LOGGED_OUT + "%", f"{now:020d}"),
+            )
+            c.execute("DELETE FROM ops_settings WHERE name=?", (name,))
+            c.execute(
+                "INSERT INTO ops_settings(name, value) VALUES (?,?)",
+                (name, f"{session.expires:020d}"),
+            )
+
+    async def login(self, page: Page) -> Response:
+        if page.request.method == "GET":
+            if page.org:
+                return RedirectResponse(f"{BASE}/tss", status_code=303)
+            return page.render("login.html", error="")
+        form = await read_form(page)
+        body = {"api_key": form_text(form, "api_key"), "api_secret": form_text(form, "api_secret")}
+        try:
+            tokens = await run_in_threadpool(self.ctx.tokens.login, body, self.ctx.now())
+        except ApiError:
+            return page.render("login.html", 401, error=page.t("login_failed"))
+        claims = tokens["access_token_claims"]
+        page.set_session = self.codec.login(
+            claims["organization_id"], body["api_key"], self.ctx.now()
+        )
+        return RedirectResponse(f"{BASE}/tss", status_code=303)
+
+    async def logout(self, page: Page) -> Response:
+        await read_form(page)
+        if page.session.logged_in:
+            await run_in_threadpool(self.end_session, page.session, self.ctx.now())
+        page.set_session = self.codec.anonymous()
+        return RedirectResponse(f"{BASE}/login", status_code=303)
+
+
+def set_session_cookie(response: Response, request: Request, value: str) -> None:
+    """The session cookie: out of scripts' reach, never sent by other sites, and
+    Secure whenever the browser came over TLS."""
+    response.set_cookie(
+        COOKIE,
+        value,
+        httponly=True,
+        samesite="strict",
+        path=BASE,
+        secure=_over_https(request),
+    )
+
+
+def _over_https(request: Request) -> bool:
+    """The browser reached us over TLS: directly, or through a TLS-terminating proxy
+    that says so (opentse serve reads no proxy headers; trusting this one can only
+    make the sender's own cookie stricter)."""
+    if request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return forwarded.split(",")[0].strip().lower() == "https"

@@ -1,0 +1,115 @@
+"""The dashboard's transaction pages: the search form, one transaction, its receipt
+QR code and the download of one of its log messages.
+
+The queries themselves are in ``transactions``; here the request's query and path
+are read, and whatever a visitor may type (numbers beyond 64 bits, dates, amounts)
+becomes a form error or a 404, never a 500.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from opentse.dashboard import transactions, uploads, views
+from opentse.dashboard.pages import NotFound, Page
+
+TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
+
+
+class TransactionPages:
+    """The handlers of ``/tx`` and ``/tss/{tss_id}/tx/...``, one organization's only."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    async def tx_search(self, page: Page) -> Response:
+        q = page.request.query_params
+        errors: list[str] = []
+        values = {k: q.get(k, "").strip() for k in ("tss", "number", "register", "from", "to",
+                                                   "amount", "state")}  # fmt: skip
+        try:
+            number = int(values["number"]) if values["number"] else None
+            if number is not None and not 0 < number < 2**53:
+                raise ValueError
+        except ValueError:
+            number = None
+            errors.append(page.t("bad_number"))
+        try:
+            date_from = transactions.parse_date(values["from"])
+            date_to = transactions.parse_date(values["to"], end=True)
+        except ValueError:
+            date_from = date_to = None
+            errors.append(page.t("bad_date"))
+        try:
+            amount = transactions.parse_amount(values["amount"])
+        except ValueError:
+            amount = None
+            errors.append(page.t("bad_amount"))
+        state = values["state"] if values["state"] in TX_STATES else ""
+        choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
+        tss_ids = [tss_id for tss_id, _ in choices]
+        tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
+        query = transactions.TxQuery(
+            tss, number, values["register"], date_from, date_to, amount, state
+        )
+        hits, more = await run_in_threadpool(transactions.search, self.ctx, page.org, query)
+        return page.render(
+            "transactions.html",
+            values=values,
+            choices=choices,
+            states=TX_STATES,
+            hits=hits,
+            more=more,
+            limit=transactions.SEARCH_LIMIT,
+            errors=errors,
+        )
+
+    def _tx(self, page: Page) -> transactions.TxDetail:
+        p = page.request.path_params
+        detail = transactions.tx_detail(
+            self.ctx, page.org, str(p["tss_id"]), _path_number(p["number"]), page.org_name
+        )
+        if detail is None:
+            raise NotFound()
+        return detail
+
+    async def tx_detail(self, page: Page) -> Response:
+        detail = await run_in_threadpool(self._tx, page)
+        svg = uploads.qr_svg(detail.qr_text, scale=3) if detail.qr_text else ""
+        return page.render("transaction.html", d=detail, qr_svg=svg)
+
+    async def tx_qr(self, page: Page) -> Response:
+        detail = await run_in_threadpool(self._tx, page)
+        if not detail.qr_text:
+            raise NotFound()
+        check = await run_in_threadpool(uploads.check_receipt_text, detail.qr_text)
+        svg = uploads.qr_svg(detail.qr_text, scale=8)
+        return page.render("qr.html", d=detail, qr_svg=svg, check=check)
+
+    async def tx_log(self, page: Page) -> Response:
+        p = page.request.path_params
+        log = await run_in_threadpool(
+            transactions.find_log, self.ctx, page.org, str(p["tss_id"]),
+            _path_number(p["number"]), _path_number(p["counter"]),
+        )  # fmt: skip
+        if log is None:
+            raise NotFound()
+        name = Path(log.filename).name
+        return Response(
+            log.message,
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+
+def _path_number(value: Any) -> int:
+    """A transaction number or signature counter from the path; one no 64-bit store
+    column can hold is no transaction (404, not an OverflowError's 500)."""
+    number = int(value)
+    if not 0 <= number < 2**63:
+        raise NotFound()
+    return number
