@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from opentse.engine.ports import AsyncLockedStore, Clock
 from opentse.errors import OpenTSEError
 from opentse.server.auth import Principal, TokenService, derive_key
+from opentse.server.auth_limit import FailureLimiter, Limits
 from opentse.server.problems import ApiError, from_opentse_error
 from opentse.server.qrtext import QRText
 from opentse.server.schemas import COMPONENTS
@@ -58,6 +59,13 @@ class ServerConfig:
     # upsertTransaction's quick path awaits the engine on the event loop where the
     # stores allow it (ServerContext.loop_signing); False: always a handler thread
     loop_signing: bool = True
+    # POST /auth: failed logins allowed per auth_failure_window seconds per client
+    # address (IPv6: per /64) and per API key, then 429 without a hash (auth_limit);
+    # counted in memory on each node for itself
+    auth_failures_per_address: int = 10
+    auth_failures_per_key: int = 5
+    auth_failure_window: int = 60
+    auth_limiter_entries: int = 10_000  # addresses and keys tracked (oldest forgotten)
     extra: dict[str, Any] = field(default_factory=dict)  # settings of add-on routes (ops)
 
 
@@ -79,6 +87,15 @@ class ServerContext:
             access_ttl=config.access_ttl,
             refresh_ttl=config.refresh_ttl,
         )
+        self.auth_limiter = FailureLimiter(
+            Limits(
+                per_address=config.auth_failures_per_address,
+                per_key=config.auth_failures_per_key,
+                window=config.auth_failure_window,
+                max_entries=config.auth_limiter_entries,
+            )
+        )
+        self.auth_limiter_lock = threading.Lock()  # handlers run on several threads
         self.puk_key = derive_key(installation.secret, "opentse/server/puk-seal/v1")
         self.exports: Any = None  # set by create_app (ExportManager)
         self.executor = HandlerPool(config.handler_threads)
@@ -186,6 +203,7 @@ class Call:
     query: Mapping[str, str]
     query_multi: list[tuple[str, str]]
     body: Any
+    client: str | None = None  # the peer's address (ASGI scope; proxy headers ignored)
 
 
 Handler = Callable[[Call], "tuple[int, Any] | Response"]
@@ -225,8 +243,15 @@ def endpoint(
                 validate({} if body is None else body, {"$ref": f"#/{body_schema}"}, COMPONENTS)
         # fiskaly 2.0.50: leading question marks of a malformed query are ignored
         query = QueryParams(request.scope["query_string"].lstrip(b"?"))
+        peer = request.scope.get("client")
         call = Call(
-            ctx, principal, dict(request.path_params), query, list(query.multi_items()), body
+            ctx,
+            principal,
+            dict(request.path_params),
+            query,
+            list(query.multi_items()),
+            body,
+            str(peer[0]) if peer else None,
         )
         result = await ctx.executor.run(_invoke, handler, call)
         if isinstance(result, Response):

@@ -64,6 +64,7 @@ _ERROR_TEXT = {
     409: "Conflict",
     413: "Request body too large",
     423: "Locked",
+    429: "Too many failed logins: wait as long as Retry-After says",
 }
 
 

@@ -21,11 +21,13 @@ from opentse.engine.results import TSEInfo
 from opentse.engine.state import Lifecycle
 from opentse.errors import ConflictError, NotFoundError, OpenTSEError
 from opentse.server.auth import seal, unseal
+from opentse.server.auth_limit import Blocked, address_bucket
 from opentse.server.context import (
     API_VERSION,
     Call,
     FastJSONResponse,
     Operation,
+    ServerContext,
     envelope,
     merge_metadata,
     parse_page,
@@ -277,7 +279,36 @@ def _secret_answer(body: dict[str, Any]) -> Response:
 
 
 def authenticate_api(call: Call) -> Response:
-    return _secret_answer(call.ctx.tokens.login(call.body, call.ctx.now()))
+    return _secret_answer(guarded_login(call.ctx, call.body, call.client))
+
+
+def guarded_login(ctx: ServerContext, body: dict[str, Any], client: str | None) -> dict[str, Any]:
+    """``TokenService.login`` behind the failure limiter (auth_limit): an address or
+    API key with too many recent failures is answered 429 with Retry-After before any
+    secret is hashed, even when its secret is right this time (only so does guessing
+    stop paying). ``client`` is the peer's address as the ASGI server saw it."""
+    # refresh tokens are checked by HMAC, not a slow hash: only the address counts
+    key = None if "refresh_token" in body else str(body.get("api_key", ""))
+    with ctx.auth_limiter_lock:
+        try:
+            ticket = ctx.auth_limiter.admit(address_bucket(client), key, ctx.now())
+        except Blocked as blocked:
+            raise ApiError(
+                429,
+                "E_TOO_MANY_REQUESTS",
+                "too many failed logins, retry later",
+                {"Retry-After": str(blocked.retry_after)},
+            ) from None
+    failed = False
+    try:
+        return ctx.tokens.login(body, ctx.now())
+    except ApiError as exc:
+        failed = exc.status == 401
+        raise
+    finally:
+        if not failed:  # a login, or an error on our side: no failure of the caller's
+            with ctx.auth_limiter_lock:
+                ctx.auth_limiter.succeeded(ticket)
 
 
 _LIST_QUERY = (
@@ -298,7 +329,7 @@ OPERATIONS = [
         body_required=True,
         response="AuthResponse",
         auth=False,
-        errors=(400, 401),
+        errors=(400, 401, 429),
     ),
     Operation(
         "POST",
