@@ -9,6 +9,7 @@ through, every guess would still be worth its hash and could still load the serv
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import time
 import uuid
@@ -41,7 +42,7 @@ class Model:
         return sum(1 for f in self.failures if f[index] == name and at - self.limits.window < f[2])
 
     def wait(self, index: int, name: str | None, limit: int, now: int) -> int | None:
-        if name is None or self.count(index, name, now) < limit:
+        if name is None or limit == 0 or self.count(index, name, now) < limit:
             return None
         # the first whole second from which one more failure is allowed
         for s in range(1, math.ceil(self.limits.window) + 1):
@@ -71,8 +72,8 @@ step = st.one_of(
 
 @settings(max_examples=150, deadline=None)
 @given(
-    per_address=st.integers(1, 6),
-    per_key=st.integers(1, 4),
+    per_address=st.integers(0, 6),
+    per_key=st.integers(0, 4),
     window=st.integers(1, 90),
     steps=st.lists(step, max_size=80),
 )
@@ -223,3 +224,23 @@ def test_limits_come_from_the_server_config(tmp_path: Path, clock: FrozenClock) 
         assert _assert_limited(cl.post("/api/v2/auth", json=_good(key))) == 7
         clock.advance(7)
         assert cl.post("/api/v2/auth", json=_good(key)).status_code == 200
+
+
+def _dashboard_login(client: httpx.Client, body: dict[str, str]) -> httpx.Response:
+    page = client.get("/dashboard/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return client.post("/dashboard/login", data={"csrf": found.group(1), **body})
+
+
+def test_dashboard_login_shares_the_limit(tmp_path: Path, clock: FrozenClock) -> None:
+    """The dashboard's login checks the same slow hashes: it is no way around."""
+    with serve_app(tmp_path / "data", clock) as cl:
+        key = new_key(cl)
+        for _ in range(5):
+            assert _dashboard_login(cl, _wrong(key["api_key"])).status_code == 401
+        r = _dashboard_login(cl, _good(key))
+        assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+        _assert_limited(cl.post("/api/v2/auth", json=_good(key)))
+        clock.advance(60)
+        assert _dashboard_login(cl, _good(key)).status_code == 303

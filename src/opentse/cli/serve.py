@@ -55,6 +55,14 @@ def serve_command(
         envvar="OPENTSE_DATABASE",
         help="postgresql://... or sqlite:///file (default: SQLite in the data folder).",
     ),
+    auth_failures: int = typer.Option(
+        10,
+        "--auth-failures-per-address",
+        envvar="OPENTSE_AUTH_FAILURES_PER_ADDRESS",
+        min=0,
+        help="Failed /auth logins per minute per client address before 429 (0: no "
+        "address limit, e.g. behind a proxy that limits them; see keys-and-secrets.md).",
+    ),
 ) -> None:
     """Run the /api/v2 service (fiskaly SIGN DE v2 compatible). Not BSI-certified."""
     import uvicorn
@@ -68,7 +76,8 @@ def serve_command(
     port = port if port is not None else (lanmod.LAN_PORT if lan else 8000)
     use_tls = lan if tls is None else tls
     inst = Installation.open(data, database_url=database)
-    app = create_app(inst, ServerConfig(data_dir=data, env=env))
+    config = ServerConfig(data_dir=data, env=env, auth_failures_per_address=auth_failures)
+    app = create_app(inst, config)
     ssl: dict[str, str] = {}
     scheme = "http"
     if use_tls:
@@ -105,7 +114,9 @@ def serve_command(
             port=port,
             log_level="warning",
             access_log=False,  # warning level shows none; skip building them per request
-            proxy_headers=False,  # nothing reads the client address
+            # the /auth failure limit counts per peer address: a forged X-Forwarded-For
+            # must not pick the address it is counted under
+            proxy_headers=False,
             **options,
         )
     finally:

@@ -19,6 +19,7 @@ from opentse.dashboard.forms import read_form
 from opentse.dashboard.pages import BASE, Page, form_text
 from opentse.dashboard.session import COOKIE, Session, SessionCodec
 from opentse.server.problems import ApiError
+from opentse.server.routes_tss import guarded_login
 
 LOGGED_OUT = "dashboard-logout:"  # ops_settings name prefix of ended sessions' nonces
 
@@ -62,10 +63,15 @@ class Logins:
             return page.render("login.html", error="")
         form = await read_form(page)
         body = {"api_key": form_text(form, "api_key"), "api_secret": form_text(form, "api_secret")}
+        # the same failure limit as POST /api/v2/auth (it hashes the same secrets)
+        peer = page.request.scope.get("client")
+        client = str(peer[0]) if peer else None
         try:
-            tokens = await run_in_threadpool(self.ctx.tokens.login, body, self.ctx.now())
-        except ApiError:
-            return page.render("login.html", 401, error=page.t("login_failed"))
+            tokens = await run_in_threadpool(guarded_login, self.ctx, body, client)
+        except ApiError as exc:
+            failed = page.render("login.html", exc.status, error=page.t("login_failed"))
+            failed.headers.update(exc.headers)  # 429: Retry-After
+            return failed
         claims = tokens["access_token_claims"]
         page.set_session = self.codec.login(
             claims["organization_id"], body["api_key"], self.ctx.now()

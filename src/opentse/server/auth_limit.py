@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Failures allowed per ``window`` seconds, per address and per API key."""
+    """Failures allowed per ``window`` seconds, per address and per API key (0: that
+    one is not limited, e.g. every client comes through one proxy's address)."""
 
     per_address: int = 10
     per_key: int = 5
@@ -91,7 +92,7 @@ class _Windows:
 
     def retry_after(self, name: str | None, now: float) -> int | None:
         """Seconds until ``name`` may fail again, or None when it may now."""
-        if name is None:
+        if name is None or self.limit <= 0:
             return None
         times = self._live(name, now)
         if times is None or len(times) < self.limit:
@@ -100,7 +101,7 @@ class _Windows:
         return max(1, min(math.ceil(wait), math.ceil(self.window)))
 
     def add(self, name: str | None, now: float) -> None:
-        if name is None:
+        if name is None or self.limit <= 0:
             return
         times = self._live(name, now)
         if times is None:
