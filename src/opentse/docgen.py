@@ -284,7 +284,7 @@ def render_api(http: Http | None = None) -> str:
         "The machine-readable document is served at `/api/v2/openapi.json`; `opentse "
         "serve` starts the server (see [cli.md](cli.md#opentse-serve)). Operations marked "
         "*auth* need a bearer JWT from `POST /api/v2/auth` with an API key and secret "
-        "(`opentse apikey create`).",
+        "(`opentse apikey create`). " + _login_limit(),
         "",
         "## `/api/v2` operations (OpenAPI)",
         "",
@@ -321,6 +321,19 @@ def render_api(http: Http | None = None) -> str:
     for method, path, summary in others:
         out.append(f"| {method} | `{path}` | {_cell(summary)} |")
     return "\n".join(out) + "\n"
+
+
+def _login_limit() -> str:
+    """The /auth failure limit as the server's defaults set it."""
+    from opentse.server.context import ServerConfig
+
+    return (
+        f"Failed logins are limited: after {ServerConfig.auth_failures_per_address} per "
+        f"{ServerConfig.auth_failure_window} s from one address or "
+        f"{ServerConfig.auth_failures_per_key} for one API key, `/auth` answers 429 "
+        "`E_TOO_MANY_REQUESTS` with `Retry-After` (see "
+        "[keys-and-secrets.md](keys-and-secrets.md#the-login-limit-post-apiv2auth))."
+    )
 
 
 def _openapi_path(path: str) -> str:

@@ -69,10 +69,14 @@ _ERROR_TEXT = {
 
 
 def _error_response(status: int) -> dict[str, Any]:
-    return {
+    answer: dict[str, Any] = {
         "description": _ERROR_TEXT.get(status, "Error"),
         "content": {"application/json": {"schema": ref("Error")}},
     }
+    if status == 429:
+        seconds = {"type": "integer", "minimum": 1}
+        answer["headers"] = {"Retry-After": {"required": True, "schema": seconds}}
+    return answer
 
 
 def _operation(op: Operation) -> dict[str, Any]:
