@@ -5,6 +5,7 @@ session on the server, not only in the browser that logged out."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,36 +21,41 @@ from opentse.testing.serving import serving_in_thread
 HUGE = "9" * 30  # beyond SQLite's 64-bit INTEGER
 
 
-def test_huge_numbers_and_amounts_are_not_a_500(tmp_path: Path) -> None:
+@contextmanager
+def _served_shop(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    """A served app (uvicorn on loopback) with one organization's API key, and a client
+    of it that is not logged in yet."""
     data = tmp_path / "data"
     inst = Installation.open(data)
     app = create_app(inst, ServerConfig(data_dir=data))
     try:
-        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as web:
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
             ctx = app.state.ctx
-            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
-            h = api_login(web, key)
-            tss, cid = setup_tss(web, h)
-            number = sell(web, h, tss, cid, "1.00")["number"]
-            assert dashboard_login(web, key).status_code == 303
-            for url in (
-                f"/dashboard/tss/{tss}/tx/{HUGE}",
-                f"/dashboard/tss/{tss}/tx/{HUGE}/qr",
-                f"/dashboard/tss/{tss}/tx/{number}/log/{HUGE}",
-            ):
-                r = web.get(url, headers={"Connection": "close"})
-                assert r.status_code == 404, (url, r.status_code)
-            assert web.get(f"/dashboard/tss/{tss}/tx/{number}").status_code == 200
-            for amount in ("1e999999", "1" * 5000, "9" * 40):
-                r = web.get(
-                    "/dashboard/tx", params={"amount": amount}, headers={"Connection": "close"}
-                )
-                assert r.status_code == 200, (amount[:10], r.status_code)
-                assert 'role="alert"' in r.text, amount[:10]  # the form's "bad amount"
-            r = web.get("/dashboard/tx", params={"amount": "1,00"})
-            assert r.status_code == 200 and f"/tx/{number}" in r.text
+            yield web, create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
     finally:
         inst.close()
+
+
+def test_huge_numbers_and_amounts_are_not_a_500(tmp_path: Path) -> None:
+    with _served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h)
+        number = sell(web, h, tss, cid, "1.00")["number"]
+        assert dashboard_login(web, key).status_code == 303
+        for url in (
+            f"/dashboard/tss/{tss}/tx/{HUGE}",
+            f"/dashboard/tss/{tss}/tx/{HUGE}/qr",
+            f"/dashboard/tss/{tss}/tx/{number}/log/{HUGE}",
+        ):
+            r = web.get(url, headers={"Connection": "close"})
+            assert r.status_code == 404, (url, r.status_code)
+        assert web.get(f"/dashboard/tss/{tss}/tx/{number}").status_code == 200
+        for amount in ("1e999999", "1" * 5000, "9" * 40):
+            r = web.get("/dashboard/tx", params={"amount": amount}, headers={"Connection": "close"})
+            assert r.status_code == 200, (amount[:10], r.status_code)
+            assert 'role="alert"' in r.text, amount[:10]  # the form's "bad amount"
+        r = web.get("/dashboard/tx", params={"amount": "1,00"})
+        assert r.status_code == 200 and f"/tx/{number}" in r.text
 
 
 def test_logout_ends_the_session_for_a_copied_cookie_too(tmp_path: Path) -> None:
@@ -86,74 +92,58 @@ def test_forms_before_login_take_no_files_and_no_large_fields(tmp_path: Path) ->
     """/dashboard/login and /logout parse their form before anybody is logged in (the
     CSRF check needs it): a file part there was spooled to disk whatever its size,
     and fields could be 1 MB each, 1000 of them."""
-    data = tmp_path / "data"
-    inst = Installation.open(data)
-    app = create_app(inst, ServerConfig(data_dir=data))
-    try:
-        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
-            csrf = csrf_of(web.get("/dashboard/login").text)
-            for path in ("/dashboard/login", "/dashboard/logout"):
-                r = web.post(
-                    path,
-                    data={"csrf": csrf},
-                    files={"file": ("big.bin", b"\0" * (4 * 2**20))},
-                    headers={"Connection": "close"},
-                )
-                assert r.status_code == 400, (path, r.status_code)
-                r = web.post(
-                    path,
-                    data={"csrf": csrf, "api_key": "k" * (200 * 1024)},
-                    headers={"Connection": "close"},
-                )
-                assert r.status_code == 400, (path, r.status_code)
-                many = {f"f{i}": "x" for i in range(100)}
-                r = web.post(path, data={"csrf": csrf, **many}, headers={"Connection": "close"})
-                assert r.status_code == 400, (path, r.status_code)
-            # the ordinary login form still works
-            ctx = app.state.ctx
-            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
-            assert dashboard_login(web, key).status_code == 303
-    finally:
-        inst.close()
+    with _served_shop(tmp_path) as (web, key):
+        csrf = csrf_of(web.get("/dashboard/login").text)
+        for path in ("/dashboard/login", "/dashboard/logout"):
+            r = web.post(
+                path,
+                data={"csrf": csrf},
+                files={"file": ("big.bin", b"\0" * (4 * 2**20))},
+                headers={"Connection": "close"},
+            )
+            assert r.status_code == 400, (path, r.status_code)
+            r = web.post(
+                path,
+                data={"csrf": csrf, "api_key": "k" * (200 * 1024)},
+                headers={"Connection": "close"},
+            )
+            assert r.status_code == 400, (path, r.status_code)
+            many = {f"f{i}": "x" for i in range(100)}
+            r = web.post(path, data={"csrf": csrf, **many}, headers={"Connection": "close"})
+            assert r.status_code == 400, (path, r.status_code)
+        # the ordinary login form still works
+        assert dashboard_login(web, key).status_code == 303
 
 
 def test_verify_upload_without_a_length_is_refused_before_it_is_stored(tmp_path: Path) -> None:
     """The upload's size was checked against Content-Length only when one was sent;
     a chunked body was spooled to disk by the form parser whatever its size before
     the 200 MB check ran. Browsers always send the length."""
-    data = tmp_path / "data"
-    inst = Installation.open(data)
-    app = create_app(inst, ServerConfig(data_dir=data))
-    try:
-        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
-            ctx = app.state.ctx
-            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
-            assert dashboard_login(web, key).status_code == 303
-            csrf = csrf_of(web.get("/dashboard/verify").text)
-            boundary = "b0undary"
-            head = (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n'
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-                'filename="x.tar"\r\nContent-Type: application/x-tar\r\n\r\n'
-            ).encode()
+    with _served_shop(tmp_path) as (web, key):
+        assert dashboard_login(web, key).status_code == 303
+        csrf = csrf_of(web.get("/dashboard/verify").text)
+        boundary = "b0undary"
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            'filename="x.tar"\r\nContent-Type: application/x-tar\r\n\r\n'
+        ).encode()
 
-            def chunks() -> Iterator[bytes]:
-                yield head
-                for _ in range(8):
-                    yield b"\0" * 65536
-                yield f"\r\n--{boundary}--\r\n".encode()
+        def chunks() -> Iterator[bytes]:
+            yield head
+            for _ in range(8):
+                yield b"\0" * 65536
+            yield f"\r\n--{boundary}--\r\n".encode()
 
-            r = web.post(
-                "/dashboard/verify",
-                content=chunks(),
-                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-            )
-            assert r.status_code == 411, r.status_code
-            assert 'role="alert"' in r.text
-            r = web.post("/dashboard/verify", data={"csrf": csrf, "qr_text": "V0;x"})
-            assert r.status_code == 200  # an ordinary form post still works
-    finally:
-        inst.close()
+        r = web.post(
+            "/dashboard/verify",
+            content=chunks(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert r.status_code == 411, r.status_code
+        assert 'role="alert"' in r.text
+        r = web.post("/dashboard/verify", data={"csrf": csrf, "qr_text": "V0;x"})
+        assert r.status_code == 200  # an ordinary form post still works
 
 
 def test_session_cookie_is_secure_behind_a_tls_proxy(tmp_path: Path) -> None:
@@ -206,24 +196,16 @@ def test_image_claiming_too_many_pixels_is_a_finding_not_a_500(tmp_path: Path) -
     """Pillow refuses images beyond its decompression-bomb limit with an error the
     upload check did not expect (a 500), and decodes those just below it (~89-178
     million pixels, hundreds of MB) with only a warning."""
-    data = tmp_path / "data"
-    inst = Installation.open(data)
-    app = create_app(inst, ServerConfig(data_dir=data))
-    try:
-        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
-            ctx = app.state.ctx
-            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
-            assert dashboard_login(web, key).status_code == 303
-            for width, height in ((100_000, 100_000), (10_000, 10_000)):
-                csrf = csrf_of(web.get("/dashboard/verify").text)
-                png = _png_header_only(width, height)
-                r = web.post(
-                    "/dashboard/verify",
-                    data={"csrf": csrf},
-                    files={"file": ("bomb.png", png, "image/png")},
-                    headers={"accept-language": "en", "Connection": "close"},
-                )
-                assert r.status_code == 200, (width, r.status_code)
-                assert "E_QR_IMAGE_TOO_LARGE" in r.text, width
-    finally:
-        inst.close()
+    with _served_shop(tmp_path) as (web, key):
+        assert dashboard_login(web, key).status_code == 303
+        for width, height in ((100_000, 100_000), (10_000, 10_000)):
+            csrf = csrf_of(web.get("/dashboard/verify").text)
+            png = _png_header_only(width, height)
+            r = web.post(
+                "/dashboard/verify",
+                data={"csrf": csrf},
+                files={"file": ("bomb.png", png, "image/png")},
+                headers={"accept-language": "en", "Connection": "close"},
+            )
+            assert r.status_code == 200, (width, r.status_code)
+            assert "E_QR_IMAGE_TOO_LARGE" in r.text, width
