@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from wal_frames import commit_ends
 
 from opentse.engine.service import TSEService
 from opentse.register import (
@@ -38,26 +39,14 @@ NOW = 1_700_000_000
 TSE = "tse-1"
 CLIENT = "KASSE-1"
 SELLER = Seller("Café Muster", ("Musterstraße 1", "12345 Musterstadt"))
-WAL_HEADER, FRAME_HEADER = 32, 24
 
 
 def _cut_last_commit(wal: Path) -> None:
     """Lose the WAL's last transaction, as a power loss before its fsync does: keep
-    the frames up to the commit before it (a commit frame's header says the database
-    size in pages; other frames say 0). Frames of an older WAL generation (salt
-    differs) are not part of the log."""
-    data = wal.read_bytes()
-    page_size = int.from_bytes(data[8:12], "big")
-    salt = data[16:24]
-    frame = FRAME_HEADER + page_size
-    commit_ends = []
-    offset = WAL_HEADER
-    while offset + frame <= len(data) and data[offset + 8 : offset + 16] == salt:
-        if int.from_bytes(data[offset + 4 : offset + 8], "big") != 0:
-            commit_ends.append(offset + frame)
-        offset += frame
-    assert len(commit_ends) >= 2, "no earlier commit to fall back to"
-    wal.write_bytes(data[: commit_ends[-2]])
+    the frames up to the commit before it."""
+    ends = commit_ends(wal)
+    assert len(ends) >= 2, "no earlier commit to fall back to"
+    wal.write_bytes(wal.read_bytes()[: ends[-2]])
 
 
 def _power_loss_after_last_commit(journal_file: Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wal_frames import commit_ends
 
 from opentse.errors import FormatError
 from opentse.register import (
@@ -48,14 +49,8 @@ def _sell(register: Register) -> None:
 
 
 def _commits(wal: Path) -> int:
-    """Commit frames in the WAL's current generation (one per commit)."""
-    data = wal.read_bytes()
-    page_size, salt = int.from_bytes(data[8:12], "big"), data[16:24]
-    frame, offset, commits = 24 + page_size, 32, 0
-    while offset + frame <= len(data) and data[offset + 8 : offset + 16] == salt:
-        commits += int.from_bytes(data[offset + 4 : offset + 8], "big") != 0
-        offset += frame
-    return commits
+    """Commits in the WAL's current generation."""
+    return len(commit_ends(wal))
 
 
 def test_a_signed_sale_writes_its_number_note_and_books_entry_in_one_commit(
