@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from opentse.dashboard.forms import read_form
 from opentse.dashboard.pages import BASE, Page, form_text
 from opentse.dashboard.session import COOKIE, Session, SessionCodec
+from opentse.server.context import peer_address
 from opentse.server.problems import ApiError
 from opentse.server.routes_tss import guarded_login
 
@@ -64,8 +65,7 @@ class Logins:
         form = await read_form(page)
         body = {"api_key": form_text(form, "api_key"), "api_secret": form_text(form, "api_secret")}
         # the same failure limit as POST /api/v2/auth (it hashes the same secrets)
-        peer = page.request.scope.get("client")
-        client = str(peer[0]) if peer else None
+        client = peer_address(page.request.scope)
         try:
             tokens = await run_in_threadpool(guarded_login, self.ctx, body, client)
         except ApiError as exc:

@@ -206,6 +206,13 @@ class Call:
     client: str | None = None  # the peer's address (ASGI scope; proxy headers ignored)
 
 
+def peer_address(scope: Mapping[str, Any]) -> str | None:
+    """The client's address as the ASGI server saw the connection (proxy headers are
+    not read: opentse serve runs uvicorn with proxy_headers=False)."""
+    peer = scope.get("client")
+    return str(peer[0]) if peer else None
+
+
 Handler = Callable[[Call], "tuple[int, Any] | Response"]
 
 
@@ -243,7 +250,6 @@ def endpoint(
                 validate({} if body is None else body, {"$ref": f"#/{body_schema}"}, COMPONENTS)
         # fiskaly 2.0.50: leading question marks of a malformed query are ignored
         query = QueryParams(request.scope["query_string"].lstrip(b"?"))
-        peer = request.scope.get("client")
         call = Call(
             ctx,
             principal,
@@ -251,7 +257,7 @@ def endpoint(
             query,
             list(query.multi_items()),
             body,
-            str(peer[0]) if peer else None,
+            peer_address(request.scope),
         )
         result = await ctx.executor.run(_invoke, handler, call)
         if isinstance(result, Response):
