@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
+from verify_data import collect_members
 
 from opentse.cli.main import build_app
 from opentse.formats.qr import build_qr_payload
@@ -33,7 +34,7 @@ from opentse.tr03151.codec import assemble, encode_signed_part
 from opentse.tr03151.logmessage import FINISH, START, LogMessage, SystemLogData, TransactionLogData
 from opentse.tr03151.logtime import LogTime, TimeFormat
 from opentse.verify import forked
-from opentse.verify.archive import LoadedExport, _sort_members, collect_members
+from opentse.verify.archive import LoadedExport, _sort_members
 from opentse.verify.logcheck import LogPipeline, Points
 from opentse.verify.receipt import verify_receipt
 from opentse.verify.report import verify_exports

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from verify_data import unreaped_children
+from verify_data import collect_members, unreaped_children
 
 from opentse.verify import forked
-from opentse.verify.archive import LoadedExport, _sort_members, collect_members, load_exports
+from opentse.verify.archive import LoadedExport, _sort_members, load_exports
 from opentse.verify.logcheck import CHUNK, LogPipeline, Points
 from opentse.verify.synthetic import build_export
 from opentse.verify.tarscan import Member

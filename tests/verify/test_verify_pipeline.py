@@ -11,10 +11,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from verify_data import collect_members
 
 from opentse.verify.archive import (
     UnreadableExportError,
-    collect_members,
     decode_members,
     load_exports,
 )

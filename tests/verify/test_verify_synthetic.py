@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from verify_data import collect_members, read_members
 
 from opentse.formats.tar import iter_members
 from opentse.tr03151.logtime import TimeFormat
-from opentse.verify.archive import collect_members, decode_members
+from opentse.verify.archive import decode_members
 from opentse.verify.report import verify_exports, verify_loaded
 from opentse.verify.synthetic import build_export
-from opentse.verify.tarscan import read_members
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Shared fixtures of the verifier tests: the vendor exports, the spec's QR vectors,
-the child processes a verifier left behind, and an archive the fast scan refuses."""
+the child processes a verifier left behind, an archive the fast scan refuses, and the
+whole-archive reader the streaming one is compared with."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import io
 import os
 import re
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+
+from opentse.verify.tarscan import Member
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 EXPORTS = SHARED / "testdata" / "tse-exports"
@@ -61,3 +65,52 @@ def with_global_header(path: Path, at: int) -> bytes:
                 tar.offset += len(header)  # type: ignore[attr-defined]
             tar.addfile(member, source.extractfile(member))
     return out.getvalue()
+
+
+def read_members(path: Path) -> list[tuple[str, bytes]]:
+    """(name without ``./``, data) of every regular file, in archive order, the
+    archive read whole: the reference the streaming reader is compared with (the
+    verifier itself read this way before 2026-11-21)."""
+    from opentse.errors import FormatError
+    from opentse.formats.tar import iter_members
+    from opentse.verify.reading import ArchiveFile
+    from opentse.verify.tarscan import Truncated, Unusual, scan
+
+    with ArchiveFile(path) as archive:
+        data = archive.read_all()
+    try:
+        return [(name, body) for batch in scan(data) for name, _, body in batch]
+    except Truncated as exc:
+        raise FormatError(
+            f"{exc} after {len(data)} octets: cut short (a copy not finished?)",
+            code="E_TAR_FORMAT",
+        ) from None
+    except Unusual:
+        return [(m.name, m.data) for m in iter_members(io.BytesIO(data))]
+
+
+def collect_members(paths: Iterable[Path]) -> tuple[list[str], list[Member]]:
+    """Every regular file of every archive, named as the verifier names them, all in
+    memory (``read_members``); UnreadableExportError if one is no TAR."""
+    from opentse.errors import OpenTSEError
+    from opentse.verify.archive import _normalise, member_label
+    from opentse.verify.reading import UnreadableExportError
+
+    sources = [Path(p) for p in paths]
+    several = len(sources) > 1
+    members: list[Member] = []
+    for source in sources:
+        try:
+            items = read_members(source)
+        except UnreadableExportError:
+            raise
+        except (OSError, OpenTSEError, ValueError, EOFError) as exc:
+            raise UnreadableExportError(f"{source}: not a readable TAR archive ({exc})") from exc
+        for name, data in items:
+            base = _normalise(name) if name.startswith(("./", "/")) else name
+            if base and not base.endswith("/"):
+                short = base.rsplit("/", 1)[-1] if "/" in base else base
+                members.append(
+                    (member_label(source, base, several) if several else base, short, data)
+                )
+    return [str(p) for p in sources], members

@@ -11,10 +11,10 @@ batches before it (``logcheck.LogPipeline``). An archive the scan does not handl
 (compressed, links, odd headers) is read by ``tarfile`` in stream mode instead,
 member by member into the same batches (``_full_batches``): memory is bounded by
 the decoded logs and one batch, never the archive (before 2026-11-21 such an
-archive was read whole into memory, and every member listed, ``collect_members``,
-which the tests keep as the reference). A file that fails or changes while it is
-read is UnreadableExportError with code ``E_EXPORT_READ`` (``verify.reading``: no
-memory map, so no SIGBUS when a file shrinks).
+archive was read whole into memory, and every member listed; the tests keep that
+reader as the reference, ``verify_data.collect_members``). A file that fails or
+changes while it is read is UnreadableExportError with code ``E_EXPORT_READ``
+(``verify.reading``: no memory map, so no SIGBUS when a file shrinks).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from opentse.verify.logcheck import (
 from opentse.verify.logcheck import LogEntry as LogEntry  # re-exported: the checks' type
 from opentse.verify.reading import ArchiveFile
 from opentse.verify.reading import UnreadableExportError as UnreadableExportError
-from opentse.verify.tarscan import Member, Truncated, Unusual, read_members, scan
+from opentse.verify.tarscan import Member, Truncated, Unusual, scan
 
 _CERT_NAME = re.compile(r"(?i)^([0-9a-f]+)_x509\.(cer|der|crt|pem)$")
 
@@ -148,28 +148,6 @@ def _cert_entry(file: str, data: bytes, cert: x509.Certificate) -> CertEntry:
     return CertEntry(file, data, cert, point, key_hash, None)
 
 
-def collect_members(paths: Iterable[Path]) -> tuple[list[str], list[Member]]:
-    """Every regular file of every archive; UnreadableExportError if one is no TAR
-    (``E_EXPORT_UNREADABLE``) or failed or changed while read (``E_EXPORT_READ``)."""
-    sources = [Path(p) for p in paths]
-    several = len(sources) > 1
-    members: list[Member] = []
-    for source in sources:
-        try:
-            items = read_members(source)
-        except UnreadableExportError:
-            raise
-        except (OSError, OpenTSEError, ValueError, EOFError) as exc:
-            raise UnreadableExportError(f"{source}: not a readable TAR archive ({exc})") from exc
-        append = members.append
-        for name, data in items:
-            base = _normalise(name) if name.startswith(("./", "/")) else name
-            if base and not base.endswith("/"):
-                short = base.rsplit("/", 1)[-1] if "/" in base else base
-                append((member_label(source, base, several) if several else base, short, data))
-    return [str(p) for p in sources], members
-
-
 def _sort_members(export: LoadedExport, members: Iterable[Member], points: Points) -> list[Member]:
     """The logs among ``members``; certificates (their keys into ``points``), info.csv
     and unknown members go into ``export`` as they come."""
@@ -264,7 +242,8 @@ class _StartOver(Exception):
 def _full_batches(source: Path, data: bytes | ArchiveFile, label: str) -> Iterator[list[Member]]:
     """The regular files of an archive the scan refused, read by ``tarfile`` in
     stream mode (``iter_members``: any compression, links and odd members refused
-    with its codes), ``CHUNK`` at a time, named as ``collect_members`` names them."""
+    with its codes), ``CHUNK`` at a time, named as the scan's batches are (``label``
+    and the name without a leading ``./``)."""
     stream = data.stream() if isinstance(data, ArchiveFile) else io.BytesIO(data)
     with stream:
         members = iter_members(stream)

@@ -20,14 +20,11 @@ error with a code, not SIGBUS); a member running past a window starts the next o
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 from zlib import adler32
 
-from opentse.errors import FormatError
-from opentse.formats.tar import MAX_MEMBER_SIZE, iter_members
+from opentse.formats.tar import MAX_MEMBER_SIZE
 from opentse.verify.reading import ArchiveFile
 
 BLOCK = 512
@@ -127,7 +124,7 @@ class Truncated(Unusual):
     without the end-of-archive blocks (POSIX ustar: two zero blocks; every vendor
     export has them): a copy cut short. ``tarfile`` takes such an end of the data
     for the end of the archive, and the logs cut off would go unnoticed, so
-    ``read_members`` refuses it. Also raised for a cut inside a member's data (its
+    the reader refuses it. Also raised for a cut inside a member's data (its
     header checked, its data not all there), so that the caller need not hand a
     large archive to the full reader only to hear the same."""
 
@@ -245,19 +242,3 @@ def _scan(source: bytes | ArchiveFile, prefix: str, batch: int) -> Iterator[list
     if base + pos == 0:
         raise _Fallback  # empty, or shorter than a header: tarfile says what it is
     raise _Cut  # no end-of-archive blocks: see Truncated
-
-
-def read_members(path: Path) -> list[tuple[str, bytes]]:
-    """(name without ``./``, data) of every regular file, in archive order. The
-    file is read once (the full reader gets the same octets the scan had)."""
-    with ArchiveFile(path) as archive:
-        data = archive.read_all()
-    try:
-        return [(name, body) for batch in scan(data) for name, _, body in batch]
-    except Truncated as exc:
-        raise FormatError(
-            f"{exc} after {len(data)} octets: cut short (a copy not finished?)",
-            code="E_TAR_FORMAT",
-        ) from None
-    except Unusual:
-        return [(m.name, m.data) for m in iter_members(io.BytesIO(data))]
