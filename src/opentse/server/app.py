@@ -67,13 +67,7 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
 
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    routes = [
-        Route("/api/v2/openapi.json", openapi, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-    ]
+    routes = [Route("/api/v2/openapi.json", openapi, methods=["GET"])]  # /health: routes_ops
     by_path: dict[str, dict[str, Operation]] = {}
     for op in OPERATIONS:
         by_path.setdefault(op.path, {})[op.method] = op
