@@ -226,11 +226,23 @@ def test_limits_come_from_the_server_config(tmp_path: Path, clock: FrozenClock) 
         assert cl.post("/api/v2/auth", json=_good(key)).status_code == 200
 
 
-def _dashboard_login(client: httpx.Client, body: dict[str, str]) -> httpx.Response:
-    page = client.get("/dashboard/login")
+def _dashboard_login(
+    client: httpx.Client, body: dict[str, str], lang: str = "de"
+) -> httpx.Response:
+    page = client.get("/dashboard/login", headers={"Accept-Language": lang})
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found, page.text
-    return client.post("/dashboard/login", data={"csrf": found.group(1), **body})
+    return client.post(
+        "/dashboard/login",
+        data={"csrf": found.group(1), **body},
+        headers={"Accept-Language": lang},
+    )
+
+
+def _alert(r: httpx.Response) -> str:
+    found = re.search(r'<p class="alert" role="alert">([^<]*)</p>', r.text)
+    assert found, r.text
+    return found.group(1)
 
 
 def test_dashboard_login_shares_the_limit(tmp_path: Path, clock: FrozenClock) -> None:
@@ -238,9 +250,21 @@ def test_dashboard_login_shares_the_limit(tmp_path: Path, clock: FrozenClock) ->
     with serve_app(tmp_path / "data", clock) as cl:
         key = new_key(cl)
         for _ in range(5):
-            assert _dashboard_login(cl, _wrong(key["api_key"])).status_code == 401
+            r = _dashboard_login(cl, _wrong(key["api_key"]))
+            assert r.status_code == 401 and _alert(r) == "Anmeldung fehlgeschlagen."
         r = _dashboard_login(cl, _good(key))
         assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+        # not "login failed": the right secret is refused too, until Retry-After passed
+        assert _alert(r) == (
+            "Zu viele fehlgeschlagene Anmeldeversuche. "
+            "Bitte versuchen Sie es in 60 Sekunden erneut."
+        )
         _assert_limited(cl.post("/api/v2/auth", json=_good(key)))
-        clock.advance(60)
+        clock.advance(15)
+        r = _dashboard_login(cl, _good(key), lang="en")
+        assert r.status_code == 429 and r.headers["Retry-After"] == "45"
+        assert _alert(r) == "Too many failed login attempts. Please try again in 45 seconds."
+        r = _dashboard_login(cl, _wrong("key_unknown"), lang="en")
+        assert r.status_code == 401 and _alert(r) == "Login failed."
+        clock.advance(45)
         assert _dashboard_login(cl, _good(key)).status_code == 303

@@ -40,6 +40,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "api_secret": ("API-Secret", "API secret"),
     "login_button": ("Anmelden", "Log in"),
     "login_failed": ("Anmeldung fehlgeschlagen.", "Login failed."),
+    "login_too_many": (
+        "Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuchen Sie es in {seconds} "
+        "Sekunden erneut.",
+        "Too many failed login attempts. Please try again in {seconds} seconds.",
+    ),
     "csrf_failed": (
         "Das Formular ist abgelaufen. Bitte erneut versuchen.",
         "The form has expired. Please try again.",

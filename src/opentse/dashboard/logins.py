@@ -69,7 +69,7 @@ class Logins:
         try:
             tokens = await run_in_threadpool(guarded_login, self.ctx, body, client)
         except ApiError as exc:
-            failed = page.render("login.html", exc.status, error=page.t("login_failed"))
+            failed = page.render("login.html", exc.status, error=_login_error(page, exc))
             failed.headers.update(exc.headers)  # 429: Retry-After
             return failed
         claims = tokens["access_token_claims"]
@@ -84,6 +84,15 @@ class Logins:
             await run_in_threadpool(self.end_session, page.session, self.ctx.now())
         page.set_session = self.codec.anonymous()
         return RedirectResponse(f"{BASE}/login", status_code=303)
+
+
+def _login_error(page: Page, exc: ApiError) -> str:
+    """Wrong credentials and a refusal by the failure limiter read differently: after a
+    429 even the right secret is refused until Retry-After has passed, and a user who
+    reads "Login failed" would keep retyping it (and keep being refused)."""
+    if exc.status == 429:
+        return page.t("login_too_many", seconds=exc.headers.get("Retry-After", "60"))
+    return page.t("login_failed")
 
 
 def set_session_cookie(response: Response, request: Request, value: str) -> None:
