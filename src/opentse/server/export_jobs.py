@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
@@ -112,21 +113,13 @@ class ExportManager:
         exports stay: a live node may be writing them. An export that is over never
         records another file, so this cannot race with a writer. Returns how many
         files were deleted."""
-        files: dict[str, list[Path]] = {}
-        with os.scandir(self._dir) as entries:
-            for entry in entries:
-                match = _ATTEMPT_FILE.match(entry.name)
-                if match and entry.is_file(follow_symlinks=False):
-                    files.setdefault(match.group(1), []).append(Path(entry.path))
+        files = attempt_files(self._dir)
         removed = 0
         for export_id, (state, recorded) in self._ctx.svc.export_files(list(files)).items():
             if state in ("PENDING", "WORKING"):
                 continue
             keep = Path(recorded).name if recorded else None  # nodes may mount it elsewhere
-            for path in files[export_id]:
-                if path.name != keep:
-                    path.unlink(missing_ok=True)
-                    removed += 1
+            removed += _remove(p for p in files[export_id] if p.name != keep)
         return removed
 
     def remove_stale_attempts(self, export_id: str) -> int:
@@ -151,21 +144,11 @@ class ExportManager:
             return 0
         owner_tag = _tag_of(row.lease_owner) if running and row.lease_owner else None
         recorded = Path(row.file_path).name if row.file_path and not running else None
-        removed = 0
-        with os.scandir(self._dir) as entries:
-            for entry in entries:
-                match = _ATTEMPT_FILE.match(entry.name)
-                if (
-                    match is None
-                    or match.group(1) != export_id
-                    or entry.name == recorded
-                    or (owner_tag is not None and _attempt_tag(entry.name) == owner_tag)
-                    or entry.is_dir(follow_symlinks=False)
-                ):
-                    continue
-                with contextlib.suppress(FileNotFoundError):  # its writer was first
-                    os.unlink(entry.path)
-                    removed += 1
+        removed = _remove(
+            path
+            for path in attempt_files(self._dir, export_id).get(export_id, [])
+            if path.name != recorded and (owner_tag is None or _attempt_tag(path.name) != owner_tag)
+        )
         if removed:
             log.info("export %s: removed %d stale attempt files", export_id, removed)
         return removed
@@ -373,6 +356,41 @@ class ExportManager:
                 "export %s: lease lost before completing; this node's file removed", export_id
             )
         return done
+
+
+def attempt_files(folder: Path, export_id: str | None = None) -> dict[str, list[Path]]:
+    """The attempt files in the exports ``folder`` by export id (only ``export_id``'s
+    when given): the one scan of both clean-ups (``remove_orphans``,
+    ``remove_stale_attempts``), so both go by one rule.
+
+    The rule: an entry directly in ``folder`` whose name is an attempt file's
+    (``_ATTEMPT_FILE``) and which is itself a regular file, by its own ``lstat``. A
+    directory, a symlink (wherever it points, in the folder or out of it), a fifo or
+    a socket is never returned, so no clean-up deletes or follows one. (``folder``
+    itself may be a symlink to a shared folder: that is where the exports are.)
+    Which of the files may go, never the one a finished export records, nor while it
+    runs the lease owner's, is the caller's decision.
+    """
+    files: dict[str, list[Path]] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = _ATTEMPT_FILE.match(entry.name)
+            if match is None or (export_id is not None and match.group(1) != export_id):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                files.setdefault(match.group(1), []).append(Path(entry.path))
+    return files
+
+
+def _remove(paths: Iterable[Path]) -> int:
+    """Unlink each path (a link itself, never its target); how many were removed
+    here. One already gone was removed by its writer or another node first."""
+    removed = 0
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def _tag_of(owner: str) -> str:
