@@ -4,6 +4,7 @@ not complete the move, organizations and hosts checked."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,15 @@ def test_move_rewrites_lan_session_and_needs_a_passing_test(ops: OpsContext) -> 
     assert conn.api_key in session and conn.api_secret in session
     assert key["api_secret"] not in session and "CC:DD" in session
     assert lan._read_session(ops.data_dir / lan.SESSION_FILE) == (conn.api_key, conn.api_secret)
+    # the test command the registers are told to run pins the new TLS certificate
+    # (without it, a self-signed LAN certificate fails with CERTIFICATE_VERIFY_FAILED)
+    test_line = next(
+        line
+        for line in Path(conn.file).read_text(encoding="utf-8").splitlines()
+        if line.startswith("Test:")
+    )
+    assert f"--url {conn.url} " in test_line and test_line.rstrip().endswith("--fingerprint CC:DD")
+    assert conn.api_secret not in test_line
 
     result = moving.connection_test(ops, conn)  # nothing listens there
     assert result["ok"] is False and result["step"] == "connect"
@@ -63,4 +73,6 @@ def test_move_checks_organization_and_host(ops: OpsContext) -> None:
     assert exc.value.code == "E_MOVE_PORT"
     conn = moving.move_tse(ops, "t1", host="::1", port=8000, org_id=key["organization_id"])
     assert conn.url == "http://[::1]:8000/api/v2" and conn.organization_id == key["organization_id"]
+    text = Path(conn.file).read_text(encoding="utf-8")
+    assert "TLS SHA-256:         (no TLS)" in text and "--fingerprint" not in text
     assert ops.svc.get_api_key(key["api_key"]).disabled  # type: ignore[union-attr]

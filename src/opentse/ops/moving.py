@@ -170,7 +170,8 @@ def move_tse(
         f"TLS SHA-256:         {(tls_fingerprint or '') if tls else '(no TLS)'}",
         f"Registers:           {', '.join(regs) or '(none)'}",
         "",
-        f"Test: opentse lan test --url {url} --api-key {api_key} --api-secret ...",
+        f"Test: opentse lan test --url {url} --api-key {api_key} --api-secret ..."
+        + (f" --fingerprint {tls_fingerprint}" if tls and tls_fingerprint else ""),
         "",
     ]
     file = ctx.data_dir / f"TSE-Connection-{tse_id}.txt"
