@@ -84,3 +84,26 @@ def test_site_tse_archive_docs_commands(tmp_path: Path) -> None:
     assert rows["t2"]["state"] == "INITIALIZED" and rows["t2"]["location_id"] == a
     kinds = [e["kind"] for e in json.loads(run(data, "tse", "protocol", "t1", "--json"))]
     assert kinds[-1] == "replace.done" and "replace.old_disabled" in kinds
+
+
+def test_status_announce_prints_only_new_warnings(tmp_path: Path) -> None:
+    """`tse status --announce` is the daily cron job of docs/operations.md: it prints
+    each warning once a day and nothing else (cron mails any output)."""
+    data = tmp_path / "data"
+    for tse_id, capacity in (("big", "1000000"), ("small", "8")):
+        created = json.loads(run(data, "tse", "create", tse_id, "--json"))
+        run(data, "tse", "initialize", tse_id, "--pin", "123456", "--puk", created["admin_puk"])
+        org = json.loads(run(data, "site", "org-create", f"Org {tse_id}", "--json"))["id"]
+        loc = json.loads(
+            run(data, "site", "create", org, tse_id, "--street", f"{tse_id}weg 1",
+                "--postal-code", "04109", "--city", "Leipzig", "--json")
+        )["id"]  # fmt: skip
+        run(data, "site", "assign-tse", tse_id, loc, "--capacity", capacity)
+    full = run(data, "tse", "status")
+    assert "TSE status" in full and "small" in full and "big" in full
+    first = run(data, "tse", "status", "--announce")
+    (line,) = first.splitlines()
+    assert line.startswith("warning: TSE small: 3 signatures left")
+    assert run(data, "tse", "status", "--announce") == ""  # announced today already
+    again = json.loads(run(data, "tse", "status", "--announce", "--json"))
+    assert again["announced"] == [] and len(again["tses"]) == 2

@@ -117,13 +117,16 @@ def status_command(
             out["announced"] = [w.to_json() for w in due]
         echo_json(out)
         return
+    if due is not None:  # a daily cron job: only what is new today, silent otherwise
+        for w in due:
+            typer.echo(f"{w.level}: {w.message}")  # one line each, no wrapping
+        return
     table("TSE status", ("tse", "state", "signatures", "remaining", "days to expiry"),
           [(r.info.record.tse_id, r.info.state.lifecycle.value, r.info.state.signature_counter,
             r.life.remaining_signatures,
             None if r.life.days_to_expiry is None else round(r.life.days_to_expiry, 1))
            for r in rows])  # fmt: skip
-    warnings = due if due is not None else [w for r in rows for w in r.warnings]
-    for w in warnings:
+    for w in (w for r in rows for w in r.warnings):
         console.print(f"[red]{w.level}: {w.message}[/red]")
 
 
