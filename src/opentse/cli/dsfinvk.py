@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from opentse.cli.common import cli_errors, console, echo_json, err_console, parse_day
 from opentse.errors import FormatError, ProtocolError
@@ -110,43 +111,120 @@ def export_command(
 def check_command(
     export: Path = typer.Argument(..., help="EXPORT.zip or export folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+    tse_export: Path | None = typer.Option(
+        None,
+        "--tse-export",
+        help="A TSE's TAR export (any vendor) to cross-check the Bons' TSE data with.",
+    ),
 ) -> None:
     """Check an export: index.xml, every CSV against it, sums and TSE signatures
-    rebuilt from the CSV rows. Exit 0 ok, 1 errors found, 2 not readable."""
+    rebuilt from the CSV rows. With --tse-export, also cross-check it against the
+    TSE's TAR export: every TSE transaction of the export's registers in its window
+    must be a Bon, every Bon's TSE data a transaction of the TAR with the same
+    signature, counter, times and processData. Exit 0 ok, 1 errors found, 2 not
+    readable."""
     from opentse.formats.dsfinvk.check import check_export
 
     findings = check_export(export)
     errors = [f for f in findings if f.severity == "error"]
     unreadable = any(f.code in UNREADABLE for f in errors)
+    cross = None
+    if tse_export is not None and not unreadable:
+        cross = _cross_check(export, tse_export)
+    cross_errors = [] if cross is None else [f for f in cross.findings if f.severity == "error"]
     if as_json:
-        echo_json(
-            {
-                "ok": not errors,
-                "errors": len(errors),
-                "warnings": len(findings) - len(errors),
-                "findings": [
-                    {
-                        "code": f.code,
-                        "severity": f.severity,
-                        "file": f.file,
-                        "line": f.line,
-                        "column": f.column,
-                        "message": f.message,
-                    }
-                    for f in findings
-                ],
+        body: dict[str, Any] = {
+            "ok": not errors and not cross_errors,
+            "errors": len(errors),
+            "warnings": len(findings) - len(errors),
+            "findings": [_finding_json(f) for f in findings],
+        }
+        if cross is not None:
+            body["crosscheck"] = {
+                "tse_export": str(tse_export),
+                "ok": not cross_errors,
+                "errors": len(cross_errors),
+                "warnings": len(cross.findings) - len(cross_errors),
+                "summary": cross.summary,
+                "findings": [_finding_json(f) for f in cross.findings],
             }
-        )
+        echo_json(body)
     else:
-        for f in findings:
-            colour = "red" if f.severity == "error" else "yellow"
-            err_console.print(f"[{colour}]{f}[/{colour}]", highlight=False, soft_wrap=True)
+        _print_findings(findings)
         if not errors:
             console.print(f"{export}: ok ({len(findings)} warnings)", highlight=False)
+        if cross is not None:
+            _print_cross(cross, tse_export)
     if unreadable:
         raise typer.Exit(2)
-    if errors:
+    if errors or cross_errors:
         raise typer.Exit(1)
+
+
+def _finding_json(f: Any) -> dict[str, Any]:
+    return {
+        "code": f.code,
+        "severity": f.severity,
+        "file": f.file,
+        "line": f.line,
+        "column": f.column,
+        "message": f.message,
+    }
+
+
+def _print_findings(findings: list[Any]) -> None:
+    for f in findings:
+        colour = "red" if f.severity == "error" else "yellow"
+        err_console.print(f"[{colour}]{escape(str(f))}[/{colour}]", highlight=False, soft_wrap=True)
+
+
+def _print_cross(cross: Any, tar: Path | None) -> None:
+    summary = cross.summary
+    first, last = summary["window"]
+    console.print(
+        f"cross-check with {tar}: window {first} .. {last}, clients "
+        f"{', '.join(summary['clients']) or '-'}; {summary['tar_transactions_in_scope']} of "
+        f"{summary['tar_transactions']} TSE transactions in scope (the others belong to other "
+        f"registers, TSEs or times and are not compared), {summary['bons_matched']} of "
+        f"{summary['bons_with_tse_data']} Bons with TSE data matched",
+        highlight=False,
+        soft_wrap=True,
+    )
+    _print_findings(cross.findings)
+    errors = sum(1 for f in cross.findings if f.severity == "error")
+    if not errors:
+        console.print(f"cross-check: ok ({len(cross.findings) - errors} warnings)", highlight=False)
+
+
+#: Above this size (bytes) the TAR is read with a progress bar on a terminal.
+BAR_FROM = 2 * 1024 * 1024
+
+
+def _cross_check(export: Path, tar: Path) -> Any:
+    """Read the TAR (a progress bar for big archives, as ``opentse verify`` has) and
+    cross-check; an unreadable TAR ends the command with exit code 2."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from opentse.errors import OpenTSEError
+    from opentse.verify.crosscheck import cross_check_files
+
+    big = tar.is_file() and tar.stat().st_size > BAR_FROM
+    try:
+        if not (big and err_console.is_terminal):
+            return cross_check_files(export, tar)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            TextColumn("{task.completed} logs"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("reading the TSE export", total=None)
+            return cross_check_files(export, tar, lambda n: bar.advance(task, n))
+    except (OSError, OpenTSEError) as exc:
+        err_console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def register(app: typer.Typer) -> None:

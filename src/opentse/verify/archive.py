@@ -329,6 +329,31 @@ def _stream(
     return export
 
 
+def member_batches(source: Path) -> Iterator[list[Member]]:
+    """Every regular member of one archive, ``CHUNK`` at a time, read as
+    ``load_exports`` reads it (windows by the scan, else ``tarfile`` as a stream),
+    for readers that keep less than the verifier does (the DSFinV-K cross-check
+    keeps one record per transaction). When the scan refuses the archive after
+    handing out batches, the whole archive is read again by ``tarfile``: a consumer
+    sees those members twice, so what it does with a member must be idempotent.
+    Raises UnreadableExportError like ``load_exports``."""
+    try:
+        archive = ArchiveFile(source)
+    except OSError as exc:
+        raise _not_tar(source, exc) from exc
+    with archive:
+        data = archive if archive.size is not None else archive.read_all()
+        try:
+            yield from scan(data, "", CHUNK)
+        except Truncated as exc:
+            raise UnreadableExportError(
+                f"{source}: not a readable TAR archive ({exc}: cut short, a copy not finished?)"
+            ) from None
+        except Unusual:
+            yield from _full_batches(source, data, "")
+        archive.check_unchanged()
+
+
 def load_exports(
     paths: Iterable[Path],
     *,
