@@ -55,6 +55,7 @@ def test_site_tse_archive_docs_commands(tmp_path: Path) -> None:
     (listed,) = json.loads(run(data, "archive", "list", "--json"))
     assert listed["file_intact"] is True and listed["id"] == item["id"]
     assert json.loads(run(data, "archive", "remind", "--json"))["reminders"] == []
+    assert "no TSE in use has gone more than 30 days" in run(data, "archive", "remind")
     assert "released" in run(data, "archive", "release", "t1")
 
     run(data, "tse", "outage", "--start", "2025-10-01T08:00:00", "--end", "2025-10-01T09:30",

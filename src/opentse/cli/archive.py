@@ -93,7 +93,10 @@ def remind_command(
         for r in found:
             console.print(f"[yellow]{r.message}[/yellow]")
         if not found:
-            console.print(f"every TSE in use has an archived export from the last {used} days")
+            console.print(
+                f"no TSE in use has gone more than {used} days without an archived export "
+                "(counted from its last export, or from its initialization)"
+            )
     if found:
         raise typer.Exit(2)
 
