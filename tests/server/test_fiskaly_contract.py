@@ -508,6 +508,8 @@ def test_query_parameters_are_fiskalys(document: dict[str, Any]) -> None:
         for name in TRIGGER if query is TRIGGER else ():
             if TRIGGER[name][0] == "string" and name != "client_id":
                 assert params[name]["pattern"] == r"^\d+$", name
+            if name == "client_id":  # fiskaly's: any string, no uuid format
+                assert set(params[name]) == {"type"}, params[name]
             if TRIGGER[name][0] == "integer":
                 assert (params[name]["minimum"], params[name]["maximum"]) == (0, MAX)
 
@@ -685,6 +687,32 @@ def test_open_objects_take_extra_members(
 ) -> None:
     r = _finish(served, session, schema)
     assert r.status_code == 200, r.text
+    if "raw" in schema:
+        # fiskaly's ProcessDataRaw: the signed process_type and process_data, nothing
+        # a request put beside them (it is not signed), in the answer and afterwards
+        signed = {"process_type": "Kassenbeleg-V1", "process_data": "dGVzdA=="}
+        assert r.json()["schema"] == {"raw": signed}
+        h, tss, _ = session
+        again = served.get(f"/api/v2/tss/{tss}/tx/{r.json()['_id']}", headers=h)
+        assert again.status_code == 200 and again.json()["schema"] == {"raw": signed}
+
+
+def test_export_client_id_is_any_string_as_fiskalys(
+    served: AppClient, session: tuple[dict[str, str], str, str]
+) -> None:
+    """fiskaly's triggerExport types ``client_id`` as a plain string: one that is no
+    UUID passes the schema and names no client, like an unknown UUID."""
+    h, tss, cid = session
+    for client_id in ("KASSE-1", "not a uuid <b>", str(uuid.uuid4())):
+        r = served.put(
+            f"/api/v2/tss/{tss}/export/{uuid.uuid4()}", params={"client_id": client_id}, headers=h
+        )
+        assert (r.status_code, r.json()["code"]) == (400, "E_CLIENT_NOT_FOUND"), r.text
+        assert "<b>" not in r.text
+    r = served.put(
+        f"/api/v2/tss/{tss}/export/{uuid.uuid4()}", params={"client_id": cid.upper()}, headers=h
+    )
+    assert r.status_code == 200 and r.json()["state"] in ("PENDING", "WORKING", "COMPLETED")
 
 
 def test_authentication_takes_extra_members(served: AppClient) -> None:

@@ -33,7 +33,7 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "`raw.process_type` is at most 100 printable ASCII characters (TR-03151 processType); "
     "`raw.process_data` must be padded standard base64.",
     "Amounts, prices and quantities are at most 30 characters, admin PIN and PUK at most "
-    "100, API key and secret at most 200; triggerExport's `client_id` must be a UUID.",
+    "100, API key and secret at most 200.",
     "Exports: `time_expiration` and `estimated_time_of_completion` are never set (files "
     "are kept until deleted); triggerExport answers 409 "
     "`E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT` for a TSS that is not INITIALIZED, "

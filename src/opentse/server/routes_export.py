@@ -85,9 +85,17 @@ def _filter_from_query(call: Call, tss_id: str) -> dict[str, Any]:
         raise ApiError(400, "E_PARAMETER_MISMATCH", "maximum_number_records must be 1..1000000")
     client = q.get("client_id")
     if client:
-        row = call.ctx.svc.get_client(parse_uuid(client, "client_id"))
+        # fiskaly's TriggerExportsQuerystring types client_id as a plain string (no
+        # uuid format): one that is no UUID names no client, the same answer as an
+        # unknown UUID; its text is not echoed
+        try:
+            client_id: str | None = parse_uuid(client, "client_id")
+        except ApiError:
+            client_id = None
+        row = call.ctx.svc.get_client(client_id) if client_id else None
         if row is None or row.tss_id != tss_id:
-            raise ApiError(400, "E_CLIENT_NOT_FOUND", f"client {client} not found")
+            named = f"client {client_id}" if client_id else "client_id"
+            raise ApiError(400, "E_CLIENT_NOT_FOUND", f"{named} names no client of this TSS")
         params = {"client_id": row.serial_number}  # fiskaly: other parameters are ignored
     numbers = any(
         k in params
@@ -246,7 +254,7 @@ def _q(name: str) -> tuple[str, dict[str, Any]]:
 
 
 _TRIGGER_QUERY = (
-    ("client_id", {"type": "string", "format": "uuid"}),
+    ("client_id", {"type": "string"}),  # as fiskaly's: no uuid format
     *(_q(n) for n in _NUMERIC if n not in ("start_date", "end_date")),
     ("start_date", {"type": "integer", "minimum": 0, "maximum": 9007199254740991}),
     ("end_date", {"type": "integer", "minimum": 0, "maximum": 9007199254740991}),

@@ -215,6 +215,12 @@ def _upsert(
         raise ApiError(400, "E_CLIENT_DEREGISTERED", f"client {client.client_id} is deregistered")
     target = body["state"]
     ptype, data, schema_out = derive_raw(body.get("schema"))
+    if "raw" in schema_out:
+        # what the TSE signs and fiskaly's ProcessDataRaw names, nothing else: members
+        # a request adds beside them are accepted (an open object) but neither signed
+        # nor stored, so no answer shows them as if they were part of the transaction
+        raw = schema_out["raw"]
+        schema_out["raw"] = {k: raw[k] for k in ("process_type", "process_data")}
     if row is not None and row.state != "ACTIVE":
         raise ApiError(400, "E_TX_UPSERT", f"transaction {tx_id} is already {row.state}")
     if row is not None and ptype and row.process_type and ptype != row.process_type:
