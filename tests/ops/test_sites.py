@@ -120,3 +120,20 @@ def test_address_key_is_case_and_space_insensitive(street: str, number: int, cit
     b = sites.address_key(f"  {street.upper()}  {number} ", "12345", f" {city.title()} ")
     assert a == b
     assert a != sites.address_key(f"{street} {number + 1000}", "12345", city)
+
+
+def test_default_interface_says_how_the_tse_is_reached(ops: OpsContext) -> None:
+    """The procedure documentation prints the interface: a TSE only the CLI or an
+    embedded register uses must not be recorded as reached over the HTTP API."""
+    from opentse.server.auth import create_api_key
+
+    main, _, branch = _two_sites(ops)
+    ready_tse(ops, "embedded")
+    ready_tse(ops, "served")
+    key = create_api_key(ops.svc, org_name="shop", env="TEST", now=ops.now())
+    ops.svc.add_tss("served", key["organization_id"], "TEST", {}, None, ops.now())
+    assert sites.assign_tse(ops, "embedded", main.id).interface_type == sites.EMBEDDED_INTERFACE
+    assert sites.assign_tse(ops, "served", branch.id).interface_type == sites.SERVED_INTERFACE
+    assert sites.SERVED_INTERFACE != sites.EMBEDDED_INTERFACE
+    (entry,) = protocol.entries(ops.db, tse_id="embedded")
+    assert entry.details["interface_type"] == sites.EMBEDDED_INTERFACE

@@ -218,6 +218,10 @@ _TSE_COLS = (
 )
 
 
+SERVED_INTERFACE = "HTTP (fiskaly SIGN DE v2 API)"
+EMBEDDED_INTERFACE = "embedded (opentse library / CLI on the same machine)"
+
+
 def assign_tse(
     ctx: OpsContext,
     tse_id: str,
@@ -244,10 +248,12 @@ def assign_tse(
         from opentse import __version__
 
         software_version = f"opentse {__version__}"
+    if not interface_type:  # the procedure documentation states it: say what is true
+        served = ctx.svc.get_tss(tse_id) is not None
+        interface_type = SERVED_INTERFACE if served else EMBEDDED_INTERFACE
     row = SiteTSE(
         tse_id, location_id, capacity, hardware_version or "software TSE (no hardware)",
-        software_version, interface_type or "HTTP (fiskaly SIGN DE v2 API)", connection_url,
-        "active", None, ctx.now(),
+        software_version, interface_type, connection_url, "active", None, ctx.now(),
     )  # fmt: skip
     with ctx.db.tx() as c:
         c.execute(
