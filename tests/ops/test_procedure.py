@@ -149,3 +149,24 @@ def test_procedure_document(ops: OpsContext, tmp_path: Path) -> None:
             darkest = gray.getextrema()[0]
             assert isinstance(darkest, int) and darkest < 100  # dark text on the page
     assert archive.exports(ops, "tse-main")
+
+
+def test_defective_tse_shows_when_it_was_taken_out_of_service(ops: OpsContext) -> None:
+    """A defective TSE signs no disable log; the documentation takes the date from the
+    protocol instead of claiming it is still in service ("-")."""
+    org = sites.create_organization(ops, "Kiosk GmbH")
+    loc = sites.create_location(
+        ops, org.id, "Kiosk", street="Ring 2", postal_code="04109", city="Leipzig"
+    )
+    ready_tse(ops, "broken", "K1")
+    sites.assign_tse(ops, "broken", loc.id)
+    sites.add_register(ops, "K1", loc.id)
+    sites.assign_register(ops, "K1", "broken")
+    replacement.replace_tse(ops, "broken", "fresh", new_admin_pin="654321", defective=True)
+    taken_out = protocol.entries(ops.db, kinds=(protocol.REPLACE_OLD_DISABLED,))[0]
+    md = procedure.render_markdown(procedure.collect(ops))
+    block = md.split("### TSE broken", 1)[1].split("### TSE fresh", 1)[0]
+    when = datetime.fromtimestamp(taken_out.at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"| Außerbetriebnahme | {when} (DEFECTIVE, laut Protokoll) |" in block
+    fresh = md.split("### TSE fresh", 1)[1]
+    assert "| Außerbetriebnahme | - |" in fresh

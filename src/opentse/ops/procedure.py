@@ -113,6 +113,10 @@ def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, A
         "cert_from": "-",
         "cert_until": "-",
     }
+    if st.disabled_at is None:  # a defective TSE is taken out of service without a log
+        taken_out = protocol.entries(ctx.db, tse_id=tse_id, kinds=(protocol.REPLACE_OLD_DISABLED,))
+        if taken_out:
+            row["disabled"] = f"{_dt(taken_out[-1].at)} ({st.lifecycle.value}, laut Protokoll)"
     parts = urlsplit(row["url"]) if row["url"] != "-" else None
     row["host"] = (parts.hostname if parts else None) or "-"
     row["port"] = str(parts.port) if parts and parts.port else "-"
