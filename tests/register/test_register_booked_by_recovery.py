@@ -280,7 +280,7 @@ def _lose_and_recover(
     books.close_file()
 
 
-def test_a_sale_whose_finish_never_reached_the_tse_is_not_booked_as_signed(
+def test_a_sale_whose_finish_never_reached_the_tse_is_booked_as_aborted(
     tmp_path: Path,
 ) -> None:
     service = memory_service(now=NOW)
@@ -307,11 +307,15 @@ def test_a_sale_whose_finish_never_reached_the_tse_is_not_booked_as_signed(
     assert _finish_data(service, number) == ABORT.encode()  # aborted, as before
     assert backend.open_transactions(CLIENT) == []
     [dangling] = journal.dangling()
-    assert dangling.resolution == "finished as aborted (Kassenbeleg-V1)"
+    assert dangling.resolution == (
+        "finished as aborted (Kassenbeleg-V1); booked as receipt 2 (AVBelegabbruch)"
+    )
     assert journal.pending_starts() == []
-    assert books.missing([note.receipt_ref]) == [note.receipt_ref]  # not booked at all
-    assert books.open_count() == 1
-    _, next_signed = _sell(restarted)  # receipt 3: number 2 went with the lost sale
+    # not as the sale: as recovery's abort, under the number the lost sale had taken
+    assert books.sale(note.receipt_ref).bon_typ == "AVBelegabbruch"
+    assert books.sale(note.receipt_ref).total == 0
+    assert books.find_bon_id("2") == note.receipt_ref and books.open_count() == 2
+    _, next_signed = _sell(restarted)  # receipt 3
     assert next_signed is not None and books.find_bon_id("3")
     journal.close()
     books.close_file()

@@ -47,7 +47,7 @@ from opentse.register.books_json import (
     sale_to_json,
     signed_to_json,
 )
-from opentse.register.books_schema import open_books_db
+from opentse.register.books_schema import BookedReceipt, open_books_db
 from opentse.register.dsfinvk_bridge import default_process_type
 from opentse.register.sale import Sale
 from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
@@ -216,6 +216,44 @@ class Books:
                 for b in dict.fromkeys(bon_ids)
                 if self._db.execute(query, (b,)).fetchone() is None
             ]
+
+    def booked(self, bon_id: str) -> BookedReceipt | None:
+        """What the books hold for receipt ``bon_id`` (None: nothing): recovery asks
+        before it books a TSE transaction it finished (recovery_books.py)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT bon_nr, signed IS NOT NULL, z_nr, error FROM books_receipts "
+                "WHERE bon_id = ?",
+                (bon_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return BookedReceipt(int(row[0]), bool(row[1]), row[2] is not None, str(row[3]))
+
+    def bon_id_of_transaction(self, tse_id: str, transaction_number: int) -> str | None:
+        """The receipt booked with TSE transaction ``transaction_number`` of ``tse_id``
+        (its Finish log), if any: so recovery books a TSE transaction once."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT bon_id FROM books_receipts WHERE tse_id = ? AND signed IS NOT NULL "
+                "AND json_extract(signed, '$.number') = ? ORDER BY bon_nr LIMIT 1",
+                (tse_id, transaction_number),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def add_late_signature(self, bon_id: str, signed: Signed, error: str) -> bool:
+        """Receipt ``bon_id``, booked (and printed) without signature because the
+        TSE's answer did not come in time, gets the Finish the TSE did sign; ``error``
+        (TSE_TA_FEHLER) says so. The Vorgang itself -- sale, times, number -- stays
+        as printed. False, changing nothing, if the receipt is signed already, not
+        in the books, or in a closing (a closed day is never changed)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE books_receipts SET signed = ?, error = ? "
+                "WHERE bon_id = ? AND signed IS NULL AND z_nr IS NULL",
+                (signed_to_json(signed), error, bon_id),
+            )
+        return cursor.rowcount == 1
 
     def referenced_by(self, bon_id: str) -> list[str]:
         """The receipts that point at ``bon_id`` (e.g. its cancellation)."""

@@ -8,6 +8,7 @@ existed is upgraded in place when it is opened, never rejected.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from opentse.errors import StorageError
@@ -58,6 +59,17 @@ CREATE TABLE IF NOT EXISTS books_closing_data (
 #: The columns of ``books_receipts`` a closing reads, in this order.
 RECEIPT_COLUMNS = "bon_nr, bon_id, tse_id, started_at, ended_at, sale, signed, error, process_type"
 ENDED_AT = 4  # its index in RECEIPT_COLUMNS
+
+
+@dataclass(frozen=True)
+class BookedReceipt:
+    """What recovery needs to know of a booked receipt: its number (BON_NR), whether
+    it carries a Finish log, whether a closing took it, and its TSE_TA_FEHLER."""
+
+    bon_nr: int
+    signed: bool
+    closed: bool
+    error: str
 
 
 def open_books_db(path: Path | str) -> sqlite3.Connection:

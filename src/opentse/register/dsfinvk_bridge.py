@@ -136,7 +136,9 @@ def to_dsfinvk_receipt(
     process_type: str | None = None,
 ) -> model.Receipt:
     """The DSFinV-K receipt (Vorgang) of a booked sale and what the TSE signed for it
-    (``signed`` None: the TSE failed, ``error`` says why -> TSE_TA_FEHLER).
+    (``signed`` None: the TSE failed, ``error`` says why -> TSE_TA_FEHLER). A signed
+    receipt with an ``error`` is one recovery accounted for (printed without the
+    signature, or aborted by recovery): TSE_TA_FEHLER says so beside the TSE data.
 
     TSE_TA_VORGANGSART is the processType of the Finish log when signed (it must
     match the signed processData); unsigned, the one the register meant to sign
@@ -162,6 +164,7 @@ def to_dsfinvk_receipt(
             signed.signature_counter,
             signed.signature,
             signed.process_data,
+            error=error,  # signed, yet printed as a TSE failure (recovery_books.py)
         )
     return model.Receipt(
         bon_id=bon_id,

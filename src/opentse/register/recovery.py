@@ -11,8 +11,11 @@ till's receipts in progress; they are listed for the operator
 
 A Start note of a sale carries its books entry (pending_booking.py): when the TSE
 answers the receipt's own finish ref with a stored Finish that the books lack (the
-till died between the TSE's signature and the books' commit), recovery books it.
-The note goes only once that is done, so a recovery that fails half-way is redone.
+till died between the TSE's signature and the books' commit), recovery books it;
+a receipt printed unsigned gets the Finish the TSE did sign, and every abort
+recovery signs is booked as an AVBelegabbruch (recovery_books.py), so each TSE
+transaction of the register is in the books once. The note goes only once that
+is done, so a recovery that fails half-way is redone.
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from opentse.errors import FormatError
 from opentse.formats import processdata as pd
 from opentse.register.backends import Backend, OpenTransaction, Signed, TSEUnavailable
 from opentse.register.outage import OutageLog
-from opentse.register.pending_booking import PendingBooking, book_recovered, matches
+from opentse.register.recovery_books import RecoveredTransaction, account
 from opentse.register.recovery_journal import PendingStart
 
 if TYPE_CHECKING:
@@ -141,33 +143,35 @@ class Recovery:
                     self._resolve(number, f"not open at the TSE ({journal_reason(exc)})")
                     self._forget(claimed.get(number))
                 continue
-            if signed.process_data == data:
-                self._resolve(number, f"finished as aborted ({ptype})")
-            else:
-                try:
-                    booked = self._book(claimed.get(number), signed)
-                except Exception:
-                    continue  # note and dangling record stay: tried again next time
-                self._resolve(number, f"had been signed by its own Finish ({ptype}){booked}")
+            aborted = signed.process_data == data
+            try:
+                booked = self._book(number, receipt_ref, claimed.get(number), signed, aborted)
+            except Exception:
+                continue  # note and dangling record stay: tried again next time
+            how = "finished as aborted" if aborted else "had been signed by its own Finish"
+            self._resolve(number, f"{how} ({ptype}){booked}")
             # the dangling record carries the ref (and the books the sale): the note goes
             self._forget(claimed.get(number))
             finished.append(number)
         return finished
 
-    def _book(self, pending: PendingStart | None, signed: Signed) -> str:
-        """Book a sale the TSE signed but the books lack, from its note's books entry
-        (pending_booking.py); what to add to the journal's resolution."""
-        if pending is None or pending.booking is None or self.books is None:
+    def _book(
+        self,
+        number: int,
+        receipt_ref: str,
+        pending: PendingStart | None,
+        signed: Signed,
+        aborted: bool,
+    ) -> str:
+        """Account for a transaction just finished in the books (recovery_books.py:
+        the sale's own Finish, a late signature, or recovery's abort); what to add
+        to the journal's resolution."""
+        if self.books is None:
             return ""
-        try:
-            booking = PendingBooking.from_json(pending.booking)
-        except FormatError as exc:
-            return f"; not booked: {exc}"
-        if not matches(booking, signed):  # not this sale's Finish: never booked as it
-            return "; not booked: its processData differs from the noted sale's"
-        if book_recovered(self.books, pending.receipt_ref, booking, signed):
-            return f"; booked by recovery as receipt {booking.bon_nr}"
-        return ""
+        tx = RecoveredTransaction(
+            self.backend.tse_id, number, receipt_ref, pending, signed, aborted
+        )
+        return account(self.books, self.journal, tx)
 
     def _forget(self, pending: PendingStart | None) -> None:
         if pending is not None:

@@ -92,7 +92,8 @@ class _Outcome:
     signed: Signed | None = None
     error: str | None = None
     started: list[int] = field(default_factory=list)
-    #: no Start reached the TSE (it may still arrive): its note stays for recovery
+    #: the signing failed: its note stays for recovery (the Start may still arrive,
+    #: the Finish may have been signed)
     keep_note: bool = False
     outage_ended: bool = False
 
@@ -246,8 +247,10 @@ class Register:
                     receipt_ref=ref,
                     process_type=process_type,
                 )
-            # a Start that may still arrive: recovery asks by ref
-            outcome.keep_note = not outcome.started
+            # the note stays for recovery: a Start that may still arrive is asked for
+            # by ref, and a Finish the TSE signed after all is matched against the
+            # sale it carries (recovery_books.py: the unsigned receipt gets it)
+            outcome.keep_note = True
         if outcome.signed is not None:
             outcome.outage_ended = self.journal.record_success(at=self.clock()) is not None
             self._tse_serial = outcome.signed.serial_number
