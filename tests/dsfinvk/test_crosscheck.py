@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import tarfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ VENDOR = Path(__file__).resolve().parents[2] / "../shared/testdata/tse-exports"
 # README of the vendor data: 97 logs, 12 transactions started and finished, one client
 FISKALY = VENDOR / "fiskaly/TSE_Export_12f97c6a-2c23-4dfe-a04d-2d94342789d2_202109171415.tar"
 FISKALY_TRANSACTIONS = 12
+FISKALY_LOGS = 97
 _LOG_NAME = re.compile(r"_No-(\d+)_(Start|Update|Finish)_")
 
 
@@ -133,6 +135,17 @@ def test_an_untouched_session_has_no_findings(session: tuple[Path, Path]) -> Non
     assert summary["bons_with_tse_data"] == 3 == summary["bons_matched"]
     assert summary["tar_transactions_in_scope"] == 3
     assert result.ok
+
+
+def test_a_zipped_export_reads_the_same(session: tuple[Path, Path], tmp_path: Path) -> None:
+    export, tar = session
+    zipped = tmp_path / "export.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(export.iterdir()):
+            archive.write(file, file.name)
+    result = xc.cross_check_files(zipped, tar)
+    assert result.findings == []
+    assert result.summary == xc.cross_check_files(export, tar).summary
 
 
 def test_a_bon_removed_from_every_csv_leaves_its_transaction_unmatched(
@@ -278,7 +291,7 @@ def test_cli_clean_and_tampered(copy: tuple[Path, Path]) -> None:
     code, out = run("dsfinvk", "check", str(export), "--tse-export", str(tar))
     assert code == 0, out
     assert "cross-check: ok" in out and "in scope" in out
-    number = _bon_with_tse(export, 2)["TSE_TANR"]
+    number = _bon_with_tse(export, 1)["TSE_TANR"]
     _rewrite_tar(tar, lambda name: not ((m := _LOG_NAME.search(name)) and m.group(1) == number))
     code, out = run("dsfinvk", "check", str(export), "--tse-export", str(tar), "--json")
     assert code == 1, out
@@ -335,7 +348,10 @@ def test_a_vendor_archive_against_an_export_without_its_bons(tmp_path: Path) -> 
     point, certificate, client = _vendor_tse(FISKALY)
     # a day with one receipt made while the TSE was down (no TSE data), before the
     # vendor's transactions, and closed after them (2021-ish times read from the TAR)
-    txs = xc.read_tar_transactions(FISKALY)
+    logs: list[int] = []
+    txs = xc.read_tar_transactions(FISKALY, logs.append)
+    assert sum(logs) == FISKALY_LOGS  # every log read once
+    assert len(txs) == FISKALY_TRANSACTIONS
     first = min(t.first_time for t in txs if t.first_time is not None)
     last = max(t.end for t in txs if t.end is not None)
     begin = datetime.fromtimestamp(first, UTC) - timedelta(hours=1)

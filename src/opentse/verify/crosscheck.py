@@ -167,6 +167,7 @@ def cross_check(
                 severity="warning",
             )
         )
+    missing: list[BonTse] = []
     for key, bons in bons_of.items():
         found = by_key.get(key)
         if len(bons) > 1:
@@ -182,6 +183,7 @@ def cross_check(
             )
         for bon in bons:
             if found is None:
+                missing.append(bon)
                 findings.append(
                     Finding(
                         NOT_IN_TAR,
@@ -225,19 +227,7 @@ def cross_check(
                 "in transactions_tse.csv",
             )
         )
-    if side.first is not None and side.last is not None and tar_first is not None:
-        assert tar_last is not None
-        if tar_first > side.first or tar_last < side.last:
-            findings.append(
-                Finding(
-                    TAR_SHORT,
-                    tar,
-                    f"the TAR's logs span {_when(tar_first)} .. {_when(tar_last)}, less than "
-                    f"the DSFinV-K window {_when(side.first)} .. {_when(side.last)}: "
-                    "transactions outside the TAR cannot be compared",
-                    severity="warning",
-                )
-            )
+    findings.extend(_range_note(tar_first, tar_last, missing, tar))
     summary: dict[str, object] = {
         "window": [_when(side.first), _when(side.last)],
         "clients": sorted(side.clients),
@@ -252,6 +242,33 @@ def cross_check(
         "tse_transactions_matched": sum(1 for k in bons_of if k in by_key),
     }
     return CrossCheckResult(findings, summary)
+
+
+def _range_note(
+    tar_first: int | None,
+    tar_last: int | None,
+    missing: list[BonTse],
+    tar: str,
+) -> list[Finding]:
+    """A warning when Bons missing in the TAR lie before its first or after its last
+    transaction: a TAR exported for a shorter period (or an incremental export)
+    explains them."""
+    times = [t for b in missing for t in (b.start, b.end) if t is not None]
+    if not times or tar_first is None or tar_last is None:
+        return []
+    first, last = min(times), max(times)
+    if tar_first <= first and tar_last >= last:
+        return []
+    return [
+        Finding(
+            TAR_SHORT,
+            tar,
+            f"the TAR's transactions span {_when(tar_first)} .. {_when(tar_last)}, the "
+            f"the Bons missing in it {_when(first)} .. {_when(last)}: Bons outside the "
+            "TAR's span cannot be found in it (a TAR of a shorter period?)",
+            severity="warning",
+        )
+    ]
 
 
 def _compare(bon: BonTse, tx: TseTransaction, tar: str) -> Iterator[Finding]:

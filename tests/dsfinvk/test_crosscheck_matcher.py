@@ -1,0 +1,127 @@
+"""The cross-check's matcher (verify.crosscheck.cross_check) on records built here:
+errors are exactly the symmetric difference of the two sides (the TAR holding some
+transaction of the TSE: otherwise its Bons are not compared, a warning), and transactions out
+of scope (another client, another TSE, outside the window) are never findings."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opentse.verify import crosscheck as xc
+
+SERIAL = "ab" * 32
+OTHER_SERIAL = "cd" * 32
+CLIENT = "KASSE-1"
+FIRST, LAST = 1_700_000_000, 1_700_050_000
+
+
+def _tx(
+    number: int, *, client: str = CLIENT, serial: str = SERIAL, at: int = 0
+) -> xc.TseTransaction:
+    start = at or FIRST + 10 * number
+    return xc.TseTransaction(
+        serial,
+        number,
+        client,
+        start=start,
+        end=start + 3,
+        counter=2 * number,
+        signature=hashlib.sha256(b"sig%d" % number).digest() * 2,
+        process_type="Kassenbeleg-V1",
+        process_hash=hashlib.sha256(b"Beleg^%d" % number).digest(),
+        first_time=start,
+    )
+
+
+def _bon(number: int) -> xc.BonTse:
+    tx = _tx(number)
+    return xc.BonTse(
+        bon_id=f"B{number}",
+        line=number + 1,
+        serial=SERIAL,
+        number=number,
+        clients=(CLIENT,),
+        start=tx.start,
+        end=tx.end,
+        counter=tx.counter,
+        signature=tx.signature,
+        process_type=tx.process_type,
+        process_hash=tx.process_hash,
+    )
+
+
+def _side(bons: list[xc.BonTse]) -> xc.DsfinvkSide:
+    return xc.DsfinvkSide(bons=bons, clients={CLIENT}, serials={SERIAL}, first=FIRST, last=LAST)
+
+
+_NUMBERS = st.sets(st.integers(1, 2000), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tar=_NUMBERS.filter(bool), bons=_NUMBERS, noise=_NUMBERS)
+def test_findings_are_the_symmetric_difference(
+    tar: set[int], bons: set[int], noise: set[int]
+) -> None:
+    transactions = [_tx(n) for n in tar]
+    # out of scope: another register, another TSE, before the window, after it
+    for n in noise:
+        kind = n % 4
+        if kind == 0:
+            transactions.append(_tx(n + 10_000, client="KASSE-2"))
+        elif kind == 1:
+            transactions.append(_tx(n, serial=OTHER_SERIAL))
+        elif kind == 2:
+            transactions.append(_tx(n + 10_000, at=FIRST - 1 - n))
+        else:
+            transactions.append(_tx(n + 10_000, at=LAST + 1 + n))
+    result = xc.cross_check(transactions, _side([_bon(n) for n in sorted(bons)]))
+    got: set[tuple[str, int]] = set()
+    errors = [f for f in result.findings if f.severity == "error"]
+    # the one warning possible: Bons later than every transaction of the TAR
+    assert {f.code for f in result.findings if f not in errors} <= {xc.TAR_SHORT}
+    for f in errors:
+        if f.code == xc.NOT_IN_DSFINVK:
+            match = re.match(r"TSE transaction (\d+) ", f.message)
+            assert match is not None
+            got.add((f.code, int(match.group(1))))
+        else:
+            assert f.code == xc.NOT_IN_TAR, f
+            got.add((f.code, int(f.message.split(":")[0].removeprefix("B"))))
+    assert len(got) == len(errors)
+    expected = {(xc.NOT_IN_DSFINVK, n) for n in tar - bons}
+    expected |= {(xc.NOT_IN_TAR, n) for n in bons - tar}
+    assert got == expected
+    assert result.summary["tar_transactions_in_scope"] == len(tar)
+    assert result.summary["bons_matched"] == len(tar & bons)
+
+
+def test_a_bon_of_a_tse_the_tar_does_not_hold_is_a_warning_not_a_miss() -> None:
+    bon = _bon(1)
+    other = xc.BonTse(**{**{s: getattr(bon, s) for s in bon.__slots__}, "serial": OTHER_SERIAL})
+    result = xc.cross_check([_tx(2)], _side([_bon(2), other]))
+    assert [(f.code, f.severity) for f in result.findings] == [(xc.TSE_ABSENT, "warning")]
+    assert result.ok
+
+
+def test_an_open_transaction_without_a_bon_is_a_warning() -> None:
+    open_tx = _tx(3)
+    open_tx.end = open_tx.counter = open_tx.signature = open_tx.process_hash = None
+    result = xc.cross_check([open_tx], _side([]))
+    assert [f.code for f in result.findings] == [xc.OPEN]
+    assert result.ok
+
+
+def test_a_tar_ending_before_the_last_bon_says_so() -> None:
+    result = xc.cross_check([_tx(1)], _side([_bon(1), _bon(2)]))
+    assert [f.code for f in result.findings] == [xc.NOT_IN_TAR, xc.TAR_SHORT]
+    assert "cannot be found in it" in result.findings[1].message
+
+
+def test_a_bon_whose_transaction_is_another_client() -> None:
+    tx = _tx(5, client="KASSE-9")
+    result = xc.cross_check([tx], _side([_bon(5)]))
+    assert [f.code for f in result.findings] == [xc.CLIENT]
