@@ -29,6 +29,9 @@ CRASH_DIR = ROOT / "fuzz" / "crashes"
 INTERESTING = (b"\x00", b"\xff", b"\x7f", b"\x80", b"\x81", b"\x82", b"\x84", b"\x01", b"\x30")
 
 
+Mutator = Callable[[random.Random, bytes, Sequence[bytes], Sequence[int]], bytes]
+
+
 @dataclass
 class Result:
     inputs: int = 0
@@ -80,9 +83,12 @@ def run_plain(
     seed: int = 0,
     hot: Callable[[bytes], Sequence[int]] | None = None,
     max_crashes: int = 5,
+    mutator: Mutator | None = None,
 ) -> Result:
-    """Call ``target`` on the seeds, then on ``inputs`` mutated seeds."""
+    """Call ``target`` on the seeds, then on ``inputs`` mutated seeds (``mutator``
+    replaces the byte-level ``mutate`` for harnesses whose inputs have structure)."""
     rng = random.Random(seed)
+    edit = mutator or mutate
     result = Result()
     hot_of = {i: (hot(s) if hot else ()) for i, s in enumerate(seeds)}
     start = time.perf_counter()
@@ -91,7 +97,7 @@ def run_plain(
             data = seeds[i]
         else:
             k = rng.randrange(len(seeds))
-            data = mutate(rng, seeds[k], seeds, hot_of[k])
+            data = edit(rng, seeds[k], seeds, hot_of[k])
         try:
             target(data)
         except Exception:  # the harness re-raises only what is not allowed
@@ -140,6 +146,7 @@ def main(
     target: Callable[[bytes], None],
     seeds: Callable[[], list[bytes]],
     hot: Callable[[bytes], Sequence[int]] | None = None,
+    mutator: Mutator | None = None,
 ) -> None:
     """Command line of every harness: ``--plain N``, ``--replay FILE`` or atheris args."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -152,7 +159,7 @@ def main(
         print("no finding")
         return
     if args.plain is not None:
-        result = run_plain(target, seeds(), args.plain, seed=args.seed, hot=hot)
+        result = run_plain(target, seeds(), args.plain, seed=args.seed, hot=hot, mutator=mutator)
         print(
             f"{name}: {result.inputs} inputs in {result.seconds:.1f}s, "
             f"{len(result.crashes)} findings"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import lzma
 import zipfile
 import zlib
 from collections import defaultdict
@@ -27,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -59,6 +61,21 @@ CENT = Decimal("0.01")
 
 Row = dict[str, str]
 MAX_FILE_SIZE = 2**31  # one CSV file of an export; guards against ZIP bombs
+#: a member over BOMB_SIZE that inflates more than BOMB_RATIO times is refused: CSV
+#: rows with their ids and times compress 5-30 times, zeros 1,000 times
+BOMB_SIZE, BOMB_RATIO = 64 << 20, 200
+#: what zipfile raises for a member it cannot give: bad CRC or data, encrypted
+#: (RuntimeError), unknown method (NotImplementedError), cut short (EOFError)
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +118,18 @@ class _Source:
                 return None
             if info.file_size > MAX_FILE_SIZE:
                 raise FormatError(f"{name}: larger than {MAX_FILE_SIZE} bytes", code="E_EXPORT_ZIP")
+            if info.file_size > BOMB_SIZE and info.file_size > BOMB_RATIO * info.compress_size:
+                raise FormatError(
+                    f"{name}: {info.file_size} bytes from {info.compress_size} compressed "
+                    "(a ZIP bomb, not a CSV file)",
+                    code="E_EXPORT_ZIP",
+                )
             try:
-                return self.zip.read(info)
-            except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+                # zipfile stops at the declared size: a member that inflates to more
+                # fails its CRC instead of filling the memory
+                with self.zip.open(info) as member:
+                    return member.read(info.file_size)
+            except ZIP_ERRORS as exc:  # encrypted, unknown method, cut short, bad CRC
                 raise FormatError(
                     f"{name}: cannot be read from the ZIP ({exc})", code="E_EXPORT_ZIP"
                 ) from None
@@ -122,7 +148,7 @@ def check_export(path: Path | str) -> list[Finding]:
         return [Finding("E_EXPORT_MISSING", str(path), "no such file or folder")]
     try:
         source = _Source(path)
-    except zipfile.BadZipFile:
+    except ZIP_ERRORS:
         return [Finding("E_EXPORT_ZIP", str(path), "neither a folder nor a ZIP file")]
     try:
         checker = _Checker(source)
@@ -730,7 +756,7 @@ class _Checker:
         if key[:1] == b"\x30":  # SubjectPublicKeyInfo instead of the point
             try:
                 spki = serialization.load_der_public_key(key)
-            except ValueError:
+            except (ValueError, UnsupportedAlgorithm):
                 spki = None
             if not isinstance(spki, ec.EllipticCurvePublicKey):
                 self.add("E_TSE_KEY", f, "TSE_PUBLIC_KEY is no EC key", line)
@@ -761,7 +787,7 @@ class _Checker:
                     self.add(
                         "E_TSE_CERTIFICATE", f, "the certificate's key is not TSE_PUBLIC_KEY", line
                     )
-            except (ValueError, binascii.Error):
+            except (ValueError, binascii.Error, UnsupportedAlgorithm):
                 self.add(
                     "E_TSE_CERTIFICATE", f, "TSE_ZERTIFIKAT_* is no base64 DER certificate", line
                 )
@@ -876,8 +902,14 @@ def _ber_process_data(signed: bytes, data: bytes) -> bytes:
 
 
 def _int(text: str) -> int:
-    """A Numeric key field as int; 0 when empty or not an integer (reported elsewhere)."""
-    return int(text) if text.isdigit() else 0
+    """A Numeric key field as int; 0 when empty or not an integer (reported elsewhere).
+    ASCII digits only (``"²".isdigit()`` is true) and no more than int() reads."""
+    if not (text.isascii() and text.isdigit()):
+        return 0
+    try:
+        return int(text)
+    except ValueError:  # over the 4,300 digits int() converts
+        return 0
 
 
 def _log_time(time_format: str, end: datetime) -> LogTime:

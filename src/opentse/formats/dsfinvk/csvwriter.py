@@ -36,7 +36,7 @@ DECIMAL_SYMBOL = ","
 
 Value = str | int | Decimal | bool | datetime | date | None
 
-_NUMBER = re.compile(r"-?\d+(?:,(\d+))?")
+_NUMBER = re.compile(r"-?[0-9]+(?:,([0-9]+))?")  # ASCII digits: \d matches "٣" too
 _NEEDS_QUOTES = re.compile(r'[;"\r\n]')
 _UNQUOTED = re.compile(r'[^;\r\n"]*')
 
