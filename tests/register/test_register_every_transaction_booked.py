@@ -22,7 +22,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -389,3 +389,43 @@ def test_over_http_a_finish_signed_after_the_deadline_signs_the_printed_receipt(
         journal.close()
         books.close_file()
         backend.close()
+
+
+@pytest.mark.parametrize("process_type", ["Kassenbeleg-V1", "Bestellung-V1"])
+def test_an_abandoned_open_transaction_is_booked_as_recovery_s_abort(
+    tmp_path: Path, installation: Installation, process_type: str
+) -> None:
+    """An open transaction of the client no receipt of this till claims (a till that
+    died with its journal) is aborted once old enough, and the abort booked with the
+    next receipt number. An aborted order's empty processData cannot be rebuilt from
+    the rows (a receipt needs a line; the checker rebuilds Bestellung-V1 from the
+    lines): the checker reports exactly that, nothing else."""
+    service = installation.service
+    number = service.start_transaction(TSE, CLIENT, b"", process_type).transaction_number
+    till = tmp_path / "till.db"
+    journal, books = OutageLog(till), Books(till)
+    config = RegisterConfig(SELLER, CLIENT, timeout=TIMEOUT, abandoned_after=timedelta(0, 1e-6))
+    backend = EmbeddedBackend(service, TSE)
+    register = Register(backend, config, journal, clock=lambda: datetime.now(UTC), books=books)
+    assert register.connect().light is Light.GREEN
+    [dangling] = journal.dangling()
+    assert (dangling.transaction_number, dangling.receipt_ref) == (number, "")
+    assert dangling.resolution == (
+        f"finished as aborted ({process_type}); booked as receipt 1 (AVBelegabbruch)"
+    )
+    abort = _row(till, abort_bon_id(TSE, number))
+    assert (abort["bon_nr"], abort["error"], abort["process_type"]) == (1, "", process_type)
+    assert not register.sell(_sale()).tse_failed  # receipt 2
+    assert register.recover() == [] and books.open_count() == 2
+    if process_type == "Kassenbeleg-V1":
+        _export_accounts_for_the_tse(
+            register, books, lambda: _embedded_tar(service), tmp_path / "day.zip"
+        )
+    else:
+        closed = close_day(register, books, MASTER, "0.00")
+        export = write_export([closed.closing], tmp_path / "day.zip")
+        errors = [(f.code, f.message) for f in check_export(export) if f.severity == "error"]
+        assert errors == [("E_SIGNATURE_INVALID", errors[0][1])]
+        assert abort_bon_id(TSE, number) in errors[0][1]
+    journal.close()
+    books.close_file()
