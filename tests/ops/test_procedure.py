@@ -170,3 +170,22 @@ def test_defective_tse_shows_when_it_was_taken_out_of_service(ops: OpsContext) -
     assert f"| Außerbetriebnahme | {when} (DEFECTIVE, laut Protokoll) |" in block
     fresh = md.split("### TSE fresh", 1)[1]
     assert "| Außerbetriebnahme | - |" in fresh
+
+
+def test_tse_at_no_location_is_described_as_it_is(ops: OpsContext) -> None:
+    """A TSE nobody placed with `site assign-tse` (e.g. created through the API) is
+    still documented, with its real interface and the running software version."""
+    from opentse import __version__
+    from opentse.server.auth import create_api_key
+
+    ready_tse(ops, "cli-only")
+    ready_tse(ops, "api")
+    key = create_api_key(ops.svc, org_name="shop", env="TEST", now=ops.now())
+    ops.svc.add_tss("api", key["organization_id"], "TEST", {}, None, ops.now())
+    md = procedure.render_markdown(procedure.collect(ops))
+    cli_only = md.split("### TSE cli-only", 1)[1].split("### TSE", 1)[0]
+    api = md.split("### TSE api", 1)[1].split("### TSE", 1)[0]
+    assert f"| Schnittstelle | {sites.EMBEDDED_INTERFACE} |" in cli_only
+    assert f"| Schnittstelle | {sites.SERVED_INTERFACE} |" in api
+    assert f"| Software-Version | opentse {__version__} |" in cli_only
+    assert "| Standort | - |" in api
