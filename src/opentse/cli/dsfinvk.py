@@ -128,6 +128,10 @@ def check_command(
     findings = check_export(export)
     errors = [f for f in findings if f.severity == "error"]
     unreadable = any(f.code in UNREADABLE for f in errors)
+    if not as_json:  # the check's findings first, whatever the TAR turns out to be
+        _print_findings(findings)
+        if not errors:
+            console.print(f"{export}: ok ({len(findings)} warnings)", highlight=False)
     cross = None
     if tse_export is not None and not unreadable:
         cross = _cross_check(export, tse_export)
@@ -149,12 +153,8 @@ def check_command(
                 "findings": [_finding_json(f) for f in cross.findings],
             }
         echo_json(body)
-    else:
-        _print_findings(findings)
-        if not errors:
-            console.print(f"{export}: ok ({len(findings)} warnings)", highlight=False)
-        if cross is not None:
-            _print_cross(cross, tse_export)
+    elif cross is not None:
+        _print_cross(cross, tse_export)
     if unreadable:
         raise typer.Exit(2)
     if errors or cross_errors:
@@ -223,7 +223,7 @@ def _cross_check(export: Path, tar: Path) -> Any:
             task = bar.add_task("reading the TSE export", total=None)
             return cross_check_files(export, tar, lambda n: bar.advance(task, n))
     except (OSError, OpenTSEError) as exc:
-        err_console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        err_console.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -331,7 +331,8 @@ def read_tar_transactions(
     per transaction, logs decoded by the verifier's decoder (logs it cannot decode
     are skipped: ``opentse verify`` reports them). Raises UnreadableExportError
     (``E_EXPORT_UNREADABLE`` / ``E_EXPORT_READ``) when the archive cannot be read."""
-    txs: dict[tuple[bytes, int], TseTransaction] = {}
+    txs: dict[tuple[str, int], TseTransaction] = {}
+    serials: dict[bytes, str] = {}  # one hex string per TSE, shared by its records
     for batch in member_batches(path):
         logs = 0
         for _label, name, data in batch:
@@ -344,12 +345,13 @@ def read_tar_transactions(
                 continue
             if fields.kind != TRANSACTION:
                 continue
-            key = (fields.serial_number, fields.transaction_number)
+            serial = serials.get(fields.serial_number)
+            if serial is None:
+                serial = serials[fields.serial_number] = fields.serial_number.hex()
+            key = (serial, fields.transaction_number)
             tx = txs.get(key)
             if tx is None:
-                tx = txs[key] = TseTransaction(
-                    fields.serial_number.hex(), fields.transaction_number, fields.client_id
-                )
+                tx = txs[key] = TseTransaction(serial, fields.transaction_number, fields.client_id)
             unix = fields.unix
             if tx.first_time is None or unix < tx.first_time:
                 tx.first_time = unix
