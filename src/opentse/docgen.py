@@ -26,7 +26,7 @@ OPENAPI_PATH = "/api/v2/openapi.json"
 ROUTE_NOTES = {
     "/": "redirects to the dashboard",
     OPENAPI_PATH: "this API's OpenAPI 3.0 document",
-    "/health": "store reachable (503 if not), TSE count, warnings, export reminders",
+    "/health": "store reachable (503 if not); no counts, for load balancers",
     "/metrics": "Prometheus metrics (bearer token when configured)",
     "/api/v2/ops/status": "status of the organization's TSEs (auth)",
     "/api/v2/ops/warnings": "capacity, expiry and outage warnings (auth)",
