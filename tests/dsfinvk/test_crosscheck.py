@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import tarfile
+import tracemalloc
 import zipfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,6 +34,7 @@ from opentse.formats.dsfinvk.model import CashRegister, Payment, TseInfo
 from opentse.installation import Installation
 from opentse.testing import ready_tse
 from opentse.verify import crosscheck as xc
+from opentse.verify.synthetic import build_export
 
 APP = build_app()
 TSS, CLIENT = "tse-x", "KASSE-X"
@@ -373,3 +375,33 @@ def test_a_vendor_archive_against_an_export_without_its_bons(tmp_path: Path) -> 
     assert len(missing) == FISKALY_TRANSACTIONS
     assert [f for f in result.findings if f.severity == "error"] == missing
     assert result.summary["tar_transactions_in_scope"] == FISKALY_TRANSACTIONS
+
+
+def test_the_tar_is_streamed_one_small_record_per_transaction(tmp_path: Path) -> None:
+    """12,000 logs (~12 MB): what the reader holds at the end is its records (a few
+    hundred octets per transaction), and its peak is that plus one window and one
+    batch, not the archive."""
+    tar = tmp_path / "big.tar"
+    built = build_export(tar, 12_000)
+    tracemalloc.start()
+    try:
+        txs = xc.read_tar_transactions(tar)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(txs) == built.transactions == 4000
+    assert held < 600 * len(txs) + (64 << 10)
+    assert peak - held < 4 << 20
+    assert peak < tar.stat().st_size / 2
+
+
+def test_a_compressed_tar_is_read_too(session: tuple[Path, Path], tmp_path: Path) -> None:
+    """The scan refuses a gzip archive; ``tarfile`` reads it as a stream instead."""
+    export, tar = session
+    gz = tmp_path / "tse.tar.gz"
+    with tarfile.open(tar) as src, tarfile.open(gz, "w:gz") as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member))
+    result = xc.cross_check_files(export, gz)
+    assert result.findings == []
+    assert result.summary["bons_matched"] == 3
