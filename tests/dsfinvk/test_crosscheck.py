@@ -34,6 +34,7 @@ from opentse.formats.dsfinvk.model import CashRegister, Payment, TseInfo
 from opentse.installation import Installation
 from opentse.testing import ready_tse
 from opentse.verify import crosscheck as xc
+from opentse.verify import crosscheck_read as xr
 from opentse.verify.synthetic import build_export
 
 APP = build_app()
@@ -103,7 +104,7 @@ def _rows(export: Path, name: str) -> list[dict[str, str]]:
 
 
 def _codes(export: Path, tar: Path) -> list[str]:
-    return sorted(f.code for f in xc.cross_check_files(export, tar).findings)
+    return sorted(f.code for f in xr.cross_check_files(export, tar).findings)
 
 
 def _bon_with_tse(export: Path, index: int) -> dict[str, str]:
@@ -130,7 +131,7 @@ def _rewrite_tar(tar: Path, keep: Callable[[str], bool]) -> list[str]:
 
 def test_an_untouched_session_has_no_findings(session: tuple[Path, Path]) -> None:
     export, tar = session
-    result = xc.cross_check_files(export, tar)
+    result = xr.cross_check_files(export, tar)
     assert result.findings == [], result.findings
     summary = result.summary
     assert summary["clients"] == [CLIENT]
@@ -145,9 +146,9 @@ def test_a_zipped_export_reads_the_same(session: tuple[Path, Path], tmp_path: Pa
     with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
         for file in sorted(export.iterdir()):
             archive.write(file, file.name)
-    result = xc.cross_check_files(zipped, tar)
+    result = xr.cross_check_files(zipped, tar)
     assert result.findings == []
-    assert result.summary == xc.cross_check_files(export, tar).summary
+    assert result.summary == xr.cross_check_files(export, tar).summary
 
 
 def test_a_bon_removed_from_every_csv_leaves_its_transaction_unmatched(
@@ -240,7 +241,7 @@ def test_every_log_of_a_transaction_dropped(copy: tuple[Path, Path]) -> None:
 
 def test_a_tse_transaction_of_the_register_without_a_bon(tmp_path: Path) -> None:
     export, tar = _session(tmp_path, extra=True)
-    result = xc.cross_check_files(export, tar)
+    result = xr.cross_check_files(export, tar)
     assert [f.code for f in result.findings] == [xc.NOT_IN_DSFINVK]
     assert "SonstigerVorgang" in result.findings[0].message
     assert result.summary["tar_transactions_in_scope"] == 4
@@ -277,7 +278,7 @@ def test_transactions_after_the_last_closing_are_not_findings(
     tar = tmp_path / "later.tar"
     code, out = run("export", str(tar), "--tss", TSS, "--data", str(data), "--json")
     assert code == 0, out
-    result = xc.cross_check_files(export, tar)
+    result = xr.cross_check_files(export, tar)
     assert result.findings == []
     assert result.summary["tar_transactions"] == 4
     assert result.summary["tar_transactions_out_of_scope"] == 1
@@ -352,7 +353,7 @@ def test_a_vendor_archive_against_an_export_without_its_bons(tmp_path: Path) -> 
     # a day with one receipt made while the TSE was down (no TSE data), before the
     # vendor's transactions, and closed after them (2021-ish times read from the TAR)
     logs: list[int] = []
-    txs = xc.read_tar_transactions(FISKALY, logs.append)
+    txs = xr.read_tar_transactions(FISKALY, logs.append)
     assert sum(logs) == FISKALY_LOGS  # every log read once
     assert len(txs) == FISKALY_TRANSACTIONS
     first = min(t.first_time for t in txs if t.first_time is not None)
@@ -370,7 +371,7 @@ def test_a_vendor_archive_against_an_export_without_its_bons(tmp_path: Path) -> 
         tses=(TseInfo(1, point, certificate),),
     )
     export = write_export([closing], tmp_path / "dsfinvk")
-    result = xc.cross_check_files(export, FISKALY)
+    result = xr.cross_check_files(export, FISKALY)
     missing = [f for f in result.findings if f.code == xc.NOT_IN_DSFINVK]
     assert len(missing) == FISKALY_TRANSACTIONS
     assert [f for f in result.findings if f.severity == "error"] == missing
@@ -385,7 +386,7 @@ def test_the_tar_is_streamed_one_small_record_per_transaction(tmp_path: Path) ->
     built = build_export(tar, 12_000)
     tracemalloc.start()
     try:
-        txs = xc.read_tar_transactions(tar)
+        txs = xr.read_tar_transactions(tar)
         held, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -402,6 +403,6 @@ def test_a_compressed_tar_is_read_too(session: tuple[Path, Path], tmp_path: Path
     with tarfile.open(tar) as src, tarfile.open(gz, "w:gz") as dst:
         for member in src.getmembers():
             dst.addfile(member, src.extractfile(member))
-    result = xc.cross_check_files(export, gz)
+    result = xr.cross_check_files(export, gz)
     assert result.findings == []
     assert result.summary["bons_matched"] == 3

@@ -206,7 +206,7 @@ def _cross_check(export: Path, tar: Path) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from opentse.errors import OpenTSEError
-    from opentse.verify.crosscheck import cross_check_files
+    from opentse.verify.crosscheck_read import cross_check_files
 
     big = tar.is_file() and tar.stat().st_size > BAR_FROM
     try:

@@ -1,0 +1,241 @@
+"""The two readers of the DSFinV-K cross-check (``verify.crosscheck``): the TAR's
+transactions, streamed, and the Bons' TSE data of a DSFinV-K export.
+
+The TAR of any vendor is read as ``opentse verify`` reads it (``archive.member_batches``:
+windows by the scan, else ``tarfile`` as a stream) and each log decoded by the
+verifier's decoder; what is kept is one :class:`~opentse.verify.crosscheck.TseTransaction`
+per transaction (processData as its SHA-256), never the logs. The DSFinV-K export
+(folder or ZIP) is read with the export checker's readers; rows it would reject are
+taken as far as they can be read, the checker reports them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import math
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from opentse.errors import FormatError
+from opentse.formats.dsfinvk.check import Finding, _Source
+from opentse.formats.dsfinvk.csvwriter import parse_timestamp, read_records
+from opentse.tr03151.fastdecode import TRANSACTION
+from opentse.verify.archive import member_batches
+from opentse.verify.crosscheck import (
+    BON_UNREADABLE,
+    TSE_FILE,
+    BonTse,
+    CrossCheckResult,
+    DsfinvkSide,
+    TseTransaction,
+    cross_check,
+)
+from opentse.verify.logshape import decode
+
+Row = dict[str, str]
+ClosingKey = tuple[str, str, str]
+
+
+# --- the TAR side -----------------------------------------------------------------------
+
+
+def read_tar_transactions(
+    path: Path, progress: Callable[[int], None] | None = None
+) -> list[TseTransaction]:
+    """The transactions of a TR-03151 TAR export of any vendor, streamed: one record
+    per transaction, logs decoded by the verifier's decoder (logs it cannot decode
+    are skipped: ``opentse verify`` reports them). Raises UnreadableExportError
+    (``E_EXPORT_UNREADABLE`` / ``E_EXPORT_READ``) when the archive cannot be read."""
+    txs: dict[tuple[str, int], TseTransaction] = {}
+    serials: dict[bytes, str] = {}  # one hex string per TSE, shared by its records
+    for batch in member_batches(path):
+        logs = 0
+        for _label, name, data in batch:
+            if not name.lower().endswith(".log"):
+                continue
+            logs += 1
+            try:
+                fields = decode(data)
+            except FormatError:
+                continue
+            if fields.kind != TRANSACTION:
+                continue
+            serial = serials.get(fields.serial_number)
+            if serial is None:
+                serial = serials[fields.serial_number] = fields.serial_number.hex()
+            key = (serial, fields.transaction_number)
+            tx = txs.get(key)
+            if tx is None:
+                tx = txs[key] = TseTransaction(serial, fields.transaction_number, fields.client_id)
+            unix = fields.unix
+            if tx.first_time is None or unix < tx.first_time:
+                tx.first_time = unix
+            kind = fields.operation_type.lower().removesuffix("transaction")
+            if kind == "start":
+                tx.start = unix
+                tx.client_id = fields.client_id
+                tx.process_type = tx.process_type or fields.process_type
+            elif kind == "finish":
+                tx.end = unix
+                tx.counter = fields.signature_counter
+                tx.signature = fields.signature_value
+                tx.process_type = fields.process_type
+                tx.client_id = fields.client_id
+                tx.process_hash = hashlib.sha256(fields.process_data).digest()
+        if progress is not None and logs:
+            progress(logs)
+    return list(txs.values())
+
+
+# --- the DSFinV-K side ------------------------------------------------------------------
+
+
+def _table(source: _Source, name: str, side: DsfinvkSide) -> list[tuple[int, Row]]:
+    """The rows of one CSV file by its header (empty, with a finding, when missing)."""
+    try:
+        data = source.read(name)
+        if data is None:
+            side.findings.append(Finding(BON_UNREADABLE, name, "missing: not cross-checked"))
+            return []
+        records = list(read_records(data, name))
+    except FormatError as exc:
+        side.findings.append(Finding(BON_UNREADABLE, name, f"unreadable: {exc.message}"))
+        return []
+    if not records:
+        return []
+    header = records[0][1]
+    return [
+        (line, dict(zip(header, fields, strict=True)))
+        for line, fields in records[1:]
+        if len(fields) == len(header)
+    ]
+
+
+def _closing(row: Row) -> ClosingKey:
+    return (row.get("Z_KASSE_ID", ""), row.get("Z_ERSTELLUNG", ""), row.get("Z_NR", ""))
+
+
+def _unix(text: str) -> int | None:
+    """An ISO 8601 time stamp of the CSV as Unix seconds (None when empty/unreadable:
+    the export check reports those)."""
+    if not text:
+        return None
+    try:
+        return math.floor(parse_timestamp(text).timestamp())
+    except FormatError:
+        return None
+
+
+def _earliest(*values: int | None) -> int | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def read_dsfinvk(path: Path) -> DsfinvkSide:
+    """The Bons' TSE data, client ids, TSE serials and window of a DSFinV-K export
+    (folder or ZIP), read with the export checker's readers. Rows the checker
+    would reject are taken as far as they can be read: it reports them."""
+    side = DsfinvkSide()
+    try:
+        source = _Source(Path(path))
+    except (OSError, zipfile.BadZipFile) as exc:
+        side.findings.append(Finding(BON_UNREADABLE, str(path), f"cannot be read: {exc}"))
+        return side
+    try:
+        _read_side(source, side)
+    finally:
+        source.close()
+    return side
+
+
+def _read_side(source: _Source, side: DsfinvkSide) -> None:
+    registers: dict[ClosingKey, str] = {}
+    for _line, row in _table(source, "cashregister.csv", side):
+        registers[_closing(row)] = row.get("KASSE_SERIENNR", "")
+    terminals: dict[tuple[str, str, str, str], str] = {}
+    for _line, row in _table(source, "slaves.csv", side):
+        terminals[(*_closing(row), row.get("TERMINAL_ID", ""))] = row.get("TERMINAL_SERIENNR", "")
+    side.clients = {c for c in (*registers.values(), *terminals.values()) if c}
+    tses: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+    for _line, row in _table(source, "tse.csv", side):
+        serial = row.get("TSE_SERIAL", "").lower()
+        tses[(*_closing(row), row.get("TSE_ID", ""))] = (serial, row.get("TSE_PD_ENCODING", ""))
+        if serial:
+            side.serials.add(serial)
+    for _line, row in _table(source, "cashpointclosing.csv", side):
+        created = _unix(row.get("Z_ERSTELLUNG", ""))
+        if created is not None and (side.last is None or created > side.last):
+            side.last = created
+    receipts: dict[tuple[str, ...], Row] = {}
+    for _line, row in _table(source, "transactions.csv", side):
+        receipts[(*_closing(row), row.get("BON_ID", ""))] = row
+        side.first = _earliest(side.first, _unix(row.get("BON_START", "")))
+    for line, row in _table(source, TSE_FILE, side):
+        side.first = _earliest(side.first, _unix(row.get("TSE_TA_START", "")))
+        bon = _bon(line, row, registers, terminals, tses, receipts, side)
+        if bon is not None:
+            side.bons.append(bon)
+
+
+def _bon(
+    line: int,
+    row: Row,
+    registers: dict[ClosingKey, str],
+    terminals: dict[tuple[str, str, str, str], str],
+    tses: dict[tuple[str, str, str, str], tuple[str, str]],
+    receipts: dict[tuple[str, ...], Row],
+    side: DsfinvkSide,
+) -> BonTse | None:
+    """One row's TSE data; None for a Bon without a TSE transaction (TSE failure)."""
+    number_text = row.get("TSE_TANR", "")
+    if not number_text:
+        return None
+    bon_id = row.get("BON_ID", "")
+    closing = _closing(row)
+    serial, encoding = tses.get((*closing, row.get("TSE_ID", "")), ("", ""))
+    clients: list[str] = []
+    receipt = receipts.get((*closing, bon_id))
+    if receipt is not None and receipt.get("TERMINAL_ID"):
+        terminal = terminals.get((*closing, receipt["TERMINAL_ID"]))
+        if terminal:
+            clients.append(terminal)
+    if registers.get(closing):
+        clients.append(registers[closing])
+    try:
+        number = int(number_text)
+        counter = int(row["TSE_TA_SIGZ"]) if row.get("TSE_TA_SIGZ") else None
+        signature = (
+            base64.b64decode(row["TSE_TA_SIG"], validate=True) if row.get("TSE_TA_SIG") else None
+        )
+        written = row.get("TSE_VORGANGSDATEN", "")
+        data = written.encode("ascii" if encoding == "ASCII" else "utf-8") if written else None
+    except (ValueError, binascii.Error, UnicodeEncodeError) as exc:
+        side.findings.append(
+            Finding(BON_UNREADABLE, TSE_FILE, f"{bon_id}: TSE fields unreadable ({exc})", line)
+        )
+        return None
+    return BonTse(
+        bon_id=bon_id,
+        line=line,
+        serial=serial,
+        number=number,
+        clients=tuple(clients),
+        start=_unix(row.get("TSE_TA_START", "")),
+        end=_unix(row.get("TSE_TA_ENDE", "")),
+        counter=counter,
+        signature=signature,
+        process_type=row.get("TSE_TA_VORGANGSART", ""),
+        process_hash=None if data is None else hashlib.sha256(data).digest(),
+    )
+
+
+def cross_check_files(
+    dsfinvk: Path, tar: Path, progress: Callable[[int], None] | None = None
+) -> CrossCheckResult:
+    """Read both exports and cross-check them (the CLI's entry point)."""
+    side = read_dsfinvk(dsfinvk)
+    transactions = read_tar_transactions(tar, progress)
+    return cross_check(transactions, side, tar.name)
