@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opentse.engine.export import ExportFilter
 from opentse.engine.service import TSEService
@@ -48,7 +50,8 @@ from opentse.register import (
     Signed,
 )
 from opentse.register.books import Books, MasterData
-from opentse.register.recovery_books import abort_bon_id, abort_note
+from opentse.register.books_json import sale_to_json
+from opentse.register.recovery_books import abort_bon_id, abort_note, late_signature_note
 from opentse.register.remote import RemoteBackend
 from opentse.register.render_text import render_text
 from opentse.register.zreport import close_day
@@ -429,3 +432,88 @@ def test_an_abandoned_open_transaction_is_booked_as_recovery_s_abort(
         assert abort_bon_id(TSE, number) in errors[0][1]
     journal.close()
     books.close_file()
+
+
+@pytest.mark.parametrize("closed_first", [False, True], ids=["open-day", "closed-day"])
+def test_without_its_start_note_a_late_finish_is_matched_against_the_booked_sale(
+    tmp_path: Path, installation: Installation, closed_first: bool
+) -> None:
+    """A journal of an older version forgot the note after a failed Finish: the
+    receipt's books row says what the sale meant to sign. A day closed before
+    recovery ran is never changed (the journal says so)."""
+    till = tmp_path / "till.db"
+    slow = SlowFinish([], tmp_path / "unused")
+    journal, books = OutageLog(till), Books(till)
+    register = _register(SlowEmbedded(installation.service, slow), journal, books)
+    assert register.connect().light is Light.GREEN
+    late = _late(register, slow, "signed", _sale())  # receipt 1
+    journal.forget_start(late.receipt_ref)  # as the older version did
+    if closed_first:
+        books.close(
+            z_kasse_id=CLIENT,
+            company=MASTER.company,
+            location=MASTER.location,
+            register=MASTER.register,
+        )
+    printed = _row(till, late.receipt_ref)
+    assert register.recover() != []
+    [dangling] = journal.dangling()
+    if closed_first:
+        assert dangling.resolution == (
+            "had been signed by its own Finish (Kassenbeleg-V1); "
+            "not booked: receipt 1 is closed unsigned"
+        )
+        assert _row(till, late.receipt_ref) == printed
+    else:
+        assert dangling.resolution == (
+            "had been signed by its own Finish (Kassenbeleg-V1); "
+            "signature added to receipt 1, printed without it"
+        )
+        rows = _export_accounts_for_the_tse(
+            register, books, lambda: _embedded_tar(installation.service), tmp_path / "day.zip"
+        )
+        assert rows[late.receipt_ref]["TSE_TANR"] == str(dangling.transaction_number)
+    journal.close()
+    books.close_file()
+
+
+def test_a_note_whose_sale_differs_from_the_signed_finish_books_nothing(
+    tmp_path: Path, installation: Installation
+) -> None:
+    """Only the sale's own Finish is taken over: a row whose booked sale would sign
+    other processData (here: its books entry changed behind the till's back) keeps
+    its TSE failure, and the journal says why."""
+    till = tmp_path / "till.db"
+    slow = SlowFinish([], tmp_path / "unused")
+    journal, books = OutageLog(till), Books(till)
+    register = _register(SlowEmbedded(installation.service, slow), journal, books)
+    assert register.connect().light is Light.GREEN
+    late = _late(register, slow, "signed", _sale())
+    journal.forget_start(late.receipt_ref)
+    other = _sale("9.90")
+    with sqlite3.connect(till) as db:
+        db.execute(
+            "UPDATE books_receipts SET sale = ? WHERE bon_id = ?",
+            (sale_to_json(other), late.receipt_ref),
+        )
+    printed = _row(till, late.receipt_ref)
+    register.recover()
+    [dangling] = journal.dangling()
+    assert dangling.resolution == (
+        "had been signed by its own Finish (Kassenbeleg-V1); "
+        "not booked: its processData differs from the booked sale's"
+    )
+    assert _row(till, late.receipt_ref) == printed
+    journal.close()
+    books.close_file()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=400))
+def test_the_late_signature_note_fits_tse_ta_fehler(reason: str) -> None:
+    note = late_signature_note(reason)
+    assert len(note) <= 200
+    assert note.startswith("Beleg als TSE-Ausfall gedruckt (")
+    assert note.endswith("Signatur nachträglich übernommen")
+    if 0 < len(reason) <= 60:
+        assert reason in note

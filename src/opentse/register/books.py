@@ -222,13 +222,13 @@ class Books:
         before it books a TSE transaction it finished (recovery_books.py)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT bon_nr, signed IS NOT NULL, z_nr, error FROM books_receipts "
-                "WHERE bon_id = ?",
+                "SELECT bon_nr, signed IS NOT NULL, z_nr, error, process_type "
+                "FROM books_receipts WHERE bon_id = ?",
                 (bon_id,),
             ).fetchone()
         if row is None:
             return None
-        return BookedReceipt(int(row[0]), bool(row[1]), row[2] is not None, str(row[3]))
+        return BookedReceipt(int(row[0]), bool(row[1]), row[2] is not None, str(row[3]), row[4])
 
     def bon_id_of_transaction(self, tse_id: str, transaction_number: int) -> str | None:
         """The receipt booked with TSE transaction ``transaction_number`` of ``tse_id``

@@ -64,12 +64,14 @@ ENDED_AT = 4  # its index in RECEIPT_COLUMNS
 @dataclass(frozen=True)
 class BookedReceipt:
     """What recovery needs to know of a booked receipt: its number (BON_NR), whether
-    it carries a Finish log, whether a closing took it, and its TSE_TA_FEHLER."""
+    it carries a Finish log, whether a closing took it, its TSE_TA_FEHLER and the
+    processType it was (to be) signed with (None in books older than the column)."""
 
     bon_nr: int
     signed: bool
     closed: bool
     error: str
+    process_type: str | None = None
 
 
 def open_books_db(path: Path | str) -> sqlite3.Connection:

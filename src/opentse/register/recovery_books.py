@@ -6,13 +6,14 @@ register must appear there exactly once. Recovery (recovery.py) finishes two kin
 that the sale itself never booked as signed:
 
 * a transaction it **aborted** (``AVBelegabbruch``; DSFinV-K 2.4 records aborted
-  Vorgänge too; :func:`aborted_sale`). When the till died before its receipt was printed and booked, the
-  abort is booked under that receipt's own id and number (the number would otherwise
-  be a gap). When the receipt was printed "TSE ausgefallen" and booked unsigned, the
-  abort is a Vorgang of its own (a new number, a reference to that receipt) and
-  TSE_TA_FEHLER says whose transaction it was. An open transaction of the client no
-  receipt of this register claims (an abandoned one) is booked as an abort too.
-  Aborts have one 0.00 line, no payments and zero amounts, as their processData.
+  Vorgänge too; :func:`aborted_sale`). When the till died before its receipt was
+  printed and booked, the abort is booked under that receipt's own id and number
+  (the number would otherwise be a gap). When the receipt was printed "TSE
+  ausgefallen" and booked unsigned, the abort is a Vorgang of its own (a new number,
+  a reference to that receipt) and TSE_TA_FEHLER says whose transaction it was. An
+  open transaction of the client no receipt of this register claims (an abandoned
+  one) is booked as an abort too. Aborts have one 0.00 line, no payments and zero
+  amounts, as their processData.
 * a sale whose **Finish the TSE signed** although the till got no answer in time:
   the printed receipt (and its books row) stays as it is -- sale, times, number --
   and gets the TSE's Finish log, with TSE_TA_FEHLER saying it was printed without
@@ -20,9 +21,10 @@ that the sale itself never booked as signed:
   changed; the journal then says so.
 
 Only the transaction's own data is booked: the Finish log the TSE answered, matched
-against what the sale's Start note meant to sign (pending_booking.matches), and a
-TSE transaction already in the books (by its number) is never booked again, so
-recovery may run any number of times.
+against what the sale's Start note meant to sign (pending_booking.matches; without
+a note, as journals of older versions forgot it, against the processData of the
+receipt's booked sale), and a TSE transaction already in the books (by its number)
+is never booked again, so recovery may run any number of times.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ import uuid
 from dataclasses import dataclass
 
 from opentse.errors import FormatError
+from opentse.formats import processdata as pd
 from opentse.register.backends import Signed
 from opentse.register.books import Books
+from opentse.register.books_schema import BookedReceipt
 from opentse.register.outage import OutageLog
 from opentse.register.pending_booking import PendingBooking, book_recovered, matches
 from opentse.register.recovery_journal import PendingStart
@@ -113,9 +117,28 @@ def account(books: Books, journal: OutageLog, tx: RecoveredTransaction) -> str:
         return _book_sale(books, tx, booking)
     if tx.aborted:
         return _book_abort(books, journal, tx, booking)
-    if booking is None:
+    if booking is not None:
+        return "; not booked: its processData differs from the noted sale's"
+    return _sign_booked_without_note(books, tx)
+
+
+def _sign_booked_without_note(books: Books, tx: RecoveredTransaction) -> str:
+    """A journal from before the note stayed after a failed Finish: the receipt's
+    books row says what the sale meant to sign (Kassenbeleg-V1, Bestellung-V1)."""
+    booked = books.booked(tx.receipt_ref) if tx.receipt_ref else None
+    if booked is None or booked.signed:
         return ""  # nothing says what the sale meant to sign: never booked as it
-    return "; not booked: its processData differs from the noted sale's"
+    sale = books.sale(tx.receipt_ref)
+    process_type = booked.process_type or pd.PROCESS_TYPE_KASSENBELEG
+    if process_type == pd.PROCESS_TYPE_KASSENBELEG:
+        meant = sale.process_data()
+    elif process_type == pd.PROCESS_TYPE_BESTELLUNG:
+        meant = sale.order_process_data()
+    else:
+        return "; not booked: no Start note to match its processData with"
+    if (tx.signed.process_type, tx.signed.process_data) != (process_type, meant):
+        return "; not booked: its processData differs from the booked sale's"
+    return _late_signature(books, tx, booked)
 
 
 def _book_sale(books: Books, tx: RecoveredTransaction, booking: PendingBooking) -> str:
@@ -124,6 +147,10 @@ def _book_sale(books: Books, tx: RecoveredTransaction, booking: PendingBooking) 
     if booked is None:
         book_recovered(books, tx.receipt_ref, booking, tx.signed)
         return f"; booked by recovery as receipt {booking.bon_nr}"
+    return _late_signature(books, tx, booked)
+
+
+def _late_signature(books: Books, tx: RecoveredTransaction, booked: BookedReceipt) -> str:
     if booked.signed:
         return ""
     if books.add_late_signature(tx.receipt_ref, tx.signed, late_signature_note(booked.error)):
