@@ -64,9 +64,10 @@ SLOTS = 5
 BESTELLUNG_SEPARATOR = "\r"
 CENT = Decimal("0.01")
 
-_AMOUNT_2 = re.compile(r"-?\d+\.\d{2}")
-_FISKALY_AMOUNT = re.compile(r"-?\d+(\.\d{2,5})")
-_FISKALY_QUANTITY = re.compile(r"-?\d+(\.\d{1,5})?")
+# ASCII digits only: \d also matches "\u0661" (ARABIC-INDIC ONE), which Decimal reads
+_AMOUNT_2 = re.compile(r"-?[0-9]+\.[0-9]{2}")
+_FISKALY_AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]{2,5})")
+_FISKALY_QUANTITY = re.compile(r"-?[0-9]+(\.[0-9]{1,5})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
@@ -327,19 +328,20 @@ def from_fiskaly_receipt(receipt: Mapping[str, Any]) -> tuple[str, str]:
     if not isinstance(receipt, Mapping):
         raise _error("E_PROCESSDATA", "receipt must be an object")
     receipt_type = receipt.get("receipt_type")
-    if receipt_type not in FISKALY_RECEIPT_TYPES:
+    if not isinstance(receipt_type, str) or receipt_type not in FISKALY_RECEIPT_TYPES:
         raise _error("E_RECEIPT_TYPE", f"unknown receipt_type {receipt_type!r}")
     slots = [Decimal("0")] * SLOTS
     for entry in _items(receipt, "amounts_per_vat_rate", required=True):
         rate = entry.get("vat_rate")
-        if rate not in FISKALY_VAT_RATES:
+        if not isinstance(rate, str) or rate not in FISKALY_VAT_RATES:
             raise _error("E_VAT_RATE", f"unknown vat_rate {rate!r}")
         slots[FISKALY_VAT_RATES[rate] - 1] += _fiskaly_amount(entry.get("amount"), "amount")
     sums: dict[tuple[str, str], Decimal] = {}
     for entry in _items(receipt, "amounts_per_payment_type", required=False):
-        kind = FISKALY_PAYMENT_TYPES.get(entry.get("payment_type"))  # type: ignore[arg-type]
+        payment_type = entry.get("payment_type")
+        kind = FISKALY_PAYMENT_TYPES.get(payment_type) if isinstance(payment_type, str) else None
         if kind is None:
-            raise _error("E_PAYMENT_TYPE", f"unknown payment_type {entry.get('payment_type')!r}")
+            raise _error("E_PAYMENT_TYPE", f"unknown payment_type {payment_type!r}")
         currency = entry.get("currency_code", "EUR")
         if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
             raise _error("E_CURRENCY", f"bad currency_code {currency!r}")
