@@ -54,7 +54,7 @@ from opentse.register.books_json import sale_to_json
 from opentse.register.recovery_books import abort_bon_id, abort_note, late_signature_note
 from opentse.register.remote import RemoteBackend
 from opentse.register.render_text import render_text
-from opentse.register.zreport import close_day
+from opentse.register.zreport import ZReport, build_zreport, close_day
 from opentse.testing import ready_tse
 from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import TransactionLogData
@@ -203,10 +203,10 @@ def _served_tar(served: dict[str, str]) -> bytes:
 
 def _export_accounts_for_the_tse(
     register: Register, books: Books, tar: Callable[[], bytes], path: Path
-) -> dict[str, dict[str, str]]:
+) -> tuple[dict[str, dict[str, str]], ZReport]:
     """Close the day, export it, check it (signatures included) and compare its
     TSE_TANR set with the TSE's own export: equal, each number in one row. Returns
-    transactions_tse.csv by BON_ID."""
+    transactions_tse.csv by BON_ID and the day's Z report."""
     closed = close_day(register, books, MASTER, "0.00")
     export = write_export([closed.closing], path)
     assert [f for f in check_export(export) if f.severity == "error"] == []
@@ -215,7 +215,7 @@ def _export_accounts_for_the_tse(
     in_tse = _tar_transactions(tar(), CLIENT)
     assert all("FinishTransaction" in ops for ops in in_tse.values())  # none left open
     assert sorted(numbers) == sorted(in_tse)
-    return {r["BON_ID"]: r for r in rows}
+    return {r["BON_ID"]: r for r in rows}, build_zreport(closed)
 
 
 @pytest.fixture
@@ -267,9 +267,10 @@ def test_a_finish_signed_after_the_deadline_signs_the_printed_receipt(
     assert outage.receipt_refs == (late.receipt_ref,)  # the outage stays documented
     assert register.recover() == [] and _row(till, late.receipt_ref) == signed_row
 
-    rows = _export_accounts_for_the_tse(
+    rows, report = _export_accounts_for_the_tse(
         register, books, lambda: _embedded_tar(installation.service), tmp_path / "day.zip"
     )
+    assert report.tse_failures == 1  # printed "TSE ausgefallen", signed only later
     row = rows[late.receipt_ref]
     assert row["TSE_TANR"] == str(dangling.transaction_number) and row["TSE_TA_SIG"]
     assert row["TSE_TA_FEHLER"] == signed_row["error"]
@@ -302,9 +303,10 @@ def test_a_finish_that_never_reached_the_tse_books_recovery_s_abort_beside_the_r
     assert _row(till, lost.receipt_ref) == printed  # the printed receipt stays unsigned
     assert register.recover() == [] and books.open_count() == 3  # booked once
 
-    rows = _export_accounts_for_the_tse(
+    rows, report = _export_accounts_for_the_tse(
         register, books, lambda: _embedded_tar(installation.service), tmp_path / "day.zip"
     )
+    assert report.tse_failures == 1  # the printed receipt; the abort was never printed
     assert rows[lost.receipt_ref]["TSE_TANR"] == "" and rows[lost.receipt_ref]["TSE_TA_FEHLER"]
     aborted = rows[abort_bon_id(TSE, number)]
     assert aborted["TSE_TANR"] == str(number) and aborted["TSE_TA_FEHLER"] == abort_note(1)
@@ -353,7 +355,7 @@ def test_a_crash_before_the_finish_books_the_abort_as_the_receipt_never_printed(
     assert not second.sell(_sale()).tse_failed  # receipt 3
     assert books.find_bon_id("3")
 
-    rows = _export_accounts_for_the_tse(
+    rows, _ = _export_accounts_for_the_tse(
         second, books, lambda: _embedded_tar(installation.service), tmp_path / "day.zip"
     )
     assert rows[note.receipt_ref]["TSE_TANR"] == str(dangling.transaction_number)
@@ -382,7 +384,7 @@ def test_over_http_a_finish_signed_after_the_deadline_signs_the_printed_receipt(
             "had been signed by its own Finish (Kassenbeleg-V1); "
             "signature added to receipt 1, printed without it"
         )
-        rows = _export_accounts_for_the_tse(
+        rows, _ = _export_accounts_for_the_tse(
             register, books, lambda: _served_tar(served), tmp_path / "day.zip"
         )
         assert rows[late.receipt_ref]["TSE_TANR"] == str(dangling.transaction_number)
@@ -469,7 +471,7 @@ def test_without_its_start_note_a_late_finish_is_matched_against_the_booked_sale
             "had been signed by its own Finish (Kassenbeleg-V1); "
             "signature added to receipt 1, printed without it"
         )
-        rows = _export_accounts_for_the_tse(
+        rows, _ = _export_accounts_for_the_tse(
             register, books, lambda: _embedded_tar(installation.service), tmp_path / "day.zip"
         )
         assert rows[late.receipt_ref]["TSE_TANR"] == str(dangling.transaction_number)

@@ -48,8 +48,17 @@ ABORT_NAMESPACE = uuid.UUID("6f1c8f0e-3b57-4d0c-9a43-2f5a4b1c7d21")
 #: The text of the one (0.00) line of an abort recovery booked.
 ABORT_LINE_TEXT = "Vorgang abgebrochen (Wiederherstellung)"
 
+#: How TSE_TA_FEHLER of a receipt printed unsigned but signed by the TSE begins.
+LATE_SIGNATURE_PREFIX = "Beleg als TSE-Ausfall gedruckt ("
+
 #: TSE_TA_FEHLER is A200 (DSFinV-K Anhang G).
 FEHLER_MAX = 200
+
+
+def printed_as_failure(signature: bytes, error: str) -> bool:
+    """Was the receipt printed "TSE ausgefallen"? Unsigned, or signed only later. An
+    abort recovery booked carries a TSE_TA_FEHLER note but was never printed."""
+    return not signature or error.startswith(LATE_SIGNATURE_PREFIX)
 
 
 def abort_bon_id(tse_id: str, transaction_number: int) -> str:
@@ -70,7 +79,7 @@ def aborted_sale() -> Sale:
 def late_signature_note(reason: str) -> str:
     """TSE_TA_FEHLER of a receipt printed without signature whose Finish the TSE had
     signed: why it was printed so, and that the signature was taken over later."""
-    head = "Beleg als TSE-Ausfall gedruckt ("
+    head = LATE_SIGNATURE_PREFIX
     tail = "); die TSE hatte ihn signiert, Signatur nachträglich übernommen"
     room = FEHLER_MAX - len(head) - len(tail)
     reason = reason or "keine Antwort"

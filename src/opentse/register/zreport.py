@@ -35,6 +35,7 @@ from opentse.formats.dsfinvk.model import (
 from opentse.register.books import Books, MasterData
 from opentse.register.books_closing import ClosedDay
 from opentse.register.money import format_money, require_cents
+from opentse.register.recovery_books import printed_as_failure
 from opentse.register.sale import CashBookEntry
 from opentse.register.shoptime import local_time, shop_zone
 
@@ -193,7 +194,9 @@ def build_zreport(day: ClosedDay) -> ZReport:
         last_bon_id=receipts[-1].bon_id if receipts else "",
         receipts=len(receipts),
         receipts_by_type=tuple((t, *kinds[t]) for t in sorted(kinds)),
-        tse_failures=sum(1 for r in receipts if r.tse is None or r.tse.error),
+        tse_failures=sum(
+            1 for r in receipts if r.tse is None or printed_as_failure(r.tse.signature, r.tse.error)
+        ),
         business_cases=totals.business_cases,
         vat=tuple(VatKeyTotal(k, rates.get(k, ZERO), *by_key[k]) for k in sorted(by_key)),
         payments=totals.payments,
