@@ -44,6 +44,8 @@ def test_site_tse_archive_docs_commands(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 1 and "E_SITE_ADDRESS_MISMATCH" in result.output
     listing = json.loads(run(data, "site", "list", "--json"))
+    tables = run(data, "site", "list")  # the organization and its id, not only in --json
+    assert "Organizations" in tables and "Kiosk Ost" in tables and "Shared TSEs" in tables
     assert [r["tse_id"] for r in listing["registers"]] == ["t1", None]
 
     status = json.loads(run(data, "tse", "status", "t1", "--json"))

@@ -72,12 +72,18 @@ def list_command(
     if as_json:
         echo_json(out)
         return
+    table("Organizations", ("id", "name", "tax number", "API organization"),
+          [(x["id"], x["name"], x["tax_number"], x["svc_org_id"] or "")
+           for x in out["organizations"]])  # fmt: skip
     table("Locations", ("id", "organization", "name", "address"),
           [(x["id"], x["org_id"], x["name"], f"{x['street']}, {x['postal_code']} {x['city']}")
            for x in out["locations"]])  # fmt: skip
     table("TSEs", ("tse", "location", "status", "capacity", "url"),
           [(x["tse_id"], x["location_id"], x["status"], x["capacity"], x["connection_url"])
            for x in out["tses"]])  # fmt: skip
+    table("Shared TSEs", ("tse", "shared with location", "confirmed by", "at"),
+          [(x["tse_id"], x["location_id"], x["confirmed_by"], iso(x["confirmed_at"]))
+           for x in out["shares"]])  # fmt: skip
     table("Registers", ("register", "location", "tse", "assigned"),
           [(x["register_id"], x["location_id"], x["tse_id"], iso(x["assigned_at"]))
            for x in out["registers"]])  # fmt: skip
