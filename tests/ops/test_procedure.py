@@ -3,6 +3,7 @@ rendered to PDF and from there to PNG (artifacts/ops/)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -104,7 +105,7 @@ def test_procedure_document(ops: OpsContext, tmp_path: Path) -> None:
         "KASSE-1",
         "Tablet-Kasse",
         "PUK (admin)",
-        "PIN gesetzt/entsperrt mit PUK (unblockUser)",
+        "PIN gesetzt/entsperrt mit PUK (unblockUser, Benutzer ",
         "Stromausfall im Back-Office",
         "WLAN gestört",
         sha,
@@ -189,3 +190,36 @@ def test_tse_at_no_location_is_described_as_it_is(ops: OpsContext) -> None:
     assert f"| Schnittstelle | {sites.SERVED_INTERFACE} |" in api
     assert f"| Software-Version | opentse {__version__} |" in cli_only
     assert "| Standort | - |" in api
+
+
+def test_unblock_logs_say_whose_pin_and_whether_it_changed(ops: OpsContext) -> None:
+    """Section 4 reads the TSE's unblockUser logs: a wrong PUK is logged as well
+    (TR-03151) and must not be documented as a PIN change; the user is named."""
+    from typer.testing import CliRunner
+
+    from opentse.cli.main import build_app
+
+    data = ops.data_dir
+    ops.close()
+    app, runner = build_app(), CliRunner()
+    made = runner.invoke(app, ["tse", "create", "p1", "--json", "--data", str(data)])
+    puks = json.loads(made.output)
+    for args in (
+        ["tse", "initialize", "p1", "--pin", "123456", "--puk", puks["admin_puk"]],
+        ["tse", "set-pin", "p1", "--user", "timeadmin", "--puk", "wrong-puk-1", "--pin", "777777"],
+        ["tse", "set-pin", "p1", "--user", "timeadmin", "--puk", puks["timeadmin_puk"],
+         "--pin", "777777"],
+    ):  # fmt: skip
+        runner.invoke(app, [*args, "--data", str(data)], catch_exceptions=False)
+    ctx = OpsContext.open(data)
+    try:
+        rows = [c["what"] for c in procedure.collect(ctx).credential_changes]
+    finally:
+        ctx.close()
+    assert len(rows) == 3, rows
+    assert rows[0].startswith("PIN gesetzt/entsperrt mit PUK (unblockUser, Benutzer ")
+    assert "admin" in rows[0].lower() and "time" not in rows[0].lower()
+    assert rows[1].startswith("Versuch ohne Änderung (unblockUser, Benutzer ")
+    assert "Ergebnis failed" in rows[1] and "time" in rows[1].lower()
+    assert rows[2].startswith("PIN gesetzt/entsperrt") and "time" in rows[2].lower()
+    assert not any(puks["timeadmin_puk"] in r or "wrong-puk-1" in r for r in rows)

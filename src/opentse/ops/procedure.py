@@ -24,8 +24,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from opentse import NOT_CERTIFIED_NOTICE, __version__
 from opentse.engine.ports import LogFilter
+from opentse.errors import FormatError
 from opentse.ops import archive, outages, protocol, sites
 from opentse.ops.store import DEFAULT_CAPACITY, OpsContext
+from opentse.tr03151 import codec, sysdata
+from opentse.tr03151.logmessage import SystemLogData
 from opentse.tr03151.oids import LogType
 
 SECTIONS = (
@@ -157,11 +160,31 @@ def _credential_changes(ctx: OpsContext, tse_ids: list[str]) -> list[dict[str, A
                     {
                         "at": log.log_time,
                         "tse_id": tse_id,
-                        "what": "PIN gesetzt/entsperrt mit PUK (unblockUser)",
+                        "what": _unblock_text(log.message),
                         "source": f"TSE-Log, Signaturzähler {log.signature_counter}",
                     }
                 )
     return sorted(found, key=lambda c: (c["at"], c["tse_id"]))
+
+
+def _unblock_text(message: bytes) -> str:
+    """What an unblockUser log says: whose PIN, and whether the PUK was right (a wrong
+    PUK is logged too, TR-03151, and changed nothing)."""
+    try:
+        certified = codec.decode_log_message(message).certified
+        if not isinstance(certified, SystemLogData):
+            raise ValueError("not a system log")
+        fields = sysdata.parse_system_operation_data(certified.system_operation_data)
+        user = (sysdata.field(fields, 0x81) or b"?").decode("ascii", "replace")
+        raw = sysdata.field(fields, 0x82)
+        result = sysdata.decode_enum(raw) if raw is not None else None
+    except (FormatError, ValueError):
+        return "unblockUser (Log nicht lesbar)"
+    if result == sysdata.UNBLOCK_RESULTS["ok"]:
+        return f"PIN gesetzt/entsperrt mit PUK (unblockUser, Benutzer {user})"
+    names = {v: k for k, v in sysdata.UNBLOCK_RESULTS.items()}
+    outcome = names.get(result, str(result)) if result is not None else "?"
+    return f"Versuch ohne Änderung (unblockUser, Benutzer {user}, Ergebnis {outcome})"
 
 
 def collect(
