@@ -64,11 +64,13 @@ def TestOneInput(data: bytes) -> None:
             target.mkdir()
             for name, content in files.items():
                 safe = PurePosixPath(name.replace("\\", "/")).name
-                if safe and safe not in (".", "..") and "\x00" not in safe:
-                    (target / safe[:200]).write_bytes(content)
+                fits = len(safe.encode()) <= 200  # a file system name is <= 255 bytes
+                if safe and safe not in (".", "..") and "\x00" not in safe and fits:
+                    (target / safe).write_bytes(content)
         else:
             target = Path(tmp) / "export.zip"
-            target.write_bytes(files[""] if mode == RAW else zip_bytes(files))
+            named = {n: d for n, d in files.items() if n.split("\x00")[0]}  # ZipInfo cuts at NUL
+            target.write_bytes(files[""] if mode == RAW else zip_bytes(named))
         try:
             findings = check_export(target)
         except OpenTSEError as exc:

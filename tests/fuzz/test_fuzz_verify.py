@@ -1,0 +1,129 @@
+"""What fuzz/fuzz_verify.py found in the whole verifier (``opentse verify`` path).
+
+The four crashes are in modules outside this harness's owner's files (formats/tar.py,
+verify/transactions.py, verify/certificates.py, verify/archive.py): each input is kept
+here as a strict xfail, so the test fails (XPASS) the moment the crash is fixed and the
+entry in ``fuzz_verify.KNOWN_OPEN`` and docs/proof.md can go. The other tests hold the
+harness to its invariants on inputs that work today.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from fuzz import fuzz_verify  # noqa: E402
+from opentse.formats.tar import certificate_filename, info_csv  # noqa: E402
+from opentse.tr03151.logmessage import FINISH, START, TransactionLogData  # noqa: E402
+from opentse.verify.archive import load_exports  # noqa: E402
+from opentse.verify.html import render_html  # noqa: E402
+from opentse.verify.report import VerifyReport, verify_loaded  # noqa: E402
+from opentse.verify.synthetic import LogSpec, SyntheticTSE  # noqa: E402
+
+
+def tar(members: Sequence[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as out:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_700_000_000
+            out.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def export(tse: SyntheticTSE, certificate: bytes | None = None) -> list[tuple[str, bytes]]:
+    """info.csv, the certificate, a started and a finished transaction."""
+    cert = tse.certificate if certificate is None else certificate
+    logs = [
+        tse.log(LogSpec(TransactionLogData(op, "K-1", data, "Kassenbeleg-V1", 1), n, unix))
+        for n, (op, data, unix) in enumerate(
+            ((START, b"", 1_700_000_000), (FINISH, b"Beleg^", 1_700_000_005)), start=1
+        )
+    ]
+    name = certificate_filename(tse.certificate)  # the name of the good certificate
+    return [("info.csv", info_csv("x", "y", "1")), (name, cert), *logs]
+
+
+def verify(tmp_path: Path, blob: bytes) -> VerifyReport:
+    path = tmp_path / "export.tar"
+    path.write_bytes(blob)
+    report = verify_loaded(load_exports([path], workers=1))
+    render_html(report)
+    json.dumps(report.to_json(), allow_nan=False)
+    return report
+
+
+def test_clean_export_verifies_and_harness_accepts_it(tmp_path: Path) -> None:
+    blob = tar(export(SyntheticTSE()))
+    assert verify(tmp_path, blob).ok
+    fuzz_verify.TestOneInput(blob)
+
+
+def test_markup_seed_is_escaped_in_the_html(tmp_path: Path) -> None:
+    seed = fuzz_verify.seeds()[-2]
+    report = verify(tmp_path, seed)
+    html = render_html(report)
+    assert fuzz_verify.MARK not in html
+    assert "&lt;x-fuzz&gt;" in html  # the markup is there, as text
+    fuzz_verify.TestOneInput(seed)
+
+
+@pytest.mark.xfail(strict=True, raises=csv.Error, reason="open: formats/tar.py csv.Error")
+def test_info_csv_with_a_bare_cr(tmp_path: Path) -> None:
+    """Found: csv.Error ('new-line character seen in unquoted field') from
+    parse_info_csv escapes load_exports; verify.archive catches OpenTSEError and
+    ValueError only. Expected: an E_INFO_FORMAT finding."""
+    members = export(SyntheticTSE())
+    members[0] = ("info.csv", b"manufacturer:,x\ry\nversion:,1\n")
+    report = verify(tmp_path, tar(members))
+    assert "E_INFO_FORMAT" in {f.code for f in report.findings}
+
+
+@pytest.mark.xfail(strict=True, raises=AttributeError, reason="open: verify/transactions.py")
+def test_transaction_log_with_an_unknown_operation(tmp_path: Path) -> None:
+    """Found: a transaction log whose operationType is no known one (here a changed
+    letter) makes a row with no start, update or finish, and check_transactions
+    takes ``.file`` of None. Expected: E_TX_OPERATION only."""
+    tse = SyntheticTSE()
+    spec = LogSpec(TransactionLogData(FINISH, "K-1", b"", "Kassenbeleg-V1", 2), 3, 1_700_000_009)
+    name, data = tse.log(spec)  # the only log of transaction 2
+    odd = (name, data.replace(b"FinishTransaction", b"FinishTransactioX"))
+    members = [*export(tse), odd]
+    report = verify(tmp_path, tar(members))
+    assert "E_TX_OPERATION" in {f.code for f in report.findings}
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason="open: verify/certificates.py")
+def test_certificate_whose_names_are_not_utf8(tmp_path: Path) -> None:
+    """Found: a certificate whose subject/issuer UTF8String is no UTF-8 loads
+    (cryptography parses names lazily), then ``cert.issuer`` raises ValueError in
+    _chain_status. Expected: an E_CERT_* finding."""
+    tse = SyntheticTSE()
+    cn = tse.serial.hex().encode()
+    assert cn in tse.certificate
+    bad = tse.certificate.replace(cn, b"\xff" + cn[1:])
+    report = verify(tmp_path, tar(export(tse, bad)))
+    assert any(f.code.startswith("E_CERT") for f in report.findings)
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason="open: verify/archive.py")
+def test_certificate_whose_key_is_not_on_the_curve(tmp_path: Path) -> None:
+    """Found: ``cert.public_key()`` raises ValueError ('Invalid key') in
+    archive._cert_entry for a point that is not on the curve. Expected: a finding."""
+    tse = SyntheticTSE()
+    assert tse.point in tse.certificate
+    off_curve = tse.point[:-1] + bytes([tse.point[-1] ^ 1])
+    bad = tse.certificate.replace(tse.point, off_curve)
+    report = verify(tmp_path, tar(export(tse, bad)))
+    assert not report.ok
