@@ -40,7 +40,7 @@ NOW = 1_700_000_000
 TSE = "tse-1"
 CLIENT = "KASSE-SHARED"
 SELLER = Seller("Imbiss am Ring", ("Ring 1", "04109 Leipzig"))
-ABORT = ABORT_PROCESS_DATA["Kassenbeleg-V1"].encode()
+ABORT = ABORT_PROCESS_DATA.encode()
 BELEG = b"Beleg^4.80_0.00_0.00_0.00_0.00^4.80:Bar"
 HOURS_6 = int(DEFAULT_ABANDONED_AFTER.total_seconds())
 
@@ -263,7 +263,7 @@ def test_abandoned_foreign_transaction_is_aborted_young_ones_are_listed(
 
     tse_clock.advance(HOURS_6 - 3600)  # the young one is now six hours old, too
     assert register.recover() == [almost, young]
-    assert finishes(service)[young] == ("Bestellung-V1", b"")
+    assert finishes(service)[young] == ("Kassenbeleg-V1", ABORT)  # an order aborts as a receipt
     assert open_numbers(service) == [] and register.journal.foreign_open() == []
     assert first_seen < datetime.fromtimestamp(tse_clock.now(), UTC)
 

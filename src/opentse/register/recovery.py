@@ -35,12 +35,13 @@ if TYPE_CHECKING:
     from opentse.register.books import Books
     from opentse.register.register import RegisterConfig
 
-#: processData used to close a dangling transaction, by its processType.
-ABORT_PROCESS_DATA: dict[str, str] = {
-    pd.PROCESS_TYPE_KASSENBELEG: "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^",
-    pd.PROCESS_TYPE_BESTELLUNG: "",
-    pd.PROCESS_TYPE_SONSTIGER: "",
-}
+#: processType and processData that close a dangling transaction, whatever its Start
+#: was: an aborted receipt (DSFinV-K BON_TYP AVBelegabbruch, zero amounts, no
+#: payments), as fiskaly signs a CANCELLED transaction. An order or other process
+#: finished with empty data instead could not be rebuilt from the DSFinV-K rows
+#: that book the abort (a Bon needs a line), so an auditor's check would refuse it.
+ABORT_PROCESS_TYPE = pd.PROCESS_TYPE_KASSENBELEG
+ABORT_PROCESS_DATA = "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^"
 
 
 #: An open transaction of the client this register did not start counts as abandoned
@@ -134,16 +135,17 @@ class Recovery:
                 receipt_ref=receipt_ref,
                 process_type=ptype,
             )
-            data = ABORT_PROCESS_DATA.get(ptype, "")
+            data = ABORT_PROCESS_DATA
             ref = f"{receipt_ref}:finish" if receipt_ref else f"recover:{client}:{number}"
             try:
-                signed = self._call(functools.partial(self._finish_open, number, ptype, data, ref))
+                finish = functools.partial(self._finish_open, number, ABORT_PROCESS_TYPE, data, ref)
+                signed = self._call(finish)
             except Exception as exc:
                 if number not in open_numbers and is_not_found(exc):
                     self._resolve(number, f"not open at the TSE ({journal_reason(exc)})")
                     self._forget(claimed.get(number))
                 continue
-            aborted = signed.process_data == data
+            aborted = (signed.process_type, signed.process_data) == (ABORT_PROCESS_TYPE, data)
             try:
                 booked = self._book(number, receipt_ref, claimed.get(number), signed, aborted)
             except Exception:
