@@ -138,7 +138,7 @@ def _csv_edit(rng: random.Random, content: bytes) -> bytes:
         spots = list(re.finditer(rb">([^<]{1,40})<", content))
         if spots:
             m = rng.choice(spots)
-            new = rng.choice((b"", b"99999999999999999999", b"-1", b".", b"&amp;", b"&bad;"))
+            new = rng.choice((b"", b"9" * 5000, b"-1", b".", b"&amp;", b"&bad;", b"\xc2\xb2"))
             return content[: m.start(1)] + new + content[m.end(1) :]
     if op == 5:  # LF line ends, or a byte order mark
         return content.replace(b"\r\n", b"\n") if rng.random() < 0.5 else b"\xef\xbb\xbf" + content

@@ -142,3 +142,30 @@ def test_vat_key_that_is_no_ascii_integer_is_a_finding(tmp_path: Path, key: str,
     ARABIC-INDIC DIGIT THREE as a number (regex \\d), now only ASCII digits."""
     files = edit_field(own_exports()[0], "vat.csv", "UST_SCHLUESSEL", key)
     assert code in codes(check_export(folder(tmp_path, files)))
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "9" * 5000])
+@pytest.mark.parametrize("element", ["From", "Accuracy", "MaxLength"])
+def test_index_xml_numbers_that_int_cannot_read(tmp_path: Path, element: str, value: str) -> None:
+    """Found (read_index_xml): Range/From '²' passed str.isdigit() and int() raised
+    ValueError, as did Accuracy and MaxLength (and 5,000 digits). Now a bad
+    Accuracy/MaxLength is E_INDEX_XML; a bad first row is read as none."""
+    files = own_exports()[0]
+    tag = f"<{element}>".encode()
+    index = files["index.xml"]
+    at = index.index(tag) + len(tag)
+    end = index.index(b"<", at)
+    files = {**files, "index.xml": index[:at] + value.encode() + index[end:]}
+    findings = check_export(folder(tmp_path, files))
+    if element == "From":
+        assert all(f.code.startswith(("E_", "W_")) for f in findings)
+    else:
+        assert "E_INDEX_XML" in codes(findings)
+
+
+def test_vat_key_superscript_in_both_vat_files(tmp_path: Path) -> None:
+    """The VAT-rate rule looks a transactions_vat.csv key up in vat.csv: with '²' in
+    both, it took the isdigit() branch to int('²')."""
+    files = edit_field(own_exports()[0], "vat.csv", "UST_SCHLUESSEL", "\u00b2")
+    files = edit_field(files, "transactions_vat.csv", "UST_SCHLUESSEL", "\u00b2")
+    assert "E_CSV_NUMBER" in codes(check_export(folder(tmp_path, files)))

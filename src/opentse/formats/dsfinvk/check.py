@@ -648,9 +648,9 @@ class _Checker:
             key_text = row["UST_SCHLUESSEL"]
             rate = rates.get((*_closing(row), key_text))
             end = ends.get(_bon(row))
-            if rate is None or end is None or not key_text.isdigit():
+            if rate is None or end is None or not (key_text.isascii() and key_text.isdigit()):
                 continue
-            key = int(key_text)
+            key = _int(key_text)
             if key >= T.FIRST_INDIVIDUAL_VAT_KEY:
                 continue
             valid = T.vat_rate(key, end.date())

@@ -185,6 +185,12 @@ def _text(parent: ET.Element, name: str) -> str | None:
     return child.text or ""
 
 
+def _count(text: str) -> bool:
+    """ASCII digits int() reads (``"²".isdigit()`` is true, int("²") fails; int()
+    refuses more than 4,300 digits): a length, accuracy or row number."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _read_column(element: ET.Element, table: str) -> Column:
     name = _text(element, "Name")
     if not name:
@@ -193,12 +199,12 @@ def _read_column(element: ET.Element, table: str) -> Column:
     numeric = element.find("Numeric")
     if numeric is not None:
         accuracy_text = _text(numeric, "Accuracy") or "0"
-        if not accuracy_text.isdigit():
+        if not _count(accuracy_text):
             raise _bad(f"{table} {name}: Accuracy {accuracy_text!r}")
         return Column(name, ColumnType.NUMERIC, None, int(accuracy_text), description)
     if element.find("AlphaNumeric") is not None:
         max_text = _text(element, "MaxLength")
-        if max_text is not None and not max_text.isdigit():
+        if max_text is not None and not _count(max_text):
             raise _bad(f"{table} {name}: MaxLength {max_text!r}")
         max_length = int(max_text) if max_text else None
         return Column(name, ColumnType.ALPHANUMERIC, max_length, 0, description)
@@ -235,7 +241,7 @@ def _read_table(element: ET.Element) -> tuple[Table, TableDialect]:
     first = None
     if range_el is not None:
         from_text = _text(range_el, "From") or ""
-        first = int(from_text) if from_text.isdigit() else None
+        first = int(from_text) if _count(from_text) else None
     dialect = TableDialect(
         utf8=element.find("UTF8") is not None,
         decimal_symbol=_text(element, "DecimalSymbol"),
