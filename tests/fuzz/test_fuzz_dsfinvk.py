@@ -169,3 +169,21 @@ def test_vat_key_superscript_in_both_vat_files(tmp_path: Path) -> None:
     files = edit_field(own_exports()[0], "vat.csv", "UST_SCHLUESSEL", "\u00b2")
     files = edit_field(files, "transactions_vat.csv", "UST_SCHLUESSEL", "\u00b2")
     assert "E_CSV_NUMBER" in codes(check_export(folder(tmp_path, files)))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_entity_declaration_in_utf16_index_xml_is_refused(tmp_path: Path, encoding: str) -> None:
+    """Found while reading the index.xml parser for the fuzzer: entity declarations
+    were refused by a byte search for '<!ENTITY', which UTF-16 or UTF-32 text passes;
+    expat then expanded them. Now refused in any encoding."""
+    text = (
+        f'<?xml version="1.0" encoding="{encoding.upper()}"?>'
+        '<!DOCTYPE DataSet [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+        "<DataSet><Version>&b;</Version><Media><Name>x</Name></Media></DataSet>"
+    )
+    files = {**own_exports()[0], "index.xml": text.encode(encoding)}
+    findings = check_export(folder(tmp_path, files))
+    mine = [f for f in findings if f.file == "index.xml"]
+    assert [f.code for f in mine] == ["E_INDEX_XML"]
+    if encoding == "utf-16":  # with a byte order mark: expat reads it
+        assert mine[0].message == "index.xml: entity declarations are not allowed"

@@ -16,6 +16,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
+from xml.parsers import expat
 from xml.sax.saxutils import escape
 
 from opentse.errors import FormatError
@@ -262,10 +263,27 @@ def _read_table(element: ET.Element) -> tuple[Table, TableDialect]:
     return table, dialect
 
 
+def _refuse_entities(data: bytes) -> None:
+    """FormatError for an entity declaration in any encoding expat reads (the byte
+    test above sees only ASCII-compatible ones); other XML errors are left to the
+    parse that follows."""
+
+    def refuse(*_args: object) -> None:
+        raise _bad("entity declarations are not allowed")
+
+    parser = expat.ParserCreate()
+    parser.EntityDeclHandler = refuse
+    try:
+        parser.Parse(data, True)
+    except (expat.ExpatError, LookupError, ValueError):
+        return
+
+
 def read_index_xml(data: bytes) -> IndexXml:
     """Parse index.xml (FormatError ``E_INDEX_XML``); entity declarations are refused."""
     if b"<!ENTITY" in data:
         raise _bad("entity declarations are not allowed")
+    _refuse_entities(data)  # also in UTF-16 or another declared encoding
     match = _DOCTYPE.search(data[:4096])
     try:
         root = ET.fromstring(data)
