@@ -244,7 +244,11 @@ def parse_info_csv(data: bytes) -> dict[str, str]:
     except UnicodeDecodeError:
         text = data.decode("latin-1")
     result: dict[str, str] = {}
-    for row in csv.reader(io.StringIO(text), skipinitialspace=True):
+    try:
+        rows = list(csv.reader(io.StringIO(text), skipinitialspace=True))
+    except csv.Error as exc:  # e.g. a bare CR inside a cell
+        raise FormatError(f"info.csv is no CSV: {exc}", code="E_INFO_CSV") from None
+    for row in rows:
         for i in range(0, len(row) - 1, 2):
             key = row[i].strip()
             if not key.endswith(":"):

@@ -31,6 +31,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -129,15 +130,36 @@ def load_certificates(file: str, data: bytes) -> list[CertEntry]:
             certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         return [CertEntry(file, data, None, None, None, name_hash)]
+    if not all(_readable(cert) for cert in certs):
+        return [CertEntry(file, data, None, None, None, name_hash)]
     entries = [_cert_entry(file, data, cert) for cert in certs]
     named = next((e for e in entries if e.key_hash == name_hash), entries[0])
     named.name_hash = name_hash
     return entries
 
 
+def _readable(cert: x509.Certificate) -> bool:
+    """Whether the parts the checks read parse: cryptography loads a certificate
+    before it decodes its names and key, so a name that is no valid UTF-8 or a point
+    off the curve raises ValueError only when read (found by fuzz/fuzz_verify.py)."""
+    try:
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        cert.public_key()
+    except UnsupportedAlgorithm:
+        return True  # a key type or curve this library lacks: read, no point to use
+    except ValueError:
+        return False
+    return True
+
+
 def _cert_entry(file: str, data: bytes, cert: x509.Certificate) -> CertEntry:
-    """The entry of one parsed certificate, its public key point hashed."""
-    key = cert.public_key()
+    """The entry of one parsed certificate, its public key point hashed (none for a
+    key type or curve ``cryptography`` cannot load: no log can be checked with it)."""
+    try:
+        key: object = cert.public_key()
+    except UnsupportedAlgorithm:
+        key = None
     point: bytes | None = None
     key_hash: str | None = None
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -167,7 +189,7 @@ def _sort_members(export: LoadedExport, members: Iterable[Member], points: Point
                 if entry.certificate is None:
                     export.parse_errors.append(label)
                     export.findings.append(
-                        error("E_CERT_FORMAT", "not a DER or PEM certificate", label)
+                        error("E_CERT_FORMAT", "not a readable DER or PEM certificate", label)
                     )
                 elif entry.key_hash and entry.point:
                     points[bytes.fromhex(entry.key_hash)] = entry.point

@@ -91,10 +91,17 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
             ) = data
             if log_kind != TRANSACTION:
                 continue
+            kind = _KINDS.get(operation) or _kind(operation)
+            if kind not in ("start", "update", "finish"):
+                # no row for it: a transaction known only by such a log has no
+                # Start, Update or Finish to list, and this finding says all there is
+                result.findings.append(
+                    error("E_TX_OPERATION", f"unknown operation {operation!r}", entry.file)
+                )
+                continue
             row = rows.get(number)
             if row is None:
                 row = rows[number] = TransactionRow(serial, number, client, entry.file)
-            kind = _KINDS.get(operation) or _kind(operation)
             if process_type:
                 row.process_type = process_type
             if kind == "start":
@@ -118,7 +125,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                         )
                     )
                 row.updates.append(entry)
-            elif kind == "finish":
+            else:  # finish
                 if row.finish is not None:
                     result.findings.append(
                         error(
@@ -129,11 +136,6 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     )
                     continue
                 row.finish = entry
-            else:
-                result.findings.append(
-                    error("E_TX_OPERATION", f"unknown operation {operation!r}", entry.file)
-                )
-                continue
             if client != row.client_id:
                 # certified TSEs accept it (fiskaly export 685e1812: table moved to
                 # another till), so it is worth a warning, not an error
