@@ -114,7 +114,17 @@ class Installation:
         data_dir = Path(data_dir).expanduser()
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         clock = clock or SystemClock()
-        secret = installation_secret.load_or_create(installation_secret.resolve_path(data_dir))
+        secret_path = installation_secret.resolve_path(data_dir)
+        if not secret_path.exists() and (data_dir / CA_FILE).exists():
+            # a new secret would fit nothing here (the CA and every TSE key are
+            # encrypted with the lost one) and would sit where the backup belongs
+            raise installation_secret.SecretFileError(
+                f"the installation secret {secret_path} is missing, but {data_dir} holds "
+                "a CA (and keys) encrypted with it: restore the file from your backup, "
+                "or set OPENTSE_SECRET_FILE to where it is",
+                code="E_SECRET_MISSING",
+            )
+        secret = installation_secret.load_or_create(secret_path)
         ca = _load_or_create_ca(data_dir / CA_FILE, secret, clock.now())
         database_url = (
             database_url

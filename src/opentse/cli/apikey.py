@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from opentse.cli.common import cli_errors
 from opentse.cli.serve import DEFAULT_DATA
 
 apikey_app = typer.Typer(help="API keys of the TSE service.", no_args_is_help=True)
@@ -29,15 +30,16 @@ def create_command(
 
     if env not in ("TEST", "LIVE"):
         raise typer.BadParameter("env must be TEST or LIVE")
-    inst = Installation.open(data, database_url=database)
-    try:
-        store = open_service_store(inst, data)
+    with cli_errors():  # a missing secret, a database of another installation: one line
+        inst = Installation.open(data, database_url=database)
         try:
-            created = create_api_key(store, org_name=org, env=env, now=inst.service.clock.now())
+            store = open_service_store(inst, data)
+            try:
+                created = create_api_key(store, org_name=org, env=env, now=inst.service.clock.now())
+            finally:
+                store.close()
         finally:
-            store.close()
-    finally:
-        inst.close()
+            inst.close()
     if as_json:
         typer.echo(json.dumps(created))
     else:

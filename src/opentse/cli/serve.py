@@ -14,6 +14,8 @@ from typing import Any
 
 import typer
 
+from opentse.cli.common import cli_errors
+
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
 GC_YOUNG_THRESHOLD = 10_000  # gc.set_threshold's first value while serving (see serve)
 
@@ -75,7 +77,8 @@ def serve_command(
     host = host or ("0.0.0.0" if lan else "127.0.0.1")
     port = port if port is not None else (lanmod.LAN_PORT if lan else 8000)
     use_tls = lan if tls is None else tls
-    inst = Installation.open(data, database_url=database)
+    with cli_errors():  # a missing secret, a database of another installation: one line
+        inst = Installation.open(data, database_url=database)
     config = ServerConfig(data_dir=data, env=env, auth_failures_per_address=auth_failures)
     app = create_app(inst, config)
     ssl: dict[str, str] = {}
