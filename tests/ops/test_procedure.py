@@ -223,3 +223,23 @@ def test_unblock_logs_say_whose_pin_and_whether_it_changed(ops: OpsContext) -> N
     assert "Ergebnis failed" in rows[1] and "time" in rows[1].lower()
     assert rows[2].startswith("PIN gesetzt/entsperrt") and "time" in rows[2].lower()
     assert not any(puks["timeadmin_puk"] in r or "wrong-puk-1" in r for r in rows)
+
+
+def test_clients_registered_at_a_tse_but_never_recorded_are_listed(ops: OpsContext) -> None:
+    """Section 3 does not depend on the operator having recorded each till: a client
+    only registered at the TSE (e.g. by a POS through the API) is listed too, once,
+    and a recorded register is not listed twice."""
+    org = sites.create_organization(ops, "Kiosk am Park")
+    loc = sites.create_location(
+        ops, org.id, "Kiosk", street="Parkweg 2", postal_code="10115", city="Berlin"
+    )
+    ready_tse(ops, "tse-k", "KASSE-A", "TABLET-7")
+    sites.assign_tse(ops, "tse-k", loc.id)
+    sites.add_register(ops, "KASSE-A", loc.id, model="opentse pos")
+    sites.assign_register(ops, "KASSE-A", "tse-k")
+    md = procedure.render_markdown(procedure.collect(ops))
+    section = md.split("## 3.", 1)[1].split("## 4.", 1)[0]
+    assert section.count("`KASSE-A`") == 1
+    [row] = [line for line in section.splitlines() if "`TABLET-7`" in line]
+    assert row.startswith("| `TABLET-7` | `tse-k` | ") and row.endswith("| - |")
+    assert "ohne Kassen-Eintrag" in section

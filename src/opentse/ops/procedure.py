@@ -86,6 +86,8 @@ class ProcedureData:
     exports: list[archive.ArchivedExport]
     reminder_days: int
     extra: dict[str, Any] = field(default_factory=dict)
+    #: clients the TSEs know that no ``site add-register`` recorded (ids, times)
+    unrecorded_clients: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _interface(ctx: OpsContext, tse_id: str) -> str:
@@ -140,6 +142,28 @@ def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, A
             cert_until=_dt(int(cert.not_valid_after_utc.timestamp())),
         )
     return row
+
+
+def _unrecorded_clients(
+    ctx: OpsContext, tse_ids: list[str], regs: list[sites.RegisterRow]
+) -> list[dict[str, Any]]:
+    """Every client a TSE registered that no register entry names: the register
+    list a tax auditor reads must not depend on the operator having recorded each
+    till, so the TSEs' own client lists complete it (model and versions unknown)."""
+    recorded = {r.register_id for r in regs}  # moved to a new TSE: still recorded
+    found: list[dict[str, Any]] = []
+    for tse_id in tse_ids:
+        for client in ctx.service.get(tse_id).state.clients.values():
+            if client.client_id not in recorded:
+                found.append(
+                    {
+                        "client_id": client.client_id,
+                        "tse_id": tse_id,
+                        "registered_at": client.registered_at or None,
+                        "deregistered_at": client.deregistered_at,
+                    }
+                )
+    return sorted(found, key=lambda c: (c["tse_id"], c["client_id"]))
 
 
 def _credential_changes(ctx: OpsContext, tse_ids: list[str]) -> list[dict[str, Any]]:
@@ -215,6 +239,7 @@ def collect(
         shares=[s for s in sites.shares(ctx) if s.tse_id in tse_ids],
         tses=[_tse_row(ctx, t, names) for t in tse_ids],
         registers=regs,
+        unrecorded_clients=_unrecorded_clients(ctx, tse_ids, regs),
         credential_changes=_credential_changes(ctx, tse_ids),
         protocol=entries,
         outages=[
