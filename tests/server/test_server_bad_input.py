@@ -217,3 +217,24 @@ def test_odd_numbers_in_paths_and_queries(
         assert r.status_code == 400, r.text
         r = c.get(f"/api/v2/tss/{tss}/tx", params={"limit": value}, headers=h)
         assert r.status_code == 400, r.text
+
+
+@pytest.mark.parametrize("where", ["receipt_type", "vat_rate", "payment_type"])
+@pytest.mark.parametrize("odd", [["RECEIPT"], {"x": 1}, 7, None])
+def test_receipt_enums_of_other_types(
+    ready: tuple[AppClient, dict[str, str], str, str], where: str, odd: Any
+) -> None:
+    """A list or object where the receipt has an enum (fuzzing found TypeError in the
+    processData builder for these) is a schema error, never a 500 or a signature."""
+    c, h, tss, cid = ready
+    vat: dict[str, Any] = {"vat_rate": "NORMAL", "amount": "1.00"}
+    pay: dict[str, Any] = {"payment_type": "CASH", "amount": "1.00"}
+    receipt: dict[str, Any] = {
+        "receipt_type": "RECEIPT",
+        "amounts_per_vat_rate": [vat],
+        "amounts_per_payment_type": [pay],
+    }
+    {"receipt_type": receipt, "vat_rate": vat, "payment_type": pay}[where][where] = odd
+    body = {"state": "FINISHED", "client_id": cid, "schema": {"standard_v1": {"receipt": receipt}}}
+    r = c.put(f"/api/v2/tss/{tss}/tx/{uuid.uuid4()}?tx_revision=1", json=body, headers=h)
+    _problem(r, 400, "E_FAILED_SCHEMA_VALIDATION")
