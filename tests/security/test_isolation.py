@@ -108,7 +108,7 @@ def test_every_operation_with_another_organizations_ids_is_404(
                     continue
                 walked.add((method.upper(), path))
                 if op["operationId"] == "createTss":
-                    continue  # free or foreign: test_create_tss_with_a_foreign_id_does_not_confirm_it
+                    continue  # free or foreign: see test_create_tss_with_a_foreign_id_...
                 for variant in ("existing", "other"):
                     url = _fill(path, world, variant)
                     params = {"tx_revision": 3} if "/tx/" in path and method == "put" else None
