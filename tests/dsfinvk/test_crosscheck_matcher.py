@@ -125,3 +125,39 @@ def test_a_bon_whose_transaction_is_another_client() -> None:
     tx = _tx(5, client="KASSE-9")
     result = xc.cross_check([tx], _side([_bon(5)]))
     assert [f.code for f in result.findings] == [xc.CLIENT]
+
+
+def test_a_transaction_finished_after_the_last_closing_is_the_next_closings() -> None:
+    """Found in review: a transaction started before the last closing and finished
+    after it (a Bon still open at the Z-Bon) was expected in this export and reported
+    as E_XC_TSE_NOT_IN_DSFINVK; its Bon is in the next closing's export."""
+    spanning = _tx(7, at=LAST - 2)
+    assert spanning.end is not None and spanning.end > LAST
+    result = xc.cross_check([_tx(1), spanning], _side([_bon(1)]))
+    assert result.findings == []
+    assert result.summary["tar_transactions_in_scope"] == 1
+    assert result.summary["tar_transactions_out_of_scope"] == 1
+
+
+def test_an_open_transaction_started_before_the_last_closing_is_still_in_scope() -> None:
+    open_tx = _tx(8, at=LAST - 2)
+    open_tx.end = open_tx.counter = open_tx.signature = open_tx.process_hash = None
+    result = xc.cross_check([open_tx], _side([]))
+    assert [f.code for f in result.findings] == [xc.OPEN]
+
+
+def test_a_client_id_other_than_the_registers_serial_stays_in_scope() -> None:
+    """Found in review: when the TSE client id is not KASSE_SERIENNR (the register
+    writes its own serial, the TSE knows a UUID), every Bon says E_XC_CLIENT_DIFFERS
+    but the client's transactions without a Bon were out of scope: a deleted Bon went
+    unreported. The client ids of the transactions Bons point to are in scope too."""
+    uuid = "13ec4716-1783-4945-964d-a3069af6abcd"
+    transactions = [_tx(n, client=uuid) for n in (1, 2, 3)]
+    transactions.append(_tx(9, client="another-register"))
+    result = xc.cross_check(transactions, _side([_bon(1), _bon(3)]))
+    codes = sorted((f.code, f.line or 0) for f in result.findings)
+    assert codes == [(xc.CLIENT, 2), (xc.CLIENT, 4), (xc.NOT_IN_DSFINVK, 0)]
+    missing = next(f for f in result.findings if f.code == xc.NOT_IN_DSFINVK)
+    assert missing.message.startswith("TSE transaction 2 ")
+    assert result.summary["clients"] == sorted([CLIENT, uuid])
+    assert result.summary["tar_transactions_in_scope"] == 3

@@ -13,9 +13,10 @@ signatures with. The values compared are those of the Finish log (signature,
 counter, logTime, processData) and the Start log's time.
 
 Scope: only TAR transactions of a TSE named in tse.csv, of one of the export's
-client ids, started inside the export's window (from the earliest Bon start to the
-last closing's ``Z_ERSTELLUNG``) are expected in the DSFinV-K export; anything else
-in the TAR belongs to other registers or other closings and is no finding.
+client ids (or the client id of a transaction a Bon names), started inside the
+export's window (from the earliest Bon start to the last closing's ``Z_ERSTELLUNG``)
+and not finished after it are expected in the DSFinV-K export; anything else in the
+TAR belongs to other registers or other closings and is no finding.
 Signatures of the logs themselves are not checked here: ``opentse verify`` does.
 
 ``cross_check`` is pure (records in, findings out, no I/O); the readers around it,
@@ -114,10 +115,14 @@ def _when(unix: int | None) -> str:
 
 
 def _in_window(tx: TseTransaction, side: DsfinvkSide) -> bool:
-    when = tx.start if tx.start is not None else tx.first_time
-    if when is None or side.first is None or side.last is None:
+    """Started (else first logged) at or after the window's start and finished (an
+    open one: started) by the last closing: a transaction finished after the Z-Bon
+    is a Bon of the next closing (a Bon belongs to the closing after its end)."""
+    begun = tx.start if tx.start is not None else tx.first_time
+    if begun is None or side.first is None or side.last is None:
         return False
-    return side.first <= when <= side.last
+    ended = tx.end if tx.end is not None else begun
+    return side.first <= begun and ended <= side.last
 
 
 def cross_check(
@@ -181,10 +186,14 @@ def cross_check(
                 )
                 continue
             findings.extend(_compare(bon, found, tar))
+    # the export's client ids, and those of the transactions its Bons name: a TSE
+    # client id other than KASSE_SERIENNR (E_XC_CLIENT_DIFFERS on each Bon) must not
+    # take that client's transactions without a Bon out of scope
+    clients = side.clients | {by_key[k].client_id for k in bons_of if k in by_key}
     in_scope = 0
     out_of_scope = 0
     for key, tx in sorted(by_key.items()):
-        if tx.serial not in side.serials or tx.client_id not in side.clients:
+        if tx.serial not in side.serials or tx.client_id not in clients:
             out_of_scope += 1
             continue
         if not _in_window(tx, side):
@@ -216,10 +225,11 @@ def cross_check(
     findings.extend(_range_note(tar_first, tar_last, missing, tar))
     summary: dict[str, object] = {
         "window": [_when(side.first), _when(side.last)],
-        "clients": sorted(side.clients),
+        "clients": sorted(clients),
         "tse_serials": sorted(side.serials),
         "scope": "TSE transactions of the TSEs in tse.csv, of these client ids, started in "
-        "the window (earliest Bon start .. last closing); others are not compared",
+        "the window (earliest Bon start .. last closing) and not finished after it; others "
+        "are not compared",
         "tar_transactions": len(by_key),
         "tar_transactions_in_scope": in_scope,
         "tar_transactions_out_of_scope": out_of_scope,
