@@ -187,3 +187,32 @@ def test_entity_declaration_in_utf16_index_xml_is_refused(tmp_path: Path, encodi
     assert [f.code for f in mine] == ["E_INDEX_XML"]
     if encoding == "utf-16":  # with a byte order mark: expat reads it
         assert mine[0].message == "index.xml: entity declarations are not allowed"
+
+
+def test_bomb_split_into_members_under_the_limit_is_refused(tmp_path: Path) -> None:
+    """Found in review: the bomb rule looked at one member at a time, so three
+    tables of 30 MiB of zeros (30 KiB compressed each, each under 64 MiB) were all
+    inflated and parsed. What the checker has inflated so far counts as one: over
+    64 MiB at more than 200:1 is refused before the next member is read."""
+    table = bytes(30 << 20)
+    files = {**own_exports()[0]}
+    for name in ("lines.csv", "transactions.csv", "transactions_vat.csv", "lines_vat.csv"):
+        assert name in files
+        files[name] = table
+    path = tmp_path / "split.zip"
+    path.write_bytes(zip_bytes(files))
+    del files, table
+    findings = check_export(path)
+    assert "E_EXPORT_ZIP" in codes(findings)
+    assert "ZIP bomb" in " ".join(f.message for f in findings)
+
+
+def test_a_legit_export_is_not_a_bomb_by_the_members_together(tmp_path: Path) -> None:
+    """Many members read add up: an export whose members compress like CSV does is
+    never refused (the running ratio is never above the largest member's)."""
+    files = own_exports()[0]
+    path = tmp_path / "ok.zip"
+    path.write_bytes(zip_bytes(files))
+    with zipfile.ZipFile(path) as archive:
+        assert all(i.file_size < 200 * i.compress_size + 1024 for i in archive.infolist())
+    assert check_export(path) == []

@@ -102,6 +102,9 @@ class _Source:
         self.path = path
         self.zip: zipfile.ZipFile | None = None
         self.prefix = ""
+        # sizes (inflated, compressed) of the members read so far: the bomb rule
+        # counts them together, a bomb split into members under BOMB_SIZE is one too
+        self.taken: dict[str, tuple[int, int]] = {}
         if path.is_file():
             self.zip = zipfile.ZipFile(path)
             names = self.zip.namelist()
@@ -122,6 +125,15 @@ class _Source:
                 raise FormatError(
                     f"{name}: {info.file_size} bytes from {info.compress_size} compressed "
                     "(a ZIP bomb, not a CSV file)",
+                    code="E_EXPORT_ZIP",
+                )
+            self.taken[name] = (info.file_size, info.compress_size)
+            inflated = sum(size for size, _ in self.taken.values())
+            compressed = sum(size for _, size in self.taken.values())
+            if inflated > BOMB_SIZE and inflated > BOMB_RATIO * compressed:
+                raise FormatError(
+                    f"{name}: the members read so far inflate to {inflated} bytes from "
+                    f"{compressed} compressed (a ZIP bomb split into members)",
                     code="E_EXPORT_ZIP",
                 )
             try:
