@@ -413,3 +413,29 @@ def test_a_compressed_tar_is_read_too(session: tuple[Path, Path], tmp_path: Path
     result = xr.cross_check_files(export, gz)
     assert result.findings == []
     assert result.summary["bons_matched"] == 3
+
+
+def test_the_reader_gives_each_register_its_own_window(tmp_path: Path) -> None:
+    """Two registers closed at 18:00 and 23:00 in one export: each client id's window
+    ends at its own closing (and starts at its own first Bon)."""
+    closings = []
+    for hour, serial in ((18, "KASSE-A"), (23, "KASSE-B")):
+        day = DayBuilder(FakeTSE())
+        day.clock = day.clock.replace(hour=hour - 8)
+        day.add([line(1, "Eis", 1, "2.00")], [Payment("Bar", Decimal("2.00"))])
+        closing = day.closing()
+        closings.append(
+            replace(
+                closing,
+                z_kasse_id=serial,
+                created=closing.created.replace(hour=hour),
+                register=CashRegister(serial, "vendor", "demo", software_version="0.1"),
+            )
+        )
+    export = write_export(closings, tmp_path / "dsfinvk")
+    side = xr.read_dsfinvk(export)
+    a, b = (side.windows[c] for c in ("KASSE-A", "KASSE-B"))
+    assert a[1] == int(closings[0].created.timestamp())
+    assert b[1] == side.last == int(closings[1].created.timestamp())
+    assert a[0] is not None and b[0] is not None and a[0] + 5 * 3600 == b[0]
+    assert side.first == a[0]

@@ -161,3 +161,28 @@ def test_a_client_id_other_than_the_registers_serial_stays_in_scope() -> None:
     assert missing.message.startswith("TSE transaction 2 ")
     assert result.summary["clients"] == sorted([CLIENT, uuid])
     assert result.summary["tar_transactions_in_scope"] == 3
+
+
+def test_each_register_has_its_own_window() -> None:
+    """Found in review: with several registers the window ended at the last closing
+    of any of them, so register 1's transactions after its own Z-Bon (its next
+    closing's, while register 2 closed later) were E_XC_TSE_NOT_IN_DSFINVK."""
+    side = _side([_bon(1)])
+    side.clients = {CLIENT, "KASSE-2"}
+    side.windows = {CLIENT: (FIRST, FIRST + 1000), "KASSE-2": (FIRST, LAST)}
+    after_own_closing = _tx(200, at=FIRST + 2000)
+    before_it = _tx(50)
+    other_register = _tx(300, client="KASSE-2", at=FIRST + 2000)
+    result = xc.cross_check([_tx(1), after_own_closing, before_it, other_register], side)
+    missing = sorted(f.message.split()[2] for f in result.findings)
+    assert [f.code for f in result.findings] == [xc.NOT_IN_DSFINVK] * 2
+    assert missing == ["300", "50"]
+    assert result.summary["tar_transactions_out_of_scope"] == 1
+
+
+def test_a_client_named_only_by_bons_takes_their_registers_window() -> None:
+    uuid = "db7b4694-4be9-471e-9373-de4ce44f43e7"
+    side = _side([_bon(1)])
+    side.windows = {CLIENT: (FIRST, FIRST + 1000)}
+    result = xc.cross_check([_tx(1, client=uuid), _tx(200, client=uuid, at=FIRST + 2000)], side)
+    assert [f.code for f in result.findings] == [xc.CLIENT]

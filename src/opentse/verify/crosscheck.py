@@ -14,9 +14,10 @@ counter, logTime, processData) and the Start log's time.
 
 Scope: only TAR transactions of a TSE named in tse.csv, of one of the export's
 client ids (or the client id of a transaction a Bon names), started inside the
-export's window (from the earliest Bon start to the last closing's ``Z_ERSTELLUNG``)
-and not finished after it are expected in the DSFinV-K export; anything else in the
-TAR belongs to other registers or other closings and is no finding.
+client's window (from the earliest Bon start of its closings to their last
+``Z_ERSTELLUNG``) and not finished after it are expected in the DSFinV-K export;
+anything else in the TAR belongs to other registers or other closings and is no
+finding.
 Signatures of the logs themselves are not checked here: ``opentse verify`` does.
 
 ``cross_check`` is pure (records in, findings out, no I/O); the readers around it,
@@ -94,6 +95,10 @@ class DsfinvkSide:
     serials: set[str] = field(default_factory=set)
     first: int | None = None  # window: earliest Bon start ..
     last: int | None = None  # .. last closing's Z_ERSTELLUNG
+    #: each client id's own window (its closings' earliest Bon start .. latest
+    #: Z_ERSTELLUNG): registers close at different times; a client without one
+    #: takes ``first`` .. ``last``
+    windows: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)  # rows that cannot be read
 
 
@@ -114,15 +119,22 @@ def _when(unix: int | None) -> str:
     return "?" if unix is None else datetime.fromtimestamp(unix, UTC).isoformat()
 
 
-def _in_window(tx: TseTransaction, side: DsfinvkSide) -> bool:
+def _in_window(tx: TseTransaction, window: tuple[int | None, int | None]) -> bool:
     """Started (else first logged) at or after the window's start and finished (an
     open one: started) by the last closing: a transaction finished after the Z-Bon
     is a Bon of the next closing (a Bon belongs to the closing after its end)."""
+    first, last = window
     begun = tx.start if tx.start is not None else tx.first_time
-    if begun is None or side.first is None or side.last is None:
+    if begun is None or first is None or last is None:
         return False
     ended = tx.end if tx.end is not None else begun
-    return side.first <= begun and ended <= side.last
+    return first <= begun and ended <= last
+
+
+def _widest(windows: Iterable[tuple[int | None, int | None]]) -> tuple[int | None, int | None]:
+    firsts = [w[0] for w in windows if w[0] is not None]
+    lasts = [w[1] for w in windows if w[1] is not None]
+    return (min(firsts) if firsts else None, max(lasts) if lasts else None)
 
 
 def cross_check(
@@ -189,14 +201,25 @@ def cross_check(
     # the export's client ids, and those of the transactions its Bons name: a TSE
     # client id other than KASSE_SERIENNR (E_XC_CLIENT_DIFFERS on each Bon) must not
     # take that client's transactions without a Bon out of scope
-    clients = side.clients | {by_key[k].client_id for k in bons_of if k in by_key}
+    clients = set(side.clients)
+    windows = dict(side.windows)
+    named: dict[str, set[str]] = defaultdict(set)  # such a client id -> the Bons' registers
+    for key, bons in bons_of.items():
+        if key in by_key and by_key[key].client_id not in side.clients:
+            named[by_key[key].client_id].update(c for b in bons for c in b.clients)
+    for client, registers in named.items():
+        clients.add(client)
+        own = [windows[c] for c in registers if c in windows]
+        if own:
+            windows[client] = _widest(own)
+    everywhere = (side.first, side.last)
     in_scope = 0
     out_of_scope = 0
     for key, tx in sorted(by_key.items()):
         if tx.serial not in side.serials or tx.client_id not in clients:
             out_of_scope += 1
             continue
-        if not _in_window(tx, side):
+        if not _in_window(tx, windows.get(tx.client_id, everywhere)):
             out_of_scope += 1
             continue
         in_scope += 1
@@ -226,10 +249,11 @@ def cross_check(
     summary: dict[str, object] = {
         "window": [_when(side.first), _when(side.last)],
         "clients": sorted(clients),
+        "windows": {c: [_when(w[0]), _when(w[1])] for c, w in sorted(windows.items())},
         "tse_serials": sorted(side.serials),
         "scope": "TSE transactions of the TSEs in tse.csv, of these client ids, started in "
-        "the window (earliest Bon start .. last closing) and not finished after it; others "
-        "are not compared",
+        "the client's window (earliest Bon start .. last closing) and not finished after "
+        "it; others are not compared",
         "tar_transactions": len(by_key),
         "tar_transactions_in_scope": in_scope,
         "tar_transactions_out_of_scope": out_of_scope,

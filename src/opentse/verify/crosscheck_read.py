@@ -153,11 +153,16 @@ def read_dsfinvk(path: Path) -> DsfinvkSide:
 
 def _read_side(source: _Source, side: DsfinvkSide) -> None:
     registers: dict[ClosingKey, str] = {}
+    members: dict[ClosingKey, set[str]] = {}  # each closing's client ids
     for _line, row in _table(source, "cashregister.csv", side):
         registers[_closing(row)] = row.get("KASSE_SERIENNR", "")
+        members.setdefault(_closing(row), set()).add(registers[_closing(row)])
     terminals: dict[tuple[str, str, str, str], str] = {}
     for _line, row in _table(source, "slaves.csv", side):
         terminals[(*_closing(row), row.get("TERMINAL_ID", ""))] = row.get("TERMINAL_SERIENNR", "")
+        members.setdefault(_closing(row), set()).add(row.get("TERMINAL_SERIENNR", ""))
+    begun: dict[ClosingKey, int | None] = {}  # each closing's earliest Bon start
+    created: dict[ClosingKey, int | None] = {}
     side.clients = {c for c in (*registers.values(), *terminals.values()) if c}
     tses: dict[tuple[str, str, str, str], tuple[str, str]] = {}
     for _line, row in _table(source, "tse.csv", side):
@@ -166,18 +171,43 @@ def _read_side(source: _Source, side: DsfinvkSide) -> None:
         if serial:
             side.serials.add(serial)
     for _line, row in _table(source, "cashpointclosing.csv", side):
-        created = _unix(row.get("Z_ERSTELLUNG", ""))
-        if created is not None and (side.last is None or created > side.last):
-            side.last = created
+        when = created[_closing(row)] = _unix(row.get("Z_ERSTELLUNG", ""))
+        if when is not None and (side.last is None or when > side.last):
+            side.last = when
     receipts: dict[tuple[str, ...], Row] = {}
     for _line, row in _table(source, "transactions.csv", side):
         receipts[(*_closing(row), row.get("BON_ID", ""))] = row
-        side.first = _earliest(side.first, _unix(row.get("BON_START", "")))
+        start = _unix(row.get("BON_START", ""))
+        side.first = _earliest(side.first, start)
+        begun[_closing(row)] = _earliest(begun.get(_closing(row)), start)
     for line, row in _table(source, TSE_FILE, side):
-        side.first = _earliest(side.first, _unix(row.get("TSE_TA_START", "")))
+        start = _unix(row.get("TSE_TA_START", ""))
+        side.first = _earliest(side.first, start)
+        begun[_closing(row)] = _earliest(begun.get(_closing(row)), start)
         bon = _bon(line, row, registers, terminals, tses, receipts, side)
         if bon is not None:
             side.bons.append(bon)
+    _windows(side, members, begun, created)
+
+
+def _windows(
+    side: DsfinvkSide,
+    members: dict[ClosingKey, set[str]],
+    begun: dict[ClosingKey, int | None],
+    created: dict[ClosingKey, int | None],
+) -> None:
+    """Each client id's window: from the earliest Bon start of its closings to the
+    latest of their Z_ERSTELLUNG (registers close at different times). A closing
+    without a Bon starts where the export's earliest Bon does."""
+    for closing, clients in members.items():
+        first, last = begun.get(closing), created.get(closing)
+        first = side.first if first is None else first
+        for client in clients - {""}:
+            was_first, was_last = side.windows.get(client, (None, None))
+            side.windows[client] = (
+                _earliest(was_first, first),
+                last if was_last is None or (last is not None and last > was_last) else was_last,
+            )
 
 
 def _bon(
