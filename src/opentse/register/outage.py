@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reserved_numbers (
+    key TEXT PRIMARY KEY,                 -- what the number is for (an abort's BON_ID)
+    name TEXT NOT NULL,                   -- the counter it was taken from
+    value INTEGER NOT NULL
+);
 """
 
 
@@ -198,6 +203,21 @@ class OutageLog(RecoveryJournal):
         """A durable, gapless counter (receipt numbers)."""
         with self._immediate() as db:
             return _increment(db, name)
+
+    def reserve_number(self, key: str, name: str = "receipt") -> int:
+        """The number of counter ``name`` kept for ``key``: the next one the first
+        time, the same one ever after. Recovery books an abort under it, so a till
+        dying before the books' commit, or two recoveries at once, leave no gap."""
+        with self._immediate() as db:
+            row = db.execute("SELECT value FROM reserved_numbers WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            number = _increment(db, name)
+            db.execute(
+                "INSERT INTO reserved_numbers (key, name, value) VALUES (?, ?, ?)",
+                (key, name, number),
+            )
+            return number
 
     def record_sale_start(
         self,

@@ -180,7 +180,7 @@ def _book_abort(
         bon_id = abort_bon_id(tx.tse_id, tx.signed.transaction_number)
         if books.booked(bon_id) is not None:
             return ""
-        bon_nr = journal.next_number("receipt")
+        bon_nr = journal.reserve_number(bon_id)  # the same number if run again
         note = "" if printed is None else abort_note(printed.bon_nr)
         if printed is not None:
             refs = (tx.receipt_ref,)

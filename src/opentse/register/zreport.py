@@ -138,7 +138,8 @@ def close_day(
     created: datetime | None = None,
     business_day: date | None = None,
 ) -> ClosedDay:
-    """Kassenabschluss with the counted cash: book the difference to the expected cash
+    """Kassenabschluss with the counted cash: recovery first (what the TSE signed for
+    the till is booked before the day closes), book the difference to the expected cash
     as a signed DifferenzSollIst Vorgang (a TSE failure still books it, marked), then
     close every open receipt (Z_NR + 1). ``E_AMOUNT_PRECISION`` for more than cents.
     ``business_day`` (Z_BUCHUNGSTAG) defaults to the shop's day of the closing; a shop
@@ -147,6 +148,11 @@ def close_day(
     counted = require_cents(counted_cash, "counted cash")
     if business_day is not None:  # before the difference is booked and signed
         books.check_business_day(business_day, created)
+    # what the TSE signed or holds open for this till goes into the books first (a
+    # late signature, a sale whose books commit was lost, recovery's aborts): a
+    # closed day is never changed again (recovery_books.py); a TSE that cannot be
+    # reached leaves it to the next recovery, as before
+    register.recover()
     z_kasse_id = register.config.client_id
     opening = books.last_counted_cash()
     preview = books.preview(z_kasse_id=z_kasse_id, master=master)
