@@ -184,3 +184,51 @@ def test_a_late_signature_is_booked_before_the_day_is_closed(
     )
     journal.close()
     books.close_file()
+
+
+@pytest.mark.parametrize("column", [None, "Kassenbeleg-V1"], ids=["null", "other-type"])
+def test_an_order_in_books_older_than_the_process_type_column_gets_its_late_signature(
+    tmp_path: Path, installation: Installation, column: str | None
+) -> None:
+    """A journal of an older version forgot the note after a failed Finish, and books
+    older than the ``process_type`` column hold the order with NULL there: the row
+    says AVBestellung, which was signed as Bestellung-V1 (as the DSFinV-K export
+    reads it, dsfinvk_bridge.default_process_type), not Kassenbeleg-V1. A row whose
+    sale cannot give the processType's data (an order has no payments, so no
+    Kassenbeleg-V1) is resolved with the journal saying why, not retried for ever."""
+    till = tmp_path / "till.db"
+    backend = AnswerLost(installation.service, TSE)
+    journal, books = OutageLog(till), Books(till)
+    register = _register(backend, journal, books)
+    assert register.connect().light is Light.GREEN
+    order = Sale()
+    order.add_line("Kaffee", 2, "2.50", 1)
+    backend.mode = "signed"
+    late = register.order(order)  # receipt 1: the TSE signed it, the till never heard
+    assert late.tse_failed
+    journal.forget_start(late.receipt_ref)  # as the older version did
+    with sqlite3.connect(till) as db:  # as books older than the column hold it
+        db.execute(
+            "UPDATE books_receipts SET process_type = ? WHERE bon_id = ?",
+            (column, late.receipt_ref),
+        )
+    printed = books.booked(late.receipt_ref)
+    assert register.recover() != []
+    [dangling] = journal.dangling()
+    if column is not None:
+        assert dangling.resolution == (
+            "had been signed by its own Finish (Bestellung-V1); "
+            "not booked: the booked sale gives no Kassenbeleg-V1 (E_PAYMENT_SHORT)"
+        )
+        assert books.booked(late.receipt_ref) == printed
+        journal.close()
+        books.close_file()
+        return
+    assert dangling.resolution == (
+        "had been signed by its own Finish (Bestellung-V1); "
+        "signature added to receipt 1, printed without it"
+    )
+    report = _export_matches_the_tse(register, books, installation.service, tmp_path)
+    assert report.tse_failures == 1
+    journal.close()
+    books.close_file()

@@ -32,11 +32,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from opentse.errors import FormatError
+from opentse.errors import FormatError, ProtocolError
 from opentse.formats import processdata as pd
 from opentse.register.backends import Signed
 from opentse.register.books import Books
 from opentse.register.books_schema import BookedReceipt
+from opentse.register.dsfinvk_bridge import default_process_type
 from opentse.register.outage import OutageLog
 from opentse.register.pending_booking import PendingBooking, book_recovered, matches
 from opentse.register.recovery_journal import PendingStart
@@ -138,13 +139,19 @@ def _sign_booked_without_note(books: Books, tx: RecoveredTransaction) -> str:
     if booked is None or booked.signed:
         return ""  # nothing says what the sale meant to sign: never booked as it
     sale = books.sale(tx.receipt_ref)
-    process_type = booked.process_type or pd.PROCESS_TYPE_KASSENBELEG
-    if process_type == pd.PROCESS_TYPE_KASSENBELEG:
-        meant = sale.process_data()
-    elif process_type == pd.PROCESS_TYPE_BESTELLUNG:
-        meant = sale.order_process_data()
-    else:
-        return "; not booked: no Start note to match its processData with"
+    # NULL in books older than the column: by BON_TYP, as the DSFinV-K export reads
+    # it (an AVBestellung row is an order, signed as Bestellung-V1)
+    process_type = booked.process_type or default_process_type(sale.bon_typ)
+    try:
+        if process_type == pd.PROCESS_TYPE_KASSENBELEG:
+            meant = sale.process_data()
+        elif process_type == pd.PROCESS_TYPE_BESTELLUNG:
+            meant = sale.order_process_data()
+        else:
+            return "; not booked: no Start note to match its processData with"
+    except (ProtocolError, FormatError) as exc:  # the row gives no such processData:
+        # it cannot be this Finish, and asking again would only fail again
+        return f"; not booked: the booked sale gives no {process_type} ({exc.code})"
     if (tx.signed.process_type, tx.signed.process_data) != (process_type, meant):
         return "; not booked: its processData differs from the booked sale's"
     return _late_signature(books, tx, booked)
