@@ -20,11 +20,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from cafe_muster import ABORT, CLIENT, MASTER, SELLER, TSE
 
 from opentse.engine.service import TSEService
 from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
-from opentse.formats.dsfinvk.model import CashRegister, Company, Location
 from opentse.installation import Installation
 from opentse.register import (
     CashBookEntry,
@@ -34,10 +34,9 @@ from opentse.register import (
     Register,
     RegisterConfig,
     Sale,
-    Seller,
     Signed,
 )
-from opentse.register.books import Books, MasterData
+from opentse.register.books import Books
 from opentse.register.pending_booking import PendingBooking
 from opentse.register.remote import RemoteBackend
 from opentse.register.zreport import close_day
@@ -46,16 +45,6 @@ from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import TransactionLogData
 
 NOW = 1_700_000_000
-TSE = "tse-1"
-CLIENT = "KASSE-1"
-SELLER = Seller("Café Muster", ("Musterstraße 1", "12345 Musterstadt"))
-MASTER = MasterData(
-    Company("Muster GmbH", "Musterstraße 1", "12345", "Musterstadt", vat_id="DE123456789"),
-    Location("Café Muster", "Musterstraße 1", "12345", "Musterstadt"),
-    CashRegister(CLIENT),
-    TSE,
-)
-ABORT = "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^"
 
 
 class Crash(BaseException):

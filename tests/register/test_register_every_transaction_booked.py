@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cafe_muster import ABORT, CLIENT, MASTER, SELLER, TSE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +37,6 @@ from opentse.engine.export import ExportFilter
 from opentse.engine.service import TSEService
 from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
-from opentse.formats.dsfinvk.model import CashRegister, Company, Location
 from opentse.installation import Installation
 from opentse.register import (
     EmbeddedBackend,
@@ -46,10 +46,9 @@ from opentse.register import (
     RegisterConfig,
     Sale,
     SaleResult,
-    Seller,
     Signed,
 )
-from opentse.register.books import Books, MasterData
+from opentse.register.books import Books
 from opentse.register.books_json import sale_to_json
 from opentse.register.recovery_books import abort_bon_id, abort_note, late_signature_note
 from opentse.register.remote import RemoteBackend
@@ -59,16 +58,6 @@ from opentse.testing import ready_tse
 from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import TransactionLogData
 
-TSE = "tse-1"
-CLIENT = "KASSE-1"
-SELLER = Seller("Café Muster", ("Musterstraße 1", "12345 Musterstadt"))
-MASTER = MasterData(
-    Company("Muster GmbH", "Musterstraße 1", "12345", "Musterstadt", vat_id="DE123456789"),
-    Location("Café Muster", "Musterstraße 1", "12345", "Musterstadt"),
-    CashRegister(CLIENT),
-    TSE,
-)
-ABORT = "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^"
 TIMEOUT = 2.0  # the register's deadline for a TSE call (a loaded CI host stays within)
 
 

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cafe_muster import CLIENT, MASTER, SELLER, TSE
 
 from opentse.engine.export import ExportFilter
 from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
-from opentse.formats.dsfinvk.model import CashRegister, Company, Location
 from opentse.installation import Installation
 from opentse.register import (
     EmbeddedBackend,
@@ -38,25 +38,14 @@ from opentse.register import (
     Register,
     RegisterConfig,
     Sale,
-    Seller,
     Signed,
 )
-from opentse.register.books import Books, MasterData
+from opentse.register.books import Books
 from opentse.register.recovery_books import ABORT_LINE_TEXT, abort_bon_id
 from opentse.register.sale import Sale as SaleType
 from opentse.register.zreport import ZReport, build_zreport, close_day
 from opentse.testing import ready_tse
 from opentse.verify.crosscheck_read import cross_check_files
-
-TSE = "tse-1"
-CLIENT = "KASSE-1"
-SELLER = Seller("Café Muster", ("Musterstraße 1", "12345 Musterstadt"))
-MASTER = MasterData(
-    Company("Muster GmbH", "Musterstraße 1", "12345", "Musterstadt", vat_id="DE123456789"),
-    Location("Café Muster", "Musterstraße 1", "12345", "Musterstadt"),
-    CashRegister(CLIENT),
-    TSE,
-)
 
 
 class Crash(BaseException):
