@@ -135,19 +135,22 @@ class Recovery:
                 receipt_ref=receipt_ref,
                 process_type=ptype,
             )
-            data = ABORT_PROCESS_DATA
             ref = f"{receipt_ref}:finish" if receipt_ref else f"recover:{client}:{number}"
             try:
-                finish = functools.partial(self._finish_open, number, ABORT_PROCESS_TYPE, data, ref)
-                signed = self._call(finish)
+                signed = self._call(
+                    functools.partial(
+                        self._finish_open, number, ABORT_PROCESS_TYPE, ABORT_PROCESS_DATA, ref
+                    )
+                )
             except Exception as exc:
                 if number not in open_numbers and is_not_found(exc):
                     self._resolve(number, f"not open at the TSE ({journal_reason(exc)})")
                     self._forget(claimed.get(number))
                 continue
-            aborted = (signed.process_type, signed.process_data) == (ABORT_PROCESS_TYPE, data)
+            abort = (ABORT_PROCESS_TYPE, ABORT_PROCESS_DATA)
+            aborted = (signed.process_type, signed.process_data) == abort
             try:
-                booked = self._book(number, receipt_ref, claimed.get(number), signed, aborted)
+                booked = self._book(receipt_ref, claimed.get(number), signed, aborted)
             except Exception:
                 continue  # note and dangling record stay: tried again next time
             how = "finished as aborted" if aborted else "had been signed by its own Finish"
@@ -159,7 +162,6 @@ class Recovery:
 
     def _book(
         self,
-        number: int,
         receipt_ref: str,
         pending: PendingStart | None,
         signed: Signed,
@@ -170,9 +172,7 @@ class Recovery:
         to the journal's resolution."""
         if self.books is None:
             return ""
-        tx = RecoveredTransaction(
-            self.backend.tse_id, number, receipt_ref, pending, signed, aborted
-        )
+        tx = RecoveredTransaction(self.backend.tse_id, receipt_ref, pending, signed, aborted)
         return account(self.books, self.journal, tx)
 
     def _forget(self, pending: PendingStart | None) -> None:

@@ -99,12 +99,11 @@ def abort_note(bon_nr: int) -> str:
 
 @dataclass(frozen=True)
 class RecoveredTransaction:
-    """A transaction recovery finished: the TSE's answer and what the register knows
-    of it (its receipt's id, the sale's Start note if it still has it, and whether
-    the Finish is recovery's own abort)."""
+    """A transaction recovery finished: the TSE's answer (its number is the
+    Finish's) and what the register knows of it (its receipt's id, the sale's Start
+    note if it still has it, and whether the Finish is recovery's own abort)."""
 
     tse_id: str
-    transaction_number: int
     receipt_ref: str
     pending: PendingStart | None
     signed: Signed
@@ -184,9 +183,8 @@ def _book_abort(
         # the till died before printing and booking: the abort takes the receipt's place
         bon_id, bon_nr, note = tx.receipt_ref, booking.bon_nr, ""
     else:
+        # booked already is ruled out by account() (the row carries this Finish)
         bon_id = abort_bon_id(tx.tse_id, tx.signed.transaction_number)
-        if books.booked(bon_id) is not None:
-            return ""
         bon_nr = journal.reserve_number(bon_id)  # the same number if run again
         note = "" if printed is None else abort_note(printed.bon_nr)
         if printed is not None:
