@@ -13,6 +13,7 @@ from asn1crypto import parser
 
 from opentse.errors import FormatError
 from opentse.formats.processdata import (
+    ABORTED_RECEIPT,
     KassenbelegV1,
     OrderLine,
     Payment,
@@ -370,3 +371,12 @@ def test_every_bestellung_of_certified_tses_round_trips(
     for text in orders:
         assert "\n" not in text  # CR only: the decision in processdata.py
         assert build_bestellung(parse_bestellung(text)) == text
+
+
+def test_the_aborted_receipt_is_an_empty_avbelegabbruch() -> None:
+    """The constant cancelled and dangling transactions are finished with is what the
+    builder makes of an AVBelegabbruch with no amounts and no payments."""
+    assert build_kassenbeleg("AVBelegabbruch", {}, []) == ABORTED_RECEIPT
+    parsed = parse_kassenbeleg(ABORTED_RECEIPT)
+    assert parsed.bon_typ == "AVBelegabbruch" and parsed.payments == ()
+    assert parsed.total == 0

@@ -46,6 +46,10 @@ PROCESS_TYPE_KASSENBELEG = "Kassenbeleg-V1"
 PROCESS_TYPE_BESTELLUNG = "Bestellung-V1"
 PROCESS_TYPE_SONSTIGER = "SonstigerVorgang"
 
+#: Kassenbeleg-V1 of an aborted receipt with nothing on it (zero amounts, no
+#: payments): what a cancelled or dangling transaction is finished with.
+ABORTED_RECEIPT = "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^"
+
 #: BON_TYP values allowed in Kassenbeleg-V1 (DSFinV-K Anhang I, "Transaktionstyp").
 BON_TYPES: tuple[str, ...] = (
     "Beleg",

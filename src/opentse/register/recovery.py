@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 #: finished with empty data instead could not be rebuilt from the DSFinV-K rows
 #: that book the abort (a Bon needs a line), so an auditor's check would refuse it.
 ABORT_PROCESS_TYPE = pd.PROCESS_TYPE_KASSENBELEG
-ABORT_PROCESS_DATA = "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^"
+ABORT_PROCESS_DATA = pd.ABORTED_RECEIPT
 
 
 #: An open transaction of the client this register did not start counts as abandoned

@@ -34,8 +34,8 @@ OPERATION_NAMES = {
     "FinishTransaction": "Finish",
 }
 # A cancellation without data: DSFinV-K BON_TYP AVBelegabbruch (receipt aborted).
-CANCEL_PROCESS_TYPE = "Kassenbeleg-V1"
-CANCEL_PROCESS_DATA = "AVBelegabbruch^0.00_0.00_0.00_0.00_0.00^"
+CANCEL_PROCESS_TYPE = processdata.PROCESS_TYPE_KASSENBELEG
+CANCEL_PROCESS_DATA = processdata.ABORTED_RECEIPT
 
 
 def tx_ref(tx_id: str, revision: int) -> str:
