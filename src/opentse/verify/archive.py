@@ -130,36 +130,30 @@ def load_certificates(file: str, data: bytes) -> list[CertEntry]:
             certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         return [CertEntry(file, data, None, None, None, name_hash)]
-    if not all(_readable(cert) for cert in certs):
+    read = [_cert_entry(file, data, cert) for cert in certs]
+    entries = [entry for entry in read if entry is not None]
+    if len(entries) < len(read):
         return [CertEntry(file, data, None, None, None, name_hash)]
-    entries = [_cert_entry(file, data, cert) for cert in certs]
     named = next((e for e in entries if e.key_hash == name_hash), entries[0])
     named.name_hash = name_hash
     return entries
 
 
-def _readable(cert: x509.Certificate) -> bool:
-    """Whether the parts the checks read parse: cryptography loads a certificate
-    before it decodes its names and key, so a name that is no valid UTF-8 or a point
-    off the curve raises ValueError only when read (found by fuzz/fuzz_verify.py)."""
+def _cert_entry(file: str, data: bytes, cert: x509.Certificate) -> CertEntry | None:
+    """The entry of one parsed certificate, its public key point hashed (none for a
+    key type or curve ``cryptography`` cannot load: no log can be checked with it).
+    None when a part the checks read does not parse: cryptography loads a
+    certificate before it decodes its names and key, so a name that is no valid
+    UTF-8 or a point off the curve raises ValueError only when read (found by
+    fuzz/fuzz_verify.py)."""
     try:
         cert.subject.rfc4514_string()
         cert.issuer.rfc4514_string()
-        cert.public_key()
-    except UnsupportedAlgorithm:
-        return True  # a key type or curve this library lacks: read, no point to use
-    except ValueError:
-        return False
-    return True
-
-
-def _cert_entry(file: str, data: bytes, cert: x509.Certificate) -> CertEntry:
-    """The entry of one parsed certificate, its public key point hashed (none for a
-    key type or curve ``cryptography`` cannot load: no log can be checked with it)."""
-    try:
         key: object = cert.public_key()
     except UnsupportedAlgorithm:
         key = None
+    except ValueError:
+        return None
     point: bytes | None = None
     key_hash: str | None = None
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -237,6 +231,14 @@ _BASE = itemgetter(1)  # a member's file name
 
 def _not_tar(source: Path, exc: BaseException) -> UnreadableExportError:
     return UnreadableExportError(f"{source}: not a readable TAR archive ({exc})")
+
+
+def _cut_short(source: Path, exc: Truncated) -> UnreadableExportError:
+    """The scan found the archive ends inside a member (tarfile would read it all to
+    say so)."""
+    return UnreadableExportError(
+        f"{source}: not a readable TAR archive ({exc}: cut short, a copy not finished?)"
+    )
 
 
 def _estimated_logs(sources: list[Path]) -> int:
@@ -331,11 +333,8 @@ def _stream(
                                 batch = _sort_members(export, batch, points)
                             if batch:
                                 pipeline.submit(batch)
-                    except Truncated as exc:  # tarfile would read it all to say so
-                        raise UnreadableExportError(
-                            f"{source}: not a readable TAR archive ({exc}: cut short,"
-                            " a copy not finished?)"
-                        ) from None
+                    except Truncated as exc:
+                        raise _cut_short(source, exc) from None
                     except Unusual:
                         if handed_out:
                             raise _StartOver(index) from None
@@ -368,9 +367,7 @@ def member_batches(source: Path) -> Iterator[list[Member]]:
         try:
             yield from scan(data, "", CHUNK)
         except Truncated as exc:
-            raise UnreadableExportError(
-                f"{source}: not a readable TAR archive ({exc}: cut short, a copy not finished?)"
-            ) from None
+            raise _cut_short(source, exc) from None
         except Unusual:
             yield from _full_batches(source, data, "")
         archive.check_unchanged()

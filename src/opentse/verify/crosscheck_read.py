@@ -34,6 +34,7 @@ from opentse.verify.crosscheck import (
     cross_check,
 )
 from opentse.verify.logshape import decode
+from opentse.verify.transactions import operation_kind
 
 Row = dict[str, str]
 ClosingKey = tuple[str, str, str]
@@ -73,7 +74,7 @@ def read_tar_transactions(
             unix = fields.unix
             if tx.first_time is None or unix < tx.first_time:
                 tx.first_time = unix
-            kind = fields.operation_type.lower().removesuffix("transaction")
+            kind = operation_kind(fields.operation_type)
             if kind == "start":
                 tx.start = unix
                 tx.client_id = fields.client_id

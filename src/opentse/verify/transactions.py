@@ -51,9 +51,10 @@ class TransactionResult:
 _KINDS = {START: "start", UPDATE: "update", FINISH: "finish"}  # the decoder's spellings
 
 
-def _kind(operation: str) -> str:
-    """start/update/finish for v2 (StartTransaction) and v3 (startTransaction) names."""
-    return operation.lower().removesuffix("transaction")
+def operation_kind(operation: str) -> str:
+    """start/update/finish for v2 (StartTransaction) and v3 (startTransaction) names
+    (anything else for an unknown operation)."""
+    return _KINDS.get(operation) or operation.lower().removesuffix("transaction")
 
 
 def check_transactions(export: LoadedExport) -> TransactionResult:
@@ -91,7 +92,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
             ) = data
             if log_kind != TRANSACTION:
                 continue
-            kind = _KINDS.get(operation) or _kind(operation)
+            kind = operation_kind(operation)
             if kind not in ("start", "update", "finish"):
                 # no row for it: a transaction known only by such a log has no
                 # Start, Update or Finish to list, and this finding says all there is
