@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from opentse import NOT_CERTIFIED_NOTICE, __version__
+from opentse import NOT_CERTIFIED_NOTICE
 from opentse.engine.ports import LogFilter
 from opentse.errors import FormatError
 from opentse.ops import archive, outages, protocol, sites
@@ -90,12 +90,6 @@ class ProcedureData:
     unrecorded_clients: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _interface(ctx: OpsContext, tse_id: str) -> str:
-    """How a TSE placed at no location is reached, as ``sites.assign_tse`` records it."""
-    served = ctx.svc.get_tss(tse_id) is not None
-    return sites.SERVED_INTERFACE if served else sites.EMBEDDED_INTERFACE
-
-
 def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, Any]:
     info = ctx.service.get(tse_id)
     site = sites.find_tse(ctx, tse_id)
@@ -107,8 +101,8 @@ def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, A
         "ops_status": site.status if site else "",
         "serial": rec.serial_number.hex(),
         "hardware_version": site.hardware_version if site else "software TSE (no hardware)",
-        "software_version": site.software_version if site else f"opentse {__version__}",
-        "interface_type": site.interface_type if site else _interface(ctx, tse_id),
+        "software_version": site.software_version if site else sites.default_software_version(),
+        "interface_type": site.interface_type if site else sites.default_interface(ctx, tse_id),
         "url": (site.connection_url if site else "") or "-",
         "algorithm": rec.signature_algorithm,
         "curve": rec.curve,

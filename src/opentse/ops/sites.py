@@ -222,6 +222,19 @@ SERVED_INTERFACE = "HTTP (fiskaly SIGN DE v2 API)"
 EMBEDDED_INTERFACE = "embedded (opentse library / CLI on the same machine)"
 
 
+def default_interface(ctx: OpsContext, tse_id: str) -> str:
+    """How a TSE is reached when nobody said: over the API if it is served there,
+    else embedded (the procedure documentation states it: say what is true)."""
+    return SERVED_INTERFACE if ctx.svc.get_tss(tse_id) is not None else EMBEDDED_INTERFACE
+
+
+def default_software_version() -> str:
+    """The TSE software: this opentse."""
+    from opentse import __version__
+
+    return f"opentse {__version__}"
+
+
 def assign_tse(
     ctx: OpsContext,
     tse_id: str,
@@ -244,13 +257,8 @@ def assign_tse(
         raise ConflictError(
             f"TSE {tse_id!r} already belongs to a location", code="E_SITE_TSE_ASSIGNED"
         )
-    if not software_version:
-        from opentse import __version__
-
-        software_version = f"opentse {__version__}"
-    if not interface_type:  # the procedure documentation states it: say what is true
-        served = ctx.svc.get_tss(tse_id) is not None
-        interface_type = SERVED_INTERFACE if served else EMBEDDED_INTERFACE
+    software_version = software_version or default_software_version()
+    interface_type = interface_type or default_interface(ctx, tse_id)
     row = SiteTSE(
         tse_id, location_id, capacity, hardware_version or "software TSE (no hardware)",
         software_version, interface_type, connection_url, "active", None, ctx.now(),
