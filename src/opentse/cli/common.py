@@ -8,7 +8,8 @@ import base64
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -143,3 +144,38 @@ def admin_session(service: Any, tse_id: str, pin: str, puk: str | None) -> None:
     if puk is not None:
         service.set_admin_pin(tse_id, puk, pin)
     service.authenticate(tse_id, pin)
+
+
+REDRAW = 0.1  # seconds between two drawings of a progress bar (rich's default)
+
+
+@contextlib.contextmanager
+def logs_bar(description: str, err: Console) -> Iterator[Callable[[int], None]]:
+    """A bar counting logs on ``err``; yields the callback a reader reports read
+    logs to. It is drawn by whichever thread reports (at most every ``REDRAW``
+    seconds), not by rich's refresh thread: the verifier forks its worker process
+    while loading (``verify.forked``), and a fork while another thread runs may
+    leave the child stuck on a lock that thread held. So no thread of ours runs at
+    any fork."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TextColumn("{task.completed} logs"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        auto_refresh=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+        drawn = [time.monotonic()]
+
+        def advance(count: int) -> None:
+            bar.advance(task, count)
+            now = time.monotonic()
+            if now - drawn[0] >= REDRAW:
+                drawn[0] = now
+                bar.refresh()
+
+        yield advance

@@ -16,7 +16,14 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from opentse.cli.common import cli_errors, console, echo_json, err_console, parse_day
+from opentse.cli.common import (
+    cli_errors,
+    console,
+    echo_json,
+    err_console,
+    logs_bar,
+    parse_day,
+)
 from opentse.errors import FormatError, ProtocolError
 
 dsfinvk_app = typer.Typer(
@@ -203,8 +210,6 @@ BAR_FROM = 2 * 1024 * 1024
 def _cross_check(export: Path, tar: Path) -> Any:
     """Read the TAR (a progress bar for big archives, as ``opentse verify`` has) and
     cross-check; an unreadable TAR ends the command with exit code 2."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from opentse.errors import OpenTSEError
     from opentse.verify.crosscheck_read import cross_check_files
 
@@ -212,16 +217,8 @@ def _cross_check(export: Path, tar: Path) -> Any:
     try:
         if not (big and err_console.is_terminal):
             return cross_check_files(export, tar)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            TextColumn("{task.completed} logs"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("reading the TSE export", total=None)
-            return cross_check_files(export, tar, lambda n: bar.advance(task, n))
+        with logs_bar("reading the TSE export", err_console) as advance:
+            return cross_check_files(export, tar, advance)
     except (OSError, OpenTSEError) as exc:
         err_console.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

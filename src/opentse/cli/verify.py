@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from opentse.cli.common import logs_bar
 from opentse.errors import OpenTSEError
 from opentse.formats.qr import QRPayload
 from opentse.verify.archive import LoadedExport, load_exports
@@ -31,7 +30,6 @@ from opentse.verify.receipt import ReceiptResult, verify_receipt
 from opentse.verify.report import VerifyReport, verify_loaded
 
 _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
-REDRAW = 0.1  # seconds between two drawings of the progress bar (rich's default)
 
 
 def _print_report(console: Console, report: VerifyReport) -> None:
@@ -72,30 +70,9 @@ def _print_report(console: Console, report: VerifyReport) -> None:
 
 
 def _load_with_bar(exports: list[Path], workers: int | None, err: Console) -> LoadedExport:
-    """``load_exports`` with a progress bar drawn by whichever thread reports
-    progress (at most every ``REDRAW`` seconds), not by rich's refresh thread: the
-    verifier forks its worker process while loading (``verify.forked``), and a fork
-    while another thread runs may leave the child stuck on a lock that thread held
-    (Python 3.12+ warns). So no thread of ours runs at any fork."""
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        TextColumn("{task.completed} logs"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        auto_refresh=False,
-    ) as bar:
-        task = bar.add_task("verifying logs", total=None)
-        drawn = [time.monotonic()]
-
-        def advance(count: int) -> None:
-            bar.advance(task, count)
-            now = time.monotonic()
-            if now - drawn[0] >= REDRAW:
-                drawn[0] = now
-                bar.refresh()
-
+    """``load_exports`` with a progress bar that runs no thread of its own
+    (``logs_bar``): the verifier forks while loading."""
+    with logs_bar("verifying logs", err) as advance:
         return load_exports(exports, workers=workers, progress=advance)
 
 
