@@ -233,9 +233,11 @@ def _not_tar(source: Path, exc: BaseException) -> UnreadableExportError:
     return UnreadableExportError(f"{source}: not a readable TAR archive ({exc})")
 
 
-def _cut_short(source: Path, exc: Truncated) -> UnreadableExportError:
+def _cut_short(source: Path, archive: ArchiveFile, exc: Truncated) -> UnreadableExportError:
     """The scan found the archive ends inside a member (tarfile would read it all to
-    say so)."""
+    say so). A file that shrank while it was read says that instead (E_EXPORT_READ):
+    it is not a copy cut short but one still being written or replaced."""
+    archive.check_unchanged()
     return UnreadableExportError(
         f"{source}: not a readable TAR archive ({exc}: cut short, a copy not finished?)"
     )
@@ -334,7 +336,7 @@ def _stream(
                             if batch:
                                 pipeline.submit(batch)
                     except Truncated as exc:
-                        raise _cut_short(source, exc) from None
+                        raise _cut_short(source, archive, exc) from None
                     except Unusual:
                         if handed_out:
                             raise _StartOver(index) from None
@@ -367,7 +369,7 @@ def member_batches(source: Path) -> Iterator[list[Member]]:
         try:
             yield from scan(data, "", CHUNK)
         except Truncated as exc:
-            raise _cut_short(source, exc) from None
+            raise _cut_short(source, archive, exc) from None
         except Unusual:
             yield from _full_batches(source, data, "")
         archive.check_unchanged()
