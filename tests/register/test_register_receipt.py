@@ -11,7 +11,9 @@ import base64
 import hashlib
 import io
 import re
+import shutil
 import struct
+import subprocess
 import zlib
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -265,6 +267,24 @@ def test_pdf_contains_payload_and_qr_image() -> None:
     assert rb"Keine zertifizierte TSE \(opentse\)" in texts  # PDF string escapes
     assert _pdf_qr_text(pdf) == VECTOR
     assert render_pdf(_failed(_sale())).startswith(b"%PDF")
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler's pdftotext")
+def test_pdf_page_holds_every_character_of_the_text_receipt(tmp_path: Path) -> None:
+    """poppler reads only what lies on the 80 mm page: every line of the 48-column
+    text receipt, the signature and serial numbers to their last character, must be
+    there (Courier at 7.6 pt was 77 mm wide: the last column fell off the page)."""
+    receipt = _signed(_sale(), not_certified=True)
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(render_pdf(receipt))
+    read = subprocess.run(
+        ["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    on_page = {" ".join(line.split()) for line in read.splitlines()}
+    for line in render_text(receipt, width=48).split("\n"):
+        if line.strip():
+            assert " ".join(line.split()) in on_page, line
 
 
 def _pdf_qr_text(pdf: bytes) -> str:
