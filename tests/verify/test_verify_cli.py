@@ -85,13 +85,61 @@ def test_trust_roots(tmp_path: Path) -> None:
     trusted.write_bytes(root)
     code, out = _run(str(vendor_export(GOOD)), "--json", "--trust", str(trusted))
     assert code == 0 and json.loads(out)["certificates"]["chain"] == "ok"
-    # a different root: the D-Trust chain is then untrusted (a warning, exit 0)
+    # a different root: the auditor asked for that root, the D-Trust chain does not end
+    # there, so the logs are not those of a TSE the auditor trusts: an error, exit 1
     with tarfile.open(vendor_export("fiskaly/TSSProtokoll_GF_2021-09-28_11_07_59.tar")) as tar:
         other = next(m for m in tar.getmembers() if m.name.endswith(".pem"))
         trusted.write_bytes(tar.extractfile(other).read())  # type: ignore[union-attr]
     code, out = _run(str(vendor_export(GOOD)), "--json", "--trust", str(trusted))
     body = json.loads(out)
+    assert code == 1 and body["ok"] is False
     assert body["certificates"]["chain"] == "untrusted"
-    assert any(f["code"] == "W_CHAIN_UNTRUSTED" for f in body["findings"])
+    (untrusted,) = [f for f in body["findings"] if f["code"] == "E_CHAIN_UNTRUSTED"]
+    assert untrusted["severity"] == "error" and "--trust" in untrusted["message"]
+    code, out = _run(str(vendor_export(GOOD)), "--trust", str(trusted))
+    assert code == 1 and "NOT OK" in out
     trusted.write_bytes(b"garbage")
     assert _run(str(vendor_export(GOOD)), "--trust", str(trusted))[0] == 2
+
+
+def _demo_export(data: Path, tar: Path) -> None:
+    demo = CliRunner().invoke(
+        build_app(),
+        ["demo", "--data", str(data), "--transactions", "2", "--export", str(tar), "--json"],
+    )
+    assert demo.exit_code == 0, demo.output
+
+
+def _root_pem(tar_path: Path, out: Path) -> Path:
+    """The self-signed certificate an export carries, as PEM."""
+    import tarfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    with tarfile.open(tar_path) as tar:
+        for member in tar.getmembers():
+            if member.name.lower().endswith(".cer"):
+                cert = x509.load_der_x509_certificate(tar.extractfile(member).read())  # type: ignore[union-attr]
+                if cert.issuer == cert.subject:
+                    out.write_bytes(cert.public_bytes(Encoding.PEM))
+                    return out
+    raise AssertionError("no root in the export")
+
+
+def test_forged_export_of_another_installation_fails_against_the_trusted_root(
+    tmp_path: Path,
+) -> None:
+    """A cheat's complete export (own TSE, own CA with the same names) is consistent in
+    itself; only --trust can tell. With the shop's real root it must not read OK."""
+    real, forged = tmp_path / "real.tar", tmp_path / "forged.tar"
+    _demo_export(tmp_path / "shop", real)
+    _demo_export(tmp_path / "cheat", forged)
+    root = _root_pem(real, tmp_path / "root.pem")
+    code, out = _run(str(real), "--trust", str(root))
+    assert code == 0 and "OK: no errors" in out and "--trust root" in out
+    code, out = _run(str(forged), "--trust", str(root))
+    assert code == 1 and "NOT OK" in out and "E_CHAIN_UNTRUSTED" in out
+    # without --trust nothing can tell: the report says the root was not checked
+    code, out = _run(str(forged))
+    assert code == 0 and "root not checked" in out

@@ -22,7 +22,7 @@ from opentse.cli.common import logs_bar
 from opentse.errors import OpenTSEError
 from opentse.formats.qr import QRPayload
 from opentse.verify.archive import LoadedExport, load_exports
-from opentse.verify.certificates import load_trust_roots
+from opentse.verify.certificates import chain_words, load_trust_roots
 from opentse.verify.findings import Severity
 from opentse.verify.html import write_html
 from opentse.verify.qrimage import read_qr_texts
@@ -47,7 +47,7 @@ def _print_report(console: Console, report: VerifyReport) -> None:
         f"{tx['started']}/{tx['finished']}/{len(tx['open'])}",
     )
     certs = data["certificates"]
-    table.add_row("Certificates", f"{certs['count']} (chain {certs['chain']})")
+    table.add_row("Certificates", f"{certs['count']} ({chain_words(report.certificates)})")
     for serial, s in data["serial_numbers"].items():
         gaps = ", ".join(f"{a}..{b}" for a, b in s["missing_ranges"]) or "none"
         table.add_row(
@@ -85,7 +85,13 @@ def verify_command(
         Path | None, typer.Option("--html", help="Write an HTML report to this file.")
     ] = None,
     trust: Annotated[
-        Path | None, typer.Option("--trust", help="Trusted root certificate(s), PEM or DER.")
+        Path | None,
+        typer.Option(
+            "--trust",
+            help="Trusted root certificate(s), PEM or DER (the TSE manufacturer's or the "
+            "BSI's): a chain that does not end at one of them is an error "
+            "(E_CHAIN_UNTRUSTED). Without it, a root the export carries is not checked.",
+        ),
     ] = None,
     workers: Annotated[
         int | None,

@@ -11,6 +11,12 @@ signature) to a self-signed root. ``ok``: every chain reaches a root found in th
 archive, or one of the ``--trust`` roots when given; ``untrusted``: a chain stops at a
 certificate whose issuer is missing, or at a root not in ``--trust``; ``broken``: a
 certificate's signature does not verify under its named issuer.
+
+Without ``--trust`` an untrusted chain is a warning: any cheat can make a CA, so a
+chain to a root the export carries itself proves nothing, and the report says the
+root was not checked. With ``--trust`` the auditor names the roots that count (the
+TSE manufacturer's, the BSI's): a chain that does not end at one of them is an error
+(``E_CHAIN_UNTRUSTED``), since its logs cannot be attributed to a trusted TSE.
 """
 
 from __future__ import annotations
@@ -35,6 +41,18 @@ class CertificateResult:
     name_mismatches: list[str] = field(default_factory=list)
     chain: str = "ok"
     findings: list[Finding] = field(default_factory=list)
+    #: whether ``--trust`` roots were given (an ``ok`` chain then ends at one of them)
+    trust_given: bool = False
+
+
+def chain_words(result: CertificateResult) -> str:
+    """The chain status as the text and HTML reports word it: an ``ok`` chain without
+    ``--trust`` ends at a root the export carries itself, which nobody vouched for."""
+    if result.chain != "ok":
+        return f"chain {result.chain}"
+    if result.trust_given:
+        return "chain ok, to a --trust root"
+    return "chain complete to a root in the export; root not checked (give --trust)"
 
 
 def load_trust_roots(data: bytes) -> list[x509.Certificate]:
@@ -67,10 +85,11 @@ def _chain_status(
         if cert.issuer == cert.subject and _issued_by(cert, cert):
             if trust is not None and cert not in trust:
                 findings.append(
-                    warning(
-                        "W_CHAIN_UNTRUSTED",
-                        f"chain ends at root {cert.subject.rfc4514_string()!r}, which is "
-                        "not one of the --trust roots",
+                    error(
+                        "E_CHAIN_UNTRUSTED",
+                        f"the certificate chain of TSE {leaf.key_hash} ends at root "
+                        f"{cert.subject.rfc4514_string()!r}, which is not one of the --trust "
+                        "roots: its logs cannot be attributed to a TSE you trust",
                         leaf.file,
                     )
                 )
@@ -80,14 +99,25 @@ def _chain_status(
             return "ok"
         named = [c for c in candidates if c.subject == cert.issuer and c != cert]
         if not named:
-            findings.append(
-                warning(
-                    "W_CHAIN_INCOMPLETE",
-                    f"issuer {cert.issuer.rfc4514_string()!r} is neither in the export "
-                    "nor a --trust root",
-                    leaf.file,
+            missing = cert.issuer.rfc4514_string()
+            if trust is not None:
+                findings.append(
+                    error(
+                        "E_CHAIN_UNTRUSTED",
+                        f"the certificate chain of TSE {leaf.key_hash} stops at issuer "
+                        f"{missing!r}, which is neither in the export nor a --trust root: "
+                        "its logs cannot be attributed to a TSE you trust",
+                        leaf.file,
+                    )
                 )
-            )
+            else:
+                findings.append(
+                    warning(
+                        "W_CHAIN_INCOMPLETE",
+                        f"issuer {missing!r} is neither in the export nor a --trust root",
+                        leaf.file,
+                    )
+                )
             return "untrusted"
         issuer = next((c for c in named if _issued_by(cert, c)), None)
         if issuer is None:
@@ -141,7 +171,7 @@ def _validity(
 def check_certificates(
     export: LoadedExport, trust: Sequence[x509.Certificate] | None = None
 ) -> CertificateResult:
-    result = CertificateResult(count=len(export.certificates))
+    result = CertificateResult(count=len(export.certificates), trust_given=trust is not None)
     serials = set(logs_by_serial(export))
     for entry in export.certificates:
         if entry.certificate is None or entry.key_hash is None:

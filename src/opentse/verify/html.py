@@ -12,6 +12,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from opentse.verify.certificates import chain_words
 from opentse.verify.findings import Severity
 from opentse.verify.report import VerifyReport
 from opentse.verify.transactions import TransactionRow
@@ -115,6 +116,7 @@ def render_html(report: VerifyReport) -> str:
         total_rows=len(report.transactions.rows),
         max_findings=MAX_FINDINGS_PER_SEVERITY,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        chain=chain_words(report.certificates),
     )
 
 
