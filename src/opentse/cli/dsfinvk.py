@@ -137,8 +137,7 @@ def check_command(
     unreadable = any(f.code in UNREADABLE for f in errors)
     if not as_json:  # the check's findings first, whatever the TAR turns out to be
         _print_findings(findings)
-        if not errors:
-            console.print(f"{export}: ok ({len(findings)} warnings)", highlight=False)
+        console.print(f"{export}: {_verdict(findings)}", highlight=False, soft_wrap=True)
     cross = None
     if tse_export is not None and not unreadable:
         cross = _cross_check(export, tse_export)
@@ -198,9 +197,17 @@ def _print_cross(cross: Any, tar: Path | None) -> None:
         soft_wrap=True,
     )
     _print_findings(cross.findings)
-    errors = sum(1 for f in cross.findings if f.severity == "error")
+    console.print(f"cross-check: {_verdict(cross.findings)}", highlight=False, soft_wrap=True)
+
+
+def _verdict(findings: list[Any]) -> str:
+    """The last line an auditor reads: ok, or how many errors (on stdout, where the
+    findings themselves go to stderr)."""
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = len(findings) - errors
     if not errors:
-        console.print(f"cross-check: ok ({len(cross.findings) - errors} warnings)", highlight=False)
+        return f"ok ({warnings} warnings)"
+    return f"NOT OK: {errors} errors, {warnings} warnings"
 
 
 #: Above this size (bytes) the TAR is read with a progress bar on a terminal.
