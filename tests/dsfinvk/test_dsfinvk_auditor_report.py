@@ -12,6 +12,7 @@ from dsfinvk_support import demo_day
 from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
+from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
 
 
@@ -35,3 +36,38 @@ def test_cli_prints_a_verdict_when_errors_are_found(export: Path) -> None:
     result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(export)])
     assert result.exit_code == 1
     assert f"{export}: NOT OK: 3 errors, 0 warnings" in result.stdout
+
+
+def test_receipt_findings_name_bon_number_register_and_closing(export: Path) -> None:
+    edit(export, "transactions.csv", lambda b: b.replace(b";17,25;", b";17,35;"))
+    findings = check_export(export)
+    assert {f.code for f in findings} == {"E_SUM_LINES", "E_SUM_VAT", "E_SUM_PAYMENTS"}
+    for finding in findings:
+        assert "Bon 1 (BON_ID B00001, register KASSE-0001, Z_NR 1)" in finding.message
+        assert "17.35" in finding.message and "17.25" in finding.message
+        assert "17.25000" not in finding.message  # money, not the CSV's five places
+
+
+def test_closing_total_findings_are_words_not_python_reprs(export: Path) -> None:
+    edit(export, "payment.csv", lambda b: b.replace(b";Bar;;70,57", b";Bar;;70,00"))
+    edit(
+        export,
+        "businesscases.csv",
+        lambda b: b.replace(b";Einzahlung;;;5;100,00000;", b";Einzahlung;;;5;10,00000;"),
+    )
+    findings = [f for f in check_export(export) if f.file != "cashpointclosing.csv"]
+    assert {(f.code, f.file) for f in findings} == {
+        ("E_SUM_CLOSING", "payment.csv"),
+        ("E_SUM_CLOSING", "businesscases.csv"),
+    }
+    text = {f.file: f.message for f in findings}
+    for message in text.values():
+        assert "Decimal(" not in message and "[" not in message and "('" not in message
+        assert message.startswith("register KASSE-0001, Z_NR 1, ")
+    assert "ZAHLART_TYP Bar" in text["payment.csv"]
+    assert "Z_ZAHLART_BETRAG 70.00" in text["payment.csv"]
+    assert "the single records add up to 70.57" in text["payment.csv"]
+    assert "GV_TYP Einzahlung, UST_SCHLUESSEL 5" in text["businesscases.csv"]
+    assert "Z_UMS_BRUTTO 10.00" in text["businesscases.csv"]
+    assert "add up to 100.00" in text["businesscases.csv"]
+    assert "Z_UMS_NETTO" not in text["businesscases.csv"]  # only the columns that differ

@@ -21,7 +21,7 @@ import lzma
 import zipfile
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -181,12 +181,28 @@ def _bon(row: Row) -> tuple[str, str, str, str]:
     return (*_closing(row), row["BON_ID"])
 
 
+def _closing_words(key: tuple[str, ...]) -> str:
+    """A closing as an auditor names it: the register (Z_KASSE_ID) and Z_NR."""
+    return f"register {key[0]}, Z_NR {key[2]}"
+
+
+def _money(amount: Decimal) -> str:
+    """An amount as money (``17.25``), not the CSV's five places or a Decimal repr;
+    more places only where they are not zeros."""
+    try:
+        cents = amount.quantize(CENT)
+    except ArithmeticError:  # too many digits to quantize: print it as it is
+        return f"{amount:f}"
+    return f"{cents if cents == amount else amount:f}"
+
+
 class _Checker:
     def __init__(self, source: _Source) -> None:
         self.source = source
         self.findings: list[Finding] = []
         self.rows: dict[str, list[tuple[int, Row]]] = {}
         self.tables: dict[str, Table] = {}
+        self._bon_numbers: dict[tuple[str, ...], str] | None = None
 
     def add(
         self,
@@ -201,6 +217,18 @@ class _Checker:
 
     def get(self, file: str) -> list[tuple[int, Row]]:
         return self.rows.get(file, [])
+
+    def bon(self, row: Row) -> str:
+        """A receipt as an auditor names it: its number (BON_NR), BON_ID, register
+        and closing; rows of every receipt table carry the key, only
+        transactions.csv the number."""
+        if self._bon_numbers is None:
+            self._bon_numbers = {_bon(r): r["BON_NR"] for _l, r in self.get("transactions.csv")}
+        number = self._bon_numbers.get(_bon(row), "")
+        return (
+            f"Bon {number + ' ' if number else ''}(BON_ID {row['BON_ID']}, "
+            f"{_closing_words(_closing(row))})"
+        )
 
     # --- files and index.xml ---------------------------------------------------------
 
@@ -463,7 +491,7 @@ class _Checker:
                 self.add(
                     "E_LINE_NO_VAT",
                     "lines.csv",
-                    f"line {row['POS_ZEILE']} of {row['BON_ID']} has no lines_vat row",
+                    f"line {row['POS_ZEILE']} of {self.bon(row)} has no lines_vat row",
                     line,
                 )
         tx_vat: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
@@ -476,7 +504,7 @@ class _Checker:
                 self.add(
                     "E_SUM_LINES",
                     f,
-                    f"{row['BON_ID']} key {row['UST_SCHLUESSEL']}: not the sum of its "
+                    f"{self.bon(row)} key {row['UST_SCHLUESSEL']}: not the sum of its "
                     "lines_vat rows",
                     line,
                 )
@@ -490,12 +518,13 @@ class _Checker:
             bon = _bon(row)
             total = self.num(f, line, row, "UMS_BRUTTO")
             if lines[bon] == 0:
-                self.add("E_RECEIPT_NO_LINES", f, f"{row['BON_ID']} has no lines", line)
+                self.add("E_RECEIPT_NO_LINES", f, f"{self.bon(row)} has no lines", line)
             if line_vat[bon][0] != total:
                 self.add(
                     "E_SUM_LINES",
                     f,
-                    f"{row['BON_ID']}: UMS_BRUTTO {total} != sum of lines {line_vat[bon][0]}",
+                    f"{self.bon(row)}: UMS_BRUTTO {_money(total)} != sum of lines "
+                    f"{_money(line_vat[bon][0])}",
                     line,
                     "UMS_BRUTTO",
                 )
@@ -503,7 +532,8 @@ class _Checker:
                 self.add(
                     "E_SUM_VAT",
                     f,
-                    f"{row['BON_ID']}: UMS_BRUTTO {total} != transactions_vat {tx_vat[bon]}",
+                    f"{self.bon(row)}: UMS_BRUTTO {_money(total)} != transactions_vat "
+                    f"{_money(tx_vat[bon])}",
                     line,
                     "UMS_BRUTTO",
                 )
@@ -511,14 +541,14 @@ class _Checker:
                 self.add(
                     "E_SUM_PAYMENTS",
                     f,
-                    f"{row['BON_ID']}: payments {paid[bon]} != UMS_BRUTTO {total}",
+                    f"{self.bon(row)}: payments {_money(paid[bon])} != UMS_BRUTTO {_money(total)}",
                     line,
                 )
             if bon not in paid and row["BON_TYP"] in PAID_BON_TYPES and total != 0:
-                self.add("E_RECEIPT_NO_PAYMENT", f, f"{row['BON_ID']} has no payments", line)
+                self.add("E_RECEIPT_NO_PAYMENT", f, f"{self.bon(row)} has no payments", line)
             if bon not in has_tse:
                 self.add(
-                    "E_RECEIPT_NO_TSE", f, f"{row['BON_ID']} has no transactions_tse row", line
+                    "E_RECEIPT_NO_TSE", f, f"{self.bon(row)} has no transactions_tse row", line
                 )
 
     # --- closing totals --------------------------------------------------------------
@@ -546,13 +576,7 @@ class _Checker:
         self._compare_totals(
             "businesscases.csv",
             cases,
-            lambda r: (
-                *_closing(r),
-                r["GV_TYP"],
-                r["GV_NAME"],
-                r["AGENTUR_ID"],
-                r["UST_SCHLUESSEL"],
-            ),
+            ("GV_TYP", "GV_NAME", "AGENTUR_ID", "UST_SCHLUESSEL"),
             ("Z_UMS_BRUTTO", "Z_UMS_NETTO", "Z_UST"),
         )
         pays: dict[tuple[str, ...], list[Decimal]] = defaultdict(lambda: [ZERO])
@@ -575,13 +599,13 @@ class _Checker:
         self._compare_totals(
             "payment.csv",
             pays,
-            lambda r: (*_closing(r), r["ZAHLART_TYP"], r["ZAHLART_NAME"]),
+            ("ZAHLART_TYP", "ZAHLART_NAME"),
             ("Z_ZAHLART_BETRAG",),
         )
         self._compare_totals(
             "cash_per_currency.csv",
             cash,
-            lambda r: (*_closing(r), r["ZAHLART_WAEH"]),
+            ("ZAHLART_WAEH",),
             ("ZAHLART_BETRAG_WAEH",),
         )
         bon_ids = {_bon(r) for _l, r in self.get("transactions.csv")}
@@ -597,7 +621,8 @@ class _Checker:
                     self.add(
                         "E_SUM_CLOSING",
                         f,
-                        f"{column} {got} != sum of payments {want}",
+                        f"{_closing_words(zkey)}: {column} {_money(got)}, but the "
+                        f"payments of its receipts add up to {_money(want)}",
                         line,
                         column,
                     )
@@ -611,28 +636,52 @@ class _Checker:
         self,
         file: str,
         want: dict[tuple[str, ...], list[Decimal]],
-        key_of: Callable[[Row], tuple[str, ...]],
+        key_columns: tuple[str, ...],
         columns: tuple[str, ...],
     ) -> None:
+        """The closing's rows of ``file`` (keyed by the closing and ``key_columns``)
+        against the sums of the single records; a finding names the register, Z_NR,
+        the row's key and each amount that differs."""
         have: dict[tuple[str, ...], tuple[int, list[Decimal]]] = {}
         for line, row in self.get(file):
-            have[key_of(row)] = (line, [self.num(file, line, row, c) for c in columns])
+            key = (*_closing(row), *(row[c] for c in key_columns))
+            have[key] = (line, [self.num(file, line, row, c) for c in columns])
+
+        def where(key: tuple[str, ...]) -> str:
+            named = ", ".join(f"{c} {v}" for c, v in zip(key_columns, key[3:], strict=True) if v)
+            return f"{_closing_words(key)}, {named}"
+
         for key, amounts in want.items():
             if key not in have:
                 if any(amounts):
-                    self.add("E_SUM_CLOSING", file, f"no row for {key[3:]} ({amounts[0]})")
+                    sums = ", ".join(
+                        f"{c} {_money(a)}" for c, a in zip(columns, amounts, strict=True)
+                    )
+                    self.add(
+                        "E_SUM_CLOSING",
+                        file,
+                        f"{where(key)}: no row, but the single records add up to {sums}",
+                    )
                 continue
             line, got = have.pop(key)
             if got != amounts:
+                differ = "; ".join(
+                    f"{c} {_money(g)}, but the single records add up to {_money(a)}"
+                    for c, g, a in zip(columns, got, amounts, strict=True)
+                    if g != a
+                )
+                self.add("E_SUM_CLOSING", file, f"{where(key)}: {differ}", line)
+        for key, (line, got) in have.items():
+            if any(got):
+                amounts_text = ", ".join(
+                    f"{c} {_money(g)}" for c, g in zip(columns, got, strict=True)
+                )
                 self.add(
                     "E_SUM_CLOSING",
                     file,
-                    f"{key[3:]}: {got} != sum of the single records {amounts}",
+                    f"{where(key)}: {amounts_text}, but no single record has this key",
                     line,
                 )
-        for key, (line, got) in have.items():
-            if any(got):
-                self.add("E_SUM_CLOSING", file, f"{key[3:]}: {got} has no single records", line)
 
     # --- VAT rates -------------------------------------------------------------------
 
@@ -713,7 +762,7 @@ class _Checker:
                     self.add(
                         "E_TSE_NO_SIGNATURE",
                         f,
-                        f"{row['BON_ID']}: neither a signature nor TSE_TA_FEHLER",
+                        f"{self.bon(row)}: neither a signature nor TSE_TA_FEHLER",
                         line,
                     )
                 continue
@@ -735,7 +784,7 @@ class _Checker:
                 self.add(
                     "E_PROCESSDATA_MISMATCH",
                     f,
-                    f"{row['BON_ID']}: TSE_VORGANGSDATEN {written!r} but the rows give {rebuilt!r}",
+                    f"{self.bon(row)}: TSE_VORGANGSDATEN {written!r} but the rows give {rebuilt!r}",
                     line,
                     "TSE_VORGANGSDATEN",
                 )
@@ -744,7 +793,7 @@ class _Checker:
                 self.add(
                     "E_PROCESSDATA_UNKNOWN",
                     f,
-                    f"{row['BON_ID']}: processData of {process_type!r} cannot be rebuilt",
+                    f"{self.bon(row)}: processData of {process_type!r} cannot be rebuilt",
                     line,
                 )
                 continue
@@ -755,7 +804,7 @@ class _Checker:
             clients.append(registers.get(_closing(row), ""))
             error = self._verify(tse, row, process_data, clients)
             if error is not None:
-                self.add("E_SIGNATURE_INVALID", f, f"{row['BON_ID']}: {error}", line, "TSE_TA_SIG")
+                self.add("E_SIGNATURE_INVALID", f, f"{self.bon(row)}: {error}", line, "TSE_TA_SIG")
 
     def _read_tse(self, line: int, row: Row) -> tuple[bytes, str, str, str] | None:
         """(public key point, algorithm OID, time format, encoding) of a tse.csv row."""
@@ -859,7 +908,7 @@ class _Checker:
             self.add(
                 exc.code,
                 "transactions_tse.csv",
-                f"{receipt['BON_ID']}: processData cannot be rebuilt: {exc.message}",
+                f"{self.bon(receipt)}: processData cannot be rebuilt: {exc.message}",
                 line,
             )
             return None
