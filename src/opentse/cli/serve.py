@@ -41,7 +41,11 @@ def serve_command(
     host: str | None = typer.Option(
         None, "--host", help="Address to listen on (default 127.0.0.1; --lan: 0.0.0.0)."
     ),
-    port: int | None = typer.Option(None, "--port", help="Port (default 8000; --lan: 4433)."),
+    # uvloop binds a port beyond 65535 modulo 65536 (99999 listened on 34463) and 0
+    # picks a random one: either would serve elsewhere than the start line says
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="Port (default 8000; --lan: 4433)."
+    ),
     tls: bool | None = typer.Option(
         None, "--tls/--no-tls", help="HTTPS with the LAN certificate (default: on with --lan)."
     ),
@@ -74,6 +78,8 @@ def serve_command(
     from opentse.server.app import create_app
     from opentse.server.context import ServerConfig
 
+    if env not in ("TEST", "LIVE"):  # fiskaly's Environment enum: every answer's _env
+        raise typer.BadParameter("env must be TEST or LIVE", param_hint="'--env'")
     host = host or ("0.0.0.0" if lan else "127.0.0.1")
     port = port if port is not None else (lanmod.LAN_PORT if lan else 8000)
     use_tls = lan if tls is None else tls

@@ -1,0 +1,52 @@
+"""``opentse serve`` refuses options it cannot honour before it touches anything.
+
+A port outside 1..65535 used to start a server anyway: uvloop binds the port modulo
+65536 (``--port 99999`` listened on 34463) while the start line said 99999. An
+``--env`` other than TEST or LIVE became the environment of the key ``--lan``
+creates, so every answer carried an ``_env`` fiskaly's enum does not have.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+OPENTSE = str(Path(sys.executable).parent / "opentse")
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``opentse serve``; one that starts serving instead of refusing is killed."""
+    proc = subprocess.Popen(
+        [OPENTSE, "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"opentse serve {' '.join(args)} started instead of refusing:\n{out}{err}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "-1"])
+def test_a_port_outside_1_to_65535_is_refused(tmp_path: Path, port: str) -> None:
+    data = tmp_path / "data"
+    done = _serve("--data", str(data), "--host", "127.0.0.1", "--port", port)
+    assert done.returncode == 2, done
+    assert "--port" in done.stderr and "serving" not in done.stdout
+    assert not data.exists()  # refused before the installation was opened
+
+
+@pytest.mark.parametrize("env", ["PROD", "live", ""])
+def test_an_environment_other_than_test_or_live_is_refused(tmp_path: Path, env: str) -> None:
+    data = tmp_path / "data"
+    done = _serve("--lan", "--env", env, "--data", str(data), "--host", "127.0.0.1")
+    assert done.returncode == 2, done
+    assert "TEST or LIVE" in done.stderr and "serving" not in done.stdout
+    assert not data.exists()  # no key, no session file, no certificate made
