@@ -162,8 +162,13 @@ class TokenService:
             )
         except jwt.PyJWTError:
             raise ApiError(401, "E_UNAUTHORIZED", "invalid token") from None
+        # an exp we did not write (a string, a float, a list: only the secret's holder
+        # can sign one) is no token of ours, not a 500 from int() below
+        exp = claims["exp"]
+        if not isinstance(exp, int) or isinstance(exp, bool):
+            raise ApiError(401, "E_UNAUTHORIZED", "invalid token")
         # expiry checked against the injected clock, not the wall clock
-        if claims.get("typ") != typ or int(claims["exp"]) <= now:
+        if claims.get("typ") != typ or exp <= now:
             raise ApiError(401, "E_UNAUTHORIZED", "invalid or expired token")
         if not all(isinstance(claims.get(k), str) for k in ("sub", "org", "env")):
             raise ApiError(401, "E_UNAUTHORIZED", "invalid token")
