@@ -27,6 +27,8 @@ FINISH_2 = (
     "Unixt_1632729231_Sig-29_Log-Tra_No-2_Finish_Client-db7b4694-4be9-471e-9373-de4ce44f43e7.log"
 )
 TSE_CERT = "a62431499ff4bd736f330e69ebdb9f251947bf260a1ea8ad6a8c3ccb588997a0_X509.der"
+SERIAL = TSE_CERT.split("_")[0]
+CLIENT = "db7b4694-4be9-471e-9373-de4ce44f43e7"
 Members = dict[str, bytes]
 
 
@@ -85,6 +87,25 @@ def test_flipped_signature_byte_is_an_invalid_signature(tmp_path: Path) -> None:
     assert report["parse_errors"] == []
     (finding,) = [f for f in report["findings"] if f["code"] == "E_SIGNATURE_INVALID"]
     assert finding["file"] == FINISH_2
+    # which TSE, register and transaction, from the log itself (a name can be changed)
+    message = finding["message"]
+    assert "Finish log of transaction 2" in message and "signature counter 29" in message
+    assert f"client '{CLIENT}'" in message and f"TSE {SERIAL[:16]}" in message
+
+
+def test_edited_process_data_names_the_transaction(tmp_path: Path) -> None:
+    """A cheat lowers the amount in a Finish log (same length, so it still decodes)."""
+
+    def edit(m: Members) -> None:
+        data = m[FINISH_2]
+        digit = data.index(b"Beleg^") + len(b"Beleg^")
+        lowered = bytes([data[digit] - 1 if data[digit] > 0x30 else data[digit] + 1])
+        m[FINISH_2] = data[:digit] + lowered + data[digit + 1 :]
+
+    report = _tampered(tmp_path, edit)
+    assert report["invalid_signatures"] == [FINISH_2] and report["ok"] is False
+    (finding,) = [f for f in report["findings"] if f["code"] == "E_SIGNATURE_INVALID"]
+    assert "transaction 2" in finding["message"] and CLIENT in finding["message"]
 
 
 def test_dropped_log_is_a_missing_counter(tmp_path: Path) -> None:
@@ -95,6 +116,8 @@ def test_dropped_log_is_a_missing_counter(tmp_path: Path) -> None:
     assert "29" in gap["message"] and "Sig-30_" in gap["file"]
     assert report["transactions"]["open"] == [2]
     assert report["ok"] is False
+    (still_open,) = [f for f in report["findings"] if f["code"] == "W_TX_OPEN"]
+    assert still_open["message"].startswith(f"transaction 2 (client '{CLIENT}', TSE {SERIAL[:16]}")
 
 
 def test_swapped_names_are_reported_for_both_files(tmp_path: Path) -> None:

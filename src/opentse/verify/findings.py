@@ -35,6 +35,23 @@ class Finding:
         }
 
 
+def log_words(
+    kind: str, operation: str, client_id: str, number: int, counter: int, serial: bytes
+) -> str:
+    """A log as an auditor names it, from its signed content (a file name can be
+    changed): which TSE (serial), register (client id) and transaction."""
+    tse = f"TSE {serial.hex()[:16]}..."
+    if kind == "transaction":
+        step = operation.removesuffix("Transaction").removesuffix("transaction").capitalize()
+        return (
+            f"the {step} log of transaction {number} (client {client_id!r}, "
+            f"signature counter {counter}, {tse})"
+        )
+    if kind == "system":
+        return f"the system log {operation} (signature counter {counter}, {tse})"
+    return f"the {kind} log (signature counter {counter}, {tse})"
+
+
 def error(code: str, message: str, file: str = "", fields: tuple[str, ...] = ()) -> Finding:
     return Finding(Severity.ERROR, code, message, file, fields)
 

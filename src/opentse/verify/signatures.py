@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from opentse.tr03151.oids import ALGORITHM_BY_OID
 from opentse.verify.archive import LoadedExport
-from opentse.verify.findings import Finding, error
+from opentse.verify.findings import Finding, error, log_words
 
 
 @dataclass(slots=True)
@@ -42,8 +42,22 @@ def check_signatures(export: LoadedExport) -> SignatureResult:
             result.valid.append(entry.file)
         else:
             result.invalid.append(entry.file)
+            f = entry.fields
+            words = log_words(
+                f.kind,
+                f.operation_type,
+                f.client_id,
+                f.transaction_number,
+                f.signature_counter,
+                f.serial_number,
+            )
             result.findings.append(
-                error("E_SIGNATURE_INVALID", "signature does not verify over the log", entry.file)
+                error(
+                    "E_SIGNATURE_INVALID",
+                    f"the signature of {words} does not verify: the log was changed after "
+                    "the TSE signed it, or another key signed it",
+                    entry.file,
+                )
             )
     for oid, logs in unsupported.items():
         result.findings.append(

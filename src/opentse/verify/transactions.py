@@ -51,6 +51,11 @@ class TransactionResult:
 _KINDS = {START: "start", UPDATE: "update", FINISH: "finish"}  # the decoder's spellings
 
 
+def _tx(row: TransactionRow) -> str:
+    """A transaction as an auditor names it: number, register (client id) and TSE."""
+    return f"transaction {row.number} (client {row.client_id!r}, TSE {row.serial[:16]}...)"
+
+
 def operation_kind(operation: str) -> str:
     """start/update/finish for v2 (StartTransaction) and v3 (startTransaction) names
     (anything else for an unknown operation)."""
@@ -110,7 +115,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     result.findings.append(
                         error(
                             "E_TX_DUPLICATE",
-                            f"transaction {row.number} started twice (also {row.start.file})",
+                            f"{_tx(row)} started twice (also {row.start.file})",
                             entry.file,
                         )
                     )
@@ -121,7 +126,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     result.findings.append(
                         error(
                             "E_TX_AFTER_FINISH",
-                            f"update of finished transaction {row.number}",
+                            f"update of finished {_tx(row)}",
                             entry.file,
                         )
                     )
@@ -131,7 +136,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     result.findings.append(
                         error(
                             "E_TX_DUPLICATE",
-                            f"transaction {row.number} finished twice (also {row.finish.file})",
+                            f"{_tx(row)} finished twice (also {row.finish.file})",
                             entry.file,
                         )
                     )
@@ -143,7 +148,8 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                 result.findings.append(
                     warning(
                         "W_TX_CLIENT_MISMATCH",
-                        f"transaction {row.number}: client {client!r} here but "
+                        f"transaction {row.number} (TSE {serial[:16]}...): client {client!r} "
+                        "here but "
                         f"{row.client_id!r} in {row.client_file}",
                         entry.file,
                     )
@@ -162,7 +168,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                 result.findings.append(
                     make(
                         "E_TX_NO_START" if complete else "W_TX_NO_START",
-                        f"transaction {number} has no Start log in this export"
+                        f"{_tx(row)} has no Start log in this export"
                         + ("" if complete else " (it may have started in an earlier export)"),
                         file,
                     )
@@ -172,7 +178,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                 result.findings.append(
                     warning(
                         "W_TX_OPEN",
-                        f"transaction {number} is still open at the end of the export",
+                        f"{_tx(row)} is still open at the end of the export",
                         row.start.file,
                     )
                 )
@@ -183,7 +189,8 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                 result.findings.append(
                     warning(
                         "W_TX_GAP",
-                        f"transaction numbers {before + 1}..{after - 1} do not occur "
+                        f"transaction numbers {before + 1}..{after - 1} of TSE {serial[:16]}... "
+                        "do not occur "
                         "(failed starts consume numbers; filtered exports skip them)",
                         (rows[after].start or rows[after].finish or rows[after].updates[0]).file,
                     )
