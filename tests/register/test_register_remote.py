@@ -337,3 +337,73 @@ def test_pos_cli_sells_through_the_service(
     assert verify_receipt(body["qr_code_data"]).ok
     assert f"Kassen-Seriennummer: {SERIAL}" in body["receipt_text"]
     assert "Keine zertifizierte TSE" not in body["receipt_text"]
+
+
+def _pos(
+    server: dict[str, Any], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    key = server["key"]
+    env = {**os.environ, "OPENTSE_API_KEY": key["api_key"]}
+    env["OPENTSE_API_SECRET"] = key["api_secret"]
+    return subprocess.run(
+        [OPENTSE, "pos", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_pos_cli_keeps_the_register_serial_through_an_outage_and_its_closing(
+    server: dict[str, Any], api: httpx.Client, tmp_path: Path
+) -> None:
+    """The service names the register's serial for its client UUID; a till that cannot
+    reach it printed the UUID as Kassen-Seriennummer and closed the day under it, so
+    the DSFinV-K export's signatures (over the serial) failed the check."""
+    tss, client = _new_tss(api)
+    srv: Server = server["server"]
+    where = ["--url", srv.base, "--tss", tss, "--client", client]
+    where += ["--journal", str(tmp_path / "till.db")]
+    sale = ["--line", "Kaffee:2:2.50:1", "--pay", "bar:5.00", "--json"]
+    out = _pos(server, "sell", *where, *sale)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["tse_failed"] is False
+    srv.kill()
+    try:
+        out = _pos(server, "sell", *where, *sale)
+        assert out.returncode == 0, out.stderr
+        body = json.loads(out.stdout)
+        assert body["tse_failed"] is True
+        assert f"Kassen-Seriennummer: {SERIAL}" in body["receipt_text"]
+        assert client not in body["receipt_text"]
+        export = tmp_path / "closing.zip"
+        out = _pos(
+            server, "close", *where, "--counted-cash", "10.00", "--company", "Bäckerei Korn",
+            "--street", "Mühlweg 3", "--postal-code", "01067", "--city", "Dresden",
+            "--tax-number", "201/123/45678", "--out", str(export), "--json",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        summary = json.loads(out.stdout)
+        assert summary["check_errors"] == []
+        assert summary["z_kasse_id"] == SERIAL
+    finally:
+        srv.start()
+
+
+def test_pos_cli_gives_a_hung_service_no_more_than_its_timeout(tmp_path: Path) -> None:
+    """A service that accepts connections and never answers: with --timeout 1 the sale
+    is printed "TSE ausgefallen" within a few deadlines. The serial-number lookup ran
+    outside the deadline with 5 s per request and 3 retries (over 20 s per sale)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)  # the kernel completes the handshakes; nobody reads or answers
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        env = {**os.environ, "OPENTSE_API_KEY": "key", "OPENTSE_API_SECRET": "secret"}
+        began = time.monotonic()
+        out = subprocess.run(
+            [OPENTSE, "pos", "sell", "--url", url, "--tss", str(uuid.uuid4()),
+             "--client", str(uuid.uuid4()), "--journal", str(tmp_path / "till.db"),
+             "--line", "Tee:1:1.80:1", "--pay", "bar:2.00", "--timeout", "1", "--json"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        took = time.monotonic() - began
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["tse_failed"] is True and "TSE ausgefallen" in body["receipt_text"]
+    assert took < 15, f"the sale took {took:.1f} s with --timeout 1"

@@ -3,7 +3,8 @@ small shops, over the embedded TSE (``--data``) or a fiskaly-compatible service
 (``--url --api-key --api-secret``).
 
 ``--client`` is the register's serial number for ``--data`` (the id registered at the
-TSE) and the client UUID for ``--url`` (the serial number is read from the service).
+TSE) and the client UUID for ``--url`` (the serial number is read from the service and
+kept in the register's file, for the receipts and closings of a till that cannot reach it).
 A TSE failure never fails the command: the receipt is printed "TSE ausgefallen" and
 the journal (``--journal``, default ``<data>/pos/<client>.db`` with ``--data``, else
 ``~/.opentse/pos/<client>.db``) records it; the same file keeps the books (every
@@ -67,6 +68,7 @@ PAYMENT_NAMES = {
     "voucher": "voucher",
 }
 BON_TYPES = {"beleg": "Beleg", "training": "AVTraining", "rechnung": "AVRechnung"}
+DEFAULT_TIMEOUT = 5.0  # seconds to wait for the TSE (RegisterConfig.timeout)
 
 
 def journal_path(journal: Path | None, client: str, data: Path | None = None) -> Path:
@@ -99,6 +101,7 @@ def _register(
         raise ProtocolError("give either --data DIR or --url URL", code="E_POS_BACKEND")
     seller = Seller(config.pop("seller_name"), tuple(config.pop("seller_address")))
     timezone = config.pop("timezone", None)
+    timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
     with contextlib.ExitStack() as stack:
         backend: Any
         serial = client
@@ -111,17 +114,33 @@ def _register(
         else:
             if not api_key or not api_secret:
                 raise ProtocolError("--url needs --api-key and --api-secret", code="E_POS_AUTH")
-            backend = RemoteBackend(url or "", api_key, api_secret, tss, client)
+            backend = RemoteBackend(url or "", api_key, api_secret, tss, client, timeout=timeout)
             stack.callback(backend.close)
-            with contextlib.suppress(Exception):  # unreachable: the journal shows red
-                serial = backend.client_serial()
         path = journal_path(journal, client, data)
         log = OutageLog(path)
         stack.callback(log.close)
         books = Books(path, timezone=timezone)
         stack.callback(books.close_file)
         config["timezone"] = books.timezone  # the shop's zone, as given or kept
+        if url is not None:
+            serial = _client_serial(backend, books, client, timeout)
         yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
+
+
+def _client_serial(backend: Any, books: Any, client: str, timeout: float) -> str:
+    """The register serial number the service holds for the client UUID, asked within
+    the TSE deadline (``--timeout``) and kept in the books; a service that cannot be
+    reached leaves the one kept (the journal shows red), so the receipts and the
+    closing keep the serial the TSE signs with instead of the UUID."""
+    from opentse.register.register import call_within
+
+    try:
+        serial = str(call_within(backend.client_serial, timeout))
+    except Exception:
+        return str(books.register_serial() or client)
+    if serial != books.register_serial():
+        books.set_register_serial(serial)
+    return serial
 
 
 def _line(spec: str) -> tuple[str, str, str, int, str]:

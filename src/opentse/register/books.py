@@ -103,6 +103,24 @@ class Books:
             ).fetchone()
         return None if row is None else master_from_json(json.loads(row[0]))
 
+    def set_register_serial(self, serial: str) -> None:
+        """Keep the register's serial number as the TSE service holds it for this
+        till's client: a till that cannot reach the service still prints it and closes
+        the day under it (the TSE signed its logs with it, §6 Nr. 6 KassenSichV)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO books_master (name, value) VALUES ('register_serial', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (serial,),
+            )
+
+    def register_serial(self) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM books_master WHERE name = 'register_serial'"
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     # --- booking ---------------------------------------------------------------------
 
     def remember_tse(self, tse_id: str, description: TseDescription) -> None:

@@ -51,6 +51,28 @@ from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zon
 T = TypeVar("T")
 
 
+def call_within(fn: Callable[[], T], timeout: float) -> T:
+    """Run ``fn`` in a daemon thread; past ``timeout`` seconds give up with
+    TimeoutError (it may finish later, which is why a timed-out transaction is looked
+    for on reconnect)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="opentse-register-tse", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"TSE did not answer within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -120,24 +142,8 @@ class Register:
     # --- TSE calls with a deadline -----------------------------------------------------
 
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in a daemon thread; past ``timeout`` give up (it may finish later,
-        which is why a timed-out transaction is looked for on reconnect)."""
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["value"] = fn()
-            except BaseException as exc:
-                box["error"] = exc
-
-        worker = threading.Thread(target=run, name="opentse-register-tse", daemon=True)
-        worker.start()
-        worker.join(self.config.timeout)
-        if worker.is_alive():
-            raise TimeoutError(f"TSE did not answer within {self.config.timeout:g} s")
-        if "error" in box:
-            raise box["error"]
-        return box["value"]  # type: ignore[no-any-return]
+        """``fn`` with the configured deadline (call_within)."""
+        return call_within(fn, self.config.timeout)
 
     # --- connection and recovery -------------------------------------------------------
 
