@@ -69,7 +69,14 @@ def derive_raw(schema: dict[str, Any] | None) -> tuple[str, bytes, dict[str, Any
     try:
         if "raw" in schema:
             raw = schema["raw"]
-            data = base64.b64decode(raw["process_data"], validate=True)
+            try:
+                data = base64.b64decode(raw["process_data"], validate=True)
+            except binascii.Error:  # its text ("Incorrect padding") names no field
+                raise ApiError(
+                    400,
+                    "E_FAILED_SCHEMA_VALIDATION",
+                    "body/schema.raw.process_data: must be padded standard base64",
+                ) from None
             return raw["process_type"], data, {"raw": dict(raw)}
         std = schema["standard_v1"]
         if "receipt" in std:
