@@ -191,3 +191,24 @@ def test_certificate_reissued_by_a_forger_breaks_the_chain(tmp_path: Path) -> No
     (broken,) = [f for f in report["findings"] if f["code"] == "E_CHAIN_BROKEN"]
     assert broken["file"] == TSE_CERT
     assert hashlib.sha256(b"").hexdigest() not in broken["message"]
+
+
+def test_two_overlapping_exports_of_one_tse_are_no_duplicate_transactions(
+    tmp_path: Path,
+) -> None:
+    """An auditor gets the same logs twice (a monthly export and the full one): the
+    identical copies are W_LOG_REPEATED, not transactions 'started twice'."""
+    members = _members()
+    first = _write(tmp_path / "first.tar", members)
+    second = _write(tmp_path / "second.tar", {n: d for n, d in members.items() if n != START_2})
+    report = verify_exports([first, second]).to_json()
+    codes = {f["code"] for f in report["findings"]}
+    assert "W_LOG_REPEATED" in codes and "E_TX_DUPLICATE" not in codes, report["findings"]
+    assert report["ok"] is True
+    assert report["transactions"] == {"started": 5, "finished": 5, "open": []}
+    # a copy that differs (another signature for the same Finish) is still an error
+    changed = dict(members)
+    changed[FINISH_2] = changed[FINISH_2][:-1] + bytes([changed[FINISH_2][-1] ^ 0x01])
+    report = verify_exports([first, _write(tmp_path / "changed.tar", changed)]).to_json()
+    codes = {f["code"] for f in report["findings"]}
+    assert {"E_COUNTER_DUPLICATE", "E_TX_DUPLICATE", "E_SIGNATURE_INVALID"} <= codes

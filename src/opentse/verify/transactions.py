@@ -4,7 +4,8 @@ TR-03151 (digest "Counters and time"): the first transaction is 1, a failed star
 still consumes its number (so a gap is suspicious, not proof); one transaction is
 Start, any Updates, one Finish, all from the same client. A transaction may have
 been started in an earlier export, so a missing Start is an error only when this
-export starts at signature counter 1.
+export starts at signature counter 1. The same log twice (byte for byte: overlapping
+exports checked together) is one log (``W_LOG_REPEATED``), not a second Start.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
             if process_type:
                 row.process_type = process_type
             if kind == "start":
+                if row.start is not None and row.start.data == entry.data:
+                    continue  # the same log twice (overlapping exports): W_LOG_REPEATED
                 if row.start is not None:
                     result.findings.append(
                         error(
@@ -122,6 +125,8 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     continue
                 row.start = entry
             elif kind == "update":
+                if any(u.data == entry.data for u in row.updates):
+                    continue  # the same log twice: W_LOG_REPEATED, not a second update
                 if row.finish is not None:
                     result.findings.append(
                         error(
@@ -132,6 +137,8 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     )
                 row.updates.append(entry)
             else:  # finish
+                if row.finish is not None and row.finish.data == entry.data:
+                    continue  # the same log twice (overlapping exports): W_LOG_REPEATED
                 if row.finish is not None:
                     result.findings.append(
                         error(
