@@ -407,3 +407,22 @@ def test_pos_cli_gives_a_hung_service_no_more_than_its_timeout(tmp_path: Path) -
     body = json.loads(out.stdout)
     assert body["tse_failed"] is True and "TSE ausgefallen" in body["receipt_text"]
     assert took < 15, f"the sale took {took:.1f} s with --timeout 1"
+
+
+@pytest.mark.parametrize("suffix", ["/api/v2", "/api/v2/", "/"])
+def test_pos_cli_takes_the_url_as_the_service_prints_it(
+    server: dict[str, Any], api: httpx.Client, tmp_path: Path, suffix: str
+) -> None:
+    """`opentse serve`, `tse move`'s connection file and LAN-TSE-Session.txt print the URL
+    with /api/v2; given so, every call went to /api/v2/api/v2 (404) and each sale was
+    printed "TSE ausgefallen" (E_NOT_FOUND)."""
+    tss, client = _new_tss(api)
+    out = _pos(
+        server, "sell", "--url", server["server"].base + suffix, "--tss", tss,
+        "--client", client, "--journal", str(tmp_path / "till.db"),
+        "--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50", "--json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["tse_failed"] is False, body["error"]
+    assert verify_receipt(body["qr_code_data"]).ok

@@ -46,6 +46,13 @@ def _utc(seconds: int | float) -> datetime:
     return datetime.fromtimestamp(int(seconds), tz=UTC)
 
 
+def api_root(base_url: str) -> str:
+    """The service's ``/api/v2`` root, whether the URL names it (as ``opentse serve``,
+    the connection file of ``tse move`` and LAN-TSE-Session.txt print it) or not."""
+    root = base_url.rstrip("/")
+    return root if root.endswith("/api/v2") else root + "/api/v2"
+
+
 def tx_id_for(ref: str) -> str:
     """The transaction UUID of a receipt ref (``<ref>:start`` and ``<ref>:finish`` agree)."""
     base = ref.rsplit(":", 1)[0] if ref.endswith((":start", ":finish")) else ref
@@ -95,9 +102,7 @@ class RemoteBackend:
         self._retries = retries
         self._backoff = backoff
         self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/") + "/api/v2", timeout=timeout, transport=transport
-        )
+        self._http = httpx.Client(base_url=api_root(base_url), timeout=timeout, transport=transport)
         self._access: str | None = None
         self._refresh: str | None = None
         self._renew_at = 0.0
