@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from opentse.errors import ProtocolError
 from opentse.server.auth import create_api_key, derive_key
 
 LAN_PORT = 4433
@@ -181,6 +182,11 @@ def write_session_file(
 
 def _ssl_context(url: str, insecure: bool, fingerprint: str | None) -> ssl.SSLContext | bool:
     if urlsplit(url).scheme != "https":
+        if fingerprint is not None:  # a pin the connection would never check
+            raise ProtocolError(
+                "--fingerprint pins a TLS certificate: the URL must start with https://",
+                code="E_TLS_PIN",
+            )
         return True
     if fingerprint is None:
         return not insecure
@@ -188,7 +194,11 @@ def _ssl_context(url: str, insecure: bool, fingerprint: str | None) -> ssl.SSLCo
     pem = ssl.get_server_certificate((parts.hostname or "127.0.0.1", parts.port or 443), timeout=10)
     got = fingerprint_of(ssl.PEM_cert_to_DER_cert(pem))
     if got != normalize_fingerprint(fingerprint):
-        raise ssl.SSLError(f"server certificate fingerprint {got} does not match")
+        raise ProtocolError(
+            f"the server's certificate has the SHA-256 fingerprint {got}, not the pinned "
+            f"{normalize_fingerprint(fingerprint)}",
+            code="E_TLS_PIN",
+        )
     context = ssl.create_default_context(cadata=pem)
     context.check_hostname = False  # pinned by fingerprint instead of by name
     return context
@@ -212,9 +222,19 @@ def connection_test(
         t0 = time.perf_counter()
         auth = client.post("/auth", json={"api_key": api_key, "api_secret": api_secret})
         t1 = time.perf_counter()
+        try:
+            answer = auth.json()
+        except ValueError:  # it connected, but what answers is no /api/v2
+            return {
+                "ok": False,
+                "step": "auth",
+                "status": auth.status_code,
+                "error": "the answer to POST /auth is not JSON: no opentse or fiskaly API "
+                "at this URL?",
+            }
         if auth.status_code != 200:
-            return {"ok": False, "step": "auth", "status": auth.status_code, "body": auth.json()}
-        token = auth.json()["access_token"]
+            return {"ok": False, "step": "auth", "status": auth.status_code, "body": answer}
+        token = answer["access_token"]
         t2 = time.perf_counter()
         listing = client.get("/tss", headers={"Authorization": f"Bearer {token}"})
         t3 = time.perf_counter()
@@ -228,7 +248,7 @@ def connection_test(
         return {
             "ok": True,
             "url": base,
-            "organization_id": auth.json().get("access_token_claims", {}).get("organization_id"),
+            "organization_id": answer.get("access_token_claims", {}).get("organization_id"),
             "tss_count": listing.json()["count"],
             "tss": [{"id": t["_id"], "state": t["state"]} for t in listing.json()["data"]],
             "auth_ms": round((t1 - t0) * 1000, 2),
