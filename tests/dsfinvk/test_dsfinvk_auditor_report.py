@@ -5,15 +5,17 @@ only its BON_ID) with amounts as money, not Python reprs."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dsfinvk_support import demo_day
+from dsfinvk_support import DayBuilder, FakeTSE, demo_day, line
 from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
 from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
+from opentse.formats.dsfinvk.model import Payment
 
 
 @pytest.fixture
@@ -71,3 +73,19 @@ def test_closing_total_findings_are_words_not_python_reprs(export: Path) -> None
     assert "Z_UMS_BRUTTO 10.00" in text["businesscases.csv"]
     assert "add up to 100.00" in text["businesscases.csv"]
     assert "Z_UMS_NETTO" not in text["businesscases.csv"]  # only the columns that differ
+
+
+def test_a_receipt_left_out_consistently_is_a_bon_nr_gap(tmp_path: Path) -> None:
+    """A cheat's export without one cash sale, its totals written to match (the
+    writer sums what it is given): every sum and signature checks out; only the
+    register's receipt numbers show the hole."""
+    day = DayBuilder(FakeTSE())
+    for price in ("4.20", "12.00", "3.10", "2.50"):
+        day.add([line(1, "Essen", 1, price)], [Payment("Bar", Decimal(price))])
+    assert check_export(write_export([day.closing()], tmp_path / "all")) == []
+    day.receipts.pop(1)  # Bon 2, 12.00 in cash
+    findings = check_export(write_export([day.closing()], tmp_path / "cheat"))
+    (gap,) = findings
+    assert (gap.code, gap.severity, gap.file) == ("W_BON_NR_GAP", "warning", "transactions.csv")
+    assert "register KASSE-0001" in gap.message and "(BON_NR) 2 missing" in gap.message
+    assert "Bon 1 (BON_ID B00001, Z_NR 1)" in gap.message and "Bon 3 (BON_ID B00003" in gap.message

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import lzma
 import zipfile
 import zlib
@@ -300,6 +301,7 @@ class _Checker:
                 )
         self._check_keys()
         self._check_receipts()
+        self._check_bon_numbers()
         self._check_closings()
         self._check_vat_rates()
         self._check_signatures()
@@ -549,6 +551,32 @@ class _Checker:
             if bon not in has_tse:
                 self.add(
                     "E_RECEIPT_NO_TSE", f, f"{self.bon(row)} has no transactions_tse row", line
+                )
+
+    def _check_bon_numbers(self) -> None:
+        """A register numbers its receipts without gaps (aborted, training and failed
+        ones included), so a BON_NR missing between two of the export's receipts is a
+        receipt left out: a warning, since only the TSE's export can prove it
+        (``--tse-export``). Registers with non-numeric BON_NR are not looked at."""
+        numbered: dict[str, list[tuple[int, Row]]] = defaultdict(list)
+        for _line, row in self.get("transactions.csv"):
+            text = row["BON_NR"]
+            if text.isascii() and text.isdigit() and len(text) <= 18:
+                numbered[row["Z_KASSE_ID"]].append((int(text), row))
+        for register, rows in numbered.items():
+            rows.sort(key=lambda item: item[0])
+            for (before, low), (after, high) in itertools.pairwise(rows):
+                if after <= before + 1:
+                    continue
+                missing = f"{before + 1}" if after == before + 2 else f"{before + 1}..{after - 1}"
+                self.add(
+                    "W_BON_NR_GAP",
+                    "transactions.csv",
+                    f"register {register}: receipt number(s) (BON_NR) {missing} missing "
+                    f"between Bon {before} (BON_ID {low['BON_ID']}, Z_NR {low['Z_NR']}) and "
+                    f"Bon {after} (BON_ID {high['BON_ID']}, Z_NR {high['Z_NR']}): receipts "
+                    "left out of the export? The TSE's export tells (--tse-export)",
+                    severity="warning",
                 )
 
     # --- closing totals --------------------------------------------------------------
