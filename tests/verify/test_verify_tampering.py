@@ -212,3 +212,19 @@ def test_two_overlapping_exports_of_one_tse_are_no_duplicate_transactions(
     report = verify_exports([first, _write(tmp_path / "changed.tar", changed)]).to_json()
     codes = {f["code"] for f in report["findings"]}
     assert {"E_COUNTER_DUPLICATE", "E_TX_DUPLICATE", "E_SIGNATURE_INVALID"} <= codes
+
+
+def test_one_missing_counter_reads_as_one_number(tmp_path: Path) -> None:
+    """The text table and the HTML timeline say 'missing: 29', not '29..29'."""
+    from typer.testing import CliRunner
+
+    from opentse.cli.main import build_app
+
+    members = _members()
+    members.pop(FINISH_2)
+    tar, page = _write(tmp_path / "t.tar", members), tmp_path / "r.html"
+    result = CliRunner().invoke(build_app(), ["verify", str(tar), "--html", str(page)])
+    assert result.exit_code == 1 and "missing: 29" in result.stdout
+    assert "29..29" not in result.stdout
+    html = page.read_text(encoding="utf-8")
+    assert "missing 29<" in html and "Missing: 29<" in html and "29..29" not in html

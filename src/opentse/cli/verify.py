@@ -23,7 +23,7 @@ from opentse.errors import OpenTSEError
 from opentse.formats.qr import QRPayload
 from opentse.verify.archive import LoadedExport, load_exports
 from opentse.verify.certificates import chain_words, load_trust_roots
-from opentse.verify.findings import Severity
+from opentse.verify.findings import Severity, span_text
 from opentse.verify.html import write_html
 from opentse.verify.qrimage import read_qr_texts
 from opentse.verify.receipt import ReceiptResult, verify_receipt
@@ -49,7 +49,7 @@ def _print_report(console: Console, report: VerifyReport) -> None:
     certs = data["certificates"]
     table.add_row("Certificates", f"{certs['count']} ({chain_words(report.certificates)})")
     for serial, s in data["serial_numbers"].items():
-        gaps = ", ".join(f"{a}..{b}" for a, b in s["missing_ranges"]) or "none"
+        gaps = ", ".join(span_text(a, b) for a, b in s["missing_ranges"]) or "none"
         table.add_row(
             f"Serial {serial[:16]}...",
             f"counters {s['first_counter']}..{s['last_counter']} ({s['count']} logs), "

@@ -52,7 +52,7 @@ def chain_words(result: CertificateResult) -> str:
         return f"chain {result.chain}"
     if result.trust_given:
         return "chain ok, to a --trust root"
-    return "chain complete to a root in the export; root not checked (give --trust)"
+    return "chain complete to a root from the export itself, root not checked: use --trust"
 
 
 def load_trust_roots(data: bytes) -> list[x509.Certificate]:

@@ -35,6 +35,11 @@ class Finding:
         }
 
 
+def span_text(first: int, last: int) -> str:
+    """A range of counters or numbers as a person writes it: ``10`` or ``7..9``."""
+    return str(first) if first == last else f"{first}..{last}"
+
+
 def log_words(
     kind: str, operation: str, client_id: str, number: int, counter: int, serial: bytes
 ) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from opentse.verify.certificates import chain_words
-from opentse.verify.findings import Severity
+from opentse.verify.findings import Severity, span_text
 from opentse.verify.report import VerifyReport
 from opentse.verify.transactions import TransactionRow
 
@@ -52,7 +52,9 @@ def _timeline(
     start = first
     for lo, hi in missing:
         segments.append(Segment(x(start), max(x(lo) - x(start), 1.0), f"{start}..{lo - 1}", False))
-        segments.append(Segment(x(lo), max(x(hi + 1) - x(lo), 2.0), f"missing {lo}..{hi}", True))
+        segments.append(
+            Segment(x(lo), max(x(hi + 1) - x(lo), 2.0), f"missing {span_text(lo, hi)}", True)
+        )
         start = hi + 1
     segments.append(Segment(x(start), max(x(last + 1) - x(start), 1.0), f"{start}..{last}", False))
     return Timeline(serial, first, last, count, segments, duplicates)
