@@ -370,6 +370,12 @@ def parse_page(call: Call, order_fields: tuple[str, ...]) -> Page:
     order = q.get("order", "asc")
     if order not in ("asc", "desc"):
         raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "querystring/order must be asc or desc")
+    # every list takes fiskaly's boolean show_deleted (no TSS is DELETED here, so it
+    # changes nothing), but a value that is no boolean is refused as fiskaly does
+    if q.get("show_deleted", "") not in ("", "true", "false"):
+        raise ApiError(
+            400, "E_FAILED_SCHEMA_VALIDATION", "querystring/show_deleted must be true or false"
+        )
     assert limit is not None and offset is not None
     return Page(limit, offset, order_by, order)
 
