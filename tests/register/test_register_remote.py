@@ -10,6 +10,7 @@ in the TAR export. Faults are injected in the HTTP transport, around the real on
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -25,6 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from opentse.register.outage import Light, OutageLog
 from opentse.register.receipt import Seller
@@ -426,3 +429,52 @@ def test_pos_cli_takes_the_url_as_the_service_prints_it(
     body = json.loads(out.stdout)
     assert body["tse_failed"] is False, body["error"]
     assert verify_receipt(body["qr_code_data"]).ok
+
+
+def test_pos_cli_signs_on_a_lan_tse_pinned_by_its_fingerprint(
+    server: dict[str, Any], api: httpx.Client, tmp_path: Path
+) -> None:
+    """`opentse serve --tls` (as --lan serves) has a self-signed certificate: pos had no
+    way to trust it, so a register could not sign on a LAN TSE at all
+    (CERTIFICATE_VERIFY_FAILED). --fingerprint pins it; another fingerprint is refused
+    before the API secret is sent, and a pin with an http:// URL is a setup error."""
+    tss, client = _new_tss(api)
+    lan_tse = Server(server["server"].data)  # the same installation, served over TLS
+    lan_tse.base = lan_tse.base.replace("http://", "https://")
+    lan_tse.proc = subprocess.Popen(
+        [OPENTSE, "serve", "--data", str(lan_tse.data), "--port", str(lan_tse.port), "--tls"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        cert = lan_tse.data / "lan-tls-cert.pem"
+        deadline = time.monotonic() + 60
+        while not cert.exists() or not _accepts(lan_tse.port):
+            assert lan_tse.proc.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(0.2)
+        der = x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(Encoding.DER)
+        pin = hashlib.sha256(der).hexdigest()
+        where = ["--url", lan_tse.base, "--tss", tss, "--client", client]
+        where += ["--journal", str(tmp_path / "till.db")]
+        sale = ["--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50", "--json"]
+        out = _pos(server, "sell", *where, "--fingerprint", pin, *sale)
+        assert out.returncode == 0, out.stderr
+        body = json.loads(out.stdout)
+        assert body["tse_failed"] is False, body["error"]
+        assert verify_receipt(body["qr_code_data"]).ok
+        out = _pos(server, "sell", *where, "--fingerprint", "AB" * 32, *sale)
+        body = json.loads(out.stdout)
+        assert body["tse_failed"] is True and pin.upper() in body["error"]
+        out = _pos(server, "sell", *where, *sale)  # no pin: the certificate is not trusted
+        assert json.loads(out.stdout)["tse_failed"] is True
+    finally:
+        lan_tse.proc.terminate()
+        lan_tse.proc.wait(timeout=20)
+    http = ["--url", server["server"].base, "--tss", tss, "--client", client]
+    out = _pos(server, "status", *http, "--fingerprint", pin, "--no-check")
+    assert out.returncode == 1 and "E_REMOTE_FINGERPRINT_HTTP" in out.stdout + out.stderr
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

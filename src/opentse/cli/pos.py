@@ -40,6 +40,12 @@ TSS_OPTION: Any = typer.Option(..., "--tss", help="TSS / TSE id.")
 CLIENT_OPTION: Any = typer.Option(
     ..., "--client", help="Register serial (--data) or client UUID (--url)."
 )
+FINGERPRINT_OPTION: Any = typer.Option(
+    None,
+    "--fingerprint",
+    envvar="OPENTSE_TLS_FINGERPRINT",
+    help="SHA-256 fingerprint of a LAN TSE's TLS certificate (as serve --lan prints it).",
+)
 JOURNAL_OPTION: Any = typer.Option(None, "--journal", help="The register's journal file.")
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON.")
 SELLER_NAME_OPTION: Any = typer.Option("opentse Testkasse", "--seller-name")
@@ -90,6 +96,7 @@ def _register(
     tss: str,
     client: str,
     journal: Path | None,
+    fingerprint: str | None = None,
     **config: Any,
 ) -> Iterator[Any]:
     """A connected-on-demand Register over the chosen backend; everything closed after."""
@@ -114,7 +121,15 @@ def _register(
         else:
             if not api_key or not api_secret:
                 raise ProtocolError("--url needs --api-key and --api-secret", code="E_POS_AUTH")
-            backend = RemoteBackend(url or "", api_key, api_secret, tss, client, timeout=timeout)
+            backend = RemoteBackend(
+                url or "",
+                api_key,
+                api_secret,
+                tss,
+                client,
+                timeout=timeout,
+                fingerprint=fingerprint,
+            )
             stack.callback(backend.close)
         path = journal_path(journal, client, data)
         log = OutageLog(path)
@@ -210,6 +225,7 @@ def sell_command(
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
+    fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     seller_name: str = SELLER_NAME_OPTION,
@@ -255,7 +271,9 @@ def sell_command(
             "text_width": width,
             "timezone": timezone,
         }
-        with _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg:
+        with _register(
+            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+        ) as reg:
             reg.connect()
             result = reg.sell(sale)
             _write_outputs(result, qr, pdf, escpos)
@@ -277,6 +295,7 @@ def status_command(
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
+    fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     check: bool = typer.Option(True, "--check/--no-check", help="Contact the TSE first."),
@@ -287,7 +306,9 @@ def status_command(
     options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
     with (
         cli_errors(),
-        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+        _register(
+            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+        ) as reg,
     ):
         status = reg.connect() if check else reg.status()
         outages = reg.journal.outages()
@@ -375,6 +396,7 @@ def daily_command(
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
+    fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     note: str = typer.Option("", "--note", help="A note for the day's record."),
@@ -383,7 +405,9 @@ def daily_command(
     options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
     with (
         cli_errors(),
-        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+        _register(
+            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+        ) as reg,
     ):
         reg.daily_record(note=note)
         records = reg.journal.daily_records()
@@ -413,6 +437,7 @@ def storno_command(
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
+    fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     seller_name: str = SELLER_NAME_OPTION,
@@ -428,7 +453,9 @@ def storno_command(
     }
     with (
         cli_errors(),
-        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+        _register(
+            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+        ) as reg,
     ):
         original = reg.books.find_bon_id(receipt)
         sale = reg.books.sale(original)
@@ -463,6 +490,7 @@ def cash_command(
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
+    fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     as_json: bool = JSON_OPTION,
@@ -474,7 +502,9 @@ def cash_command(
     options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
     with (
         cli_errors(),
-        _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg,
+        _register(
+            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+        ) as reg,
     ):
         entry = CashBookEntry(kind, require_cents(amount), text)
         reg.connect()
@@ -557,6 +587,7 @@ def close_command(
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
+    fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     business_day: str | None = typer.Option(
@@ -588,7 +619,9 @@ def close_command(
             "seller_address": [street or "-"],
             "timezone": timezone,
         }
-        with _register(data, url, api_key, api_secret, tss, client, journal, **options) as reg:
+        with _register(
+            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+        ) as reg:
             books, serial = reg.books, reg.config.client_id
             master = _master(books, serial, tss, company, street, postal_code, city,
                              tax_number, vat_id, location_name)  # fmt: skip

@@ -7,6 +7,10 @@
   fiskaly's upsertTransaction is idempotent ("you can send the same request several
   times safely ... only one transaction will be started"), so a retry after a lost
   answer returns the stored signature instead of signing twice.
+* TLS: a LAN TSE (``opentse serve --lan``) has a self-signed certificate; with
+  ``fingerprint`` (its SHA-256, as ``serve --lan`` prints it) the certificate is fetched
+  before the first request and trusted only if it has that fingerprint, so the API
+  secret is never sent to another server.
 * Transaction ids are UUIDv5 of the register's receipt ref, so even a restarted
   register asks for the same transaction again rather than starting a new one.
 """
@@ -14,17 +18,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import ssl
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from opentse.errors import OpenTSEError
+from opentse.errors import OpenTSEError, ProtocolError
 from opentse.register.backends import (
     OpenTransaction,
     Signed,
@@ -51,6 +58,30 @@ def api_root(base_url: str) -> str:
     the connection file of ``tse move`` and LAN-TSE-Session.txt print it) or not."""
     root = base_url.rstrip("/")
     return root if root.endswith("/api/v2") else root + "/api/v2"
+
+
+def _hex(fingerprint: str) -> str:
+    """``AB:CD:...``, ``abcd...`` or ``SHA256:AB:CD...`` -> ``ABCD...``."""
+    text = fingerprint.strip().upper().removeprefix("SHA256:")
+    return text.replace(":", "").replace(" ", "")
+
+
+def pinned_context(url: str, fingerprint: str, timeout: float) -> ssl.SSLContext:
+    """An SSL context that trusts only the server's certificate, after checking that
+    its SHA-256 is ``fingerprint`` (TSEUnavailable otherwise); OSError when the server
+    cannot be reached."""
+    parts = urlsplit(url)
+    address = (parts.hostname or "127.0.0.1", parts.port or 443)
+    pem = ssl.get_server_certificate(address, timeout=timeout)
+    got = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
+    if got != _hex(fingerprint):
+        raise TSEUnavailable(
+            f"the TLS certificate of {address[0]}:{address[1]} has the SHA-256 fingerprint "
+            f"{got}, not the one configured"
+        )
+    context = ssl.create_default_context(cadata=pem)
+    context.check_hostname = False  # pinned by its fingerprint instead of by name
+    return context
 
 
 def tx_id_for(ref: str) -> str:
@@ -95,6 +126,7 @@ class RemoteBackend:
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        fingerprint: str | None = None,
     ) -> None:
         self.tse_id = tss_id
         self.client_uuid = client_uuid
@@ -102,17 +134,42 @@ class RemoteBackend:
         self._retries = retries
         self._backoff = backoff
         self._sleep = sleep
-        self._http = httpx.Client(base_url=api_root(base_url), timeout=timeout, transport=transport)
+        self._root = api_root(base_url)
+        if fingerprint is not None and urlsplit(self._root).scheme != "https":
+            raise ProtocolError(
+                "a TLS fingerprint needs an https:// URL", code="E_REMOTE_FINGERPRINT_HTTP"
+            )
+        self._timeout = timeout
+        self._transport = transport
+        self._fingerprint = fingerprint
+        self._client: httpx.Client | None = None
         self._access: str | None = None
         self._refresh: str | None = None
         self._renew_at = 0.0
         self.requests = 0  # HTTP requests sent (for tests and diagnostics)
 
     def __repr__(self) -> str:  # never show the secret
-        return f"RemoteBackend({str(self._http.base_url)!r}, tss={self.tse_id})"
+        return f"RemoteBackend({self._root!r}, tss={self.tse_id})"
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client, made at the first request: with a fingerprint only once the
+        server's certificate has it (pinned_context)."""
+        if self._client is None:
+            verify: ssl.SSLContext | bool = True
+            if self._fingerprint is not None:
+                try:
+                    verify = pinned_context(self._root, self._fingerprint, self._timeout)
+                except OSError as exc:  # not reachable: retried like any transport error
+                    raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+            self._client = httpx.Client(
+                base_url=self._root, timeout=self._timeout, transport=self._transport, verify=verify
+            )
+        return self._client
 
     # --- HTTP plumbing ---------------------------------------------------------------
 
