@@ -89,3 +89,19 @@ def test_a_receipt_left_out_consistently_is_a_bon_nr_gap(tmp_path: Path) -> None
     assert (gap.code, gap.severity, gap.file) == ("W_BON_NR_GAP", "warning", "transactions.csv")
     assert "register KASSE-0001" in gap.message and "(BON_NR) 2 missing" in gap.message
     assert "Bon 1 (BON_ID B00001, Z_NR 1)" in gap.message and "Bon 3 (BON_ID B00003" in gap.message
+
+
+def test_a_tar_of_another_tse_is_not_a_passed_cross_check(export: Path, tmp_path: Path) -> None:
+    """The shop hands over the wrong TSE's export: no Bon and no transaction could be
+    compared, so the verdict must not read 'cross-check: ok'."""
+    from opentse.verify.synthetic import build_export
+
+    tar = tmp_path / "other.tar"
+    build_export(tar, 30)
+    result = CliRunner().invoke(
+        build_app(), ["dsfinvk", "check", str(export), "--tse-export", str(tar)]
+    )
+    assert result.exit_code == 0, result.output  # a warning, as documented
+    assert "cross-check: ok" not in result.stdout
+    assert "cross-check: NOTHING COMPARED" in result.stdout
+    assert "none of the export's 8 Bons with TSE data" in result.stdout

@@ -153,6 +153,7 @@ def check_command(
             body["crosscheck"] = {
                 "tse_export": str(tse_export),
                 "ok": not cross_errors,
+                "compared": _compared(cross.summary),
                 "errors": len(cross_errors),
                 "warnings": len(cross.findings) - len(cross_errors),
                 "summary": cross.summary,
@@ -197,7 +198,20 @@ def _print_cross(cross: Any, tar: Path | None) -> None:
         soft_wrap=True,
     )
     _print_findings(cross.findings)
-    console.print(f"cross-check: {_verdict(cross.findings)}", highlight=False, soft_wrap=True)
+    verdict = _verdict(cross.findings)
+    if not _compared(summary) and verdict.startswith("ok"):
+        verdict = (
+            f"NOTHING COMPARED: none of the export's {summary['bons_with_tse_data']} Bons "
+            f"with TSE data and no TSE transaction of its registers' window is in {tar} "
+            f"(a TAR of another TSE or period?) {verdict.removeprefix('ok ')}"
+        )
+    console.print(f"cross-check: {verdict}", highlight=False, soft_wrap=True)
+
+
+def _compared(summary: dict[str, Any]) -> bool:
+    """Whether the cross-check compared anything: a Bon found in the TAR or a TAR
+    transaction in scope (else the TAR belongs to another TSE, register or time)."""
+    return bool(summary["bons_matched"] or summary["tar_transactions_in_scope"])
 
 
 def _verdict(findings: list[Any]) -> str:
