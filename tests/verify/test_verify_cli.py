@@ -143,3 +143,16 @@ def test_forged_export_of_another_installation_fails_against_the_trusted_root(
     # without --trust nothing can tell: the report says the root was not checked
     code, out = _run(str(forged))
     assert code == 0 and "root not checked" in out
+
+
+def test_html_transactions_name_their_tse_when_several_are_verified(tmp_path: Path) -> None:
+    """Two TSEs' exports together: both have a transaction 1, so each row says which
+    TSE it belongs to; the times say they are UTC."""
+    first = vendor_export("fiskaly/TSSProtokoll_GF_2021-09-28_11_07_59.tar")
+    second = vendor_export("fiskaly/TSSProtokoll_WB_2021-09-27_12_09_56.tar")
+    page = tmp_path / "r.html"
+    code, _ = _run(str(first), str(second), "--html", str(page))
+    assert code == 0
+    table = page.read_text(encoding="utf-8").split('id="transactions"')[1]
+    assert "<th>TSE</th>" in table and "<th>Start (UTC)</th>" in table
+    assert "81de43efe9844e1a" in table and "a62431499ff4bd73" in table

@@ -70,6 +70,7 @@ def _row(row: TransactionRow) -> dict[str, str]:
         return str(msg.signature_counter) if msg else ""
 
     return {
+        "serial": row.serial,
         "number": str(row.number),
         "client": row.client_id,
         "process_type": row.process_type,
