@@ -46,6 +46,18 @@ class SchemaViolation(Exception):
         super().__init__(f"{path}: {message}" if path else message)
 
 
+def _meant(options: list[Schema], value: Any) -> int:
+    """The alternative of a oneOf that ``value`` meant: the first whose required
+    members it has (``{"refresh_token": null}`` is told about its refresh_token, not
+    that api_key is missing), else the first."""
+    if isinstance(value, dict):
+        for i, option in enumerate(options):
+            required = option.get("required")
+            if required and all(name in value for name in required):
+                return i
+    return 0
+
+
 def _is_type(value: Any, name: str) -> bool:
     if name in ("integer", "number") and isinstance(value, bool):
         return False
@@ -62,16 +74,16 @@ def check(value: Any, schema: Schema, components: dict[str, Schema], path: str =
         return
     if "oneOf" in schema:
         matches = 0
-        first_error: SchemaViolation | None = None
+        errors: list[SchemaViolation] = []
         for option in schema["oneOf"]:
             try:
                 check(value, option, components, path)
                 matches += 1
             except SchemaViolation as exc:
-                first_error = first_error or exc
+                errors.append(exc)
         if matches != 1:
-            if matches == 0 and first_error is not None:
-                raise first_error
+            if matches == 0 and errors:
+                raise errors[_meant(schema["oneOf"], value)]
             raise SchemaViolation(path, "matches more than one alternative")
     typ = schema.get("type")
     if typ is not None and not _is_type(value, typ):
@@ -232,7 +244,8 @@ class _Compiler:
             return self._typed(schema, typ)  # one closure for the whole node
         steps: list[Validator] = []
         if "oneOf" in schema:
-            steps.append(self._one_of([self.build(o) for o in schema["oneOf"]]))
+            options = schema["oneOf"]
+            steps.append(self._one_of([self.build(o) for o in options], options))
         typ = schema.get("type")
         if typ is not None:
             steps.append(_type_step(typ))
@@ -279,19 +292,19 @@ class _Compiler:
         return typed
 
     @staticmethod
-    def _one_of(options: list[Validator]) -> Validator:
+    def _one_of(options: list[Validator], schemas: list[Schema]) -> Validator:
         def one_of(value: Any, path: Path) -> None:
             matches = 0
-            first_error: SchemaViolation | None = None
+            errors: list[SchemaViolation] = []
             for option in options:
                 try:
                     option(value, path)
                     matches += 1
                 except SchemaViolation as exc:
-                    first_error = first_error or exc
+                    errors.append(exc)
             if matches != 1:
-                if matches == 0 and first_error is not None:
-                    raise first_error
+                if matches == 0 and errors:
+                    raise errors[_meant(schemas, value)]
                 raise _fail(path, "matches more than one alternative")
 
         return one_of
