@@ -74,8 +74,10 @@ def _filter_from_query(call: Call, tss_id: str) -> dict[str, Any]:
         if value is None or value == "":
             continue
         if not (value.isascii() and value.isdigit()) or len(value) > 16:
-            raise ApiError(
-                400, "E_FAILED_SCHEMA_VALIDATION", f"querystring/{name} must be a number"
+            raise ApiError(  # -1 is a number too: say which ones are meant
+                400,
+                "E_FAILED_SCHEMA_VALIDATION",
+                f"querystring/{name} must be a whole number >= 0 (at most 16 digits)",
             )
         params[name] = int(value)
     if (
