@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 from PIL import Image, ImageDraw, ImageFont
 
 from conftest import ready_tse, sell
@@ -243,3 +245,35 @@ def test_clients_registered_at_a_tse_but_never_recorded_are_listed(ops: OpsConte
     [row] = [line for line in section.splitlines() if "`TABLET-7`" in line]
     assert row.startswith("| `TABLET-7` | `tse-k` | ") and row.endswith("| - |")
     assert "ohne Kassen-Eintrag" in section
+
+
+def test_markdown_paragraphs_after_tables_and_tills_in_the_outage_log(
+    ops: OpsContext, tmp_path: Path
+) -> None:
+    """The paragraph after section 1's last table ran on as a table row (no blank line:
+    GFM continues a table until one), an organization without locations showed an
+    empty table, and the outages from a till's journal named neither the till nor the
+    TSE, although `opentse pos` keeps both in the same file."""
+    org = sites.create_organization(ops, "Bäckerei Müller GmbH")
+    sites.create_location(
+        ops, org.id, "Filiale", street="Hauptstraße 5", postal_code="10115", city="Berlin"
+    )
+    sites.create_organization(ops, "Bäckerei Müller Holding")  # no location yet
+    journal = tmp_path / "kasse-1.db"
+    opentse = str(Path(sys.executable).parent / "opentse")
+    sold = subprocess.run(
+        [opentse, "pos", "sell", "--data", str(tmp_path / "till"), "--tss", "tse-backstube",
+         "--client", "KASSE-1", "--journal", str(journal), "--line", "Brot:1:3.80:2",
+         "--pay", "bar:5.00"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert sold.returncode == 0 and "TSE ausgefallen" in sold.stdout, sold.stderr
+    md = procedure.render_markdown(procedure.collect(ops, journals=(journal,)))
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<p>Keine TSE wird von mehreren Standorten genutzt.</p>" in html
+    assert "<p>Keine Standorte erfasst.</p>" in html
+    assert html.count("<table>") == sum(line.startswith("|---") for line in md.splitlines())
+    section = md.split("## 7.", 1)[1].split("## 8.", 1)[0]
+    [row] = [line for line in section.splitlines() if "kasse-1.db" in line]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:4] == ["tse-backstube", "KASSE-1"] and cells[5] == "1", row

@@ -139,6 +139,8 @@ def _register(
         config["timezone"] = books.timezone  # the shop's zone, as given or kept
         if url is not None:
             serial = _client_serial(backend, books, client, timeout)
+        elif books.register_serial() != client:  # what the outage log names the till by
+            books.set_register_serial(client)
         yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
 
 

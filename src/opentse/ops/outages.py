@@ -59,18 +59,32 @@ def outages(ctx: OpsContext, journals: tuple[Path, ...] = ()) -> list[OutageRow]
         )
     ]
     for path in journals:
-        from opentse.register.outage import OutageLog
-
-        log = OutageLog(path)
-        try:
-            for o in log.outages():
-                rows.append(
-                    OutageRow(
-                        path.name, "", "", int(o.started_at.timestamp()),
-                        int(o.ended_at.timestamp()) if o.ended_at else None,
-                        f"{o.kind}: {o.reason}", len(o.receipt_refs),
-                    )
-                )  # fmt: skip
-        finally:
-            log.close()
+        rows += _journal_rows(path)
     return sorted(rows, key=lambda r: (r.started_at, r.source))
+
+
+def _journal_rows(path: Path) -> list[OutageRow]:
+    """One register's outages. The books in the same file (``opentse pos``) name the
+    register (its serial) and the TSE each unsigned receipt was meant for; a journal
+    without books leaves both empty."""
+    from opentse.register.books import Books
+    from opentse.register.outage import OutageLog
+
+    log, books = OutageLog(path), Books(path)
+    try:
+        register = books.register_serial() or ""
+        return [
+            OutageRow(
+                path.name,
+                ", ".join(books.tses_of(o.receipt_refs)),
+                register,
+                int(o.started_at.timestamp()),
+                int(o.ended_at.timestamp()) if o.ended_at else None,
+                f"{o.kind}: {o.reason}",
+                len(o.receipt_refs),
+            )
+            for o in log.outages()
+        ]
+    finally:
+        books.close_file()
+        log.close()

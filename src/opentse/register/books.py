@@ -115,11 +115,28 @@ class Books:
             )
 
     def register_serial(self) -> str | None:
+        """The serial kept by set_register_serial, else the last closing's KASSE_SERIENNR."""
         with self._lock:
             row = self._db.execute(
                 "SELECT value FROM books_master WHERE name = 'register_serial'"
             ).fetchone()
-        return None if row is None else str(row[0])
+        if row is not None:
+            return str(row[0])
+        master = self.master()
+        return None if master is None else master.register.serial_number
+
+    def tses_of(self, bon_ids: Iterable[str]) -> list[str]:
+        """The TSE ids these receipts were booked for (to sign, or as TSE ausgefallen),
+        distinct and sorted: the outage log says which TSE a till was without."""
+        found: set[str] = set()
+        with self._lock:
+            for bon_id in bon_ids:
+                row = self._db.execute(
+                    "SELECT tse_id FROM books_receipts WHERE bon_id = ?", (bon_id,)
+                ).fetchone()
+                if row is not None:
+                    found.add(str(row[0]))
+        return sorted(found)
 
     # --- booking ---------------------------------------------------------------------
 
