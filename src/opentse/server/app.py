@@ -58,8 +58,21 @@ def components() -> dict[str, Any]:
 
 
 def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None = None) -> Starlette:
-    """The /api/v2 application over one installation (its engine and store)."""
+    """The /api/v2 application over one installation (its engine and store).
+
+    The context's threads (the service store's index writer) run from here on: an
+    error later in the start (E_TIMEZONE from the dashboard, an unwritable exports
+    folder) closes it again, or a caller that handles the error (a test) goes on with
+    them running (and ``opentse verify`` may not fork beside other threads)."""
     ctx = ServerContext(installation, config, clock)
+    try:
+        return _build(ctx, config)
+    except BaseException:
+        ctx.close()
+        raise
+
+
+def _build(ctx: ServerContext, config: ServerConfig) -> Starlette:
     ctx.exports = ExportManager(ctx, config.export_workers)
     tx_index.rebuild_index(ctx)  # index rows a crash lost (GET by number, lists)
     document = build_document(OPERATIONS, components())
@@ -77,8 +90,8 @@ def create_app(installation: Any, config: ServerConfig, *, clock: Clock | None =
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        ctx.exports.resume()
-        try:
+        try:  # a failed resume (the first sweep) closes the context too
+            ctx.exports.resume()
             yield
         finally:
             ctx.close()
