@@ -204,6 +204,11 @@ def test_two_overlapping_exports_of_one_tse_are_no_duplicate_transactions(
     report = verify_exports([first, second]).to_json()
     codes = {f["code"] for f in report["findings"]}
     assert "W_LOG_REPEATED" in codes and "E_TX_DUPLICATE" not in codes, report["findings"]
+    # one warning per run of repeated counters (26..27 and 29..35: 28 is in one only)
+    repeated = [f["message"] for f in report["findings"] if f["code"] == "W_LOG_REPEATED"]
+    assert len(repeated) == 2, repeated
+    assert "counter(s) 26..27 occur up to 2 times" in repeated[0]
+    assert "counter(s) 29..35 occur" in repeated[1]
     assert report["ok"] is True
     assert report["transactions"] == {"started": 5, "finished": 5, "open": []}
     # a copy that differs (another signature for the same Finish) is still an error
