@@ -233,3 +233,13 @@ def test_one_missing_counter_reads_as_one_number(tmp_path: Path) -> None:
     assert "29..29" not in result.stdout
     html = page.read_text(encoding="utf-8")
     assert "missing 29<" in html and "Missing: 29<" in html and "29..29" not in html
+
+
+def test_a_truncated_log_file_is_named_once(tmp_path: Path) -> None:
+    """A log cut in half (the TAR itself intact): E_LOG_FORMAT says what it means for
+    the audit, without repeating its own code inside the message."""
+    report = _tampered(tmp_path, lambda m: m.__setitem__(FINISH_2, m[FINISH_2][:60]))
+    (bad,) = [f for f in report["findings"] if f["code"] == "E_LOG_FORMAT"]
+    assert bad["file"] == FINISH_2 and report["parse_errors"] == [FINISH_2]
+    assert "E_LOG_FORMAT" not in bad["message"]
+    assert bad["message"].startswith("the log cannot be decoded (cut short or altered)")

@@ -207,7 +207,15 @@ def _log_problems(export: LoadedExport) -> None:
     for log in export.logs:
         if log.problem is not None:
             export.parse_errors.append(log.file)
-            export.findings.append(error("E_LOG_FORMAT", f"cannot decode: {log.problem}", log.file))
+            why = log.problem.removeprefix("E_LOG_FORMAT: ")  # the code is the finding's
+            export.findings.append(
+                error(
+                    "E_LOG_FORMAT",
+                    f"the log cannot be decoded (cut short or altered), so its signature "
+                    f"and counter cannot be checked: {why}",
+                    log.file,
+                )
+            )
 
 
 def decode_members(
