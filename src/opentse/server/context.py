@@ -216,6 +216,12 @@ def peer_address(scope: Mapping[str, Any]) -> str | None:
 Handler = Callable[[Call], "tuple[int, Any] | Response"]
 
 
+def _not_json(name: str) -> Any:
+    """``json.loads`` takes NaN, Infinity and -Infinity, which are no JSON (RFC 8259,
+    section 6): a body holding one is refused as invalid JSON, not half-read."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def endpoint(
     handler: Handler,
     *,
@@ -237,7 +243,7 @@ def endpoint(
         if request.method in ("PUT", "PATCH", "POST"):
             if raw.strip():
                 try:
-                    body = json.loads(raw)
+                    body = json.loads(raw, parse_constant=_not_json)
                     if b"\\u" in raw:  # an escaped lone surrogate cannot be stored or shown
                         orjson.dumps(body)
                 except (ValueError, UnicodeDecodeError, RecursionError, orjson.JSONEncodeError):

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from opentse.errors import OpenTSEError
-from opentse.server.context import Call, ServerContext, _invoke
+from opentse.server.context import Call, ServerContext, _invoke, _not_json
 from opentse.server.problems import ApiError, from_opentse_error, problem_response
 from opentse.server.schemas import COMPONENTS
 from opentse.server.validation import validate
@@ -176,7 +176,7 @@ def _parse_json(raw: bytes) -> Any:
     reads integers beyond 64 bits as floats, and telling those apart costs more than
     the stdlib parser saves here)."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
         if b"\\u" in raw:  # an escaped lone surrogate cannot be stored or shown
             orjson.dumps(body)
     except (ValueError, UnicodeDecodeError, RecursionError, orjson.JSONEncodeError):
