@@ -91,6 +91,10 @@ def replace_command(
         echo_json(done.to_json())
         return
     console.print(f"TSE {old_tse_id} replaced by {new_tse_id}; registers: {list(done.registers)}")
+    for serial, client_uuid in done.api_clients.items():  # what each register enters now
+        console.print(
+            f"register {serial}: --tss {new_tse_id} --client {client_uuid}", highlight=False
+        )
     console.print(f"export archived: {done.export.path} (sha256 {done.export.sha256})")
     console.print(f"new admin PUK: {done.admin_puk}  timeadmin PUK: {done.timeadmin_puk}")
     console.print("[yellow]The PUKs are shown only now: store them safely.[/yellow]")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentse.engine import tse as tse_steps
@@ -40,6 +40,9 @@ class Replacement:
     registers: tuple[str, ...]
     export: archive.ArchivedExport
     final_export: archive.ArchivedExport | None
+    #: register serial -> its client UUID at the new TSS, for a TSE served over the API
+    #: (what the register's ``--client`` is from now on)
+    api_clients: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,7 @@ class Replacement:
             "registers": list(self.registers),
             "export": self.export.to_json(),
             "final_export": self.final_export.to_json() if self.final_export else None,
+            "api_clients": dict(self.api_clients),
         }
 
 
@@ -84,7 +88,11 @@ def _set_up_new(
     return created.admin_puk, created.timeadmin_puk
 
 
-def _move_register(ctx: OpsContext, old_id: str, new_id: str, client: str, actor: str) -> None:
+def _move_register(
+    ctx: OpsContext, old_id: str, new_id: str, client: str, actor: str
+) -> str | None:
+    """Register ``client`` with the new TSE; for a TSS served over the API also its
+    client entry, whose new UUID is returned (None otherwise)."""
     known = sites.find_register(ctx, client) is not None
     if known:
         sites.check_assignment(ctx, client, new_id)  # before the TSE registers it
@@ -103,13 +111,15 @@ def _move_register(ctx: OpsContext, old_id: str, new_id: str, client: str, actor
     if tss is not None and old_row is not None:
         from opentse.server.service_store import ClientRow
 
-        now = ctx.now()
+        now, client_uuid = ctx.now(), str(uuid.uuid4())
         ctx.svc.add_client(
             ClientRow(
-                str(uuid.uuid4()), new_id, tss.organization_id, client, "REGISTERED",
+                client_uuid, new_id, tss.organization_id, client, "REGISTERED",
                 {"replaces_client": old_row.client_id}, now, now,
             )
         )  # fmt: skip
+        return client_uuid
+    return None
 
 
 def _export_verify_archive(
@@ -212,8 +222,11 @@ def replace_tse(
     for c in sorted(state.clients.values(), key=lambda c: c.registered_at):
         if c.registered and c.client_id not in clients:
             clients.append(c.client_id)
+    api_clients: dict[str, str] = {}
     for client in clients:
-        _move_register(ctx, old_tse_id, new_tse_id, client, actor)
+        client_uuid = _move_register(ctx, old_tse_id, new_tse_id, client, actor)
+        if client_uuid is not None:
+            api_clients[client] = client_uuid
     export = _export_verify_archive(ctx, old_tse_id, defective, actor, final=False)
     final: archive.ArchivedExport | None = None
     if defective:
@@ -240,5 +253,6 @@ def replace_tse(
         actor=actor, details={"new_tse": new_tse_id, "registers": clients},
     )  # fmt: skip
     return Replacement(
-        old_tse_id, new_tse_id, admin_puk, timeadmin_puk, tuple(clients), export, final
-    )
+        old_tse_id, new_tse_id, admin_puk, timeadmin_puk, tuple(clients), export, final,
+        api_clients,
+    )  # fmt: skip
