@@ -243,3 +243,23 @@ def test_a_truncated_log_file_is_named_once(tmp_path: Path) -> None:
     assert bad["file"] == FINISH_2 and report["parse_errors"] == [FINISH_2]
     assert "E_LOG_FORMAT" not in bad["message"]
     assert bad["message"].startswith("the log cannot be decoded (cut short or altered)")
+
+
+def test_certificate_swapped_for_another_tses_under_its_own_name(tmp_path: Path) -> None:
+    """The TSE's certificate taken out and another TSE's put in, correctly named: the
+    logs have no certificate (error) and the stranger is named as unused."""
+    other = ec.generate_private_key(ec.SECP256R1())
+    point = other.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    name = f"{hashlib.sha256(point).hexdigest()}_X509.der"
+
+    def swap(m: Members) -> None:
+        del m[TSE_CERT]
+        m[name] = _key_cert("other TSE", "other TSE", other.public_key(), other)
+
+    report = _tampered(tmp_path, swap)
+    assert report["ok"] is False and report["valid_signatures"] == 0
+    (unused,) = [f for f in report["findings"] if f["code"] == "I_CERT_UNUSED"]
+    assert unused["file"] == name and "CN=other TSE" in unused["message"]
+    assert any(f["code"] == "E_NO_CERTIFICATE" for f in report["findings"])

@@ -198,6 +198,18 @@ def check_certificates(
                         entry.file,
                     )
                 )
+        elif serials and not entry.is_ca and entry.key_hash not in serials:
+            # a TSE (end-entity) certificate no log uses: another TSE's, or an older
+            # key of this one (a filtered export): worth knowing, not proof of anything
+            result.findings.append(
+                info(
+                    "I_CERT_UNUSED",
+                    f"TSE certificate {entry.certificate.subject.rfc4514_string()!r} (key "
+                    f"{entry.key_hash[:16]}...) belongs to no log in this export: another "
+                    "TSE's certificate, or an earlier key of this TSE",
+                    entry.file,
+                )
+            )
     pool = [c.certificate for c in export.certificates if c.certificate is not None]
     leaves = [c for c in export.certificates if c.key_hash in serials and c.certificate]
     statuses: list[str] = []
