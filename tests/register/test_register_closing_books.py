@@ -5,6 +5,7 @@ rate in force, and bad input refused at booking time (never at export)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import tempfile
 import zipfile
@@ -279,3 +280,18 @@ def test_a_booking_whose_reference_fails_books_nothing() -> None:
     assert books.open_count() == 1 and books.referenced_by("a") == []  # rolled back, both
     assert books.missing(["a", "b", "missing"]) == ["b", "missing"]
     books.close_file()
+
+
+@pytest.mark.parametrize("width", [32, 48, 64])
+def test_z_report_wraps_a_long_register_serial_and_company(till: Till, width: int) -> None:
+    """Z_KASSE_ID is the register's TSE client id, up to 100 characters (fiskaly's are
+    'ERS <uuid>'): the Z report cut it (and the company) at the paper's width."""
+    till.register.sell(sale(("Kaffee", "2.50", 1)))
+    report = build_zreport(close_day(till.register, till.books, MASTER, "2.50"))
+    serial = "ERS 8cb8e2de-4052-481b-945b-118022951944-Kasse-im-Obergeschoss"
+    company = "Bäckerei und Konditorei Müller & Söhne GmbH & Co. KG, Filiale Hauptstraße"
+    text = render_text(dataclasses.replace(report, z_kasse_id=serial, company=company), width=width)
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines), [ln for ln in lines if len(ln) > width]
+    assert serial in "".join(line.strip() for line in lines)
+    assert " ".join(company.split()) in " ".join(" ".join(lines).split())

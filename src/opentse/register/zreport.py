@@ -19,6 +19,7 @@ pure (builds from a :class:`~opentse.register.books_closing.ClosedDay`, renders)
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
@@ -228,9 +229,9 @@ def render_text(report: ZReport, *, width: int = 48, tz: tzinfo | None = None) -
     rule = "-" * width
     out = [
         f"Z-BON / KASSENABSCHLUSS Nr. {report.z_nr}".center(width),
-        report.company[:width].center(width),
+        *(part.center(width) for part in textwrap.wrap(report.company, width) or [""]),
         rule,
-        f"Kasse:        {report.z_kasse_id}"[:width],
+        *_field("Kasse:        ", report.z_kasse_id, width),
         f"Geschäftstag: {report.business_day}",
         f"Erstellt:     {created}",
         f"Vorgänge:     {report.receipts}",
@@ -282,6 +283,14 @@ def render_pdf(report: ZReport, *, tz: tzinfo | None = None) -> bytes:
         pdf.cell(0, 4.2, line.encode("latin-1", errors="replace").decode("latin-1"))
         pdf.ln(4.2)
     return bytes(pdf.output())
+
+
+def _field(label: str, value: str, width: int) -> list[str]:
+    """``label value`` on one line, or the label and then the value hard-wrapped (a
+    register serial is up to 100 characters and is never cut)."""
+    if len(label) + len(value) <= width:
+        return [label + value]
+    return [label.rstrip(), *(value[i : i + width] for i in range(0, len(value), width))]
 
 
 def _percent(rate: Decimal) -> str:
