@@ -50,3 +50,59 @@ def test_an_environment_other_than_test_or_live_is_refused(tmp_path: Path, env: 
     assert done.returncode == 2, done
     assert "TEST or LIVE" in done.stderr and "serving" not in done.stdout
     assert not data.exists()  # no key, no session file, no certificate made
+
+
+def test_lan_without_tls_still_makes_the_key_and_session_file(tmp_path: Path) -> None:
+    """``--lan --no-tls`` served on the LAN but made neither the API key nor
+    LAN-TSE-Session.txt that ``--lan`` promises (both were made only with TLS): the
+    operator had nothing to type into the register."""
+    import httpx
+
+    from opentse.server import lan
+    from opentse.testing.serving import wait_until_serving
+
+    data = tmp_path / "data"
+    port = _free_port()
+    args = ["serve", "--lan", "--no-tls", "--data", str(data), "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [OPENTSE, *args, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        origin = f"http://127.0.0.1:{port}"
+        assert wait_until_serving(origin, proc), "server did not start"
+        fields = {
+            k.strip(): v.strip()
+            for k, _, v in (
+                line.partition(":") for line in (data / lan.SESSION_FILE).read_text().splitlines()
+            )
+            if v.strip()
+        }
+        assert fields["URL"] == f"http://127.0.0.1:{port}/api/v2"
+        assert fields["TLS SHA-256"] == "(no TLS)"
+        assert "--fingerprint" not in fields["Test"]
+        assert fields["Test"].startswith(f"opentse lan test --url http://127.0.0.1:{port} ")
+        key, secret = fields["API key"], fields["API secret"]
+        result = lan.connection_test(origin, key, secret)
+        assert result["ok"] is True, result
+        assert (
+            httpx.post(f"{origin}/api/v2/auth", json={"api_key": key, "api_secret": secret}).json()[
+                "access_token_claims"
+            ]["env"]
+            == "TEST"
+        )
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "unencrypted" in err, err
+    assert "LAN session written" in out, out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

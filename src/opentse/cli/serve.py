@@ -89,6 +89,7 @@ def serve_command(
     app = create_app(inst, config)
     ssl: dict[str, str] = {}
     scheme = "http"
+    fingerprint = ""
     if use_tls:
         addresses = lanmod.machine_addresses()
         files = lanmod.ensure_certificate(data, addresses, secret=inst.secret)
@@ -96,13 +97,16 @@ def serve_command(
         if files.password:
             ssl["ssl_keyfile_password"] = files.password
         scheme = "https"
-        typer.echo(f"TLS certificate SHA-256 fingerprint: {files.fingerprint}")
-        if lan:
-            address = addresses[0] if host == "0.0.0.0" else host
-            session = lanmod.prepare_session(
-                app.state.ctx, data, address, port, files.fingerprint, env
+        fingerprint = files.fingerprint
+        typer.echo(f"TLS certificate SHA-256 fingerprint: {fingerprint}")
+    if lan:  # the API key and session file also without TLS (--lan --no-tls)
+        if not use_tls:
+            typer.echo(
+                "warning: --no-tls: API secrets and tokens cross the LAN unencrypted", err=True
             )
-            typer.echo(f"LAN session written to {session}")
+        address = lanmod.machine_addresses()[0] if host == "0.0.0.0" else host
+        session = lanmod.prepare_session(app.state.ctx, data, address, port, fingerprint, env)
+        typer.echo(f"LAN session written to {session}")
     options: dict[str, Any] = {**_speed_options(), **ssl}
     # the ~60,000 objects of start-up (modules, app, engine) are long-lived: moved out
     # of the collector's reach, a full collection no longer walks them (it held the

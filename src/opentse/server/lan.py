@@ -158,18 +158,23 @@ def write_session_file(
     api_secret: str | None,
     fingerprint: str,
 ) -> Path:
-    """LAN-TSE-Session.txt: what the operator types into the register (0600: has a secret)."""
+    """LAN-TSE-Session.txt: what the operator types into the register (0600: has a secret).
+
+    An empty ``fingerprint`` is a service without TLS (``serve --lan --no-tls``, a move
+    to a host without it): its URL is http:// and there is nothing to pin."""
+    scheme = "https" if fingerprint else "http"
+    pin = f" --fingerprint {fingerprint}" if fingerprint else ""
     lines = [
         "opentse LAN TSE session (not BSI-certified)",
-        f"URL:                 https://{address}:{port}/api/v2",
+        f"URL:                 {scheme}://{address}:{port}/api/v2",
         f"IP address:          {address}",
         f"Port:                {port}",
         f"API key:             {api_key or '(existing key, see your records)'}",
         f"API secret:          {api_secret or '(shown only when the key was created)'}",
-        f"TLS SHA-256:         {fingerprint}",
+        f"TLS SHA-256:         {fingerprint or '(no TLS)'}",
         "",
-        f"Test: opentse lan test --url https://{address}:{port} --api-key ... --api-secret ..."
-        f" --fingerprint {fingerprint}",
+        f"Test: opentse lan test --url {scheme}://{address}:{port} --api-key ... "
+        f"--api-secret ...{pin}",
         "",
     ]
     path = data_dir / SESSION_FILE
