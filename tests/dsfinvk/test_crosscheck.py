@@ -439,3 +439,30 @@ def test_the_reader_gives_each_register_its_own_window(tmp_path: Path) -> None:
     assert b[1] == side.last == int(closings[1].created.timestamp())
     assert a[0] is not None and b[0] is not None and a[0] + 5 * 3600 == b[0]
     assert side.first == a[0]
+
+
+def test_findings_name_the_bon_and_the_tse_as_an_auditor_reads_them(
+    copy: tuple[Path, Path],
+) -> None:
+    """A Bon by its number, register and closing (not only its BON_ID); a TSE
+    transaction without a Bon by its TSE serial too (an export may hold several)."""
+    export, tar = copy
+    changed = _bon_with_tse(export, 0)
+    file = export / "transactions_tse.csv"
+    text = file.read_bytes().decode("utf-8")
+    row = ";".join(changed.values())
+    counter = changed["TSE_TA_SIGZ"]
+    moved = row.replace(f";{counter};", f";{int(counter) + 1};")
+    file.write_bytes(text.replace(row, moved).encode("utf-8"))
+    (finding,) = xr.cross_check_files(export, tar).findings
+    assert finding.code == xc.COUNTER
+    assert finding.message.startswith(f"Bon 1 (BON_ID {changed['BON_ID']}, register {CLIENT}")
+    assert ", Z_NR 1)" in finding.message
+
+    dropped = _bon_with_tse(export, 1)
+    text = file.read_bytes().decode("utf-8")
+    file.write_bytes(text.replace(";".join(dropped.values()) + "\r\n", "").encode("utf-8"))
+    result = xr.cross_check_files(export, tar)
+    (missing,) = [f for f in result.findings if f.code == xc.NOT_IN_DSFINVK]
+    serial = next(iter(result.summary["tse_serials"]))  # type: ignore[call-overload]
+    assert f"of TSE {serial[:16]}" in missing.message

@@ -119,6 +119,7 @@ def test_a_tar_ending_before_the_last_bon_says_so() -> None:
     result = xc.cross_check([_tx(1)], _side([_bon(1), _bon(2)]))
     assert [f.code for f in result.findings] == [xc.NOT_IN_TAR, xc.TAR_SHORT]
     assert "cannot be found in it" in result.findings[1].message
+    assert "the the" not in result.findings[1].message
 
 
 def test_a_bon_whose_transaction_is_another_client() -> None:

@@ -84,6 +84,8 @@ class BonTse:
     signature: bytes | None
     process_type: str
     process_hash: bytes | None  # None when TSE_VORGANGSDATEN is empty
+    #: how findings name the Bon: its BON_NR, BON_ID, register and Z_NR ("" -> BON_ID)
+    label: str = ""
 
 
 @dataclass(slots=True)
@@ -174,7 +176,7 @@ def cross_check(
     for key, bons in bons_of.items():
         found = by_key.get(key)
         if len(bons) > 1:
-            ids = ", ".join(b.bon_id for b in bons)
+            ids = ", ".join(b.label or b.bon_id for b in bons)
             findings.append(
                 Finding(
                     TWICE,
@@ -191,7 +193,7 @@ def cross_check(
                     Finding(
                         NOT_IN_TAR,
                         TSE_FILE,
-                        f"{bon.bon_id}: TSE transaction {bon.number} is not in {tar}",
+                        f"{bon.label or bon.bon_id}: TSE transaction {bon.number} is not in {tar}",
                         bon.line,
                         "TSE_TANR",
                     )
@@ -230,8 +232,9 @@ def cross_check(
                 Finding(
                     OPEN,
                     tar,
-                    f"TSE transaction {tx.number} of client {tx.client_id!r} (started "
-                    f"{_when(tx.start)}) has no Finish log and no Bon",
+                    f"TSE transaction {tx.number} of client {tx.client_id!r} of TSE "
+                    f"{tx.serial[:16]}... (started {_when(tx.start)}) has no Finish log "
+                    "and no Bon",
                     severity="warning",
                 )
             )
@@ -240,9 +243,9 @@ def cross_check(
             Finding(
                 NOT_IN_DSFINVK,
                 tar,
-                f"TSE transaction {tx.number} of client {tx.client_id!r} "
-                f"({_when(tx.start)} .. {_when(tx.end)}, {tx.process_type}) has no Bon "
-                "in transactions_tse.csv",
+                f"TSE transaction {tx.number} of client {tx.client_id!r} of TSE "
+                f"{tx.serial[:16]}... ({_when(tx.start)} .. {_when(tx.end)}, "
+                f"{tx.process_type}) has no Bon in transactions_tse.csv",
             )
         )
     findings.extend(_range_note(tar_first, tar_last, missing, tar))
@@ -283,7 +286,7 @@ def _range_note(
         Finding(
             TAR_SHORT,
             tar,
-            f"the TAR's transactions span {_when(tar_first)} .. {_when(tar_last)}, the "
+            f"the TAR's transactions span {_when(tar_first)} .. {_when(tar_last)}, "
             f"the Bons missing in it {_when(first)} .. {_when(last)}: Bons outside the "
             "TAR's span cannot be found in it (a TAR of a shorter period?)",
             severity="warning",
@@ -295,7 +298,7 @@ def _compare(bon: BonTse, tx: TseTransaction, tar: str) -> Iterator[Finding]:
     """The differences between one Bon's TSE data and its transaction in the TAR."""
 
     def differs(code: str, column: str, what: str) -> Finding:
-        return Finding(code, TSE_FILE, f"{bon.bon_id}: {what}", bon.line, column)
+        return Finding(code, TSE_FILE, f"{bon.label or bon.bon_id}: {what}", bon.line, column)
 
     if tx.end is None:
         yield differs(

@@ -260,6 +260,16 @@ def _bon(
         signature=signature,
         process_type=row.get("TSE_TA_VORGANGSART", ""),
         process_hash=None if data is None else hashlib.sha256(data).digest(),
+        label=_label(bon_id, closing, receipt),
+    )
+
+
+def _label(bon_id: str, closing: ClosingKey, receipt: Row | None) -> str:
+    """A Bon as the export check names it: number, BON_ID, register and closing."""
+    number = receipt.get("BON_NR", "") if receipt is not None else ""
+    return (
+        f"Bon {number + ' ' if number else ''}(BON_ID {bon_id}, register {closing[0]}, "
+        f"Z_NR {closing[2]})"
     )
 
 
