@@ -68,20 +68,16 @@ def create_client(call: Call) -> tuple[int, Any]:
         raise ApiError(
             409, "E_CLIENT_CONFLICT", "a client with this serial_number exists on this TSS"
         )
+    # before the TSE signs registerClient: refused metadata must not leave a client
+    # registered in the TSE that the API does not know
+    metadata = merge_metadata({}, call.body.get("metadata"))
     state = ctx.service.get(tss_id).state
     known = state.clients.get(serial)
     if known is None or not known.registered:
         ctx.service.register_client(tss_id, serial)
     now = ctx.now()
     row = ClientRow(
-        client_id,
-        tss_id,
-        call.principal.organization_id,
-        serial,
-        "REGISTERED",
-        merge_metadata({}, call.body.get("metadata")),
-        now,
-        now,
+        client_id, tss_id, call.principal.organization_id, serial, "REGISTERED", metadata, now, now
     )
     ctx.svc.add_client(row)
     return 200, client_body(row, tss.env)
@@ -97,12 +93,14 @@ def update_client(call: Call) -> tuple[int, Any]:
     tss_id, tss = owned_tss(call, call.path["tss_id"])
     row = owned_client(call, tss_id, call.path["client_id"])
     target = call.body["state"]
+    # before the TSE signs the state change: refused metadata used to leave the client
+    # deregistered in the TSE while the API still said REGISTERED
+    metadata = merge_metadata(row.metadata, call.body.get("metadata"))
     if target != row.state:
         if target == "DEREGISTERED":
             ctx.service.deregister_client(tss_id, row.serial_number)
         else:
             ctx.service.register_client(tss_id, row.serial_number)
-    metadata = merge_metadata(row.metadata, call.body.get("metadata"))
     ctx.svc.update_client(row.client_id, target, metadata, ctx.now())
     updated = ctx.svc.get_client(row.client_id)
     assert updated is not None

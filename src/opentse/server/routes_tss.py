@@ -204,14 +204,17 @@ def update_tss(call: Call) -> tuple[int, Any]:
     target = Lifecycle(body["state"])
     info = _info(call, tss_id)
     current = info.state.lifecycle
-    if "metadata" in body:
-        ctx.svc.set_tss_metadata(tss_id, merge_metadata(row.metadata, body["metadata"]))
+    # checked first, written last: a refused state change (illegal, no admin login)
+    # must not leave its metadata behind, nor refused metadata a signed state change
+    metadata = merge_metadata(row.metadata, body["metadata"]) if "metadata" in body else None
     if target is current:
         pass  # metadata-only update with the same state (fiskaly v2.1.22)
     elif target is Lifecycle.INITIALIZED and current is Lifecycle.UNINITIALIZED:
         ctx.service.initialize(tss_id, body.get("description"))
     else:
         ctx.service.set_state(tss_id, target)
+    if metadata is not None:
+        ctx.svc.set_tss_metadata(tss_id, metadata)
     if target is not Lifecycle.CREATED and row.puk_sealed is not None:
         ctx.svc.drop_puk(tss_id)  # fiskaly: the PUK is invisible once the TSS left CREATED
     row2 = ctx.svc.get_tss(tss_id)
