@@ -4,6 +4,7 @@ only its BON_ID) with amounts as money, not Python reprs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -105,3 +106,28 @@ def test_a_tar_of_another_tse_is_not_a_passed_cross_check(export: Path, tmp_path
     assert "cross-check: ok" not in result.stdout
     assert "cross-check: NOTHING COMPARED" in result.stdout
     assert "none of the export's 8 Bons with TSE data" in result.stdout
+
+
+def test_the_check_says_what_it_checked(export: Path) -> None:
+    """'ok' alone does not tell an auditor which register, which closings and how
+    many signatures: the summary does, in the text and the JSON."""
+    from opentse.formats.dsfinvk.check import check_export_summary
+
+    findings, summary = check_export_summary(export)
+    assert findings == []
+    assert summary == {
+        "registers": ["KASSE-0001"],
+        # demo_day's closing names no business day (Z_BUCHUNGSTAG is empty)
+        "closings": [{"register": "KASSE-0001", "z_nr": "1", "business_day": ""}],
+        "bons": 9,
+        "bons_with_tse_data": 8,
+        "signatures_verified": 8,
+    }
+    result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(export)])
+    assert result.exit_code == 0
+    assert (
+        "register KASSE-0001: closing Z_NR 1; 9 Bons, 8 with TSE data, "
+        "8 TSE signatures verified"
+    ) in result.stdout
+    body = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(export), "--json"])
+    assert json.loads(body.stdout)["summary"] == summary

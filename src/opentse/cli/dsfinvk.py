@@ -130,13 +130,15 @@ def check_command(
     must be a Bon, every Bon's TSE data a transaction of the TAR with the same
     signature, counter, times and processData. Exit 0 ok, 1 errors found, 2 not
     readable."""
-    from opentse.formats.dsfinvk.check import check_export
+    from opentse.formats.dsfinvk.check import check_export_summary
 
-    findings = check_export(export)
+    findings, summary = check_export_summary(export)
     errors = [f for f in findings if f.severity == "error"]
     unreadable = any(f.code in UNREADABLE for f in errors)
     if not as_json:  # the check's findings first, whatever the TAR turns out to be
         _print_findings(findings)
+        if summary and not unreadable:
+            console.print(f"{export}: {_checked(summary)}", highlight=False, soft_wrap=True)
         console.print(f"{export}: {_verdict(findings)}", highlight=False, soft_wrap=True)
     cross = None
     if tse_export is not None and not unreadable:
@@ -148,6 +150,7 @@ def check_command(
             "errors": len(errors),
             "warnings": len(findings) - len(errors),
             "findings": [_finding_json(f) for f in findings],
+            "summary": summary,
         }
         if cross is not None:
             body["crosscheck"] = {
@@ -212,6 +215,28 @@ def _compared(summary: dict[str, Any]) -> bool:
     """Whether the cross-check compared anything: a Bon found in the TAR or a TAR
     transaction in scope (else the TAR belongs to another TSE, register or time)."""
     return bool(summary["bons_matched"] or summary["tar_transactions_in_scope"])
+
+
+def _checked(summary: dict[str, Any]) -> str:
+    """What was checked, per register: its closings (Z_NR, business days), then the
+    Bons and TSE signatures of the whole export."""
+    parts = []
+    for register in summary["registers"]:
+        mine = [c for c in summary["closings"] if c["register"] == register]
+        numbers = sorted({c["z_nr"] for c in mine}, key=lambda n: (len(n), n))
+        days = sorted({c["business_day"] for c in mine if c["business_day"]})
+        if len(mine) == 1:
+            what = f"closing Z_NR {numbers[0]}"
+        else:
+            what = f"{len(mine)} closings, Z_NR {numbers[0]}..{numbers[-1]}"
+        if days:
+            what += f" ({days[0]})" if len(days) == 1 else f" ({days[0]} .. {days[-1]})"
+        parts.append(f"register {register}: {what}")
+    parts_text = "; ".join(parts) or "no closing"
+    return (
+        f"{parts_text}; {summary['bons']} Bons, {summary['bons_with_tse_data']} with TSE "
+        f"data, {summary['signatures_verified']} TSE signatures verified"
+    )
 
 
 def _verdict(findings: list[Any]) -> str:

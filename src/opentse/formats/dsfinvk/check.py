@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -156,20 +157,27 @@ class _Source:
 
 def check_export(path: Path | str) -> list[Finding]:
     """All findings of the export at ``path`` (folder or ZIP); empty means it passed."""
+    return check_export_summary(path)[0]
+
+
+def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any]]:
+    """The findings and what was checked: registers, closings (Z_NR, business day),
+    Bons, Bons with TSE data and TSE signatures verified (an auditor's "ok" needs to
+    say of what). The summary is empty when the export cannot be read."""
     path = Path(path)
     if not path.exists():
-        return [Finding("E_EXPORT_MISSING", str(path), "no such file or folder")]
+        return [Finding("E_EXPORT_MISSING", str(path), "no such file or folder")], {}
     try:
         source = _Source(path)
     except ZIP_ERRORS:
-        return [Finding("E_EXPORT_ZIP", str(path), "neither a folder nor a ZIP file")]
+        return [Finding("E_EXPORT_ZIP", str(path), "neither a folder nor a ZIP file")], {}
     try:
         checker = _Checker(source)
         try:
             checker.run()
         except FormatError as exc:  # a file of the ZIP cannot be read at all
             checker.add(exc.code, str(path), exc.message)
-        return checker.findings
+        return checker.findings, checker.summary()
     finally:
         source.close()
 
@@ -204,6 +212,7 @@ class _Checker:
         self.rows: dict[str, list[tuple[int, Row]]] = {}
         self.tables: dict[str, Table] = {}
         self._bon_numbers: dict[tuple[str, ...], str] | None = None
+        self.signatures_verified = 0
 
     def add(
         self,
@@ -218,6 +227,23 @@ class _Checker:
 
     def get(self, file: str) -> list[tuple[int, Row]]:
         return self.rows.get(file, [])
+
+    def summary(self) -> dict[str, Any]:
+        """What the export holds and what of it was verified."""
+        closings = [
+            {"register": r["Z_KASSE_ID"], "z_nr": r["Z_NR"], "business_day": r["Z_BUCHUNGSTAG"]}
+            for _l, r in self.get("cashpointclosing.csv")
+        ]
+        closings.sort(key=lambda c: (c["register"], _int(c["z_nr"]), c["z_nr"]))
+        return {
+            "registers": sorted({c["register"] for c in closings}),
+            "closings": closings,
+            "bons": len(self.get("transactions.csv")),
+            "bons_with_tse_data": sum(
+                1 for _l, r in self.get("transactions_tse.csv") if r["TSE_TA_SIG"]
+            ),
+            "signatures_verified": self.signatures_verified,
+        }
 
     def bon(self, row: Row) -> str:
         """A receipt as an auditor names it: its number (BON_NR), BON_ID, register
@@ -831,7 +857,9 @@ class _Checker:
                 clients.append(terminal)
             clients.append(registers.get(_closing(row), ""))
             error = self._verify(tse, row, process_data, clients)
-            if error is not None:
+            if error is None:
+                self.signatures_verified += 1
+            else:
                 self.add("E_SIGNATURE_INVALID", f, f"{self.bon(row)}: {error}", line, "TSE_TA_SIG")
 
     def _read_tse(self, line: int, row: Row) -> tuple[bytes, str, str, str] | None:
