@@ -156,3 +156,9 @@ def test_html_transactions_name_their_tse_when_several_are_verified(tmp_path: Pa
     table = page.read_text(encoding="utf-8").split('id="transactions"')[1]
     assert "<th>TSE</th>" in table and "<th>Start (UTC)</th>" in table
     assert "81de43efe9844e1a" in table and "a62431499ff4bd73" in table
+
+
+def test_text_report_names_the_tse_from_info_csv() -> None:
+    code, out = _run(str(vendor_export(GOOD)))
+    assert code == 0
+    assert "TSE (info.csv)" in out
