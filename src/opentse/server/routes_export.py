@@ -204,10 +204,17 @@ def retrieve_export_file(call: Call) -> Response:
     tss_id, _ = owned_tss(call, call.path["tss_id"])
     row = _owned_export(call, tss_id)
     path = export_file(row, Path(call.ctx.config.data_dir))
-    if path is None:
+    if path is None and row.state in ("PENDING", "WORKING"):
         retry = str(call.ctx.config.retry_after_export)
         raise ApiError(
             404, "E_EXPORT_NOT_COMPLETED", f"export is {row.state}", {"Retry-After": retry}
+        )
+    if path is None:  # it will never complete: no Retry-After to poll on for ever
+        why = f" ({row.exception})" if row.exception else ""
+        raise ApiError(
+            404,
+            "E_EXPORT_NOT_COMPLETED",
+            f"export is {row.state}{why} and has no file; trigger a new export",
         )
     return FileResponse(
         path,

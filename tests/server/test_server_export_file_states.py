@@ -1,0 +1,30 @@
+"""retrieveExportFile of an export that will never have a file (ERROR, CANCELLED)
+answers 404 E_EXPORT_NOT_COMPLETED without Retry-After and says so: it used to send
+``Retry-After`` as for a PENDING export, so a client following fiskaly's advice
+("try again later") polled for ever."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from server_support import AppClient, login, new_key, setup_tss
+
+
+def test_an_export_in_error_has_no_retry_after(app_client: AppClient) -> None:
+    h = login(app_client, new_key(app_client))
+    tss, _ = setup_tss(app_client, h)  # several system logs: more than 1 record
+    url = f"/api/v2/tss/{tss}/export/{uuid.uuid4()}"
+    r = app_client.put(url, params={"maximum_number_records": "1"}, headers=h)
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 30
+    while (state := app_client.get(url, headers=h).json()["state"]) in ("PENDING", "WORKING"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    assert state == "ERROR"
+    r = app_client.get(url + "/file", headers=h)
+    assert r.status_code == 404 and r.json()["code"] == "E_EXPORT_NOT_COMPLETED", r.text
+    assert "retry-after" not in r.headers
+    assert r.json()["message"] == (
+        "export is ERROR (E_TOO_MANY_RECORDS) and has no file; trigger a new export"
+    )
