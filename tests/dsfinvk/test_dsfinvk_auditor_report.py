@@ -126,8 +126,22 @@ def test_the_check_says_what_it_checked(export: Path) -> None:
     result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(export)])
     assert result.exit_code == 0
     assert (
-        "register KASSE-0001: closing Z_NR 1; 9 Bons, 8 with TSE data, "
-        "8 TSE signatures verified"
+        "register KASSE-0001: closing Z_NR 1; 9 Bons, 8 with TSE data, 8 TSE signatures verified"
     ) in result.stdout
     body = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(export), "--json"])
     assert json.loads(body.stdout)["summary"] == summary
+
+
+def test_an_unreadable_export_says_so(export: Path, tmp_path: Path) -> None:
+    """A ZIP cut short is named as such, and the verdict is 'not readable', not a count
+    of errors."""
+    import shutil
+
+    zipped = Path(shutil.make_archive(str(tmp_path / "export"), "zip", export))
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(zipped.read_bytes()[:3000])
+    (finding,) = check_export(cut)
+    assert finding.code == "E_EXPORT_ZIP" and "cut short" in finding.message
+    result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(cut)])
+    assert result.exit_code == 2
+    assert f"{cut}: NOT READABLE as a DSFinV-K export" in result.stdout

@@ -139,7 +139,8 @@ def check_command(
         _print_findings(findings)
         if summary and not unreadable:
             console.print(f"{export}: {_checked(summary)}", highlight=False, soft_wrap=True)
-        console.print(f"{export}: {_verdict(findings)}", highlight=False, soft_wrap=True)
+        verdict = "NOT READABLE as a DSFinV-K export" if unreadable else _verdict(findings)
+        console.print(f"{export}: {verdict}", highlight=False, soft_wrap=True)
     cross = None
     if tse_export is not None and not unreadable:
         cross = _cross_check(export, tse_export)

@@ -170,7 +170,9 @@ def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any
     try:
         source = _Source(path)
     except ZIP_ERRORS:
-        return [Finding("E_EXPORT_ZIP", str(path), "neither a folder nor a ZIP file")], {}
+        what = "a ZIP file that cannot be read (cut short?)" if _looks_zip(path) else None
+        message = what or "neither a folder nor a ZIP file"
+        return [Finding("E_EXPORT_ZIP", str(path), message)], {}
     try:
         checker = _Checker(source)
         try:
@@ -180,6 +182,16 @@ def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any
         return checker.findings, checker.summary()
     finally:
         source.close()
+
+
+def _looks_zip(path: Path) -> bool:
+    """Whether a file starts like a ZIP (a local file header), so that one zipfile
+    cannot open was cut short or damaged rather than something else."""
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _closing(row: Row) -> tuple[str, str, str]:
