@@ -138,7 +138,13 @@ def test_export_filters_limits_and_cancel(app_client: AppClient) -> None:
         assert again.status_code == 400 and again.json()["code"] == "E_CANCEL_EXPORT"
         early = app_client.get(f"/api/v2/tss/{tss}/export/{target}/file", headers=h)
         assert early.status_code == 404 and early.json()["code"] == "E_EXPORT_NOT_COMPLETED"
-        assert int(early.headers["retry-after"]) > 0
+        # cancelled: it will never have a file, so nothing to retry after
+        assert "retry-after" not in early.headers
+        pending = running["data"][0]["_id"]
+        assert pending != target
+        waiting = app_client.get(f"/api/v2/tss/{tss}/export/{pending}/file", headers=h)
+        assert waiting.status_code == 404 and waiting.json()["code"] == "E_EXPORT_NOT_COMPLETED"
+        assert int(waiting.headers["retry-after"]) > 0
         # signing goes on while exports wait and run
         _tx(base, h, tss, cid)
     finally:
