@@ -145,3 +145,15 @@ def test_an_unreadable_export_says_so(export: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(cut)])
     assert result.exit_code == 2
     assert f"{cut}: NOT READABLE as a DSFinV-K export" in result.stdout
+
+
+def test_json_output_stays_json_when_the_tar_cannot_be_read(export: Path, tmp_path: Path) -> None:
+    tar = tmp_path / "cut.tar"
+    tar.write_bytes(b"\0" * 100 + b"not a tar")
+    result = CliRunner().invoke(
+        build_app(), ["dsfinvk", "check", str(export), "--tse-export", str(tar), "--json"]
+    )
+    assert result.exit_code == 2
+    body = json.loads(result.stdout)
+    assert body["ok"] is False and body["errors"] == 0  # the DSFinV-K side is fine
+    assert body["crosscheck"]["unreadable"].startswith("E_EXPORT_UNREADABLE")

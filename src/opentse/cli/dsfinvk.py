@@ -144,15 +144,17 @@ def check_command(
     cross = None
     if tse_export is not None and not unreadable:
         cross = _cross_check(export, tse_export)
+        if isinstance(cross, str):  # the TAR cannot be read: exit 2
+            if as_json:  # still one JSON object on stdout, saying why
+                body = _json_body(findings, errors, summary)
+                body["ok"] = False
+                body["crosscheck"] = {"tse_export": str(tse_export), "unreadable": cross}
+                echo_json(body)
+            raise typer.Exit(2)
     cross_errors = [] if cross is None else [f for f in cross.findings if f.severity == "error"]
     if as_json:
-        body: dict[str, Any] = {
-            "ok": not errors and not cross_errors,
-            "errors": len(errors),
-            "warnings": len(findings) - len(errors),
-            "findings": [_finding_json(f) for f in findings],
-            "summary": summary,
-        }
+        body = _json_body(findings, errors, summary)
+        body["ok"] = not errors and not cross_errors
         if cross is not None:
             body["crosscheck"] = {
                 "tse_export": str(tse_export),
@@ -170,6 +172,16 @@ def check_command(
         raise typer.Exit(2)
     if errors or cross_errors:
         raise typer.Exit(1)
+
+
+def _json_body(findings: list[Any], errors: list[Any], summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ok": not errors,
+        "errors": len(errors),
+        "warnings": len(findings) - len(errors),
+        "findings": [_finding_json(f) for f in findings],
+        "summary": summary,
+    }
 
 
 def _finding_json(f: Any) -> dict[str, Any]:
@@ -256,7 +268,8 @@ BAR_FROM = 2 * 1024 * 1024
 
 def _cross_check(export: Path, tar: Path) -> Any:
     """Read the TAR (a progress bar for big archives, as ``opentse verify`` has) and
-    cross-check; an unreadable TAR ends the command with exit code 2."""
+    cross-check; for a TAR that cannot be read, the message (printed on stderr),
+    which ends the command with exit code 2."""
     from opentse.errors import OpenTSEError
     from opentse.verify.crosscheck_read import cross_check_files
 
@@ -268,7 +281,7 @@ def _cross_check(export: Path, tar: Path) -> Any:
             return cross_check_files(export, tar, advance)
     except (OSError, OpenTSEError) as exc:
         err_console.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        return str(exc)
 
 
 def register(app: typer.Typer) -> None:
