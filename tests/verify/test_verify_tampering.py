@@ -263,3 +263,19 @@ def test_certificate_swapped_for_another_tses_under_its_own_name(tmp_path: Path)
     (unused,) = [f for f in report["findings"] if f["code"] == "I_CERT_UNUSED"]
     assert unused["file"] == name and "CN=other TSE" in unused["message"]
     assert any(f["code"] == "E_NO_CERTIFICATE" for f in report["findings"])
+
+
+def test_an_export_of_one_clients_transactions_only_is_named_as_filtered(
+    tmp_path: Path,
+) -> None:
+    """Only one client's transaction logs, no system log (exportData with a clientId):
+    the gaps stay errors, and a note says what the export looks like."""
+    members = {n: d for n, d in _members().items() if "_Log-Sys_" not in n and n != FINISH_2}
+    report = verify_exports([_write(tmp_path / "client.tar", members)]).to_json()
+    assert any(f["code"] == "E_COUNTER_GAP" for f in report["findings"])
+    (note,) = [f for f in report["findings"] if f["code"] == "I_EXPORT_LOOKS_FILTERED"]
+    assert CLIENT in note["message"] and "complete export" in note["message"]
+    # an export with system logs and gaps (the vendor's faulty one): no such note
+    report = verify_exports([vendor_export("faulty/ThreeMissingAreasOfSignatureCounter.tar")])
+    codes = [f.code for f in report.findings]
+    assert "E_COUNTER_GAP" in codes and "I_EXPORT_LOOKS_FILTERED" not in codes

@@ -57,6 +57,27 @@ def logs_by_serial(export: LoadedExport) -> dict[str, list[LogEntry]]:
     return export.by_serial
 
 
+def _filtered_note(serial: str, entries: list[LogEntry]) -> list[Finding]:
+    """Counter gaps are what an export filtered by client (exportData with a clientId)
+    looks like: only that client's transaction logs, no system log. The gaps stay
+    errors (deleted logs look the same); this says what to ask for."""
+    kinds = {e.fields.kind for e in entries if e.fields is not None}
+    clients = {e.fields.client_id for e in entries if e.fields is not None}
+    if kinds != {"transaction"} or len(clients) != 1:
+        return []
+    (client,) = clients
+    return [
+        info(
+            "I_EXPORT_LOOKS_FILTERED",
+            f"serial {serial[:16]}...: the export holds transaction logs of client "
+            f"{client!r} only and no system log, as an export filtered by client does; "
+            "there the counter gaps are other clients' and system logs, but a deleted log "
+            "looks the same: ask for the TSE's complete export",
+            entries[0].file,
+        )
+    ]
+
+
 def _repeats(
     serial: str,
     entries: list[LogEntry],
@@ -135,6 +156,8 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                 )
         if not increasing:
             _repeats(serial, entries, seen, summary, findings)
+        if summary.missing_ranges:
+            findings.extend(_filtered_note(serial, entries))
         if summary.first_counter > 1:
             findings.append(
                 info(

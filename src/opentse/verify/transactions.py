@@ -17,7 +17,7 @@ from opentse.tr03151.fastdecode import TRANSACTION
 from opentse.tr03151.logmessage import FINISH, START, UPDATE
 from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.counters import logs_by_serial
-from opentse.verify.findings import Finding, error, warning
+from opentse.verify.findings import Finding, error, span_text, warning
 
 
 @dataclass(slots=True)
@@ -196,8 +196,8 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                 result.findings.append(
                     warning(
                         "W_TX_GAP",
-                        f"transaction numbers {before + 1}..{after - 1} of TSE {serial[:16]}... "
-                        "do not occur "
+                        f"transaction number(s) {span_text(before + 1, after - 1)} of TSE "
+                        f"{serial[:16]}... do not occur "
                         "(failed starts consume numbers; filtered exports skip them)",
                         (rows[after].start or rows[after].finish or rows[after].updates[0]).file,
                     )
