@@ -162,3 +162,25 @@ def test_text_report_names_the_tse_from_info_csv() -> None:
     code, out = _run(str(vendor_export(GOOD)))
     assert code == 0
     assert "TSE (info.csv)" in out
+
+
+def test_html_to_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        build_app(), ["verify", str(vendor_export(GOOD)), "--html", str(tmp_path / "no/r.html")]
+    )
+    assert result.exit_code == 2 and not isinstance(result.exception, OSError)
+    assert "cannot write --html" in result.output
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    try:
+        result = CliRunner().invoke(
+            build_app(), ["verify", str(vendor_export(GOOD)), "--html", str(read_only / "r.html")]
+        )
+    finally:
+        read_only.chmod(0o700)
+    import os
+
+    if os.geteuid() != 0:  # root writes anyway
+        assert result.exit_code == 2 and "cannot write --html" in result.output
+        assert "OK: no errors" in result.stdout  # the report itself is still printed

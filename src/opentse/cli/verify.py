@@ -114,7 +114,8 @@ def verify_command(
     Exit status: 0 no finding is an error, 1 errors found, 2 an input could not be
     verified; its message starts with the code: E_EXPORT_UNREADABLE (not a TAR
     archive, one cut short, or it cannot be opened) or E_EXPORT_READ (the file failed or changed
-    while it was read: a read error, a copy still being written or truncated)."""
+    while it was read: a read error, a copy still being written or truncated); 2 also when
+    the --html report cannot be written."""
     err = Console(stderr=True)
     roots = None
     if trust is not None:
@@ -123,6 +124,12 @@ def verify_command(
         except (OSError, ValueError) as exc:
             err.print(f"[red]cannot read --trust {trust}: {exc}[/red]")
             raise typer.Exit(2) from None
+    if html is not None and (html.is_dir() or not html.parent.is_dir()):
+        # said before the verification, which may take minutes, not after it
+        err.print(
+            f"[red]cannot write --html {escape(str(html))}: no such folder, or a folder[/red]"
+        )
+        raise typer.Exit(2)
     big = sum(p.stat().st_size for p in exports if p.is_file()) > 2 * 1024 * 1024
     try:
         if big and err.is_terminal:  # the one-pass reader, with a count of checked logs
@@ -133,13 +140,18 @@ def verify_command(
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     report = verify_loaded(export, trust=roots)
+    html_failed = False
     if html is not None:
-        write_html(report, html)
+        try:
+            write_html(report, html)
+        except OSError as exc:  # e.g. no permission: the report is still printed below
+            err.print(f"[red]cannot write --html {escape(str(html))}: {escape(str(exc))}[/red]")
+            html_failed = True
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
         _print_report(Console(), report)
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(2 if html_failed else 0 if report.ok else 1)
 
 
 def _receipt_json(result: ReceiptResult) -> dict[str, object]:
