@@ -358,7 +358,8 @@ def test_pos_cli_keeps_the_register_serial_through_an_outage_and_its_closing(
 ) -> None:
     """The service names the register's serial for its client UUID; a till that cannot
     reach it printed the UUID as Kassen-Seriennummer and closed the day under it, so
-    the DSFinV-K export's signatures (over the serial) failed the check."""
+    the DSFinV-K export's signatures (over the serial) failed the check. Its receipt
+    also names the TSE (serial number), which the books described before."""
     tss, client = _new_tss(api)
     srv: Server = server["server"]
     where = ["--url", srv.base, "--tss", tss, "--client", client]
@@ -366,7 +367,10 @@ def test_pos_cli_keeps_the_register_serial_through_an_outage_and_its_closing(
     sale = ["--line", "Kaffee:2:2.50:1", "--pay", "bar:5.00", "--json"]
     out = _pos(server, "sell", *where, *sale)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["tse_failed"] is False
+    signed = json.loads(out.stdout)
+    assert signed["tse_failed"] is False
+    public_key = base64.b64decode(signed["qr_code_data"].split(";")[-1])
+    tse_serial = hashlib.sha256(public_key).hexdigest()
     srv.kill()
     try:
         out = _pos(server, "sell", *where, *sale)
@@ -375,6 +379,8 @@ def test_pos_cli_keeps_the_register_serial_through_an_outage_and_its_closing(
         assert body["tse_failed"] is True
         assert f"Kassen-Seriennummer: {SERIAL}" in body["receipt_text"]
         assert client not in body["receipt_text"]
+        # the TSE it was without, as the books described it (it was left out)
+        assert f"TSE-Seriennummer:{tse_serial}" in body["receipt_text"].replace("\n", "")
         export = tmp_path / "closing.zip"
         out = _pos(
             server, "close", *where, "--counted-cash", "10.00", "--company", "Bäckerei Korn",

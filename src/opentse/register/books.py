@@ -16,6 +16,7 @@ closings are complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterable, Sequence
@@ -124,6 +125,14 @@ class Books:
             return str(row[0])
         master = self.master()
         return None if master is None else master.register.serial_number
+
+    def tse_serial(self, tse_id: str) -> str | None:
+        """The serial number (hex SHA-256 of the public key) of a TSE described before."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT public_key FROM books_tses WHERE tse_id = ?", (tse_id,)
+            ).fetchone()
+        return None if row is None else hashlib.sha256(bytes(row[0])).hexdigest()
 
     def tses_of(self, bon_ids: Iterable[str]) -> list[str]:
         """The TSE ids these receipts were booked for (to sign, or as TSE ausgefallen),

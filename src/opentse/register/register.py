@@ -157,6 +157,10 @@ class Register:
             if self.books is not None:
                 self.books.remember_tse(self.backend.tse_id, self._call(self.backend.describe))
         except Exception as exc:
+            if not self._tse_serial and self.books is not None:
+                # the receipts printed "TSE ausgefallen" still name the TSE (§6 Nr. 6
+                # KassenSichV) when the books described it before
+                self._tse_serial = self.books.tse_serial(self.backend.tse_id) or ""
             self.journal.record_unreachable(at=self.clock(), reason=journal_reason(exc))
             self._ensure_daily_record()
             return self.journal.status()
