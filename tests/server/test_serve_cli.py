@@ -106,3 +106,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_a_port_in_use_is_reported_without_a_serving_line(tmp_path: Path) -> None:
+    """The start line was printed before the bind: "opentse serving http://...:P"
+    stood above uvicorn's "address already in use" for a server that never served."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = _serve("--data", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", port)
+    assert done.returncode == 3, done
+    assert "address already in use" in done.stderr
+    assert "serving" not in done.stdout, done.stdout

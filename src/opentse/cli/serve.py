@@ -119,21 +119,40 @@ def serve_command(
     # engine benchmark. At 10,000 they are freed by reference counting before that
     # (cycles still get collected; the store leaves none, tests/storage).
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
-    typer.echo(f"opentse serving {scheme}://{host}:{port}/api/v2 (data: {data})", err=False)
+    uv_config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,  # warning level shows none; skip building them per request
+        # the /auth failure limit counts per peer address: a forged X-Forwarded-For
+        # must not pick the address it is counted under
+        proxy_headers=False,
+        **options,
+    )
+    line = f"opentse serving {scheme}://{host}:{port}/api/v2 (data: {data})"
+
+    class AnnouncingServer(uvicorn.Server):
+        """Says "opentse serving ..." once it listens: printed before the bind, the
+        line stood above "address already in use" for a server that never served."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                typer.echo(line)
+
+    server = AnnouncingServer(uv_config)
     try:
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,  # warning level shows none; skip building them per request
-            # the /auth failure limit counts per peer address: a forged X-Forwarded-For
-            # must not pick the address it is counted under
-            proxy_headers=False,
-            **options,
-        )
+        server.run()
+    except KeyboardInterrupt:  # Ctrl-C, raised again once the server has stopped
+        pass
     finally:
         inst.close()
+    if not server.started:  # the port taken, the address not ours: as uvicorn.run exits
+        raise typer.Exit(STARTUP_FAILURE)
+
+
+STARTUP_FAILURE = 3  # uvicorn's exit status for a server that never started
 
 
 def register(app: typer.Typer) -> None:
