@@ -55,7 +55,12 @@ def test_json_shape() -> None:
         "count",
         "missing_ranges",
         "duplicates",
+        "first_time",
+        "last_time",
     ]
+    # the period the logs cover: a tail cut off the export leaves no counter gap
+    assert serial["first_time"] == "2021-07-28T12:36:07+00:00"  # the names say so too
+    assert serial["last_time"] == "2021-08-27T05:16:14+00:00"
     assert list(body["transactions"]) == ["started", "finished", "open"]
     assert list(body["certificates"]) == ["count", "name_mismatches", "chain"]
     assert body["certificates"]["chain"] in ("ok", "untrusted", "broken")

@@ -59,7 +59,7 @@ def _print_report(console: Console, report: VerifyReport) -> None:
         table.add_row(
             f"Serial {serial[:16]}...",
             f"counters {s['first_counter']}..{s['last_counter']} ({s['count']} logs), "
-            f"missing: {gaps}",
+            f"missing: {gaps}; logs from {_when(s['first_time'])} to {_when(s['last_time'])}",
         )
     console.print(table)
     for finding in report.findings:
@@ -73,6 +73,11 @@ def _print_report(console: Console, report: VerifyReport) -> None:
         )
     verdict = "[green]OK: no errors[/green]" if report.ok else "[red]NOT OK: errors found[/red]"
     console.print(verdict)
+
+
+def _when(iso: str | None) -> str:
+    """A log time of the JSON report as the table shows it (UTC, to the second)."""
+    return "?" if iso is None else iso.replace("T", " ").replace("+00:00", " UTC")
 
 
 def _load_with_bar(exports: list[Path], workers: int | None, err: Console) -> LoadedExport:

@@ -11,6 +11,7 @@ import itertools
 import operator
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.findings import Finding, error, info, span_text, warning
@@ -23,6 +24,10 @@ class SerialSummary:
     count: int
     missing_ranges: list[list[int]] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
+    #: the period the logs cover (Unix seconds of the earliest and latest log time):
+    #: an auditor compares it with the period asked for (a tail cut off leaves no gap)
+    first_time: int | None = None
+    last_time: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -31,7 +36,18 @@ class SerialSummary:
             "count": self.count,
             "missing_ranges": [list(r) for r in self.missing_ranges],
             "duplicates": list(self.duplicates),
+            "first_time": _iso(self.first_time),
+            "last_time": _iso(self.last_time),
         }
+
+
+def _iso(unix: int | None) -> str | None:
+    if unix is None:
+        return None
+    try:
+        return datetime.fromtimestamp(unix, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):  # a log time no calendar holds
+        return None
 
 
 def logs_by_serial(export: LoadedExport) -> dict[str, list[LogEntry]]:
@@ -137,6 +153,8 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
         seen = Counter[int]() if increasing else Counter(counters)
         unique = counters if increasing else sorted(seen)
         summary = SerialSummary(unique[0], unique[-1], len(counters))
+        times = [e.fields.unix for e in entries if e.fields]
+        summary.first_time, summary.last_time = min(times), max(times)
         # the common case, no gap and no repeat, needs no look at each counter
         gapless = unique[-1] - unique[0] + 1 == len(unique)
         for before, after in () if gapless else itertools.pairwise(unique):
