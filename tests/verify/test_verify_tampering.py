@@ -233,6 +233,15 @@ def test_one_missing_counter_reads_as_one_number(tmp_path: Path) -> None:
     assert "29..29" not in result.stdout
     html = page.read_text(encoding="utf-8")
     assert "missing 29<" in html and "Missing: 29<" in html and "29..29" not in html
+    # the present stretches too: 26..28 and 30..35 around the gap
+    assert ">26..28<" in html and ">30..35<" in html
+    single = _members()
+    single.pop(START_2)  # 27 to 29 missing, then 26 stands alone before the gap
+    single.pop(FINISH_2)
+    _write(tar, {n: d for n, d in single.items() if "Sig-27_" not in n})
+    CliRunner().invoke(build_app(), ["verify", str(tar), "--html", str(page)])
+    html = page.read_text(encoding="utf-8")
+    assert ">26<" in html and "26..26" not in html
 
 
 def test_a_truncated_log_file_is_named_once(tmp_path: Path) -> None:

@@ -51,12 +51,16 @@ def _timeline(
     segments: list[Segment] = []
     start = first
     for lo, hi in missing:
-        segments.append(Segment(x(start), max(x(lo) - x(start), 1.0), f"{start}..{lo - 1}", False))
+        segments.append(
+            Segment(x(start), max(x(lo) - x(start), 1.0), span_text(start, lo - 1), False)
+        )
         segments.append(
             Segment(x(lo), max(x(hi + 1) - x(lo), 2.0), f"missing {span_text(lo, hi)}", True)
         )
         start = hi + 1
-    segments.append(Segment(x(start), max(x(last + 1) - x(start), 1.0), f"{start}..{last}", False))
+    segments.append(
+        Segment(x(start), max(x(last + 1) - x(start), 1.0), span_text(start, last), False)
+    )
     return Timeline(serial, first, last, count, segments, duplicates)
 
 
