@@ -27,7 +27,8 @@ ROUTE_NOTES = {
     "/": "redirects to the dashboard",
     OPENAPI_PATH: "this API's OpenAPI 3.0 document",
     "/health": "store reachable (503 if not); no counts, for load balancers",
-    "/metrics": "Prometheus metrics (bearer token when configured)",
+    "/metrics": "Prometheus metrics; bearer token always: OPENTSE_METRICS_TOKEN (all TSEs) "
+    "or an API access token (its organization's)",
     "/api/v2/ops/status": "status of the organization's TSEs (auth)",
     "/api/v2/ops/warnings": "capacity, expiry and outage warnings (auth)",
 }
