@@ -29,6 +29,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from opentse.register.books import Books
 from opentse.register.outage import Light, OutageLog
 from opentse.register.receipt import Seller
 from opentse.register.register import Register, RegisterConfig
@@ -484,3 +485,31 @@ def test_pos_cli_signs_on_a_lan_tse_pinned_by_its_fingerprint(
 def _accepts(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_pos_daily_and_status_no_check_do_not_call_a_service_they_do_not_need(
+    tmp_path: Path,
+) -> None:
+    """`pos daily` works while no TSE is connected and `status --no-check` reads only
+    the journal: with the register's serial kept, neither connects to the service (they
+    waited for its serial-number lookup, up to the TSE timeout on a hung service)."""
+    journal = tmp_path / "till.db"
+    books = Books(journal)
+    books.set_register_serial(SERIAL)
+    books.close_file()
+    env = {**os.environ, "OPENTSE_API_KEY": "key", "OPENTSE_API_SECRET": "secret"}
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)  # a connection would wait here, complete but never accepted
+        where = ["--url", f"http://127.0.0.1:{hung.getsockname()[1]}", "--tss", "t"]
+        where += ["--client", str(uuid.uuid4()), "--journal", str(journal)]
+        for command in (["daily", "--note", "Kasse 7"], ["status", "--no-check", "--json"]):
+            out = subprocess.run(
+                [OPENTSE, "pos", *command, *where],
+                capture_output=True, text=True, timeout=120, env=env,
+            )  # fmt: skip
+            assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["daily_records"][0]["note"] == "Kasse 7"
+        hung.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            hung.accept()[0].close()

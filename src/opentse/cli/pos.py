@@ -99,7 +99,9 @@ def _register(
     fingerprint: str | None = None,
     **config: Any,
 ) -> Iterator[Any]:
-    """A connected-on-demand Register over the chosen backend; everything closed after."""
+    """A connected-on-demand Register over the chosen backend; everything closed after.
+    ``contact=False``: a command that does not ask the TSE (daily, status --no-check)
+    does not ask the service for the register's serial either when one is kept."""
     from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Seller
     from opentse.register.books import Books
     from opentse.register.remote import RemoteBackend
@@ -107,6 +109,7 @@ def _register(
     if (data is None) == (url is None):
         raise ProtocolError("give either --data DIR or --url URL", code="E_POS_BACKEND")
     seller = Seller(config.pop("seller_name"), tuple(config.pop("seller_address")))
+    contact = bool(config.pop("contact", True))
     timezone = config.pop("timezone", None)
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
     with contextlib.ExitStack() as stack:
@@ -138,7 +141,8 @@ def _register(
         stack.callback(books.close_file)
         config["timezone"] = books.timezone  # the shop's zone, as given or kept
         if url is not None:
-            serial = _client_serial(backend, books, client, timeout)
+            kept = None if contact else books.register_serial()
+            serial = kept or _client_serial(backend, books, client, timeout)
         elif books.register_serial() != client:  # what the outage log names the till by
             books.set_register_serial(client)
         yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
@@ -309,9 +313,10 @@ def status_command(
     with (
         cli_errors(),
         _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+            data, url, api_key, api_secret, tss, client, journal, fingerprint,
+            contact=check, **options,
         ) as reg,
-    ):
+    ):  # fmt: skip
         status = reg.connect() if check else reg.status()
         outages = reg.journal.outages()
         dangling = reg.journal.dangling()
@@ -408,9 +413,10 @@ def daily_command(
     with (
         cli_errors(),
         _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+            data, url, api_key, api_secret, tss, client, journal, fingerprint,
+            contact=False, **options,
         ) as reg,
-    ):
+    ):  # fmt: skip
         reg.daily_record(note=note)
         records = reg.journal.daily_records()
     day, light, count, _ = records[-1]
