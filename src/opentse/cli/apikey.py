@@ -30,6 +30,8 @@ def create_command(
 
     if env not in ("TEST", "LIVE"):
         raise typer.BadParameter("env must be TEST or LIVE")
+    if not org.strip():  # an organization nobody can name again (site, tse move --org)
+        raise typer.BadParameter("the organization needs a name", param_hint="'--org'")
     with cli_errors():  # a missing secret, a database of another installation: one line
         inst = Installation.open(data, database_url=database)
         try:
