@@ -30,7 +30,7 @@ def create_command(
 
     if env not in ("TEST", "LIVE"):
         raise typer.BadParameter("env must be TEST or LIVE")
-    if not org.strip():  # an organization nobody can name again (site, tse move --org)
+    if not org.strip():  # a nameless organization: nothing to recognise it by later
         raise typer.BadParameter("the organization needs a name", param_hint="'--org'")
     with cli_errors():  # a missing secret, a database of another installation: one line
         inst = Installation.open(data, database_url=database)
