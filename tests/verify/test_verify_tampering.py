@@ -252,6 +252,10 @@ def test_a_truncated_log_file_is_named_once(tmp_path: Path) -> None:
     assert bad["file"] == FINISH_2 and report["parse_errors"] == [FINISH_2]
     assert "E_LOG_FORMAT" not in bad["message"]
     assert bad["message"].startswith("the log cannot be decoded (cut short or altered)")
+    # its counter is a gap; the gap says the log is there but unreadable
+    (gap,) = [f for f in report["findings"] if f["code"] == "E_COUNTER_GAP"]
+    assert "counter(s) 29 missing" in gap["message"]
+    assert "1 log file(s) named with these counters cannot be decoded" in gap["message"]
 
 
 def test_certificate_swapped_for_another_tses_under_its_own_name(tmp_path: Path) -> None:

@@ -146,6 +146,11 @@ def _repeats(
 def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list[Finding]]:
     findings: list[Finding] = []
     summaries: dict[str, SerialSummary] = {}
+    # counters that undecodable logs claim in their file names: a gap they fill is
+    # there, but cannot be read (E_LOG_FORMAT), which the gap's message says
+    claimed = {
+        e.name.signature_counter for e in export.logs if e.fields is None and e.name is not None
+    }
     for serial, entries in logs_by_serial(export).items():
         counters = [e.fields.signature_counter for e in entries if e.fields]
         # mostly strictly increasing (by_serial sorted them): no repeat to count
@@ -164,11 +169,18 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                 file = next(
                     e.file for e in entries if e.fields and e.fields.signature_counter == after
                 )
+                unreadable = sum(1 for c in claimed if before < c < after)
+                note = (
+                    f"; {unreadable} log file(s) named with these counters cannot be "
+                    "decoded (E_LOG_FORMAT)"
+                    if unreadable
+                    else ""
+                )
                 findings.append(
                     error(
                         "E_COUNTER_GAP",
                         f"serial {serial[:16]}...: signature counter(s) {span} missing "
-                        f"({after - before - 1} log(s))",
+                        f"({after - before - 1} log(s)){note}",
                         file,
                     )
                 )
