@@ -9,7 +9,6 @@ the same TSE block and the same QR text as a printed receipt. Other process type
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,7 @@ from opentse.engine.results import SignResult
 from opentse.errors import OpenTSEError
 from opentse.server.service_store import TssRow
 
+WIDTH = 48  # columns of the rebuilt receipt, as an 80 mm register prints it
 SLOT_VAT_KEYS = (1, 2, 3, 4, 5)  # Kassenbeleg-V1 slot n carries DSFinV-K VAT key n
 PAYMENT_LABELS = {"Bar": "Bar", "Unbar": "Unbar"}
 
@@ -92,7 +92,7 @@ def receipt_for(ctx: Any, org_name: str, tss: TssRow, result: SignResult) -> tup
                 tse=sig,
                 not_certified=True,
             )
-            return render_text(receipt, 48), qr
+            return render_text(receipt, WIDTH), qr
         except (OpenTSEError, UnicodeDecodeError, ValueError):
             pass  # fall through to the raw layout
     bare = Receipt(
@@ -105,11 +105,25 @@ def receipt_for(ctx: Any, org_name: str, tss: TssRow, result: SignResult) -> tup
         tse=sig,
         not_certified=True,
     )
-    out = io.StringIO()
-    out.write(f"{seller.name}\n{'-' * 48}\n")
-    out.write(f"{result.process_type}\n{result.process_data.decode('utf-8', 'replace')}\n")
-    out.write(f"{'-' * 48}\nKassen-Seriennummer: {result.client_id}\n")
+    lines = [*_hard(seller.name), "-" * WIDTH, *_hard(result.process_type)]
+    lines += _hard(result.process_data.decode("utf-8", "replace"))  # its lines, as signed
+    lines += ["-" * WIDTH, *_field("Kassen-Seriennummer", result.client_id)]
     for label, value in tse_fields(bare):
-        out.write(f"{label}: {value}\n")
-    out.write(NOT_CERTIFIED_TEXT + "\n")
-    return out.getvalue().rstrip("\n"), qr
+        lines += _field(label, value)
+    return "\n".join([*lines, NOT_CERTIFIED_TEXT]), qr
+
+
+def _hard(text: str) -> list[str]:
+    """Each line of ``text`` (CR, LF or CRLF) cut into pieces of the receipt's width,
+    no character dropped or added."""
+    return [
+        line[i : i + WIDTH] for line in text.splitlines() or [""]
+        for i in range(0, max(len(line), 1), WIDTH)
+    ]  # fmt: skip
+
+
+def _field(label: str, value: str) -> list[str]:
+    """``Label: value`` on one line, or the label and the value hard-wrapped below it,
+    as the register's text receipt prints it."""
+    line = f"{label}: {value}"
+    return [line] if len(line) <= WIDTH else [f"{label}:", *_hard(value)]
