@@ -110,3 +110,30 @@ def test_status_announce_prints_only_new_warnings(tmp_path: Path) -> None:
     assert run(data, "tse", "status", "--announce") == ""  # announced today already
     again = json.loads(run(data, "tse", "status", "--announce", "--json"))
     assert again["announced"] == [] and len(again["tses"]) == 2
+
+
+def test_assign_says_when_the_register_is_not_registered_at_the_tse(tmp_path: Path) -> None:
+    """`site assign` records which TSE a register uses; signing also needs the TSE's own
+    registerClient. Following the first set-up of operations.md, the till's first sale
+    was 'TSE ausgefallen: E_CLIENT_NOT_FOUND' with nothing said at the assignment."""
+    data = tmp_path / "data"
+    created = json.loads(run(data, "tse", "create", "T1", "--json"))
+    run(data, "tse", "initialize", "T1", "--pin", "123456", "--puk", created["admin_puk"])
+    org = json.loads(run(data, "site", "org-create", "Bäckerei Müller GmbH", "--json"))["id"]
+    where = ("--street", "Hauptstraße 5", "--postal-code", "10115", "--city", "Berlin")
+    loc = json.loads(run(data, "site", "create", org, "Filiale", *where, "--json"))["id"]
+    run(data, "site", "assign-tse", "T1", loc)
+    run(data, "site", "add-register", "KASSE-1", loc)
+    out = run(data, "site", "assign", "KASSE-1", "T1")
+    assert "not registered at TSE T1" in out and "opentse client register KASSE-1" in out
+    assert (
+        json.loads(run(data, "site", "assign", "KASSE-1", "T1", "--json"))["registered_at_tse"]
+        is False
+    )
+    run(data, "client", "register", "KASSE-1", "--tss", "T1", "--pin", "123456")
+    out = run(data, "site", "assign", "KASSE-1", "T1")
+    assert "not registered" not in out
+    assert (
+        json.loads(run(data, "site", "assign", "KASSE-1", "T1", "--json"))["registered_at_tse"]
+        is True
+    )

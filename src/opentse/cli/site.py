@@ -7,7 +7,15 @@ from typing import Any
 
 import typer
 
-from opentse.cli.common import DATA_OPTION, JSON_OPTION, console, echo_json, iso, table
+from opentse.cli.common import (
+    DATA_OPTION,
+    JSON_OPTION,
+    console,
+    echo_json,
+    err_console,
+    iso,
+    table,
+)
 from opentse.cli.ops_common import DATABASE_OPTION, ops_context
 
 site_app = typer.Typer(
@@ -169,7 +177,20 @@ def assign(
 
     with ops_context(data, database) as ctx:
         row = sites.assign_register(ctx, register_id, tse_id)
-    echo_json(vars_of(row)) if as_json else console.print(f"register {register_id} -> {tse_id}")
+        client = ctx.service.get(tse_id).state.clients.get(register_id)
+        registered = client is not None and client.registered
+    if as_json:
+        echo_json({**vars_of(row), "registered_at_tse": registered})
+        return
+    console.print(f"register {register_id} -> {tse_id}", highlight=False)
+    if not registered:  # the assignment is the record; signing needs the TSE's registerClient
+        err_console.print(
+            f"[yellow]{register_id} is not registered at TSE {tse_id} yet: it cannot sign "
+            f"until 'opentse client register {register_id} --tss {tse_id} --pin ...' "
+            "(or PUT /api/v2/tss/{id}/client/{uuid} for a TSS served over the API)[/yellow]",
+            highlight=False,
+            soft_wrap=True,  # the command stays on one line, to be copied
+        )
 
 
 def vars_of(obj: Any) -> dict[str, Any]:
