@@ -86,8 +86,9 @@ def test_a_receipt_left_out_consistently_is_a_bon_nr_gap(tmp_path: Path) -> None
     assert check_export(write_export([day.closing()], tmp_path / "all")) == []
     day.receipts.pop(1)  # Bon 2, 12.00 in cash
     findings = check_export(write_export([day.closing()], tmp_path / "cheat"))
-    (gap,) = findings
+    gap, tse_gap = findings
     assert (gap.code, gap.severity, gap.file) == ("W_BON_NR_GAP", "warning", "transactions.csv")
+    assert (tse_gap.code, tse_gap.severity) == ("W_TSE_TANR_GAP", "warning")
     assert "register KASSE-0001" in gap.message and "(BON_NR) 2 missing" in gap.message
     assert "Bon 1 (BON_ID B00001, Z_NR 1)" in gap.message and "Bon 3 (BON_ID B00003" in gap.message
 
@@ -157,3 +158,20 @@ def test_json_output_stays_json_when_the_tar_cannot_be_read(export: Path, tmp_pa
     body = json.loads(result.stdout)
     assert body["ok"] is False and body["errors"] == 0  # the DSFinV-K side is fine
     assert body["crosscheck"]["unreadable"].startswith("E_EXPORT_UNREADABLE")
+
+
+def test_a_receipt_left_out_and_the_rest_renumbered_is_a_tse_number_gap(tmp_path: Path) -> None:
+    """BON_NR is not signed: a careful cheat renumbers the Bons after the one he left
+    out. The TSE's transaction numbers are signed, and one of them has no Bon."""
+    from dataclasses import replace
+
+    day = DayBuilder(FakeTSE())
+    for price in ("4.20", "12.00", "3.10", "2.50"):
+        day.add([line(1, "Essen", 1, price)], [Payment("Bar", Decimal(price))])
+    kept = [day.receipts[0], *day.receipts[2:]]
+    day.receipts = [replace(r, bon_nr=n) for n, r in enumerate(kept, start=1)]
+    (finding,) = check_export(write_export([day.closing()], tmp_path / "cheat"))
+    assert (finding.code, finding.severity) == ("W_TSE_TANR_GAP", "warning")
+    assert "1 transaction number(s) between 1 and 4 have no Bon in this export (2)" in (
+        finding.message
+    )

@@ -184,6 +184,10 @@ def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any
         source.close()
 
 
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}..{last}"
+
+
 def _looks_zip(path: Path) -> bool:
     """Whether a file starts like a ZIP (a local file header), so that one zipfile
     cannot open was cut short or damaged rather than something else."""
@@ -340,6 +344,7 @@ class _Checker:
         self._check_keys()
         self._check_receipts()
         self._check_bon_numbers()
+        self._check_tse_numbers()
         self._check_closings()
         self._check_vat_rates()
         self._check_signatures()
@@ -606,7 +611,7 @@ class _Checker:
             for (before, low), (after, high) in itertools.pairwise(rows):
                 if after <= before + 1:
                     continue
-                missing = f"{before + 1}" if after == before + 2 else f"{before + 1}..{after - 1}"
+                missing = _span(before + 1, after - 1)
                 self.add(
                     "W_BON_NR_GAP",
                     "transactions.csv",
@@ -616,6 +621,42 @@ class _Checker:
                     "left out of the export? The TSE's export tells (--tse-export)",
                     severity="warning",
                 )
+
+    def _check_tse_numbers(self) -> None:
+        """The TSE numbers its transactions without gaps, and BON_NR is not signed: a
+        Bon left out and the rest renumbered still leaves a TSE_TANR that no Bon has.
+        One warning per TSE lists them: other registers on the same TSE and failed
+        starts explain such numbers too, the TSE's export tells (``--tse-export``)."""
+        serials = {
+            (*_closing(r), r["TSE_ID"]): r["TSE_SERIAL"].lower() for _l, r in self.get("tse.csv")
+        }
+        numbers: dict[str, set[int]] = defaultdict(set)
+        for _line, row in self.get("transactions_tse.csv"):
+            text = row["TSE_TANR"]
+            serial = serials.get((*_closing(row), row["TSE_ID"]))
+            if serial and text.isascii() and text.isdigit() and len(text) <= 18:
+                numbers[serial].add(int(text))
+        for serial, present in sorted(numbers.items()):
+            ordered = sorted(present)
+            gaps = [
+                (before + 1, after - 1)
+                for before, after in itertools.pairwise(ordered)
+                if after > before + 1
+            ]
+            if not gaps:
+                continue
+            count = sum(last - first + 1 for first, last in gaps)
+            listed = ", ".join(_span(first, last) for first, last in gaps[:20])
+            more = f" and {len(gaps) - 20} more ranges" if len(gaps) > 20 else ""
+            self.add(
+                "W_TSE_TANR_GAP",
+                "transactions_tse.csv",
+                f"TSE {serial[:16]}...: {count} transaction number(s) between "
+                f"{ordered[0]} and {ordered[-1]} have no Bon in this export ({listed}{more}): "
+                "other registers on this TSE, failed starts, or Bons left out? The TSE's "
+                "export tells (--tse-export)",
+                severity="warning",
+            )
 
     # --- closing totals --------------------------------------------------------------
 
