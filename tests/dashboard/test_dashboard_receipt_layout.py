@@ -43,3 +43,20 @@ def test_rebuilt_receipt_keeps_48_columns(process_type: str, process_data: str) 
     if process_type != "Kassenbeleg-V1":  # its raw process data, every character of it
         squashed = re.sub(r"\s", "", process_data)
         assert squashed in re.sub(r"\s", "", text)
+
+
+def test_rebuilt_receipt_invents_no_receipt_number() -> None:
+    """The register's receipt number (Beleg-Nr.) is not in the TSE's log; the rebuilt
+    receipt printed the TSE transaction number under that label, so it disagreed with
+    the paper receipt (register receipt 2 was signed as TSE transaction 3)."""
+    service = memory_service(int(datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()))
+    ready = ready_tse(service)
+    for _ in range(3):
+        started = service.start_transaction(ready.tse_id, ready.client_id, b"", "Kassenbeleg-V1")
+        result = service.finish_transaction(
+            ready.tse_id, ready.client_id, started.transaction_number,
+            b"Beleg^5.00_0.00_0.00_0.00_0.00^5.00:Bar", "Kassenbeleg-V1",
+        )  # fmt: skip
+    text, _ = receipt_for(None, "Bäckerei Müller GmbH", TSS, result)
+    assert "Beleg-Nr." not in text
+    assert "TSE-Transaktion: 3" in text.split("\n")

@@ -88,7 +88,7 @@ def receipt_for(ctx: Any, org_name: str, tss: TssRow, result: SignResult) -> tup
                     for p in kb.payments
                 ),
                 bon_typ=kb.bon_typ,
-                receipt_number=str(result.transaction_number),
+                receipt_number="",  # the register's Beleg-Nr. is not in the TSE's log
                 tse=sig,
                 not_certified=True,
             )
