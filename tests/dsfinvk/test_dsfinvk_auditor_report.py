@@ -175,3 +175,17 @@ def test_a_receipt_left_out_and_the_rest_renumbered_is_a_tse_number_gap(tmp_path
     assert "1 transaction number(s) between 1 and 4 have no Bon in this export (2)" in (
         finding.message
     )
+
+
+def test_a_broken_signature_says_what_may_have_been_changed(export: Path) -> None:
+    edit(
+        export,
+        "transactions_tse.csv",
+        lambda b: b.replace(b";Kassenbeleg-V1;", b";Kassenbeleg-V1;9", 1),
+    )
+    (finding,) = [f for f in check_export(export) if f.code == "E_SIGNATURE_INVALID"]
+    assert finding.message.startswith("Bon 1 (BON_ID B00001, register KASSE-0001, Z_NR 1): ")
+    assert "TSE_TA_SIG does not verify over the Finish log rebuilt from the rows" in (
+        finding.message
+    )
+    assert "TSE_TA_SIGZ" in finding.message

@@ -913,7 +913,16 @@ class _Checker:
             if error is None:
                 self.signatures_verified += 1
             else:
-                self.add("E_SIGNATURE_INVALID", f, f"{self.bon(row)}: {error}", line, "TSE_TA_SIG")
+                self.add(
+                    "E_SIGNATURE_INVALID",
+                    f,
+                    f"{self.bon(row)}: TSE_TA_SIG does not verify over the Finish log rebuilt "
+                    f"from the rows ({error}): an amount, payment or Bon type, or a TSE field "
+                    "(TSE_TANR, TSE_TA_SIGZ, TSE_TA_ENDE, TSE_TA_VORGANGSART) differs from what "
+                    "the TSE signed, or TSE_PUBLIC_KEY is not the key that signed it",
+                    line,
+                    "TSE_TA_SIG",
+                )
 
     def _read_tse(self, line: int, row: Row) -> tuple[bytes, str, str, str] | None:
         """(public key point, algorithm OID, time format, encoding) of a tse.csv row."""
