@@ -277,3 +277,30 @@ def test_a_verified_receipt_says_what_it_does_not_prove() -> None:
     assert ok.code == "I_RECEIPT_OK"
     assert "start time is not signed" in ok.message
     assert "public key printed in the QR code" in ok.message and "certificate" in ok.message
+
+
+@needs_vectors
+def test_a_photo_of_two_receipts_verifies_both(tmp_path: Path) -> None:
+    """Two receipts side by side, the second one altered: both are checked (before,
+    only the first was, silently) and the exit status says one failed."""
+    from PIL import Image
+
+    fields = VECTORS[1].split(";")
+    fields[3] = fields[3].replace("21.42", "12.42")  # a cheaper receipt, same signature
+    parts = []
+    for index, text in enumerate((VECTORS[0], ";".join(fields))):
+        part = tmp_path / f"{index}.png"
+        segno.make(text, error="m").save(str(part), scale=4, border=4)
+        parts.append(Image.open(part).convert("L"))
+    both = Image.new("L", (sum(p.width for p in parts) + 40, max(p.height for p in parts)), 255)
+    both.paste(parts[0], (0, 0))
+    both.paste(parts[1], (parts[0].width + 40, 0))
+    photo = tmp_path / "two.png"
+    both.save(photo)
+    result = CliRunner().invoke(build_app(), ["verify-receipt", "--image", str(photo)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.count("Receipt") >= 2
+    assert "VERIFIED" in result.stdout and "NOT VERIFIED" in result.stdout
+    result = CliRunner().invoke(build_app(), ["verify-receipt", "--image", str(photo), "--json"])
+    body = json.loads(result.stdout)
+    assert [r["ok"] for r in body] == [True, False] or [r["ok"] for r in body] == [False, True]

@@ -232,7 +232,12 @@ def verify_receipt_command(
         typer.Argument(help='The QR code text, "V0;...".', show_default=False, metavar="QR_TEXT"),
     ] = None,
     image: Annotated[
-        Path | None, typer.Option("--image", help="A photo or scan of the receipt's QR code.")
+        Path | None,
+        typer.Option(
+            "--image",
+            help="A photo or scan of the receipt's QR code; several receipts in one "
+            "picture are each verified (--json then prints a list).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -242,19 +247,27 @@ def verify_receipt_command(
     if (payload is None) == (image is None):
         err.print("[red]give either the QR text or --image[/red]")
         raise typer.Exit(2)
+    texts = [payload] if payload is not None else []
     if image is not None:
         try:
-            payload = read_qr_texts(image)[0]
+            found = read_qr_texts(image)
         except OpenTSEError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-    assert payload is not None
-    result = verify_receipt(payload)
+        # every receipt in the picture (another QR code only when none looks like one)
+        texts = [t for t in found if t.startswith("V0;")] or found[:1]
+    results = [verify_receipt(text) for text in texts]
     if as_json:
-        sys.stdout.write(json.dumps(_receipt_json(result), indent=2) + "\n")
+        bodies = [_receipt_json(r) for r in results]
+        body: object = bodies[0] if len(bodies) == 1 else bodies
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
     else:
-        _print_receipt(Console(), result)
-    raise typer.Exit(0 if result.ok else 1)
+        out = Console()
+        for number, result in enumerate(results, start=1):
+            if len(results) > 1:
+                out.print(f"QR code {number} of {len(results)}", highlight=False)
+            _print_receipt(out, result)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
 def register(app: typer.Typer) -> None:
