@@ -121,3 +121,51 @@ def test_a_port_in_use_is_reported_without_a_serving_line(tmp_path: Path) -> Non
     assert done.returncode == 3, done
     assert "address already in use" in done.stderr
     assert "serving" not in done.stdout, done.stdout
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_an_ipv6_host_is_written_in_brackets(tmp_path: Path) -> None:
+    """``--host ::1`` printed "http://::1:PORT/api/v2" and wrote it into the LAN
+    session file: no URL (RFC 3986 puts an IPv6 address in brackets)."""
+    import socket
+
+    from opentse.server import lan
+    from opentse.testing.serving import wait_until_serving
+
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path / "data"
+    args = ["serve", "--lan", "--no-tls", "--data", str(data), "--host", "::1"]
+    proc = subprocess.Popen(
+        [OPENTSE, *args, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    origin = f"http://[::1]:{port}"
+    try:
+        assert wait_until_serving(origin, proc), "server did not start"
+        session = (data / lan.SESSION_FILE).read_text()
+        assert f"URL:                 {origin}/api/v2\n" in session
+        assert f"--url {origin} " in session
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in session.splitlines())
+        )
+        result = lan.connection_test(origin, fields["API key"], fields["API secret"])
+        assert result["ok"] is True, result
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert f"opentse serving {origin}/api/v2 " in out, out

@@ -130,7 +130,8 @@ def serve_command(
         proxy_headers=False,
         **options,
     )
-    line = f"opentse serving {scheme}://{host}:{port}/api/v2 (data: {data})"
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL (RFC 3986)
+    line = f"opentse serving {scheme}://{shown}:{port}/api/v2 (data: {data})"
 
     class AnnouncingServer(uvicorn.Server):
         """Says "opentse serving ..." once it listens: printed before the bind, the

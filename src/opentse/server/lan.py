@@ -164,16 +164,17 @@ def write_session_file(
     to a host without it): its URL is http:// and there is nothing to pin."""
     scheme = "https" if fingerprint else "http"
     pin = f" --fingerprint {fingerprint}" if fingerprint else ""
+    host = f"[{address}]" if ":" in address else address  # IPv6 in a URL (RFC 3986)
     lines = [
         "opentse LAN TSE session (not BSI-certified)",
-        f"URL:                 {scheme}://{address}:{port}/api/v2",
+        f"URL:                 {scheme}://{host}:{port}/api/v2",
         f"IP address:          {address}",
         f"Port:                {port}",
         f"API key:             {api_key or '(existing key, see your records)'}",
         f"API secret:          {api_secret or '(shown only when the key was created)'}",
         f"TLS SHA-256:         {fingerprint or '(no TLS)'}",
         "",
-        f"Test: opentse lan test --url {scheme}://{address}:{port} --api-key ... "
+        f"Test: opentse lan test --url {scheme}://{host}:{port} --api-key ... "
         f"--api-secret ...{pin}",
         "",
     ]
