@@ -11,6 +11,7 @@ exports checked together) is one log (``W_LOG_REPEATED``), not a second Start.
 from __future__ import annotations
 
 import itertools
+import operator
 from dataclasses import dataclass, field
 
 from opentse.tr03151.fastdecode import TRANSACTION
@@ -72,6 +73,10 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
             and (entries[0].fields.signature_counter == 1)
         )
         rows: dict[int, TransactionRow] = {}
+        # the same log twice can only be where a counter repeats (entries are sorted
+        # by counter): without that, no copy is looked for among a row's updates
+        counters = [e.fields.signature_counter for e in entries if e.fields is not None]
+        repeats = any(map(operator.ge, counters, counters[1:]))
         for entry in entries:
             data = entry.fields
             if data is None:
@@ -125,7 +130,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     continue
                 row.start = entry
             elif kind == "update":
-                if any(u.data == entry.data for u in row.updates):
+                if repeats and any(u.data == entry.data for u in row.updates):
                     continue  # the same log twice: W_LOG_REPEATED, not a second update
                 if row.finish is not None:
                     result.findings.append(
