@@ -190,6 +190,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Kein Beleg: die Transaktion ist nicht abgeschlossen.",
         "No receipt: the transaction is not finished.",
     ),
+    "logs_deleted": (
+        "Die Log-Nachrichten dieser Transaktion wurden nach einem geprüften Export "
+        "gelöscht (deleteStoredData); Beleg und Signaturen stehen im archivierten Export.",
+        "The log messages of this transaction were deleted after a verified export "
+        "(deleteStoredData); receipt and signatures are in the archived export.",
+    ),
     "process_data": ("Vorgangsdaten", "Process data"),
     "qr_code": ("QR-Code", "QR code"),
     "open_qr": ("QR-Code öffnen", "Open QR code"),

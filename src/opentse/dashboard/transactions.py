@@ -236,6 +236,9 @@ class TxDetail:
     receipt_text: str
     qr_text: str | None
     logs: list[LogView]
+    #: finished, but its logs were deleted after a verified export (deleteStoredData):
+    #: no receipt can be rebuilt here, the archived export has them
+    logs_deleted: bool = False
 
 
 def decode_logs(ctx: Any, tss_id: str, number: int) -> list[LogView]:
@@ -291,6 +294,8 @@ def tx_detail(ctx: Any, org: str, tss_id: str, number: int, org_name: str = "") 
         from opentse.dashboard.receipts import receipt_for
 
         receipt_text, qr_text = receipt_for(ctx, org_name, tss, result)
+    logs = decode_logs(ctx, tss.tss_id, number)
+    deleted = row.state != "ACTIVE" and not logs and info.state.deleted_up_to > 0
     return TxDetail(
         row,
         info.record.serial_number.hex(),
@@ -299,7 +304,8 @@ def tx_detail(ctx: Any, org: str, tss_id: str, number: int, org_name: str = "") 
         amount_of(result),
         receipt_text,
         qr_text,
-        decode_logs(ctx, tss.tss_id, number),
+        logs,
+        deleted,
     )
 
 

@@ -1,0 +1,65 @@
+"""A finished transaction whose logs were deleted after a verified export (archive
+export, archive release, tse delete-stored-data, as operations.md describes) is shown
+as such: the page said "No receipt: the transaction is not finished" beside the state
+FINISHED, and showed an empty log table. Real ``opentse serve`` and CLI processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from dashboard_support import api_login, dashboard_login, sell, setup_tss
+
+from opentse.testing.serving import wait_until_serving
+
+OPENTSE = str(Path(sys.executable).parent / "opentse")
+
+
+def _opentse(*args: str) -> str:
+    done = subprocess.run(
+        [OPENTSE, *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_transaction_whose_logs_were_deleted_says_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = json.loads(_opentse("apikey", "create", "--data", str(data), "--json"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = subprocess.Popen(
+        [OPENTSE, "serve", "--data", str(data), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until_serving(base, server), "no server"
+        with httpx.Client(base_url=base, timeout=30) as api:
+            h = api_login(api, key)
+            tss, cid = setup_tss(api, h, "KASSE-1")
+            sell(api, h, tss, cid, "2.50")
+            sell(api, h, tss, cid, "1.00")
+        with httpx.Client(base_url=base, timeout=30) as browser:
+            assert dashboard_login(browser, key).status_code == 303
+            before = browser.get(f"/dashboard/tss/{tss}/tx/1", params={"lang": "en"}).text
+            assert "Kassenbeleg-V1" in before and "deleteStoredData" not in before
+            _opentse("archive", "export", tss, "--data", str(data))
+            _opentse("archive", "release", tss, "--data", str(data))
+            _opentse("tse", "delete-stored-data", tss, "--pin", "123456", "--data", str(data))
+            page = browser.get(f"/dashboard/tss/{tss}/tx/1", params={"lang": "en"})
+            assert page.status_code == 200
+            assert "FINISHED" in page.text
+            assert "the transaction is not finished" not in page.text
+            assert "deleted after a verified export (deleteStoredData)" in page.text
+            assert '<table class="logs">' not in page.text
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
