@@ -142,3 +142,19 @@ def test_status_lists_another_tills_open_transaction_and_leaves_it_open(
             "Kassenbeleg-V1",
         )  # fmt: skip
     assert finished.transaction_number == started.transaction_number
+
+
+def test_qr_only_needs_an_output_that_carries_the_qr_code(data: Path, tmp_path: Path) -> None:
+    """--qr-only prints the TSE data only in the QR code (§6 Satz 2): without --qr, --pdf,
+    --escpos or --json the text receipt said "TSE-Daten im QR-Code" and no QR code was
+    anywhere, so the receipt had no transaction number, signature or counter at all."""
+    base = ["pos", "sell", "--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db"), "--line", "Tee:1:1.80:1", "--pay", "bar:2"]
+    code, out = run(*base, "--qr-only")
+    assert code == 1 and "E_POS_QR_ONLY" in out and "TSE-Daten im QR-Code" not in out
+    qr = tmp_path / "receipt.png"
+    code, out = run(*base, "--qr-only", "--qr", str(qr))
+    assert code == 0 and "TSE-Daten im QR-Code" in out
+    assert "Beleg-Nr.: 1" in out  # the refused sale was not booked
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.read_bytes())))
+    assert verify_receipt(decoded[0].text).ok

@@ -255,6 +255,12 @@ def sell_command(
             raise ProtocolError(f"--type must be one of {', '.join(BON_TYPES)}", code="E_POS_TYPE")
         if width not in (32, 48):
             raise ProtocolError("--width must be 32 or 48", code="E_POS_WIDTH")
+        if qr_only and not (qr or pdf or escpos or as_json):  # before anything is booked
+            raise ProtocolError(
+                "--qr-only leaves the TSE data (§6 KassenSichV) to the QR code: give --qr, "
+                "--pdf or --escpos to print it (or --json for qr_code_data)",
+                code="E_POS_QR_ONLY",
+            )
         sale = Sale(BON_TYPES[kind.lower()])
         for spec in line:
             text, quantity, price, key, gv_typ = _line(spec)
