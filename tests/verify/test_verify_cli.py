@@ -46,8 +46,10 @@ def test_json_shape() -> None:
         "transactions",
         "certificates",
         "findings",
+        "info",
     ]
     assert body["ok"] is False
+    assert body["info"]["manufacturer"]  # which TSE made the export, as info.csv says
     (serial,) = body["serial_numbers"].values()
     assert list(serial) == [
         "first_counter",

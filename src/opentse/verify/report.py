@@ -67,6 +67,8 @@ class VerifyReport:
                 "chain": self.certificates.chain,
             },
             "findings": [f.to_json() for f in self.findings],
+            # which TSE, in its own words (info.csv: description, manufacturer, version)
+            "info": dict(self.export.info or {}),
         }
 
 
