@@ -22,7 +22,7 @@ from opentse.crypto.ca import LocalCA
 from opentse.engine.keyring import Keyring
 from opentse.engine.ports import Clock, TSEStore
 from opentse.engine.service import TSEService
-from opentse.errors import ProtocolError
+from opentse.errors import ProtocolError, StorageError
 from opentse.testing.clock import SystemClock
 
 CA_FILE = "ca.json"
@@ -112,7 +112,15 @@ class Installation:
         auto_time: bool = True,
     ) -> Installation:
         data_dir = Path(data_dir).expanduser()
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            if data_dir.exists() and not data_dir.is_dir():
+                raise NotADirectoryError(0, "it is a file, not a folder")
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:  # a typo, a file, a read-only disk: one clear line
+            raise StorageError(
+                f"cannot use {data_dir} as the data folder: {exc.strerror or exc}",
+                code="E_DATA_DIR",
+            ) from None
         clock = clock or SystemClock()
         secret_path = installation_secret.resolve_path(data_dir)
         if not secret_path.exists() and (data_dir / CA_FILE).exists():
