@@ -189,3 +189,14 @@ def test_a_broken_signature_says_what_may_have_been_changed(export: Path) -> Non
         finding.message
     )
     assert "TSE_TA_SIGZ" in finding.message
+
+
+def test_key_findings_name_the_columns_not_a_python_tuple(export: Path) -> None:
+    """A closing row removed: the rows that point at it say which key is missing."""
+    edit(export, "cashpointclosing.csv", lambda b: b"\r\n".join(b.split(b"\r\n")[:1]) + b"\r\n")
+    missing = [f for f in check_export(export) if f.code == "E_KEY_MISSING"]
+    assert missing
+    message = next(f.message for f in missing if f.file == "transactions.csv")
+    assert message.startswith("Z_KASSE_ID KASSE-0001, Z_ERSTELLUNG 2026-11-20T23:00:00+01:00, ")
+    assert "Z_NR 1: no such row in cashpointclosing.csv" in message
+    assert "('" not in message

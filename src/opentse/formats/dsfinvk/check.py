@@ -184,6 +184,11 @@ def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any
         source.close()
 
 
+def _named(columns: Iterable[str], values: Iterable[str]) -> str:
+    """A key as a person reads it: ``Z_KASSE_ID KASSE-1, Z_NR 2, BON_ID B7``."""
+    return ", ".join(f"{c} {v}" for c, v in zip(columns, values, strict=True))
+
+
 def _span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
@@ -472,7 +477,8 @@ class _Checker:
             for line, row in self.get(file):
                 key = tuple(row[c] for c in table.primary_key)
                 if key in seen:
-                    self.add("E_KEY_DUPLICATE", file, f"primary key {key} twice", line)
+                    named = _named(table.primary_key, key)
+                    self.add("E_KEY_DUPLICATE", file, f"{named}: this key occurs twice", line)
                 seen.add(key)
             keysets[table.name] = seen
         by_name = {t.name: t for t in self.tables.values()}
@@ -495,7 +501,7 @@ class _Checker:
                         self.add(
                             "E_KEY_MISSING",
                             file,
-                            f"{'/'.join(fk.columns)} {values} not in {target.file}",
+                            f"{_named(fk.columns, values)}: no such row in {target.file}",
                             line,
                         )
 
