@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,35 @@ def test_qr_only_needs_an_output_that_carries_the_qr_code(data: Path, tmp_path: 
     assert "Beleg-Nr.: 1" in out  # the refused sale was not booked
     decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.read_bytes())))
     assert verify_receipt(decoded[0].text).ok
+
+
+def test_an_output_file_that_cannot_be_written_books_no_sale(data: Path, tmp_path: Path) -> None:
+    """A --pdf in a folder that does not exist was a traceback after the sale had been
+    signed and booked, and its receipt was never printed (a cashier would sell again)."""
+    base = ["pos", "sell", "--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db"), "--line", "Tee:1:1.80:1", "--pay", "bar:2"]
+    code, out = run(*base, "--pdf", str(tmp_path / "no-such-folder" / "receipt.pdf"))
+    assert code == 1 and "E_POS_OUTPUT" in out and "Traceback" not in out
+    code, out = run(*base)
+    assert code == 0 and "Beleg-Nr.: 1" in out  # nothing was booked before
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler's pdftotext")
+def test_pdf_and_escpos_print_the_shops_time_as_the_text_receipt(
+    data: Path, tmp_path: Path
+) -> None:
+    """With --timezone Europe/London the text receipt printed London time and the PDF
+    Berlin time (render_pdf got no zone), an hour apart on the same receipt."""
+    pdf, escpos = tmp_path / "r.pdf", tmp_path / "r.bin"
+    code, out = run(
+        "pos", "sell", "--data", str(data), "--tss", "tse-pos", "--client", "POS-1",
+        "--journal", str(tmp_path / "j.db"), "--timezone", "Europe/London",
+        "--line", "Tee:1:1.80:1", "--pay", "bar:2", "--pdf", str(pdf), "--escpos", str(escpos),
+    )  # fmt: skip
+    assert code == 0, out
+    [dated] = [line for line in out.splitlines() if line.startswith("Datum: ")]
+    read = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert dated in read.splitlines()
+    assert dated.encode() in escpos.read_bytes()

@@ -14,6 +14,7 @@ Vorgang, the closings) that ``pos close`` and ``opentse dsfinvk export`` read.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,7 +198,28 @@ def _payment(spec: str) -> tuple[str, str]:
     return PAYMENT_NAMES[method.lower()], amount
 
 
-def _write_outputs(result: Any, qr: Path | None, pdf: Path | None, escpos: Path | None) -> None:
+def _check_outputs(**paths: Path | None) -> None:
+    """Before the sale is booked: each output file's folder exists and can be written
+    (a sale is never booked for a receipt that cannot be written)."""
+    for name, path in paths.items():
+        if path is None:
+            continue
+        folder = path.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ProtocolError(
+                f"--{name} {path}: the folder {folder} does not exist or cannot be written",
+                code="E_POS_OUTPUT",
+            )
+
+
+def _write_outputs(
+    result: Any,
+    qr: Path | None,
+    pdf: Path | None,
+    escpos: Path | None,
+    zone: Any = None,
+) -> None:
+    """The receipt's files, its times in the shop's ``zone`` as the text receipt."""
     from opentse.register import render_escpos, render_pdf, render_qr_png, render_qr_svg
 
     payload = result.receipt.qr_payload
@@ -209,9 +231,9 @@ def _write_outputs(result: Any, qr: Path | None, pdf: Path | None, escpos: Path 
         else:
             qr.write_bytes(render_qr_png(payload))
     if pdf is not None:
-        pdf.write_bytes(render_pdf(result.receipt))
+        pdf.write_bytes(render_pdf(result.receipt, tz=zone))
     if escpos is not None:
-        escpos.write_bytes(render_escpos(result.receipt, width=result.text_width))
+        escpos.write_bytes(render_escpos(result.receipt, width=result.text_width, tz=zone))
 
 
 @pos_app.command("sell")
@@ -274,6 +296,7 @@ def sell_command(
             method, amount = _payment(spec)
             sale.add_payment(method, amount)
         sale.validate()
+        _check_outputs(qr=qr, pdf=pdf, escpos=escpos)
         options = {
             "seller_name": seller_name,
             "seller_address": seller_address,
@@ -288,7 +311,8 @@ def sell_command(
         ) as reg:
             reg.connect()
             result = reg.sell(sale)
-            _write_outputs(result, qr, pdf, escpos)
+            zone = reg.config.zone
+    # the sale is booked: its receipt is printed first, whatever happens to the files
     if as_json:
         echo_json(result.to_json())
     else:
@@ -297,6 +321,15 @@ def sell_command(
         err_console.print(f"[yellow]TSE ausgefallen: {result.error}[/yellow]", highlight=False)
         if result.status.consecutive_failures > 2:
             err_console.print(f"[yellow]{result.status.message}[/yellow]", highlight=False)
+    try:
+        _write_outputs(result, qr, pdf, escpos, zone)
+    except OSError as exc:
+        err_console.print(
+            f"[red]error E_POS_OUTPUT: {exc}; the sale is booked as receipt "
+            f"{result.receipt.receipt_number}: do not book it again[/red]",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
 
 
 @pos_app.command("status")
