@@ -200,3 +200,20 @@ def test_key_findings_name_the_columns_not_a_python_tuple(export: Path) -> None:
     assert message.startswith("Z_KASSE_ID KASSE-0001, Z_ERSTELLUNG 2026-11-20T23:00:00+01:00, ")
     assert "Z_NR 1: no such row in cashpointclosing.csv" in message
     assert "('" not in message
+
+
+def test_vat_findings_name_the_bon_and_line_in_money(export: Path) -> None:
+    edit(
+        export,
+        "lines_vat.csv",
+        lambda b: b.replace(
+            b";1;1;11,90000;10,00000;1,90000", b";1;1;11,90000;10,00000;1,80000", 1
+        ),
+    )
+    findings = [f for f in check_export(export) if f.file == "lines_vat.csv"]
+    assert {f.code for f in findings} == {"E_VAT_SUM", "E_VAT_AMOUNT"}
+    for finding in findings:
+        assert finding.message.startswith(
+            "Bon 1 (BON_ID B00001, register KASSE-0001, Z_NR 1) line 1: "
+        )
+        assert "1.80" in finding.message and "1.80000" not in finding.message

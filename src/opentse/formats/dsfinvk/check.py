@@ -519,13 +519,20 @@ class _Checker:
             f = "lines_vat.csv"
             g, n, v = (self.num(f, line, row, c) for c in ("POS_BRUTTO", "POS_NETTO", "POS_UST"))
             if g != n + v:
-                self.add("E_VAT_SUM", f, f"POS_BRUTTO {g} != POS_NETTO {n} + POS_UST {v}", line)
+                self.add(
+                    "E_VAT_SUM",
+                    f,
+                    f"{self.bon(row)} line {row['POS_ZEILE']}: POS_BRUTTO {_money(g)} != "
+                    f"POS_NETTO {_money(n)} + POS_UST {_money(v)}",
+                    line,
+                )
             rate = rates.get((*_closing(row), row["UST_SCHLUESSEL"]))
             if rate is not None and abs(v - (g * rate / (100 + rate))) > CENT:
                 self.add(
                     "E_VAT_AMOUNT",
                     f,
-                    f"POS_UST {v} is not {rate} % of POS_BRUTTO {g}",
+                    f"{self.bon(row)} line {row['POS_ZEILE']}: POS_UST {_money(v)} is not "
+                    f"{rate} % of POS_BRUTTO {_money(g)}",
                     line,
                     "POS_UST",
                 )
@@ -550,7 +557,13 @@ class _Checker:
             f = "transactions_vat.csv"
             g, n, v = (self.num(f, line, row, c) for c in ("BON_BRUTTO", "BON_NETTO", "BON_UST"))
             if g != n + v:
-                self.add("E_VAT_SUM", f, f"BON_BRUTTO {g} != BON_NETTO {n} + BON_UST {v}", line)
+                self.add(
+                    "E_VAT_SUM",
+                    f,
+                    f"{self.bon(row)}: BON_BRUTTO {_money(g)} != BON_NETTO {_money(n)} + "
+                    f"BON_UST {_money(v)}",
+                    line,
+                )
             if [g, n, v] != line_vat_by_key.get((*_bon(row), row["UST_SCHLUESSEL"]), [ZERO] * 3):
                 self.add(
                     "E_SUM_LINES",
