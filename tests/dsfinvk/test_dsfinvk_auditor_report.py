@@ -217,3 +217,18 @@ def test_vat_findings_name_the_bon_and_line_in_money(export: Path) -> None:
             "Bon 1 (BON_ID B00001, register KASSE-0001, Z_NR 1) line 1: "
         )
         assert "1.80" in finding.message and "1.80000" not in finding.message
+
+
+def test_a_wrong_vat_rate_names_the_bon(tmp_path: Path) -> None:
+    """19 % on a day of the 2020 reduction (16 %): which receipt says so."""
+    from datetime import date
+
+    from opentse.formats.dsfinvk.model import Line, VatAmount, VatRate
+
+    day = DayBuilder(FakeTSE(), date(2020, 9, 1))
+    vat16 = VatAmount(1, Decimal("11.60"), Decimal("10.00"), Decimal("1.60"))
+    day.add([Line("1", "Kuchen", "Umsatz", (vat16,))], [Payment("Bar", Decimal("11.60"))])
+    closing = day.closing(vat_rates=(VatRate(1, Decimal("19.00")),))
+    findings = check_export(write_export([closing], tmp_path / "e"))
+    (rate,) = [f for f in findings if f.code == "E_VAT_RATE"]
+    assert rate.message.startswith("Bon 1 (BON_ID B00001, register KASSE-0001, Z_NR 1): VAT key 1")

@@ -845,7 +845,7 @@ class _Checker:
                 self.add(
                     "E_VAT_KEY_DATE",
                     "transactions_vat.csv",
-                    f"VAT key {key} is not valid on {end.date()}",
+                    f"{self.bon(row)}: VAT key {key} is not valid on {end.date()}",
                     line,
                     "UST_SCHLUESSEL",
                 )
@@ -853,7 +853,8 @@ class _Checker:
                 self.add(
                     "E_VAT_RATE",
                     "transactions_vat.csv",
-                    f"VAT key {key} has {valid} % on {end.date()}, vat.csv says {rate} %",
+                    f"{self.bon(row)}: VAT key {key} has {valid} % on {end.date()}, vat.csv "
+                    f"says {rate} %",
                     line,
                     "UST_SCHLUESSEL",
                 )
@@ -1015,7 +1016,7 @@ class _Checker:
                         self.add(
                             "E_PROCESSDATA_VAT_KEY",
                             "transactions_vat.csv",
-                            f"key {r['UST_SCHLUESSEL']} has no processData slot",
+                            f"{self.bon(r)}: VAT key {r['UST_SCHLUESSEL']} has no processData slot",
                             ln,
                         )
                         return None
