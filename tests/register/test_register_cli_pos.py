@@ -192,3 +192,28 @@ def test_pdf_and_escpos_print_the_shops_time_as_the_text_receipt(
     ).stdout
     assert dated in read.splitlines()
     assert dated.encode() in escpos.read_bytes()
+
+
+def test_close_prints_its_z_report_whatever_happens_to_its_files(
+    data: Path, tmp_path: Path
+) -> None:
+    """A --pdf in a folder that does not exist was a traceback after the day had been
+    closed (and its difference signed): no Z report, and the next try said
+    E_NOTHING_TO_CLOSE. Now it is refused before the closing; an export target that
+    cannot be written comes after the printed Z report, which says the day is closed."""
+    base = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db")]
+    code, out = run("pos", "sell", *base, "--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50")
+    assert code == 0, out
+    master = ["--company", "Café Test GmbH", "--street", "Hauptstr. 1", "--postal-code",
+              "12345", "--city", "Musterstadt", "--tax-number", "123/456/78901"]  # fmt: skip
+    missing = tmp_path / "no-such-folder" / "z.pdf"
+    code, out = run("pos", "close", *base, *master, "--counted-cash", "2.50", "--pdf", str(missing))
+    assert code == 1 and "E_POS_OUTPUT" in out and "Traceback" not in out
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "something.txt").write_text("not empty", encoding="utf-8")
+    code, out = run("pos", "close", *base, *master, "--counted-cash", "2.50", "--out", str(taken))
+    assert code == 1 and "Traceback" not in out
+    assert "KASSENABSCHLUSS Nr. 1" in out  # the first try closed nothing
+    assert "closing Z_NR 1 is done" in " ".join(out.split())

@@ -23,7 +23,7 @@ from typing import Any
 import typer
 
 from opentse.cli.common import cli_errors, console, echo_json, err_console, parse_day, table
-from opentse.errors import ProtocolError
+from opentse.errors import OpenTSEError, ProtocolError
 
 pos_app = typer.Typer(
     help="A terminal register: sell, storno, cash in/out, status, daily record, closing "
@@ -661,6 +661,7 @@ def close_command(
             if business_day is None
             else parse_day(business_day, "--business-day", "E_BUSINESS_DAY")
         )
+        _check_outputs(pdf=pdf, out=out)  # before the day is closed
         options = {
             "seller_name": company or "-",
             "seller_address": [street or "-"],
@@ -677,9 +678,18 @@ def close_command(
             closing = day.closing
             report = build_zreport(day)
             zone = reg.config.zone  # the Z report prints the receipts' local time
+    path, unwritten = None, ""
+    try:  # the day is closed: its Z report is printed whatever happens to the files
         if pdf is not None:
             pdf.write_bytes(render_pdf(report, tz=zone))
         path = None if out is None else write_export([closing], out)
+    except (OSError, OpenTSEError) as exc:
+        what = str(exc) if isinstance(exc, OpenTSEError) else f"E_POS_OUTPUT: {exc}"
+        unwritten = (
+            f"error {what}; closing Z_NR {report.z_nr} is done: "
+            "'opentse dsfinvk export' writes its export again"
+        )
+    with cli_errors():
         if path is not None and check:
             findings = [f for f in check_export(path) if f.severity == "error"]
     summary = {**report.to_json(), "export": None if path is None else str(path)}
@@ -692,7 +702,9 @@ def close_command(
             console.print(f"DSFinV-K export -> {path}", highlight=False)
         for finding in findings:
             err_console.print(f"[red]{finding}[/red]", highlight=False)
-    if findings:
+    if unwritten:
+        err_console.print(f"[red]{unwritten}[/red]", highlight=False)
+    if findings or unwritten:
         raise typer.Exit(1)
 
 
