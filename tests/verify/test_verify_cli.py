@@ -49,7 +49,8 @@ def test_json_shape() -> None:
         "info",
     ]
     assert body["ok"] is False
-    assert body["info"]["manufacturer"]  # which TSE made the export, as info.csv says
+    (info,) = body["info"]  # which TSE made the export, as its info.csv says
+    assert info["file"] == "info.csv" and info["manufacturer"] == "fiskaly GmbH"
     (serial,) = body["serial_numbers"].values()
     assert list(serial) == [
         "first_counter",
@@ -191,3 +192,16 @@ def test_html_to_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     if os.geteuid() != 0:  # root writes anyway
         assert result.exit_code == 2 and "cannot write --html" in result.output
         assert "OK: no errors" in result.stdout  # the report itself is still printed
+
+
+def test_each_archives_tse_is_named_when_several_are_verified() -> None:
+    """A D-Trust and a fiskaly export together: both info.csv files are reported, not
+    only the last one read."""
+    dtrust = vendor_export(GOOD)
+    fiskaly = vendor_export("fiskaly/TSSProtokoll_GF_2021-09-28_11_07_59.tar")
+    code, out = _run(str(dtrust), str(fiskaly), "--json")
+    assert code == 0
+    makers = sorted(i["manufacturer"] for i in json.loads(out)["info"])
+    assert makers == ["D-Trust GmbH", "fiskaly Gmbh"]
+    code, out = _run(str(dtrust), str(fiskaly))
+    assert code == 0 and "D-Trust GmbH" in out and "fiskaly Gmbh" in out

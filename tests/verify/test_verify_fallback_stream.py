@@ -132,4 +132,8 @@ def test_a_plain_and_a_compressed_archive_together(plain: Path, tmp_path: Path) 
             {**f, "file": f["file"].replace("two.tar:", "two.tar.gz:")}  # type: ignore[index]
             for f in expected["findings"]  # type: ignore[attr-defined]
         ],
+        "info": [
+            {**i, "file": i["file"].replace("two.tar:", "two.tar.gz:")}  # type: ignore[index]
+            for i in expected["info"]  # type: ignore[attr-defined]
+        ],
     }

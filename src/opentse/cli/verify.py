@@ -37,12 +37,13 @@ def _print_report(console: Console, report: VerifyReport) -> None:
     table = Table(title="TSE export", show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    info = report.export.info or {}
-    described = " · ".join(
-        v for v in (info.get(k, "") for k in ("description", "manufacturer", "version")) if v
-    )
-    if described:  # which TSE, in its own words (info.csv)
-        table.add_row("TSE (info.csv)", described)
+    for label, info in report.export.infos:  # which TSE(s), in their own words
+        described = " · ".join(
+            v for v in (info.get(k, "") for k in ("description", "manufacturer", "version")) if v
+        )
+        several = len(report.export.infos) > 1
+        if described:
+            table.add_row(f"TSE ({label})" if several else "TSE (info.csv)", described)
     table.add_row("Log messages", str(data["log_messages"]))
     table.add_row("Valid signatures", str(data["valid_signatures"]))
     table.add_row("Invalid signatures", str(len(data["invalid_signatures"])))

@@ -86,6 +86,9 @@ class LoadedExport:
     certificates: list[CertEntry] = field(default_factory=list)
     info: dict[str, str] | None = None
     info_files: list[str] = field(default_factory=list)
+    #: every readable info.csv with its member label: archives of several TSEs
+    #: verified together each name their own (``info`` is the last one read)
+    infos: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     parse_errors: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     # decoded logs per serial (hex) in counter order; computed once by the checks
@@ -191,6 +194,7 @@ def _sort_members(export: LoadedExport, members: Iterable[Member], points: Point
             export.info_files.append(label)
             try:
                 export.info = parse_info_csv(data)
+                export.infos.append((label, export.info))
             except (OpenTSEError, ValueError, UnicodeDecodeError) as exc:
                 export.parse_errors.append(label)
                 export.findings.append(error("E_INFO_FORMAT", f"info.csv unreadable: {exc}", label))

@@ -115,7 +115,7 @@ def render_html(report: VerifyReport) -> str:
     return env.get_template("report.html").render(
         report=data,
         sources=[Path(s).name for s in report.export.sources],
-        info=report.export.info or {},
+        infos=report.export.infos,
         timelines=timelines,
         width=_WIDTH,
         groups=groups,

@@ -67,8 +67,9 @@ class VerifyReport:
                 "chain": self.certificates.chain,
             },
             "findings": [f.to_json() for f in self.findings],
-            # which TSE, in its own words (info.csv: description, manufacturer, version)
-            "info": dict(self.export.info or {}),
+            # which TSE(s), in their own words: each info.csv (description,
+            # manufacturer, version) with its file
+            "info": [{"file": label, **info} for label, info in self.export.infos],
         }
 
 
