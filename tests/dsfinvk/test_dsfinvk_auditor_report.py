@@ -232,3 +232,11 @@ def test_a_wrong_vat_rate_names_the_bon(tmp_path: Path) -> None:
     findings = check_export(write_export([closing], tmp_path / "e"))
     (rate,) = [f for f in findings if f.code == "E_VAT_RATE"]
     assert rate.message.startswith("Bon 1 (BON_ID B00001, register KASSE-0001, Z_NR 1): VAT key 1")
+
+
+def test_the_findings_are_part_of_the_report_on_stdout(export: Path) -> None:
+    """`dsfinvk check EXPORT > report.txt` must keep the findings, not only the verdict."""
+    edit(export, "transactions.csv", lambda b: b.replace(b";17,25;", b";17,35;"))
+    result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(export)])
+    assert result.exit_code == 1
+    assert "E_SUM_PAYMENTS" in result.stdout and "NOT OK" in result.stdout

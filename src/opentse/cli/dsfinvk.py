@@ -198,7 +198,9 @@ def _finding_json(f: Any) -> dict[str, Any]:
 def _print_findings(findings: list[Any]) -> None:
     for f in findings:
         colour = "red" if f.severity == "error" else "yellow"
-        err_console.print(f"[{colour}]{escape(str(f))}[/{colour}]", highlight=False, soft_wrap=True)
+        # on stdout with the summary and verdict, as opentse verify prints its findings:
+        # `dsfinvk check EXPORT > report.txt` keeps the whole report
+        console.print(f"[{colour}]{escape(str(f))}[/{colour}]", highlight=False, soft_wrap=True)
 
 
 def _print_cross(cross: Any, tar: Path | None) -> None:
