@@ -255,8 +255,7 @@ def _checked(summary: dict[str, Any]) -> str:
 
 
 def _verdict(findings: list[Any]) -> str:
-    """The last line an auditor reads: ok, or how many errors (on stdout, where the
-    findings themselves go to stderr)."""
+    """The last line an auditor reads: ok, or how many errors and warnings."""
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
     if not errors:
