@@ -76,6 +76,13 @@ class ExportPages:
             when = transactions.parse_date(form_text(form, name).strip(), end=end)
             if when is not None:
                 query[name] = str(when - 1 if end else when)
+        for low, high in (
+            ("start_transaction_number", "end_transaction_number"),
+            ("start_date", "end_date"),
+        ):  # an empty range was accepted, and its export failed later with E_BAD_REQUEST
+            lo, hi = query.get(low, ""), query.get(high, "")
+            if lo.isdigit() and hi.isdigit() and int(lo) > int(hi):
+                raise ValueError(page.t("export_range_reversed"))
         client = form_text(form, "client_id").strip()
         if client:
             query["client_id"] = client

@@ -178,6 +178,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "open": ("öffnen", "open"),
     "bad_amount": ("Ungültiger Betrag.", "Invalid amount."),
     "bad_date": ("Ungültiges Datum.", "Invalid date."),
+    "export_range_reversed": (
+        "Der Bereich ist leer: „von“ liegt nach „bis“.",
+        "The range is empty: 'from' is after 'to'.",
+    ),
     "bad_number": ("Ungültige Nummer.", "Invalid number."),
     # transaction
     "tx_title": ("Transaktion {n}", "Transaction {n}"),
