@@ -240,3 +240,25 @@ def test_the_findings_are_part_of_the_report_on_stdout(export: Path) -> None:
     result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(export)])
     assert result.exit_code == 1
     assert "E_SUM_PAYMENTS" in result.stdout and "NOT OK" in result.stdout
+
+
+def test_the_cross_check_summary_says_found_not_matched(tmp_path: Path) -> None:
+    """A Bon whose counter differs from the TSE's was counted as 'matched'; it was
+    found in the TAR, and the comparison found the difference."""
+    from opentse.cli.common import console
+    from opentse.cli.dsfinvk import _print_cross
+    from opentse.verify.crosscheck import CrossCheckResult
+
+    summary = {
+        "window": ["a", "b"],
+        "clients": ["K"],
+        "tar_transactions_in_scope": 1,
+        "tar_transactions": 1,
+        "bons_matched": 1,
+        "bons_with_tse_data": 1,
+    }
+    with console.capture() as captured:
+        _print_cross(CrossCheckResult([], summary), tmp_path / "t.tar")
+    text = captured.get()
+    assert "1 of 1 Bons with TSE data found in the TAR" in text and "matched" not in text
+    assert "opentse verify" in text

@@ -211,7 +211,8 @@ def _print_cross(cross: Any, tar: Path | None) -> None:
         f"{', '.join(summary['clients']) or '-'}; {summary['tar_transactions_in_scope']} of "
         f"{summary['tar_transactions']} TSE transactions in scope (the others belong to other "
         f"registers, TSEs or times and are not compared), {summary['bons_matched']} of "
-        f"{summary['bons_with_tse_data']} Bons with TSE data matched",
+        f"{summary['bons_with_tse_data']} Bons with TSE data found in the TAR (each compared "
+        "field by field below; the TAR's own signatures are checked by opentse verify)",
         highlight=False,
         soft_wrap=True,
     )
