@@ -4,6 +4,8 @@ anything is written; it was recorded, for a TSE that does not exist, for good.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import ready_tse
@@ -28,3 +30,15 @@ def test_an_outage_of_an_unknown_tse_is_refused_and_nothing_is_written(ops: OpsC
     assert outages.outages(ops) == [row]
     outages.record_outage(ops, started_at=at - 60, ended_at=None, reason="Strom weg")  # no TSE
     assert len(outages.outages(ops)) == 2
+
+
+def test_a_journal_that_does_not_exist_is_an_error_not_an_empty_file(
+    ops: OpsContext, tmp_path: Path
+) -> None:
+    """`docs procedure --journal kasse-typo.db` created an empty journal of that name and
+    listed no outage from it, as if the till had had none."""
+    typo = tmp_path / "kasse-typo.db"
+    with pytest.raises(OpenTSEError) as refused:
+        outages.outages(ops, (typo,))
+    assert refused.value.code == "E_JOURNAL_NOT_FOUND"
+    assert not typo.exists()

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from opentse.errors import ProtocolError
+from opentse.errors import NotFoundError, ProtocolError
 from opentse.ops import protocol
 from opentse.ops.store import OpsContext
 
@@ -72,6 +72,8 @@ def _journal_rows(path: Path) -> list[OutageRow]:
     from opentse.register.books import Books
     from opentse.register.outage import OutageLog
 
+    if not path.is_file():  # opening would create an empty journal: a typo listed nothing
+        raise NotFoundError(f"register journal {path} does not exist", code="E_JOURNAL_NOT_FOUND")
     log, books = OutageLog(path), Books(path)
     try:
         register = books.register_serial() or ""
