@@ -38,21 +38,20 @@ def _day(text: str | None, option: str) -> date | None:
     return None if text is None else parse_day(text, option, "E_DSFINVK_DATE")
 
 
-def select_closings(books: Any, first: date | None, last: date | None) -> list[Any]:
-    """The closings of [first, last]; refuses open (never closed) days in the range and
-    an empty range, with messages that name the days."""
+def select_closings(
+    books: Any, first: date | None, last: date | None, *, closed_only: bool = False
+) -> list[Any]:
+    """The closings of [first, last]; refuses open (never closed) days in the range
+    (unless ``closed_only``: an inspection during the day takes what is closed, and is
+    told what is not) and an empty range, with messages that name the days."""
     if first is not None and last is not None and first > last:
         raise ProtocolError(f"--from {first} is after --to {last}", code="E_DSFINVK_DATE")
-    open_days = [
-        d
-        for d in books.open_days()
-        if (first is None or d >= first) and (last is None or d <= last)
-    ]
-    if open_days:
+    open_days = unclosed_days(books, first, last)
+    if open_days and not closed_only:
         days = ", ".join(d.isoformat() for d in open_days)
         raise ProtocolError(
             f"receipts of {days} were never closed: run `opentse pos close` first "
-            "(or choose a range without these days)",
+            "(or choose a range without these days, or --closed-only)",
             code="E_DSFINVK_NOT_CLOSED",
         )
     closed = books.closed_days(first, last)
@@ -62,6 +61,15 @@ def select_closings(books: Any, first: date | None, last: date | None) -> list[A
         hint = f"; closed days: {known[0]} .. {known[-1]}" if known else "; nothing was closed yet"
         raise FormatError(f"no closing in {span}{hint}", code="E_DSFINVK_EMPTY")
     return [d.closing for d in closed]
+
+
+def unclosed_days(books: Any, first: date | None, last: date | None) -> list[date]:
+    """The shop's days in [first, last] with receipts no closing holds yet."""
+    return [
+        d
+        for d in books.open_days()
+        if (first is None or d >= first) and (last is None or d <= last)
+    ]
 
 
 @dsfinvk_app.command("export")
@@ -76,6 +84,12 @@ def export_command(
     journal: Path | None = typer.Option(None, "--journal", help="The register's own file."),
     first: str | None = typer.Option(None, "--from", help="First business day (YYYY-MM-DD)."),
     last: str | None = typer.Option(None, "--to", help="Last business day (YYYY-MM-DD)."),
+    closed_only: bool = typer.Option(
+        False,
+        "--closed-only",
+        help="Export the closings so far although receipts of the range are not closed "
+        "yet (an inspection during the day); they are named, not exported.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Write index.xml, the GDPdU DTD and the 20 CSV files, one row set per closing."""
@@ -92,7 +106,9 @@ def export_command(
             )
         books = Books(path)
         try:
-            closings = select_closings(books, first_day, last_day)
+            closings = select_closings(books, first_day, last_day, closed_only=closed_only)
+            left_out = unclosed_days(books, first_day, last_day)
+            open_receipts = books.open_count() if left_out else 0
         finally:
             books.close_file()
         written = write_export(closings, out)
@@ -103,6 +119,8 @@ def export_command(
             None if c.business_day is None else str(c.business_day) for c in closings
         ],
         "receipts": sum(len(c.receipts) for c in closings),
+        # --closed-only: what the export leaves out (all the books' open receipts)
+        "not_closed": {"days": [str(d) for d in left_out], "open_receipts": open_receipts},
     }
     if as_json:
         echo_json(summary)
@@ -112,6 +130,13 @@ def export_command(
             f"{closings[-1].z_nr}, {summary['receipts']} receipts) -> {written}",
             highlight=False,
         )
+        if left_out:
+            days = ", ".join(str(d) for d in left_out)
+            console.print(
+                f"not in it: the receipts of {days}, not closed yet ({open_receipts} "
+                "receipt(s) open in all; exported after `opentse pos close`)",
+                highlight=False,
+            )
 
 
 @dsfinvk_app.command("check")
