@@ -13,7 +13,6 @@ bodies (``problems.problem_response``) and are counted for ``/metrics`` like the
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -22,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from opentse.errors import OpenTSEError
-from opentse.server.context import Call, ServerContext, _invoke, _not_json
+from opentse.server.context import Call, ServerContext, _invoke, loads_body
 from opentse.server.problems import ApiError, from_opentse_error, problem_response
 from opentse.server.schemas import COMPONENTS
 from opentse.server.validation import validate
@@ -172,11 +171,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 def _parse_json(raw: bytes) -> Any:
-    """``json.loads`` exactly as ``endpoint`` does it (orjson would be faster, but it
+    """``loads_body`` exactly as ``endpoint`` does it (orjson would be faster, but it
     reads integers beyond 64 bits as floats, and telling those apart costs more than
     the stdlib parser saves here)."""
     try:
-        body = json.loads(raw, parse_constant=_not_json)
+        body = loads_body(raw)
         if b"\\u" in raw:  # an escaped lone surrogate cannot be stored or shown
             orjson.dumps(body)
     except (ValueError, UnicodeDecodeError, RecursionError, orjson.JSONEncodeError):
