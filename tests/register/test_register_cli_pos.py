@@ -217,3 +217,18 @@ def test_close_prints_its_z_report_whatever_happens_to_its_files(
     assert code == 1 and "Traceback" not in out
     assert "KASSENABSCHLUSS Nr. 1" in out  # the first try closed nothing
     assert "closing Z_NR 1 is done" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
+def test_a_timeout_that_no_tse_can_meet_is_refused(
+    data: Path, tmp_path: Path, timeout: str
+) -> None:
+    """--timeout 0, -1 or nan booked every sale "TSE ausgefallen" (unsigned, in the
+    outage journal) although the TSE was there; inf was an OverflowError's outage."""
+    base = ["pos", "sell", "--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db"), "--line", "Tee:1:1.80:1", "--pay", "bar:2"]
+    code, out = run(*base, "--timeout", timeout)
+    assert code == 1 and "E_REGISTER_CONFIG" in out and "TSE ausgefallen" not in out
+    code, out = run(*base, "--timeout", "2.5", "--json")
+    assert code == 0 and json.loads(out)["tse_failed"] is False
+    assert json.loads(out)["receipt_number"] == "1"  # nothing was booked before

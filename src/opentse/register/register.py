@@ -99,6 +99,12 @@ class RegisterConfig:
 
     def __post_init__(self) -> None:
         shop_zone(self.timezone)  # E_TIMEZONE for an unknown zone, at configuration
+        if not (isinstance(self.timeout, int | float) and 0 < self.timeout < 86400):
+            # 0, negative or NaN made every sale "TSE ausgefallen" with a working TSE
+            raise ProtocolError(
+                f"timeout must be a number of seconds above 0, not {self.timeout!r}",
+                code="E_REGISTER_CONFIG",
+            )
         if self.abandoned_after <= timedelta(0):
             raise ProtocolError(
                 "abandoned_after must be a positive duration", code="E_REGISTER_CONFIG"
