@@ -108,9 +108,11 @@ def _filter_from_query(call: Call, tss_id: str) -> dict[str, Any]:
         raise ApiError(
             400, "E_PARAMETER_MISMATCH", "transaction number and date filters exclude each other"
         )
-    try:
-        ExportFilter(**params)
-    except (TypeError, ValueError, OpenTSEError) as exc:
+    try:  # refused now, not as a job that ends E_BAD_REQUEST (a range ending first)
+        ExportFilter(**params).validate()
+    except OpenTSEError as exc:
+        raise ApiError(400, "E_PARAMETER_MISMATCH", exc.message) from None
+    except (TypeError, ValueError) as exc:
         raise ApiError(400, "E_PARAMETER_MISMATCH", str(exc)) from None
     return params
 
