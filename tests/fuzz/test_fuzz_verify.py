@@ -120,3 +120,39 @@ def test_certificate_whose_key_is_not_on_the_curve(tmp_path: Path) -> None:
     bad = tse.certificate.replace(tse.point, off_curve)
     report = verify(tmp_path, tar(export(tse, bad)))
     assert not report.ok and "E_CERT_FORMAT" in {f.code for f in report.findings}
+
+
+def test_certificate_with_an_extension_that_does_not_parse(tmp_path: Path) -> None:
+    """Found (after I_CERT_UNUSED asked every certificate whether it is a CA): a
+    certificate whose IssuerAlternativeName claims more octets than it has loads
+    (cryptography parses extensions lazily), then raised ValueError from is_ca. It is
+    no CA now; the export's own certificate still verifies its logs."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd")])
+    when = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(when)
+        .not_valid_after(when + datetime.timedelta(days=30))
+        .add_extension(x509.IssuerAlternativeName([x509.DNSName("example.org")]), False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+    broken = cert.replace(b"\x82\x0bexample.org", b"\x82\x20example.org")
+    assert broken != cert
+    tse = SyntheticTSE()
+    report = verify(tmp_path, tar([*export(tse), (certificate_filename(broken), broken)]))
+    assert report.to_json()["valid_signatures"] == 2
+    assert "I_CERT_UNUSED" in {f.code for f in report.findings}

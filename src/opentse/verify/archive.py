@@ -73,6 +73,8 @@ class CertEntry:
             bc = self.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
         except x509.ExtensionNotFound:
             return False
+        except ValueError:  # extensions are parsed lazily: one that does not parse
+            return False  # makes no CA (its chain, names and key are checked as before)
         return bool(bc.value.ca)
 
 
