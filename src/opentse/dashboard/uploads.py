@@ -142,7 +142,35 @@ def _check_image(path: Path) -> dict[str, Any]:
                  "file": ""}
             ],
         }  # fmt: skip
-    return check_receipt_text(texts[0])
+    # every receipt in the picture (another QR code only when none looks like one),
+    # as opentse verify-receipt --image does
+    receipts = [t for t in texts if t.startswith("V0;")] or texts[:1]
+    return several_receipts([check_receipt_text(text) for text in receipts])
+
+
+def several_receipts(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One picture, several receipts: every QR code is checked (a second, altered
+    receipt beside a good one must not pass); the page shows the first that fails
+    (else the first) and says how many there were."""
+    if len(results) == 1:
+        return results[0]
+    failed = [n for n, r in enumerate(results, start=1) if not r["ok"]]
+    shown = failed[0] if failed else 1
+    result = dict(results[shown - 1])
+    result["ok"] = not failed
+    summary = f"the picture holds {len(results)} receipt QR codes: "
+    if failed:
+        summary += (
+            f"{len(results) - len(failed)} verified, QR code(s) "
+            f"{', '.join(map(str, failed))} did not; shown: QR code {shown}"
+        )
+    else:
+        summary += "all verified; shown: the first"
+    note = {"severity": "error" if failed else "info",
+            "code": "E_QR_SEVERAL_FAILED" if failed else "I_QR_SEVERAL",
+            "message": summary, "file": ""}  # fmt: skip
+    result["findings"] = [note, *result["findings"]]
+    return result
 
 
 async def _save(upload: UploadFile, folder: Path) -> tuple[Path, str]:

@@ -1,0 +1,82 @@
+"""The dashboard's verifier checks every receipt QR code in an uploaded picture: a
+photo of a good receipt beside an altered one said "verified" (only the first code
+was read), as ``opentse verify-receipt --image`` did before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import segno
+from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
+from PIL import Image
+
+from opentse.installation import Installation
+from opentse.server.app import create_app
+from opentse.server.auth import create_api_key
+from opentse.server.context import ServerConfig
+from opentse.testing.serving import serving_in_thread
+
+
+def picture(tmp_path: Path, texts: list[str]) -> bytes:
+    """The QR codes side by side in one PNG, as a phone photographs two receipts."""
+    parts = []
+    for index, text in enumerate(texts):
+        part = tmp_path / f"part{index}.png"
+        segno.make(text, error="m").save(str(part), scale=4, border=4)
+        parts.append(Image.open(part).convert("L"))
+    width = sum(p.width for p in parts) + 40 * (len(parts) - 1)
+    both = Image.new("L", (width, max(p.height for p in parts)), 255)
+    x = 0
+    for part in parts:
+        both.paste(part, (x, 0))
+        x += part.width + 40
+    path = tmp_path / "photo.png"
+    both.save(path)
+    return path.read_bytes()
+
+
+def upload(web: httpx.Client, png: bytes) -> str:
+    csrf = csrf_of(web.get("/dashboard/verify").text)
+    r = web.post(
+        "/dashboard/verify",
+        data={"csrf": csrf},
+        files={"file": ("receipts.png", png, "image/png")},
+        headers={"accept-language": "en"},
+    )
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def test_every_receipt_in_a_picture_is_checked(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data))
+    try:
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            h = api_login(web, key)
+            tss, cid = setup_tss(web, h)
+            good = [
+                str(sell(web, h, tss, cid, amount)["qr_code_data"]) for amount in ("4.20", "9.90")
+            ]
+            fields = good[1].split(";")
+            assert "9.90" in fields[3]
+            fields[3] = fields[3].replace("9.90", "1.90")  # cheaper, same signature
+            altered = ";".join(fields)
+            assert dashboard_login(web, key).status_code == 303
+
+            page = upload(web, picture(tmp_path, [good[0], altered]))
+            assert "E_QR_SEVERAL_FAILED" in page
+            assert "the picture holds 2 receipt QR codes: 1 verified" in page
+            assert "I_QR_SEVERAL" not in page
+
+            page = upload(web, picture(tmp_path, good))
+            assert "I_QR_SEVERAL" in page and "all verified" in page
+            assert "E_QR_SEVERAL_FAILED" not in page
+
+            page = upload(web, picture(tmp_path, good[:1]))  # one code: as before
+            assert "QR_SEVERAL" not in page
+    finally:
+        inst.close()
