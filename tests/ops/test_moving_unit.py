@@ -76,3 +76,31 @@ def test_move_checks_organization_and_host(ops: OpsContext) -> None:
     text = Path(conn.file).read_text(encoding="utf-8")
     assert "TLS SHA-256:         (no TLS)" in text and "--fingerprint" not in text
     assert ops.svc.get_api_key(key["api_key"]).disabled  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("tls", "fingerprint", "scheme", "shown"),
+    [(True, None, "https", "(not given)"), (False, "CC:DD", "http", "(no TLS)")],
+)
+def test_a_moves_session_file_says_what_the_new_host_serves(
+    ops: OpsContext, tls: bool, fingerprint: str | None, scheme: str, shown: str
+) -> None:
+    """LAN-TSE-Session.txt follows --tls of the move, as its connection file does: a
+    host serving HTTPS without a pin given (a certificate the registers trust) was
+    written as http:// "(no TLS)", and a pin without TLS as an https URL."""
+    ready_tse(ops, "t1", "K1")
+    key = create_api_key(ops.svc, org_name="lan", env="TEST", now=ops.now())
+    ops.svc.add_tss("t1", key["organization_id"], "TEST", {}, None, ops.now())
+    lan.write_session_file(
+        ops.data_dir, address="10.0.0.1", port=4433, api_key=key["api_key"],
+        api_secret=key["api_secret"], fingerprint="AA:BB",
+    )  # fmt: skip
+    conn = moving.move_tse(
+        ops, "t1", host="10.0.0.2", port=4433, tls=tls, tls_fingerprint=fingerprint
+    )
+    assert conn.url == f"{scheme}://10.0.0.2:4433/api/v2"
+    session = (ops.data_dir / lan.SESSION_FILE).read_text(encoding="utf-8")
+    assert f"URL:                 {conn.url}" in session
+    assert f"TLS SHA-256:         {shown}" in session
+    assert "--fingerprint" not in session
+    assert f"--url {scheme}://10.0.0.2:4433 " in session

@@ -182,7 +182,7 @@ def move_tse(
 
         write_session_file(
             ctx.data_dir, address=host, port=port, api_key=api_key, api_secret=api_secret,
-            fingerprint=tls_fingerprint or "",
+            fingerprint=tls_fingerprint or "", tls=tls,
         )  # fmt: skip
     protocol.record(
         ctx.db, ctx.now(), protocol.CONNECTION_DATA, tse_id=tse_id, actor=actor,

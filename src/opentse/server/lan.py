@@ -157,13 +157,16 @@ def write_session_file(
     api_key: str | None,
     api_secret: str | None,
     fingerprint: str,
+    tls: bool | None = None,
 ) -> Path:
     """LAN-TSE-Session.txt: what the operator types into the register (0600: has a secret).
 
-    An empty ``fingerprint`` is a service without TLS (``serve --lan --no-tls``, a move
-    to a host without it): its URL is http:// and there is nothing to pin."""
-    scheme = "https" if fingerprint else "http"
-    pin = f" --fingerprint {fingerprint}" if fingerprint else ""
+    ``tls``: whether the service speaks HTTPS; by default when there is a fingerprint
+    (``serve --lan`` has one exactly when it serves TLS). A move says it itself: its
+    host may serve TLS with no fingerprint given, or a fingerprint without TLS."""
+    https = bool(fingerprint) if tls is None else tls
+    scheme = "https" if https else "http"
+    pin = f" --fingerprint {fingerprint}" if https and fingerprint else ""
     host = f"[{address}]" if ":" in address else address  # IPv6 in a URL (RFC 3986)
     lines = [
         "opentse LAN TSE session (not BSI-certified)",
@@ -172,7 +175,7 @@ def write_session_file(
         f"Port:                {port}",
         f"API key:             {api_key or '(existing key, see your records)'}",
         f"API secret:          {api_secret or '(shown only when the key was created)'}",
-        f"TLS SHA-256:         {fingerprint or '(no TLS)'}",
+        f"TLS SHA-256:         {(fingerprint or '(not given)') if https else '(no TLS)'}",
         "",
         f"Test: opentse lan test --url {scheme}://{host}:{port} --api-key ... "
         f"--api-secret ...{pin}",
