@@ -53,7 +53,7 @@ def list_command(
 
     with ops_context(data, database) as ctx:
         items = archive.exports(ctx, tse_id)
-        intact = {i.id: archive.check_integrity(i) for i in items}
+        intact = {i.id: archive.check_integrity(i, ctx.data_dir) for i in items}
     if as_json:
         echo_json([{**i.to_json(), "file_intact": intact[i.id]} for i in items])
         return

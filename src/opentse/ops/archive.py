@@ -103,7 +103,9 @@ def verification_summary(path: Path) -> dict[str, Any]:
 
 
 def archive_dir(ctx: OpsContext, tse_id: str) -> Path:
-    path = ctx.data_dir / "archive" / tse_id
+    """Absolute: the path is recorded, and the next command (a cron job) may run in
+    another working directory."""
+    path = (ctx.data_dir / "archive" / tse_id).absolute()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
@@ -224,10 +226,23 @@ def get_export(ctx: OpsContext, export_id: str) -> ArchivedExport:
     return _row(row)
 
 
-def check_integrity(item: ArchivedExport) -> bool:
-    """The file is still there and still has the recorded SHA-256."""
+def locate(item: ArchivedExport, data_dir: Path | None = None) -> Path:
+    """The archived file: the recorded path, else the same name in ``data_dir``'s
+    own ``archive/<tse>/`` (a data folder restored or mounted elsewhere, or a path an
+    older version recorded relative to its working directory)."""
     path = Path(item.path)
-    return path.exists() and sha256_file(path) == item.sha256
+    if data_dir is not None and not (path.is_absolute() and path.is_file()):
+        own = (data_dir / "archive" / item.tse_id / path.name).absolute()
+        if own.is_file():
+            return own
+    return path
+
+
+def check_integrity(item: ArchivedExport, data_dir: Path | None = None) -> bool:
+    """The file is still there and still has the recorded SHA-256 (looked for as
+    ``locate`` does)."""
+    path = locate(item, data_dir)
+    return path.is_file() and sha256_file(path) == item.sha256
 
 
 def reminder_days(ctx: OpsContext) -> int:
@@ -290,7 +305,11 @@ def release_logs(ctx: OpsContext, tse_id: str, *, actor: str = "") -> int:
             code="E_ARCHIVE_NOT_VERIFIED",
         )
     newest = items[-1]
-    if not newest.verified_ok or not check_integrity(newest) or newest.last_counter is None:
+    if (
+        not newest.verified_ok
+        or not check_integrity(newest, ctx.data_dir)
+        or newest.last_counter is None
+    ):
         raise StateError(
             f"TSE {tse_id}: the newest archived export is not verified (or changed on disk);"
             " logs stay",
