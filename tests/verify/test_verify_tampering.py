@@ -292,3 +292,33 @@ def test_an_export_of_one_clients_transactions_only_is_named_as_filtered(
     report = verify_exports([vendor_export("faulty/ThreeMissingAreasOfSignatureCounter.tar")])
     codes = [f.code for f in report.findings]
     assert "E_COUNTER_GAP" in codes and "I_EXPORT_LOOKS_FILTERED" not in codes
+
+
+def test_an_unreadable_log_explains_a_gap_of_its_own_archive_only(tmp_path: Path) -> None:
+    """Two TSEs' exports verified together each count from their own counter 1: a log
+    of one archive that cannot be decoded says nothing about a gap of the other TSE
+    (its gap read '1 log file(s) named with these counters cannot be decoded', as if
+    the missing log were there)."""
+    with tarfile.open(vendor_export("fiskaly/TSSProtokoll_GF_2021-09-28_11_07_59.tar")) as tar:
+        other = {
+            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile() and "_Sig-4_" not in m.name  # a log deleted: gap at 4
+        }
+    junk = f"Unixt_1632729300_Sig-4_Log-Tra_No-9_Finish_Client-{CLIENT}.log"
+
+    def gap_message(with_junk: str) -> str:
+        first = {**_members(), junk: b"\x30\x03"} if with_junk == "wb" else _members()
+        second = {**other, junk: b"\x30\x03"} if with_junk == "gf" else other
+        report = verify_exports(
+            [_write(tmp_path / "wb.tar", first), _write(tmp_path / "gf.tar", second)]
+        ).to_json()
+        assert [f["file"] for f in report["findings"] if f["code"] == "E_LOG_FORMAT"] == [
+            f"{with_junk}.tar:{junk}"
+        ]
+        (gap,) = [f for f in report["findings"] if f["code"] == "E_COUNTER_GAP"]
+        assert gap["file"].startswith("gf.tar:") and "counter(s) 4 missing" in gap["message"]
+        return str(gap["message"])
+
+    assert "cannot be decoded" not in gap_message("wb")  # another TSE's archive
+    assert "1 log file(s) named with these counters cannot be decoded" in gap_message("gf")

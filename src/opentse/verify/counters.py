@@ -12,6 +12,7 @@ import operator
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from opentse.verify.archive import LoadedExport, LogEntry
 from opentse.verify.findings import Finding, error, info, span_text, warning
@@ -143,14 +144,43 @@ def _repeats(
         )
 
 
+def _archive_labels(export: LoadedExport) -> list[str]:
+    """The prefixes findings put before a member's name: ``NAME.tar:`` for each
+    archive when several are verified together (archive.member_label), else none;
+    longest first, so that one archive's name that begins another's is not taken
+    for it."""
+    if len(export.sources) < 2:
+        return [""]
+    return sorted({f"{Path(s).name}:" for s in export.sources}, key=len, reverse=True)
+
+
+def _archive(file: str, labels: list[str]) -> str:
+    return next((label for label in labels if file.startswith(label)), "")
+
+
+def _claimed_counters(export: LoadedExport) -> dict[str, set[int]]:
+    """Per archive label, the signature counters undecodable logs have in their names."""
+    labels = _archive_labels(export)
+    claimed: dict[str, set[int]] = defaultdict(set)
+    for e in export.logs:
+        if e.fields is None and e.name is not None:
+            claimed[_archive(e.file, labels)].add(e.name.signature_counter)
+    return claimed
+
+
+def _archives_of(export: LoadedExport, entries: list[LogEntry]) -> set[str]:
+    labels = _archive_labels(export)
+    return {_archive(e.file, labels) for e in entries}
+
+
 def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list[Finding]]:
     findings: list[Finding] = []
     summaries: dict[str, SerialSummary] = {}
-    # counters that undecodable logs claim in their file names: a gap they fill is
-    # there, but cannot be read (E_LOG_FORMAT), which the gap's message says
-    claimed = {
-        e.name.signature_counter for e in export.logs if e.fields is None and e.name is not None
-    }
+    # counters that undecodable logs claim in their file names, per archive: a gap
+    # they fill is there, but cannot be read (E_LOG_FORMAT), which the gap's message
+    # says; only for a serial whose logs come from the same archive (exports of
+    # several TSEs verified together each count from 1)
+    claimed = _claimed_counters(export)
     for serial, entries in logs_by_serial(export).items():
         counters = [e.fields.signature_counter for e in entries if e.fields]
         # mostly strictly increasing (by_serial sorted them): no repeat to count
@@ -162,6 +192,7 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
         summary.first_time, summary.last_time = min(times), max(times)
         # the common case, no gap and no repeat, needs no look at each counter
         gapless = unique[-1] - unique[0] + 1 == len(unique)
+        archives: set[str] | None = None  # those of this serial's logs, when needed
         for before, after in () if gapless else itertools.pairwise(unique):
             if after > before + 1:
                 summary.missing_ranges.append([before + 1, after - 1])
@@ -169,7 +200,11 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                 file = next(
                     e.file for e in entries if e.fields and e.fields.signature_counter == after
                 )
-                unreadable = sum(1 for c in claimed if before < c < after)
+                if archives is None:
+                    archives = _archives_of(export, entries) if claimed else set()
+                unreadable = sum(
+                    1 for a in archives for c in claimed.get(a, ()) if before < c < after
+                )
                 note = (
                     f"; {unreadable} log file(s) named with these counters cannot be "
                     "decoded (E_LOG_FORMAT)"
