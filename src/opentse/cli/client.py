@@ -10,7 +10,7 @@ import typer
 from opentse.cli.common import (
     DATA_OPTION,
     JSON_OPTION,
-    admin_session,
+    admin_logged_in,
     console,
     echo_json,
     installation,
@@ -18,6 +18,10 @@ from opentse.cli.common import (
     table,
 )
 from opentse.cli.tse import PIN_OPTION
+from opentse.engine import rules
+from opentse.engine.rules import Op
+from opentse.engine.transactions import registered_client
+from opentse.errors import ConflictError
 
 client_app = typer.Typer(help="Register and list clients (cash registers).", no_args_is_help=True)
 TSS_OPTION: Any = typer.Option(..., "--tss", help="Id of the TSE.")
@@ -33,9 +37,9 @@ def register_command(
 ) -> None:
     """Register a client (admin PIN needed; writes a registerClient log)."""
     with installation(data) as inst:
-        admin_session(inst.service, tss, pin, None)
-        log = inst.service.register_client(tss, client_id)
-        inst.service.logout(tss)
+        _check_before_login(inst.service, tss, client_id, Op.REGISTER_CLIENT)
+        with admin_logged_in(inst.service, tss, pin, None):
+            log = inst.service.register_client(tss, client_id)
     out = {
         "tss_id": tss,
         "client_id": client_id,
@@ -58,9 +62,9 @@ def deregister_command(
 ) -> None:
     """Deregister a client (refused while it has open transactions)."""
     with installation(data) as inst:
-        admin_session(inst.service, tss, pin, None)
-        log = inst.service.deregister_client(tss, client_id)
-        inst.service.logout(tss)
+        _check_before_login(inst.service, tss, client_id, Op.DEREGISTER_CLIENT)
+        with admin_logged_in(inst.service, tss, pin, None):
+            log = inst.service.deregister_client(tss, client_id)
     out = {
         "tss_id": tss,
         "client_id": client_id,
@@ -100,6 +104,19 @@ def list_command(
             list(rows[0]) if rows else ["client_id"],
             [list(r.values()) for r in rows],
         )
+
+
+def _check_before_login(service: Any, tss: str, client_id: str, op: Op) -> None:
+    """What the engine would refuse whoever is logged in (a client id that is no
+    PrintableString, a TSE not INITIALIZED, an unknown client to deregister) is
+    refused before the admin authenticates: bad input signs no logs at all."""
+    rules.check_client_id(client_id)
+    state = service.get(tss).state
+    rules.check_allowed(op, state.lifecycle)
+    if op is Op.DEREGISTER_CLIENT:
+        registered_client(state, client_id)
+    elif (known := state.clients.get(client_id)) is not None and known.registered:
+        raise ConflictError(f"client {client_id!r} is already registered", code="E_CLIENT_CONFLICT")
 
 
 def register(app: typer.Typer) -> None:

@@ -146,6 +146,22 @@ def admin_session(service: Any, tse_id: str, pin: str, puk: str | None) -> None:
     service.authenticate(tse_id, pin)
 
 
+@contextlib.contextmanager
+def admin_logged_in(service: Any, tse_id: str, pin: str, puk: str | None) -> Iterator[None]:
+    """``admin_session``, then log the admin out again whatever the command's step
+    did: a refused step (a client already registered, a TSE already initialized)
+    must not leave the admin logged in on the TSE, where the next caller (another
+    command, an API client of ``opentse serve`` on the same data) would act as
+    admin without the PIN. A logout that fails (a TSE just disabled) is not the
+    error to report."""
+    admin_session(service, tse_id, pin, puk)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OpenTSEError):
+            service.logout(tse_id)
+
+
 REDRAW = 0.1  # seconds between two drawings of a progress bar (rich's default)
 
 

@@ -11,7 +11,7 @@ import typer
 from opentse.cli.common import (
     DATA_OPTION,
     JSON_OPTION,
-    admin_session,
+    admin_logged_in,
     console,
     echo_json,
     installation,
@@ -19,6 +19,9 @@ from opentse.cli.common import (
     table,
     tse_json,
 )
+from opentse.engine import rules
+from opentse.engine.rules import Op
+from opentse.engine.state import Lifecycle
 
 tse_app = typer.Typer(help="Create and manage software TSEs.", no_args_is_help=True)
 
@@ -114,9 +117,9 @@ def initialize_command(
 ) -> None:
     """Initialize a TSE as admin (sets the PIN first when --puk is given)."""
     with installation(data) as inst:
-        admin_session(inst.service, tse_id, pin, puk)
-        log = inst.service.initialize(tse_id, description)
-        inst.service.logout(tse_id)
+        _check_allowed(inst.service, tse_id, Op.INITIALIZE)
+        with admin_logged_in(inst.service, tse_id, pin, puk):
+            log = inst.service.initialize(tse_id, description)
         out = {
             **tse_json(inst.service.get(tse_id)),
             "signature_counter_initialize": log.signature_counter,
@@ -136,8 +139,9 @@ def disable_command(
 ) -> None:
     """Disable a TSE for good (exports keep working)."""
     with installation(data) as inst:
-        admin_session(inst.service, tse_id, pin, None)
-        inst.service.disable(tse_id)
+        _check_allowed(inst.service, tse_id, Op.DISABLE)
+        with admin_logged_in(inst.service, tse_id, pin, None):
+            inst.service.disable(tse_id)
         out = tse_json(inst.service.get(tse_id))
     if as_json:
         echo_json(out)
@@ -229,11 +233,9 @@ def delete_stored_data_command(
     admin; logged). Keep the export first: `opentse archive export` verifies and
     keeps it for the 10-year retention."""
     with installation(data) as inst:
-        admin_session(inst.service, tse_id, pin, None)
-        try:
+        _check_allowed(inst.service, tse_id, Op.DELETE_STORED_DATA)
+        with admin_logged_in(inst.service, tse_id, pin, None):
             log = inst.service.delete_stored_data(tse_id)
-        finally:
-            inst.service.logout(tse_id)
         remaining = inst.store.count_logs(tse_id)
     out = {"tse_id": tse_id, "signature_counter": log.signature_counter, "logs_left": remaining}
     if as_json:
@@ -243,6 +245,14 @@ def delete_stored_data_command(
             f"Exported logs of TSE {tse_id} deleted; {remaining} logs left "
             f"(deleteStoredData is signature counter {log.signature_counter})."
         )
+
+
+def _check_allowed(service: Any, tse_id: str, op: Op) -> None:
+    """Refuse ``op`` in the TSE's lifecycle state before the admin authenticates:
+    a command that cannot work signs no authenticateUser/logOut logs."""
+    lifecycle = service.get(tse_id).state.lifecycle
+    if lifecycle not in (Lifecycle.CREATED, Lifecycle.UNINITIALIZED):
+        rules.check_allowed(op, lifecycle)
 
 
 def register(app: typer.Typer) -> None:

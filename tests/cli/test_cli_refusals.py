@@ -1,0 +1,104 @@
+"""CLI admin commands that are refused: a one-line error, exit 1, and the TSE as it
+was: no signed log (the signature counter does not move) when the input is wrong,
+and never an admin left logged in after a refused step (the next caller, e.g. an
+API client of ``opentse serve`` on the same data, would act as admin without the
+PIN)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.engine import users
+from opentse.installation import Installation
+
+APP = build_app()
+PIN = "12345678"
+
+
+def run(*args: str, ok: bool = True) -> Any:
+    result = CliRunner().invoke(APP, list(args))
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _secret_in_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENTSE_SECRET_FILE", "OPENTSE_DATABASE_URL", "OPENTSE_DATABASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OPENTSE_ADMIN_PIN", raising=False)
+
+
+def _ready(tmp_path: Path) -> str:
+    data = str(tmp_path / "d")
+    created = json.loads(run("tse", "create", "t1", "--data", data, "--json").stdout)
+    puk = created["admin_puk"]
+    run("tse", "initialize", "t1", "--data", data, "--pin", PIN, "--puk", puk)
+    run("client", "register", "K1", "--tss", "t1", "--data", data, "--pin", PIN)
+    return data
+
+
+def _counter_and_login(data: str) -> tuple[int, int | None]:
+    with Installation.open(Path(data)) as inst:
+        state = inst.service.get("t1").state
+    return state.signature_counter, state.users[users.ADMIN].logged_in_until
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("client", "register", "Kässe-1"), "E_CLIENT_ID_INVALID"),
+        (("client", "register", "K/1"), "E_CLIENT_ID_INVALID"),
+        (("client", "register", "K" * 71), "E_CLIENT_ID_INVALID"),
+        (("client", "register", "K1"), "E_CLIENT_CONFLICT"),
+        (("client", "deregister", "NOPE"), "E_CLIENT_NOT_FOUND"),
+        (("client", "deregister", "K@1"), "E_CLIENT_ID_INVALID"),
+    ],
+)
+def test_bad_client_input_signs_nothing(tmp_path: Path, args: tuple[str, ...], code: str) -> None:
+    data = _ready(tmp_path)
+    before = _counter_and_login(data)
+    result = run(*args, "--tss", "t1", "--data", data, "--pin", PIN, "--json", ok=False)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error {code}:") and result.stderr.count("\n") == 1
+    assert _counter_and_login(data) == before == (before[0], None)
+
+
+def test_initialize_twice_signs_nothing(tmp_path: Path) -> None:
+    data = _ready(tmp_path)
+    before = _counter_and_login(data)
+    result = run("tse", "initialize", "t1", "--data", data, "--pin", PIN, ok=False)
+    assert result.exit_code == 1 and "E_ILLEGAL_TSS_STATE_CHANGE" in result.stderr
+    assert _counter_and_login(data) == before
+
+
+def test_a_refused_step_after_login_logs_the_admin_out(tmp_path: Path) -> None:
+    """Deregistering a client with an open transaction is refused by the engine after
+    the admin authenticated: the admin is logged out again (the process's start-up
+    updateTime, authenticateUser, logOut)."""
+    data = _ready(tmp_path)
+    with Installation.open(Path(data)) as inst:
+        inst.service.start_transaction("t1", "K1", b"", "Kassenbeleg-V1")
+    counter, _ = _counter_and_login(data)
+    result = run(
+        "client", "deregister", "K1", "--tss", "t1", "--data", data, "--pin", PIN, ok=False
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error E_CLIENT_HAS_OPEN_TRANSACTIONS:")
+    after, logged_in_until = _counter_and_login(data)
+    assert logged_in_until is None and after == counter + 3
+
+
+def test_disable_then_disable_again(tmp_path: Path) -> None:
+    data = _ready(tmp_path)
+    run("tse", "disable", "t1", "--data", data, "--pin", PIN)
+    before = _counter_and_login(data)
+    result = run("tse", "disable", "t1", "--data", data, "--pin", PIN, ok=False)
+    assert result.exit_code == 1 and result.stderr.startswith("error E_")
+    assert _counter_and_login(data)[0] == before[0]
