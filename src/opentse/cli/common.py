@@ -108,6 +108,19 @@ def parse_day(text: str, option: str, code: str) -> date:
         raise ProtocolError(f"{option} {text!r}: use a date YYYY-MM-DD", code=code) from None
 
 
+def check_output_file(path: Path, what: str, code: str) -> None:
+    """Refuse an output file that cannot be written (a folder, or in a folder that
+    does not exist or is read-only) before the command signs anything: a TSE export
+    signs its exportData log, the demo its receipts."""
+    folder = path.parent
+    if path.is_dir():
+        raise ProtocolError(f"{what} {path} is a folder; name the file to write", code=code)
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ProtocolError(
+            f"{what} {path}: the folder {folder} does not exist or cannot be written", code=code
+        )
+
+
 def tse_json(info: TSEInfo) -> dict[str, Any]:
     """A TSE as shown by ``tse show --json`` (no secrets)."""
     r, s = info.record, info.state

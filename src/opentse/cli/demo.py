@@ -4,7 +4,8 @@ On an empty installation it creates and initializes a demo TSE (printing the PUK
 PIN it set, once), registers ``DEMO-KASSE-1`` and runs N receipts with Kassenbeleg-V1
 processData: several VAT rates, cash, card and mixed payments, one receipt with an
 Update (the order lines as Bestellung-V1), one cancelled (AVBelegabbruch). Run again,
-it reuses the demo TSE and continues numbering.
+it reuses the demo TSE and continues numbering; ``--curve`` picks the demo TSE of that
+curve (a new one beside the others when there is none).
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ import typer
 from opentse.cli.common import (
     DATA_OPTION,
     JSON_OPTION,
+    check_output_file,
+    cli_errors,
     console,
     echo_json,
     installation,
     pairs,
     table,
 )
+from opentse.crypto.keys import CURVES
 from opentse.engine.results import SignResult
 from opentse.engine.service import TSEService
 from opentse.engine.state import Lifecycle
+from opentse.errors import ProtocolError
 from opentse.formats import processdata as pd
 from opentse.formats.qr import build_qr_payload
 
@@ -95,9 +100,14 @@ def make_receipt(index: int) -> Receipt:
     return Receipt(kind, tuple(lines))
 
 
-def find_demo_tse(service: TSEService) -> str | None:
+def find_demo_tse(service: TSEService, curve: str | None = None) -> str | None:
+    """The installation's demo TSE (of ``curve`` when one is asked for)."""
     for info in service.list():
-        if info.record.extra.get("demo") and info.state.lifecycle is Lifecycle.INITIALIZED:
+        if (
+            info.record.extra.get("demo")
+            and info.state.lifecycle is Lifecycle.INITIALIZED
+            and curve in (None, info.record.curve)
+        ):
             return info.record.tse_id
     return None
 
@@ -153,19 +163,31 @@ def qr_text(result: SignResult) -> str:
 def demo_command(
     data: Path = DATA_OPTION,
     transactions: int = typer.Option(10, "--transactions", min=0, max=100_000),
-    curve: str = typer.Option(
-        "P-256", "--curve", help="P-256, P-384, brainpoolP256r1, brainpoolP384r1 (new TSE only)."
+    curve: str | None = typer.Option(
+        None,
+        "--curve",
+        help="P-256, P-384, brainpoolP256r1, brainpoolP384r1: the demo TSE of this curve, "
+        "created when there is none. Default: the demo TSE there is, else a new P-256 one.",
     ),
     export: Path | None = typer.Option(None, "--export", help="Write a TAR export here."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create (or reuse) a demo TSE and register, sign N receipts, optionally export."""
+    with cli_errors():
+        if curve is not None and curve not in CURVES:  # before the data folder is made
+            raise ProtocolError(
+                f"unsupported curve {curve!r}; use one of {', '.join(CURVES)}",
+                code="E_CURVE_INVALID",
+            )
+        if export is not None:
+            export.parent.mkdir(parents=True, exist_ok=True)
+            check_output_file(export, "--export", "E_EXPORT_OUTPUT")
     with installation(data) as inst:
         service: TSEService = inst.service
-        tse_id = find_demo_tse(service)
+        tse_id = find_demo_tse(service, curve)
         secrets_shown: dict[str, str] = {}
         if tse_id is None:
-            secrets_shown = setup_demo_tse(service, curve)
+            secrets_shown = setup_demo_tse(service, curve or "P-256")
             tse_id = secrets_shown["tse_id"]
         offset = service.get(tse_id).state.transaction_counter
         results: list[tuple[Receipt, SignResult]] = []
@@ -174,9 +196,14 @@ def demo_command(
             results.append((receipt, run_receipt(service, tse_id, receipt)))
         summary = None
         if export is not None:
-            export.parent.mkdir(parents=True, exist_ok=True)
-            with export.open("wb") as fh:
-                summary = service.export(tse_id, fh)
+            try:
+                with export.open("wb") as fh:
+                    summary = service.export(tse_id, fh)
+            except OSError as exc:
+                raise ProtocolError(
+                    f"cannot write {export}: {exc}; the {len(results)} receipts are signed",
+                    code="E_EXPORT_OUTPUT",
+                ) from None
         info = service.get(tse_id)
     out: dict[str, Any] = {
         "tse_id": tse_id,

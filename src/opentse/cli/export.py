@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from opentse.cli.common import (
     DATA_OPTION,
     JSON_OPTION,
+    check_output_file,
     cli_errors,
     console,
     echo_json,
@@ -21,6 +22,7 @@ from opentse.cli.common import (
     parse_date,
 )
 from opentse.engine.export import MAX_RECORDS, ExportFilter
+from opentse.errors import ProtocolError
 
 
 def export_command(
@@ -51,6 +53,8 @@ def export_command(
         maximum_number_records=max_records,
     )
     tmp = out.with_name(f".{out.name}.part")
+    with cli_errors():
+        check_output_file(out, "OUT", "E_EXPORT_OUTPUT")
     with installation(data) as inst, cli_errors():
         try:
             with tmp.open("wb") as fh:
@@ -59,6 +63,8 @@ def export_command(
                 else:
                     summary = _with_progress(inst, tss, fh, flt)
             os.replace(tmp, out)
+        except OSError as exc:
+            raise ProtocolError(f"cannot write {out}: {exc}", code="E_EXPORT_OUTPUT") from None
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
