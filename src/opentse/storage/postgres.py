@@ -69,6 +69,7 @@ T = TypeVar("T")
 _FETCH = 256  # rows per round trip of the server-side cursor in iter_logs
 _CACHE_SIZE = 4096  # TSEState objects kept per process
 _DEFAULT_POOL_MAX = 10
+PING_TIMEOUT = 3.0  # seconds ``ping`` waits for a connection (the pool's own wait is 30)
 _MIGRATION_LOCK = 151_03151  # first key of pg_advisory_lock(int, int); second: schema
 
 _INSERT_TSE = (
@@ -199,6 +200,21 @@ class PostgresStore:
                 yield conn
         except psycopg.Error as exc:
             raise _storage_error(doing, exc) from exc
+
+    def ping(self, tse_id: str, timeout: float = PING_TIMEOUT) -> None:
+        """One indexed read of ``tse_id``'s first log, waiting at most ``timeout``
+        seconds for a connection: ``GET /health`` must say 503 while the database is
+        away in time for a load balancer's check, not after the 30 seconds a signing
+        request may wait for the database to come back. StorageError if it fails."""
+        if self._closed:
+            raise StorageError("the store is closed", code="E_STORE_CLOSED")
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                conn.execute(
+                    "SELECT 1 FROM logs WHERE tse_id = %s AND signature_counter = 0", (tse_id,)
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise _storage_error("checking the connection", exc) from exc
 
     def _one(self, doing: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         with self._connection(doing) as conn:

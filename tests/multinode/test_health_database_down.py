@@ -1,0 +1,137 @@
+"""``GET /health`` of a node that lost its database answers 503 in seconds.
+
+A load balancer polls ``/health`` every few seconds with a short timeout; a node
+whose PostgreSQL went away must say so promptly (503) instead of holding each
+check for the connection pool's 30-second wait, and say 200 again once the
+database is back. A real ``opentse serve`` process reaches PostgreSQL through a
+TCP relay of this test, which is cut and restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from opentse.testing.serving import wait_until_serving
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(150)]
+
+_CLI = "from opentse.cli.main import main; main()"
+
+
+class Relay:
+    """127.0.0.1:<port> -> the PostgreSQL server; ``cut()`` closes the listener and
+    every relayed connection (the database is gone), ``start()`` listens again."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(32)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):  # wakes accept(): close() alone keeps listening
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            sockets, self._open = self._open, []
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _health(base: str) -> tuple[int, float]:
+    started = time.monotonic()
+    status = httpx.get(base + "/health", timeout=60).status_code
+    return status, time.monotonic() - started
+
+
+def test_health_is_503_within_seconds_while_the_database_is_away(
+    pg_url: str, tmp_path: Path
+) -> None:
+    parts = urlsplit(pg_url)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
+    relay.start()
+    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    url = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
+    port = _free_port()
+    env = {**os.environ, "OPENTSE_DATABASE": url, "OPENTSE_PG_POOL_MAX": "3"}
+    env.pop("OPENTSE_SECRET_FILE", None)
+    with open(tmp_path / "node.log", "wb") as log:
+        node = subprocess.Popen(
+            [sys.executable, "-c", _CLI, "serve", "--data", str(tmp_path / "data"),
+             "--port", str(port)],
+            env=env, stdout=log, stderr=log,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until_serving(base, node, seconds=60), (tmp_path / "node.log").read_text()
+        relay.cut()
+        for _ in range(2):
+            status, took = _health(base)
+            assert status == 503
+            assert took < 10, f"/health took {took:.1f} s to say 503"
+        relay.start()  # the database is back: the node recovers by itself
+        deadline = time.monotonic() + 30
+        while _health(base)[0] != 200:
+            assert time.monotonic() < deadline, "/health stayed 503 after the database returned"
+            time.sleep(0.5)
+    finally:
+        node.terminate()
+        try:
+            node.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+        relay.cut()
