@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import ssl
 import time
 import uuid
@@ -31,6 +30,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from opentse.crypto.tlspin import PinMismatch, pinned_context
 from opentse.errors import OpenTSEError, ProtocolError
 from opentse.register.backends import (
     OpenTransaction,
@@ -58,30 +58,6 @@ def api_root(base_url: str) -> str:
     the connection file of ``tse move`` and LAN-TSE-Session.txt print it) or not."""
     root = base_url.rstrip("/")
     return root if root.endswith("/api/v2") else root + "/api/v2"
-
-
-def _hex(fingerprint: str) -> str:
-    """``AB:CD:...``, ``abcd...`` or ``SHA256:AB:CD...`` -> ``ABCD...``."""
-    text = fingerprint.strip().upper().removeprefix("SHA256:")
-    return text.replace(":", "").replace(" ", "")
-
-
-def pinned_context(url: str, fingerprint: str, timeout: float) -> ssl.SSLContext:
-    """An SSL context that trusts only the server's certificate, after checking that
-    its SHA-256 is ``fingerprint`` (TSEUnavailable otherwise); OSError when the server
-    cannot be reached."""
-    parts = urlsplit(url)
-    address = (parts.hostname or "127.0.0.1", parts.port or 443)
-    pem = ssl.get_server_certificate(address, timeout=timeout)
-    got = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
-    if got != _hex(fingerprint):
-        raise TSEUnavailable(
-            f"the TLS certificate of {address[0]}:{address[1]} has the SHA-256 fingerprint "
-            f"{got}, not the one configured"
-        )
-    context = ssl.create_default_context(cadata=pem)
-    context.check_hostname = False  # pinned by its fingerprint instead of by name
-    return context
 
 
 def tx_id_for(ref: str) -> str:
@@ -164,6 +140,12 @@ class RemoteBackend:
             if self._fingerprint is not None:
                 try:
                     verify = pinned_context(self._root, self._fingerprint, self._timeout)
+                except PinMismatch as exc:  # before the secret is sent
+                    parts = urlsplit(self._root)
+                    raise TSEUnavailable(
+                        f"the TLS certificate of {parts.hostname}:{parts.port or 443} has "
+                        f"the SHA-256 fingerprint {exc.got}, not the one configured"
+                    ) from None
                 except OSError as exc:  # not reachable: retried like any transport error
                     raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from exc
             self._client = httpx.Client(

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from opentse.crypto.tlspin import PinMismatch, fingerprint_hex, pinned_context
 from opentse.errors import ProtocolError
 from opentse.server.auth import create_api_key, derive_key
 
@@ -51,7 +52,7 @@ def fingerprint_of(cert_der: bytes) -> str:
 
 
 def normalize_fingerprint(text: str) -> str:
-    cleaned = text.strip().upper().removeprefix("SHA256:").replace(":", "").replace(" ", "")
+    cleaned = fingerprint_hex(text)
     return ":".join(cleaned[i : i + 2] for i in range(0, len(cleaned), 2))
 
 
@@ -199,18 +200,15 @@ def _ssl_context(url: str, insecure: bool, fingerprint: str | None) -> ssl.SSLCo
         return True
     if fingerprint is None:
         return not insecure
-    parts = urlsplit(url)
-    pem = ssl.get_server_certificate((parts.hostname or "127.0.0.1", parts.port or 443), timeout=10)
-    got = fingerprint_of(ssl.PEM_cert_to_DER_cert(pem))
-    if got != normalize_fingerprint(fingerprint):
+    try:
+        return pinned_context(url, fingerprint, 10)
+    except PinMismatch as exc:
         raise ProtocolError(
-            f"the server's certificate has the SHA-256 fingerprint {got}, not the pinned "
-            f"{normalize_fingerprint(fingerprint)}",
+            f"the server's certificate has the SHA-256 fingerprint "
+            f"{normalize_fingerprint(exc.got)}, not the pinned "
+            f"{normalize_fingerprint(exc.wanted)}",
             code="E_TLS_PIN",
-        )
-    context = ssl.create_default_context(cadata=pem)
-    context.check_hostname = False  # pinned by fingerprint instead of by name
-    return context
+        ) from None
 
 
 def connection_test(
