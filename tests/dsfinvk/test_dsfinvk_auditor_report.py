@@ -262,3 +262,16 @@ def test_the_cross_check_summary_says_found_not_matched(tmp_path: Path) -> None:
     text = captured.get()
     assert "1 of 1 Bons with TSE data found in the TAR" in text and "matched" not in text
     assert "opentse verify" in text
+
+
+def test_a_closing_row_under_another_key_names_both_sides_in_money(export: Path) -> None:
+    """payment.csv's Bar row relabelled Unbar: the single records' Bar has no row,
+    the Unbar row has no single records; both say their amounts as money."""
+    edit(export, "payment.csv", lambda b: b.replace(b";Bar;;70,57", b";Unbar;;70,57"))
+    findings = [f for f in check_export(export) if f.file == "payment.csv"]
+    assert sorted(f.message for f in findings) == [
+        "register KASSE-0001, Z_NR 1, ZAHLART_TYP Bar: no row, but the single records "
+        "add up to Z_ZAHLART_BETRAG 70.57",
+        "register KASSE-0001, Z_NR 1, ZAHLART_TYP Unbar: Z_ZAHLART_BETRAG 70.57, but no "
+        "single record has this key",
+    ]

@@ -193,6 +193,11 @@ def _span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
 
+def _amounts(columns: Iterable[str], amounts: Iterable[Decimal]) -> str:
+    """Amount columns as money: ``Z_UMS_BRUTTO 11.90, Z_UMS_NETTO 10.00``."""
+    return ", ".join(f"{c} {_money(a)}" for c, a in zip(columns, amounts, strict=True))
+
+
 def _looks_zip(path: Path) -> bool:
     """Whether a file starts like a ZIP (a local file header), so that one zipfile
     cannot open was cut short or damaged rather than something else."""
@@ -780,13 +785,11 @@ class _Checker:
         for key, amounts in want.items():
             if key not in have:
                 if any(amounts):
-                    sums = ", ".join(
-                        f"{c} {_money(a)}" for c, a in zip(columns, amounts, strict=True)
-                    )
                     self.add(
                         "E_SUM_CLOSING",
                         file,
-                        f"{where(key)}: no row, but the single records add up to {sums}",
+                        f"{where(key)}: no row, but the single records add up to "
+                        f"{_amounts(columns, amounts)}",
                     )
                 continue
             line, got = have.pop(key)
@@ -799,13 +802,10 @@ class _Checker:
                 self.add("E_SUM_CLOSING", file, f"{where(key)}: {differ}", line)
         for key, (line, got) in have.items():
             if any(got):
-                amounts_text = ", ".join(
-                    f"{c} {_money(g)}" for c, g in zip(columns, got, strict=True)
-                )
                 self.add(
                     "E_SUM_CLOSING",
                     file,
-                    f"{where(key)}: {amounts_text}, but no single record has this key",
+                    f"{where(key)}: {_amounts(columns, got)}, but no single record has this key",
                     line,
                 )
 
