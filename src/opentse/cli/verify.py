@@ -25,7 +25,7 @@ from opentse.verify.archive import LoadedExport, load_exports
 from opentse.verify.certificates import chain_words, load_trust_roots
 from opentse.verify.findings import Severity, span_text
 from opentse.verify.html import write_html
-from opentse.verify.qrimage import read_qr_texts
+from opentse.verify.qrimage import read_qr_texts, receipt_texts
 from opentse.verify.receipt import ReceiptResult, verify_receipt
 from opentse.verify.report import VerifyReport, verify_loaded
 
@@ -255,8 +255,7 @@ def verify_receipt_command(
         except OpenTSEError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-        # every receipt in the picture (another QR code only when none looks like one)
-        texts = [t for t in found if t.startswith("V0;")] or found[:1]
+        texts = receipt_texts(found)  # every receipt in the picture
     results = [verify_receipt(text) for text in texts]
     if as_json:
         bodies = [_receipt_json(r) for r in results]

@@ -124,7 +124,7 @@ def verify_tar(path: Path) -> dict[str, Any]:
 
 
 def _check_image(path: Path) -> dict[str, Any]:
-    from opentse.verify.qrimage import read_qr_texts
+    from opentse.verify.qrimage import read_qr_texts, receipt_texts
 
     try:
         texts = read_qr_texts(path)  # refuses images claiming too many pixels first
@@ -142,10 +142,8 @@ def _check_image(path: Path) -> dict[str, Any]:
                  "file": ""}
             ],
         }  # fmt: skip
-    # every receipt in the picture (another QR code only when none looks like one),
-    # as opentse verify-receipt --image does
-    receipts = [t for t in texts if t.startswith("V0;")] or texts[:1]
-    return several_receipts([check_receipt_text(text) for text in receipts])
+    # every receipt in the picture, as opentse verify-receipt --image does
+    return several_receipts([check_receipt_text(text) for text in receipt_texts(texts)])
 
 
 def several_receipts(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -57,3 +57,10 @@ def read_qr_texts(path: Path) -> list[str]:
     if not texts:
         raise FormatError(f"{path.name}: no QR code found in the image", code="E_QR_IMAGE")
     return sorted(texts, key=lambda t: not t.startswith("V0;"))
+
+
+def receipt_texts(texts: list[str]) -> list[str]:
+    """The QR codes of a picture to verify as receipts: every one that looks like a
+    receipt (``V0;``), so an altered receipt beside a good one is not missed; the
+    first code when none does (its finding then says what it is not)."""
+    return [t for t in texts if t.startswith("V0;")] or texts[:1]
