@@ -117,10 +117,23 @@ def create_organization(
     actor: str = "",
     org_id: str | None = None,
 ) -> Organization:
+    """A legal entity, once: a second organization of the same name (case and spacing
+    aside) would split its locations, TSEs and procedure documentation between two ids
+    no list tells apart, so it is refused with E_SITE_ORG_EXISTS naming the first;
+    unless both have tax numbers and they differ (two entities of one name)."""
     org = Organization(
         org_id or str(uuid.uuid4()), _required(name, "name"), tax_number, svc_org_id, ctx.now()
     )
-    with ctx.db.tx() as c:
+    with ctx.db.tx() as c:  # checked in the write transaction: no twin slips in between
+        for existing_id, existing_name, existing_tax in c.execute(
+            "SELECT id, name, tax_number FROM ops_organizations"
+        ).fetchall():
+            told_apart = bool(existing_tax and tax_number) and existing_tax != tax_number
+            if _same_name(existing_name, org.name) and not told_apart:
+                raise ConflictError(
+                    f"organization {existing_name!r} exists already: {existing_id} (use that id)",
+                    code="E_SITE_ORG_EXISTS",
+                )
         c.execute(
             "INSERT INTO ops_organizations(id, name, tax_number, svc_org_id, created_at)"
             " VALUES (?,?,?,?,?)",
@@ -131,6 +144,10 @@ def create_organization(
             details={"name": org.name},
         )  # fmt: skip
     return org
+
+
+def _same_name(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
 
 
 def get_organization(ctx: OpsContext, org_id: str) -> Organization:
