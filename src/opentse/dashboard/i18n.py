@@ -71,6 +71,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "light_green": ("grün", "green"),
     "light_yellow": ("gelb", "yellow"),
     "light_red": ("rot", "red"),
+    "light_grey": ("grau", "grey"),
     "legend": ("Legende", "Legend"),
     "legend_green": (
         "Grün: initialisiert, letzte Signatur in Ordnung, keine Warnung.",
@@ -86,6 +87,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Rot: außer Betrieb, defekt, nicht initialisiert oder Kapazität/Zertifikat erschöpft.",
         "Red: disabled, defective, not initialized, or capacity/certificate exhausted.",
     ),
+    "legend_grey": (
+        "Grau: mit opentse tse replace ersetzt und außer Betrieb genommen; die neue TSE"
+        " übernimmt ihre Kassen.",
+        "Grey: replaced with opentse tse replace and taken out of service; the new TSE"
+        " took over its registers.",
+    ),
+    "reason_replaced": ("ersetzt durch TSE {new}", "replaced by TSE {new}"),
     "reason_not_init": ("nicht initialisiert", "not initialized"),
     "reason_disabled": ("außer Betrieb", "disabled"),
     "reason_defective": ("defekt", "defective"),

@@ -19,12 +19,12 @@ from cryptography import x509
 from opentse.engine.ports import LogFilter
 from opentse.engine.results import TSEInfo
 from opentse.errors import OpenTSEError
-from opentse.ops import archive, lifetime, outages, protocol, status
+from opentse.ops import archive, lifetime, outages, protocol, sites, status
 from opentse.ops.store import OpsContext
 from opentse.server.service_store import Page, TssRow
 from opentse.tr03151.oids import LogType
 
-GREEN, YELLOW, RED = "green", "yellow", "red"
+GREEN, YELLOW, RED, GREY = "green", "yellow", "red", "grey"
 RECENT_FAILURE_SECONDS = 3600
 
 
@@ -152,10 +152,20 @@ def last_signature_ok(ctx: Any, info: TSEInfo) -> bool | None:
 
 
 def _light(
-    st: status.TSEStatus, overdue: bool, failures: int, last_ok: bool | None = True
+    st: status.TSEStatus,
+    overdue: bool,
+    failures: int,
+    last_ok: bool | None = True,
+    replaced_by: str | None = None,
 ) -> tuple[str, tuple[Reason, ...]]:
-    """Red: not usable; yellow: usable with a warning; green: fine (legend on the page)."""
+    """Red: not usable; yellow: usable with a warning; green: fine; grey: taken out of
+    service by ``opentse tse replace`` (nothing to do: another TSE does its work)."""
     state = st.info.state.lifecycle.value
+    if replaced_by is not None and state in ("DISABLED", "DEFECTIVE"):
+        replaced = Reason("reason_replaced", {"new": replaced_by})
+        if state == "DEFECTIVE":
+            return GREY, (Reason("reason_defective"), replaced)
+        return GREY, (replaced,)
     if state in ("CREATED", "UNINITIALIZED"):
         return RED, (Reason("reason_not_init"),)
     if state == "DISABLED":
@@ -199,7 +209,9 @@ def tse_rows(
         last_ok = (
             last_signature_ok(ctx, info) if info.state.lifecycle.value == "INITIALIZED" else None
         )
-        light, reasons = _light(st, tid in overdue, watch.recent(tid), last_ok)
+        site = sites.find_tse(ops, tid)
+        replaced_by = site.replaced_by if site is not None else None
+        light, reasons = _light(st, tid in overdue, watch.recent(tid), last_ok, replaced_by)
         s = info.state
         not_before, not_after = cert_times(info)
         rows.append(
