@@ -141,3 +141,28 @@ def test_a_replaced_tse_is_grey_and_names_its_successor(shop: dict[str, Any]) ->
     detail = browser.get(f"/dashboard/tss/{shop['a']}", params={"lang": "en"}).text
     assert "light-grey" in detail and "light-red" not in detail
     assert f"replaced by TSE {shop['c']}" in detail
+
+
+def _amounts(html: str) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for row in re.findall(r"<tr>\s*<td class=\"n\"><a href=.*?</tr>", html, re.S):
+        number = re.search(r'/tx/(\d+)">', row)
+        cells = re.findall(r'<td class="n">([^<]*)</td>', row)
+        assert number and cells, row
+        found[int(number.group(1))] = cells[-1].strip()
+    return found
+
+
+def test_cash_movements_show_the_money_moved(shop: dict[str, Any]) -> None:
+    """Cash movements showed no amount (``pos cash``'s SonstigerVorgang) or 0,00 (a
+    Kassenbeleg-V1 with only payments): they show the money moved."""
+    browser = shop["browser"]
+    de = {"lang": "de"}  # the language is kept in a cookie: another test may have chosen en
+    listed = _amounts(browser.get("/dashboard/tx", params={"tss": shop["b"], **de}).text)
+    assert listed[shop["deposit"]] == "50,00"  # Kassenbeleg-V1, payments only
+    assert listed[shop["payout"]] == "-20,00"
+    assert listed[shop["cash"]] == "-12,34"  # pos cash: SonstigerVorgang
+    sales = _amounts(browser.get("/dashboard/tx", params={"tss": shop["a"], **de}).text)
+    assert list(sales.values()) == ["3,80"]  # a sale still shows its gross total
+    one = browser.get(f"/dashboard/tss/{shop['b']}/tx/{shop['cash']}", params={"lang": "en"})
+    assert one.status_code == 200 and "-12.34" in one.text

@@ -86,15 +86,52 @@ def parse_amount(text: str) -> Decimal | None:
 
 
 def amount_of(result: SignResult | None) -> Decimal | None:
-    """The gross total of a Kassenbeleg-V1 (None for orders and other types)."""
-    if result is None or result.process_type != "Kassenbeleg-V1":
-        return None
-    from opentse.formats.processdata import parse_kassenbeleg
+    """The amount of a transaction: the gross total of a Kassenbeleg-V1, or, for a
+    cash movement, the money moved (None for orders and other types).
 
+    A cash movement (Einzahlung, Auszahlung ...) has no sale: signed as a Kassenbeleg-V1
+    its five gross sums are 0.00 and only its payments carry the amount (the fiskaly
+    way); ``opentse pos cash`` signs it as SonstigerVorgang ``<GV_TYP>^<payment>[^text]``
+    (register.sale.CashBookEntry). Showing the zero gross total, or nothing, hid it."""
+    if result is None:
+        return None
     try:
-        return parse_kassenbeleg(result.process_data.decode("utf-8")).total
+        text = result.process_data.decode("utf-8")
+        if result.process_type == "SonstigerVorgang":
+            return _cash_book_amount(text)
+        if result.process_type != "Kassenbeleg-V1":
+            return None
+        from opentse.formats.processdata import parse_kassenbeleg
+
+        receipt = parse_kassenbeleg(text)
     except (OpenTSEError, UnicodeDecodeError, ValueError):
         return None
+    if receipt.total == 0 and receipt.payments:
+        return _payments_total(receipt.payments)
+    return receipt.total
+
+
+def _payments_total(payments: Any) -> Decimal | None:
+    """The sum of payments in EUR (None when any is in another currency)."""
+    if any(p.currency != "EUR" for p in payments):
+        return None
+    return sum((p.amount for p in payments), Decimal("0.00"))
+
+
+def _cash_book_amount(text: str) -> Decimal | None:
+    """The signed amount of ``opentse pos cash``'s SonstigerVorgang processData
+    (``Einzahlung^50.00:Bar^Wechselgeld``); None for any other free content."""
+    from opentse.formats.processdata import Payment, parse_amount
+    from opentse.register.sale import CASH_BOOK_TYPES
+
+    parts = text.split("^")
+    if len(parts) not in (2, 3) or parts[0] not in CASH_BOOK_TYPES:
+        return None
+    fields = parts[1].split(":")
+    if len(fields) not in (2, 3) or fields[1] not in ("Bar", "Unbar"):
+        return None
+    currency = fields[2] if len(fields) == 3 else "EUR"
+    return _payments_total([Payment(parse_amount(fields[0]), fields[1], currency)])
 
 
 def tx_ref(tx_id: str, revision: int) -> str:
@@ -186,8 +223,9 @@ def _cents(amount: Decimal | None) -> int | None:
 
 def _amount(ctx: Any, row: TxRow) -> Decimal | None:
     """The amount shown: the index's, else (not a finished receipt, or not yet
-    backfilled) read from the latest log as before, for at most SEARCH_LIMIT hits."""
-    if row.amount_cents is not None:
+    backfilled) read from the latest log as before, for at most SEARCH_LIMIT hits.
+    An indexed 0 is read too: it may be a cash movement, whose payments are its amount."""
+    if row.amount_cents:
         return Decimal(row.amount_cents).scaleb(-2)
     return amount_of(latest_result(ctx, row))
 
