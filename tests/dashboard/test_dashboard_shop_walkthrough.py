@@ -166,3 +166,15 @@ def test_cash_movements_show_the_money_moved(shop: dict[str, Any]) -> None:
     assert list(sales.values()) == ["3,80"]  # a sale still shows its gross total
     one = browser.get(f"/dashboard/tss/{shop['b']}/tx/{shop['cash']}", params={"lang": "en"})
     assert one.status_code == 200 and "-12.34" in one.text
+
+
+def test_protocol_details_are_in_the_shops_time(shop: dict[str, Any]) -> None:
+    """The protocol's details showed Unix seconds (initialized_at=1795297626): they are
+    in the shop's time zone like every other time on the dashboard."""
+    detail = shop["browser"].get(f"/dashboard/tss/{shop['a']}", params={"lang": "de"}).text
+    protocol = detail[detail.index('id="proto"') :]
+    local = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST"
+    assert re.search(r"initialized_at=" + local, protocol), protocol
+    assert re.search(r"retain_until=" + local, protocol), protocol
+    assert not re.search(r"(_at|_until)=\d{6,}", protocol), protocol
+    assert "signature_counter=" in protocol  # other numbers stay numbers

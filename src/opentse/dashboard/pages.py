@@ -128,6 +128,19 @@ def _day(unix: int | None) -> str:
     return local_day(datetime.fromtimestamp(int(unix), UTC), shop_zone_of_env()).isoformat()
 
 
+TIME_DETAIL_SUFFIXES = ("_at", "_until")
+
+
+def _detail_value(key: str, value: Any) -> Any:
+    """A protocol entry's detail as shown: its times (``initialized_at``,
+    ``retain_until`` ...; Unix seconds in the append-only protocol) in the shop's local
+    time like every other time on the dashboard, everything else as recorded."""
+    is_time = isinstance(value, int) and not isinstance(value, bool)
+    if is_time and key.endswith(TIME_DETAIL_SUFFIXES):
+        return _ts(value)
+    return value
+
+
 def _num(value: int | float) -> str:
     return f"{value:,}".replace(",", "\u202f")
 
@@ -152,4 +165,5 @@ def make_templates() -> jinja2.Environment:
     env.filters["day"] = _day
     env.filters["num"] = _num
     env.filters["money"] = _money
+    env.filters["detail_value"] = _detail_value
     return env
