@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 from dashboard_support import api_login, dashboard_login, sell, setup_tss
 
-from opentse.testing.serving import wait_until_serving
+from opentse.testing.serving import serve_process
 
 OPENTSE = str(Path(sys.executable).parent / "opentse")
 
@@ -32,16 +31,7 @@ def _opentse(*args: str) -> str:
 def test_a_transaction_whose_logs_were_deleted_says_so(tmp_path: Path) -> None:
     data = tmp_path / "data"
     key = json.loads(_opentse("apikey", "create", "--data", str(data), "--json"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = subprocess.Popen(
-        [OPENTSE, "serve", "--data", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_until_serving(base, server), "no server"
+    with serve_process(data) as base:
         with httpx.Client(base_url=base, timeout=30) as api:
             h = api_login(api, key)
             tss, cid = setup_tss(api, h, "KASSE-1")
@@ -60,6 +50,3 @@ def test_a_transaction_whose_logs_were_deleted_says_so(tmp_path: Path) -> None:
             assert "the transaction is not finished" not in page.text
             assert "deleted after a verified export (deleteStoredData)" in page.text
             assert '<table class="logs">' not in page.text
-    finally:
-        server.terminate()
-        server.wait(timeout=20)

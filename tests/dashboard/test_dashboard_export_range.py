@@ -5,8 +5,6 @@ moment later with nothing but E_BAD_REQUEST. A real ``opentse serve`` process.""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import pytest
 from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
 
-from opentse.testing.serving import wait_until_serving
+from opentse.testing.serving import serve_process
 
 OPENTSE = str(Path(sys.executable).parent / "opentse")
 
@@ -40,17 +38,7 @@ def test_an_empty_export_range_is_refused_by_the_form(
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     key = json.loads(created.stdout)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = subprocess.Popen(
-        [OPENTSE, "serve", "--data", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_until_serving(base, server), "no server"
+    with serve_process(data) as base:
         with httpx.Client(base_url=base, timeout=30) as api:
             h = api_login(api, key)
             tss, cid = setup_tss(api, h, "KASSE-1")
@@ -70,6 +58,3 @@ def test_an_empty_export_range_is_refused_by_the_form(
         with httpx.Client(base_url=base, timeout=30) as api:
             listing = api.get("/api/v2/export", headers=api_login(api, key))
         assert listing.status_code == 200 and listing.json()["count"] == 0
-    finally:
-        server.terminate()
-        server.wait(timeout=20)

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from http_support import login, setup_tss
 
-from opentse.testing.serving import wait_until_serving
+from opentse.testing.serving import serve_process
 from opentse.verify.receipt import verify_receipt
 
 OPENTSE = str(Path(sys.executable).parent / "opentse")
@@ -31,29 +28,11 @@ def _opentse(*args: str, key: dict[str, str] | None = None) -> subprocess.Comple
     return subprocess.run([OPENTSE, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-@contextmanager
-def _serve(data: Path) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [OPENTSE, "serve", "--data", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_until_serving(base, proc), "no server"
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
 def test_replace_names_each_registers_client_at_the_new_tss(tmp_path: Path) -> None:
     data = tmp_path / "data"
     created = _opentse("apikey", "create", "--data", str(data), "--org", "shop", "--json")
     key = json.loads(created.stdout)
-    with _serve(data) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with serve_process(data) as base, httpx.Client(base_url=base, timeout=30) as client:
         old = setup_tss(client, login(client, key["api_key"], key["api_secret"]), "KASSE-1")
     where = ("--data", str(data), "--json")
     org = json.loads(_opentse("site", "org-create", "Bäckerei Müller GmbH", *where).stdout)
@@ -72,7 +51,7 @@ def test_replace_names_each_registers_client_at_the_new_tss(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     [(serial, client_uuid)] = json.loads(done.stdout)["api_clients"].items()
     assert serial == "KASSE-1" and str(uuid.UUID(client_uuid)) == client_uuid
-    with _serve(data) as base:
+    with serve_process(data) as base:
         sold = _opentse(
             "pos", "sell", "--url", base, "--tss", new, "--client", client_uuid,
             "--journal", str(tmp_path / "kasse-1.db"), "--line", "Brot:1:3.80:2",

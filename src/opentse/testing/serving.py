@@ -1,5 +1,5 @@
-"""Serving for tests and benchmarks: waiting for a real ``opentse serve`` process,
-or an app under uvicorn in a thread of this process."""
+"""Serving for tests and benchmarks: a real ``opentse serve`` process (started, or
+waited for), or an app under uvicorn in a thread of this process."""
 
 from __future__ import annotations
 
@@ -33,6 +33,35 @@ def wait_until_serving(
         if process.poll() is not None or time.monotonic() > deadline:
             return False
         time.sleep(0.1)
+
+
+@contextmanager
+def serve_process(data: Any) -> Iterator[str]:
+    """A real ``opentse serve --data DATA`` process (this interpreter's entry point) on
+    a free 127.0.0.1 port, its output discarded: yields its origin
+    ``http://127.0.0.1:PORT`` once it answers /health, and terminates it after."""
+    import os
+    import socket
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "opentse"), "serve", "--data", str(data),
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_until_serving(origin, process):
+            raise RuntimeError(f"opentse serve --data {data} did not start")
+        yield origin
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @contextmanager
