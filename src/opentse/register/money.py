@@ -24,6 +24,11 @@ from opentse.formats.dsfinvk.tables import vat_rate as _period_rate
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
 ZERO = Decimal("0.00")
+# Largest amount (EUR) and quantity a line takes: far above any till's sale, and small
+# enough that quantity x price and the sums of a receipt stay exact in Decimal's 28
+# digits (a bigger one made quantize raise a bare decimal.InvalidOperation).
+MAX_AMOUNT = Decimal(10) ** 11
+MAX_QUANTITY = Decimal(10) ** 9
 
 
 def _reject(code: str, message: str) -> ProtocolError:
@@ -51,6 +56,10 @@ def round_cents(value: Decimal) -> Decimal:
 def require_cents(value: Decimal | int | str, what: str = "amount") -> Decimal:
     """An amount as booked: whole cents or ``E_AMOUNT_PRECISION``; returned with 2 places."""
     amount = to_decimal(value, what)
+    if abs(amount) >= MAX_AMOUNT:
+        raise _reject(
+            "E_AMOUNT_RANGE", f"{what} {amount} is too large (at most {MAX_AMOUNT - CENT})"
+        )
     if amount != amount.quantize(CENT):
         raise _reject("E_AMOUNT_PRECISION", f"{what} {amount} has more than two decimals")
     return amount.quantize(CENT)
@@ -59,6 +68,8 @@ def require_cents(value: Decimal | int | str, what: str = "amount") -> Decimal:
 def require_quantity(value: Decimal | int | str) -> Decimal:
     """A quantity: at most three decimals (DSFinV-K MENGE), never zero."""
     quantity = to_decimal(value, "quantity")
+    if abs(quantity) >= MAX_QUANTITY:
+        raise _reject("E_AMOUNT_RANGE", f"quantity {quantity} is too large (below {MAX_QUANTITY})")
     if quantity != quantity.quantize(MILLI):
         raise _reject("E_QUANTITY_PRECISION", f"quantity {quantity} has more than 3 decimals")
     if quantity == 0:

@@ -184,6 +184,7 @@ class Sale:
             gv_typ,
             require_cents(discount, "discount"),
         )
+        require_cents(line.gross, "line total")  # quantity x price within the limit too
         self.lines.append(line)
         return line
 
