@@ -178,3 +178,25 @@ def test_protocol_details_are_in_the_shops_time(shop: dict[str, Any]) -> None:
     assert re.search(r"retain_until=" + local, protocol), protocol
     assert not re.search(r"(_at|_until)=\d{6,}", protocol), protocol
     assert "signature_counter=" in protocol  # other numbers stay numbers
+
+
+def _register_options(html: str) -> set[str]:
+    select = re.search(r'<select id="e-client".*?</select>', html, re.S)
+    assert select, html
+    return set(re.findall(r'<option value="([^"]+)"', select.group(0)))
+
+
+def test_the_export_form_lists_the_registers_of_its_tse(shop: dict[str, Any]) -> None:
+    """The export form's register list held the registers of every TSE: it lists those
+    of the TSE the export is for (``?tss=``; by default a TSE in use)."""
+    browser = shop["browser"]
+    for tss, cid in ((shop["a"], shop["cid_a"]), (shop["b"], shop["cid_b"])):
+        form = browser.get("/dashboard/exports", params={"tss": tss}).text
+        assert _register_options(form) == {cid}
+        assert f'name="tss_id" value="{tss}"' in form
+        assert re.search(rf'<option value="{tss}" selected>', form)
+    first = browser.get("/dashboard/exports").text  # no choice: a TSE in use, not A
+    chosen = re.search(r'name="tss_id" value="([^"]+)"', first)
+    assert chosen and chosen.group(1) in (shop["b"], shop["c"])
+    wanted = {shop["b"]: shop["cid_b"], shop["c"]: shop["cid_c"]}[chosen.group(1)]
+    assert _register_options(first) == {wanted}

@@ -38,8 +38,10 @@ class ExportPages:
     async def exports(self, page: Page) -> Response:
         error = ""
         status = 200
+        wanted = page.request.query_params.get("tss", "")
         if page.request.method == "POST":
             form = await read_form(page)
+            wanted = form_text(form, "tss_id").strip()
             try:
                 export_id = await run_in_threadpool(self._trigger, page, form)
             except (ApiError, OpenTSEError, ValueError) as exc:
@@ -48,19 +50,25 @@ class ExportPages:
             else:
                 return RedirectResponse(f"{BASE}/exports/{export_id}", status_code=303)
 
-        def load() -> tuple[list[Any], list[views.TseRow], dict[str, list[Any]]]:
+        def load() -> tuple[list[Any], list[views.TseRow], views.TseRow | None, list[Any]]:
+            """The exports, the TSEs, the one the form exports (``?tss=``, else the
+            first) and only that TSE's registers: a register of another TSE is no
+            filter of this export (the list mixed them, labelled by serial)."""
             from opentse.server.service_store import Page as ListPage
 
             rows, _ = self.ctx.svc.list_exports(page.org, ListPage(limit=100, order="desc"))
             tses = views.tse_rows(self.ctx, self.ops, page.org, self.watch)
-            clients = {t.tss_id: views.all_clients(self.ctx, page.org, t.tss_id) for t in tses}
-            return rows, tses, clients
+            chosen = next((t for t in tses if t.tss_id == wanted.lower()), None)
+            if chosen is None and tses:  # the first in use, not a replaced one
+                chosen = next((t for t in tses if t.state == "INITIALIZED"), tses[0])
+            clients = [] if chosen is None else views.all_clients(self.ctx, page.org, chosen.tss_id)
+            return rows, tses, chosen, clients
 
-        rows, tses, clients = await run_in_threadpool(load)
+        rows, tses, chosen, clients = await run_in_threadpool(load)
         serials = {t.tss_id: t.serial for t in tses}
         return page.render(
-            "exports.html", status, rows=rows, tses=tses, clients=clients, serials=serials,
-            error=error,
+            "exports.html", status, rows=rows, tses=tses, chosen=chosen, clients=clients,
+            serials=serials, error=error,
         )  # fmt: skip
 
     def _trigger(self, page: Page, form: FormData) -> str:

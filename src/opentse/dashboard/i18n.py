@@ -237,6 +237,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "start_date": ("Von Datum ({zone})", "From date ({zone})"),
     "end_date": ("Bis Datum ({zone})", "To date ({zone})"),
     "start_export": ("Export starten", "Start export"),
+    "choose_tse": ("TSE wählen", "Choose TSE"),
+    "export_of_tse": ("Export der TSE {serial}", "Export of TSE {serial}"),
     "no_exports": ("Noch keine Exporte.", "No exports yet."),
     "requested": ("Angefordert", "Requested"),
     "finished": ("Fertig", "Finished"),
