@@ -52,6 +52,21 @@ def _load_or_create_ca(path: Path, secret: bytes, now: int) -> LocalCA:
     return ca
 
 
+def check_sqlite_database(data_dir: Path) -> None:
+    """StorageError E_DATABASE_MISSING when ``data_dir`` holds an installation (its
+    CA) but not the SQLite file: its database is on PostgreSQL and the command was
+    run without ``--database`` (a cron job's environment), or the file was lost. A
+    new empty database there would answer every question wrongly (no TSEs, no
+    warnings, no reminders)."""
+    if (data_dir / CA_FILE).exists() and not (data_dir / DB_FILE).exists():
+        raise StorageError(
+            f"{data_dir} holds an installation but no {DB_FILE}: for an installation on "
+            "PostgreSQL give --database postgresql://... or set OPENTSE_DATABASE; "
+            f"a lost {DB_FILE} must be restored from your backup",
+            code="E_DATABASE_MISSING",
+        )
+
+
 def open_store(data_dir: Path, database_url: str | None) -> TSEStore:
     """``None`` or ``sqlite:///path`` -> SQLiteStore; ``postgresql://...`` ->
     ``opentse.storage.postgres.PostgresStore`` when that adapter is installed."""
@@ -132,21 +147,25 @@ class Installation:
                 "or set OPENTSE_SECRET_FILE to where it is",
                 code="E_SECRET_MISSING",
             )
-        secret = installation_secret.load_or_create(secret_path)
-        ca = _load_or_create_ca(data_dir / CA_FILE, secret, clock.now())
         database_url = (
             database_url
             or os.environ.get("OPENTSE_DATABASE")
             or os.environ.get("OPENTSE_DATABASE_URL")
         )
+        if database_url is None:
+            check_sqlite_database(data_dir)
+        secret = installation_secret.load_or_create(secret_path)
+        # the database before the CA: a SQLite folder never holds a CA without its file
+        # (check_sqlite_database), not even while another process creates both
         store = open_store(data_dir, database_url)
-        check = getattr(store, "check_installation", None)  # shared databases (PostgreSQL)
-        if check is not None:
-            try:
+        try:
+            ca = _load_or_create_ca(data_dir / CA_FILE, secret, clock.now())
+            check = getattr(store, "check_installation", None)  # shared databases (PostgreSQL)
+            if check is not None:
                 check(secret, ca.chain())
-            except BaseException:
-                store.close()
-                raise
+        except BaseException:
+            store.close()
+            raise
         keyring = Keyring(secret)
         service = TSEService(store, keyring, clock, auto_time=auto_time, ca=ca)
         return cls(data_dir, secret, ca, store, service, keyring)

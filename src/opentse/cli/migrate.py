@@ -64,6 +64,9 @@ def run_migrations(data: Path, database: str | None) -> tuple[str, list[int], in
             current = max(migrations.applied_versions(pg), default=0)
         return "postgresql", applied, current
     if database is None:
+        from opentse.installation import check_sqlite_database
+
+        check_sqlite_database(data)
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = data / DB_FILE
     elif database.startswith("sqlite:///"):
