@@ -8,9 +8,11 @@ independent encoding.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -313,3 +315,12 @@ def demo_day(tse: FakeTSE | None = None) -> Closing:
     day.add([line(1, "Entnahme", 5, "-50.00", "Auszahlung")], [Payment("Bar", Decimal("-50.00"))])
     day.add([line(1, "Eis", 2, "3.57")], [Payment("Bar", Decimal("3.57"))], outage=True)
     return day.closing()
+
+
+def edit(folder: Path, name: str, change: Callable[[bytes], bytes]) -> None:
+    """Change one file of an export folder (the change must change it)."""
+    path = folder / name
+    before = path.read_bytes()
+    after = change(before)
+    assert after != before, "the edit must change the file"
+    path.write_bytes(after)

@@ -5,12 +5,11 @@ only its BON_ID) with amounts as money, not Python reprs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dsfinvk_support import DayBuilder, FakeTSE, demo_day, line
+from dsfinvk_support import DayBuilder, FakeTSE, demo_day, edit, line
 from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
@@ -22,14 +21,6 @@ from opentse.formats.dsfinvk.model import Payment
 @pytest.fixture
 def export(tmp_path: Path) -> Path:
     return write_export([demo_day()], tmp_path / "export")
-
-
-def edit(folder: Path, name: str, change: Callable[[bytes], bytes]) -> None:
-    path = folder / name
-    before = path.read_bytes()
-    after = change(before)
-    assert after != before, "the edit must change the file"
-    path.write_bytes(after)
 
 
 def test_cli_prints_a_verdict_when_errors_are_found(export: Path) -> None:

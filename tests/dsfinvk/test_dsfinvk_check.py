@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dsfinvk_support import BERLIN, DayBuilder, FakeTSE, demo_day
+from dsfinvk_support import BERLIN, DayBuilder, FakeTSE, demo_day, edit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,14 +27,6 @@ CLOSING = demo_day()
 @pytest.fixture
 def export(tmp_path: Path) -> Path:
     return write_export([demo_day()], tmp_path / "export")
-
-
-def edit(folder: Path, name: str, change: Callable[[bytes], bytes]) -> None:
-    path = folder / name
-    before = path.read_bytes()
-    after = change(before)
-    assert after != before, "the edit must change the file"
-    path.write_bytes(after)
 
 
 def codes(findings: list[Finding]) -> set[str]:

@@ -22,7 +22,9 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])  # closed again when the block ends
 
 
-def test_move_rewrites_lan_session_and_needs_a_passing_test(ops: OpsContext) -> None:
+def _served_tse_with_session(ops: OpsContext) -> dict[str, str]:
+    """TSE t1 (register K1) served over the API to an organization "lan", whose key a
+    LAN-TSE-Session.txt names (TLS, fingerprint AA:BB); the key."""
     ready_tse(ops, "t1", "K1")
     key = create_api_key(ops.svc, org_name="lan", env="TEST", now=ops.now())
     ops.svc.add_tss("t1", key["organization_id"], "TEST", {}, None, ops.now())
@@ -30,6 +32,11 @@ def test_move_rewrites_lan_session_and_needs_a_passing_test(ops: OpsContext) -> 
         ops.data_dir, address="10.0.0.1", port=4433, api_key=key["api_key"],
         api_secret=key["api_secret"], fingerprint="AA:BB",
     )  # fmt: skip
+    return key
+
+
+def test_move_rewrites_lan_session_and_needs_a_passing_test(ops: OpsContext) -> None:
+    key = _served_tse_with_session(ops)
     port = _closed_port()
     conn = moving.move_tse(
         ops, "t1", host="127.0.0.1", port=port, tls=True, tls_fingerprint="CC:DD"
@@ -88,13 +95,7 @@ def test_a_moves_session_file_says_what_the_new_host_serves(
     """LAN-TSE-Session.txt follows --tls of the move, as its connection file does: a
     host serving HTTPS without a pin given (a certificate the registers trust) was
     written as http:// "(no TLS)", and a pin without TLS as an https URL."""
-    ready_tse(ops, "t1", "K1")
-    key = create_api_key(ops.svc, org_name="lan", env="TEST", now=ops.now())
-    ops.svc.add_tss("t1", key["organization_id"], "TEST", {}, None, ops.now())
-    lan.write_session_file(
-        ops.data_dir, address="10.0.0.1", port=4433, api_key=key["api_key"],
-        api_secret=key["api_secret"], fingerprint="AA:BB",
-    )  # fmt: skip
+    _served_tse_with_session(ops)
     conn = moving.move_tse(
         ops, "t1", host="10.0.0.2", port=4433, tls=tls, tls_fingerprint=fingerprint
     )
