@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_support import api_login, dashboard_login, sell, setup_tss
+from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
 
 from opentse.testing.serving import wait_until_serving
 
@@ -200,3 +200,22 @@ def test_the_export_form_lists_the_registers_of_its_tse(shop: dict[str, Any]) ->
     assert chosen and chosen.group(1) in (shop["b"], shop["c"])
     wanted = {shop["b"]: shop["cid_b"], shop["c"]: shop["cid_c"]}[chosen.group(1)]
     assert _register_options(first) == {wanted}
+
+
+def test_a_register_and_a_range_are_not_exported_together(shop: dict[str, Any]) -> None:
+    """The API (as fiskaly's) exports a register whole and ignores a range beside it:
+    the form took a register with "from/to 21.11." and exported all of its history,
+    the export page listing only client_id. The form refuses the pair."""
+    browser = shop["browser"]
+    before = browser.get("/dashboard/exports", params={"tss": shop["b"], "lang": "de"}).text
+    for fields in ({"start_date": "2026-03-01", "end_date": "2026-03-01"},
+                   {"start_transaction_number": "1", "end_transaction_number": "1"}):  # fmt: skip
+        r = browser.post("/dashboard/exports", data={
+            "csrf": csrf_of(before), "tss_id": shop["b"], "client_id": shop["cid_b"], **fields,
+        })  # fmt: skip
+        assert r.status_code == 400 and "Eine Kasse wird immer ganz exportiert" in r.text
+    assert "/dashboard/exports/" not in browser.get("/dashboard/exports").text  # no job
+    whole = browser.post("/dashboard/exports", data={
+        "csrf": csrf_of(before), "tss_id": shop["b"], "client_id": shop["cid_b"],
+    })  # fmt: skip
+    assert whole.status_code == 303  # a register alone is still exported

@@ -92,6 +92,9 @@ class ExportPages:
             if lo.isdigit() and hi.isdigit() and int(lo) > int(hi):
                 raise ValueError(page.t("export_range_reversed"))
         client = form_text(form, "client_id").strip()
+        if client and query:  # the API (as fiskaly's) exports a register whole and
+            # ignores any range beside it: a register's "one day" was its whole history
+            raise ValueError(page.t("export_client_alone"))
         if client:
             query["client_id"] = client
         export_id = str(uuid.uuid4())

@@ -190,6 +190,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Der Bereich ist leer: „von“ liegt nach „bis“.",
         "The range is empty: 'from' is after 'to'.",
     ),
+    "export_client_alone": (
+        "Eine Kasse wird immer ganz exportiert: bitte entweder eine Kasse oder einen"
+        " Nummern- bzw. Datumsbereich wählen.",
+        "A register is always exported whole: choose either a register or a number or date range.",
+    ),
     "bad_number": ("Ungültige Nummer.", "Invalid number."),
     # transaction
     "tx_title": ("Transaktion {n}", "Transaction {n}"),
@@ -229,8 +234,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "exports_title": ("Exporte", "Exports"),
     "new_export": ("Neuer Export", "New export"),
     "export_filters": (
-        "Ohne Filter wird alles exportiert. Nummern- und Datumsfilter schließen sich aus.",
-        "Without filters everything is exported. Number and date filters exclude each other.",
+        "Ohne Filter wird alles exportiert. Kasse, Nummern- und Datumsfilter schließen sich aus.",
+        "Without filters everything is exported. Register, number and date filters exclude"
+        " each other.",
     ),
     "start_tx": ("Transaktion von", "Transaction from"),
     "end_tx": ("Transaktion bis", "Transaction to"),
