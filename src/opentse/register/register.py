@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
+from opentse.engine.rules import is_printable
 from opentse.errors import ProtocolError
 from opentse.formats import processdata as pd
 from opentse.register.backends import Backend, Signed
@@ -99,6 +100,16 @@ class RegisterConfig:
 
     def __post_init__(self) -> None:
         shop_zone(self.timezone)  # E_TIMEZONE for an unknown zone, at configuration
+        if not (
+            isinstance(self.client_id, str) and self.client_id and is_printable(self.client_id)
+        ):
+            # TR-03151 clientId is a PrintableString: no TSE signs another one, so every
+            # sale would be printed "TSE ausgefallen" with a working TSE
+            raise ProtocolError(
+                f"client_id {self.client_id!r} is not a TSE client id (the register's "
+                "serial number: A-Z a-z 0-9 space ' ( ) + , - . / : = ?)",
+                code="E_REGISTER_CONFIG",
+            )
         if not (isinstance(self.timeout, int | float) and 0 < self.timeout < 86400):
             # 0, negative or NaN made every sale "TSE ausgefallen" with a working TSE
             raise ProtocolError(
