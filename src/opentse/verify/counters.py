@@ -193,13 +193,18 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
         # the common case, no gap and no repeat, needs no look at each counter
         gapless = unique[-1] - unique[0] + 1 == len(unique)
         archives: set[str] | None = None  # those of this serial's logs, when needed
+        # the file each gap is reported on (the first log after it), found once: a look
+        # through all logs per gap was quadratic, and an export filtered by client has
+        # a gap after nearly every log (20,000 logs: 16 s)
+        first_file: dict[int, str] = {}
+        for entry in () if gapless else entries:
+            if entry.fields:
+                first_file.setdefault(entry.fields.signature_counter, entry.file)
         for before, after in () if gapless else itertools.pairwise(unique):
             if after > before + 1:
                 summary.missing_ranges.append([before + 1, after - 1])
                 span = f"{before + 1}" if after == before + 2 else f"{before + 1} to {after - 1}"
-                file = next(
-                    e.file for e in entries if e.fields and e.fields.signature_counter == after
-                )
+                file = first_file[after]
                 if archives is None:
                     archives = _archives_of(export, entries) if claimed else set()
                 unreadable = sum(
