@@ -102,3 +102,38 @@ def test_disable_then_disable_again(tmp_path: Path) -> None:
     result = run("tse", "disable", "t1", "--data", data, "--pin", PIN, ok=False)
     assert result.exit_code == 1 and result.stderr.startswith("error E_")
     assert _counter_and_login(data)[0] == before[0]
+
+
+def test_initialize_without_the_puk_on_a_new_tse_changes_nothing(tmp_path: Path) -> None:
+    """First use needs the PUK: refused with the command that sets the PIN, the TSE
+    still CREATED and nothing signed (it went UNINITIALIZED and logged a refused
+    authenticateUser)."""
+    data = str(tmp_path / "d")
+    run("tse", "create", "t1", "--data", data)
+    result = run("tse", "initialize", "t1", "--data", data, "--pin", PIN, "--json", ok=False)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error E_ADMIN_PIN_BLOCKED: the admin PIN is not set yet")
+    assert "opentse tse set-pin t1 --puk" in result.stderr.replace("\n", " ")
+    shown = json.loads(run("tse", "show", "t1", "--data", data, "--json").stdout)
+    assert (shown["state"], shown["signature_counter"]) == ("CREATED", 0)
+
+
+def test_a_blocked_pin_then_the_puk_through_the_cli(tmp_path: Path) -> None:
+    """Five wrong PINs count down and block; the right PIN is then refused before
+    anything is signed, with the way out; set-pin with the PUK unblocks."""
+    data = str(tmp_path / "d")
+    puk = json.loads(run("tse", "create", "t1", "--data", data, "--json").stdout)["admin_puk"]
+    run("tse", "initialize", "t1", "--data", data, "--pin", PIN, "--puk", puk)
+    args = ("client", "register", "K2", "--tss", "t1", "--data", data, "--pin")
+    for left in (4, 3, 2, 1):
+        result = run(*args, "00000000", ok=False)
+        assert result.stderr.startswith(f"error E_PIN_INVALID: wrong admin PIN; {left} ")
+    result = run(*args, "00000000", ok=False)
+    assert result.stderr.startswith("error E_ADMIN_PIN_BLOCKED:")
+    before = _counter_and_login(data)
+    result = run(*args, PIN, ok=False)
+    assert result.stderr.startswith("error E_ADMIN_PIN_BLOCKED: the admin PIN is blocked")
+    assert _counter_and_login(data) == before
+    run("tse", "set-pin", "t1", "--data", data, "--puk", puk, "--pin", "87654321")
+    out = json.loads(run(*args, "87654321", "--json").stdout)
+    assert out["state"] == "REGISTERED" and _counter_and_login(data)[1] is None

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from opentse.engine.results import TSEInfo
-from opentse.errors import OpenTSEError, ProtocolError
+from opentse.errors import AuthenticationError, OpenTSEError, ProtocolError
 
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
 
@@ -150,8 +150,20 @@ def admin_session(service: Any, tse_id: str, pin: str, puk: str | None) -> None:
     """Make sure the admin is logged in: CREATED -> UNINITIALIZED, set the PIN with
     the PUK when given (first use or blocked PIN), then authenticate."""
     from opentse.engine.state import Lifecycle
+    from opentse.engine.users import ADMIN
 
     state = service.get(tse_id).state
+    admin = state.users.get(ADMIN)
+    if puk is None and admin is not None and admin.blocked:
+        # before anything is signed or the TSE leaves CREATED: without the PUK the
+        # command cannot work (the authenticateUser would only log a refusal)
+        new = state.lifecycle is Lifecycle.CREATED or admin.pin_hash is None
+        raise AuthenticationError(
+            f"the admin PIN is {'not set yet' if new else 'blocked'}: set it with the "
+            f"admin PUK `tse create` printed: opentse tse set-pin {tse_id} --puk PUK "
+            "(tse initialize takes --puk too)",
+            code="E_ADMIN_PIN_BLOCKED",
+        )
     if state.lifecycle is Lifecycle.CREATED:
         service.set_state(tse_id, Lifecycle.UNINITIALIZED)
     if puk is not None:
