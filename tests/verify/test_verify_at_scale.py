@@ -74,3 +74,25 @@ def test_repeated_updates_of_a_long_transaction_are_one_each_in_linear_time() ->
     assert len(row.updates) == 20_000 and result.started == result.finished == 1
     assert result.findings == []
     assert took < 3, f"check_transactions took {took:.1f} s for 2 x 20,000 updates"  # was 11 s
+
+
+def test_many_unreadable_logs_explain_their_gaps_in_linear_time() -> None:
+    """Every other log cut short: each gap says its one log is there
+    but cannot be decoded (the undecodable logs were counted per gap: quadratic)."""
+    entries = []
+    for c in range(1, 40_001):
+        if c % 2:
+            entries.append(_entry(c, f"Sig-{c}.log"))
+        else:
+            name = f"Unixt_{1_700_000_000 + c}_Sig-{c}_Log-Tra_No-{c}_Finish_Client-KASSE-1.log"
+            entries.append(LogEntry(name, name, b"\x30\x03", None, problem="E_LOG_FORMAT: cut"))
+    started = time.perf_counter()
+    _, findings = check_counters(_export(entries))
+    took = time.perf_counter() - started
+    gaps = [f.message for f in findings if f.code == "E_COUNTER_GAP"]
+    assert len(gaps) == 19_999  # the last log, cut short, leaves no gap after it
+    assert all(
+        m.endswith("; 1 log file(s) named with these counters cannot be decoded (E_LOG_FORMAT)")
+        for m in gaps
+    )
+    assert took < 5, f"check_counters took {took:.1f} s"

@@ -7,6 +7,7 @@ an export may start above 1 (filtered or incremental exports), which is only not
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 from collections import Counter, defaultdict
@@ -192,10 +193,12 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
         summary.first_time, summary.last_time = min(times), max(times)
         # the common case, no gap and no repeat, needs no look at each counter
         gapless = unique[-1] - unique[0] + 1 == len(unique)
-        archives: set[str] | None = None  # those of this serial's logs, when needed
+        # the counters undecodable logs of this serial's archives claim, sorted (when
+        # there is a gap to explain): counted per gap by bisection
+        unreadable_counters: list[int] | None = None
         # the file each gap is reported on (the first log after it), found once: a look
         # through all logs per gap was quadratic, and an export filtered by client has
-        # a gap after nearly every log (20,000 logs: 16 s)
+        # a gap after nearly every log (40,000 logs: 23 s)
         first_file: dict[int, str] = {}
         for entry in () if gapless else entries:
             if entry.fields:
@@ -205,10 +208,11 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                 summary.missing_ranges.append([before + 1, after - 1])
                 span = f"{before + 1}" if after == before + 2 else f"{before + 1} to {after - 1}"
                 file = first_file[after]
-                if archives is None:
+                if unreadable_counters is None:
                     archives = _archives_of(export, entries) if claimed else set()
-                unreadable = sum(
-                    1 for a in archives for c in claimed.get(a, ()) if before < c < after
+                    unreadable_counters = sorted(c for a in archives for c in claimed.get(a, ()))
+                unreadable = bisect.bisect_left(unreadable_counters, after) - bisect.bisect_right(
+                    unreadable_counters, before
                 )
                 note = (
                     f"; {unreadable} log file(s) named with these counters cannot be "
