@@ -137,3 +137,16 @@ def test_a_blocked_pin_then_the_puk_through_the_cli(tmp_path: Path) -> None:
     run("tse", "set-pin", "t1", "--data", data, "--puk", puk, "--pin", "87654321")
     out = json.loads(run(*args, "87654321", "--json").stdout)
     assert out["state"] == "REGISTERED" and _counter_and_login(data)[1] is None
+
+
+def test_the_way_out_the_refusal_names_works_on_a_new_tse(tmp_path: Path) -> None:
+    """tse set-pin on a new (CREATED) TSE sets the first PIN; it was refused with
+    E_TSS_NOT_INITIALIZED although the initialize refusal points to it."""
+    data = str(tmp_path / "d")
+    puk = json.loads(run("tse", "create", "t1", "--data", data, "--json").stdout)["admin_puk"]
+    refused = run("tse", "initialize", "t1", "--data", data, "--pin", PIN, ok=False)
+    assert "opentse tse set-pin t1 --puk" in refused.stderr.replace("\n", " ")
+    run("tse", "set-pin", "t1", "--data", data, "--puk", puk, "--pin", PIN)
+    out = json.loads(run("tse", "initialize", "t1", "--data", data, "--pin", PIN, "--json").stdout)
+    assert out["state"] == "INITIALIZED"
+    assert _counter_and_login(data)[1] is None

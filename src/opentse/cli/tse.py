@@ -174,6 +174,10 @@ def set_pin_command(
 ) -> None:
     """Set, change or unblock a role's PIN with its PUK (unblockUser, logged)."""
     with installation(data) as inst:
+        if inst.service.get(tse_id).state.lifecycle is Lifecycle.CREATED:
+            # a new TSE: setting the first PIN is the step out of CREATED (as
+            # initialize --puk does; unblockUser is refused in CREATED)
+            inst.service.set_state(tse_id, Lifecycle.UNINITIALIZED)
         result = inst.service.set_admin_pin(tse_id, puk, pin, user_id=user)
     out = {"tse_id": tse_id, "user": user, "ok": result.ok}
     if as_json:
