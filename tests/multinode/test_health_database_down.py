@@ -1,22 +1,28 @@
-"""``GET /health`` of a node that lost its database answers 503 in seconds.
+"""A node that lost its database: ``GET /health`` answers 503 in seconds, the API 503.
 
 A load balancer polls ``/health`` every few seconds with a short timeout; a node
 whose PostgreSQL went away must say so promptly (503) instead of holding each
 check for the connection pool's 30-second wait, and say 200 again once the
-database is back. A real ``opentse serve`` process reaches PostgreSQL through a
-TCP relay of this test, which is cut and restored.
+database is back. API requests meanwhile get 503 with ``Retry-After`` (the
+database, not a bug: a balancer or client may retry, at another node), not 500
+E_INTERNAL. A real ``opentse serve`` process reaches PostgreSQL through a TCP relay
+of this test, which is cut and restored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -24,7 +30,7 @@ import pytest
 
 from opentse.testing.serving import wait_until_serving
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
 _CLI = "from opentse.cli.main import main; main()"
 
@@ -97,6 +103,46 @@ def _health(base: str) -> tuple[int, float]:
     return status, time.monotonic() - started
 
 
+def _setup(base: str, tmp_path: Path, url: str) -> dict[str, Any]:
+    """An API key, a TSS and a client (the fiskaly flow), and two requests to make
+    once the database is away: a login and a transaction with a valid token."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI, "apikey", "create", "--org", "o", "--json",
+         "--data", str(tmp_path / "data"), "--database", url],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    key = json.loads(done.stdout)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        r = client.post("/api/v2/auth", json=key)
+        assert r.status_code == 200, r.text
+        h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        tss = str(uuid.uuid4())
+        r = client.put(f"/api/v2/tss/{tss}", json={}, headers=h)
+        assert r.status_code == 200, r.text
+        puk = r.json()["admin_puk"]
+        for method, path, body in (
+            ("PATCH", "", {"state": "UNINITIALIZED"}),
+            ("PATCH", "/admin", {"admin_puk": puk, "new_admin_pin": "123456"}),
+            ("POST", "/admin/auth", {"admin_pin": "123456"}),
+            ("PATCH", "", {"state": "INITIALIZED"}),
+        ):
+            r = client.request(method, f"/api/v2/tss/{tss}{path}", json=body, headers=h)
+            assert r.status_code == 200, r.text
+        cid = str(uuid.uuid4())
+        r = client.put(f"/api/v2/tss/{tss}/client/{cid}", json={"serial_number": "K1"}, headers=h)
+        assert r.status_code == 200, r.text
+
+    def login() -> httpx.Response:
+        return httpx.post(base + "/api/v2/auth", json=key, timeout=90)
+
+    def start() -> httpx.Response:
+        tx = f"/api/v2/tss/{tss}/tx/{uuid.uuid4()}"
+        body = {"state": "ACTIVE", "client_id": cid}
+        return httpx.put(base + tx, params={"tx_revision": 1}, json=body, headers=h, timeout=90)
+
+    return {"requests": (login, start)}
+
+
 def test_health_is_503_within_seconds_while_the_database_is_away(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -117,7 +163,16 @@ def test_health_is_503_within_seconds_while_the_database_is_away(
     base = f"http://127.0.0.1:{port}"
     try:
         assert wait_until_serving(base, node, seconds=60), (tmp_path / "node.log").read_text()
+        key = _setup(base, tmp_path, url)
         relay.cut()
+        with ThreadPoolExecutor(2) as pool:  # each waits for the pool's 30 s: at once
+            answers = list(pool.map(lambda f: f(), key["requests"]))
+        for answer in answers:
+            assert answer.status_code == 503, answer.text
+            assert answer.headers.get("retry-after"), answer.headers
+            body = answer.json()
+            assert body["code"].startswith("E_STORAGE"), body
+            assert "127.0.0.1" not in body["message"], body  # no database details
         for _ in range(2):
             status, took = _health(base)
             assert status == 503

@@ -14,7 +14,7 @@ from http import HTTPStatus
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from opentse.errors import OpenTSEError
+from opentse.errors import OpenTSEError, StorageError
 
 log = logging.getLogger("opentse.server")
 
@@ -86,6 +86,11 @@ def from_opentse_error(exc: OpenTSEError) -> ApiError:
     if mapped is not None:
         return ApiError(mapped[0], mapped[1], exc.message)
     status = exc.http_status if 400 <= exc.http_status < 600 else 500
+    if isinstance(exc, StorageError) and exc.code in ("E_STORAGE_UNAVAILABLE", "E_STORAGE_BUSY"):
+        # the database is away or busy: retry (at any node); its details stay in the log
+        log.warning("storage error %s: %s", exc.code, exc.message)
+        message = "the database is not available right now; retry"
+        return ApiError(503, exc.code, message, {"Retry-After": "1"})
     if status >= 500 and exc.code not in ("E_STORAGE",):
         log.error("engine error %s: %s", exc.code, exc.message)
         return ApiError(500, "E_INTERNAL", "internal error")

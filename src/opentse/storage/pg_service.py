@@ -26,8 +26,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from opentse.errors import StorageError
 from opentse.server.service_store import ServiceStore
-from opentse.storage.postgres import PostgresStore, migrate
+from opentse.storage.postgres import PostgresStore, _storage_error, migrate
 
 _STRING = re.compile(r"('(?:[^']|'')*')")
 _DERIVED = re.compile(r"^(SELECT count\(\*\) FROM \(.*\))$", re.DOTALL | re.IGNORECASE)
@@ -94,13 +95,21 @@ def _run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> _Res
     return _Result(rows, cursor.rowcount)
 
 
+class DatabaseUnavailable(StorageError, sqlite3.OperationalError):
+    """The database cannot be reached or is busy (no connection within the pool's
+    wait, a connection lost, a lock or statement timeout): a StorageError, so the API
+    answers 503 with Retry-After instead of 500, and still the sqlite3 class
+    ServiceStore's own handlers catch."""
+
+
 def _translate_error(exc: psycopg.Error) -> sqlite3.Error:
     """psycopg errors as the sqlite3 classes ServiceStore and its callers handle."""
     text = f"PostgreSQL: {str(exc).strip()}"
     if isinstance(exc, psycopg.IntegrityError):
         return sqlite3.IntegrityError(text)
     if isinstance(exc, psycopg.OperationalError):
-        return sqlite3.OperationalError(text)
+        error = _storage_error("reading or writing the service tables", exc)
+        return DatabaseUnavailable(error.message, code=error.code)
     return sqlite3.DatabaseError(text)
 
 
