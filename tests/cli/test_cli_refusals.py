@@ -150,3 +150,22 @@ def test_the_way_out_the_refusal_names_works_on_a_new_tse(tmp_path: Path) -> Non
     out = json.loads(run("tse", "initialize", "t1", "--data", data, "--pin", PIN, "--json").stdout)
     assert out["state"] == "INITIALIZED"
     assert _counter_and_login(data)[1] is None
+
+
+def test_a_description_the_tse_cannot_sign(tmp_path: Path) -> None:
+    """The description is signed (PrintableString) by initialize: tse create refuses
+    one with umlauts up front; it was accepted, and initialize then failed after the
+    PIN was set and the admin logged in. initialize --description is checked before
+    the admin authenticates."""
+    data = str(tmp_path / "d")
+    result = run("tse", "create", "t1", "--data", data, "--description", "Café Müller", ok=False)
+    assert result.exit_code == 1 and result.stderr.startswith("error E_SYSTEM_DATA_FORMAT:")
+    assert json.loads(run("tse", "list", "--data", data, "--json").stdout) == []
+    created = json.loads(run("tse", "create", "t1", "--data", data, "--json").stdout)
+    args = ("tse", "initialize", "t1", "--data", data, "--pin", PIN, "--puk")
+    result = run(*args, created["admin_puk"], "--description", "Kasse ß", ok=False)
+    assert result.stderr.startswith("error E_SYSTEM_DATA_FORMAT:")
+    shown = json.loads(run("tse", "show", "t1", "--data", data, "--json").stdout)
+    assert (shown["state"], shown["signature_counter"]) == ("CREATED", 0)
+    out = run(*args, created["admin_puk"], "--description", "Cafe Mueller", "--json").stdout
+    assert json.loads(out)["description"] == "Cafe Mueller"

@@ -12,6 +12,7 @@ from opentse.cli.common import (
     DATA_OPTION,
     JSON_OPTION,
     admin_logged_in,
+    cli_errors,
     console,
     echo_json,
     installation,
@@ -22,6 +23,7 @@ from opentse.cli.common import (
 from opentse.engine import rules
 from opentse.engine.rules import Op
 from opentse.engine.state import Lifecycle
+from opentse.tr03151 import sysdata
 
 tse_app = typer.Typer(help="Create and manage software TSEs.", no_args_is_help=True)
 
@@ -55,6 +57,8 @@ def create_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a TSE (state CREATED). The PUKs are printed once: keep them."""
+    with cli_errors():
+        sysdata.initialize(description)  # signed at initialize: refused now, not then
     with installation(data) as inst:
         created = inst.service.create_tse(
             tse_id, curve=curve, time_format=time_format, description=description
@@ -118,6 +122,8 @@ def initialize_command(
     """Initialize a TSE as admin (sets the PIN first when --puk is given)."""
     with installation(data) as inst:
         _check_allowed(inst.service, tse_id, Op.INITIALIZE)
+        stored = inst.service.get(tse_id).state.description
+        sysdata.initialize(stored if description is None else description)
         with admin_logged_in(inst.service, tse_id, pin, puk):
             log = inst.service.initialize(tse_id, description)
         out = {
