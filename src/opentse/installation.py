@@ -154,15 +154,31 @@ class Installation:
         )
         if database_url is None:
             check_sqlite_database(data_dir)
+        had_secret = secret_path.exists()
         secret = installation_secret.load_or_create(secret_path)
         # the database before the CA: a SQLite folder never holds a CA without its file
         # (check_sqlite_database), not even while another process creates both
         store = open_store(data_dir, database_url)
+        had_ca = (data_dir / CA_FILE).exists()
         try:
             ca = _load_or_create_ca(data_dir / CA_FILE, secret, clock.now())
             check = getattr(store, "check_installation", None)  # shared databases (PostgreSQL)
             if check is not None:
                 check(secret, ca.chain())
+        except ProtocolError as exc:
+            store.close()
+            if had_ca or exc.code != "E_INSTALLATION_MISMATCH":
+                raise
+            # a CA made just now for a database set up with another: not left behind
+            # where the installation's ca.json (from the other nodes, a backup) belongs
+            (data_dir / CA_FILE).unlink(missing_ok=True)
+            if not had_secret:  # a new secret too: the message about the secret stands
+                raise
+            raise ProtocolError(
+                f"{data_dir} has no {CA_FILE}, and this database belongs to an installation "
+                f"with a CA: copy its {CA_FILE} (from another node or your backup) here",
+                code="E_INSTALLATION_MISMATCH",
+            ) from None
         except BaseException:
             store.close()
             raise

@@ -75,3 +75,26 @@ def test_a_sqlite_folder_that_lost_its_database_is_refused(tmp_path: Path) -> No
     code, out = invoke("tse", "status", "--data", str(data))
     assert code != 0 and "E_DATABASE_MISSING" in out, out
     assert not (data / "opentse.db").exists()
+
+
+def test_a_folder_without_ca_json_on_a_set_up_database_keeps_no_new_ca(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Restoring a data folder with the secret but not ``ca.json``: refused, with a
+    message that names ca.json, and no new CA left where the backup belongs."""
+    first = tmp_path / "first"
+    code, out = invoke("apikey", "create", "--org", "o", "--json",
+                       "--data", str(first), "--database", pg_url)  # fmt: skip
+    assert code == 0, out
+    restored = tmp_path / "restored"
+    restored.mkdir(mode=0o700)
+    secret = (first / "installation.key").read_bytes()
+    (restored / "installation.key").write_bytes(secret)
+    (restored / "installation.key").chmod(0o600)
+    code, out = invoke("site", "list", "--json", "--data", str(restored), "--database", pg_url)
+    assert code != 0, out
+    assert "E_INSTALLATION_MISMATCH" in out and "ca.json" in out
+    assert not (restored / "ca.json").exists()
+    (restored / "ca.json").write_bytes((first / "ca.json").read_bytes())
+    code, out = invoke("site", "list", "--json", "--data", str(restored), "--database", pg_url)
+    assert code == 0, out
