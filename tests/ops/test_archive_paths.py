@@ -72,3 +72,11 @@ def test_archive_folder_moved_with_the_data_folder_is_found_in_it(
     assert listed["file_intact"] is False
     out = run("archive", "release", "t1", "--data", str(new), code=1)
     assert "E_ARCHIVE_NOT_VERIFIED" in out
+
+
+def test_archive_list_of_an_unknown_tse_says_so(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    run("tse", "create", "t1", "--data", data)
+    assert json.loads(run("archive", "list", "t1", "--json", "--data", data)) == []
+    out = run("archive", "list", "t2", "--data", data, code=1)
+    assert "E_TSS_NOT_FOUND" in out and "t2" in out

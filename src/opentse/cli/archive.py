@@ -53,6 +53,8 @@ def list_command(
 
     with ops_context(data, database) as ctx:
         items = archive.exports(ctx, tse_id)
+        if tse_id is not None and not items:
+            ctx.service.require(tse_id)  # a mistyped id: E_TSS_NOT_FOUND, not an empty list
         intact = {i.id: archive.check_integrity(i, ctx.data_dir) for i in items}
     if as_json:
         echo_json([{**i.to_json(), "file_intact": intact[i.id]} for i in items])
