@@ -1,7 +1,8 @@
 """RegisterConfig refuses a client id no TSE can sign (TR-03151 clientId is a
-PrintableString): ``E_REGISTER_CONFIG`` when the register is configured. It was
-accepted, and every sale of that till was printed "TSE ausgefallen" and journaled as
-an outage although the TSE worked (``pos sell --client K@1`` exited 0)."""
+PrintableString), RemoteBackend a service URL without http(s):// or host:
+``E_REGISTER_CONFIG`` when the register is configured. Both were accepted, and every
+sale of that till was printed "TSE ausgefallen" and journaled as an outage although
+the TSE worked (``pos sell --client K@1`` exited 0)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from opentse.cli.main import build_app
 from opentse.engine.rules import is_printable
 from opentse.errors import ProtocolError
 from opentse.installation import Installation
-from opentse.register import OutageLog, RegisterConfig, Seller
+from opentse.register import OutageLog, RegisterConfig, RemoteBackend, Seller
 from opentse.testing import ready_tse
 
 SELLER = Seller("Café Muster", ("Musterstraße 1", "12345 Musterstadt"))
@@ -65,3 +66,30 @@ def test_pos_sell_with_such_a_client_books_nothing(tmp_path: Path) -> None:
             log.close()
     with Installation.open(data) as inst:
         assert inst.service.get("tse-pos").state.signature_counter == before
+
+
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:8000", "localhost:8000/api/v2", "ftp://host/api/v2", "http://", ""]
+)
+def test_a_service_url_without_scheme_or_host_is_refused(url: str, tmp_path: Path) -> None:
+    """It was accepted and every sale printed "TSE ausgefallen" (httpx could not send
+    a request to it); ``pos sell --url 127.0.0.1:8000`` exited 0."""
+    with pytest.raises(ProtocolError) as refused:
+        RemoteBackend(url, "key", "secret", "tss", "client")
+    assert refused.value.code == "E_REGISTER_CONFIG" and "secret" not in str(refused.value)
+    journal = tmp_path / "till.db"
+    result = CliRunner().invoke(
+        APP,
+        [
+            "pos", "sell", "--url", url or " ", "--api-key", "key", "--api-secret", "secret",
+            "--tss", "tss", "--client", "client", "--journal", str(journal),
+            "--line", "Tee:1:1.80:1", "--pay", "bar:2.00",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "E_REGISTER_CONFIG" in result.stderr
+    assert "TSE ausgefallen" not in result.stdout
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "https://tse.lan:4433/api/v2/"])
+def test_service_urls_with_scheme_and_host_are_accepted(url: str) -> None:
+    RemoteBackend(url, "key", "secret", "tss", "client").close()

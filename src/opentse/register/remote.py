@@ -111,6 +111,13 @@ class RemoteBackend:
         self._backoff = backoff
         self._sleep = sleep
         self._root = api_root(base_url)
+        parts = urlsplit(self._root)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # else every sale was printed "TSE ausgefallen" (httpx: missing protocol)
+            raise ProtocolError(
+                f"the service URL {base_url!r} needs http:// or https:// and a host",
+                code="E_REGISTER_CONFIG",
+            )
         if fingerprint is not None and urlsplit(self._root).scheme != "https":
             raise ProtocolError(
                 "a TLS fingerprint needs an https:// URL", code="E_REMOTE_FINGERPRINT_HTTP"
