@@ -152,6 +152,11 @@ class VatTotal:
     tax: Decimal
 
 
+def _require_lines(sale: Sale) -> None:
+    if not sale.lines:
+        raise _reject("E_SALE_EMPTY", f"a {sale.bon_typ} needs at least one line")
+
+
 @dataclass
 class Sale:
     """A receipt being booked. Mutable while the customer is at the counter."""
@@ -253,8 +258,11 @@ class Sale:
 
         Positive totals: payments must cover the total, and only cash may exceed it (the
         excess is change). Negative totals (refunds): payments must equal the total.
-        Aborted receipts (AVBelegabbruch) carry no payment duty.
+        Aborted receipts (AVBelegabbruch) carry no payment duty. Every receipt has a
+        line (``E_SALE_EMPTY``): a DSFinV-K Bon needs a Bonpos, and a closing with an
+        empty one could never be exported.
         """
+        _require_lines(self)
         if self.bon_typ == "AVBelegabbruch":
             return
         total, paid = self.total, self.paid
@@ -326,6 +334,7 @@ class Sale:
             raise _reject("E_ORDER_PAYMENT", "an order has no payments: pay the final receipt")
         if self.bon_typ not in ("Beleg", "AVBestellung"):
             raise _reject("E_ORDER_BON_TYP", f"a {self.bon_typ} cannot be booked as an order")
+        _require_lines(self)
         return Sale("AVBestellung", list(self.lines), [])
 
     def aborted(self) -> Sale:
