@@ -11,6 +11,7 @@ from opentse.cli.common import (
     DATA_OPTION,
     JSON_OPTION,
     admin_logged_in,
+    ask_secret,
     console,
     echo_json,
     installation,
@@ -31,11 +32,12 @@ TSS_OPTION: Any = typer.Option(..., "--tss", help="Id of the TSE.")
 def register_command(
     client_id: str = typer.Argument(..., help="Client id (serial number of the register)."),
     tss: str = TSS_OPTION,
-    pin: str = PIN_OPTION,
+    pin: str | None = PIN_OPTION,
     data: Path = DATA_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register a client (admin PIN needed; writes a registerClient log)."""
+    pin = ask_secret(pin, "Admin PIN")
     with installation(data) as inst:
         _check_before_login(inst.service, tss, client_id, Op.REGISTER_CLIENT)
         with admin_logged_in(inst.service, tss, pin, None):
@@ -56,11 +58,12 @@ def register_command(
 def deregister_command(
     client_id: str = typer.Argument(...),
     tss: str = TSS_OPTION,
-    pin: str = PIN_OPTION,
+    pin: str | None = PIN_OPTION,
     data: Path = DATA_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deregister a client (refused while it has open transactions)."""
+    pin = ask_secret(pin, "Admin PIN")
     with installation(data) as inst:
         _check_before_login(inst.service, tss, client_id, Op.DEREGISTER_CLIENT)
         with admin_logged_in(inst.service, tss, pin, None):

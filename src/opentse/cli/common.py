@@ -60,6 +60,16 @@ def installation(data: Path) -> Iterator[Any]:
             inst.close()
 
 
+def ask_secret(value: str | None, label: str, *, confirm: bool = False) -> str:
+    """``value``, else asked for without echo. The question goes to stderr (as
+    errors do): with ``--json`` stdout holds the JSON only, also when the PIN is
+    typed or piped in (an option's own prompt wrote 'Pin:' before the JSON)."""
+    if value is not None:
+        return value
+    answer: str = typer.prompt(label, hide_input=True, confirmation_prompt=confirm, err=True)
+    return answer
+
+
 def echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 

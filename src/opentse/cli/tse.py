@@ -12,6 +12,7 @@ from opentse.cli.common import (
     DATA_OPTION,
     JSON_OPTION,
     admin_logged_in,
+    ask_secret,
     cli_errors,
     console,
     echo_json,
@@ -28,12 +29,11 @@ from opentse.tr03151 import sysdata
 tse_app = typer.Typer(help="Create and manage software TSEs.", no_args_is_help=True)
 
 PIN_OPTION: Any = typer.Option(
-    ...,
+    None,
     "--pin",
     envvar="OPENTSE_ADMIN_PIN",
-    prompt=True,
-    hide_input=True,
-    help="Admin PIN (min 6 characters).",
+    show_envvar=True,
+    help="Admin PIN (min 6 characters); asked for when not given.",
 )
 PUK_OPTION: Any = typer.Option(
     None,
@@ -113,13 +113,14 @@ def show_command(
 @tse_app.command("initialize")
 def initialize_command(
     tse_id: str = typer.Argument(...),
-    pin: str = PIN_OPTION,
+    pin: str | None = PIN_OPTION,
     puk: str | None = PUK_OPTION,
     description: str | None = typer.Option(None, "--description"),
     data: Path = DATA_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Initialize a TSE as admin (sets the PIN first when --puk is given)."""
+    pin = ask_secret(pin, "Admin PIN")
     with installation(data) as inst:
         _check_allowed(inst.service, tse_id, Op.INITIALIZE)
         stored = inst.service.get(tse_id).state.description
@@ -139,11 +140,12 @@ def initialize_command(
 @tse_app.command("disable")
 def disable_command(
     tse_id: str = typer.Argument(...),
-    pin: str = PIN_OPTION,
+    pin: str | None = PIN_OPTION,
     data: Path = DATA_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Disable a TSE for good (exports keep working)."""
+    pin = ask_secret(pin, "Admin PIN")
     with installation(data) as inst:
         _check_allowed(inst.service, tse_id, Op.DISABLE)
         with admin_logged_in(inst.service, tse_id, pin, None):
@@ -164,21 +166,21 @@ ROLE_OPTION: Any = typer.Option(
 def set_pin_command(
     tse_id: str = typer.Argument(...),
     user: str = ROLE_OPTION,
-    puk: str = typer.Option(
-        ..., "--puk", prompt=True, hide_input=True, help="The role's PUK (printed by create)."
+    puk: str | None = typer.Option(
+        None, "--puk", help="The role's PUK (printed by create); asked for when not given."
     ),
-    pin: str = typer.Option(
-        ...,
+    pin: str | None = typer.Option(
+        None,
         "--pin",
-        prompt="New PIN",
-        hide_input=True,
-        confirmation_prompt=True,  # typed blind: a typo would set a PIN nobody knows
-        help="New PIN (min 6 characters); asked twice when prompted.",
+        help="New PIN (min 6 characters); asked twice when not given.",
     ),
     data: Path = DATA_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Set, change or unblock a role's PIN with its PUK (unblockUser, logged)."""
+    puk = ask_secret(puk, f"{user} PUK")
+    # typed blind: a typo would set a PIN nobody knows, so it is asked twice
+    pin = ask_secret(pin, "New PIN", confirm=True)
     with installation(data) as inst:
         if inst.service.get(tse_id).state.lifecycle is Lifecycle.CREATED:
             # a new TSE: setting the first PIN is the step out of CREATED (as
@@ -210,7 +212,7 @@ def update_time_command(
     """Set the TSE time from this machine's clock (updateTime, logged) as that role."""
     if pin is None:
         variable = "OPENTSE_ADMIN_PIN" if user == "admin" else "OPENTSE_TIMEADMIN_PIN"
-        pin = os.environ.get(variable) or typer.prompt(f"{user} PIN", hide_input=True)
+        pin = ask_secret(os.environ.get(variable) or None, f"{user} PIN")
     with installation(data) as inst:
         inst.service.authenticate(tse_id, pin, user_id=user)
         try:
@@ -235,13 +237,14 @@ def update_time_command(
 @tse_app.command("delete-stored-data")
 def delete_stored_data_command(
     tse_id: str = typer.Argument(...),
-    pin: str = PIN_OPTION,
+    pin: str | None = PIN_OPTION,
     data: Path = DATA_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete the logs covered by the newest complete export (deleteStoredData, as
     admin; logged). Keep the export first: `opentse archive export` verifies and
     keeps it for the 10-year retention."""
+    pin = ask_secret(pin, "Admin PIN")
     with installation(data) as inst:
         _check_allowed(inst.service, tse_id, Op.DELETE_STORED_DATA)
         with admin_logged_in(inst.service, tse_id, pin, None):
