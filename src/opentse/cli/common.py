@@ -156,6 +156,23 @@ def tse_json(info: TSEInfo) -> dict[str, Any]:
     }
 
 
+def refuse_unset_pin(state: Any, tse_id: str, user_id: str) -> None:
+    """A role whose first PIN was never set (a new TSE) cannot log in: say how to set
+    it before the TSE leaves CREATED or anything is signed. (A PIN blocked by wrong
+    attempts goes on to authenticateUser: an attempt on it is logged like every
+    other.)"""
+    user = state.users.get(user_id)
+    if user is None or user.pin_hash is not None:
+        return
+    option = "" if user_id == "admin" else f" --user {user_id}"
+    also = " (tse initialize takes --puk too)" if user_id == "admin" else ""
+    raise AuthenticationError(
+        f"the {user_id} PIN is not set yet: set it with the {user_id} PUK `tse create` "
+        f"printed: opentse tse set-pin {tse_id}{option} --puk PUK{also}",
+        code=f"E_{user_id.upper()}_PIN_BLOCKED",
+    )
+
+
 def admin_session(service: Any, tse_id: str, pin: str, puk: str | None) -> None:
     """Make sure the admin is logged in: CREATED -> UNINITIALIZED, set the PIN with
     the PUK when given (first use or blocked PIN), then authenticate."""
@@ -163,17 +180,8 @@ def admin_session(service: Any, tse_id: str, pin: str, puk: str | None) -> None:
     from opentse.engine.users import ADMIN
 
     state = service.get(tse_id).state
-    admin = state.users.get(ADMIN)
-    if puk is None and admin is not None and admin.blocked:
-        # before anything is signed or the TSE leaves CREATED: without the PUK the
-        # command cannot work (the authenticateUser would only log a refusal)
-        new = state.lifecycle is Lifecycle.CREATED or admin.pin_hash is None
-        raise AuthenticationError(
-            f"the admin PIN is {'not set yet' if new else 'blocked'}: set it with the "
-            f"admin PUK `tse create` printed: opentse tse set-pin {tse_id} --puk PUK "
-            "(tse initialize takes --puk too)",
-            code="E_ADMIN_PIN_BLOCKED",
-        )
+    if puk is None:
+        refuse_unset_pin(state, tse_id, ADMIN)
     if state.lifecycle is Lifecycle.CREATED:
         service.set_state(tse_id, Lifecycle.UNINITIALIZED)
     if puk is not None:

@@ -18,6 +18,7 @@ from opentse.cli.common import (
     echo_json,
     installation,
     pairs,
+    refuse_unset_pin,
     table,
     tse_json,
 )
@@ -214,6 +215,7 @@ def update_time_command(
         variable = "OPENTSE_ADMIN_PIN" if user == "admin" else "OPENTSE_TIMEADMIN_PIN"
         pin = ask_secret(os.environ.get(variable) or None, f"{user} PIN")
     with installation(data) as inst:
+        refuse_unset_pin(inst.service.get(tse_id).state, tse_id, user)
         inst.service.authenticate(tse_id, pin, user_id=user)
         try:
             log = inst.service.update_time(tse_id, user_id=user)
