@@ -140,6 +140,10 @@ def test_no_disable_when_export_does_not_verify(ops: OpsContext) -> None:
         replacement.replace_tse(ops, "old", "new", new_admin_pin="654321", old_admin_pin=PIN)
     assert exc.value.code == "E_REPLACE_EXPORT_NOT_VERIFIED"
     assert ops.service.get("old").state.lifecycle.value == "INITIALIZED"
+    # the old TSE serves on: no admin left logged in there (the PIN check of the
+    # preflight logged in and stayed so), nor on the new one
+    for tse_id in ("old", "new"):
+        assert ops.service.get(tse_id).state.users["admin"].logged_in_until is None, tse_id
     kinds = _replace_steps(ops)
     assert protocol.REPLACE_OLD_DISABLED not in kinds
     assert kinds[-1] == protocol.REPLACE_EXPORT_ARCHIVED

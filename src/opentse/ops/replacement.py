@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentse.engine import tse as tse_steps
+from opentse.engine import users
 from opentse.engine.ports import LockedTSE
-from opentse.engine.state import Lifecycle
+from opentse.engine.state import Lifecycle, TSEState
 from opentse.errors import ConflictError, NotFoundError, OpenTSEError, StateError
 from opentse.ops import archive, protocol, sites
 from opentse.ops.store import OpsContext
@@ -165,8 +166,9 @@ def _preflight(
     else:
         raise ConflictError(f"TSE {new_id!r} exists already", code="E_REPLACE_NEW_EXISTS")
     rules.check_new_secret(new_pin, kind="pin", minimum=rules.MIN_PIN)
-    if old_pin is not None:
+    if old_pin is not None:  # a check only: the old TSE keeps serving its registers
         ctx.service.authenticate(old_id, old_pin)
+        ctx.service.logout(old_id)
 
 
 def replace_tse(
@@ -200,6 +202,33 @@ def replace_tse(
                  "signatures": state.signature_counter, "capacity": site.capacity,
                  "open_transactions": len(state.open_transactions)},
     )  # fmt: skip
+    try:
+        return _replace(
+            ctx, site, loc, state, old_tse_id, new_tse_id, new_admin_pin, old_admin_pin,
+            defective, actor,
+        )  # fmt: skip
+    finally:
+        # whatever step stops it: no admin stays logged in on either TSE (the old one
+        # still serves its registers, and anybody on this data could act as admin)
+        for tse_id in (new_tse_id, old_tse_id):
+            with contextlib.suppress(OpenTSEError):  # logged out, gone or disabled
+                if ctx.service.get(tse_id).state.users[users.ADMIN].logged_in_until:
+                    ctx.service.logout(tse_id)
+
+
+def _replace(
+    ctx: OpsContext,
+    site: sites.SiteTSE,
+    loc: sites.Location,
+    state: TSEState,
+    old_tse_id: str,
+    new_tse_id: str,
+    new_admin_pin: str,
+    old_admin_pin: str | None,
+    defective: bool,
+    actor: str,
+) -> Replacement:
+    """The steps of ``replace_tse`` after its checks."""
     if defective:
         mark_defective(ctx, old_tse_id)
     admin_puk, timeadmin_puk = _set_up_new(ctx, old_tse_id, new_tse_id, new_admin_pin, actor)
@@ -246,8 +275,6 @@ def replace_tse(
         )  # fmt: skip
         sites.update_tse(ctx, old_tse_id, status="replaced", replaced_by=new_tse_id)
         final = _export_verify_archive(ctx, old_tse_id, False, actor, final=True)
-    with contextlib.suppress(OpenTSEError):  # already logged out: nothing to undo
-        ctx.service.logout(new_tse_id)
     protocol.record(
         ctx.db, ctx.now(), protocol.REPLACE_DONE, location_id=loc.id, tse_id=old_tse_id,
         actor=actor, details={"new_tse": new_tse_id, "registers": clients},
