@@ -108,12 +108,16 @@ def release_command(
     tse_id: str = typer.Argument(...),
     data: Path = DATA_OPTION,
     database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Mark stored logs as deletable up to the newest verified archived export."""
     from opentse.ops import archive
 
     with ops_context(data, database) as ctx:
         up_to = archive.release_logs(ctx, tse_id)
+    if as_json:
+        echo_json({"tse_id": tse_id, "released_up_to_signature_counter": up_to})
+        return
     console.print(f"logs of {tse_id} up to signature counter {up_to} released")
 
 

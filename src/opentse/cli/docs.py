@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from opentse.cli.common import DATA_OPTION, console
+from opentse.cli.common import DATA_OPTION, JSON_OPTION, console, echo_json
 from opentse.cli.ops_common import DATABASE_OPTION, ops_context
 
 docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
@@ -21,6 +21,7 @@ def procedure_command(
     ),
     data: Path = DATA_OPTION,
     database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Write the Verfahrensdokumentation from live data (not BSI-certified)."""
     from opentse.ops import procedure
@@ -29,6 +30,9 @@ def procedure_command(
         raise typer.BadParameter("OUT must end in .pdf or .md")
     with ops_context(data, database) as ctx:
         procedure.write(ctx, out, org, tuple(journal))
+    if as_json:
+        echo_json({"written": str(out), "bytes": out.stat().st_size})
+        return
     console.print(f"written {out}")
 
 

@@ -22,6 +22,9 @@ def test_command(
     fingerprint: str | None = typer.Option(
         None, "--fingerprint", help="Pin the server certificate (SHA-256)."
     ),
+    as_json: bool = typer.Option(  # accepted, as by every command
+        False, "--json", help="Print JSON (this command always does)."
+    ),
 ) -> None:
     """Authenticate, list the TSS and report the round-trip time (JSON)."""
     from opentse.errors import OpenTSEError

@@ -446,6 +446,7 @@ def daily_command(
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     note: str = typer.Option("", "--note", help="A note for the day's record."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Write today's journal record (works while no TSE is connected)."""
     options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
@@ -459,6 +460,9 @@ def daily_command(
         reg.daily_record(note=note)
         records = reg.journal.daily_records()
     day, light, count, _ = records[-1]
+    if as_json:
+        echo_json({"day": str(day), "status": light, "unsigned_receipts": count})
+        return
     console.print(f"Daily record {day}: status {light}, unsigned receipts {count}.")
 
 

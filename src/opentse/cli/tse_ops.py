@@ -162,6 +162,7 @@ def outage_command(
     actor: str = typer.Option("", "--by"),
     data: Path = DATA_OPTION,
     database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Record a TSE outage for the outage log of the procedure documentation."""
     from opentse.cli.common import parse_date
@@ -170,10 +171,15 @@ def outage_command(
     started = parse_date(start)
     assert started is not None
     with ops_context(data, database) as ctx:
-        outages.record_outage(
+        row = outages.record_outage(
             ctx, started_at=started, ended_at=parse_date(end), reason=reason, tse_id=tse_id,
             register_id=register_id, actor=actor,
         )  # fmt: skip
+    if as_json:
+        echo_json({"recorded": True, "tse_id": row.tse_id, "register_id": row.register_id,
+                   "started_at": iso(row.started_at), "ended_at": iso(row.ended_at),
+                   "reason": row.reason})  # fmt: skip
+        return
     console.print("outage recorded")
 
 
