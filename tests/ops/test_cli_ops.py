@@ -137,3 +137,30 @@ def test_assign_says_when_the_register_is_not_registered_at_the_tse(tmp_path: Pa
         json.loads(run(data, "site", "assign", "KASSE-1", "T1", "--json"))["registered_at_tse"]
         is True
     )
+
+
+def test_replace_asks_the_new_pin_on_stderr_so_json_stays_clean(tmp_path: Path) -> None:
+    """Without --new-pin the PIN is asked for (twice, hidden) on stderr; the option's
+    own prompt wrote 'New pin:' to stdout before the JSON, which a script then could
+    not read. Run as the console script with the PIN piped in."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    created = json.loads(run(data, "tse", "create", "t1", "--json"))
+    run(data, "tse", "initialize", "t1", "--pin", "123456", "--puk", created["admin_puk"])
+    org = json.loads(run(data, "site", "org-create", "Kiosk Ost", "--json"))["id"]
+    loc_args = ("--street", "Ostweg 2", "--postal-code", "04109", "--city", "Leipzig")
+    a = json.loads(run(data, "site", "create", org, "Kiosk", *loc_args, "--json"))["id"]
+    run(data, "site", "assign-tse", "t1", a)
+    opentse = str(Path(sys.executable).parent / "opentse")
+    done = subprocess.run(
+        [opentse, "tse", "replace", "t1", "t2", "--old-pin", "123456", "--json",
+         "--data", str(data)],
+        input="654321\n654321\n", capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "OPENTSE_NEW_ADMIN_PIN"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["new_tse_id"] == "t2"  # stdout is the JSON alone
+    assert "New admin PIN" in done.stderr and "654321" not in done.stdout + done.stderr

@@ -14,7 +14,15 @@ from typing import Any
 
 import typer
 
-from opentse.cli.common import DATA_OPTION, JSON_OPTION, console, echo_json, iso, table
+from opentse.cli.common import (
+    DATA_OPTION,
+    JSON_OPTION,
+    ask_secret,
+    console,
+    echo_json,
+    iso,
+    table,
+)
 from opentse.cli.ops_common import DATABASE_OPTION, ops_context
 
 
@@ -60,13 +68,11 @@ def move_command(
 def replace_command(
     old_tse_id: str = typer.Argument(...),
     new_tse_id: str = typer.Argument(...),
-    new_pin: str = typer.Option(
-        ...,
+    new_pin: str | None = typer.Option(
+        None,
         "--new-pin",
         envvar="OPENTSE_NEW_ADMIN_PIN",
-        prompt=True,
-        hide_input=True,
-        help="Admin PIN for the new TSE.",
+        help="Admin PIN for the new TSE (else asked for, on stderr).",
     ),
     old_pin: str | None = typer.Option(
         None, "--old-pin", envvar="OPENTSE_ADMIN_PIN", help="Admin PIN of the old TSE."
@@ -82,6 +88,7 @@ def replace_command(
     archived, then disabled; every step in the protocol."""
     from opentse.ops import replacement
 
+    new_pin = ask_secret(new_pin, "New admin PIN", confirm=True)
     with ops_context(data, database) as ctx:
         done = replacement.replace_tse(
             ctx, old_tse_id, new_tse_id, new_admin_pin=new_pin, old_admin_pin=old_pin,
