@@ -232,7 +232,8 @@ def test_timeadmin_pin_prompted_blocked_and_unblocked(tmp_path: Path) -> None:
     assert not any(secret in typo.output for secret in (puk, "135790", "135791"))
     for left in (4, 3, 2, 1):
         wrong = run("tse", "update-time", "k", "--pin", "000000", "--data", data, ok=False)
-        assert wrong.exit_code == 1 and f"{left} attempts left" in wrong.stderr
+        said = f"{left} attempt{'' if left == 1 else 's'} left"  # "1 attempt left"
+        assert wrong.exit_code == 1 and said in wrong.stderr
     last = run("tse", "update-time", "k", "--pin", "000000", "--data", data, ok=False)
     assert "E_TIMEADMIN_PIN_BLOCKED" in last.stderr
     right = run("tse", "update-time", "k", "--pin", "135790", "--data", data, ok=False)

@@ -217,7 +217,7 @@ def test_admin_pin_counter_holds_under_concurrency_and_across_a_restart(
     with serve_app(data, clock) as cl:  # restarted on the same data
         h = login(cl, key)
         r = cl.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "wrong-x"}, headers=h)
-        assert r.status_code == 401 and "1 attempts left" in r.json()["message"], r.text
+        assert r.status_code == 401 and "1 attempt left" in r.json()["message"], r.text
         r = cl.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "wrong-y"}, headers=h)
         assert (r.status_code, r.json()["code"]) == (423, "E_ADMIN_PIN_BLOCKED")
         r = cl.post(f"/api/v2/tss/{tss}/admin/auth", json={"admin_pin": "123456"}, headers=h)

@@ -184,7 +184,8 @@ def finish_authenticate(
             pin_blocked_error(user)
             if left == 0
             else AuthenticationError(
-                f"wrong {user_id} PIN; {left} attempts left", code="E_PIN_INVALID"
+                f"wrong {user_id} PIN; {left} attempt{'' if left == 1 else 's'} left",
+                code="E_PIN_INVALID",
             )
         )
     result = AuthResult(user_id, ok, left, until, log)
@@ -221,7 +222,7 @@ def finish_unblock(
     error: OpenTSEError | None = expiry_error(ctx, log.log_time)
     if not ok:
         error = AuthenticationError(
-            f"wrong {user_id} PUK; {left} attempts left",
+            f"wrong {user_id} PUK; {left} attempt{'' if left == 1 else 's'} left",
             code="E_PUK_INVALID" if left else f"E_{user_id.upper()}_PUK_BLOCKED",
             http_status=401 if left else 423,
         )
