@@ -9,31 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import APP, run
 from typer.testing import CliRunner
 
-from opentse.cli.main import build_app
 from opentse.tr03151 import codec, sysdata
 from opentse.tr03151.logmessage import SystemLogData
-
-APP = build_app()
-
-
-def run(*args: str, ok: bool = True) -> Any:
-    result = CliRunner().invoke(APP, list(args))
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def run_json(*args: str) -> Any:
     return json.loads(run(*args, "--json").stdout)
-
-
-@pytest.fixture(autouse=True)
-def _secret_in_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENTSE_SECRET_FILE", raising=False)
-    monkeypatch.delenv("OPENTSE_DATABASE_URL", raising=False)
-    monkeypatch.delenv("OPENTSE_DATABASE", raising=False)
 
 
 def test_demo_creates_then_continues(tmp_path: Path) -> None:

@@ -7,28 +7,11 @@ from __future__ import annotations
 import json
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import run
 
-from opentse.cli.main import build_app
 from opentse.installation import Installation
-
-APP = build_app()
-
-
-def run(*args: str, ok: bool = True) -> Any:
-    result = CliRunner().invoke(APP, list(args))
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-@pytest.fixture(autouse=True)
-def _secret_in_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENTSE_SECRET_FILE", "OPENTSE_DATABASE_URL", "OPENTSE_DATABASE"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def _counters(data: Path) -> dict[str, int]:

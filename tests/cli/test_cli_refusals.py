@@ -8,31 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import run
 
-from opentse.cli.main import build_app
 from opentse.engine import users
 from opentse.installation import Installation
 
-APP = build_app()
 PIN = "12345678"
-
-
-def run(*args: str, ok: bool = True) -> Any:
-    result = CliRunner().invoke(APP, list(args))
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-@pytest.fixture(autouse=True)
-def _secret_in_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENTSE_SECRET_FILE", "OPENTSE_DATABASE_URL", "OPENTSE_DATABASE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("OPENTSE_ADMIN_PIN", raising=False)
 
 
 def _ready(tmp_path: Path) -> str:

@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from opentse.installation import Installation
+from opentse.server.app import create_app
+from opentse.server.auth import create_api_key
+from opentse.server.context import ServerConfig
+from opentse.testing.serving import serving_in_thread
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -95,3 +104,18 @@ def dashboard_login(client: httpx.Client, key: dict[str, str]) -> httpx.Response
             "api_secret": key["api_secret"],
         },
     )
+
+
+@contextmanager
+def served_shop(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    """A served app (uvicorn on loopback) with one organization's API key, and a client
+    of it that is not logged in yet."""
+    data = tmp_path / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data))
+    try:
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
+            ctx = app.state.ctx
+            yield web, create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+    finally:
+        inst.close()

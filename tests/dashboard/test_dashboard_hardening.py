@@ -5,11 +5,17 @@ session on the server, not only in the browser that logged out."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
+from dashboard_support import (
+    api_login,
+    csrf_of,
+    dashboard_login,
+    sell,
+    served_shop,
+    setup_tss,
+)
 
 from opentse.dashboard.session import COOKIE
 from opentse.installation import Installation
@@ -21,23 +27,8 @@ from opentse.testing.serving import serving_in_thread
 HUGE = "9" * 30  # beyond SQLite's 64-bit INTEGER
 
 
-@contextmanager
-def _served_shop(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
-    """A served app (uvicorn on loopback) with one organization's API key, and a client
-    of it that is not logged in yet."""
-    data = tmp_path / "data"
-    inst = Installation.open(data)
-    app = create_app(inst, ServerConfig(data_dir=data))
-    try:
-        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
-            ctx = app.state.ctx
-            yield web, create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
-    finally:
-        inst.close()
-
-
 def test_huge_numbers_and_amounts_are_not_a_500(tmp_path: Path) -> None:
-    with _served_shop(tmp_path) as (web, key):
+    with served_shop(tmp_path) as (web, key):
         h = api_login(web, key)
         tss, cid = setup_tss(web, h)
         number = sell(web, h, tss, cid, "1.00")["number"]
@@ -92,7 +83,7 @@ def test_forms_before_login_take_no_files_and_no_large_fields(tmp_path: Path) ->
     """/dashboard/login and /logout parse their form before anybody is logged in (the
     CSRF check needs it): a file part there was spooled to disk whatever its size,
     and fields could be 1 MB each, 1000 of them."""
-    with _served_shop(tmp_path) as (web, key):
+    with served_shop(tmp_path) as (web, key):
         csrf = csrf_of(web.get("/dashboard/login").text)
         for path in ("/dashboard/login", "/dashboard/logout"):
             r = web.post(
@@ -119,7 +110,7 @@ def test_verify_upload_without_a_length_is_refused_before_it_is_stored(tmp_path:
     """The upload's size was checked against Content-Length only when one was sent;
     a chunked body was spooled to disk by the form parser whatever its size before
     the 200 MB check ran. Browsers always send the length."""
-    with _served_shop(tmp_path) as (web, key):
+    with served_shop(tmp_path) as (web, key):
         assert dashboard_login(web, key).status_code == 303
         csrf = csrf_of(web.get("/dashboard/verify").text)
         boundary = "b0undary"
@@ -196,7 +187,7 @@ def test_image_claiming_too_many_pixels_is_a_finding_not_a_500(tmp_path: Path) -
     """Pillow refuses images beyond its decompression-bomb limit with an error the
     upload check did not expect (a 500), and decodes those just below it (~89-178
     million pixels, hundreds of MB) with only a warning."""
-    with _served_shop(tmp_path) as (web, key):
+    with served_shop(tmp_path) as (web, key):
         assert dashboard_login(web, key).status_code == 303
         for width, height in ((100_000, 100_000), (10_000, 10_000)):
             csrf = csrf_of(web.get("/dashboard/verify").text)

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import httpx
 import segno
-from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
+from dashboard_support import api_login, csrf_of, dashboard_login, sell, served_shop, setup_tss
 from PIL import Image
-
-from opentse.installation import Installation
-from opentse.server.app import create_app
-from opentse.server.auth import create_api_key
-from opentse.server.context import ServerConfig
-from opentse.testing.serving import serving_in_thread
 
 
 def picture(tmp_path: Path, texts: list[str]) -> bytes:
@@ -49,34 +43,24 @@ def upload(web: httpx.Client, png: bytes) -> str:
 
 
 def test_every_receipt_in_a_picture_is_checked(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    inst = Installation.open(data)
-    app = create_app(inst, ServerConfig(data_dir=data))
-    try:
-        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
-            ctx = app.state.ctx
-            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
-            h = api_login(web, key)
-            tss, cid = setup_tss(web, h)
-            good = [
-                str(sell(web, h, tss, cid, amount)["qr_code_data"]) for amount in ("4.20", "9.90")
-            ]
-            fields = good[1].split(";")
-            assert "9.90" in fields[3]
-            fields[3] = fields[3].replace("9.90", "1.90")  # cheaper, same signature
-            altered = ";".join(fields)
-            assert dashboard_login(web, key).status_code == 303
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h)
+        good = [str(sell(web, h, tss, cid, amount)["qr_code_data"]) for amount in ("4.20", "9.90")]
+        fields = good[1].split(";")
+        assert "9.90" in fields[3]
+        fields[3] = fields[3].replace("9.90", "1.90")  # cheaper, same signature
+        altered = ";".join(fields)
+        assert dashboard_login(web, key).status_code == 303
 
-            page = upload(web, picture(tmp_path, [good[0], altered]))
-            assert "E_QR_SEVERAL_FAILED" in page
-            assert "the picture holds 2 receipt QR codes: 1 verified" in page
-            assert "I_QR_SEVERAL" not in page
+        page = upload(web, picture(tmp_path, [good[0], altered]))
+        assert "E_QR_SEVERAL_FAILED" in page
+        assert "the picture holds 2 receipt QR codes: 1 verified" in page
+        assert "I_QR_SEVERAL" not in page
 
-            page = upload(web, picture(tmp_path, good))
-            assert "I_QR_SEVERAL" in page and "all verified" in page
-            assert "E_QR_SEVERAL_FAILED" not in page
+        page = upload(web, picture(tmp_path, good))
+        assert "I_QR_SEVERAL" in page and "all verified" in page
+        assert "E_QR_SEVERAL_FAILED" not in page
 
-            page = upload(web, picture(tmp_path, good[:1]))  # one code: as before
-            assert "QR_SEVERAL" not in page
-    finally:
-        inst.close()
+        page = upload(web, picture(tmp_path, good[:1]))  # one code: as before
+        assert "QR_SEVERAL" not in page

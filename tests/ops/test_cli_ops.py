@@ -112,17 +112,23 @@ def test_status_announce_prints_only_new_warnings(tmp_path: Path) -> None:
     assert again["announced"] == [] and len(again["tses"]) == 2
 
 
+def _tse_at_a_site(data: Path, tse_id: str) -> str:
+    """An initialized TSE (admin PIN 123456) assigned to a new location; its id."""
+    created = json.loads(run(data, "tse", "create", tse_id, "--json"))
+    run(data, "tse", "initialize", tse_id, "--pin", "123456", "--puk", created["admin_puk"])
+    org = json.loads(run(data, "site", "org-create", "Bäckerei Müller GmbH", "--json"))["id"]
+    where = ("--street", "Hauptstraße 5", "--postal-code", "10115", "--city", "Berlin")
+    loc: str = json.loads(run(data, "site", "create", org, "Filiale", *where, "--json"))["id"]
+    run(data, "site", "assign-tse", tse_id, loc)
+    return loc
+
+
 def test_assign_says_when_the_register_is_not_registered_at_the_tse(tmp_path: Path) -> None:
     """`site assign` records which TSE a register uses; signing also needs the TSE's own
     registerClient. Following the first set-up of operations.md, the till's first sale
     was 'TSE ausgefallen: E_CLIENT_NOT_FOUND' with nothing said at the assignment."""
     data = tmp_path / "data"
-    created = json.loads(run(data, "tse", "create", "T1", "--json"))
-    run(data, "tse", "initialize", "T1", "--pin", "123456", "--puk", created["admin_puk"])
-    org = json.loads(run(data, "site", "org-create", "Bäckerei Müller GmbH", "--json"))["id"]
-    where = ("--street", "Hauptstraße 5", "--postal-code", "10115", "--city", "Berlin")
-    loc = json.loads(run(data, "site", "create", org, "Filiale", *where, "--json"))["id"]
-    run(data, "site", "assign-tse", "T1", loc)
+    loc = _tse_at_a_site(data, "T1")
     run(data, "site", "add-register", "KASSE-1", loc)
     out = run(data, "site", "assign", "KASSE-1", "T1")
     assert "not registered at TSE T1" in out and "opentse client register KASSE-1" in out
@@ -148,12 +154,7 @@ def test_replace_asks_the_new_pin_on_stderr_so_json_stays_clean(tmp_path: Path) 
     import sys
 
     data = tmp_path / "data"
-    created = json.loads(run(data, "tse", "create", "t1", "--json"))
-    run(data, "tse", "initialize", "t1", "--pin", "123456", "--puk", created["admin_puk"])
-    org = json.loads(run(data, "site", "org-create", "Kiosk Ost", "--json"))["id"]
-    loc_args = ("--street", "Ostweg 2", "--postal-code", "04109", "--city", "Leipzig")
-    a = json.loads(run(data, "site", "create", org, "Kiosk", *loc_args, "--json"))["id"]
-    run(data, "site", "assign-tse", "t1", a)
+    _tse_at_a_site(data, "t1")
     opentse = str(Path(sys.executable).parent / "opentse")
     done = subprocess.run(
         [opentse, "tse", "replace", "t1", "t2", "--old-pin", "123456", "--json",
