@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from multinode_support import setup_tss
 
 from opentse.testing.serving import wait_until_serving
 
@@ -116,21 +117,7 @@ def _setup(base: str, tmp_path: Path, url: str) -> dict[str, Any]:
         r = client.post("/api/v2/auth", json=key)
         assert r.status_code == 200, r.text
         h = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        tss = str(uuid.uuid4())
-        r = client.put(f"/api/v2/tss/{tss}", json={}, headers=h)
-        assert r.status_code == 200, r.text
-        puk = r.json()["admin_puk"]
-        for method, path, body in (
-            ("PATCH", "", {"state": "UNINITIALIZED"}),
-            ("PATCH", "/admin", {"admin_puk": puk, "new_admin_pin": "123456"}),
-            ("POST", "/admin/auth", {"admin_pin": "123456"}),
-            ("PATCH", "", {"state": "INITIALIZED"}),
-        ):
-            r = client.request(method, f"/api/v2/tss/{tss}{path}", json=body, headers=h)
-            assert r.status_code == 200, r.text
-        cid = str(uuid.uuid4())
-        r = client.put(f"/api/v2/tss/{tss}/client/{cid}", json={"serial_number": "K1"}, headers=h)
-        assert r.status_code == 200, r.text
+        tss, cid = setup_tss(client, h, serial="K1")
 
     def login() -> httpx.Response:
         return httpx.post(base + "/api/v2/auth", json=key, timeout=90)

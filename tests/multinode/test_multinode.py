@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
+from multinode_support import setup_tss
 
 from opentse.installation import Installation
 from opentse.testing.serving import wait_until_serving
@@ -105,28 +106,6 @@ def _wait_ready(nodes: list[Node]) -> None:
         started = wait_until_serving(node.base, node.process, seconds=deadline - time.monotonic())
         assert node.process.poll() is None, Path(node.log.name).read_text()
         assert started, "server node did not start"
-
-
-def _setup_tss(client: httpx.Client, h: dict[str, str]) -> tuple[str, str]:
-    """The fiskaly flow: create, UNINITIALIZED, admin PIN with PUK, login, INITIALIZED."""
-    tss = str(uuid.uuid4())
-    r = client.put(f"/api/v2/tss/{tss}", json={}, headers=h)
-    assert r.status_code == 200, r.text
-    puk = r.json()["admin_puk"]
-    for method, path, body in (
-        ("PATCH", "", {"state": "UNINITIALIZED"}),
-        ("PATCH", "/admin", {"admin_puk": puk, "new_admin_pin": "123456"}),
-        ("POST", "/admin/auth", {"admin_pin": "123456"}),
-        ("PATCH", "", {"state": "INITIALIZED"}),
-    ):
-        r = client.request(method, f"/api/v2/tss/{tss}{path}", json=body, headers=h)
-        assert r.status_code == 200, r.text
-    client_id = str(uuid.uuid4())
-    r = client.put(
-        f"/api/v2/tss/{tss}/client/{client_id}", json={"serial_number": "KASSE-1"}, headers=h
-    )
-    assert r.status_code == 200, r.text
-    return tss, client_id
 
 
 @dataclass
@@ -239,7 +218,7 @@ def test_two_nodes_same_tses_survive_sigkill(pg_url: str, tmp_path: Path) -> Non
             )
             assert r.status_code == 200, r.text
             headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-            tss_clients = [_setup_tss(c0, headers) for _ in range(TSS_COUNT)]
+            tss_clients = [setup_tss(c0, headers) for _ in range(TSS_COUNT)]
         # the token and the TSEs set up at node 0 are known at node 1 (one database)
         r = httpx.get(f"{nodes[1].base}/api/v2/tss/{tss_clients[0][0]}", headers=headers)
         assert r.status_code == 200 and r.json()["state"] == "INITIALIZED", r.text
