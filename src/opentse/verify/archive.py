@@ -247,6 +247,18 @@ def _not_tar(source: Path, exc: BaseException) -> UnreadableExportError:
     return UnreadableExportError(f"{source}: not a readable TAR archive ({exc})")
 
 
+@contextmanager
+def _opened(source: Path) -> Iterator[tuple[ArchiveFile, bytes | ArchiveFile]]:
+    """``source`` open, and what the scan reads: the windows of a regular file, or a
+    pipe's or /proc file's octets read whole; UnreadableExportError if it won't open."""
+    try:
+        archive = ArchiveFile(source)
+    except OSError as exc:
+        raise _not_tar(source, exc) from exc
+    with archive:
+        yield archive, (archive if archive.size is not None else archive.read_all())
+
+
 def _cut_short(source: Path, archive: ArchiveFile, exc: Truncated) -> UnreadableExportError:
     """The scan found the archive ends inside a member (tarfile would read it all to
     say so). A file that shrank while it was read says that instead (E_EXPORT_READ):
@@ -330,13 +342,7 @@ def _stream(
     with LogPipeline(points, workers, progress) as pipeline:
         for index, source in enumerate(sources):
             label = f"{source.name}:" if several else ""
-            try:
-                archive = ArchiveFile(source)
-            except OSError as exc:
-                raise _not_tar(source, exc) from exc
-            with archive:
-                # windows of a regular file; a pipe or a /proc file read whole
-                data = archive if archive.size is not None else archive.read_all()
+            with _opened(source) as (archive, data):
                 batches = _full_batches(source, data, label) if index in full else None
                 if batches is None:
                     handed_out = False
@@ -374,12 +380,7 @@ def member_batches(source: Path) -> Iterator[list[Member]]:
     handing out batches, the whole archive is read again by ``tarfile``: a consumer
     sees those members twice, so what it does with a member must be idempotent.
     Raises UnreadableExportError like ``load_exports``."""
-    try:
-        archive = ArchiveFile(source)
-    except OSError as exc:
-        raise _not_tar(source, exc) from exc
-    with archive:
-        data = archive if archive.size is not None else archive.read_all()
+    with _opened(source) as (archive, data):
         try:
             yield from scan(data, "", CHUNK)
         except Truncated as exc:
