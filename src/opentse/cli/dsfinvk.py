@@ -107,7 +107,8 @@ def export_command(
         books = Books(path)
         try:
             closings = select_closings(books, first_day, last_day, closed_only=closed_only)
-            left_out = unclosed_days(books, first_day, last_day)
+            # without --closed-only an unclosed day in range was refused just above
+            left_out = unclosed_days(books, first_day, last_day) if closed_only else []
             open_receipts = books.open_count() if left_out else 0
         finally:
             books.close_file()
