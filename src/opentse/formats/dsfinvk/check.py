@@ -193,6 +193,30 @@ def _span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
 
+def _number(text: str) -> int | None:
+    """A BON_NR, TSE_TANR or Z_NR as a number, None when it is none."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def _closing_left_out(exported: set[int], z_low: str, z_high: str) -> bool:
+    """True when a closing between Z_NR ``z_low`` and ``z_high`` of one register is
+    not in the export: numbers between their Bons may be that closing's."""
+    low, high = _number(z_low), _number(z_high)
+    if low is None or high is None:
+        return False
+    low, high = min(low, high), max(low, high)
+    between = high - low - 1
+    return between > len(exported) or any(z not in exported for z in range(low + 1, high))
+
+
+def _same_register_closing_left_out(
+    exported: dict[str, set[int]], low: tuple[str, str], high: tuple[str, str]
+) -> bool:
+    """:func:`_closing_left_out` for two transactions of one register (the
+    (Z_KASSE_ID, Z_NR) of each); other registers' closings tell nothing."""
+    return low[0] == high[0] and _closing_left_out(exported[low[0]], low[1], high[1])
+
+
 def _amounts(columns: Iterable[str], amounts: Iterable[Decimal]) -> str:
     """Amount columns as money: ``Z_UMS_BRUTTO 11.90, Z_UMS_NETTO 10.00``."""
     return ", ".join(f"{c} {_money(a)}" for c, a in zip(columns, amounts, strict=True))
@@ -620,20 +644,35 @@ class _Checker:
                     "E_RECEIPT_NO_TSE", f, f"{self.bon(row)} has no transactions_tse row", line
                 )
 
+    def _exported_closings(self) -> dict[str, set[int]]:
+        """Each register's Z_NRs in this export (cashpointclosing.csv)."""
+        out: dict[str, set[int]] = defaultdict(set)
+        for _line, row in self.get("cashpointclosing.csv"):
+            z_nr = _number(row["Z_NR"])
+            if z_nr is not None:
+                out[row["Z_KASSE_ID"]].add(z_nr)
+        return out
+
     def _check_bon_numbers(self) -> None:
         """A register numbers its receipts without gaps (aborted, training and failed
         ones included), so a BON_NR missing between two of the export's receipts is a
         receipt left out: a warning, since only the TSE's export can prove it
-        (``--tse-export``). Registers with non-numeric BON_NR are not looked at."""
+        (``--tse-export``). Only what was exported is looked at: numbers between
+        two Bons whose closings have a closing between them that the export does not
+        hold (a chosen range, closings left out) are that closing's, no gap.
+        Registers with non-numeric BON_NR are not looked at."""
+        exported = self._exported_closings()
         numbered: dict[str, list[tuple[int, Row]]] = defaultdict(list)
         for _line, row in self.get("transactions.csv"):
-            text = row["BON_NR"]
-            if text.isascii() and text.isdigit() and len(text) <= 18:
-                numbered[row["Z_KASSE_ID"]].append((int(text), row))
+            number = _number(row["BON_NR"])
+            if number is not None:
+                numbered[row["Z_KASSE_ID"]].append((number, row))
         for register, rows in numbered.items():
             rows.sort(key=lambda item: item[0])
             for (before, low), (after, high) in itertools.pairwise(rows):
                 if after <= before + 1:
+                    continue
+                if _closing_left_out(exported[register], low["Z_NR"], high["Z_NR"]):
                     continue
                 missing = _span(before + 1, after - 1)
                 self.add(
@@ -654,18 +693,20 @@ class _Checker:
         serials = {
             (*_closing(r), r["TSE_ID"]): r["TSE_SERIAL"].lower() for _l, r in self.get("tse.csv")
         }
-        numbers: dict[str, set[int]] = defaultdict(set)
+        exported = self._exported_closings()
+        numbers: dict[str, dict[int, tuple[str, str]]] = defaultdict(dict)
         for _line, row in self.get("transactions_tse.csv"):
-            text = row["TSE_TANR"]
+            number = _number(row["TSE_TANR"])
             serial = serials.get((*_closing(row), row["TSE_ID"]))
-            if serial and text.isascii() and text.isdigit() and len(text) <= 18:
-                numbers[serial].add(int(text))
+            if serial and number is not None:
+                numbers[serial][number] = (row["Z_KASSE_ID"], row["Z_NR"])
         for serial, present in sorted(numbers.items()):
             ordered = sorted(present)
             gaps = [
                 (before + 1, after - 1)
                 for before, after in itertools.pairwise(ordered)
                 if after > before + 1
+                and not _same_register_closing_left_out(exported, present[before], present[after])
             ]
             if not gaps:
                 continue
