@@ -11,6 +11,7 @@ migration (backfilled), and on PostgreSQL.
 
 from __future__ import annotations
 
+import base64
 import re
 import sqlite3
 import uuid
@@ -291,3 +292,89 @@ def test_amount_column_and_filters(service_store: ServiceStore) -> None:
     service_store.set_tx_amounts([("t", "x4", 700), ("t", "x2", 1)])  # x2 has one: kept
     assert numbers(amount_cents=700) == [4] and numbers(amount_cents=1) == []
     assert service_store.txs_missing_amount("org", None, 10) == []
+
+
+# --- cash movements: the money moved is their amount ----------------------------------
+
+
+def _finish(shop: Shop, schema: dict[str, Any]) -> dict[str, Any]:
+    tx = str(uuid.uuid4())
+    shop.put(tx, 1, {"state": "ACTIVE"})
+    return shop.put(tx, 2, {"state": "FINISHED", "schema": schema})
+
+
+def _raw(process_type: str, data: str) -> dict[str, Any]:
+    encoded = base64.b64encode(data.encode()).decode()
+    return {"raw": {"process_type": process_type, "process_data": encoded}}
+
+
+def _deposit(amount: str) -> dict[str, Any]:
+    """A fiskaly-style cash deposit: no sale (gross 0.00), the money in its payment."""
+    receipt = {
+        "receipt_type": "TRANSFER",
+        "amounts_per_vat_rate": [{"vat_rate": "NULL", "amount": "0.00"}],
+        "amounts_per_payment_type": [{"payment_type": "CASH", "amount": amount}],
+    }
+    return {"standard_v1": {"receipt": receipt}}
+
+
+def test_cash_movements_are_found_by_the_money_moved(shop: Shop) -> None:
+    deposit = _finish(shop, _deposit("50.00"))
+    transit = _finish(
+        shop, _raw("Kassenbeleg-V1", "AVTransfer^0.00_0.00_0.00_0.00_0.00^-50.00:Bar")
+    )
+    cash_book = _finish(shop, _raw("SonstigerVorgang", "Einzahlung^50.00:Bar^Wechselgeld"))
+    payout = _finish(shop, _raw("SonstigerVorgang", "Auszahlung^-12.30:Bar"))
+    zero = _finish(shop, _raw("Kassenbeleg-V1", "Beleg^0.00_0.00_0.00_0.00_0.00^"))
+    foreign = _finish(
+        shop, _raw("Kassenbeleg-V1", "AVTransfer^0.00_0.00_0.00_0.00_0.00^5.00:Bar:CHF")
+    )
+    free = _finish(shop, _raw("SonstigerVorgang", "Kassenlade geöffnet"))
+    receipt = sell(shop.api, shop.h, shop.tss, shop.cid, "50.00")
+    cents = {t["number"]: shop.row(t["_id"]).amount_cents for t in (deposit, transit, zero)}
+    assert cents == {deposit["number"]: 5000, transit["number"]: -5000, zero["number"]: 0}
+    assert shop.row(cash_book["_id"]).amount_cents == 5000
+    assert shop.row(payout["_id"]).amount_cents == -1230
+    assert shop.row(foreign["_id"]).amount_cents is None
+    assert shop.row(free["_id"]).amount_cents is None
+    numbers, html = shop.search(amount="50,00")
+    assert numbers == [receipt["number"], cash_book["number"], deposit["number"]]
+    assert shop.search(amount="-50,00")[0] == [transit["number"]]
+    assert shop.search(amount="-12,30")[0] == [payout["number"]]
+    assert shop.search(amount="0,00")[0] == [zero["number"]]
+    # the hit list shows the money moved, not the zero gross total
+    assert html.count(">50.00<") == 3 and ">0.00<" not in html, html
+
+
+def test_cash_movements_indexed_with_zero_before_0008_are_found_after_it(shop: Shop) -> None:
+    from opentse.storage import migrations
+
+    deposit = _finish(shop, _deposit("50.00"))
+    zero = _finish(shop, _raw("Kassenbeleg-V1", "Beleg^0.00_0.00_0.00_0.00_0.00^"))
+    receipt = sell(shop.api, shop.h, shop.tss, shop.cid, "7.00")
+    shop.ctx.svc.flush()
+    # what 0007's rule wrote, before the migration of this fix ran
+    with sqlite3.connect(shop.ctx.svc._path) as conn:
+        conn.execute("UPDATE svc_transactions SET amount_cents=0 WHERE tx_id=?", (deposit["_id"],))
+        conn.execute("DELETE FROM schema_migrations WHERE version=8")
+    assert shop.search(amount="50,00")[0] == []
+    conn = sqlite3.connect(shop.ctx.svc._path, isolation_level=None)
+    try:
+        assert migrations.apply(conn, "sqlite") == [8]
+    finally:
+        conn.close()
+    assert shop.row(deposit["_id"]).amount_cents is None
+    assert shop.row(zero["_id"]).amount_cents is None  # read again, gets its 0 back
+    assert shop.row(receipt["_id"]).amount_cents == 700  # untouched
+    assert shop.search(amount="50,00")[0] == [deposit["number"]]
+    assert shop.row(deposit["_id"]).amount_cents == 5000
+    assert shop.row(zero["_id"]).amount_cents == 0
+
+
+def test_rows_rebuilt_after_a_lost_index_have_the_money_moved(shop: Shop) -> None:
+    deposit = _finish(shop, _deposit("50.00"))
+    cash_book = _finish(shop, _raw("SonstigerVorgang", "Geldtransit^-80.00:Bar"))
+    _lose_index(shop)
+    assert rebuild_index(shop.ctx) == 2
+    assert shop.row(deposit["_id"]).amount_cents == 5000
+    assert shop.row(cash_book["_id"]).amount_cents == -8000

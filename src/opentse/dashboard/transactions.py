@@ -3,12 +3,14 @@ one transaction with its receipt, QR text and decoded log messages.
 
 The search is one query over the API's transaction index (service store): register,
 date, state and amount are conditions of that query, however old the match. The
-amount is the gross total of a finished Kassenbeleg-V1, kept in the index in cents
-(``amount_cents``, migration 0007) when its FINISHED revision is indexed or rebuilt
-from the logs. Rows written before that migration are backfilled, not scanned: every
-amount search first reads the Finish logs of at most ``SEARCH_SCAN`` finished receipts
-still without an amount (newest first) and stores their totals in the index, so old
-receipts become searchable too (all of them after a few searches in a big shop).
+amount (``tx_index.transaction_amount``) is the gross total of a finished
+Kassenbeleg-V1, or the money a cash movement moved, kept in the index in cents
+(``amount_cents``, migrations 0007 and 0008) when its FINISHED revision is indexed or
+rebuilt from the logs. Receipts indexed before those migrations are backfilled, not
+scanned: every amount search first reads the Finish logs of at most ``SEARCH_SCAN``
+finished Kassenbeleg-V1 still without an amount (newest first) and stores their
+amounts in the index, so old receipts become searchable too (all of them after a few
+searches in a big shop).
 """
 
 from __future__ import annotations
@@ -86,52 +88,14 @@ def parse_amount(text: str) -> Decimal | None:
 
 
 def amount_of(result: SignResult | None) -> Decimal | None:
-    """The amount of a transaction: the gross total of a Kassenbeleg-V1, or, for a
-    cash movement, the money moved (None for orders and other types).
-
-    A cash movement (Einzahlung, Auszahlung ...) has no sale: signed as a Kassenbeleg-V1
-    its five gross sums are 0.00 and only its payments carry the amount (the fiskaly
-    way); ``opentse pos cash`` signs it as SonstigerVorgang ``<GV_TYP>^<payment>[^text]``
-    (register.sale.CashBookEntry). Showing the zero gross total, or nothing, hid it."""
+    """The amount shown for a transaction: the gross total of a Kassenbeleg-V1, or,
+    for a cash movement, the money moved (``tx_index.transaction_amount``, the same
+    rule as the index's amount the search looks up)."""
     if result is None:
         return None
-    try:
-        text = result.process_data.decode("utf-8")
-        if result.process_type == "SonstigerVorgang":
-            return _cash_book_amount(text)
-        if result.process_type != "Kassenbeleg-V1":
-            return None
-        from opentse.formats.processdata import parse_kassenbeleg
+    from opentse.server.tx_index import transaction_amount
 
-        receipt = parse_kassenbeleg(text)
-    except (OpenTSEError, UnicodeDecodeError, ValueError):
-        return None
-    if receipt.total == 0 and receipt.payments:
-        return _payments_total(receipt.payments)
-    return receipt.total
-
-
-def _payments_total(payments: Any) -> Decimal | None:
-    """The sum of payments in EUR (None when any is in another currency)."""
-    if any(p.currency != "EUR" for p in payments):
-        return None
-    return sum((p.amount for p in payments), Decimal("0.00"))
-
-
-def _cash_book_amount(text: str) -> Decimal | None:
-    """The signed amount of ``opentse pos cash``'s SonstigerVorgang processData
-    (``Einzahlung^50.00:Bar^Wechselgeld``); None for any other free content."""
-    from opentse.formats.processdata import Payment, parse_amount
-    from opentse.register.sale import CASH_BOOK_TYPES
-
-    parts = text.split("^")
-    if len(parts) not in (2, 3) or parts[0] not in CASH_BOOK_TYPES:
-        return None
-    fields = parts[1].split(":")
-    if len(fields) not in (2, 3) or fields[1] not in ("Bar", "Unbar"):
-        return None
-    currency = fields[2] if len(fields) == 3 else "EUR"
-    return _payments_total([Payment(parse_amount(fields[0]), fields[1], currency)])
+    return transaction_amount(result.process_type, result.process_data)
 
 
 def tx_ref(tx_id: str, revision: int) -> str:

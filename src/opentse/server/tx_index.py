@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from opentse.engine.ports import LogFilter
@@ -45,16 +47,63 @@ def tx_ref(tx_id: str, revision: int) -> str:
 MAX_AMOUNT_CENTS = 10**15  # beyond any receipt; keeps the column inside 64 bits
 
 
-def amount_cents(state: str, process_type: str, process_data: bytes) -> int | None:
-    """The gross total (sum of the five BRUTTO sums, DSFinV-K Anhang I) of a FINISHED
-    Kassenbeleg-V1 in cents, for the index (``TxRow.amount_cents``); None for other
-    states (a cancellation's zero sums are no sale), orders, other process types and
-    processData without a readable total. Parsed once per finished transaction."""
-    if state != "FINISHED" or process_type != "Kassenbeleg-V1":
-        return None
+def transaction_amount(process_type: str, process_data: bytes) -> Decimal | None:
+    """The amount a shop owner knows a transaction by: the gross total of a
+    Kassenbeleg-V1 (sum of its five BRUTTO sums, DSFinV-K Anhang I) or, for a cash
+    movement, the money moved; None for orders, other free content and processData
+    without a readable amount.
+
+    A cash movement (Einzahlung, Auszahlung, Geldtransit ...) is no sale: signed as a
+    Kassenbeleg-V1 its five gross sums are 0.00 and only its payments carry the amount
+    (the fiskaly way); ``opentse pos cash`` signs it as SonstigerVorgang
+    ``<GV_TYP>^<payment>[^text]`` (register.sale.CashBookEntry)."""
     try:
-        total = processdata.parse_kassenbeleg(process_data.decode("utf-8")).total
+        text = process_data.decode("utf-8")
+        if process_type == processdata.PROCESS_TYPE_SONSTIGER:
+            return _cash_book_amount(text)
+        if process_type != processdata.PROCESS_TYPE_KASSENBELEG:
+            return None
+        receipt = processdata.parse_kassenbeleg(text)
     except (FormatError, UnicodeDecodeError, ValueError):
+        return None
+    if receipt.total == 0 and receipt.payments:
+        return _payments_total(receipt.payments)
+    return receipt.total
+
+
+def _payments_total(payments: Iterable[processdata.Payment]) -> Decimal | None:
+    """The sum of payments in EUR (None when any is in another currency)."""
+    payments = list(payments)
+    if any(p.currency != "EUR" for p in payments):
+        return None
+    return sum((p.amount for p in payments), Decimal("0.00"))
+
+
+def _cash_book_amount(text: str) -> Decimal | None:
+    """The signed amount of a cash-book SonstigerVorgang (``Einzahlung^50.00:Bar^Wechselgeld``);
+    None for any other free content."""
+    from opentse.register.sale import CASH_BOOK_TYPES
+
+    parts = text.split("^")
+    if len(parts) not in (2, 3) or parts[0] not in CASH_BOOK_TYPES:
+        return None
+    fields = parts[1].split(":")
+    if len(fields) not in (2, 3):
+        return None
+    currency = fields[2] if len(fields) == 3 else "EUR"
+    amount = processdata.parse_amount(fields[0])
+    return _payments_total([processdata.Payment(amount, fields[1], currency)])
+
+
+def amount_cents(state: str, process_type: str, process_data: bytes) -> int | None:
+    """``transaction_amount`` of a FINISHED transaction in cents, for the index
+    (``TxRow.amount_cents``, migrations 0007 and 0008); None for other states (a
+    cancellation's zero sums are no sale) and transactions without an amount. Parsed
+    once per finished transaction."""
+    if state != "FINISHED":
+        return None
+    total = transaction_amount(process_type, process_data)
+    if total is None:
         return None
     cents = total.scaleb(2)
     if cents != cents.to_integral_value() or abs(cents) >= MAX_AMOUNT_CENTS:
