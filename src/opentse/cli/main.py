@@ -6,8 +6,14 @@ Each group lives in its own module exposing ``register(app)``; no business logic
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
+
+try:  # Typer 0.2x carries its own copy of Click; its exceptions are those
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - an older Typer on the real Click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 app = typer.Typer(
     name="opentse",
@@ -52,4 +58,27 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
-    build_app()()
+    """Run the CLI; a usage error (unknown option, missing argument, a value that
+    does not parse) is one line ``error E_USAGE: ...`` on stderr and exit 2, like
+    every other refusal's ``error E_...: ...`` line, instead of Typer's framed box."""
+    command = typer.main.get_command(build_app())
+    try:
+        result = command.main(prog_name="opentse", standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        sys.exit(exc.exit_code)  # Typer's rich help has printed itself (stdout, as before)
+    except click_exceptions.UsageError as exc:
+        sys.exit(usage_error(exc))
+    except click_exceptions.ClickException as exc:
+        typer.echo(f"error E_USAGE: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def usage_error(exc: click_exceptions.UsageError) -> int:
+    """Print a usage error as one line naming the command's --help; its exit code."""
+    where = exc.ctx.command_path if exc.ctx is not None else "opentse"
+    typer.echo(f"error E_USAGE: {exc.format_message()} (see '{where} --help')", err=True)
+    return exc.exit_code
