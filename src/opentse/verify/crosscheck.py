@@ -45,6 +45,7 @@ END = "E_XC_END_DIFFERS"
 PROCESS_DATA = "E_XC_PROCESSDATA_DIFFERS"
 PROCESS_TYPE = "E_XC_PROCESSTYPE_DIFFERS"
 CLIENT = "E_XC_CLIENT_DIFFERS"
+KEY_DIFFERS = "E_XC_TSE_KEY_DIFFERS"
 BON_UNREADABLE = "E_XC_BON_TSE_UNREADABLE"
 TSE_ABSENT = "W_XC_TSE_NOT_IN_TAR"
 OPEN = "W_XC_TSE_OPEN"
@@ -249,6 +250,7 @@ def cross_check(
             )
         )
     findings.extend(_range_note(tar_first, tar_last, missing, tar))
+    findings.extend(_substituted_keys(by_key.values(), side, tar_serials, windows, tar))
     summary: dict[str, object] = {
         "window": [_when(side.first), _when(side.last)],
         "clients": sorted(clients),
@@ -265,6 +267,55 @@ def cross_check(
         "tse_transactions_matched": sum(1 for k in bons_of if k in by_key),
     }
     return CrossCheckResult(findings, summary)
+
+
+def _substituted_keys(
+    transactions: Iterable[TseTransaction],
+    side: DsfinvkSide,
+    tar_serials: set[str],
+    windows: dict[str, tuple[int | None, int | None]],
+    tar: str,
+) -> Iterator[Finding]:
+    """An error per register whose transactions in its window the TAR's TSE signed
+    while its Bons name a TSE (tse.csv TSE_SERIAL, TSE_PUBLIC_KEY) that is not in the
+    TAR and not that TSE: the Bons' signatures are another key's, so the receipts are
+    not protected by the TSE that exported the TAR (KassenSichV: every record by the
+    certified TSE). A TAR of another shop's TSE has no transaction of the register
+    and stays the warning W_XC_TSE_NOT_IN_TAR."""
+    everywhere = (side.first, side.last)
+    signed_by: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for tx in transactions:
+        if tx.client_id not in side.clients or tx.serial in side.serials:
+            continue
+        if _in_window(tx, windows.get(tx.client_id, everywhere)):
+            signed_by[tx.client_id][tx.serial] += 1
+    named: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for bon in side.bons:
+        if bon.serial not in tar_serials:
+            for client in bon.clients:
+                named[client][bon.serial] += 1
+    for client in sorted(signed_by):
+        if not named.get(client):
+            continue
+        tar_tses = ", ".join(
+            f"{serial[:16]}... ({count} transaction(s))"
+            for serial, count in sorted(signed_by[client].items())
+        )
+        bon_tses = ", ".join(
+            f"{serial[:16] or '(unknown TSE_ID)'}... ({count} Bon(s))"
+            for serial, count in sorted(named[client].items())
+        )
+        yield Finding(
+            KEY_DIFFERS,
+            TSE_FILE,
+            f"register {client!r}: in the export's period the TSE of {tar} signed the "
+            f"register's transactions with its key, TSE {tar_tses}, but the Bons name "
+            f"another TSE in tse.csv, TSE {bon_tses}, that is not in {tar}: their "
+            "signatures do not verify against the key of the TSE that exported the TAR "
+            "(tse.csv's TSE_SERIAL / TSE_PUBLIC_KEY substituted, or the register used a "
+            "TSE the export does not name); ask for the TAR of the TSE the Bons name, and "
+            "for the Bons of the TAR's transactions",
+        )
 
 
 def _range_note(
