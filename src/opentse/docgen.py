@@ -156,6 +156,11 @@ def render_cli() -> str:
         "Every command and sub-command of the `opentse` console script, read from the",
         "typer app. Run any command with `--help` for the same text in the terminal.",
         "",
+        "A refused command prints one line `error E_CODE: message` on stderr and exits 1",
+        "(with `--json` too; stdout then stays empty). A usage error (unknown option,",
+        "missing argument, a value that does not parse) is `error E_USAGE: ...` with exit",
+        "status 2. Commands that use other exit statuses say so below.",
+        "",
         "Commands:",
         "",
     ]
