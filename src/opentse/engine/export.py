@@ -28,9 +28,6 @@ from opentse.formats import tar
 from opentse.tr03151.oids import LogType
 
 MAX_RECORDS = 1_000_000
-INFO_DESCRIPTION = "opentse software TSE (not BSI-certified)"
-INFO_MANUFACTURER = "opentse"
-INFO_VERSION = "1"
 
 
 def _mismatch(message: str) -> ProtocolError:
@@ -219,7 +216,9 @@ def write_export(
     mtime = record.created_at
     writer.add(
         "info.csv",
-        tar.info_csv(INFO_DESCRIPTION, INFO_MANUFACTURER, INFO_VERSION),
+        tar.tse_info_csv(
+            record.tse_id, record.serial_number, store.get_state(record.tse_id).description
+        ),
         mtime,
     )
     cert_names: list[str] = []

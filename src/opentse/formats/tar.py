@@ -233,6 +233,23 @@ def info_csv(description: str, manufacturer: str, version: str) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def tse_info_csv(tse_id: str, serial: bytes, description: str = "", version: str = "") -> bytes:
+    """opentse's info.csv for one TSE: what identifies it, as the vendors' do
+    (fiskaly writes the TSS's description and id, D-Trust its TSE's id): the TSE's
+    own description (``initialize``/``configure``), its id and serial (hex SHA-256
+    of the public key, the certificate file's name), and that it is not certified."""
+    who = f"opentse software TSE {tse_id} serial {serial.hex()} (not BSI-certified)"
+    own = " ".join(description.split())  # one line, as the vendors' files have
+    text = f"{own} - {who}" if own else who
+    return info_csv(text, "opentse", version or _package_version())
+
+
+def _package_version() -> str:
+    from opentse import __version__
+
+    return __version__
+
+
 def parse_info_csv(data: bytes) -> dict[str, str]:
     """Read info.csv in both dialects (quoted; unquoted with spaces after the commas).
 
