@@ -85,11 +85,20 @@ def replace_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Replace a TSE: new one beside it, registers moved, old one exported, verified,
-    archived, then disabled; every step in the protocol."""
-    from opentse.ops import replacement
+    archived, then disabled; every step in the protocol. The new TSE's PUKs go to
+    DATA/PUK-NEW_ID.txt (0600) first; a replacement that stopped is finished by
+    running the same command again."""
+    from opentse.ops import puk_file, replacement
 
     new_pin = ask_secret(new_pin, "New admin PIN", confirm=True)
     with ops_context(data, database) as ctx:
+        if not as_json:  # told first: a run killed later still leaves the operator this
+            typer.echo(
+                "The new TSE's PUKs go to "
+                f"{puk_file.path_for(ctx.data_dir, new_tse_id)} (mode 0600) before it is"
+                " created; should the replacement stop, run the same command again.",
+                err=True,
+            )
         done = replacement.replace_tse(
             ctx, old_tse_id, new_tse_id, new_admin_pin=new_pin, old_admin_pin=old_pin,
             defective=defective, reason=reason, actor=actor,
@@ -97,14 +106,20 @@ def replace_command(
     if as_json:
         echo_json(done.to_json())
         return
-    console.print(f"TSE {old_tse_id} replaced by {new_tse_id}; registers: {list(done.registers)}")
+    finished = " (finished the replacement that had stopped)" if done.resumed else ""
+    typer.echo(
+        f"TSE {old_tse_id} replaced by {new_tse_id}{finished}; registers: {list(done.registers)}"
+    )
     for serial, client_uuid in done.api_clients.items():  # what each register enters now
         console.print(
             f"register {serial}: --tss {new_tse_id} --client {client_uuid}", highlight=False
         )
-    console.print(f"export archived: {done.export.path} (sha256 {done.export.sha256})")
-    console.print(f"new admin PUK: {done.admin_puk}  timeadmin PUK: {done.timeadmin_puk}")
-    console.print("[yellow]The PUKs are shown only now: store them safely.[/yellow]")
+    typer.echo(f"export archived: {done.export.path} (sha256 {done.export.sha256})")
+    if done.admin_puk is not None:  # plain echo: a PUK or path is never wrapped
+        typer.echo(f"new admin PUK: {done.admin_puk}  timeadmin PUK: {done.timeadmin_puk}")
+    typer.echo(
+        f"The PUKs are in {done.puk_file} (mode 0600): store them safely, then delete that file."
+    )
 
 
 def status_command(

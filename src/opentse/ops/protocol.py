@@ -37,6 +37,7 @@ REPLACE_EXPORT_ARCHIVED = "replace.export_archived"
 REPLACE_OLD_DISABLED = "replace.old_disabled"
 REPLACE_FINAL_EXPORT = "replace.final_export_archived"
 REPLACE_DONE = "replace.done"
+REPLACE_RESUMED = "replace.resumed"  # a rerun finishing a replacement that stopped
 EXPORT_ARCHIVED = "archive.export"
 LOGS_RELEASED = "archive.logs_released"
 OUTAGE_RECORDED = "outage.recorded"

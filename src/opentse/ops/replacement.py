@@ -14,21 +14,29 @@ Each step is one protocol entry, in this order. A defective TSE takes the same p
 without its own signature: it is marked DEFECTIVE, its logs are exported straight
 from the store (no exportData log), and step 4 is the recorded state DEFECTIVE
 instead of a signed disable; step 5 is not needed because it signed nothing new.
+
+A replacement may stop at any step (a failure, a killed process). The new TSE's PUKs
+are written to ``DATA/PUK-<NEW>.txt`` (0600, puk_file.py) before the TSE is created,
+and the same command run again resumes: every step checks what the stored state and
+the protocol already hold and does only what is missing (``replace.resumed``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from opentse.engine import provision, users
 from opentse.engine import tse as tse_steps
-from opentse.engine import users
 from opentse.engine.ports import LockedTSE
-from opentse.engine.state import Lifecycle, TSEState
-from opentse.errors import ConflictError, NotFoundError, OpenTSEError, StateError
-from opentse.ops import archive, protocol, sites
+from opentse.engine.state import Lifecycle
+from opentse.errors import ConflictError, NotFoundError, OpenTSEError, ProtocolError, StateError
+from opentse.ops import archive, protocol, puk_file, sites
 from opentse.ops.store import OpsContext
 
 
@@ -36,14 +44,18 @@ from opentse.ops.store import OpsContext
 class Replacement:
     old_tse_id: str
     new_tse_id: str
-    admin_puk: str  # of the new TSE, shown once
-    timeadmin_puk: str
+    admin_puk: str | None  # of the new TSE; None when a rerun found its file deleted
+    timeadmin_puk: str | None
     registers: tuple[str, ...]
     export: archive.ArchivedExport
     final_export: archive.ArchivedExport | None
     #: register serial -> its client UUID at the new TSS, for a TSE served over the API
     #: (what the register's ``--client`` is from now on)
     api_clients: dict[str, str] = field(default_factory=dict)
+    #: where the PUKs were written before the new TSE was created (mode 0600)
+    puk_file: str = ""
+    #: this run finished a replacement an earlier run had started
+    resumed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +67,8 @@ class Replacement:
             "export": self.export.to_json(),
             "final_export": self.final_export.to_json() if self.final_export else None,
             "api_clients": dict(self.api_clients),
+            "puk_file": self.puk_file,
+            "resumed": self.resumed,
         }
 
 
@@ -69,58 +83,176 @@ def mark_defective(ctx: OpsContext, tse_id: str) -> None:
     ctx.store.run_locked(tse_id, fn)
 
 
+# the engine's rule for TSE ids (engine/provision.py), checked before the PUK file,
+# whose name carries the id, is written
+_TSE_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
+def unfinished(ctx: OpsContext, old_tse_id: str) -> tuple[int, str] | None:
+    """The last replacement of ``old_tse_id`` that started and has no ``replace.done``:
+    (seq of its ``replace.started``, the new TSE's id), else None."""
+    found: tuple[int, str] | None = None
+    kinds = (protocol.REPLACE_STARTED, protocol.REPLACE_DONE)
+    for e in protocol.entries(ctx.db, tse_id=old_tse_id, kinds=kinds):
+        started = e.kind == protocol.REPLACE_STARTED
+        found = (e.seq, str(e.details.get("new_tse", ""))) if started else None
+    return found
+
+
+def _exists(ctx: OpsContext, tse_id: str) -> bool:
+    try:
+        ctx.store.get_record(tse_id)
+    except NotFoundError:
+        return False
+    return True
+
+
+def _recorded(
+    ctx: OpsContext, kind: str, tse_id: str, since: int, register_id: str | None = None
+) -> list[protocol.Entry]:
+    """Entries of ``kind`` this replacement wrote (after its ``replace.started``)."""
+    return [
+        e
+        for e in protocol.entries(ctx.db, tse_id=tse_id, kinds=(kind,))
+        if e.seq > since and (register_id is None or e.register_id == register_id)
+    ]
+
+
+def _login(ctx: OpsContext, tse_id: str, pin: str) -> None:
+    """Authenticate the admin unless still logged in (a resumed run starts logged out)."""
+    until = ctx.service.get(tse_id).state.users[users.ADMIN].logged_in_until
+    if until is None or until <= ctx.now():
+        ctx.service.authenticate(tse_id, pin)
+
+
 def _set_up_new(
-    ctx: OpsContext, old_id: str, new_id: str, admin_pin: str, actor: str
-) -> tuple[str, str]:
+    ctx: OpsContext,
+    old_id: str,
+    new_id: str,
+    admin_pin: str,
+    actor: str,
+    since: int,
+    puks_path: Path,
+) -> puk_file.PUKs | None:
+    """Create (PUKs on disk first), set the PIN, initialize; each only if not done yet.
+    Returns the PUKs (None when a rerun finds their file deleted)."""
     svc = ctx.service
-    old = svc.get(old_id).record
-    created = svc.create_tse(
-        new_id, curve=old.curve, time_format=old.time_format,
-        description=f"replaces {old_id}", owner=old.owner,
-    )  # fmt: skip
-    svc.set_state(new_id, Lifecycle.UNINITIALIZED)
-    svc.set_admin_pin(new_id, created.admin_puk, admin_pin)
-    protocol.record_credential_change(ctx.db, ctx.now(), new_id, what="pin", actor=actor)
-    svc.authenticate(new_id, admin_pin)
-    svc.initialize(new_id, f"replaces {old_id}")
+    puks: puk_file.PUKs | None
+    if not _exists(ctx, new_id):
+        puks = puk_file.PUKs(provision.generate_puk(), provision.generate_puk())
+        puk_file.write(puks_path, new_id, old_id, puks, ctx.now())
+        old = svc.get(old_id).record
+        svc.create_tse(
+            new_id, curve=old.curve, time_format=old.time_format,
+            description=f"replaces {old_id}", owner=old.owner,
+            admin_puk=puks.admin, timeadmin_puk=puks.timeadmin,
+        )  # fmt: skip
+    else:
+        puks = puk_file.read(puks_path)
+    state = svc.get(new_id).state
+    if state.lifecycle is Lifecycle.CREATED:
+        svc.set_state(new_id, Lifecycle.UNINITIALIZED)
+    if state.users[users.ADMIN].pin_hash is None:
+        if puks is None:
+            raise StateError(
+                f"the new TSE {new_id} has no admin PIN yet and {puks_path} (its PUKs) is"
+                f" gone: set the PIN with `opentse tse set-pin {new_id} --puk ADMIN_PUK`"
+                " (the admin PUK kept from that file), then run the replacement again",
+                code="E_REPLACE_PUK_FILE_MISSING",
+            )
+        svc.set_admin_pin(new_id, puks.admin, admin_pin)
+    if not _recorded(ctx, protocol.PIN_CHANGED, new_id, since):
+        protocol.record_credential_change(ctx.db, ctx.now(), new_id, what="pin", actor=actor)
+    if svc.get(new_id).state.lifecycle is not Lifecycle.INITIALIZED:
+        _login(ctx, new_id, admin_pin)
+        svc.initialize(new_id, f"replaces {old_id}")
     tss = ctx.svc.get_tss(old_id)
-    if tss is not None:  # served over the API: the organization keeps seeing it
+    if tss is not None and ctx.svc.get_tss(new_id) is None:
+        # served over the API: the organization keeps seeing it
         ctx.svc.add_tss(new_id, tss.organization_id, tss.env, {"replaces": old_id}, None, ctx.now())
-    return created.admin_puk, created.timeadmin_puk
+    return puks
+
+
+def _place_new(
+    ctx: OpsContext, site: sites.SiteTSE, loc: sites.Location, old_id: str, new_id: str,
+    actor: str, since: int,
+) -> None:  # fmt: skip
+    """The new TSE at the old one's location, with its shares (each once)."""
+    if sites.find_tse(ctx, new_id) is None:
+        sites.assign_tse(
+            ctx, new_id, site.location_id, capacity=site.capacity,
+            hardware_version=site.hardware_version, interface_type=site.interface_type,
+            connection_url=site.connection_url, actor=actor,
+        )  # fmt: skip
+    carried = {s.location_id for s in sites.shares(ctx, new_id)}
+    for share in sites.shares(ctx, old_id):  # same address: the confirmation carries over
+        if share.location_id not in carried:
+            sites.share_tse(
+                ctx, new_id, share.location_id, confirmed_by=share.confirmed_by,
+                confirmation=f"{share.confirmation} (carried over from TSE {old_id})",
+            )  # fmt: skip
+    if not _recorded(ctx, protocol.REPLACE_NEW_TSE, new_id, since):
+        new_serial = ctx.service.get(new_id).record.serial_number.hex()
+        protocol.record(
+            ctx.db, ctx.now(), protocol.REPLACE_NEW_TSE, location_id=loc.id, tse_id=new_id,
+            actor=actor, details={"replaces": old_id, "serial_number": new_serial},
+        )  # fmt: skip
+
+
+def _registers_to_move(ctx: OpsContext, old_id: str, new_id: str) -> list[str]:
+    """The old TSE's registers: recorded ones (also those a stopped run already moved
+    to the new TSE), then clients only the old TSE registered."""
+    clients = [r.register_id for r in sites.registers(ctx) if r.tse_id in (old_id, new_id)]
+    state = ctx.service.get(old_id).state
+    for c in sorted(state.clients.values(), key=lambda c: c.registered_at):
+        if c.registered and c.client_id not in clients:
+            clients.append(c.client_id)
+    return clients
 
 
 def _move_register(
-    ctx: OpsContext, old_id: str, new_id: str, client: str, actor: str
-) -> str | None:
-    """Register ``client`` with the new TSE; for a TSS served over the API also its
-    client entry, whose new UUID is returned (None otherwise)."""
-    known = sites.find_register(ctx, client) is not None
-    if known:
+    ctx: OpsContext, old_id: str, new_id: str, client: str, admin_pin: str, actor: str,
+    since: int,
+) -> str | None:  # fmt: skip
+    """Register ``client`` with the new TSE and point it there; for a TSS served over
+    the API also its client entry, whose UUID is returned (None otherwise). Each part
+    only if not done yet."""
+    reg = sites.find_register(ctx, client)
+    reassign = reg is not None and reg.tse_id != new_id
+    if reassign:
         sites.check_assignment(ctx, client, new_id)  # before the TSE registers it
-    ctx.service.register_client(new_id, client)
-    if known:
+    at_new = ctx.service.get(new_id).state.clients.get(client)
+    if at_new is None or not at_new.registered:
+        _login(ctx, new_id, admin_pin)
+        ctx.service.register_client(new_id, client)
+    if reassign:
         sites.assign_register(
             ctx, client, new_id, actor=actor, protocol_kind=protocol.REPLACE_REGISTER_MOVED
         )
-    else:
+    elif reg is None and not _recorded(
+        ctx, protocol.REPLACE_REGISTER_MOVED, new_id, since, register_id=client
+    ):
         protocol.record(
             ctx.db, ctx.now(), protocol.REPLACE_REGISTER_MOVED, tse_id=new_id,
             register_id=client, actor=actor, details={"previous_tse": old_id},
         )  # fmt: skip
     tss = ctx.svc.get_tss(old_id)
     old_row = ctx.svc.client_by_serial(old_id, client)
-    if tss is not None and old_row is not None:
-        from opentse.server.service_store import ClientRow
+    if tss is None or old_row is None:
+        return None
+    moved = ctx.svc.client_by_serial(new_id, client)
+    if moved is not None:
+        return str(moved.client_id)
+    from opentse.server.service_store import ClientRow
 
-        now, client_uuid = ctx.now(), str(uuid.uuid4())
-        ctx.svc.add_client(
-            ClientRow(
-                client_uuid, new_id, tss.organization_id, client, "REGISTERED",
-                {"replaces_client": old_row.client_id}, now, now,
-            )
-        )  # fmt: skip
-        return client_uuid
-    return None
+    now, client_uuid = ctx.now(), str(uuid.uuid4())
+    ctx.svc.add_client(
+        ClientRow(
+            client_uuid, new_id, tss.organization_id, client, "REGISTERED",
+            {"replaces_client": old_row.client_id}, now, now,
+        )
+    )  # fmt: skip
+    return client_uuid
 
 
 def _export_verify_archive(
@@ -152,23 +284,39 @@ def _export_verify_archive(
     return item
 
 
+def _archived(ctx: OpsContext, tse_id: str, kind: str, since: int) -> archive.ArchivedExport | None:
+    """The verified export this replacement archived as ``kind`` before it stopped."""
+    done = _recorded(ctx, kind, tse_id, since)
+    if not done:
+        return None
+    item = archive.get_export(ctx, str(done[-1].details["export_id"]))
+    return item if item.verified_ok else None
+
+
 def _preflight(
-    ctx: OpsContext, old_id: str, new_id: str, new_pin: str, old_pin: str | None
+    ctx: OpsContext, old_id: str, new_id: str, new_pin: str, old_pin: str | None, resume: bool
 ) -> None:
-    """Fail before the first step: the new id is free, the new PIN acceptable and the
-    old admin PIN right (a replacement must not stop halfway for a typo)."""
+    """Fail before the first step: the new id is free (or a stopped replacement's), the
+    new PIN acceptable and the admin PINs right (a replacement must not stop halfway
+    for a typo)."""
     from opentse.engine import rules
 
-    try:
-        ctx.store.get_record(new_id)
-    except NotFoundError:
-        pass
-    else:
-        raise ConflictError(f"TSE {new_id!r} exists already", code="E_REPLACE_NEW_EXISTS")
+    if _TSE_ID.fullmatch(new_id) is None:
+        raise ProtocolError(
+            "TSE id must be 1-100 characters of A-Z a-z 0-9 . _ : -", code="E_TSS_ID_INVALID"
+        )
+    if not resume and _exists(ctx, new_id):
+        raise ConflictError(
+            f"TSE {new_id!r} exists already: choose another id for the new TSE",
+            code="E_REPLACE_NEW_EXISTS",
+        )
     rules.check_new_secret(new_pin, kind="pin", minimum=rules.MIN_PIN)
     if old_pin is not None:  # a check only: the old TSE keeps serving its registers
         ctx.service.authenticate(old_id, old_pin)
         ctx.service.logout(old_id)
+    set_before = resume and _exists(ctx, new_id)
+    if set_before and ctx.service.get(new_id).state.users[users.ADMIN].pin_hash is not None:
+        ctx.service.authenticate(new_id, new_pin)  # the PIN the stopped run set
 
 
 def replace_tse(
@@ -182,31 +330,65 @@ def replace_tse(
     reason: str = "",
     actor: str = "",
 ) -> Replacement:
-    """Run the whole replacement (module docstring); every step to the protocol."""
+    """Run the whole replacement (module docstring), or finish one that stopped with
+    the same new id; every step to the protocol."""
     site = sites.get_tse(ctx, old_tse_id)
-    if site.status != "active":
+    pending = unfinished(ctx, old_tse_id)
+    if pending is not None and pending[1] != new_tse_id and _exists(ctx, pending[1]):
+        raise ConflictError(
+            f"the replacement of TSE {old_tse_id} by {pending[1]} stopped before it finished:"
+            f" run `opentse tse replace {old_tse_id} {pending[1]}` again (with the new TSE's"
+            " admin PIN given the first time) to finish it",
+            code="E_REPLACE_IN_PROGRESS",
+        )
+    resume = pending is not None and pending[1] == new_tse_id
+    if site.status != "active" and not (resume and site.replaced_by == new_tse_id):
         raise StateError(f"TSE {old_tse_id} is already {site.status}", code="E_REPLACE_INACTIVE")
     state = ctx.service.get(old_tse_id).state
     defective = defective or state.lifecycle is Lifecycle.DEFECTIVE
-    if not defective and old_admin_pin is None:
+    disabled = state.lifecycle is Lifecycle.DISABLED
+    if not defective and not disabled and old_admin_pin is None:
         raise StateError(
             "the old TSE's admin PIN is needed to disable it (or mark it defective)",
             code="E_REPLACE_PIN_REQUIRED",
         )
-    _preflight(ctx, old_tse_id, new_tse_id, new_admin_pin, None if defective else old_admin_pin)
-    loc = sites.get_location(ctx, site.location_id)
-    protocol.record(
-        ctx.db, ctx.now(), protocol.REPLACE_STARTED, org_id=loc.org_id, location_id=loc.id,
-        tse_id=old_tse_id, actor=actor,
-        details={"new_tse": new_tse_id, "defective": defective, "reason": reason,
-                 "signatures": state.signature_counter, "capacity": site.capacity,
-                 "open_transactions": len(state.open_transactions)},
-    )  # fmt: skip
+    puks_path = puk_file.path_for(ctx.data_dir, new_tse_id)
     try:
-        return _replace(
-            ctx, site, loc, state, old_tse_id, new_tse_id, new_admin_pin, old_admin_pin,
-            defective, actor,
+        _preflight(
+            ctx, old_tse_id, new_tse_id, new_admin_pin,
+            None if defective or disabled else old_admin_pin, resume,
         )  # fmt: skip
+        loc = sites.get_location(ctx, site.location_id)
+        if pending is not None and resume:
+            since = pending[0]
+            protocol.record(
+                ctx.db, ctx.now(), protocol.REPLACE_RESUMED, org_id=loc.org_id,
+                location_id=loc.id, tse_id=old_tse_id, actor=actor,
+                details={"new_tse": new_tse_id, "defective": defective, "reason": reason},
+            )  # fmt: skip
+        else:
+            since = protocol.record(
+                ctx.db, ctx.now(), protocol.REPLACE_STARTED, org_id=loc.org_id,
+                location_id=loc.id, tse_id=old_tse_id, actor=actor,
+                details={"new_tse": new_tse_id, "defective": defective, "reason": reason,
+                         "signatures": state.signature_counter, "capacity": site.capacity,
+                         "open_transactions": len(state.open_transactions)},
+            )  # fmt: skip
+        done = _replace(
+            ctx, site, loc, old_tse_id, new_tse_id, new_admin_pin, old_admin_pin, defective,
+            actor, since, puks_path,
+        )  # fmt: skip
+        return dataclasses.replace(done, resumed=resume)
+    except OpenTSEError as exc:
+        stopped = unfinished(ctx, old_tse_id)
+        if stopped is not None and stopped[1] == new_tse_id and _exists(ctx, new_tse_id):
+            exc.message += (
+                f". The replacement stopped before it finished; the new TSE's PUKs are in"
+                f" {puks_path} (mode 0600). Run the same `opentse tse replace {old_tse_id}"
+                f" {new_tse_id}` (same new admin PIN) again to finish it"
+            )
+            exc.args = (exc.message,)
+        raise
     finally:
         # whatever step stops it: no admin stays logged in on either TSE (the old one
         # still serves its registers, and anybody on this data could act as admin)
@@ -220,66 +402,66 @@ def _replace(
     ctx: OpsContext,
     site: sites.SiteTSE,
     loc: sites.Location,
-    state: TSEState,
     old_tse_id: str,
     new_tse_id: str,
     new_admin_pin: str,
     old_admin_pin: str | None,
     defective: bool,
     actor: str,
+    since: int,
+    puks_path: Path,
 ) -> Replacement:
-    """The steps of ``replace_tse`` after its checks."""
+    """The steps of ``replace_tse`` after its checks, each skipped when the stored
+    state or this replacement's protocol entries (after ``since``) show it done."""
     if defective:
         mark_defective(ctx, old_tse_id)
-    admin_puk, timeadmin_puk = _set_up_new(ctx, old_tse_id, new_tse_id, new_admin_pin, actor)
-    sites.assign_tse(
-        ctx, new_tse_id, site.location_id, capacity=site.capacity,
-        hardware_version=site.hardware_version, interface_type=site.interface_type,
-        connection_url=site.connection_url, actor=actor,
-    )  # fmt: skip
-    for share in sites.shares(ctx, old_tse_id):  # same address: the confirmation carries over
-        sites.share_tse(
-            ctx, new_tse_id, share.location_id, confirmed_by=share.confirmed_by,
-            confirmation=f"{share.confirmation} (carried over from TSE {old_tse_id})",
-        )  # fmt: skip
-    new_serial = ctx.service.get(new_tse_id).record.serial_number.hex()
-    protocol.record(
-        ctx.db, ctx.now(), protocol.REPLACE_NEW_TSE, location_id=loc.id, tse_id=new_tse_id,
-        actor=actor, details={"replaces": old_tse_id, "serial_number": new_serial},
-    )  # fmt: skip
-    clients = [r.register_id for r in sites.registers(ctx, tse_id=old_tse_id)]
-    for c in sorted(state.clients.values(), key=lambda c: c.registered_at):
-        if c.registered and c.client_id not in clients:
-            clients.append(c.client_id)
+    puks = _set_up_new(ctx, old_tse_id, new_tse_id, new_admin_pin, actor, since, puks_path)
+    _place_new(ctx, site, loc, old_tse_id, new_tse_id, actor, since)
+    clients = _registers_to_move(ctx, old_tse_id, new_tse_id)
     api_clients: dict[str, str] = {}
     for client in clients:
-        client_uuid = _move_register(ctx, old_tse_id, new_tse_id, client, actor)
+        client_uuid = _move_register(
+            ctx, old_tse_id, new_tse_id, client, new_admin_pin, actor, since
+        )
         if client_uuid is not None:
             api_clients[client] = client_uuid
-    export = _export_verify_archive(ctx, old_tse_id, defective, actor, final=False)
+    lifecycle = ctx.service.get(old_tse_id).state.lifecycle
+    export = None
+    if lifecycle is Lifecycle.DISABLED:  # a stopped run got past the disable
+        export = _archived(ctx, old_tse_id, protocol.REPLACE_EXPORT_ARCHIVED, since)
+    if export is None:  # exported again when the old TSE may have signed since
+        export = _export_verify_archive(ctx, old_tse_id, defective, actor, final=False)
     final: archive.ArchivedExport | None = None
+    disabled_before = _recorded(ctx, protocol.REPLACE_OLD_DISABLED, old_tse_id, since)
     if defective:
-        protocol.record(
-            ctx.db, ctx.now(), protocol.REPLACE_OLD_DISABLED, tse_id=old_tse_id, actor=actor,
-            details={"signed": False, "state": Lifecycle.DEFECTIVE.value},
-        )  # fmt: skip
+        if not disabled_before:
+            protocol.record(
+                ctx.db, ctx.now(), protocol.REPLACE_OLD_DISABLED, tse_id=old_tse_id,
+                actor=actor, details={"signed": False, "state": Lifecycle.DEFECTIVE.value},
+            )  # fmt: skip
         sites.update_tse(ctx, old_tse_id, status="defective", replaced_by=new_tse_id)
     else:
-        assert old_admin_pin is not None
-        ctx.service.authenticate(old_tse_id, old_admin_pin)
-        log = ctx.service.disable(old_tse_id)
-        protocol.record(
-            ctx.db, ctx.now(), protocol.REPLACE_OLD_DISABLED, tse_id=old_tse_id, actor=actor,
-            details={"signed": True, "signature_counter": log.signature_counter,
-                     "state": Lifecycle.DISABLED.value},
-        )  # fmt: skip
+        if lifecycle is not Lifecycle.DISABLED:
+            assert old_admin_pin is not None
+            _login(ctx, old_tse_id, old_admin_pin)
+            ctx.service.disable(old_tse_id)
+        if not disabled_before:  # the disable log is the old TSE's last signature so far
+            counter = ctx.service.get(old_tse_id).state.signature_counter
+            protocol.record(
+                ctx.db, ctx.now(), protocol.REPLACE_OLD_DISABLED, tse_id=old_tse_id,
+                actor=actor, details={"signed": True, "signature_counter": counter,
+                                      "state": Lifecycle.DISABLED.value},
+            )  # fmt: skip
         sites.update_tse(ctx, old_tse_id, status="replaced", replaced_by=new_tse_id)
-        final = _export_verify_archive(ctx, old_tse_id, False, actor, final=True)
+        final = _archived(ctx, old_tse_id, protocol.REPLACE_FINAL_EXPORT, since)
+        if final is None:
+            final = _export_verify_archive(ctx, old_tse_id, False, actor, final=True)
     protocol.record(
         ctx.db, ctx.now(), protocol.REPLACE_DONE, location_id=loc.id, tse_id=old_tse_id,
         actor=actor, details={"new_tse": new_tse_id, "registers": clients},
     )  # fmt: skip
     return Replacement(
-        old_tse_id, new_tse_id, admin_puk, timeadmin_puk, tuple(clients), export, final,
-        api_clients,
+        old_tse_id, new_tse_id, puks.admin if puks else None,
+        puks.timeadmin if puks else None, tuple(clients), export, final, api_clients,
+        str(puks_path),
     )  # fmt: skip
