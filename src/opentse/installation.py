@@ -161,8 +161,21 @@ class Installation:
         store = open_store(data_dir, database_url)
         had_ca = (data_dir / CA_FILE).exists()
         try:
-            ca = _load_or_create_ca(data_dir / CA_FILE, secret, clock.now())
             check = getattr(store, "check_installation", None)  # shared databases (PostgreSQL)
+            if not had_ca and check is None and store.list_tses():
+                # a new CA would sign every later TSE certificate under another root than
+                # the one the existing TSEs (and the exports made so far) chain to
+                lost = CA_FILE
+                if not had_secret:  # made just now: it fits none of the stored keys either
+                    secret_path.unlink(missing_ok=True)
+                    lost = f"{CA_FILE} and {secret_path.name}"
+                raise StorageError(
+                    f"{data_dir} has no {CA_FILE}, but its database holds TSEs whose "
+                    f"certificates that local CA issued (a new one would be another root): "
+                    f"restore {lost} from your backup of this data folder",
+                    code="E_CA_MISSING",
+                )
+            ca = _load_or_create_ca(data_dir / CA_FILE, secret, clock.now())
             if check is not None:
                 check(secret, ca.chain())
         except ProtocolError as exc:
