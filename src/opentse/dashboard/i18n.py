@@ -162,6 +162,25 @@ TEXTS: dict[str, tuple[str, str]] = {
     "event": ("Ereignis", "Event"),
     "actor": ("Durch", "By"),
     "tse_exports": ("Exporte dieser TSE", "Exports of this TSE"),
+    "tse_exports_note": (
+        "Über die API oder diese Übersicht, mit „opentse archive“ ins Exportarchiv oder mit"
+        " „opentse export“ gemacht; jeden Export einer TSE in Betrieb bestätigt sie mit"
+        " einem signierten exportData-Log. Die TAR-Datei eines „opentse export“ liegt dort,"
+        " wohin er geschrieben wurde.",
+        "Made through the API or this dashboard, with 'opentse archive' into the export"
+        " archive, or with 'opentse export'; a TSE in use confirms every export with a"
+        " signed exportData log. The TAR file of an 'opentse export' is where it was written.",
+    ),
+    "src_api": ("API / Übersicht", "API / dashboard"),
+    "src_archive": ("Archiv (opentse archive)", "Archive (opentse archive)"),
+    "src_cli": ("Kommandozeile (opentse export)", "Command line (opentse export)"),
+    "export_filter": ("Filter", "Filter"),
+    "export_everything": ("alles", "everything"),
+    "records": ("Log-Nachrichten", "Log messages"),
+    "export_log": ("exportData-Log", "exportData log"),
+    "exp_VERIFIED": ("geprüft", "verified"),
+    "exp_NOT_VERIFIED": ("Prüfung fehlgeschlagen", "verification failed"),
+    "exp_SIGNED": ("signiert", "signed"),
     "show_tx": ("Transaktionen dieser TSE", "Transactions of this TSE"),
     # search
     "search_title": ("Transaktionen suchen", "Search transactions"),

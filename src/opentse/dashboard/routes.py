@@ -40,6 +40,7 @@ from opentse.dashboard.pages import (
 )
 from opentse.dashboard.session import COOKIE, LANG_COOKIE, SessionCodec
 from opentse.dashboard.transaction_pages import TransactionPages
+from opentse.dashboard.tse_exports import ExportLogs
 from opentse.server.auth import derive_key
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Dashboard:
         self.templates = make_templates()
         shop_zone_of_env()  # an unknown OPENTSE_TIMEZONE stops the start (E_TIMEZONE)
         self.watch = views.FailureWatch()
+        self.export_logs = ExportLogs()
         self.counter = _failure_counter(app)
         # reports kept beside the data, so a restart does not verify every export again
         self.checks = uploads.ExportChecks(Path(self.ctx.config.data_dir) / "export-checks")
@@ -142,7 +144,9 @@ class Dashboard:
 
         def load() -> views.TseDetail | None:
             self.refresh_failures()
-            return views.tse_detail(self.ctx, self.ops, page.org, tss_id, self.watch)
+            return views.tse_detail(
+                self.ctx, self.ops, page.org, tss_id, self.watch, self.export_logs
+            )
 
         detail = await run_in_threadpool(load)
         if detail is None:

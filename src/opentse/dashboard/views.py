@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography import x509
 
+from opentse.dashboard.tse_exports import ExportEntry, ExportLogs, attribute
 from opentse.engine.ports import LogFilter
 from opentse.engine.results import TSEInfo
 from opentse.errors import OpenTSEError
@@ -274,7 +275,7 @@ class TseDetail:
     clients: list[Any]
     certificate: CertInfo | None
     protocol: list[protocol.Entry]
-    exports: list[Any]
+    exports: list[ExportEntry]
     public_key: str
     system_events: list[SystemEvent]
 
@@ -306,8 +307,27 @@ def system_events(ctx: Any, tss_id: str) -> list[SystemEvent]:
     return found
 
 
+TSE_EXPORTS_SHOWN = 50
+#: API exports read to tell their exportData logs from CLI ones (newest first)
+TSE_API_EXPORTS_READ = 1000
+
+
+def tse_exports(
+    ctx: Any, ops: OpsContext, org: str, tss_id: str, logs: ExportLogs
+) -> list[ExportEntry]:
+    """The TSE's exports from the API, the archive and the CLI, newest first."""
+    api, _ = ctx.svc.list_exports(org, Page(limit=TSE_API_EXPORTS_READ, order="desc"), tss_id)
+    found = attribute(api, archive.exports(ops, tss_id), logs.of(ctx.service, tss_id))
+    return found[:TSE_EXPORTS_SHOWN]
+
+
 def tse_detail(
-    ctx: Any, ops: OpsContext, org: str, tss_id: str, watch: FailureWatch
+    ctx: Any,
+    ops: OpsContext,
+    org: str,
+    tss_id: str,
+    watch: FailureWatch,
+    export_logs: ExportLogs | None = None,
 ) -> TseDetail | None:
     if owned_tss(ctx, org, tss_id) is None:
         return None
@@ -317,7 +337,7 @@ def tse_detail(
     row = rows[0]
     info = ctx.service.get(row.tss_id)
     clients = all_clients(ctx, org, row.tss_id)
-    exports, _ = ctx.svc.list_exports(org, Page(limit=20, order="desc"), row.tss_id)
+    exports = tse_exports(ctx, ops, org, row.tss_id, export_logs or ExportLogs())
     return TseDetail(
         row,
         info,

@@ -1,0 +1,169 @@
+"""Every export of one TSE, wherever it was made: through the API (or this
+dashboard), with ``opentse archive`` (the export archive) or with ``opentse export``.
+
+The three leave different records. An API export is a row of the service store
+(``svc_exports``); an archived one a row of the ops archive (``ops_exports``: file,
+SHA-256, verification, retention); a CLI export writes its TAR wherever it was told
+and is recorded nowhere but in the TSE itself: every export of a TSE in use ends with
+an exportData system log naming its filter (``tse.export_log``). So the signed
+exportData logs are the full list, and ``attribute`` tells which of them the API
+and the archive made (the log falls in the API export's run and has its filter; an
+archive export is unfiltered and signed after its last exported counter); the rest
+are CLI exports. An archived export of a defective TSE signs no log and is listed
+from the archive alone.
+
+``ExportLogs`` reads only the system logs signed since its last look, so a TSE
+page costs one scan of the TSE's system logs per server start.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from opentse.engine.ports import LogFilter
+from opentse.engine.rules import Op
+from opentse.errors import OpenTSEError
+from opentse.tr03151.oids import LogType
+
+SOURCE_API = "api"
+SOURCE_ARCHIVE = "archive"
+SOURCE_CLI = "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportLog:
+    """One signed exportData system log: its counter, time and filter text."""
+
+    counter: int
+    log_time: int
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportEntry:
+    """One export as the TSE page lists it, newest first."""
+
+    source: str  # SOURCE_API, SOURCE_ARCHIVE or SOURCE_CLI
+    at: int  # requested (API), made (archive) or signed (CLI)
+    description: str  # the filter; "" for everything
+    state: str  # API state; VERIFIED / NOT_VERIFIED (archive); SIGNED (CLI)
+    export_id: str = ""  # API and archive exports
+    file: str = ""  # the archived file's name
+    records: int | None = None
+    counter: int | None = None  # the exportData log's signature counter
+
+
+def api_description(params: dict[str, Any]) -> str:
+    """The filter text the exportData log of an API export carries."""
+    from opentse.engine.export import ExportFilter
+
+    try:
+        return ExportFilter(**params).describe()
+    except (TypeError, ValueError, OpenTSEError):
+        return ""
+
+
+def _in_api_run(row: Any, text: str, log: ExportLog) -> bool:
+    """The log is this API export's: its filter, signed while the export ran."""
+    begin = row.time_start if row.time_start is not None else row.time_request
+    end = row.time_end if row.time_end is not None else row.time_error
+    if row.state in ("PENDING", "WORKING"):
+        return log.description == text and begin <= log.log_time
+    return log.description == text and end is not None and begin <= log.log_time <= end
+
+
+def _after_archiving(item: Any, log: ExportLog) -> bool:
+    """The log can be this archived export's: unfiltered, signed after it began and
+    after the last counter it exported."""
+    return (
+        log.description == ""
+        and log.log_time >= item.created_at
+        and (log.counter > (item.last_counter or 0))
+    )
+
+
+def attribute(
+    api: Sequence[Any], archived: Sequence[Any], logs: Sequence[ExportLog]
+) -> list[ExportEntry]:
+    """Pure: the exports of one TSE from its API rows (``ExportRow``), archive rows
+    (``ArchivedExport``) and exportData logs; each log is claimed by at most one API
+    or archive export (the first that fits, in counter order), the logs nobody claims
+    are CLI exports."""
+    free = sorted(logs, key=lambda log: log.counter)
+
+    def claim(fits: Callable[[ExportLog], bool]) -> int | None:
+        for index, log in enumerate(free):
+            if fits(log):
+                del free[index]
+                return log.counter
+        return None
+
+    entries: list[ExportEntry] = []
+    for row in sorted(api, key=lambda r: (r.time_start or r.time_request, r.export_id)):
+        text = api_description(row.params)
+        counter = claim(partial(_in_api_run, row, text))
+        entries.append(
+            ExportEntry(SOURCE_API, row.time_request, text, row.state, row.export_id,
+                        counter=counter)
+        )  # fmt: skip
+    for item in sorted(archived, key=lambda i: (i.created_at, i.last_counter or 0, i.id)):
+        counter = claim(partial(_after_archiving, item))
+        entries.append(
+            ExportEntry(
+                SOURCE_ARCHIVE, item.created_at, "",
+                "VERIFIED" if item.verified_ok else "NOT_VERIFIED", item.id,
+                file=item.path.replace("\\", "/").rsplit("/", 1)[-1], records=item.records,
+                counter=counter,
+            )
+        )  # fmt: skip
+    entries.extend(
+        ExportEntry(SOURCE_CLI, log.log_time, log.description, "SIGNED", counter=log.counter)
+        for log in free
+    )
+    entries.sort(key=lambda e: (e.at, e.counter or 0), reverse=True)
+    return entries
+
+
+def _description(message: bytes) -> str:
+    from opentse.tr03151 import sysdata
+    from opentse.tr03151.codec import decode_log_message
+
+    try:
+        data = getattr(decode_log_message(message).certified, "system_operation_data", b"")
+        value = sysdata.field(sysdata.parse_system_operation_data(data), 0x81)
+    except OpenTSEError:
+        return ""
+    return "" if value is None else value.decode("ascii", "replace")
+
+
+class ExportLogs:
+    """The exportData logs of each TSE, kept as read: a look reads only the system
+    logs signed after the last one seen (and keeps those a deleteStoredData removed
+    from the store since)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, tuple[ExportLog, ...]]] = {}
+
+    def of(self, service: Any, tss_id: str) -> list[ExportLog]:
+        with self._lock:
+            last = self._seen.get(tss_id, (0, ()))[0]
+        flt = LogFilter(start_signature_counter=last + 1, log_types=(LogType.SYSTEM,))
+        new: list[ExportLog] = []
+        for log in service.logs(tss_id, flt):
+            last = max(last, log.signature_counter)
+            if log.operation == Op.EXPORT.value:
+                new.append(
+                    ExportLog(log.signature_counter, log.log_time, _description(log.message))
+                )
+        with self._lock:
+            before, kept = self._seen.get(tss_id, (0, ()))
+            if last > before:  # another request may have read further meanwhile
+                known = {log.counter for log in kept}
+                kept = kept + tuple(log for log in new if log.counter not in known)
+                self._seen[tss_id] = (last, kept)
+            return list(kept)
