@@ -43,13 +43,26 @@ class CertificateResult:
     findings: list[Finding] = field(default_factory=list)
     #: whether ``--trust`` roots were given (an ``ok`` chain then ends at one of them)
     trust_given: bool = False
+    #: why the chain is ``untrusted``, for the words of the report: "no-leaf" (no
+    #: certificate holds a log's key), "incomplete" (an issuer is missing, no
+    #: ``--trust``), "" (not at a ``--trust`` root, or nothing to check)
+    reason: str = ""
 
 
 def chain_words(result: CertificateResult) -> str:
     """The chain status as the text and HTML reports word it: an ``ok`` chain without
     ``--trust`` ends at a root the export carries itself, which nobody vouched for."""
+    if result.chain == "broken":
+        return "chain broken: a certificate does not verify under its issuer (E_CHAIN_BROKEN)"
+    if result.reason == "no-leaf":
+        return "no TSE certificate: none holds the key of a log's serial (E_NO_CERTIFICATE)"
+    if result.reason == "incomplete":
+        return (
+            "chain incomplete: an issuer is neither in the export nor a --trust root "
+            "(W_CHAIN_INCOMPLETE)"
+        )
     if result.chain != "ok":
-        return f"chain {result.chain}"
+        return f"chain {result.chain}" + (" (E_CHAIN_UNTRUSTED)" if result.trust_given else "")
     if result.trust_given:
         return "chain ok, to a --trust root"
     return "chain complete to a root from the export itself, root not checked: use --trust"
@@ -118,6 +131,7 @@ def _chain_status(
                         leaf.file,
                     )
                 )
+                return "incomplete"
             return "untrusted"
         issuer = next((c for c in named if _issued_by(cert, c)), None)
         if issuer is None:
@@ -219,6 +233,10 @@ def check_certificates(
         _validity(leaf, chain, export, result.findings)
     if "broken" in statuses:
         result.chain = "broken"
-    elif "untrusted" in statuses or not leaves:
-        result.chain = "untrusted"
+    elif "untrusted" in statuses or "incomplete" in statuses or not leaves:
+        result.chain = "untrusted"  # the JSON's word for all three
+        if not leaves and serials:
+            result.reason = "no-leaf"
+        elif "incomplete" in statuses and "untrusted" not in statuses:
+            result.reason = "incomplete"
     return result
