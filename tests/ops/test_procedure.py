@@ -14,7 +14,7 @@ import pytest
 from markdown_it import MarkdownIt
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import ready_tse, sell
+from conftest import PIN, ready_tse, sell
 from opentse import NOT_CERTIFIED_NOTICE
 from opentse.ops import archive, outages, procedure, protocol, replacement, sites
 from opentse.ops.store import OpsContext
@@ -261,8 +261,12 @@ def test_markdown_paragraphs_after_tables_and_tills_in_the_outage_log(
     sites.create_organization(ops, "Bäckerei Müller Holding")  # no location yet
     journal = tmp_path / "kasse-1.db"
     opentse = str(Path(sys.executable).parent / "opentse")
+    # a till whose TSE does not sign (disabled), so its receipt goes to the outage log
+    ready_tse(ops, "tse-backstube", "KASSE-1")
+    ops.service.authenticate("tse-backstube", PIN)
+    ops.service.disable("tse-backstube")
     sold = subprocess.run(
-        [opentse, "pos", "sell", "--data", str(tmp_path / "till"), "--tss", "tse-backstube",
+        [opentse, "pos", "sell", "--data", str(ops.data_dir), "--tss", "tse-backstube",
          "--client", "KASSE-1", "--journal", str(journal), "--line", "Brot:1:3.80:2",
          "--pay", "bar:5.00"],
         capture_output=True, text=True, timeout=120,
