@@ -46,3 +46,18 @@ def test_a_changed_algorithm_oid_says_the_tses_other_logs_use_another(tmp_path: 
     assert "the TSE's 9 other log(s) are signed with ecdsa-plain-SHA256" in message
     assert "altered" in message
     assert report["ok"] is False
+
+
+def test_a_log_renamed_to_another_extension_is_named_as_a_renamed_log(tmp_path: Path) -> None:
+    renamed = FINISH_2.removesuffix(".log") + ".txt"
+
+    def rename(m: Members) -> None:
+        m[renamed] = m.pop(FINISH_2)
+
+    report = _tampered(tmp_path, rename)
+    (unknown,) = [f for f in report["findings"] if f["code"] == "W_UNKNOWN_MEMBER"]
+    assert unknown["file"] == renamed
+    assert "named like the log of signature counter 29" in unknown["message"]
+    assert "not read as a log" in unknown["message"]
+    (gap,) = [f for f in report["findings"] if f["code"] == "E_COUNTER_GAP"]
+    assert "29" in gap["message"]

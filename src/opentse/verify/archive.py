@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from opentse.errors import OpenTSEError
-from opentse.formats.tar import iter_members, parse_info_csv
+from opentse.formats.tar import iter_members, parse_info_csv, parse_log_filename
 from opentse.verify.findings import Finding, error, warning
 from opentse.verify.logcheck import (
     CHUNK,
@@ -201,12 +201,21 @@ def _sort_members(export: LoadedExport, members: Iterable[Member], points: Point
                 export.parse_errors.append(label)
                 export.findings.append(error("E_INFO_FORMAT", f"info.csv unreadable: {exc}", label))
         else:
-            export.findings.append(
-                warning(
-                    "W_UNKNOWN_MEMBER", "member is neither a log, a certificate nor info.csv", label
-                )
-            )
+            export.findings.append(warning("W_UNKNOWN_MEMBER", _unknown_words(base), label))
     return logs
+
+
+def _unknown_words(base: str) -> str:
+    """What an unknown member is; one named like a log but for its extension is a log
+    renamed, and the checks miss its signature counter (E_COUNTER_GAP)."""
+    parsed = parse_log_filename(base.rsplit(".", 1)[0] + ".log")
+    if parsed is None:
+        return "member is neither a log, a certificate nor info.csv"
+    return (
+        f"member is named like the log of signature counter {parsed.signature_counter} "
+        "but does not end in .log, so it is not read as a log: a log renamed? (TR-03151 "
+        "names logs *.log; its counter shows as missing)"
+    )
 
 
 def _log_problems(export: LoadedExport) -> None:
