@@ -1,7 +1,11 @@
-"""What the multinode tests do through the API of a running node."""
+"""What the multinode tests do through the API of a running node, and the TCP relay
+through which a node reaches PostgreSQL (cut to take the database away)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import uuid
 
 import httpx
@@ -28,3 +32,59 @@ def setup_tss(client: httpx.Client, h: dict[str, str], serial: str = "KASSE-1") 
     )
     assert r.status_code == 200, r.text
     return tss, client_id
+
+
+class Relay:
+    """127.0.0.1:<port> -> the PostgreSQL server; ``cut()`` closes the listener and
+    every relayed connection (the database is gone), ``start()`` listens again."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(32)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):  # wakes accept(): close() alone keeps listening
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            sockets, self._open = self._open, []
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()

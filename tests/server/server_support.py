@@ -19,10 +19,10 @@ from opentse.testing.clock import FrozenClock
 from opentse.testing.serving import serving_in_thread
 
 
-def open_installation(data_dir: Path, clock: Any) -> Any:
+def open_installation(data_dir: Path, clock: Any, database_url: str | None = None) -> Any:
     from opentse.installation import Installation
 
-    return Installation.open(data_dir, clock=clock)
+    return Installation.open(data_dir, clock=clock, database_url=database_url)
 
 
 @pytest.fixture
@@ -43,10 +43,12 @@ def app_client(tmp_path: Path, clock: FrozenClock) -> Iterator[AppClient]:
 
 
 @contextlib.contextmanager
-def serve_app(data: Path, clock: Any, **settings: Any) -> Iterator[AppClient]:
-    """An installation in ``data`` served by uvicorn in a thread (``settings``: more
-    ServerConfig fields)."""
-    inst = open_installation(data, clock)
+def serve_app(
+    data: Path, clock: Any, database_url: str | None = None, **settings: Any
+) -> Iterator[AppClient]:
+    """An installation in ``data`` (its store on ``database_url`` when given) served by
+    uvicorn in a thread (``settings``: more ServerConfig fields)."""
+    inst = open_installation(data, clock, database_url)
     app = create_app(inst, ServerConfig(data_dir=data, **settings), clock=clock)
     try:
         # the HTTP protocol as `opentse serve` runs it

@@ -8,6 +8,7 @@ an API key created if none exists, and ``LAN-TSE-Session.txt`` in the data folde
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from opentse.cli.common import cli_errors
 
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
 GC_YOUNG_THRESHOLD = 10_000  # gc.set_threshold's first value while serving (see serve)
+STOP_GRACE = 3  # seconds SIGTERM waits for requests in flight
 
 
 def _speed_options() -> dict[str, Any]:
@@ -119,6 +121,9 @@ def serve_command(
     # engine benchmark. At 10,000 they are freed by reference counting before that
     # (cycles still get collected; the store leaves none, tests/storage).
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+    # psycopg's pool warns at every reconnection attempt while PostgreSQL is away; the
+    # export heartbeat says once when an outage begins and once when it is over
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     uv_config = uvicorn.Config(
         app,
         host=host,
@@ -128,6 +133,9 @@ def serve_command(
         # the /auth failure limit counts per peer address: a forged X-Forwarded-For
         # must not pick the address it is counted under
         proxy_headers=False,
+        # SIGTERM: requests still waiting (for a database that is away) after this
+        # many seconds are dropped; their clients retry (fiskaly: replays are safe)
+        timeout_graceful_shutdown=STOP_GRACE,
         **options,
     )
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL (RFC 3986)

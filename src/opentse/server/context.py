@@ -12,6 +12,7 @@ import json
 import queue
 import re
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from opentse.server.validation import validate
 
 API_VERSION = "2.1.35"  # the fiskaly SIGN DE contract version these routes implement
 MAX_BODY = 1024 * 1024  # fiskaly: "The size limit of request bodies is 1 MB" -> 413
+STOP_WAIT = 2.0  # seconds a stopping server waits for handler threads still running
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,13 @@ class ServerContext:
         return self.clock.now()
 
     def close(self) -> None:
+        """Stop in seconds also while the database does not answer: its waits are cut
+        short first (``stopping``), handler threads still waiting for it are left (they
+        are daemons; closing the stores' pools wakes them with an error)."""
+        self.svc.stopping()
         if self.exports is not None:
             self.exports.shutdown()
-        self.executor.shutdown()
+        self.executor.shutdown(timeout=STOP_WAIT)
         self.svc.close()
 
 
@@ -163,11 +169,14 @@ class HandlerPool:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, future, result, error)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop the threads after the queued work; wait at most ``timeout`` seconds
+        for all of them together."""
         for _ in self._threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=30)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
 

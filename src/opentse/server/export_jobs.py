@@ -16,6 +16,17 @@ A node that takes an export over from a node whose lease ran out, and a node tha
 brings an export to its end, delete the export's attempt files of other nodes in the
 exports folder (``remove_stale_attempts``): a dead node's part file does not wait for
 the next start-up's ``remove_orphans``.
+
+An export that fails on the store or the exports folder ends ERROR with ``exception``
+E_INTERNAL (fiskaly's Export.exception is an enum: the service failed, not the
+request); the row keeps the honest opentse code (``E_STORAGE_UNAVAILABLE``,
+``E_STORAGE_BUSY``, ``E_STORAGE``, ``E_EXPORT_WRITE_FAILED``), which the log line and
+the file route's message name. A database that is away or busy is tried again:
+EXPORT_ATTEMPTS attempts per node, one heartbeat apart, then ERROR.
+
+While the database is away the heartbeat logs one line when the outage begins and one
+when it is over (``OutageLog``), and a node that stops waits at most a few seconds
+for it (``shutdown``): unfinished exports' leases run out on their own.
 """
 
 from __future__ import annotations
@@ -25,14 +36,16 @@ import logging
 import os
 import re
 import secrets
+import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 from opentse.engine.export import ExportFilter
-from opentse.errors import OpenTSEError
+from opentse.errors import OpenTSEError, StorageError
 from opentse.server.context import ServerContext
 from opentse.server.service_store import ExportRow
 
@@ -45,8 +58,50 @@ _ATTEMPT_FILE = re.compile(
 )
 
 
+EXPORT_ATTEMPTS = 3  # attempts per node at an export while the database is away or busy
+TRANSIENT = frozenset(("E_STORAGE_UNAVAILABLE", "E_STORAGE_BUSY"))
+STOP_WAIT = 2.0  # seconds a stopping node waits for its heartbeat and export workers
+WRITE_FAILED = "E_EXPORT_WRITE_FAILED"  # the exports folder could not be written
+# what the database's failures look like here: the engine store's StorageError, the
+# service tables' sqlite3 errors (PostgreSQL: pg_service.DatabaseUnavailable is both)
+DATABASE_ERRORS = (StorageError, sqlite3.OperationalError)
+
+
 class _Cancelled(Exception):
     pass
+
+
+class OutageLog:
+    """One warning when the database stops answering ``what``, one when it is back:
+    an admin reads when an outage began and ended, not a traceback per retry."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._since: float | None = None
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        if self._since is not None:
+            return
+        self._since = time.monotonic()
+        code = getattr(exc, "code", type(exc).__name__)
+        text = getattr(exc, "message", str(exc)).strip().splitlines()
+        log.warning(
+            "%s: the database is not available (%s: %s); retrying until it answers",
+            self._what,
+            code,
+            text[0] if text else "",
+        )
+
+    def answered(self) -> None:
+        if self._since is None:
+            return
+        took = time.monotonic() - self._since
+        self._since = None
+        log.warning("%s: the database is available again (away %.0f s)", self._what, took)
 
 
 class _CancellableFile:
@@ -95,6 +150,8 @@ class ExportManager:
         self._tag = _tag_of(self.owner)  # in this node's file names
         self.lease_seconds = ctx.config.export_lease
         self.renew_seconds = ctx.config.export_renew
+        self._outage = OutageLog("export lease heartbeat")
+        self._attempts: dict[str, int] = {}  # failed attempts on a database away or busy
 
     def part_path(self, export_id: str) -> Path:
         """Where this node writes ``export_id`` until it is complete: a name no other
@@ -188,16 +245,25 @@ class ExportManager:
             event.set()
 
     def shutdown(self) -> None:
+        """Cancel what runs here and hand the leases back, waiting a few seconds at
+        most: with the database away the heartbeat and the workers may be waiting for
+        it, and their exports are taken up again once the leases ran out."""
         with self._lock:
             self._closed = True
             for event in self._cancel.values():
                 event.set()
         self._stop.set()
         if self._heartbeat is not None and self._heartbeat.is_alive():
-            self._heartbeat.join(timeout=30)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            self._heartbeat.join(timeout=STOP_WAIT)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if not self.wait_idle(STOP_WAIT):
+            log.warning("stopping with exports still running; their leases run out")
+        if self._outage.down:
+            return  # nothing to hand back through a database that is away
         try:  # hand unfinished exports back at once instead of letting leases run out
             self._ctx.svc.release_export_leases(self.owner)
+        except DATABASE_ERRORS as exc:
+            log.warning("releasing export leases failed (they run out on their own): %s", exc)
         except Exception:
             log.exception("releasing export leases failed (they expire on their own)")
 
@@ -207,12 +273,21 @@ class ExportManager:
                 log.info("removed %d orphaned export files", removed)
         except Exception:
             log.exception("removing orphaned export files failed")
+        # a database that is away is noticed in seconds, not after a request's 30
+        wait = max(1.0, min(self.renew_seconds, 5.0))
         while not self._stop.wait(self.renew_seconds):
             try:
-                self._renew()
-                self._sweep()
+                with self._ctx.svc.waiting(wait):
+                    self._renew()
+                    self._sweep()
+            except DATABASE_ERRORS as exc:
+                if not self._stop.is_set():
+                    self._outage.failed(exc)
+                continue
             except Exception:
                 log.exception("export lease heartbeat failed")
+                continue
+            self._outage.answered()
 
     def _renew(self) -> None:
         with self._lock:
@@ -275,10 +350,19 @@ class ExportManager:
                 self._hand_back(export_id)
                 return
             _sync_dir(self._dir)  # the name is on disk before the database names it
+            self._attempts.pop(export_id, None)
             if self._publish(export_id, final) and retry:
                 self.tidy(export_id)
         except _Cancelled:
             partial.unlink(missing_ok=True)
+        except StorageError as exc:  # reading the logs or signing the exportData log
+            partial.unlink(missing_ok=True)
+            self._failed_on_service(export_id, exc.code, exc.message, retry)
+        except OSError as exc:  # the exports folder: gone, read-only, full, I/O error
+            for path in (partial, final):
+                with contextlib.suppress(OSError):  # the folder may be what is broken
+                    path.unlink(missing_ok=True)
+            self._failed_on_service(export_id, WRITE_FAILED, _os_text(exc), retry)
         except OpenTSEError as exc:
             partial.unlink(missing_ok=True)
             code = (
@@ -294,6 +378,36 @@ class ExportManager:
             final.unlink(missing_ok=True)  # renamed but not recorded
             if self._fail(export_id, "E_INTERNAL") and retry:
                 self.tidy(export_id)
+
+    def _failed_on_service(self, export_id: str, code: str, detail: str, retry: bool) -> None:
+        """The store or the exports folder failed (no fault of the request): a
+        database away or busy is tried again (EXPORT_ATTEMPTS here, then ERROR), any
+        other failure ends the export ERROR with ``code``. One log line each."""
+        attempt = self._attempts.get(export_id, 0) + 1
+        if code in TRANSIENT and attempt < EXPORT_ATTEMPTS:
+            self._attempts[export_id] = attempt
+            log.warning(
+                "export %s: attempt %d of %d failed (%s: %s); it is tried again",
+                export_id,
+                attempt,
+                EXPORT_ATTEMPTS,
+                code,
+                detail,
+            )
+            self._hand_back(export_id)
+            return
+        self._attempts.pop(export_id, None)
+        log.error("export %s failed: %s: %s", export_id, code, detail)
+        try:
+            if self._fail(export_id, code) and retry:
+                self.tidy(export_id)
+        except DATABASE_ERRORS as exc:
+            log.warning(
+                "export %s: its failure could not be recorded (%s); it is tried again once"
+                " its lease ran out",
+                export_id,
+                exc,
+            )
 
     def tidy(self, export_id: str) -> None:
         """``remove_stale_attempts``, whose failure never fails the export (or the
@@ -315,6 +429,8 @@ class ExportManager:
                 lease_owner=None,
                 lease_until=None,
             )
+        except DATABASE_ERRORS as exc:
+            log.warning("export %s: handing back failed (the lease runs out): %s", export_id, exc)
         except Exception:
             log.exception("export %s: handing back failed (the lease runs out)", export_id)
 
@@ -407,6 +523,12 @@ def _attempt_tag(name: str) -> str | None:
     if len(parts) == 4 and parts[3] == "tar":
         return parts[1]
     return None
+
+
+def _os_text(exc: OSError) -> str:
+    """``[Errno 30] Read-only file system: 'name'`` without the folder's path."""
+    name = Path(exc.filename).name if isinstance(exc.filename, str) else None
+    return f"{exc.strerror or type(exc).__name__}" + (f": {name}" if name else "")
 
 
 def _sync_dir(folder: Path) -> None:

@@ -13,6 +13,8 @@ bodies (``problems.problem_response``) and are counted for ``/metrics`` like the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -66,12 +68,25 @@ class ServerApp(Starlette):
     failures: Any = None  # ops metrics.FailureCounter, set by routes_ops.install
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.hot_handler is not None:
-            ids = hot_route(scope)
-            if ids is not None:
-                await self._upsert(scope, receive, send, ids[0], ids[1])
-                return
-        await super().__call__(scope, receive, send)
+        try:
+            if scope["type"] == "http" and self.hot_handler is not None:
+                ids = hot_route(scope)
+                if ids is not None:
+                    await self._upsert(scope, receive, send, ids[0], ids[1])
+                    return
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            if scope["type"] != "http":
+                raise
+            # uvicorn cancels what still runs when SIGTERM's grace is over (a request
+            # waiting for a database that is away): a 503 to retry elsewhere or later,
+            # where the answer has not begun, instead of a dropped connection and a
+            # traceback in the log
+            response = problem_response(
+                503, "E_SERVER_STOPPING", "the server is stopping; retry", {"Retry-After": "1"}
+            )
+            with contextlib.suppress(Exception):
+                await response(scope, receive, send)
 
     async def _upsert(self, scope: Scope, receive: Receive, send: Send, tss: str, tx: str) -> None:
         ctx: ServerContext = self.state.ctx

@@ -32,7 +32,7 @@ from opentse.server.context import (
 from opentse.server.export_jobs import ExportManager as ExportManager  # app.py imports it here
 from opentse.server.problems import ApiError
 from opentse.server.routes_tss import owned_tss
-from opentse.server.schemas import EXPORT_STATES, states_query
+from opentse.server.schemas import EXPORT_EXCEPTIONS, EXPORT_STATES, states_query
 from opentse.server.service_store import ExportRow
 
 MAX_RECORDS = 1_000_000
@@ -59,11 +59,20 @@ def export_body(row: ExportRow, env: str) -> dict[str, Any]:
         "_env": env,
         "_version": API_VERSION,
     }
-    for name in ("time_start", "time_end", "time_error", "exception"):
+    for name in ("time_start", "time_end", "time_error"):
         value = getattr(row, name)
         if value is not None:
             body[name] = value
+    if row.exception is not None:
+        body["exception"] = shown_exception(row.exception)
     return body
+
+
+def shown_exception(code: str) -> str:
+    """fiskaly's Export.exception is an enum (a generated client refuses other values):
+    the opentse codes an export keeps for the service's own failures (the store, the
+    exports folder: export_jobs) are shown as its E_INTERNAL."""
+    return code if code in EXPORT_EXCEPTIONS else "E_INTERNAL"
 
 
 def _filter_from_query(call: Call, tss_id: str) -> dict[str, Any]:
@@ -212,7 +221,10 @@ def retrieve_export_file(call: Call) -> Response:
             404, "E_EXPORT_NOT_COMPLETED", f"export is {row.state}", {"Retry-After": retry}
         )
     if path is None:  # it will never complete: no Retry-After to poll on for ever
-        why = f" ({row.exception})" if row.exception else ""
+        why = ""
+        if row.exception:  # the opentse code too where E_INTERNAL stands for it
+            shown = shown_exception(row.exception)
+            why = f" ({shown})" if shown == row.exception else f" ({shown}: {row.exception})"
         raise ApiError(
             404,
             "E_EXPORT_NOT_COMPLETED",

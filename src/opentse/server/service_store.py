@@ -211,6 +211,16 @@ class ServiceStore:
         except sqlite3.IntegrityError:
             raise ConflictError(message, code=code, http_status=status) from None
 
+    @contextmanager
+    def waiting(self, seconds: float) -> Iterator[None]:
+        """Statements of this thread in the block wait at most ``seconds`` for the
+        database (the PostgreSQL twin's pool; a SQLite file is always there)."""
+        yield
+
+    def stopping(self) -> None:
+        """The node is stopping: waits for the database are cut short from now on
+        (PostgreSQL twin; nothing to do on a SQLite file)."""
+
     def close(self) -> None:
         self._queue.put(None)
         self._writer.join(timeout=30)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,15 +73,21 @@ class _Result:
 class _Conn:
     """The sqlite3.Connection subset ServiceStore uses, on a pool or one connection."""
 
-    def __init__(self, pool: ConnectionPool, held: psycopg.Connection[Any] | None = None):
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        wait: Callable[[], float],
+        held: psycopg.Connection[Any] | None = None,
+    ):
         self._pool = pool
+        self._wait = wait
         self._held = held
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
         try:
             if self._held is not None:
                 return _run(self._held, sql, params)
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=self._wait()) as conn:
                 return _run(conn, sql, params)
         except psycopg.Error as exc:
             raise _translate_error(exc) from exc
@@ -113,6 +120,10 @@ def _translate_error(exc: psycopg.Error) -> sqlite3.Error:
     return sqlite3.DatabaseError(text)
 
 
+POOL_WAIT = 30.0  # seconds a statement waits for a pooled connection
+STOP_WAIT = 2.0  # ... once the node is stopping (``stopping``)
+
+
 class PgServiceStore(ServiceStore):
     """``ServiceStore`` on PostgreSQL; the schema is applied by ``migrate``."""
 
@@ -122,13 +133,17 @@ class PgServiceStore(ServiceStore):
     def __init__(self, url: str, *, pool_max: int = 6, apply_migrations: bool = True) -> None:
         if apply_migrations:
             migrate(url)
+        # how long a statement waits for a pooled connection: POOL_WAIT, less in a
+        # ``waiting`` block of the calling thread, and at most STOP_WAIT once stopping
+        self._wait_default = POOL_WAIT
+        self._wait_local = threading.local()
         self._pg_pool = ConnectionPool(
             url,
             min_size=1,
             max_size=max(2, pool_max),
             kwargs={"autocommit": True},
             check=ConnectionPool.check_connection,  # after a server restart: reconnect
-            timeout=30.0,
+            timeout=POOL_WAIT,
             open=False,
             name="opentse-service",
         )
@@ -146,7 +161,30 @@ class PgServiceStore(ServiceStore):
     def _conn(self) -> Any:
         if self._pg_closed:
             raise sqlite3.ProgrammingError("the service store is closed")
-        return _Conn(self._pg_pool)
+        return _Conn(self._pg_pool, self._wait)
+
+    def _wait(self) -> float:
+        """Seconds this thread's next statement waits for a connection."""
+        local: float | None = getattr(self._wait_local, "seconds", None)
+        return self._wait_default if local is None else min(local, self._wait_default)
+
+    @contextmanager
+    def waiting(self, seconds: float) -> Iterator[None]:
+        """Statements of this thread in the block wait at most ``seconds`` for a
+        connection (the export heartbeat: a node whose database is away notices it in
+        seconds, not after the 30 s a request may wait for the database to return)."""
+        before = getattr(self._wait_local, "seconds", None)
+        self._wait_local.seconds = seconds
+        try:
+            yield
+        finally:
+            self._wait_local.seconds = before
+
+    def stopping(self) -> None:
+        """From now on every statement waits at most STOP_WAIT seconds for a
+        connection: a node stopping while its database does not answer ends in
+        seconds (its export leases run out on their own)."""
+        self._wait_default = min(self._wait_default, STOP_WAIT)
 
     @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[Any]:
@@ -155,10 +193,13 @@ class PgServiceStore(ServiceStore):
         if self._pg_closed:
             raise sqlite3.ProgrammingError("the service store is closed")
         try:
-            with self._pg_pool.connection() as conn, conn.transaction():
+            with (
+                self._pg_pool.connection(timeout=self._wait()) as conn,
+                conn.transaction(),
+            ):
                 setting = "on" if durable else "off"  # explicit: not the server default
                 conn.execute(f"SET LOCAL synchronous_commit = {setting}")
-                yield _Conn(self._pg_pool, conn)
+                yield _Conn(self._pg_pool, self._wait, conn)
         except psycopg.Error as exc:  # BEGIN or COMMIT failed
             raise _translate_error(exc) from exc
 
@@ -168,7 +209,7 @@ class PgServiceStore(ServiceStore):
             return
         super().close()
         self._pg_closed = True
-        self._pg_pool.close()
+        self._pg_pool.close(timeout=STOP_WAIT)
 
 
 def open_service_store(installation: Any, data_dir: Path) -> ServiceStore:

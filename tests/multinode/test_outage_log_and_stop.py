@@ -1,0 +1,120 @@
+"""A node whose PostgreSQL goes away: one log line per outage, a prompt SIGTERM.
+
+An admin reading the log of a node during a database outage wants one clear line
+when it starts and one when it is over, not a traceback from the export lease
+heartbeat every cycle; and ``systemctl stop`` (SIGTERM) must end the node within a
+few seconds even while the database does not answer (it took 60-75 s: the heartbeat,
+the export workers and the lease release each waited for the connection pool's
+30 s). A real ``opentse serve`` process reaches PostgreSQL through a TCP relay of
+this test, which is cut and restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from multinode_support import Relay, setup_tss
+
+from opentse.testing.serving import wait_until_serving
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
+
+_CLI = "from opentse.cli.main import main; main()"
+OUTAGE_LINE = "export lease heartbeat: the database is not available"
+BACK_LINE = "export lease heartbeat: the database is available again"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(path: Path, text: str, seconds: float, times: int = 1) -> str:
+    deadline = time.monotonic() + seconds
+    while (log := path.read_text(errors="replace")).count(text) < times:
+        assert time.monotonic() < deadline, f"no {text!r} in the log:\n{log}"
+        time.sleep(0.2)
+    return log
+
+
+def test_one_line_per_outage_and_sigterm_within_seconds(pg_url: str, tmp_path: Path) -> None:
+    parts = urlsplit(pg_url)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
+    relay.start()
+    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    url = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
+    port = _free_port()
+    env = {**os.environ, "OPENTSE_DATABASE": url, "OPENTSE_PG_POOL_MAX": "3"}
+    env.pop("OPENTSE_SECRET_FILE", None)
+    log_path = tmp_path / "node.log"
+    with open(log_path, "wb") as log:
+        node = subprocess.Popen(
+            [sys.executable, "-c", _CLI, "serve", "--data", str(tmp_path / "data"),
+             "--port", str(port)],
+            env=env, stdout=log, stderr=log,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until_serving(base, node, seconds=60), log_path.read_text()
+        done = subprocess.run(
+            [sys.executable, "-c", _CLI, "apikey", "create", "--org", "o", "--json",
+             "--data", str(tmp_path / "data"), "--database", url],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        key = json.loads(done.stdout)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            r = client.post("/api/v2/auth", json=key)
+            assert r.status_code == 200, r.text
+            setup_tss(client, {"Authorization": f"Bearer {r.json()['access_token']}"})
+
+        relay.cut()
+        # the heartbeat (every 5 s) fails at least twice meanwhile
+        log = _wait_for(log_path, OUTAGE_LINE, 20)
+        time.sleep(16)
+        log = log_path.read_text(errors="replace")
+        assert log.count(OUTAGE_LINE) == 1, log
+        assert "Traceback" not in log, log
+        assert "E_STORAGE" in log.split(OUTAGE_LINE, 1)[1].splitlines()[0], log
+        relay.start()
+        log = _wait_for(log_path, BACK_LINE, 20)
+        assert log.count(OUTAGE_LINE) == 1 and log.count(BACK_LINE) == 1, log
+
+        relay.cut()  # away again, with a login waiting for it when the stop comes
+        waiting = threading.Thread(
+            target=lambda: _quietly(lambda: httpx.post(base + "/api/v2/auth", json=key, timeout=60))
+        )
+        waiting.start()
+        _wait_for(log_path, OUTAGE_LINE, 20, times=2)  # the second outage's line
+        started = time.monotonic()
+        node.send_signal(signal.SIGTERM)
+        node.wait(timeout=60)
+        took = time.monotonic() - started
+        assert took < 8, f"SIGTERM took {took:.1f} s:\n{log_path.read_text()}"
+        waiting.join(timeout=60)
+        log = log_path.read_text(errors="replace")
+        assert "Traceback" not in log, log
+        assert log.count(OUTAGE_LINE) == 2, log
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+        relay.cut()
+
+
+def _quietly(request: Callable[[], object]) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        request()
