@@ -252,7 +252,7 @@ def test_search_filters(shop: dict[str, Any], web: Browsers) -> None:
     assert len(search(state="FINISHED")) == 4
     assert search(tss=tss2) == [r[3]["number"]]
     assert search(**{"from": "2001-01-01", "to": "2001-12-31"}) == []
-    page = client.get("/dashboard/tx", params={"amount": "abc", "from": "31.12.2020"},
+    page = client.get("/dashboard/tx", params={"amount": "abc", "from": "31.13.2020"},
                       headers={"accept-language": "en"})  # fmt: skip
     assert "Invalid amount." in page.text and "Invalid date." in page.text
 

@@ -56,7 +56,10 @@ class TransactionPages:
         query = transactions.TxQuery(
             tss, number, values["register"], date_from, date_to, amount, state
         )
-        hits, more = await run_in_threadpool(transactions.search, self.ctx, page.org, query)
+        hits: list[transactions.TxHit] = []
+        more = False
+        if not errors:  # a filter it could not read is no reason to list everything
+            hits, more = await run_in_threadpool(transactions.search, self.ctx, page.org, query)
         return page.render(
             "transactions.html",
             values=values,

@@ -16,9 +16,10 @@ searches in a big shop).
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from opentse.dashboard.pages import shop_zone_of_env
@@ -59,13 +60,24 @@ class TxHit:
     amount: Decimal | None
 
 
+DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y")  # the date field's; as a German types it
+
+
 def parse_date(text: str, *, end: bool = False, zone: tzinfo | None = None) -> int | None:
-    """A ``YYYY-MM-DD`` shop-local day (``zone``, default the dashboard's) as unix
+    """A shop-local day (``zone``, default the dashboard's), ``YYYY-MM-DD`` as the date
+    field sends it or ``DD.MM.YYYY`` as typed where there is no date picker, as unix
     seconds: its start, or for ``end`` the start of the day after (a local day is 23,
     24 or 25 hours long). ValueError for no such day."""
     if not text:
         return None
-    day = datetime.strptime(text, "%Y-%m-%d").date()
+    for form in DATE_FORMATS:
+        try:
+            day = datetime.strptime(text, form).date()
+            break
+        except ValueError:
+            continue
+    else:
+        raise ValueError(text)
     if not 1970 <= day.year <= 9998:  # a TSE log time is unix time; the day after exists
         raise ValueError(text)
     start, after = day_bounds(day, zone or shop_zone_of_env())
@@ -73,16 +85,39 @@ def parse_date(text: str, *, end: bool = False, zone: tzinfo | None = None) -> i
 
 
 MAX_AMOUNT = Decimal(10) ** 15  # larger amounts match no receipt (and 1e999999 cannot round)
+_CURRENCY = re.compile(r"^(?:€|EUR)\s*|\s*(?:€|EUR)$", re.IGNORECASE)
+_GROUPED = re.compile(r"[1-9]\d{0,2}(?:[.,]\d{3})+")  # 1.234.567 or 1,234,567
 
 
 def parse_amount(text: str) -> Decimal | None:
+    """An amount as a shop owner types it: ``21,42``, ``21.42``, ``-3,00``, ``50,-``,
+    ``50 €``, ``EUR 50``, ``1.234,50`` or ``1,234.50`` (a separator before exactly
+    three digits groups thousands: ``1.234`` is 1234,00). ValueError for anything
+    else, also for more than two decimals (``21,4256``): rounding found receipts of
+    other amounts."""
     if not text:
         return None
-    try:
-        value = Decimal(text.replace(",", ".").strip())
-    except InvalidOperation:
-        raise ValueError(text) from None
-    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+    body = _CURRENCY.sub("", text.strip().replace("\u00a0", " ").replace("\u202f", " "))
+    body = body.replace(" ", "")
+    sign = ""
+    if body[:1] in ("+", "-"):
+        sign, body = body[:1], body[1:]
+    if body.endswith((",-", ".-")):
+        body = body[:-2]
+    whole, cents = body, ""
+    last = max(body.rfind(","), body.rfind("."))
+    if last >= 0 and len(body) - last - 1 in (1, 2):  # the decimal separator
+        whole, cents = body[:last], body[last + 1 :]
+        if not cents.isdigit():
+            raise ValueError(text)
+    if not whole.isdigit():
+        if not _GROUPED.fullmatch(whole) or len(set(re.sub(r"\d", "", whole))) != 1:
+            raise ValueError(text)
+        if cents and whole[-4] == body[last]:  # one separator for groups and cents
+            raise ValueError(text)
+        whole = re.sub(r"\D", "", whole)
+    value = Decimal(f"{sign}{whole}.{cents or '0'}")
+    if abs(value) >= MAX_AMOUNT:
         raise ValueError(text)  # also keeps quantize below the context's precision
     return value.quantize(Decimal("0.01"))
 
@@ -133,7 +168,10 @@ def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
             serials[tid] = ""
     wanted_clients = None
     if q.register:
-        wanted_clients = sorted(cid for cid, s in clients.items() if q.register in (cid, s))
+        wanted = q.register.casefold()  # as typed: "kasse-02" is the register KASSE-02
+        wanted_clients = sorted(
+            cid for cid, s in clients.items() if wanted in (cid.casefold(), s.casefold())
+        )
     cents = _cents(q.amount)
     if cents is not None:
         backfill_amounts(ctx, org, q.tss_id)

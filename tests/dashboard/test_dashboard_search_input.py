@@ -1,0 +1,75 @@
+"""The search form reads what a shop owner types: amounts with thousands separators,
+a ",-", a euro sign; dates as DD.MM.YYYY; a register in any case. A filter it cannot
+read is reported and nothing is listed: the page showed the alert above a list of
+all transactions ("50 results"), as if they matched. ``1.234`` was read as 1,23 EUR
+(rounded) and found the receipts of 1,23. A served app (uvicorn on loopback)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from dashboard_support import api_login, dashboard_login, sell, served_shop, setup_tss
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opentse.dashboard.pages import shop_zone_of_env
+from opentse.dashboard.transactions import parse_amount
+
+
+def _search(web: httpx.Client, **params: str) -> tuple[list[int], str]:
+    page = web.get("/dashboard/tx", params=params, headers={"accept-language": "en"})
+    assert page.status_code == 200
+    return [int(n) for n in re.findall(r'/tx/(\d+)">', page.text)], page.text
+
+
+def test_the_search_reads_what_a_shop_owner_types(tmp_path: Path) -> None:
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h, "KASSE-01")
+        big, fifty, small = (sell(web, h, tss, cid, a) for a in ("1234.50", "50.00", "1.23"))
+        assert dashboard_login(web, key).status_code == 303
+        for typed in ("1.234,50", "1,234.50", "1234,50", "1 234,50 €"):
+            assert _search(web, amount=typed)[0] == [big["number"]], typed
+        for typed in ("50,-", "50 €", "EUR 50", "€50,00", "50"):
+            assert _search(web, amount=typed)[0] == [fifty["number"]], typed
+        assert _search(web, amount="1,23")[0] == [small["number"]]
+        assert _search(web, amount="1.234")[0] == []  # 1234,00, not 1,23 rounded
+        assert _search(web, register="kasse-01", amount="50")[0] == [fifty["number"]]
+        day = datetime.fromtimestamp(fifty["time_start"], shop_zone_of_env()).date()
+        german = day.strftime("%d.%m.%Y")
+        found, _ = _search(web, **{"from": german, "to": german})
+        assert sorted(found) == sorted([big["number"], fifty["number"], small["number"]])
+        for field, typed, message in (
+            ("amount", "21,4256", "Invalid amount."),
+            ("amount", "zwanzig", "Invalid amount."),
+            ("number", "#12x", "Invalid number."),
+            ("from", "31.02.2026", "Invalid date."),
+        ):
+            numbers, html = _search(web, **{field: typed})
+            assert numbers == [] and message in html, (field, typed)
+            assert "results" not in html and "No transaction found" not in html  # none ran
+
+
+@settings(max_examples=100, deadline=None)
+@given(cents=st.integers(0, 10**12), negative=st.booleans())
+def test_amounts_with_thousands_separators(cents: int, negative: bool) -> None:
+    euros = f"{cents // 100:,}"
+    sign = "-" if negative and cents else ""
+    expected = Decimal(cents) / 100 * (-1 if sign else 1)
+    english = f"{sign}{euros}.{cents % 100:02d}"
+    german = f"{sign}{euros.replace(',', '.')},{cents % 100:02d}"
+    assert parse_amount(english) == expected and parse_amount(german) == expected
+    assert parse_amount(f"{german} €") == expected
+    if cents % 100 == 0:
+        assert parse_amount(f"{sign}{euros.replace(',', '.')},-") == expected
+
+
+def test_amounts_that_are_refused() -> None:
+    for bad in ("1.2.3", "1.234.5", "1,234,50", "1.23,45", "0.123", "1e5", "--5", "€", "21,425,1"):
+        with pytest.raises(ValueError):
+            parse_amount(bad)
