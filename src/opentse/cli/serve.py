@@ -82,6 +82,7 @@ def serve_command(
 
     if env not in ("TEST", "LIVE"):  # fiskaly's Environment enum: every answer's _env
         raise typer.BadParameter("env must be TEST or LIVE", param_hint="'--env'")
+    data = data.expanduser().absolute()  # what the server records does not hang on the cwd
     host = host or ("0.0.0.0" if lan else "127.0.0.1")
     port = port if port is not None else (lanmod.LAN_PORT if lan else 8000)
     use_tls = lan if tls is None else tls

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import queue
 import re
@@ -76,6 +77,9 @@ class ServerContext:
 
     def __init__(self, installation: Any, config: ServerConfig, clock: Clock | None = None) -> None:
         self.installation = installation
+        # absolute: paths recorded from it (export files) must not depend on the
+        # working directory of the process that wrote them
+        config = dataclasses.replace(config, data_dir=Path(config.data_dir).expanduser().absolute())
         self.config = config
         self.service = installation.service
         self.store = installation.store

@@ -138,7 +138,7 @@ class _Where:
 
 class ServiceStore:
     def __init__(self, db_path: Path) -> None:
-        self._path = Path(db_path)
+        self._path = Path(db_path).absolute()  # each thread connects: not by the cwd
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
