@@ -146,9 +146,9 @@ def test_old_receipt_found_by_amount_and_date_behind_more_than_the_scan(shop: Sh
     assert shop.search(amount="21,42", register="KASSE-09")[0] == []
     assert shop.search(amount="21,42", state="CANCELLED")[0] == []
     assert shop.search(amount="21,4")[0] == []  # 21,40: exact amounts only
-    # many matches: the first SEARCH_LIMIT, newest first, and the note to narrow down
+    # many matches: the first SEARCH_LIMIT, newest first, and how many there are
     numbers, html = shop.search(amount="1,00")
-    assert len(numbers) == SEARCH_LIMIT and "Only the first" in html
+    assert len(numbers) == SEARCH_LIMIT and "Results 1–50 of 5\u202f001" in html
     assert numbers == sorted(numbers, reverse=True)
 
     # the SQL path: the amount is a condition of the query, on its partial index
@@ -156,13 +156,14 @@ def test_old_receipt_found_by_amount_and_date_behind_more_than_the_scan(shop: Sh
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
     try:
-        hits, more = transactions.search(
+        found = transactions.search(
             shop.ctx, shop.org, TxQuery(amount=transactions.parse_amount("21,42"))
         )
     finally:
         conn.set_trace_callback(None)
-    assert [h.row.number for h in hits] == [recent["number"], old["number"]] and not more
-    assert [str(h.amount) for h in hits] == ["21.42", "21.42"]
+    assert [h.row.number for h in found.hits] == [recent["number"], old["number"]]
+    assert found.total == 2 and not found.more
+    assert [str(h.amount) for h in found.hits] == ["21.42", "21.42"]
     queries = [s for s in statements if "amount_cents=" in s and "LIMIT" in s]
     assert queries, statements
     for sql in queries:

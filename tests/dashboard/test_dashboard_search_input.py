@@ -73,3 +73,30 @@ def test_amounts_that_are_refused() -> None:
     for bad in ("1.2.3", "1.234.5", "1,234,50", "1.23,45", "0.123", "1e5", "--5", "€", "21,425,1"):
         with pytest.raises(ValueError):
             parse_amount(bad)
+
+
+def test_every_match_can_be_paged_to(tmp_path: Path) -> None:
+    """A day's 120 receipts: the page said "50 results" and "only the first 50 are
+    shown, please narrow the search", and the other 70 could not be reached."""
+    from opentse.dashboard.transactions import SEARCH_LIMIT
+
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h, "KASSE-01")
+        sold = [sell(web, h, tss, cid, "2.00")["number"] for _ in range(2 * SEARCH_LIMIT + 20)]
+        assert dashboard_login(web, key).status_code == 303
+        seen: list[int] = []
+        link: str | None = "/dashboard/tx?state=FINISHED&amount=2,00"
+        texts = []
+        while link is not None:
+            page = web.get(link.replace("&amp;", "&"), headers={"accept-language": "en"})
+            assert page.status_code == 200
+            seen += [int(n) for n in re.findall(r'/tx/(\d+)">', page.text)]
+            texts += re.findall(r"Results \d+–\d+ of \d+", page.text)
+            older = re.search(r'href="([^"]+)" rel="next"', page.text)
+            link = older.group(1) if older else None
+        assert seen == sorted(sold, reverse=True)
+        assert texts == ["Results 1–50 of 120", "Results 51–100 of 120", "Results 101–120 of 120"]
+        back = web.get("/dashboard/tx?state=FINISHED&amount=2,00&page=3")
+        assert 'rel="prev"' in back.text and "page=2" in back.text and 'rel="next"' not in back.text
+        assert ">1 result</p>" in _search(web, number=str(sold[0]))[1]  # was "1 results"

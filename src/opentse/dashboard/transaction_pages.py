@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -56,18 +57,21 @@ class TransactionPages:
         query = transactions.TxQuery(
             tss, number, values["register"], date_from, date_to, amount, state
         )
-        hits: list[transactions.TxHit] = []
-        more = False
+        shown = _page_number(q.get("page", ""))
+        offset = (shown - 1) * transactions.SEARCH_LIMIT
+        found = transactions.TxResults([], 0, offset)
         if not errors:  # a filter it could not read is no reason to list everything
-            hits, more = await run_in_threadpool(transactions.search, self.ctx, page.org, query)
+            found = await run_in_threadpool(transactions.search, self.ctx, page.org, query, offset)
+        filters = {k: v for k, v in values.items() if v}
         return page.render(
             "transactions.html",
             values=values,
             choices=choices,
             states=TX_STATES,
-            hits=hits,
-            more=more,
-            limit=transactions.SEARCH_LIMIT,
+            found=found,
+            hits=found.hits,
+            newer=urlencode({**filters, "page": shown - 1}) if shown > 1 else "",
+            older=urlencode({**filters, "page": shown + 1}) if found.more else "",
             errors=errors,
         )
 
@@ -107,6 +111,15 @@ class TransactionPages:
             media_type="application/octet-stream",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+
+
+MAX_PAGE = 10**6  # of SEARCH_LIMIT hits: far beyond any shop's transactions
+
+
+def _page_number(text: str) -> int:
+    """The results page asked for (``?page=``, from 1); 1 for anything else."""
+    text = text.strip()
+    return int(text) if text.isdigit() and 0 < int(text) <= MAX_PAGE else 1
 
 
 def _path_number(value: Any) -> int:

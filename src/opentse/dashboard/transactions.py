@@ -149,8 +149,22 @@ def latest_result(ctx: Any, row: TxRow) -> SignResult | None:
     return result
 
 
-def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
-    """Matching transactions, newest first; True when more than SEARCH_LIMIT matched.
+@dataclass(frozen=True, slots=True)
+class TxResults:
+    """One page of a search: its hits, newest first, and how many matched in all."""
+
+    hits: list[TxHit]
+    total: int
+    offset: int = 0  # of the first hit among all matches
+
+    @property
+    def more(self) -> bool:
+        return self.offset + len(self.hits) < self.total
+
+
+def search(ctx: Any, org: str, q: TxQuery, offset: int = 0) -> TxResults:
+    """The matching transactions from ``offset`` on (at most SEARCH_LIMIT), newest
+    first, and their total.
 
     Every filter is a condition of one index query (``ServiceStore.list_txs``), so a
     match is found however many newer transactions there are."""
@@ -175,15 +189,23 @@ def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
     cents = _cents(q.amount)
     if cents is not None:
         backfill_amounts(ctx, org, q.tss_id)
-    candidates: list[TxRow] = []
-    if q.number is not None:
+    rows: list[TxRow] = []
+    total = 0
+    if q.number is not None:  # one row per TSE at most: the filters are checked here
         for tid in tss_ids:
             row = ctx.svc.get_tx_by_number(tid, q.number)
-            if row is not None and row.organization_id == org:
-                candidates.append(row)
+            if (
+                row is not None
+                and row.organization_id == org
+                and _matches(row, q, cents, wanted_clients)
+            ):
+                rows.append(row)
+        rows.sort(key=lambda r: r.time_start, reverse=True)
+        total = len(rows)
+        rows = rows[offset : offset + SEARCH_LIMIT]
     elif tss_ids:
-        page = Page(limit=SEARCH_LIMIT + 1, order_by="time_start", order="desc")
-        candidates, _total = ctx.svc.list_txs(
+        page = Page(limit=SEARCH_LIMIT, offset=offset, order_by="time_start", order="desc")
+        rows, total = ctx.svc.list_txs(
             org,
             page,
             q.tss_id,
@@ -194,28 +216,22 @@ def search(ctx: Any, org: str, q: TxQuery) -> tuple[list[TxHit], bool]:
             time_to=q.date_to,
             amount_cents=cents,
         )
-    hits: list[TxHit] = []
-    more = False
-    for row in candidates:  # a number's rows are checked here, the rest by the query
-        if row.tss_id not in serials:
-            continue
-        if wanted_clients is not None and row.client_id not in wanted_clients:
-            continue
-        if q.state and row.state != q.state:
-            continue
-        if q.date_from is not None and row.time_start < q.date_from:
-            continue
-        if q.date_to is not None and row.time_start >= q.date_to:
-            continue
-        if cents is not None and row.amount_cents != cents:
-            continue
-        if len(hits) >= SEARCH_LIMIT:
-            more = True
-            break
-        hits.append(
-            TxHit(row, serials[row.tss_id], clients.get(row.client_id, ""), _amount(ctx, row))
-        )
-    return hits, more
+    hits = [
+        TxHit(row, serials.get(row.tss_id, ""), clients.get(row.client_id, ""), _amount(ctx, row))
+        for row in rows
+    ]
+    return TxResults(hits, total, offset)
+
+
+def _matches(row: TxRow, q: TxQuery, cents: int | None, clients: list[str] | None) -> bool:
+    """``row`` (found by its number) passes the query's other filters."""
+    return (
+        (clients is None or row.client_id in clients)
+        and (not q.state or row.state == q.state)
+        and (q.date_from is None or row.time_start >= q.date_from)
+        and (q.date_to is None or row.time_start < q.date_to)
+        and (cents is None or row.amount_cents == cents)
+    )
 
 
 def _cents(amount: Decimal | None) -> int | None:
