@@ -119,9 +119,9 @@ def verify_command(
 
     Exit status: 0 no finding is an error, 1 errors found, 2 an input could not be
     verified; its message starts with the code: E_EXPORT_UNREADABLE (not a TAR
-    archive, one cut short, or it cannot be opened) or E_EXPORT_READ (the file failed or changed
-    while it was read: a read error, a copy still being written or truncated); 2 also when
-    the --html report cannot be written."""
+    archive, one cut short, or it cannot be opened) or E_EXPORT_READ (the file
+    failed or changed while it was read: a read error, a copy still being written,
+    or truncated); 2 also when the --html report cannot be written."""
     err = Console(stderr=True)
     roots = None
     if trust is not None:
@@ -243,7 +243,10 @@ def verify_receipt_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Verify a receipt from its QR code: rebuild the signed Finish log, check the
-    signature with the embedded public key, show the fields in words."""
+    signature with the embedded public key, show the fields in words.
+
+    Exit status: 0 verified, 1 not verified (or not a receipt QR code), 2 no input
+    (no QR text and no --image, or no QR code in the image)."""
     err = Console(stderr=True)
     if (payload is None) == (image is None):
         err.print("[red]give either the QR text or --image[/red]")
