@@ -41,7 +41,7 @@ def test_daily_repetition() -> None:
     sent: dict[tuple[str, str], int] = {}
     now = 100 * DAY + 3600
     assert lifetime.due([w], sent, now) == [w]
-    sent[(w.tse_id, w.kind)] = now
+    sent[(w.tse_id, lifetime.announce_key(w))] = now
     assert lifetime.due([w], sent, now + 3600) == []  # same day: not again
     assert lifetime.due([w], sent, 101 * DAY - 1) == []
     assert lifetime.due([w], sent, 101 * DAY) == [w]  # next UTC day: again
@@ -80,6 +80,14 @@ def test_status_of_real_tse_with_frozen_clock(ops: OpsContext, clock: FrozenCloc
     assert status.announce(ops, status.all_status(ops)) == []
     clock.advance(DAY)
     assert [w.tse_id for w in status.announce(ops, status.all_status(ops))] == ["t-small"]
+    # the same day the capacity is used up: the critical warning goes out at once
+    # (it waited for the next day, the warning of that morning counting for it)
+    while ops.service.get("t-small").state.signature_counter < 40:
+        sell(ops, "t-small", "K1")
+    clock.advance(3600)
+    (critical,) = status.announce(ops, status.all_status(ops))
+    assert (critical.tse_id, critical.level) == ("t-small", "critical")
+    assert status.announce(ops, status.all_status(ops)) == []
     # the certificate (5 years) warns 15 days before notAfter
     not_after = st_default.facts.not_after
     assert not_after is not None

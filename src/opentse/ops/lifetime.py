@@ -102,16 +102,23 @@ def utc_day(unix: int) -> int:
     return unix // DAY
 
 
+def announce_key(w: Warning) -> str:
+    """What an announcement is recorded under: the kind, and for a critical warning
+    the level too, so a warning that turns critical (capacity used up, certificate
+    expired) is announced at once, not only the next day."""
+    return w.kind if w.level == "warning" else f"{w.kind}:{w.level}"
+
+
 def due(
     active: Iterable[Warning], last_sent: Mapping[tuple[str, str], int], now: int
 ) -> list[Warning]:
-    """The warnings to announce now: each (TSE, kind) once per UTC day.
+    """The warnings to announce now: each (TSE, ``announce_key``) once per UTC day.
 
-    ``last_sent`` maps (tse_id, kind) to the unix time it was last announced.
+    ``last_sent`` maps (tse_id, announce key) to the unix time it was last announced.
     """
     today = utc_day(now)
     return [
         w
         for w in active
-        if (sent := last_sent.get((w.tse_id, w.kind))) is None or utc_day(sent) < today
+        if (sent := last_sent.get((w.tse_id, announce_key(w)))) is None or utc_day(sent) < today
     ]

@@ -93,11 +93,12 @@ def announce(ctx: OpsContext, statuses: list[TSEStatus]) -> list[lifetime.Warnin
     if todo:
         with ctx.db.tx() as c:
             for w in todo:
+                key = lifetime.announce_key(w)
                 c.execute(
-                    "DELETE FROM ops_warnings_sent WHERE tse_id=? AND kind=?", (w.tse_id, w.kind)
+                    "DELETE FROM ops_warnings_sent WHERE tse_id=? AND kind=?", (w.tse_id, key)
                 )
                 c.execute(
                     "INSERT INTO ops_warnings_sent(tse_id, kind, sent_at) VALUES (?,?,?)",
-                    (w.tse_id, w.kind, now),
+                    (w.tse_id, key, now),
                 )
     return todo
