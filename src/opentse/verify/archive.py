@@ -253,7 +253,31 @@ _BASE = itemgetter(1)  # a member's file name
 
 
 def _not_tar(source: Path, exc: BaseException) -> UnreadableExportError:
-    return UnreadableExportError(f"{source}: not a readable TAR archive ({exc})")
+    """Why ``source`` cannot be verified, in words a user can act on: a path that is
+    no file says so (not an OS error text), a ZIP (a DSFinV-K export given by
+    mistake) names the command that checks it."""
+    if isinstance(exc, FileNotFoundError):
+        why = "no such file"
+    elif isinstance(exc, IsADirectoryError):
+        why = "a folder, not a TAR archive: name the export's .tar file(s)"
+    elif isinstance(exc, PermissionError):
+        why = "cannot be read: permission denied"
+    else:
+        why = f"not a readable TAR archive ({exc})"
+        if _starts_with(source, b"PK\x03\x04"):
+            why += "; it is a ZIP file: a DSFinV-K export is checked with `opentse dsfinvk check`"
+    return UnreadableExportError(f"{source}: {why}")
+
+
+def _starts_with(source: Path, magic: bytes) -> bool:
+    """Whether the regular file ``source`` begins with ``magic`` (False if unreadable)."""
+    try:
+        if not source.is_file():
+            return False
+        with source.open("rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 @contextmanager

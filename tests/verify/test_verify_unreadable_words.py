@@ -1,0 +1,38 @@
+"""An input ``opentse verify`` cannot read says why in words a user can act on:
+no such file, a folder, a ZIP (a DSFinV-K export given by mistake) -- not an OS
+error text inside 'not a readable TAR archive'. Exit status 2, E_EXPORT_UNREADABLE."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+
+
+def _verify(path: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(), ["verify", str(path)], env={"COLUMNS": "200"})
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    code, out = _verify(tmp_path / "tse.tar")
+    assert code == 2 and f"E_EXPORT_UNREADABLE: {tmp_path / 'tse.tar'}: no such file" in out
+    assert "Errno" not in out
+
+
+def test_a_folder(tmp_path: Path) -> None:
+    code, out = _verify(tmp_path)
+    assert code == 2 and "a folder, not a TAR archive: name the export's .tar file(s)" in out
+    assert "Errno" not in out
+
+
+def test_a_zip_names_the_dsfinvk_check(tmp_path: Path) -> None:
+    path = tmp_path / "dsfinvk.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("index.xml", "<DataSet/>")
+    code, out = _verify(path)
+    assert code == 2 and "E_EXPORT_UNREADABLE" in out
+    assert "it is a ZIP file: a DSFinV-K export is checked with `opentse dsfinvk check`" in out
