@@ -90,6 +90,12 @@ def test_the_tse_page_lists_api_archive_and_cli_exports(tmp_path: Path) -> None:
         assert "API / dashboard" in api_made and "transactionNumber=1-2" in api_made
         assert "COMPLETED" in api_made
         assert f'href="/dashboard/exports/{export_id}"' in html
+        # the Exports page (its list is the API's) points to them
+        listed = web.get("/dashboard/exports", params={"lang": "en"}).text
+        assert "2 export(s) made with &#39;opentse archive&#39; or &#39;opentse export&#39;" in (
+            listed
+        )
+        assert f'href="/dashboard/tss/{tss}#exps"' in listed
         # German, and read again (only logs signed since the last look are read)
         de = _rows(web.get(page, params={"lang": "de"}).text)
         assert ["Archiv" in de[0], "Kommandozeile" in de[1], "API" in de[2]] == [True] * 3

@@ -20,6 +20,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from opentse.dashboard import transactions, uploads, views
 from opentse.dashboard.forms import read_form
 from opentse.dashboard.pages import BASE, NotFound, Page, form_text
+from opentse.dashboard.tse_exports import SOURCE_API, ExportLogs
 from opentse.errors import OpenTSEError
 from opentse.server.problems import ApiError
 
@@ -28,12 +29,18 @@ class ExportPages:
     """The handlers of ``/exports``; ``checks`` keeps each export's verification report."""
 
     def __init__(
-        self, ctx: Any, ops: Any, watch: views.FailureWatch, checks: uploads.ExportChecks
+        self,
+        ctx: Any,
+        ops: Any,
+        watch: views.FailureWatch,
+        checks: uploads.ExportChecks,
+        export_logs: ExportLogs | None = None,
     ) -> None:
         self.ctx = ctx
         self.ops = ops
         self.watch = watch
         self.checks = checks
+        self.export_logs = export_logs or ExportLogs()
 
     async def exports(self, page: Page) -> Response:
         error = ""
@@ -50,10 +57,14 @@ class ExportPages:
             else:
                 return RedirectResponse(f"{BASE}/exports/{export_id}", status_code=303)
 
-        def load() -> tuple[list[Any], list[views.TseRow], views.TseRow | None, list[Any]]:
+        def load() -> tuple[
+            list[Any], list[views.TseRow], views.TseRow | None, list[Any], list[Any]
+        ]:
             """The exports, the TSEs, the one the form exports (``?tss=``, else the
             first) and only that TSE's registers: a register of another TSE is no
-            filter of this export (the list mixed them, labelled by serial)."""
+            filter of this export (the list mixed them, labelled by serial); and per
+            TSE the exports made outside the API (archive, command line), which only
+            its page lists."""
             from opentse.server.service_store import Page as ListPage
 
             rows, _ = self.ctx.svc.list_exports(page.org, ListPage(limit=100, order="desc"))
@@ -62,13 +73,21 @@ class ExportPages:
             if chosen is None and tses:  # the first in use, not a replaced one
                 chosen = next((t for t in tses if t.state == "INITIALIZED"), tses[0])
             clients = [] if chosen is None else views.all_clients(self.ctx, page.org, chosen.tss_id)
-            return rows, tses, chosen, clients
+            others = []
+            for tse in tses:
+                found = views.tse_exports(
+                    self.ctx, self.ops, page.org, tse.tss_id, self.export_logs
+                )
+                outside = [e for e in found if e.source != SOURCE_API]
+                if outside:
+                    others.append((tse, len(outside), outside[0].at))
+            return rows, tses, chosen, clients, others
 
-        rows, tses, chosen, clients = await run_in_threadpool(load)
+        rows, tses, chosen, clients, others = await run_in_threadpool(load)
         serials = {t.tss_id: t.serial for t in tses}
         return page.render(
             "exports.html", status, rows=rows, tses=tses, chosen=chosen, clients=clients,
-            serials=serials, error=error,
+            serials=serials, error=error, others=others,
         )  # fmt: skip
 
     def _trigger(self, page: Page, form: FormData) -> str:

@@ -266,6 +266,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "choose_tse": ("TSE wählen", "Choose TSE"),
     "export_of_tse": ("Export der TSE {serial}", "Export of TSE {serial}"),
     "no_exports": ("Noch keine Exporte.", "No exports yet."),
+    "other_exports": (
+        "TSE {serial}: {n} Export(e) mit „opentse archive“ oder „opentse export“, der"
+        " neueste {when} – siehe die Seite der TSE",
+        "TSE {serial}: {n} export(s) made with 'opentse archive' or 'opentse export', the"
+        " newest {when} – see the TSE's page",
+    ),
     "requested": ("Angefordert", "Requested"),
     "finished": ("Fertig", "Finished"),
     "export_title": ("Export {id}", "Export {id}"),

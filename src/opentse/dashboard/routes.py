@@ -69,7 +69,9 @@ class Dashboard:
             log.exception("removing export check reports failed (they are never shown)")
         self.logins = Logins(self.ctx, self.ops, self.codec)
         self.tx_pages = TransactionPages(self.ctx)
-        self.export_pages = ExportPages(self.ctx, self.ops, self.watch, self.checks)
+        self.export_pages = ExportPages(
+            self.ctx, self.ops, self.watch, self.checks, self.export_logs
+        )
 
     # plumbing ------------------------------------------------------------------------
 
