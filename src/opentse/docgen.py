@@ -290,7 +290,10 @@ def render_api(http: Http | None = None) -> str:
         "The machine-readable document is served at `/api/v2/openapi.json`; `opentse "
         "serve` starts the server (see [cli.md](cli.md#opentse-serve)). Operations marked "
         "*auth* need a bearer JWT from `POST /api/v2/auth` with an API key and secret "
-        "(`opentse apikey create`). " + _login_limit(),
+        "(`opentse apikey create`). `opentse apikey disable KEY` takes one key out of "
+        "service: its logins answer 401 `E_UNAUTHORIZED` at once and the tokens it issued "
+        f"within {_key_recheck()} s on every node (`apikey list` shows the keys, never a "
+        "secret). " + _login_limit(),
         "",
         "## `/api/v2` operations (OpenAPI)",
         "",
@@ -327,6 +330,12 @@ def render_api(http: Http | None = None) -> str:
     for method, path, summary in others:
         out.append(f"| {method} | `{path}` | {_cell(summary)} |")
     return "\n".join(out) + "\n"
+
+
+def _key_recheck() -> int:
+    from opentse.server.auth import KEY_RECHECK_SECONDS
+
+    return KEY_RECHECK_SECONDS
 
 
 def _login_limit() -> str:

@@ -1,14 +1,26 @@
-"""``opentse apikey create``: an organization's API key; the secret is shown once."""
+"""``opentse apikey create|list|disable``: the API keys of the TSE service.
+
+``create`` shows a new key's secret once; ``list`` never shows a secret; ``disable``
+refuses one key's logins at once and the tokens it issued within
+``server.auth.KEY_RECHECK_SECONDS`` on every node (each node re-reads a key's state
+that often), without touching the organization's other keys (``tse move`` rotates
+them all).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from opentse.cli.common import cli_errors
 from opentse.cli.serve import DEFAULT_DATA
+from opentse.errors import NotFoundError
 
 apikey_app = typer.Typer(help="API keys of the TSE service.", no_args_is_help=True)
 
@@ -48,6 +60,92 @@ def create_command(
         for name, value in created.items():
             typer.echo(f"{name}: {value}")
         typer.echo("Store the secret now: it cannot be shown again.")
+
+
+@contextlib.contextmanager
+def _service_store(data: Path, database: str | None) -> Iterator[Any]:
+    """The service tables of the installation in ``data`` for one command."""
+    from opentse.installation import Installation
+    from opentse.storage.pg_service import open_service_store
+
+    with cli_errors():
+        inst = Installation.open(data, database_url=database)
+        try:
+            store = open_service_store(inst, data)
+            try:
+                yield store
+            finally:
+                store.close()
+        finally:
+            inst.close()
+
+
+@apikey_app.command("list")
+def list_command(
+    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Data folder of the installation."),
+    org: str | None = typer.Option(None, "--org", help="Only this organization's keys."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    database: str | None = typer.Option(
+        None, "--database", envvar="OPENTSE_DATABASE", help="postgresql://... (as for serve)."
+    ),
+) -> None:
+    """List the API keys (never a secret): key, organization, env, created, disabled."""
+    with _service_store(data, database) as store:
+        keys = store.list_api_keys(org)
+    rows = [
+        {
+            "api_key": k.api_key,
+            "organization_id": k.organization_id,
+            "organization": k.organization,
+            "env": k.env,
+            "created_at": k.created_at,
+            "disabled": k.disabled,
+        }
+        for k in keys
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        typer.echo("no API keys" + (f" of organization {org!r}" if org is not None else ""))
+    for row in rows:
+        created = datetime.fromtimestamp(row["created_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+        state = "disabled" if row["disabled"] else "active"
+        typer.echo(f"{row['api_key']}  {row['organization']}  {row['env']}  {created}  {state}")
+
+
+@apikey_app.command("disable")
+def disable_command(
+    api_key: str = typer.Argument(..., help="The API key (key_...) to disable."),
+    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Data folder of the installation."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    database: str | None = typer.Option(
+        None, "--database", envvar="OPENTSE_DATABASE", help="postgresql://... (as for serve)."
+    ),
+) -> None:
+    """Disable one API key: its logins are refused at once, the tokens it issued within
+    5 seconds on every server node. The organization's other keys keep working."""
+    from opentse.server.auth import KEY_RECHECK_SECONDS
+
+    with _service_store(data, database) as store, cli_errors():
+        if not store.disable_api_key(api_key):
+            raise NotFoundError("no such API key", code="E_API_KEY_NOT_FOUND")
+        (key,) = [k for k in store.list_api_keys() if k.api_key == api_key]
+    result = {
+        "api_key": key.api_key,
+        "organization_id": key.organization_id,
+        "organization": key.organization,
+        "env": key.env,
+        "disabled": True,
+        "tokens_stop_within_seconds": KEY_RECHECK_SECONDS,
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(
+            f"API key {api_key} disabled: its logins are refused now, the tokens it issued"
+            f" stop working within {KEY_RECHECK_SECONDS} s on every server node"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -41,6 +41,18 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """What ``opentse apikey list`` shows of a key: never its secret nor its hash."""
+
+    api_key: str
+    organization_id: str
+    organization: str
+    env: str
+    created_at: int
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TssRow:
     tss_id: str
     organization_id: str
@@ -265,6 +277,33 @@ class ServiceStore:
             .fetchone()
         )
         return ApiKey(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    def list_api_keys(self, org_name: str | None = None) -> list[ApiKeyInfo]:
+        """Every API key (of the organizations named ``org_name``), by organization
+        and age."""
+        sql = (
+            "SELECT k.api_key, k.organization_id, o.name, k.env, k.created_at, k.disabled"
+            " FROM svc_api_keys k JOIN svc_organizations o ON o.id = k.organization_id"
+        )
+        args: list[Any] = []
+        if org_name is not None:
+            sql += " WHERE o.name=?"
+            args.append(org_name)
+        rows = self._conn().execute(sql + " ORDER BY o.name, k.env, k.created_at, k.rowid", args)
+        return [ApiKeyInfo(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5])) for r in rows]
+
+    def disable_api_key(self, api_key: str) -> bool:
+        """Refuse the key's logins from now on (``TokenService`` also stops the tokens
+        it issued); False when no such key exists. Disabling twice changes nothing."""
+        with self._tx() as c:
+            return (
+                int(
+                    c.execute(
+                        "UPDATE svc_api_keys SET disabled=1 WHERE api_key=?", (api_key,)
+                    ).rowcount
+                )
+                == 1
+            )
 
     def count_api_keys(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM svc_api_keys").fetchone()[0])
