@@ -5,7 +5,9 @@ Layout of ``data_dir`` (created 0700 if missing):
 - ``installation.key``: the secret that encrypts every private key (crypto/
   installation_secret.py; ``OPENTSE_SECRET_FILE`` puts it elsewhere);
 - ``ca.json``: the local CA, its keys encrypted with the secret, created once;
-- ``opentse.db``: the SQLite store, unless ``database_url`` names another.
+- ``opentse.db``: the SQLite store, unless ``database_url`` names another;
+- ``MOVED-AWAY.txt``: only in a folder retired by ``opentse tse move-out``, which
+  then refuses to open (E_DATA_MOVED).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from opentse.testing.clock import SystemClock
 
 CA_FILE = "ca.json"
 DB_FILE = "opentse.db"
+#: written by ``opentse tse move-out`` into a folder whose copy now runs on another host
+MOVED_FILE = "MOVED-AWAY.txt"
 
 
 def _load_or_create_ca(path: Path, secret: bytes, now: int) -> LocalCA:
@@ -136,6 +140,15 @@ class Installation:
                 f"cannot use {data_dir} as the data folder: {exc.strerror or exc}",
                 code="E_DATA_DIR",
             ) from None
+        moved = data_dir / MOVED_FILE
+        if moved.exists():
+            # both copies would sign as the same TSEs, with counters that diverge
+            raise StorageError(
+                f"{data_dir} is marked as moved to another host ({moved}): it must not "
+                "sign any more, the copy on the new host does. If this folder is that copy "
+                "(copied after the marking) or the move was undone, delete that file",
+                code="E_DATA_MOVED",
+            )
         clock = clock or SystemClock()
         secret_path = installation_secret.resolve_path(data_dir)
         if not secret_path.exists() and (data_dir / CA_FILE).exists():

@@ -65,6 +65,25 @@ def move_command(
         raise typer.Exit(1)
 
 
+def move_out_command(
+    to: str = typer.Option(..., "--to", help="Where the copy runs now (host name or IP)."),
+    actor: str = typer.Option("", "--by", help="Who moved it."),
+    data: Path = DATA_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Retire this data folder after copying it to a new host (run on the OLD host,
+    after the copy): every opentse command and serve refuse it from then on
+    (E_DATA_MOVED), so it cannot sign as the same TSEs as the copy."""
+    from opentse.ops import moving
+
+    with ops_context(data) as ctx:
+        path = moving.move_out(ctx, to=to, actor=actor)
+    if as_json:
+        echo_json({"data": str(data), "moved_to": to, "marker": str(path)})
+        return
+    typer.echo(f"{data} is retired: opentse refuses it from now on ({path}).")
+
+
 def replace_command(
     old_tse_id: str = typer.Argument(...),
     new_tse_id: str = typer.Argument(...),
@@ -207,6 +226,7 @@ def outage_command(
 
 COMMANDS: dict[str, Callable[..., None]] = {
     "move": move_command,
+    "move-out": move_out_command,
     "replace": replace_command,
     "status": status_command,
     "protocol": protocol_command,

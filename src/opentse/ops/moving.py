@@ -194,6 +194,33 @@ def move_tse(
     )
 
 
+def move_out(ctx: OpsContext, *, to: str, actor: str = "") -> Path:
+    """Retire this data folder after it was copied to another host: recorded, then
+    ``MOVED-AWAY.txt`` written, after which the installation refuses to open
+    (E_DATA_MOVED), so a restarted service here cannot sign as the same TSEs as the
+    copy. Deleting the file undoes it."""
+    from datetime import UTC, datetime
+
+    from opentse.installation import MOVED_FILE
+
+    to = to.strip()
+    if not to:
+        raise ProtocolError("name the new host (--to)", code="E_MOVE_HOST")
+    tses = [i.record.tse_id for i in ctx.service.list()]
+    protocol.record(
+        ctx.db, ctx.now(), protocol.MOVED_OUT, actor=actor, details={"to": to, "tses": tses}
+    )
+    when = datetime.fromtimestamp(ctx.now(), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    path = (ctx.data_dir / MOVED_FILE).absolute()
+    path.write_text(
+        f"This opentse data folder was moved to {to} on {when} (TSEs: {', '.join(tses)}).\n"
+        "opentse refuses to use it (E_DATA_MOVED): the copy there signs for these TSEs.\n"
+        "Delete this file only if this folder is that copy or the move was undone.\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 def connection_test(
     ctx: OpsContext,
     data: ConnectionData,

@@ -1,0 +1,58 @@
+"""The data folder left on the old host after a move is retired with ``tse move-out``
+and refused from then on, so it cannot sign as the same TSEs as its copy.
+
+Before: nothing stopped the old folder (a service restarted at boot, a command run
+there by habit) from signing as the moved TSEs, with counters diverging from the copy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+
+runner = CliRunner()
+APP = build_app()
+OPENTSE = str(Path(sys.executable).parent / "opentse")
+
+
+def _run(data: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(APP, [*args, "--data", str(data)], catch_exceptions=False)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_move_out_retires_the_old_folder_and_the_copy_signs_on(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    code, out = _run(old, "tse", "create", "t1", "--json")
+    assert code == 0, out
+    shutil.copytree(old, new)  # step 1: the copy for the new host
+
+    code, out = _run(old, "tse", "move-out", "--to", "10.0.0.7", "--json")
+    assert code == 0, out
+    marker = Path(json.loads(out)["marker"])
+    assert marker == (old / "MOVED-AWAY.txt").absolute()
+    assert "10.0.0.7" in marker.read_text(encoding="utf-8")
+    for args in (("tse", "list"), ("tse", "create", "t2"), ("tse", "status")):
+        code, out = _run(old, *args)
+        assert code == 1 and "E_DATA_MOVED" in out and str(marker) in out, (args, out)
+    served = subprocess.run(
+        [OPENTSE, "serve", "--data", str(old), "--port", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert served.returncode == 1 and "E_DATA_MOVED" in served.stderr, served.stderr
+
+    code, out = _run(new, "tse", "list", "--json")  # the copy is not affected
+    assert code == 0 and "t1" in out
+    assert not (new / "MOVED-AWAY.txt").exists()
+
+    marker.unlink()  # the move undone: the folder works again, its record of it stays
+    code, out = _run(old, "tse", "protocol", "--json")
+    assert code == 0, out
+    [entry] = [e for e in json.loads(out) if e["kind"] == "move.moved_out"]
+    assert entry["details"] == {"to": "10.0.0.7", "tses": ["t1"]}
