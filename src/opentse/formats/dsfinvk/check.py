@@ -171,6 +171,11 @@ def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any
         source = _Source(path)
     except ZIP_ERRORS:
         what = "a ZIP file that cannot be read (cut short?)" if _looks_zip(path) else None
+        if what is None and _looks_tar(path):
+            what = (
+                "a TAR archive, not a DSFinV-K export (a TSE's export? verify it with "
+                "`opentse verify`, or give it here as --tse-export)"
+            )
         message = what or "neither a folder nor a ZIP file"
         return [Finding("E_EXPORT_ZIP", str(path), message)], {}
     try:
@@ -228,6 +233,16 @@ def _looks_zip(path: Path) -> bool:
     try:
         with path.open("rb") as file:
             return file.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+def _looks_tar(path: Path) -> bool:
+    """Whether a file has a POSIX ustar header (``ustar`` at offset 257): a TSE's TAR
+    export given where the DSFinV-K export belongs."""
+    try:
+        with path.open("rb") as file:
+            return file.read(262)[257:262] == b"ustar"
     except OSError:
         return False
 

@@ -1,0 +1,28 @@
+"""The TSE's TAR export given where the DSFinV-K export belongs: the message names
+the command for it (and --tse-export), not only 'neither a folder nor a ZIP file'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.verify.synthetic import build_export
+
+
+def test_a_tse_tar_given_as_the_export_names_opentse_verify(tmp_path: Path) -> None:
+    tar = tmp_path / "tse.tar"
+    build_export(tar, 5)
+    result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(tar)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "E_EXPORT_ZIP" in text and "a TAR archive, not a DSFinV-K export" in text
+    assert "`opentse verify`" in text and "--tse-export" in text
+
+
+def test_other_files_still_say_neither_folder_nor_zip(tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(other)])
+    assert result.exit_code == 2 and "neither a folder nor a ZIP file" in result.output
