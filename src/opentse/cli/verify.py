@@ -81,6 +81,17 @@ def _when(iso: str | None) -> str:
     return "?" if iso is None else iso.replace("T", " ").replace("+00:00", " UTC")
 
 
+def _trust_words(exc: BaseException) -> str:
+    """Why a --trust file cannot be read, without a parser's or the OS's jargon."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder, not a certificate file"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return "neither PEM certificates (-----BEGIN CERTIFICATE-----) nor one DER certificate"
+
+
 def _load_with_bar(exports: list[Path], workers: int | None, err: Console) -> LoadedExport:
     """``load_exports`` with a progress bar that runs no thread of its own
     (``logs_bar``): the verifier forks while loading."""
@@ -128,7 +139,11 @@ def verify_command(
         try:
             roots = load_trust_roots(trust.read_bytes())
         except (OSError, ValueError) as exc:
-            err.print(f"[red]cannot read --trust {trust}: {exc}[/red]")
+            err.print(
+                f"[red]E_TRUST_UNREADABLE: cannot read --trust {escape(str(trust))}: "
+                f"{escape(_trust_words(exc))}[/red]",
+                highlight=False,
+            )
             raise typer.Exit(2) from None
     if html is not None and (html.is_dir() or not html.parent.is_dir()):
         # said before the verification, which may take minutes, not after it

@@ -61,8 +61,10 @@ def chain_words(result: CertificateResult) -> str:
             "chain incomplete: an issuer is neither in the export nor a --trust root "
             "(W_CHAIN_INCOMPLETE)"
         )
+    if result.chain != "ok" and result.trust_given:
+        return "chain untrusted: it does not end at a --trust root (E_CHAIN_UNTRUSTED)"
     if result.chain != "ok":
-        return f"chain {result.chain}" + (" (E_CHAIN_UNTRUSTED)" if result.trust_given else "")
+        return f"chain {result.chain}"
     if result.trust_given:
         return "chain ok, to a --trust root"
     return "chain complete to a root from the export itself, root not checked: use --trust"
