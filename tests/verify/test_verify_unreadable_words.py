@@ -35,4 +35,5 @@ def test_a_zip_names_the_dsfinvk_check(tmp_path: Path) -> None:
         archive.writestr("index.xml", "<DataSet/>")
     code, out = _verify(path)
     assert code == 2 and "E_EXPORT_UNREADABLE" in out
-    assert "it is a ZIP file: a DSFinV-K export is checked with `opentse dsfinvk check`" in out
+    assert "it is a ZIP file: unpack the TSE's .tar from it, or, for a DSFinV-K export" in out
+    assert "`opentse dsfinvk check`" in out

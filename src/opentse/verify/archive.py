@@ -265,7 +265,10 @@ def _not_tar(source: Path, exc: BaseException) -> UnreadableExportError:
     else:
         why = f"not a readable TAR archive ({exc})"
         if _starts_with(source, b"PK\x03\x04"):
-            why += "; it is a ZIP file: a DSFinV-K export is checked with `opentse dsfinvk check`"
+            why += (
+                "; it is a ZIP file: unpack the TSE's .tar from it, or, for a DSFinV-K "
+                "export, use `opentse dsfinvk check`"
+            )
     return UnreadableExportError(f"{source}: {why}")
 
 
