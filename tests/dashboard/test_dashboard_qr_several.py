@@ -64,3 +64,42 @@ def test_every_receipt_in_a_picture_is_checked(tmp_path: Path) -> None:
 
         page = upload(web, picture(tmp_path, good[:1]))  # one code: as before
         assert "QR_SEVERAL" not in page
+
+
+def test_a_photo_without_a_readable_qr_code_is_no_invalid_receipt(tmp_path: Path) -> None:
+    """A blank or blurred photo, a cut-off file, or a QR code of something else said
+    "Receipt invalid." in red, as if the receipt were forged, though nothing was
+    checked; the finding named the server's spool file ('upload.png')."""
+    blank = tmp_path / "blank.png"
+    Image.new("L", (300, 300), 255).save(blank)
+    website = picture(tmp_path, ["https://cafe-mueller.example/"])
+    with served_shop(tmp_path) as (web, key):
+        assert dashboard_login(web, key).status_code == 303
+        for name, data in (
+            ("Kassenbon.png", blank.read_bytes()),
+            ("Kassenbon.png", blank.read_bytes()[:120]),  # cut off while uploading
+        ):
+            page = upload_as(web, name, data)
+            assert "No QR code read" in page and "Receipt invalid." not in page
+            assert 'class="verdict warn"' in page
+            assert "Kassenbon.png" in page and "upload.png" not in page
+        page = upload_as(web, "Gutschein.png", website)
+        assert "This is not a TSE receipt QR code" in page and "Receipt invalid." not in page
+        german = web.post(
+            "/dashboard/verify",
+            data={"csrf": csrf_of(web.get("/dashboard/verify").text), "qr_text": "Hallo"},
+            headers={"accept-language": "de"},
+        ).text
+        assert "kein Beleg-QR-Code einer TSE" in german and "Beleg ungültig." not in german
+
+
+def upload_as(web: httpx.Client, name: str, data: bytes) -> str:
+    csrf = csrf_of(web.get("/dashboard/verify").text)
+    r = web.post(
+        "/dashboard/verify",
+        data={"csrf": csrf},
+        files={"file": (name, data, "image/png")},
+        headers={"accept-language": "en"},
+    )
+    assert r.status_code == 200, r.text
+    return r.text

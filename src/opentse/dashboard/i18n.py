@@ -329,6 +329,20 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "receipt_ok": ("Beleg gültig: die Signatur passt.", "Receipt valid: the signature verifies."),
     "receipt_bad": ("Beleg ungültig.", "Receipt invalid."),
+    "qr_not_read": (
+        "Kein QR-Code gelesen: im Bild wurde keiner gefunden, oder das Bild ist nicht"
+        " lesbar. Der Beleg wurde nicht geprüft; bitte ein scharfes Foto des QR-Codes"
+        " hochladen oder seinen Text einfügen.",
+        "No QR code read: none was found in the picture, or the picture cannot be read."
+        " The receipt was not checked; please upload a sharp photo of the QR code or"
+        " paste its text.",
+    ),
+    "qr_not_receipt": (
+        "Das ist kein Beleg-QR-Code einer TSE (er beginnt nicht mit „V0;“), also wurde"
+        " kein Beleg geprüft.",
+        "This is not a TSE receipt QR code (it does not start with 'V0;'), so no receipt"
+        " was checked.",
+    ),
     "result_for": ("Ergebnis für {name}", "Result for {name}"),
     # outages, warnings
     "outages_title": ("Ausfallprotokoll", "Outage log"),

@@ -83,6 +83,8 @@ def check_receipt_text(text: str) -> dict[str, Any]:
     return {
         "kind": "receipt",
         "ok": result.ok,
+        # a QR code of something else (a web address, a voucher): no receipt at all
+        "not_receipt": not text.startswith("V0;"),
         "text": text,
         "transaction_number": payload.transaction_number if payload else None,
         "signature_counter": payload.signature_counter if payload else None,
@@ -132,6 +134,7 @@ def _check_image(path: Path) -> dict[str, Any]:
         return {
             "kind": "receipt",
             "ok": False,
+            "not_read": True,  # nothing was checked: no verdict on the receipt
             "text": "",
             "transaction_number": None,
             "signature_counter": None,
@@ -204,6 +207,8 @@ async def handle(form: FormData, data_dir: Path) -> dict[str, Any]:
                 result = await run_in_threadpool(verify_tar, path)
             else:
                 result = await run_in_threadpool(_check_image, path)
+            for finding in result["findings"]:  # the file as the visitor named it
+                finding["message"] = finding["message"].replace(path.name, name)
     elif isinstance(text, str) and text.strip():
         if len(text) > MAX_QR_TEXT:
             raise UploadError(413, "too_large")
