@@ -10,6 +10,7 @@ exports checked together) is one log (``W_LOG_REPEATED``), not a second Start.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 from dataclasses import dataclass, field
@@ -62,6 +63,30 @@ def operation_kind(operation: str) -> str:
     """start/update/finish for v2 (StartTransaction) and v3 (startTransaction) names
     (anything else for an unknown operation)."""
     return _KINDS.get(operation) or operation.lower().removesuffix("transaction")
+
+
+def _counter_gaps(counters: list[int]) -> list[tuple[int, int]]:
+    """The missing signature counter ranges of sorted ``counters`` (none: no look)."""
+    if not counters or counters[-1] - counters[0] + 1 == len(counters):
+        return []
+    return [(a + 1, b - 1) for a, b in itertools.pairwise(counters) if b > a + 1]
+
+
+def _start_elsewhere(gaps: list[tuple[int, int]], first: LogEntry | None) -> str:
+    """Where a transaction's missing Start may be: an earlier export, or -- when
+    signature counters are missing before the transaction's first log -- the nearest
+    such gap (E_COUNTER_GAP), where a deleted Start would be."""
+    words = " (it may have started in an earlier export"
+    if first is None or first.fields is None:
+        return words + ")"
+    # gaps are sorted and hold no present counter: those starting below it end below it
+    index = bisect.bisect_left(gaps, (first.fields.signature_counter, 0)) - 1
+    if index < 0:
+        return words + ")"
+    return (
+        f"{words}, or be among the missing signature counter(s) "
+        f"{span_text(*gaps[index])}: see E_COUNTER_GAP)"
+    )
 
 
 def check_transactions(export: LoadedExport) -> TransactionResult:
@@ -174,6 +199,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     )
                 )
         numbers = sorted(rows)
+        gaps = _counter_gaps(counters)
         for number in numbers:
             row = rows[number]
             result.rows.append(row)
@@ -182,13 +208,14 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
             if row.finish is not None:
                 result.finished += 1
             if row.start is None:
-                file = (row.updates[0] if row.updates else row.finish or row.start).file  # type: ignore[union-attr]
+                first = row.updates[0] if row.updates else row.finish
+                file = first.file  # type: ignore[union-attr]
                 make = error if complete else warning
                 result.findings.append(
                     make(
                         "E_TX_NO_START" if complete else "W_TX_NO_START",
                         f"{_tx(row)} has no Start log in this export"
-                        + ("" if complete else " (it may have started in an earlier export)"),
+                        + ("" if complete else _start_elsewhere(gaps, first)),
                         file,
                     )
                 )
