@@ -165,3 +165,20 @@ def test_replace_asks_the_new_pin_on_stderr_so_json_stays_clean(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["new_tse_id"] == "t2"  # stdout is the JSON alone
     assert "New admin PIN" in done.stderr and "654321" not in done.stdout + done.stderr
+
+
+def test_unknown_and_unplaced_tses_are_named(tmp_path: Path) -> None:
+    """`tse protocol NOPE` printed an empty protocol (exit 0) and `tse status NOPE`
+    had its own code; `tse replace` of a TSE placed at no location said only that,
+    not how to place it (the replacement takes its place over)."""
+    data = tmp_path / "data"
+    created = json.loads(run(data, "tse", "create", "t1", "--json"))
+    run(data, "tse", "initialize", "t1", "--pin", "123456", "--puk", created["admin_puk"])
+    for args in (("tse", "protocol", "nope"), ("tse", "status", "nope")):
+        out = run(data, *args, code=1)
+        assert "E_TSS_NOT_FOUND" in out and "'nope'" in out, (args, out)
+    out = run(data, "tse", "replace", "t1", "t2", "--old-pin", "123456", "--new-pin", "654321",
+              code=1)  # fmt: skip
+    flat = " ".join(out.split())
+    assert "E_SITE_TSE_UNASSIGNED" in flat and "opentse site assign-tse t1 LOCATION_ID" in flat
+    assert [t["id"] for t in json.loads(run(data, "tse", "list", "--json"))] == ["t1"]

@@ -113,9 +113,9 @@ def replace_command(
     with ops_context(data, database) as ctx:
         if not as_json:  # told first: a run killed later still leaves the operator this
             typer.echo(
-                "The new TSE's PUKs go to "
-                f"{puk_file.path_for(ctx.data_dir, new_tse_id)} (mode 0600) before it is"
-                " created; should the replacement stop, run the same command again.",
+                "When the new TSE is created, its PUKs go first to "
+                f"{puk_file.path_for(ctx.data_dir, new_tse_id)} (mode 0600); should the"
+                " replacement stop half-way, run the same command again.",
                 err=True,
             )
         done = replacement.replace_tse(
@@ -186,6 +186,8 @@ def protocol_command(
 
     with ops_context(data, database) as ctx:
         entries = protocol.entries(ctx.db, tse_id=tse_id)
+        if tse_id is not None and not entries:  # a mistyped id is not an empty protocol
+            ctx.service.require(tse_id)
     if as_json:
         echo_json([{**{k: getattr(e, k) for k in e.__slots__}} for e in entries])
         return

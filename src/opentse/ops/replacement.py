@@ -332,7 +332,15 @@ def replace_tse(
 ) -> Replacement:
     """Run the whole replacement (module docstring), or finish one that stopped with
     the same new id; every step to the protocol."""
-    site = sites.get_tse(ctx, old_tse_id)
+    ctx.service.require(old_tse_id)  # E_TSS_NOT_FOUND for a mistyped id
+    site = sites.find_tse(ctx, old_tse_id)
+    if site is None:  # the new TSE takes the old one's place: it needs one
+        raise StateError(
+            f"TSE {old_tse_id!r} is not placed at a location, which the replacement takes"
+            " over: place it first (opentse site org-create, site create, then"
+            f" opentse site assign-tse {old_tse_id} LOCATION_ID)",
+            code="E_SITE_TSE_UNASSIGNED",
+        )
     pending = unfinished(ctx, old_tse_id)
     if pending is not None and pending[1] != new_tse_id and _exists(ctx, pending[1]):
         raise ConflictError(

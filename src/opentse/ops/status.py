@@ -75,6 +75,8 @@ def status_of(ctx: OpsContext, info: TSEInfo, now: int | None = None) -> TSEStat
 
 def all_status(ctx: OpsContext, tse_id: str | None = None) -> list[TSEStatus]:
     now = ctx.now()
+    if tse_id:
+        ctx.service.require(tse_id)  # E_TSS_NOT_FOUND, as every other ops command
     infos = [ctx.service.get(tse_id)] if tse_id else ctx.service.list()
     return [status_of(ctx, i, now) for i in infos]
 
