@@ -57,8 +57,14 @@ def move_command(
         echo_json(out)
     else:
         for key, value in conn.to_json().items():
-            typer.echo(f"{key}: {value}")
+            if key != "also_affected":
+                typer.echo(f"{key}: {value}")
         typer.echo("The API secret is shown only now; enter it in every register.")
+        for other, regs in conn.also_affected.items():  # the organization's old keys are off
+            typer.echo(
+                f"The organization's old keys are disabled: the registers of TSE {other}"
+                f" ({', '.join(regs) or 'none recorded'}) need the new key and secret too."
+            )
         if result is not None:
             typer.echo("connection test: " + json.dumps(result))
     if result is not None and not result.get("ok"):

@@ -18,7 +18,7 @@ key's ``disabled`` flag at login, not on every token).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ class ConnectionData:
     tls_fingerprint: str | None
     registers: tuple[str, ...]
     file: str
+    #: the organization's other TSEs -> their registers: its old keys stop working for
+    #: them too, so these registers need the new key and secret as well
+    also_affected: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class ConnectionData:
             "tls_fingerprint": self.tls_fingerprint,
             "registers": list(self.registers),
             "file": self.file,
+            "also_affected": {t: list(r) for t, r in self.also_affected.items()},
         }
 
 
@@ -151,10 +155,13 @@ def move_tse(
         details={"new_url": url, "organization_id": org},
     )  # fmt: skip
     api_key, api_secret = rotate_api_keys(ctx, org, tse_id=tse_id, actor=actor)
-    regs = tuple(r.register_id for r in sites.registers(ctx, tse_id=tse_id))
-    if not regs:  # no site model: the clients registered in the TSE
-        state = ctx.service.get(tse_id).state
-        regs = tuple(sorted(c.client_id for c in state.clients.values() if c.registered))
+    regs = _registers_of(ctx, tse_id)
+    also = {
+        t: _registers_of(ctx, t)
+        for t in ctx.svc.list_tss_ids(org)
+        if t != tse_id
+        and ctx.service.get(t).state.lifecycle.value not in ("DISABLED", "DEFECTIVE")
+    }
     if sites.find_tse(ctx, tse_id) is not None:
         sites.update_tse(ctx, tse_id, connection_url=url)
     lines = [
@@ -169,6 +176,15 @@ def move_tse(
         f"Organization:        {org}",
         f"TLS SHA-256:         {(tls_fingerprint or '') if tls else '(no TLS)'}",
         f"Registers:           {', '.join(regs) or '(none)'}",
+        *(
+            [
+                "Also for the registers of the organization's other TSEs (its old keys"
+                " are disabled):",
+                *(f"  TSE {t}: {', '.join(r) or '(no registers)'}" for t, r in also.items()),
+            ]
+            if also
+            else []
+        ),
         "",
         f"Test: opentse lan test --url {url} --api-key {api_key} --api-secret ..."
         + (f" --fingerprint {tls_fingerprint}" if tls and tls_fingerprint else ""),
@@ -190,8 +206,18 @@ def move_tse(
                  "tls_fingerprint": tls_fingerprint or ""},
     )  # fmt: skip
     return ConnectionData(
-        tse_id, url, host, port, path, api_key, api_secret, org, tls_fingerprint, regs, str(file)
-    )
+        tse_id, url, host, port, path, api_key, api_secret, org, tls_fingerprint, regs,
+        str(file), also,
+    )  # fmt: skip
+
+
+def _registers_of(ctx: OpsContext, tse_id: str) -> tuple[str, ...]:
+    """The registers recorded at ``tse_id``, else (no site model) its registered clients."""
+    regs = tuple(r.register_id for r in sites.registers(ctx, tse_id=tse_id))
+    if not regs:
+        state = ctx.service.get(tse_id).state
+        regs = tuple(sorted(c.client_id for c in state.clients.values() if c.registered))
+    return regs
 
 
 def move_out(ctx: OpsContext, *, to: str, actor: str = "") -> Path:
