@@ -159,8 +159,7 @@ def move_tse(
     also = {
         t: _registers_of(ctx, t)
         for t in ctx.svc.list_tss_ids(org)
-        if t != tse_id
-        and ctx.service.get(t).state.lifecycle.value not in ("DISABLED", "DEFECTIVE")
+        if t != tse_id and ctx.service.get(t).state.lifecycle.value not in ("DISABLED", "DEFECTIVE")
     }
     if sites.find_tse(ctx, tse_id) is not None:
         sites.update_tse(ctx, tse_id, connection_url=url)
