@@ -194,6 +194,15 @@ class Dashboard:
         rows = await run_in_threadpool(load)
         return page.render("warnings.html", rows=rows)
 
+    async def not_found(self, page: Page) -> Response:
+        """No such page; an address with a trailing slash goes to the one without it
+        first, as the router did before this catch-all took every address."""
+        url = page.request.url
+        if url.path.endswith("/") and page.request.method in ("GET", "HEAD"):
+            target = url.path.rstrip("/") + (f"?{url.query}" if url.query else "")
+            return RedirectResponse(target, status_code=307)
+        raise NotFound()
+
     def routes(self) -> list[Any]:
         p = self.page
         tx = "/tss/{tss_id}/tx/{number:int}"
@@ -214,6 +223,9 @@ class Dashboard:
             Route("/outages", p(self.outage_log), methods=["GET"]),
             Route("/warnings", p(self.warnings), methods=["GET"]),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+            # last: a mistyped dashboard address (or a number that is none) gets the
+            # dashboard's own 404 page, not the API's JSON problem
+            Route("/{path:path}", p(self.not_found, login=False)),
         ]
 
 
