@@ -103,3 +103,26 @@ def upload_as(web: httpx.Client, name: str, data: bytes) -> str:
     )
     assert r.status_code == 200, r.text
     return r.text
+
+
+def test_severities_are_in_the_pages_language(tmp_path: Path) -> None:
+    """The findings table of a German page said error/warning/info."""
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h)
+        good = str(sell(web, h, tss, cid, "4.20")["qr_code_data"])
+        assert dashboard_login(web, key).status_code == 303
+        csrf = csrf_of(web.get("/dashboard/verify").text)
+        page = web.post(
+            "/dashboard/verify",
+            data={"csrf": csrf, "qr_text": good},
+            headers={"accept-language": "de"},
+        ).text
+        assert '<tr class="sev-info"><td>Hinweis</td>' in page
+        bad = good.replace("4.20", "1.20")
+        page = web.post(
+            "/dashboard/verify",
+            data={"csrf": csrf, "qr_text": bad},
+            headers={"accept-language": "de"},
+        ).text
+        assert '<tr class="sev-error"><td>Fehler</td>' in page
