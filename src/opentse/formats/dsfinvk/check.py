@@ -961,6 +961,7 @@ class _Checker:
                 pay_rows[_bon(row)],
                 line_rows[_bon(row)],
                 line,
+                row["TSE_VORGANGSDATEN"],
             )
             written = row["TSE_VORGANGSDATEN"]
             if rebuilt is not None and written and written != rebuilt:
@@ -1061,8 +1062,11 @@ class _Checker:
         pay_rows: Iterable[tuple[int, Row]],
         line_rows: Iterable[tuple[int, Row]],
         line: int,
+        written: str = "",
     ) -> str | None:
-        """processData as an auditor rebuilds it from the CSV rows (None: cannot)."""
+        """processData as an auditor rebuilds it from the CSV rows (None: cannot);
+        ``written`` (TSE_VORGANGSDATEN) decides only between two spellings of the
+        same data."""
         try:
             if process_type == pd.PROCESS_TYPE_KASSENBELEG:
                 gross: dict[int, Decimal] = defaultdict(lambda: ZERO)
@@ -1087,7 +1091,16 @@ class _Checker:
                     column = "BASISWAEH_BETRAG" if currency == base else "ZAHLWAEH_BETRAG"
                     amount = self.num("datapayment.csv", ln, r, column)
                     payments.append(pd.Payment(amount, kind, currency))
-                return pd.build_kassenbeleg(receipt["BON_TYP"], dict(gross), payments)
+                # a kind that adds up to 0.00 (cash given and all of it handed back as
+                # change) is no payment: registers leave it out of what they sign (ours
+                # does); one that wrote it as 0.00 is accepted too
+                summed = pd.accumulate_payments(payments)
+                paid = [p for p in summed if p.amount != 0]
+                rebuilt = pd.build_kassenbeleg(receipt["BON_TYP"], dict(gross), paid)
+                if len(paid) < len(summed) and written != rebuilt:
+                    with_zero = pd.build_kassenbeleg(receipt["BON_TYP"], dict(gross), summed)
+                    return with_zero if written == with_zero else rebuilt
+                return rebuilt
             if process_type == pd.PROCESS_TYPE_BESTELLUNG:
                 order = [
                     pd.OrderLine(
