@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
 from opentse.installation import Installation
-from opentse.testing import ready_tse
+from opentse.testing import ADMIN_PIN, ready_tse
 from opentse.verify.receipt import verify_receipt
 
 APP = build_app()
@@ -60,9 +60,13 @@ def test_sell_json_qr_pdf_and_status(data: Path, tmp_path: Path) -> None:
     assert json.loads(out)["status"] == "green"
 
 
-def test_sell_while_tse_missing_prints_marked_receipt(data: Path, tmp_path: Path) -> None:
+def test_sell_while_tse_unusable_prints_marked_receipt(data: Path, tmp_path: Path) -> None:
+    """A TSE that cannot sign now (here: created, not initialized yet) is an outage:
+    the sale is booked and printed "TSE ausgefallen", exit 0, the journal counts it."""
+    with Installation.open(data) as inst:
+        inst.service.create_tse("tse-new")
     journal = tmp_path / "journal.db"
-    args = ["--data", str(data), "--tss", "no-such-tse", "--client", "POS-1"]
+    args = ["--data", str(data), "--tss", "tse-new", "--client", "POS-1"]
     args += ["--journal", str(journal)]
     for _ in range(3):
         code, out = run(
@@ -77,6 +81,89 @@ def test_sell_while_tse_missing_prints_marked_receipt(data: Path, tmp_path: Path
     assert len(status["outages"][0]["unsigned_receipts"]) == 3
     code, out = run("pos", "daily", *args, "--note", "Kasse ohne TSE")
     assert code == 0 and "unsigned receipts 3" in out
+
+
+@pytest.mark.parametrize(
+    ("tss", "client", "code_text"),
+    [
+        ("tse-pos", "UNKNOWN-1", "E_REGISTER_CLIENT_UNKNOWN"),
+        ("no-such-tse", "POS-1", "E_REGISTER_TSS_UNKNOWN"),
+    ],
+)
+def test_sell_for_a_register_the_tse_does_not_know_is_refused(
+    data: Path, tmp_path: Path, tss: str, client: str, code_text: str
+) -> None:
+    """A client id or TSE id the TSE does not know is a configuration error, not an
+    outage: the sale was booked "TSE ausgefallen" with exit 0, so a till with a typo
+    sold unsigned all day. Refused before anything is booked or any file is made."""
+    journal = tmp_path / "journal.db"
+    args = ["--data", str(data), "--tss", tss, "--client", client, "--journal", str(journal)]
+    code, out = run("pos", "sell", *args, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
+    assert code == 1, out
+    assert code_text in out and "TSE ausgefallen" not in out
+    assert not journal.exists()  # nothing booked, no journal of a register that isn't
+    assert not (data / "pos").exists()
+    code, out = run("pos", "status", *args)  # status says the same
+    assert code == 1 and code_text in out
+
+
+def test_sell_for_a_register_deregistered_since_is_refused_and_nothing_lost(
+    data: Path, tmp_path: Path
+) -> None:
+    """The register's client was deregistered after it sold: the next sale is refused
+    before it is booked (exit 1, E_REGISTER_CLIENT_UNKNOWN), the journal records no
+    outage; what was sold before stays booked and signed."""
+    args = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    args += ["--journal", str(tmp_path / "journal.db")]
+    code, out = run("pos", "sell", *args, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80", "--json")
+    assert code == 0 and json.loads(out)["tse_failed"] is False
+    with Installation.open(data) as inst:
+        inst.service.authenticate("tse-pos", ADMIN_PIN)
+        inst.service.deregister_client("tse-pos", "POS-1")
+        inst.service.logout("tse-pos")
+    code, out = run("pos", "sell", *args, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
+    assert code == 1 and "E_REGISTER_CLIENT_UNKNOWN" in out and "is deregistered" in out
+    code, out = run("pos", "status", *args, "--json", "--no-check")
+    status = json.loads(out)
+    assert status["status"] == "green" and status["outages"] == []
+
+
+def test_a_sale_the_tse_refuses_midway_is_booked_flagged_and_fails_the_command(
+    tmp_path: Path,
+) -> None:
+    """Deregistered between connect and the sale (the library's Register.sell): the
+    sale is booked unsigned (nothing lost) and flagged config_error, not a plain
+    outage; pos prints the receipt and exits 1 for it (_fail_on_config_error)."""
+    from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Sale, Seller
+    from opentse.register.backends import RegisterNotAccepted
+    from opentse.register.books import Books
+
+    with Installation.open(tmp_path / "d") as inst:
+        ready_tse(inst.service, "tse-m", client_id="POS-M", logout=True)
+        path = tmp_path / "till.db"
+        journal, books = OutageLog(path), Books(path)
+        register = Register(
+            EmbeddedBackend(inst.service, "tse-m"),
+            RegisterConfig(Seller("X", ("Weg 1",)), "POS-M"),
+            journal,
+            books=books,
+        )
+        register.connect()
+        inst.service.authenticate("tse-m", ADMIN_PIN)
+        inst.service.deregister_client("tse-m", "POS-M")
+        sale = Sale()
+        sale.add_line("Tee", 1, "1.80", 1)
+        sale.add_payment("cash", "1.80")
+        result = register.sell(sale)
+        assert result.tse_failed and result.config_error == "E_REGISTER_CLIENT_UNKNOWN"
+        assert result.to_json()["config_error"] == "E_REGISTER_CLIENT_UNKNOWN"
+        assert books.sale(result.receipt_ref).total == sale.total  # booked: nothing lost
+        assert journal.outages()[-1].receipt_refs == (result.receipt_ref,)
+        with pytest.raises(RegisterNotAccepted) as refused:
+            register.connect()  # the next sale is refused before it is booked
+        assert refused.value.code == "E_REGISTER_CLIENT_UNKNOWN"
+        books.close_file()
+        journal.close()
 
 
 @pytest.mark.parametrize(

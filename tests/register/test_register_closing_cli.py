@@ -82,17 +82,19 @@ def test_demo_business_day_closes_exports_and_checks(data: Path, tmp_path: Path)
         code, out = run("pos", "cash", *base, "--type", kind, "--amount", amount, "--json")
         assert code == 0, out
         assert json.loads(out)["tse_failed"] is False
-    # the TSE refuses the register (client deregistered): the receipt is marked
+    # the TSE does not know the register (client deregistered): a configuration
+    # error, the sale is refused and nothing booked
     admin = ["--tss", TSS, "--pin", ADMIN_PIN, "--data", str(data)]
     assert run("client", "deregister", CLIENT, *admin)[0] == 0
     code, out = run("pos", "sell", *base, "--line", "Tee:1:1.80:1", "--pay", "karte:1.80")
-    assert code == 0 and "TSE ausgefallen" in out
+    assert code == 1 and "E_REGISTER_CLIENT_UNKNOWN" in out and "TSE ausgefallen" not in out
     assert run("client", "register", CLIENT, *admin)[0] == 0
     # the TSE cannot be reached at all (a TSE service that is down), same books
     remote = ["--url", "http://127.0.0.1:9", "--api-key", "k", "--api-secret", "s"]
     remote += ["--tss", TSS, "--client", CLIENT, "--journal", str(data / "pos" / f"{CLIENT}.db")]
-    code, out = run("pos", "sell", *remote, "--line", "Eis:1:1.80:1", "--pay", "karte:1.80")
-    assert code == 0 and "TSE ausgefallen" in out and "not reachable" in out
+    for item in ("Tee", "Eis"):
+        code, out = run("pos", "sell", *remote, "--line", f"{item}:1:1.80:1", "--pay", "karte:1.80")
+        assert code == 0 and "TSE ausgefallen" in out and "not reachable" in out
 
     # expected cash 5.90 + 6.20 - 6.20 - 0.50 + 100 - 20 = 85.40; 85.00 counted
     pdf = tmp_path / "z1.pdf"

@@ -18,7 +18,7 @@ from opentse.engine.keyring import Keyring
 from opentse.engine.service import TSEService
 from opentse.errors import ProtocolError
 from opentse.formats.processdata import parse_kassenbeleg
-from opentse.register.backends import EmbeddedBackend, TSEUnavailable
+from opentse.register.backends import EmbeddedBackend, RegisterNotAccepted
 from opentse.register.outage import RESTART_ADVICE, Light, OutageLog
 from opentse.register.receipt import Seller
 from opentse.register.register import Register, RegisterConfig
@@ -26,7 +26,7 @@ from opentse.register.render_text import render_text
 from opentse.register.sale import CashBookEntry, Sale
 from opentse.register.shoptime import shop_zone
 from opentse.storage.sqlite import SQLiteStore
-from opentse.testing import ADMIN_PIN, TEST_SECRET, FrozenClock, ready_tse
+from opentse.testing import ADMIN_PIN, ADMIN_PUK, TEST_SECRET, FrozenClock, ready_tse
 from opentse.tr03151 import codec
 from opentse.tr03151.logmessage import TransactionLogData
 from opentse.verify.receipt import verify_receipt
@@ -185,7 +185,8 @@ def test_unreachable_tse_at_start_is_red_and_journal_survives_restart(
 ) -> None:
     store = SQLiteStore(tmp_path / "other.db")
     service = TSEService(store, Keyring(TEST_SECRET), FrozenClock(NOW))
-    register = make_register(service, journal)  # "tse-1" does not exist in this store
+    service.create_tse("tse-1", admin_puk=ADMIN_PUK)  # created, not usable yet
+    register = make_register(service, journal)
     status = register.connect()
     assert status.light is Light.RED and status.consecutive_failures == 0
     result = register.sell(coffee())
@@ -200,7 +201,12 @@ def test_unreachable_tse_at_start_is_red_and_journal_survives_restart(
     reopened = OutageLog(tmp_path / "register" / "journal.db")
     assert reopened.status().light is Light.RED
     assert reopened.status().consecutive_failures == 1
-    ready_tse(service, "tse-1", client_id=CLIENT, logout=True)
+    service.set_state("tse-1", "UNINITIALIZED")
+    service.set_admin_pin("tse-1", ADMIN_PUK, ADMIN_PIN)
+    service.authenticate("tse-1", ADMIN_PIN)
+    service.initialize("tse-1")
+    service.register_client("tse-1", CLIENT)
+    service.logout("tse-1")
     again = Register(EmbeddedBackend(service, "tse-1"), RegisterConfig(SELLER, CLIENT), reopened)
     assert again.connect().light is Light.GREEN
     assert reopened.outages()[0].ended_at is not None
@@ -212,8 +218,9 @@ def test_unreachable_tse_at_start_is_red_and_journal_survives_restart(
 def test_embedded_backend_check_and_idempotent_refs(service: TSEService) -> None:
     backend = EmbeddedBackend(service, "tse-1")
     backend.check(CLIENT)
-    with pytest.raises(TSEUnavailable):
+    with pytest.raises(RegisterNotAccepted) as unknown:  # a configuration error
         backend.check("UNKNOWN")
+    assert unknown.value.code == "E_REGISTER_CLIENT_UNKNOWN"
     started = backend.start(CLIENT, "Kassenbeleg-V1", ref="r1:start")
     again = backend.start(CLIENT, "Kassenbeleg-V1", ref="r1:start")
     assert again.transaction_number == started.transaction_number

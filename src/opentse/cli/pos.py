@@ -76,6 +76,7 @@ PAYMENT_NAMES = {
 }
 BON_TYPES = {"beleg": "Beleg", "training": "AVTraining", "rechnung": "AVRechnung"}
 DEFAULT_TIMEOUT = 5.0  # seconds to wait for the TSE (RegisterConfig.timeout)
+PROBE_INTERVAL = 60.0  # RegisterConfig.probe_interval: within one command, not asked twice
 
 
 def journal_path(journal: Path | None, client: str, data: Path | None = None) -> Path:
@@ -103,9 +104,11 @@ def _register(
     """A connected-on-demand Register over the chosen backend; everything closed after.
     ``contact=False``: a command that does not ask the TSE (daily, status --no-check)
     does not ask the service for the register's serial either when one is kept."""
-    from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Seller
+    from opentse.installation import CA_FILE
+    from opentse.register import EmbeddedBackend, Light, OutageLog, Register, RegisterConfig, Seller
     from opentse.register.books import Books
     from opentse.register.remote import RemoteBackend
+    from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE
 
     if (data is None) == (url is None):
         raise ProtocolError("give either --data DIR or --url URL", code="E_POS_BACKEND")
@@ -113,15 +116,31 @@ def _register(
     contact = bool(config.pop("contact", True))
     timezone = config.pop("timezone", None)
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
+    # a sale right after connect's failed probe (one command) is booked unsigned at once
+    config.setdefault("probe_interval", PROBE_INTERVAL)
+    # every option is checked before a file is made: a refused --timeout or client id
+    # left a new journal behind
+    RegisterConfig(seller, client, **config, timezone=timezone or DEFAULT_SHOP_TIMEZONE)
+    if data is not None and not (data / CA_FILE).is_file():
+        # Installation.open would set up a new, empty installation there, and every
+        # sale of a mistyped --data was "TSE ausgefallen"
+        raise ProtocolError(
+            f"{data} is not an opentse data folder (no {CA_FILE}): check --data",
+            code="E_POS_DATA",
+        )
     with contextlib.ExitStack() as stack:
         backend: Any
         serial = client
+        path = journal_path(journal, client, data)
+        fresh, asked = not path.exists(), None
         if data is not None:
             from opentse.installation import Installation
 
             inst = Installation.open(data)
             stack.callback(inst.close)
             backend = EmbeddedBackend(inst.service, tss)
+            if contact and fresh:  # a register the TSE does not know makes no file
+                _refuse_unknown(backend, client, timeout)
         else:
             if not api_key or not api_secret:
                 raise ProtocolError("--url needs --api-key and --api-secret", code="E_POS_AUTH")
@@ -135,30 +154,98 @@ def _register(
                 fingerprint=fingerprint,
             )
             stack.callback(backend.close)
-        path = journal_path(journal, client, data)
+            if contact and fresh:  # E_REGISTER_CLIENT_UNKNOWN before a file is made
+                asked = _ask_serial(backend, timeout)
+            if journal is None and asked is not None:
+                _refuse_second_journal(path, asked)
         log = OutageLog(path)
         stack.callback(log.close)
         books = Books(path, timezone=timezone)
         stack.callback(books.close_file)
         config["timezone"] = books.timezone  # the shop's zone, as given or kept
         if url is not None:
-            kept = None if contact else books.register_serial()
-            serial = kept or _client_serial(backend, books, client, timeout)
+            kept = books.register_serial()
+            if asked is not None:
+                serial = asked
+                books.set_register_serial(asked)
+            elif kept and (not contact or fresh or log.status().light is not Light.GREEN):
+                serial = kept  # in an outage connect's one probe asks the service
+            else:
+                serial = _client_serial(backend, books, client, timeout)
         elif books.register_serial() != client:  # what the outage log names the till by
             books.set_register_serial(client)
         yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
 
 
-def _client_serial(backend: Any, books: Any, client: str, timeout: float) -> str:
-    """The register serial number the service holds for the client UUID, asked within
-    the TSE deadline (``--timeout``) and kept in the books; a service that cannot be
-    reached leaves the one kept (the journal shows red), so the receipts and the
-    closing keep the serial the TSE signs with instead of the UUID."""
+def _refuse_unknown(backend: Any, client: str, timeout: float) -> None:
+    """Raise RegisterNotAccepted when the TSE answers that it does not know the
+    register (E_REGISTER_CLIENT_UNKNOWN, E_REGISTER_TSS_UNKNOWN); a TSE that cannot
+    be used now is an outage, which the register books."""
+    from opentse.register.backends import RegisterNotAccepted
     from opentse.register.register import call_within
 
     try:
-        serial = str(call_within(backend.client_serial, timeout))
+        call_within(lambda: backend.check(client), timeout)
+    except RegisterNotAccepted:
+        raise
     except Exception:
+        return
+
+
+def _kept_serial(path: Path) -> str | None:
+    """The register serial a register file keeps (books_master), read only."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT value FROM books_master WHERE name = 'register_serial'"
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
+def _refuse_second_journal(path: Path, serial: str) -> None:
+    """A new default register file (``--url``: named after the client UUID) for a
+    register whose journal and books are already in another file of the folder: after
+    a TSE replacement the client UUID is a new one, and a new file would start the
+    receipt numbers at 1 again and lose the closings. Which file goes on is the
+    operator's call (several installations may have a register of that serial)."""
+    if not path.parent.is_dir():
+        return
+    for other in sorted(path.parent.glob("*.db")):
+        if other != path and _kept_serial(other) == serial:
+            raise ProtocolError(
+                f"register {serial} keeps its journal and books in {other} (another "
+                f"client UUID, e.g. before a TSE replacement): give --journal {other} "
+                "to go on with its receipt numbers and closings, or --journal with a "
+                "new file for new books",
+                code="E_POS_JOURNAL_ELSEWHERE",
+            )
+
+
+def _ask_serial(backend: Any, timeout: float) -> str | None:
+    """The register serial number the service holds for the client UUID, asked within
+    the TSE deadline (``--timeout``); None when the service cannot be reached now. A
+    service that does not know the client (or TSS) raises RegisterNotAccepted."""
+    from opentse.register.backends import RegisterNotAccepted
+    from opentse.register.register import call_within
+
+    try:
+        return str(call_within(backend.client_serial, timeout))
+    except RegisterNotAccepted:
+        raise
+    except Exception:
+        return None
+
+
+def _client_serial(backend: Any, books: Any, client: str, timeout: float) -> str:
+    """The serial number asked (``_ask_serial``) and kept in the books; a service that
+    cannot be reached leaves the one kept (the journal shows red), so the receipts and
+    the closing keep the serial the TSE signs with instead of the UUID."""
+    serial = _ask_serial(backend, timeout)
+    if serial is None:
         return str(books.register_serial() or client)
     if serial != books.register_serial():
         books.set_register_serial(serial)
@@ -317,7 +404,7 @@ def sell_command(
         echo_json(result.to_json())
     else:
         typer.echo(result.to_json()["receipt_text"])
-    if result.tse_failed:
+    if result.tse_failed and result.config_error is None:
         err_console.print(f"[yellow]TSE ausgefallen: {result.error}[/yellow]", highlight=False)
         if result.status.consecutive_failures > 2:
             err_console.print(f"[yellow]{result.status.message}[/yellow]", highlight=False)
@@ -330,6 +417,22 @@ def sell_command(
             highlight=False,
         )
         raise typer.Exit(1) from None
+    _fail_on_config_error(result)
+
+
+def _fail_on_config_error(result: Any) -> None:
+    """A sale the TSE refused because it does not know the register (configuration,
+    not an outage: the register refuses the next sale at connect) is booked unsigned
+    and printed; the command still fails so the till is fixed before it sells on."""
+    if result.config_error is None:
+        return
+    err_console.print(
+        f"[red]error {result.config_error}: the TSE does not accept this register "
+        f"({result.error}); the sale is booked unsigned as receipt "
+        f"{result.receipt.receipt_number}: do not book it again[/red]",
+        highlight=False,
+    )
+    raise typer.Exit(1)
 
 
 @pos_app.command("status")
@@ -474,7 +577,7 @@ def _sell_and_print(
         echo_json({**result.to_json(), **extra})
     else:
         typer.echo(result.to_json()["receipt_text"])
-    if result.tse_failed:
+    if result.tse_failed and result.config_error is None:
         err_console.print(f"[yellow]TSE ausgefallen: {result.error}[/yellow]", highlight=False)
     return result
 
@@ -522,7 +625,8 @@ def storno_command(
             )
         reg.connect()
         extra = {"references": original}  # booked with the storno, one books transaction
-        _sell_and_print(reg, sale.storno(), as_json, extra, references=(original,))
+        result = _sell_and_print(reg, sale.storno(), as_json, extra, references=(original,))
+    _fail_on_config_error(result)
 
 
 @pos_app.command("cash")

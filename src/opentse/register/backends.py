@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from opentse.errors import OpenTSEError, StateError
+from opentse.errors import OpenTSEError, ProtocolError, StateError
 from opentse.register.receipt import TseSignature
 
 if TYPE_CHECKING:
@@ -29,6 +29,35 @@ class TSEUnavailable(StateError):
 
     code = "E_TSE_UNAVAILABLE"
     http_status = 503
+
+
+class RegisterNotAccepted(ProtocolError):
+    """The TSE answers, but not for this register as configured: its TSE id is unknown
+    (``E_REGISTER_TSS_UNKNOWN``) or its client is not registered, deregistered or has
+    another serial number (``E_REGISTER_CLIENT_UNKNOWN``). A configuration error, not an
+    outage: selling on "TSE ausgefallen" would go on all day while the TSE works."""
+
+    code = "E_REGISTER_CLIENT_UNKNOWN"
+
+
+#: what a TSE (the engine, opentse serve, fiskaly) answers for a register it does not
+#: know -> the register's code for it
+_NOT_ACCEPTED = {
+    "E_CLIENT_NOT_FOUND": "E_REGISTER_CLIENT_UNKNOWN",
+    "E_CLIENT_NOT_REGISTERED": "E_REGISTER_CLIENT_UNKNOWN",
+    "E_CLIENT_DEREGISTERED": "E_REGISTER_CLIENT_UNKNOWN",
+    "E_TSE_NOT_FOUND": "E_REGISTER_TSS_UNKNOWN",
+    "E_TSS_NOT_FOUND": "E_REGISTER_TSS_UNKNOWN",
+}
+
+
+def not_accepted(exc: BaseException) -> str | None:
+    """The register's code when ``exc`` says the TSE does not know this register as
+    configured (:class:`RegisterNotAccepted`), else None (an outage)."""
+    if isinstance(exc, RegisterNotAccepted):
+        return exc.code
+    code = getattr(exc, "code", None)
+    return _NOT_ACCEPTED.get(code) if isinstance(code, str) else None
 
 
 @dataclass(frozen=True)
@@ -157,12 +186,23 @@ class EmbeddedBackend:
         try:
             info = self.service.get(self.tse_id)
         except OpenTSEError as exc:
+            if not_accepted(exc):
+                raise RegisterNotAccepted(
+                    f"there is no TSE {self.tse_id!r} in this data folder: check --tss "
+                    "(opentse tse list shows the TSEs)",
+                    code="E_REGISTER_TSS_UNKNOWN",
+                ) from None
             raise TSEUnavailable(f"TSE {self.tse_id} not usable: {exc.code}") from exc
         if info.state.lifecycle.value != "INITIALIZED":
             raise TSEUnavailable(f"TSE {self.tse_id} is {info.state.lifecycle.value}")
         client = info.state.clients.get(client_id)
         if client is None or not client.registered:
-            raise TSEUnavailable(f"client {client_id} is not registered at TSE {self.tse_id}")
+            what = "is not registered" if client is None else "is deregistered"
+            raise RegisterNotAccepted(
+                f"the register (client id {client_id!r}) {what} at TSE {self.tse_id}: "
+                f"check --client, or register it (opentse client register {client_id} "
+                f"--tss {self.tse_id})"
+            )
 
     def start(self, client_id: str, process_type: str, *, ref: str) -> Started:
         result = self.service.start_transaction(self.tse_id, client_id, b"", process_type, ref=ref)

@@ -25,9 +25,11 @@ the sale from the note (pending_booking.py). The note goes after the books commi
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
@@ -35,7 +37,7 @@ from typing import Any, TypeVar
 from opentse.engine.rules import is_printable
 from opentse.errors import ProtocolError
 from opentse.formats import processdata as pd
-from opentse.register.backends import Backend, Signed
+from opentse.register.backends import Backend, RegisterNotAccepted, Signed, not_accepted
 from opentse.register.books import Books
 from opentse.register.outage import Light, OutageLog, RegisterStatus
 from opentse.register.pending_booking import PendingBooking
@@ -48,6 +50,7 @@ from opentse.register.recovery import (
 from opentse.register.sale import CashBookEntry, Sale
 from opentse.register.sale_result import SaleResult as SaleResult
 from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
+from opentse.tr03151.codec import MAX_PROCESS_DATA
 
 T = TypeVar("T")
 
@@ -97,6 +100,12 @@ class RegisterConfig:
     text_width: int = 48
     timezone: str = DEFAULT_SHOP_TIMEZONE
     abandoned_after: timedelta = DEFAULT_ABANDONED_AFTER
+    #: seconds after a TSE call that failed slowly (no answer within the deadline)
+    #: during which a sale in the outage does not ask the TSE again: it is known down
+    #: and the till stays fast. 0 (default): every sale tries once more (in an outage
+    #: a retrying backend tries each call once); ``opentse pos`` sets it, so a sale
+    #: after connect's failed probe is booked unsigned at once
+    probe_interval: float = 0.0
 
     def __post_init__(self) -> None:
         shop_zone(self.timezone)  # E_TIMEZONE for an unknown zone, at configuration
@@ -114,6 +123,11 @@ class RegisterConfig:
             # 0, negative or NaN made every sale "TSE ausgefallen" with a working TSE
             raise ProtocolError(
                 f"timeout must be a number of seconds above 0, not {self.timeout!r}",
+                code="E_REGISTER_CONFIG",
+            )
+        if not (isinstance(self.probe_interval, int | float) and self.probe_interval >= 0):
+            raise ProtocolError(
+                f"probe_interval must be seconds, 0 or more, not {self.probe_interval!r}",
                 code="E_REGISTER_CONFIG",
             )
         if self.abandoned_after <= timedelta(0):
@@ -135,6 +149,8 @@ class _Outcome:
     #: the Finish may have been signed)
     keep_note: bool = False
     outage_ended: bool = False
+    #: the TSE does not know this register as configured (backends.not_accepted)
+    not_accepted: str | None = None
 
 
 class Register:
@@ -155,6 +171,9 @@ class Register:
         self.clock = clock
         self.books = books
         self._tse_serial = ""
+        #: (monotonic time, reason) of the last TSE call that failed slowly (a TSE
+        #: that does not answer), until one works
+        self._failed: tuple[float, str] | None = None
 
     # --- TSE calls with a deadline -----------------------------------------------------
 
@@ -162,18 +181,61 @@ class Register:
         """``fn`` with the configured deadline (call_within)."""
         return call_within(fn, self.config.timeout)
 
+    @contextlib.contextmanager
+    def _attempts(self) -> Iterator[None]:
+        """In an outage (the journal's light is not green) a backend that retries
+        (RemoteBackend) tries each call once: a till in an outage stays fast, and the
+        first sale after the TSE is back signs again."""
+        single: Callable[[bool], None] | None = getattr(self.backend, "set_single_attempt", None)
+        if single is None or self.journal.status().light is Light.GREEN:
+            yield
+            return
+        single(True)
+        try:
+            yield
+        finally:
+            single(False)
+
+    def _failed_slowly(self, began: float, exc: BaseException) -> None:
+        """Remember a failure that cost the till time (a TSE that does not answer, a
+        call that ran into the deadline): within ``probe_interval`` the TSE is not
+        asked again. A quick refusal is cheap to retry and is not remembered."""
+        now = time.monotonic()
+        if isinstance(exc, TimeoutError) or now - began >= min(1.0, self.config.timeout / 2):
+            self._failed = (now, journal_reason(exc))
+
+    def _known_down(self) -> str | None:
+        """The reason of the last slow failure while it is younger than
+        ``probe_interval`` seconds and the journal shows an outage: the TSE is not
+        asked again."""
+        if self._failed is None or self.journal.status().light is Light.GREEN:
+            return None
+        at, reason = self._failed
+        age = time.monotonic() - at
+        if age >= self.config.probe_interval:
+            return None
+        return f"{reason} (TSE not asked again {age:.0f} s after that failure)"
+
     # --- connection and recovery -------------------------------------------------------
 
     def connect(self) -> RegisterStatus:
         """Check the TSE at start: unusable -> red; usable -> finish dangling
         transactions and report the current light."""
-        client = self.config.client_id
+        client, began = self.config.client_id, time.monotonic()
         try:
-            self._call(lambda: self.backend.check(client))
-            self._tse_serial = self._call(self.backend.serial_number)
-            if self.books is not None:
-                self.books.remember_tse(self.backend.tse_id, self._call(self.backend.describe))
+            with self._attempts():
+                self._call(lambda: self.backend.check(client))
+                self._tse_serial = self._call(self.backend.serial_number)
+                if self.books is not None:
+                    description = self._call(self.backend.describe)
+                    self.books.remember_tse(self.backend.tse_id, description)
         except Exception as exc:
+            code = not_accepted(exc)
+            if code is not None:  # not an outage: the register must be set up first
+                if isinstance(exc, RegisterNotAccepted):
+                    raise
+                raise RegisterNotAccepted(journal_reason(exc), code=code) from None
+            self._failed_slowly(began, exc)
             if not self._tse_serial and self.books is not None:
                 # the receipts printed "TSE ausgefallen" still name the TSE (§6 Nr. 6
                 # KassenSichV) when the books described it before
@@ -181,6 +243,7 @@ class Register:
             self.journal.record_unreachable(at=self.clock(), reason=journal_reason(exc))
             self._ensure_daily_record()
             return self.journal.status()
+        self._failed = None
         self.recover()
         self._ensure_daily_record()
         status = self.journal.status()
@@ -249,22 +312,29 @@ class Register:
     def _sign(self, process_type: str, process_data: str, ref: str) -> _Outcome:
         client, tse_id = self.config.client_id, self.backend.tse_id
         outcome = _Outcome()
+        down, began = self._known_down(), time.monotonic()
+        if down is not None:  # no Start sent: the note goes with the booking
+            outcome.error = down
+            return outcome
         try:
-            started = self._call(
-                lambda: self.backend.start(client, process_type, ref=f"{ref}:start")
-            )
-            outcome.started.append(started.transaction_number)
-            outcome.signed = self._call(
-                lambda: self.backend.finish(
-                    client,
-                    started.transaction_number,
-                    process_type,
-                    process_data,
-                    ref=f"{ref}:finish",
+            with self._attempts():
+                started = self._call(
+                    lambda: self.backend.start(client, process_type, ref=f"{ref}:start")
                 )
-            )
+                outcome.started.append(started.transaction_number)
+                outcome.signed = self._call(
+                    lambda: self.backend.finish(
+                        client,
+                        started.transaction_number,
+                        process_type,
+                        process_data,
+                        ref=f"{ref}:finish",
+                    )
+                )
         except Exception as exc:
             outcome.error = journal_reason(exc)
+            outcome.not_accepted = not_accepted(exc)
+            self._failed_slowly(began, exc)
             for number in outcome.started:
                 self.journal.record_dangling(
                     tse_id=tse_id,
@@ -279,9 +349,24 @@ class Register:
             # sale it carries (recovery_books.py: the unsigned receipt gets it)
             outcome.keep_note = True
         if outcome.signed is not None:
+            self._failed = None
             outcome.outage_ended = self.journal.record_success(at=self.clock()) is not None
             self._tse_serial = outcome.signed.serial_number
         return outcome
+
+    def _check_size(self, process_type: str, process_data: str) -> None:
+        """processData the TSE cannot take is the sale's error, refused before anything
+        is booked or started (else it was an outage and the Start stayed open): the
+        TSE's limit (tr03151.codec.MAX_PROCESS_DATA), lower for a backend whose
+        requests carry it base64-encoded (``max_process_data``)."""
+        limit = int(getattr(self.backend, "max_process_data", MAX_PROCESS_DATA))
+        size = len(process_data.encode("utf-8"))
+        if size > limit:
+            raise ProtocolError(
+                f"the {process_type} processData is {size:,} bytes, more than the "
+                f"{limit:,} the TSE signs: split it (e.g. the order into several)",
+                code="E_PROCESS_DATA_TOO_LARGE",
+            )
 
     def _booked(self, ref: str, outcome: _Outcome) -> None:
         """The sale is in the books (durably): its note goes, without waiting for the
@@ -302,6 +387,7 @@ class Register:
         first_order_start: datetime | None = None,
         references: Sequence[str] = (),
     ) -> SaleResult:
+        self._check_size(process_type, process_data)
         self._ensure_daily_record()
         ref = str(uuid.uuid4())
         started_at = self.clock()
@@ -346,6 +432,7 @@ class Register:
             self.config.text_width,
             self.config.zone,
             process_type,
+            outcome.not_accepted,
         )
         if self.books is not None:
             self.books.record(sale, result, tse_id=self.backend.tse_id, references=references)
@@ -392,10 +479,11 @@ class Register:
 
     def book(self, entry: CashBookEntry) -> tuple[Signed | None, RegisterStatus]:
         """Sign a cash-book entry (SonstigerVorgang); never raises for TSE failures."""
+        data, sale = entry.process_data(), None if self.books is None else entry.as_sale()
+        self._check_size(entry.process_type, data)
         self._ensure_daily_record()
         ref = str(uuid.uuid4())
         started_at = self.clock()
-        data, sale = entry.process_data(), None if self.books is None else entry.as_sale()
         number = self._note(ref, entry.process_type, data, started_at, sale)
         outcome = self._sign(entry.process_type, data, ref)
         now = self.clock()

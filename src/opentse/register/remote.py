@@ -34,6 +34,7 @@ from opentse.crypto.tlspin import PinMismatch, pinned_context
 from opentse.errors import OpenTSEError, ProtocolError
 from opentse.register.backends import (
     OpenTransaction,
+    RegisterNotAccepted,
     Signed,
     Started,
     TseDescription,
@@ -107,7 +108,7 @@ class RemoteBackend:
         self.tse_id = tss_id
         self.client_uuid = client_uuid
         self._credentials = {"api_key": api_key, "api_secret": api_secret}
-        self._retries = retries
+        self._retries = self._configured_retries = retries
         self._backoff = backoff
         self._sleep = sleep
         self._root = api_root(base_url)
@@ -130,6 +131,14 @@ class RemoteBackend:
         self._refresh: str | None = None
         self._renew_at = 0.0
         self.requests = 0  # HTTP requests sent (for tests and diagnostics)
+
+    #: the longest processData a request can carry: base64 (4/3) in a JSON body under
+    #: the service's 1 MB limit (fiskaly, opentse serve: 413 beyond it)
+    max_process_data = (1024 * 1024 - 1024) // 4 * 3
+
+    def set_single_attempt(self, on: bool) -> None:
+        """Try each call once, no retries (the register does so while in an outage)."""
+        self._retries = 0 if on else self._configured_retries
 
     def __repr__(self) -> str:  # never show the secret
         return f"RemoteBackend({self._root!r}, tss={self.tse_id})"
@@ -250,24 +259,45 @@ class RemoteBackend:
     def check(self, client_id: str) -> None:
         try:
             tss = self._request("GET", f"/tss/{self.tse_id}")
-            client = self._request("GET", f"/tss/{self.tse_id}/client/{self.client_uuid}")
         except RemoteError as exc:
-            raise TSEUnavailable(f"TSS or client not usable: {exc.code}") from exc
+            if exc.http_status == 404:
+                raise RegisterNotAccepted(
+                    f"the service has no TSS {self.tse_id} for this API key: check --tss",
+                    code="E_REGISTER_TSS_UNKNOWN",
+                ) from None
+            raise TSEUnavailable(f"TSS not usable: {exc.code}") from exc
         if tss.get("state") != "INITIALIZED":
             raise TSEUnavailable(f"TSS {self.tse_id} is {tss.get('state')}")
+        client = self._client_resource()
         if client.get("state") != "REGISTERED":
-            raise TSEUnavailable(f"client {self.client_uuid} is {client.get('state')}")
-        if client.get("serial_number") != client_id:
-            raise TSEUnavailable(
-                f"client {self.client_uuid} has serial number {client.get('serial_number')!r},"
-                f" not {client_id!r}"
+            raise RegisterNotAccepted(
+                f"the register's client {self.client_uuid} is {client.get('state')} at "
+                f"TSS {self.tse_id}: check --client, or register it again"
             )
+        if client.get("serial_number") != client_id:
+            if client_id == self.client_uuid:  # its serial was not known yet: ask again
+                raise TSEUnavailable(f"the serial number of client {client_id} is not known")
+            raise RegisterNotAccepted(
+                f"client {self.client_uuid} has serial number {client.get('serial_number')!r},"
+                f" not {client_id!r}: check --client"
+            )
+
+    def _client_resource(self) -> dict[str, Any]:
+        """The client's resource; 404 is :class:`RegisterNotAccepted` (a configuration
+        error: the service is there but does not know the register)."""
+        try:
+            return self._request("GET", f"/tss/{self.tse_id}/client/{self.client_uuid}")
+        except RemoteError as exc:
+            if exc.http_status == 404:
+                raise RegisterNotAccepted(
+                    f"TSS {self.tse_id} has no client {self.client_uuid}: check --client "
+                    "(and --tss; after a TSE replacement the client UUID is a new one)"
+                ) from None
+            raise TSEUnavailable(f"client not usable: {exc.code}") from exc
 
     def client_serial(self) -> str:
         """The register serial number the service holds for this client."""
-        return str(
-            self._request("GET", f"/tss/{self.tse_id}/client/{self.client_uuid}")["serial_number"]
-        )
+        return str(self._client_resource()["serial_number"])
 
     def serial_number(self) -> str:
         return str(self._request("GET", f"/tss/{self.tse_id}")["serial_number"])

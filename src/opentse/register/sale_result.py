@@ -27,6 +27,10 @@ class SaleResult:
     zone: tzinfo | None = None  # the shop's, for the receipt text (default Europe/Berlin)
     #: the processType signed, or meant to be signed when the TSE failed (books, export)
     process_type: str = pd.PROCESS_TYPE_KASSENBELEG
+    #: E_REGISTER_CLIENT_UNKNOWN / E_REGISTER_TSS_UNKNOWN when the TSE did not know
+    #: this register as configured: the sale is booked unsigned ("TSE ausgefallen",
+    #: nothing lost), but no outage: fix the configuration before the next sale
+    config_error: str | None = None
 
     @property
     def tse_failed(self) -> bool:
@@ -48,5 +52,6 @@ class SaleResult:
             "status": self.status.light.value,
             "consecutive_failures": self.status.consecutive_failures,
             "error": self.error,
+            "config_error": self.config_error,
             "receipt_text": render_text(self.receipt, width=self.text_width, tz=self.zone),
         }
