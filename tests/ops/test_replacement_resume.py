@@ -119,6 +119,11 @@ def test_failed_step_keeps_the_puks_and_a_rerun_finishes(ops: OpsContext) -> Non
     with pytest.raises(OpenTSEError) as wrong:
         replacement.replace_tse(ops, "old", "new", new_admin_pin="999999", old_admin_pin=PIN)
     assert wrong.value.code == "E_PIN_INVALID"
+    assert wrong.value.message.startswith("new TSE new (--new-pin")  # whose PIN it was
+    with pytest.raises(OpenTSEError) as wrong_old:
+        replacement.replace_tse(ops, "old", "new", new_admin_pin=NEW_PIN, old_admin_pin="999999")
+    assert wrong_old.value.code == "E_PIN_INVALID"
+    assert wrong_old.value.message.startswith("old TSE old (--old-pin)")
     done = replacement.replace_tse(ops, "old", "new", new_admin_pin=NEW_PIN, old_admin_pin=PIN)
     assert done.resumed
     assert puk_file.read(path) == stopped_puks  # the same PUKs as the stopped run wrote

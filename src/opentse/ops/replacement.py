@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,11 +313,25 @@ def _preflight(
         )
     rules.check_new_secret(new_pin, kind="pin", minimum=rules.MIN_PIN)
     if old_pin is not None:  # a check only: the old TSE keeps serving its registers
-        ctx.service.authenticate(old_id, old_pin)
+        with _naming(f"old TSE {old_id} (--old-pin)"):
+            ctx.service.authenticate(old_id, old_pin)
         ctx.service.logout(old_id)
     set_before = resume and _exists(ctx, new_id)
     if set_before and ctx.service.get(new_id).state.users[users.ADMIN].pin_hash is not None:
-        ctx.service.authenticate(new_id, new_pin)  # the PIN the stopped run set
+        with _naming(f"new TSE {new_id} (--new-pin, as the stopped run set it)"):
+            ctx.service.authenticate(new_id, new_pin)
+
+
+@contextlib.contextmanager
+def _naming(which: str) -> Iterator[None]:
+    """Say whose PIN was wrong: a replacement checks two, and 'wrong admin PIN' alone
+    does not tell the old TSE's from the new one's."""
+    try:
+        yield
+    except OpenTSEError as exc:
+        exc.message = f"{which}: {exc.message}"
+        exc.args = (exc.message,)
+        raise
 
 
 def replace_tse(
