@@ -182,3 +182,19 @@ def test_unknown_and_unplaced_tses_are_named(tmp_path: Path) -> None:
     flat = " ".join(out.split())
     assert "E_SITE_TSE_UNASSIGNED" in flat and "opentse site assign-tse t1 LOCATION_ID" in flat
     assert [t["id"] for t in json.loads(run(data, "tse", "list", "--json"))] == ["t1"]
+
+
+def test_status_within_plans_replacements_ahead(tmp_path: Path) -> None:
+    """Which TSEs need replacing within a quarter, a year ...: `tse status` warned only
+    15 days ahead, and an operator could neither plan further nor see the expiry
+    warning before those last 15 days."""
+    data = tmp_path / "data"
+    created = json.loads(run(data, "tse", "create", "t1", "--json"))
+    run(data, "tse", "initialize", "t1", "--pin", "123456", "--puk", created["admin_puk"])
+    (row,) = json.loads(run(data, "tse", "status", "t1", "--json"))["tses"]
+    assert row["warnings"] == [] and 1820 < row["days_to_expiry"] <= 1825
+    (row,) = json.loads(run(data, "tse", "status", "t1", "--within", "1900", "--json"))["tses"]
+    assert [(w["kind"], w["level"]) for w in row["warnings"]] == [("certificate_expiry", "warning")]
+    result = runner.invoke(APP, ["tse", "status", "--within", "90", "--announce", "--data",
+                                 str(data)])  # fmt: skip
+    assert result.exit_code == 2 and "--announce keeps 15 days" in result.output

@@ -152,15 +152,23 @@ def status_command(
     announce: bool = typer.Option(
         False, "--announce", help="Print only warnings not yet announced today, and mark them."
     ),
+    within: int | None = typer.Option(
+        None,
+        "--within",
+        min=1,
+        help="Warn this many days ahead instead of 15, to plan replacements (not with --announce).",
+    ),
     data: Path = DATA_OPTION,
     database: str | None = DATABASE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Capacity, certificate expiry and warnings (from 15 days before, daily)."""
-    from opentse.ops import status
+    from opentse.ops import lifetime, status
 
+    if within is not None and announce:  # the daily announcements keep their 15 days
+        raise typer.BadParameter("plans ahead; --announce keeps 15 days", param_hint="--within")
     with ops_context(data, database) as ctx:
-        rows = status.all_status(ctx, tse_id)
+        rows = status.all_status(ctx, tse_id, warn_days=within or lifetime.WARN_DAYS)
         due = status.announce(ctx, rows) if announce else None
     if as_json:
         out: dict[str, Any] = {"tses": [r.to_json() for r in rows]}

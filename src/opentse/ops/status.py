@@ -63,22 +63,32 @@ def facts_of(info: TSEInfo, site: sites.SiteTSE | None) -> lifetime.Facts:
     )
 
 
-def status_of(ctx: OpsContext, info: TSEInfo, now: int | None = None) -> TSEStatus:
+def status_of(
+    ctx: OpsContext,
+    info: TSEInfo,
+    now: int | None = None,
+    *,
+    warn_days: int = lifetime.WARN_DAYS,
+) -> TSEStatus:
     now = ctx.now() if now is None else now
     site = sites.find_tse(ctx, info.record.tse_id)
     facts = facts_of(info, site)
     active: tuple[lifetime.Warning, ...] = ()
     if info.state.lifecycle.value not in ("DISABLED", "DEFECTIVE"):
-        active = tuple(lifetime.warnings(facts, now))
+        active = tuple(lifetime.warnings(facts, now, warn_days=warn_days))
     return TSEStatus(info, site, facts, lifetime.lifetime(facts, now), active)
 
 
-def all_status(ctx: OpsContext, tse_id: str | None = None) -> list[TSEStatus]:
+def all_status(
+    ctx: OpsContext, tse_id: str | None = None, *, warn_days: int = lifetime.WARN_DAYS
+) -> list[TSEStatus]:
+    """``warn_days``: how far ahead to warn (a planning look further than the usual
+    15 days: which TSEs need replacing within a quarter)."""
     now = ctx.now()
     if tse_id:
         ctx.service.require(tse_id)  # E_TSS_NOT_FOUND, as every other ops command
     infos = [ctx.service.get(tse_id)] if tse_id else ctx.service.list()
-    return [status_of(ctx, i, now) for i in infos]
+    return [status_of(ctx, i, now, warn_days=warn_days) for i in infos]
 
 
 def last_sent(ctx: OpsContext) -> dict[tuple[str, str], int]:
