@@ -37,3 +37,19 @@ def test_a_zip_names_the_dsfinvk_check(tmp_path: Path) -> None:
     assert code == 2 and "E_EXPORT_UNREADABLE" in out
     assert "it is a ZIP file: unpack the TSE's .tar from it, or, for a DSFinV-K export" in out
     assert "`opentse dsfinvk check`" in out
+
+
+def test_with_json_stdout_is_one_json_object_saying_why(tmp_path: Path) -> None:
+    """A script running `opentse verify --json` read an empty stdout at exit 2."""
+    import json
+
+    result = CliRunner().invoke(build_app(), ["verify", "--json", str(tmp_path / "tse.tar")])
+    assert result.exit_code == 2
+    body = json.loads(result.stdout)
+    assert body == {
+        "ok": False,
+        "unreadable": {
+            "code": "E_EXPORT_UNREADABLE",
+            "message": f"{tmp_path / 'tse.tar'}: no such file",
+        },
+    }

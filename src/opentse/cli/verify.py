@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -81,6 +81,16 @@ def _when(iso: str | None) -> str:
     return "?" if iso is None else iso.replace("T", " ").replace("+00:00", " UTC")
 
 
+def _unverifiable(err: Console, as_json: bool, code: str, message: str) -> NoReturn:
+    """End with exit status 2: the message (with its code) on stderr, and with
+    ``--json`` also one JSON object on stdout, so a script reads why."""
+    err.print(f"[red]{escape(code)}: {escape(message)}[/red]", highlight=False)
+    if as_json:
+        body = {"ok": False, "unreadable": {"code": code, "message": message}}
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    raise typer.Exit(2)
+
+
 def _trust_words(exc: BaseException) -> str:
     """Why a --trust file cannot be read, without a parser's or the OS's jargon."""
     if isinstance(exc, FileNotFoundError):
@@ -139,12 +149,8 @@ def verify_command(
         try:
             roots = load_trust_roots(trust.read_bytes())
         except (OSError, ValueError) as exc:
-            err.print(
-                f"[red]E_TRUST_UNREADABLE: cannot read --trust {escape(str(trust))}: "
-                f"{escape(_trust_words(exc))}[/red]",
-                highlight=False,
-            )
-            raise typer.Exit(2) from None
+            why = f"cannot read --trust {trust}: {_trust_words(exc)}"
+            _unverifiable(err, as_json, "E_TRUST_UNREADABLE", why)
     if html is not None and (html.is_dir() or not html.parent.is_dir()):
         # said before the verification, which may take minutes, not after it
         err.print(
@@ -157,9 +163,10 @@ def verify_command(
             export = _load_with_bar(exports, workers, err)
         else:
             export = load_exports(exports, workers=workers)
-    except (OSError, OpenTSEError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(2) from None
+    except OpenTSEError as exc:
+        _unverifiable(err, as_json, exc.code, exc.message)
+    except OSError as exc:
+        _unverifiable(err, as_json, "E_EXPORT_UNREADABLE", str(exc))
     report = verify_loaded(export, trust=roots)
     html_failed = False
     if html is not None:
