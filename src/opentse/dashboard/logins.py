@@ -10,6 +10,7 @@ here too.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -59,24 +60,28 @@ class Logins:
 
     async def login(self, page: Page) -> Response:
         if page.request.method == "GET":
+            after = after_login(page.request.query_params.get("next"))
             if page.org:
-                return RedirectResponse(f"{BASE}/tss", status_code=303)
-            return page.render("login.html", error="")
+                return RedirectResponse(after, status_code=303)
+            return page.render("login.html", error="", after=after)
         form = await read_form(page)
+        after = after_login(form_text(form, "next"))
         body = {"api_key": form_text(form, "api_key"), "api_secret": form_text(form, "api_secret")}
         # the same failure limit as POST /api/v2/auth (it hashes the same secrets)
         client = peer_address(page.request.scope)
         try:
             tokens = await run_in_threadpool(guarded_login, self.ctx, body, client)
         except ApiError as exc:
-            failed = page.render("login.html", exc.status, error=_login_error(page, exc))
+            failed = page.render(
+                "login.html", exc.status, error=_login_error(page, exc), after=after
+            )
             failed.headers.update(exc.headers)  # 429: Retry-After
             return failed
         claims = tokens["access_token_claims"]
         page.set_session = self.codec.login(
             claims["organization_id"], body["api_key"], self.ctx.now()
         )
-        return RedirectResponse(f"{BASE}/tss", status_code=303)
+        return RedirectResponse(after, status_code=303)
 
     async def logout(self, page: Page) -> Response:
         await read_form(page)
@@ -84,6 +89,28 @@ class Logins:
             await run_in_threadpool(self.end_session, page.session, self.ctx.now())
         page.set_session = self.codec.anonymous()
         return RedirectResponse(f"{BASE}/login", status_code=303)
+
+
+HOME = f"{BASE}/tss"
+
+
+def login_url(request: Request) -> str:
+    """The login page, remembering the dashboard page asked for (GET only: a form
+    posted without a session is not sent again)."""
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET" or after_login(wanted) == HOME:
+        return f"{BASE}/login"
+    return f"{BASE}/login?{urlencode({'next': wanted})}"
+
+
+def after_login(wanted: str | None) -> str:
+    """Where a login goes: the page asked for when it is one of the dashboard's own
+    (a path, never another site: no scheme, no ``//``, no backslash), else the TSEs."""
+    if not wanted or not wanted.startswith(f"{BASE}/") or wanted.startswith(f"{BASE}/login"):
+        return HOME
+    if "//" in wanted or "\\" in wanted or any(ord(c) < 32 for c in wanted):
+        return HOME
+    return wanted
 
 
 def _login_error(page: Page, exc: ApiError) -> str:

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from opentse.dashboard import i18n, uploads, views
 from opentse.dashboard.export_pages import ExportPages
 from opentse.dashboard.forms import read_form
-from opentse.dashboard.logins import Logins, set_session_cookie
+from opentse.dashboard.logins import Logins, login_url, set_session_cookie
 from opentse.dashboard.pages import (
     BASE,
     HERE,
@@ -98,8 +98,9 @@ class Dashboard:
                     page.env = key.env
                     page.org_name = await run_in_threadpool(self.org_name, page.org)
             try:
-                if login and not page.org:
-                    response: Response = RedirectResponse(f"{BASE}/login", status_code=303)
+                if login and not page.org:  # back here once logged in (a bookmark,
+                    # a session that ran out on a receipt)
+                    response: Response = RedirectResponse(login_url(request), status_code=303)
                 else:
                     response = await handler(page)
             except NotFound:
