@@ -198,3 +198,19 @@ def test_status_within_plans_replacements_ahead(tmp_path: Path) -> None:
     result = runner.invoke(APP, ["tse", "status", "--within", "90", "--announce", "--data",
                                  str(data)])  # fmt: skip
     assert result.exit_code == 2 and "--announce keeps 15 days" in result.output
+
+
+def test_sharing_twice_with_one_location_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run(data, "tse", "create", "t1")
+    org = json.loads(run(data, "site", "org-create", "Kiosk Ost", "--json"))["id"]
+    at = ("--street", "Ostweg 2", "--postal-code", "04109", "--city", "Leipzig", "--json")
+    home = json.loads(run(data, "site", "create", org, "Kiosk", *at))["id"]
+    cafe = json.loads(run(data, "site", "create", org, "Café", *at))["id"]
+    run(data, "site", "assign-tse", "t1", home)
+    share = ("site", "share", "t1", cafe, "--confirmed-by", "Frau Ost",
+             "--confirmation", "gleiche Adresse, Ostweg 2")  # fmt: skip
+    run(data, *share)
+    out = run(data, *share, code=1)
+    assert "E_SITE_SHARE_EXISTS" in out and "Frau Ost" in out
+    assert len(json.loads(run(data, "site", "list", "--json"))["shares"]) == 1

@@ -360,6 +360,13 @@ def share_tse(
             f"({home.address}): one TSE per physical location",
             code="E_SITE_ADDRESS_MISMATCH",
         )
+    for done in shares(ctx, tse_id):
+        if done.location_id == location_id:  # one confirmation per TSE and location
+            raise ConflictError(
+                f"TSE {tse_id!r} is shared with location {other.name!r} already (confirmed"
+                f" by {done.confirmed_by}); the recorded confirmation stands",
+                code="E_SITE_SHARE_EXISTS",
+            )
     share = Share(
         tse_id,
         location_id,
