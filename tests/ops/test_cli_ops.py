@@ -214,3 +214,17 @@ def test_sharing_twice_with_one_location_is_refused_not_a_traceback(tmp_path: Pa
     out = run(data, *share, code=1)
     assert "E_SITE_SHARE_EXISTS" in out and "Frau Ost" in out
     assert len(json.loads(run(data, "site", "list", "--json"))["shares"]) == 1
+
+
+def test_procedure_to_a_missing_folder_and_negative_remind_days_are_errors(
+    tmp_path: Path,
+) -> None:
+    """`docs procedure /no/such/dir/OUT.pdf` ended in a FileNotFoundError traceback;
+    `archive remind --days -1` listed reminders as if -1 days meant something."""
+    data = tmp_path / "data"
+    run(data, "tse", "create", "t1")
+    for name in ("out.pdf", "out.md"):
+        out = run(data, "docs", "procedure", str(tmp_path / "missing" / name), code=1)
+        assert "E_DOCS_OUTPUT" in out and "No such file or directory" in out, out
+    out = run(data, "archive", "remind", "--days", "-1", code=1)
+    assert "E_ARCHIVE_DAYS" in out

@@ -275,6 +275,8 @@ def due_reminders(
 
 def reminders(ctx: OpsContext, days: int | None = None) -> list[Reminder]:
     """Reminders for every TSE still in use (INITIALIZED)."""
+    if days is not None and days < 0:
+        raise StateError("--days cannot be negative", code="E_ARCHIVE_DAYS")
     days = reminder_days(ctx) if days is None else days
     last: dict[str, int | None] = {}
     for item in exports(ctx):

@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from opentse import NOT_CERTIFIED_NOTICE
 from opentse.engine.ports import LogFilter
-from opentse.errors import FormatError
+from opentse.errors import FormatError, StorageError
 from opentse.ops import archive, outages, protocol, sites
 from opentse.ops.store import DEFAULT_CAPACITY, OpsContext
 from opentse.tr03151 import codec, sysdata
@@ -271,7 +271,12 @@ def write(ctx: OpsContext, out: Path, org_id: str | None = None,
           journals: tuple[Path, ...] = ()) -> Path:  # fmt: skip
     """``OUT.md`` or ``OUT.pdf`` by suffix."""
     text = render_markdown(collect(ctx, org_id, journals))
-    if out.suffix.lower() == ".pdf":
-        return render_pdf(text, out)
-    out.write_text(text, encoding="utf-8")
+    try:
+        if out.suffix.lower() == ".pdf":
+            return render_pdf(text, out)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:  # a folder that does not exist, no permission, a full disk
+        raise StorageError(
+            f"cannot write {out}: {exc.strerror or exc}", code="E_DOCS_OUTPUT"
+        ) from None
     return out
