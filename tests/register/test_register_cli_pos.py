@@ -173,6 +173,9 @@ def test_a_sale_the_tse_refuses_midway_is_booked_flagged_and_fails_the_command(
         (["--line", "Kaffee:2:2.50:1", "--pay", "bar:1.00"], "E_PAYMENT_SHORT"),
         (["--line", "Kaffee:2:2.50", "--pay", "bar:5"], "E_POS_LINE"),
         (["--line", "Kaffee:1:2.50:1", "--pay", "scheck:5"], "E_POS_PAY"),
+        # a German till's decimal comma: the error says how to write it
+        (["--line", "Kaffee:2:2,50:1", "--pay", "bar:5"], "E_AMOUNT_FORMAT"),
+        (["--line", "Kaffee:1:2.50:1", "--pay", "bar:2,50"], "decimal point: 2.50"),
     ],
 )
 def test_cashier_errors_exit_1(data: Path, tmp_path: Path, args: list[str], code_text: str) -> None:
@@ -180,6 +183,8 @@ def test_cashier_errors_exit_1(data: Path, tmp_path: Path, args: list[str], code
     code, out = run(*base, "--journal", str(tmp_path / "j.db"), *args)
     assert code == 1
     assert code_text in out
+    if "," in " ".join(args):
+        assert "with a decimal point" in out
 
 
 def test_close_writes_a_checked_dsfinvk_export(data: Path, tmp_path: Path) -> None:

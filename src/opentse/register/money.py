@@ -42,7 +42,9 @@ def to_decimal(value: Decimal | int | str, what: str = "amount") -> Decimal:
     try:
         result = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except InvalidOperation as exc:
-        raise _reject("E_AMOUNT_FORMAT", f"{what} is not a number: {value!r}") from exc
+        # a German till's 2,50: say what is meant instead of guessing (1,234 is ambiguous)
+        hint = " (with a decimal point: 2.50, not 2,50)" if "," in str(value) else ""
+        raise _reject("E_AMOUNT_FORMAT", f"{what} is not a number: {value!r}{hint}") from exc
     if not result.is_finite():
         raise _reject("E_AMOUNT_FORMAT", f"{what} must be finite")
     return result

@@ -214,7 +214,7 @@ class Register:
         age = time.monotonic() - at
         if age >= self.config.probe_interval:
             return None
-        return f"{reason} (TSE not asked again {age:.0f} s after that failure)"
+        return f"{reason} (not asked again: failed {age:.0f} s before)"
 
     # --- connection and recovery -------------------------------------------------------
 
