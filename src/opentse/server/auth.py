@@ -115,7 +115,17 @@ class TokenService:
         return self._decoy_hash
 
     def authenticate(self, authorization: str | None, now: int) -> Principal:
-        """The principal of a ``Bearer`` access token; 401 otherwise."""
+        """The principal of a ``Bearer`` access token; 401 otherwise. May read the
+        store (``check_key``): the server calls ``verify`` on its event loop and
+        ``check_key`` on a handler thread (``context.authenticate``)."""
+        principal, due = self.verify(authorization, now)
+        if due:
+            self.check_key(principal, now)
+        return principal
+
+    def verify(self, authorization: str | None, now: int) -> tuple[Principal, bool]:
+        """The principal of a ``Bearer`` access token (401 otherwise) without reading
+        the store, and whether its API key is due for ``check_key``."""
         if not authorization or not authorization.lower().startswith("bearer "):
             raise ApiError(401, "E_UNAUTHORIZED", "missing bearer token")
         token = authorization[7:].strip()
@@ -123,29 +133,29 @@ class TokenService:
         if hit is not None:
             if hit[1] <= now:
                 raise ApiError(401, "E_UNAUTHORIZED", "invalid or expired token")
-            self._ensure_key_active(hit[0].api_key, now)
-            return hit[0]
+            return hit[0], self._key_due(hit[0].api_key, now)
         claims = self._decode(token, "access", now)
         principal = Principal(str(claims["org"]), str(claims["env"]), str(claims["sub"]))
-        self._ensure_key_active(principal.api_key, now)
         if len(self._verified) >= TOKEN_CACHE_SIZE:
             self._verified.clear()  # simple bound; tokens re-verify on the next request
         self._verified[token] = (principal, int(claims["exp"]))
-        return principal
+        return principal, self._key_due(principal.api_key, now)
 
-    def _ensure_key_active(self, api_key: str, now: int) -> None:
-        """401 once the key that issued the token is disabled or gone (checked at most
-        every KEY_RECHECK_SECONDS per key, so the hot path stays a dict lookup)."""
+    def _key_due(self, api_key: str, now: int) -> bool:
         checked = self._key_checked.get(api_key)
-        if checked is not None and now - checked < KEY_RECHECK_SECONDS:
-            return
-        key = self._store.get_api_key(api_key)
+        return checked is None or now - checked >= KEY_RECHECK_SECONDS
+
+    def check_key(self, principal: Principal, now: int) -> None:
+        """401 once the key that issued the token is disabled or gone (a read of the
+        store, needed at most every KEY_RECHECK_SECONDS per key, so the hot path stays
+        a dict lookup). A store that fails raises its error (503 at the API)."""
+        key = self._store.get_api_key(principal.api_key)
         if key is None or key.disabled:
-            self._key_checked.pop(api_key, None)
+            self._key_checked.pop(principal.api_key, None)
             raise ApiError(401, "E_UNAUTHORIZED", "invalid or expired token")
         if len(self._key_checked) >= TOKEN_CACHE_SIZE:
             self._key_checked.clear()
-        self._key_checked[api_key] = now
+        self._key_checked[principal.api_key] = now
 
     def _encode(self, claims: dict[str, Any], now: int, ttl: int) -> str:
         payload = {**claims, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}

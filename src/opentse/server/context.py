@@ -261,7 +261,7 @@ def endpoint(
             raw = await read_limited(request, ctx.config.max_body)
         principal = None
         if auth:  # before looking at the body: strangers learn nothing about the schema
-            principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
+            principal = await authenticate(ctx, request.headers.get("authorization"))
         body: Any = None
         if request.method in ("PUT", "PATCH", "POST"):
             if raw.strip():
@@ -302,6 +302,25 @@ class FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+async def authenticate(ctx: ServerContext, authorization: str | None) -> Principal:
+    """The caller's principal (401 otherwise). The token is verified on the event loop;
+    whether its API key is still active is read from the store on a handler thread
+    (every few seconds per key): a database that is away must not hold the event loop
+    (every request, /health too) for the pool's wait, and answers 503, not 500."""
+    now = ctx.now()
+    principal, due = ctx.tokens.verify(authorization, now)
+    if due:
+        await ctx.executor.run(_check_key, ctx, principal, now)
+    return principal
+
+
+def _check_key(ctx: ServerContext, principal: Principal, now: int) -> None:
+    try:
+        ctx.tokens.check_key(principal, now)
+    except OpenTSEError as exc:
+        raise from_opentse_error(exc) from None
 
 
 def _invoke(handler: Handler, call: Call) -> tuple[int, Any] | Response:

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from opentse.errors import OpenTSEError
-from opentse.server.context import Call, ServerContext, _invoke, loads_body
+from opentse.server.context import Call, ServerContext, _invoke, authenticate, loads_body
 from opentse.server.problems import ApiError, from_opentse_error, problem_response
 from opentse.server.schemas import COMPONENTS
 from opentse.server.validation import validate
@@ -145,7 +145,7 @@ class ServerApp(Starlette):
             except ValueError:
                 raise ApiError(400, "E_BAD_REQUEST", "bad Content-Length") from None
         raw = await _read_body(receive, limit)
-        principal = ctx.tokens.authenticate(authorization, ctx.now())
+        principal = await authenticate(ctx, authorization)
         if not raw.strip():
             raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is required")
         body = _parse_json(raw)

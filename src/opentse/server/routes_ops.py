@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opentse.ops import archive, metrics, status
 from opentse.ops.store import OpsContext
+from opentse.server.context import authenticate
 from opentse.server.hotpath import ServerApp
 from opentse.server.problems import ApiError
 
@@ -143,8 +144,10 @@ def install(app: Starlette, ctx: Any) -> OpsContext:
         org: str | None = None
         if token is None or not _bearer_matches(request, token):
             try:
-                principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
-            except ApiError:
+                principal = await authenticate(ctx, request.headers.get("authorization"))
+            except ApiError as exc:
+                if exc.status != 401:
+                    raise
                 return PlainTextResponse(
                     "unauthorized: send the metrics token (OPENTSE_METRICS_TOKEN) or an API "
                     "access token as 'Authorization: Bearer ...'\n",
@@ -186,12 +189,12 @@ def install(app: Starlette, ctx: Any) -> OpsContext:
         return JSONResponse({"status": "ok", "time": ctx.now()})
 
     async def ops_status(request: Request) -> Response:
-        principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
+        principal = await authenticate(ctx, request.headers.get("authorization"))
         rows = await run_in_threadpool(owned, principal.organization_id)
         return JSONResponse({"data": [r.to_json() for r in rows], "count": len(rows)})
 
     async def ops_warnings(request: Request) -> Response:
-        principal = ctx.tokens.authenticate(request.headers.get("authorization"), ctx.now())
+        principal = await authenticate(ctx, request.headers.get("authorization"))
         rows = await run_in_threadpool(owned, principal.organization_id)
         data = [w.to_json() for r in rows for w in r.warnings]
         return JSONResponse({"data": data, "count": len(data)})
