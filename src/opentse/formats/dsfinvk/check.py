@@ -1131,13 +1131,13 @@ class _Checker:
             end = parse_timestamp(row["TSE_TA_ENDE"])
             number = int(row["TSE_TANR"])
             counter = int(row["TSE_TA_SIGZ"])
-            log_time = _log_time(time_format, end)
+            log_times = _log_times(time_format, end)
             data = process_data.encode("ascii" if encoding == "ASCII" else "utf-8")
         except (ValueError, binascii.Error, FormatError, UnicodeEncodeError) as exc:
             return f"TSE fields unreadable ({exc})"
         serial = hashlib.sha256(point).digest()
         last = "no client id"
-        for client in clients:
+        for client, log_time in itertools.product(clients, log_times):
             message = LogMessage(
                 certified=TransactionLogData(
                     FINISH, client, data, row["TSE_TA_VORGANGSART"], number
@@ -1178,6 +1178,17 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:  # over the 4,300 digits int() converts
         return 0
+
+
+def _log_times(time_format: str, end: datetime) -> list[LogTime]:
+    """The Finish log's logTime as the TSE may have written it: ``utcTime`` names
+    ASN.1 UTCTime, which TSEs write without seconds (DSFinV-K's ``utcTime``) or with
+    them (``utcTimeWithSeconds``; what opentse's TSE writes, and its export calls
+    ``utcTime``): both are tried, the format's own first."""
+    first = _log_time(time_format, end)
+    if time_format == "utcTime":
+        return [first, _log_time("utcTimeWithSeconds", end)]
+    return [first]
 
 
 def _log_time(time_format: str, end: datetime) -> LogTime:
