@@ -187,3 +187,38 @@ def test_killed_at_each_step_then_rerun_finishes(ops: OpsContext, step: str) -> 
     if step != "puk file written":  # the TSE existed: the same PUKs carry on
         assert done.resumed and puk_file.read(path) == written
     _finished(ops, done)
+
+
+def test_puk_file_deleted_before_the_pin_was_set(ops: OpsContext) -> None:
+    """The one case a rerun cannot finish alone: it says how (set-pin with the PUK)."""
+    from typer.testing import CliRunner
+
+    from opentse.cli.main import build_app
+
+    _site(ops)
+    _replace_killed(ops.data_dir, *KILL_POINTS["new TSE created"])
+    path = ops.data_dir.absolute() / "PUK-new.txt"
+    puks = puk_file.read(path)
+    assert puks is not None
+    path.unlink()  # e.g. "cleaned up" by the operator after copying it elsewhere
+    with pytest.raises(OpenTSEError) as exc:
+        replacement.replace_tse(ops, "old", "new", new_admin_pin=NEW_PIN, old_admin_pin=PIN)
+    assert exc.value.code == "E_REPLACE_PUK_FILE_MISSING"
+    assert "opentse tse set-pin new --puk ADMIN_PUK" in exc.value.message
+    result = CliRunner().invoke(
+        build_app(),
+        ["tse", "set-pin", "new", "--puk", puks.admin, "--pin", NEW_PIN,
+         "--data", str(ops.data_dir)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        build_app(),
+        ["tse", "replace", "old", "new", "--new-pin", NEW_PIN, "--old-pin", PIN,
+         "--data", str(ops.data_dir)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "finished the replacement that had stopped" in out
+    assert f"The PUKs were in {path}, since deleted" in out and puks.admin not in out
+    assert ops.service.get("old").state.lifecycle.value == "DISABLED"
+    sell(ops, "new", "K1")

@@ -140,9 +140,11 @@ def replace_command(
             f"register {serial}: --tss {new_tse_id} --client {client_uuid}", highlight=False
         )
     typer.echo(f"export archived: {done.export.path} (sha256 {done.export.sha256})")
-    if done.admin_puk is not None:  # plain echo: a PUK or path is never wrapped
-        typer.echo(f"new admin PUK: {done.admin_puk}  timeadmin PUK: {done.timeadmin_puk}")
-    typer.echo(
+    if done.admin_puk is None:  # the file of the first run was deleted: its copy counts
+        typer.echo(f"The PUKs were in {done.puk_file}, since deleted: keep the copy you made.")
+        return
+    typer.echo(f"new admin PUK: {done.admin_puk}  timeadmin PUK: {done.timeadmin_puk}")
+    typer.echo(  # plain echo: a PUK or path is never wrapped
         f"The PUKs are in {done.puk_file} (mode 0600): store them safely, then delete that file."
     )
 
