@@ -29,7 +29,7 @@ from opentse.engine.ports import AsyncLockedStore, Clock
 from opentse.errors import OpenTSEError
 from opentse.server.auth import Principal, TokenService, derive_key
 from opentse.server.auth_limit import FailureLimiter, Limits
-from opentse.server.problems import ApiError, from_opentse_error
+from opentse.server.problems import ApiError, StorageFailureLog, from_opentse_error
 from opentse.server.qrtext import QRText
 from opentse.server.schemas import COMPONENTS
 from opentse.server.service_store import Page, ServiceStore
@@ -112,6 +112,7 @@ class ServerContext:
             isinstance(self.store, AsyncLockedStore) and type(self.svc) is ServiceStore
         )
         self.qr = QRText()  # qr_code_data of Finish responses
+        self.storage_failures = StorageFailureLog()  # 503s for a database away: few lines
 
     def now(self) -> int:
         return self.clock.now()
@@ -320,14 +321,14 @@ def _check_key(ctx: ServerContext, principal: Principal, now: int) -> None:
     try:
         ctx.tokens.check_key(principal, now)
     except OpenTSEError as exc:
-        raise from_opentse_error(exc) from None
+        raise from_opentse_error(exc, ctx.storage_failures) from None
 
 
 def _invoke(handler: Handler, call: Call) -> tuple[int, Any] | Response:
     try:
         return handler(call)
     except OpenTSEError as exc:
-        raise from_opentse_error(exc) from None
+        raise from_opentse_error(exc, call.ctx.storage_failures) from None
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

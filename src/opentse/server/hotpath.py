@@ -157,7 +157,7 @@ class ServerApp(Starlette):
             try:
                 answer = await self.hot_async(call)
             except OpenTSEError as exc:
-                raise from_opentse_error(exc) from None
+                raise from_opentse_error(exc, ctx.storage_failures) from None
             if answer is not None:
                 return answer  # type: ignore[no-any-return]
             handler = self.hot_full  # the quick path could not decide

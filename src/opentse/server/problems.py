@@ -9,6 +9,8 @@ unexpected to a 500 body that names no internals (tests assert it never happens)
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from http import HTTPStatus
 
 from starlette.requests import Request
@@ -80,15 +82,46 @@ _ENGINE_TO_FISKALY: dict[str, tuple[int, str]] = {
 }
 
 
-def from_opentse_error(exc: OpenTSEError) -> ApiError:
-    """Map an engine/store error onto the fiskaly status and code."""
+class StorageFailureLog:
+    """Requests answered 503 because the database is away or busy: the first one is
+    logged at once, the others counted and summed up at most once per ``every``
+    seconds, so an outage under a shop's registers is a few lines, not one per
+    request."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self._every = every
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._unlogged = 0
+
+    def add(self, exc: OpenTSEError) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._last is not None and now - self._last < self._every:
+                self._unlogged += 1
+                return
+            more, self._unlogged, self._last = self._unlogged, 0, now
+        log.warning(
+            "API requests answered 503, the database is not available: %s: %s%s",
+            exc.code,
+            exc.message,
+            f" ({more} more since the last such line)" if more else "",
+        )
+
+
+def from_opentse_error(exc: OpenTSEError, failures: StorageFailureLog | None = None) -> ApiError:
+    """Map an engine/store error onto the fiskaly status and code (``failures``: where
+    a database that is away is logged; else a line per request)."""
     mapped = _ENGINE_TO_FISKALY.get(exc.code)
     if mapped is not None:
         return ApiError(mapped[0], mapped[1], exc.message)
     status = exc.http_status if 400 <= exc.http_status < 600 else 500
     if isinstance(exc, StorageError) and exc.code in ("E_STORAGE_UNAVAILABLE", "E_STORAGE_BUSY"):
         # the database is away or busy: retry (at any node); its details stay in the log
-        log.warning("storage error %s: %s", exc.code, exc.message)
+        if failures is not None:
+            failures.add(exc)
+        else:
+            log.warning("storage error %s: %s", exc.code, exc.message)
         message = "the database is not available right now; retry"
         return ApiError(503, exc.code, message, {"Retry-After": "1"})
     if status >= 500 and exc.code not in ("E_STORAGE",):
