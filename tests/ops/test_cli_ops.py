@@ -228,3 +228,16 @@ def test_procedure_to_a_missing_folder_and_negative_remind_days_are_errors(
         assert "E_DOCS_OUTPUT" in out and "No such file or directory" in out, out
     out = run(data, "archive", "remind", "--days", "-1", code=1)
     assert "E_ARCHIVE_DAYS" in out
+
+
+def test_outage_without_reason_and_move_out_of_a_mistyped_folder(tmp_path: Path) -> None:
+    """`tse outage --reason ''` went into the append-only outage log without a reason;
+    `tse move-out --data TYPO` made a new, empty installation there and "retired" it,
+    while the real folder went on signing."""
+    data = tmp_path / "data"
+    run(data, "tse", "create", "t1")
+    out = run(data, "tse", "outage", "--start", "2026-11-21T08:00", "--reason", " ", code=1)
+    assert "E_OUTAGE_REASON" in out
+    typo = tmp_path / "dtaa"
+    out = run(typo, "tse", "move-out", "--to", "10.0.0.7", code=1)
+    assert "E_DATA_DIR" in out and not typo.exists()

@@ -80,8 +80,19 @@ def move_out_command(
     """Retire this data folder after copying it to a new host (run on the OLD host,
     after the copy): every opentse command and serve refuse it from then on
     (E_DATA_MOVED), so it cannot sign as the same TSEs as the copy."""
+    from opentse.cli.common import fail
+    from opentse.errors import StorageError
+    from opentse.installation import DB_FILE
     from opentse.ops import moving
 
+    if not (data / DB_FILE).is_file():  # a mistyped --data: opening would make a new one
+        fail(
+            StorageError(
+                f"{data} holds no opentse installation (no {DB_FILE}): give --data the "
+                "folder that was copied to the new host",
+                code="E_DATA_DIR",
+            )
+        )
     with ops_context(data) as ctx:
         path = moving.move_out(ctx, to=to, actor=actor)
     if as_json:

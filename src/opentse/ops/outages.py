@@ -36,6 +36,8 @@ def record_outage(
 ) -> OutageRow:
     if ended_at is not None and ended_at < started_at:
         raise ProtocolError("an outage cannot end before it starts", code="E_OUTAGE_TIMES")
+    if not reason.strip():  # the procedure documentation lists it; the log is append-only
+        raise ProtocolError("an outage needs its reason (--reason)", code="E_OUTAGE_REASON")
     if tse_id:  # the log and its protocol entry are append-only: no typo goes in for good
         ctx.service.require(tse_id)  # E_TSS_NOT_FOUND
     row = OutageRow("ops", tse_id, register_id, started_at, ended_at, reason.strip())
