@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -324,3 +325,32 @@ def test_a_timeout_that_no_tse_can_meet_is_refused(
     code, out = run(*base, "--timeout", "2.5", "--json")
     assert code == 0 and json.loads(out)["tse_failed"] is False
     assert json.loads(out)["receipt_number"] == "1"  # nothing was booked before
+
+
+def test_order_then_bill_then_close(data: Path, tmp_path: Path) -> None:
+    """A restaurant order could only be booked from Python (Register.order): pos had
+    no command for it. pos order signs Bestellung-V1 and books an AVBestellung, which
+    the closing keeps as no business case; the bill is a pos sell."""
+    base = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db")]
+    code, out = run("pos", "order", *base, "--line", "Schnitzel:2:14.50:1", "--pay", "bar:5")
+    assert code == 2  # an order has no payments: not an option
+    code, out = run(
+        "pos", "order", *base, "--line", "Schnitzel:2:14.50:1", "--line", "Wasser:1:2.00:1",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["tse_failed"] is False and body["process_type"] == "Bestellung-V1"
+    assert body["process_data"] == '2;"Schnitzel";14.50\r1;"Wasser";2.00'
+    assert verify_receipt(body["qr_code_data"]).ok
+    code, out = run("pos", "sell", *base, "--line", "Schnitzel:2:14.50:1",
+                    "--line", "Wasser:1:2.00:1", "--pay", "karte:31.00")  # fmt: skip
+    assert code == 0, out
+    company = ["--company", "Wirt GmbH", "--street", "Weg 1", "--postal-code", "12345"]
+    company += ["--city", "Ort", "--tax-number", "123/456/78901"]
+    code, out = run("pos", "close", *base, "--counted-cash", "0.00", *company, "--json",
+                    "--out", str(tmp_path / "z.zip"))  # fmt: skip
+    assert code == 0, out
+    closing = json.loads(out)
+    assert closing["check_errors"] == [] and Decimal(closing["total"]) == Decimal("31.00")

@@ -123,7 +123,7 @@ def test_a_mistyped_data_folder_is_refused_not_set_up(tmp_path: Path) -> None:
         "pos", "sell", "--data", str(folder), "--tss", "tse-r", "--client", CLIENT,
         "--line", "Tee:1:1.80:1", "--pay", "bar:1.80",
     )  # fmt: skip
-    assert code == 1 and "E_POS_DATA" in out and "check --data" in out
+    assert code == 1 and "E_DATA_DIR" in out and "check --data" in out
     assert not folder.exists()
 
 

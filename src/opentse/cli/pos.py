@@ -26,8 +26,8 @@ from opentse.cli.common import cli_errors, console, echo_json, err_console, pars
 from opentse.errors import OpenTSEError, ProtocolError
 
 pos_app = typer.Typer(
-    help="A terminal register: sell, storno, cash in/out, status, daily record, closing "
-    "(Z report).",
+    help="A terminal register: sell, order, storno, cash in/out, status, daily record, "
+    "closing (Z report).",
     no_args_is_help=True,
 )
 
@@ -126,7 +126,7 @@ def _register(
         # sale of a mistyped --data was "TSE ausgefallen"
         raise ProtocolError(
             f"{data} is not an opentse data folder (no {CA_FILE}): check --data",
-            code="E_POS_DATA",
+            code="E_DATA_DIR",
         )
     with contextlib.ExitStack() as stack:
         backend: Any
@@ -433,6 +433,59 @@ def _fail_on_config_error(result: Any) -> None:
         highlight=False,
     )
     raise typer.Exit(1)
+
+
+@pos_app.command("order")
+def order_command(
+    tss: str = TSS_OPTION,
+    client: str = CLIENT_OPTION,
+    line: list[str] = typer.Option(
+        ..., "--line", help="TEXT:QTY:PRICE:VATKEY (repeat): what was ordered."
+    ),
+    data: Path | None = DATA_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+    api_secret: str | None = SECRET_OPTION,
+    fingerprint: str | None = FINGERPRINT_OPTION,
+    journal: Path | None = JOURNAL_OPTION,
+    timezone: str | None = TIMEZONE_OPTION,
+    seller_name: str = SELLER_NAME_OPTION,
+    seller_address: list[str] = SELLER_ADDRESS_OPTION,
+    width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the TSE."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Book and sign a restaurant order (Bestellung-V1, booked as AVBestellung: no
+    payments, no business case); the bill is a later pos sell."""
+    from opentse.register import Sale
+
+    with cli_errors():
+        if width not in (32, 48):
+            raise ProtocolError("--width must be 32 or 48", code="E_POS_WIDTH")
+        order = Sale("AVBestellung")
+        for spec in line:
+            text, quantity, price, key, gv_typ = _line(spec)
+            order.add_line(text, quantity, price, key, gv_typ=gv_typ)
+        order.as_order()  # the cashier's errors, before anything is booked
+        options = {
+            "seller_name": seller_name,
+            "seller_address": seller_address,
+            "timeout": timeout,
+            "text_width": width,
+            "timezone": timezone,
+        }
+        with _register(
+            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+        ) as reg:
+            reg.connect()
+            result = reg.order(order)
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        typer.echo(result.to_json()["receipt_text"])
+    if result.tse_failed and result.config_error is None:
+        err_console.print(f"[yellow]TSE ausgefallen: {result.error}[/yellow]", highlight=False)
+    _fail_on_config_error(result)
 
 
 @pos_app.command("status")
