@@ -100,3 +100,19 @@ def test_every_match_can_be_paged_to(tmp_path: Path) -> None:
         back = web.get("/dashboard/tx?state=FINISHED&amount=2,00&page=3")
         assert 'rel="prev"' in back.text and "page=2" in back.text and 'rel="next"' not in back.text
         assert ">1 result</p>" in _search(web, number=str(sold[0]))[1]  # was "1 results"
+
+
+def test_todays_transactions_are_one_click_away(tmp_path: Path) -> None:
+    """The morning's question ("today's receipts") needed both date fields filled."""
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h, "KASSE-01")
+        sold = sell(web, h, tss, cid, "3.00")
+        assert dashboard_login(web, key).status_code == 303
+        day = datetime.fromtimestamp(sold["time_start"], shop_zone_of_env()).date().isoformat()
+        page = web.get("/dashboard/tx", params={"tss": tss, "amount": "9"}).text
+        link = re.search(r'<a href="([^"]+)" class="quick">Heute</a>', page)
+        assert link is not None, page
+        assert link.group(1) == f"/dashboard/tx?tss={tss}&amp;from={day}&amp;to={day}"
+        found, html = _search(web, tss=tss, **{"from": day, "to": day})
+        assert found == [sold["number"]] and ">1 result</p>" in html

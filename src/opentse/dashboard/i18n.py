@@ -192,6 +192,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "date_to": ("Datum bis ({zone})", "Date to ({zone})"),
     "amount": ("Betrag (EUR)", "Amount (EUR)"),
     "search": ("Suchen", "Search"),
+    "today": ("Heute", "Today"),
     "results": ("{n} Treffer", "{n} results"),
     "result_one": ("1 Treffer", "1 result"),
     "results_page": ("Treffer {first}–{last} von {total}", "Results {first}–{last} of {total}"),

@@ -8,6 +8,7 @@ becomes a form error or a 404, never a 500.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from opentse.dashboard import transactions, uploads, views
-from opentse.dashboard.pages import NotFound, Page
+from opentse.dashboard.pages import NotFound, Page, shop_zone_of_env
 
 TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
 
@@ -63,6 +64,9 @@ class TransactionPages:
         if not errors:  # a filter it could not read is no reason to list everything
             found = await run_in_threadpool(transactions.search, self.ctx, page.org, query, offset)
         filters = {k: v for k, v in values.items() if v}
+        today = datetime.fromtimestamp(self.ctx.now(), shop_zone_of_env()).date().isoformat()
+        # the morning's question, one click: today's transactions (of the TSE chosen)
+        today_query = {"tss": values["tss"], "from": today, "to": today}
         return page.render(
             "transactions.html",
             values=values,
@@ -72,6 +76,7 @@ class TransactionPages:
             hits=found.hits,
             newer=urlencode({**filters, "page": shown - 1}) if shown > 1 else "",
             older=urlencode({**filters, "page": shown + 1}) if found.more else "",
+            today=urlencode({k: v for k, v in today_query.items() if v}),
             errors=errors,
         )
 
