@@ -130,6 +130,7 @@ def export_command(
             f"DSFinV-K export of {len(closings)} closing(s) (Z_NR {closings[0].z_nr}.."
             f"{closings[-1].z_nr}, {summary['receipts']} receipts) -> {written}",
             highlight=False,
+            markup=False,  # a path may hold '[...]'
         )
         if left_out:
             days = ", ".join(str(d) for d in left_out)
@@ -164,9 +165,12 @@ def check_command(
     if not as_json:  # the check's findings first, whatever the TAR turns out to be
         _print_findings(findings)
         if summary and not unreadable:
-            console.print(f"{export}: {_checked(summary)}", highlight=False, soft_wrap=True)
+            # the export's own words (register ids) and the path: no markup of ours
+            console.print(
+                f"{export}: {_checked(summary)}", highlight=False, soft_wrap=True, markup=False
+            )
         verdict = "NOT READABLE as a DSFinV-K export" if unreadable else _verdict(findings)
-        console.print(f"{export}: {verdict}", highlight=False, soft_wrap=True)
+        console.print(f"{export}: {verdict}", highlight=False, soft_wrap=True, markup=False)
     cross = None
     if tse_export is not None and not unreadable:
         cross = _cross_check(export, tse_export)
@@ -241,6 +245,7 @@ def _print_cross(cross: Any, tar: Path | None) -> None:
         "field by field below; the TAR's own signatures are checked by opentse verify)",
         highlight=False,
         soft_wrap=True,
+        markup=False,  # client ids from the CSV files, the TAR's path
     )
     _print_findings(cross.findings)
     verdict = _verdict(cross.findings)
@@ -250,7 +255,7 @@ def _print_cross(cross: Any, tar: Path | None) -> None:
             f"with TSE data and no TSE transaction of its registers' window is in {tar} "
             f"(a TAR of another TSE or period?) {verdict.removeprefix('ok ')}"
         )
-    console.print(f"cross-check: {verdict}", highlight=False, soft_wrap=True)
+    console.print(f"cross-check: {verdict}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _compared(summary: dict[str, Any]) -> bool:

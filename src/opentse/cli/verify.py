@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -29,6 +30,10 @@ from opentse.verify.qrimage import read_qr_texts, receipt_texts
 from opentse.verify.receipt import ReceiptResult, verify_receipt
 from opentse.verify.report import VerifyReport, verify_loaded
 
+#: The text report shows at most this many findings of one code (a client-filtered
+#: export of a busy TSE has a counter gap per other log): the rest are counted.
+PER_CODE = 20
+
 _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
@@ -42,8 +47,9 @@ def _print_report(console: Console, report: VerifyReport) -> None:
             v for v in (info.get(k, "") for k in ("description", "manufacturer", "version")) if v
         )
         several = len(report.export.infos) > 1
-        if described:
-            table.add_row(f"TSE ({label})" if several else "TSE (info.csv)", described)
+        if described:  # the export's own words: no markup of ours
+            title = f"TSE ({escape(label)})" if several else "TSE (info.csv)"
+            table.add_row(title, escape(described))
     table.add_row("Log messages", str(data["log_messages"]))
     table.add_row("Valid signatures", str(data["valid_signatures"]))
     table.add_row("Invalid signatures", str(len(data["invalid_signatures"])))
@@ -63,15 +69,26 @@ def _print_report(console: Console, report: VerifyReport) -> None:
             f"missing: {gaps}; logs from {_when(s['first_time'])} to {_when(s['last_time'])}",
         )
     console.print(table)
+    shown: Counter[str] = Counter()
     for finding in report.findings:
-        where = f" [dim]{finding.file}[/dim]" if finding.file else ""
+        shown[finding.code] += 1
+        if shown[finding.code] > PER_CODE:
+            continue
+        where = f" [dim]{escape(finding.file)}[/dim]" if finding.file else ""
         style = _STYLE[finding.severity]
         console.print(
             f"[{style}]{finding.severity.value:7}[/{style}] {finding.code}: "
-            f"{finding.message}{where}",
+            f"{escape(finding.message)}{where}",
             highlight=False,
             markup=True,
         )
+    for code, count in shown.items():
+        if count > PER_CODE:
+            console.print(
+                f"... and {count - PER_CODE} more {code} finding(s) of the same kind: all "
+                "are in --json and --html",
+                highlight=False,
+            )
     verdict = "[green]OK: no errors[/green]" if report.ok else "[red]NOT OK: errors found[/red]"
     console.print(verdict)
 
@@ -232,7 +249,7 @@ def _print_receipt(console: Console, result: ReceiptResult) -> None:
         table.add_column(style="bold")
         table.add_column(overflow="fold")
         for key, value in _fields(result.payload).items():
-            table.add_row(_WORDS[key], str(value))
+            table.add_row(_WORDS[key], escape(str(value)))
         if result.serial_number:
             table.add_row("TSE serial number (SHA-256 of the key)", result.serial_number)
         if result.curve:
@@ -241,7 +258,8 @@ def _print_receipt(console: Console, result: ReceiptResult) -> None:
     for finding in result.findings:
         style = _STYLE[finding.severity]
         console.print(
-            f"[{style}]{finding.severity.value}[/{style}] {finding.code}: {finding.message}",
+            f"[{style}]{finding.severity.value}[/{style}] {finding.code}: "
+            f"{escape(finding.message)}",
             highlight=False,
         )
     console.print(
@@ -278,7 +296,7 @@ def verify_receipt_command(
         try:
             found = read_qr_texts(image)
         except OpenTSEError as exc:
-            err.print(f"[red]{exc}[/red]")
+            err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
             raise typer.Exit(2) from None
         texts = receipt_texts(found)  # every receipt in the picture
     results = [verify_receipt(text) for text in texts]
