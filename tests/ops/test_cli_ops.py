@@ -241,3 +241,17 @@ def test_outage_without_reason_and_move_out_of_a_mistyped_folder(tmp_path: Path)
     typo = tmp_path / "dtaa"
     out = run(typo, "tse", "move-out", "--to", "10.0.0.7", code=1)
     assert "E_DATA_DIR" in out and not typo.exists()
+
+
+def test_reporting_on_a_mistyped_data_folder_is_an_error(tmp_path: Path) -> None:
+    """A cron job with a mistyped --data (`tse status --announce`, `archive remind`)
+    made a new, empty installation there and reported it as all well (exit 0, no
+    output) every day. Only `site org-create` may still start a new folder."""
+    typo = tmp_path / "opentse-dta"
+    for args in (("tse", "status", "--announce"), ("archive", "remind"), ("archive", "list"),
+                 ("tse", "protocol"), ("site", "list")):  # fmt: skip
+        out = run(typo, *args, code=1)
+        assert "E_DATA_DIR" in out and "holds no opentse installation" in out, (args, out)
+    assert not typo.exists()
+    run(typo, "site", "org-create", "Kiosk Ost")
+    run(typo, "archive", "remind")  # an installation now: nothing to remind of

@@ -35,7 +35,7 @@ def org_create(
     """Create an organization (legal entity)."""
     from opentse.ops import sites
 
-    with ops_context(data, database) as ctx:
+    with ops_context(data, database, existing=False) as ctx:  # may come first in a set-up
         org = sites.create_organization(ctx, name, tax_number=tax_number, svc_org_id=svc_org)
     echo_json(vars_of(org)) if as_json else console.print(f"organization {org.id} created")
 
