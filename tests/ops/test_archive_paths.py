@@ -64,6 +64,10 @@ def test_archive_folder_moved_with_the_data_folder_is_found_in_it(
     shutil.move(old, new)
     (listed,) = json.loads(run("archive", "list", "--json", "--data", str(new)))
     assert listed["file_intact"] is True
+    # "file" says where it is now (the recorded "path" is the old place: a script
+    # handing it to opentse verify found nothing)
+    assert Path(listed["file"]).parent == (new / "archive" / "t1").absolute()
+    assert Path(listed["file"]).is_file() and not Path(listed["path"]).exists()
     assert "released" in run("archive", "release", "t1", "--data", str(new))
     # a file that really changed is still caught
     (file,) = (new / "archive" / "t1").glob("*.tar")

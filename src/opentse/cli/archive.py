@@ -56,8 +56,13 @@ def list_command(
         if tse_id is not None and not items:
             ctx.service.require(tse_id)  # a mistyped id: E_TSS_NOT_FOUND, not an empty list
         intact = {i.id: archive.check_integrity(i, ctx.data_dir) for i in items}
+        # where the file is now: "path" is the one recorded, which a data folder moved
+        # to another place or host no longer has
+        found = {i.id: str(archive.locate(i, ctx.data_dir)) for i in items}
     if as_json:
-        echo_json([{**i.to_json(), "file_intact": intact[i.id]} for i in items])
+        echo_json(
+            [{**i.to_json(), "file": found[i.id], "file_intact": intact[i.id]} for i in items]
+        )
         return
     table("Archive", ("time", "tse", "records", "sha256", "verified", "intact", "keep until"),
           [(iso(i.created_at), i.tse_id, i.records, i.sha256[:16] + "...", i.verified_ok,
