@@ -102,6 +102,10 @@ class DsfinvkSide:
     #: Z_ERSTELLUNG): registers close at different times; a client without one
     #: takes ``first`` .. ``last``
     windows: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    #: each client id's periods of closings the export leaves out (holds Z_NR 1 and 3,
+    #: not 2): from the closing before to the first Bon start of the closing after;
+    #: a transaction started in one belongs to the closing left out
+    skipped: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)  # rows that cannot be read
 
 
@@ -132,6 +136,14 @@ def _in_window(tx: TseTransaction, window: tuple[int | None, int | None]) -> boo
         return False
     ended = tx.end if tx.end is not None else begun
     return first <= begun and ended <= last
+
+
+def _in_skipped(tx: TseTransaction, periods: Iterable[tuple[int, int]]) -> bool:
+    """Started (else first logged) inside a period of closings the export leaves out
+    (bounds included: times have whole seconds, and the closing before and the first
+    Bon after may share a second with the left-out closing's transactions)."""
+    begun = tx.start if tx.start is not None else tx.first_time
+    return begun is not None and any(after <= begun <= before for after, before in periods)
 
 
 def _widest(windows: Iterable[tuple[int | None, int | None]]) -> tuple[int | None, int | None]:
@@ -225,6 +237,9 @@ def cross_check(
         if not _in_window(tx, windows.get(tx.client_id, everywhere)):
             out_of_scope += 1
             continue
+        if key not in bons_of and _in_skipped(tx, side.skipped.get(tx.client_id, ())):
+            out_of_scope += 1  # a transaction of a closing the export leaves out
+            continue
         in_scope += 1
         if key in bons_of:
             continue
@@ -287,7 +302,9 @@ def _substituted_keys(
     for tx in transactions:
         if tx.client_id not in side.clients or tx.serial in side.serials:
             continue
-        if _in_window(tx, windows.get(tx.client_id, everywhere)):
+        if _in_window(tx, windows.get(tx.client_id, everywhere)) and not _in_skipped(
+            tx, side.skipped.get(tx.client_id, ())
+        ):
             signed_by[tx.client_id][tx.serial] += 1
     named: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for bon in side.bons:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import math
 import zipfile
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -189,6 +191,31 @@ def _read_side(source: _Source, side: DsfinvkSide) -> None:
         if bon is not None:
             side.bons.append(bon)
     _windows(side, members, begun, created)
+    _skipped(side, members, begun, created)
+
+
+def _skipped(
+    side: DsfinvkSide,
+    members: dict[ClosingKey, set[str]],
+    begun: dict[ClosingKey, int | None],
+    created: dict[ClosingKey, int | None],
+) -> None:
+    """Each client id's periods of closings left out: between two exported closings
+    of a register whose Z_NR are not consecutive, from the earlier's Z_ERSTELLUNG to
+    the later's earliest Bon start."""
+    by_register: dict[str, list[tuple[int, ClosingKey]]] = defaultdict(list)
+    for closing in members:
+        text = closing[2]
+        if text.isascii() and text.isdigit() and len(text) <= 18:
+            by_register[closing[0]].append((int(text), closing))
+    for closings in by_register.values():
+        closings.sort()
+        for (low, before), (high, after) in itertools.pairwise(closings):
+            start, end = created.get(before), begun.get(after)
+            if high == low + 1 or start is None or end is None or end < start:
+                continue
+            for client in (members[before] | members[after]) - {""}:
+                side.skipped.setdefault(client, []).append((start, end))
 
 
 def _windows(
