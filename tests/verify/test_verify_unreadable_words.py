@@ -53,3 +53,26 @@ def test_with_json_stdout_is_one_json_object_saying_why(tmp_path: Path) -> None:
             "message": f"{tmp_path / 'tse.tar'}: no such file",
         },
     }
+
+
+def test_an_html_report_that_cannot_be_written_has_a_code(tmp_path: Path) -> None:
+    import json
+
+    from opentse.verify.synthetic import build_export
+
+    tar = tmp_path / "t.tar"
+    build_export(tar, 3)
+    target = tmp_path / "missing" / "r.html"
+    result = CliRunner().invoke(build_app(), ["verify", "--json", str(tar), "--html", str(target)])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["unreadable"] == {
+        "code": "E_HTML_UNWRITABLE",
+        "message": f"cannot write --html {target}: no folder {target.parent}",
+    }
+    code, out = _verify_args(str(tar), "--html", str(tmp_path))
+    assert code == 2 and f"E_HTML_UNWRITABLE: cannot write --html {tmp_path}: it is a folder" in out
+
+
+def _verify_args(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(), ["verify", *args], env={"COLUMNS": "200"})
+    return result.exit_code, " ".join(result.output.split())

@@ -170,10 +170,8 @@ def verify_command(
             _unverifiable(err, as_json, "E_TRUST_UNREADABLE", why)
     if html is not None and (html.is_dir() or not html.parent.is_dir()):
         # said before the verification, which may take minutes, not after it
-        err.print(
-            f"[red]cannot write --html {escape(str(html))}: no such folder, or a folder[/red]"
-        )
-        raise typer.Exit(2)
+        why = "it is a folder" if html.is_dir() else f"no folder {html.parent}"
+        _unverifiable(err, as_json, "E_HTML_UNWRITABLE", f"cannot write --html {html}: {why}")
     big = sum(p.stat().st_size for p in exports if p.is_file()) > 2 * 1024 * 1024
     try:
         if big and err.is_terminal:  # the one-pass reader, with a count of checked logs
@@ -190,7 +188,12 @@ def verify_command(
         try:
             write_html(report, html)
         except OSError as exc:  # e.g. no permission: the report is still printed below
-            err.print(f"[red]cannot write --html {escape(str(html))}: {escape(str(exc))}[/red]")
+            why = exc.strerror or str(exc)
+            err.print(
+                f"[red]E_HTML_UNWRITABLE: cannot write --html {escape(str(html))}: "
+                f"{escape(why)}[/red]",
+                highlight=False,
+            )
             html_failed = True
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
