@@ -338,7 +338,7 @@ def test_cash_movements_are_found_by_the_money_moved(shop: Shop) -> None:
     assert shop.row(payout["_id"]).amount_cents == -1230
     assert shop.row(foreign["_id"]).amount_cents is None
     assert shop.row(free["_id"]).amount_cents is None
-    numbers, html = shop.search(amount="50,00")
+    numbers, html = shop.search(amount="+50,00")
     assert numbers == [receipt["number"], cash_book["number"], deposit["number"]]
     assert shop.search(amount="-50,00")[0] == [transit["number"]]
     assert shop.search(amount="-12,30")[0] == [payout["number"]]
@@ -379,3 +379,33 @@ def test_rows_rebuilt_after_a_lost_index_have_the_money_moved(shop: Shop) -> Non
     assert rebuild_index(shop.ctx) == 2
     assert shop.row(deposit["_id"]).amount_cents == 5000
     assert shop.row(cash_book["_id"]).amount_cents == -8000
+
+
+def test_an_amount_without_a_sign_finds_both_signs(shop: Shop) -> None:
+    """A shop owner remembers "21,42", not that the cancellation of that receipt or a
+    payout of 12,30 was signed negative: searching "21,42" found the sale only."""
+    sale = sell(shop.api, shop.h, shop.tss, shop.cid, "21.42")
+    storno = _finish(
+        shop, _raw("Kassenbeleg-V1", "AVBelegstorno^-21.42_0.00_0.00_0.00_0.00^-21.42:Bar")
+    )
+    payout = _finish(shop, _raw("SonstigerVorgang", "Auszahlung^-12.30:Bar"))
+    other = sell(shop.api, shop.h, shop.tss, shop.cid, "12.31")
+    numbers, html = shop.search(amount="21,42")
+    assert numbers == [storno["number"], sale["number"]] and ">2 results<" in html
+    assert shop.search(amount="-21,42")[0] == [storno["number"]]
+    assert shop.search(amount="+21,42")[0] == [sale["number"]]
+    assert shop.search(amount="12,30 €")[0] == [payout["number"]]
+    assert shop.search(amount="12,31")[0] == [other["number"]]
+    assert shop.search(amount="21,42", number=str(storno["number"]))[0] == [storno["number"]]
+    assert shop.search(amount="+21,42", number=str(storno["number"]))[0] == []
+    # paged across both signs: the newest first, every match once
+    more = [sell(shop.api, shop.h, shop.tss, shop.cid, "21.42")["number"] for _ in range(3)]
+    both = sorted([sale["number"], storno["number"], *more], reverse=True)
+    assert shop.search(amount="21,42")[0] == both
+    found = transactions.search(
+        shop.ctx,
+        shop.org,
+        TxQuery(amount=transactions.parse_amount("21,42"), either_sign=True),
+        offset=2,
+    )
+    assert [h.row.number for h in found.hits] == both[2:] and found.total == 5

@@ -56,8 +56,9 @@ class TransactionPages:
         tss_ids = [tss_id for tss_id, _ in choices]
         tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
         query = transactions.TxQuery(
-            tss, number, values["register"], date_from, date_to, amount, state
-        )
+            tss, number, values["register"], date_from, date_to, amount, state,
+            either_sign=not transactions.has_sign(values["amount"]),
+        )  # fmt: skip
         shown = _page_number(q.get("page", ""))
         offset = (shown - 1) * transactions.SEARCH_LIMIT
         found = transactions.TxResults([], 0, offset)

@@ -46,6 +46,9 @@ class TxQuery:
     date_to: int | None = None  # unix, exclusive (start of the day after)
     amount: Decimal | None = None
     state: str = ""
+    #: the amount was typed without a sign: it finds -amount too (a cancellation of
+    #: that receipt, a payout of that much), as a shop owner remembers "12,30"
+    either_sign: bool = False
 
     @property
     def empty(self) -> bool:
@@ -89,6 +92,17 @@ _CURRENCY = re.compile(r"^(?:€|EUR)\s*|\s*(?:€|EUR)$", re.IGNORECASE)
 _GROUPED = re.compile(r"[1-9]\d{0,2}(?:[.,]\d{3})+")  # 1.234.567 or 1,234,567
 
 
+def _amount_body(text: str) -> str:
+    """The amount as typed without currency and spaces."""
+    body = _CURRENCY.sub("", text.strip().replace("\u00a0", " ").replace("\u202f", " "))
+    return body.replace(" ", "")
+
+
+def has_sign(text: str) -> bool:
+    """The amount was typed with a sign (``-12,30``, ``+5``), not just ``12,30``."""
+    return _amount_body(text)[:1] in ("+", "-")
+
+
 def parse_amount(text: str) -> Decimal | None:
     """An amount as a shop owner types it: ``21,42``, ``21.42``, ``-3,00``, ``50,-``,
     ``50 €``, ``EUR 50``, ``1.234,50`` or ``1,234.50`` (a separator before exactly
@@ -97,8 +111,7 @@ def parse_amount(text: str) -> Decimal | None:
     other amounts."""
     if not text:
         return None
-    body = _CURRENCY.sub("", text.strip().replace("\u00a0", " ").replace("\u202f", " "))
-    body = body.replace(" ", "")
+    body = _amount_body(text)
     sign = ""
     if body[:1] in ("+", "-"):
         sign, body = body[:1], body[1:]
@@ -204,18 +217,30 @@ def search(ctx: Any, org: str, q: TxQuery, offset: int = 0) -> TxResults:
         total = len(rows)
         rows = rows[offset : offset + SEARCH_LIMIT]
     elif tss_ids:
-        page = Page(limit=SEARCH_LIMIT, offset=offset, order_by="time_start", order="desc")
-        rows, total = ctx.svc.list_txs(
-            org,
-            page,
-            q.tss_id,
-            None,
-            [q.state] if q.state else [],
-            client_ids=wanted_clients,
-            time_from=q.date_from,
-            time_to=q.date_to,
-            amount_cents=cents,
-        )
+
+        def query(amount: int | None, page: Page) -> tuple[list[TxRow], int]:
+            found: tuple[list[TxRow], int] = ctx.svc.list_txs(
+                org,
+                page,
+                q.tss_id,
+                None,
+                [q.state] if q.state else [],
+                client_ids=wanted_clients,
+                time_from=q.date_from,
+                time_to=q.date_to,
+                amount_cents=amount,
+            )
+            return found
+
+        if cents and q.either_sign:  # two indexed queries, merged newest first
+            first = Page(limit=offset + SEARCH_LIMIT, order_by="time_start", order="desc")
+            plus, plus_total = query(cents, first)
+            minus, minus_total = query(-cents, first)
+            merged = sorted(plus + minus, key=lambda r: (r.time_start, r.number), reverse=True)
+            rows, total = merged[offset : offset + SEARCH_LIMIT], plus_total + minus_total
+        else:
+            page = Page(limit=SEARCH_LIMIT, offset=offset, order_by="time_start", order="desc")
+            rows, total = query(cents, page)
     hits = [
         TxHit(row, serials.get(row.tss_id, ""), clients.get(row.client_id, ""), _amount(ctx, row))
         for row in rows
@@ -230,7 +255,11 @@ def _matches(row: TxRow, q: TxQuery, cents: int | None, clients: list[str] | Non
         and (not q.state or row.state == q.state)
         and (q.date_from is None or row.time_start >= q.date_from)
         and (q.date_to is None or row.time_start < q.date_to)
-        and (cents is None or row.amount_cents == cents)
+        and (
+            cents is None
+            or row.amount_cents == cents
+            or (q.either_sign and row.amount_cents == -cents)
+        )
     )
 
 
