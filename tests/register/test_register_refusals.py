@@ -220,3 +220,23 @@ def test_after_a_tse_replacement_the_till_is_pointed_at_its_journal(
     code, out = sell(new, "--journal", str(kept))
     body = json.loads(out)
     assert code == 0 and body["tse_failed"] is False and body["receipt_number"] == "2", out
+
+
+def test_a_wrong_api_secret_is_refused_not_an_outage(
+    tmp_path: Path, fiskaly_tss: Callable[[str], dict[str, str]]
+) -> None:
+    """A wrong (or revoked) API secret was journaled as a TSE outage and every sale
+    printed "TSE ausgefallen", exit 0. The service answers, it refuses the till's
+    credentials: E_REGISTER_AUTH, exit 1, nothing booked, the secret not shown."""
+    tss = fiskaly_tss("KASSE-A")
+    journal = tmp_path / "till.db"
+    result = CliRunner().invoke(
+        APP,
+        ["pos", "sell", "--url", tss["origin"], "--tss", tss["tss"], "--client", tss["client"],
+         "--api-key", tss["api_key"], "--api-secret", "not-the-secret",
+         "--journal", str(journal), "--line", "Tee:1:1.80:1", "--pay", "bar:2.00"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "E_REGISTER_AUTH" in result.output and "TSE ausgefallen" not in result.output
+    assert "not-the-secret" not in result.output
+    assert not journal.exists()

@@ -33,8 +33,9 @@ class TSEUnavailable(StateError):
 
 class RegisterNotAccepted(ProtocolError):
     """The TSE answers, but not for this register as configured: its TSE id is unknown
-    (``E_REGISTER_TSS_UNKNOWN``) or its client is not registered, deregistered or has
-    another serial number (``E_REGISTER_CLIENT_UNKNOWN``). A configuration error, not an
+    (``E_REGISTER_TSS_UNKNOWN``), its client is not registered, deregistered or has
+    another serial number (``E_REGISTER_CLIENT_UNKNOWN``), or a service refuses its API
+    key and secret (``E_REGISTER_AUTH``). A configuration error, not an
     outage: selling on "TSE ausgefallen" would go on all day while the TSE works."""
 
     code = "E_REGISTER_CLIENT_UNKNOWN"

@@ -178,6 +178,13 @@ class RemoteBackend:
         response = self._send("POST", "/auth", json=body, auth=False)
         if response.status_code == 401 and "refresh_token" in body:
             response = self._send("POST", "/auth", json=self._credentials, auth=False)
+        if response.status_code in (401, 403):
+            # the key or secret is wrong or revoked: no outage, the till is set up wrong
+            raise RegisterNotAccepted(
+                f"the service refused the API key {self._credentials['api_key']!r} and its "
+                f"secret (HTTP {response.status_code}): check --api-key and --api-secret",
+                code="E_REGISTER_AUTH",
+            )
         data = self._check(response)
         self._access = str(data["access_token"])
         self._refresh = str(data.get("refresh_token") or "") or None
