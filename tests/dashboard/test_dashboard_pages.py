@@ -397,6 +397,16 @@ def test_a_last_log_that_does_not_verify_turns_the_light_red(
         )
     after = owner.get("/dashboard/tss", headers=en).text
     assert _lights(after)[tss] == "red" and "the last signature does not verify" in after
+    # the Warnings page named nothing of it ("No warnings." beside a red light)
+    warned = owner.get("/dashboard/warnings", headers=en).text
+    assert "No warnings." not in warned
+    row = re.search(rf'<tr class="sev-error">(.*?{tss[:8]}.*?)</tr>', warned, re.S)
+    assert row is not None, warned
+    assert "<td>critical</td>" in row.group(1) and "<td>TSE state</td>" in row.group(1)
+    assert "the last signature does not verify: treat the TSE as defective" in row.group(1)
+    german = owner.get("/dashboard/warnings", headers={"accept-language": "de"}).text
+    assert "<td>kritisch</td>" in german and "<td>Zustand der TSE</td>" in german
+    assert "die letzte Signatur ist ungültig" in german
 
 
 @settings(max_examples=100, deadline=None)

@@ -363,6 +363,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "no_warnings": ("Keine Warnungen.", "No warnings."),
     "kind": ("Art", "Kind"),
     "level": ("Stufe", "Level"),
+    "level_critical": ("kritisch", "critical"),
+    "level_warning": ("Warnung", "warning"),
+    "kind_status": ("Zustand der TSE", "TSE state"),
+    "kind_capacity": ("Signaturkapazität", "signature capacity"),
+    "kind_certificate_expiry": ("Zertifikatslaufzeit", "certificate expiry"),
+    "kind_export": ("Export", "export"),
+    "kind_failures": ("fehlgeschlagene Aufrufe", "failed calls"),
     # errors
     "not_found": ("Nicht gefunden.", "Not found."),
     "error_title": ("Fehler {status}", "Error {status}"),

@@ -367,10 +367,23 @@ class WarningView:
     values: dict[str, Any]
 
 
+#: red-light reasons that are no lifetime warning: the TSE cannot be relied on
+STATUS_REASONS = ("reason_last_bad", "reason_defective", "reason_disabled", "reason_not_init")
+
+
 def warning_rows(rows: list[TseRow], ops: OpsContext, watch: FailureWatch) -> list[WarningView]:
+    """Everything that needs the shop's attention, worst first per TSE: a TSE whose
+    light is red for its state (last signature does not verify, defective, disabled,
+    not initialized), lifetime warnings, failed calls and overdue exports."""
     by_id = {r.tss_id: r for r in rows}
     found: list[WarningView] = []
     for r in rows:
+        if r.light == RED:
+            found.extend(
+                WarningView(r.tss_id, r.serial, "status", "critical", reason.key, reason.values)
+                for reason in r.reasons
+                if reason.key in STATUS_REASONS
+            )
         for w in r.warnings:
             found.append(
                 WarningView(
