@@ -56,3 +56,18 @@ def test_move_out_retires_the_old_folder_and_the_copy_signs_on(tmp_path: Path) -
     assert code == 0, out
     [entry] = [e for e in json.loads(out) if e["kind"] == "move.moved_out"]
     assert entry["details"] == {"to": "10.0.0.7", "tses": ["t1"]}
+
+
+def test_move_out_of_a_postgresql_node_says_why_not(tmp_path: Path) -> None:
+    """It said the folder held no installation; on PostgreSQL the copies share one
+    database, so there is nothing to retire (stop the node)."""
+    data = tmp_path / "node"
+    code, out = _run(data, "tse", "create", "t1")
+    assert code == 0, out
+    result = runner.invoke(
+        APP, ["tse", "move-out", "--to", "10.0.0.7", "--data", str(data)],
+        env={"OPENTSE_DATABASE": "postgresql://nobody@127.0.0.1:1/none"},
+    )  # fmt: skip
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and "E_DATA_DIR" in out and "PostgreSQL" in out, out
+    assert not (data / "MOVED-AWAY.txt").exists()

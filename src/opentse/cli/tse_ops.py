@@ -8,6 +8,7 @@ already uses is skipped, never overwritten.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,15 @@ def move_out_command(
     from opentse.installation import DB_FILE
     from opentse.ops import moving
 
+    if os.environ.get("OPENTSE_DATABASE") or os.environ.get("OPENTSE_DATABASE_URL"):
+        fail(  # copies of a node's folder share the one database: nothing diverges
+            StorageError(
+                "tse move-out retires a SQLite data folder (its database inside); an "
+                "installation on PostgreSQL keeps one database that any number of nodes "
+                "may serve: stop the old node instead",
+                code="E_DATA_DIR",
+            )
+        )
     if not (data / DB_FILE).is_file():  # a mistyped --data: opening would make a new one
         fail(
             StorageError(
