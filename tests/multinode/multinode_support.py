@@ -1,5 +1,6 @@
 """What the multinode tests do through the API of a running node, and the TCP relay
-through which a node reaches PostgreSQL (cut to take the database away)."""
+through which a node reaches PostgreSQL (cut to take the database away, stalled to
+make it stop answering)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ class Relay:
         self._listener: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()  # cleared by stall(): nothing is forwarded
+        self._flowing.set()
 
     def start(self) -> None:
         listener = socket.socket()
@@ -60,22 +63,37 @@ class Relay:
                 client, _ = listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
             with self._lock:
-                self._open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                self._open.append(client)
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def _connect(self, client: socket.socket) -> None:
+        self._flowing.wait()  # stalled: accepted, but nothing answers
+        upstream = socket.create_connection(self.target)
+        with self._lock:
+            self._open.append(upstream)
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
         try:
             while data := a.recv(65536):
+                self._flowing.wait()
                 b.sendall(data)
         except OSError:
             pass
         for s in (a, b):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+    def stall(self) -> None:
+        """The database stops answering without closing anything (a frozen server, a
+        network path that still acknowledges): connections are accepted, no byte is
+        forwarded either way until ``resume()``."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def cut(self) -> None:
         assert self._listener is not None

@@ -260,7 +260,19 @@ class ExportManager:
             log.warning("stopping with exports still running; their leases run out")
         if self._outage.down:
             return  # nothing to hand back through a database that is away
-        try:  # hand unfinished exports back at once instead of letting leases run out
+        # hand unfinished exports back at once instead of letting leases run out; in a
+        # thread of its own: a database that accepts but never answers holds a query
+        # for ever (no pool wait applies to a connection it already gave out)
+        releasing = threading.Thread(
+            target=self._release, name="opentse-export-release", daemon=True
+        )
+        releasing.start()
+        releasing.join(timeout=STOP_WAIT)
+        if releasing.is_alive():
+            log.warning("releasing export leases: no answer from the database; they run out")
+
+    def _release(self) -> None:
+        try:
             self._ctx.svc.release_export_leases(self.owner)
         except DATABASE_ERRORS as exc:
             log.warning("releasing export leases failed (they run out on their own): %s", exc)

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from opentse.ops import archive, metrics, status
 from opentse.ops.store import OpsContext
 from opentse.server.context import authenticate
+from opentse.server.health import HealthProbe
 from opentse.server.hotpath import ServerApp
 from opentse.server.problems import ApiError
 
@@ -171,21 +172,23 @@ def install(app: Starlette, ctx: Any) -> OpsContext:
         text = await run_in_threadpool(build)
         return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
 
-    async def health(request: Request) -> Response:
-        # Anonymous and cheap (load balancers poll it every few seconds): one indexed
-        # read of the engine store that finds nothing, no tenant's counts. Those are
-        # for the organization itself (/api/v2/ops/status) and for /metrics.
-        def check() -> None:
-            ping = getattr(ctx.store, "ping", None)  # PostgreSQL: a short wait, not 30 s
-            if ping is not None:
-                ping(HEALTH_PROBE_ID)
-            else:
-                ctx.store.get_log(HEALTH_PROBE_ID, 0)
+    # Anonymous and cheap (load balancers poll it every few seconds): one indexed read
+    # of the engine store that finds nothing, no tenant's counts. Those are for the
+    # organization itself (/api/v2/ops/status) and for /metrics.
+    def check() -> None:
+        ping = getattr(ctx.store, "ping", None)  # PostgreSQL: a short wait, not 30 s
+        if ping is not None:
+            ping(HEALTH_PROBE_ID)
+        else:
+            ctx.store.get_log(HEALTH_PROBE_ID, 0)
 
-        try:
-            await run_in_threadpool(check)
-        except Exception as exc:  # the store is unreachable: not healthy
-            return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
+    probe = HealthProbe(check)
+
+    async def health(request: Request) -> Response:
+
+        failure = await probe.failure()  # in seconds, also when the store never answers
+        if failure is not None:
+            return JSONResponse({"status": "error", "error": failure}, status_code=503)
         return JSONResponse({"status": "ok", "time": ctx.now()})
 
     async def ops_status(request: Request) -> Response:

@@ -172,6 +172,7 @@ class ServiceStore:
         # one mark per service node (PostgreSQL: tables shared by several hosts); a
         # host without its own mark scans all logs once
         self.node_id = socket.gethostname() or "local"
+        self._close_wait = 30.0  # seconds close() waits for the index writer
         self._writer = threading.Thread(
             target=self._write_loop, name="opentse-svc-index", daemon=True
         )
@@ -231,11 +232,13 @@ class ServiceStore:
 
     def stopping(self) -> None:
         """The node is stopping: waits for the database are cut short from now on
-        (PostgreSQL twin; nothing to do on a SQLite file)."""
+        (PostgreSQL twin), and ``close`` waits at most 2 s for the index writer's last
+        rows (rebuilt from the logs if it had to leave them)."""
+        self._close_wait = 2.0
 
     def close(self) -> None:
         self._queue.put(None)
-        self._writer.join(timeout=30)
+        self._writer.join(timeout=self._close_wait)
         with self._lock:
             for conn in self._all:
                 with contextlib.suppress(sqlite3.ProgrammingError):

@@ -185,6 +185,7 @@ class PgServiceStore(ServiceStore):
         connection: a node stopping while its database does not answer ends in
         seconds (its export leases run out on their own)."""
         self._wait_default = min(self._wait_default, STOP_WAIT)
+        super().stopping()
 
     @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[Any]:
