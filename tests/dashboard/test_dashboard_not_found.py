@@ -29,3 +29,27 @@ def test_unknown_dashboard_addresses_get_the_dashboards_404_page(tmp_path: Path)
         assert web.get("/dashboard/static/nothing.css").status_code == 404
         api = web.get("/api/v2/nothing")  # the API keeps its problem documents
         assert api.status_code == 404 and api.json()["code"] == "E_NOT_FOUND"
+
+
+def test_the_navigation_marks_the_section_of_the_page(tmp_path: Path) -> None:
+    """A transaction's page (/tss/<id>/tx/<n>) was marked as the TSEs section."""
+    import re
+
+    from dashboard_support import api_login, sell, setup_tss
+
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h)
+        number = sell(web, h, tss, cid, "1.00")["number"]
+        assert dashboard_login(web, key).status_code == 303
+        for path, section in (
+            (f"/dashboard/tss/{tss}/tx/{number}", "/dashboard/tx"),
+            (f"/dashboard/tss/{tss}/tx/{number}/qr", "/dashboard/tx"),
+            ("/dashboard/tx?amount=1", "/dashboard/tx"),
+            (f"/dashboard/tss/{tss}", "/dashboard/tss"),
+            ("/dashboard/tss", "/dashboard/tss"),
+            ("/dashboard/exports", "/dashboard/exports"),
+            ("/dashboard/warnings", "/dashboard/warnings"),
+        ):
+            html = web.get(path).text
+            assert re.findall(r'<a href="([^"]+)" aria-current="page">', html) == [section], path
