@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ready_tse
+from conftest import PIN, ready_tse
 from opentse.errors import OpenTSEError
 from opentse.ops import moving, protocol
 from opentse.ops.store import OpsContext
@@ -105,3 +105,16 @@ def test_a_moves_session_file_says_what_the_new_host_serves(
     assert f"TLS SHA-256:         {shown}" in session
     assert "--fingerprint" not in session
     assert f"--url {scheme}://10.0.0.2:4433 " in session
+
+
+def test_moving_a_disabled_tse_is_refused_and_keeps_the_keys(ops: OpsContext) -> None:
+    """A replaced (disabled) TSE was "moved": every key of its organization disabled,
+    so every register of the organization locked out, for a TSE nobody signs with."""
+    key = _served_tse_with_session(ops)
+    ops.service.authenticate("t1", PIN)
+    ops.service.disable("t1")
+    with pytest.raises(OpenTSEError) as exc:
+        moving.move_tse(ops, "t1", host="10.0.0.2", port=4433)
+    assert exc.value.code == "E_MOVE_INACTIVE" and "DISABLED" in exc.value.message
+    assert not ops.svc.get_api_key(key["api_key"]).disabled  # type: ignore[union-attr]
+    assert protocol.entries(ops.db, prefix="move.") == []

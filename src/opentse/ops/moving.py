@@ -148,6 +148,16 @@ def move_tse(
 ) -> ConnectionData:
     """Steps 2 and 3 above; run ``connection_test`` afterwards (step 4)."""
     ctx.service.require(tse_id)
+    lifecycle = ctx.service.get(tse_id).state.lifecycle.value
+    if lifecycle in ("DISABLED", "DEFECTIVE"):  # no register signs there any more
+        site = sites.find_tse(ctx, tse_id)
+        successor = f" (replaced by {site.replaced_by})" if site and site.replaced_by else ""
+        raise StateError(
+            f"TSE {tse_id} is {lifecycle}{successor}: no register uses it, and a move would "
+            "disable its organization's API keys for nothing; move the TSE that serves "
+            "the registers",
+            code="E_MOVE_INACTIVE",
+        )
     url = build_url(host, port, path, tls)
     org = organization_of(ctx, tse_id, org_id)
     protocol.record(
