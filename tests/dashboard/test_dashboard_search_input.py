@@ -116,3 +116,21 @@ def test_todays_transactions_are_one_click_away(tmp_path: Path) -> None:
         assert link.group(1) == f"/dashboard/tx?tss={tss}&amp;from={day}&amp;to={day}"
         found, html = _search(web, tss=tss, **{"from": day, "to": day})
         assert found == [sold["number"]] and ">1 result</p>" in html
+
+
+def test_the_register_field_offers_the_registers(tmp_path: Path) -> None:
+    """What to type as "register" was a guess (its serial number, as the POS
+    registered it); the field now offers the organization's registers."""
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        setup_tss(web, h, "KASSE-02")
+        setup_tss(web, h, "Bar-Theke")
+        assert dashboard_login(web, key).status_code == 303
+        html = web.get("/dashboard/tx").text
+        assert 'list="f-registers"' in html
+        options = re.search(r'<datalist id="f-registers">(.*?)</datalist>', html, re.S)
+        assert options is not None
+        assert re.findall(r'<option value="([^"]+)">', options.group(1)) == [
+            "Bar-Theke",
+            "KASSE-02",
+        ]

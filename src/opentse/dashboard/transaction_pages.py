@@ -53,6 +53,7 @@ class TransactionPages:
             errors.append(page.t("bad_amount"))
         state = values["state"] if values["state"] in TX_STATES else ""
         choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
+        registers = await run_in_threadpool(_register_names, self.ctx, page.org, choices)
         tss_ids = [tss_id for tss_id, _ in choices]
         tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
         query = transactions.TxQuery(
@@ -72,6 +73,7 @@ class TransactionPages:
             "transactions.html",
             values=values,
             choices=choices,
+            registers=registers,
             states=TX_STATES,
             found=found,
             hits=found.hits,
@@ -117,6 +119,14 @@ class TransactionPages:
             media_type="application/octet-stream",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+
+
+def _register_names(ctx: Any, org: str, choices: list[tuple[str, str]]) -> list[str]:
+    """The serial numbers of the organization's registers, offered while typing in
+    the register field (what to type there is not obvious: the register's serial
+    number as its POS registered it, e.g. KASSE-01)."""
+    names = {c.serial_number for tss_id, _ in choices for c in views.all_clients(ctx, org, tss_id)}
+    return sorted(names, key=str.casefold)
 
 
 MAX_PAGE = 10**6  # of SEARCH_LIMIT hits: far beyond any shop's transactions
