@@ -145,10 +145,11 @@ def export_command(
 def check_command(
     export: Path = typer.Argument(..., help="EXPORT.zip or export folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
-    tse_export: Path | None = typer.Option(
+    tse_exports: list[Path] | None = typer.Option(
         None,
         "--tse-export",
-        help="A TSE's TAR export (any vendor) to cross-check the Bons' TSE data with.",
+        help="A TSE's TAR export (any vendor) to cross-check the Bons' TSE data with; "
+        "repeat it for incremental exports (read as one) or several TSEs.",
     ),
 ) -> None:
     """Check an export: index.xml, every CSV against it, sums and TSE signatures
@@ -172,8 +173,9 @@ def check_command(
         verdict = "NOT READABLE as a DSFinV-K export" if unreadable else _verdict(findings)
         console.print(f"{export}: {verdict}", highlight=False, soft_wrap=True, markup=False)
     cross = None
-    if tse_export is not None and not unreadable:
-        cross = _cross_check(export, tse_export)
+    tse_export = " + ".join(str(p) for p in tse_exports or [])
+    if tse_exports and not unreadable:
+        cross = _cross_check(export, tse_exports)
         if isinstance(cross, str):  # the TAR cannot be read: exit 2
             if as_json:  # still one JSON object on stdout, saying why
                 body = _json_body(findings, errors, summary)
@@ -233,7 +235,7 @@ def _print_findings(findings: list[Any]) -> None:
         console.print(f"[{colour}]{escape(str(f))}[/{colour}]", highlight=False, soft_wrap=True)
 
 
-def _print_cross(cross: Any, tar: Path | None) -> None:
+def _print_cross(cross: Any, tar: Path | str | None) -> None:
     summary = cross.summary
     first, last = summary["window"]
     console.print(
@@ -299,19 +301,19 @@ def _verdict(findings: list[Any]) -> str:
 BAR_FROM = 2 * 1024 * 1024
 
 
-def _cross_check(export: Path, tar: Path) -> Any:
+def _cross_check(export: Path, tars: list[Path]) -> Any:
     """Read the TAR (a progress bar for big archives, as ``opentse verify`` has) and
     cross-check; for a TAR that cannot be read, the message (printed on stderr),
     which ends the command with exit code 2."""
     from opentse.errors import OpenTSEError
     from opentse.verify.crosscheck_read import cross_check_files
 
-    big = tar.is_file() and tar.stat().st_size > BAR_FROM
+    big = sum(t.stat().st_size for t in tars if t.is_file()) > BAR_FROM
     try:
         if not (big and err_console.is_terminal):
-            return cross_check_files(export, tar)
+            return cross_check_files(export, tars)
         with logs_bar("reading the TSE export", err_console) as advance:
-            return cross_check_files(export, tar, advance)
+            return cross_check_files(export, tars, advance)
     except (OSError, OpenTSEError) as exc:
         err_console.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
         return str(exc)

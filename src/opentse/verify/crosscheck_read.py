@@ -18,7 +18,7 @@ import itertools
 import math
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opentse.errors import FormatError
@@ -46,15 +46,18 @@ ClosingKey = tuple[str, str, str]
 
 
 def read_tar_transactions(
-    path: Path, progress: Callable[[int], None] | None = None
+    path: Path | Sequence[Path], progress: Callable[[int], None] | None = None
 ) -> list[TseTransaction]:
-    """The transactions of a TR-03151 TAR export of any vendor, streamed: one record
+    """The transactions of TR-03151 TAR exports of any vendor, streamed: one record
     per transaction, logs decoded by the verifier's decoder (logs it cannot decode
-    are skipped: ``opentse verify`` reports them). Raises UnreadableExportError
-    (``E_EXPORT_UNREADABLE`` / ``E_EXPORT_READ``) when the archive cannot be read."""
+    are skipped: ``opentse verify`` reports them). Several archives (incremental
+    exports) are read as one: a transaction started in one and finished in the next
+    is one record. Raises UnreadableExportError (``E_EXPORT_UNREADABLE`` /
+    ``E_EXPORT_READ``) when an archive cannot be read."""
     txs: dict[tuple[str, int], TseTransaction] = {}
     serials: dict[bytes, str] = {}  # one hex string per TSE, shared by its records
-    for batch in member_batches(path):
+    paths = [path] if isinstance(path, Path) else list(path)
+    for batch in itertools.chain.from_iterable(member_batches(p) for p in paths):
         logs = 0
         for _label, name, data in batch:
             if not name.lower().endswith(".log"):
@@ -301,9 +304,11 @@ def _label(bon_id: str, closing: ClosingKey, receipt: Row | None) -> str:
 
 
 def cross_check_files(
-    dsfinvk: Path, tar: Path, progress: Callable[[int], None] | None = None
+    dsfinvk: Path, tar: Path | Sequence[Path], progress: Callable[[int], None] | None = None
 ) -> CrossCheckResult:
-    """Read both exports and cross-check them (the CLI's entry point)."""
+    """Read both exports and cross-check them (the CLI's entry point); ``tar`` may
+    be several TARs of the TSE(s), read as one."""
     side = read_dsfinvk(dsfinvk)
-    transactions = read_tar_transactions(tar, progress)
-    return cross_check(transactions, side, tar.name)
+    tars = [tar] if isinstance(tar, Path) else list(tar)
+    transactions = read_tar_transactions(tars, progress)
+    return cross_check(transactions, side, " + ".join(t.name for t in tars))
