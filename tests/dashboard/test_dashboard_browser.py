@@ -303,3 +303,45 @@ def test_reading_works_without_javascript(
     b.shot("13-search-no-js")
     context.close()
     assert b.problems == []
+
+
+def test_keyboard_only_from_a_bookmark_in_german(
+    server: dict[str, Any], pos: dict[str, Any], browser: Any
+) -> None:
+    """A bookmarked search opened without a session: log in with the keyboard alone,
+    land on the search again, then today's transactions and a receipt, all by keys."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(
+        locale="de-DE", extra_http_headers={"Accept-Language": "de-DE,de;q=0.9"}
+    )
+    context.set_default_timeout(15000)
+    b = Browser(context.new_page())
+    page = b.page
+    page.goto(server["base"] + "/dashboard/tx?amount=12,50")
+    page.wait_for_url("**/dashboard/login?next=*")
+    for _ in range(4):  # skip link, brand, language, then the API key field
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "api_key"
+    page.keyboard.type(server["key"]["api_key"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(server["key"]["api_secret"])
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/dashboard/tx?amount=12,50")
+    wanted = pos["receipts"][1]
+    rows = page.locator("table.txs tbody tr")
+    expect(rows).to_have_count(1)
+    expect(page.get_by_text("1 Treffer", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Heute").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/dashboard/tx?from=*")
+    expect(rows).to_have_count(len(pos["receipts"]))
+    link = page.get_by_role("link", name=str(wanted["number"]), exact=True)
+    link.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/tx/{wanted['number']}")
+    expect(page.locator("a[aria-current=page]")).to_have_text("Transaktionen")
+    expect(page.locator("pre.receipt")).to_contain_text("12,50")
+    b.shot("14-keyboard-bookmark-de")
+    context.close()
+    assert b.problems == []
