@@ -26,3 +26,26 @@ def test_other_files_still_say_neither_folder_nor_zip(tmp_path: Path) -> None:
     other.write_text("hello")
     result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(other)])
     assert result.exit_code == 2 and "neither a folder nor a ZIP file" in result.output
+
+
+def test_export_targets_that_cannot_be_written(tmp_path: Path) -> None:
+    """`dsfinvk export ... /no/such/folder/x.zip` ended with a FileNotFoundError
+    traceback; the ZIP's folder is now created (as a folder export's is), and what
+    cannot be written is E_DSFINVK_TARGET."""
+    from dsfinvk_support import demo_day
+
+    from opentse.errors import FormatError
+    from opentse.formats.dsfinvk.check import check_export
+    from opentse.formats.dsfinvk.export import write_export
+
+    closing = demo_day()
+    nested = write_export([closing], tmp_path / "new" / "folder" / "nov.zip")
+    assert nested.is_file() and check_export(nested) == []
+    (tmp_path / "taken.zip").mkdir()
+    try:
+        write_export([closing], tmp_path / "taken.zip")
+    except FormatError as exc:
+        assert exc.code == "E_DSFINVK_TARGET" and "a folder" in exc.message
+    else:
+        raise AssertionError("a folder named like the ZIP was written over")
+    assert not (tmp_path / "taken.zip.part").exists()

@@ -451,21 +451,40 @@ def write_export(
     keys: bool = True,
 ) -> Path:
     """Write the export to ``out``: a ZIP when ``as_zip`` (default: name ends in .zip,
-    written to ``<out>.part`` and renamed), else a folder (created; must be empty).
-    FormatError E_DSFINVK_MODEL / _LENGTH / _DECIMALS ... on input that cannot be
-    exported as the spec demands; nothing is left behind then."""
+    written to ``<out>.part`` and renamed; its folder is created), else a folder
+    (created; must be empty). FormatError E_DSFINVK_MODEL / _LENGTH / _DECIMALS ... on
+    input that cannot be exported as the spec demands, E_DSFINVK_TARGET when ``out``
+    cannot be written (not empty, a folder where the ZIP belongs, no permission);
+    nothing is left behind then."""
     if as_zip is None:
         as_zip = out.suffix.lower() == ".zip"
-    if as_zip:
-        tmp = out.with_name(out.name + ".part")
-        try:
-            with tmp.open("wb") as stream:
-                write_zip(closings, stream, supplier=supplier, keys=keys)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    try:
+        if as_zip:
+            return _write_zip_file(closings, out, supplier, keys)
+        return _write_folder(closings, out, supplier, keys)
+    except OSError as exc:
+        why = "a folder" if out.is_dir() and as_zip else (exc.strerror or str(exc))
+        raise FormatError(f"cannot write {out}: {why}", code="E_DSFINVK_TARGET") from None
+
+
+def _write_zip_file(
+    closings: Sequence[Closing], out: Path, supplier: DataSupplier | None, keys: bool
+) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    try:
+        with tmp.open("wb") as stream:
+            write_zip(closings, stream, supplier=supplier, keys=keys)
         tmp.replace(out)
-        return out
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _write_folder(
+    closings: Sequence[Closing], out: Path, supplier: DataSupplier | None, keys: bool
+) -> Path:
     tables, index = _prepare(closings, supplier, keys)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
