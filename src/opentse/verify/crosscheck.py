@@ -329,9 +329,11 @@ def _substituted_keys(
             f"register's transactions with its key, TSE {tar_tses}, but the Bons name "
             f"another TSE in tse.csv, TSE {bon_tses}, that is not in {tar}: their "
             "signatures do not verify against the key of the TSE that exported the TAR "
-            "(tse.csv's TSE_SERIAL / TSE_PUBLIC_KEY substituted, or the register used a "
-            "TSE the export does not name); ask for the TAR of the TSE the Bons name, and "
-            "for the Bons of the TAR's transactions",
+            "(one side's key substituted: tse.csv's TSE_SERIAL / TSE_PUBLIC_KEY, or the "
+            "TAR's logs re-signed with another key and certificate; or the register used a "
+            "TSE the export does not name): check the TAR's chain with opentse verify "
+            "--trust, ask for the TAR of the TSE the Bons name and for the Bons of the "
+            "TAR's transactions",
         )
 
 
