@@ -74,6 +74,19 @@ def test_markup_seed_is_escaped_in_the_html(tmp_path: Path) -> None:
     fuzz_verify.TestOneInput(seed)
 
 
+def test_rich_markup_in_the_archive_reaches_the_terminal_report_as_text(
+    tmp_path: Path,
+) -> None:
+    """'[/bold]' in info.csv and in a member name ended the terminal report (rich's
+    MarkupError) in the harness's last step; its markup seed is HTML only. Found by
+    the auditor walkthrough, not the fuzzer."""
+    members = export(SyntheticTSE())
+    members[0] = ("info.csv", info_csv("shop [/bold] [red]", "y", "1"))
+    name, data = members[-1]
+    members[-1] = (name.removesuffix(".log") + "[/i].log", data)
+    fuzz_verify.TestOneInput(tar(members))
+
+
 def test_info_csv_with_a_bare_cr(tmp_path: Path) -> None:
     """Found: csv.Error ('new-line character seen in unquoted field') from
     parse_info_csv escapes load_exports; verify.archive catches OpenTSEError and
