@@ -409,3 +409,73 @@ def test_an_amount_without_a_sign_finds_both_signs(shop: Shop) -> None:
         offset=2,
     )
     assert [h.row.number for h in found.hits] == both[2:] and found.total == 5
+
+
+def test_cash_book_entries_indexed_without_an_amount_are_found_after_0009(shop: Shop) -> None:
+    """opentse pos cash over the API before 0008: a SonstigerVorgang row without an
+    amount, which the Kassenbeleg-V1 backfill never reads."""
+    from opentse.storage import migrations
+
+    cash_book = _finish(shop, _raw("SonstigerVorgang", "Einzahlung^50.00:Bar^Wechselgeld"))
+    free = _finish(shop, _raw("SonstigerVorgang", "Kassenlade geöffnet"))
+    shop.ctx.svc.flush()
+    with sqlite3.connect(shop.ctx.svc._path) as conn:  # as the index was before 0008
+        conn.execute("UPDATE svc_transactions SET amount_cents=NULL")
+        conn.execute("DROP TABLE svc_amount_backfill")
+        conn.execute("DELETE FROM schema_migrations WHERE version=9")
+    assert shop.row(cash_book["_id"]).amount_cents is None
+    conn = sqlite3.connect(shop.ctx.svc._path, isolation_level=None)
+    try:
+        assert migrations.apply(conn, "sqlite") == [9]
+        listed = conn.execute("SELECT tx_id FROM svc_amount_backfill ORDER BY tx_id").fetchall()
+    finally:
+        conn.close()
+    assert sorted(t for (t,) in listed) == sorted([cash_book["_id"], free["_id"]])
+    assert shop.search(amount="50,00")[0] == [cash_book["number"]]
+    assert shop.row(cash_book["_id"]).amount_cents == 5000
+    assert shop.row(free["_id"]).amount_cents is None  # no amount in it, not read again
+    with sqlite3.connect(shop.ctx.svc._path) as conn:
+        assert conn.execute("SELECT count(*) FROM svc_amount_backfill").fetchone() == (0,)
+
+
+@pytest.fixture
+def pg_shop(tmp_path: Path, pg_url: str) -> Iterator[Shop]:
+    from opentse.installation import Installation
+
+    clock = FrozenClock(START)
+    data = tmp_path / "data"
+    inst = Installation.open(data, database_url=pg_url, clock=clock)
+    app = create_app(inst, ServerConfig(data_dir=data), clock=clock)
+    try:
+        with serving_in_thread(app) as base:
+            s = Shop(app, base, clock)
+            try:
+                yield s
+            finally:
+                s.close()
+    finally:
+        inst.close()
+
+
+@pytest.mark.postgres
+def test_migrations_0008_and_0009_on_postgresql(pg_shop: Shop, pg_url: str) -> None:
+    import psycopg
+
+    from opentse.storage import migrations
+
+    shop = pg_shop
+    deposit = _finish(shop, _deposit("50.00"))
+    cash_book = _finish(shop, _raw("SonstigerVorgang", "Einzahlung^50.00:Bar"))
+    shop.ctx.svc.flush()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the index 0007 wrote
+        conn.execute("UPDATE svc_transactions SET amount_cents=0 WHERE tx_id=%s", (deposit["_id"],))
+        conn.execute(
+            "UPDATE svc_transactions SET amount_cents=NULL WHERE tx_id=%s", (cash_book["_id"],)
+        )
+        conn.execute("DROP TABLE svc_amount_backfill")
+        conn.execute("DELETE FROM schema_migrations WHERE version IN (8, 9)")
+        assert migrations.apply(conn, "postgresql") == [8, 9]
+    assert shop.row(deposit["_id"]).amount_cents is None
+    assert shop.search(amount="50,00")[0] == [cash_book["number"], deposit["number"]]
+    assert shop.row(deposit["_id"]).amount_cents == 5000
+    assert shop.row(cash_book["_id"]).amount_cents == 5000

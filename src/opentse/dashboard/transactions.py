@@ -294,7 +294,49 @@ def backfill_amounts(ctx: Any, org: str, tss_id: str | None) -> int:
         if cents is not None:
             amounts.append((row.tss_id, row.tx_id, cents))
     ctx.svc.set_tx_amounts(amounts)
-    return len(amounts)
+    return len(amounts) + backfill_cash_book(ctx, org, tss_id)
+
+
+def backfill_cash_book(ctx: Any, org: str, tss_id: str | None) -> int:
+    """Give the cash-book entries migration 0009 listed (``svc_amount_backfill``:
+    SonstigerVorgang rows indexed without an amount) theirs, at most SEARCH_SCAN per
+    call; returns how many got one. The amount and the removal of the key are one
+    transaction: a crash leaves the key, and the entry is read again."""
+    from opentse.ops.store import OpsDB
+    from opentse.server.tx_index import amount_cents
+
+    db = OpsDB(ctx.svc)
+    sql = (
+        "SELECT b.tss_id, b.tx_id FROM svc_amount_backfill b JOIN svc_transactions t"
+        " ON t.tss_id = b.tss_id AND t.tx_id = b.tx_id WHERE t.organization_id = ?"
+    )
+    args: list[Any] = [org]
+    if tss_id is not None:
+        sql += " AND b.tss_id = ?"
+        args.append(tss_id)
+    todo = db.rows(sql + " LIMIT ?", [*args, SEARCH_SCAN])
+    if not todo:
+        return 0
+    done: list[tuple[str, str, int | None]] = []
+    for tid, tx_id in todo:
+        row = ctx.svc.get_tx(tid, tx_id)
+        result = None if row is None else latest_result(ctx, row)
+        cents = None
+        if row is not None and result is not None:
+            cents = amount_cents(row.state, result.process_type, result.process_data)
+        done.append((tid, tx_id, cents))  # no amount to read: never one, drop the key
+    with db.tx() as c:
+        for tid, tx_id, cents in done:
+            if cents is not None:
+                c.execute(
+                    "UPDATE svc_transactions SET amount_cents = ? WHERE tss_id = ?"
+                    " AND tx_id = ? AND state = 'FINISHED' AND amount_cents IS NULL",
+                    (cents, tid, tx_id),
+                )
+            c.execute(
+                "DELETE FROM svc_amount_backfill WHERE tss_id = ? AND tx_id = ?", (tid, tx_id)
+            )
+    return sum(1 for *_, cents in done if cents is not None)
 
 
 @dataclass(frozen=True, slots=True)
