@@ -33,7 +33,7 @@ from opentse.crypto.keys import (
     public_key_point,
     serial_number,
 )
-from opentse.errors import FormatError, ProtocolError
+from opentse.errors import FormatError, ProtocolError, StateError
 
 CA_CURVE = "brainpoolP384r1"
 ROOT_YEARS = 20
@@ -185,9 +185,14 @@ class LocalCA:
             raise ProtocolError(
                 "serial number does not match the public key", code="E_SERIAL_MISMATCH"
             )
-        not_after = min(
-            _time(now) + dt.timedelta(days=days), self.sub_certificate.not_valid_after_utc
-        )
+        ca_until = self.sub_certificate.not_valid_after_utc
+        if ca_until <= _time(now):  # a certificate cannot end before it starts
+            raise StateError(
+                f"the local CA of this installation (sub-CA) expired on {ca_until:%Y-%m-%d}:"
+                " it issues no TSE certificates any more",
+                code="E_CA_EXPIRED",
+            )
+        not_after = min(_time(now) + dt.timedelta(days=days), ca_until)
         sub_public = self._sub_key.public_key()
         cert = (
             x509.CertificateBuilder()
