@@ -354,3 +354,27 @@ def test_order_then_bill_then_close(data: Path, tmp_path: Path) -> None:
     assert code == 0, out
     closing = json.loads(out)
     assert closing["check_errors"] == [] and Decimal(closing["total"]) == Decimal("31.00")
+
+
+def test_the_seller_is_given_once_and_kept(data: Path, tmp_path: Path) -> None:
+    """Without --seller-name and --seller-address on every sale the receipt named the
+    test till ('opentse Testkasse, Musterstraße 1'), not the shop (§6 Nr. 1
+    KassenSichV). Given once they are kept in the register's books; a till that was
+    never told prints its last closing's company."""
+    base = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    sale = ["--line", "Tee:1:1.80:1", "--pay", "bar:1.80"]
+    code, out = run("pos", "sell", *base, "--journal", str(tmp_path / "a.db"), *sale,
+                    "--seller-name", "Café Z", "--seller-address", "Weg 1",
+                    "--seller-address", "12345 Ort")  # fmt: skip
+    assert code == 0 and "Café Z" in out and "Weg 1" in out, out
+    code, out = run("pos", "sell", *base, "--journal", str(tmp_path / "a.db"), *sale)
+    assert code == 0 and "Café Z" in out and "12345 Ort" in out, out
+    assert "Testkasse" not in out and "Musterstraße" not in out
+    other = ["--journal", str(tmp_path / "b.db")]
+    code, out = run("pos", "sell", *base, *other, *sale)
+    assert code == 0 and "opentse Testkasse" in out  # a till never told: the test till
+    company = ["--company", "Bäckerei B GmbH", "--street", "Ring 2", "--postal-code", "54321"]
+    company += ["--city", "Dorf", "--tax-number", "123/456/78901"]
+    assert run("pos", "close", *base, *other, "--counted-cash", "1.80", *company)[0] == 0
+    code, out = run("pos", "sell", *base, *other, *sale)
+    assert code == 0 and "Bäckerei B GmbH" in out and "54321 Dorf" in out, out

@@ -49,9 +49,17 @@ FINGERPRINT_OPTION: Any = typer.Option(
 )
 JOURNAL_OPTION: Any = typer.Option(None, "--journal", help="The register's journal file.")
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON.")
-SELLER_NAME_OPTION: Any = typer.Option("opentse Testkasse", "--seller-name")
+#: the seller a till prints before it is told its own (a test till)
+DEFAULT_SELLER = ("opentse Testkasse", ("Musterstraße 1", "12345 Musterstadt"))
+SELLER_NAME_OPTION: Any = typer.Option(
+    None,
+    "--seller-name",
+    help="The seller on the receipt (§6 KassenSichV); kept in the register's books "
+    "(default: as kept there, else the last closing's --company, else "
+    f"'{DEFAULT_SELLER[0]}').",
+)
 SELLER_ADDRESS_OPTION: Any = typer.Option(
-    ["Musterstraße 1", "12345 Musterstadt"], "--seller-address", help="Address line (repeat)."
+    None, "--seller-address", help="Address line (repeat); kept as --seller-name."
 )
 TIMEZONE_OPTION: Any = typer.Option(
     None,
@@ -112,7 +120,11 @@ def _register(
 
     if (data is None) == (url is None):
         raise ProtocolError("give either --data DIR or --url URL", code="E_POS_BACKEND")
-    seller = Seller(config.pop("seller_name"), tuple(config.pop("seller_address")))
+    seller_name, seller_address = (
+        config.pop("seller_name", None),
+        config.pop("seller_address", None),
+    )
+    seller = Seller(seller_name or DEFAULT_SELLER[0], tuple(seller_address or DEFAULT_SELLER[1]))
     contact = bool(config.pop("contact", True))
     timezone = config.pop("timezone", None)
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
@@ -174,7 +186,26 @@ def _register(
                 serial = _client_serial(backend, books, client, timeout)
         elif books.register_serial() != client:  # what the outage log names the till by
             books.set_register_serial(client)
+        seller = _seller(books, seller_name, seller_address)
         yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
+
+
+def _seller(books: Any, name: str | None, address: list[str] | None) -> Any:
+    """The receipts' seller: as given (then kept in the books), else as kept (or the
+    last closing's company), else the test till's. A receipt printed the test till's
+    'opentse Testkasse, Musterstraße 1' unless every sale named the seller."""
+    from opentse.register import Seller
+
+    kept = books.seller()
+    if name or address:
+        chosen = (
+            name or (kept or DEFAULT_SELLER)[0],
+            tuple(address) if address else (kept or DEFAULT_SELLER)[1],
+        )
+        if chosen != kept:
+            books.set_seller(*chosen)
+        return Seller(chosen[0], chosen[1])
+    return Seller(*(kept or DEFAULT_SELLER))
 
 
 def _refuse_unknown(backend: Any, client: str, timeout: float) -> None:
@@ -343,8 +374,8 @@ def sell_command(
     fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
-    seller_name: str = SELLER_NAME_OPTION,
-    seller_address: list[str] = SELLER_ADDRESS_OPTION,
+    seller_name: str | None = SELLER_NAME_OPTION,
+    seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
     qr_only: bool = typer.Option(False, "--qr-only", help="TSE data only in the QR code."),
     certified: bool = typer.Option(
@@ -449,8 +480,8 @@ def order_command(
     fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
-    seller_name: str = SELLER_NAME_OPTION,
-    seller_address: list[str] = SELLER_ADDRESS_OPTION,
+    seller_name: str | None = SELLER_NAME_OPTION,
+    seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the TSE."),
     as_json: bool = JSON_OPTION,
@@ -504,7 +535,7 @@ def status_command(
 ) -> None:
     """The traffic light and the outage journal (contacting the TSE recovers dangling
     transactions and ends a start-up outage)."""
-    options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
+    options = {"timezone": timezone}
     with (
         cli_errors(),
         _register(
@@ -605,7 +636,7 @@ def daily_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Write today's journal record (works while no TSE is connected)."""
-    options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
+    options = {"timezone": timezone}
     with (
         cli_errors(),
         _register(
@@ -647,8 +678,8 @@ def storno_command(
     fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
-    seller_name: str = SELLER_NAME_OPTION,
-    seller_address: list[str] = SELLER_ADDRESS_OPTION,
+    seller_name: str | None = SELLER_NAME_OPTION,
+    seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated)
@@ -707,7 +738,7 @@ def cash_command(
     from opentse.register.money import require_cents
     from opentse.register.sale import CashBookEntry
 
-    options = {"seller_name": "-", "seller_address": ["-"], "timezone": timezone}
+    options = {"timezone": timezone}
     with (
         cli_errors(),
         _register(
@@ -824,8 +855,6 @@ def close_command(
         )
         _check_outputs(pdf=pdf, out=out)  # before the day is closed
         options = {
-            "seller_name": company or "-",
-            "seller_address": [street or "-"],
             "timezone": timezone,
         }
         with _register(

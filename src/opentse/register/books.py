@@ -115,6 +115,31 @@ class Books:
                 (serial,),
             )
 
+    def set_seller(self, name: str, address: tuple[str, ...]) -> None:
+        """Keep the seller printed on the receipts (§6 Nr. 1 KassenSichV), so a till
+        gives it once (``opentse pos --seller-name``), not with every sale."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO books_master (name, value) VALUES ('seller', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (json.dumps({"name": name, "address": list(address)}, ensure_ascii=False),),
+            )
+
+    def seller(self) -> tuple[str, tuple[str, ...]] | None:
+        """The seller kept by set_seller, else the last closing's company and address."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM books_master WHERE name = 'seller'"
+            ).fetchone()
+        if row is not None:
+            kept = json.loads(row[0])
+            return str(kept["name"]), tuple(str(line) for line in kept["address"])
+        master = self.master()
+        if master is None:
+            return None
+        company = master.company
+        return company.name, (company.street, f"{company.postal_code} {company.city}")
+
     def register_serial(self) -> str | None:
         """The serial kept by set_register_serial, else the last closing's KASSE_SERIENNR."""
         with self._lock:
