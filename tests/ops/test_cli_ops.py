@@ -255,3 +255,21 @@ def test_reporting_on_a_mistyped_data_folder_is_an_error(tmp_path: Path) -> None
     assert not typo.exists()
     run(typo, "site", "org-create", "Kiosk Ost")
     run(typo, "archive", "remind")  # an installation now: nothing to remind of
+
+
+def test_an_open_outage_is_ended_by_recording_it_with_its_end(tmp_path: Path) -> None:
+    """ "Omit --end while it lasts": recording it again with --end added a second
+    entry, so the outage log listed it twice, once as still going on."""
+    data = tmp_path / "data"
+    run(data, "tse", "create", "t1")
+    at = ("tse", "outage", "--start", "2026-11-21T08:00", "--reason", "Router defekt",
+          "--tse", "t1")  # fmt: skip
+    run(data, *at)
+    run(data, *at, "--end", "2026-11-21T09:30")
+    md = tmp_path / "doc.md"
+    run(data, "docs", "procedure", str(md))
+    section = md.read_text(encoding="utf-8").split("## 7.", 1)[1].split("## 8.", 1)[0]
+    [row] = [line for line in section.splitlines() if "Router defekt" in line]
+    assert "2026-11-21 08:00:00 UTC" in row and "2026-11-21 09:30:00 UTC" in row
+    kinds = [e["kind"] for e in json.loads(run(data, "tse", "protocol", "--json"))]
+    assert kinds.count("outage.recorded") == 2  # both facts stay in the protocol

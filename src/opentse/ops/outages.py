@@ -42,15 +42,30 @@ def record_outage(
         ctx.service.require(tse_id)  # E_TSS_NOT_FOUND
     row = OutageRow("ops", tse_id, register_id, started_at, ended_at, reason.strip())
     with ctx.db.tx() as c:
-        c.execute(
-            "INSERT INTO ops_outages(id, tse_id, register_id, started_at, ended_at, reason)"
-            " VALUES (?,?,?,?,?,?)",
-            (str(uuid.uuid4()), tse_id, register_id, started_at, ended_at, row.reason),
-        )
+        # the same outage recorded again with its end, as the docs say ("omit --end
+        # while it lasts"): it ends the open entry instead of adding a second one
+        open_id = None
+        if ended_at is not None:
+            found = c.execute(
+                "SELECT id FROM ops_outages WHERE tse_id=? AND register_id=? AND started_at=?"
+                " AND ended_at IS NULL",
+                (tse_id, register_id, started_at),
+            ).fetchone()
+            open_id = found[0] if found else None
+        if open_id is not None:
+            c.execute("UPDATE ops_outages SET ended_at=? WHERE id=?", (ended_at, open_id))
+        else:
+            c.execute(
+                "INSERT INTO ops_outages(id, tse_id, register_id, started_at, ended_at, reason)"
+                " VALUES (?,?,?,?,?,?)",
+                (str(uuid.uuid4()), tse_id, register_id, started_at, ended_at, row.reason),
+            )
+        details = {"started_at": started_at, "ended_at": ended_at, "reason": row.reason}
+        if open_id is not None:
+            details["ends_open_outage"] = True
         protocol.append(
             c, ctx.now(), protocol.OUTAGE_RECORDED, tse_id=tse_id, register_id=register_id,
-            actor=actor, details={"started_at": started_at, "ended_at": ended_at,
-                                  "reason": row.reason},
+            actor=actor, details=details,
         )  # fmt: skip
     return row
 
