@@ -96,6 +96,7 @@ def test_replace_full_tse(ops: OpsContext) -> None:
     sell(ops, "new", "K2")
     new = ops.service.get("new").state
     assert new.lifecycle.value == "INITIALIZED" and new.transaction_counter == 1
+    assert done.left_open == () and done.to_json()["left_open"] == []
     with pytest.raises(OpenTSEError):
         sell(ops, "old", "K1")
     assert done.admin_puk and Path(done.export.path).exists()
@@ -151,3 +152,15 @@ def test_no_disable_when_export_does_not_verify(ops: OpsContext) -> None:
     assert verified.details["ok"] is False and verified.details["invalid_signatures"] == 1
     (item,) = archive.exports(ops, "old")
     assert not item.verified_ok  # archived with its (failed) result all the same
+
+
+def test_transactions_left_open_on_the_old_tse_are_named(ops: OpsContext) -> None:
+    """A till mid-sale during the replacement: the old TSE is disabled with the
+    transaction open, which the result did not say (only a count in the protocol)."""
+    _site(ops, capacity=1000)
+    started = ops.service.start_transaction("old", "K2", b"", "Kassenbeleg-V1")
+    done = replacement.replace_tse(ops, "old", "new", new_admin_pin="654321", old_admin_pin=PIN)
+    assert done.left_open == (("K2", started.transaction_number),)
+    assert done.to_json()["left_open"] == [
+        {"client_id": "K2", "transaction_number": started.transaction_number}
+    ]

@@ -161,6 +161,12 @@ def replace_command(
             f"register {serial}: --tss {new_tse_id} --client {client_uuid}", highlight=False
         )
     typer.echo(f"export archived: {done.export.path} (sha256 {done.export.sha256})")
+    if done.left_open:  # a till was mid-sale: the old TSE cannot finish it any more
+        opened = ", ".join(f"{c} #{n}" for c, n in done.left_open)
+        typer.echo(
+            f"{len(done.left_open)} transaction(s) were still open on {old_tse_id} ({opened}):"
+            " they stay unfinished in its export."
+        )
     if done.admin_puk is None:  # the file of the first run was deleted: its copy counts
         typer.echo(f"The PUKs were in {done.puk_file}, since deleted: keep the copy you made.")
         return

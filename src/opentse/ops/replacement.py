@@ -57,6 +57,9 @@ class Replacement:
     puk_file: str = ""
     #: this run finished a replacement an earlier run had started
     resumed: bool = False
+    #: transactions still open on the old TSE when it was taken out of service
+    #: (client id, transaction number): they stay unfinished in its export
+    left_open: tuple[tuple[str, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class Replacement:
             "api_clients": dict(self.api_clients),
             "puk_file": self.puk_file,
             "resumed": self.resumed,
+            "left_open": [{"client_id": c, "transaction_number": n} for c, n in self.left_open],
         }
 
 
@@ -483,8 +487,14 @@ def _replace(
         ctx.db, ctx.now(), protocol.REPLACE_DONE, location_id=loc.id, tse_id=old_tse_id,
         actor=actor, details={"new_tse": new_tse_id, "registers": clients},
     )  # fmt: skip
+    left_open = tuple(
+        sorted(
+            (t.client_id, t.number)
+            for t in ctx.service.get(old_tse_id).state.open_transactions.values()
+        )
+    )
     return Replacement(
         old_tse_id, new_tse_id, puks.admin if puks else None,
         puks.timeadmin if puks else None, tuple(clients), export, final, api_clients,
-        str(puks_path),
+        str(puks_path), left_open=left_open,
     )  # fmt: skip
