@@ -52,11 +52,28 @@ def read_qr_texts(path: Path) -> list[str]:
                 text_mode=zxingcpp.TextMode.Plain,
             )
     except (OSError, UnidentifiedImageError) as exc:
-        raise FormatError(f"{path.name}: not a readable image ({exc})", code="E_QR_IMAGE") from None
+        raise FormatError(f"{path.name}: {_unreadable(path, exc)}", code="E_QR_IMAGE") from None
     texts = [str(b.text) for b in barcodes if b.valid]
     if not texts:
         raise FormatError(f"{path.name}: no QR code found in the image", code="E_QR_IMAGE")
     return sorted(texts, key=lambda t: not t.startswith("V0;"))
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """Why the file is no picture to read, and what to give instead."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder, not an image"
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(512).lstrip()
+    except OSError:
+        head = b""
+    if head.startswith(b"%PDF") or b"<svg" in head:
+        kind = "a PDF" if head.startswith(b"%PDF") else "an SVG"
+        return f"{kind} is not read: give a photo or scan of the QR code (PNG, JPEG) or its text"
+    return f"not a readable image ({exc}): give a photo or scan (PNG, JPEG) or the QR text"
 
 
 def receipt_texts(texts: list[str]) -> list[str]:
