@@ -34,3 +34,19 @@ def test_a_pdf_and_a_missing_file(tmp_path: Path) -> None:
     assert code == 2 and "r.pdf: a PDF is not read" in out
     code, out = _run(tmp_path / "none.png")
     assert code == 2 and "E_QR_IMAGE: none.png: no such file" in out and "Errno" not in out
+
+
+def test_with_json_an_unusable_input_is_one_json_object(tmp_path: Path) -> None:
+    import json
+
+    result = CliRunner().invoke(
+        build_app(), ["verify-receipt", "--json", "--image", str(tmp_path / "none.png")]
+    )
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {
+        "ok": False,
+        "unreadable": {"code": "E_QR_IMAGE", "message": "none.png: no such file"},
+    }
+    result = CliRunner().invoke(build_app(), ["verify-receipt", "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["unreadable"]["code"] == "E_RECEIPT_INPUT"

@@ -292,15 +292,13 @@ def verify_receipt_command(
     (no QR text and no --image, or no QR code in the image)."""
     err = Console(stderr=True)
     if (payload is None) == (image is None):
-        err.print("[red]give either the QR text or --image[/red]")
-        raise typer.Exit(2)
+        _unverifiable(err, as_json, "E_RECEIPT_INPUT", "give either the QR text or --image")
     texts = [payload] if payload is not None else []
     if image is not None:
         try:
             found = read_qr_texts(image)
         except OpenTSEError as exc:
-            err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
-            raise typer.Exit(2) from None
+            _unverifiable(err, as_json, exc.code, exc.message)
         texts = receipt_texts(found)  # every receipt in the picture
     results = [verify_receipt(text) for text in texts]
     if as_json:
