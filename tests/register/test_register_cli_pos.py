@@ -344,9 +344,16 @@ def test_order_then_bill_then_close(data: Path, tmp_path: Path) -> None:
     assert body["tse_failed"] is False and body["process_type"] == "Bestellung-V1"
     assert body["process_data"] == '2;"Schnitzel";14.50\r1;"Wasser";2.00'
     assert verify_receipt(body["qr_code_data"]).ok
-    code, out = run("pos", "sell", *base, "--line", "Schnitzel:2:14.50:1",
-                    "--line", "Wasser:1:2.00:1", "--pay", "karte:31.00")  # fmt: skip
+    bill = ["--line", "Schnitzel:2:14.50:1", "--line", "Wasser:1:2.00:1", "--pay", "karte:31.00"]
+    code, out = run("pos", "sell", *base, *bill, "--first-order", "5")
+    assert code == 1 and "E_POS_FIRST_ORDER" not in out  # no receipt 5: E_..._NOT_FOUND
+    code, out = run("pos", "sell", *base, *bill, "--first-order", body["receipt_ref"], "--json")
     assert code == 0, out
+    paid = json.loads(out)
+    start = body["receipt_text"].split("TSE-Start: ")[1].split()[0]
+    assert f"TSE-Erstbestellung: {start}" in paid["receipt_text"]  # the order's TSE start
+    code, out = run("pos", "sell", *base, *bill, "--first-order", paid["receipt_ref"])
+    assert code == 1 and "E_POS_FIRST_ORDER" in out  # a bill is no order
     company = ["--company", "Wirt GmbH", "--street", "Weg 1", "--postal-code", "12345"]
     company += ["--city", "Ort", "--tax-number", "123/456/78901"]
     code, out = run("pos", "close", *base, "--counted-cash", "0.00", *company, "--json",
@@ -354,6 +361,7 @@ def test_order_then_bill_then_close(data: Path, tmp_path: Path) -> None:
     assert code == 0, out
     closing = json.loads(out)
     assert closing["check_errors"] == [] and Decimal(closing["total"]) == Decimal("31.00")
+    assert closing["receipts"] == 2  # the order and the bill; the refused ones not booked
 
 
 def test_the_seller_is_given_once_and_kept(data: Path, tmp_path: Path) -> None:

@@ -316,6 +316,12 @@ def _payment(spec: str) -> tuple[str, str]:
     return PAYMENT_NAMES[method.lower()], amount
 
 
+def _order_start(books: Any, receipt: str) -> Any:
+    """The TSE start of the order ``receipt`` (BON_ID or number), before the bill is
+    booked (E_POS_FIRST_ORDER for a receipt that is no order)."""
+    return books.order_start(books.find_bon_id(receipt))
+
+
 def _check_outputs(**paths: Path | None) -> None:
     """Before the sale is booked: each output file's folder exists and can be written
     (a sale is never booked for a receipt that cannot be written)."""
@@ -367,6 +373,12 @@ def sell_command(
     pay: list[str] = typer.Option([], "--pay", help="METHOD:AMOUNT, e.g. bar:5.00 (repeat)."),
     discount: list[str] = typer.Option([], "--discount", help="TEXT:AMOUNT:VATKEY (repeat)."),
     kind: str = typer.Option("beleg", "--type", help="beleg, training or rechnung."),
+    first_order: str | None = typer.Option(
+        None,
+        "--first-order",
+        help="BON_ID or number of this bill's first order (pos order): its TSE start is "
+        "printed as TSE-Erstbestellung.",
+    ),
     data: Path | None = DATA_OPTION,
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
@@ -427,8 +439,9 @@ def sell_command(
         with _register(
             data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
         ) as reg:
+            started = None if first_order is None else _order_start(reg.books, first_order)
             reg.connect()
-            result = reg.sell(sale)
+            result = reg.sell(sale, first_order_start=started)
             zone = reg.config.zone
     # the sale is booked: its receipt is printed first, whatever happens to the files
     if as_json:

@@ -324,6 +324,23 @@ class Books:
             )
         return cursor.rowcount == 1
 
+    def order_start(self, bon_id: str) -> datetime | None:
+        """The TSE's start of order ``bon_id`` (Bestellung-V1), printed on the bill as
+        TSE-Erstbestellung; None when the order was not signed. Another receipt is
+        ``E_POS_FIRST_ORDER``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT process_type, started_at, signed IS NOT NULL "
+                "FROM books_receipts WHERE bon_id = ?",
+                (bon_id,),
+            ).fetchone()
+        if row is None or row[0] != PROCESS_TYPE_BESTELLUNG:
+            raise ProtocolError(
+                f"receipt {bon_id} is not an order (pos order): no first order",
+                code="E_POS_FIRST_ORDER",
+            )
+        return datetime.fromisoformat(str(row[1])) if row[2] else None
+
     def referenced_by(self, bon_id: str) -> list[str]:
         """The receipts that point at ``bon_id`` (e.g. its cancellation)."""
         with self._lock:
