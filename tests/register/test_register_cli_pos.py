@@ -386,3 +386,23 @@ def test_the_seller_is_given_once_and_kept(data: Path, tmp_path: Path) -> None:
     assert run("pos", "close", *base, *other, "--counted-cash", "1.80", *company)[0] == 0
     code, out = run("pos", "sell", *base, *other, *sale)
     assert code == 0 and "Bäckerei B GmbH" in out and "54321 Dorf" in out, out
+
+
+def test_a_till_taken_out_of_service_still_closes_its_day(data: Path, tmp_path: Path) -> None:
+    """Its client deregistered (the till retired), pos close stopped with
+    E_REGISTER_CLIENT_UNKNOWN, so the day's receipts could never be closed and
+    exported. The closing goes on without the TSE, saying so; sales stay refused."""
+    base = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db")]
+    assert run("pos", "sell", *base, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")[0] == 0
+    with Installation.open(data) as inst:
+        inst.service.authenticate("tse-pos", ADMIN_PIN)
+        inst.service.deregister_client("tse-pos", "POS-1")
+        inst.service.logout("tse-pos")
+    company = ["--company", "Z GmbH", "--street", "Weg 1", "--postal-code", "12345"]
+    company += ["--city", "Ort", "--tax-number", "123/456/78901", "--out", str(tmp_path / "z.zip")]
+    code, out = run("pos", "close", *base, "--counted-cash", "2.00", *company, "--json")
+    assert code == 0, out
+    assert "E_REGISTER_CLIENT_UNKNOWN" in out and "closed without the TSE" in out
+    code, out = run("pos", "sell", *base, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
+    assert code == 1 and "E_REGISTER_CLIENT_UNKNOWN" in out

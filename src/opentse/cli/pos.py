@@ -778,6 +778,21 @@ def cash_command(
         console.print(f"{entry.gv_typ} {entry.amount} EUR booked ({state}).", highlight=False)
 
 
+def _connect_to_close(reg: Any) -> None:
+    """Connect before the closing (a cash difference is booked and signed). A TSE
+    that no longer knows the register (a till taken out of service: its client
+    deregistered) does not stop the closing: the day's receipts are in the books and
+    DSFinV-K needs their closing; a difference is booked unsigned, journaled."""
+    from opentse.register.backends import RegisterNotAccepted
+
+    try:
+        reg.connect()
+    except RegisterNotAccepted as exc:
+        err_console.print(
+            f"[yellow]{exc}; the day is closed without the TSE[/yellow]", highlight=False
+        )
+
+
 def _master(
     books: Any,
     serial: str,
@@ -876,7 +891,7 @@ def close_command(
             books, serial = reg.books, reg.config.client_id
             master = _master(books, serial, tss, company, street, postal_code, city,
                              tax_number, vat_id, location_name)  # fmt: skip
-            reg.connect()  # a cash difference is booked and signed
+            _connect_to_close(reg)
             day = close_day(reg, books, master, counted, business_day=day_of_business)
             closing = day.closing
             report = build_zreport(day)
