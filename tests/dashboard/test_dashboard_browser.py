@@ -345,3 +345,44 @@ def test_keyboard_only_from_a_bookmark_in_german(
     b.shot("14-keyboard-bookmark-de")
     context.close()
     assert b.problems == []
+
+
+def test_on_a_phone_only_the_tables_scroll_sideways(
+    server: dict[str, Any], pos: dict[str, Any], browser: Any
+) -> None:
+    """On a 390 px wide phone the whole page scrolled sideways under the transaction
+    list (its amount column off the screen) and the receipt's rules wrapped."""
+    context = browser.new_context(
+        locale="de-DE", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    b = Browser(context.new_page())
+    page = b.page
+    page.goto(server["base"] + "/dashboard/login")
+    page.get_by_label("API-Schlüssel").fill(server["key"]["api_key"])
+    page.get_by_label("API-Secret").fill(server["key"]["api_secret"])
+    page.get_by_role("button", name="Anmelden").click()
+    page.wait_for_url("**/dashboard/tss")
+    receipt = pos["receipts"][1]
+    for path in (
+        "/dashboard/tss",
+        f"/dashboard/tss/{pos['tss']}",
+        f"/dashboard/tx?tss={pos['tss']}",
+        f"/dashboard/tss/{pos['tss']}/tx/{receipt['number']}",
+    ):
+        page.goto(server["base"] + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+    page.goto(server["base"] + f"/dashboard/tx?tss={pos['tss']}")
+    table = page.locator("div.scroll").first
+    assert table.evaluate("e => e.scrollWidth > e.clientWidth")  # it scrolls, by itself
+    page.goto(server["base"] + f"/dashboard/tss/{pos['tss']}/tx/{receipt['number']}")
+    shown = page.locator("pre.receipt").evaluate(
+        "e => { const s = getComputedStyle(e); const pad = parseFloat(s.paddingTop)"
+        " + parseFloat(s.paddingBottom); return (e.clientHeight - pad)"
+        " / parseFloat(s.lineHeight) }"
+    )
+    lines = page.locator("pre.receipt").inner_text().rstrip("\n").count("\n") + 1
+    assert abs(shown - lines) < 1, (shown, lines)  # no rule or line wrapped in two
+    b.shot("15-phone-receipt")
+    context.close()
+    assert b.problems == []
