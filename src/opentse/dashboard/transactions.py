@@ -2,15 +2,17 @@
 one transaction with its receipt, QR text and decoded log messages.
 
 The search is one query over the API's transaction index (service store): register,
-date, state and amount are conditions of that query, however old the match. The
-amount (``tx_index.transaction_amount``) is the gross total of a finished
-Kassenbeleg-V1, or the money a cash movement moved, kept in the index in cents
-(``amount_cents``, migrations 0007 and 0008) when its FINISHED revision is indexed or
-rebuilt from the logs. Receipts indexed before those migrations are backfilled, not
-scanned: every amount search first reads the Finish logs of at most ``SEARCH_SCAN``
-finished Kassenbeleg-V1 still without an amount (newest first) and stores their
-amounts in the index, so old receipts become searchable too (all of them after a few
-searches in a big shop).
+date, state and amount are conditions of that query, however old the match (an
+amount typed without a sign: two, merged). The amount
+(``tx_index.transaction_amount``) is the gross total of a finished Kassenbeleg-V1, or
+the money a cash movement moved, kept in the index in cents (``amount_cents``,
+migrations 0007-0009) when its FINISHED revision is indexed or rebuilt from the logs.
+Rows indexed before those migrations are backfilled, not scanned: every amount search
+first reads the Finish logs of at most ``SEARCH_SCAN`` finished Kassenbeleg-V1 still
+without an amount (newest first), and of as many cash-book entries 0009 listed, and
+stores their amounts in the index, so old receipts become searchable too (all of them
+after a few searches in a big shop). Results come a page of ``SEARCH_LIMIT`` at a
+time, with the total.
 """
 
 from __future__ import annotations
