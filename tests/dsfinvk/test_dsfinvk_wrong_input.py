@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
@@ -49,3 +51,35 @@ def test_export_targets_that_cannot_be_written(tmp_path: Path) -> None:
     else:
         raise AssertionError("a folder named like the ZIP was written over")
     assert not (tmp_path / "taken.zip.part").exists()
+
+
+def test_an_export_refused_while_written_leaves_no_half_folder(tmp_path: Path) -> None:
+    """A line text over ARTIKELTEXT's 255 characters is refused while lines.csv is
+    written: the folder held index.xml and the tables before it, which
+    `dsfinvk check` then read as an export (errors, but a verdict on half an
+    export)."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from dsfinvk_support import DayBuilder, FakeTSE, line
+
+    from opentse.errors import FormatError
+    from opentse.formats.dsfinvk.export import write_export
+    from opentse.formats.dsfinvk.model import Payment
+
+    day = DayBuilder(FakeTSE())
+    receipt = day.add([line(1, "Tee", 1, "1.80")], [Payment("Bar", Decimal("1.80"))])
+    long_line = replace(receipt.lines[0], text="A" * 300)
+    day.receipts = [replace(receipt, lines=(long_line,))]
+    out = tmp_path / "export"
+    try:
+        write_export([day.closing()], out)
+    except FormatError as exc:
+        assert exc.code == "E_DSFINVK_LENGTH" and "ARTIKELTEXT" in exc.message
+    else:
+        raise AssertionError("a 300-character ARTIKELTEXT was exported")
+    assert not out.exists()
+    (tmp_path / "kept").mkdir()  # a folder the user made stays, empty
+    with pytest.raises(FormatError):
+        write_export([day.closing()], tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())

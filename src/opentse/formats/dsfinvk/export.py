@@ -486,12 +486,23 @@ def _write_folder(
     closings: Sequence[Closing], out: Path, supplier: DataSupplier | None, keys: bool
 ) -> Path:
     tables, index = _prepare(closings, supplier, keys)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise FormatError(f"{out} is not empty", code="E_DSFINVK_TARGET")
-    (out / INDEX_NAME).write_bytes(index)
-    (out / DTD_NAME).write_bytes(gdpdu_dtd())
-    for table in tables:
-        with (out / table.file).open("wb") as stream:
-            write_table(stream, table, closings)
+    written: list[Path] = []
+    try:
+        for name, data in ((INDEX_NAME, index), (DTD_NAME, gdpdu_dtd())):
+            written.append(out / name)
+            (out / name).write_bytes(data)
+        for table in tables:  # a value the spec refuses may show only while writing
+            written.append(out / table.file)
+            with (out / table.file).open("wb") as stream:
+                write_table(stream, table, closings)
+    except BaseException:
+        for path in written:  # no half export an auditor could take for a whole one
+            path.unlink(missing_ok=True)
+        if created:
+            out.rmdir()
+        raise
     return out
