@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from opentse.engine.results import TSEInfo
@@ -75,12 +76,21 @@ def echo_json(obj: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a table without cutting any value short: ids and serials are copied from
+    it. Piped or redirected, the table is as wide as its longest row (rich would cut
+    cells to 80 columns with an ellipsis); in a narrow terminal a long value folds
+    onto the next line of its cell."""
     t = Table(title=title)
     for col in columns:
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
-    console.print(t)
+    if console.is_terminal:
+        console.print(t)
+        return
+    unbounded = console.options.update(max_width=100_000)
+    wide = Console(width=max(console.width, Measurement.get(console, unbounded, t).maximum))
+    wide.print(t)
 
 
 def pairs(title: str, data: Mapping[str, Any]) -> None:
