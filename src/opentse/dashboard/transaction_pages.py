@@ -65,6 +65,12 @@ class TransactionPages:
         found = transactions.TxResults([], 0, offset)
         if not errors:  # a filter it could not read is no reason to list everything
             found = await run_in_threadpool(transactions.search, self.ctx, page.org, query, offset)
+            if found.total and not found.hits:  # a page past the end: the last one
+                shown = -(-found.total // transactions.SEARCH_LIMIT)
+                offset = (shown - 1) * transactions.SEARCH_LIMIT
+                found = await run_in_threadpool(
+                    transactions.search, self.ctx, page.org, query, offset
+                )
         filters = {k: v for k, v in values.items() if v}
         today = datetime.fromtimestamp(self.ctx.now(), shop_zone_of_env()).date().isoformat()
         # the morning's question, one click: today's transactions (of the TSE chosen)
