@@ -39,7 +39,7 @@ def test_migrate_sqlite_url_and_bad_url(tmp_path: Path) -> None:
     assert code == 0 and "applied" in out
     assert (tmp_path / "x.db").exists()
     code, out = _migrate("--database", "mysql://nope")
-    assert code == 2 and "E_DATABASE_URL" in out
+    assert code == 1 and "error E_DATABASE_URL: " in out
 
 
 def test_migrate_postgresql() -> None:
@@ -60,4 +60,4 @@ def test_migrate_postgresql() -> None:
 
 def test_migrate_unreachable_postgresql_fails_cleanly() -> None:
     code, out = _migrate("--database", "postgresql://nobody@127.0.0.1:1/none")
-    assert code == 2 and "E_STORAGE_UNAVAILABLE" in out
+    assert code == 1 and "error E_STORAGE_UNAVAILABLE: " in out

@@ -26,13 +26,10 @@ def migrate_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create or upgrade the database schema (engine and service tables)."""
-    from opentse.errors import OpenTSEError
+    from opentse.cli.common import cli_errors
 
-    try:
+    with cli_errors():
         dialect, applied, current = run_migrations(data, database)
-    except OpenTSEError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps({"dialect": dialect, "applied": applied, "current": current}))
         return
