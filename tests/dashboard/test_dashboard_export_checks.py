@@ -113,3 +113,29 @@ def test_a_first_start_without_a_checks_folder_is_fine(tmp_path: Path) -> None:
         assert app.state.dashboard.checks.prune(app.state.ctx.svc.export_files) == 0
         assert not (data / "export-checks").exists()
         app.state.ctx.close()
+
+
+def test_an_export_whose_file_is_gone_says_so(tmp_path: Path) -> None:
+    """The page of a completed export whose TAR was deleted (or moved) offered the
+    download button, which led to "Not found." with no word why."""
+    data = tmp_path / "data"
+    with Installation.open(data) as inst:
+        app = create_app(inst, ServerConfig(data_dir=data))
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as web:
+            ctx = app.state.ctx
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            h = api_login(web, key)
+            tss, cid = setup_tss(web, h)
+            sell(web, h, tss, cid, "4.20")
+            export_id = str(uuid.uuid4())
+            assert web.put(f"/api/v2/tss/{tss}/export/{export_id}", headers=h).status_code == 200
+            deadline = time.monotonic() + 60
+            while (row := ctx.svc.get_export(export_id)).state != "COMPLETED":
+                assert time.monotonic() < deadline, row.state
+                time.sleep(0.05)
+            Path(row.file_path).unlink()
+            assert dashboard_login(web, key).status_code == 303
+            page = web.get(f"/dashboard/exports/{export_id}", headers={"accept-language": "en"})
+            assert page.status_code == 200
+            assert "The file of this export is no longer there" in page.text
+            assert f"/dashboard/exports/{export_id}/file" not in page.text

@@ -148,7 +148,9 @@ class ExportPages:
         if path is not None:
             report = await run_in_threadpool(self.checks.result, row.export_id, path)
             verifying = report is None
-        return page.render("export.html", row=row, report=report, verifying=verifying)
+        return page.render(
+            "export.html", row=row, report=report, verifying=verifying, has_file=path is not None
+        )
 
     async def export_file(self, page: Page) -> Response:
         row = await run_in_threadpool(self._export, page)

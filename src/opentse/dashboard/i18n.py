@@ -287,6 +287,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The export is finished and being verified. This page refreshes itself.",
     ),
     "download": ("TAR herunterladen", "Download TAR"),
+    "export_file_gone": (
+        "Die Datei dieses Exports ist nicht mehr vorhanden (gelöscht oder verschoben)."
+        " Bitte einen neuen Export starten.",
+        "The file of this export is no longer there (deleted or moved). Please start a"
+        " new export.",
+    ),
     "verification": ("Prüfergebnis", "Verification result"),
     "verified_ok": (
         "Export geprüft: alle Signaturen gültig, keine Fehler.",
