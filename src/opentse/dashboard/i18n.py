@@ -119,8 +119,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "certificate expired; the TSE cannot sign any more",
     ),
     "w_export": (
-        "seit {days} Tagen kein archivierter Export; Export erstellen und archivieren",
-        "no archived export for {days} days; take and archive an export",
+        "seit {days} Tagen kein archivierter Export: „opentse archive export“ auf dem Server"
+        " exportiert, prüft und archiviert einen (ein Export über diese Übersicht wird"
+        " nicht archiviert)",
+        "no archived export for {days} days: 'opentse archive export' on the server exports,"
+        " verifies and archives one (an export from this dashboard is not archived)",
     ),
     "reason_ok": (
         "letzte Signatur (Zähler {n}) geprüft und gültig",
