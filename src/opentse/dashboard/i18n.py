@@ -293,8 +293,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "export_file_gone": (
         "Die Datei dieses Exports ist nicht mehr vorhanden (gelöscht oder verschoben)."
         " Bitte einen neuen Export starten.",
-        "The file of this export is no longer there (deleted or moved). Please start a"
-        " new export.",
+        "The file of this export is no longer there (deleted or moved). Please start a new export.",
     ),
     "verification": ("Prüfergebnis", "Verification result"),
     "verified_ok": (
