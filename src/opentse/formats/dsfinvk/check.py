@@ -189,6 +189,16 @@ def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any
         source.close()
 
 
+def _lenient_records(data: bytes, file: str) -> list[tuple[int, list[str]]] | None:
+    """The records of a CSV file whose only fault is a byte order mark or LF (or
+    mixed) line ends, read as if it had none; None when it has other faults too."""
+    text = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    try:
+        return list(read_records(text, file))
+    except FormatError:
+        return None
+
+
 def _named(columns: Iterable[str], values: Iterable[str]) -> str:
     """A key as a person reads it: ``Z_KASSE_ID KASSE-1, Z_NR 2, BON_ID B7``."""
     return ", ".join(f"{c} {v}" for c, v in zip(columns, values, strict=True))
@@ -434,8 +444,14 @@ class _Checker:
         try:
             records = list(read_records(data, table.file))
         except FormatError as exc:
-            self.add(exc.code, table.file, exc.message)
-            return
+            lenient = _lenient_records(data, table.file) if exc.code == "E_CSV_DIALECT" else None
+            if lenient is None:
+                self.add(exc.code, table.file, exc.message)
+                return
+            # still an error, but the content is checked too: a byte order mark or LF
+            # line ends (a copy through another system) hide no sum or signature
+            self.add(exc.code, table.file, f"{exc.message}; the rows are checked all the same")
+            records = lenient
         if not records:
             self.add("E_CSV_HEADER", table.file, "no header row")
             return

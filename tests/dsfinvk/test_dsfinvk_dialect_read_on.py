@@ -1,0 +1,34 @@
+"""An export whose CSV files went through another system (LF line ends, a byte order
+mark): still E_CSV_DIALECT per file, but the rows are checked all the same; the
+check read nothing of such a file and said 'no closing; 0 Bons', so an auditor got
+no word on sums or signatures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dsfinvk_support import demo_day
+
+from opentse.formats.dsfinvk.check import check_export_summary
+from opentse.formats.dsfinvk.export import write_export
+
+
+def test_lf_line_ends_and_a_bom_are_errors_but_the_rows_are_checked(tmp_path: Path) -> None:
+    export = write_export([demo_day()], tmp_path / "export")
+    files = sorted(export.glob("*.csv"))
+    for number, path in enumerate(files):
+        data = path.read_bytes().replace(b"\r\n", b"\n")
+        path.write_bytes(b"\xef\xbb\xbf" + data if number % 2 else data)
+    findings, summary = check_export_summary(export)
+    assert {f.code for f in findings} == {"E_CSV_DIALECT"}
+    assert len(findings) == len(files) == 20
+    assert all("the rows are checked all the same" in f.message for f in findings)
+    assert summary["bons"] == 9 and summary["signatures_verified"] == 8
+
+
+def test_a_changed_amount_in_such_a_file_is_still_found(tmp_path: Path) -> None:
+    export = write_export([demo_day()], tmp_path / "export")
+    path = export / "transactions.csv"
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b";17,25;", b";17,35;"))
+    findings, _summary = check_export_summary(export)
+    assert {"E_CSV_DIALECT", "E_SUM_LINES", "E_SUM_PAYMENTS"} <= {f.code for f in findings}
