@@ -32,3 +32,14 @@ def test_a_changed_amount_in_such_a_file_is_still_found(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b";17,25;", b";17,35;"))
     findings, _summary = check_export_summary(export)
     assert {"E_CSV_DIALECT", "E_SUM_LINES", "E_SUM_PAYMENTS"} <= {f.code for f in findings}
+
+
+def test_the_cross_check_reads_such_files_too(tmp_path: Path) -> None:
+    """--tse-export read nothing of them (E_XC_BON_TSE_UNREADABLE per file)."""
+    from opentse.verify.crosscheck_read import read_dsfinvk
+
+    export = write_export([demo_day()], tmp_path / "export")
+    for path in export.glob("*.csv"):
+        path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n"))
+    side = read_dsfinvk(export)
+    assert side.findings == [] and len(side.bons) == 8 and side.clients == {"KASSE-0001"}

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opentse.errors import FormatError
-from opentse.formats.dsfinvk.check import Finding, _Source
+from opentse.formats.dsfinvk.check import Finding, _lenient_records, _Source
 from opentse.formats.dsfinvk.csvwriter import parse_timestamp, read_records
 from opentse.tr03151.fastdecode import TRANSACTION
 from opentse.verify.archive import member_batches
@@ -108,8 +108,15 @@ def _table(source: _Source, name: str, side: DsfinvkSide) -> list[tuple[int, Row
             return []
         records = list(read_records(data, name))
     except FormatError as exc:
-        side.findings.append(Finding(BON_UNREADABLE, name, f"unreadable: {exc.message}"))
-        return []
+        # LF line ends or a byte order mark: the check reports them (E_CSV_DIALECT)
+        # and reads on; so does the cross-check
+        lenient = None
+        if exc.code == "E_CSV_DIALECT" and data is not None:
+            lenient = _lenient_records(data, name)
+        if lenient is None:
+            side.findings.append(Finding(BON_UNREADABLE, name, f"unreadable: {exc.message}"))
+            return []
+        records = lenient
     if not records:
         return []
     header = records[0][1]
