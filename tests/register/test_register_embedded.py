@@ -169,6 +169,31 @@ def test_blocked_tse_times_out_then_dangling_transaction_is_finished(
     assert [d.transaction_number for d in journal.dangling()] == dangling  # nothing new
 
 
+def test_reconnect_whose_recovery_signs_ends_the_signing_outage(
+    service: TSEService, journal: OutageLog, tmp_path: Path
+) -> None:
+    """A sale's Start reached the TSE, its Finish did not (yellow). On reconnect
+    recovery signs the abort: a signing that works, so the outage ends (docs: "the
+    first signing that works ends the outage"). pos status still said YELLOW "TSE
+    ausgefallen" after the TSE was back, until the next sale."""
+    register = make_register(service, journal, timeout=0.5)
+    register.connect()
+    blocker = sqlite3.connect(tmp_path / "tse.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    assert register.sell(coffee()).status.light is Light.YELLOW
+    blocker.execute("ROLLBACK")  # the stuck Start completes late
+    blocker.close()
+    deadline = time.monotonic() + 10
+    while not service.get("tse-1").state.open_transactions and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(service.get("tse-1").state.open_transactions) == 1
+    status = register.connect()
+    assert service.get("tse-1").state.open_transactions == {}  # the abort was signed
+    assert status.light is Light.GREEN and status.message == "TSE in Ordnung"
+    assert journal.outages()[-1].ended_at is not None
+    assert len(journal.outages()[-1].receipt_refs) == 1  # the unsigned receipt stays
+
+
 def test_crash_after_start_is_recovered_on_connect(service: TSEService, journal: OutageLog) -> None:
     number = service.start_transaction("tse-1", CLIENT, b"", "Bestellung-V1").transaction_number
     register = make_register(service, journal)

@@ -244,11 +244,12 @@ class Register:
             self._ensure_daily_record()
             return self.journal.status()
         self._failed = None
-        self.recover()
+        finished = self.recover()
         self._ensure_daily_record()
         status = self.journal.status()
-        if status.light is Light.RED:
-            # reachable again: the start outage ends; unsigned receipts stay documented
+        if status.light is Light.RED or (finished and status.light is Light.YELLOW):
+            # reachable again: the start outage ends; a signing outage ends with the
+            # first signing that works, here recovery's; unsigned receipts stay documented
             self.journal.record_success(at=self.clock())
             status = self.journal.status()
         return status
