@@ -406,3 +406,23 @@ def test_a_till_taken_out_of_service_still_closes_its_day(data: Path, tmp_path: 
     assert "E_REGISTER_CLIENT_UNKNOWN" in out and "closed without the TSE" in out
     code, out = run("pos", "sell", *base, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
     assert code == 1 and "E_REGISTER_CLIENT_UNKNOWN" in out
+
+
+def test_sell_writes_a_picture_of_the_receipt_whose_qr_code_reads(
+    data: Path, tmp_path: Path
+) -> None:
+    """pos could write the QR code alone, the PDF and ESC/POS, not the picture of the
+    printed receipt (render_receipt_png only from Python). --png writes it; its QR
+    code reads back (zxing-cpp) as the receipt's, also with --qr-only."""
+    png = tmp_path / "receipt.png"
+    code, out = run(
+        "pos", "sell", "--data", str(data), "--tss", "tse-pos", "--client", "POS-1",
+        "--journal", str(tmp_path / "j.db"), "--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50",
+        "--qr-only", "--png", str(png), "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    body = json.loads(out)
+    picture = Image.open(io.BytesIO(png.read_bytes()))
+    assert picture.format == "PNG"
+    [decoded] = zxingcpp.read_barcodes(picture)
+    assert decoded.text == body["qr_code_data"] and verify_receipt(decoded.text).ok

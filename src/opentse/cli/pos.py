@@ -342,9 +342,17 @@ def _write_outputs(
     pdf: Path | None,
     escpos: Path | None,
     zone: Any = None,
+    png: Path | None = None,
 ) -> None:
     """The receipt's files, its times in the shop's ``zone`` as the text receipt."""
-    from opentse.register import render_escpos, render_pdf, render_qr_png, render_qr_svg
+    from opentse.register import (
+        render_escpos,
+        render_pdf,
+        render_qr_png,
+        render_qr_svg,
+        render_receipt_png,
+        render_text,
+    )
 
     payload = result.receipt.qr_payload
     if qr is not None:
@@ -358,6 +366,9 @@ def _write_outputs(
         pdf.write_bytes(render_pdf(result.receipt, tz=zone))
     if escpos is not None:
         escpos.write_bytes(render_escpos(result.receipt, width=result.text_width, tz=zone))
+    if png is not None:
+        text = render_text(result.receipt, width=result.text_width, tz=zone)
+        png.write_bytes(render_receipt_png(text, payload))
 
 
 @pos_app.command("sell")
@@ -398,6 +409,9 @@ def sell_command(
     qr: Path | None = typer.Option(None, "--qr", help="Write the QR code (.png or .svg)."),
     pdf: Path | None = typer.Option(None, "--pdf", help="Write the receipt as PDF."),
     escpos: Path | None = typer.Option(None, "--escpos", help="Write ESC/POS printer bytes."),
+    png: Path | None = typer.Option(
+        None, "--png", help="Write a picture of the printed receipt (with its QR code)."
+    ),
 ) -> None:
     """Book and sign one sale, print the receipt (a TSE failure still prints it)."""
     from opentse.register import Sale
@@ -407,10 +421,10 @@ def sell_command(
             raise ProtocolError(f"--type must be one of {', '.join(BON_TYPES)}", code="E_POS_TYPE")
         if width not in (32, 48):
             raise ProtocolError("--width must be 32 or 48", code="E_POS_WIDTH")
-        if qr_only and not (qr or pdf or escpos or as_json):  # before anything is booked
+        if qr_only and not (qr or pdf or escpos or png or as_json):  # before booking
             raise ProtocolError(
                 "--qr-only leaves the TSE data (§6 KassenSichV) to the QR code: give --qr, "
-                "--pdf or --escpos to print it (or --json for qr_code_data)",
+                "--pdf, --escpos or --png to print it (or --json for qr_code_data)",
                 code="E_POS_QR_ONLY",
             )
         sale = Sale(BON_TYPES[kind.lower()])
@@ -426,7 +440,7 @@ def sell_command(
             method, amount = _payment(spec)
             sale.add_payment(method, amount)
         sale.validate()
-        _check_outputs(qr=qr, pdf=pdf, escpos=escpos)
+        _check_outputs(qr=qr, pdf=pdf, escpos=escpos, png=png)
         options = {
             "seller_name": seller_name,
             "seller_address": seller_address,
@@ -453,7 +467,7 @@ def sell_command(
         if result.status.consecutive_failures > 2:
             err_console.print(f"[yellow]{result.status.message}[/yellow]", highlight=False)
     try:
-        _write_outputs(result, qr, pdf, escpos, zone)
+        _write_outputs(result, qr, pdf, escpos, zone, png)
     except OSError as exc:
         err_console.print(
             f"[red]error E_POS_OUTPUT: {exc}; the sale is booked as receipt "
