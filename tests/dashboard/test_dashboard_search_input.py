@@ -136,3 +136,14 @@ def test_the_register_field_offers_the_registers(tmp_path: Path) -> None:
             "Bar-Theke",
             "KASSE-02",
         ]
+
+
+def test_a_reversed_date_range_is_reported(tmp_path: Path) -> None:
+    """ "From" after "to" listed nothing and said only "0 results"."""
+    with served_shop(tmp_path) as (web, key):
+        assert dashboard_login(web, key).status_code == 303
+        numbers, html = _search(web, **{"from": "2026-11-23", "to": "2026-11-22"})
+        assert numbers == [] and "The range is empty: &#39;from&#39; is after &#39;to&#39;." in html
+        assert "0 results" not in html
+        same_day = _search(web, **{"from": "22.11.2026", "to": "2026-11-22"})[1]
+        assert "The range is empty" not in same_day and "0 results" in same_day

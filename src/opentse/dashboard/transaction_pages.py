@@ -46,6 +46,8 @@ class TransactionPages:
         except ValueError:
             date_from = date_to = None
             errors.append(page.t("bad_date"))
+        if date_from is not None and date_to is not None and date_from >= date_to:
+            errors.append(page.t("export_range_reversed"))  # "from" after "to": none match
         try:
             amount = transactions.parse_amount(values["amount"])
         except ValueError:
