@@ -1,7 +1,9 @@
 """A register on an opentse TSE created with --time-format utcTime: the TSE writes
-UTCTime with seconds, the export's tse.csv says 'utcTime' (the TSE's own name); the
-check rebuilt the Finish log with UTCTime without seconds only and called every
-signature of that TSE invalid (E_SIGNATURE_INVALID, exit 1)."""
+UTCTime with seconds, which DSFinV-K calls utcTimeWithSeconds: the export's tse.csv
+said 'utcTime' (the TSE's own name, DSFinV-K's UTCTime without seconds), and the check
+rebuilt the Finish log without seconds only and called every signature of that TSE
+invalid (E_SIGNATURE_INVALID, exit 1). The export now says utcTimeWithSeconds; the check
+still tries both for other vendors' 'utcTime'."""
 
 from __future__ import annotations
 
@@ -42,7 +44,9 @@ def test_a_session_on_a_tse_of_each_time_format_checks_clean(
     export = tmp_path / "dsfinvk"
     code, out = run("dsfinvk", "export", "--data", str(data), "--register", CLIENT, str(export))
     assert code == 0, out
-    assert f";{time_format};" in (export / "tse.csv").read_bytes().decode("utf-8")
+    # DSFinV-K's name: utcTime there is UTCTime without seconds, which DER never writes
+    zeitformat = {"utcTime": "utcTimeWithSeconds"}.get(time_format, time_format)
+    assert f";{zeitformat};" in (export / "tse.csv").read_bytes().decode("utf-8")
     code, out = run("dsfinvk", "check", str(export), "--json")
     body = json.loads(out)
     assert code == 0 and body["findings"] == [], out

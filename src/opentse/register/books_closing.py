@@ -73,7 +73,11 @@ def tse_infos(db: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> dict[s
         if tse_id in known and tse_id not in out:
             d = known[tse_id]
             out[tse_id] = model.TseInfo(
-                len(out) + 1, d.public_key, d.certificate, d.algorithm, d.time_format
+                len(out) + 1,
+                d.public_key,
+                d.certificate,
+                d.algorithm,
+                model.zeitformat(d.time_format),
             )
     return out
 

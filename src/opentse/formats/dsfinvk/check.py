@@ -1199,8 +1199,8 @@ def _int(text: str) -> int:
 def _log_times(time_format: str, end: datetime) -> list[LogTime]:
     """The Finish log's logTime as the TSE may have written it: ``utcTime`` names
     ASN.1 UTCTime, which TSEs write without seconds (DSFinV-K's ``utcTime``) or with
-    them (``utcTimeWithSeconds``; what opentse's TSE writes, and its export calls
-    ``utcTime``): both are tried, the format's own first."""
+    them (``utcTimeWithSeconds``, as DER requires and opentse writes; opentse's exports
+    before 2026-11-22 called it ``utcTime``): both are tried, the format's own first."""
     first = _log_time(time_format, end)
     if time_format == "utcTime":
         return [first, _log_time("utcTimeWithSeconds", end)]

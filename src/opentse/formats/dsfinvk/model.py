@@ -104,6 +104,14 @@ class Agency:
     vat_id: str = ""
 
 
+def zeitformat(time_format: str) -> str:
+    """DSFinV-K's TSE_ZEITFORMAT for a TSE's TR-03151 logTime format. TR-03151's
+    ``utcTime`` is ASN.1 UTCTime in DER, which always writes the seconds (X.690
+    11.8.2): DSFinV-K calls that ``utcTimeWithSeconds`` and means by ``utcTime`` a
+    UTCTime without them, so an auditor's tool would rebuild the wrong logTime."""
+    return "utcTimeWithSeconds" if time_format == "utcTime" else time_format
+
+
 @dataclass(frozen=True, slots=True)
 class TseInfo:
     """One TSE: public key as the uncompressed point 04||X||Y, certificate DER."""
