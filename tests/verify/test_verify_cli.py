@@ -205,3 +205,14 @@ def test_each_archives_tse_is_named_when_several_are_verified() -> None:
     assert makers == ["D-Trust GmbH", "fiskaly Gmbh"]
     code, out = _run(str(dtrust), str(fiskaly))
     assert code == 0 and "D-Trust GmbH" in out and "fiskaly Gmbh" in out
+
+
+def test_workers_below_one_is_a_usage_error() -> None:
+    """--workers 0 or -3 ran with a default instead, as if the option were not given."""
+    for value in ("0", "-3"):
+        result = CliRunner().invoke(
+            build_app(), ["verify", str(vendor_export(GOOD)), "--workers", value]
+        )
+        assert result.exit_code == 2
+        assert "--workers" in result.output and "greater than or equal to 1" in result.output
+    assert _run(str(vendor_export(GOOD)), "--workers", "1")[0] == 0

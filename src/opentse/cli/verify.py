@@ -147,6 +147,7 @@ def verify_command(
         int | None,
         typer.Option(
             "--workers",
+            min=1,
             help="Signature-checking workers (processes on Linux, threads elsewhere; "
             "default: every core for large archives).",
         ),
