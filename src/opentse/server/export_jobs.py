@@ -34,15 +34,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import re
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from opentse.engine.export import ExportFilter
 from opentse.errors import OpenTSEError, StorageError
@@ -69,6 +69,46 @@ DATABASE_ERRORS = (StorageError, sqlite3.OperationalError)
 
 class _Cancelled(Exception):
     pass
+
+
+class _Workers:
+    """The export worker threads: daemons, so an export stuck for good (an exports
+    folder on a hung network share, a database that accepts but never answers) does
+    not keep a stopping node's process alive (a ThreadPoolExecutor's threads are
+    joined when the interpreter exits, for ever); its lease runs out and another
+    node, or this one restarted, writes it."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[..., object], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._size = size
+        for n in range(size):
+            threading.Thread(target=self._loop, name=f"opentse-export-{n}", daemon=True).start()
+
+    def submit(self, fn: Callable[..., object], *args: Any) -> None:
+        self._queue.put((fn, args))
+
+    def shutdown(self) -> list[tuple[Any, ...]]:
+        """Stop the threads once their work is over; returns the arguments of the
+        work still queued (dropped, never started)."""
+        dropped: list[tuple[Any, ...]] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._queue.get_nowait()
+                if item is not None:
+                    dropped.append(item[1])
+        for _ in range(self._size):
+            self._queue.put(None)
+        return dropped
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("export worker failed")
 
 
 class OutageLog:
@@ -137,7 +177,7 @@ class ExportManager:
         self._ctx = ctx
         self._dir = Path(ctx.config.data_dir) / "exports"
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opentse-export")
+        self._pool = _Workers(workers)
         self._cancel: dict[str, threading.Event] = {}  # queued or running here
         self._working: set[str] = set()  # claimed by this node and being written
         self._lock = threading.Lock()
@@ -255,7 +295,9 @@ class ExportManager:
         self._stop.set()
         if self._heartbeat is not None and self._heartbeat.is_alive():
             self._heartbeat.join(timeout=STOP_WAIT)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for args in self._pool.shutdown():  # queued, never started: nothing to wait for
+            with self._lock:
+                self._cancel.pop(str(args[0]) if args else "", None)
         if not self.wait_idle(STOP_WAIT):
             log.warning("stopping with exports still running; their leases run out")
         if self._outage.down:
