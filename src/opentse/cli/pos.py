@@ -110,10 +110,11 @@ def _register(
     **config: Any,
 ) -> Iterator[Any]:
     """A connected-on-demand Register over the chosen backend; everything closed after.
-    ``contact=False``: a command that does not ask the TSE (daily, status --no-check)
-    does not ask the service for the register's serial either when one is kept."""
+    With ``--url`` the register's serial is asked of the service only while none is
+    kept (a client's serial number does not change); ``contact=False`` (daily,
+    status --no-check): not before the first file is made either."""
     from opentse.installation import CA_FILE
-    from opentse.register import EmbeddedBackend, Light, OutageLog, Register, RegisterConfig, Seller
+    from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Seller
     from opentse.register.books import Books
     from opentse.register.remote import RemoteBackend
     from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE
@@ -180,8 +181,8 @@ def _register(
             if asked is not None:
                 serial = asked
                 books.set_register_serial(asked)
-            elif kept and (not contact or fresh or log.status().light is not Light.GREEN):
-                serial = kept  # in an outage connect's one probe asks the service
+            elif kept:  # a client's serial number does not change: not asked again
+                serial = kept
             else:
                 serial = _client_serial(backend, books, client, timeout)
         elif books.register_serial() != client:  # what the outage log names the till by

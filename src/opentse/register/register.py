@@ -257,7 +257,10 @@ class Register:
     def recover(self) -> list[int]:
         """Finish as aborted what this register left open, and what nobody finished
         (recovery.py: several tills may share one client id). Returns the numbers
-        finished; failures stay for the next reconnect."""
+        finished; failures stay for the next reconnect, as while the TSE is known
+        down (``probe_interval``: not asked again)."""
+        if self._known_down() is not None:
+            return []
         return Recovery(
             self.backend, self.config, self.journal, self.clock, self._call, self.books
         ).run()
