@@ -250,3 +250,25 @@ def test_a_wrong_api_secret_is_refused_not_an_outage(
     assert "E_REGISTER_AUTH" in result.output and "TSE ausgefallen" not in result.output
     assert "not-the-secret" not in result.output
     assert not journal.exists()
+
+
+@pytest.mark.parametrize("wrong", ["tss", "client"])
+def test_over_the_api_a_register_the_service_does_not_know_is_refused(
+    tmp_path: Path, fiskaly_tss: Callable[[str], dict[str, str]], wrong: str
+) -> None:
+    """The service answers 404 for the --tss or --client UUID (a typo, a client of
+    another TSS): E_REGISTER_TSS_UNKNOWN / E_REGISTER_CLIENT_UNKNOWN, exit 1, nothing
+    booked, no journal; it was an outage ("TSE ausgefallen", exit 0) on every sale."""
+    tss = fiskaly_tss("KASSE-U")
+    ids = {"tss": tss["tss"], "client": tss["client"], wrong: str(uuid.uuid4())}
+    journal = tmp_path / "till.db"
+    result = CliRunner().invoke(
+        APP,
+        ["pos", "sell", "--url", tss["origin"], "--tss", ids["tss"], "--client", ids["client"],
+         "--api-key", tss["api_key"], "--api-secret", tss["api_secret"],
+         "--journal", str(journal), "--line", "Tee:1:1.80:1", "--pay", "bar:2.00"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    code = "E_REGISTER_TSS_UNKNOWN" if wrong == "tss" else "E_REGISTER_CLIENT_UNKNOWN"
+    assert code in result.output and "TSE ausgefallen" not in result.output
+    assert not journal.exists()

@@ -39,6 +39,7 @@ from opentse.register.backends import (
     Started,
     TseDescription,
     TSEUnavailable,
+    not_accepted,
 )
 
 #: Namespace of the transaction ids this register derives from its receipt refs.
@@ -295,6 +296,11 @@ class RemoteBackend:
         try:
             return self._request("GET", f"/tss/{self.tse_id}/client/{self.client_uuid}")
         except RemoteError as exc:
+            if exc.http_status == 404 and not_accepted(exc) == "E_REGISTER_TSS_UNKNOWN":
+                raise RegisterNotAccepted(
+                    f"the service has no TSS {self.tse_id} for this API key: check --tss",
+                    code="E_REGISTER_TSS_UNKNOWN",
+                ) from None
             if exc.http_status == 404:
                 raise RegisterNotAccepted(
                     f"TSS {self.tse_id} has no client {self.client_uuid}: check --client "
