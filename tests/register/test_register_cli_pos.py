@@ -426,3 +426,14 @@ def test_sell_writes_a_picture_of_the_receipt_whose_qr_code_reads(
     assert picture.format == "PNG"
     [decoded] = zxingcpp.read_barcodes(picture)
     assert decoded.text == body["qr_code_data"] and verify_receipt(decoded.text).ok
+
+
+def test_sell_help_names_the_payment_methods_and_the_default_file() -> None:
+    """--pay's help said only 'METHOD:AMOUNT, e.g. bar:5.00': a card payment was
+    found by trial and error (E_POS_PAY lists them); --journal did not say where the
+    register's file is by default."""
+    result = CliRunner().invoke(APP, ["pos", "sell", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    for method in ("karte", "kreditkarte", "gutschein", "unbar"):
+        assert method in text
+    assert "<data>/pos/<client>.db" in text

@@ -47,7 +47,12 @@ FINGERPRINT_OPTION: Any = typer.Option(
     envvar="OPENTSE_TLS_FINGERPRINT",
     help="SHA-256 fingerprint of a LAN TSE's TLS certificate (as serve --lan prints it).",
 )
-JOURNAL_OPTION: Any = typer.Option(None, "--journal", help="The register's journal file.")
+JOURNAL_OPTION: Any = typer.Option(
+    None,
+    "--journal",
+    help="The register's own file (journal and books); default <data>/pos/<client>.db, "
+    "with --url ~/.opentse/pos/<client>.db.",
+)
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON.")
 #: the seller a till prints before it is told its own (a test till)
 DEFAULT_SELLER = ("opentse Testkasse", ("Musterstraße 1", "12345 Musterstadt"))
@@ -382,7 +387,12 @@ def sell_command(
     tip: str | None = typer.Option(
         None, "--tip", help="Tip for the staff (TrinkgeldAN, VAT key 5), e.g. 2.00."
     ),
-    pay: list[str] = typer.Option([], "--pay", help="METHOD:AMOUNT, e.g. bar:5.00 (repeat)."),
+    pay: list[str] = typer.Option(
+        [],
+        "--pay",
+        help="METHOD:AMOUNT, e.g. bar:5.00 (repeat); METHOD: bar, karte (ec), kreditkarte, "
+        "gutschein, unbar (or cash, card, credit_card, voucher, other).",
+    ),
     discount: list[str] = typer.Option([], "--discount", help="TEXT:AMOUNT:VATKEY (repeat)."),
     kind: str = typer.Option("beleg", "--type", help="beleg, training or rechnung."),
     first_order: str | None = typer.Option(
