@@ -25,6 +25,7 @@ restarts and concurrent clients. How:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -96,7 +97,8 @@ class SQLiteStore:
     ) -> None:
         if str(path) == ":memory:" or str(path).startswith("file:"):
             raise StorageError("SQLiteStore needs a file path", code="E_STORAGE")
-        self._path = str(path)
+        # absolute: further connections are opened lazily, maybe after a chdir
+        self._path = os.path.abspath(path)
         self._timeout = busy_timeout
         self._write = self._connect(writer=True)
         try:
