@@ -437,3 +437,23 @@ def test_sell_help_names_the_payment_methods_and_the_default_file() -> None:
     for method in ("karte", "kreditkarte", "gutschein", "unbar"):
         assert method in text
     assert "<data>/pos/<client>.db" in text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["storno", "1"],
+        ["cash", "--type", "Einzahlung", "--amount", "5.00"],
+        ["close", "--counted-cash", "0.00"],
+    ],
+)
+def test_every_command_that_asks_the_tse_takes_timeout(
+    data: Path, tmp_path: Path, command: list[str]
+) -> None:
+    """Only sell and order took --timeout: status, storno, cash and close waited the
+    fixed 5 s for a slow service. They take it now, checked like sell's."""
+    base = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db")]
+    code, out = run("pos", *command, *base, "--timeout", "0")
+    assert code == 1 and "E_REGISTER_CONFIG" in out and "timeout" in out, out

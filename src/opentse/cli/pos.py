@@ -54,6 +54,7 @@ JOURNAL_OPTION: Any = typer.Option(
     "with --url ~/.opentse/pos/<client>.db.",
 )
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON.")
+TIMEOUT_OPTION: Any = typer.Option(5.0, "--timeout", help="Seconds to wait for the TSE.")
 #: the seller a till prints before it is told its own (a test till)
 DEFAULT_SELLER = ("opentse Testkasse", ("Musterstraße 1", "12345 Musterstadt"))
 SELLER_NAME_OPTION: Any = typer.Option(
@@ -415,7 +416,7 @@ def sell_command(
     certified: bool = typer.Option(
         False, "--certified", help="The TSE is certified: omit the not-certified line."
     ),
-    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the TSE."),
+    timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,
     qr: Path | None = typer.Option(None, "--qr", help="Write the QR code (.png or .svg)."),
     pdf: Path | None = typer.Option(None, "--pdf", help="Write the receipt as PDF."),
@@ -521,7 +522,7 @@ def order_command(
     seller_name: str | None = SELLER_NAME_OPTION,
     seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
-    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the TSE."),
+    timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Book and sign a restaurant order (Bestellung-V1, booked as AVBestellung: no
@@ -568,12 +569,13 @@ def status_command(
     fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
+    timeout: float = TIMEOUT_OPTION,
     check: bool = typer.Option(True, "--check/--no-check", help="Contact the TSE first."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The traffic light and the outage journal (contacting the TSE recovers dangling
     transactions and ends a start-up outage)."""
-    options = {"timezone": timezone}
+    options = {"timeout": timeout, "timezone": timezone}
     with (
         cli_errors(),
         _register(
@@ -716,6 +718,7 @@ def storno_command(
     fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
+    timeout: float = TIMEOUT_OPTION,
     seller_name: str | None = SELLER_NAME_OPTION,
     seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     as_json: bool = JSON_OPTION,
@@ -723,6 +726,7 @@ def storno_command(
     """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated)
     and keep the reference to the original (DSFinV-K references.csv)."""
     options = {
+        "timeout": timeout,
         "seller_name": seller_name,
         "seller_address": seller_address,
         "timezone": timezone,
@@ -770,13 +774,14 @@ def cash_command(
     fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
+    timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Book a cash movement without sale (signed as SonstigerVorgang)."""
     from opentse.register.money import require_cents
     from opentse.register.sale import CashBookEntry
 
-    options = {"timezone": timezone}
+    options = {"timeout": timeout, "timezone": timezone}
     with (
         cli_errors(),
         _register(
@@ -882,6 +887,7 @@ def close_command(
     fingerprint: str | None = FINGERPRINT_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
+    timeout: float = TIMEOUT_OPTION,
     business_day: str | None = typer.Option(
         None,
         "--business-day",
@@ -908,6 +914,7 @@ def close_command(
         )
         _check_outputs(pdf=pdf, out=out)  # before the day is closed
         options = {
+            "timeout": timeout,
             "timezone": timezone,
         }
         with _register(
