@@ -457,3 +457,22 @@ def test_every_command_that_asks_the_tse_takes_timeout(
     base += ["--journal", str(tmp_path / "j.db")]
     code, out = run("pos", *command, *base, "--timeout", "0")
     assert code == 1 and "E_REGISTER_CONFIG" in out and "timeout" in out, out
+
+
+def test_opentse_data_is_the_default_data_folder_as_for_every_command(data: Path) -> None:
+    """pos ignored OPENTSE_DATA (E_POS_BACKEND: give --data or --url) while every other
+    command takes it as its --data default; --url still wins over it."""
+    sale = ["pos", "sell", "--tss", "tse-pos", "--client", "POS-1"]
+    result = CliRunner().invoke(
+        APP,
+        [*sale, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80", "--json"],
+        env={"OPENTSE_DATA": str(data)},
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["tse_failed"] is False and verify_receipt(body["qr_code_data"]).ok
+    assert (data / "pos" / "POS-1.db").is_file()
+    neither = CliRunner().invoke(
+        APP, [*sale, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80"], env={"OPENTSE_DATA": ""}
+    )
+    assert neither.exit_code == 1 and "E_POS_BACKEND" in neither.output

@@ -31,7 +31,11 @@ pos_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DATA_OPTION: Any = typer.Option(None, "--data", help="Data folder of an embedded TSE.")
+DATA_OPTION: Any = typer.Option(
+    None,
+    "--data",
+    help="Data folder of an embedded TSE (without --data and --url: $OPENTSE_DATA, if set).",
+)
 URL_OPTION: Any = typer.Option(None, "--url", help="Base URL of a fiskaly-compatible service.")
 KEY_OPTION: Any = typer.Option(None, "--api-key", envvar="OPENTSE_API_KEY", help="API key.")
 SECRET_OPTION: Any = typer.Option(
@@ -125,8 +129,12 @@ def _register(
     from opentse.register.remote import RemoteBackend
     from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE
 
+    if data is None and url is None and os.environ.get("OPENTSE_DATA"):
+        data = Path(os.environ["OPENTSE_DATA"])  # every other command's default too
     if (data is None) == (url is None):
-        raise ProtocolError("give either --data DIR or --url URL", code="E_POS_BACKEND")
+        raise ProtocolError(
+            "give either --data DIR (or set OPENTSE_DATA) or --url URL", code="E_POS_BACKEND"
+        )
     seller_name, seller_address = (
         config.pop("seller_name", None),
         config.pop("seller_address", None),
