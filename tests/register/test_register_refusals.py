@@ -48,7 +48,7 @@ def test_oversized_order_and_cash_entry_are_refused_before_the_tse(
     """An order whose Bestellung-V1 is over the TSE's 1 MB was booked as a TSE failure
     (E_PROCESS_DATA_TOO_LARGE from the Finish) and its Start stayed open until
     recovery. Now refused with that code before the receipt number, the books, the
-    journal or the TSE are touched; the same for a cash entry's text."""
+    journal or the TSE are touched. A cash entry's text is refused before (E_LINE_TEXT)."""
     path = tmp_path / "till.db"
     with Installation.open(data) as inst:
         journal, books = OutageLog(path), Books(path)
@@ -67,10 +67,9 @@ def test_oversized_order_and_cash_entry_are_refused_before_the_tse(
             register.order(order)
         assert refused.value.code == "E_PROCESS_DATA_TOO_LARGE"
         assert "split" in refused.value.message
-        entry = CashBookEntry("Einzahlung", Decimal("1.00"), "y" * 1_000_001)
-        with pytest.raises(ProtocolError) as cash:
-            register.book(entry)
-        assert cash.value.code == "E_PROCESS_DATA_TOO_LARGE"
+        with pytest.raises(ProtocolError) as cash:  # its text is DSFinV-K's A255 at most
+            register.book(CashBookEntry("Einzahlung", Decimal("1.00"), "y" * 1_000_001))
+        assert cash.value.code == "E_LINE_TEXT"
         state = inst.service.get("tse-r").state
         assert state.open_transactions == {} and state.signature_counter == counter
         assert journal.outages() == [] and journal.pending_starts() == []
@@ -90,9 +89,11 @@ def test_remote_limit_is_what_a_1_mb_request_carries() -> None:
     register = Register(
         backend, RegisterConfig(Seller("X", ("Weg 1",)), CLIENT), OutageLog(":memory:")
     )
-    entry = CashBookEntry("Einzahlung", Decimal("1.00"), "y" * 800_000)
+    order = Sale("AVBestellung")  # ~810 kB of Bestellung-V1: under the TSE's 1 MB
+    for n in range(9_000):
+        order.add_line(f"Position {n} " + "x" * 80, 1, "1.00", 1)
     with pytest.raises(ProtocolError) as refused:
-        register.book(entry)  # the service is never asked (tse.invalid would fail)
+        register.order(order)  # the service is never asked (tse.invalid would fail)
     assert refused.value.code == "E_PROCESS_DATA_TOO_LARGE"
     assert backend.requests == 0
     backend.close()

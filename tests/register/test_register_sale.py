@@ -65,6 +65,8 @@ def test_split_gross() -> None:
         (lambda: Sale().add_line("Kaffee", 1, "2.50", 9), "E_VAT_KEY"),
         (lambda: Sale().add_line("Kaffee", 1, "2.50", 1, gv_typ="Verkauf"), "E_GV_TYP"),
         (lambda: Sale().add_line(" ", 1, "2.50", 1), "E_LINE_TEXT"),
+        (lambda: Sale().add_line("K" * 256, 1, "2.50", 1), "E_LINE_TEXT"),  # ARTIKELTEXT A255
+        (lambda: CashBookEntry("Einzahlung", D("10.00"), "x" * 256), "E_LINE_TEXT"),
         (lambda: Sale().add_payment("cash", "1.001"), "E_AMOUNT_PRECISION"),
         (lambda: Sale().add_payment("cheque", "1.00"), "E_PAYMENT_TYPE"),
         (lambda: Sale().add_payment("cash", "1.00", currency="USD"), "E_CURRENCY"),
@@ -78,6 +80,14 @@ def test_booking_rejects_bad_input(call: object, code: str) -> None:
     with pytest.raises(ProtocolError) as info:
         call()  # type: ignore[operator]
     assert info.value.code == code
+
+
+def test_a_line_text_of_255_characters_is_booked() -> None:
+    """DSFinV-K's ARTIKELTEXT limit exactly: a longer text made the day unexportable."""
+    sale = Sale()
+    sale.add_line("K" * 255, 1, "2.50", 1)
+    assert sale.lines[0].text == "K" * 255
+    assert CashBookEntry("Einzahlung", D("10.00"), "x" * 255).text == "x" * 255
 
 
 def _coffee_sale() -> Sale:

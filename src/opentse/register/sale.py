@@ -74,6 +74,19 @@ def _check_currency(currency: str) -> None:
         raise _reject("E_CURRENCY", f"not an ISO 4217 code: {currency!r}")
 
 
+#: DSFinV-K lines.csv ARTIKELTEXT is A255: a longer text would make the whole business
+#: day impossible to export (E_DSFINVK_LENGTH), so it is refused at the till.
+MAX_LINE_TEXT = 255
+
+
+def _check_text_length(text: str, what: str) -> None:
+    if len(text) > MAX_LINE_TEXT:
+        raise _reject(
+            "E_LINE_TEXT",
+            f"{what} has {len(text)} characters; DSFinV-K allows {MAX_LINE_TEXT} (ARTIKELTEXT)",
+        )
+
+
 @dataclass(frozen=True)
 class SaleLine:
     """One booked line. ``unit_price`` is gross; ``discount`` (gross) reduces the line."""
@@ -94,6 +107,7 @@ class SaleLine:
             raise _reject("E_GV_TYP", f"unknown GV_TYP {self.gv_typ!r}")
         if not self.text.strip() or "\r" in self.text or "\n" in self.text:
             raise _reject("E_LINE_TEXT", "line text must be one non-empty line")
+        _check_text_length(self.text, "line text")
 
     @property
     def gross(self) -> Decimal:
@@ -383,6 +397,7 @@ class CashBookEntry:
             raise _reject("E_AMOUNT_SIGN", f"{self.gv_typ} needs a {direction} amount")
         if "^" in self.text or "\r" in self.text or "\n" in self.text:
             raise _reject("E_LINE_TEXT", "cash-book text must be one line without '^'")
+        _check_text_length(self.text, "cash-book text")
 
     @property
     def vat_key(self) -> int:
