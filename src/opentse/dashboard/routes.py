@@ -58,7 +58,8 @@ class Dashboard:
         self.templates = make_templates()
         shop_zone_of_env()  # an unknown OPENTSE_TIMEZONE stops the start (E_TIMEZONE)
         self.watch = views.FailureWatch()
-        self.export_logs = ExportLogs()
+        # kept beside the data, so the first TSE page after a restart reads only new logs
+        self.export_logs = ExportLogs(Path(self.ctx.config.data_dir) / "export-logs")
         self.counter = _failure_counter(app)
         # reports kept beside the data, so a restart does not verify every export again
         self.checks = uploads.ExportChecks(Path(self.ctx.config.data_dir) / "export-checks")

@@ -12,22 +12,30 @@ archive export is unfiltered and signed after its last exported counter); the re
 are CLI exports. An archived export of a defective TSE signs no log and is listed
 from the archive alone.
 
-``ExportLogs`` reads only the system logs signed since its last look, so a TSE
-page costs one scan of the TSE's system logs per server start.
+``ExportLogs`` reads only the logs signed since its last look and keeps what it
+read beside the data, so a TSE page costs one scan of the TSE's system logs ever,
+not one per server start.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from opentse.engine.ports import LogFilter
 from opentse.engine.rules import Op
 from opentse.errors import OpenTSEError
 from opentse.tr03151.oids import LogType
+
+logger = logging.getLogger(__name__)
 
 SOURCE_API = "api"
 SOURCE_ARCHIVE = "archive"
@@ -141,29 +149,88 @@ def _description(message: bytes) -> str:
 
 
 class ExportLogs:
-    """The exportData logs of each TSE, kept as read: a look reads only the system
-    logs signed after the last one seen (and keeps those a deleteStoredData removed
-    from the store since)."""
+    """The exportData logs of each TSE, kept as read: a look reads only the logs
+    signed after the last one seen, up to the TSE's signature counter (so the
+    transaction logs since its last system log are not read again at every look),
+    and keeps those a deleteStoredData removed from the store since.
 
-    def __init__(self) -> None:
+    With ``folder`` what was read is kept on disk too (one JSON file per TSE), so
+    the first look after a restart reads only what was signed meanwhile, not every
+    system log of a TSE that has signed millions, and a CLI export whose log was
+    deleted after an archive export stays listed. A file ahead of its TSE (the
+    database restored from a backup) is read again from the start."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self._folder = folder
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[int, tuple[ExportLog, ...]]] = {}
 
     def of(self, service: Any, tss_id: str) -> list[ExportLog]:
+        current = int(service.store.get_state(tss_id).signature_counter)
         with self._lock:
-            last = self._seen.get(tss_id, (0, ()))[0]
-        flt = LogFilter(start_signature_counter=last + 1, log_types=(LogType.SYSTEM,))
+            if tss_id not in self._seen:
+                self._seen[tss_id] = self._load(tss_id)
+            last, kept = self._seen[tss_id]
+            if last > current:  # not this TSE's history any more: read it again
+                last, kept = self._seen[tss_id] = (0, ())
+        if current <= last:
+            return list(kept)
+        flt = LogFilter(
+            start_signature_counter=last + 1,
+            end_signature_counter=current,
+            log_types=(LogType.SYSTEM,),
+        )
         new: list[ExportLog] = []
         for log in service.logs(tss_id, flt):
-            last = max(last, log.signature_counter)
             if log.operation == Op.EXPORT.value:
                 new.append(
                     ExportLog(log.signature_counter, log.log_time, _description(log.message))
                 )
         with self._lock:
-            before, kept = self._seen.get(tss_id, (0, ()))
-            if last > before:  # another request may have read further meanwhile
+            before, kept = self._seen[tss_id]
+            if current > before:  # another request may have read further meanwhile
                 known = {log.counter for log in kept}
                 kept = kept + tuple(log for log in new if log.counter not in known)
-                self._seen[tss_id] = (last, kept)
+                self._seen[tss_id] = (current, kept)
+                changed = bool(new) or before == 0 or current - before >= SAVE_EVERY
+                if changed:
+                    self._save(tss_id, current, kept)
             return list(kept)
+
+    def _file(self, tss_id: str) -> Path | None:
+        if self._folder is None or not _SAFE_ID.fullmatch(tss_id):
+            return None
+        return self._folder / f"{tss_id}.json"
+
+    def _load(self, tss_id: str) -> tuple[int, tuple[ExportLog, ...]]:
+        file = self._file(tss_id)
+        if file is None:
+            return 0, ()
+        try:
+            saved = json.loads(file.read_text(encoding="utf-8"))
+            logs = tuple(ExportLog(int(c), int(t), str(d)) for c, t, d in saved["exports"])
+            return int(saved["last"]), logs
+        except FileNotFoundError:
+            return 0, ()
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("the export list of TSE %s on disk is unreadable: read again", tss_id)
+            return 0, ()
+
+    def _save(self, tss_id: str, last: int, logs: tuple[ExportLog, ...]) -> None:
+        """Under the lock; a failure costs only a longer first look after a restart."""
+        file = self._file(tss_id)
+        if file is None:
+            return
+        data = {"last": last, "exports": [[e.counter, e.log_time, e.description] for e in logs]}
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            part = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.part")
+            part.write_text(json.dumps(data), "utf-8")
+            os.replace(part, file)
+        except OSError:
+            logger.warning("could not keep the export list of TSE %s on disk", tss_id)
+
+
+#: logs read without a new export before the progress is written down anyway
+SAVE_EVERY = 10_000
+_SAFE_ID = re.compile(r"[0-9a-f-]{1,64}")
