@@ -116,7 +116,8 @@ def test_replace_defective_tse_without_its_signature(ops: OpsContext) -> None:
     assert done.export.verified_ok and done.final_export is None
     assert done.export.last_counter == before
     disabled = protocol.entries(ops.db, kinds=(protocol.REPLACE_OLD_DISABLED,))[0]
-    assert disabled.details == {"signed": False, "state": "DEFECTIVE"}
+    assert disabled.details["signed"] is False and disabled.details["state"] == "DEFECTIVE"
+    assert "--old-pin" in disabled.details["why"]  # it could sign, but no PIN was given
     assert sites.get_tse(ops, "old").status == "defective"
     sell(ops, "new", "K1")
 

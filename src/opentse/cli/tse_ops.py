@@ -123,7 +123,14 @@ def replace_command(
     old_pin: str | None = typer.Option(
         None, "--old-pin", envvar="OPENTSE_ADMIN_PIN", help="Admin PIN of the old TSE."
     ),
-    defective: bool = typer.Option(False, "--defective", help="The old TSE cannot sign."),
+    defective: bool = typer.Option(
+        False,
+        "--defective",
+        help="The old TSE is defective (cannot sign, or its stored logs are damaged): its"
+        " export is archived even if it does not verify, with the findings recorded; it is"
+        " disabled with its signature if it still can (--old-pin given), else recorded as"
+        " DEFECTIVE.",
+    ),
     reason: str = typer.Option("", "--reason"),
     actor: str = typer.Option("", "--by", help="Who carries out the replacement."),
     data: Path = DATA_OPTION,
@@ -161,6 +168,17 @@ def replace_command(
             f"register {serial}: --tss {new_tse_id} --client {client_uuid}", highlight=False
         )
     typer.echo(f"export archived: {done.export.path} (sha256 {done.export.sha256})")
+    _tell_unverified(done.export.to_json())
+    if done.final_export is not None:
+        typer.echo(f"final export archived: {done.final_export.path}")
+        _tell_unverified(done.final_export.to_json())
+    if done.unsigned_reason:  # plain echo: the reason is one line, never wrapped
+        typer.echo(
+            f"TSE {old_tse_id} is recorded as DEFECTIVE, not disabled with its own signature:"
+            f" {done.unsigned_reason}."
+        )
+    else:
+        typer.echo(f"TSE {old_tse_id} is disabled (its disable log signed).")
     if done.left_open:  # a till was mid-sale: the old TSE cannot finish it any more
         opened = ", ".join(f"{c} #{n}" for c, n in done.left_open)
         typer.echo(
@@ -174,6 +192,22 @@ def replace_command(
     typer.echo(  # plain echo: a PUK or path is never wrapped
         f"The PUKs are in {done.puk_file} (mode 0600): store them safely, then delete that file."
     )
+
+
+def _tell_unverified(item: dict[str, Any]) -> None:
+    """A defective TSE's export that did not verify is archived as it is: say so, with
+    what the verifier found (the full list: ``opentse verify FILE``)."""
+    if item["verified_ok"]:
+        return
+    found = item["verification"]
+    count = found.get("error_count", len(found.get("errors", [])))
+    typer.echo(
+        f"it did NOT verify ({count} error(s): {', '.join(found.get('errors', []))}) and is"
+        f" archived as it is, recorded with its findings; all of them: opentse verify"
+        f" {item['path']}"
+    )
+    for finding in found.get("findings", [])[:5]:
+        typer.echo(f"  {finding['code']}: {finding['message']}")
 
 
 def status_command(

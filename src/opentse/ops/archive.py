@@ -85,20 +85,37 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: findings kept per export (with their text); ``error_count`` counts them all
+MAX_FINDINGS = 20
+
+
+def _distinct(codes: list[str]) -> list[str]:
+    return list(dict.fromkeys(codes))
+
+
 def verification_summary(path: Path) -> dict[str, Any]:
-    """Run the verifier (opentse.verify) over one TAR and keep the essentials."""
+    """Run the verifier (opentse.verify) over one TAR and keep the essentials: the
+    counts, the distinct error and warning codes, and the first error findings with
+    their text and file, so the record says what is wrong without the TAR at hand
+    (an export of a damaged store is archived all the same)."""
     from opentse.verify.report import verify_exports
 
     report = verify_exports([path], workers=1)
     data = report.to_json()
+    errors = [f for f in data["findings"] if f["severity"] == "error"]
     return {
         "ok": report.ok,
         "log_messages": data["log_messages"],
         "valid_signatures": data["valid_signatures"],
         "invalid_signatures": len(data["invalid_signatures"]),
         "parse_errors": len(data["parse_errors"]),
-        "errors": [f["code"] for f in data["findings"] if f["severity"] == "error"],
-        "warnings": [f["code"] for f in data["findings"] if f["severity"] == "warning"],
+        "error_count": len(errors),
+        "errors": _distinct([f["code"] for f in errors]),
+        "warnings": _distinct([f["code"] for f in data["findings"] if f["severity"] == "warning"]),
+        "findings": [
+            {"code": f["code"], "message": f["message"], "file": f.get("file") or ""}
+            for f in errors[:MAX_FINDINGS]
+        ],
     }
 
 
@@ -178,7 +195,8 @@ def store_export(
             c, ctx.now(), protocol_kind, tse_id=file.tse_id, actor=actor,
             details={"export_id": item.id, "sha256": item.sha256, "records": item.records,
                      "verified_ok": item.verified_ok, "retain_until": item.retain_until,
-                     "without_signature": without_signature},
+                     "without_signature": without_signature,
+                     "error_count": int(verification.get("error_count", 0))},
         )  # fmt: skip
     return item
 

@@ -6,14 +6,20 @@ The order follows the procedure documentation's replacement process:
    (recorded sharing confirmations of the old TSE carry over: same address);
 3. the old TSE is fully exported, the export verified with the verifier and archived
    (hash, result, retention date); a failed verification stops here, nothing is
-   disabled;
+   disabled, unless the TSE is replaced as defective (below);
 4. the old TSE is disabled (disableSecureElement, signed);
 5. a final full export (it now holds the exportData and disable logs) is verified
    and archived as well.
-Each step is one protocol entry, in this order. A defective TSE takes the same path
-without its own signature: it is marked DEFECTIVE, its logs are exported straight
-from the store (no exportData log), and step 4 is the recorded state DEFECTIVE
-instead of a signed disable; step 5 is not needed because it signed nothing new.
+Each step is one protocol entry, in this order.
+
+A defective TSE must be replaced without delay (BMF, AEAO zu §146a Nr. 7), also when
+its stored logs are damaged and no export of it can verify any more: with
+``defective`` a failed verification is recorded (findings, error count) and the
+export archived as it is, and the replacement goes on. The old TSE is disabled with
+its own signature when it still can (its key opens and its admin PIN is given);
+otherwise it is marked DEFECTIVE, its logs are exported straight from the store (no
+exportData log), step 4 is the recorded state DEFECTIVE (with the reason) instead of
+a signed disable, and step 5 is not needed because it signed nothing new.
 
 A replacement may stop at any step (a failure, a killed process). The new TSE's PUKs
 are written to ``DATA/PUK-<NEW>.txt`` (0600, puk_file.py) before the TSE is created,
@@ -60,6 +66,18 @@ class Replacement:
     #: transactions still open on the old TSE when it was taken out of service
     #: (client id, transaction number): they stay unfinished in its export
     left_open: tuple[tuple[str, int], ...] = ()
+    #: the old TSE's state afterwards: DISABLED (signed) or DEFECTIVE (recorded)
+    old_state: str = ""
+    #: why the old TSE was not disabled with its own signature ("" when it was)
+    unsigned_reason: str = ""
+
+    @property
+    def verified(self) -> bool:
+        """Every export archived for the old TSE verified (only a defective TSE's may
+        not: its damaged logs are archived as they are)."""
+        return self.export.verified_ok and (
+            self.final_export is None or self.final_export.verified_ok
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,7 +92,24 @@ class Replacement:
             "puk_file": self.puk_file,
             "resumed": self.resumed,
             "left_open": [{"client_id": c, "transaction_number": n} for c, n in self.left_open],
+            "old_state": self.old_state,
+            "old_disabled_signed": not self.unsigned_reason,
+            "unsigned_reason": self.unsigned_reason,
+            "verified": self.verified,
         }
+
+
+def cannot_sign(ctx: OpsContext, tse_id: str) -> str:
+    """Why the TSE cannot sign any more ("" when it can): recorded as DEFECTIVE, or
+    its private key does not open (damaged or lost key data, another secret)."""
+    info = ctx.service.get(tse_id)
+    if info.state.lifecycle is Lifecycle.DEFECTIVE:
+        return "it was marked DEFECTIVE before and signs nothing"
+    try:
+        ctx.installation.keyring.signer(info.record)
+    except (OpenTSEError, ValueError) as exc:  # the message names no secret
+        return f"its private key cannot be opened: {getattr(exc, 'message', exc)}"
+    return ""
 
 
 def mark_defective(ctx: OpsContext, tse_id: str) -> None:
@@ -261,41 +296,52 @@ def _move_register(
 
 
 def _export_verify_archive(
-    ctx: OpsContext, tse_id: str, defective: bool, actor: str, *, final: bool
+    ctx: OpsContext, tse_id: str, unsigned: bool, actor: str, *, final: bool, defective: bool
 ) -> archive.ArchivedExport:
-    file = archive.write_export_file(ctx, tse_id, without_signature=defective)
+    """Export (straight from the store when ``unsigned``), verify, archive. A failed
+    verification stops the replacement, unless the TSE is replaced as ``defective``:
+    then its result is recorded and the export kept as it is."""
+    file = archive.write_export_file(ctx, tse_id, without_signature=unsigned)
     if not final:
         protocol.record(
             ctx.db, ctx.now(), protocol.REPLACE_OLD_EXPORTED, tse_id=tse_id, actor=actor,
             details={"export_id": file.id, "records": file.records,
-                     "last_counter": file.last_counter, "without_signature": defective},
+                     "last_counter": file.last_counter, "without_signature": unsigned},
         )  # fmt: skip
     verification = archive.verification_summary(file.path)
+    accepted = {"accepted_as_defective": True} if defective and not verification["ok"] else {}
     if not final:
         protocol.record(
             ctx.db, ctx.now(), protocol.REPLACE_EXPORT_VERIFIED, tse_id=tse_id, actor=actor,
-            details={"export_id": file.id, **verification},
+            details={"export_id": file.id, **verification, **accepted},
         )  # fmt: skip
     kind = protocol.REPLACE_FINAL_EXPORT if final else protocol.REPLACE_EXPORT_ARCHIVED
     item = archive.store_export(
-        ctx, file, verification, actor=actor, protocol_kind=kind, without_signature=defective
+        ctx, file, verification, actor=actor, protocol_kind=kind, without_signature=unsigned
     )
-    if not item.verified_ok:
+    if not item.verified_ok and not defective:
         raise StateError(
-            f"the export of TSE {tse_id} did not verify ({', '.join(verification['errors'])});"
-            " the old TSE stays as it is",
+            f"the export of TSE {tse_id} did not verify ({verification['error_count']}"
+            f" error(s): {', '.join(verification['errors'])}); it is archived as {file.path}"
+            f" (`opentse verify {file.path}` lists the findings). The old TSE stays in"
+            " service, not disabled. If its stored logs are damaged and no backup has them"
+            " whole, replace it as defective: the same command with --defective archives"
+            " the export as it is, records the findings and takes the old TSE out of service",
             code="E_REPLACE_EXPORT_NOT_VERIFIED",
         )
     return item
 
 
-def _archived(ctx: OpsContext, tse_id: str, kind: str, since: int) -> archive.ArchivedExport | None:
-    """The verified export this replacement archived as ``kind`` before it stopped."""
+def _archived(
+    ctx: OpsContext, tse_id: str, kind: str, since: int, defective: bool
+) -> archive.ArchivedExport | None:
+    """The export this replacement archived as ``kind`` before it stopped: a verified
+    one, or for a defective TSE any (its damaged logs cannot verify)."""
     done = _recorded(ctx, kind, tse_id, since)
     if not done:
         return None
     item = archive.get_export(ctx, str(done[-1].details["export_id"]))
-    return item if item.verified_ok else None
+    return item if item.verified_ok or defective else None
 
 
 def _preflight(
@@ -374,16 +420,29 @@ def replace_tse(
     state = ctx.service.get(old_tse_id).state
     defective = defective or state.lifecycle is Lifecycle.DEFECTIVE
     disabled = state.lifecycle is Lifecycle.DISABLED
+    broken = "" if disabled else cannot_sign(ctx, old_tse_id)
+    if broken and not defective:
+        raise StateError(
+            f"TSE {old_tse_id} cannot sign any more ({broken}), so it cannot be disabled"
+            " with its signature: replace it as defective with --defective (its logs are"
+            " exported straight from the store and it is recorded as DEFECTIVE)",
+            code="E_REPLACE_OLD_CANNOT_SIGN",
+        )
     if not defective and not disabled and old_admin_pin is None:
         raise StateError(
             "the old TSE's admin PIN is needed to disable it (or mark it defective)",
             code="E_REPLACE_PIN_REQUIRED",
         )
+    # a defective TSE that still signs is disabled with its signature when its PIN is
+    # given; otherwise it is recorded as DEFECTIVE, and this says why
+    unsigned = "" if disabled else broken
+    if defective and not disabled and not unsigned and old_admin_pin is None:
+        unsigned = "no admin PIN of it given (--old-pin)"
     puks_path = puk_file.path_for(ctx.data_dir, new_tse_id)
     try:
         _preflight(
             ctx, old_tse_id, new_tse_id, new_admin_pin,
-            None if defective or disabled else old_admin_pin, resume,
+            None if unsigned or disabled else old_admin_pin, resume,
         )  # fmt: skip
         loc = sites.get_location(ctx, site.location_id)
         if pending is not None and resume:
@@ -403,7 +462,7 @@ def replace_tse(
             )  # fmt: skip
         done = _replace(
             ctx, site, loc, old_tse_id, new_tse_id, new_admin_pin, old_admin_pin, defective,
-            actor, since, puks_path,
+            unsigned, actor, since, puks_path,
         )  # fmt: skip
         return dataclasses.replace(done, resumed=resume)
     except OpenTSEError as exc:
@@ -434,13 +493,16 @@ def _replace(
     new_admin_pin: str,
     old_admin_pin: str | None,
     defective: bool,
+    unsigned: str,
     actor: str,
     since: int,
     puks_path: Path,
 ) -> Replacement:
     """The steps of ``replace_tse`` after its checks, each skipped when the stored
-    state or this replacement's protocol entries (after ``since``) show it done."""
-    if defective:
+    state or this replacement's protocol entries (after ``since``) show it done.
+    ``unsigned``: why the old TSE is recorded DEFECTIVE instead of disabled ("" for a
+    signed disable)."""
+    if unsigned:
         mark_defective(ctx, old_tse_id)
     puks = _set_up_new(ctx, old_tse_id, new_tse_id, new_admin_pin, actor, since, puks_path)
     _place_new(ctx, site, loc, old_tse_id, new_tse_id, actor, since)
@@ -455,16 +517,19 @@ def _replace(
     lifecycle = ctx.service.get(old_tse_id).state.lifecycle
     export = None
     if lifecycle is Lifecycle.DISABLED:  # a stopped run got past the disable
-        export = _archived(ctx, old_tse_id, protocol.REPLACE_EXPORT_ARCHIVED, since)
+        export = _archived(ctx, old_tse_id, protocol.REPLACE_EXPORT_ARCHIVED, since, defective)
     if export is None:  # exported again when the old TSE may have signed since
-        export = _export_verify_archive(ctx, old_tse_id, defective, actor, final=False)
+        export = _export_verify_archive(
+            ctx, old_tse_id, bool(unsigned), actor, final=False, defective=defective
+        )
     final: archive.ArchivedExport | None = None
     disabled_before = _recorded(ctx, protocol.REPLACE_OLD_DISABLED, old_tse_id, since)
-    if defective:
+    if unsigned:
         if not disabled_before:
             protocol.record(
                 ctx.db, ctx.now(), protocol.REPLACE_OLD_DISABLED, tse_id=old_tse_id,
-                actor=actor, details={"signed": False, "state": Lifecycle.DEFECTIVE.value},
+                actor=actor, details={"signed": False, "state": Lifecycle.DEFECTIVE.value,
+                                      "why": unsigned},
             )  # fmt: skip
         sites.update_tse(ctx, old_tse_id, status="defective", replaced_by=new_tse_id)
     else:
@@ -479,22 +544,22 @@ def _replace(
                 actor=actor, details={"signed": True, "signature_counter": counter,
                                       "state": Lifecycle.DISABLED.value},
             )  # fmt: skip
-        sites.update_tse(ctx, old_tse_id, status="replaced", replaced_by=new_tse_id)
-        final = _archived(ctx, old_tse_id, protocol.REPLACE_FINAL_EXPORT, since)
+        status = "defective" if defective else "replaced"
+        sites.update_tse(ctx, old_tse_id, status=status, replaced_by=new_tse_id)
+        final = _archived(ctx, old_tse_id, protocol.REPLACE_FINAL_EXPORT, since, defective)
         if final is None:
-            final = _export_verify_archive(ctx, old_tse_id, False, actor, final=True)
+            final = _export_verify_archive(
+                ctx, old_tse_id, False, actor, final=True, defective=defective
+            )
     protocol.record(
         ctx.db, ctx.now(), protocol.REPLACE_DONE, location_id=loc.id, tse_id=old_tse_id,
         actor=actor, details={"new_tse": new_tse_id, "registers": clients},
     )  # fmt: skip
-    left_open = tuple(
-        sorted(
-            (t.client_id, t.number)
-            for t in ctx.service.get(old_tse_id).state.open_transactions.values()
-        )
-    )
+    old_state = ctx.service.get(old_tse_id).state
+    left_open = tuple(sorted((t.client_id, t.number) for t in old_state.open_transactions.values()))
     return Replacement(
         old_tse_id, new_tse_id, puks.admin if puks else None,
         puks.timeadmin if puks else None, tuple(clients), export, final, api_clients,
-        str(puks_path), left_open=left_open,
+        str(puks_path), left_open=left_open, old_state=old_state.lifecycle.value,
+        unsigned_reason=unsigned,
     )  # fmt: skip
