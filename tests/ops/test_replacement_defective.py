@@ -10,12 +10,16 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+from cryptography import x509
 from typer.testing import CliRunner
 
 from conftest import PIN, ready_tse, sell
 from opentse.cli.main import build_app
-from opentse.ops import sites
+from opentse.errors import OpenTSEError
+from opentse.ops import protocol, replacement, sites
 from opentse.ops.store import OpsContext
+from opentse.testing.clock import FrozenClock
 
 runner = CliRunner()
 APP = build_app()
@@ -152,3 +156,33 @@ def test_an_old_tse_whose_key_is_gone_is_replaceable(tmp_path: Path) -> None:
     assert _lifecycle(data, "old") == "DEFECTIVE" and _lifecycle(data, "new") == "INITIALIZED"
     (disabled,) = _protocol(data, "replace.old_disabled")
     assert disabled["signed"] is False and "private key" in str(disabled["why"])
+
+
+def test_a_tse_whose_certificate_expired_is_replaced_as_defective(
+    ops: OpsContext, clock: FrozenClock
+) -> None:
+    """The operator missed the expiry warnings. The replacement stopped at the old PIN
+    check with E_CERTIFICATE_EXPIRED blamed on --old-pin, with --defective too, so an
+    expired TSE could not be replaced at all."""
+    org = sites.create_organization(ops, "Kiosk")
+    loc = sites.create_location(
+        ops, org.id, "Kiosk", street="Markt 2", postal_code="04109", city="Leipzig"
+    )
+    ready_tse(ops, "old", "K1")
+    sites.assign_tse(ops, "old", loc.id)
+    sell(ops, "old", "K1")
+    cert = x509.load_der_x509_certificate(ops.service.get("old").record.certificate_chain[0])
+    clock.set(int(cert.not_valid_after_utc.timestamp()) + 86400)
+    with pytest.raises(OpenTSEError) as exc:
+        replacement.replace_tse(ops, "old", "new", new_admin_pin=NEW_PIN, old_admin_pin=PIN)
+    assert exc.value.code == "E_REPLACE_OLD_EXPIRED" and "--defective" in exc.value.message
+    assert protocol.entries(ops.db, prefix="replace.") == []  # stopped before the first step
+    done = replacement.replace_tse(
+        ops, "old", "new", new_admin_pin=NEW_PIN, old_admin_pin=PIN, defective=True
+    )
+    assert done.old_state == "DISABLED" and done.unsigned_reason == ""
+    assert ops.service.get("old").state.lifecycle.value == "DISABLED"
+    # the disable (and the PIN check) are signed after the expiry: the verifier says so
+    assert not done.verified and "E_CERT_NOT_VALID" in done.export.verification["errors"]
+    assert protocol.entries(ops.db, prefix="replace.")[-1].kind == protocol.REPLACE_DONE
+    sell(ops, "new", "K1")

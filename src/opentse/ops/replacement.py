@@ -33,8 +33,9 @@ import contextlib
 import dataclasses
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,17 @@ def cannot_sign(ctx: OpsContext, tse_id: str) -> str:
     return ""
 
 
+def expired_on(ctx: OpsContext, tse_id: str) -> int | None:
+    """When the TSE's certificate expired (unix seconds), or None while it is valid."""
+    from cryptography import x509
+
+    chain = ctx.service.get(tse_id).record.certificate_chain
+    if not chain:
+        return None
+    not_after = int(x509.load_der_x509_certificate(chain[0]).not_valid_after_utc.timestamp())
+    return not_after if not_after < ctx.now() else None
+
+
 def mark_defective(ctx: OpsContext, tse_id: str) -> None:
     """Record that the TSE cannot sign any more (state DEFECTIVE; nothing is signed)."""
 
@@ -156,6 +168,18 @@ def _recorded(
         for e in protocol.entries(ctx.db, tse_id=tse_id, kinds=(kind,))
         if e.seq > since and (register_id is None or e.register_id == register_id)
     ]
+
+
+def _on_old(step: Callable[[], object]) -> None:
+    """A signed step on the old TSE, whose certificate may have expired (often the
+    reason it is replaced): TR-03151 stores the log and then answers
+    ErrorCertificateExpired (E_CERTIFICATE_EXPIRED), so the step is done all the same
+    (a wrong PIN is still its own error: it wins over the expiry)."""
+    try:
+        step()
+    except OpenTSEError as exc:
+        if exc.code != "E_CERTIFICATE_EXPIRED":
+            raise
 
 
 def _login(ctx: OpsContext, tse_id: str, pin: str) -> None:
@@ -364,8 +388,8 @@ def _preflight(
     rules.check_new_secret(new_pin, kind="pin", minimum=rules.MIN_PIN)
     if old_pin is not None:  # a check only: the old TSE keeps serving its registers
         with _naming(f"old TSE {old_id} (--old-pin)"):
-            ctx.service.authenticate(old_id, old_pin)
-        ctx.service.logout(old_id)
+            _on_old(lambda: ctx.service.authenticate(old_id, old_pin))
+        _on_old(lambda: ctx.service.logout(old_id))
     set_before = resume and _exists(ctx, new_id)
     if set_before and ctx.service.get(new_id).state.users[users.ADMIN].pin_hash is not None:
         with _naming(f"new TSE {new_id} (--new-pin, as the stopped run set it)"):
@@ -427,6 +451,17 @@ def replace_tse(
             " with its signature: replace it as defective with --defective (its logs are"
             " exported straight from the store and it is recorded as DEFECTIVE)",
             code="E_REPLACE_OLD_CANNOT_SIGN",
+        )
+    expired = None if defective or disabled else expired_on(ctx, old_tse_id)
+    if expired is not None:
+        day = datetime.fromtimestamp(expired, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise StateError(
+            f"the certificate of TSE {old_tse_id} expired on {day}: every log it signs now"
+            " (the replacement's own too) lies outside that validity, so no export of it"
+            " verifies any more. Replace it as defective with --defective (and --old-pin to"
+            " disable it with its signature): the export is archived as it is, with the"
+            " verifier's findings recorded",
+            code="E_REPLACE_OLD_EXPIRED",
         )
     if not defective and not disabled and old_admin_pin is None:
         raise StateError(
@@ -535,8 +570,9 @@ def _replace(
     else:
         if lifecycle is not Lifecycle.DISABLED:
             assert old_admin_pin is not None
-            _login(ctx, old_tse_id, old_admin_pin)
-            ctx.service.disable(old_tse_id)
+            pin = old_admin_pin
+            _on_old(lambda: _login(ctx, old_tse_id, pin))
+            _on_old(lambda: ctx.service.disable(old_tse_id))
         if not disabled_before:  # the disable log is the old TSE's last signature so far
             counter = ctx.service.get(old_tse_id).state.signature_counter
             protocol.record(
