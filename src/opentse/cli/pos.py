@@ -41,9 +41,16 @@ KEY_OPTION: Any = typer.Option(None, "--api-key", envvar="OPENTSE_API_KEY", help
 SECRET_OPTION: Any = typer.Option(
     None, "--api-secret", envvar="OPENTSE_API_SECRET", help="API secret (or env var)."
 )
-TSS_OPTION: Any = typer.Option(..., "--tss", help="TSS / TSE id.")
+TSS_OPTION: Any = typer.Option(None, "--tss", help="TSS / TSE id (or from --session).")
 CLIENT_OPTION: Any = typer.Option(
-    ..., "--client", help="Register serial (--data) or client UUID (--url)."
+    None, "--client", help="Register serial (--data) or client UUID (--url, or from --session)."
+)
+SESSION_OPTION: Any = typer.Option(
+    None,
+    "--session",
+    help="The service from a file instead of --url, --api-key, --api-secret, --fingerprint "
+    "(LAN-TSE-Session.txt of serve --lan), and --tss, --client (a till file of pos setup "
+    "--out); options given win.",
 )
 FINGERPRINT_OPTION: Any = typer.Option(
     None,
@@ -113,10 +120,11 @@ def _register(
     url: str | None,
     api_key: str | None,
     api_secret: str | None,
-    tss: str,
-    client: str,
+    tss: str | None,
+    client: str | None,
     journal: Path | None,
     fingerprint: str | None = None,
+    session: Path | None = None,
     **config: Any,
 ) -> Iterator[Any]:
     """A connected-on-demand Register over the chosen backend; everything closed after.
@@ -129,6 +137,24 @@ def _register(
     from opentse.register.remote import RemoteBackend
     from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE
 
+    if session is not None:  # the options given win over the file
+        from opentse.cli.pos_setup import load_session
+
+        if data is not None:
+            raise ProtocolError(
+                "--session names a service: give --session or --data, not both",
+                code="E_POS_BACKEND",
+            )
+        given = load_session(session)
+        url, tss, client = url or given.url, tss or given.tss, client or given.client
+        api_key, api_secret = api_key or given.api_key, api_secret or given.api_secret
+        fingerprint = fingerprint or given.fingerprint
+    if not tss or not client:
+        raise ProtocolError(
+            "give --tss and --client (or --session with the till file of "
+            "'opentse pos setup --out')",
+            code="E_POS_TILL",
+        )
     if data is None and url is None and os.environ.get("OPENTSE_DATA"):
         data = Path(os.environ["OPENTSE_DATA"])  # every other command's default too
     if (data is None) == (url is None):
@@ -388,8 +414,8 @@ def _write_outputs(
 
 @pos_app.command("sell")
 def sell_command(
-    tss: str = TSS_OPTION,
-    client: str = CLIENT_OPTION,
+    tss: str | None = TSS_OPTION,
+    client: str | None = CLIENT_OPTION,
     line: list[str] = typer.Option(
         ..., "--line", help="TEXT:QTY:PRICE:VATKEY[:GV_TYP] (repeat; GV_TYP default Umsatz)."
     ),
@@ -415,6 +441,7 @@ def sell_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     fingerprint: str | None = FINGERPRINT_OPTION,
+    session: Path | None = SESSION_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     seller_name: str | None = SELLER_NAME_OPTION,
@@ -471,7 +498,16 @@ def sell_command(
             "timezone": timezone,
         }
         with _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+            data,
+            url,
+            api_key,
+            api_secret,
+            tss,
+            client,
+            journal,
+            fingerprint,
+            session=session,
+            **options,
         ) as reg:
             started = None if first_order is None else _order_start(reg.books, first_order)
             reg.connect()
@@ -515,8 +551,8 @@ def _fail_on_config_error(result: Any) -> None:
 
 @pos_app.command("order")
 def order_command(
-    tss: str = TSS_OPTION,
-    client: str = CLIENT_OPTION,
+    tss: str | None = TSS_OPTION,
+    client: str | None = CLIENT_OPTION,
     line: list[str] = typer.Option(
         ..., "--line", help="TEXT:QTY:PRICE:VATKEY (repeat): what was ordered."
     ),
@@ -525,6 +561,7 @@ def order_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     fingerprint: str | None = FINGERPRINT_OPTION,
+    session: Path | None = SESSION_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     seller_name: str | None = SELLER_NAME_OPTION,
@@ -553,7 +590,16 @@ def order_command(
             "timezone": timezone,
         }
         with _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+            data,
+            url,
+            api_key,
+            api_secret,
+            tss,
+            client,
+            journal,
+            fingerprint,
+            session=session,
+            **options,
         ) as reg:
             reg.connect()
             result = reg.order(order)
@@ -568,13 +614,14 @@ def order_command(
 
 @pos_app.command("status")
 def status_command(
-    tss: str = TSS_OPTION,
-    client: str = CLIENT_OPTION,
+    tss: str | None = TSS_OPTION,
+    client: str | None = CLIENT_OPTION,
     data: Path | None = DATA_OPTION,
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     fingerprint: str | None = FINGERPRINT_OPTION,
+    session: Path | None = SESSION_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     timeout: float = TIMEOUT_OPTION,
@@ -588,7 +635,7 @@ def status_command(
         cli_errors(),
         _register(
             data, url, api_key, api_secret, tss, client, journal, fingerprint,
-            contact=check, **options,
+            session=session, contact=check, **options,
         ) as reg,
     ):  # fmt: skip
         status = reg.connect() if check else reg.status()
@@ -671,13 +718,14 @@ def status_command(
 
 @pos_app.command("daily")
 def daily_command(
-    tss: str = TSS_OPTION,
-    client: str = CLIENT_OPTION,
+    tss: str | None = TSS_OPTION,
+    client: str | None = CLIENT_OPTION,
     data: Path | None = DATA_OPTION,
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     fingerprint: str | None = FINGERPRINT_OPTION,
+    session: Path | None = SESSION_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     note: str = typer.Option("", "--note", help="A note for the day's record."),
@@ -689,7 +737,7 @@ def daily_command(
         cli_errors(),
         _register(
             data, url, api_key, api_secret, tss, client, journal, fingerprint,
-            contact=False, **options,
+            session=session, contact=False, **options,
         ) as reg,
     ):  # fmt: skip
         reg.daily_record(note=note)
@@ -717,13 +765,14 @@ def _sell_and_print(
 @pos_app.command("storno")
 def storno_command(
     receipt: str = typer.Argument(..., help="BON_ID (receipt_ref) or number of the receipt."),
-    tss: str = TSS_OPTION,
-    client: str = CLIENT_OPTION,
+    tss: str | None = TSS_OPTION,
+    client: str | None = CLIENT_OPTION,
     data: Path | None = DATA_OPTION,
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     fingerprint: str | None = FINGERPRINT_OPTION,
+    session: Path | None = SESSION_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     timeout: float = TIMEOUT_OPTION,
@@ -742,7 +791,16 @@ def storno_command(
     with (
         cli_errors(),
         _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+            data,
+            url,
+            api_key,
+            api_secret,
+            tss,
+            client,
+            journal,
+            fingerprint,
+            session=session,
+            **options,
         ) as reg,
     ):
         original = reg.books.find_bon_id(receipt)
@@ -773,13 +831,14 @@ def cash_command(
     ),
     amount: str = typer.Option(..., "--amount", help="Signed: + into the drawer, - out."),
     text: str = typer.Option("", "--text", help="What it is for."),
-    tss: str = TSS_OPTION,
-    client: str = CLIENT_OPTION,
+    tss: str | None = TSS_OPTION,
+    client: str | None = CLIENT_OPTION,
     data: Path | None = DATA_OPTION,
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     fingerprint: str | None = FINGERPRINT_OPTION,
+    session: Path | None = SESSION_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     timeout: float = TIMEOUT_OPTION,
@@ -793,7 +852,16 @@ def cash_command(
     with (
         cli_errors(),
         _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+            data,
+            url,
+            api_key,
+            api_secret,
+            tss,
+            client,
+            journal,
+            fingerprint,
+            session=session,
+            **options,
         ) as reg,
     ):
         entry = CashBookEntry(kind, require_cents(amount), text)
@@ -874,8 +942,8 @@ def _master(
 
 @pos_app.command("close")
 def close_command(
-    tss: str = TSS_OPTION,
-    client: str = CLIENT_OPTION,
+    tss: str | None = TSS_OPTION,
+    client: str | None = CLIENT_OPTION,
     counted_cash: str = typer.Option(
         ..., "--counted-cash", help="Cash counted in the drawer now (EUR), e.g. 123.45."
     ),
@@ -893,6 +961,7 @@ def close_command(
     api_key: str | None = KEY_OPTION,
     api_secret: str | None = SECRET_OPTION,
     fingerprint: str | None = FINGERPRINT_OPTION,
+    session: Path | None = SESSION_OPTION,
     journal: Path | None = JOURNAL_OPTION,
     timezone: str | None = TIMEZONE_OPTION,
     timeout: float = TIMEOUT_OPTION,
@@ -926,10 +995,19 @@ def close_command(
             "timezone": timezone,
         }
         with _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint, **options
+            data,
+            url,
+            api_key,
+            api_secret,
+            tss,
+            client,
+            journal,
+            fingerprint,
+            session=session,
+            **options,
         ) as reg:
             books, serial = reg.books, reg.config.client_id
-            master = _master(books, serial, tss, company, street, postal_code, city,
+            master = _master(books, serial, reg.backend.tse_id, company, street, postal_code, city,
                              tax_number, vat_id, location_name)  # fmt: skip
             _connect_to_close(reg)
             day = close_day(reg, books, master, counted, business_day=day_of_business)
@@ -967,4 +1045,6 @@ def close_command(
 
 
 def register(app: typer.Typer) -> None:
+    import opentse.cli.pos_setup  # noqa: F401  (adds pos setup to pos_app)
+
     app.add_typer(pos_app, name="pos")

@@ -1,0 +1,184 @@
+"""``opentse pos setup``: a till's TSS and client on a service, made as a POS makes them.
+
+A shop owner whose till signs on ``opentse serve`` (LAN mode) or fiskaly had to send
+seven raw HTTP requests (docs/register.md) before the first ``pos sell``. This command
+runs them (:mod:`opentse.register.till_setup`), prints the admin PUK and PIN of a new
+TSS once, and writes or prints what the till needs; ``pos ... --session FILE`` reads
+that file (or the LAN-TSE-Session.txt of ``serve --lan``), so no secret is typed on
+the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from opentse.cli.common import cli_errors, echo_json
+from opentse.cli.pos import FINGERPRINT_OPTION, KEY_OPTION, SECRET_OPTION, URL_OPTION, pos_app
+from opentse.errors import ProtocolError
+from opentse.register.till_file import TillConnection, parse, render
+
+SESSION_HELP = (
+    "A LAN-TSE-Session.txt (written by 'opentse serve --lan') or a till file (written by "
+    "'opentse pos setup --out'): URL, API key and secret, TLS fingerprint, TSS and client; "
+    "options given win."
+)
+
+
+def load_session(path: Path) -> TillConnection:
+    """The connection a session or till file names (E_SESSION_FILE when unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProtocolError(
+            f"--session {path}: cannot be read ({type(exc).__name__})", code="E_SESSION_FILE"
+        ) from None
+    return parse(text, f"--session {path}")
+
+
+def write_till_file(path: Path, connection: TillConnection) -> None:
+    """The till file, 0600 (it holds the API secret), also over an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(render(connection))
+
+
+@pos_app.command("setup")
+def setup_command(
+    serial: str = typer.Option(
+        ...,
+        "--serial",
+        help="The register's serial number (the TSE's client id, printed on every receipt "
+        "as Kassen-Seriennummer), e.g. KASSE-1.",
+    ),
+    session: Path | None = typer.Option(None, "--session", help=SESSION_HELP),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+    api_secret: str | None = SECRET_OPTION,
+    fingerprint: str | None = FINGERPRINT_OPTION,
+    tss: str | None = typer.Option(
+        None,
+        "--tss",
+        help="Add the till to this existing TSS (needs its --admin-pin); default: a new "
+        "TSS is created and initialized.",
+    ),
+    client: str | None = typer.Option(
+        None, "--client", help="The client UUID to register (default: derived from TSS and serial)."
+    ),
+    admin_pin: str | None = typer.Option(
+        None,
+        "--admin-pin",
+        envvar="OPENTSE_ADMIN_PIN",
+        help="Admin PIN: of the existing --tss (asked for when not given and stdin is a "
+        "terminal), or the one to set on a new TSS (default: 8 random digits).",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Write the till file (with the API secret, mode 0600) for 'pos ... --session'.",
+    ),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the service."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create and initialize a TSS and register the till's client on a fiskaly SIGN DE
+    v2 service (opentse serve, fiskaly), or add the client to an existing --tss. A till
+    set up already is reported and nothing is changed."""
+    from opentse.register.till_setup import setup_till
+
+    with cli_errors():
+        given = load_session(session) if session is not None else TillConnection()
+        url = url or given.url
+        api_key = api_key or given.api_key
+        api_secret = api_secret or given.api_secret
+        fingerprint = fingerprint or given.fingerprint
+        if not url:
+            raise ProtocolError("give --session FILE or --url URL", code="E_POS_BACKEND")
+        if not api_key or not api_secret:
+            raise ProtocolError(
+                "the service needs an API key and secret: --api-key and --api-secret (or a "
+                "--session file that has them)",
+                code="E_POS_AUTH",
+            )
+        if out is not None and session is not None and out.resolve() == session.resolve():
+            raise ProtocolError(
+                "--out must not be the --session file ('serve --lan' rewrites it)",
+                code="E_POS_OUTPUT",
+            )
+        if not (0 < timeout < 86400):
+            raise ProtocolError("--timeout must be above 0 seconds", code="E_REGISTER_CONFIG")
+        if tss is not None and admin_pin is None and sys.stdin.isatty():
+            admin_pin = typer.prompt("Admin PIN of the TSS", hide_input=True, err=True)
+        result = setup_till(
+            url,
+            api_key,
+            api_secret,
+            serial,
+            fingerprint=fingerprint,
+            tss=tss,
+            client=client,
+            admin_pin=admin_pin,
+            timeout=timeout,
+        )
+        till = TillConnection(
+            result.url,
+            api_key,
+            api_secret,
+            fingerprint,
+            result.tss,
+            result.client,
+            result.serial_number,
+        )
+        if out is not None:
+            write_till_file(out, till)
+    _print(result, till, out, as_json)
+
+
+def _print(result: Any, till: TillConnection, out: Path | None, as_json: bool) -> None:
+    """The outcome; the PUK and PIN only for a TSS made now (shown this once)."""
+    if as_json:
+        body: dict[str, Any] = {
+            "status": "created" if result.created_client else "exists",
+            "url": result.url,
+            "tss": result.tss,
+            "client": result.client,
+            "serial_number": result.serial_number,
+            "fingerprint": till.fingerprint,
+            "created_tss": result.created_tss,
+            "created_client": result.created_client,
+            "till_file": None if out is None else str(out),
+        }
+        if result.admin_puk is not None:
+            body["admin_puk"], body["admin_pin"] = result.admin_puk, result.admin_pin
+        echo_json(body)
+        return
+    if not result.created_client:
+        typer.echo(
+            f"Client {result.client} (serial number {result.serial_number}) is registered "
+            f"at TSS {result.tss} already: nothing changed."
+        )
+    else:
+        made = "created and initialized" if result.created_tss else "in use"
+        typer.echo(f"TSS {result.tss}: {made}.")
+        typer.echo(f"Client {result.client} registered (serial number {result.serial_number}).")
+    if result.admin_puk is not None:
+        typer.echo(f"Admin PUK: {result.admin_puk}")
+        typer.echo(f"Admin PIN: {result.admin_pin}")
+        typer.echo(
+            "Keep both safe (not on the till): they are shown only now; the PIN adds "
+            "tills, the PUK sets a new PIN."
+        )
+    pin = f" --fingerprint {till.fingerprint}" if till.fingerprint else ""
+    if out is not None:
+        typer.echo(f"Till file (with the API secret, mode 0600): {out}")
+        typer.echo(f"The till: opentse pos sell --session {out} --line ... --pay ...")
+    else:
+        typer.echo(
+            f"The till: opentse pos sell --url {result.url} --tss {result.tss} "
+            f"--client {result.client}{pin} --api-key {till.api_key} (API secret: "
+            "OPENTSE_API_SECRET, or --out FILE for a till file)"
+        )

@@ -1,0 +1,259 @@
+"""`opentse pos setup` against real `opentse serve` processes (LAN mode with TLS, and
+plain HTTP): a shop owner had to send seven raw HTTP requests to get a TSS and a
+client before the first `pos sell` on a served TSE."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.server import lan
+from opentse.testing.serving import wait_until_serving
+from opentse.verify.receipt import verify_receipt
+
+OPENTSE = str(Path(sys.executable).parent / "opentse")
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("OPENTSE_")}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _run(*args: str) -> Ran:
+    """The real command in this process (a process per call took 1.5 s); the services
+    it talks to are real `opentse serve` processes."""
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("OPENTSE_")}
+    result = CliRunner().invoke(build_app(), list(args), env=unset)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def lan_tse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`opentse serve --lan` (TLS, API key, LAN-TSE-Session.txt) on loopback."""
+    data = tmp_path_factory.mktemp("pos-setup-lan") / "data"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            OPENTSE,
+            "serve",
+            "--lan",
+            "--data",
+            str(data),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                url = f"https://127.0.0.1:{port}/health"
+                if httpx.get(url, verify=False, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(0.1)
+        session = data / lan.SESSION_FILE
+        fields = {
+            k.strip(): v.strip()
+            for k, _, v in (line.partition(":") for line in session.read_text().splitlines())
+            if v
+        }
+        yield {"session": session, "port": port, "fields": fields}
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def plain_tse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`opentse serve` over plain HTTP with an API key made by `apikey create`."""
+    data = tmp_path_factory.mktemp("pos-setup-plain") / "data"
+    key = json.loads(_run("apikey", "create", "--data", str(data), "--json").stdout)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [OPENTSE, "serve", "--data", str(data), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert wait_until_serving(base, proc), "no server"
+        where = ["--url", base, "--api-key", key["api_key"], "--api-secret", key["api_secret"]]
+        yield {"base": base, "where": where, **key}
+    finally:
+        _stop(proc)
+
+
+def _tss_count(lan_tse: dict[str, Any]) -> int:
+    f = lan_tse["fields"]
+    result = lan.connection_test(
+        f["URL"], f["API key"], f["API secret"], fingerprint=f["TLS SHA-256"]
+    )
+    return int(result["tss_count"])
+
+
+def test_setup_from_the_lan_session_file_then_the_till_sells_with_its_file(
+    lan_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    """The whole POS flow from LAN-TSE-Session.txt; the PUK and PIN are printed once,
+    the till file (0600) is what pos sell --session needs; a second run changes nothing."""
+    till = tmp_path / "till.txt"
+    session = str(lan_tse["session"])
+    out = _run("pos", "setup", "--session", session, "--serial", "KASSE-1", "--out", str(till))
+    assert out.returncode == 0, out.stderr
+    assert "created and initialized" in out.stdout
+    puk = next(line for line in out.stdout.splitlines() if line.startswith("Admin PUK: "))
+    pin = next(line for line in out.stdout.splitlines() if line.startswith("Admin PIN: "))
+    assert len(puk) > len("Admin PUK: ") + 9 and len(pin) >= len("Admin PIN: ") + 6
+    assert puk.split(": ")[1] not in out.stderr and pin.split(": ")[1] not in out.stderr
+    assert stat.S_IMODE(till.stat().st_mode) == 0o600
+    text = till.read_text()
+    assert lan_tse["fields"]["API secret"] in text and lan_tse["fields"]["TLS SHA-256"] in text
+    assert puk.split(": ")[1] not in text and pin.split(": ")[1] not in text
+    count = _tss_count(lan_tse)
+
+    journal = str(tmp_path / "till.db")
+    sale = ["--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50", "--json"]
+    sold = _run("pos", "sell", "--session", str(till), "--journal", journal, *sale)
+    assert sold.returncode == 0, sold.stderr
+    body = json.loads(sold.stdout)
+    assert body["tse_failed"] is False, body["error"]
+    assert verify_receipt(body["qr_code_data"]).ok
+    assert body["qr_code_data"].split(";")[1] == "KASSE-1"
+
+    again = _run("pos", "setup", "--session", session, "--serial", "KASSE-1", "--json")
+    assert again.returncode == 0, again.stderr
+    answer = json.loads(again.stdout)
+    assert answer["status"] == "exists" and answer["created_tss"] is False
+    assert "admin_puk" not in answer and "admin_pin" not in answer
+    assert f"TSS:                 {answer['tss']}" in text
+    assert f"Client:              {answer['client']}" in text
+    assert _tss_count(lan_tse) == count  # no second TSS
+
+
+def test_a_wrong_fingerprint_is_refused_before_the_secret_is_sent(
+    lan_tse: dict[str, Any],
+) -> None:
+    session = str(lan_tse["session"])
+    wrong = "AB" * 32
+    out = _run("pos", "setup", "--session", session, "--serial", "K-9", "--fingerprint", wrong)
+    assert out.returncode == 1 and "error E_TLS_PIN" in out.stderr
+    assert lan_tse["fields"]["TLS SHA-256"].replace(":", "") in out.stderr
+    assert lan_tse["fields"]["API secret"] not in out.stdout + out.stderr
+
+
+def test_a_wrong_secret_an_unreachable_service_and_a_bad_serial_are_clear(
+    plain_tse: dict[str, Any],
+) -> None:
+    base, key = plain_tse["base"], plain_tse["api_key"]
+    wrong = ["--url", base, "--api-key", key, "--api-secret", "not-the-secret"]
+    out = _run("pos", "setup", *wrong, "--serial", "KASSE-1")
+    assert out.returncode == 1 and "error E_SETUP_AUTH" in out.stderr
+    assert "not-the-secret" not in out.stdout + out.stderr
+    closed = f"http://127.0.0.1:{_free_port()}"
+    out = _run("pos", "setup", "--url", closed, "--api-key", key, "--api-secret", "s")
+    assert out.returncode == 2  # --serial missing: a usage error
+    out = _run("pos", "setup", "--url", closed, "--api-key", key, "--api-secret", "s",
+               "--serial", "KASSE-1")  # fmt: skip
+    assert out.returncode == 1 and "error E_SETUP_UNREACHABLE" in out.stderr
+    out = _run("pos", "setup", *plain_tse["where"], "--serial", "Kasse/1")
+    assert out.returncode == 1 and "error E_CLIENT_ID_INVALID" in out.stderr
+    assert "--serial 'Kasse/1'" in out.stderr
+
+
+def test_a_till_is_added_to_an_existing_tss_with_its_admin_pin(
+    plain_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    where = plain_tse["where"]
+    first = _run("pos", "setup", *where, "--serial", "THEKE-1", "--admin-pin", "24681357",
+                 "--json")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    made = json.loads(first.stdout)
+    assert made["created_tss"] is True and made["admin_pin"] == "24681357"
+    tss = made["tss"]
+    add = ["pos", "setup", *where, "--serial", "THEKE-2", "--tss", tss, "--json"]
+    out = _run(*add)
+    assert out.returncode == 1 and "error E_SETUP_ADMIN_PIN" in out.stderr
+    out = _run(*add, "--admin-pin", "11111111")
+    assert out.returncode == 1 and "error E_SETUP_ADMIN_PIN" in out.stderr
+    assert "11111111" not in out.stderr
+    out = _run(*add, "--admin-pin", "24681357")
+    assert out.returncode == 0, out.stderr
+    second = json.loads(out.stdout)
+    assert second["tss"] == tss and second["created_client"] is True
+    assert second["created_tss"] is False and "admin_puk" not in second
+    out = _run(*add, "--admin-pin", "24681357")  # again: nothing changed
+    assert json.loads(out.stdout)["status"] == "exists"
+    out = _run("pos", "setup", *where, "--serial", "THEKE-2", "--tss", tss,
+               "--client", made["client"])  # fmt: skip
+    assert out.returncode == 1 and "error E_SETUP_CLIENT_CONFLICT" in out.stderr
+
+    # the till signs with it over plain HTTP: a till file without a fingerprint
+    till = tmp_path / "till.txt"
+    out = _run(*add, "--admin-pin", "24681357", "--out", str(till))
+    assert out.returncode == 0 and "(no TLS)" in till.read_text()
+    sale = ["--line", "Tee:1:1.80:1", "--pay", "bar:1.80", "--json"]
+    journal = str(tmp_path / "till.db")
+    sold = _run("pos", "sell", "--session", str(till), "--journal", journal, *sale)
+    assert sold.returncode == 0, sold.stderr
+    body = json.loads(sold.stdout)
+    assert body["tse_failed"] is False and body["qr_code_data"].split(";")[1] == "THEKE-2"
+
+
+def test_pos_takes_the_service_from_the_lan_session_and_needs_tss_and_client(
+    lan_tse: dict[str, Any], plain_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    """--session with serve --lan's own file: URL, key, secret and fingerprint come from
+    it, --tss and --client from the options; without them the command says what is
+    missing (it said nothing of the file)."""
+    session = str(lan_tse["session"])
+    made = _run("pos", "setup", "--session", session, "--serial", "KASSE-5", "--json")
+    answer = json.loads(made.stdout)
+    ids = ["--tss", answer["tss"], "--client", answer["client"]]
+    journal = ["--journal", str(tmp_path / "till.db")]
+    out = _run("pos", "status", "--session", session, *ids, *journal, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "green"
+    out = _run("pos", "status", "--session", session, *journal)
+    assert out.returncode == 1 and "error E_POS_TILL" in out.stderr
+    out = _run("pos", "status", "--session", str(tmp_path / "none.txt"), *ids, *journal)
+    assert out.returncode == 1 and "error E_SESSION_FILE" in out.stderr
+    not_a_session = tmp_path / "notes.txt"
+    not_a_session.write_text("Kasse 1\n")
+    out = _run("pos", "setup", "--session", str(not_a_session), "--serial", "KASSE-5")
+    assert out.returncode == 1 and "error E_SESSION_FILE" in out.stderr
