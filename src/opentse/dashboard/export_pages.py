@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from opentse.dashboard import transactions, uploads, views
 from opentse.dashboard.forms import read_form
@@ -140,17 +140,47 @@ class ExportPages:
 
         return export_file(row, Path(self.ctx.config.data_dir))
 
-    async def export_detail(self, page: Page) -> Response:
-        row = await run_in_threadpool(self._export, page)
+    def _progress(
+        self, page: Page, wait: float
+    ) -> tuple[Any, dict[str, Any] | None, bool, bool, str, bool]:
+        """The export, its check report, whether that is still being made, whether its
+        file is there, and the status line with whether it is an alert."""
+        row = self._export(page)
         report = None
         verifying = False
-        path = await run_in_threadpool(self._export_file, row)
+        path = self._export_file(row)
         if path is not None:
-            report = await run_in_threadpool(self.checks.result, row.export_id, path)
+            report = self.checks.result(row.export_id, path, wait)
             verifying = report is None
-        return page.render(
-            "export.html", row=row, report=report, verifying=verifying, has_file=path is not None
+        if row.state in ("PENDING", "WORKING"):
+            line, alert = page.t("export_running"), False
+        elif row.state == "ERROR":
+            line, alert = page.t("export_error", code=row.exception or ""), True
+        elif row.state != "COMPLETED":
+            line, alert = page.t("export_cancelled"), True
+        elif path is None:
+            line, alert = page.t("export_file_gone"), True
+        else:
+            line, alert = page.t("verifying" if verifying else "export_done"), False
+        return row, report, verifying, path is not None, line, alert
+
+    async def export_detail(self, page: Page) -> Response:
+        row, report, verifying, has_file, line, alert = await run_in_threadpool(
+            self._progress, page, 2.0
         )
+        return page.render(
+            "export.html", row=row, report=report, verifying=verifying, has_file=has_file,
+            message=line, alert=alert,
+        )  # fmt: skip
+
+    async def export_status(self, page: Page) -> Response:
+        """The export page's status line as JSON, for export_status.js: the page
+        updates that line (a live region) instead of reloading itself, which threw a
+        keyboard or screen-reader user back to the top every second. ``done``: the
+        page will not change any more."""
+        row, _, verifying, _, line, alert = await run_in_threadpool(self._progress, page, 0.0)
+        done = row.state not in ("PENDING", "WORKING") and not verifying
+        return JSONResponse({"state": row.state, "done": done, "message": line, "alert": alert})
 
     async def export_file(self, page: Page) -> Response:
         row = await run_in_threadpool(self._export, page)

@@ -280,14 +280,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "finished": ("Fertig", "Finished"),
     "export_title": ("Export {id}", "Export {id}"),
     "progress": ("Fortschritt", "Progress"),
-    "export_running": (
-        "Der Export läuft. Diese Seite aktualisiert sich selbst.",
-        "The export is running. This page refreshes itself.",
+    "export_running": ("Der Export läuft.", "The export is running."),
+    "export_done": (
+        "Der Export ist fertig; das Prüfergebnis steht unten.",
+        "The export is finished; its verification result is below.",
     ),
+    "export_cancelled": ("Der Export wurde abgebrochen.", "The export was cancelled."),
     "reload": ("Neu laden", "Reload"),
     "verifying": (
-        "Der Export ist fertig und wird geprüft. Diese Seite aktualisiert sich selbst.",
-        "The export is finished and being verified. This page refreshes itself.",
+        "Der Export ist fertig und wird geprüft.",
+        "The export is finished and being verified.",
     ),
     "download": ("TAR herunterladen", "Download TAR"),
     "export_file_gone": (

@@ -221,6 +221,9 @@ class Dashboard:
             Route("/exports", p(self.export_pages.exports), methods=["GET", "POST"]),
             Route("/exports/{export_id}", p(self.export_pages.export_detail), methods=["GET"]),
             Route("/exports/{export_id}/file", p(self.export_pages.export_file), methods=["GET"]),
+            Route(
+                "/exports/{export_id}/status", p(self.export_pages.export_status), methods=["GET"]
+            ),
             Route("/verify", p(self.verify), methods=["GET", "POST"]),
             Route("/outages", p(self.outage_log), methods=["GET"]),
             Route("/warnings", p(self.warnings), methods=["GET"]),
