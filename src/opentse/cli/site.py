@@ -80,6 +80,12 @@ def list_command(
     if as_json:
         echo_json(out)
         return
+    # with two sites an id alone does not say which shop a TSE or register is at
+    names = {x["id"]: f"{x['name']} ({x['id'][:8]})" for x in out["locations"]}
+
+    def at(location_id: str) -> str:
+        return names.get(location_id, location_id)
+
     table("Organizations", ("id", "name", "tax number", "API organization"),
           [(x["id"], x["name"], x["tax_number"], x["svc_org_id"] or "")
            for x in out["organizations"]])  # fmt: skip
@@ -87,13 +93,13 @@ def list_command(
           [(x["id"], x["org_id"], x["name"], f"{x['street']}, {x['postal_code']} {x['city']}")
            for x in out["locations"]])  # fmt: skip
     table("TSEs", ("tse", "location", "status", "capacity", "url"),
-          [(x["tse_id"], x["location_id"], x["status"], x["capacity"], x["connection_url"])
+          [(x["tse_id"], at(x["location_id"]), x["status"], x["capacity"], x["connection_url"])
            for x in out["tses"]])  # fmt: skip
     table("Shared TSEs", ("tse", "shared with location", "confirmed by", "at"),
-          [(x["tse_id"], x["location_id"], x["confirmed_by"], iso(x["confirmed_at"]))
+          [(x["tse_id"], at(x["location_id"]), x["confirmed_by"], iso(x["confirmed_at"]))
            for x in out["shares"]])  # fmt: skip
     table("Registers", ("register", "location", "tse", "assigned"),
-          [(x["register_id"], x["location_id"], x["tse_id"], iso(x["assigned_at"]))
+          [(x["register_id"], at(x["location_id"]), x["tse_id"], iso(x["assigned_at"]))
            for x in out["registers"]])  # fmt: skip
 
 

@@ -318,6 +318,7 @@ def release_logs(ctx: OpsContext, tse_id: str, *, actor: str = "") -> int:
     Refused (``E_ARCHIVE_NOT_VERIFIED``) when no verified export exists or the newest
     export failed verification: deletion only after a verified export (TR-03153).
     """
+    ctx.service.require(tse_id)  # a mistyped id: E_TSS_NOT_FOUND, as list and export say
     items = exports(ctx, tse_id)
     if not items:
         raise StateError(

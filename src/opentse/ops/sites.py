@@ -196,7 +196,19 @@ def create_location(
         address_key(street, postal_code, city, country),
         ctx.now(),
     )
-    with ctx.db.tx() as c:
+    with ctx.db.tx() as c:  # checked in the write transaction, as for organizations
+        for existing_id, existing_name in c.execute(
+            "SELECT id, name FROM ops_locations WHERE org_id=? AND address_key=?",
+            (org_id, loc.address_key),
+        ).fetchall():
+            # a set-up script run twice: a second id for the same shop would split its
+            # TSEs and registers between two locations no list tells apart
+            if _same_name(existing_name, loc.name):
+                raise ConflictError(
+                    f"location {existing_name!r} at {loc.address} exists already:"
+                    f" {existing_id} (use that id)",
+                    code="E_SITE_LOCATION_EXISTS",
+                )
         c.execute(
             f"INSERT INTO ops_locations({_LOC_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
             (
@@ -270,9 +282,12 @@ def assign_tse(
     loc = get_location(ctx, location_id)
     if capacity < 1:
         raise ProtocolError("capacity must be at least 1 signature", code="E_SITE_CAPACITY")
-    if find_tse(ctx, tse_id) is not None:
+    placed = find_tse(ctx, tse_id)
+    if placed is not None:
+        home = get_location(ctx, placed.location_id)
         raise ConflictError(
-            f"TSE {tse_id!r} already belongs to a location", code="E_SITE_TSE_ASSIGNED"
+            f"TSE {tse_id!r} already belongs to location {home.name!r} ({home.id}, {home.address})",
+            code="E_SITE_TSE_ASSIGNED",
         )
     software_version = software_version or default_software_version()
     interface_type = interface_type or default_interface(ctx, tse_id)

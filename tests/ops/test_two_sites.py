@@ -1,0 +1,78 @@
+"""An operator with two shops walks through `opentse site` and `opentse archive`
+(the real CLI app on one data folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+
+runner = CliRunner()
+APP = build_app()
+MITTE = ("--street", "Hauptstraße 1", "--postal-code", "10115", "--city", "Berlin")
+BAHNHOF = ("--street", "Bahnhofstr. 5", "--postal-code", "10117", "--city", "Berlin")
+
+
+def run(data: Path, *args: str, code: int = 0) -> str:
+    result = runner.invoke(
+        APP, [*args, "--data", str(data)], catch_exceptions=False, env={"COLUMNS": "220"}
+    )
+    assert result.exit_code == code, (args, result.output)
+    return result.output
+
+
+def _two_shops(data: Path) -> tuple[str, str, str]:
+    for tse_id in ("tA", "tB"):
+        puk = json.loads(run(data, "tse", "create", tse_id, "--json"))["admin_puk"]
+        run(data, "tse", "initialize", tse_id, "--pin", "12345678", "--puk", puk)
+    org = json.loads(run(data, "site", "org-create", "Bäckerei Korn GmbH", "--json"))["id"]
+    a = json.loads(run(data, "site", "create", org, "Filiale Mitte", *MITTE, "--json"))["id"]
+    b = json.loads(run(data, "site", "create", org, "Filiale Bahnhof", *BAHNHOF, "--json"))["id"]
+    run(data, "site", "assign-tse", "tA", a)
+    run(data, "site", "assign-tse", "tB", b)
+    return org, a, b
+
+
+def test_a_location_created_twice_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """The set-up run a second time made a second 'Filiale Mitte' at the same address,
+    listed like the first: TSEs and registers were then split between two ids."""
+    data = tmp_path / "data"
+    org, a, _ = _two_shops(data)
+    again = ("--street", "Hauptstr. 1", "--postal-code", "10115", "--city", "berlin")
+    out = " ".join(run(data, "site", "create", org, "filiale  mitte", *again, code=1).split())
+    assert "E_SITE_LOCATION_EXISTS" in out and a in out
+    # another shop at the same address (to share the TSE with), or the name elsewhere: fine
+    run(data, "site", "create", org, "Café im Haus", *MITTE)
+    run(data, "site", "create", org, "Filiale Mitte", "--street", "Ring 9",
+        "--postal-code", "10115", "--city", "Berlin")  # fmt: skip
+    names = [x["name"] for x in json.loads(run(data, "site", "list", "--json"))["locations"]]
+    assert sorted(names) == ["Café im Haus", "Filiale Bahnhof", "Filiale Mitte", "Filiale Mitte"]
+
+
+def test_site_list_says_which_shop_each_tse_and_register_is_at(tmp_path: Path) -> None:
+    """The TSE and register tables showed a location's UUID only: with two shops the
+    operator had to match ids against the location table by eye."""
+    data = tmp_path / "data"
+    _, a, b = _two_shops(data)
+    run(data, "site", "add-register", "KB1", b)
+    rows = {line.split("│")[1].strip(): line for line in run(data, "site", "list").splitlines()
+            if line.count("│") > 3}  # fmt: skip
+    assert f"Filiale Mitte ({a[:8]})" in rows["tA"]
+    assert f"Filiale Bahnhof ({b[:8]})" in rows["tB"] and "Filiale Bahnhof" in rows["KB1"]
+    out = " ".join(run(data, "site", "assign-tse", "tA", b, code=1).split())
+    assert "E_SITE_TSE_ASSIGNED" in out and "'Filiale Mitte'" in out and a in out
+
+
+def test_archive_release_of_a_mistyped_tse_names_it(tmp_path: Path) -> None:
+    """`archive release` of an unknown id said 'no archived export' (E_ARCHIVE_NOT_VERIFIED),
+    as if that TSE existed; list and export say E_TSS_NOT_FOUND."""
+    data = tmp_path / "data"
+    _two_shops(data)
+    for args in (("archive", "release", "tX"), ("archive", "list", "tX")):
+        out = run(data, *args, code=1)
+        assert "E_TSS_NOT_FOUND" in out and "'tX'" in out, (args, out)
+    run(data, "archive", "export", "tB")
+    assert "released" in run(data, "archive", "release", "tB")
