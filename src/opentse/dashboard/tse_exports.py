@@ -148,80 +148,140 @@ def _description(message: bytes) -> str:
     return "" if value is None else value.decode("ascii", "replace")
 
 
+@dataclass(frozen=True, slots=True)
+class SystemLog:
+    """One of the TSE's first system logs (its set-up as the TSE recorded it)."""
+
+    counter: int
+    log_time: int
+    operation: str
+    filename: str
+
+
+#: the first system logs kept per TSE (the TSE page shows them)
+FIRST_SYSTEM_LOGS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    last: int  # the signature counter read up to
+    exports: tuple[ExportLog, ...]
+    first: tuple[SystemLog, ...]
+
+
+_NOTHING = _Seen(0, (), ())
+
+
+def _operation(log: Any) -> str:
+    from opentse.tr03151.codec import decode_log_message
+
+    try:
+        certified = decode_log_message(log.message).certified
+    except OpenTSEError:
+        certified = None
+    return str(getattr(certified, "operation_type", "") or log.operation)
+
+
 class ExportLogs:
-    """The exportData logs of each TSE, kept as read: a look reads only the logs
-    signed after the last one seen, up to the TSE's signature counter (so the
-    transaction logs since its last system log are not read again at every look),
-    and keeps those a deleteStoredData removed from the store since.
+    """The exportData logs and the first system logs of each TSE, kept as read: a
+    look reads only the logs signed after the last one seen, up to the TSE's
+    signature counter (so the transaction logs since its last system log are not read
+    again at every look), and keeps those a deleteStoredData removed from the store
+    since.
 
     With ``folder`` what was read is kept on disk too (one JSON file per TSE), so
     the first look after a restart reads only what was signed meanwhile, not every
-    system log of a TSE that has signed millions, and a CLI export whose log was
-    deleted after an archive export stays listed. A file ahead of its TSE (the
-    database restored from a backup) is read again from the start."""
+    log of a TSE that has signed millions, and a CLI export whose log was deleted
+    after an archive export stays listed. A file ahead of its TSE (the database
+    restored from a backup) is read again from the start."""
 
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[int, tuple[ExportLog, ...]]] = {}
+        self._seen: dict[str, _Seen] = {}
 
     def of(self, service: Any, tss_id: str) -> list[ExportLog]:
+        """The TSE's exportData logs, oldest first."""
+        return list(self._look(service, tss_id).exports)
+
+    def first(self, service: Any, tss_id: str) -> list[SystemLog]:
+        """The TSE's first ``FIRST_SYSTEM_LOGS`` system logs."""
+        return list(self._look(service, tss_id).first)
+
+    def _look(self, service: Any, tss_id: str) -> _Seen:
         current = int(service.store.get_state(tss_id).signature_counter)
         with self._lock:
             if tss_id not in self._seen:
                 self._seen[tss_id] = self._load(tss_id)
-            last, kept = self._seen[tss_id]
-            if last > current:  # not this TSE's history any more: read it again
-                last, kept = self._seen[tss_id] = (0, ())
-        if current <= last:
-            return list(kept)
+            seen = self._seen[tss_id]
+            if seen.last > current:  # not this TSE's history any more: read it again
+                seen = self._seen[tss_id] = _NOTHING
+        if current <= seen.last:
+            return seen
         flt = LogFilter(
-            start_signature_counter=last + 1,
+            start_signature_counter=seen.last + 1,
             end_signature_counter=current,
             log_types=(LogType.SYSTEM,),
         )
-        new: list[ExportLog] = []
+        exports: list[ExportLog] = []
+        first: list[SystemLog] = []
+        room = FIRST_SYSTEM_LOGS - len(seen.first)
         for log in service.logs(tss_id, flt):
+            if len(first) < room:
+                first.append(
+                    SystemLog(log.signature_counter, log.log_time, _operation(log), log.filename)
+                )
             if log.operation == Op.EXPORT.value:
-                new.append(
+                exports.append(
                     ExportLog(log.signature_counter, log.log_time, _description(log.message))
                 )
         with self._lock:
-            before, kept = self._seen[tss_id]
-            if current > before:  # another request may have read further meanwhile
-                known = {log.counter for log in kept}
-                kept = kept + tuple(log for log in new if log.counter not in known)
-                self._seen[tss_id] = (current, kept)
-                changed = bool(new) or before == 0 or current - before >= SAVE_EVERY
-                if changed:
-                    self._save(tss_id, current, kept)
-            return list(kept)
+            before = self._seen[tss_id]
+            if current <= before.last:  # another request read as far meanwhile
+                return before
+            known = {log.counter for log in before.exports}
+            after = _Seen(
+                current,
+                before.exports + tuple(e for e in exports if e.counter not in known),
+                before.first + tuple(first[: FIRST_SYSTEM_LOGS - len(before.first)]),
+            )
+            self._seen[tss_id] = after
+            if exports or first or before.last == 0 or current - before.last >= SAVE_EVERY:
+                self._save(tss_id, after)
+            return after
 
     def _file(self, tss_id: str) -> Path | None:
         if self._folder is None or not _SAFE_ID.fullmatch(tss_id):
             return None
         return self._folder / f"{tss_id}.json"
 
-    def _load(self, tss_id: str) -> tuple[int, tuple[ExportLog, ...]]:
+    def _load(self, tss_id: str) -> _Seen:
         file = self._file(tss_id)
         if file is None:
-            return 0, ()
+            return _NOTHING
         try:
             saved = json.loads(file.read_text(encoding="utf-8"))
-            logs = tuple(ExportLog(int(c), int(t), str(d)) for c, t, d in saved["exports"])
-            return int(saved["last"]), logs
+            return _Seen(
+                int(saved["last"]),
+                tuple(ExportLog(int(c), int(t), str(d)) for c, t, d in saved["exports"]),
+                tuple(SystemLog(int(c), int(t), str(o), str(f)) for c, t, o, f in saved["first"]),
+            )
         except FileNotFoundError:
-            return 0, ()
+            return _NOTHING
         except (OSError, ValueError, KeyError, TypeError):
             logger.warning("the export list of TSE %s on disk is unreadable: read again", tss_id)
-            return 0, ()
+            return _NOTHING
 
-    def _save(self, tss_id: str, last: int, logs: tuple[ExportLog, ...]) -> None:
+    def _save(self, tss_id: str, seen: _Seen) -> None:
         """Under the lock; a failure costs only a longer first look after a restart."""
         file = self._file(tss_id)
         if file is None:
             return
-        data = {"last": last, "exports": [[e.counter, e.log_time, e.description] for e in logs]}
+        data = {
+            "last": seen.last,
+            "exports": [[e.counter, e.log_time, e.description] for e in seen.exports],
+            "first": [[e.counter, e.log_time, e.operation, e.filename] for e in seen.first],
+        }
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
             part = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.part")

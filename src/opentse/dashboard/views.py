@@ -16,14 +16,12 @@ from typing import Any
 
 from cryptography import x509
 
-from opentse.dashboard.tse_exports import ExportEntry, ExportLogs, attribute
-from opentse.engine.ports import LogFilter
+from opentse.dashboard.tse_exports import ExportEntry, ExportLogs, SystemLog, attribute
 from opentse.engine.results import TSEInfo
 from opentse.errors import OpenTSEError
 from opentse.ops import archive, lifetime, outages, protocol, sites, status
 from opentse.ops.store import OpsContext
 from opentse.server.service_store import Page, TssRow
-from opentse.tr03151.oids import LogType
 
 GREEN, YELLOW, RED, GREY = "green", "yellow", "red", "grey"
 RECENT_FAILURE_SECONDS = 3600
@@ -261,14 +259,6 @@ def certificate_of(info: TSEInfo) -> CertInfo | None:
 
 
 @dataclass(frozen=True, slots=True)
-class SystemEvent:
-    filename: str
-    operation: str
-    counter: int
-    log_time: int
-
-
-@dataclass(frozen=True, slots=True)
 class TseDetail:
     row: TseRow
     info: TSEInfo
@@ -277,34 +267,7 @@ class TseDetail:
     protocol: list[protocol.Entry]
     exports: list[ExportEntry]
     public_key: str
-    system_events: list[SystemEvent]
-
-
-SYSTEM_EVENTS_SHOWN = 50
-
-
-def system_events(ctx: Any, tss_id: str) -> list[SystemEvent]:
-    """The TSE's first signed system logs (initialize, updateTime, registerClient ...):
-    the set-up as the TSE itself recorded it, independent of the ops protocol."""
-    from opentse.tr03151.codec import decode_log_message
-
-    found: list[SystemEvent] = []
-    stream = ctx.service.logs(tss_id, LogFilter(log_types=(LogType.SYSTEM,)))
-    try:
-        for log in stream:
-            try:
-                certified = decode_log_message(log.message).certified
-            except OpenTSEError:
-                certified = None
-            operation = getattr(certified, "operation_type", "") or log.operation
-            found.append(SystemEvent(log.filename, operation, log.signature_counter, log.log_time))
-            if len(found) >= SYSTEM_EVENTS_SHOWN:
-                break
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-    return found
+    system_events: list[SystemLog]  # the first ones: the set-up as the TSE recorded it
 
 
 TSE_EXPORTS_SHOWN = 50
@@ -337,7 +300,8 @@ def tse_detail(
     row = rows[0]
     info = ctx.service.get(row.tss_id)
     clients = all_clients(ctx, org, row.tss_id)
-    exports = tse_exports(ctx, ops, org, row.tss_id, export_logs or ExportLogs())
+    logs = export_logs or ExportLogs()
+    exports = tse_exports(ctx, ops, org, row.tss_id, logs)
     return TseDetail(
         row,
         info,
@@ -346,7 +310,7 @@ def tse_detail(
         protocol.entries(ops.db, tse_id=row.tss_id),
         exports,
         base64.b64encode(info.record.public_key_point).decode(),
-        system_events(ctx, row.tss_id),
+        logs.first(ctx.service, row.tss_id),
     )
 
 
