@@ -76,3 +76,21 @@ def test_archive_release_of_a_mistyped_tse_names_it(tmp_path: Path) -> None:
         assert "E_TSS_NOT_FOUND" in out and "'tX'" in out, (args, out)
     run(data, "archive", "export", "tB")
     assert "released" in run(data, "archive", "release", "tB")
+
+
+def test_a_tse_is_not_shared_with_another_organizations_shop(tmp_path: Path) -> None:
+    """A shop-in-shop of another legal entity at the same address got the TSE shared
+    (confirmation recorded): its sales would be signed into the first organization's
+    TSE, and `docs procedure --org` of its organization did not list that TSE."""
+    data = tmp_path / "data"
+    _, a, _ = _two_shops(data)
+    other = json.loads(run(data, "site", "org-create", "Café Bohne UG", "--json"))["id"]
+    cafe = json.loads(run(data, "site", "create", other, "Café", *MITTE, "--json"))["id"]
+    confirm = ("--confirmed-by", "A. Korn", "--confirmation", "gleiche Betriebsstätte, ja")
+    out = " ".join(run(data, "site", "share", "tA", cafe, *confirm, code=1).split())
+    assert "E_SITE_SHARE_OTHER_ORG" in out and "'Café'" in out
+    assert json.loads(run(data, "site", "list", "--json"))["shares"] == []
+    org = json.loads(run(data, "site", "list", "--json"))["organizations"][0]["id"]
+    own = json.loads(run(data, "site", "create", org, "Backstube", *MITTE, "--json"))["id"]
+    run(data, "site", "share", "tA", own, *confirm)  # the same organization's: recorded
+    assert a != own

@@ -369,6 +369,16 @@ def share_tse(
     other = get_location(ctx, location_id)
     if other.id == home.id:
         raise ProtocolError("the TSE already belongs to this location", code="E_SITE_SHARE_SELF")
+    if other.org_id != home.org_id:
+        # a TSE records the transactions of one taxpayer (its exports, its procedure
+        # documentation, the §146a Abs. 4 AO notice): a shop-in-shop of another
+        # legal entity needs its own TSE, even at the same address
+        raise StateError(
+            f"location {other.name!r} belongs to another organization than the TSE's"
+            f" location {home.name!r}: a TSE serves one organization (legal entity) only;"
+            " give that location its own TSE",
+            code="E_SITE_SHARE_OTHER_ORG",
+        )
     if other.address_key != home.address_key:
         raise StateError(
             f"location {other.name!r} ({other.address}) is not at the TSE's address "
