@@ -170,3 +170,45 @@ def test_without_javascript_a_link_reloads_the_running_export(
     gone = page.request.get(address[: -len("0000")] + "0000/status")
     assert gone.status == 404
     context.close()
+
+
+RING = """() => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => v / 255)
+      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const el = document.activeElement;
+  if (el === document.body) { return null; }  // past the last one
+  const style = getComputedStyle(el);
+  let node = el.parentElement;
+  let behind = "rgb(255, 255, 255)";
+  while (node) {
+    const bg = getComputedStyle(node).backgroundColor;
+    if (bg !== "rgba(0, 0, 0, 0)" && bg !== "transparent") { behind = bg; break; }
+    node = node.parentElement;
+  }
+  const [a, b] = [lum(rgb(style.outlineColor)), lum(rgb(behind))].sort((x, y) => y - x);
+  return [el.textContent.trim().slice(0, 30), style.outlineStyle,
+          Number(style.outlineWidth.replace("px", "")), (a + 0.05) / (b + 0.05)];
+}"""
+
+
+def test_the_keyboard_focus_ring_is_visible_everywhere(shop: dict[str, Any], chromium: Any) -> None:
+    """WCAG 1.4.11: the focus ring of every element reached with Tab on the TSE page
+    (the blue header bar and the white page) stands out 3:1 against what is behind
+    it. The yellow ring had 1.6:1 on the white page."""
+    context = chromium.new_context(locale="en-US")
+    page = context.new_page()
+    _log_in(page, shop)
+    page.goto(shop["base"] + f"/dashboard/tss/{shop['tss']}")
+    seen = []
+    for _ in range(14):
+        page.keyboard.press("Tab")
+        if (ring := page.evaluate(RING)) is not None:
+            seen.append(ring)
+    context.close()
+    assert len({name for name, *_ in seen}) > 10  # the header and the page
+    weak = [s for s in seen if s[1] == "none" or s[2] < 2 or s[3] < 3]
+    assert weak == [], weak
