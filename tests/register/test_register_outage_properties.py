@@ -38,10 +38,9 @@ def test_light_and_count_follow_the_events(events: list[str]) -> None:
             ended = log.record_success(at=at)
             assert (ended is None) == (light is Light.GREEN)
             light, count = Light.GREEN, 0
-        else:
+        else:  # not reachable at a start: red, but an outage keeps its colour
             if light is Light.GREEN:
-                outages += 1
-            light = Light.RED
+                light, outages = Light.RED, outages + 1
             log.record_unreachable(at=at, reason="down")
         status = log.status()
         assert status.light is light

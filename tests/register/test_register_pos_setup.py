@@ -257,3 +257,45 @@ def test_pos_takes_the_service_from_the_lan_session_and_needs_tss_and_client(
     not_a_session.write_text("Kasse 1\n")
     out = _run("pos", "setup", "--session", str(not_a_session), "--serial", "KASSE-5")
     assert out.returncode == 1 and "error E_SESSION_FILE" in out.stderr
+
+
+def test_pos_status_mid_day_says_since_when_and_keeps_a_signing_outage_yellow(
+    plain_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    """Every pos command starts a register: a till whose TSE went away mid-day said
+    RED 'TSE nicht erreichbar beim Start' at the next command, also while its receipts
+    were being printed unsigned (a yellow outage turned red). Now the outage keeps its
+    colour and the message names its start."""
+    till = tmp_path / "till.txt"
+    made = _run("pos", "setup", *plain_tse["where"], "--serial", "MITTAG-1", "--out", str(till))
+    assert made.returncode == 0, made.stderr
+    journal = ["--journal", str(tmp_path / "till.db")]
+    sale = ["--line", "Tee:1:1.80:1", "--pay", "bar:1.80", "--json"]
+    sold = _run("pos", "sell", "--session", str(till), *journal, *sale)
+    assert json.loads(sold.stdout)["tse_failed"] is False, sold.stderr
+    gone = ["--session", str(till), "--url", f"http://127.0.0.1:{_free_port()}", *journal]
+
+    unsigned = json.loads(_run("pos", "sell", *gone, *sale, "--timeout", "1").stdout)
+    assert unsigned["tse_failed"] is True
+    starts = set()
+    for unsigned_receipts in (1, 2):  # a status, and the next sale, each start a register
+        out = _run("pos", "status", *gone, "--timeout", "1", "--json")
+        status = json.loads(out.stdout)
+        assert status["status"] == "yellow", status["message"]
+        assert status["message"].startswith("TSE ausgefallen seit ")
+        assert status["consecutive_failures"] == unsigned_receipts
+        assert status["outage_started_at"] == status["outages"][-1]["started_at"]
+        starts.add(status["outage_started_at"])
+        _run("pos", "sell", *gone, *sale, "--timeout", "1")
+    assert len(starts) == 1 and len(status["outages"]) == 1
+    text = _run("pos", "status", *gone, "--timeout", "1")
+    assert text.returncode == 0 and "YELLOW" in text.stdout and "RED" not in text.stdout
+    ok = _run("pos", "status", "--session", str(till), *journal, "--json")
+    assert json.loads(ok.stdout)["status"] == "green"
+    assert json.loads(ok.stdout)["outage_started_at"] is None
+
+    # a till that never reached its TSE this day: red, at its start
+    fresh = ["--journal", str(tmp_path / "other.db"), "--timeout", "1", "--json"]
+    out = _run("pos", "status", *gone[:-2], *fresh)
+    status = json.loads(out.stdout)
+    assert status["status"] == "red" and status["message"].startswith("TSE nicht erreichbar seit ")

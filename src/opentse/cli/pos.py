@@ -647,6 +647,9 @@ def status_command(
         "status": status.light.value,
         "consecutive_failures": status.consecutive_failures,
         "message": status.message,
+        "outage_started_at": None
+        if status.outage_started_at is None
+        else status.outage_started_at.isoformat(),
         "outages": [
             {
                 "started_at": o.started_at.isoformat(),

@@ -9,6 +9,13 @@ later. This module records exactly that, and derives the register's traffic ligh
 * yellow: the last signing failed; ``consecutive_failures`` unsigned receipts so far;
 * red: the TSE could not be reached or was not usable when the register started.
 
+``opentse pos`` starts a register for every command, so "when the register started"
+means: before the TSE worked for it that shop day. A TSE that cannot be reached after
+it worked the same day went away while the till was running: yellow (kind
+``running``), as a failed signing is; each command said red "TSE nicht erreichbar
+beim Start" in the middle of the day, also while receipts were printed unsigned. An
+outage keeps the colour it began with; the message names its start in the shop's time.
+
 After more than two unsigned receipts the status carries :data:`RESTART_ADVICE`.
 A daily record is written even while no TSE is connected. The same file keeps what
 recovery needs after a crash (the Starts not yet confirmed, dangling and other
@@ -21,14 +28,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
 from opentse.register.localdb import time_or_none, utc_text
 from opentse.register.recovery_journal import RECOVERY_SCHEMA, RecoveryJournal, insert_start
-from opentse.register.shoptime import day_bounds, shop_zone
+from opentse.register.shoptime import day_bounds, local_time, shop_zone
 
 RESTART_ADVICE = "Mehr als zwei Belege ohne TSE: TSE-Host neu starten oder den Support anrufen."
 ADVICE_AFTER = 2
@@ -84,6 +91,7 @@ class RegisterStatus:
     message: str
     outage_started_at: datetime | None = None
     last_reason: str = ""
+    kind: str = ""  # of the open outage: start, running or signing
 
 
 @dataclass(frozen=True)
@@ -113,21 +121,20 @@ class OutageLog(RecoveryJournal):
 
     # --- events ------------------------------------------------------------------------
 
-    def record_unreachable(self, *, at: datetime, reason: str) -> None:
-        """The TSE could not be used at start: open (or keep) a red outage."""
+    def record_unreachable(self, *, at: datetime, reason: str, kind: str = "start") -> None:
+        """The TSE could not be used at a (re)start: open an outage of ``kind``
+        (``start``: red; ``running``: yellow, the TSE worked earlier that day), or
+        keep the open one as it is, with this reason as its last."""
         with self._immediate() as db:
             current = self._open_outage()
             if current is None:
                 db.execute(
                     "INSERT INTO outages (started_at, kind, reason, last_reason) "
-                    "VALUES (?, 'start', ?, ?)",
-                    (utc_text(at), reason, reason),
+                    "VALUES (?, ?, ?, ?)",
+                    (utc_text(at), kind, reason, reason),
                 )
             else:
-                db.execute(
-                    "UPDATE outages SET kind = 'start', last_reason = ? WHERE id = ?",
-                    (reason, current[0]),
-                )
+                db.execute("UPDATE outages SET last_reason = ? WHERE id = ?", (reason, current[0]))
 
     def record_failure(
         self,
@@ -162,6 +169,19 @@ class OutageLog(RecoveryJournal):
                 "SELECT COUNT(*) FROM unsigned_receipts WHERE outage_id = ?", (outage_id,)
             ).fetchone()[0]
         return int(count)
+
+    def record_contact(self, *, at: datetime) -> None:
+        """The TSE worked for the register (a connect that reached it)."""
+        self._write(
+            "INSERT INTO counters (name, value) VALUES ('tse_contact', ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (int(at.timestamp()),),
+            durable=False,  # a power loss may lose it: the next outage is red then
+        )
+
+    def last_contact(self) -> datetime | None:
+        rows = self._read("SELECT value FROM counters WHERE name = 'tse_contact'")
+        return None if not rows else datetime.fromtimestamp(int(rows[0][0]), tz=UTC)
 
     def record_success(self, *, at: datetime) -> Outage | None:
         """A signing worked: the open outage (if any) ends now and is returned."""
@@ -241,7 +261,9 @@ class OutageLog(RecoveryJournal):
 
     # --- queries -----------------------------------------------------------------------
 
-    def status(self) -> RegisterStatus:
+    def status(self, zone: tzinfo | None = None) -> RegisterStatus:
+        """The light of the open outage, if any; ``zone``: the shop's, for the time
+        the message names (default Europe/Berlin)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT id, started_at, kind, last_reason FROM outages "
@@ -254,11 +276,15 @@ class OutageLog(RecoveryJournal):
                     "SELECT COUNT(*) FROM unsigned_receipts WHERE outage_id = ?", (row[0],)
                 ).fetchone()[0]
             )
+        started = time_or_none(row[1])
+        assert started is not None
         light = Light.RED if row[2] == "start" else Light.YELLOW
-        message = "TSE nicht erreichbar beim Start" if light is Light.RED else "TSE ausgefallen"
+        since = local_time(started, zone or shop_zone()).strftime("%d.%m.%Y %H:%M")
+        what = "TSE nicht erreichbar" if light is Light.RED else "TSE ausgefallen"
+        message = f"{what} seit {since}"
         if count > ADVICE_AFTER:
             message = f"{message}. {RESTART_ADVICE}"
-        return RegisterStatus(light, count, message, time_or_none(row[1]), str(row[3]))
+        return RegisterStatus(light, count, message, started, str(row[3]), str(row[2]))
 
     def outage(self, outage_id: int) -> Outage:
         row = self._read(

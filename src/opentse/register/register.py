@@ -187,7 +187,7 @@ class Register:
         (RemoteBackend) tries each call once: a till in an outage stays fast, and the
         first sale after the TSE is back signs again."""
         single: Callable[[bool], None] | None = getattr(self.backend, "set_single_attempt", None)
-        if single is None or self.journal.status().light is Light.GREEN:
+        if single is None or self.journal.status(self.config.zone).light is Light.GREEN:
             yield
             return
         single(True)
@@ -208,7 +208,7 @@ class Register:
         """The reason of the last slow failure while it is younger than
         ``probe_interval`` seconds and the journal shows an outage: the TSE is not
         asked again."""
-        if self._failed is None or self.journal.status().light is Light.GREEN:
+        if self._failed is None or self.journal.status(self.config.zone).light is Light.GREEN:
             return None
         at, reason = self._failed
         age = time.monotonic() - at
@@ -240,19 +240,30 @@ class Register:
                 # the receipts printed "TSE ausgefallen" still name the TSE (§6 Nr. 6
                 # KassenSichV) when the books described it before
                 self._tse_serial = self.books.tse_serial(self.backend.tse_id) or ""
-            self.journal.record_unreachable(at=self.clock(), reason=journal_reason(exc))
+            now = self.clock()
+            kind = "running" if self._worked_today(now) else "start"
+            self.journal.record_unreachable(at=now, reason=journal_reason(exc), kind=kind)
             self._ensure_daily_record()
-            return self.journal.status()
+            return self.journal.status(self.config.zone)
         self._failed = None
+        self.journal.record_contact(at=self.clock())
         finished = self.recover()
         self._ensure_daily_record()
-        status = self.journal.status()
-        if status.light is Light.RED or (finished and status.light is Light.YELLOW):
-            # reachable again: the start outage ends; a signing outage ends with the
-            # first signing that works, here recovery's; unsigned receipts stay documented
+        status = self.journal.status(self.config.zone)
+        if status.kind in ("start", "running") or (finished and status.light is Light.YELLOW):
+            # reachable again: an outage a connect found ends; a signing outage ends
+            # with the first signing that works, here recovery's; unsigned receipts
+            # stay documented
             self.journal.record_success(at=self.clock())
-            status = self.journal.status()
+            status = self.journal.status(self.config.zone)
         return status
+
+    def _worked_today(self, now: datetime) -> bool:
+        """Whether the TSE worked for this register earlier on the shop day of
+        ``now``: then an unreachable TSE went away while the till ran (yellow), not
+        at its start (red); ``opentse pos`` connects at every command."""
+        last, zone = self.journal.last_contact(), self.config.zone
+        return last is not None and local_day(last, zone) == local_day(now, zone)
 
     def recover(self) -> list[int]:
         """Finish as aborted what this register left open, and what nobody finished
@@ -266,7 +277,7 @@ class Register:
         ).run()
 
     def status(self) -> RegisterStatus:
-        return self.journal.status()
+        return self.journal.status(self.config.zone)
 
     def daily_record(self, day: date | None = None, note: str = "") -> None:
         """Write (or update) the journal record of a shop day (default today, local);
@@ -431,7 +442,7 @@ class Register:
             receipt,
             outcome.signed,
             ref,
-            self.journal.status(),
+            self.journal.status(self.config.zone),
             outcome.error,
             self.config.text_width,
             self.config.zone,
@@ -514,4 +525,4 @@ class Register:
                 total=entry.amount,
             )
         self._booked(ref, outcome)
-        return outcome.signed, self.journal.status()
+        return outcome.signed, self.journal.status(self.config.zone)
