@@ -83,14 +83,45 @@ def test_a_tse_is_not_shared_with_another_organizations_shop(tmp_path: Path) -> 
     (confirmation recorded): its sales would be signed into the first organization's
     TSE, and `docs procedure --org` of its organization did not list that TSE."""
     data = tmp_path / "data"
-    _, a, _ = _two_shops(data)
+    org, a, _ = _two_shops(data)
     other = json.loads(run(data, "site", "org-create", "Café Bohne UG", "--json"))["id"]
     cafe = json.loads(run(data, "site", "create", other, "Café", *MITTE, "--json"))["id"]
     confirm = ("--confirmed-by", "A. Korn", "--confirmation", "gleiche Betriebsstätte, ja")
     out = " ".join(run(data, "site", "share", "tA", cafe, *confirm, code=1).split())
     assert "E_SITE_SHARE_OTHER_ORG" in out and "'Café'" in out
     assert json.loads(run(data, "site", "list", "--json"))["shares"] == []
-    org = json.loads(run(data, "site", "list", "--json"))["organizations"][0]["id"]
     own = json.loads(run(data, "site", "create", org, "Backstube", *MITTE, "--json"))["id"]
     run(data, "site", "share", "tA", own, *confirm)  # the same organization's: recorded
     assert a != own
+
+
+def test_a_till_taken_to_the_other_shop_is_moved_there(tmp_path: Path) -> None:
+    """There was no way to move a register to the other location: add-register said
+    it exists, assign refused the other shop's TSE (E_SITE_CROSS_LOCATION)."""
+    data = tmp_path / "data"
+    _, a, b = _two_shops(data)
+    run(data, "site", "add-register", "K1", a)
+    run(data, "client", "register", "K1", "--tss", "tA", "--pin", "12345678")
+    run(data, "site", "assign", "K1", "tA")
+    # a TSE of the old shop is refused before anything moves
+    out = " ".join(run(data, "site", "move-register", "K1", b, "--tse", "tA", code=1).split())
+    assert "E_SITE_CROSS_LOCATION" in out
+    (reg,) = json.loads(run(data, "site", "list", "--json"))["registers"]
+    assert (reg["location_id"], reg["tse_id"]) == (a, "tA")
+
+    result = runner.invoke(
+        APP, ["site", "move-register", "K1", b, "--tse", "tB", "--by", "Chefin", "--data",
+              str(data)], env={"COLUMNS": "220"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "opentse client deregister K1 --tss tA" in result.output  # still signs there
+    assert "opentse client register K1 --tss tB" in result.output
+    (reg,) = json.loads(run(data, "site", "list", "--json"))["registers"]
+    assert (reg["location_id"], reg["tse_id"]) == (b, "tB")
+    (moved,) = [e for e in json.loads(run(data, "tse", "protocol", "--json"))
+                if e["kind"] == "register.moved"]  # fmt: skip
+    assert moved["register_id"] == "K1" and moved["actor"] == "Chefin"
+    assert moved["details"]["from_location"] == a and moved["location_id"] == b
+    assert "E_SITE_CROSS_LOCATION" in run(data, "site", "assign", "K1", "tA", code=1)
+    out = run(data, "site", "move-register", "K1", b, code=1)
+    assert "E_SITE_REGISTER_SAME_LOCATION" in out

@@ -199,6 +199,50 @@ def assign(
         )
 
 
+@site_app.command("move-register")
+def move_register(
+    register_id: str = typer.Argument(...),
+    location_id: str = typer.Argument(..., help="The location the till now stands at."),
+    tse_id: str | None = typer.Option(
+        None, "--tse", help="Assign it to this TSE of the new location right away."
+    ),
+    actor: str = typer.Option("", "--by", help="Who moved it."),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move a register to another location of its organization (a till taken to the
+    other shop): it leaves its old TSE; assign it to one of the new location's."""
+    from opentse.ops import sites
+
+    with ops_context(data, database) as ctx:
+        before = sites.get_register(ctx, register_id)
+        row = sites.move_register(ctx, register_id, location_id, tse_id=tse_id, actor=actor)
+        old = before.tse_id
+        still = old is not None and old != row.tse_id
+        if still:
+            client = ctx.service.get(old).state.clients.get(register_id)
+            still = client is not None and client.registered
+        at_new = row.tse_id is not None
+        if at_new:
+            client = ctx.service.get(row.tse_id).state.clients.get(register_id)
+            at_new = client is not None and client.registered
+    if as_json:
+        echo_json({**vars_of(row), "registered_at_previous_tse": still,
+                   "registered_at_tse": at_new})  # fmt: skip
+        return
+    console.print(f"register {register_id} moved to {location_id}", highlight=False)
+    hints = []
+    if still:  # the old shop's TSE would still sign for it
+        hints.append(f"opentse client deregister {register_id} --tss {old}")
+    if row.tse_id is None:
+        hints.append(f"opentse site assign {register_id} TSE_ID (a TSE of the new location)")
+    elif not at_new:
+        hints.append(f"opentse client register {register_id} --tss {row.tse_id}")
+    for hint in hints:
+        err_console.print(f"[yellow]next: {hint}[/yellow]", highlight=False, soft_wrap=True)
+
+
 def vars_of(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
 

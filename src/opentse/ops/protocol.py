@@ -21,6 +21,7 @@ LOCATION_CREATED = "location.created"
 TSE_ASSIGNED = "tse.assigned"
 TSE_SHARED = "tse.shared"
 REGISTER_ASSIGNED = "register.assigned"
+REGISTER_MOVED = "register.moved"  # a till taken to another location of the organization
 PIN_CHANGED = "pin.changed"
 PUK_CHANGED = "puk.changed"
 MOVE_STARTED = "move.started"

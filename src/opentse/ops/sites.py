@@ -546,3 +546,50 @@ def assign_register(
             details={"previous_tse": reg.tse_id or ""},
         )  # fmt: skip
     return get_register(ctx, register_id)
+
+
+def move_register(
+    ctx: OpsContext, register_id: str, location_id: str, *, tse_id: str | None = None,
+    actor: str = "",
+) -> RegisterRow:  # fmt: skip
+    """A till taken to another location of the same organization: its record moves
+    there and loses its TSE (the old location's TSE may not serve it any more), then
+    is assigned to ``tse_id`` if given (checked before anything moves)."""
+    reg = get_register(ctx, register_id)
+    old = get_location(ctx, reg.location_id)
+    new = get_location(ctx, location_id)
+    if new.id == old.id:
+        raise ProtocolError(
+            f"register {register_id!r} is at location {new.name!r} already",
+            code="E_SITE_REGISTER_SAME_LOCATION",
+        )
+    if new.org_id != old.org_id:  # its books and the TSE logs belong to one taxpayer
+        raise StateError(
+            f"location {new.name!r} belongs to another organization than {old.name!r}:"
+            " a register moves between the locations of its own organization only",
+            code="E_SITE_REGISTER_OTHER_ORG",
+        )
+    if tse_id is not None:
+        tse = get_tse(ctx, tse_id)
+        if tse.status != "active" or not may_serve(ctx, tse_id, new.id):
+            raise StateError(
+                f"TSE {tse_id!r} is {tse.status} or not one of location {new.name!r}: give"
+                " --tse an active TSE of the new location (or one shared with it)",
+                code="E_SITE_CROSS_LOCATION",
+            )
+    now = ctx.now()
+    with ctx.db.tx() as c:
+        c.execute(
+            "UPDATE ops_registers SET location_id=?, tse_id=NULL, assigned_at=NULL"
+            " WHERE register_id=?",
+            (new.id, register_id),
+        )
+        protocol.append(
+            c, now, protocol.REGISTER_MOVED, org_id=new.org_id, location_id=new.id,
+            tse_id=reg.tse_id or "", register_id=register_id, actor=actor,
+            details={"from_location": old.id, "from_address": old.address,
+                     "to_address": new.address, "previous_tse": reg.tse_id or ""},
+        )  # fmt: skip
+    if tse_id is not None:
+        return assign_register(ctx, register_id, tse_id, actor=actor)
+    return get_register(ctx, register_id)
