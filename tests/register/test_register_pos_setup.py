@@ -299,3 +299,29 @@ def test_pos_status_mid_day_says_since_when_and_keeps_a_signing_outage_yellow(
     out = _run("pos", "status", *gone[:-2], *fresh)
     status = json.loads(out.stdout)
     assert status["status"] == "red" and status["message"].startswith("TSE nicht erreichbar seit ")
+
+
+def test_the_admin_pin_is_asked_for_only_when_an_existing_tss_needs_it(
+    plain_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    """On a terminal the PIN is asked for (not typed on the command line), and only
+    when a client is to be registered: a till set up already is reported unasked."""
+    from opentse.register.till_setup import setup_till
+
+    made = _run("pos", "setup", *plain_tse["where"], "--serial", "FRAGE-1", "--admin-pin",
+                "13572468", "--json")  # fmt: skip
+    tss = json.loads(made.stdout)["tss"]
+    asked: list[str] = []
+
+    def ask() -> str:
+        asked.append("asked")
+        return "13572468"
+
+    key = (plain_tse["base"], plain_tse["api_key"], plain_tse["api_secret"])
+    again = setup_till(*key, "FRAGE-1", tss=tss, ask_pin=ask)
+    assert again.created_client is False and asked == []
+    added = setup_till(*key, "FRAGE-2", tss=tss, ask_pin=ask)
+    assert added.created_client is True and added.tss == tss and asked == ["asked"]
+    assert added.admin_pin is None and added.admin_puk is None
+    out = _run("pos", "status", "--session", str(tmp_path / "x.txt"), "--data", str(tmp_path))
+    assert out.returncode == 1 and "error E_POS_BACKEND" in out.stderr

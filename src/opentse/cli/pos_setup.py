@@ -111,8 +111,11 @@ def setup_command(
             )
         if not (0 < timeout < 86400):
             raise ProtocolError("--timeout must be above 0 seconds", code="E_REGISTER_CONFIG")
-        if tss is not None and admin_pin is None and sys.stdin.isatty():
-            admin_pin = typer.prompt("Admin PIN of the TSS", hide_input=True, err=True)
+
+        def ask_pin() -> str:
+            answer: str = typer.prompt("Admin PIN of the TSS", hide_input=True, err=True)
+            return answer
+
         result = setup_till(
             url,
             api_key,
@@ -122,6 +125,7 @@ def setup_command(
             tss=tss,
             client=client,
             admin_pin=admin_pin,
+            ask_pin=ask_pin if sys.stdin.isatty() else None,
             timeout=timeout,
         )
         till = TillConnection(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -184,13 +185,14 @@ def setup_till(
     tss: str | None = None,
     client: str | None = None,
     admin_pin: str | None = None,
+    ask_pin: Callable[[], str] | None = None,
     timeout: float = 10.0,
 ) -> SetupResult:
     """Find the till's client by its serial number, or make what is missing.
 
     ``admin_pin``: for a new TSS the PIN to set (default: :func:`new_admin_pin`); for
     an existing TSS the PIN to log in with (E_SETUP_ADMIN_PIN when needed and absent
-    or wrong)."""
+    or wrong); ``ask_pin`` asks for it, only when an existing TSS needs it."""
     try:
         check_client_id(serial_number)  # before anything is sent
     except ProtocolError as exc:
@@ -204,7 +206,7 @@ def setup_till(
         tss = _uuid(tss, "--tss")
     api = _Api(url, api_key, api_secret, fingerprint, timeout)
     try:
-        return _run(api, serial_number, tss, client, admin_pin)
+        return _run(api, serial_number, tss, client, admin_pin, ask_pin)
     finally:
         api.close()
 
@@ -219,7 +221,12 @@ def _uuid(value: str, option: str) -> str:
 
 
 def _run(
-    api: _Api, serial: str, tss: str | None, client: str | None, pin: str | None
+    api: _Api,
+    serial: str,
+    tss: str | None,
+    client: str | None,
+    pin: str | None,
+    ask_pin: Callable[[], str] | None,
 ) -> SetupResult:
     existing = _existing(api, serial, tss, client)
     if existing is not None:
@@ -255,6 +262,8 @@ def _run(
         raise ProtocolError(
             f"TSS {tss} is {state}: a till cannot be added to it", code="E_SETUP_TSS_STATE"
         )
+    if not pin and ask_pin is not None:
+        pin = ask_pin()
     if not pin:
         raise ProtocolError(
             f"TSS {tss} exists: give its admin PIN (--admin-pin or OPENTSE_ADMIN_PIN) to "
