@@ -3,6 +3,7 @@ login and sessions, CSRF, tenant isolation, search filters, uploads and limits."
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 import time
@@ -214,6 +215,7 @@ def test_other_organizations_see_nothing_of_the_shop(shop: dict[str, Any], web: 
         f"/dashboard/tss/{tss}/tx/{number}/log/1",
         export_url,
         export_url + "/file",
+        export_url + "/status",
     ]
     for url in urls[:3]:
         assert owner.get(url).status_code == 200, url
@@ -223,7 +225,7 @@ def test_other_organizations_see_nothing_of_the_shop(shop: dict[str, Any], web: 
     listing = stranger.get("/dashboard/tss")
     assert tss not in listing.text and 'p class="empty"' in listing.text
     found = stranger.get("/dashboard/tx", params={"tss": tss, "number": str(number)})
-    assert f"/tss/{tss}/tx/" not in found.text and '<table class="txs">' not in found.text
+    assert f"/tss/{tss}/tx/" not in found.text and '<table class="txs"' not in found.text
     assert shop["tss"] not in stranger.get("/dashboard/exports").text
     page = stranger.get("/dashboard/exports")
     r = stranger.post("/dashboard/exports", data={"csrf": csrf_of(page.text), "tss_id": tss})
@@ -543,3 +545,54 @@ def test_export_checks_are_kept_on_disk_for_the_same_file(tmp_path: Path) -> Non
     assert again["ok"] is False
     in_memory_only = uploads.ExportChecks().result(export_id, export, wait=30)
     assert in_memory_only is not None and in_memory_only["ok"] is False
+
+
+def _headings_and_tables(html: str) -> tuple[list[int], list[str]]:
+    """The heading levels in order, and each table's accessible name (its caption,
+    aria-label or the text of the element aria-labelledby names; "" for none)."""
+    levels = [int(n) for n in re.findall(r"<h([1-6])[\s>]", html)]
+    ids = {m[0]: re.sub(r"<[^>]+>", "", m[1]).strip()
+           for m in re.findall(r'<h[1-6] id="([^"]+)">(.*?)</h[1-6]>', html)}  # fmt: skip
+    names = []
+    for table in re.findall(r"<table[^>]*>\s*(?:<caption[^>]*>[^<]*)?", html):
+        label = re.search(r'aria-label="([^"]+)"', table)
+        labelled = re.search(r'aria-labelledby="([^"]+)"', table)
+        caption = re.search(r"<caption[^>]*>([^<]*)", table)
+        names.append(
+            label.group(1) if label else ids.get(labelled.group(1), "") if labelled
+            else caption.group(1).strip() if caption else ""
+        )  # fmt: skip
+    return levels, names
+
+
+def test_every_table_has_a_name_and_headings_do_not_skip(
+    shop: dict[str, Any], web: Browsers
+) -> None:
+    """A screen reader lists a page's tables by name (and jumps between them): the
+    registers, protocol, export list, search results, log and findings tables had
+    none ("table" six times on the TSE page)."""
+    owner = web.login(shop["key"])
+    tss, number = shop["tss"], shop["receipts"][0]["number"]
+    r = owner.get("/dashboard/exports")
+    r = owner.post("/dashboard/exports", data={"csrf": csrf_of(r.text), "tss_id": tss})
+    export_url = r.headers["location"]
+    for _ in range(100):
+        done = owner.get(export_url + "/status").json()
+        if done["done"]:
+            break
+        time.sleep(0.1)
+    assert done["state"] == "COMPLETED", done
+    pages = {
+        "/dashboard/tss": 1,
+        f"/dashboard/tss/{tss}": 3,  # and the protocol, once it has entries
+        f"/dashboard/tx?tss={tss}": 1,
+        f"/dashboard/tss/{tss}/tx/{number}": 1,
+        "/dashboard/exports": 1,
+        export_url: 0,  # and the findings, if any
+    }
+    for url, tables in pages.items():
+        html = owner.get(url, params={"lang": "en"}).text
+        levels, names = _headings_and_tables(html)
+        assert levels.count(1) == 1, url
+        assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), (url, levels)
+        assert len(names) >= tables and all(names), (url, names)
