@@ -325,3 +325,27 @@ def test_the_admin_pin_is_asked_for_only_when_an_existing_tss_needs_it(
     assert added.admin_pin is None and added.admin_puk is None
     out = _run("pos", "status", "--session", str(tmp_path / "x.txt"), "--data", str(tmp_path))
     assert out.returncode == 1 and "error E_POS_BACKEND" in out.stderr
+
+
+def test_a_setup_that_stops_after_making_the_tss_still_shows_its_puk_and_pin(
+    plain_tse: dict[str, Any],
+) -> None:
+    """The client was refused after the TSS was made (here: its --client UUID is
+    another till's): the error alone left a TSS whose PUK was in no other answer, so
+    it could never be used. Now the PUK and PIN are printed with the error, which
+    says how to finish; running again with --tss and the PIN does."""
+    where = plain_tse["where"]
+    first = json.loads(_run("pos", "setup", *where, "--serial", "HALB-1", "--json").stdout)
+    out = _run("pos", "setup", *where, "--serial", "HALB-2", "--client", first["client"],
+               "--json")  # fmt: skip
+    assert out.returncode == 1 and "error E_SETUP_REFUSED" in out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["status"] == "incomplete" and shown["tss"] != first["tss"]
+    assert len(shown["admin_puk"]) >= 10 and len(shown["admin_pin"]) == 8
+    assert f"--tss {shown['tss']}" in out.stderr
+    assert shown["admin_puk"] not in out.stderr and shown["admin_pin"] not in out.stderr
+    done = _run("pos", "setup", *where, "--serial", "HALB-2", "--tss", shown["tss"],
+                "--admin-pin", shown["admin_pin"], "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    finished = json.loads(done.stdout)
+    assert finished["tss"] == shown["tss"] and finished["created_client"] is True

@@ -88,7 +88,7 @@ def setup_command(
     """Create and initialize a TSS and register the till's client on a fiskaly SIGN DE
     v2 service (opentse serve, fiskaly), or add the client to an existing --tss. A till
     set up already is reported and nothing is changed."""
-    from opentse.register.till_setup import setup_till
+    from opentse.register.till_setup import SetupIncomplete, setup_till
 
     with cli_errors():
         given = load_session(session) if session is not None else TillConnection()
@@ -116,18 +116,22 @@ def setup_command(
             answer: str = typer.prompt("Admin PIN of the TSS", hide_input=True, err=True)
             return answer
 
-        result = setup_till(
-            url,
-            api_key,
-            api_secret,
-            serial,
-            fingerprint=fingerprint,
-            tss=tss,
-            client=client,
-            admin_pin=admin_pin,
-            ask_pin=ask_pin if sys.stdin.isatty() else None,
-            timeout=timeout,
-        )
+        try:
+            result = setup_till(
+                url,
+                api_key,
+                api_secret,
+                serial,
+                fingerprint=fingerprint,
+                tss=tss,
+                client=client,
+                admin_pin=admin_pin,
+                ask_pin=ask_pin if sys.stdin.isatty() else None,
+                timeout=timeout,
+            )
+        except SetupIncomplete as exc:  # the TSS exists: its PUK must not be lost
+            _print_incomplete(exc, as_json)
+            raise
         till = TillConnection(
             result.url,
             api_key,
@@ -140,6 +144,18 @@ def setup_command(
         if out is not None:
             write_till_file(out, till)
     _print(result, till, out, as_json)
+
+
+def _print_incomplete(exc: Any, as_json: bool) -> None:
+    """What a set-up that stopped after making a TSS must still show (stdout)."""
+    if as_json:
+        body = {"status": "incomplete", "tss": exc.tss, "error": exc.code}
+        echo_json({**body, "admin_puk": exc.admin_puk, "admin_pin": exc.admin_pin})
+        return
+    typer.echo(f"TSS {exc.tss}: created, the set-up did not finish.")
+    typer.echo(f"Admin PUK: {exc.admin_puk}")
+    if exc.admin_pin:
+        typer.echo(f"Admin PIN: {exc.admin_pin}")
 
 
 def _print(result: Any, till: TillConnection, out: Path | None, as_json: bool) -> None:

@@ -13,6 +13,7 @@ retry after a lost answer creates the same client, not a second one.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import ssl
 import uuid
@@ -44,6 +45,27 @@ class SetupResult:
     created_client: bool
     admin_puk: str | None = field(default=None, repr=False)
     admin_pin: str | None = field(default=None, repr=False)
+
+
+class SetupIncomplete(OpenTSEError):
+    """A set-up that stopped after it made a TSS (the network went away, the client
+    was refused): the PUK is in no other answer, so the caller shows it and the PIN
+    (attributes only, never in the message) and the TSS is not lost."""
+
+    def __init__(self, cause: OpenTSEError, tss: str, puk: str, pin: str | None) -> None:
+        again = (
+            f"run again with --tss {tss} and its --admin-pin to finish"
+            if pin
+            else f"set its admin PIN with the PUK (PATCH /api/v2/tss/{tss}/admin), then "
+            f"run again with --tss {tss} and --admin-pin"
+        )
+        super().__init__(
+            f"{cause.message}; TSS {tss} was created (its admin PUK"
+            f"{' and PIN are' if pin else ' is'} printed above): {again}",
+            code=cause.code,
+            http_status=cause.http_status,
+        )
+        self.tss, self.admin_puk, self.admin_pin = tss, puk, pin
 
 
 def client_uuid_for(tss: str, serial_number: str) -> str:
@@ -238,6 +260,25 @@ def _run(
                 code="E_SETUP_TSS_STATE",
             )
         return SetupResult(api.root, existing[0], existing[1], serial, False, False)
+    made: dict[str, str] = {}
+    try:
+        return _steps(api, serial, tss, client, pin, ask_pin, made)
+    except OpenTSEError as exc:
+        if "puk" in made:
+            raise SetupIncomplete(exc, made["tss"], made["puk"], made.get("pin")) from None
+        raise
+
+
+def _steps(
+    api: _Api,
+    serial: str,
+    tss: str | None,
+    client: str | None,
+    pin: str | None,
+    ask_pin: Callable[[], str] | None,
+    made: dict[str, str],
+) -> SetupResult:
+    """The requests; ``made`` gets the TSS, PUK and PIN as soon as each exists."""
     puk = None
     created_tss = tss is None
     if tss is None:
@@ -251,12 +292,14 @@ def _run(
         )
     state = "CREATED" if status == 404 else str(body.get("state"))
     if state == "CREATED":  # new, or a set-up that stopped right after creating it
-        _, made = api.call("PUT", f"/tss/{tss}", {}, what="creating the TSS")
-        puk = str(made["admin_puk"])
+        _, answer = api.call("PUT", f"/tss/{tss}", {}, what="creating the TSS")
+        puk = str(answer["admin_puk"])
+        made["tss"], made["puk"] = tss, puk
         api.call("PATCH", f"/tss/{tss}", {"state": "UNINITIALIZED"}, what="deploying the TSS")
         pin = pin or new_admin_pin()
         body = {"admin_puk": puk, "new_admin_pin": pin}
         api.call("PATCH", f"/tss/{tss}/admin", body, what="setting the admin PIN")
+        made["pin"] = pin
         created_tss, state = True, "UNINITIALIZED"
     if state not in ("UNINITIALIZED", "INITIALIZED"):
         raise ProtocolError(
@@ -278,7 +321,8 @@ def _run(
         body = {"serial_number": serial}
         api.call("PUT", f"/tss/{tss}/client/{client}", body, what="creating the client")
     finally:
-        api.call("POST", f"/tss/{tss}/admin/logout", {}, what="admin logout")
+        with contextlib.suppress(OpenTSEError):  # must not hide what went wrong
+            api.call("POST", f"/tss/{tss}/admin/logout", {}, what="admin logout")
     return SetupResult(api.root, tss, client, serial, created_tss, True, puk, pin if puk else None)
 
 
