@@ -596,3 +596,37 @@ def test_every_table_has_a_name_and_headings_do_not_skip(
         assert levels.count(1) == 1, url
         assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), (url, levels)
         assert len(names) >= tables and all(names), (url, names)
+
+
+def _title(html: str) -> str:
+    found = re.search(r"<title>(.*?)</title>", html, re.S)
+    assert found, "page has no title"
+    return found.group(1)
+
+
+def test_a_refused_form_says_so_in_the_page_title(shop: dict[str, Any], web: Browsers) -> None:
+    """The page title is the first thing a screen reader says on a new page: after a
+    refused form it said only 'Log in' (or 'Transactions', 'Exports', 'Verify') as
+    before sending, and the message was somewhere below."""
+    en = {"accept-language": "en"}
+    client = web.anon()
+    page = client.get("/dashboard/login", headers=en)
+    assert _title(page.text) == "Log in · opentse"
+    r = client.post(
+        "/dashboard/login",
+        data={"csrf": csrf_of(page.text), "api_key": shop["key"]["api_key"], "api_secret": "x"},
+        headers=en,
+    )
+    assert r.status_code == 401 and _title(r.text) == "Error: Log in · opentse"
+    owner = web.login(shop["key"])
+    r = owner.get("/dashboard/tx", params={"amount": "12,5x", "lang": "en"})
+    assert _title(r.text).startswith("Error: ")
+    assert not _title(owner.get("/dashboard/tx", params={"lang": "en"}).text).startswith("Error")
+    form = owner.get("/dashboard/exports", params={"lang": "en"})
+    fields = {"csrf": csrf_of(form.text), "tss_id": shop["tss"]}
+    r = owner.post("/dashboard/exports", data=fields | {"start_transaction_number": "5",
+                                                       "end_transaction_number": "2"})  # fmt: skip
+    assert r.status_code == 400 and _title(r.text) == "Error: Exports · opentse"
+    page = owner.get("/dashboard/verify", params={"lang": "en"})
+    r = owner.post("/dashboard/verify", data={"csrf": csrf_of(page.text), "qr_text": "V0;x"})
+    assert _title(r.text) == "Result for QR – Verify an export or a receipt · opentse"

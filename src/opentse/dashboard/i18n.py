@@ -32,6 +32,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "org": ("Organisation", "Organization"),
     # login
     "login_title": ("Anmelden", "Log in"),
+    # before the title of a page whose form was refused: what a screen reader says first
+    "title_error": ("Fehler: ", "Error: "),
     "login_intro": (
         "Melden Sie sich mit dem API-Schlüssel und dem Secret Ihrer Organisation an.",
         "Log in with your organization's API key and secret.",
