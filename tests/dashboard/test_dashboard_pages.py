@@ -630,3 +630,24 @@ def test_a_refused_form_says_so_in_the_page_title(shop: dict[str, Any], web: Bro
     page = owner.get("/dashboard/verify", params={"lang": "en"})
     r = owner.post("/dashboard/verify", data={"csrf": csrf_of(page.text), "qr_text": "V0;x"})
     assert _title(r.text) == "Result for QR – Verify an export or a receipt · opentse"
+
+
+def test_a_refused_search_field_is_marked_and_points_to_its_message(
+    shop: dict[str, Any], web: Browsers
+) -> None:
+    """A screen reader on the search form heard nothing wrong with the amount field
+    after 'Error: Transactions': the message was a paragraph of its own. The field
+    now is aria-invalid and described by its message; the others are not."""
+    owner = web.login(shop["key"])
+    html = owner.get("/dashboard/tx", params={"amount": "12,5x", "lang": "en"}).text
+    field = re.search(r'<input id="f-amount"[^>]*>', html)
+    assert field and 'aria-invalid="true"' in field.group(0)
+    described = re.search(r'aria-describedby="([^"]+)"', field.group(0))
+    assert described
+    message = re.search(rf'<p [^>]*id="{described.group(1)}"[^>]*>([^<]*)</p>', html)
+    assert message and "amount" in message.group(1).lower()
+    others = re.search(r'<input id="f-number"[^>]*>', html)
+    assert others and "aria-invalid" not in others.group(0)
+    html = owner.get("/dashboard/tx", params={"from": "2026-02-03", "to": "2026-02-01"}).text
+    dates = re.findall(r'<input id="f-(?:from|to)"[^>]*>', html)
+    assert len(dates) == 2 and all('aria-invalid="true"' in d for d in dates)

@@ -31,6 +31,12 @@ class TransactionPages:
     async def tx_search(self, page: Page) -> Response:
         q = page.request.query_params
         errors: list[str] = []
+        invalid: dict[str, int] = {}  # field -> its error's number (aria-describedby)
+
+        def refuse(key: str, *fields: str) -> None:
+            errors.append(page.t(key))
+            invalid.update(dict.fromkeys(fields, len(errors)))
+
         values = {k: q.get(k, "").strip() for k in ("tss", "number", "register", "from", "to",
                                                    "amount", "state")}  # fmt: skip
         try:
@@ -39,20 +45,20 @@ class TransactionPages:
                 raise ValueError
         except ValueError:
             number = None
-            errors.append(page.t("bad_number"))
+            refuse("bad_number", "number")
         try:
             date_from = transactions.parse_date(values["from"])
             date_to = transactions.parse_date(values["to"], end=True)
         except ValueError:
             date_from = date_to = None
-            errors.append(page.t("bad_date"))
+            refuse("bad_date", "from", "to")
         if date_from is not None and date_to is not None and date_from >= date_to:
-            errors.append(page.t("export_range_reversed"))  # "from" after "to": none match
+            refuse("export_range_reversed", "from", "to")  # "from" after "to": none match
         try:
             amount = transactions.parse_amount(values["amount"])
         except ValueError:
             amount = None
-            errors.append(page.t("bad_amount"))
+            refuse("bad_amount", "amount")
         state = values["state"] if values["state"] in TX_STATES else ""
         choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
         registers = await run_in_threadpool(_register_names, self.ctx, page.org, choices)
@@ -89,6 +95,7 @@ class TransactionPages:
             older=urlencode({**filters, "page": shown + 1}) if found.more else "",
             today=urlencode({k: v for k, v in today_query.items() if v}),
             errors=errors,
+            invalid=invalid,
         )
 
     def _tx(self, page: Page) -> transactions.TxDetail:
