@@ -125,3 +125,16 @@ def test_a_till_taken_to_the_other_shop_is_moved_there(tmp_path: Path) -> None:
     assert "E_SITE_CROSS_LOCATION" in run(data, "site", "assign", "K1", "tA", code=1)
     out = run(data, "site", "move-register", "K1", b, code=1)
     assert "E_SITE_REGISTER_SAME_LOCATION" in out
+
+
+def test_export_reminders_say_which_shop(tmp_path: Path) -> None:
+    """`archive remind` (the cron job) said 'TSE tA: no export yet' only: with two
+    shops the operator had to look up where that TSE is."""
+    data = tmp_path / "data"
+    _two_shops(data)
+    lines = run(data, "archive", "remind", "--days", "0", code=2).splitlines()
+    assert any(line.startswith("TSE tA (Filiale Mitte): no export yet") for line in lines)
+    assert any(line.startswith("TSE tB (Filiale Bahnhof): no export yet") for line in lines)
+    (row,) = [r for r in json.loads(run(data, "archive", "remind", "--days", "0", "--json",
+                                        code=2))["reminders"] if r["tse_id"] == "tB"]  # fmt: skip
+    assert "(Filiale Bahnhof)" in row["message"]

@@ -23,7 +23,7 @@ from typing import Any
 
 from opentse.engine import export as export_mod
 from opentse.errors import NotFoundError, StateError
-from opentse.ops import protocol
+from opentse.ops import protocol, sites
 from opentse.ops.store import DEFAULT_REMINDER_DAYS, OpsContext, dumps
 
 RETENTION_YEARS = 10
@@ -274,19 +274,27 @@ def set_reminder_days(ctx: OpsContext, days: int) -> None:
 
 
 def due_reminders(
-    last_exports: dict[str, int | None], started: dict[str, int], now: int, days: int
+    last_exports: dict[str, int | None],
+    started: dict[str, int],
+    now: int,
+    days: int,
+    places: dict[str, str] | None = None,
 ) -> list[Reminder]:
     """Pure: TSEs whose last archived export (or, without one, their start) lies more
     than ``days`` days back; with 0 days every TSE without an export, even one started
-    this very second."""
+    this very second. ``places``: TSE -> where it is, named in the message (with
+    several shops a TSE id alone does not say where to go)."""
     found: list[Reminder] = []
     for tse_id, started_at in sorted(started.items()):
         last = last_exports.get(tse_id)
         since = (now - (last if last is not None else started_at)) / DAY
         if since > days or (last is None and days == 0):
             what = "no export yet" if last is None else f"last export {since:.0f} days ago"
+            where = f" ({places[tse_id]})" if places and tse_id in places else ""
             found.append(
-                Reminder(tse_id, last, since, f"TSE {tse_id}: {what}; take and archive an export")
+                Reminder(
+                    tse_id, last, since, f"TSE {tse_id}{where}: {what}; take and archive an export"
+                )
             )
     return found
 
@@ -304,7 +312,11 @@ def reminders(ctx: OpsContext, days: int | None = None) -> list[Reminder]:
         for i in ctx.service.list()
         if i.state.lifecycle.value == "INITIALIZED"
     }
-    return due_reminders(last, started, ctx.now(), days)
+    names = {loc.id: loc.name for loc in sites.locations(ctx)}
+    places = {
+        t.tse_id: names[t.location_id] for t in sites.site_tses(ctx) if t.location_id in names
+    }
+    return due_reminders(last, started, ctx.now(), days, places)
 
 
 def released_up_to(ctx: OpsContext, tse_id: str) -> int:
