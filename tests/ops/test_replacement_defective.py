@@ -80,6 +80,8 @@ def test_damaged_logs_stop_a_plain_replacement_and_name_defective(tmp_path: Path
     flat = " ".join(out.split())
     assert "E_REPLACE_EXPORT_NOT_VERIFIED" in flat and "1 error(s): E_SIGNATURE_INVALID" in flat
     assert "--defective" in flat and "opentse verify " in flat
+    # the stopped run's own hint says how to finish: with --defective, not the same again
+    assert "Run `opentse tse replace old new --defective` (same new admin PIN)" in flat
     assert _lifecycle(data, "old") == "INITIALIZED"  # still serving, not disabled
 
 

@@ -503,10 +503,16 @@ def replace_tse(
     except OpenTSEError as exc:
         stopped = unfinished(ctx, old_tse_id)
         if stopped is not None and stopped[1] == new_tse_id and _exists(ctx, new_tse_id):
+            again = f"opentse tse replace {old_tse_id} {new_tse_id}"
+            how = (
+                f"Run `{again} --defective` (same new admin PIN) to finish it with the logs"
+                " archived as they are, or the same command again once they are restored"
+                if exc.code == "E_REPLACE_EXPORT_NOT_VERIFIED" and not defective
+                else f"Run the same `{again}` (same new admin PIN) again to finish it"
+            )
             exc.message += (
                 f". The replacement stopped before it finished; the new TSE's PUKs are in"
-                f" {puks_path} (mode 0600). Run the same `opentse tse replace {old_tse_id}"
-                f" {new_tse_id}` (same new admin PIN) again to finish it"
+                f" {puks_path} (mode 0600). {how}"
             )
             exc.args = (exc.message,)
         raise
