@@ -1,6 +1,6 @@
 """What the multinode tests do through the API of a running node, and the TCP relay
 through which a node reaches PostgreSQL (cut to take the database away, stalled to
-make it stop answering)."""
+make it stop answering, or made to lose the answer to a signing COMMIT)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ class Relay:
         self._lock = threading.Lock()
         self._flowing = threading.Event()  # cleared by stall(): nothing is forwarded
         self._flowing.set()
+        self._cuts = 0  # cut() calls so far
+        self._lose_commit = threading.Event()  # lose_commit_answer() armed
+        self.commit_lost = threading.Event()  # ... and it happened
 
     def start(self) -> None:
         listener = socket.socket()
@@ -65,26 +68,46 @@ class Relay:
                 return
             with self._lock:
                 self._open.append(client)
-            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+                cuts = self._cuts
+            threading.Thread(target=self._connect, args=(client, cuts), daemon=True).start()
 
-    def _connect(self, client: socket.socket) -> None:
+    def _connect(self, client: socket.socket, cuts: int) -> None:
         self._flowing.wait()  # stalled: accepted, but nothing answers
         upstream = socket.create_connection(self.target)
         with self._lock:
+            if cuts != self._cuts:  # cut while it waited: its sockets are not listed
+                upstream.close()
+                client.close()
+                return
             self._open.append(upstream)
-        for a, b in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+        held = threading.Event()  # this connection's answers are no longer forwarded
+        for a, b, asks in ((client, upstream, True), (upstream, client, False)):
+            threading.Thread(target=self._pipe, args=(a, b, held, asks), daemon=True).start()
 
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+    def _pipe(self, a: socket.socket, b: socket.socket, held: threading.Event, asks: bool) -> None:
+        """``asks``: the node's direction, where a signing COMMIT is looked for."""
         try:
             while data := a.recv(65536):
                 self._flowing.wait()
+                if not asks and held.is_set():
+                    continue  # the answer is lost; the server did the work
+                if asks and self._lose_commit.is_set() and _signing_commit(data):
+                    self._lose_commit.clear()
+                    held.set()
+                    self.commit_lost.set()
                 b.sendall(data)
         except OSError:
             pass
         for s in (a, b):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+    def lose_commit_answer(self) -> None:
+        """The next signing COMMIT (a TSE's state UPDATE with it) reaches PostgreSQL
+        and is applied, but its answer and all later ones on that connection are
+        dropped: the node cannot know whether the signature was stored."""
+        self.commit_lost.clear()
+        self._lose_commit.set()
 
     def stall(self) -> None:
         """The database stops answering without closing anything (a frozen server, a
@@ -102,7 +125,12 @@ class Relay:
         self._listener.close()
         with self._lock:
             sockets, self._open = self._open, []
+            self._cuts += 1
         for s in sockets:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
+
+
+def _signing_commit(data: bytes) -> bool:
+    return b"UPDATE tses SET state" in data and b"COMMIT" in data

@@ -29,6 +29,15 @@ from psycopg_pool import ConnectionPool
 
 from opentse.errors import StorageError
 from opentse.server.service_store import ServiceStore
+from opentse.storage.pg_deadline import (
+    QUERY_DEADLINE,
+    REQUEST_WAIT,
+    WATCHDOG,
+    Watch,
+    check_connection,
+    connection_kwargs,
+    no_answer,
+)
 from opentse.storage.postgres import PostgresStore, _storage_error, migrate
 
 _STRING = re.compile(r"('(?:[^']|'')*')")
@@ -78,19 +87,31 @@ class _Conn:
         pool: ConnectionPool,
         wait: Callable[[], float],
         held: psycopg.Connection[Any] | None = None,
+        held_watch: Watch | None = None,
     ):
         self._pool = pool
         self._wait = wait
         self._held = held
+        self._held_watch = held_watch  # the transaction's deadline, renewed per statement
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
+        """One statement, answered within QUERY_DEADLINE (pg_deadline)."""
+        watch = self._held_watch
         try:
             if self._held is not None:
-                return _run(self._held, sql, params)
-            with self._pool.connection(timeout=self._wait()) as conn:
+                if watch is not None:
+                    watch.renew()
+                result = _run(self._held, sql, params)
+                if watch is not None:
+                    watch.renew()  # the next statement, or COMMIT, gets its own
+                return result
+            with (
+                self._pool.connection(timeout=self._wait()) as conn,
+                WATCHDOG.watch(conn, QUERY_DEADLINE) as watch,
+            ):
                 return _run(conn, sql, params)
         except psycopg.Error as exc:
-            raise _translate_error(exc) from exc
+            raise _translate_error(exc, watch is not None and watch.expired) from exc
 
     def commit(self) -> None:
         """Autocommit: nothing to do (ServiceStore calls it after migrating)."""
@@ -109,8 +130,15 @@ class DatabaseUnavailable(StorageError, sqlite3.OperationalError):
     ServiceStore's own handlers catch."""
 
 
-def _translate_error(exc: psycopg.Error) -> sqlite3.Error:
-    """psycopg errors as the sqlite3 classes ServiceStore and its callers handle."""
+def _translate_error(exc: psycopg.Error, cut: bool = False) -> sqlite3.Error:
+    """psycopg errors as the sqlite3 classes ServiceStore and its callers handle;
+    ``cut``: the deadline dropped the connection."""
+    if cut:
+        return DatabaseUnavailable(
+            f"PostgreSQL failed while reading or writing the service tables: "
+            f"{no_answer(QUERY_DEADLINE)}",
+            code="E_STORAGE_UNAVAILABLE",
+        )
     text = f"PostgreSQL: {str(exc).strip()}"
     if isinstance(exc, psycopg.IntegrityError):
         return sqlite3.IntegrityError(text)
@@ -120,7 +148,7 @@ def _translate_error(exc: psycopg.Error) -> sqlite3.Error:
     return sqlite3.DatabaseError(text)
 
 
-POOL_WAIT = 30.0  # seconds a statement waits for a pooled connection
+POOL_WAIT = REQUEST_WAIT  # seconds a statement waits for a pooled connection
 STOP_WAIT = 2.0  # ... once the node is stopping (``stopping``)
 
 
@@ -141,8 +169,8 @@ class PgServiceStore(ServiceStore):
             url,
             min_size=1,
             max_size=max(2, pool_max),
-            kwargs={"autocommit": True},
-            check=ConnectionPool.check_connection,  # after a server restart: reconnect
+            kwargs=connection_kwargs(url, autocommit=True),
+            check=check_connection,  # after a server restart: reconnect
             timeout=POOL_WAIT,
             open=False,
             name="opentse-service",
@@ -172,7 +200,7 @@ class PgServiceStore(ServiceStore):
     def waiting(self, seconds: float) -> Iterator[None]:
         """Statements of this thread in the block wait at most ``seconds`` for a
         connection (the export heartbeat: a node whose database is away notices it in
-        seconds, not after the 30 s a request may wait for the database to return)."""
+        seconds, not after the REQUEST_WAIT a request may wait for the database)."""
         before = getattr(self._wait_local, "seconds", None)
         self._wait_local.seconds = seconds
         try:
@@ -193,16 +221,18 @@ class PgServiceStore(ServiceStore):
         the logs can rebuild) commit without waiting for the disk."""
         if self._pg_closed:
             raise sqlite3.ProgrammingError("the service store is closed")
+        watch = None
         try:
             with (
                 self._pg_pool.connection(timeout=self._wait()) as conn,
+                WATCHDOG.watch(conn, QUERY_DEADLINE) as watch,  # renewed per statement
                 conn.transaction(),
             ):
                 setting = "on" if durable else "off"  # explicit: not the server default
                 conn.execute(f"SET LOCAL synchronous_commit = {setting}")
-                yield _Conn(self._pg_pool, self._wait, conn)
+                yield _Conn(self._pg_pool, self._wait, conn, watch)
         except psycopg.Error as exc:  # BEGIN or COMMIT failed
-            raise _translate_error(exc) from exc
+            raise _translate_error(exc, watch is not None and watch.expired) from exc
 
     def close(self) -> None:
         """Drain the base class's index writer, then close the pool. Idempotent."""

@@ -27,6 +27,9 @@ when several processes on several machines sign for the same TSE:
   committed state in the whole cluster. An entry is taken out while ``fn`` runs
   (it may mutate the object) and put back only after a successful commit.
 * ``iter_logs`` streams through a server-side (named) cursor: bounded memory.
+* Deadlines (``pg_deadline.py``): every statement and signing batch gets an answer
+  in QUERY_DEADLINE seconds or its connection is dropped (StorageError
+  E_STORAGE_UNAVAILABLE, a 503); a request waits REQUEST_WAIT for a connection.
 """
 
 from __future__ import annotations
@@ -51,6 +54,15 @@ from opentse.engine.ports import LockedTSE, LogFilter, StoredLog, TSERecord
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, NotFoundError, ProtocolError, StorageError
 from opentse.storage import migrations
+from opentse.storage.pg_deadline import (
+    LONG_DEADLINE,
+    QUERY_DEADLINE,
+    REQUEST_WAIT,
+    WATCHDOG,
+    check_connection,
+    connection_kwargs,
+    no_answer,
+)
 from opentse.storage.pg_group import GroupQueue, Request
 from opentse.storage.pg_locked import LockedView, StagedLogs, TxState
 from opentse.storage.rows import (
@@ -69,7 +81,7 @@ T = TypeVar("T")
 _FETCH = 256  # rows per round trip of the server-side cursor in iter_logs
 _CACHE_SIZE = 4096  # TSEState objects kept per process
 _DEFAULT_POOL_MAX = 10
-PING_TIMEOUT = 3.0  # seconds ``ping`` waits for a connection (the pool's own wait is 30)
+PING_TIMEOUT = 3.0  # seconds ``ping`` waits for a connection (a request: REQUEST_WAIT)
 _MIGRATION_LOCK = 151_03151  # first key of pg_advisory_lock(int, int); second: schema
 
 _INSERT_TSE = (
@@ -102,8 +114,14 @@ def _not_found(tse_id: str) -> NotFoundError:
     return NotFoundError(f"TSE {tse_id!r} does not exist", code="E_TSE_NOT_FOUND")
 
 
-def _storage_error(doing: str, exc: BaseException) -> StorageError:
-    """A StorageError naming what failed; never the URL (it may carry a password)."""
+def _storage_error(doing: str, exc: BaseException, no_answer_in: float = 0.0) -> StorageError:
+    """A StorageError naming what failed; never the URL (it may carry a password).
+    ``no_answer_in``: the deadline that dropped the connection (pg_deadline)."""
+    if no_answer_in:
+        return StorageError(
+            f"PostgreSQL failed while {doing}: {no_answer(no_answer_in)}",
+            code="E_STORAGE_UNAVAILABLE",
+        )
     if isinstance(exc, PoolTimeout | pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
         code = "E_STORAGE_BUSY"
     elif isinstance(exc, psycopg.OperationalError):
@@ -122,7 +140,12 @@ def migrate(url: str, *, connect_timeout: int = 10) -> list[int]:
     PostgreSQL.
     """
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+        conn = psycopg.connect(
+            url,
+            **connection_kwargs(
+                url, lock_timeout=False, autocommit=True, connect_timeout=connect_timeout
+            ),
+        )
     except psycopg.Error as exc:
         raise _storage_error("connecting", exc) from exc
     try:
@@ -166,10 +189,10 @@ class PostgresStore:
             url,
             min_size=max(1, min(pool_min, pool_max)),
             max_size=max(2, pool_max),  # iter_logs plus a writer need two
-            kwargs={"autocommit": True},
+            kwargs=connection_kwargs(url, autocommit=True),
             configure=_configure,
-            check=ConnectionPool.check_connection,  # after a server restart: reconnect
-            timeout=timeout,
+            check=check_connection,  # after a server restart: reconnect
+            timeout=min(timeout, REQUEST_WAIT),  # a request's wait for a connection
             open=False,
             name="opentse",
         )
@@ -192,29 +215,44 @@ class PostgresStore:
     # -- connections -------------------------------------------------------------
 
     @contextmanager
-    def _connection(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
+    def _connection(
+        self, doing: str, deadline: float = QUERY_DEADLINE
+    ) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection whose use must end within ``deadline`` seconds (0:
+        the caller watches each statement itself)."""
         if self._closed:
             raise StorageError("the store is closed", code="E_STORE_CLOSED")
+        watch = None
         try:
             with self._pool.connection() as conn:
-                yield conn
+                if not deadline:
+                    yield conn
+                    return
+                with WATCHDOG.watch(conn, deadline) as watch:
+                    yield conn
         except psycopg.Error as exc:
-            raise _storage_error(doing, exc) from exc
+            cut = watch.seconds if watch is not None and watch.expired else 0.0
+            raise _storage_error(doing, exc, cut) from exc
 
     def ping(self, tse_id: str, timeout: float = PING_TIMEOUT) -> None:
         """One indexed read of ``tse_id``'s first log, waiting at most ``timeout``
         seconds for a connection: ``GET /health`` must say 503 while the database is
-        away in time for a load balancer's check, not after the 30 seconds a signing
-        request may wait for the database to come back. StorageError if it fails."""
+        away in time for a load balancer's check; the read itself gets as long.
+        StorageError if it fails."""
         if self._closed:
             raise StorageError("the store is closed", code="E_STORE_CLOSED")
+        watch = None
         try:
-            with self._pool.connection(timeout=timeout) as conn:
+            with (
+                self._pool.connection(timeout=timeout) as conn,
+                WATCHDOG.watch(conn, max(timeout, 1.0)) as watch,
+            ):
                 conn.execute(
                     "SELECT 1 FROM logs WHERE tse_id = %s AND signature_counter = 0", (tse_id,)
                 ).fetchone()
         except psycopg.Error as exc:
-            raise _storage_error("checking the connection", exc) from exc
+            cut = watch.seconds if watch is not None and watch.expired else 0.0
+            raise _storage_error("checking the connection", exc, cut) from exc
 
     def _one(self, doing: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         with self._connection(doing) as conn:
@@ -411,25 +449,33 @@ class PostgresStore:
         return self._stream(sql, [tse_id, *params])
 
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[StoredLog]:
-        with (
-            self._connection("reading logs") as conn,
-            conn.transaction(),
-            conn.cursor(name=f"opentse_logs_{next(_cursor_names)}") as cursor,
-        ):
-            cursor.itersize = _FETCH
-            cursor.execute(sql, params)
-            while rows := cursor.fetchmany(_FETCH):
-                for row in rows:
-                    yield log_from_row(row)
+        """Every round trip within LONG_DEADLINE (renewed per fetch: the consumer
+        may take its time between them)."""
+        with self._connection("reading logs", deadline=0) as conn:
+            watch = None
+            try:
+                with (
+                    WATCHDOG.watch(conn, LONG_DEADLINE) as watch,
+                    conn.transaction(),
+                    conn.cursor(name=f"opentse_logs_{next(_cursor_names)}") as cursor,
+                ):
+                    cursor.itersize = _FETCH
+                    cursor.execute(sql, params)
+                    while rows := cursor.fetchmany(_FETCH):
+                        for row in rows:
+                            yield log_from_row(row)
+                        watch.renew()
+            except psycopg.Error as exc:
+                cut = watch.seconds if watch is not None and watch.expired else 0.0
+                raise _storage_error("reading logs", exc, cut) from exc
 
     def count_logs(self, tse_id: str, flt: LogFilter | None = None) -> int:
         self._require_tse(tse_id)
         where, params = filter_sql(flt, "%s")
-        row = self._one(
-            "counting logs",
-            f"SELECT COUNT(*) FROM logs WHERE tse_id = %s{where}",
-            [tse_id, *params],
-        )
+        with self._connection("counting logs", LONG_DEADLINE) as conn:
+            row = conn.execute(
+                f"SELECT COUNT(*) FROM logs WHERE tse_id = %s{where}", [tse_id, *params]
+            ).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -512,4 +558,5 @@ def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     """Per pooled connection: a COMMIT returns only once it is durable."""
-    conn.execute("SET synchronous_commit = on")
+    with WATCHDOG.watch(conn, QUERY_DEADLINE):
+        conn.execute("SET synchronous_commit = on")

@@ -1,0 +1,143 @@
+"""How long opentse waits for PostgreSQL, and the client-side deadline that enforces it.
+
+A database that stops answering without closing anything (a frozen host, a
+PostgreSQL stuck on its disk, a network path that still acknowledges) holds a query
+until the TCP stack gives up, many minutes later: a POS request hung with it. Server
+settings cannot help there (the server is what does not answer), TCP keepalives
+neither while the peer's kernel still acknowledges. So every statement and signing
+batch runs under a deadline: a watchdog thread shuts the connection's socket down
+when it passes, psycopg raises OperationalError, the request answers 503 (the usual
+problem body, Retry-After) and the pool replaces the connection.
+
+Nothing is half-written: a signature leaves the store only after its COMMIT
+returned. A COMMIT whose answer never came may or may not have happened; the log
+carries the request's ref, so a retry of the same revision finds it and answers the
+stored result instead of signing again.
+
+The hot path pays two dict operations per borrowed connection; the watchdog polls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+QUERY_DEADLINE = 5.0  # seconds a statement or a signing batch may take
+LONG_DEADLINE = 300.0  # ... a statement of an export or report (counting, streaming)
+REQUEST_WAIT = 5.0  # seconds a request waits for a pooled connection
+CONNECT_TIMEOUT = 5  # libpq connect_timeout: the whole connection set-up
+LOCK_TIMEOUT_MS = 3000  # a TSE's row lock held by a stalled node: E_STORAGE_BUSY
+_TICK = 0.1
+
+# libpq parameters a URL may set itself (its own win)
+CONNECTION_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "keepalives": 1,  # a peer that vanished (host gone) is noticed by TCP too
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,  # sent data unacknowledged that long: the link is dead
+}
+
+
+def connection_kwargs(url: str, *, lock_timeout: bool = True, **extra: Any) -> dict[str, Any]:
+    """psycopg connect arguments: ``extra`` plus CONNECTION_DEFAULTS the URL does not
+    set, and the session's ``lock_timeout`` (LOCK_TIMEOUT_MS) unless the URL's
+    ``options`` (or PGOPTIONS) set one: waiting for a TSE's row lock held by a
+    stalled node ends E_STORAGE_BUSY (a 503) before the client deadline cuts. Not
+    for migrations (their advisory lock waits for another node's migration)."""
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.Error:
+        given = {}
+    kwargs = {k: v for k, v in CONNECTION_DEFAULTS.items() if k not in given}
+    options = str(given.get("options") or os.environ.get("PGOPTIONS", ""))
+    if lock_timeout and "lock_timeout" not in options:
+        kwargs["options"] = f"{options} -c lock_timeout={LOCK_TIMEOUT_MS}".strip()
+    kwargs.update(extra)
+    return kwargs
+
+
+class Watch:
+    """One deadline under way; ``expired`` once the watchdog cut its connection."""
+
+    __slots__ = ("deadline", "expired", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.expired = False
+
+    def renew(self) -> None:
+        """Another ``seconds`` from now (a stream: per round trip, not in all)."""
+        self.deadline = time.monotonic() + self.seconds
+
+
+class Watchdog:
+    """Shuts down the socket of a connection whose deadline passed (one thread)."""
+
+    def __init__(self) -> None:
+        self._active: dict[int, tuple[psycopg.Connection[Any], Watch]] = {}
+        self._tokens = itertools.count()
+        self._started = False
+        self._start_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def watch(self, conn: psycopg.Connection[Any], seconds: float) -> Iterator[Watch]:
+        if not self._started:
+            self._start()
+        token = next(self._tokens)
+        handle = Watch(seconds)
+        self._active[token] = (conn, handle)
+        try:
+            yield handle
+        finally:
+            self._active.pop(token, None)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if not self._started:
+                threading.Thread(target=self._run, name="opentse-pg-deadline", daemon=True).start()
+                self._started = True
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(_TICK)
+            now = time.monotonic()
+            for token, (_, handle) in list(self._active.items()):
+                if handle.deadline <= now:
+                    entry = self._active.pop(token, None)  # the owner may just have left
+                    if entry is not None:
+                        handle.expired = True
+                        _sever(entry[0])
+
+
+def _sever(conn: psycopg.Connection[Any]) -> None:
+    """Shut the socket down under the blocked thread: its wait ends with an error."""
+    with contextlib.suppress(Exception):
+        fd = conn.pgconn.socket
+        with socket.socket(fileno=os.dup(fd)) as sock:  # the duplicate shares the socket
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+WATCHDOG = Watchdog()
+
+
+def no_answer(seconds: float) -> str:
+    return f"PostgreSQL did not answer within {seconds:g} s (the connection was dropped)"
+
+
+def check_connection(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection before lending it, under the deadline (the
+    check itself hung on a stalled connection)."""
+    with WATCHDOG.watch(conn, QUERY_DEADLINE):
+        conn.execute("")
