@@ -65,7 +65,7 @@ def test_revisions_types_metadata_and_log(app_client: AppClient) -> None:
         "process_data": base64.b64encode(b"Kassenlade").decode(),
     }
     one = app_client.put(
-        f"{api}/tx/{tx}",
+        f"{api}/tx/{tx}?tx_revision=1",
         json={"state": "FINISHED", "client_id": cid, "schema": {"raw": raw}},
         headers=h,
     ).json()
@@ -91,8 +91,9 @@ def test_revisions_types_metadata_and_log(app_client: AppClient) -> None:
     }
     r = app_client.put(f"{api}/tx/{tx2}?tx_revision=2", json=change, headers=h)
     assert r.status_code == 409 and r.json()["code"] == "E_TX_ILLEGAL_TYPE_CHANGE"
-    # without tx_revision the next revision is taken; FINISHED without schema keeps the type
-    r = app_client.put(f"{api}/tx/{tx2}", json={"state": "FINISHED", "client_id": cid}, headers=h)
+    # FINISHED without schema keeps the type
+    finish = {"state": "FINISHED", "client_id": cid}
+    r = app_client.put(f"{api}/tx/{tx2}?tx_revision=2", json=finish, headers=h)
     assert r.status_code == 200 and r.json()["revision"] == 2
     # metadata: merged, per resource
     meta = app_client.patch(f"{api}/tx/{tx2}/metadata", json={"receipt": "R-17"}, headers=h).json()

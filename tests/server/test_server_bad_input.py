@@ -88,7 +88,7 @@ def test_unknown_and_invalid_ids(ready: tuple[AppClient, dict[str, str], str, st
         c.get(f"/api/v2/tss/{tss}/export/{uuid.uuid4()}", headers=h), 404, "E_EXPORT_NOT_FOUND"
     )
     r = c.put(
-        f"/api/v2/tss/{tss}/tx/{uuid.uuid4()}",
+        f"/api/v2/tss/{tss}/tx/{uuid.uuid4()}?tx_revision=1",
         json={"state": "ACTIVE", "client_id": str(uuid.uuid4())},
         headers=h,
     )

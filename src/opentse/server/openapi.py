@@ -34,6 +34,9 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "`raw.process_data` must be padded standard base64.",
     "Amounts, prices and quantities are at most 30 characters, admin PIN and PUK at most "
     "100, API key and secret at most 200.",
+    "upsertTransaction without `tx_revision` answers 400 `E_TX_UPSERT` (fiskaly's text: "
+    "the query string must include it; its schema marks it optional): it is never taken "
+    "as the next revision, which made a retried PUT sign again.",
     "Exports: `time_expiration` and `estimated_time_of_completion` are never set (files "
     "are kept until deleted); triggerExport answers 409 "
     "`E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT` for a TSS that is not INITIALIZED, "

@@ -9,7 +9,9 @@ log, so a repeated revision returns the stored log and never signs twice, even a
 a crash between the engine's commit and our index update: the engine finds the ref
 itself (the quick path answers its replay), and refusals are decided again after
 reading the logs (``recover_row``). A revision beyond the next one is 400
-``E_TX_UPSERT``. ``schema.standard_v1`` is mapped to the raw processType/processData
+``E_TX_UPSERT``, and so is a PUT without ``tx_revision``: fiskaly's text says the query
+string must include it, and taking the next revision instead made a retried PUT sign
+again. ``schema.standard_v1`` is mapped to the raw processType/processData
 (DSFinV-K Anhang I) and both are returned.
 
 One revision's steps are a generator (``Flow``) that yields its engine call: the
@@ -199,8 +201,14 @@ def _upsert(
     ctx = call.ctx
     body = call.body
     latest = row.latest_revision if row else 0
-    revision = parse_int(call.query, "tx_revision", latest + 1, 1, MAX_REVISION)
-    assert revision is not None
+    revision = parse_int(call.query, "tx_revision", None, 1, MAX_REVISION)
+    if revision is None:
+        raise ApiError(
+            400,
+            "E_TX_UPSERT",
+            f"the query string must include tx_revision: 1 to start a transaction, then "
+            f"one more on each call ({latest + 1} is next)",
+        )
     if revision <= latest:
         replay = stored_revision(call, tss, tss_id, tx_id, revision, row)
         if replay is None:
