@@ -44,8 +44,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from opentse.engine.export import ExportFilter
-from opentse.errors import OpenTSEError, StorageError
+from opentse.engine.export import ExportFilter, plan
+from opentse.errors import OpenTSEError, ProtocolError, StorageError
 from opentse.server.context import ServerContext
 from opentse.server.service_store import ExportRow
 
@@ -142,6 +142,16 @@ class OutageLog:
         took = time.monotonic() - self._since
         self._since = None
         log.warning("%s: the database is available again (away %.0f s)", self._what, took)
+
+
+def _require_data(ctx: ServerContext, tss_id: str, flt: ExportFilter) -> None:
+    """An export whose filters match no log ends ERROR ``E_NO_DATA_AVAILABLE``
+    (fiskaly's ExportException), before its exportData log is signed: no TAR of
+    only certificates that looks like a successful export of nothing. The count is
+    the engine's own selection (``plan``: a count, or a transaction range's logs
+    read once more; exports are rare, signing is not slowed)."""
+    if plan(ctx.store, tss_id, flt).count == 0:
+        raise ProtocolError("no log matches the export's filters", code="E_NO_DATA_AVAILABLE")
 
 
 class _CancellableFile:
@@ -391,6 +401,7 @@ class ExportManager:
         try:
             flt = ExportFilter(**row.params)
             with open(partial, "wb") as fh:
+                _require_data(self._ctx, row.tss_id, flt)
                 self._ctx.service.export(row.tss_id, _CancellableFile(fh, cancelled), flt)
                 fh.flush()
                 os.fsync(fh.fileno())

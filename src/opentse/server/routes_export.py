@@ -140,12 +140,17 @@ def trigger_export(call: Call) -> tuple[int, Any]:
         if existing.tss_id != tss_id:
             raise ApiError(400, "E_DUPLICATE_EXPORT", f"export {export_id} already exists")
         return 200, export_body(existing, tss.env)  # idempotent retry
-    lifecycle = ctx.service.get(tss_id).state.lifecycle
+    state = ctx.service.get(tss_id).state
+    lifecycle = state.lifecycle
     if lifecycle not in (Lifecycle.INITIALIZED, Lifecycle.DISABLED, Lifecycle.DEFECTIVE):
         raise ApiError(
             409, "E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT", f"the TSS is {lifecycle.value}"
         )
     params = _filter_from_query(call, tss_id)
+    number = params.get("transaction_number")
+    if number is not None and not 1 <= number <= state.transaction_counter:
+        # fiskaly's triggerExport 400 E_TX_NOT_FOUND, as E_CLIENT_NOT_FOUND for a client
+        raise ApiError(400, "E_TX_NOT_FOUND", f"this TSS has no transaction {number}")
     row = ExportRow(
         export_id,
         tss_id,
