@@ -60,6 +60,8 @@ def connection_kwargs(url: str, *, lock_timeout: bool = True, **extra: Any) -> d
     except psycopg.Error:
         given = {}
     kwargs = {k: v for k, v in CONNECTION_DEFAULTS.items() if k not in given}
+    if psycopg.pq.version() < 120000:  # libpq 11 and older refuse the parameter
+        kwargs.pop("tcp_user_timeout", None)
     options = str(given.get("options") or os.environ.get("PGOPTIONS", ""))
     if lock_timeout and "lock_timeout" not in options:
         kwargs["options"] = f"{options} -c lock_timeout={LOCK_TIMEOUT_MS}".strip()
