@@ -85,42 +85,67 @@ class Watch:
 
 
 class Watchdog:
-    """Shuts down the socket of a connection whose deadline passed (one thread)."""
+    """Shuts down the socket of a connection whose deadline passed (one thread).
+
+    The thread runs while a store is open (``attach``/``detach``) or a watch is under
+    way, and ends with the last store's ``close``: no thread of ours outlives the
+    stores (the verifier forks its workers only where no other thread runs)."""
 
     def __init__(self) -> None:
         self._active: dict[int, tuple[psycopg.Connection[Any], Watch]] = {}
         self._tokens = itertools.count()
-        self._started = False
-        self._start_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._users = 0
+        self._wake = threading.Event()
+
+    def attach(self) -> None:
+        """A store opened: the thread stays while it is open."""
+        with self._lock:
+            self._users += 1
+
+    def detach(self) -> None:
+        """A store closed; the last one stops the thread and waits for it."""
+        with self._lock:
+            self._users -= 1
+            thread = self._thread if self._users <= 0 else None
+        if thread is not None:
+            self._wake.set()
+            thread.join(timeout=2.0)
 
     @contextlib.contextmanager
     def watch(self, conn: psycopg.Connection[Any], seconds: float) -> Iterator[Watch]:
-        if not self._started:
-            self._start()
         token = next(self._tokens)
         handle = Watch(seconds)
-        self._active[token] = (conn, handle)
+        with self._lock:
+            self._active[token] = (conn, handle)
+            if self._thread is None:
+                self._wake.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name="opentse-pg-deadline", daemon=True
+                )
+                self._thread.start()
         try:
             yield handle
         finally:
             self._active.pop(token, None)
 
-    def _start(self) -> None:
-        with self._start_lock:
-            if not self._started:
-                threading.Thread(target=self._run, name="opentse-pg-deadline", daemon=True).start()
-                self._started = True
-
     def _run(self) -> None:
         while True:
-            time.sleep(_TICK)
+            if self._wake.wait(_TICK):
+                self._wake.clear()
             now = time.monotonic()
-            for token, (_, handle) in list(self._active.items()):
-                if handle.deadline <= now:
-                    entry = self._active.pop(token, None)  # the owner may just have left
-                    if entry is not None:
-                        handle.expired = True
-                        _sever(entry[0])
+            with self._lock:
+                if self._users <= 0 and not self._active:
+                    self._thread = None
+                    return
+                expired = [
+                    token for token, (_, handle) in self._active.items() if handle.deadline <= now
+                ]
+                cut = [self._active.pop(token) for token in expired]
+            for conn, handle in cut:
+                handle.expired = True
+                _sever(conn)
 
 
 def _sever(conn: psycopg.Connection[Any]) -> None:

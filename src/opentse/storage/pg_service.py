@@ -182,6 +182,7 @@ class PgServiceStore(ServiceStore):
         except BaseException:
             self._pg_pool.close()
             raise
+        WATCHDOG.attach()
 
     def _migrate(self) -> None:
         """Done in ``__init__`` (``storage.postgres.migrate``, PostgreSQL dialect)."""
@@ -241,6 +242,7 @@ class PgServiceStore(ServiceStore):
         super().close()
         self._pg_closed = True
         self._pg_pool.close(timeout=STOP_WAIT)
+        WATCHDOG.detach()
 
 
 def open_service_store(installation: Any, data_dir: Path) -> ServiceStore:

@@ -201,6 +201,7 @@ class PostgresStore:
         except psycopg.Error as exc:
             self._pool.close()
             raise _storage_error("connecting", exc) from exc
+        WATCHDOG.attach()
         self._closed = False
         self._queue = GroupQueue(self._run_batch, max_batch)
         self._local = threading.local()
@@ -541,6 +542,7 @@ class PostgresStore:
             return
         self._closed = True
         self._pool.close()
+        WATCHDOG.detach()
 
     def __enter__(self) -> PostgresStore:
         return self
