@@ -73,6 +73,24 @@ def test_amounts_that_are_refused() -> None:
     for bad in ("1.2.3", "1.234.5", "1,234,50", "1.23,45", "0.123", "1e5", "--5", "€", "21,425,1"):
         with pytest.raises(ValueError):
             parse_amount(bad)
+    # digits other than 0-9 (str.isdigit takes them, Decimal does not: it was a 500)
+    for bad in ("²", "1²", "5,²", "1.²³⁴", "١٢", "1.٢٣٤,00"):
+        with pytest.raises(ValueError):
+            parse_amount(bad)
+
+
+def test_a_page_number_that_is_no_number_is_the_first_page() -> None:
+    from opentse.dashboard.transaction_pages import _page_number
+
+    assert [_page_number(t) for t in ("2", " 3 ", "²", "١", "0", "-1", "x")] == [
+        2,
+        3,
+        1,
+        1,
+        1,
+        1,
+        1,
+    ]
 
 
 def test_every_match_can_be_paged_to(tmp_path: Path) -> None:

@@ -150,7 +150,7 @@ MAX_PAGE = 10**6  # of SEARCH_LIMIT hits: far beyond any shop's transactions
 def _page_number(text: str) -> int:
     """The results page asked for (``?page=``, from 1); 1 for anything else."""
     text = text.strip()
-    return int(text) if text.isdigit() and 0 < int(text) <= MAX_PAGE else 1
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_PAGE else 1
 
 
 def _path_number(value: Any) -> int:

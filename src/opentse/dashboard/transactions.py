@@ -91,7 +91,7 @@ def parse_date(text: str, *, end: bool = False, zone: tzinfo | None = None) -> i
 
 MAX_AMOUNT = Decimal(10) ** 15  # larger amounts match no receipt (and 1e999999 cannot round)
 _CURRENCY = re.compile(r"^(?:€|EUR)\s*|\s*(?:€|EUR)$", re.IGNORECASE)
-_GROUPED = re.compile(r"[1-9]\d{0,2}(?:[.,]\d{3})+")  # 1.234.567 or 1,234,567
+_GROUPED = re.compile(r"[1-9][0-9]{0,2}(?:[.,][0-9]{3})+")  # 1.234.567 or 1,234,567
 
 
 def _amount_body(text: str) -> str:
@@ -123,18 +123,24 @@ def parse_amount(text: str) -> Decimal | None:
     last = max(body.rfind(","), body.rfind("."))
     if last >= 0 and len(body) - last - 1 in (1, 2):  # the decimal separator
         whole, cents = body[:last], body[last + 1 :]
-        if not cents.isdigit():
+        if not _digits(cents):
             raise ValueError(text)
-    if not whole.isdigit():
-        if not _GROUPED.fullmatch(whole) or len(set(re.sub(r"\d", "", whole))) != 1:
+    if not _digits(whole):
+        if not _GROUPED.fullmatch(whole) or len(set(re.sub(r"[0-9]", "", whole))) != 1:
             raise ValueError(text)
         if cents and whole[-4] == body[last]:  # one separator for groups and cents
             raise ValueError(text)
-        whole = re.sub(r"\D", "", whole)
+        whole = re.sub(r"[^0-9]", "", whole)
     value = Decimal(f"{sign}{whole}.{cents or '0'}")
     if abs(value) >= MAX_AMOUNT:
         raise ValueError(text)  # also keeps quantize below the context's precision
     return value.quantize(Decimal("0.01"))
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes '²' or '١', which Decimal() and
+    int() refuse (a 500 where the search should say it could not read the amount)."""
+    return text.isascii() and text.isdigit()
 
 
 def amount_of(result: SignResult | None) -> Decimal | None:
