@@ -137,7 +137,9 @@ def test_the_first_tse_page_after_a_restart_does_not_read_every_log_again(
         sell(web, h, tss, cid, "2.50")
         _sign_system_logs(inst, tss, LOGS)
         assert dashboard_login(web, key).status_code == 303
+        started = time.perf_counter()
         assert web.get(f"/dashboard/tss/{tss}").status_code == 200  # reads them once
+        cold = time.perf_counter() - started
     with _served(data) as (web, inst, ctx):
         assert dashboard_login(web, key).status_code == 303
         started = time.perf_counter()
@@ -146,8 +148,9 @@ def test_the_first_tse_page_after_a_restart_does_not_read_every_log_again(
     assert page.status_code == 200
     assert "No exports yet" in page.text or _rows(page.text) == []
     # reading the 200,000 logs took 0.8 s on an idle developer machine; the page
-    # itself takes about 0.05 s
-    assert took < 0.4, f"the first TSE page after a restart took {took:.2f} s"
+    # itself takes about 0.05 s. Compared with the view that read them, in the same
+    # run, so that a loaded machine slows both
+    assert took < cold / 4, f"the first TSE page after a restart took {took:.2f} s ({cold:.2f})"
 
 
 @pytest.mark.slow
@@ -163,7 +166,9 @@ def test_a_tse_page_does_not_read_the_transaction_logs_again(tmp_path: Path) -> 
         tss, _ = setup_tss(web, h, "KASSE-1")
         _sign_system_logs(inst, tss, 300_000, system=False)
         assert dashboard_login(web, key).status_code == 303
+        started = time.perf_counter()
         first = web.get(f"/dashboard/tss/{tss}", params={"lang": "en"})
+        cold = time.perf_counter() - started
         took = []
         for _ in range(3):
             started = time.perf_counter()
@@ -172,5 +177,5 @@ def test_a_tse_page_does_not_read_the_transaction_logs_again(tmp_path: Path) -> 
     assert again.status_code == 200
     assert again.text.count("registerClient") == first.text.count("registerClient") >= 1
     # reading the logs took 0.08 s and more on an idle developer machine, the page
-    # alone 0.006 s
-    assert min(took) < 0.04, f"each TSE page view took {min(took):.3f} s or more"
+    # alone 0.006 s; compared with the first view (which read them) in the same run
+    assert min(took) < cold / 4, f"each view took {min(took):.3f} s or more ({cold:.3f})"
