@@ -124,7 +124,8 @@ def disable_command(
     ),
 ) -> None:
     """Disable one API key: its logins are refused at once, the tokens it issued within
-    5 seconds on every server node. The organization's other keys keep working."""
+    5 seconds on every server node. The organization's other keys keep working. A key
+    the installation does not have: E_API_KEY_NOT_FOUND (exit 1)."""
     from opentse.server.auth import KEY_RECHECK_SECONDS
 
     with _service_store(data, database) as store, cli_errors():
