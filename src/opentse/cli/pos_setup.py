@@ -10,7 +10,6 @@ the command line.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import typer
 
 from opentse.cli.common import cli_errors, echo_json
 from opentse.cli.pos import FINGERPRINT_OPTION, KEY_OPTION, SECRET_OPTION, URL_OPTION, pos_app
+from opentse.crypto.private_file import write_private_file
 from opentse.errors import ProtocolError
 from opentse.register.till_file import TillConnection, parse, render
 
@@ -42,10 +42,7 @@ def load_session(path: Path) -> TillConnection:
 
 def write_till_file(path: Path, connection: TillConnection) -> None:
     """The till file, 0600 (it holds the API secret), also over an existing file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(render(connection))
+    write_private_file(path, render(connection))
 
 
 @pos_app.command("setup")

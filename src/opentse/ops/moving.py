@@ -17,11 +17,11 @@ key's ``disabled`` flag at login, not on every token).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentse.crypto.private_file import write_private_file
 from opentse.errors import ProtocolError, StateError
 from opentse.ops import protocol, sites
 from opentse.ops.store import OpsContext
@@ -129,9 +129,7 @@ def build_url(host: str, port: int, path: str = "/api/v2", tls: bool = False) ->
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_private_file(path, text)  # 0600 also over an older, wider file
 
 
 def move_tse(

@@ -11,10 +11,11 @@ PUKs safely and deletes it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from opentse.crypto.private_file import write_private_file
 
 _ADMIN = "admin PUK: "
 _TIMEADMIN = "timeadmin PUK: "
@@ -41,21 +42,7 @@ def write(path: Path, tse_id: str, replaces: str, puks: PUKs, now: int) -> None:
         f"{_ADMIN}{puks.admin}\n"
         f"{_TIMEADMIN}{puks.timeadmin}\n"
     )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename survives a power cut before the TSE is created
-    finally:
-        os.close(dir_fd)
+    write_private_file(path, text)
 
 
 def read(path: Path) -> PUKs | None:

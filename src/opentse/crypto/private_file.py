@@ -1,0 +1,37 @@
+"""Writing a file that holds a secret (PUKs, an API secret): mode 0600 whatever the
+umask or an older file's mode, never half-written, never through a symlink.
+
+The text goes to a new temporary file beside the target (created exclusively, so a
+link planted there is not followed), is synced, then renamed over the target: a
+crash leaves the old file or the new one, and an existing file's wider mode (a copy
+restored 0644 from a backup) does not carry over."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` (UTF-8), mode 0600, synced with its folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename survives a power cut
+    finally:
+        os.close(dir_fd)
