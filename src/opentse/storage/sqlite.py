@@ -25,6 +25,7 @@ restarts and concurrent clients. How:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -99,6 +100,10 @@ class SQLiteStore:
             raise StorageError("SQLiteStore needs a file path", code="E_STORAGE")
         # absolute: further connections are opened lazily, maybe after a chdir
         self._path = os.path.abspath(path)
+        with contextlib.suppress(OSError):  # exists, or sqlite3 says why it cannot
+            # a new database is 0600 (its WAL and shared memory take its mode): it
+            # holds hashed PINs, encrypted keys and every log; sqlite3 made it 0644
+            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._timeout = busy_timeout
         self._write = self._connect(writer=True)
         try:
