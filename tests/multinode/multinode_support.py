@@ -5,11 +5,24 @@ make it stop answering, or made to lose the answer to a signing COMMIT)."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from opentse.testing.serving import wait_until_serving
+
+CLI = "from opentse.cli.main import main; main()"
 
 
 def setup_tss(client: httpx.Client, h: dict[str, str], serial: str = "KASSE-1") -> tuple[str, str]:
@@ -134,3 +147,66 @@ class Relay:
 
 def _signing_commit(data: bytes) -> bool:
     return b"UPDATE tses SET state" in data and b"COMMIT" in data
+
+
+@dataclass
+class RelayedNode:
+    """A real ``opentse serve`` process whose PostgreSQL is reached through ``relay``."""
+
+    relay: Relay
+    node: subprocess.Popen[bytes]
+    base: str  # http://127.0.0.1:<port>
+    url: str  # the database URL through the relay
+    data: Path
+    log_path: Path
+
+    def create_key(self) -> dict[str, Any]:
+        """``opentse apikey create`` for organization ``o``: its JSON (key and secret)."""
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, "apikey", "create", "--org", "o", "--json",
+             "--data", str(self.data), "--database", self.url],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        key: dict[str, Any] = json.loads(done.stdout)
+        return key
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def relayed_node(pg_url: str, tmp_path: Path) -> Iterator[RelayedNode]:
+    """Start a relay to ``pg_url`` and a node on it (pool of 3, log in
+    ``tmp_path/node.log``), serving; afterwards the node is stopped (terminate, then
+    kill) unless the test stopped it, and the relay resumed and cut."""
+    parts = urlsplit(pg_url)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
+    relay.start()
+    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    url = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
+    port = _free_port()
+    env = {**os.environ, "OPENTSE_DATABASE": url, "OPENTSE_PG_POOL_MAX": "3"}
+    env.pop("OPENTSE_SECRET_FILE", None)
+    data, log_path = tmp_path / "data", tmp_path / "node.log"
+    with open(log_path, "wb") as log:
+        node = subprocess.Popen(
+            [sys.executable, "-c", CLI, "serve", "--data", str(data), "--port", str(port)],
+            env=env, stdout=log, stderr=log,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until_serving(base, node, seconds=60), log_path.read_text()
+        yield RelayedNode(relay, node, base, url, data, log_path)
+    finally:
+        if node.poll() is None:
+            node.terminate()
+            try:
+                node.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
+        relay.resume()
+        relay.cut()

@@ -11,34 +11,19 @@ of this test, which is cut and restored.
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from multinode_support import Relay, setup_tss
+from multinode_support import relayed_node, setup_tss
 
 from opentse.server.auth import KEY_RECHECK_SECONDS
-from opentse.testing.serving import wait_until_serving
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
-
-_CLI = "from opentse.cli.main import main; main()"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _health(base: str) -> tuple[int, float]:
@@ -47,15 +32,10 @@ def _health(base: str) -> tuple[int, float]:
     return status, time.monotonic() - started
 
 
-def _setup(base: str, tmp_path: Path, url: str) -> dict[str, Any]:
-    """An API key, a TSS and a client (the fiskaly flow), and three requests to make
-    once the database is away: a login, a transaction and a read with a valid token."""
-    done = subprocess.run(
-        [sys.executable, "-c", _CLI, "apikey", "create", "--org", "o", "--json",
-         "--data", str(tmp_path / "data"), "--database", url],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    key = json.loads(done.stdout)
+def _setup(base: str, key: dict[str, Any]) -> dict[str, Any]:
+    """With the API ``key``: a TSS and a client (the fiskaly flow), and three requests
+    to make once the database is away: a login, a transaction and a read with a valid
+    token."""
     with httpx.Client(base_url=base, timeout=30) as client:
         r = client.post("/api/v2/auth", json=key)
         assert r.status_code == 200, r.text
@@ -79,24 +59,9 @@ def _setup(base: str, tmp_path: Path, url: str) -> dict[str, Any]:
 def test_health_is_503_within_seconds_while_the_database_is_away(
     pg_url: str, tmp_path: Path
 ) -> None:
-    parts = urlsplit(pg_url)
-    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
-    relay.start()
-    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-    url = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
-    port = _free_port()
-    env = {**os.environ, "OPENTSE_DATABASE": url, "OPENTSE_PG_POOL_MAX": "3"}
-    env.pop("OPENTSE_SECRET_FILE", None)
-    with open(tmp_path / "node.log", "wb") as log:
-        node = subprocess.Popen(
-            [sys.executable, "-c", _CLI, "serve", "--data", str(tmp_path / "data"),
-             "--port", str(port)],
-            env=env, stdout=log, stderr=log,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_until_serving(base, node, seconds=60), (tmp_path / "node.log").read_text()
-        key = _setup(base, tmp_path, url)
+    with relayed_node(pg_url, tmp_path) as n:
+        relay, base = n.relay, n.base
+        key = _setup(base, n.create_key())
         # the token's API key is due for its check against the store (which ran on
         # the event loop: the pool's 30 s wait held every request, /health too, and
         # ended 500 E_INTERNAL)
@@ -123,11 +88,3 @@ def test_health_is_503_within_seconds_while_the_database_is_away(
         while _health(base)[0] != 200:
             assert time.monotonic() < deadline, "/health stayed 503 after the database returned"
             time.sleep(0.5)
-    finally:
-        node.terminate()
-        try:
-            node.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
-        relay.cut()

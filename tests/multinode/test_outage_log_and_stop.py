@@ -12,35 +12,20 @@ this test, which is cut and restored.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from multinode_support import Relay, setup_tss
-
-from opentse.testing.serving import wait_until_serving
+from multinode_support import relayed_node, setup_tss
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
 
-_CLI = "from opentse.cli.main import main; main()"
 OUTAGE_LINE = "export lease heartbeat: the database is not available"
 BACK_LINE = "export lease heartbeat: the database is available again"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(path: Path, text: str, seconds: float, times: int = 1) -> str:
@@ -52,30 +37,9 @@ def _wait_for(path: Path, text: str, seconds: float, times: int = 1) -> str:
 
 
 def test_one_line_per_outage_and_sigterm_within_seconds(pg_url: str, tmp_path: Path) -> None:
-    parts = urlsplit(pg_url)
-    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
-    relay.start()
-    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-    url = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
-    port = _free_port()
-    env = {**os.environ, "OPENTSE_DATABASE": url, "OPENTSE_PG_POOL_MAX": "3"}
-    env.pop("OPENTSE_SECRET_FILE", None)
-    log_path = tmp_path / "node.log"
-    with open(log_path, "wb") as log:
-        node = subprocess.Popen(
-            [sys.executable, "-c", _CLI, "serve", "--data", str(tmp_path / "data"),
-             "--port", str(port)],
-            env=env, stdout=log, stderr=log,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_until_serving(base, node, seconds=60), log_path.read_text()
-        done = subprocess.run(
-            [sys.executable, "-c", _CLI, "apikey", "create", "--org", "o", "--json",
-             "--data", str(tmp_path / "data"), "--database", url],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        key = json.loads(done.stdout)
+    with relayed_node(pg_url, tmp_path) as n:
+        relay, node, base, log_path = n.relay, n.node, n.base, n.log_path
+        key = n.create_key()
         with httpx.Client(base_url=base, timeout=30) as client:
             r = client.post("/api/v2/auth", json=key)
             assert r.status_code == 200, r.text
@@ -108,11 +72,6 @@ def test_one_line_per_outage_and_sigterm_within_seconds(pg_url: str, tmp_path: P
         log = log_path.read_text(errors="replace")
         assert "Traceback" not in log, log
         assert log.count(OUTAGE_LINE) == 2, log
-    finally:
-        if node.poll() is None:
-            node.kill()
-            node.wait()
-        relay.cut()
 
 
 def _quietly(request: Callable[[], object]) -> None:

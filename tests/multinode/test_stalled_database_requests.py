@@ -12,32 +12,17 @@ revision gives the one stored signature.
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from multinode_support import Relay, setup_tss
-
-from opentse.testing.serving import wait_until_serving
+from multinode_support import relayed_node, setup_tss
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(150)]
 
-_CLI = "from opentse.cli.main import main; main()"
 _SOON = 8.0  # seconds: the 5 s deadline, a tick, and a loaded machine
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _put(
@@ -59,31 +44,11 @@ def _assert_503(r: httpx.Response, took: float) -> None:
 def test_put_on_a_stalled_database_answers_503_and_a_retry_finds_the_signature(
     pg_url: str, tmp_path: Path
 ) -> None:
-    parts = urlsplit(pg_url)
-    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
-    relay.start()
-    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-    url = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
-    port = _free_port()
-    env = {**os.environ, "OPENTSE_DATABASE": url, "OPENTSE_PG_POOL_MAX": "3"}
-    env.pop("OPENTSE_SECRET_FILE", None)
-    log_path = tmp_path / "node.log"
-    with open(log_path, "wb") as log:
-        node = subprocess.Popen(
-            [sys.executable, "-c", _CLI, "serve", "--data", str(tmp_path / "data"),
-             "--port", str(port)],
-            env=env, stdout=log, stderr=log,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_until_serving(base, node, seconds=60), log_path.read_text()
-        done = subprocess.run(
-            [sys.executable, "-c", _CLI, "apikey", "create", "--org", "o", "--json",
-             "--data", str(tmp_path / "data"), "--database", pg_url],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+    with relayed_node(pg_url, tmp_path) as n:
+        relay, base = n.relay, n.base
+        key = n.create_key()
         with httpx.Client(base_url=base, timeout=60) as c:
-            r = c.post("/api/v2/auth", json=json.loads(done.stdout))
+            r = c.post("/api/v2/auth", json=key)
             assert r.status_code == 200, r.text
             c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
             tss, client = setup_tss(c, dict(c.headers))
@@ -120,12 +85,3 @@ def test_put_on_a_stalled_database_answers_503_and_a_retry_finds_the_signature(
                 time.sleep(0.5)
             assert r.status_code == 200 and r.json()["revision"] == 1, r.text
             assert int(r.json()["signature"]["counter"]) == counter + 2
-    finally:
-        node.terminate()
-        try:
-            node.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
-        relay.resume()
-        relay.cut()
