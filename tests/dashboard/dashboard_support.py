@@ -4,7 +4,10 @@ PUT client) and sign receipts, with any httpx-compatible client."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,3 +122,23 @@ def served_shop(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str]]]
             yield web, create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
     finally:
         inst.close()
+
+
+OPENTSE = str(Path(sys.executable).parent / "opentse")
+
+
+def opentse(*args: str) -> str:
+    """Run the ``opentse`` console script; it must succeed. Its stdout."""
+    done = subprocess.run(
+        [OPENTSE, *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def export_rows(html: str) -> list[str]:
+    """The export rows of the TSE page, as text (tags stripped)."""
+    section = html.split('id="exps"', 1)[1]
+    rows = re.findall(r'<tr class="export-[a-z]+">(.*?)</tr>', section, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", r).split()) for r in rows]

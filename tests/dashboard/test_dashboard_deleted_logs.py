@@ -6,31 +6,17 @@ FINISHED, and showed an empty log table. Real ``opentse serve`` and CLI processe
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
-from dashboard_support import api_login, dashboard_login, sell, setup_tss
+from dashboard_support import api_login, dashboard_login, opentse, sell, setup_tss
 
 from opentse.testing.serving import serve_process
-
-OPENTSE = str(Path(sys.executable).parent / "opentse")
-
-
-def _opentse(*args: str) -> str:
-    done = subprocess.run(
-        [OPENTSE, *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def test_a_transaction_whose_logs_were_deleted_says_so(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    key = json.loads(_opentse("apikey", "create", "--data", str(data), "--json"))
+    key = json.loads(opentse("apikey", "create", "--data", str(data), "--json"))
     with serve_process(data) as base:
         with httpx.Client(base_url=base, timeout=30) as api:
             h = api_login(api, key)
@@ -41,9 +27,9 @@ def test_a_transaction_whose_logs_were_deleted_says_so(tmp_path: Path) -> None:
             assert dashboard_login(browser, key).status_code == 303
             before = browser.get(f"/dashboard/tss/{tss}/tx/1", params={"lang": "en"}).text
             assert "Kassenbeleg-V1" in before and "deleteStoredData" not in before
-            _opentse("archive", "export", tss, "--data", str(data))
-            _opentse("archive", "release", tss, "--data", str(data))
-            _opentse("tse", "delete-stored-data", tss, "--pin", "123456", "--data", str(data))
+            opentse("archive", "export", tss, "--data", str(data))
+            opentse("archive", "release", tss, "--data", str(data))
+            opentse("tse", "delete-stored-data", tss, "--pin", "123456", "--data", str(data))
             page = browser.get(f"/dashboard/tss/{tss}/tx/1", params={"lang": "en"})
             assert page.status_code == 200
             assert "FINISHED" in page.text

@@ -7,10 +7,6 @@ archive export and delete-stored-data had removed dropped off the list."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_support import api_login, dashboard_login, sell, setup_tss
+from dashboard_support import api_login, dashboard_login, export_rows, opentse, sell, setup_tss
 
 from opentse.engine.ports import LockedTSE, StoredLog
 from opentse.installation import Installation
@@ -29,49 +25,31 @@ from opentse.server.context import ServerConfig
 from opentse.testing.serving import serve_process, serving_in_thread
 from opentse.tr03151.oids import LogType
 
-OPENTSE = str(Path(sys.executable).parent / "opentse")
-
-
-def _opentse(*args: str) -> str:
-    done = subprocess.run(
-        [OPENTSE, *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def _rows(html: str) -> list[str]:
-    """The export rows of the TSE page, as text (tags stripped)."""
-    section = html.split('id="exps"', 1)[1]
-    rows = re.findall(r'<tr class="export-[a-z]+">(.*?)</tr>', section, re.S)
-    return [" ".join(re.sub(r"<[^>]+>", " ", r).split()) for r in rows]
-
 
 def test_a_cli_export_stays_listed_after_its_log_was_deleted_and_a_restart(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    key = json.loads(_opentse("apikey", "create", "--data", str(data), "--json"))
+    key = json.loads(opentse("apikey", "create", "--data", str(data), "--json"))
     with serve_process(data) as base, httpx.Client(base_url=base, timeout=30) as api:
         h = api_login(api, key)
         tss, cid = setup_tss(api, h, "KASSE-1")
         sell(api, h, tss, cid, "2.50")
         cli = json.loads(
-            _opentse("export", str(tmp_path / "by-hand.tar"), "--tss", tss,
+            opentse("export", str(tmp_path / "by-hand.tar"), "--tss", tss,
                      "--data", str(data), "--json")
         )  # fmt: skip
         with httpx.Client(base_url=base, timeout=30) as web:
             assert dashboard_login(web, key).status_code == 303
-            seen = _rows(web.get(f"/dashboard/tss/{tss}", params={"lang": "en"}).text)
+            seen = export_rows(web.get(f"/dashboard/tss/{tss}", params={"lang": "en"}).text)
             assert len(seen) == 1 and "Command line (opentse export)" in seen[0], seen
         time.sleep(1.1)  # the archive export is signed in a later second
-        _opentse("archive", "export", tss, "--data", str(data))
-        _opentse("archive", "release", tss, "--data", str(data))
-        _opentse("tse", "delete-stored-data", tss, "--pin", "123456", "--data", str(data))
+        opentse("archive", "export", tss, "--data", str(data))
+        opentse("archive", "release", tss, "--data", str(data))
+        opentse("tse", "delete-stored-data", tss, "--pin", "123456", "--data", str(data))
     with serve_process(data) as base, httpx.Client(base_url=base, timeout=30) as web:
         assert dashboard_login(web, key).status_code == 303
-        rows = _rows(web.get(f"/dashboard/tss/{tss}", params={"lang": "en"}).text)
+        rows = export_rows(web.get(f"/dashboard/tss/{tss}", params={"lang": "en"}).text)
     assert len(rows) == 2, rows
     assert "Archive (opentse archive)" in rows[0]
     assert "Command line (opentse export)" in rows[1]
@@ -146,7 +124,7 @@ def test_the_first_tse_page_after_a_restart_does_not_read_every_log_again(
         page = web.get(f"/dashboard/tss/{tss}", params={"lang": "en"})
         took = time.perf_counter() - started
     assert page.status_code == 200
-    assert "No exports yet" in page.text or _rows(page.text) == []
+    assert "No exports yet" in page.text or export_rows(page.text) == []
     # reading the 200,000 logs took 0.8 s on an idle developer machine; the page
     # itself takes about 0.05 s. Compared with the view that read them, in the same
     # run, so that a loaded machine slows both

@@ -8,42 +8,28 @@ or by hand on the command line looked as if it had never exported. Real
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
-from dashboard_support import api_login, csrf_of, dashboard_login, sell, setup_tss
+from dashboard_support import (
+    api_login,
+    csrf_of,
+    dashboard_login,
+    export_rows,
+    opentse,
+    sell,
+    setup_tss,
+)
 
 from opentse.dashboard.tse_exports import ExportLog, attribute
 from opentse.testing.serving import serve_process
 
-OPENTSE = str(Path(sys.executable).parent / "opentse")
-
-
-def _opentse(*args: str) -> str:
-    done = subprocess.run(
-        [OPENTSE, *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def _rows(html: str) -> list[str]:
-    """The export rows of the TSE page, as text (tags stripped)."""
-    section = html.split('id="exps"', 1)[1]
-    rows = re.findall(r'<tr class="export-[a-z]+">(.*?)</tr>', section, re.S)
-    return [" ".join(re.sub(r"<[^>]+>", " ", r).split()) for r in rows]
-
 
 def test_the_tse_page_lists_api_archive_and_cli_exports(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    key = json.loads(_opentse("apikey", "create", "--data", str(data), "--json"))
+    key = json.loads(opentse("apikey", "create", "--data", str(data), "--json"))
     with (
         serve_process(data) as base,
         httpx.Client(base_url=base, timeout=30) as api,
@@ -55,7 +41,7 @@ def test_the_tse_page_lists_api_archive_and_cli_exports(tmp_path: Path) -> None:
             sell(api, h, tss, cid, amount)
         assert dashboard_login(web, key).status_code == 303
         page = f"/dashboard/tss/{tss}"
-        assert _rows(web.get(page, params={"lang": "en"}).text) == []
+        assert export_rows(web.get(page, params={"lang": "en"}).text) == []
         # through the dashboard (the API's export job): transactions 1-2
         form = web.get("/dashboard/exports")
         fields = dict.fromkeys(("client_id", "start_date", "end_date"), "")
@@ -73,12 +59,12 @@ def test_the_tse_page_lists_api_archive_and_cli_exports(tmp_path: Path) -> None:
         time.sleep(1.1)  # the next exports are signed in a later second
         cli_out = tmp_path / "by-hand.tar"
         cli = json.loads(
-            _opentse("export", str(cli_out), "--tss", tss, "--from-tx", "3", "--to-tx", "3",
+            opentse("export", str(cli_out), "--tss", tss, "--from-tx", "3", "--to-tx", "3",
                      "--data", str(data), "--json")
         )  # fmt: skip
-        archived = json.loads(_opentse("archive", "export", tss, "--data", str(data), "--json"))
+        archived = json.loads(opentse("archive", "export", tss, "--data", str(data), "--json"))
         html = web.get(page, params={"lang": "en"}).text
-        rows = _rows(html)
+        rows = export_rows(html)
         assert len(rows) == 3, rows
         newest, by_hand, api_made = rows
         assert newest.startswith(tuple("0123456789")) and "Archive (opentse archive)" in newest
@@ -97,7 +83,7 @@ def test_the_tse_page_lists_api_archive_and_cli_exports(tmp_path: Path) -> None:
         )
         assert f'href="/dashboard/tss/{tss}#exps"' in listed
         # German, and read again (only logs signed since the last look are read)
-        de = _rows(web.get(page, params={"lang": "de"}).text)
+        de = export_rows(web.get(page, params={"lang": "de"}).text)
         assert ["Archiv" in de[0], "Kommandozeile" in de[1], "API" in de[2]] == [True] * 3
 
 
