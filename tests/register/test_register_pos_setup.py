@@ -10,13 +10,11 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -77,16 +75,8 @@ def lan_tse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         env=ENV,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                url = f"https://127.0.0.1:{port}/health"
-                if httpx.get(url, verify=False, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "no server"
-            time.sleep(0.1)
+        origin = f"https://127.0.0.1:{port}"
+        assert wait_until_serving(origin, proc, verify=False), "no server"
         session = data / lan.SESSION_FILE
         fields = {
             k.strip(): v.strip()

@@ -8,7 +8,6 @@ import ssl
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from opentse.server import lan
+from opentse.testing.serving import wait_until_serving
 
 OPENTSE = str(Path(sys.executable).parent / "opentse")
 
@@ -64,20 +64,8 @@ def test_serve_lan_and_connection_test(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if (
-                    httpx.get(
-                        f"https://127.0.0.1:{port}/health", verify=False, timeout=1
-                    ).status_code
-                    == 200
-                ):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        origin = f"https://127.0.0.1:{port}"
+        assert wait_until_serving(origin, proc, verify=False), "server did not start"
         session = (data / lan.SESSION_FILE).read_text()
         assert stat.S_IMODE((data / lan.SESSION_FILE).stat().st_mode) == 0o600
         fields = {

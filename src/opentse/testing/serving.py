@@ -19,14 +19,16 @@ def wait_until_serving(
     *,
     seconds: float = 60.0,
     request_timeout: float = 1.0,
+    verify: bool = True,
 ) -> bool:
     """Poll ``GET {origin}/health`` until it answers 200 (True), or until ``process``
     has ended or ``seconds`` have passed (False: the caller reports, with the output
-    it kept)."""
+    it kept). ``verify=False`` for a LAN server's self-signed certificate."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            if httpx.get(origin + "/health", timeout=request_timeout).status_code == 200:
+            answer = httpx.get(origin + "/health", timeout=request_timeout, verify=verify)
+            if answer.status_code == 200:
                 return True
         except httpx.HTTPError:
             pass
