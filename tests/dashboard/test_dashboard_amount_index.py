@@ -479,3 +479,59 @@ def test_migrations_0008_and_0009_on_postgresql(pg_shop: Shop, pg_url: str) -> N
     assert shop.search(amount="50,00")[0] == [cash_book["number"], deposit["number"]]
     assert shop.row(deposit["_id"]).amount_cents == 5000
     assert shop.row(cash_book["_id"]).amount_cents == 5000
+
+
+def _listed_for_backfill(shop: Shop, tx_id: str) -> bool:
+    with sqlite3.connect(shop.ctx.svc._path) as conn:
+        found = conn.execute("SELECT 1 FROM svc_amount_backfill WHERE tx_id=?", (tx_id,))
+        return found.fetchone() is not None
+
+
+def _as_before_0009(shop: Shop, tx_id: str) -> None:
+    """The entry as migration 0009 left it: no amount, listed for the backfill."""
+    shop.ctx.svc.flush()
+    with sqlite3.connect(shop.ctx.svc._path) as conn:
+        conn.execute("UPDATE svc_transactions SET amount_cents=NULL WHERE tx_id=?", (tx_id,))
+        conn.execute(
+            "INSERT INTO svc_amount_backfill(tss_id, tx_id) VALUES (?,?)", (shop.tss, tx_id)
+        )
+
+
+def test_cash_book_entry_whose_log_cannot_be_read_now_keeps_its_backfill_key(
+    shop: Shop,
+) -> None:
+    """A cash-book entry whose Finish log the store could not read (the logs table
+    unreachable, then a damaged row restored from a backup) stays listed and gets its
+    amount once the log reads again; only an entry whose log has no amount is dropped.
+    The key was deleted on any failure, and the entry was never found by its amount."""
+    cash_book = _finish(shop, _raw("SonstigerVorgang", "Einzahlung^50.00:Bar^Wechselgeld"))
+    free = _finish(shop, _raw("SonstigerVorgang", "Kassenlade geöffnet"))
+    for entry in (cash_book, free):
+        _as_before_0009(shop, entry["_id"])
+    store = shop.ctx.store._path
+    with sqlite3.connect(store) as conn:  # the log cannot be read now
+        conn.execute("ALTER TABLE logs RENAME TO logs_away")
+    try:
+        assert shop.search(amount="50,00")[0] == []
+    finally:
+        with sqlite3.connect(store) as conn:
+            conn.execute("ALTER TABLE logs_away RENAME TO logs")
+    assert _listed_for_backfill(shop, cash_book["_id"])
+    with sqlite3.connect(store) as conn:  # a damaged row: read, but not decodable
+        (message,) = conn.execute(
+            "SELECT message FROM logs WHERE ref = ?", (f"tx:{cash_book['_id']}:2",)
+        ).fetchone()
+        conn.execute(
+            "UPDATE logs SET message=? WHERE message=?", (b"\x30\x03\x02\x01\x00", message)
+        )
+    assert shop.search(amount="50,00")[0] == []
+    assert _listed_for_backfill(shop, cash_book["_id"])
+    assert shop.row(cash_book["_id"]).amount_cents is None
+    with sqlite3.connect(store) as conn:  # restored from the backup
+        conn.execute(
+            "UPDATE logs SET message=? WHERE message=?", (message, b"\x30\x03\x02\x01\x00")
+        )
+    assert shop.search(amount="50,00")[0] == [cash_book["number"]]
+    assert shop.row(cash_book["_id"]).amount_cents == 5000
+    assert not _listed_for_backfill(shop, cash_book["_id"])
+    assert not _listed_for_backfill(shop, free["_id"])  # read, no amount: dropped

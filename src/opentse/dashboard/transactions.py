@@ -18,6 +18,7 @@ time, with the total.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -28,10 +29,12 @@ from opentse.dashboard.pages import shop_zone_of_env
 from opentse.dashboard.views import all_clients, owned_tss
 from opentse.engine.ports import LogFilter
 from opentse.engine.results import SignResult
-from opentse.errors import OpenTSEError
+from opentse.errors import OpenTSEError, StorageError
 from opentse.register.shoptime import day_bounds
 from opentse.server.service_store import Page, TxRow
 from opentse.tr03151.oids import LogType
+
+logger = logging.getLogger(__name__)
 
 SEARCH_LIMIT = 50  # hits shown; more: the page asks to narrow the search
 # finished receipts from before migration 0007 whose amount one amount search
@@ -160,14 +163,23 @@ def tx_ref(tx_id: str, revision: int) -> str:
     return api_ref(tx_id, revision)
 
 
+def read_result(ctx: Any, row: TxRow) -> SignResult | None:
+    """The result of the row's latest revision from its log; None: no such log (never
+    signed here, or deleted after an export). Raises what the store raised when it
+    could not read or decode the log now (StorageError, FormatError)."""
+    result: SignResult | None = ctx.service.find_ref(
+        row.tss_id, tx_ref(row.tx_id, row.latest_revision)
+    )
+    return result
+
+
 def latest_result(ctx: Any, row: TxRow) -> SignResult | None:
+    """``read_result``, None also when the log could not be read (a page shows the
+    row without what its log holds)."""
     try:
-        result: SignResult | None = ctx.service.find_ref(
-            row.tss_id, tx_ref(row.tx_id, row.latest_revision)
-        )
+        return read_result(ctx, row)
     except OpenTSEError:
         return None
-    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +321,9 @@ def backfill_cash_book(ctx: Any, org: str, tss_id: str | None) -> int:
     """Give the cash-book entries migration 0009 listed (``svc_amount_backfill``:
     SonstigerVorgang rows indexed without an amount) theirs, at most SEARCH_SCAN per
     call; returns how many got one. The amount and the removal of the key are one
-    transaction: a crash leaves the key, and the entry is read again."""
+    transaction: a crash leaves the key, and the entry is read again. So does a log
+    the store could not read now (storage failing, a damaged row): only a log read
+    without an amount in it, or gone, drops the key."""
     from opentse.ops.store import OpsDB
     from opentse.server.tx_index import amount_cents
 
@@ -328,11 +342,21 @@ def backfill_cash_book(ctx: Any, org: str, tss_id: str | None) -> int:
     done: list[tuple[str, str, int | None]] = []
     for tid, tx_id in todo:
         row = ctx.svc.get_tx(tid, tx_id)
-        result = None if row is None else latest_result(ctx, row)
+        try:
+            result = None if row is None else read_result(ctx, row)
+        except OpenTSEError as exc:
+            # could not read it now (storage failing, a damaged row to be restored):
+            # the key stays, the next search reads it again
+            logger.warning(
+                "amount of cash-book entry %s of TSE %s not read now (%s)", tx_id, tid, exc.code
+            )
+            if isinstance(exc, StorageError):
+                break  # the store is failing: the others would fail too
+            continue
         cents = None
         if row is not None and result is not None:
             cents = amount_cents(row.state, result.process_type, result.process_data)
-        done.append((tid, tx_id, cents))  # no amount to read: never one, drop the key
+        done.append((tid, tx_id, cents))  # read, no amount in it: never one, drop the key
     with db.tx() as c:
         for tid, tx_id, cents in done:
             if cents is not None:
