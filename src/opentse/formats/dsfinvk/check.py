@@ -224,12 +224,52 @@ def _closing_left_out(exported: set[int], z_low: str, z_high: str) -> bool:
     return between > len(exported) or any(z not in exported for z in range(low + 1, high))
 
 
-def _same_register_closing_left_out(
-    exported: dict[str, set[int]], low: tuple[str, str], high: tuple[str, str]
-) -> bool:
-    """:func:`_closing_left_out` for two transactions of one register (the
-    (Z_KASSE_ID, Z_NR) of each); other registers' closings tell nothing."""
-    return low[0] == high[0] and _closing_left_out(exported[low[0]], low[1], high[1])
+def _left_out_spans(
+    present: dict[int, tuple[str, str]], exported: dict[str, set[int]]
+) -> list[tuple[int, int]]:
+    """The TSE_TANRs (first, last) that closings left out of the export may hold:
+    a register's transactions come in the order of its closings, so a closing Z
+    that the export lacks (between two exported ones, or before the first) signed
+    only numbers between the register's last Bon before Z and its first Bon after
+    it, on that TSE. ``present`` maps each TSE_TANR to its (Z_KASSE_ID, Z_NR)."""
+    by_register: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for number, (register, z_text) in present.items():
+        z_nr = _number(z_text)
+        if z_nr is not None:
+            by_register[register].append((z_nr, number))
+    spans: list[tuple[int, int]] = []
+    for register, rows in by_register.items():
+        closings = exported[register]
+        if not closings:
+            continue
+        rows.sort()
+        zs = sorted(closings)
+        # a left-out closing lies before the first exported one or between two
+        holes = [z for z in (zs[0] - 1, *(low + 1 for low, high in itertools.pairwise(zs)
+                                          if high > low + 1)) if z >= 1]  # fmt: skip
+        for hole in holes:
+            before = [n for z, n in rows if z < hole]
+            after = [n for z, n in rows if z > hole]
+            first = max(before) + 1 if before else 0
+            last = min(after) - 1 if after else first - 1
+            if last >= first:
+                spans.append((first, last))
+    return sorted(spans)
+
+
+def _uncovered(first: int, last: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``first..last`` that no span (first, last; sorted) covers."""
+    out: list[tuple[int, int]] = []
+    for low, high in spans:
+        if high < first or low > last:
+            continue
+        if low > first:
+            out.append((first, low - 1))
+        first = max(first, high + 1)
+        if first > last:
+            return out
+    out.append((first, last))
+    return out
 
 
 def _amounts(columns: Iterable[str], amounts: Iterable[Decimal]) -> str:
@@ -720,7 +760,9 @@ class _Checker:
         """The TSE numbers its transactions without gaps, and BON_NR is not signed: a
         Bon left out and the rest renumbered still leaves a TSE_TANR that no Bon has.
         One warning per TSE lists them: other registers on the same TSE and failed
-        starts explain such numbers too, the TSE's export tells (``--tse-export``)."""
+        starts explain such numbers too, the TSE's export tells (``--tse-export``).
+        Numbers a closing left out of the export may hold (of any register on that
+        TSE, :func:`_left_out_spans`) are that closing's, no gap."""
         serials = {
             (*_closing(r), r["TSE_ID"]): r["TSE_SERIAL"].lower() for _l, r in self.get("tse.csv")
         }
@@ -733,11 +775,12 @@ class _Checker:
                 numbers[serial][number] = (row["Z_KASSE_ID"], row["Z_NR"])
         for serial, present in sorted(numbers.items()):
             ordered = sorted(present)
+            explained = _left_out_spans(present, exported)
             gaps = [
-                (before + 1, after - 1)
+                gap
                 for before, after in itertools.pairwise(ordered)
                 if after > before + 1
-                and not _same_register_closing_left_out(exported, present[before], present[after])
+                for gap in _uncovered(before + 1, after - 1, explained)
             ]
             if not gaps:
                 continue

@@ -1,0 +1,125 @@
+"""Two registers sharing one TSE, one export holding both: W_TSE_TANR_GAP names only
+transaction numbers that no closing left out of the export can explain. Numbers
+signed for a closing the export does not hold (of either register) are that
+closing's, no gap, and the cross-check with the TSE's TAR finds nothing either; a
+Bon left out of an exported closing still warns, and the cross-check names it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.formats.dsfinvk.check import check_export
+from opentse.formats.dsfinvk.export import write_export
+from opentse.formats.dsfinvk.model import Closing
+from opentse.installation import Installation
+from opentse.register.books import Books
+from opentse.testing import ready_tse
+
+APP = build_app()
+A, B = "KASSE-A", "KASSE-B"
+COMPANY = ["--company", "C", "--street", "S", "--postal-code", "1", "--city", "X"]
+COMPANY += ["--tax-number", "123"]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(APP, list(args))
+    return result.exit_code, result.output
+
+
+def _base(data: Path, client: str) -> list[str]:
+    return ["--data", str(data), "--tss", "t", "--client", client]
+
+
+def _sell(data: Path, client: str) -> int:
+    code, out = run("pos", "sell", *_base(data, client), "--line", "Tee:1:1.80:1",
+                    "--pay", "bar:1.80", "--json")  # fmt: skip
+    assert code == 0, out
+    answer = json.loads(out)
+    assert answer["tse_failed"] is False, out
+    return int(answer["transaction_number"])
+
+
+def _closings(data: Path, client: str) -> list[Closing]:
+    books = Books(data / "pos" / f"{client}.db")
+    try:
+        return [day.closing for day in books.closed_days()]
+    finally:
+        books.close_file()
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[int]], Path]:
+    """Three rounds of A, B, A, B sales, each round closed by both registers: the
+    transaction numbers of the two registers interleave. Returns the data folder,
+    each register's numbers per closing (flattened in order) and the TSE's TAR."""
+    data = tmp_path_factory.mktemp("shop") / "data"
+    with Installation.open(data) as inst:
+        ready_tse(inst.service, "t", client_id=A)
+        inst.service.register_client("t", B)
+        inst.service.logout("t")
+    numbers: dict[str, list[int]] = {A: [], B: []}
+    for z in range(3):
+        for client in (A, B, A, B):
+            numbers[client].append(_sell(data, client))
+        for client in (A, B):
+            code, out = run("pos", "close", *_base(data, client), "--counted-cash",
+                            f"{3.60 * (z + 1):.2f}", *(COMPANY if z == 0 else []))  # fmt: skip
+            assert code == 0, out
+    tar = data.parent / "tse.tar"
+    code, out = run("export", str(tar), "--tss", "t", "--data", str(data))
+    assert code == 0, out
+    return data, numbers, tar
+
+
+def _tanr_gaps(export: Path) -> list[str]:
+    return [f.message for f in check_export(export) if f.code == "W_TSE_TANR_GAP"]
+
+
+def test_numbers_of_the_other_registers_left_out_closing_are_no_gap(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    data, numbers, tar = shop
+    a1, _a2, a3 = _closings(data, A)
+    b1, b2, b3 = _closings(data, B)
+    # A's closing 2 holds A's numbers 5 and 7, which lie between B's 4, 6 and 8
+    assert numbers[A][2:4] == [5, 7] and numbers[B][1:4] == [4, 6, 8], numbers
+    export = write_export([a1, a3, b1, b2, b3], tmp_path / "a-without-z2")
+    assert _tanr_gaps(export) == []
+    code, out = run("dsfinvk", "check", str(export), "--tse-export", str(tar), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["findings"] == [] and report["crosscheck"]["findings"] == [], report
+    assert report["crosscheck"]["summary"]["bons_matched"] == 10
+
+
+def test_a_bon_left_out_of_an_exported_closing_still_warns(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    data, numbers, tar = shop
+    a1, _a2, a3 = _closings(data, A)
+    b1, b2, b3 = _closings(data, B)
+    # B's first Bon of closing 3 (number 10, between A's 9 and 11) taken out
+    assert numbers[B][4] == 10 and numbers[A][4:6] == [9, 11], numbers
+    b3 = replace(b3, receipts=b3.receipts[1:])
+    export = write_export([a1, a3, b1, b2, b3], tmp_path / "cheat")
+    (gap,) = _tanr_gaps(export)
+    assert "1 transaction number(s)" in gap and "(10)" in gap, gap
+    code, out = run("dsfinvk", "check", str(export), "--tse-export", str(tar), "--json")
+    assert code == 1, out
+    (error,) = json.loads(out)["crosscheck"]["findings"]
+    assert error["code"] == "E_XC_TSE_NOT_IN_DSFINVK" and "transaction 10 " in error["message"]
+
+
+def test_a_left_out_first_closing_explains_the_numbers_before_its_next(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    data, _numbers, _tar = shop
+    _a1, a2, a3 = _closings(data, A)
+    export = write_export([a2, a3, *_closings(data, B)], tmp_path / "a-from-z2")
+    assert _tanr_gaps(export) == []
