@@ -253,11 +253,7 @@ def search(ctx: Any, org: str, q: TxQuery, offset: int = 0) -> TxResults:
             return found
 
         if cents and q.either_sign:  # two indexed queries, merged newest first
-            first = Page(limit=offset + SEARCH_LIMIT, order_by="time_start", order="desc")
-            plus, plus_total = query(cents, first)
-            minus, minus_total = query(-cents, first)
-            merged = sorted(plus + minus, key=lambda r: (r.time_start, r.number), reverse=True)
-            rows, total = merged[offset : offset + SEARCH_LIMIT], plus_total + minus_total
+            rows, total = either_sign_page(ctx, org, q, cents, wanted_clients, offset)
         else:
             page = Page(limit=SEARCH_LIMIT, offset=offset, order_by="time_start", order="desc")
             rows, total = query(cents, page)
@@ -266,6 +262,60 @@ def search(ctx: Any, org: str, q: TxQuery, offset: int = 0) -> TxResults:
         for row in rows
     ]
     return TxResults(hits, total, offset)
+
+
+#: the order of hits of both signs: newest first; in one second the higher number,
+#: then (two TSEs) by TSE and transaction id, so every page is cut from one order
+_EITHER_ORDER = "time_start DESC, number DESC, tss_id DESC, tx_id DESC"
+
+
+def either_sign_page(
+    ctx: Any, org: str, q: TxQuery, cents: int, clients: list[str] | None, offset: int
+) -> tuple[list[TxRow], int]:
+    """The hits ``offset`` to ``offset + SEARCH_LIMIT`` of an amount typed without a
+    sign (``cents`` or ``-cents``), newest first, and how many there are.
+
+    One statement: a UNION ALL of the two signs, each read newest first along the
+    amount index (``svc_transactions_amount``) and merged by the database, which
+    hands over one page of rows. Merging in Python loaded every hit up to the page
+    from both queries (page 300 of a common price: 15,000 rows, 0.7 s). The filters
+    are those ``ServiceStore.list_txs`` applies."""
+    from opentse.ops.store import OpsDB
+
+    svc = ctx.svc
+    svc.flush()  # index rows still queued are searched too, as list_txs does
+    where = ["organization_id = ?", "amount_cents = ?"]
+    args: list[Any] = [org]
+    if q.tss_id is not None:
+        where.append("tss_id = ?")
+        args.append(q.tss_id)
+    if clients is not None:  # none of an empty list
+        where.append(f"client_id IN ({','.join('?' * len(clients))})" if clients else "0 = 1")
+        args.extend(clients)
+    if q.state:
+        where.append("state = ?")
+        args.append(q.state)
+    if q.date_from is not None:
+        where.append("time_start >= ?")
+        args.append(q.date_from)
+    if q.date_to is not None:
+        where.append("time_start < ?")
+        args.append(q.date_to)
+    one_sign = f"SELECT {svc._TX_COLS} FROM svc_transactions WHERE {' AND '.join(where)}"
+    db = OpsDB(svc)
+    total = 0
+    for sign in (cents, -cents):
+        found = db.one(f"SELECT count(*) FROM ({one_sign}) AS c", [args[0], sign, *args[1:]])
+        total += int(found[0]) if found else 0
+    if offset >= total:
+        return [], total
+    first = offset + SEARCH_LIMIT  # each sign gives at most that many to the merge
+    side = f"SELECT * FROM ({one_sign} ORDER BY {_EITHER_ORDER} LIMIT ?)"
+    rows = db.rows(
+        f"{side} AS plus UNION ALL {side} AS minus ORDER BY {_EITHER_ORDER} LIMIT ? OFFSET ?",
+        [args[0], cents, *args[1:], first, args[0], -cents, *args[1:], first, SEARCH_LIMIT, offset],
+    )
+    return [svc._txrow(r) for r in rows], total
 
 
 def _matches(row: TxRow, q: TxQuery, cents: int | None, clients: list[str] | None) -> bool:
@@ -317,6 +367,16 @@ def backfill_amounts(ctx: Any, org: str, tss_id: str | None) -> int:
     return len(amounts) + backfill_cash_book(ctx, org, tss_id)
 
 
+#: the listed cash-book entries of one organization. Read from the short list, each
+#: checked by its key: as a join the database walked all the organization's index
+#: rows to find an empty list's none (0.07 s per amount search at 100,000 rows)
+CASH_BOOK_TODO = (
+    "SELECT b.tss_id, b.tx_id FROM svc_amount_backfill b WHERE EXISTS (SELECT 1 FROM"
+    " svc_transactions t WHERE t.tss_id = b.tss_id AND t.tx_id = b.tx_id"
+    " AND t.organization_id = ?)"
+)
+
+
 def backfill_cash_book(ctx: Any, org: str, tss_id: str | None) -> int:
     """Give the cash-book entries migration 0009 listed (``svc_amount_backfill``:
     SonstigerVorgang rows indexed without an amount) theirs, at most SEARCH_SCAN per
@@ -328,10 +388,7 @@ def backfill_cash_book(ctx: Any, org: str, tss_id: str | None) -> int:
     from opentse.server.tx_index import amount_cents
 
     db = OpsDB(ctx.svc)
-    sql = (
-        "SELECT b.tss_id, b.tx_id FROM svc_amount_backfill b JOIN svc_transactions t"
-        " ON t.tss_id = b.tss_id AND t.tx_id = b.tx_id WHERE t.organization_id = ?"
-    )
+    sql = CASH_BOOK_TODO
     args: list[Any] = [org]
     if tss_id is not None:
         sql += " AND b.tss_id = ?"
