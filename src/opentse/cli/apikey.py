@@ -19,7 +19,7 @@ from typing import Any
 import typer
 
 from opentse.cli.common import cli_errors
-from opentse.cli.serve import DEFAULT_DATA
+from opentse.cli.serve import DEFAULT_DATA, data_folder_errors
 from opentse.errors import NotFoundError
 
 apikey_app = typer.Typer(help="API keys of the TSE service.", no_args_is_help=True)
@@ -44,7 +44,9 @@ def create_command(
         raise typer.BadParameter("env must be TEST or LIVE")
     if not org.strip():  # a nameless organization: nothing to recognise it by later
         raise typer.BadParameter("the organization needs a name", param_hint="'--org'")
-    with cli_errors():  # a missing secret, a database of another installation: one line
+    # a missing secret, a database of another installation, a folder it may not write:
+    # one line
+    with data_folder_errors(data):
         inst = Installation.open(data, database_url=database)
         try:
             store = open_service_store(inst, data)
@@ -68,7 +70,7 @@ def _service_store(data: Path, database: str | None) -> Iterator[Any]:
     from opentse.installation import Installation
     from opentse.storage.pg_service import open_service_store
 
-    with cli_errors():
+    with data_folder_errors(data):
         inst = Installation.open(data, database_url=database)
         try:
             store = open_service_store(inst, data)

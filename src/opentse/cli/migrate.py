@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from opentse.cli.serve import DEFAULT_DATA
+from opentse.cli.serve import DEFAULT_DATA, data_folder_errors
 
 
 def migrate_command(
@@ -26,9 +26,7 @@ def migrate_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create or upgrade the database schema (engine and service tables)."""
-    from opentse.cli.common import cli_errors
-
-    with cli_errors():
+    with data_folder_errors(data):
         dialect, applied, current = run_migrations(data, database)
     if as_json:
         typer.echo(json.dumps({"dialect": dialect, "applied": applied, "current": current}))

@@ -7,9 +7,13 @@ an API key created if none exists, and ``LAN-TSE-Session.txt`` in the data folde
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import logging
 import os
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,36 @@ from opentse.cli.common import cli_errors
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
 GC_YOUNG_THRESHOLD = 10_000  # gc.set_threshold's first value while serving (see serve)
 STOP_GRACE = 3  # seconds SIGTERM waits for requests in flight
+
+
+@contextlib.contextmanager
+def data_folder_errors(data: Path) -> Iterator[None]:
+    """``cli_errors``, and a data folder this process may not write (its owner or
+    mode, a read-only mount) as one line ``error E_STORAGE_READONLY ...`` and exit 1:
+    the installation key or database it could not create was a traceback."""
+    from opentse.errors import StorageError
+    from opentse.storage.sqlite_requests import is_read_only
+
+    with cli_errors():
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise StorageError(
+                f"cannot write in the data folder {data}: {exc.strerror}: {exc.filename}; "
+                "opentse writes its installation key, CA and database there (check the "
+                "folder's owner and mode, or a read-only mount)",
+                code="E_STORAGE_READONLY",
+            ) from None
+        except sqlite3.Error as exc:
+            if not is_read_only(exc):
+                raise
+            raise StorageError(
+                f"cannot write the database in the data folder {data}: {exc} (check the "
+                "folder's owner and mode, or a read-only mount)",
+                code="E_STORAGE_READONLY",
+            ) from None
 
 
 def _speed_options() -> dict[str, Any]:
@@ -86,7 +120,9 @@ def serve_command(
     host = host or ("0.0.0.0" if lan else "127.0.0.1")
     port = port if port is not None else (lanmod.LAN_PORT if lan else 8000)
     use_tls = lan if tls is None else tls
-    with cli_errors():  # a missing secret, a database of another installation: one line
+    # a missing secret, a database of another installation, a folder it may not write:
+    # one line
+    with data_folder_errors(data):
         inst = Installation.open(data, database_url=database)
     config = ServerConfig(data_dir=data, env=env, auth_failures_per_address=auth_failures)
     app = create_app(inst, config)

@@ -112,7 +112,12 @@ class ServerContext:
             isinstance(self.store, AsyncLockedStore) and type(self.svc) is ServiceStore
         )
         self.qr = QRText()  # qr_code_data of Finish responses
-        self.storage_failures = StorageFailureLog()  # 503s for a database away: few lines
+        # 503s for a database away or its disk full: a few lines
+        # (an SQLite file is named: its disk is this machine's)
+        where = (
+            str(db_path_of(installation, config.data_dir)) if type(self.svc) is ServiceStore else ""
+        )
+        self.storage_failures = StorageFailureLog(where=where)
 
     def now(self) -> int:
         return self.clock.now()

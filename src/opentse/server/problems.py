@@ -82,14 +82,28 @@ _ENGINE_TO_FISKALY: dict[str, tuple[int, str]] = {
 }
 
 
+# storage errors a request can retry: the answer to the POS and its Retry-After
+_RETRY_LATER = {
+    "E_STORAGE_UNAVAILABLE": ("the database is not available right now; retry", "1"),
+    "E_STORAGE_BUSY": ("the database is not available right now; retry", "1"),
+    # a disk does not empty itself in a second; nothing was signed or stored
+    "E_STORAGE_FULL": (
+        "the TSE's data disk is full or cannot be written; nothing was signed; "
+        "retry once space is freed",
+        "10",
+    ),
+}
+
+
 class StorageFailureLog:
     """Requests answered 503 because the database is away or busy: the first one is
     logged at once, the others counted and summed up at most once per ``every``
     seconds, so an outage under a shop's registers is a few lines, not one per
     request."""
 
-    def __init__(self, every: float = 60.0) -> None:
+    def __init__(self, every: float = 60.0, where: str = "") -> None:
         self._every = every
+        self._where = where  # the database a full disk is named by (its file)
         self._lock = threading.Lock()
         self._last: float | None = None
         self._unlogged = 0
@@ -101,8 +115,15 @@ class StorageFailureLog:
                 self._unlogged += 1
                 return
             more, self._unlogged, self._last = self._unlogged, 0, now
+        if exc.code == "E_STORAGE_FULL":
+            what = "the data disk is full or cannot be written"
+            if self._where:
+                what += f" ({self._where})"
+        else:
+            what = "the database is not available"
         log.warning(
-            "API requests answered 503, the database is not available: %s: %s%s",
+            "API requests answered 503, %s: %s: %s%s",
+            what,
             exc.code,
             exc.message,
             f" ({more} more since the last such line)" if more else "",
@@ -116,14 +137,15 @@ def from_opentse_error(exc: OpenTSEError, failures: StorageFailureLog | None = N
     if mapped is not None:
         return ApiError(mapped[0], mapped[1], exc.message)
     status = exc.http_status if 400 <= exc.http_status < 600 else 500
-    if isinstance(exc, StorageError) and exc.code in ("E_STORAGE_UNAVAILABLE", "E_STORAGE_BUSY"):
-        # the database is away or busy: retry (at any node); its details stay in the log
+    if isinstance(exc, StorageError) and exc.code in _RETRY_LATER:
+        # the database is away or busy, or its disk full: retry (at any node, or once
+        # space is freed); its details stay in the log
         if failures is not None:
             failures.add(exc)
         else:
             log.warning("storage error %s: %s", exc.code, exc.message)
-        message = "the database is not available right now; retry"
-        return ApiError(503, exc.code, message, {"Retry-After": "1"})
+        message, seconds = _RETRY_LATER[exc.code]
+        return ApiError(503, exc.code, message, {"Retry-After": seconds})
     if status >= 500 and exc.code not in ("E_STORAGE",):
         log.error("engine error %s: %s", exc.code, exc.message)
         return ApiError(500, "E_INTERNAL", "internal error")

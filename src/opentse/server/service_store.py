@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from opentse.errors import ConflictError
+from opentse.storage.sqlite_requests import is_full
 
 log = logging.getLogger("opentse.server.store")
 
@@ -616,8 +617,17 @@ class ServiceStore:
                             c.execute(self._UPSERT_SQL, one)
                     if mark is not None and len(batch) < 4096:  # a full batch left rows
                         self._write_mark(c, mark)
-            except sqlite3.Error:
-                log.exception("transaction index write failed (rebuilt from the logs on demand)")
+            except sqlite3.Error as exc:
+                if is_full(exc):  # the engine's 503s say so too: a line, no traceback
+                    log.warning(
+                        "transaction index write failed, the data disk is full or cannot "
+                        "be written: %s (rebuilt from the logs on demand)",
+                        exc,
+                    )
+                else:
+                    log.exception(
+                        "transaction index write failed (rebuilt from the logs on demand)"
+                    )
             with self._idle:
                 for row in batch:
                     key = (row.tss_id, row.tx_id)

@@ -25,9 +25,51 @@ def is_busy(exc: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
+# SQLite's result codes for a write the file system refused: SQLITE_FULL (ENOSPC),
+# SQLITE_IOERR_WRITE (EFBIG past a file size limit, EDQUOT past a quota, or EIO) and
+# SQLITE_IOERR_TRUNCATE / _FSYNC / _SHMSIZE that the same causes give elsewhere
+FULL_CODES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR_WRITE,
+        sqlite3.SQLITE_IOERR_TRUNCATE,
+        sqlite3.SQLITE_IOERR_FSYNC,
+        sqlite3.SQLITE_IOERR_SHMSIZE,
+    }
+)
+
+
+def is_full(exc: BaseException) -> bool:
+    """Did the data disk (or a quota, or a file size limit) refuse the write?"""
+    return getattr(exc, "sqlite_errorcode", None) in FULL_CODES
+
+
 def storage_error(doing: str, exc: BaseException) -> StorageError:
+    if is_full(exc):
+        # nothing of the failed transaction is kept; the next one may succeed once
+        # space is back (no restart needed: SQLite rolled back in the same file)
+        return StorageError(
+            f"the data disk is full or cannot be written (a quota or file size limit, "
+            f"or a disk error): SQLite failed while {doing}: {exc}; nothing was signed, "
+            "retry once space is freed",
+            code="E_STORAGE_FULL",
+        )
+    if is_read_only(exc):
+        return StorageError(
+            f"SQLite failed while {doing}: {exc}: the database or its folder cannot be "
+            "written (the folder's owner or mode, or a read-only mount); opentse writes "
+            "its database and the database's -wal and -shm files beside it",
+            code="E_STORAGE_READONLY",
+        )
     code = "E_STORAGE_BUSY" if is_busy(exc) else "E_STORAGE"
     return StorageError(f"SQLite failed while {doing}: {exc}", code=code)
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """SQLITE_READONLY or SQLITE_CANTOPEN (and their extended codes): a file or folder
+    this process may not write."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
 
 
 def rollback_quietly(conn: sqlite3.Connection) -> None:
