@@ -35,7 +35,7 @@ from pathlib import Path
 
 from opentse.register.localdb import time_or_none, utc_text
 from opentse.register.recovery_journal import RECOVERY_SCHEMA, RecoveryJournal, insert_start
-from opentse.register.shoptime import day_bounds, local_time, shop_zone
+from opentse.register.shoptime import day_bounds, local_text, shop_zone
 
 RESTART_ADVICE = "Mehr als zwei Belege ohne TSE: TSE-Host neu starten oder den Support anrufen."
 ADVICE_AFTER = 2
@@ -279,7 +279,7 @@ class OutageLog(RecoveryJournal):
         started = time_or_none(row[1])
         assert started is not None
         light = Light.RED if row[2] == "start" else Light.YELLOW
-        since = local_time(started, zone or shop_zone()).strftime("%d.%m.%Y %H:%M")
+        since = local_text(started, zone or shop_zone(), "%d.%m.%Y %H:%M")
         what = "TSE nicht erreichbar" if light is Light.RED else "TSE ausgefallen"
         message = f"{what} seit {since}"
         if count > ADVICE_AFTER:

@@ -23,7 +23,7 @@ from opentse.register.receipt import (
     Receipt,
     TaxLine,
 )
-from opentse.register.shoptime import shop_zone
+from opentse.register.shoptime import local_text, shop_zone
 
 WIDTHS = (32, 48)
 
@@ -77,7 +77,7 @@ class _Layout:
 
 
 def _local(value: datetime, tz: tzinfo) -> str:
-    return value.astimezone(tz).strftime("%d.%m.%Y %H:%M:%S")
+    return local_text(value, tz)
 
 
 def _tax_table(out: _Layout, taxes: tuple[TaxLine, ...]) -> None:

@@ -54,3 +54,23 @@ def day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), zone).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
     return start, end
+
+
+#: How receipts, the Z report and the journal print a point in time.
+PRINTED_FORMAT = "%d.%m.%Y %H:%M:%S"
+
+
+def local_text(at: datetime, zone: tzinfo, fmt: str = PRINTED_FORMAT) -> str:
+    """``at`` in the shop's wall-clock time, as ``fmt``; in the hour the clocks go
+    back (02:00-03:00 on the last Sunday of October in Berlin) the offset follows,
+    "25.10.2026 02:30:00 (UTC+02:00)": that wall-clock time happens twice, and a
+    receipt must name its one instant (KassenSichV §6 Nr. 2)."""
+    local = local_time(at, zone)
+    text = local.strftime(fmt)
+    offset = local.utcoffset()
+    if offset is None or local.replace(fold=1 - local.fold).utcoffset() == offset:
+        return text
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{text} (UTC{sign}{hours:02d}:{rest:02d})"

@@ -38,7 +38,7 @@ from opentse.register.books_closing import ClosedDay
 from opentse.register.money import format_money, require_cents
 from opentse.register.recovery_books import printed_as_failure
 from opentse.register.sale import CashBookEntry
-from opentse.register.shoptime import local_time, shop_zone
+from opentse.register.shoptime import local_text, shop_zone
 
 if TYPE_CHECKING:
     from opentse.register.register import Register
@@ -225,7 +225,7 @@ def render_text(report: ZReport, *, width: int = 48, tz: tzinfo | None = None) -
         value = "-" if amount is None else format_money(amount)
         return f"{label[: width - len(value) - 1]:<{width - len(value)}}{value}"
 
-    created = local_time(report.created, tz or shop_zone()).strftime("%d.%m.%Y %H:%M:%S")
+    created = local_text(report.created, tz or shop_zone())
     rule = "-" * width
     out = [
         f"Z-BON / KASSENABSCHLUSS Nr. {report.z_nr}".center(width),
