@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opentse.verify import crosscheck as xc
+from opentse.verify.crosscheck_numbers import LISTED
+from opentse.verify.crosscheck_numbers import NOT_IN_TAR as NUMBER_NOT_IN_TAR
 
 SERIAL = "ab" * 32
 OTHER_SERIAL = "cd" * 32
@@ -54,6 +56,17 @@ def _bon(number: int) -> xc.BonTse:
     )
 
 
+def _expand(ranges: list[str]) -> set[int]:
+    assert len(ranges) <= LISTED + 1
+    out: set[int] = set()
+    for text in ranges:
+        if text.startswith("and "):  # more ranges than listed: the first ones
+            return out
+        first, _, last = text.partition("..")
+        out |= set(range(int(first), int(last or first) + 1))
+    return out
+
+
 def _side(bons: list[xc.BonTse]) -> xc.DsfinvkSide:
     return xc.DsfinvkSide(bons=bons, clients={CLIENT}, serials={SERIAL}, first=FIRST, last=LAST)
 
@@ -81,8 +94,20 @@ def test_findings_are_the_symmetric_difference(
     result = xc.cross_check(transactions, _side([_bon(n) for n in sorted(bons)]))
     got: set[tuple[str, int]] = set()
     errors = [f for f in result.findings if f.severity == "error"]
-    # the one warning possible: Bons later than every transaction of the TAR
-    assert {f.code for f in result.findings if f not in errors} <= {xc.TAR_SHORT}
+    # the warnings possible: Bons later than every transaction of the TAR, and
+    # numbers between Bons that neither a Bon nor the TAR has (failed starts?)
+    warnings = [f for f in result.findings if f not in errors]
+    assert {f.code for f in warnings} <= {xc.TAR_SHORT, NUMBER_NOT_IN_TAR}
+    absent = set(range(min(bons), max(bons) + 1)) - bons - tar if bons else set()
+    listed = [f for f in warnings if f.code == NUMBER_NOT_IN_TAR]
+    assert len(listed) == (1 if absent else 0), listed
+    shown = result.summary["numbers_without_bon"]
+    assert isinstance(shown, dict)
+    if bons & tar:
+        (groups,) = shown.values()
+        assert groups["other_clients"] == {}  # noise: another register, numbers > 10000
+        first = _expand(groups["not_in_tar"])
+        assert first == {n for n in absent if n <= max(first or {0})}
     for f in errors:
         if f.code == xc.NOT_IN_DSFINVK:
             match = re.match(r"TSE transaction (\d+) ", f.message)

@@ -7,6 +7,7 @@ Bon left out of an exported closing still warns, and the cross-check names it.""
 from __future__ import annotations
 
 import json
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -123,3 +124,50 @@ def test_a_left_out_first_closing_explains_the_numbers_before_its_next(
     _a1, a2, a3 = _closings(data, A)
     export = write_export([a2, a3, *_closings(data, B)], tmp_path / "a-from-z2")
     assert _tanr_gaps(export) == []
+
+
+def _without_transaction(tar: Path, number: int, out: Path) -> Path:
+    """The TAR without the logs of one transaction (stdlib tarfile)."""
+    with tarfile.open(tar) as source, tarfile.open(out, "w") as target:
+        for member in source.getmembers():
+            if f"_No-{number}_" in member.name:
+                continue
+            target.addfile(member, source.extractfile(member))
+    return out
+
+
+def test_with_the_tse_export_another_registers_numbers_are_named_not_warned(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    """Register B's export alone: the numbers of A's Bons between B's are no Bon of
+    this export. Without the TAR that is a warning (the TAR tells); with it the
+    check names them as A's transactions and does not warn."""
+    data, _numbers, tar = shop
+    export = write_export(_closings(data, B), tmp_path / "b")
+    assert len(_tanr_gaps(export)) == 1  # nothing else can tell
+    code, out = run("dsfinvk", "check", str(export), "--tse-export", str(tar), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert [f["code"] for f in report["findings"]] == [], report["findings"]
+    assert report["crosscheck"]["findings"] == []
+    (serial,) = report["crosscheck"]["summary"]["numbers_without_bon"]
+    explained = report["crosscheck"]["summary"]["numbers_without_bon"][serial]
+    assert explained == {"other_clients": {A: ["3", "5", "7", "9", "11"]}, "not_in_tar": []}
+    code, out = run("dsfinvk", "check", str(export), "--tse-export", str(tar))
+    assert code == 0 and "W_TSE_TANR_GAP" not in out, out
+    assert f"3, 5, 7, 9, 11 are transactions of client {A!r}" in " ".join(out.split()), out
+
+
+def test_a_number_the_tar_does_not_hold_still_warns(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    data, _numbers, tar = shop
+    export = write_export(_closings(data, B), tmp_path / "b")
+    partial = _without_transaction(tar, 7, tmp_path / "partial.tar")
+    code, out = run("dsfinvk", "check", str(export), "--tse-export", str(partial), "--json")
+    report = json.loads(out)
+    assert [f["code"] for f in report["findings"]] == [], report["findings"]
+    (warning,) = report["crosscheck"]["findings"]
+    assert warning["code"] == "W_XC_TANR_NOT_IN_TAR" and warning["severity"] == "warning"
+    assert "number(s) 7 " in warning["message"] and "failed start" in warning["message"]
+    assert code == 0, out

@@ -163,6 +163,12 @@ def check_command(
     findings, summary = check_export_summary(export)
     errors = [f for f in findings if f.severity == "error"]
     unreadable = any(f.code in UNREADABLE for f in errors)
+    cross = None
+    tse_export = " + ".join(str(p) for p in tse_exports or [])
+    if tse_exports and not unreadable:
+        cross = _cross_check(export, tse_exports)
+        if not isinstance(cross, str):
+            findings = _superseded_removed(findings, cross.summary)
     if not as_json:  # the check's findings first, whatever the TAR turns out to be
         _print_findings(findings)
         if summary and not unreadable:
@@ -172,17 +178,13 @@ def check_command(
             )
         verdict = "NOT READABLE as a DSFinV-K export" if unreadable else _verdict(findings)
         console.print(f"{export}: {verdict}", highlight=False, soft_wrap=True, markup=False)
-    cross = None
-    tse_export = " + ".join(str(p) for p in tse_exports or [])
-    if tse_exports and not unreadable:
-        cross = _cross_check(export, tse_exports)
-        if isinstance(cross, str):  # the TAR cannot be read: exit 2
-            if as_json:  # still one JSON object on stdout, saying why
-                body = _json_body(findings, errors, summary)
-                body["ok"] = False
-                body["crosscheck"] = {"tse_export": str(tse_export), "unreadable": cross}
-                echo_json(body)
-            raise typer.Exit(2)
+    if isinstance(cross, str):  # the TAR cannot be read: exit 2
+        if as_json:  # still one JSON object on stdout, saying why
+            body = _json_body(findings, errors, summary)
+            body["ok"] = False
+            body["crosscheck"] = {"tse_export": str(tse_export), "unreadable": cross}
+            echo_json(body)
+        raise typer.Exit(2)
     cross_errors = [] if cross is None else [f for f in cross.findings if f.severity == "error"]
     if as_json:
         body = _json_body(findings, errors, summary)
@@ -204,6 +206,15 @@ def check_command(
         raise typer.Exit(2)
     if errors or cross_errors:
         raise typer.Exit(1)
+
+
+def _superseded_removed(findings: list[Any], cross_summary: dict[str, Any]) -> list[Any]:
+    """The check's findings without the W_TSE_TANR_GAP of a TSE the cross-check
+    looked at: it said "the TSE's export tells", and the cross-check has told (each
+    number another register's, one of the export's own transactions without a Bon,
+    or W_XC_TANR_NOT_IN_TAR)."""
+    told = set(cross_summary.get("numbers_without_bon", {}))
+    return [f for f in findings if not (f.code == "W_TSE_TANR_GAP" and f.tse_serial in told)]
 
 
 def _json_body(findings: list[Any], errors: list[Any], summary: dict[str, Any]) -> dict[str, Any]:
@@ -249,6 +260,11 @@ def _print_cross(cross: Any, tar: Path | str | None) -> None:
         soft_wrap=True,
         markup=False,  # client ids from the CSV files, the TAR's path
     )
+    from opentse.verify.crosscheck_numbers import explained_in_words
+
+    explained = explained_in_words(summary.get("numbers_without_bon", {}))
+    if explained:
+        console.print(explained, highlight=False, soft_wrap=True, markup=False)
     _print_findings(cross.findings)
     verdict = _verdict(cross.findings)
     if not _compared(summary) and verdict.startswith("ok"):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from opentse.formats.dsfinvk.check import Finding
+from opentse.verify.crosscheck_numbers import numbers_without_bon
 
 NOT_IN_DSFINVK = "E_XC_TSE_NOT_IN_DSFINVK"
 NOT_IN_TAR = "E_XC_BON_NOT_IN_TSE"
@@ -266,6 +267,8 @@ def cross_check(
         )
     findings.extend(_range_note(tar_first, tar_last, missing, tar))
     findings.extend(_substituted_keys(by_key.values(), side, tar_serials, windows, tar))
+    without_bon, unexplained = numbers_without_bon(by_key, side.bons, clients, tar)
+    findings.extend(unexplained)
     summary: dict[str, object] = {
         "window": [_when(side.first), _when(side.last)],
         "clients": sorted(clients),
@@ -280,6 +283,9 @@ def cross_check(
         "bons_with_tse_data": len(side.bons),
         "bons_matched": sum(len(b) for k, b in bons_of.items() if k in by_key),
         "tse_transactions_matched": sum(1 for k in bons_of if k in by_key),
+        #: per TSE serial, the numbers between its Bons that no Bon has: other
+        #: registers' (client ids not in the export) and those the TAR does not hold
+        "numbers_without_bon": without_bon,
     }
     return CrossCheckResult(findings, summary)
 

@@ -90,6 +90,8 @@ class Finding:
     line: int | None = None
     column: str | None = None
     severity: str = "error"
+    #: the TSE (serial, hex) a finding about one TSE's numbers is about
+    tse_serial: str | None = None
 
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
@@ -337,8 +339,9 @@ class _Checker:
         line: int | None = None,
         column: str | None = None,
         severity: str = "error",
+        tse_serial: str | None = None,
     ) -> None:
-        self.findings.append(Finding(code, file, message, line, column, severity))
+        self.findings.append(Finding(code, file, message, line, column, severity, tse_serial))
 
     def get(self, file: str) -> list[tuple[int, Row]]:
         return self.rows.get(file, [])
@@ -795,6 +798,7 @@ class _Checker:
                 "other registers on this TSE, failed starts, or Bons left out? The TSE's "
                 "export tells (--tse-export)",
                 severity="warning",
+                tse_serial=serial,
             )
 
     # --- closing totals --------------------------------------------------------------
