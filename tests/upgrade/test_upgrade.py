@@ -1,0 +1,203 @@
+"""An installation made by an older opentse, opened by this one.
+
+Each fixture (``fixtures/<commit>-sqlite.tar.gz``, made by ``make_fixtures.py`` with
+that commit's own code) holds a data folder as a shop left it: a demo TSE with
+receipts and its TAR export, a register's books with a closing, an API key, and a
+TSS with a client, signed transactions and an export made through the old
+``opentse serve``. The current code then does what an admin does after pulling main
+(docs/upgrading.md): ``opentse migrate``, ``opentse tse list``, ``opentse serve``,
+and the checks of that page: the same key logs in (API and dashboard), the old
+export still downloads unchanged, the counters go on with no gap and no repeat
+(the whole TSE exported and verified as one chain across the upgrade), the
+register's books still close and export DSFinV-K.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import upgrade_support as up
+from upgrade_support import CURRENT, run_json
+
+from opentse.cli.migrate import run_migrations
+from opentse.formats.dsfinvk.check import check_export
+from opentse.storage import migrations
+from opentse.verify.report import verify_exports
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+LATEST = max(m.version for m in migrations.load("sqlite"))
+SQLITE = sorted(FIXTURES.glob("*-sqlite.tar.gz"))
+
+
+def unpack(archive: Path, into: Path) -> dict[str, Any]:
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    facts: dict[str, Any] = json.loads((into / "facts.json").read_text())
+    return facts
+
+
+def versions_in(db: Path) -> set[int]:
+    with contextlib.closing(sqlite3.connect(db)) as lite:
+        return migrations.applied_versions(lite)
+
+
+def verify_chain(tar: Path, cli: bool = False) -> dict[str, Any]:
+    """The current verifier (``opentse verify`` with ``cli``, else the library it
+    runs, one process less) over one export; its single serial's counters."""
+    report = run_json(CURRENT, "verify", str(tar)) if cli else verify_exports([tar]).to_json()
+    assert report["ok"], report["findings"]
+    ((serial,),) = [report["serial_numbers"].keys()]
+    chain: dict[str, Any] = report["serial_numbers"][serial]
+    assert chain["missing_ranges"] == [] and chain["duplicates"] == []
+    assert chain["first_counter"] == 1 and chain["count"] == chain["last_counter"]
+    return chain
+
+
+def test_fixtures_present() -> None:
+    """Every version make_fixtures.py lists has its fixture (a lost file would
+    silently shrink the upgrade tests)."""
+    from make_fixtures import POSTGRES, VERSIONS
+
+    names = {p.name for p in FIXTURES.glob("*.tar.gz")}
+    assert names == {f"{c}-sqlite.tar.gz" for c in VERSIONS} | {
+        f"{c}-postgresql.tar.gz" for c in POSTGRES
+    }
+
+
+@pytest.mark.parametrize("archive", SQLITE, ids=[p.name.split("-")[0] for p in SQLITE])
+def test_sqlite_installation_upgrades(archive: Path, tmp_path: Path) -> None:
+    facts = unpack(archive, tmp_path)
+    data = tmp_path / "data"
+    old_versions = versions_in(data / "opentse.db")
+    assert max(old_versions) < LATEST  # the fixture is older than this code
+
+    # 1. the schema: migrate applies exactly the missing versions, then nothing
+    out = run_json(CURRENT, "migrate", "--data", str(data))
+    assert out == {
+        "dialect": "sqlite",
+        "applied": [v for v in range(1, LATEST + 1) if v not in old_versions],
+        "current": LATEST,
+    }
+    assert run_migrations(data, None)[1] == []  # a second run: nothing left
+
+    # 2. the TSEs as they were
+    listed = {t["id"]: t for t in run_json(CURRENT, "tse", "list", "--data", str(data))}
+    demo, api = facts["demo"], facts["api"]
+    assert listed[demo["tse_id"]]["signature_counter"] >= demo["signature_counter"]
+    assert listed[api["tss_id"]]["signature_counter"] == api["signature_counter"]
+    assert listed[api["tss_id"]]["state"] == "INITIALIZED"
+
+    # 3. the service: same key, old export unchanged, counters go on
+    check_service(facts, data, tmp_path)
+
+    # 4. the embedded demo TSE signs on; its whole export is one gapless chain
+    before = listed[demo["tse_id"]]["signature_counter"]
+    again = run_json(CURRENT, "demo", "--data", str(data), "--transactions", "1",
+                     "--export", str(tmp_path / "demo-after.tar"))  # fmt: skip
+    assert again["created"] is False and again["tse_id"] == demo["tse_id"]
+    assert again["receipts"][0]["signature_counter"] > before
+    chain = verify_chain(tmp_path / "demo-after.tar")
+    assert chain["last_counter"] > before
+    assert hashlib.sha256((tmp_path / "demo.tar").read_bytes()).hexdigest() == demo["export_sha256"]
+    verify_chain(tmp_path / "demo.tar")  # the old version's export, current verifier
+
+    # 5. the register's books: a sale, a closing carrying the old closing's cash,
+    # and a DSFinV-K export of both closings that checks
+    pos = ["--data", str(data), "--tss", demo["tse_id"], "--client", demo["client_id"]]
+    run_json(CURRENT, "pos", "sell", *pos, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
+    closing = run_json(CURRENT, "pos", "close", *pos, "--counted-cash", "6.80", *up.COMPANY)
+    assert closing["z_nr"] == 2 and closing["difference"] == "0.00", closing
+    out_zip = tmp_path / "dsfinvk.zip"
+    exported = run_json(CURRENT, "dsfinvk", "export", "--data", str(data),
+                        "--register", demo["client_id"], str(out_zip))  # fmt: skip
+    assert exported["closings"] == [1, 2] and exported["receipts"] == 2
+    errors = [f for f in check_export(out_zip) if f.severity == "error"]
+    assert errors == []
+
+
+def check_service(
+    facts: dict[str, Any], data: Path, root: Path, database: str | None = None
+) -> None:
+    api = facts["api"]
+    tss = api["tss_id"]
+    with (
+        up.serving(CURRENT, data, database) as (base, _proc),
+        contextlib.closing(up.api_client(base, facts["key"])) as c,
+    ):
+        body = up.ok(c.get(f"/tss/{tss}"))
+        assert int(body["signature_counter"]) == api["signature_counter"]
+        assert int(body["transaction_counter"]) == api["transaction_counter"]
+        old = c.get(f"/tss/{tss}/export/{api['export_id']}/file")
+        assert old.status_code == 200, old.text
+        assert hashlib.sha256(old.content).hexdigest() == api["export_sha256"]
+        assert (
+            up.ok(c.get(f"/tss/{tss}/tx/{api['last_tx']['number']}"))["_id"] == api["last_tx"]["id"]
+        )
+        up.ok(c.post(f"/tss/{tss}/admin/auth", json={"admin_pin": api["admin_pin"]}))
+        start, finish = up.sign_receipt(c, tss, api["client_id"], "2.00")
+        assert start["number"] == finish["number"] == api["transaction_counter"] + 1
+        assert int(finish["signature"]["counter"]) > api["signature_counter"]
+        up.download_export(c, tss, root / "api-after.tar")
+        counter = int(up.ok(c.get(f"/tss/{tss}"))["signature_counter"])
+        login = up.dashboard_login(base, facts["key"])
+        assert login.status_code == 303, login.text
+        assert re.search(r"/dashboard/tss\b", login.headers["location"]), login.headers
+    chain = verify_chain(root / "api-after.tar", cli=True)
+    # every log before and after the upgrade, none twice: the export's own log is
+    # signed after the archive is written, so it is the one counter not in it
+    assert chain["last_counter"] == counter - 1
+    verify_chain(root / "api-export.tar")  # the old version's own export
+
+
+POSTGRES = sorted(FIXTURES.glob("*-postgresql.tar.gz"))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("archive", POSTGRES, ids=[p.name.split("-")[0] for p in POSTGRES])
+def test_postgresql_installation_upgrades(archive: Path, tmp_path: Path, pg_server: str) -> None:
+    """The old version's tables restored from its pg_dump into a schema of this
+    test (the fixture's schema name replaced), then migrate and the service checks."""
+    import psycopg
+    from make_fixtures import SCHEMA
+
+    from opentse.storage.pg_testing import with_search_path
+
+    if shutil.which("psql") is None:
+        pytest.skip("psql (PostgreSQL client) not installed: the fixture is a pg_dump")
+    facts = unpack(archive, tmp_path)
+    schema = "opentse_upgrade_" + secrets.token_hex(6)
+    dump = (tmp_path / "dump.sql").read_text().replace(SCHEMA, schema)
+    (tmp_path / "restore.sql").write_text(dump)
+    try:
+        subprocess.run(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(tmp_path / "restore.sql"), pg_server],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        url = with_search_path(pg_server, schema)
+        with psycopg.connect(url, autocommit=True) as pg:
+            old_versions = migrations.applied_versions(pg)
+        wanted = [m.version for m in migrations.load("postgresql")]
+        out = run_json(CURRENT, "migrate", "--database", url)
+        assert out == {
+            "dialect": "postgresql",
+            "applied": [v for v in wanted if v not in old_versions],
+            "current": max(wanted),
+        }
+        assert out["applied"], "the fixture is as new as this code"
+        check_service(facts, tmp_path / "data", tmp_path, database=url)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as pg:
+            pg.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
