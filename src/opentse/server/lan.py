@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import socket
 import ssl
 import time
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from opentse.crypto.private_file import write_private_file
 from opentse.crypto.tlspin import PinMismatch, fingerprint_hex, pinned_context
 from opentse.errors import ProtocolError
 from opentse.server.auth import create_api_key, derive_key
@@ -71,10 +71,8 @@ def _write_key(path: Path, key: Any, password: str | None) -> None:
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # the mode above applies to a new file only
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key_bytes)
+    # a new file renamed over the old (PEM is ASCII): never written through a link
+    write_private_file(path, key_bytes.decode("ascii"))
 
 
 def ensure_certificate(
@@ -183,10 +181,9 @@ def write_session_file(
         "",
     ]
     path = data_dir / SESSION_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # also when the file existed (e.g. restored 0644 from a backup)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines))
+    # atomic, 0600 also when the old file was 0644 (restored from a backup), and never
+    # through a link or half-written
+    write_private_file(path, "\n".join(lines))
     return path
 
 
