@@ -178,23 +178,26 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def relayed_node(pg_url: str, tmp_path: Path) -> Iterator[RelayedNode]:
+def relayed_node(
+    pg_url: str, tmp_path: Path, env: dict[str, str] | None = None
+) -> Iterator[RelayedNode]:
     """Start a relay to ``pg_url`` and a node on it (pool of 3, log in
-    ``tmp_path/node.log``), serving; afterwards the node is stopped (terminate, then
-    kill) unless the test stopped it, and the relay resumed and cut."""
+    ``tmp_path/node.log``, ``env``: more environment, e.g. the server's intervals),
+    serving; afterwards the node is stopped (terminate, then kill) unless the test
+    stopped it, and the relay resumed and cut."""
     parts = urlsplit(pg_url)
     relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
     relay.start()
     userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
     url = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{relay.port}"))
     port = _free_port()
-    env = {**os.environ, "OPENTSE_DATABASE": url, "OPENTSE_PG_POOL_MAX": "3"}
-    env.pop("OPENTSE_SECRET_FILE", None)
+    node_env = {**os.environ, "OPENTSE_DATABASE": url, "OPENTSE_PG_POOL_MAX": "3", **(env or {})}
+    node_env.pop("OPENTSE_SECRET_FILE", None)
     data, log_path = tmp_path / "data", tmp_path / "node.log"
     with open(log_path, "wb") as log:
         node = subprocess.Popen(
             [sys.executable, "-c", CLI, "serve", "--data", str(data), "--port", str(port)],
-            env=env, stdout=log, stderr=log,
+            env=node_env, stdout=log, stderr=log,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

@@ -6,7 +6,8 @@ check for the connection pool's 30-second wait, and say 200 again once the
 database is back. API requests meanwhile get 503 with ``Retry-After`` (the
 database, not a bug: a balancer or client may retry, at another node), not 500
 E_INTERNAL. A real ``opentse serve`` process reaches PostgreSQL through a TCP relay
-of this test, which is cut and restored.
+of this test, which is cut and restored. The node re-reads API keys every second and
+beats every half second (OPENTSE_KEY_RECHECK_SECONDS, OPENTSE_EXPORT_RENEW_SECONDS).
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ import httpx
 import pytest
 from multinode_support import relayed_node, setup_tss
 
-from opentse.server.auth import KEY_RECHECK_SECONDS
-
+KEY_RECHECK_SECONDS = 1
+INTERVALS = {
+    "OPENTSE_KEY_RECHECK_SECONDS": str(KEY_RECHECK_SECONDS),
+    "OPENTSE_EXPORT_RENEW_SECONDS": "0.5",
+    "OPENTSE_EXPORT_LEASE_SECONDS": "5",
+}
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
 
@@ -59,7 +64,7 @@ def _setup(base: str, key: dict[str, Any]) -> dict[str, Any]:
 def test_health_is_503_within_seconds_while_the_database_is_away(
     pg_url: str, tmp_path: Path
 ) -> None:
-    with relayed_node(pg_url, tmp_path) as n:
+    with relayed_node(pg_url, tmp_path, INTERVALS) as n:
         relay, base = n.relay, n.base
         key = _setup(base, n.create_key())
         # the token's API key is due for its check against the store (which ran on

@@ -4,8 +4,9 @@ There was no way to see an installation's keys or to take one leaked key out of
 service (``tse move`` rotates all of an organization's keys). ``list`` shows key,
 organization, env, creation and state, never a secret or its hash. ``disable``
 refuses the key's logins at once (401 with fiskaly's body) and the tokens it issued
-within KEY_RECHECK_SECONDS on every node: real ``opentse serve`` processes, one on
-SQLite, two on one PostgreSQL database.
+within the key recheck interval on every node: real ``opentse serve`` processes, one
+on SQLite, two on one PostgreSQL database, which re-read a key's state every second
+(OPENTSE_KEY_RECHECK_SECONDS; the default 5 made each run wait seconds longer).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opentse.server.auth import KEY_RECHECK_SECONDS
 from opentse.testing.serving import serve_process
 
 OPENTSE = str(Path(sys.executable).parent / "opentse")
+KEY_RECHECK_SECONDS = 1  # the nodes' (and apikey disable's) OPENTSE_KEY_RECHECK_SECONDS
 
 
 def _cli(data: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
@@ -48,6 +49,7 @@ def nodes(
 ) -> Iterator[tuple[Path, list[str]]]:
     """The data folder and the origins of its serving nodes (PostgreSQL: two)."""
     data = tmp_path / "data"
+    monkeypatch.setenv("OPENTSE_KEY_RECHECK_SECONDS", str(KEY_RECHECK_SECONDS))
     count = 1
     if request.param == "postgresql":
         monkeypatch.setenv("OPENTSE_DATABASE", request.getfixturevalue("pg_url"))

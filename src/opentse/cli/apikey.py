@@ -2,9 +2,9 @@
 
 ``create`` shows a new key's secret once; ``list`` never shows a secret; ``disable``
 refuses one key's logins at once and the tokens it issued within
-``server.auth.KEY_RECHECK_SECONDS`` on every node (each node re-reads a key's state
-that often), without touching the organization's other keys (``tse move`` rotates
-them all).
+``server.auth.KEY_RECHECK_SECONDS`` (``OPENTSE_KEY_RECHECK_SECONDS``) on every node
+(each node re-reads a key's state that often), without touching the organization's
+other keys (``tse move`` rotates them all).
 """
 
 from __future__ import annotations
@@ -126,10 +126,13 @@ def disable_command(
     ),
 ) -> None:
     """Disable one API key: its logins are refused at once, the tokens it issued within
-    5 seconds on every server node. The organization's other keys keep working. A key
-    the installation does not have: E_API_KEY_NOT_FOUND (exit 1)."""
-    from opentse.server.auth import KEY_RECHECK_SECONDS
+    5 seconds (OPENTSE_KEY_RECHECK_SECONDS of the nodes) on every server node. The
+    organization's other keys keep working. A key the installation does not have:
+    E_API_KEY_NOT_FOUND (exit 1)."""
+    from opentse.server.intervals import from_environment
 
+    with cli_errors():  # the nodes' setting, if this machine's environment has it
+        within = from_environment().key_recheck
     with _service_store(data, database) as store, cli_errors():
         if not store.disable_api_key(api_key):
             raise NotFoundError("no such API key", code="E_API_KEY_NOT_FOUND")
@@ -140,14 +143,14 @@ def disable_command(
         "organization": key.organization,
         "env": key.env,
         "disabled": True,
-        "tokens_stop_within_seconds": KEY_RECHECK_SECONDS,
+        "tokens_stop_within_seconds": within,
     }
     if as_json:
         typer.echo(json.dumps(result))
     else:
         typer.echo(
             f"API key {api_key} disabled: its logins are refused now, the tokens it issued"
-            f" stop working within {KEY_RECHECK_SECONDS} s on every server node"
+            f" stop working within {within} s on every server node"
         )
 
 

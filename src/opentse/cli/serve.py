@@ -122,9 +122,19 @@ def serve_command(
     use_tls = lan if tls is None else tls
     # a missing secret, a database of another installation, a folder it may not write:
     # one line
+    from opentse.server.intervals import from_environment
+
     with data_folder_errors(data):
+        intervals = from_environment()  # before anything is opened: a bad one is a line
         inst = Installation.open(data, database_url=database)
-    config = ServerConfig(data_dir=data, env=env, auth_failures_per_address=auth_failures)
+    config = ServerConfig(
+        data_dir=data,
+        env=env,
+        auth_failures_per_address=auth_failures,
+        key_recheck=intervals.key_recheck,
+        export_renew=intervals.export_renew,
+        export_lease=intervals.export_lease,
+    )
     app = create_app(inst, config)
     ssl: dict[str, str] = {}
     scheme = "http"

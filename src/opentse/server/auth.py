@@ -29,7 +29,7 @@ ISSUER = "opentse"
 TOKEN_CACHE_SIZE = 4096  # verified access tokens kept (one per POS session is typical)
 # A disabled API key (rotated when a TSE moves host) must stop working for tokens it
 # already issued too, not only at the next login: its state is re-read at most this
-# many seconds apart per key (on every node).
+# many seconds apart per key (on every node; OPENTSE_KEY_RECHECK_SECONDS, intervals.py).
 KEY_RECHECK_SECONDS = 5
 
 
@@ -69,8 +69,10 @@ class TokenService:
         *,
         access_ttl: int = 86400,
         refresh_ttl: int = 172800,
+        key_recheck: int = KEY_RECHECK_SECONDS,
     ) -> None:
         self._store = store
+        self.key_recheck = key_recheck  # seconds between re-reads of a key's state
         self._key = derive_key(secret, "opentse/server/jwt/v1")
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
@@ -143,11 +145,11 @@ class TokenService:
 
     def _key_due(self, api_key: str, now: int) -> bool:
         checked = self._key_checked.get(api_key)
-        return checked is None or now - checked >= KEY_RECHECK_SECONDS
+        return checked is None or now - checked >= self.key_recheck
 
     def check_key(self, principal: Principal, now: int) -> None:
         """401 once the key that issued the token is disabled or gone (a read of the
-        store, needed at most every KEY_RECHECK_SECONDS per key, so the hot path stays
+        store, needed at most every ``key_recheck`` seconds per key, so the hot path stays
         a dict lookup). A store that fails raises its error (503 at the API)."""
         key = self._store.get_api_key(principal.api_key)
         if key is None or key.disabled:

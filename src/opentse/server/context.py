@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from opentse.engine.ports import AsyncLockedStore, Clock
 from opentse.errors import OpenTSEError
-from opentse.server.auth import Principal, TokenService, derive_key
+from opentse.server.auth import KEY_RECHECK_SECONDS, Principal, TokenService, derive_key
 from opentse.server.auth_limit import FailureLimiter, Limits
 from opentse.server.problems import ApiError, StorageFailureLog, from_opentse_error
 from opentse.server.qrtext import QRText
@@ -55,6 +55,9 @@ class ServerConfig:
     # export over only after it ran out (routes_export.ExportManager)
     export_lease: float = 30.0
     export_renew: float = 5.0
+    # seconds between re-reads of an API key's state (a disabled key's tokens stop
+    # within them; auth.KEY_RECHECK_SECONDS; OPENTSE_KEY_RECHECK_SECONDS for serve)
+    key_recheck: int = KEY_RECHECK_SECONDS
     # threads running blocking handlers: each waits on the engine's group commit, so
     # enough of them lets every concurrent request join the same commit (anyio's
     # default limiter of 40 would hold the rest back for a whole commit round)
@@ -92,6 +95,7 @@ class ServerContext:
             installation.secret,
             access_ttl=config.access_ttl,
             refresh_ttl=config.refresh_ttl,
+            key_recheck=config.key_recheck,
         )
         self.auth_limiter = FailureLimiter(
             Limits(
