@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import re
 import secrets
@@ -201,3 +202,76 @@ def test_postgresql_installation_upgrades(archive: Path, tmp_path: Path, pg_serv
     finally:
         with psycopg.connect(pg_server, autocommit=True) as pg:
             pg.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+ROLLBACK = "5f0adb6"  # an old version with a fixture; its code comes from git history
+
+
+def old_tree(commit: str, into: Path) -> Path:
+    """``commit``'s source tree from this repository's history (git archive), or skip:
+    a shallow clone or a source tarball has no history."""
+    repo = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None:
+        pytest.skip("git not installed: the rollback test runs the old version's code")
+    found = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
+    )
+    if found.returncode != 0:
+        pytest.skip(f"commit {commit} not in this clone (shallow?): fetch the full history")
+    tree = into / f"old-{commit}"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", commit], check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def sign_once(command: list[str], facts: dict[str, Any], data: Path) -> dict[str, Any]:
+    """One receipt on the fixture's TSS through ``command``'s ``opentse serve``."""
+    api = facts["api"]
+    with (
+        up.serving(command, data) as (base, _proc),
+        contextlib.closing(up.api_client(base, facts["key"])) as c,
+    ):
+        up.ok(c.post(f"/tss/{api['tss_id']}/admin/auth", json={"admin_pin": api["admin_pin"]}))
+        _start, finish = up.sign_receipt(c, api["tss_id"], api["client_id"], "3.00")
+        up.ok(c.post(f"/tss/{api['tss_id']}/admin/logout"))
+    return finish
+
+
+def test_rollback_paths_of_docs_upgrading(tmp_path: Path) -> None:
+    """docs/upgrading.md's two ways back. Nothing signed yet: the copy of the data
+    folder taken before is put back (the old schema again). Signed already: the old
+    version runs on the migrated database (migrations only add), its receipts go on
+    from the new version's counters, and the new version after it again; one
+    export of the whole TSS verifies as one gapless chain."""
+    facts = unpack(FIXTURES / f"{ROLLBACK}-sqlite.tar.gz", tmp_path)
+    data = tmp_path / "data"
+    old_versions = versions_in(data / "opentse.db")
+    backup = tmp_path / "data.before-upgrade"
+    subprocess.run(["cp", "-a", str(data), str(backup)], check=True)
+    run_json(CURRENT, "migrate", "--data", str(data))
+    assert versions_in(data / "opentse.db") == set(range(1, LATEST + 1))
+    shutil.rmtree(data)
+    subprocess.run(["mv", str(backup), str(data)], check=True)
+    assert versions_in(data / "opentse.db") == old_versions  # as before the upgrade
+
+    old = up.old_command(old_tree(ROLLBACK, tmp_path))
+    run_json(CURRENT, "migrate", "--data", str(data))
+    numbers = []
+    for command in (CURRENT, old, CURRENT):
+        finish = sign_once(command, facts, data)
+        numbers.append((finish["number"], int(finish["signature"]["counter"])))
+    first = facts["api"]["transaction_counter"] + 1
+    assert [n for n, _ in numbers] == [first, first + 1, first + 2]
+    assert [c for _, c in numbers] == sorted({c for _, c in numbers})
+    assert versions_in(data / "opentse.db") == set(range(1, LATEST + 1))
+    with (
+        up.serving(CURRENT, data) as (base, _proc),
+        contextlib.closing(up.api_client(base, facts["key"])) as c,
+    ):
+        up.download_export(c, facts["api"]["tss_id"], tmp_path / "all.tar")
+    chain = verify_chain(tmp_path / "all.tar")
+    assert chain["last_counter"] >= numbers[-1][1]
