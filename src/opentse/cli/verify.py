@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -24,7 +26,7 @@ from opentse.errors import OpenTSEError
 from opentse.formats.qr import QRPayload
 from opentse.verify.archive import LoadedExport, load_exports
 from opentse.verify.certificates import chain_words, load_trust_roots
-from opentse.verify.findings import Severity, span_text
+from opentse.verify.findings import Finding, Severity, span_text
 from opentse.verify.html import write_html
 from opentse.verify.qrimage import read_qr_texts, receipt_texts
 from opentse.verify.receipt import ReceiptResult, verify_receipt
@@ -271,6 +273,45 @@ def _print_receipt(console: Console, result: ReceiptResult) -> None:
     )
 
 
+Matcher = Callable[[QRPayload], list[Finding]]
+
+
+def _receipt_matchers(
+    err: Console, as_json: bool, tars: list[Path], dsfinvk: Path | None
+) -> list[Matcher]:
+    """Read the exports once (exit 2 when one cannot be read) and return what
+    compares a receipt with each."""
+    from opentse.cli.dsfinvk import UNREADABLE
+    from opentse.formats.dsfinvk.check import check_export_bons
+    from opentse.verify.crosscheck_read import read_tar_transactions
+    from opentse.verify.receipt_match import against_dsfinvk, against_tse_export
+
+    matchers: list[Matcher] = []
+    if tars:
+        try:
+            transactions = read_tar_transactions(tars)
+        except (OSError, OpenTSEError) as exc:
+            code = getattr(exc, "code", "E_EXPORT_UNREADABLE")
+            _unverifiable(err, as_json, code, getattr(exc, "message", str(exc)))
+        label = " + ".join(str(t) for t in tars)
+        matchers.append(lambda p: against_tse_export(p, transactions, label))
+    if dsfinvk is not None:
+        findings, _summary, bons = check_export_bons(dsfinvk)
+        unreadable = [f for f in findings if f.code in UNREADABLE]
+        if unreadable:
+            _unverifiable(err, as_json, unreadable[0].code, str(unreadable[0]))
+        matchers.append(lambda p: against_dsfinvk(p, bons, str(dsfinvk)))
+    return matchers
+
+
+def _matched(result: ReceiptResult, matchers: list[Matcher]) -> ReceiptResult:
+    if result.payload is None or not matchers:
+        return result
+    payload = result.payload
+    extra = [f for match in matchers for f in match(payload)]
+    return replace(result, findings=(*result.findings, *extra))
+
+
 def verify_receipt_command(
     payload: Annotated[
         str | None,
@@ -284,16 +325,38 @@ def verify_receipt_command(
             "picture are each verified (--json then prints a list).",
         ),
     ] = None,
+    tse_exports: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tse-export",
+            help="The TSE's TAR export (any vendor; repeat for incremental exports): the "
+            "receipt's transaction must be in it with the same client, signature, "
+            "counter, time and processData.",
+        ),
+    ] = None,
+    dsfinvk: Annotated[
+        Path | None,
+        typer.Option(
+            "--dsfinvk",
+            help="The register's DSFinV-K export (ZIP or folder): a Bon must have the "
+            "receipt's TSE transaction, signature and counter, and its rows (amounts, "
+            "payments, Bon type) must give the receipt's processData.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Verify a receipt from its QR code: rebuild the signed Finish log, check the
-    signature with the embedded public key, show the fields in words.
+    signature with the embedded public key, show the fields in words. With
+    --tse-export and --dsfinvk, also find it in the shop's exports (Kassen-Nachschau).
 
-    Exit status: 0 verified, 1 not verified (or not a receipt QR code), 2 no input
-    (no QR text and no --image, or no QR code in the image)."""
+    Exit status: 0 verified, 1 not verified (or not a receipt QR code; with
+    --tse-export or --dsfinvk also: not found there, or different), 2 no input (no QR
+    text and no --image, or no QR code in the image) or an export that cannot be
+    read."""
     err = Console(stderr=True)
     if (payload is None) == (image is None):
         _unverifiable(err, as_json, "E_RECEIPT_INPUT", "give either the QR text or --image")
+    matchers = _receipt_matchers(err, as_json, tse_exports or [], dsfinvk)
     texts = [payload] if payload is not None else []
     if image is not None:
         try:
@@ -301,7 +364,7 @@ def verify_receipt_command(
         except OpenTSEError as exc:
             _unverifiable(err, as_json, exc.code, exc.message)
         texts = receipt_texts(found)  # every receipt in the picture
-    results = [verify_receipt(text) for text in texts]
+    results = [_matched(verify_receipt(text), matchers) for text in texts]
     if as_json:
         bodies = [_receipt_json(r) for r in results]
         body: object = bodies[0] if len(bodies) == 1 else bodies

@@ -99,6 +99,22 @@ class Finding:
         return f"{self.severity} {self.code} {where}: {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class BonSigned:
+    """A Bon with a TSE signature, as the check read it: what an auditor compares a
+    paper receipt's QR code with (``opentse verify-receipt --dsfinvk``)."""
+
+    label: str  # Bon 7 (BON_ID ..., register ..., Z_NR ...)
+    serial: str  # hex SHA-256 of tse.csv's TSE_PUBLIC_KEY
+    number: str  # TSE_TANR as written
+    signature: str  # TSE_TA_SIG (base64) as written
+    counter: str  # TSE_TA_SIGZ as written
+    process_type: str
+    process_data: str  # rebuilt from the Bon's rows (else TSE_VORGANGSDATEN)
+    verified: bool  # TSE_TA_SIG verifies over the Finish log rebuilt from the rows
+    bon_type: str  # BON_TYP
+
+
 class _Source:
     """The files of an export: a folder or a ZIP."""
 
@@ -166,9 +182,18 @@ def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any
     """The findings and what was checked: registers, closings (Z_NR, business day),
     Bons, Bons with TSE data and TSE signatures verified (an auditor's "ok" needs to
     say of what). The summary is empty when the export cannot be read."""
+    findings, summary, _bons = check_export_bons(path)
+    return findings, summary
+
+
+def check_export_bons(
+    path: Path | str,
+) -> tuple[list[Finding], dict[str, Any], list[BonSigned]]:
+    """:func:`check_export_summary` and every Bon with a TSE signature (its
+    processData rebuilt from the rows, whether the signature verified)."""
     path = Path(path)
     if not path.exists():
-        return [Finding("E_EXPORT_MISSING", str(path), "no such file or folder")], {}
+        return [Finding("E_EXPORT_MISSING", str(path), "no such file or folder")], {}, []
     try:
         source = _Source(path)
     except ZIP_ERRORS:
@@ -179,14 +204,14 @@ def check_export_summary(path: Path | str) -> tuple[list[Finding], dict[str, Any
                 "`opentse verify`, or give it here as --tse-export)"
             )
         message = what or "neither a folder nor a ZIP file"
-        return [Finding("E_EXPORT_ZIP", str(path), message)], {}
+        return [Finding("E_EXPORT_ZIP", str(path), message)], {}, []
     try:
         checker = _Checker(source)
         try:
             checker.run()
         except FormatError as exc:  # a file of the ZIP cannot be read at all
             checker.add(exc.code, str(path), exc.message)
-        return checker.findings, checker.summary()
+        return checker.findings, checker.summary(), checker.bons
     finally:
         source.close()
 
@@ -330,6 +355,7 @@ class _Checker:
         self.tables: dict[str, Table] = {}
         self._bon_numbers: dict[tuple[str, ...], str] | None = None
         self.signatures_verified = 0
+        self.bons: list[BonSigned] = []
 
     def add(
         self,
@@ -1050,6 +1076,19 @@ class _Checker:
                 clients.append(terminal)
             clients.append(registers.get(_closing(row), ""))
             error = self._verify(tse, row, process_data, clients)
+            self.bons.append(
+                BonSigned(
+                    self.bon(row),
+                    hashlib.sha256(tse[0]).hexdigest(),
+                    row["TSE_TANR"],
+                    row["TSE_TA_SIG"],
+                    row["TSE_TA_SIGZ"],
+                    process_type,
+                    process_data,
+                    error is None,
+                    receipt["BON_TYP"],
+                )
+            )
             if error is None:
                 self.signatures_verified += 1
             else:

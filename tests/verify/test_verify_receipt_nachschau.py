@@ -1,0 +1,146 @@
+"""A Kassen-Nachschau: two registers share one TSE; a sale, a cancellation and a
+training receipt, both registers closed, the TSE's TAR and one register's DSFinV-K
+export on the stick. Each paper receipt (its QR code, read from the PNG the
+register printed) is checked against the TAR (the right transaction, same
+signature) and the DSFinV-K Bon (same TSE data, amounts from its rows); a receipt
+that is in neither, or whose amount was changed, is named with what differs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import segno
+from typer.testing import CliRunner
+
+from opentse.cli.main import build_app
+from opentse.formats.qr import parse_qr_payload
+from opentse.installation import Installation
+from opentse.testing import ready_tse
+
+APP = build_app()
+A, B = "KASSE-A", "KASSE-B"
+COMPANY = ["--company", "C", "--street", "S", "--postal-code", "1", "--city", "X"]
+COMPANY += ["--tax-number", "123"]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(APP, list(args))
+    return result.exit_code, result.stdout
+
+
+class Shop:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.qr: dict[str, Path] = {}
+        self.text: dict[str, str] = {}
+
+    def pos(self, name: str, command: str, client: str, *args: str) -> None:
+        png = self.root / f"{name}.png"
+        base = ["--data", str(self.data), "--tss", "t", "--client", client]
+        qr = ["--qr", str(png)] if command == "sell" else []  # storno prints none
+        code, out = run("pos", command, *base, *args, "--json", *qr)
+        assert code == 0, out
+        self.text[name] = json.loads(out)["qr_code_data"]
+        if not qr:  # the printed receipt's QR code, as a photo of it would give it
+            segno.make(self.text[name], error="m").save(png, scale=4)
+        self.qr[name] = png
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
+    shop = Shop(tmp_path_factory.mktemp("nachschau"))
+    with Installation.open(shop.data) as inst:
+        ready_tse(inst.service, "t", client_id=A)
+        inst.service.register_client("t", B)
+        inst.service.logout("t")
+    shop.pos("sale", "sell", A, "--line", "Kaffee:2:2.50:1", "--pay", "bar:5.00")
+    shop.pos("other", "sell", B, "--line", "Kuchen:1:3.20:2", "--pay", "bar:3.20")
+    shop.pos("storno", "storno", A, "1")
+    shop.pos("training", "sell", A, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80",
+             "--type", "training")  # fmt: skip
+    for client in (A, B):
+        base = ["--data", str(shop.data), "--tss", "t", "--client", client]
+        code, out = run("pos", "close", *base, "--counted-cash", "0.00", *COMPANY)
+        assert code == 0, out
+    code, out = run("export", str(shop.root / "tse.tar"), "--tss", "t", "--data", str(shop.data))
+    assert code == 0, out
+    code, out = run("dsfinvk", "export", "--register", A, "--data", str(shop.data),
+                    str(shop.root / "a.zip"))  # fmt: skip
+    assert code == 0, out
+    return shop
+
+
+def _exports(shop: Shop) -> list[str]:
+    return ["--tse-export", str(shop.root / "tse.tar"), "--dsfinvk", str(shop.root / "a.zip")]
+
+
+@pytest.mark.parametrize("name", ["sale", "storno", "training"])
+def test_each_paper_receipt_is_found_in_both_exports(shop: Shop, name: str) -> None:
+    code, out = run("verify-receipt", "--image", str(shop.qr[name]), *_exports(shop), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["ok"] is True
+    codes = [f["code"] for f in report["findings"]]
+    assert codes == ["I_RECEIPT_OK", "I_RECEIPT_IN_TSE_EXPORT", "I_RECEIPT_IN_DSFINVK"], out
+    bon = report["findings"][2]["message"]
+    number = report["fields"]["transactionNumber"]
+    assert f"transaction {number} of TSE" in bon and "register KASSE-A" in bon
+    kind = {"sale": "Beleg", "storno": "AVBelegstorno", "training": "AVTraining"}[name]
+    assert f"({kind})" in bon
+    code, out = run("verify-receipt", "--image", str(shop.qr[name]), *_exports(shop))
+    assert code == 0 and "I_RECEIPT_IN_DSFINVK" in out and "VERIFIED" in out, out
+
+
+def test_another_registers_receipt_is_in_the_tar_but_not_this_export(shop: Shop) -> None:
+    code, out = run("verify-receipt", shop.text["other"], *_exports(shop), "--json")
+    assert code == 1, out
+    findings = {f["code"]: f for f in json.loads(out)["findings"]}
+    assert set(findings) == {"I_RECEIPT_OK", "I_RECEIPT_IN_TSE_EXPORT", "E_RECEIPT_NOT_IN_DSFINVK"}
+    assert "a.zip" in findings["E_RECEIPT_NOT_IN_DSFINVK"]["message"]
+
+
+def test_a_receipt_with_a_changed_amount_is_named_in_both(shop: Shop) -> None:
+    """The shop prints a receipt of 4.00 for a sale the TSE signed as 5.00: the QR
+    check alone says the signature fails; the exports say where it differs."""
+    payload = parse_qr_payload(shop.text["sale"])
+    forged = replace(payload, process_data=payload.process_data.replace("5.00", "4.00"))
+    code, out = run("verify-receipt", forged.to_text(), *_exports(shop), "--json")
+    assert code == 1, out
+    findings = {f["code"]: f for f in json.loads(out)["findings"]}
+    assert "E_RECEIPT_SIGNATURE" in findings
+    tar = findings["E_RECEIPT_TSE_EXPORT_DIFFERS"]
+    assert tar["fields"] == ["processData"] and "tse.tar" in tar["message"]
+    bon = findings["E_RECEIPT_DSFINVK_DIFFERS"]
+    assert "4.00" in bon["message"] and "5.00" in bon["message"]
+
+
+def test_a_receipt_of_another_tse_is_not_in_the_tar(shop: Shop, tmp_path: Path) -> None:
+    data = tmp_path / "other"
+    with Installation.open(data) as inst:
+        ready_tse(inst.service, "o", client_id=A, logout=True)
+    code, out = run("pos", "sell", "--data", str(data), "--tss", "o", "--client", A,
+                    "--line", "Tee:1:1.80:1", "--pay", "bar:1.80", "--json")  # fmt: skip
+    assert code == 0, out
+    text = json.loads(out)["qr_code_data"]
+    code, out = run("verify-receipt", text, "--tse-export", str(shop.root / "tse.tar"), "--json")
+    assert code == 1, out
+    (ok, other) = json.loads(out)["findings"]
+    assert ok["code"] == "I_RECEIPT_OK"
+    assert other["code"] == "E_RECEIPT_TSE_NOT_IN_EXPORT" and "another TSE" in other["message"]
+
+
+def test_an_unreadable_tse_export_is_exit_2(shop: Shop, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar")
+    code, out = run("verify-receipt", shop.text["sale"], "--tse-export", str(bad), "--json")
+    assert code == 2, out
+    assert json.loads(out)["unreadable"]["code"] == "E_EXPORT_UNREADABLE"
+    code, out = run(
+        "verify-receipt", shop.text["sale"], "--dsfinvk", str(tmp_path / "none.zip"), "--json"
+    )
+    assert code == 2, out
+    assert json.loads(out)["unreadable"]["code"] == "E_EXPORT_MISSING"
