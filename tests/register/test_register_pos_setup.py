@@ -48,6 +48,12 @@ def _run(*args: str) -> Ran:
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 
+@pytest.fixture(autouse=True)
+def _in_a_folder_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A set-up keeps a new TSS's PUK in the current folder until it finishes."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     proc.wait(timeout=20)
@@ -334,8 +340,11 @@ def test_a_setup_that_stops_after_making_the_tss_still_shows_its_puk_and_pin(
     assert len(shown["admin_puk"]) >= 10 and len(shown["admin_pin"]) == 8
     assert f"--tss {shown['tss']}" in out.stderr
     assert shown["admin_puk"] not in out.stderr and shown["admin_pin"] not in out.stderr
+    kept = Path(shown["puk_file"])
+    assert kept.name == "PUK-setup-HALB-2.txt" and shown["admin_puk"] in kept.read_text()
     done = _run("pos", "setup", *where, "--serial", "HALB-2", "--tss", shown["tss"],
                 "--admin-pin", shown["admin_pin"], "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     finished = json.loads(done.stdout)
     assert finished["tss"] == shown["tss"] and finished["created_client"] is True
+    assert finished["admin_puk"] == shown["admin_puk"] and not kept.exists()

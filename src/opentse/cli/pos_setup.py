@@ -79,12 +79,21 @@ def setup_command(
         "--out",
         help="Write the till file (with the API secret, mode 0600) for 'pos ... --session'.",
     ),
+    puk_file: Path | None = typer.Option(
+        None,
+        "--puk-file",
+        help="Where the new TSS's admin PUK and PIN are kept (mode 0600) until the set-up "
+        "has finished and printed them, so that running the same command again finishes "
+        "a set-up that stopped; default: PUK-setup-<serial>.txt beside --out, else in the "
+        "current folder.",
+    ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the service."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create and initialize a TSS and register the till's client on a fiskaly SIGN DE
     v2 service (opentse serve, fiskaly), or add the client to an existing --tss. A till
     set up already is reported and nothing is changed."""
+    from opentse.register import setup_file
     from opentse.register.till_setup import SetupIncomplete, setup_till
 
     with cli_errors():
@@ -109,6 +118,10 @@ def setup_command(
         if not (0 < timeout < 86400):
             raise ProtocolError("--timeout must be above 0 seconds", code="E_REGISTER_CONFIG")
 
+        pending = puk_file or setup_file.default_path(
+            serial, Path.cwd() if out is None else out.absolute().parent
+        )
+
         def ask_pin() -> str:
             answer: str = typer.prompt("Admin PIN of the TSS", hide_input=True, err=True)
             return answer
@@ -125,6 +138,7 @@ def setup_command(
                 admin_pin=admin_pin,
                 ask_pin=ask_pin if sys.stdin.isatty() else None,
                 timeout=timeout,
+                pending_file=pending,
             )
         except SetupIncomplete as exc:  # the TSS exists: its PUK must not be lost
             _print_incomplete(exc, as_json)
@@ -141,18 +155,25 @@ def setup_command(
         if out is not None:
             write_till_file(out, till)
     _print(result, till, out, as_json)
+    if result.admin_puk is not None:  # shown: the file has done its job
+        setup_file.forget(pending, result.tss)
 
 
 def _print_incomplete(exc: Any, as_json: bool) -> None:
     """What a set-up that stopped after making a TSS must still show (stdout)."""
     if as_json:
         body = {"status": "incomplete", "tss": exc.tss, "error": exc.code}
-        echo_json({**body, "admin_puk": exc.admin_puk, "admin_pin": exc.admin_pin})
+        kept = None if exc.pending_file is None else str(exc.pending_file)
+        echo_json(
+            {**body, "admin_puk": exc.admin_puk, "admin_pin": exc.admin_pin, "puk_file": kept}
+        )
         return
     typer.echo(f"TSS {exc.tss}: created, the set-up did not finish.")
     typer.echo(f"Admin PUK: {exc.admin_puk}")
     if exc.admin_pin:
         typer.echo(f"Admin PIN: {exc.admin_pin}")
+    if exc.pending_file is not None:
+        typer.echo(f"Both are kept in {exc.pending_file} (mode 0600) until the set-up finishes.")
 
 
 def _print(result: Any, till: TillConnection, out: Path | None, as_json: bool) -> None:

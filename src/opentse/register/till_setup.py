@@ -8,7 +8,10 @@ INITIALIZED, create the client, admin logout. With an existing TSS only the clie
 added (admin login with its PIN). The register's serial number is the key: a till
 whose serial is registered already is reported and nothing is changed, so running
 the set-up twice is harmless. The client UUID is derived from TSS and serial, so a
-retry after a lost answer creates the same client, not a second one.
+retry after a lost answer creates the same client, not a second one. With a
+``pending_file`` the new TSS's PUK and PIN are written there before the TSS is
+deployed (:mod:`opentse.register.setup_file`), so a set-up stopped at any later step
+is finished by running it again.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +31,7 @@ import httpx
 from opentse.crypto.tlspin import PinMismatch, fingerprint_hex, pinned_context
 from opentse.engine.rules import check_client_id
 from opentse.errors import OpenTSEError, ProtocolError
+from opentse.register import setup_file
 from opentse.register.remote import api_root
 
 #: namespace of the client UUIDs derived from (TSS, serial number)
@@ -52,13 +57,27 @@ class SetupIncomplete(OpenTSEError):
     was refused): the PUK is in no other answer, so the caller shows it and the PIN
     (attributes only, never in the message) and the TSS is not lost."""
 
-    def __init__(self, cause: OpenTSEError, tss: str, puk: str, pin: str | None) -> None:
-        again = (
-            f"run again with --tss {tss} and its --admin-pin to finish"
-            if pin
-            else f"set its admin PIN with the PUK (PATCH /api/v2/tss/{tss}/admin), then "
-            f"run again with --tss {tss} and --admin-pin"
-        )
+    def __init__(
+        self,
+        cause: OpenTSEError,
+        tss: str,
+        puk: str,
+        pin: str | None,
+        pending_file: Path | None = None,
+    ) -> None:
+        if pending_file is not None:
+            again = (
+                f"they are kept in {pending_file} (mode 0600) until the set-up is done: run "
+                "the same command again to finish (with what was refused fixed), or run it "
+                f"with --tss {tss} and its --admin-pin"
+            )
+        elif pin:
+            again = f"run again with --tss {tss} and its --admin-pin to finish"
+        else:
+            again = (
+                f"set its admin PIN with the PUK (PATCH /api/v2/tss/{tss}/admin), then "
+                f"run again with --tss {tss} and --admin-pin"
+            )
         super().__init__(
             f"{cause.message}; TSS {tss} was created (its admin PUK"
             f"{' and PIN are' if pin else ' is'} printed above): {again}",
@@ -66,6 +85,7 @@ class SetupIncomplete(OpenTSEError):
             http_status=cause.http_status,
         )
         self.tss, self.admin_puk, self.admin_pin = tss, puk, pin
+        self.pending_file = pending_file
 
 
 def client_uuid_for(tss: str, serial_number: str) -> str:
@@ -209,12 +229,17 @@ def setup_till(
     admin_pin: str | None = None,
     ask_pin: Callable[[], str] | None = None,
     timeout: float = 10.0,
+    pending_file: Path | None = None,
 ) -> SetupResult:
     """Find the till's client by its serial number, or make what is missing.
 
     ``admin_pin``: for a new TSS the PIN to set (default: :func:`new_admin_pin`); for
     an existing TSS the PIN to log in with (E_SETUP_ADMIN_PIN when needed and absent
-    or wrong); ``ask_pin`` asks for it, only when an existing TSS needs it."""
+    or wrong); ``ask_pin`` asks for it, only when an existing TSS needs it.
+    ``pending_file``: where a new TSS's PUK and PIN are kept until the set-up is done;
+    a set-up that finds one (of this service and serial number) finishes that TSS and
+    returns its PUK and PIN again. The caller deletes it (:func:`setup_file.forget`)
+    once it has shown them."""
     try:
         check_client_id(serial_number)  # before anything is sent
     except ProtocolError as exc:
@@ -228,9 +253,37 @@ def setup_till(
         tss = _uuid(tss, "--tss")
     api = _Api(url, api_key, api_secret, fingerprint, timeout)
     try:
-        return _run(api, serial_number, tss, client, admin_pin, ask_pin)
+        pending = _pending(api.root, serial_number, tss, pending_file)
+        return _run(api, serial_number, tss, client, admin_pin, ask_pin, pending)
     finally:
         api.close()
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The pending file and what it holds for this set-up (None: nothing yet)."""
+
+    path: Path
+    found: setup_file.PendingSetup | None
+
+
+def _pending(root: str, serial: str, tss: str | None, path: Path | None) -> _Pending | None:
+    if path is None:
+        return None
+    found = setup_file.read(path)
+    if found is None:
+        return _Pending(path, None)
+    if found.url == root and found.serial == serial and tss in (None, found.tss):
+        return _Pending(path, found)
+    if tss is not None:
+        return None  # another TSS named on purpose: the file stays, untouched
+    raise ProtocolError(
+        f"{path} keeps the admin PUK of TSS {found.tss} (serial number {found.serial!r} "
+        f"at {found.url}), a set-up that did not finish: finish that one (run it again "
+        "with the same service and --serial), or keep its PUK safely and delete the "
+        "file, or give another --puk-file",
+        code="E_SETUP_PENDING",
+    )
 
 
 def _uuid(value: str, option: str) -> str:
@@ -249,7 +302,11 @@ def _run(
     client: str | None,
     pin: str | None,
     ask_pin: Callable[[], str] | None,
+    pending: _Pending | None,
 ) -> SetupResult:
+    found = None if pending is None else pending.found
+    if found is not None:
+        tss = found.tss  # finish the TSS this set-up made before
     existing = _existing(api, serial, tss, client)
     if existing is not None:
         state = api.call("GET", f"/tss/{existing[0]}")[1].get("state")
@@ -259,13 +316,18 @@ def _run(
                 f"is {state}: a till cannot sign there",
                 code="E_SETUP_TSS_STATE",
             )
+        if found is not None and found.tss == existing[0]:  # done, but not yet shown
+            return SetupResult(
+                api.root, existing[0], existing[1], serial, True, False, found.puk, found.pin
+            )
         return SetupResult(api.root, existing[0], existing[1], serial, False, False)
     made: dict[str, str] = {}
     try:
-        return _steps(api, serial, tss, client, pin, ask_pin, made)
+        return _steps(api, serial, tss, client, pin, ask_pin, made, pending)
     except OpenTSEError as exc:
         if "puk" in made:
-            raise SetupIncomplete(exc, made["tss"], made["puk"], made.get("pin")) from None
+            where = None if pending is None else pending.path
+            raise SetupIncomplete(exc, made["tss"], made["puk"], made.get("pin"), where) from None
         raise
 
 
@@ -277,12 +339,18 @@ def _steps(
     pin: str | None,
     ask_pin: Callable[[], str] | None,
     made: dict[str, str],
+    pending: _Pending | None,
 ) -> SetupResult:
-    """The requests; ``made`` gets the TSS, PUK and PIN as soon as each exists."""
+    """The requests; ``made`` gets the TSS, PUK and PIN as soon as each exists, and
+    the pending file both before the TSS is deployed."""
     puk = None
-    created_tss = tss is None
+    found = None if pending is None else pending.found
+    created_tss = tss is None or found is not None
     if tss is None:
         tss = str(uuid.uuid4())
+    if found is not None:  # this set-up made the TSS: its PUK, and the PIN unless given
+        puk, pin = found.puk, pin or found.pin
+        made["tss"], made["puk"], made["pin"] = tss, puk, pin
     status, body = api.call("GET", f"/tss/{tss}")
     if status == 404 and not created_tss:
         raise ProtocolError(
@@ -294,13 +362,17 @@ def _steps(
     if state == "CREATED":  # new, or a set-up that stopped right after creating it
         _, answer = api.call("PUT", f"/tss/{tss}", {}, what="creating the TSS")
         puk = str(answer["admin_puk"])
-        made["tss"], made["puk"] = tss, puk
-        api.call("PATCH", f"/tss/{tss}", {"state": "UNINITIALIZED"}, what="deploying the TSS")
         pin = pin or new_admin_pin()
+        made["tss"], made["puk"], made["pin"] = tss, puk, pin
+        _keep(pending, api.root, tss, serial, puk, pin)  # before the service forgets it
+        api.call("PATCH", f"/tss/{tss}", {"state": "UNINITIALIZED"}, what="deploying the TSS")
+        state = "UNINITIALIZED"
+        created_tss = True
+    if state == "UNINITIALIZED" and puk is not None:
+        assert pin is not None
+        _keep(pending, api.root, tss, serial, puk, pin)  # a PIN given now replaces it
         body = {"admin_puk": puk, "new_admin_pin": pin}
         api.call("PATCH", f"/tss/{tss}/admin", body, what="setting the admin PIN")
-        made["pin"] = pin
-        created_tss, state = True, "UNINITIALIZED"
     if state not in ("UNINITIALIZED", "INITIALIZED"):
         raise ProtocolError(
             f"TSS {tss} is {state}: a till cannot be added to it", code="E_SETUP_TSS_STATE"
@@ -324,6 +396,15 @@ def _steps(
         with contextlib.suppress(OpenTSEError):  # must not hide what went wrong
             api.call("POST", f"/tss/{tss}/admin/logout", {}, what="admin logout")
     return SetupResult(api.root, tss, client, serial, created_tss, True, puk, pin if puk else None)
+
+
+def _keep(pending: _Pending | None, url: str, tss: str, serial: str, puk: str, pin: str) -> None:
+    if pending is None:
+        return
+    kept = setup_file.PendingSetup(url, tss, serial, puk, pin)
+    if pending.found != kept:
+        setup_file.write(pending.path, kept)
+        pending.found = kept
 
 
 def _admin_login(api: _Api, tss: str, pin: str) -> None:
