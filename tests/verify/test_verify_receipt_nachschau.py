@@ -129,7 +129,7 @@ def test_a_receipt_of_another_tse_is_not_in_the_tar(shop: Shop, tmp_path: Path) 
     code, out = run("verify-receipt", text, "--tse-export", str(shop.root / "tse.tar"), "--json")
     assert code == 1, out
     (ok, other) = json.loads(out)["findings"]
-    assert ok["code"] == "I_RECEIPT_OK"
+    assert ok["code"] == "I_RECEIPT_OK" and "--tse-export" in ok["message"]  # what to do
     assert other["code"] == "E_RECEIPT_TSE_NOT_IN_EXPORT" and "another TSE" in other["message"]
 
 
@@ -144,3 +144,9 @@ def test_an_unreadable_tse_export_is_exit_2(shop: Shop, tmp_path: Path) -> None:
     )
     assert code == 2, out
     assert json.loads(out)["unreadable"]["code"] == "E_EXPORT_MISSING"
+    tar = str(shop.root / "tse.tar")  # the exports swapped
+    code, out = run("verify-receipt", shop.text["sale"], "--dsfinvk", tar, "--json")
+    assert code == 2, out
+    unreadable = json.loads(out)["unreadable"]
+    assert unreadable["code"] == "E_EXPORT_ZIP"
+    assert unreadable["message"].startswith(f"{tar}: a TAR archive, not a DSFinV-K export")

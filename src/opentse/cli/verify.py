@@ -299,7 +299,8 @@ def _receipt_matchers(
         findings, _summary, bons = check_export_bons(dsfinvk)
         unreadable = [f for f in findings if f.code in UNREADABLE]
         if unreadable:
-            _unverifiable(err, as_json, unreadable[0].code, str(unreadable[0]))
+            first = unreadable[0]
+            _unverifiable(err, as_json, first.code, f"{first.file}: {first.message}")
         matchers.append(lambda p: against_dsfinvk(p, bons, str(dsfinvk)))
     return matchers
 

@@ -209,8 +209,9 @@ def verify_receipt_payload(payload: QRPayload, text: str = "") -> ReceiptResult:
             f"signature of transaction {payload.transaction_number} (counter "
             f"{payload.signature_counter}) verifies with the public key printed in the QR "
             f"code ({curve}, TSE serial {serial[:16]}...). Not proven by the receipt: that "
-            "this key is the shop's TSE (compare the serial with the TSE certificate in its "
-            "export, opentse verify); the start time is not signed at all",
+            "this key is the shop's TSE (find the transaction in the TSE's export with "
+            "--tse-export, and check that export and its certificate with opentse verify); "
+            "the start time is not signed at all",
         )
         return ReceiptResult(text, payload, (ok,), curve, data, serial)
     findings = _diagnose(payload)
