@@ -222,6 +222,16 @@ def test_the_server_stops_after_deploying_and_the_same_command_finishes(
                               str(other), "--json")  # fmt: skip
         assert code == 0 and json.loads(out)["status"] == "created", err
         assert setup_file.read(other) == pending
+        # a new TSS would need the file another service's set-up keeps: refused
+        foreign = setup_file.PendingSetup("https://fiskaly.example/api/v2", str(uuid.uuid4()),
+                                          "BAR-3", "Q" * 10, "97531864")  # fmt: skip
+        setup_file.write(other, foreign)
+        tss_before = _tss_states(service)
+        code, out, err = _run("pos", "setup", *_where(service), "--serial", "BAR-4",
+                              "--puk-file", str(other))  # fmt: skip
+        assert code == 1 and "error E_SETUP_PENDING" in err and foreign.tss in err
+        assert "Q" * 10 not in err + out and "97531864" not in err + out
+        assert setup_file.read(other) == foreign and _tss_states(service) == tss_before
 
 
 def test_the_till_killed_after_deploying_loses_no_puk(
