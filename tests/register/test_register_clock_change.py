@@ -27,7 +27,15 @@ from opentse.formats.dsfinvk.export import write_export
 from opentse.formats.dsfinvk.model import CashRegister, Company, Location
 from opentse.formats.qr import parse_qr_payload
 from opentse.installation import Installation
-from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Sale, Seller
+from opentse.register import (
+    EmbeddedBackend,
+    OutageLog,
+    Register,
+    RegisterConfig,
+    Sale,
+    Seller,
+    Signed,
+)
 from opentse.register.books import Books, MasterData
 from opentse.register.render_text import render_text
 from opentse.register.shoptime import local_text
@@ -236,3 +244,49 @@ def test_printed_local_times_name_one_instant(transition: datetime, seconds: int
     assert read == at
     for other in (at - timedelta(hours=1), at + timedelta(hours=1)):
         assert local_text(other, BERLIN) != text
+
+
+class SlowTill(EmbeddedBackend):
+    """The cashier takes ten minutes between opening the receipt and paying."""
+
+    clock: FrozenClock
+
+    def finish(
+        self, client_id: str, number: int, process_type: str, process_data: str, *, ref: str
+    ) -> Signed:
+        self.clock.set(self.clock.now() + 600)
+        return super().finish(client_id, number, process_type, process_data, ref=ref)
+
+
+def test_a_receipt_open_while_the_clocks_go_back(tmp_path: Path) -> None:
+    """Started 02:55 CEST, paid 02:05 CET: the end reads earlier on the wall clock
+    than the start, yet the export says the order (offsets) and passes the checks."""
+    bar = Bar(tmp_path, date(2026, 10, 24))
+    try:
+        backend = SlowTill(bar.inst.service, TSE)
+        backend.clock = bar.clock
+        bar.register.backend = backend
+        started = datetime(2026, 10, 25, 0, 55, tzinfo=UTC)
+        bar.at(started)
+        bar.register.connect()
+        result = bar.register.sell(_bier())
+        assert result.signed is not None
+        ended = started + timedelta(minutes=10)
+        assert (result.signed.start_time, result.signed.log_time) == (started, ended)
+        assert "Datum: 25.10.2026 02:05:00 (UTC+01:00)" in render_text(result.receipt)
+        bar.at(datetime(2026, 10, 25, 4, 15, tzinfo=UTC))
+        created = datetime.fromtimestamp(bar.clock.now(), UTC)
+        day = close_day(bar.register, bar.books, MASTER, "4.00", created=created)
+        export = write_export([day.closing], tmp_path / "night.zip")
+        assert [f for f in check_export(export) if f.severity == "error"] == []
+        (row,) = _rows(export, "transactions.csv")
+        assert (row["BON_START"], row["BON_ENDE"]) == (
+            "2026-10-25T02:55:00+02:00",
+            "2026-10-25T02:05:00+01:00",
+        )
+        tar = tmp_path / "tse.tar"
+        with tar.open("wb") as out:
+            bar.inst.service.export(TSE, out, ExportFilter(client_id=CLIENT), log_export=False)
+        assert [(f.code, f.message) for f in cross_check_files(export, tar).findings] == []
+    finally:
+        bar.close()
