@@ -102,6 +102,11 @@ def test_sqlite_installation_upgrades(archive: Path, tmp_path: Path) -> None:
     # 3. the service: same key, old export unchanged, counters go on
     check_service(facts, data, tmp_path)
 
+    # the API's TSS exported by the command docs/upgrading.md names: one chain
+    cli_tar = tmp_path / "cli-after.tar"
+    run_json(CURRENT, "export", "--data", str(data), "--tss", api["tss_id"], str(cli_tar))
+    assert verify_chain(cli_tar)["last_counter"] > api["signature_counter"]
+
     # 4. the embedded demo TSE signs on; its whole export is one gapless chain
     before = listed[demo["tse_id"]]["signature_counter"]
     again = run_json(CURRENT, "demo", "--data", str(data), "--transactions", "1",
@@ -151,9 +156,10 @@ def check_service(
         assert int(finish["signature"]["counter"]) > api["signature_counter"]
         up.download_export(c, tss, root / "api-after.tar")
         counter = int(up.ok(c.get(f"/tss/{tss}"))["signature_counter"])
-        login = up.dashboard_login(base, facts["key"])
+        login, (exports,) = up.dashboard_login(base, facts["key"], "/dashboard/exports")
         assert login.status_code == 303, login.text
         assert re.search(r"/dashboard/tss\b", login.headers["location"]), login.headers
+        assert api["export_id"] in exports  # the old export in the dashboard's list
     chain = verify_chain(root / "api-after.tar", cli=True)
     # every log before and after the upgrade, none twice: the export's own log is
     # signed after the archive is written, so it is the one counter not in it
@@ -228,25 +234,39 @@ def old_tree(commit: str, into: Path) -> Path:
     return tree
 
 
-def sign_once(command: list[str], facts: dict[str, Any], data: Path) -> dict[str, Any]:
-    """One receipt on the fixture's TSS through ``command``'s ``opentse serve``."""
+def sign_once(
+    command: list[str], facts: dict[str, Any], data: Path, root: Path, export: str | None
+) -> tuple[dict[str, Any], str]:
+    """One receipt on the fixture's TSS through ``command``'s ``opentse serve``; then
+    the file of ``export`` (an id) must download as ``root/<id>.tar`` holds, or, with
+    None, a new export is written there. The receipt's Finish and the export id."""
     api = facts["api"]
+    tss = api["tss_id"]
     with (
         up.serving(command, data) as (base, _proc),
         contextlib.closing(up.api_client(base, facts["key"])) as c,
     ):
-        up.ok(c.post(f"/tss/{api['tss_id']}/admin/auth", json={"admin_pin": api["admin_pin"]}))
-        _start, finish = up.sign_receipt(c, api["tss_id"], api["client_id"], "3.00")
-        up.ok(c.post(f"/tss/{api['tss_id']}/admin/logout"))
-    return finish
+        up.ok(c.post(f"/tss/{tss}/admin/auth", json={"admin_pin": api["admin_pin"]}))
+        _start, finish = up.sign_receipt(c, tss, api["client_id"], "3.00")
+        up.ok(c.post(f"/tss/{tss}/admin/logout"))
+        if export is None:
+            out = root / "new.tar"
+            export = up.download_export(c, tss, out)
+            out.rename(root / f"{export}.tar")
+        else:
+            file = c.get(f"/tss/{tss}/export/{export}/file")
+            assert file.status_code == 200, file.text
+            assert file.content == (root / f"{export}.tar").read_bytes()
+    return finish, export
 
 
 def test_rollback_paths_of_docs_upgrading(tmp_path: Path) -> None:
     """docs/upgrading.md's two ways back. Nothing signed yet: the copy of the data
     folder taken before is put back (the old schema again). Signed already: the old
     version runs on the migrated database (migrations only add), its receipts go on
-    from the new version's counters, and the new version after it again; one
-    export of the whole TSS verifies as one gapless chain."""
+    from the new version's counters and it serves the new version's export, and the
+    new version after it again; one export of the whole TSS verifies as one gapless
+    chain."""
     facts = unpack(FIXTURES / f"{ROLLBACK}-sqlite.tar.gz", tmp_path)
     data = tmp_path / "data"
     old_versions = versions_in(data / "opentse.db")
@@ -261,8 +281,9 @@ def test_rollback_paths_of_docs_upgrading(tmp_path: Path) -> None:
     old = up.old_command(old_tree(ROLLBACK, tmp_path))
     run_json(CURRENT, "migrate", "--data", str(data))
     numbers = []
+    export = None  # made by the new version, then served by the old one
     for command in (CURRENT, old, CURRENT):
-        finish = sign_once(command, facts, data)
+        finish, export = sign_once(command, facts, data, tmp_path, export)
         numbers.append((finish["number"], int(finish["signature"]["counter"])))
     first = facts["api"]["transaction_counter"] + 1
     assert [n for n, _ in numbers] == [first, first + 1, first + 2]

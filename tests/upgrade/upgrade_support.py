@@ -162,8 +162,11 @@ def download_export(c: httpx.Client, tss: str, out: Path, **params: str) -> str:
     return export
 
 
-def dashboard_login(base: str, key: dict[str, str]) -> httpx.Response:
-    """Log in to the dashboard with the API key, as a shop owner does in a browser."""
+def dashboard_login(
+    base: str, key: dict[str, str], *pages: str
+) -> tuple[httpx.Response, list[str]]:
+    """Log in to the dashboard with the API key, as a shop owner does in a browser;
+    the login's answer and the text of each of ``pages`` (paths) read after it."""
     with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as web:
         page = web.get("/dashboard/login")
         assert page.status_code == 200, page.text
@@ -172,10 +175,13 @@ def dashboard_login(base: str, key: dict[str, str]) -> httpx.Response:
         form = {"csrf": found.group(1), "api_key": key["api_key"], "api_secret": key["api_secret"]}
         answer = web.post("/dashboard/login", data=form)
         answer.read()
+        texts = []
         if answer.status_code == 303:
-            after = web.get(answer.headers["location"])
-            assert after.status_code == 200, after.text
-        return answer
+            for path in (answer.headers["location"], *pages):
+                shown = web.get(path)
+                assert shown.status_code == 200, f"{path}: {shown.status_code} {shown.text}"
+                texts.append(shown.text)
+        return answer, texts[1:]
 
 
 def build_installation(
@@ -228,7 +234,7 @@ def build_installation(
         signed += sign_receipt(c, tss, client, "1.00")
         ok(c.post(f"/tss/{tss}/admin/logout"))
         tss_body = ok(c.get(f"/tss/{tss}"))
-        login = dashboard_login(base, key)
+        login, _pages = dashboard_login(base, key)
         facts["api"] = {
             "tss_id": tss,
             "client_id": client,
