@@ -24,10 +24,18 @@ def migrate_command(
         help="postgresql://... or sqlite:///file (default: SQLite in the data folder).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="PostgreSQL: migrate even while nodes of an older opentse are alive (they "
+        "go on writing with the old rules until upgraded; see docs/scaling.md).",
+    ),
 ) -> None:
-    """Create or upgrade the database schema (engine and service tables)."""
+    """Create or upgrade the database schema (engine and service tables). On
+    PostgreSQL, refused while nodes of an older opentse run on the database
+    (E_MIGRATE_OLD_NODES, naming them) unless --force."""
     with data_folder_errors(data):
-        dialect, applied, current = run_migrations(data, database)
+        dialect, applied, current = run_migrations(data, database, force=force)
     if as_json:
         typer.echo(json.dumps({"dialect": dialect, "applied": applied, "current": current}))
         return
@@ -38,8 +46,11 @@ def migrate_command(
     typer.echo(f"schema version {current:04d}")
 
 
-def run_migrations(data: Path, database: str | None) -> tuple[str, list[int], int]:
-    """(dialect, versions applied now, highest version applied) for a database."""
+def run_migrations(
+    data: Path, database: str | None, *, force: bool = False
+) -> tuple[str, list[int], int]:
+    """(dialect, versions applied now, highest version applied) for a database
+    (``force``: PostgreSQL migrations also under older live nodes)."""
     import sqlite3
 
     from opentse.errors import ProtocolError
@@ -54,7 +65,7 @@ def run_migrations(data: Path, database: str | None) -> tuple[str, list[int], in
         from opentse.storage.postgres import migrate
 
         assert database is not None
-        applied = migrate(database)
+        applied = migrate(database, force=force)
         with psycopg.connect(database, autocommit=True) as pg:
             current = max(migrations.applied_versions(pg), default=0)
         return "postgresql", applied, current

@@ -325,6 +325,7 @@ class ExportManager:
 
     def _release(self) -> None:
         try:
+            self._ctx.svc.forget_node(self.owner)
             self._ctx.svc.release_export_leases(self.owner)
         except DATABASE_ERRORS as exc:
             log.warning("releasing export leases failed (they run out on their own): %s", exc)
@@ -339,9 +340,17 @@ class ExportManager:
             log.exception("removing orphaned export files failed")
         # a database that is away is noticed in seconds, not after a request's 30
         wait = max(1.0, min(self.renew_seconds, 5.0))
+        try:  # this node is alive from its start on, not after the first interval
+            with self._ctx.svc.waiting(wait):
+                self._beat_node()
+        except DATABASE_ERRORS as exc:
+            self._outage.failed(exc)
+        except Exception:
+            log.exception("export lease heartbeat failed")
         while not self._stop.wait(self.renew_seconds):
             try:
                 with self._ctx.svc.waiting(wait):
+                    self._beat_node()
                     self._renew()
                     self._sweep()
             except DATABASE_ERRORS as exc:
@@ -352,6 +361,14 @@ class ExportManager:
                 log.exception("export lease heartbeat failed")
                 continue
             self._outage.answered()
+
+    def _beat_node(self) -> None:
+        from opentse import __version__
+        from opentse.storage.nodes import schema_level
+
+        self._ctx.svc.beat_node(
+            self.owner, os.getpid(), schema_level(), __version__, self.renew_seconds
+        )
 
     def _renew(self) -> None:
         with self._lock:

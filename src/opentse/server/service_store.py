@@ -922,6 +922,22 @@ class ServiceStore:
         )
         return [str(r[0]) for r in rows]
 
+    def beat_node(self, node: str, pid: int, level: int, version: str, beat: float) -> None:
+        """This server process is alive, of schema ``level`` (migration 0010,
+        storage/nodes.py: a migration waits for older nodes); every ``beat`` seconds."""
+        with self._tx(durable=False) as c:
+            c.execute(
+                "INSERT INTO svc_nodes(node, host, pid, schema_level, version, beat_ms,"
+                f" started_ms, seen_ms) VALUES (?,?,?,?,?,?,{self._NOW_MS},{self._NOW_MS})"
+                f" ON CONFLICT(node) DO UPDATE SET seen_ms={self._NOW_MS}",
+                (node, self.node_id, pid, level, version, int(beat * 1000)),
+            )
+
+    def forget_node(self, node: str) -> None:
+        """A node stopping on purpose is gone at once (not after its heartbeats)."""
+        with self._tx(durable=False) as c:
+            c.execute("DELETE FROM svc_nodes WHERE node=?", (node,))
+
     def release_export_leases(self, owner: str) -> int:
         """A node stopping on purpose hands its unfinished exports back (PENDING,
         unclaimed), so another node need not wait for the leases to run out."""

@@ -53,7 +53,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from opentse.engine.ports import LockedTSE, LogFilter, StoredLog, TSERecord
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, NotFoundError, ProtocolError, StorageError
-from opentse.storage import migrations
+from opentse.storage import migrations, nodes
 from opentse.storage.pg_deadline import (
     LONG_DEADLINE,
     QUERY_DEADLINE,
@@ -132,12 +132,14 @@ def _storage_error(doing: str, exc: BaseException, no_answer_in: float = 0.0) ->
     return StorageError(f"PostgreSQL failed while {doing}: {text}", code=code)
 
 
-def migrate(url: str, *, connect_timeout: int = 10) -> list[int]:
+def migrate(url: str, *, connect_timeout: int = 10, force: bool = False) -> list[int]:
     """Apply the numbered PostgreSQL migrations not yet applied; return their versions.
 
     Concurrent migrators (several nodes starting at once) are serialised by an
     advisory lock per schema: ``CREATE TABLE IF NOT EXISTS`` alone races in
-    PostgreSQL.
+    PostgreSQL. A database with migrations this code does not know is refused
+    (E_SCHEMA_NEWER), and so are migrations while nodes of an older opentse are alive
+    (E_MIGRATE_OLD_NODES, unless ``force``; storage/nodes.py).
     """
     try:
         conn = psycopg.connect(
@@ -153,6 +155,12 @@ def migrate(url: str, *, connect_timeout: int = 10) -> list[int]:
             "SELECT pg_advisory_lock(%s, hashtext(coalesce(current_schema(), '')))",
             (_MIGRATION_LOCK,),
         )
+        known = {m.version for m in migrations.load("postgresql")}
+        row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        applied = migrations.applied_versions(conn) if row and row[0] else set()
+        nodes.refuse_if_schema_newer(applied, known)
+        if not force:
+            nodes.refuse_if_older_nodes(conn, sorted(known - applied))
         return migrations.apply(conn, "postgresql")
     except psycopg.Error as exc:
         raise _storage_error("migrating", exc) from exc
