@@ -161,3 +161,42 @@ def test_a_full_disk_answers_503_and_signing_goes_on_gapless_once_space_is_back(
     report = verify_exports([tar])  # what `opentse verify` reports: no gap, no duplicate
     assert report.ok, [f for f in report.findings if f.severity.name == "ERROR"]
     assert report.log_messages > 2 * len(numbers)
+
+
+@pytest.mark.postgres
+def test_postgresql_s_disk_full_is_503_storage_full_and_signing_goes_on(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL answers SQLSTATE 53100 (disk_full, "could not extend file ...: No
+    space left on device") to the signing INSERT; here a trigger answers so, as the
+    server would. It was a 503 E_STORAGE_UNAVAILABLE 'the database is not available'."""
+    import psycopg
+    from server_support import serve_app
+
+    from opentse.testing.clock import FrozenClock
+
+    with serve_app(tmp_path / "data", FrozenClock(1_700_000_000), pg_url) as c:
+        key = create_api_key(c.ctx.svc, org_name="shop", env="TEST", now=c.ctx.now())
+        h = login(c, key)
+        tss, cid = setup_tss(c, h)
+        first = _sign(c, h, tss, cid)
+        assert first.status_code == 200, first.text
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " RAISE EXCEPTION 'could not extend file: No space left on device'"
+                " USING ERRCODE = 'disk_full'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON logs"
+                " FOR EACH ROW EXECUTE FUNCTION disk_full()"
+            )
+            for _ in range(3):
+                r = _sign(c, h, tss, cid)
+                assert r.status_code == 503, r.text
+                assert r.json()["code"] == "E_STORAGE_FULL" and r.headers["retry-after"]
+                assert "signature" not in r.json()
+            conn.execute("DROP TRIGGER disk_full ON logs")
+        again = _sign(c, h, tss, cid)  # space is back
+        assert again.status_code == 200, again.text
+        assert again.json()["number"] == first.json()["number"] + 1  # nothing taken

@@ -297,4 +297,6 @@ def append_error(exc: psycopg.Error) -> OpenTSEError:
         return ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
     if isinstance(exc, pg_errors.UniqueViolation | pg_errors.CheckViolation):
         return StorageError(f"signature counter rejected: {exc}", code="E_COUNTER_GAP")
+    if isinstance(exc, pg_errors.DiskFull):  # 53100: the database server's disk is full
+        return StorageError(f"PostgreSQL failed while appending logs: {exc}", code="E_STORAGE_FULL")
     return StorageError(f"PostgreSQL failed while appending logs: {exc}")

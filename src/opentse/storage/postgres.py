@@ -124,6 +124,8 @@ def _storage_error(doing: str, exc: BaseException, no_answer_in: float = 0.0) ->
         )
     if isinstance(exc, PoolTimeout | pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
         code = "E_STORAGE_BUSY"
+    elif isinstance(exc, pg_errors.DiskFull):  # 53100: the database server's disk
+        code = "E_STORAGE_FULL"
     elif isinstance(exc, psycopg.OperationalError):
         code = "E_STORAGE_UNAVAILABLE"
     else:
