@@ -386,3 +386,85 @@ def test_on_a_phone_only_the_tables_scroll_sideways(
     b.shot("15-phone-receipt")
     context.close()
     assert b.problems == []
+
+
+@pytest.mark.parametrize(
+    "viewport", [{"width": 768, "height": 1024}, {"width": 390, "height": 844}], ids=str
+)
+def test_a_tablet_and_a_phone_reach_everything(
+    server: dict[str, Any], pos: dict[str, Any], browser: Any, viewport: dict[str, int]
+) -> None:
+    """A Kassen-Nachschau on a tablet (768x1024) or a phone (390x844): on every page
+    no horizontal page scroll, every link, button and field inside the screen or in a
+    table that scrolls by itself, each at least 24x24 CSS px, no table column squeezed
+    into a strip of letters (tests/dashboard/layout_audit.py). The menu links were 19
+    px tall, a receipt number 10 px wide; a file name or time broke into a column of
+    fragments ("2026-" above "11-22"), the public key into twelve characters a line."""
+    import uuid
+
+    from layout_audit import audit
+
+    base, tss = server["base"], pos["tss"]
+    with httpx.Client(base_url=base, timeout=30) as api:  # an export to look at
+        h = api_login(api, server["key"])
+        export_id = str(uuid.uuid4())
+        assert api.put(f"/api/v2/tss/{tss}/export/{export_id}", headers=h).status_code == 200
+    context = browser.new_context(
+        locale="de-DE", viewport=viewport, is_mobile=True, has_touch=True,
+        extra_http_headers={"Accept-Language": "de-DE,de;q=0.9"},
+    )  # fmt: skip
+    context.set_default_timeout(15000)
+    b = Browser(context.new_page())
+    page = b.page
+    seen: dict[str, list[str]] = {}
+
+    def look(name: str) -> None:
+        found = audit(page)
+        assert found["targets"] > 0
+        problems = list(found["problems"])
+        if found["scrollWidth"] > viewport["width"]:
+            problems.append(f"page scrolls sideways: {found['scrollWidth']} px")
+        if problems:
+            seen[name] = problems
+
+    page.goto(base + "/dashboard/login")
+    look("login")
+    page.get_by_label("API-Schlüssel").fill(server["key"]["api_key"])
+    page.get_by_label("API-Secret").fill(server["key"]["api_secret"])
+    page.get_by_role("button", name="Anmelden").tap()
+    page.wait_for_url("**/dashboard/tss")
+    receipt = pos["receipts"][1]
+    tx = f"/dashboard/tss/{tss}/tx/{receipt['number']}"
+    for path in (
+        "/dashboard/tss",
+        f"/dashboard/tss/{tss}",
+        "/dashboard/tx?amount=12,50",
+        f"/dashboard/tx?tss={tss}",
+        "/dashboard/tx?amount=zwölf&from=31.02.2026",
+        tx,
+        tx + "/qr",
+        "/dashboard/exports",
+        f"/dashboard/exports/{export_id}",
+        "/dashboard/verify",
+        "/dashboard/outages",
+        "/dashboard/warnings",
+    ):
+        page.goto(base + path)
+        look(path)
+    assert seen == {}, seen
+
+    # the hits scroll sideways inside their box; the receipt number stays in sight
+    page.goto(base + f"/dashboard/tx?tss={tss}")
+    box = page.locator("div.scroll").first
+    box.evaluate("e => { e.scrollLeft = e.scrollWidth }")
+    link = page.locator("table.txs tbody tr").first.get_by_role("link")
+    shown, inside = link.bounding_box(), box.bounding_box()
+    assert shown is not None and inside is not None
+    assert (
+        inside["x"] <= shown["x"] and shown["x"] + shown["width"] <= inside["x"] + inside["width"]
+    )
+    link.tap()
+    page.wait_for_url("**/tx/*")
+    b.shot(f"16-{viewport['width']}-receipt")
+    context.close()
+    assert b.problems == []
