@@ -171,3 +171,19 @@ def test_a_number_the_tar_does_not_hold_still_warns(
     assert warning["code"] == "W_XC_TANR_NOT_IN_TAR" and warning["severity"] == "warning"
     assert "number(s) 7 " in warning["message"] and "failed start" in warning["message"]
     assert code == 0, out
+
+
+def test_a_register_that_closed_earlier_sold_on_into_a_closing_not_exported(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    """A's closings 1 and 2, B's 1..3 (A's Z_NR 3 is a later business day, or not
+    closed yet): A's numbers 9 and 11 between B's last Bons are that closing's. A Bon
+    of B left out before A's last closing still warns."""
+    data, numbers, _tar = shop
+    a1, a2, _a3 = _closings(data, A)
+    b1, b2, b3 = _closings(data, B)
+    assert numbers[A][4:] == [9, 11] and numbers[B][4:] == [10, 12], numbers
+    assert _tanr_gaps(write_export([a1, a2, b1, b2, b3], tmp_path / "a-closed-earlier")) == []
+    b1 = replace(b1, receipts=b1.receipts[1:])  # B's number 2, between A's 1 and 3
+    (gap,) = _tanr_gaps(write_export([a1, a2, b1, b2, b3], tmp_path / "cheat"))
+    assert "1 transaction number(s)" in gap and "(2)" in gap, gap

@@ -22,7 +22,7 @@ import lzma
 import zipfile
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -252,13 +252,18 @@ def _closing_left_out(exported: set[int], z_low: str, z_high: str) -> bool:
 
 
 def _left_out_spans(
-    present: dict[int, tuple[str, str]], exported: dict[str, set[int]]
+    present: dict[int, tuple[str, str]],
+    exported: dict[str, set[int]],
+    continued: Collection[str] = (),
 ) -> list[tuple[int, int]]:
     """The TSE_TANRs (first, last) that closings left out of the export may hold:
     a register's transactions come in the order of its closings, so a closing Z
     that the export lacks (between two exported ones, or before the first) signed
     only numbers between the register's last Bon before Z and its first Bon after
-    it, on that TSE. ``present`` maps each TSE_TANR to its (Z_KASSE_ID, Z_NR)."""
+    it, on that TSE. A register in ``continued`` (another register's closings in
+    the export end later than its own) may have sold on into a closing after its
+    last exported one: numbers after its last Bon. ``present`` maps each TSE_TANR
+    to its (Z_KASSE_ID, Z_NR)."""
     by_register: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for number, (register, z_text) in present.items():
         z_nr = _number(z_text)
@@ -281,7 +286,12 @@ def _left_out_spans(
             last = min(after) - 1 if after else first - 1
             if last >= first:
                 spans.append((first, last))
+        if register in continued and rows:
+            spans.append((max(n for _z, n in rows) + 1, _NO_END))
     return sorted(spans)
+
+
+_NO_END = 10**19  # above any TSE_TANR _number reads (at most 18 digits)
 
 
 def _uncovered(first: int, last: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -753,6 +763,22 @@ class _Checker:
                 out[row["Z_KASSE_ID"]].add(z_nr)
         return out
 
+    def _closed_earlier(self) -> set[str]:
+        """Registers whose last closing in the export (Z_ERSTELLUNG) is earlier than
+        another register's: their receipts after it are in a closing the export
+        does not hold (a later business day, or not closed yet)."""
+        last: dict[str, datetime] = {}
+        for _line, row in self.get("cashpointclosing.csv"):
+            try:
+                created = parse_timestamp(row["Z_ERSTELLUNG"])
+            except (FormatError, ValueError):
+                continue
+            register = row["Z_KASSE_ID"]
+            if register not in last or created > last[register]:
+                last[register] = created
+        end = max(last.values(), default=None)
+        return {register for register, created in last.items() if created != end}
+
     def _check_bon_numbers(self) -> None:
         """A register numbers its receipts without gaps (aborted, training and failed
         ones included), so a BON_NR missing between two of the export's receipts is a
@@ -802,9 +828,10 @@ class _Checker:
             serial = serials.get((*_closing(row), row["TSE_ID"]))
             if serial and number is not None:
                 numbers[serial][number] = (row["Z_KASSE_ID"], row["Z_NR"])
+        continued = self._closed_earlier()
         for serial, present in sorted(numbers.items()):
             ordered = sorted(present)
-            explained = _left_out_spans(present, exported)
+            explained = _left_out_spans(present, exported, continued)
             gaps = [
                 gap
                 for before, after in itertools.pairwise(ordered)
