@@ -68,9 +68,10 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
         assert code == 0, out
     code, out = run("export", str(shop.root / "tse.tar"), "--tss", "t", "--data", str(shop.data))
     assert code == 0, out
-    code, out = run("dsfinvk", "export", "--register", A, "--data", str(shop.data),
-                    str(shop.root / "a.zip"))  # fmt: skip
-    assert code == 0, out
+    for client, name in ((A, "a.zip"), (B, "b.zip")):
+        code, out = run("dsfinvk", "export", "--register", client, "--data", str(shop.data),
+                        str(shop.root / name))  # fmt: skip
+        assert code == 0, out
     return shop
 
 
@@ -150,3 +151,16 @@ def test_an_unreadable_tse_export_is_exit_2(shop: Shop, tmp_path: Path) -> None:
     unreadable = json.loads(out)["unreadable"]
     assert unreadable["code"] == "E_EXPORT_ZIP"
     assert unreadable["message"].startswith(f"{tar}: a TAR archive, not a DSFinV-K export")
+
+
+def test_the_exports_of_both_registers_at_once(shop: Shop) -> None:
+    both = ["--dsfinvk", str(shop.root / "a.zip"), "--dsfinvk", str(shop.root / "b.zip")]
+    tar = ["--tse-export", str(shop.root / "tse.tar")]
+    for name, register in (("other", B), ("sale", A)):
+        code, out = run("verify-receipt", shop.text[name], *tar, *both, "--json")
+        assert code == 0, out
+        findings = json.loads(out)["findings"]
+        assert [f["code"] for f in findings][1:] == ["I_RECEIPT_IN_TSE_EXPORT",
+                                                     "I_RECEIPT_IN_DSFINVK"]  # fmt: skip
+        assert f"register {register}" in findings[2]["message"]
+        assert f"in {shop.root / 'tse.tar'}:" in findings[1]["message"]

@@ -277,12 +277,12 @@ Matcher = Callable[[QRPayload], list[Finding]]
 
 
 def _receipt_matchers(
-    err: Console, as_json: bool, tars: list[Path], dsfinvk: Path | None
+    err: Console, as_json: bool, tars: list[Path], dsfinvk: list[Path]
 ) -> list[Matcher]:
     """Read the exports once (exit 2 when one cannot be read) and return what
     compares a receipt with each."""
     from opentse.cli.dsfinvk import UNREADABLE
-    from opentse.formats.dsfinvk.check import check_export_bons
+    from opentse.formats.dsfinvk.check import BonSigned, check_export_bons
     from opentse.verify.crosscheck_read import read_tar_transactions
     from opentse.verify.receipt_match import against_dsfinvk, against_tse_export
 
@@ -293,15 +293,19 @@ def _receipt_matchers(
         except (OSError, OpenTSEError) as exc:
             code = getattr(exc, "code", "E_EXPORT_UNREADABLE")
             _unverifiable(err, as_json, code, getattr(exc, "message", str(exc)))
-        label = " + ".join(str(t) for t in tars)
-        matchers.append(lambda p: against_tse_export(p, transactions, label))
-    if dsfinvk is not None:
-        findings, _summary, bons = check_export_bons(dsfinvk)
+        tar_label = " + ".join(str(t) for t in tars)
+        matchers.append(lambda p: against_tse_export(p, transactions, tar_label))
+    every: list[BonSigned] = []
+    for export in dsfinvk:
+        findings, _summary, bons = check_export_bons(export)
         unreadable = [f for f in findings if f.code in UNREADABLE]
         if unreadable:
             first = unreadable[0]
             _unverifiable(err, as_json, first.code, f"{first.file}: {first.message}")
-        matchers.append(lambda p: against_dsfinvk(p, bons, str(dsfinvk)))
+        every.extend(bons)
+    if dsfinvk:
+        export_label = " + ".join(str(e) for e in dsfinvk)
+        matchers.append(lambda p: against_dsfinvk(p, every, export_label))
     return matchers
 
 
@@ -336,12 +340,13 @@ def verify_receipt_command(
         ),
     ] = None,
     dsfinvk: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             "--dsfinvk",
-            help="The register's DSFinV-K export (ZIP or folder): a Bon must have the "
-            "receipt's TSE transaction, signature and counter, and its rows (amounts, "
-            "payments, Bon type) must give the receipt's processData.",
+            help="The register's DSFinV-K export (ZIP or folder; repeat it for the exports "
+            "of several registers): a Bon must have the receipt's TSE transaction, "
+            "signature and counter, and its rows (amounts, payments, Bon type) must give "
+            "the receipt's processData.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -357,7 +362,7 @@ def verify_receipt_command(
     err = Console(stderr=True)
     if (payload is None) == (image is None):
         _unverifiable(err, as_json, "E_RECEIPT_INPUT", "give either the QR text or --image")
-    matchers = _receipt_matchers(err, as_json, tse_exports or [], dsfinvk)
+    matchers = _receipt_matchers(err, as_json, tse_exports or [], dsfinvk or [])
     texts = [payload] if payload is not None else []
     if image is not None:
         try:
