@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ from opentse.register import (
     Signed,
 )
 from opentse.register.books import Books, MasterData
+from opentse.register.remote import RemoteBackend
 from opentse.register.render_text import render_text
 from opentse.register.shoptime import local_text
 from opentse.register.zreport import build_zreport, close_day
@@ -290,3 +291,40 @@ def test_a_receipt_open_while_the_clocks_go_back(tmp_path: Path) -> None:
         assert [(f.code, f.message) for f in cross_check_files(export, tar).findings] == []
     finally:
         bar.close()
+
+
+@pytest.fixture
+def tse_clock() -> FrozenClock:
+    """The served TSE's clock (conftest's fiskaly_tss): 02:30 CEST on the night the
+    clocks go back."""
+    return FrozenClock(int(datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()))
+
+
+def test_over_http_the_repeated_hour_prints_apart(
+    tmp_path: Path, tse_clock: FrozenClock, fiskaly_tss: Callable[[str], dict[str, str]]
+) -> None:
+    """A till on `opentse serve` (fiskaly SIGN DE v2): the service's unix times make
+    the same receipts as the embedded TSE's, an hour apart and told apart."""
+    served = fiskaly_tss(CLIENT)
+    backend = RemoteBackend(served["origin"], served["api_key"], served["api_secret"],
+                            served["tss"], served["client"])  # fmt: skip
+    journal = OutageLog(tmp_path / "till.db")
+    register = Register(
+        backend,
+        RegisterConfig(Seller("Nachtbar", ("Tresenweg 1",)), served["client"]),
+        journal,
+        clock=lambda: datetime.fromtimestamp(tse_clock.now(), UTC),
+    )
+    try:
+        for offset in ("+02:00", "+01:00"):
+            result = register.sell(_bier())
+            assert result.signed is not None
+            at = datetime.fromtimestamp(tse_clock.now(), UTC)
+            assert result.receipt.ended_at == at
+            text = render_text(result.receipt)
+            assert f"Datum: 25.10.2026 02:30:00 (UTC{offset})" in text
+            assert f"TSE-Stop: {at:%Y-%m-%dT%H:%M:%S}.000Z" in text
+            tse_clock.set(tse_clock.now() + 3600)
+    finally:
+        journal.close()
+        backend.close()
