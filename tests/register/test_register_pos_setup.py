@@ -348,3 +348,24 @@ def test_a_setup_that_stops_after_making_the_tss_still_shows_its_puk_and_pin(
     finished = json.loads(done.stdout)
     assert finished["tss"] == shown["tss"] and finished["created_client"] is True
     assert finished["admin_puk"] == shown["admin_puk"] and not kept.exists()
+
+
+def test_a_puk_file_that_cannot_be_written_stops_before_the_tss_is_deployed(
+    plain_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    """The PUK must be on disk before the deployment makes the service forget it: a
+    --puk-file in a missing folder stops the set-up right there (the TSS still
+    CREATED, its PUK printed), and a run with a usable file finishes that TSS."""
+    where, serial = plain_tse["where"], "KEINE-DATEI-1"
+    nowhere = tmp_path / "missing" / "puk.txt"
+    out = _run("pos", "setup", *where, "--serial", serial, "--puk-file", str(nowhere), "--json")
+    assert out.returncode == 1 and "error E_SETUP_PENDING" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and str(nowhere) in out.stderr
+    assert "kept in" not in out.stderr and f"--tss {json.loads(out.stdout)['tss']}" in out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["status"] == "incomplete" and not nowhere.exists()
+    assert shown["admin_puk"] not in out.stderr
+    done = _run("pos", "setup", *where, "--serial", serial, "--tss", shown["tss"], "--json")
+    assert done.returncode == 0, done.stderr
+    finished = json.loads(done.stdout)
+    assert finished["tss"] == shown["tss"] and finished["admin_puk"] == shown["admin_puk"]

@@ -66,7 +66,15 @@ def write(path: Path, pending: PendingSetup) -> None:
         "has printed them. Keep the PUK and PIN safely, not on the till.\n"
         + "".join(f"{prefix}{values[key]}\n" for key, prefix in _FIELDS.items())
     )
-    write_private_file(path, text)
+    try:
+        write_private_file(path, text)
+    except OSError as exc:
+        raise ProtocolError(
+            f"the set-up file {path} cannot be written ({type(exc).__name__}): the new "
+            "TSS's PUK must be kept before the TSS is deployed; give a --puk-file in a "
+            "folder this user can write",
+            code="E_SETUP_PENDING",
+        ) from None
 
 
 def read(path: Path) -> PendingSetup | None:

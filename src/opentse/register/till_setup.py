@@ -326,7 +326,8 @@ def _run(
         return _steps(api, serial, tss, client, pin, ask_pin, made, pending)
     except OpenTSEError as exc:
         if "puk" in made:
-            where = None if pending is None else pending.path
+            found = None if pending is None else pending.found
+            where = pending.path if pending and found and found.tss == made["tss"] else None
             raise SetupIncomplete(exc, made["tss"], made["puk"], made.get("pin"), where) from None
         raise
 
