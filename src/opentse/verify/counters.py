@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from opentse.verify.archive import LoadedExport, LogEntry
-from opentse.verify.findings import Finding, error, info, span_text, warning
+from opentse.verify.findings import Finding, error, info, log_words, span_text, warning
 
 
 @dataclass(slots=True)
@@ -73,6 +73,17 @@ def logs_by_serial(export: LoadedExport) -> dict[str, list[LogEntry]]:
             entries.sort(key=lambda e: (e.fields.signature_counter if e.fields else 0, e.file))
     export.by_serial = {serial.hex(): entries for serial, entries in groups.items()}
     return export.by_serial
+
+
+def _words(entry: LogEntry) -> str:
+    """A log beside a gap, named from its signed content (log_words)."""
+    f = entry.fields
+    if f is None:
+        return entry.file
+    return log_words(
+        f.kind, f.operation_type, f.client_id, f.transaction_number, f.signature_counter,
+        f.serial_number,
+    )  # fmt: skip
 
 
 def _filtered_note(serial: str, entries: list[LogEntry]) -> list[Finding]:
@@ -199,15 +210,15 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
         # the file each gap is reported on (the first log after it), found once: a look
         # through all logs per gap was quadratic, and an export filtered by client has
         # a gap after nearly every log (40,000 logs: 23 s)
-        first_file: dict[int, str] = {}
+        first_entry: dict[int, LogEntry] = {}
         for entry in () if gapless else entries:
             if entry.fields:
-                first_file.setdefault(entry.fields.signature_counter, entry.file)
+                first_entry.setdefault(entry.fields.signature_counter, entry)
         for before, after in () if gapless else itertools.pairwise(unique):
             if after > before + 1:
                 summary.missing_ranges.append([before + 1, after - 1])
                 span = f"{before + 1}" if after == before + 2 else f"{before + 1} to {after - 1}"
-                file = first_file[after]
+                file = first_entry[after].file
                 if unreadable_counters is None:
                     archives = _archives_of(export, entries) if claimed else set()
                     unreadable_counters = sorted(c for a in archives for c in claimed.get(a, ()))
@@ -224,7 +235,11 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                     error(
                         "E_COUNTER_GAP",
                         f"serial {serial[:16]}...: signature counter(s) {span} missing "
-                        f"({after - before - 1} log(s)){note}",
+                        f"({after - before - 1} log(s)) between {_words(first_entry[before])} "
+                        f"and {_words(first_entry[after])}: the TSE signs every log with the "
+                        "next counter, so these logs are not in the export (removed from it, "
+                        "or an export of one client or period: ask for the TSE's complete "
+                        f"export){note}",
                         file,
                     )
                 )
