@@ -1,10 +1,10 @@
 """A log deleted from a real export: E_COUNTER_GAP names the logs on either side of
 the hole (which transaction, register and step, from their signed content) and says
-what it means and what to ask for, so the auditor can act on it without the docs."""
+what it means and what to ask for, and W_TX_OPEN what an open transaction means, so
+the auditor can act on them without the docs."""
 
 from __future__ import annotations
 
-import io
 import tarfile
 from pathlib import Path
 
@@ -43,3 +43,6 @@ def test_a_deleted_log_is_named_by_its_neighbours(tmp_path: Path) -> None:
     assert "missing (1 log(s)) between the Start log of transaction 2 (client 'KASSE-1'" in message
     assert "and the Start log of transaction 3 (client 'KASSE-1'" in message
     assert "not in the export" in message and "complete export" in message
+    (open_tx,) = [f for f in report["findings"] if f["code"] == "W_TX_OPEN"]
+    assert "transaction 2" in open_tx["message"] and "no Finish log" in open_tx["message"]
+    assert "E_COUNTER_GAP" in open_tx["message"]

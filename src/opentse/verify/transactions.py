@@ -224,7 +224,11 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                 result.findings.append(
                     warning(
                         "W_TX_OPEN",
-                        f"{_tx(row)} is still open at the end of the export",
+                        f"{_tx(row)} is still open at the end of the export: a Start log "
+                        "and no Finish log, so no receipt of it carries a TSE signature "
+                        "(a sale interrupted that the register must finish or cancel, one "
+                        "finished after the export was made, or its Finish log missing "
+                        "from the export: E_COUNTER_GAP then shows where)",
                         row.start.file,
                     )
                 )
