@@ -42,6 +42,7 @@ VERSIONS = {
     "5f0adb6": "end of the eighth session, 2026-11-21 22:39, before 0008 and 0009 (0001-0007)",
 }
 POSTGRES = ("5f0adb6",)
+EXTRAS = ("9d77d6c",)  # also sites, an archived export and a LAN session (the oldest)
 SCHEMA = "opentse_upgrade_fixture"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -68,7 +69,7 @@ def make(commit: str, work: Path) -> None:
     command = upgrade_support.old_command(tree)
     root = work / f"{commit}-sqlite"
     root.mkdir()
-    upgrade_support.build_installation(command, root)
+    upgrade_support.build_installation(command, root, extras=commit in EXTRAS)
     pack(root, HERE / "fixtures" / f"{commit}-sqlite.tar.gz")
     if commit not in POSTGRES:
         return

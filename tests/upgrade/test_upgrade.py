@@ -99,6 +99,9 @@ def test_sqlite_installation_upgrades(archive: Path, tmp_path: Path) -> None:
     assert listed[api["tss_id"]]["signature_counter"] == api["signature_counter"]
     assert listed[api["tss_id"]]["state"] == "INITIALIZED"
 
+    if "site" in facts:  # the fixture of the oldest version has the operator's records
+        check_operator_records(facts, data, tmp_path)
+
     # 3. the service: same key, old export unchanged, counters go on
     check_service(facts, data, tmp_path)
 
@@ -130,6 +133,57 @@ def test_sqlite_installation_upgrades(archive: Path, tmp_path: Path) -> None:
     assert exported["closings"] == [1, 2] and exported["receipts"] == 2
     errors = [f for f in check_export(out_zip) if f.severity == "error"]
     assert errors == []
+
+
+def check_operator_records(facts: dict[str, Any], data: Path, root: Path) -> None:
+    """Sites, the archive and the LAN session of the old version, after the upgrade.
+
+    Versions before fb114d8 recorded every TSE placed without ``--interface`` as
+    reached over the HTTP API, also one only used embedded (``opentse demo``, ``pos
+    --data``); the procedure documentation printed that. Migration 0011 corrects
+    those rows (a TSE the API does not serve) and says so in the protocol."""
+    from opentse.ops.sites import EMBEDDED_INTERFACE, SERVED_INTERFACE
+
+    demo_tse, api_tss = facts["demo"]["tse_id"], facts["api"]["tss_id"]
+    assert facts["site"]["interfaces"] == {demo_tse: SERVED_INTERFACE, api_tss: SERVED_INTERFACE}
+    sites = run_json(CURRENT, "site", "list", "--data", str(data))
+    interfaces = {t["tse_id"]: t["interface_type"] for t in sites["tses"]}
+    assert interfaces == {demo_tse: EMBEDDED_INTERFACE, api_tss: SERVED_INTERFACE}
+    assert [(r["register_id"], r["tse_id"]) for r in sites["registers"]] == [
+        (facts["demo"]["client_id"], demo_tse)
+    ]
+    protocol = run_json(CURRENT, "tse", "protocol", demo_tse, "--data", str(data))
+    corrected = [e for e in protocol if e["kind"] == "tse.interface_corrected"]
+    assert [(e["tse_id"], e["details"]) for e in corrected] == [
+        (
+            demo_tse,
+            {
+                "interface_type_before": SERVED_INTERFACE,
+                "interface_type": EMBEDDED_INTERFACE,
+                "reason": "migration 0011: the TSE is not served over this installation's API",
+            },
+        )
+    ]
+    assert corrected[0]["org_id"] == facts["site"]["org_id"]
+
+    # the archived export: listed with its hash, the file where the folder is now
+    (item,) = run_json(CURRENT, "archive", "list", "--data", str(data))
+    assert (item["id"], item["sha256"]) == (facts["archive"]["id"], facts["archive"]["sha256"])
+    assert item["file_intact"] is True and item["verified_ok"] is True
+    assert Path(item["file"]).is_relative_to(data) and Path(item["file"]).is_file()
+
+    # LAN: the tills' pinned fingerprint and key still work; the old plain TLS key
+    # is stored encrypted from the first start on
+    lan = facts["lan"]
+    with up.serving(CURRENT, data, lan=True) as (base, _proc):
+        login = ["--api-key", facts["key"]["api_key"], "--api-secret", facts["key"]["api_secret"]]
+        pin = ["--fingerprint", lan["fingerprint"]]
+        tested = run_json(CURRENT, "lan", "test", "--url", base, *login, *pin)
+        assert tested["ok"] is True, tested
+    assert (
+        f"TLS SHA-256:         {lan['fingerprint']}" in (data / "LAN-TSE-Session.txt").read_text()
+    )
+    assert (data / "lan-tls-key.pem").read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY")
 
 
 def check_service(

@@ -73,20 +73,21 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(
-    command: Sequence[str], data: Path, database: str | None = None
+    command: Sequence[str], data: Path, database: str | None = None, lan: bool = False
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``opentse serve`` on a free port; yields (base URL, process); stops it after
-    with SIGTERM (a clean shutdown, as systemd does) and fails if it printed a
-    traceback."""
+    """``opentse serve`` (``--lan``: TLS, session file) on a free port; yields (base
+    URL, process); stops it after with SIGTERM (a clean shutdown, as systemd does)
+    and fails if it printed a traceback."""
     port = free_port()
     args = ["serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--lan"] if lan else []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if database is not None:
         env["OPENTSE_DATABASE"] = database
     proc = subprocess.Popen(
         [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if lan else 'http'}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -94,7 +95,7 @@ def serving(
                 out = proc.stdout.read().decode(errors="replace")  # type: ignore[union-attr]
                 raise AssertionError(f"serve exited {proc.returncode}: {out}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/health", timeout=2).status_code < 500:
+                if httpx.get(base + "/health", timeout=2, verify=False).status_code < 500:
                     break
             assert time.monotonic() < deadline, "serve did not answer within 60 s"
             time.sleep(0.1)
@@ -185,13 +186,16 @@ def dashboard_login(
 
 
 def build_installation(
-    command: Sequence[str], root: Path, database: str | None = None
+    command: Sequence[str], root: Path, database: str | None = None, extras: bool = False
 ) -> dict[str, Any]:
     """Make ``root/data`` (and ``root/*.tar``) as a shop using ``command``'s version
     would have; write and return ``root/data/../facts.json``.
 
     With ``database`` (PostgreSQL URL) the API's TSS lives there and the embedded
-    parts (demo, register books) are skipped: those are SQLite only.
+    parts (demo, register books) are skipped: those are SQLite only. ``extras`` (SQLite)
+    adds the operator's records: an organization, a location with both TSEs and the
+    register (``opentse site``), an archived export (``opentse archive export``), and a
+    ``serve --lan`` run (TLS key and certificate, LAN-TSE-Session.txt).
     """
     data = root / "data"
     facts: dict[str, Any] = {"database": "postgresql" if database else "sqlite"}
@@ -246,5 +250,38 @@ def build_installation(
             "export_sha256": sha256(root / "api-export.tar"),
             "dashboard_login_status": login.status_code,
         }
+    if extras:
+        facts.update(build_extras(command, data, facts))
     (root / "facts.json").write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
     return facts
+
+
+def build_extras(command: Sequence[str], data: Path, facts: dict[str, Any]) -> dict[str, Any]:
+    """Sites, an archived export and a LAN session, made by ``command``'s version."""
+    at = ["--data", str(data)]
+    demo_tse, api_tss = facts["demo"]["tse_id"], facts["api"]["tss_id"]
+    org = run_json(command, "site", "org-create", "Upgrade GmbH", "--tax-number",
+                   "123/456/78901", *at)["id"]  # fmt: skip
+    location = run_json(command, "site", "create", org, "Filiale Mitte", "--street", "Weg 1",
+                        "--postal-code", "12345", "--city", "Ort", *at)["id"]  # fmt: skip
+    interfaces = {}
+    for tse in (demo_tse, api_tss):
+        interfaces[tse] = run_json(command, "site", "assign-tse", tse, location, *at)[
+            "interface_type"
+        ]
+    run_json(command, "site", "add-register", facts["demo"]["client_id"], location, *at)
+    run_json(command, "site", "assign", facts["demo"]["client_id"], demo_tse, *at)
+    archived = run_json(command, "archive", "export", demo_tse, *at)
+    with serving(command, data, lan=True):
+        pass
+    session = (data / "LAN-TSE-Session.txt").read_text()
+    fields = dict(
+        (name.strip(), value.strip())
+        for name, value in (line.split(":", 1) for line in session.splitlines() if ":" in line)
+    )
+    return {
+        "site": {"org_id": org, "location_id": location, "interfaces": interfaces},
+        "archive": {"id": archived["id"], "sha256": archived["sha256"], "tse_id": demo_tse},
+        # the session names the existing key (facts["key"]) without its secret
+        "lan": {"fingerprint": fields["TLS SHA-256"]},
+    }
