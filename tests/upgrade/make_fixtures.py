@@ -7,7 +7,9 @@ For each commit in VERSIONS (or the ones named) the tree is exported with
 installation through ``upgrade_support.build_installation``: a demo TSE with
 receipts and its export, register books with a closing, an API key, and a TSS with
 a client, signed transactions and an export made through its ``opentse serve``.
-The result is packed as ``fixtures/<commit>-sqlite.tar.gz``; for the commits in
+The commits in EXTRAS also get the operator's records (sites, an archived export,
+a ``serve --lan`` session). The result is packed as
+``fixtures/<commit>-sqlite.tar.gz``; for the commits in
 POSTGRES the TSS lives in a PostgreSQL schema, dumped with pg_dump into
 ``fixtures/<commit>-postgresql.tar.gz`` (schema name ``SCHEMA``, renamed on restore).
 
@@ -15,7 +17,8 @@ Fixtures rather than building at test time: one build takes 30-40 s on this
 machine (the suite's budget for the whole folder is ~60 s), the old code would run
 against whatever packages the venv holds years later, and a shallow clone (CI
 caches, tarballs) has no history to archive. The commits are listed here so the
-fixtures can be made again.
+fixtures can be made again. The TSE certificates in them (made 2026-11-22) run for
+five years: remake the fixtures before 2031-11-21.
 """
 
 from __future__ import annotations
