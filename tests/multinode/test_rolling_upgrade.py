@@ -33,6 +33,7 @@ import pytest
 from multinode_support import CLI, setup_tss
 
 from opentse.errors import StorageError
+from opentse.storage import migrations
 from opentse.storage.nodes import older_nodes, schema_level
 from opentse.storage.postgres import PostgresStore
 from opentse.testing.serving import wait_until_serving
@@ -41,6 +42,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
 OLD_COMMIT = "e7a77a2"  # schema 0009; nodes did not record themselves yet
 REPO = Path(__file__).resolve().parents[2]
+# what this code applies over the old node's schema 0009 (0010 made nodes record
+# themselves; later ones too)
+NEW = [m.version for m in migrations.load("postgresql") if 9 < m.version < 900]
+PENDING = ", ".join(f"{v:04d}" for v in NEW)
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +128,10 @@ def test_migrate_waits_for_an_older_node_and_force_overrides(
         refused = _run(None, pg_url, data, "migrate")
         assert refused.returncode == 1, refused.stdout + refused.stderr
         line = " ".join(refused.stderr.split())
-        assert line.startswith("error E_MIGRATE_OLD_NODES: not migrating (0010)"), line
+        assert line.startswith(f"error E_MIGRATE_OLD_NODES: not migrating ({PENDING})"), line
         assert f"{socket.gethostname()} (before 0010" in line and "--force" in line, line
         assert "Traceback" not in refused.stderr
-        assert 10 not in _applied(pg_url)
+        assert not set(NEW) & _applied(pg_url)
 
         new_log = tmp_path / "new.log"  # a new node that would migrate at start
         started = subprocess.run(
@@ -136,11 +141,11 @@ def test_migrate_waits_for_an_older_node_and_force_overrides(
         )  # fmt: skip
         assert started.returncode == 1, started.stdout + started.stderr
         assert " ".join(started.stderr.split()).startswith("error E_MIGRATE_OLD_NODES:")
-        assert 10 not in _applied(pg_url)
+        assert not set(NEW) & _applied(pg_url)
 
         forced = _run(None, pg_url, data, "migrate", "--force", "--json")
         assert forced.returncode == 0, forced.stderr
-        assert json.loads(forced.stdout)["applied"] == [10]
+        assert json.loads(forced.stdout)["applied"] == NEW
 
         with _node(None, pg_url, data, new_log) as (_, new), psycopg.connect(pg_url) as conn:
             # the new node said it is alive, and of which level: a migration of the
@@ -155,11 +160,14 @@ def test_migrate_waits_for_an_older_node_and_force_overrides(
 
 def test_a_node_older_than_its_database_refuses_to_start(pg_url: str) -> None:
     PostgresStore(pg_url).close()  # the schema of this code
+    future = schema_level() + 1
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO schema_migrations(version, name, applied_at) VALUES (11, 'future', 0)"
+            "INSERT INTO schema_migrations(version, name, applied_at) VALUES (%s, 'future', 0)",
+            (future,),
         )
     with pytest.raises(StorageError) as caught:
         PostgresStore(pg_url)
     assert caught.value.code == "E_SCHEMA_NEWER"
-    assert "0011" in caught.value.message and "upgrade this node" in caught.value.message
+    assert f"{future:04d}" in caught.value.message
+    assert "upgrade this node" in caught.value.message
