@@ -8,6 +8,7 @@ that is in neither, or whose amount was changed, is named with what differs."""
 from __future__ import annotations
 
 import json
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -164,3 +165,17 @@ def test_the_exports_of_both_registers_at_once(shop: Shop) -> None:
                                                      "I_RECEIPT_IN_DSFINVK"]  # fmt: skip
         assert f"register {register}" in findings[2]["message"]
         assert f"in {shop.root / 'tse.tar'}:" in findings[1]["message"]
+
+
+def test_a_tar_without_the_receipts_finish_log(shop: Shop, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.tar"
+    number = parse_qr_payload(shop.text["sale"]).transaction_number
+    with tarfile.open(shop.root / "tse.tar") as source, tarfile.open(cut, "w") as target:
+        for member in source.getmembers():
+            if f"_No-{number}_Finish" not in member.name:
+                target.addfile(member, source.extractfile(member))
+    code, out = run("verify-receipt", shop.text["sale"], "--tse-export", str(cut), "--json")
+    assert code == 1, out
+    finding = json.loads(out)["findings"][1]
+    assert finding["code"] == "E_RECEIPT_TSE_EXPORT_DIFFERS"
+    assert "no Finish log" in finding["message"] and "ask for a later export" in finding["message"]

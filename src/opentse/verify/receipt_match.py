@@ -80,8 +80,10 @@ def against_tse_export(
         return [
             error(
                 TAR_DIFFERS,
-                f"{where} has no Finish log in {tar}: the receipt's signature is a "
-                "Finish log's, so the TSE did not finish the transaction it prints",
+                f"{where} has no Finish log in {tar}, only its Start: the receipt's "
+                "signature is a Finish log's, so either the Finish log is missing from the "
+                f"TAR (opentse verify {tar} shows counter gaps) or the TAR was made before "
+                "the sale was finished (ask for a later export)",
                 fields=("signature",),
             )
         ]
