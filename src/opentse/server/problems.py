@@ -92,6 +92,13 @@ _RETRY_LATER = {
         "retry once space is freed",
         "10",
     ),
+    # the file system turned read-only under a running server (remounted after disk
+    # errors, permissions changed): nothing was signed
+    "E_STORAGE_READONLY": (
+        "the TSE's data disk is full or cannot be written; nothing was signed; "
+        "retry once it can be written again",
+        "10",
+    ),
 }
 
 
@@ -115,7 +122,7 @@ class StorageFailureLog:
                 self._unlogged += 1
                 return
             more, self._unlogged, self._last = self._unlogged, 0, now
-        if exc.code == "E_STORAGE_FULL":
+        if exc.code in ("E_STORAGE_FULL", "E_STORAGE_READONLY"):
             what = "the data disk is full or cannot be written"
             if self._where:
                 what += f" ({self._where})"
