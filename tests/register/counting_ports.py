@@ -1,0 +1,64 @@
+"""Loopback services that fail the way a till's network does, and count the
+connections a till opens to them: a count of requests says "asked once" on any
+machine, where a stopwatch under load says nothing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class CountingPort:
+    """A listening socket whose accepted connections are counted; ``hang`` keeps
+    them open unanswered (a hung service), otherwise each is closed at once (a
+    service that drops every request)."""
+
+    def __init__(self, hang: bool) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._hang = hang
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._count = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return self._count
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            with self._lock:
+                self._count += 1
+            if self._hang:
+                self._held.append(conn)
+            else:
+                conn.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(timeout=5)
+        for conn in self._held:
+            conn.close()
+
+
+@contextmanager
+def counting_port(hang: bool) -> Iterator[CountingPort]:
+    port = CountingPort(hang)
+    try:
+        yield port
+    finally:
+        port.close()
