@@ -116,6 +116,9 @@ class ServerContext:
             isinstance(self.store, AsyncLockedStore) and type(self.svc) is ServiceStore
         )
         self.qr = QRText()  # qr_code_data of Finish responses
+        # set by the export heartbeat while the database has migrations this code does
+        # not know: writes are refused (503 E_SCHEMA_NEWER, storage/nodes.py)
+        self.stale_schema: str | None = None
         # 503s for a database away or its disk full: a few lines
         # (an SQLite file is named: its disk is this machine's)
         where = (
@@ -255,6 +258,11 @@ def loads_body(raw: bytes) -> Any:
     return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
 
 
+def schema_newer(message: str) -> ApiError:
+    """A write at a node older than its database (``ServerContext.stale_schema``)."""
+    return ApiError(503, "E_SCHEMA_NEWER", message, {"Retry-After": "10"})
+
+
 def endpoint(
     handler: Handler,
     *,
@@ -272,6 +280,8 @@ def endpoint(
         principal = None
         if auth:  # before looking at the body: strangers learn nothing about the schema
             principal = await authenticate(ctx, request.headers.get("authorization"))
+        if ctx.stale_schema is not None and request.method != "GET":
+            raise schema_newer(ctx.stale_schema)
         body: Any = None
         if request.method in ("PUT", "PATCH", "POST"):
             if raw.strip():

@@ -363,12 +363,21 @@ class ExportManager:
             self._outage.answered()
 
     def _beat_node(self) -> None:
+        """This node is alive; and it stops writing (503 E_SCHEMA_NEWER) while its
+        database has migrations its code does not know (a forced migrate under it)."""
         from opentse import __version__
-        from opentse.storage.nodes import schema_level
+        from opentse.storage.nodes import schema_level, stale_message
 
         self._ctx.svc.beat_node(
             self.owner, os.getpid(), schema_level(), __version__, self.renew_seconds
         )
+        stale = stale_message(self._ctx.svc.schema_versions())
+        if stale != self._ctx.stale_schema:
+            if stale is not None:
+                log.error("E_SCHEMA_NEWER: %s", stale)
+            else:
+                log.warning("the database's schema is known to this node again: it writes")
+            self._ctx.stale_schema = stale
 
     def _renew(self) -> None:
         with self._lock:

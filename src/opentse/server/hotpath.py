@@ -23,7 +23,14 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from opentse.errors import OpenTSEError
-from opentse.server.context import Call, ServerContext, _invoke, authenticate, loads_body
+from opentse.server.context import (
+    Call,
+    ServerContext,
+    _invoke,
+    authenticate,
+    loads_body,
+    schema_newer,
+)
 from opentse.server.problems import ApiError, from_opentse_error, problem_response
 from opentse.server.schemas import COMPONENTS
 from opentse.server.validation import validate
@@ -146,6 +153,8 @@ class ServerApp(Starlette):
                 raise ApiError(400, "E_BAD_REQUEST", "bad Content-Length") from None
         raw = await _read_body(receive, limit)
         principal = await authenticate(ctx, authorization)
+        if ctx.stale_schema is not None:
+            raise schema_newer(ctx.stale_schema)
         if not raw.strip():
             raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is required")
         body = _parse_json(raw)

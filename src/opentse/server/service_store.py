@@ -933,6 +933,11 @@ class ServiceStore:
                 (node, self.node_id, pid, level, version, int(beat * 1000)),
             )
 
+    def schema_versions(self) -> set[int]:
+        """The migrations applied to this database (all nodes' code must know them)."""
+        rows = self._conn().execute("SELECT version FROM schema_migrations").fetchall()
+        return {int(r[0]) for r in rows}
+
     def forget_node(self, node: str) -> None:
         """A node stopping on purpose is gone at once (not after its heartbeats)."""
         with self._tx(durable=False) as c:

@@ -42,6 +42,27 @@ def schema_level() -> int:
     return max(m.version for m in migrations.load("postgresql") if m.version < PG_ONLY_FROM)
 
 
+@functools.cache
+def known_versions() -> frozenset[int]:
+    """Every migration number this code ships (either dialect)."""
+    from opentse.storage import migrations
+
+    return frozenset(m.version for d in ("sqlite", "postgresql") for m in migrations.load(d))
+
+
+def stale_message(applied: set[int]) -> str | None:
+    """Why a running node must stop writing, if its database has migrations this
+    code lacks (``opentse migrate --force`` ran under it): else None."""
+    unknown = sorted(applied - known_versions())
+    if not unknown:
+        return None
+    return (
+        f"this node's opentse is older than its database (migrations "
+        f"{', '.join(f'{v:04d}' for v in unknown)} unknown to it): it no longer writes; "
+        "retry at an upgraded node, or upgrade this one"
+    )
+
+
 @dataclass(frozen=True)
 class NodeSeen:
     """A node that looks alive and knows less than the code about to migrate."""
