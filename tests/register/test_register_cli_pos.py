@@ -428,6 +428,37 @@ def test_sell_writes_a_picture_of_the_receipt_whose_qr_code_reads(
     assert decoded.text == body["qr_code_data"] and verify_receipt(decoded.text).ok
 
 
+def test_storno_prints_its_receipt_to_files_whose_qr_code_reads(data: Path, tmp_path: Path) -> None:
+    """A cancellation is a receipt of its own (AVBelegstorno, signed): pos storno had
+    no --qr, --pdf, --escpos or --png, so its QR code could not be printed. Its
+    picture's QR code reads back as the storno's own signature, which verifies; a
+    folder that cannot be written is refused before anything is booked."""
+    base = ["--data", str(data), "--tss", "tse-pos", "--client", "POS-1"]
+    base += ["--journal", str(tmp_path / "j.db")]
+    code, out = run(
+        "pos", "sell", *base, "--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50", "--json"
+    )
+    assert code == 0, out
+    sale = json.loads(out)
+    code, out = run(
+        "pos", "storno", sale["receipt_ref"], *base, "--qr", str(tmp_path / "missing" / "q.png")
+    )
+    assert code == 1 and "E_POS_OUTPUT" in out, out
+    png, qr, pdf = tmp_path / "storno.png", tmp_path / "storno-qr.svg", tmp_path / "storno.pdf"
+    code, out = run(
+        "pos", "storno", sale["receipt_ref"], *base, "--json",
+        "--png", str(png), "--qr", str(qr), "--pdf", str(pdf),
+    )  # fmt: skip
+    assert code == 0, out
+    storno = json.loads(out)
+    assert storno["references"] == sale["receipt_ref"]  # the refused one booked nothing
+    assert storno["qr_code_data"] != sale["qr_code_data"]
+    [decoded] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.read_bytes())))
+    assert decoded.text == storno["qr_code_data"] and verify_receipt(decoded.text).ok
+    assert "-2.50" in storno["process_data"] and qr.read_text().lstrip().startswith("<")
+    assert pdf.read_bytes().startswith(b"%PDF")
+
+
 def test_sell_help_names_the_payment_methods_and_the_default_file() -> None:
     """--pay's help said only 'METHOD:AMOUNT, e.g. bar:5.00': a card payment was
     found by trial and error (E_POS_PAY lists them); --journal did not say where the

@@ -536,6 +536,20 @@ def sell_command(
         err_console.print(f"[yellow]TSE ausgefallen: {result.error}[/yellow]", highlight=False)
         if result.status.consecutive_failures > 2:
             err_console.print(f"[yellow]{result.status.message}[/yellow]", highlight=False)
+    _write_booked_outputs(result, qr, pdf, escpos, zone, png)
+    _fail_on_config_error(result)
+
+
+def _write_booked_outputs(
+    result: Any,
+    qr: Path | None,
+    pdf: Path | None,
+    escpos: Path | None,
+    zone: Any,
+    png: Path | None,
+) -> None:
+    """The files of a receipt already booked and printed: a file that cannot be
+    written fails the command and says not to book the receipt again."""
     try:
         _write_outputs(result, qr, pdf, escpos, zone, png)
     except OSError as exc:
@@ -545,7 +559,6 @@ def sell_command(
             highlight=False,
         )
         raise typer.Exit(1) from None
-    _fail_on_config_error(result)
 
 
 def _fail_on_config_error(result: Any) -> None:
@@ -796,9 +809,18 @@ def storno_command(
     seller_name: str | None = SELLER_NAME_OPTION,
     seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     as_json: bool = JSON_OPTION,
+    qr: Path | None = typer.Option(None, "--qr", help="Write the QR code (.png or .svg)."),
+    pdf: Path | None = typer.Option(None, "--pdf", help="Write the receipt as PDF."),
+    escpos: Path | None = typer.Option(None, "--escpos", help="Write ESC/POS printer bytes."),
+    png: Path | None = typer.Option(
+        None, "--png", help="Write a picture of the printed receipt (with its QR code)."
+    ),
 ) -> None:
-    """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated)
-    and keep the reference to the original (DSFinV-K references.csv)."""
+    """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated),
+    print its receipt and keep the reference to the original (DSFinV-K
+    references.csv)."""
+    with cli_errors():
+        _check_outputs(qr=qr, pdf=pdf, escpos=escpos, png=png)  # before anything is booked
     options = {
         "timeout": timeout,
         "seller_name": seller_name,
@@ -835,6 +857,8 @@ def storno_command(
         reg.connect()
         extra = {"references": original}  # booked with the storno, one books transaction
         result = _sell_and_print(reg, sale.storno(), as_json, extra, references=(original,))
+        zone = reg.config.zone
+    _write_booked_outputs(result, qr, pdf, escpos, zone, png)
     _fail_on_config_error(result)
 
 
