@@ -32,7 +32,6 @@ import upgrade_support as up
 from upgrade_support import CURRENT, run_json
 
 from opentse.cli.migrate import run_migrations
-from opentse.formats.dsfinvk.check import check_export
 from opentse.storage import migrations
 from opentse.verify.report import verify_exports
 
@@ -110,7 +109,15 @@ def test_sqlite_installation_upgrades(archive: Path, tmp_path: Path) -> None:
     run_json(CURRENT, "export", "--data", str(data), "--tss", api["tss_id"], str(cli_tar))
     assert verify_chain(cli_tar)["last_counter"] > api["signature_counter"]
 
-    # 4. the embedded demo TSE signs on; its whole export is one gapless chain
+    # 4. the register's books (a sale, a deposit, a storno, a training receipt and two
+    # Vorgänge the TSE did not sign, made by the old version): a sale, a closing that
+    # carries the cash counted at the old closing
+    pos = ["--data", str(data), "--tss", demo["tse_id"], "--client", demo["client_id"]]
+    run_json(CURRENT, "pos", "sell", *pos, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
+    closing = run_json(CURRENT, "pos", "close", *pos, "--counted-cash", "6.80", *up.COMPANY)
+    assert closing["z_nr"] == 2 and closing["difference"] == "0.00", closing
+
+    # 5. the embedded demo TSE signs on; its whole export is one gapless chain
     before = listed[demo["tse_id"]]["signature_counter"]
     again = run_json(CURRENT, "demo", "--data", str(data), "--transactions", "1",
                      "--export", str(tmp_path / "demo-after.tar"))  # fmt: skip
@@ -121,18 +128,19 @@ def test_sqlite_installation_upgrades(archive: Path, tmp_path: Path) -> None:
     assert hashlib.sha256((tmp_path / "demo.tar").read_bytes()).hexdigest() == demo["export_sha256"]
     verify_chain(tmp_path / "demo.tar")  # the old version's export, current verifier
 
-    # 5. the register's books: a sale, a closing carrying the old closing's cash,
-    # and a DSFinV-K export of both closings that checks
-    pos = ["--data", str(data), "--tss", demo["tse_id"], "--client", demo["client_id"]]
-    run_json(CURRENT, "pos", "sell", *pos, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
-    closing = run_json(CURRENT, "pos", "close", *pos, "--counted-cash", "6.80", *up.COMPANY)
-    assert closing["z_nr"] == 2 and closing["difference"] == "0.00", closing
+    # 6. DSFinV-K of both closings: every signature re-verified from the CSVs, and
+    # every signed Bon found in the TSE's export (no error; the demo's receipts are
+    # in the TSE but not in these books: warnings)
     out_zip = tmp_path / "dsfinvk.zip"
     exported = run_json(CURRENT, "dsfinvk", "export", "--data", str(data),
                         "--register", demo["client_id"], str(out_zip))  # fmt: skip
-    assert exported["closings"] == [1, 2] and exported["receipts"] == 2
-    errors = [f for f in check_export(out_zip) if f.severity == "error"]
-    assert errors == []
+    assert exported["closings"] == [1, 2] and exported["not_closed"]["open_receipts"] == 0
+    checked = run_json(CURRENT, "dsfinvk", "check", str(out_zip),
+                       "--tse-export", str(tmp_path / "demo-after.tar"))  # fmt: skip
+    assert checked["errors"] == 0, checked["findings"]
+    # the old closing's 8 Bons (book_a_day's 7 with the sale, and its DifferenzSollIst)
+    # and today's sale
+    assert checked["summary"]["bons"] == exported["receipts"] == 9
 
 
 def check_operator_records(facts: dict[str, Any], data: Path, root: Path) -> None:

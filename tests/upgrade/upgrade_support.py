@@ -185,6 +185,24 @@ def dashboard_login(
         return answer, texts[1:]
 
 
+def book_a_day(command: Sequence[str], data: Path, pos: list[str]) -> None:
+    """The register's other kinds of Vorgang: a cash deposit, a sale and its storno, a
+    training receipt, and a sale and a withdrawal while the TSE service is down (the
+    receipt says "TSE ausgefallen" and the books keep the Vorgang unsigned)."""
+    run_json(command, "pos", "cash", *pos, "--type", "Einzahlung", "--amount", "100.00")
+    cake = run_json(command, "pos", "sell", *pos, "--line", "Kuchen:2:3.10:2", "--pay", "bar:6.20")
+    run_json(command, "pos", "storno", str(cake["receipt_ref"]), *pos)
+    run_json(command, "pos", "sell", *pos, "--type", "training", "--line", "Kaffee:1:2.50:1",
+             "--pay", "bar:2.50")  # fmt: skip
+    down = ["--url", "http://127.0.0.1:9", "--api-key", "k", "--api-secret", "s"]
+    down += [*pos[2:], "--journal", str(data / "pos" / f"{pos[-1]}.db")]
+    failed = run_json(command, "pos", "sell", *down, "--line", "Tee:1:1.80:1", "--pay",
+                      "karte:1.80")  # fmt: skip
+    assert failed["tse_failed"] is True, failed
+    failed = run_json(command, "pos", "cash", *down, "--type", "Auszahlung", "--amount", "-20.00")
+    assert failed["tse_failed"] is True, failed
+
+
 def build_installation(
     command: Sequence[str], root: Path, database: str | None = None, extras: bool = False
 ) -> dict[str, Any]:
@@ -214,6 +232,8 @@ def build_installation(
         pos = ["--data", str(data), "--tss", demo["tse_id"], "--client", demo["client_id"]]
         sale = run_json(command, "pos", "sell", *pos, "--line", "Kaffee:2:2.50:1",
                         "--pay", "bar:5.00")  # fmt: skip
+        book_a_day(command, data, pos)
+        # counted 5.00: the old version books the rest of the day's cash as a difference
         run_json(command, "pos", "close", *pos, "--counted-cash", "5.00", *COMPANY)
         facts["pos"] = {"process_data": sale["process_data"]}
     key = run_json(command, "apikey", "create", "--data", str(data), "--org", "shop", env=env)
