@@ -9,7 +9,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from opentse.register.outage import OutageLog
 from opentse.register.receipt import Seller
 from opentse.register.register import Register, RegisterConfig
 from opentse.register.sale import Sale
+from opentse.register.shoptime import business_day, parse_day_start
 from opentse.register.zreport import close_day
 from opentse.testing import FrozenClock, ready_tse
 
@@ -172,3 +173,106 @@ def test_pos_close_business_day_option(tmp_path: Path) -> None:
     )
     assert closed.exit_code == 0, closed.output
     assert json.loads(closed.stdout)["business_day"] == today.isoformat()
+
+
+def test_a_bar_keeps_its_day_start_and_closes_at_dawn_on_the_evening(
+    bar: Bar, tmp_path: Path
+) -> None:
+    """A bar open until 05:00 had to name the evening with --business-day at every
+    closing; without it the closing at 05:15 booked the morning's date. With the day
+    start kept in its books (06:00), a closing before 06:00 books the evening, also
+    a night whose first receipt is after midnight, and across the October change;
+    a closing after 06:00 books its own day."""
+    bar.books.set_day_start(time(6, 0))
+    bar.at(datetime(2026, 10, 24, 22, 15, tzinfo=BERLIN))
+    bar.register.connect()
+    bar.register.sell(_paid("Bier", "4.50"))
+    bar.at(datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN))  # the hour that happens twice
+    bar.register.sell(_paid("Wein", "6.00"))
+    dawn = bar.at(datetime(2026, 10, 25, 5, 15, tzinfo=BERLIN))
+    night = close_day(bar.register, bar.books, MASTER, "10.50", created=dawn)
+    assert night.closing.business_day == date(2026, 10, 24)
+    path = write_export([night.closing], tmp_path / "z1.zip")
+    assert [f for f in check_export(path) if f.severity == "error"] == []
+    (z,) = _rows(path, "cashpointclosing.csv")
+    assert z["Z_BUCHUNGSTAG"] == "2026-10-24"
+    bar.at(datetime(2026, 10, 26, 0, 40, tzinfo=BERLIN))  # nobody came before midnight
+    bar.register.sell(_paid("Cola", "3.00"))
+    dawn = bar.at(datetime(2026, 10, 26, 4, 0, tzinfo=BERLIN))
+    second = close_day(bar.register, bar.books, MASTER, "13.50", created=dawn)
+    assert second.closing.business_day == date(2026, 10, 25)
+    bar.at(datetime(2026, 10, 26, 18, 0, tzinfo=BERLIN))
+    bar.register.sell(_paid("Saft", "2.00"))
+    evening = bar.at(datetime(2026, 10, 26, 19, 0, tzinfo=BERLIN))
+    third = close_day(bar.register, bar.books, MASTER, "15.50", created=evening)
+    assert third.closing.business_day == date(2026, 10, 26)
+    reopened = Books(tmp_path / "till.db")  # kept in the file
+    assert reopened.day_start() == time(6, 0)
+    reopened.close_file()
+
+
+@pytest.mark.parametrize(
+    ("local", "start", "day"),
+    [
+        (datetime(2026, 10, 25, 5, 59, tzinfo=BERLIN), time(6, 0), date(2026, 10, 24)),
+        (datetime(2026, 10, 25, 6, 0, tzinfo=BERLIN), time(6, 0), date(2026, 10, 25)),
+        (datetime(2026, 3, 29, 1, 30, tzinfo=UTC), time(4, 0), date(2026, 3, 28)),  # 03:30 CEST
+        (datetime(2026, 3, 29, 2, 30, tzinfo=UTC), time(4, 0), date(2026, 3, 29)),  # 04:30 CEST
+        (datetime(2027, 1, 1, 0, 30, tzinfo=BERLIN), time(6, 0), date(2026, 12, 31)),
+        (datetime(2026, 7, 1, 0, 30, tzinfo=BERLIN), None, date(2026, 7, 1)),
+    ],
+)
+def test_business_day_of_an_instant(local: datetime, start: time | None, day: date) -> None:
+    assert business_day(local, BERLIN, start) == day
+
+
+@pytest.mark.parametrize("bad", ["6:00", "06-00", "24:00", "12:01", "06:00:00", "abends"])
+def test_a_day_start_that_is_no_morning_time_is_refused(bad: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_day_start(bad)
+    assert info.value.code == "E_DAY_START"
+
+
+def test_pos_close_day_start_option_is_kept_and_checked(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Installation.open(data) as inst:
+        ready_tse(inst.service, "tse-bar", client_id=CLIENT, logout=True)
+    journal = tmp_path / "bar.db"
+    base = ["--data", str(data), "--tss", "tse-bar", "--client", CLIENT]
+    base += ["--journal", str(journal)]
+    shop = ["--company", "Bar GmbH", "--street", "Nachtweg 1", "--postal-code", "10115"]
+    shop += ["--city", "Berlin", "--vat-id", "DE123456789"]
+    runner, app = CliRunner(), build_app()
+
+    def sell() -> None:
+        sold = runner.invoke(
+            app, ["pos", "sell", *base, "--line", "Bier:1:4.50:1", "--pay", "bar:4.50"]
+        )
+        assert sold.exit_code == 0, sold.output
+
+    sell()
+    refused = runner.invoke(
+        app, ["pos", "close", *base, *shop, "--counted-cash", "4.50", "--day-start", "13:00"]
+    )
+    assert refused.exit_code == 1 and "E_DAY_START" in refused.output, refused.output
+    books = Books(journal)
+    assert books.day_start() is None and books.open_count() == 1  # nothing kept or closed
+    books.close_file()
+    closed = runner.invoke(
+        app,
+        ["pos", "close", *base, *shop, "--counted-cash", "4.50", "--day-start", "12:00", "--json"],
+    )
+    assert closed.exit_code == 0, closed.output
+    expected = business_day(datetime.now(UTC), BERLIN, time(12, 0))  # before noon: yesterday
+    assert json.loads(closed.stdout)["business_day"] == expected.isoformat()
+    sell()
+    again = runner.invoke(app, ["pos", "close", *base, *shop, "--counted-cash", "9.00", "--json"])
+    assert again.exit_code == 0, again.output  # the kept day start, no option
+    assert json.loads(again.stdout)["business_day"] == expected.isoformat()
+    sell()
+    reset = runner.invoke(
+        app,
+        ["pos", "close", *base, *shop, "--counted-cash", "13.50", "--day-start", "00:00", "--json"],
+    )
+    assert reset.exit_code == 0, reset.output
+    assert json.loads(reset.stdout)["business_day"] == datetime.now(BERLIN).date().isoformat()

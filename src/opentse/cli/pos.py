@@ -1010,7 +1010,16 @@ def close_command(
         None,
         "--business-day",
         help="Business day of this closing (Z_BUCHUNGSTAG), YYYY-MM-DD; default: today "
-        "in the shop's zone. A shop closing after midnight names the evening's day.",
+        "in the shop's zone (see --day-start). A shop closing after midnight names the "
+        "evening's day.",
+    ),
+    day_start: str | None = typer.Option(
+        None,
+        "--day-start",
+        envvar="OPENTSE_DAY_START",
+        help="HH:MM (at most 12:00): the local time the shop's business day starts, kept "
+        "in the register's books. A bar open until 05:00 says 06:00 once, and every "
+        "closing before 06:00 books the evening's day; 00:00 is the calendar day again.",
     ),
     check: bool = typer.Option(True, "--check/--no-check", help="Check the --out export."),
     as_json: bool = JSON_OPTION,
@@ -1020,6 +1029,7 @@ def close_command(
     from opentse.formats.dsfinvk.check import check_export
     from opentse.formats.dsfinvk.export import write_export
     from opentse.register.money import require_cents
+    from opentse.register.shoptime import parse_day_start
     from opentse.register.zreport import build_zreport, close_day, render_pdf, render_text
 
     findings: list[Any] = []
@@ -1030,6 +1040,7 @@ def close_command(
             if business_day is None
             else parse_day(business_day, "--business-day", "E_BUSINESS_DAY")
         )
+        starts = None if day_start is None else parse_day_start(day_start)
         _check_outputs(pdf=pdf, out=out)  # before the day is closed
         options = {
             "timeout": timeout,
@@ -1050,6 +1061,8 @@ def close_command(
             books, serial = reg.books, reg.config.client_id
             master = _master(books, serial, reg.backend.tse_id, company, street, postal_code, city,
                              tax_number, vat_id, location_name)  # fmt: skip
+            if starts is not None:  # kept before anything is booked: the next closing too
+                books.set_day_start(starts)
             _connect_to_close(reg)
             day = close_day(reg, books, master, counted, business_day=day_of_business)
             closing = day.closing

@@ -20,7 +20,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,7 +51,13 @@ from opentse.register.books_json import (
 from opentse.register.books_schema import BookedReceipt, open_books_db
 from opentse.register.dsfinvk_bridge import default_process_type
 from opentse.register.sale import Sale
-from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
+from opentse.register.shoptime import (
+    DEFAULT_SHOP_TIMEZONE,
+    local_day,
+    parse_day_start,
+    shop_zone,
+)
+from opentse.register.shoptime import business_day as business_day_of
 
 __all__ = ["Books", "MasterData"]
 
@@ -81,6 +87,33 @@ class Books:
         row = self._db.execute("SELECT value FROM books_master WHERE name = 'timezone'").fetchone()
         self.timezone: str = DEFAULT_SHOP_TIMEZONE if row is None else str(row[0])
         self.zone: tzinfo = shop_zone(self.timezone)
+
+    def day_start(self) -> time | None:
+        """The local time the shop's business day starts at (``set_day_start``); None:
+        at midnight."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM books_master WHERE name = 'day_start'"
+            ).fetchone()
+        if row is None:
+            return None
+        start = parse_day_start(str(row[0]))
+        return None if start == time() else start
+
+    def set_day_start(self, start: time) -> None:
+        """Keep when the shop's business day starts (a bar open past midnight: 06:00):
+        a closing without a business day named books the day it started on; 00:00 is
+        the calendar day again."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO books_master (name, value) VALUES ('day_start', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (f"{start:%H:%M}",),
+            )
+
+    def business_day(self, at: datetime) -> date:
+        """The business day an instant belongs to (the shop's zone and day start)."""
+        return business_day_of(at, self.zone, self.day_start())
 
     def close_file(self) -> None:
         with self._lock:
@@ -428,9 +461,11 @@ class Books:
         """The next Kassenabschluss over every receipt not closed yet (Z_NR counts up);
         the receipts are marked closed and the closing is kept (so it can be exported
         again) in the same transaction. The business day (Z_BUCHUNGSTAG) is
-        ``business_day`` or the shop's local day of ``created``."""
+        ``business_day`` or the shop's business day of ``created`` (its local day, the
+        day before while earlier than the kept day start)."""
         created = created or datetime.now(UTC)
         master = MasterData(company, location, register)
+        start = self.day_start()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -441,9 +476,16 @@ class Books:
                     )
                 tses = tse_infos(self._db, rows)
                 z_nr = next_z_nr(self._db)
-                day = local_day(created, self.zone)
+                day = business_day_of(created, self.zone, start)
                 if business_day is not None:
-                    check_business_day(self._db, self.zone, business_day, day, rows)
+                    check_business_day(
+                        self._db,
+                        self.zone,
+                        business_day,
+                        local_day(created, self.zone),
+                        rows,
+                        day_start=start,
+                    )
                     day = business_day
                 closing = build_closing(
                     self._db, self.zone, z_kasse_id, z_nr, created, master, rows, tses, day
@@ -495,11 +537,17 @@ class Books:
         books_closing.check_business_day); a caller checks before it books anything
         for the closing."""
         created = created or datetime.now(UTC)
+        start = self.day_start()
         with self._lock:
             rows = open_rows(self._db)
             if rows:
                 check_business_day(
-                    self._db, self.zone, business_day, local_day(created, self.zone), rows
+                    self._db,
+                    self.zone,
+                    business_day,
+                    local_day(created, self.zone),
+                    rows,
+                    day_start=start,
                 )
 
     # --- internals (lock held) -------------------------------------------------------

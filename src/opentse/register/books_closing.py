@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import Iterable
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,7 @@ from opentse.register.books_json import (
 from opentse.register.books_schema import ENDED_AT, RECEIPT_COLUMNS
 from opentse.register.dsfinvk_bridge import rate_on, to_dsfinvk_receipt
 from opentse.register.money import VAT_TABLE
+from opentse.register.shoptime import business_day as business_day_of
 from opentse.register.shoptime import local_day
 
 
@@ -88,12 +89,16 @@ def check_business_day(
     business_day: date,
     closing_day: date,
     rows: list[tuple[Any, ...]],
+    *,
+    day_start: time | None = None,
 ) -> None:
     """A business day given for a closing (a shop closing after midnight for the
-    evening before) lies between the local day of its first receipt and the day
-    the closing is made, and not before the previous closing's (Z_BUCHUNGSTAG
-    does not go back)."""
-    first = min(local_day(datetime.fromisoformat(str(r[ENDED_AT])), zone) for r in rows)
+    evening before) lies between the business day of its first receipt (its local
+    day, the day before while earlier than ``day_start``) and the day the closing is
+    made, and not before the previous closing's (Z_BUCHUNGSTAG does not go back)."""
+    first = min(
+        business_day_of(datetime.fromisoformat(str(r[ENDED_AT])), zone, day_start) for r in rows
+    )
     row = db.execute("SELECT MAX(business_day) FROM books_closing_data").fetchone()
     previous = date.fromisoformat(row[0]) if row and row[0] else None
     if business_day > closing_day:

@@ -44,6 +44,43 @@ def local_day(at: datetime, zone: tzinfo) -> date:
     return _aware(at).astimezone(zone).date()
 
 
+#: The latest hour a shop's business day may start at: a day starting later would
+#: book a whole working afternoon on the day before.
+LATEST_DAY_START = time(12, 0)
+
+
+def parse_day_start(text: str) -> time:
+    """``HH:MM`` (00:00 .. 12:00), the local time a shop's business day starts at (a bar
+    open until 05:00 says 06:00), or ``E_DAY_START``."""
+    try:
+        hours, minutes = text.split(":")
+        if len(hours) != 2 or len(minutes) != 2:
+            raise ValueError(text)
+        start = time(int(hours), int(minutes))
+    except ValueError:
+        raise ProtocolError(
+            f"day start {text!r}: give the local time as HH:MM, e.g. 06:00",
+            code="E_DAY_START",
+        ) from None
+    if start > LATEST_DAY_START:
+        raise ProtocolError(
+            f"day start {text}: at most {LATEST_DAY_START:%H:%M} (a later start would book "
+            "the afternoon on the day before)",
+            code="E_DAY_START",
+        )
+    return start
+
+
+def business_day(at: datetime, zone: tzinfo, day_start: time | None = None) -> date:
+    """The shop's business day of an instant: its local day, or the day before while
+    the local time is earlier than ``day_start`` (a bar's 02:00 belongs to the
+    evening before)."""
+    local = _aware(at).astimezone(zone)
+    if day_start is not None and local.time() < day_start:
+        return local.date() - timedelta(days=1)
+    return local.date()
+
+
 def local_time(at: datetime, zone: tzinfo) -> datetime:
     """The same instant with the shop's offset (for printing and the export)."""
     return _aware(at).astimezone(zone)

@@ -143,10 +143,13 @@ def close_day(
     the till is booked before the day closes), book the difference to the expected cash
     as a signed DifferenzSollIst Vorgang (a TSE failure still books it, marked), then
     close every open receipt (Z_NR + 1). ``E_AMOUNT_PRECISION`` for more than cents.
-    ``business_day`` (Z_BUCHUNGSTAG) defaults to the shop's day of the closing; a shop
-    closing after midnight names the evening's day (``E_BUSINESS_DAY`` outside the
-    days of its receipts)."""
+    ``business_day`` (Z_BUCHUNGSTAG) defaults to the shop's day of the closing, the day
+    before while earlier than the day start the books keep (``Books.set_day_start``);
+    a shop closing after midnight names the evening's day (``E_BUSINESS_DAY`` outside
+    the days of its receipts)."""
     counted = require_cents(counted_cash, "counted cash")
+    if business_day is None and books.day_start() is not None:
+        business_day = books.business_day(created or register.clock())
     if business_day is not None:  # before the difference is booked and signed
         books.check_business_day(business_day, created)
     # what the TSE signed or holds open for this till goes into the books first (a
