@@ -178,8 +178,8 @@ def test_defective_tse_shows_when_it_was_taken_out_of_service(ops: OpsContext) -
 def test_tse_at_no_location_is_described_as_it_is(ops: OpsContext) -> None:
     """A TSE nobody placed with `site assign-tse` (e.g. created through the API) is
     still documented, with its real interface and the running software version."""
-    from opentse import __version__
     from opentse.server.auth import create_api_key
+    from opentse.version import version_text
 
     ready_tse(ops, "cli-only")
     ready_tse(ops, "api")
@@ -190,7 +190,7 @@ def test_tse_at_no_location_is_described_as_it_is(ops: OpsContext) -> None:
     api = md.split("### TSE api", 1)[1].split("### TSE", 1)[0]
     assert f"| Schnittstelle | {sites.EMBEDDED_INTERFACE} |" in cli_only
     assert f"| Schnittstelle | {sites.SERVED_INTERFACE} |" in api
-    assert f"| Software-Version | opentse {__version__} |" in cli_only
+    assert f"| Software-Version | {version_text()} |" in cli_only  # with the commit
     assert "| Standort | - |" in api
 
 

@@ -23,6 +23,29 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from opentse.version import version_text
+
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the opentse version (and the git commit of a checkout) and exit.",
+    ),
+) -> None:
+    """opentse: open software TSE (BSI TR-03151), TSE service and register tools.
+    Not BSI-certified."""
+
+
 # Command-group modules, each with ``register(app: typer.Typer) -> None``.
 GROUP_MODULES: list[str] = [
     "opentse.cli.verify",

@@ -258,10 +258,10 @@ def default_interface(ctx: OpsContext, tse_id: str) -> str:
 
 
 def default_software_version() -> str:
-    """The TSE software: this opentse."""
-    from opentse import __version__
+    """The TSE software: this opentse (with the commit of a checkout)."""
+    from opentse.version import version_text
 
-    return f"opentse {__version__}"
+    return version_text()
 
 
 def assign_tse(
