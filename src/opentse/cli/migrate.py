@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import typer
@@ -51,11 +52,9 @@ def run_migrations(
 ) -> tuple[str, list[int], int]:
     """(dialect, versions applied now, highest version applied) for a database
     (``force``: PostgreSQL migrations also under older live nodes)."""
-    import sqlite3
-
     from opentse.errors import ProtocolError
     from opentse.installation import DB_FILE
-    from opentse.storage import migrations
+    from opentse.storage import migrations, nodes
     from opentse.storage.postgres import is_postgres_url
 
     database = database or os.environ.get("OPENTSE_DATABASE_URL")
@@ -84,11 +83,24 @@ def run_migrations(
     lite = sqlite3.connect(path, isolation_level=None)
     try:
         lite.execute("PRAGMA journal_mode = WAL")
+        # a database a newer opentse migrated is not "up to date" for this one
+        # (PostgreSQL's migrate refuses it the same way)
+        nodes.refuse_if_schema_newer(
+            migrations.applied_versions(lite) if _has_migrations(lite) else set(),
+            {m.version for m in migrations.load("sqlite")},
+        )
         applied = migrations.apply(lite, "sqlite")
         current = max(migrations.applied_versions(lite), default=0)
     finally:
         lite.close()
     return "sqlite", applied, current
+
+
+def _has_migrations(lite: sqlite3.Connection) -> bool:
+    row = lite.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    return row is not None
 
 
 def register(app: typer.Typer) -> None:

@@ -15,12 +15,17 @@ heartbeat). Older nodes record nothing of the kind; one that signed within
 ``OLD_SIGNING_WINDOW`` seconds left its host's ``svc_index_mark`` that recent and is
 counted as alive too (an idle one is not seen: stop old nodes before migrating). A
 node whose code is older than the database (the schema has migrations it does not
-know) refuses to start (``E_SCHEMA_NEWER``).
+know) refuses to start (``E_SCHEMA_NEWER``) and a running one stops writing, unless
+``OPENTSE_ALLOW_NEWER_SCHEMA=1`` says the operator goes back on purpose: once a newer
+version has signed, the backup from before the upgrade must not come back (its
+counters would repeat), so a rollback runs the older code on the migrated database
+(docs/upgrading.md, "Rolling back").
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +55,22 @@ def known_versions() -> frozenset[int]:
     return frozenset(m.version for d in ("sqlite", "postgresql") for m in migrations.load(d))
 
 
+#: The environment variable that lets an older opentse run on a newer database (a
+#: rollback on purpose).
+ALLOW_NEWER_SCHEMA = "OPENTSE_ALLOW_NEWER_SCHEMA"
+
+
+def newer_schema_allowed() -> bool:
+    """``OPENTSE_ALLOW_NEWER_SCHEMA=1``: the operator rolls back on purpose."""
+    return os.environ.get(ALLOW_NEWER_SCHEMA, "") == "1"
+
+
 def stale_message(applied: set[int]) -> str | None:
     """Why a running node must stop writing, if its database has migrations this
-    code lacks (``opentse migrate --force`` ran under it): else None."""
+    code lacks (``opentse migrate --force`` ran under it): else None (also with
+    ``OPENTSE_ALLOW_NEWER_SCHEMA=1``)."""
     unknown = sorted(applied - known_versions())
-    if not unknown:
+    if not unknown or newer_schema_allowed():
         return None
     return (
         f"this node's opentse is older than its database (migrations "
@@ -130,12 +146,14 @@ def refuse_if_older_nodes(conn: Any, pending: list[int]) -> None:
 
 
 def refuse_if_schema_newer(applied: set[int], known: set[int]) -> None:
-    """A node older than its database: the schema has migrations this code lacks."""
+    """A node older than its database: the schema has migrations this code lacks
+    (allowed with ``OPENTSE_ALLOW_NEWER_SCHEMA=1``)."""
     unknown = sorted(applied - known)
-    if unknown:
+    if unknown and not newer_schema_allowed():
         raise StorageError(
             "the database was migrated by a newer opentse (migrations "
             f"{', '.join(f'{v:04d}' for v in unknown)} are unknown to this one, schema "
-            f"level {schema_level():04d}): upgrade this node before starting it",
+            f"level {schema_level():04d}): upgrade this opentse, or set "
+            f"{ALLOW_NEWER_SCHEMA}=1 to roll back to it on purpose (docs/upgrading.md)",
             code="E_SCHEMA_NEWER",
         )
