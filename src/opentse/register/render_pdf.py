@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 from datetime import tzinfo
 
-from fpdf import FPDF
-
 from opentse.register.receipt import Receipt
 from opentse.register.render_qr import render_qr_png
 from opentse.register.render_text import render_text
@@ -34,6 +32,8 @@ def render_pdf(receipt: Receipt, *, tz: tzinfo | None = None) -> bytes:
     lines = render_text(receipt, width=48, tz=tz).split("\n")
     payload = receipt.qr_payload
     height = 2 * MARGIN_MM + LINE_MM * len(lines) + (QR_MM + 4 if payload else 0)
+    from fpdf import FPDF  # here: fpdf2 and fontTools cost ~0.4 s to import
+
     pdf = FPDF(unit="mm", format=(PAGE_WIDTH_MM, max(height, 60.0)))
     pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
     pdf.set_auto_page_break(False)

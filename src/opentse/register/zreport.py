@@ -25,8 +25,6 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from fpdf import FPDF
-
 from opentse.formats.dsfinvk.model import (
     CLOSING_BON_TYPES,
     ZERO,
@@ -276,6 +274,8 @@ def render_text(report: ZReport, *, width: int = 48, tz: tzinfo | None = None) -
 def render_pdf(report: ZReport, *, tz: tzinfo | None = None) -> bytes:
     """The text Z report on an A4 page in Courier (fpdf2 core font, latin-1)."""
     lines = render_text(report, width=64, tz=tz).split("\n")
+    from fpdf import FPDF  # here: fpdf2 and fontTools cost ~0.4 s to import
+
     pdf = FPDF(unit="mm", format="A4")
     pdf.set_creator("opentse")
     pdf.set_title(f"Kassenabschluss {report.z_nr}")
