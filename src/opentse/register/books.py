@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentse.errors import ProtocolError
 from opentse.formats.dsfinvk import model
@@ -478,14 +478,7 @@ class Books:
                 z_nr = next_z_nr(self._db)
                 day = business_day_of(created, self.zone, start)
                 if business_day is not None:
-                    check_business_day(
-                        self._db,
-                        self.zone,
-                        business_day,
-                        local_day(created, self.zone),
-                        rows,
-                        day_start=start,
-                    )
+                    self._check_day(business_day, created, rows, start)
                     day = business_day
                 closing = build_closing(
                     self._db, self.zone, z_kasse_id, z_nr, created, master, rows, tses, day
@@ -541,16 +534,16 @@ class Books:
         with self._lock:
             rows = open_rows(self._db)
             if rows:
-                check_business_day(
-                    self._db,
-                    self.zone,
-                    business_day,
-                    local_day(created, self.zone),
-                    rows,
-                    day_start=start,
-                )
+                self._check_day(business_day, created, rows, start)
 
     # --- internals (lock held) -------------------------------------------------------
+
+    def _check_day(
+        self, business_day: date, created: datetime, rows: list[Any], start: time | None
+    ) -> None:
+        check_business_day(
+            self._db, self.zone, business_day, local_day(created, self.zone), rows, day_start=start
+        )
 
     def _insert_reference(self, bon_id: str, ref_bon_id: str, ref_type: str) -> None:
         found = self._db.execute(
