@@ -98,3 +98,20 @@ def setup_tss(client: httpx.Client, h: dict[str, str]) -> tuple[str, str]:
     r = client.put(f"/api/v2/tss/{tss}/client/{cid}", json={"serial_number": "KASSE-1"}, headers=h)
     assert r.status_code == 200, r.text
     return tss, cid
+
+
+def new_key_in(data: Path) -> dict[str, str]:
+    """What ``opentse apikey create`` does in a data folder, without a process of its
+    own (for a server the test starts as a process afterwards)."""
+    from opentse.installation import Installation
+    from opentse.storage.pg_service import open_service_store
+
+    inst = Installation.open(data)
+    try:
+        store = open_service_store(inst, data)
+        try:
+            return create_api_key(store, org_name="shop", env="TEST", now=inst.service.clock.now())
+        finally:
+            store.close()
+    finally:
+        inst.close()

@@ -23,11 +23,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_support import login, setup_tss
+from server_support import login, new_key_in, setup_tss
 
-from opentse.installation import Installation
 from opentse.server.auth import create_api_key
-from opentse.storage.pg_service import open_service_store
 from opentse.testing.serving import wait_until_serving
 from opentse.verify.report import verify_exports
 
@@ -99,25 +97,12 @@ def _export(c: httpx.Client, h: dict[str, str], tss: str, path: Path) -> None:
     path.write_bytes(answer.content)
 
 
-def _new_key(data: Path) -> dict[str, str]:
-    """What ``opentse apikey create`` does, without a process of its own."""
-    inst = Installation.open(data)
-    try:
-        store = open_service_store(inst, data)
-        try:
-            return create_api_key(store, org_name="shop", env="TEST", now=inst.service.clock.now())
-        finally:
-            store.close()
-    finally:
-        inst.close()
-
-
 def test_a_full_disk_answers_503_and_signing_goes_on_gapless_once_space_is_back(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
     log = tmp_path / "serve.log"
-    key = _new_key(data)
+    key = new_key_in(data)
     with serve(data, log, LIMIT) as (c, pid):
         h = login(c, key)
         tss, cid = setup_tss(c, h)

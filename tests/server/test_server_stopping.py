@@ -23,27 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
-from server_support import login, setup_tss
+from server_support import login, new_key_in, setup_tss
 
 from opentse.cli.serve import STOP_GRACE
-from opentse.installation import Installation
-from opentse.server.auth import create_api_key
-from opentse.storage.pg_service import open_service_store
 from opentse.testing.serving import serve_process, wait_until_serving
 
 OPENTSE = str(Path(sys.executable).parent / "opentse")
-
-
-def _new_key(data: Path) -> dict[str, str]:
-    inst = Installation.open(data)
-    try:
-        store = open_service_store(inst, data)
-        try:
-            return create_api_key(store, org_name="shop", env="TEST", now=inst.service.clock.now())
-        finally:
-            store.close()
-    finally:
-        inst.close()
 
 
 @pytest.mark.parametrize("route", ["upsert", "client"])
@@ -53,7 +38,7 @@ def test_a_request_still_waiting_after_the_grace_gets_503_server_stopping(
     """``upsert``: the register's hot route (hotpath.py); ``client``: a route through
     Starlette's stack (registering a client writes too)."""
     data = tmp_path / "data"
-    key = _new_key(data)
+    key = new_key_in(data)
     log = tmp_path / "serve.log"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
