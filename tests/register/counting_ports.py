@@ -23,6 +23,7 @@ class CountingPort:
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
         self._count = 0
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -36,9 +37,15 @@ class CountingPort:
             return self._count
 
     def _accept(self) -> None:
-        while True:
+        # a blocked accept() is not woken by close() from another thread: poll, so
+        # close() ends this thread (a thread left behind in a test worker made the
+        # verifier's fork tests, which need a process without other threads, fail)
+        self._listener.settimeout(0.05)
+        while not self._closed.is_set():
             try:
                 conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:  # closed
                 return
             with self._lock:
@@ -49,8 +56,10 @@ class CountingPort:
                 conn.close()
 
     def close(self) -> None:
-        self._listener.close()
+        self._closed.set()
         self._thread.join(timeout=5)
+        assert not self._thread.is_alive(), "the counting port's thread did not end"
+        self._listener.close()
         for conn in self._held:
             conn.close()
 

@@ -153,7 +153,7 @@ def refuse_if_schema_newer(applied: set[int], known: set[int]) -> None:
         raise StorageError(
             "the database was migrated by a newer opentse (migrations "
             f"{', '.join(f'{v:04d}' for v in unknown)} are unknown to this one, schema "
-            f"level {schema_level():04d}): upgrade this opentse, or set "
+            f"level {schema_level():04d}): upgrade this node before starting it, or set "
             f"{ALLOW_NEWER_SCHEMA}=1 to roll back to it on purpose (docs/upgrading.md)",
             code="E_SCHEMA_NEWER",
         )
