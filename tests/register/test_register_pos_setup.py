@@ -369,3 +369,33 @@ def test_a_puk_file_that_cannot_be_written_stops_before_the_tss_is_deployed(
     assert done.returncode == 0, done.stderr
     finished = json.loads(done.stdout)
     assert finished["tss"] == shown["tss"] and finished["admin_puk"] == shown["admin_puk"]
+
+
+def _plain_tss_count(plain_tse: dict[str, Any]) -> int:
+    result = lan.connection_test(plain_tse["base"], plain_tse["api_key"], plain_tse["api_secret"])
+    return int(result["tss_count"])
+
+
+def test_a_puk_file_path_holding_another_file_is_never_overwritten(
+    plain_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    """--puk-file naming an admin's own notes (other TSSs' PUKs, say) was overwritten
+    with the new set-up and deleted when it finished. Now the set-up is refused
+    before any TSS is made, and the file stays as it was; adding a till to an
+    existing TSS (no PUK to keep) leaves it alone too."""
+    where = plain_tse["where"]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("PUK of the old TSS: 123456\n")
+    before = _plain_tss_count(plain_tse)
+    out = _run("pos", "setup", *where, "--serial", "NOTIZ-1", "--puk-file", str(notes), "--json")
+    assert out.returncode == 1 and "error E_SETUP_PENDING" in out.stderr, out.stderr
+    assert "not a set-up file" in out.stderr and str(notes) in out.stderr
+    assert notes.read_text() == "PUK of the old TSS: 123456\n"
+    assert _plain_tss_count(plain_tse) == before  # refused before a TSS was made
+    made = json.loads(_run("pos", "setup", *where, "--serial", "NOTIZ-1", "--json").stdout)
+    added = _run(
+        "pos", "setup", *where, "--serial", "NOTIZ-2", "--tss", made["tss"],
+        "--admin-pin", made["admin_pin"], "--puk-file", str(notes), "--json",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert notes.read_text() == "PUK of the old TSS: 123456\n"

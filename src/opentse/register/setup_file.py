@@ -99,6 +99,12 @@ def read(path: Path) -> PendingSetup | None:
     return PendingSetup(found["url"], found["tss"], found["serial"], found["puk"], found["pin"])
 
 
+def foreign(path: Path) -> bool:
+    """A file (or anything else) is at ``path`` and it is not a set-up file: an
+    admin's own notes must never be replaced by, or deleted with, a set-up's PUK."""
+    return (path.exists() or path.is_symlink()) and read(path) is None
+
+
 def forget(path: Path, tss: str) -> None:
     """Delete the file once its PUK and PIN are shown; only if it is that TSS's (a
     set-up that added a till to another TSS leaves another set-up's file alone)."""

@@ -271,6 +271,15 @@ def _pending(root: str, serial: str, tss: str | None, path: Path | None) -> _Pen
     if path is None:
         return None
     found = setup_file.read(path)
+    if found is None and setup_file.foreign(path):
+        if tss is not None:
+            return None  # adding a till writes no PUK: the file stays, untouched
+        raise ProtocolError(
+            f"{path} exists and is not a set-up file of opentse: the new TSS's PUK is "
+            "kept in a file of its own, never over another; move that file, or give "
+            "another --puk-file",
+            code="E_SETUP_PENDING",
+        )
     if found is None:
         return _Pending(path, None)
     if found.url == root and found.serial == serial and tss in (None, found.tss):
