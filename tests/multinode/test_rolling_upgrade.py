@@ -147,7 +147,16 @@ def test_migrate_waits_for_an_older_node_and_force_overrides(
         assert forced.returncode == 0, forced.stderr
         assert json.loads(forced.stdout)["applied"] == NEW
 
-        with _node(None, pg_url, data, new_log) as (_, new), psycopg.connect(pg_url) as conn:
+        with _node(None, pg_url, data, new_log) as (base, new), psycopg.connect(pg_url) as conn:
+            with httpx.Client(base_url=base, timeout=30) as c:  # it signs: its index mark
+                token = c.post("/api/v2/auth", json=key).json()["access_token"]
+                r = c.put(
+                    f"/api/v2/tss/{tss}/tx/{uuid.uuid4()}",
+                    params={"tx_revision": 1},
+                    json={"state": "ACTIVE", "client_id": cid},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert r.status_code == 200, r.text
             # the new node said it is alive, and of which level: a migration of the
             # next level would wait for it, one of its own level not
             seen = [n for n in older_nodes(conn, schema_level() + 1) if n.level is not None]
@@ -155,7 +164,11 @@ def test_migrate_waits_for_an_older_node_and_force_overrides(
             assert seen[0].level == schema_level()
             assert all(n.level is None for n in older_nodes(conn, schema_level()))
         with psycopg.connect(pg_url) as conn:  # stopped on purpose: gone at once
-            assert conn.execute("SELECT count(*) FROM svc_nodes").fetchone() == (0,)
+            alive = conn.execute("SELECT count(*) FROM svc_nodes WHERE seen_ms > 0").fetchone()
+            assert alive == (0,)
+            # and its host's recent index mark (it signed) is not taken for a node of
+            # before 0010: the next upgrade's migrate is not refused for a minute
+            assert older_nodes(conn, schema_level() + 1) == []
 
 
 def test_a_node_older_than_its_database_refuses_to_start(pg_url: str) -> None:

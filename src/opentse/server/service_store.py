@@ -939,9 +939,15 @@ class ServiceStore:
         return {int(r[0]) for r in rows}
 
     def forget_node(self, node: str) -> None:
-        """A node stopping on purpose is gone at once (not after its heartbeats)."""
+        """A node stopping on purpose is gone at once (not after its heartbeats): its
+        row stays, stopped (seen_ms 0; one such row per host), so the host's recent
+        svc_index_mark is not taken for a node of before 0010 (storage/nodes.py)."""
         with self._tx(durable=False) as c:
-            c.execute("DELETE FROM svc_nodes WHERE node=?", (node,))
+            c.execute(
+                "DELETE FROM svc_nodes WHERE host=? AND seen_ms=0 AND node<>?",
+                (self.node_id, node),
+            )
+            c.execute("UPDATE svc_nodes SET seen_ms=0 WHERE node=?", (node,))
 
     def release_export_leases(self, owner: str) -> int:
         """A node stopping on purpose hands its unfinished exports back (PENDING,

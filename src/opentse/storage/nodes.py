@@ -102,13 +102,17 @@ def older_nodes(conn: Any, level: int) -> list[NodeSeen]:
     seen: list[NodeSeen] = []
     registered_hosts: set[str] = set()
     if _has_table(conn, "svc_nodes"):
+        # a host that ever ran a node of 0010 or later (alive or stopped on purpose):
+        # its svc_index_mark is that node's, not one of an older version
+        registered_hosts = {
+            str(r[0]) for r in conn.execute("SELECT DISTINCT host FROM svc_nodes").fetchall()
+        }
         rows = conn.execute(
             f"SELECT host, pid, schema_level, ({_NOW_MS} - seen_ms) / 1000 FROM svc_nodes"
             f" WHERE seen_ms >= {_NOW_MS} - beat_ms * %s - %s",
             (LIVE_BEATS, LIVE_SLACK_MS),
         ).fetchall()
         for host, pid, node_level, ago in rows:
-            registered_hosts.add(str(host))
             if int(node_level) < level:
                 seen.append(NodeSeen(f"{host}:{pid}", int(node_level), max(0, int(ago))))
     if _has_table(conn, "svc_index_mark"):
