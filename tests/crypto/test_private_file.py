@@ -46,3 +46,35 @@ def test_no_temporary_file_is_left_and_the_umask_does_not_matter(tmp_path: Path)
         os.umask(old)
     assert [p.name for p in tmp_path.iterdir()] == ["puks.txt"]
     assert _mode(tmp_path / "puks.txt") == 0o600
+
+
+def test_a_short_write_never_replaces_the_file_with_part_of_it(tmp_path: Path) -> None:
+    """os.write may write only part of the data (a disk nearly full, a file size
+    limit); the rest was dropped and the short file renamed over the good one, a
+    PUK file cut in half. Here a file size limit of 64 bytes makes the first write
+    short: now the second one fails (EFBIG) and the old file stays whole."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "puk.txt"
+    target.write_text("old PUK 1234\n")
+    probe = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from opentse.crypto.private_file import write_private_file\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))\n"
+        "try:\n"
+        "    write_private_file(Path(sys.argv[1]), 'x' * 1000)\n"
+        "except OSError as exc:\n"
+        "    print('refused', exc.errno)\n"
+        "else:\n"
+        "    print('written')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "refused", out.stdout
+    assert target.read_text() == "old PUK 1234\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["puk.txt"]  # no temporary file left

@@ -21,7 +21,9 @@ def write_private_file(path: Path, text: str) -> None:
     try:
         try:
             os.fchmod(fd, 0o600)
-            os.write(fd, text.encode("utf-8"))
+            data = memoryview(text.encode("utf-8"))
+            while data:  # a write may take only part (a nearly full disk, a size limit)
+                data = data[os.write(fd, data) :]
             os.fsync(fd)
         finally:
             os.close(fd)
