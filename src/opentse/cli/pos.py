@@ -52,6 +52,13 @@ SESSION_OPTION: Any = typer.Option(
     "(LAN-TSE-Session.txt of serve --lan), and --tss, --client (a till file of pos setup "
     "--out); options given win.",
 )
+# a receipt's files, for every command that prints one (pos sell, pos storno)
+QR_OPTION: Any = typer.Option(None, "--qr", help="Write the QR code (.png or .svg).")
+PDF_OPTION: Any = typer.Option(None, "--pdf", help="Write the receipt as PDF.")
+ESCPOS_OPTION: Any = typer.Option(None, "--escpos", help="Write ESC/POS printer bytes.")
+PNG_OPTION: Any = typer.Option(
+    None, "--png", help="Write a picture of the printed receipt (with its QR code)."
+)
 FINGERPRINT_OPTION: Any = typer.Option(
     None,
     "--fingerprint",
@@ -467,12 +474,10 @@ def sell_command(
     ),
     timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,
-    qr: Path | None = typer.Option(None, "--qr", help="Write the QR code (.png or .svg)."),
-    pdf: Path | None = typer.Option(None, "--pdf", help="Write the receipt as PDF."),
-    escpos: Path | None = typer.Option(None, "--escpos", help="Write ESC/POS printer bytes."),
-    png: Path | None = typer.Option(
-        None, "--png", help="Write a picture of the printed receipt (with its QR code)."
-    ),
+    qr: Path | None = QR_OPTION,
+    pdf: Path | None = PDF_OPTION,
+    escpos: Path | None = ESCPOS_OPTION,
+    png: Path | None = PNG_OPTION,
 ) -> None:
     """Book and sign one sale, print the receipt (a TSE failure still prints it)."""
     from opentse.register import Sale
@@ -809,12 +814,10 @@ def storno_command(
     seller_name: str | None = SELLER_NAME_OPTION,
     seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     as_json: bool = JSON_OPTION,
-    qr: Path | None = typer.Option(None, "--qr", help="Write the QR code (.png or .svg)."),
-    pdf: Path | None = typer.Option(None, "--pdf", help="Write the receipt as PDF."),
-    escpos: Path | None = typer.Option(None, "--escpos", help="Write ESC/POS printer bytes."),
-    png: Path | None = typer.Option(
-        None, "--png", help="Write a picture of the printed receipt (with its QR code)."
-    ),
+    qr: Path | None = QR_OPTION,
+    pdf: Path | None = PDF_OPTION,
+    escpos: Path | None = ESCPOS_OPTION,
+    png: Path | None = PNG_OPTION,
 ) -> None:
     """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated),
     print its receipt and keep the reference to the original (DSFinV-K
