@@ -331,13 +331,10 @@ def _client_serial(
     and kept in the books; a service that cannot be reached leaves the one kept (the
     journal shows red), so the receipts and the closing keep the serial the TSE signs
     with instead of the UUID."""
-    if once:
-        backend.set_single_attempt(True)
-    try:
+    from opentse.register.register import single_attempts
+
+    with single_attempts(backend) if once else contextlib.nullcontext():
         serial = _ask_serial(backend, timeout)
-    finally:
-        if once:
-            backend.set_single_attempt(False)
     if serial is None:
         return str(books.register_serial() or client)
     if serial != books.register_serial():

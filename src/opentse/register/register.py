@@ -55,6 +55,21 @@ from opentse.tr03151.codec import MAX_PROCESS_DATA
 T = TypeVar("T")
 
 
+@contextlib.contextmanager
+def single_attempts(backend: Any) -> Iterator[None]:
+    """Meanwhile a backend that retries (RemoteBackend) tries each call once: a till
+    in an outage stays fast. Other backends are unaffected."""
+    single: Callable[[bool], None] | None = getattr(backend, "set_single_attempt", None)
+    if single is None:
+        yield
+        return
+    single(True)
+    try:
+        yield
+    finally:
+        single(False)
+
+
 def call_within(fn: Callable[[], T], timeout: float) -> T:
     """Run ``fn`` in a daemon thread; past ``timeout`` seconds give up with
     TimeoutError (it may finish later, which is why a timed-out transaction is looked
@@ -186,15 +201,11 @@ class Register:
         """In an outage (the journal's light is not green) a backend that retries
         (RemoteBackend) tries each call once: a till in an outage stays fast, and the
         first sale after the TSE is back signs again."""
-        single: Callable[[bool], None] | None = getattr(self.backend, "set_single_attempt", None)
-        if single is None or self.journal.status(self.config.zone).light is Light.GREEN:
+        if self.journal.status(self.config.zone).light is Light.GREEN:
             yield
             return
-        single(True)
-        try:
+        with single_attempts(self.backend):
             yield
-        finally:
-            single(False)
 
     def _failed_slowly(self, began: float, exc: BaseException) -> None:
         """Remember a failure that cost the till time (a TSE that does not answer, a
