@@ -65,6 +65,11 @@ if TYPE_CHECKING:
     from opentse.register.sale_result import SaleResult
 
 
+def _after_midnight(start: time) -> time | None:
+    """A kept day start; 00:00 is the calendar day (None)."""
+    return None if start == time() else start
+
+
 class Books:
     """Bookkeeping store of one register (one DSFinV-K cash register).
 
@@ -87,18 +92,13 @@ class Books:
         row = self._db.execute("SELECT value FROM books_master WHERE name = 'timezone'").fetchone()
         self.timezone: str = DEFAULT_SHOP_TIMEZONE if row is None else str(row[0])
         self.zone: tzinfo = shop_zone(self.timezone)
+        row = self._db.execute("SELECT value FROM books_master WHERE name = 'day_start'").fetchone()
+        self._day_start = None if row is None else _after_midnight(parse_day_start(str(row[0])))
 
     def day_start(self) -> time | None:
         """The local time the shop's business day starts at (``set_day_start``); None:
-        at midnight."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT value FROM books_master WHERE name = 'day_start'"
-            ).fetchone()
-        if row is None:
-            return None
-        start = parse_day_start(str(row[0]))
-        return None if start == time() else start
+        at midnight. Kept in the file, read when it is opened, as the time zone."""
+        return self._day_start
 
     def set_day_start(self, start: time) -> None:
         """Keep when the shop's business day starts (a bar open past midnight: 06:00):
@@ -110,10 +110,11 @@ class Books:
                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 (f"{start:%H:%M}",),
             )
+            self._day_start = _after_midnight(start)
 
     def business_day(self, at: datetime) -> date:
         """The business day an instant belongs to (the shop's zone and day start)."""
-        return business_day_of(at, self.zone, self.day_start())
+        return business_day_of(at, self.zone, self._day_start)
 
     def close_file(self) -> None:
         with self._lock:
@@ -465,7 +466,6 @@ class Books:
         day before while earlier than the kept day start)."""
         created = created or datetime.now(UTC)
         master = MasterData(company, location, register)
-        start = self.day_start()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -476,9 +476,9 @@ class Books:
                     )
                 tses = tse_infos(self._db, rows)
                 z_nr = next_z_nr(self._db)
-                day = business_day_of(created, self.zone, start)
+                day = business_day_of(created, self.zone, self._day_start)
                 if business_day is not None:
-                    self._check_day(business_day, created, rows, start)
+                    self._check_day(business_day, created, rows)
                     day = business_day
                 closing = build_closing(
                     self._db, self.zone, z_kasse_id, z_nr, created, master, rows, tses, day
@@ -530,19 +530,21 @@ class Books:
         books_closing.check_business_day); a caller checks before it books anything
         for the closing."""
         created = created or datetime.now(UTC)
-        start = self.day_start()
         with self._lock:
             rows = open_rows(self._db)
             if rows:
-                self._check_day(business_day, created, rows, start)
+                self._check_day(business_day, created, rows)
 
     # --- internals (lock held) -------------------------------------------------------
 
-    def _check_day(
-        self, business_day: date, created: datetime, rows: list[Any], start: time | None
-    ) -> None:
+    def _check_day(self, business_day: date, created: datetime, rows: list[Any]) -> None:
         check_business_day(
-            self._db, self.zone, business_day, local_day(created, self.zone), rows, day_start=start
+            self._db,
+            self.zone,
+            business_day,
+            local_day(created, self.zone),
+            rows,
+            day_start=self._day_start,
         )
 
     def _insert_reference(self, bon_id: str, ref_bon_id: str, ref_type: str) -> None:
