@@ -187,3 +187,55 @@ def test_a_register_that_closed_earlier_sold_on_into_a_closing_not_exported(
     b1 = replace(b1, receipts=b1.receipts[1:])  # B's number 2, between A's 1 and 3
     (gap,) = _tanr_gaps(write_export([a1, a2, b1, b2, b3], tmp_path / "cheat"))
     assert "1 transaction number(s)" in gap and "(2)" in gap, gap
+
+
+def _unchecked(export: Path) -> list[str]:
+    found = [f for f in check_export(export) if f.code == "I_TSE_TANR_UNCHECKED"]
+    assert all(f.severity == "info" for f in found), found
+    return [f.message for f in found]
+
+
+def test_numbers_a_left_out_closing_may_hold_are_named_as_not_checked(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    """No warning for A's numbers 5 and 7 (A's closing 2 is not exported), but not
+    silence either: an info finding names them, the closing and --tse-export; it
+    changes no exit status and shows in the text and JSON output (with the TAR it
+    is left out like the warning: the first test here)."""
+    data, _numbers, _tar = shop
+    a1, _a2, a3 = _closings(data, A)
+    export = write_export([a1, a3, *_closings(data, B)], tmp_path / "a-without-z2")
+    (message,) = _unchecked(export)
+    assert "2 transaction number(s) between 1 and 12" in message, message
+    assert f"5, 7: register {A}, closing(s) Z_NR 2 (not in the export)" in message, message
+    assert "--tse-export" in message
+    code, out = run("dsfinvk", "check", str(export), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert [(f["code"], f["severity"]) for f in report["findings"]] == [
+        ("I_TSE_TANR_UNCHECKED", "info")
+    ]
+    assert (report["ok"], report["errors"], report["warnings"], report["info"]) == (True, 0, 0, 1)
+    code, out = run("dsfinvk", "check", str(export))
+    text = " ".join(out.split())
+    assert code == 0 and "info I_TSE_TANR_UNCHECKED transactions_tse.csv" in text, out
+    assert "ok (0 warnings, 1 info)" in text, out
+
+
+def test_numbers_after_a_register_that_closed_earlier_are_named_as_not_checked(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    data, _numbers, _tar = shop
+    a1, a2, _a3 = _closings(data, A)
+    export = write_export([a1, a2, *_closings(data, B)], tmp_path / "a-closed-earlier")
+    (message,) = _unchecked(export)
+    assert "2 transaction number(s) between 1 and 12" in message, message
+    assert f"9, 11: register {A}, after its last closing in the export (Z_NR 2)" in message
+
+
+def test_an_export_holding_every_closing_has_nothing_unchecked(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    data, _numbers, _tar = shop
+    export = write_export([*_closings(data, A), *_closings(data, B)], tmp_path / "all")
+    assert _unchecked(export) == []

@@ -195,7 +195,8 @@ def check_command(
                 "ok": not cross_errors,
                 "compared": _compared(cross.summary),
                 "errors": len(cross_errors),
-                "warnings": len(cross.findings) - len(cross_errors),
+                "warnings": _count(cross.findings, "warning"),
+                "info": _count(cross.findings, "info"),
                 "summary": cross.summary,
                 "findings": [_finding_json(f) for f in cross.findings],
             }
@@ -208,20 +209,30 @@ def check_command(
         raise typer.Exit(1)
 
 
+#: the check's findings about TSE numbers that say "the TSE's export tells"
+TOLD_BY_TAR = frozenset({"W_TSE_TANR_GAP", "I_TSE_TANR_UNCHECKED"})
+
+
 def _superseded_removed(findings: list[Any], cross_summary: dict[str, Any]) -> list[Any]:
-    """The check's findings without the W_TSE_TANR_GAP of a TSE the cross-check
-    looked at: it said "the TSE's export tells", and the cross-check has told (each
-    number another register's, one of the export's own transactions without a Bon,
-    or W_XC_TANR_NOT_IN_TAR)."""
+    """The check's findings without the W_TSE_TANR_GAP and I_TSE_TANR_UNCHECKED of a
+    TSE the cross-check looked at: they said "the TSE's export tells", and the
+    cross-check has told (each number another register's, one of the export's own
+    transactions without a Bon or of a closing the export leaves out, or
+    W_XC_TANR_NOT_IN_TAR)."""
     told = set(cross_summary.get("numbers_without_bon", {}))
-    return [f for f in findings if not (f.code == "W_TSE_TANR_GAP" and f.tse_serial in told)]
+    return [f for f in findings if not (f.code in TOLD_BY_TAR and f.tse_serial in told)]
+
+
+def _count(findings: list[Any], severity: str) -> int:
+    return sum(1 for f in findings if f.severity == severity)
 
 
 def _json_body(findings: list[Any], errors: list[Any], summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "ok": not errors,
         "errors": len(errors),
-        "warnings": len(findings) - len(errors),
+        "warnings": _count(findings, "warning"),
+        "info": _count(findings, "info"),
         "findings": [_finding_json(f) for f in findings],
         "summary": summary,
     }
@@ -240,7 +251,7 @@ def _finding_json(f: Any) -> dict[str, Any]:
 
 def _print_findings(findings: list[Any]) -> None:
     for f in findings:
-        colour = "red" if f.severity == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(f.severity, "cyan")
         # on stdout with the summary and verdict, as opentse verify prints its findings:
         # `dsfinvk check EXPORT > report.txt` keeps the whole report
         console.print(f"[{colour}]{escape(str(f))}[/{colour}]", highlight=False, soft_wrap=True)
@@ -305,12 +316,14 @@ def _checked(summary: dict[str, Any]) -> str:
 
 
 def _verdict(findings: list[Any]) -> str:
-    """The last line an auditor reads: ok, or how many errors and warnings."""
-    errors = sum(1 for f in findings if f.severity == "error")
-    warnings = len(findings) - errors
+    """The last line an auditor reads: ok, or how many errors and warnings (and
+    info findings, which say what was not checked: they change no exit status)."""
+    errors, warnings = _count(findings, "error"), _count(findings, "warning")
+    info = _count(findings, "info")
+    notes = f", {info} info" if info else ""
     if not errors:
-        return f"ok ({warnings} warnings)"
-    return f"NOT OK: {errors} errors, {warnings} warnings"
+        return f"ok ({warnings} warnings{notes})"
+    return f"NOT OK: {errors} errors, {warnings} warnings{notes}"
 
 
 #: Above this size (bytes) the TAR is read with a progress bar on a terminal.

@@ -89,6 +89,7 @@ class Finding:
     message: str
     line: int | None = None
     column: str | None = None
+    #: "error" (exit status 1), "warning", or "info": what could not be checked
     severity: str = "error"
     #: the TSE (serial, hex) a finding about one TSE's numbers is about
     tse_serial: str | None = None
@@ -255,21 +256,22 @@ def _left_out_spans(
     present: dict[int, tuple[str, str]],
     exported: dict[str, set[int]],
     continued: Collection[str] = (),
-) -> list[tuple[int, int]]:
-    """The TSE_TANRs (first, last) that closings left out of the export may hold:
-    a register's transactions come in the order of its closings, so a closing Z
-    that the export lacks (between two exported ones, or before the first) signed
+) -> list[tuple[int, int, str]]:
+    """The TSE_TANRs (first, last, whose) that closings left out of the export may
+    hold: a register's transactions come in the order of its closings, so a closing
+    Z that the export lacks (between two exported ones, or before the first) signed
     only numbers between the register's last Bon before Z and its first Bon after
     it, on that TSE. A register in ``continued`` (another register's closings in
     the export end later than its own) may have sold on into a closing after its
     last exported one: numbers after its last Bon. ``present`` maps each TSE_TANR
-    to its (Z_KASSE_ID, Z_NR)."""
+    to its (Z_KASSE_ID, Z_NR); ``whose`` names the register and the closings left
+    out, for the finding that says these numbers were not checked."""
     by_register: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for number, (register, z_text) in present.items():
         z_nr = _number(z_text)
         if z_nr is not None:
             by_register[register].append((z_nr, number))
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, str]] = []
     for register, rows in by_register.items():
         closings = exported[register]
         if not closings:
@@ -277,27 +279,54 @@ def _left_out_spans(
         rows.sort()
         zs = sorted(closings)
         # a left-out closing lies before the first exported one or between two
-        holes = [z for z in (zs[0] - 1, *(low + 1 for low, high in itertools.pairwise(zs)
-                                          if high > low + 1)) if z >= 1]  # fmt: skip
-        for hole in holes:
+        holes = [(zs[0] - 1, f"register {register}, closing(s) before Z_NR {zs[0]}")]
+        holes += [
+            (low + 1, f"register {register}, closing(s) Z_NR {_span(low + 1, high - 1)}")
+            for low, high in itertools.pairwise(zs)
+            if high > low + 1
+        ]
+        for hole, whose in holes:
+            if hole < 1:
+                continue
             before = [n for z, n in rows if z < hole]
             after = [n for z, n in rows if z > hole]
             first = max(before) + 1 if before else 0
             last = min(after) - 1 if after else first - 1
             if last >= first:
-                spans.append((first, last))
+                spans.append((first, last, whose + " (not in the export)"))
         if register in continued and rows:
-            spans.append((max(n for _z, n in rows) + 1, _NO_END))
+            whose = f"register {register}, after its last closing in the export (Z_NR {zs[-1]})"
+            spans.append((max(n for _z, n in rows) + 1, _NO_END, whose))
     return sorted(spans)
+
+
+def _covered(
+    first: int, last: int, spans: list[tuple[int, int, str]]
+) -> Iterable[tuple[int, int, str]]:
+    """The parts of ``first..last`` that each span (first, last, whose) covers."""
+    for low, high, whose in spans:
+        if high >= first and low <= last:
+            yield max(low, first), min(high, last), whose
+
+
+def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ranges (first, last) sorted, overlapping or adjacent ones joined."""
+    out: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if out and low <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return out
 
 
 _NO_END = 10**19  # above any TSE_TANR _number reads (at most 18 digits)
 
 
-def _uncovered(first: int, last: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of ``first..last`` that no span (first, last; sorted) covers."""
+def _uncovered(first: int, last: int, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """The parts of ``first..last`` that no span (first, last, whose; sorted) covers."""
     out: list[tuple[int, int]] = []
-    for low, high in spans:
+    for low, high, _whose in spans:
         if high < first or low > last:
             continue
         if low > first:
@@ -832,12 +861,9 @@ class _Checker:
         for serial, present in sorted(numbers.items()):
             ordered = sorted(present)
             explained = _left_out_spans(present, exported, continued)
-            gaps = [
-                gap
-                for before, after in itertools.pairwise(ordered)
-                if after > before + 1
-                for gap in _uncovered(before + 1, after - 1, explained)
-            ]
+            holes = [(b + 1, a - 1) for b, a in itertools.pairwise(ordered) if a > b + 1]
+            gaps = [gap for low, high in holes for gap in _uncovered(low, high, explained)]
+            self._unchecked_numbers(serial, ordered, holes, explained)
             if not gaps:
                 continue
             count = sum(last - first + 1 for first, last in gaps)
@@ -853,6 +879,43 @@ class _Checker:
                 severity="warning",
                 tse_serial=serial,
             )
+
+    def _unchecked_numbers(
+        self,
+        serial: str,
+        ordered: list[int],
+        holes: list[tuple[int, int]],
+        explained: list[tuple[int, int, str]],
+    ) -> None:
+        """I_TSE_TANR_UNCHECKED: the numbers between a TSE's Bons that W_TSE_TANR_GAP
+        does not warn of because a closing the export does not hold may have signed
+        them. Not checked is not checked: the finding says which numbers, whose
+        closings, and that only the TSE's export (``--tse-export``) tells."""
+        parts: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for low, high in holes:
+            for first, last, whose in _covered(low, high, explained):
+                parts[whose].append((first, last))
+        if not parts:
+            return
+        every = _merged(r for ranges in parts.values() for r in ranges)
+        count = sum(last - first + 1 for first, last in every)
+        groups = []
+        for whose, ranges in sorted(parts.items(), key=lambda item: min(item[1])):
+            merged = _merged(ranges)
+            listed = ", ".join(_span(first, last) for first, last in merged[:20])
+            more = f" and {len(merged) - 20} more ranges" if len(merged) > 20 else ""
+            groups.append(f"{listed}{more}: {whose}")
+        self.add(
+            "I_TSE_TANR_UNCHECKED",
+            "transactions_tse.csv",
+            f"TSE {serial[:16]}...: {count} transaction number(s) between {ordered[0]} and "
+            f"{ordered[-1]} have no Bon in this export and were not checked, as closings "
+            f"the export does not hold may have signed them ({'; '.join(groups)}); only the "
+            "TSE's export tells whether they are those closings' Bons or Bons left out "
+            "(--tse-export)",
+            severity="info",
+            tse_serial=serial,
+        )
 
     # --- closing totals --------------------------------------------------------------
 
