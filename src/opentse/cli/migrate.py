@@ -6,6 +6,7 @@ before starting several API nodes, and shows what was applied.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -54,8 +55,9 @@ def run_migrations(
     (``force``: PostgreSQL migrations also under older live nodes)."""
     from opentse.errors import ProtocolError
     from opentse.installation import DB_FILE
-    from opentse.storage import migrations, nodes
+    from opentse.storage import migrations
     from opentse.storage.postgres import is_postgres_url
+    from opentse.storage.sqlite import refuse_newer_schema, tighten_mode
 
     database = database or os.environ.get("OPENTSE_DATABASE_URL")
     if is_postgres_url(database):
@@ -80,27 +82,20 @@ def run_migrations(
         raise ProtocolError(
             "database URL must start with sqlite:/// or postgresql://", code="E_DATABASE_URL"
         )
+    with contextlib.suppress(FileExistsError):  # a new database is 0600, as the store's
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     lite = sqlite3.connect(path, isolation_level=None)
     try:
         lite.execute("PRAGMA journal_mode = WAL")
         # a database a newer opentse migrated is not "up to date" for this one
-        # (PostgreSQL's migrate refuses it the same way)
-        nodes.refuse_if_schema_newer(
-            migrations.applied_versions(lite) if _has_migrations(lite) else set(),
-            {m.version for m in migrations.load("sqlite")},
-        )
+        # (the store refuses to open it, PostgreSQL's migrate refuses it the same way)
+        refuse_newer_schema(lite)
         applied = migrations.apply(lite, "sqlite")
         current = max(migrations.applied_versions(lite), default=0)
+        tighten_mode(path)  # an old database's 0644, as the store does at its open
     finally:
         lite.close()
     return "sqlite", applied, current
-
-
-def _has_migrations(lite: sqlite3.Connection) -> bool:
-    row = lite.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
-    return row is not None
 
 
 def register(app: typer.Typer) -> None:

@@ -155,9 +155,10 @@ def refuse_if_schema_newer(applied: set[int], known: set[int]) -> None:
     unknown = sorted(applied - known)
     if unknown and not newer_schema_allowed():
         raise StorageError(
-            "the database was migrated by a newer opentse (migrations "
-            f"{', '.join(f'{v:04d}' for v in unknown)} are unknown to this one, schema "
-            f"level {schema_level():04d}): upgrade this node before starting it, or set "
-            f"{ALLOW_NEWER_SCHEMA}=1 to roll back to it on purpose (docs/upgrading.md)",
+            f"the database was migrated by a newer opentse: its schema version is "
+            f"{max(applied):04d}, this opentse knows up to {schema_level():04d} (migrations "
+            f"{', '.join(f'{v:04d}' for v in unknown)} are unknown to it): upgrade this node "
+            f"(its opentse) before starting it, or set {ALLOW_NEWER_SCHEMA}=1 to roll back "
+            "to this version on purpose (docs/upgrading.md, 'Rolling back')",
             code="E_SCHEMA_NEWER",
         )

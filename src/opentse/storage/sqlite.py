@@ -26,8 +26,10 @@ restarts and concurrent clients. How:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -38,7 +40,7 @@ from typing import Any, TypeVar, cast
 from opentse.engine.ports import LockedTSE, LogFilter, StoredLog, TSERecord
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, NotFoundError, StorageError
-from opentse.storage import migrations
+from opentse.storage import migrations, nodes
 from opentse.storage.rows import (
     LOG_COLUMNS,
     RECORD_COLUMNS,
@@ -56,6 +58,8 @@ from opentse.storage.sqlite_requests import is_busy, storage_error
 from opentse.storage.sqlite_writer import BatchHooks, GroupCommitWriter
 
 T = TypeVar("T")
+
+log = logging.getLogger("opentse.storage")
 
 _FETCH = 256  # rows per fetchmany in iter_logs
 _IDLE_READERS = 8
@@ -87,6 +91,46 @@ def _configure(conn: sqlite3.Connection, writer: bool, timeout: float) -> None:
         conn.execute("PRAGMA query_only = ON")
 
 
+def refuse_newer_schema(conn: sqlite3.Connection) -> None:
+    """E_SCHEMA_NEWER when the file holds migrations this code does not ship: a newer
+    opentse migrated it, and this one would write with its older rules (the counters
+    and index rows a newer version reads differently). ``OPENTSE_ALLOW_NEWER_SCHEMA=1``
+    lets it through for a rollback on purpose (storage/nodes.py, docs/upgrading.md).
+    Checked before anything is migrated or written, at every open."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if row is None:  # a new file: nothing applied yet
+        return
+    known = {m.version for m in migrations.load("sqlite")}
+    nodes.refuse_if_schema_newer(migrations.applied_versions(conn), known)
+
+
+def tighten_mode(path: str | os.PathLike[str]) -> list[str]:
+    """Make the database file and its ``-wal``/``-shm`` 0600 where this process owns
+    them and they are open to others: the file holds hashed PINs, encrypted keys and
+    every log; a database made before 0600 was the rule (or copied in by hand) kept
+    0644 after every upgrade. Logs one line naming what changed; returns those names.
+    A file of another owner is left alone (chmod would fail; its owner decides)."""
+    changed: list[str] = []
+    for name in (os.fspath(path), f"{os.fspath(path)}-wal", f"{os.fspath(path)}-shm"):
+        try:
+            info = os.stat(name)
+            if info.st_uid != os.geteuid() or not stat.S_IMODE(info.st_mode) & 0o077:
+                continue
+            os.chmod(name, stat.S_IMODE(info.st_mode) & 0o600)
+        except OSError:  # gone meanwhile (-wal at a checkpoint), or a read-only mount
+            continue
+        changed.append(f"{os.path.basename(name)} {stat.S_IMODE(info.st_mode):04o}")
+    if changed:
+        log.warning(
+            "database files were open to other users, now owner only (0600): %s in %s",
+            ", ".join(changed),
+            os.path.dirname(os.path.abspath(path)),
+        )
+    return changed
+
+
 _REFS_PER_QUERY = 200  # 2 x 200 + 2 parameters: far below SQLite's limit
 
 
@@ -107,7 +151,9 @@ class SQLiteStore:
         self._timeout = busy_timeout
         self._write = self._connect(writer=True)
         try:
+            self._retry_busy(lambda: refuse_newer_schema(self._write))
             self._retry_busy(lambda: migrations.apply(self._write, "sqlite"))
+            tighten_mode(self._path)  # after the writer made its -wal and -shm
         except BaseException:
             self._write.close()
             raise
