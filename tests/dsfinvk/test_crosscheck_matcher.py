@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from opentse.verify import crosscheck as xc
 from opentse.verify.crosscheck_numbers import LISTED
 from opentse.verify.crosscheck_numbers import NOT_IN_TAR as NUMBER_NOT_IN_TAR
+from opentse.verify.crosscheck_numbers import OUTSIDE_TAR as NUMBER_OUTSIDE_TAR
 
 SERIAL = "ab" * 32
 OTHER_SERIAL = "cd" * 32
@@ -95,19 +96,24 @@ def test_findings_are_the_symmetric_difference(
     got: set[tuple[str, int]] = set()
     errors = [f for f in result.findings if f.severity == "error"]
     # the warnings possible: Bons later than every transaction of the TAR, and
-    # numbers between Bons that neither a Bon nor the TAR has (failed starts?)
+    # numbers between Bons that neither a Bon nor the TAR has (failed starts?); info:
+    # such numbers outside the TAR's own range of the TSE (it cannot hold them)
     warnings = [f for f in result.findings if f not in errors]
-    assert {f.code for f in warnings} <= {xc.TAR_SHORT, NUMBER_NOT_IN_TAR}
+    assert {f.code for f in warnings} <= {xc.TAR_SHORT, NUMBER_NOT_IN_TAR, NUMBER_OUTSIDE_TAR}
     absent = set(range(min(bons), max(bons) + 1)) - bons - tar if bons else set()
-    listed = [f for f in warnings if f.code == NUMBER_NOT_IN_TAR]
-    assert len(listed) == (1 if absent else 0), listed
+    held = [t.number for t in transactions if t.serial == SERIAL]
+    inside = {n for n in absent if min(held) <= n <= max(held)}
+    for code, numbers in ((NUMBER_NOT_IN_TAR, inside), (NUMBER_OUTSIDE_TAR, absent - inside)):
+        listed = [f for f in warnings if f.code == code]
+        assert len(listed) == (1 if numbers else 0), listed
     shown = result.summary["numbers_without_bon"]
     assert isinstance(shown, dict)
     if bons & tar:
         (groups,) = shown.values()
         assert groups["other_clients"] == {}  # noise: another register, numbers > 10000
-        first = _expand(groups["not_in_tar"])
-        assert first == {n for n in absent if n <= max(first or {0})}
+        for key, numbers in (("not_in_tar", inside), ("outside_tar", absent - inside)):
+            first = _expand(groups[key])
+            assert first == {n for n in numbers if n <= max(first or {0})}, key
     for f in errors:
         if f.code == xc.NOT_IN_DSFINVK:
             match = re.match(r"TSE transaction (\d+) ", f.message)

@@ -152,7 +152,11 @@ def test_with_the_tse_export_another_registers_numbers_are_named_not_warned(
     assert report["crosscheck"]["findings"] == []
     (serial,) = report["crosscheck"]["summary"]["numbers_without_bon"]
     explained = report["crosscheck"]["summary"]["numbers_without_bon"][serial]
-    assert explained == {"other_clients": {A: ["3", "5", "7", "9", "11"]}, "not_in_tar": []}
+    assert explained == {
+        "other_clients": {A: ["3", "5", "7", "9", "11"]},
+        "not_in_tar": [],
+        "outside_tar": [],
+    }
     code, out = run("dsfinvk", "check", str(export), "--tse-export", str(tar))
     assert code == 0 and "W_TSE_TANR_GAP" not in out, out
     assert f"3, 5, 7, 9, 11 are transactions of client {A!r}" in " ".join(out.split()), out
@@ -239,3 +243,40 @@ def test_an_export_holding_every_closing_has_nothing_unchecked(
     data, _numbers, _tar = shop
     export = write_export([*_closings(data, A), *_closings(data, B)], tmp_path / "all")
     assert _unchecked(export) == []
+
+
+def test_numbers_outside_a_filtered_tar_are_not_called_missing_from_it(
+    shop: tuple[Path, dict[str, list[int]], Path], tmp_path: Path
+) -> None:
+    """B's export against the TSE's export of the numbers up to 7 only (opentse
+    export --to-tx 7): A's 9 and 11, between B's Bons 8, 10 and 12, are not in that
+    TAR because the export ended before them, not because logs are missing or starts
+    failed. They are an info finding and the summary's outside_tar, not
+    W_XC_TANR_NOT_IN_TAR; a number missing inside the TAR's range still warns."""
+    data, _numbers, _tar = shop
+    export = write_export(_closings(data, B), tmp_path / "b")
+    partial = tmp_path / "up-to-7.tar"
+    code, out = run("export", str(partial), "--tss", "t", "--data", str(data), "--to-tx", "7")
+    assert code == 0, out
+    code, out = run("dsfinvk", "check", str(export), "--tse-export", str(partial), "--json")
+    report = json.loads(out)["crosscheck"]
+    codes = [f["code"] for f in report["findings"]]
+    assert "W_XC_TANR_NOT_IN_TAR" not in codes, report["findings"]
+    # B's own Bons 8, 10 and 12 are not in that TAR either: errors, as before
+    assert codes.count("E_XC_BON_NOT_IN_TSE") == 3 and code == 1, codes
+    (outside,) = [f for f in report["findings"] if f["code"] == "I_XC_TANR_OUTSIDE_TAR"]
+    assert outside["severity"] == "info" and "number(s) 9, 11 " in outside["message"]
+    assert "run from 1 to 7" in outside["message"], outside["message"]
+    (serial,) = report["summary"]["numbers_without_bon"]
+    assert report["summary"]["numbers_without_bon"][serial] == {
+        "other_clients": {A: ["3", "5", "7"]},
+        "not_in_tar": [],
+        "outside_tar": ["9", "11"],
+    }
+    assert report["info"] == 1
+    # inside the range: number 5 taken out of the filtered TAR is missing from it
+    holed = _without_transaction(partial, 5, tmp_path / "up-to-7-without-5.tar")
+    code, out = run("dsfinvk", "check", str(export), "--tse-export", str(holed), "--json")
+    findings = json.loads(out)["crosscheck"]["findings"]
+    (warning,) = [f for f in findings if f["code"] == "W_XC_TANR_NOT_IN_TAR"]
+    assert "number(s) 5 " in warning["message"], warning["message"]

@@ -284,7 +284,8 @@ def cross_check(
         "bons_matched": sum(len(b) for k, b in bons_of.items() if k in by_key),
         "tse_transactions_matched": sum(1 for k in bons_of if k in by_key),
         #: per TSE serial, the numbers between its Bons that no Bon has: other
-        #: registers' (client ids not in the export) and those the TAR does not hold
+        #: registers' (client ids not in the export), those the TAR does not hold and
+        #: those outside the TAR's range of the TSE
         "numbers_without_bon": without_bon,
     }
     return CrossCheckResult(findings, summary)

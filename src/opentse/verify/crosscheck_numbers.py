@@ -9,6 +9,10 @@ one of the export's own client ids is compared by the cross-check itself
 (E_XC_TSE_NOT_IN_DSFINVK, or a closing the export leaves out); a number the TAR
 has no log of stays a warning, W_XC_TANR_NOT_IN_TAR: a failed start uses a number
 and signs nothing (digest tr03151.md, "Counters and time"), or the TAR lacks logs.
+Only a number inside the TAR's own range of that TSE (its first to its last
+transaction number) can be missing from it: one before or after it lies outside the
+export (a TAR filtered by number range or period, the exportData filters), cannot be
+told from the TAR at hand, and is the info finding I_XC_TANR_OUTSIDE_TAR.
 Pure: records in, summary and findings out."""
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ if TYPE_CHECKING:  # crosscheck calls this module
     from opentse.verify.crosscheck import BonTse, TseTransaction
 
 NOT_IN_TAR = "W_XC_TANR_NOT_IN_TAR"
+OUTSIDE_TAR = "I_XC_TANR_OUTSIDE_TAR"
 #: ranges listed in a message or the summary, at most
 LISTED = 20
 
@@ -51,6 +56,26 @@ def _listed(ranges: list[tuple[int, int]]) -> list[str]:
     return shown
 
 
+def _split(
+    ranges: list[tuple[int, int]], low: int, high: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Ranges (first, last) as their parts inside ``low..high`` and outside it."""
+    inside: list[tuple[int, int]] = []
+    outside: list[tuple[int, int]] = []
+    for first, last in ranges:
+        if first < low:
+            outside.append((first, min(last, low - 1)))
+        if last >= low and first <= high:
+            inside.append((max(first, low), min(last, high)))
+        if last > high:
+            outside.append((max(first, high + 1), last))
+    return inside, sorted(outside)
+
+
+def _count(ranges: list[tuple[int, int]]) -> int:
+    return sum(last - first + 1 for first, last in ranges)
+
+
 def numbers_without_bon(
     transactions: Mapping[tuple[str, int], TseTransaction],
     bons: Iterable[BonTse],
@@ -60,9 +85,11 @@ def numbers_without_bon(
     """Per TSE serial of the TAR that Bons name (every one, so a caller knows which
     TSEs were looked at): the numbers between its first and
     last Bon that no Bon has, as ``{"other_clients": {client: [ranges]},
-    "not_in_tar": [ranges]}``, and a W_XC_TANR_NOT_IN_TAR per serial with numbers
-    the TAR does not hold. Numbers of the export's own ``clients`` are left to the
-    cross-check's comparison."""
+    "not_in_tar": [ranges], "outside_tar": [ranges]}``, a W_XC_TANR_NOT_IN_TAR per
+    serial with numbers inside the TAR's range of that serial that the TAR does not
+    hold, and an I_XC_TANR_OUTSIDE_TAR per serial with numbers before its first or
+    after its last transaction (the TAR cannot hold them: a filtered export). Numbers
+    of the export's own ``clients`` are left to the cross-check's comparison."""
     tar_numbers: dict[str, list[int]] = defaultdict(list)
     for serial, number in transactions:
         tar_numbers[serial].append(number)
@@ -91,21 +118,37 @@ def numbers_without_bon(
                     other[client].append(number)
             if expected < after:
                 absent.append((expected, after - 1))
+        absent, outside = _split(absent, held[0], held[-1])
         summary[serial] = {
             "other_clients": {c: _listed(_ranges(n)) for c, n in sorted(other.items())},
             "not_in_tar": _listed(absent),
+            "outside_tar": _listed(outside),
         }
         if absent:
-            count = sum(last - first + 1 for first, last in absent)
             findings.append(
                 Finding(
                     NOT_IN_TAR,
                     tar,
-                    f"TSE {serial[:16]}...: {count} transaction number(s) "
+                    f"TSE {serial[:16]}...: {_count(absent)} transaction number(s) "
                     f"{', '.join(_listed(absent))} have no Bon in the export and no log in "
-                    f"{tar}: a failed start (it uses a number and signs no log), or logs "
-                    f"missing from {tar} (opentse verify names missing signature counters)",
+                    f"{tar}, whose transactions of this TSE run from {held[0]} to "
+                    f"{held[-1]}: a failed start (it uses a number and signs no log), logs "
+                    f"missing from {tar} (opentse verify names missing signature counters), "
+                    "or a TAR exported for some client ids only",
                     severity="warning",
+                )
+            )
+        if outside:
+            findings.append(
+                Finding(
+                    OUTSIDE_TAR,
+                    tar,
+                    f"TSE {serial[:16]}...: {_count(outside)} transaction number(s) "
+                    f"{', '.join(_listed(outside))} have no Bon in the export and lie outside "
+                    f"{tar}, whose transactions of this TSE run from {held[0]} to "
+                    f"{held[-1]} (an export of a shorter number range or period): not "
+                    "checked; the TSE's export that holds them tells",
+                    severity="info",
                 )
             )
     return summary, findings
