@@ -37,6 +37,43 @@ def wait_until_serving(
         time.sleep(0.1)
 
 
+def _tcp_queues(local: tuple[str, int], remote: tuple[str, int]) -> tuple[int, int] | None:
+    """(bytes sent and not yet acknowledged, bytes received and not yet read) of the
+    IPv4 TCP socket ``local`` -> ``remote`` on this machine, from /proc/net/tcp; None
+    when there is no such socket."""
+
+    def hexed(address: tuple[str, int]) -> str:
+        packed = bytes(int(part) for part in address[0].split("."))
+        return f"{int.from_bytes(packed, 'little'):08X}:{address[1]:04X}"
+
+    want = (hexed(local), hexed(remote))
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == want:
+                sent, received = fields[4].split(":")
+                return int(sent, 16), int(received, 16)
+    return None
+
+
+def wait_until_read(sock: Any, *, seconds: float = 60.0) -> bool:
+    """Wait until the process at the other end of the connected IPv4 socket ``sock``
+    (on this machine) has read every byte this end sent: nothing unacknowledged on
+    this side and nothing unread on the peer's (Linux: /proc/net/tcp). True then;
+    False after ``seconds``. A test uses it to know that a request is in the server
+    (uvicorn has parsed it and runs its handler) instead of sleeping and hoping."""
+    mine = sock.getsockname()[:2]
+    peer = sock.getpeername()[:2]
+    deadline = time.monotonic() + seconds
+    while True:
+        here, there = _tcp_queues(mine, peer), _tcp_queues(peer, mine)
+        if here is not None and there is not None and here[0] == 0 and there[1] == 0:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 @contextmanager
 def serve_process(data: Any) -> Iterator[str]:
     """A real ``opentse serve --data DATA`` process (this interpreter's entry point) on
