@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from opentse.dashboard.forms import read_form
-from opentse.dashboard.pages import BASE, Page, form_text
+from opentse.dashboard.pages import BASE, Page, PageError, form_text
 from opentse.dashboard.session import COOKIE, Session, SessionCodec
 from opentse.server.context import peer_address
 from opentse.server.problems import ApiError
@@ -85,9 +85,18 @@ class Logins:
 
     async def logout(self, page: Page) -> Response:
         await read_form(page)
-        if page.session.logged_in:
+        stale = self.ctx.stale_schema  # a node older than its database writes nothing
+        if page.session.logged_in and stale is None:
             await run_in_threadpool(self.end_session, page.session, self.ctx.now())
+        ended_here_only = page.session.logged_in and stale is not None
         page.set_session = self.codec.anonymous()
+        if ended_here_only:
+            raise PageError(
+                503,
+                f"E_SCHEMA_NEWER: {stale}. Logged out in this browser only: the session "
+                "could not be ended on the server (a copy of its cookie stays valid until "
+                "it expires); log out again at an upgraded node.",
+            )
         return RedirectResponse(f"{BASE}/login", status_code=303)
 
 

@@ -46,7 +46,7 @@ from typing import IO, Any
 
 from opentse.engine.export import ExportFilter, plan
 from opentse.errors import OpenTSEError, ProtocolError, StorageError
-from opentse.server.context import ServerContext
+from opentse.server.context import ServerContext, refuse_if_stale
 from opentse.server.service_store import ExportRow
 
 log = logging.getLogger("opentse.server.export")
@@ -273,7 +273,10 @@ class ExportManager:
 
     def trigger(self, row: ExportRow, max_running: int) -> bool:
         """Store a new PENDING export reserved for this node and queue it; False when
-        ``max_running`` exports of its TSS are already PENDING or WORKING."""
+        ``max_running`` exports of its TSS are already PENDING or WORKING. 503
+        E_SCHEMA_NEWER while the node is older than its database (the API's PUT is
+        refused before, the dashboard's export form here)."""
+        refuse_if_stale(self._ctx)
         if not self._ctx.svc.add_export(
             row, max_running, owner=self.owner, lease_seconds=self.lease_seconds
         ):
@@ -391,6 +394,8 @@ class ExportManager:
             event.set()
 
     def _sweep(self) -> None:
+        if self._ctx.stale_schema is not None:
+            return  # taken up by an upgraded node, or here once the schema is known
         for export_id in self._ctx.svc.claimable_exports():
             self.submit(export_id)
 
@@ -407,7 +412,10 @@ class ExportManager:
         svc = self._ctx.svc
         with self._lock:
             cancelled = self._cancel.get(export_id, threading.Event())
-        if cancelled.is_set():
+        if cancelled.is_set() or self._ctx.stale_schema is not None:
+            # a node older than its database writes no export rows or files: it stays
+            # PENDING (or its lease runs out) for an upgraded node, or for this one
+            # once the schema is known again (the heartbeat's sweep)
             return
         before = svc.get_export(export_id)
         row = svc.claim_export(export_id, self.owner, self.lease_seconds, self._ctx.now())
