@@ -151,6 +151,19 @@ def test_a_tar_ending_before_the_last_bon_says_so() -> None:
     assert [f.code for f in result.findings] == [xc.NOT_IN_TAR, xc.TAR_SHORT]
     assert "cannot be found in it" in result.findings[1].message
     assert "the the" not in result.findings[1].message
+    # the error says what the TAR holds, and that it ends before the Bon
+    assert "which holds transactions 1 of this TSE: the TAR ends before it" in (
+        result.findings[0].message
+    )
+
+
+def test_a_bon_inside_the_tars_numbers_is_missing_from_it() -> None:
+    result = xc.cross_check([_tx(1), _tx(3)], _side([_bon(1), _bon(2), _bon(3)]))
+    (missing,) = [f for f in result.findings if f.code == xc.NOT_IN_TAR]
+    assert (
+        "transaction 2 is not in TAR, which holds transactions 1..3 of this TSE: its "
+        "logs are missing from the TAR" in missing.message
+    ), missing.message
 
 
 def test_a_bon_whose_transaction_is_another_client() -> None:

@@ -264,6 +264,11 @@ def test_numbers_outside_a_filtered_tar_are_not_called_missing_from_it(
     assert "W_XC_TANR_NOT_IN_TAR" not in codes, report["findings"]
     # B's own Bons 8, 10 and 12 are not in that TAR either: errors, as before
     assert codes.count("E_XC_BON_NOT_IN_TSE") == 3 and code == 1, codes
+    for error in report["findings"][:3]:
+        assert (
+            "which holds transactions 1..7 of this TSE: the TAR ends before it"
+            in (error["message"])
+        ), error
     (outside,) = [f for f in report["findings"] if f["code"] == "I_XC_TANR_OUTSIDE_TAR"]
     assert outside["severity"] == "info" and "number(s) 9, 11 " in outside["message"]
     assert "run from 1 to 7" in outside["message"], outside["message"]

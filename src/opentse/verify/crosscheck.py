@@ -186,6 +186,10 @@ def cross_check(
                 severity="warning",
             )
         )
+    held: dict[str, tuple[int, int]] = {}  # each serial's first and last number
+    for serial, number in by_key:
+        low, high = held.get(serial, (number, number))
+        held[serial] = (min(low, number), max(high, number))
     missing: list[BonTse] = []
     for key, bons in bons_of.items():
         found = by_key.get(key)
@@ -207,7 +211,8 @@ def cross_check(
                     Finding(
                         NOT_IN_TAR,
                         TSE_FILE,
-                        f"{bon.label or bon.bon_id}: TSE transaction {bon.number} is not in {tar}",
+                        f"{bon.label or bon.bon_id}: TSE transaction {bon.number} is not in "
+                        f"{tar}{_held_words(bon.number, held[bon.serial])}",
                         bon.line,
                         "TSE_TANR",
                     )
@@ -342,6 +347,22 @@ def _substituted_keys(
             "--trust, ask for the TAR of the TSE the Bons name and for the Bons of the "
             "TAR's transactions",
         )
+
+
+def _held_words(number: int, held: tuple[int, int]) -> str:
+    """What a TAR that lacks transaction ``number`` holds of the TSE: inside its
+    range the logs are missing from it; before or after it, the TAR starts too late
+    or ends too early (exported for a shorter range or period, or cut off)."""
+    first, last = held
+    span = f"{first}..{last}" if first != last else str(first)
+    if first <= number <= last:
+        why = "its logs are missing from the TAR"
+    else:
+        why = (
+            f"the TAR {'ends before' if number > last else 'starts after'} it (exported for "
+            "a shorter range or period, or cut off): ask for the TSE's export that holds it"
+        )
+    return f", which holds transactions {span} of this TSE: {why}"
 
 
 def _range_note(
