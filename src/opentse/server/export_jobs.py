@@ -560,9 +560,17 @@ class ExportManager:
                 time_end=self._ctx.now(),
                 file_path=str(final),
             )
-        except Exception:
+        except DATABASE_ERRORS as exc:  # away, busy, its disk full: one line, its code
             # it may have committed before the error: keep the file (remove_orphans
             # deletes it at a start-up if the export ended without it)
+            log.error(
+                "export %s: recording the completed file failed (%s); it is written again "
+                "once its lease ran out",
+                export_id,
+                exc,
+            )
+            return False
+        except Exception:
             log.exception("export %s: recording the completed file failed", export_id)
             return False
         if not done:

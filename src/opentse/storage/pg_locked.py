@@ -145,7 +145,7 @@ class LockedView:
                 "SELECT state FROM tses WHERE tse_id = %s", (self._tse_id,)
             ).fetchone()
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL failed while reading a TSE state: {exc}") from exc
+            raise pg_error("reading a TSE state", exc) from exc
         assert row is not None  # the row is locked: it cannot vanish
         return str(row[0])
 
@@ -225,7 +225,7 @@ class LockedView:
             for statement in _DELETE_LOGS:
                 self._conn.execute(statement, (self._tse_id, up_to))
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL failed while deleting logs: {exc}") from exc
+            raise pg_error("deleting logs", exc) from exc
 
     def find_ref(self, ref: str) -> StoredLog | None:
         self._check_open()
@@ -243,7 +243,7 @@ class LockedView:
         try:
             row = self._conn.execute(_FIND_REF, (self._tse_id, ref, self._tse_id, ref)).fetchone()
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL failed while reading a log: {exc}") from exc
+            raise pg_error("reading a log", exc) from exc
         found = stored_or_deleted(row, ref)
         if found is None:
             self._checked.add(ref)
@@ -284,7 +284,7 @@ class LockedView:
             try:
                 self._conn.execute("ROLLBACK TO SAVEPOINT opentse_delete")
             except psycopg.Error as exc:
-                raise StorageError(f"PostgreSQL failed while rolling back: {exc}") from exc
+                raise pg_error("rolling back", exc) from exc
         tx = self._tx
         if self._loaded or self._saved is not None:
             return TxState(tx.version, tx.counter, tx.text)
@@ -297,6 +297,14 @@ def append_error(exc: psycopg.Error) -> OpenTSEError:
         return ConflictError("a log with this ref exists", code="E_DUPLICATE_REF")
     if isinstance(exc, pg_errors.UniqueViolation | pg_errors.CheckViolation):
         return StorageError(f"signature counter rejected: {exc}", code="E_COUNTER_GAP")
-    if isinstance(exc, pg_errors.DiskFull):  # 53100: the database server's disk is full
-        return StorageError(f"PostgreSQL failed while appending logs: {exc}", code="E_STORAGE_FULL")
-    return StorageError(f"PostgreSQL failed while appending logs: {exc}")
+    return pg_error("appending logs", exc)  # 53100, the server's disk full: E_STORAGE_FULL
+
+
+def pg_error(doing: str, exc: psycopg.Error) -> StorageError:
+    """A failure inside the locked transaction, coded as on every PostgreSQL path
+    (``postgres._storage_error``): 53100 (the database server's disk is full) is
+    E_STORAGE_FULL, a lost connection E_STORAGE_UNAVAILABLE, a lock or statement
+    timeout E_STORAGE_BUSY. Deleting logs answered plain E_STORAGE on a full disk."""
+    from opentse.storage.postgres import _storage_error  # postgres imports this module
+
+    return _storage_error(doing, exc)

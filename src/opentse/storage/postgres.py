@@ -398,7 +398,7 @@ class PostgresStore:
         try:
             found = {row[0] for row in conn.execute(_REFS_PRESENT, (tse_id, refs, tse_id, refs))}
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL failed while reading refs: {exc}") from exc
+            raise _storage_error("reading refs", exc) from exc
         return {ref for ref in refs if ref not in found}
 
     def _begin_locked(self, conn: psycopg.Connection[Any], tse_id: str) -> TxState:
