@@ -8,8 +8,6 @@ import json
 import os
 import socket
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +18,9 @@ from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
 from opentse.server import lan
-from opentse.testing.serving import wait_until_serving
+from opentse.testing.serving import serve_process, session_fields
 from opentse.verify.receipt import verify_receipt
 
-OPENTSE = str(Path(sys.executable).parent / "opentse")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("OPENTSE_")}
 
 
@@ -54,44 +51,13 @@ def _in_a_folder_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.chdir(tmp_path)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def lan_tse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`opentse serve --lan` (TLS, API key, LAN-TSE-Session.txt) on loopback."""
     data = tmp_path_factory.mktemp("pos-setup-lan") / "data"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            OPENTSE,
-            "serve",
-            "--lan",
-            "--data",
-            str(data),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-    )
-    try:
-        origin = f"https://127.0.0.1:{port}"
-        assert wait_until_serving(origin, proc, verify=False), "no server"
+    with serve_process(data, lan=True, env=ENV):
         session = data / lan.SESSION_FILE
-        fields = {
-            k.strip(): v.strip()
-            for k, _, v in (line.partition(":") for line in session.read_text().splitlines())
-            if v
-        }
-        yield {"session": session, "port": port, "fields": fields}
-    finally:
-        _stop(proc)
+        yield {"session": session, "fields": session_fields(session.read_text())}
 
 
 @pytest.fixture(scope="module")
@@ -99,20 +65,9 @@ def plain_tse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     """`opentse serve` over plain HTTP with an API key made by `apikey create`."""
     data = tmp_path_factory.mktemp("pos-setup-plain") / "data"
     key = json.loads(_run("apikey", "create", "--data", str(data), "--json").stdout)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [OPENTSE, "serve", "--data", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        assert wait_until_serving(base, proc), "no server"
+    with serve_process(data, env=ENV) as base:
         where = ["--url", base, "--api-key", key["api_key"], "--api-secret", key["api_secret"]]
         yield {"base": base, "where": where, **key}
-    finally:
-        _stop(proc)
 
 
 def _tss_count(lan_tse: dict[str, Any]) -> int:
@@ -399,3 +354,37 @@ def test_a_puk_file_path_holding_another_file_is_never_overwritten(
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     assert notes.read_text() == "PUK of the old TSS: 123456\n"
+
+
+def test_a_rerun_after_the_client_was_registered_says_what_the_earlier_run_did(
+    plain_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    """The till's process was killed after the client was registered and before the
+    PUK and PIN were printed: its set-up file is all that holds them. The rerun showed
+    them under 'registered ... already: nothing changed.', as if the till had been
+    set up long ago and the PUK were some other one; it says now that an earlier run
+    made the TSS and the client and that this run only shows what that run kept."""
+    from opentse.register import setup_file
+
+    where, serial = plain_tse["where"], "WIEDER-1"
+    made = json.loads(_run("pos", "setup", *where, "--serial", serial, "--json").stdout)
+    kept = setup_file.default_path(serial, tmp_path)  # the current folder
+    assert made["status"] == "created" and not kept.exists()
+    # what the killed run left: the file it wrote before deploying the TSS
+    pending = setup_file.PendingSetup(
+        made["url"], made["tss"], serial, made["admin_puk"], made["admin_pin"]
+    )
+    setup_file.write(kept, pending)
+    out = _run("pos", "setup", *where, "--serial", serial)
+    assert out.returncode == 0, out.stderr
+    assert "nothing changed" not in out.stdout, out.stdout
+    assert f"TSS {made['tss']}: created and initialized by an earlier run" in out.stdout
+    assert f"Client {made['client']} (serial number {serial}) registered by that run" in (
+        out.stdout
+    )
+    assert f"Admin PUK: {made['admin_puk']}" in out.stdout
+    assert f"Admin PIN: {made['admin_pin']}" in out.stdout
+    assert not kept.exists()  # shown: deleted, as the message says
+    assert f"kept in {kept}, which is deleted now." in out.stdout
+    again = _run("pos", "setup", *where, "--serial", serial)  # nothing left to show
+    assert "nothing changed" in again.stdout and "Admin PUK" not in again.stdout

@@ -154,7 +154,7 @@ def setup_command(
         )
         if out is not None:
             write_till_file(out, till)
-    _print(result, till, out, as_json)
+    _print(result, till, out, as_json, pending)
     if result.admin_puk is not None:  # shown: the file has done its job
         setup_file.forget(pending, result.tss)
 
@@ -176,8 +176,11 @@ def _print_incomplete(exc: Any, as_json: bool) -> None:
         typer.echo(f"Both are kept in {exc.pending_file} (mode 0600) until the set-up finishes.")
 
 
-def _print(result: Any, till: TillConnection, out: Path | None, as_json: bool) -> None:
-    """The outcome; the PUK and PIN only for a TSS made now (shown this once)."""
+def _print(
+    result: Any, till: TillConnection, out: Path | None, as_json: bool, pending: Path
+) -> None:
+    """The outcome; the PUK and PIN only for a TSS made now, or by an earlier run of
+    this set-up that stopped before it showed them (read back from ``pending``)."""
     if as_json:
         body: dict[str, Any] = {
             "status": "created" if result.created_client else "exists",
@@ -194,7 +197,18 @@ def _print(result: Any, till: TillConnection, out: Path | None, as_json: bool) -
             body["admin_puk"], body["admin_pin"] = result.admin_puk, result.admin_pin
         echo_json(body)
         return
-    if not result.created_client:
+    if not result.created_client and result.admin_puk is not None:
+        # the earlier run did it all and was stopped (killed) before it printed
+        typer.echo(
+            f"TSS {result.tss}: created and initialized by an earlier run of this set-up, "
+            "which stopped before it showed the admin PUK and PIN."
+        )
+        typer.echo(
+            f"Client {result.client} (serial number {result.serial_number}) registered by "
+            "that run; this run changed nothing on the service. The PUK and PIN below "
+            f"were kept in {pending}, which is deleted now."
+        )
+    elif not result.created_client:
         typer.echo(
             f"Client {result.client} (serial number {result.serial_number}) is registered "
             f"at TSS {result.tss} already: nothing changed."

@@ -3,11 +3,13 @@ waited for), or an app under uvicorn in a thread of this process."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -74,29 +76,56 @@ def wait_until_read(sock: Any, *, seconds: float = 60.0) -> bool:
         time.sleep(0.02)
 
 
+def session_fields(text: str) -> dict[str, str]:
+    """The ``Name: value`` lines of a LAN-TSE-Session.txt (``serve --lan``) or a till
+    file: {"URL": ..., "Port": ..., "API key": ..., "TLS SHA-256": ..., ...}."""
+    fields = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if value.strip():
+            fields[name.strip()] = value.strip()
+    return fields
+
+
 @contextmanager
-def serve_process(data: Any) -> Iterator[str]:
+def serve_process(
+    data: Any,
+    *,
+    lan: bool = False,
+    env: Mapping[str, str] | None = None,
+    output: Path | None = None,
+) -> Iterator[str]:
     """A real ``opentse serve --data DATA`` process (this interpreter's entry point) on
-    a free 127.0.0.1 port, its output discarded: yields its origin
-    ``http://127.0.0.1:PORT`` once it answers /health, and terminates it after."""
+    a free 127.0.0.1 port: yields its origin ``http://127.0.0.1:PORT`` once it answers
+    /health, and terminates it after.
+
+    ``lan``: ``serve --lan`` (TLS with its self-signed certificate, an API key and
+    LAN-TSE-Session.txt in DATA: :func:`session_fields`), bound to loopback only;
+    the origin is ``https://...``. ``env``: the server's environment (default this
+    process's); ``output``: a file for its stdout and stderr (default discarded)."""
     import os
     import socket
     import sys
-    from pathlib import Path
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "opentse"), "serve", "--data", str(data),
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    origin = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "opentse"), "serve", "--data", str(data)]
+    if lan:
+        command += ["--lan", "--host", "127.0.0.1"]
+    with contextlib.ExitStack() as files:
+        out = subprocess.DEVNULL if output is None else files.enter_context(output.open("wb"))
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=out,
+            stderr=out,
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+        )
+    origin = f"{'https' if lan else 'http'}://127.0.0.1:{port}"
     try:
-        if not wait_until_serving(origin, process):
-            raise RuntimeError(f"opentse serve --data {data} did not start")
+        if not wait_until_serving(origin, process, verify=not lan):
+            where = "" if output is None else f" (its output: {output})"
+            raise RuntimeError(f"opentse serve --data {data} did not start{where}")
         yield origin
     finally:
         process.terminate()
