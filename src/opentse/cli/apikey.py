@@ -1,10 +1,11 @@
 """``opentse apikey create|list|disable``: the API keys of the TSE service.
 
 ``create`` shows a new key's secret once; ``list`` never shows a secret; ``disable``
-refuses one key's logins at once and the tokens it issued within
-``server.auth.KEY_RECHECK_SECONDS`` (``OPENTSE_KEY_RECHECK_SECONDS``) on every node
-(each node re-reads a key's state that often), without touching the organization's
-other keys (``tse move`` rotates them all).
+refuses one key's logins at once and the tokens it issued on each node within that
+node's ``OPENTSE_KEY_RECHECK_SECONDS`` (default ``server.auth.KEY_RECHECK_SECONDS``;
+each node re-reads a key's state that often, and this command cannot know the
+nodes' setting), without touching the organization's other keys (``tse move``
+rotates them all).
 """
 
 from __future__ import annotations
@@ -125,14 +126,13 @@ def disable_command(
         None, "--database", envvar="OPENTSE_DATABASE", help="postgresql://... (as for serve)."
     ),
 ) -> None:
-    """Disable one API key: its logins are refused at once, the tokens it issued within
-    5 seconds (OPENTSE_KEY_RECHECK_SECONDS of the nodes) on every server node. The
-    organization's other keys keep working. A key the installation does not have:
-    E_API_KEY_NOT_FOUND (exit 1)."""
-    from opentse.server.intervals import from_environment
+    """Disable one API key: its logins are refused at once, the tokens it issued on
+    each server node within that node's OPENTSE_KEY_RECHECK_SECONDS (default 5 s;
+    this command cannot see the nodes' settings). The organization's other keys keep
+    working. A key the installation does not have: E_API_KEY_NOT_FOUND (exit 1)."""
+    from opentse.server.auth import KEY_RECHECK_SECONDS
+    from opentse.server.intervals import KEY_RECHECK
 
-    with cli_errors():  # the nodes' setting, if this machine's environment has it
-        within = from_environment().key_recheck
     with _service_store(data, database) as store, cli_errors():
         if not store.disable_api_key(api_key):
             raise NotFoundError("no such API key", code="E_API_KEY_NOT_FOUND")
@@ -143,14 +143,20 @@ def disable_command(
         "organization": key.organization,
         "env": key.env,
         "disabled": True,
-        "tokens_stop_within_seconds": within,
+        # each node re-reads a key's state every OPENTSE_KEY_RECHECK_SECONDS of its own
+        # environment, which this command does not know (another machine, a service
+        # unit's setting): it names the setting and its default, not a number
+        "tokens_stop_within": f"{KEY_RECHECK} of each server node",
+        "key_recheck_setting": KEY_RECHECK,
+        "key_recheck_default_seconds": KEY_RECHECK_SECONDS,
     }
     if as_json:
         typer.echo(json.dumps(result))
     else:
         typer.echo(
-            f"API key {api_key} disabled: its logins are refused now, the tokens it issued"
-            f" stop working within {within} s on every server node"
+            f"API key {api_key} disabled: its logins are refused now; the tokens it issued"
+            f" stop working on each server node within that node's {KEY_RECHECK}"
+            f" (default {KEY_RECHECK_SECONDS} s)"
         )
 
 
