@@ -266,3 +266,25 @@ def test_a_closing_row_under_another_key_names_both_sides_in_money(export: Path)
         "register KASSE-0001, Z_NR 1, ZAHLART_TYP Unbar: Z_ZAHLART_BETRAG 70.57, but no "
         "single record has this key",
     ]
+
+
+def test_one_error_is_counted_as_one_error(export: Path) -> None:
+    edit(export, "tse.csv", lambda b: b.replace(b";ecdsa-plain-SHA256;", b";ecdsa-plain-SHA257;"))
+    result = CliRunner().invoke(build_app(), ["dsfinvk", "check", str(export)])
+    errors = [f for f in check_export(export) if f.severity == "error"]
+    assert len(errors) == 1, errors
+    assert result.exit_code == 1 and f"{export}: NOT OK: 1 error, 0 warnings" in result.stdout
+
+
+def test_the_text_report_says_the_cross_check_was_not_done(export: Path, tmp_path: Path) -> None:
+    """`dsfinvk check EXPORT --tse-export TAR > report.txt`: the report must not end
+    on the check's "ok" when the TAR could not be read (its message is on stderr)."""
+    tar = tmp_path / "cut.tar"
+    tar.write_bytes(b"\0" * 100 + b"not a tar")
+    result = CliRunner().invoke(
+        build_app(), ["dsfinvk", "check", str(export), "--tse-export", str(tar)]
+    )
+    assert result.exit_code == 2
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"cross-check with {tar}: NOT DONE"), result.stdout
+    assert "E_EXPORT_UNREADABLE" in last and "no Bon was compared" in last

@@ -80,3 +80,22 @@ def test_a_receipt_missing_inside_a_closing_is_a_gap_also_with_closings_skipped(
     z3 = replace(z3, receipts=(z3.receipts[0], z3.receipts[2]))  # Bon 8 of Z_NR 3
     (gap,) = _gaps(check_export(write_export([z1, z3], tmp_path / "cheat")))
     assert "(BON_NR) 8 missing" in gap and "Bon 7" in gap and "Bon 9" in gap
+
+
+def test_the_gap_names_the_line_of_the_bon_after_it(tmp_path: Path) -> None:
+    """An auditor opens transactions.csv at the finding's line: the Bon after the
+    missing numbers (read back here with the stdlib csv reader)."""
+    import csv
+
+    from opentse.formats.dsfinvk.export import write_export
+
+    z1, z2, _z3 = _closings(3)
+    z2 = replace(z2, receipts=z2.receipts[1:])  # Bon 4 left out
+    export = write_export([z1, z2], tmp_path / "cheat")
+    (gap,) = [f for f in check_export(export) if f.code == "W_BON_NR_GAP"]
+    with (export / "transactions.csv").open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file, delimiter=";"))
+    # line 1 is the header: the record at index i is on line i + 2
+    (after,) = [i + 2 for i, row in enumerate(rows) if row["BON_NR"] == "5"]
+    assert (gap.file, gap.line, gap.column) == ("transactions.csv", after, "BON_NR")
+    assert str(gap).startswith(f"warning W_BON_NR_GAP transactions.csv:{after} BON_NR: ")

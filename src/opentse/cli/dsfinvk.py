@@ -179,6 +179,14 @@ def check_command(
         verdict = "NOT READABLE as a DSFinV-K export" if unreadable else _verdict(findings)
         console.print(f"{export}: {verdict}", highlight=False, soft_wrap=True, markup=False)
     if isinstance(cross, str):  # the TAR cannot be read: exit 2
+        if not as_json:  # a report kept from stdout must not end on the check's "ok"
+            console.print(
+                f"cross-check with {tse_export}: NOT DONE, the TSE's export cannot be read "
+                f"({cross}): no Bon was compared with it",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
         if as_json:  # still one JSON object on stdout, saying why
             body = _json_body(findings, errors, summary)
             body["ok"] = False
@@ -322,8 +330,13 @@ def _verdict(findings: list[Any]) -> str:
     info = _count(findings, "info")
     notes = f", {info} info" if info else ""
     if not errors:
-        return f"ok ({warnings} warnings{notes})"
-    return f"NOT OK: {errors} errors, {warnings} warnings{notes}"
+        return f"ok ({_counted(warnings, 'warning')}{notes})"
+    return f"NOT OK: {_counted(errors, 'error')}, {_counted(warnings, 'warning')}{notes}"
+
+
+def _counted(count: int, word: str) -> str:
+    """``1 error``, ``2 errors``, ``0 warnings``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 #: Above this size (bytes) the TAR is read with a progress bar on a terminal.

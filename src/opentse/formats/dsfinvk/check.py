@@ -817,14 +817,14 @@ class _Checker:
         hold (a chosen range, closings left out) are that closing's, no gap.
         Registers with non-numeric BON_NR are not looked at."""
         exported = self._exported_closings()
-        numbered: dict[str, list[tuple[int, Row]]] = defaultdict(list)
-        for _line, row in self.get("transactions.csv"):
+        numbered: dict[str, list[tuple[int, int, Row]]] = defaultdict(list)
+        for line, row in self.get("transactions.csv"):
             number = _number(row["BON_NR"])
             if number is not None:
-                numbered[row["Z_KASSE_ID"]].append((number, row))
+                numbered[row["Z_KASSE_ID"]].append((number, line, row))
         for register, rows in numbered.items():
-            rows.sort(key=lambda item: item[0])
-            for (before, low), (after, high) in itertools.pairwise(rows):
+            rows.sort(key=lambda item: (item[0], item[1]))
+            for (before, _l, low), (after, line, high) in itertools.pairwise(rows):
                 if after <= before + 1:
                     continue
                 if _closing_left_out(exported[register], low["Z_NR"], high["Z_NR"]):
@@ -837,6 +837,8 @@ class _Checker:
                     f"between Bon {before} (BON_ID {low['BON_ID']}, Z_NR {low['Z_NR']}) and "
                     f"Bon {after} (BON_ID {high['BON_ID']}, Z_NR {high['Z_NR']}): receipts "
                     "left out of the export? The TSE's export tells (--tse-export)",
+                    line,  # the Bon after the gap
+                    "BON_NR",
                     severity="warning",
                 )
 
