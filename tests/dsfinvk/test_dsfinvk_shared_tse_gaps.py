@@ -115,6 +115,11 @@ def test_a_bon_left_out_of_an_exported_closing_still_warns(
     assert code == 1, out
     (error,) = json.loads(out)["crosscheck"]["findings"]
     assert error["code"] == "E_XC_TSE_NOT_IN_DSFINVK" and "transaction 10 " in error["message"]
+    # where the auditor finds it in the TAR: its Finish log's counter, as in its file name
+    with tarfile.open(tar) as archive:
+        (finish,) = [n for n in archive.getnames() if "_No-10_Finish" in n]
+    counter = finish.split("_Sig-")[1].split("_")[0]
+    assert f"(its Finish log in tse.tar: signature counter {counter})" in error["message"]
 
 
 def test_a_left_out_first_closing_explains_the_numbers_before_its_next(

@@ -267,7 +267,8 @@ def cross_check(
                 tar,
                 f"TSE transaction {tx.number} of client {tx.client_id!r} of TSE "
                 f"{tx.serial[:16]}... ({_when(tx.start)} .. {_when(tx.end)}, "
-                f"{tx.process_type}) has no Bon in transactions_tse.csv",
+                f"{tx.process_type}) has no Bon in transactions_tse.csv (its Finish log in "
+                f"{tar}: signature counter {tx.counter})",
             )
         )
     findings.extend(_range_note(tar_first, tar_last, missing, tar))
