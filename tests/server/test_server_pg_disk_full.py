@@ -33,6 +33,12 @@ pytestmark = pytest.mark.postgres
 FULL_DISK = "could not extend file: No space left on device"
 
 
+def _csrf(html: str) -> str:
+    mark = 'name="csrf" value="'
+    start = html.index(mark) + len(mark)
+    return html[start : html.index('"', start)]
+
+
 def fill_disk_at(url: str, table: str, event: str, when: str = "") -> None:
     """From now on ``event`` on ``table`` fails as on a full disk (53100)."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -71,7 +77,8 @@ def test_exports_and_api_keys_on_a_full_disk(
 ) -> None:
     data = tmp_path / "data"
     with serve_app(data, FrozenClock(1_700_000_000), pg_url) as c:
-        h = login(c, new_key(c))
+        key = new_key(c)
+        h = login(c, key)
         tss, _ = setup_tss(c, h)
         # an export whose COMPLETED update meets the full disk: one line naming it
         # (a traceback before), the export written again once its lease ran out
@@ -90,6 +97,18 @@ def test_exports_and_api_keys_on_a_full_disk(
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "E_STORAGE_FULL" and r.headers["retry-after"] == "10"
         assert FULL_DISK not in r.text  # the details stay in the log
+        # the dashboard's export form says the same (it said 400 with the server's text)
+        page = c.get("/dashboard/login")
+        signed_in = c.post(
+            "/dashboard/login",
+            data={"csrf": _csrf(page.text), "api_key": key["api_key"],
+                  "api_secret": key["api_secret"]},
+        )  # fmt: skip
+        assert signed_in.status_code == 303, signed_in.text
+        form = c.get("/dashboard/exports")
+        posted = c.post("/dashboard/exports", data={"csrf": _csrf(form.text), "tss_id": tss})
+        assert posted.status_code == 503, posted.text
+        assert "disk is full" in posted.text and FULL_DISK not in posted.text
     fill_disk_at(pg_url, "svc_api_keys", "INSERT")
     result = subprocess.run(
         [str(Path(sys.executable).parent / "opentse"), "apikey", "create", "--data", str(data)],

@@ -47,6 +47,7 @@ from typing import IO, Any
 from opentse.engine.export import ExportFilter, plan
 from opentse.errors import OpenTSEError, ProtocolError, StorageError
 from opentse.server.context import ServerContext, refuse_if_stale
+from opentse.server.problems import from_opentse_error
 from opentse.server.service_store import ExportRow
 
 log = logging.getLogger("opentse.server.export")
@@ -277,9 +278,13 @@ class ExportManager:
         E_SCHEMA_NEWER while the node is older than its database (the API's PUT is
         refused before, the dashboard's export form here)."""
         refuse_if_stale(self._ctx)
-        if not self._ctx.svc.add_export(
-            row, max_running, owner=self.owner, lease_seconds=self.lease_seconds
-        ):
+        try:
+            added = self._ctx.svc.add_export(
+                row, max_running, owner=self.owner, lease_seconds=self.lease_seconds
+            )
+        except StorageError as exc:  # the API's answer for the dashboard's form too
+            raise from_opentse_error(exc, self._ctx.storage_failures) from None
+        if not added:
             return False
         self.submit(row.export_id)
         return True
