@@ -35,7 +35,9 @@ def migrate_command(
 ) -> None:
     """Create or upgrade the database schema (engine and service tables). On
     PostgreSQL, refused while nodes of an older opentse run on the database
-    (E_MIGRATE_OLD_NODES, naming them) unless --force."""
+    (E_MIGRATE_OLD_NODES, naming them) unless --force. A database a newer opentse
+    migrated is refused (E_SCHEMA_NEWER) unless OPENTSE_ALLOW_NEWER_SCHEMA=1 (a
+    rollback on purpose, docs/upgrading.md)."""
     with data_folder_errors(data):
         dialect, applied, current = run_migrations(data, database, force=force)
     if as_json:
