@@ -154,9 +154,12 @@ def refuse_if_schema_newer(applied: set[int], known: set[int]) -> None:
     (allowed with ``OPENTSE_ALLOW_NEWER_SCHEMA=1``)."""
     unknown = sorted(applied - known)
     if unknown and not newer_schema_allowed():
+        # schema versions of the mirrored numbering (09xx: PostgreSQL's own files)
+        database = max((v for v in applied if v < PG_ONLY_FROM), default=max(applied))
+        code = max((v for v in known if v < PG_ONLY_FROM), default=0)
         raise StorageError(
             f"the database was migrated by a newer opentse: its schema version is "
-            f"{max(applied):04d}, this opentse knows up to {schema_level():04d} (migrations "
+            f"{database:04d}, this opentse knows up to {code:04d} (migrations "
             f"{', '.join(f'{v:04d}' for v in unknown)} are unknown to it): upgrade this node "
             f"(its opentse) before starting it, or set {ALLOW_NEWER_SCHEMA}=1 to roll back "
             "to this version on purpose (docs/upgrading.md, 'Rolling back')",
