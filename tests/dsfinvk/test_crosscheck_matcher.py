@@ -231,3 +231,21 @@ def test_a_client_named_only_by_bons_takes_their_registers_window() -> None:
     side.windows = {CLIENT: (FIRST, FIRST + 1000)}
     result = xc.cross_check([_tx(1, client=uuid), _tx(200, client=uuid, at=FIRST + 2000)], side)
     assert [f.code for f in result.findings] == [xc.CLIENT]
+
+
+def test_a_transaction_in_the_closings_second_after_the_last_bon_says_so() -> None:
+    """Whole seconds: a transaction finished in the second of the last closing
+    (window end) after the client's last Bon may be the next closing's first Bon or
+    one signed for the closing and left out: still an error, whose message says
+    which; one before the last Bon, or a second earlier, is a Bon left out."""
+    after_last = _tx(6, at=LAST - 3)  # ends at LAST, number above the Bons' 5
+    before_last = _tx(4, at=LAST - 3)  # ends at LAST, but the TSE gave Bon 5 a later number
+    a_second_earlier = _tx(7, at=LAST - 4)  # ends at LAST - 1
+    transactions = [_tx(1), _tx(5), after_last, before_last, a_second_earlier]
+    result = xc.cross_check(transactions, _side([_bon(1), _bon(5)]))
+    # (numbers 2 and 3, between the Bons and not in the TAR, are W_XC_TANR_NOT_IN_TAR)
+    errors = {f.message.split()[2]: f for f in result.findings if f.code == xc.NOT_IN_DSFINVK}
+    assert sorted(errors) == ["4", "6", "7"], result.findings
+    said = "in the same second as the client's last closing in the export"
+    assert [n for n, f in sorted(errors.items()) if said in f.message] == ["6"]
+    assert "signature counter 12)" in errors["6"].message
