@@ -164,12 +164,12 @@ def test_old_receipt_found_by_amount_and_date_behind_more_than_the_scan(shop: Sh
     assert [h.row.number for h in found.hits] == [recent["number"], old["number"]]
     assert found.total == 2 and not found.more
     assert [str(h.amount) for h in found.hits] == ["21.42", "21.42"]
-    queries = [s for s in statements if "amount_cents=" in s and "LIMIT" in s]
+    queries = [s for s in statements if "amount_cents = " in s and "LIMIT" in s]
     assert queries, statements
     for sql in queries:
         assert "svc_transactions_amount" in _explain(conn, sql), sql
-    backfill = [s for s in statements if "amount_cents IS NULL AND state" in s]
-    assert backfill and "svc_transactions_amount_missing" in _explain(conn, backfill[0])
+    backfill = [s for s in statements if "amount_unread IS NULL AND state" in s]
+    assert backfill and "svc_transactions_amount_todo" in _explain(conn, backfill[0])
 
 
 def test_only_finished_receipts_have_an_amount(shop: Shop) -> None:
@@ -500,10 +500,14 @@ def _as_before_0009(shop: Shop, tx_id: str) -> None:
 def test_cash_book_entry_whose_log_cannot_be_read_now_keeps_its_backfill_key(
     shop: Shop,
 ) -> None:
-    """A cash-book entry whose Finish log the store could not read (the logs table
-    unreachable, then a damaged row restored from a backup) stays listed and gets its
-    amount once the log reads again; only an entry whose log has no amount is dropped.
-    The key was deleted on any failure, and the entry was never found by its amount."""
+    """A cash-book entry whose Finish log the store could not read now (the logs
+    table unreachable) stays listed and gets its amount once the log reads again.
+    One whose stored log does not decode is marked (migration 0012: not read at
+    every search) and gets its amount after "read them again" once restored from a
+    backup; only an entry whose log has no amount leaves the list unmarked. The key
+    was deleted on any failure, and the entry was never found by its amount."""
+    from opentse.dashboard import amounts
+
     cash_book = _finish(shop, _raw("SonstigerVorgang", "Einzahlung^50.00:Bar^Wechselgeld"))
     free = _finish(shop, _raw("SonstigerVorgang", "Kassenlade geöffnet"))
     for entry in (cash_book, free):
@@ -517,6 +521,7 @@ def test_cash_book_entry_whose_log_cannot_be_read_now_keeps_its_backfill_key(
         with sqlite3.connect(store) as conn:
             conn.execute("ALTER TABLE logs_away RENAME TO logs")
     assert _listed_for_backfill(shop, cash_book["_id"])
+    assert amounts.unread_counts(shop.ctx, shop.org) == {}
     with sqlite3.connect(store) as conn:  # a damaged row: read, but not decodable
         (message,) = conn.execute(
             "SELECT message FROM logs WHERE ref = ?", (f"tx:{cash_book['_id']}:2",)
@@ -525,13 +530,17 @@ def test_cash_book_entry_whose_log_cannot_be_read_now_keeps_its_backfill_key(
             "UPDATE logs SET message=? WHERE message=?", (b"\x30\x03\x02\x01\x00", message)
         )
     assert shop.search(amount="50,00")[0] == []
-    assert _listed_for_backfill(shop, cash_book["_id"])
+    assert not _listed_for_backfill(shop, cash_book["_id"])
+    assert amounts.unread_counts(shop.ctx, shop.org) == {amounts.UNREADABLE: 1}
     assert shop.row(cash_book["_id"]).amount_cents is None
     with sqlite3.connect(store) as conn:  # restored from the backup
         conn.execute(
             "UPDATE logs SET message=? WHERE message=?", (message, b"\x30\x03\x02\x01\x00")
         )
+    assert amounts.read_again(shop.ctx, shop.org) == 1
+    assert _listed_for_backfill(shop, cash_book["_id"])
     assert shop.search(amount="50,00")[0] == [cash_book["number"]]
     assert shop.row(cash_book["_id"]).amount_cents == 5000
     assert not _listed_for_backfill(shop, cash_book["_id"])
     assert not _listed_for_backfill(shop, free["_id"])  # read, no amount: dropped
+    assert amounts.unread_counts(shop.ctx, shop.org) == {}

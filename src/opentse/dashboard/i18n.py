@@ -205,6 +205,29 @@ TEXTS: dict[str, tuple[str, str]] = {
     "newer_results": ("← Neuere", "← Newer"),
     "older_results": ("Ältere →", "Older →"),
     "no_results": ("Keine Transaktion gefunden.", "No transaction found."),
+    "unread_note": (
+        "{n} abgeschlossene Transaktionen findet die Betragssuche nicht: ihr Betrag "
+        "konnte nicht aus ihrem Log gelesen werden.",
+        "{n} finished transactions cannot be found by amount: their amount could not "
+        "be read from their log.",
+    ),
+    "unread_unreadable": ("Log nicht lesbar: {n}", "log cannot be decoded: {n}"),
+    "unread_gone": ("Log nach einem Export gelöscht: {n}", "log deleted after an export: {n}"),
+    "unread_no_amount": (
+        "kein lesbarer Betrag in den Prozessdaten: {n}",
+        "no readable total in the process data: {n}",
+    ),
+    "unread_show": ("Diese Transaktionen zeigen", "Show these transactions"),
+    "unread_listing": (
+        "Nur Transaktionen, deren Betrag nicht gelesen werden konnte.",
+        "Only transactions whose amount could not be read.",
+    ),
+    "unread_all": ("Alle Transaktionen", "All transactions"),
+    "read_again": (
+        "Erneut lesen (nach einer Wiederherstellung)",
+        "Read them again (after a restore)",
+    ),
+    "unread_amount": ("nicht lesbar", "could not be read"),
     "start": ("Beginn", "Start"),
     "end": ("Ende", "End"),
     "type": ("Vorgangsart", "Process type"),

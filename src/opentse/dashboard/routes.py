@@ -215,6 +215,7 @@ class Dashboard:
             Route("/tss", p(self.tse_list), methods=["GET"]),
             Route("/tss/{tss_id}", p(self.tse_detail), methods=["GET"]),
             Route("/tx", p(self.tx_pages.tx_search), methods=["GET"]),
+            Route("/tx/read-again", p(self.tx_pages.read_again), methods=["POST"]),
             Route(tx, p(self.tx_pages.tx_detail), methods=["GET"]),
             Route(tx + "/qr", p(self.tx_pages.tx_qr), methods=["GET"]),
             Route(tx + "/log/{counter:int}", p(self.tx_pages.tx_log), methods=["GET"]),

@@ -8,16 +8,19 @@ becomes a form error or a 404, never a 500.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
-from opentse.dashboard import transactions, uploads, views
-from opentse.dashboard.pages import NotFound, Page, shop_zone_of_env
+from opentse.dashboard import amounts, transactions, uploads, views
+from opentse.dashboard.forms import read_form
+from opentse.dashboard.pages import BASE, NotFound, Page, shop_zone_of_env
 
 TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
 
@@ -68,18 +71,31 @@ class TransactionPages:
             tss, number, values["register"], date_from, date_to, amount, state,
             either_sign=not transactions.has_sign(values["amount"]),
         )  # fmt: skip
-        shown = _page_number(q.get("page", ""))
-        offset = (shown - 1) * transactions.SEARCH_LIMIT
+        unread = q.get("unread", "") == "1"
+        query = replace(query, unread=True) if unread else query
+        after = transactions.Cursor.parse(q.get("after", ""))
+        before = None if after else transactions.Cursor.parse(q.get("before", ""))
+        offset = (_page_number(q.get("page", "")) - 1) * transactions.SEARCH_LIMIT
         found = transactions.TxResults([], 0, offset)
+        counts: dict[str, int] = {}
         if not errors:  # a filter it could not read is no reason to list everything
-            found = await run_in_threadpool(transactions.search, self.ctx, page.org, query, offset)
-            if found.total and not found.hits:  # a page past the end: the last one
-                shown = -(-found.total // transactions.SEARCH_LIMIT)
-                offset = (shown - 1) * transactions.SEARCH_LIMIT
+            found = await run_in_threadpool(
+                partial(transactions.search, after=after, before=before),
+                self.ctx, page.org, query, offset,
+            )  # fmt: skip
+            if found.total and not found.hits:  # past the end: the last page (or first)
+                last = 0 if before else (found.total - 1) // transactions.SEARCH_LIMIT
+                offset = last * transactions.SEARCH_LIMIT
                 found = await run_in_threadpool(
                     transactions.search, self.ctx, page.org, query, offset
                 )
+            if amount is not None or unread:
+                counts = await run_in_threadpool(
+                    amounts.unread_counts, self.ctx, page.org, query.tss_id
+                )
         filters = {k: v for k, v in values.items() if v}
+        if unread:
+            filters["unread"] = "1"
         today = datetime.fromtimestamp(self.ctx.now(), shop_zone_of_env()).date().isoformat()
         # the morning's question, one click: today's transactions (of the TSE chosen)
         today_query = {"tss": values["tss"], "from": today, "to": today}
@@ -91,12 +107,23 @@ class TransactionPages:
             states=TX_STATES,
             found=found,
             hits=found.hits,
-            newer=urlencode({**filters, "page": shown - 1}) if shown > 1 else "",
-            older=urlencode({**filters, "page": shown + 1}) if found.more else "",
+            newer=_newer_link(found, filters),
+            older=_older_link(found, filters),
             today=urlencode({k: v for k, v in today_query.items() if v}),
             errors=errors,
             invalid=invalid,
-        )
+            unread=unread,
+            unread_counts=counts,
+            unread_link=urlencode({"tss": values["tss"], "unread": "1"} if values["tss"]
+                                  else {"unread": "1"}),
+        )  # fmt: skip
+
+    async def read_again(self, page: Page) -> Response:
+        """ "Read them again": the marks of amounts that could not be read are cleared
+        (after the store was restored), and the next amount search reads those logs."""
+        await read_form(page)
+        await run_in_threadpool(amounts.read_again, self.ctx, page.org)
+        return RedirectResponse(f"{BASE}/tx?unread=1", status_code=303)
 
     def _tx(self, page: Page) -> transactions.TxDetail:
         p = page.request.path_params
@@ -134,6 +161,28 @@ class TransactionPages:
             media_type="application/octet-stream",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+
+
+def _newer_link(found: transactions.TxResults, filters: dict[str, str]) -> str:
+    """The query of the "newer" link: the first page without a cursor, else the
+    page just before this one's first hit (by cursor, or by number for a search by
+    transaction number)."""
+    if found.offset <= 0 or not found.hits:
+        return ""
+    if found.offset <= transactions.SEARCH_LIMIT:
+        return urlencode(filters)
+    if found.keyset:
+        return urlencode({**filters, "before": found.before()})
+    return urlencode({**filters, "page": found.offset // transactions.SEARCH_LIMIT})
+
+
+def _older_link(found: transactions.TxResults, filters: dict[str, str]) -> str:
+    """The query of the "older" link: after this page's last hit."""
+    if not found.more or not found.hits:
+        return ""
+    if found.keyset:
+        return urlencode({**filters, "after": found.after()})
+    return urlencode({**filters, "page": found.offset // transactions.SEARCH_LIMIT + 2})
 
 
 def _register_names(ctx: Any, org: str, choices: list[tuple[str, str]]) -> list[str]:

@@ -18,28 +18,25 @@ time, with the total.
 from __future__ import annotations
 
 import base64
-import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
+from opentse.dashboard.amounts import CASH_BOOK_TODO as CASH_BOOK_TODO  # re-exported
+from opentse.dashboard.amounts import SEARCH_SCAN as SEARCH_SCAN
+from opentse.dashboard.amounts import backfill_amounts as backfill_amounts
 from opentse.dashboard.pages import shop_zone_of_env
 from opentse.dashboard.views import all_clients, owned_tss
 from opentse.engine.ports import LogFilter
 from opentse.engine.results import SignResult
-from opentse.errors import OpenTSEError, StorageError
+from opentse.errors import OpenTSEError
 from opentse.register.shoptime import day_bounds
-from opentse.server.service_store import Page, TxRow
+from opentse.server.service_store import TxRow
 from opentse.tr03151.oids import LogType
 
-logger = logging.getLogger(__name__)
-
 SEARCH_LIMIT = 50  # hits shown; more: the page asks to narrow the search
-# finished receipts from before migration 0007 whose amount one amount search
-# backfills from their Finish logs (never a limit on what a search finds)
-SEARCH_SCAN = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +51,9 @@ class TxQuery:
     #: the amount was typed without a sign: it finds -amount too (a cancellation of
     #: that receipt, a payout of that much), as a shop owner remembers "12,30"
     either_sign: bool = False
+    #: only the finished transactions whose amount could not be read from their log
+    #: (migration 0012's marks), which an amount search cannot find
+    unread: bool = False
 
     @property
     def empty(self) -> bool:
@@ -183,24 +183,76 @@ def latest_result(ctx: Any, row: TxRow) -> SignResult | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Cursor:
+    """A hit's place in the search's one order: newest first; in one second the
+    higher number, then (two TSEs) by TSE and transaction id. A "next" link names the
+    last hit of its page (``after``), a "previous" one the first (``before``): the
+    page is read from there along the index (keyset), not by stepping over every hit
+    before it (OFFSET), and the link shows the same hits however many come later."""
+
+    time_start: int
+    number: int
+    tss_id: str
+    tx_id: str
+
+    @staticmethod
+    def of(row: TxRow) -> Cursor:
+        return Cursor(row.time_start, row.number, row.tss_id, row.tx_id)
+
+    def text(self) -> str:
+        return f"{self.time_start}.{self.number}.{self.tss_id}.{self.tx_id}"
+
+    @staticmethod
+    def parse(text: str) -> Cursor | None:
+        """The cursor of a link; None for anything else (an edited URL)."""
+        parts = text.split(".", 3)
+        if len(parts) != 4 or len(text) > 300 or not all(parts[2:]):
+            return None
+        t, n = parts[0], parts[1]
+        if not (_digits(t) and _digits(n) and int(t) < 2**63 and int(n) < 2**63):
+            return None
+        return Cursor(int(t), int(n), parts[2], parts[3])
+
+
+@dataclass(frozen=True, slots=True)
 class TxResults:
     """One page of a search: its hits, newest first, and how many matched in all."""
 
     hits: list[TxHit]
     total: int
     offset: int = 0  # of the first hit among all matches
+    #: the page can be linked by its neighbours' cursors (an indexed search, not
+    #: one by number, whose few hits are sorted here)
+    keyset: bool = False
 
     @property
     def more(self) -> bool:
         return self.offset + len(self.hits) < self.total
 
+    def after(self) -> str:
+        """The "older" link's cursor: the last hit."""
+        return Cursor.of(self.hits[-1].row).text() if self.hits else ""
 
-def search(ctx: Any, org: str, q: TxQuery, offset: int = 0) -> TxResults:
-    """The matching transactions from ``offset`` on (at most SEARCH_LIMIT), newest
-    first, and their total.
+    def before(self) -> str:
+        """The "newer" link's cursor: the first hit."""
+        return Cursor.of(self.hits[0].row).text() if self.hits else ""
 
-    Every filter is a condition of one index query (``ServiceStore.list_txs``), so a
-    match is found however many newer transactions there are."""
+
+def search(
+    ctx: Any,
+    org: str,
+    q: TxQuery,
+    offset: int = 0,
+    *,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+) -> TxResults:
+    """The matching transactions, newest first (at most SEARCH_LIMIT), and their
+    total: from ``offset`` on, or those just older than ``after`` or just newer than
+    ``before`` (the cursors of the links to the next and previous page).
+
+    Every filter is a condition of one index query, so a match is found however
+    many newer transactions there are."""
     tss_ids = ctx.svc.list_tss_ids(org)
     if q.tss_id is not None:
         tss_ids = [t for t in tss_ids if t == q.tss_id]
@@ -224,6 +276,7 @@ def search(ctx: Any, org: str, q: TxQuery, offset: int = 0) -> TxResults:
         backfill_amounts(ctx, org, q.tss_id)
     rows: list[TxRow] = []
     total = 0
+    keyset = False
     if q.number is not None:  # one row per TSE at most: the filters are checked here
         for tid in tss_ids:
             row = ctx.svc.get_tx_by_number(tid, q.number)
@@ -237,54 +290,30 @@ def search(ctx: Any, org: str, q: TxQuery, offset: int = 0) -> TxResults:
         total = len(rows)
         rows = rows[offset : offset + SEARCH_LIMIT]
     elif tss_ids:
-
-        def query(amount: int | None, page: Page) -> tuple[list[TxRow], int]:
-            found: tuple[list[TxRow], int] = ctx.svc.list_txs(
-                org,
-                page,
-                q.tss_id,
-                None,
-                [q.state] if q.state else [],
-                client_ids=wanted_clients,
-                time_from=q.date_from,
-                time_to=q.date_to,
-                amount_cents=amount,
-            )
-            return found
-
+        keyset = True
+        amounts: list[int | None] = [None] if cents is None else [cents]
         if cents and q.either_sign:  # two indexed queries, merged newest first
-            rows, total = either_sign_page(ctx, org, q, cents, wanted_clients, offset)
-        else:
-            page = Page(limit=SEARCH_LIMIT, offset=offset, order_by="time_start", order="desc")
-            rows, total = query(cents, page)
+            amounts.append(-cents)
+        rows, total, offset = indexed_page(
+            ctx, org, q, amounts, wanted_clients, offset, after=after, before=before
+        )
     hits = [
         TxHit(row, serials.get(row.tss_id, ""), clients.get(row.client_id, ""), _amount(ctx, row))
         for row in rows
     ]
-    return TxResults(hits, total, offset)
+    return TxResults(hits, total, offset, keyset)
 
 
-#: the order of hits of both signs: newest first; in one second the higher number,
+#: the order of every indexed page: newest first; in one second the higher number,
 #: then (two TSEs) by TSE and transaction id, so every page is cut from one order
+_ORDER_COLUMNS = "(time_start, number, tss_id, tx_id)"
 _EITHER_ORDER = "time_start DESC, number DESC, tss_id DESC, tx_id DESC"
+_OLDEST_FIRST = "time_start ASC, number ASC, tss_id ASC, tx_id ASC"
 
 
-def either_sign_page(
-    ctx: Any, org: str, q: TxQuery, cents: int, clients: list[str] | None, offset: int
-) -> tuple[list[TxRow], int]:
-    """The hits ``offset`` to ``offset + SEARCH_LIMIT`` of an amount typed without a
-    sign (``cents`` or ``-cents``), newest first, and how many there are.
-
-    One statement: a UNION ALL of the two signs, each read newest first along the
-    amount index (``svc_transactions_amount``) and merged by the database, which
-    hands over one page of rows. Merging in Python loaded every hit up to the page
-    from both queries (page 300 of a common price: 15,000 rows, 0.7 s). The filters
-    are those ``ServiceStore.list_txs`` applies."""
-    from opentse.ops.store import OpsDB
-
-    svc = ctx.svc
-    svc.flush()  # index rows still queued are searched too, as list_txs does
-    where = ["organization_id = ?", "amount_cents = ?"]
+def _filters(org: str, q: TxQuery, clients: list[str] | None) -> tuple[list[str], list[Any]]:
+    """The WHERE terms of a search but its amount, and their parameters."""
+    where = ["organization_id = ?"]
     args: list[Any] = [org]
     if q.tss_id is not None:
         where.append("tss_id = ?")
@@ -301,21 +330,108 @@ def either_sign_page(
     if q.date_to is not None:
         where.append("time_start < ?")
         args.append(q.date_to)
-    one_sign = f"SELECT {svc._TX_COLS} FROM svc_transactions WHERE {' AND '.join(where)}"
+    if q.unread:  # the literal term of the partial index svc_transactions_amount_unread
+        where.append("amount_unread IS NOT NULL")
+    return where, args
+
+
+def indexed_page(
+    ctx: Any,
+    org: str,
+    q: TxQuery,
+    amounts: list[int | None],
+    clients: list[str] | None,
+    offset: int,
+    *,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+) -> tuple[list[TxRow], int, int]:
+    """One page of the index rows matching ``q`` with any of ``amounts`` (None: any
+    amount), newest first; its hits, how many match in all and the offset of its
+    first hit.
+
+    One statement: each amount is read newest first along its index
+    (``svc_transactions_amount``, or ``svc_transactions_org`` without an amount) and
+    the database merges them (UNION ALL) and hands over one page. With a cursor each
+    side starts at the cursor's row (keyset), so a page deep into a year's receipts
+    reads about a page of rows; the offset shown is then counted along the index.
+    Without one the page is cut at ``offset`` (a page number typed into the URL)."""
+    from opentse.ops.store import OpsDB
+
+    svc = ctx.svc
+    svc.flush()  # index rows still queued are searched too, as list_txs does
     db = OpsDB(svc)
+    where, args = _filters(org, q, clients)
+    sides = []
+    for amount in amounts:
+        terms, params = list(where), list(args)
+        if amount is not None:
+            terms.append("amount_cents = ?")
+            params.append(amount)
+        sides.append((terms, params))
     total = 0
-    for sign in (cents, -cents):
-        found = db.one(f"SELECT count(*) FROM ({one_sign}) AS c", [args[0], sign, *args[1:]])
+    for terms, params in sides:
+        found = db.one(f"SELECT count(*) FROM svc_transactions WHERE {' AND '.join(terms)}", params)
         total += int(found[0]) if found else 0
-    if offset >= total:
-        return [], total
-    first = offset + SEARCH_LIMIT  # each sign gives at most that many to the merge
-    side = f"SELECT * FROM ({one_sign} ORDER BY {_EITHER_ORDER} LIMIT ?)"
-    rows = db.rows(
-        f"{side} AS plus UNION ALL {side} AS minus ORDER BY {_EITHER_ORDER} LIMIT ? OFFSET ?",
-        [args[0], cents, *args[1:], first, args[0], -cents, *args[1:], first, SEARCH_LIMIT, offset],
-    )
-    return [svc._txrow(r) for r in rows], total
+    cursor = after or before
+    order = _OLDEST_FIRST if before is not None and after is None else _EITHER_ORDER
+    if cursor is None and offset >= total:
+        return [], total, offset
+    per_side = SEARCH_LIMIT if cursor is not None else offset + SEARCH_LIMIT
+    selects: list[str] = []
+    values: list[Any] = []
+    for terms, params in sides:
+        terms, params = list(terms), list(params)
+        if cursor is not None:
+            newer = order == _OLDEST_FIRST
+            terms.append(f"time_start {'>=' if newer else '<='} ?")
+            terms.append(f"{_ORDER_COLUMNS} {'>' if newer else '<'} (?, ?, ?, ?)")
+            params += [cursor.time_start, *_key(cursor)]
+        selects.append(
+            f"SELECT * FROM (SELECT {svc._TX_COLS} FROM svc_transactions"
+            f" WHERE {' AND '.join(terms)} ORDER BY {order} LIMIT ?) AS side{len(selects)}"
+        )
+        values += [*params, per_side]
+    sql = " UNION ALL ".join(selects) + f" ORDER BY {order} LIMIT ?"
+    values.append(SEARCH_LIMIT)
+    if cursor is None:
+        sql += " OFFSET ?"
+        values.append(offset)
+    rows = [svc._txrow(r) for r in db.rows(sql, values)]
+    if order == _OLDEST_FIRST:
+        rows.reverse()
+    if cursor is not None:
+        offset = _newer_than(db, sides, rows[0]) if rows else total
+    return rows, total, offset
+
+
+def _key(c: Cursor) -> list[Any]:
+    return [c.time_start, c.number, c.tss_id, c.tx_id]
+
+
+def _newer_than(db: Any, sides: list[tuple[list[str], list[Any]]], row: TxRow) -> int:
+    """How many matches come before ``row`` in the order (the offset of a page
+    reached by a cursor): the later seconds counted along the index, the same
+    second's few rows compared key by key."""
+    count = 0
+    for terms, params in sides:
+        found = db.one(
+            f"SELECT count(*) FROM svc_transactions WHERE {' AND '.join(terms)}"
+            f" AND (time_start > ? OR (time_start = ? AND (number, tss_id, tx_id) > (?, ?, ?)))",
+            [*params, row.time_start, row.time_start, row.number, row.tss_id, row.tx_id],
+        )
+        count += int(found[0]) if found else 0
+    return count
+
+
+def either_sign_page(
+    ctx: Any, org: str, q: TxQuery, cents: int, clients: list[str] | None, offset: int
+) -> tuple[list[TxRow], int]:
+    """The hits ``offset`` to ``offset + SEARCH_LIMIT`` of an amount typed without a
+    sign (``cents`` or ``-cents``), newest first, and how many there are (one
+    ``indexed_page``)."""
+    rows, total, _ = indexed_page(ctx, org, q, [cents, -cents], clients, offset)
+    return rows, total
 
 
 def _matches(row: TxRow, q: TxQuery, cents: int | None, clients: list[str] | None) -> bool:
@@ -345,87 +461,6 @@ def _amount(ctx: Any, row: TxRow) -> Decimal | None:
     if row.amount_cents:
         return Decimal(row.amount_cents).scaleb(-2)
     return amount_of(latest_result(ctx, row))
-
-
-def backfill_amounts(ctx: Any, org: str, tss_id: str | None) -> int:
-    """Give index rows written before migration 0007 their amount, from their Finish
-    logs: at most SEARCH_SCAN of them per call, newest first; returns how many were
-    filled. Each amount search calls this first, so a shop's old receipts all become
-    searchable after a few searches (rows whose processData has no readable total stay
-    without one and are read again, at most SEARCH_SCAN per search)."""
-    from opentse.server.tx_index import amount_cents
-
-    amounts: list[tuple[str, str, int]] = []
-    for row in ctx.svc.txs_missing_amount(org, tss_id, SEARCH_SCAN):
-        result = latest_result(ctx, row)
-        if result is None:
-            continue
-        cents = amount_cents(row.state, result.process_type, result.process_data)
-        if cents is not None:
-            amounts.append((row.tss_id, row.tx_id, cents))
-    ctx.svc.set_tx_amounts(amounts)
-    return len(amounts) + backfill_cash_book(ctx, org, tss_id)
-
-
-#: the listed cash-book entries of one organization. Read from the short list, each
-#: checked by its key: as a join the database walked all the organization's index
-#: rows to find an empty list's none (0.07 s per amount search at 100,000 rows)
-CASH_BOOK_TODO = (
-    "SELECT b.tss_id, b.tx_id FROM svc_amount_backfill b WHERE EXISTS (SELECT 1 FROM"
-    " svc_transactions t WHERE t.tss_id = b.tss_id AND t.tx_id = b.tx_id"
-    " AND t.organization_id = ?)"
-)
-
-
-def backfill_cash_book(ctx: Any, org: str, tss_id: str | None) -> int:
-    """Give the cash-book entries migration 0009 listed (``svc_amount_backfill``:
-    SonstigerVorgang rows indexed without an amount) theirs, at most SEARCH_SCAN per
-    call; returns how many got one. The amount and the removal of the key are one
-    transaction: a crash leaves the key, and the entry is read again. So does a log
-    the store could not read now (storage failing, a damaged row): only a log read
-    without an amount in it, or gone, drops the key."""
-    from opentse.ops.store import OpsDB
-    from opentse.server.tx_index import amount_cents
-
-    db = OpsDB(ctx.svc)
-    sql = CASH_BOOK_TODO
-    args: list[Any] = [org]
-    if tss_id is not None:
-        sql += " AND b.tss_id = ?"
-        args.append(tss_id)
-    todo = db.rows(sql + " LIMIT ?", [*args, SEARCH_SCAN])
-    if not todo:
-        return 0
-    done: list[tuple[str, str, int | None]] = []
-    for tid, tx_id in todo:
-        row = ctx.svc.get_tx(tid, tx_id)
-        try:
-            result = None if row is None else read_result(ctx, row)
-        except OpenTSEError as exc:
-            # could not read it now (storage failing, a damaged row to be restored):
-            # the key stays, the next search reads it again
-            logger.warning(
-                "amount of cash-book entry %s of TSE %s not read now (%s)", tx_id, tid, exc.code
-            )
-            if isinstance(exc, StorageError):
-                break  # the store is failing: the others would fail too
-            continue
-        cents = None
-        if row is not None and result is not None:
-            cents = amount_cents(row.state, result.process_type, result.process_data)
-        done.append((tid, tx_id, cents))  # read, no amount in it: never one, drop the key
-    with db.tx() as c:
-        for tid, tx_id, cents in done:
-            if cents is not None:
-                c.execute(
-                    "UPDATE svc_transactions SET amount_cents = ? WHERE tss_id = ?"
-                    " AND tx_id = ? AND state = 'FINISHED' AND amount_cents IS NULL",
-                    (cents, tid, tx_id),
-                )
-            c.execute(
-                "DELETE FROM svc_amount_backfill WHERE tss_id = ? AND tx_id = ?", (tid, tx_id)
-            )
-    return sum(1 for *_, cents in done if cents is not None)
 
 
 @dataclass(frozen=True, slots=True)
