@@ -466,3 +466,25 @@ def test_findings_name_the_bon_and_the_tse_as_an_auditor_reads_them(
     (missing,) = [f for f in result.findings if f.code == xc.NOT_IN_DSFINVK]
     serial = next(iter(result.summary["tse_serials"]))  # type: ignore[call-overload]
     assert f"of TSE {serial[:16]}" in missing.message
+
+
+def test_an_unreadable_tse_field_is_named_in_the_auditors_words(copy: tuple[Path, Path]) -> None:
+    """A TSE_TA_SIGZ that is no number: the finding names the Bon, the column and the
+    value, not Python's int() message."""
+    export, tar = copy
+    bon = _bon_with_tse(export, 0)
+    path = export / "transactions_tse.csv"
+    was = f";{bon['TSE_TA_SIGZ']};{bon['TSE_TA_SIG']};".encode()
+    assert path.read_bytes().count(was) == 1
+    path.write_bytes(
+        path.read_bytes().replace(was, f";x{bon['TSE_TA_SIGZ']};{bon['TSE_TA_SIG']};".encode())
+    )
+    (finding,) = [
+        f for f in xr.cross_check_files(export, tar).findings if f.code == xc.BON_UNREADABLE
+    ]
+    assert (finding.file, finding.column) == ("transactions_tse.csv", "TSE_TA_SIGZ")
+    (receipt,) = [r for r in _rows(export, "transactions.csv") if r["BON_ID"] == bon["BON_ID"]]
+    label = f"Bon {receipt['BON_NR']} (BON_ID {bon['BON_ID']}, register {bon['Z_KASSE_ID']}, "
+    assert finding.message.startswith(label), finding.message
+    assert f"TSE_TA_SIGZ 'x{bon['TSE_TA_SIGZ']}' is not a whole number" in finding.message
+    assert "int()" not in finding.message and "base 10" not in finding.message

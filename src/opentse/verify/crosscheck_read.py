@@ -272,17 +272,31 @@ def _bon(
             clients.append(terminal)
     if registers.get(closing):
         clients.append(registers[closing])
+    label = _label(bon_id, closing, receipt)
+    column, why = "TSE_TANR", "is not a whole number"
     try:
         number = int(number_text)
+        column = "TSE_TA_SIGZ"
         counter = int(row["TSE_TA_SIGZ"]) if row.get("TSE_TA_SIGZ") else None
+        column, why = "TSE_TA_SIG", "is not base64"
         signature = (
             base64.b64decode(row["TSE_TA_SIG"], validate=True) if row.get("TSE_TA_SIG") else None
         )
+        column, why = "TSE_VORGANGSDATEN", f"is not {encoding or 'UTF-8'} (tse.csv TSE_PD_ENCODING)"
         written = row.get("TSE_VORGANGSDATEN", "")
         data = written.encode("ascii" if encoding == "ASCII" else "utf-8") if written else None
-    except (ValueError, binascii.Error, UnicodeEncodeError) as exc:
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        # which field and why, in the auditor's words (not Python's int() message)
+        value = row.get(column, "")
+        shown = repr(value if len(value) <= 40 else value[:40] + "...")
         side.findings.append(
-            Finding(BON_UNREADABLE, TSE_FILE, f"{bon_id}: TSE fields unreadable ({exc})", line)
+            Finding(
+                BON_UNREADABLE,
+                TSE_FILE,
+                f"{label}: {column} {shown} {why}: this Bon is not cross-checked",
+                line,
+                column,
+            )
         )
         return None
     return BonTse(
@@ -297,7 +311,7 @@ def _bon(
         signature=signature,
         process_type=row.get("TSE_TA_VORGANGSART", ""),
         process_hash=None if data is None else hashlib.sha256(data).digest(),
-        label=_label(bon_id, closing, receipt),
+        label=label,
     )
 
 
