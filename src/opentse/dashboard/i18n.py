@@ -247,6 +247,15 @@ TEXTS: dict[str, tuple[str, str]] = {
     "bad_number": ("Ungültige Nummer.", "Invalid number."),
     # transaction
     "tx_title": ("Transaktion {n}", "Transaction {n}"),
+    "tx_neighbours": ("Transaktionen dieser TSE", "Transactions of this TSE"),
+    "tx_previous": ("← Transaktion {n}", "← Transaction {n}"),
+    "tx_next": ("Transaktion {n} →", "Transaction {n} →"),
+    "unread_why_unreadable": ("Log nicht lesbar", "log cannot be decoded"),
+    "unread_why_gone": ("Log nach einem Export gelöscht", "log deleted after an export"),
+    "unread_why_no_amount": (
+        "kein lesbarer Betrag in den Prozessdaten",
+        "no readable total in the process data",
+    ),
     "receipt": ("Beleg", "Receipt"),
     "receipt_note": (
         "Aus dem signierten Abschluss-Log rekonstruiert (Summen je Steuersatz, Zahlarten).",

@@ -490,6 +490,12 @@ class TxDetail:
     #: finished, but its logs were deleted after a verified export (deleteStoredData):
     #: no receipt can be rebuilt here, the archived export has them
     logs_deleted: bool = False
+    #: the numbers of the TSE's transactions just before and after this one (an
+    #: auditor steps through a TSE's transactions one by one)
+    previous: int | None = None
+    following: int | None = None
+    #: why the amount search cannot find it (amounts.REASONS), or None
+    amount_unread: str | None = None
 
 
 def decode_logs(ctx: Any, tss_id: str, number: int) -> list[LogView]:
@@ -547,6 +553,7 @@ def tx_detail(ctx: Any, org: str, tss_id: str, number: int, org_name: str = "") 
         receipt_text, qr_text = receipt_for(ctx, org_name, tss, result)
     logs = decode_logs(ctx, tss.tss_id, number)
     deleted = row.state != "ACTIVE" and not logs and info.state.deleted_up_to > 0
+    previous, following, unread = _around(ctx, org, row)
     return TxDetail(
         row,
         info.record.serial_number.hex(),
@@ -557,6 +564,30 @@ def tx_detail(ctx: Any, org: str, tss_id: str, number: int, org_name: str = "") 
         qr_text,
         logs,
         deleted,
+        previous,
+        following,
+        unread,
+    )
+
+
+def _around(ctx: Any, org: str, row: TxRow) -> tuple[int | None, int | None, str | None]:
+    """The numbers of the transactions of ``row``'s TSE just before and after it in
+    the index (each one step along its (tss_id, number) key), and its mark."""
+    from opentse.ops.store import OpsDB
+
+    db = OpsDB(ctx.svc)
+    near = "SELECT number FROM svc_transactions WHERE tss_id = ? AND organization_id = ?"
+    args = [row.tss_id, org, row.number]
+    before = db.one(f"{near} AND number < ? ORDER BY number DESC LIMIT 1", args)
+    after = db.one(f"{near} AND number > ? ORDER BY number ASC LIMIT 1", args)
+    mark = db.one(
+        "SELECT amount_unread FROM svc_transactions WHERE tss_id = ? AND tx_id = ?",
+        [row.tss_id, row.tx_id],
+    )
+    return (
+        None if before is None else int(before[0]),
+        None if after is None else int(after[0]),
+        None if mark is None or mark[0] is None else str(mark[0]),
     )
 
 
