@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,13 @@ def test_sqlite_installation_upgrades(archive: Path, tmp_path: Path) -> None:
     run_json(CURRENT, "pos", "sell", *pos, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
     closing = run_json(CURRENT, "pos", "close", *pos, "--counted-cash", "6.80", *up.COMPANY)
     assert closing["z_nr"] == 2 and closing["difference"] == "0.00", closing
+    # the demo below signs receipts these books do not hold: the cross-check of step 6
+    # warns of them when they come after the closing's second; in that very second
+    # whole seconds cannot tell them from a Bon left out of the closing (an error,
+    # verify/crosscheck.py _AT_CLOSING). A process per command took longer than that.
+    closed_in = int(time.time())
+    while int(time.time()) == closed_in:
+        time.sleep(0.02)
 
     # 5. the embedded demo TSE signs on; its whole export is one gapless chain
     before = listed[demo["tse_id"]]["signature_counter"]
@@ -316,11 +324,17 @@ def old_tree(commit: str, into: Path) -> Path:
 
 
 def sign_once(
-    command: list[str], facts: dict[str, Any], data: Path, root: Path, export: str | None
+    command: list[str],
+    facts: dict[str, Any],
+    data: Path,
+    root: Path,
+    export: str | None,
+    then_export: Path | None = None,
 ) -> tuple[dict[str, Any], str]:
     """One receipt on the fixture's TSS through ``command``'s ``opentse serve``; then
     the file of ``export`` (an id) must download as ``root/<id>.tar`` holds, or, with
-    None, a new export is written there. The receipt's Finish and the export id."""
+    None, a new export is written there; ``then_export``: a new export of the whole
+    TSS written there last, by the same server. The receipt's Finish and the export id."""
     api = facts["api"]
     tss = api["tss_id"]
     with (
@@ -338,6 +352,8 @@ def sign_once(
             file = c.get(f"/tss/{tss}/export/{export}/file")
             assert file.status_code == 200, file.text
             assert file.content == (root / f"{export}.tar").read_bytes()
+        if then_export is not None:
+            up.download_export(c, tss, then_export)
     return finish, export
 
 
@@ -363,17 +379,13 @@ def test_rollback_paths_of_docs_upgrading(tmp_path: Path) -> None:
     run_json(CURRENT, "migrate", "--data", str(data))
     numbers = []
     export = None  # made by the new version, then served by the old one
-    for command in (CURRENT, old, CURRENT):
-        finish, export = sign_once(command, facts, data, tmp_path, export)
+    everything = tmp_path / "all.tar"  # exported by the last server (one start less)
+    for command, last in ((CURRENT, None), (old, None), (CURRENT, everything)):
+        finish, export = sign_once(command, facts, data, tmp_path, export, last)
         numbers.append((finish["number"], int(finish["signature"]["counter"])))
     first = facts["api"]["transaction_counter"] + 1
     assert [n for n, _ in numbers] == [first, first + 1, first + 2]
     assert [c for _, c in numbers] == sorted({c for _, c in numbers})
     assert versions_in(data / "opentse.db") == set(range(1, LATEST + 1))
-    with (
-        up.serving(CURRENT, data) as (base, _proc),
-        contextlib.closing(up.api_client(base, facts["key"])) as c,
-    ):
-        up.download_export(c, facts["api"]["tss_id"], tmp_path / "all.tar")
-    chain = verify_chain(tmp_path / "all.tar")
+    chain = verify_chain(everything)
     assert chain["last_counter"] >= numbers[-1][1]
