@@ -288,3 +288,23 @@ def test_the_text_report_says_the_cross_check_was_not_done(export: Path, tmp_pat
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith(f"cross-check with {tar}: NOT DONE"), result.stdout
     assert "E_EXPORT_UNREADABLE" in last and "no Bon was compared" in last
+
+
+def test_a_signature_that_cannot_be_tried_is_not_called_invalid(export: Path) -> None:
+    """A TSE_TA_SIGZ that is no number: the signature could not be verified at all,
+    which is not "does not verify over the rows" (an amount or key changed)."""
+    import csv
+    import io
+
+    text = (export / "transactions_tse.csv").read_text(encoding="utf-8")
+    row = next(r for r in csv.DictReader(io.StringIO(text), delimiter=";") if r["TSE_TA_SIG"])
+    was = f";{row['TSE_TA_SIGZ']};{row['TSE_TA_SIG']};".encode()
+    edit(export, "transactions_tse.csv", lambda b: b.replace(was, b";x" + was[1:]))
+    codes = {f.code: f for f in check_export(export)}
+    assert "E_SIGNATURE_INVALID" not in codes, codes
+    unchecked = codes["E_SIGNATURE_UNCHECKED"]
+    assert (unchecked.severity, unchecked.column) == ("error", "TSE_TA_SIG")
+    assert unchecked.message.endswith(
+        f"TSE_TA_SIG cannot be verified: TSE_TA_SIGZ 'x{row['TSE_TA_SIGZ']}' is not a whole number"
+    ), unchecked.message
+    assert f"BON_ID {row['BON_ID']}" in unchecked.message

@@ -1167,7 +1167,8 @@ class _Checker:
             if terminal:
                 clients.append(terminal)
             clients.append(registers.get(_closing(row), ""))
-            error = self._verify(tse, row, process_data, clients)
+            unreadable = _unreadable_tse_field(row, tse[2], tse[3], process_data)
+            error = unreadable or self._verify(tse, row, process_data, clients)
             self.bons.append(
                 BonSigned(
                     self.bon(row),
@@ -1183,6 +1184,14 @@ class _Checker:
             )
             if error is None:
                 self.signatures_verified += 1
+            elif unreadable:  # not "does not verify": it could not be tried
+                self.add(
+                    "E_SIGNATURE_UNCHECKED",
+                    f,
+                    f"{self.bon(row)}: TSE_TA_SIG cannot be verified: {unreadable}",
+                    line,
+                    "TSE_TA_SIG",
+                )
             else:
                 self.add(
                     "E_SIGNATURE_INVALID",
@@ -1352,6 +1361,40 @@ class _Checker:
                 except OpenTSEError as exc:
                     last = exc.message
         return last
+
+
+def _unreadable_tse_field(
+    row: Row, time_format: str, encoding: str, process_data: str
+) -> str | None:
+    """Why a Bon's signature cannot be verified at all (a TSE field or the TSE's
+    format unreadable), in the auditor's words; None when every field reads."""
+    checks: list[tuple[str, str, Any]] = [
+        ("TSE_TANR", "is not a whole number", int),
+        ("TSE_TA_SIGZ", "is not a whole number", int),
+        ("TSE_TA_SIG", "is not base64", lambda v: base64.b64decode(v, validate=True)),
+        ("TSE_TA_ENDE", "is not a DSFinV-K time stamp", parse_timestamp),
+    ]
+    for column, why, read in checks:
+        value = row[column]
+        try:
+            read(value)
+        except (ValueError, binascii.Error, FormatError):
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            return f"{column} {shown!r} {why}"
+    if time_format not in _TIME_FORMATS:
+        return f"tse.csv TSE_ZEITFORMAT {time_format!r} is none of {', '.join(_TIME_FORMATS)}"
+    if encoding == "ASCII" and not process_data.isascii():
+        return "the processData is not ASCII, as tse.csv TSE_PD_ENCODING says"
+    return None
+
+
+_TIME_FORMATS = (
+    "utcTime",
+    "utcTimeWithSeconds",
+    "unixTime",
+    "generalizedTime",
+    "generalizedTimeWithMilliseconds",
+)
 
 
 def _ber_process_data(signed: bytes, data: bytes) -> bytes:
