@@ -52,19 +52,30 @@ def _append(ref: str | None, *, fail: bool = False) -> Callable[[LockedTSE], int
     return fn
 
 
+def _wait_queued(store: PostgresStore, count: int) -> None:
+    """Until ``count`` callers wait behind the leader of TSE "t" (the store's group
+    queue: a sleep per thread start was a guess that a loaded machine can beat)."""
+    deadline = time.monotonic() + 10
+    while len(store._queue._queues.get("t", [])) < count:
+        assert time.monotonic() < deadline, f"{count} callers did not queue"
+        time.sleep(0.002)
+
+
 def _one_batch(store: PostgresStore, fns: list[Callable[[LockedTSE], Any]]) -> list[Any]:
     """Run ``fns`` as ONE batch, in this order; each outcome is a result or the
     exception raised. Asserts that they shared one commit."""
     gate = threading.Event()
+    entered = threading.Event()
     outcomes: list[Any] = [None] * len(fns)
 
     def hold(locked: LockedTSE) -> None:
         locked.load()
+        entered.set()
         assert gate.wait(10)
 
     leader = threading.Thread(target=store.run_locked, args=("t", hold))
     leader.start()
-    time.sleep(0.2)  # the leader's transaction is open: the next callers queue
+    assert entered.wait(10)  # the leader's transaction is open: the next callers queue
 
     def call(index: int) -> None:
         try:
@@ -78,7 +89,7 @@ def _one_batch(store: PostgresStore, fns: list[Callable[[LockedTSE], Any]]) -> l
             thread = threading.Thread(target=call, args=(index,))
             thread.start()
             threads.append(thread)
-            time.sleep(0.05)  # queue order = this order
+            _wait_queued(store, index + 1)  # queue order = this order
         commits = store.stats["commits"]
     finally:
         gate.set()
