@@ -308,3 +308,11 @@ def test_a_signature_that_cannot_be_tried_is_not_called_invalid(export: Path) ->
         f"TSE_TA_SIG cannot be verified: TSE_TA_SIGZ 'x{row['TSE_TA_SIGZ']}' is not a whole number"
     ), unchecked.message
     assert f"BON_ID {row['BON_ID']}" in unchecked.message
+
+
+def test_tse_csv_findings_name_their_column(export: Path) -> None:
+    edit(export, "tse.csv", lambda b: b.replace(b";ecdsa-plain-SHA256;", b";ecdsa-plain-SHA257;"))
+    (finding,) = [f for f in check_export(export) if f.code == "E_TSE_ALGORITHM"]
+    assert (finding.file, finding.line, finding.column) == ("tse.csv", 2, "TSE_SIG_ALGO")
+    assert "'ecdsa-plain-SHA257'" in finding.message
+    assert "the Bons of this TSE cannot be verified" in finding.message

@@ -1218,7 +1218,7 @@ class _Checker:
             except (ValueError, UnsupportedAlgorithm):
                 spki = None
             if not isinstance(spki, ec.EllipticCurvePublicKey):
-                self.add("E_TSE_KEY", f, "TSE_PUBLIC_KEY is no EC key", line)
+                self.add("E_TSE_KEY", f, "TSE_PUBLIC_KEY is no EC key", line, "TSE_PUBLIC_KEY")
                 return None
             key = spki.public_bytes(
                 serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
@@ -1244,16 +1244,32 @@ class _Checker:
                     != key
                 ):
                     self.add(
-                        "E_TSE_CERTIFICATE", f, "the certificate's key is not TSE_PUBLIC_KEY", line
+                        "E_TSE_CERTIFICATE",
+                        f,
+                        "the certificate's key is not TSE_PUBLIC_KEY",
+                        line,
+                        "TSE_ZERTIFIKAT_I",
                     )
             except (ValueError, binascii.Error, UnsupportedAlgorithm):
                 self.add(
-                    "E_TSE_CERTIFICATE", f, "TSE_ZERTIFIKAT_* is no base64 DER certificate", line
+                    "E_TSE_CERTIFICATE",
+                    f,
+                    "TSE_ZERTIFIKAT_* is no base64 DER certificate",
+                    line,
+                    "TSE_ZERTIFIKAT_I",
                 )
         try:
             alg = oids.algorithm_oid(row["TSE_SIG_ALGO"])
         except ValueError:
-            self.add("E_TSE_ALGORITHM", f, f"unknown TSE_SIG_ALGO {row['TSE_SIG_ALGO']!r}", line)
+            self.add(
+                "E_TSE_ALGORITHM",
+                f,
+                f"unknown TSE_SIG_ALGO {row['TSE_SIG_ALGO']!r} (known: ecdsa-plain-SHA256 and "
+                "the other ecdsa-plain- and ecsdsa-plain- names of BSI TR-03111): the Bons of "
+                "this TSE cannot be verified",
+                line,
+                "TSE_SIG_ALGO",
+            )
             return None
         return key, alg, row["TSE_ZEITFORMAT"], row["TSE_PD_ENCODING"]
 
