@@ -484,11 +484,16 @@ def envelope(call: Call, type_name: str, data: list[Any], count: int) -> dict[st
     }
 
 
-def merge_metadata(old: Mapping[str, str], new: Mapping[str, str] | None) -> dict[str, str]:
-    """fiskaly: new metadata is merged into the existing; at most 40 keys."""
+def merge_metadata(old: Mapping[str, str], new: Mapping[str, str | None] | None) -> dict[str, str]:
+    """fiskaly: new metadata is merged into the existing; at most 40 keys. A key
+    sent as null is removed (a value is a string, so null cannot be kept; fiskaly's
+    Postman collection sets metadata "to Null/Empty String"); "" is kept as sent."""
     merged = dict(old)
-    if new:
-        merged.update(new)
+    for key, value in (new or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
     if len(merged) > 40:
         raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "metadata may hold at most 40 keys")
     if any(len(k) > 40 for k in merged):

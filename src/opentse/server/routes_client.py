@@ -226,7 +226,7 @@ OPERATIONS = [
         update_client_metadata,
         "Update metadata of a client",
         "Clients",
-        body_schema="Metadata",
+        body_schema="MetadataRequest",
         response="Metadata",
     ),
 ]

@@ -372,7 +372,7 @@ OPERATIONS = [
         update_export_metadata,
         "Update metadata of an export",
         "Data Exports",
-        body_schema="Metadata",
+        body_schema="MetadataRequest",
         response="Metadata",
     ),
 ]

@@ -437,7 +437,7 @@ OPERATIONS = [
         update_tss_metadata,
         "Update metadata of a TSS",
         "Technical Security System",
-        body_schema="Metadata",
+        body_schema="MetadataRequest",
         response="Metadata",
     ),
 ]

@@ -216,7 +216,7 @@ OPERATIONS = [
         update_transaction_metadata,
         "Update metadata of a transaction",
         "Transactions",
-        body_schema="Metadata",
+        body_schema="MetadataRequest",
         response="Metadata",
     ),
 ]

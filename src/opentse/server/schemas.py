@@ -71,6 +71,13 @@ COMPONENTS: dict[str, Schema] = {
         "maxProperties": 40,
         "additionalProperties": {"type": "string", "maxLength": 500},
     },
+    # what a request may send: a null value removes that key (fiskaly's own Postman
+    # collection sends {"custom_field": null} to its metadata and expects 200)
+    "MetadataRequest": {
+        "type": "object",
+        "maxProperties": 40,
+        "additionalProperties": {"type": "string", "maxLength": 500, "nullable": True},
+    },
     "Error": {
         "type": "object",
         "properties": {
@@ -131,13 +138,13 @@ COMPONENTS: dict[str, Schema] = {
         "required": ["admin_puk", "new_admin_pin"],
     },
     "EmptyObject": {"type": "object"},
-    "CreateTssRequest": {"type": "object", "properties": {"metadata": ref("Metadata")}},
+    "CreateTssRequest": {"type": "object", "properties": {"metadata": ref("MetadataRequest")}},
     "UpdateTssRequest": {
         "type": "object",
         "properties": {
             "description": {"type": "string", "pattern": r"^[A-Za-z0-9 '()+,-./:=?]{0,100}$"},
             "state": {"type": "string", "enum": ["UNINITIALIZED", "INITIALIZED", "DISABLED"]},
-            "metadata": ref("Metadata"),
+            "metadata": ref("MetadataRequest"),
         },
         "required": ["state"],
         "additionalProperties": False,
@@ -199,7 +206,7 @@ COMPONENTS: dict[str, Schema] = {
                 "maxLength": 70,
                 "pattern": r"^[A-Za-z0-9 '()+,\-.:=?]{1,70}$",
             },
-            "metadata": ref("Metadata"),
+            "metadata": ref("MetadataRequest"),
         },
         "required": ["serial_number"],
     },
@@ -207,7 +214,7 @@ COMPONENTS: dict[str, Schema] = {
         "type": "object",
         "properties": {
             "state": {"type": "string", "enum": CLIENT_STATES},
-            "metadata": ref("Metadata"),
+            "metadata": ref("MetadataRequest"),
         },
         "required": ["state"],
     },
@@ -324,7 +331,7 @@ COMPONENTS: dict[str, Schema] = {
             "state": {"type": "string", "enum": TX_STATES},
             "client_id": _UUID,
             "schema": ref("TxSchema"),
-            "metadata": ref("Metadata"),
+            "metadata": ref("MetadataRequest"),
         },
         "required": ["state", "client_id"],
     },

@@ -145,6 +145,35 @@ def derive_raw(schema: dict[str, Any] | None) -> tuple[str, bytes, dict[str, Any
     return ptype, data, {"standard_v1": std, "raw": raw_out}
 
 
+def answer_schema(schema: Any) -> dict[str, Any]:
+    """A transaction's ``schema`` as fiskaly answers it: a payment of
+    ``standard_v1.receipt`` without ``currency_code`` shows its schema default
+    ``"EUR"`` (ProcessDataStandardV1Receipt; fiskaly's own Postman collection reads
+    ``amounts_per_payment_type[0].currency_code == "EUR"`` after a request without
+    it), the currency the signed Kassenbeleg-V1 already books it in. Filled in on the
+    way out, so transactions signed before answer the same; the stored request and
+    the signed data stay as they were."""
+    if not isinstance(schema, dict) or not schema:
+        return {}
+    std = schema.get("standard_v1")
+    receipt = std.get("receipt") if isinstance(std, dict) else None
+    if not isinstance(std, dict) or not isinstance(receipt, dict):
+        return schema
+    payments = receipt.get("amounts_per_payment_type")
+    if not isinstance(payments, list) or all(
+        not isinstance(p, dict) or "currency_code" in p for p in payments
+    ):
+        return schema
+    filled = [
+        {**p, "currency_code": "EUR"} if isinstance(p, dict) and "currency_code" not in p else p
+        for p in payments
+    ]
+    return {
+        **schema,
+        "standard_v1": {**std, "receipt": {**receipt, "amounts_per_payment_type": filled}},
+    }
+
+
 def tx_body(
     result: SignResult,
     extra: dict[str, Any],
@@ -161,7 +190,7 @@ def tx_body(
         "tss_serial_number": result.serial_number.hex(),
         "state": state,
         "client_id": extra.get("client", ""),
-        "schema": extra.get("schema") or {},
+        "schema": answer_schema(extra.get("schema")),
         "revision": int(extra.get("rev", 1)),
         "latest_revision": max(int(extra.get("rev", 1)), row.latest_revision if row else 0),
         "tss_id": tss_id,

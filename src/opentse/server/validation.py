@@ -4,7 +4,8 @@ The schemas in ``schemas.py`` are the single source: the OpenAPI document publis
 them and this module enforces them, so what we document is what we check. Supported
 keywords (the subset fiskaly's spec uses): type, properties, required,
 additionalProperties, enum, pattern, minLength, maxLength, minimum, maximum, items,
-minItems, maxItems, maxProperties, minProperties, oneOf, $ref to components.
+minItems, maxItems, maxProperties, minProperties, oneOf, nullable (OpenAPI 3.0),
+$ref to components.
 A failure raises ``ApiError(400, "E_FAILED_SCHEMA_VALIDATION")`` (fiskaly, "General
 errors": "The request failed to validate against the required OpenAPI schema. The
 details are described in the message property of the error.").
@@ -72,6 +73,8 @@ def check(value: Any, schema: Schema, components: dict[str, Schema], path: str =
         name = schema["$ref"].rsplit("/", 1)[-1]
         check(value, components[name], components, path)
         return
+    if value is None and schema.get("nullable") is True:
+        return  # OpenAPI 3.0: null is allowed besides the schema's own values
     if "oneOf" in schema:
         matches = 0
         errors: list[SchemaViolation] = []
@@ -239,6 +242,14 @@ class _Compiler:
     def build(self, schema: Schema) -> Validator:
         if "$ref" in schema:
             return self.ref(schema["$ref"].rsplit("/", 1)[-1])
+        if schema.get("nullable") is True:
+            inner = self.build({k: v for k, v in schema.items() if k != "nullable"})
+
+            def or_null(value: Any, path: Path) -> None:
+                if value is not None:
+                    inner(value, path)
+
+            return or_null
         typ = schema.get("type")
         if "oneOf" not in schema and typ in ("string", "object", "array"):
             return self._typed(schema, typ)  # one closure for the whole node
