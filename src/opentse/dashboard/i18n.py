@@ -163,6 +163,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "System events signed by the TSE (the first 50)",
     ),
     "no_system_events": ("Keine Systemereignisse.", "No system events."),
+    "latest_system_events": (
+        "Die letzten Systemereignisse (bis zu 50, die neuesten zuerst)",
+        "The latest system events (up to 50, newest first)",
+    ),
     "when": ("Zeitpunkt", "Time"),
     "event": ("Ereignis", "Event"),
     "actor": ("Durch", "By"),

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -160,6 +161,9 @@ class SystemLog:
 
 #: the first system logs kept per TSE (the TSE page shows them)
 FIRST_SYSTEM_LOGS = 50
+#: and the latest ones: a TSE in use for years signs thousands (updateTime, logins,
+#: exports), and an auditor asks what it did lately, not only how it was set up
+LATEST_SYSTEM_LOGS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,7 @@ class _Seen:
     last: int  # the signature counter read up to
     exports: tuple[ExportLog, ...]
     first: tuple[SystemLog, ...]
+    latest: tuple[SystemLog, ...] = ()  # oldest first
 
 
 _NOTHING = _Seen(0, (), ())
@@ -208,6 +213,11 @@ class ExportLogs:
         """The TSE's first ``FIRST_SYSTEM_LOGS`` system logs."""
         return list(self._look(service, tss_id).first)
 
+    def latest(self, service: Any, tss_id: str) -> list[SystemLog]:
+        """The TSE's latest ``LATEST_SYSTEM_LOGS`` system logs, oldest first (as read:
+        also those deleted from the store after an export since)."""
+        return list(self._look(service, tss_id).latest)
+
     def _look(self, service: Any, tss_id: str) -> _Seen:
         current = int(service.store.get_state(tss_id).signature_counter)
         with self._lock:
@@ -225,8 +235,10 @@ class ExportLogs:
         )
         exports: list[ExportLog] = []
         first: list[SystemLog] = []
+        recent: deque[Any] = deque(maxlen=LATEST_SYSTEM_LOGS)  # decoded at the end
         room = FIRST_SYSTEM_LOGS - len(seen.first)
         for log in service.logs(tss_id, flt):
+            recent.append(log)
             if len(first) < room:
                 first.append(
                     SystemLog(log.signature_counter, log.log_time, _operation(log), log.filename)
@@ -240,13 +252,19 @@ class ExportLogs:
             if current <= before.last:  # another request read as far meanwhile
                 return before
             known = {log.counter for log in before.exports}
+            newer = [
+                SystemLog(log.signature_counter, log.log_time, _operation(log), log.filename)
+                for log in recent
+                if log.signature_counter > before.last
+            ]
             after = _Seen(
                 current,
                 before.exports + tuple(e for e in exports if e.counter not in known),
                 before.first + tuple(first[: FIRST_SYSTEM_LOGS - len(before.first)]),
+                (before.latest + tuple(newer))[-LATEST_SYSTEM_LOGS:],
             )
             self._seen[tss_id] = after
-            if exports or first or before.last == 0 or current - before.last >= SAVE_EVERY:
+            if exports or newer or before.last == 0 or current - before.last >= SAVE_EVERY:
                 self._save(tss_id, after)
             return after
 
@@ -265,6 +283,11 @@ class ExportLogs:
                 int(saved["last"]),
                 tuple(ExportLog(int(c), int(t), str(d)) for c, t, d in saved["exports"]),
                 tuple(SystemLog(int(c), int(t), str(o), str(f)) for c, t, o, f in saved["first"]),
+                # a file of a version without them: the latest from those signed since
+                tuple(
+                    SystemLog(int(c), int(t), str(o), str(f))
+                    for c, t, o, f in saved.get("latest", [])
+                ),
             )
         except FileNotFoundError:
             return _NOTHING
@@ -281,6 +304,7 @@ class ExportLogs:
             "last": seen.last,
             "exports": [[e.counter, e.log_time, e.description] for e in seen.exports],
             "first": [[e.counter, e.log_time, e.operation, e.filename] for e in seen.first],
+            "latest": [[e.counter, e.log_time, e.operation, e.filename] for e in seen.latest],
         }
         try:
             file.parent.mkdir(parents=True, exist_ok=True)

@@ -268,6 +268,8 @@ class TseDetail:
     exports: list[ExportEntry]
     public_key: str
     system_events: list[SystemLog]  # the first ones: the set-up as the TSE recorded it
+    #: the latest ones after those, newest first (a TSE in use signs thousands)
+    latest_system_events: list[SystemLog] = field(default_factory=list)
 
 
 TSE_EXPORTS_SHOWN = 50
@@ -302,6 +304,8 @@ def tse_detail(
     clients = all_clients(ctx, org, row.tss_id)
     logs = export_logs or ExportLogs()
     exports = tse_exports(ctx, ops, org, row.tss_id, logs)
+    first = logs.first(ctx.service, row.tss_id)
+    last_first = first[-1].counter if first else 0
     return TseDetail(
         row,
         info,
@@ -310,7 +314,8 @@ def tse_detail(
         protocol.entries(ops.db, tse_id=row.tss_id),
         exports,
         base64.b64encode(info.record.public_key_point).decode(),
-        logs.first(ctx.service, row.tss_id),
+        first,
+        [e for e in reversed(logs.latest(ctx.service, row.tss_id)) if e.counter > last_first],
     )
 
 
