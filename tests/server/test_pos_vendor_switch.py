@@ -428,3 +428,28 @@ def test_every_4xx_a_till_meets_has_fiskalys_error_body(pos: httpx.Client) -> No
     refused(put_tx(pos, tss, tx, 3, {**start, "schema": cash}), 409, "E_TX_ILLEGAL_TYPE_CHANGE")
     ok(pos.post(f"/tss/{tss}/admin/logout", json={}))
     refused(pos.patch(f"/tss/{tss}", json={"state": "DISABLED"}), 401, "E_UNAUTHORIZED")
+
+
+def test_what_opentse_chose_where_fiskaly_is_silent(pos: httpx.Client) -> None:
+    """The choices docs/api.md publishes: a description is taken when initializing
+    only; every revision comes from the client that started the transaction."""
+    tss = str(uuid.uuid4())
+    puk = ok(pos.put(f"/tss/{tss}", json={}))["admin_puk"]
+    kept = ok(pos.patch(f"/tss/{tss}", json={"state": "UNINITIALIZED", "description": "X"}))
+    assert kept["description"] == ""
+    ok(pos.patch(f"/tss/{tss}/admin", json={"admin_puk": puk, "new_admin_pin": PIN}))
+    ok(pos.post(f"/tss/{tss}/admin/auth", json={"admin_pin": PIN}))
+    init = {"state": "INITIALIZED", "description": "Filiale 1"}
+    assert ok(pos.patch(f"/tss/{tss}", json=init))["description"] == "Filiale 1"
+    later = ok(pos.patch(f"/tss/{tss}", json={**init, "description": "Filiale 2"}))
+    assert later["description"] == "Filiale 1"
+    assert ok(pos.get(f"/tss/{tss}"))["description"] == "Filiale 1"
+
+    first, second = new_client(pos, tss, "KASSE-1"), new_client(pos, tss, "KASSE-2")
+    tx = str(uuid.uuid4())
+    ok(put_tx(pos, tss, tx, 1, {"state": "ACTIVE", "client_id": first}))
+    cash = receipt([("NORMAL", "1.00")], [{"payment_type": "CASH", "amount": "1.00"}])
+    moved = {"state": "FINISHED", "client_id": second, "schema": cash}
+    refused(put_tx(pos, tss, tx, 2, moved), 400, "E_TX_UPSERT")
+    done = ok(put_tx(pos, tss, tx, 2, {**moved, "client_id": first}))
+    assert (done["client_id"], done["client_serial_number"]) == (first, "KASSE-1")

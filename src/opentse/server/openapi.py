@@ -48,6 +48,21 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "No TSS is ever DELETED or EVICTED: `show_deleted` is accepted and changes nothing, "
     "cancelExport never answers 423, and logoutAdmin answers 200 on a DEFECTIVE TSS "
     "(there is nothing to log out of).",
+    # where fiskaly's documentation is silent: what opentse chose (a POS vendor's view)
+    "Where fiskaly's text is silent, a metadata value sent as `null` removes that key "
+    "(fiskaly's own Postman collection sends null; a value is a string, so null cannot "
+    'be kept) and `""` is kept as an empty string.',
+    "Where fiskaly's text is silent, a revision already signed answers what was signed "
+    "for it whatever the repeated body says (a retry after a lost answer signs nothing "
+    "again; a changed body needs the next revision), and a lower revision answers that "
+    "revision with `latest_revision` the newest.",
+    "Each revision of a transaction must name the client that started it: another "
+    "`client_id` answers 400 `E_TX_UPSERT` (TR-03151 ties a transaction to its client; "
+    "fiskaly lists a client's transactions by the client of their latest revision, "
+    "v2.1.32, so it may let a transaction move to another till).",
+    "`description` is taken with the change to INITIALIZED only (fiskaly: only when "
+    "initializing a TSS may a description be provided); sent with any other updateTss "
+    "it is accepted and ignored, the TSS keeps its description.",
 )
 
 _PATH_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
