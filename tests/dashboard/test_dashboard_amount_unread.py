@@ -15,6 +15,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from opentse.dashboard import amounts
 from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig
-from opentse.server.service_store import TxRow
+from opentse.server.service_store import ServiceStore, TxRow
 from opentse.testing.clock import FrozenClock
 from opentse.testing.serving import serving_in_thread
 
@@ -223,3 +224,48 @@ def _cash_book(shop: Shop, text: str, tx: str) -> str:
         )
         assert r.status_code == 200, r.text
     return tx
+
+
+@dataclass
+class _Index:
+    """What the marks' count and 'read them again' read of the context: its index."""
+
+    svc: ServiceStore
+
+
+def test_marks_are_counted_listed_and_cleared_on_both_databases(
+    service_store: ServiceStore,
+) -> None:
+    """Migration 0012 on SQLite and PostgreSQL: the count by reason, the list of the
+    marked rows (?unread=1) and 'read them again', which puts a cash-book entry back
+    on the 0009 list and leaves other organizations' marks alone."""
+    from opentse.dashboard import transactions
+    from opentse.ops.store import OpsDB
+
+    kinds = [("Kassenbeleg-V1", amounts.UNREADABLE), ("Kassenbeleg-V1", amounts.GONE),
+             ("SonstigerVorgang", amounts.UNREADABLE), ("Kassenbeleg-V1", None)]  # fmt: skip
+    for i, (process_type, _) in enumerate(kinds):
+        for org in ("org", "org-2"):
+            service_store.upsert_tx(
+                TxRow("tss-a" if org == "org" else "tss-b", f"tx-{i}", org, i + 1, "c", 2,
+                      "FINISHED", process_type, 1_700_000_000 + i, None, {}, None)
+            )  # fmt: skip
+    service_store.flush()
+    db = OpsDB(service_store)
+    with db.tx() as c:
+        for i, (_, why) in enumerate(kinds):
+            c.execute("UPDATE svc_transactions SET amount_unread = ? WHERE tx_id = ?",
+                      (why, f"tx-{i}"))  # fmt: skip
+    index = _Index(service_store)
+    assert amounts.unread_counts(index, "org") == {amounts.UNREADABLE: 2, amounts.GONE: 1}
+    assert amounts.unread_counts(index, "org", "tss-a") == amounts.unread_counts(index, "org")
+    rows, total, _ = transactions.indexed_page(
+        index, "org", transactions.TxQuery(unread=True), [None], None, 0
+    )
+    assert [r.tx_id for r in rows] == ["tx-2", "tx-1", "tx-0"] and total == 3
+    assert amounts.read_again(index, "org") == 3
+    assert amounts.unread_counts(index, "org") == {}
+    assert amounts.unread_counts(index, "org-2") == {amounts.UNREADABLE: 2, amounts.GONE: 1}
+    listed = db.rows("SELECT tss_id, tx_id FROM svc_amount_backfill")
+    assert listed == [("tss-a", "tx-2")]  # the cash-book entry, back on the list
+    assert amounts.read_again(index, "org") == 0
