@@ -453,3 +453,40 @@ def test_what_opentse_chose_where_fiskaly_is_silent(pos: httpx.Client) -> None:
     refused(put_tx(pos, tss, tx, 2, moved), 400, "E_TX_UPSERT")
     done = ok(put_tx(pos, tss, tx, 2, {**moved, "client_id": first}))
     assert (done["client_id"], done["client_serial_number"]) == (first, "KASSE-1")
+
+
+def test_finishing_without_a_schema_never_signs_an_empty_receipt(pos: httpx.Client) -> None:
+    """FINISHED without ``schema`` finishes the transaction as its latest revision left
+    it (type and data); it signed the type with empty processData before, a receipt
+    whose fiscal record holds no amounts. With no data signed yet: fiskaly's 409
+    E_TX_NO_TYPE_DEFINED ("The process_type is missing from your request body")."""
+    tss = new_tss(pos)
+    till = new_client(pos, tss, "KASSE-1")
+    cash = receipt([("NORMAL", "2.00")], [{"payment_type": "CASH", "amount": "2.00"}])
+    finish = {"state": "FINISHED", "client_id": till}
+
+    tx = str(uuid.uuid4())
+    ok(put_tx(pos, tss, tx, 1, {"state": "ACTIVE", "client_id": till}))
+    ok(put_tx(pos, tss, tx, 2, {"state": "ACTIVE", "client_id": till, "schema": cash}))
+    done = ok(put_tx(pos, tss, tx, 3, finish))
+    assert (done["state"], done["revision"], done["log"]["operation"]) == (
+        "FINISHED",
+        3,
+        "Finish",
+    )
+    assert signed_data(done) == "Beleg^2.00_0.00_0.00_0.00_0.00^2.00:Bar"
+    assert done["qr_code_data"].split(";")[2:4] == ["Kassenbeleg-V1", signed_data(done)]
+    assert done["schema"]["standard_v1"]["receipt"]["receipt_type"] == "RECEIPT"
+    assert ok(pos.get(f"/tss/{tss}/tx/{tx}"))["schema"] == done["schema"]
+    assert ok(put_tx(pos, tss, tx, 3, finish))["signature"] == done["signature"]  # a retry
+
+    typed = {"raw": {"process_type": "Kassenbeleg-V1", "process_data": ""}}
+    tx = str(uuid.uuid4())
+    ok(put_tx(pos, tss, tx, 1, {"state": "ACTIVE", "client_id": till, "schema": typed}))
+    counter = ok(pos.get(f"/tss/{tss}"))["signature_counter"]
+    body = refused(put_tx(pos, tss, tx, 2, finish), 409, "E_TX_NO_TYPE_DEFINED")
+    assert "schema" in body["message"]
+    assert ok(pos.get(f"/tss/{tss}"))["signature_counter"] == counter  # nothing signed
+    assert ok(pos.get(f"/tss/{tss}/tx/{tx}"))["state"] == "ACTIVE"
+    done = ok(put_tx(pos, tss, tx, 2, {**finish, "schema": cash}))
+    assert signed_data(done) == "Beleg^2.00_0.00_0.00_0.00_0.00^2.00:Bar"

@@ -60,6 +60,10 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "`client_id` answers 400 `E_TX_UPSERT` (TR-03151 ties a transaction to its client; "
     "fiskaly lists a client's transactions by the client of their latest revision, "
     "v2.1.32, so it may let a transaction move to another till).",
+    "upsertTransaction FINISHED without `schema` finishes the transaction with the type "
+    "and data its latest revision signed (fiskaly's text asks for the process_type: "
+    "409 `E_TX_NO_TYPE_DEFINED`, which opentse answers when no revision signed data "
+    "yet); a Finish with empty data would be a receipt without amounts.",
     "`description` is taken with the change to INITIALIZED only (fiskaly: only when "
     "initializing a TSS may a description be provided); sent with any other updateTss "
     "it is accepted and ignored, the TSS keeps its description.",

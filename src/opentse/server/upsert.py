@@ -115,6 +115,32 @@ def _quick_flow(call: Call) -> Flow | None:
     return _upsert(call, tss, tss_id, tx_id, call.principal.organization_id, row, quick=True)
 
 
+def _as_it_stands(
+    call: Call, tss_id: str, tx_id: str, row: TxRow
+) -> tuple[str, bytes, dict[str, Any]]:
+    """FINISHED without a schema finishes the transaction with the type and data its
+    latest revision signed (and answers that revision's schema). Only the type was
+    carried before, so the Finish log, the receipt's record, was signed with empty
+    processData: a receipt without amounts. With no data signed yet there is nothing
+    to finish with: 409 E_TX_NO_TYPE_DEFINED, as fiskaly answers a Finish that lacks
+    its process_type."""
+    ref = tx_ref(tx_id, row.latest_revision)
+    log = call.ctx.store.find_ref(tss_id, ref)
+    result = call.ctx.service.find_ref(tss_id, ref) if log is not None else None
+    if log is None or result is None or not result.process_data:
+        raise ApiError(
+            409,
+            "E_TX_NO_TYPE_DEFINED",
+            "finishing needs the receipt's schema (standard_v1 or raw): no revision of "
+            "this transaction signed any data yet; send it with this revision",
+        )
+    schema = (log.extra or {}).get("schema")
+    if not isinstance(schema, dict) or not schema:
+        encoded = base64.b64encode(result.process_data).decode()
+        schema = {"raw": {"process_type": result.process_type, "process_data": encoded}}
+    return result.process_type, result.process_data, dict(schema)
+
+
 @dataclass(frozen=True, slots=True)
 class _SignCall:
     """The engine call(s) one revision needs (``_sign``'s arguments)."""
@@ -243,7 +269,9 @@ def _upsert(
     elif target == "FINISHED" and not ptype:
         if row is None or not row.process_type:
             raise ApiError(409, "E_TX_NO_TYPE_DEFINED", "finishing needs a schema (process type)")
-        ptype = row.process_type
+        if quick:
+            raise _Recover  # the latest revision is read from the logs (the index may lag)
+        ptype, data, schema_out = _as_it_stands(call, tss_id, tx_id, row)
     metadata = merge_metadata(row.metadata if row else {}, body.get("metadata"))
     if quick and row is None and target != "ACTIVE":
         raise _Recover  # Start+Finish signs two logs: never on an index that may lag
