@@ -204,3 +204,15 @@ def test_a_deep_page_by_cursor_reads_one_page(shop: Shop) -> None:
             continue
         plan = " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
         assert "SCAN svc_transactions" not in plan, (sql, plan)
+
+
+def test_the_page_links_are_above_the_hits_too(shop: Shop) -> None:
+    """50 hits are a long page on a phone (4,000 px): "Older" and "Newer" were only
+    below them. Now above and below, the same links."""
+    _, html = _get(shop, "/dashboard/tx?amount=2,50")
+    _, html = _get(shop, _link(html, "next"))
+    table = html.index('<table class="txs"')
+    assert html.index('rel="next"') < table and html.index('rel="prev"') < table
+    assert html.count('rel="next"') == 2 and html.count('rel="prev"') == 2
+    above, below = re.findall(r'<nav class="pager"[^>]*>(.*?)</nav>', html)
+    assert above == below
