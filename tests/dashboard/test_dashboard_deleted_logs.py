@@ -6,6 +6,7 @@ FINISHED, and showed an empty log table. Real ``opentse serve`` and CLI processe
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -36,3 +37,5 @@ def test_a_transaction_whose_logs_were_deleted_says_so(tmp_path: Path) -> None:
             assert "the transaction is not finished" not in page.text
             assert "deleted after a verified export (deleteStoredData)" in page.text
             assert '<table class="logs"' not in page.text
+            # its amount is still known from the index (the search lists it with it)
+            assert re.search(r"<dt>Amount \(EUR\)</dt><dd>2\.50</dd>", page.text), page.text

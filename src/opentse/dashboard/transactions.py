@@ -454,6 +454,10 @@ def _cents(amount: Decimal | None) -> int | None:
     return None if amount is None else int(amount.scaleb(2))
 
 
+def _indexed_amount(row: TxRow) -> Decimal | None:
+    return None if row.amount_cents is None else Decimal(row.amount_cents).scaleb(-2)
+
+
 def _amount(ctx: Any, row: TxRow) -> Decimal | None:
     """The amount shown: the index's, else (not a finished receipt, or not yet
     backfilled) read from the latest log as before, for at most SEARCH_LIMIT hits.
@@ -559,7 +563,8 @@ def tx_detail(ctx: Any, org: str, tss_id: str, number: int, org_name: str = "") 
         info.record.serial_number.hex(),
         register,
         result,
-        amount_of(result),
+        # the index keeps the amount when the logs were deleted after an export
+        amount_of(result) if result is not None else _indexed_amount(row),
         receipt_text,
         qr_text,
         logs,
