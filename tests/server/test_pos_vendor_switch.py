@@ -5,10 +5,11 @@ TSS, metadata, admin PIN, clients, a receipt in three revisions, lists, export,
 disable), then every schema variant, the retries a till makes after a lost answer,
 and the error bodies of the 4xx answers a till meets.
 
-Two differences this walk found (both failed before): a payment sent without
-``currency_code`` came back without it (fiskaly answers its default ``"EUR"``), and
-metadata values sent as ``null`` (the collection's "Set TSS Metadata to Null/Empty
-String") were refused with 400 instead of removing the key.
+What this walk found (each failed before): a payment sent without ``currency_code``
+came back without it (fiskaly answers its default ``"EUR"``); metadata values sent as
+``null`` (the collection's "Set TSS Metadata to Null/Empty String") were refused with
+400 instead of removing the key; FINISHED without ``schema`` signed the transaction's
+type with empty data, a receipt without amounts.
 """
 
 from __future__ import annotations
