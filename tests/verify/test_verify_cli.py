@@ -47,6 +47,9 @@ def test_json_shape() -> None:
         "certificates",
         "findings",
         "info",
+        "errors",
+        "warnings",
+        "info_findings",
     ]
     assert body["ok"] is False
     (info,) = body["info"]  # which TSE made the export, as its info.csv says

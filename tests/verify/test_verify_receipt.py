@@ -267,15 +267,16 @@ def test_cli_refuses_an_image_claiming_too_many_pixels(
 
 @needs_vectors
 def test_a_verified_receipt_says_what_it_does_not_prove() -> None:
-    """startTime is not signed and the key is the one printed on the receipt: a moved
-    start time still verifies, so the OK finding must say both limits in words."""
+    """startTime is signed by the Start log, not by the receipt's signature, and the key
+    is the one printed on the receipt: a moved start time still verifies, so the OK
+    finding must say both limits in words."""
     fields = VECTORS[0].split(";")
     fields[6] = "2021-08-20T08:00:00.000Z"  # three days before the Finish
     result = verify_receipt(";".join(fields))
     assert result.ok
     (ok,) = result.findings
     assert ok.code == "I_RECEIPT_OK"
-    assert "start time is not signed" in ok.message
+    assert "Start log signs that" in ok.message  # not the receipt's own signature
     assert "public key printed in the QR code" in ok.message and "certificate" in ok.message
 
 

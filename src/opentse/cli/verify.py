@@ -91,8 +91,8 @@ def _print_report(console: Console, report: VerifyReport) -> None:
                 "are in --json and --html",
                 highlight=False,
             )
-    verdict = "[green]OK: no errors[/green]" if report.ok else "[red]NOT OK: errors found[/red]"
-    console.print(verdict)
+    colour = "green" if report.ok else "red"
+    console.print(f"[{colour}]{report.verdict()}[/{colour}]", highlight=False)
 
 
 def _when(iso: str | None) -> str:
@@ -336,7 +336,8 @@ def verify_receipt_command(
             "--tse-export",
             help="The TSE's TAR export (any vendor; repeat for incremental exports): the "
             "receipt's transaction must be in it with the same client, signature, "
-            "counter, time and processData.",
+            "counter, time and processData, and its Start log's time must be the "
+            "receipt's start time.",
         ),
     ] = None,
     dsfinvk: Annotated[
@@ -345,8 +346,8 @@ def verify_receipt_command(
             "--dsfinvk",
             help="The register's DSFinV-K export (ZIP or folder; repeat it for the exports "
             "of several registers): a Bon must have the receipt's TSE transaction, "
-            "signature and counter, and its rows (amounts, payments, Bon type) must give "
-            "the receipt's processData.",
+            "signature and counter, and its rows (a sale's Bon type, amounts and "
+            "payments; an order's lines) must give the receipt's processData.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

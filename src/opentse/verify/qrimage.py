@@ -70,6 +70,11 @@ def _unreadable(path: Path, exc: BaseException) -> str:
             head = fh.read(512).lstrip()
     except OSError:
         head = b""
+    if head.startswith(b"\x1b@"):  # ESC @, how an ESC/POS print job starts
+        return (
+            "ESC/POS printer bytes are not read: print them and give a photo or scan of "
+            "the QR code (PNG, JPEG), or its text"
+        )
     if head.startswith(b"%PDF") or b"<svg" in head:
         kind = "a PDF" if head.startswith(b"%PDF") else "an SVG"
         return f"{kind} is not read: give a photo or scan of the QR code (PNG, JPEG) or its text"

@@ -208,10 +208,12 @@ def verify_receipt_payload(payload: QRPayload, text: str = "") -> ReceiptResult:
             "I_RECEIPT_OK",
             f"signature of transaction {payload.transaction_number} (counter "
             f"{payload.signature_counter}) verifies with the public key printed in the QR "
-            f"code ({curve}, TSE serial {serial[:16]}...). Not proven by the receipt: that "
-            "this key is the shop's TSE (find the transaction in the TSE's export with "
-            "--tse-export, and check that export and its certificate with opentse verify); "
-            "the start time is not signed at all",
+            f"code ({curve}, TSE serial {serial[:16]}...). Not proven by the receipt alone: "
+            "that this key is the shop's TSE (find the transaction in the TSE's export with "
+            "--tse-export, and check that export and its certificate with opentse verify), "
+            "and its start time: the transaction's Start log signs that, this signature "
+            "(the Finish log's) does not cover it; --tse-export compares it with the Start "
+            "log",
         )
         return ReceiptResult(text, payload, (ok,), curve, data, serial)
     findings = _diagnose(payload)
@@ -220,7 +222,7 @@ def verify_receipt_payload(payload: QRPayload, text: str = "") -> ReceiptResult:
             "E_RECEIPT_SIGNATURE",
             "the signature does not verify over the rebuilt Finish log: one of "
             + ", ".join(SIGNED_FIELDS)
-            + " was altered (startTime is not signed)",
+            + " was altered (not startTime: the Start log signs it, not this Finish log)",
             fields=SIGNED_FIELDS,
         )
     )

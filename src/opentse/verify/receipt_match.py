@@ -15,10 +15,11 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
+from opentse.formats import processdata as pd
 from opentse.formats.dsfinvk.check import BonSigned
-from opentse.formats.qr import QRPayload
+from opentse.formats.qr import QRPayload, format_qr_time
 from opentse.verify.crosscheck import TseTransaction
 from opentse.verify.findings import Finding, error, info
 
@@ -35,11 +36,66 @@ def _unix(when: datetime) -> int:
     return int(when.timestamp())
 
 
+def _time(unix: int) -> str:
+    """A log time of the TAR (whole seconds) as the receipt writes its times."""
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _start_differs(payload: QRPayload, tx: TseTransaction, where: str, tar: str) -> list[Finding]:
+    """The receipt's start time against its transaction's Start log: that log signs
+    it (its logTime), the Finish log whose signature the receipt carries does not."""
+    if tx.start is None or tx.start == _unix(payload.start_time):
+        return []
+    return [
+        error(
+            TAR_DIFFERS,
+            f"{where} in {tar}: the receipt's start time {format_qr_time(payload.start_time)} "
+            f"is not the logTime of the transaction's Start log in the TAR, {_time(tx.start)} "
+            "(compared to the second): the Start log signs the start time, the receipt's "
+            "own signature (the Finish log's) does not cover it, so the receipt shows "
+            "another start than the TSE signed",
+            fields=("startTime",),
+        )
+    ]
+
+
+def _start_words(payload: QRPayload, tx: TseTransaction, tar: str) -> str:
+    """What the info finding says about the start time."""
+    if tx.start is None:
+        return (
+            f"; the start time is not compared: the transaction's Start log is not in {tar} "
+            "(it may be in an earlier export: give that one too with another --tse-export)"
+        )
+    if tx.start != _unix(payload.start_time):
+        return "; but not its start time (next finding)"
+    return ", and its Start log's logTime is the receipt's start time"
+
+
+def rebuilt_from(process_type: str) -> str:
+    """Which rows of a DSFinV-K Bon ``dsfinvk check`` made its processData from
+    (``check._rebuild``): a Kassenbeleg-V1 from the Bon type, the amounts per VAT
+    rate and the payments, a Bestellung-V1 from the order lines; other processTypes
+    (SonstigerVorgang ...) are taken as TSE_VORGANGSDATEN writes them."""
+    if process_type == pd.PROCESS_TYPE_KASSENBELEG:
+        return (
+            "its rows (BON_TYP, amounts per VAT rate in transactions_vat.csv, payments in "
+            "datapayment.csv)"
+        )
+    if process_type == pd.PROCESS_TYPE_BESTELLUNG:
+        return "its order lines (lines.csv: MENGE, ARTIKELTEXT, STK_BR)"
+    return f"its TSE_VORGANGSDATEN as written (a {process_type} is not rebuilt from rows)"
+
+
 def against_tse_export(
     payload: QRPayload, transactions: Iterable[TseTransaction], tar: str
 ) -> list[Finding]:
-    """The receipt's transaction in the TAR: one finding saying it is there with the
-    same signed values, else what is missing or differs and where."""
+    """The receipt's transaction in the TAR: a finding saying it is there with the
+    same signed values, else what is missing or differs and where; and an error when
+    the receipt's start time is not its Start log's logTime."""
     serial = hashlib.sha256(payload.public_key).hexdigest()
     number = payload.transaction_number
     found: TseTransaction | None = None
@@ -76,8 +132,10 @@ def against_tse_export(
                 fields=("transactionNumber",),
             )
         ]
+    start_differs = _start_differs(payload, found, where, tar)
     if found.end is None:
         return [
+            *start_differs,
             error(
                 TAR_DIFFERS,
                 f"{where} has no Finish log in {tar}, only its Start: the receipt's "
@@ -85,50 +143,58 @@ def against_tse_export(
                 f"TAR (opentse verify {tar} shows counter gaps) or the TAR was made before "
                 "the sale was finished (ask for a later export)",
                 fields=("signature",),
-            )
+            ),
         ]
     differs: list[tuple[str, str]] = []
+    log = "its Finish log has"
     if found.client_id != payload.client_id:
-        differs.append(("clientId", f"client {found.client_id!r}, the receipt's "
+        differs.append(("clientId", f"{log} client {found.client_id!r}, the receipt "
                                     f"{payload.client_id!r}"))  # fmt: skip
     if found.signature != payload.signature:
-        differs.append(("signature", "another signature"))
+        theirs = _b64(found.signature or b"")
+        differs.append(("signature", f"{log} signature {theirs}, the receipt "
+                                     f"{_b64(payload.signature)}"))  # fmt: skip
     if found.counter != payload.signature_counter:
-        differs.append(("signatureCounter", f"signature counter {found.counter}, the "
-                                            f"receipt's {payload.signature_counter}"))  # fmt: skip
+        differs.append(("signatureCounter", f"{log} signature counter {found.counter}, the "
+                                            f"receipt {payload.signature_counter}"))  # fmt: skip
     if found.end != _unix(payload.log_time):
-        differs.append(("logTime", "another Finish time"))
+        differs.append(("logTime", f"{log} logTime {_time(found.end)}, the receipt "
+                                   f"{format_qr_time(payload.log_time)} (compared to the "
+                                   "second)"))  # fmt: skip
     if found.process_type != payload.process_type:
-        differs.append(("processType", f"processType {found.process_type!r}"))
+        differs.append(("processType", f"{log} processType {found.process_type!r}, the "
+                                       f"receipt {payload.process_type!r}"))  # fmt: skip
     if found.process_hash != hashlib.sha256(payload.process_data.encode("utf-8")).digest():
-        differs.append(("processData", "other processData (amounts, payments, Bon type)"))
+        differs.append(("processData", f"{log} other processData than the receipt's "
+                                       f"{payload.process_data!r} (compared by SHA-256; "
+                                       "its own is in the TAR's Finish log of signature "
+                                       f"counter {found.counter})"))  # fmt: skip
     if differs:
         return [
             error(
                 TAR_DIFFERS,
-                f"{where} in {tar} differs from the receipt: its Finish log has "
+                f"{where} in {tar} differs from the receipt: "
                 + "; ".join(what for _f, what in differs)
                 + ": the receipt does not show what the TSE signed",
                 fields=tuple(name for name, _w in differs),
-            )
+            ),
+            *start_differs,
         ]
-    start = ""
-    if found.start is not None and found.start != _unix(payload.start_time):
-        start = " (the receipt's start time differs from the Start log's: it is not signed)"
     return [
         info(
             IN_TAR,
             f"{where} is in {tar}: its Finish log has the receipt's client, signature, "
-            f"counter, time, processType and processData{start}. Whether the TAR's logs and "
-            f"certificate are genuine: opentse verify {tar}",
-        )
+            f"counter, time, processType and processData{_start_words(payload, found, tar)}"
+            f". Whether the TAR's logs and certificate are genuine: opentse verify {tar}",
+        ),
+        *start_differs,
     ]
 
 
 def against_dsfinvk(payload: QRPayload, bons: Iterable[BonSigned], export: str) -> list[Finding]:
     """The receipt's Bon in the DSFinV-K export (by TSE serial and TSE_TANR): one
-    finding saying its TSE data and the processData rebuilt from its rows are the
-    receipt's, else what differs."""
+    finding saying its TSE data and its processData (from the rows that
+    ``rebuilt_from`` names) are the receipt's, else what differs, with both values."""
     serial = hashlib.sha256(payload.public_key).hexdigest()
     number = str(payload.transaction_number)
     mine = [b for b in bons if b.serial == serial and b.number.lstrip("0") == number]
@@ -151,19 +217,21 @@ def against_dsfinvk(payload: QRPayload, bons: Iterable[BonSigned], export: str) 
         except (binascii.Error, ValueError):
             signature = b""
         if signature != payload.signature:
-            differs.append(("signature", "another TSE_TA_SIG"))
+            differs.append(("signature", f"TSE_TA_SIG {bon.signature}, the receipt's "
+                                         f"signature {_b64(payload.signature)}"))  # fmt: skip
         if bon.counter != str(payload.signature_counter):
-            differs.append(("signatureCounter", f"TSE_TA_SIGZ {bon.counter}"))
+            differs.append(("signatureCounter", f"TSE_TA_SIGZ {bon.counter}, the receipt's "
+                                                "signature counter "
+                                                f"{payload.signature_counter}"))  # fmt: skip
         if bon.process_type != payload.process_type:
-            differs.append(("processType", f"TSE_TA_VORGANGSART {bon.process_type!r}"))
+            differs.append(("processType", f"TSE_TA_VORGANGSART {bon.process_type!r}, the "
+                                           f"receipt's processType "
+                                           f"{payload.process_type!r}"))  # fmt: skip
+        source = rebuilt_from(bon.process_type)
         if bon.process_data != payload.process_data:
-            differs.append(
-                (
-                    "processData",
-                    f"its rows give {bon.process_data!r}, the receipt has "
-                    f"{payload.process_data!r} (amounts, payments or Bon type differ)",
-                )
-            )
+            differs.append(("processData", f"the Bon's processData, from {source}, is "
+                                           f"{bon.process_data!r}, the receipt's "
+                                           f"{payload.process_data!r}"))  # fmt: skip
         if differs:
             findings.append(
                 error(
@@ -175,16 +243,17 @@ def against_dsfinvk(payload: QRPayload, bons: Iterable[BonSigned], export: str) 
             )
             continue
         verified = (
-            "its TSE_TA_SIG verifies over them"
+            "its TSE_TA_SIG verifies over that processData"
             if bon.verified
-            else "but its TSE_TA_SIG does NOT verify over them (dsfinvk check says why)"
+            else "but its TSE_TA_SIG does NOT verify over that processData (dsfinvk check says why)"
         )
         findings.append(
             (info if bon.verified else error)(
                 IN_DSFINVK if bon.verified else DSFINVK_DIFFERS,
                 f"{where} is {bon.label} in {export} ({bon.bon_type}): same signature, "
-                f"counter and processType, and its rows (amounts per VAT rate, payments) "
-                f"give the receipt's processData; {verified}",
+                f"counter and processType, and the processData from {source} is the "
+                f"receipt's; "
+                f"{verified}",
             )
         )
     return findings

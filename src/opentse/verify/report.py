@@ -47,6 +47,17 @@ class VerifyReport:
     def by_severity(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity is severity]
 
+    def verdict(self) -> str:
+        """The last line of the text report: OK or NOT OK with the count of each
+        severity (the words of ``dsfinvk check``: ``NOT OK: 1 error, 2 warnings``)."""
+        errors, warnings, notes = (
+            len(self.by_severity(s)) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+        )
+        counts = f"{_counted(warnings, 'warning')}" + (f", {notes} info" if notes else "")
+        if not errors:
+            return f"OK: no errors ({counts})"
+        return f"NOT OK: {_counted(errors, 'error')}, {counts}"
+
     def to_json(self) -> dict[str, Any]:
         """Exactly the object documented for ``opentse verify --json``."""
         return {
@@ -70,7 +81,17 @@ class VerifyReport:
             # which TSE(s), in their own words: each info.csv (description,
             # manufacturer, version) with its file
             "info": [{"file": label, **info} for label, info in self.export.infos],
+            # added later, so after the keys above: how many findings of each
+            # severity, as dsfinvk check counts them ("info" is taken: info.csv above)
+            "errors": len(self.by_severity(Severity.ERROR)),
+            "warnings": len(self.by_severity(Severity.WARNING)),
+            "info_findings": len(self.by_severity(Severity.INFO)),
         }
+
+
+def _counted(count: int, word: str) -> str:
+    """``1 error``, ``2 errors``, ``0 warnings``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def verify_loaded(

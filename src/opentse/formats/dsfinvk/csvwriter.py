@@ -243,16 +243,24 @@ def _quoted_record(text: str, pos: int, file: str, line: int) -> tuple[list[str]
 
 def parse_number(text: str, accuracy: int) -> Decimal:
     """A Numeric field: optional minus, digits, decimal comma, at most ``accuracy``
-    places; no grouping. FormatError E_CSV_GROUPING / E_CSV_DECIMALS / E_CSV_NUMBER."""
+    places; no grouping. FormatError E_CSV_GROUPING / E_CSV_DECIMALS / E_CSV_NUMBER.
+    A column of accuracy 0 (TSE_TANR, TSE_TA_SIGZ, Z_NR ...) holds whole numbers: its
+    messages say so, not "decimal comma", which such a column never has."""
+    whole = accuracy == 0
     m = _NUMBER.fullmatch(text)
     if m is None:
         if "." in text:
-            raise FormatError(
-                f"{text!r} has a '.' (grouping or decimal point)", code="E_CSV_GROUPING"
-            )
+            what = "a whole number has none" if whole else "grouping or decimal point"
+            raise FormatError(f"{text!r} has a '.' ({what})", code="E_CSV_GROUPING")
+        if whole:
+            raise FormatError(f"{text!r} is not a whole number", code="E_CSV_NUMBER")
         raise FormatError(f"{text!r} is not a number with decimal comma", code="E_CSV_NUMBER")
     places = m.group(1)
     if places is not None and len(places) > accuracy:
+        if whole:
+            raise FormatError(
+                f"{text!r} is not a whole number (no decimal places)", code="E_CSV_DECIMALS"
+            )
         raise FormatError(
             f"{text!r} has more than {accuracy} decimal places", code="E_CSV_DECIMALS"
         )

@@ -1,0 +1,341 @@
+"""What verify-receipt and verify say is exactly what is true (an auditor's findings):
+the start time is signed by the Start log (not by the receipt's own signature) and is
+compared with it in the TAR; a difference names both values and where each came
+from; a Bon's processData is said to come from the rows it really came from (an
+order's from its lines); whole-number CSV columns say "whole number"; verify counts
+its findings per severity. Against a real shop: embedded TSE, pos sell/order, the
+TAR export and the DSFinV-K export, read back by the CLI."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+from verify_data import qr_vectors, vendor_export
+
+from opentse.cli.main import build_app
+from opentse.errors import FormatError
+from opentse.formats.dsfinvk.check import check_export_bons
+from opentse.formats.dsfinvk.csvwriter import parse_number
+from opentse.formats.qr import build_qr_payload, format_qr_time, parse_qr_payload
+from opentse.installation import Installation
+from opentse.testing import ready_tse
+from opentse.tr03151.logmessage import FINISH, START, TransactionLogData
+from opentse.tr03151.oids import algorithm_name
+from opentse.verify.archive import load_exports
+from opentse.verify.crosscheck_read import read_tar_transactions
+from opentse.verify.receipt import verify_receipt
+from opentse.verify.receipt_match import against_dsfinvk, against_tse_export
+
+APP = build_app()
+CLIENT = "KASSE-T"
+COMPANY = ["--company", "C", "--street", "S", "--postal-code", "1", "--city", "X"]
+COMPANY += ["--tax-number", "123"]
+VECTORS = qr_vectors()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(APP, list(args))
+    return result.exit_code, result.stdout
+
+
+class Shop:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.text: dict[str, str] = {}
+        self.tar = root / "tse.tar"
+        self.zip = root / "dk.zip"
+
+    def base(self) -> list[str]:
+        return ["--data", str(self.data), "--tss", "t", "--client", CLIENT]
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
+    shop = Shop(tmp_path_factory.mktemp("truth"))
+    with Installation.open(shop.data) as inst:
+        ready_tse(inst.service, "t", client_id=CLIENT, logout=True)
+    escpos = shop.root / "sale.bin"
+    code, out = run("pos", "sell", *shop.base(), "--line", "Kaffee:2:2.50:1", "--pay",
+                    "bar:5.00", "--json", "--escpos", str(escpos))  # fmt: skip
+    assert code == 0, out
+    shop.text["sale"] = json.loads(out)["qr_code_data"]
+    code, out = run("pos", "order", *shop.base(), "--line", "Suppe:1:4.50:1", "--json")
+    assert code == 0, out
+    shop.text["order"] = json.loads(out)["qr_code_data"]
+    code, out = run("pos", "close", *shop.base(), "--counted-cash", "5.00", *COMPANY)
+    assert code == 0, out
+    code, out = run("export", str(shop.tar), "--tss", "t", "--data", str(shop.data))
+    assert code == 0, out
+    code, out = run("dsfinvk", "export", "--register", CLIENT, "--data", str(shop.data),
+                    str(shop.zip))  # fmt: skip
+    assert code == 0, out
+    return shop
+
+
+def _with_start(text: str, start: datetime) -> str:
+    fields = text.split(";")
+    fields[-6] = format_qr_time(start)  # startTime: the 7th of 12, counted from the end
+    return ";".join(fields)
+
+
+# --- 1. the start time ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(not VECTORS, reason="shared/spec/tr03151.md absent")
+def test_the_ok_finding_says_who_signs_the_start_time() -> None:
+    """The start time IS signed, by the Start log; the receipt's signature (the
+    Finish log's) does not cover it. "not signed at all" was wrong."""
+    (ok,) = verify_receipt(VECTORS[0]).findings
+    assert "not signed at all" not in ok.message
+    assert "Start log signs" in ok.message and "Finish log" in ok.message
+    assert "--tse-export compares it" in ok.message
+    fields = VECTORS[0].split(";")
+    fields[4] = str(int(fields[4]) + 7)  # a transaction number no neighbour explains
+    failed = verify_receipt(";".join(fields)).findings[-1]
+    assert failed.code == "E_RECEIPT_SIGNATURE"
+    assert "startTime is not signed" not in failed.message
+    assert "the Start log signs it" in failed.message
+
+
+def test_a_receipt_whose_start_is_not_the_start_logs_is_an_error(shop: Shop) -> None:
+    """The receipt's own signature still verifies (it does not cover the start), but
+    the TAR's Start log signed another start: an error naming both times."""
+    sale = parse_qr_payload(shop.text["sale"])
+    moved = sale.start_time - timedelta(minutes=47)
+    code, out = run("verify-receipt", _with_start(shop.text["sale"], moved), "--tse-export",
+                    str(shop.tar), "--json")  # fmt: skip
+    assert code == 1, out
+    findings = json.loads(out)["findings"]
+    assert [f["code"] for f in findings] == [
+        "I_RECEIPT_OK",
+        "I_RECEIPT_IN_TSE_EXPORT",
+        "E_RECEIPT_TSE_EXPORT_DIFFERS",
+    ], out
+    start = findings[2]
+    assert start["fields"] == ["startTime"]
+    signed = sale.start_time.replace(microsecond=0).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert format_qr_time(moved) in start["message"] and signed in start["message"]
+    assert "Start log" in start["message"]
+    assert "not its start time" in findings[1]["message"]
+
+
+def test_a_matching_start_is_said_to_be_compared(shop: Shop) -> None:
+    code, out = run("verify-receipt", shop.text["sale"], "--tse-export", str(shop.tar), "--json")
+    assert code == 0, out
+    in_tar = json.loads(out)["findings"][1]
+    assert in_tar["code"] == "I_RECEIPT_IN_TSE_EXPORT"
+    assert "its Start log's logTime is the receipt's start time" in in_tar["message"]
+
+
+def test_a_tar_without_the_start_log_says_the_start_was_not_compared(
+    shop: Shop, tmp_path: Path
+) -> None:
+    number = parse_qr_payload(shop.text["sale"]).transaction_number
+    cut = tmp_path / "no-start.tar"
+    with tarfile.open(shop.tar) as source, tarfile.open(cut, "w") as target:
+        for member in source.getmembers():
+            if f"_No-{number}_Start" not in member.name:
+                target.addfile(member, source.extractfile(member))
+    moved = _with_start(shop.text["sale"], datetime(2020, 1, 1, tzinfo=UTC))
+    code, out = run("verify-receipt", moved, "--tse-export", str(cut), "--json")
+    assert code == 0, out  # nothing to compare the start with: not an error
+    in_tar = json.loads(out)["findings"][1]["message"]
+    assert "the start time is not compared" in in_tar and "Start log is not in" in in_tar
+
+
+def _vendor_receipts(tar: Path) -> list[tuple[str, datetime]]:
+    """(QR text, the Start log's time) of every transaction of a vendor TAR with both
+    logs, the QR text made from its Finish log as the till printed it."""
+    export = load_exports([tar])
+    points = {c.key_hash: c.point for c in export.certificates if c.point}
+    starts = {}
+    for entry in export.logs:
+        msg = entry.message
+        assert msg is not None
+        data = msg.certified
+        if isinstance(data, TransactionLogData) and data.operation_type == START:
+            starts[data.transaction_number] = msg.log_time.as_datetime()
+    out = []
+    for entry in export.logs:
+        msg = entry.message
+        assert msg is not None
+        data = msg.certified
+        if not isinstance(data, TransactionLogData) or data.operation_type != FINISH:
+            continue
+        start = starts[data.transaction_number]
+        point = points[msg.serial_number.hex()]
+        assert point is not None
+        text = build_qr_payload(
+            client_id=data.client_id,
+            process_type=data.process_type,
+            process_data=data.process_data.decode("utf-8"),
+            transaction_number=data.transaction_number,
+            signature_counter=msg.signature_counter,
+            start_time=start,
+            log_time=msg.log_time.as_datetime(),
+            signature_algorithm=algorithm_name(msg.signature_algorithm),
+            time_format=msg.log_time.format,
+            signature=msg.signature_value,
+            public_key=point,
+        )
+        out.append((text, start))
+    return out
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [
+        "fiskaly/TSSProtokoll_WB_2021-09-27_12_09_56.tar",  # unixTime
+        "dtrust/54312d72-d3ed-413c-9d32-7f457576e4c8.tar",  # BER processData
+    ],
+)
+def test_vendor_receipt_start_times_are_compared_with_their_start_logs(archive: str) -> None:
+    """Real TSEs' Start logs: a receipt with its Start log's time is found equal, one
+    a second earlier is an error naming both."""
+    tar = vendor_export(archive)
+    receipts = _vendor_receipts(tar)
+    assert len(receipts) >= 5
+    for text, start in receipts[:2]:
+        code, out = run("verify-receipt", text, "--tse-export", str(tar), "--json")
+        assert code == 0, out
+        assert "Start log's logTime is the receipt's start time" in out
+        earlier = start.replace(microsecond=0) - timedelta(seconds=1)
+        code, out = run("verify-receipt", _with_start(text, earlier), "--tse-export", str(tar),
+                        "--json")  # fmt: skip
+        assert code == 1, out
+        (differs,) = [f for f in json.loads(out)["findings"] if f["fields"] == ["startTime"]]
+        assert format_qr_time(earlier) in differs["message"]
+        assert start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") in differs["message"]
+
+
+# --- 2. both values, and where each came from -----------------------------------------
+
+
+def test_a_bon_that_differs_names_both_values(shop: Shop) -> None:
+    payload = parse_qr_payload(shop.text["sale"])
+    _findings, _summary, bons = check_export_bons(shop.zip)
+    (bon,) = [b for b in bons if b.number == str(payload.transaction_number)]
+    counter = payload.signature_counter
+    changed = replace(bon, counter=str(counter + 7), process_type="Bestellung-V1")
+    (finding,) = against_dsfinvk(payload, [changed], "dk.zip")
+    assert finding.code == "E_RECEIPT_DSFINVK_DIFFERS"
+    assert f"TSE_TA_SIGZ {counter + 7}, the receipt's signature counter {counter}" in (
+        finding.message
+    )
+    assert "TSE_TA_VORGANGSART 'Bestellung-V1', the receipt's processType 'Kassenbeleg-V1'" in (
+        finding.message
+    )
+    other_sig = replace(bon, signature="AAAA")
+    (finding,) = against_dsfinvk(payload, [other_sig], "dk.zip")
+    assert "TSE_TA_SIG AAAA, the receipt's signature " in finding.message
+    assert payload.to_text().split(";")[-2] in finding.message
+
+
+def test_a_tar_transaction_that_differs_names_both_values(shop: Shop) -> None:
+    payload = parse_qr_payload(shop.text["sale"])
+    (tx,) = [t for t in read_tar_transactions(shop.tar) if t.number == payload.transaction_number]
+    assert tx.end is not None
+    changed = replace(tx, counter=999, end=tx.end + 60, process_type="Bestellung-V1",
+                      signature=b"\x01" * 64)  # fmt: skip
+    (finding,) = against_tse_export(payload, [changed], "tse.tar")
+    message = finding.message
+    assert f"signature counter 999, the receipt {payload.signature_counter}" in message
+    later = datetime.fromtimestamp(tx.end + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"logTime {later}, the receipt {format_qr_time(payload.log_time)}" in message
+    assert "processType 'Bestellung-V1', the receipt 'Kassenbeleg-V1'" in message
+    assert "AQEB" in message and payload.to_text().split(";")[-2] in message
+    assert set(finding.fields) == {"signature", "signatureCounter", "logTime", "processType"}
+
+
+# --- 3. what the Bon's processData was made from --------------------------------------
+
+
+def test_an_order_is_compared_by_its_lines_a_sale_by_its_amounts(shop: Shop) -> None:
+    words = {}
+    for name in ("sale", "order"):
+        code, out = run("verify-receipt", shop.text[name], "--dsfinvk", str(shop.zip), "--json")
+        assert code == 0, out
+        (bon,) = [f for f in json.loads(out)["findings"] if f["code"] == "I_RECEIPT_IN_DSFINVK"]
+        words[name] = bon["message"]
+    assert "order lines (lines.csv: MENGE, ARTIKELTEXT, STK_BR)" in words["order"]
+    assert "amounts per VAT rate" not in words["order"] and "payments" not in words["order"]
+    assert "amounts per VAT rate" in words["sale"] and "payments" in words["sale"]
+
+
+def test_an_order_that_differs_says_its_lines_give_another(shop: Shop) -> None:
+    payload = parse_qr_payload(shop.text["order"])
+    forged = replace(payload, process_data=payload.process_data.replace("4.50", "3.50"))
+    _findings, _summary, bons = check_export_bons(shop.zip)
+    (finding,) = against_dsfinvk(forged, bons, "dk.zip")
+    assert finding.fields == ("processData",)
+    assert "from its order lines" in finding.message and "amounts per VAT" not in finding.message
+    assert "4.50" in finding.message and "3.50" in finding.message
+
+
+# --- 4. whole-number columns ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["x17", "1,5", "1.000"])
+def test_a_whole_number_column_says_whole_number(text: str) -> None:
+    with pytest.raises(FormatError) as info:
+        parse_number(text, 0)
+    assert "whole number" in info.value.message and "decimal comma" not in info.value.message
+    assert text in info.value.message
+
+
+def test_a_money_column_still_says_decimal_comma() -> None:
+    with pytest.raises(FormatError) as info:
+        parse_number("x17", 2)
+    assert info.value.message == "'x17' is not a number with decimal comma"
+    assert info.value.code == "E_CSV_NUMBER"
+
+
+# --- 5. verify counts per severity ----------------------------------------------------
+
+
+def test_verify_counts_its_findings_per_severity() -> None:
+    tar = str(vendor_export("faulty/ThreeMissingAreasOfSignatureCounter.tar"))
+    code, out = run("verify", tar, "--json")
+    assert code == 1, out
+    report = json.loads(out)
+    severities = [f["severity"] for f in report["findings"]]
+    assert report["errors"] == severities.count("error") >= 3
+    assert report["warnings"] == severities.count("warning")
+    assert report["info_findings"] == severities.count("info")
+    assert isinstance(report["info"], list)  # the info.csv list is kept
+    code, text = run("verify", tar)
+    assert code == 1
+    errors, warnings = report["errors"], report["warnings"]
+    words = f"NOT OK: {errors} errors, {warnings} warning{'' if warnings == 1 else 's'}"
+    assert text.strip().splitlines()[-1].startswith(words), text[-300:]
+
+
+def test_verify_of_a_clean_export_counts_too(shop: Shop) -> None:
+    code, out = run("verify", str(shop.tar), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["errors"] == 0
+    code, text = run("verify", str(shop.tar))
+    assert code == 0
+    last = text.strip().splitlines()[-1]
+    warnings = report["warnings"]
+    assert last.startswith(f"OK: no errors ({warnings} warning"), last
+
+
+# --- 6. the receipt forms -------------------------------------------------------------
+
+
+def test_an_escpos_print_job_is_named_as_such(shop: Shop) -> None:
+    result = CliRunner().invoke(
+        APP, ["verify-receipt", "--image", str(shop.root / "sale.bin"), "--json"]
+    )
+    assert result.exit_code == 2, result.output
+    message = json.loads(result.stdout)["unreadable"]["message"]
+    assert "ESC/POS printer bytes are not read" in message and "cannot identify" not in message
