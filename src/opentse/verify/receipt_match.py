@@ -146,26 +146,25 @@ def against_tse_export(
             ),
         ]
     differs: list[tuple[str, str]] = []
-    log = "its Finish log has"
     if found.client_id != payload.client_id:
-        differs.append(("clientId", f"{log} client {found.client_id!r}, the receipt "
+        differs.append(("clientId", f"client {found.client_id!r}, the receipt "
                                     f"{payload.client_id!r}"))  # fmt: skip
     if found.signature != payload.signature:
         theirs = _b64(found.signature or b"")
-        differs.append(("signature", f"{log} signature {theirs}, the receipt "
+        differs.append(("signature", f"signature {theirs}, the receipt "
                                      f"{_b64(payload.signature)}"))  # fmt: skip
     if found.counter != payload.signature_counter:
-        differs.append(("signatureCounter", f"{log} signature counter {found.counter}, the "
+        differs.append(("signatureCounter", f"signature counter {found.counter}, the "
                                             f"receipt {payload.signature_counter}"))  # fmt: skip
     if found.end != _unix(payload.log_time):
-        differs.append(("logTime", f"{log} logTime {_time(found.end)}, the receipt "
+        differs.append(("logTime", f"logTime {_time(found.end)}, the receipt "
                                    f"{format_qr_time(payload.log_time)} (compared to the "
                                    "second)"))  # fmt: skip
     if found.process_type != payload.process_type:
-        differs.append(("processType", f"{log} processType {found.process_type!r}, the "
+        differs.append(("processType", f"processType {found.process_type!r}, the "
                                        f"receipt {payload.process_type!r}"))  # fmt: skip
     if found.process_hash != hashlib.sha256(payload.process_data.encode("utf-8")).digest():
-        differs.append(("processData", f"{log} other processData than the receipt's "
+        differs.append(("processData", f"other processData than the receipt's "
                                        f"{payload.process_data!r} (compared by SHA-256; "
                                        "its own is in the TAR's Finish log of signature "
                                        f"counter {found.counter})"))  # fmt: skip
@@ -173,7 +172,7 @@ def against_tse_export(
         return [
             error(
                 TAR_DIFFERS,
-                f"{where} in {tar} differs from the receipt: "
+                f"{where} in {tar} differs from the receipt: its Finish log has "
                 + "; ".join(what for _f, what in differs)
                 + ": the receipt does not show what the TSE signed",
                 fields=tuple(name for name, _w in differs),
