@@ -339,3 +339,13 @@ def test_an_escpos_print_job_is_named_as_such(shop: Shop) -> None:
     assert result.exit_code == 2, result.output
     message = json.loads(result.stdout)["unreadable"]["message"]
     assert "ESC/POS printer bytes are not read" in message and "cannot identify" not in message
+
+
+def test_the_html_report_has_the_same_verdict_with_counts(tmp_path: Path) -> None:
+    tar = str(vendor_export("faulty/ThreeMissingAreasOfSignatureCounter.tar"))
+    html = tmp_path / "report.html"
+    code, out = run("verify", tar, "--html", str(html))
+    assert code == 1, out
+    verdict = out.strip().splitlines()[-1]
+    assert verdict.startswith("NOT OK: ") and "error" in verdict
+    assert f'<p class="verdict bad">\n{verdict}\n</p>' in html.read_text(encoding="utf-8")

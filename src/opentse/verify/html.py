@@ -124,6 +124,7 @@ def render_html(report: VerifyReport) -> str:
         max_findings=MAX_FINDINGS_PER_SEVERITY,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         chain=chain_words(report.certificates),
+        verdict=report.verdict(),
     )
 
 
