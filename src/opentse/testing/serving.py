@@ -1,5 +1,7 @@
-"""Serving for tests and benchmarks: a real ``opentse serve`` process (started, or
-waited for), or an app under uvicorn in a thread of this process."""
+"""Serving for tests and benchmarks: a real ``opentse serve`` process (started, plain
+or ``--lan``, or waited for), or an app under uvicorn in a thread of this process;
+and what a test observes of it instead of sleeping (``wait_until_read``: the server
+has read a request; ``session_fields``: what ``serve --lan`` wrote for the tills)."""
 
 from __future__ import annotations
 
