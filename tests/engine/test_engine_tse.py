@@ -150,11 +150,33 @@ def test_finish_errors(driver: Any) -> None:
     d.login()
     d.run(tse.register_client(d.ctx, d.state, d.now, "C2"))
     d.run(tse.start_transaction(d.ctx, d.state, d.now, "C1", b"", ""))
-    err = expect(
-        "E_TX_CLIENT_MISMATCH", tse.finish_transaction, d.ctx, d.state, d.now, "C2", 2, b"", ""
-    )
-    assert err.se_error == "ErrorParameterMismatch"
     assert before.signature_counter + 3 == d.state.signature_counter  # login, register, start
+    d.verify_all()
+
+
+def test_another_registered_client_takes_an_open_transaction_over(driver: Any) -> None:
+    """A table moved to another till: certified TSEs let another client finish (the
+    fiskaly export 685e1812, transaction 31); the log names the client that signed
+    it, and a client that is not registered (now) is refused as at start."""
+    d = driver
+    d.run(tse.register_client(d.ctx, d.state, d.now, "C2"))
+    d.run(tse.register_client(d.ctx, d.state, d.now, "C3"))
+    d.run(users.logout(d.ctx, d.state, d.now, "admin"))
+    d.run(tse.start_transaction(d.ctx, d.state, d.now, "C1", b"", "Kassenbeleg-V1"))
+    update = d.run(tse.update_transaction(d.ctx, d.state, d.now, "C2", 1, b"a", "Kassenbeleg-V1"))
+    assert update.client_id == "C2" and update.filename.endswith("_Update_Client-C2.log")
+    before = d.state
+    expect("E_CLIENT_NOT_FOUND", tse.finish_transaction, d.ctx, d.state, d.now, "C9", 1, b"", "")
+    d.login()
+    d.run(tse.deregister_client(d.ctx, d.state, d.now, "C3"))
+    err = expect(
+        "E_CLIENT_DEREGISTERED", tse.finish_transaction, d.ctx, d.state, d.now, "C3", 1, b"", ""
+    )
+    assert "deregistered" in err.message
+    assert d.state.open_transactions == before.open_transactions  # nothing moved
+    finish = d.run(tse.finish_transaction(d.ctx, d.state, d.now, "C2", 1, b"b", "Kassenbeleg-V1"))
+    assert finish.client_id == "C2" and finish.transaction_number == 1
+    assert 1 not in d.state.open_transactions
     d.verify_all()
 
 

@@ -69,9 +69,11 @@ class EngineMachine(RuleBasedStateMachine):
     def update_or_finish(self, client: str, pick: int, data: bytes, finish: bool) -> None:
         numbers = sorted(self.open) or [1]
         number = numbers[pick % len(numbers)] if pick < 8 else self.tx_counter + pick
-        ok = self.open.get(number) == client
+        starter = self.open.get(number)
+        # the client that started it, or another registered one (a table moved)
+        ok = starter is not None and (starter == client or client in self.registered)
         fn = self.svc.finish_transaction if finish else self.svc.update_transaction
-        codes = {"E_TX_NOT_FOUND", "E_TX_CLIENT_MISMATCH", "E_CLIENT_ID_INVALID"}
+        codes = {"E_TX_NOT_FOUND", "E_CLIENT_NOT_FOUND", "E_CLIENT_ID_INVALID"}
         r = self.call(fn, "t", client, number, data, "Kassenbeleg-V1", expect_ok=ok, codes=codes)
         if r is not None:
             assert r.transaction_number == number and r.process_data == data

@@ -433,7 +433,8 @@ def test_every_4xx_a_till_meets_has_fiskalys_error_body(pos: httpx.Client) -> No
 
 def test_what_opentse_chose_where_fiskaly_is_silent(pos: httpx.Client) -> None:
     """The choices docs/api.md publishes: a description is taken when initializing
-    only; every revision comes from the client that started the transaction."""
+    only; a revision may come from another registered client than the one that
+    started the transaction (a table moved to another till), as certified TSEs allow."""
     tss = str(uuid.uuid4())
     puk = ok(pos.put(f"/tss/{tss}", json={}))["admin_puk"]
     kept = ok(pos.patch(f"/tss/{tss}", json={"state": "UNINITIALIZED", "description": "X"}))
@@ -451,9 +452,16 @@ def test_what_opentse_chose_where_fiskaly_is_silent(pos: httpx.Client) -> None:
     ok(put_tx(pos, tss, tx, 1, {"state": "ACTIVE", "client_id": first}))
     cash = receipt([("NORMAL", "1.00")], [{"payment_type": "CASH", "amount": "1.00"}])
     moved = {"state": "FINISHED", "client_id": second, "schema": cash}
-    refused(put_tx(pos, tss, tx, 2, moved), 400, "E_TX_UPSERT")
-    done = ok(put_tx(pos, tss, tx, 2, {**moved, "client_id": first}))
-    assert (done["client_id"], done["client_serial_number"]) == (first, "KASSE-1")
+    done = ok(put_tx(pos, tss, tx, 2, moved))  # a table moved to another till
+    assert (done["client_id"], done["client_serial_number"]) == (second, "KASSE-2")
+    assert done["qr_code_data"].startswith("V0;KASSE-2;Kassenbeleg-V1;")
+    # listed as fiskaly lists it: by the client of its latest revision
+    assert [t["_id"] for t in ok(pos.get(f"/tss/{tss}/client/{second}/tx"))["data"]] == [tx]
+    assert ok(pos.get(f"/tss/{tss}/client/{first}/tx"))["data"] == []
+    stranger = str(uuid.uuid4())
+    tx2 = str(uuid.uuid4())
+    ok(put_tx(pos, tss, tx2, 1, {"state": "ACTIVE", "client_id": first}))
+    refused(put_tx(pos, tss, tx2, 2, {**moved, "client_id": stranger}), 400, "E_CLIENT_NOT_FOUND")
 
 
 def test_finishing_without_a_schema_never_signs_an_empty_receipt(pos: httpx.Client) -> None:

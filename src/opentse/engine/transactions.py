@@ -4,8 +4,11 @@ startTransaction numbers from ``transaction_counter + 1``; all checks run before
 numbering, so a refused start consumes no number; a start whose log was stored keeps
 its number even if ErrorCertificateExpired is raised afterwards. A transaction is
 open from Start until Finish (``TX_TRANSITIONS``); update/finish of an unknown or
-finished one is ErrorNoTransaction (``E_TX_NOT_FOUND``), by another client
-ErrorParameterMismatch (``E_TX_CLIENT_MISMATCH``). Limits: fiskaly's 2000 open
+finished one is ErrorNoTransaction (``E_TX_NOT_FOUND``). Another registered client
+may update or finish it (a table moved to another till: certified TSEs accept it,
+e.g. the fiskaly export 685e1812 in the vendor data, where transaction 31 is finished
+by another client than started it); its log names that client, and an unknown or
+deregistered one is refused as at start. Limits: fiskaly's 2000 open
 transactions (``E_TX_LIMIT_REACHED``), the codec's processData size, processType a
 PrintableString of at most 100 characters.
 """
@@ -151,11 +154,7 @@ def _open_tx(state: TSEState, client_id: str, number: int) -> OpenTransaction:
             f"transaction {number} {why}", code="E_TX_NOT_FOUND", se_error="ErrorNoTransaction"
         )
     if tx.client_id != client_id:
-        raise ProtocolError(
-            f"transaction {number} belongs to another client",
-            code="E_TX_CLIENT_MISMATCH",
-            se_error="ErrorParameterMismatch",
-        )
+        registered_client(state, client_id)  # another till takes the transaction over
     return tx
 
 

@@ -56,10 +56,11 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "for it whatever the repeated body says (a retry after a lost answer signs nothing "
     "again; a changed body needs the next revision), and a lower revision answers that "
     "revision with `latest_revision` the newest.",
-    "Each revision of a transaction must name the client that started it: another "
-    "`client_id` answers 400 `E_TX_UPSERT` (TR-03151 ties a transaction to its client; "
-    "fiskaly lists a client's transactions by the client of their latest revision, "
-    "v2.1.32, so it may let a transaction move to another till).",
+    "A revision may name another registered client than the one that started the "
+    "transaction (a table moved to another till): its log and `qr_code_data` name that "
+    "client, and the transaction is listed under the client of its latest revision, as "
+    "fiskaly lists them (v2.1.32); certified TSEs accept it (the fiskaly export in "
+    "opentse's vendor test data has such a transaction).",
     "upsertTransaction FINISHED without `schema` finishes the transaction with the type "
     "and data its latest revision signed (fiskaly's text asks for the process_type: "
     "409 `E_TX_NO_TYPE_DEFINED`, which opentse answers when no revision signed data "
