@@ -349,3 +349,28 @@ def test_the_html_report_has_the_same_verdict_with_counts(tmp_path: Path) -> Non
     verdict = out.strip().splitlines()[-1]
     assert verdict.startswith("NOT OK: ") and "error" in verdict
     assert f'<p class="verdict bad">\n{verdict}\n</p>' in html.read_text(encoding="utf-8")
+
+
+def test_a_receipt_not_in_the_dsfinvk_export_says_what_the_export_holds(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """Another TSE's receipt (another register's export was handed over) and a number
+    the export's Bons of that TSE do not have (a Bon left out) read differently."""
+    _findings, _summary, bons = check_export_bons(shop.zip)
+    numbers = sorted(int(b.number) for b in bons)
+    payload = parse_qr_payload(shop.text["sale"])
+    (gap,) = against_dsfinvk(replace(payload, transaction_number=numbers[-1] + 5), bons, "dk.zip")
+    assert gap.code == "E_RECEIPT_NOT_IN_DSFINVK"
+    assert f"have TSE_TANR {numbers[0]} to {numbers[-1]}" in gap.message
+    data = tmp_path / "other"
+    with Installation.open(data) as inst:
+        ready_tse(inst.service, "o", client_id=CLIENT, logout=True)
+    code, out = run("pos", "sell", "--data", str(data), "--tss", "o", "--client", CLIENT,
+                    "--line", "Tee:1:1.80:1", "--pay", "bar:1.80", "--json")  # fmt: skip
+    assert code == 0, out
+    other = json.loads(out)["qr_code_data"]
+    code, out = run("verify-receipt", other, "--dsfinvk", str(shop.zip), "--json")
+    assert code == 1, out
+    (finding,) = [f for f in json.loads(out)["findings"] if f["code"] == "E_RECEIPT_NOT_IN_DSFINVK"]
+    assert "none of its Bons is of that TSE" in finding["message"]
+    assert f"{bons[0].serial[:16]}..." in finding["message"]

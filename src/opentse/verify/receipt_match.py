@@ -190,24 +190,41 @@ def against_tse_export(
     ]
 
 
+def _not_in_dsfinvk(serial: str, where: str, bons: list[BonSigned], export: str) -> Finding:
+    """No Bon has the receipt's transaction: say which TSEs and numbers the export's
+    Bons do have, so the auditor tells another register's export from a gap."""
+    numbers = sorted(int(b.number) for b in bons if b.serial == serial and b.number.isdigit())
+    if numbers:
+        held = (
+            f"its {len(numbers)} Bons of that TSE have TSE_TANR {numbers[0]} to {numbers[-1]}"
+            if len(numbers) > 1
+            else f"its one Bon of that TSE has TSE_TANR {numbers[0]}"
+        )
+        why = "a sale left out of the books, or an export of another period or register"
+    else:
+        others = sorted({b.serial for b in bons})
+        named = ", ".join(f"{s[:16]}..." for s in others) or "none"
+        held = f"none of its Bons is of that TSE, their TSE_SERIAL: {named}"
+        why = "an export of another register or TSE, or a sale left out of the books"
+    return error(
+        NOT_IN_DSFINVK,
+        f"no Bon of {export} has {where} (transactions_tse.csv TSE_TANR with tse.csv's "
+        f"TSE_SERIAL; {held}): {why}",
+        fields=("transactionNumber",),
+    )
+
+
 def against_dsfinvk(payload: QRPayload, bons: Iterable[BonSigned], export: str) -> list[Finding]:
     """The receipt's Bon in the DSFinV-K export (by TSE serial and TSE_TANR): one
     finding saying its TSE data and its processData (from the rows that
     ``rebuilt_from`` names) are the receipt's, else what differs, with both values."""
     serial = hashlib.sha256(payload.public_key).hexdigest()
     number = str(payload.transaction_number)
+    bons = list(bons)
     mine = [b for b in bons if b.serial == serial and b.number.lstrip("0") == number]
     where = f"transaction {number} of TSE {serial[:16]}..."
     if not mine:
-        return [
-            error(
-                NOT_IN_DSFINVK,
-                f"no Bon of {export} has {where} (transactions_tse.csv TSE_TANR with "
-                "tse.csv's TSE_SERIAL): a sale left out of the books, or an export of "
-                "another register or period",
-                fields=("transactionNumber",),
-            )
-        ]
+        return [_not_in_dsfinvk(serial, where, bons, export)]
     findings: list[Finding] = []
     for bon in mine:
         differs: list[tuple[str, str]] = []
