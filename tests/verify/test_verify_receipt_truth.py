@@ -374,3 +374,11 @@ def test_a_receipt_not_in_the_dsfinvk_export_says_what_the_export_holds(
     (finding,) = [f for f in json.loads(out)["findings"] if f["code"] == "E_RECEIPT_NOT_IN_DSFINVK"]
     assert "none of its Bons is of that TSE" in finding["message"]
     assert f"{bons[0].serial[:16]}..." in finding["message"]
+
+
+@pytest.mark.skipif(not VECTORS, reason="shared/spec/tr03151.md absent")
+def test_the_receipt_table_says_which_log_each_time_is() -> None:
+    code, out = run("verify-receipt", VECTORS[0])
+    assert code == 0, out
+    assert "Transaction start (Start log time)" in out
+    assert "Transaction end (Finish log time)" in out

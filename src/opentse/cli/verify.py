@@ -240,7 +240,7 @@ _WORDS = {
     "processData": "Process data",
     "transactionNumber": "TSE transaction number",
     "signatureCounter": "Signature counter",
-    "startTime": "Transaction start",
+    "startTime": "Transaction start (Start log time)",
     "logTime": "Transaction end (Finish log time)",
     "signatureAlgorithm": "Signature algorithm",
     "logTimeFormat": "TSE time format",

@@ -2,11 +2,12 @@
 
 The QR code alone proves only that its key signed its data (``receipt.py``). The
 auditor also needs: is it a transaction of the shop's TSE, the one in its TAR export
-(same serial, number, client, signature, counter, Finish time and processData), and
-is it a Bon of the DSFinV-K export with the same TSE data and amounts (the Bon's
-processData rebuilt from its rows by ``dsfinvk check``, compared byte for byte with
-the receipt's: DSFinV-K Anhang I, digest receipts-dsfinvk.md). Pure: records in,
-findings out; the readers are the cross-check's.
+(same serial, number, client, signature, counter, Finish time and processData; and
+the start time its Start log signed, which the receipt's own signature does not
+cover), and is it a Bon of the DSFinV-K export with the same TSE data and amounts
+(the Bon's processData rebuilt from its rows by ``dsfinvk check``, compared byte for
+byte with the receipt's: DSFinV-K Anhang I, digest receipts-dsfinvk.md). Pure:
+records in, findings out; the readers are the cross-check's.
 """
 
 from __future__ import annotations
