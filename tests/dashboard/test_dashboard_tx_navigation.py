@@ -71,3 +71,28 @@ def test_a_transaction_whose_amount_could_not_be_read_says_so(tmp_path: Path) ->
         r = web.get(f"/dashboard/tss/{tss}/tx/{receipt['number']}", params={"lang": "en"})
         assert r.status_code == 200
         assert "could not be read (log cannot be decoded)" in r.text
+
+
+def test_open_transactions_are_one_click_from_the_tse(tmp_path: Path) -> None:
+    """The TSE list and page count the TSE's open transactions (a Start without a
+    Finish: no receipt of it carries a signature, the export warns W_TX_OPEN); the
+    count is a link to them. Before, the auditor had to find the search's state
+    filter and the TSE in it."""
+    import uuid
+
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h, "KASSE-01")
+        sell(web, h, tss, cid, "1.00")
+        tx = str(uuid.uuid4())
+        r = web.put(f"/api/v2/tss/{tss}/tx/{tx}", params={"tx_revision": 1},
+                    json={"state": "ACTIVE", "client_id": cid}, headers=h)  # fmt: skip
+        assert r.status_code == 200, r.text
+        open_number = r.json()["number"]
+        assert dashboard_login(web, key).status_code == 303
+        for page in (f"/dashboard/tss/{tss}", "/dashboard/tss"):
+            html = web.get(page, params={"lang": "en"}).text
+            link = re.search(r'<a class="count" href="([^"]*state=ACTIVE)">1</a>', html)
+            assert link, page
+            found = web.get(link.group(1).replace("&amp;", "&") + "&lang=en").text
+            assert re.findall(r'/tx/(\d+)">', found) == [str(open_number)]
