@@ -3,16 +3,13 @@ one transaction with its receipt, QR text and decoded log messages.
 
 The search is one query over the API's transaction index (service store): register,
 date, state and amount are conditions of that query, however old the match (an
-amount typed without a sign: two, merged). The amount
+amount typed without a sign: two, merged by the database). The amount
 (``tx_index.transaction_amount``) is the gross total of a finished Kassenbeleg-V1, or
 the money a cash movement moved, kept in the index in cents (``amount_cents``,
-migrations 0007-0009) when its FINISHED revision is indexed or rebuilt from the logs.
-Rows indexed before those migrations are backfilled, not scanned: every amount search
-first reads the Finish logs of at most ``SEARCH_SCAN`` finished Kassenbeleg-V1 still
-without an amount (newest first), and of as many cash-book entries 0009 listed, and
-stores their amounts in the index, so old receipts become searchable too (all of them
-after a few searches in a big shop). Results come a page of ``SEARCH_LIMIT`` at a
-time, with the total.
+migrations 0007-0009) when its FINISHED revision is indexed or rebuilt from the logs;
+rows indexed before are backfilled by each amount search (``amounts``). Results come
+a page of ``SEARCH_LIMIT`` at a time, with the total; the next and previous pages are
+read from a cursor (``Cursor``: the neighbouring hit's key), not by OFFSET.
 """
 
 from __future__ import annotations
