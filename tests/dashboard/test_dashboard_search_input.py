@@ -169,3 +169,23 @@ def test_a_reversed_date_range_is_reported(tmp_path: Path) -> None:
         assert "0 results" not in html
         same_day = _search(web, **{"from": "22.11.2026", "to": "2026-11-22"})[1]
         assert "The range is empty" not in same_day and "0 results" in same_day
+
+
+def test_a_register_that_does_not_exist_is_reported(tmp_path: Path) -> None:
+    """A typo in the register field ("KASSE-2" for KASSE-02) listed nothing and said
+    "No transaction found", as if that register had sold nothing. Now the field is
+    marked and the page names the registers there are; a register's client id and
+    any letter case are still taken."""
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h, "KASSE-02")
+        sold = sell(web, h, tss, cid, "2.00")["number"]
+        assert dashboard_login(web, key).status_code == 303
+        numbers, html = _search(web, register="KASSE-2")
+        assert numbers == [] and "No transaction found" not in html
+        assert "No register &#39;KASSE-2&#39;. Registers: KASSE-02." in html
+        assert 'id="f-register" aria-invalid="true"' in html
+        assert _search(web, register="kasse-02")[0] == [sold]
+        assert _search(web, register=cid.upper())[0] == [sold]
+        _, html = _search(web, register="<b>x</b>")
+        assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html

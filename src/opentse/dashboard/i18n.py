@@ -238,6 +238,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "revision": ("Revision", "Revision"),
     "open": ("öffnen", "open"),
     "bad_amount": ("Ungültiger Betrag.", "Invalid amount."),
+    "unknown_register": (
+        "Keine Kasse „{name}“. Kassen: {names}.",
+        "No register '{name}'. Registers: {names}.",
+    ),
     "bad_date": ("Ungültiges Datum.", "Invalid date."),
     "export_range_reversed": (
         "Der Bereich ist leer: „von“ liegt nach „bis“.",

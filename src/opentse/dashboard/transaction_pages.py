@@ -64,7 +64,15 @@ class TransactionPages:
             refuse("bad_amount", "amount")
         state = values["state"] if values["state"] in TX_STATES else ""
         choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
-        registers = await run_in_threadpool(_register_names, self.ctx, page.org, choices)
+        registers, known = await run_in_threadpool(_registers, self.ctx, page.org, choices)
+        if values["register"] and values["register"].casefold() not in known:
+            # a typo found "no transaction", as if the register had sold nothing
+            errors.append(
+                page.t(
+                    "unknown_register", name=values["register"], names=", ".join(registers) or "-"
+                )
+            )
+            invalid["register"] = len(errors)
         tss_ids = [tss_id for tss_id, _ in choices]
         tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
         query = transactions.TxQuery(
@@ -185,12 +193,16 @@ def _older_link(found: transactions.TxResults, filters: dict[str, str]) -> str:
     return urlencode({**filters, "page": found.offset // transactions.SEARCH_LIMIT + 2})
 
 
-def _register_names(ctx: Any, org: str, choices: list[tuple[str, str]]) -> list[str]:
+def _registers(ctx: Any, org: str, choices: list[tuple[str, str]]) -> tuple[list[str], set[str]]:
     """The serial numbers of the organization's registers, offered while typing in
     the register field (what to type there is not obvious: the register's serial
-    number as its POS registered it, e.g. KASSE-01)."""
-    names = {c.serial_number for tss_id, _ in choices for c in views.all_clients(ctx, org, tss_id)}
-    return sorted(names, key=str.casefold)
+    number as its POS registered it, e.g. KASSE-01), and every name the field
+    takes (serial numbers and client ids, casefolded)."""
+    clients = [c for tss_id, _ in choices for c in views.all_clients(ctx, org, tss_id)]
+    names = sorted({c.serial_number for c in clients}, key=str.casefold)
+    known = {c.serial_number.casefold() for c in clients}
+    known.update(c.client_id.casefold() for c in clients)
+    return names, known
 
 
 MAX_PAGE = 10**6  # of SEARCH_LIMIT hits: far beyond any shop's transactions
