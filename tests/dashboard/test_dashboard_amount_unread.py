@@ -156,9 +156,13 @@ def test_read_again_after_a_restore(shop: Shop) -> None:
         conn.execute("UPDATE logs SET message = ? WHERE message = ?", (message, BROKEN))
     assert shop.search(amount="21,42")[0] == []  # marked: not read at every search
     _, html = shop.search(amount="21,42")
-    r = shop.web.post("/dashboard/tx/read-again", data={"csrf": csrf_of(html)})
-    assert r.status_code == 303
-    assert shop.search(amount="21,42")[0] == [receipt["number"]]
+    r = shop.web.post(
+        "/dashboard/tx/read-again", data={"csrf": csrf_of(html), "tss": "", "amount": "21,42"}
+    )
+    assert r.status_code == 303  # back to the search, which reads them at once
+    assert r.headers["location"] == "/dashboard/tx?amount=21%2C42"
+    again = shop.web.get(r.headers["location"], headers={"accept-language": "en"})
+    assert re.findall(r'/tx/(\d+)">', again.text) == [str(receipt["number"])]
     assert shop.amount(receipt["_id"]) == (2142, None)
     assert amounts.unread_counts(shop.ctx, shop.org) == {}
     bad = shop.web.post("/dashboard/tx/read-again", data={"csrf": "forged"})

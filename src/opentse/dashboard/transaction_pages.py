@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from opentse.dashboard import amounts, transactions, uploads, views
 from opentse.dashboard.forms import read_form
-from opentse.dashboard.pages import BASE, NotFound, Page, shop_zone_of_env
+from opentse.dashboard.pages import BASE, NotFound, Page, form_text, shop_zone_of_env
 
 TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
 
@@ -129,9 +129,13 @@ class TransactionPages:
     async def read_again(self, page: Page) -> Response:
         """ "Read them again": the marks of amounts that could not be read are cleared
         (after the store was restored), and the next amount search reads those logs."""
-        await read_form(page)
+        form = await read_form(page)
         await run_in_threadpool(amounts.read_again, self.ctx, page.org)
-        return RedirectResponse(f"{BASE}/tx?unread=1", status_code=303)
+        # back to the search it was clicked on, which reads them again at once (the
+        # list of marked ones would be empty until an amount search)
+        again = {k: form_text(form, k).strip() for k in ("tss", "amount")}
+        query = urlencode({k: v for k, v in again.items() if v})
+        return RedirectResponse(f"{BASE}/tx?{query}" if query else f"{BASE}/tx", status_code=303)
 
     def _tx(self, page: Page) -> transactions.TxDetail:
         p = page.request.path_params
