@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from opentse.dashboard import amounts, transactions, uploads, views
+from opentse.dashboard import amounts, transactions, tx_detail, uploads, views
 from opentse.dashboard.forms import read_form
 from opentse.dashboard.pages import BASE, NotFound, Page, form_text, shop_zone_of_env
 
@@ -137,9 +137,9 @@ class TransactionPages:
         query = urlencode({k: v for k, v in again.items() if v})
         return RedirectResponse(f"{BASE}/tx?{query}" if query else f"{BASE}/tx", status_code=303)
 
-    def _tx(self, page: Page) -> transactions.TxDetail:
+    def _tx(self, page: Page) -> tx_detail.TxDetail:
         p = page.request.path_params
-        detail = transactions.tx_detail(
+        detail = tx_detail.tx_detail(
             self.ctx, page.org, str(p["tss_id"]), _path_number(p["number"]), page.org_name
         )
         if detail is None:
@@ -162,7 +162,7 @@ class TransactionPages:
     async def tx_log(self, page: Page) -> Response:
         p = page.request.path_params
         log = await run_in_threadpool(
-            transactions.find_log, self.ctx, page.org, str(p["tss_id"]),
+            tx_detail.find_log, self.ctx, page.org, str(p["tss_id"]),
             _path_number(p["number"]), _path_number(p["counter"]),
         )  # fmt: skip
         if log is None:
