@@ -23,6 +23,15 @@ from opentse.storage.nodes import schema_level
 from opentse.testing.serving import serve_process
 
 CSRF_MARK = 'name="csrf" value="'
+RECEIPT = {
+    "standard_v1": {
+        "receipt": {
+            "receipt_type": "RECEIPT",
+            "amounts_per_vat_rate": [{"vat_rate": "NORMAL", "amount": "3.00"}],
+            "amounts_per_payment_type": [{"payment_type": "CASH", "amount": "3.00"}],
+        }
+    }
+}
 
 
 def _csrf(html: str) -> str:
@@ -89,6 +98,28 @@ def test_a_node_older_than_its_database_writes_through_no_door(
                 headers=h,
             )
 
+        # a receipt indexed without its amount (as before migration 0007): the amount
+        # search would fill it in from its Finish log
+        sold = str(uuid.uuid4())
+        for revision, body in (
+            (1, {"state": "ACTIVE", "client_id": cid}),
+            (2, {"state": "FINISHED", "client_id": cid, "schema": RECEIPT}),
+        ):
+            put = api.put(
+                f"/api/v2/tss/{tss}/tx/{sold}",
+                params={"tx_revision": revision},
+                json=body,
+                headers=h,
+            )
+            assert put.status_code == 200, put.text
+        _until(
+            lambda: httpx.Response(200, json=_sql(db, "SELECT count(*) FROM svc_transactions"
+                                                  " WHERE tx_id = ? AND state = 'FINISHED'",
+                                                  sold)),
+            lambda r: r.json() == [[1]],
+        )  # fmt: skip
+        _sql(db, "UPDATE svc_transactions SET amount_cents = NULL WHERE tx_id = ?", sold)
+
         future = schema_level() + 1
         _sql(db, "INSERT INTO schema_migrations VALUES (?, 'later', 0)", future)
         refused = _until(start, lambda r: r.status_code == 503)
@@ -134,6 +165,18 @@ def test_a_node_older_than_its_database_writes_through_no_door(
         assert _sql(db, "SELECT state, lease_owner FROM svc_exports WHERE export_id = ?",
                     queued) == [("PENDING", None)]  # fmt: skip
         assert not list((data / "exports").glob(f"{queued}*"))
+
+        # the amount search answers from what is indexed and fills nothing in; "read
+        # them again" (it clears marks) is a page saying why
+        unchanged = _durable(db)
+        search = browser.get("/dashboard/tx", params={"amount": "3,00"})
+        assert search.status_code == 200, search.text
+        again = browser.post("/dashboard/tx/read-again", data={"csrf": _csrf(search.text)})
+        assert again.status_code == 503, again.text
+        assert "older than its database" in again.text and "upgrade" in again.text
+        assert _durable(db) == unchanged
+        assert _sql(db, "SELECT amount_cents FROM svc_transactions WHERE tx_id = ?",
+                    sold) == [(None,)]  # fmt: skip
 
         # logging out: this browser's cookie goes, and the page says the server kept it
         tss_page = browser.get("/dashboard/tss")
