@@ -69,8 +69,13 @@ def run_migrations(
 
         assert database is not None
         applied = migrate(database, force=force)
+        from opentse.storage.nodes import PG_ONLY_FROM
+
         with psycopg.connect(database, autocommit=True) as pg:
-            current = max(migrations.applied_versions(pg), default=0)
+            # the mirrored numbering both dialects share (09xx: PostgreSQL's own files,
+            # the installation check, which said "schema version 0900" at every level)
+            mirrored = [v for v in migrations.applied_versions(pg) if v < PG_ONLY_FROM]
+            current = max(mirrored, default=0)
         return "postgresql", applied, current
     if database is None:
         from opentse.installation import check_sqlite_database
