@@ -65,6 +65,20 @@ def _sql(db: Path, statement: str, *args: Any) -> list[Any]:
         return lite.execute(statement, args).fetchall()
 
 
+def _heartbeats(db: Path, count: int) -> None:
+    """Wait until the node has stamped its heartbeat (svc_nodes.seen_ms) ``count``
+    more times: observed, so a loaded machine that runs it late waits longer."""
+    seen = {tuple(r) for r in _sql(db, "SELECT node, seen_ms FROM svc_nodes")}
+    stamps = 0
+    deadline = time.monotonic() + 30
+    while stamps < count:
+        assert time.monotonic() < deadline, f"{stamps} heartbeats in 30 s"
+        time.sleep(0.05)
+        now = {tuple(r) for r in _sql(db, "SELECT node, seen_ms FROM svc_nodes")}
+        stamps += len(now - seen)
+        seen = now
+
+
 def test_a_node_older_than_its_database_writes_through_no_door(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,7 +175,7 @@ def test_a_node_older_than_its_database_writes_through_no_door(
             queued,
             done,
         )
-        time.sleep(1.5)  # seven heartbeats and more
+        _heartbeats(db, 5)  # the node ran its export heartbeat five times meanwhile
         assert _sql(db, "SELECT state, lease_owner FROM svc_exports WHERE export_id = ?",
                     queued) == [("PENDING", None)]  # fmt: skip
         assert not list((data / "exports").glob(f"{queued}*"))
