@@ -59,7 +59,7 @@ def test_lan_without_tls_still_makes_the_key_and_session_file(tmp_path: Path) ->
     import httpx
 
     from opentse.server import lan
-    from opentse.testing.serving import wait_until_serving
+    from opentse.testing.serving import session_fields, wait_until_serving
 
     data = tmp_path / "data"
     port = _free_port()
@@ -73,13 +73,7 @@ def test_lan_without_tls_still_makes_the_key_and_session_file(tmp_path: Path) ->
     try:
         origin = f"http://127.0.0.1:{port}"
         assert wait_until_serving(origin, proc), "server did not start"
-        fields = {
-            k.strip(): v.strip()
-            for k, _, v in (
-                line.partition(":") for line in (data / lan.SESSION_FILE).read_text().splitlines()
-            )
-            if v.strip()
-        }
+        fields = session_fields((data / lan.SESSION_FILE).read_text())
         assert fields["URL"] == f"http://127.0.0.1:{port}/api/v2"
         assert fields["TLS SHA-256"] == "(no TLS)"
         assert "--fingerprint" not in fields["Test"]
@@ -141,7 +135,7 @@ def test_an_ipv6_host_is_written_in_brackets(tmp_path: Path) -> None:
     import socket
 
     from opentse.server import lan
-    from opentse.testing.serving import wait_until_serving
+    from opentse.testing.serving import session_fields, wait_until_serving
 
     with socket.socket(socket.AF_INET6) as s:
         s.bind(("::1", 0))
@@ -160,9 +154,7 @@ def test_an_ipv6_host_is_written_in_brackets(tmp_path: Path) -> None:
         session = (data / lan.SESSION_FILE).read_text()
         assert f"URL:                 {origin}/api/v2\n" in session
         assert f"--url {origin} " in session
-        fields = dict(
-            (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in session.splitlines())
-        )
+        fields = session_fields(session)
         result = lan.connection_test(origin, fields["API key"], fields["API secret"])
         assert result["ok"] is True, result
     finally:
