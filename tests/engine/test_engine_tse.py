@@ -174,6 +174,10 @@ def test_another_registered_client_takes_an_open_transaction_over(driver: Any) -
     )
     assert "deregistered" in err.message
     assert d.state.open_transactions == before.open_transactions  # nothing moved
+    # C2 holds it now: C1 can be deregistered, C2 cannot while it is open
+    assert d.state.open_transactions[1].client_id == "C2"
+    d.run(tse.deregister_client(d.ctx, d.state, d.now, "C1"))
+    expect("E_CLIENT_HAS_OPEN_TRANSACTIONS", tse.deregister_client, d.ctx, d.state, d.now, "C2")
     finish = d.run(tse.finish_transaction(d.ctx, d.state, d.now, "C2", 1, b"b", "Kassenbeleg-V1"))
     assert finish.client_id == "C2" and finish.transaction_number == 1
     assert 1 not in d.state.open_transactions

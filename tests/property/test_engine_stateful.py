@@ -73,12 +73,19 @@ class EngineMachine(RuleBasedStateMachine):
         # the client that started it, or another registered one (a table moved)
         ok = starter is not None and (starter == client or client in self.registered)
         fn = self.svc.finish_transaction if finish else self.svc.update_transaction
-        codes = {"E_TX_NOT_FOUND", "E_CLIENT_NOT_FOUND", "E_CLIENT_ID_INVALID"}
+        codes = {
+            "E_TX_NOT_FOUND",
+            "E_CLIENT_NOT_FOUND",
+            "E_CLIENT_DEREGISTERED",
+            "E_CLIENT_ID_INVALID",
+        }
         r = self.call(fn, "t", client, number, data, "Kassenbeleg-V1", expect_ok=ok, codes=codes)
         if r is not None:
             assert r.transaction_number == number and r.process_data == data
             if finish:
                 del self.open[number]
+            else:
+                self.open[number] = client  # the client that signed last holds it
 
     @rule(client=CLIENTS)
     def register(self, client: str) -> None:

@@ -7,8 +7,9 @@ open from Start until Finish (``TX_TRANSITIONS``); update/finish of an unknown o
 finished one is ErrorNoTransaction (``E_TX_NOT_FOUND``). Another registered client
 may update or finish it (a table moved to another till: certified TSEs accept it,
 e.g. the fiskaly export 685e1812 in the vendor data, where transaction 31 is finished
-by another client than started it); its log names that client, and an unknown or
-deregistered one is refused as at start. Limits: fiskaly's 2000 open
+by another client than started it); its log names that client, which holds the
+transaction from then on (deregistering counts it, recovery lists it), and an unknown
+or deregistered one is refused as at start. Limits: fiskaly's 2000 open
 transactions (``E_TX_LIMIT_REACHED``), the codec's processData size, processType a
 PrintableString of at most 100 characters.
 """
@@ -228,7 +229,11 @@ def _continue(
     if target == FINISHED:
         del open_txs[number]
     else:
-        open_txs[number] = evolve(tx, last_signed_at=log_time, process_type=process_type)
+        # the client that signed last holds it (a table moved to another till): its
+        # open transactions are counted at deregistering, listed for recovery
+        open_txs[number] = evolve(
+            tx, last_signed_at=log_time, process_type=process_type, client_id=client_id
+        )
     state = evolve(
         state, signature_counter=counter, last_log_time=log_time, open_transactions=open_txs
     )
