@@ -82,7 +82,8 @@ def read_tar_transactions(
             kind = operation_kind(fields.operation_type)
             if kind == "start":
                 tx.start = unix
-                tx.client_id = fields.client_id
+                if tx.end is None:  # a till that took it over finished it (any TAR order)
+                    tx.client_id = fields.client_id
                 tx.process_type = tx.process_type or fields.process_type
             elif kind == "finish":
                 tx.end = unix
