@@ -96,7 +96,9 @@ def test_a_cursor_from_an_edited_url_is_no_cursor() -> None:
     assert Cursor.parse("1700000000.12.tss-a.tx-1") == Cursor(1700000000, 12, "tss-a", "tx-1")
     assert Cursor.parse("1.2.a.b.c") == Cursor(1, 2, "a", "b.c")  # an id may hold dots
     for bad in ("", "1.2.a", "x.2.a.b", "1.-2.a.b", "1..a.b", "1.2..b", f"{2**63}.1.a.b",
-                "1.².a.b", "1.2.a." + "b" * 400):  # fmt: skip
+                "1.².a.b", "1.2.a." + "b" * 400,
+                # control characters: PostgreSQL refuses a NUL in text (a 500 there)
+                "1.5.\x00.x", "1.5.a.\x00", "1.5.a.b\n"):  # fmt: skip
         assert Cursor.parse(bad) is None, bad
 
 

@@ -202,6 +202,8 @@ class Cursor:
         parts = text.split(".", 3)
         if len(parts) != 4 or len(text) > 300 or not all(parts[2:]):
             return None
+        if not text.isprintable():  # a NUL reaches PostgreSQL as an error, not a miss
+            return None
         t, n = parts[0], parts[1]
         if not (_digits(t) and _digits(n) and int(t) < 2**63 and int(n) < 2**63):
             return None
