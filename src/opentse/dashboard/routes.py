@@ -99,6 +99,10 @@ class Dashboard:
                     page.env = key.env
                     page.org_name = await run_in_threadpool(self.org_name, page.org)
             try:
+                if not all(str(v).isprintable() for v in request.path_params.values()):
+                    # an edited URL (/dashboard/tss/%00): PostgreSQL refuses a NUL in
+                    # text, which answered 500; nothing is named so
+                    raise NotFound()
                 if login and not page.org:  # back here once logged in (a bookmark,
                     # a session that ran out on a receipt)
                     response: Response = RedirectResponse(login_url(request), status_code=303)
