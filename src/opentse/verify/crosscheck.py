@@ -381,12 +381,16 @@ def _substituted_keys(
 
 def _held_words(number: int, held: tuple[int, int]) -> str:
     """What a TAR that lacks transaction ``number`` holds of the TSE: inside its
-    range the logs are missing from it; before or after it, the TAR starts too late
-    or ends too early (exported for a shorter range or period, or cut off)."""
+    range the logs are missing from it, or a client filter left them out; before or
+    after it, the TAR starts too late or ends too early (exported for a shorter range
+    or period, or cut off)."""
     first, last = held
     span = f"{first}..{last}" if first != last else str(first)
     if first <= number <= last:
-        why = "its logs are missing from the TAR"
+        why = (
+            "its logs are missing from the TAR (or the TAR was exported for some client "
+            "ids only: a TSE shared by registers)"
+        )
     else:
         why = (
             f"the TAR {'ends before' if number > last else 'starts after'} it (exported for "
