@@ -246,13 +246,12 @@ def recover_row(
         return row
     result, extra = found
     state = str(extra.get("state", "ACTIVE"))
-    # the metadata as of that revision travels in its log (upsert merged it into
-    # what the row had then): a row a crash lost gets it back, a lagging one keeps
-    # its own keys too
+    # the metadata as of that revision travels in its log, whole (upsert merged the
+    # request into what the row had then): a row a crash lost or left behind gets
+    # exactly that, keys removed by null included; a log without it (its metadata
+    # was and stayed empty, or an older opentse signed it) leaves the row's
     logged = extra.get("metadata")
-    metadata = dict(row.metadata) if row else {}
-    if isinstance(logged, dict):
-        metadata.update(logged)
+    metadata = dict(logged) if isinstance(logged, dict) else dict(row.metadata) if row else {}
     new = TxRow(
         tss_id,
         tx_id,

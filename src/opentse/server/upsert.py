@@ -282,7 +282,9 @@ def _upsert(
         "client": client.client_id,
         "schema": schema_out,
     }
-    if metadata:  # durable with the log: an index row a crash lost gets it back
+    if metadata or (row is not None and row.metadata):
+        # durable with the log: an index row a crash lost gets it back, also emptied
+        # (every key removed by null), which nothing logged could not tell
         extra["metadata"] = metadata
     ref = tx_ref(tx_id, revision)
     token = ctx.svc.begin_signing(ctx.now())
