@@ -69,13 +69,11 @@ def run_migrations(
 
         assert database is not None
         applied = migrate(database, force=force)
-        from opentse.storage.nodes import PG_ONLY_FROM
+        from opentse.storage.nodes import schema_version
 
         with psycopg.connect(database, autocommit=True) as pg:
-            # the mirrored numbering both dialects share (09xx: PostgreSQL's own files,
-            # the installation check, which said "schema version 0900" at every level)
-            mirrored = [v for v in migrations.applied_versions(pg) if v < PG_ONLY_FROM]
-            current = max(mirrored, default=0)
+            # not PostgreSQL's own 0900, which it said at every level
+            current = schema_version(migrations.applied_versions(pg))
         return "postgresql", applied, current
     if database is None:
         from opentse.installation import check_sqlite_database

@@ -52,6 +52,13 @@ CASH_BOOK_TODO = (
 )
 
 
+#: a row's amount or its mark, once: a row a concurrent search filled is left alone
+SET_AMOUNT = (
+    "UPDATE svc_transactions SET amount_cents = ?, amount_unread = ?"
+    " WHERE tss_id = ? AND tx_id = ? AND state = 'FINISHED' AND amount_cents IS NULL"
+)
+
+
 def _read(ctx: Any, row: TxRow) -> tuple[int | None, str | None]:
     """(cents, None) or (None, why not); raises StorageError (the store is failing
     now: the row stays as it is)."""
@@ -104,9 +111,7 @@ def backfill_amounts(ctx: Any, org: str, tss_id: str | None) -> int:
         with db.tx() as c:
             for row, cents, why in done:
                 c.execute(
-                    "UPDATE svc_transactions SET amount_cents = ?, amount_unread = ?"
-                    " WHERE tss_id = ? AND tx_id = ? AND state = 'FINISHED'"
-                    " AND amount_cents IS NULL",
+                    SET_AMOUNT,
                     (cents, why, row.tss_id, row.tx_id),
                 )
     _log_marked(why for *_, why in done)
@@ -150,9 +155,7 @@ def backfill_cash_book(ctx: Any, org: str, tss_id: str | None) -> int:
         for tid, tx_id, cents, why in done:
             if cents is not None or why is not None:
                 c.execute(
-                    "UPDATE svc_transactions SET amount_cents = ?, amount_unread = ?"
-                    " WHERE tss_id = ? AND tx_id = ? AND state = 'FINISHED'"
-                    " AND amount_cents IS NULL",
+                    SET_AMOUNT,
                     (cents, why, tid, tx_id),
                 )
             c.execute(

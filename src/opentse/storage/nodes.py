@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +40,19 @@ PG_ONLY_FROM = 900  # 09xx: PostgreSQL-only migrations, outside the mirrored num
 _NOW_MS = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
 
 
+def schema_version(versions: Iterable[int], default: int = 0) -> int:
+    """The highest of ``versions`` in the numbering both dialects share (09xx are
+    PostgreSQL's own files, the installation check): a database's or a code's
+    schema version, as people are told it."""
+    return max((v for v in versions if v < PG_ONLY_FROM), default=default)
+
+
 @functools.cache
 def schema_level() -> int:
     """The highest mirrored migration this code ships (its schema level)."""
     from opentse.storage import migrations
 
-    return max(m.version for m in migrations.load("postgresql") if m.version < PG_ONLY_FROM)
+    return schema_version(m.version for m in migrations.load("postgresql"))
 
 
 @functools.cache
@@ -154,9 +162,8 @@ def refuse_if_schema_newer(applied: set[int], known: set[int]) -> None:
     (allowed with ``OPENTSE_ALLOW_NEWER_SCHEMA=1``)."""
     unknown = sorted(applied - known)
     if unknown and not newer_schema_allowed():
-        # schema versions of the mirrored numbering (09xx: PostgreSQL's own files)
-        database = max((v for v in applied if v < PG_ONLY_FROM), default=max(applied))
-        code = max((v for v in known if v < PG_ONLY_FROM), default=0)
+        database = schema_version(applied, default=max(applied))
+        code = schema_version(known)
         raise StorageError(
             f"the database was migrated by a newer opentse: its schema version is "
             f"{database:04d}, this opentse knows up to {code:04d} (migrations "
