@@ -251,16 +251,20 @@ class ExportLogs:
             before = self._seen[tss_id]
             if current <= before.last:  # another request read as far meanwhile
                 return before
+            # Another request may have kept a reading meanwhile (it began earlier, up
+            # to a lower counter): only what this one read beyond it is new, the
+            # first logs included, which both read from the same start.
             known = {log.counter for log in before.exports}
             newer = [
                 SystemLog(log.signature_counter, log.log_time, _operation(log), log.filename)
                 for log in recent
                 if log.signature_counter > before.last
             ]
+            unseen = tuple(e for e in first if e.counter > before.last)
             after = _Seen(
                 current,
                 before.exports + tuple(e for e in exports if e.counter not in known),
-                before.first + tuple(first[: FIRST_SYSTEM_LOGS - len(before.first)]),
+                before.first + unseen[: FIRST_SYSTEM_LOGS - len(before.first)],
                 (before.latest + tuple(newer))[-LATEST_SYSTEM_LOGS:],
             )
             self._seen[tss_id] = after
