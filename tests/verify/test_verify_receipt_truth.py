@@ -120,7 +120,7 @@ def test_a_receipt_whose_start_is_not_the_start_logs_is_an_error(shop: Shop) -> 
     ], out
     start = findings[2]
     assert start["fields"] == ["startTime"]
-    signed = sale.start_time.replace(microsecond=0).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    signed = format_qr_time(sale.start_time.replace(microsecond=0))  # the TAR: whole seconds
     assert format_qr_time(moved) in start["message"] and signed in start["message"]
     assert "Start log" in start["message"]
     assert "not its start time" in findings[1]["message"]
@@ -212,7 +212,7 @@ def test_vendor_receipt_start_times_are_compared_with_their_start_logs(archive: 
         assert code == 1, out
         (differs,) = [f for f in json.loads(out)["findings"] if f["fields"] == ["startTime"]]
         assert format_qr_time(earlier) in differs["message"]
-        assert start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") in differs["message"]
+        assert format_qr_time(start.replace(microsecond=0)) in differs["message"]
 
 
 # --- 2. both values, and where each came from -----------------------------------------
@@ -247,11 +247,30 @@ def test_a_tar_transaction_that_differs_names_both_values(shop: Shop) -> None:
     (finding,) = against_tse_export(payload, [changed], "tse.tar")
     message = finding.message
     assert f"signature counter 999, the receipt {payload.signature_counter}" in message
-    later = datetime.fromtimestamp(tx.end + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = format_qr_time(datetime.fromtimestamp(tx.end + 60, UTC))
     assert f"logTime {later}, the receipt {format_qr_time(payload.log_time)}" in message
     assert "processType 'Bestellung-V1', the receipt 'Kassenbeleg-V1'" in message
     assert "AQEB" in message and payload.to_text().split(";")[-2] in message
     assert set(finding.fields) == {"signature", "signatureCounter", "logTime", "processType"}
+
+
+def test_tar_and_receipt_times_are_written_alike(shop: Shop) -> None:
+    """One formatter for both times of a message: the TAR's (whole seconds) with
+    ``.000`` as the receipt's, and a year before 1000 with four digits (strftime on
+    glibc wrote ``999-...``, which reads as no time at all)."""
+    payload = parse_qr_payload(shop.text["sale"])
+    (tx,) = [t for t in read_tar_transactions(shop.tar) if t.number == payload.transaction_number]
+    early = int(datetime(999, 3, 4, 5, 6, 7, tzinfo=UTC).timestamp())
+    (finding,) = against_tse_export(payload, [replace(tx, end=early)], "tse.tar")
+    assert f"logTime 0999-03-04T05:06:07.000Z, the receipt {format_qr_time(payload.log_time)}" in (
+        finding.message
+    )
+    assert tx.start is not None
+    moved = replace(payload, start_time=payload.start_time + timedelta(seconds=5))
+    findings = against_tse_export(moved, [tx], "tse.tar")
+    start_words = findings[-1].message
+    assert format_qr_time(datetime.fromtimestamp(tx.start, UTC)) in start_words
+    assert format_qr_time(datetime.fromtimestamp(tx.start, UTC)).endswith(".000Z")
 
 
 # --- 3. what the Bon's processData was made from --------------------------------------

@@ -38,8 +38,10 @@ def _unix(when: datetime) -> int:
 
 
 def _time(unix: int) -> str:
-    """A log time of the TAR (whole seconds) as the receipt writes its times."""
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A log time of the TAR (whole seconds) as the receipt writes its times, by the
+    QR code's own formatter (``.000Z``; years before 1000 padded to four digits,
+    which strftime on glibc does not do), so both times of a message read alike."""
+    return format_qr_time(datetime.fromtimestamp(unix, UTC))
 
 
 def _b64(raw: bytes) -> str:
