@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
+import re
 from typing import Any
 
 import orjson
@@ -40,6 +43,40 @@ log = logging.getLogger("opentse.server")
 PREFIX = "/api/v2/tss/"
 _JSON_HEADERS = b"application/json"
 _SCHEMA_REF = {"$ref": "#/TxRequest"}
+
+# fiskaly "Request IDs": every answer names its request in the ``request-id`` header,
+# the id the register sent there (it generates one, fiskaly's text says) or, without
+# one, ours: a per-process random prefix and a counter, unique across nodes and
+# restarts without a random draw per request. Problem bodies stay fiskaly's four
+# fields (its error schemas have no request id). Only visible ASCII is echoed, so
+# nothing a client sends can split or bend a header line.
+REQUEST_ID = b"request-id"
+SCOPE_KEY = "opentse.request_id"  # where handlers and error logs read it
+_ECHOED = re.compile(rb"[!-~]{1,128}")
+_PREFIX = os.urandom(8).hex()
+_NUMBERS = itertools.count(1)
+
+
+def request_id(headers: Any) -> bytes:
+    """The request's ``request-id``: the client's when it sent a usable one, else a
+    new one."""
+    for name, value in headers:
+        if name == REQUEST_ID:
+            if _ECHOED.fullmatch(value):
+                return bytes(value)
+            break
+    return f"{_PREFIX}-{next(_NUMBERS):x}".encode()
+
+
+def _naming_request(send: Send, rid: bytes) -> Send:
+    """``send`` with the ``request-id`` header added to the response's start."""
+
+    async def named(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (REQUEST_ID, rid)]}
+        await send(message)
+
+    return named
 
 
 class Disconnected(Exception):
@@ -75,16 +112,20 @@ class ServerApp(Starlette):
     failures: Any = None  # ops metrics.FailureCounter, set by routes_ops.install
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        rid = request_id(scope["headers"])
+        scope[SCOPE_KEY] = rid
+        named = _naming_request(send, rid)
         try:
-            if scope["type"] == "http" and self.hot_handler is not None:
+            if self.hot_handler is not None:
                 ids = hot_route(scope)
                 if ids is not None:
-                    await self._upsert(scope, receive, send, ids[0], ids[1])
+                    await self._upsert(scope, receive, send, named, ids[0], ids[1], rid)
                     return
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, named)
         except asyncio.CancelledError:
-            if scope["type"] != "http":
-                raise
             # uvicorn cancels what still runs when SIGTERM's grace is over (a request
             # waiting for a database that is away): a 503 to retry elsewhere or later,
             # where the answer has not begun, instead of a dropped connection and a
@@ -93,21 +134,37 @@ class ServerApp(Starlette):
                 503, "E_SERVER_STOPPING", "the server is stopping; retry", {"Retry-After": "1"}
             )
             with contextlib.suppress(Exception):
-                await response(scope, receive, send)
+                await response(scope, receive, named)
 
-    async def _upsert(self, scope: Scope, receive: Receive, send: Send, tss: str, tx: str) -> None:
+    async def _upsert(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        named: Send,
+        tss: str,
+        tx: str,
+        rid: bytes,
+    ) -> None:
+        """The hot route; its answer carries ``request-id`` itself, problems go
+        through ``named`` (``send`` with the header added)."""
         ctx: ServerContext = self.state.ctx
         try:
             status, payload = await self._run(ctx, scope, receive, tss, tx)
         except Disconnected:
             return
         except ApiError as exc:
-            await self._problem(scope, receive, send, tss, exc)
+            await self._problem(scope, receive, named, tss, exc)
             return
         except Exception:  # as ServerErrorMiddleware: a fiskaly 500 that names nothing
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            log.exception(
+                "unhandled error on %s %s (request-id %s)",
+                scope["method"],
+                scope["path"],
+                rid.decode("ascii"),
+            )
             response = problem_response(500, "E_INTERNAL", "internal error")
-            await response(scope, receive, send)  # not counted, as before (outside it)
+            await response(scope, receive, named)  # not counted, as before (outside it)
             return
         body = orjson.dumps(payload)
         await send(
@@ -117,6 +174,7 @@ class ServerApp(Starlette):
                 "headers": [
                     (b"content-length", str(len(body)).encode()),
                     (b"content-type", _JSON_HEADERS),
+                    (REQUEST_ID, rid),
                 ],
             }
         )

@@ -49,6 +49,10 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "cancelExport never answers 423, and logoutAdmin answers 200 on a DEFECTIVE TSS "
     "(there is nothing to log out of).",
     # where fiskaly's documentation is silent: what opentse chose (a POS vendor's view)
+    "Every answer carries the `request-id` header fiskaly documents: the value the "
+    "register sent in a `request-id` header (1-128 visible ASCII characters), else one "
+    "the server made; the server's error log names it. Error bodies keep fiskaly's four "
+    "fields.",
     "Where fiskaly's text is silent, a metadata value sent as `null` removes that key "
     "(fiskaly's own Postman collection sends null; a value is a string, so null cannot "
     'be kept) and `""` is kept as an empty string.',

@@ -165,8 +165,16 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    """Catch-all: never leak internals, always a fiskaly-shaped 500 body."""
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    """Catch-all: never leak internals, always a fiskaly-shaped 500 body. The log line
+    names the request's ``request-id`` (the header the answer carries), so a shop that
+    reports it leads to the traceback."""
+    rid = request.scope.get("opentse.request_id", b"-")
+    log.exception(
+        "unhandled error on %s %s (request-id %s)",
+        request.method,
+        request.url.path,
+        rid.decode("ascii"),
+    )
     return problem_response(500, "E_INTERNAL", "internal error")
 
 
