@@ -15,6 +15,7 @@ from opentse.formats.qr import (
     QRPayload,
     build_qr_payload,
     format_qr_time,
+    line_end,
     parse_qr_payload,
 )
 from opentse.tr03151.logtime import TimeFormat
@@ -152,3 +153,37 @@ def test_parser_never_fails_unexpectedly(text: str) -> None:
         parse_qr_payload(text)
     except QRFormatError as exc:
         assert exc.field in (*FIELD_NAMES, "payload")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (" " + VECTOR, "starts with a space before 'V0;'"),  # said "version ' V0'" before
+        ("\t " + VECTOR, "starts with 2 white-space characters ('\\t ') before 'V0;'"),
+        ("\n" + VECTOR, "starts with a line end before 'V0;'"),  # dropped silently before
+        ("\r\n" + VECTOR, "starts with 2 white-space characters ('\\r\\n')"),
+        ("\ufeff" + VECTOR, "starts with a byte order mark before 'V0;'"),
+        (VECTOR + " ", "ends with a space after the public key"),  # "not valid base64" before
+        (VECTOR + "\n\n", "ends with 2 white-space characters ('\\n\\n') after the public key"),
+        (VECTOR + " \n", "ends with 2 white-space characters (' \\n')"),
+        (VECTOR + "\r", "ends with a carriage return after the public key"),
+    ],
+)
+def test_white_space_around_the_text_is_named(text: str, words: str) -> None:
+    """A QR text begins with V0 and ends with base64 (DSFinV-K Anhang I): white space
+    before or after it is an error that says what and where, never dropped."""
+    with pytest.raises(QRFormatError) as info:
+        parse_qr_payload(text)
+    assert info.value.field == "payload"
+    assert words in info.value.message, info.value.message
+    assert "version" not in info.value.message
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_one_line_end_after_the_text_ends_the_line(end: str) -> None:
+    """echo and a scanner typing into a terminal end the text with a line end: it is
+    not part of the payload, which reads as without it (the caller says so)."""
+    assert line_end(VECTOR + end) == end
+    assert line_end(VECTOR) == "" and line_end(VECTOR + " \n") == ""
+    payload = parse_qr_payload(VECTOR + end)
+    assert payload == parse_qr_payload(VECTOR) and payload.to_text() == VECTOR

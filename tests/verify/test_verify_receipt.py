@@ -307,3 +307,21 @@ def test_a_photo_of_two_receipts_verifies_both(tmp_path: Path) -> None:
     result = CliRunner().invoke(build_app(), ["verify-receipt", "--image", str(photo), "--json"])
     body = json.loads(result.stdout)
     assert sorted(r["ok"] for r in body) == [False, True]
+
+
+@needs_vectors
+def test_a_line_end_after_the_text_is_said_a_leading_space_refused() -> None:
+    """Piped with echo (a line end after it): verified, and the result says the line
+    end was taken as the end of the line. A leading space (pasted with the text) is
+    an error naming the space, not "version ' V0'"."""
+    app = build_app()
+    result = CliRunner().invoke(app, ["verify-receipt", VECTORS[0] + "\n", "--json"])
+    assert result.exit_code == 0, result.output
+    findings = json.loads(result.stdout)["findings"]
+    assert [f["code"] for f in findings] == ["I_RECEIPT_OK", "I_QR_LINE_END"]
+    assert "'\\n'" in findings[1]["message"] and "end of the line" in findings[1]["message"]
+    assert [f.code for f in verify_receipt(VECTORS[0]).findings] == ["I_RECEIPT_OK"]
+    result = CliRunner().invoke(app, ["verify-receipt", " " + VECTORS[0]])
+    assert result.exit_code == 1, result.output
+    assert "E_QR_FORMAT: payload: starts with a space before 'V0;'" in result.stdout
+    assert "NOT VERIFIED" in result.stdout and "' V0'" not in result.stdout

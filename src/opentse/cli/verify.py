@@ -320,7 +320,13 @@ def _matched(result: ReceiptResult, matchers: list[Matcher]) -> ReceiptResult:
 def verify_receipt_command(
     payload: Annotated[
         str | None,
-        typer.Argument(help='The QR code text, "V0;...".', show_default=False, metavar="QR_TEXT"),
+        typer.Argument(
+            help='The QR code text, "V0;...". One line end after it (as echo adds) is taken '
+            "as the end of the line, and the result says so; any other white space before "
+            "or after it is an error (E_QR_FORMAT) naming it.",
+            show_default=False,
+            metavar="QR_TEXT",
+        ),
     ] = None,
     image: Annotated[
         Path | None,

@@ -184,9 +184,74 @@ def _base64(field: str, value: str) -> bytes:
     return data
 
 
+_NAMES = {" ": "a space", "\t": "a tab", "\r": "a carriage return", "\n": "a line end",
+          "\ufeff": "a byte order mark", "\u00a0": "a no-break space"}  # fmt: skip
+
+
+def _blank(char: str) -> bool:
+    return char.isspace() or char == "\ufeff"
+
+
+def _spaces(chars: str) -> str:
+    """White space as a person names it: ``a space``, ``2 characters ('\\t\\n')``."""
+    if len(chars) == 1:
+        return _NAMES.get(chars, f"the white space {chars!r}")
+    return f"{len(chars)} white-space characters ({chars!r})"
+
+
+def line_end(text: str) -> str:
+    """The one line end (``\\n`` or ``\\r\\n``) that ``text`` ends with, else "": what
+    ``echo`` or a scanner typing into a terminal adds after a QR text. It ends the
+    line, it is not part of the payload (which ends with the public key's base64),
+    so :func:`parse_qr_payload` takes the text without it; callers say they did."""
+    for end in ("\r\n", "\n"):
+        if text.endswith(end) and not (len(text) > len(end) and _blank(text[-len(end) - 1])):
+            return end
+    return ""
+
+
+def _blank_run(text: str, *, at_end: bool) -> str:
+    """The white space ``text`` starts (or ends) with."""
+    chars = reversed(text) if at_end else iter(text)
+    count = 0
+    for char in chars:
+        if not _blank(char):
+            break
+        count += 1
+    return text[len(text) - count :] if at_end else text[:count]
+
+
+def _check_ends(text: str) -> str:
+    """``text`` without its line end; QRFormatError for any other white space around
+    it (a payload begins with ``V0`` and ends with base64, DSFinV-K Anhang I: white
+    space there was copied with it, and is never dropped silently)."""
+    body = text[: len(text) - len(line_end(text))]
+    lead = _blank_run(body, at_end=False)
+    if lead:
+        after = body[len(lead) : len(lead) + 3]
+        raise QRFormatError(
+            "payload",
+            f"starts with {_spaces(lead)} before {after!r}: a receipt's QR text begins "
+            f"with '{QR_VERSION};' (DSFinV-K Anhang I): what stands before it was copied "
+            "with the text and is no part of it: remove it",
+        )
+    tail = _blank_run(body, at_end=True)
+    if tail:
+        raise QRFormatError(
+            "payload",
+            f"ends with {_spaces(tail)} after the public key: a receipt's QR text ends with "
+            "the public key's base64 (DSFinV-K Anhang I); only one line end after it, as "
+            "echo or a scanner adds, is taken as the end of the line: remove the rest",
+        )
+    return body
+
+
 def parse_qr_payload(text: str) -> QRPayload:
-    """Parse and validate a receipt QR text; raises QRFormatError naming the field."""
-    text = text.strip("\r\n")
+    """Parse and validate a receipt QR text; raises QRFormatError naming the field.
+
+    One line end after the text (:func:`line_end`) is taken as the end of the line;
+    any other white space before or after it is an error naming it."""
+    text = _check_ends(text)
     parts = text.split(";")
     if len(parts) < _HEAD + 1 + _TAIL:
         raise QRFormatError(

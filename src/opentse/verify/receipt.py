@@ -22,7 +22,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from opentse.errors import OpenTSEError
-from opentse.formats.qr import QRFormatError, QRPayload, format_qr_time, parse_qr_payload
+from opentse.formats.qr import (
+    QRFormatError,
+    QRPayload,
+    format_qr_time,
+    line_end,
+    parse_qr_payload,
+)
 from opentse.tr03151.logtime import TimeFormat
 from opentse.tr03151.oids import SIGNATURE_ALGORITHMS
 from opentse.tr03151.signature import public_key_from_point, verify_signature
@@ -230,10 +236,24 @@ def verify_receipt_payload(payload: QRPayload, text: str = "") -> ReceiptResult:
 
 
 def verify_receipt(text: str) -> ReceiptResult:
-    """Parse and verify a receipt QR text; never raises for bad input, reports instead."""
+    """Parse and verify a receipt QR text; never raises for bad input, reports instead.
+
+    A line end after the text (``echo``, a scanner) is taken as the end of the line,
+    and a finding says so (I_QR_LINE_END): nothing is dropped silently."""
     try:
         payload = parse_qr_payload(text)
     except QRFormatError as exc:
         finding = error(exc.code, exc.message, fields=(exc.field,))
         return ReceiptResult(text, None, (finding,))
-    return verify_receipt_payload(payload, text)
+    result = verify_receipt_payload(payload, text)
+    end = line_end(text)
+    if not end:
+        return result
+    note = info(
+        "I_QR_LINE_END",
+        f"the text ends with a line end ({end!r}), as echo or a scanner adds after a QR "
+        "text: taken as the end of the line, not as part of the QR payload, which ends "
+        "with the public key",
+        fields=("payload",),
+    )
+    return replace(result, findings=(*result.findings, note))
