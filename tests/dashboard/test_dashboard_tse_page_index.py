@@ -131,3 +131,43 @@ def test_the_system_log_query_uses_the_index_on_postgresql(tmp_path: Path, pg_ur
             assert len(ExportLogs().first(inst.service, tss)) == 50
     finally:
         inst.close()
+
+
+@pytest.mark.postgres
+def test_a_generic_plan_of_the_system_log_query_uses_the_index(tmp_path: Path, pg_url: str) -> None:
+    """psycopg prepares a statement run five times on a connection, and PostgreSQL may
+    then plan it once for any parameters (always with plan_cache_mode =
+    force_generic_plan). Such a plan cannot tell whether a log type given as a
+    parameter is 'Sys': the partial index was skipped and every log of the TSE read."""
+    import psycopg
+    from psycopg import sql as pgsql
+
+    from opentse.engine.ports import LogFilter
+    from opentse.storage.rows import LOG_COLUMNS, filter_sql
+
+    data = tmp_path / "data"
+    inst = Installation.open(data, database_url=pg_url)
+    try:
+        for _, tss, _ in _shop(inst, data):
+            flt = LogFilter(
+                start_signature_counter=1, end_signature_counter=LOGS, log_types=(LogType.SYSTEM,)
+            )
+            where, params = filter_sql(flt, "%s")  # as the PostgreSQL store asks
+            query = f"SELECT {LOG_COLUMNS} FROM logs WHERE tse_id = %s{where}"
+            query += " ORDER BY signature_counter"
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute("ANALYZE logs")
+                conn.execute("SET plan_cache_mode = force_generic_plan")
+                rows = conn.execute(query, [tss, *params], prepare=True).fetchall()
+                (name,) = conn.execute(
+                    "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
+                    ["%FROM logs WHERE tse_id%"],
+                ).fetchone() or ("",)
+                assert name, "psycopg did not prepare the statement"
+                values = pgsql.SQL(", ").join(pgsql.Literal(v) for v in [tss, *params])
+                explain = pgsql.SQL("EXPLAIN EXECUTE {}({})").format(pgsql.Identifier(name), values)
+                plan = " | ".join(str(r[0]) for r in conn.execute(explain))
+            assert "logs_system" in plan, plan
+            assert all(row[2] == LogType.SYSTEM.value for row in rows) and len(rows) >= 100
+    finally:
+        inst.close()

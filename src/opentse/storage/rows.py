@@ -140,8 +140,13 @@ def filter_sql(flt: LogFilter | None, placeholder: str = "?") -> tuple[str, list
             params.append(value)
     if flt.log_types is not None:
         if flt.log_types:
-            clauses.append(f"log_type IN ({', '.join(p for _ in flt.log_types)})")
-            params.extend(LogType(t).value for t in flt.log_types)
+            # Literals (LogType's three values, never caller text), not parameters:
+            # a generic plan (PostgreSQL after psycopg prepares a statement, or
+            # plan_cache_mode = force_generic_plan) cannot prove a parameter implies
+            # the partial index logs_system's WHERE (migration 0013) and walked every
+            # log of the TSE instead.
+            types = sorted({LogType(t).value for t in flt.log_types})
+            clauses.append("log_type IN (" + ", ".join(f"'{t}'" for t in types) + ")")
         else:
             clauses.append("1 = 0")
     return "".join(" AND " + c for c in clauses), params
