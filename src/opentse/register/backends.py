@@ -114,15 +114,32 @@ class TseDescription:
     time_format: str
 
 
+class TakenOver(StateError):
+    """The transaction is open and held by another till (the client that signed it
+    last: a table moved to another till), so this register must not finish it."""
+
+    code = "E_TX_TAKEN_OVER"
+    http_status = 409
+
+    def __init__(self, number: int, holder: str) -> None:
+        super().__init__(
+            f"transaction {number} was taken over by till {holder!r}, which holds it now"
+        )
+        self.holder = holder
+
+
 @dataclass(frozen=True)
 class OpenTransaction:
-    """A transaction the TSE still holds open for this client. ``start_time`` is when
-    the TSE signed its Start (the TSE's clock; None when a service does not say):
-    recovery tells an abandoned transaction from another till's live one by it."""
+    """A transaction the TSE still holds open for this client (the client that
+    signed it last). ``start_time`` is when the TSE signed its Start and
+    ``last_signed`` its latest revision (the TSE's clock; None when a service does
+    not say): recovery tells an abandoned transaction from another till's live one
+    by the later of the two (a table moved here is as young as its move)."""
 
     transaction_number: int
     process_type: str
     start_time: datetime | None = None
+    last_signed: datetime | None = None
 
 
 class Backend(Protocol):
@@ -144,6 +161,11 @@ class Backend(Protocol):
     def started_number(self, client_id: str, ref: str) -> int | None:
         """The number of the transaction a Start with idempotency ``ref`` began, or
         None if that Start never reached the TSE (a lookup: nothing is signed)."""
+
+    def holder(self, client_id: str, number: int, ref: str) -> str | None:
+        """The client id of another till holding transaction ``number`` open now (it
+        signed it last: taken over), else None (this register's, finished or
+        unknown). ``ref``: the receipt ref the transaction was started with, if any."""
 
     def serial_number(self) -> str: ...
 
@@ -220,10 +242,14 @@ class EmbeddedBackend:
     def open_transactions(self, client_id: str) -> list[OpenTransaction]:
         state = self.service.get(self.tse_id).state
         return [
-            OpenTransaction(number, tx.process_type, _utc(tx.started_at))
+            OpenTransaction(number, tx.process_type, _utc(tx.started_at), _utc(tx.last_signed_at))
             for number, tx in sorted(state.open_transactions.items())
             if tx.client_id == client_id
         ]
+
+    def holder(self, client_id: str, number: int, ref: str) -> str | None:
+        tx = self.service.get(self.tse_id).state.open_transactions.get(number)
+        return None if tx is None or tx.client_id == client_id else tx.client_id
 
     def started_number(self, client_id: str, ref: str) -> int | None:
         found = self.service.find_ref(self.tse_id, ref)

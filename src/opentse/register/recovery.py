@@ -26,7 +26,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from opentse.formats import processdata as pd
-from opentse.register.backends import Backend, OpenTransaction, Signed, TSEUnavailable
+from opentse.register.backends import (
+    Backend,
+    OpenTransaction,
+    Signed,
+    TakenOver,
+    TSEUnavailable,
+)
 from opentse.register.outage import OutageLog
 from opentse.register.recovery_books import RecoveredTransaction, account
 from opentse.register.recovery_journal import PendingStart
@@ -137,11 +143,19 @@ class Recovery:
             )
             ref = f"{receipt_ref}:finish" if receipt_ref else f"recover:{client}:{number}"
             try:
+                if number not in open_numbers:  # not held by this client (any more)
+                    self._left_to_holder(number, receipt_ref)
                 signed = self._call(
                     functools.partial(
                         self._finish_open, number, ABORT_PROCESS_TYPE, ABORT_PROCESS_DATA, ref
                     )
                 )
+            except TakenOver as exc:
+                # another till took it over (a table moved to it): its receipt now, so
+                # not aborted here, and not booked by this register
+                self._resolve(number, f"taken over by till {exc.holder}: left to it")
+                self._forget(claimed.get(number))
+                continue
             except Exception as exc:
                 if number not in open_numbers and is_not_found(exc):
                     self._resolve(number, f"not open at the TSE ({journal_reason(exc)})")
@@ -201,11 +215,25 @@ class Recovery:
                 self.journal.forget_start(ref)  # the Start never reached the TSE
         return claimed
 
+    def _left_to_holder(self, number: int, receipt_ref: str) -> None:
+        """Raise :class:`TakenOver` when another till holds transaction ``number`` now
+        (it signed it last): the engine and fiskaly let any registered client finish
+        it, so an abort signed here would close that till's table under it."""
+        holder = self._call(
+            functools.partial(self.backend.holder, self.config.client_id, number, receipt_ref)
+        )
+        if holder is not None:
+            raise TakenOver(number, holder)
+
     def _abandoned(self, tx: OpenTransaction, now: datetime) -> bool:
-        """Another till's open transaction counts as abandoned once its Start is
+        """Another till's open transaction counts as abandoned once its last signing
+        (its Start, or the update that moved it to this client) is
         ``abandoned_after`` old; one whose start time the TSE does not report never
         does (left to its till, listed for the operator)."""
-        return tx.start_time is not None and now - tx.start_time >= self.config.abandoned_after
+        if tx.start_time is None:
+            return False
+        last = max(tx.start_time, tx.last_signed or tx.start_time)
+        return now - last >= self.config.abandoned_after
 
     def _resolve(self, number: int, resolution: str) -> None:
         self.journal.resolve_dangling(

@@ -37,6 +37,7 @@ from opentse.register.backends import (
     RegisterNotAccepted,
     Signed,
     Started,
+    TakenOver,
     TseDescription,
     TSEUnavailable,
     not_accepted,
@@ -355,13 +356,57 @@ class RemoteBackend:
             "schema": {"raw": {"process_type": process_type, "process_data": data}},
         }
         if ref.endswith(":finish"):
-            return signed_from_body(self._upsert(tx_id_for(ref), 2, request))
+            tx = tx_id_for(ref)
+            try:
+                return signed_from_body(self._own(self._upsert(tx, 2, request)))
+            except RemoteError as exc:
+                if exc.http_status != 409:
+                    raise
+                # revision 2 was signed with another request: recovery's abort after
+                # the sale's own Finish was signed (a service that refuses a changed
+                # revision, E_PENDING_TX_CONFLICT, rather than answering what was
+                # signed), or another till's revision
+                return signed_from_body(self._own(self._signed_finish(tx, exc)))
         # a transaction found open on reconnect: finish the revision after its latest
         current = self._request("GET", f"/tss/{self.tse_id}/tx/{number}")
         if current.get("state") != "ACTIVE":
             return signed_from_body(current)
         revision = int(current["latest_revision"]) + 1
         return signed_from_body(self._upsert(str(current["_id"]), revision, request))
+
+    def _signed_finish(self, tx: str, refused: RemoteError) -> dict[str, Any]:
+        """The transaction's latest revision when it is a Finish (``refused`` raised
+        when it is not: the conflict was about something else)."""
+        body = self._request("GET", f"/tss/{self.tse_id}/tx/{tx}")
+        signer = body.get("client_id")
+        if body.get("state") in ("FINISHED", "CANCELLED") or (
+            signer and signer != self.client_uuid
+        ):
+            return body
+        raise refused
+
+    def _own(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` if this register signed it: a revision 2 another till signed (it
+        took the transaction over, fiskaly's revisions are idempotent) is answered
+        with that till's revision, which is not this register's Finish."""
+        signer = body.get("client_id")
+        if signer and signer != self.client_uuid:
+            holder = str(body.get("client_serial_number") or signer)
+            raise TakenOver(int(body.get("number", 0)), holder)
+        return body
+
+    def holder(self, client_id: str, number: int, ref: str) -> str | None:
+        path = f"/tss/{self.tse_id}/tx/{tx_id_for(ref) if ref else number}"
+        try:
+            body = self._request("GET", path)
+        except RemoteError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+        signer = body.get("client_id")
+        if body.get("state") != "ACTIVE" or not signer or signer == self.client_uuid:
+            return None
+        return str(body.get("client_serial_number") or signer)
 
     def started_number(self, client_id: str, ref: str) -> int | None:
         """The transaction id is derived from the ref, so the service finds it even
@@ -387,11 +432,13 @@ class RemoteBackend:
             for item in items:
                 raw = (item.get("schema") or {}).get("raw") or {}
                 started = item.get("time_start")
+                signed = (item.get("log") or {}).get("timestamp")
                 found.append(
                     OpenTransaction(
                         int(item["number"]),
                         str(raw.get("process_type", "")),
                         None if started is None else _utc(started),
+                        None if signed is None else _utc(signed),
                     )
                 )
             offset += len(items)
