@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import segno
+from receipt_support import finish_receipts
 from typer.testing import CliRunner
 from verify_data import qr_vectors, vendor_export
 
@@ -21,8 +22,6 @@ from opentse.formats.qr import FIELD_NAMES, build_qr_payload, format_qr_time, pa
 from opentse.tr03151.codec import encode_signed_part
 from opentse.tr03151.logmessage import FINISH, LogMessage, TransactionLogData
 from opentse.tr03151.logtime import LogTime, TimeFormat
-from opentse.tr03151.oids import algorithm_name
-from opentse.verify.archive import load_exports
 from opentse.verify.findings import Severity
 from opentse.verify.qrimage import read_qr_texts
 from opentse.verify.receipt import rebuild_signed_data, verify_receipt
@@ -179,35 +178,12 @@ VENDOR_ARCHIVES = [
 def test_receipts_rebuilt_from_vendor_finish_logs_verify(archive: str) -> None:
     """Every Finish log of real TSEs, turned into a QR text, verifies through the
     hand-written rebuild: D-Trust's BER processData and fiskaly's UTCTime included."""
-    export = load_exports([vendor_export(archive)])
-    points = {c.key_hash: c.point for c in export.certificates if c.point}
-    checked = 0
-    for entry in export.logs:
-        msg = entry.message
-        assert msg is not None
-        data = msg.certified
-        if not isinstance(data, TransactionLogData) or data.operation_type != FINISH:
-            continue
-        point = points[msg.serial_number.hex()]
-        assert point is not None
-        text = build_qr_payload(
-            client_id=data.client_id,
-            process_type=data.process_type,
-            process_data=data.process_data.decode("utf-8"),
-            transaction_number=data.transaction_number,
-            signature_counter=msg.signature_counter,
-            start_time=msg.log_time.as_datetime(),
-            log_time=msg.log_time.as_datetime(),
-            signature_algorithm=algorithm_name(msg.signature_algorithm),
-            time_format=msg.log_time.format,
-            signature=msg.signature_value,
-            public_key=point,
-        )
-        result = verify_receipt(text)
-        assert result.ok, (entry.file, result.findings)
-        assert result.signed_data == msg.signed_data
-        checked += 1
-    assert checked >= 5
+    receipts = finish_receipts(vendor_export(archive))
+    for receipt in receipts:
+        result = verify_receipt(receipt.text)
+        assert result.ok, (receipt.file, result.findings)
+        assert result.signed_data == receipt.message.signed_data
+    assert len(receipts) >= 5
 
 
 @needs_vectors

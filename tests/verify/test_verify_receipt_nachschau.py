@@ -13,42 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import segno
-from typer.testing import CliRunner
+from receipt_support import Shop, run
 
-from opentse.cli.main import build_app
 from opentse.formats.qr import parse_qr_payload
 from opentse.installation import Installation
 from opentse.testing import ready_tse
 
-APP = build_app()
 A, B = "KASSE-A", "KASSE-B"
-COMPANY = ["--company", "C", "--street", "S", "--postal-code", "1", "--city", "X"]
-COMPANY += ["--tax-number", "123"]
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(APP, list(args))
-    return result.exit_code, result.stdout
-
-
-class Shop:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.data = root / "data"
-        self.qr: dict[str, Path] = {}
-        self.text: dict[str, str] = {}
-
-    def pos(self, name: str, command: str, client: str, *args: str) -> None:
-        png = self.root / f"{name}.png"
-        base = ["--data", str(self.data), "--tss", "t", "--client", client]
-        qr = ["--qr", str(png)] if command == "sell" else []  # storno prints none
-        code, out = run("pos", command, *base, *args, "--json", *qr)
-        assert code == 0, out
-        self.text[name] = json.loads(out)["qr_code_data"]
-        if not qr:  # the printed receipt's QR code, as a photo of it would give it
-            segno.make(self.text[name], error="m").save(png, scale=4)
-        self.qr[name] = png
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +35,10 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
     shop.pos("training", "sell", A, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80",
              "--type", "training")  # fmt: skip
     for client in (A, B):
-        base = ["--data", str(shop.data), "--tss", "t", "--client", client]
-        code, out = run("pos", "close", *base, "--counted-cash", "0.00", *COMPANY)
-        assert code == 0, out
-    code, out = run("export", str(shop.root / "tse.tar"), "--tss", "t", "--data", str(shop.data))
-    assert code == 0, out
-    for client, name in ((A, "a.zip"), (B, "b.zip")):
-        code, out = run("dsfinvk", "export", "--register", client, "--data", str(shop.data),
-                        str(shop.root / name))  # fmt: skip
-        assert code == 0, out
+        shop.close(client)
+    shop.export_tar()
+    shop.export_dsfinvk(A, "a.zip")
+    shop.export_dsfinvk(B, "b.zip")
     return shop
 
 

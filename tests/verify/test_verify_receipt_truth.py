@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from receipt_support import Shop, finish_receipts, run
 from typer.testing import CliRunner
 from verify_data import qr_vectors, vendor_export
 
@@ -22,60 +23,35 @@ from opentse.cli.main import build_app
 from opentse.errors import FormatError
 from opentse.formats.dsfinvk.check import check_export_bons
 from opentse.formats.dsfinvk.csvwriter import parse_number
-from opentse.formats.qr import build_qr_payload, format_qr_time, parse_qr_payload
+from opentse.formats.qr import format_qr_time, parse_qr_payload
 from opentse.installation import Installation
 from opentse.testing import ready_tse
-from opentse.tr03151.logmessage import FINISH, START, TransactionLogData
-from opentse.tr03151.oids import algorithm_name
-from opentse.verify.archive import load_exports
 from opentse.verify.crosscheck_read import read_tar_transactions
 from opentse.verify.receipt import verify_receipt
 from opentse.verify.receipt_match import against_dsfinvk, against_tse_export
 
-APP = build_app()
 CLIENT = "KASSE-T"
-COMPANY = ["--company", "C", "--street", "S", "--postal-code", "1", "--city", "X"]
-COMPANY += ["--tax-number", "123"]
 VECTORS = qr_vectors()
 
 
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(APP, list(args))
-    return result.exit_code, result.stdout
-
-
-class Shop:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.data = root / "data"
-        self.text: dict[str, str] = {}
-        self.tar = root / "tse.tar"
-        self.zip = root / "dk.zip"
-
-    def base(self) -> list[str]:
-        return ["--data", str(self.data), "--tss", "t", "--client", CLIENT]
+class TruthShop(Shop):
+    zip: Path
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
-    shop = Shop(tmp_path_factory.mktemp("truth"))
+def shop(tmp_path_factory: pytest.TempPathFactory) -> TruthShop:
+    shop = TruthShop(tmp_path_factory.mktemp("truth"))
     with Installation.open(shop.data) as inst:
         ready_tse(inst.service, "t", client_id=CLIENT, logout=True)
     escpos = shop.root / "sale.bin"
-    code, out = run("pos", "sell", *shop.base(), "--line", "Kaffee:2:2.50:1", "--pay",
+    code, out = run("pos", "sell", *shop.base(CLIENT), "--line", "Kaffee:2:2.50:1", "--pay",
                     "bar:5.00", "--json", "--escpos", str(escpos))  # fmt: skip
     assert code == 0, out
     shop.text["sale"] = json.loads(out)["qr_code_data"]
-    code, out = run("pos", "order", *shop.base(), "--line", "Suppe:1:4.50:1", "--json")
-    assert code == 0, out
-    shop.text["order"] = json.loads(out)["qr_code_data"]
-    code, out = run("pos", "close", *shop.base(), "--counted-cash", "5.00", *COMPANY)
-    assert code == 0, out
-    code, out = run("export", str(shop.tar), "--tss", "t", "--data", str(shop.data))
-    assert code == 0, out
-    code, out = run("dsfinvk", "export", "--register", CLIENT, "--data", str(shop.data),
-                    str(shop.zip))  # fmt: skip
-    assert code == 0, out
+    shop.pos("order", "order", CLIENT, "--line", "Suppe:1:4.50:1")
+    shop.close(CLIENT, "5.00")
+    shop.export_tar()
+    shop.zip = shop.export_dsfinvk(CLIENT, "dk.zip")
     return shop
 
 
@@ -104,7 +80,7 @@ def test_the_ok_finding_says_who_signs_the_start_time() -> None:
     assert "the Start log signs it" in failed.message
 
 
-def test_a_receipt_whose_start_is_not_the_start_logs_is_an_error(shop: Shop) -> None:
+def test_a_receipt_whose_start_is_not_the_start_logs_is_an_error(shop: TruthShop) -> None:
     """The receipt's own signature still verifies (it does not cover the start), but
     the TAR's Start log signed another start: an error naming both times."""
     sale = parse_qr_payload(shop.text["sale"])
@@ -126,7 +102,7 @@ def test_a_receipt_whose_start_is_not_the_start_logs_is_an_error(shop: Shop) -> 
     assert "not its start time" in findings[1]["message"]
 
 
-def test_a_matching_start_is_said_to_be_compared(shop: Shop) -> None:
+def test_a_matching_start_is_said_to_be_compared(shop: TruthShop) -> None:
     code, out = run("verify-receipt", shop.text["sale"], "--tse-export", str(shop.tar), "--json")
     assert code == 0, out
     in_tar = json.loads(out)["findings"][1]
@@ -135,7 +111,7 @@ def test_a_matching_start_is_said_to_be_compared(shop: Shop) -> None:
 
 
 def test_a_tar_without_the_start_log_says_the_start_was_not_compared(
-    shop: Shop, tmp_path: Path
+    shop: TruthShop, tmp_path: Path
 ) -> None:
     number = parse_qr_payload(shop.text["sale"]).transaction_number
     cut = tmp_path / "no-start.tar"
@@ -150,45 +126,6 @@ def test_a_tar_without_the_start_log_says_the_start_was_not_compared(
     assert "the start time is not compared" in in_tar and "Start log is not in" in in_tar
 
 
-def _vendor_receipts(tar: Path) -> list[tuple[str, datetime]]:
-    """(QR text, the Start log's time) of every transaction of a vendor TAR with both
-    logs, the QR text made from its Finish log as the till printed it."""
-    export = load_exports([tar])
-    points = {c.key_hash: c.point for c in export.certificates if c.point}
-    starts = {}
-    for entry in export.logs:
-        msg = entry.message
-        assert msg is not None
-        data = msg.certified
-        if isinstance(data, TransactionLogData) and data.operation_type == START:
-            starts[data.transaction_number] = msg.log_time.as_datetime()
-    out = []
-    for entry in export.logs:
-        msg = entry.message
-        assert msg is not None
-        data = msg.certified
-        if not isinstance(data, TransactionLogData) or data.operation_type != FINISH:
-            continue
-        start = starts[data.transaction_number]
-        point = points[msg.serial_number.hex()]
-        assert point is not None
-        text = build_qr_payload(
-            client_id=data.client_id,
-            process_type=data.process_type,
-            process_data=data.process_data.decode("utf-8"),
-            transaction_number=data.transaction_number,
-            signature_counter=msg.signature_counter,
-            start_time=start,
-            log_time=msg.log_time.as_datetime(),
-            signature_algorithm=algorithm_name(msg.signature_algorithm),
-            time_format=msg.log_time.format,
-            signature=msg.signature_value,
-            public_key=point,
-        )
-        out.append((text, start))
-    return out
-
-
 @pytest.mark.parametrize(
     "archive",
     [
@@ -200,9 +137,9 @@ def test_vendor_receipt_start_times_are_compared_with_their_start_logs(archive: 
     """Real TSEs' Start logs: a receipt with its Start log's time is found equal, one
     a second earlier is an error naming both."""
     tar = vendor_export(archive)
-    receipts = _vendor_receipts(tar)
+    receipts = finish_receipts(tar)
     assert len(receipts) >= 5
-    for text, start in receipts[:2]:
+    for text, start in [(r.text, r.start) for r in receipts[:2]]:
         code, out = run("verify-receipt", text, "--tse-export", str(tar), "--json")
         assert code == 0, out
         assert "Start log's logTime is the receipt's start time" in out
@@ -218,7 +155,7 @@ def test_vendor_receipt_start_times_are_compared_with_their_start_logs(archive: 
 # --- 2. both values, and where each came from -----------------------------------------
 
 
-def test_a_bon_that_differs_names_both_values(shop: Shop) -> None:
+def test_a_bon_that_differs_names_both_values(shop: TruthShop) -> None:
     payload = parse_qr_payload(shop.text["sale"])
     _findings, _summary, bons = check_export_bons(shop.zip)
     (bon,) = [b for b in bons if b.number == str(payload.transaction_number)]
@@ -238,7 +175,7 @@ def test_a_bon_that_differs_names_both_values(shop: Shop) -> None:
     assert payload.to_text().split(";")[-2] in finding.message
 
 
-def test_a_tar_transaction_that_differs_names_both_values(shop: Shop) -> None:
+def test_a_tar_transaction_that_differs_names_both_values(shop: TruthShop) -> None:
     payload = parse_qr_payload(shop.text["sale"])
     (tx,) = [t for t in read_tar_transactions(shop.tar) if t.number == payload.transaction_number]
     assert tx.end is not None
@@ -254,7 +191,7 @@ def test_a_tar_transaction_that_differs_names_both_values(shop: Shop) -> None:
     assert set(finding.fields) == {"signature", "signatureCounter", "logTime", "processType"}
 
 
-def test_tar_and_receipt_times_are_written_alike(shop: Shop) -> None:
+def test_tar_and_receipt_times_are_written_alike(shop: TruthShop) -> None:
     """One formatter for both times of a message: the TAR's (whole seconds) with
     ``.000`` as the receipt's, and a year before 1000 with four digits (strftime on
     glibc wrote ``999-...``, which reads as no time at all)."""
@@ -276,7 +213,7 @@ def test_tar_and_receipt_times_are_written_alike(shop: Shop) -> None:
 # --- 3. what the Bon's processData was made from --------------------------------------
 
 
-def test_an_order_is_compared_by_its_lines_a_sale_by_its_amounts(shop: Shop) -> None:
+def test_an_order_is_compared_by_its_lines_a_sale_by_its_amounts(shop: TruthShop) -> None:
     words = {}
     for name in ("sale", "order"):
         code, out = run("verify-receipt", shop.text[name], "--dsfinvk", str(shop.zip), "--json")
@@ -288,7 +225,7 @@ def test_an_order_is_compared_by_its_lines_a_sale_by_its_amounts(shop: Shop) -> 
     assert "amounts per VAT rate" in words["sale"] and "payments" in words["sale"]
 
 
-def test_an_order_that_differs_says_its_lines_give_another(shop: Shop) -> None:
+def test_an_order_that_differs_says_its_lines_give_another(shop: TruthShop) -> None:
     payload = parse_qr_payload(shop.text["order"])
     forged = replace(payload, process_data=payload.process_data.replace("4.50", "3.50"))
     _findings, _summary, bons = check_export_bons(shop.zip)
@@ -336,7 +273,7 @@ def test_verify_counts_its_findings_per_severity() -> None:
     assert text.strip().splitlines()[-1].startswith(words), text[-300:]
 
 
-def test_verify_of_a_clean_export_counts_too(shop: Shop) -> None:
+def test_verify_of_a_clean_export_counts_too(shop: TruthShop) -> None:
     code, out = run("verify", str(shop.tar), "--json")
     assert code == 0, out
     report = json.loads(out)
@@ -351,9 +288,9 @@ def test_verify_of_a_clean_export_counts_too(shop: Shop) -> None:
 # --- 6. the receipt forms -------------------------------------------------------------
 
 
-def test_an_escpos_print_job_is_named_as_such(shop: Shop) -> None:
+def test_an_escpos_print_job_is_named_as_such(shop: TruthShop) -> None:
     result = CliRunner().invoke(
-        APP, ["verify-receipt", "--image", str(shop.root / "sale.bin"), "--json"]
+        build_app(), ["verify-receipt", "--image", str(shop.root / "sale.bin"), "--json"]
     )
     assert result.exit_code == 2, result.output
     message = json.loads(result.stdout)["unreadable"]["message"]
@@ -371,7 +308,7 @@ def test_the_html_report_has_the_same_verdict_with_counts(tmp_path: Path) -> Non
 
 
 def test_a_receipt_not_in_the_dsfinvk_export_says_what_the_export_holds(
-    shop: Shop, tmp_path: Path
+    shop: TruthShop, tmp_path: Path
 ) -> None:
     """Another TSE's receipt (another register's export was handed over) and a number
     the export's Bons of that TSE do not have (a Bon left out) read differently."""
