@@ -72,11 +72,50 @@ def unclosed_days(books: Any, first: date | None, last: date | None) -> list[dat
     ]
 
 
+def _books_path(register_id: str | None, data: Path | None, journal: Path | None) -> Path:
+    """The register's books: ``--journal`` as it is (a till on ``--url`` keeps them in
+    ``~/.opentse/pos/<client UUID>.db``, not under its serial), else found by
+    ``--register`` (beside ``--data``, else in ``~/.opentse/pos``)."""
+    from opentse.cli.pos import journal_path
+
+    if journal is None and register_id is None:
+        raise ProtocolError(
+            "name the register's books: --register SERIAL (with --data for an embedded"
+            " TSE) or --journal FILE",
+            code="E_DSFINVK_NO_BOOKS",
+        )
+    path = journal_path(journal, register_id or "", data)
+    if not path.is_file():
+        whose = f"register {register_id!r}" if journal is None else "the register"
+        hint = (
+            "; a till on --url keeps them in ~/.opentse/pos/<its client UUID>.db:"
+            " give that file with --journal"
+            if journal is None and data is None
+            else ""
+        )
+        raise ProtocolError(f"no books of {whose} at {path}{hint}", code="E_DSFINVK_NO_BOOKS")
+    return path
+
+
+def _check_register(books: Any, register_id: str | None, path: Path) -> None:
+    """``--register`` with ``--journal``: the books must be that register's (their
+    closings carry its serial as Z_KASSE_ID, whatever the option says)."""
+    kept = books.register_serial()
+    if register_id is not None and kept is not None and kept != register_id:
+        raise ProtocolError(
+            f"the books at {path} are register {kept!r}'s, not {register_id!r}",
+            code="E_DSFINVK_REGISTER",
+        )
+
+
 @dsfinvk_app.command("export")
 def export_command(
     out: Path = typer.Argument(..., help="OUT.zip (or a new, empty folder)."),
-    register_id: str = typer.Option(
-        ..., "--register", help="The register (its serial = TSE client id, as in pos --client)."
+    register_id: str | None = typer.Option(
+        None,
+        "--register",
+        help="The register (its serial = TSE client id, as in pos --client); not needed"
+        " with --journal.",
     ),
     data: Path | None = typer.Option(
         None, "--data", help="Data folder of the embedded TSE the register used."
@@ -93,19 +132,15 @@ def export_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Write index.xml, the GDPdU DTD and the 20 CSV files, one row set per closing."""
-    from opentse.cli.pos import journal_path
     from opentse.formats.dsfinvk.export import write_export
     from opentse.register.books import Books
 
     with cli_errors():
         first_day, last_day = _day(first, "--from"), _day(last, "--to")
-        path = journal_path(journal, register_id, data)
-        if not path.is_file():
-            raise ProtocolError(
-                f"no books of register {register_id!r} at {path}", code="E_DSFINVK_NO_BOOKS"
-            )
+        path = _books_path(register_id, data, journal)
         books = Books(path)
         try:
+            _check_register(books, register_id, path)
             closings = select_closings(books, first_day, last_day, closed_only=closed_only)
             # without --closed-only an unclosed day in range was refused just above
             left_out = unclosed_days(books, first_day, last_day) if closed_only else []
