@@ -26,9 +26,11 @@ from opentse.formats.dsfinvk.csvwriter import parse_number
 from opentse.formats.qr import format_qr_time, parse_qr_payload
 from opentse.installation import Installation
 from opentse.testing import ready_tse
+from opentse.tr03151.logmessage import FINISH, START, TransactionLogData
 from opentse.verify.crosscheck_read import read_tar_transactions
 from opentse.verify.receipt import verify_receipt
 from opentse.verify.receipt_match import against_dsfinvk, against_tse_export
+from opentse.verify.synthetic import LogSpec, SyntheticTSE
 
 CLIENT = "KASSE-T"
 VECTORS = qr_vectors()
@@ -338,3 +340,76 @@ def test_the_receipt_table_says_which_log_each_time_is() -> None:
     assert code == 0, out
     assert "Transaction start (Start log time)" in out
     assert "Transaction end (Finish log time)" in out
+
+
+# --- 7. a Finish log that signs more than a QR code holds ----------------------------
+
+
+def test_a_finish_log_signing_more_than_the_qr_holds_is_named() -> None:
+    """The faulty archive's Finish logs hold additionalExternalData [4] and processData
+    in two BER pieces: the receipt made from each cannot verify from its QR code. The
+    QR check alone says that may be why; --tse-export names both, with the octets, and
+    that the receipt's signature verifies over the TAR's log (said nothing before)."""
+    tar = vendor_export("faulty/inconsistent_certificates.tar")
+    receipts = finish_receipts(tar)
+    assert len(receipts) == 3
+    for receipt in receipts:
+        data = receipt.message.certified
+        assert isinstance(data, TransactionLogData) and data.additional_external_data
+        code, out = run("verify-receipt", receipt.text, "--tse-export", str(tar), "--json")
+        assert code == 1, out
+        findings = {f["code"]: f for f in json.loads(out)["findings"]}
+        assert set(findings) == {"E_RECEIPT_SIGNATURE", "I_RECEIPT_IN_TSE_EXPORT",
+                                 "E_RECEIPT_EXTRA_SIGNED_DATA"}, out  # fmt: skip
+        assert "additionalExternalData [4]" in findings["E_RECEIPT_SIGNATURE"]["message"]
+        extra = findings["E_RECEIPT_EXTRA_SIGNED_DATA"]
+        words = extra["message"]
+        counter = receipt.message.signature_counter
+        assert f"(signature counter {counter})" in words
+        external = data.additional_external_data
+        assert f"additionalExternalData [4]: {len(external)} octets, 'additionalData', hex " \
+            f"{external.hex()}" in words  # fmt: skip
+        assert "processData [2] as a constructed string of indefinite length in 2 piece(s)" in (
+            words
+        )
+        assert "verifies over that Finish log as the TAR holds it" in words
+        assert extra["fields"] == ["signature"]
+
+
+def test_an_external_data_finish_log_of_our_making(tmp_path: Path) -> None:
+    """additionalExternalData alone (processData in one piece), written by the codec
+    and signed by a synthetic TSE: named, the receipt's signature verifies over the
+    TAR's log; a tampered receipt is named as differing and as not verifying there."""
+    tse = SyntheticTSE()
+    t0 = 1_700_000_000
+    sale = b"Beleg^1.00_0.00_0.00_0.00_0.00^1.00:Bar"
+    finish = TransactionLogData(FINISH, "K1", sale, "Kassenbeleg-V1", 1, b"\x00\xff")
+    start = TransactionLogData(START, "K1", b"", "Kassenbeleg-V1", 1)
+    logs = [LogSpec(start, 1, t0), LogSpec(finish, 2, t0 + 3)]
+    tar = tmp_path / "ext.tar"
+    tse.write(tar, logs)
+    (receipt,) = finish_receipts(tar)
+    code, out = run("verify-receipt", receipt.text, "--tse-export", str(tar), "--json")
+    assert code == 1, out
+    (extra,) = [
+        f for f in json.loads(out)["findings"] if f["code"] == "E_RECEIPT_EXTRA_SIGNED_DATA"
+    ]
+    assert "additionalExternalData [4]: 2 octets, hex 00ff." in extra["message"]
+    assert "processData [2]" not in extra["message"]
+    assert "verifies over that Finish log as the TAR holds it" in extra["message"]
+    forged = replace(
+        parse_qr_payload(receipt.text), process_data="Beleg^9.00_0.00_0.00_0.00_0.00^9.00:Bar"
+    )
+    code, out = run("verify-receipt", forged.to_text(), "--tse-export", str(tar), "--json")
+    codes = [f["code"] for f in json.loads(out)["findings"]]
+    assert codes == ["E_RECEIPT_SIGNATURE", "E_RECEIPT_TSE_EXPORT_DIFFERS",
+                     "E_RECEIPT_EXTRA_SIGNED_DATA"], out  # fmt: skip
+    (extra,) = [
+        f for f in json.loads(out)["findings"] if f["code"] == "E_RECEIPT_EXTRA_SIGNED_DATA"
+    ]
+    assert "but the receipt shows other values than that log" in extra["message"]
+    assert "shows what the TSE signed" not in extra["message"]
+    payload = parse_qr_payload(receipt.text)
+    other = replace(payload, signature=bytes(64 - len(payload.signature)) + payload.signature[::-1])
+    code, out = run("verify-receipt", other.to_text(), "--tse-export", str(tar), "--json")
+    assert code == 1 and "does not verify over that Finish log as the TAR holds it" in out, out

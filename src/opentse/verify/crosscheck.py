@@ -69,6 +69,10 @@ class TseTransaction:
     process_type: str = ""
     process_hash: bytes | None = None  # SHA-256 of the Finish log's processData
     first_time: int | None = None  # earliest log time (a Start may be in an older export)
+    # the Finish log whole, kept only when a receipt's QR code cannot rebuild what it
+    # signs (additionalExternalData/-InternalData, processData in BER pieces), so that
+    # verify-receipt can say why (``receipt_match``)
+    finish_log: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from opentse.verify.crosscheck import (
     cross_check,
 )
 from opentse.verify.logshape import decode
+from opentse.verify.receipt import qr_rebuilds
 from opentse.verify.transactions import operation_kind
 
 Row = dict[str, str]
@@ -92,6 +93,7 @@ def read_tar_transactions(
                 tx.process_type = fields.process_type
                 tx.client_id = fields.client_id
                 tx.process_hash = hashlib.sha256(fields.process_data).digest()
+                tx.finish_log = None if qr_rebuilds(fields) else data
         if progress is not None and logs:
             progress(logs)
     return list(txs.values())

@@ -29,6 +29,7 @@ from opentse.formats.qr import (
     line_end,
     parse_qr_payload,
 )
+from opentse.tr03151.fastdecode import LogFields
 from opentse.tr03151.logtime import TimeFormat
 from opentse.tr03151.oids import SIGNATURE_ALGORITHMS
 from opentse.tr03151.signature import public_key_from_point, verify_signature
@@ -124,6 +125,19 @@ def rebuild_signed_data(
     for pd_form in process_data_forms:
         for time_form in log_time_encodings(payload.log_time, fmt):
             yield head + pd_form + tail + time_form
+
+
+def qr_rebuilds(fields: LogFields) -> bool:
+    """Whether a Finish log signs what :func:`rebuild_signed_data` can rebuild from a
+    QR code: no additionalExternalData [4] or additionalInternalData [6] (no QR field
+    holds them), and processData as one primitive ``[2]`` or D-Trust's one-piece BER
+    form (not absent, not in several pieces). Read per Finish log by the TAR reader
+    of ``--tse-export``: a substring search, no encoding of the whole log."""
+    if fields.additional_external_data is not None or fields.additional_internal_data is not None:
+        return False
+    data = fields.process_data
+    signed = fields.signed_data
+    return _tlv(0x82, data) in signed or b"\xa2\x80" + _tlv(0x04, data) + b"\x00\x00" in signed
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +242,10 @@ def verify_receipt_payload(payload: QRPayload, text: str = "") -> ReceiptResult:
             "E_RECEIPT_SIGNATURE",
             "the signature does not verify over the rebuilt Finish log: one of "
             + ", ".join(SIGNED_FIELDS)
-            + " was altered (not startTime: the Start log signs it, not this Finish log)",
+            + " was altered (not startTime: the Start log signs it, not this Finish log); "
+            "or the Finish log signs more than a QR code holds (additionalExternalData [4], "
+            "additionalInternalData [6], processData in several BER pieces): --tse-export "
+            "says which when the TAR holds that Finish log",
             fields=SIGNED_FIELDS,
         )
     )

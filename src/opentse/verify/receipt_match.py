@@ -18,9 +18,14 @@ import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from opentse.errors import FormatError, OpenTSEError
 from opentse.formats import processdata as pd
 from opentse.formats.dsfinvk.check import BonSigned
 from opentse.formats.qr import QRPayload, format_qr_time
+from opentse.tr03151 import der
+from opentse.tr03151.codec import decode_log_message
+from opentse.tr03151.logmessage import TransactionLogData
+from opentse.tr03151.signature import verify_signature
 from opentse.verify.crosscheck import TseTransaction
 from opentse.verify.findings import Finding, error, info
 
@@ -62,6 +67,111 @@ def _start_differs(payload: QRPayload, tx: TseTransaction, where: str, tar: str)
             "own signature (the Finish log's) does not cover it, so the receipt shows "
             "another start than the TSE signed",
             fields=("startTime",),
+        )
+    ]
+
+
+EXTRA_SIGNED = "E_RECEIPT_EXTRA_SIGNED_DATA"
+_SHOWN = 48  # octets of an element shown in a message
+
+
+def _octets(data: bytes) -> str:
+    """Signed octets as a message shows them: their count, the text when printable
+    ASCII, and the hex (the first ``_SHOWN`` octets)."""
+    text = data.decode("ascii", "replace")
+    shown = f" {text!r}," if data.isascii() and text.isprintable() and len(data) <= _SHOWN else ""
+    more = "..." if len(data) > _SHOWN else ""
+    return f"{len(data)} octets,{shown} hex {data[:_SHOWN].hex()}{more}"
+
+
+def _process_data_form(signed: bytes) -> str | None:
+    """How a Finish log's signed part holds processData when a QR rebuild cannot
+    write it so: absent, or a constructed string (not one BER indefinite piece)."""
+    elements = der.read_elements(signed)
+    found = [e for e in elements if e.is_context(2)]
+    if not found:
+        return "no processData element [2] (a QR rebuild writes an empty one)"
+    element = found[0]
+    if not element.constructed:
+        return None
+    pieces = element.children()
+    if element.indefinite and len(pieces) == 1:
+        return None
+    form = "indefinite" if element.indefinite else "definite"
+    sizes = " + ".join(str(len(p.content)) for p in pieces)
+    return (
+        f"processData [2] as a constructed string of {form} length in {len(pieces)} "
+        f"piece(s) of {sizes} octets (a QR code holds the text only; a rebuild writes "
+        "it as one piece)"
+    )
+
+
+def _unrebuildable(
+    payload: QRPayload, tx: TseTransaction, where: str, tar: str, *, same: bool
+) -> list[Finding]:
+    """The TAR's Finish log signs what no receipt's QR code can hold (TseTransaction
+    keeps such a log whole): additionalExternalData [4], additionalInternalData [6]
+    (registers do not send [4], TR-03153 forbids [6]; no QR field for either, DSFinV-K
+    Anhang I), processData absent or in pieces. Say which, with the octets, and
+    whether the receipt's signature verifies over that log as the TAR holds it; what
+    that proves depends on ``same``: whether the receipt's other fields are the log's
+    (compared by ``against_tse_export``)."""
+    if tx.finish_log is None:
+        return []
+    try:
+        msg = decode_log_message(tx.finish_log)
+        signed = msg.signed_data
+        form = None if signed is None else _process_data_form(signed)
+    except FormatError:
+        return []  # read by the fast reader before, so not expected; opentse verify says
+    data = msg.certified
+    if signed is None or not isinstance(data, TransactionLogData):
+        return []
+    held = [
+        f"{name}: {_octets(value)}"
+        for name, value in (
+            ("additionalExternalData [4]", data.additional_external_data),
+            ("additionalInternalData [6]", data.additional_internal_data),
+        )
+        if value is not None
+    ]
+    if form is not None:
+        held.append(form)
+    if not held:
+        return []
+    try:
+        verify_signature(payload.public_key, msg.signature_algorithm, signed, payload.signature)
+        verified = True
+    except (OpenTSEError, ValueError):
+        verified = False
+    if not verified:
+        outcome = (
+            "the receipt's signature does not verify over that Finish log as the TAR "
+            "holds it either"
+        )
+    elif same:
+        outcome = (
+            "the receipt's signature verifies over that Finish log as the TAR holds it, "
+            "with the QR code's public key, and the receipt's other fields are that log's: "
+            "the receipt shows what the TSE signed, but no one can check that from the "
+            "receipt alone"
+        )
+    else:
+        outcome = (
+            "the receipt's signature verifies over that Finish log as the TAR holds it, "
+            "but the receipt shows other values than that log (the finding above): it "
+            "carries the signature of another content than it shows"
+        )
+    return [
+        error(
+            EXTRA_SIGNED,
+            f"the Finish log of {where} in {tar} (signature counter {tx.counter}) signs "
+            f"what a receipt's QR code cannot hold (DSFinV-K Anhang I): "
+            + "; ".join(held)
+            + ". So the Finish log rebuilt from the QR code's fields is not the one signed, "
+            f"and the receipt's signature cannot verify from its QR code "
+            f"(E_RECEIPT_SIGNATURE); {outcome}",
+            fields=("signature",),
         )
     ]
 
@@ -171,6 +281,7 @@ def against_tse_export(
                                        f"{payload.process_data!r} (compared by SHA-256; "
                                        "its own is in the TAR's Finish log of signature "
                                        f"counter {found.counter})"))  # fmt: skip
+    extra = _unrebuildable(payload, found, where, tar, same=not differs)
     if differs:
         return [
             error(
@@ -181,6 +292,7 @@ def against_tse_export(
                 fields=tuple(name for name, _w in differs),
             ),
             *start_differs,
+            *extra,
         ]
     return [
         info(
@@ -190,6 +302,7 @@ def against_tse_export(
             f". Whether the TAR's logs and certificate are genuine: opentse verify {tar}",
         ),
         *start_differs,
+        *extra,
     ]
 
 
