@@ -388,3 +388,35 @@ def test_a_rerun_after_the_client_was_registered_says_what_the_earlier_run_did(
     assert f"kept in {kept}, which is deleted now." in out.stdout
     again = _run("pos", "setup", *where, "--serial", serial)  # nothing left to show
     assert "nothing changed" in again.stdout and "Admin PUK" not in again.stdout
+
+
+def test_a_resumed_set_up_says_so_in_json(plain_tse: dict[str, Any], tmp_path: Path) -> None:
+    """The rerun's --json said "status": "exists", as for a till set up long ago, with
+    a PUK and PIN beside it: a POS vendor's script could not tell it finished (or only
+    showed) an earlier run's set-up. Now "resumed", and "steps" says what this run did
+    ([] when the earlier run had registered the client)."""
+    from opentse.register import setup_file
+
+    where, serial = plain_tse["where"], "WIEDER-2"
+    made = json.loads(_run("pos", "setup", *where, "--serial", serial, "--json").stdout)
+    assert made["status"] == "created"
+    assert made["steps"] == [
+        "tss_created",
+        "tss_deployed",
+        "admin_pin_set",
+        "tss_initialized",
+        "client_registered",
+    ]
+    kept = setup_file.default_path(serial, tmp_path)
+    pending = setup_file.PendingSetup(
+        made["url"], made["tss"], serial, made["admin_puk"], made["admin_pin"]
+    )
+    setup_file.write(kept, pending)
+    out = _run("pos", "setup", *where, "--serial", serial, "--json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert (shown["status"], shown["steps"], shown["created_client"]) == ("resumed", [], False)
+    assert (shown["tss"], shown["admin_puk"]) == (made["tss"], made["admin_puk"])
+    again = json.loads(_run("pos", "setup", *where, "--serial", serial, "--json").stdout)
+    assert (again["status"], again["steps"]) == ("exists", [])
+    assert "admin_puk" not in again

@@ -204,7 +204,8 @@ def test_the_server_stops_after_deploying_and_the_same_command_finishes(
         code, out, err = _run(*command)  # the same command again
         assert code == 0, err
         done = json.loads(out)
-        assert done["status"] == "created" and done["tss"] == shown["tss"]
+        assert done["status"] == "resumed" and done["tss"] == shown["tss"]
+        assert done["steps"] == ["admin_pin_set", "tss_initialized", "client_registered"]
         assert (done["admin_puk"], done["admin_pin"]) == (shown["admin_puk"], shown["admin_pin"])
         assert _tss_states(service) == {shown["tss"]: "INITIALIZED"}  # no second TSS
         assert not kept.exists()  # shown: the file has done its job
@@ -263,6 +264,8 @@ def test_the_till_killed_after_deploying_loses_no_puk(
         assert code == 0, err
         done = json.loads(out)
         assert done["tss"] == tss and done["serial_number"] == "BAR 2"
+        assert done["status"] == "resumed"
+        assert done["steps"] == ["admin_pin_set", "tss_initialized", "client_registered"]
         assert _tss_states(service) == {tss: "INITIALIZED"}
         assert not kept.exists()
         assert _puk_works(service, tss, done["admin_puk"])

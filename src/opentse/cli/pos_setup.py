@@ -29,6 +29,16 @@ SESSION_HELP = (
 )
 
 
+#: SetupResult.steps as the text output says them
+STEP_TEXT = {
+    "tss_created": "created the TSS",
+    "tss_deployed": "deployed it",
+    "admin_pin_set": "set the admin PIN with the kept PUK",
+    "tss_initialized": "initialized it",
+    "client_registered": "registered the client",
+}
+
+
 def load_session(path: Path) -> TillConnection:
     """The connection a session or till file names (E_SESSION_FILE when unreadable)."""
     try:
@@ -182,8 +192,12 @@ def _print(
     """The outcome; the PUK and PIN only for a TSS made now, or by an earlier run of
     this set-up that stopped before it showed them (read back from ``pending``)."""
     if as_json:
+        status = "created" if result.created_client else "exists"
         body: dict[str, Any] = {
-            "status": "created" if result.created_client else "exists",
+            # resumed: an earlier run's set-up (its PUK file) was finished; "steps"
+            # says what this run did, [] when that run had done it all
+            "status": "resumed" if result.resumed else status,
+            "steps": list(result.steps),
             "url": result.url,
             "tss": result.tss,
             "client": result.client,
@@ -215,6 +229,9 @@ def _print(
         )
     else:
         made = "created and initialized" if result.created_tss else "in use"
+        if result.resumed:
+            done = ", ".join(STEP_TEXT[step] for step in result.steps)
+            made = f"created by an earlier run of this set-up, which stopped; this run {done}"
         typer.echo(f"TSS {result.tss}: {made}.")
         typer.echo(f"Client {result.client} registered (serial number {result.serial_number}).")
     if result.admin_puk is not None:

@@ -50,6 +50,20 @@ class SetupResult:
     created_client: bool
     admin_puk: str | None = field(default=None, repr=False)
     admin_pin: str | None = field(default=None, repr=False)
+    #: a set-up an earlier run began (its pending file was found) was finished
+    resumed: bool = False
+    #: what this run did on the service, in order (STEPS)
+    steps: tuple[str, ...] = ()
+
+
+#: the steps a set-up may take, as ``SetupResult.steps`` names them
+STEPS = (
+    "tss_created",
+    "tss_deployed",
+    "admin_pin_set",
+    "tss_initialized",
+    "client_registered",
+)
 
 
 class SetupIncomplete(OpenTSEError):
@@ -327,7 +341,15 @@ def _run(
             )
         if found is not None and found.tss == existing[0]:  # done, but not yet shown
             return SetupResult(
-                api.root, existing[0], existing[1], serial, True, False, found.puk, found.pin
+                api.root,
+                existing[0],
+                existing[1],
+                serial,
+                True,
+                False,
+                found.puk,
+                found.pin,
+                resumed=True,
             )
         return SetupResult(api.root, existing[0], existing[1], serial, False, False)
     made: dict[str, str] = {}
@@ -356,6 +378,7 @@ def _steps(
     puk = None
     found = None if pending is None else pending.found
     created_tss = tss is None or found is not None
+    steps: list[str] = []
     if tss is None:
         tss = str(uuid.uuid4())
     if found is not None:  # this set-up made the TSS: its PUK, and the PIN unless given
@@ -371,11 +394,13 @@ def _steps(
     state = "CREATED" if status == 404 else str(body.get("state"))
     if state == "CREATED":  # new, or a set-up that stopped right after creating it
         _, answer = api.call("PUT", f"/tss/{tss}", {}, what="creating the TSS")
+        steps.append("tss_created")
         puk = str(answer["admin_puk"])
         pin = pin or new_admin_pin()
         made["tss"], made["puk"], made["pin"] = tss, puk, pin
         _keep(pending, api.root, tss, serial, puk, pin)  # before the service forgets it
         api.call("PATCH", f"/tss/{tss}", {"state": "UNINITIALIZED"}, what="deploying the TSS")
+        steps.append("tss_deployed")
         state = "UNINITIALIZED"
         created_tss = True
     if state == "UNINITIALIZED" and puk is not None:
@@ -383,6 +408,7 @@ def _steps(
         _keep(pending, api.root, tss, serial, puk, pin)  # a PIN given now replaces it
         body = {"admin_puk": puk, "new_admin_pin": pin}
         api.call("PATCH", f"/tss/{tss}/admin", body, what="setting the admin PIN")
+        steps.append("admin_pin_set")
     if state not in ("UNINITIALIZED", "INITIALIZED"):
         raise ProtocolError(
             f"TSS {tss} is {state}: a till cannot be added to it", code="E_SETUP_TSS_STATE"
@@ -399,13 +425,26 @@ def _steps(
     try:
         if state == "UNINITIALIZED":
             api.call("PATCH", f"/tss/{tss}", {"state": "INITIALIZED"}, what="initializing")
+            steps.append("tss_initialized")
         client = client or client_uuid_for(tss, serial)
         body = {"serial_number": serial}
         api.call("PUT", f"/tss/{tss}/client/{client}", body, what="creating the client")
+        steps.append("client_registered")
     finally:
         with contextlib.suppress(OpenTSEError):  # must not hide what went wrong
             api.call("POST", f"/tss/{tss}/admin/logout", {}, what="admin logout")
-    return SetupResult(api.root, tss, client, serial, created_tss, True, puk, pin if puk else None)
+    return SetupResult(
+        api.root,
+        tss,
+        client,
+        serial,
+        created_tss,
+        True,
+        puk,
+        pin if puk else None,
+        resumed=found is not None,
+        steps=tuple(steps),
+    )
 
 
 def _keep(pending: _Pending | None, url: str, tss: str, serial: str, puk: str, pin: str) -> None:
