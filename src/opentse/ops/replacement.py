@@ -380,6 +380,16 @@ def _preflight(
         raise ProtocolError(
             "TSE id must be 1-100 characters of A-Z a-z 0-9 . _ : -", code="E_TSS_ID_INVALID"
         )
+    if ctx.svc.get_tss(old_id) is not None and _api_tss_id(new_id) != new_id:
+        # the tills reach the new TSS by this id in /api/v2/tss/{id}: the API takes only
+        # UUIDs (and reads them in lower case), so any other id would be a TSS no till
+        # can sign with
+        raise ProtocolError(
+            f"TSE {old_id} is served over the API, where a TSS id is a UUID in lower case"
+            f" (the tills' --tss): {new_id!r} is not one, no till could reach it. Name the"
+            f" new TSE with a UUID, e.g. {_api_tss_id(new_id) or uuid.uuid4()}",
+            code="E_TSS_ID_INVALID",
+        )
     if not resume and _exists(ctx, new_id):
         raise ConflictError(
             f"TSE {new_id!r} exists already: choose another id for the new TSE",
@@ -394,6 +404,14 @@ def _preflight(
     if set_before and ctx.service.get(new_id).state.users[users.ADMIN].pin_hash is not None:
         with _naming(f"new TSE {new_id} (--new-pin, as the stopped run set it)"):
             ctx.service.authenticate(new_id, new_pin)
+
+
+def _api_tss_id(tse_id: str) -> str:
+    """The id as the API reads it (a UUID in lower case), "" when it is no UUID."""
+    try:
+        return str(uuid.UUID(tse_id)) if len(tse_id) == 36 else ""
+    except ValueError:
+        return ""
 
 
 @contextlib.contextmanager
