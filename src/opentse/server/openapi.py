@@ -56,10 +56,13 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "Where fiskaly's text is silent, a metadata value sent as `null` removes that key "
     "(fiskaly's own Postman collection sends null; a value is a string, so null cannot "
     'be kept) and `""` is kept as an empty string.',
-    "Where fiskaly's text is silent, a revision already signed answers what was signed "
-    "for it whatever the repeated body says (a retry after a lost answer signs nothing "
-    "again; a changed body needs the next revision), and a lower revision answers that "
-    "revision with `latest_revision` the newest.",
+    "A revision already signed answers what was signed for it when the same request is "
+    "sent again (a retry after a lost answer signs nothing again), a lower revision with "
+    "`latest_revision` the newest; sent with another request (its `state`, `client_id`, "
+    "`schema` or a `metadata` value differ) it answers 409 `E_PENDING_TX_CONFLICT` "
+    "(fiskaly's text promises the stored answer for the same request body only and names "
+    "no code for another; this is its 409 for a transaction id already in use): a change "
+    "needs the next revision.",
     "A revision may name another registered client than the one that started the "
     "transaction (a table moved to another till): its log and `qr_code_data` name that "
     "client, and the transaction is listed under the client of its latest revision, as "

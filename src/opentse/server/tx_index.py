@@ -219,15 +219,25 @@ def tx_body(
     return body
 
 
+def stored_log(
+    ctx: ServerContext, tss_id: str, tx_id: str, revision: int
+) -> tuple[SignResult, dict[str, Any]] | None:
+    """An already signed revision: its log as signed and the request's ``extra`` kept
+    with it (None: never signed, or its log deleted after an export)."""
+    log = ctx.store.find_ref(tss_id, tx_ref(tx_id, revision))
+    if log is None:
+        return None
+    return ctx.service.find_ref(tss_id, tx_ref(tx_id, revision)), dict(log.extra or {})
+
+
 def stored_revision(
     call: Call, tss: TssRow, tss_id: str, tx_id: str, revision: int, row: TxRow | None
 ) -> dict[str, Any] | None:
     """The response of an already signed revision, rebuilt from its log (or None)."""
-    log = call.ctx.store.find_ref(tss_id, tx_ref(tx_id, revision))
-    if log is None:
+    found = stored_log(call.ctx, tss_id, tx_id, revision)
+    if found is None:
         return None
-    result = call.ctx.service.find_ref(tss_id, tx_ref(tx_id, revision))
-    return tx_body(result, dict(log.extra or {}), row, tss_id, tss.env, call.ctx.qr)
+    return tx_body(found[0], found[1], row, tss_id, tss.env, call.ctx.qr)
 
 
 def recover_row(

@@ -39,6 +39,7 @@ from opentse.server.context import (
     parse_uuid,
 )
 from opentse.server.problems import ApiError
+from opentse.server.replay import refuse_changed
 from opentse.server.routes_tss import owned_tss_owner
 from opentse.server.service_store import TssRow, TxRow
 from opentse.server.tx_index import (
@@ -48,7 +49,7 @@ from opentse.server.tx_index import (
     amount_cents,
     derive_raw,
     recover_row,
-    stored_revision,
+    stored_log,
     tx_body,
     tx_ref,
 )
@@ -124,15 +125,25 @@ def _as_it_stands(
     processData: a receipt without amounts. With no data signed yet there is nothing
     to finish with: 409 E_TX_NO_TYPE_DEFINED, as fiskaly answers a Finish that lacks
     its process_type."""
-    ref = tx_ref(tx_id, row.latest_revision)
+    latest = row.latest_revision
+    ref = tx_ref(tx_id, latest)
     log = call.ctx.store.find_ref(tss_id, ref)
     result = call.ctx.service.find_ref(tss_id, ref) if log is not None else None
     if log is None or result is None or not result.process_data:
+        # which of the two it is: a log deleted after its export (deleteStoredData)
+        # was read as "nothing signed yet", which sent the shop looking for a
+        # revision that never was
+        why = (
+            "whose log was deleted after an export (deleteStoredData)"
+            if log is None or result is None
+            else "which signed none"
+        )
         raise ApiError(
             409,
             "E_TX_NO_TYPE_DEFINED",
-            "finishing needs the receipt's schema (standard_v1 or raw): no revision of "
-            "this transaction signed any data yet; send it with this revision",
+            f"finishing without a schema finishes with the data of the latest revision "
+            f"({latest}), {why}: send the receipt's schema (standard_v1 or raw) with "
+            "this revision",
         )
     schema = (log.extra or {}).get("schema")
     if not isinstance(schema, dict) or not schema:
@@ -236,10 +247,11 @@ def _upsert(
             f"one more on each call ({latest + 1} is next)",
         )
     if revision <= latest:
-        replay = stored_revision(call, tss, tss_id, tx_id, revision, row)
-        if replay is None:
+        stored = stored_log(ctx, tss_id, tx_id, revision)
+        if stored is None:
             raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
-        return 200, replay
+        refuse_changed(call, tss_id, tx_id, revision, *stored)  # a retry, or 409
+        return 200, tx_body(stored[0], stored[1], row, tss_id, tss.env, ctx.qr)
     if revision > latest + 1:
         raise ApiError(400, "E_TX_UPSERT", f"revision {latest + 1} is next, not {revision}")
     client = ctx.svc.get_client_for_signing(parse_uuid(body["client_id"], "client_id"))
@@ -291,9 +303,12 @@ def _upsert(
     indexed = False
     try:
         result = yield _SignCall(tss_id, client.serial_number, row, target, data, ptype, ref, extra)
-        if result.replayed and quick:
-            indexed = True  # nothing new signed; the recovery below indexes what was
-            return 200, _answer_replay(ctx, tss, tss_id, tx_id, org, result, ref)
+        if result.replayed:
+            # nothing new signed: the index lagged (the quick path) or a concurrent
+            # request won the race; the recovery indexes what was, from the logs, and
+            # a different request than the one signed is refused there
+            indexed = True
+            return 200, _answer_replay(call, tss, tss_id, tx_id, org, result, ref)
         new_row = TxRow(
             tss_id,
             tx_id,
@@ -319,14 +334,11 @@ def _upsert(
         if indexed:  # else: signed but not queued; keep the mark from passing this request
             ctx.svc.end_signing(token)
     current = ctx.svc.get_tx(tss_id, tx_id)
-    if result.replayed:  # a concurrent identical request won the race: answer as it did
-        stored = ctx.store.find_ref(tss_id, ref)
-        extra = dict(stored.extra or {}) if stored is not None else extra
     return 200, tx_body(result, extra, current, tss_id, tss.env, ctx.qr)
 
 
 def _answer_replay(
-    ctx: ServerContext,
+    call: Call,
     tss: TssRow,
     tss_id: str,
     tx_id: str,
@@ -334,12 +346,15 @@ def _answer_replay(
     result: SignResult,
     ref: str,
 ) -> dict[str, Any]:
-    """The quick path signed nothing: this revision existed (the index was behind, or
-    a concurrent identical request won). Answer as the full path does for a stored
-    revision: the index brought up to the logs, the body from the stored log."""
+    """Nothing was signed: this revision existed (the index was behind, or a
+    concurrent request won). Answer as for a stored revision: the index brought up to
+    the logs, the body from the stored log, 409 when this request is not the one that
+    signed it."""
+    ctx = call.ctx
     row = recover_row(ctx, tss_id, tx_id, ctx.svc.get_tx(tss_id, tx_id), org)
     stored = ctx.store.find_ref(tss_id, ref)
     extra = dict(stored.extra or {}) if stored is not None else {}
+    refuse_changed(call, tss_id, tx_id, int(extra.get("rev", 1)), result, extra)
     return tx_body(result, extra, row, tss_id, tss.env, ctx.qr)
 
 

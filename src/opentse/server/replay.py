@@ -1,0 +1,87 @@
+"""A revision sent again: the same request answers what was signed, another is a 409.
+
+fiskaly SIGN DE v2, "Idempotent Requests": a request sent again *with the same request
+body* is answered as if it had been sent once (a retry after a lost answer); its 4xx
+text: retrying with the same body gives the same answer, a changed request needs a
+change first. A revision already signed is no place for a changed body: answering
+what was signed, as opentse did, told a register that sent other amounts, CANCELLED
+instead of FINISHED or another till that its receipt was signed as sent. fiskaly's
+contract names no code for it; its upsertTransaction 409 for a transaction that
+already exists under that id (``E_PENDING_TX_CONFLICT``) is the one a register
+already handles as "not a retry, do not send again".
+
+Compared is what the revision's log holds, never the index row, so the answer is the
+same after a crash that lost the row (it is rebuilt from the logs): state and client
+from the log's ``extra``, processType and processData as signed, and the metadata
+keys the body sends against the metadata logged with that revision. Only requests
+for a revision that exists come here; signing a new revision costs nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentse.engine.results import SignResult
+from opentse.server.context import Call, parse_uuid
+from opentse.server.problems import ApiError
+from opentse.server.tx_index import CANCEL_PROCESS_DATA, CANCEL_PROCESS_TYPE, derive_raw, tx_ref
+
+
+def refuse_changed(
+    call: Call, tss_id: str, tx_id: str, revision: int, result: SignResult, extra: dict[str, Any]
+) -> None:
+    """409 ``E_PENDING_TX_CONFLICT`` when ``call.body`` is not the request that signed
+    ``revision`` (``result``, ``extra``: its log); nothing when it is."""
+    changed = _differences(call, tss_id, tx_id, revision, result, extra)
+    if changed:
+        raise ApiError(
+            409,
+            "E_PENDING_TX_CONFLICT",
+            f"revision {revision} of transaction {tx_id} was already signed with another "
+            f"request ({', '.join(changed)} differ); a retry must send it unchanged, a "
+            "change needs the next revision (latest_revision + 1)",
+        )
+
+
+def _differences(
+    call: Call, tss_id: str, tx_id: str, revision: int, result: SignResult, extra: dict[str, Any]
+) -> list[str]:
+    body = call.body
+    changed = []
+    if body["state"] != str(extra.get("state", "ACTIVE")):
+        changed.append("state")
+    if parse_uuid(body["client_id"], "client_id") != str(extra.get("client", "")):
+        changed.append("client_id")
+    signed = _signed_content(call, tss_id, tx_id, revision, body)
+    if signed is not None and signed != (result.process_type, result.process_data):
+        changed.append("schema")
+    logged = extra.get("metadata")
+    sent = body.get("metadata") or {}
+    if isinstance(logged, dict) and any(
+        (key in logged) if value is None else logged.get(key) != value
+        for key, value in sent.items()
+    ):
+        changed.append("metadata")
+    return changed
+
+
+def _signed_content(
+    call: Call, tss_id: str, tx_id: str, revision: int, body: dict[str, Any]
+) -> tuple[str, bytes] | None:
+    """(processType, processData) the body asks to sign, as upsert derives them; None
+    where that cannot be told any more (a Finish without schema whose previous
+    revision's log was deleted after an export)."""
+    schema = body.get("schema")
+    if schema:
+        ptype, data, _ = derive_raw(schema)
+        return ptype, data
+    state = body["state"]
+    if state == "ACTIVE":
+        return "", b""
+    if state == "CANCELLED":
+        return CANCEL_PROCESS_TYPE, CANCEL_PROCESS_DATA.encode()
+    # FINISHED without a schema finishes with what the revision before signed
+    if revision < 2 or call.ctx.store.find_ref(tss_id, tx_ref(tx_id, revision - 1)) is None:
+        return None
+    before = call.ctx.service.find_ref(tss_id, tx_ref(tx_id, revision - 1))
+    return before.process_type, before.process_data
