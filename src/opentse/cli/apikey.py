@@ -129,9 +129,12 @@ def disable_command(
     """Disable one API key: its logins are refused at once, the tokens it issued on
     each server node within that node's OPENTSE_KEY_RECHECK_SECONDS (default 5 s;
     this command cannot see the nodes' settings). The organization's other keys keep
-    working. A key the installation does not have: E_API_KEY_NOT_FOUND (exit 1)."""
+    working. A key the installation does not have: E_API_KEY_NOT_FOUND (exit 1).
+    --json: tokens_stop_within_seconds is 3600, the most any node may be set to
+    (opentse serve refuses more), true whatever the nodes set; key_recheck_setting
+    and key_recheck_default_seconds name the setting and its default."""
     from opentse.server.auth import KEY_RECHECK_SECONDS
-    from opentse.server.intervals import KEY_RECHECK
+    from opentse.server.intervals import KEY_RECHECK, MAX_SECONDS
 
     with _service_store(data, database) as store, cli_errors():
         if not store.disable_api_key(api_key):
@@ -147,6 +150,9 @@ def disable_command(
         # environment, which this command does not know (another machine, a service
         # unit's setting): it names the setting and its default, not a number
         "tokens_stop_within": f"{KEY_RECHECK} of each server node",
+        # the number scripts read before (c4f3afa dropped it), back with the one value
+        # this command can vouch for: no node runs with a longer recheck
+        "tokens_stop_within_seconds": int(MAX_SECONDS),
         "key_recheck_setting": KEY_RECHECK,
         "key_recheck_default_seconds": KEY_RECHECK_SECONDS,
     }
