@@ -228,7 +228,7 @@ def test_shop_owner_flow(
     expect(page.locator(".verdict")).to_have_text(
         "Export geprüft: alle Signaturen gültig, keine Fehler.", timeout=30000
     )
-    expect(page.locator("#export-state")).to_have_text("COMPLETED")
+    expect(page.locator("#export-state")).to_have_text("fertig")  # German, as the page
     b.shot("07-export")
     with page.expect_download() as info:
         page.get_by_role("link", name="TAR herunterladen").click()

@@ -148,6 +148,27 @@ def test_focus_stays_while_the_export_runs(shop: dict[str, Any], chromium: Any) 
     assert problems == []
 
 
+def test_the_running_export_shows_its_state_in_german(shop: dict[str, Any], chromium: Any) -> None:
+    """The state the page takes from the status answer is the page's language's: it
+    showed the API's name (COMPLETED) on a German page once the export ended."""
+    from playwright.sync_api import expect
+
+    context = chromium.new_context(locale="de-DE")
+    context.set_default_timeout(60000)
+    page = context.new_page()
+    _log_in(page, shop)
+    page.goto(shop["base"] + _start_export(shop) + "?lang=de")
+    shown = page.locator("#export-state")
+    assert shown.text_content() in ("wartet", "läuft"), shown.text_content()
+    expect(shown).to_have_attribute("data-state", "COMPLETED", timeout=60000)
+    expect(shown).to_have_text("fertig")
+    expect(shown).to_have_class("state state-completed")
+    expect(page.get_by_role("status").first).to_have_text(
+        "Der Export ist fertig; das Prüfergebnis steht unten.", timeout=60000
+    )
+    context.close()
+
+
 def test_without_javascript_a_link_reloads_the_running_export(
     shop: dict[str, Any], chromium: Any
 ) -> None:
@@ -171,7 +192,7 @@ def test_without_javascript_a_link_reloads_the_running_export(
     expect(page.get_by_role("link", name="Reload")).to_have_count(0)
     status = page.request.get(address + "/status").json()
     assert status == {
-        "state": "COMPLETED", "done": True, "alert": False,
+        "state": "COMPLETED", "state_text": "COMPLETED", "done": True, "alert": False,
         "message": "The export is finished; its verification result is below.",
     }  # fmt: skip
     gone = page.request.get(address[: -len("0000")] + "0000/status")

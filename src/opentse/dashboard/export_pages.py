@@ -180,7 +180,15 @@ class ExportPages:
         page will not change any more."""
         row, _, verifying, _, line, alert = await run_in_threadpool(self._progress, page, 0.0)
         done = row.state not in ("PENDING", "WORKING") and not verifying
-        return JSONResponse({"state": row.state, "done": done, "message": line, "alert": alert})
+        return JSONResponse(
+            {
+                "state": row.state,
+                "state_text": page.state(row.state),  # shown, in the page's language
+                "done": done,
+                "message": line,
+                "alert": alert,
+            }
+        )
 
     async def export_file(self, page: Page) -> Response:
         row = await run_in_threadpool(self._export, page)

@@ -430,6 +430,45 @@ TEXTS: dict[str, tuple[str, str]] = {
 }
 
 
+#: The states of TSEs, transactions, registers and API exports (the fiskaly API's
+#: names): German for shop owners and auditors, in English the API's own name, which
+#: an integrator finds in the API's answers and logs.
+STATES: dict[str, tuple[str, str]] = {
+    # TSE
+    "CREATED": ("angelegt", "CREATED"),
+    "UNINITIALIZED": ("nicht initialisiert", "UNINITIALIZED"),
+    "INITIALIZED": ("initialisiert", "INITIALIZED"),
+    "DISABLED": ("stillgelegt", "DISABLED"),
+    "DELETED": ("gelöscht", "DELETED"),
+    "DEFECTIVE": ("defekt", "DEFECTIVE"),
+    "EVICTED": ("ausgelagert", "EVICTED"),
+    # transaction (CANCELLED also an export's)
+    "ACTIVE": ("offen", "ACTIVE"),
+    "FINISHED": ("abgeschlossen", "FINISHED"),
+    "CANCELLED": ("abgebrochen", "CANCELLED"),
+    # register (client)
+    "REGISTERED": ("angemeldet", "REGISTERED"),
+    "DEREGISTERED": ("abgemeldet", "DEREGISTERED"),
+    # API export
+    "PENDING": ("wartet", "PENDING"),
+    "WORKING": ("läuft", "WORKING"),
+    "COMPLETED": ("fertig", "COMPLETED"),
+    "ERROR": ("fehlgeschlagen", "ERROR"),
+}
+
+
+def state_namer(lang: str) -> Callable[[str], str]:
+    """``state(name)``: a state's name in ``lang``; a state this table does not know
+    (a newer API's) as the API names it, not a failed page."""
+    index = LANGUAGES.index(lang if lang in LANGUAGES else DEFAULT)
+
+    def state(name: str) -> str:
+        names = STATES.get(name)
+        return name if names is None else names[index]
+
+    return state
+
+
 def pick_language(query: str | None, cookie: str | None, accept: str | None) -> str:
     """``?lang=`` beats the cookie beats the best ``Accept-Language`` match."""
     for explicit in (query, cookie):

@@ -65,6 +65,7 @@ class Page:
         self.session = session
         self.lang = lang
         self.t = i18n.translator(lang)
+        self.state = i18n.state_namer(lang)
         self.org = session.organization_id
         self.env = "TEST"
         self.org_name = ""
@@ -80,6 +81,7 @@ class Page:
         query["lang"] = other
         html = self.templates.get_template(template).render(
             t=self.t,
+            state=self.state,
             lang=self.lang,
             base=BASE,
             csrf=self.csrf,

@@ -11,7 +11,7 @@
     return;
   }
   var url = line.dataset.poll;
-  var last = (document.getElementById("export-state") || {}).textContent;
+  var last = ((document.getElementById("export-state") || {}).dataset || {}).state;
   var focusedIn = function (node) {
     return node && node.contains(document.activeElement);
   };
@@ -47,10 +47,13 @@
     }
   };
 
-  var setState = function (state) {
+  /* `state` the API's name (the class, the data attribute), `text` as shown in the
+     page's language */
+  var setState = function (state, text) {
     var shown = document.getElementById("export-state");
-    if (shown && shown.textContent !== state) {
-      shown.textContent = state;
+    if (shown && shown.dataset.state !== state) {
+      shown.dataset.state = state;
+      shown.textContent = text || state;
       shown.className = "state state-" + state.toLowerCase();
     }
     var bar = document.getElementById("progress");
@@ -103,7 +106,7 @@
         }
         var changed = status.state !== last;
         last = status.state;
-        setState(status.state);
+        setState(status.state, status.state_text);
         if (line.textContent !== status.message) {
           line.textContent = status.message;
         }
