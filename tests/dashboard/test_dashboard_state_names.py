@@ -9,7 +9,6 @@ import re
 import uuid
 from pathlib import Path
 
-import httpx
 from dashboard_support import api_login, dashboard_login, sell, served_shop, setup_tss
 
 from opentse.dashboard import i18n
