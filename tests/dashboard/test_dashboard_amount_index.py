@@ -23,8 +23,9 @@ import httpx
 import pytest
 from dashboard_support import api_login, dashboard_login, sell, setup_tss
 
-from opentse.dashboard import transactions
+from opentse.dashboard import amounts, transactions
 from opentse.dashboard.transactions import SEARCH_LIMIT, SEARCH_SCAN, TxQuery
+from opentse.ops.store import OpsDB
 from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig
@@ -242,10 +243,18 @@ def test_rows_from_before_the_migration_are_backfilled(shop: Shop) -> None:
     assert shop.row(first["_id"]).amount_cents == 2142
     assert shop.row(second["_id"]).amount_cents == 500  # the whole batch, not just hits
     missing = transactions.backfill_amounts(shop.ctx, shop.org, None)
-    assert missing == 0 and shop.ctx.svc.txs_missing_amount(shop.org, None, 10) == []
+    assert missing == 0 and _todo(shop.ctx.svc, shop.org) == []
 
 
 # --- the service store on both databases ----------------------------------------------
+
+
+def _todo(svc: ServiceStore, org: str) -> list[str]:
+    """The receipts the dashboard's backfill reads next (its own query)."""
+    rows = OpsDB(svc).rows(
+        f"SELECT tx_id FROM svc_transactions WHERE {amounts.RECEIPTS_TODO}", [org]
+    )
+    return [str(r[0]) for r in rows]
 
 
 def test_amount_column_and_filters(service_store: ServiceStore) -> None:
@@ -288,11 +297,13 @@ def test_amount_column_and_filters(service_store: ServiceStore) -> None:
     assert numbers(amount_cents=2142, time_from=1010, time_to=1020) == [2]
     assert numbers(time_from=1020) == [4, 3]
     assert numbers(amount_cents=999, states=["FINISHED"]) == [1]
-    assert [r.number for r in service_store.txs_missing_amount("org", "t", 10)] == [4]
-    assert service_store.txs_missing_amount("org", "other", 10) == []
-    service_store.set_tx_amounts([("t", "x4", 700), ("t", "x2", 1)])  # x2 has one: kept
+    assert _todo(service_store, "org") == ["x4"]  # the dashboard's backfill reads it
+    assert _todo(service_store, "other") == []
+    with OpsDB(service_store).tx() as c:  # as the backfill writes an amount
+        c.execute(amounts.SET_AMOUNT, (700, None, "t", "x4"))
+        c.execute(amounts.SET_AMOUNT, (1, None, "t", "x2"))  # x2 has one: kept
     assert numbers(amount_cents=700) == [4] and numbers(amount_cents=1) == []
-    assert service_store.txs_missing_amount("org", None, 10) == []
+    assert _todo(service_store, "org") == []
 
 
 # --- cash movements: the money moved is their amount ----------------------------------

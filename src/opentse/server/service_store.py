@@ -712,40 +712,6 @@ class ServiceStore:
             f"SELECT {self._TX_COLS} FROM svc_transactions", where, order, page, self._txrow
         )
 
-    # amounts of rows written before migration 0007 ---------------------------------
-    def txs_missing_amount(self, org_id: str, tss_id: str | None, limit: int) -> list[TxRow]:
-        """FINISHED Kassenbeleg-V1 rows without an amount (written before migration
-        0007, or their processData has no readable total), newest first. The literal
-        conditions match the partial index ``svc_transactions_amount_missing``."""
-        self.flush()
-        where = (
-            "organization_id=? AND amount_cents IS NULL AND state = 'FINISHED'"
-            " AND process_type = 'Kassenbeleg-V1'"
-        )
-        args: list[Any] = [org_id]
-        if tss_id is not None:
-            where += " AND tss_id=?"
-            args.append(tss_id)
-        rows = self._conn().execute(
-            f"SELECT {self._TX_COLS} FROM svc_transactions WHERE {where}"
-            " ORDER BY time_start DESC LIMIT ?",
-            [*args, limit],
-        )
-        return [self._txrow(r) for r in rows]
-
-    def set_tx_amounts(self, amounts: Sequence[tuple[str, str, int]]) -> None:
-        """Backfill ``(tss_id, tx_id, cents)`` of finished receipts; a FINISHED row
-        gets no later revision, so nothing the index writer does races with this."""
-        if not amounts:
-            return
-        with self._tx(durable=False) as c:
-            for tss_id, tx_id, cents in amounts:
-                c.execute(
-                    "UPDATE svc_transactions SET amount_cents=?"
-                    " WHERE tss_id=? AND tx_id=? AND state='FINISHED' AND amount_cents IS NULL",
-                    (cents, tss_id, tx_id),
-                )
-
     # exports ----------------------------------------------------------------------
     _EXP_COLS = (
         "export_id, tss_id, organization_id, state, params, exception, time_request,"

@@ -7,7 +7,7 @@
 -- readable total). Before this, such rows kept their place at the head of the
 -- backfill (newest first, 5,000 a search) and 5,000 of them kept every older receipt
 -- from ever getting its amount. The backfill reads along a new index without the
--- marked rows (0007's stays for ServiceStore.txs_missing_amount); a
+-- marked rows (0007's, which holds them, is read by nothing now); a
 -- second partial index holds only marked rows (none in a healthy shop) for the
 -- count. "Read them again" on the search page clears the marks (after a restore).
 ALTER TABLE svc_transactions ADD COLUMN amount_unread TEXT;
