@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +18,7 @@ from opentse.engine.keyring import Keyring
 from opentse.engine.service import TSEService
 from opentse.errors import ProtocolError
 from opentse.formats.processdata import parse_kassenbeleg
-from opentse.register.backends import EmbeddedBackend, RegisterNotAccepted
+from opentse.register.backends import EmbeddedBackend, RegisterNotAccepted, Started
 from opentse.register.outage import RESTART_ADVICE, Light, OutageLog
 from opentse.register.receipt import Seller
 from opentse.register.register import Register, RegisterConfig
@@ -52,9 +52,26 @@ def journal(tmp_path: Path) -> Iterator[OutageLog]:
     log.close()
 
 
-def make_register(service: TSEService, journal: OutageLog, timeout: float = 5.0) -> Register:
+def make_register(
+    service: TSEService, journal: OutageLog, timeout: float = 5.0, backend: Any = None
+) -> Register:
     config = RegisterConfig(SELLER, CLIENT, timeout=timeout)
-    return Register(EmbeddedBackend(service, "tse-1"), config, journal)
+    return Register(backend or EmbeddedBackend(service, "tse-1"), config, journal)
+
+
+class WatchedStarts(EmbeddedBackend):
+    """The real embedded backend; ``answered`` is set when a Start's call has
+    returned (in the register's worker thread, however late)."""
+
+    def __init__(self, service: TSEService) -> None:
+        super().__init__(service, "tse-1")
+        self.answered = threading.Event()
+
+    def start(self, client_id: str, process_type: str, *, ref: str) -> Started:
+        try:
+            return super().start(client_id, process_type, ref=ref)
+        finally:
+            self.answered.set()
 
 
 def coffee(total: str = "4.80") -> Sale:
@@ -135,21 +152,20 @@ def test_refusing_tse_gives_marked_receipts_yellow_and_advice(
 def test_blocked_tse_times_out_then_dangling_transaction_is_finished(
     service: TSEService, journal: OutageLog, tmp_path: Path
 ) -> None:
-    register = make_register(service, journal, timeout=0.5)
+    backend = WatchedStarts(service)
+    register = make_register(service, journal, timeout=0.5, backend=backend)
     register.connect()
     blocker = sqlite3.connect(tmp_path / "tse.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the TSE store
-    started = time.monotonic()
     result = register.sell(coffee())
-    assert time.monotonic() - started < 3  # the sale was not blocked
+    # the sale came back while its Start was still waiting for the store: not blocked
+    assert not backend.answered.is_set()
     assert result.tse_failed
     assert "TimeoutError" in (result.error or "")
     assert result.status.light is Light.YELLOW
     blocker.execute("ROLLBACK")  # the TSE recovers; the stuck Start completes late
     blocker.close()
-    deadline = time.monotonic() + 10
-    while not service.get("tse-1").state.open_transactions and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert backend.answered.wait(30), "the stuck Start never completed"
     dangling = sorted(service.get("tse-1").state.open_transactions)
     assert len(dangling) == 1
     assert register.status().light is Light.YELLOW  # yellow until a signing works again
@@ -176,16 +192,16 @@ def test_reconnect_whose_recovery_signs_ends_the_signing_outage(
     recovery signs the abort: a signing that works, so the outage ends (docs: "the
     first signing that works ends the outage"). pos status still said YELLOW "TSE
     ausgefallen" after the TSE was back, until the next sale."""
-    register = make_register(service, journal, timeout=0.5)
+    backend = WatchedStarts(service)
+    register = make_register(service, journal, timeout=0.5, backend=backend)
     register.connect()
     blocker = sqlite3.connect(tmp_path / "tse.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     assert register.sell(coffee()).status.light is Light.YELLOW
+    assert not backend.answered.is_set()
     blocker.execute("ROLLBACK")  # the stuck Start completes late
     blocker.close()
-    deadline = time.monotonic() + 10
-    while not service.get("tse-1").state.open_transactions and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert backend.answered.wait(30), "the stuck Start never completed"
     assert len(service.get("tse-1").state.open_transactions) == 1
     status = register.connect()
     assert service.get("tse-1").state.open_transactions == {}  # the abort was signed
