@@ -76,7 +76,18 @@ class Dashboard:
 
     # plumbing ------------------------------------------------------------------------
 
-    def page(self, handler: Handler, *, login: bool = True) -> Callable[[Request], Any]:
+    def page(
+        self, handler: Handler, *, login: bool = True, writes: bool = False
+    ) -> Callable[[Request], Any]:
+        """``writes``: the route's POST writes to the database itself, so a node
+        older than its database (``ctx.stale_schema``) answers it with a 503 page
+        saying why, before the handler runs, as the API's ``endpoint`` refuses its
+        writes. Not flagged: the login (it writes nothing durable), the logout (it
+        ends the browser's session even then and says so itself), the export form
+        (the API's ``trigger_export`` refuses, and the form shows why), the verify
+        form (nothing stored); the amount search, a GET, answers from what is
+        indexed without filling amounts in (``amounts.backfill_amounts``)."""
+
         async def run(request: Request) -> Response:
             now = self.ctx.now()
             loaded = self.codec.load(request.cookies.get(COOKIE), now)
@@ -106,6 +117,8 @@ class Dashboard:
                 if login and not page.org:  # back here once logged in (a bookmark,
                     # a session that ran out on a receipt)
                     response: Response = RedirectResponse(login_url(request), status_code=303)
+                elif writes and request.method == "POST" and self.ctx.stale_schema is not None:
+                    raise PageError(503, f"E_SCHEMA_NEWER: {self.ctx.stale_schema}")
                 else:
                     response = await handler(page)
             except NotFound:
@@ -219,7 +232,7 @@ class Dashboard:
             Route("/tss", p(self.tse_list), methods=["GET"]),
             Route("/tss/{tss_id}", p(self.tse_detail), methods=["GET"]),
             Route("/tx", p(self.tx_pages.tx_search), methods=["GET"]),
-            Route("/tx/read-again", p(self.tx_pages.read_again), methods=["POST"]),
+            Route("/tx/read-again", p(self.tx_pages.read_again, writes=True), methods=["POST"]),
             Route(tx, p(self.tx_pages.tx_detail), methods=["GET"]),
             Route(tx + "/qr", p(self.tx_pages.tx_qr), methods=["GET"]),
             Route(tx + "/log/{counter:int}", p(self.tx_pages.tx_log), methods=["GET"]),

@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from opentse.dashboard import amounts, transactions, tx_detail, uploads, views
 from opentse.dashboard.forms import read_form
-from opentse.dashboard.pages import BASE, NotFound, Page, PageError, form_text, shop_zone_of_env
+from opentse.dashboard.pages import BASE, NotFound, Page, form_text, shop_zone_of_env
 
 TX_STATES = ("ACTIVE", "FINISHED", "CANCELLED")
 
@@ -128,11 +128,9 @@ class TransactionPages:
 
     async def read_again(self, page: Page) -> Response:
         """ "Read them again": the marks of amounts that could not be read are cleared
-        (after the store was restored), and the next amount search reads those logs."""
+        (after the store was restored), and the next amount search reads those logs.
+        A write: refused at a node older than its database (``Dashboard.page``)."""
         form = await read_form(page)
-        stale = self.ctx.stale_schema  # a node older than its database writes nothing
-        if stale is not None:
-            raise PageError(503, f"E_SCHEMA_NEWER: {stale}")
         await run_in_threadpool(amounts.read_again, self.ctx, page.org)
         # back to the search it was clicked on, which reads them again at once (the
         # list of marked ones would be empty until an amount search)
