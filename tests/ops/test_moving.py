@@ -40,8 +40,8 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def serve(data: Path) -> Iterator[str]:
-    port = _free_port()
+def serve(data: Path, port: int | None = None) -> Iterator[str]:
+    port = port or _free_port()
     proc = subprocess.Popen(
         [OPENTSE, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV,
@@ -127,3 +127,54 @@ def test_move_tse_to_new_host(tmp_path: Path) -> None:
         assert rotated["api_key_new"] == conn["api_key"]
         assert all(conn["api_secret"] not in json.dumps(e.details) for e in entries)
         assert entries[3].details["ok"] is True
+
+
+def test_move_run_again_after_a_failed_test_keeps_the_secret_it_made(tmp_path: Path) -> None:
+    """`tse move` run before `opentse serve` was started at the new place: the test
+    fails (connection refused). Run again once it serves, it rotated the key a second
+    time, so the secret printed the first time (and maybe typed into the registers)
+    stopped working and a third one was printed. Now the rerun tests with the key and
+    secret the first run made (read from its 0600 connection file) and finishes."""
+    data = tmp_path / "new-host"
+    key = json.loads(_run("apikey", "create", "--data", str(data), "--json").stdout)
+    with serve(data) as base, httpx.Client(base_url=base, timeout=30) as client:
+        tss = setup_tss(client, login(client, key["api_key"], key["api_secret"]))
+    port = _free_port()  # nothing listens there yet
+    move = ("tse", "move", tss, "--data", str(data), "--host", "127.0.0.1",
+            "--port", str(port), "--no-tls", "--json")  # fmt: skip
+    first = _run(*move, check=False)
+    assert first.returncode == 1, first.stdout + first.stderr
+    made = json.loads(first.stdout)
+    assert made["connection_test"]["ok"] is False and made["resumed"] is False
+    told = " ".join(first.stderr.split())
+    assert "not finished" in told and "`opentse tse move` again" in told, told
+    assert "same key and secret" in told and made["api_secret"] not in told
+
+    with serve(data, port) as base, httpx.Client(base_url=base, timeout=30) as client:
+        again = _run(*move, check=False)
+        assert again.returncode == 0, again.stdout + again.stderr
+        conn = json.loads(again.stdout)
+        assert conn["connection_test"]["ok"] is True and conn["resumed"] is True
+        assert (conn["api_key"], conn["api_secret"]) == (made["api_key"], made["api_secret"])
+        h = login(client, made["api_key"], made["api_secret"])  # the first secret works
+        assert client.get(f"/api/v2/tss/{tss}", headers=h).status_code == 200
+        old = client.post(
+            "/api/v2/auth", json={"api_key": key["api_key"], "api_secret": key["api_secret"]}
+        )
+        assert old.status_code == 401  # the key before the move stays disabled
+    with OpsContext.open(data) as ops:
+        kinds = [e.kind for e in protocol.entries(ops.db, tse_id=tss)]
+    assert kinds == [
+        protocol.MOVE_STARTED,
+        protocol.API_KEY_ROTATED,
+        protocol.CONNECTION_DATA,
+        protocol.CONNECTION_TEST,
+        protocol.MOVE_RESUMED,
+        protocol.CONNECTION_DATA,
+        protocol.CONNECTION_TEST,
+        protocol.MOVE_DONE,
+    ], kinds
+    # a move once done is a new move: run again, it rotates (a new secret)
+    with serve(data, port):
+        later = json.loads(_run(*move).stdout)
+    assert later["resumed"] is False and later["api_key"] != made["api_key"]

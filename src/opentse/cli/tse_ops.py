@@ -60,7 +60,13 @@ def move_command(
         for key, value in conn.to_json().items():
             if key != "also_affected":
                 typer.echo(f"{key}: {value}")
-        typer.echo("The API secret is shown only now; enter it in every register.")
+        if conn.resumed:  # the move of an earlier run, not finished: its key carries on
+            typer.echo(
+                "The same key and secret as the earlier run of this move (not finished"
+                " then): registers given them keep them."
+            )
+        else:
+            typer.echo("The API secret is shown only now; enter it in every register.")
         for other, regs in conn.also_affected.items():  # the organization's old keys are off
             typer.echo(
                 f"The organization's old keys are disabled: the registers of TSE {other}"
@@ -69,6 +75,12 @@ def move_command(
         if result is not None:
             typer.echo("connection test: " + json.dumps(result))
     if result is not None and not result.get("ok"):
+        typer.echo(  # what now: a rerun must not make (and print) yet another secret
+            f"The move is not finished: start `opentse serve` with this data folder at"
+            f" {conn.url}, then run this `opentse tse move` again: it tests again with the"
+            f" same key and secret ({conn.file}), no new ones.",
+            err=True,
+        )
         raise typer.Exit(1)
 
 

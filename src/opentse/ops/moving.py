@@ -9,10 +9,12 @@
    fingerprint) is written to ``TSE-Connection-<tse>.txt`` (0600) and returned once;
    an existing ``LAN-TSE-Session.txt`` is rewritten with the new credentials.
 4. ``connection_test`` runs what ``opentse lan test`` runs against the new URL and
-   writes the result to the protocol; only a passing test completes the move.
+   writes the result to the protocol; only a passing test completes the move. The
+   same move run again before it completed (the test failed: no server there yet)
+   tests with the key and secret it made instead of rotating once more.
 
-Access tokens already issued stay valid until they expire (the server checks the
-key's ``disabled`` flag at login, not on every token).
+Access tokens issued with a disabled key stop working within the server's
+``KEY_RECHECK_SECONDS`` (it re-reads the key's ``disabled`` flag).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class ConnectionData:
     #: the organization's other TSEs -> their registers: its old keys stop working for
     #: them too, so these registers need the new key and secret as well
     also_affected: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: a move that had not finished, run again: the key and secret it made carry on
+    resumed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,7 @@ class ConnectionData:
             "registers": list(self.registers),
             "file": self.file,
             "also_affected": {t: list(r) for t, r in self.also_affected.items()},
+            "resumed": self.resumed,
         }
 
 
@@ -158,11 +163,20 @@ def move_tse(
         )
     url = build_url(host, port, path, tls)
     org = organization_of(ctx, tse_id, org_id)
-    protocol.record(
-        ctx.db, ctx.now(), protocol.MOVE_STARTED, tse_id=tse_id, actor=actor,
-        details={"new_url": url, "organization_id": org},
-    )  # fmt: skip
-    api_key, api_secret = rotate_api_keys(ctx, org, tse_id=tse_id, actor=actor)
+    file = ctx.data_dir / f"TSE-Connection-{tse_id}.txt"
+    made = unfinished_move(ctx, tse_id, url, org, file)
+    if made is not None:  # the same move again: its key and secret carry on
+        api_key, api_secret = made
+        protocol.record(
+            ctx.db, ctx.now(), protocol.MOVE_RESUMED, tse_id=tse_id, actor=actor,
+            details={"new_url": url, "organization_id": org, "api_key": api_key},
+        )  # fmt: skip
+    else:
+        protocol.record(
+            ctx.db, ctx.now(), protocol.MOVE_STARTED, tse_id=tse_id, actor=actor,
+            details={"new_url": url, "organization_id": org},
+        )  # fmt: skip
+        api_key, api_secret = rotate_api_keys(ctx, org, tse_id=tse_id, actor=actor)
     regs = _registers_of(ctx, tse_id)
     also = {
         t: _registers_of(ctx, t)
@@ -197,7 +211,6 @@ def move_tse(
         + (f" --fingerprint {tls_fingerprint}" if tls and tls_fingerprint else ""),
         "",
     ]
-    file = ctx.data_dir / f"TSE-Connection-{tse_id}.txt"
     _write_private(file, "\n".join(lines))
     session = ctx.data_dir / "LAN-TSE-Session.txt"
     if session.exists():
@@ -214,8 +227,46 @@ def move_tse(
     )  # fmt: skip
     return ConnectionData(
         tse_id, url, host, port, path, api_key, api_secret, org, tls_fingerprint, regs,
-        str(file), also,
+        str(file), also, resumed=made is not None,
     )  # fmt: skip
+
+
+def unfinished_move(
+    ctx: OpsContext, tse_id: str, url: str, org_id: str, file: Path
+) -> tuple[str, str] | None:
+    """The key and secret a move of ``tse_id`` to ``url`` made and did not finish
+    (no ``move.done`` after its ``move.started``, e.g. the connection test failed
+    because ``opentse serve`` was not running there yet), read back from its
+    connection file while that key is still the organization's and enabled. Run
+    again, the move tests with them instead of rotating once more: the secret the
+    first run printed (and the registers may have been given) keeps working."""
+    from opentse.crypto.secrets import verify_secret
+
+    last = None
+    for e in protocol.entries(ctx.db, tse_id=tse_id, kinds=(protocol.MOVE_STARTED,
+                                                            protocol.MOVE_DONE)):  # fmt: skip
+        last = e
+    if last is None or last.kind != protocol.MOVE_STARTED or last.details.get("new_url") != url:
+        return None
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    fields = dict(
+        (name.strip(), value.strip())
+        for name, sep, value in (line.partition(":") for line in text.splitlines())
+        if sep
+    )
+    key, secret = fields.get("API key", ""), fields.get("API secret", "")
+    if not key or not secret or fields.get("URL") != url:
+        return None
+    row = ctx.db.one(
+        "SELECT secret_hash FROM svc_api_keys WHERE api_key=? AND organization_id=? AND disabled=0",
+        (key, org_id),
+    )
+    if row is None or not verify_secret(secret, str(row[0])):
+        return None
+    return key, secret
 
 
 def _registers_of(ctx: OpsContext, tse_id: str) -> tuple[str, ...]:

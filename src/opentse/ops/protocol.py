@@ -29,6 +29,7 @@ API_KEY_ROTATED = "move.api_key_rotated"
 CONNECTION_DATA = "move.connection_data"
 CONNECTION_TEST = "move.connection_test"
 MOVE_DONE = "move.done"
+MOVE_RESUMED = "move.resumed"  # a rerun testing again with the credentials it made
 MOVED_OUT = "move.moved_out"  # this data folder retired: its copy runs elsewhere
 REPLACE_STARTED = "replace.started"
 REPLACE_NEW_TSE = "replace.new_tse_ready"
