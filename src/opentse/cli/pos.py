@@ -14,11 +14,14 @@ Vorgang, the closings) that ``pos close`` and ``opentse dsfinvk export`` read.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import typer
 
@@ -121,23 +124,73 @@ def journal_path(journal: Path | None, client: str, data: Path | None = None) ->
     return folder / "pos" / f"{safe}.db"
 
 
+@dataclass(frozen=True)
+class TillOptions:
+    """The options every ``pos`` command takes to reach the TSE and the register's
+    file (``--tss`` and ``--client`` stay each command's own: they lead its help)."""
+
+    data: Path | None = None
+    url: str | None = None
+    api_key: str | None = None
+    api_secret: str | None = None
+    fingerprint: str | None = None
+    session: Path | None = None
+    journal: Path | None = None
+    timezone: str | None = None
+
+
+#: the options of TillOptions, in the order ``--help`` lists them
+TILL_PARAMETERS = tuple(
+    inspect.Parameter(
+        name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=kind
+    )
+    for name, option, kind in (
+        ("data", DATA_OPTION, Path | None),
+        ("url", URL_OPTION, str | None),
+        ("api_key", KEY_OPTION, str | None),
+        ("api_secret", SECRET_OPTION, str | None),
+        ("fingerprint", FINGERPRINT_OPTION, str | None),
+        ("session", SESSION_OPTION, Path | None),
+        ("journal", JOURNAL_OPTION, Path | None),
+        ("timezone", TIMEZONE_OPTION, str | None),
+    )
+)
+#: the placeholder a command declares where the options go (never used as a value)
+NO_TILL = TillOptions()
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def till_options(command: Command) -> Command:
+    """Typer sees the TillOptions options in place of the ``till`` parameter; the
+    command gets them as one TillOptions."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        parameters += TILL_PARAMETERS if parameter.name == "till" else (parameter,)
+
+    @functools.wraps(command)
+    def with_till(**given: Any) -> None:
+        till = TillOptions(**{p.name: given.pop(p.name) for p in TILL_PARAMETERS})
+        command(till=till, **given)
+
+    with_till.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return cast(Command, with_till)
+
+
 @contextlib.contextmanager
 def _register(
-    data: Path | None,
-    url: str | None,
-    api_key: str | None,
-    api_secret: str | None,
+    till: TillOptions,
     tss: str | None,
     client: str | None,
-    journal: Path | None,
-    fingerprint: str | None = None,
-    session: Path | None = None,
     **config: Any,
 ) -> Iterator[Any]:
     """A connected-on-demand Register over the chosen backend; everything closed after.
     With ``--url`` the register's serial is asked of the service only while none is
     kept (a client's serial number does not change); ``contact=False`` (daily,
     status --no-check): not before the first file is made either."""
+    data, url, session, journal = till.data, till.url, till.session, till.journal
+    api_key, api_secret, fingerprint = till.api_key, till.api_secret, till.fingerprint
     from opentse.installation import CA_FILE
     from opentse.register import EmbeddedBackend, OutageLog, Register, RegisterConfig, Seller
     from opentse.register.books import Books
@@ -175,7 +228,7 @@ def _register(
     )
     seller = Seller(seller_name or DEFAULT_SELLER[0], tuple(seller_address or DEFAULT_SELLER[1]))
     contact = bool(config.pop("contact", True))
-    timezone = config.pop("timezone", None)
+    timezone = till.timezone
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
     # a sale right after connect's failed probe (one command) is booked unsigned at once
     config.setdefault("probe_interval", PROBE_INTERVAL)
@@ -431,6 +484,7 @@ def _write_outputs(
 
 
 @pos_app.command("sell")
+@till_options
 def sell_command(
     tss: str | None = TSS_OPTION,
     client: str | None = CLIENT_OPTION,
@@ -454,14 +508,7 @@ def sell_command(
         help="BON_ID or number of this bill's first order (pos order): its TSE start is "
         "printed as TSE-Erstbestellung.",
     ),
-    data: Path | None = DATA_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-    api_secret: str | None = SECRET_OPTION,
-    fingerprint: str | None = FINGERPRINT_OPTION,
-    session: Path | None = SESSION_OPTION,
-    journal: Path | None = JOURNAL_OPTION,
-    timezone: str | None = TIMEZONE_OPTION,
+    till: TillOptions = NO_TILL,
     seller_name: str | None = SELLER_NAME_OPTION,
     seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
@@ -511,20 +558,8 @@ def sell_command(
             "qr_only": qr_only,
             "timeout": timeout,
             "text_width": width,
-            "timezone": timezone,
         }
-        with _register(
-            data,
-            url,
-            api_key,
-            api_secret,
-            tss,
-            client,
-            journal,
-            fingerprint,
-            session=session,
-            **options,
-        ) as reg:
+        with _register(till, tss, client, **options) as reg:
             started = None if first_order is None else _order_start(reg.books, first_order)
             reg.connect()
             result = reg.sell(sale, first_order_start=started)
@@ -579,20 +614,14 @@ def _fail_on_config_error(result: Any) -> None:
 
 
 @pos_app.command("order")
+@till_options
 def order_command(
     tss: str | None = TSS_OPTION,
     client: str | None = CLIENT_OPTION,
     line: list[str] = typer.Option(
         ..., "--line", help="TEXT:QTY:PRICE:VATKEY (repeat): what was ordered."
     ),
-    data: Path | None = DATA_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-    api_secret: str | None = SECRET_OPTION,
-    fingerprint: str | None = FINGERPRINT_OPTION,
-    session: Path | None = SESSION_OPTION,
-    journal: Path | None = JOURNAL_OPTION,
-    timezone: str | None = TIMEZONE_OPTION,
+    till: TillOptions = NO_TILL,
     seller_name: str | None = SELLER_NAME_OPTION,
     seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
     width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
@@ -616,20 +645,8 @@ def order_command(
             "seller_address": seller_address,
             "timeout": timeout,
             "text_width": width,
-            "timezone": timezone,
         }
-        with _register(
-            data,
-            url,
-            api_key,
-            api_secret,
-            tss,
-            client,
-            journal,
-            fingerprint,
-            session=session,
-            **options,
-        ) as reg:
+        with _register(till, tss, client, **options) as reg:
             reg.connect()
             result = reg.order(order)
     if as_json:
@@ -642,31 +659,28 @@ def order_command(
 
 
 @pos_app.command("status")
+@till_options
 def status_command(
     tss: str | None = TSS_OPTION,
     client: str | None = CLIENT_OPTION,
-    data: Path | None = DATA_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-    api_secret: str | None = SECRET_OPTION,
-    fingerprint: str | None = FINGERPRINT_OPTION,
-    session: Path | None = SESSION_OPTION,
-    journal: Path | None = JOURNAL_OPTION,
-    timezone: str | None = TIMEZONE_OPTION,
+    till: TillOptions = NO_TILL,
     timeout: float = TIMEOUT_OPTION,
     check: bool = typer.Option(True, "--check/--no-check", help="Contact the TSE first."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The traffic light and the outage journal (contacting the TSE recovers dangling
     transactions and ends a start-up outage)."""
-    options = {"timeout": timeout, "timezone": timezone}
+    options = {"timeout": timeout}
     with (
         cli_errors(),
         _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint,
-            session=session, contact=check, **options,
+            till,
+            tss,
+            client,
+            contact=check,
+            **options,
         ) as reg,
-    ):  # fmt: skip
+    ):
         status = reg.connect() if check else reg.status()
         outages = reg.journal.outages()
         dangling = reg.journal.dangling()
@@ -749,29 +763,26 @@ def status_command(
 
 
 @pos_app.command("daily")
+@till_options
 def daily_command(
     tss: str | None = TSS_OPTION,
     client: str | None = CLIENT_OPTION,
-    data: Path | None = DATA_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-    api_secret: str | None = SECRET_OPTION,
-    fingerprint: str | None = FINGERPRINT_OPTION,
-    session: Path | None = SESSION_OPTION,
-    journal: Path | None = JOURNAL_OPTION,
-    timezone: str | None = TIMEZONE_OPTION,
+    till: TillOptions = NO_TILL,
     note: str = typer.Option("", "--note", help="A note for the day's record."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Write today's journal record (works while no TSE is connected)."""
-    options = {"timezone": timezone}
+    options: dict[str, Any] = {}
     with (
         cli_errors(),
         _register(
-            data, url, api_key, api_secret, tss, client, journal, fingerprint,
-            session=session, contact=False, **options,
+            till,
+            tss,
+            client,
+            contact=False,
+            **options,
         ) as reg,
-    ):  # fmt: skip
+    ):
         reg.daily_record(note=note)
         records = reg.journal.daily_records()
     day, light, count, _ = records[-1]
@@ -795,18 +806,12 @@ def _sell_and_print(
 
 
 @pos_app.command("storno")
+@till_options
 def storno_command(
     receipt: str = typer.Argument(..., help="BON_ID (receipt_ref) or number of the receipt."),
     tss: str | None = TSS_OPTION,
     client: str | None = CLIENT_OPTION,
-    data: Path | None = DATA_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-    api_secret: str | None = SECRET_OPTION,
-    fingerprint: str | None = FINGERPRINT_OPTION,
-    session: Path | None = SESSION_OPTION,
-    journal: Path | None = JOURNAL_OPTION,
-    timezone: str | None = TIMEZONE_OPTION,
+    till: TillOptions = NO_TILL,
     timeout: float = TIMEOUT_OPTION,
     seller_name: str | None = SELLER_NAME_OPTION,
     seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
@@ -825,22 +830,10 @@ def storno_command(
         "timeout": timeout,
         "seller_name": seller_name,
         "seller_address": seller_address,
-        "timezone": timezone,
     }
     with (
         cli_errors(),
-        _register(
-            data,
-            url,
-            api_key,
-            api_secret,
-            tss,
-            client,
-            journal,
-            fingerprint,
-            session=session,
-            **options,
-        ) as reg,
+        _register(till, tss, client, **options) as reg,
     ):
         original = reg.books.find_bon_id(receipt)
         sale = reg.books.sale(original)
@@ -863,6 +856,7 @@ def storno_command(
 
 
 @pos_app.command("cash")
+@till_options
 def cash_command(
     kind: str = typer.Option(
         ...,
@@ -874,14 +868,7 @@ def cash_command(
     text: str = typer.Option("", "--text", help="What it is for."),
     tss: str | None = TSS_OPTION,
     client: str | None = CLIENT_OPTION,
-    data: Path | None = DATA_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-    api_secret: str | None = SECRET_OPTION,
-    fingerprint: str | None = FINGERPRINT_OPTION,
-    session: Path | None = SESSION_OPTION,
-    journal: Path | None = JOURNAL_OPTION,
-    timezone: str | None = TIMEZONE_OPTION,
+    till: TillOptions = NO_TILL,
     timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -889,21 +876,10 @@ def cash_command(
     from opentse.register.money import require_cents
     from opentse.register.sale import CashBookEntry
 
-    options = {"timeout": timeout, "timezone": timezone}
+    options = {"timeout": timeout}
     with (
         cli_errors(),
-        _register(
-            data,
-            url,
-            api_key,
-            api_secret,
-            tss,
-            client,
-            journal,
-            fingerprint,
-            session=session,
-            **options,
-        ) as reg,
+        _register(till, tss, client, **options) as reg,
     ):
         entry = CashBookEntry(kind, require_cents(amount), text)
         reg.connect()
@@ -982,6 +958,7 @@ def _master(
 
 
 @pos_app.command("close")
+@till_options
 def close_command(
     tss: str | None = TSS_OPTION,
     client: str | None = CLIENT_OPTION,
@@ -997,14 +974,7 @@ def close_command(
     tax_number: str = typer.Option("", "--tax-number", help="Steuernummer."),
     vat_id: str = typer.Option("", "--vat-id", help="USt-IdNr."),
     location_name: str = typer.Option("", "--location", help="Location name (default: company)."),
-    data: Path | None = DATA_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-    api_secret: str | None = SECRET_OPTION,
-    fingerprint: str | None = FINGERPRINT_OPTION,
-    session: Path | None = SESSION_OPTION,
-    journal: Path | None = JOURNAL_OPTION,
-    timezone: str | None = TIMEZONE_OPTION,
+    till: TillOptions = NO_TILL,
     timeout: float = TIMEOUT_OPTION,
     business_day: str | None = typer.Option(
         None,
@@ -1044,20 +1014,8 @@ def close_command(
         _check_outputs(pdf=pdf, out=out)  # before the day is closed
         options = {
             "timeout": timeout,
-            "timezone": timezone,
         }
-        with _register(
-            data,
-            url,
-            api_key,
-            api_secret,
-            tss,
-            client,
-            journal,
-            fingerprint,
-            session=session,
-            **options,
-        ) as reg:
+        with _register(till, tss, client, **options) as reg:
             books, serial = reg.books, reg.config.client_id
             master = _master(books, serial, reg.backend.tse_id, company, street, postal_code, city,
                              tax_number, vat_id, location_name)  # fmt: skip
