@@ -50,6 +50,7 @@ def test_json_shape() -> None:
         "errors",
         "warnings",
         "info_findings",
+        "system_logs",
     ]
     assert body["ok"] is False
     (info,) = body["info"]  # which TSE made the export, as its info.csv says

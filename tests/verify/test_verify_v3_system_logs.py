@@ -171,3 +171,102 @@ def test_a_file_named_after_another_operation_is_named_in_both(
     assert codes == ["E_NAME_MISMATCH"], report["findings"]
     (finding,) = report["findings"]
     assert "initialize in the name, updateTime in the log" in finding["message"]
+
+
+# --- the data of system logs named (v3 eventOrigin/eventTriggeredByUser/eventData) ---
+
+
+class _V3SystemLog(core.Sequence):
+    """A version 3 system log as TR-03151-1 v1.1 lays it out (digest tr03151.md),
+    read by asn1crypto: the independent reader the describer is checked against."""
+
+    _fields: ClassVar[list[tuple[str, type[core.Asn1Value], dict[str, object]]]] = [  # type: ignore[assignment]
+        ("version", core.Integer, {}),
+        ("certifiedDataType", core.ObjectIdentifier, {}),
+        ("eventType", core.PrintableString, {"implicit": 0}),
+        ("eventOrigin", core.UTF8String, {"implicit": 1}),
+        ("eventTriggeredByUser", core.UTF8String, {"implicit": 2, "optional": True}),
+        ("eventData", core.OctetString, {"implicit": 3}),
+        ("serialNumber", core.OctetString, {}),
+        ("signatureAlgorithm", _Algorithm, {}),
+        ("signatureCounter", core.Integer, {}),
+        ("logTime", core.Integer, {}),
+        ("signatureValue", core.OctetString, {}),
+    ]
+
+
+def test_v3_event_elements_are_named_as_asn1crypto_reads_them(tse: SyntheticTSE) -> None:
+    from opentse.tr03151.sysdata import describe_system_data
+
+    for user in ("timeadmin", None):
+        data = _signed(tse, 3, SYSTEM_OID, _update_time(3, T0 + 11) if user else
+                       _system_v3("updateTime", "CSP", None, b"\x30\x03\x02\x01\x07"),
+                       2, T0 + 5)  # fmt: skip
+        theirs = _V3SystemLog.load(data)
+        msg = decode_log_message(data)
+        assert isinstance(msg.certified, SystemLogData)
+        named = describe_system_data(
+            msg.certified.operation_type, msg.certified.system_operation_data, 3, TimeFormat.UNIX
+        )
+        event_data = theirs["eventData"].native
+        expected = [("eventOrigin", repr(theirs["eventOrigin"].native))]
+        if user is not None:
+            expected.append(("eventTriggeredByUser", repr(theirs["eventTriggeredByUser"].native)))
+        expected.append(("eventData", f"{len(event_data)} octets, hex {event_data.hex()}"))
+        assert named == expected
+        assert theirs["eventType"].native == msg.certified.operation_type == "updateTime"
+
+
+def test_the_verifier_names_the_system_logs_data(tse: SyntheticTSE, tmp_path: Path) -> None:
+    """verify --json lists each system log with its data named, v3 and v2 alike; the
+    text report shows them too (nothing named them before)."""
+    from typer.testing import CliRunner
+
+    from opentse.cli.main import build_app
+
+    for version in (2, 3):
+        path = _export(tse, tmp_path / "x.tar", version)
+        report = verify_exports([path]).to_json()
+        logs = report["system_logs"]
+        assert logs["count"] == 2
+        update, other = logs["logs"]
+        assert (update["operation"], update["counter"], update["version"]) == ("updateTime", 2,
+                                                                             version)  # fmt: skip
+        names = [f["name"] for f in update["fields"]]
+        if version == 3:
+            assert names == ["eventOrigin", "eventTriggeredByUser", "eventData"]
+            assert update["fields"][0]["value"] == "'integration-interface'"
+            origin, data = other["fields"]
+            assert origin == {"name": "eventOrigin", "value": "'SMA'"}
+            assert data == {"name": "eventData", "value": "2 octets, hex 3000"}
+        else:
+            assert names == ["timeBeforeUpdate"]
+            assert update["fields"][0]["value"] == "2023-11-14T22:13:31Z"
+            assert other["fields"] == []
+        result = CliRunner().invoke(build_app(), ["verify", str(path)], env={"COLUMNS": "250"})
+        assert result.exit_code == 0, result.output
+        assert "System logs" in result.stdout
+        if version == 3:
+            assert "eventOrigin 'integration-interface'" in result.stdout
+
+
+def test_unreadable_system_data_is_a_warning(tse: SyntheticTSE, tmp_path: Path) -> None:
+    """A v2 authenticateUser whose result is no BOOLEAN: named, not dropped."""
+    bad = _system_v2("authenticateUser", _text("admin", 1) + b"\x83\x02\x01\x01")
+    tse.write(tmp_path / "base.tar", [])
+    with tarfile.open(tmp_path / "base.tar") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    name = log_filename(
+        LogType.SYSTEM, LogTime(TimeFormat.UNIX, T0), 1, operation="authenticateUser"
+    )
+    members[name] = _signed(tse, 2, SYSTEM_OID, bad, 1, T0)
+    out = tmp_path / "bad.tar"
+    with tarfile.open(out, "w") as tar:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    report = verify_exports([out]).to_json()
+    (finding,) = [f for f in report["findings"] if f["code"] == "W_SYSTEM_DATA_UNREADABLE"]
+    assert "systemOperationData of the system log authenticateUser" in finding["message"]
+    assert "authenticationResult" in finding["message"] and finding["file"] == name

@@ -126,3 +126,57 @@ def test_two_exports_checked_as_one_sequence() -> None:
     assert (serial["first_counter"], serial["last_counter"]) == (625, 684)
     assert serial["missing_ranges"] == [[645, 676]]
     assert all(":" in f["file"] for f in report["findings"] if f["file"])
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [
+        "dtrust/54312d72-d3ed-413c-9d32-7f457576e4c8.tar",
+        "fiskaly/TSE_Export_12f97c6a-2c23-4dfe-a04d-2d94342789d2_202109171415.tar",
+    ],
+)
+def test_system_logs_are_named_as_asn1crypto_reads_them(archive: str) -> None:
+    """Every system log of real TSEs is listed with its data; the elements the digest
+    names (userId, role, result, times, description) read as asn1crypto reads the
+    systemOperationData, element by element."""
+    import tarfile
+    from datetime import UTC, datetime
+
+    from asn1crypto import parser
+
+    def elements(data: bytes) -> list[tuple[int, bytes]]:
+        """(tag number, content) of each TLV, by asn1crypto's parser."""
+        out, pointer = [], 0
+        while pointer < len(data):
+            _cls, _method, tag, header, content, trailer = parser.parse(data[pointer:])
+            pointer += len(header) + len(content) + len(trailer)
+            out.append((tag, content))
+        return out
+
+    path = vendor_export(archive)
+    report = verify_exports([path]).to_json()
+    logs = report["system_logs"]
+    assert logs["count"] == len(logs["logs"]) > 0
+    assert not [f for f in report["findings"] if f["code"] == "W_SYSTEM_DATA_UNREADABLE"]
+    with tarfile.open(path) as tar:
+        raw = {m.name.rsplit("/", 1)[-1]: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    checked = 0
+    for log in logs["logs"]:
+        (_tag, body), *_ = elements(raw[log["file"].rsplit("/", 1)[-1]])
+        outer = elements(body)
+        assert outer[2][1].decode("ascii") == log["operation"]  # [0] operationType
+        theirs = dict(elements(outer[3][1]))  # [1] systemOperationData's elements
+        named = {f["name"]: f["value"] for f in log["fields"]}
+        if log["operation"] in ("authenticateUser", "logOut", "unblockUser"):
+            assert named["userId"] == repr(theirs[1].decode("ascii"))
+            checked += 1
+        if log["operation"] == "authenticateUser":
+            assert named["role"].startswith(f"{int.from_bytes(theirs[2], 'big')} (")
+            assert named["authenticationResult"] == ("true" if theirs[3] != b"\x00" else "false")
+        if log["operation"] == "updateTime":
+            after = datetime.fromtimestamp(int.from_bytes(theirs[2], "big"), UTC)
+            assert named["timeAfterUpdate"] == after.isoformat().replace("+00:00", "Z")
+            checked += 1
+        if log["operation"] == "initialize":
+            assert named["description"] == repr(theirs[1].decode("ascii"))
+    assert checked >= 3

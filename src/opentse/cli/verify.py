@@ -71,6 +71,7 @@ def _print_report(console: Console, report: VerifyReport) -> None:
             f"missing: {gaps}; logs from {_when(s['first_time'])} to {_when(s['last_time'])}",
         )
     console.print(table)
+    _print_system_logs(console, report)
     shown: Counter[str] = Counter()
     for finding in report.findings:
         shown[finding.code] += 1
@@ -93,6 +94,28 @@ def _print_report(console: Console, report: VerifyReport) -> None:
             )
     colour = "green" if report.ok else "red"
     console.print(f"[{colour}]{report.verdict()}[/{colour}]", highlight=False)
+
+
+def _print_system_logs(console: Console, report: VerifyReport) -> None:
+    """The first PER_CODE system logs with their data named (all in --json/--html)."""
+    result = report.system_logs
+    if not result.rows:
+        return
+    table = Table(title="System logs", show_header=True)
+    for column in ("Counter", "Time", "Operation", "Data"):
+        table.add_column(column, overflow="fold")
+    several = len({row.serial for row in result.rows}) > 1
+    for row in result.rows[:PER_CODE]:
+        operation = row.operation + ("" if row.version == 2 else f" (v{row.version})")
+        counter = f"{row.serial[:8]}.. {row.counter}" if several else str(row.counter)
+        table.add_row(counter, _when(row.time), escape(operation), escape(row.words()))
+    console.print(table)
+    if result.count > PER_CODE:
+        console.print(
+            f"... and {result.count - PER_CODE} more system log(s): the first "
+            f"{len(result.rows)} are in --json and --html",
+            highlight=False,
+        )
 
 
 def _when(iso: str | None) -> str:

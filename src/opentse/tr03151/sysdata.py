@@ -27,6 +27,7 @@ deleteStoredData.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from opentse.errors import FormatError
@@ -290,3 +291,109 @@ def role_name(value: int, user_id: str | None = None) -> str:
         uid = (user_id or "").lower()
         return "admin" if "admin" in uid and "time" not in uid else "timeAdmin"
     return f"role-{value}"
+
+
+# --------------------------------------------------------------------------- naming
+
+#: Version 3 (TR-03151-1 v1.1, digest tr03151.md) system logs: after ``[0] eventType``
+#: (the decoder's operation_type) come these context-tagged elements, which the
+#: decoder keeps raw as ``system_operation_data``. The digest defines the names, not
+#: eventData's inner layout, so eventData is named and shown as its octets.
+V3_ELEMENTS = {0x81: "eventOrigin", 0xA1: "eventOrigin", 0x82: "eventTriggeredByUser",
+               0xA2: "eventTriggeredByUser", 0x83: "eventData", 0xA3: "eventData"}  # fmt: skip
+
+# Version 2 operations whose systemOperationData the digest (or, for registerClient
+# and deregisterClient, the TSEs in the field) defines: identifier -> (name, kind).
+_V2_ELEMENTS: dict[str, dict[int, tuple[str, str]]] = {
+    "initialize": {0x81: ("description", "text")},
+    "updatetime": {0x81: ("timeBeforeUpdate", "time"), 0x82: ("timeAfterUpdate", "time")},
+    "disablesecureelement": {0x81: ("timeOfDeactivation", "time")},
+    "authenticateuser": {
+        0x81: ("userId", "text"),
+        0x82: ("role", "role"),
+        0x83: ("authenticationResult", "bool"),
+    },
+    "logout": {0x81: ("userId", "text"), 0x82: ("logOutCause", "logOutCause")},
+    "unblockuser": {0x81: ("userId", "text"), 0x82: ("unblockResult", "unblockResult")},
+    "registerclient": {0x81: ("clientId", "text")},
+    "deregisterclient": {0x81: ("clientId", "text")},
+}
+_SHOWN = 64  # octets of an element shown as hex
+
+
+def _hex(value: bytes) -> str:
+    more = "..." if len(value) > _SHOWN else ""
+    return f"{len(value)} octets, hex {value[:_SHOWN].hex()}{more}"
+
+
+def _text(value: bytes) -> str:
+    text = value.decode("utf-8", "replace")
+    return repr(text) if text.isprintable() else _hex(value)
+
+
+def _raw(value: bytes) -> str:
+    """An element no table names: its text when it reads as printable ASCII of two
+    or more characters (a name, a component), else its octets."""
+    if len(value) >= 2 and value.isascii() and value.decode("ascii").isprintable():
+        return f"{value.decode('ascii')!r} ({len(value)} octets)"
+    return _hex(value)
+
+
+def _value(kind: str, content: bytes, time_format: TimeFormat, user: str | None) -> str:
+    """One v2 element's content in words; FormatError when it is not of its kind."""
+    if kind == "text":
+        return _text(content)
+    if kind == "time":
+        unix = decode_time(content, time_format)
+        try:
+            return datetime.fromtimestamp(unix, UTC).isoformat().replace("+00:00", "Z")
+        except (OverflowError, OSError, ValueError):
+            return f"{unix} (unix seconds, out of range)"
+    if kind == "bool":
+        return "true" if decode_bool(content) else "false"
+    number = decode_enum(content)
+    if kind == "role":
+        return f"{number} ({role_name(number, user)})"
+    table = LOGOUT_CAUSES if kind == "logOutCause" else UNBLOCK_RESULTS
+    names = {v: k for k, v in table.items()}
+    return f"{number} ({names.get(number, 'not in the enumeration')})"
+
+
+def describe_system_data(
+    operation: str, data: bytes, version: int, time_format: TimeFormat
+) -> list[tuple[str, str]]:
+    """Each element of a system log's data as (name, value in words), in order.
+
+    Version 2: systemOperationData of the operations the digest defines (initialize,
+    updateTime, disableSecureElement, authenticateUser, logOut, unblockUser; and
+    registerClient/deregisterClient as TSEs write them) by name; an element of
+    another operation, or of a tag the operation does not define, as ``[n]`` with
+    its octets. Version 3: eventOrigin ``[1]``, eventTriggeredByUser ``[2]`` as text,
+    eventData ``[3]`` as its octets. Raises FormatError(E_SYSTEM_DATA_FORMAT) when the
+    data are no run of TLVs or an element is not of its kind."""
+    fields = parse_system_operation_data(data)
+    out: list[tuple[str, str]] = []
+    if version >= 3:
+        for tag, content in fields:
+            name = V3_ELEMENTS.get(tag)
+            if name is None:
+                out.append((f"[{tag & 0x1F}]", _raw(content)))
+            elif name == "eventData" or tag & 0x20:  # constructed: its octets as they are
+                out.append((name, _hex(content)))
+            else:
+                out.append((name, _text(content)))
+        return out
+    known = _V2_ELEMENTS.get(operation.lower(), {})
+    user_raw = field(fields, 0x81) if "userId" in str(known.get(0x81)) else None
+    user = None if user_raw is None else user_raw.decode("ascii", "replace")
+    for tag, content in fields:
+        spec = known.get(tag)
+        if spec is None:
+            out.append((f"[{tag & 0x1F}]", _raw(content)))
+            continue
+        name, kind = spec
+        try:
+            out.append((name, _value(kind, content, time_format, user)))
+        except FormatError as exc:
+            raise _fail(f"{name}: {exc.message}") from None
+    return out

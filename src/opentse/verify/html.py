@@ -1,7 +1,8 @@
 """The HTML report: one self-contained page (no external assets) a person reads.
 
 Summary first, then a timeline of signature counters per serial with the gaps marked
-(inline SVG), findings grouped by severity, and a per-transaction table.
+(inline SVG), findings grouped by severity, a per-transaction table and the system
+logs with their data named.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def render_html(report: VerifyReport) -> str:
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         chain=chain_words(report.certificates),
         verdict=report.verdict(),
+        system_logs=report.system_logs,
     )
 
 

@@ -19,6 +19,7 @@ from opentse.verify.counters import SerialSummary, check_counters
 from opentse.verify.findings import Finding, Severity
 from opentse.verify.names import check_info, check_names
 from opentse.verify.signatures import SignatureResult, check_signatures
+from opentse.verify.systemlogs import SystemLogResult, check_system_logs
 from opentse.verify.times import check_times
 from opentse.verify.transactions import TransactionResult, check_transactions
 
@@ -35,6 +36,7 @@ class VerifyReport:
     transactions: TransactionResult
     certificates: CertificateResult
     findings: list[Finding] = field(default_factory=list)
+    system_logs: SystemLogResult = field(default_factory=lambda: SystemLogResult(0, [], []))
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,9 @@ class VerifyReport:
             "errors": len(self.by_severity(Severity.ERROR)),
             "warnings": len(self.by_severity(Severity.WARNING)),
             "info_findings": len(self.by_severity(Severity.INFO)),
+            # added later: every system log with its data named (the first
+            # MAX_SYSTEM_LOGS of them; "count" counts all)
+            "system_logs": self.system_logs.to_json(),
         }
 
 
@@ -111,6 +116,7 @@ def _verify_loaded(export: LoadedExport, trust: Sequence[x509.Certificate] | Non
         certificates = check_certificates(export, trust)
         times = check_times(export)
         names = check_names(export)
+        system_logs = check_system_logs(export)
     finally:
         export.settle()
     signatures = check_signatures(export)
@@ -123,9 +129,12 @@ def _verify_loaded(export: LoadedExport, trust: Sequence[x509.Certificate] | Non
         *transactions.findings,
         *times,
         *names,
+        *system_logs.findings,
     ]
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
-    return VerifyReport(export, signatures, serials, transactions, certificates, findings)
+    return VerifyReport(
+        export, signatures, serials, transactions, certificates, findings, system_logs
+    )
 
 
 def verify_exports(
