@@ -23,7 +23,7 @@ import httpx
 import pytest
 from dashboard_support import api_login, dashboard_login, sell, setup_tss
 
-from opentse.dashboard import amounts, transactions
+from opentse.dashboard import amounts, search_fields, transactions
 from opentse.dashboard.transactions import SEARCH_LIMIT, SEARCH_SCAN, TxQuery
 from opentse.ops.store import OpsDB
 from opentse.server.app import create_app
@@ -158,7 +158,7 @@ def test_old_receipt_found_by_amount_and_date_behind_more_than_the_scan(shop: Sh
     conn.set_trace_callback(statements.append)
     try:
         found = transactions.search(
-            shop.ctx, shop.org, TxQuery(amount=transactions.parse_amount("21,42"))
+            shop.ctx, shop.org, TxQuery(amount=search_fields.parse_amount("21,42"))
         )
     finally:
         conn.set_trace_callback(None)
@@ -416,7 +416,7 @@ def test_an_amount_without_a_sign_finds_both_signs(shop: Shop) -> None:
     found = transactions.search(
         shop.ctx,
         shop.org,
-        TxQuery(amount=transactions.parse_amount("21,42"), either_sign=True),
+        TxQuery(amount=search_fields.parse_amount("21,42"), either_sign=True),
         offset=2,
     )
     assert [h.row.number for h in found.hits] == both[2:] and found.total == 5

@@ -18,7 +18,7 @@ from dashboard_support import api_login, dashboard_login, sell, setup_tss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opentse.dashboard.transactions import parse_date
+from opentse.dashboard.search_fields import parse_date
 from opentse.errors import OpenTSEError
 from opentse.register.shoptime import day_bounds
 from opentse.server.app import create_app

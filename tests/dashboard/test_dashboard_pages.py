@@ -416,7 +416,7 @@ def test_a_last_log_that_does_not_verify_turns_the_light_red(
 def test_amounts_parse_with_comma_or_point(cents: int, comma: bool) -> None:
     from decimal import Decimal
 
-    from opentse.dashboard.transactions import parse_amount
+    from opentse.dashboard.search_fields import parse_amount
 
     text = f"{cents // 100}.{cents % 100:02d}"
     assert parse_amount(text.replace(".", ",") if comma else text) == Decimal(cents) / 100

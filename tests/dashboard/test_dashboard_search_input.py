@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opentse.dashboard.pages import shop_zone_of_env
-from opentse.dashboard.transactions import parse_amount
+from opentse.dashboard.search_fields import parse_amount
 
 
 def _search(web: httpx.Client, **params: str) -> tuple[list[int], str]:

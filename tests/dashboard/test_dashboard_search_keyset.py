@@ -19,7 +19,7 @@ import pytest
 from dashboard_support import api_login, dashboard_login, setup_tss
 from scale_support import YEAR_START, index_year, write_rows
 
-from opentse.dashboard import transactions
+from opentse.dashboard import search_fields, transactions
 from opentse.dashboard.transactions import SEARCH_LIMIT, Cursor, TxQuery
 from opentse.server.app import create_app
 from opentse.server.auth import create_api_key
@@ -186,7 +186,7 @@ def test_older_links_are_cursors_and_a_bookmark_keeps_its_hits(shop: Shop) -> No
 def test_a_deep_page_by_cursor_reads_one_page(shop: Shop) -> None:
     """The statement of a page reached by a cursor has no OFFSET, reads along an
     index (no scan of the shop's rows) and hands over one page; counted, not timed."""
-    q = TxQuery(amount=transactions.parse_amount("2,50"), either_sign=True)
+    q = TxQuery(amount=search_fields.parse_amount("2,50"), either_sign=True)
     found = transactions.search(shop.ctx, shop.org, q, 3000)
     assert len(found.hits) == SEARCH_LIMIT
     after = Cursor.parse(found.after())

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from opentse.dashboard import transactions, uploads, views
+from opentse.dashboard import search_fields, uploads, views
 from opentse.dashboard.forms import read_form
 from opentse.dashboard.pages import BASE, NotFound, Page, form_text
 from opentse.dashboard.tse_exports import SOURCE_API, ExportLogs
@@ -100,7 +100,7 @@ class ExportPages:
             if value:
                 query[name] = value
         for name, end in (("start_date", False), ("end_date", True)):
-            when = transactions.parse_date(form_text(form, name).strip(), end=end)
+            when = search_fields.parse_date(form_text(form, name).strip(), end=end)
             if when is not None:
                 query[name] = str(when - 1 if end else when)
         for low, high in (

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from opentse.dashboard import amounts, transactions, tx_detail, uploads, views
+from opentse.dashboard import amounts, search_fields, transactions, tx_detail, uploads, views
 from opentse.dashboard.forms import read_form
 from opentse.dashboard.pages import BASE, NotFound, Page, form_text, shop_zone_of_env
 
@@ -50,15 +50,15 @@ class TransactionPages:
             number = None
             refuse("bad_number", "number")
         try:
-            date_from = transactions.parse_date(values["from"])
-            date_to = transactions.parse_date(values["to"], end=True)
+            date_from = search_fields.parse_date(values["from"])
+            date_to = search_fields.parse_date(values["to"], end=True)
         except ValueError:
             date_from = date_to = None
             refuse("bad_date", "from", "to")
         if date_from is not None and date_to is not None and date_from >= date_to:
             refuse("export_range_reversed", "from", "to")  # "from" after "to": none match
         try:
-            amount = transactions.parse_amount(values["amount"])
+            amount = search_fields.parse_amount(values["amount"])
         except ValueError:
             amount = None
             refuse("bad_amount", "amount")
@@ -77,7 +77,7 @@ class TransactionPages:
         tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
         query = transactions.TxQuery(
             tss, number, values["register"], date_from, date_to, amount, state,
-            either_sign=not transactions.has_sign(values["amount"]),
+            either_sign=not search_fields.has_sign(values["amount"]),
         )  # fmt: skip
         unread = q.get("unread", "") == "1"
         query = replace(query, unread=True) if unread else query

@@ -1,5 +1,6 @@
-"""Transactions for the dashboard: search (number, register, date, amount, state),
-one transaction with its receipt, QR text and decoded log messages.
+"""Transactions for the dashboard: the search (number, register, date, amount, state)
+and what it shows of a hit. The fields as typed are read by ``search_fields``, one
+transaction's page is ``tx_detail``'s.
 
 The search is one query over the API's transaction index (service store): register,
 date, state and amount are conditions of that query, however old the match (an
@@ -14,20 +15,17 @@ read from a cursor (``Cursor``: the neighbouring hit's key), not by OFFSET.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from opentse.dashboard.amounts import CASH_BOOK_TODO as CASH_BOOK_TODO  # re-exported
 from opentse.dashboard.amounts import SEARCH_SCAN as SEARCH_SCAN
 from opentse.dashboard.amounts import backfill_amounts as backfill_amounts
-from opentse.dashboard.pages import shop_zone_of_env
+from opentse.dashboard.search_fields import ascii_digits
 from opentse.dashboard.views import all_clients
 from opentse.engine.results import SignResult
 from opentse.errors import OpenTSEError
-from opentse.register.shoptime import day_bounds
 from opentse.server.service_store import TxRow
 
 SEARCH_LIMIT = 50  # hits shown; more: the page asks to narrow the search
@@ -60,84 +58,6 @@ class TxHit:
     tse_serial: str
     register: str
     amount: Decimal | None
-
-
-DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y")  # the date field's; as a German types it
-
-
-def parse_date(text: str, *, end: bool = False, zone: tzinfo | None = None) -> int | None:
-    """A shop-local day (``zone``, default the dashboard's), ``YYYY-MM-DD`` as the date
-    field sends it or ``DD.MM.YYYY`` as typed where there is no date picker, as unix
-    seconds: its start, or for ``end`` the start of the day after (a local day is 23,
-    24 or 25 hours long). ValueError for no such day."""
-    if not text:
-        return None
-    for form in DATE_FORMATS:
-        try:
-            day = datetime.strptime(text, form).date()
-            break
-        except ValueError:
-            continue
-    else:
-        raise ValueError(text)
-    if not 1970 <= day.year <= 9998:  # a TSE log time is unix time; the day after exists
-        raise ValueError(text)
-    start, after = day_bounds(day, zone or shop_zone_of_env())
-    return int((after if end else start).timestamp())
-
-
-MAX_AMOUNT = Decimal(10) ** 15  # larger amounts match no receipt (and 1e999999 cannot round)
-_CURRENCY = re.compile(r"^(?:€|EUR)\s*|\s*(?:€|EUR)$", re.IGNORECASE)
-_GROUPED = re.compile(r"[1-9][0-9]{0,2}(?:[.,][0-9]{3})+")  # 1.234.567 or 1,234,567
-
-
-def _amount_body(text: str) -> str:
-    """The amount as typed without currency and spaces."""
-    body = _CURRENCY.sub("", text.strip().replace("\u00a0", " ").replace("\u202f", " "))
-    return body.replace(" ", "")
-
-
-def has_sign(text: str) -> bool:
-    """The amount was typed with a sign (``-12,30``, ``+5``), not just ``12,30``."""
-    return _amount_body(text)[:1] in ("+", "-")
-
-
-def parse_amount(text: str) -> Decimal | None:
-    """An amount as a shop owner types it: ``21,42``, ``21.42``, ``-3,00``, ``50,-``,
-    ``50 €``, ``EUR 50``, ``1.234,50`` or ``1,234.50`` (a separator before exactly
-    three digits groups thousands: ``1.234`` is 1234,00). ValueError for anything
-    else, also for more than two decimals (``21,4256``): rounding found receipts of
-    other amounts."""
-    if not text:
-        return None
-    body = _amount_body(text)
-    sign = ""
-    if body[:1] in ("+", "-"):
-        sign, body = body[:1], body[1:]
-    if body.endswith((",-", ".-")):
-        body = body[:-2]
-    whole, cents = body, ""
-    last = max(body.rfind(","), body.rfind("."))
-    if last >= 0 and len(body) - last - 1 in (1, 2):  # the decimal separator
-        whole, cents = body[:last], body[last + 1 :]
-        if not _digits(cents):
-            raise ValueError(text)
-    if not _digits(whole):
-        if not _GROUPED.fullmatch(whole) or len(set(re.sub(r"[0-9]", "", whole))) != 1:
-            raise ValueError(text)
-        if cents and whole[-4] == body[last]:  # one separator for groups and cents
-            raise ValueError(text)
-        whole = re.sub(r"[^0-9]", "", whole)
-    value = Decimal(f"{sign}{whole}.{cents or '0'}")
-    if abs(value) >= MAX_AMOUNT:
-        raise ValueError(text)  # also keeps quantize below the context's precision
-    return value.quantize(Decimal("0.01"))
-
-
-def _digits(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also takes '²' or '١', which Decimal() and
-    int() refuse (a 500 where the search should say it could not read the amount)."""
-    return text.isascii() and text.isdigit()
 
 
 def amount_of(result: SignResult | None) -> Decimal | None:
@@ -205,7 +125,7 @@ class Cursor:
         if not text.isprintable():  # a NUL reaches PostgreSQL as an error, not a miss
             return None
         t, n = parts[0], parts[1]
-        if not (_digits(t) and _digits(n) and int(t) < 2**63 and int(n) < 2**63):
+        if not (ascii_digits(t) and ascii_digits(n) and int(t) < 2**63 and int(n) < 2**63):
             return None
         return Cursor(int(t), int(n), parts[2], parts[3])
 
