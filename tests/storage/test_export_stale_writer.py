@@ -24,7 +24,6 @@ removed kept the export WORKING until its lease ran out.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -46,14 +45,13 @@ from opentse.server.auth import create_api_key
 from opentse.server.context import ServerConfig, ServerContext
 from opentse.server.export_jobs import ExportManager
 from opentse.server.service_store import ExportRow
-from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.storage.pg_testing import temporary_schema
 from opentse.testing.clock import FrozenClock
 from opentse.testing.serving import serving_in_thread
 from opentse.verify.report import verify_exports
 
 pytestmark = pytest.mark.timeout(120)
 
-_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
 LEASE = 30.0  # seconds: never runs out by itself here; the tests expire it
 RENEW = 0.1  # B's heartbeat: picks the expired export up at once
 A_NOW = 2_000_000_000  # node A's clock: a time_end A wrote would show
@@ -110,13 +108,12 @@ class Nodes:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Nodes]:
-    if request.param == "postgresql" and _SERVER is None:
-        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
     data = tmp_path / "data"
     with ExitStack() as stack:
         if request.param == "postgresql":
-            assert _SERVER is not None
-            url = stack.enter_context(temporary_schema(_SERVER, prefix="opentse_stale_"))
+            # tests/conftest.py's pg_server skips when no PostgreSQL answers
+            server = request.getfixturevalue("pg_server")
+            url = stack.enter_context(temporary_schema(server, prefix="opentse_stale_"))
         else:
             url = f"sqlite:///{data / 'opentse.db'}"
         inst = Installation.open(data, database_url=url, clock=FrozenClock(1_700_000_000))

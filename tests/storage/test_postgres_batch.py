@@ -9,7 +9,6 @@ as the next batch. Skips only when no PostgreSQL server is reachable.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,20 +19,18 @@ import pytest
 from opentse.engine.ports import LockedTSE
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError
-from opentse.storage.pg_testing import server_url, temporary_schema
+from opentse.storage.pg_testing import temporary_schema
 from opentse.storage.postgres import PostgresStore
 from opentse.testing.store_conformance import append_and_save, make_log, make_record
 
 pytestmark = pytest.mark.postgres
 
-_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
-
 
 @pytest.fixture
-def store() -> Iterator[PostgresStore]:
-    if _SERVER is None:
-        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
-    with temporary_schema(_SERVER) as url, PostgresStore(url, pool_max=8) as opened:
+def store(pg_server: str) -> Iterator[PostgresStore]:
+    """pg_server (tests/conftest.py) skips when no PostgreSQL answers, looked up when a
+    test runs, not while the module is collected."""
+    with temporary_schema(pg_server) as url, PostgresStore(url, pool_max=8) as opened:
         opened.create_tse(make_record("t"), TSEState("t"))
         yield opened
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
 from opentse.storage import migrations
-from opentse.storage.pg_testing import server_url, temporary_schema
-
-_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
+from opentse.storage.pg_testing import temporary_schema
 
 
 def _migrate(*args: str) -> tuple[int, str]:
@@ -42,11 +38,9 @@ def test_migrate_sqlite_url_and_bad_url(tmp_path: Path) -> None:
     assert code == 1 and "error E_DATABASE_URL: " in out
 
 
-def test_migrate_postgresql() -> None:
-    if _SERVER is None:
-        pytest.skip("no PostgreSQL reachable at 127.0.0.1:5432 (set OPENTSE_TEST_DATABASE)")
+def test_migrate_postgresql(pg_server: str) -> None:
     expected = [m.version for m in migrations.load("postgresql")]
-    with temporary_schema(_SERVER) as url:
+    with temporary_schema(pg_server) as url:
         code, out = _migrate("--database", url, "--json")
         assert code == 0, out
         # the schema version is the numbering both dialects share, not PostgreSQL's

@@ -14,20 +14,15 @@ import psycopg
 import pytest
 
 from opentse.engine.state import TSEState
-from opentse.storage.pg_testing import server_url
 from opentse.storage.postgres import PostgresStore
 from opentse.testing.store_conformance import StoreConformance, append_and_save, make_record
 
 pytestmark = pytest.mark.postgres
 
-_SERVER = server_url(os.environ.get("OPENTSE_TEST_DATABASE"))
-_SKIP = pytest.mark.skipif(
-    _SERVER is None,
-    reason="no PostgreSQL reachable (tried OPENTSE_TEST_DATABASE or 127.0.0.1:5432/test)",
-)
+# no PostgreSQL reachable: skipped by the pg_url / pg_server fixtures (tests/conftest.py),
+# looked up when a test runs, never while the module is collected
 
 
-@_SKIP
 class TestPostgresStore(StoreConformance):
     @pytest.fixture
     def store(self, pg_url: str) -> Iterator[PostgresStore]:
@@ -36,7 +31,6 @@ class TestPostgresStore(StoreConformance):
         store.close()
 
 
-@_SKIP
 def test_schema_is_isolated(pg_url: str) -> None:
     with PostgresStore(pg_url) as store:
         assert store.list_tses() == []
@@ -45,8 +39,7 @@ def test_schema_is_isolated(pg_url: str) -> None:
         assert schema is not None and schema[0].startswith("opentse_t_")
 
 
-@_SKIP
-def test_connections_cut_by_the_server_are_replaced(pg_url: str) -> None:
+def test_connections_cut_by_the_server_are_replaced(pg_url: str, pg_server: str) -> None:
     """A PostgreSQL restart (here: every connection of this store terminated) costs
     the next request nothing: the pool checks a connection before handing it out."""
     name = "opentse-cut-" + os.urandom(4).hex()
@@ -54,8 +47,7 @@ def test_connections_cut_by_the_server_are_replaced(pg_url: str) -> None:
     with PostgresStore(url, pool_max=4) as store:
         store.create_tse(make_record("t"), TSEState("t"))
         assert append_and_save(store, "t", 2) == [1, 2]
-        assert _SERVER is not None
-        with psycopg.connect(_SERVER, autocommit=True) as admin:
+        with psycopg.connect(pg_server, autocommit=True) as admin:
             cut = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE application_name = %s",
