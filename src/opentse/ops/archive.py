@@ -15,6 +15,7 @@ stored logs up to it.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,13 +153,31 @@ def write_export_file(
     now = ctx.now()
     stamp = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     export_id = str(uuid.uuid4())
-    path = archive_dir(ctx, tse_id) / f"{stamp}_{export_id[:8]}.tar"
-    with open(path, "wb") as fh:
-        if without_signature:
-            summary = export_mod.write_export(ctx.store, record, fh, export_mod.ExportFilter())
-        else:
-            summary = ctx.service.export(tse_id, fh)
-        fh.flush()
+    folder = archive_dir(ctx, tse_id)
+    path = folder / f"{stamp}_{export_id[:8]}.tar"
+    # written under a temporary name, synced, then renamed: a killed export or a
+    # power cut never leaves a cut-off TAR named like the archived exports beside
+    # them, and an export recorded as archived (after which its logs may be released
+    # and deleted) is on the disk, not only in the page cache
+    part = folder / f".{path.name}.part"
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if without_signature:
+                summary = export_mod.write_export(ctx.store, record, fh, export_mod.ExportFilter())
+            else:
+                summary = ctx.service.export(tse_id, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     return ExportFile(
         export_id, tse_id, path, summary.records, summary.first_signature_counter,
         summary.last_signature_counter, now,
