@@ -222,3 +222,21 @@ def test_puk_file_deleted_before_the_pin_was_set(ops: OpsContext) -> None:
     assert f"The PUKs were in {path}, since deleted" in out and puks.admin not in out
     assert ops.service.get("old").state.lifecycle.value == "DISABLED"
     sell(ops, "new", "K1")
+
+
+def test_killed_after_the_last_step_the_rerun_says_where_the_puks_are(ops: OpsContext) -> None:
+    """Killed once ``replace.done`` was written, before the PUKs were printed: the
+    rerun said only 'TSE old is already replaced', and the operator, who never saw
+    the PUKs, was not told they wait in the PUK file."""
+    _site(ops)
+    _replace_killed(ops.data_dir, replacement._replace.__code__, 1)
+    kinds = [e.kind for e in protocol.entries(ops.db, prefix="replace.")]
+    assert kinds[-1] == protocol.REPLACE_DONE  # finished, but nothing was printed
+    with pytest.raises(OpenTSEError) as again:
+        replacement.replace_tse(ops, "old", "new", new_admin_pin=NEW_PIN, old_admin_pin=PIN)
+    assert again.value.code == "E_REPLACE_INACTIVE"
+    message = again.value.message
+    path = ops.data_dir.absolute() / "PUK-new.txt"
+    assert "already replaced by new" in message and f"PUKs are in {path}" in message
+    puks = puk_file.read(path)
+    assert puks is not None and puks.admin not in message  # named, never shown

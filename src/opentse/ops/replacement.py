@@ -458,7 +458,19 @@ def replace_tse(
         )
     resume = pending is not None and pending[1] == new_tse_id
     if site.status != "active" and not (resume and site.replaced_by == new_tse_id):
-        raise StateError(f"TSE {old_tse_id} is already {site.status}", code="E_REPLACE_INACTIVE")
+        done_by = f" by {site.replaced_by}" if site.replaced_by else ""
+        kept = puk_file.path_for(ctx.data_dir, site.replaced_by) if site.replaced_by else None
+        # a run killed after its last step never printed the new TSE's PUKs: say where
+        puks = (
+            f"; the new TSE's PUKs are in {kept} (mode 0600): store them safely, then"
+            " delete that file"
+            if kept is not None and kept.is_file()
+            else ""
+        )
+        raise StateError(
+            f"TSE {old_tse_id} is already {site.status}{done_by}: nothing left to do{puks}",
+            code="E_REPLACE_INACTIVE",
+        )
     state = ctx.service.get(old_tse_id).state
     defective = defective or state.lifecycle is Lifecycle.DEFECTIVE
     disabled = state.lifecycle is Lifecycle.DISABLED
