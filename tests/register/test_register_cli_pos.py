@@ -507,3 +507,33 @@ def test_opentse_data_is_the_default_data_folder_as_for_every_command(data: Path
         APP, [*sale, "--line", "Tee:1:1.80:1", "--pay", "bar:1.80"], env={"OPENTSE_DATA": ""}
     )
     assert neither.exit_code == 1 and "E_POS_BACKEND" in neither.output
+
+
+def test_status_text_shows_shop_times_and_the_unsigned_receipts_numbers(tmp_path: Path) -> None:
+    """The status tables printed UTC instants with microseconds
+    ('2026-11-22T08:04:46.922674+00:00') beside a message and receipts in the shop's
+    time, and only a count of the unsigned receipts: the shop owner had to convert
+    the time and could not tell which printed receipts lack a signature. Now the
+    shop's wall-clock time, as printed on receipts, and their numbers (JSON unchanged)."""
+    from datetime import datetime
+
+    from opentse.register.shoptime import local_text, shop_zone
+
+    gone = (
+        "--url", "http://127.0.0.1:9", "--api-key", "k", "--api-secret", "s",
+        "--tss", "0b3c5a4e-3f3e-4c4e-9a59-0d6c8f1b2a10",
+        "--client", "5f0f4e8a-9a35-4f43-8c34-5b8a1d2c3e4f",
+        "--journal", str(tmp_path / "till.db"), "--timezone", "Asia/Tokyo",
+    )  # fmt: skip
+    for _ in range(2):
+        code, out = run("pos", "sell", *gone, "--line", "Tee:1:1.80:1", "--pay", "bar:2.00")
+        assert code == 0 and "TSE ausgefallen" in out, out
+    code, out = run("pos", "status", *gone, "--no-check", "--json")
+    assert code == 0, out
+    started = json.loads(out)["outages"][0]["started_at"]
+    code, text = run("pos", "status", *gone, "--no-check")
+    assert code == 0, text
+    shop_time = local_text(datetime.fromisoformat(started), shop_zone("Asia/Tokyo"))
+    assert shop_time in text and started not in text
+    assert "times: Asia/Tokyo" in text
+    assert "2 (Nr. 1, 2)" in text

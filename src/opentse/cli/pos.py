@@ -27,6 +27,7 @@ import typer
 
 from opentse.cli.common import cli_errors, console, echo_json, err_console, parse_day, table
 from opentse.errors import OpenTSEError, ProtocolError
+from opentse.register.shoptime import local_text
 
 pos_app = typer.Typer(
     help="A terminal register: sell, order, storno, cash in/out, status, daily record, "
@@ -686,6 +687,8 @@ def status_command(
         dangling = reg.journal.dangling()
         foreign = reg.journal.foreign_open()
         daily = reg.journal.daily_records()
+        zone, zone_name = reg.config.zone, reg.config.timezone
+        numbers = {o.id: _receipt_numbers(reg.books, o.receipt_refs) for o in outages}
     out = {
         "status": status.light.value,
         "consecutive_failures": status.consecutive_failures,
@@ -737,29 +740,44 @@ def status_command(
         f" (unsigned receipts in this outage: {status.consecutive_failures})",
         highlight=False,
     )
+
+    def shown(at: Any) -> str | None:  # the shop's wall-clock time, as on the receipts
+        return None if at is None else local_text(at, zone)
+
     table(
-        "Outages",
+        f"Outages (times: {zone_name})",
         ("started", "ended", "kind", "reason", "unsigned receipts"),
         [
-            (o["started_at"], o["ended_at"], o["kind"], o["reason"], len(o["unsigned_receipts"]))
-            for o in out["outages"]
+            (shown(o.started_at), shown(o.ended_at), o.kind, o.reason, numbers[o.id])
+            for o in outages
         ],
     )
     if dangling:
         table(
-            "Transactions left open",
+            f"Transactions left open (times: {zone_name})",
             ("number", "found", "resolved", "resolution"),
-            [(d.transaction_number, d.found_at, d.resolved_at, d.resolution) for d in dangling],
+            [
+                (d.transaction_number, shown(d.found_at), shown(d.resolved_at), d.resolution)
+                for d in dangling
+            ],
         )
     if foreign:
         table(
-            "Open transactions of other tills on this client (left alone)",
+            f"Open transactions of other tills on this client (left alone; times: {zone_name})",
             ("number", "process type", "started", "last seen"),
             [
-                (f["transaction_number"], f["process_type"], f["started_at"], f["last_seen_at"])
-                for f in out["other_tills_open_transactions"]
+                (f.transaction_number, f.process_type, shown(f.started_at), shown(f.last_seen_at))
+                for f in foreign
             ],
         )
+
+
+def _receipt_numbers(books: Any, refs: tuple[str, ...]) -> str:
+    """How many receipts were printed unsigned, and their numbers (Beleg-Nr.) as the
+    books have them: what the shop owner finds in the drawer's copies."""
+    found = [books.booked(ref) for ref in refs]
+    listed = ", ".join(str(b.bon_nr) for b in found if b is not None)
+    return f"{len(refs)} (Nr. {listed})" if listed else str(len(refs))
 
 
 @pos_app.command("daily")
