@@ -402,18 +402,19 @@ class Operation:
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def parse_uuid(value: str, what: str) -> str:
-    """fiskaly v2.0.4: received UUIDs are converted to lower case."""
+def parse_uuid(value: str, what: str, where: str = "params") -> str:
+    """fiskaly v2.0.4: received UUIDs are converted to lower case. ``where``: the part
+    of the request the message names (``params`` for the path, ``body``)."""
     if _CANONICAL_UUID.fullmatch(value) is not None:
         return value  # already what uuid.UUID would print
     try:
-        return str(uuid.UUID(value)).lower() if len(value) == 36 else _bad_uuid(what)
+        return str(uuid.UUID(value)).lower() if len(value) == 36 else _bad_uuid(what, where)
     except ValueError:
-        return _bad_uuid(what)
+        return _bad_uuid(what, where)
 
 
-def _bad_uuid(what: str) -> str:
-    raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", f"params/{what} must be a UUID")
+def _bad_uuid(what: str, where: str) -> str:
+    raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", f"{where}/{what} must be a UUID")
 
 
 def parse_int(q: Mapping[str, str], name: str, default: int | None, lo: int, hi: int) -> int | None:

@@ -50,7 +50,7 @@ def _differences(
     changed = []
     if body["state"] != str(extra.get("state", "ACTIVE")):
         changed.append("state")
-    if parse_uuid(body["client_id"], "client_id") != str(extra.get("client", "")):
+    if parse_uuid(body["client_id"], "client_id", "body") != str(extra.get("client", "")):
         changed.append("client_id")
     signed = _signed_content(call, tss_id, tx_id, revision, body)
     if signed is not None and signed != (result.process_type, result.process_data):

@@ -254,7 +254,7 @@ def _upsert(
         return 200, tx_body(stored[0], stored[1], row, tss_id, tss.env, ctx.qr)
     if revision > latest + 1:
         raise ApiError(400, "E_TX_UPSERT", f"revision {latest + 1} is next, not {revision}")
-    client = ctx.svc.get_client_for_signing(parse_uuid(body["client_id"], "client_id"))
+    client = ctx.svc.get_client_for_signing(parse_uuid(body["client_id"], "client_id", "body"))
     if client is None or client.tss_id != tss_id:
         raise ApiError(400, "E_CLIENT_NOT_FOUND", f"client {body['client_id']} not found")
     if client.state != "REGISTERED":

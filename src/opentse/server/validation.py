@@ -45,6 +45,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
 class SchemaViolation(Exception):
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
 
 
 def _meant(options: list[Schema], value: Any) -> int:
@@ -167,7 +168,10 @@ def validate(value: Any, schema: Schema, components: dict[str, Schema]) -> None:
         else:
             check(value, schema, components)
     except SchemaViolation as exc:
-        raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", f"body/{exc}") from None
+        # "body/schema.raw: ..." for a member, "body: ..." for the body itself (it
+        # read "body/must be of type object")
+        where = f"body/{exc}" if exc.path else f"body: {exc}"
+        raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", where) from None
 
 
 # compiled validators ---------------------------------------------------------------
