@@ -413,3 +413,41 @@ def test_an_external_data_finish_log_of_our_making(tmp_path: Path) -> None:
     other = replace(payload, signature=bytes(64 - len(payload.signature)) + payload.signature[::-1])
     code, out = run("verify-receipt", other.to_text(), "--tse-export", str(tar), "--json")
     assert code == 1 and "does not verify over that Finish log as the TAR holds it" in out, out
+
+
+def test_verify_names_finish_logs_whose_receipts_cannot_verify(tmp_path: Path) -> None:
+    """opentse verify says which Finish logs sign more than a QR code holds: the
+    faulty archive's three ([4] and processData in two pieces) and a synthetic
+    TSE's [6]; the real vendors' Finish logs (D-Trust's one-piece BER included) and
+    a shop's own export have none (said nothing before)."""
+    from opentse.verify.report import verify_exports
+
+    tar = vendor_export("faulty/inconsistent_certificates.tar")
+    found = [
+        f
+        for f in verify_exports([tar]).to_json()["findings"]
+        if f["code"] == "W_RECEIPT_NOT_VERIFIABLE"
+    ]
+    assert sorted(f["file"] for f in found) == sorted(r.file for r in finish_receipts(tar))
+    for finding in found:
+        assert "additionalExternalData [4] (14 octets)" in finding["message"]
+        assert "in 2 piece(s) of 14 + 11 octets" in finding["message"]
+        assert finding["severity"] == "warning"
+    tse = SyntheticTSE()
+    sale = b"Beleg^1.00_0.00_0.00_0.00_0.00^1.00:Bar"
+    finish = TransactionLogData(FINISH, "K1", sale, "Kassenbeleg-V1", 1, None, b"\x01")
+    start = TransactionLogData(START, "K1", b"", "Kassenbeleg-V1", 1)
+    own = tmp_path / "int.tar"
+    tse.write(own, [LogSpec(start, 1, 1_700_000_000), LogSpec(finish, 2, 1_700_000_003)])
+    (finding,) = [
+        f
+        for f in verify_exports([own]).to_json()["findings"]
+        if f["code"] == "W_RECEIPT_NOT_VERIFIABLE"
+    ]
+    assert "additionalInternalData [6] (1 octets; TR-03153 does not allow it)" in finding[
+        "message"
+    ] and "processData" not in finding["message"]  # fmt: skip
+    for clean in ("dtrust/54312d72-d3ed-413c-9d32-7f457576e4c8.tar",
+                  "fiskaly/TSSProtokoll_WB_2021-09-27_12_09_56.tar"):  # fmt: skip
+        codes = [f["code"] for f in verify_exports([vendor_export(clean)]).to_json()["findings"]]
+        assert "W_RECEIPT_NOT_VERIFIABLE" not in codes

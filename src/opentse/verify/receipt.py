@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from opentse.errors import OpenTSEError
+from opentse.errors import FormatError, OpenTSEError
 from opentse.formats.qr import (
     QRFormatError,
     QRPayload,
@@ -29,11 +29,15 @@ from opentse.formats.qr import (
     line_end,
     parse_qr_payload,
 )
-from opentse.tr03151.fastdecode import LogFields
+from opentse.tr03151 import der
+from opentse.tr03151.fastdecode import TRANSACTION, LogFields
 from opentse.tr03151.logtime import TimeFormat
 from opentse.tr03151.oids import SIGNATURE_ALGORITHMS
 from opentse.tr03151.signature import public_key_from_point, verify_signature
-from opentse.verify.findings import Finding, Severity, error, info
+from opentse.verify.archive import LoadedExport
+from opentse.verify.counters import logs_by_serial
+from opentse.verify.findings import Finding, Severity, error, info, log_words, warning
+from opentse.verify.transactions import operation_kind
 
 _TX_LOG_OID = "0.4.0.127.0.7.3.7.1.1"  # TR-03151 5.1, written out again on purpose
 SIGNED_FIELDS: tuple[str, ...] = (
@@ -138,6 +142,29 @@ def qr_rebuilds(fields: LogFields) -> bool:
     data = fields.process_data
     signed = fields.signed_data
     return _tlv(0x82, data) in signed or b"\xa2\x80" + _tlv(0x04, data) + b"\x00\x00" in signed
+
+
+def process_data_form(signed: bytes) -> str | None:
+    """How a Finish log's signed part holds processData when a QR rebuild cannot
+    write it so: absent, or a constructed string (not one BER indefinite piece);
+    None when a rebuild writes it. FormatError when the signed part is no TLV run."""
+    elements = der.read_elements(signed)
+    found = [e for e in elements if e.is_context(2)]
+    if not found:
+        return "no processData element [2] (a QR rebuild writes an empty one)"
+    element = found[0]
+    if not element.constructed:
+        return None
+    pieces = element.children()
+    if element.indefinite and len(pieces) == 1:
+        return None
+    form = "indefinite" if element.indefinite else "definite"
+    sizes = " + ".join(str(len(p.content)) for p in pieces)
+    return (
+        f"processData [2] as a constructed string of {form} length in {len(pieces)} "
+        f"piece(s) of {sizes} octets (a QR code holds the text only; a rebuild writes "
+        "it as one piece)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,3 +301,58 @@ def verify_receipt(text: str) -> ReceiptResult:
         fields=("payload",),
     )
     return replace(result, findings=(*result.findings, note))
+
+
+def _signed_extras(fields: LogFields) -> list[str]:
+    """What a Finish log signs beyond what a QR code holds, in words."""
+    out = []
+    external, internal = fields.additional_external_data, fields.additional_internal_data
+    if external is not None:
+        out.append(f"additionalExternalData [4] ({len(external)} octets)")
+    if internal is not None:
+        out.append(
+            f"additionalInternalData [6] ({len(internal)} octets; TR-03153 does not allow it)"
+        )
+    try:
+        form = process_data_form(fields.signed_data)
+    except FormatError:
+        form = None
+    if form is not None:
+        out.append(form)
+    return out
+
+
+def check_finish_logs(export: LoadedExport) -> list[Finding]:
+    """W_RECEIPT_NOT_VERIFIABLE for each Finish log that signs more than a receipt's
+    QR code holds (:func:`qr_rebuilds`): the receipt of that transaction cannot be
+    verified from its QR code by anyone (DSFinV-K Anhang I), whatever the TSE did
+    right. One look per transaction log: a kind and name test, a substring search
+    for the Finish logs."""
+    findings: list[Finding] = []
+    for entries in logs_by_serial(export).values():
+        for entry in entries:
+            fields = entry.fields
+            if (
+                fields is None
+                or fields.kind != TRANSACTION
+                or operation_kind(fields.operation_type) != "finish"
+                or qr_rebuilds(fields)
+            ):
+                continue
+            extras = _signed_extras(fields)
+            if not extras:
+                continue
+            what = log_words("transaction", fields.operation_type, fields.client_id,
+                             fields.transaction_number, fields.signature_counter,
+                             fields.serial_number)  # fmt: skip
+            findings.append(
+                warning(
+                    "W_RECEIPT_NOT_VERIFIABLE",
+                    f"{what} signs what a receipt's QR code cannot hold (DSFinV-K Anhang "
+                    "I): " + "; ".join(extras) + ". The receipt of this transaction cannot "
+                    "be verified from its QR code (opentse verify-receipt QR_TEXT "
+                    "--tse-export with this TAR names it)",
+                    entry.file,
+                )
+            )
+    return findings

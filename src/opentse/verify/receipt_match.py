@@ -22,12 +22,12 @@ from opentse.errors import FormatError, OpenTSEError
 from opentse.formats import processdata as pd
 from opentse.formats.dsfinvk.check import BonSigned
 from opentse.formats.qr import QRPayload, format_qr_time
-from opentse.tr03151 import der
 from opentse.tr03151.codec import decode_log_message
 from opentse.tr03151.logmessage import TransactionLogData
 from opentse.tr03151.signature import verify_signature
 from opentse.verify.crosscheck import TseTransaction
 from opentse.verify.findings import Finding, error, info
+from opentse.verify.receipt import process_data_form
 
 NOT_IN_TAR = "E_RECEIPT_NOT_IN_TSE_EXPORT"
 TSE_NOT_IN_TAR = "E_RECEIPT_TSE_NOT_IN_EXPORT"
@@ -84,28 +84,6 @@ def _octets(data: bytes) -> str:
     return f"{len(data)} octets,{shown} hex {data[:_SHOWN].hex()}{more}"
 
 
-def _process_data_form(signed: bytes) -> str | None:
-    """How a Finish log's signed part holds processData when a QR rebuild cannot
-    write it so: absent, or a constructed string (not one BER indefinite piece)."""
-    elements = der.read_elements(signed)
-    found = [e for e in elements if e.is_context(2)]
-    if not found:
-        return "no processData element [2] (a QR rebuild writes an empty one)"
-    element = found[0]
-    if not element.constructed:
-        return None
-    pieces = element.children()
-    if element.indefinite and len(pieces) == 1:
-        return None
-    form = "indefinite" if element.indefinite else "definite"
-    sizes = " + ".join(str(len(p.content)) for p in pieces)
-    return (
-        f"processData [2] as a constructed string of {form} length in {len(pieces)} "
-        f"piece(s) of {sizes} octets (a QR code holds the text only; a rebuild writes "
-        "it as one piece)"
-    )
-
-
 def _unrebuildable(
     payload: QRPayload, tx: TseTransaction, where: str, tar: str, *, same: bool
 ) -> list[Finding]:
@@ -121,7 +99,7 @@ def _unrebuildable(
     try:
         msg = decode_log_message(tx.finish_log)
         signed = msg.signed_data
-        form = None if signed is None else _process_data_form(signed)
+        form = None if signed is None else process_data_form(signed)
     except FormatError:
         return []  # read by the fast reader before, so not expected; opentse verify says
     data = msg.certified

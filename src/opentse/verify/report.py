@@ -18,6 +18,7 @@ from opentse.verify.certificates import CertificateResult, check_certificates
 from opentse.verify.counters import SerialSummary, check_counters
 from opentse.verify.findings import Finding, Severity
 from opentse.verify.names import check_info, check_names
+from opentse.verify.receipt import check_finish_logs
 from opentse.verify.signatures import SignatureResult, check_signatures
 from opentse.verify.systemlogs import SystemLogResult, check_system_logs
 from opentse.verify.times import check_times
@@ -117,6 +118,7 @@ def _verify_loaded(export: LoadedExport, trust: Sequence[x509.Certificate] | Non
         times = check_times(export)
         names = check_names(export)
         system_logs = check_system_logs(export)
+        finish_logs = check_finish_logs(export)
     finally:
         export.settle()
     signatures = check_signatures(export)
@@ -130,6 +132,7 @@ def _verify_loaded(export: LoadedExport, trust: Sequence[x509.Certificate] | Non
         *times,
         *names,
         *system_logs.findings,
+        *finish_logs,
     ]
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
     return VerifyReport(
