@@ -860,10 +860,20 @@ def storno_command(
                 f"receipt {receipt} is a {sale.bon_typ}: only sales can be cancelled",
                 code="E_POS_STORNO",
             )
-        done = reg.books.referenced_by(original)
+        # its cancellation; not recovery's abort of its TSE transaction, which points
+        # at a receipt printed "TSE ausgefallen" too (the sale stands, and can be
+        # cancelled)
+        done = [
+            bon_id
+            for bon_id in reg.books.referenced_by(original)
+            if reg.books.sale(bon_id).bon_typ == "AVBelegstorno"
+        ]
         if done:
+            by = reg.books.booked(done[0])
             raise ProtocolError(
-                f"receipt {receipt} was cancelled already (by {done[0]})", code="E_POS_STORNO"
+                f"receipt {receipt} was cancelled already (by receipt "
+                f"{done[0] if by is None else by.bon_nr})",
+                code="E_POS_STORNO",
             )
         reg.connect()
         extra = {"references": original}  # booked with the storno, one books transaction
