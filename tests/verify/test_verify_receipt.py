@@ -137,6 +137,42 @@ def test_own_receipt_rebuild_equals_core_encoder(curve: str, fmt: TimeFormat) ->
     assert result.ok and result.signed_data == signed
 
 
+def test_a_generalized_time_before_year_1000_is_rebuilt_as_the_core_writes_it() -> None:
+    """GeneralizedTime has four year digits (the core encoder pads them); the
+    rebuild wrote strftime's '999...' on glibc and the receipt did not verify."""
+    signer = PlainSigner(generate_private_key("P-256"), default_algorithm("P-256"))
+    point = signer.public_key_point
+    when = datetime(999, 12, 31, 23, 59, 58, tzinfo=UTC)
+    log_time = LogTime(TimeFormat.GENERALIZED, int(when.timestamp()))
+    msg = LogMessage(
+        TransactionLogData(
+            FINISH, "K1", b"Beleg^1.00_0.00_0.00_0.00_0.00^1.00:Bar", "Kassenbeleg-V1", 7
+        ),
+        hashlib.sha256(point).digest(),
+        signer.algorithm_oid,
+        9,
+        log_time,
+    )
+    signed = encode_signed_part(msg)
+    assert b"\x18\x0f0999123123595" + b"8Z" in signed
+    text = build_qr_payload(
+        client_id="K1",
+        process_type="Kassenbeleg-V1",
+        process_data="Beleg^1.00_0.00_0.00_0.00_0.00^1.00:Bar",
+        transaction_number=7,
+        signature_counter=9,
+        start_time=when,
+        log_time=when,
+        signature_algorithm=default_algorithm("P-256"),
+        time_format=TimeFormat.GENERALIZED,
+        signature=signer.sign(signed),
+        public_key=point,
+    )
+    result = verify_receipt(text)
+    assert result.ok, result.findings
+    assert result.signed_data == signed
+
+
 @needs_vectors
 def test_qr_image_round_trip(tmp_path: Path) -> None:
     """segno writes the PNG, zxing-cpp reads it back, the CLI verifies it."""

@@ -93,12 +93,14 @@ def log_time_encodings(log_time: datetime, fmt: TimeFormat) -> list[bytes]:
     whole = utc.replace(microsecond=0)
     if fmt is TimeFormat.UNIX:
         return [_tlv(0x02, _int_content(int(whole.timestamp())))]
+    # f-strings, not strftime: glibc's %Y does not pad a year before 1000 to four digits
+    clock = f"{utc.month:02d}{utc.day:02d}{utc.hour:02d}{utc.minute:02d}{utc.second:02d}"
     if fmt is TimeFormat.UTC:
-        return [_tlv(0x17, whole.strftime("%y%m%d%H%M%SZ").encode("ascii"))]
-    out = [_tlv(0x18, whole.strftime("%Y%m%d%H%M%SZ").encode("ascii"))]
+        return [_tlv(0x17, f"{utc.year % 100:02d}{clock}Z".encode("ascii"))]
+    out = [_tlv(0x18, f"{utc.year:04d}{clock}Z".encode("ascii"))]
     if utc.microsecond:
         frac = f"{utc.microsecond // 1000:03d}".rstrip("0")
-        out.append(_tlv(0x18, (whole.strftime("%Y%m%d%H%M%S.") + frac + "Z").encode("ascii")))
+        out.append(_tlv(0x18, f"{utc.year:04d}{clock}.{frac}Z".encode("ascii")))
     return out
 
 
