@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from opentse.dashboard import search_fields, uploads, views
+from opentse.dashboard import i18n, search_fields, uploads, views
 from opentse.dashboard.forms import read_form
-from opentse.dashboard.pages import BASE, NotFound, Page, form_text
+from opentse.dashboard.pages import BASE, NotFound, Page, form_text, shop_zone_of_env
 from opentse.dashboard.tse_exports import SOURCE_API, ExportLogs
 from opentse.errors import OpenTSEError
 from opentse.server.problems import ApiError
@@ -94,15 +94,28 @@ class ExportPages:
         from opentse.server.context import Call
         from opentse.server.routes_export import trigger_export
 
+        # each field read here and refused in the page's language, naming the field:
+        # the API's own messages (querystring/..., a bare "31.02.2026") are its callers'
         query: dict[str, str] = {}
-        for name in ("start_transaction_number", "end_transaction_number"):
+        for name, label in (("start_transaction_number", "start_tx"),
+                            ("end_transaction_number", "end_tx")):  # fmt: skip
             value = form_text(form, name).strip()
+            if value and not (search_fields.ascii_digits(value) and len(value) <= 16):
+                raise ValueError(page.t("export_bad_number", field=page.t(label), value=value))
             if value:
                 query[name] = value
         for name, end in (("start_date", False), ("end_date", True)):
-            when = search_fields.parse_date(form_text(form, name).strip(), end=end)
+            value = form_text(form, name).strip()
+            try:
+                when = search_fields.parse_date(value, end=end)
+            except ValueError:
+                label = page.t(name, zone=shop_zone_of_env().key)
+                raise ValueError(page.t("export_bad_date", field=label, value=value)) from None
             if when is not None:
                 query[name] = str(when - 1 if end else when)
+        numbers = "start_transaction_number" in query or "end_transaction_number" in query
+        if numbers and ("start_date" in query or "end_date" in query):
+            raise ValueError(page.t("export_numbers_or_dates"))
         for low, high in (
             ("start_transaction_number", "end_transaction_number"),
             ("start_date", "end_date"),
@@ -155,7 +168,12 @@ class ExportPages:
         if row.state in ("PENDING", "WORKING"):
             line, alert = page.t("export_running"), False
         elif row.state == "ERROR":
-            line, alert = page.t("export_error", code=row.exception or ""), True
+            code = row.exception or ""
+            why = f"export_error_{code}"  # a code the form's user can act on: why, too
+            if why in i18n.TEXTS:
+                line, alert = page.t("export_error_why", why=page.t(why), code=code), True
+            else:
+                line, alert = page.t("export_error", code=code), True
         elif row.state != "COMPLETED":
             line, alert = page.t("export_cancelled"), True
         elif path is None:
@@ -164,13 +182,38 @@ class ExportPages:
             line, alert = page.t("verifying" if verifying else "export_done"), False
         return row, report, verifying, path is not None, line, alert
 
+    def _filters(self, page: Page, row: Any) -> list[tuple[str, Any, bool]]:
+        """The export's filters as the form names them: (label, value, whether it is
+        a time, shown in the shop's time zone). They showed as the API's parameters
+        (``end_date=1578005999``), a date as Unix seconds an auditor cannot read."""
+        params = dict(row.params)
+        shown: list[tuple[str, Any, bool]] = []
+        client = params.pop("client_id", None)
+        if client is not None:
+            clients = views.all_clients(self.ctx, page.org, row.tss_id)
+            serial = next((c.serial_number for c in clients if c.client_id == client), None)
+            shown.append((page.t("register"), serial or client, False))
+        for name, label in (("start_transaction_number", "start_tx"),
+                            ("end_transaction_number", "end_tx")):  # fmt: skip
+            if name in params:
+                shown.append((page.t(label), params.pop(name), False))
+        zone = shop_zone_of_env().key
+        for name in ("start_date", "end_date"):
+            if name in params:
+                value = params.pop(name)
+                is_time = str(value).isascii() and str(value).isdigit()
+                shown.append((page.t(name, zone=zone), int(value) if is_time else value, is_time))
+        shown.extend((name, value, False) for name, value in sorted(params.items()))
+        return shown
+
     async def export_detail(self, page: Page) -> Response:
         row, report, verifying, has_file, line, alert = await run_in_threadpool(
             self._progress, page, 2.0
         )
+        filters = await run_in_threadpool(self._filters, page, row)
         return page.render(
             "export.html", row=row, report=report, verifying=verifying, has_file=has_file,
-            message=line, alert=alert,
+            message=line, alert=alert, filters=filters,
         )  # fmt: skip
 
     async def export_status(self, page: Page) -> Response:

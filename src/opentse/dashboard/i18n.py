@@ -253,6 +253,18 @@ TEXTS: dict[str, tuple[str, str]] = {
         "A register is always exported whole: choose either a register or a number or date range.",
     ),
     "bad_number": ("Ungültige Nummer.", "Invalid number."),
+    "export_bad_number": (
+        "{field}: „{value}“ ist keine Transaktionsnummer (eine ganze Zahl ab 0).",
+        "{field}: '{value}' is no transaction number (a whole number from 0).",
+    ),
+    "export_bad_date": (
+        "{field}: „{value}“ ist kein Datum (JJJJ-MM-TT oder TT.MM.JJJJ).",
+        "{field}: '{value}' is no date (YYYY-MM-DD or DD.MM.YYYY).",
+    ),
+    "export_numbers_or_dates": (
+        "Nummern- und Datumsbereich schließen sich aus: bitte nur einen wählen.",
+        "A number range and a date range exclude each other: choose one.",
+    ),
     # transaction
     "tx_title": ("Transaktion {n}", "Transaction {n}"),
     "tx_neighbours": ("Transaktionen dieser TSE", "Transactions of this TSE"),
@@ -359,6 +371,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "message": ("Meldung", "Message"),
     "error": ("Fehler", "Error"),
     "export_error": ("Export fehlgeschlagen: {code}", "Export failed: {code}"),
+    # why, for the codes a shop owner causes with the form (export_error_<code>)
+    "export_error_why": ("Export fehlgeschlagen: {why} ({code})", "Export failed: {why} ({code})"),
+    "export_error_E_NO_DATA_AVAILABLE": (
+        "die TSE hat in diesem Bereich keine Log-Nachrichten",
+        "the TSE has no log messages in this range",
+    ),
+    "export_error_E_TOO_MANY_RECORDS": (
+        "der Bereich hat mehr Log-Nachrichten, als ein Export fassen darf; bitte enger wählen",
+        "the range holds more log messages than one export may; choose a narrower one",
+    ),
     # verify upload
     "verify_title": ("Export oder Beleg prüfen", "Verify an export or a receipt"),
     "verify_intro": (
