@@ -82,3 +82,28 @@ def test_a_receipt_printed_unsigned_can_be_cancelled_after_recovery(tmp_path: Pa
     pointing = [row for row in rows if row.get("REF_BON_ID")]
     assert len(pointing) == 2 and len({row["BON_ID"] for row in pointing}) == 2
     assert len({row["REF_BON_ID"] for row in pointing}) == 1
+
+
+def test_a_cancellation_receipt_names_the_receipt_it_cancels(tmp_path: Path) -> None:
+    """The STORNO receipt printed its own number only: the customer, the cashier and
+    an auditor holding it could not tell which receipt it took back. It prints
+    'Storno zu Beleg-Nr.: N' now (the books and references.csv had it already)."""
+    from opentse.register import render_text
+
+    with Installation.open(tmp_path / "data") as inst:
+        ready_tse(inst.service, TSE, client_id=CLIENT, logout=True)
+        journal, books = OutageLog(tmp_path / "till.db"), Books(tmp_path / "till.db")
+        register = Register(
+            EmbeddedBackend(inst.service, TSE), RegisterConfig(SELLER, CLIENT), journal,
+            books=books,
+        )  # fmt: skip
+        sale = Sale()
+        sale.add_line("Kaffee", 1, "2.50", 1)
+        sale.add_payment("cash", "2.50")
+        sold = register.sell(sale)
+        assert "Storno zu" not in render_text(sold.receipt)
+        cancelled = register.sell(sale.storno(), references=[sold.receipt_ref])
+        text = render_text(cancelled.receipt, width=32)
+        assert "STORNO" in text and "Beleg-Nr.: 2\nStorno zu Beleg-Nr.: 1\n" in text
+        books.close_file()
+        journal.close()

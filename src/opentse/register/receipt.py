@@ -179,6 +179,8 @@ class Receipt:
     qr_only: bool = False
     currency: str = "EUR"
     footer: tuple[str, ...] = ()
+    #: the receipt numbers this one points at (a cancellation's original)
+    refers_to: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _aware(self.issued_at, "issue date")
@@ -243,6 +245,7 @@ class Receipt:
         receipt_number: str = "",
         footer: tuple[str, ...] = (),
         zone: tzinfo | None = None,
+        refers_to: tuple[str, ...] = (),
     ) -> Receipt:
         """Lay a booked sale out as a receipt; without ``tse`` it is a TSE-failed one.
 
@@ -283,4 +286,5 @@ class Receipt:
             not_certified=not_certified,
             qr_only=qr_only,
             footer=footer,
+            refers_to=refers_to,
         )

@@ -448,6 +448,7 @@ class Register:
             receipt_number=number,
             footer=self.config.footer,
             zone=self.config.zone,
+            refers_to=self._numbers(references),
         )
         result = SaleResult(
             receipt,
@@ -464,6 +465,14 @@ class Register:
             self.books.record(sale, result, tse_id=self.backend.tse_id, references=references)
         self._booked(ref, outcome)
         return result
+
+    def _numbers(self, references: Sequence[str]) -> tuple[str, ...]:
+        """The receipt numbers of the BON_IDs ``references`` (the books have them all:
+        sell checks), printed on the receipt that points at them."""
+        if self.books is None:
+            return ()
+        booked = [self.books.booked(ref) for ref in references]
+        return tuple(str(b.bon_nr) for b in booked if b is not None)
 
     def sell(
         self,

@@ -144,6 +144,9 @@ def render_text(receipt: Receipt, width: int = 48, tz: tzinfo | None = None) -> 
         out.center(f"*** {TSE_FAILED_TEXT} ***")
     if receipt.receipt_number:
         out.field("Beleg-Nr.", receipt.receipt_number)
+    if receipt.refers_to:  # which receipt a cancellation takes back
+        label = "Storno zu Beleg-Nr." if receipt.bon_typ == "AVBelegstorno" else "Zu Beleg-Nr."
+        out.field(label, ", ".join(receipt.refers_to))
     out.field("Datum", _local(receipt.issued_at, zone))
     out.rule()
     for item in receipt.lines:
