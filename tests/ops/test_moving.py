@@ -178,3 +178,31 @@ def test_move_run_again_after_a_failed_test_keeps_the_secret_it_made(tmp_path: P
     with serve(data, port):
         later = json.loads(_run(*move).stdout)
     assert later["resumed"] is False and later["api_key"] != made["api_key"]
+
+
+def test_lan_move_with_tls_pins_the_folders_own_certificate(tmp_path: Path) -> None:
+    """`tse move --tls` without --fingerprint, the data folder served with `serve
+    --lan`: the test refused the self-signed certificate (CERTIFICATE_VERIFY_FAILED),
+    the move stayed unfinished and the connection file told the tills no fingerprint.
+    The folder holds the certificate the new host serves: its fingerprint is the one
+    to pin, as `serve --lan` prints it."""
+    from opentse.testing.serving import serve_process, session_fields
+
+    data = tmp_path / "new-host"
+    _run("tse", "create", "T", "--data", str(data))
+    key = json.loads(_run("apikey", "create", "--data", str(data), "--org", "shop",
+                          "--json").stdout)  # fmt: skip
+    with serve_process(data, lan=True) as base:
+        session = (data / "LAN-TSE-Session.txt").read_text(encoding="utf-8")
+        printed = session_fields(session)["TLS SHA-256"]  # what serve --lan wrote
+        port = base.rsplit(":", 1)[1]
+        moved = _run(
+            "tse", "move", "T", "--data", str(data), "--host", "127.0.0.1", "--port", port,
+            "--tls", "--org", key["organization_id"], "--json", check=False,
+        )  # fmt: skip
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    conn = json.loads(moved.stdout)
+    assert conn["connection_test"]["ok"] is True, conn
+    assert conn["tls_fingerprint"] == printed
+    text = Path(conn["file"]).read_text(encoding="utf-8")
+    assert f"--fingerprint {printed}" in text and f"TLS SHA-256:         {printed}" in text

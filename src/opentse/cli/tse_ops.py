@@ -33,7 +33,12 @@ def move_command(
     port: int = typer.Option(4433, "--port"),
     path: str = typer.Option("/api/v2", "--path"),
     tls: bool = typer.Option(False, "--tls/--no-tls", help="The new host serves HTTPS."),
-    fingerprint: str | None = typer.Option(None, "--fingerprint", help="TLS SHA-256 to pin."),
+    fingerprint: str | None = typer.Option(
+        None,
+        "--fingerprint",
+        help="TLS SHA-256 to pin (default with --tls: the data folder's LAN certificate's,"
+        " as serve --lan prints it).",
+    ),
     org: str | None = typer.Option(None, "--org", help="API organization id (if not served)."),
     test: bool = typer.Option(True, "--test/--no-test", help="Run the connection test after."),
     insecure: bool = typer.Option(False, "--insecure", help="Do not check the TLS certificate."),
@@ -58,7 +63,7 @@ def move_command(
         echo_json(out)
     else:
         for key, value in conn.to_json().items():
-            if key != "also_affected":
+            if key not in ("also_affected", "resumed"):
                 typer.echo(f"{key}: {value}")
         if conn.resumed:  # the move of an earlier run, not finished: its key carries on
             typer.echo(
@@ -76,9 +81,11 @@ def move_command(
             typer.echo("connection test: " + json.dumps(result))
     if result is not None and not result.get("ok"):
         typer.echo(  # what now: a rerun must not make (and print) yet another secret
-            f"The move is not finished: start `opentse serve` with this data folder at"
-            f" {conn.url}, then run this `opentse tse move` again: it tests again with the"
-            f" same key and secret ({conn.file}), no new ones.",
+            f"The move is not finished: the connection test to {conn.url} failed (above)."
+            " Start `opentse serve` with this data folder there if it is not running"
+            " (a LAN TSE: `serve --lan`, and --tls), then run this `opentse tse move`"
+            f" again: it tests again with the same key and secret ({conn.file}), no new"
+            " ones.",
             err=True,
         )
         raise typer.Exit(1)

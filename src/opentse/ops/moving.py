@@ -163,6 +163,8 @@ def move_tse(
         )
     url = build_url(host, port, path, tls)
     org = organization_of(ctx, tse_id, org_id)
+    if tls and not tls_fingerprint:
+        tls_fingerprint = own_fingerprint(ctx.data_dir)
     file = ctx.data_dir / f"TSE-Connection-{tse_id}.txt"
     made = unfinished_move(ctx, tse_id, url, org, file)
     if made is not None:  # the same move again: its key and secret carry on
@@ -229,6 +231,24 @@ def move_tse(
         tse_id, url, host, port, path, api_key, api_secret, org, tls_fingerprint, regs,
         str(file), also, resumed=made is not None,
     )  # fmt: skip
+
+
+def own_fingerprint(data_dir: Path) -> str | None:
+    """The SHA-256 fingerprint of this data folder's LAN certificate (the one ``serve
+    --lan`` serves and prints), None without one. The folder moved with it, so the new
+    host serves the same certificate: the tills pin this fingerprint, and without it
+    the connection test refused the self-signed certificate (CERTIFICATE_VERIFY_FAILED)
+    and the connection file told the tills no fingerprint."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from opentse.server.lan import CERT_FILE, fingerprint_of
+
+    try:
+        cert = x509.load_pem_x509_certificate((data_dir / CERT_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
 
 
 def unfinished_move(
