@@ -30,6 +30,7 @@ from typing import Any
 
 from opentse.engine.results import SignResult
 from opentse.engine.service import TransactionOp, TSEService
+from opentse.engine.state import Lifecycle
 from opentse.errors import OpenTSEError
 from opentse.server.context import (
     Call,
@@ -114,6 +115,23 @@ def _quick_flow(call: Call) -> Flow | None:
     else:
         row = ctx.svc.get_tx(tss_id, tx_id)
     return _upsert(call, tss, tss_id, tx_id, call.principal.organization_id, row, quick=True)
+
+
+def _refuse_for_tss_state(ctx: ServerContext, tss_id: str) -> None:
+    """A TSS that cannot sign is named before a client it does not know: a register
+    whose TSS is not initialized yet (or disabled) was told E_CLIENT_NOT_FOUND and
+    went looking at its client ids. fiskaly's upsertTransaction answers
+    E_TSS_NOT_INITIALIZED / E_TSS_DISABLED for it. Read only when the client check
+    fails, so signing pays nothing for it."""
+    lifecycle = ctx.service.get(tss_id).state.lifecycle
+    if lifecycle in (Lifecycle.CREATED, Lifecycle.UNINITIALIZED):
+        raise ApiError(
+            400, "E_TSS_NOT_INITIALIZED", f"the TSS is {lifecycle.value}: initialize it first"
+        )
+    if lifecycle is Lifecycle.DISABLED:
+        raise ApiError(400, "E_TSS_DISABLED", "the TSS is disabled")
+    if lifecycle is Lifecycle.DEFECTIVE:
+        raise ApiError(423, "E_TSS_DEFECTIVE", "the TSS is defective")
 
 
 def _as_it_stands(
@@ -256,8 +274,10 @@ def _upsert(
         raise ApiError(400, "E_TX_UPSERT", f"revision {latest + 1} is next, not {revision}")
     client = ctx.svc.get_client_for_signing(parse_uuid(body["client_id"], "client_id", "body"))
     if client is None or client.tss_id != tss_id:
+        _refuse_for_tss_state(ctx, tss_id)
         raise ApiError(400, "E_CLIENT_NOT_FOUND", f"client {body['client_id']} not found")
     if client.state != "REGISTERED":
+        _refuse_for_tss_state(ctx, tss_id)
         raise ApiError(400, "E_CLIENT_DEREGISTERED", f"client {client.client_id} is deregistered")
     target = body["state"]
     ptype, data, schema_out = derive_raw(body.get("schema"))
