@@ -180,3 +180,26 @@ def test_system_logs_are_named_as_asn1crypto_reads_them(archive: str) -> None:
         if log["operation"] == "initialize":
             assert named["description"] == repr(theirs[1].decode("ascii"))
     assert checked >= 3
+
+
+def test_a_gap_between_two_incremental_exports_names_both_archives() -> None:
+    """D-Trust's two exports of one TSE (counters 625..644 and 677..684), verified
+    together: the missing 645..676 are in neither archive, which the gap says with
+    both names (it said 'removed from it, or an export of one client', as for one
+    archive); a gap inside one archive keeps its words."""
+    first = vendor_export("dtrust/54312d72-d3ed-413c-9d32-7f457576e4c8.tar")
+    second = vendor_export("dtrust/4b5ba740-06fe-4506-9afc-e9f1eabadaa4.tar")
+    for order in ([first, second], [second, first]):
+        report = verify_exports(order).to_json()
+        (gap,) = [f for f in report["findings"] if f["code"] == "E_COUNTER_GAP"]
+        message = gap["message"]
+        assert "645 to 676 missing (32 log(s))" in message
+        assert f"the log before the gap is in {first.name}, the one after it in {second.name}" in (
+            message
+        )
+        assert "an export between them is missing" in message
+        assert "removed from it, or an export of one client" not in message
+    single = verify_exports([vendor_export("faulty/ThreeMissingAreasOfSignatureCounter.tar")])
+    gaps = [f for f in single.to_json()["findings"] if f["code"] == "E_COUNTER_GAP"]
+    assert len(gaps) == 3
+    assert all("these logs are not in the export (removed from it" in g["message"] for g in gaps)

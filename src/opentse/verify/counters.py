@@ -185,6 +185,25 @@ def _archives_of(export: LoadedExport, entries: list[LogEntry]) -> set[str]:
     return {_archive(e.file, labels) for e in entries}
 
 
+def _gap_cause(export: LoadedExport, before: LogEntry, after: LogEntry) -> str:
+    """Why logs may be missing: with several archives whose logs border the gap from
+    different archives, no archive holds them (an export between incremental ones
+    missing); else removed, or a filtered export."""
+    labels = _archive_labels(export)
+    first, second = _archive(before.file, labels), _archive(after.file, labels)
+    if first and second and first != second:
+        return (
+            f"these logs are in none of the archives: the log before the gap is in "
+            f"{first[:-1]}, the one after it in {second[:-1]} (an export between them is "
+            "missing, or these logs were removed: ask for the export that holds them, or "
+            "the TSE's complete export)"
+        )
+    return (
+        "these logs are not in the export (removed from it, or an export of one client "
+        "or period: ask for the TSE's complete export)"
+    )
+
+
 def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list[Finding]]:
     findings: list[Finding] = []
     summaries: dict[str, SerialSummary] = {}
@@ -237,9 +256,9 @@ def check_counters(export: LoadedExport) -> tuple[dict[str, SerialSummary], list
                         f"serial {serial[:16]}...: signature counter(s) {span} missing "
                         f"({after - before - 1} log(s)) between {_words(first_entry[before])} "
                         f"and {_words(first_entry[after])}: the TSE signs every log with the "
-                        "next counter, so these logs are not in the export (removed from it, "
-                        "or an export of one client or period: ask for the TSE's complete "
-                        f"export){note}",
+                        "next counter, so "
+                        + _gap_cause(export, first_entry[before], first_entry[after])
+                        + note,
                         file,
                     )
                 )
