@@ -41,3 +41,16 @@ def test_messages_name_the_body(app_client: AppClient) -> None:
             assert not message.startswith("body/must"), message
     r = app_client.put(url + "?tx_revision=1", content=b"[]", headers=h)
     assert r.json()["message"] == "body: must be of type object"
+
+
+def test_a_state_filter_names_the_states_it_takes(app_client: AppClient) -> None:
+    h = login(app_client, new_key(app_client))
+    tss, _ = setup_tss(app_client, h)
+    for path, allowed in (
+        (f"/api/v2/tss/{tss}/tx", "ACTIVE, CANCELLED, FINISHED"),
+        ("/api/v2/tx", "ACTIVE, CANCELLED, FINISHED"),
+    ):
+        r = app_client.get(path, params={"states[]": "DONE"}, headers=h)
+        assert r.status_code == 400 and r.json()["code"] == "E_FAILED_SCHEMA_VALIDATION"
+        # it read "querystring/states must be of ACTIVE, ..."
+        assert r.json()["message"] == f"querystring/states must be one of {allowed}"

@@ -470,7 +470,7 @@ def parse_states(call: Call, allowed: list[str]) -> list[str]:
             raise ApiError(
                 400,
                 "E_FAILED_SCHEMA_VALIDATION",
-                f"querystring/states must be of {', '.join(allowed)}",
+                f"querystring/states must be one of {', '.join(allowed)}",
             )
     return values
 
