@@ -22,7 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from opentse.cli.main import build_app
 from opentse.engine.service import TSEService
 from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
@@ -191,8 +193,27 @@ def test_a_table_moved_onto_a_till_after_hours_open_is_not_abandoned(tmp_path: P
             ABORT_PROCESS_DATA.encode(),
         )
         assert books.bon_id_of_transaction(TSE, number) is not None  # booked by KASSE-2
+        # its DSFinV-K export holds the abort of a transaction KASSE-1 had started
+        master = MasterData(
+            Company("Linde GmbH", "Marktplatz 2", "79098", "Freiburg", vat_id="DE123456789"),
+            Location("Gasthaus Linde", "Marktplatz 2", "79098", "Freiburg"),
+            CashRegister("KASSE-2"),
+            TSE,
+        )
+        day = close_day(till_2, books, master, "0.00")
+        export = write_export([day.closing], tmp_path / "kasse-2.zip")
+        assert [f for f in check_export(export) if f.severity == "error"] == []
         books.close_file()
         journal.close()
+    # and against the TSE's own TAR export, which has KASSE-1's Start of it
+    tar = tmp_path / "tse.tar"
+    cli = CliRunner()
+    done = cli.invoke(
+        build_app(), ["export", "--data", str(tmp_path / "data"), "--tss", TSE, str(tar)]
+    )
+    assert done.exit_code == 0, done.output
+    checked = cli.invoke(build_app(), ["dsfinvk", "check", str(export), "--tse-export", str(tar)])
+    assert checked.exit_code == 0 and "cross-check: ok" in checked.output, checked.output
 
 
 @pytest.fixture
