@@ -248,6 +248,11 @@ def test_the_verifier_names_the_system_logs_data(tse: SyntheticTSE, tmp_path: Pa
         assert "System logs" in result.stdout
         if version == 3:
             assert "eventOrigin 'integration-interface'" in result.stdout
+            from opentse.verify.html import render_html
+
+            page = render_html(verify_exports([path]))
+            assert "<td>2</td><td>2023-11-14 22:13:25</td><td><code>updateTime</code> (v3)" in page
+            assert "eventOrigin <code>&#39;integration-interface&#39;</code>" in page
 
 
 def test_unreadable_system_data_is_a_warning(tse: SyntheticTSE, tmp_path: Path) -> None:
