@@ -15,7 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dashboard_support import api_login, csrf_of, dashboard_login, sell, served_shop, setup_tss
+from dashboard_support import (
+    api_login,
+    csrf_of,
+    dashboard_login,
+    export_rows,
+    sell,
+    served_shop,
+    setup_tss,
+)
 
 
 def _alert(html: str) -> str:
@@ -90,3 +98,38 @@ def test_the_export_page_shows_its_filters_and_why_it_failed(
         assert by_register.status_code == 303, by_register.text
         page = web.get(by_register.headers["location"]).text
         assert '<dd id="export-filters">Register: KASSE-1</dd>' in page
+
+
+def test_the_tse_page_shows_an_exports_period_as_dates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TSE page's list of exports shows the filter its exportData log signed; a
+    date range there is Unix seconds (date=1795302000-1795388399)."""
+    from datetime import datetime
+
+    from opentse.dashboard.pages import shop_zone_of_env
+
+    monkeypatch.setenv("OPENTSE_TIMEZONE", "Europe/Berlin")
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h, "KASSE-1")
+        sell(web, h, tss, cid, "2.50")
+        assert dashboard_login(web, key).status_code == 303
+        today = datetime.now(shop_zone_of_env()).date()
+        started = _post(web, tss, "de", start_date=today.strftime("%d.%m.%Y"))
+        assert started.status_code == 303, started.text
+        address = started.headers["location"]
+        deadline = time.monotonic() + 60
+        while not (status := web.get(address + "/status").json())["done"]:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        assert status["state"] == "COMPLETED", status
+        page = web.get(f"/dashboard/tss/{tss}", params={"lang": "de"}).text
+        rows = export_rows(page)
+        assert len(rows) == 1, rows
+        # the same local midnight the export's own page names (CET or CEST)
+        shown = re.search(r'<dd id="export-filters">Von Datum \(Europe/Berlin\): ([^<]+)</dd>',
+                          web.get(address).text)  # fmt: skip
+        assert shown is not None and shown.group(1).startswith(f"{today.isoformat()} 00:00:00 ")
+        assert f"Zeitraum {shown.group(1)} – …" in rows[0], rows[0]
+        assert "date=" not in rows[0]

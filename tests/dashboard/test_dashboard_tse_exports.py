@@ -23,7 +23,7 @@ from dashboard_support import (
     setup_tss,
 )
 
-from opentse.dashboard.tse_exports import ExportLog, attribute
+from opentse.dashboard.tse_exports import ExportLog, attribute, filter_parts
 from opentse.testing.serving import serve_process
 
 
@@ -71,9 +71,9 @@ def test_the_tse_page_lists_api_archive_and_cli_exports(tmp_path: Path) -> None:
         assert "everything" in newest and "verified" in newest
         assert Path(archived["path"]).name in newest
         assert "Command line (opentse export)" in by_hand
-        assert "transactionNumber=3-3" in by_hand and "signed" in by_hand
+        assert "Transactions 3–3" in by_hand and "signed" in by_hand
         assert by_hand.endswith(str(cli["export_log_signature_counter"]))
-        assert "API / dashboard" in api_made and "transactionNumber=1-2" in api_made
+        assert "API / dashboard" in api_made and "Transactions 1–2" in api_made
         assert "COMPLETED" in api_made
         assert f'href="/dashboard/exports/{export_id}"' in html
         # the Exports page (its list is the API's) points to them
@@ -124,3 +124,18 @@ def test_each_export_log_goes_to_one_export() -> None:
         ("cli", "", 20),
         ("api", "a", 10),
     ]
+
+
+def test_an_export_filter_is_read_in_parts() -> None:
+    assert filter_parts("") == []
+    assert filter_parts("transactionNumber=5-9 clientId=KASSE-1") == [
+        ("transactionNumber", "5", "9"), ("clientId", "KASSE-1", ""),
+    ]  # fmt: skip
+    assert filter_parts("date=1577833200-1578005999 signatureCounter=-40") == [
+        ("date", "1577833200", "1578005999"), ("signatureCounter", "", "40"),
+    ]  # fmt: skip
+    # another vendor's or a later version's text: shown as signed
+    assert filter_parts("date=2020-01-01 fancy=1 transactionNumber=x-1") == [
+        ("other", "date=2020-01-01", ""), ("other", "fancy=1", ""),
+        ("other", "transactionNumber=x-1", ""),
+    ]  # fmt: skip

@@ -185,6 +185,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "src_cli": ("Kommandozeile (opentse export)", "Command line (opentse export)"),
     "export_filter": ("Filter", "Filter"),
     "export_everything": ("alles", "everything"),
+    # the parts of an export's filter (tse_exports.filter_parts)
+    "flt_transactionNumber": ("Transaktionen", "Transactions"),
+    "flt_clientId": ("Kasse (Client-ID)", "Register (client id)"),
+    "flt_date": ("Zeitraum", "Period"),
+    "flt_signatureCounter": ("Signaturzähler", "Signature counters"),
     "records": ("Log-Nachrichten", "Log messages"),
     "export_log": ("exportData-Log", "exportData log"),
     "exp_VERIFIED": ("geprüft", "verified"),

@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse
 
 from opentse.dashboard import i18n
 from opentse.dashboard.session import Session, SessionCodec
+from opentse.dashboard.tse_exports import filter_parts
 from opentse.register.shoptime import local_day, shop_zone
 from opentse.server.auth import Principal
 
@@ -168,4 +169,5 @@ def make_templates() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["money"] = _money
     env.filters["detail_value"] = _detail_value
+    env.filters["filter_parts"] = filter_parts
     return env

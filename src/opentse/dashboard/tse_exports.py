@@ -137,6 +137,32 @@ def attribute(
     return entries
 
 
+#: the parts of an exportData log's filter text (``ExportFilter.describe``) the TSE
+#: page names in words; any other part is shown as signed
+FILTER_KINDS = ("transactionNumber", "clientId", "date", "signatureCounter")
+
+
+def filter_parts(description: str) -> list[tuple[str, str, str]]:
+    """Pure: ``(kind, low, high)`` of each part of a filter text, e.g.
+    ``date=1577833200-1578005999`` -> ``("date", "1577833200", "1578005999")``
+    (an open end is ""), ``clientId=KASSE-1`` -> ``("clientId", "KASSE-1", "")``;
+    a part of another form -> ``("other", part, "")``. The TSE page showed the text
+    as signed: dates as Unix seconds, which no shop owner or auditor reads."""
+    parts: list[tuple[str, str, str]] = []
+    for part in description.split():
+        kind, _, value = part.partition("=")
+        if kind == "clientId" and value:
+            parts.append((kind, value, ""))
+            continue
+        low, dash, high = value.partition("-")
+        bounds = (low, high)
+        if kind in FILTER_KINDS and dash and all(b == "" or b.isdigit() for b in bounds):
+            parts.append((kind, low, high))
+        else:
+            parts.append(("other", part, ""))
+    return parts
+
+
 def _description(message: bytes) -> str:
     from opentse.tr03151 import sysdata
     from opentse.tr03151.codec import decode_log_message
