@@ -76,8 +76,16 @@ def run_migrations(
             current = schema_version(migrations.applied_versions(pg))
         return "postgresql", applied, current
     if database is None:
-        from opentse.installation import check_sqlite_database
+        from opentse.errors import StorageError
+        from opentse.installation import MOVED_FILE, check_sqlite_database
 
+        if (data / MOVED_FILE).exists():  # retired by tse move-out: its copy runs on
+            raise StorageError(
+                f"{data} is marked as moved to another host ({data / MOVED_FILE}): it is"
+                " not migrated, the copy on the new host is. If this folder is that copy"
+                " or the move was undone, delete that file",
+                code="E_DATA_MOVED",
+            )
         check_sqlite_database(data)
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = data / DB_FILE
