@@ -31,13 +31,13 @@ from opentse.formats.qr import (
 )
 from opentse.tr03151 import der
 from opentse.tr03151.fastdecode import TRANSACTION, LogFields
+from opentse.tr03151.logmessage import FINISH
 from opentse.tr03151.logtime import TimeFormat
 from opentse.tr03151.oids import SIGNATURE_ALGORITHMS
 from opentse.tr03151.signature import public_key_from_point, verify_signature
 from opentse.verify.archive import LoadedExport
 from opentse.verify.counters import logs_by_serial
 from opentse.verify.findings import Finding, Severity, error, info, log_words, warning
-from opentse.verify.transactions import operation_kind
 
 _TX_LOG_OID = "0.4.0.127.0.7.3.7.1.1"  # TR-03151 5.1, written out again on purpose
 SIGNED_FIELDS: tuple[str, ...] = (
@@ -133,17 +133,28 @@ def rebuild_signed_data(
             yield head + pd_form + tail + time_form
 
 
+# the LogFields positions qr_rebuilds and check_finish_logs read by index
+assert [LogFields._fields[i] for i in (0, 9, 10, 12, 15, 16)] == [
+    "kind", "signed_data", "operation_type", "process_data",
+    "additional_external_data", "additional_internal_data",
+]  # fmt: skip
+
+
 def qr_rebuilds(fields: LogFields) -> bool:
     """Whether a Finish log signs what :func:`rebuild_signed_data` can rebuild from a
     QR code: no additionalExternalData [4] or additionalInternalData [6] (no QR field
     holds them), and processData as one primitive ``[2]`` or D-Trust's one-piece BER
-    form (not absent, not in several pieces). Read per Finish log by the TAR reader
-    of ``--tse-export``: a substring search, no encoding of the whole log."""
-    if fields.additional_external_data is not None or fields.additional_internal_data is not None:
+    form (not absent, not in several pieces). Runs per Finish log (the TAR reader of
+    ``--tse-export``, ``check_finish_logs``): a substring search, no encoding."""
+    # by index (LogFields order), not by name: a NamedTuple's names cost a call each
+    signed, data, external, internal = fields[9], fields[12], fields[15], fields[16]
+    if external is not None or internal is not None:
         return False
-    data = fields.process_data
-    signed = fields.signed_data
-    return _tlv(0x82, data) in signed or b"\xa2\x80" + _tlv(0x04, data) + b"\x00\x00" in signed
+    size = len(data)
+    length = bytes((size,)) if size < 0x80 else _length(size)
+    if b"\x82" + length + data in signed:
+        return True
+    return b"\xa2\x80\x04" + length + data + b"\x00\x00" in signed
 
 
 def process_data_form(signed: bytes) -> str | None:
@@ -334,12 +345,10 @@ def check_finish_logs(export: LoadedExport) -> list[Finding]:
     for entries in logs_by_serial(export).values():
         for entry in entries:
             fields = entry.fields
-            if (
-                fields is None
-                or fields.kind != TRANSACTION
-                or operation_kind(fields.operation_type) != "finish"
-                or qr_rebuilds(fields)
-            ):
+            # kind and operation by index, as in qr_rebuilds (names cost a call per log)
+            if fields is None or fields[0] != TRANSACTION or fields[10] != FINISH:
+                continue
+            if qr_rebuilds(fields):
                 continue
             extras = _signed_extras(fields)
             if not extras:
