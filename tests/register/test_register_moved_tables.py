@@ -14,6 +14,7 @@ death is a BaseException raised right before its Finish is sent."""
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from typer.testing import CliRunner
 
 from opentse.cli.main import build_app
 from opentse.engine.service import TSEService
+from opentse.errors import ProtocolError
 from opentse.formats.dsfinvk.check import check_export
 from opentse.formats.dsfinvk.export import write_export
 from opentse.formats.dsfinvk.model import CashRegister, Company, Location
@@ -351,3 +353,77 @@ def test_remote_till_does_not_take_the_bill_another_till_signed_for_its_own(
     books.close_file()
     journal.close()
     backend.close()
+
+
+def _field(receipt_text: str, label: str) -> str:
+    (line,) = [x for x in receipt_text.splitlines() if x.startswith(f"{label}: ")]
+    return line.split(": ", 1)[1]
+
+
+def test_the_bill_of_a_table_moved_from_another_till_names_its_first_order(
+    tmp_path: Path,
+) -> None:
+    """The orders of table 7 were signed at KASSE-1, the bill is at KASSE-2. --first-order
+    looks in the till's own books, which do not have the order (E_BOOKS_NO_RECEIPT,
+    or worse another order of KASSE-2 with that number). --first-order-tx takes the
+    TSE-Transaktion printed on the order slip and asks the TSE for its start."""
+    data = tmp_path / "data"
+    with Installation.open(data) as inst:
+        ready_tse(inst.service, TSE, client_id="KASSE-1")
+        inst.service.register_client(TSE, "KASSE-2")
+        inst.service.logout(TSE)
+    cli = CliRunner()
+
+    def pos(*args: str) -> Any:
+        return cli.invoke(build_app(), ["pos", *args, "--data", str(data), "--tss", TSE])
+
+    ordered = pos("order", "--client", "KASSE-1", "--line", "Schnitzel:2:14.50:1", "--json")
+    assert ordered.exit_code == 0, ordered.output
+    order = json.loads(ordered.output)
+    bill = ("sell", "--client", "KASSE-2", "--line", "Schnitzel:2:14.50:1", "--pay", "bar:29.00")
+    number = str(order["transaction_number"])
+    refused = pos(*bill, "--first-order", order["receipt_number"])
+    assert refused.exit_code == 1 and "E_BOOKS_NO_RECEIPT" in refused.output
+    sold = pos(*bill, "--first-order-tx", number, "--json")
+    assert sold.exit_code == 0, sold.output
+    text = json.loads(sold.output)["receipt_text"]
+    assert _field(text, "TSE-Erstbestellung") == _field(order["receipt_text"], "TSE-Start")
+    # a receipt's number, and a number the TSE never gave: refused before booking
+    paid = str(json.loads(sold.output)["transaction_number"])
+    for wrong, why in ((paid, "is a Kassenbeleg-V1"), ("999", "not finished or not known")):
+        refused = pos(*bill, "--first-order-tx", wrong)
+        assert refused.exit_code == 1 and "E_POS_FIRST_ORDER" in refused.output
+        assert why in refused.output
+    status = pos("status", "--client", "KASSE-2", "--json")
+    assert status.exit_code == 0 and json.loads(status.output)["status"] == "green"
+
+
+def test_remote_bill_asks_the_service_for_the_first_order_of_another_till(
+    shop_service: tuple[dict[str, Any], FrozenClock], tmp_path: Path
+) -> None:
+    shop, tse_clock = shop_service
+    backends = [_remote(shop, serial, RemoteBackend) for serial in ("KASSE-A", "KASSE-B")]
+    journals = [OutageLog(tmp_path / f"{n}.db") for n in ("a", "b")]
+    books = [Books(tmp_path / f"{n}.db") for n in ("a", "b")]
+    till_a, till_b = (
+        Register(b, RegisterConfig(SELLER, s), j, clock=_clock(tse_clock), books=k)
+        for b, s, j, k in zip(backends, ("KASSE-A", "KASSE-B"), journals, books, strict=True)
+    )
+    order = Sale("AVBestellung")
+    order.add_line("Schnitzel", 2, "14.50", 1)
+    ordered = till_a.order(order)
+    assert ordered.signed is not None
+    tse_clock.advance(90 * 60)  # the table moves and pays an hour and a half later
+    first = till_b.order_start_at_tse(ordered.signed.transaction_number)
+    assert first == ordered.signed.start_time
+    bill = till_b.sell(_sale(), first_order_start=first)
+    assert bill.signed is not None and bill.signed.start_time > ordered.signed.start_time
+    with pytest.raises(ProtocolError) as info:
+        till_b.order_start_at_tse(bill.signed.transaction_number)
+    assert info.value.code == "E_POS_FIRST_ORDER"
+    for item in (*books,):
+        item.close_file()
+    for journal in journals:
+        journal.close()
+    for backend in backends:
+        backend.close()

@@ -509,6 +509,12 @@ def sell_command(
         help="BON_ID or number of this bill's first order (pos order): its TSE start is "
         "printed as TSE-Erstbestellung.",
     ),
+    first_order_tx: int | None = typer.Option(
+        None,
+        "--first-order-tx",
+        help="The TSE-Transaktion printed on this bill's first order, when another till "
+        "signed it (a table moved here): its TSE start is printed as TSE-Erstbestellung.",
+    ),
     till: TillOptions = NO_TILL,
     seller_name: str | None = SELLER_NAME_OPTION,
     seller_address: list[str] | None = SELLER_ADDRESS_OPTION,
@@ -532,6 +538,17 @@ def sell_command(
             raise ProtocolError(f"--type must be one of {', '.join(BON_TYPES)}", code="E_POS_TYPE")
         if width not in (32, 48):
             raise ProtocolError("--width must be 32 or 48", code="E_POS_WIDTH")
+        if first_order is not None and first_order_tx is not None:
+            raise ProtocolError(
+                "give --first-order (an order of this till) or --first-order-tx (of "
+                "another till), not both",
+                code="E_POS_FIRST_ORDER",
+            )
+        if first_order_tx is not None and first_order_tx < 1:
+            raise ProtocolError(
+                "--first-order-tx is a TSE transaction number (1 or more)",
+                code="E_POS_FIRST_ORDER",
+            )
         if qr_only and not (qr or pdf or escpos or png or as_json):  # before booking
             raise ProtocolError(
                 "--qr-only leaves the TSE data (§6 KassenSichV) to the QR code: give --qr, "
@@ -563,6 +580,8 @@ def sell_command(
         with _register(till, tss, client, **options) as reg:
             started = None if first_order is None else _order_start(reg.books, first_order)
             reg.connect()
+            if first_order_tx is not None:  # asked of the TSE: another till's order
+                started = reg.order_start_at_tse(first_order_tx)
             result = reg.sell(sale, first_order_start=started)
             zone = reg.config.zone
     # the sale is booked: its receipt is printed first, whatever happens to the files

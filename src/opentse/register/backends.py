@@ -167,6 +167,10 @@ class Backend(Protocol):
         signed it last: taken over), else None (this register's, finished or
         unknown). ``ref``: the receipt ref the transaction was started with, if any."""
 
+    def finished_transaction(self, number: int) -> tuple[str, datetime] | None:
+        """(processType, TSE start time) of the finished transaction ``number`` of
+        this TSE, signed by any client (an order at another till), else None."""
+
     def serial_number(self) -> str: ...
 
     def describe(self) -> TseDescription: ...
@@ -250,6 +254,25 @@ class EmbeddedBackend:
     def holder(self, client_id: str, number: int, ref: str) -> str | None:
         tx = self.service.get(self.tse_id).state.open_transactions.get(number)
         return None if tx is None or tx.client_id == client_id else tx.client_id
+
+    def finished_transaction(self, number: int) -> tuple[str, datetime] | None:
+        from opentse.engine.ports import LogFilter
+        from opentse.tr03151.codec import decode_log_message
+
+        only = LogFilter(start_transaction_number=number, end_transaction_number=number)
+        started: int | None = None
+        process_type: str | None = None
+        for log in self.service.logs(self.tse_id, only):
+            if log.transaction_number != number:
+                continue
+            if log.operation == "StartTransaction":
+                started = log.log_time
+            elif log.operation == "FinishTransaction":
+                certified = decode_log_message(log.message).certified
+                process_type = str(getattr(certified, "process_type", ""))
+        if started is None or process_type is None:
+            return None
+        return process_type, _utc(started)
 
     def started_number(self, client_id: str, ref: str) -> int | None:
         found = self.service.find_ref(self.tse_id, ref)

@@ -466,6 +466,30 @@ class Register:
         self._booked(ref, outcome)
         return result
 
+    def order_start_at_tse(self, transaction_number: int) -> datetime | None:
+        """The TSE start of the order (Bestellung-V1) with TSE transaction number
+        ``transaction_number``, signed at any till of this TSE: the bill of a table
+        moved from another till prints it as TSE-Erstbestellung (that till's books
+        have the order, this one's do not). None when the TSE cannot be asked now
+        (the bill is not held up for it); E_POS_FIRST_ORDER when it is no finished
+        order of this TSE."""
+        if self._known_down() is not None:
+            return None
+        try:
+            with self._attempts():
+                found = self._call(lambda: self.backend.finished_transaction(transaction_number))
+        except Exception:
+            return None
+        if found is None or found[0] != pd.PROCESS_TYPE_BESTELLUNG:
+            what = "not finished or not known" if found is None else f"a {found[0]}"
+            raise ProtocolError(
+                f"TSE transaction {transaction_number} is {what} at TSE "
+                f"{self.backend.tse_id}, not an order (Bestellung-V1): check the "
+                "TSE-Transaktion printed on the first order",
+                code="E_POS_FIRST_ORDER",
+            )
+        return found[1]
+
     def _numbers(self, references: Sequence[str]) -> tuple[str, ...]:
         """The receipt numbers of the BON_IDs ``references`` (the books have them all:
         sell checks), printed on the receipt that points at them."""

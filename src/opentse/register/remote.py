@@ -408,6 +408,18 @@ class RemoteBackend:
             return None
         return str(body.get("client_serial_number") or signer)
 
+    def finished_transaction(self, number: int) -> tuple[str, datetime] | None:
+        try:
+            body = self._request("GET", f"/tss/{self.tse_id}/tx/{number}")
+        except RemoteError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+        if body.get("state") != "FINISHED" or body.get("time_start") is None:
+            return None
+        raw = (body.get("schema") or {}).get("raw") or {}
+        return str(raw.get("process_type", "")), _utc(body["time_start"])
+
     def started_number(self, client_id: str, ref: str) -> int | None:
         """The transaction id is derived from the ref, so the service finds it even
         if this register never got the Start's answer; 404: the Start never arrived."""
