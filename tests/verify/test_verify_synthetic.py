@@ -87,3 +87,17 @@ def test_logs_outside_certificate_validity(tmp_path: Path) -> None:
     assert finding["message"].startswith("4 log(s) lie outside the validity of the certificate")
     assert "Sig-1_" in finding["file"]
     assert report["ok"] is False and report["valid_signatures"] == 12
+
+
+def test_html_times_of_a_year_before_1000_have_four_digits(tmp_path: Path) -> None:
+    """The transaction table wrote strftime's '999-01-01 ...' on glibc."""
+    from opentse.verify.html import render_html
+
+    export = build_export(
+        tmp_path / "old.tar",
+        4,
+        time_format=TimeFormat.GENERALIZED,
+        start=datetime(999, 1, 1, tzinfo=UTC),
+    )
+    page = render_html(verify_exports([export.path]))
+    assert "<td>0999-01-01 00:00:02</td><td>0999-01-01 00:00:04</td>" in page

@@ -68,7 +68,8 @@ def _timeline(
 def _row(row: TransactionRow) -> dict[str, str]:
     def when(entry: object) -> str:
         msg = getattr(entry, "message", None)
-        return msg.log_time.as_datetime().strftime("%Y-%m-%d %H:%M:%S") if msg else ""
+        # isoformat, not strftime: glibc's %Y does not pad a year before 1000
+        return msg.log_time.as_datetime().isoformat(sep=" ")[:19] if msg else ""
 
     def counter(entry: object) -> str:
         msg = getattr(entry, "message", None)
