@@ -537,3 +537,24 @@ def test_status_text_shows_shop_times_and_the_unsigned_receipts_numbers(tmp_path
     assert shop_time in text and started not in text
     assert "times: Asia/Tokyo" in text
     assert "2 (Nr. 1, 2)" in text
+
+
+def test_cash_entry_names_its_receipt_number_to_cancel_it(data: Path, tmp_path: Path) -> None:
+    """`pos cash` printed 'Einzahlung 200.00 EUR booked (TSE-Transaktion 5).': a wrong
+    entry could only be cancelled by guessing its receipt number (pos storno N). Now
+    its number (and BON_ID) are printed; the storno takes it back."""
+    till = ("--data", str(data), "--tss", "tse-pos", "--client", "POS-1",
+            "--journal", str(tmp_path / "till.db"))  # fmt: skip
+    code, out = run("pos", "sell", *till, "--line", "Tee:1:1.80:1", "--pay", "bar:2.00")
+    assert code == 0, out
+    code, out = run("pos", "cash", *till, "--type", "Einzahlung", "--amount", "200.00", "--json")
+    assert code == 0, out
+    entry = json.loads(out)
+    assert entry["receipt_number"] == "2" and entry["tse_failed"] is False
+    code, out = run("pos", "storno", entry["receipt_number"], *till, "--json")
+    assert code == 0, out
+    storno = json.loads(out)
+    assert storno["references"] == entry["receipt_ref"]
+    assert "Storno zu Beleg-Nr.: 2" in storno["receipt_text"]
+    code, out = run("pos", "cash", *till, "--type", "Einzahlung", "--amount", "20.00")
+    assert code == 0 and "Einzahlung 20.00 EUR booked as receipt 4 (TSE-Transaktion" in out

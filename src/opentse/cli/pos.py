@@ -18,6 +18,7 @@ import functools
 import inspect
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -930,8 +931,14 @@ def cash_command(
     ):
         entry = CashBookEntry(kind, require_cents(amount), text)
         reg.connect()
-        signed, status = reg.book(entry)
+        bon_id = uuid.uuid4()
+        signed, status = reg.book(entry, bon_id=bon_id)
+        booked = reg.books.booked(str(bon_id))
+    # its number, for the cash book and to cancel a wrong entry (pos storno N)
+    number = None if booked is None else str(booked.bon_nr)
     out = {
+        "receipt_ref": str(bon_id),
+        "receipt_number": number,
         "gv_typ": entry.gv_typ,
         "amount": str(entry.amount),
         "tse_failed": signed is None,
@@ -945,7 +952,10 @@ def cash_command(
         state = (
             "TSE ausgefallen" if signed is None else f"TSE-Transaktion {signed.transaction_number}"
         )
-        console.print(f"{entry.gv_typ} {entry.amount} EUR booked ({state}).", highlight=False)
+        console.print(
+            f"{entry.gv_typ} {entry.amount} EUR booked as receipt {number} ({state}).",
+            highlight=False,
+        )
 
 
 def _connect_to_close(reg: Any) -> None:

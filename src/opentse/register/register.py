@@ -536,12 +536,16 @@ class Register:
         order = sale.as_order()  # raises for the cashier's errors, before any TSE call
         return self._book(order, pd.PROCESS_TYPE_BESTELLUNG, order.order_process_data())
 
-    def book(self, entry: CashBookEntry) -> tuple[Signed | None, RegisterStatus]:
-        """Sign a cash-book entry (SonstigerVorgang); never raises for TSE failures."""
+    def book(
+        self, entry: CashBookEntry, *, bon_id: uuid.UUID | None = None
+    ) -> tuple[Signed | None, RegisterStatus]:
+        """Sign a cash-book entry (SonstigerVorgang); never raises for TSE failures.
+        ``bon_id``: the entry's BON_ID (default a new one), for a caller that looks
+        it up in the books afterwards (its receipt number, to cancel it)."""
         data, sale = entry.process_data(), None if self.books is None else entry.as_sale()
         self._check_size(entry.process_type, data)
         self._ensure_daily_record()
-        ref = str(uuid.uuid4())
+        ref = str(bon_id or uuid.uuid4())
         started_at = self.clock()
         number = self._note(ref, entry.process_type, data, started_at, sale)
         outcome = self._sign(entry.process_type, data, ref)
