@@ -7,6 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import PIN, ready_tse
 from opentse.errors import OpenTSEError
@@ -118,3 +120,34 @@ def test_moving_a_disabled_tse_is_refused_and_keeps_the_keys(ops: OpsContext) ->
     assert exc.value.code == "E_MOVE_INACTIVE" and "DISABLED" in exc.value.message
     assert not ops.svc.get_api_key(key["api_key"]).disabled  # type: ignore[union-attr]
     assert protocol.entries(ops.db, prefix="move.") == []
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    host=st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.ip_addresses(v=6).map(str),
+        st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,2}", fullmatch=True),
+    ),
+    port=st.integers(1, 65535),
+    path=st.sampled_from(["/api/v2", "/", "", "/tse/api/v2/", "kasse:1/api"]),
+)
+def test_an_unfinished_move_is_read_back_from_its_connection_file(
+    ops: OpsContext, host: str, port: int, path: str
+) -> None:
+    """The connection file move_tse writes is what a rerun reads the key and secret
+    back from (whatever host, IPv6 included, port and path): written, then parsed."""
+    if not ops.svc.get_tss("t1"):
+        _served_tse_with_session(ops)
+    conn = moving.move_tse(ops, "t1", host=host, port=port, path=path)
+    file = Path(conn.file)
+    assert moving.unfinished_move(ops, "t1", conn.url, conn.organization_id, file) == (
+        conn.api_key,
+        conn.api_secret,
+    )
+    again = moving.move_tse(ops, "t1", host=host, port=port, path=path)
+    assert again.resumed and (again.api_key, again.api_secret) == (conn.api_key, conn.api_secret)
+    protocol.record(ops.db, ops.now(), protocol.MOVE_DONE, tse_id="t1", details={})
+    assert moving.unfinished_move(ops, "t1", conn.url, conn.organization_id, file) is None
