@@ -56,3 +56,47 @@ def test_finish_without_schema_after_the_latest_log_was_deleted(app_client: AppC
     empty = put(other, 2, {"state": "FINISHED", "client_id": cid})
     assert (empty["status"], empty["code"]) == (409, "E_TX_NO_TYPE_DEFINED"), empty
     assert "latest revision (1), which signed none" in str(empty["message"])
+
+
+def test_reading_a_revision_whose_log_was_deleted(app_client: AppClient) -> None:
+    """A receipt reprinted after the shop deleted its exported logs: its revisions
+    were signed, their logs are gone. It answered 400 E_TX_REVISION_NOT_FOUND
+    'revision 2 not found' (a POS looks for another revision); fiskaly's code for a
+    log that is not there is 404 E_LOG_NOT_FOUND, and the message says where it is."""
+    h = login(app_client, new_key(app_client))
+    tss, cid = setup_tss(app_client, h)
+    tx = str(uuid.uuid4())
+    url = f"/api/v2/tss/{tss}/tx/{tx}"
+    for rev, body in ((1, {"state": "ACTIVE"}), (2, {"state": "FINISHED", "schema": CASH})):
+        r = app_client.put(
+            url, params={"tx_revision": rev}, json={**body, "client_id": cid}, headers=h
+        )
+        assert r.status_code == 200, r.text
+    service = app_client.ctx.service
+    service.export(tss, io.BytesIO())
+    service.delete_stored_data(tss)
+    counter = service.store.get_state(tss).signature_counter
+
+    for path, params, revision in (
+        (url, {}, 2),
+        (url, {"tx_revision": 1}, 1),
+        (f"/api/v2/tss/{tss}/tx/1", {}, 2),
+        (url + "/log", {}, 2),
+    ):
+        r = app_client.get(path, params=params, headers=h)
+        assert r.status_code == 404, (path, r.text)
+        problem = r.json()
+        assert problem["code"] == "E_LOG_NOT_FOUND", problem
+        assert (
+            f"the log of revision {revision} of transaction 1 was deleted after an export"
+            in (problem["message"])
+        )
+    # a revision that never was is still that
+    r = app_client.get(url, params={"tx_revision": 3}, headers=h)
+    assert (r.status_code, r.json()["code"]) == (400, "E_TX_REVISION_NOT_FOUND")
+    # a retry of the deleted revision signs nothing and says why it cannot answer
+    finish = {"state": "FINISHED", "client_id": cid, "schema": CASH}
+    r = app_client.put(url, params={"tx_revision": 2}, json=finish, headers=h)
+    assert (r.status_code, r.json()["code"]) == (400, "E_TX_REVISION_NOT_FOUND")
+    assert "deleted after an export" in r.json()["message"]
+    assert service.store.get_state(tss).signature_counter == counter

@@ -72,6 +72,9 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "and data its latest revision signed (fiskaly's text asks for the process_type: "
     "409 `E_TX_NO_TYPE_DEFINED`, which opentse answers when no revision signed data "
     "yet); a Finish with empty data would be a receipt without amounts.",
+    "A revision whose log was deleted after an export (deleteStoredData; fiskaly keeps "
+    "its data) answers retrieveTransaction and retrieveTransactionLog with 404 "
+    "`E_LOG_NOT_FOUND` (fiskaly's code for a missing log), naming the export it is in.",
     "`description` is taken with the change to INITIALIZED only (fiskaly: only when "
     "initializing a TSS may a description be provided); sent with any other updateTss "
     "it is accepted and ignored, the TSS keeps its description.",

@@ -23,7 +23,13 @@ from opentse.server.routes_client import owned_client
 from opentse.server.routes_tss import owned_tss
 from opentse.server.schemas import TX_STATES, states_query
 from opentse.server.service_store import TxRow
-from opentse.server.tx_index import MAX_REVISION, recover_row, stored_revision, tx_ref
+from opentse.server.tx_index import (
+    MAX_REVISION,
+    missing_log,
+    recover_row,
+    stored_revision,
+    tx_ref,
+)
 from opentse.server.upsert import upsert_transaction
 
 
@@ -56,6 +62,8 @@ def retrieve_transaction(call: Call) -> tuple[int, Any]:
         if revision <= row.latest_revision
         else None
     )
+    if body is None and revision <= row.latest_revision:
+        raise missing_log(call.ctx, tss_id, row.number, revision)
     if body is None:
         raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
     return 200, body
@@ -67,8 +75,10 @@ def retrieve_transaction_log(call: Call) -> Response:
     row = _find_tx(call, tss_id)
     revision = parse_int(call.query, "tx_revision", row.latest_revision, 1, MAX_REVISION)
     log = call.ctx.store.find_ref(tss_id, tx_ref(row.tx_id, revision or 1))
-    if log is None or (revision or 1) > row.latest_revision:
+    if (revision or 1) > row.latest_revision:
         raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
+    if log is None:
+        raise missing_log(call.ctx, tss_id, row.number, revision or 1)
     return Response(
         log.message,
         media_type="application/octet-stream",

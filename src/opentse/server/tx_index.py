@@ -230,6 +230,24 @@ def stored_log(
     return ctx.service.find_ref(tss_id, tx_ref(tx_id, revision)), dict(log.extra or {})
 
 
+def missing_log(ctx: ServerContext, tss_id: str, number: int, revision: int) -> ApiError:
+    """A revision that was signed (the index knows it) whose log is not in the store:
+    deleted after an export (deleteStoredData keeps only what came after the newest
+    complete export). It answered 400 E_TX_REVISION_NOT_FOUND 'revision 2 not found',
+    which sent a POS to look for a later revision that does not exist; fiskaly names
+    a log that is not there E_LOG_NOT_FOUND (404)."""
+    deleted = ctx.service.get(tss_id).state.deleted_up_to
+    why = (
+        f"was deleted after an export (deleteStoredData: signature counters up to "
+        f"{deleted}); it is in that export"
+        if deleted
+        else "is not in the store"
+    )
+    return ApiError(
+        404, "E_LOG_NOT_FOUND", f"the log of revision {revision} of transaction {number} {why}"
+    )
+
+
 def stored_revision(
     call: Call, tss: TssRow, tss_id: str, tx_id: str, revision: int, row: TxRow | None
 ) -> dict[str, Any] | None:

@@ -49,6 +49,7 @@ from opentse.server.tx_index import (
     MAX_REVISION,
     amount_cents,
     derive_raw,
+    missing_log,
     recover_row,
     stored_log,
     tx_body,
@@ -266,8 +267,9 @@ def _upsert(
         )
     if revision <= latest:
         stored = stored_log(ctx, tss_id, tx_id, revision)
-        if stored is None:
-            raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
+        if stored is None:  # signed, its log deleted after an export since
+            deleted = missing_log(ctx, tss_id, row.number if row else 0, revision)
+            raise ApiError(400, "E_TX_REVISION_NOT_FOUND", deleted.message)
         refuse_changed(call, tss_id, tx_id, revision, *stored)  # a retry, or 409
         return 200, tx_body(stored[0], stored[1], row, tss_id, tss.env, ctx.qr)
     if revision > latest + 1:
