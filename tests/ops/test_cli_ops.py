@@ -273,3 +273,24 @@ def test_an_open_outage_is_ended_by_recording_it_with_its_end(tmp_path: Path) ->
     assert "2026-11-21 08:00:00 UTC" in row and "2026-11-21 09:30:00 UTC" in row
     kinds = [e["kind"] for e in json.loads(run(data, "tse", "protocol", "--json"))]
     assert kinds.count("outage.recorded") == 2  # both facts stay in the protocol
+
+
+def test_a_mistyped_tse_id_in_site_commands_is_not_found(tmp_path: Path) -> None:
+    """`site assign KASSE-1 T22` (a typo for T2) said 'TSE 'T22' is not assigned to a
+    location' (E_SITE_TSE_UNASSIGNED), as if T22 existed and only needed placing.
+    An unknown id is E_TSS_NOT_FOUND, as tse status/protocol and archive say; a known
+    TSE placed nowhere still gets E_SITE_TSE_UNASSIGNED, with how to place it."""
+    data = tmp_path / "data"
+    run(data, "tse", "create", "t1")
+    org = json.loads(run(data, "site", "org-create", "Kiosk", "--json"))["id"]
+    where = ("--street", "Weg 1", "--postal-code", "1", "--city", "Ort", "--json")
+    loc = json.loads(run(data, "site", "create", org, "Kiosk", *where))["id"]
+    run(data, "site", "add-register", "KASSE-1", loc)
+    for args in (
+        ("site", "assign", "KASSE-1", "t22"),
+        ("site", "share", "t22", loc, "--confirmed-by", "A", "--confirmation", "0123456789"),
+    ):
+        out = " ".join(run(data, *args, code=1).split())
+        assert "E_TSS_NOT_FOUND" in out and "'t22'" in out, (args, out)
+    out = " ".join(run(data, "site", "assign", "KASSE-1", "t1", code=1).split())
+    assert "E_SITE_TSE_UNASSIGNED" in out and "opentse site assign-tse t1 LOCATION_ID" in out

@@ -323,8 +323,11 @@ def find_tse(ctx: OpsContext, tse_id: str) -> SiteTSE | None:
 def get_tse(ctx: OpsContext, tse_id: str) -> SiteTSE:
     found = find_tse(ctx, tse_id)
     if found is None:
+        ctx.service.require(tse_id)  # a mistyped id: E_TSS_NOT_FOUND, not 'unassigned'
         raise NotFoundError(
-            f"TSE {tse_id!r} is not assigned to a location", code="E_SITE_TSE_UNASSIGNED"
+            f"TSE {tse_id!r} is not assigned to a location: place it first (opentse site"
+            f" assign-tse {tse_id} LOCATION_ID)",
+            code="E_SITE_TSE_UNASSIGNED",
         )
     return found
 
