@@ -420,3 +420,35 @@ def test_a_resumed_set_up_says_so_in_json(plain_tse: dict[str, Any], tmp_path: P
     again = json.loads(_run("pos", "setup", *where, "--serial", serial, "--json").stdout)
     assert (again["status"], again["steps"]) == ("exists", [])
     assert "admin_puk" not in again
+
+
+def test_a_resumed_set_up_says_in_text_what_this_run_did(
+    plain_tse: dict[str, Any], tmp_path: Path
+) -> None:
+    """An earlier run deployed the TSS and stopped (its PUK and PIN kept in the set-up
+    file): the rerun says the TSS is that run's and lists what it did itself, not
+    'created and initialized' as if it had made the TSS now."""
+    import uuid
+
+    import httpx
+
+    from opentse.register import setup_file
+
+    serial, tss = "HALB-1", str(uuid.uuid4())
+    with httpx.Client(base_url=plain_tse["base"] + "/api/v2", timeout=30) as api:
+        body = {"api_key": plain_tse["api_key"], "api_secret": plain_tse["api_secret"]}
+        api.headers["Authorization"] = (
+            "Bearer " + api.post("/auth", json=body).json()["access_token"]
+        )
+        puk = api.put(f"/tss/{tss}", json={}).json()["admin_puk"]
+        assert api.patch(f"/tss/{tss}", json={"state": "UNINITIALIZED"}).status_code == 200
+        url = str(api.base_url).rstrip("/")
+    kept = setup_file.default_path(serial, tmp_path)
+    setup_file.write(kept, setup_file.PendingSetup(url, tss, serial, puk, "13572468"))
+    out = _run("pos", "setup", *plain_tse["where"], "--serial", serial)
+    assert out.returncode == 0, out.stderr
+    assert (
+        f"TSS {tss}: created by an earlier run of this set-up, which stopped; this run "
+        "set the admin PIN with the kept PUK, initialized the TSS, registered the client."
+    ) in out.stdout
+    assert "Admin PIN: 13572468" in out.stdout and not kept.exists()

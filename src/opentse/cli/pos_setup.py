@@ -32,9 +32,9 @@ SESSION_HELP = (
 #: SetupResult.steps as the text output says them
 STEP_TEXT = {
     "tss_created": "created the TSS",
-    "tss_deployed": "deployed it",
+    "tss_deployed": "deployed the TSS",
     "admin_pin_set": "set the admin PIN with the kept PUK",
-    "tss_initialized": "initialized it",
+    "tss_initialized": "initialized the TSS",
     "client_registered": "registered the client",
 }
 
