@@ -51,7 +51,19 @@ def test_summer_time_days_are_23_and_25_hours() -> None:
     assert parse_date("2026-11-21", zone=BERLIN) == 1_795_215_600  # 2026-11-20 23:00 UTC
 
 
-@pytest.mark.parametrize("text", ["0001-01-01", "9999-12-31", "1969-12-31", "2026-02-30"])
+@settings(max_examples=100, deadline=None)
+@given(day=st.dates(min_value=date(2000, 1, 1), max_value=date(2068, 12, 31)))
+def test_a_two_digit_year_is_this_century(day: date) -> None:
+    """22.11.26 as a German types it where there is no date picker is 22 November
+    2026: it was refused as an invalid date (strptime read the year 26)."""
+    typed = f"{day.day}.{day.month}.{day.year % 100:02d}"
+    assert parse_date(typed, zone=BERLIN) == parse_date(day.isoformat(), zone=BERLIN)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0001-01-01", "9999-12-31", "1969-12-31", "2026-02-30", "31.02.26", "22.11.126", "1.1.69"],
+)
 def test_days_outside_unix_time_or_the_calendar_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_date(text, zone=BERLIN)

@@ -14,16 +14,21 @@ from opentse.dashboard.pages import shop_zone_of_env
 from opentse.register.shoptime import day_bounds
 
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y")  # the date field's; as a German types it
+#: ``22.11.26`` as a German types it, too: the year 2026 (strptime's %Y read it as the
+#: year 26, which the search refused as "invalid date")
+_SHORT_YEAR = re.compile(r"[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{2}")
 
 
 def parse_date(text: str, *, end: bool = False, zone: tzinfo | None = None) -> int | None:
     """A shop-local day (``zone``, default the dashboard's), ``YYYY-MM-DD`` as the date
-    field sends it or ``DD.MM.YYYY`` as typed where there is no date picker, as unix
+    field sends it or ``DD.MM.YYYY`` / ``DD.MM.YY`` (20YY) as typed where there is no
+    date picker, as unix
     seconds: its start, or for ``end`` the start of the day after (a local day is 23,
     24 or 25 hours long). ValueError for no such day."""
     if not text:
         return None
-    for form in DATE_FORMATS:
+    forms = ("%d.%m.%y",) if _SHORT_YEAR.fullmatch(text) else DATE_FORMATS
+    for form in forms:
         try:
             day = datetime.strptime(text, form).date()
             break
