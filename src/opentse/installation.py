@@ -131,6 +131,14 @@ class Installation:
         auto_time: bool = True,
     ) -> Installation:
         data_dir = Path(data_dir).expanduser()
+        if str(data_dir).startswith("-") and not data_dir.exists():
+            # ``--data --help`` gives the option "--help" as the folder: a new
+            # installation would be made in ./--help instead of the help shown
+            raise StorageError(
+                f"{data_dir} looks like an option, not a data folder: give the folder "
+                f"after --data (a folder really named so: ./{data_dir})",
+                code="E_DATA_DIR",
+            )
         try:
             if data_dir.exists() and not data_dir.is_dir():
                 raise NotADirectoryError(0, "it is a file, not a folder")

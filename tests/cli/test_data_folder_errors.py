@@ -45,3 +45,31 @@ def test_every_command_says_so_in_one_line(tmp_path: Path) -> None:
         assert "error E_DATA_DIR" in run.stderr, (args, run.stderr)
         assert "Traceback" not in run.stderr + run.stdout, args
     assert a_file.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("args", [["tse", "list"], ["apikey", "create", "--json"]])
+def test_an_option_after_data_is_not_taken_as_the_folder(tmp_path: Path, args: list[str]) -> None:
+    """``--data --help`` (the folder forgotten) made a new installation in ./--help."""
+    run = subprocess.run(
+        [OPENTSE, *args, "--data", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 1, (run.stdout, run.stderr)
+    assert "error E_DATA_DIR" in run.stderr and "looks like an option" in run.stderr
+    assert list(tmp_path.iterdir()) == []  # no ./--help folder made
+
+
+def test_a_folder_really_named_like_an_option_can_be_used(tmp_path: Path) -> None:
+    (tmp_path / "-shop").mkdir()
+    run = subprocess.run(
+        [OPENTSE, "tse", "list", "--data", "-shop", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "-shop" / "opentse.db").exists()
