@@ -218,7 +218,8 @@ def move_register(
     with ops_context(data, database) as ctx:
         before = sites.get_register(ctx, register_id)
         row = sites.move_register(ctx, register_id, location_id, tse_id=tse_id, actor=actor)
-        old = before.tse_id
+        # a rerun finishing a stopped move: the TSE it left is in the protocol
+        old = before.tse_id or sites.previous_tse(ctx, register_id)
         still = old is not None and old != row.tse_id
         if still:
             client = ctx.service.get(old).state.clients.get(register_id)

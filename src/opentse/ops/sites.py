@@ -551,19 +551,32 @@ def assign_register(
     return get_register(ctx, register_id)
 
 
+def previous_tse(ctx: OpsContext, register_id: str) -> str | None:
+    """The TSE the register's last move took it from (``register.moved``), if any."""
+    moved = protocol.entries(ctx.db, kinds=(protocol.REGISTER_MOVED,))
+    mine = [e for e in moved if e.register_id == register_id]
+    return str(mine[-1].details.get("previous_tse") or "") or None if mine else None
+
+
 def move_register(
     ctx: OpsContext, register_id: str, location_id: str, *, tse_id: str | None = None,
     actor: str = "",
 ) -> RegisterRow:  # fmt: skip
     """A till taken to another location of the same organization: its record moves
     there and loses its TSE (the old location's TSE may not serve it any more), then
-    is assigned to ``tse_id`` if given (checked before anything moves)."""
+    is assigned to ``tse_id`` if given (checked before anything moves). Run again
+    after it stopped between the two, it does the assignment."""
     reg = get_register(ctx, register_id)
     old = get_location(ctx, reg.location_id)
     new = get_location(ctx, location_id)
     if new.id == old.id:
+        if tse_id is not None and reg.tse_id is None:
+            # a move that stopped between its two steps (moved, not yet assigned: a
+            # killed process) run again: it finishes with the assignment
+            return assign_register(ctx, register_id, tse_id, actor=actor)
+        assign = f" (to point it at a TSE: opentse site assign {register_id} TSE_ID)"
         raise ProtocolError(
-            f"register {register_id!r} is at location {new.name!r} already",
+            f"register {register_id!r} is at location {new.name!r} already{assign}",
             code="E_SITE_REGISTER_SAME_LOCATION",
         )
     if new.org_id != old.org_id:  # its books and the TSE logs belong to one taxpayer
