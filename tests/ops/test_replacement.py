@@ -54,6 +54,8 @@ def test_replace_full_tse(ops: OpsContext) -> None:
     with pytest.raises(OpenTSEError) as exc:
         replacement.replace_tse(ops, "old", "new", new_admin_pin="654321")
     assert exc.value.code == "E_REPLACE_PIN_REQUIRED"
+    # which option (it said 'the old TSE's admin PIN is needed ... (or mark it defective)')
+    assert "--old-pin" in exc.value.message and "--defective" in exc.value.message
     # a wrong old PIN, a taken id or a too short new PIN stop it before the first step
     for new_id, new_pin, old_pin, code in (
         ("new", "654321", "wrong-pin", "E_PIN_INVALID"),

@@ -495,7 +495,8 @@ def replace_tse(
         )
     if not defective and not disabled and old_admin_pin is None:
         raise StateError(
-            "the old TSE's admin PIN is needed to disable it (or mark it defective)",
+            f"the admin PIN of TSE {old_tse_id} is needed to disable it with its signature:"
+            " give --old-pin (a defective TSE without it: --defective, recorded DEFECTIVE)",
             code="E_REPLACE_PIN_REQUIRED",
         )
     # a defective TSE that still signs is disabled with its signature when its PIN is
