@@ -294,3 +294,24 @@ def test_a_mistyped_tse_id_in_site_commands_is_not_found(tmp_path: Path) -> None
         assert "E_TSS_NOT_FOUND" in out and "'t22'" in out, (args, out)
     out = " ".join(run(data, "site", "assign", "KASSE-1", "t1", code=1).split())
     assert "E_SITE_TSE_UNASSIGNED" in out and "opentse site assign-tse t1 LOCATION_ID" in out
+
+
+def test_refusals_name_the_way_on(tmp_path: Path) -> None:
+    """`site add-register K1 B` of a till recorded at A said only 'register 'K1'
+    exists'; `site assign K1 t1` after t1 was replaced by t2 said 't1 is replaced;
+    assign registers to an active TSE' without naming t2."""
+    data = tmp_path / "data"
+    created = json.loads(run(data, "tse", "create", "t1", "--json"))
+    run(data, "tse", "initialize", "t1", "--pin", "123456", "--puk", created["admin_puk"])
+    org = json.loads(run(data, "site", "org-create", "Kiosk", "--json"))["id"]
+    where = ("--postal-code", "1", "--city", "Ort", "--json")
+    a = json.loads(run(data, "site", "create", org, "A", "--street", "Weg 1", *where))["id"]
+    b = json.loads(run(data, "site", "create", org, "B", "--street", "Gasse 2", *where))["id"]
+    run(data, "site", "assign-tse", "t1", a)
+    run(data, "site", "add-register", "K1", a)
+    out = " ".join(run(data, "site", "add-register", "K1", b, code=1).split())
+    assert "E_SITE_REGISTER_EXISTS" in out and f"at location 'A' ({a})" in out, out
+    assert f"opentse site move-register K1 {b}" in out, out
+    run(data, "tse", "replace", "t1", "t2", "--new-pin", "654321", "--old-pin", "123456")
+    out = " ".join(run(data, "site", "assign", "K1", "t1", code=1).split())
+    assert "E_SITE_TSE_INACTIVE" in out and "replaced by t2: assign it to that one" in out, out

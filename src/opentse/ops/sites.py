@@ -465,8 +465,19 @@ def add_register(
 
     rules.check_client_id(register_id)
     get_location(ctx, location_id)
-    if find_register(ctx, register_id) is not None:
-        raise ConflictError(f"register {register_id!r} exists", code="E_SITE_REGISTER_EXISTS")
+    found = find_register(ctx, register_id)
+    if found is not None:
+        at = get_location(ctx, found.location_id)
+        moved = (
+            ""
+            if found.location_id == location_id
+            else f"; a till taken to another location: opentse site move-register"
+            f" {register_id} {location_id}"
+        )
+        raise ConflictError(
+            f"register {register_id!r} exists at location {at.name!r} ({at.id}){moved}",
+            code="E_SITE_REGISTER_EXISTS",
+        )
     row = RegisterRow(
         register_id, location_id, None, model, hardware_version, software_version, ctx.now(), None
     )
@@ -515,8 +526,9 @@ def check_assignment(ctx: OpsContext, register_id: str, tse_id: str) -> Register
     reg = get_register(ctx, register_id)
     tse = get_tse(ctx, tse_id)
     if tse.status != "active":
+        successor = f" by {tse.replaced_by}: assign it to that one" if tse.replaced_by else ""
         raise StateError(
-            f"TSE {tse_id!r} is {tse.status}; assign registers to an active TSE",
+            f"TSE {tse_id!r} is {tse.status}{successor}; registers are assigned to an active TSE",
             code="E_SITE_TSE_INACTIVE",
         )
     if not may_serve(ctx, tse_id, reg.location_id):
