@@ -146,8 +146,11 @@ def close_day(
     a shop closing after midnight names the evening's day (``E_BUSINESS_DAY`` outside
     the days of its receipts)."""
     counted = require_cents(counted_cash, "counted cash")
+    # the register's clock, as every receipt of the day: a till on an injected (or
+    # corrected) clock had its closings stamped with the host's wall clock
+    created = created or register.clock()
     if business_day is None and books.day_start() is not None:
-        business_day = books.business_day(created or register.clock())
+        business_day = books.business_day(created)
     if business_day is not None:  # before the difference is booked and signed
         books.check_business_day(business_day, created)
     # what the TSE signed or holds open for this till goes into the books first (a
