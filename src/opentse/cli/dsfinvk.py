@@ -110,7 +110,9 @@ def _check_register(books: Any, register_id: str | None, path: Path) -> None:
 
 @dsfinvk_app.command("export")
 def export_command(
-    out: Path = typer.Argument(..., help="OUT.zip (or a new, empty folder)."),
+    out: Path = typer.Argument(
+        ..., help="OUT.zip (or a new, empty folder); an existing one is refused (--force)."
+    ),
     register_id: str | None = typer.Option(
         None,
         "--register",
@@ -128,6 +130,12 @@ def export_command(
         "--closed-only",
         help="Export the closings so far although receipts of the range are not closed "
         "yet (an inspection during the day); they are named, not exported.",
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing OUT.zip, or the earlier export in folder OUT (a folder"
+        " holding other files is never replaced).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -147,7 +155,7 @@ def export_command(
             open_receipts = books.open_count() if left_out else 0
         finally:
             books.close_file()
-        written = write_export(closings, out)
+        written = write_export(closings, out, replace=force)
     summary = {
         "export": str(written),
         "closings": [c.z_nr for c in closings],

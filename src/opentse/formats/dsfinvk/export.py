@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import math
+import shutil
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
@@ -449,27 +450,43 @@ def write_export(
     as_zip: bool | None = None,
     supplier: DataSupplier | None = None,
     keys: bool = True,
+    replace: bool = False,
 ) -> Path:
     """Write the export to ``out``: a ZIP when ``as_zip`` (default: name ends in .zip,
     written to ``<out>.part`` and renamed; its folder is created), else a folder
     (created; must be empty). FormatError E_DSFINVK_MODEL / _LENGTH / _DECIMALS ... on
     input that cannot be exported as the spec demands, E_DSFINVK_TARGET when ``out``
-    cannot be written (not empty, a folder where the ZIP belongs, no permission);
-    nothing is left behind then."""
+    cannot be written (an existing ZIP or a folder that is not empty, a folder where
+    the ZIP belongs, no permission); nothing is left behind then. ``replace``: an
+    existing ZIP, or a folder holding an earlier export (only an export's files), is
+    replaced once the new export is whole."""
     if as_zip is None:
         as_zip = out.suffix.lower() == ".zip"
     try:
         if as_zip:
-            return _write_zip_file(closings, out, supplier, keys)
-        return _write_folder(closings, out, supplier, keys)
+            return _write_zip_file(closings, out, supplier, keys, replace)
+        return _write_folder(closings, out, supplier, keys, replace)
     except OSError as exc:
         why = "a folder" if out.is_dir() and as_zip else (exc.strerror or str(exc))
         raise FormatError(f"cannot write {out}: {why}", code="E_DSFINVK_TARGET") from None
 
 
+#: what ``replace`` may remove from a folder: the names an export of ours consists of
+EXPORT_FILES = frozenset({INDEX_NAME, DTD_NAME, *(t.file for t in T.TABLES)})
+
+
 def _write_zip_file(
-    closings: Sequence[Closing], out: Path, supplier: DataSupplier | None, keys: bool
+    closings: Sequence[Closing],
+    out: Path,
+    supplier: DataSupplier | None,
+    keys: bool,
+    replace: bool,
 ) -> Path:
+    if out.is_file() and not replace:  # an earlier export, maybe the only copy
+        raise FormatError(
+            f"{out} exists: choose another name, or --force to replace it",
+            code="E_DSFINVK_TARGET",
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     try:
@@ -482,14 +499,53 @@ def _write_zip_file(
     return out
 
 
+def _refuse_taken_folder(out: Path, replace: bool) -> None:
+    """A folder that is not empty is refused; with ``replace`` only when it holds
+    anything but an export's files (never delete what is not ours)."""
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return
+    if not replace:
+        raise FormatError(
+            f"{out} is not empty: choose a new folder, or --force to replace the export in it",
+            code="E_DSFINVK_TARGET",
+        )
+    foreign = [n for n in names if n not in EXPORT_FILES]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise FormatError(
+            f"{out} holds files that are no DSFinV-K export's ({shown}): it is not"
+            " replaced; choose a new folder",
+            code="E_DSFINVK_TARGET",
+        )
+
+
 def _write_folder(
-    closings: Sequence[Closing], out: Path, supplier: DataSupplier | None, keys: bool
+    closings: Sequence[Closing],
+    out: Path,
+    supplier: DataSupplier | None,
+    keys: bool,
+    replace: bool,
 ) -> Path:
     tables, index = _prepare(closings, supplier, keys)
+    if out.is_dir():
+        _refuse_taken_folder(out, replace)
+        if any(out.iterdir()):  # an earlier export: written beside it, then swapped
+            return _replace_folder(closings, out, tables, index)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    if any(out.iterdir()):
-        raise FormatError(f"{out} is not empty", code="E_DSFINVK_TARGET")
+    _write_files(closings, out, tables, index, remove=created)
+    return out
+
+
+def _write_files(
+    closings: Sequence[Closing],
+    out: Path,
+    tables: tuple[Table, ...],
+    index: bytes,
+    *,
+    remove: bool,
+) -> None:
     written: list[Path] = []
     try:
         for name, data in ((INDEX_NAME, index), (DTD_NAME, gdpdu_dtd())):
@@ -502,7 +558,24 @@ def _write_folder(
     except BaseException:
         for path in written:  # no half export an auditor could take for a whole one
             path.unlink(missing_ok=True)
-        if created:
+        if remove:
             out.rmdir()
         raise
+
+
+def _replace_folder(
+    closings: Sequence[Closing], out: Path, tables: tuple[Table, ...], index: bytes
+) -> Path:
+    """The new export whole in ``.<name>.part`` beside ``out`` first: a refused value
+    leaves the earlier export as it was."""
+    part = out.with_name(f".{out.name}.part")
+    old = out.with_name(f".{out.name}.old")
+    for leftover in (part, old):  # of a run killed while replacing
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+    part.mkdir()
+    _write_files(closings, part, tables, index, remove=True)
+    out.rename(old)
+    part.rename(out)
+    shutil.rmtree(old)
     return out
