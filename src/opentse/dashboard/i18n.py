@@ -374,6 +374,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "sev_info": ("Hinweis", "info"),
     "code": ("Code", "Code"),
     "message": ("Meldung", "Message"),
+    "finding_original": ("Meldung des Prüfprogramms (englisch)", "The verifier's own message"),
+    "find_tx": (
+        "Transaktion {n} in dieser Übersicht suchen",
+        "Search transaction {n} in this dashboard",
+    ),
     "error": ("Fehler", "Error"),
     "export_error": ("Export fehlgeschlagen: {code}", "Export failed: {code}"),
     # why, for the codes a shop owner causes with the form (export_error_<code>)

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from opentse.dashboard import i18n
+from opentse.dashboard.findings_text import finding_text
 from opentse.dashboard.session import Session, SessionCodec
 from opentse.dashboard.tse_exports import filter_parts
 from opentse.register.shoptime import local_day, shop_zone
@@ -170,4 +171,5 @@ def make_templates() -> jinja2.Environment:
     env.filters["money"] = _money
     env.filters["detail_value"] = _detail_value
     env.filters["filter_parts"] = filter_parts
+    env.filters["finding_text"] = finding_text
     return env

@@ -1,0 +1,237 @@
+"""The verifier's findings in the dashboard's words.
+
+The verifier (``opentse.verify``) reports in English, with the command line's
+options where it tells what to do next (``--tse-export``, ``--trust``): its readers
+are the CLI's. A German page shows each finding in German by its stable code (the
+code stays on the page, the verifier's own message is kept beside it for an auditor
+who quotes it), and where the verifier names a command-line option, the page says
+what to do in the dashboard instead, in either language. A code this table does not
+know (a newer verifier's) is shown as the verifier wrote it, marked as English.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from opentse.verify.receipt import SIGNED_FIELDS
+
+_FIELDS = ", ".join(SIGNED_FIELDS)
+
+#: code -> (German, English in the dashboard's terms or None: the verifier's own)
+TEXTS: dict[str, tuple[str, str | None]] = {
+    # receipts (a QR code's text or photo); the verifier names --tse-export here
+    "I_RECEIPT_OK": (
+        "Die Signatur passt zum öffentlichen Schlüssel im QR-Code. Der Beleg allein beweist"
+        " nicht, dass dieser Schlüssel zur TSE des Geschäfts gehört, und nicht die Startzeit"
+        " (die signiert der Start-Log, nicht dieser Abschluss-Log). Beides zeigt die"
+        " Transaktion in dieser Übersicht (unter „Transaktionen“ nach ihrer Nummer suchen:"
+        " TSE, Start-Log und Signaturen) oder der TAR-Export der TSE, hier unter „Prüfen“"
+        " hochgeladen.",
+        "The signature verifies with the public key printed in the QR code. The receipt"
+        " alone does not prove that this key is the shop's TSE, nor its start time (the"
+        " Start log signs that, not this Finish log). The transaction in this dashboard"
+        " shows both (search its number under 'Transactions': TSE, Start log and"
+        " signatures), or the TSE's TAR export, uploaded here under 'Verify'.",
+    ),
+    "E_RECEIPT_SIGNATURE": (
+        "Die Signatur passt nicht zum aus dem QR-Code nachgebauten Abschluss-Log: eines der"
+        f" Felder {_FIELDS} wurde verändert (nicht die Startzeit: die signiert der"
+        " Start-Log), oder der Abschluss-Log signiert mehr, als ein QR-Code fasst. Welches,"
+        " zeigt der TAR-Export der TSE, hier unter „Prüfen“ hochgeladen: einen solchen"
+        " Abschluss-Log nennt er mit W_RECEIPT_NOT_VERIFIABLE.",
+        "The signature does not verify over the Finish log rebuilt from the QR code: one of"
+        f" {_FIELDS} was altered (not the start time: the Start log signs it), or the Finish"
+        " log signs more than a QR code holds. The TSE's TAR export, uploaded here under"
+        " 'Verify', tells which: it names such a Finish log with W_RECEIPT_NOT_VERIFIABLE.",
+    ),
+    "W_RECEIPT_NOT_VERIFIABLE": (
+        "Der Abschluss-Log dieser Transaktion (Datei rechts) signiert mehr, als der QR-Code"
+        " eines Belegs fassen kann (DSFinV-K Anhang I): ihr Beleg lässt sich nicht aus"
+        " seinem QR-Code prüfen. Die Transaktion selbst ist in diesem Export signiert und"
+        " wird hier geprüft.",
+        "The Finish log of this transaction (file on the right) signs more than a receipt's"
+        " QR code can hold (DSFinV-K Anhang I): its receipt cannot be verified from its QR"
+        " code. The transaction itself is signed in this export and checked here.",
+    ),
+    "E_RECEIPT_FIELD": (
+        "Ein Feld des QR-Codes ist falsch: mit einem anderen Wert passt die Signatur"
+        " (welches Feld und welcher Wert: siehe die Meldung des Prüfprogramms).",
+        None,
+    ),
+    "I_QR_LINE_END": (
+        "Der Text endet mit einem Zeilenende, wie es ein Scanner anhängt: als Ende der Zeile"
+        " gelesen, nicht als Teil des QR-Codes.",
+        None,
+    ),
+    "E_QR_FORMAT": (
+        "Der Text ist kein gültiger Beleg-QR-Code nach DSFinV-K Anhang I (welches Feld:"
+        " siehe die Meldung des Prüfprogramms).",
+        None,
+    ),
+    "E_QR_IMAGE": ("Im Bild wurde kein lesbarer QR-Code gefunden.", None),
+    "E_QR_IMAGE_TOO_LARGE": ("Das Bild hat zu viele Bildpunkte, um es zu lesen.", None),
+    # the dashboard's own notes on a picture with several QR codes (uploads.py)
+    "I_QR_SEVERAL": (
+        "Das Bild enthält mehrere Beleg-QR-Codes; alle sind gültig, gezeigt wird der erste.",
+        None,
+    ),
+    "E_QR_SEVERAL_FAILED": (
+        "Das Bild enthält mehrere Beleg-QR-Codes, nicht alle sind gültig; gezeigt wird der"
+        " erste ungültige (welche: siehe die Meldung).",
+        None,
+    ),
+    # TAR exports
+    "E_EXPORT_UNREADABLE": (
+        "Die Datei ist kein lesbarer TAR-Export; nichts wurde geprüft.",
+        None,
+    ),
+    "E_EXPORT_READ": (
+        "Die Datei konnte nicht vollständig gelesen werden (sie wurde beim Lesen verändert"
+        " oder ist beschädigt); nichts wurde geprüft.",
+        None,
+    ),
+    "E_VERIFY_FAILED": ("Die Prüfung ist abgebrochen; bitte erneut versuchen.", None),
+    "E_SIGNATURE_INVALID": (
+        "Die Signatur dieses Logs ist ungültig: der Log wurde verändert, nachdem die TSE ihn"
+        " signiert hat, oder ein anderer Schlüssel hat ihn signiert.",
+        None,
+    ),
+    "E_ALGORITHM_UNSUPPORTED": (
+        "Das Signaturverfahren wird nicht unterstützt; diese Logs können nicht geprüft werden.",
+        None,
+    ),
+    "E_NO_CERTIFICATE": (
+        "Kein Zertifikat im Export enthält den Schlüssel dieser TSE; ihre Logs können nicht"
+        " geprüft werden.",
+        None,
+    ),
+    "E_LOG_FORMAT": (
+        "Der Log ist nicht lesbar (abgeschnitten oder verändert); Signatur und Zähler können"
+        " nicht geprüft werden.",
+        None,
+    ),
+    "E_CERT_FORMAT": ("Das Zertifikat ist nicht lesbar.", None),
+    "E_CERT_NAME_MISMATCH": (
+        "Der Dateiname des Zertifikats passt nicht zu seinem Schlüssel.",
+        None,
+    ),
+    "E_CERT_NOT_VALID": (
+        "Logs liegen außerhalb der Gültigkeit des Zertifikats.",
+        None,
+    ),
+    "I_CA_CERT_NAME": (
+        "Der Dateiname eines CA-Zertifikats ist nicht der SHA-256 seines Schlüssels.",
+        None,
+    ),
+    "I_CERT_UNUSED": (
+        "Zu diesem TSE-Zertifikat gehört kein Log dieses Exports (das Zertifikat einer"
+        " anderen TSE oder ein früherer Schlüssel dieser TSE).",
+        None,
+    ),
+    "E_CHAIN_BROKEN": (
+        "Die Zertifikatskette ist unterbrochen: ein Zertifikat passt nicht zu seinem Aussteller.",
+        None,
+    ),
+    "E_CHAIN_UNTRUSTED": (
+        "Die Zertifikatskette endet nicht bei einer vertrauenswürdigen Stammstelle; die Logs"
+        " lassen sich keiner vertrauenswürdigen TSE zuordnen.",
+        "The certificate chain does not end at a trusted root: the logs cannot be"
+        " attributed to a TSE you trust.",
+    ),
+    "W_CHAIN_INCOMPLETE": (
+        "Der Aussteller des TSE-Zertifikats ist nicht im Export enthalten; die Kette kann"
+        " nicht bis zur Stammstelle geprüft werden.",
+        "The issuer of the TSE certificate is not in the export: the chain cannot be"
+        " checked up to its root.",
+    ),
+    "E_COUNTER_GAP": (
+        "Signaturzähler fehlen: Logs fehlen im Export (gelöscht, oder ein gefilterter Export).",
+        None,
+    ),
+    "E_COUNTER_DUPLICATE": (
+        "Ein Signaturzähler kommt mehrfach mit verschiedenem Inhalt vor.",
+        None,
+    ),
+    "W_LOG_REPEATED": (
+        "Logs kommen mehrfach als gleiche Kopien vor (sich überschneidende Exporte).",
+        None,
+    ),
+    "I_EXPORT_STARTS_LATER": (
+        "Der Export beginnt nicht bei Signaturzähler 1 (ein Teil- oder Folgeexport).",
+        None,
+    ),
+    "I_EXPORT_LOOKS_FILTERED": (
+        "Der Export enthält nur Transaktionen einer Kasse und keine Systemlogs, wie ein nach"
+        " Kasse gefilterter Export; ein gelöschter Log sähe gleich aus: für eine"
+        " vollständige Prüfung einen Export der ganzen TSE prüfen.",
+        None,
+    ),
+    "E_TIME_BACKWARDS": ("Die Log-Zeit springt gegenüber dem vorigen Log zurück.", None),
+    "E_TIME_FORMAT_MIXED": ("Die TSE verwendet mehr als ein Zeitformat.", None),
+    "E_TX_OPERATION": ("Unbekannte Operation in einem Transaktions-Log.", None),
+    "E_TX_DUPLICATE": ("Die Transaktion wurde zweimal begonnen oder abgeschlossen.", None),
+    "E_TX_AFTER_FINISH": ("Die Transaktion wurde nach ihrem Abschluss geändert.", None),
+    "E_TX_NO_START": ("Zu dieser Transaktion fehlt der Start-Log im Export.", None),
+    "W_TX_NO_START": (
+        "Zu dieser Transaktion fehlt der Start-Log im Export (er liegt vermutlich vor dem"
+        " Beginn des Exports).",
+        None,
+    ),
+    "W_TX_OPEN": (
+        "Die Transaktion ist am Ende des Exports noch offen: kein Abschluss-Log, also trägt"
+        " kein Beleg von ihr eine TSE-Signatur.",
+        None,
+    ),
+    "W_TX_GAP": (
+        "Transaktionsnummern fehlen (fehlgeschlagene Starts verbrauchen Nummern; gefilterte"
+        " Exporte lassen welche aus).",
+        None,
+    ),
+    "W_TX_CLIENT_MISMATCH": (
+        "Die Logs einer Transaktion nennen verschiedene Kassen.",
+        None,
+    ),
+    "W_SYSTEM_DATA_UNREADABLE": (
+        "Ein Teil der Systemdaten dieses Logs ist nicht lesbar; die Signatur deckt ihn so,"
+        " wie er ist.",
+        None,
+    ),
+    "E_NAME_MISMATCH": ("Der Dateiname passt nicht zum Inhalt des Logs.", None),
+    "W_NAME_FORMAT": ("Der Dateiname folgt nicht TR-03151 5.1.2.", None),
+    "E_INFO_MISSING": ("Der Export enthält keine info.csv.", None),
+    "E_INFO_FORMAT": ("Die info.csv ist nicht lesbar.", None),
+    "W_INFO_INCOMPLETE": ("Der info.csv fehlen Angaben.", None),
+    "W_UNKNOWN_MEMBER": ("Eine Datei im Export gehört nicht zu einem TSE-Export.", None),
+}
+
+#: codes whose verifier message names command-line options: the page shows only the
+#: dashboard's text (its facts are on the page: number, counter, serial, file)
+CLI_WORDED = frozenset(
+    {"I_RECEIPT_OK", "E_RECEIPT_SIGNATURE", "W_RECEIPT_NOT_VERIFIABLE", "E_CHAIN_UNTRUSTED",
+     "W_CHAIN_INCOMPLETE"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FindingText:
+    """What the page shows of one finding: ``text`` (in ``text_lang``) and the
+    verifier's own message when it is kept beside it (``original``, English)."""
+
+    text: str
+    text_lang: str
+    original: str
+
+
+def finding_text(finding: Mapping[str, str], lang: str) -> FindingText:
+    code, message = str(finding.get("code", "")), str(finding.get("message", ""))
+    texts = TEXTS.get(code)
+    if texts is None:
+        return FindingText(message, "en", "")
+    german, english = texts
+    keep = "" if code in CLI_WORDED else message
+    if lang == "de":
+        return FindingText(german, "de", keep)
+    if english is not None:
+        return FindingText(english, "en", keep)
+    return FindingText(message, "en", "")

@@ -1,0 +1,92 @@
+"""The verifier's findings on the dashboard's pages: German on German pages by the
+finding's code (the code stays visible, the verifier's own English kept beside it),
+and what to do in the dashboard's terms, never a command-line option such as
+``--tse-export``. Against a served shop, receipts signed through the API."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+
+import httpx
+from dashboard_support import api_login, csrf_of, dashboard_login, sell, served_shop, setup_tss
+
+from opentse.dashboard.findings_text import TEXTS
+
+ROOT = Path(__file__).resolve().parents[2]
+# codes only the command line reports: the DSFinV-K cross-check and the receipt's
+# match against a given TSE export or DSFinV-K export (opentse verify-receipt)
+CLI_ONLY = ("crosscheck.py", "crosscheck_numbers.py", "crosscheck_read.py", "receipt_match.py")
+
+
+def _cells(html: str) -> list[str]:
+    """The findings' message cells as text (tags stripped)."""
+    table = html.split('class="findings"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr class=\"sev-[a-z]+\">(.*?)</tr>", table, re.S)
+    return [unescape(" ".join(re.sub(r"<[^>]+>", " ", r).split())) for r in rows]
+
+
+def _verify(web: httpx.Client, text: str, lang: str) -> str:
+    page = web.get("/dashboard/verify", params={"lang": lang})
+    r = web.post("/dashboard/verify", data={"csrf": csrf_of(page.text), "qr_text": text})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def test_receipt_findings_are_german_with_their_code_and_name_no_cli_option(
+    tmp_path: Path,
+) -> None:
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h)
+        receipt = sell(web, h, tss, cid, "12.30")
+        qr = receipt["qr_code_data"]
+        assert dashboard_login(web, key).status_code == 303
+
+        good = _verify(web, qr, "de")
+        assert "Beleg gültig" in good
+        [cell] = _cells(good)
+        assert "I_RECEIPT_OK" in cell  # the code stays visible
+        assert "Die Signatur passt zum öffentlichen Schlüssel im QR-Code" in cell
+        assert "--tse-export" not in good and "verifies with the public key" not in good
+        number = receipt["number"]
+        link = f'href="/dashboard/tx?number={number}" id="find-tx"'
+        assert link in good  # what the text says to do, one click away
+        found = web.get(f"/dashboard/tx?number={number}")
+        assert f'href="/dashboard/tss/{tss}/tx/{number}"' in found.text
+
+        fields = qr.split(";")
+        fields[5] = str(int(fields[5]) + 1)  # signatureCounter, which the signature covers
+        bad = _verify(web, ";".join(fields), "de")
+        cells = _cells(bad)
+        signature = next(c for c in cells if "E_RECEIPT_SIGNATURE" in c)
+        assert "Die Signatur passt nicht" in signature and "Prüfen" in signature
+        field = next(c for c in cells if "E_RECEIPT_FIELD" in c)
+        assert "Ein Feld des QR-Codes ist falsch" in field
+        # the verifier's own words, for an auditor who quotes them: which field, which value
+        assert f"signatureCounter = {int(fields[5]) - 1}" in field
+        assert "Meldung des Prüfprogramms (englisch)" in field
+        assert "--tse-export" not in bad
+
+        english = _verify(web, qr, "en")  # the dashboard's terms in English too
+        [cell] = _cells(english)
+        assert "I_RECEIPT_OK" in cell and "search its number under 'Transactions'" in cell
+        assert "--tse-export" not in english
+
+
+def test_every_code_the_dashboard_can_show_has_a_german_text() -> None:
+    """A new code of the verifier (exports, receipts) shows English on German pages
+    until it is added here: this names it."""
+    sources = sorted((ROOT / "src/opentse/verify").glob("*.py"))
+    sources.append(ROOT / "src/opentse/formats/qr.py")
+    missing = {}
+    for source in sources:
+        if source.name in CLI_ONLY:
+            continue
+        codes = set(re.findall(r'"([EWI]_[A-Z0-9_]+)"', source.read_text(encoding="utf-8")))
+        if codes - set(TEXTS):
+            missing[source.name] = sorted(codes - set(TEXTS))
+    assert missing == {}
+    for code, (german, english) in TEXTS.items():
+        assert "--" not in german and "--" not in (english or ""), code
