@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from opentse.errors import OpenTSEError
@@ -41,6 +42,7 @@ from opentse.server.validation import validate
 log = logging.getLogger("opentse.server")
 
 PREFIX = "/api/v2/tss/"
+API = "/api/"  # below it every path is an API route: no trailing slash redirect
 _JSON_HEADERS = b"application/json"
 _SCHEMA_REF = {"$ref": "#/TxRequest"}
 
@@ -124,6 +126,10 @@ class ServerApp(Starlette):
                 if ids is not None:
                     await self._upsert(scope, receive, send, named, ids[0], ids[1], rid)
                     return
+            path: str = scope["path"]
+            if path[-1:] == "/" and path.startswith(API):
+                await self._trailing_slash(scope, receive, named, path)
+                return
             await super().__call__(scope, receive, named)
         except asyncio.CancelledError:
             # uvicorn cancels what still runs when SIGTERM's grace is over (a request
@@ -135,6 +141,23 @@ class ServerApp(Starlette):
             )
             with contextlib.suppress(Exception):
                 await response(scope, receive, named)
+
+    async def _trailing_slash(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """``/api/v2/tss/`` and the like: 404 in fiskaly's shape, naming the path
+        without the slash when that one exists. Starlette's router redirected (307) to
+        an absolute URL built from the Host header and the scheme uvicorn saw: plain
+        http behind a proxy that ends TLS, a body-less answer a POS does not follow for
+        a PUT (httpx, fetch with redirect "manual") and cannot read as a problem."""
+        bare = path.rstrip("/")
+        probe = {**scope, "path": bare}
+        known = bare and any(
+            route.matches(probe)[0] is not Match.NONE for route in self.router.routes
+        )
+        message = f"no API route {path}" + (
+            f"; API paths have no trailing slash: {bare}" if known else ""
+        )
+        response = problem_response(404, "E_NOT_FOUND", message)
+        await response(scope, receive, send)
 
     async def _upsert(
         self,
