@@ -4,6 +4,7 @@ files are pointed at the successor, closings show the till's site and its clock.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,3 +53,29 @@ def test_close_day_stamps_the_closing_with_the_registers_clock(tmp_path: Path) -
     assert day.closing.created == at
     books.close_file()
     register.journal.close()
+
+
+def _shop(data: Path) -> None:
+    """An embedded TSE t1 (admin PIN 123456) with till K1 registered."""
+    from opentse.installation import Installation
+
+    with Installation.open(data) as inst:
+        ready_tse(inst.service, "t1", client_id="K1", logout=True)
+
+
+def test_status_no_check_of_an_unknown_till_makes_no_file(tmp_path: Path) -> None:
+    """pos status --no-check with a mistyped --client made an empty register file and
+    said GREEN for a till that never signed anything; now it is refused, no file."""
+    data = tmp_path / "data"
+    _shop(data)
+    code, out = run("pos", "status", "--data", str(data), "--tss", "t1", "--client", "K9",
+                    "--no-check")  # fmt: skip
+    assert code == 1 and "E_POS_NO_REGISTER" in out and "GREEN" not in out
+    assert not (data / "pos" / "K9.db").exists()
+    # a till that has booked reads its journal without the TSE as before
+    code, out = run("pos", "sell", "--data", str(data), "--tss", "t1", "--client", "K1",
+                    "--line", "Tee:1:1.80:1", "--pay", "bar:1.80")  # fmt: skip
+    assert code == 0, out
+    code, out = run("pos", "status", "--data", str(data), "--tss", "t1", "--client", "K1",
+                    "--no-check", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["status"] == "green"

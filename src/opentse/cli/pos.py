@@ -230,6 +230,7 @@ def _register(
     )
     seller = Seller(seller_name or DEFAULT_SELLER[0], tuple(seller_address or DEFAULT_SELLER[1]))
     contact = bool(config.pop("contact", True))
+    existing = bool(config.pop("existing", False))
     timezone = till.timezone
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
     # a sale right after connect's failed probe (one command) is booked unsigned at once
@@ -249,6 +250,15 @@ def _register(
         serial = client
         path = journal_path(journal, client, data)
         fresh, asked = not path.exists(), None
+        if existing and fresh:
+            # status --no-check reads the journal only: a mistyped --client made an
+            # empty register file and said GREEN for a till that never signed
+            raise ProtocolError(
+                f"no register file {path} for client {client!r}: this till has booked "
+                "nothing yet, or --client/--journal is mistyped (pos status without "
+                "--no-check asks the TSE)",
+                code="E_POS_NO_REGISTER",
+            )
         if data is not None:
             from opentse.installation import Installation
 
@@ -699,6 +709,7 @@ def status_command(
             tss,
             client,
             contact=check,
+            existing=not check,
             **options,
         ) as reg,
     ):
