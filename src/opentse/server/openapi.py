@@ -74,7 +74,9 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "yet); a Finish with empty data would be a receipt without amounts.",
     "A revision whose log was deleted after an export (deleteStoredData; fiskaly keeps "
     "its data) answers retrieveTransaction and retrieveTransactionLog with 404 "
-    "`E_LOG_NOT_FOUND` (fiskaly's code for a missing log), naming the export it is in.",
+    "`E_LOG_NOT_FOUND` (fiskaly's code for a missing log), naming the export it is in; "
+    "the transaction lists leave out (and do not count) a transaction whose latest "
+    "revision's log was deleted, as they cannot show its `log` and `signature`.",
     "`description` is taken with the change to INITIALIZED only (fiskaly: only when "
     "initializing a TSS may a description be provided); sent with any other updateTss "
     "it is accepted and ignored, the TSS keeps its description.",

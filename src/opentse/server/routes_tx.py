@@ -91,7 +91,7 @@ def _list(call: Call, tss_id: str | None, client_id: str | None) -> tuple[int, A
     page = parse_page(call, ("number", "state", "time_start", "time_end"))
     states = parse_states(call, TX_STATES)
     rows, total = call.ctx.svc.list_txs(
-        call.principal.organization_id, page, tss_id, client_id, states
+        call.principal.organization_id, page, tss_id, client_id, states, with_log=True
     )
     data = []
     for r in rows:

@@ -673,6 +673,28 @@ class ServiceStore:
                 (json.dumps(metadata), tss_id, tx_id),
             )
 
+    # A transaction whose latest revision's log deleteStoredData dropped (its ref is in
+    # deleted_refs, beside the logs in this database; refs are tx_index.tx_ref's
+    # 'tx:{tx_id}:{revision}'). fiskaly's Transaction requires log and signature, so
+    # the API cannot show it; counted all the same, a list's count exceeded what its
+    # pages held. Checked only where deleted_refs has rows (``_any_deleted``).
+    _WITH_LOG = (
+        "NOT EXISTS (SELECT 1 FROM deleted_refs d WHERE d.tse_id=svc_transactions.tss_id"
+        " AND d.ref='tx:' || svc_transactions.tx_id || ':' || svc_transactions.latest_revision)"
+    )
+
+    def _any_deleted(self, tss_id: str | None) -> bool:
+        """Whether deleteStoredData dropped any log of ``tss_id`` (None: of any TSE)."""
+        if tss_id is None:
+            found = self._conn().execute("SELECT 1 FROM deleted_refs LIMIT 1").fetchone()
+        else:
+            found = (
+                self._conn()
+                .execute("SELECT 1 FROM deleted_refs WHERE tse_id=? LIMIT 1", (tss_id,))
+                .fetchone()
+            )
+        return found is not None
+
     def list_txs(
         self,
         org_id: str,
@@ -685,12 +707,17 @@ class ServiceStore:
         time_from: int | None = None,
         time_to: int | None = None,
         amount_cents: int | None = None,
+        with_log: bool = False,
     ) -> tuple[list[TxRow], int]:
         """A page of index rows. Keyword filters (the dashboard's search): any of
         ``client_ids`` (empty: none match), ``time_from <= time_start < time_to``, an
-        exact ``amount_cents`` (indexed, migration 0007)."""
+        exact ``amount_cents`` (indexed, migration 0007). ``with_log``: only those
+        whose latest revision's log is still stored (the API's lists, see
+        ``_WITH_LOG``)."""
         self.flush()
         where = _Where(org_id)
+        if with_log and self._any_deleted(tss_id):
+            where.add(self._WITH_LOG)
         where.equal("tss_id", tss_id)
         where.equal("client_id", client_id)
         if client_ids is not None:
