@@ -204,6 +204,8 @@ def replace_command(
             f"{len(done.left_open)} transaction(s) were still open on {old_tse_id} ({opened}):"
             " they stay unfinished in its export."
         )
+    if done.next_step:  # plain echo: the command in it is never wrapped
+        typer.echo(f"NOT DONE YET: {done.next_step}.")
     if done.admin_puk is None:  # the file of the first run was deleted: its copy counts
         typer.echo(f"The PUKs were in {done.puk_file}, since deleted: keep the copy you made.")
         return

@@ -71,6 +71,9 @@ class Replacement:
     old_state: str = ""
     #: why the old TSE was not disabled with its own signature ("" when it was)
     unsigned_reason: str = ""
+    #: what is left to do ("" for nothing): a TSS served over the API whose new id is
+    #: no UUID (a replacement begun before ec2ccaf) must itself be replaced
+    next_step: str = ""
 
     @property
     def verified(self) -> bool:
@@ -97,6 +100,7 @@ class Replacement:
             "old_disabled_signed": not self.unsigned_reason,
             "unsigned_reason": self.unsigned_reason,
             "verified": self.verified,
+            "next_step": self.next_step or None,
         }
 
 
@@ -380,7 +384,8 @@ def _preflight(
         raise ProtocolError(
             "TSE id must be 1-100 characters of A-Z a-z 0-9 . _ : -", code="E_TSS_ID_INVALID"
         )
-    if ctx.svc.get_tss(old_id) is not None and _api_tss_id(new_id) != new_id:
+    begun_before = resume and _exists(ctx, new_id)  # its id cannot change any more
+    if _unreachable(ctx, old_id, new_id) and not begun_before:
         # the tills reach the new TSS by this id in /api/v2/tss/{id}: the API takes only
         # UUIDs (and reads them in lower case), so any other id would be a TSS no till
         # can sign with
@@ -404,6 +409,11 @@ def _preflight(
     if set_before and ctx.service.get(new_id).state.users[users.ADMIN].pin_hash is not None:
         with _naming(f"new TSE {new_id} (--new-pin, as the stopped run set it)"):
             ctx.service.authenticate(new_id, new_pin)
+
+
+def _unreachable(ctx: OpsContext, old_id: str, new_id: str) -> bool:
+    """The old TSE is served over the API and the new id is none the API takes."""
+    return ctx.svc.get_tss(old_id) is not None and _api_tss_id(new_id) != new_id
 
 
 def _api_tss_id(tse_id: str) -> str:
@@ -450,10 +460,18 @@ def replace_tse(
         )
     pending = unfinished(ctx, old_tse_id)
     if pending is not None and pending[1] != new_tse_id and _exists(ctx, pending[1]):
+        then = (
+            f". {pending[1]!r} is no UUID, so no till reaches it over the API (that"
+            f" replacement began before such ids were refused): once finished, replace"
+            f" it in turn, `opentse tse replace {pending[1]} {new_tse_id} --old-pin"
+            f" <its admin PIN>`"
+            if _unreachable(ctx, old_tse_id, pending[1])
+            else ""
+        )
         raise ConflictError(
             f"the replacement of TSE {old_tse_id} by {pending[1]} stopped before it finished:"
             f" run `opentse tse replace {old_tse_id} {pending[1]}` again (with the new TSE's"
-            " admin PIN given the first time) to finish it",
+            f" admin PIN given the first time) to finish it{then}",
             code="E_REPLACE_IN_PROGRESS",
         )
     resume = pending is not None and pending[1] == new_tse_id
@@ -530,7 +548,15 @@ def replace_tse(
             ctx, site, loc, old_tse_id, new_tse_id, new_admin_pin, old_admin_pin, defective,
             unsigned, actor, since, puks_path,
         )  # fmt: skip
-        return dataclasses.replace(done, resumed=resume)
+        next_step = (
+            f"no till reaches TSE {new_tse_id} over the API: its id is no UUID (this"
+            " replacement began before such ids were refused). Replace it by a TSS with"
+            f" a UUID: opentse tse replace {new_tse_id} {uuid.uuid4()} --old-pin <the"
+            " admin PIN just given with --new-pin>"
+            if _unreachable(ctx, old_tse_id, new_tse_id)
+            else ""
+        )
+        return dataclasses.replace(done, resumed=resume, next_step=next_step)
     except OpenTSEError as exc:
         stopped = unfinished(ctx, old_tse_id)
         if stopped is not None and stopped[1] == new_tse_id and _exists(ctx, new_tse_id):
