@@ -94,3 +94,41 @@ def test_the_dashboard_writes_nothing_at_a_node_older_than_its_database(
                         missing) == [(300,)]  # fmt: skip
     finally:
         inst.close()
+
+
+def test_a_german_page_says_in_german_why_nothing_is_written(tmp_path: Path) -> None:
+    """The refusals of a node older than its database on German pages: read again,
+    the export form and the logout say it in German, with the code and the unknown
+    migration's number (they showed the API's English)."""
+    data = tmp_path / "data"
+    inst = Installation.open(data)
+    app = create_app(inst, ServerConfig(data_dir=data, export_renew=0.1))
+    ctx = app.state.ctx
+    db = ctx.svc._path
+    try:
+        with serving_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as web:
+            key = create_api_key(ctx.svc, org_name="shop", env="TEST", now=ctx.now())
+            h = api_login(web, key)
+            tss, _ = setup_tss(web, h, "KASSE-1")
+            assert dashboard_login(web, key).status_code == 303
+            future = schema_level() + 1
+            _sql(db, "INSERT INTO schema_migrations VALUES (?, 'later', 0)", future)
+            _observed(lambda: ctx.stale_schema is not None)
+            german = "Dieser Server ist älter als seine Datenbank"
+
+            search = web.get("/dashboard/tx", params={"lang": "de"})
+            again = web.post("/dashboard/tx/read-again", data={"csrf": csrf_of(search.text)})
+            assert again.status_code == 503
+            assert german in again.text and f"Migrationen {future:04d}" in again.text
+            assert "E_SCHEMA_NEWER" in again.text and "older than its database" not in again.text
+            form = web.get("/dashboard/exports")
+            posted = web.post("/dashboard/exports", data={"csrf": csrf_of(form.text),
+                                                          "tss_id": tss})  # fmt: skip
+            assert posted.status_code == 503 and 'id="e-tss"' in posted.text
+            assert german in posted.text and "older than its database" not in posted.text
+            out = web.post("/dashboard/logout", data={"csrf": csrf_of(form.text)})
+            assert out.status_code == 503
+            assert german in out.text and "Nur in diesem Browser abgemeldet" in out.text
+            assert "older than its database" not in out.text
+    finally:
+        inst.close()

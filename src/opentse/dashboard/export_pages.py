@@ -19,7 +19,14 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from opentse.dashboard import i18n, search_fields, uploads, views
 from opentse.dashboard.forms import read_form
-from opentse.dashboard.pages import BASE, NotFound, Page, form_text, shop_zone_of_env
+from opentse.dashboard.pages import (
+    BASE,
+    NotFound,
+    Page,
+    form_text,
+    schema_newer_message,
+    shop_zone_of_env,
+)
 from opentse.dashboard.tse_exports import SOURCE_API, ExportLogs
 from opentse.errors import OpenTSEError
 from opentse.server.problems import ApiError
@@ -45,13 +52,16 @@ class ExportPages:
     async def exports(self, page: Page) -> Response:
         error = ""
         status = 200
+        refused: ApiError | None = None
         wanted = page.request.query_params.get("tss", "")
         if page.request.method == "POST":
             form = await read_form(page)
             wanted = form_text(form, "tss_id").strip()
             try:
                 export_id = await run_in_threadpool(self._trigger, page, form)
-            except (ApiError, OpenTSEError, ValueError) as exc:
+            except ApiError as exc:
+                refused, status = exc, exc.status
+            except (OpenTSEError, ValueError) as exc:
                 error = getattr(exc, "message", None) or str(exc)
                 status = int(getattr(exc, "status", 400) or 400)
             else:
@@ -85,6 +95,8 @@ class ExportPages:
 
         rows, tses, chosen, clients, others = await run_in_threadpool(load)
         serials = {t.tss_id: t.serial for t in tses}
+        if refused is not None:
+            error = _refusal(page, refused, chosen)
         return page.render(
             "exports.html", status, rows=rows, tses=tses, chosen=chosen, clients=clients,
             serials=serials, error=error, others=others,
@@ -241,3 +253,17 @@ class ExportPages:
         return FileResponse(
             path, media_type="application/x-tar", filename=f"export_{row.export_id}.tar"
         )
+
+
+def _refusal(page: Page, exc: ApiError, chosen: views.TseRow | None) -> str:
+    """The API's refusal of the export form in the page's language: German for the
+    codes a shop owner meets (a TSE not initialized yet, ten exports queued, a node
+    older than its database), the code kept; English pages and other codes keep the
+    API's text, as its integrators know it."""
+    if exc.code == "E_SCHEMA_NEWER":
+        return schema_newer_message(page, exc.message)
+    key = f"export_refused_{exc.code}"
+    if page.lang != "de" or key not in i18n.TEXTS:
+        return exc.message
+    state = page.state(chosen.state) if chosen is not None else "?"
+    return page.t(key, state=state, code=exc.code)

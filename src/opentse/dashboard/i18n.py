@@ -456,6 +456,41 @@ TEXTS: dict[str, tuple[str, str]] = {
     "kind_failures": ("fehlgeschlagene Aufrufe", "failed calls"),
     # errors
     "not_found": ("Nicht gefunden.", "Not found."),
+    # a node older than its database (E_SCHEMA_NEWER); English pages show the API's text
+    "schema_newer": (
+        "Dieser Server ist älter als seine Datenbank: eine neuere opentse-Version hat sie"
+        " migriert (Migrationen {migrations} kennt er nicht). Er speichert deshalb nichts"
+        " mehr. Bitte an einem aktualisierten Server erneut versuchen oder diesen"
+        " aktualisieren lassen. ({code})",
+        "This node's opentse is older than its database (migrations {migrations} unknown"
+        " to it): it no longer writes; retry at an upgraded node, or upgrade this one."
+        " ({code})",
+    ),
+    "schema_newer_logout": (
+        "Nur in diesem Browser abgemeldet: die Sitzung konnte auf dem Server nicht beendet"
+        " werden (eine Kopie ihres Cookies bleibt bis zu ihrem Ablauf gültig); bitte an"
+        " einem aktualisierten Server erneut abmelden.",
+        "Logged out in this browser only: the session could not be ended on the server (a"
+        " copy of its cookie stays valid until it expires); log out again at an upgraded"
+        " node.",
+    ),
+    # the export form's refusals by the API (trigger_export) a shop owner can meet
+    "export_refused_E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT": (
+        "Diese TSE kann noch nicht exportiert werden: sie ist {state}. Exportieren lässt"
+        " sich eine initialisierte oder stillgelegte TSE. ({code})",
+        "This TSE cannot be exported yet: it is {state}. An initialized or disabled TSE"
+        " can be exported. ({code})",
+    ),
+    "export_refused_E_TOO_MANY_EXPORTS": (
+        "Von dieser TSE warten oder laufen schon 10 Exporte; bitte warten, bis einer"
+        " fertig ist. ({code})",
+        "10 exports of this TSE are already waiting or running; please wait until one"
+        " finishes. ({code})",
+    ),
+    "export_refused_E_TSS_NOT_FOUND": (
+        "Diese TSE gibt es in Ihrer Organisation nicht. ({code})",
+        "Your organization has no such TSE. ({code})",
+    ),
     "error_title": ("Fehler {status}", "Error {status}"),
     "yes": ("ja", "yes"),
     "no": ("nein", "no"),

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from opentse.dashboard.forms import read_form
-from opentse.dashboard.pages import BASE, Page, PageError, form_text
+from opentse.dashboard.pages import BASE, Page, PageError, form_text, schema_newer_message
 from opentse.dashboard.session import COOKIE, Session, SessionCodec
 from opentse.server.context import peer_address
 from opentse.server.problems import ApiError
@@ -91,12 +91,11 @@ class Logins:
         ended_here_only = page.session.logged_in and stale is not None
         page.set_session = self.codec.anonymous()
         if ended_here_only:
-            raise PageError(
-                503,
-                f"E_SCHEMA_NEWER: {stale}. Logged out in this browser only: the session "
-                "could not be ended on the server (a copy of its cookie stays valid until "
-                "it expires); log out again at an upgraded node.",
-            )
+            if page.lang == "de":
+                message = f"{schema_newer_message(page, stale)} {page.t('schema_newer_logout')}"
+            else:  # the API's text, as before
+                message = f"E_SCHEMA_NEWER: {stale}. {page.t('schema_newer_logout')}"
+            raise PageError(503, message)
         return RedirectResponse(f"{BASE}/login", status_code=303)
 
 

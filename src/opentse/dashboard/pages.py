@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,16 @@ class Page:
 
     def principal(self) -> Principal:
         return Principal(self.org, self.env, self.session.api_key)
+
+
+def schema_newer_message(page: Page, stale: str) -> str:
+    """Why a node older than its database refuses a write (``ctx.stale_schema``):
+    German on German pages, with the unknown migrations' numbers taken from the
+    API's message; English pages keep the API's text, which integrators grep for."""
+    if page.lang != "de":
+        return f"E_SCHEMA_NEWER: {stale}"
+    numbers = ", ".join(re.findall(r"\b\d{4}\b", stale)) or "?"
+    return page.t("schema_newer", migrations=numbers, code="E_SCHEMA_NEWER")
 
 
 def form_text(form: FormData, name: str) -> str:

@@ -36,6 +36,7 @@ from opentse.dashboard.pages import (
     Page,
     PageError,
     make_templates,
+    schema_newer_message,
     shop_zone_of_env,
 )
 from opentse.dashboard.session import COOKIE, LANG_COOKIE, SessionCodec
@@ -118,7 +119,7 @@ class Dashboard:
                     # a session that ran out on a receipt)
                     response: Response = RedirectResponse(login_url(request), status_code=303)
                 elif writes and request.method == "POST" and self.ctx.stale_schema is not None:
-                    raise PageError(503, f"E_SCHEMA_NEWER: {self.ctx.stale_schema}")
+                    raise PageError(503, schema_newer_message(page, self.ctx.stale_schema))
                 else:
                     response = await handler(page)
             except NotFound:
