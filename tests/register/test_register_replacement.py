@@ -25,6 +25,13 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def run_json(*args: str) -> tuple[int, dict[str, object], str]:
+    """Exit code, stdout's JSON and stderr of a ``--json`` command."""
+    result = CliRunner().invoke(APP, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return result.exit_code, json.loads(result.stdout), result.stderr
+
+
 def test_close_day_stamps_the_closing_with_the_registers_clock(tmp_path: Path) -> None:
     """close_day took datetime.now() for the closing's time (Z_ERSTELLUNG) while every
     receipt of the day used the register's clock: a till on an injected clock (tests,
@@ -79,3 +86,54 @@ def test_status_no_check_of_an_unknown_till_makes_no_file(tmp_path: Path) -> Non
     code, out = run("pos", "status", "--data", str(data), "--tss", "t1", "--client", "K1",
                     "--no-check", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["status"] == "green"
+
+
+def _sited_shop(data: Path) -> str:
+    """``_shop`` with t1 placed at a location and K1 recorded there (as docs/
+    operations.md sets up a shop before a replacement); the location id."""
+    _shop(data)
+    where = ("--data", str(data), "--json")
+    org = json.loads(run("site", "org-create", "Laden GmbH", *where)[1])["id"]
+    loc = json.loads(
+        run("site", "create", org, "Laden Mitte", "--street", "Hauptstraße 5",
+            "--postal-code", "10115", "--city", "Berlin", *where)[1]
+    )["id"]  # fmt: skip
+    assert run("site", "assign-tse", "t1", loc, "--data", str(data))[0] == 0
+    assert run("site", "add-register", "K1", loc, "--data", str(data))[0] == 0
+    assert run("site", "assign", "K1", "t1", "--data", str(data))[0] == 0
+    return str(loc)
+
+
+def test_till_on_a_replaced_tse_names_its_successor_and_signs_nothing_there(
+    tmp_path: Path,
+) -> None:
+    """After tse replace, a till still given --tss OLD sold on 'TSE ausgefallen:
+    E_TSS_DISABLED' (status YELLOW) without a word of the new TSE. Now the sale (booked
+    unsigned, never blocked) and pos status (RED) name the successor and what to do;
+    nothing is signed on it until the till is pointed there, then it signs with the
+    same journal and books."""
+    from opentse.installation import Installation
+
+    data = tmp_path / "data"
+    _sited_shop(data)
+    old = ("pos", "sell", "--data", str(data), "--tss", "t1", "--client", "K1")
+    tea = ("--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
+    assert run_json(*old, *tea)[1]["tse_failed"] is False
+    code, out = run("tse", "replace", "t1", "t2", "--new-pin", "654321", "--old-pin",
+                    "123456", "--data", str(data))  # fmt: skip
+    assert code == 0, out
+    with Installation.open(data) as inst:
+        counter = inst.service.get("t2").state.signature_counter
+    _, sold, said = run_json(*old, *tea)
+    assert sold["tse_failed"] is True and sold["receipt_number"] == "2"
+    error = str(sold["error"])
+    assert "E_TSE_REPLACED" in error and "--tss t2" in error and "--tss t2" in said
+    _, status, _ = run_json("pos", "status", "--data", str(data), "--tss", "t1", "--client", "K1")
+    assert status["status"] == "red" and "replaced by t2" in str(status["message"])
+    with Installation.open(data) as inst:  # the successor signed nothing for the till
+        assert inst.service.get("t2").state.signature_counter == counter
+    new = ("pos", "sell", "--data", str(data), "--tss", "t2", "--client", "K1")
+    _, sold, _ = run_json(*new, *tea)  # same journal and books: receipt numbers go on
+    assert sold["tse_failed"] is False and sold["receipt_number"] == "3"
+    _, status, _ = run_json("pos", "status", "--data", str(data), "--tss", "t2", "--client", "K1")
+    assert status["status"] == "green"

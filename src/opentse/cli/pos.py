@@ -264,7 +264,9 @@ def _register(
 
             inst = Installation.open(data)
             stack.callback(inst.close)
-            backend = EmbeddedBackend(inst.service, tss)
+            backend = EmbeddedBackend(
+                inst.service, tss, successor=functools.partial(_successor, inst, data, tss)
+            )
             if contact and fresh:  # a register the TSE does not know makes no file
                 _refuse_unknown(backend, client, timeout)
         else:
@@ -306,6 +308,21 @@ def _register(
             books.set_register_serial(client)
         seller = _seller(books, seller_name, seller_address)
         yield Register(backend, RegisterConfig(seller, serial, **config), log, books=books)
+
+
+def _successor(inst: Any, data: Path, tss: str) -> str | None:
+    """The TSE that replaced ``tss`` in this installation (``opentse tse replace``
+    records it at the old TSE's site entry), or None."""
+    from opentse.ops import sites
+    from opentse.ops.store import OpsContext
+    from opentse.storage.pg_service import open_service_store
+
+    svc = open_service_store(inst, data)
+    try:
+        found = sites.find_tse(OpsContext(inst, svc, owns=False, owns_svc=False), tss)
+    finally:
+        svc.close()
+    return None if found is None else found.replaced_by
 
 
 def _seller(books: Any, name: str | None, address: list[str] | None) -> Any:

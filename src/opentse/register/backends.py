@@ -12,6 +12,7 @@ protocol.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -29,6 +30,28 @@ class TSEUnavailable(StateError):
 
     code = "E_TSE_UNAVAILABLE"
     http_status = 503
+
+
+class TSEReplaced(TSEUnavailable):
+    """The TSE was taken out of service by a replacement (``opentse tse replace``:
+    disabled, or recorded defective) and a successor took its place. Not an outage
+    that passes: the till is red and the message names the successor and how to
+    point the till at it; nothing is ever signed on the successor unasked."""
+
+    code = "E_TSE_REPLACED"
+
+    def __init__(self, tse_id: str, state: str, successor: str, client_id: str, there: bool):
+        where = (
+            f"client {client_id!r} is registered there"
+            if there
+            else f"register client {client_id!r} there first (opentse client register)"
+        )
+        super().__init__(
+            f"TSE {tse_id} was replaced by {successor} ({tse_id} is {state} and signs "
+            f"nothing more): point this till at {successor} (pos ... --tss {successor}; "
+            f"{where}); until then its receipts are printed 'TSE ausgefallen'"
+        )
+        self.successor = successor
 
 
 class RegisterNotAccepted(ProtocolError):
@@ -205,9 +228,32 @@ def signed_from_result(result: SignResult, *, errors: str = "strict") -> Signed:
 class EmbeddedBackend:
     """The TSE in this process: a TSEService and the id of one of its TSEs."""
 
-    def __init__(self, service: TSEService, tse_id: str) -> None:
+    def __init__(
+        self,
+        service: TSEService,
+        tse_id: str,
+        *,
+        successor: Callable[[], str | None] | None = None,
+    ) -> None:
         self.service = service
         self.tse_id = tse_id
+        #: the TSE that replaced this one, asked only once it is out of service (the
+        #: installation's site records: ``ops_tses.replaced_by``)
+        self.successor = successor
+
+    def _replaced(self, client_id: str, state: str) -> None:
+        """Raise TSEReplaced when this TSE is out of service and a successor is known."""
+        if state not in ("DISABLED", "DEFECTIVE") or self.successor is None:
+            return
+        new = self.successor()
+        if not new:
+            return
+        try:
+            known = self.service.get(new).state.clients.get(client_id)
+        except OpenTSEError:
+            known = None
+        there = known is not None and known.registered
+        raise TSEReplaced(self.tse_id, state, new, client_id, there)
 
     def check(self, client_id: str) -> None:
         try:
@@ -221,6 +267,7 @@ class EmbeddedBackend:
                 ) from None
             raise TSEUnavailable(f"TSE {self.tse_id} not usable: {exc.code}") from exc
         if info.state.lifecycle.value != "INITIALIZED":
+            self._replaced(client_id, info.state.lifecycle.value)
             raise TSEUnavailable(f"TSE {self.tse_id} is {info.state.lifecycle.value}")
         client = info.state.clients.get(client_id)
         if client is None or not client.registered:
@@ -232,7 +279,15 @@ class EmbeddedBackend:
             )
 
     def start(self, client_id: str, process_type: str, *, ref: str) -> Started:
-        result = self.service.start_transaction(self.tse_id, client_id, b"", process_type, ref=ref)
+        try:
+            result = self.service.start_transaction(
+                self.tse_id, client_id, b"", process_type, ref=ref
+            )
+        except OpenTSEError as exc:
+            state = {"E_TSS_DISABLED": "DISABLED", "E_TSS_DEFECTIVE": "DEFECTIVE"}
+            if exc.code in state:
+                self._replaced(client_id, state[exc.code])
+            raise
         return Started(result.transaction_number, _utc(result.log_time))
 
     def finish(

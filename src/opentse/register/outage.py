@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS outages (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
     ended_at TEXT,
-    kind TEXT NOT NULL,            -- 'signing' (yellow) or 'start' (red)
+    kind TEXT NOT NULL,            -- 'signing', 'running' (yellow); 'start', 'replaced' (red)
     reason TEXT NOT NULL,
     last_reason TEXT NOT NULL
 );
@@ -91,7 +91,7 @@ class RegisterStatus:
     message: str
     outage_started_at: datetime | None = None
     last_reason: str = ""
-    kind: str = ""  # of the open outage: start, running or signing
+    kind: str = ""  # of the open outage: start, running, signing or replaced
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,11 @@ class OutageLog(RecoveryJournal):
                     "INSERT INTO outages (started_at, kind, reason, last_reason) "
                     "VALUES (?, ?, ?, ?)",
                     (utc_text(at), kind, reason, reason),
+                )
+            elif kind == "replaced":  # taken out of service: red, whatever it began as
+                db.execute(
+                    "UPDATE outages SET last_reason = ?, kind = ? WHERE id = ?",
+                    (reason, kind, current[0]),
                 )
             else:
                 db.execute("UPDATE outages SET last_reason = ? WHERE id = ?", (reason, current[0]))
@@ -278,10 +283,12 @@ class OutageLog(RecoveryJournal):
             )
         started = time_or_none(row[1])
         assert started is not None
-        light = Light.RED if row[2] == "start" else Light.YELLOW
+        light = Light.RED if row[2] in ("start", "replaced") else Light.YELLOW
         since = local_text(started, zone or shop_zone(), "%d.%m.%Y %H:%M")
         what = "TSE nicht erreichbar" if light is Light.RED else "TSE ausgefallen"
         message = f"{what} seit {since}"
+        if row[2] == "replaced":  # the reason names the successor and what to do
+            message = f"TSE außer Betrieb (ersetzt) seit {since}: {row[3]}"
         if count > ADVICE_AFTER:
             message = f"{message}. {RESTART_ADVICE}"
         return RegisterStatus(light, count, message, started, str(row[3]), str(row[2]))

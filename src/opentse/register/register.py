@@ -37,7 +37,13 @@ from typing import Any, TypeVar
 from opentse.engine.rules import is_printable
 from opentse.errors import ProtocolError
 from opentse.formats import processdata as pd
-from opentse.register.backends import Backend, RegisterNotAccepted, Signed, not_accepted
+from opentse.register.backends import (
+    Backend,
+    RegisterNotAccepted,
+    Signed,
+    TSEReplaced,
+    not_accepted,
+)
 from opentse.register.books import Books
 from opentse.register.outage import Light, OutageLog, RegisterStatus
 from opentse.register.pending_booking import PendingBooking
@@ -253,6 +259,8 @@ class Register:
                 self._tse_serial = self.books.tse_serial(self.backend.tse_id) or ""
             now = self.clock()
             kind = "running" if self._worked_today(now) else "start"
+            if isinstance(exc, TSEReplaced):  # red whenever: it will not come back
+                kind = "replaced"
             self.journal.record_unreachable(at=now, reason=journal_reason(exc), kind=kind)
             self._ensure_daily_record()
             return self.journal.status(self.config.zone)
@@ -261,7 +269,9 @@ class Register:
         finished = self.recover()
         self._ensure_daily_record()
         status = self.journal.status(self.config.zone)
-        if status.kind in ("start", "running") or (finished and status.light is Light.YELLOW):
+        if status.kind in ("start", "running", "replaced") or (
+            finished and status.light is Light.YELLOW
+        ):
             # reachable again: an outage a connect found ends; a signing outage ends
             # with the first signing that works, here recovery's; unsigned receipts
             # stay documented
