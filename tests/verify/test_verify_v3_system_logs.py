@@ -275,3 +275,47 @@ def test_unreadable_system_data_is_a_warning(tse: SyntheticTSE, tmp_path: Path) 
     (finding,) = [f for f in report["findings"] if f["code"] == "W_SYSTEM_DATA_UNREADABLE"]
     assert "systemOperationData of the system log authenticateUser" in finding["message"]
     assert "authenticationResult" in finding["message"] and finding["file"] == name
+
+
+def _big_integer(tag: int) -> bytes:
+    """A context-tagged INTEGER of 2,000 octets: a number of ~4,800 digits, which
+    Python refuses to turn into text."""
+    return bytes([0x80 | tag, 0x82, 0x07, 0xD0]) + b"\x7f" + b"\xff" * 1999
+
+
+@pytest.mark.parametrize(
+    "operation, certified",
+    [
+        ("authenticateUser", _system_v2("authenticateUser", _text("admin", 1) + _big_integer(2))),
+        ("updateTime", _system_v2("updateTime", _big_integer(1))),
+    ],
+)
+def test_a_huge_integer_in_system_data_is_a_finding_not_a_crash(
+    tse: SyntheticTSE, tmp_path: Path, operation: str, certified: bytes
+) -> None:
+    """A crafted export: the verifier (CLI, --json, --html) made a traceback of it
+    (ValueError: integer string conversion), the dashboard's upload a 500."""
+    from typer.testing import CliRunner
+
+    from opentse.cli.main import build_app
+
+    tse.write(tmp_path / "base.tar", [])
+    with tarfile.open(tmp_path / "base.tar") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    name = log_filename(LogType.SYSTEM, LogTime(TimeFormat.UNIX, T0), 1, operation=operation)
+    members[name] = _signed(tse, 2, SYSTEM_OID, certified, 1, T0)
+    out = tmp_path / "big.tar"
+    with tarfile.open(out, "w") as tar:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    report = verify_exports([out]).to_json()
+    (finding,) = [f for f in report["findings"] if f["code"] == "W_SYSTEM_DATA_UNREADABLE"]
+    assert "INTEGER of 2000 octets" in finding["message"] and finding["file"] == name
+    for extra in ([], ["--json"], ["--html", str(tmp_path / "r.html")]):
+        result = CliRunner().invoke(build_app(), ["verify", str(out), *extra])
+        assert result.exception is None or isinstance(result.exception, SystemExit), extra
+        assert "W_SYSTEM_DATA_UNREADABLE" in result.stdout + (
+            (tmp_path / "r.html").read_text() if extra[:1] == ["--html"] else ""
+        ), extra

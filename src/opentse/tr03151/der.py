@@ -360,10 +360,22 @@ def read_single(data: bytes) -> Element:
     return element
 
 
+# No INTEGER of a log message is longer than a few octets (counters, numbers, times);
+# a crafted one of thousands would become a number Python refuses to print (over
+# 4,300 digits), a traceback in the verifier instead of a finding.
+MAX_INTEGER_OCTETS = 64
+
+
 def decode_integer(content: bytes) -> int:
-    """INTEGER content; tolerates non-minimal encodings (BER) but not empty content."""
+    """INTEGER content; tolerates non-minimal encodings (BER) but not empty content,
+    nor one over MAX_INTEGER_OCTETS."""
     if not content:
         raise _error("empty INTEGER")
+    if len(content) > MAX_INTEGER_OCTETS:
+        raise _error(
+            f"INTEGER of {len(content)} octets (no TR-03151 field holds more than "
+            f"{MAX_INTEGER_OCTETS})"
+        )
     return int.from_bytes(content, "big", signed=True)
 
 
