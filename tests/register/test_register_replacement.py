@@ -137,3 +137,59 @@ def test_till_on_a_replaced_tse_names_its_successor_and_signs_nothing_there(
     assert sold["tse_failed"] is False and sold["receipt_number"] == "3"
     _, status, _ = run_json("pos", "status", "--data", str(data), "--tss", "t2", "--client", "K1")
     assert status["status"] == "green"
+
+
+def _location_row(export: Path) -> dict[str, str]:
+    import csv
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(export) as archive:
+        text = archive.read("location.csv").decode("utf-8")
+    (row,) = csv.DictReader(io.StringIO(text, newline=""), delimiter=";")
+    return row
+
+
+def test_closing_names_the_tills_site_and_follows_a_move(tmp_path: Path) -> None:
+    """DSFinV-K location.csv (Stamm_Orte) is where the register stands. pos close
+    wrote the company's address there, so a till recorded at a branch, or moved to
+    another one with site move-register, closed at the company's seat."""
+    from opentse.installation import Installation
+
+    data = tmp_path / "data"
+    _sited_shop(data)  # K1 at "Laden Mitte", Hauptstraße 5, 10115 Berlin
+    till = ("--data", str(data), "--client", "K1")
+    tea = ("--line", "Tee:1:1.80:1", "--pay", "bar:1.80")
+    assert run_json("pos", "sell", *till, "--tss", "t1", *tea)[1]["tse_failed"] is False
+    seat = ("--company", "Laden GmbH", "--street", "Verwaltungsweg 1", "--postal-code",
+            "20095", "--city", "Hamburg", "--tax-number", "12/345/67890")  # fmt: skip
+    first = tmp_path / "z1.zip"
+    _, closed, _ = run_json("pos", "close", *till, "--tss", "t1", "--counted-cash", "1.80",
+                            *seat, "--out", str(first))  # fmt: skip
+    assert closed["check_errors"] == []
+    row = _location_row(first)
+    assert (row["LOC_NAME"], row["LOC_STRASSE"], row["LOC_PLZ"], row["LOC_ORT"]) == (
+        "Laden Mitte", "Hauptstraße 5", "10115", "Berlin",
+    )  # fmt: skip
+    assert row["LOC_LAND"] == "DEU"
+    # the till goes to the branch in Potsdam, which has its own TSE t3
+    with Installation.open(data) as inst:
+        ready_tse(inst.service, "t3", client_id="K1", logout=True)
+    org = json.loads(run("site", "list", "--data", str(data), "--json")[1])
+    org_id = org["organizations"][0]["id"]
+    branch = json.loads(
+        run("site", "create", org_id, "Laden Potsdam", "--street", "Brandenburger Str. 9",
+            "--postal-code", "14467", "--city", "Potsdam", "--data", str(data), "--json")[1]
+    )["id"]  # fmt: skip
+    assert run("site", "assign-tse", "t3", branch, "--data", str(data))[0] == 0
+    code, out = run("site", "move-register", "K1", branch, "--tse", "t3", "--data", str(data))
+    assert code == 0, out
+    assert run_json("pos", "sell", *till, "--tss", "t3", *tea)[1]["tse_failed"] is False
+    second = tmp_path / "z2.zip"
+    _, closed, _ = run_json("pos", "close", *till, "--tss", "t3", "--counted-cash", "3.60",
+                            "--out", str(second))  # fmt: skip
+    assert closed["check_errors"] == [] and closed["z_nr"] == 2
+    row = _location_row(second)
+    assert (row["LOC_NAME"], row["LOC_STRASSE"], row["LOC_PLZ"], row["LOC_ORT"]) == (
+        "Laden Potsdam", "Brandenburger Str. 9", "14467", "Potsdam",
+    )  # fmt: skip

@@ -1001,6 +1001,52 @@ def _connect_to_close(reg: Any) -> None:
         )
 
 
+#: ISO 3166-1 alpha-2 (the site records, default DE) -> alpha-3 (DSFinV-K LOC_LAND)
+_ALPHA3 = {
+    "DE": "DEU", "AT": "AUT", "CH": "CHE", "LU": "LUX", "NL": "NLD", "BE": "BEL",
+    "FR": "FRA", "DK": "DNK", "PL": "POL", "CZ": "CZE", "IT": "ITA", "ES": "ESP",
+}  # fmt: skip
+
+
+def _data_of(till: TillOptions) -> Path | None:
+    """The embedded installation a ``pos`` command uses (as ``_register`` finds it)."""
+    if till.data is not None:
+        return till.data
+    if till.url is None and till.session is None and os.environ.get("OPENTSE_DATA"):
+        return Path(os.environ["OPENTSE_DATA"])
+    return None
+
+
+def _site_location(data: Path | None, serial: str) -> Any:
+    """Where the installation's site records put register ``serial`` (site
+    add-register, site move-register), as a DSFinV-K Location, else None. DSFinV-K
+    location.csv (Stamm_Orte) is the place the register stands, which is not the
+    company's seat: a till moved to another branch closes there."""
+    if data is None:
+        return None
+    from opentse.formats.dsfinvk.model import Location
+    from opentse.ops import sites
+    from opentse.ops.store import OpsContext
+
+    with OpsContext.open(data) as ctx:
+        row = sites.find_register(ctx, serial)
+        if row is None:
+            return None
+        loc = sites.get_location(ctx, row.location_id)
+    country = loc.country.strip().upper() or "DE"
+    return Location(loc.name, loc.street, loc.postal_code, loc.city, _ALPHA3.get(country, country))
+
+
+def _at_site(location: Any, site: Any, name: str) -> Any:
+    """``location`` (of the options or the last closing) moved to the till's ``site``
+    (None: unchanged); ``name`` (--location) still names it when given."""
+    import dataclasses
+
+    if site is None:
+        return location
+    return dataclasses.replace(site, name=name or site.name, vat_id=location.vat_id)
+
+
 def _master(
     books: Any,
     serial: str,
@@ -1012,8 +1058,12 @@ def _master(
     tax_number: str,
     vat_id: str,
     location_name: str,
+    site: Any = None,
 ) -> Any:
-    """Master data from the options, else as kept by the last closing."""
+    """Master data from the options, else as kept by the last closing; the location
+    is the till's ``site`` when the installation records one (``_site_location``)."""
+    import dataclasses
+
     from opentse import __version__
     from opentse.formats.dsfinvk.model import CashRegister, Company, Location
     from opentse.register.books import MasterData
@@ -1026,7 +1076,7 @@ def _master(
                 "the first closing needs --company, --street, --postal-code and --city",
                 code="E_POS_MASTER_DATA",
             )
-        return kept
+        return dataclasses.replace(kept, location=_at_site(kept.location, site, location_name))
     if any(v is None for v in given):
         raise ProtocolError(
             "give all of --company, --street, --postal-code, --city", code="E_POS_MASTER_DATA"
@@ -1036,7 +1086,7 @@ def _master(
     name, st, plz, ort = (str(v) for v in given)
     return MasterData(
         Company(name, st, plz, ort, tax_number=tax_number, vat_id=vat_id),
-        Location(location_name or name, st, plz, ort, vat_id=vat_id),
+        _at_site(Location(location_name or name, st, plz, ort, vat_id=vat_id), site, location_name),
         CashRegister(serial, software_version=__version__),
         tss,
     )
@@ -1058,7 +1108,12 @@ def close_command(
     city: str | None = typer.Option(None, "--city"),
     tax_number: str = typer.Option("", "--tax-number", help="Steuernummer."),
     vat_id: str = typer.Option("", "--vat-id", help="USt-IdNr."),
-    location_name: str = typer.Option("", "--location", help="Location name (default: company)."),
+    location_name: str = typer.Option(
+        "",
+        "--location",
+        help="Location name (default: the till's site of the installation's site records "
+        "(site add-register), else the company).",
+    ),
     till: TillOptions = NO_TILL,
     timeout: float = TIMEOUT_OPTION,
     business_day: str | None = typer.Option(
@@ -1102,8 +1157,9 @@ def close_command(
         }
         with _register(till, tss, client, **options) as reg:
             books, serial = reg.books, reg.config.client_id
+            site = _site_location(_data_of(till), serial)
             master = _master(books, serial, reg.backend.tse_id, company, street, postal_code, city,
-                             tax_number, vat_id, location_name)  # fmt: skip
+                             tax_number, vat_id, location_name, site)  # fmt: skip
             if starts is not None:  # kept before anything is booked: the next closing too
                 books.set_day_start(starts)
             _connect_to_close(reg)
