@@ -22,7 +22,14 @@ from opentse.errors import FormatError
 from opentse.formats.dsfinvk import tables as T
 from opentse.formats.dsfinvk.csvwriter import CsvWriter, Value
 from opentse.formats.dsfinvk.indexxml import DTD_NAME, INDEX_NAME, DataSupplier, build_index_xml
-from opentse.formats.dsfinvk.model import ZERO, Closing, closing_totals, validate_closing
+from opentse.formats.dsfinvk.model import (
+    REGISTER_BRAND,
+    REGISTER_MODEL,
+    ZERO,
+    Closing,
+    closing_totals,
+    validate_closing,
+)
 from opentse.formats.dsfinvk.tables import VAT_DESCRIPTIONS, Table, certificate_column
 
 Row = dict[str, Value]
@@ -74,11 +81,13 @@ def _location(c: Closing) -> Iterator[Row]:
 
 
 def _cashregister(c: Closing) -> Iterator[Row]:
+    """Stamm_Kassen. Books closed before the register named itself keep an empty
+    brand and model: the register that wrote them was opentse's."""
     r = c.register
     yield {
         **_key(c),
-        "KASSE_BRAND": r.brand,
-        "KASSE_MODELL": r.model,
+        "KASSE_BRAND": r.brand or REGISTER_BRAND,
+        "KASSE_MODELL": r.model or REGISTER_MODEL,
         "KASSE_SERIENNR": r.serial_number,
         "KASSE_SW_BRAND": r.software_brand,
         "KASSE_SW_VERSION": r.software_version,

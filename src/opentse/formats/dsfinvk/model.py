@@ -66,14 +66,22 @@ class Location:
     vat_id: str = ""
 
 
+#: KASSE_BRAND / KASSE_MODELL of opentse's own register (``opentse pos``), what a
+#: register configured with no brand or model of its own is
+REGISTER_BRAND = "opentse"
+REGISTER_MODEL = "opentse pos"
+
+
 @dataclass(frozen=True, slots=True)
 class CashRegister:
     """``serial_number`` is KASSE_SERIENNR and must be the TSE client id: an auditor
-    rebuilds the signed Finish log with it."""
+    rebuilds the signed Finish log with it. ``brand`` and ``model`` (KASSE_BRAND,
+    KASSE_MODELL, Stamm_Kassen: the register that wrote the data) name opentse's
+    register unless the register is configured with its own."""
 
     serial_number: str
-    brand: str = ""
-    model: str = ""
+    brand: str = REGISTER_BRAND
+    model: str = REGISTER_MODEL
     software_brand: str = "opentse"
     software_version: str = ""
     base_currency: str = "EUR"
