@@ -75,6 +75,16 @@ def shown_exception(code: str) -> str:
     return code if code in EXPORT_EXCEPTIONS else "E_INTERNAL"
 
 
+def _shown(params: dict[str, Any]) -> str:
+    """An export's filters as a request names them (client_id: the client's serial
+    number, as kept)."""
+    parts = [
+        f"client serial_number {v}" if k == "client_id" else f"{k}={v}"
+        for k, v in sorted(params.items())
+    ]
+    return ", ".join(parts) or "none: all data"
+
+
 def _filter_from_query(call: Call, tss_id: str) -> dict[str, Any]:
     q = call.query
     params: dict[str, Any] = {}
@@ -139,6 +149,15 @@ def trigger_export(call: Call) -> tuple[int, Any]:
             raise ApiError(404, "E_EXPORT_NOT_FOUND", f"export {export_id} not found")
         if existing.tss_id != tss_id:
             raise ApiError(400, "E_DUPLICATE_EXPORT", f"export {export_id} already exists")
+        if _filter_from_query(call, tss_id) != existing.params:
+            # the retry of another request: answering the export there is would hand
+            # a POS asking for numbers 1-500 the file of 1-100 as if it were that
+            raise ApiError(
+                400,
+                "E_DUPLICATE_EXPORT",
+                f"export {export_id} exists with other filters ({_shown(existing.params)});"
+                " a new export needs a new export_id",
+            )
         return 200, export_body(existing, tss.env)  # idempotent retry
     state = ctx.service.get(tss_id).state
     lifecycle = state.lifecycle

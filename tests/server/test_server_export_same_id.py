@@ -1,0 +1,64 @@
+"""triggerExport with an export_id already used for other filters is 400
+E_DUPLICATE_EXPORT (fiskaly's triggerExport code), nothing new triggered.
+
+It answered the export there was, 200: a POS that reused an id (its own "daily"
+id, a bug) and asked for transactions 1-5 was handed the file of 1-1 as if it were
+that. The same request again is still the idempotent retry fiskaly promises. On
+SQLite and PostgreSQL (the filters come back from the stored export)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from server_support import AppClient, login, new_key, serve_app, setup_tss
+
+from opentse.testing.clock import FrozenClock
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppClient]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    with serve_app(tmp_path / "data", FrozenClock(1_700_000_000), url) as client:
+        yield client
+
+
+def test_an_export_id_names_one_request(served: AppClient) -> None:
+    c = served
+    h = login(c, new_key(c))
+    tss, cid = setup_tss(c, h)
+    ex = str(uuid.uuid4())
+    url = f"/api/v2/tss/{tss}/export/{ex}"
+    first = {"start_transaction_number": "1", "end_transaction_number": "1"}
+    r = c.put(url, params=first, headers=h)
+    assert r.status_code == 200, r.text
+    again = c.put(url, params=first, headers=h)  # a retry after a lost answer
+    assert again.status_code == 200 and again.json()["_id"] == ex, again.text
+    assert again.json()["time_request"] == r.json()["time_request"]
+
+    shown = "end_transaction_number=1, start_transaction_number=1"
+    for other in (
+        {"start_transaction_number": "1", "end_transaction_number": "5"},
+        {},
+        {"client_id": cid},
+    ):
+        r = c.put(url, params=other, headers=h)
+        assert r.status_code == 400, (other, r.text)
+        assert r.json() == {
+            "status_code": 400,
+            "error": "Bad Request",
+            "code": "E_DUPLICATE_EXPORT",
+            "message": f"export {ex} exists with other filters ({shown}); "
+            "a new export needs a new export_id",
+        }
+    listed = c.get(f"/api/v2/tss/{tss}/export", headers=h).json()
+    assert listed["count"] == 1  # nothing else was triggered
+
+    by_client = str(uuid.uuid4())
+    url = f"/api/v2/tss/{tss}/export/{by_client}"
+    assert c.put(url, params={"client_id": cid}, headers=h).status_code == 200
+    assert c.put(url, params={"client_id": cid}, headers=h).status_code == 200
+    r = c.put(url, headers=h)
+    assert r.status_code == 400 and "(client serial_number KASSE-1)" in r.json()["message"]
