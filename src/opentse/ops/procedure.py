@@ -102,8 +102,8 @@ def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, A
         "serial": rec.serial_number.hex(),
         "hardware_version": site.hardware_version if site else "software TSE (no hardware)",
         "software_version": site.software_version if site else sites.default_software_version(),
-        "interface_type": site.interface_type if site else sites.default_interface(ctx, tse_id),
-        "url": (site.connection_url if site else "") or "-",
+        "interface_type": _interface(ctx, tse_id, site),
+        "url": "-",
         "algorithm": rec.signature_algorithm,
         "curve": rec.curve,
         "time_format": rec.time_format,
@@ -122,7 +122,19 @@ def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, A
         taken_out = protocol.entries(ctx.db, tse_id=tse_id, kinds=(protocol.REPLACE_OLD_DISABLED,))
         if taken_out:
             row["disabled"] = f"{_dt(taken_out[-1].at)} ({st.lifecycle.value}, laut Protokoll)"
-    parts = urlsplit(row["url"]) if row["url"] != "-" else None
+    url = site.connection_url if site else ""
+    # embedded (not served over the API, no interface of the operator's naming): a URL
+    # (tse move: where the organization's API is now) does not serve this TSE
+    unreachable = row["interface_type"] == sites.EMBEDDED_INTERFACE
+    if url and unreachable:
+        row["url"] = (
+            f"- (nicht über die API bedient: unter {url}, für sie eingetragen (tse move,"
+            " site assign-tse --url), erreicht keine Kasse diese TSE; sie wird eingebettet"
+            " genutzt)"
+        )
+    elif url:
+        row["url"] = url
+    parts = urlsplit(url) if url and not unreachable else None
     row["host"] = (parts.hostname if parts else None) or "-"
     row["port"] = str(parts.port) if parts and parts.port else "-"
     row["path"] = (parts.path if parts else "") or "-"
@@ -136,6 +148,17 @@ def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, A
             cert_until=_dt(int(cert.not_valid_after_utc.timestamp())),
         )
     return row
+
+
+def _interface(ctx: OpsContext, tse_id: str, site: sites.SiteTSE | None) -> str:
+    """How the TSE is reached. The two defaults are what assign-tse found then; the
+    document says what is true now (a TSE served over the API since, or moved with
+    tse move while not served there, keeps no stale "HTTP"/"embedded"); an interface
+    the operator named stays as named."""
+    named = site.interface_type if site else ""
+    if named and named not in (sites.SERVED_INTERFACE, sites.EMBEDDED_INTERFACE):
+        return named
+    return sites.default_interface(ctx, tse_id)
 
 
 def _unrecorded_clients(
