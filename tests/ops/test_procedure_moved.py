@@ -7,7 +7,6 @@ with its URL and the HTTP interface, whatever assign-tse recorded at the time.""
 from __future__ import annotations
 
 from conftest import ready_tse
-
 from opentse.ops import moving, procedure, sites
 from opentse.ops.store import OpsContext
 from opentse.server.auth import create_api_key
