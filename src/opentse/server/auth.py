@@ -89,7 +89,10 @@ class TokenService:
             claims = self._decode(str(body["refresh_token"]), "refresh", now)
             key = self._store.get_api_key(str(claims.get("sub", "")))
         else:
-            key = self._store.get_api_key(str(body.get("api_key", "")))
+            name = str(body.get("api_key", ""))
+            # no key has a NUL (keys are made here), and PostgreSQL's text refuses one:
+            # it is unknown, not a 500 and a dropped connection
+            key = None if "\x00" in name else self._store.get_api_key(name)
             # an unknown key pays for a secret check too: the answer's timing must not
             # tell which API keys exist
             stored = key.secret_hash if key is not None else self._decoy()
