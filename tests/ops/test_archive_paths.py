@@ -84,3 +84,28 @@ def test_archive_list_of_an_unknown_tse_says_so(tmp_path: Path) -> None:
     assert json.loads(run("archive", "list", "t1", "--json", "--data", data)) == []
     out = run("archive", "list", "t2", "--data", data, code=1)
     assert "E_TSS_NOT_FOUND" in out and "t2" in out
+
+
+def test_a_folder_copied_on_the_same_host_is_checked_by_its_own_files(tmp_path: Path) -> None:
+    """The data folder copied to another path on the same host, the old one retired
+    (tse move-out) with its archive still in it: archive list named the old folder's
+    files (the recorded path exists), so a damaged copy in the folder in use passed as
+    intact and archive release let the logs go. The folder's own copy counts."""
+    old = tmp_path / "old"
+    created = json.loads(run("tse", "create", "t1", "--json", "--data", str(old)))
+    run("tse", "initialize", "t1", "--pin", "123456", "--puk", created["admin_puk"],
+        "--data", str(old))  # fmt: skip
+    run("archive", "export", "t1", "--data", str(old))
+    new = tmp_path / "new"
+    shutil.copytree(old, new)
+    run("tse", "move-out", "--data", str(old), "--to", "localhost")
+    (listed,) = json.loads(run("archive", "list", "--json", "--data", str(new)))
+    assert Path(listed["file"]).parent == (new / "archive" / "t1").absolute()
+    assert listed["file_intact"] is True
+    (file,) = (new / "archive" / "t1").glob("*.tar")
+    file.write_bytes(file.read_bytes()[:-512])  # the copy in use is damaged
+    (listed,) = json.loads(run("archive", "list", "--json", "--data", str(new)))
+    assert listed["file_intact"] is False
+    assert Path(listed["path"]).is_file()  # the retired folder's file, still whole
+    out = run("archive", "release", "t1", "--data", str(new), code=1)
+    assert "E_ARCHIVE_NOT_VERIFIED" in out

@@ -166,7 +166,9 @@ def write_export_file(
             if without_signature:
                 summary = export_mod.write_export(ctx.store, record, fh, export_mod.ExportFilter())
             else:
-                summary = ctx.service.export(tse_id, fh)
+                # the exportData log (after which deleteStoredData may drop these
+                # logs) is signed below, once the file is on the disk
+                summary = ctx.service.export(tse_id, fh, log_export=False)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(part, path)
@@ -178,6 +180,8 @@ def write_export_file(
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    if not without_signature:
+        summary = ctx.service.log_export(tse_id, summary)
     return ExportFile(
         export_id, tse_id, path, summary.records, summary.first_signature_counter,
         summary.last_signature_counter, now,
@@ -264,11 +268,14 @@ def get_export(ctx: OpsContext, export_id: str) -> ArchivedExport:
 
 
 def locate(item: ArchivedExport, data_dir: Path | None = None) -> Path:
-    """The archived file: the recorded path, else the same name in ``data_dir``'s
-    own ``archive/<tse>/`` (a data folder restored or mounted elsewhere, or a path an
-    older version recorded relative to its working directory)."""
+    """The archived file: the same name in ``data_dir``'s own ``archive/<tse>/`` when
+    it is there, else the recorded path. The folder's own copy first: a data folder
+    copied or moved on the same host (tse move-out retires the old one, which may
+    still hold its files) is checked and released by the files it holds, not the
+    retired folder's; also a folder restored or mounted elsewhere, or a path an older
+    version recorded relative to its working directory."""
     path = Path(item.path)
-    if data_dir is not None and not (path.is_absolute() and path.is_file()):
+    if data_dir is not None:
         own = (data_dir / "archive" / item.tse_id / path.name).absolute()
         if own.is_file():
             return own
