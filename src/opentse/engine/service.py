@@ -466,6 +466,19 @@ class TSEService:
         summary = export_mod.write_export(self.store, record, out, flt, progress=progress)
         if not log_export:
             return summary
+        return self.log_export(tse_id, summary, flt)
+
+    def log_export(
+        self,
+        tse_id: str,
+        summary: ExportSummary,
+        flt: export_mod.ExportFilter | None = None,
+    ) -> ExportSummary:
+        """The exportData system log of an export already written (``export`` with
+        ``log_export=False``). A caller that must keep the file first (the archive)
+        signs it only once the file is on the disk: an unfiltered export's log lets
+        deleteStoredData drop every log it holds."""
+        flt = flt or export_mod.ExportFilter()
         up_to = summary.last_signature_counter if flt.is_unfiltered() else None
         try:
             log = self._run(
