@@ -179,8 +179,18 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 (unknown route, wrong method) in fiskaly shape."""
+    """Starlette's own 404/405 (unknown route, wrong method) in fiskaly shape. On the
+    API the message names the route and, for 405, the methods it takes: a POS
+    developer read only 'Not Found' or 'Method Not Allowed'."""
     status = int(getattr(exc, "status_code", 500))
     code = {404: "E_NOT_FOUND", 405: "E_METHOD_NOT_ALLOWED"}.get(status, "E_HTTP")
     headers = getattr(exc, "headers", None)
-    return problem_response(status, code, str(getattr(exc, "detail", reason(status))), headers)
+    message = str(getattr(exc, "detail", reason(status)))
+    path = request.url.path
+    if path.startswith("/api/"):
+        if status == 404:
+            message = f"no API route {path}"
+        elif status == 405 and headers and headers.get("Allow"):
+            allowed = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
+            message = f"{request.method} is not allowed on {path}; it takes {allowed}"
+    return problem_response(status, code, message, headers)
