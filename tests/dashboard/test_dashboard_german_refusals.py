@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from dashboard_support import api_login, csrf_of, dashboard_login, served_shop
+from dashboard_support import api_login, csrf_of, dashboard_login, sell, served_shop, setup_tss
 
 
 def test_the_export_form_refuses_a_tse_not_initialized_in_german(tmp_path: Path) -> None:
@@ -26,3 +26,41 @@ def test_the_export_form_refuses_a_tse_not_initialized_in_german(tmp_path: Path)
         form = web.get("/dashboard/exports", params={"lang": "en"})
         posted = web.post("/dashboard/exports", data={"csrf": csrf_of(form.text), "tss_id": tss})
         assert posted.status_code == 409 and "the TSS is CREATED" in posted.text
+
+
+def test_hand_edited_addresses_are_refused_in_the_pages_language(tmp_path: Path) -> None:
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h)
+        sell(web, h, tss, cid, "1.00")
+        assert dashboard_login(web, key).status_code == 303
+
+        def refused(url: str, *texts: str) -> str:
+            r = web.get(url)
+            assert r.status_code == 400, (url, r.status_code)
+            assert 'role="alert"' in r.text
+            for text in texts:
+                assert text in r.text, (url, text)
+            assert '/tx/1">' not in r.text  # no hits listed as if nothing was asked
+            return r.text
+
+        page = refused("/dashboard/tx?tss=zzz&lang=de", "Keine TSE „zzz“ in Ihrer Organisation")
+        assert 'id="f-tss" aria-invalid="true"' in page
+        refused("/dashboard/tx?state=OPEN", "Unbekannter Zustand „OPEN“", "offen, abgeschlossen")
+        refused("/dashboard/tx?page=abc", "Die Adresse ist verändert", "page=abc")
+        refused("/dashboard/tx?page=0", "page=0")
+        refused("/dashboard/tx?after=1.2", "after=1.2")
+        refused("/dashboard/tx?before=x", "before=x")
+        refused("/dashboard/tx?unread=yes", "unread=yes")
+        page = refused("/dashboard/tx?from=2026-02-31", "Ungültiges Datum: Datum von (",
+                       "„2026-02-31“")  # fmt: skip
+        assert 'id="f-from" aria-invalid="true"' in page and 'id="f-to" aria-invalid' not in page
+        refused("/dashboard/tx?to=morgen&lang=en", "Invalid date: Date to (", "&#39;morgen&#39;")
+        refused("/dashboard/tx?tss=zzz", "Your organization has no TSE &#39;zzz&#39;")
+        exports = web.get("/dashboard/exports?tss=zzz&lang=de")
+        assert exports.status_code == 400
+        assert "Keine TSE „zzz“ in Ihrer Organisation (Adresse: tss=zzz)" in exports.text
+
+        # what the pages themselves link stays fine
+        assert web.get(f"/dashboard/tx?tss={tss}&state=FINISHED&page=1").status_code == 200
+        assert web.get(f"/dashboard/exports?tss={tss}").status_code == 200

@@ -256,7 +256,8 @@ def test_search_filters(shop: dict[str, Any], web: Browsers) -> None:
     assert search(**{"from": "2001-01-01", "to": "2001-12-31"}) == []
     page = client.get("/dashboard/tx", params={"amount": "abc", "from": "31.13.2020"},
                       headers={"accept-language": "en"})  # fmt: skip
-    assert "Invalid amount." in page.text and "Invalid date." in page.text
+    assert "Invalid amount." in page.text and "Invalid date: Date from (" in page.text
+    assert page.status_code == 400
 
 
 def test_verify_uploads(

@@ -95,6 +95,9 @@ class ExportPages:
 
         rows, tses, chosen, clients, others = await run_in_threadpool(load)
         serials = {t.tss_id: t.serial for t in tses}
+        if page.request.method == "GET" and wanted and wanted.lower() not in serials:
+            # an edited address (?tss=zzz) showed the first TSE's form as if asked for
+            error, status = page.t("bad_tss_param", value=wanted), 400
         if refused is not None:
             error = _refusal(page, refused, chosen)
         return page.render(

@@ -247,7 +247,28 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Keine Kasse „{name}“. Kassen: {names}.",
         "No register '{name}'. Registers: {names}.",
     ),
-    "bad_date": ("Ungültiges Datum.", "Invalid date."),
+    "search_bad_date": (
+        "Ungültiges Datum: {field}: „{value}“ (JJJJ-MM-TT oder TT.MM.JJJJ).",
+        "Invalid date: {field}: '{value}' (YYYY-MM-DD or DD.MM.YYYY).",
+    ),
+    "bad_tss": (
+        "Keine TSE „{value}“ in Ihrer Organisation: bitte eine TSE aus der Liste wählen.",
+        "Your organization has no TSE '{value}': please choose a TSE from the list.",
+    ),
+    "bad_state": (
+        "Unbekannter Zustand „{value}“. Zustände: {names}.",
+        "Unknown state '{value}'. States: {names}.",
+    ),
+    "bad_link": (
+        "Die Adresse ist verändert oder unvollständig ({value}): bitte die Suche über das"
+        " Formular neu beginnen.",
+        "The address was changed or is incomplete ({value}): please start the search"
+        " again from the form.",
+    ),
+    "bad_tss_param": (
+        "Keine TSE „{value}“ in Ihrer Organisation (Adresse: tss={value}).",
+        "Your organization has no TSE '{value}' (address: tss={value}).",
+    ),
     "export_range_reversed": (
         "Der Bereich ist leer: „von“ liegt nach „bis“.",
         "The range is empty: 'from' is after 'to'.",

@@ -36,8 +36,8 @@ class TransactionPages:
         errors: list[str] = []
         invalid: dict[str, int] = {}  # field -> its error's number (aria-describedby)
 
-        def refuse(key: str, *fields: str) -> None:
-            errors.append(page.t(key))
+        def refuse(key: str, *fields: str, **words: object) -> None:
+            errors.append(page.t(key, **words))
             invalid.update(dict.fromkeys(fields, len(errors)))
 
         values = {k: q.get(k, "").strip() for k in ("tss", "number", "register", "from", "to",
@@ -49,12 +49,16 @@ class TransactionPages:
         except ValueError:
             number = None
             refuse("bad_number", "number")
-        try:
-            date_from = search_fields.parse_date(values["from"])
-            date_to = search_fields.parse_date(values["to"], end=True)
-        except ValueError:
-            date_from = date_to = None
-            refuse("bad_date", "from", "to")
+        zone = shop_zone_of_env().key
+        dates: dict[str, int | None] = {}
+        for name, label in (("from", "date_from"), ("to", "date_to")):
+            try:
+                dates[name] = search_fields.parse_date(values[name], end=name == "to")
+            except ValueError:  # which field, as typed: "Invalid date." named neither
+                dates[name] = None
+                refuse("search_bad_date", name, field=page.t(label, zone=zone),
+                       value=values[name])  # fmt: skip
+        date_from, date_to = dates["from"], dates["to"]
         if date_from is not None and date_to is not None and date_from >= date_to:
             refuse("export_range_reversed", "from", "to")  # "from" after "to": none match
         try:
@@ -62,7 +66,11 @@ class TransactionPages:
         except ValueError:
             amount = None
             refuse("bad_amount", "amount")
-        state = values["state"] if values["state"] in TX_STATES else ""
+        state = values["state"]
+        if state and state not in TX_STATES:  # an edited address: not "every state"
+            refuse("bad_state", "state", value=state,
+                   names=", ".join(page.state(s) for s in TX_STATES))  # fmt: skip
+            state = ""
         choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
         registers, known = await run_in_threadpool(_registers, self.ctx, page.org, choices)
         if values["register"] and values["register"].casefold() not in known:
@@ -75,6 +83,8 @@ class TransactionPages:
             invalid["register"] = len(errors)
         tss_ids = [tss_id for tss_id, _ in choices]
         tss = values["tss"].lower() if values["tss"].lower() in tss_ids else None
+        if values["tss"] and tss is None:  # an edited address searched every TSE
+            refuse("bad_tss", "tss", value=values["tss"])
         query = transactions.TxQuery(
             tss, number, values["register"], date_from, date_to, amount, state,
             either_sign=not search_fields.has_sign(values["amount"]),
@@ -83,7 +93,13 @@ class TransactionPages:
         query = replace(query, unread=True) if unread else query
         after = transactions.Cursor.parse(q.get("after", ""))
         before = None if after else transactions.Cursor.parse(q.get("before", ""))
-        offset = (_page_number(q.get("page", "")) - 1) * transactions.SEARCH_LIMIT
+        page_number = _page_number(q.get("page", ""))
+        # the pager's own parameters, edited by hand, were read as "the first page"
+        for name, bad in (("after", after is None), ("before", before is None and not after),
+                          ("page", page_number is None), ("unread", not unread)):  # fmt: skip
+            if q.get(name, "") and bad:
+                refuse("bad_link", value=f"{name}={q.get(name, '')}")
+        offset = ((page_number or 1) - 1) * transactions.SEARCH_LIMIT
         found = transactions.TxResults([], 0, offset)
         counts: dict[str, int] = {}
         if not errors:  # a filter it could not read is no reason to list everything
@@ -109,6 +125,7 @@ class TransactionPages:
         today_query = {"tss": values["tss"], "from": today, "to": today}
         return page.render(
             "transactions.html",
+            400 if errors else 200,
             values=values,
             choices=choices,
             registers=registers,
@@ -213,10 +230,13 @@ def _registers(ctx: Any, org: str, choices: list[tuple[str, str]]) -> tuple[list
 MAX_PAGE = 10**6  # of SEARCH_LIMIT hits: far beyond any shop's transactions
 
 
-def _page_number(text: str) -> int:
-    """The results page asked for (``?page=``, from 1); 1 for anything else."""
+def _page_number(text: str) -> int | None:
+    """The results page asked for (``?page=``, from 1); 1 when not given, None for
+    anything else (refused: a silent first page hid the edit)."""
     text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_PAGE else 1
+    if not text:
+        return 1
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_PAGE else None
 
 
 def _path_number(value: Any) -> int:
