@@ -74,3 +74,27 @@ def test_force_never_removes_other_files(journal: Path, tmp_path: Path) -> None:
     code, text = run("dsfinvk", "export", str(out), "--journal", str(journal), "--force")
     assert code != 0 and "E_DSFINVK_TARGET" in text and "letter.odt" in text
     assert sorted(p.name for p in out.iterdir()) == ["letter.odt"]
+
+
+def test_force_with_a_refused_value_keeps_the_earlier_export(tmp_path: Path) -> None:
+    """The new export is written whole beside the folder before it takes its place: a
+    value refused while writing leaves the earlier export as it was, and no .part."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from dsfinvk_support import DayBuilder, FakeTSE, demo_day, line
+
+    from opentse.errors import FormatError
+    from opentse.formats.dsfinvk.export import write_export
+    from opentse.formats.dsfinvk.model import Payment
+
+    out = write_export([demo_day()], tmp_path / "export")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    day = DayBuilder(FakeTSE())
+    receipt = day.add([line(1, "Tee", 1, "1.80")], [Payment("Bar", Decimal("1.80"))])
+    day.receipts = [replace(receipt, lines=(replace(receipt.lines[0], text="A" * 300),))]
+    with pytest.raises(FormatError) as refused:
+        write_export([day.closing()], out, replace=True)
+    assert refused.value.code == "E_DSFINVK_LENGTH"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
