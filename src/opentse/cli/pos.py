@@ -212,6 +212,8 @@ def _register(
         url, tss, client = url or given.url, tss or given.tss, client or given.client
         api_key, api_secret = api_key or given.api_key, api_secret or given.api_secret
         fingerprint = fingerprint or given.fingerprint
+        if journal is None and given.journal:  # the till's file named by pos repoint
+            journal = Path(given.journal)
     if not tss or not client:
         raise ProtocolError(
             "give --tss and --client (or --session with the till file of "
@@ -250,15 +252,6 @@ def _register(
         serial = client
         path = journal_path(journal, client, data)
         fresh, asked = not path.exists(), None
-        if existing and fresh:
-            # status --no-check reads the journal only: a mistyped --client made an
-            # empty register file and said GREEN for a till that never signed
-            raise ProtocolError(
-                f"no register file {path} for client {client!r}: this till has booked "
-                "nothing yet, or --client/--journal is mistyped (pos status without "
-                "--no-check asks the TSE)",
-                code="E_POS_NO_REGISTER",
-            )
         if data is not None:
             from opentse.installation import Installation
 
@@ -286,6 +279,15 @@ def _register(
                 asked = _ask_serial(backend, timeout)
             if journal is None and asked is not None:
                 _refuse_second_journal(path, asked)
+        if existing and fresh:
+            # status --no-check reads the journal only: a mistyped --client made an
+            # empty register file and said GREEN for a till that never signed
+            raise ProtocolError(
+                f"no register file {path} for client {client!r}: this till has booked "
+                "nothing yet, or --client/--journal is mistyped (pos status without "
+                "--no-check asks the TSE)",
+                code="E_POS_NO_REGISTER",
+            )
         log = OutageLog(path)
         stack.callback(log.close)
         books = Books(path, timezone=timezone)

@@ -251,3 +251,88 @@ def _print(
             f"--client {result.client}{pin} --api-key {till.api_key} (API secret: "
             "OPENTSE_API_SECRET, or --out FILE for a till file)"
         )
+
+
+@pos_app.command("repoint")
+def repoint_command(
+    session: Path = typer.Option(
+        ..., "--session", help="The till file of 'opentse pos setup --out': rewritten in place."
+    ),
+    journal: Path | None = typer.Option(
+        None,
+        "--journal",
+        help="The till's register file (journal and books) to go on with; default: the "
+        "till file's, else the default file of its old client, when there is one.",
+    ),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the service."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """After 'opentse tse replace' of a TSS served over the API: point the till file at
+    the TSS and client that replace its own (the service records which client replaces
+    which), keeping the till's journal and books. Nothing changes while the till's TSS
+    is in service."""
+    from opentse.cli.pos import journal_path
+    from opentse.register.till_repoint import find_successor
+
+    with cli_errors():
+        given = load_session(session)
+        if not given.tss or not given.client:
+            raise ProtocolError(
+                f"--session {session} names no TSS and client: give the till file of "
+                "'opentse pos setup --out'",
+                code="E_POS_TILL",
+            )
+        if not given.api_key or not given.api_secret:
+            raise ProtocolError(
+                f"--session {session} holds no API key and secret", code="E_POS_AUTH"
+            )
+        if not (0 < timeout < 86400):
+            raise ProtocolError("--timeout must be above 0 seconds", code="E_REGISTER_CONFIG")
+        found = find_successor(
+            str(given.url),
+            given.api_key,
+            given.api_secret,
+            given.tss,
+            given.client,
+            fingerprint=given.fingerprint,
+            timeout=timeout,
+        )
+        kept = journal or (Path(given.journal) if given.journal else None)
+        if kept is None and found.changed:
+            # the default register file is named after the client UUID: the till goes
+            # on in its old client's file (receipt numbers, closings), not a new one
+            old_file = journal_path(None, given.client)
+            kept = old_file if old_file.exists() else None
+        if kept is not None:
+            kept = kept.absolute()
+        till = TillConnection(
+            given.url, given.api_key, given.api_secret, given.fingerprint, found.tss,
+            found.client, found.serial_number or given.serial_number,
+            None if kept is None else str(kept),
+        )  # fmt: skip
+        if found.changed or till.journal != given.journal:
+            write_till_file(session, till)
+    body = {
+        "status": "repointed" if found.changed else "unchanged",
+        "old_tss": given.tss,
+        "old_client": given.client,
+        "old_state": found.old_state,
+        "tss": found.tss,
+        "client": found.client,
+        "serial_number": till.serial_number,
+        "journal": till.journal,
+        "till_file": str(session),
+    }
+    if as_json:
+        echo_json(body)
+        return
+    if not found.changed:
+        typer.echo(f"TSS {found.tss} is {found.old_state}: the till file stays as it is.")
+        return
+    typer.echo(
+        f"TSS {given.tss} is {found.old_state}; it was replaced by TSS {found.tss}, where "
+        f"client {found.client} replaces {given.client} (serial number {till.serial_number})."
+    )
+    typer.echo(f"Till file rewritten: {session}")
+    if till.journal:
+        typer.echo(f"The till goes on in its register file {till.journal} (journal and books).")

@@ -275,6 +275,13 @@ class RemoteBackend:
                     code="E_REGISTER_TSS_UNKNOWN",
                 ) from None
             raise TSEUnavailable(f"TSS not usable: {exc.code}") from exc
+        if tss.get("state") in ("DISABLED", "DEFECTIVE"):  # signs nothing more
+            raise TSEUnavailable(
+                f"TSS {self.tse_id} is {tss.get('state')}: if it was replaced (opentse tse "
+                "replace), point the till at its successor: opentse pos repoint --session "
+                "TILL_FILE (a till file of pos setup), or the --tss and --client tse replace "
+                "printed"
+            )
         if tss.get("state") != "INITIALIZED":
             raise TSEUnavailable(f"TSS {self.tse_id} is {tss.get('state')}")
         client = self._client_resource()

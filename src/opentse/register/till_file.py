@@ -16,6 +16,7 @@ from opentse.errors import ProtocolError
 #: the names of the lines :func:`render` writes (LAN-TSE-Session.txt's, plus the till's)
 URL, KEY, SECRET, FINGERPRINT = "URL", "API key", "API secret", "TLS SHA-256"
 TSS, CLIENT, SERIAL = "TSS", "Client", "Serial number"
+JOURNAL = "Journal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,10 @@ class TillConnection:
     tss: str | None = None
     client: str | None = None
     serial_number: str | None = None
+    #: the register's own file (journal and books) when it is not the default one
+    #: named after the client UUID: after ``pos repoint`` the till goes on in the file
+    #: of its old client
+    journal: str | None = None
 
 
 def parse(text: str, source: str = "the session file") -> TillConnection:
@@ -56,6 +61,7 @@ def parse(text: str, source: str = "the session file") -> TillConnection:
         tss=values.get(TSS),
         client=values.get(CLIENT),
         serial_number=values.get(SERIAL),
+        journal=values.get(JOURNAL),
     )
 
 
@@ -74,6 +80,8 @@ def render(connection: TillConnection) -> str:
         (CLIENT, shown(connection.client, "")),
         (SERIAL, shown(connection.serial_number, "")),
     ]
+    if connection.journal:
+        rows.append((JOURNAL, connection.journal))
     lines = ["opentse till connection (not BSI-certified)"]
     lines += [f"{name + ':':<21}{value}" for name, value in rows]
     lines += ["", "Use: opentse pos sell --session THIS_FILE --line ... --pay ...", ""]
