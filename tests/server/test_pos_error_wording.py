@@ -54,3 +54,20 @@ def test_a_state_filter_names_the_states_it_takes(app_client: AppClient) -> None
         assert r.status_code == 400 and r.json()["code"] == "E_FAILED_SCHEMA_VALIDATION"
         # it read "querystring/states must be of ACTIVE, ..."
         assert r.json()["message"] == f"querystring/states must be one of {allowed}"
+
+
+def test_reading_a_transaction_by_something_else_names_both_forms(app_client: AppClient) -> None:
+    """The reads take a transaction number as well as a UUID; their refusal said only
+    'must be a UUID', also for a number too long to be one."""
+    h = login(app_client, new_key(app_client))
+    tss, _ = setup_tss(app_client, h)
+    for raw in ("not-a-uuid", "1" * 17, "-1", "1.5"):
+        for suffix in ("", "/log", "/metadata"):
+            r = app_client.get(f"/api/v2/tss/{tss}/tx/{raw}{suffix}", headers=h)
+            assert r.status_code == 400, (raw, suffix, r.text)
+            assert r.json()["code"] == "E_FAILED_SCHEMA_VALIDATION"
+            assert r.json()["message"] == (
+                "params/tx_id_or_number must be a UUID or a transaction number "
+                "(0..9007199254740991)"
+            )
+    assert app_client.get(f"/api/v2/tss/{tss}/tx/1", headers=h).status_code == 404

@@ -21,7 +21,7 @@ from opentse.server.context import (
 from opentse.server.problems import ApiError
 from opentse.server.routes_client import owned_client
 from opentse.server.routes_tss import owned_tss
-from opentse.server.schemas import TX_STATES, states_query
+from opentse.server.schemas import MAX_SAFE, TX_STATES, states_query
 from opentse.server.service_store import TxRow
 from opentse.server.tx_index import (
     MAX_REVISION,
@@ -38,7 +38,16 @@ def _find_tx(call: Call, tss_id: str) -> TxRow:
     if raw.isascii() and raw.isdigit() and len(raw) < 17:
         row = call.ctx.svc.get_tx_by_number(tss_id, int(raw))
     else:
-        tx_id = parse_uuid(raw, "tx_id_or_number")
+        try:
+            tx_id = parse_uuid(raw, "tx_id_or_number")
+        except ApiError:
+            # the reads take a transaction number too: say so ('must be a UUID' sent a
+            # POS developer who passed a number of 17 digits looking for a UUID bug)
+            raise ApiError(
+                400,
+                "E_FAILED_SCHEMA_VALIDATION",
+                f"params/tx_id_or_number must be a UUID or a transaction number (0..{MAX_SAFE})",
+            ) from None
         assert call.principal is not None
         row = recover_row(
             call.ctx,
