@@ -51,10 +51,14 @@ def test_receipt_findings_are_german_with_their_code_and_name_no_cli_option(
         assert "Die Signatur passt zum öffentlichen Schlüssel im QR-Code" in cell
         assert "--tse-export" not in good and "verifies with the public key" not in good
         number = receipt["number"]
-        link = f'href="/dashboard/tx?number={number}" id="find-tx"'
+        assert "Der Schlüssel im QR-Code ist der der TSE" in good
+        link = f'href="/dashboard/tss/{tss}/tx/{number}" id="open-tx"'
         assert link in good  # what the text says to do, one click away
-        found = web.get(f"/dashboard/tx?number={number}")
-        assert f'href="/dashboard/tss/{tss}/tx/{number}"' in found.text
+        assert web.get(f"/dashboard/tss/{tss}/tx/{number}").status_code == 200
+        # the transaction's own QR page says whose key it is, without a link to itself
+        own = web.get(f"/dashboard/tss/{tss}/tx/{number}/qr")
+        assert "Der Schlüssel im QR-Code ist der der TSE" in own.text
+        assert 'id="open-tx"' not in own.text
 
         fields = qr.split(";")
         fields[5] = str(int(fields[5]) + 1)  # signatureCounter, which the signature covers
@@ -71,7 +75,7 @@ def test_receipt_findings_are_german_with_their_code_and_name_no_cli_option(
 
         english = _verify(web, qr, "en")  # the dashboard's terms in English too
         [cell] = _cells(english)
-        assert "I_RECEIPT_OK" in cell and "search its number under 'Transactions'" in cell
+        assert "I_RECEIPT_OK" in cell and "uploaded here under 'Verify'" in cell
         assert "--tse-export" not in english
 
 
@@ -90,3 +94,23 @@ def test_every_code_the_dashboard_can_show_has_a_german_text() -> None:
     assert missing == {}
     for code, (german, english) in TEXTS.items():
         assert "--" not in german and "--" not in (english or ""), code
+
+
+def test_a_receipt_of_another_shops_tse_is_not_linked_to_a_transaction_here(
+    tmp_path: Path,
+) -> None:
+    """A valid receipt signed by a TSE of no TSE of this organization: the page says
+    so, and links no transaction of this shop that merely has the same number."""
+    with served_shop(tmp_path / "other") as (other, other_key):
+        h = api_login(other, other_key)
+        tss, cid = setup_tss(other, h)
+        foreign = sell(other, h, tss, cid, "5.00")["qr_code_data"]
+    with served_shop(tmp_path / "here") as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h)
+        sell(web, h, tss, cid, "5.00")  # transaction 1 here too
+        assert dashboard_login(web, key).status_code == 303
+        page = _verify(web, foreign, "de")
+        assert "Beleg gültig" in page
+        assert "gehört zu keiner TSE Ihrer Organisation" in page
+        assert "/tx/1" not in page and 'id="open-tx"' not in page

@@ -25,14 +25,15 @@ TEXTS: dict[str, tuple[str, str | None]] = {
         "Die Signatur passt zum öffentlichen Schlüssel im QR-Code. Der Beleg allein beweist"
         " nicht, dass dieser Schlüssel zur TSE des Geschäfts gehört, und nicht die Startzeit"
         " (die signiert der Start-Log, nicht dieser Abschluss-Log). Beides zeigt die"
-        " Transaktion in dieser Übersicht (unter „Transaktionen“ nach ihrer Nummer suchen:"
-        " TSE, Start-Log und Signaturen) oder der TAR-Export der TSE, hier unter „Prüfen“"
-        " hochgeladen.",
+        " Transaktion, wenn der Schlüssel zu einer TSE Ihrer Organisation gehört (oben"
+        " verlinkt: TSE, Start-Log und Signaturen), sonst der TAR-Export der TSE, die ihn"
+        " signiert hat, hier unter „Prüfen“ hochgeladen.",
         "The signature verifies with the public key printed in the QR code. The receipt"
         " alone does not prove that this key is the shop's TSE, nor its start time (the"
-        " Start log signs that, not this Finish log). The transaction in this dashboard"
-        " shows both (search its number under 'Transactions': TSE, Start log and"
-        " signatures), or the TSE's TAR export, uploaded here under 'Verify'.",
+        " Start log signs that, not this Finish log). The transaction shows both when the"
+        " key is one of your organization's TSEs (linked above: TSE, Start log and"
+        " signatures), else the TAR export of the TSE that signed it, uploaded here under"
+        " 'Verify'.",
     ),
     "E_RECEIPT_SIGNATURE": (
         "Die Signatur passt nicht zum aus dem QR-Code nachgebauten Abschluss-Log: eines der"

@@ -396,9 +396,18 @@ TEXTS: dict[str, tuple[str, str]] = {
     "code": ("Code", "Code"),
     "message": ("Meldung", "Message"),
     "finding_original": ("Meldung des Prüfprogramms (englisch)", "The verifier's own message"),
-    "find_tx": (
-        "Transaktion {n} in dieser Übersicht suchen",
-        "Search transaction {n} in this dashboard",
+    "key_own_tse": (
+        "Der Schlüssel im QR-Code ist der der TSE {serial} Ihrer Organisation.",
+        "The key in the QR code is that of your organization's TSE {serial}.",
+    ),
+    "open_tx_n": ("Transaktion {n} öffnen", "Open transaction {n}"),
+    "key_other_tse": (
+        "Der Schlüssel im QR-Code gehört zu keiner TSE Ihrer Organisation: die Signatur"
+        " passt, aber ob dieser Beleg von Ihrer Kasse stammt, zeigt nur der Export der"
+        " TSE, die ihn signiert hat.",
+        "The key in the QR code belongs to none of your organization's TSEs: the"
+        " signature verifies, but whether this receipt comes from your register only the"
+        " export of the TSE that signed it can show.",
     ),
     "error": ("Fehler", "Error"),
     "export_error": ("Export fehlgeschlagen: {code}", "Export failed: {code}"),

@@ -194,6 +194,12 @@ class Dashboard:
                                **limits)  # fmt: skip
         finally:
             await form.close()  # the spooled upload
+        if result.get("kind") == "receipt" and result.get("serial"):
+            choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
+            # whose key: a TSE of this organization (its transaction one click away),
+            # or none of them (a search by number would find another receipt)
+            own = {serial: tss_id for tss_id, serial in choices}
+            result["own_tss"] = own.get(str(result["serial"]), "")
         return page.render("verify.html", result=result, error="", **limits)
 
     async def outage_log(self, page: Page) -> Response:

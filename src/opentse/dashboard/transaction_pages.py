@@ -174,6 +174,8 @@ class TransactionPages:
         if not detail.qr_text:
             raise NotFound()
         check = await run_in_threadpool(uploads.check_receipt_text, detail.qr_text)
+        # the key printed is this TSE's (or not: then the page must not say it is)
+        check["own_tss"] = detail.row.tss_id if check["serial"] == detail.tse_serial else ""
         svg = uploads.qr_svg(detail.qr_text, scale=8)
         return page.render("qr.html", d=detail, qr_svg=svg, check=check)
 
