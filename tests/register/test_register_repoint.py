@@ -71,8 +71,9 @@ def test_repoint_moves_a_till_file_to_the_replacing_tss(tmp_path: Path) -> None:
         till.write_text(text)
         sold = _json(home, "pos", "sell", "--session", str(till), *tea)
         assert sold["tse_failed"] is True  # the till file still names the old TSS
-        reason = _json(home, "pos", "status", "--session", str(till))["outages"][-1]["reason"]
-        assert "DISABLED" in reason and "opentse pos repoint --session" in reason
+        assert f"replaced by {new_tss}" in sold["error"] and "pos repoint" in sold["error"]
+        status = _json(home, "pos", "status", "--session", str(till))
+        assert status["status"] == "red" and f"--client {new_client}" in status["message"]
         moved = _json(home, "pos", "repoint", "--session", str(till))
         assert moved["status"] == "repointed" and moved["old_state"] == "DISABLED"
         assert (moved["tss"], moved["client"]) == (new_tss, new_client)

@@ -40,16 +40,25 @@ class TSEReplaced(TSEUnavailable):
 
     code = "E_TSE_REPLACED"
 
-    def __init__(self, tse_id: str, state: str, successor: str, client_id: str, there: bool):
+    def __init__(
+        self,
+        tse_id: str,
+        state: str,
+        successor: str,
+        client_id: str,
+        there: bool,
+        how: str = "",
+    ) -> None:
         where = (
             f"client {client_id!r} is registered there"
             if there
             else f"register client {client_id!r} there first (opentse client register)"
         )
+        how = how or f"pos ... --tss {successor}; {where}"
         super().__init__(
             f"TSE {tse_id} was replaced by {successor} ({tse_id} is {state} and signs "
-            f"nothing more): point this till at {successor} (pos ... --tss {successor}; "
-            f"{where}); until then its receipts are printed 'TSE ausgefallen'"
+            f"nothing more): point this till at {successor} ({how}); until then its "
+            "receipts are printed 'TSE ausgefallen'"
         )
         self.successor = successor
 

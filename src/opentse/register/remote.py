@@ -39,6 +39,7 @@ from opentse.register.backends import (
     Started,
     TakenOver,
     TseDescription,
+    TSEReplaced,
     TSEUnavailable,
     not_accepted,
 )
@@ -276,6 +277,7 @@ class RemoteBackend:
                 ) from None
             raise TSEUnavailable(f"TSS not usable: {exc.code}") from exc
         if tss.get("state") in ("DISABLED", "DEFECTIVE"):  # signs nothing more
+            self._replaced(str(tss.get("state")), client_id)
             raise TSEUnavailable(
                 f"TSS {self.tse_id} is {tss.get('state')}: if it was replaced (opentse tse "
                 "replace), point the till at its successor: opentse pos repoint --session "
@@ -297,6 +299,27 @@ class RemoteBackend:
                 f"client {self.client_uuid} has serial number {client.get('serial_number')!r},"
                 f" not {client_id!r}: check --client"
             )
+
+    def _replaced(self, state: str, client_id: str) -> None:
+        """Raise TSEReplaced when the service records a client that replaces this
+        till's (tse replace of a TSS served over the API); a lookup that fails leaves
+        the plain outage."""
+        from opentse.register.till_repoint import last_replacement
+
+        try:
+            own = self._client_resource()
+            listed = self._request(
+                "GET", "/client", params={"serial_number": own.get("serial_number"), "limit": 100}
+            )
+        except Exception:
+            return
+        clients = [c for c in listed.get("data") or [] if isinstance(c, dict)]
+        new = last_replacement(own, clients)
+        if new is own or new.get("state") != "REGISTERED":
+            return
+        tss, uuid = str(new.get("tss_id")), str(new.get("_id"))
+        how = f"opentse pos repoint --session TILL_FILE, or --tss {tss} --client {uuid}"
+        raise TSEReplaced(self.tse_id, state, tss, client_id, True, how)
 
     def _client_resource(self) -> dict[str, Any]:
         """The client's resource; 404 is :class:`RegisterNotAccepted` (a configuration
@@ -351,7 +374,13 @@ class RemoteBackend:
 
     def start(self, client_id: str, process_type: str, *, ref: str) -> Started:
         raw = {"process_type": process_type, "process_data": ""}
-        body = self._upsert(tx_id_for(ref), 1, {"state": "ACTIVE", "schema": {"raw": raw}})
+        try:
+            body = self._upsert(tx_id_for(ref), 1, {"state": "ACTIVE", "schema": {"raw": raw}})
+        except RemoteError as exc:
+            state = {"E_TSS_DISABLED": "DISABLED", "E_TSS_DEFECTIVE": "DEFECTIVE"}
+            if exc.code in state:  # the journal names the successor, as check does
+                self._replaced(state[exc.code], client_id)
+            raise
         return Started(int(body["number"]), _utc(body["time_start"]))
 
     def finish(

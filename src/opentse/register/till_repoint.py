@@ -12,6 +12,7 @@ serial number at another TSS without that record is not taken.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from opentse.errors import ProtocolError
 from opentse.register.till_setup import _Api
@@ -30,6 +31,25 @@ class Successor:
     serial_number: str
     old_state: str
     changed: bool
+
+
+def last_replacement(own: dict[str, Any], clients: list[dict[str, Any]]) -> dict[str, Any]:
+    """The client resource that replaces ``own`` (a client of fiskaly's API), following
+    the ``replaces_client`` metadata that tse replace writes through ``clients`` (the
+    clients of own's serial number) to the last; ``own`` when none replaces it."""
+    serial = own.get("serial_number")
+    replacing = {
+        str(c["metadata"].get("replaces_client")): c
+        for c in clients
+        if isinstance(c.get("metadata"), dict) and c.get("serial_number") == serial
+    }
+    current, seen = own, {str(own.get("_id"))}
+    while str(current.get("_id")) in replacing:  # a TSS replaced twice: the last one
+        current = replacing[str(current.get("_id"))]
+        if str(current.get("_id")) in seen:
+            break
+        seen.add(str(current.get("_id")))
+    return current
 
 
 def find_successor(
@@ -62,17 +82,7 @@ def find_successor(
         serial = str(own.get("serial_number", ""))
         if state not in OUT_OF_SERVICE:
             return Successor(tss, client, serial, state, changed=False)
-        replacing = {
-            str(c.get("metadata", {}).get("replaces_client")): c
-            for c in api.pages("/client", serial_number=serial)
-            if isinstance(c.get("metadata"), dict) and c.get("serial_number") == serial
-        }
-        current, seen = own, {client}
-        while str(current.get("_id")) in replacing:  # a TSS replaced twice: the last one
-            current = replacing[str(current.get("_id"))]
-            if str(current.get("_id")) in seen:
-                break
-            seen.add(str(current.get("_id")))
+        current = last_replacement(own, api.pages("/client", serial_number=serial))
         new_tss, new_client = str(current.get("tss_id")), str(current.get("_id"))
         if new_client == client:
             raise ProtocolError(
