@@ -474,3 +474,44 @@ def test_a_tablet_and_a_phone_reach_everything(
     b.shot(f"16-{viewport['width']}-receipt")
     context.close()
     assert b.problems == []
+
+
+def test_a_german_shop_owner_checks_a_tampered_receipt(
+    server: dict[str, Any], pos: dict[str, Any], browser: Any
+) -> None:
+    """Pasting a receipt's QR text whose signature counter was changed, in German:
+    the findings are German with their code, the verifier's own words open on a
+    click, no command-line option is named, and the key's TSE is this shop's, with
+    its transaction one click away."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(locale="de-DE")
+    b = Browser(context.new_page())
+    page = b.page
+    page.goto(server["base"] + "/dashboard/login")
+    page.get_by_label("API-Schlüssel").fill(server["key"]["api_key"])
+    page.get_by_label("API-Secret").fill(server["key"]["api_secret"])
+    page.get_by_role("button", name="Anmelden").click()
+    page.wait_for_url("**/dashboard/tss")
+    receipt = pos["receipts"][2]
+    fields = receipt["qr_code_data"].split(";")
+    fields[5] = str(int(fields[5]) + 1)
+    page.goto(server["base"] + "/dashboard/verify")
+    page.get_by_label("oder QR-Text").fill(";".join(fields))
+    page.locator("main form").get_by_role("button", name="Prüfen").click()
+    expect(page.get_by_role("status")).to_have_text("Beleg ungültig.")
+    row = page.locator("table.findings tr", has_text="E_RECEIPT_FIELD")
+    expect(row).to_contain_text("Ein Feld des QR-Codes ist falsch")
+    original = row.locator("details.original p")
+    expect(original).to_be_hidden()
+    row.get_by_text("Meldung des Prüfprogramms (englisch)").click()
+    expect(original).to_contain_text(f"signatureCounter = {int(fields[5]) - 1}")
+    signature = page.locator("table.findings tr", has_text="E_RECEIPT_SIGNATURE")
+    expect(signature).to_contain_text("Die Signatur passt nicht")
+    assert "--tse-export" not in page.locator("main").inner_text()
+    b.shot("17-verify-tampered-de")
+    page.get_by_role("link", name=f"Transaktion {receipt['number']} öffnen").click()
+    page.wait_for_url(f"**/dashboard/tss/{pos['tss']}/tx/{receipt['number']}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Transaktion {receipt['number']}")
+    context.close()
+    assert b.problems == []
