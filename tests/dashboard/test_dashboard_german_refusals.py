@@ -8,7 +8,15 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from dashboard_support import api_login, csrf_of, dashboard_login, sell, served_shop, setup_tss
+from dashboard_support import (
+    api_login,
+    csrf_of,
+    dashboard_login,
+    export_rows,
+    sell,
+    served_shop,
+    setup_tss,
+)
 
 
 def test_the_export_form_refuses_a_tse_not_initialized_in_german(tmp_path: Path) -> None:
@@ -64,3 +72,26 @@ def test_hand_edited_addresses_are_refused_in_the_pages_language(tmp_path: Path)
         # what the pages themselves link stays fine
         assert web.get(f"/dashboard/tx?tss={tss}&state=FINISHED&page=1").status_code == 200
         assert web.get(f"/dashboard/exports?tss={tss}").status_code == 200
+
+
+def test_an_export_of_one_register_names_it_as_the_register_table_does(tmp_path: Path) -> None:
+    """The TSE page showed an export of KASSE-01 as 'Kasse (Client-ID) KASSE-01', while
+    its register table lists KASSE-01 as the serial number and a UUID as Client-ID."""
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h, "KASSE-01")
+        sell(web, h, tss, cid, "1.00")
+        export = str(uuid.uuid4())
+        put = web.put(f"/api/v2/tss/{tss}/export/{export}", params={"client_id": cid}, headers=h)
+        assert put.status_code == 200, put.text
+        while (
+            state := web.get(f"/api/v2/tss/{tss}/export/{export}", headers=h).json()["state"]
+        ) in (
+            "PENDING",
+            "WORKING",
+        ):
+            pass  # until the export job has answered
+        assert state == "COMPLETED"
+        assert dashboard_login(web, key).status_code == 303
+        [row] = export_rows(web.get(f"/dashboard/tss/{tss}", params={"lang": "de"}).text)
+        assert "Kasse KASSE-01" in row and "Client-ID" not in row

@@ -187,7 +187,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "export_everything": ("alles", "everything"),
     # the parts of an export's filter (tse_exports.filter_parts)
     "flt_transactionNumber": ("Transaktionen", "Transactions"),
-    "flt_clientId": ("Kasse (Client-ID)", "Register (client id)"),
+    # the serial number the register signs as (TR-03151 clientId), not the API's
+    # client id the register table beside it lists under "Client-ID"
+    "flt_clientId": ("Kasse", "Register"),
     "flt_date": ("Zeitraum", "Period"),
     "flt_signatureCounter": ("Signaturzähler", "Signature counters"),
     "records": ("Log-Nachrichten", "Log messages"),
