@@ -108,8 +108,13 @@ def test_export_filters_limits_and_cancel(app_client: AppClient) -> None:
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
         tx_logs = [m.name for m in tar.getmembers() if "_Log-Tra_" in m.name]
     assert len(tx_logs) == 2 and all("_No-2_" in n for n in tx_logs)
-    # the same id again is idempotent
-    assert app_client.put(f"/api/v2/tss/{tss}/export/{exp}", headers=h).json()["_id"] == exp
+    # the same request again is idempotent; the id with other filters is refused
+    again = app_client.put(
+        f"/api/v2/tss/{tss}/export/{exp}", params={"transaction_number": "2"}, headers=h
+    )
+    assert again.json()["_id"] == exp
+    other = app_client.put(f"/api/v2/tss/{tss}/export/{exp}", headers=h)
+    assert (other.status_code, other.json()["code"]) == (400, "E_DUPLICATE_EXPORT")
     # numbers and dates together: E_PARAMETER_MISMATCH
     bad = app_client.put(
         f"/api/v2/tss/{tss}/export/{uuid.uuid4()}",

@@ -8,10 +8,12 @@ SQLite and PostgreSQL (the filters come back from the stored export)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from server_support import AppClient, login, new_key, serve_app, setup_tss
 
@@ -62,3 +64,35 @@ def test_an_export_id_names_one_request(served: AppClient) -> None:
     assert c.put(url, params={"client_id": cid}, headers=h).status_code == 200
     r = c.put(url, headers=h)
     assert r.status_code == 400 and "(client serial_number KASSE-1)" in r.json()["message"]
+
+
+def test_retries_racing_their_first_request_are_answered_as_retries(served: AppClient) -> None:
+    """A POS that timed out and sent its triggerExport again while the first was
+    still in flight: the retry found no export, then failed to store its own and
+    answered 400 E_DUPLICATE_EXPORT (a 4xx a POS never retries: the export looked
+    failed). Eight identical requests at once, five times: every one answers 200
+    with the one export of its id."""
+    h = login(served, new_key(served))
+    tss, _ = setup_tss(served, h)
+    origin = str(served.base_url)
+    answers: list[tuple[int, str]] = []
+    lock = threading.Lock()
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    for ex in ids:
+        start = threading.Barrier(8)
+
+        def trigger(ex: str = ex, start: threading.Barrier = start) -> None:
+            with httpx.Client(base_url=origin, timeout=30) as c:
+                start.wait()
+                r = c.put(f"/api/v2/tss/{tss}/export/{ex}", params={"end_date": "0"}, headers=h)
+            with lock:
+                answers.append((r.status_code, r.json().get("_id") or r.text))
+
+        threads = [threading.Thread(target=trigger) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(answers) == sorted((200, ex) for ex in ids for _ in range(8)), answers
+    listed = served.get(f"/api/v2/tss/{tss}/export", headers=h).json()
+    assert sorted(e["_id"] for e in listed["data"]) == sorted(ids)

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 
 from opentse.engine.export import ExportFilter
 from opentse.engine.state import Lifecycle
-from opentse.errors import OpenTSEError
+from opentse.errors import ConflictError, OpenTSEError
 from opentse.server.context import (
     API_VERSION,
     Call,
@@ -143,22 +143,7 @@ def trigger_export(call: Call) -> tuple[int, Any]:
     export_id = parse_uuid(call.path["export_id"], "export_id")
     existing = ctx.svc.get_export(export_id)
     if existing is not None:
-        if existing.organization_id != call.principal.organization_id:
-            # another organization's export: 404 as on every route on it, never
-            # "already exists" (that would confirm somebody holds the id)
-            raise ApiError(404, "E_EXPORT_NOT_FOUND", f"export {export_id} not found")
-        if existing.tss_id != tss_id:
-            raise ApiError(400, "E_DUPLICATE_EXPORT", f"export {export_id} already exists")
-        if _filter_from_query(call, tss_id) != existing.params:
-            # the retry of another request: answering the export there is would hand
-            # a POS asking for numbers 1-500 the file of 1-100 as if it were that
-            raise ApiError(
-                400,
-                "E_DUPLICATE_EXPORT",
-                f"export {export_id} exists with other filters ({_shown(existing.params)});"
-                " a new export needs a new export_id",
-            )
-        return 200, export_body(existing, tss.env)  # idempotent retry
+        return _existing(call, existing, tss_id, tss.env)
     state = ctx.service.get(tss_id).state
     lifecycle = state.lifecycle
     if lifecycle not in (Lifecycle.INITIALIZED, Lifecycle.DISABLED, Lifecycle.DEFECTIVE):
@@ -184,9 +169,42 @@ def trigger_export(call: Call) -> tuple[int, Any]:
         None,
         merge_metadata({}, (call.body or {}).get("metadata")),
     )
-    if not ctx.exports.trigger(row, ctx.config.max_running_exports):
+    try:
+        added = ctx.exports.trigger(row, ctx.config.max_running_exports)
+    except ConflictError:  # the id was stored since the read above
+        added = False
+    if not added:
+        # a retry that overtook its own first request (a POS timed out and sent it
+        # again) found no export above; the first stored it since, or took the last
+        # of the running slots: it is answered as the retry it is, not 400/409
+        raced = ctx.svc.get_export(export_id)
+        if raced is not None:
+            return _existing(call, raced, tss_id, tss.env)
         raise ApiError(409, "E_TOO_MANY_EXPORTS", "10 exports of this TSS are pending or working")
     return 200, export_body(row, tss.env)
+
+
+def _existing(call: Call, existing: ExportRow, tss_id: str, env: str) -> tuple[int, Any]:
+    """triggerExport of an export_id that is stored: the idempotent retry of the same
+    request, else refused."""
+    assert call.principal is not None
+    export_id = existing.export_id
+    if existing.organization_id != call.principal.organization_id:
+        # another organization's export: 404 as on every route on it, never
+        # "already exists" (that would confirm somebody holds the id)
+        raise ApiError(404, "E_EXPORT_NOT_FOUND", f"export {export_id} not found")
+    if existing.tss_id != tss_id:
+        raise ApiError(400, "E_DUPLICATE_EXPORT", f"export {export_id} already exists")
+    if _filter_from_query(call, tss_id) != existing.params:
+        # the retry of another request: answering the export there is would hand
+        # a POS asking for numbers 1-500 the file of 1-100 as if it were that
+        raise ApiError(
+            400,
+            "E_DUPLICATE_EXPORT",
+            f"export {export_id} exists with other filters ({_shown(existing.params)});"
+            " a new export needs a new export_id",
+        )
+    return 200, export_body(existing, env)  # idempotent retry
 
 
 def _owned_export(call: Call, tss_id: str) -> ExportRow:
