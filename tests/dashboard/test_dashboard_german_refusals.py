@@ -5,6 +5,7 @@ silently ignored. Against a served shop."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -93,5 +94,11 @@ def test_an_export_of_one_register_names_it_as_the_register_table_does(tmp_path:
             pass  # until the export job has answered
         assert state == "COMPLETED"
         assert dashboard_login(web, key).status_code == 303
-        [row] = export_rows(web.get(f"/dashboard/tss/{tss}", params={"lang": "de"}).text)
+        tse_page = web.get(f"/dashboard/tss/{tss}", params={"lang": "de"}).text
+        [row] = export_rows(tse_page)
         assert "Kasse KASSE-01" in row and "Client-ID" not in row
+        # the export's page names its TSE by the serial number, as the TSE page does
+        serial = re.search(r"<dt>Seriennummer</dt><dd><code[^>]*>([0-9a-f]{64})<", tse_page)
+        assert serial, "the TSE page shows no serial number"
+        export_page = web.get(f"/dashboard/exports/{export}").text
+        assert re.search(rf'id="export-tse"><code class="wrap">{serial.group(1)}<', export_page)

@@ -226,9 +226,13 @@ class ExportPages:
             self._progress, page, 2.0
         )
         filters = await run_in_threadpool(self._filters, page, row)
+        choices = await run_in_threadpool(views.tss_choices, self.ctx, page.org)
+        # the TSE by its serial number, as every other page and the TAR's file names
+        # name it (the page showed only the API's TSS id under "TSE")
+        serial = dict(choices).get(row.tss_id, "")
         return page.render(
             "export.html", row=row, report=report, verifying=verifying, has_file=has_file,
-            message=line, alert=alert, filters=filters,
+            message=line, alert=alert, filters=filters, serial=serial,
         )  # fmt: skip
 
     async def export_status(self, page: Page) -> Response:
