@@ -270,7 +270,9 @@ def _refusal(page: Page, exc: ApiError, chosen: views.TseRow | None) -> str:
     if exc.code == "E_SCHEMA_NEWER":
         return schema_newer_message(page, exc.message)
     key = f"export_refused_{exc.code}"
-    if page.lang != "de" or key not in i18n.TEXTS:
+    if page.lang != "de":
         return exc.message
+    if key not in i18n.TEXTS:
+        return page.t("export_refused", code=exc.code, message=exc.message)
     state = page.state(chosen.state) if chosen is not None else "?"
     return page.t(key, state=state, code=exc.code)

@@ -519,6 +519,15 @@ TEXTS: dict[str, tuple[str, str]] = {
         "10 exports of this TSE are already waiting or running; please wait until one"
         " finishes. ({code})",
     ),
+    "export_refused_E_CLIENT_NOT_FOUND": (
+        "Diese Kasse ist keine Kasse der gewählten TSE: bitte eine aus der Liste wählen. ({code})",
+        "That register is no register of the TSE chosen: please choose one from the list. ({code})",
+    ),
+    # any other refusal: the API's own words (English), framed and with its code
+    "export_refused": (
+        "Export abgelehnt ({code}), Meldung der API: {message}",
+        "Export refused ({code}): {message}",
+    ),
     "export_refused_E_TSS_NOT_FOUND": (
         "Diese TSE gibt es in Ihrer Organisation nicht. ({code})",
         "Your organization has no such TSE. ({code})",
