@@ -193,3 +193,24 @@ def test_closing_names_the_tills_site_and_follows_a_move(tmp_path: Path) -> None
     assert (row["LOC_NAME"], row["LOC_STRASSE"], row["LOC_PLZ"], row["LOC_ORT"]) == (
         "Laden Potsdam", "Brandenburger Str. 9", "14467", "Potsdam",
     )  # fmt: skip
+
+
+def test_a_successor_lookup_that_fails_leaves_the_plain_outage() -> None:
+    """The successor is looked up only once the TSE is out of service; a lookup that
+    cannot be made (no site records) is the plain outage, not the lookup's error."""
+    import pytest
+
+    from opentse.register.backends import TSEReplaced, TSEUnavailable
+
+    service = memory_service()
+    ready_tse(service, "t1", client_id="K1")  # admin stays logged in
+    service.disable("t1")
+
+    def broken() -> str | None:
+        raise OSError("no site records here")
+
+    with pytest.raises(TSEUnavailable, match="t1 is DISABLED") as raised:
+        EmbeddedBackend(service, "t1", successor=broken).check("K1")
+    assert not isinstance(raised.value, TSEReplaced)
+    with pytest.raises(TSEReplaced, match="replaced by t2"):
+        EmbeddedBackend(service, "t1", successor=lambda: "t2").check("K1")

@@ -254,7 +254,10 @@ class EmbeddedBackend:
         """Raise TSEReplaced when this TSE is out of service and a successor is known."""
         if state not in ("DISABLED", "DEFECTIVE") or self.successor is None:
             return
-        new = self.successor()
+        try:
+            new = self.successor()
+        except Exception:  # no site records to ask: the plain outage
+            return
         if not new:
             return
         try:
