@@ -33,10 +33,10 @@ def test_the_export_form_refuses_a_tse_not_initialized_in_german(tmp_path: Path)
         assert "E_TSS_ILLEGAL_STATE_TO_PERFORM_EXPORT" in posted.text
         assert "the TSS is" not in posted.text
         # a register no list offers (an edited form): German, its code kept
-        setup, client = setup_tss(web, h, "KASSE-02")
+        setup, _ = setup_tss(web, h, "KASSE-02")
         form = web.get("/dashboard/exports")
-        posted = web.post("/dashboard/exports", data={"csrf": csrf_of(form.text),
-                                                      "tss_id": setup, "client_id": "zzz"})  # fmt: skip
+        fields = {"csrf": csrf_of(form.text), "tss_id": setup, "client_id": "zzz"}
+        posted = web.post("/dashboard/exports", data=fields)
         assert posted.status_code == 400
         assert "Diese Kasse ist keine Kasse der gewählten TSE" in posted.text
         assert "E_CLIENT_NOT_FOUND" in posted.text and "names no client" not in posted.text
