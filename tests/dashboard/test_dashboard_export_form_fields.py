@@ -46,9 +46,16 @@ def _post(web: httpx.Client, tss: str, lang: str, **fields: str) -> httpx.Respon
         ("en", {"end_transaction_number": "1e3"},
          "Transaction to: &#39;1e3&#39; is no transaction number (a whole number from 0)."),
         ("de", {"start_date": "31.02.2026"},
-         "Von Datum (Europe/Berlin): „31.02.2026“ ist kein Datum (JJJJ-MM-TT oder TT.MM.JJJJ)."),
+         "Von Datum (Europe/Berlin): „31.02.2026“ ist kein Datum ab 1970 (JJJJ-MM-TT oder"
+         " TT.MM.JJJJ)."),
+        # a day before unix time is a date, but none a TSE log can have: the message
+        # says from when (it said "ist kein Datum", which a German reads as a typo)
+        ("de", {"start_date": "31.12.1969"},
+         "Von Datum (Europe/Berlin): „31.12.1969“ ist kein Datum ab 1970 (JJJJ-MM-TT oder"
+         " TT.MM.JJJJ)."),
         ("en", {"end_date": "tomorrow"},
-         "To date (Europe/Berlin): &#39;tomorrow&#39; is no date (YYYY-MM-DD or DD.MM.YYYY)."),
+         "To date (Europe/Berlin): &#39;tomorrow&#39; is no date from 1970 on (YYYY-MM-DD or"
+         " DD.MM.YYYY)."),
         ("de", {"start_transaction_number": "2", "end_date": "2026-11-21"},
          "Nummern- und Datumsbereich schließen sich aus: bitte nur einen wählen."),
     ],

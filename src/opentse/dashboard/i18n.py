@@ -250,8 +250,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "No register '{name}'. Registers: {names}.",
     ),
     "search_bad_date": (
-        "Ungültiges Datum: {field}: „{value}“ (JJJJ-MM-TT oder TT.MM.JJJJ).",
-        "Invalid date: {field}: '{value}' (YYYY-MM-DD or DD.MM.YYYY).",
+        "Ungültiges Datum: {field}: „{value}“ (JJJJ-MM-TT oder TT.MM.JJJJ, ab 1970).",
+        "Invalid date: {field}: '{value}' (YYYY-MM-DD or DD.MM.YYYY, from 1970 on).",
     ),
     "bad_tss": (
         "Keine TSE „{value}“ in Ihrer Organisation: bitte eine TSE aus der Liste wählen.",
@@ -286,8 +286,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "{field}: '{value}' is no transaction number (a whole number from 0).",
     ),
     "export_bad_date": (
-        "{field}: „{value}“ ist kein Datum (JJJJ-MM-TT oder TT.MM.JJJJ).",
-        "{field}: '{value}' is no date (YYYY-MM-DD or DD.MM.YYYY).",
+        "{field}: „{value}“ ist kein Datum ab 1970 (JJJJ-MM-TT oder TT.MM.JJJJ).",
+        "{field}: '{value}' is no date from 1970 on (YYYY-MM-DD or DD.MM.YYYY).",
     ),
     "export_numbers_or_dates": (
         "Nummern- und Datumsbereich schließen sich aus: bitte nur einen wählen.",
