@@ -1,6 +1,6 @@
 """A revision sent again (server/replay.py): the same request answers what was signed
 and signs nothing; another request for a signed revision is 409
-``E_PENDING_TX_CONFLICT`` and signs nothing either, on the hot route's quick path,
+``E_TX_REVISION_CONFLICT`` and signs nothing either, on the hot route's quick path,
 the full path, both drivers (event loop, handler threads) and after a crash that lost
 the index rows (decided on the logs)."""
 
@@ -65,7 +65,7 @@ class Till:
         r = self.put(tx, rev, body)
         assert r.status_code == 409, (rev, body, r.text)
         problem = r.json()
-        assert problem["code"] == "E_PENDING_TX_CONFLICT" and problem["status_code"] == 409
+        assert problem["code"] == "E_TX_REVISION_CONFLICT" and problem["status_code"] == 409
         assert f"revision {rev} of transaction {tx}" in problem["message"]
         assert f"({differs} differ)" in problem["message"], problem["message"]
         assert self.counter() == before  # nothing signed
@@ -175,3 +175,43 @@ def test_start_and_finish_in_one_call_and_schemaless_ends(app_client: AppClient)
 
 def _finish_with(amount: str) -> dict[str, Any]:
     return {"schema": _with_amount(amount)}
+
+
+def test_a_schema_with_an_empty_process_type_is_the_same_request_again(
+    app_client: AppClient,
+) -> None:
+    """A raw schema with an empty process_type (fiskaly's Start template, kept by a POS
+    for every revision) signs CANCELLED as the aborted receipt and FINISHED as the
+    revision before: its retry, byte for byte, answered 409 '(schema differ)'."""
+    till = Till(app_client)
+    empty = {"raw": {"process_type": "", "process_data": ""}}
+    data = {"raw": {"process_type": "Kassenbeleg-V1", "process_data": "QmVsZWdeMS4wMDpCYXI="}}
+    for state, first in (("CANCELLED", {}), ("FINISHED", {"schema": data})):
+        tx = str(uuid.uuid4())
+        start = {"state": "ACTIVE", "client_id": till.cid, **first}
+        assert till.put(tx, 1, start).status_code == 200
+        end = {"state": state, "client_id": till.cid, "schema": empty}
+        signed = till.put(tx, 2, end)
+        assert signed.status_code == 200, signed.text
+        before = till.counter()
+        again = till.put(tx, 2, end)
+        assert again.status_code == 200, (state, again.text)
+        assert again.json()["signature"] == signed.json()["signature"]
+        assert till.counter() == before
+    # the data it finished with, named: the same; other data: not
+    assert till.put(tx, 2, {"state": "FINISHED", "client_id": till.cid, "schema": data}).is_success
+    other = {"raw": {"process_type": "Kassenbeleg-V1", "process_data": "QmVsZWdeMi4wMDpCYXI="}}
+    till.refused(tx, 2, {"state": "FINISHED", "client_id": till.cid, "schema": other}, "schema")
+
+
+def test_metadata_sent_with_a_retry_of_a_revision_signed_without_any_is_a_change(
+    app_client: AppClient,
+) -> None:
+    """No metadata was logged with the revision: a retry that brings some was answered
+    200 as the same request, although it would not have been stored."""
+    till = Till(app_client)
+    tx = str(uuid.uuid4())
+    start = {"state": "ACTIVE", "client_id": till.cid}
+    assert till.put(tx, 1, start).status_code == 200
+    assert till.put(tx, 1, {**start, "metadata": {"table": None}}).status_code == 200
+    till.refused(tx, 1, {**start, "metadata": {"table": "8"}}, "metadata")

@@ -59,10 +59,11 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "A revision already signed answers what was signed for it when the same request is "
     "sent again (a retry after a lost answer signs nothing again), a lower revision with "
     "`latest_revision` the newest; sent with another request (its `state`, `client_id`, "
-    "`schema` or a `metadata` value differ) it answers 409 `E_PENDING_TX_CONFLICT` "
+    "`schema` or a `metadata` value differ) it answers 409 `E_TX_REVISION_CONFLICT` "
     "(fiskaly's text promises the stored answer for the same request body only and names "
-    "no code for another; this is its 409 for a transaction id already in use): a change "
-    "needs the next revision.",
+    "no code for another; its `E_PENDING_TX_CONFLICT` reads as a transient conflict that "
+    "client libraries retry, and a changed revision never succeeds): a change needs the "
+    "next revision.",
     "A revision may name another registered client than the one that started the "
     "transaction (a table moved to another till): its log and `qr_code_data` name that "
     "client, and the transaction is listed under the client of its latest revision, as "

@@ -6,9 +6,11 @@ text: retrying with the same body gives the same answer, a changed request needs
 change first. A revision already signed is no place for a changed body: answering
 what was signed, as opentse did, told a register that sent other amounts, CANCELLED
 instead of FINISHED or another till that its receipt was signed as sent. fiskaly's
-contract names no code for it; its upsertTransaction 409 for a transaction that
-already exists under that id (``E_PENDING_TX_CONFLICT``) is the one a register
-already handles as "not a retry, do not send again".
+contract names no code for it. Its ``E_PENDING_TX_CONFLICT`` (listed for
+upsertTransaction's 409, never defined) reads as "a pending operation conflicts",
+which client libraries retry as transient; a changed revision is permanent, so it is
+409 ``E_TX_REVISION_CONFLICT``: a 409, which registers already treat as "do not send
+this again", with a code no library retries.
 
 Compared is what the revision's log holds, never the index row, so the answer is the
 same after a crash that lost the row (it is rebuilt from the logs): state and client
@@ -30,13 +32,13 @@ from opentse.server.tx_index import CANCEL_PROCESS_DATA, CANCEL_PROCESS_TYPE, de
 def refuse_changed(
     call: Call, tss_id: str, tx_id: str, revision: int, result: SignResult, extra: dict[str, Any]
 ) -> None:
-    """409 ``E_PENDING_TX_CONFLICT`` when ``call.body`` is not the request that signed
+    """409 ``E_TX_REVISION_CONFLICT`` when ``call.body`` is not the request that signed
     ``revision`` (``result``, ``extra``: its log); nothing when it is."""
     changed = _differences(call, tss_id, tx_id, revision, result, extra)
     if changed:
         raise ApiError(
             409,
-            "E_PENDING_TX_CONFLICT",
+            "E_TX_REVISION_CONFLICT",
             f"revision {revision} of transaction {tx_id} was already signed with another "
             f"request ({', '.join(changed)} differ); a retry must send it unchanged, a "
             "change needs the next revision (latest_revision + 1)",
@@ -55,9 +57,12 @@ def _differences(
     signed = _signed_content(call, tss_id, tx_id, revision, body)
     if signed is not None and signed != (result.process_type, result.process_data):
         changed.append("schema")
+    # no metadata logged: the revision was signed with none (upsert logs it whenever
+    # the transaction has any), so a value sent now is a change
     logged = extra.get("metadata")
+    logged = logged if isinstance(logged, dict) else {}
     sent = body.get("metadata") or {}
-    if isinstance(logged, dict) and any(
+    if any(
         (key in logged) if value is None else logged.get(key) != value
         for key, value in sent.items()
     ):
@@ -72,10 +77,13 @@ def _signed_content(
     where that cannot be told any more (a Finish without schema whose previous
     revision's log was deleted after an export)."""
     schema = body.get("schema")
+    state = body["state"]
     if schema:
         ptype, data, _ = derive_raw(schema)
-        return ptype, data
-    state = body["state"]
+        if ptype or state == "ACTIVE":
+            return ptype, data
+        # a schema with an empty process type: upsert signs CANCELLED and FINISHED
+        # as if none were sent (the aborted receipt; what the revision before signed)
     if state == "ACTIVE":
         return "", b""
     if state == "CANCELLED":
