@@ -9,8 +9,10 @@ logs carry the serial number as TR-03151 clientId; the UUID lives in our index.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from opentse.errors import ConflictError
 from opentse.server.context import (
     API_VERSION,
     Call,
@@ -74,12 +76,24 @@ def create_client(call: Call) -> tuple[int, Any]:
     state = ctx.service.get(tss_id).state
     known = state.clients.get(serial)
     if known is None or not known.registered:
-        ctx.service.register_client(tss_id, serial)
+        # registered since the read above: by this request's own first attempt still
+        # in flight (a POS that timed out and sent it again), or by another client id
+        # with this serial, which the insert below tells apart
+        with contextlib.suppress(ConflictError):
+            ctx.service.register_client(tss_id, serial)
     now = ctx.now()
     row = ClientRow(
         client_id, tss_id, call.principal.organization_id, serial, "REGISTERED", metadata, now, now
     )
-    ctx.svc.add_client(row)
+    try:
+        ctx.svc.add_client(row)
+    except ConflictError:
+        # a concurrent create stored its row first: the same request is answered as
+        # the retry it is (it was 409 E_CLIENT_CONFLICT, which a POS never retries)
+        raced = ctx.svc.get_client(client_id)
+        if raced is None or raced.tss_id != tss_id or raced.serial_number != serial:
+            raise
+        return 200, client_body(raced, tss.env)
     return 200, client_body(row, tss.env)
 
 
