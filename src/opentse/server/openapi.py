@@ -74,7 +74,8 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "409 `E_TX_NO_TYPE_DEFINED`, which opentse answers when no revision signed data "
     "yet); a Finish with empty data would be a receipt without amounts.",
     "A revision whose log was deleted after an export (deleteStoredData; fiskaly keeps "
-    "its data) answers retrieveTransaction and retrieveTransactionLog with 404 "
+    "its data) answers retrieveTransaction with 400 `E_TX_REVISION_NOT_FOUND` (its 404 "
+    "tells a register there is no such transaction) and retrieveTransactionLog with 404 "
     "`E_LOG_NOT_FOUND` (fiskaly's code for a missing log), naming the export it is in; "
     "the transaction lists leave out (and do not count) a transaction whose latest "
     "revision's log was deleted, as they cannot show its `log` and `signature`.",

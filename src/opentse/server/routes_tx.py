@@ -87,7 +87,7 @@ def retrieve_transaction_log(call: Call) -> Response:
     if (revision or 1) > row.latest_revision:
         raise ApiError(400, "E_TX_REVISION_NOT_FOUND", f"revision {revision} not found")
     if log is None:
-        raise missing_log(call.ctx, tss_id, row.number, revision or 1)
+        raise missing_log(call.ctx, tss_id, row.number, revision or 1, log=True)
     return Response(
         log.message,
         media_type="application/octet-stream",

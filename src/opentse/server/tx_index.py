@@ -230,12 +230,18 @@ def stored_log(
     return ctx.service.find_ref(tss_id, tx_ref(tx_id, revision)), dict(log.extra or {})
 
 
-def missing_log(ctx: ServerContext, tss_id: str, number: int, revision: int) -> ApiError:
+def missing_log(
+    ctx: ServerContext, tss_id: str, number: int, revision: int, *, log: bool = False
+) -> ApiError:
     """A revision that was signed (the index knows it) whose log is not in the store:
     deleted after an export (deleteStoredData keeps only what came after the newest
-    complete export). It answered 400 E_TX_REVISION_NOT_FOUND 'revision 2 not found',
-    which sent a POS to look for a later revision that does not exist; fiskaly names
-    a log that is not there E_LOG_NOT_FOUND (404)."""
+    complete export). The message says so and where the log is ('revision 2 not found'
+    sent a POS to look for a revision that does not exist).
+
+    retrieveTransaction keeps fiskaly's 400 ``E_TX_REVISION_NOT_FOUND``: its 404 means
+    "no such transaction" to a register (ours forgets a Start it noted as never
+    signed, leaving the transaction open at the TSE). retrieveTransactionLog (``log``)
+    answers fiskaly's code for a missing log, 404 ``E_LOG_NOT_FOUND``."""
     deleted = ctx.service.get(tss_id).state.deleted_up_to
     why = (
         f"was deleted after an export (deleteStoredData: signature counters up to "
@@ -243,9 +249,10 @@ def missing_log(ctx: ServerContext, tss_id: str, number: int, revision: int) -> 
         if deleted
         else "is not in the store"
     )
-    return ApiError(
-        404, "E_LOG_NOT_FOUND", f"the log of revision {revision} of transaction {number} {why}"
-    )
+    message = f"the log of revision {revision} of transaction {number} {why}"
+    if log:
+        return ApiError(404, "E_LOG_NOT_FOUND", message)
+    return ApiError(400, "E_TX_REVISION_NOT_FOUND", message)
 
 
 def stored_revision(
