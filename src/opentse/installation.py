@@ -98,6 +98,20 @@ def open_store(data_dir: Path, database_url: str | None) -> TSEStore:
     )
 
 
+def refuse_option_like(data_dir: Path) -> None:
+    """E_DATA_DIR for a new data folder named like an option: ``--data --help`` (the
+    folder forgotten) gives "--help" as the folder, and a new installation was made in
+    ./--help instead of the help shown. A folder that exists is used, and one really to
+    be named so is given by its full path. Commands that make the path absolute call
+    this first."""
+    if str(data_dir).startswith("-") and not data_dir.exists():
+        raise StorageError(
+            f"{data_dir} looks like an option, not a data folder: give the folder after "
+            f"--data (a new folder really named so: its full path, {data_dir.absolute()})",
+            code="E_DATA_DIR",
+        )
+
+
 class Installation:
     """``Installation.open(data_dir)`` gives ``.store``, ``.service``, ``.secret``,
     ``.ca``, ``.keyring``, ``.data_dir``; close it (or use ``with``)."""
@@ -131,14 +145,7 @@ class Installation:
         auto_time: bool = True,
     ) -> Installation:
         data_dir = Path(data_dir).expanduser()
-        if str(data_dir).startswith("-") and not data_dir.exists():
-            # ``--data --help`` gives the option "--help" as the folder: a new
-            # installation would be made in ./--help instead of the help shown
-            raise StorageError(
-                f"{data_dir} looks like an option, not a data folder: give the folder "
-                f"after --data (a folder really named so: ./{data_dir})",
-                code="E_DATA_DIR",
-            )
+        refuse_option_like(data_dir)
         try:
             if data_dir.exists() and not data_dir.is_dir():
                 raise NotADirectoryError(0, "it is a file, not a folder")

@@ -47,7 +47,9 @@ def test_every_command_says_so_in_one_line(tmp_path: Path) -> None:
     assert a_file.read_text() == "keep me\n"
 
 
-@pytest.mark.parametrize("args", [["tse", "list"], ["apikey", "create", "--json"]])
+@pytest.mark.parametrize(
+    "args", [["tse", "list"], ["apikey", "create", "--json"], ["serve", "--port", "18998"]]
+)
 def test_an_option_after_data_is_not_taken_as_the_folder(tmp_path: Path, args: list[str]) -> None:
     """``--data --help`` (the folder forgotten) made a new installation in ./--help."""
     run = subprocess.run(
@@ -63,6 +65,7 @@ def test_an_option_after_data_is_not_taken_as_the_folder(tmp_path: Path, args: l
 
 
 def test_a_folder_really_named_like_an_option_can_be_used(tmp_path: Path) -> None:
+    """An existing one by its name; a new one by the full path the refusal names."""
     (tmp_path / "-shop").mkdir()
     run = subprocess.run(
         [OPENTSE, "tse", "list", "--data", "-shop", "--json"],
@@ -73,3 +76,19 @@ def test_a_folder_really_named_like_an_option_can_be_used(tmp_path: Path) -> Non
     )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "-shop" / "opentse.db").exists()
+    refused = subprocess.run(
+        [OPENTSE, "tse", "list", "--data", "-new"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 1 and str(tmp_path / "-new") in refused.stderr
+    made = subprocess.run(
+        [OPENTSE, "tse", "list", "--data", str(tmp_path / "-new"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "-new" / "opentse.db").exists()

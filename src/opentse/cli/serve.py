@@ -109,13 +109,15 @@ def serve_command(
     """Run the /api/v2 service (fiskaly SIGN DE v2 compatible). Not BSI-certified."""
     import uvicorn
 
-    from opentse.installation import Installation
+    from opentse.installation import Installation, refuse_option_like
     from opentse.server import lan as lanmod
     from opentse.server.app import create_app
     from opentse.server.context import ServerConfig
 
     if env not in ("TEST", "LIVE"):  # fiskaly's Environment enum: every answer's _env
         raise typer.BadParameter("env must be TEST or LIVE", param_hint="'--env'")
+    with cli_errors():
+        refuse_option_like(data.expanduser())
     data = data.expanduser().absolute()  # what the server records does not hang on the cwd
     host = host or ("0.0.0.0" if lan else "127.0.0.1")
     port = port if port is not None else (lanmod.LAN_PORT if lan else 8000)
