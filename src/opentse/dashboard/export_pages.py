@@ -50,7 +50,7 @@ class ExportPages:
         self.export_logs = export_logs or ExportLogs()
 
     async def exports(self, page: Page) -> Response:
-        error = ""
+        error = original = ""
         status = 200
         refused: ApiError | None = None
         wanted = page.request.query_params.get("tss", "")
@@ -99,10 +99,10 @@ class ExportPages:
             # an edited address (?tss=zzz) showed the first TSE's form as if asked for
             error, status = page.t("bad_tss_param", value=wanted), 400
         if refused is not None:
-            error = _refusal(page, refused, chosen)
+            error, original = _refusal(page, refused, chosen)
         return page.render(
             "exports.html", status, rows=rows, tses=tses, chosen=chosen, clients=clients,
-            serials=serials, error=error, others=others,
+            serials=serials, error=error, original=original, others=others,
         )  # fmt: skip
 
     def _trigger(self, page: Page, form: FormData) -> str:
@@ -262,17 +262,18 @@ class ExportPages:
         )
 
 
-def _refusal(page: Page, exc: ApiError, chosen: views.TseRow | None) -> str:
+def _refusal(page: Page, exc: ApiError, chosen: views.TseRow | None) -> tuple[str, str]:
     """The API's refusal of the export form in the page's language: German for the
     codes a shop owner meets (a TSE not initialized yet, ten exports queued, a node
     older than its database), the code kept; English pages and other codes keep the
-    API's text, as its integrators know it."""
+    API's text, as its integrators know it. With it, the API's own words to keep
+    beside a German text ("" when the page shows them anyway)."""
     if exc.code == "E_SCHEMA_NEWER":
         return schema_newer_message(page, exc.message)
     key = f"export_refused_{exc.code}"
     if page.lang != "de":
-        return exc.message
+        return exc.message, ""
     if key not in i18n.TEXTS:
-        return page.t("export_refused", code=exc.code, message=exc.message)
+        return page.t("export_refused", code=exc.code, message=exc.message), ""
     state = page.state(chosen.state) if chosen is not None else "?"
-    return page.t(key, state=state, code=exc.code)
+    return page.t(key, state=state, code=exc.code), ""

@@ -397,6 +397,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "sev_info": ("Hinweis", "info"),
     "code": ("Code", "Code"),
     "message": ("Meldung", "Message"),
+    "server_original": ("Meldung des Servers (englisch)", "The server's own message"),
     "finding_original": ("Meldung des Prüfprogramms (englisch)", "The verifier's own message"),
     "key_own_tse": (
         "Der Schlüssel im QR-Code ist der der TSE {serial} Ihrer Organisation.",

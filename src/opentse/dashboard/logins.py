@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from opentse.dashboard import i18n
 from opentse.dashboard.forms import read_form
 from opentse.dashboard.pages import BASE, Page, PageError, form_text, schema_newer_message
 from opentse.dashboard.session import COOKIE, Session, SessionCodec
@@ -91,11 +92,11 @@ class Logins:
         ended_here_only = page.session.logged_in and stale is not None
         page.set_session = self.codec.anonymous()
         if ended_here_only:
-            if page.lang == "de":
-                message = f"{schema_newer_message(page, stale)} {page.t('schema_newer_logout')}"
-            else:  # the API's text, as before
-                message = f"E_SCHEMA_NEWER: {stale}. {page.t('schema_newer_logout')}"
-            raise PageError(503, message)
+            text, _ = schema_newer_message(page, stale)
+            english = f"E_SCHEMA_NEWER: {stale}. {i18n.TEXTS['schema_newer_logout'][1]}"
+            if page.lang == "de":  # the English kept beside it, as shown before
+                raise PageError(503, f"{text} {page.t('schema_newer_logout')}", english)
+            raise PageError(503, english)
         return RedirectResponse(f"{BASE}/login", status_code=303)
 
 

@@ -45,10 +45,14 @@ class NotFound(Exception):
 
 
 class PageError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """``original``: the server's own English words, kept beside a German message
+    (operators and their logs know them)."""
+
+    def __init__(self, status: int, message: str, original: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.original = original
 
 
 class Page:
@@ -101,14 +105,16 @@ class Page:
         return Principal(self.org, self.env, self.session.api_key)
 
 
-def schema_newer_message(page: Page, stale: str) -> str:
-    """Why a node older than its database refuses a write (``ctx.stale_schema``):
-    German on German pages, with the unknown migrations' numbers taken from the
-    API's message; English pages keep the API's text, which integrators grep for."""
+def schema_newer_message(page: Page, stale: str) -> tuple[str, str]:
+    """Why a node older than its database refuses a write (``ctx.stale_schema``), and
+    the API's own words to keep beside it: on German pages a German text, with the
+    unknown migrations' numbers taken from the API's message, and that message kept
+    (operators grep their logs for it); English pages show the API's text alone."""
+    api = f"E_SCHEMA_NEWER: {stale}"
     if page.lang != "de":
-        return f"E_SCHEMA_NEWER: {stale}"
+        return api, ""
     numbers = ", ".join(re.findall(r"\b\d{4}\b", stale)) or "?"
-    return page.t("schema_newer", migrations=numbers, code="E_SCHEMA_NEWER")
+    return page.t("schema_newer", migrations=numbers, code="E_SCHEMA_NEWER"), api
 
 
 def form_text(form: FormData, name: str) -> str:

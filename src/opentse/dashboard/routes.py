@@ -119,14 +119,16 @@ class Dashboard:
                     # a session that ran out on a receipt)
                     response: Response = RedirectResponse(login_url(request), status_code=303)
                 elif writes and request.method == "POST" and self.ctx.stale_schema is not None:
-                    raise PageError(503, schema_newer_message(page, self.ctx.stale_schema))
+                    raise PageError(503, *schema_newer_message(page, self.ctx.stale_schema))
                 else:
                     response = await handler(page)
             except NotFound:
-                response = page.render("error.html", 404, status=404, message=page.t("not_found"))
+                response = page.render(
+                    "error.html", 404, status=404, message=page.t("not_found"), original=""
+                )
             except PageError as exc:
                 response = page.render("error.html", exc.status, status=exc.status,
-                                       message=exc.message)  # fmt: skip
+                                       message=exc.message, original=exc.original)  # fmt: skip
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             if page.set_session is not None:
