@@ -124,10 +124,18 @@ def rotate_api_keys(
 
 
 def build_url(host: str, port: int, path: str = "/api/v2", tls: bool = False) -> str:
-    if not host or any(ch in host for ch in "/ ?#@"):
+    """The service URL the tills are given. Refused, not cleaned: white space or a
+    control character (a line end would add lines to the connection file, and a
+    trailing space made a rerun's URL differ from the one it wrote)."""
+    if not host or any(ch in host for ch in "/ ?#@") or not host.isprintable():
         raise ProtocolError(f"not a host name or address: {host!r}", code="E_MOVE_HOST")
     if not (0 < port < 65536):
         raise ProtocolError(f"port out of range: {port}", code="E_MOVE_PORT")
+    if not path.isprintable() or any(ch.isspace() for ch in path) or any(c in path for c in "?#"):
+        raise ProtocolError(
+            f"not a URL path: {path!r} (no white space, control characters, '?' or '#')",
+            code="E_MOVE_PATH",
+        )
     shown = f"[{host}]" if ":" in host else host
     path = "/" + path.strip("/") if path.strip("/") else ""
     return f"{'https' if tls else 'http'}://{shown}:{port}{path}"

@@ -464,10 +464,16 @@ def add_register(
     from opentse.engine import rules
 
     rules.check_client_id(register_id)
-    get_location(ctx, location_id)
+    target = get_location(ctx, location_id)
     found = find_register(ctx, register_id)
     if found is not None:
         at = get_location(ctx, found.location_id)
+        if at.org_id != target.org_id:  # move-register refuses that (another org's till)
+            raise ConflictError(
+                f"register {register_id!r} exists at a location of another organization; "
+                "a register id is one till: give this till another id",
+                code="E_SITE_REGISTER_EXISTS",
+            )
         moved = (
             ""
             if found.location_id == location_id
