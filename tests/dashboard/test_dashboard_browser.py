@@ -501,7 +501,7 @@ def test_a_german_shop_owner_checks_a_tampered_receipt(
     page.locator("main form").get_by_role("button", name="Prüfen").click()
     expect(page.get_by_role("status")).to_have_text("Beleg ungültig.")
     row = page.locator("table.findings tr", has_text="E_RECEIPT_FIELD")
-    expect(row).to_contain_text("Ein Feld des QR-Codes ist falsch")
+    expect(row).to_contain_text("Das Feld signatureCounter des QR-Codes ist falsch")
     original = row.locator("details.original p")
     expect(original).to_be_hidden()
     row.get_by_text("Meldung des Prüfprogramms (englisch)").click()

@@ -67,7 +67,11 @@ def test_receipt_findings_are_german_with_their_code_and_name_no_cli_option(
         signature = next(c for c in cells if "E_RECEIPT_SIGNATURE" in c)
         assert "Die Signatur passt nicht" in signature and "Prüfen" in signature
         field = next(c for c in cells if "E_RECEIPT_FIELD" in c)
-        assert "Ein Feld des QR-Codes ist falsch" in field
+        right = int(fields[5]) - 1  # which field, which value: in German, at first sight
+        assert (
+            f"Das Feld signatureCounter des QR-Codes ist falsch: mit signatureCounter = {right}"
+            in field
+        )
         # the verifier's own words, for an auditor who quotes them: which field, which value
         assert f"signatureCounter = {int(fields[5]) - 1}" in field
         assert "Meldung des Prüfprogramms (englisch)" in field

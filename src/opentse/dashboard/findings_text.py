@@ -11,6 +11,7 @@ know (a newer verifier's) is shown as the verifier wrote it, marked as English.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -224,8 +225,22 @@ class FindingText:
     original: str
 
 
+#: E_RECEIPT_FIELD as the verifier words the field that makes the signature verify
+#: (receipt._diagnose): the field and its value are what the reader looks for
+_FIELD_WRONG = re.compile(r"(\w+) is wrong: the signature verifies with \1 = (\S+)")
+_FIELD_TEXTS = (
+    "Das Feld {name} des QR-Codes ist falsch: mit {name} = {value} passt die Signatur.",
+    "The QR code's field {name} is wrong: the signature verifies with {name} = {value}.",
+)
+
+
 def finding_text(finding: Mapping[str, str], lang: str) -> FindingText:
     code, message = str(finding.get("code", "")), str(finding.get("message", ""))
+    field = _FIELD_WRONG.fullmatch(message) if code == "E_RECEIPT_FIELD" else None
+    if field is not None:
+        text = _FIELD_TEXTS[0 if lang == "de" else 1]
+        shown = text.format(name=field.group(1), value=field.group(2))
+        return FindingText(shown, "de" if lang == "de" else "en", message)
     texts = TEXTS.get(code)
     if texts is None:
         return FindingText(message, "en", "")
