@@ -5,7 +5,10 @@ and what to do in the dashboard's terms, never a command-line option such as
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
+import uuid
 from html import unescape
 from pathlib import Path
 
@@ -118,3 +121,45 @@ def test_a_receipt_of_another_shops_tse_is_not_linked_to_a_transaction_here(
         assert "Beleg gültig" in page
         assert "gehört zu keiner TSE Ihrer Organisation" in page
         assert "/tx/1" not in page and 'id="open-tx"' not in page
+
+
+def test_an_uploaded_export_with_a_gap_names_counters_and_transactions_in_german(
+    tmp_path: Path,
+) -> None:
+    """An export the API made, one log taken out (counter 8) and one altered: the
+    German findings name the missing counter, the transaction without its Start log
+    and the open one, as the verifier's English does (which stays beside them)."""
+    with served_shop(tmp_path) as (web, key):
+        h = api_login(web, key)
+        tss, cid = setup_tss(web, h)
+        for amount in ("1.00", "2.00", "3.00"):
+            sell(web, h, tss, cid, amount)
+        started = web.put(f"/api/v2/tss/{tss}/tx/{uuid.uuid4()}", params={"tx_revision": 1},
+                          json={"state": "ACTIVE", "client_id": cid}, headers=h)  # fmt: skip
+        assert started.status_code == 200, started.text
+        export = str(uuid.uuid4())
+        assert web.put(f"/api/v2/tss/{tss}/export/{export}", headers=h).status_code == 200
+        url = f"/api/v2/tss/{tss}/export/{export}"
+        while (state := web.get(url, headers=h).json()["state"]) in ("PENDING", "WORKING"):
+            pass  # until the export job has answered
+        assert state == "COMPLETED"
+        file = io.BytesIO(web.get(url + "/file", headers=h).content)
+        edited = io.BytesIO()
+        with (
+            tarfile.open(fileobj=file) as made,
+            tarfile.open(fileobj=edited, mode="w", format=tarfile.USTAR_FORMAT) as out,
+        ):
+            for member in made.getmembers():
+                if "_Sig-8_" not in member.name:
+                    out.addfile(member, made.extractfile(member))
+        assert dashboard_login(web, key).status_code == 303
+        page = web.get("/dashboard/verify", params={"lang": "de"})
+        upload = {"file": ("export.tar", edited.getvalue(), "application/x-tar")}
+        r = web.post("/dashboard/verify", data={"csrf": csrf_of(page.text)}, files=upload)
+        assert r.status_code == 200 and "Export fehlerhaft." in r.text
+        cells = _cells(r.text)
+        gap = next(c for c in cells if "E_COUNTER_GAP" in c)
+        assert "Signaturzähler 8 fehlen (1 Log-Nachricht(en))" in gap
+        assert "signature counter(s) 8 missing" in gap  # the verifier's words, folded
+        assert any("Zu Transaktion 2 fehlt der Start-Log" in c for c in cells)
+        assert any("Transaktion 4 ist am Ende des Exports noch offen" in c for c in cells)

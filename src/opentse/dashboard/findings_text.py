@@ -225,22 +225,56 @@ class FindingText:
     original: str
 
 
-#: E_RECEIPT_FIELD as the verifier words the field that makes the signature verify
-#: (receipt._diagnose): the field and its value are what the reader looks for
-_FIELD_WRONG = re.compile(r"(\w+) is wrong: the signature verifies with \1 = (\S+)")
-_FIELD_TEXTS = (
-    "Das Feld {name} des QR-Codes ist falsch: mit {name} = {value} passt die Signatur.",
-    "The QR code's field {name} is wrong: the signature verifies with {name} = {value}.",
-)
+#: The facts a reader looks for first, read from the verifier's words (its own
+#: modules word them; a wording this does not match falls back to ``TEXTS``):
+#: code -> (pattern, German, English or None: the verifier's own message)
+DETAILS: dict[str, tuple[re.Pattern[str], str, str | None]] = {
+    "E_RECEIPT_FIELD": (
+        re.compile(
+            r"^(?P<name>\w+) is wrong: the signature verifies with (?P=name) = (?P<value>\S+)"
+        ),
+        "Das Feld {name} des QR-Codes ist falsch: mit {name} = {value} passt die Signatur.",
+        "The QR code's field {name} is wrong: the signature verifies with {name} = {value}.",
+    ),
+    "E_COUNTER_GAP": (
+        re.compile(r"signature counter\(s\) (?P<span>\S+) missing \((?P<n>\d+) log"),
+        "Signaturzähler {span} fehlen ({n} Log-Nachricht(en)): die TSE signiert jeden Log"
+        " mit dem nächsten Zähler, diese Logs sind also nicht im Export. Sie wurden aus ihm"
+        " entfernt, oder es ist der Export einer Kasse oder eines Zeitraums: einen Export"
+        " der ganzen TSE (ohne Filter) prüfen.",
+        None,
+    ),
+    "E_TX_NO_START": (
+        re.compile(r"^transaction (?P<tx>\d+) "),
+        "Zu Transaktion {tx} fehlt der Start-Log im Export.",
+        None,
+    ),
+    "W_TX_NO_START": (
+        re.compile(r"^transaction (?P<tx>\d+) "),
+        "Zu Transaktion {tx} fehlt der Start-Log im Export (er liegt vermutlich vor dem"
+        " Beginn des Exports).",
+        None,
+    ),
+    "W_TX_OPEN": (
+        re.compile(r"^transaction (?P<tx>\d+) "),
+        "Transaktion {tx} ist am Ende des Exports noch offen: kein Abschluss-Log, also trägt"
+        " kein Beleg von ihr eine TSE-Signatur.",
+        None,
+    ),
+}
 
 
 def finding_text(finding: Mapping[str, str], lang: str) -> FindingText:
     code, message = str(finding.get("code", "")), str(finding.get("message", ""))
-    field = _FIELD_WRONG.fullmatch(message) if code == "E_RECEIPT_FIELD" else None
-    if field is not None:
-        text = _FIELD_TEXTS[0 if lang == "de" else 1]
-        shown = text.format(name=field.group(1), value=field.group(2))
-        return FindingText(shown, "de" if lang == "de" else "en", message)
+    detail = DETAILS.get(code)
+    found = detail[0].search(message) if detail is not None else None
+    if detail is not None and found is not None:
+        _, german, english = detail
+        if lang == "de":
+            return FindingText(german.format(**found.groupdict()), "de", message)
+        if english is not None:
+            return FindingText(english.format(**found.groupdict()), "en", message)
+        return FindingText(message, "en", "")
     texts = TEXTS.get(code)
     if texts is None:
         return FindingText(message, "en", "")
