@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 
 from opentse.crypto.tlspin import PinMismatch, pinned_context
 from opentse.errors import OpenTSEError, ProtocolError
+from opentse.formats import processdata as pd
 from opentse.register.backends import (
     OpenTransaction,
     RegisterNotAccepted,
@@ -391,16 +392,17 @@ class RemoteBackend:
             "state": "FINISHED",
             "schema": {"raw": {"process_type": process_type, "process_data": data}},
         }
+        abort = (process_type, process_data) == (pd.PROCESS_TYPE_KASSENBELEG, pd.ABORTED_RECEIPT)
         if ref.endswith(":finish"):
             tx = tx_id_for(ref)
             try:
-                return signed_from_body(self._own(self._upsert(tx, 2, request)))
+                return signed_from_body(self._own(self._finish_as(tx, 2, request, abort)))
             except RemoteError as exc:
                 if exc.http_status != 409:
                     raise
                 # revision 2 was signed with another request: recovery's abort after
                 # the sale's own Finish was signed (a service that refuses a changed
-                # revision, E_PENDING_TX_CONFLICT, rather than answering what was
+                # revision, E_TX_REVISION_CONFLICT, rather than answering what was
                 # signed), or another till's revision
                 return signed_from_body(self._own(self._signed_finish(tx, exc)))
         # a transaction found open on reconnect: finish the revision after its latest
@@ -408,7 +410,22 @@ class RemoteBackend:
         if current.get("state") != "ACTIVE":
             return signed_from_body(current)
         revision = int(current["latest_revision"]) + 1
-        return signed_from_body(self._upsert(str(current["_id"]), revision, request))
+        return signed_from_body(self._finish_as(str(current["_id"]), revision, request, abort))
+
+    def _finish_as(
+        self, tx: str, revision: int, request: dict[str, Any], abort: bool
+    ) -> dict[str, Any]:
+        """The Finish, or for recovery's abort of a transaction started with another
+        process type (an order, Bestellung-V1) the CANCELLED revision: fiskaly refuses
+        a Finish that changes the type (409 E_TX_ILLEGAL_TYPE_CHANGE), so the abort was
+        refused at every reconnect and the order stayed open. A CANCELLED revision
+        without schema is signed as the same aborted receipt (fiskaly's cancellation)."""
+        try:
+            return self._upsert(tx, revision, request)
+        except RemoteError as exc:
+            if not (abort and exc.http_status == 409 and exc.code == "E_TX_ILLEGAL_TYPE_CHANGE"):
+                raise
+        return self._upsert(tx, revision, {"state": "CANCELLED"})
 
     def _signed_finish(self, tx: str, refused: RemoteError) -> dict[str, Any]:
         """The transaction's latest revision when it is a Finish (``refused`` raised
