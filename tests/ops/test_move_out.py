@@ -8,6 +8,7 @@ there by habit) from signing as the moved TSEs, with counters diverging from the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,14 @@ def test_move_out_retires_the_old_folder_and_the_copy_signs_on(tmp_path: Path) -
     for args in (("tse", "list"), ("tse", "create", "t2"), ("tse", "status"), ("migrate",)):
         code, out = _run(old, *args)
         assert code == 1 and "E_DATA_MOVED" in out and str(marker) in out, (args, out)
+    # also with the database named by URL (it skipped the check then)
+    url = f"sqlite:///{old.absolute() / 'opentse.db'}"
+    named = subprocess.run(
+        [OPENTSE, "migrate", "--data", str(old)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "OPENTSE_DATABASE_URL": url},
+    )  # fmt: skip
+    assert named.returncode == 1 and "E_DATA_MOVED" in named.stderr, named.stdout + named.stderr
     served = subprocess.run(
         [OPENTSE, "serve", "--data", str(old), "--port", "1"],
         capture_output=True, text=True, timeout=60,
