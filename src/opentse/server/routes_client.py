@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from opentse.errors import ConflictError
+from opentse.errors import ConflictError, OpenTSEError
 from opentse.server.context import (
     API_VERSION,
     Call,
@@ -66,7 +66,10 @@ def create_client(call: Call) -> tuple[int, Any]:
             # createTss does), so a create never confirms that somebody holds the id
             raise ApiError(404, "E_CLIENT_NOT_FOUND", f"client {client_id} not found")
         raise ApiError(409, "E_CLIENT_CONFLICT", f"client {client_id} already exists")
-    if ctx.svc.client_by_serial(tss_id, serial) is not None:
+    by_serial = ctx.svc.client_by_serial(tss_id, serial)
+    if by_serial is not None:
+        if by_serial.client_id == client_id:  # stored since the read above: a retry
+            return 200, client_body(by_serial, tss.env)
         raise ApiError(
             409, "E_CLIENT_CONFLICT", "a client with this serial_number exists on this TSS"
         )
@@ -111,10 +114,18 @@ def update_client(call: Call) -> tuple[int, Any]:
     # deregistered in the TSE while the API still said REGISTERED
     metadata = merge_metadata(row.metadata, call.body.get("metadata"))
     if target != row.state:
-        if target == "DEREGISTERED":
-            ctx.service.deregister_client(tss_id, row.serial_number)
-        else:
-            ctx.service.register_client(tss_id, row.serial_number)
+        try:
+            if target == "DEREGISTERED":
+                ctx.service.deregister_client(tss_id, row.serial_number)
+            else:
+                ctx.service.register_client(tss_id, row.serial_number)
+        except OpenTSEError:
+            # a concurrent request made the same change (this one's first attempt,
+            # still in flight when the POS retried): the TSE has the client as asked,
+            # so this is answered as that retry, not 400 E_CLIENT_DEREGISTERED / 409
+            known = ctx.service.get(tss_id).state.clients.get(row.serial_number)
+            if known is None or known.registered != (target == "REGISTERED"):
+                raise
     ctx.svc.update_client(row.client_id, target, metadata, ctx.now())
     updated = ctx.svc.get_client(row.client_id)
     assert updated is not None

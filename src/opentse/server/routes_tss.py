@@ -207,12 +207,19 @@ def update_tss(call: Call) -> tuple[int, Any]:
     # checked first, written last: a refused state change (illegal, no admin login)
     # must not leave its metadata behind, nor refused metadata a signed state change
     metadata = merge_metadata(row.metadata, body["metadata"]) if "metadata" in body else None
-    if target is current:
-        pass  # metadata-only update with the same state (fiskaly v2.1.22)
-    elif target is Lifecycle.INITIALIZED and current is Lifecycle.UNINITIALIZED:
-        ctx.service.initialize(tss_id, body.get("description"))
-    else:
-        ctx.service.set_state(tss_id, target)
+    try:
+        if target is current:
+            pass  # metadata-only update with the same state (fiskaly v2.1.22)
+        elif target is Lifecycle.INITIALIZED and current is Lifecycle.UNINITIALIZED:
+            ctx.service.initialize(tss_id, body.get("description"))
+        else:
+            ctx.service.set_state(tss_id, target)
+    except OpenTSEError:
+        # a concurrent request made this change (this one's first attempt, still in
+        # flight when the POS retried): answered as the same-state update it now is,
+        # not 400 E_ILLEGAL_TSS_STATE_CHANGE 'cannot initialize ... INITIALIZED'
+        if _info(call, tss_id).state.lifecycle is not target:
+            raise
     if metadata is not None:
         ctx.svc.set_tss_metadata(tss_id, metadata)
     if target is not Lifecycle.CREATED and row.puk_sealed is not None:
