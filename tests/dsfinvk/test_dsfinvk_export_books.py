@@ -77,3 +77,28 @@ def test_register_without_data_names_the_url_tills_file(
     assert code == 1, text
     text = " ".join(text.split())
     assert "E_DSFINVK_NO_BOOKS" in text and "client UUID" in text and "--journal" in text
+
+
+@pytest.mark.parametrize("kind", ["other sqlite", "installation", "text"])
+def test_a_file_that_holds_no_books_is_refused_and_left_as_it_was(
+    tmp_path: Path, kind: str
+) -> None:
+    """--journal took any SQLite file as books: it added the books' tables to it (the
+    installation's opentse.db included) and then said 'nothing was closed yet'."""
+    import sqlite3
+
+    path = tmp_path / "some.db"
+    if kind == "text":
+        path.write_text("no database\n")
+    elif kind == "installation":
+        Installation.open(tmp_path / "data").close()
+        path = tmp_path / "data" / "opentse.db"
+    else:
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE notes (text TEXT)")
+        db.close()
+    before = path.read_bytes()
+    code, out = run("dsfinvk", "export", "--journal", str(path), str(tmp_path / "out.zip"))
+    assert code == 1 and "E_DSFINVK_NO_BOOKS" in out and "holds no register's books" in out, out
+    assert path.read_bytes() == before
+    assert not (tmp_path / "out.zip").exists()

@@ -9,6 +9,7 @@ days are exported: a day in the range with receipts that were never closed is re
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,30 @@ def _books_path(register_id: str | None, data: Path | None, journal: Path | None
             else ""
         )
         raise ProtocolError(f"no books of {whose} at {path}{hint}", code="E_DSFINVK_NO_BOOKS")
+    if not _holds_books(path):  # opening it as books would add their tables to it
+        raise ProtocolError(
+            f"{path} holds no register's books (it is no till file: the till keeps them in"
+            " <data>/pos/<serial>.db, or ~/.opentse/pos/<client UUID>.db on --url)",
+            code="E_DSFINVK_NO_BOOKS",
+        )
     return path
+
+
+def _holds_books(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file with the books' receipts table, read without
+    writing anything to it (an export must not change the file it is given)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'books_receipts'"
+            ).fetchone()
+    except sqlite3.DatabaseError:  # not an SQLite file at all
+        return False
+    return found is not None
 
 
 def _check_register(books: Any, register_id: str | None, path: Path) -> None:
