@@ -96,3 +96,47 @@ def test_retries_racing_their_first_request_are_answered_as_retries(served: AppC
     assert sorted(answers) == sorted((200, ex) for ex in ids for _ in range(8)), answers
     listed = served.get(f"/api/v2/tss/{tss}/export", headers=h).json()
     assert sorted(e["_id"] for e in listed["data"]) == sorted(ids)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def idle(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppClient]:
+    """A served app without export workers: its exports stay PENDING."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    clock = FrozenClock(1_700_000_000)
+    with serve_app(tmp_path / "data", clock, url, export_workers=0) as client:
+        yield client
+
+
+def test_cancels_at_once_name_the_state_that_refused_them(idle: AppClient) -> None:
+    """cancelExport sent again while the first cancel is in flight: one cancels, the
+    others are 400 E_CANCEL_EXPORT naming the state the export is in. They said
+    'export is PENDING; only PENDING or WORKING can be cancelled' (the state read
+    before the other request cancelled it), which contradicts itself."""
+    served = idle
+    h = login(served, new_key(served))
+    tss, _ = setup_tss(served, h)
+    origin = str(served.base_url)
+    answers: dict[str, list[tuple[int, str]]] = {}
+    lock = threading.Lock()
+    for _ in range(3):
+        ex = str(uuid.uuid4())
+        assert served.put(f"/api/v2/tss/{tss}/export/{ex}", headers=h).status_code == 200
+        start = threading.Barrier(6)
+
+        def cancel(ex: str = ex, start: threading.Barrier = start) -> None:
+            with httpx.Client(base_url=origin, timeout=30) as c:
+                start.wait()
+                r = c.delete(f"/api/v2/tss/{tss}/export/{ex}", headers=h)
+            with lock:
+                answers.setdefault(ex, []).append((r.status_code, r.json().get("message", "")))
+
+        threads = [threading.Thread(target=cancel) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = served.get(f"/api/v2/tss/{tss}/export/{ex}", headers=h).json()["state"]
+        refused = [message for status, message in answers[ex] if status == 400]
+        assert final == "CANCELLED" and len(refused) == 5, answers  # one cancelled it
+        for message in refused:
+            assert message == f"export is {final}; only PENDING or WORKING can be cancelled"

@@ -226,10 +226,14 @@ def cancel_export(call: Call) -> tuple[int, Any]:
     if not call.ctx.svc.update_export(
         row.export_id, only_from=("PENDING", "WORKING"), state="CANCELLED"
     ):
+        # the state that refused it, read again: the one read above was PENDING or
+        # WORKING when a concurrent cancel (or the end of the export) came between,
+        # and 'export is WORKING; only PENDING or WORKING can be cancelled' says nothing
+        now = call.ctx.svc.get_export(row.export_id)
         raise ApiError(
             400,
             "E_CANCEL_EXPORT",
-            f"export is {row.state}; only PENDING or WORKING can be cancelled",
+            f"export is {(now or row).state}; only PENDING or WORKING can be cancelled",
         )
     call.ctx.exports.cancel(row.export_id)
     # over: no attempt can record a file any more, so the part files of the nodes
