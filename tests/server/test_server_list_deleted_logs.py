@@ -88,5 +88,7 @@ def test_lists_leave_out_what_they_cannot_show(served: AppClient) -> None:
     r = c.get(f"/api/v2/tss/{tss}/tx", params={"states[]": "FINISHED"}, headers=h)
     assert r.json()["count"] == len(r.json()["data"]) == 3
     # a transaction left out is still found by number, and says where its log went
+    # (retrieveTransaction's code for it since 642b8e0)
     r = c.get(f"/api/v2/tss/{tss}/tx/2", headers=h)
-    assert (r.status_code, r.json()["code"]) == (404, "E_LOG_NOT_FOUND"), r.text
+    assert (r.status_code, r.json()["code"]) == (400, "E_TX_REVISION_NOT_FOUND"), r.text
+    assert "deleted after an export" in r.json()["message"]
