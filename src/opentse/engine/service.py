@@ -91,6 +91,7 @@ class TSEService:
         self._contexts: dict[str, TSEContext] = {}
         self._time_set: set[str] = set()
         self._lock = threading.Lock()
+        self._attempt_locks: dict[tuple[str, str, str], threading.Lock] = {}
         # checked once: a runtime Protocol check costs ~10 us, more than a request's
         # own bookkeeping
         self._async_store = store if isinstance(store, AsyncLockedStore) else None
@@ -337,27 +338,46 @@ class TSEService:
 
     # -- users ------------------------------------------------------------------
 
+    def _one_attempt_at_a_time(self, tse_id: str, user_id: str, kind: str) -> threading.Lock:
+        """The lock an attempt with one user's PIN (or PUK) holds from counting down to
+        its result. Each attempt counts down before it is checked (a crash counts as a
+        failure); six correct PINs at once counted the counter to zero between them and
+        the sixth was refused as blocked. In turn, each counts down and is restored.
+        Per process: nodes of one database can still overlap (then as before)."""
+        key = (tse_id, user_id, kind)
+        with self._lock:
+            lock = self._attempt_locks.get(key)
+            if lock is None:
+                lock = self._attempt_locks[key] = threading.Lock()
+            return lock
+
     def set_admin_pin(
         self, tse_id: str, admin_puk: str, new_admin_pin: str, *, user_id: str = users.ADMIN
     ) -> AuthResult:
         """unblockUser (fiskaly PATCH /admin): set, change or unblock a PIN with the PUK."""
         rules.check_new_secret(new_admin_pin, kind="pin", minimum=rules.MIN_PIN)
-        checked = self._run(tse_id, lambda c, s, n: users.begin_attempt(c, s, n, user_id, "puk"))
-        ok = secret_hash.verify_secret(admin_puk, checked)
-        new_hash = secret_hash.hash_secret(new_admin_pin) if ok else None
-        return self._run(
-            tse_id,
-            lambda c, s, n: users.finish_unblock(c, s, n, user_id, ok, checked, new_hash),
-        )
+        with self._one_attempt_at_a_time(tse_id, user_id, "puk"):
+            checked = self._run(
+                tse_id, lambda c, s, n: users.begin_attempt(c, s, n, user_id, "puk")
+            )
+            ok = secret_hash.verify_secret(admin_puk, checked)
+            new_hash = secret_hash.hash_secret(new_admin_pin) if ok else None
+            return self._run(
+                tse_id,
+                lambda c, s, n: users.finish_unblock(c, s, n, user_id, ok, checked, new_hash),
+            )
 
     def authenticate(self, tse_id: str, pin: str, *, user_id: str = users.ADMIN) -> AuthResult:
         """authenticateUser: counter down and committed, check, then log the attempt;
         a wrong PIN raises E_PIN_INVALID (or E_<ROLE>_PIN_BLOCKED) after the commit."""
-        checked = self._run(tse_id, lambda c, s, n: users.begin_attempt(c, s, n, user_id, "pin"))
-        ok = isinstance(pin, str) and secret_hash.verify_secret(pin, checked)
-        return self._run(
-            tse_id, lambda c, s, n: users.finish_authenticate(c, s, n, user_id, ok, checked)
-        )
+        with self._one_attempt_at_a_time(tse_id, user_id, "pin"):
+            checked = self._run(
+                tse_id, lambda c, s, n: users.begin_attempt(c, s, n, user_id, "pin")
+            )
+            ok = isinstance(pin, str) and secret_hash.verify_secret(pin, checked)
+            return self._run(
+                tse_id, lambda c, s, n: users.finish_authenticate(c, s, n, user_id, ok, checked)
+            )
 
     def logout(self, tse_id: str, *, user_id: str = users.ADMIN) -> SystemLogResult | None:
         return self._run(tse_id, lambda c, s, n: users.logout(c, s, n, user_id))
