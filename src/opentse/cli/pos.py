@@ -1004,12 +1004,6 @@ def _connect_to_close(reg: Any) -> None:
 
 
 #: ISO 3166-1 alpha-2 (the site records, default DE) -> alpha-3 (DSFinV-K LOC_LAND)
-_ALPHA3 = {
-    "DE": "DEU", "AT": "AUT", "CH": "CHE", "LU": "LUX", "NL": "NLD", "BE": "BEL",
-    "FR": "FRA", "DK": "DNK", "PL": "POL", "CZ": "CZE", "IT": "ITA", "ES": "ESP",
-}  # fmt: skip
-
-
 def _data_of(till: TillOptions) -> Path | None:
     """The embedded installation a ``pos`` command uses (as ``_register`` finds it)."""
     if till.data is not None:
@@ -1035,8 +1029,18 @@ def _site_location(data: Path | None, serial: str) -> Any:
         if row is None:
             return None
         loc = sites.get_location(ctx, row.location_id)
-    country = loc.country.strip().upper() or "DE"
-    return Location(loc.name, loc.street, loc.postal_code, loc.city, _ALPHA3.get(country, country))
+    try:  # before the day is closed: a closing keeps its location for good
+        country = sites.dsfinvk_country(loc.country or "DE")
+        sites.check_dsfinvk_fields(loc.name, loc.street, loc.postal_code, loc.city)
+    except OpenTSEError as exc:
+        raise ProtocolError(
+            f"register {serial}'s location {loc.name!r} ({loc.id}) cannot be written to"
+            f" DSFinV-K location.csv: {exc.message}. Nothing was closed. Record the"
+            " location anew (opentse site create) and move the register there (opentse"
+            " site move-register)",
+            code=exc.code,
+        ) from None
+    return Location(loc.name, loc.street, loc.postal_code, loc.city, country)
 
 
 def _at_site(location: Any, site: Any, name: str) -> Any:

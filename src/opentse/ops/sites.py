@@ -105,6 +105,43 @@ def _required(value: str, what: str) -> str:
     return value.strip()
 
 
+# DSFinV-K location.csv (Stamm_Orte) takes a location as it is recorded here: the
+# country as ISO 3166 alpha-3 (A3), the rest at most this long. Checked when it is
+# recorded and again before a closing uses it: a closing, once made, keeps it, so a
+# value that does not fit would leave that closing's export impossible for good.
+_ALPHA3 = {
+    "DE": "DEU", "AT": "AUT", "CH": "CHE", "LU": "LUX", "NL": "NLD", "BE": "BEL",
+    "FR": "FRA", "DK": "DNK", "PL": "POL", "CZ": "CZE", "IT": "ITA", "ES": "ESP",
+}  # fmt: skip
+_LENGTHS = (("name", 60), ("street", 60), ("postal code", 10), ("city", 62))
+
+
+def dsfinvk_country(country: str) -> str:
+    """The ISO 3166 alpha-3 code of ``country`` (alpha-3 as given, or the alpha-2 code
+    of Germany and its neighbours); E_SITE_COUNTRY for anything else."""
+    code = country.strip().upper()
+    if len(code) == 3 and code.isascii() and code.isalpha():
+        return code
+    if code in _ALPHA3:
+        return _ALPHA3[code]
+    raise ProtocolError(
+        f"country {country!r} is no ISO 3166 code DSFinV-K can take: give the three-letter"
+        " code (DEU, AUT, GBR, ...; two letters only for DE and its neighbours)",
+        code="E_SITE_COUNTRY",
+    )
+
+
+def check_dsfinvk_fields(name: str, street: str, postal_code: str, city: str) -> None:
+    """E_SITE_FIELD_LENGTH when a field is longer than location.csv takes."""
+    for (what, limit), value in zip(_LENGTHS, (name, street, postal_code, city), strict=True):
+        if len(value) > limit:
+            raise ProtocolError(
+                f"the location's {what} has {len(value)} characters; DSFinV-K location.csv"
+                f" takes at most {limit}",
+                code="E_SITE_FIELD_LENGTH",
+            )
+
+
 # --- organizations and locations ---------------------------------------------------
 
 
@@ -185,6 +222,8 @@ def create_location(
     actor: str = "",
 ) -> Location:
     get_organization(ctx, org_id)
+    country = country or "DE"
+    dsfinvk_country(country)  # kept as given (the address key uses it), checked here
     loc = Location(
         str(uuid.uuid4()),
         org_id,
@@ -192,10 +231,11 @@ def create_location(
         _required(street, "street"),
         _required(postal_code, "postal code"),
         _required(city, "city"),
-        country or "DE",
+        country,
         address_key(street, postal_code, city, country),
         ctx.now(),
     )
+    check_dsfinvk_fields(loc.name, loc.street, loc.postal_code, loc.city)
     with ctx.db.tx() as c:  # checked in the write transaction, as for organizations
         for existing_id, existing_name in c.execute(
             "SELECT id, name FROM ops_locations WHERE org_id=? AND address_key=?",
