@@ -236,14 +236,6 @@ DETAILS: dict[str, tuple[re.Pattern[str], str, str | None]] = {
         "Das Feld {name} des QR-Codes ist falsch: mit {name} = {value} passt die Signatur.",
         "The QR code's field {name} is wrong: the signature verifies with {name} = {value}.",
     ),
-    "E_COUNTER_GAP": (
-        re.compile(r"signature counter\(s\) (?P<span>\S+) missing \((?P<n>\d+) log"),
-        "Signaturzähler {span} fehlen ({n} Log-Nachricht(en)): die TSE signiert jeden Log"
-        " mit dem nächsten Zähler, diese Logs sind also nicht im Export. Sie wurden aus ihm"
-        " entfernt, oder es ist der Export einer Kasse oder eines Zeitraums: einen Export"
-        " der ganzen TSE (ohne Filter) prüfen.",
-        None,
-    ),
     "E_TX_NO_START": (
         re.compile(r"^transaction (?P<tx>\d+) "),
         "Zu Transaktion {tx} fehlt der Start-Log im Export.",
@@ -264,8 +256,52 @@ DETAILS: dict[str, tuple[re.Pattern[str], str, str | None]] = {
 }
 
 
+_GAP = re.compile(
+    r"signature counter\(s\) (?P<first>\d+)(?: to (?P<last>\d+))? missing \((?P<n>\d+) log"
+)
+_GAP_UNREADABLE = re.compile(r"; (?P<k>\d+) log file\(s\) named with these counters cannot be")
+
+
+def _counter_gap(message: str) -> str | None:
+    """E_COUNTER_GAP in German, with the verifier's cause: logs in none of several
+    archives (an export between them missing), or not in the one export (removed, or
+    a filtered export), and the files that hold such counters but cannot be read."""
+    found = _GAP.search(message)
+    if found is None:
+        return None
+    first, last, n = found.group("first"), found.group("last"), found.group("n")
+    span = first if last is None else f"{first}–{last}"
+    text = (
+        f"Signaturzähler {span} fehlen ({n} Log-Nachricht(en)): die TSE signiert jeden Log"
+        " mit dem nächsten Zähler, diese Logs sind also nicht im Export. "
+    )
+    if "in none of the archives" in message:
+        text += (
+            "Sie liegen in keinem der geprüften Archive: der Log vor der Lücke und der"
+            " danach stammen aus verschiedenen Archiven, ein Export dazwischen fehlt (oder"
+            " die Logs wurden entfernt). Den Export anfordern, der sie enthält, oder einen"
+            " Export der ganzen TSE."
+        )
+    else:
+        text += (
+            "Sie wurden aus ihm entfernt, oder es ist der Export einer Kasse oder eines"
+            " Zeitraums: einen Export der ganzen TSE (ohne Filter) prüfen."
+        )
+    unreadable = _GAP_UNREADABLE.search(message)
+    if unreadable is not None:
+        text += (
+            f" {unreadable.group('k')} Datei(en) mit diesen Zählern im Namen sind nicht"
+            " lesbar (E_LOG_FORMAT)."
+        )
+    return text
+
+
 def finding_text(finding: Mapping[str, str], lang: str) -> FindingText:
     code, message = str(finding.get("code", "")), str(finding.get("message", ""))
+    if code == "E_COUNTER_GAP" and lang == "de":
+        german_gap = _counter_gap(message)
+        if german_gap is not None:
+            return FindingText(german_gap, "de", message)
     detail = DETAILS.get(code)
     found = detail[0].search(message) if detail is not None else None
     if detail is not None and found is not None:
