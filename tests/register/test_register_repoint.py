@@ -74,8 +74,19 @@ def test_repoint_moves_a_till_file_to_the_replacing_tss(tmp_path: Path) -> None:
         assert f"replaced by {new_tss}" in sold["error"] and "pos repoint" in sold["error"]
         status = _json(home, "pos", "status", "--session", str(till))
         assert status["status"] == "red" and f"--client {new_client}" in status["message"]
+        # run by another user (sudo: another home): its register file is not found
+        # there; said, not silent (it wrote a till file without it and said nothing)
+        other_home, copy = tmp_path / "other-home", tmp_path / "copy.txt"
+        other_home.mkdir()
+        copy.write_text(till.read_text())
+        copy.chmod(0o600)
+        elsewhere = _json(other_home, "pos", "repoint", "--session", str(copy))
+        assert elsewhere["status"] == "repointed" and elsewhere["journal"] is None
+        assert f"no register file of client {old_client}" in elsewhere["warning"]
+        assert "--journal" in elsewhere["warning"]
         moved = _json(home, "pos", "repoint", "--session", str(till))
         assert moved["status"] == "repointed" and moved["old_state"] == "DISABLED"
+        assert moved["warning"] is None
         assert (moved["tss"], moved["client"]) == (new_tss, new_client)
         kept = parse(till.read_text())
         assert (kept.tss, kept.client, kept.serial_number) == (new_tss, new_client, "KASSE-1")

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from opentse.cli.common import cli_errors, echo_json
+from opentse.cli.common import cli_errors, echo_json, err_console
 from opentse.cli.pos import FINGERPRINT_OPTION, KEY_OPTION, SECRET_OPTION, URL_OPTION, pos_app
 from opentse.crypto.private_file import write_private_file
 from opentse.errors import ProtocolError
@@ -298,11 +298,18 @@ def repoint_command(
             timeout=timeout,
         )
         kept = journal or (Path(given.journal) if given.journal else None)
+        warning = None
         if kept is None and found.changed:
             # the default register file is named after the client UUID: the till goes
             # on in its old client's file (receipt numbers, closings), not a new one
             old_file = journal_path(None, given.client)
             kept = old_file if old_file.exists() else None
+            if kept is None:  # a till that never sold, or another user's home (sudo)
+                warning = (
+                    f"no register file of client {given.client} at {old_file}: if this till"
+                    " sold before, run pos repoint as the till's user (whose home holds it)"
+                    " or give --journal FILE, else the till starts new books"
+                )
         if kept is not None:
             kept = kept.absolute()
         till = TillConnection(
@@ -322,6 +329,7 @@ def repoint_command(
         "serial_number": till.serial_number,
         "journal": till.journal,
         "till_file": str(session),
+        "warning": warning,
     }
     if as_json:
         echo_json(body)
@@ -334,5 +342,7 @@ def repoint_command(
         f"client {found.client} replaces {given.client} (serial number {till.serial_number})."
     )
     typer.echo(f"Till file rewritten: {session}")
+    if warning:
+        err_console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
     if till.journal:
         typer.echo(f"The till goes on in its register file {till.journal} (journal and books).")
