@@ -9,7 +9,6 @@ days are exported: a day in the range with receipts that were never closed is re
 
 from __future__ import annotations
 
-import contextlib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -107,17 +106,11 @@ def _books_path(register_id: str | None, data: Path | None, journal: Path | None
 def _holds_books(path: Path) -> bool:
     """Whether ``path`` is an SQLite file with the books' receipts table, read without
     writing anything to it (an export must not change the file it is given)."""
-    import sqlite3
+    from opentse.register.localdb import peek
 
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-        ) as db:
-            found = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'books_receipts'"
-            ).fetchone()
-    except sqlite3.DatabaseError:  # not an SQLite file at all
-        return False
+    found = peek(
+        path, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'books_receipts'"
+    )
     return found is not None
 
 

@@ -362,15 +362,9 @@ def _refuse_unknown(backend: Any, client: str, timeout: float) -> None:
 
 def _kept_serial(path: Path) -> str | None:
     """The register serial a register file keeps (books_master), read only."""
-    import sqlite3
+    from opentse.register.localdb import peek
 
-    try:
-        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
-            row = db.execute(
-                "SELECT value FROM books_master WHERE name = 'register_serial'"
-            ).fetchone()
-    except sqlite3.Error:
-        return None
+    row = peek(path, "SELECT value FROM books_master WHERE name = 'register_serial'")
     return None if row is None else str(row[0])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,20 @@ def open_local_db(
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open the {what}: {exc}") from exc
     return db
+
+
+def peek(path: Path, sql: str) -> tuple[Any, ...] | None:
+    """The first row ``sql`` reads from the till file ``path``, opened read-only (a
+    probe of a file that may be another's: nothing is created or written); None
+    when there is none, or the file is no SQLite database it can read."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            row: tuple[Any, ...] | None = db.execute(sql).fetchone()
+    except sqlite3.Error:
+        return None
+    return row
 
 
 def utc_text(value: datetime) -> str:
