@@ -89,7 +89,7 @@ def _signed_content(
     if state == "CANCELLED":
         return CANCEL_PROCESS_TYPE, CANCEL_PROCESS_DATA.encode()
     # FINISHED without a schema finishes with what the revision before signed
-    if revision < 2 or call.ctx.store.find_ref(tss_id, tx_ref(tx_id, revision - 1)) is None:
-        return None
-    before = call.ctx.service.find_ref(tss_id, tx_ref(tx_id, revision - 1))
-    return before.process_type, before.process_data
+    before = (
+        call.ctx.service.find_ref(tss_id, tx_ref(tx_id, revision - 1)) if revision > 1 else None
+    )
+    return None if before is None else (before.process_type, before.process_data)

@@ -28,9 +28,9 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+from opentse.engine import rules
 from opentse.engine.results import SignResult
 from opentse.engine.service import TransactionOp, TSEService
-from opentse.engine.state import Lifecycle
 from opentse.errors import OpenTSEError
 from opentse.server.context import (
     Call,
@@ -124,15 +124,8 @@ def _refuse_for_tss_state(ctx: ServerContext, tss_id: str) -> None:
     went looking at its client ids. fiskaly's upsertTransaction answers
     E_TSS_NOT_INITIALIZED / E_TSS_DISABLED for it. Read only when the client check
     fails, so signing pays nothing for it."""
-    lifecycle = ctx.service.get(tss_id).state.lifecycle
-    if lifecycle in (Lifecycle.CREATED, Lifecycle.UNINITIALIZED):
-        raise ApiError(
-            400, "E_TSS_NOT_INITIALIZED", f"the TSS is {lifecycle.value}: initialize it first"
-        )
-    if lifecycle is Lifecycle.DISABLED:
-        raise ApiError(400, "E_TSS_DISABLED", "the TSS is disabled")
-    if lifecycle is Lifecycle.DEFECTIVE:
-        raise ApiError(423, "E_TSS_DEFECTIVE", "the TSS is defective")
+    # the engine's own refusal, mapped onto fiskaly's status like every engine error
+    rules.check_can_sign(rules.Op.START, ctx.service.get(tss_id).state.lifecycle)
 
 
 def _as_it_stands(
