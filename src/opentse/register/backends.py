@@ -32,6 +32,10 @@ class TSEUnavailable(StateError):
     http_status = 503
 
 
+#: fiskaly TSS states whose TSS signs nothing more
+OUT_OF_SERVICE = ("DISABLED", "DEFECTIVE")
+
+
 class TSEReplaced(TSEUnavailable):
     """The TSE was taken out of service by a replacement (``opentse tse replace``:
     disabled, or recorded defective) and a successor took its place. Not an outage

@@ -34,6 +34,7 @@ from opentse.crypto.tlspin import PinMismatch, pinned_context
 from opentse.errors import OpenTSEError, ProtocolError
 from opentse.formats import processdata as pd
 from opentse.register.backends import (
+    OUT_OF_SERVICE,
     OpenTransaction,
     RegisterNotAccepted,
     Signed,
@@ -277,7 +278,7 @@ class RemoteBackend:
                     code="E_REGISTER_TSS_UNKNOWN",
                 ) from None
             raise TSEUnavailable(f"TSS not usable: {exc.code}") from exc
-        if tss.get("state") in ("DISABLED", "DEFECTIVE"):  # signs nothing more
+        if tss.get("state") in OUT_OF_SERVICE:  # signs nothing more
             self._replaced(str(tss.get("state")), client_id)
             raise TSEUnavailable(
                 f"TSS {self.tse_id} is {tss.get('state')}: if it was replaced (opentse tse "
@@ -448,27 +449,27 @@ class RemoteBackend:
             raise TakenOver(int(body.get("number", 0)), holder)
         return body
 
-    def holder(self, client_id: str, number: int, ref: str) -> str | None:
-        path = f"/tss/{self.tse_id}/tx/{tx_id_for(ref) if ref else number}"
+    def _transaction(self, tx: str | int) -> dict[str, Any] | None:
+        """The transaction by its id or number; None when the service has none (404)."""
         try:
-            body = self._request("GET", path)
+            return self._request("GET", f"/tss/{self.tse_id}/tx/{tx}")
         except RemoteError as exc:
             if exc.http_status == 404:
                 return None
             raise
+
+    def holder(self, client_id: str, number: int, ref: str) -> str | None:
+        body = self._transaction(tx_id_for(ref) if ref else number)
+        if body is None:
+            return None
         signer = body.get("client_id")
         if body.get("state") != "ACTIVE" or not signer or signer == self.client_uuid:
             return None
         return str(body.get("client_serial_number") or signer)
 
     def finished_transaction(self, number: int) -> tuple[str, datetime] | None:
-        try:
-            body = self._request("GET", f"/tss/{self.tse_id}/tx/{number}")
-        except RemoteError as exc:
-            if exc.http_status == 404:
-                return None
-            raise
-        if body.get("state") != "FINISHED" or body.get("time_start") is None:
+        body = self._transaction(number)
+        if body is None or body.get("state") != "FINISHED" or body.get("time_start") is None:
             return None
         raw = (body.get("schema") or {}).get("raw") or {}
         return str(raw.get("process_type", "")), _utc(body["time_start"])
@@ -476,13 +477,8 @@ class RemoteBackend:
     def started_number(self, client_id: str, ref: str) -> int | None:
         """The transaction id is derived from the ref, so the service finds it even
         if this register never got the Start's answer; 404: the Start never arrived."""
-        try:
-            body = self._request("GET", f"/tss/{self.tse_id}/tx/{tx_id_for(ref)}")
-        except RemoteError as exc:
-            if exc.http_status == 404:
-                return None
-            raise
-        return int(body["number"])
+        body = self._transaction(tx_id_for(ref))
+        return None if body is None else int(body["number"])
 
     def open_transactions(self, client_id: str) -> list[OpenTransaction]:
         found: list[OpenTransaction] = []

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentse.errors import ProtocolError
+from opentse.register.backends import OUT_OF_SERVICE
 from opentse.register.till_setup import _Api
-
-#: TSS states whose TSS signs nothing more
-OUT_OF_SERVICE = ("DISABLED", "DEFECTIVE")
 
 
 @dataclass(frozen=True, slots=True)
