@@ -112,6 +112,18 @@ def refuse_option_like(data_dir: Path) -> None:
         )
 
 
+def refuse_moved(data_dir: Path, why: str, copied: str = " (copied after the marking)") -> None:
+    """E_DATA_MOVED for a data folder ``tse move-out`` retired (its MOVED_FILE), which
+    every command refuses: ``why`` says what this command does not do there."""
+    moved = data_dir / MOVED_FILE
+    if moved.exists():
+        raise StorageError(
+            f"{data_dir} is marked as moved to another host ({moved}): {why}. If this "
+            f"folder is that copy{copied} or the move was undone, delete that file",
+            code="E_DATA_MOVED",
+        )
+
+
 class Installation:
     """``Installation.open(data_dir)`` gives ``.store``, ``.service``, ``.secret``,
     ``.ca``, ``.keyring``, ``.data_dir``; close it (or use ``with``)."""
@@ -155,15 +167,8 @@ class Installation:
                 f"cannot use {data_dir} as the data folder: {exc.strerror or exc}",
                 code="E_DATA_DIR",
             ) from None
-        moved = data_dir / MOVED_FILE
-        if moved.exists():
-            # both copies would sign as the same TSEs, with counters that diverge
-            raise StorageError(
-                f"{data_dir} is marked as moved to another host ({moved}): it must not "
-                "sign any more, the copy on the new host does. If this folder is that copy "
-                "(copied after the marking) or the move was undone, delete that file",
-                code="E_DATA_MOVED",
-            )
+        # both copies would sign as the same TSEs, with counters that diverge
+        refuse_moved(data_dir, "it must not sign any more, the copy on the new host does")
         clock = clock or SystemClock()
         secret_path = installation_secret.resolve_path(data_dir)
         if not secret_path.exists() and (data_dir / CA_FILE).exists():

@@ -55,21 +55,15 @@ def run_migrations(
 ) -> tuple[str, list[int], int]:
     """(dialect, versions applied now, highest version applied) for a database
     (``force``: PostgreSQL migrations also under older live nodes)."""
-    from opentse.errors import ProtocolError, StorageError
-    from opentse.installation import DB_FILE, MOVED_FILE
+    from opentse.errors import ProtocolError
+    from opentse.installation import DB_FILE, refuse_moved
     from opentse.storage import migrations
     from opentse.storage.postgres import is_postgres_url
     from opentse.storage.sqlite import refuse_newer_schema, tighten_mode
 
     database = database or os.environ.get("OPENTSE_DATABASE_URL")
-    if (data / MOVED_FILE).exists():  # retired by tse move-out: its copy runs on
-        # whatever database the installation names: every command refuses the folder
-        raise StorageError(
-            f"{data} is marked as moved to another host ({data / MOVED_FILE}): it is"
-            " not migrated, the copy on the new host is. If this folder is that copy"
-            " or the move was undone, delete that file",
-            code="E_DATA_MOVED",
-        )
+    # retired by tse move-out, whatever database the installation names: its copy runs on
+    refuse_moved(data, "it is not migrated, the copy on the new host is", copied="")
     if is_postgres_url(database):
         import psycopg
 

@@ -247,16 +247,12 @@ def own_fingerprint(data_dir: Path) -> str | None:
     host serves the same certificate: the tills pin this fingerprint, and without it
     the connection test refused the self-signed certificate (CERTIFICATE_VERIFY_FAILED)
     and the connection file told the tills no fingerprint."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    from opentse.server.lan import CERT_FILE, fingerprint_of
+    from opentse.server.lan import CERT_FILE, file_fingerprint
 
     try:
-        cert = x509.load_pem_x509_certificate((data_dir / CERT_FILE).read_bytes())
+        return file_fingerprint(data_dir / CERT_FILE)
     except (OSError, ValueError):
         return None
-    return fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
 
 
 def unfinished_move(

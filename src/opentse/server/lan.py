@@ -51,6 +51,13 @@ def fingerprint_of(cert_der: bytes) -> str:
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
+def file_fingerprint(cert_path: Path) -> str:
+    """``fingerprint_of`` the PEM certificate in ``cert_path`` (OSError, ValueError
+    when it cannot be read)."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
+
+
 def normalize_fingerprint(text: str) -> str:
     cleaned = fingerprint_hex(text)
     return ":".join(cleaned[i : i + 2] for i in range(0, len(cleaned), 2))
@@ -119,13 +126,7 @@ def ensure_certificate(
     elif password is not None and b"ENCRYPTED" not in key_path.read_bytes():
         plain = serialization.load_pem_private_key(key_path.read_bytes(), None)
         _write_key(key_path, plain, password)
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    return TlsFiles(
-        cert_path,
-        key_path,
-        fingerprint_of(cert.public_bytes(serialization.Encoding.DER)),
-        password,
-    )
+    return TlsFiles(cert_path, key_path, file_fingerprint(cert_path), password)
 
 
 def machine_addresses() -> list[str]:
