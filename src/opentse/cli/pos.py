@@ -220,8 +220,7 @@ def _register(
             "'opentse pos setup --out')",
             code="E_POS_TILL",
         )
-    if data is None and url is None and os.environ.get("OPENTSE_DATA"):
-        data = Path(os.environ["OPENTSE_DATA"])  # every other command's default too
+    data = _data_of(till)  # $OPENTSE_DATA as every command's default, unless a service
     if (data is None) == (url is None):
         raise ProtocolError(
             "give either --data DIR (or set OPENTSE_DATA) or --url URL", code="E_POS_BACKEND"
@@ -997,9 +996,9 @@ def _connect_to_close(reg: Any) -> None:
         )
 
 
-#: ISO 3166-1 alpha-2 (the site records, default DE) -> alpha-3 (DSFinV-K LOC_LAND)
 def _data_of(till: TillOptions) -> Path | None:
-    """The embedded installation a ``pos`` command uses (as ``_register`` finds it)."""
+    """The embedded installation a ``pos`` command uses: ``--data``, else
+    ``$OPENTSE_DATA`` when no service is named (``--url``, ``--session``)."""
     if till.data is not None:
         return till.data
     if till.url is None and till.session is None and os.environ.get("OPENTSE_DATA"):
