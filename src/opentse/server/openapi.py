@@ -63,7 +63,9 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "(fiskaly's text promises the stored answer for the same request body only and names "
     "no code for another; its `E_PENDING_TX_CONFLICT` reads as a transient conflict that "
     "client libraries retry, and a changed revision never succeeds): a change needs the "
-    "next revision.",
+    "next revision. The members of a JSON object (`standard_v1.other`, signed as its JSON "
+    "text) may come in another order in the retry: that order means nothing, the retry "
+    "is the same request and answers the text signed first (arrays keep their order).",
     "A revision may name another registered client than the one that started the "
     "transaction (a table moved to another till): its log and `qr_code_data` name that "
     "client, and the transaction is listed under the client of its latest revision, as "

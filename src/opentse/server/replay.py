@@ -17,10 +17,17 @@ same after a crash that lost the row (it is rebuilt from the logs): state and cl
 from the log's ``extra``, processType and processData as signed, and the metadata
 keys the body sends against the metadata logged with that revision. Only requests
 for a revision that exists come here; signing a new revision costs nothing more.
+
+``standard_v1.other`` is signed as its JSON text, members in the order the first
+request sent them. That order carries no meaning (RFC 8259 section 4: an object is
+an unordered collection), and a POS that rebuilds its body from a dict may send them
+in another: such a retry is the same request, compared member by member (arrays keep
+their order, ``true`` is no ``1``), and is answered with what was signed first.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from opentse.engine.results import SignResult
@@ -55,7 +62,9 @@ def _differences(
     if parse_uuid(body["client_id"], "client_id", "body") != str(extra.get("client", "")):
         changed.append("client_id")
     signed = _signed_content(call, tss_id, tx_id, revision, body)
-    if signed is not None and signed != (result.process_type, result.process_data):
+    if signed is not None and not _same_content(
+        signed, (result.process_type, result.process_data), _sends_other(body)
+    ):
         changed.append("schema")
     # no metadata logged: the revision was signed with none (upsert logs it whenever
     # the transaction has any), so a value sent now is a change
@@ -68,6 +77,34 @@ def _differences(
     ):
         changed.append("metadata")
     return changed
+
+
+def _sends_other(body: dict[str, Any]) -> bool:
+    """Whether the body's processData is JSON text opentse wrote (``standard_v1.other``);
+    raw processData is signed byte for byte as the POS sent it."""
+    schema = body.get("schema")
+    std = schema.get("standard_v1") if isinstance(schema, dict) else None
+    return isinstance(std, dict) and "receipt" not in std and "order" not in std
+
+
+def _same_content(sent: tuple[str, bytes], signed: tuple[str, bytes], as_json: bool) -> bool:
+    """``sent`` asks to sign what ``signed`` holds; for JSON text (``as_json``) the
+    order of an object's members does not count."""
+    if sent == signed:
+        return True
+    if not as_json or sent[0] != signed[0]:
+        return False
+    ours, theirs = _canonical(sent[1]), _canonical(signed[1])
+    return ours is not None and ours == theirs
+
+
+def _canonical(data: bytes) -> str | None:
+    """JSON text with every object's members sorted, None when ``data`` is no JSON.
+    Compared as text, not as Python values: ``True == 1`` and ``1 == 1.0`` there."""
+    try:
+        return json.dumps(json.loads(data), sort_keys=True, separators=(",", ":"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+        return None
 
 
 def _signed_content(
