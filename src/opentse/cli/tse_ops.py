@@ -63,16 +63,23 @@ def move_command(
         echo_json(out)
     else:
         for key, value in conn.to_json().items():
-            if key not in ("also_affected", "resumed"):
+            if key not in ("also_affected", "resumed", "key_of"):
                 typer.echo(f"{key}: {value}")
         if conn.resumed:  # the move of an earlier run, not finished: its key carries on
             typer.echo(
                 "The same key and secret as the earlier run of this move (not finished"
                 " then): registers given them keep them."
             )
+        elif conn.key_of:  # keys are the organization's: no second rotation
+            typer.echo(
+                f"The same key and secret as the move of TSE {conn.key_of} to this URL (the"
+                " organization's key, still enabled): no new key, registers given it keep it."
+            )
         else:
             typer.echo("The API secret is shown only now; enter it in every register.")
         for other, regs in conn.also_affected.items():  # the organization's old keys are off
+            if other == conn.key_of:  # its move gave its registers this key already
+                continue
             typer.echo(
                 f"The organization's old keys are disabled: the registers of TSE {other}"
                 f" ({', '.join(regs) or 'none recorded'}) need the new key and secret too."

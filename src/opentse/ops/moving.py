@@ -49,6 +49,10 @@ class ConnectionData:
     also_affected: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: a move that had not finished, run again: the key and secret it made carry on
     resumed: bool = False
+    #: the TSE whose move made the key and secret used ("" for a key made now): the
+    #: organization's key made for this URL by the move of another of its TSEs (or
+    #: this one's, not finished) is taken over instead of rotating once more
+    key_of: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +69,7 @@ class ConnectionData:
             "file": self.file,
             "also_affected": {t: list(r) for t, r in self.also_affected.items()},
             "resumed": self.resumed,
+            "key_of": self.key_of or None,
         }
 
 
@@ -173,13 +178,26 @@ def move_tse(
     org = organization_of(ctx, tse_id, org_id)
     if tls and not tls_fingerprint:
         tls_fingerprint = own_fingerprint(ctx.data_dir)
-    file = ctx.data_dir / f"TSE-Connection-{tse_id}.txt"
+    file = connection_file(ctx, tse_id)
     made = unfinished_move(ctx, tse_id, url, org, file)
-    if made is not None:  # the same move again: its key and secret carry on
+    key_of = tse_id if made is not None else ""
+    if made is None and not _done_here(ctx, tse_id, url):  # a rerun after done rotates
+        shared = organization_move_key(ctx, tse_id, url, org)
+        if shared is not None:
+            made, key_of = (shared[0], shared[1]), shared[2]
+    resumed = key_of == tse_id
+    if made is not None and resumed:  # the same move again: its key and secret carry on
         api_key, api_secret = made
         protocol.record(
             ctx.db, ctx.now(), protocol.MOVE_RESUMED, tse_id=tse_id, actor=actor,
             details={"new_url": url, "organization_id": org, "api_key": api_key},
+        )  # fmt: skip
+    elif made is not None:  # the organization's key another TSE's move made for this URL
+        api_key, api_secret = made
+        protocol.record(
+            ctx.db, ctx.now(), protocol.MOVE_STARTED, tse_id=tse_id, actor=actor,
+            details={"new_url": url, "organization_id": org, "api_key": api_key,
+                     "key_of_move": key_of},
         )  # fmt: skip
     else:
         protocol.record(
@@ -237,7 +255,7 @@ def move_tse(
     )  # fmt: skip
     return ConnectionData(
         tse_id, url, host, port, path, api_key, api_secret, org, tls_fingerprint, regs,
-        str(file), also, resumed=made is not None,
+        str(file), also, resumed=resumed, key_of=key_of,
     )  # fmt: skip
 
 
@@ -255,6 +273,24 @@ def own_fingerprint(data_dir: Path) -> str | None:
         return None
 
 
+def connection_file(ctx: OpsContext, tse_id: str) -> Path:
+    """Where the move of ``tse_id`` writes the registers' connection data."""
+    return ctx.data_dir / f"TSE-Connection-{tse_id}.txt"
+
+
+def _last_move(ctx: OpsContext, tse_id: str) -> protocol.Entry | None:
+    """The last ``move.started`` or ``move.done`` of ``tse_id``."""
+    found = protocol.entries(ctx.db, tse_id=tse_id, kinds=(protocol.MOVE_STARTED,
+                                                           protocol.MOVE_DONE))  # fmt: skip
+    return found[-1] if found else None
+
+
+def _done_here(ctx: OpsContext, tse_id: str, url: str) -> bool:
+    """The last move of ``tse_id`` went to ``url`` and its connection test passed."""
+    last = _last_move(ctx, tse_id)
+    return last is not None and last.kind == protocol.MOVE_DONE and last.details.get("url") == url
+
+
 def unfinished_move(
     ctx: OpsContext, tse_id: str, url: str, org_id: str, file: Path
 ) -> tuple[str, str] | None:
@@ -264,14 +300,38 @@ def unfinished_move(
     connection file while that key is still the organization's and enabled. Run
     again, the move tests with them instead of rotating once more: the secret the
     first run printed (and the registers may have been given) keeps working."""
-    from opentse.crypto.secrets import verify_secret
-
-    last = None
-    for e in protocol.entries(ctx.db, tse_id=tse_id, kinds=(protocol.MOVE_STARTED,
-                                                            protocol.MOVE_DONE)):  # fmt: skip
-        last = e
+    last = _last_move(ctx, tse_id)
     if last is None or last.kind != protocol.MOVE_STARTED or last.details.get("new_url") != url:
         return None
+    return _key_in_file(ctx, file, url, org_id)
+
+
+def organization_move_key(
+    ctx: OpsContext, tse_id: str, url: str, org_id: str
+) -> tuple[str, str, str] | None:
+    """(key, secret, TSE) of the organization's key that the move of another of its
+    TSEs to ``url`` made, read back from that TSE's connection file while the key is
+    enabled; the newest such move first. Keys belong to the organization: a second
+    TSE moved to the same host rotated again and disabled the key the first move had
+    just given its registers, and each rerun of either move rotated the other's."""
+    seen = {tse_id}
+    for e in reversed(protocol.entries(ctx.db, kinds=(protocol.MOVE_STARTED,))):
+        if e.tse_id in seen or e.details.get("organization_id") != org_id:
+            continue
+        seen.add(e.tse_id)
+        if e.details.get("new_url") != url:
+            continue
+        found = _key_in_file(ctx, connection_file(ctx, e.tse_id), url, org_id)
+        if found is not None:
+            return (*found, e.tse_id)
+    return None
+
+
+def _key_in_file(ctx: OpsContext, file: Path, url: str, org_id: str) -> tuple[str, str] | None:
+    """Key and secret of a connection file for ``url``, while that key is an enabled
+    key of ``org_id`` and the secret is its own."""
+    from opentse.crypto.secrets import verify_secret
+
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
