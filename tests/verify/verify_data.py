@@ -74,13 +74,13 @@ def read_members(path: Path) -> list[tuple[str, bytes]]:
     from opentse.errors import FormatError
     from opentse.formats.tar import iter_members
     from opentse.verify.reading import ArchiveFile
-    from opentse.verify.tarscan import Truncated, Unusual, scan
+    from opentse.verify.tarscan import Refused, Unusual, scan
 
     with ArchiveFile(path) as archive:
         data = archive.read_all()
     try:
         return [(name, body) for batch in scan(data) for name, _, body in batch]
-    except Truncated as exc:
+    except Refused as exc:
         raise FormatError(
             f"{exc} after {len(data)} octets: cut short (a copy not finished?)",
             code="E_TAR_FORMAT",

@@ -49,7 +49,7 @@ from opentse.verify.logcheck import (
 from opentse.verify.logcheck import LogEntry as LogEntry  # re-exported: the checks' type
 from opentse.verify.reading import ArchiveFile
 from opentse.verify.reading import UnreadableExportError as UnreadableExportError
-from opentse.verify.tarscan import Member, Truncated, Unusual, scan
+from opentse.verify.tarscan import Damaged, Member, Refused, Unusual, scan
 
 _CERT_NAME = re.compile(r"(?i)^([0-9a-f]+)_x509\.(cer|der|crt|pem)$")
 
@@ -295,14 +295,14 @@ def _opened(source: Path) -> Iterator[tuple[ArchiveFile, bytes | ArchiveFile]]:
         yield archive, (archive if archive.size is not None else archive.read_all())
 
 
-def _cut_short(source: Path, archive: ArchiveFile, exc: Truncated) -> UnreadableExportError:
+def _cut_short(source: Path, archive: ArchiveFile, exc: Refused) -> UnreadableExportError:
     """The scan found the archive ends inside a member (tarfile would read it all to
-    say so). A file that shrank while it was read says that instead (E_EXPORT_READ):
-    it is not a copy cut short but one still being written or replaced."""
+    say so), or a damaged header (tarfile would end the archive there, silently). A
+    file that shrank while it was read says that instead (E_EXPORT_READ): it is not
+    a copy cut short but one still being written or replaced."""
     archive.check_unchanged()
-    return UnreadableExportError(
-        f"{source}: not a readable TAR archive ({exc}: cut short, a copy not finished?)"
-    )
+    why = "a damaged copy?" if isinstance(exc, Damaged) else "cut short, a copy not finished?"
+    return UnreadableExportError(f"{source}: not a readable TAR archive ({exc}: {why})")
 
 
 def _estimated_logs(sources: list[Path]) -> int:
@@ -391,7 +391,7 @@ def _stream(
                                 batch = _sort_members(export, batch, points)
                             if batch:
                                 pipeline.submit(batch)
-                    except Truncated as exc:
+                    except Refused as exc:
                         raise _cut_short(source, archive, exc) from None
                     except Unusual:
                         if handed_out:
@@ -419,7 +419,7 @@ def member_batches(source: Path) -> Iterator[list[Member]]:
     with _opened(source) as (archive, data):
         try:
             yield from scan(data, "", CHUNK)
-        except Truncated as exc:
+        except Refused as exc:
             raise _cut_short(source, archive, exc) from None
         except Unusual:
             yield from _full_batches(source, data, "")

@@ -7,11 +7,11 @@ scanner walks the 512-byte headers itself (checksum verified, ustar prefix, pax
 ``path`` records and GNU long names understood) and hands anything else (compressed
 archives, links, devices, sparse files, unsafe names, bad checksums, members over
 ``MAX_MEMBER_SIZE``) to ``iter_members``, which stays the authority on what a
-readable export is, except for one thing: a plain archive whose octets end without the
-end-of-archive blocks is refused here (``Truncated``), where ``tarfile`` would
-silently verify what was left of it. ``scan`` hands out batches as it goes (the
-verifier decodes and verifies them meanwhile) and raises ``Unusual`` where the full
-reader must decide.
+readable export is, except where ``tarfile`` would silently verify part of a plain
+archive: octets that end without the end-of-archive blocks (``Truncated``) and a
+header after the first whose checksum fails (``Damaged``) are refused here. ``scan``
+hands out batches as it goes (the verifier decodes and verifies them meanwhile) and
+raises ``Unusual`` where the full reader must decide.
 
 An archive file is read in windows of ``WINDOW`` octets (``verify.reading``: plain
 reads, never a memory map, so a file that shrinks or fails while it is scanned is an
@@ -39,6 +39,10 @@ class _Fallback(Exception):
 
 class _Cut(Exception):
     """The octets ended before the end-of-archive blocks."""
+
+
+class _Bad(Exception):
+    """A header after the first fails its checksum."""
 
 
 def _pax_path(data: bytes) -> str | None:
@@ -80,6 +84,26 @@ def _checksum(header: bytes) -> int:
     return (adler32(header[:_HALF], 0) & 0xFFFF) + (adler32(header[_HALF:], 0) & 0xFFFF)
 
 
+def _refuse_damaged(header: bytes, offset: int) -> None:
+    """Raise _Bad for a header at ``offset`` > 0 whose checksum field does not hold
+    its octets' sum, neither unsigned (POSIX) nor signed (old tars; ``tarfile``
+    accepts both; a field that is no octal number matches neither): see Damaged.
+    A first header is left to ``tarfile``."""
+    if offset == 0:
+        return
+    try:
+        stored = _octal(header[148:156])
+    except ValueError:
+        stored = -1
+    blank = header[:148] + b" " * 8 + header[156:]
+    signed = sum(struct.unpack_from("148b8x356b", blank)) + 8 * 32
+    if stored not in (sum(blank), signed):
+        raise _Bad(
+            f"the header at octet {offset} is damaged, its checksum does not match its "
+            "content: the members from there on cannot be read"
+        )
+
+
 def _octal(field: bytes) -> int:
     """A numeric header field: octal digits, NUL or space padded (anything else,
     such as base-256 sizes, is a ValueError: tarfile then)."""
@@ -119,7 +143,12 @@ class Unusual(Exception):
     ``tarfile`` as a stream, starting over if batches of it were handed out)."""
 
 
-class Truncated(Unusual):
+class Refused(Unusual):
+    """The scan refuses the archive for good: ``tarfile`` would end it early without
+    a word, and whatever follows would go unverified unnoticed."""
+
+
+class Truncated(Refused):
     """The archive's octets end at a member's end, in its padding or inside a header,
     without the end-of-archive blocks (POSIX ustar: two zero blocks; every vendor
     export has them): a copy cut short. ``tarfile`` takes such an end of the data
@@ -127,6 +156,16 @@ class Truncated(Unusual):
     the reader refuses it. Also raised for a cut inside a member's data (its
     header checked, its data not all there), so that the caller need not hand a
     large archive to the full reader only to hear the same."""
+
+
+class Damaged(Refused):
+    """A header block after the first holds data but fails its checksum (a flipped
+    bit, a copy damaged in transit). ``tarfile`` takes such a block for the end of
+    the archive when it is not the first (it stops where the damage is and says
+    nothing), so every member after it would be missing from the verdict without a
+    finding; the scan refuses the archive instead, naming the octet where the header
+    starts. A first header that fails is left to ``tarfile`` (a compressed archive, or
+    no TAR at all: it says which)."""
 
 
 def scan(
@@ -141,6 +180,8 @@ def scan(
         yield from _scan(source, prefix, batch)
     except _Cut as cut:
         raise Truncated(str(cut) or "the archive ends without its end-of-archive blocks") from None
+    except _Bad as bad:
+        raise Damaged(str(bad)) from None
     except (_Fallback, ValueError, UnicodeError):
         raise Unusual from None
 
@@ -176,19 +217,23 @@ def _scan(source: bytes | ArchiveFile, prefix: str, batch: int) -> Iterator[list
             continue
         header = data[pos : pos + BLOCK]
         raw_name, raw_size, raw_sum, kind, magic = unpack(header)
-        if raw_name[0] == 0:
-            if header.count(0) == BLOCK:
-                yield out
-                return
-            raise _Fallback
+        if raw_name[0] == 0 and header.count(0) == BLOCK:
+            yield out
+            return
         # the header's octets summed (Adler-32's A sum: exact for ASCII headers, at
         # most 512 * 127 < 65521; else summed in two halves, see _checksum) must be
         # what the checksum field says (see _SUMS)
         try:
             expected = sums[raw_sum]
         except KeyError:
-            expected = _sum_of(raw_sum)
+            try:
+                expected = _sum_of(raw_sum)
+            except ValueError:  # no octal number: no sum matches it
+                expected = -1
         if expected != (adler32(header, 0) & 0xFFFF if header.isascii() else _checksum(header)):
+            _refuse_damaged(header, base + pos)
+            raise _Fallback
+        if raw_name[0] == 0:
             raise _Fallback
         try:
             size = sizes[raw_size]
