@@ -27,6 +27,7 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from opentse.errors import OpenTSEError
+from opentse.server import cors
 from opentse.server.context import (
     Call,
     ServerContext,
@@ -119,6 +120,10 @@ class ServerApp(Starlette):
             return
         rid = request_id(scope["headers"])
         scope[SCOPE_KEY] = rid
+        if cors.origin_of(scope["path"], scope["headers"]) is not None:  # a browser page
+            if scope["method"] == "OPTIONS" and await _preflight(scope, send, rid):
+                return
+            send = cors.allowing(send)
         named = _naming_request(send, rid)
         try:
             if self.hot_handler is not None:
@@ -255,6 +260,18 @@ class ServerApp(Starlette):
         if not isinstance(result, tuple):  # the handler answers JSON only
             raise TypeError("upsertTransaction returned a Response")
         return result
+
+
+async def _preflight(scope: Scope, send: Send, rid: bytes) -> bool:
+    """Answer a browser's CORS preflight (204, ``cors.preflight``); False when the
+    ``OPTIONS`` request is none, for the router to answer as before (405)."""
+    headers = cors.preflight(scope["headers"])
+    if headers is None:
+        return False
+    headers += [(b"content-length", b"0"), (REQUEST_ID, rid)]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+    return True
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -53,6 +53,13 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "register sent in a `request-id` header (1-128 visible ASCII characters), else one "
     "the server made; the server's error log names it. Error bodies keep fiskaly's four "
     "fields.",
+    "A POS whose till runs in a browser page (Odoo's German point of sale calls the API "
+    "from the page, as fiskaly allows) may call `/api/` from any origin (CORS): a "
+    "preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) answers "
+    "204, and every answer to a request with `Origin` carries "
+    "`Access-Control-Allow-Origin: *` and exposes `request-id` and `Retry-After`. No "
+    "credentials are allowed (the API takes bearer tokens only, no cookie); the "
+    "dashboard stays same-origin.",
     "Where fiskaly's text is silent, a metadata value sent as `null` removes that key "
     "(fiskaly's own Postman collection sends null; a value is a string, so null cannot "
     'be kept) and `""` is kept as an empty string.',
