@@ -217,6 +217,22 @@ def check_export_bons(
         source.close()
 
 
+def header_difference(found: tuple[str, ...], names: tuple[str, ...]) -> str:
+    """Where a header row departs from index.xml's columns, position by position
+    (the first five), and the column counts when they differ: what an auditor needs
+    to see whether the data or only the header's words are off."""
+    places = [
+        f"column {index + 1} {'none' if got is None else repr(got[:60])}"
+        f" where index.xml has {'none' if want is None else repr(want)}"
+        for index, (got, want) in enumerate(itertools.zip_longest(found, names))
+        if got != want
+    ]
+    text = "; ".join(places[:5]) + (f"; {len(places) - 5} more" if len(places) > 5 else "")
+    if len(found) != len(names):
+        text += f" ({len(found)} columns, index.xml declares {len(names)})"
+    return text
+
+
 def _lenient_records(data: bytes, file: str) -> list[tuple[int, list[str]]] | None:
     """The records of a CSV file whose only fault is a byte order mark or LF (or
     mixed) line ends, read as if it had none; None when it has other faults too."""
@@ -563,9 +579,18 @@ class _Checker:
         if not records:
             self.add("E_CSV_HEADER", table.file, "no header row")
             return
-        if tuple(records[0][1]) != names:
-            self.add("E_CSV_HEADER", table.file, "header row differs from index.xml", 1)
-            return
+        header = tuple(records[0][1])
+        if header != names:
+            # GDPdU reads the data from line 2 (index.xml's <Range><From>2) in the
+            # declared column order, whatever the header row says: so does the check
+            self.add(
+                "E_CSV_HEADER",
+                table.file,
+                f"header row differs from index.xml: {header_difference(header, names)};"
+                " the rows are read in index.xml's column order, as an auditor's"
+                " tool reads them",
+                1,
+            )
         for line, fields in records[1:]:
             if len(fields) != len(names):
                 self.add(
