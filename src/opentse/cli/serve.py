@@ -15,11 +15,14 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from opentse.cli.common import cli_errors
+
+if TYPE_CHECKING:
+    from opentse.server.lan import TlsFiles
 
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
 GC_YOUNG_THRESHOLD = 10_000  # gc.set_threshold's first value while serving (see serve)
@@ -70,6 +73,29 @@ def _speed_options() -> dict[str, Any]:
     if importlib.util.find_spec("uvloop") is not None:
         options["loop"] = "uvloop"
     return options
+
+
+def _tls_port(http: Any, files: TlsFiles) -> type:
+    """The ``http=`` protocol class serving TLS with the LAN certificate ``files``
+    over ``http`` (a class; None: uvicorn's own choice), the
+    context made as uvicorn makes it from ``ssl_certfile``/``ssl_keyfile``."""
+    import ssl
+
+    from uvicorn.config import SSL_PROTOCOL_VERSION, create_ssl_context
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from opentse.server.tls_port import tls_port_protocol
+
+    context = create_ssl_context(
+        certfile=files.cert,
+        keyfile=files.key,
+        password=files.password,
+        ssl_version=SSL_PROTOCOL_VERSION,
+        cert_reqs=ssl.CERT_NONE,
+        ca_certs=None,
+        ciphers=None,
+    )
+    return tls_port_protocol(http or AutoHTTPProtocol, context)
 
 
 def serve_command(
@@ -138,15 +164,15 @@ def serve_command(
         export_lease=intervals.export_lease,
     )
     app = create_app(inst, config)
-    ssl: dict[str, str] = {}
+    options: dict[str, Any] = _speed_options()
     scheme = "http"
     fingerprint = ""
     if use_tls:
         addresses = lanmod.machine_addresses()
         files = lanmod.ensure_certificate(data, addresses, secret=inst.secret)
-        ssl = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
-        if files.password:
-            ssl["ssl_keyfile_password"] = files.password
+        # TLS below uvicorn (server/tls_port.py): plain http:// sent to this port is
+        # answered 400 E_TLS_REQUIRED instead of an empty reply
+        options["http"] = _tls_port(options.get("http"), files)
         scheme = "https"
         fingerprint = files.fingerprint
         typer.echo(f"TLS certificate SHA-256 fingerprint: {fingerprint}")
@@ -158,7 +184,6 @@ def serve_command(
         address = lanmod.machine_addresses()[0] if host == "0.0.0.0" else host
         session = lanmod.prepare_session(app.state.ctx, data, address, port, fingerprint, env)
         typer.echo(f"LAN session written to {session}")
-    options: dict[str, Any] = {**_speed_options(), **ssl}
     # the ~60,000 objects of start-up (modules, app, engine) are long-lived: moved out
     # of the collector's reach, a full collection no longer walks them (it held the
     # GIL for 20-40 ms, every request in flight waiting)
