@@ -1,4 +1,4 @@
-"""``opentse archive export|list|remind|release``: the export archive."""
+"""``opentse archive export|list|leftovers|remind|release``: the export archive."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def list_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Archived exports with hash, verification result and retention date."""
-    from opentse.ops import archive
+    from opentse.ops import archive, archive_leftovers
 
     with ops_context(data, database) as ctx:
         items = archive.exports(ctx, tse_id)
@@ -59,6 +59,13 @@ def list_command(
         # where the file is now: "path" is the one recorded, which a data folder moved
         # to another place or host no longer has
         found = {i.id: str(archive.locate(i, ctx.data_dir)) for i in items}
+        left = archive_leftovers.find(ctx, tse_id)
+    if left:  # a killed export's files, which no row above shows
+        typer.echo(
+            f"{len(left)} file(s) in the archive folder are no archived export (left by a"
+            " killed export): see `opentse archive leftovers`",
+            err=True,
+        )
     if as_json:
         echo_json(
             [{**i.to_json(), "file": found[i.id], "file_intact": intact[i.id]} for i in items]
@@ -67,6 +74,54 @@ def list_command(
     table("Archive", ("time", "tse", "records", "sha256", "verified", "intact", "keep until"),
           [(iso(i.created_at), i.tse_id, i.records, i.sha256[:16] + "...", i.verified_ok,
             intact[i.id], iso(i.retain_until)) for i in items])  # fmt: skip
+
+
+@archive_app.command("leftovers")
+def leftovers_command(
+    tse_id: str | None = typer.Argument(None),
+    clean: bool = typer.Option(
+        False,
+        "--clean",
+        help="Delete the part files; verify and record the unrecorded exports (a TAR"
+        " that does not verify is kept and named). Recorded exports are never touched.",
+    ),
+    data: Path = DATA_OPTION,
+    database: str | None = DATABASE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Files a killed archive export left: part files and TARs never recorded. Exit 1
+    when any is left (after --clean: one that does not verify)."""
+    from opentse.ops import archive_leftovers
+
+    with ops_context(data, database) as ctx:
+        if tse_id is not None:
+            ctx.service.require(tse_id)  # a mistyped id: E_TSS_NOT_FOUND
+        found = archive_leftovers.find(ctx, tse_id)
+        done = archive_leftovers.clean(ctx, tse_id) if clean else None
+    if as_json:
+        echo_json(
+            {"leftovers": [x.to_json() for x in found], "cleaned": done.to_json() if done else None}
+        )
+    elif done is None:
+        for x in found:
+            what = "part file (cut off)" if x.kind == "part" else "export, not recorded"
+            typer.echo(f"{x.path}  {what}, {x.size} bytes, {iso(x.modified_at)}")
+        if found:
+            typer.echo("opentse archive leftovers --clean deletes the part files and records"
+                          " the exports that verify")  # fmt: skip
+        else:
+            typer.echo("no leftovers: every file in the archive folder is an archived export")
+    else:  # plain lines: a path wrapped by the console cannot be copied
+        for x in done.deleted:
+            typer.echo(f"deleted {x.path} (part file of a killed export)")
+        for i in done.recorded:
+            typer.echo(f"recorded {i.path} (sha256 {i.sha256}, verified)")
+        for x, why in done.kept:
+            typer.echo(f"kept {x.path}, not recorded: {why}")
+        if not found:
+            typer.echo("no leftovers: every file in the archive folder is an archived export")
+    if (found and done is None) or (done is not None and done.kept):
+        raise typer.Exit(1)
 
 
 @archive_app.command("remind")

@@ -14,6 +14,7 @@ stored logs up to it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import uuid
@@ -160,9 +161,14 @@ def write_export_file(
     # them, and an export recorded as archived (after which its logs may be released
     # and deleted) is on the disk, not only in the page cache
     part = folder / f".{path.name}.part"
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    remove_stale_parts(folder)  # left by a killed export: never a valid export
+    fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    # held until the export is recorded (store_export), also across the rename: a
+    # process looking for leftovers (archive leftovers) leaves a locked file alone
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _WRITING[str(path)] = fd
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(os.dup(fd), "wb") as fh:
             if without_signature:
                 summary = export_mod.write_export(ctx.store, record, fh, export_mod.ExportFilter())
             else:
@@ -174,6 +180,7 @@ def write_export_file(
         os.replace(part, path)
     except BaseException:
         part.unlink(missing_ok=True)
+        release(path)
         raise
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
@@ -188,6 +195,55 @@ def write_export_file(
     )  # fmt: skip
 
 
+#: export file (final name) -> the descriptor whose lock says its writer is alive
+_WRITING: dict[str, int] = {}
+
+
+def release(path: Path) -> None:
+    """Drop the writer's lock on an export file (recorded, or given up)."""
+    fd = _WRITING.pop(str(path), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def unlocked(path: Path) -> int | None:
+    """A descriptor holding the lock on ``path`` when no live writer holds it (the
+    process that wrote it was killed, or it finished), else None. Close it after."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def part_files(folder: Path) -> list[Path]:
+    """The part files of exports in ``folder`` (``.<name>.tar.part``)."""
+    return sorted(folder.glob(".*.tar.part")) if folder.is_dir() else []
+
+
+def remove_stale_parts(folder: Path) -> list[Path]:
+    """Delete the part files no live export writes (a killed export's): they are cut
+    off, never an export. Returns the ones deleted."""
+    return [part for part in part_files(folder) if remove_stale_part(part)]
+
+
+def remove_stale_part(part: Path) -> bool:
+    """Delete one part file unless a live export writes it; True when deleted."""
+    fd = unlocked(part)
+    if fd is None:
+        return False
+    try:
+        part.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+    return True
+
+
 def store_export(
     ctx: OpsContext,
     file: ExportFile,
@@ -196,8 +252,12 @@ def store_export(
     actor: str = "",
     protocol_kind: str = protocol.EXPORT_ARCHIVED,
     without_signature: bool = False,
+    recovered: bool = False,
 ) -> ArchivedExport:
-    """Hash the file and record it with its verification result and retention date."""
+    """Hash the file and record it with its verification result and retention date.
+    ``recovered``: the file of an export killed before it was recorded
+    (archive_leftovers), said so in the protocol."""
+    extra = {"recovered": True} if recovered else {}
     item = ArchivedExport(
         file.id, file.tse_id, str(file.path), sha256_file(file.path), file.path.stat().st_size,
         file.records, file.first_counter, file.last_counter, bool(verification["ok"]),
@@ -219,8 +279,9 @@ def store_export(
             details={"export_id": item.id, "sha256": item.sha256, "records": item.records,
                      "verified_ok": item.verified_ok, "retain_until": item.retain_until,
                      "without_signature": without_signature,
-                     "error_count": int(verification.get("error_count", 0))},
+                     "error_count": int(verification.get("error_count", 0)), **extra},
         )  # fmt: skip
+    release(file.path)
     return item
 
 
@@ -229,8 +290,13 @@ def archive_export(
 ) -> ArchivedExport:
     """Export the whole TSE, verify the file with the verifier, hash and record it."""
     file = write_export_file(ctx, tse_id, without_signature=without_signature)
-    verification = verification_summary(file.path)
-    return store_export(ctx, file, verification, actor=actor, without_signature=without_signature)
+    try:
+        verification = verification_summary(file.path)
+        return store_export(
+            ctx, file, verification, actor=actor, without_signature=without_signature
+        )
+    finally:
+        release(file.path)
 
 
 _COLS = (

@@ -330,6 +330,17 @@ def _export_verify_archive(
     verification stops the replacement, unless the TSE is replaced as ``defective``:
     then its result is recorded and the export kept as it is."""
     file = archive.write_export_file(ctx, tse_id, without_signature=unsigned)
+    try:
+        return _verify_archive(ctx, file, tse_id, unsigned, actor, final=final, defective=defective)
+    finally:
+        archive.release(file.path)  # the writer's lock, also when a step below fails
+
+
+def _verify_archive(
+    ctx: OpsContext, file: archive.ExportFile, tse_id: str, unsigned: bool, actor: str, *,
+    final: bool, defective: bool,
+) -> archive.ArchivedExport:  # fmt: skip
+    """``_export_verify_archive`` after the file is written."""
     if not final:
         protocol.record(
             ctx.db, ctx.now(), protocol.REPLACE_OLD_EXPORTED, tse_id=tse_id, actor=actor,
