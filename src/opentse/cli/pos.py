@@ -189,8 +189,9 @@ def _register(
 ) -> Iterator[Any]:
     """A connected-on-demand Register over the chosen backend; everything closed after.
     With ``--url`` the register's serial is asked of the service only while none is
-    kept (a client's serial number does not change); ``contact=False`` (daily,
-    status --no-check): not before the first file is made either."""
+    kept (a client's serial number does not change); ``contact=False`` (status
+    --no-check): not before the first file is made either. ``confirm`` (daily): a
+    first file is made only for a register the TSE answers it knows."""
     data, url, session, journal = till.data, till.url, till.session, till.journal
     api_key, api_secret, fingerprint = till.api_key, till.api_secret, till.fingerprint
     from opentse.installation import CA_FILE
@@ -232,6 +233,7 @@ def _register(
     seller = Seller(seller_name or DEFAULT_SELLER[0], tuple(seller_address or DEFAULT_SELLER[1]))
     contact = bool(config.pop("contact", True))
     existing = bool(config.pop("existing", False))
+    confirm = bool(config.pop("confirm", False))
     timezone = till.timezone
     timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
     # a sale right after connect's failed probe (one command) is booked unsigned at once
@@ -250,7 +252,7 @@ def _register(
         backend: Any
         serial = client
         path = journal_path(journal, client, data)
-        fresh, asked = not path.exists(), None
+        fresh, asked, known = not path.exists(), None, False
         if data is not None:
             from opentse.installation import Installation
 
@@ -260,7 +262,7 @@ def _register(
                 inst.service, tss, successor=functools.partial(_successor, inst, data, tss)
             )
             if contact and fresh:  # a register the TSE does not know makes no file
-                _refuse_unknown(backend, client, timeout)
+                known = _refuse_unknown(backend, client, timeout)
         else:
             if not api_key or not api_secret:
                 raise ProtocolError("--url needs --api-key and --api-secret", code="E_POS_AUTH")
@@ -276,6 +278,7 @@ def _register(
             stack.callback(backend.close)
             if contact and fresh:  # E_REGISTER_CLIENT_UNKNOWN before a file is made
                 asked = _ask_serial(backend, timeout)
+                known = asked is not None
             if journal is None and asked is not None:
                 _refuse_second_journal(path, asked)
         if existing and fresh:
@@ -285,6 +288,16 @@ def _register(
                 f"no register file {path} for client {client!r}: this till has booked "
                 "nothing yet, or --client/--journal is mistyped (pos status without "
                 "--no-check asks the TSE)",
+                code="E_POS_NO_REGISTER",
+            )
+        if confirm and fresh and not known:
+            # pos daily wrote an empty register file (and a GREEN record) for a mistyped
+            # --client while the TSE could not say whether it knows the register
+            raise ProtocolError(
+                f"no register file {path} for client {client!r}, and the TSE cannot be "
+                "asked now whether it knows this register: a till that has booked nothing "
+                "has no day to record yet; check --client/--journal, or try again once "
+                "the TSE answers",
                 code="E_POS_NO_REGISTER",
             )
         log = OutageLog(path)
@@ -344,10 +357,10 @@ def _seller(books: Any, name: str | None, address: list[str] | None) -> Any:
     return Seller(*(kept or DEFAULT_SELLER))
 
 
-def _refuse_unknown(backend: Any, client: str, timeout: float) -> None:
+def _refuse_unknown(backend: Any, client: str, timeout: float) -> bool:
     """Raise RegisterNotAccepted when the TSE answers that it does not know the
     register (E_REGISTER_CLIENT_UNKNOWN, E_REGISTER_TSS_UNKNOWN); a TSE that cannot
-    be used now is an outage, which the register books."""
+    be used now is an outage, which the register books (False: not confirmed)."""
     from opentse.register.backends import RegisterNotAccepted
     from opentse.register.register import call_within
 
@@ -356,7 +369,8 @@ def _refuse_unknown(backend: Any, client: str, timeout: float) -> None:
     except RegisterNotAccepted:
         raise
     except Exception:
-        return
+        return False
+    return True
 
 
 def _kept_serial(path: Path) -> str | None:
@@ -456,6 +470,39 @@ def _order_start(books: Any, receipt: str) -> Any:
     """The TSE start of the order ``receipt`` (BON_ID or number), before the bill is
     booked (E_POS_FIRST_ORDER for a receipt that is no order)."""
     return books.order_start(books.find_bon_id(receipt))
+
+
+def _check_export_target(out: Path, force: bool) -> None:
+    """Before the day is closed: ``pos close --out`` would write over an earlier export
+    (a ZIP that exists, a folder that is not empty) only with ``--force``, and never
+    into a folder holding other files or a ZIP path that is a folder. The closing was
+    made first and the export then refused, naming a --force pos close lacked."""
+    from opentse.formats.dsfinvk.export import EXPORT_FILES
+
+    nothing = "Nothing was closed"
+    if out.suffix.lower() == ".zip":
+        if out.is_dir():
+            why = f"{out} is a folder, not a ZIP file: choose another --out"
+        elif out.exists() and not force:
+            why = f"{out} exists: choose another --out, or --force to replace it"
+        else:
+            return
+    elif out.is_dir():
+        names = [p.name for p in out.iterdir()]
+        if not names:
+            return
+        foreign = [n for n in names if n not in EXPORT_FILES]
+        if foreign:
+            why = f"{out} holds files that are no DSFinV-K export's: choose a new folder"
+        elif not force:
+            why = f"{out} holds an export: choose a new folder, or --force to replace it"
+        else:
+            return
+    elif out.exists():
+        why = f"{out} is a file, not a folder: give a .zip name or a new folder"
+    else:
+        return
+    raise ProtocolError(f"{why}. {nothing}", code="E_DSFINVK_TARGET")
 
 
 def _check_outputs(**paths: Path | None) -> None:
@@ -830,17 +877,20 @@ def daily_command(
     client: str | None = CLIENT_OPTION,
     till: TillOptions = NO_TILL,
     note: str = typer.Option("", "--note", help="A note for the day's record."),
+    timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Write today's journal record (works while no TSE is connected)."""
-    options: dict[str, Any] = {}
+    """Write today's journal record (works while no TSE is connected, once the till
+    has its register file: a till's first record asks the TSE whether it knows the
+    register)."""
+    options: dict[str, Any] = {"timeout": timeout}
     with (
         cli_errors(),
         _register(
             till,
             tss,
             client,
-            contact=False,
+            confirm=True,
             **options,
         ) as reg,
     ):
@@ -1131,6 +1181,13 @@ def close_command(
         "closing before 06:00 books the evening's day; 00:00 is the calendar day again.",
     ),
     check: bool = typer.Option(True, "--check/--no-check", help="Check the --out export."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing --out ZIP, or the earlier export in folder --out (as "
+        "dsfinvk export --force); without it an existing one is refused before the day "
+        "is closed.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Kassenabschluss (Z report): close every receipt since the last closing with the
@@ -1151,6 +1208,8 @@ def close_command(
         )
         starts = None if day_start is None else parse_day_start(day_start)
         _check_outputs(pdf=pdf, out=out)  # before the day is closed
+        if out is not None:
+            _check_export_target(out, force)
         options = {
             "timeout": timeout,
         }
@@ -1166,16 +1225,19 @@ def close_command(
             closing = day.closing
             report = build_zreport(day)
             zone = reg.config.zone  # the Z report prints the receipts' local time
+            books_file = books.path
     path, unwritten = None, ""
     try:  # the day is closed: its Z report is printed whatever happens to the files
         if pdf is not None:
             pdf.write_bytes(render_pdf(report, tz=zone))
-        path = None if out is None else write_export([closing], out)
+        path = None if out is None else write_export([closing], out, replace=force)
     except (OSError, OpenTSEError) as exc:
         what = str(exc) if isinstance(exc, OpenTSEError) else f"E_POS_OUTPUT: {exc}"
+        on = closing.business_day
+        days = "" if on is None else f" --from {on} --to {on}"
         unwritten = (
-            f"error {what}; closing Z_NR {report.z_nr} is done: "
-            "'opentse dsfinvk export' writes its export again"
+            f"error {what}; closing Z_NR {report.z_nr} is done: 'opentse dsfinvk export "
+            f"OUT --journal {books_file}{days}' writes its export again"
         )
     with cli_errors():
         if path is not None and check:

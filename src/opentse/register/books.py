@@ -81,6 +81,7 @@ class Books:
 
     def __init__(self, path: Path | str, *, timezone: str | None = None) -> None:
         self._db = open_books_db(path)
+        self.path = Path(path)  # the register file, for messages that name it
         self._lock = threading.Lock()
         if timezone is not None:
             shop_zone(timezone)  # E_TIMEZONE before it is kept

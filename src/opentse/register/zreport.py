@@ -19,16 +19,21 @@ pure (builds from a :class:`~opentse.register.books_closing.ClosedDay`, renders)
 
 from __future__ import annotations
 
+import io
 import textwrap
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from opentse.errors import FormatError, ProtocolError
+from opentse.formats.dsfinvk import tables
+from opentse.formats.dsfinvk.export import write_table
 from opentse.formats.dsfinvk.model import (
     CLOSING_BON_TYPES,
     ZERO,
     BusinessCaseTotal,
+    Closing,
     closing_totals,
 )
 from opentse.register.books import Books, MasterData
@@ -161,6 +166,7 @@ def close_day(
     z_kasse_id = register.config.client_id
     opening = books.last_counted_cash()
     preview = books.preview(z_kasse_id=z_kasse_id, master=master)
+    check_master_exportable(preview)  # before the difference is booked and signed
     expected = opening + closing_totals(preview).cash_payments
     if counted != expected:
         register.book(CashBookEntry(DIFFERENCE_GV_TYP, counted - expected, "Kassendifferenz"))
@@ -176,6 +182,27 @@ def close_day(
     )
     books.set_master(master)
     return books.closed_day(closing.z_nr)
+
+
+#: the closing's master-data tables (DSFinV-K 4, Stammdatenmodul)
+MASTER_TABLES = (tables.CASHPOINTCLOSING, tables.LOCATION, tables.CASHREGISTER)
+
+
+def check_master_exportable(preview: Closing) -> None:
+    """The closing's master data (company, location, register) fit the DSFinV-K
+    master-data tables, before anything is signed or closed. A company name longer
+    than cashpointclosing.csv's 60 characters made a closing that every export then
+    refused for good (E_DSFINVK_LENGTH), while the message said an export would write
+    it again."""
+    for table in MASTER_TABLES:
+        try:
+            write_table(io.BytesIO(), table, [preview])
+        except FormatError as exc:
+            raise ProtocolError(
+                f"the closing's master data cannot be written to DSFinV-K: {exc.message}."
+                " Nothing was closed",
+                code=exc.code,
+            ) from None
 
 
 def build_zreport(day: ClosedDay) -> ZReport:
