@@ -72,21 +72,25 @@ def _counter_gaps(counters: list[int]) -> list[tuple[int, int]]:
     return [(a + 1, b - 1) for a, b in itertools.pairwise(counters) if b > a + 1]
 
 
-def _start_elsewhere(gaps: list[tuple[int, int]], first: LogEntry | None) -> str:
-    """Where a transaction's missing Start may be: an earlier export, or -- when
-    signature counters are missing before the transaction's first log -- the nearest
-    such gap (E_COUNTER_GAP), where a deleted Start would be."""
-    words = " (it may have started in an earlier export"
-    if first is None or first.fields is None:
-        return words + ")"
-    # gaps are sorted and hold no present counter: those starting below it end below it
-    index = bisect.bisect_left(gaps, (first.fields.signature_counter, 0)) - 1
+def _start_elsewhere(
+    gaps: list[tuple[int, int]], first: LogEntry | None, complete: bool = False
+) -> str:
+    """Where a transaction's missing Start may be: an earlier export (not for an
+    export from counter 1), or -- when signature counters are missing before the
+    transaction's first log -- the nearest such gap (E_COUNTER_GAP), where a deleted
+    Start, or one in an export left out between those checked together, would be."""
+    words = "" if complete else " (it may have started in an earlier export"
+    index = -1
+    if first is not None and first.fields is not None:
+        # gaps are sorted and hold no present counter: those starting below it end
+        # below it
+        index = bisect.bisect_left(gaps, (first.fields.signature_counter, 0)) - 1
     if index < 0:
-        return words + ")"
-    return (
-        f"{words}, or be among the missing signature counter(s) "
-        f"{span_text(*gaps[index])}: see E_COUNTER_GAP)"
-    )
+        return words + ")" if words else ""
+    where = f"be among the missing signature counter(s) {span_text(*gaps[index])}"
+    if complete:
+        return f" (it may {where}: see E_COUNTER_GAP)"
+    return f"{words}, or {where}: see E_COUNTER_GAP)"
 
 
 def check_transactions(export: LoadedExport) -> TransactionResult:
@@ -215,7 +219,7 @@ def check_transactions(export: LoadedExport) -> TransactionResult:
                     make(
                         "E_TX_NO_START" if complete else "W_TX_NO_START",
                         f"{_tx(row)} has no Start log in this export"
-                        + ("" if complete else _start_elsewhere(gaps, first)),
+                        + _start_elsewhere(gaps, first, complete),
                         file,
                     )
                 )
