@@ -59,7 +59,10 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "204, and every answer to a request with `Origin` carries "
     "`Access-Control-Allow-Origin: *` and exposes `request-id` and `Retry-After`. No "
     "credentials are allowed (the API takes bearer tokens only, no cookie); the "
-    "dashboard stays same-origin.",
+    "dashboard stays same-origin. A page loaded over https reaches the server only over "
+    "TLS the browser trusts (`serve --lan` with its certificate installed on the till), "
+    "and a page from the internet that calls a server on the LAN needs the browser's "
+    "permission for local network access.",
     "Where fiskaly's text is silent, a metadata value sent as `null` removes that key "
     "(fiskaly's own Postman collection sends null; a value is a string, so null cannot "
     'be kept) and `""` is kept as an empty string.',
