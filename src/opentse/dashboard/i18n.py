@@ -28,6 +28,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "nav_outages": ("Ausfälle", "Outages"),
     "nav_warnings": ("Warnungen", "Warnings"),
     "switch_lang": ("English", "Deutsch"),
+    "lang_unknown": (
+        "Die Sprache „{value}“ gibt es hier nicht; die Seiten gibt es auf {names}.",
+        "There is no language '{value}' here; the pages are in {names}.",
+    ),
     "logout": ("Abmelden", "Log out"),
     "org": ("Organisation", "Organization"),
     # login
@@ -578,9 +582,19 @@ def state_namer(lang: str) -> Callable[[str], str]:
     return state
 
 
+def query_language(value: str | None) -> str | None:
+    """The language ``?lang=`` names, as a shop owner or a link may write it: any
+    letter case, with a region (``EN``, ``en-GB``, ``de_AT``); None when it names none
+    the dashboard has. A display preference, no filter: a language there is none of
+    shows the page anyway (``pick_language`` falls back; the page says so)."""
+    tag = (value or "").strip().lower().replace("_", "-").split("-")[0]
+    return tag if tag in LANGUAGES else None
+
+
 def pick_language(query: str | None, cookie: str | None, accept: str | None) -> str:
-    """``?lang=`` beats the cookie beats the best ``Accept-Language`` match."""
-    for explicit in (query, cookie):
+    """``?lang=`` (``query_language``) beats the cookie beats the best
+    ``Accept-Language`` match."""
+    for explicit in (query_language(query), cookie):
         if explicit in LANGUAGES:
             return explicit
     best: tuple[float, str] | None = None

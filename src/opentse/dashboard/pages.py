@@ -77,6 +77,7 @@ class Page:
         self.env = "TEST"
         self.org_name = ""
         self.set_session: Session | None = None
+        self.lang_notice = ""  # ?lang= named a language there is none of
 
     @property
     def csrf(self) -> str:
@@ -96,6 +97,7 @@ class Page:
             org_name=self.org_name,
             path=self.request.url.path,
             switch_url=self.request.url.path + "?" + urlencode(query),
+            lang_notice=self.lang_notice,
             zone=shop_zone_of_env().key,
             **values,
         )

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 
 Handler = Callable[[Page], Awaitable[Response]]
+LANG_SHOWN = 20  # characters of an unknown ?lang= the page repeats
 
 
 class Dashboard:
@@ -93,12 +94,16 @@ class Dashboard:
             now = self.ctx.now()
             loaded = self.codec.load(request.cookies.get(COOKIE), now)
             session = loaded or self.codec.anonymous()
+            asked = request.query_params.get("lang", "")
             lang = i18n.pick_language(
-                request.query_params.get("lang"),
-                request.cookies.get(LANG_COOKIE),
-                request.headers.get("accept-language"),
+                asked, request.cookies.get(LANG_COOKIE), request.headers.get("accept-language")
             )
             page = Page(self.templates, self.codec, request, session, lang)
+            remember = i18n.query_language(asked)
+            if asked.strip() and remember is None:  # shown anyway, saying so
+                names = "Deutsch (de), English (en)"
+                page.lang_notice = page.t("lang_unknown", value=asked.strip()[:LANG_SHOWN],
+                                          names=names)  # fmt: skip
             if loaded is None:
                 page.set_session = session
             if session.logged_in:
@@ -133,9 +138,9 @@ class Dashboard:
                 response.headers.setdefault(name, value)
             if page.set_session is not None:
                 set_session_cookie(response, request, self.codec.dump(page.set_session))
-            if request.query_params.get("lang") in i18n.LANGUAGES:
+            if remember is not None:
                 response.set_cookie(
-                    LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", path=BASE
+                    LANG_COOKIE, remember, max_age=365 * 86400, samesite="strict", path=BASE
                 )
             return response
 
