@@ -78,9 +78,11 @@ class TlsPortProtocol(asyncio.Protocol):
         try:
             first = await _peek(self._loop, sock)
         except (OSError, TimeoutError):
+            first = b""
+        except asyncio.CancelledError:  # the server stops
             sock.close()
-            return
-        if not first:  # closed without a byte
+            raise
+        if not first:  # closed without a byte, reset, or silent too long
             sock.close()
             return
         try:
