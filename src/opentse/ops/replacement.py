@@ -44,7 +44,7 @@ from opentse.engine import tse as tse_steps
 from opentse.engine.ports import LockedTSE
 from opentse.engine.state import Lifecycle
 from opentse.errors import ConflictError, NotFoundError, OpenTSEError, ProtocolError, StateError
-from opentse.ops import archive, protocol, puk_file, sites
+from opentse.ops import archive, protocol, puk_file, replacement_claim, sites
 from opentse.ops.store import OpsContext
 
 
@@ -422,6 +422,36 @@ def _preflight(
             ctx.service.authenticate(new_id, new_pin)
 
 
+def _may_supersede(ctx: OpsContext, old_id: str, stopped: str) -> bool:
+    """A replacement by ``stopped`` that has not finished can never be finished: its
+    new TSE was not created and its id is none the API takes (begun before such ids
+    were refused). Any other unfinished one holds the old TSE: it may still be running
+    (a second replacement begun beside it made a second successor)."""
+    return not _exists(ctx, stopped) and _unreachable(ctx, old_id, stopped)
+
+
+def _in_progress(ctx: OpsContext, old_id: str, new_id: str, stopped: str) -> ConflictError:
+    """The refusal of a second replacement while the one by ``stopped`` is unfinished."""
+    then = (
+        f". {stopped!r} is no UUID, so no till reaches it over the API (that replacement"
+        f" began before such ids were refused): once finished, replace it in turn,"
+        f" `opentse tse replace {stopped} {new_id} --old-pin <its admin PIN>`"
+        if _unreachable(ctx, old_id, stopped)
+        else ""
+    )
+    pin = (
+        "with the new TSE's admin PIN given the first time"
+        if _exists(ctx, stopped)
+        else "its new TSE was not created yet"
+    )
+    return ConflictError(
+        f"the replacement of TSE {old_id} by {stopped} has not finished (stopped, or still"
+        f" running): a TSE has one successor. Run `opentse tse replace {old_id} {stopped}`"
+        f" again ({pin}) to finish it{then}",
+        code="E_REPLACE_IN_PROGRESS",
+    )
+
+
 def _unreachable(ctx: OpsContext, old_id: str, new_id: str) -> bool:
     """The old TSE is served over the API and the new id is none the API takes."""
     return ctx.svc.get_tss(old_id) is not None and _api_tss_id(new_id) != new_id
@@ -470,21 +500,12 @@ def replace_tse(
             code="E_SITE_TSE_UNASSIGNED",
         )
     pending = unfinished(ctx, old_tse_id)
-    if pending is not None and pending[1] != new_tse_id and _exists(ctx, pending[1]):
-        then = (
-            f". {pending[1]!r} is no UUID, so no till reaches it over the API (that"
-            f" replacement began before such ids were refused): once finished, replace"
-            f" it in turn, `opentse tse replace {pending[1]} {new_tse_id} --old-pin"
-            f" <its admin PIN>`"
-            if _unreachable(ctx, old_tse_id, pending[1])
-            else ""
-        )
-        raise ConflictError(
-            f"the replacement of TSE {old_tse_id} by {pending[1]} stopped before it finished:"
-            f" run `opentse tse replace {old_tse_id} {pending[1]}` again (with the new TSE's"
-            f" admin PIN given the first time) to finish it{then}",
-            code="E_REPLACE_IN_PROGRESS",
-        )
+    if (
+        pending is not None
+        and pending[1] != new_tse_id
+        and not _may_supersede(ctx, old_tse_id, pending[1])
+    ):
+        raise _in_progress(ctx, old_tse_id, new_tse_id, pending[1])
     resume = pending is not None and pending[1] == new_tse_id
     if site.status != "active" and not (resume and site.replaced_by == new_tse_id):
         done_by = f" by {site.replaced_by}" if site.replaced_by else ""
@@ -539,22 +560,26 @@ def replace_tse(
             ctx, old_tse_id, new_tse_id, new_admin_pin,
             None if unsigned or disabled else old_admin_pin, resume,
         )  # fmt: skip
+        replacement_claim.refuse_api_claims(ctx, old_tse_id, new_tse_id)
         loc = sites.get_location(ctx, site.location_id)
-        if pending is not None and resume:
-            since = pending[0]
-            protocol.record(
-                ctx.db, ctx.now(), protocol.REPLACE_RESUMED, org_id=loc.org_id,
-                location_id=loc.id, tse_id=old_tse_id, actor=actor,
-                details={"new_tse": new_tse_id, "defective": defective, "reason": reason},
-            )  # fmt: skip
-        else:
-            since = protocol.record(
-                ctx.db, ctx.now(), protocol.REPLACE_STARTED, org_id=loc.org_id,
-                location_id=loc.id, tse_id=old_tse_id, actor=actor,
-                details={"new_tse": new_tse_id, "defective": defective, "reason": reason,
-                         "signatures": state.signature_counter, "capacity": site.capacity,
-                         "open_transactions": len(state.open_transactions)},
-            )  # fmt: skip
+        where = {"org_id": loc.org_id, "location_id": loc.id, "tse_id": old_tse_id, "actor": actor}
+        since, resumed = replacement_claim.claim(
+            ctx, old_tse_id, new_tse_id,
+            may_supersede=lambda other: _may_supersede(ctx, old_tse_id, other),
+            in_progress=lambda other: _in_progress(ctx, old_tse_id, new_tse_id, other),
+            started={**where, "details": {
+                "new_tse": new_tse_id, "defective": defective, "reason": reason,
+                "signatures": state.signature_counter, "capacity": site.capacity,
+                "open_transactions": len(state.open_transactions)}},
+            resumed={**where, "details": {
+                "new_tse": new_tse_id, "defective": defective, "reason": reason}},
+        )  # fmt: skip
+        if resumed != resume:  # another run began or finished one since the checks above
+            raise ConflictError(
+                f"another replacement of TSE {old_tse_id} changed the protocol while this one"
+                f" began: see `opentse tse protocol {old_tse_id}`, then run the command again",
+                code="E_REPLACE_IN_PROGRESS",
+            )
         done = _replace(
             ctx, site, loc, old_tse_id, new_tse_id, new_admin_pin, old_admin_pin, defective,
             unsigned, actor, since, puks_path,
