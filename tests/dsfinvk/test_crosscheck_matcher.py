@@ -161,9 +161,9 @@ def test_a_bon_inside_the_tars_numbers_is_missing_from_it() -> None:
     result = xc.cross_check([_tx(1), _tx(3)], _side([_bon(1), _bon(2), _bon(3)]))
     (missing,) = [f for f in result.findings if f.code == xc.NOT_IN_TAR]
     assert (
-        "transaction 2 is not in TAR, which holds transactions 1..3 of this TSE: its "
-        "logs are missing from the TAR (or the TAR was exported for some client ids only"
-        in missing.message
+        "transaction 2 is not in TAR, which holds transactions 1..3 of this TSE but none "
+        "of 2: their logs are missing from the TAR (logs removed, or the TAR exported for "
+        "some client ids only" in missing.message
     ), missing.message
 
 

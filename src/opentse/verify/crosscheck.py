@@ -27,6 +27,7 @@ transaction) and ``read_dsfinvk``, are in ``verify.crosscheck_read``.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -158,9 +159,13 @@ def _widest(windows: Iterable[tuple[int | None, int | None]]) -> tuple[int | Non
 
 
 def cross_check(
-    transactions: Iterable[TseTransaction], side: DsfinvkSide, tar: str = "TAR"
+    transactions: Iterable[TseTransaction],
+    side: DsfinvkSide,
+    tar: str = "TAR",
+    archives: int = 1,
 ) -> CrossCheckResult:
-    """Findings of comparing the TAR's transactions with the Bons' TSE data."""
+    """Findings of comparing the TAR's transactions with the Bons' TSE data
+    (``archives``: how many TARs ``tar`` names, read as one)."""
     findings = list(side.findings)
     by_key: dict[tuple[str, int], TseTransaction] = {}
     tar_serials: set[str] = set()
@@ -190,10 +195,11 @@ def cross_check(
                 severity="warning",
             )
         )
-    held: dict[str, tuple[int, int]] = {}  # each serial's first and last number
+    numbers_of: dict[str, list[int]] = defaultdict(list)  # each serial's numbers
     for serial, number in by_key:
-        low, high = held.get(serial, (number, number))
-        held[serial] = (min(low, number), max(high, number))
+        numbers_of[serial].append(number)
+    for numbers in numbers_of.values():
+        numbers.sort()
     missing: list[BonTse] = []
     for key, bons in bons_of.items():
         found = by_key.get(key)
@@ -216,7 +222,7 @@ def cross_check(
                         NOT_IN_TAR,
                         TSE_FILE,
                         f"{bon.label or bon.bon_id}: TSE transaction {bon.number} is not in "
-                        f"{tar}{_held_words(bon.number, held[bon.serial])}",
+                        f"{tar}{_held_words(bon.number, numbers_of[bon.serial], archives)}",
                         bon.line,
                         "TSE_TANR",
                     )
@@ -383,23 +389,30 @@ def _substituted_keys(
         )
 
 
-def _held_words(number: int, held: tuple[int, int]) -> str:
-    """What a TAR that lacks transaction ``number`` holds of the TSE: inside its
-    range the logs are missing from it, or a client filter left them out; before or
+def _held_words(number: int, numbers: list[int], archives: int = 1) -> str:
+    """What a TAR that lacks transaction ``number`` holds of the TSE (``numbers``,
+    sorted): inside its range the logs are missing from it (the run of numbers it
+    lacks is named: with several TARs read as one, an export between them left out
+    is the first thing to ask about), or a client filter left them out; before or
     after it, the TAR starts too late or ends too early (exported for a shorter range
     or period, or cut off)."""
-    first, last = held
+    first, last = numbers[0], numbers[-1]
     span = f"{first}..{last}" if first != last else str(first)
     if first <= number <= last:
-        why = (
-            "its logs are missing from the TAR (or the TAR was exported for some client "
-            "ids only: a TSE shared by registers)"
+        at = bisect.bisect_left(numbers, number)  # numbers[at - 1] < number < numbers[at]
+        low, high = numbers[at - 1] + 1, numbers[at] - 1
+        hole = f"{low}..{high}" if low != high else str(low)
+        between = "an export between the TARs left out, " if archives > 1 else ""
+        return (
+            f", which holds transactions {span} of this TSE but none of {hole}: their "
+            f"logs are missing from the TAR ({between}logs removed, or the TAR exported "
+            "for some client ids only: a TSE shared by registers; opentse verify names "
+            "the missing signature counters, E_COUNTER_GAP)"
         )
-    else:
-        why = (
-            f"the TAR {'ends before' if number > last else 'starts after'} it (exported for "
-            "a shorter range or period, or cut off): ask for the TSE's export that holds it"
-        )
+    why = (
+        f"the TAR {'ends before' if number > last else 'starts after'} it (exported for "
+        "a shorter range or period, or cut off): ask for the TSE's export that holds it"
+    )
     return f", which holds transactions {span} of this TSE: {why}"
 
 

@@ -335,4 +335,4 @@ def cross_check_files(
     side = read_dsfinvk(dsfinvk)
     tars = [tar] if isinstance(tar, Path) else list(tar)
     transactions = read_tar_transactions(tars, progress)
-    return cross_check(transactions, side, " + ".join(t.name for t in tars))
+    return cross_check(transactions, side, " + ".join(t.name for t in tars), len(tars))
