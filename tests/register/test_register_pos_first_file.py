@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from opentse.cli.main import build_app
 from opentse.installation import Installation
 from opentse.register.books import Books
+from opentse.register.till_file import TillConnection, render
 from opentse.testing import ready_tse
 
 APP = build_app()
@@ -141,3 +142,34 @@ def test_close_refuses_master_data_no_export_takes_before_anything_is_signed(
     code, out = run("pos", "close", *base, *args, *master)
     assert code == 0 and out_zip.is_file(), out
     assert _open_receipts(data) == 0
+
+
+def test_a_tills_first_sale_in_an_outage_prints_the_serial_its_till_file_names(
+    tmp_path: Path,
+) -> None:
+    """A till set up with pos setup --out whose first sale met an outage printed the
+    client UUID as Kassen-Seriennummer (the serial was to be asked of the service):
+    the till file names the serial, which stands in until the service is reached."""
+    client = "5f0f4e8a-9a35-4f43-8c34-5b8a1d2c3e4f"
+    till = tmp_path / "kasse-9.txt"
+    till.write_text(
+        render(
+            TillConnection(
+                url="http://127.0.0.1:9", api_key="k", api_secret="s",
+                tss="0b3c5a4e-3f3e-4c4e-9a59-0d6c8f1b2a10", client=client,
+                serial_number="KASSE-9",
+            )
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    journal = tmp_path / "till.db"
+    sale = ["--line", "Tee:1:1.80:1", "--pay", "bar:2.00", "--timeout", "1"]
+    code, out = run("pos", "sell", "--session", str(till), "--journal", str(journal), *sale)
+    assert code == 0 and "TSE ausgefallen" in out, out
+    assert "Kassen-Seriennummer: KASSE-9" in out and client not in out
+    other = "6a1b2c3d-0000-4000-8000-000000000001"  # --client wins: not the file's serial
+    code, out = run(
+        "pos", "sell", "--session", str(till), "--client", other,
+        "--journal", str(tmp_path / "other.db"), *sale,
+    )  # fmt: skip
+    assert code == 0 and "KASSE-9" not in out and other in out.replace("\n", ""), out

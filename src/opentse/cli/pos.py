@@ -201,6 +201,7 @@ def _register(
     from opentse.register.remote import RemoteBackend
     from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE
 
+    noted = None  # the serial number the till file names for its client
     if session is not None:  # the options given win over the file
         from opentse.cli.pos_setup import load_session
 
@@ -210,6 +211,8 @@ def _register(
                 code="E_POS_BACKEND",
             )
         given = load_session(session)
+        if client is None or client == given.client:
+            noted = given.serial_number
         url, tss, client = url or given.url, tss or given.tss, client or given.client
         api_key, api_secret = api_key or given.api_key, api_secret or given.api_secret
         fingerprint = fingerprint or given.fingerprint
@@ -317,7 +320,7 @@ def _register(
                 # call of the sale is (Register._attempts): with the retries' backoff a
                 # till that never reached its service took ~1.5 s more per sale
                 once = log.status().light is not Light.GREEN
-                serial = _client_serial(backend, books, client, timeout, once=once)
+                serial = _client_serial(backend, books, client, timeout, once=once, noted=noted)
         elif books.register_serial() != client:  # what the outage log names the till by
             books.set_register_serial(client)
         seller = _seller(books, seller_name, seller_address)
@@ -416,18 +419,27 @@ def _ask_serial(backend: Any, timeout: float) -> str | None:
 
 
 def _client_serial(
-    backend: Any, books: Any, client: str, timeout: float, *, once: bool = False
+    backend: Any,
+    books: Any,
+    client: str,
+    timeout: float,
+    *,
+    once: bool = False,
+    noted: str | None = None,
 ) -> str:
     """The serial number asked (``_ask_serial``; ``once``: a single attempt, no retries)
     and kept in the books; a service that cannot be reached leaves the one kept (the
     journal shows red), so the receipts and the closing keep the serial the TSE signs
-    with instead of the UUID."""
+    with instead of the UUID. Before one is kept, the one the till file names
+    (``noted``, as pos setup wrote it): a till whose first sale met an outage printed
+    the client UUID as Kassen-Seriennummer. Not kept: the service confirms it at the
+    next contact (a wrong one is E_REGISTER_CLIENT_UNKNOWN there)."""
     from opentse.register.register import single_attempts
 
     with single_attempts(backend) if once else contextlib.nullcontext():
         serial = _ask_serial(backend, timeout)
     if serial is None:
-        return str(books.register_serial() or client)
+        return str(books.register_serial() or noted or client)
     if serial != books.register_serial():
         books.set_register_serial(serial)
     return serial
