@@ -89,8 +89,14 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "its data) answers retrieveTransaction with 400 `E_TX_REVISION_NOT_FOUND` (its 404 "
     "tells a register there is no such transaction) and retrieveTransactionLog with 404 "
     "`E_LOG_NOT_FOUND` (fiskaly's code for a missing log), naming the export it is in; "
-    "the transaction lists leave out (and do not count) a transaction whose latest "
-    "revision's log was deleted, as they cannot show its `log` and `signature`.",
+    "the transaction lists leave out (and do not count) a closed transaction whose latest "
+    "revision's log was deleted, as they cannot show its `log` and `signature`. A "
+    "transaction still ACTIVE whose latest log was deleted is open at the TSE (counted "
+    "in `number_active_transactions`, to be finished or cancelled with the next "
+    "revision): the lists show it, and retrieveTransaction answers its latest revision, "
+    "with what is still known: no `schema`, a `signature` without `value` (its counter "
+    "is the deleted log's), a `log` whose `timestamp` is `time_start` for the Start and "
+    "missing for an Update.",
     "`description` is taken with the change to INITIALIZED only (fiskaly: only when "
     "initializing a TSS may a description be provided); sent with any other updateTss "
     "it is accepted and ignored, the TSS keeps its description.",

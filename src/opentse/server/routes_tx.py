@@ -30,6 +30,7 @@ from opentse.server.tx_index import (
     stored_revision,
     tx_ref,
 )
+from opentse.server.tx_unlogged import open_tx_body
 from opentse.server.upsert import upsert_transaction
 
 
@@ -71,6 +72,8 @@ def retrieve_transaction(call: Call) -> tuple[int, Any]:
         if revision <= row.latest_revision
         else None
     )
+    if body is None and revision == row.latest_revision:
+        body = open_tx_body(call.ctx, row, tss.env)  # open, its log deleted: recovery
     if body is None and revision <= row.latest_revision:
         raise missing_log(call.ctx, tss_id, row.number, revision)
     if body is None:
@@ -100,7 +103,7 @@ def _list(call: Call, tss_id: str | None, client_id: str | None) -> tuple[int, A
     page = parse_page(call, ("number", "state", "time_start", "time_end"))
     states = parse_states(call, TX_STATES)
     rows, total = call.ctx.svc.list_txs(
-        call.principal.organization_id, page, tss_id, client_id, states, with_log=True
+        call.principal.organization_id, page, tss_id, client_id, states, listed=True
     )
     data = []
     for r in rows:
@@ -109,6 +112,8 @@ def _list(call: Call, tss_id: str | None, client_id: str | None) -> tuple[int, A
             body = (
                 stored_revision(call, tss, r.tss_id, r.tx_id, r.latest_revision, r) if tss else None
             )
+            if body is None and tss is not None:  # open, its log deleted (tx_unlogged)
+                body = open_tx_body(call.ctx, r, tss.env)
         except NotFoundError:
             body = None
         if body is not None:

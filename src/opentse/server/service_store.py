@@ -613,6 +613,13 @@ class ServiceStore:
                     if isinstance(c, sqlite3.Connection):
                         c.executemany(self._UPSERT_SQL, params)
                     else:  # the PostgreSQL twin's connection runs one statement at a time
+                        # log_deleted: a deleteStoredData in progress (it holds ROW
+                        # EXCLUSIVE on deleted_refs from its first statement) ends
+                        # first, so the probes below see its refs; one that starts
+                        # meanwhile waits for this commit and then sees these rows.
+                        # Without it a row it had just flagged was written back as 0
+                        # (this statement's snapshot predated its commit)
+                        c.execute("LOCK TABLE deleted_refs IN SHARE MODE")
                         for one in params:
                             c.execute(self._UPSERT_SQL, one)
                     if mark is not None and len(batch) < 4096:  # a full batch left rows
@@ -638,13 +645,19 @@ class ServiceStore:
             if stop:
                 return
 
+    # log_deleted (migration 0014): deleteStoredData flags the rows in the database
+    # (storage/rows.delete_logs_sql); a row written after its revision's log was
+    # deleted (queued here meanwhile) is flagged as it is written: one probe of
+    # deleted_refs' primary key per row
     _UPSERT_SQL = (
-        f"INSERT INTO svc_transactions({_TX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+        f"INSERT INTO svc_transactions({_TX_COLS}, log_deleted)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?, CASE WHEN EXISTS (SELECT 1 FROM deleted_refs"
+        " WHERE tse_id=? AND ref=?) THEN 1 ELSE 0 END)"
         " ON CONFLICT(tss_id, tx_id) DO UPDATE SET"
         " latest_revision=excluded.latest_revision, state=excluded.state,"
         " client_id=excluded.client_id, process_type=excluded.process_type,"
         " time_end=excluded.time_end, metadata=excluded.metadata,"
-        " amount_cents=excluded.amount_cents"
+        " amount_cents=excluded.amount_cents, log_deleted=excluded.log_deleted"
         " WHERE excluded.latest_revision > svc_transactions.latest_revision"
     )
 
@@ -663,6 +676,8 @@ class ServiceStore:
             row.time_end,
             json.dumps(row.metadata) if row.metadata else "{}",
             row.amount_cents,
+            row.tss_id,
+            f"tx:{row.tx_id}:{row.latest_revision}",  # tx_index.tx_ref
         )
 
     def set_tx_metadata(self, tss_id: str, tx_id: str, metadata: dict[str, str]) -> None:
@@ -673,27 +688,28 @@ class ServiceStore:
                 (json.dumps(metadata), tss_id, tx_id),
             )
 
-    # A transaction whose latest revision's log deleteStoredData dropped (its ref is in
-    # deleted_refs, beside the logs in this database; refs are tx_index.tx_ref's
-    # 'tx:{tx_id}:{revision}'). fiskaly's Transaction requires log and signature, so
-    # the API cannot show it; counted all the same, a list's count exceeded what its
-    # pages held. Checked only where deleted_refs has rows (``_any_deleted``).
-    _WITH_LOG = (
-        "NOT EXISTS (SELECT 1 FROM deleted_refs d WHERE d.tse_id=svc_transactions.tss_id"
-        " AND d.ref='tx:' || svc_transactions.tx_id || ':' || svc_transactions.latest_revision)"
-    )
+    # What the API's lists show (fiskaly's Transaction requires its log and
+    # signature): a transaction whose latest revision's log is stored, and an open one
+    # whose log deleteStoredData dropped (log_deleted, migration 0014), which is still
+    # open at the TSE and counted in the TSS's number_active_transactions: a register's
+    # recovery lists its open transactions to abort them. A closed one whose log was
+    # deleted is left out of the pages and their count alike. The term is the WHERE of
+    # the partial index svc_transactions_listed, written as it is there, so SQLite
+    # reads along it and counts from it without reading the rows.
+    _LISTED = "(log_deleted = 0 OR state = 'ACTIVE')"
 
-    def _any_deleted(self, tss_id: str | None) -> bool:
-        """Whether deleteStoredData dropped any log of ``tss_id`` (None: of any TSE)."""
-        if tss_id is None:
-            found = self._conn().execute("SELECT 1 FROM deleted_refs LIMIT 1").fetchone()
-        else:
-            found = (
-                self._conn()
-                .execute("SELECT 1 FROM deleted_refs WHERE tse_id=? LIMIT 1", (tss_id,))
-                .fetchone()
+    def deleted_log_counter(self, tss_id: str, ref: str) -> int | None:
+        """The signature counter of the log with ``ref`` that deleteStoredData dropped
+        (deleted_refs, beside the logs in this database), None when none was."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT signature_counter FROM deleted_refs WHERE tse_id=? AND ref=?",
+                (tss_id, ref),
             )
-        return found is not None
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
 
     def list_txs(
         self,
@@ -707,17 +723,16 @@ class ServiceStore:
         time_from: int | None = None,
         time_to: int | None = None,
         amount_cents: int | None = None,
-        with_log: bool = False,
+        listed: bool = False,
     ) -> tuple[list[TxRow], int]:
         """A page of index rows. Keyword filters (the dashboard's search): any of
         ``client_ids`` (empty: none match), ``time_from <= time_start < time_to``, an
-        exact ``amount_cents`` (indexed, migration 0007). ``with_log``: only those
-        whose latest revision's log is still stored (the API's lists, see
-        ``_WITH_LOG``)."""
+        exact ``amount_cents`` (indexed, migration 0007). ``listed``: only what the
+        API's lists show (``_LISTED``)."""
         self.flush()
         where = _Where(org_id)
-        if with_log and self._any_deleted(tss_id):
-            where.add(self._WITH_LOG)
+        if listed:
+            where.add(self._LISTED)
         where.equal("tss_id", tss_id)
         where.equal("client_id", client_id)
         if client_ids is not None:

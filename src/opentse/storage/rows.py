@@ -196,14 +196,27 @@ def stored_or_deleted(row: Sequence[Any] | None, ref: str) -> StoredLog | None:
     return log_from_row(row[:-1])
 
 
-def delete_logs_sql(placeholder: str = "?") -> tuple[str, str]:
-    """deleteStoredData's two statements, both with parameters (tse_id, up_to): keep
-    the refs of the logs that go (``deleted_refs``), then drop the logs."""
+def delete_logs_sql(placeholder: str = "?") -> tuple[str, str, str]:
+    """deleteStoredData's three statements, each with parameters (tse_id, up_to): keep
+    the refs of the logs that go (``deleted_refs``), flag the transactions whose
+    latest revision's log goes (the service's index, ``svc_transactions.log_deleted``,
+    migration 0014: its lists filter on it), then drop the logs.
+
+    The flag is set in the same transaction as the refs are kept, for the transactions
+    of the logs that go now (their refs ``tx:<uuid>:<rev>``, ids of 36 characters;
+    the logs of earlier deletions are gone): the index rows of the TSE are not read.
+    A row not yet written gets it from the index writer (``ServiceStore``)."""
     p = placeholder
     return (
         "INSERT INTO deleted_refs (tse_id, ref, signature_counter)"
         " SELECT tse_id, ref, signature_counter FROM logs"
         f" WHERE tse_id = {p} AND signature_counter <= {p} AND ref IS NOT NULL"
         " ON CONFLICT DO NOTHING",
+        "UPDATE svc_transactions SET log_deleted = 1"
+        " WHERE log_deleted = 0 AND (tss_id, tx_id) IN ("
+        " SELECT tse_id, substr(ref, 4, 36) FROM logs"
+        f" WHERE tse_id = {p} AND signature_counter <= {p} AND substr(ref, 1, 3) = 'tx:')"
+        " AND EXISTS (SELECT 1 FROM deleted_refs d WHERE d.tse_id = svc_transactions.tss_id"
+        " AND d.ref = 'tx:' || svc_transactions.tx_id || ':' || svc_transactions.latest_revision)",
         f"DELETE FROM logs WHERE tse_id = {p} AND signature_counter <= {p}",
     )
