@@ -311,13 +311,14 @@ def _receipt_matchers(
 
     matchers: list[Matcher] = []
     if tars:
+        damaged: dict[int | None, set[str]] = {}
         try:
-            transactions = read_tar_transactions(tars)
+            transactions = read_tar_transactions(tars, damaged=damaged)
         except (OSError, OpenTSEError) as exc:
             code = getattr(exc, "code", "E_EXPORT_UNREADABLE")
             _unverifiable(err, as_json, code, getattr(exc, "message", str(exc)))
         tar_label = " + ".join(str(t) for t in tars)
-        matchers.append(lambda p: against_tse_export(p, transactions, tar_label))
+        matchers.append(lambda p: against_tse_export(p, transactions, tar_label, damaged))
     every: list[BonSigned] = []
     for export in dsfinvk:
         findings, _summary, bons = check_export_bons(export)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -52,6 +52,7 @@ BON_UNREADABLE = "E_XC_BON_TSE_UNREADABLE"
 TSE_ABSENT = "W_XC_TSE_NOT_IN_TAR"
 OPEN = "W_XC_TSE_OPEN"
 TAR_SHORT = "W_XC_TAR_RANGE"
+LOG_UNREADABLE = "W_XC_LOG_UNREADABLE"
 
 TSE_FILE = "transactions_tse.csv"
 
@@ -163,10 +164,16 @@ def cross_check(
     side: DsfinvkSide,
     tar: str = "TAR",
     archives: int = 1,
+    damaged: Mapping[int | None, set[str]] | None = None,
 ) -> CrossCheckResult:
     """Findings of comparing the TAR's transactions with the Bons' TSE data
-    (``archives``: how many TARs ``tar`` names, read as one)."""
+    (``archives``: how many TARs ``tar`` names, read as one; ``damaged``: the TAR's
+    log files that cannot be decoded, by the transaction number in their names, as
+    ``read_tar_transactions`` collects them)."""
+    damaged = damaged or {}
     findings = list(side.findings)
+    if damaged:
+        findings.append(_damaged_note(damaged, tar))
     by_key: dict[tuple[str, int], TseTransaction] = {}
     tar_serials: set[str] = set()
     tar_first: int | None = None
@@ -222,13 +229,14 @@ def cross_check(
                         NOT_IN_TAR,
                         TSE_FILE,
                         f"{bon.label or bon.bon_id}: TSE transaction {bon.number} is not in "
-                        f"{tar}{_held_words(bon.number, numbers_of[bon.serial], archives)}",
+                        f"{tar}{_held_words(bon.number, numbers_of[bon.serial], archives)}"
+                        f"{damaged_words(bon.number, damaged, tar)}",
                         bon.line,
                         "TSE_TANR",
                     )
                 )
                 continue
-            findings.extend(_compare(bon, found, tar))
+            findings.extend(_compare(bon, found, tar, damaged))
     # the export's client ids, and those of the transactions its Bons name: a TSE
     # client id other than KASSE_SERIENNR (E_XC_CLIENT_DIFFERS on each Bon) must not
     # take that client's transactions without a Bon out of scope
@@ -443,7 +451,40 @@ def _range_note(
     ]
 
 
-def _compare(bon: BonTse, tx: TseTransaction, tar: str) -> Iterator[Finding]:
+def _damaged_note(damaged: Mapping[int | None, set[str]], tar: str) -> Finding:
+    """One warning for the TAR's log files that cannot be decoded: their content is
+    not compared (``opentse verify`` reports each, E_LOG_FORMAT)."""
+    names = sorted(n for group in damaged.values() for n in group)
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return Finding(
+        LOG_UNREADABLE,
+        tar,
+        f"{len(names)} log file(s) of {tar} cannot be decoded (damaged or cut short): "
+        f"{shown}; what they hold is not compared (opentse verify {tar}: E_LOG_FORMAT)",
+        severity="warning",
+    )
+
+
+def damaged_words(number: int, damaged: Mapping[int | None, set[str]], tar: str) -> str:
+    """For a transaction the TAR lacks a log of: the log files named with its number
+    that cannot be decoded, where the missing log most likely is (file names carry
+    no TSE serial: with several TSEs in the TAR it may be another's)."""
+    names = sorted(damaged.get(number, ()))
+    if not names:
+        return ""
+    return (
+        f"; {tar} has {len(names)} log file(s) named with transaction number {number} "
+        f"that cannot be decoded: {', '.join(names[:3])} (damaged: opentse verify "
+        f"{tar} reports E_LOG_FORMAT)"
+    )
+
+
+def _compare(
+    bon: BonTse,
+    tx: TseTransaction,
+    tar: str,
+    damaged: Mapping[int | None, set[str]] | None = None,
+) -> Iterator[Finding]:
     """The differences between one Bon's TSE data and its transaction in the TAR."""
 
     def differs(code: str, column: str, what: str) -> Finding:
@@ -451,7 +492,10 @@ def _compare(bon: BonTse, tx: TseTransaction, tar: str) -> Iterator[Finding]:
 
     if tx.end is None:
         yield differs(
-            NOT_FINISHED, "TSE_TANR", f"TSE transaction {tx.number} has no Finish log in {tar}"
+            NOT_FINISHED,
+            "TSE_TANR",
+            f"TSE transaction {tx.number} has no Finish log in {tar}"
+            f"{damaged_words(tx.number, damaged or {}, tar)}",
         )
         return
     if bon.clients and tx.client_id not in bon.clients:

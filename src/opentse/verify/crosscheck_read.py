@@ -24,6 +24,7 @@ from pathlib import Path
 from opentse.errors import FormatError
 from opentse.formats.dsfinvk.check import Finding, _lenient_records, _Source
 from opentse.formats.dsfinvk.csvwriter import parse_timestamp, read_records
+from opentse.formats.tar import parse_log_filename
 from opentse.tr03151.fastdecode import TRANSACTION
 from opentse.verify.archive import member_batches
 from opentse.verify.crosscheck import (
@@ -47,18 +48,23 @@ ClosingKey = tuple[str, str, str]
 
 
 def read_tar_transactions(
-    path: Path | Sequence[Path], progress: Callable[[int], None] | None = None
+    path: Path | Sequence[Path],
+    progress: Callable[[int], None] | None = None,
+    damaged: dict[int | None, set[str]] | None = None,
 ) -> list[TseTransaction]:
     """The transactions of TR-03151 TAR exports of any vendor, streamed: one record
     per transaction, logs decoded by the verifier's decoder (logs it cannot decode
     are skipped: ``opentse verify`` reports them). Several archives (incremental
     exports) are read as one: a transaction started in one and finished in the next
-    is one record. Raises UnreadableExportError (``E_EXPORT_UNREADABLE`` /
-    ``E_EXPORT_READ``) when an archive cannot be read."""
+    is one record. ``damaged``, when given, collects the names of log files that
+    cannot be decoded, by the transaction number in the name (None for others): a
+    finding about a missing log names them. Raises UnreadableExportError
+    (``E_EXPORT_UNREADABLE`` / ``E_EXPORT_READ``) when an archive cannot be read."""
     txs: dict[tuple[str, int], TseTransaction] = {}
     serials: dict[bytes, str] = {}  # one hex string per TSE, shared by its records
     paths = [path] if isinstance(path, Path) else list(path)
-    for batch in itertools.chain.from_iterable(member_batches(p) for p in paths):
+    batches = ((p, batch) for p in paths for batch in member_batches(p))
+    for archive, batch in batches:
         logs = 0
         for _label, name, data in batch:
             if not name.lower().endswith(".log"):
@@ -67,6 +73,11 @@ def read_tar_transactions(
             try:
                 fields = decode(data)
             except FormatError:
+                if damaged is not None:
+                    parsed = parse_log_filename(name)
+                    number = parsed.transaction_number if parsed is not None else None
+                    where = f"{archive.name}:{name}" if len(paths) > 1 else name
+                    damaged.setdefault(number, set()).add(where)
                 continue
             if fields.kind != TRANSACTION:
                 continue
@@ -334,5 +345,7 @@ def cross_check_files(
     be several TARs of the TSE(s), read as one."""
     side = read_dsfinvk(dsfinvk)
     tars = [tar] if isinstance(tar, Path) else list(tar)
-    transactions = read_tar_transactions(tars, progress)
-    return cross_check(transactions, side, " + ".join(t.name for t in tars), len(tars))
+    damaged: dict[int | None, set[str]] = {}
+    transactions = read_tar_transactions(tars, progress, damaged)
+    label = " + ".join(t.name for t in tars)
+    return cross_check(transactions, side, label, len(tars), damaged)

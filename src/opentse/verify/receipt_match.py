@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from opentse.errors import FormatError, OpenTSEError
@@ -25,7 +25,7 @@ from opentse.formats.qr import QRPayload, format_qr_time
 from opentse.tr03151.codec import decode_log_message
 from opentse.tr03151.logmessage import TransactionLogData
 from opentse.tr03151.signature import verify_signature
-from opentse.verify.crosscheck import TseTransaction
+from opentse.verify.crosscheck import TseTransaction, damaged_words
 from opentse.verify.findings import Finding, error, info
 from opentse.verify.receipt import process_data_form
 
@@ -182,11 +182,16 @@ def rebuilt_from(process_type: str) -> str:
 
 
 def against_tse_export(
-    payload: QRPayload, transactions: Iterable[TseTransaction], tar: str
+    payload: QRPayload,
+    transactions: Iterable[TseTransaction],
+    tar: str,
+    damaged: Mapping[int | None, set[str]] | None = None,
 ) -> list[Finding]:
     """The receipt's transaction in the TAR: a finding saying it is there with the
-    same signed values, else what is missing or differs and where; and an error when
+    same signed values, else what is missing or differs and where (naming the TAR's
+    log files of its number that cannot be decoded, ``damaged``); and an error when
     the receipt's start time is not its Start log's logTime."""
+    broken = damaged_words(payload.transaction_number, damaged or {}, tar)
     serial = hashlib.sha256(payload.public_key).hexdigest()
     number = payload.transaction_number
     found: TseTransaction | None = None
@@ -219,7 +224,7 @@ def against_tse_export(
                 f"{where} is not in {tar} (it holds transactions {min(numbers)}.."
                 f"{max(numbers)} of that TSE): a receipt the TSE did not sign as printed, "
                 "or a TAR of another period (compare its period with the receipt's date "
-                f"{payload.log_time.date().isoformat()})",
+                f"{payload.log_time.date().isoformat()}){broken}",
                 fields=("transactionNumber",),
             )
         ]
@@ -232,7 +237,7 @@ def against_tse_export(
                 f"{where} has no Finish log in {tar}, only its Start: the receipt's "
                 "signature is a Finish log's, so either the Finish log is missing from the "
                 f"TAR (opentse verify {tar} shows counter gaps) or the TAR was made before "
-                "the sale was finished (ask for a later export)",
+                f"the sale was finished (ask for a later export){broken}",
                 fields=("signature",),
             ),
         ]
