@@ -135,6 +135,8 @@ def update_client(call: Call) -> tuple[int, Any]:
 def _list(call: Call, tss_id: str | None) -> tuple[int, Any]:
     assert call.principal is not None
     page = parse_page(call, ("serial_number", "time_creation"))
+    # fiskaly's client lists take one `state` and no `states[]` (v2.1.35 listClients):
+    # `states[]` is not read, as fiskaly does not (tests/server/test_server_client_list_states.py)
     state = call.query.get("state")
     if state is not None and state not in CLIENT_STATES:
         raise ApiError(
