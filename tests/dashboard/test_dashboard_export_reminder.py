@@ -42,10 +42,17 @@ def test_an_overdue_export_says_how_to_archive_one(tmp_path: Path) -> None:
             listed = web.get("/dashboard/tss", headers=en).text
             assert re.search(r'<tr class="row-yellow">', listed) and "export overdue" in listed
             warned = web.get("/dashboard/warnings", headers=en).text
-            assert "no archived export for 31 days: &#39;opentse archive export&#39;" in warned
+            assert "no archived export for 31 days: whoever runs the server" in warned
             assert "an export from this dashboard is not archived" in warned
             german = web.get("/dashboard/warnings", headers={"accept-language": "de"}).text
-            assert "„opentse archive export“ auf dem Server" in german
+            assert "wer den Server betreibt, exportiert, prüft und archiviert" in german
+            # a shop owner cannot run a command from the dashboard: the page names who
+            # can and where it is described, not the command line
+            assert "opentse archive" not in german and "opentse archive" not in warned
+            assert "operations.md" in german
+            page = web.get(f"/dashboard/tss/{tss}", headers={"accept-language": "de"}).text
+            assert "Keine Protokolleinträge: sie entstehen, wenn auf dem Server" in page
+            assert "opentse site" not in page and "tse replace" not in page
             archive.archive_export(ops, tss)
             assert "No warnings." in web.get("/dashboard/warnings", headers=en).text
             assert 'class="row-green"' in web.get("/dashboard/tss", headers=en).text

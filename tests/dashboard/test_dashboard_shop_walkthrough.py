@@ -137,7 +137,8 @@ def test_a_replaced_tse_is_grey_and_names_its_successor(shop: dict[str, Any]) ->
     assert 'class="row-grey"' in old and "light-red" not in old
     assert f"ersetzt durch TSE {shop['c']}" in old and "außer Betrieb" not in old
     assert "light-green" in _row_of(listing, shop["c"])  # the new one is in use
-    assert "Grau: mit opentse tse replace ersetzt" in listing  # the legend says what grey is
+    assert "Grau: durch eine neue TSE ersetzt" in listing  # the legend says what grey is
+    assert "tse replace" not in listing  # no command line in the dashboard's legend
     detail = browser.get(f"/dashboard/tss/{shop['a']}", params={"lang": "en"}).text
     assert "light-grey" in detail and "light-red" not in detail
     assert f"replaced by TSE {shop['c']}" in detail

@@ -94,10 +94,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Red: disabled, defective, not initialized, or capacity/certificate exhausted.",
     ),
     "legend_grey": (
-        "Grau: mit opentse tse replace ersetzt und außer Betrieb genommen; die neue TSE"
+        "Grau: durch eine neue TSE ersetzt und außer Betrieb genommen; die neue TSE"
         " übernimmt ihre Kassen.",
-        "Grey: replaced with opentse tse replace and taken out of service; the new TSE"
-        " took over its registers.",
+        "Grey: replaced by a new TSE and taken out of service; the new TSE took over its"
+        " registers.",
     ),
     "reason_replaced": ("ersetzt durch TSE {new}", "replaced by TSE {new}"),
     "reason_not_init": ("nicht initialisiert", "not initialized"),
@@ -125,11 +125,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "certificate expired; the TSE cannot sign any more",
     ),
     "w_export": (
-        "seit {days} Tagen kein archivierter Export: „opentse archive export“ auf dem Server"
-        " exportiert, prüft und archiviert einen (ein Export über diese Übersicht wird"
-        " nicht archiviert)",
-        "no archived export for {days} days: 'opentse archive export' on the server exports,"
-        " verifies and archives one (an export from this dashboard is not archived)",
+        "seit {days} Tagen kein archivierter Export: wer den Server betreibt, exportiert,"
+        " prüft und archiviert einen dort (Dokumentation: operations.md, Abschnitt"
+        " „Archive“); ein Export über diese Übersicht wird nicht archiviert",
+        "no archived export for {days} days: whoever runs the server exports, verifies and"
+        " archives one there (documentation: operations.md, section 'Archive'); an export"
+        " from this dashboard is not archived",
     ),
     "reason_ok": (
         "letzte Signatur (Zähler {n}) geprüft und gültig",
@@ -159,8 +160,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "public_key": ("Öffentlicher Schlüssel", "Public key"),
     "protocol": ("Einrichtungsprotokoll", "Set-up protocol"),
     "no_protocol": (
-        "Keine Protokolleinträge (opentse site / tse replace schreiben sie).",
-        "No protocol entries (opentse site / tse replace write them).",
+        "Keine Protokolleinträge: sie entstehen, wenn auf dem Server Standorte und Kassen"
+        " erfasst oder TSEs umgezogen oder ersetzt werden (Dokumentation: operations.md).",
+        "No protocol entries: they are written when locations and registers are recorded"
+        " on the server, or TSEs moved or replaced (documentation: operations.md).",
     ),
     "system_events": (
         "Von der TSE signierte Systemereignisse (die ersten 50)",
