@@ -159,7 +159,7 @@ def _bad_requests(tss: str, cid: str, tx: str) -> list[tuple[str, bytes, dict[st
         (f"/api/v2/tss/{tss}/tx/{tx}?tx_revision=1", b'{"state":"X","client_id":1}', json_h),
         (
             f"/api/v2/tss/{tss}/tx/{tx}?tx_revision=1",
-            b'{"state":"ACTIVE","client_id":"%s","metadata":{"a":123456789012345678901234}}'
+            b'{"state":"ACTIVE","client_id":"%s","metadata":{"a":[123456789012345678901234]}}'
             % cid.encode(),
             json_h,
         ),

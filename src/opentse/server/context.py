@@ -29,6 +29,7 @@ from opentse.engine.ports import AsyncLockedStore, Clock
 from opentse.errors import OpenTSEError
 from opentse.server.auth import KEY_RECHECK_SECONDS, Principal, TokenService, derive_key
 from opentse.server.auth_limit import FailureLimiter, Limits
+from opentse.server.coercion import coerce_metadata
 from opentse.server.problems import ApiError, StorageFailureLog, from_opentse_error
 from opentse.server.qrtext import QRText
 from opentse.server.schemas import COMPONENTS
@@ -305,6 +306,7 @@ def endpoint(
             elif body_required:
                 raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is required")
             if body_schema is not None:
+                coerce_metadata(body, body_schema)  # fiskaly keeps 123 as "123"
                 validate({} if body is None else body, {"$ref": f"#/{body_schema}"}, COMPONENTS)
         # fiskaly 2.0.50: leading question marks of a malformed query are ignored
         query = QueryParams(request.scope["query_string"].lstrip(b"?"))

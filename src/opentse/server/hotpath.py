@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from opentse.errors import OpenTSEError
 from opentse.server import cors
+from opentse.server.coercion import coerce_metadata
 from opentse.server.context import (
     Call,
     ServerContext,
@@ -244,6 +245,7 @@ class ServerApp(Starlette):
         if not raw.strip():
             raise ApiError(400, "E_FAILED_SCHEMA_VALIDATION", "body is required")
         body = _parse_json(raw)
+        coerce_metadata(body, "TxRequest")  # fiskaly keeps 123 as "123"
         validate({} if body is None else body, _SCHEMA_REF, COMPONENTS)
         query, multi = _query(scope["query_string"])
         call = Call(ctx, principal, {"tss_id": tss, "tx_id_or_number": tx}, query, multi, body)

@@ -65,7 +65,9 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "permission for local network access.",
     "Where fiskaly's text is silent, a metadata value sent as `null` removes that key "
     "(fiskaly's own Postman collection sends null; a value is a string, so null cannot "
-    'be kept) and `""` is kept as an empty string.',
+    'be kept) and `""` is kept as an empty string. A number or boolean value is kept as '
+    'its text (`123` as `"123"`, `true` as `"true"`), as fiskaly keeps it (fiskaltrust\'s '
+    "Middleware stores a number there after each export); a list or object is refused.",
     "A revision already signed answers what was signed for it when the same request is "
     "sent again (a retry after a lost answer signs nothing again), a lower revision with "
     "`latest_revision` the newest; sent with another request (its `state`, `client_id`, "
