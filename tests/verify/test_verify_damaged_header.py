@@ -3,7 +3,8 @@ member) is refused (exit 2, ``E_EXPORT_UNREADABLE`` naming the octet) by
 ``opentse verify`` and by the DSFinV-K cross-check's reader. The stdlib ``tarfile``
 takes such a header for the end of the archive and says nothing: the verifier once
 verified the members before it and answered "OK: no errors" for an export whose
-later logs it never read."""
+later logs it never read. The same for data after the end-of-archive blocks (two
+exports joined with ``cat``), where every TAR reader stops."""
 
 from __future__ import annotations
 
@@ -108,3 +109,61 @@ def test_any_changed_octet_of_a_later_header_is_damage(
     with pytest.raises(Damaged, match=f"octet {offset} "):
         for _ in scan(bytes(archive)):
             pass
+
+
+GF = "fiskaly/TSSProtokoll_GF_2021-09-28_11_07_59.tar"
+WB = "fiskaly/TSSProtokoll_WB_2021-09-27_12_09_56.tar"
+
+
+def test_two_exports_joined_by_cat_are_refused(tmp_path: Path) -> None:
+    """``cat a.tar b.tar > all.tar``: the stdlib (like tar without -i) reads the
+    first archive only; the verifier verified its 6 logs and said "OK: no errors",
+    the 10 logs of the second unread. Now exit 2 naming where the data after the
+    end-of-archive blocks starts; each archive given on its own still verifies."""
+    first, second = vendor_export(GF), vendor_export(WB)
+    joined = tmp_path / "all.tar"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    with tarfile.open(joined) as tar, tarfile.open(first) as alone:
+        assert len(tar.getmembers()) == len(alone.getmembers())
+    result = CliRunner().invoke(build_app(), ["verify", str(joined), "--json"])
+    assert result.exit_code == 2, result.stdout
+    unreadable = json.loads(result.stdout)["unreadable"]
+    assert unreadable["code"] == "E_EXPORT_UNREADABLE"
+    assert f"followed by data at octet {first.stat().st_size}" in unreadable["message"]
+    assert "another archive appended" in unreadable["message"]
+    with pytest.raises(UnreadableExportError, match="another archive appended"):
+        for _ in member_batches(joined):
+            pass
+    both = CliRunner().invoke(build_app(), ["verify", str(first), str(second), "--json"])
+    assert json.loads(both.stdout)["log_messages"] == 16
+
+
+@pytest.mark.parametrize("window", [512, 1024, 4096, 1 << 20])
+def test_zeros_after_the_end_are_padding_data_is_not(tmp_path: Path, window: int) -> None:
+    """Read in windows of any size: zeros after the end-of-archive blocks (padding,
+    however long) are fine, one other octet anywhere in them is refused at its
+    offset."""
+    from opentse.verify import tarscan
+    from opentse.verify.reading import ArchiveFile
+    from opentse.verify.tarscan import Appended
+
+    archive = _archive([10, 700, 0, 1300]) + bytes(9000)
+    path = tmp_path / "a.tar"
+    saved = tarscan.WINDOW
+    try:
+        tarscan.WINDOW = window
+        path.write_bytes(archive)
+        with ArchiveFile(path) as file:
+            assert sum(len(b) for b in scan(file)) == 4
+        for where in (len(archive) - 1, len(archive) - 9000, len(archive) - 5000):
+            changed = bytearray(archive)
+            changed[where] = 0x41
+            path.write_bytes(changed)
+            with ArchiveFile(path) as file, pytest.raises(Appended, match=f"octet {where} "):
+                for _ in scan(file):
+                    pass
+            with pytest.raises(Appended, match=f"octet {where} "):
+                for _ in scan(bytes(changed)):
+                    pass
+    finally:
+        tarscan.WINDOW = saved

@@ -49,7 +49,7 @@ from opentse.verify.logcheck import (
 from opentse.verify.logcheck import LogEntry as LogEntry  # re-exported: the checks' type
 from opentse.verify.reading import ArchiveFile
 from opentse.verify.reading import UnreadableExportError as UnreadableExportError
-from opentse.verify.tarscan import Damaged, Member, Refused, Unusual, scan
+from opentse.verify.tarscan import Damaged, Member, Refused, Truncated, Unusual, scan
 
 _CERT_NAME = re.compile(r"(?i)^([0-9a-f]+)_x509\.(cer|der|crt|pem)$")
 
@@ -297,12 +297,17 @@ def _opened(source: Path) -> Iterator[tuple[ArchiveFile, bytes | ArchiveFile]]:
 
 def _cut_short(source: Path, archive: ArchiveFile, exc: Refused) -> UnreadableExportError:
     """The scan found the archive ends inside a member (tarfile would read it all to
-    say so), or a damaged header (tarfile would end the archive there, silently). A
+    say so), a damaged header or data after the end (tarfile would end the archive
+    there, silently). A
     file that shrank while it was read says that instead (E_EXPORT_READ): it is not
     a copy cut short but one still being written or replaced."""
     archive.check_unchanged()
-    why = "a damaged copy?" if isinstance(exc, Damaged) else "cut short, a copy not finished?"
-    return UnreadableExportError(f"{source}: not a readable TAR archive ({exc}: {why})")
+    if isinstance(exc, Truncated):
+        return UnreadableExportError(
+            f"{source}: not a readable TAR archive ({exc}: cut short, a copy not finished?)"
+        )
+    why = ": a damaged copy?" if isinstance(exc, Damaged) else ""
+    return UnreadableExportError(f"{source}: not a readable TAR archive ({exc}{why})")
 
 
 def _estimated_logs(sources: list[Path]) -> int:

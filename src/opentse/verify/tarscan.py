@@ -8,8 +8,9 @@ scanner walks the 512-byte headers itself (checksum verified, ustar prefix, pax
 archives, links, devices, sparse files, unsafe names, bad checksums, members over
 ``MAX_MEMBER_SIZE``) to ``iter_members``, which stays the authority on what a
 readable export is, except where ``tarfile`` would silently verify part of a plain
-archive: octets that end without the end-of-archive blocks (``Truncated``) and a
-header after the first whose checksum fails (``Damaged``) are refused here. ``scan``
+archive: octets that end without the end-of-archive blocks (``Truncated``), a
+header after the first whose checksum fails (``Damaged``) and data after the
+end-of-archive blocks (``Appended``) are refused here. ``scan``
 hands out batches as it goes (the verifier decodes and verifies them meanwhile) and
 raises ``Unusual`` where the full reader must decide.
 
@@ -41,8 +42,12 @@ class _Cut(Exception):
     """The octets ended before the end-of-archive blocks."""
 
 
+class _After(Exception):
+    """Data after the end-of-archive blocks."""
+
+
 class _Bad(Exception):
-    """A header after the first fails its checksum."""
+    """A header after the first fails its checksum, or data follows the end."""
 
 
 def _pax_path(data: bytes) -> str | None:
@@ -104,6 +109,29 @@ def _refuse_damaged(header: bytes, offset: int) -> None:
         )
 
 
+def _only_zeros_after(
+    archive: ArchiveFile | None, data: bytes, base: int, pos: int, end: int
+) -> None:
+    """Raise _After when an octet other than zero follows the zero block at
+    ``base + pos`` (in ``data``, then the file's further windows): see Appended."""
+    start = pos + BLOCK
+    while True:
+        rest = data[start:]
+        tail = rest.lstrip(b"\0")
+        if tail:
+            at = base + start + len(rest) - len(tail)
+            raise _After(
+                f"the end-of-archive blocks at octet {base + pos} are followed by data at "
+                f"octet {at} (another archive appended, as `cat a.tar b.tar` makes?): TAR "
+                "readers stop at those blocks and the rest would go unverified; give each "
+                "export as its own file (opentse verify a.tar b.tar)"
+            )
+        base += start + len(rest)
+        if archive is None or base >= end:
+            return
+        data, start = archive.read_at(base, WINDOW), 0
+
+
 def _octal(field: bytes) -> int:
     """A numeric header field: octal digits, NUL or space padded (anything else,
     such as base-256 sizes, is a ValueError: tarfile then)."""
@@ -158,6 +186,14 @@ class Truncated(Refused):
     large archive to the full reader only to hear the same."""
 
 
+class Appended(Refused):
+    """Octets other than zeros follow the end-of-archive blocks: most often a second
+    archive appended to the first (``cat jan.tar feb.tar > all.tar``). ``tarfile``
+    and ``tar`` itself stop at the first end-of-archive blocks, so the second
+    archive's logs would be left out of the verdict without a word (a TSE export
+    ends in zeros: the blocks, then padding to a record)."""
+
+
 class Damaged(Refused):
     """A header block after the first holds data but fails its checksum (a flipped
     bit, a copy damaged in transit). ``tarfile`` takes such a block for the end of
@@ -182,6 +218,8 @@ def scan(
         raise Truncated(str(cut) or "the archive ends without its end-of-archive blocks") from None
     except _Bad as bad:
         raise Damaged(str(bad)) from None
+    except _After as after:
+        raise Appended(str(after)) from None
     except (_Fallback, ValueError, UnicodeError):
         raise Unusual from None
 
@@ -218,6 +256,7 @@ def _scan(source: bytes | ArchiveFile, prefix: str, batch: int) -> Iterator[list
         header = data[pos : pos + BLOCK]
         raw_name, raw_size, raw_sum, kind, magic = unpack(header)
         if raw_name[0] == 0 and header.count(0) == BLOCK:
+            _only_zeros_after(archive, data, base, pos, end)
             yield out
             return
         # the header's octets summed (Adler-32's A sum: exact for ASCII headers, at
