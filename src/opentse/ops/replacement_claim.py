@@ -10,9 +10,8 @@ wrote ``replace.new_tse_ready`` for the same predecessor, and the site record an
 the tills' lookup took whichever came last, without a word.
 
 So the ``replace.started`` entry is the claim, written in a transaction that first
-reads the old TSE's replacements again (SQLite: ``BEGIN IMMEDIATE``, one writer at a
-time; PostgreSQL: ``ops_protocol.seq`` is the primary key and the second of two
-appends at once fails): the second claim is refused while another replacement of
+reads the old TSE's replacements again (``OpsDB.tx``: one ops writer at a time, on
+SQLite and on PostgreSQL): the second claim is refused while another replacement of
 the TSE has started and not finished (whatever its new TSE's state), or once one is
 done. A claim already made through the API (a client at another TSS whose metadata
 ``replaces_client`` names a client of the old TSS) is refused too, naming it.
@@ -82,7 +81,7 @@ def claim(
                     code="E_REPLACE_INACTIVE",
                 )
             return protocol.append(c, ctx.now(), protocol.REPLACE_STARTED, **started), False
-    except sqlite3.IntegrityError:  # PostgreSQL: another append took the same seq
+    except sqlite3.IntegrityError:  # another append took the same seq (not expected)
         raise ConflictError(
             f"another command wrote to the protocol at the same moment as this replacement"
             f" of TSE {old_tse_id} began (perhaps a replacement of it): see `opentse tse"

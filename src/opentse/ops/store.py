@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -39,9 +40,18 @@ class OpsDB:
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Any]:
-        """One write transaction (SQLite: BEGIN IMMEDIATE, so readers of max(seq) and
-        writers are serialised)."""
-        with self.svc._tx() as conn:
+        """One durable write transaction; ops write transactions take turns.
+
+        SQLite's ``BEGIN IMMEDIATE`` lets one writer in at a time. PostgreSQL's READ
+        COMMITTED does not: two commands at once both read ``MAX(seq)`` of the protocol
+        (one then failed with a raw unique violation) and both passed checks such as
+        "no organization of this name yet" before either wrote. So on PostgreSQL the
+        transaction first locks ``ops_protocol`` against other writers (plain reads go
+        on); what the transaction then reads is what the one before it committed.
+        """
+        with self.svc._tx(durable=True) as conn:
+            if not isinstance(conn, sqlite3.Connection):
+                conn.execute("LOCK TABLE ops_protocol IN SHARE ROW EXCLUSIVE MODE")
             yield conn
 
     def setting(self, name: str, default: str) -> str:
