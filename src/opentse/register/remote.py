@@ -226,25 +226,35 @@ class RemoteBackend:
         self, method: str, path: str, *, json: Any = None, params: Any = None
     ) -> dict[str, Any]:
         """One API call with token handling and retries; raises RemoteError or
-        TSEUnavailable (after the retries are spent)."""
+        TSEUnavailable (after the retries are spent).
+
+        The call keeps the retries it began with, and starts no attempt once
+        ``timeout`` seconds have passed since it began: the register's deadline
+        (``pos`` gives both one ``--timeout``), after which it has booked the sale
+        without the TSE and its call goes on in a thread nobody waits for. Such a
+        call in an outage retried three more times (single_attempts had ended
+        meanwhile), asking a hung service four times a sale."""
         reauthenticated = False
         last: str = ""
         attempt = 0
-        while attempt <= self._retries:
+        retries, began = self._retries, time.monotonic()
+        while attempt <= retries:
+            if attempt and time.monotonic() - began >= self._timeout:
+                break
             try:
                 if self._access is None or time.monotonic() >= self._renew_at:
                     self._login()
                 response = self._send(method, path, json=json, params=params)
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
-                self._pause(attempt, None)
+                self._pause(attempt, None, retries)
                 attempt += 1
                 continue
             except RemoteError as exc:  # the login itself failed
                 if exc.http_status not in RETRY_STATUSES:
                     raise
                 last = f"HTTP {exc.http_status}"
-                self._pause(attempt, None)
+                self._pause(attempt, None, retries)
                 attempt += 1
                 continue
             if response.status_code == 401 and not reauthenticated:
@@ -252,14 +262,14 @@ class RemoteBackend:
                 continue
             if response.status_code in RETRY_STATUSES:
                 last = f"HTTP {response.status_code}"
-                self._pause(attempt, response.headers.get("Retry-After"))
+                self._pause(attempt, response.headers.get("Retry-After"), retries)
                 attempt += 1
                 continue
             return self._check(response)
         raise TSEUnavailable(f"TSE service not reachable ({last})")
 
-    def _pause(self, attempt: int, retry_after: str | None) -> None:
-        if attempt >= self._retries:
+    def _pause(self, attempt: int, retry_after: str | None, retries: int) -> None:
+        if attempt >= retries:
             return
         delay = self._backoff * (2**attempt)
         if retry_after and retry_after.isdigit():
