@@ -181,6 +181,17 @@ def rebuilt_from(process_type: str) -> str:
     return f"its TSE_VORGANGSDATEN as written (a {process_type} is not rebuilt from rows)"
 
 
+def _hole(numbers: list[int], number: int) -> str:
+    """The run of transaction numbers around ``number`` that ``numbers`` lack, when
+    ``number`` lies between two of them (the TAR lacks logs there)."""
+    below = max((n for n in numbers if n < number), default=None)
+    above = min((n for n in numbers if n > number), default=None)
+    if below is None or above is None:
+        return ""
+    low, high = below + 1, above - 1
+    return f" but none of {low}..{high}" if low != high else f" but not {low}"
+
+
 def against_tse_export(
     payload: QRPayload,
     transactions: Iterable[TseTransaction],
@@ -222,7 +233,9 @@ def against_tse_export(
             error(
                 NOT_IN_TAR,
                 f"{where} is not in {tar} (it holds transactions {min(numbers)}.."
-                f"{max(numbers)} of that TSE): a receipt the TSE did not sign as printed, "
+                f"{max(numbers)} of that TSE{_hole(numbers, number)}): a receipt the TSE "
+                "did not sign as printed, a TAR with logs missing (opentse verify shows "
+                "counter gaps), "
                 "or a TAR of another period (compare its period with the receipt's date "
                 f"{payload.log_time.date().isoformat()}){broken}",
                 fields=("transactionNumber",),
