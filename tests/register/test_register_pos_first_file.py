@@ -173,3 +173,16 @@ def test_a_tills_first_sale_in_an_outage_prints_the_serial_its_till_file_names(
         "--journal", str(tmp_path / "other.db"), *sale,
     )  # fmt: skip
     assert code == 0 and "KASSE-9" not in out and other in out.replace("\n", ""), out
+
+
+def test_close_refuses_a_negative_counted_cash(data: Path) -> None:
+    """A drawer holds no negative cash: '--counted-cash -5' closed the day and booked a
+    difference of more than the day's cash, for good."""
+    base = ["--data", str(data), "--tss", TSS, "--client", CLIENT]
+    code, out = run("pos", "sell", *base, "--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50")
+    assert code == 0, out
+    code, out = run("pos", "close", *base, "--counted-cash", "-5.00", *MASTER)
+    assert code == 1 and "E_AMOUNT_SIGN" in out and "--counted-cash" in out, out
+    assert _open_receipts(data) == 1
+    code, out = run("pos", "close", *base, "--counted-cash", "0.00", *MASTER)
+    assert code == 0 and "-2,50" in out, out  # nothing counted: the difference booked

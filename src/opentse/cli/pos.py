@@ -1213,6 +1213,11 @@ def close_command(
     findings: list[Any] = []
     with cli_errors():
         counted = require_cents(counted_cash, "--counted-cash")
+        if counted < 0:  # a closing is final: a typed minus booked its difference for good
+            raise ProtocolError(
+                f"--counted-cash {counted}: the cash counted in the drawer is 0 or more",
+                code="E_AMOUNT_SIGN",
+            )
         day_of_business = (
             None
             if business_day is None
