@@ -4,6 +4,7 @@ machine, where a stopwatch under load says nothing."""
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ class CountingPort:
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(64)
+        self._listener.setblocking(False)
         self._hang = hang
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -33,23 +35,34 @@ class CountingPort:
 
     @property
     def connections(self) -> int:
+        """The connections made so far, those still waiting in the listen queue
+        too: read right after a command, the count depended on whether the accept
+        thread had run since (on a loaded machine it lagged for tenths of seconds)."""
         with self._lock:
+            self._take_waiting()
             return self._count
 
     def _accept(self) -> None:
         # a blocked accept() is not woken by close() from another thread: poll, so
         # close() ends this thread (a thread left behind in a test worker made the
         # verifier's fork tests, which need a process without other threads, fail)
-        self._listener.settimeout(0.05)
         while not self._closed.is_set():
             try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # closed
+                ready, _, _ = select.select([self._listener], [], [], 0.05)
+            except (OSError, ValueError):  # closed
                 return
-            with self._lock:
-                self._count += 1
+            if ready:
+                with self._lock:
+                    self._take_waiting()
+
+    def _take_waiting(self) -> None:
+        """Accept every connection in the listen queue (with the lock held)."""
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # none waiting (BlockingIOError), or closed
+                return
+            self._count += 1
             if self._hang:
                 self._held.append(conn)
             else:
