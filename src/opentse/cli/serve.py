@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 DEFAULT_DATA = Path(os.environ.get("OPENTSE_DATA", "opentse-data"))
 GC_YOUNG_THRESHOLD = 10_000  # gc.set_threshold's first value while serving (see serve)
 STOP_GRACE = 3  # seconds SIGTERM waits for requests in flight
+# An idle keep-alive connection is closed after this many seconds. uvicorn's default
+# of 5 is shorter than client pools keep theirs (.NET ~60-90 s, browsers and Node
+# agents tens of seconds): a till reusing a connection the server closes at that
+# moment sees a reset instead of its answer. Longer than the usual 60 s of load
+# balancers, so the side in front closes first.
+KEEP_ALIVE_SECONDS = 75
 
 
 @contextlib.contextmanager
@@ -210,6 +216,7 @@ def serve_command(
         # SIGTERM: requests still waiting (for a database that is away) after this
         # many seconds are dropped; their clients retry (fiskaly: replays are safe)
         timeout_graceful_shutdown=STOP_GRACE,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         **options,
     )
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL (RFC 3986)
