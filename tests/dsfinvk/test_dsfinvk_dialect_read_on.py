@@ -43,3 +43,36 @@ def test_the_cross_check_reads_such_files_too(tmp_path: Path) -> None:
         path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n"))
     side = read_dsfinvk(export)
     assert side.findings == [] and len(side.bons) == 8 and side.clients == {"KASSE-0001"}
+
+
+def test_a_last_record_without_its_cr_lf_is_read_too(tmp_path: Path) -> None:
+    """Every file's final CR LF left out (as many CSV writers do): one E_CSV_DIALECT
+    per file, every row checked. The check dropped each such table and reported
+    'has no lines', 'has no transactions_tse row' ... for every Bon. The cross-check
+    reads them too."""
+    from opentse.verify.crosscheck_read import read_dsfinvk
+
+    export = write_export([demo_day()], tmp_path / "export")
+    files = sorted(export.glob("*.csv"))
+    for path in files:
+        data = path.read_bytes()
+        assert data.endswith(b"\r\n")
+        path.write_bytes(data.removesuffix(b"\r\n"))
+    findings, summary = check_export_summary(export)
+    assert {f.code for f in findings} == {"E_CSV_DIALECT"}, findings
+    assert len(findings) == len(files)
+    assert all("last record not ended by CR LF" in f.message for f in findings)
+    assert summary["bons"] == 9 and summary["signatures_verified"] == 8
+    side = read_dsfinvk(export)
+    assert side.findings == [] and len(side.bons) == 8
+
+
+def test_a_file_cut_inside_its_last_record_is_found(tmp_path: Path) -> None:
+    """Cut short inside the last record: that record's fields tell (too few fields,
+    or a value that no longer verifies)."""
+    export = write_export([demo_day()], tmp_path / "export")
+    path = export / "lines.csv"
+    data = path.read_bytes()
+    path.write_bytes(data[: data.rstrip(b"\r\n").rfind(b";") - 1])  # last two fields gone
+    codes = {f.code for f in check_export_summary(export)[0]}
+    assert {"E_CSV_DIALECT", "E_CSV_FIELDS"} <= codes

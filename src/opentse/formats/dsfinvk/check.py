@@ -234,9 +234,13 @@ def header_difference(found: tuple[str, ...], names: tuple[str, ...]) -> str:
 
 
 def _lenient_records(data: bytes, file: str) -> list[tuple[int, list[str]]] | None:
-    """The records of a CSV file whose only fault is a byte order mark or LF (or
-    mixed) line ends, read as if it had none; None when it has other faults too."""
+    """The records of a CSV file whose only fault is a byte order mark, LF (or
+    mixed) line ends or a last record without its CR LF (many CSV writers leave it
+    out; a file cut short shows in that record's fields), read as if it had none;
+    None when it has other faults too."""
     text = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if text and not text.endswith(b"\r\n"):
+        text += b"\r\n"
     try:
         return list(read_records(text, file))
     except FormatError:
