@@ -94,3 +94,20 @@ def test_header_difference_names_every_differing_position(
         assert f"; {len(differing) - 5} more" in text
     assert ("declares" in text) == (len(found) != len(names))
     assert (text == "") == (found == names)
+
+
+def test_the_cross_check_reads_the_rows_in_index_order_too(export: Path) -> None:
+    """A misspelt TSE_TANR in the header: the cross-check read the rows by the
+    header's words, found no TSE_TANR and compared no Bon (every TAR transaction
+    then 'has no Bon'); it reads them as the check does."""
+    from opentse.verify.crosscheck_read import read_dsfinvk
+
+    before = read_dsfinvk(export)
+    assert before.findings == [] and len(before.bons) == 8
+    edit(export, "transactions_tse.csv", lambda b: b.replace(b"TSE_TANR", b"TSE_TANX", 1))
+    edit(export, "tse.csv", lambda b: b.replace(b"TSE_SERIAL", b"TSE_SERIEN", 1))
+    after = read_dsfinvk(export)
+    assert after.findings == []
+    assert [(b.serial, b.number, b.signature) for b in after.bons] == [
+        (b.serial, b.number, b.signature) for b in before.bons
+    ]

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opentse.errors import FormatError
+from opentse.formats.dsfinvk import tables as T
 from opentse.formats.dsfinvk.check import Finding, _lenient_records, _Source
 from opentse.formats.dsfinvk.csvwriter import parse_timestamp, read_records
 from opentse.formats.tar import parse_log_filename
@@ -133,12 +134,29 @@ def _table(source: _Source, name: str, side: DsfinvkSide) -> list[tuple[int, Row
         records = lenient
     if not records:
         return []
-    header = records[0][1]
+    header = _official_names(name, records[0][1])
     return [
         (line, dict(zip(header, fields, strict=True)))
         for line, fields in records[1:]
         if len(fields) == len(header)
     ]
+
+
+def _official_names(file: str, header: list[str]) -> list[str]:
+    """The names the rows are read by: DSFinV-K's columns of ``file`` when the header
+    row has their number but other words (the data is read from line 2 in the
+    declared order, as the export check and an auditor's tool read it; the check
+    reports the header, E_CSV_HEADER), else the header's own."""
+    table = T.TABLE_BY_FILE.get(file)
+    if table is None:
+        return header
+    if file == T.TSE.file and len(header) > len(T.TSE.columns):
+        try:
+            table = T.tse_table(2 + len(header) - len(T.TSE.columns))
+        except ValueError:
+            return header
+    names = list(table.column_names)
+    return names if len(names) == len(header) else header
 
 
 def _closing(row: Row) -> ClosingKey:
