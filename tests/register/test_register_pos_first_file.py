@@ -6,6 +6,7 @@ before the day is closed (review findings: daily wrote an empty file for any
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -186,3 +187,26 @@ def test_close_refuses_a_negative_counted_cash(data: Path) -> None:
     assert _open_receipts(data) == 1
     code, out = run("pos", "close", *base, "--counted-cash", "0.00", *MASTER)
     assert code == 0 and "-2,50" in out, out  # nothing counted: the difference booked
+
+
+def test_an_anfangsbestand_on_top_of_the_last_count_is_named(data: Path) -> None:
+    """The morning's float booked as Anfangsbestand while the drawer still holds the
+    last closing's count (its opening cash) counted that cash twice without a word:
+    the next closing booked the whole float as a difference. The entry is booked and
+    the command says so, naming the storno that takes it back."""
+    base = ["--data", str(data), "--tss", TSS, "--client", CLIENT]
+    cash = ["pos", "cash", *base, "--type", "Anfangsbestand", "--json"]
+    code, out = run(*cash, "--amount", "50.00")  # the first day: nothing counted yet
+    assert code == 0 and json.loads(out)["warning"] is None, out
+    code, out = run("pos", "close", *base, "--counted-cash", "50.00", *MASTER)
+    assert code == 0, out
+    code, out = run(*cash, "--amount", "50.00")
+    assert code == 0, out
+    body = json.loads(out)
+    warning = body["warning"]
+    assert "counted 50.00 EUR" in warning and "Geldtransit" in warning
+    assert f"opentse pos storno {body['receipt_number']}" in warning
+    code, out = run(*cash, "--amount", "10.00")  # booked after it: no second warning
+    assert code == 0 and json.loads(out)["warning"] is None, out
+    code, out = run("pos", "storno", body["receipt_number"], *base)  # as the warning says
+    assert code == 0 and "Storno zu Beleg-Nr.: " + body["receipt_number"] in out, out

@@ -1016,11 +1016,21 @@ def cash_command(
     ):
         entry = CashBookEntry(kind, require_cents(amount), text)
         reg.connect()
+        carried = _carried_cash(reg.books)
         bon_id = uuid.uuid4()
         signed, status = reg.book(entry, bon_id=bon_id)
         booked = reg.books.booked(str(bon_id))
     # its number, for the cash book and to cancel a wrong entry (pos storno N)
     number = None if booked is None else str(booked.bon_nr)
+    warning = None
+    if entry.gv_typ == "Anfangsbestand" and carried:
+        warning = (
+            f"the last closing counted {carried} EUR in the drawer, which the next closing "
+            f"takes as its opening cash already: this Anfangsbestand adds {entry.amount} "
+            "to it, and the next closing books the difference. Book an Anfangsbestand only "
+            "for a drawer emptied since (its count taken out as --type Geldtransit); "
+            f"'opentse pos storno {number}' takes this one back"
+        )
     out = {
         "receipt_ref": str(bon_id),
         "receipt_number": number,
@@ -1030,6 +1040,7 @@ def cash_command(
         "transaction_number": None if signed is None else signed.transaction_number,
         "process_data": None if signed is None else signed.process_data,
         "status": status.light.value,
+        "warning": warning,  # null unless the entry looks like cash counted twice
     }
     if as_json:
         echo_json(out)
@@ -1041,6 +1052,17 @@ def cash_command(
             f"{entry.gv_typ} {entry.amount} EUR booked as receipt {number} ({state}).",
             highlight=False,
         )
+        if warning is not None:
+            err_console.print(f"[yellow]warning: {warning}[/yellow]", highlight=False)
+
+
+def _carried_cash(books: Any) -> Any:
+    """The cash the last closing counted, while nothing is booked since (the drawer's
+    float at the start of the day), else None. A shop that books its morning's float as
+    Anfangsbestand on top of it counts that cash twice: the closing's Soll is the last
+    count plus the day's cash, and the difference is booked for good."""
+    counted = books.last_counted_cash()
+    return counted if counted > 0 and books.open_count() == 0 else None
 
 
 def _connect_to_close(reg: Any) -> None:
