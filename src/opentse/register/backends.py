@@ -67,6 +67,28 @@ class TSEReplaced(TSEUnavailable):
         self.successor = successor
 
 
+class SuccessorAmbiguous(TSEUnavailable):
+    """Two or more clients claim, in their metadata ``replaces_client``, to replace the
+    till's client (an API user set the key; ``opentse tse replace`` refuses a second
+    replacement). The till follows none of them: one of them signs at the wrong TSE.
+    Red, as a replaced TSE: it does not pass by itself."""
+
+    code = "E_TSE_SUCCESSOR_AMBIGUOUS"
+
+    def __init__(self, replaced: str, serial: str, claims: list[tuple[str, str, str]]) -> None:
+        """``claims``: (TSS, client UUID, client state) of each claiming client."""
+        named = "; ".join(f"client {c} at TSS {t} ({state})" for t, c, state in claims)
+        super().__init__(
+            f"{len(claims)} clients claim to replace client {replaced} ({serial}) in their "
+            f"metadata replaces_client: {named}. The till follows none of them, as one "
+            "would sign at the wrong TSE: remove the key from each client that is no "
+            "replacement of it (PATCH /api/v2/tss/{tss}/client/{client}/metadata with "
+            '{"replaces_client": null}), '
+            "then point the till at the one left (opentse pos repoint)"
+        )
+        self.claims = claims
+
+
 class RegisterNotAccepted(ProtocolError):
     """The TSE answers, but not for this register as configured: its TSE id is unknown
     (``E_REGISTER_TSS_UNKNOWN``), its client is not registered, deregistered or has

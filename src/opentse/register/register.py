@@ -41,6 +41,7 @@ from opentse.register.backends import (
     Backend,
     RegisterNotAccepted,
     Signed,
+    SuccessorAmbiguous,
     TSEReplaced,
     not_accepted,
 )
@@ -259,7 +260,7 @@ class Register:
                 self._tse_serial = self.books.tse_serial(self.backend.tse_id) or ""
             now = self.clock()
             kind = "running" if self._worked_today(now) else "start"
-            if isinstance(exc, TSEReplaced):  # red whenever: it will not come back
+            if isinstance(exc, TSEReplaced | SuccessorAmbiguous):  # red: it will not pass
                 kind = "replaced"
             self.journal.record_unreachable(at=now, reason=journal_reason(exc), kind=kind)
             self._ensure_daily_record()

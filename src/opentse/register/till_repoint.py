@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentse.errors import ProtocolError
-from opentse.register.backends import OUT_OF_SERVICE
+from opentse.register.backends import OUT_OF_SERVICE, SuccessorAmbiguous
 from opentse.register.till_setup import _Api
 
 
@@ -34,16 +34,28 @@ class Successor:
 def last_replacement(own: dict[str, Any], clients: list[dict[str, Any]]) -> dict[str, Any]:
     """The client resource that replaces ``own`` (a client of fiskaly's API), following
     the ``replaces_client`` metadata that tse replace writes through ``clients`` (the
-    clients of own's serial number) to the last; ``own`` when none replaces it."""
+    clients of own's serial number) to the last; ``own`` when none replaces it.
+    :class:`SuccessorAmbiguous` when two clients claim to replace the same client of
+    the chain: taking either would be a guess, and a till that follows the wrong one
+    signs at the wrong TSE."""
     serial = own.get("serial_number")
-    replacing = {
-        str(c["metadata"].get("replaces_client")): c
-        for c in clients
-        if isinstance(c.get("metadata"), dict) and c.get("serial_number") == serial
-    }
+    replacing: dict[str, list[dict[str, Any]]] = {}
+    for c in clients:
+        meta = c.get("metadata")
+        if not isinstance(meta, dict) or c.get("serial_number") != serial:
+            continue
+        named = meta.get("replaces_client")
+        if named is not None and str(named) != str(c.get("_id")):
+            replacing.setdefault(str(named), []).append(c)
     current, seen = own, {str(own.get("_id"))}
     while str(current.get("_id")) in replacing:  # a TSS replaced twice: the last one
-        current = replacing[str(current.get("_id"))]
+        claims = {str(c.get("_id")): c for c in replacing[str(current.get("_id"))]}
+        if len(claims) > 1:
+            found = sorted(
+                (str(c.get("tss_id")), key, str(c.get("state"))) for key, c in claims.items()
+            )
+            raise SuccessorAmbiguous(str(current.get("_id")), str(serial), found)
+        current = next(iter(claims.values()))
         if str(current.get("_id")) in seen:
             break
         seen.add(str(current.get("_id")))
