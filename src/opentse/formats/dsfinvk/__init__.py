@@ -6,6 +6,8 @@
 - :mod:`.model`: typed closings (receipts, lines, payments, TSE data) and their totals
 - :mod:`.export`: ``write_export(closings, out)`` -> folder or ZIP
 - :mod:`.check`: ``check_export(path)`` -> findings, signatures verified from the CSVs
+  (its rules in :mod:`.source`, :mod:`.reading`, :mod:`.receipts`, :mod:`.numbering`,
+  :mod:`.closings`, :mod:`.signatures`, :mod:`.rebuild`, :mod:`.findings`)
 """
 
 from __future__ import annotations
