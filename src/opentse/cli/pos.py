@@ -64,6 +64,12 @@ ESCPOS_OPTION: Any = typer.Option(None, "--escpos", help="Write ESC/POS printer 
 PNG_OPTION: Any = typer.Option(
     None, "--png", help="Write a picture of the printed receipt (with its QR code)."
 )
+FORCE_FILES_OPTION: Any = typer.Option(
+    False,
+    "--force",
+    help="Replace an existing --qr, --pdf, --escpos or --png file; without it an existing "
+    "one is refused before anything is booked (a receipt of an earlier sale is kept).",
+)
 FINGERPRINT_OPTION: Any = typer.Option(
     None,
     "--fingerprint",
@@ -531,6 +537,43 @@ def _check_outputs(**paths: Path | None) -> None:
             )
 
 
+def _refuse_existing(force: bool, nothing: str = "booked", **paths: Path | None) -> None:
+    """Before anything is booked: an output file that exists is an earlier receipt's
+    or Z report's (a lost document when written over without a word), replaced only
+    with ``--force``; a folder is never written over, and two options never name one
+    file (the second would replace the first)."""
+    named: dict[Path, str] = {}
+    for name, path in paths.items():
+        if path is None:
+            continue
+        same = named.get(path.absolute())
+        if same is not None:
+            raise ProtocolError(
+                f"--{same} and --{name} both name {path}: give each its own file. "
+                f"Nothing was {nothing}",
+                code="E_POS_OUTPUT",
+            )
+        named[path.absolute()] = name
+        if path.is_dir():
+            raise ProtocolError(
+                f"--{name} {path} is a folder: give a file name. Nothing was {nothing}",
+                code="E_POS_OUTPUT",
+            )
+        if path.exists() and not force:
+            raise ProtocolError(
+                f"--{name} {path} exists (an earlier receipt or report?): choose another "
+                f"name, or --force to replace it. Nothing was {nothing}",
+                code="E_POS_OUTPUT_EXISTS",
+            )
+
+
+def _write_file(path: Path, data: bytes, force: bool) -> None:
+    """``data`` to ``path``; without ``force`` only as a new file (one made since the
+    check before booking is not written over either)."""
+    with path.open("wb" if force else "xb") as f:
+        f.write(data)
+
+
 def _write_outputs(
     result: Any,
     qr: Path | None,
@@ -538,6 +581,7 @@ def _write_outputs(
     escpos: Path | None,
     zone: Any = None,
     png: Path | None = None,
+    force: bool = False,
 ) -> None:
     """The receipt's files, its times in the shop's ``zone`` as the text receipt."""
     from opentse.register import (
@@ -554,16 +598,17 @@ def _write_outputs(
         if payload is None:
             err_console.print("no QR code: the receipt is not signed (TSE ausgefallen)")
         elif qr.suffix.lower() == ".svg":
-            qr.write_text(render_qr_svg(payload), encoding="utf-8")
+            _write_file(qr, render_qr_svg(payload).encode("utf-8"), force)
         else:
-            qr.write_bytes(render_qr_png(payload))
+            _write_file(qr, render_qr_png(payload), force)
     if pdf is not None:
-        pdf.write_bytes(render_pdf(result.receipt, tz=zone))
+        _write_file(pdf, render_pdf(result.receipt, tz=zone), force)
     if escpos is not None:
-        escpos.write_bytes(render_escpos(result.receipt, width=result.text_width, tz=zone))
+        data = render_escpos(result.receipt, width=result.text_width, tz=zone)
+        _write_file(escpos, data, force)
     if png is not None:
         text = render_text(result.receipt, width=result.text_width, tz=zone)
-        png.write_bytes(render_receipt_png(text, payload))
+        _write_file(png, render_receipt_png(text, payload), force)
 
 
 @pos_app.command("sell")
@@ -611,6 +656,7 @@ def sell_command(
     pdf: Path | None = PDF_OPTION,
     escpos: Path | None = ESCPOS_OPTION,
     png: Path | None = PNG_OPTION,
+    force: bool = FORCE_FILES_OPTION,
 ) -> None:
     """Book and sign one sale, print the receipt (a TSE failure still prints it)."""
     from opentse.register import Sale
@@ -651,6 +697,7 @@ def sell_command(
             sale.add_payment(method, amount)
         sale.validate()
         _check_outputs(qr=qr, pdf=pdf, escpos=escpos, png=png)
+        _refuse_existing(force, qr=qr, pdf=pdf, escpos=escpos, png=png)
         options = {
             "seller_name": seller_name,
             "seller_address": seller_address,
@@ -675,7 +722,7 @@ def sell_command(
         err_console.print(f"[yellow]TSE ausgefallen: {result.error}[/yellow]", highlight=False)
         if result.status.consecutive_failures > 2:
             err_console.print(f"[yellow]{result.status.message}[/yellow]", highlight=False)
-    _write_booked_outputs(result, qr, pdf, escpos, zone, png)
+    _write_booked_outputs(result, qr, pdf, escpos, zone, png, force)
     _fail_on_config_error(result)
 
 
@@ -686,11 +733,12 @@ def _write_booked_outputs(
     escpos: Path | None,
     zone: Any,
     png: Path | None,
+    force: bool = False,
 ) -> None:
     """The files of a receipt already booked and printed: a file that cannot be
     written fails the command and says not to book the receipt again."""
     try:
-        _write_outputs(result, qr, pdf, escpos, zone, png)
+        _write_outputs(result, qr, pdf, escpos, zone, png, force)
     except OSError as exc:
         err_console.print(
             f"[red]error E_POS_OUTPUT: {exc}; the sale is booked as receipt "
@@ -943,12 +991,14 @@ def storno_command(
     pdf: Path | None = PDF_OPTION,
     escpos: Path | None = ESCPOS_OPTION,
     png: Path | None = PNG_OPTION,
+    force: bool = FORCE_FILES_OPTION,
 ) -> None:
     """Cancel a booked receipt: sign its AVBelegstorno (every line and payment negated),
     print its receipt and keep the reference to the original (DSFinV-K
     references.csv)."""
     with cli_errors():
         _check_outputs(qr=qr, pdf=pdf, escpos=escpos, png=png)  # before anything is booked
+        _refuse_existing(force, qr=qr, pdf=pdf, escpos=escpos, png=png)
     options = {
         "timeout": timeout,
         "seller_name": seller_name,
@@ -984,7 +1034,7 @@ def storno_command(
         extra = {"references": original}  # booked with the storno, one books transaction
         result = _sell_and_print(reg, sale.storno(), as_json, extra, references=(original,))
         zone = reg.config.zone
-    _write_booked_outputs(result, qr, pdf, escpos, zone, png)
+    _write_booked_outputs(result, qr, pdf, escpos, zone, png, force)
     _fail_on_config_error(result)
 
 
@@ -1219,8 +1269,8 @@ def close_command(
         False,
         "--force",
         help="Replace an existing --out ZIP, or the earlier export in folder --out (as "
-        "dsfinvk export --force); without it an existing one is refused before the day "
-        "is closed.",
+        "dsfinvk export --force), and an existing --pdf file; without it an existing one "
+        "is refused before the day is closed.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -1247,6 +1297,7 @@ def close_command(
         )
         starts = None if day_start is None else parse_day_start(day_start)
         _check_outputs(pdf=pdf, out=out)  # before the day is closed
+        _refuse_existing(force, "closed", pdf=pdf)
         if out is not None:
             _check_export_target(out, force)
         options = {
@@ -1268,7 +1319,7 @@ def close_command(
     path, unwritten = None, ""
     try:  # the day is closed: its Z report is printed whatever happens to the files
         if pdf is not None:
-            pdf.write_bytes(render_pdf(report, tz=zone))
+            _write_file(pdf, render_pdf(report, tz=zone), force)
         path = None if out is None else write_export([closing], out, replace=force)
     except (OSError, OpenTSEError) as exc:
         what = str(exc) if isinstance(exc, OpenTSEError) else f"E_POS_OUTPUT: {exc}"
