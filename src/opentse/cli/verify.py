@@ -2,7 +2,8 @@
 
 Exit status of ``verify``: 0 no finding is an error, 1 errors found, 2 an input could
 not be read at all (the message starts with its code: ``E_EXPORT_UNREADABLE`` not a
-TAR archive or one cut short, ``E_EXPORT_READ`` the file failed or changed while it
+TAR archive, one cut short or damaged, a compressed one corrupt or over the cap
+against decompression bombs, ``E_EXPORT_READ`` the file failed or changed while it
 was read). ``verify-receipt``: 0 verified, 1 not verified, 2 no input.
 """
 

@@ -7,8 +7,10 @@ cannot be read becomes a parse error and a finding, so the other checks still ru
 
 ``load_exports`` works in one pass: the archive is read in windows and scanned in
 batches (``tarscan.scan``), each batch decoded here while the workers verify the
-batches before it (``logcheck.LogPipeline``). An archive the scan does not handle
-(compressed, links, odd headers) is read by ``tarfile`` in stream mode instead,
+batches before it (``logcheck.LogPipeline``). A compressed archive (gzip, bzip2,
+xz) is scanned decompressed as it is read (``verify.decompress``: streams checked
+to their end, a cap against bombs). An archive the scan does not handle (links,
+odd headers) is read by ``tarfile`` in stream mode instead,
 member by member into the same batches (``_full_batches``): memory is bounded by
 the decoded logs and one batch, never the archive (before 2026-11-21 such an
 archive was read whole into memory, and every member listed; the tests keep that
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -37,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from opentse.errors import OpenTSEError
 from opentse.formats.tar import iter_members, parse_info_csv, parse_log_filename
+from opentse.verify.decompress import Decompressed, compression_of
 from opentse.verify.findings import Finding, error, warning
 from opentse.verify.logcheck import (
     CHUNK,
@@ -283,31 +287,53 @@ def _starts_with(source: Path, magic: bytes) -> bool:
         return False
 
 
+Scanned = bytes | ArchiveFile | Decompressed  # what ``scan`` reads an archive from
+
+
 @contextmanager
-def _opened(source: Path) -> Iterator[tuple[ArchiveFile, bytes | ArchiveFile]]:
+def _opened(source: Path) -> Iterator[tuple[ArchiveFile, Scanned]]:
     """``source`` open, and what the scan reads: the windows of a regular file, or a
-    pipe's or /proc file's octets read whole; UnreadableExportError if it won't open."""
+    pipe's or /proc file's octets read whole; a compressed one (gzip, bzip2, xz)
+    decompressed as the scan reads it. UnreadableExportError if it won't open."""
     try:
         archive = ArchiveFile(source)
     except OSError as exc:
         raise _not_tar(source, exc) from exc
     with archive:
-        yield archive, (archive if archive.size is not None else archive.read_all())
+        data = archive if archive.size is not None else archive.read_all()
+        head = data[:10] if isinstance(data, bytes) else data.read_at(0, 10)
+        kind = compression_of(head)
+        yield archive, (data if kind is None else Decompressed(source, kind, data))
 
 
-def _cut_short(source: Path, archive: ArchiveFile, exc: Refused) -> UnreadableExportError:
+def _cut_short(
+    source: Path, archive: ArchiveFile, exc: Refused, data: Scanned
+) -> UnreadableExportError:
     """The scan found the archive ends inside a member (tarfile would read it all to
     say so), a damaged header or data after the end (tarfile would end the archive
     there, silently). A
     file that shrank while it was read says that instead (E_EXPORT_READ): it is not
     a copy cut short but one still being written or replaced."""
     archive.check_unchanged()
+    _stream_first(data)
+    where = ""
+    if isinstance(data, Decompressed):  # the scan's octets are the decompressed TAR's
+        where = f"in the {data.kind}-decompressed TAR: "
     if isinstance(exc, Truncated):
         return UnreadableExportError(
-            f"{source}: not a readable TAR archive ({exc}: cut short, a copy not finished?)"
+            f"{source}: not a readable TAR archive ({where}{exc}: cut short, a copy not finished?)"
         )
     why = ": a damaged copy?" if isinstance(exc, Damaged) else ""
-    return UnreadableExportError(f"{source}: not a readable TAR archive ({exc}{why})")
+    return UnreadableExportError(f"{source}: not a readable TAR archive ({where}{exc}{why})")
+
+
+def _stream_first(data: Scanned) -> None:
+    """Before the TAR inside a compressed archive is judged (the scan refused it or
+    leaves it to ``tarfile``): decompress the rest, so that a corrupt stream is
+    named as the cause (bzip2, for one, hands out a block's octets before its CRC
+    says they are wrong: they read as a damaged header)."""
+    if isinstance(data, Decompressed):
+        data.drain()
 
 
 def _estimated_logs(sources: list[Path]) -> int:
@@ -332,12 +358,18 @@ class _StartOver(Exception):
         self.index = index
 
 
-def _full_batches(source: Path, data: bytes | ArchiveFile, label: str) -> Iterator[list[Member]]:
+def _full_batches(source: Path, data: Scanned, label: str) -> Iterator[list[Member]]:
     """The regular files of an archive the scan refused, read by ``tarfile`` in
-    stream mode (``iter_members``: any compression, links and odd members refused
-    with its codes), ``CHUNK`` at a time, named as the scan's batches are (``label``
-    and the name without a leading ``./``)."""
-    stream = data.stream() if isinstance(data, ArchiveFile) else io.BytesIO(data)
+    stream mode (``iter_members``: links and odd members refused with its codes),
+    ``CHUNK`` at a time, named as the scan's batches are (``label`` and the name
+    without a leading ``./``). A compressed archive is decompressed here as for the
+    scan (its checks and caps), to its end: ``tarfile`` stops reading at the
+    end-of-archive blocks, before the last stream's check."""
+    fresh = data.again() if isinstance(data, Decompressed) else None
+    if isinstance(data, bytes):
+        stream: BinaryIO = io.BytesIO(data)
+    else:
+        stream = (fresh or data).stream()
     with stream:
         members = iter_members(stream)
         batch: list[Member] = []
@@ -360,6 +392,8 @@ def _full_batches(source: Path, data: bytes | ArchiveFile, label: str) -> Iterat
                     yield batch
                     batch = []
                     append = batch.append
+        if fresh is not None:
+            fresh.drain()
         yield batch
 
 
@@ -397,8 +431,9 @@ def _stream(
                             if batch:
                                 pipeline.submit(batch)
                     except Refused as exc:
-                        raise _cut_short(source, archive, exc) from None
+                        raise _cut_short(source, archive, exc, data) from None
                     except Unusual:
+                        _stream_first(data)
                         if handed_out:
                             raise _StartOver(index) from None
                         batches = _full_batches(source, data, label)
@@ -425,8 +460,9 @@ def member_batches(source: Path) -> Iterator[list[Member]]:
         try:
             yield from scan(data, "", CHUNK)
         except Refused as exc:
-            raise _cut_short(source, archive, exc) from None
+            raise _cut_short(source, archive, exc, data) from None
         except Unusual:
+            _stream_first(data)
             yield from _full_batches(source, data, "")
         archive.check_unchanged()
 

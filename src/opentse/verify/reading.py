@@ -14,9 +14,10 @@ ends before that size, or a size or time that differ once the scan is through
 (``check_unchanged``), mean the file changed under the verifier, whose verdict
 would then describe octets that are no longer there (or never were together).
 
-Archives the scan does not handle (compressed, links) are read front to back by
+Archives the scan does not handle (links, odd members) are read front to back by
 ``tarfile`` in stream mode through ``ArchiveFile.stream``: the same reads, the same
-errors, and never more of the file in memory than one buffer.
+errors, and never more of the file in memory than one buffer. A compressed archive
+is read through the same reads too, decompressed by ``verify.decompress``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 import stat
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -117,6 +118,11 @@ class ArchiveFile:
             raise self._failed(exc) from None
         return data
 
+    def ends_by(self, offset: int) -> bool:
+        """Whether the file (as sized when opened) holds no octet at ``offset``."""
+        assert self.size is not None
+        return offset >= self.size
+
     def read_all(self) -> bytes:
         """The whole file (checked against its size when opened, if it has one)."""
         if self.size is None:
@@ -136,7 +142,7 @@ class ArchiveFile:
         """The file from its start as a buffered stream (``tarfile`` mode ``r|*``),
         read through ``read_at`` (``size`` must be known): a read error or a file
         that shrinks is UnreadableExportError with code ``E_EXPORT_READ``."""
-        return io.BufferedReader(_Sequential(self), _STREAM_BUFFER)
+        return io.BufferedReader(Sequential(self), _STREAM_BUFFER)
 
     def check_unchanged(self) -> None:
         """Raise if a regular file's size or modification time is no longer what it
@@ -154,10 +160,17 @@ class ArchiveFile:
             raise self._changed("it was modified")
 
 
-class _Sequential(io.RawIOBase):
-    """An ArchiveFile read front to back; the file descriptor stays the archive's."""
+class Positioned(Protocol):
+    """What reads at offsets: an ArchiveFile, or a compressed one decompressed."""
 
-    def __init__(self, archive: ArchiveFile) -> None:
+    def read_at(self, offset: int, count: int) -> bytes: ...
+
+
+class Sequential(io.RawIOBase):
+    """An ArchiveFile (or a Positioned source) read front to back; the file
+    descriptor stays the archive's."""
+
+    def __init__(self, archive: Positioned) -> None:
         super().__init__()
         self._archive = archive
         self._offset = 0

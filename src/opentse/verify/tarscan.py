@@ -4,8 +4,8 @@
 100 us per member, more than a signature check; an export of 10^5 logs would spend
 most of its time there. TSE exports are plain ustar with small regular files, so this
 scanner walks the 512-byte headers itself (checksum verified, ustar prefix, pax
-``path`` records and GNU long names understood) and hands anything else (compressed
-archives, links, devices, sparse files, unsafe names, bad checksums, members over
+``path`` records and GNU long names understood) and hands anything else (links,
+devices, sparse files, unsafe names, bad checksums, members over
 ``MAX_MEMBER_SIZE``) to ``iter_members``, which stays the authority on what a
 readable export is, except where ``tarfile`` would silently verify part of a plain
 archive: octets that end without the end-of-archive blocks (``Truncated``), a
@@ -17,21 +17,34 @@ raises ``Unusual`` where the full reader must decide.
 An archive file is read in windows of ``WINDOW`` octets (``verify.reading``: plain
 reads, never a memory map, so a file that shrinks or fails while it is scanned is an
 error with a code, not SIGBUS); a member running past a window starts the next one.
+A compressed archive is scanned the same way, decompressed as it is read
+(``verify.decompress``), so damage inside it is found as in a plain one.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from typing import Protocol
 from zlib import adler32
 
 from opentse.formats.tar import MAX_MEMBER_SIZE
-from opentse.verify.reading import ArchiveFile
 
 BLOCK = 512
 # octets read at a time: small enough to stay in the caches while the scan slices
 # it, large enough that the reads cost nothing (~100 per 10^5 logs)
 WINDOW = 1 << 20
+
+
+class Windows(Protocol):
+    """Where the scan reads an archive window by window: an open file
+    (``reading.ArchiveFile``) or a compressed one decompressed as it is read
+    (``decompress.Decompressed``, forward only: the scan never reads before its
+    last window's offset, and reads ``window`` octets at a time if it says so)."""
+
+    def read_at(self, offset: int, count: int) -> bytes: ...
+
+    def ends_by(self, offset: int) -> bool: ...
 
 
 class _Fallback(Exception):
@@ -110,7 +123,7 @@ def _refuse_damaged(header: bytes, offset: int) -> None:
 
 
 def _only_zeros_after(
-    archive: ArchiveFile | None, data: bytes, base: int, pos: int, end: int
+    archive: Windows | None, data: bytes, base: int, pos: int, window: int
 ) -> None:
     """Raise _After when an octet other than zero follows the zero block at
     ``base + pos`` (in ``data``, then the file's further windows): see Appended."""
@@ -127,9 +140,9 @@ def _only_zeros_after(
                 "export as its own file (opentse verify a.tar b.tar)"
             )
         base += start + len(rest)
-        if archive is None or base >= end:
+        if archive is None or archive.ends_by(base):
             return
-        data, start = archive.read_at(base, WINDOW), 0
+        data, start = archive.read_at(base, window), 0
 
 
 def _octal(field: bytes) -> int:
@@ -204,14 +217,13 @@ class Damaged(Refused):
     no TAR at all: it says which)."""
 
 
-def scan(
-    source: bytes | ArchiveFile, prefix: str = "", batch: int = 2000
-) -> Iterator[list[Member]]:
+def scan(source: bytes | Windows, prefix: str = "", batch: int = 2000) -> Iterator[list[Member]]:
     """The regular files of a ustar archive (in memory, or an open file of known
-    size read window by window) as (``prefix`` + name, file name, data), ``batch``
-    at a time, in archive order; names without ``./``, entries whose name ends in
-    ``/`` skipped. Raises Unusual for anything else, UnreadableExportError when the
-    file fails or shrinks while it is read."""
+    size or a decompressed one, read window by window) as (``prefix`` + name, file
+    name, data), ``batch`` at a time, in archive order; names without ``./``,
+    entries whose name ends in ``/`` skipped. Raises Unusual for anything else,
+    UnreadableExportError when the file fails or shrinks while it is read (or a
+    compressed one is corrupt, cut short or a decompression bomb)."""
     try:
         yield from _scan(source, prefix, batch)
     except _Cut as cut:
@@ -224,18 +236,16 @@ def scan(
         raise Unusual from None
 
 
-def _scan(source: bytes | ArchiveFile, prefix: str, batch: int) -> Iterator[list[Member]]:
+def _scan(source: bytes | Windows, prefix: str, batch: int) -> Iterator[list[Member]]:
     out: list[Member] = []
     append = out.append
-    if isinstance(source, ArchiveFile):
-        archive: ArchiveFile | None = source
-        assert source.size is not None
-        end = source.size
-        data = source.read_at(0, WINDOW)
-    else:
-        archive = None
+    window: int = getattr(source, "window", None) or WINDOW
+    if isinstance(source, bytes):
+        archive: Windows | None = None
         data = source
-        end = len(data)
+    else:
+        archive = source
+        data = source.read_at(0, window)
     base = 0  # offset in the file of data[0]
     pos = 0
     total = len(data)
@@ -245,18 +255,17 @@ def _scan(source: bytes | ArchiveFile, prefix: str, batch: int) -> Iterator[list
     sizes = _SIZES
     while True:
         if pos + BLOCK > total:
-            if base + total >= end:
+            if archive is None or archive.ends_by(base + total):
                 break
-            assert archive is not None
             base += pos  # the next window starts at the next header
-            data = archive.read_at(base, max(WINDOW, BLOCK))
+            data = archive.read_at(base, max(window, BLOCK))
             pos = 0
             total = len(data)
             continue
         header = data[pos : pos + BLOCK]
         raw_name, raw_size, raw_sum, kind, magic = unpack(header)
         if raw_name[0] == 0 and header.count(0) == BLOCK:
-            _only_zeros_after(archive, data, base, pos, end)
+            _only_zeros_after(archive, data, base, pos, window)
             yield out
             return
         # the header's octets summed (Adler-32's A sum: exact for ASCII headers, at
@@ -283,12 +292,13 @@ def _scan(source: bytes | ArchiveFile, prefix: str, batch: int) -> Iterator[list
         if pos > total or size > MAX_MEMBER_SIZE:
             if size > MAX_MEMBER_SIZE:
                 raise _Fallback
-            if base + total >= end:
+            if archive is None or archive.ends_by(base + total):
                 # a checked header whose data the file does not hold
                 raise _Cut("the archive is truncated inside a member's data")
-            assert archive is not None  # the member runs past the window: the next
-            base += start - BLOCK  # one starts at its header, which is read again
-            data = archive.read_at(base, max(WINDOW, BLOCK + size))
+            # the member runs past the window: the next one starts at its header,
+            # which is read again
+            base += start - BLOCK
+            data = archive.read_at(base, max(window, BLOCK + size))
             pos = 0
             total = len(data)
             continue
