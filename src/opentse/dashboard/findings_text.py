@@ -5,8 +5,11 @@ options where it tells what to do next (``--tse-export``, ``--trust``): its read
 are the CLI's. A German page shows each finding in German by its stable code (the
 code stays on the page, the verifier's own message is kept beside it for an auditor
 who quotes it), and where the verifier names a command-line option, the page says
-what to do in the dashboard instead, in either language. A code this table does not
-know (a newer verifier's) is shown as the verifier wrote it, marked as English.
+what to do in the dashboard instead, in either language. A verifier message that
+names a command (``opentse verify a.tar b.tar``) or an option is not kept beside the
+German text: the page names no command a dashboard user cannot run. A code this
+table does not know (a newer verifier's) is shown as the verifier wrote it, marked
+as English.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from opentse.dashboard.findings_text_matching import MATCHING_TEXTS
 from opentse.verify.receipt import SIGNED_FIELDS
 
 _FIELDS = ", ".join(SIGNED_FIELDS)
@@ -205,7 +209,12 @@ TEXTS: dict[str, tuple[str, str | None]] = {
     "E_INFO_FORMAT": ("Die info.csv ist nicht lesbar.", None),
     "W_INFO_INCOMPLETE": ("Der info.csv fehlen Angaben.", None),
     "W_UNKNOWN_MEMBER": ("Eine Datei im Export gehört nicht zu einem TSE-Export.", None),
+    # receipts against exports, DSFinV-K exports against TSE exports (the CLI's today)
+    **MATCHING_TEXTS,
 }
+
+#: a command (``opentse verify``) or an option (``--trust``) in the verifier's words
+CLI_WORDS = re.compile(r"\bopentse [a-z]|(?<![\w-])--[a-z]")
 
 #: codes whose verifier message names command-line options: the page shows only the
 #: dashboard's text (its facts are on the page: number, counter, serial, file)
@@ -255,6 +264,44 @@ DETAILS: dict[str, tuple[re.Pattern[str], str, str | None]] = {
     ),
 }
 
+#: further wordings of one code (the first that matches is shown): an export that
+#: cannot be read says why, and what to upload instead
+MORE_DETAILS: dict[str, tuple[tuple[re.Pattern[str], str, str | None], ...]] = {
+    "E_EXPORT_UNREADABLE": (
+        (
+            re.compile(
+                r"end-of-archive blocks at octet (?P<end>\d+) are followed by data at octet"
+                r" (?P<at>\d+)"
+            ),
+            "Nach den Endblöcken des TAR-Archivs (Byte {end}) folgen weitere Daten (ab Byte"
+            " {at}), etwa ein angehängtes zweites Archiv: TAR-Leser hören an den Endblöcken"
+            " auf, der Rest bliebe ungeprüft. Nichts wurde geprüft: jeden Export als eigene"
+            " Datei hochladen.",
+            "The TAR archive's end-of-archive blocks (octet {end}) are followed by more data"
+            " (from octet {at}), such as a second archive appended: TAR readers stop at those"
+            " blocks and the rest would go unverified. Nothing was checked: upload each"
+            " export as its own file.",
+        ),
+        (
+            re.compile(r"the (?P<kind>\w+) stream ends at octet (?P<at>\d+), and what follows"),
+            "Der {kind}-Datenstrom endet bei Byte {at}, und was folgt, ist kein"
+            " {kind}-Datenstrom (etwa ein angehängtes zweites Archiv): es bliebe ungeprüft."
+            " Nichts wurde geprüft: jeden Export als eigene Datei hochladen.",
+            "The {kind} stream ends at octet {at}, and what follows is no {kind} stream (such"
+            " as a second archive appended): it would go unverified. Nothing was checked:"
+            " upload each export as its own file.",
+        ),
+        (
+            re.compile(r"it is a ZIP file"),
+            "Die Datei ist eine ZIP-Datei, kein TAR-Export: die .tar-Datei der TSE daraus"
+            " entpacken und hochladen. Ein DSFinV-K-Export (ZIP) wird hier nicht geprüft."
+            " Nichts wurde geprüft.",
+            "The file is a ZIP file, not a TAR export: unpack the TSE's .tar file from it and"
+            " upload that. A DSFinV-K export (ZIP) is not checked here. Nothing was checked.",
+        ),
+    ),
+}
+
 
 _GAP = re.compile(
     r"signature counter\(s\) (?P<first>\d+)(?: to (?P<last>\d+))? missing \((?P<n>\d+) log"
@@ -296,26 +343,32 @@ def _counter_gap(message: str) -> str | None:
     return text
 
 
+def _detail(code: str) -> tuple[tuple[re.Pattern[str], str, str | None], ...]:
+    detail = DETAILS.get(code)
+    return () if detail is None else (detail,)
+
+
 def finding_text(finding: Mapping[str, str], lang: str) -> FindingText:
     code, message = str(finding.get("code", "")), str(finding.get("message", ""))
+    # the verifier's words beside the page's, unless they tell a command to run
+    keep = "" if code in CLI_WORDED or CLI_WORDS.search(message) else message
     if code == "E_COUNTER_GAP" and lang == "de":
         german_gap = _counter_gap(message)
         if german_gap is not None:
-            return FindingText(german_gap, "de", message)
-    detail = DETAILS.get(code)
-    found = detail[0].search(message) if detail is not None else None
-    if detail is not None and found is not None:
-        _, german, english = detail
+            return FindingText(german_gap, "de", keep)
+    for pattern, german, english in (*_detail(code), *MORE_DETAILS.get(code, ())):
+        found = pattern.search(message)
+        if found is None:
+            continue
         if lang == "de":
-            return FindingText(german.format(**found.groupdict()), "de", message)
+            return FindingText(german.format(**found.groupdict()), "de", keep)
         if english is not None:
-            return FindingText(english.format(**found.groupdict()), "en", message)
+            return FindingText(english.format(**found.groupdict()), "en", keep)
         return FindingText(message, "en", "")
     texts = TEXTS.get(code)
     if texts is None:
         return FindingText(message, "en", "")
     german, english = texts
-    keep = "" if code in CLI_WORDED else message
     if lang == "de":
         return FindingText(german, "de", keep)
     if english is not None:
