@@ -12,18 +12,22 @@ refused, and a decompression bomb stopped at a cap the message names."""
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import io
 import json
 import lzma
 import os
 import tarfile
+import tempfile
 import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 from verify_data import vendor_export, with_global_header
 
@@ -265,3 +269,38 @@ def test_a_damaged_compressed_export_read_from_a_pipe(tmp_path: Path, kind: str)
             verify_exports([fifo], workers=1)
     finally:
         writer.join(10)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from(KINDS),
+    st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3),
+    st.one_of(st.none(), st.floats(0, 1, exclude_max=True)),
+    st.binary(max_size=16),
+)
+def test_any_damage_to_a_compressed_export_is_a_coded_refusal_or_a_report(
+    kind: str, flips: list[tuple[float, int]], cut: float | None, after: bytes
+) -> None:
+    """Octets changed, the file cut or data appended anywhere: the verifier answers
+    with a report or an error with its code (exit 2), never another exception."""
+    packed = bytearray(_packed(kind))
+    for where, change in flips:
+        packed[int(where * len(packed))] ^= change
+    if cut is not None:
+        del packed[int(cut * len(packed)) :]
+    packed += after
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"e.tar.{kind}"
+        path.write_bytes(packed)
+        try:
+            report = verify_exports([path], workers=1)
+        except UnreadableExportError as exc:
+            assert exc.code == "E_EXPORT_UNREADABLE", exc
+            return
+    if not flips and cut is None and not after.strip(b"\0"):
+        assert report.ok  # only zeros appended: the export as it was
+
+
+@functools.cache
+def _packed(kind: str) -> bytes:
+    return COMPRESS[kind](vendor_export(GF).read_bytes())
