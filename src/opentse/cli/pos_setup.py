@@ -19,7 +19,7 @@ import typer
 from opentse.cli.common import cli_errors, echo_json, err_console
 from opentse.cli.pos import FINGERPRINT_OPTION, KEY_OPTION, SECRET_OPTION, URL_OPTION, pos_app
 from opentse.crypto.private_file import write_private_file
-from opentse.errors import ProtocolError
+from opentse.errors import OpenTSEError, ProtocolError
 from opentse.register.till_file import TillConnection, parse, render
 
 SESSION_HELP = (
@@ -53,6 +53,38 @@ def load_session(path: Path) -> TillConnection:
 def write_till_file(path: Path, connection: TillConnection) -> None:
     """The till file, 0600 (it holds the API secret), also over an existing file."""
     write_private_file(path, render(connection))
+
+
+def _existing_till(out: Path, serial: str, force: bool) -> TillConnection | None:
+    """Before anything is set up: an existing ``--out`` is written over only when it is
+    this till's own file (a run again: returned, its ``Journal:`` line is kept) or with
+    ``--force``; another till's file (its TSS, client and the register file pos repoint
+    named) or any other file is refused (E_POS_OUTPUT_EXISTS)."""
+    if out.is_dir():
+        raise ProtocolError(
+            f"--out {out} is a folder: give a file name. Nothing was set up",
+            code="E_POS_OUTPUT",
+        )
+    if not out.exists():
+        return None
+    try:
+        old: TillConnection | None = parse(out.read_text(encoding="utf-8"), f"--out {out}")
+    except (OSError, UnicodeDecodeError, OpenTSEError):
+        old = None
+    if old is not None and old.serial_number == serial:
+        return old
+    if force:
+        return None
+    what = (
+        f"the till file of {old.serial_number}"
+        if old is not None and old.serial_number
+        else "not a till file of pos setup"
+    )
+    raise ProtocolError(
+        f"--out {out} exists ({what}): choose another name, or --force to replace it. "
+        "Nothing was set up",
+        code="E_POS_OUTPUT_EXISTS",
+    )
 
 
 @pos_app.command("setup")
@@ -97,6 +129,12 @@ def setup_command(
         "a set-up that stopped; default: PUK-setup-<serial>.txt beside --out, else in the "
         "current folder.",
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing --out file that is not this till's (--serial) own; "
+        "without it such a file is refused before anything is set up.",
+    ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the service."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -127,6 +165,7 @@ def setup_command(
             )
         if not (0 < timeout < 86400):
             raise ProtocolError("--timeout must be above 0 seconds", code="E_REGISTER_CONFIG")
+        earlier = None if out is None else _existing_till(out, serial, force)
 
         pending = puk_file or setup_file.default_path(
             serial, Path.cwd() if out is None else out.absolute().parent
@@ -161,6 +200,10 @@ def setup_command(
             result.tss,
             result.client,
             result.serial_number,
+            # the register file pos repoint named, while the file names the same client
+            earlier.journal
+            if earlier is not None and (earlier.tss, earlier.client) == (result.tss, result.client)
+            else None,
         )
         if out is not None:
             write_till_file(out, till)
