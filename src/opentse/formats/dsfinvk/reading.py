@@ -10,6 +10,7 @@ reported and read all the same; the rows read feed the rules across files.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import replace
 
 from opentse.errors import FormatError
@@ -29,6 +30,10 @@ from opentse.formats.dsfinvk.indexxml import (
     read_index_xml,
 )
 from opentse.formats.dsfinvk.tables import ColumnType, Table
+
+#: C0 control characters but TAB, LF and CR, and DEL: no text of a receipt holds them
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def read_export(check: CheckState) -> bool:
@@ -97,6 +102,14 @@ def read_export(check: CheckState) -> bool:
                 f"{file} is not a DSFinV-K table",
                 severity="warning",
             )
+    for name in check.source.undeclared({*declared, INDEX_NAME, DTD_NAME}):
+        check.add(
+            "W_FILE_UNDECLARED",
+            name,
+            "in the export, but index.xml does not declare it: an auditor's tool does not"
+            " import it, so nothing in it is part of the audit",
+            severity="warning",
+        )
     return True
 
 
@@ -146,6 +159,9 @@ def _read_table(check: CheckState, table: Table) -> None:
     if not records:
         check.add("E_CSV_HEADER", table.file, "no header row")
         return
+    # UTF-8 never has these bytes inside a longer character: one search of the file
+    # tells whether any field needs looking at
+    control = _CONTROL_BYTES.search(data) is not None
     header = tuple(records[0][1])
     if header != names:
         # GDPdU reads the data from line 2 (index.xml's <Range><From>2) in the
@@ -167,6 +183,8 @@ def _read_table(check: CheckState, table: Table) -> None:
         row = dict(zip(names, fields, strict=True))
         for column in table.columns:
             _check_field(check, table, column, row[column.name], line)
+            if control and column.type is not ColumnType.NUMERIC:
+                _check_control(check, table.file, column.name, row[column.name], line)
         _check_mandatory(check, table.file, row, line)
         rows.append((line, row))
     check.rows[table.file] = rows
@@ -217,6 +235,26 @@ def _check_field(check: CheckState, table: Table, column: T.Column, value: str, 
             parse_timestamp(value)
     except FormatError as exc:
         check.add(exc.code, file, exc.message, line, name)
+
+
+def _check_control(check: CheckState, file: str, name: str, value: str, line: int) -> None:
+    """A control character in a text field: DSFinV-K text fields are plain text, and
+    an auditor's import ends a text at NUL or rejects the file. The CSV's own CR and
+    LF (inside a quoted field) and TAB are text; numbers are checked as numbers."""
+    first = _CONTROL.search(value)
+    if first is None:
+        return
+    chars = list(dict.fromkeys(_CONTROL.findall(value)))
+    listed = ", ".join("NUL (U+0000)" if c == "\x00" else f"U+{ord(c):04X}" for c in chars[:5])
+    more = f" and {len(chars) - 5} more" if len(chars) > 5 else ""
+    check.add(
+        "E_CSV_CONTROL",
+        file,
+        f"the control character(s) {listed}{more} (first at character {first.start() + 1}):"
+        " DSFinV-K text fields are plain text, an auditor's import stops at or rejects them",
+        line,
+        name,
+    )
 
 
 def header_difference(found: tuple[str, ...], names: tuple[str, ...]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import lzma
 import zipfile
 import zlib
+from collections.abc import Collection
 from pathlib import Path
 
 from opentse.errors import FormatError
@@ -86,6 +87,17 @@ class ExportSource:
                 ) from None
         file = self.path / name
         return file.read_bytes() if file.is_file() else None
+
+    def undeclared(self, known: Collection[str]) -> list[str]:
+        """The files of the export whose names (inside a zipped export folder: below
+        it) are not in ``known``, sorted; a ZIP names them as the ZIP does."""
+        if self.zip is not None:
+            names = [n for n in self.zip.namelist() if not n.endswith("/")]
+            inside = {n: n.removeprefix(self.prefix) for n in names}
+        else:
+            files = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*")]
+            inside = {n: n for n in files if (self.path / n).is_file()}
+        return sorted(name for name, local in inside.items() if local not in known)
 
     def close(self) -> None:
         if self.zip is not None:
