@@ -25,6 +25,7 @@ import gc
 import hashlib
 import io
 import re
+import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,7 +54,15 @@ from opentse.verify.logcheck import (
 from opentse.verify.logcheck import LogEntry as LogEntry  # re-exported: the checks' type
 from opentse.verify.reading import ArchiveFile
 from opentse.verify.reading import UnreadableExportError as UnreadableExportError
-from opentse.verify.tarscan import Damaged, Member, Refused, Truncated, Unusual, scan
+from opentse.verify.tarscan import (
+    Damaged,
+    Member,
+    Refused,
+    Truncated,
+    Unusual,
+    refuse_after_end,
+    scan,
+)
 
 _CERT_NAME = re.compile(r"(?i)^([0-9a-f]+)_x509\.(cer|der|crt|pem)$")
 
@@ -358,13 +367,16 @@ class _StartOver(Exception):
         self.index = index
 
 
-def _full_batches(source: Path, data: Scanned, label: str) -> Iterator[list[Member]]:
+def _full_batches(
+    source: Path, archive: ArchiveFile, data: Scanned, label: str
+) -> Iterator[list[Member]]:
     """The regular files of an archive the scan refused, read by ``tarfile`` in
     stream mode (``iter_members``: links and odd members refused with its codes),
     ``CHUNK`` at a time, named as the scan's batches are (``label`` and the name
     without a leading ``./``). A compressed archive is decompressed here as for the
     scan (its checks and caps), to its end: ``tarfile`` stops reading at the
-    end-of-archive blocks, before the last stream's check."""
+    end-of-archive blocks, before the last stream's check. Where ``tarfile``
+    stopped, only zeros may be (``_tarfile_stops``)."""
     fresh = data.again() if isinstance(data, Decompressed) else None
     if isinstance(data, bytes):
         stream: BinaryIO = io.BytesIO(data)
@@ -394,7 +406,35 @@ def _full_batches(source: Path, data: Scanned, label: str) -> Iterator[list[Memb
                     append = batch.append
         if fresh is not None:
             fresh.drain()
-        yield batch
+    _tarfile_stops(source, archive, data)
+    yield batch
+
+
+def _tarfile_stops(source: Path, archive: ArchiveFile, data: Scanned) -> None:
+    """Refuse what ``tarfile`` read as a whole archive, but which goes on where it
+    stopped: a header it could not read after the first (it takes it for the end
+    without a word) or data after the end-of-archive blocks (two exports joined
+    with ``cat``): the rest would go unverified, as the scan refuses for the
+    archives it reads (``tarscan.Damaged``, ``Appended``). ``tarfile`` (the
+    authority on these archives) reads it once more to say where it stops."""
+    fresh = data.again() if isinstance(data, Decompressed) else None
+    if isinstance(data, bytes):
+        stream: BinaryIO = io.BytesIO(data)
+    else:
+        stream = (fresh or data).stream()
+    try:
+        with stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+            while tar.next() is not None:
+                tar.members.clear()  # type: ignore[attr-defined]  # it keeps each
+            end = tar.offset  # type: ignore[attr-defined]
+    except UnreadableExportError:
+        raise
+    except (OSError, tarfile.TarError, ValueError, EOFError) as exc:
+        raise _not_tar(source, exc) from exc
+    try:
+        refuse_after_end(data.again() if isinstance(data, Decompressed) else data, end)
+    except Refused as exc:
+        raise _cut_short(source, archive, exc, data) from None
 
 
 def _stream(
@@ -418,7 +458,7 @@ def _stream(
         for index, source in enumerate(sources):
             label = f"{source.name}:" if several else ""
             with _opened(source) as (archive, data):
-                batches = _full_batches(source, data, label) if index in full else None
+                batches = _full_batches(source, archive, data, label) if index in full else None
                 if batches is None:
                     handed_out = False
                     try:
@@ -436,7 +476,7 @@ def _stream(
                         _stream_first(data)
                         if handed_out:
                             raise _StartOver(index) from None
-                        batches = _full_batches(source, data, label)
+                        batches = _full_batches(source, archive, data, label)
                 for batch in batches or ():
                     batch = _sort_members(export, batch, points)
                     if batch:
@@ -463,7 +503,7 @@ def member_batches(source: Path) -> Iterator[list[Member]]:
             raise _cut_short(source, archive, exc, data) from None
         except Unusual:
             _stream_first(data)
-            yield from _full_batches(source, data, "")
+            yield from _full_batches(source, archive, data, "")
         archive.check_unchanged()
 
 

@@ -10,7 +10,8 @@ devices, sparse files, unsafe names, bad checksums, members over
 readable export is, except where ``tarfile`` would silently verify part of a plain
 archive: octets that end without the end-of-archive blocks (``Truncated``), a
 header after the first whose checksum fails (``Damaged``) and data after the
-end-of-archive blocks (``Appended``) are refused here. ``scan``
+end-of-archive blocks (``Appended``) are refused here (and by
+``refuse_after_end`` for an archive ``tarfile`` read, where it stopped). ``scan``
 hands out batches as it goes (the verifier decodes and verifies them meanwhile) and
 raises ``Unusual`` where the full reader must decide.
 
@@ -215,6 +216,29 @@ class Damaged(Refused):
     finding; the scan refuses the archive instead, naming the octet where the header
     starts. A first header that fails is left to ``tarfile`` (a compressed archive, or
     no TAR at all: it says which)."""
+
+
+def refuse_after_end(source: bytes | Windows, end: int) -> None:
+    """For an archive ``tarfile`` read (the scan left it to it): ``tarfile`` stops at
+    ``end``, the first block it takes for no header, without a word. Raise Damaged
+    when that block is not zeros (a header it could not read: a bad checksum or
+    field), Appended when anything but zeros follows it (an archive appended)."""
+    window: int = getattr(source, "window", None) or WINDOW
+    if isinstance(source, bytes):
+        archive: Windows | None = None
+        data, base, pos = source, 0, end
+    else:
+        archive = source
+        data, base, pos = source.read_at(end, max(window, BLOCK)), end, 0
+    if data[pos : pos + BLOCK].count(0) != BLOCK:
+        raise Damaged(
+            f"the header at octet {end} cannot be read, its checksum or fields are "
+            "damaged: the members from there on cannot be read"
+        )
+    try:
+        _only_zeros_after(archive, data, base, pos, window)
+    except _After as after:
+        raise Appended(str(after)) from None
 
 
 def scan(source: bytes | Windows, prefix: str = "", batch: int = 2000) -> Iterator[list[Member]]:
