@@ -168,9 +168,10 @@ def _start_words(payload: QRPayload, tx: TseTransaction, tar: str) -> str:
 
 def rebuilt_from(process_type: str) -> str:
     """Which rows of a DSFinV-K Bon ``dsfinvk check`` made its processData from
-    (``check._rebuild``): a Kassenbeleg-V1 from the Bon type, the amounts per VAT
-    rate and the payments, a Bestellung-V1 from the order lines; other processTypes
-    (SonstigerVorgang ...) are taken as TSE_VORGANGSDATEN writes them."""
+    (``formats.dsfinvk.rebuild.rebuild_process_data``): a Kassenbeleg-V1 from the Bon
+    type, the amounts per VAT rate and the payments, a Bestellung-V1 from the order
+    lines; other processTypes (SonstigerVorgang ...) are taken as TSE_VORGANGSDATEN
+    writes them."""
     if process_type == pd.PROCESS_TYPE_KASSENBELEG:
         return (
             "its rows (BON_TYP, amounts per VAT rate in transactions_vat.csv, payments in "
