@@ -25,7 +25,7 @@ from rich.table import Table
 from opentse.cli.common import logs_bar
 from opentse.errors import OpenTSEError
 from opentse.formats.qr import QRPayload
-from opentse.verify.archive import LoadedExport, load_exports
+from opentse.verify.archive import LoadedExport, load_exports, tar_size
 from opentse.verify.certificates import chain_words, load_trust_roots
 from opentse.verify.findings import Finding, Severity, span_text
 from opentse.verify.html import write_html
@@ -199,7 +199,7 @@ def verify_command(
         # said before the verification, which may take minutes, not after it
         why = "it is a folder" if html.is_dir() else f"no folder {html.parent}"
         _unverifiable(err, as_json, "E_HTML_UNWRITABLE", f"cannot write --html {html}: {why}")
-    big = sum(p.stat().st_size for p in exports if p.is_file()) > 2 * 1024 * 1024
+    big = sum(tar_size(p) for p in exports if p.is_file()) > 2 * 1024 * 1024
     try:
         if big and err.is_terminal:  # the one-pass reader, with a count of checked logs
             export = _load_with_bar(exports, workers, err)

@@ -345,17 +345,26 @@ def _stream_first(data: Scanned) -> None:
         data.drain()
 
 
+COMPRESSION_RATIO = 8  # a TSE export's TAR over its gzip/bzip2/xz (6-9 for vendors')
+
+
+def tar_size(path: Path) -> int:
+    """About how many octets of TAR ``path`` holds: its size, or for a compressed
+    archive (its first octets, not its name) ``COMPRESSION_RATIO`` times that. What the
+    worker count and the progress bar are decided on; the archive itself is read later.
+    A file that cannot be read counts nothing here."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return 0
+    return size * COMPRESSION_RATIO if compression_of(head) else size
+
+
 def _estimated_logs(sources: list[Path]) -> int:
-    """About one log per KiB of archive, what ``default_workers`` decides on (by
-    ``stat`` alone: the archive is opened once, when it is read). Files that
-    cannot be read count nothing here; a compressed archive counts its size."""
-    total = 0
-    for path in sources:
-        try:
-            total += path.stat().st_size
-        except OSError:
-            continue
-    return total // 1024
+    """About one log per KiB of TAR, what ``default_workers`` decides on."""
+    return sum(tar_size(path) for path in sources) // 1024
 
 
 class _StartOver(Exception):
