@@ -58,6 +58,7 @@ from opentse.register.shoptime import (
     shop_zone,
 )
 from opentse.register.shoptime import business_day as business_day_of
+from opentse.register.text import check_texts
 
 __all__ = ["Books", "MasterData"]
 
@@ -153,6 +154,10 @@ class Books:
     def set_seller(self, name: str, address: tuple[str, ...]) -> None:
         """Keep the seller printed on the receipts (§6 Nr. 1 KassenSichV), so a till
         gives it once (``opentse pos --seller-name``), not with every sale."""
+        check_texts(
+            [("seller name", name)]
+            + [(f"seller address line {n}", line) for n, line in enumerate(address, 1)]
+        )
         with self._lock:
             self._db.execute(
                 "INSERT INTO books_master (name, value) VALUES ('seller', ?) "

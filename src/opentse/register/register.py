@@ -57,6 +57,7 @@ from opentse.register.recovery import (
 from opentse.register.sale import CashBookEntry, Sale
 from opentse.register.sale_result import SaleResult as SaleResult
 from opentse.register.shoptime import DEFAULT_SHOP_TIMEZONE, local_day, shop_zone
+from opentse.register.text import check_text, check_texts
 from opentse.tr03151.codec import MAX_PROCESS_DATA
 
 T = TypeVar("T")
@@ -131,6 +132,12 @@ class RegisterConfig:
 
     def __post_init__(self) -> None:
         shop_zone(self.timezone)  # E_TIMEZONE for an unknown zone, at configuration
+        # printed on every receipt (an ESC is a printer command on ESC/POS)
+        check_texts(
+            [("seller name", self.seller.name), ("seller tax id", self.seller.tax_id)]
+            + [(f"seller address line {n}", t) for n, t in enumerate(self.seller.address_lines, 1)]
+            + [(f"footer line {n}", t) for n, t in enumerate(self.footer, 1)]
+        )
         if not (
             isinstance(self.client_id, str) and self.client_id and is_printable(self.client_id)
         ):
@@ -304,6 +311,7 @@ class Register:
     def daily_record(self, day: date | None = None, note: str = "") -> None:
         """Write (or update) the journal record of a shop day (default today, local);
         works without any TSE."""
+        check_text(note, "note")  # printed by pos journal, kept with the outage records
         now, zone = self.clock(), self.config.zone
         self.journal.write_daily_record(day or local_day(now, zone), at=now, note=note, zone=zone)
 
@@ -396,6 +404,8 @@ class Register:
         is booked or started (else it was an outage and the Start stayed open): the
         TSE's limit (tr03151.codec.MAX_PROCESS_DATA), lower for a backend whose
         requests carry it base64-encoded (``max_process_data``)."""
+        # the texts were checked where taken; this holds for anything signed
+        check_text(process_data, f"{process_type} processData")
         limit = int(getattr(self.backend, "max_process_data", MAX_PROCESS_DATA))
         size = len(process_data.encode("utf-8"))
         if size > limit:
@@ -524,6 +534,7 @@ class Register:
         booked in the same books transaction as the Vorgang itself; they must be in the
         books already (``E_BOOKS_REFERENCE`` before any TSE call).
         """
+        sale.check_texts()  # E_TEXT_CONTROL: a control character never reaches the books
         data = sale.process_data()  # raises for the cashier's errors, before any TSE call
         if references:
             missing = ["(no books)"] if self.books is None else self.books.missing(references)
@@ -544,6 +555,7 @@ class Register:
         """Sign a restaurant order as Bestellung-V1 (its start time is kept on the result
         for the final receipt's TSE-Erstbestellung). A plain ``Sale()`` is booked and
         printed as AVBestellung (:meth:`Sale.as_order`), signed or not."""
+        sale.check_texts()
         order = sale.as_order()  # raises for the cashier's errors, before any TSE call
         return self._book(order, pd.PROCESS_TYPE_BESTELLUNG, order.order_process_data())
 

@@ -35,6 +35,7 @@ from opentse.register.money import (
     vat_percent_on,
     vat_rate,
 )
+from opentse.register.text import check_text, check_texts
 
 #: DSFinV-K GV_TYP value list (business-case types): the format library's, one source.
 GV_TYPES: tuple[str, ...] = GV_TYP
@@ -195,6 +196,7 @@ class Sale:
         gv_typ: str = "Umsatz",
         discount: Decimal | int | str = ZERO,
     ) -> SaleLine:
+        check_text(text, "line text")
         line = SaleLine(
             text,
             require_quantity(quantity),
@@ -223,6 +225,7 @@ class Sale:
         amount_eur: Decimal | int | str | None = None,
         name: str = "",
     ) -> SalePayment:
+        check_text(name, "payment name")
         payment = SalePayment(
             method,
             require_cents(amount, "payment"),
@@ -232,6 +235,14 @@ class Sale:
         )
         self.payments.append(payment)
         return payment
+
+    def check_texts(self) -> None:
+        """Every text of the sale is plain text (register/text.py), before it is
+        signed: lines built directly, not through add_line, are checked here."""
+        check_texts(
+            [(f"text of line {n}", line.text) for n, line in enumerate(self.lines, 1)]
+            + [(f"name of payment {n}", p.name) for n, p in enumerate(self.payments, 1)]
+        )
 
     # --- sums ----------------------------------------------------------------------------
 
@@ -398,6 +409,7 @@ class CashBookEntry:
         if "^" in self.text or "\r" in self.text or "\n" in self.text:
             raise _reject("E_LINE_TEXT", "cash-book text must be one line without '^'")
         _check_text_length(self.text, "cash-book text")
+        check_text(self.text, "cash-book text")
 
     @property
     def vat_key(self) -> int:

@@ -19,6 +19,7 @@ pure (builds from a :class:`~opentse.register.books_closing.ClosedDay`, renders)
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import textwrap
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from opentse.register.money import format_money, require_cents
 from opentse.register.recovery_books import printed_as_failure
 from opentse.register.sale import CashBookEntry
 from opentse.register.shoptime import local_text, shop_zone
+from opentse.register.text import check_texts
 
 if TYPE_CHECKING:
     from opentse.register.register import Register
@@ -151,6 +153,7 @@ def close_day(
     a shop closing after midnight names the evening's day (``E_BUSINESS_DAY`` outside
     the days of its receipts)."""
     counted = require_cents(counted_cash, "counted cash")
+    check_master_texts(master)  # E_TEXT_CONTROL before anything is signed or closed
     # the register's clock, as every receipt of the day: a till on an injected (or
     # corrected) clock had its closings stamped with the host's wall clock
     created = created or register.clock()
@@ -186,6 +189,21 @@ def close_day(
 
 #: the closing's master-data tables (DSFinV-K 4, Stammdatenmodul)
 MASTER_TABLES = (tables.CASHPOINTCLOSING, tables.LOCATION, tables.CASHREGISTER)
+
+
+def check_master_texts(master: MasterData) -> None:
+    """Company, location and register texts are plain text (register/text.py): they
+    go into every export of the closing (cashpointclosing.csv, location.csv ...)."""
+    for part, label in (
+        (master.company, "company"),
+        (master.location, "location"),
+        (master.register, "register"),
+    ):
+        check_texts(
+            (f"{label} {f.name.replace('_', ' ')}", value)
+            for f in dataclasses.fields(part)
+            if isinstance(value := getattr(part, f.name), str)
+        )
 
 
 def check_master_exportable(preview: Closing) -> None:

@@ -1,0 +1,53 @@
+"""Text the register takes is plain text: no C0 control character and no DEL.
+
+A line text, a cash-book text, a payment name, the seller or the master data reach
+the DSFinV-K CSVs (lines.csv ARTIKELTEXT, businesscases, cashpointclosing.csv ...),
+the signed processData (Bestellung-V1 lines, a SonstigerVorgang's text) and the
+printed receipt (an ESC in a line text is a printer command on ESC/POS). ``opentse
+dsfinvk check`` reports a control character in a text field as E_CSV_CONTROL (an
+auditor's import stops at NUL or rejects the file), so the register refuses it where
+the text is taken, before anything is signed: once signed and booked it is in the
+books for good. TAB, CR and LF are the CSV's own and left to the callers' rules
+(a line text is one line). Books that already hold such a text still export. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from opentse.errors import ProtocolError
+
+#: what formats.dsfinvk's check reports as E_CSV_CONTROL: C0 except TAB, LF, CR; DEL
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+CODE = "E_TEXT_CONTROL"
+
+
+def character_name(char: str) -> str:
+    """``U+001B``; NUL named as such (it ends a text in many readers)."""
+    return "NUL (U+0000)" if char == "\x00" else f"U+{ord(char):04X}"
+
+
+def check_text(value: str, field: str) -> None:
+    """Refuse ``value`` (the text of ``field``, e.g. ``line text``) when it holds a
+    control character: ``E_TEXT_CONTROL`` naming the field, the character and where.
+    The message never repeats the text (a raw ESC would reach the terminal)."""
+    found = CONTROL.search(value)
+    if found is None:
+        return
+    chars = list(dict.fromkeys(CONTROL.findall(value)))
+    listed = ", ".join(character_name(c) for c in chars[:5])
+    more = f" and {len(chars) - 5} more" if len(chars) > 5 else ""
+    raise ProtocolError(
+        f"the {field} holds the control character {listed}{more} (first at character "
+        f"{found.start() + 1}): texts are plain text, a DSFinV-K export with it is refused "
+        "by an auditor's import (E_CSV_CONTROL). Nothing was booked; type the text again",
+        code=CODE,
+    )
+
+
+def check_texts(values: Iterable[tuple[str, str]]) -> None:
+    """:func:`check_text` for each (field, value) pair, in order."""
+    for field, value in values:
+        check_text(value, field)
