@@ -18,6 +18,8 @@ import fcntl
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,10 +164,11 @@ def write_export_file(
     # and deleted) is on the disk, not only in the page cache
     part = folder / f".{path.name}.part"
     remove_stale_parts(folder)  # left by a killed export: never a valid export
-    fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-    # held until the export is recorded (store_export), also across the rename: a
-    # process looking for leftovers (archive leftovers) leaves a locked file alone
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    with folder_turn(folder):  # no cleaner sees the part file before it is locked
+        fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        # held until the export is recorded (store_export), also across the rename:
+        # a process looking for leftovers (archive leftovers) leaves a locked file alone
+        fcntl.flock(fd, fcntl.LOCK_EX)
     _WRITING[str(path)] = fd
     try:
         with os.fdopen(os.dup(fd), "wb") as fh:
@@ -232,15 +235,31 @@ def remove_stale_parts(folder: Path) -> list[Path]:
     return [part for part in part_files(folder) if remove_stale_part(part)]
 
 
+@contextmanager
+def folder_turn(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the archive folder itself (flock on the directory): an
+    export creates and locks its part file, a cleaner finds a part file unlocked and
+    deletes it, each in its turn. Without it a cleaner could find a new part file in
+    the instant between its creation and its writer's lock, and delete it under the
+    running export (whose rename then failed)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
+
+
 def remove_stale_part(part: Path) -> bool:
     """Delete one part file unless a live export writes it; True when deleted."""
-    fd = unlocked(part)
-    if fd is None:
-        return False
-    try:
-        part.unlink(missing_ok=True)
-    finally:
-        os.close(fd)
+    with folder_turn(part.parent):
+        fd = unlocked(part)
+        if fd is None:
+            return False
+        try:
+            part.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
     return True
 
 

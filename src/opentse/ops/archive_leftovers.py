@@ -126,12 +126,16 @@ def _created_at(path: Path) -> int:
         return int(path.stat().st_mtime)
 
 
-def _record(ctx: OpsContext, item: Leftover, actor: str) -> archive.ArchivedExport | str:
-    """Verify an unrecorded export and record it; the reason when it is kept instead."""
+def _record(ctx: OpsContext, item: Leftover, actor: str) -> archive.ArchivedExport | str | None:
+    """Verify an unrecorded export and record it; the reason when it is kept instead;
+    None when another clean recorded it meanwhile."""
     fd = archive.unlocked(item.path)  # held while it is read and recorded
     if fd is None:
         return "an export writer holds it now"
     try:
+        # another clean may have recorded it between our look and this lock
+        if item.path.name in {Path(i.path).name for i in archive.exports(ctx, item.tse_id)}:
+            return None
         try:
             records, first, last = _contents(item.path)
         except (OpenTSEError, OSError) as exc:
@@ -163,6 +167,6 @@ def clean(ctx: OpsContext, tse_id: str | None = None, *, actor: str = "") -> Cle
         done = _record(ctx, item, actor)
         if isinstance(done, str):
             kept.append((item, done))
-        else:
+        elif done is not None:
             recorded.append(done)
     return Cleaned(tuple(deleted), tuple(recorded), tuple(kept))
