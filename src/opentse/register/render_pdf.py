@@ -22,9 +22,15 @@ FONT_SIZE_PT = 7.0
 QR_MM = 44.0
 
 
+#: fpdf2 writes its core fonts with WinAnsiEncoding (cp1252) but encodes their text as
+#: latin-1 unless told: the euro sign (cp1252 0x80, not in latin-1) printed as '?'
+CORE_FONT_ENCODING = "windows-1252"
+
+
 def _latin1(text: str) -> str:
-    """fpdf2's core fonts speak cp1252/latin-1; anything else becomes '?'."""
-    return text.encode("latin-1", errors="replace").decode("latin-1")
+    """The text as fpdf2's core fonts take it: cp1252 (umlauts, €, „ “ – …); anything
+    else becomes '?'."""
+    return text.encode(CORE_FONT_ENCODING, errors="replace").decode(CORE_FONT_ENCODING)
 
 
 def render_pdf(receipt: Receipt, *, tz: tzinfo | None = None) -> bytes:
@@ -35,6 +41,7 @@ def render_pdf(receipt: Receipt, *, tz: tzinfo | None = None) -> bytes:
     from fpdf import FPDF  # here: fpdf2 and fontTools cost ~0.4 s to import
 
     pdf = FPDF(unit="mm", format=(PAGE_WIDTH_MM, max(height, 60.0)))
+    pdf.core_fonts_encoding = CORE_FONT_ENCODING
     pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
     pdf.set_auto_page_break(False)
     pdf.set_creator("opentse")

