@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 
@@ -37,3 +38,19 @@ def write_private_file(path: Path, text: str) -> None:
         os.fsync(dir_fd)  # the rename survives a power cut
     finally:
         os.close(dir_fd)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only its owner can enter (0700), made if missing.
+
+    For the folders the server fills inside the data folder (export TARs, the
+    dashboard's reports): ``--data`` often names a folder made beforehand 0755 (a
+    service manager's state folder, a container volume), and files in a 0755 folder
+    are every local user's to read. One of ours left wider by an older version is
+    tightened; one of another user (a shared mount) is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        with contextlib.suppress(OSError):  # a mount that refuses it: as before
+            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+    return path

@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from opentse.crypto.private_file import private_dir
 from opentse.engine.ports import LogFilter
 from opentse.engine.rules import Op
 from opentse.errors import OpenTSEError
@@ -337,7 +338,7 @@ class ExportLogs:
             "latest": [[e.counter, e.log_time, e.operation, e.filename] for e in seen.latest],
         }
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(file.parent)  # 0700 also in a data folder made 0755
             part = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.part")
             part.write_text(json.dumps(data), "utf-8")
             os.replace(part, file)

@@ -23,6 +23,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from opentse.crypto.private_file import private_dir
 from opentse.errors import OpenTSEError
 
 log = logging.getLogger(__name__)
@@ -357,7 +358,7 @@ class ExportChecks:
         if file is None:
             return
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(file.parent)  # 0700 also in a data folder made 0755
             part = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.part")
             part.write_text(json.dumps({"stamp": list(stamp), "report": report}), "utf-8")
             os.replace(part, file)

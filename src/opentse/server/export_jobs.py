@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from opentse.crypto.private_file import private_dir
 from opentse.engine.export import ExportFilter, plan
 from opentse.errors import OpenTSEError, ProtocolError, StorageError
 from opentse.server.context import ServerContext, refuse_if_stale
@@ -186,8 +187,8 @@ class ExportManager:
 
     def __init__(self, ctx: ServerContext, workers: int) -> None:
         self._ctx = ctx
-        self._dir = Path(ctx.config.data_dir) / "exports"
-        self._dir.mkdir(parents=True, exist_ok=True)
+        # every organization's TSE data: 0700 also in a data folder made 0755
+        self._dir = private_dir(Path(ctx.config.data_dir) / "exports")
         self._pool = _Workers(workers)
         self._cancel: dict[str, threading.Event] = {}  # queued or running here
         self._working: set[str] = set()  # claimed by this node and being written
