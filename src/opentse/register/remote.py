@@ -320,18 +320,32 @@ class RemoteBackend:
 
         try:
             own = self._client_resource()
-            listed = self._request(
-                "GET", "/client", params={"serial_number": own.get("serial_number"), "limit": 100}
-            )
+            clients = self._all_clients(str(own.get("serial_number")))
         except Exception:
             return
-        clients = [c for c in listed.get("data") or [] if isinstance(c, dict)]
         new = last_replacement(own, clients)
         if new is own or new.get("state") != "REGISTERED":
             return
         tss, uuid = str(new.get("tss_id")), str(new.get("_id"))
         how = f"opentse pos repoint --session TILL_FILE, or --tss {tss} --client {uuid}"
         raise TSEReplaced(self.tse_id, state, tss, client_id, True, how)
+
+    def _all_clients(self, serial: str) -> list[dict[str, Any]]:
+        """Every client of this API key with ``serial``, page by page (fiskaly's
+        listClients: limit, offset, count). One page of 100 missed a successor once
+        a serial number had more clients than that (tills replaced again and again,
+        or the same serial at many TSSs), and the till stayed on its out-of-service TSE."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._request(
+                "GET",
+                "/client",
+                params={"serial_number": serial, "limit": 100, "offset": len(found)},
+            )
+            items = [c for c in page.get("data") or [] if isinstance(c, dict)]
+            found += items
+            if not items or len(found) >= int(page.get("count", len(found))):
+                return found
 
     def _client_resource(self) -> dict[str, Any]:
         """The client's resource; 404 is :class:`RegisterNotAccepted` (a configuration
