@@ -32,6 +32,14 @@ def migrate_command(
         help="PostgreSQL: migrate even while nodes of an older opentse are alive (they "
         "go on writing with the old rules until upgraded; see docs/scaling.md).",
     ),
+    import_sqlite: Path | None = typer.Option(
+        None,
+        "--import-sqlite",
+        help="PostgreSQL: copy this SQLite installation database (DATA/opentse.db) into "
+        "the new, empty database named by --database, then rename it "
+        "opentse.db.moved-to-postgresql (docs/scaling.md). Stop every process using "
+        "it first.",
+    ),
 ) -> None:
     """Create or upgrade the database schema (engine and service tables). On
     PostgreSQL, refused while nodes of an older opentse run on the database
@@ -39,6 +47,9 @@ def migrate_command(
     migrated is refused (E_SCHEMA_NEWER) unless OPENTSE_ALLOW_NEWER_SCHEMA=1 (a
     rollback on purpose, docs/upgrading.md)."""
     with data_folder_errors(data):
+        if import_sqlite is not None:
+            _import(import_sqlite, database, as_json)
+            return
         dialect, applied, current = run_migrations(data, database, force=force)
     if as_json:
         typer.echo(json.dumps({"dialect": dialect, "applied": applied, "current": current}))
@@ -48,6 +59,29 @@ def migrate_command(
     else:
         typer.echo(f"{dialect}: up to date")
     typer.echo(f"schema version {current:04d}")
+
+
+def _import(path: Path, database: str | None, as_json: bool) -> None:
+    """``--import-sqlite``: storage/pg_import.py."""
+    from opentse.errors import ProtocolError
+    from opentse.storage.pg_import import import_sqlite
+    from opentse.storage.postgres import is_postgres_url
+
+    database = database or os.environ.get("OPENTSE_DATABASE_URL")
+    if not is_postgres_url(database):
+        raise ProtocolError(
+            "--import-sqlite copies into PostgreSQL: give --database postgresql://... "
+            "or set OPENTSE_DATABASE",
+            code="E_DATABASE_URL",
+        )
+    assert database is not None
+    result = import_sqlite(path, database)
+    if as_json:
+        typer.echo(json.dumps({"imported": result.rows, "moved_to": str(result.moved_to)}))
+        return
+    counts = ", ".join(f"{table} {n}" for table, n in result.rows.items())
+    typer.echo(f"postgresql: imported {path} ({counts})")
+    typer.echo(f"{path} is now {result.moved_to}: a backup, never start opentse on it")
 
 
 def run_migrations(

@@ -1,0 +1,282 @@
+"""Move an embedded (SQLite) installation's database into PostgreSQL, once: the way
+from one machine to several API nodes (``opentse migrate --import-sqlite``,
+docs/scaling.md).
+
+Every TSE must live in exactly one database: two copies would both sign and give
+signature and transaction counters twice (TR-03151: each counter value once). So:
+
+* the SQLite file must be in use by no one (no ``opentse serve``, no till with
+  ``pos --data``): switching its journal from WAL to DELETE needs the only
+  connection, else E_IMPORT_SOURCE_IN_USE; an exclusive transaction then holds
+  everyone else off while it is read;
+* the PostgreSQL database must be new (migrated, no rows in any table copied),
+  else E_IMPORT_TARGET_NOT_EMPTY: two installations are never merged;
+* everything is copied in ONE PostgreSQL transaction; the counter trigger checks
+  every log again (gapless per TSE), and each table's row count is compared;
+* after the COMMIT the SQLite file is renamed ``opentse.db.moved-to-postgresql``:
+  a command run later without ``--database`` stops with E_DATABASE_MISSING instead of
+  signing on the old copy. The renamed file is a backup, never to be started on.
+
+Runtime tables are not copied: ``schema_migrations`` (PostgreSQL has its own),
+``installation_check`` (recorded by the first node with the same secret and CA),
+``svc_nodes`` and ``svc_index_mark`` (the old process's own rows; the transaction
+index is copied whole and rebuilt from the logs where it lags).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from opentse.errors import StorageError
+from opentse.storage import migrations
+from opentse.storage.pg_deadline import connection_kwargs
+
+MOVED_SUFFIX = ".moved-to-postgresql"
+_SKIP = frozenset({"schema_migrations", "installation_check", "svc_nodes", "svc_index_mark"})
+_CORE = ("tses", "logs")  # copied by hand: SQLite keeps the state in two more tables
+_SQLITE_CORE = frozenset({"tses", "tse_states", "tse_counters", "logs"})
+_LOG_COLUMNS = (
+    "tse_id",
+    "signature_counter",
+    "log_type",
+    "operation",
+    "log_time",
+    "filename",
+    "message",
+    "transaction_number",
+    "client_id",
+    "ref",
+    "extra",
+)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: dict[str, int]  # table -> rows copied (tables with none left out)
+    moved_to: Path  # the renamed SQLite file
+
+
+def _refuse(message: str, code: str) -> StorageError:
+    return StorageError(message, code=code)
+
+
+def _open_source(path: Path) -> sqlite3.Connection:
+    """The SQLite file, migrated to this code's schema and held exclusively."""
+    if not path.is_file():
+        raise _refuse(f"{path} is not a SQLite database file", "E_IMPORT_SOURCE")
+    lite = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        # WAL -> DELETE needs the only connection: a running server or till holds one
+        mode = str(lite.execute("PRAGMA journal_mode = DELETE").fetchone()[0]).lower()
+        if mode != "delete":
+            raise sqlite3.OperationalError("database is locked")
+        from opentse.storage.sqlite import refuse_newer_schema
+
+        refuse_newer_schema(lite)
+        migrations.apply(lite, "sqlite")
+        lite.execute("BEGIN EXCLUSIVE")
+    except sqlite3.OperationalError as exc:
+        lite.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise _refuse(
+                f"{path} is in use (an opentse serve, a till with pos --data or another "
+                "command has it open): stop them all, then import",
+                "E_IMPORT_SOURCE_IN_USE",
+            ) from None
+        raise _refuse(f"{path} cannot be read: {exc}", "E_IMPORT_SOURCE") from None
+    except BaseException:
+        lite.close()
+        raise
+    return lite
+
+
+def _columns(pg: psycopg.Connection[Any], table: str) -> list[str]:
+    rows = pg.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _target_tables(pg: psycopg.Connection[Any]) -> list[str]:
+    """The schema's tables in creation order (a referenced table before its users)."""
+    rows = pg.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY c.oid"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _refuse_not_empty(pg: psycopg.Connection[Any], tables: list[str]) -> None:
+    for table in tables:
+        if table in _SKIP:
+            continue
+        q = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+        row = pg.execute(q).fetchone()
+        if row and row[0]:
+            raise _refuse(
+                f"the PostgreSQL database already holds data (table {table}): an "
+                "installation is imported only into a new, empty database (create one, "
+                "opentse migrate it, import; two installations are never merged)",
+                "E_IMPORT_TARGET_NOT_EMPTY",
+            )
+
+
+def _copy_core(lite: sqlite3.Connection, pg: psycopg.Connection[Any]) -> dict[str, int]:
+    """TSEs with state and counter, then their logs in counter order: the trigger
+    advances each TSE's counter from the one before its first stored log."""
+    tses = lite.execute(
+        "SELECT t.tse_id, t.owner, t.serial_number, t.curve, t.signature_algorithm,"
+        " t.time_format, t.public_key_point, t.encrypted_private_key, t.certificate_chain,"
+        " t.created_at, t.extra, s.state, s.version, c.last_signature_counter,"
+        " (SELECT min(signature_counter) FROM logs WHERE tse_id = t.tse_id)"
+        " FROM tses t JOIN tse_states s USING (tse_id) JOIN tse_counters c USING (tse_id)"
+    ).fetchall()
+    with pg.cursor() as cur:
+        for row in tses:
+            *fields, last, first = row
+            start = last if first is None else int(first) - 1
+            cur.execute(
+                "INSERT INTO tses (tse_id, owner, serial_number, curve, signature_algorithm,"
+                " time_format, public_key_point, encrypted_private_key, certificate_chain,"
+                " created_at, extra, state, version, last_signature_counter)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (*fields, start),
+            )
+        logs = 0
+        names = sql.SQL(", ").join(map(sql.Identifier, _LOG_COLUMNS))
+        copy = sql.SQL("COPY logs ({}) FROM STDIN").format(names)
+        source = lite.execute(
+            f"SELECT {', '.join(_LOG_COLUMNS)} FROM logs ORDER BY tse_id, signature_counter"
+        )
+        with cur.copy(copy) as writer:
+            for log_row in source:
+                writer.write_row(log_row)
+                logs += 1
+        for row in tses:
+            tse_id, last = row[0], row[13]
+            cur.execute(
+                "UPDATE tses SET last_signature_counter = %s"
+                " WHERE tse_id = %s AND last_signature_counter <= %s",
+                (last, tse_id, last),
+            )
+            if cur.rowcount != 1:
+                raise _refuse(
+                    f"TSE {tse_id}: its stored logs go beyond its counter {last}",
+                    "E_IMPORT_MISMATCH",
+                )
+    return {"tses": len(tses), "logs": logs}
+
+
+def _copy_table(lite: sqlite3.Connection, pg: psycopg.Connection[Any], table: str) -> int:
+    """One table by the columns both have; PostgreSQL's ``rowid`` identity takes
+    SQLite's rowid, so insertion order (ties in listings) stays the same."""
+    lite_cols = [str(r[1]) for r in lite.execute(f"PRAGMA table_info({table})")]
+    if not lite_cols:
+        return 0
+    pg_cols = _columns(pg, table)
+    cols = [c for c in pg_cols if c in lite_cols]
+    with_rowid = "rowid" in pg_cols and "rowid" not in lite_cols
+    if with_rowid:
+        cols.append("rowid")
+    missing = [c for c in lite_cols if c not in pg_cols]
+    if missing:
+        raise _refuse(
+            f"table {table}: columns {', '.join(missing)} have no place in PostgreSQL",
+            "E_IMPORT_MISMATCH",
+        )
+    names = sql.SQL(", ").join(map(sql.Identifier, cols))
+    count = 0
+    source = lite.execute(f"SELECT {', '.join(cols)} FROM {table}")
+    if with_rowid:  # COPY cannot override GENERATED ALWAYS: INSERT in batches
+        insert = sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE VALUES ({})").format(
+            sql.Identifier(table), names, sql.SQL(", ").join(sql.Placeholder() * len(cols))
+        )
+        with pg.cursor() as cur:
+            while batch := source.fetchmany(1000):
+                cur.executemany(insert, batch)
+                count += len(batch)
+            seq = sql.SQL(
+                "SELECT setval(pg_get_serial_sequence(%s, 'rowid'),"
+                " (SELECT coalesce(max(rowid), 0) + 1 FROM {}), false)"
+            ).format(sql.Identifier(table))
+            cur.execute(seq, (table,))
+        return count
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+    with pg.cursor() as cur, cur.copy(copy) as writer:
+        for row in source:
+            writer.write_row(row)
+            count += 1
+    return count
+
+
+def _check_counts(
+    lite: sqlite3.Connection, pg: psycopg.Connection[Any], rows: dict[str, int]
+) -> None:
+    for table, copied in rows.items():
+        q = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        got = pg.execute(q).fetchone()
+        have = lite.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if not got or int(got[0]) != have or copied != have:
+            raise _refuse(
+                f"table {table}: {have} rows in SQLite, {got[0] if got else 0} in PostgreSQL",
+                "E_IMPORT_MISMATCH",
+            )
+
+
+def import_sqlite(path: Path, url: str) -> ImportResult:
+    """Copy the SQLite installation database ``path`` into the new PostgreSQL database
+    ``url`` (migrated here first) and rename ``path`` (see the module docstring)."""
+    from opentse.storage.postgres import _storage_error, migrate
+
+    migrate(url)
+    lite = _open_source(path)
+    try:
+        lite_tables = {
+            str(r[0]) for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        try:
+            pg = psycopg.connect(url, **connection_kwargs(url, lock_timeout=False))
+        except psycopg.Error as exc:
+            raise _storage_error("connecting", exc) from exc
+        try:
+            with pg.transaction():
+                tables = _target_tables(pg)
+                _refuse_not_empty(pg, tables)
+                unknown = lite_tables - set(tables) - _SQLITE_CORE - _SKIP
+                if unknown:
+                    raise _refuse(
+                        f"tables {', '.join(sorted(unknown))} of {path} have no place in "
+                        "PostgreSQL",
+                        "E_IMPORT_MISMATCH",
+                    )
+                rows = _copy_core(lite, pg)
+                for table in tables:
+                    if table in _SKIP or table in _CORE or table not in lite_tables:
+                        continue
+                    rows[table] = _copy_table(lite, pg, table)
+                _check_counts(lite, pg, rows)
+        except psycopg.Error as exc:
+            raise _storage_error("importing", exc) from exc
+        finally:
+            pg.close()
+        moved = path.with_name(path.name + MOVED_SUFFIX)
+        try:
+            os.replace(path, moved)  # still held exclusively: nobody wrote since the copy
+        except OSError as exc:
+            raise _refuse(
+                f"imported into PostgreSQL, but {path} could not be renamed ({exc.strerror}):"
+                f" move it away now and never start opentse on it",
+                "E_IMPORT_SOURCE",
+            ) from None
+    finally:
+        lite.close()
+    return ImportResult({t: n for t, n in rows.items() if n}, moved)
