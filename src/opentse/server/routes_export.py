@@ -14,7 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from starlette.responses import FileResponse, Response
+from starlette.responses import (
+    FileResponse,
+    MalformedRangeHeader,
+    RangeNotSatisfiable,
+    Response,
+)
 
 from opentse.engine.export import ExportFilter
 from opentse.engine.state import Lifecycle
@@ -276,11 +281,33 @@ def retrieve_export_file(call: Call) -> Response:
             "E_EXPORT_NOT_COMPLETED",
             f"export is {row.state}{why} and has no file; trigger a new export",
         )
-    return FileResponse(
+    return ExportFileResponse(
         path,
         media_type="application/x-tar",
         filename=f"export_{row.export_id}.tar",
     )
+
+
+class ExportFileResponse(FileResponse):
+    """The TAR with ``Range`` answered as RFC 9110 (section 14.2) asks, errors as the
+    API's: a range it cannot read (another unit, a malformed set) is ignored, the
+    whole file sent; one past the end is 416 ``E_RANGE_NOT_SATISFIABLE`` with
+    ``Content-Range: bytes */size``. Starlette answered both with text/plain (400, 416)
+    that no client of the API can branch on."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []  # no range: the whole file
+        except RangeNotSatisfiable:  # raised before the answer starts: the API's handler
+            raise ApiError(
+                416,
+                "E_RANGE_NOT_SATISFIABLE",
+                f"the export file has {file_size} octets: no range asked for starts in it",
+                {"Content-Range": f"bytes */{file_size}"},
+            ) from None
 
 
 _ORDER_FIELDS = ("state", "time_request", "time_start", "time_end", "time_expiration", "time_error")
@@ -376,6 +403,7 @@ OPERATIONS = [
         "Retrieve the TAR file",
         "Data Exports",
         response_media="application/x-tar",
+        errors=(400, 401, 404, 416),
     ),
     Operation(
         "GET",
