@@ -95,22 +95,48 @@ def check_receipt_text(text: str) -> dict[str, Any]:
     }
 
 
-def verify_tar(path: Path) -> dict[str, Any]:
+def own_name(findings: list[dict[str, Any]], path: Path, name: str) -> None:
+    """Findings name the file as its owner knows it (``name``), never the server's
+    path: the verifier words an unreadable archive with the path it read, and on a
+    shop owner's page the server's temporary upload folder is an info leak and
+    means nothing to them."""
+    paths = sorted({str(path), str(path.resolve())}, key=len, reverse=True)
+    folders = sorted({str(path.parent), str(path.resolve().parent)}, key=len, reverse=True)
+    for finding in findings:
+        for key in ("message", "file"):
+            value = finding.get(key)
+            if not isinstance(value, str):
+                continue
+            for full in paths:
+                value = value.replace(full, name)
+            for folder in folders:  # a file of the folder named otherwise
+                value = value.replace(folder + os.sep, "").replace(folder, "")
+            finding[key] = value.replace(path.name, name)
+
+
+def verify_tar(path: Path, name: str | None = None) -> dict[str, Any]:
+    """The verifier's report on the export at ``path``, its findings naming the file
+    ``name`` (default its own file name, without the server's folder)."""
     from opentse.verify.archive import UnreadableExportError
     from opentse.verify.report import verify_exports
 
+    shown = name or path.name
     try:
         report = verify_exports([path], workers=1)
     except UnreadableExportError as exc:
+        findings = [{"severity": "error", "code": exc.code, "message": str(exc), "file": ""}]
+        own_name(findings, path, shown)
         return {
             "kind": "tar",
             "ok": False,
             "log_messages": 0,
             "valid_signatures": 0,
             "invalid_signatures": 0,
-            "findings": [{"severity": "error", "code": exc.code, "message": str(exc), "file": ""}],
+            "findings": findings,
         }
     data = report.to_json()
+    findings = _findings(report.findings)
+    own_name(findings, path, shown)
     from opentse.ops.archive import sha256_file
 
     return {
@@ -122,7 +148,7 @@ def verify_tar(path: Path) -> dict[str, Any]:
         "valid_signatures": data["valid_signatures"],
         "invalid_signatures": len(data["invalid_signatures"]),
         "transactions": data["transactions"],
-        "findings": _findings(report.findings),
+        "findings": findings,
     }
 
 
@@ -205,11 +231,10 @@ async def handle(form: FormData, data_dir: Path) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(dir=spool) as folder:
             path, kind = await _save(upload, Path(folder))
             if kind == "tar":
-                result = await run_in_threadpool(verify_tar, path)
+                result = await run_in_threadpool(verify_tar, path, name)
             else:
                 result = await run_in_threadpool(_check_image, path)
-            for finding in result["findings"]:  # the file as the visitor named it
-                finding["message"] = finding["message"].replace(path.name, name)
+            own_name(result["findings"], path, name)  # the file as the visitor named it
     elif isinstance(text, str) and text.strip():
         if len(text) > MAX_QR_TEXT:
             raise UploadError(413, "too_large")
