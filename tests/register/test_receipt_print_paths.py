@@ -12,18 +12,32 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import zxingcpp
+from PIL import Image
 
-from opentse.register.receipt import NOT_CERTIFIED_TEXT, Receipt, Seller, TseSignature
+from opentse.errors import FormatError
+from opentse.register.receipt import (
+    NOT_CERTIFIED_TEXT,
+    Receipt,
+    ReceiptLine,
+    Seller,
+    TaxLine,
+    TseSignature,
+)
 from opentse.register.render_escpos import render_escpos
+from opentse.register.render_image import render_receipt_png
 from opentse.register.render_pdf import render_pdf
-from opentse.register.render_text import render_text
+from opentse.register.render_qr import fits_qr, render_qr_png, render_qr_svg
+from opentse.register.render_text import NO_QR_TEXT, render_text
 from opentse.register.sale import Sale
 
 VECTOR = (
@@ -187,3 +201,98 @@ def test_pdf_prints_the_euro_sign_and_umlauts(tmp_path: Path) -> None:
     assert "Tee „Grün“ – groß…" in read
     assert "Bäckerei Müller" in read and "Königstraße 5" in read
     assert NOT_CERTIFIED_TEXT in read
+
+
+def _order(texts: list[str], *, qr_only: bool = False) -> Receipt:
+    """An order's receipt: Bestellung-V1 carries every line in the signed processData."""
+    sale = Sale()
+    for text in texts:
+        sale.add_line(text, 1, "1.10", 1)
+    order = sale.as_order()
+    return _receipt(
+        order,
+        process_type="Bestellung-V1",
+        process_data=order.order_process_data(),
+        qr_only=qr_only,
+    )
+
+
+def _zxing(png: bytes) -> list[zxingcpp.Barcode]:
+    return list(zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L")))
+
+
+@pytest.mark.parametrize("qr_only", [False, True])
+def test_an_order_too_long_for_a_qr_code_prints_its_tse_data_as_text(
+    qr_only: bool, tmp_path: Path
+) -> None:
+    """120 order lines make a 5,000-octet QR text, more than the largest QR code holds
+    (2,331 octets at level M): render_escpos, render_pdf and the PNG raised segno's
+    DataOverflowError, so the order had no receipt at all. Now every renderer prints
+    the receipt with the TSE fields as text (also when the till prints QR-only) and no
+    QR code; the QR image alone is refused with E_QR_TOO_LONG."""
+    receipt = _order([f"Artikel {i} Kürbis-Gemüse-Suppe" for i in range(120)], qr_only=qr_only)
+    payload = receipt.qr_payload
+    assert payload is not None and len(payload) > 2331
+    assert not fits_qr(payload)
+    for width in (32, 48):
+        text = render_text(receipt, width=width)
+        flat = text.replace(":\n", ": ")
+        assert "TSE-Daten im QR-Code" not in flat
+        for label in ("TSE-Transaktion: 1", "TSE-Signaturzähler: 31", "TSE-Start: "):
+            assert label in flat
+        assert "TSE-Signatur:" in flat and NO_QR_TEXT in text
+        printed = read_escpos(render_escpos(receipt, width=width))
+        assert printed.qr_data is None
+        assert "TSE-Signaturzähler: 31" in printed.text.replace(":\r\n", ": ")
+        assert NO_QR_TEXT in printed.text
+    png = render_receipt_png(render_text(receipt), payload)
+    assert _zxing(png) == []
+    pdf = render_pdf(receipt)
+    assert pdf.startswith(b"%PDF") and b"/Subtype /Image" not in pdf
+    for image in (render_qr_png, render_qr_svg):
+        with pytest.raises(FormatError) as refused:
+            image(payload)
+        assert refused.value.code == "E_QR_TOO_LONG"
+    # an order that fits keeps its QR code, and a QR-only one its short TSE block
+    short = _order(["Suppe", "Brot"], qr_only=qr_only)
+    assert NO_QR_TEXT not in render_text(short)
+    assert read_escpos(render_escpos(short)).qr_data is not None
+
+
+def test_the_printers_qr_code_holds_the_octets_of_the_png_one() -> None:
+    """An order's QR text holds its line texts. segno (PNG, SVG, PDF) stores 'groß' in
+    ISO 8859-1, the QR code's default character set; the ESC/POS QR code stored UTF-8,
+    which a reader keeping to the default reads as 'groÃ\x9f', and the rebuilt
+    processData no longer matches the signature. Both now hold the same octets (zxing
+    reads the PNG's); a text ISO 8859-1 cannot hold (€) is UTF-8 in both."""
+    for texts in (["Kaffee groß", "Brötchen"], ["Menü 12 €"]):
+        receipt = _order(texts)
+        payload = receipt.qr_payload
+        assert payload is not None
+        (read,) = _zxing(render_qr_png(payload))
+        assert read.text == payload
+        printed = read_escpos(render_escpos(receipt))
+        assert printed.qr_data == read.bytes
+
+
+def test_a_control_character_in_a_booked_text_never_reaches_the_printer() -> None:
+    """Books written before the register refused control characters (text.py) hold
+    such texts, and a storno or a reprint lays them out again: 'Ka\\x1biffee' sent
+    ESC i (cut) to the printer mid-receipt, and raw ESC to the terminal of pos sell.
+    Every renderer now shows a control character as '?' (a TAB as blanks)."""
+    receipt = Receipt(
+        seller=Seller("Laden\x07", ("Weg 1\t2", "12345 Ort")),
+        register_serial=CLIENT,
+        issued_at=END,
+        lines=(ReceiptLine("Ka\x1biffee\x00", Decimal(1), Decimal("1.00"), Decimal("1.00"), 1),),
+        taxes=(TaxLine(1, Decimal(19), Decimal("0.84"), Decimal("0.16"), Decimal("1.00")),),
+        total=Decimal("1.00"),
+        tse=_receipt(_sale()).tse,
+        not_certified=True,
+    )
+    text = render_text(receipt)
+    assert not any((ord(c) < 0x20 and c != "\n") or ord(c) == 0x7F for c in text)
+    assert "Ka?iffee?" in text and "Laden?" in text and "Weg 1" in text
+    printed = read_escpos(render_escpos(receipt, width=32))  # fails on any stray command
+    assert "Ka?iffee?" in printed.text
+    assert NOT_CERTIFIED_TEXT in printed.text.replace("\r\n", " ")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from opentse.register.receipt import Receipt
-from opentse.register.render_qr import DEFAULT_ERROR, ERROR_LEVELS, make_qr
-from opentse.register.render_text import render_text
+from opentse.register.render_qr import DEFAULT_ERROR, ERROR_LEVELS, make_qr, payload_octets
+from opentse.register.render_text import printed_qr, render_text
 
 ESC = b"\x1b"
 GS = b"\x1d"
@@ -45,7 +45,9 @@ def qr_commands(payload: str, *, module_size: int = 4, error: str = DEFAULT_ERRO
     if not 1 <= module_size <= 16:
         raise ValueError("module size must be 1..16 dots")
     level = ERROR_LEVELS.index(error.upper())
-    data = payload.encode("utf-8")
+    # the octets of the PNG/PDF symbol: ISO 8859-1 (QR's default, no ECI) where it can;
+    # UTF-8 made a 'groß' in an order read 'groÃ\x9f' by a reader keeping to the default
+    data = payload_octets(payload)
     if len(data) > _QR_STORE_MAX:
         raise ValueError("QR payload too long for a printer QR code")
     return b"".join(
@@ -62,12 +64,13 @@ def qr_commands(payload: str, *, module_size: int = 4, error: str = DEFAULT_ERRO
 def render_escpos(
     receipt: Receipt, *, width: int = 48, tz: tzinfo | None = None, module_size: int | None = None
 ) -> bytes:
-    """Printer-ready bytes: text, the QR code (when signed), feed and cut. The QR module
-    size defaults to the largest that fits the paper of ``width`` columns."""
+    """Printer-ready bytes: text, the QR code (when signed and a QR code holds it), feed
+    and cut. The QR module size defaults to the largest that fits the paper of
+    ``width`` columns."""
     text = render_text(receipt, width=width, tz=tz)
     body = text.replace("\n", "\r\n").encode("cp858", errors="replace") + b"\r\n"
     parts = [INIT, CODEPAGE_PC858, ALIGN_LEFT, body]
-    payload = receipt.qr_payload
+    payload = printed_qr(receipt)
     if payload is not None:
         size = module_size or auto_module_size(payload, PAPER_DOTS.get(width, 384))
         parts += [b"\r\n", ALIGN_CENTER, qr_commands(payload, module_size=size)]

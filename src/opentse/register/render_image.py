@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from opentse.register.render_qr import make_qr
+from opentse.register.render_qr import fits_qr, make_qr
 
 _MONO_FONTS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
@@ -39,7 +39,7 @@ def render_receipt_png(
     columns = max((len(line) for line in lines), default=1)
     pad = 12
     qr_image: Image.Image | None = None
-    if qr_payload is not None:
+    if qr_payload is not None and fits_qr(qr_payload):  # else the text has the TSE data
         buffer = io.BytesIO()
         make_qr(qr_payload).save(buffer, kind="png", scale=qr_scale, border=4)
         qr_image = Image.open(io.BytesIO(buffer.getvalue())).convert("L")

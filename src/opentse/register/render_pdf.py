@@ -11,7 +11,7 @@ from datetime import tzinfo
 
 from opentse.register.receipt import Receipt
 from opentse.register.render_qr import render_qr_png
-from opentse.register.render_text import render_text
+from opentse.register.render_text import printed_qr, render_text
 
 PAGE_WIDTH_MM = 80.0
 MARGIN_MM = 4.0
@@ -36,7 +36,7 @@ def _latin1(text: str) -> str:
 def render_pdf(receipt: Receipt, *, tz: tzinfo | None = None) -> bytes:
     """PDF bytes of the 48-column text receipt plus the QR code image when signed."""
     lines = render_text(receipt, width=48, tz=tz).split("\n")
-    payload = receipt.qr_payload
+    payload = printed_qr(receipt)
     height = 2 * MARGIN_MM + LINE_MM * len(lines) + (QR_MM + 4 if payload else 0)
     from fpdf import FPDF  # here: fpdf2 and fontTools cost ~0.4 s to import
 
@@ -46,8 +46,8 @@ def render_pdf(receipt: Receipt, *, tz: tzinfo | None = None) -> bytes:
     pdf.set_auto_page_break(False)
     pdf.set_creator("opentse")
     pdf.set_title(_latin1(f"Beleg {receipt.receipt_number}".strip()))
-    if payload is not None:
-        pdf.set_subject(payload)
+    if receipt.qr_payload is not None:  # also when no QR code holds it
+        pdf.set_subject(receipt.qr_payload)
     pdf.add_page()
     pdf.set_font("Courier", size=FONT_SIZE_PT)
     for line in lines:

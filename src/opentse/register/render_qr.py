@@ -10,18 +10,55 @@ same symbol.
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import segno
+from segno.encoder import DataOverflowError
+
+from opentse.errors import FormatError
 
 ERROR_LEVELS = ("L", "M", "Q", "H")
 DEFAULT_ERROR = "M"
+TOO_LONG_CODE = "E_QR_TOO_LONG"
 
 
 def make_qr(payload: str, error: str = DEFAULT_ERROR) -> segno.QRCode:
-    """A (non-micro) QR code for the payload, byte mode as needed."""
+    """A (non-micro) QR code for the payload, byte mode as needed; ``E_QR_TOO_LONG``
+    when no QR code holds it (:func:`fits_qr`)."""
     if error.upper() not in ERROR_LEVELS:
         raise ValueError(f"error correction level must be one of {ERROR_LEVELS}")
-    return segno.make_qr(payload, error=error.lower(), boost_error=False)
+    try:
+        return segno.make_qr(payload, error=error.lower(), boost_error=False)
+    except DataOverflowError:
+        raise FormatError(
+            f"the receipt's QR text ({len(payload_octets(payload))} octets) is longer than "
+            f"a QR code holds at error level {error.upper()} (2,331 octets at M): a long "
+            "order's processData; the receipt prints its TSE data as text instead",
+            code=TOO_LONG_CODE,
+        ) from None
+
+
+@lru_cache(maxsize=64)
+def fits_qr(payload: str, error: str = DEFAULT_ERROR) -> bool:
+    """Whether a QR code holds ``payload``. A Bestellung-V1 order carries every line
+    in its processData, so a long order's QR text outgrows the largest symbol (version
+    40); its receipt then prints the TSE fields as text and no QR code (§6 Satz 2:
+    readable without a machine *or* from the QR code)."""
+    try:
+        make_qr(payload, error)
+    except FormatError:
+        return False
+    return True
+
+
+def payload_octets(payload: str) -> bytes:
+    """The octets a QR code holds for ``payload``, as segno encodes byte mode: ISO
+    8859-1 (the QR code's default, ISO/IEC 18004) when every character has one, else
+    UTF-8. The printer's QR code (ESC/POS) stores the same octets."""
+    try:
+        return payload.encode("latin-1")
+    except UnicodeEncodeError:
+        return payload.encode("utf-8")
 
 
 def render_qr_png(

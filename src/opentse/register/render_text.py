@@ -10,6 +10,7 @@ the register's own times in the shop's local time (shoptime.py).
 from __future__ import annotations
 
 import base64
+import re
 import textwrap
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -23,9 +24,30 @@ from opentse.register.receipt import (
     Receipt,
     TaxLine,
 )
+from opentse.register.render_qr import fits_qr
 from opentse.register.shoptime import local_text, shop_zone
 
 WIDTHS = (32, 48)
+#: under the TSE block of a signed receipt whose QR text no QR code holds (fits_qr)
+NO_QR_TEXT = "Kein QR-Code: TSE-Daten zu lang"
+#: C0 controls and DEL; a TAB becomes a space (render_text's lines are plain text)
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _plain(line: str) -> str:
+    """The line without control characters, each shown as '?'. A text booked before
+    the register refused them (text.py) is printed with it: on ESC/POS an ESC in a line
+    text is a printer command (ESC i cuts the paper mid-receipt), on a terminal an
+    escape sequence. TAB is a space."""
+    return _CONTROL.sub("?", line.replace("\t", " "))
+
+
+def printed_qr(receipt: Receipt) -> str | None:
+    """The QR text the receipt prints as a QR code: None while TSE failed, and None
+    when no QR code holds it (a long order's Bestellung-V1 processData); the text then
+    carries every TSE field, also on a QR-only receipt."""
+    payload = receipt.qr_payload
+    return payload if payload is not None and fits_qr(payload) else None
 
 
 def default_timezone() -> tzinfo:
@@ -179,16 +201,18 @@ def render_text(receipt: Receipt, width: int = 48, tz: tzinfo | None = None) -> 
         out.field("Vorgangsende", _local(receipt.ended_at, zone))
         if receipt.tse_serial_number:
             out.field("TSE-Seriennummer", receipt.tse_serial_number)
-    elif receipt.qr_only:
+    elif receipt.qr_only and printed_qr(receipt) is not None:
         out.add("TSE-Daten im QR-Code")
         _first_order(out, receipt)
     else:
         for label, value in tse_fields(receipt):
             out.field(label, value)
+        if printed_qr(receipt) is None:
+            out.add(NO_QR_TEXT)
     if receipt.not_certified:
         out.add(NOT_CERTIFIED_TEXT)
     if receipt.footer:
         out.rule()
         for line in receipt.footer:
             out.center(line)
-    return "\n".join(line.rstrip() for line in out.lines)
+    return "\n".join(_plain(line.rstrip()) for line in out.lines)
