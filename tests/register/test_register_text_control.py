@@ -199,3 +199,39 @@ def test_any_accepted_text_passes_the_dsfinvk_control_rule(text: str) -> None:
     reading._check_control(check, "lines.csv", "ARTIKELTEXT", text, 2)
     flagged = any(f.code == "E_CSV_CONTROL" for f in check.findings)
     assert accepted != flagged, (text, accepted, flagged)
+
+
+def test_a_services_error_message_is_kept_as_plain_text(tmp_path: Path) -> None:
+    """What the register does not take from a person but from a TSE service (its
+    error message, kept in the books as TSE_TA_FEHLER and shown) is made plain: each
+    control character is '?'. A stand-in for another vendor's service answers every
+    call after the login with an error whose message holds an ESC sequence."""
+    import httpx
+
+    def service(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/auth"):
+            return httpx.Response(200, json={"access_token": "t", "refresh_token": "r"})
+        return httpx.Response(400, json={"code": "E_VENDOR", "message": "kaputt\x1b[2J\x00"})
+
+    backend = RemoteBackend(
+        "http://vendor.invalid", "key", "secret", "tss", "client",
+        transport=httpx.MockTransport(service),
+    )  # fmt: skip
+    path = tmp_path / "till.db"
+    journal, books = OutageLog(path), Books(path)
+    register = Register(
+        backend, RegisterConfig(Seller("K", ("W 1",)), CLIENT), journal, books=books
+    )
+    sale = Sale()
+    sale.add_line("Kaffee", 1, "2.50", 1)
+    sale.add_payment("cash", "2.50")
+    result = register.sell(sale)
+    assert result.tse_failed and result.error is not None
+    assert "kaputt?[2J?" in result.error and CONTROL.search(result.error) is None
+    booked = books.booked(result.receipt_ref)
+    assert booked is not None and CONTROL.search(booked.error) is None, booked
+    [outage] = journal.outages()
+    assert CONTROL.search(outage.reason) is None, outage
+    books.close_file()
+    journal.close()
+    backend.close()

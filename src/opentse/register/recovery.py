@@ -36,6 +36,7 @@ from opentse.register.backends import (
 from opentse.register.outage import OutageLog
 from opentse.register.recovery_books import RecoveredTransaction, account
 from opentse.register.recovery_journal import PendingStart
+from opentse.register.text import plain
 
 if TYPE_CHECKING:
     from opentse.register.books import Books
@@ -256,9 +257,11 @@ def is_not_found(exc: BaseException) -> bool:
 
 
 def journal_reason(exc: BaseException) -> str:
-    """A short reason for the journal: the error code if ours, else the type and text."""
+    """A short reason for the journal: the error code if ours, else the type and text.
+    Plain text (text.plain): it is kept in the books as the export's TSE_TA_FEHLER, and
+    a remote service's message may hold anything."""
     code = getattr(exc, "code", None)
-    text = str(exc) or type(exc).__name__
+    text = plain(str(exc)) or type(exc).__name__
     if isinstance(exc, TSEUnavailable) or isinstance(code, str):
         return text
     return f"{type(exc).__name__}: {text}"

@@ -47,6 +47,13 @@ def check_text(value: str, field: str) -> None:
     )
 
 
+def plain(text: str) -> str:
+    """``text`` with each control character as ``?``: for text the register does not
+    take from a person but from elsewhere (a TSE service's error message), which is
+    kept in the books (TSE_TA_FEHLER) and shown, and so must be plain as well."""
+    return CONTROL.sub("?", text)
+
+
 def check_texts(values: Iterable[tuple[str, str]]) -> None:
     """:func:`check_text` for each (field, value) pair, in order."""
     for field, value in values:
