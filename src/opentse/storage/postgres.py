@@ -81,6 +81,8 @@ T = TypeVar("T")
 _FETCH = 256  # rows per round trip of the server-side cursor in iter_logs
 _CACHE_SIZE = 4096  # TSEState objects kept per process
 _DEFAULT_POOL_MAX = 10
+POOL_MAX_SETTING = "OPENTSE_PG_POOL_MAX"
+_POOL_MAX_RANGE = (2, 1000)  # a reader (iter_logs) beside a writer needs two
 PING_TIMEOUT = 3.0  # seconds ``ping`` waits for a connection (a request: REQUEST_WAIT)
 _MIGRATION_LOCK = 151_03151  # first key of pg_advisory_lock(int, int); second: schema
 
@@ -104,6 +106,24 @@ _REFS_PRESENT = (
 _SECRET_CHECK_LABEL = b"opentse/installation-check/v1"
 
 _cursor_names = itertools.count(1)
+
+
+def pool_max_setting() -> int:
+    """``OPENTSE_PG_POOL_MAX``, or the default when unset or empty. A value that is not
+    a whole number in _POOL_MAX_RANGE stops the command or node with one line
+    (ProtocolError E_DATABASE_SETTING) instead of a traceback (``ten``) or a pool of
+    another size than set (``0`` gave 2)."""
+    raw = os.environ.get(POOL_MAX_SETTING, "").strip()
+    if not raw:
+        return _DEFAULT_POOL_MAX
+    low, high = _POOL_MAX_RANGE
+    if not (raw.isascii() and raw.isdigit() and low <= int(raw) <= high):
+        raise ProtocolError(
+            f"{POOL_MAX_SETTING}={raw!r} is not a number of connections from {low} to "
+            f"{high} (default {_DEFAULT_POOL_MAX}, see docs/scaling.md)",
+            code="E_DATABASE_SETTING",
+        )
+    return int(raw)
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -192,7 +212,7 @@ class PostgresStore:
             raise StorageError("PostgresStore needs a postgresql:// URL", code="E_DATABASE_URL")
         self.url = url
         if pool_max is None:
-            pool_max = int(os.environ.get("OPENTSE_PG_POOL_MAX", _DEFAULT_POOL_MAX))
+            pool_max = pool_max_setting()
         if apply_migrations:
             migrate(url, connect_timeout=max(1, int(timeout)))
         self._pool = ConnectionPool(
