@@ -68,7 +68,8 @@ def test_site_tse_archive_docs_commands(tmp_path: Path) -> None:
     text = out_md.read_text(encoding="utf-8")
     assert "## 8. Archiv der Exporte" in text and item["sha256"] in text
     assert "http://10.0.0.5:8000" in text
-    assert "| 2025-10-01 08:00:00 UTC | 2025-10-01 09:30:00 UTC | t1 |  | Router defekt |" in text
+    # times without zone are UTC; the document shows German local time (MESZ in October)
+    assert "| 01.10.2025 10:00:00 MESZ | 01.10.2025 11:30:00 MESZ | t1 |  | Router defekt |" in text
     assert out_pdf.read_bytes()[:5] == b"%PDF-"
     kinds = [e["kind"] for e in json.loads(run(data, "tse", "protocol", "t1", "--json"))]
     assert kinds == [
@@ -270,7 +271,7 @@ def test_an_open_outage_is_ended_by_recording_it_with_its_end(tmp_path: Path) ->
     run(data, "docs", "procedure", str(md))
     section = md.read_text(encoding="utf-8").split("## 7.", 1)[1].split("## 8.", 1)[0]
     [row] = [line for line in section.splitlines() if "Router defekt" in line]
-    assert "2026-11-21 08:00:00 UTC" in row and "2026-11-21 09:30:00 UTC" in row
+    assert "21.11.2026 09:00:00 MEZ" in row and "21.11.2026 10:30:00 MEZ" in row
     kinds = [e["kind"] for e in json.loads(run(data, "tse", "protocol", "--json"))]
     assert kinds.count("outage.recorded") == 2  # both facts stay in the protocol
 

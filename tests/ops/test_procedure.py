@@ -117,7 +117,7 @@ def test_procedure_document(ops: OpsContext, tmp_path: Path) -> None:
         assert fact in md, fact
     cert_serial = procedure._tse_row(ops, "tse-main", {})["cert_serial"]
     assert cert_serial != "-" and f"`{cert_serial}`" in md
-    assert "Inbetriebnahme (Initialisierung) | 2025-" in md
+    assert "| Inbetriebnahme (Initialisierung) | 09.10.2025 10:53:20 MESZ |" in md
     assert SECRET_PIN not in md  # PIN changes are documented, values never
 
     # an organization filter still shows its TSEs; an unknown one is an error
@@ -169,7 +169,7 @@ def test_defective_tse_shows_when_it_was_taken_out_of_service(ops: OpsContext) -
     taken_out = protocol.entries(ops.db, kinds=(protocol.REPLACE_OLD_DISABLED,))[0]
     md = procedure.render_markdown(procedure.collect(ops))
     block = md.split("### TSE broken", 1)[1].split("### TSE fresh", 1)[0]
-    when = datetime.fromtimestamp(taken_out.at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = procedure._dt(taken_out.at)
     assert f"| Außerbetriebnahme | {when} (DEFECTIVE, laut Protokoll) |" in block
     fresh = md.split("### TSE fresh", 1)[1]
     assert "| Außerbetriebnahme | - |" in fresh
@@ -188,8 +188,11 @@ def test_tse_at_no_location_is_described_as_it_is(ops: OpsContext) -> None:
     md = procedure.render_markdown(procedure.collect(ops))
     cli_only = md.split("### TSE cli-only", 1)[1].split("### TSE", 1)[0]
     api = md.split("### TSE api", 1)[1].split("### TSE", 1)[0]
-    assert f"| Schnittstelle | {sites.EMBEDDED_INTERFACE} |" in cli_only
-    assert f"| Schnittstelle | {sites.SERVED_INTERFACE} |" in api
+    assert (
+        "| Schnittstelle | eingebettet (opentse-Bibliothek bzw. -CLI auf demselben Rechner) |"
+        in cli_only
+    )
+    assert "| Schnittstelle | HTTP-API (fiskaly SIGN DE v2 kompatibel, opentse serve) |" in api
     assert f"| Software-Version | {version_text()} |" in cli_only  # with the commit
     assert "| Standort | - |" in api
 
@@ -241,7 +244,8 @@ def test_clients_registered_at_a_tse_but_never_recorded_are_listed(ops: OpsConte
     sites.assign_register(ops, "KASSE-A", "tse-k")
     md = procedure.render_markdown(procedure.collect(ops))
     section = md.split("## 3.", 1)[1].split("## 4.", 1)[0]
-    assert section.count("`KASSE-A`") == 1
+    unrecorded = section.split("ohne Kassen-Eintrag", 1)[1]
+    assert "`KASSE-A`" not in unrecorded and section.count("`TABLET-7`") == 1
     [row] = [line for line in section.splitlines() if "`TABLET-7`" in line]
     assert row.startswith("| `TABLET-7` | `tse-k` | ") and row.endswith("| - |")
     assert "ohne Kassen-Eintrag" in section

@@ -31,10 +31,13 @@ def test_moved_tse_not_served_over_the_api_has_no_url(ops: OpsContext) -> None:
         moving.move_tse(ops, tse_id, host="192.168.1.20", port=8000, org_id=key["organization_id"])
     md = procedure.render_markdown(procedure.collect(ops))
     local, api = _block(md, "local"), _block(md, "api")
-    assert f"| Schnittstelle | {sites.EMBEDDED_INTERFACE} |" in local
-    assert "| Verbindung (URL) | - (nicht über die API bedient" in local
+    assert (
+        "| Schnittstelle | eingebettet (opentse-Bibliothek bzw. -CLI auf demselben Rechner) |"
+        in local
+    )
+    assert "| Verbindung (URL) | keine: die TSE wird nicht über die API bereitgestellt" in local
     assert "erreicht keine Kasse diese TSE" in local
     assert "| Host / Port / Pfad | - / - / - |" in local
-    assert f"| Schnittstelle | {sites.SERVED_INTERFACE} |" in api
+    assert "| Schnittstelle | HTTP-API (fiskaly SIGN DE v2 kompatibel, opentse serve) |" in api
     assert "| Verbindung (URL) | http://192.168.1.20:8000/api/v2 |" in api
     assert "| Host / Port / Pfad | 192.168.1.20 / 8000 / /api/v2 |" in api

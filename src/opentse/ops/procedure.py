@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -45,18 +46,53 @@ SECTIONS = (
     "6.4 Ausfall der TSE",
     "7. Ausfallprotokoll",
     "8. Archiv der Exporte",
+    "9. Angaben für die Mitteilung nach §146a Abs. 4 AO",
 )
 _FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 
 
+#: German local time: a tax auditor reads the times of the shop, not UTC (GoBD Rz. 151 ff.)
+BERLIN = ZoneInfo("Europe/Berlin")
+_ZONE_NAMES = {"CET": "MEZ", "CEST": "MESZ"}
+
+
 def _dt(value: int | None) -> str:
+    """``22.11.2026 12:18:55 MEZ``: German date, local time of Germany, zone named."""
     if value is None:
         return "-"
-    return datetime.fromtimestamp(int(value), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    at = datetime.fromtimestamp(int(value), tz=BERLIN)
+    zone = at.tzname() or ""
+    return f"{at:%d.%m.%Y %H:%M:%S} {_ZONE_NAMES.get(zone, zone)}"
 
 
 def _date(value: int | None) -> str:
-    return "-" if value is None else datetime.fromtimestamp(int(value), tz=UTC).strftime("%Y-%m-%d")
+    """A calendar date kept as the last second of its day in UTC (``retain_until``,
+    archive.py): read in UTC, or 31.12.2036 23:59:59 UTC would print as 01.01.2037."""
+    return "-" if value is None else f"{datetime.fromtimestamp(int(value), tz=UTC):%d.%m.%Y}"
+
+
+_STATES = {
+    "CREATED": "angelegt, nicht in Betrieb (CREATED)",
+    "UNINITIALIZED": "nicht initialisiert, nicht in Betrieb (UNINITIALIZED)",
+    "INITIALIZED": "in Betrieb (INITIALIZED)",
+    "DISABLED": "außer Betrieb (DISABLED)",
+    "DEFECTIVE": "defekt, außer Betrieb (DEFECTIVE)",
+}
+_OPS_STATUS = {"active": "aktiv", "replaced": "ersetzt", "defective": "als defekt ersetzt"}
+#: sites.py records these English defaults; the document is German
+_INTERFACES = {
+    sites.SERVED_INTERFACE: "HTTP-API (fiskaly SIGN DE v2 kompatibel, opentse serve)",
+    sites.EMBEDDED_INTERFACE: "eingebettet (opentse-Bibliothek bzw. -CLI auf demselben Rechner)",
+}
+SOFTWARE_TSE = "software TSE (no hardware)"  # sites.assign_tse's default hardware_version
+_HARDWARE = {SOFTWARE_TSE: "keine (Software-TSE ohne Sicherheitsmodul)"}
+#: no opentse TSE has one; §146a Abs. 4 AO and AEAO zu §146a ask for it per TSE
+NO_CERTIFICATION = "keine: opentse ist nicht vom BSI zertifiziert"
+
+
+def _num(value: int) -> str:
+    """20.000.000: the German thousands separator."""
+    return f"{int(value):,}".replace(",", ".")
 
 
 def _md(value: object) -> str:
@@ -64,9 +100,64 @@ def _md(value: object) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
+#: what a protocol entry's kind means, for a reader who does not know the codes
+KIND_NAMES = {
+    protocol.ORG_CREATED: "Organisation angelegt",
+    protocol.LOCATION_CREATED: "Standort angelegt",
+    protocol.TSE_ASSIGNED: "TSE am Standort aufgestellt",
+    protocol.TSE_SHARED: "TSE für weiteren Standort freigegeben",
+    protocol.REGISTER_ASSIGNED: "Kasse der TSE zugeordnet",
+    protocol.REGISTER_MOVED: "Kasse an anderen Standort umgezogen",
+    protocol.PIN_CHANGED: "PIN geändert",
+    protocol.PUK_CHANGED: "PUK geändert",
+    protocol.MOVE_STARTED: "Umzug der TSE begonnen",
+    protocol.API_KEY_ROTATED: "Umzug: API-Zugang erneuert",
+    protocol.CONNECTION_DATA: "Umzug: Verbindungsdaten für die Kassen",
+    protocol.CONNECTION_TEST: "Umzug: Verbindungstest",
+    protocol.MOVE_DONE: "Umzug abgeschlossen",
+    protocol.MOVE_RESUMED: "Umzug fortgesetzt",
+    protocol.MOVED_OUT: "Datenordner stillgelegt (Kopie läuft auf neuem Rechner)",
+    protocol.REPLACE_STARTED: "Austausch begonnen",
+    protocol.REPLACE_NEW_TSE: "Austausch: neue TSE eingerichtet",
+    protocol.REPLACE_REGISTER_MOVED: "Austausch: Kasse zur neuen TSE",
+    protocol.REPLACE_OLD_EXPORTED: "Austausch: alte TSE exportiert",
+    protocol.REPLACE_EXPORT_VERIFIED: "Austausch: Export geprüft",
+    protocol.REPLACE_EXPORT_ARCHIVED: "Austausch: Export archiviert",
+    protocol.REPLACE_OLD_DISABLED: "Austausch: alte TSE außer Betrieb genommen",
+    protocol.REPLACE_FINAL_EXPORT: "Austausch: Schlussexport archiviert",
+    protocol.REPLACE_DONE: "Austausch abgeschlossen",
+    protocol.REPLACE_RESUMED: "Austausch fortgesetzt",
+    protocol.EXPORT_ARCHIVED: "Export archiviert",
+    protocol.LOGS_RELEASED: "Gespeicherte Protokolle zur Löschung freigegeben",
+    protocol.OUTAGE_RECORDED: "Ausfall erfasst",
+    "tse.interface_corrected": "Schnittstelle berichtigt",
+}
+DETAILS_LIMIT = 360
+
+
+def _kind(kind: str) -> str:
+    name = KIND_NAMES.get(kind)
+    return f"{name} ({kind})" if name else kind
+
+
+def _is_time_key(key: str) -> bool:
+    return key == "at" or key.endswith("_at")
+
+
 def _details(details: dict[str, Any]) -> str:
-    text = json.dumps(details, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
-    return text if len(text) <= 240 else text[:237] + "..."
+    """The entry's details, times as German local times (unix seconds tell a reader
+    nothing), cut at DETAILS_LIMIT (the note below the table names the full view)."""
+    shown: dict[str, Any] = {}
+    for key, value in details.items():
+        if isinstance(value, int) and not isinstance(value, bool) and _is_time_key(key):
+            value = _dt(value)
+        elif key == "retain_until" and isinstance(value, int):
+            value = _date(value)
+        elif isinstance(value, str) and value in _INTERFACES:
+            value = _INTERFACES[value]
+        shown[key] = value
+    text = json.dumps(shown, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+    return text if len(text) <= DETAILS_LIMIT else text[: DETAILS_LIMIT - 3] + "..."
 
 
 @dataclass
@@ -88,30 +179,44 @@ class ProcedureData:
     extra: dict[str, Any] = field(default_factory=dict)
     #: clients the TSEs know that no ``site add-register`` recorded (ids, times)
     unrecorded_clients: list[dict[str, Any]] = field(default_factory=list)
+    #: which register signed at which TSE when (the TSEs' client registrations)
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    #: register id -> (put into service, taken out of service or None), from ``usage``
+    in_service: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    #: a TSE is reached over the API (section 6.1 says how registers connect)
+    served: bool = False
+    embedded: bool = False
 
 
 def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, Any]:
     info = ctx.service.get(tse_id)
     site = sites.find_tse(ctx, tse_id)
     rec, st = info.record, info.state
+    interface = _interface(ctx, tse_id, site)
+    hardware = site.hardware_version if site else SOFTWARE_TSE
+    status = (site.status if site else "") or ""
     row: dict[str, Any] = {
         "tse_id": tse_id,
         "location": names.get(site.location_id, site.location_id) if site else "-",
-        "state": st.lifecycle.value,
-        "ops_status": site.status if site else "",
+        "state": _STATES.get(st.lifecycle.value, st.lifecycle.value)
+        + (f", {_OPS_STATUS.get(status, status)}" if status else ""),
         "serial": rec.serial_number.hex(),
-        "hardware_version": site.hardware_version if site else "software TSE (no hardware)",
+        "certification": NO_CERTIFICATION,
+        "hardware_version": _HARDWARE.get(hardware, hardware),
         "software_version": site.software_version if site else sites.default_software_version(),
-        "interface_type": _interface(ctx, tse_id, site),
+        "interface_type": _INTERFACES.get(interface, interface),
         "url": "-",
         "algorithm": rec.signature_algorithm,
         "curve": rec.curve,
         "time_format": rec.time_format,
         "set_up": _dt(st.initialized_at),
+        "set_up_at": st.initialized_at,
         "disabled": _dt(st.disabled_at),
+        "disabled_at": st.disabled_at,
         "signatures": st.signature_counter,
         "capacity": site.capacity if site else DEFAULT_CAPACITY,
         "replaced_by": site.replaced_by if site else None,
+        "deleted": "keine",
         "cert_serial": "-",
         "cert_subject": "-",
         "cert_issuer": "-",
@@ -122,15 +227,16 @@ def _tse_row(ctx: OpsContext, tse_id: str, names: dict[str, str]) -> dict[str, A
         taken_out = protocol.entries(ctx.db, tse_id=tse_id, kinds=(protocol.REPLACE_OLD_DISABLED,))
         if taken_out:
             row["disabled"] = f"{_dt(taken_out[-1].at)} ({st.lifecycle.value}, laut Protokoll)"
+            row["disabled_at"] = taken_out[-1].at
     url = site.connection_url if site else ""
     # embedded (not served over the API, no interface of the operator's naming): a URL
     # (tse move: where the organization's API is now) does not serve this TSE
-    unreachable = row["interface_type"] == sites.EMBEDDED_INTERFACE
+    unreachable = interface == sites.EMBEDDED_INTERFACE
     if url and unreachable:
         row["url"] = (
-            f"- (nicht über die API bedient: unter {url}, für sie eingetragen (tse move,"
-            " site assign-tse --url), erreicht keine Kasse diese TSE; sie wird eingebettet"
-            " genutzt)"
+            "keine: die TSE wird nicht über die API bereitgestellt, sondern eingebettet"
+            f" genutzt; unter der für sie eingetragenen Adresse {url} (tse move,"
+            " site assign-tse --url) erreicht keine Kasse diese TSE"
         )
     elif url:
         row["url"] = url
@@ -183,7 +289,57 @@ def _unrecorded_clients(
     return sorted(found, key=lambda c: (c["tse_id"], c["client_id"]))
 
 
-def _credential_changes(ctx: OpsContext, tse_ids: list[str]) -> list[dict[str, Any]]:
+def _usage(ctx: OpsContext, tses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each client registration of each TSE, from when to when: the register signed
+    there until it was deregistered or the TSE went out of service. After a
+    replacement or a move a Prüfer finds here which TSE signed which till's receipts."""
+    rows: list[dict[str, Any]] = []
+    for t in tses:
+        for client in ctx.service.get(t["tse_id"]).state.clients.values():
+            until, why = client.deregistered_at, "abgemeldet"
+            taken_out = t["disabled_at"]
+            if taken_out is not None and (until is None or taken_out < until):
+                until, why = taken_out, "TSE außer Betrieb"
+            rows.append(
+                {
+                    "client_id": client.client_id,
+                    "tse_id": t["tse_id"],
+                    "from": client.registered_at or None,
+                    "until": until,
+                    "why": why if until is not None else "",
+                }
+            )
+    return sorted(rows, key=lambda r: (r["client_id"], r["from"] or 0, r["tse_id"]))
+
+
+def _in_service(usage: list[dict[str, Any]]) -> dict[str, tuple[int | None, int | None]]:
+    """A register is in service from its first registration at a TSE; out of service
+    once no registration is open (the latest end), as §146a Abs. 4 AO reports it."""
+    spans: dict[str, list[dict[str, Any]]] = {}
+    for row in usage:
+        spans.setdefault(row["client_id"], []).append(row)
+    found: dict[str, tuple[int | None, int | None]] = {}
+    for client_id, rows in spans.items():
+        starts = [r["from"] for r in rows if r["from"] is not None]
+        ends = [r["until"] for r in rows]
+        end = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
+        found[client_id] = (min(starts) if starts else None, end)
+    return found
+
+
+def _system_logs(ctx: OpsContext, tse_ids: list[str]) -> dict[str, list[Any]]:
+    """The stored unblockUser and deleteStoredData logs of each TSE (one pass)."""
+    wanted = ("unblockUser", sysdata.OP_DELETE_STORED_DATA)
+    flt = LogFilter(log_types=(LogType.SYSTEM,))
+    return {
+        tse_id: [log for log in ctx.service.logs(tse_id, flt) if log.operation in wanted]
+        for tse_id in tse_ids
+    }
+
+
+def _credential_changes(
+    ctx: OpsContext, tse_ids: list[str], system_logs: dict[str, list[Any]]
+) -> list[dict[str, Any]]:
     """PIN/PUK changes from the protocol and the TSEs' own unblockUser logs."""
     found: list[dict[str, Any]] = []
     wanted = set(tse_ids)
@@ -194,8 +350,7 @@ def _credential_changes(ctx: OpsContext, tse_ids: list[str]) -> list[dict[str, A
             found.append({"at": e.at, "tse_id": e.tse_id, "what": f"{what} ({role})",
                           "source": f"Protokoll Nr. {e.seq}"})  # fmt: skip
     for tse_id in tse_ids:
-        flt = LogFilter(log_types=(LogType.SYSTEM,))
-        for log in ctx.service.logs(tse_id, flt):
+        for log in system_logs.get(tse_id, ()):
             if log.operation == "unblockUser":
                 found.append(
                     {
@@ -206,6 +361,37 @@ def _credential_changes(ctx: OpsContext, tse_ids: list[str]) -> list[dict[str, A
                     }
                 )
     return sorted(found, key=lambda c: (c["at"], c["tse_id"]))
+
+
+def _deletions(logs: list[Any], deleted_up_to: int) -> str:
+    """What deleteStoredData removed from the TSE (TR-03151: only logs already
+    exported): a reader of sections 4 and 8 must know the TSE's older logs are in the
+    archived exports only."""
+    said: list[str] = []
+    for log in logs:
+        if log.operation != sysdata.OP_DELETE_STORED_DATA:
+            continue
+        upto = ""
+        try:
+            certified = codec.decode_log_message(log.message).certified
+            if isinstance(certified, SystemLogData):
+                fields = sysdata.parse_system_operation_data(certified.system_operation_data)
+                raw = sysdata.field(fields, 0x82)
+                if raw is not None:
+                    upto = f" bis Signaturzähler {int.from_bytes(raw, 'big', signed=True)}"
+        except (FormatError, ValueError):
+            upto = ""
+        said.append(
+            f"{_dt(log.log_time)}: gespeicherte Protokolle{upto} gelöscht"
+            f" (deleteStoredData, Signaturzähler {log.signature_counter});"
+            " sie sind nur noch in den archivierten Exporten (Abschnitt 8)"
+        )
+    if not said and deleted_up_to > 0:  # its deleteStoredData log was deleted since
+        said.append(
+            f"gespeicherte Protokolle bis Signaturzähler {deleted_up_to} gelöscht"
+            " (deleteStoredData); sie sind nur noch in den archivierten Exporten (Abschnitt 8)"
+        )
+    return "; ".join(said) or "keine"
 
 
 def _unblock_text(message: bytes) -> str:
@@ -246,6 +432,13 @@ def collect(
         e for e in protocol.entries(ctx.db)
         if org is None or e.org_id == org.id or e.location_id in loc_ids or e.tse_id in tse_ids
     ]  # fmt: skip
+    tses = [_tse_row(ctx, t, names) for t in tse_ids]
+    system_logs = _system_logs(ctx, tse_ids)
+    for t in tses:
+        deleted_up_to = ctx.service.get(t["tse_id"]).state.deleted_up_to
+        t["deleted"] = _deletions(system_logs.get(t["tse_id"], []), deleted_up_to)
+    usage = _usage(ctx, tses)
+    interfaces = {t["interface_type"] for t in tses}
     return ProcedureData(
         generated=_dt(ctx.now()),
         notice=NOT_CERTIFIED_NOTICE,
@@ -254,10 +447,10 @@ def collect(
         locations=locs,
         location_names=names,
         shares=[s for s in sites.shares(ctx) if s.tse_id in tse_ids],
-        tses=[_tse_row(ctx, t, names) for t in tse_ids],
+        tses=tses,
         registers=regs,
         unrecorded_clients=_unrecorded_clients(ctx, tse_ids, regs),
-        credential_changes=_credential_changes(ctx, tse_ids),
+        credential_changes=_credential_changes(ctx, tse_ids, system_logs),
         protocol=entries,
         outages=[
             o
@@ -266,6 +459,10 @@ def collect(
         ],
         exports=[x for x in archive.exports(ctx) if x.tse_id in tse_ids],
         reminder_days=archive.reminder_days(ctx),
+        usage=usage,
+        in_service=_in_service(usage),
+        served=any(i != _INTERFACES[sites.EMBEDDED_INTERFACE] for i in interfaces),
+        embedded=_INTERFACES[sites.EMBEDDED_INTERFACE] in interfaces,
     )
 
 
@@ -278,8 +475,9 @@ def render_markdown(data: ProcedureData) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(dt=_dt, date=_date, md=_md, details=_details)
-    return env.get_template("procedure.md.j2").render(**vars(data))
+    env.filters.update(dt=_dt, date=_date, md=_md, details=_details, kind=_kind, num=_num)
+    serials = {t["tse_id"]: t["serial"] for t in data.tses}
+    return env.get_template("procedure.md.j2").render(**vars(data), tse_serials=serials)
 
 
 def render_pdf(markdown: str, out: Path) -> Path:
