@@ -100,6 +100,15 @@ def _exists(ops: OpsContext, tse_id: str) -> bool:
     return any(i.record.tse_id == tse_id for i in ops.service.list())
 
 
+def _on_another_host(ops: OpsContext, new: str) -> replacement.Replacement:
+    """``tse replace old NEW`` as a node on another machine runs it (one database): the
+    data folder's run lock (ops.run_lock) is not shared there, the protocol's claim is."""
+    return replacement._replace_tse(
+        ops, "old", new, new_admin_pin=NEW_PIN, old_admin_pin=PIN, defective=False,
+        reason="", actor="",
+    )  # fmt: skip
+
+
 def test_a_second_replacement_while_one_runs_is_refused(ops: OpsContext, tmp_path: Path) -> None:
     """The first run holds after writing replace.started, before its new TSE exists."""
     _site(ops)
@@ -108,8 +117,11 @@ def test_a_second_replacement_while_one_runs_is_refused(ops: OpsContext, tmp_pat
         ops.data_dir, "newB", _stop_at(replacement._set_up_new.__code__, "call"), out
     )
     try:
-        with pytest.raises(OpenTSEError) as exc:
+        with pytest.raises(OpenTSEError) as here:  # on this machine: the run lock
             replacement.replace_tse(ops, "old", "newC", new_admin_pin=NEW_PIN, old_admin_pin=PIN)
+        assert here.value.code == "E_REPLACE_RUNNING"
+        with pytest.raises(OpenTSEError) as exc:  # elsewhere: the claim
+            _on_another_host(ops, "newC")
         assert exc.value.code == "E_REPLACE_IN_PROGRESS"
         assert "opentse tse replace old newB" in exc.value.message
         assert "one successor" in exc.value.message
@@ -124,14 +136,15 @@ def test_a_second_replacement_while_one_runs_is_refused(ops: OpsContext, tmp_pat
 
 def test_two_replacements_past_their_checks_make_one_claim(ops: OpsContext, tmp_path: Path) -> None:
     """The second run held after its checks (before any step) while the first runs to
-    the end: its replace.started is refused in the transaction that writes it."""
+    the end (on another machine: no run lock between them): its replace.started is
+    refused in the transaction that writes it."""
     _site(ops)
     out = tmp_path / "second.txt"
     pid = _replace_in_child(
         ops.data_dir, "newC", _stop_at(replacement._preflight.__code__, "return"), out
     )
     try:
-        done = replacement.replace_tse(ops, "old", "newB", new_admin_pin=NEW_PIN, old_admin_pin=PIN)
+        done = _on_another_host(ops, "newB")
         assert done.old_state == "DISABLED"
     finally:
         second = _finish(pid, out)
@@ -166,3 +179,25 @@ def test_a_client_claiming_the_old_one_through_the_api_is_named(ops: OpsContext)
     ops.svc.update_client(forged, "REGISTERED", {}, ops.now())  # the key removed
     done = replacement.replace_tse(ops, "old", new, new_admin_pin=NEW_PIN, old_admin_pin=PIN)
     assert json.dumps(done.api_clients) and done.api_clients["K1"] != forged
+
+
+def test_the_same_replacement_run_twice_at_once_runs_once(ops: OpsContext, tmp_path: Path) -> None:
+    """The same `tse replace old newB` started again while the first run still works
+    (its stop message says to run it again): refused while it runs; before, both did
+    every step and the protocol ended with two replace.done (review of c4efe62)."""
+    _site(ops)
+    out = tmp_path / "first.txt"
+    pid = _replace_in_child(
+        ops.data_dir, "newB", _stop_at(replacement._set_up_new.__code__, "call"), out
+    )
+    try:
+        with pytest.raises(OpenTSEError) as second:
+            replacement.replace_tse(ops, "old", "newB", new_admin_pin=NEW_PIN, old_admin_pin=PIN)
+    finally:
+        first = _finish(pid, out)
+    assert second.value.code == "E_REPLACE_RUNNING"
+    assert "tse protocol old" in second.value.message
+    assert first == "ok"
+    kinds = [e.kind for e in protocol.entries(ops.db, prefix="replace.")]
+    assert kinds.count(protocol.REPLACE_DONE) == 1
+    assert kinds.count(protocol.REPLACE_RESUMED) == 0

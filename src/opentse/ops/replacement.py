@@ -44,7 +44,7 @@ from opentse.engine import tse as tse_steps
 from opentse.engine.ports import LockedTSE
 from opentse.engine.state import Lifecycle
 from opentse.errors import ConflictError, NotFoundError, OpenTSEError, ProtocolError, StateError
-from opentse.ops import archive, protocol, puk_file, replacement_claim, sites
+from opentse.ops import archive, protocol, puk_file, replacement_claim, run_lock, sites
 from opentse.ops.store import OpsContext
 
 
@@ -489,8 +489,31 @@ def replace_tse(
     actor: str = "",
 ) -> Replacement:
     """Run the whole replacement (module docstring), or finish one that stopped with
-    the same new id; every step to the protocol."""
+    the same new id; every step to the protocol. One run per old TSE at a time on
+    this data folder (``run_lock``): E_REPLACE_RUNNING while another runs."""
     ctx.service.require(old_tse_id)  # E_TSS_NOT_FOUND for a mistyped id
+    busy = (
+        f"a replacement of TSE {old_tse_id} is running now in another process on this"
+        f" data folder: wait until it ends (see `opentse tse protocol {old_tse_id}`)"
+    )
+    with run_lock.one_run(ctx.data_dir, f"replace:{old_tse_id}", busy, "E_REPLACE_RUNNING"):
+        return _replace_tse(
+            ctx, old_tse_id, new_tse_id, new_admin_pin=new_admin_pin,
+            old_admin_pin=old_admin_pin, defective=defective, reason=reason, actor=actor,
+        )  # fmt: skip
+
+
+def _replace_tse(
+    ctx: OpsContext,
+    old_tse_id: str,
+    new_tse_id: str,
+    *,
+    new_admin_pin: str,
+    old_admin_pin: str | None,
+    defective: bool,
+    reason: str,
+    actor: str,
+) -> Replacement:
     site = sites.find_tse(ctx, old_tse_id)
     if site is None:  # the new TSE takes the old one's place: it needs one
         raise StateError(
