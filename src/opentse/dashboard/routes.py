@@ -283,6 +283,15 @@ def mount_dashboard(app: Starlette) -> None:
     async def root(request: Request) -> Response:
         return RedirectResponse(f"{BASE}/", status_code=307)
 
+    async def slash(request: Request) -> Response:
+        """redirects to /dashboard/ (a path, not an absolute URL; the query kept)
+
+        Not the router's absolute URL from the Host header and the scheme uvicorn
+        saw: plain http behind a proxy ending TLS, the login form unencrypted."""
+        query = request.url.query
+        return RedirectResponse(f"{BASE}/" + (f"?{query}" if query else ""), status_code=307)
+
+    app.router.routes.append(Route(BASE, slash, methods=["GET"]))
     app.router.routes.append(Mount(BASE, routes=dash.routes()))
     app.router.routes.append(Route("/", root, methods=["GET"]))
     app.state.dashboard = dash

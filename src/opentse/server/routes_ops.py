@@ -21,7 +21,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -202,9 +202,21 @@ def install(app: Starlette, ctx: Any) -> OpsContext:
         data = [w.to_json() for r in rows for w in r.warnings]
         return JSONResponse({"data": data, "count": len(data)})
 
+    async def without_slash(request: Request) -> Response:
+        """redirects to the path without the slash (a path, not an absolute URL)
+
+        The router's own redirect was an absolute URL from the Host header and the
+        scheme uvicorn saw: http behind a proxy ending TLS, where a scraper would
+        send the metrics token next."""
+        query = request.url.query
+        target = request.url.path.rstrip("/") + (f"?{query}" if query else "")
+        return RedirectResponse(target, status_code=307)
+
     app.router.routes[0:0] = [
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Route("/metrics/", without_slash, methods=["GET"]),
+        Route("/health/", without_slash, methods=["GET"]),
         Route("/api/v2/ops/status", ops_status, methods=["GET"]),
         Route("/api/v2/ops/warnings", ops_warnings, methods=["GET"]),
     ]
