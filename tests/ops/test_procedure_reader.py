@@ -139,6 +139,24 @@ def test_deleted_logs_are_documented(ops: OpsContext, clock: FrozenClock) -> Non
     assert "Bei TSE alt wurden gespeicherte Protokolle gelöscht" in credentials
 
 
+def test_logs_deleted_after_an_export_outside_the_archive_are_not_said_archived(
+    ops: OpsContext,
+) -> None:
+    """The TSE deletes what any complete export covered (`opentse export`, never
+    archived, never verified): the document must not say those logs are in the
+    archive."""
+    _shop(ops)
+    with open(ops.data_dir / "outside.tar", "wb") as out:
+        ops.service.export("alt", out)
+    ops.service.authenticate("alt", PIN)
+    ops.service.delete_stored_data("alt")
+    ops.service.logout("alt")
+    md = procedure.render_markdown(procedure.collect(ops))
+    [row] = [line for line in md.splitlines() if line.startswith("| Gelöschte Protokolle |")]
+    assert "KEIN geprüfter archivierter Export enthält sie alle" in row, row
+    assert "nur noch in den archivierten Exporten" not in row
+
+
 def test_protocol_in_words_with_readable_times(ops: OpsContext, clock: FrozenClock) -> None:
     """The protocol showed its codes only ('replace.old_disabled') and times inside
     the details as unix seconds ('initialized_at': 1760000000, 'retain_until':

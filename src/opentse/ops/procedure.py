@@ -363,33 +363,46 @@ def _credential_changes(
     return sorted(found, key=lambda c: (c["at"], c["tse_id"]))
 
 
-def _deletions(logs: list[Any], deleted_up_to: int) -> str:
+def _where_kept(upto: int | None, archived_up_to: int) -> str:
+    """Whether a verified archived export holds the deleted logs: the TSE deletes
+    whatever a complete export covered, also one written with ``opentse export`` and
+    never archived; then the document must not say they are in the archive."""
+    if upto is not None and upto <= archived_up_to:
+        return "sie sind nur noch in den archivierten Exporten (Abschnitt 8)"
+    return (
+        "KEIN geprüfter archivierter Export enthält sie alle (Abschnitt 8); sie sind nur"
+        " in dem Export, nach dem sie gelöscht wurden (z. B. opentse export)"
+    )
+
+
+def _deletions(logs: list[Any], deleted_up_to: int, archived_up_to: int) -> str:
     """What deleteStoredData removed from the TSE (TR-03151: only logs already
     exported): a reader of sections 4 and 8 must know the TSE's older logs are in the
-    archived exports only."""
+    exports only, and whether the archive holds them."""
     said: list[str] = []
     for log in logs:
         if log.operation != sysdata.OP_DELETE_STORED_DATA:
             continue
-        upto = ""
+        upto: int | None = None
         try:
             certified = codec.decode_log_message(log.message).certified
             if isinstance(certified, SystemLogData):
                 fields = sysdata.parse_system_operation_data(certified.system_operation_data)
                 raw = sysdata.field(fields, 0x82)
                 if raw is not None:
-                    upto = f" bis Signaturzähler {int.from_bytes(raw, 'big', signed=True)}"
+                    upto = int.from_bytes(raw, "big", signed=True)
         except (FormatError, ValueError):
-            upto = ""
+            upto = None
+        upto_text = f" bis Signaturzähler {upto}" if upto is not None else ""
         said.append(
-            f"{_dt(log.log_time)}: gespeicherte Protokolle{upto} gelöscht"
+            f"{_dt(log.log_time)}: gespeicherte Protokolle{upto_text} gelöscht"
             f" (deleteStoredData, Signaturzähler {log.signature_counter});"
-            " sie sind nur noch in den archivierten Exporten (Abschnitt 8)"
+            f" {_where_kept(upto, archived_up_to)}"
         )
     if not said and deleted_up_to > 0:  # its deleteStoredData log was deleted since
         said.append(
             f"gespeicherte Protokolle bis Signaturzähler {deleted_up_to} gelöscht"
-            " (deleteStoredData); sie sind nur noch in den archivierten Exporten (Abschnitt 8)"
+            f" (deleteStoredData); {_where_kept(deleted_up_to, archived_up_to)}"
         )
     return "; ".join(said) or "keine"
 
@@ -434,9 +447,15 @@ def collect(
     ]  # fmt: skip
     tses = [_tse_row(ctx, t, names) for t in tse_ids]
     system_logs = _system_logs(ctx, tse_ids)
+    kept = [x for x in archive.exports(ctx) if x.tse_id in tse_ids]
     for t in tses:
         deleted_up_to = ctx.service.get(t["tse_id"]).state.deleted_up_to
-        t["deleted"] = _deletions(system_logs.get(t["tse_id"], []), deleted_up_to)
+        archived_up_to = max(
+            (x.last_counter or 0 for x in kept if x.tse_id == t["tse_id"] and x.verified_ok),
+            default=0,
+        )
+        logs = system_logs.get(t["tse_id"], [])
+        t["deleted"] = _deletions(logs, deleted_up_to, archived_up_to)
     usage = _usage(ctx, tses)
     interfaces = {t["interface_type"] for t in tses}
     return ProcedureData(
@@ -457,7 +476,7 @@ def collect(
             for o in outages.outages(ctx, journals)
             if org is None or not o.tse_id or o.tse_id in tse_ids
         ],
-        exports=[x for x in archive.exports(ctx) if x.tse_id in tse_ids],
+        exports=kept,
         reminder_days=archive.reminder_days(ctx),
         usage=usage,
         in_service=_in_service(usage),
