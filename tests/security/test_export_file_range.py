@@ -71,3 +71,12 @@ def test_a_good_range_is_still_served(live: LiveServer, export: dict[str, Any]) 
     assert r.status_code == 206
     assert r.content == whole[512:1024]
     assert r.headers["content-range"] == f"bytes 512-1023/{len(whole)}"
+
+
+def test_the_export_file_is_kept_in_no_cache(live: LiveServer, export: dict[str, Any]) -> None:
+    """Receipts of an organization: with Last-Modified and no Cache-Control a browser
+    till may answer a later download from its disk cache (as the dashboard: no-store)."""
+    with live.client(export["token"]) as c:
+        r = c.get(export["url"])
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == "no-store"

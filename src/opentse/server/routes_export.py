@@ -36,7 +36,7 @@ from opentse.server.context import (
 )
 from opentse.server.export_jobs import ExportManager as ExportManager  # app.py imports it here
 from opentse.server.problems import ApiError
-from opentse.server.routes_tss import owned_tss
+from opentse.server.routes_tss import NO_STORE, owned_tss
 from opentse.server.schemas import EXPORT_EXCEPTIONS, EXPORT_STATES, states_query
 from opentse.server.service_store import ExportRow
 
@@ -281,10 +281,13 @@ def retrieve_export_file(call: Call) -> Response:
             "E_EXPORT_NOT_COMPLETED",
             f"export is {row.state}{why} and has no file; trigger a new export",
         )
+    # an organization's receipts: kept in no cache (with Last-Modified alone a browser
+    # till could answer a later download from its disk cache), as the dashboard's
     return ExportFileResponse(
         path,
         media_type="application/x-tar",
         filename=f"export_{row.export_id}.tar",
+        headers=NO_STORE,
     )
 
 
