@@ -211,3 +211,28 @@ def test_pdf_says_what_the_markdown_says(ops: OpsContext, tmp_path: Path) -> Non
     ]
     assert missing == []
     assert "nicht BSI-zertifiziert" in text and "MESZ" in text
+
+
+def test_outage_log_says_what_it_knows(ops: OpsContext, tmp_path: Path) -> None:
+    """An outage recorded with `tse outage` counted '0' receipts (it counts none: the
+    tills' journals do), one still going on ended '-', and a till's journal entry began
+    with its code word ('start: WLAN gestört')."""
+    from datetime import UTC, datetime
+
+    from opentse.ops import outages
+    from opentse.register.outage import OutageLog
+
+    ready_tse(ops, "t1", "K1")
+    outages.record_outage(ops, started_at=START - 600, ended_at=None, reason="Router defekt",
+                          tse_id="t1")  # fmt: skip
+    journal = tmp_path / "kasse.db"
+    log = OutageLog(journal)
+    log.record_unreachable(at=datetime(2025, 10, 1, 9, 0, tzinfo=UTC), reason="WLAN gestört")
+    log.close()
+    section = _section(procedure.render_markdown(procedure.collect(ops, journals=(journal,))), "7")
+    [ops_row] = [line for line in section.splitlines() if "Router defekt" in line]
+    assert ops_row.startswith("| 09.10.2025 10:43:20 MESZ | andauernd | t1 |  | Router defekt |")
+    assert "| nicht erfasst |" in ops_row
+    [till] = [line for line in section.splitlines() if "WLAN" in line]
+    assert "| TSE beim Start der Kasse nicht erreichbar: WLAN gestört |" in till
+    assert "| Ausfalljournal der Kasse kasse.db |" in till

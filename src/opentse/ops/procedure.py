@@ -133,6 +133,27 @@ KIND_NAMES = {
     "tse.interface_corrected": "Schnittstelle berichtigt",
 }
 DETAILS_LIMIT = 360
+#: the kinds of a till's outage journal (opentse.register.outage), in the document's words
+OUTAGE_KINDS = {
+    "start": "TSE beim Start der Kasse nicht erreichbar",
+    "running": "TSE im laufenden Betrieb nicht erreichbar",
+    "signing": "Signierung fehlgeschlagen",
+    "replaced": "TSE außer Betrieb (ersetzt)",
+}
+
+
+def _outage_reason(row: outages.OutageRow) -> str:
+    """A till's journal writes ``kind: reason`` with the kind as code word."""
+    kind, sep, reason = row.reason.partition(": ")
+    if row.source != "ops" and sep and kind in OUTAGE_KINDS:
+        return f"{OUTAGE_KINDS[kind]}: {reason}"
+    return row.reason
+
+
+def _outage_receipts(row: outages.OutageRow) -> str:
+    """An outage recorded with ``tse outage`` counts no receipts: "0" would say none
+    was issued unsigned; the tills' journals (``--journal``) count theirs."""
+    return "nicht erfasst" if row.source == "ops" else str(row.receipts)
 
 
 def _kind(kind: str) -> str:
@@ -494,7 +515,16 @@ def render_markdown(data: ProcedureData) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(dt=_dt, date=_date, md=_md, details=_details, kind=_kind, num=_num)
+    env.filters.update(
+        dt=_dt,
+        date=_date,
+        md=_md,
+        details=_details,
+        kind=_kind,
+        num=_num,
+        outage_reason=_outage_reason,
+        outage_receipts=_outage_receipts,
+    )
     serials = {t["tse_id"]: t["serial"] for t in data.tses}
     return env.get_template("procedure.md.j2").render(**vars(data), tse_serials=serials)
 
