@@ -121,7 +121,7 @@ def test_sqlite_installation_moves_to_postgresql(pg_url: str, tmp_path: Path) ->
     finally:
         node.terminate()
         node.wait(timeout=30)
-    backup = tmp_path / "backup.db"
+    backup = data / "backup.db"
     shutil.copyfile(db, backup)  # stopped: the WAL is checkpointed into the file
 
     done = _cli("migrate", "--import-sqlite", str(db), url=pg_url)
@@ -164,3 +164,29 @@ def test_sqlite_installation_moves_to_postgresql(pg_url: str, tmp_path: Path) ->
                 for answer in [*before, after]:
                     sig = answer["signature"]
                     assert signed[int(sig["counter"])] == base64.b64decode(sig["value"])
+
+
+def test_import_records_the_installation(pg_url: str, tmp_path: Path) -> None:
+    """After the import a node (or command) with another installation secret is refused
+    at start, as on any database a node set up. Before, the first one to come recorded
+    its own secret, served, and answered every signature 500 E_KEY_DECRYPTION (the
+    TSEs' keys are encrypted with the imported installation's)."""
+    data, other = tmp_path / "data", tmp_path / "other"
+    assert _cli("demo", "--data", str(data), "--transactions", "1").returncode == 0
+    assert _cli("demo", "--data", str(other), "--transactions", "1").returncode == 0
+    # a database file beside another installation's secret is not imported
+    (other / "opentse.db").rename(other / "theirs.db")
+    shutil.copyfile(data / "opentse.db", other / "opentse.db")
+    wrong = _cli("migrate", "--import-sqlite", str(other / "opentse.db"), url=pg_url)
+    assert wrong.stderr.startswith("error E_IMPORT_MISMATCH:"), wrong.stderr
+    assert _tables_with_rows(pg_url) == []
+
+    done = _cli("migrate", "--import-sqlite", str(data / "opentse.db"), url=pg_url)
+    assert done.returncode == 0, done.stderr
+    (other / "opentse.db").unlink()
+    refused = _cli("tse", "list", "--data", str(other), url=pg_url)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error E_INSTALLATION_MISMATCH:"), refused.stderr
+    listed = _cli("tse", "list", "--data", str(data), "--json", url=pg_url)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 1

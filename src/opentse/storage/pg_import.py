@@ -11,6 +11,12 @@ signature and transaction counters twice (TR-03151: each counter value once). So
   everyone else off while it is read;
 * the PostgreSQL database must be new (migrated, no rows in any table copied),
   else E_IMPORT_TARGET_NOT_EMPTY: two installations are never merged;
+* the installation's secret and CA (the SQLite file's data folder: ``installation.key``
+  or ``OPENTSE_SECRET_FILE``, and ``ca.json``) must open the CA and every TSE's key
+  (else E_IMPORT_MISMATCH), and are recorded in ``installation_check`` as the first
+  node would: a node started with another secret is then refused
+  (E_INSTALLATION_MISMATCH) instead of answering every signature 500
+  E_KEY_DECRYPTION;
 * everything is copied in ONE PostgreSQL transaction; the counter trigger checks
   every log again (gapless per TSE), and each table's row count is compared;
 * after the COMMIT the SQLite file is renamed ``opentse.db.moved-to-postgresql``:
@@ -18,7 +24,7 @@ signature and transaction counters twice (TR-03151: each counter value once). So
   signing on the old copy. The renamed file is a backup, never to be started on.
 
 Runtime tables are not copied: ``schema_migrations`` (PostgreSQL has its own),
-``installation_check`` (recorded by the first node with the same secret and CA),
+``installation_check`` (PostgreSQL only, recorded from the secret and CA),
 ``svc_nodes`` and ``svc_index_mark`` (the old process's own rows; the transaction
 index is copied whole and rebuilt from the logs where it lags).
 """
@@ -34,7 +40,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from opentse.errors import StorageError
+from opentse.crypto import installation_secret
+from opentse.crypto.ca import LocalCA
+from opentse.crypto.keys import decrypt_private_key
+from opentse.errors import OpenTSEError, ProtocolError, StorageError
 from opentse.storage import migrations
 from opentse.storage.pg_deadline import connection_kwargs
 
@@ -95,6 +104,61 @@ def _open_source(path: Path) -> sqlite3.Connection:
         lite.close()
         raise
     return lite
+
+
+def _installation(lite: sqlite3.Connection, data_dir: Path) -> tuple[bytes, LocalCA]:
+    """The secret and CA of the installation in ``data_dir``, checked against every
+    TSE's key: the nodes on PostgreSQL will need exactly these."""
+    secret_path = installation_secret.resolve_path(data_dir)
+    ca_path = data_dir / "ca.json"
+    for needed in (secret_path, ca_path):
+        if not needed.is_file():
+            raise _refuse(
+                f"{needed} is missing: the import records the installation's secret and "
+                f"CA (the nodes need the same files); restore it from your backup of "
+                f"{data_dir}",
+                "E_IMPORT_SOURCE",
+            )
+    secret = installation_secret.load_or_create(secret_path)
+    try:
+        ca = LocalCA.from_bytes(ca_path.read_bytes(), secret)
+    except OpenTSEError as exc:
+        raise _refuse(
+            f"{ca_path} does not open with {secret_path} ({exc.code}): not this "
+            "installation's secret",
+            "E_IMPORT_MISMATCH",
+        ) from None
+    for tse_id, blob in lite.execute("SELECT tse_id, encrypted_private_key FROM tses"):
+        try:
+            decrypt_private_key(bytes(blob), secret)
+        except OpenTSEError as exc:
+            raise _refuse(
+                f"TSE {tse_id}: its key does not open with {secret_path} ({exc.code}): "
+                "the database is not this installation's",
+                "E_IMPORT_MISMATCH",
+            ) from None
+    return secret, ca
+
+
+def _record_installation(pg: psycopg.Connection[Any], secret: bytes, ca: LocalCA) -> None:
+    """installation_check as the first node records it; a node that set the database
+    up with another secret or CA already: E_INSTALLATION_MISMATCH."""
+    from opentse.storage.postgres import installation_checks
+
+    checks = installation_checks(secret, ca.chain())
+    pg.execute(
+        "INSERT INTO installation_check (id, secret_check, ca_check, created_at)"
+        " VALUES (1, %s, %s, extract(epoch from now())::bigint) ON CONFLICT (id) DO NOTHING",
+        checks,
+    )
+    row = pg.execute("SELECT secret_check, ca_check FROM installation_check").fetchone()
+    if row is None or (str(row[0]), str(row[1])) != checks:
+        raise ProtocolError(
+            "a node with another installation secret or CA set this database up: import "
+            "into a new database, and give every node this installation's "
+            "installation.key and ca.json",
+            code="E_INSTALLATION_MISMATCH",
+        )
 
 
 def _columns(pg: psycopg.Connection[Any], table: str) -> list[str]:
@@ -233,13 +297,15 @@ def _check_counts(
 
 
 def import_sqlite(path: Path, url: str) -> ImportResult:
-    """Copy the SQLite installation database ``path`` into the new PostgreSQL database
-    ``url`` (migrated here first) and rename ``path`` (see the module docstring)."""
+    """Copy the SQLite installation database ``path`` (in its data folder, beside the
+    installation's secret and CA) into the new PostgreSQL database ``url`` (migrated
+    here first) and rename ``path`` (see the module docstring)."""
     from opentse.storage.postgres import _storage_error, migrate
 
     migrate(url)
     lite = _open_source(path)
     try:
+        secret, ca = _installation(lite, path.resolve().parent)
         lite_tables = {
             str(r[0]) for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
@@ -251,6 +317,7 @@ def import_sqlite(path: Path, url: str) -> ImportResult:
             with pg.transaction():
                 tables = _target_tables(pg)
                 _refuse_not_empty(pg, tables)
+                _record_installation(pg, secret, ca)
                 unknown = lite_tables - set(tables) - _SQLITE_CORE - _SKIP
                 if unknown:
                     raise _refuse(

@@ -126,6 +126,13 @@ def pool_max_setting() -> int:
     return int(raw)
 
 
+def installation_checks(secret: bytes, ca_certificates: Sequence[bytes]) -> tuple[str, str]:
+    """What ``installation_check`` records of an installation (migration 0900): an
+    HMAC of the secret (revealing nothing) and a hash of the CA certificates."""
+    secret_check = hmac.new(secret, _SECRET_CHECK_LABEL, hashlib.sha256).hexdigest()
+    return secret_check, hashlib.sha256(b"".join(ca_certificates)).hexdigest()
+
+
 def is_postgres_url(url: str | None) -> bool:
     return url is not None and url.startswith(("postgresql://", "postgres://"))
 
@@ -532,8 +539,7 @@ class PostgresStore:
         """Record (first node) or compare (every later node) the installation secret
         and CA this database belongs to; ProtocolError E_INSTALLATION_MISMATCH if this
         node's differ (see migration 0900). Reveals nothing about the secret."""
-        secret_check = hmac.new(secret, _SECRET_CHECK_LABEL, hashlib.sha256).hexdigest()
-        ca_check = hashlib.sha256(b"".join(ca_certificates)).hexdigest()
+        secret_check, ca_check = installation_checks(secret, ca_certificates)
         with self._connection("checking the installation") as conn:
             conn.execute(
                 "INSERT INTO installation_check (id, secret_check, ca_check, created_at)"
