@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pytest
 import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from opentse.errors import FormatError
+from opentse.register.money import format_money
 from opentse.register.receipt import (
     NOT_CERTIFIED_TEXT,
     Receipt,
@@ -296,3 +299,41 @@ def test_a_control_character_in_a_booked_text_never_reaches_the_printer() -> Non
     printed = read_escpos(render_escpos(receipt, width=32))  # fails on any stray command
     assert "Ka?iffee?" in printed.text
     assert NOT_CERTIFIED_TEXT in printed.text.replace("\r\n", " ")
+
+
+_TEXTS = st.text("abcdefghijklmnopqrstuvwxyzABCÄÖÜäöüß€ -.,/&()0123456789", min_size=1, max_size=70)
+_LINES = st.lists(
+    st.tuples(
+        _TEXTS.filter(lambda t: t.strip() != ""),
+        st.sampled_from(["1", "2", "0.5", "2.345", "-1"]),
+        st.decimals(min_value=Decimal("0.01"), max_value=Decimal("9999999.99"), places=2),
+        st.sampled_from([1, 2, 3, 5, 6]),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(lines=_LINES, width=st.sampled_from([32, 48]))
+def test_every_printed_line_fits_the_paper_and_every_tax_amount_is_printed(
+    lines: list[tuple[str, str, Decimal, int]], width: int
+) -> None:
+    """A printer wraps a line longer than its paper wherever it ends, so no line of a
+    receipt may be longer than its columns. The 80 mm tax table had 12-column amounts:
+    from 10.000.000,00 up (the register books up to 99.999.999.999,99) an amount filled
+    its column and ran into the next ('93.457.934,586.542.055,42'), two amounts
+    read as one."""
+    sale = Sale()
+    for text, quantity, price, key in lines:
+        sale.add_line(text, quantity, price, key)
+    sale.add_payment("cash", max(sale.total, Decimal(0)))
+    receipt = _receipt(sale)
+    text = render_text(receipt, width=width)
+    assert all(len(line) <= width for line in text.split("\n"))
+    printed = read_escpos(render_escpos(receipt, width=width))
+    assert all(len(line) <= width for line in printed.text.split("\r\n"))
+    words = set(text.split())
+    for tax in receipt.taxes:
+        for amount in (tax.net, tax.tax, tax.gross):
+            assert format_money(amount) in words

@@ -103,7 +103,11 @@ def _local(value: datetime, tz: tzinfo) -> str:
 
 
 def _tax_table(out: _Layout, taxes: tuple[TaxLine, ...]) -> None:
-    if out.width >= 48:
+    """§6 Nr. 5 per rate: a table of 12-column amounts on 80 mm paper while every
+    amount leaves a blank before it (up to 9.999.999,99); else a block per rate, as on
+    58 mm: '12.345.670,00' and its neighbours ran together into one number."""
+    amounts = [format_money(v) for tax in taxes for v in (tax.net, tax.tax, tax.gross)]
+    if out.width >= 48 and all(len(amount) < 12 for amount in amounts):
         out.lines.append(f"{'MwSt':<12}{'Netto':>12}{'Steuer':>12}{'Brutto':>12}")
         for tax in taxes:
             label = f"{tax.letter} {format_percent(tax.percent)}"
