@@ -236,3 +236,16 @@ def test_outage_log_says_what_it_knows(ops: OpsContext, tmp_path: Path) -> None:
     [till] = [line for line in section.splitlines() if "WLAN" in line]
     assert "| TSE beim Start der Kasse nicht erreichbar: WLAN gestört |" in till
     assert "| Ausfalljournal der Kasse kasse.db |" in till
+
+
+def test_processes_say_what_is_true_in_correct_german(ops: OpsContext) -> None:
+    """6.3 said every export is archived ('Alle Exporte werden ... archiviert'), but an
+    `opentse export` is not; 6.4 closed its German quote with an English one."""
+    ready_tse(ops, "t1", "K1")
+    md = procedure.render_markdown(procedure.collect(ops))
+    audits = md.split("### 6.3", 1)[1].split("###", 1)[0]
+    assert "Alle Exporte werden" not in audits
+    assert "ein Export mit `opentse export` wird nicht archiviert" in audits
+    outage = md.split("### 6.4", 1)[1].split("\n## ", 1)[0]
+    assert "„TSE ausgefallen“" in outage
+    assert "Ausfall ist dem Finanzamt" not in outage  # an outage itself is not notified

@@ -39,7 +39,9 @@ class _Doc(FPDF):
         text = _plain(text)
         if self.unicode:
             return text
-        return text.replace("„", '"').encode("latin-1", "replace").decode("latin-1")
+        for quote in "„“”":  # German quotes are not Latin-1
+            text = text.replace(quote, '"')
+        return text.encode("latin-1", "replace").decode("latin-1")
 
     def footer(self) -> None:
         self.set_y(-12)
