@@ -23,6 +23,8 @@ from opentse.dashboard.session import COOKIE, Session, SessionCodec
 from opentse.server.context import peer_address
 from opentse.server.problems import ApiError
 from opentse.server.routes_tss import guarded_login
+from opentse.server.schemas import COMPONENTS
+from opentse.server.validation import validate
 
 LOGGED_OUT = "dashboard-logout:"  # ops_settings name prefix of ended sessions' nonces
 
@@ -71,6 +73,9 @@ class Logins:
         # the same failure limit as POST /api/v2/auth (it hashes the same secrets)
         client = peer_address(page.request.scope)
         try:
+            # first the API's limits (200 characters): a form field may hold 16 KB,
+            # and the limiter keeps every key name it counts for its window
+            validate(body, {"$ref": "#/AuthRequest"}, COMPONENTS)
             tokens = await run_in_threadpool(guarded_login, self.ctx, body, client)
         except ApiError as exc:
             failed = page.render(
