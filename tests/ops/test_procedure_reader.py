@@ -249,3 +249,35 @@ def test_processes_say_what_is_true_in_correct_german(ops: OpsContext) -> None:
     outage = md.split("### 6.4", 1)[1].split("\n## ", 1)[0]
     assert "„TSE ausgefallen“" in outage
     assert "Ausfall ist dem Finanzamt" not in outage  # an outage itself is not notified
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="pdftotext (poppler-utils) missing")
+def test_pdf_table_headings_do_not_break_inside_a_word(ops: OpsContext, tmp_path: Path) -> None:
+    """Columns were sized by their values only: a heading over short values broke in
+    the middle of a word ('Außerbetriebna' / 'hme', 'Hardwa' / 're')."""
+    org = sites.create_organization(ops, "Bäckerei Müller GmbH")
+    loc = sites.create_location(
+        ops, org.id, "Filiale Mitte", street="Hauptstraße 1", postal_code="10115", city="Berlin"
+    )
+    ready_tse(ops, "tse-mitte", "KASSE-1", "KASSE-2")
+    sites.assign_tse(ops, "tse-mitte", loc.id)
+    for register in ("KASSE-1", "KASSE-2"):
+        sites.add_register(ops, register, loc.id, model="opentse pos", hardware_version="PC",
+                           software_version="opentse 0.1.0")  # fmt: skip
+        sites.assign_register(ops, register, "tse-mitte")
+    md = procedure.render_markdown(procedure.collect(ops))
+    pdf = procedure.write(ops, tmp_path / "vd.pdf")
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True,
+        timeout=60,
+    ).stdout  # fmt: skip
+    words = set(text.split())
+    lines = md.splitlines()
+    headings = {
+        word
+        for n, line in enumerate(lines[1:], 1)
+        if line.startswith("|---")
+        for word in re.sub(r"[`*|]", " ", lines[n - 1]).split()
+    }
+    assert {"Außerbetriebnahme", "Hardware", "Inbetriebnahme"} <= headings
+    assert sorted(w for w in headings if w not in words) == []

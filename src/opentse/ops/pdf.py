@@ -61,12 +61,34 @@ def _table(doc: _Doc, rows: list[list[str]]) -> None:
     doc.set_font(doc.family, "", size)
     heading = FontFace(emphasis="BOLD", fill_color=(225, 225, 225))
     # width by content: long columns (details, hashes) get more room, capped
-    weights = tuple(
-        min(max((len(_plain(r[i])) for r in rows if i < len(r)), default=1), 60) + 6
+    weights = [
+        min(max((len(_plain(r[i])) for r in rows if i < len(r)), default=1), 60) + 6.0
         for i in range(columns)
-    )
+    ]
+    # a column is at least as wide as the longest word of its (bold) heading: sized by
+    # short values ("-") a heading broke inside the word ("Außerbetriebna/hme")
+    doc.set_font(doc.family, "B", size)
+    least = [
+        max((doc.get_string_width(w) for w in doc.text_of(rows[0][i]).split()), default=0) + 3
+        if i < len(rows[0]) else 0.0
+        for i in range(columns)
+    ]  # fmt: skip
+    doc.set_font(doc.family, "", size)
+    widths = [w / sum(weights) * doc.epw for w in weights]
+    if sum(least) < doc.epw:
+        for _ in range(columns):
+            short = [i for i in range(columns) if widths[i] < least[i]]
+            if not short:
+                break
+            for i in short:
+                widths[i] = least[i]
+            free = [i for i in range(columns) if i not in short and widths[i] > least[i]]
+            excess = sum(widths) - doc.epw
+            room = sum(widths[i] for i in free)
+            for i in free:
+                widths[i] -= excess * widths[i] / room
     with doc.table(
-        col_widths=weights,
+        col_widths=tuple(widths),
         first_row_as_headings=True, headings_style=heading, line_height=size * 0.5,
         text_align="LEFT", padding=0.8,
     ) as table:  # fmt: skip
