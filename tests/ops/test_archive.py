@@ -82,3 +82,15 @@ def test_reminder_boundaries() -> None:
     assert [r.tse_id for r in archive.due_reminders(exported, started, now, 2)] == []
     assert [r.tse_id for r in archive.due_reminders({}, started, now, 3)] == []
     assert [r.tse_id for r in archive.due_reminders({}, started, now, 2)] == ["old"]
+
+
+def test_retention_counts_germanys_calendar_year() -> None:
+    """§147 Abs. 4 AO: ten years from the end of the calendar year the export was made
+    in, Germany's year. New Year's night before 01:00 German time is still the old
+    year in UTC; it took that year's end (31.12.2035 for an export of 2026)."""
+    new_years_night = int(datetime(2025, 12, 31, 23, 30, tzinfo=UTC).timestamp())  # 00:30 MEZ
+    assert datetime.fromtimestamp(archive.retain_until(new_years_night), tz=UTC) == datetime(
+        2036, 12, 31, 23, 59, 59, tzinfo=UTC
+    )
+    evening = int(datetime(2025, 12, 31, 22, 30, tzinfo=UTC).timestamp())  # 23:30 MEZ
+    assert datetime.fromtimestamp(archive.retain_until(evening), tz=UTC).year == 2035

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from opentse.engine import export as export_mod
 from opentse.errors import NotFoundError, StateError
@@ -75,9 +76,16 @@ class Reminder:
     message: str
 
 
+GERMANY = ZoneInfo("Europe/Berlin")  # the calendar of the retention period
+
+
 def retain_until(created_at: int, years: int = RETENTION_YEARS) -> int:
-    """End of the calendar year ``years`` after the export's year (UTC)."""
-    year = datetime.fromtimestamp(created_at, tz=UTC).year + years
+    """End of the calendar year ``years`` after the export's year, kept as the last
+    second of 31 December in UTC (a date: read it in UTC). The year is Germany's
+    (§147 Abs. 4 AO: the period starts with the end of the calendar year the record
+    was made in): an export made on 1 January before 01:00 German time belongs to
+    that year, not to the one UTC still shows."""
+    year = datetime.fromtimestamp(created_at, tz=GERMANY).year + years
     return int(datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 
