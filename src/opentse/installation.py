@@ -63,6 +63,14 @@ def check_sqlite_database(data_dir: Path) -> None:
     new empty database there would answer every question wrongly (no TSEs, no
     warnings, no reminders)."""
     if (data_dir / CA_FILE).exists() and not (data_dir / DB_FILE).exists():
+        moved = data_dir / f"{DB_FILE}.moved-to-postgresql"  # storage/pg_import.py
+        if moved.exists():
+            raise StorageError(
+                f"{data_dir}'s database was moved to PostgreSQL ({moved.name} is the "
+                "backup left behind, never to be used again): give --database "
+                "postgresql://... or set OPENTSE_DATABASE",
+                code="E_DATABASE_MISSING",
+            )
         raise StorageError(
             f"{data_dir} holds an installation but no {DB_FILE}: for an installation on "
             "PostgreSQL give --database postgresql://... or set OPENTSE_DATABASE; "

@@ -131,6 +131,8 @@ def test_sqlite_installation_moves_to_postgresql(pg_url: str, tmp_path: Path) ->
     # a cron job without the URL must not sign on the old copy
     left = _cli("tse", "list", "--data", str(data))
     assert left.stderr.startswith("error E_DATABASE_MISSING:"), left.stderr
+    # ... and is not told to restore the moved file ("a lost opentse.db ... backup")
+    assert "moved to PostgreSQL" in left.stderr and "restore" not in left.stderr
     # two installations are never merged
     again = _cli("migrate", "--import-sqlite", str(backup), url=pg_url)
     assert again.stderr.startswith("error E_IMPORT_TARGET_NOT_EMPTY:"), again.stderr
