@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -192,3 +193,48 @@ def test_import_records_the_installation(pg_url: str, tmp_path: Path) -> None:
     listed = _cli("tse", "list", "--data", str(data), "--json", url=pg_url)
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 1
+
+
+def _tse_updates(url: str) -> int:
+    """Row updates of the schema's ``tses`` table so far (the import's backend flushed
+    its statistics when it ended)."""
+    with psycopg.connect(url, autocommit=True) as pg:
+        row = pg.execute(
+            "SELECT n_tup_upd FROM pg_stat_user_tables"
+            " WHERE schemaname = current_schema() AND relname = 'tses'"
+        ).fetchone()
+        return int(row[0]) if row else -1
+
+
+def test_import_work_does_not_grow_with_the_square_of_the_logs(pg_url: str, tmp_path: Path) -> None:
+    """The counter trigger updated the TSE's row once per log, in one transaction: each
+    update walked the versions the earlier ones left, 10,000 logs took 12 s (a TSE of a
+    busy shop holds millions). Counted, not timed: the updates of ``tses`` are one per
+    TSE, not one per log (300 receipts: 600 updates before)."""
+    data = tmp_path / "data"
+    assert _cli("demo", "--data", str(data), "--transactions", "300").returncode == 0
+    done = _cli("migrate", "--import-sqlite", str(data / "opentse.db"), url=pg_url)
+    assert done.returncode == 0, done.stderr
+    assert "logs 6" in done.stdout, done.stdout  # 600 and some system logs
+    assert 1 <= _tse_updates(pg_url) <= 2
+    with psycopg.connect(pg_url, autocommit=True) as pg:
+        on = pg.execute(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'logs_counter_consecutive'"
+            " AND tgrelid = to_regclass('logs')"
+        ).fetchone()
+    assert on == ("O",), "the counter trigger is on again for every session"
+
+
+def test_a_gap_in_the_logs_is_not_imported(pg_url: str, tmp_path: Path) -> None:
+    """With the trigger off for the copy, the import checks each TSE's run of counters
+    itself: a SQLite file missing a log in the middle is refused, nothing is kept."""
+    data = tmp_path / "data"
+    assert _cli("demo", "--data", str(data), "--transactions", "3").returncode == 0
+    lite = sqlite3.connect(data / "opentse.db")
+    with lite:
+        lite.execute("DELETE FROM logs WHERE signature_counter = 5")
+    lite.close()
+    refused = _cli("migrate", "--import-sqlite", str(data / "opentse.db"), url=pg_url)
+    assert refused.stderr.startswith("error E_IMPORT_MISMATCH:"), refused.stderr
+    assert "not one gapless run" in refused.stderr
+    assert (data / "opentse.db").exists() and _tables_with_rows(pg_url) == []
