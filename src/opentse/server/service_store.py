@@ -31,6 +31,10 @@ from opentse.storage.sqlite_requests import is_full
 
 log = logging.getLogger("opentse.server.store")
 
+# the index writer's pause after a failed write, doubled per failure up to the max
+RETRY_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
@@ -174,6 +178,7 @@ class ServiceStore:
         # host without its own mark scans all logs once
         self.node_id = socket.gethostname() or "local"
         self._close_wait = 30.0  # seconds close() waits for the index writer
+        self._closing = threading.Event()  # ends the writer's pause between attempts
         self._writer = threading.Thread(
             target=self._write_loop, name="opentse-svc-index", daemon=True
         )
@@ -238,6 +243,7 @@ class ServiceStore:
         self._close_wait = 2.0
 
     def close(self) -> None:
+        self._closing.set()
         self._queue.put(None)
         self._writer.join(timeout=self._close_wait)
         with self._lock:
@@ -578,17 +584,26 @@ class ServiceStore:
             self._idle.wait_for(lambda: not self._pending, timeout=30)
 
     def _write_loop(self) -> None:
+        retry: list[TxRow] = []  # a batch whose write failed, to be written again
+        failures = 0
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            # gather for a moment: few, larger write transactions keep the engine's
-            # writer (same SQLite file, same write lock) from waiting on ours
-            time.sleep(self.gather_seconds)
+            if retry:
+                # a pause before the next attempt; rows queued meanwhile join the batch
+                pause = min(RETRY_MAX_SECONDS, RETRY_SECONDS * 2 ** min(failures, 16))
+                if self._closing.wait(pause):
+                    return  # close(): the startup rebuild writes them (mark not passed)
+                batch, retry = retry, []
+            else:
+                first = self._queue.get()
+                if first is None:
+                    return
+                # gather for a moment: few, larger write transactions keep the engine's
+                # writer (same SQLite file, same write lock) from waiting on ours
+                time.sleep(self.gather_seconds)
+                batch = [first]
             # the mark is taken before draining: a request no longer in flight now has
             # queued its row already (end_signing follows upsert_tx), so it is drained
             mark = self._mark_now()
-            batch = [first]
             stop = False
             while len(batch) < 4096:
                 try:
@@ -599,42 +614,16 @@ class ServiceStore:
                     stop = True
                     break
                 batch.append(item)
-            # parameters built before the write lock is taken, one row per transaction
-            # (its latest revision): the engine's writer waits on this lock
-            latest: dict[tuple[str, str], TxRow] = {}
-            for row in batch:
-                key = (row.tss_id, row.tx_id)
-                old = latest.get(key)
-                if old is None or row.latest_revision > old.latest_revision:
-                    latest[key] = row
-            params = [self._upsert_params(row) for row in latest.values()]
-            try:
-                with self._tx(durable=False) as c:
-                    if isinstance(c, sqlite3.Connection):
-                        c.executemany(self._UPSERT_SQL, params)
-                    else:  # the PostgreSQL twin's connection runs one statement at a time
-                        # log_deleted: a deleteStoredData in progress (it holds ROW
-                        # EXCLUSIVE on deleted_refs from its first statement) ends
-                        # first, so the probes below see its refs; one that starts
-                        # meanwhile waits for this commit and then sees these rows.
-                        # Without it a row it had just flagged was written back as 0
-                        # (this statement's snapshot predated its commit)
-                        c.execute("LOCK TABLE deleted_refs IN SHARE MODE")
-                        for one in params:
-                            c.execute(self._UPSERT_SQL, one)
-                    if mark is not None and len(batch) < 4096:  # a full batch left rows
-                        self._write_mark(c, mark)
-            except sqlite3.Error as exc:
-                if is_full(exc):  # the engine's 503s say so too: a line, no traceback
-                    log.warning(
-                        "transaction index write failed, the data disk is full or cannot "
-                        "be written: %s (rebuilt from the logs on demand)",
-                        exc,
-                    )
-                else:
-                    log.exception(
-                        "transaction index write failed (rebuilt from the logs on demand)"
-                    )
+            error = self._write_batch(batch, mark)
+            if error is None:
+                failures = 0
+            elif not stop and (isinstance(error, sqlite3.OperationalError) or failures < 3):
+                # busy, locked, away or full: never dropped, still served from
+                # _pending (get_tx, get_tx_by_number) until written; anything else is
+                # tried 3 more times, then left to the startup rebuild as before
+                failures += 1
+                retry = batch
+                continue
             with self._idle:
                 for row in batch:
                     key = (row.tss_id, row.tx_id)
@@ -644,6 +633,53 @@ class ServiceStore:
                 self._idle.notify_all()
             if stop:
                 return
+
+    def _write_batch(self, batch: list[TxRow], mark: int | None) -> sqlite3.Error | None:
+        """One write transaction for ``batch`` (and the durable mark); the error when
+        it failed (logged): the caller writes the batch again after a pause. A
+        deleteStoredData of millions of logs holds its locks for minutes (the SQLite
+        file's write lock, PostgreSQL's ROW EXCLUSIVE on deleted_refs); a batch
+        dropped then was missing from the lists until a restart rebuilt the index."""
+        # parameters built before the write lock is taken, one row per transaction
+        # (its latest revision): the engine's writer waits on this lock
+        latest: dict[tuple[str, str], TxRow] = {}
+        for row in batch:
+            key = (row.tss_id, row.tx_id)
+            old = latest.get(key)
+            if old is None or row.latest_revision > old.latest_revision:
+                latest[key] = row
+        params = [self._upsert_params(row) for row in latest.values()]
+        try:
+            with self._tx(durable=False) as c:
+                if isinstance(c, sqlite3.Connection):
+                    c.executemany(self._UPSERT_SQL, params)
+                else:  # the PostgreSQL twin's connection runs one statement at a time
+                    # log_deleted: a deleteStoredData in progress (it holds ROW
+                    # EXCLUSIVE on deleted_refs from its first statement) ends
+                    # first, so the probes below see its refs; one that starts
+                    # meanwhile waits for this commit and then sees these rows.
+                    # Without it a row it had just flagged was written back as 0
+                    # (this statement's snapshot predated its commit). The wait is
+                    # the session's lock_timeout; a longer deletion makes this
+                    # attempt fail E_STORAGE_BUSY and the loop waits on (retries)
+                    c.execute("LOCK TABLE deleted_refs IN SHARE MODE")
+                    for one in params:
+                        c.execute(self._UPSERT_SQL, one)
+                if mark is not None and len(batch) < 4096:  # a full batch left rows
+                    self._write_mark(c, mark)
+        except sqlite3.Error as exc:
+            if is_full(exc):  # the engine's 503s say so too: a line, no traceback
+                log.warning(
+                    "transaction index write failed, the data disk is full or cannot "
+                    "be written: %s (written again shortly)",
+                    exc,
+                )
+            elif isinstance(exc, sqlite3.OperationalError):  # busy, locked, away
+                log.warning("transaction index write failed: %s (written again shortly)", exc)
+            else:
+                log.exception("transaction index write failed (written again shortly)")
+            return exc
+        return None
 
     # log_deleted (migration 0014): deleteStoredData flags the rows in the database
     # (storage/rows.delete_logs_sql); a row written after its revision's log was
