@@ -65,26 +65,28 @@ def data_folder_errors(data: Path) -> Iterator[None]:
             ) from None
 
 
-def _speed_options() -> dict[str, Any]:
-    """httptools (with each response sent in one write, server/protocol.py) and
-    uvloop when installed; uvicorn's "auto" picks the same two, named here so a
-    missing one is visible in the code, not only in the numbers."""
+def _speed_options(read_timeout: float) -> dict[str, Any]:
+    """httptools (with each response sent in one write and ``read_timeout`` seconds
+    for a request head, server/protocol.py) and uvloop when installed; uvicorn's
+    "auto" picks the same two, named here so a missing one is visible in the code,
+    not only in the numbers."""
     import importlib.util
 
     options: dict[str, Any] = {}
     if importlib.util.find_spec("httptools") is not None:
-        from opentse.server.protocol import CoalescingHttpToolsProtocol
+        from opentse.server.protocol import with_read_timeout
 
-        options["http"] = CoalescingHttpToolsProtocol
+        options["http"] = with_read_timeout(read_timeout)
     if importlib.util.find_spec("uvloop") is not None:
         options["loop"] = "uvloop"
     return options
 
 
-def _tls_port(http: Any, files: TlsFiles) -> type:
+def _tls_port(http: Any, files: TlsFiles, read_timeout: float) -> type:
     """The ``http=`` protocol class serving TLS with the LAN certificate ``files``
     over ``http`` (a class; None: uvicorn's own choice), the
-    context made as uvicorn makes it from ``ssl_certfile``/``ssl_keyfile``."""
+    context made as uvicorn makes it from ``ssl_certfile``/``ssl_keyfile``; a
+    connection's first byte and its handshake each get ``read_timeout`` seconds."""
     import ssl
 
     from uvicorn.config import SSL_PROTOCOL_VERSION, create_ssl_context
@@ -101,7 +103,7 @@ def _tls_port(http: Any, files: TlsFiles) -> type:
         ca_certs=None,
         ciphers=None,
     )
-    return tls_port_protocol(http or AutoHTTPProtocol, context)
+    return tls_port_protocol(http or AutoHTTPProtocol, context, read_timeout)
 
 
 def serve_command(
@@ -157,9 +159,11 @@ def serve_command(
     # a missing secret, a database of another installation, a folder it may not write:
     # one line
     from opentse.server.intervals import from_environment
+    from opentse.server.protocol import read_timeout
 
     with data_folder_errors(data):
         intervals = from_environment()  # before anything is opened: a bad one is a line
+        reading = read_timeout()
         inst = Installation.open(data, database_url=database)
     config = ServerConfig(
         data_dir=data,
@@ -170,7 +174,7 @@ def serve_command(
         export_lease=intervals.export_lease,
     )
     app = create_app(inst, config)
-    options: dict[str, Any] = _speed_options()
+    options: dict[str, Any] = _speed_options(reading)
     scheme = "http"
     fingerprint = ""
     if use_tls:
@@ -178,7 +182,7 @@ def serve_command(
         files = lanmod.ensure_certificate(data, addresses, secret=inst.secret)
         # TLS below uvicorn (server/tls_port.py): plain http:// sent to this port is
         # answered 400 E_TLS_REQUIRED instead of an empty reply
-        options["http"] = _tls_port(options.get("http"), files)
+        options["http"] = _tls_port(options.get("http"), files, reading)
         scheme = "https"
         fingerprint = files.fingerprint
         typer.echo(f"TLS certificate SHA-256 fingerprint: {fingerprint}")

@@ -23,8 +23,10 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opentse.errors import OpenTSEError
 from opentse.server import cors
@@ -72,12 +74,22 @@ def request_id(headers: Any) -> bytes:
     return f"{_PREFIX}-{next(_NUMBERS):x}".encode()
 
 
+# Every answer says its Content-Type is meant (no MIME sniffing): a browser that
+# opened a JSON problem body or an export TAR could otherwise read it as HTML
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
 def _naming_request(send: Send, rid: bytes) -> Send:
-    """``send`` with the ``request-id`` header added to the response's start."""
+    """``send`` with the ``request-id`` header, and ``X-Content-Type-Options: nosniff``
+    where the answer has none (the dashboard's pages set theirs), added to the
+    response's start."""
 
     async def named(message: Any) -> None:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", ()), (REQUEST_ID, rid)]}
+            headers = [*message.get("headers", ()), (REQUEST_ID, rid)]
+            if not any(name == NOSNIFF[0] for name, _ in headers):
+                headers.append(NOSNIFF)
+            message = {**message, "headers": headers}
         await send(message)
 
     return named
@@ -114,6 +126,13 @@ class ServerApp(Starlette):
     hot_async: Any = None
     hot_full: Any = None
     failures: Any = None  # ops metrics.FailureCounter, set by routes_ops.install
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # a client gone before its body was complete (it closed, or the read timeout
+        # of server/protocol.py cut it off): nothing to answer; it was logged as an
+        # unhandled error with two tracebacks
+        self.exception_handlers.setdefault(ClientDisconnect, _client_gone)
+        return super().build_middleware_stack()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -204,6 +223,7 @@ class ServerApp(Starlette):
                     (b"content-length", str(len(body)).encode()),
                     (b"content-type", _JSON_HEADERS),
                     (REQUEST_ID, rid),
+                    NOSNIFF,
                 ],
             }
         )
@@ -264,13 +284,18 @@ class ServerApp(Starlette):
         return result
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The answer to a request whose client went away: uvicorn drops it."""
+    return problem_response(400, "E_BAD_REQUEST", "the client closed before its body ended")
+
+
 async def _preflight(scope: Scope, send: Send, rid: bytes) -> bool:
     """Answer a browser's CORS preflight (204, ``cors.preflight``); False when the
     ``OPTIONS`` request is none, for the router to answer as before (405)."""
     headers = cors.preflight(scope["headers"])
     if headers is None:
         return False
-    headers += [(b"content-length", b"0"), (REQUEST_ID, rid)]
+    headers += [(b"content-length", b"0"), (REQUEST_ID, rid), NOSNIFF]
     await send({"type": "http.response.start", "status": 204, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
     return True

@@ -27,10 +27,10 @@ import socket
 import ssl
 from typing import Any, ClassVar, cast
 
-from opentse.server.hotpath import request_id
+from opentse.server.hotpath import NOSNIFF, request_id
 
 TLS_HANDSHAKE = 0x16  # TLS record content type "handshake" (RFC 8446 section 5.1)
-FIRST_BYTE_WAIT = 60.0  # seconds for a first byte: asyncio's TLS handshake timeout
+FIRST_BYTE_WAIT = 60.0  # seconds for a first byte, and for the handshake (asyncio's default)
 PLAIN_LINGER = 10.0  # seconds the plain answer waits for the client to close
 HEAD_LIMIT = 16384  # bytes of a plain request read before it is answered anyway
 CODE = "E_TLS_REQUIRED"
@@ -40,11 +40,16 @@ _PATH = re.compile(r"/[!-~]{0,1000}")
 _tasks: set[asyncio.Task[None]] = set()  # strong references while a connection is sorted
 
 
-def tls_port_protocol(inner: type[asyncio.Protocol], context: ssl.SSLContext) -> type:
+def tls_port_protocol(
+    inner: type[asyncio.Protocol], context: ssl.SSLContext, wait: float = FIRST_BYTE_WAIT
+) -> type:
     """uvicorn's ``http=`` class for a TLS port: ``inner`` (uvicorn's HTTP protocol,
     built with the same arguments) over TLS with ``context``; plain HTTP answered
-    ``E_TLS_REQUIRED``. uvicorn itself then listens without ``ssl``."""
-    return type("TlsPortProtocol", (TlsPortProtocol,), {"inner": inner, "context": context})
+    ``E_TLS_REQUIRED``. uvicorn itself then listens without ``ssl``. A connection's
+    first byte and its TLS handshake each get ``wait`` seconds (``serve``: the
+    request read timeout, server/protocol.py)."""
+    attributes = {"inner": inner, "context": context, "wait": wait}
+    return type("TlsPortProtocol", (TlsPortProtocol,), attributes)
 
 
 class TlsPortProtocol(asyncio.Protocol):
@@ -52,6 +57,7 @@ class TlsPortProtocol(asyncio.Protocol):
 
     inner: ClassVar[type[asyncio.Protocol]]
     context: ClassVar[ssl.SSLContext]
+    wait: ClassVar[float] = FIRST_BYTE_WAIT
 
     def __init__(self, **uvicorn_arguments: Any) -> None:
         self._arguments = uvicorn_arguments  # config, server_state, app_state, _loop
@@ -76,7 +82,7 @@ class TlsPortProtocol(asyncio.Protocol):
 
     async def _sort(self, sock: socket.socket) -> None:
         try:
-            first = await _peek(self._loop, sock)
+            first = await _peek(self._loop, sock, self.wait)
         except (OSError, TimeoutError):
             first = b""
         except asyncio.CancelledError:  # the server stops
@@ -88,7 +94,10 @@ class TlsPortProtocol(asyncio.Protocol):
         try:
             if first[0] == TLS_HANDSHAKE:
                 await self._loop.connect_accepted_socket(
-                    lambda: self.inner(**self._arguments), sock, ssl=self.context
+                    lambda: self.inner(**self._arguments),
+                    sock,
+                    ssl=self.context,
+                    ssl_handshake_timeout=self.wait,
                 )
             else:
                 await self._loop.connect_accepted_socket(PlainAnswer, sock)
@@ -96,7 +105,7 @@ class TlsPortProtocol(asyncio.Protocol):
             pass
 
 
-async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, wait: float) -> bytes:
     """The connection's first byte, left unread (b"": closed without one)."""
     while True:
         try:
@@ -106,7 +115,7 @@ async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
         readable = loop.create_future()
         loop.add_reader(sock.fileno(), _wake, readable)
         try:
-            await asyncio.wait_for(readable, FIRST_BYTE_WAIT)
+            await asyncio.wait_for(readable, wait)
         finally:
             loop.remove_reader(sock.fileno())
 
@@ -184,6 +193,6 @@ def plain_answer(head: bytes) -> bytes:
     rid = request_id(headers)
     return (
         b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\nconnection: close\r\nrequest-id: %s\r\n\r\n%s"
-        % (len(body), rid, body)
+        b"content-length: %d\r\nconnection: close\r\nrequest-id: %s\r\n%s: %s\r\n\r\n%s"
+        % (len(body), rid, *NOSNIFF, body)
     )
