@@ -37,8 +37,13 @@ class HealthProbe:
                 threading.Thread(
                     target=self._run, args=(future,), name="opentse-health", daemon=True
                 ).start()
+        waited = asyncio.wrap_future(future)
+        # a read that fails after every waiter gave up: its error is this poll's "Timeout"
+        # already; shield drops its own retrieval once the waiter is cancelled, and
+        # asyncio logged a traceback ("Future exception was never retrieved") per poll
+        waited.add_done_callback(_retrieved)
         try:  # shielded: a waiter that gives up does not cancel the shared read
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self._timeout)
+            await asyncio.wait_for(asyncio.shield(waited), self._timeout)
         except TimeoutError:
             return "Timeout"
         except Exception as exc:  # the store is unreachable: not healthy
@@ -52,3 +57,8 @@ class HealthProbe:
             future.set_exception(exc)
         else:
             future.set_result(None)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
