@@ -82,7 +82,6 @@ def _receipt(
         client_id=CLIENT,
         process_type=process_type,
         process_data=process_data,
-        first_order_start=first_order_start,
     )
     return Receipt.from_sale(
         sale,
@@ -93,6 +92,7 @@ def _receipt(
         receipt_number="17",
         not_certified=True,
         qr_only=qr_only,
+        first_order_start=first_order_start,
     )
 
 

@@ -235,6 +235,13 @@ def _register(
         raise ProtocolError(
             "give either --data DIR (or set OPENTSE_DATA) or --url URL", code="E_POS_BACKEND"
         )
+    if data is not None and config.get("not_certified", True) is False:
+        # an embedded TSE is opentse's, never BSI-certified: its receipts say so
+        raise ProtocolError(
+            "--certified: the embedded TSE of --data (or OPENTSE_DATA) is opentse's, "
+            "which is not BSI-certified; its receipts say so. Leave out --certified",
+            code="E_POS_CERTIFIED",
+        )
     seller_name, seller_address = (
         config.pop("seller_name", None),
         config.pop("seller_address", None),
@@ -602,7 +609,7 @@ def _write_outputs(
         else:
             _write_file(qr, render_qr_png(payload), force)
     if pdf is not None:
-        _write_file(pdf, render_pdf(result.receipt, tz=zone), force)
+        _write_file(pdf, render_pdf(result.receipt, tz=zone, width=result.text_width), force)
     if escpos is not None:
         data = render_escpos(result.receipt, width=result.text_width, tz=zone)
         _write_file(escpos, data, force)
@@ -648,7 +655,10 @@ def sell_command(
     width: int = typer.Option(48, "--width", help="32 (58 mm) or 48 (80 mm) columns."),
     qr_only: bool = typer.Option(False, "--qr-only", help="TSE data only in the QR code."),
     certified: bool = typer.Option(
-        False, "--certified", help="The TSE is certified: omit the not-certified line."
+        False,
+        "--certified",
+        help="The TSE (--url) is certified: omit the not-certified line. Refused with "
+        "--data; an opentse TSE's receipts keep it.",
     ),
     timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,

@@ -138,7 +138,7 @@ class Signed:
     process_data: str
     replayed: bool = False
 
-    def to_tse_signature(self, first_order_start: datetime | None = None) -> TseSignature:
+    def to_tse_signature(self) -> TseSignature:
         return TseSignature(
             transaction_number=self.transaction_number,
             signature_counter=self.signature_counter,
@@ -152,7 +152,6 @@ class Signed:
             client_id=self.client_id,
             process_type=self.process_type,
             process_data=self.process_data,
-            first_order_start=first_order_start,
         )
 
 
@@ -234,6 +233,33 @@ class Backend(Protocol):
     def describe(self) -> TseDescription: ...
 
 
+#: the organization every opentse CA names (crypto/ca.py): the issuer of its TSEs'
+#: certificates, on the embedded TSE and on opentse serve's TSS resource
+OPENTSE_CA_ORGANIZATION = "opentse"
+
+
+def issued_by_opentse(certificate: bytes) -> bool:
+    """Whether a TSE certificate (DER) was issued by an opentse CA: that TSE is not
+    BSI-certified, whatever the till is configured to say, so its receipts carry the
+    notice (receipt.NOT_CERTIFIED_TEXT). False for none or one that does not parse."""
+    if not certificate:
+        return False
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        issuer = x509.load_der_x509_certificate(certificate).issuer
+    except ValueError:
+        return False
+    names = issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return any(n.value == OPENTSE_CA_ORGANIZATION for n in names)
+
+
+def never_certified(backend: object) -> bool:
+    """Whether ``backend`` is an opentse TSE by its kind (the embedded one)."""
+    return bool(getattr(backend, "never_certified", False))
+
+
 def _utc(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -262,6 +288,9 @@ def signed_from_result(result: SignResult, *, errors: str = "strict") -> Signed:
 
 class EmbeddedBackend:
     """The TSE in this process: a TSEService and the id of one of its TSEs."""
+
+    #: an opentse TSE is never BSI-certified: its receipts always say so
+    never_certified = True
 
     def __init__(
         self,

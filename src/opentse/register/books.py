@@ -199,6 +199,14 @@ class Books:
             ).fetchone()
         return None if row is None else hashlib.sha256(bytes(row[0])).hexdigest()
 
+    def tse_certificate(self, tse_id: str) -> bytes:
+        """The certificate (DER) of a TSE described before; empty when unknown."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT certificate FROM books_tses WHERE tse_id = ?", (tse_id,)
+            ).fetchone()
+        return b"" if row is None or row[0] is None else bytes(row[0])
+
     def tses_of(self, bon_ids: Iterable[str]) -> list[str]:
         """The TSE ids these receipts were booked for (to sign, or as TSE ausgefallen),
         distinct and sorted: the outage log says which TSE a till was without."""

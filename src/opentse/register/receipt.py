@@ -133,7 +133,6 @@ class TseSignature:
     client_id: str
     process_type: str
     process_data: str
-    first_order_start: datetime | None = None
 
     def __post_init__(self) -> None:
         _aware(self.start_time, "TSE start time")
@@ -181,6 +180,10 @@ class Receipt:
     footer: tuple[str, ...] = ()
     #: the receipt numbers this one points at (a cancellation's original)
     refers_to: tuple[str, ...] = ()
+    #: the TSE start of this bill's first order (Bestellung-V1), printed as
+    #: TSE-Erstbestellung (DSFinV-K 2.7): the receipt's own field, as a bill paid in
+    #: an outage has no TSE data to carry it while its orders were signed
+    first_order_start: datetime | None = None
 
     def __post_init__(self) -> None:
         _aware(self.issued_at, "issue date")
@@ -192,7 +195,12 @@ class Receipt:
             raise _reject("an unsigned receipt must be marked tse_failed")
         if self.tse_failed and (self.start_time is None or self.end_time is None):
             raise _reject("without TSE the register's own start and end times are required")
-        for value, what in ((self.start_time, "start time"), (self.end_time, "end time")):
+        times = (
+            (self.start_time, "start time"),
+            (self.end_time, "end time"),
+            (self.first_order_start, "first order's start"),
+        )
+        for value, what in times:
             if value is not None:
                 _aware(value, what)
         if self.tse_failed and self.qr_only:
@@ -246,6 +254,7 @@ class Receipt:
         footer: tuple[str, ...] = (),
         zone: tzinfo | None = None,
         refers_to: tuple[str, ...] = (),
+        first_order_start: datetime | None = None,
     ) -> Receipt:
         """Lay a booked sale out as a receipt; without ``tse`` it is a TSE-failed one.
 
@@ -287,4 +296,5 @@ class Receipt:
             qr_only=qr_only,
             footer=footer,
             refers_to=refers_to,
+            first_order_start=first_order_start,
         )

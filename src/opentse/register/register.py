@@ -43,6 +43,8 @@ from opentse.register.backends import (
     Signed,
     SuccessorAmbiguous,
     TSEReplaced,
+    issued_by_opentse,
+    never_certified,
     not_accepted,
 )
 from opentse.register.books import Books
@@ -107,7 +109,8 @@ def utc_now() -> datetime:
 @dataclass(frozen=True)
 class RegisterConfig:
     """Who prints the receipts and how. ``client_id`` is the register's serial number
-    as registered at the TSE (§6 Nr. 6); ``not_certified`` adds the notice line;
+    as registered at the TSE (§6 Nr. 6); ``not_certified`` adds the notice line (an
+    opentse TSE, embedded or served, prints it whatever this says: Register);
     ``timezone`` (IANA name) is the shop's: receipts print its local time and the
     journal's days are its calendar days (shoptime.py). ``abandoned_after``: an open
     transaction of this client that this register did not start is finished as
@@ -200,6 +203,9 @@ class Register:
         self.clock = clock
         self.books = books
         self._tse_serial = ""
+        #: the books' certificate of this TSE names an opentse CA (learnt at connect,
+        #: also in an outage): never BSI-certified, see :attr:`not_certified`
+        self._opentse = False
         #: (monotonic time, reason) of the last TSE call that failed slowly (a TSE
         #: that does not answer), until one works
         self._failed: tuple[float, str] | None = None
@@ -254,6 +260,7 @@ class Register:
                 if self.books is not None:
                     description = self._call(self.backend.describe)
                     self.books.remember_tse(self.backend.tse_id, description)
+                    self._learn_issuer(description.certificate)
         except Exception as exc:
             code = not_accepted(exc)
             if code is not None:  # not an outage: the register must be set up first
@@ -265,6 +272,8 @@ class Register:
                 # the receipts printed "TSE ausgefallen" still name the TSE (§6 Nr. 6
                 # KassenSichV) when the books described it before
                 self._tse_serial = self.books.tse_serial(self.backend.tse_id) or ""
+            if self.books is not None:  # the certificate the books know from before
+                self._learn_issuer(self.books.tse_certificate(self.backend.tse_id))
             now = self.clock()
             kind = "running" if self._worked_today(now) else "start"
             if isinstance(exc, TSEReplaced | SuccessorAmbiguous):  # red: it will not pass
@@ -286,6 +295,18 @@ class Register:
             self.journal.record_success(at=self.clock())
             status = self.journal.status(self.config.zone)
         return status
+
+    def _learn_issuer(self, certificate: bytes) -> None:
+        """An opentse CA's certificate: this TSE is opentse's, never certified."""
+        if issued_by_opentse(certificate):
+            self._opentse = True
+
+    @property
+    def not_certified(self) -> bool:
+        """Whether receipts say the TSE is not certified: as configured, and always
+        for an opentse TSE (the brief: opentse says it is not BSI-certified wherever
+        a certified TSE is required)."""
+        return self.config.not_certified or self._opentse or never_certified(self.backend)
 
     def _worked_today(self, now: datetime) -> bool:
         """Whether the TSE worked for this register earlier on the shop day of
@@ -458,13 +479,12 @@ class Register:
             seller=self.config.seller,
             register_serial=self.config.client_id,
             issued_at=ended_at,
-            tse=None
-            if outcome.signed is None
-            else outcome.signed.to_tse_signature(first_order_start),
+            tse=None if outcome.signed is None else outcome.signed.to_tse_signature(),
             tse_serial=self._tse_serial,
             start_time=started_at,
             end_time=ended_at,
-            not_certified=self.config.not_certified,
+            first_order_start=first_order_start,
+            not_certified=self.not_certified,
             qr_only=self.config.qr_only and outcome.signed is not None,
             receipt_number=number,
             footer=self.config.footer,
@@ -529,7 +549,8 @@ class Register:
         """Sign a sale (Beleg, training, storno, abort ...) as Kassenbeleg-V1.
 
         ``first_order_start``: start of the first Bestellung-V1 of this bill, printed as
-        TSE-Erstbestellung (DSFinV-K 2.7 relief for restaurants). ``references``: BON_IDs
+        TSE-Erstbestellung (DSFinV-K 2.7 relief for restaurants), also on a bill the
+        TSE did not sign (the orders were). ``references``: BON_IDs
         this Vorgang points at (a cancellation's original; DSFinV-K references.csv),
         booked in the same books transaction as the Vorgang itself; they must be in the
         books already (``E_BOOKS_REFERENCE`` before any TSE call).

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import ssl
 import time
 import uuid
@@ -43,6 +44,7 @@ from opentse.register.backends import (
     TseDescription,
     TSEReplaced,
     TSEUnavailable,
+    issued_by_opentse,
     not_accepted,
 )
 
@@ -92,8 +94,22 @@ def signed_from_body(body: dict[str, Any]) -> Signed:
     )
 
 
+def _certificate(body: dict[str, Any]) -> bytes:
+    """The TSS resource's certificate as DER (base64 DER or PEM, as services differ)."""
+    cert_text = str(body.get("certificate") or "")
+    if cert_text.startswith("-----BEGIN"):
+        return x509.load_pem_x509_certificate(cert_text.encode()).public_bytes(
+            serialization.Encoding.DER
+        )
+    return base64.b64decode(cert_text) if cert_text else b""
+
+
 class RemoteBackend:
     """One TSS and one client of a fiskaly-compatible service."""
+
+    #: set once the TSS names an opentse CA's certificate (opentse serve): never
+    #: BSI-certified, its receipts say so (backends.never_certified)
+    never_certified = False
 
     def __init__(
         self,
@@ -369,20 +385,22 @@ class RemoteBackend:
         """The register serial number the service holds for this client."""
         return str(self._client_resource()["serial_number"])
 
+    def _tss(self) -> dict[str, Any]:
+        """The TSS resource; its certificate tells an opentse TSE (never_certified)."""
+        body = self._request("GET", f"/tss/{self.tse_id}")
+        with contextlib.suppress(ValueError, TypeError):  # a certificate not read: no sign
+            if issued_by_opentse(_certificate(body)):
+                self.never_certified = True
+        return body
+
     def serial_number(self) -> str:
-        return str(self._request("GET", f"/tss/{self.tse_id}")["serial_number"])
+        return str(self._tss()["serial_number"])
 
     def describe(self) -> TseDescription:
         """Public key, certificate (base64 DER or PEM, as services differ), algorithm
         and time format from the TSS resource."""
-        body = self._request("GET", f"/tss/{self.tse_id}")
-        cert_text = str(body.get("certificate") or "")
-        if cert_text.startswith("-----BEGIN"):
-            cert = x509.load_pem_x509_certificate(cert_text.encode()).public_bytes(
-                serialization.Encoding.DER
-            )
-        else:
-            cert = base64.b64decode(cert_text) if cert_text else b""
+        body = self._tss()
+        cert = _certificate(body)
         return TseDescription(
             base64.b64decode(body["public_key"]),
             cert,

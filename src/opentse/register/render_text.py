@@ -138,8 +138,8 @@ def tse_fields(receipt: Receipt) -> list[tuple[str, str]]:
         ("TSE-Start", format_qr_time(tse.start_time)),
         ("TSE-Stop", format_qr_time(tse.end_time)),
     ]
-    if tse.first_order_start is not None:
-        fields.append(("TSE-Erstbestellung", format_qr_time(tse.first_order_start)))
+    if receipt.first_order_start is not None:
+        fields.append(("TSE-Erstbestellung", format_qr_time(receipt.first_order_start)))
     fields += [
         ("TSE-Seriennummer", tse.serial_number),
         ("TSE-Zeitformat", tse.time_format),
@@ -151,12 +151,12 @@ def tse_fields(receipt: Receipt) -> list[tuple[str, str]]:
 
 
 def _first_order(out: _Layout, receipt: Receipt) -> None:
-    """TSE-Erstbestellung stays on a QR-only bill: the QR code of DSFinV-K Anhang I
-    has no field for the first order's start (DSFinV-K 2.7, the relief for tills that
-    sign orders), so it is printed or it is nowhere."""
-    tse = receipt.tse
-    if tse is not None and tse.first_order_start is not None:
-        out.field("TSE-Erstbestellung", format_qr_time(tse.first_order_start))
+    """TSE-Erstbestellung stays on a QR-only bill and on one the TSE did not sign: the
+    QR code of DSFinV-K Anhang I has no field for the first order's start (DSFinV-K
+    2.7, the relief for tills that sign orders), so it is printed or it is nowhere.
+    It is the order's TSE time, printed as logged (UTC), as TSE-Start."""
+    if receipt.first_order_start is not None:
+        out.field("TSE-Erstbestellung", format_qr_time(receipt.first_order_start))
 
 
 def _b64(data: bytes) -> str:
@@ -203,6 +203,7 @@ def render_text(receipt: Receipt, width: int = 48, tz: tzinfo | None = None) -> 
         out.add(TSE_FAILED_TEXT)
         out.field("Vorgangsbeginn", _local(receipt.started_at, zone))
         out.field("Vorgangsende", _local(receipt.ended_at, zone))
+        _first_order(out, receipt)
         if receipt.tse_serial_number:
             out.field("TSE-Seriennummer", receipt.tse_serial_number)
     elif receipt.qr_only and printed_qr(receipt) is not None:
