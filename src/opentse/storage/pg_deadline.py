@@ -36,6 +36,8 @@ LONG_DEADLINE = 300.0  # ... a statement of an export or report (counting, strea
 REQUEST_WAIT = 5.0  # seconds a request waits for a pooled connection
 CONNECT_TIMEOUT = 5  # libpq connect_timeout: the whole connection set-up
 LOCK_TIMEOUT_MS = 3000  # a TSE's row lock held by a stalled node: E_STORAGE_BUSY
+# deleteStoredData's batch gets this much longer per log it drops (``deletion_seconds``)
+DELETE_SECONDS_PER_LOG = 0.001
 _TICK = 0.1
 
 # libpq parameters a URL may set itself (its own win)
@@ -130,6 +132,15 @@ class Watchdog:
         finally:
             self._active.pop(token, None)
 
+    def extend(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        """The deadline under way on ``conn`` ends no sooner than ``seconds`` from now
+        (a deletion of many logs inside a signing batch: ``deletion_seconds``)."""
+        until = time.monotonic() + seconds
+        with self._lock:
+            for watched, handle in self._active.values():
+                if watched is conn and handle.deadline < until:
+                    handle.deadline = until
+
     def _run(self) -> None:
         while True:
             if self._wake.wait(_TICK):
@@ -157,6 +168,16 @@ def _sever(conn: psycopg.Connection[Any]) -> None:
 
 
 WATCHDOG = Watchdog()
+
+
+def deletion_seconds(logs: int, base: float = QUERY_DEADLINE) -> float:
+    """How long a batch deleting ``logs`` logs may take: ``base`` plus
+    DELETE_SECONDS_PER_LOG for each (measured: 27-72 us a log on PostgreSQL 15 with a
+    shared 2-core machine, docs/performance.md; 14-37 times that is allowed). A
+    fixed QUERY_DEADLINE refused every deletion of more than about 80,000 logs
+    (before migration 0014's flag update about 200,000): a TSE with millions of logs
+    could never delete them."""
+    return base + max(0, logs) * DELETE_SECONDS_PER_LOG
 
 
 def no_answer(seconds: float) -> str:

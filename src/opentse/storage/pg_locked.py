@@ -26,6 +26,7 @@ from psycopg import sql
 from opentse.engine.ports import StoredLog
 from opentse.engine.state import TSEState
 from opentse.errors import ConflictError, OpenTSEError, StorageError
+from opentse.storage.pg_deadline import WATCHDOG, deletion_seconds
 from opentse.storage.rows import (
     LOG_COLUMNS,
     delete_logs_sql,
@@ -213,12 +214,21 @@ class LockedView:
     def delete_logs(self, up_to: int) -> None:
         """deleteStoredData: in this request's transaction, before its appends. The
         staged logs of earlier callers go first, then a savepoint, so that a failing
-        ``fn`` takes its deletion back (``failed``)."""
+        ``fn`` takes its deletion back (``failed``). The batch's deadline grows with
+        the number of logs that go (``pg_deadline.deletion_seconds``): a fixed one
+        refused a TSE's deletion of more than about 80,000 logs for good."""
         self._check_open()
         if self._mine:
             raise StorageError("delete_logs comes before appends", code="E_STORE_ORDER")
         self._staged.flush(self._conn)
         try:
+            row = self._conn.execute(
+                "SELECT min(signature_counter) FROM logs WHERE tse_id = %s", (self._tse_id,)
+            ).fetchone()
+            first = up_to + 1 if row is None or row[0] is None else int(row[0])
+            WATCHDOG.extend(
+                self._conn, deletion_seconds(up_to - first + 1, self._store.batch_deadline)
+            )
             if not self._savepoint:
                 self._conn.execute("SAVEPOINT opentse_delete")
                 self._savepoint = True

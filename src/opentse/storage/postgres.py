@@ -246,6 +246,9 @@ class PostgresStore:
         self._cache: OrderedDict[str, tuple[int, TSEState]] = OrderedDict()
         self._stats_lock = threading.Lock()
         self._stats = {"requests": 0, "commits": 0, "state_parsed": 0}
+        # seconds a signing batch may take (pg_deadline; a deletion adds its own
+        # share, pg_deadline.deletion_seconds); tests set less to see a cut quickly
+        self.batch_deadline = QUERY_DEADLINE
 
     def __repr__(self) -> str:  # the URL may hold a password
         return "PostgresStore(...)"
@@ -375,7 +378,7 @@ class PostgresStore:
         """
         grouped = len(batch) > 1
         try:
-            with self._connection("running a TSE operation") as conn:
+            with self._connection("running a TSE operation", self.batch_deadline) as conn:
                 try:
                     tx = self._begin_locked(conn, tse_id)
                     absent = self._absent_refs(conn, tse_id, batch)
