@@ -9,6 +9,7 @@ connection closes; TLS clients are served as before. Against a real process."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import ssl
 from pathlib import Path
@@ -80,9 +81,16 @@ def test_plain_http_on_the_tls_port_is_told_to_use_https(tmp_path: Path) -> None
             assert tls.get(f"{origin}/health").status_code == 200
             auth = tls.post(f"{origin}/api/v2/auth", json=login)
             assert auth.status_code == 200, auth.text
-            # the app still sees https (redirects, the dashboard's Secure cookie)
-            moved = tls.get(f"{origin}/dashboard")
-            assert moved.headers["location"] == f"{origin}/dashboard/", moved.headers
+            # the app still sees https: the dashboard's session cookie is Secure
+            # (redirects are paths since 8a2b5c5, so they no longer show the scheme)
+            assert tls.get(f"{origin}/dashboard").headers["location"] == "/dashboard/"
+            form = tls.get(f"{origin}/dashboard/login")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf is not None, form.text
+            signed_in = tls.post(f"{origin}/dashboard/login", data={"csrf": csrf.group(1), **login})
+            assert signed_in.status_code == 303, signed_in.text
+            cookie = signed_in.headers["set-cookie"].lower()
+            assert "secure" in cookie and "httponly" in cookie, cookie
         # a handshake that fails (no common protocol) leaves the server serving
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
