@@ -28,6 +28,9 @@ FISKALY_DIFFERENCES: tuple[str, ...] = (
     "`signature.counter` is always a string, as fiskaly's schema says (its middleware "
     "sometimes sends a number).",
     "`schema.dsfinvtw_v1` (taximeters, DSFinV-TW) is not supported: 400.",
+    "A request body nested deeper than 64 levels (objects and arrays, the body itself "
+    "is one; free content such as `standard_v1.other`) answers 400 "
+    "`E_FAILED_SCHEMA_VALIDATION` naming where, and nothing is signed.",
     "Client `serial_number` refuses `/` as well as `_` (DSFinV-K 2.3, which fiskaly's "
     "text demands but its pattern lets through).",
     "`raw.process_type` is at most 100 printable ASCII characters (TR-03151 processType); "

@@ -155,12 +155,62 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+# Members nested deeper than this are refused (the body itself is level 1). The
+# schemas need 6 (standard_v1.receipt.amounts_per_vat_rate[0].vat_rate); free content
+# (standard_v1.other) was signed at any depth the parser took (about 1,000), and the
+# answer, which repeats it, then failed 500 past orjson's limit of 255, on every
+# retry of the signed revision too.
+MAX_BODY_DEPTH = 64
+
+
+def _nested_beyond(node: Any, levels: int) -> bool:
+    """Whether the object or array ``node`` holds one more than ``levels`` levels
+    below it (the recursion ends there: at most MAX_BODY_DEPTH frames)."""
+    for child in node.values() if type(node) is dict else node:
+        if (type(child) is dict or type(child) is list) and (
+            levels == 0 or _nested_beyond(child, levels - 1)
+        ):
+            return True
+    return False
+
+
+def _deep_path(node: Any, levels: int, path: Path) -> Path | None:
+    """``_nested_beyond`` telling where: the path of the first such member."""
+    for key, child in node.items() if type(node) is dict else enumerate(node):
+        if type(child) is dict or type(child) is list:
+            if levels == 0:
+                return (path, key)
+            found = _deep_path(child, levels - 1, (path, key))
+            if found is not None:
+                return found
+    return None
+
+
+def _too_deep(value: Any) -> Path | None:
+    """The path of the first object or array below MAX_BODY_DEPTH levels, else None.
+    Bodies come from ``json`` (plain dict and list); the path is only looked for
+    once the cheap walk found one."""
+    if type(value) is not dict and type(value) is not list:
+        return None
+    if not _nested_beyond(value, MAX_BODY_DEPTH - 1):
+        return None
+    return _deep_path(value, MAX_BODY_DEPTH - 1, ROOT)
+
+
 def validate(value: Any, schema: Schema, components: dict[str, Schema]) -> None:
     """Validate a request body; raise the fiskaly 400 on the first violation.
 
     A ``{"$ref": ...}`` to a component (what every route passes) runs the compiled
     form of that component (``compiled``); anything else is interpreted by ``check``.
+    A body nested deeper than MAX_BODY_DEPTH is refused first, whatever the schema.
     """
+    deep = _too_deep(value)
+    if deep is not None:
+        raise ApiError(
+            400,
+            "E_FAILED_SCHEMA_VALIDATION",
+            f"body/{render_path(deep)}: nested deeper than {MAX_BODY_DEPTH} levels",
+        )
     try:
         ref = schema.get("$ref") if len(schema) == 1 else None
         if isinstance(ref, str):
