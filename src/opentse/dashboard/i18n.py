@@ -329,6 +329,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "process_data": ("Vorgangsdaten", "Process data"),
     "qr_code": ("QR-Code", "QR code"),
     "open_qr": ("QR-Code öffnen", "Open QR code"),
+    # as the receipts print it (register/render_text.NO_QR_TEXT): a long order's QR text
+    "qr_too_long": ("Kein QR-Code: TSE-Daten zu lang", "No QR code: TSE data too long"),
     "no_qr": (
         "Für diese Transaktion gibt es keinen QR-Code.",
         "There is no QR code for this transaction.",

@@ -167,7 +167,9 @@ class TransactionPages:
     async def tx_detail(self, page: Page) -> Response:
         detail = await run_in_threadpool(self._tx, page)
         svg = uploads.qr_svg(detail.qr_text, scale=3) if detail.qr_text else ""
-        return page.render("transaction.html", d=detail, qr_svg=svg)
+        # a QR text no QR code holds: the note the receipts print (render_text.NO_QR_TEXT)
+        too_long = bool(detail.qr_text) and not svg
+        return page.render("transaction.html", d=detail, qr_svg=svg, qr_too_long=too_long)
 
     async def tx_qr(self, page: Page) -> Response:
         detail = await run_in_threadpool(self._tx, page)

@@ -54,9 +54,13 @@ def kind_of(head: bytes) -> str | None:
 
 def qr_svg(text: str, *, scale: int = 4) -> str:
     """Inline SVG (no XML declaration) of the receipt QR code, via the register's
-    QR settings (error level M, never boosted)."""
-    from opentse.register.render_qr import make_qr
+    QR settings (error level M, never boosted). Empty when no QR code holds the text
+    (a long order's: render_qr.fits_qr), as a receipt then prints none; drawing it
+    raised E_QR_TOO_LONG and the transaction page answered 500."""
+    from opentse.register.render_qr import fits_qr, make_qr
 
+    if not fits_qr(text):
+        return ""
     qr = make_qr(text)
     buffer = io.BytesIO()
     qr.save(
