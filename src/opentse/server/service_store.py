@@ -614,8 +614,10 @@ class ServiceStore:
                     stop = True
                     break
                 batch.append(item)
-            error = self._write_batch(batch, mark)
+            error = self._write_batch(batch, mark, quiet=failures % 60 != 0)
             if error is None:
+                if failures:  # the end of the warnings the first failure started
+                    log.warning("transaction index written again after %d attempts", failures + 1)
                 failures = 0
             elif not stop and (isinstance(error, sqlite3.OperationalError) or failures < 3):
                 # busy, locked, away or full: never dropped, still served from
@@ -634,9 +636,12 @@ class ServiceStore:
             if stop:
                 return
 
-    def _write_batch(self, batch: list[TxRow], mark: int | None) -> sqlite3.Error | None:
+    def _write_batch(
+        self, batch: list[TxRow], mark: int | None, *, quiet: bool = False
+    ) -> sqlite3.Error | None:
         """One write transaction for ``batch`` (and the durable mark); the error when
-        it failed (logged): the caller writes the batch again after a pause. A
+        it failed (logged unless ``quiet``: the retries between every 60th, a line in
+        about five minutes): the caller writes the batch again after a pause. A
         deleteStoredData of millions of logs holds its locks for minutes (the SQLite
         file's write lock, PostgreSQL's ROW EXCLUSIVE on deleted_refs); a batch
         dropped then was missing from the lists until a restart rebuilt the index."""
@@ -668,7 +673,9 @@ class ServiceStore:
                 if mark is not None and len(batch) < 4096:  # a full batch left rows
                     self._write_mark(c, mark)
         except sqlite3.Error as exc:
-            if is_full(exc):  # the engine's 503s say so too: a line, no traceback
+            if quiet:
+                pass
+            elif is_full(exc):  # the engine's 503s say so too: a line, no traceback
                 log.warning(
                     "transaction index write failed, the data disk is full or cannot "
                     "be written: %s (written again shortly)",
