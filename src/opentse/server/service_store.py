@@ -165,6 +165,7 @@ class ServiceStore:
         self._pending_numbers: dict[tuple[str, int], TxRow] = {}
         self._queue: queue.SimpleQueue[TxRow | None] = queue.SimpleQueue()
         self._idle = threading.Condition(self._lock)
+        self._retrying = False  # the writer's last write failed: it tries again
         self.gather_seconds = 0.05
         # requests between their engine call and their index row being queued: token ->
         # service time at begin; the writer's durable mark never passes the oldest
@@ -579,9 +580,12 @@ class ServiceStore:
         return [(r[0], r[1]) for r in rows]
 
     def flush(self) -> None:
-        """Wait until every index row handed to ``upsert_tx`` is in the database."""
+        """Wait until every index row handed to ``upsert_tx`` is in the database, or
+        until the writer failed to write them (it tries again, ``_write_loop``): a
+        list then answers what is written, not 30 s later (a deletion of millions
+        of logs holds the writer off for minutes)."""
         with self._idle:
-            self._idle.wait_for(lambda: not self._pending, timeout=30)
+            self._idle.wait_for(lambda: not self._pending or self._retrying, timeout=30)
 
     def _write_loop(self) -> None:
         retry: list[TxRow] = []  # a batch whose write failed, to be written again
@@ -625,8 +629,12 @@ class ServiceStore:
                 # tried 3 more times, then left to the startup rebuild as before
                 failures += 1
                 retry = batch
+                with self._idle:
+                    self._retrying = True
+                    self._idle.notify_all()
                 continue
             with self._idle:
+                self._retrying = False
                 for row in batch:
                     key = (row.tss_id, row.tx_id)
                     if self._pending.get(key) is row:
