@@ -9,6 +9,11 @@ either is at its limit the login is refused (429) *before* any hash is computed.
 - An attempt is counted as a failure when it is admitted and taken back when it
   succeeds: concurrent attempts from one address cannot all slip past the check
   before the first failure is recorded. Successes never touch other counters.
+- When the limit is reached only by attempts still running (not by failures known
+  as such), a new attempt is :class:`Busy`, not blocked: the caller waits for one of
+  them to end and asks again. Tills sharing one API key that all log in at the same
+  moment (the shop opens, a node restarts) are served one hash after another instead
+  of being answered 429, and no more than the limit are ever in doubt at once.
 - Answers refused with 429 are not counted (a client honouring Retry-After gets in
   again after one window; counting them would extend the block for ever).
 - Memory is bounded: at most ``max_entries`` addresses and as many keys are tracked;
@@ -51,6 +56,11 @@ class Blocked(Exception):
         super().__init__(f"too many failed logins ({scope})")
         self.retry_after = retry_after
         self.scope = scope
+
+
+class Busy(Blocked):
+    """At the limit only through attempts still running: ask again once one of them
+    has ended (``succeeded`` or ``failed``); ``retry_after`` as for Blocked."""
 
 
 def address_bucket(host: str | None) -> str | None:
@@ -126,25 +136,48 @@ class FailureLimiter:
         self.limits = limits
         self._addresses = _Windows(limits.per_address, limits.window, limits.max_entries)
         self._keys = _Windows(limits.per_key, limits.window, limits.max_entries)
+        self._running: dict[tuple[str, str], int] = {}  # (scope, name) -> attempts running
 
     def admit(self, address: str | None, key: str | None, now: float) -> Ticket:
         """Let one attempt through (counted as a failure until ``succeeded``) or raise
-        :class:`Blocked` when the address or the key is at its limit."""
+        :class:`Blocked` when the address or the key is at its limit (:class:`Busy`
+        when attempts still running make up the difference)."""
         for scope, windows, name in (
             ("address", self._addresses, address),
             ("key", self._keys, key),
         ):
             wait = windows.retry_after(name, now)
             if wait is not None:
-                raise Blocked(wait, scope)
+                running = self._running.get((scope, name or ""), 0)
+                live = windows._live(name, now) if name is not None else None
+                known = (len(live) if live is not None else 0) - running
+                raise (Busy if running and known < windows.limit else Blocked)(wait, scope)
         self._addresses.add(address, now)
         self._keys.add(key, now)
+        for scope, name in (("address", address), ("key", key)):
+            if name is not None:
+                self._running[(scope, name)] = self._running.get((scope, name), 0) + 1
         return Ticket(address, key, now)
+
+    def _ended(self, ticket: Ticket) -> None:
+        for scope, name in (("address", ticket.address), ("key", ticket.key)):
+            if name is None:
+                continue
+            left = self._running.get((scope, name), 0) - 1
+            if left > 0:
+                self._running[(scope, name)] = left
+            else:
+                self._running.pop((scope, name), None)
 
     def succeeded(self, ticket: Ticket) -> None:
         """The attempt logged in (or failed on our side): it is no failure."""
+        self._ended(ticket)
         self._addresses.remove(ticket.address, ticket.at)
         self._keys.remove(ticket.key, ticket.at)
+
+    def failed(self, ticket: Ticket) -> None:
+        """The attempt failed (a wrong secret): its failure stays counted."""
+        self._ended(ticket)
 
     def tracked(self) -> tuple[int, int]:
         """(addresses, keys) currently held in memory."""

@@ -106,7 +106,8 @@ class ServerContext:
                 max_entries=config.auth_limiter_entries,
             )
         )
-        self.auth_limiter_lock = threading.Lock()  # handlers run on several threads
+        # handlers run on several threads; a login that is Busy waits on it (auth_limit)
+        self.auth_limiter_lock = threading.Condition()
         self.puk_key = derive_key(installation.secret, "opentse/server/puk-seal/v1")
         self.exports: Any = None  # set by create_app (ExportManager)
         self.executor = HandlerPool(config.handler_threads)

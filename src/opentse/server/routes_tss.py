@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from typing import Any
 
 from starlette.responses import Response
@@ -21,7 +22,7 @@ from opentse.engine.results import TSEInfo
 from opentse.engine.state import Lifecycle
 from opentse.errors import ConflictError, NotFoundError, OpenTSEError
 from opentse.server.auth import seal, unseal
-from opentse.server.auth_limit import Blocked, address_bucket
+from opentse.server.auth_limit import Blocked, Busy, address_bucket
 from opentse.server.context import (
     API_VERSION,
     Call,
@@ -299,16 +300,20 @@ def guarded_login(ctx: ServerContext, body: dict[str, Any], client: str | None) 
     stop paying). ``client`` is the peer's address as the ASGI server saw it."""
     # refresh tokens are checked by HMAC, not a slow hash: only the address counts
     key = None if "refresh_token" in body else str(body.get("api_key", ""))
+    give_up = time.monotonic() + LOGIN_QUEUE_SECONDS
     with ctx.auth_limiter_lock:
-        try:
-            ticket = ctx.auth_limiter.admit(address_bucket(client), key, ctx.now())
-        except Blocked as blocked:
-            raise ApiError(
-                429,
-                "E_TOO_MANY_REQUESTS",
-                "too many failed logins, retry later",
-                {"Retry-After": str(blocked.retry_after)},
-            ) from None
+        while True:
+            try:
+                ticket = ctx.auth_limiter.admit(address_bucket(client), key, ctx.now())
+                break
+            except Busy:  # the limit is made of logins still running: wait for one
+                left = give_up - time.monotonic()
+                if left > 0:
+                    ctx.auth_limiter_lock.wait(left)
+                    continue
+                raise _too_many(1) from None
+            except Blocked as blocked:
+                raise _too_many(blocked.retry_after) from None
     failed = False
     try:
         return ctx.tokens.login(body, ctx.now())
@@ -316,9 +321,26 @@ def guarded_login(ctx: ServerContext, body: dict[str, Any], client: str | None) 
         failed = exc.status == 401
         raise
     finally:
-        if not failed:  # a login, or an error on our side: no failure of the caller's
-            with ctx.auth_limiter_lock:
+        with ctx.auth_limiter_lock:
+            if failed:
+                ctx.auth_limiter.failed(ticket)
+            else:  # a login, or an error on our side: no failure of the caller's
                 ctx.auth_limiter.succeeded(ticket)
+            ctx.auth_limiter_lock.notify_all()
+
+
+# how long a login waits for the logins of its key or address still running (tills
+# sharing one key that start together), before it is answered 429 after all
+LOGIN_QUEUE_SECONDS = 10.0
+
+
+def _too_many(retry_after: int) -> ApiError:
+    return ApiError(
+        429,
+        "E_TOO_MANY_REQUESTS",
+        "too many failed logins, retry later",
+        {"Retry-After": str(retry_after)},
+    )
 
 
 _LIST_QUERY = (
