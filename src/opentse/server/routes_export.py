@@ -276,11 +276,16 @@ def retrieve_export_file(call: Call) -> Response:
         if row.exception:  # the opentse code too where E_INTERNAL stands for it
             shown = shown_exception(row.exception)
             why = f" ({shown})" if shown == row.exception else f" ({shown}: {row.exception})"
-        raise ApiError(
-            404,
-            "E_EXPORT_NOT_COMPLETED",
-            f"export is {row.state}{why} and has no file; trigger a new export",
-        )
+        if row.state == "COMPLETED" and row.file_path:
+            # written, but not here: another node's exports folder, or removed since
+            message = (
+                f"export is COMPLETED but its file {Path(row.file_path).name} is not in"
+                " this server's exports folder (several nodes must share one exports"
+                " folder, docs/scaling.md; or the file was removed): trigger a new export"
+            )
+        else:
+            message = f"export is {row.state}{why} and has no file; trigger a new export"
+        raise ApiError(404, "E_EXPORT_NOT_COMPLETED", message)
     # an organization's receipts: kept in no cache (with Last-Modified alone a browser
     # till could answer a later download from its disk cache), as the dashboard's
     return ExportFileResponse(
