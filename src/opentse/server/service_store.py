@@ -579,13 +579,16 @@ class ServiceStore:
         rows = self._conn().execute("SELECT tss_id, organization_id FROM svc_tss")
         return [(r[0], r[1]) for r in rows]
 
-    def flush(self) -> None:
-        """Wait until every index row handed to ``upsert_tx`` is in the database, or
-        until the writer failed to write them (it tries again, ``_write_loop``): a
-        list then answers what is written, not 30 s later (a deletion of millions
-        of logs holds the writer off for minutes)."""
+    def flush(self, *, strict: bool = False) -> None:
+        """Wait (at most 30 s) until every index row handed to ``upsert_tx`` is in the
+        database, or until the writer failed to write them (it tries again,
+        ``_write_loop``): a list then answers what is written, not 30 s later (a
+        deletion of millions of logs holds the writer off for minutes). ``strict``:
+        wait for the rows also then (a write that must follow them, a durable mark)."""
         with self._idle:
-            self._idle.wait_for(lambda: not self._pending or self._retrying, timeout=30)
+            self._idle.wait_for(
+                lambda: not self._pending or (self._retrying and not strict), timeout=30
+            )
 
     def _write_loop(self) -> None:
         retry: list[TxRow] = []  # a batch whose write failed, to be written again
@@ -732,7 +735,7 @@ class ServiceStore:
         )
 
     def set_tx_metadata(self, tss_id: str, tx_id: str, metadata: dict[str, str]) -> None:
-        self.flush()
+        self.flush(strict=True)  # the row must be written for the UPDATE to find it
         with self._tx() as c:
             c.execute(
                 "UPDATE svc_transactions SET metadata=? WHERE tss_id=? AND tx_id=?",

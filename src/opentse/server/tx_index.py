@@ -336,7 +336,7 @@ def rebuild_index(ctx: ServerContext) -> int:
             if row is None or row.latest_revision < revision:
                 recover_row(ctx, tss_id, tx_id, row, org)
                 repaired += 1
-    ctx.svc.flush()
+    ctx.svc.flush(strict=True)  # the mark says: everything before it is written
     if newest is not None and (mark is None or newest > mark):
         ctx.svc.set_index_mark(newest)
     return repaired
