@@ -90,6 +90,10 @@ def test_sale_signed_during_a_long_deletion_reaches_the_lists(pg_url: str, tmp_p
         r = c.get(f"/api/v2/tss/{tss}/tx", params={"order_by": "number"}, headers=h)
         assert r.status_code == 200, r.text
         assert time.monotonic() - asked < 1.5 and holder.is_alive()
+        # metadata of a row not written yet waits for it (its UPDATE found no row)
+        path = f"/api/v2/tss/{tss}/tx/{during}/metadata"
+        r = c.patch(path, json={"note": "during"}, headers=h)
+        assert r.status_code == 200, r.text
         holder.join()
         _wait_indexed(c, tss, [1, 2])
         _sale(c, h, tss, cid)
@@ -100,3 +104,5 @@ def test_sale_signed_during_a_long_deletion_reaches_the_lists(pg_url: str, tmp_p
         assert listed == [(1, "FINISHED"), (2, "ACTIVE"), (3, "FINISHED")]
         assert r.json()["count"] == 3
         assert _indexed(c, tss) == [1, 2, 3]
+        r = c.get(path, headers=h)
+        assert r.status_code == 200 and r.json() == {"note": "during"}, r.text
