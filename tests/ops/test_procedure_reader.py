@@ -281,3 +281,28 @@ def test_pdf_table_headings_do_not_break_inside_a_word(ops: OpsContext, tmp_path
     }
     assert {"Außerbetriebnahme", "Hardware", "Inbetriebnahme"} <= headings
     assert sorted(w for w in headings if w not in words) == []
+
+
+def test_logs_deleted_before_an_archive_export_are_not_said_to_be_archived(
+    ops: OpsContext, tmp_path: Path
+) -> None:
+    """An archive export made after a deletion holds only the logs the TSE still had:
+    its last counter alone does not put the older, deleted logs into the archive
+    (review of 07ff2e8). Exported with opentse export, deleted, two sales, archived,
+    deleted again: logs 1..N1 are only in the export outside the archive."""
+    _shop(ops)
+    with open(tmp_path / "outside.tar", "wb") as out:  # opentse export, never archived
+        ops.service.export("alt", out)
+    ops.service.authenticate("alt", PIN)
+    ops.service.delete_stored_data("alt")
+    ops.service.logout("alt")
+    sell(ops, "alt", "KASSE-1", 2)
+    item = archive.archive_export(ops, "alt")
+    assert item.verified_ok and item.first_counter is not None and item.first_counter > 1
+    ops.service.authenticate("alt", PIN)
+    ops.service.delete_stored_data("alt")
+    ops.service.logout("alt")
+    md = procedure.render_markdown(procedure.collect(ops))
+    (row,) = [line for line in md.splitlines() if line.startswith("| Gelöschte Protokolle |")]
+    assert "KEIN geprüfter archivierter Export enthält sie alle" in row, row
+    assert "nur noch in den archivierten Exporten" not in row, row

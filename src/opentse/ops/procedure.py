@@ -13,6 +13,7 @@ and outages, the outage log and the export archive. Marked as not certified.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -384,6 +385,19 @@ def _credential_changes(
     return sorted(found, key=lambda c: (c["at"], c["tse_id"]))
 
 
+def _covered_from_one(ranges: Iterable[tuple[int | None, int | None]]) -> int:
+    """The highest N such that the archived exports' signature-counter ranges together
+    hold every log 1..N (0: none). An archive export made after a deletion holds only
+    what the TSE still had, so its last counter alone does not say the deleted logs
+    are archived: the ranges must join up from 1."""
+    covered = 0
+    for first, last in sorted((f, t) for f, t in ranges if f is not None and t is not None):
+        if first > covered + 1:
+            break  # a hole: the logs in it are in no archived export
+        covered = max(covered, last)
+    return covered
+
+
 def _where_kept(upto: int | None, archived_up_to: int) -> str:
     """Whether a verified archived export holds the deleted logs: the TSE deletes
     whatever a complete export covered, also one written with ``opentse export`` and
@@ -471,9 +485,10 @@ def collect(
     kept = [x for x in archive.exports(ctx) if x.tse_id in tse_ids]
     for t in tses:
         deleted_up_to = ctx.service.get(t["tse_id"]).state.deleted_up_to
-        archived_up_to = max(
-            (x.last_counter or 0 for x in kept if x.tse_id == t["tse_id"] and x.verified_ok),
-            default=0,
+        archived_up_to = _covered_from_one(
+            (x.first_counter, x.last_counter)
+            for x in kept
+            if x.tse_id == t["tse_id"] and x.verified_ok
         )
         logs = system_logs.get(t["tse_id"], [])
         t["deleted"] = _deletions(logs, deleted_up_to, archived_up_to)
