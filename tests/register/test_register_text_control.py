@@ -184,6 +184,27 @@ def test_books_that_hold_such_a_text_still_close_and_export(data: Path, tmp_path
     assert "Ka\x1bffee" in (export / "lines.csv").read_text(encoding="utf-8")
 
 
+def test_a_receipt_booked_with_such_a_text_can_still_be_cancelled(
+    data: Path, tmp_path: Path
+) -> None:
+    """The cancellation repeats the booked receipt's texts; refusing them left a sale
+    of an earlier version uncancellable (review of 0770394). A new sale with such a
+    text is still refused."""
+    till = tmp_path / "till.db"
+    base = ["--data", str(data), "--tss", "tse-t", "--client", CLIENT, "--journal", str(till)]
+    code, out = run("pos", "sell", *base, "--line", "Kaffee:1:2.50:1", "--pay", "bar:2.50")
+    assert code == 0, out
+    with sqlite3.connect(till) as db:
+        (text,) = db.execute("SELECT sale FROM books_receipts").fetchone()
+        db.execute("UPDATE books_receipts SET sale = ?", (text.replace("Kaffee", "Ka\\u001bffee"),))
+    db.close()
+    code, out = run("pos", "storno", *base, "1", "--json")
+    assert code == 0, out
+    assert json.loads(out)["receipt_number"] == "2", out
+    code, out = run("pos", "sell", *base, "--line", "Ka\x1bffee:1:2.50:1", "--pay", "bar:2.50")
+    assert code != 0 and CODE in out, out
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.text(max_size=40))
 def test_any_accepted_text_passes_the_dsfinvk_control_rule(text: str) -> None:
