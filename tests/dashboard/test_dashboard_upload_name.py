@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from dashboard_support import csrf_of, dashboard_login, served_shop
 
+from opentse.dashboard import uploads
+
 
 def _cut_tar() -> bytes:
     """A TAR cut inside its second member's data (a copy not finished)."""
@@ -42,3 +44,19 @@ def test_an_unreadable_upload_is_named_by_its_own_name(tmp_path: Path, lang: str
                 server_side,
                 text[text.find("UNREADABLE") - 300 :][:900],
             )
+
+
+def test_the_name_is_put_in_once_however_often_it_is_named(tmp_path: Path) -> None:
+    """An uploaded file name that holds the server's own name for it (kasse1-upload.tar
+    around upload.tar), named twice (verify_tar, then the upload handler): the finding
+    said kasse1-kasse1-kasse1-upload.tar (review of 1f01bf0)."""
+    folder = tmp_path / "tmpX"
+    folder.mkdir()
+    path = folder / "upload.tar"
+    path.write_bytes(b"not a tar archive" * 40)
+    report = uploads.verify_tar(path, "kasse1-upload.tar")
+    findings = report["findings"]
+    uploads.own_name(findings, path, "kasse1-upload.tar")  # the handler names it again
+    text = " ".join(f"{f['message']} {f['file']}" for f in findings)
+    assert "kasse1-upload.tar" in text, text
+    assert "kasse1-kasse1" not in text and str(folder) not in text, text

@@ -104,18 +104,23 @@ def own_name(findings: list[dict[str, Any]], path: Path, name: str) -> None:
     path: the verifier words an unreadable archive with the path it read, and on a
     shop owner's page the server's temporary upload folder is an info leak and
     means nothing to them."""
+    # one pass (a replacement is never looked at again, so calling this twice, or a
+    # name holding the file's own name, does not repeat it): the full path first, then
+    # the folder (a file of it named otherwise), then the bare file name as a word
     paths = sorted({str(path), str(path.resolve())}, key=len, reverse=True)
     folders = sorted({str(path.parent), str(path.resolve().parent)}, key=len, reverse=True)
+    folders = [f for f in folders if f not in ("", ".", os.sep)]  # never every dot or slash
+    shown = {full: name for full in paths}
+    shown.update({folder + os.sep: "" for folder in folders})
+    shown.update({folder: "" for folder in folders})
+    pattern = re.compile(
+        "|".join(re.escape(x) for x in shown) + rf"|(?<![\w.-]){re.escape(path.name)}(?![\w.-])"
+    )
     for finding in findings:
         for key in ("message", "file"):
             value = finding.get(key)
-            if not isinstance(value, str):
-                continue
-            for full in paths:
-                value = value.replace(full, name)
-            for folder in folders:  # a file of the folder named otherwise
-                value = value.replace(folder + os.sep, "").replace(folder, "")
-            finding[key] = value.replace(path.name, name)
+            if isinstance(value, str):
+                finding[key] = pattern.sub(lambda m: shown.get(m.group(0), name), value)
 
 
 def verify_tar(path: Path, name: str | None = None) -> dict[str, Any]:
