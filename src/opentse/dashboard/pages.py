@@ -159,6 +159,10 @@ def _detail_value(key: str, value: Any) -> Any:
     ``retain_until`` ...; Unix seconds in the append-only protocol) in the shop's local
     time like every other time on the dashboard, everything else as recorded."""
     is_time = isinstance(value, int) and not isinstance(value, bool)
+    if is_time and key == "retain_until":
+        # a calendar date kept as 23:59:59 UTC on its day (ops.archive.retain_until):
+        # in the shop's time 31 December would show as 1 January of the next year
+        return datetime.fromtimestamp(value, tz=UTC).date().isoformat()
     if is_time and key.endswith(TIME_DETAIL_SUFFIXES):
         return _ts(value)
     return value
