@@ -243,14 +243,18 @@ def remove_stale_parts(folder: Path) -> list[Path]:
     return [part for part in part_files(folder) if remove_stale_part(part)]
 
 
+FOLDER_LOCK = ".archive.lock"  # neither an export (*.tar) nor a part file
+
+
 @contextmanager
 def folder_turn(folder: Path) -> Iterator[None]:
-    """An exclusive lock on the archive folder itself (flock on the directory): an
+    """An exclusive lock for the archive folder (flock on its ``.archive.lock``): an
     export creates and locks its part file, a cleaner finds a part file unlocked and
     deletes it, each in its turn. Without it a cleaner could find a new part file in
     the instant between its creation and its writer's lock, and delete it under the
-    running export (whose rename then failed)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    running export (whose rename then failed). A file opened for writing, not the
+    directory: on NFS, flock becomes a POSIX lock, which needs one."""
+    fd = os.open(folder / FOLDER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
