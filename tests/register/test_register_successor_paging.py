@@ -75,3 +75,44 @@ def test_a_successor_after_the_first_page_of_clients_is_found(tmp_path: Path) ->
             assert new_client in str(replaced.value)
         finally:
             backend.close()
+
+
+@pytest.mark.parametrize("count", ["total", "page"])
+def test_every_page_is_read_whatever_count_means(count: str) -> None:
+    """fiskaly's list ``count`` may be the total or the number on the page; a page of
+    150 clients is read to its end either way (stopping on a short page), and a
+    service that ignores ``offset`` is not asked for ever."""
+    clients = [{"_id": f"c{i:03d}", "serial_number": "K1"} for i in range(150)]
+
+    def service(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/auth"):
+            return httpx.Response(200, json={"access_token": "t", "refresh_token": "r"})
+        offset = int(request.url.params.get("offset", "0"))
+        limit = int(request.url.params.get("limit", "100"))
+        page = clients[offset : offset + limit]
+        shown = len(clients) if count == "total" else len(page)
+        return httpx.Response(200, json={"data": page, "count": shown})
+
+    backend = RemoteBackend(
+        "http://vendor.invalid", "key", "secret", "tss", "client",
+        transport=httpx.MockTransport(service),
+    )  # fmt: skip
+    try:
+        found = backend._all_clients("K1")
+    finally:
+        backend.close()
+    assert [c["_id"] for c in found] == [c["_id"] for c in clients]
+
+    def ignores_offset(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/auth"):
+            return httpx.Response(200, json={"access_token": "t", "refresh_token": "r"})
+        return httpx.Response(200, json={"data": clients[:100], "count": 150})
+
+    stubborn = RemoteBackend(
+        "http://vendor.invalid", "key", "secret", "tss", "client",
+        transport=httpx.MockTransport(ignores_offset),
+    )  # fmt: skip
+    try:
+        assert len(stubborn._all_clients("K1")) == 100
+    finally:
+        stubborn.close()

@@ -104,6 +104,9 @@ def _certificate(body: dict[str, Any]) -> bytes:
     return base64.b64decode(cert_text) if cert_text else b""
 
 
+PAGE = 100  # fiskaly's largest page (lists: limit 1..100)
+
+
 class RemoteBackend:
     """One TSS and one client of a fiskaly-compatible service."""
 
@@ -352,15 +355,22 @@ class RemoteBackend:
         a serial number had more clients than that (tills replaced again and again,
         or the same serial at many TSSs), and the till stayed on its out-of-service TSE."""
         found: list[dict[str, Any]] = []
+        seen: set[str] = set()
         while True:
             page = self._request(
                 "GET",
                 "/client",
-                params={"serial_number": serial, "limit": 100, "offset": len(found)},
+                params={"serial_number": serial, "limit": PAGE, "offset": len(found)},
             )
             items = [c for c in page.get("data") or [] if isinstance(c, dict)]
+            ids = {str(c.get("_id", "")) for c in items}
+            if ids and ids <= seen:  # a service that ignores offset: the same page again
+                return found
+            seen |= ids
             found += items
-            if not items or len(found) >= int(page.get("count", len(found))):
+            # a short page is the last one, whether a service's count is the total or
+            # the page's own (the next page is asked for only after a full one)
+            if len(items) < PAGE:
                 return found
 
     def _client_resource(self) -> dict[str, Any]:
