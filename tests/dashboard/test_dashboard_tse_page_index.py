@@ -56,8 +56,18 @@ def _sign(inst: Installation, tss: str, count: int) -> None:
         state.signature_counter = first + BATCH - 1
         locked.save(state)
 
-    for _ in range(count // BATCH):
-        inst.store.run_locked(tss, batch)
+    # seeding is no test of the deadline (tests/storage has those): a loaded CI machine
+    # once took over 5 s for a batch of 250 here, so the seed batches get a minute
+    store: Any = inst.store  # PostgresStore.batch_deadline; SQLite has none
+    deadline = getattr(store, "batch_deadline", None)
+    if deadline is not None:
+        store.batch_deadline = 60.0
+    try:
+        for _ in range(count // BATCH):
+            store.run_locked(tss, batch)
+    finally:
+        if deadline is not None:
+            store.batch_deadline = deadline
 
 
 def _shop(inst: Installation, data: Path) -> Iterator[tuple[Any, str, httpx.Client]]:
