@@ -238,3 +238,42 @@ def test_a_gap_in_the_logs_is_not_imported(pg_url: str, tmp_path: Path) -> None:
     assert refused.stderr.startswith("error E_IMPORT_MISMATCH:"), refused.stderr
     assert "not one gapless run" in refused.stderr
     assert (data / "opentse.db").exists() and _tables_with_rows(pg_url) == []
+
+
+def test_an_imported_file_is_not_imported_again(
+    pg_url: str, pg_server: str, tmp_path: Path
+) -> None:
+    """The backup the import leaves (by its name, or a copy of it under the old name)
+    is refused by a second import: a second database would hold the same TSE and sign
+    its counters again (review C: it was imported, exit 0). A file that is no opentse
+    installation database is refused unchanged (it was migrated and switched to
+    DELETE journal mode before the refusal)."""
+    from opentse.storage.pg_testing import temporary_schema
+
+    data = tmp_path / "data"
+    assert _cli("demo", "--data", str(data), "--transactions", "1").returncode == 0
+    done = _cli("migrate", "--import-sqlite", str(data / "opentse.db"), url=pg_url)
+    assert done.returncode == 0, done.stderr
+    backup = data / "opentse.db.moved-to-postgresql"
+    assert backup.is_file()
+    with temporary_schema(pg_server) as second:
+        again = _cli("migrate", "--import-sqlite", str(backup), url=second)
+        assert again.stderr.startswith("error E_IMPORT_SOURCE_MOVED:"), again.stderr
+        copy = tmp_path / "copy"
+        shutil.copytree(data, copy)
+        shutil.copyfile(backup, copy / "opentse.db")  # the old name, its mark inside
+        again = _cli("migrate", "--import-sqlite", str(copy / "opentse.db"), url=second)
+        assert again.stderr.startswith("error E_IMPORT_SOURCE_MOVED:"), again.stderr
+        assert _tables_with_rows(second) == []
+
+        foreign = tmp_path / "books" / "books.db"
+        foreign.parent.mkdir()
+        with sqlite3.connect(foreign) as db:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("CREATE TABLE books (n INTEGER)")
+        db.close()
+        before = foreign.read_bytes()
+        refused = _cli("migrate", "--import-sqlite", str(foreign), url=second)
+        assert refused.stderr.startswith("error E_IMPORT_SOURCE:"), refused.stderr
+        assert "not an opentse installation database" in refused.stderr
+        assert foreign.read_bytes() == before  # nothing migrated, no journal mode changed

@@ -31,6 +31,7 @@ index is copied whole and rebuilt from the logs where it lags).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -76,12 +77,54 @@ def _refuse(message: str, code: str) -> StorageError:
     return StorageError(message, code=code)
 
 
+MOVED_MARK = "opentse_moved_to_postgresql"  # a table written into an imported file
+
+
+def _refuse_moved(path: Path, lite: sqlite3.Connection) -> None:
+    """An imported file (its backup name, or the mark written before the rename) is
+    never imported again: a second database would hold the same TSEs and hand out
+    their counters a second time once the first has signed on."""
+    marked = lite.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MOVED_MARK,)
+    ).fetchone()
+    if path.name.endswith(MOVED_SUFFIX) or marked is not None:
+        raise _refuse(
+            f"{path} was imported into PostgreSQL already: it is the backup left behind,"
+            " and a second import would put its TSEs into two databases (their counters"
+            " would repeat). Use the database it was imported into",
+            "E_IMPORT_SOURCE_MOVED",
+        )
+
+
+def _refuse_foreign(path: Path, lite: sqlite3.Connection) -> None:
+    """Checked before the file is touched (its journal mode, migrations): a file that
+    is no opentse installation database, or one whose folder lacks the installation's
+    secret and CA, is refused unchanged."""
+    tables = {str(r[0]) for r in lite.execute("SELECT name FROM sqlite_master")}
+    if not {"tses", "logs"} <= tables:
+        raise _refuse(f"{path} is not an opentse installation database", "E_IMPORT_SOURCE")
+    data_dir = path.resolve().parent
+    for needed in (installation_secret.resolve_path(data_dir), data_dir / "ca.json"):
+        if not needed.is_file():
+            raise _refuse(
+                f"{needed} is missing: the import records the installation's secret and "
+                f"CA (the nodes need the same files); restore it from your backup of "
+                f"{data_dir}",
+                "E_IMPORT_SOURCE",
+            )
+
+
 def _open_source(path: Path) -> sqlite3.Connection:
     """The SQLite file, migrated to this code's schema and held exclusively."""
     if not path.is_file():
         raise _refuse(f"{path} is not a SQLite database file", "E_IMPORT_SOURCE")
     lite = sqlite3.connect(path, isolation_level=None, timeout=0)
     try:
+        try:
+            _refuse_moved(path, lite)
+            _refuse_foreign(path, lite)
+        except sqlite3.DatabaseError as exc:  # not a database at all
+            raise _refuse(f"{path} cannot be read: {exc}", "E_IMPORT_SOURCE") from None
         # WAL -> DELETE needs the only connection: a running server or till holds one
         mode = str(lite.execute("PRAGMA journal_mode = DELETE").fetchone()[0]).lower()
         if mode != "delete":
@@ -327,6 +370,14 @@ def _check_counts(
             )
 
 
+def _host_of(url: str) -> str:
+    """Where the file went, without user or password (a mark any reader may see)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname or ''}:{parts.port or ''}{parts.path}"
+
+
 def import_sqlite(path: Path, url: str) -> ImportResult:
     """Copy the SQLite installation database ``path`` (in its data folder, beside the
     installation's secret and CA) into the new PostgreSQL database ``url`` (migrated
@@ -377,4 +428,18 @@ def import_sqlite(path: Path, url: str) -> ImportResult:
             ) from None
     finally:
         lite.close()
+    _mark_moved(moved, url)
     return ImportResult({t: n for t, n in rows.items() if n}, moved)
+
+
+def _mark_moved(moved: Path, url: str) -> None:
+    """Write the mark into the renamed file (a copy of it under any name is refused by
+    a second import too). Written under the new name, after the exclusive hold ended:
+    no process opens opentse.db and finds this file there any more. Best effort: the
+    name alone is refused already."""
+    try:
+        with contextlib.closing(sqlite3.connect(moved, isolation_level=None)) as mark:
+            mark.execute(f"CREATE TABLE IF NOT EXISTS {MOVED_MARK} (url_host TEXT NOT NULL)")
+            mark.execute(f"INSERT INTO {MOVED_MARK} VALUES (?)", (_host_of(url),))
+    except sqlite3.Error:
+        pass
