@@ -47,10 +47,15 @@ def private_dir(path: Path) -> Path:
     dashboard's reports): ``--data`` often names a folder made beforehand 0755 (a
     service manager's state folder, a container volume), and files in a 0755 folder
     are every local user's to read. One of ours left wider by an older version is
-    tightened; one of another user (a shared mount) is left as it is."""
+    tightened to its owner; one set up for a group on purpose (setgid: nodes of a
+    cluster running as different users sharing the exports folder) keeps its group
+    and loses only what others had; one of another user (a shared mount) is left as
+    it is."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = path.stat()
-    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+    mode = stat.S_IMODE(st.st_mode)
+    keep = ~0o007 if mode & stat.S_ISGID else ~0o077
+    if st.st_uid == os.geteuid() and mode & ~keep:
         with contextlib.suppress(OSError):  # a mount that refuses it: as before
-            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+            os.chmod(path, mode & keep)
     return path

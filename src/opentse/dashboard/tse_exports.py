@@ -19,6 +19,7 @@ not one per server start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -229,6 +230,9 @@ class ExportLogs:
 
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
+        if folder is not None and folder.is_dir():
+            with contextlib.suppress(OSError):  # one an older version left 0755: at start
+                private_dir(folder)
         self._lock = threading.Lock()
         self._seen: dict[str, _Seen] = {}
 

@@ -8,6 +8,7 @@ results become plain dicts the templates show.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -266,6 +267,9 @@ class ExportChecks:
 
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
+        if folder is not None and folder.is_dir():
+            with contextlib.suppress(OSError):  # one an older version left 0755: at start
+                private_dir(folder)
         self._lock = threading.Lock()
         self._done: dict[str, dict[str, Any]] = {}
         self._running: dict[str, threading.Event] = {}
