@@ -73,6 +73,20 @@ def test_a_good_range_is_still_served(live: LiveServer, export: dict[str, Any]) 
     assert r.headers["content-range"] == f"bytes 512-1023/{len(whole)}"
 
 
+def test_a_set_with_one_range_past_the_end_serves_the_others(
+    live: LiveServer, export: dict[str, Any]
+) -> None:
+    """RFC 9110 14.2: a range that starts past the end is left out of the set; 416 only
+    when none is left (it was 416 for 0-9 beside one past the end; review C)."""
+    whole = Path(export["tar"]).read_bytes()
+    r = _get(live, export, f"bytes=0-9,{len(whole) + 100}-")
+    assert r.status_code == 206, r.text
+    assert r.content == whole[:10]
+    assert r.headers["content-range"] == f"bytes 0-9/{len(whole)}"
+    r = _get(live, export, f"bytes={len(whole)}-,{len(whole) + 5}-")
+    assert r.status_code == 416 and r.json()["code"] == "E_RANGE_NOT_SATISFIABLE"
+
+
 def test_the_export_file_is_kept_in_no_cache(live: LiveServer, export: dict[str, Any]) -> None:
     """Receipts of an organization: with Last-Modified and no Cache-Control a browser
     till may answer a later download from its disk cache (as the dashboard: no-store)."""

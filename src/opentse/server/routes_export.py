@@ -11,6 +11,7 @@ only an INITIALIZED or DISABLED TSS exports (409
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -310,12 +311,34 @@ class ExportFileResponse(FileResponse):
         except MalformedRangeHeader:
             return []  # no range: the whole file
         except RangeNotSatisfiable:  # raised before the answer starts: the API's handler
+            # RFC 9110 14.2: ranges that start past the end are left out; 416 only when
+            # none is left (Starlette refused the whole set for one of them)
+            fitting = _fitting_ranges(http_range, file_size)
+            if fitting:
+                with contextlib.suppress(MalformedRangeHeader, RangeNotSatisfiable):
+                    return super()._parse_range_header(fitting, file_size)
             raise ApiError(
                 416,
                 "E_RANGE_NOT_SATISFIABLE",
                 f"the export file has {file_size} octets: no range asked for starts in it",
                 {"Content-Range": f"bytes */{file_size}"},
             ) from None
+
+
+def _fitting_ranges(http_range: str, file_size: int) -> str:
+    """The ``bytes=`` set without the ranges that start at or past ``file_size``
+    ("" when none is left or the header is no byte-range set)."""
+    unit, _, ranges = http_range.partition("=")
+    if unit.strip().lower() != "bytes":
+        return ""
+    kept = []
+    for part in ranges.split(","):
+        start, dash, _end = part.strip().partition("-")
+        if not dash:
+            return ""
+        if start.strip() == "" or (start.strip().isdigit() and int(start) < file_size):
+            kept.append(part.strip())  # a suffix range (-N) always fits a non-empty file
+    return "bytes=" + ",".join(kept) if kept and file_size > 0 else ""
 
 
 _ORDER_FIELDS = ("state", "time_request", "time_start", "time_end", "time_expiration", "time_error")
