@@ -13,36 +13,28 @@ books for good. TAB, CR and LF are the CSV's own and left to the callers' rules
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from opentse.errors import ProtocolError
+from opentse.formats.dsfinvk.csvwriter import CONTROL, named_controls
 
-#: what formats.dsfinvk's check reports as E_CSV_CONTROL: C0 except TAB, LF, CR; DEL
-CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+__all__ = ["CODE", "CONTROL", "check_text", "check_texts", "plain"]
 
 CODE = "E_TEXT_CONTROL"
 
 
-def character_name(char: str) -> str:
-    """``U+001B``; NUL named as such (it ends a text in many readers)."""
-    return "NUL (U+0000)" if char == "\x00" else f"U+{ord(char):04X}"
-
-
 def check_text(value: str, field: str) -> None:
     """Refuse ``value`` (the text of ``field``, e.g. ``line text``) when it holds a
-    control character: ``E_TEXT_CONTROL`` naming the field, the character and where.
-    The message never repeats the text (a raw ESC would reach the terminal)."""
-    found = CONTROL.search(value)
-    if found is None:
+    control character (the DSFinV-K format's rule, ``csvwriter.CONTROL``):
+    ``E_TEXT_CONTROL`` naming the field, the character and where. The message never
+    repeats the text (a raw ESC would reach the terminal)."""
+    named = named_controls(value)
+    if named is None:
         return
-    chars = list(dict.fromkeys(CONTROL.findall(value)))
-    listed = ", ".join(character_name(c) for c in chars[:5])
-    more = f" and {len(chars) - 5} more" if len(chars) > 5 else ""
     raise ProtocolError(
-        f"the {field} holds the control character {listed}{more} (first at character "
-        f"{found.start() + 1}): texts are plain text, a DSFinV-K export with it is refused "
-        "by an auditor's import (E_CSV_CONTROL). Nothing was booked; type the text again",
+        f"the {field} holds the control character {named}: texts are plain text, a "
+        "DSFinV-K export with it is refused by an auditor's import (E_CSV_CONTROL). "
+        "Nothing was booked; type the text again",
         code=CODE,
     )
 

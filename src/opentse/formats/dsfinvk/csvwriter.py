@@ -28,6 +28,24 @@ from opentse.formats.dsfinvk.tables import (
     Table,
 )
 
+#: what a DSFinV-K text field may not hold (E_CSV_CONTROL; the register refuses it
+#: as E_TEXT_CONTROL): C0 control characters but TAB, LF and CR (the CSV's own), and DEL
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_BYTES = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def named_controls(value: str) -> str | None:
+    """The control characters in ``value`` as a message names them, never raw
+    (``U+001B, NUL (U+0000) and 2 more (first at character 4)``); None without any."""
+    first = CONTROL.search(value)
+    if first is None:
+        return None
+    chars = list(dict.fromkeys(CONTROL.findall(value)))
+    listed = ", ".join("NUL (U+0000)" if c == "\x00" else f"U+{ord(c):04X}" for c in chars[:5])
+    more = f" and {len(chars) - 5} more" if len(chars) > 5 else ""
+    return f"{listed}{more} (first at character {first.start() + 1})"
+
+
 DELIMITER = ";"
 QUOTE = '"'
 RECORD_END = "\r\n"

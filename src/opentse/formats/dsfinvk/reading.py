@@ -10,12 +10,13 @@ reported and read all the same; the rows read feed the rules across files.
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import replace
 
 from opentse.errors import FormatError
 from opentse.formats.dsfinvk import tables as T
 from opentse.formats.dsfinvk.csvwriter import (
+    CONTROL_BYTES,
+    named_controls,
     parse_date,
     parse_number,
     parse_timestamp,
@@ -32,8 +33,6 @@ from opentse.formats.dsfinvk.indexxml import (
 from opentse.formats.dsfinvk.tables import ColumnType, Table
 
 #: C0 control characters but TAB, LF and CR, and DEL: no text of a receipt holds them
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def read_export(check: CheckState) -> bool:
@@ -161,7 +160,7 @@ def _read_table(check: CheckState, table: Table) -> None:
         return
     # UTF-8 never has these bytes inside a longer character: one search of the file
     # tells whether any field needs looking at
-    control = _CONTROL_BYTES.search(data) is not None
+    control = CONTROL_BYTES.search(data) is not None
     header = tuple(records[0][1])
     if header != names:
         # GDPdU reads the data from line 2 (index.xml's <Range><From>2) in the
@@ -241,16 +240,13 @@ def _check_control(check: CheckState, file: str, name: str, value: str, line: in
     """A control character in a text field: DSFinV-K text fields are plain text, and
     an auditor's import ends a text at NUL or rejects the file. The CSV's own CR and
     LF (inside a quoted field) and TAB are text; numbers are checked as numbers."""
-    first = _CONTROL.search(value)
-    if first is None:
+    named = named_controls(value)
+    if named is None:
         return
-    chars = list(dict.fromkeys(_CONTROL.findall(value)))
-    listed = ", ".join("NUL (U+0000)" if c == "\x00" else f"U+{ord(c):04X}" for c in chars[:5])
-    more = f" and {len(chars) - 5} more" if len(chars) > 5 else ""
     check.add(
         "E_CSV_CONTROL",
         file,
-        f"the control character(s) {listed}{more} (first at character {first.start() + 1}):"
+        f"the control character(s) {named}:"
         " DSFinV-K text fields are plain text, an auditor's import stops at or rejects them",
         line,
         name,
