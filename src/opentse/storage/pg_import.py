@@ -103,15 +103,7 @@ def _refuse_foreign(path: Path, lite: sqlite3.Connection) -> None:
     tables = {str(r[0]) for r in lite.execute("SELECT name FROM sqlite_master")}
     if not {"tses", "logs"} <= tables:
         raise _refuse(f"{path} is not an opentse installation database", "E_IMPORT_SOURCE")
-    data_dir = path.resolve().parent
-    for needed in (installation_secret.resolve_path(data_dir), data_dir / "ca.json"):
-        if not needed.is_file():
-            raise _refuse(
-                f"{needed} is missing: the import records the installation's secret and "
-                f"CA (the nodes need the same files); restore it from your backup of "
-                f"{data_dir}",
-                "E_IMPORT_SOURCE",
-            )
+    _installation_files(path.resolve().parent)
 
 
 def _open_source(path: Path) -> sqlite3.Connection:
@@ -149,9 +141,9 @@ def _open_source(path: Path) -> sqlite3.Connection:
     return lite
 
 
-def _installation(lite: sqlite3.Connection, data_dir: Path) -> tuple[bytes, LocalCA]:
-    """The secret and CA of the installation in ``data_dir``, checked against every
-    TSE's key: the nodes on PostgreSQL will need exactly these."""
+def _installation_files(data_dir: Path) -> tuple[Path, Path]:
+    """The installation's secret and CA files in ``data_dir``; E_IMPORT_SOURCE when
+    one is missing (the nodes on PostgreSQL need exactly these)."""
     secret_path = installation_secret.resolve_path(data_dir)
     ca_path = data_dir / "ca.json"
     for needed in (secret_path, ca_path):
@@ -162,6 +154,13 @@ def _installation(lite: sqlite3.Connection, data_dir: Path) -> tuple[bytes, Loca
                 f"{data_dir}",
                 "E_IMPORT_SOURCE",
             )
+    return secret_path, ca_path
+
+
+def _installation(lite: sqlite3.Connection, data_dir: Path) -> tuple[bytes, LocalCA]:
+    """The secret and CA of the installation in ``data_dir``, checked against every
+    TSE's key: the nodes on PostgreSQL will need exactly these."""
+    secret_path, ca_path = _installation_files(data_dir)  # load_or_create never creates
     secret = installation_secret.load_or_create(secret_path)
     try:
         ca = LocalCA.from_bytes(ca_path.read_bytes(), secret)
