@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from opentse.engine import export as export_mod
 from opentse.errors import NotFoundError, StateError
 from opentse.ops import protocol, sites
 from opentse.ops.store import DEFAULT_REMINDER_DAYS, OpsContext, dumps
+from opentse.register.shoptime import shop_zone
 
 RETENTION_YEARS = 10
 DAY = 86400
@@ -76,7 +76,7 @@ class Reminder:
     message: str
 
 
-GERMANY = ZoneInfo("Europe/Berlin")  # the calendar of the retention period
+GERMANY = shop_zone()  # the calendar of the retention period (Europe/Berlin)
 
 
 def retain_until(created_at: int, years: int = RETENTION_YEARS) -> int:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -53,7 +52,7 @@ _FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 
 
 #: German local time: a tax auditor reads the times of the shop, not UTC (GoBD Rz. 151 ff.)
-BERLIN = ZoneInfo("Europe/Berlin")
+BERLIN = archive.GERMANY  # German local time, zone named (register.shoptime)
 _ZONE_NAMES = {"CET": "MEZ", "CEST": "MESZ"}
 
 
