@@ -153,6 +153,12 @@ class _Where:
             self.add("0=1")
 
 
+def tx_ref(tx_id: str, revision: int) -> str:
+    """The engine ref of an API transaction's revision (``tx:<uuid>:<revision>``):
+    what its log is found by, and what deleted_refs keeps of a deleted one."""
+    return f"tx:{tx_id}:{revision}"
+
+
 class ServiceStore:
     def __init__(self, db_path: Path) -> None:
         self._path = Path(db_path).absolute()  # each thread connects: not by the cwd
@@ -731,7 +737,7 @@ class ServiceStore:
             json.dumps(row.metadata) if row.metadata else "{}",
             row.amount_cents,
             row.tss_id,
-            f"tx:{row.tx_id}:{row.latest_revision}",  # tx_index.tx_ref
+            tx_ref(row.tx_id, row.latest_revision),
         )
 
     def set_tx_metadata(self, tss_id: str, tx_id: str, metadata: dict[str, str]) -> None:

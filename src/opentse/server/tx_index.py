@@ -28,6 +28,7 @@ from opentse.server.context import (
 from opentse.server.problems import ApiError
 from opentse.server.qrtext import QRText
 from opentse.server.service_store import TssRow, TxRow
+from opentse.server.service_store import tx_ref as tx_ref  # kept here for its callers
 
 MAX_REVISION = 9007199254740991
 OPERATION_NAMES = {
@@ -38,10 +39,6 @@ OPERATION_NAMES = {
 # A cancellation without data: DSFinV-K BON_TYP AVBelegabbruch (receipt aborted).
 CANCEL_PROCESS_TYPE = processdata.PROCESS_TYPE_KASSENBELEG
 CANCEL_PROCESS_DATA = processdata.ABORTED_RECEIPT
-
-
-def tx_ref(tx_id: str, revision: int) -> str:
-    return f"tx:{tx_id}:{revision}"
 
 
 MAX_AMOUNT_CENTS = 10**15  # beyond any receipt; keeps the column inside 64 bits
