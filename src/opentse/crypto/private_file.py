@@ -59,3 +59,12 @@ def private_dir(path: Path) -> Path:
         with contextlib.suppress(OSError):  # a mount that refuses it: as before
             os.chmod(path, mode & keep)
     return path
+
+
+def close_if_there(path: Path | None) -> None:
+    """:func:`private_dir` for a folder an older version may have left open, at start:
+    only when it exists (nothing is made), and a folder that refuses it is left as it
+    is (its next write tries again)."""
+    if path is not None and path.is_dir():
+        with contextlib.suppress(OSError):
+            private_dir(path)

@@ -19,7 +19,6 @@ not one per server start.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from opentse.crypto.private_file import private_dir
+from opentse.crypto.private_file import close_if_there, private_dir
 from opentse.engine.ports import LogFilter
 from opentse.engine.rules import Op
 from opentse.errors import OpenTSEError
@@ -230,9 +229,7 @@ class ExportLogs:
 
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
-        if folder is not None and folder.is_dir():
-            with contextlib.suppress(OSError):  # one an older version left 0755: at start
-                private_dir(folder)
+        close_if_there(folder)  # one an older version left 0755
         self._lock = threading.Lock()
         self._seen: dict[str, _Seen] = {}
 

@@ -8,7 +8,6 @@ results become plain dicts the templates show.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -24,7 +23,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from opentse.crypto.private_file import private_dir
+from opentse.crypto.private_file import close_if_there, private_dir
 from opentse.errors import OpenTSEError
 
 log = logging.getLogger(__name__)
@@ -267,9 +266,7 @@ class ExportChecks:
 
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
-        if folder is not None and folder.is_dir():
-            with contextlib.suppress(OSError):  # one an older version left 0755: at start
-                private_dir(folder)
+        close_if_there(folder)  # one an older version left 0755
         self._lock = threading.Lock()
         self._done: dict[str, dict[str, Any]] = {}
         self._running: dict[str, threading.Event] = {}
